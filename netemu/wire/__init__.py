@@ -1,0 +1,60 @@
+"""netemu.wire: bytes ⇄ records. Knows bytes, not state.
+
+Parsing raises only ``MalformedPacket`` (``BadChecksum`` is one); emitting takes
+valid records and produces exact bytes.
+"""
+
+from .arp import ARP_REPLY, ARP_REQUEST, ArpPacket
+from .checksum import internet_checksum, pseudo_header_sum
+from .errors import BadChecksum, MalformedPacket
+from .ethernet import (
+    BROADCAST,
+    ETHERTYPE_ARP,
+    ETHERTYPE_IPV4,
+    ETHERTYPE_IPV6,
+    EthernetFrame,
+    mac_to_bytes,
+    mac_to_str,
+)
+from .frame import Frame, build_tcp_frame, parse_frame
+from .icmp import ICMP_ECHO_REPLY, ICMP_ECHO_REQUEST, IcmpEcho
+from .ipv4 import FLAG_DF, FLAG_MF, PROTO_ICMP, PROTO_TCP, IPv4Packet
+from .seq import seq_add, seq_diff, seq_ge, seq_gt, seq_in_window, seq_le, seq_lt, seq_max, seq_min
+from .tcp import (
+    ACK,
+    CWR,
+    ECE,
+    EOL,
+    FIN,
+    NOP,
+    NS,
+    PSH,
+    RST,
+    SACK_PERMITTED,
+    SYN,
+    URG,
+    EolOption,
+    MssOption,
+    NopOption,
+    RawOption,
+    SackOption,
+    SackPermittedOption,
+    TcpFlags,
+    TcpOption,
+    TcpSegment,
+    TimestampOption,
+    WindowScaleOption,
+    flags_str,
+)
+
+__all__ = [
+    "ACK", "ARP_REPLY", "ARP_REQUEST", "BROADCAST", "CWR", "ECE", "EOL", "ETHERTYPE_ARP",
+    "ETHERTYPE_IPV4", "ETHERTYPE_IPV6", "FIN", "FLAG_DF", "FLAG_MF", "ICMP_ECHO_REPLY",
+    "ICMP_ECHO_REQUEST", "NOP", "NS", "PROTO_ICMP", "PROTO_TCP", "PSH", "RST", "SACK_PERMITTED",
+    "SYN", "URG", "ArpPacket", "BadChecksum", "EolOption", "EthernetFrame", "Frame", "IPv4Packet",
+    "IcmpEcho", "MalformedPacket", "MssOption", "NopOption", "RawOption", "SackOption",
+    "SackPermittedOption", "TcpFlags", "TcpOption", "TcpSegment", "TimestampOption",
+    "WindowScaleOption", "build_tcp_frame", "flags_str", "internet_checksum", "mac_to_bytes",
+    "mac_to_str", "parse_frame", "pseudo_header_sum", "seq_add", "seq_diff", "seq_ge", "seq_gt",
+    "seq_in_window", "seq_le", "seq_lt", "seq_max", "seq_min",
+]
