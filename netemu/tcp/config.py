@@ -1,0 +1,39 @@
+"""Every knob of the endpoint in one object, with Linux-like defaults."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+
+
+@dataclass(slots=True)
+class TcpConfig:
+    """Options of one connection. Defaults follow Linux (6.x) where Linux has one.
+
+    Times are in seconds, sizes in bytes.
+    """
+
+    mss: int = 1460  # our MSS, sent on SYN (RFC 6691: excludes IP and TCP options)
+    default_peer_mss: int = 536  # assumed when the peer's SYN has no MSS (RFC 9293 §3.7.1)
+    rcv_buf: int = 131072  # receive buffer: the most we advertise (tcp_rmem default)
+    snd_buf: int = 16384 * 64  # send buffer: what send() accepts before it says "full"
+    window_scale: int | None = 7  # our shift, offered on SYN; None: do not offer (RFC 7323)
+    rto_initial: float = 1.0  # RFC 6298 §2.1
+    rto_min: float = 0.2  # Linux TCP_RTO_MIN
+    rto_max: float = 120.0  # Linux TCP_RTO_MAX
+    syn_retries: int = 6  # net.ipv4.tcp_syn_retries
+    synack_retries: int = 5  # net.ipv4.tcp_synack_retries
+    retries2: int = 15  # net.ipv4.tcp_retries2: data retransmissions before timing out
+    msl: float = 30.0  # TIME-WAIT lasts 2·MSL (Linux: 60 s TIME-WAIT)
+    fin_timeout: float = 60.0  # net.ipv4.tcp_fin_timeout: FIN-WAIT-2 after close()
+    nagle: bool = True  # RFC 896; False is TCP_NODELAY
+    initial_cwnd_segments: int = 10  # RFC 6928 (Linux IW10)
+    dupack_threshold: int = 3  # RFC 5681 §3.2
+    challenge_ack_limit: int = 1000  # RFC 5961 §7 (net.ipv4.tcp_challenge_ack_limit)
+    max_ooo_bytes: int | None = None  # out-of-order queue cap; None: the receive buffer
+
+    def with_changes(self, **changes: object) -> TcpConfig:
+        names = {f.name for f in fields(self)}
+        unknown = set(changes) - names
+        if unknown:
+            raise TypeError(f"unknown TCP option(s): {', '.join(sorted(unknown))}")
+        return replace(self, **changes)  # type: ignore[arg-type]

@@ -1,0 +1,890 @@
+"""One TCP connection, sans-IO (RFC 9293).
+
+Segments and the current time go in; segments, a deadline and events come out.
+Nothing here touches a socket, a clock or a random source it does not own:
+
+    conn = Connection.client(local, remote, config, isn=...)   # or Listener
+    conn.connect(now)
+    for seg in conn.segments_to_send(now): wire.send(seg)
+    conn.receive(seg, now); conn.handle_timer(now); conn.next_deadline()
+    for ev in conn.events(): ...
+
+Rules of this file:
+- Arrivals are processed in the order of RFC 9293 §3.10.7 (acceptability, RST,
+  SYN, ACK, URG, text, FIN); each rule quotes its clause.
+- API calls (send, shutdown, close, abort) change state at once; timers are armed
+  when segments are produced (segments_to_send) or arrive, both of which know `now`.
+- Sequence numbers use the modular helpers of netemu.wire.seq, always.
+- SND.NXT may move back on a retransmission timeout (as in BSD); SND.MAX is the
+  highest sequence number ever sent, and the limit for acceptable ACKs.
+"""
+
+from __future__ import annotations
+
+from ..wire.seq import MASK, seq_diff, seq_gt, seq_in_window, seq_le, seq_lt
+from ..wire.tcp import ACK, FIN, PSH, RST, SYN, MssOption, TcpSegment, WindowScaleOption
+from .cc import NewReno
+from .config import TcpConfig
+from .events import (
+    Closed,
+    Connected,
+    ConnectionReset,
+    DataReceived,
+    Event,
+    PeerClosed,
+    StateChanged,
+    TimedOut,
+)
+from .isn import IsnGenerator
+from .reassembly import OutOfOrderQueue
+from .rtt import RttEstimator
+from .state import RECEIVING_STATES, State, Timer
+
+# RFC 7323 §2.3: "the shift count must be limited to 14".
+MAX_WSCALE = 14
+
+
+class TcpUsageError(Exception):
+    """A call the connection cannot honour in its state (e.g. send after shutdown)."""
+
+
+def describe(seg: TcpSegment) -> str:
+    names = [n for bit, n in ((SYN, "SYN"), (FIN, "FIN"), (RST, "RST"), (ACK, "ACK"))
+             if seg.flags & bit]
+    return "recv " + ("+".join(names) or "segment") + (" with data" if seg.payload else "")
+
+
+class Connection:
+    """A TCP endpoint for one 4-tuple. Build with ``client()`` or ``Listener``."""
+
+    def __init__(self, local_ip: str, local_port: int, remote_ip: str, remote_port: int,
+                 config: TcpConfig | None = None, *, iss: int | None = None,
+                 isn_generator: IsnGenerator | None = None) -> None:
+        self.local_ip = local_ip
+        self.local_port = local_port
+        self.remote_ip = remote_ip
+        self.remote_port = remote_port
+        self.config = cfg = config or TcpConfig()
+        self._iss_given = iss
+        self._isn_generator = isn_generator
+        self.state = State.CLOSED
+        self.passive = False
+        # Send sequence space (RFC 9293 §3.3.1, Figure 3).
+        self.iss = 0
+        self.snd_una = self.snd_nxt = self.snd_max = 0
+        self.snd_wnd = 0
+        self.snd_wl1 = self.snd_wl2 = 0
+        self.max_snd_wnd = 0
+        self.snd_buf = bytearray()  # unacknowledged and unsent data, from snd_buf_seq
+        self.snd_buf_seq = 0
+        self.fin_queued = False  # shutdown()/close() called: FIN follows the data
+        # Receive sequence space (Figure 4).
+        self.irs = 0
+        self.rcv_nxt = 0
+        self.rcv_adv = 0  # right edge of the window we last advertised
+        self.rcv_buf = bytearray()  # in-order data the user has not read yet
+        self.ooo = OutOfOrderQueue()
+        self.fin_seq_received: int | None = None  # a FIN seen ahead of a hole
+        self.read_closed = False  # close(): we will not read any more
+        # Negotiated options.
+        self.snd_mss = cfg.default_peer_mss
+        self.snd_wscale = 0
+        self.rcv_wscale = 0
+        self._wscale_offered = cfg.window_scale is not None
+        # Retransmission, congestion control.
+        self.rtt = RttEstimator(cfg.rto_initial, cfg.rto_min, cfg.rto_max)
+        self._rtt_seq: int | None = None  # Karn: the one segment being timed
+        self._rtt_sent_at = 0.0
+        self.retransmits = 0  # consecutive timeouts of the current head
+        self.total_retransmits = 0
+        self.cc = NewReno(cfg.mss, cfg.initial_cwnd_segments)
+        self.dupacks = 0
+        self.recover = 0  # RFC 6582 "recover"
+        self._fast_retransmit = False  # send the head segment once, now
+        self._persist_backoff = 0
+        # Output and bookkeeping.
+        self.timers: dict[Timer, float] = {}
+        self._events: list[Event] = []
+        self._control: list[TcpSegment] = []  # RSTs and challenge ACKs, sent first
+        self._ack_now = False
+        self._challenge_acks: tuple[int, int] = (0, 0)  # (second, count), RFC 5961 §7
+        self._now = 0.0
+
+    # ------------------------------------------------------------------ factories
+    @classmethod
+    def client(cls, local: tuple[str, int], remote: tuple[str, int],
+               config: TcpConfig | None = None, *, iss: int | None = None,
+               isn_generator: IsnGenerator | None = None) -> Connection:
+        return cls(local[0], local[1], remote[0], remote[1], config, iss=iss,
+                   isn_generator=isn_generator)
+
+    def _choose_iss(self, now: float) -> int:
+        if self._iss_given is not None:
+            return self._iss_given & MASK
+        gen = self._isn_generator or IsnGenerator()
+        return gen.isn(self.local_ip, self.local_port, self.remote_ip, self.remote_port, now)
+
+    def _init_send_space(self, now: float) -> None:
+        self.iss = self._choose_iss(now)
+        self.snd_una = self.snd_nxt = self.snd_max = self.iss
+        self.snd_buf_seq = (self.iss + 1) & MASK
+        self.recover = self.iss  # RFC 6582 §3.2 step 1
+
+    # ------------------------------------------------------------------ user calls
+    def connect(self, now: float) -> None:
+        """Active OPEN (RFC 9293 §3.10.1): "A SYN segment of the form
+        <SEQ=ISS><CTL=SYN> is sent. Set SND.UNA to ISS, SND.NXT to ISS+1, enter
+        SYN-SENT state"."""
+        if self.state is not State.CLOSED:
+            raise TcpUsageError(f"connect() in {self.state}")
+        self._now = now
+        self._init_send_space(now)
+        self._set_state(State.SYN_SENT, "connect()")
+
+    def accept_syn(self, syn: TcpSegment, now: float) -> None:
+        """Passive OPEN meets a SYN (RFC 9293 §3.10.7.2, LISTEN, "third check for
+        a SYN"): "Set RCV.NXT to SEG.SEQ+1, IRS is set to SEG.SEQ ... ISS should be
+        selected and a SYN segment sent of the form <SEQ=ISS><ACK=RCV.NXT><CTL=SYN,ACK>"."""
+        self._now = now
+        self.passive = True
+        self.state = State.LISTEN
+        self.irs = syn.seq
+        self.rcv_nxt = self.rcv_adv = (syn.seq + 1) & MASK
+        self._take_syn_options(syn)
+        self.snd_wnd = syn.window  # never scaled on a SYN (RFC 7323 §2.2)
+        self.max_snd_wnd = self.snd_wnd
+        self.snd_wl1 = syn.seq
+        self._init_send_space(now)
+        self.snd_wl2 = self.iss
+        if syn.payload:
+            # "Any other control or text should be queued for processing later."
+            self.ooo.insert(self.rcv_nxt, syn.payload, self.rcv_nxt)
+        self._set_state(State.SYN_RECEIVED, "recv SYN", syn)
+
+    def send(self, data: bytes) -> int:
+        """Queue data; returns how many bytes the send buffer took (may be 0)."""
+        if self.fin_queued or self.state in (State.CLOSED, State.LISTEN):
+            raise TcpUsageError(f"send() after shutdown or in {self.state}")
+        room = self.config.snd_buf - len(self.snd_buf)
+        take = data[:max(room, 0)]
+        self.snd_buf += take
+        return len(take)
+
+    @property
+    def send_buffer_free(self) -> int:
+        return max(self.config.snd_buf - len(self.snd_buf), 0)
+
+    def read(self, max_bytes: int = -1) -> bytes:
+        """Take received in-order data; freeing buffer space opens the window."""
+        n = len(self.rcv_buf) if max_bytes < 0 else min(max_bytes, len(self.rcv_buf))
+        if n == 0:
+            return b""
+        data = bytes(self.rcv_buf[:n])
+        del self.rcv_buf[:n]
+        # Receiver SWS avoidance (RFC 1122 §4.2.3.3): announce the opened window
+        # only once it has grown by min(RCV.BUFF/2, Eff.snd.MSS).
+        # Like Linux (tcp_cleanup_rbuf), only when that at least doubles the window.
+        if (self.state.synchronized and self._window_growth() >= self._sws_threshold()
+                and self._free_space() >= 2 * self.rcv_wnd()):
+            self._ack_now = True
+        return data
+
+    @property
+    def readable(self) -> int:
+        return len(self.rcv_buf)
+
+    @property
+    def at_eof(self) -> bool:
+        """The peer's FIN has arrived and every byte before it was read."""
+        return self._fin_received() and not self.rcv_buf
+
+    def shutdown(self) -> None:
+        """Close our sending side: the FIN follows the queued data (RFC 9293
+        §3.10.4 CLOSE, without giving up reading)."""
+        st = self.state
+        if st in (State.SYN_SENT, State.LISTEN, State.CLOSED):
+            # "SYN-SENT STATE: Delete the TCB and return "error: closing" responses".
+            self._to_closed("shutdown()")
+            return
+        if self.fin_queued:
+            return
+        self.fin_queued = True
+        if st is State.ESTABLISHED:
+            # "ESTABLISHED STATE: Queue this until all preceding SENDs have been
+            # segmentized, then form a FIN segment and send it. In any case, enter
+            # FIN-WAIT-1 state."  (SYN-RECEIVED: "queue for processing after
+            # entering ESTABLISHED state", see _process_ack.)
+            self._set_state(State.FIN_WAIT_1, "shutdown()")
+        elif st is State.CLOSE_WAIT:
+            # "CLOSE-WAIT STATE: Queue this request until all preceding SENDs have
+            # been segmentized; then send a FIN segment, enter LAST-ACK state."
+            self._set_state(State.LAST_ACK, "shutdown()")
+
+    def close(self) -> None:
+        """CLOSE: shutdown() and stop reading. As Linux does (RFC 2525 §2.17),
+        closing with unread data aborts with a RST instead of a FIN."""
+        if self.rcv_buf and self.state.synchronized:
+            self.abort()
+            return
+        self.read_closed = True
+        self.shutdown()
+
+    def abort(self) -> None:
+        """ABORT (RFC 9293 §3.10.5): "Send a reset segment: <SEQ=SND.NXT><CTL=RST>"
+        in the synchronized states and SYN-RECEIVED; then CLOSED."""
+        if self.state in (State.SYN_RECEIVED, State.ESTABLISHED, State.FIN_WAIT_1,
+                          State.FIN_WAIT_2, State.CLOSE_WAIT):
+            # Linux sends RST+ACK here; the ACK field only helps the peer accept it.
+            self._control.append(self._segment(self.snd_max, RST | ACK))
+        if self.state is not State.CLOSED:
+            self._to_closed("abort()")
+
+    # ------------------------------------------------------------------ outputs
+    def events(self) -> list[Event]:
+        ev, self._events = self._events, []
+        return ev
+
+    def next_deadline(self) -> float | None:
+        return min(self.timers.values()) if self.timers else None
+
+    @property
+    def flight_size(self) -> int:
+        return seq_diff(self.snd_max, self.snd_una)
+
+    @property
+    def fin_seq(self) -> int:
+        """The sequence number our FIN takes (meaningful once fin_queued)."""
+        return (self.snd_buf_seq + len(self.snd_buf)) & MASK
+
+    def segments_to_send(self, now: float) -> list[TcpSegment]:
+        """Everything to transmit now: control segments, SYN or SYN-ACK,
+        (re)transmitted data and FIN within the windows, or a bare ACK."""
+        self._now = now
+        out = self._control
+        self._control = []
+        st = self.state
+        if st is State.SYN_SENT and self.snd_nxt == self.iss:
+            out.append(self._syn_segment(SYN))
+        elif st is State.SYN_RECEIVED and self.snd_nxt == self.iss:
+            out.append(self._syn_segment(SYN | ACK))
+            self._ack_now = False
+        elif st.synchronized and st is not State.TIME_WAIT:
+            self._output_data(now, out)
+        if self._ack_now and st is not State.CLOSED:
+            # A bare ACK carries SND.MAX, not a rewound SND.NXT: the peer may hold
+            # data up to SND.MAX already, and would find a lower SEQ unacceptable
+            # and answer with an ACK of its own, and so on forever.
+            self._ack_now = False
+            out.append(self._segment(self.snd_max, ACK))
+        if out and Timer.RETRANSMIT not in self.timers and self.snd_max != self.snd_una:
+            self.timers[Timer.RETRANSMIT] = now + self.rtt.current()
+        if (st is State.FIN_WAIT_2 and self.read_closed
+                and Timer.FIN_WAIT_2 not in self.timers):
+            self.timers[Timer.FIN_WAIT_2] = now + self.config.fin_timeout
+        return out
+
+    def _syn_segment(self, flags: int) -> TcpSegment:
+        opts: list = [MssOption(self.config.mss)]
+        if self._wscale_offered:
+            opts.append(WindowScaleOption(min(self.config.window_scale or 0, MAX_WSCALE)))
+        wnd = min(self._free_space(), 0xFFFF)  # never scaled on a SYN (RFC 7323 §2.2)
+        seg = TcpSegment(self.local_port, self.remote_port, self.iss,
+                         self.rcv_nxt if flags & ACK else 0, flags, wnd, options=tuple(opts))
+        if flags & ACK:
+            self.rcv_adv = (self.rcv_nxt + wnd) & MASK
+        self.snd_nxt = (self.iss + 1) & MASK
+        if seq_lt(self.snd_max, self.snd_nxt):
+            self.snd_max = self.snd_nxt
+        if self._rtt_seq is None and self.retransmits == 0:
+            self._rtt_seq, self._rtt_sent_at = self.iss, self._now
+        return seg
+
+    def _output_data(self, now: float, out: list[TcpSegment]) -> None:
+        mss = self.snd_mss
+        if self._fast_retransmit:
+            self._fast_retransmit = False
+            seg = self._data_segment(self.snd_una, mss)
+            if seg is not None:
+                out.append(seg)
+                self._count_retransmit()
+        while True:
+            seq = self.snd_nxt
+            off = seq_diff(seq, self.snd_buf_seq)
+            avail = len(self.snd_buf) - off
+            wnd = min(self.snd_wnd, self.cc.cwnd)
+            usable = wnd - seq_diff(seq, self.snd_una)
+            n = max(min(mss, avail, usable), 0)
+            # The FIN goes with (or after) the last byte, whatever the window.
+            fin_now = self.fin_queued and avail >= 0 and avail == n
+            if n == 0 and not fin_now:
+                break
+            if n and not fin_now and not self._may_send(n, avail, wnd):
+                break
+            seg = self._data_segment(seq, n, fin=fin_now)
+            if seg is None:
+                break
+            out.append(seg)
+            if fin_now:
+                break
+        # Zero window with data waiting and nothing in flight: probe (RFC 9293 §3.8.6.1).
+        waiting = len(self.snd_buf) - seq_diff(self.snd_nxt, self.snd_buf_seq) > 0
+        if (self.snd_wnd == 0 and waiting and self.snd_max == self.snd_una
+                and Timer.PERSIST not in self.timers):
+            self.timers[Timer.PERSIST] = now + self._persist_interval()
+
+    def _may_send(self, n: int, avail: int, wnd: int) -> bool:
+        """Sender SWS avoidance (RFC 1122 §4.2.3.4) and Nagle (RFC 896)."""
+        if n >= self.snd_mss:
+            return True  # "(1) a maximum-sized segment can be sent"
+        if n == avail and (not self.config.nagle or self.snd_max == self.snd_una):
+            return True  # "(2) ... all queued data can be sent now", Nagle allowing
+        # "(3) at least a fraction Fs of the maximum window can be sent" (Fs = 1/2)
+        return self.max_snd_wnd > 0 and n >= self.max_snd_wnd // 2
+
+    def _data_segment(self, seq: int, n: int, fin: bool = False) -> TcpSegment | None:
+        off = seq_diff(seq, self.snd_buf_seq)
+        if off < 0:
+            return None
+        payload = bytes(self.snd_buf[off:off + n])
+        flags = ACK
+        if payload and off + len(payload) == len(self.snd_buf):
+            flags |= PSH
+        if fin:
+            flags |= FIN
+        seg = self._segment(seq, flags, payload)
+        end = (seq + len(payload) + (1 if fin else 0)) & MASK
+        is_new = seq_le(self.snd_max, seq)
+        if seq_gt(end, self.snd_max):
+            self.snd_max = end
+        if seq_gt(end, self.snd_nxt):
+            self.snd_nxt = end
+        # Karn: time only segments sent for the first time (RFC 6298 §3).
+        if is_new and self._rtt_seq is None and self.retransmits == 0:
+            self._rtt_seq, self._rtt_sent_at = seq, self._now
+        self._ack_now = False  # the ACK rides on this segment
+        return seg
+
+    def _segment(self, seq: int, flags: int, payload: bytes = b"") -> TcpSegment:
+        return TcpSegment(self.local_port, self.remote_port, seq & MASK,
+                          self.rcv_nxt if flags & ACK else 0, flags, self._window_field(), payload)
+
+    # ------------------------------------------------------------------ windows
+    def _free_space(self) -> int:
+        return max(self.config.rcv_buf - len(self.rcv_buf), 0)
+
+    def _sws_threshold(self) -> int:
+        return min(self.config.rcv_buf // 2, self.config.mss)
+
+    def _window_growth(self) -> int:
+        """How far the right edge would move if we advertised all free space."""
+        return self._free_space() - max(seq_diff(self.rcv_adv, self.rcv_nxt), 0)
+
+    def _window_field(self) -> int:
+        """The window to advertise, updating RCV.ADV. Never shrinks the right
+        edge already advertised (RFC 9293 §3.8.6.2.2, "the window SHOULD NOT be
+        shrunk"), and grows only by SWS-worthy amounts (RFC 1122 §4.2.3.3)."""
+        current = max(seq_diff(self.rcv_adv, self.rcv_nxt), 0)
+        free = self._free_space()
+        shift = self.rcv_wscale
+        field = (current + (1 << shift) - 1) >> shift  # rounded up: never shrink
+        if free - current >= self._sws_threshold():
+            field = max(field, free >> shift)
+        field = min(field, 0xFFFF)
+        adv = field << shift
+        if seq_gt((self.rcv_nxt + adv) & MASK, self.rcv_adv):
+            self.rcv_adv = (self.rcv_nxt + adv) & MASK
+        return field
+
+    def rcv_wnd(self) -> int:
+        """RCV.WND for the acceptability test: what we last advertised."""
+        return max(seq_diff(self.rcv_adv, self.rcv_nxt), 0)
+
+    # ------------------------------------------------------------------ timers
+    def handle_timer(self, now: float) -> None:
+        self._now = now
+        for timer, when in sorted(self.timers.items(), key=lambda kv: kv[1]):
+            if when <= now and self.timers.get(timer) == when:
+                del self.timers[timer]
+                getattr(self, "_on_" + timer.name.lower())(now)
+
+    def _on_retransmit(self, now: float) -> None:
+        if self.snd_max == self.snd_una:
+            return
+        st = self.state
+        limit = {State.SYN_SENT: self.config.syn_retries,
+                 State.SYN_RECEIVED: self.config.synack_retries}.get(st, self.config.retries2)
+        if self.retransmits >= limit:
+            what = "SYN" if st is State.SYN_SENT else "SYN-ACK" if st is State.SYN_RECEIVED \
+                else "data"
+            self._events.append(TimedOut(f"{what} retransmissions exhausted ({limit})"))
+            self._to_closed(f"timer {Timer.RETRANSMIT.value}")
+            return
+        # RFC 6298 §5.4-5.6: retransmit the earliest unacknowledged segment, back
+        # off the timer, restart it. RFC 5681 §3.1: cwnd to one segment.
+        self.cc.on_timeout(self.flight_size, now)
+        self.dupacks = 0
+        self.rtt.back_off()
+        self._count_retransmit()
+        self.retransmits += 1
+        self.snd_nxt = self.snd_una  # go back: resend from the first hole
+        self.recover = self.snd_max  # RFC 6582 §4: no fast retransmit for old dupacks
+
+    def _count_retransmit(self) -> None:
+        self._rtt_seq = None  # Karn's algorithm: no sample from a retransmission
+        self.total_retransmits += 1
+
+    def _persist_interval(self) -> float:
+        return min(self.rtt.rto * (1 << self._persist_backoff), self.config.rto_max)
+
+    def _on_persist(self, now: float) -> None:
+        """Zero-window probe: an ACK one below SND.UNA, as Linux sends it, draws
+        an ACK that carries the peer's current window (RFC 9293 §3.8.6.1)."""
+        waiting = len(self.snd_buf) - seq_diff(self.snd_nxt, self.snd_buf_seq) > 0
+        if self.snd_wnd != 0 or not waiting or not self.state.synchronized:
+            return
+        self._control.append(self._segment((self.snd_una - 1) & MASK, ACK))
+        if self._persist_backoff < 16:
+            self._persist_backoff += 1
+        self.timers[Timer.PERSIST] = now + self._persist_interval()
+
+    def _on_time_wait(self, now: float) -> None:
+        self._to_closed(f"timer {Timer.TIME_WAIT.value}")
+
+    def _on_fin_wait_2(self, now: float) -> None:
+        self._to_closed(f"timer {Timer.FIN_WAIT_2.value}")
+
+    def _on_delayed_ack(self, now: float) -> None:
+        self._ack_now = True
+
+    def _on_keepalive(self, now: float) -> None:  # arrives with the options issue
+        pass
+
+    # ------------------------------------------------------------------ state
+    def _set_state(self, new: State, cause: str, seg: TcpSegment | None = None) -> None:
+        old = self.state
+        if old is new:
+            return
+        self.state = new
+        self._events.append(StateChanged(old, new, cause, seg))
+        if new is State.TIME_WAIT:
+            # RFC 9293 §3.10.7.4: "Start the time-wait timer, turn off the other timers."
+            self.timers = {Timer.TIME_WAIT: self._now + 2 * self.config.msl}
+
+    def _to_closed(self, cause: str, seg: TcpSegment | None = None) -> None:
+        self._set_state(State.CLOSED, cause, seg)
+        self.timers.clear()
+        self._ack_now = False
+        self._events.append(Closed())
+
+    def _our_fin_acked(self) -> bool:
+        return self.fin_queued and self.snd_una == (self.fin_seq + 1) & MASK
+
+    def _fin_received(self) -> bool:
+        return self.state in (State.CLOSE_WAIT, State.LAST_ACK, State.CLOSING,
+                              State.TIME_WAIT) or (
+            self.state is State.CLOSED and self.fin_seq_received is not None)
+
+    # ------------------------------------------------------------------ arrivals
+    def receive(self, seg: TcpSegment, now: float) -> None:
+        """Process one arriving segment (RFC 9293 §3.10.7)."""
+        self._now = now
+        st = self.state
+        if st is State.CLOSED or st is State.LISTEN:
+            return  # the host answers for closed ports (see reset_for)
+        if st is State.SYN_SENT:
+            self._receive_syn_sent(seg, now)
+            return
+        self._receive_synchronized(seg, now)
+
+    def _take_syn_options(self, syn: TcpSegment) -> None:
+        # RFC 9293 §3.7.1 / RFC 6691: send no segment larger than the peer's MSS
+        # (536 when it sent none), nor larger than our own.
+        peer_mss = syn.mss
+        self.snd_mss = max(min(peer_mss if peer_mss else self.config.default_peer_mss,
+                               self.config.mss), 64)
+        # RFC 7323 §2.2: scaling is on only when both SYNs carry the option.
+        ws = syn.wscale
+        if ws is not None and self._wscale_offered:
+            # "If a Window Scale option is received with a shift.cnt value larger
+            # than 14, the TCP SHOULD log the error but MUST use 14 instead".
+            self.snd_wscale = min(ws, MAX_WSCALE)
+            self.rcv_wscale = min(self.config.window_scale or 0, MAX_WSCALE)
+        else:
+            self._wscale_offered = False
+            self.snd_wscale = self.rcv_wscale = 0
+        self.cc.mss = self.snd_mss
+        self.cc.cwnd = self.config.initial_cwnd_segments * self.snd_mss
+
+    def _receive_syn_sent(self, seg: TcpSegment, now: float) -> None:
+        """RFC 9293 §3.10.7.3, SYN-SENT STATE."""
+        flags = seg.flags
+        ack_ok = False
+        if flags & ACK:
+            # "If SEG.ACK =< ISS or SEG.ACK > SND.NXT, send a reset (unless the RST
+            # bit is set, if so drop the segment and return) <SEQ=SEG.ACK><CTL=RST>"
+            if seq_le(seg.ack, self.iss) or seq_gt(seg.ack, self.snd_max):
+                if not flags & RST:
+                    self._control.append(TcpSegment(self.local_port, self.remote_port,
+                                                    seg.ack, 0, RST, 0))
+                return
+            ack_ok = True  # "If SND.UNA < SEG.ACK =< SND.NXT, then the ACK is acceptable."
+        if flags & RST:
+            # "If the ACK was acceptable, then signal to the user "error: connection
+            # reset", drop the segment, enter CLOSED state ... Otherwise (no ACK),
+            # drop the segment and return." (RFC 5961 §3.2 keeps this for SYN-SENT.)
+            if ack_ok:
+                self._events.append(ConnectionReset(refused=True))
+                self._to_closed(describe(seg), seg)
+            return
+        if not flags & SYN:
+            return  # "If neither of the SYN or RST bits is set, then drop the segment"
+        # "If the SYN bit is on ... RCV.NXT is set to SEG.SEQ+1, IRS is set to SEG.SEQ."
+        self.irs = seg.seq
+        self.rcv_nxt = self.rcv_adv = (seg.seq + 1) & MASK
+        self._take_syn_options(seg)
+        if ack_ok:
+            # "SND.UNA should be advanced to equal SEG.ACK ... If SND.UNA > ISS (our
+            # SYN has been ACKed), change the connection state to ESTABLISHED, form
+            # an ACK segment <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK> and send it."
+            self._ack_advances(seg.ack, now)
+            self._update_window(seg, scaled=False)
+            self.snd_wl1, self.snd_wl2 = seg.seq, seg.ack
+            self._set_state(State.ESTABLISHED, describe(seg), seg)
+            self._events.append(Connected())
+            self._ack_now = True
+            if seg.payload or flags & FIN:
+                # "Data or controls that were queued for transmission may be
+                # included. If there are other controls or text in the segment,
+                # then continue processing at the sixth step".
+                self._process_text_and_fin(seg, now)
+        else:
+            # Simultaneous open: "Otherwise, enter SYN-RECEIVED, form a SYN,ACK
+            # segment <SEQ=ISS><ACK=RCV.NXT><CTL=SYN,ACK> and send it."
+            self.snd_wnd = seg.window
+            self.max_snd_wnd = max(self.max_snd_wnd, self.snd_wnd)
+            self.snd_wl1 = seg.seq
+            self.snd_nxt = self.iss  # the SYN goes out again, now with ACK
+            self.timers.pop(Timer.RETRANSMIT, None)
+            self._set_state(State.SYN_RECEIVED, describe(seg), seg)
+            if seg.payload:
+                self.ooo.insert(self.rcv_nxt, seg.payload, self.rcv_nxt)
+
+    def _receive_synchronized(self, seg: TcpSegment, now: float) -> None:
+        flags = seg.flags
+        st = self.state
+        # SYN-RECEIVED and a retransmitted SYN: our SYN-ACK was lost; send it again.
+        if st is State.SYN_RECEIVED and flags & SYN and seg.seq == self.irs:
+            if not flags & ACK:
+                self.snd_nxt = self.iss
+                return
+            # Simultaneous open: the peer's SYN-ACK repeats its SYN, which we hold.
+            # "If a segment's contents straddle the boundary between old and new,
+            # only the new parts are processed": strip the SYN and go on.
+            seg = TcpSegment(seg.src_port, seg.dst_port, (seg.seq + 1) & MASK, seg.ack,
+                             flags & ~SYN, seg.window, seg.payload, seg.options)
+            flags = seg.flags
+        # ---- first, check sequence number (RFC 9293 §3.10.7.4) ----
+        if not self._acceptable(seg):
+            # "If an incoming segment is not acceptable, an acknowledgment should be
+            # sent in reply (unless the RST bit is set, if so drop the segment and
+            # return)". Zero-window probes land here and get our window back. An ACK
+            # at RCV.NXT is still processed ("special allowance should be made to
+            # accept valid ACKs").
+            if flags & RST:
+                return
+            if flags & SYN:
+                self._challenge_ack(now)
+                return
+            self._ack_now = True
+            if flags & ACK and seg.seq == self.rcv_nxt and st.synchronized:
+                self._process_ack(seg, now)
+            return
+        # ---- second, check the RST bit (RFC 5961 §3.2) ----
+        if flags & RST:
+            # "1) If the RST bit is set and the sequence number is outside the current
+            # receive window, silently drop the segment. 2) If the RST bit is set and
+            # the sequence number exactly matches the next expected sequence number
+            # (RCV.NXT), then TCP MUST reset the connection. 3) ... otherwise send a
+            # challenge ACK"
+            if seg.seq != self.rcv_nxt:
+                self._challenge_ack(now)
+                return
+            if st is State.SYN_RECEIVED and self.passive:
+                # "If this connection was initiated with a passive OPEN ... return this
+                # connection to the LISTEN state": the listener forgets it.
+                self._to_closed(describe(seg), seg)
+                return
+            if st in (State.SYN_RECEIVED, State.ESTABLISHED, State.FIN_WAIT_1,
+                      State.FIN_WAIT_2, State.CLOSE_WAIT):
+                self._events.append(ConnectionReset(refused=st is State.SYN_RECEIVED))
+            # "CLOSING, LAST-ACK, TIME-WAIT: If the RST bit is set, then enter the
+            # CLOSED state, delete the TCB, and return."
+            self._to_closed(describe(seg), seg)
+            return
+        # ---- fourth, check the SYN bit (RFC 5961 §4.2) ----
+        if flags & SYN:
+            # "If the SYN bit is set, irrespective of the sequence number, TCP MUST
+            # send an ACK (also referred to as challenge ACK) to the remote peer"
+            self._challenge_ack(now)
+            return
+        # ---- fifth, check the ACK field ----
+        if not flags & ACK:
+            return  # "if the ACK bit is off, drop the segment and return"
+        if not self._process_ack(seg, now):
+            return
+        # ---- sixth (URG) is not acted on; seventh, text; eighth, FIN ----
+        self._process_text_and_fin(seg, now)
+
+    def _acceptable(self, seg: TcpSegment) -> bool:
+        """The four cases of RFC 9293 §3.10.7.4:
+
+        Segment Length  Receive Window  Test
+        0               0               SEG.SEQ = RCV.NXT
+        0               >0              RCV.NXT =< SEG.SEQ < RCV.NXT+RCV.WND
+        >0              0               not acceptable
+        >0              >0              RCV.NXT =< SEG.SEQ < RCV.NXT+RCV.WND
+                                     or RCV.NXT =< SEG.SEQ+SEG.LEN-1 < RCV.NXT+RCV.WND
+        """
+        seg_len = seg.seg_len
+        wnd = self.rcv_wnd()
+        if seg_len == 0:
+            if wnd == 0:
+                return seg.seq == self.rcv_nxt
+            return seq_in_window(seg.seq, self.rcv_nxt, wnd)
+        if wnd == 0:
+            return False
+        return (seq_in_window(seg.seq, self.rcv_nxt, wnd)
+                or seq_in_window((seg.seq + seg_len - 1) & MASK, self.rcv_nxt, wnd))
+
+    def _challenge_ack(self, now: float) -> None:
+        """RFC 5961 §7: at most challenge_ack_limit challenge ACKs per second."""
+        second, count = self._challenge_acks
+        if int(now) != second:
+            second, count = int(now), 0
+        if count < self.config.challenge_ack_limit:
+            self._ack_now = True
+            count += 1
+        self._challenge_acks = (second, count)
+
+    def _process_ack(self, seg: TcpSegment, now: float) -> bool:
+        """Fifth step of RFC 9293 §3.10.7.4. Returns False when the segment is dropped."""
+        st = self.state
+        ack = seg.ack
+        if st is State.SYN_RECEIVED:
+            # "If SND.UNA < SEG.ACK =< SND.NXT, then enter ESTABLISHED state and
+            # continue processing ... If the segment acknowledgment is not
+            # acceptable, form a reset segment <SEQ=SEG.ACK><CTL=RST> and send it."
+            if seq_lt(self.snd_una, ack) and seq_le(ack, self.snd_max):
+                self._ack_advances(ack, now)
+                self._update_window(seg, scaled=True)
+                self.snd_wl1, self.snd_wl2 = seg.seq, ack
+                if self.fin_queued:
+                    self._set_state(State.ESTABLISHED, describe(seg), seg)
+                    self._events.append(Connected())
+                    self._set_state(State.FIN_WAIT_1, "shutdown() (queued)")
+                else:
+                    self._set_state(State.ESTABLISHED, describe(seg), seg)
+                    self._events.append(Connected())
+                ready = self.ooo.pop_ready(self.rcv_nxt)  # data that came with the SYN
+                if ready:
+                    self._deliver(ready)
+                return True
+            self._control.append(TcpSegment(self.local_port, self.remote_port, ack, 0, RST, 0))
+            return False
+        # RFC 5961 §5.2: "The ACK value is considered acceptable only if it is in the
+        # range of ((SND.UNA - MAX.SND.WND) =< SEG.ACK =< SND.NXT). All incoming
+        # segments whose ACK value doesn't satisfy the above condition MUST be
+        # discarded and an ACK sent back."
+        if seq_gt(ack, self.snd_max):
+            # "If the ACK acks something not yet sent (SEG.ACK > SND.NXT) then send
+            # an ACK, drop the segment, and return."
+            self._ack_now = True
+            return False
+        if seq_lt(ack, (self.snd_una - self.max_snd_wnd) & MASK):
+            self._challenge_ack(now)
+            return False
+        if seq_lt(self.snd_una, ack):
+            self._ack_advances(ack, now)
+        elif ack == self.snd_una:
+            self._maybe_duplicate_ack(seg)
+        # "If SND.UNA =< SEG.ACK =< SND.NXT, the send window should be updated. If
+        # (SND.WL1 < SEG.SEQ or (SND.WL1 = SEG.SEQ and SND.WL2 =< SEG.ACK)), set
+        # SND.WND <- SEG.WND, set SND.WL1 <- SEG.SEQ, and set SND.WL2 <- SEG.ACK."
+        if seq_lt(self.snd_wl1, seg.seq) or (self.snd_wl1 == seg.seq
+                                              and seq_le(self.snd_wl2, ack)):
+            self._update_window(seg, scaled=True)
+            self.snd_wl1, self.snd_wl2 = seg.seq, ack
+        fin_acked = self._our_fin_acked()
+        if st is State.FIN_WAIT_1 and fin_acked and not (
+                seg.flags & FIN and seg.seq == self.rcv_nxt):
+            # "In addition to the processing for the ESTABLISHED state, if the FIN
+            # segment is now acknowledged, then enter FIN-WAIT-2 and continue".
+            # (A FIN in this same segment takes us straight to TIME-WAIT instead.)
+            self._set_state(State.FIN_WAIT_2, describe(seg), seg)
+        elif st is State.CLOSING and fin_acked:
+            # "if the ACK acknowledges our FIN, then enter the TIME-WAIT state".
+            self._set_state(State.TIME_WAIT, describe(seg), seg)
+            return False
+        elif st is State.LAST_ACK and fin_acked:
+            # "The only thing that can arrive in this state is an acknowledgment of
+            # our FIN. If our FIN is now acknowledged, delete the TCB, enter the
+            # CLOSED state, and return."
+            self._to_closed(describe(seg), seg)
+            return False
+        elif st is State.TIME_WAIT:
+            # "The only thing that can arrive in this state is a retransmission of
+            # the remote FIN. Acknowledge it, and restart the 2 MSL timeout."
+            if seg.flags & FIN:
+                self._ack_now = True
+                self.timers[Timer.TIME_WAIT] = now + 2 * self.config.msl
+            return False
+        return True
+
+    def _update_window(self, seg: TcpSegment, scaled: bool) -> None:
+        was_zero = self.snd_wnd == 0
+        self.snd_wnd = seg.window << self.snd_wscale if scaled else seg.window
+        if self.snd_wnd > self.max_snd_wnd:
+            self.max_snd_wnd = self.snd_wnd
+        if self.snd_wnd and was_zero:
+            self.timers.pop(Timer.PERSIST, None)
+            self._persist_backoff = 0
+
+    def _ack_advances(self, ack: int, now: float) -> None:
+        """SND.UNA < SEG.ACK =< SND.MAX: drop acknowledged data, RTT, timers, cwnd."""
+        acked = seq_diff(ack, self.snd_una)
+        # Drop acknowledged bytes from the send buffer (not the SYN or FIN).
+        data_acked = min(max(seq_diff(ack, self.snd_buf_seq), 0), len(self.snd_buf))
+        if data_acked:
+            del self.snd_buf[:data_acked]
+            self.snd_buf_seq = (self.snd_buf_seq + data_acked) & MASK
+        self.snd_una = ack
+        if seq_lt(self.snd_nxt, ack):
+            self.snd_nxt = ack
+        # RFC 6298 §3 via Karn: a sample only when the timed segment is covered.
+        if self._rtt_seq is not None and seq_lt(self._rtt_seq, ack):
+            self.rtt.sample(now - self._rtt_sent_at)
+            self._rtt_seq = None
+        self.retransmits = 0
+        self.rtt.backoff = 0
+        # RFC 6298 §5.2/5.3: stop the timer when all is acknowledged, else restart it.
+        if self.snd_una == self.snd_max:
+            self.timers.pop(Timer.RETRANSMIT, None)
+        else:
+            self.timers[Timer.RETRANSMIT] = now + self.rtt.current()
+        flight_before = self.flight_size + acked
+        if self.cc.in_recovery:
+            if seq_le(self.recover, ack):
+                self.cc.on_recovery_exit()  # RFC 6582 §3.2 step 3, full ACK
+                self.dupacks = 0
+            else:
+                self.cc.on_ack(data_acked, flight_before, now)
+                self._fast_retransmit = True  # partial ACK: retransmit the next hole
+        else:
+            if data_acked:
+                self.cc.on_ack(data_acked, flight_before, now)
+            self.dupacks = 0
+
+    def _maybe_duplicate_ack(self, seg: TcpSegment) -> None:
+        """RFC 5681 §2 "DUPLICATE ACKNOWLEDGMENT": outstanding data, no payload, no
+        SYN/FIN, SEG.ACK = SND.UNA, and an unchanged advertised window."""
+        if (self.snd_max == self.snd_una or seg.payload or seg.flags & (SYN | FIN)
+                or (seg.window << self.snd_wscale) != self.snd_wnd):
+            return
+        self.dupacks += 1
+        if self.cc.in_recovery:
+            self.cc.on_dupack_in_recovery()  # type: ignore[attr-defined]
+        elif self.dupacks == self.config.dupack_threshold and seq_gt(seg.ack, self.recover):
+            # RFC 6582 §3.2 step 2: fast retransmit only if the ACK covers "recover".
+            self.recover = self.snd_max
+            self.cc.on_loss(self.flight_size, self._now)
+            self._fast_retransmit = True
+
+    def _process_text_and_fin(self, seg: TcpSegment, now: float) -> None:
+        st = self.state
+        payload = seg.payload
+        seq = seg.seq
+        if payload and st in RECEIVING_STATES:
+            # Trim what lies before RCV.NXT and beyond the window.
+            off = seq_diff(self.rcv_nxt, seq)
+            if off > 0:
+                payload = payload[off:]
+                seq = self.rcv_nxt
+            room = seq_diff((self.rcv_nxt + self.rcv_wnd()) & MASK, seq)
+            if len(payload) > room:
+                payload = payload[:max(room, 0)]
+            if payload and self.read_closed:
+                # Data for a closed reader: Linux answers with RST (tcp_rcv_state_process).
+                self.abort()
+                return
+            if payload:
+                had_hole = len(self.ooo) > 0
+                in_order = seq == self.rcv_nxt
+                if in_order:
+                    # "Once in the ESTABLISHED state, it is possible to deliver segment
+                    # data to user RECEIVE buffers ... RCV.NXT is advanced".
+                    self._deliver(payload + self.ooo.pop_ready((seq + len(payload)) & MASK))
+                else:
+                    self.ooo.insert(seq, payload, self.rcv_nxt)
+                # "Send an acknowledgment of the form <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>".
+                # RFC 5681 §4.2: "A TCP receiver SHOULD send an immediate duplicate ACK
+                # when an out-of-order segment arrives" and "an immediate ACK when the
+                # incoming segment fills in all or part of a gap": one ACK per such
+                # segment, so the sender can count duplicates.
+                if had_hole or not in_order:
+                    self._control.append(self._segment(self.snd_max, ACK))
+                else:
+                    self._ack_now = True
+        if not seg.flags & FIN or st not in RECEIVING_STATES:
+            return
+        fin_seq = (seg.seq + len(seg.payload)) & MASK
+        if fin_seq != self.rcv_nxt:
+            if seq_gt(fin_seq, self.rcv_nxt):
+                self.fin_seq_received = fin_seq  # wait for the hole before it
+            return
+        self._fin_arrived(seg, now)
+
+    def _deliver(self, data: bytes) -> None:
+        self.rcv_buf += data
+        self.rcv_nxt = (self.rcv_nxt + len(data)) & MASK
+        self._events.append(DataReceived(len(data)))
+        if self.fin_seq_received is not None and self.fin_seq_received == self.rcv_nxt:
+            self._fin_arrived(None, self._now)
+
+    def _fin_arrived(self, seg: TcpSegment | None, now: float) -> None:
+        """Eighth, check the FIN bit: "advance RCV.NXT over the FIN, and send an
+        acknowledgment for the FIN"."""
+        self.fin_seq_received = self.rcv_nxt
+        self.rcv_nxt = (self.rcv_nxt + 1) & MASK
+        self._ack_now = True
+        self._events.append(PeerClosed())
+        cause = describe(seg) if seg else "recv FIN (reassembled)"
+        st = self.state
+        if st in (State.SYN_RECEIVED, State.ESTABLISHED):
+            self._set_state(State.CLOSE_WAIT, cause, seg)  # "Enter the CLOSE-WAIT state."
+        elif st is State.FIN_WAIT_1:
+            # "If our FIN has been ACKed (perhaps in this segment), then enter
+            # TIME-WAIT, start the time-wait timer, turn off the other timers;
+            # otherwise, enter the CLOSING state."
+            if self._our_fin_acked():
+                self._set_state(State.TIME_WAIT, cause, seg)
+            else:
+                self._set_state(State.CLOSING, cause, seg)
+        elif st is State.FIN_WAIT_2:
+            self._set_state(State.TIME_WAIT, cause, seg)  # "Enter the TIME-WAIT state."
+
+
+def reset_for(seg: TcpSegment) -> TcpSegment | None:
+    """The reply to a segment for a connection that does not exist (RFC 9293
+    §3.10.7.1): "If the incoming segment has an ACK field, the reset takes its
+    sequence number from the ACK field of the segment, otherwise the reset has
+    sequence number zero and the ACK field is set to the sum of the sequence
+    number and segment length of the incoming segment." A RST is never answered."""
+    if seg.flags & RST:
+        return None
+    if seg.flags & ACK:
+        return TcpSegment(seg.dst_port, seg.src_port, seg.ack, 0, RST, 0)
+    return TcpSegment(seg.dst_port, seg.src_port, 0, (seg.seq + seg.seg_len) & MASK,
+                      RST | ACK, 0)
+
+
+__all__ = ["Connection", "TcpUsageError", "reset_for"]

@@ -1,0 +1,49 @@
+"""TCP connection states (RFC 9293 §3.3.2) and the timers of a connection."""
+
+from __future__ import annotations
+
+import enum
+
+
+class State(enum.Enum):
+    """The eleven states of RFC 9293 §3.3.2, valued by their RFC names."""
+
+    LISTEN = "LISTEN"
+    SYN_SENT = "SYN-SENT"
+    SYN_RECEIVED = "SYN-RECEIVED"
+    ESTABLISHED = "ESTABLISHED"
+    FIN_WAIT_1 = "FIN-WAIT-1"
+    FIN_WAIT_2 = "FIN-WAIT-2"
+    CLOSE_WAIT = "CLOSE-WAIT"
+    CLOSING = "CLOSING"
+    LAST_ACK = "LAST-ACK"
+    TIME_WAIT = "TIME-WAIT"
+    CLOSED = "CLOSED"
+
+    def __str__(self) -> str:
+        return self.value
+
+    @property
+    def synchronized(self) -> bool:
+        """States after the handshake has exchanged SYNs (RFC 9293 §3.5.2)."""
+        return self not in (State.LISTEN, State.SYN_SENT, State.SYN_RECEIVED, State.CLOSED)
+
+
+# States in which we may still send new data.
+SENDING_STATES = frozenset({State.ESTABLISHED, State.CLOSE_WAIT})
+# States in which the peer may still send us data (no FIN received yet).
+RECEIVING_STATES = frozenset({State.ESTABLISHED, State.FIN_WAIT_1, State.FIN_WAIT_2})
+# States in which our FIN has been queued.
+FIN_QUEUED_STATES = frozenset({State.FIN_WAIT_1, State.FIN_WAIT_2, State.CLOSING,
+                               State.LAST_ACK, State.TIME_WAIT})
+
+
+class Timer(enum.Enum):
+    """One deadline each; the connection reports the earliest via next_deadline()."""
+
+    RETRANSMIT = "retransmit"  # RFC 6298 RTO (also SYN and SYN-ACK retries)
+    PERSIST = "persist"  # zero-window probes (RFC 9293 §3.8.6.1)
+    DELAYED_ACK = "delayed-ack"  # RFC 1122 §4.2.3.2
+    KEEPALIVE = "keepalive"  # RFC 1122 §4.2.3.6
+    TIME_WAIT = "time-wait"  # 2·MSL (RFC 9293 §3.6.1)
+    FIN_WAIT_2 = "fin-wait-2"  # Linux tcp_fin_timeout for orphaned connections

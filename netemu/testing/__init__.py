@@ -1,0 +1,11 @@
+"""Virtual time and an in-memory network for sans-IO connections.
+
+Used by the tests and by ``netemu bench core``: two ``Connection``s joined by an
+impairable link (seeded loss, duplication, reordering, delay), pumped on a
+virtual clock, optionally with every segment encoded to bytes and parsed back
+through ``netemu.wire`` on its way.
+"""
+
+from .memnet import MemLink, MemNetwork, VirtualClock, established_pair
+
+__all__ = ["MemLink", "MemNetwork", "VirtualClock", "established_pair"]
