@@ -11,6 +11,7 @@ from . import __version__
 # Benchmarks: name -> (module under netemu.bench, one-line description).
 BENCHES: dict[str, tuple[str, str]] = {
     "codec": ("codec", "wire codec: parse/build rates for Eth+IPv4+TCP frames, vs scapy"),
+    "core": ("core", "TCP stack alone: 10 MiB between in-memory connections, via the codec"),
 }
 
 

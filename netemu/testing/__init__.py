@@ -3,9 +3,11 @@
 Used by the tests and by ``netemu bench core``: two ``Connection``s joined by an
 impairable link (seeded loss, duplication, reordering, delay), pumped on a
 virtual clock, optionally with every segment encoded to bytes and parsed back
-through ``netemu.wire`` on its way.
+through ``netemu.wire`` on its way. ``Driver`` drives a single connection with
+hand-made segments (the test plays the peer).
 """
 
+from .driver import Driver, brief
 from .memnet import MemLink, MemNetwork, VirtualClock, established_pair
 
-__all__ = ["MemLink", "MemNetwork", "VirtualClock", "established_pair"]
+__all__ = ["Driver", "MemLink", "MemNetwork", "VirtualClock", "brief", "established_pair"]

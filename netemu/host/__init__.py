@@ -1,0 +1,6 @@
+"""netemu.host: one emulated host on a link — the only asyncio code in netemu."""
+
+from .host import ConnectionRefused, DropRule, Host, HostError
+from .stream import TcpListener, TcpStream
+
+__all__ = ["ConnectionRefused", "DropRule", "Host", "HostError", "TcpListener", "TcpStream"]

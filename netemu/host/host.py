@@ -1,0 +1,501 @@
+"""One emulated host on a link: the only asyncio code of netemu.
+
+It reads the link when its fd is readable (drain until EAGAIN, process the
+batch, then flush every connection that has something to say), keeps one
+``loop.call_at`` timer armed for the earliest TCP deadline, answers ARP and
+ICMP echo itself, demultiplexes TCP by 4-tuple, answers closed ports with RST,
+and records every frame and state change in a ``Trace``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import itertools
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from ..tcp import Connection, Listener, State, TcpConfig
+from ..tcp.connection import reset_for
+from ..tcp.events import StateChanged
+from ..tcp.isn import IsnGenerator
+from ..trace.record import StateRecord, Trace
+from ..wire import (
+    ARP_REPLY,
+    ARP_REQUEST,
+    BROADCAST,
+    ETHERTYPE_ARP,
+    ETHERTYPE_IPV4,
+    ICMP_ECHO_REPLY,
+    ICMP_ECHO_REQUEST,
+    PROTO_ICMP,
+    ArpPacket,
+    BadChecksum,
+    EthernetFrame,
+    IcmpEcho,
+    IPv4Packet,
+    MalformedPacket,
+    TcpSegment,
+    parse_frame,
+)
+from ..wire.frame import build_tcp_frame
+
+if TYPE_CHECKING:
+    from .stream import TcpListener, TcpStream
+
+ZERO_MAC = "00:00:00:00:00:00"
+ARP_TIMEOUT = 1.0
+ARP_RETRIES = 3
+EPHEMERAL = range(40000, 60000)
+
+
+class HostError(Exception):
+    pass
+
+
+class ConnectionRefused(HostError):
+    pass
+
+
+@dataclass
+class DropRule:
+    """Drop the next ``count`` frames in ``direction`` whose segment matches."""
+
+    direction: str  # "out" or "in"
+    match: Callable[[TcpSegment], bool]
+    count: int = 1
+    dropped: int = 0
+    description: str = ""
+
+
+@dataclass
+class _Listening:
+    listener: Listener
+    backlog: int
+    queue: asyncio.Queue = field(default_factory=asyncio.Queue)
+    pending: int = 0  # connections handed out but not yet accepted
+
+
+class Host:
+    """An emulated IPv4 host with its own TCP, on ``link`` (see netemu.link)."""
+
+    def __init__(self, link, ip: str, mac: str, *, config: TcpConfig | None = None,
+                 isn_secret: bytes | None = None, trace: Trace | None = None,
+                 name: str = "netemu") -> None:
+        self.link = link
+        self.ip = ip
+        self.mac = mac
+        self.name = name
+        self.config = config or TcpConfig()
+        self.isn = IsnGenerator(isn_secret)
+        self.trace = trace if trace is not None else Trace(emulator_ip=ip)
+        self.arp_cache: dict[str, str] = {}
+        self._arp_waiters: dict[str, list[asyncio.Future]] = {}
+        self.conns: dict[tuple[str, int, int], Connection] = {}
+        self.names: dict[Connection, str] = {}
+        self.listeners: dict[int, _Listening] = {}
+        self.raw_ports: set[int] = set()  # scripted ports: no automatic RST
+        self.drop_rules: list[DropRule] = []
+        self.on_frame: list[Callable[[str, bytes, TcpSegment | None], None]] = []
+        self._wakeups: dict[Connection, asyncio.Event] = {}
+        self._any_change = asyncio.Event()  # wakes accept(): some connection moved
+        self._accepted: set[Connection] = set()
+        self.event_log: dict[Connection, list] = {}  # every event, for expectations
+        self._dirty: set[Connection] = set()
+        self._deadlines: list[tuple[float, int, Connection]] = []
+        self._seq = itertools.count()
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._ip_id = itertools.count(1)
+        self._next_port = EPHEMERAL.start
+        self.stats = {"rx": 0, "tx": 0, "bad_checksum": 0, "malformed": 0, "rst_sent": 0}
+        self._closed = False
+
+    # ------------------------------------------------------------------ lifecycle
+    async def start(self) -> Host:
+        self._loop = asyncio.get_running_loop()
+        self._loop.add_reader(self.link.fileno(), self._on_readable)
+        return self
+
+    async def __aenter__(self) -> Host:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._loop is not None:
+            with contextlib.suppress(ValueError, OSError):
+                self._loop.remove_reader(self.link.fileno())
+        if self._timer is not None:
+            self._timer.cancel()
+        for ev in self._wakeups.values():
+            ev.set()
+
+    def now(self) -> float:
+        return time.monotonic()
+
+    # ------------------------------------------------------------------ ARP
+    async def resolve(self, ip: str) -> str:
+        """The MAC for ``ip``: from the cache, or by ARP (RFC 826) with retries."""
+        mac = self.arp_cache.get(ip)
+        if mac:
+            return mac
+        loop = asyncio.get_running_loop()
+        for _ in range(ARP_RETRIES):
+            fut: asyncio.Future = loop.create_future()
+            self._arp_waiters.setdefault(ip, []).append(fut)
+            self._send_arp(ARP_REQUEST, BROADCAST, ip, ZERO_MAC)
+            try:
+                return await asyncio.wait_for(fut, ARP_TIMEOUT)
+            except TimeoutError:
+                continue
+        raise HostError(f"no ARP reply from {ip}")
+
+    def _send_arp(self, op: int, eth_dst: str, target_ip: str, target_mac: str) -> None:
+        arp = ArpPacket(op, self.mac, self.ip, target_mac, target_ip)
+        frame = EthernetFrame(eth_dst, self.mac, ETHERTYPE_ARP).header() + arp.emit()
+        self._transmit([frame])
+
+    def _on_arp(self, arp: ArpPacket) -> None:
+        # RFC 826: merge the sender into the table if we hold it or are the target.
+        if arp.target_ip == self.ip or arp.sender_ip in self.arp_cache:
+            self.arp_cache[arp.sender_ip] = arp.sender_mac
+            for fut in self._arp_waiters.pop(arp.sender_ip, []):
+                if not fut.done():
+                    fut.set_result(arp.sender_mac)
+        # Answer requests for our address, broadcast and unicast alike: the kernel
+        # re-checks stale neighbours by unicast.
+        if arp.op == ARP_REQUEST and arp.target_ip == self.ip:
+            self._send_arp(ARP_REPLY, arp.sender_mac, arp.sender_ip, arp.sender_mac)
+
+    # ------------------------------------------------------------------ receive path
+    def _on_readable(self) -> None:
+        batch = self.link.recv_batch(256)
+        if not batch:
+            return
+        now = self.now()
+        trace = self.trace
+        for data, csum_not_ready in batch:
+            self.stats["rx"] += 1
+            try:
+                frame = parse_frame(data, verify=not csum_not_ready)
+            except BadChecksum as e:
+                self.stats["bad_checksum"] += 1
+                trace.frame("in", data, "bad-checksum", e.reason, t=now)
+                continue
+            except MalformedPacket as e:
+                self.stats["malformed"] += 1
+                trace.frame("in", data, "malformed", e.reason, t=now)
+                continue
+            seg = frame.tcp
+            if seg is not None and self._dropped("in", seg):
+                trace.frame("in", data, "dropped", t=now)
+                continue
+            trace.frame("in", data, t=now)
+            for hook in self.on_frame:
+                hook("in", data, seg)
+            if frame.arp is not None:
+                self._on_arp(frame.arp)
+                continue
+            ip = frame.ip
+            if ip is None or ip.dst != self.ip:
+                continue
+            if seg is not None:
+                self._on_tcp(ip.src, seg, now)
+            elif frame.icmp is not None and frame.icmp.type == ICMP_ECHO_REQUEST:
+                self._echo_reply(frame.eth.src, ip, frame.icmp)
+        self._flush(now)
+
+    def _on_tcp(self, src_ip: str, seg: TcpSegment, now: float) -> None:
+        key = (src_ip, seg.src_port, seg.dst_port)
+        conn = self.conns.get(key)
+        if conn is not None and conn.state is not State.CLOSED:
+            conn.receive(seg, now)
+            self._dirty.add(conn)
+            return
+        if seg.dst_port in self.raw_ports:
+            return
+        lst = self.listeners.get(seg.dst_port)
+        if lst is not None:
+            if lst.pending >= lst.backlog and seg.flags & 0x02:
+                return  # accept queue full: drop the SYN, as Linux does
+            res = lst.listener.on_segment(seg, src_ip, now)
+            if isinstance(res, Connection):
+                self._adopt(res, key, f"{seg.dst_port}<{src_ip}:{seg.src_port}")
+                lst.pending += 1
+                self._dirty.add(res)
+                return
+            if res is not None:
+                self._send_segment(res, src_ip)
+            return
+        # RFC 9293 §3.10.7.1: no connection — answer with a reset.
+        rst = reset_for(seg)
+        if rst is not None:
+            self.stats["rst_sent"] += 1
+            self._send_segment(rst, src_ip)
+
+    def _echo_reply(self, eth_src: str, ip: IPv4Packet, icmp: IcmpEcho) -> None:
+        reply = IcmpEcho(ICMP_ECHO_REPLY, 0, icmp.identifier, icmp.sequence, icmp.payload)
+        body = reply.emit()
+        hdr = IPv4Packet(self.ip, ip.src, PROTO_ICMP, identification=next(self._ip_id) & 0xFFFF)
+        frame = (EthernetFrame(eth_src, self.mac, ETHERTYPE_IPV4).header()
+                 + hdr.header(len(body)) + body)
+        self._transmit([frame])
+
+    # ------------------------------------------------------------------ send path
+    def _dropped(self, direction: str, seg: TcpSegment) -> bool:
+        for rule in self.drop_rules:
+            if rule.direction == direction and rule.dropped < rule.count and rule.match(seg):
+                rule.dropped += 1
+                return True
+        return False
+
+    def _frame_for(self, seg: TcpSegment, dst_ip: str) -> bytes | None:
+        mac = self.arp_cache.get(dst_ip)
+        if mac is None:
+            return None
+        ip = IPv4Packet(self.ip, dst_ip, 6, identification=next(self._ip_id) & 0xFFFF)
+        return build_tcp_frame(self.mac, mac, ip, seg)
+
+    def _send_segment(self, seg: TcpSegment, dst_ip: str, mark: str | None = None) -> bool:
+        frame = self._frame_for(seg, dst_ip)
+        if frame is None:
+            return False
+        if self._dropped("out", seg):
+            self.trace.frame("out", frame, "dropped")
+            return True
+        self._transmit([frame], mark)
+        return True
+
+    def inject(self, seg: TcpSegment, dst_ip: str) -> bytes:
+        """Send a hand-made segment (scenario ``inject``); returns its frame."""
+        frame = self._frame_for(seg, dst_ip)
+        if frame is None:
+            raise HostError(f"no ARP entry for {dst_ip}: resolve it first")
+        self._transmit([frame], "injected")
+        return frame
+
+    def inject_frame(self, frame: bytes) -> None:
+        self._transmit([frame], "injected")
+
+    def _transmit(self, frames: list[bytes], mark: str | None = None) -> None:
+        t = self.now()
+        for f in frames:
+            self.trace.frame("out", f, mark, t=t)
+            for hook in self.on_frame:
+                hook("out", f, None)
+        self.stats["tx"] += len(frames)
+        if len(frames) == 1:
+            self.link.send(frames[0])
+        else:
+            self.link.send_batch(frames)
+
+    def _flush(self, now: float) -> None:
+        """Send what every touched connection has to say; report its events."""
+        dirty, self._dirty = self._dirty, set()
+        frames: list[bytes] = []
+        trace = self.trace
+        for conn in dirty:
+            for seg in conn.segments_to_send(now):
+                frame = self._frame_for(seg, conn.remote_ip)
+                if frame is None:
+                    continue
+                if self._dropped("out", seg):
+                    trace.frame("out", frame, "dropped", t=now)
+                    continue
+                frames.append(frame)
+            self._handle_events(conn, now)
+            dl = conn.next_deadline()
+            if dl is not None:
+                heapq.heappush(self._deadlines, (dl, next(self._seq), conn))
+        if frames:
+            self._transmit(frames)
+        self._arm_timer()
+
+    def _handle_events(self, conn: Connection, now: float) -> None:
+        events = conn.events()
+        if not events:
+            return
+        name = self.names.get(conn, "?")
+        for ev in events:
+            if isinstance(ev, StateChanged):
+                self.trace.states.append(StateRecord(
+                    now, name, (conn.local_ip, conn.local_port),
+                    (conn.remote_ip, conn.remote_port), ev.old.value, ev.new.value, ev.cause))
+        self.event_log.setdefault(conn, []).extend(events)
+        waiter = self._wakeups.get(conn)
+        if waiter is not None:
+            waiter.set()
+        self._any_change.set()
+        if conn.state is State.CLOSED:
+            self._forget(conn)
+
+    def _forget(self, conn: Connection) -> None:
+        key = (conn.remote_ip, conn.remote_port, conn.local_port)
+        if self.conns.get(key) is conn:
+            del self.conns[key]
+        lst = self.listeners.get(conn.local_port)
+        if conn.passive and lst is not None and conn not in self._accepted:
+            lst.pending = max(lst.pending - 1, 0)
+
+    # ------------------------------------------------------------------ the one timer
+    def _arm_timer(self) -> None:
+        heap = self._deadlines
+        # Drop stale entries: the connection's deadline moved since they were pushed.
+        while heap:
+            when, _, conn = heap[0]
+            if conn.next_deadline() == when:
+                break
+            heapq.heappop(heap)
+        if not heap or self._loop is None or self._closed:
+            return
+        when = heap[0][0]
+        if self._timer_at is not None and self._timer_at <= when and self._timer is not None:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer_at = when
+        self._timer = self._loop.call_at(when, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._timer_at = None
+        now = self.now()
+        heap = self._deadlines
+        while heap and heap[0][0] <= now:
+            _, _, conn = heapq.heappop(heap)
+            dl = conn.next_deadline()
+            if dl is not None and dl <= now:
+                conn.handle_timer(now)
+                self._dirty.add(conn)
+            elif dl is not None:
+                heapq.heappush(heap, (dl, next(self._seq), conn))
+        self._flush(now)
+
+    # ------------------------------------------------------------------ user API
+    def _adopt(self, conn: Connection, key: tuple[str, int, int], name: str) -> None:
+        self.conns[key] = conn
+        self.names[conn] = name
+        self._wakeups[conn] = asyncio.Event()
+
+    def touch(self, conn: Connection) -> None:
+        """After a user call on ``conn``: send what it now has to say."""
+        self._dirty.add(conn)
+        self._flush(self.now())
+
+    def wakeup(self, conn: Connection) -> asyncio.Event:
+        return self._wakeups[conn]
+
+    def ephemeral_port(self, remote_ip: str, remote_port: int) -> int:
+        for _ in range(len(EPHEMERAL)):
+            port = self._next_port
+            self._next_port = port + 1 if port + 1 < EPHEMERAL.stop else EPHEMERAL.start
+            if (remote_ip, remote_port, port) not in self.conns and port not in self.listeners:
+                return port
+        raise HostError("no free ephemeral port")
+
+    async def open(self, remote_ip: str, remote_port: int, *,
+                              local_port: int | None = None, config: TcpConfig | None = None,
+                              name: str | None = None, wait: bool = True,
+                              timeout: float | None = None) -> Connection:
+        """Active open. With ``wait``, returns once ESTABLISHED (or raises)."""
+        await self.resolve(remote_ip)
+        port = local_port or self.ephemeral_port(remote_ip, remote_port)
+        conn = Connection(self.ip, port, remote_ip, remote_port, config or self.config,
+                          isn_generator=self.isn)
+        self._adopt(conn, (remote_ip, remote_port, port), name or f"{port}>{remote_ip}:{remote_port}")
+        conn.connect(self.now())
+        self.touch(conn)
+        if wait:
+            await self.wait_for(conn, lambda c: c.state is not State.SYN_SENT
+                                and c.state is not State.SYN_RECEIVED, timeout)
+            if conn.state is State.CLOSED:
+                raise ConnectionRefused(f"connection to {remote_ip}:{remote_port} failed")
+        return conn
+
+    def listen_port(self, port: int, *, backlog: int = 128,
+                    config: TcpConfig | None = None) -> None:
+        if port in self.listeners:
+            raise HostError(f"port {port} is already listening")
+        self.listeners[port] = _Listening(
+            Listener(self.ip, port, config or self.config, self.isn), backlog)
+
+    def unlisten(self, port: int) -> None:
+        self.listeners.pop(port, None)
+
+    async def accept_connection(self, port: int, timeout: float | None = None) -> Connection:
+        """The next connection on ``port`` to reach ESTABLISHED (or beyond)."""
+        lst = self.listeners.get(port)
+        if lst is None:
+            raise HostError(f"port {port} is not listening")
+        accepted = self._accepted
+
+        def ready() -> Connection | None:
+            for conn in list(self.conns.values()):
+                if (conn.local_port == port and conn.passive and conn not in accepted
+                        and conn.state not in (State.SYN_RECEIVED, State.CLOSED)):
+                    return conn
+            return None
+
+        loop = asyncio.get_running_loop()
+        end = None if timeout is None else loop.time() + timeout
+        while True:
+            conn = ready()
+            if conn is not None:
+                accepted.add(conn)
+                lst.pending = max(lst.pending - 1, 0)
+                return conn
+            ev = self._any_change
+            ev.clear()
+            remaining = None if end is None else end - loop.time()
+            if remaining is not None and remaining <= 0:
+                raise TimeoutError(f"no connection on port {port}")
+            try:
+                await asyncio.wait_for(ev.wait(), remaining)
+            except TimeoutError:
+                raise TimeoutError(f"no connection on port {port}") from None
+
+    async def wait_for(self, conn: Connection, cond: Callable[[Connection], bool],
+                       timeout: float | None = None) -> None:
+        """Wait until ``cond(conn)`` holds; TimeoutError after ``timeout`` seconds."""
+        ev = self._wakeups[conn]
+        loop = asyncio.get_running_loop()
+        end = None if timeout is None else loop.time() + timeout
+        while not cond(conn):
+            if self._closed:
+                raise HostError("host closed")
+            ev.clear()
+            remaining = None if end is None else end - loop.time()
+            if remaining is not None and remaining <= 0:
+                raise TimeoutError(f"timed out waiting on {self.names.get(conn)} "
+                                   f"(state {conn.state})")
+            try:
+                await asyncio.wait_for(ev.wait(), remaining)
+            except TimeoutError:
+                if not cond(conn):
+                    raise TimeoutError(f"timed out waiting on {self.names.get(conn)} "
+                                       f"(state {conn.state})") from None
+
+    # ------------------------------------------------------------------ streams
+    async def connect(self, remote_ip: str, remote_port: int, *,
+                      timeout: float | None = 10.0, **kw) -> TcpStream:
+        """Active open; an anyio-style byte stream once ESTABLISHED."""
+        from .stream import TcpStream
+
+        conn = await self.open(remote_ip, remote_port, timeout=timeout, **kw)
+        return TcpStream(self, conn)
+
+    async def listen(self, port: int, *, backlog: int = 128,
+                     config: TcpConfig | None = None) -> TcpListener:
+        from .stream import TcpListener
+
+        self.listen_port(port, backlog=backlog, config=config)
+        return TcpListener(self, port)

@@ -1,0 +1,81 @@
+"""The record of a run, made by the host as things happen and read by the
+pcap writer, the ladder and the reports. Times are seconds on the host's clock
+(time.monotonic()); ``Trace.start_wall`` maps them to wall-clock time for pcap.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Literal
+
+Direction = Literal["out", "in"]  # out: emulator → wire; in: wire → emulator
+
+
+@dataclass(slots=True)
+class FrameRecord:
+    """One frame on the wire, exact bytes, as seen by the emulator."""
+
+    t: float
+    direction: Direction
+    data: bytes
+    # "dropped": an impairment or scripted drop kept it off the wire (or from us);
+    # "injected": a scenario crafted it; "bad-checksum", "malformed": why we ignored it.
+    mark: str | None = None
+    note: str | None = None
+
+
+@dataclass(slots=True)
+class StateRecord:
+    """A state change of one of our connections (from its StateChanged event)."""
+
+    t: float
+    conn: str  # connection name ("c1", or the scenario's name for it)
+    local: tuple[str, int]
+    remote: tuple[str, int]
+    old: str
+    new: str
+    cause: str
+
+
+@dataclass(slots=True)
+class PeerStateRecord:
+    """The peer kernel's view of a socket, from sock_diag."""
+
+    t: float
+    local: tuple[str, int]  # the peer's address
+    remote: tuple[str, int]
+    state: str
+    info: dict = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class NoteRecord:
+    """Anything else worth a line in the ladder: step started, expectation failed…"""
+
+    t: float
+    text: str
+    kind: str = "note"  # "step", "pass", "fail", "note"
+
+
+@dataclass
+class Trace:
+    start: float = field(default_factory=time.monotonic)
+    start_wall: float = field(default_factory=time.time)
+    emulator_ip: str = ""
+    peer_ip: str = ""
+    frames: list[FrameRecord] = field(default_factory=list)
+    states: list[StateRecord] = field(default_factory=list)
+    peer_states: list[PeerStateRecord] = field(default_factory=list)
+    notes: list[NoteRecord] = field(default_factory=list)
+
+    def wall(self, t: float) -> float:
+        return self.start_wall + (t - self.start)
+
+    def frame(self, direction: Direction, data: bytes, mark: str | None = None,
+              note: str | None = None, t: float | None = None) -> None:
+        self.frames.append(FrameRecord(time.monotonic() if t is None else t, direction,
+                                       bytes(data), mark, note))
+
+    def note(self, text: str, kind: str = "note") -> None:
+        self.notes.append(NoteRecord(time.monotonic(), text, kind))
