@@ -101,6 +101,7 @@ class Connection:
         self.dupacks = 0
         self.recover = 0  # RFC 6582 "recover"
         self._fast_retransmit = False  # send the head segment once, now
+        self._force_one = False  # a timer says: one segment now, whatever window or SWS
         self._persist_backoff = 0
         # Output and bookkeeping.
         self.timers: dict[Timer, float] = {}
@@ -202,10 +203,13 @@ class Connection:
     def shutdown(self) -> None:
         """Close our sending side: the FIN follows the queued data (RFC 9293
         §3.10.4 CLOSE, without giving up reading)."""
+        self._shutdown("shutdown()")
+
+    def _shutdown(self, cause: str) -> None:
         st = self.state
         if st in (State.SYN_SENT, State.LISTEN, State.CLOSED):
             # "SYN-SENT STATE: Delete the TCB and return "error: closing" responses".
-            self._to_closed("shutdown()")
+            self._to_closed(cause)
             return
         if self.fin_queued:
             return
@@ -215,30 +219,34 @@ class Connection:
             # segmentized, then form a FIN segment and send it. In any case, enter
             # FIN-WAIT-1 state."  (SYN-RECEIVED: "queue for processing after
             # entering ESTABLISHED state", see _process_ack.)
-            self._set_state(State.FIN_WAIT_1, "shutdown()")
+            self._set_state(State.FIN_WAIT_1, cause)
         elif st is State.CLOSE_WAIT:
             # "CLOSE-WAIT STATE: Queue this request until all preceding SENDs have
             # been segmentized; then send a FIN segment, enter LAST-ACK state."
-            self._set_state(State.LAST_ACK, "shutdown()")
+            self._set_state(State.LAST_ACK, cause)
 
     def close(self) -> None:
         """CLOSE: shutdown() and stop reading. As Linux does (RFC 2525 §2.17),
         closing with unread data aborts with a RST instead of a FIN."""
+        # (The StateChanged cause says "close()", not "shutdown()" or "abort()".)
         if self.rcv_buf and self.state.synchronized:
-            self.abort()
+            self._abort("close()")
             return
         self.read_closed = True
-        self.shutdown()
+        self._shutdown("close()")
 
     def abort(self) -> None:
         """ABORT (RFC 9293 §3.10.5): "Send a reset segment: <SEQ=SND.NXT><CTL=RST>"
         in the synchronized states and SYN-RECEIVED; then CLOSED."""
+        self._abort("abort()")
+
+    def _abort(self, cause: str) -> None:
         if self.state in (State.SYN_RECEIVED, State.ESTABLISHED, State.FIN_WAIT_1,
                           State.FIN_WAIT_2, State.CLOSE_WAIT):
             # Linux sends RST+ACK here; the ACK field only helps the peer accept it.
             self._control.append(self._segment(self.snd_max, RST | ACK))
         if self.state is not State.CLOSED:
-            self._to_closed("abort()")
+            self._to_closed(cause)
 
     # ------------------------------------------------------------------ outputs
     def events(self) -> list[Event]:
@@ -276,7 +284,13 @@ class Connection:
             # data up to SND.MAX already, and would find a lower SEQ unacceptable
             # and answer with an ACK of its own, and so on forever.
             self._ack_now = False
-            out.append(self._segment(self.snd_max, ACK))
+            ack = self._segment(self.snd_max, ACK)
+            # Not twice the same ACK in one go (an immediate ACK of a segment that
+            # filled a hole is already queued when its FIN asks for one): the
+            # peer would count the second as a duplicate ACK (RFC 5681 §2).
+            if not any(s.flags & (ACK | RST) == ACK and (s.ack, s.window) == (ack.ack, ack.window)
+                       for s in out):
+                out.append(ack)
         if out and Timer.RETRANSMIT not in self.timers and self.snd_max != self.snd_una:
             self.timers[Timer.RETRANSMIT] = now + self.rtt.current()
         if (st is State.FIN_WAIT_2 and self.read_closed
@@ -309,11 +323,18 @@ class Connection:
                 out.append(seg)
                 self._count_retransmit()
         cc = self.cc
+        force, self._force_one = self._force_one, False
         while True:
             seq = self.snd_nxt
             avail = len(self.snd_buf) - seq_diff(seq, self.snd_buf_seq)
             wnd = self.snd_wnd if self.snd_wnd < cc.cwnd else cc.cwnd
             usable = wnd - seq_diff(seq, self.snd_una)
+            if force and usable <= 0 and seq == self.snd_una:
+                # A retransmission timeout with the window closed (the receiver
+                # shrank it): the head goes anyway, as a probe. RFC 9293 §3.8.6.2.2:
+                # "If the window shrinks to zero, the TCP implementation MUST probe
+                # it in the standard way" (Linux: tcp_retransmit_timer).
+                usable = mss
             n = mss if mss < avail else avail
             if usable < n:
                 n = usable
@@ -323,17 +344,26 @@ class Connection:
             fin_now = self.fin_queued and avail >= 0 and avail == n
             if n == 0 and not fin_now:
                 break
-            if n and not fin_now and not self._may_send(n, avail, wnd):
+            # Nagle and SWS avoidance hold back new data only: what lies below
+            # SND.MAX was sent before and goes again at once (a retransmission,
+            # RFC 6298 §5.4), or a lost small tail would never be resent.
+            if (n and not fin_now and not force and not seq_lt(seq, self.snd_max)
+                    and not self._may_send(n, avail, wnd)):
                 break
             seg = self._data_segment(seq, n, fin=fin_now)
             if seg is None:
                 break
             out.append(seg)
+            force = False
             if fin_now:
                 break
-        # Zero window with data waiting and nothing in flight: probe (RFC 9293 §3.8.6.1).
+        # Data waiting, nothing in flight, yet nothing sent: the window is zero
+        # (probe it, RFC 9293 §3.8.6.1) or too small for SWS avoidance to use.
+        # RFC 9293 §3.8.6.2.1: "To avoid a resulting deadlock, it is necessary to
+        # have a timeout to force transmission of data, overriding the SWS
+        # avoidance algorithm" - or a lost window update stalls us for good.
         waiting = len(self.snd_buf) - seq_diff(self.snd_nxt, self.snd_buf_seq) > 0
-        if (self.snd_wnd == 0 and waiting and self.snd_max == self.snd_una
+        if (waiting and self.snd_max == self.snd_una
                 and Timer.PERSIST not in self.timers):
             self.timers[Timer.PERSIST] = now + self._persist_interval()
 
@@ -440,6 +470,7 @@ class Connection:
         self._count_retransmit()
         self.retransmits += 1
         self.snd_nxt = self.snd_una  # go back: resend from the first hole
+        self._force_one = self.state.synchronized  # even into a closed window
         self.recover = self.snd_max  # RFC 6582 §4: no fast retransmit for old dupacks
 
     def _count_retransmit(self) -> None:
@@ -453,7 +484,10 @@ class Connection:
         """Zero-window probe: an ACK one below SND.UNA, as Linux sends it, draws
         an ACK that carries the peer's current window (RFC 9293 §3.8.6.1)."""
         waiting = len(self.snd_buf) - seq_diff(self.snd_nxt, self.snd_buf_seq) > 0
-        if self.snd_wnd != 0 or not waiting or not self.state.synchronized:
+        if not waiting or not self.state.synchronized or self.snd_max != self.snd_una:
+            return
+        if self.snd_wnd != 0:
+            self._force_one = True  # SWS override: send what the window allows
             return
         self._control.append(self._segment((self.snd_una - 1) & MASK, ACK))
         if self._persist_backoff < 16:
@@ -488,6 +522,15 @@ class Connection:
         self.timers.clear()
         self._ack_now = False
         self._events.append(Closed())
+
+    def _handshake_completed(self) -> None:
+        self._events.append(Connected())
+        if self.rtt.srtt is None and self.total_retransmits:
+            # RFC 6298 (5.7): "If the timer expires awaiting the ACK of a SYN segment
+            # and the TCP implementation is using an RTO less than 3 seconds, the
+            # RTO MUST be re-initialized to 3 seconds when data transmission begins
+            # (i.e., after the three-way handshake completes)." (Linux does too.)
+            self.rtt.rto = min(max(self.rtt.rto, 3.0), self.rtt.rto_max)
 
     def _our_fin_acked(self) -> bool:
         return self.fin_queued and self.snd_una == (self.fin_seq + 1) & MASK
@@ -599,12 +642,15 @@ class Connection:
             self._update_window(seg, scaled=False)
             self.snd_wl1, self.snd_wl2 = seg.seq, seg.ack
             self._set_state(State.ESTABLISHED, describe(seg), seg)
-            self._events.append(Connected())
+            self._handshake_completed()
             self._ack_now = True
             if seg.payload or flags & FIN:
                 # "Data or controls that were queued for transmission may be
                 # included. If there are other controls or text in the segment,
                 # then continue processing at the sixth step".
+                # RCV.WND is what our SYN offered (unscaled, RFC 7323 §2.2): the
+                # text is trimmed to it, not to an empty window.
+                self.rcv_adv = (self.rcv_nxt + min(self._free_space(), 0xFFFF)) & MASK
                 self._process_text_and_fin(seg, now)
         else:
             # Simultaneous open: "Otherwise, enter SYN-RECEIVED, form a SYN,ACK
@@ -621,6 +667,7 @@ class Connection:
     def _receive_synchronized(self, seg: TcpSegment, now: float) -> None:
         flags = seg.flags
         st = self.state
+        arrived = seg  # as it came: for StateChanged, even when its SYN is stripped below
         # SYN-RECEIVED and a retransmitted SYN: our SYN-ACK was lost; send it again.
         if st is State.SYN_RECEIVED and flags & SYN and seg.seq == self.irs:
             if not flags & ACK:
@@ -645,6 +692,14 @@ class Connection:
                 self._challenge_ack(now)
                 return
             self._ack_now = True
+            if (st is State.TIME_WAIT and flags & FIN
+                    and (seg.seq + seg.seg_len) & MASK == self.rcv_nxt):
+                # A retransmitted FIN (it lies just below RCV.NXT, so it fails the
+                # test above): "TIME-WAIT STATE: The only thing that can arrive in
+                # this state is a retransmission of the remote FIN. Acknowledge it,
+                # and restart the 2 MSL timeout." (eighth step)
+                self.timers[Timer.TIME_WAIT] = now + 2 * self.config.msl
+                return
             if flags & ACK and seg.seq == self.rcv_nxt and st.synchronized:
                 self._process_ack(seg, now)
             return
@@ -679,7 +734,7 @@ class Connection:
         # ---- fifth, check the ACK field ----
         if not flags & ACK:
             return  # "if the ACK bit is off, drop the segment and return"
-        if not self._process_ack(seg, now):
+        if not self._process_ack(seg, now, arrived):
             return
         # ---- sixth (URG) is not acted on; seventh, text; eighth, FIN ----
         self._process_text_and_fin(seg, now)
@@ -715,28 +770,34 @@ class Connection:
             count += 1
         self._challenge_acks = (second, count)
 
-    def _process_ack(self, seg: TcpSegment, now: float) -> bool:
-        """Fifth step of RFC 9293 §3.10.7.4. Returns False when the segment is dropped."""
+    def _process_ack(self, seg: TcpSegment, now: float,
+                     arrived: TcpSegment | None = None) -> bool:
+        """Fifth step of RFC 9293 §3.10.7.4. Returns False when the segment is dropped.
+        ``arrived`` is the segment as received, when ``seg`` had its SYN stripped."""
         st = self.state
         ack = seg.ack
         if st is State.SYN_RECEIVED:
             # "If SND.UNA < SEG.ACK =< SND.NXT, then enter ESTABLISHED state and
             # continue processing ... If the segment acknowledgment is not
             # acceptable, form a reset segment <SEQ=SEG.ACK><CTL=RST> and send it."
+            arrived = arrived or seg
             if seq_lt(self.snd_una, ack) and seq_le(ack, self.snd_max):
                 self._ack_advances(ack, now)
-                self._update_window(seg, scaled=True)
+                # RFC 7323 §2.2: "The window field in a segment where the SYN bit is
+                # set (i.e., a <SYN> or <SYN,ACK>) MUST NOT be scaled." (A SYN,ACK
+                # completes a simultaneous open.)
+                self._update_window(seg, scaled=not arrived.flags & SYN)
                 self.snd_wl1, self.snd_wl2 = seg.seq, ack
+                self._set_state(State.ESTABLISHED, describe(arrived), arrived)
+                self._handshake_completed()
                 if self.fin_queued:
-                    self._set_state(State.ESTABLISHED, describe(seg), seg)
-                    self._events.append(Connected())
                     self._set_state(State.FIN_WAIT_1, "shutdown() (queued)")
-                else:
-                    self._set_state(State.ESTABLISHED, describe(seg), seg)
-                    self._events.append(Connected())
                 ready = self.ooo.pop_ready(self.rcv_nxt)  # data that came with the SYN
                 if ready:
                     self._deliver(ready)
+                    # Seventh step: "Send an acknowledgment of the form
+                    # <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>" for the data now taken.
+                    self._ack_now = True
                 return True
             self._control.append(TcpSegment(self.local_port, self.remote_port, ack, 0, RST, 0))
             return False
@@ -851,7 +912,10 @@ class Connection:
     def _process_text_and_fin(self, seg: TcpSegment, now: float) -> None:
         st = self.state
         payload = seg.payload
-        seq = seg.seq
+        # RFC 9293 §3.4: "the SYN is considered to occur before the first actual
+        # data octet of the segment in which it occurs": a SYN,ACK's text (and
+        # FIN) start at SEG.SEQ+1.
+        first = seq = (seg.seq + 1) & MASK if seg.flags & SYN else seg.seq
         if payload and st in RECEIVING_STATES:
             # Trim what lies before RCV.NXT and beyond the window.
             off = seq_diff(self.rcv_nxt, seq)
@@ -885,7 +949,7 @@ class Connection:
                     self._ack_now = True
         if not seg.flags & FIN or st not in RECEIVING_STATES:
             return
-        fin_seq = (seg.seq + len(seg.payload)) & MASK
+        fin_seq = (first + len(seg.payload)) & MASK
         if fin_seq != self.rcv_nxt:
             if seq_gt(fin_seq, self.rcv_nxt):
                 self.fin_seq_received = fin_seq  # wait for the hole before it

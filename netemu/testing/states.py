@@ -133,14 +133,17 @@ BUILDERS: dict[State, Callable[..., Driver]] = {
     State.TIME_WAIT: time_wait,
 }
 
-# What RCV.NXT and SND.MAX are in each ready-made state.
-RCV_NXT = {st: PEER_ISS + (2 if st in (State.CLOSE_WAIT, State.LAST_ACK, State.CLOSING,
-                                       State.TIME_WAIT) else 1)
-           for st in BUILDERS}
+# RCV.NXT, SND.UNA and SND.MAX in each ready-made state (SYN-SENT has no RCV.NXT).
+_PEER_FIN_IN = (State.CLOSE_WAIT, State.LAST_ACK, State.CLOSING, State.TIME_WAIT)
+_OUR_FIN_OUT = (State.FIN_WAIT_1, State.FIN_WAIT_2, State.CLOSING, State.LAST_ACK,
+                State.TIME_WAIT)
+_OUR_FIN_ACKED = (State.FIN_WAIT_2, State.TIME_WAIT)
+RCV_NXT = {st: PEER_ISS + (2 if st in _PEER_FIN_IN else 1) for st in BUILDERS}
+SND_MAX = {st: ISS + (2 if st in _OUR_FIN_OUT else 1) for st in BUILDERS}
+SND_UNA = {st: ISS + (0 if st in (State.SYN_SENT, State.SYN_RECEIVED) else
+                      2 if st in _OUR_FIN_ACKED else 1) for st in BUILDERS}
 SYNCHRONIZED = [State.ESTABLISHED, State.FIN_WAIT_1, State.FIN_WAIT_2, State.CLOSE_WAIT,
                 State.CLOSING, State.LAST_ACK, State.TIME_WAIT]
-
-
 
 
 def in_state(state: State, config: TcpConfig | None = None) -> Driver:
@@ -148,6 +151,6 @@ def in_state(state: State, config: TcpConfig | None = None) -> Driver:
     return BUILDERS[state](config)
 
 
-__all__ = ["BUILDERS", "ISS", "PEER_ISS", "RCV_NXT", "SHORT_MSL", "SYNCHRONIZED",
+__all__ = ["BUILDERS", "ISS", "PEER_ISS", "RCV_NXT", "SHORT_MSL", "SND_MAX", "SND_UNA", "SYNCHRONIZED",
            "close_wait", "closing", "established", "fin_wait_1",
            "fin_wait_2", "in_state", "last_ack", "syn_received", "syn_sent", "time_wait"]

@@ -1,49 +1,69 @@
 """Address conversions, interned: a lab sees a handful of addresses, and
-converting them afresh on every packet would cost more than the rest of a parse."""
+converting them afresh on every packet would cost more than the rest of a parse.
+
+Each table is a dict whose ``__missing__`` converts and remembers, so the hot
+path is one C-level subscript (``_MAC_STR[raw]``) and the public functions are
+the tables' bound ``__getitem__``. IPv4 addresses travel as 32-bit ints on the
+hot path: ``struct`` unpacks them that way, and the checksum wants them so.
+"""
+
+from __future__ import annotations
 
 import socket
+from collections.abc import Callable
+from typing import Any
 
 _LIMIT = 4096
-_ip_str: dict[bytes, str] = {}
-_ip_raw: dict[str, bytes] = {}
-_mac_str: dict[bytes, str] = {}
-_mac_raw: dict[str, bytes] = {}
+
+
+class _Interned(dict):
+    """key -> convert(key), computed once; cleared when it grows past ``_LIMIT``."""
+
+    __slots__ = ("_convert",)
+
+    def __init__(self, convert: Callable[[Any], Any]) -> None:
+        super().__init__()
+        self._convert = convert
+
+    def __missing__(self, key: Any) -> Any:
+        value = self._convert(key)  # raises on a bad key: nothing is stored
+        if len(self) >= _LIMIT:
+            self.clear()
+        self[key] = value
+        return value
+
+
+def _mac_from_str(mac: str) -> bytes:
+    b = bytes.fromhex(mac.replace(":", ""))
+    if len(b) != 6:
+        raise ValueError(f"not a MAC address: {mac!r}")
+    return b
+
+
+def _mac_to_str(raw: bytes) -> str:
+    if len(raw) != 6:
+        raise ValueError(f"not a MAC address: {raw!r}")
+    return raw.hex(":")
+
+
+_MAC_STR = _Interned(_mac_to_str)  # 6 raw bytes -> "aa:bb:cc:dd:ee:ff"
+_MAC_RAW = _Interned(_mac_from_str)  # "aa:bb:cc:dd:ee:ff" -> 6 raw bytes
+_IP_STR = _Interned(lambda v: socket.inet_ntoa(v.to_bytes(4, "big")))  # int -> dotted quad
+_IP_INT = _Interned(lambda s: int.from_bytes(socket.inet_aton(s), "big"))  # dotted quad -> int
+
+mac_to_str: Callable[[bytes], str] = _MAC_STR.__getitem__
+mac_to_bytes: Callable[[str], bytes] = _MAC_RAW.__getitem__
+ip_from_int: Callable[[int], str] = _IP_STR.__getitem__
+ip_to_int: Callable[[str], int] = _IP_INT.__getitem__
 
 
 def ip_to_str(raw: bytes) -> str:
-    s = _ip_str.get(raw)
-    if s is None:
-        if len(_ip_str) > _LIMIT:
-            _ip_str.clear()
-        s = _ip_str[bytes(raw)] = socket.inet_ntoa(raw)
-    return s
+    """Dotted quad of 4 raw bytes."""
+    if len(raw) != 4:
+        raise ValueError(f"not an IPv4 address: {raw!r}")
+    return _IP_STR[int.from_bytes(raw, "big")]
 
 
 def ip_to_bytes(ip: str) -> bytes:
-    b = _ip_raw.get(ip)
-    if b is None:
-        if len(_ip_raw) > _LIMIT:
-            _ip_raw.clear()
-        b = _ip_raw[ip] = socket.inet_aton(ip)
-    return b
-
-
-def mac_to_str(raw: bytes) -> str:
-    s = _mac_str.get(raw)
-    if s is None:
-        if len(_mac_str) > _LIMIT:
-            _mac_str.clear()
-        s = _mac_str[bytes(raw)] = raw.hex(":")
-    return s
-
-
-def mac_to_bytes(mac: str) -> bytes:
-    b = _mac_raw.get(mac)
-    if b is None:
-        b = bytes.fromhex(mac.replace(":", ""))
-        if len(b) != 6:
-            raise ValueError(f"not a MAC address: {mac!r}")
-        if len(_mac_raw) > _LIMIT:
-            _mac_raw.clear()
-        _mac_raw[mac] = b
-    return b
+    """4 raw bytes of a dotted quad."""
+    return _IP_INT[ip].to_bytes(4, "big")

@@ -5,10 +5,10 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from .addr import ip_to_bytes, ip_to_str, mac_to_bytes, mac_to_str
+from .addr import _IP_INT, _IP_STR, _MAC_RAW, _MAC_STR
 from .errors import MalformedPacket
 
-ARP_PACKET = struct.Struct("!HHBBH6s4s6s4s")
+ARP_PACKET = struct.Struct("!HHBBH6sI6sI")
 ARP_LEN = ARP_PACKET.size  # 28
 ARP_REQUEST = 1
 ARP_REPLY = 2
@@ -26,6 +26,7 @@ class ArpPacket:
 
     @classmethod
     def parse(cls, buf: bytes) -> ArpPacket:
+        """Parse the ARP packet at the start of ``buf``; bytes after its 28 are ignored."""
         if len(buf) < ARP_LEN:
             raise MalformedPacket(f"truncated ARP packet ({len(buf)} bytes)")
         htype, ptype, hlen, plen, op, sha, spa, tha, tpa = ARP_PACKET.unpack_from(buf)
@@ -33,11 +34,11 @@ class ArpPacket:
             raise MalformedPacket(
                 f"unsupported ARP (htype {htype}, ptype {ptype:#06x}, hlen {hlen}, plen {plen})"
             )
-        return cls(op, mac_to_str(sha), ip_to_str(spa), mac_to_str(tha), ip_to_str(tpa))
+        return cls(op, _MAC_STR[sha], _IP_STR[spa], _MAC_STR[tha], _IP_STR[tpa])
 
     def emit(self) -> bytes:
         return ARP_PACKET.pack(
             _HTYPE_ETHERNET, _PTYPE_IPV4, 6, 4, self.op,
-            mac_to_bytes(self.sender_mac), ip_to_bytes(self.sender_ip),
-            mac_to_bytes(self.target_mac), ip_to_bytes(self.target_ip),
+            _MAC_RAW[self.sender_mac], _IP_INT[self.sender_ip],
+            _MAC_RAW[self.target_mac], _IP_INT[self.target_ip],
         )

@@ -3,10 +3,11 @@
 Because 2**16 ≡ 1 (mod 0xFFFF), the whole buffer read as one big integer has
 the same remainder mod 0xFFFF as the sum of its 16-bit words: the remainder
 *is* the end-around-carry sum, computed in C by ``int.from_bytes`` and ``%``.
-Partial sums of pieces that start on an even offset may simply be added.
+Partial sums of pieces that start on an even offset may simply be added, and
+so may header fields: a 32-bit field is congruent to the sum of its two words.
 """
 
-from .addr import ip_to_bytes as _inet_aton
+from .addr import _IP_INT
 
 
 def word_sum(data: bytes) -> int:
@@ -37,5 +38,5 @@ def verifies(total: int) -> bool:
 
 
 def pseudo_header_sum(src: str, dst: str, protocol: int, length: int) -> int:
-    """Word sum of the IPv4 pseudo-header (RFC 9293 §3.1) for TCP/UDP."""
-    return int.from_bytes(_inet_aton(src) + _inet_aton(dst), "big") + protocol + length
+    """Word sum (mod 0xFFFF) of the IPv4 pseudo-header (RFC 9293 §3.1) for TCP/UDP."""
+    return _IP_INT[src] + _IP_INT[dst] + protocol + length

@@ -5,8 +5,8 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from .addr import ip_to_str, mac_to_str
-from .arp import ArpPacket
+from .addr import _IP_STR, _MAC_RAW, _MAC_STR
+from .arp import ARP_LEN, ArpPacket
 from .errors import MalformedPacket
 from .ethernet import ETH_HEADER, ETH_HEADER_LEN, ETHERTYPE_ARP, ETHERTYPE_IPV4, EthernetFrame
 from .icmp import IcmpEcho
@@ -45,58 +45,70 @@ class Frame:
         return head + self.eth.payload
 
 
-_ETH_IP_TCP = struct.Struct("!6s6sHBBHHHBBH4s4sHHIIHHHH")  # 14 + 20 + 20 bytes
+# Ethernet + IPv4 without options + TCP header: 14 + 20 + 20 bytes in one unpack.
+_unpack_eth_ip_tcp = struct.Struct("!6s6sHBBHHHBBHIIHHIIHHHH").unpack_from
 
 
 def parse_frame(buf: bytes, verify: bool = True) -> Frame:
     """Parse a frame from the wire. ``verify=False`` skips checksum checks (for
     frames whose checksum the sender left to offload: PACKET_AUXDATA says so)."""
-    # Fast path: a regular Ethernet + IPv4 (no options, not a fragment) + TCP frame
-    # decoded with one unpack. Anything irregular, including every error, takes the
-    # general path below, which owns the validation messages.
+    if buf.__class__ is not bytes:
+        buf = bytes(buf)
+    # Fast path: a regular Ethernet + IPv4 (no options, not a fragment) + TCP frame,
+    # decoded with one unpack and verified with checksums summed from the unpacked
+    # fields. Anything irregular, including every error, takes the general path,
+    # which owns the validation messages.
     n = len(buf)
-    if n >= 54 and buf[14] == 0x45 and buf[23] == 6 and buf[12] == 8 and buf[13] == 0:
-        (dst, src, _, _, tos, total, ident, frag, ttl, _, ipsum, sip, dip,
-         sport, dport, seq, ack, off_flags, win, csum, urg) = _ETH_IP_TCP.unpack_from(buf)
-        opt_end = 34 + (off_flags >> 12) * 4
+    if n >= 54:
+        (dst, src, et, vihl, tos, total, ident, frag, ttl, proto, ipsum, sip, dip,
+         sport, dport, seq, ack, off_flags, win, csum, urg) = _unpack_eth_ip_tcp(buf)
         end = 14 + total
-        if not frag & 0x3FFF and 54 <= opt_end <= end <= n and (not verify or (
-                not int.from_bytes(buf[14:34], "big") % 0xFFFF
-                and _tcp_sum_ok(buf, end))):
-            if opt_end > 54:
-                options, padding = parse_options(buf, 54, opt_end)
+        hlen = 34 + (off_flags >> 12 << 2)  # end of the TCP header
+        if (et == 0x0800 and vihl == 0x45 and proto == 6 and not frag & 0x3FFF
+                and 54 <= hlen <= end <= n):
+            seg = buf[34:end]
+            if verify:
+                # IPv4 header: its ten words, 0x4506 being version/IHL and protocol.
+                # TCP: the segment and the pseudo-header (addresses, 6, length).
+                ok = not (0x4506 + tos + total + ident + frag + (ttl << 8) + ipsum + sip + dip
+                          ) % 0xFFFF
+                if ok:
+                    v = int.from_bytes(seg, "big")
+                    if total & 1:
+                        v <<= 8
+                    ok = not (v + (sip + dip + total - 14)) % 0xFFFF
             else:
-                options, padding = (), b""
-            tcp = TcpSegment(sport, dport, seq, ack, off_flags & 0x0FFF, win, buf[opt_end:end],
-                             options, urg, csum, padding)
-            ip = IPv4Packet(ip_to_str(sip), ip_to_str(dip), 6, buf[34:end], ttl, tos, ident,
-                            frag >> 13, 0, b"", ipsum)
-            eth = EthernetFrame(mac_to_str(dst), mac_to_str(src), 0x0800)
-            return Frame(eth, None, ip, tcp, None, buf[end:] if end < n else b"")
+                ok = True
+            if ok:
+                if hlen > 54:
+                    options, padding = parse_options(buf, 54, hlen)
+                else:
+                    options, padding = (), b""
+                return Frame(
+                    EthernetFrame(_MAC_STR[dst], _MAC_STR[src], 0x0800),
+                    None,
+                    IPv4Packet(_IP_STR[sip], _IP_STR[dip], 6, seg, ttl, tos, ident, frag >> 13,
+                               0, b"", ipsum),
+                    TcpSegment(sport, dport, seq, ack, off_flags & 0x0FFF, win, buf[hlen:end],
+                               options, urg, csum, padding),
+                    None,
+                    buf[end:] if end < n else b"",
+                )
     return _parse_frame_general(buf, verify)
-
-
-def _tcp_sum_ok(buf: bytes, end: int) -> bool:
-    """TCP checksum over buf[34:end] and the pseudo-header (see checksum.verifies)."""
-    v = int.from_bytes(buf[34:end], "big")
-    if (end - 34) & 1:
-        v <<= 8
-    v += int.from_bytes(buf[26:34], "big") + 6 + end - 34
-    return v % 0xFFFF == 0
 
 
 def _parse_frame_general(buf: bytes, verify: bool) -> Frame:
     if len(buf) < ETH_HEADER_LEN:
         raise MalformedPacket(f"truncated Ethernet header ({len(buf)} bytes)")
     dst, src, et = ETH_HEADER.unpack_from(buf)
-    eth = EthernetFrame(mac_to_str(dst), mac_to_str(src), et)
+    eth = EthernetFrame(_MAC_STR[dst], _MAC_STR[src], et)
     if et == ETHERTYPE_IPV4:
         ip = IPv4Packet.parse(buf, verify, ETH_HEADER_LEN)
         frame = Frame(eth, None, ip)
         end = ETH_HEADER_LEN + (buf[16] << 8 | buf[17])  # the IPv4 total length
         if len(buf) > end:
-            frame.trailer = bytes(buf[end:])
-        if not ip.flags & 1 and not ip.fragment_offset:  # fragments stay undecoded
+            frame.trailer = buf[end:]
+        if not ip.is_fragment:  # fragments stay undecoded
             proto = ip.protocol
             if proto == PROTO_TCP:
                 pseudo = None
@@ -108,12 +120,12 @@ def _parse_frame_general(buf: bytes, verify: bool) -> Frame:
         return frame
     if et == ETHERTYPE_ARP:
         arp = ArpPacket.parse(buf[ETH_HEADER_LEN:])
-        return Frame(eth, arp, trailer=bytes(buf[ETH_HEADER_LEN + 28:]))
-    eth.payload = bytes(buf[ETH_HEADER_LEN:])
+        return Frame(eth, arp, trailer=buf[ETH_HEADER_LEN + ARP_LEN:])
+    eth.payload = buf[ETH_HEADER_LEN:]
     return Frame(eth)
 
 
 def build_tcp_frame(src_mac: str, dst_mac: str, ip: IPv4Packet, tcp: TcpSegment) -> bytes:
     """Ethernet + IPv4 + TCP bytes (``ip.payload`` is ignored; the segment is the payload)."""
     seg = tcp.emit(ip.src, ip.dst)
-    return EthernetFrame(dst_mac, src_mac, ETHERTYPE_IPV4).header() + ip.header(len(seg)) + seg
+    return _MAC_RAW[dst_mac] + _MAC_RAW[src_mac] + b"\x08\x00" + ip.header(len(seg)) + seg

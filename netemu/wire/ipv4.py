@@ -5,11 +5,10 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from .addr import ip_to_bytes, ip_to_str
-from .checksum import fold
+from .addr import _IP_INT, _IP_STR
 from .errors import BadChecksum, MalformedPacket
 
-IPV4_HEADER = struct.Struct("!BBHHHBBH4s4s")
+IPV4_HEADER = struct.Struct("!BBHHHBBHII")  # addresses as 32-bit ints
 IPV4_MIN_LEN = 20
 PROTO_ICMP = 1
 PROTO_TCP = 6
@@ -18,9 +17,6 @@ PROTO_UDP = 17
 FLAG_RESERVED = 0x4
 FLAG_DF = 0x2
 FLAG_MF = 0x1
-
-_ntoa = ip_to_str
-_aton = ip_to_bytes
 
 
 @dataclass(slots=True)
@@ -53,6 +49,8 @@ class IPv4Packet:
     def parse(cls, buf: bytes, verify: bool = True, offset: int = 0) -> IPv4Packet:
         """Parse the IPv4 packet at ``buf[offset:]``; bytes past its total length
         (link padding) are ignored."""
+        if buf.__class__ is not bytes:
+            buf = bytes(buf)
         n = len(buf) - offset
         if n < IPV4_MIN_LEN:
             raise MalformedPacket(f"truncated IPv4 header ({n} bytes)")
@@ -73,29 +71,37 @@ class IPv4Packet:
             # checksum.verifies(), inlined: a header is never all zeros (version 4)
             raise BadChecksum(f"bad IPv4 header checksum {csum:#06x}")
         return cls(
-            _ntoa(src), _ntoa(dst), proto, buf[offset + hlen:offset + total], ttl, tos, ident,
+            _IP_STR[src], _IP_STR[dst], proto, buf[offset + hlen:offset + total], ttl, tos, ident,
             frag >> 13, frag & 0x1FFF,
             buf[offset + IPV4_MIN_LEN:offset + hlen] if hlen > IPV4_MIN_LEN else b"", csum,
         )
 
     def header(self, payload_length: int | None = None) -> bytes:
         """The header bytes, checksum filled in when ``checksum`` is None."""
-        olen = len(self.options)
-        if olen & 3 or olen > 40:
-            raise ValueError(f"IPv4 options must be a multiple of 4 bytes, at most 40 (got {olen})")
-        hlen = IPV4_MIN_LEN + olen
-        plen = len(self.payload) if payload_length is None else payload_length
-        hdr = bytearray(IPV4_HEADER.pack(
-            0x40 | hlen >> 2, self.tos, hlen + plen, self.identification,
-            self.flags << 13 | self.fragment_offset, self.ttl, self.protocol, 0,
-            _aton(self.src), _aton(self.dst),
-        ))
-        if olen:
-            hdr += self.options
-        csum = fold(int.from_bytes(hdr, "big")) if self.checksum is None else self.checksum
-        hdr[10] = csum >> 8
-        hdr[11] = csum & 0xFF
-        return bytes(hdr)
+        options = self.options
+        if options and (len(options) & 3 or len(options) > 40):
+            raise ValueError(
+                f"IPv4 options must be a multiple of 4 bytes, at most 40 (got {len(options)})")
+        hlen = IPV4_MIN_LEN + len(options)
+        total = hlen + (len(self.payload) if payload_length is None else payload_length)
+        ident = self.identification
+        frag = self.flags << 13 | self.fragment_offset
+        tos = self.tos
+        ttl = self.ttl
+        proto = self.protocol
+        src = _IP_INT[self.src]
+        dst = _IP_INT[self.dst]
+        csum = self.checksum
+        if csum is None:
+            # The word sum straight from the fields (see checksum.py); -s % 0xFFFF is
+            # checksum.fold(s) for a sum that is not 0, and the version makes it so.
+            s = (0x40 | hlen >> 2) << 8 | tos
+            s += total + ident + frag + (ttl << 8 | proto) + src + dst
+            if options:
+                s += int.from_bytes(options, "big")
+            csum = -s % 0xFFFF
+        hdr = IPV4_HEADER.pack(0x40 | hlen >> 2, tos, total, ident, frag, ttl, proto, csum, src, dst)
+        return hdr + options if options else hdr
 
     def emit(self) -> bytes:
         return self.header() + self.payload

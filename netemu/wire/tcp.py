@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import enum
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from .checksum import fold, pseudo_header_sum
+from .addr import _IP_INT
 from .errors import BadChecksum, MalformedPacket
 
 TCP_HEADER = struct.Struct("!HHIIHHHH")
+_unpack_header = TCP_HEADER.unpack_from
+_pack_header = TCP_HEADER.pack
 TCP_MIN_LEN = 20
 MAX_OPTIONS_LEN = 40
 
@@ -67,6 +70,13 @@ OPT_SACK_PERMITTED = 4
 OPT_SACK = 5
 OPT_TIMESTAMP = 8
 
+_MSS = struct.Struct("!BBH")
+_WS = struct.Struct("!BBB")
+_TS = struct.Struct("!BBII")
+_TS_BODY = struct.Struct("!II")
+# SACK bodies by option length: 1 to 4 blocks (a 5th would not fit in 40 bytes).
+_SACK_BODY = {2 + 8 * n: struct.Struct(f"!{2 * n}I") for n in range(1, 5)}
+
 
 @dataclass(slots=True)
 class EolOption:
@@ -85,7 +95,7 @@ class MssOption:
     mss: int
 
     def emit(self) -> bytes:
-        return b"\x02\x04" + self.mss.to_bytes(2, "big")
+        return _MSS.pack(2, 4, self.mss)
 
 
 @dataclass(slots=True)
@@ -93,7 +103,7 @@ class WindowScaleOption:
     shift: int
 
     def emit(self) -> bytes:
-        return bytes((3, 3, self.shift))
+        return _WS.pack(3, 3, self.shift)
 
 
 @dataclass(slots=True)
@@ -107,10 +117,9 @@ class SackOption:
     blocks: tuple[tuple[int, int], ...]  # (left edge, right edge) pairs
 
     def emit(self) -> bytes:
-        out = bytearray((5, 2 + 8 * len(self.blocks)))
-        for left, right in self.blocks:
-            out += left.to_bytes(4, "big") + right.to_bytes(4, "big")
-        return bytes(out)
+        blocks = self.blocks
+        return bytes((5, 2 + 8 * len(blocks))) + _SACK_BODY[2 + 8 * len(blocks)].pack(
+            *[edge for block in blocks for edge in block])
 
 
 @dataclass(slots=True)
@@ -139,17 +148,11 @@ TcpOption = (EolOption | NopOption | MssOption | WindowScaleOption | SackPermitt
 EOL = EolOption()
 NOP = NopOption()
 SACK_PERMITTED = SackPermittedOption()
-_TS = struct.Struct("!BBII")
-_TS_BODY = struct.Struct("!II")
-_NOP_NOP_TS = b"\x01\x01\x08\x0a"
 
 
-def parse_options(buf: bytes, start: int, end: int) -> tuple[tuple[TcpOption, ...], bytes]:
-    """Options in ``buf[start:end]``, and the bytes that follow an EOL (padding)."""
-    # Fast path: the NOP NOP TS layout every Linux data segment carries.
-    if end - start == 12 and buf[start:start + 4] == _NOP_NOP_TS:
-        tsval, tsecr = _TS_BODY.unpack_from(buf, start + 4)
-        return (NOP, NOP, TimestampOption(tsval, tsecr)), b""
+def _parse_options_general(buf: bytes, start: int, end: int
+                           ) -> tuple[tuple[TcpOption, ...], bytes]:
+    """Any option area, option by option; owns every error message."""
     opts: list[TcpOption] = []
     append = opts.append
     i = start
@@ -161,7 +164,7 @@ def parse_options(buf: bytes, start: int, end: int) -> tuple[tuple[TcpOption, ..
             continue
         if kind == 0:  # EOL: the rest is padding
             append(EOL)
-            return tuple(opts), bytes(buf[i + 1:end])
+            return tuple(opts), buf[i + 1:end]
         if i + 1 >= end:
             raise MalformedPacket(f"TCP option kind {kind} truncated (no length byte)")
         length = buf[i + 1]
@@ -178,18 +181,105 @@ def parse_options(buf: bytes, start: int, end: int) -> tuple[tuple[TcpOption, ..
             append(WindowScaleOption(buf[i + 2]))
         elif kind == 4 and length == 2:
             append(SACK_PERMITTED)
-        elif kind == 5 and length > 2 and (length - 2) & 7 == 0:
-            vals = struct.unpack_from(f"!{(length - 2) >> 2}I", buf, i + 2)
-            append(SackOption(tuple(zip(vals[0::2], vals[1::2], strict=True))))
+        elif kind == 5 and length in _SACK_BODY:
+            edges = _SACK_BODY[length].unpack_from(buf, i + 2)
+            append(SackOption(tuple(zip(edges[0::2], edges[1::2], strict=True))))
         else:
-            append(RawOption(kind, bytes(buf[i + 2:nxt])))
+            append(RawOption(kind, buf[i + 2:nxt]))
         i = nxt
     return tuple(opts), b""
 
 
+# Layouts of the option area that real stacks send all the time, each decoded by
+# one generated function: one unpack, a compare of every kind and length byte
+# against the layout, and the records built straight from the unpacked values.
+# Anything else (or any mismatch) takes the general path above; tests/wire checks
+# every layout against it. Tokens: fixed head bytes, body struct format, and the
+# record expression for the body values.
+_TOKENS: dict[str, tuple[bytes, str, str]] = {
+    "NOP": (b"\x01", "", "NOP"),
+    "MSS": (b"\x02\x04", "H", "MssOption({})"),
+    "WS": (b"\x03\x03", "B", "WindowScaleOption({})"),
+    "SACKOK": (b"\x04\x02", "", "SACK_PERMITTED"),
+    "TS": (b"\x08\x0a", "II", "TimestampOption({}, {})"),
+    **{f"SACK{n}": (bytes((5, 2 + 8 * n)), "II" * n, "SackOption((" + "({}, {}), " * n + "))")
+       for n in range(1, 5)},
+}
+_LAYOUT_SPECS = (
+    "NOP NOP TS",  # Linux data segments
+    "MSS SACKOK TS NOP WS",  # Linux SYN and SYN-ACK
+    "MSS NOP NOP SACKOK NOP WS",  # Linux SYN without timestamps
+    "MSS NOP WS NOP NOP SACKOK",  # Windows SYN
+    "MSS",
+    # Linux ACKs with SACK blocks, with and without timestamps.
+    "NOP NOP TS NOP NOP SACK1", "NOP NOP TS NOP NOP SACK2", "NOP NOP TS NOP NOP SACK3",
+    "NOP NOP SACK1", "NOP NOP SACK2", "NOP NOP SACK3", "NOP NOP SACK4",
+)
+
+
+def _compile_layout(spec: str) -> tuple[int, Callable[[bytes, int], tuple | None]]:
+    """(option-area length, decode(buf, start) -> options or None) for a layout."""
+    fmt, names, checks, exprs, head = "!", [], [], [], b""
+
+    def flush_head() -> None:
+        nonlocal fmt, head
+        if head:
+            names.append(f"k{len(checks)}")
+            checks.append(f"k{len(checks)} == {head!r}")
+            fmt += f"{len(head)}s"
+            head = b""
+
+    for token in spec.split():
+        token_head, body, expr = _TOKENS[token]
+        head += token_head
+        if body:
+            flush_head()
+            values = [f"v{len(names) + j}" for j in range(len(body))]
+            names.extend(values)
+            fmt += body
+            expr = expr.format(*values)
+        exprs.append(expr)
+    flush_head()
+    src = (f"def decode(buf, start):\n"
+           f"    {', '.join(names)}, = unpack_from(buf, start)\n"
+           f"    if {' and '.join(checks)}:\n"
+           f"        return ({', '.join(exprs)},)\n"
+           f"    return None\n")
+    namespace = {
+        "unpack_from": struct.Struct(fmt).unpack_from, "NOP": NOP,
+        "SACK_PERMITTED": SACK_PERMITTED, "MssOption": MssOption,
+        "WindowScaleOption": WindowScaleOption, "TimestampOption": TimestampOption,
+        "SackOption": SackOption,
+    }
+    exec(src, namespace)  # noqa: S102 -- source built above from the fixed _TOKENS table
+    return struct.calcsize(fmt), namespace["decode"]
+
+
+def _compile_layouts() -> dict[int, tuple[Callable[[bytes, int], tuple | None], ...]]:
+    by_length: dict[int, list[Callable[[bytes, int], tuple | None]]] = {}
+    for spec in _LAYOUT_SPECS:
+        length, decode = _compile_layout(spec)
+        by_length.setdefault(length, []).append(decode)
+    return {length: tuple(decoders) for length, decoders in by_length.items()}
+
+
+_LAYOUTS = _compile_layouts()  # option-area length -> decoders to try, most common first
+
+
+def parse_options(buf: bytes, start: int, end: int) -> tuple[tuple[TcpOption, ...], bytes]:
+    """Options in ``buf[start:end]``, and the bytes that follow an EOL (padding)."""
+    for decode in _LAYOUTS.get(end - start, ()):
+        options = decode(buf, start)
+        if options is not None:
+            return options, b""
+    return _parse_options_general(buf, start, end)
+
+
 def emit_options(options: tuple[TcpOption, ...], padding: bytes = b"") -> bytes:
     """Option bytes padded with zeros (EOL) to a multiple of 4."""
-    raw = b"".join([o.emit() for o in options]) + padding
+    raw = b"".join([o.emit() for o in options])
+    if padding:
+        raw += padding
     rem = len(raw) & 3
     if rem:
         raw += b"\x00" * (4 - rem)
@@ -260,11 +350,13 @@ class TcpSegment:
     def parse(cls, buf: bytes, pseudo_sum: int | None = None) -> TcpSegment:
         """Parse ``buf`` (exactly the segment). ``pseudo_sum`` is the word sum of the
         IPv4 pseudo-header (see ``pseudo_header_sum``); when given, the checksum is verified."""
+        if buf.__class__ is not bytes:
+            buf = bytes(buf)
         n = len(buf)
         if n < TCP_MIN_LEN:
             raise MalformedPacket(f"truncated TCP header ({n} bytes)")
-        sport, dport, seq, ack, off_flags, win, csum, urg = TCP_HEADER.unpack_from(buf)
-        hlen = (off_flags >> 12) * 4
+        sport, dport, seq, ack, off_flags, win, csum, urg = _unpack_header(buf)
+        hlen = off_flags >> 12 << 2
         if hlen < TCP_MIN_LEN:
             raise MalformedPacket(f"bad TCP data offset {off_flags >> 12}")
         if hlen > n:
@@ -280,29 +372,39 @@ class TcpSegment:
             options, padding = parse_options(buf, TCP_MIN_LEN, hlen)
         else:
             options, padding = (), b""
-        return cls(sport, dport, seq, ack, off_flags & 0x0FFF, win, bytes(buf[hlen:]),
+        return cls(sport, dport, seq, ack, off_flags & 0x0FFF, win, buf[hlen:],
                    options, urg, csum, padding)
 
     def emit(self, src_ip: str, dst_ip: str) -> bytes:
         """Exact segment bytes; the checksum covers the pseudo-header of src_ip → dst_ip."""
-        opts = emit_options(self.options, self.padding) if self.options or self.padding else b""
-        hlen = TCP_MIN_LEN + len(opts)
-        hdr = bytearray(TCP_HEADER.pack(
-            self.src_port, self.dst_port, self.seq, self.ack,
-            (hlen << 10) | self.flags, self.window, 0, self.urgent,
-        ))
-        seg = hdr + opts + self.payload if opts or self.payload else hdr
-        if self.checksum is None:
-            n = len(seg)
-            v = int.from_bytes(seg, "big")
-            if n & 1:
-                v <<= 8
-            csum = fold(v + pseudo_header_sum(src_ip, dst_ip, 6, n))
-        else:
-            csum = self.checksum
-        seg[16] = csum >> 8
-        seg[17] = csum & 0xFF
-        return bytes(seg)
+        options = self.options
+        padding = self.padding
+        opts = emit_options(options, padding) if options or padding else b""
+        payload = self.payload
+        sport = self.src_port
+        dport = self.dst_port
+        seq = self.seq
+        ack = self.ack
+        win = self.window
+        urg = self.urgent
+        off_flags = (TCP_MIN_LEN + len(opts)) << 10 | self.flags
+        csum = self.checksum
+        if csum is None:
+            # The word sum straight from the header fields (a 32-bit field is congruent
+            # to the sum of its halves), the pseudo-header, options and payload; the
+            # options are a multiple of 4 long, so the payload starts on a word.
+            s = (sport + dport + seq + ack + off_flags + win + urg + _IP_INT[src_ip]
+                 + _IP_INT[dst_ip] + 26 + len(opts) + len(payload))  # 26: TCP + header length
+            if opts:
+                s += int.from_bytes(opts, "big")
+            if payload:
+                s += (int.from_bytes(payload, "big") << 8 if len(payload) & 1
+                      else int.from_bytes(payload, "big"))
+            csum = -s % 0xFFFF  # checksum.fold(s): s is not 0, the protocol is in it
+        hdr = _pack_header(sport, dport, seq, ack, off_flags, win, csum, urg)
+        if opts:
+            hdr += opts
+        return hdr + payload if payload else hdr
 
     def summary(self) -> str:
         s = f"{self.src_port} > {self.dst_port} [{flags_str(self.flags)}] seq={self.seq}"

@@ -1,0 +1,145 @@
+"""Wire codec benchmark: parse and build rates of one Ethernet + IPv4 + TCP frame
+(MSS, SACK-permitted, timestamps and window scale options, 100 bytes of payload),
+netemu against scapy, measured in the same run with interleaved rounds.
+
+netemu parse = ``parse_frame`` with both checksums verified and every option
+decoded into records; netemu build = ``build_tcp_frame`` from records, both
+checksums computed. scapy parse = ``Ether(bytes)`` (a full dissection); scapy
+build = ``raw(Ether()/IP()/TCP(options=...)/payload)``.
+"""
+
+from __future__ import annotations
+
+from .common import interleaved_best
+
+PARSE_TARGET = 50.0
+BUILD_TARGET = 100.0
+
+SRC_MAC, DST_MAC = "02:00:00:00:00:01", "02:00:00:00:00:02"
+SRC_IP, DST_IP = "198.18.0.1", "198.18.0.2"
+SPORT, DPORT = 40000, 8080
+SEQ, ACK_NO = 0x12345678, 0x9ABCDEF0
+WINDOW = 64240
+MSS, WSCALE, TSVAL, TSECR = 1460, 7, 1_000_000, 2_000_000
+PAYLOAD = bytes(range(100))
+IP_ID = 4242
+
+
+def _netemu_ops():
+    from netemu.wire import (
+        ACK,
+        NOP,
+        PSH,
+        SACK_PERMITTED,
+        IPv4Packet,
+        MssOption,
+        TcpSegment,
+        TimestampOption,
+        WindowScaleOption,
+        build_tcp_frame,
+        parse_frame,
+    )
+
+    def build() -> bytes:
+        ip = IPv4Packet(SRC_IP, DST_IP, 6, identification=IP_ID)
+        tcp = TcpSegment(
+            SPORT, DPORT, SEQ, ACK_NO, ACK | PSH, WINDOW, PAYLOAD,
+            (MssOption(MSS), SACK_PERMITTED, TimestampOption(TSVAL, TSECR), NOP,
+             WindowScaleOption(WSCALE)),
+        )
+        return build_tcp_frame(SRC_MAC, DST_MAC, ip, tcp)
+
+    frame = build()
+
+    def parse() -> object:
+        return parse_frame(frame, True)
+
+    return build, parse, frame
+
+
+def _scapy_ops():
+    from scapy.compat import raw
+    from scapy.layers.inet import IP, TCP
+    from scapy.layers.l2 import Ether
+
+    opts = [("MSS", MSS), ("SAckOK", b""), ("Timestamp", (TSVAL, TSECR)), ("NOP", None),
+            ("WScale", WSCALE)]
+
+    def build() -> bytes:
+        return raw(
+            Ether(src=SRC_MAC, dst=DST_MAC)
+            / IP(src=SRC_IP, dst=DST_IP, id=IP_ID, flags="DF")
+            / TCP(sport=SPORT, dport=DPORT, seq=SEQ, ack=ACK_NO, flags="PA", window=WINDOW,
+                  options=opts)
+            / PAYLOAD
+        )
+
+    frame = build()
+
+    def parse() -> object:
+        return Ether(frame)
+
+    return build, parse, frame
+
+
+def _check(netemu_frame: bytes, scapy_frame: bytes) -> None:
+    """Both sides work on the same bytes, and parse them to the same fields."""
+    from scapy.layers.inet import TCP
+    from scapy.layers.l2 import Ether
+
+    from netemu.wire import parse_frame
+
+    if netemu_frame != scapy_frame:
+        raise AssertionError("netemu and scapy build different frames for the benchmark")
+    f = parse_frame(netemu_frame)
+    t = Ether(scapy_frame)[TCP]
+    if (f.tcp.mss, f.tcp.wscale, f.tcp.timestamp.tsval, len(f.tcp.payload)) != (
+            MSS, t.options[4][1], dict(t.options)["Timestamp"][0], len(t.payload)):
+        raise AssertionError("netemu and scapy disagree on the benchmark frame")
+
+
+def run(quick: bool = False) -> dict:
+    n_build, n_parse, n_frame = _netemu_ops()
+    s_build, s_parse, s_frame = _scapy_ops()
+    _check(n_frame, s_frame)
+    seconds, rounds = (0.05, 5) if quick else (0.08, 20)
+    best = interleaved_best(
+        {"scapy_parse_ops": s_parse, "parse_ops": n_parse,
+         "scapy_build_ops": s_build, "build_ops": n_build},
+        seconds, rounds,
+    )
+    parse_ratio = best["parse_ops"] / best["scapy_parse_ops"]
+    build_ratio = best["build_ops"] / best["scapy_build_ops"]
+    return {
+        "frame_bytes": len(n_frame),
+        "parse_ops": round(best["parse_ops"]),
+        "build_ops": round(best["build_ops"]),
+        "scapy_parse_ops": round(best["scapy_parse_ops"]),
+        "scapy_build_ops": round(best["scapy_build_ops"]),
+        "parse_ratio": round(parse_ratio, 1),
+        "build_ratio": round(build_ratio, 1),
+        "parse_target": PARSE_TARGET,
+        "build_target": BUILD_TARGET,
+        "meets_targets": parse_ratio >= PARSE_TARGET and build_ratio >= BUILD_TARGET,
+        "rounds": rounds,
+        "seconds_per_round": seconds,
+    }
+
+
+def render(result: dict) -> str:
+    rows = [
+        ("parse", result["parse_ops"], result["scapy_parse_ops"], result["parse_ratio"],
+         result["parse_target"]),
+        ("build", result["build_ops"], result["scapy_build_ops"], result["build_ratio"],
+         result["build_target"]),
+    ]
+    lines = [
+        f"wire codec: Eth+IPv4+TCP frame of {result['frame_bytes']} bytes "
+        f"(MSS, SACK-perm, TS, WS, 100 B payload); best of {result['rounds']} interleaved rounds",
+        f"{'':6} {'netemu ops/s':>13} {'scapy ops/s':>12} {'ratio':>8} {'target':>7}",
+    ]
+    for name, ours, theirs, ratio, target in rows:
+        mark = "ok" if ratio >= target else "BELOW"
+        lines.append(f"{name:6} {ours:>13,} {theirs:>12,} {ratio:>7.1f}x {target:>6.0f}x  {mark}")
+    lines.append("meets targets: " + ("yes" if result["meets_targets"] else "no"))
+    return "\n".join(lines)

@@ -1,0 +1,315 @@
+"""Client side of the kernel agent (``agent.py``): ``KernelAgent`` (blocking calls) and
+its ``.aio`` twin ``AsyncKernelAgent`` (the same methods, awaitable, for code running
+on the event loop that also runs the emulated host: a blocking ``accept`` there would
+stall the very host it waits for).
+
+Both share one pipe; requests carry ids, so several async calls may be in flight
+(the agent serves each on its own thread). Sockets are named by the ints the agent
+hands out.
+"""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import json
+import os
+import select
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+if TYPE_CHECKING:
+    from .process import LabProcess
+
+AGENT_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "agent.py")
+_MARGIN = 5.0  # client-side grace over the agent's own timeout
+
+
+class AgentError(Exception):
+    """The agent refused or failed a request; ``error`` is an errno name (``ECONNREFUSED``,
+    ``ECONNRESET``...), ``timeout``, ``EOF`` (the agent is gone) or ``badrequest``."""
+
+    def __init__(self, op: str, error: str, message: str = "") -> None:
+        super().__init__(f"{op}: {error}: {message}" if message and message != error
+                         else f"{op}: {error}")
+        self.op = op
+        self.error = error
+        self.message = message
+
+
+class AgentTimeout(AgentError, TimeoutError):
+    pass
+
+
+class Listening(NamedTuple):
+    sock: int
+    port: int
+
+
+class Accepted(NamedTuple):
+    sock: int
+    peer: tuple[str, int]
+    local: tuple[str, int]
+
+
+class Connected(NamedTuple):
+    sock: int
+    local: tuple[str, int]
+    peer: tuple[str, int] | None  # None until connected (``wait=False``)
+
+
+def _addr(a: Any) -> tuple[str, int] | None:
+    return (a[0], int(a[1])) if a else None
+
+
+def _listening(r: dict[str, Any]) -> Listening:
+    return Listening(r["sock"], r["port"])
+
+
+def _accepted(r: dict[str, Any]) -> Accepted:
+    return Accepted(r["sock"], _addr(r["peer"]), _addr(r["local"]))  # type: ignore[arg-type]
+
+
+def _connected(r: dict[str, Any]) -> Connected:
+    return Connected(r["sock"], _addr(r["local"]), _addr(r.get("peer")))  # type: ignore[arg-type]
+
+
+def _data(r: dict[str, Any]) -> bytes:
+    return base64.b64decode(r["data"])
+
+
+def _none(r: dict[str, Any]) -> None:
+    return None
+
+
+def _same(r: dict[str, Any]) -> dict[str, Any]:
+    return r
+
+
+class _Channel:
+    """The pipe pair and the replies read so far (shared by the sync and async faces)."""
+
+    def __init__(self, proc: LabProcess) -> None:
+        assert proc.popen.stdin is not None and proc.popen.stdout is not None
+        self.proc = proc
+        self.wfd = proc.popen.stdin.fileno()
+        self.rfd = proc.popen.stdout.fileno()
+        os.set_blocking(self.rfd, False)
+        self.buf = b""
+        self.replies: dict[int, dict[str, Any]] = {}
+        self.ids = itertools.count(1)
+        self.eof = False
+        self.alock: Any = None  # anyio.Lock, made on first async use
+
+    def send(self, op: str, args: dict[str, Any]) -> int:
+        if self.eof:
+            raise AgentError(op, "EOF", "the agent has exited")
+        rid = next(self.ids)
+        req = {"id": rid, "op": op, **{k: v for k, v in args.items() if v is not None}}
+        line = (json.dumps(req) + "\n").encode()
+        try:
+            while line:
+                line = line[os.write(self.wfd, line):]
+        except (BrokenPipeError, OSError) as e:
+            self.eof = True
+            raise AgentError(op, "EOF", f"the agent has exited ({e})") from None
+        return rid
+
+    def read_some(self) -> bool:
+        """Read what is there; False when nothing was (EAGAIN)."""
+        try:
+            chunk = os.read(self.rfd, 1 << 20)
+        except BlockingIOError:
+            return False
+        if not chunk:
+            self.eof = True
+            return True
+        self.buf += chunk
+        *lines, self.buf = self.buf.split(b"\n")
+        for line in lines:
+            if line.strip():
+                msg = json.loads(line)
+                if isinstance(msg.get("id"), int):
+                    self.replies[msg["id"]] = msg
+        return True
+
+    def take(self, op: str, rid: int) -> dict[str, Any] | None:
+        msg = self.replies.pop(rid, None)
+        if msg is None:
+            if self.eof:
+                raise AgentError(op, "EOF", "the agent exited before replying")
+            return None
+        if not msg.get("ok"):
+            err = msg.get("error", "error")
+            cls = AgentTimeout if err == "timeout" else AgentError
+            raise cls(op, err, msg.get("message", ""))
+        msg.pop("id", None)
+        msg.pop("ok", None)
+        return msg
+
+
+def _client_deadline(args: dict[str, Any]) -> float | None:
+    t = args.get("timeout", 10.0)
+    return None if t is None else time.monotonic() + float(t) + _MARGIN
+
+
+class _Ops:
+    """Every agent operation, written once; ``_do`` makes it blocking or awaitable."""
+
+    def _do(self, op: str, args: dict[str, Any], conv: Callable[[dict[str, Any]], Any]) -> Any:
+        raise NotImplementedError
+
+    def ping(self) -> dict[str, Any]:
+        return self._do("ping", {"timeout": 5.0}, _same)
+
+    def listen(self, port: int = 0, *, host: str = "0.0.0.0", backlog: int = 16,
+               opts: dict[str, Any] | None = None) -> Listening:
+        return self._do("listen", {"port": port, "host": host, "backlog": backlog,
+                                   "opts": opts, "timeout": 5.0}, _listening)
+
+    def accept(self, sock: int, *, timeout: float | None = 10.0,
+               opts: dict[str, Any] | None = None) -> Accepted:
+        return self._do("accept", {"sock": sock, "timeout": timeout, "opts": opts}, _accepted)
+
+    def connect(self, host: str, port: int, *, timeout: float | None = 10.0, wait: bool = True,
+                bind: tuple[str, int] | None = None,
+                opts: dict[str, Any] | None = None) -> Connected:
+        """Connect; ``wait=False`` returns once the SYN is on its way (then
+        ``wait_connected``). ``opts`` are set before the SYN (window, MSS, CC...)."""
+        return self._do("connect", {"host": host, "port": port, "timeout": timeout,
+                                    "wait": wait, "bind": bind, "opts": opts}, _connected)
+
+    def wait_connected(self, sock: int, *, timeout: float | None = 10.0) -> dict[str, Any]:
+        return self._do("wait_connected", {"sock": sock, "timeout": timeout}, _same)
+
+    def send(self, sock: int, data: bytes, *, timeout: float | None = 10.0) -> int:
+        return self._do("send", {"sock": sock, "data": base64.b64encode(data).decode(),
+                                 "timeout": timeout}, lambda r: r["sent"])
+
+    def recv(self, sock: int, max: int = 65536, *, exact: int | None = None,
+             timeout: float | None = 10.0) -> bytes:
+        """Up to ``max`` bytes (whatever one read returns), or with ``exact`` that many
+        unless EOF comes first. ``b""``: EOF. A timeout raises ``AgentTimeout``."""
+        return self._do("recv", {"sock": sock, "max": max, "exact": exact, "timeout": timeout},
+                        _data)
+
+    def shutdown(self, sock: int, how: str = "wr") -> None:
+        return self._do("shutdown", {"sock": sock, "how": how, "timeout": 5.0}, _none)
+
+    def close(self, sock: int) -> None:
+        return self._do("close", {"sock": sock, "timeout": 5.0}, _none)
+
+    def abort(self, sock: int) -> None:
+        """Close with SO_LINGER 0: the kernel sends RST."""
+        return self._do("abort", {"sock": sock, "timeout": 5.0}, _none)
+
+    def setsockopt(self, sock: int, opts: dict[str, Any]) -> None:
+        return self._do("setsockopt", {"sock": sock, "opts": opts, "timeout": 5.0}, _none)
+
+    def getsockopt(self, sock: int, *names: str) -> dict[str, Any]:
+        return self._do("getsockopt", {"sock": sock, "names": list(names), "timeout": 5.0},
+                        lambda r: r["opts"])
+
+    def info(self, sock: int) -> dict[str, Any]:
+        """TCP_INFO highlights (state, cc, wscale, rtt, cwnd) and buffer sizes."""
+        return self._do("info", {"sock": sock, "timeout": 5.0}, _same)
+
+    def sockets(self) -> dict[int, str]:
+        return self._do("sockets", {"timeout": 5.0},
+                        lambda r: {int(k): v for k, v in r["sockets"].items()})
+
+    def echo(self, port: int = 0, *, host: str = "0.0.0.0",
+             opts: dict[str, Any] | None = None) -> Listening:
+        """Serve an echo server on ``port`` (every connection echoes until EOF). Stop it
+        with ``close(sock)``."""
+        return self._do("echo", {"port": port, "host": host, "opts": opts, "timeout": 5.0},
+                        _listening)
+
+    def source(self, sock: int, nbytes: int, *, chunk: int = 65536,
+               timeout: float | None = 60.0, then: str | None = None) -> dict[str, Any]:
+        """Send ``nbytes`` of a fixed pattern; ``then`` = ``"shutdown"`` or ``"close"``.
+        Returns ``{"sent", "seconds"}``."""
+        return self._do("source", {"sock": sock, "bytes": nbytes, "chunk": chunk,
+                                   "timeout": timeout, "then": then}, _same)
+
+    def sink(self, sock: int, *, timeout: float | None = 60.0,
+             max: int | None = None) -> dict[str, Any]:
+        """Read and discard until EOF (or ``max`` bytes). Returns ``{"bytes", "eof",
+        "seconds"}``."""
+        return self._do("sink", {"sock": sock, "timeout": timeout, "max": max}, _same)
+
+
+class KernelAgent(_Ops):
+    """Blocking client of a kernel agent the lab started (``Lab.start_agent``)."""
+
+    def __init__(self, proc: LabProcess) -> None:
+        self.proc = proc
+        self.pid = proc.pid
+        self._ch = _Channel(proc)
+        self.aio = AsyncKernelAgent(self._ch)
+
+    def __repr__(self) -> str:
+        return f"<KernelAgent pid={self.pid}>"
+
+    # generic request API: start several, collect later
+    def submit(self, op: str, **args: Any) -> int:
+        return self._ch.send(op, args)
+
+    def result(self, op: str, rid: int, *, deadline: float | None = None) -> dict[str, Any]:
+        ch = self._ch
+        while True:
+            msg = ch.take(op, rid)
+            if msg is not None:
+                return msg
+            if ch.read_some():
+                continue
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                raise AgentTimeout(op, "timeout", "no reply from the agent")
+            select.select([ch.rfd], [], [], left)
+
+    def call(self, op: str, **args: Any) -> dict[str, Any]:
+        return self.result(op, self.submit(op, **args), deadline=_client_deadline(args))
+
+    def _do(self, op: str, args: dict[str, Any], conv: Callable[[dict[str, Any]], Any]) -> Any:
+        return conv(self.call(op, **args))
+
+    def stop(self) -> int:
+        return self.proc.stop()
+
+
+class AsyncKernelAgent(_Ops):
+    """The same operations as ``KernelAgent``, as coroutines (anyio: asyncio or trio)."""
+
+    def __init__(self, ch: _Channel) -> None:
+        self._ch = ch
+
+    async def call(self, op: str, **args: Any) -> dict[str, Any]:
+        import anyio
+
+        ch = self._ch
+        if ch.alock is None:
+            ch.alock = anyio.Lock()
+        rid = ch.send(op, args)
+        deadline = _client_deadline(args)
+        while True:
+            msg = ch.take(op, rid)
+            if msg is not None:
+                return msg
+            async with ch.alock:  # one reader at a time; it files replies for the others
+                if rid in ch.replies or ch.eof:
+                    continue
+                if ch.read_some():
+                    continue
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    raise AgentTimeout(op, "timeout", "no reply from the agent")
+                with anyio.move_on_after(left):
+                    await anyio.wait_readable(ch.rfd)
+
+    def _do(self, op: str, args: dict[str, Any], conv: Callable[[dict[str, Any]], Any]) -> Any:
+        async def run() -> Any:
+            return conv(await self.call(op, **args))
+
+        return run()

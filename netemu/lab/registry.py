@@ -1,0 +1,371 @@
+"""Per-run lock files: how ``netemu lab list`` sees live labs and ``netemu lab clean``
+tells a dead run's leftovers from a live run's property.
+
+A live run holds ``flock(LOCK_EX)`` on ``<RUN_DIR>/<runid>.lock`` for its whole
+life; the file (JSON) names the run's pid, namespaces (inode + cookie, and the
+``ip netns`` names if it was kept) and child processes. A lock file nobody holds
+belongs to a dead (or finished, kept) run. The lock appears under its final name
+only once held and written (it is written under a dot-name, then hard-linked),
+so ``clean`` never mistakes a starting run for a dead one.
+
+What a SIGKILLed run can leave, with fd-held namespaces and PDEATHSIG children:
+  - its lock file (always);
+  - ``/run/netns/netemu-<runid>-*`` names, if the run kept its namespaces;
+  - processes that escaped PR_SET_PDEATHSIG: grandchildren of a peer (the death
+    signal is not inherited across fork), or a child forked in the instant before
+    its prctl. They carry ``NETEMU_RUN=<runid>`` in their environment and sit in
+    the run's namespaces (keeping them alive), which is how ``clean`` finds them;
+  - nothing in the host namespace: veth ends are created inside the lab namespaces.
+``clean`` removes exactly these, and only for runs whose lock is free.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import re
+import signal
+import socket
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from .netns import NETNS_RUN_DIR, unbind_name
+
+RUN_DIR = os.environ.get("NETEMU_RUN_DIR", "/run/netemu")
+PREFIX = "netemu"
+RUNID_RE = re.compile(r"^[0-9a-f]{6}$")
+NAME_RE = re.compile(rf"^{PREFIX}-([0-9a-f]{{6}})-[a-z0-9]+$")
+ENV_TAG = "NETEMU_RUN"
+
+
+def new_runid() -> str:
+    return os.urandom(3).hex()
+
+
+def lock_path(runid: str, run_dir: str | None = None) -> str:
+    return os.path.join(run_dir or RUN_DIR, f"{runid}.lock")
+
+
+class RunLock:
+    """The lock a live run holds. ``acquire()`` picks a fresh runid when the drawn one is
+    taken (by a live or a dead run)."""
+
+    def __init__(self, run_dir: str | None = None) -> None:
+        self.run_dir = run_dir or RUN_DIR
+        self.runid = ""
+        self.path = ""
+        self.fd = -1
+        self.info: dict[str, Any] = {}
+
+    def acquire(self, info: dict[str, Any], runid: str | None = None) -> str:
+        os.makedirs(self.run_dir, mode=0o755, exist_ok=True)
+        for _ in range(100):
+            rid = runid or new_runid()
+            tmp = os.path.join(self.run_dir, f".{rid}.{os.getpid()}.tmp")
+            fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                self.info = {"runid": rid, "pid": os.getpid(), "started": time.time(), **info}
+                _rewrite(fd, self.info)
+                final = lock_path(rid, self.run_dir)
+                try:
+                    os.link(tmp, final)
+                except FileExistsError:
+                    os.close(fd)
+                    if runid:
+                        raise
+                    continue
+                finally:
+                    os.unlink(tmp)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+                raise
+            self.runid, self.path, self.fd = rid, final, fd
+            return rid
+        raise RuntimeError("could not draw a free run id")
+
+    def update(self, **info: Any) -> None:
+        self.info.update(info)
+        if self.fd >= 0:
+            _rewrite(self.fd, self.info)
+
+    def release(self, remove: bool = True) -> None:
+        """Remove the file (unless the run keeps namespaces for inspection) and unlock."""
+        if self.fd < 0:
+            return
+        if remove:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.path)
+        os.close(self.fd)
+        self.fd = -1
+
+
+def _rewrite(fd: int, info: dict[str, Any]) -> None:
+    data = json.dumps(info, sort_keys=True).encode() + b"\n"
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, data, 0)
+
+
+# --- looking at runs ----------------------------------------------------------------
+
+
+@dataclass
+class RunRecord:
+    runid: str
+    path: str
+    live: bool
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def pid(self) -> int | None:
+        return self.info.get("pid")
+
+    @property
+    def kept(self) -> bool:
+        return bool(self.info.get("keep"))
+
+
+def _lock_files(run_dir: str) -> Iterator[tuple[str, str]]:
+    try:
+        names = sorted(os.listdir(run_dir))
+    except FileNotFoundError:
+        return
+    for name in names:
+        rid, ext = os.path.splitext(name)
+        if ext == ".lock" and RUNID_RE.match(rid):
+            yield rid, os.path.join(run_dir, name)
+
+
+def _read_info(fd: int) -> dict[str, Any]:
+    try:
+        raw = os.pread(fd, 1 << 20, 0)
+        info = json.loads(raw) if raw.strip() else {}
+        return info if isinstance(info, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def _probe(path: str) -> tuple[bool, dict[str, Any]]:
+    """(live, info) for one lock file, without taking it from a live run."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        info = _read_info(fd)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True, info
+        return False, info
+    finally:
+        os.close(fd)
+
+
+def list_runs(run_dir: str | None = None) -> list[RunRecord]:
+    out = []
+    for rid, path in _lock_files(run_dir or RUN_DIR):
+        try:
+            live, info = _probe(path)
+        except FileNotFoundError:
+            continue
+        out.append(RunRecord(rid, path, live, info))
+    return out
+
+
+def netns_names() -> list[str]:
+    """``ip netns`` names that look like netemu's."""
+    try:
+        return sorted(n for n in os.listdir(NETNS_RUN_DIR) if NAME_RE.match(n))
+    except FileNotFoundError:
+        return []
+
+
+def host_links() -> list[tuple[int, str]]:
+    """Links in the caller's (host) namespace that look like netemu's. There should never
+    be any: lab veths are created inside lab namespaces."""
+    return [(i, n) for i, n in socket.if_nameindex() if NAME_RE.match(n)]
+
+
+# --- processes ------------------------------------------------------------------------
+
+
+def _environ_tag(pid: int) -> str | None:
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            env = f.read()
+    except OSError:
+        return None
+    key = ENV_TAG.encode() + b"="
+    for item in env.split(b"\0"):
+        if item.startswith(key):
+            return item[len(key):].decode(errors="replace")
+    return None
+
+
+def _pids() -> Iterator[int]:
+    me = os.getpid()
+    for name in os.listdir("/proc"):
+        if name.isdigit() and int(name) != me:
+            yield int(name)
+
+
+def netns_inode_of(pid: int) -> int | None:
+    try:
+        return os.stat(f"/proc/{pid}/ns/net").st_ino
+    except OSError:
+        return None
+
+
+def tagged_processes(runids: Iterable[str] | None = None) -> dict[int, str]:
+    """pid -> runid for processes whose environment carries ``NETEMU_RUN`` (restricted
+    to ``runids`` when given)."""
+    wanted = None if runids is None else set(runids)
+    out = {}
+    for pid in _pids():
+        tag = _environ_tag(pid)
+        if tag and (wanted is None or tag in wanted):
+            out[pid] = tag
+    return out
+
+
+def processes_in_netns(inodes: Iterable[int]) -> list[int]:
+    """Processes (other than us) whose network namespace is one of ``inodes``. Only safe
+    to act on while the namespaces are known alive (inode numbers are reused)."""
+    inos = set(inodes)
+    if not inos:
+        return []
+    return [pid for pid in _pids() if netns_inode_of(pid) in inos]
+
+
+def _cookie_of_pid(pid: int) -> int | None:
+    from .netns import netns_cookie, run_in_netns
+
+    try:
+        fd = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        return run_in_netns(fd, netns_cookie)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def kill_processes(pids: Iterable[int], sig: int = signal.SIGKILL) -> list[int]:
+    """Signal each pid and its process group when it leads one; return those signalled."""
+    done = []
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            if os.getpgid(pid) == pid:
+                os.killpg(pid, sig)
+            else:
+                os.kill(pid, sig)
+            done.append(pid)
+    return done
+
+
+# --- clean -------------------------------------------------------------------------------
+
+
+def clean(run_dir: str | None = None, *, dry_run: bool = False) -> list[str]:
+    """Remove what dead runs left; never touch a live run. Returns what was (or, with
+    ``dry_run``, would be) done, one line per action."""
+    run_dir = run_dir or RUN_DIR
+    actions: list[str] = []
+    live_ids: set[str] = set()
+    dead: dict[str, dict[str, Any]] = {}
+    held: list[int] = []
+    try:
+        for rid, path in _lock_files(run_dir):
+            try:
+                fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+            except FileNotFoundError:
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                live_ids.add(rid)
+                continue
+            held.append(fd)  # keep it until we are done: nobody may reuse the id meanwhile
+            info = _read_info(fd)
+            info["_path"] = path
+            dead[rid] = info
+
+        # Names and links of runs with no live lock (a live run locks before naming).
+        orphan_names = [n for n in netns_names() if NAME_RE.match(n).group(1) not in live_ids]  # type: ignore[union-attr]
+        orphan_links = [(i, n) for i, n in host_links()
+                        if NAME_RE.match(n).group(1) not in live_ids]  # type: ignore[union-attr]
+
+        # Processes: tagged with a non-live run id, or sitting in a dead run's namespace
+        # (confirmed by cookie: inode numbers are reused, cookies are not).
+        victims: dict[int, str] = {}
+        for pid, tag in tagged_processes().items():
+            if tag not in live_ids and (tag in dead or not os.path.exists(lock_path(tag, run_dir))):
+                victims[pid] = f"tagged {ENV_TAG}={tag}"
+        ns_by_inode: dict[int, tuple[str, int]] = {}
+        for rid, info in dead.items():
+            for ns in (info.get("netns") or {}).values():
+                if isinstance(ns, dict) and ns.get("inode") and ns.get("cookie"):
+                    ns_by_inode[int(ns["inode"])] = (rid, int(ns["cookie"]))
+        if ns_by_inode:
+            for pid in _pids():
+                if pid in victims:
+                    continue
+                ino = netns_inode_of(pid)
+                if ino in ns_by_inode:
+                    rid, cookie = ns_by_inode[ino]
+                    if _cookie_of_pid(pid) == cookie:
+                        victims[pid] = f"in dead run {rid}'s namespace"
+        for pid, why in sorted(victims.items()):
+            actions.append(f"kill pid {pid} ({why})")
+        if not dry_run:
+            kill_processes(victims)
+
+        for name in orphan_names:
+            actions.append(f"remove netns name {name}")
+            if not dry_run:
+                unbind_name(os.path.join(NETNS_RUN_DIR, name))
+        if orphan_links and not dry_run:
+            from .rtnl import Rtnl
+
+            with Rtnl() as rt:
+                for idx, _name in orphan_links:
+                    with contextlib.suppress(OSError):
+                        rt.del_link(idx)
+        actions += [f"delete link {name}" for _, name in orphan_links]
+
+        for rid, info in sorted(dead.items()):
+            actions.append(f"remove lock of dead run {rid} (pid {info.get('pid', '?')})")
+            if not dry_run:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(info["_path"])
+
+        # Dot-files of runs killed between creating and publishing their lock.
+        with contextlib.suppress(FileNotFoundError):
+            for name in os.listdir(run_dir):
+                if not (name.startswith(".") and name.endswith(".tmp")):
+                    continue
+                path = os.path.join(run_dir, name)
+                try:
+                    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+                except FileNotFoundError:
+                    continue
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    if time.time() - os.fstat(fd).st_mtime > 10:
+                        actions.append(f"remove stale {name}")
+                        if not dry_run:
+                            os.unlink(path)
+                except BlockingIOError:
+                    pass
+                finally:
+                    os.close(fd)
+    finally:
+        for fd in held:
+            os.close(fd)
+    return actions

@@ -1,0 +1,115 @@
+"""``netemu validate`` and ``netemu schema``: entry points for netemu/cli.py."""
+
+from __future__ import annotations
+
+import copy
+import json
+import sys
+import tokenize
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+_SCHEMA_ID = "https://netemu.invalid/scenario.schema.json"
+
+
+def _config_comments() -> dict[str, str]:
+    """TcpConfig's trailing comments (``mss: int = 1460  # our MSS``), by field name."""
+    from netemu.tcp import config
+
+    out: dict[str, str] = {}
+    try:
+        with tokenize.open(str(config.__file__)) as f:
+            tokens = list(tokenize.generate_tokens(f.readline))
+    except (OSError, SyntaxError, tokenize.TokenError):
+        return out
+    line_name: dict[int, str] = {}
+    for i, tok in enumerate(tokens[:-1]):
+        if tok.type == tokenize.NAME and tok.start[1] == 4 and tokens[i + 1].string == ":":
+            line_name[tok.start[0]] = tok.string
+    for tok in tokens:
+        if tok.type == tokenize.COMMENT and tok.start[0] in line_name:
+            out[line_name[tok.start[0]]] = tok.string.lstrip("# ").strip()
+    return out
+
+
+def _short_form(defn: dict[str, Any], field: str | None) -> dict[str, Any] | None:
+    if field is None:
+        return None
+    for name, prop in defn.get("properties", {}).items():
+        if name == field:
+            prop = {k: v for k, v in prop.items() if k not in ("default", "title")}
+            if "anyOf" in prop:  # drop the null of Optional
+                prop["anyOf"] = [p for p in prop["anyOf"] if p != {"type": "null"}]
+            return prop
+    return None
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of a scenario file (draft 2020-12), for editors: pydantic's
+    schema with each step written as the one-key mapping the YAML uses."""
+    from .schema import STEP_TYPES, Scenario
+
+    schema = copy.deepcopy(Scenario.model_json_schema(mode="validation"))
+    defs = schema.setdefault("$defs", {})
+    steps = []
+    for action, cls in STEP_TYPES.items():
+        ref = {"$ref": f"#/$defs/{cls.__name__}"}
+        short = _short_form(defs.get(cls.__name__, {}), cls.SHORT)
+        arg: dict[str, Any] = {"anyOf": [ref, short]} if short else ref
+        if cls.ACTION == "peer":
+            arg = {"anyOf": [ref, {"enum": ["close", "abort", "accept", "shutdown"]}]}
+        if cls.BARE or not any(f.is_required() for f in cls.model_fields.values()):
+            arg = {"anyOf": [*arg.get("anyOf", [arg]), {"type": "null"}]}
+        steps.append({"type": "object", "additionalProperties": False, "required": [action],
+                      "properties": {action: arg}, "description": (cls.__doc__ or "").strip()})
+    bare = [a for a, c in STEP_TYPES.items() if c.BARE]
+    steps.append({"enum": bare, "description": "a step without arguments"})
+    props = schema["properties"]
+    props["steps"] = {"type": "array", "minItems": 1, "items": {"oneOf": steps},
+                      "description": "what happens, in order"}
+    peer_kinds = defs["Peer"]["properties"]["kind"]
+    props["peer"] = {"anyOf": [{"$ref": "#/$defs/Peer"}, peer_kinds],
+                     "description": props["peer"].get("description", "")}
+    props["peers"]["additionalProperties"] = {"anyOf": [{"$ref": "#/$defs/Peer"}, peer_kinds]}
+    conns = props["connections"]
+    props["connections"] = {
+        "anyOf": [{"type": "object", "additionalProperties": {
+            "anyOf": [{"$ref": "#/$defs/ConnectionSpec"}, {"type": "null"}]}},
+            {"type": "array", "items": {"type": "string"}}],
+        "description": conns.get("description", "named connections: {name: {raw: ...}} or "
+                                 "[name, ...]")}
+    comments = _config_comments()
+    for name, prop in defs.get("Options", {}).get("properties", {}).items():
+        if name in comments:
+            prop["description"] = comments[name]
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", "$id": _SCHEMA_ID,
+            **schema, "title": "netemu scenario"}
+
+
+def validate_main(paths: Iterable[str | Path]) -> int:
+    """``netemu validate FILE...``: each problem to stderr as ``file:line:col: message``,
+    or ``FILE: ok`` to stdout. 0 when every file is valid, 2 otherwise."""
+    from .loader import validate_file
+
+    paths = list(paths)
+    if not paths:
+        print("netemu validate: give one or more scenario files", file=sys.stderr)
+        return 2
+    status = 0
+    for path in paths:
+        errors = validate_file(path)
+        if errors:
+            status = 2
+            for e in errors:
+                print(e, file=sys.stderr)
+        else:
+            print(f"{path}: ok")
+    return status
+
+
+def schema_main() -> int:
+    """``netemu schema``: the scenario JSON Schema on stdout."""
+    json.dump(json_schema(), sys.stdout, indent=2)
+    sys.stdout.write("\n")
+    return 0

@@ -1,0 +1,372 @@
+"""Load a scenario file: YAML with positions -> pydantic models -> one clear
+``file:line:col: message`` per problem.
+
+How errors are made:
+
+1. YAML is composed into a node tree (every node knows its line and column), then
+   constructed with the safe loader. Syntax errors keep the position YAML reports;
+   a tab gets a plainer message; duplicate mapping keys are errors here (YAML
+   itself would silently keep the last one).
+2. The data is validated by ``Scenario.model_validate``. Each pydantic error has a
+   ``loc`` (e.g. ``('steps', 3, 'connect', 'port')``) which mirrors the YAML path,
+   because steps are tagged by their action name; the loader walks the node tree
+   along it. Our own validators raise errors whose context may carry a sub-path
+   and "point at the key" (``schema.fail``).
+3. Cross-field rules (unknown connection, raw misuse, ...) run in the Scenario's
+   after-validator; the loader collects them through the validation context.
+
+pydantic's own wording is replaced by ours for the error types a scenario hits.
+"""
+
+from __future__ import annotations
+
+import inspect
+import types
+import typing
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from .schema import STEP_TYPES, Options, Problem, Scenario, StepBase
+from .units import did_you_mean, show
+
+__all__ = ["ScenarioError", "load_scenario", "load_scenario_text", "validate_file",
+           "validate_text"]
+
+
+class ScenarioError(Exception):
+    """One problem in a scenario file, at 1-based ``line`` and ``col`` (0: unknown).
+
+    ``load_scenario`` raises the first one; ``errors`` then holds them all."""
+
+    def __init__(self, file: str, line: int, col: int, message: str) -> None:
+        super().__init__(message)
+        self.file = file
+        self.line = line
+        self.col = col
+        self.message = message
+        self.errors: list[ScenarioError] = [self]
+
+    def __str__(self) -> str:
+        if not self.line:
+            return f"{self.file}: {self.message}"
+        return f"{self.file}:{self.line}:{self.col}: {self.message}"
+
+    def __repr__(self) -> str:
+        return f"ScenarioError({str(self)!r})"
+
+
+# --- YAML with positions -------------------------------------------------------------
+
+
+class _Yaml:
+    def __init__(self, root: Node | None, data: Any) -> None:
+        self.root = root
+        self.data = data
+
+
+def _pos(node: Node) -> tuple[int, int]:
+    return node.start_mark.line + 1, node.start_mark.column + 1
+
+
+def _yaml_error(file: str, e: yaml.YAMLError) -> ScenarioError:
+    mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
+    problem = getattr(e, "problem", None) or str(e)
+    context = getattr(e, "context", None)
+    if "'\\t'" in problem or "\t" in problem:
+        problem = "tab character: indent YAML with spaces, not tabs"
+        context = None
+    message = f"YAML: {problem}"
+    ctx_mark = getattr(e, "context_mark", None)
+    if context and ctx_mark is not None and mark is not None and ctx_mark.line != mark.line:
+        message += f" ({context} at line {ctx_mark.line + 1})"
+    if mark is None:
+        return ScenarioError(file, 0, 0, message)
+    return ScenarioError(file, mark.line + 1, mark.column + 1, message)
+
+
+def _duplicates(file: str, root: Node | None) -> list[ScenarioError]:
+    out: list[ScenarioError] = []
+    stack = [root] if root is not None else []
+    seen_nodes: set[int] = set()
+    while stack:
+        node = stack.pop()
+        if id(node) in seen_nodes:
+            continue
+        seen_nodes.add(id(node))
+        if isinstance(node, MappingNode):
+            first: dict[str, Node] = {}
+            for k, v in node.value:
+                if isinstance(k, ScalarNode) and k.value != "<<":
+                    if k.value in first:
+                        out.append(ScenarioError(file, *_pos(k),
+                                                 f"duplicate key {show(k.value)} (first at line "
+                                                 f"{_pos(first[k.value])[0]})"))
+                    else:
+                        first[k.value] = k
+                stack.append(v)
+        elif isinstance(node, SequenceNode):
+            stack.extend(node.value)
+    return out
+
+
+def _parse_yaml(text: str, file: str) -> tuple[_Yaml | None, list[ScenarioError]]:
+    loader = yaml.SafeLoader(text)
+    try:
+        root = loader.get_single_node()
+        dups = _duplicates(file, root)
+        data = loader.construct_document(root) if root is not None else None
+    except yaml.YAMLError as e:
+        return None, [_yaml_error(file, e)]
+    finally:
+        loader.dispose()
+    return _Yaml(root, data), dups
+
+
+def _find(root: Node | None, path: Iterable[str | int], key: bool = False
+          ) -> tuple[Node | None, bool]:
+    """The node at ``path`` (or the key node of its last element), and whether the
+    whole path was found (False: the deepest node found, e.g. a short-form scalar)."""
+    node = root
+    path = list(path)
+    for i, el in enumerate(path):
+        last = i == len(path) - 1
+        if isinstance(node, MappingNode):
+            for k, v in reversed(node.value):  # the last duplicate wins, as in YAML
+                if isinstance(k, ScalarNode) and k.value == str(el):
+                    if key and last:
+                        return k, True
+                    node = v
+                    break
+            else:
+                return node, False
+        elif isinstance(node, SequenceNode) and isinstance(el, int) and 0 <= el < len(node.value):
+            node = node.value[el]
+        else:
+            return node, False
+    return node, True
+
+
+# --- which model sits at a loc (for nouns and did-you-mean) ----------------------
+
+
+def _strip(t: Any) -> Any:
+    while True:
+        origin = typing.get_origin(t)
+        if origin is typing.Annotated:
+            t = typing.get_args(t)[0]
+            continue
+        if origin in (typing.Union, types.UnionType):
+            args = [a for a in typing.get_args(t) if a is not type(None)]
+            if len(args) == 1:
+                t = args[0]
+                continue
+        return t
+
+
+def _descend(t: Any, el: str | int) -> Any:
+    t = _strip(t)
+    if inspect.isclass(t) and issubclass(t, BaseModel):
+        for name, f in t.model_fields.items():
+            if el in (name, f.alias):
+                return f.annotation
+        return None
+    origin = typing.get_origin(t)
+    args = typing.get_args(t)
+    if origin in (list, tuple) and args:
+        return args[0]
+    if origin is dict and len(args) == 2:
+        return args[1]
+    if isinstance(el, str) and el in STEP_TYPES:
+        return STEP_TYPES[el]
+    return None
+
+
+def _model_at(path: Iterable[str | int]) -> type[BaseModel] | None:
+    t: Any = Scenario
+    for el in path:
+        t = _descend(t, el)
+        if t is None:
+            return None
+    t = _strip(t)
+    return t if inspect.isclass(t) and issubclass(t, BaseModel) else None
+
+
+def _keys(model: type[BaseModel]) -> list[str]:
+    return [f.alias or n for n, f in model.model_fields.items()]
+
+
+def _unknown_key(model: type[BaseModel] | None, key: str) -> str:
+    if model is None:
+        return f"unknown key {show(key)}"
+    names = _keys(model)
+    hint = did_you_mean(key, names)
+    if model is Scenario:
+        return f"unknown top-level key {show(key)}{hint or ' (keys: ' + ', '.join(names) + ')'}"
+    if model is Options:
+        return (f"unknown option {show(key)}"
+                f"{hint or ' (options are TcpConfig fields: ' + ', '.join(names) + ')'}")
+    if issubclass(model, StepBase):
+        return (f"unknown argument {show(key)} for {model.ACTION}"
+                f"{hint or ' (arguments: ' + ', '.join(names) + ')'}")
+    return f"unknown key {show(key)} in {model.NOUN}{hint}"  # type: ignore[attr-defined]
+
+
+def _noun(model: type[BaseModel] | None) -> str:
+    if model is None:
+        return ""
+    if model is Scenario:
+        return " at the top level"
+    if issubclass(model, StepBase):
+        return f" in {model.ACTION}"
+    return f" in {getattr(model, 'NOUN', 'mapping')}"
+
+
+_KIND = {
+    "int_type": "a whole number", "int_parsing": "a whole number",
+    "int_from_float": "a whole number", "float_type": "a number", "float_parsing": "a number",
+    "bool_type": "true or false", "bool_parsing": "true or false", "string_type": "a string",
+    "dict_type": "a mapping", "model_type": "a mapping", "model_attributes_type": "a mapping",
+    "list_type": "a list", "tuple_type": "a list", "set_type": "a list",
+}
+_BOUNDS = {"greater_than_equal": ("ge", "at least"), "greater_than": ("gt", "more than"),
+           "less_than_equal": ("le", "at most"), "less_than": ("lt", "less than")}
+
+
+def _translate(err: dict[str, Any]) -> tuple[tuple[str | int, ...], bool, str, bool]:
+    """(path to point at, point at the key?, message, may prefix the field name?)"""
+    loc: tuple[str | int, ...] = tuple(err["loc"])
+    typ = err["type"]
+    ctx = err.get("ctx") or {}
+    value = err.get("input")
+    key = False
+    if loc and loc[-1] == "[key]":
+        loc, key = loc[:-1], True
+    if typ == "netemu":
+        sub = tuple(ctx.get("sub") or ())
+        key = bool(ctx.get("key"))
+        return loc + sub, key, str(ctx.get("message")), not key
+    if typ == "missing":
+        return loc[:-1], False, f"missing '{loc[-1]}'{_noun(_model_at(loc[:-1]))}", False
+    if typ == "extra_forbidden":
+        return loc, True, _unknown_key(_model_at(loc[:-1]), str(loc[-1])), False
+    if typ in _KIND:
+        what = _KIND[typ]
+        parent = _model_at(loc)
+        if typ in ("model_type", "model_attributes_type", "dict_type") and parent is not None \
+                and issubclass(parent, StepBase):
+            return loc, key, (f"{parent.ACTION} takes a mapping of arguments, got "
+                              f"{show(value)}"), False
+        hint = " (quote it to make it a string)" if typ == "string_type" and isinstance(
+            value, int | float | bool) else ""
+        return loc, key, f"expected {what}, got {show(value)}{hint}", True
+    if typ in _BOUNDS:
+        name, words = _BOUNDS[typ]
+        return loc, key, f"must be {words} {ctx.get(name)}, got {show(value)}", True
+    if typ == "too_short":
+        if ctx.get("min_length") == 1:
+            return loc, key, "must not be empty", True
+        return loc, key, f"needs at least {ctx.get('min_length')} items", True
+    if typ == "literal_error":
+        return loc, key, f"expected {ctx.get('expected')}, got {show(value)}", True
+    msg = str(err.get("msg", typ))
+    for prefix in ("Value error, ", "Assertion failed, "):
+        msg = msg.removeprefix(prefix)
+    return loc, key, msg.replace("Input should be", "should be"), True
+
+
+def _errors_from_validation(file: str, doc: _Yaml, exc: ValidationError) -> list[ScenarioError]:
+    out = []
+    for err in exc.errors(include_url=False):
+        path, key, message, prefix = _translate(err)
+        node, whole = _find(doc.root, path, key)
+        if prefix and whole and path and isinstance(path[-1], str) and _model_at(path) is None:
+            message = f"{path[-1]}: {message}"  # a field's value (not a whole mapping)
+        line, col = _pos(node) if node is not None else (0, 0)
+        out.append(ScenarioError(file, line, col, message))
+    return out
+
+
+def _errors_from_problems(file: str, doc: _Yaml, problems: list[Problem]) -> list[ScenarioError]:
+    out = []
+    for p in problems:
+        node, _ = _find(doc.root, p.loc, p.key)
+        line, col = _pos(node) if node is not None else (0, 0)
+        out.append(ScenarioError(file, line, col, p.message))
+    return out
+
+
+def _step_positions(doc: _Yaml) -> list[tuple[int, int]]:
+    node, whole = _find(doc.root, ["steps"])
+    if not whole or not isinstance(node, SequenceNode):
+        return []
+    return [_pos(n) for n in node.value]
+
+
+def _check(text: str, file: str) -> tuple[Scenario | None, list[ScenarioError]]:
+    doc, errors = _parse_yaml(text, file)
+    if doc is None:
+        return None, errors
+    if doc.root is None or doc.data is None:
+        return None, [*errors, ScenarioError(file, 1, 1, "empty scenario file")]
+    if not isinstance(doc.data, dict):
+        line, col = _pos(doc.root)
+        return None, [*errors, ScenarioError(file, line, col, "a scenario is a mapping "
+                                             "(name:, peer:, steps: ...), got "
+                                             f"{show(doc.data)}")]
+    problems: list[Problem] = []
+    try:
+        scenario = Scenario.model_validate(
+            doc.data, context={"problems": problems, "step_positions": _step_positions(doc)})
+    except ValidationError as e:
+        errors += _errors_from_validation(file, doc, e)
+        scenario = None
+    errors += _errors_from_problems(file, doc, problems)
+    unique: dict[str, ScenarioError] = {}
+    for e in sorted(errors, key=lambda e: (e.line, e.col)):
+        unique.setdefault(str(e), e)
+    return (scenario if not unique else None), list(unique.values())
+
+
+# --- public API ---------------------------------------------------------------------
+
+
+def validate_text(text: str, file: str = "<string>") -> list[ScenarioError]:
+    """Every problem in a scenario given as text, in file order ([] if valid)."""
+    return _check(text, file)[1]
+
+
+def validate_file(path: str | Path) -> list[ScenarioError]:
+    """Every problem in a scenario file, in file order ([] if valid)."""
+    file = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        return [ScenarioError(file, 0, 0, f"cannot read: {getattr(e, 'strerror', None) or e}")]
+    return validate_text(text, file)
+
+
+def load_scenario_text(text: str, file: str = "<string>") -> Scenario:
+    scenario, errors = _check(text, file)
+    if errors:
+        first = errors[0]
+        first.errors = errors
+        raise first
+    assert scenario is not None
+    return scenario
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    """Parse and validate a scenario file; raises ``ScenarioError`` (the first problem,
+    with ``.errors`` holding all of them)."""
+    file = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise ScenarioError(file, 0, 0,
+                            f"cannot read: {getattr(e, 'strerror', None) or e}") from None
+    return load_scenario_text(text, file)

@@ -1,0 +1,318 @@
+"""TCP conversations in a trace: segments grouped by 4-tuple, oriented, numbered
+relative to each side's ISN the way Wireshark does it.
+
+Shared by the ladder, the report and state inference.
+
+Relative numbers follow Wireshark (checked against tshark 4.0): a side's base is
+the sequence number of its SYN; when the capture starts after the SYN, the base
+is one less than the first sequence number seen (so it reads 1), or one less
+than the first acknowledgment number that acks it. Arithmetic is modulo 2**32,
+so a segment before the base reads as a large number, as in Wireshark.
+
+A new SYN (no ACK) on a 4-tuple whose conversation has ended (RST, or FINs from
+both sides) with another ISN starts a new conversation, as Wireshark's
+``tcp.stream`` does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..wire import ACK, CWR, ECE, FIN, NS, PSH, RST, SYN, URG, MalformedPacket, parse_frame
+from ..wire.tcp import TcpSegment
+from .record import FrameRecord, NoteRecord, PeerStateRecord, StateRecord, Trace
+
+Endpoint = tuple[str, int]
+
+_FLAG_NAMES = ((SYN, "SYN"), (FIN, "FIN"), (RST, "RST"), (PSH, "PSH"), (ACK, "ACK"),
+               (URG, "URG"), (ECE, "ECE"), (CWR, "CWR"), (NS, "NS"))
+
+
+def flag_names(flags: int) -> str:
+    """Tutorial-style flag names: "SYN", "SYN+ACK", "PSH+ACK", "FIN+ACK", "RST"."""
+    names = [name for bit, name in _FLAG_NAMES if flags & bit]
+    if flags & 0xE00:
+        names.append("RES")
+    return "+".join(names) or "none"
+
+
+def ep_str(ep: Endpoint) -> str:
+    return f"{ep[0]}:{ep[1]}"
+
+
+# Linux (sock_diag, ss) and enum-style names -> RFC 9293 names.
+_STATE_ALIASES = {
+    "SYN_RECV": "SYN-RECEIVED", "NEW_SYN_RECV": "SYN-RECEIVED", "SYN-RECV": "SYN-RECEIVED",
+    "FIN_WAIT1": "FIN-WAIT-1", "FIN_WAIT2": "FIN-WAIT-2", "FIN-WAIT1": "FIN-WAIT-1",
+    "FIN-WAIT2": "FIN-WAIT-2", "CLOSE": "CLOSED", "UNCONN": "CLOSED", "ESTAB": "ESTABLISHED",
+}
+
+
+def normalize_state(name: str) -> str:
+    """A state name as RFC 9293 writes it, from Linux's, ss's or an enum's spelling."""
+    s = str(name).strip()
+    if s.startswith("State."):
+        s = s[6:]
+    s = s.upper()
+    if s.startswith("TCP_"):
+        s = s[4:]
+    if s in _STATE_ALIASES:
+        return _STATE_ALIASES[s]
+    s = s.replace("_", "-")
+    return _STATE_ALIASES.get(s, s)
+
+
+@dataclass(slots=True)
+class SegmentView:
+    """One TCP segment of a trace, with its place in its conversation."""
+
+    index: int  # into trace.frames; the pcap frame number is index + 1
+    frame: FrameRecord
+    src: Endpoint
+    dst: Endpoint
+    tcp: TcpSegment
+    rel_seq: int = 0
+    rel_ack: int | None = None  # None when the ACK flag is off
+    left_to_right: bool = True
+
+    @property
+    def t(self) -> float:
+        return self.frame.t
+
+    @property
+    def flags(self) -> str:
+        return flag_names(self.tcp.flags)
+
+    @property
+    def length(self) -> int:
+        return len(self.tcp.payload)
+
+    @property
+    def mark(self) -> str | None:
+        return self.frame.mark
+
+    @property
+    def dropped(self) -> bool:
+        return self.frame.mark == "dropped"
+
+    @property
+    def injected(self) -> bool:
+        return self.frame.mark in ("injected", "inject")
+
+    def label(self) -> str:
+        """The arrow's text: flags, relative seq/ack, len and win."""
+        s = f"{self.flags} seq={self.rel_seq}"
+        if self.rel_ack is not None:
+            s += f" ack={self.rel_ack}"
+        return s + f" len={self.length} win={self.tcp.window}"
+
+    def options_str(self) -> str:
+        t = self.tcp
+        parts = []
+        if t.mss is not None:
+            parts.append(f"mss {t.mss}")
+        if t.wscale is not None:
+            parts.append(f"wscale {t.wscale}")
+        if t.sack_permitted:
+            parts.append("sackOK")
+        if t.timestamp is not None:
+            parts.append(f"TS val {t.timestamp.tsval} ecr {t.timestamp.tsecr}")
+        if t.sack_blocks:
+            parts.append("sack " + " ".join(f"{a}-{b}" for a, b in t.sack_blocks))
+        return ", ".join(parts)
+
+
+@dataclass
+class Conversation:
+    """The segments of one TCP connection, oriented: ``left`` is the emulator's
+    endpoint in a run (or the client in a foreign capture), ``right`` the peer's."""
+
+    number: int  # 0-based, in order of first segment, like tcp.stream
+    left: Endpoint
+    right: Endpoint
+    segments: list[SegmentView] = field(default_factory=list)
+    states: list[StateRecord] = field(default_factory=list)  # left side's
+    peer_states: list[StateRecord | PeerStateRecord] = field(default_factory=list)  # right side's
+    notes: list[NoteRecord] = field(default_factory=list)
+    conn_name: str | None = None  # the scenario's name for it, from StateRecord.conn
+    # sequence bookkeeping (internal)
+    _base: dict = field(default_factory=dict, repr=False)
+    _fin_from: set = field(default_factory=set, repr=False)
+    _reset: bool = field(default=False, repr=False)
+
+    @property
+    def key(self) -> frozenset:
+        return frozenset((self.left, self.right))
+
+    @property
+    def start(self) -> float:
+        return self.segments[0].t if self.segments else 0.0
+
+    @property
+    def end(self) -> float:
+        return self.segments[-1].t if self.segments else 0.0
+
+    @property
+    def ended(self) -> bool:
+        return self._reset or len(self._fin_from) == 2
+
+    def title(self) -> str:
+        name = f" [{self.conn_name}]" if self.conn_name else ""
+        return f"TCP {ep_str(self.left)} ⇄ {ep_str(self.right)}{name}"
+
+    def _add(self, v: SegmentView) -> None:
+        tcp = v.tcp
+        base = self._base
+        if tcp.flags & SYN:
+            base[v.src] = tcp.seq
+        elif v.src not in base:
+            base[v.src] = (tcp.seq - 1) & 0xFFFFFFFF
+        if tcp.flags & ACK and v.dst not in base:
+            base[v.dst] = (tcp.ack - 1) & 0xFFFFFFFF
+        v.rel_seq = (tcp.seq - base[v.src]) & 0xFFFFFFFF
+        v.rel_ack = (tcp.ack - base[v.dst]) & 0xFFFFFFFF if tcp.flags & ACK else None
+        v.left_to_right = v.src == self.left
+        if tcp.flags & FIN:
+            self._fin_from.add(v.src)
+        if tcp.flags & RST:
+            self._reset = True
+        self.segments.append(v)
+
+
+def parse_tcp(data: bytes) -> tuple[Endpoint, Endpoint, TcpSegment] | None:
+    """(src, dst, segment) of an Ethernet/IPv4/TCP frame; None for anything else.
+    Checksums are not verified: a trace shows what was on the wire."""
+    try:
+        fr = parse_frame(data, verify=False)
+    except MalformedPacket:
+        return None
+    if fr.ip is None or fr.tcp is None:
+        return None
+    return ((fr.ip.src, fr.tcp.src_port), (fr.ip.dst, fr.tcp.dst_port), fr.tcp)
+
+
+def split_conversations(trace: Trace) -> tuple[list[Conversation], int]:
+    """The trace's TCP conversations (segments only, no states yet), and the number
+    of frames that are not TCP segments (ARP, ICMP, malformed)."""
+    convs: list[Conversation] = []
+    current: dict[frozenset, Conversation] = {}
+    other = 0
+    for i, fr in enumerate(trace.frames):
+        parsed = parse_tcp(fr.data)
+        if parsed is None:
+            other += 1
+            continue
+        src, dst, tcp = parsed
+        key = frozenset((src, dst))
+        conv = current.get(key)
+        if conv is not None and tcp.flags & (SYN | ACK) == SYN and conv.ended:
+            isn = conv._base.get(src)
+            if isn is None or isn != tcp.seq:
+                conv = None
+        if conv is None:
+            out = fr.direction == "out"
+            if trace.emulator_ip and src[0] != dst[0]:
+                out = src[0] == trace.emulator_ip
+            left, right = (src, dst) if out else (dst, src)
+            conv = Conversation(len(convs), left, right)
+            convs.append(conv)
+            current[key] = conv
+        conv._add(SegmentView(i, fr, src, dst, tcp))
+    return convs, other
+
+
+_WILDCARD = frozenset({"0.0.0.0", "::", "*", ""})
+
+
+def _norm_ep(ep: Any) -> Endpoint:
+    """(ip, port), with an IPv4-mapped IPv6 address as plain IPv4: a dual-stack socket
+    (Go's listeners) reports its IPv4 peers as ::ffff:198.18.0.1."""
+    ip, port = str(ep[0]), int(ep[1])
+    if ip.lower().startswith("::ffff:") and "." in ip:
+        ip = ip[7:]
+    return (ip, port)
+
+
+_OPENING = frozenset({"SYN-SENT", "SYN-RECEIVED", "LISTEN"})
+
+
+def _pick(convs: list[Conversation], rec: StateRecord | PeerStateRecord) -> Conversation:
+    """The conversation a state record belongs to, among several on one 4-tuple: the
+    one whose span holds it; between two, the next one if the record opens a
+    connection (SYN-SENT, SYN-RECEIVED), else the previous one."""
+    t = rec.t
+    prev = None
+    for c in convs:
+        if c.start > t:
+            if prev is None:
+                return c
+            new = normalize_state(rec.new if isinstance(rec, StateRecord) else rec.state)
+            return c if new in _OPENING else prev
+        prev = c
+        if t <= c.end:
+            return c
+    return convs[-1]
+
+
+def conversations(trace: Trace, extra_states: Iterable[StateRecord] = ()) -> tuple[
+        list[Conversation], int]:
+    """``split_conversations`` plus each conversation's states and notes.
+
+    A state record belongs to the conversation whose 4-tuple it names, on the side
+    of its ``local`` endpoint (ours from ``trace.states``, the peer's from
+    ``trace.peer_states``: a record is placed by its endpoint, not by its list). A
+    record with no remote port (a listener) goes to the first conversation on its
+    local endpoint that had not started yet, or the last one. A note goes to every
+    conversation whose time span holds it and to every conversation that starts
+    before the next note (the step that opened it); any other note goes to the
+    nearest conversation in time."""
+    convs, other = split_conversations(trace)
+    if not convs:
+        return convs, other
+    by_key: dict[frozenset, list[Conversation]] = {}
+    by_local: dict[Endpoint, list[Conversation]] = {}
+    for c in convs:
+        by_key.setdefault(c.key, []).append(c)
+        by_local.setdefault(c.left, []).append(c)
+        by_local.setdefault(c.right, []).append(c)
+
+    def place(rec: StateRecord | PeerStateRecord) -> None:
+        local, remote = _norm_ep(rec.local), _norm_ep(rec.remote)
+        cands = by_key.get(frozenset((local, remote)))
+        if cands:
+            conv = _pick(cands, rec)
+        else:
+            cands = by_local.get(local)
+            if not cands and local[0] in _WILDCARD:  # a listener on 0.0.0.0 or [::]
+                cands = [c for c in convs if local[1] in (c.left[1], c.right[1])]
+                if cands:
+                    c0 = cands[0]
+                    local = c0.right if c0.right[1] == local[1] else c0.left
+            if not cands:
+                return
+            later = [c for c in cands if c.start >= rec.t]
+            conv = later[0] if later else cands[-1]
+        side = conv.states if local == conv.left else conv.peer_states
+        side.append(rec)
+        if isinstance(rec, StateRecord) and rec.conn not in ("", "client", "server") \
+                and conv.conn_name is None and local == conv.left:
+            conv.conn_name = rec.conn
+
+    for rec in (*trace.states, *extra_states, *trace.peer_states):
+        place(rec)
+    for c in convs:
+        c.states.sort(key=lambda r: r.t)
+        c.peer_states.sort(key=lambda r: r.t)
+    notes = sorted(trace.notes, key=lambda n: n.t)
+    for i, note in enumerate(notes):
+        nxt = notes[i + 1].t if i + 1 < len(notes) else float("inf")
+        holders = [c for c in convs
+                   if c.start <= note.t <= c.end  # during it
+                   or note.t < c.start <= nxt]  # the last note before it starts
+        if not holders:
+            holders = [min(convs, key=lambda c: min(abs(c.start - note.t), abs(c.end - note.t)))]
+        for c in holders:
+            c.notes.append(note)
+    return convs, other

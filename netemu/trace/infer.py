@@ -1,0 +1,371 @@
+"""TCP states inferred from a capture, for conversations nobody recorded states of
+(``netemu show any.pcap``).
+
+Rules (RFC 9293 §3.3.2 and §3.10.7), applied to each segment in capture order,
+first for its sender, then for its receiver (unless the frame is marked
+"dropped": it never arrived):
+
+  sender                                   receiver
+  SYN          CLOSED → SYN-SENT           SYN in SYN-SENT → SYN-RECEIVED (simultaneous open)
+  SYN+ACK      LISTEN → SYN-RECEIVED       SYN+ACK in SYN-SENT acking our SYN → ESTABLISHED
+  FIN          ESTABLISHED → FIN-WAIT-1    ACK of our SYN in SYN-RECEIVED → ESTABLISHED
+               SYN-RECEIVED → FIN-WAIT-1   ACK of our FIN: FIN-WAIT-1 → FIN-WAIT-2,
+               CLOSE-WAIT → LAST-ACK         CLOSING → TIME-WAIT, LAST-ACK → CLOSED
+  RST          any → CLOSED                FIN, once in order: ESTABLISHED → CLOSE-WAIT,
+                                             FIN-WAIT-1 → CLOSING, FIN-WAIT-2 → TIME-WAIT
+                                           RST at RCV.NXT (or acking our SYN in SYN-SENT)
+                                             → CLOSED; any other RST is ignored
+                                             (RFC 5961 §3.2: it earns a challenge ACK)
+
+A server starts in LISTEN (it is first seen receiving a SYN); a side first seen
+sending anything other than a SYN is taken to be ESTABLISHED (the capture started
+mid-connection). A SYN+ACK or FIN that also acks the other side's FIN moves
+straight through (FIN-WAIT-1 → TIME-WAIT is one record). TIME-WAIT's 2·MSL
+timer leaves no segment, so TIME-WAIT is the last state a capture can show.
+
+A state is attributed at the time of the segment that causes it, on the side
+that sent or received it: a capture point sees a segment at one moment, so for
+a capture taken at one end the other end's changes come slightly early or late.
+"""
+
+from __future__ import annotations
+
+import bisect
+import os
+from dataclasses import dataclass, field
+
+from ..wire import ACK, FIN, RST, SYN
+from ..wire.seq import seq_ge, seq_gt, seq_le
+from .conv import Conversation, Endpoint, SegmentView, conversations, ep_str, flag_names
+from .record import FrameRecord, NoteRecord, StateRecord, Trace
+
+CLOSED = "CLOSED"
+LISTEN = "LISTEN"
+SYN_SENT = "SYN-SENT"
+SYN_RECEIVED = "SYN-RECEIVED"
+ESTABLISHED = "ESTABLISHED"
+FIN_WAIT_1 = "FIN-WAIT-1"
+FIN_WAIT_2 = "FIN-WAIT-2"
+CLOSE_WAIT = "CLOSE-WAIT"
+CLOSING = "CLOSING"
+LAST_ACK = "LAST-ACK"
+TIME_WAIT = "TIME-WAIT"
+
+MASK = 0xFFFFFFFF
+
+
+def _seg_len(v: SegmentView) -> int:
+    return v.tcp.seg_len
+
+
+def _acks(by: SegmentView, v: SegmentView) -> bool:
+    """Does ``by`` acknowledge all of ``v`` (its data, SYN and FIN)?"""
+    return bool(by.tcp.flags & ACK) and seq_ge(by.tcp.ack, (v.tcp.seq + v.tcp.seg_len) & MASK)
+
+
+@dataclass
+class _Side:
+    ep: Endpoint
+    role: str
+    state: str | None = None  # None: not seen yet
+    assumed_listen: bool = False  # LISTEN was guessed from a SYN it received
+    iss: int | None = None
+    fin_seq: int | None = None  # sequence number of our FIN
+    rcv_nxt: int | None = None  # next byte expected from the other side
+    ooo: list[tuple[int, int]] = field(default_factory=list)  # out-of-order [start, end)
+    peer_fin: int | None = None  # sequence number of the other side's FIN
+    fin_processed: bool = False
+
+
+@dataclass
+class Inference:
+    states: list[StateRecord] = field(default_factory=list)
+    notes: list[NoteRecord] = field(default_factory=list)
+
+
+class _Inferrer:
+    def __init__(self, conv: Conversation) -> None:
+        segs = conv.segments
+        first_syn = next((v for v in segs if v.tcp.flags & (SYN | ACK) == SYN), None)
+        client = first_syn.src if first_syn else conv.left
+        server = conv.right if client == conv.left else conv.left
+        self.segs = segs
+        self.sides = {client: _Side(client, "client"), server: _Side(server, "server")}
+        self.out = Inference()
+        self._pending: dict[Endpoint, tuple[float, str, str, list[str]]] = {}
+        # segments sent, not yet taken as received: (segment, earliest delivery time)
+        self.queue: dict[Endpoint, list[tuple[SegmentView, float]]] = {client: [], server: []}
+        self.sends: dict[Endpoint, list[int]] = {client: [], server: []}
+        for i, v in enumerate(segs):
+            self.sends[v.src].append(i)
+
+    def run(self) -> Inference:
+        for i, v in enumerate(self.segs):
+            s, r = self.sides[v.src], self.sides[v.dst]
+            # What this segment acks was received before it was sent.
+            q = self.queue[s.ep]
+            while q and (_seg_len(q[0][0]) == 0 or _acks(v, q[0][0])):
+                h, t0 = q.pop(0)
+                self._deliver(s, h, max(t0, h.t))
+            self._sent(s, r, v)
+            self._flush()
+            self._settle(s, i, v.t)
+            if not v.dropped:
+                self.queue[r.ep].append((v, v.t))
+                self._settle(r, i, v.t)
+        for ep, q in self.queue.items():  # nothing later says otherwise
+            for h, t0 in q:
+                self._deliver(self.sides[ep], h, max(t0, h.t))
+        return self.out
+
+    def _settle(self, r: _Side, i: int, now: float) -> None:
+        """Deliver r's queued segments unless r's next segment after index i shows (by
+        its ack) that it had not received them yet (crossing segments: a simultaneous
+        close seen from one end)."""
+        q = self.queue[r.ep]
+        sends = self.sends[r.ep]
+        k = bisect.bisect_right(sends, i)
+        nxt = self.segs[sends[k]] if k < len(sends) else None
+        while q:
+            h, t0 = q[0]
+            if _seg_len(h) and nxt is not None and nxt.tcp.flags & ACK and not _acks(nxt, h):
+                return
+            q.pop(0)
+            self._deliver(r, h, max(t0, h.t, now))
+
+    def _deliver(self, r: _Side, v: SegmentView, t: float) -> None:
+        s = next(x for x in self.sides.values() if x is not r)
+        self._received(r, s, v, t)
+        self._flush()
+
+    # -- recording: changes caused by one event merge into one record per side ---------
+    def _set(self, side: _Side, new: str, cause: str, t: float) -> None:
+        old = side.state
+        if old == new:
+            return
+        side.state = new
+        side.assumed_listen = False
+        pend = self._pending.get(side.ep)
+        if pend is None:
+            self._pending[side.ep] = (t, old or "", new, [cause])
+        else:
+            causes = pend[3] if cause in pend[3] else [*pend[3], cause]
+            self._pending[side.ep] = (pend[0], pend[1], new, causes)
+
+    def _flush(self) -> None:
+        for ep, (t, old, new, causes) in self._pending.items():
+            side = self.sides[ep]
+            other = next(s for s in self.sides.values() if s is not side)
+            if old != new:
+                self.out.states.append(StateRecord(t, side.role, side.ep, other.ep, old, new,
+                                                   "; ".join(causes)))
+        self._pending.clear()
+
+    def _note(self, t: float, text: str) -> None:
+        self.out.notes.append(NoteRecord(t, text, "note"))
+
+    # -- the rules ---------------------------------------------------------------------
+    def _sent(self, s: _Side, r: _Side, v: SegmentView) -> None:
+        tcp, t = v.tcp, v.t
+        fl = tcp.flags
+        name = flag_names(fl)
+        if fl & RST:
+            if s.state is None or s.assumed_listen:
+                # a RST answering a SYN: nobody was listening
+                s.state = None
+                self._set(s, CLOSED, f"send {name}", t)
+            elif s.state != CLOSED:
+                self._set(s, CLOSED, f"send {name}", t)
+            return
+        if fl & SYN:
+            s.iss = tcp.seq
+            if not fl & ACK:
+                if s.state in (None, CLOSED, LISTEN):
+                    if s.state is None:
+                        s.state = CLOSED
+                    self._set(s, SYN_SENT, "send SYN", t)
+            elif s.state in (None, CLOSED, LISTEN):
+                if s.state is None:
+                    s.state = LISTEN
+                self._set(s, SYN_RECEIVED, f"send {name}", t)
+        elif s.state is None or s.assumed_listen:
+            s.state = None
+            self._set(s, ESTABLISHED, "capture starts mid-connection", t)
+            if r.state is None:
+                self._set(r, ESTABLISHED, "capture starts mid-connection", t)
+            if r.rcv_nxt is None:
+                r.rcv_nxt = tcp.seq
+        if fl & FIN:
+            s.fin_seq = (tcp.seq + (1 if fl & SYN else 0) + len(tcp.payload)) & MASK
+            if s.state in (ESTABLISHED, SYN_RECEIVED):
+                self._set(s, FIN_WAIT_1, f"send {name}", t)
+            elif s.state == CLOSE_WAIT:
+                self._set(s, LAST_ACK, f"send {name}", t)
+
+    def _received(self, r: _Side, s: _Side, v: SegmentView, t: float) -> None:
+        tcp = v.tcp
+        fl = tcp.flags
+        name = flag_names(fl)
+        if fl & RST:
+            self._rst(r, v, name, t)
+            return
+        if r.state is None:
+            if fl & (SYN | ACK) == SYN:
+                r.state = LISTEN
+                r.assumed_listen = True
+            elif fl & (SYN | ACK) == SYN | ACK:  # its SYN is not in the capture
+                r.state = SYN_SENT
+                r.iss = (tcp.ack - 1) & MASK
+            else:
+                return  # handled as mid-connection by _sent
+        if fl & SYN:
+            if r.state == SYN_SENT:
+                r.rcv_nxt = (tcp.seq + 1) & MASK
+                if fl & ACK:
+                    if r.iss is not None and tcp.ack == (r.iss + 1) & MASK:
+                        self._set(r, ESTABLISHED, f"recv {name}", t)
+                    else:
+                        self._note(t, f"{ep_str(r.ep)}: {name} with a wrong ack: ignored (RST)")
+                        return
+                else:
+                    self._set(r, SYN_RECEIVED, "recv SYN (simultaneous open)", t)
+            elif r.state == LISTEN:
+                r.rcv_nxt = (tcp.seq + 1) & MASK
+            elif r.state == SYN_RECEIVED and fl & ACK and r.iss is not None \
+                    and seq_ge(tcp.ack, (r.iss + 1) & MASK):
+                self._set(r, ESTABLISHED, f"recv {name}", t)
+            elif r.state not in (SYN_RECEIVED, CLOSED) and r.rcv_nxt is not None \
+                    and tcp.seq != (r.rcv_nxt - 1) & MASK:
+                self._note(t, f"{ep_str(r.ep)}: {name} in {r.state}: "
+                              "ignored (RFC 5961 §4: challenge ACK)")
+                return
+        elif fl & ACK:
+            self._ack(r, tcp.ack, name, t)
+        self._data(r, v, name, t)
+
+    def _ack(self, r: _Side, ack: int, name: str, t: float) -> None:
+        if r.state == SYN_RECEIVED and r.iss is not None and seq_ge(ack, (r.iss + 1) & MASK):
+            self._set(r, ESTABLISHED, f"recv {name}", t)
+        fin_acked = r.fin_seq is not None and seq_gt(ack, r.fin_seq)
+        if not fin_acked:
+            return
+        if r.state == FIN_WAIT_1:
+            self._set(r, FIN_WAIT_2, f"recv {name} (acks our FIN)", t)
+        elif r.state == CLOSING:
+            self._set(r, TIME_WAIT, f"recv {name} (acks our FIN)", t)
+        elif r.state == LAST_ACK:
+            self._set(r, CLOSED, f"recv {name} (acks our FIN)", t)
+
+    def _data(self, r: _Side, v: SegmentView, name: str, t: float) -> None:
+        tcp = v.tcp
+        fl = tcp.flags
+        start = (tcp.seq + (1 if fl & SYN else 0)) & MASK
+        end = (start + len(tcp.payload) + (1 if fl & FIN else 0)) & MASK
+        if fl & FIN:
+            r.peer_fin = (end - 1) & MASK
+        if r.rcv_nxt is None:
+            r.rcv_nxt = start
+        if start != end:
+            if seq_le(start, r.rcv_nxt):
+                if seq_gt(end, r.rcv_nxt):
+                    r.rcv_nxt = end
+            else:
+                r.ooo.append((start, end))
+            merged = True
+            while merged and r.ooo:  # fill from out-of-order segments
+                merged = False
+                for a, b in list(r.ooo):
+                    if seq_le(a, r.rcv_nxt):
+                        r.ooo.remove((a, b))
+                        if seq_gt(b, r.rcv_nxt):
+                            r.rcv_nxt = b
+                        merged = True
+        if r.peer_fin is None or r.fin_processed or not seq_gt(r.rcv_nxt, r.peer_fin):
+            return
+        r.fin_processed = True
+        cause = f"recv {name}" if fl & FIN else f"recv {name} (fills the gap before the FIN)"
+        if r.state in (ESTABLISHED, SYN_RECEIVED):
+            self._set(r, CLOSE_WAIT, cause, t)
+        elif r.state == FIN_WAIT_1:
+            self._set(r, CLOSING, cause, t)
+        elif r.state == FIN_WAIT_2:
+            self._set(r, TIME_WAIT, cause, t)
+
+    def _rst(self, r: _Side, v: SegmentView, name: str, t: float) -> None:
+        tcp = v.tcp
+        if r.state in (None, LISTEN, CLOSED):
+            return
+        if r.state == SYN_SENT:
+            if tcp.flags & ACK and r.iss is not None and tcp.ack == (r.iss + 1) & MASK:
+                self._set(r, CLOSED, f"recv {name} (connection refused)", t)
+            else:
+                self._note(t, f"{ep_str(r.ep)}: {name} not acking our SYN: ignored")
+            return
+        if r.rcv_nxt is None or tcp.seq == r.rcv_nxt:
+            self._set(r, CLOSED, f"recv {name}", t)
+        else:
+            self._note(t, f"{ep_str(r.ep)}: {name} seq is not RCV.NXT: ignored "
+                          "(RFC 5961 §3.2: challenge ACK if in window)")
+
+
+def infer_conversation(conv: Conversation) -> Inference:
+    """States of both sides of one conversation, and notes on segments a side ignored."""
+    return _Inferrer(conv).run()
+
+
+def infer_states(conv: Conversation) -> list[StateRecord]:
+    """Only the states of ``infer_conversation``: StateRecords with ``conn`` set to
+    "client" or "server" and ``local`` to that side's endpoint."""
+    return infer_conversation(conv).states
+
+
+def infer_trace(trace: Trace) -> Inference:
+    """Inferred states and notes for every conversation of a trace."""
+    out = Inference()
+    for conv in conversations(trace)[0]:
+        inf = infer_conversation(conv)
+        out.states.extend(inf.states)
+        out.notes.extend(inf.notes)
+    out.states.sort(key=lambda r: r.t)
+    out.notes.sort(key=lambda r: r.t)
+    return out
+
+
+def trace_from_pcap(path: str | os.PathLike[str], *, infer: bool = True) -> Trace:
+    """A Trace of a foreign capture: times relative to its first packet, each
+    conversation's client (the sender of its SYN) on the left ("out"), and, with
+    ``infer``, the inferred states of both sides in ``trace.states``."""
+    from .pcap import read_pcap
+
+    packets = read_pcap(path)
+    t0 = packets[0][0] if packets else 0.0
+    trace = Trace(start=0.0, start_wall=t0)
+    trace.frames = [FrameRecord(ts - t0, "in", data) for ts, data in packets]
+    convs, _ = conversations(trace)
+    for conv in convs:
+        syn = next((v for v in conv.segments if v.tcp.flags & (SYN | ACK) == SYN), None)
+        client = syn.src if syn else conv.segments[0].src
+        for v in conv.segments:
+            v.frame.direction = "out" if v.src == client else "in"
+    if infer:
+        inf = infer_trace(trace)
+        trace.states = inf.states
+        trace.notes = inf.notes
+    return trace
+
+
+def show(pcap_path: str | os.PathLike[str], html_out: str | os.PathLike[str] | None = None,
+         *, text_out: str | os.PathLike[str] | None = None) -> str:
+    """The ladder of any pcap/pcapng file with inferred states, as text (returned);
+    also written as self-contained HTML to ``html_out`` and as text to ``text_out``."""
+    from .atomic import atomic_write_text
+    from .ladder import render_ladder_text, write_ladder_html
+
+    trace = trace_from_pcap(pcap_path)
+    title = f"{os.fspath(pcap_path)} (states inferred from the segments, RFC 9293)"
+    text = render_ladder_text(trace, roles=("client", "server"), title=title)
+    if html_out is not None:
+        write_ladder_html(trace, html_out, roles=("client", "server"), title=title)
+    if text_out is not None:
+        atomic_write_text(text_out, text)
+    return text

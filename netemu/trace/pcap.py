@@ -1,0 +1,238 @@
+"""pcap out, pcap and pcapng in.
+
+``write_pcap`` writes a Trace's frames, exact bytes and both directions, to a
+classic pcap file (LINKTYPE_ETHERNET, microsecond timestamps), atomically.
+Frames marked "dropped" are written too: they were on our side of the wire; the
+ladder and the report say which ones never crossed it.
+
+``read_pcap`` reads classic pcap (either byte order, µs or ns timestamps) and
+pcapng (what Wireshark and ``tcpdump --pcapng`` write). It is plain ``struct``:
+no scapy import (a second) for ``netemu show``. Captures on other link types
+(``tcpdump -i any``'s Linux cooked headers, raw IP, BSD loopback) are given a
+synthetic Ethernet header so every caller parses one framing.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from .atomic import atomic_open
+from .record import Trace
+
+LINKTYPE_NULL = 0
+LINKTYPE_ETHERNET = 1
+LINKTYPE_RAW = 101
+LINKTYPE_LOOP = 108
+LINKTYPE_LINUX_SLL = 113
+LINKTYPE_IPV4 = 228
+LINKTYPE_IPV6 = 229
+LINKTYPE_LINUX_SLL2 = 276
+_DLT_RAW = (12, 14)  # what some systems write for raw IP instead of 101
+
+PCAP_MAGIC_US = 0xA1B2C3D4
+PCAP_MAGIC_NS = 0xA1B23C4D
+PCAPNG_SHB = 0x0A0D0D0A
+PCAPNG_BOM = 0x1A2B3C4D
+DEFAULT_SNAPLEN = 262144
+
+_FILE_HEADER = struct.Struct("<IHHiIII")
+_RECORD_HEADER = struct.Struct("<IIII")
+
+
+# --- writing -------------------------------------------------------------------------
+
+
+def write_pcap_frames(path: str | os.PathLike[str], frames: Iterable[tuple[float, bytes]],
+                      linktype: int = LINKTYPE_ETHERNET) -> int:
+    """Write ``(wall-clock time, bytes)`` pairs to a classic pcap file, atomically.
+    Returns the number of frames written."""
+    frames = list(frames)
+    snaplen = max([DEFAULT_SNAPLEN, *(len(d) for _, d in frames)])
+    n = 0
+    with atomic_open(path) as f:
+        f.write(_FILE_HEADER.pack(PCAP_MAGIC_US, 2, 4, 0, 0, snaplen, linktype))
+        for ts, data in frames:
+            sec, usec = divmod(round(ts * 1_000_000), 1_000_000)
+            f.write(_RECORD_HEADER.pack(sec, usec, len(data), len(data)))
+            f.write(data)
+            n += 1
+    return n
+
+
+def write_pcap(trace: Trace, path: str | os.PathLike[str]) -> int:
+    """Every frame of ``trace`` (both directions, dropped ones included), in record
+    order, with wall-clock timestamps from ``trace.wall(t)``. Returns the frame count;
+    frame N of the file is ``trace.frames[N - 1]``."""
+    return write_pcap_frames(path, ((trace.wall(fr.t), fr.data) for fr in trace.frames))
+
+
+# --- reading -------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class CapturedPacket:
+    ts: float  # seconds since the epoch
+    data: bytes  # as captured, in the link type's framing
+    linktype: int
+    orig_len: int
+
+
+class CaptureError(ValueError):
+    """Not a pcap/pcapng file, or a link type netemu cannot reframe as Ethernet."""
+
+
+def read_capture(path: str | os.PathLike[str]) -> list[CapturedPacket]:
+    """All packets of a pcap or pcapng file, in file order, in their own framing.
+    A packet cut short at the end of the file (a capture that was killed) is left out."""
+    buf = Path(path).read_bytes()
+    if len(buf) < 4:
+        raise CaptureError(f"{path}: too short for a capture file ({len(buf)} bytes)")
+    magic_le = struct.unpack_from("<I", buf)[0]
+    magic_be = struct.unpack_from(">I", buf)[0]
+    if magic_le == PCAPNG_SHB:
+        return _read_pcapng(buf, str(path))
+    for endian, magic in (("<", magic_le), (">", magic_be)):
+        if magic in (PCAP_MAGIC_US, PCAP_MAGIC_NS):
+            return _read_pcap(buf, endian, magic == PCAP_MAGIC_NS, str(path))
+    raise CaptureError(f"{path}: not a pcap or pcapng file (magic {buf[:4].hex()})")
+
+
+def _read_pcap(buf: bytes, e: str, nanos: bool, name: str) -> list[CapturedPacket]:
+    if len(buf) < 24:
+        raise CaptureError(f"{name}: truncated pcap header")
+    linktype = struct.unpack_from(e + "I", buf, 20)[0] & 0x0FFFFFFF  # upper bits: FCS info
+    rec = struct.Struct(e + "IIII")
+    per_sec = 1_000_000_000 if nanos else 1_000_000
+    out: list[CapturedPacket] = []
+    i, n = 24, len(buf)
+    while i + 16 <= n:
+        sec, frac, incl, orig = rec.unpack_from(buf, i)
+        i += 16
+        if i + incl > n:
+            break
+        out.append(CapturedPacket(sec + frac / per_sec, buf[i:i + incl], linktype, orig))
+        i += incl
+    return out
+
+
+def _read_pcapng(buf: bytes, name: str) -> list[CapturedPacket]:
+    out: list[CapturedPacket] = []
+    e = "<"
+    # per interface: (linktype, ticks per second, offset seconds)
+    ifaces: list[tuple[int, int, int]] = []
+    i, n = 0, len(buf)
+    while i + 12 <= n:
+        btype = struct.unpack_from(e + "I", buf, i)[0]
+        if btype == PCAPNG_SHB:
+            bom = buf[i + 8:i + 12]
+            if bom == b"\x4d\x3c\x2b\x1a":
+                e = "<"
+            elif bom == b"\x1a\x2b\x3c\x4d":
+                e = ">"
+            else:
+                raise CaptureError(f"{name}: bad pcapng byte-order magic at offset {i}")
+            ifaces = []
+        blen = struct.unpack_from(e + "I", buf, i + 4)[0]
+        if blen < 12 or blen % 4 or i + blen > n:
+            break  # truncated or corrupt tail
+        body = buf[i + 8:i + blen - 4]
+        if btype == 1 and len(body) >= 8:  # Interface Description Block
+            linktype = struct.unpack_from(e + "H", body)[0]
+            per_sec, offset = 1_000_000, 0
+            for code, value in _pcapng_options(body, 8, e):
+                if code == 9 and value:  # if_tsresol
+                    r = value[0]
+                    per_sec = 2 ** (r & 0x7F) if r & 0x80 else 10 ** r
+                elif code == 14 and len(value) == 8:  # if_tsoffset
+                    offset = struct.unpack(e + "q", value)[0]
+            ifaces.append((linktype, per_sec, offset))
+        elif btype == 6 and len(body) >= 20:  # Enhanced Packet Block
+            iface, hi, lo, cap, orig = struct.unpack_from(e + "IIIII", body)
+            if iface < len(ifaces):
+                linktype, per_sec, offset = ifaces[iface]
+                out.append(CapturedPacket(offset + _ticks(hi, lo, per_sec),
+                                          body[20:20 + cap], linktype, orig))
+        elif btype == 3 and len(body) >= 4 and ifaces:  # Simple Packet Block: no time
+            orig = struct.unpack_from(e + "I", body)[0]
+            ts = out[-1].ts if out else 0.0
+            out.append(CapturedPacket(ts, body[4:4 + orig], ifaces[0][0], orig))
+        elif btype == 2 and len(body) >= 20:  # obsolete Packet Block
+            iface, _drops, hi, lo, cap, orig = struct.unpack_from(e + "HHIIII", body)
+            if iface < len(ifaces):
+                linktype, per_sec, offset = ifaces[iface]
+                out.append(CapturedPacket(offset + _ticks(hi, lo, per_sec),
+                                          body[20:20 + cap], linktype, orig))
+        i += blen
+    return out
+
+
+def _ticks(hi: int, lo: int, per_sec: int) -> float:
+    sec, frac = divmod((hi << 32) | lo, per_sec)
+    return sec + frac / per_sec
+
+
+def _pcapng_options(body: bytes, start: int, e: str) -> Iterable[tuple[int, bytes]]:
+    i = start
+    while i + 4 <= len(body):
+        code, length = struct.unpack_from(e + "HH", body, i)
+        if code == 0:
+            return
+        yield code, body[i + 4:i + 4 + length]
+        i += 4 + ((length + 3) & ~3)
+
+
+_ZERO_MAC = b"\x00" * 6
+
+
+def _ethertype_for_ip(data: bytes) -> int | None:
+    if not data:
+        return None
+    version = data[0] >> 4
+    return 0x0800 if version == 4 else 0x86DD if version == 6 else None
+
+
+def to_ethernet(linktype: int, data: bytes) -> bytes | None:
+    """The packet as an Ethernet frame (synthetic zero MACs where the capture had none);
+    None when this link type or packet cannot be reframed."""
+    if linktype == LINKTYPE_ETHERNET:
+        return data
+    if linktype == LINKTYPE_LINUX_SLL and len(data) >= 16:
+        addr_len = struct.unpack_from(">H", data, 4)[0]
+        src = data[6:12] if addr_len == 6 else _ZERO_MAC
+        return _ZERO_MAC + src + data[14:16] + data[16:]
+    if linktype == LINKTYPE_LINUX_SLL2 and len(data) >= 20:
+        src = data[12:18] if data[11] == 6 else _ZERO_MAC
+        return _ZERO_MAC + src + data[0:2] + data[20:]
+    if linktype in (LINKTYPE_RAW, LINKTYPE_IPV4, LINKTYPE_IPV6, *_DLT_RAW):
+        et = _ethertype_for_ip(data)
+        return None if et is None else _ZERO_MAC * 2 + et.to_bytes(2, "big") + data
+    if linktype in (LINKTYPE_NULL, LINKTYPE_LOOP) and len(data) >= 4:
+        et = _ethertype_for_ip(data[4:])
+        return None if et is None else _ZERO_MAC * 2 + et.to_bytes(2, "big") + data[4:]
+    return None
+
+
+def read_pcap(path: str | os.PathLike[str], *, ethernet: bool = True) -> list[tuple[float, bytes]]:
+    """``(timestamp, bytes)`` for every packet of a pcap or pcapng file.
+
+    With ``ethernet`` (the default) packets of other link types are reframed as
+    Ethernet (see ``to_ethernet``); a link type that cannot be raises CaptureError.
+    With ``ethernet=False`` the bytes are exactly as captured."""
+    out: list[tuple[float, bytes]] = []
+    for p in read_capture(path):
+        if not ethernet:
+            out.append((p.ts, p.data))
+            continue
+        data = to_ethernet(p.linktype, p.data)
+        if data is None:
+            if p.linktype in (LINKTYPE_RAW, LINKTYPE_IPV4, LINKTYPE_IPV6, LINKTYPE_NULL,
+                              LINKTYPE_LOOP, LINKTYPE_LINUX_SLL, LINKTYPE_LINUX_SLL2, *_DLT_RAW):
+                continue  # a runt or non-IP packet on a known link type
+            raise CaptureError(f"{path}: link type {p.linktype} is not supported "
+                               "(Ethernet, Linux cooked v1/v2, raw IP and loopback are)")
+        out.append((p.ts, data))
+    return out

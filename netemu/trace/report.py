@@ -1,0 +1,188 @@
+"""report.json and JUnit XML.
+
+``write_report`` records one scenario run: its name, result and steps (as the
+runner hands them in), every TCP segment in Wireshark's relative numbers, our
+state changes, the peer's observed states and the notes. ``write_junit`` writes
+one JUnit file for any number of scenarios (one testcase each), for CI systems.
+Both write atomically.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import re
+import socket
+import xml.etree.ElementTree as ET
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .. import __version__
+from .atomic import atomic_write_bytes, atomic_write_text
+from .conv import conversations, ep_str, normalize_state
+from .record import Trace
+
+REPORT_FORMAT = 1
+
+
+def _r(x: float) -> float:
+    return round(x, 6)
+
+
+def summarize_segments(trace: Trace) -> list[dict[str, Any]]:
+    """One dict per TCP segment, in frame order: frame (pcap frame number), t (s since
+    the trace started), direction, conversation, src, dst, flags ("SYN+ACK"), seq and
+    ack relative to each side's ISN (ack None without the ACK flag), raw seq/ack,
+    len, win, mark ("dropped", "injected", …) and note."""
+    convs, _ = conversations(trace)
+    out = []
+    for conv in convs:
+        for v in conv.segments:
+            out.append({
+                "frame": v.index + 1, "t": _r(v.t - trace.start), "direction": v.frame.direction,
+                "conversation": conv.number, "src": ep_str(v.src), "dst": ep_str(v.dst),
+                "flags": v.flags, "seq": v.rel_seq, "ack": v.rel_ack, "len": v.length,
+                "win": v.tcp.window, "seq_raw": v.tcp.seq, "ack_raw": v.tcp.ack,
+                "mark": v.mark, "note": v.frame.note,
+            })
+    out.sort(key=lambda d: d["frame"])
+    return out
+
+
+def build_report(*, scenario: str, result: str, trace: Trace | None = None,
+                 steps: Sequence[Mapping[str, Any]] = (), duration: float | None = None,
+                 error: str | None = None, extra: Mapping[str, Any] | None = None,
+                 ) -> dict[str, Any]:
+    """The report as a dict (what ``write_report`` writes)."""
+    rep: dict[str, Any] = {
+        "format": REPORT_FORMAT, "netemu": __version__, "scenario": scenario, "result": result,
+        "error": error, "duration": None if duration is None else _r(duration),
+        "steps": [dict(s) for s in steps],
+    }
+    if trace is not None:
+        t0 = trace.start
+        convs, other = conversations(trace)
+        rep["started_at"] = _dt.datetime.fromtimestamp(trace.start_wall, _dt.UTC).isoformat()
+        rep["emulator_ip"] = trace.emulator_ip
+        rep["peer_ip"] = trace.peer_ip
+        rep["conversations"] = [{"number": c.number, "left": ep_str(c.left),
+                                 "right": ep_str(c.right), "conn": c.conn_name,
+                                 "segments": len(c.segments)} for c in convs]
+        rep["segments"] = summarize_segments(trace)
+        rep["other_frames"] = other
+        rep["states"] = [{"t": _r(s.t - t0), "conn": s.conn, "local": ep_str(s.local),
+                          "remote": ep_str(s.remote), "old": s.old, "new": s.new,
+                          "cause": s.cause} for s in trace.states]
+        rep["peer_states"] = [{"t": _r(s.t - t0), "local": ep_str(s.local),
+                               "remote": ep_str(s.remote), "state": normalize_state(s.state),
+                               "kernel_state": s.state, "info": s.info}
+                              for s in trace.peer_states]
+        rep["notes"] = [{"t": _r(n.t - t0), "kind": n.kind, "text": n.text}
+                        for n in trace.notes]
+    if extra:
+        rep.update(extra)
+    return rep
+
+
+def write_report(path: str | os.PathLike[str], *, scenario: str, result: str,
+                 trace: Trace | None = None, steps: Sequence[Mapping[str, Any]] = (),
+                 duration: float | None = None, error: str | None = None,
+                 extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Write report.json atomically; returns the dict written. ``result`` is "pass",
+    "fail" or "error"; values JSON cannot hold (in steps or sock_diag info) are
+    written as their str()."""
+    rep = build_report(scenario=scenario, result=result, trace=trace, steps=steps,
+                       duration=duration, error=error, extra=extra)
+    atomic_write_text(path, json.dumps(rep, indent=2, default=str, ensure_ascii=False) + "\n")
+    return rep
+
+
+# --- JUnit -----------------------------------------------------------------------------
+
+
+@dataclass
+class JUnitCase:
+    """One scenario as a JUnit testcase. ``result``: "pass", "fail", "error" or "skip";
+    ``message`` is the one-line reason, ``details`` the body (failed steps, diffs)."""
+
+    name: str
+    result: str
+    time: float = 0.0
+    message: str = ""
+    details: str = ""
+    classname: str = "netemu.scenarios"
+    file: str | None = None
+    stdout: str = ""
+
+    @classmethod
+    def from_report(cls, report: Mapping[str, Any], file: str | None = None,
+                    stdout: str = "") -> JUnitCase:
+        """A testcase from a ``build_report``/``write_report`` dict: the message is its
+        error or the first failing step's, the details list every failing step."""
+        failed = [s for s in report.get("steps", ())
+                  if str(s.get("result", s.get("status", ""))).lower()
+                  in ("fail", "failed", "error")]
+        lines = []
+        for s in failed:
+            what = s.get("step", s.get("name", s.get("action", "")))
+            why = s.get("message", s.get("error", s.get("reason", "")))
+            where = s.get("line")
+            lines.append(f"{'line ' + str(where) + ': ' if where else ''}{what}: {why}".strip())
+        message = report.get("error") or (lines[0] if lines else "")
+        return cls(name=str(report.get("scenario", "scenario")),
+                   result=str(report.get("result", "error")),
+                   time=float(report.get("duration") or 0.0), message=str(message or ""),
+                   details="\n".join(lines), file=file, stdout=stdout)
+
+
+_XML_BAD = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def _x(s: object) -> str:
+    """Text XML 1.0 can hold (control characters dropped)."""
+    return _XML_BAD.sub("", str(s))
+
+
+def render_junit(cases: Iterable[JUnitCase], suite_name: str = "netemu",
+                 timestamp: float | None = None) -> bytes:
+    cases = list(cases)
+    fails = sum(c.result in ("fail", "failed") for c in cases)
+    errors = sum(c.result not in ("pass", "passed", "fail", "failed", "skip", "skipped")
+                 for c in cases)
+    skips = sum(c.result in ("skip", "skipped") for c in cases)
+    total_time = f"{sum(c.time for c in cases):.3f}"
+    counts = {"tests": str(len(cases)), "failures": str(fails), "errors": str(errors),
+              "skipped": str(skips), "time": total_time}
+    root = ET.Element("testsuites", {"name": _x(suite_name), **counts})
+    when = _dt.datetime.fromtimestamp(timestamp, _dt.UTC) if timestamp is not None \
+        else _dt.datetime.now(_dt.UTC)
+    suite = ET.SubElement(root, "testsuite", {
+        "name": _x(suite_name), **counts, "timestamp": when.strftime("%Y-%m-%dT%H:%M:%S"),
+        "hostname": _x(socket.gethostname())})
+    for c in cases:
+        attrs = {"classname": _x(c.classname), "name": _x(c.name), "time": f"{c.time:.3f}"}
+        if c.file:
+            attrs["file"] = _x(c.file)
+        tc = ET.SubElement(suite, "testcase", attrs)
+        if c.result in ("fail", "failed"):
+            el = ET.SubElement(tc, "failure", {"message": _x(c.message), "type": "AssertionError"})
+            el.text = _x(c.details or c.message)
+        elif c.result in ("skip", "skipped"):
+            ET.SubElement(tc, "skipped", {"message": _x(c.message)})
+        elif c.result not in ("pass", "passed"):
+            el = ET.SubElement(tc, "error", {"message": _x(c.message), "type": _x(c.result)})
+            el.text = _x(c.details or c.message)
+        if c.stdout:
+            ET.SubElement(tc, "system-out").text = _x(c.stdout)
+    ET.indent(root)
+    return ET.tostring(root, encoding="utf-8", xml_declaration=True) + b"\n"
+
+
+def write_junit(path: str | os.PathLike[str], cases: Iterable[JUnitCase | Mapping[str, Any]],
+                suite_name: str = "netemu", timestamp: float | None = None) -> None:
+    """Write a JUnit XML file atomically: one <testsuite> with one <testcase> per
+    scenario. ``cases`` may be JUnitCase objects or report dicts (``build_report``)."""
+    norm = [c if isinstance(c, JUnitCase) else JUnitCase.from_report(c) for c in cases]
+    atomic_write_bytes(path, render_junit(norm, suite_name, timestamp))
