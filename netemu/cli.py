@@ -12,6 +12,7 @@ from . import __version__
 BENCHES: dict[str, tuple[str, str]] = {
     "codec": ("codec", "wire codec: parse/build rates for Eth+IPv4+TCP frames, vs scapy"),
     "core": ("core", "TCP stack alone: 10 MiB between in-memory connections, via the codec"),
+    "wire": ("wire", "on a real veth: netemu⇄kernel bulk vs kernel⇄kernel; lab up/down (root)"),
 }
 
 
@@ -47,7 +48,51 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--json", action="store_true", help="print the result as JSON")
     bench.add_argument("--quick", action="store_true", help="shorter runs (noisier figures)")
     bench.set_defaults(func=_bench)
+
+    validate = sub.add_parser("validate", help="check scenario files without running them",
+                              description="Exit 0 when every file is valid; 2 and one "
+                                          "'file:line:col: message' per error otherwise.")
+    validate.add_argument("files", nargs="+", metavar="FILE")
+    validate.set_defaults(func=_validate)
+
+    schema = sub.add_parser("schema", help="print the JSON Schema of scenario files (for editors)")
+    schema.set_defaults(func=_schema)
+
+    show = sub.add_parser("show", help="draw the ladder diagram of any pcap/pcapng, "
+                                       "with TCP states inferred (RFC 9293)")
+    show.add_argument("pcap", metavar="FILE.pcap")
+    show.add_argument("--html", metavar="OUT", help="also write a self-contained HTML ladder")
+    show.add_argument("--text", metavar="OUT", help="also write the text ladder to a file")
+    show.set_defaults(func=_show)
+
+    from .lab.cli import register as register_lab
+
+    register_lab(sub)
     return parser
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from .scenario.commands import validate_main
+
+    return validate_main(args.files)
+
+
+def _schema(args: argparse.Namespace) -> int:
+    from .scenario.commands import schema_main
+
+    return schema_main()
+
+
+def _show(args: argparse.Namespace) -> int:
+    from .trace.infer import show as show_pcap
+    from .trace.pcap import CaptureError
+
+    try:
+        print(show_pcap(args.pcap, args.html, text_out=args.text), end="")
+    except (CaptureError, OSError) as e:
+        print(f"netemu show: {e}", file=sys.stderr)
+        return 2
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -321,6 +321,11 @@ class Host:
         self._arm_timer()
 
     def _handle_events(self, conn: Connection, now: float) -> None:
+        # Wake whoever waits on this connection: an ACK that frees send buffer
+        # space raises no event, but a blocked send() must look again.
+        waiter = self._wakeups.get(conn)
+        if waiter is not None:
+            waiter.set()
         events = conn.events()
         if not events:
             return
@@ -331,9 +336,6 @@ class Host:
                     now, name, (conn.local_ip, conn.local_port),
                     (conn.remote_ip, conn.remote_port), ev.old.value, ev.new.value, ev.cause))
         self.event_log.setdefault(conn, []).extend(events)
-        waiter = self._wakeups.get(conn)
-        if waiter is not None:
-            waiter.set()
         self._any_change.set()
         if conn.state is State.CLOSED:
             self._forget(conn)

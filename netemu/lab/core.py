@@ -34,6 +34,7 @@ import contextlib
 import ipaddress
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -131,8 +132,11 @@ def _mac(runid: str, n: int) -> str:
 
 
 def _disable_ipv6() -> None:
-    write_sysctl("net.ipv6.conf.all.disable_ipv6", 1)
-    write_sysctl("net.ipv6.conf.default.disable_ipv6", 1)
+    try:
+        write_sysctl("net.ipv6.conf.all.disable_ipv6", 1)
+        write_sysctl("net.ipv6.conf.default.disable_ipv6", 1)
+    except FileNotFoundError:  # a kernel without IPv6 (ipv6.disable=1): quiet already
+        pass
 
 
 class Lab:
@@ -214,9 +218,9 @@ class Lab:
                 bind_name(ns.fd, name)
                 self.netns_names[role] = name
             self._lock.update(names=sorted(self.netns_names.values()))
-        peer_setup = peer.submit(self._setup_peer_sysctls)
+        # Sysctls before the veth exists, so ``net.ipv4.conf.default.*`` apply to it too.
+        peer.call(self._setup_peer_sysctls)
         self.emu_ifindex = emu.call(self._setup_emu)
-        peer_setup.result()
         self.peer_ifindex = peer.call(self._setup_peer_link)
 
     def _setup_emu(self) -> int:
@@ -225,8 +229,6 @@ class Lab:
         with Rtnl() as rt:
             rt.add_veth(self.emu_ifname, self.emu_mac, self.peer_ifname, self.peer_mac,
                         self.peer_ns.fd, mtu=self.mtu)  # type: ignore[union-attr]
-        import socket
-
         return socket.if_nametoindex(self.emu_ifname)
 
     def _setup_peer_sysctls(self) -> None:
@@ -252,8 +254,6 @@ class Lab:
         self.peer_cc = read_sysctl("net.ipv4.tcp_congestion_control")
 
     def _setup_peer_link(self) -> int:
-        import socket
-
         from .rtnl import Rtnl, set_tx_checksum
 
         idx = socket.if_nametoindex(self.peer_ifname)

@@ -296,6 +296,11 @@ def clean(run_dir: str | None = None, *, dry_run: bool = False) -> list[str]:
             info["_path"] = path
             dead[rid] = info
 
+        if os.path.abspath(run_dir) != os.path.abspath(RUN_DIR):
+            # Another run dir (tests, NETEMU_RUN_DIR): runs live in the default one are
+            # just as untouchable.
+            live_ids |= {r.runid for r in list_runs(RUN_DIR) if r.live}
+
         # Names and links of runs with no live lock (a live run locks before naming).
         orphan_names = [n for n in netns_names() if NAME_RE.match(n).group(1) not in live_ids]  # type: ignore[union-attr]
         orphan_links = [(i, n) for i, n in host_links()
@@ -305,7 +310,8 @@ def clean(run_dir: str | None = None, *, dry_run: bool = False) -> list[str]:
         # (confirmed by cookie: inode numbers are reused, cookies are not).
         victims: dict[int, str] = {}
         for pid, tag in tagged_processes().items():
-            if tag not in live_ids and (tag in dead or not os.path.exists(lock_path(tag, run_dir))):
+            if tag not in live_ids and (tag in dead or not any(
+                    os.path.exists(lock_path(tag, d)) for d in (run_dir, RUN_DIR))):
                 victims[pid] = f"tagged {ENV_TAG}={tag}"
         ns_by_inode: dict[int, tuple[str, int]] = {}
         for rid, info in dead.items():

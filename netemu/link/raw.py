@@ -174,10 +174,12 @@ class RawLink:
 
     @classmethod
     def open(cls, netns: Any, ifindex: int, ip: str | None, *, filtered: bool = True,
-             rcvbuf: int = 8 << 20, sndbuf: int = 4 << 20) -> RawLink:
+             rcvbuf: int = 8 << 20, sndbuf: int = 4 << 20, batch: int = 64,
+             bufsize: int = 65536 + 64) -> RawLink:
         """Open on ``ifindex`` inside ``netns``: an ``NsThread`` (its ``call`` is used) or a
         namespace fd. ``ip``: our IPv4 address, for the filter (None: all ARP and IPv4).
-        ``filtered=False``: no filter at all, every frame (a capture, a test)."""
+        ``filtered=False``: no filter at all, every frame (a capture, a test).
+        ``batch``: frames per ``recvmmsg``; ``bufsize``: the longest frame kept whole."""
 
         def make() -> socket.socket:
             s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW | socket.SOCK_CLOEXEC, 0)
@@ -207,7 +209,7 @@ class RawLink:
             from ..lab.netns import run_in_netns
 
             sock = run_in_netns(int(netns), make)
-        return cls(sock, ifindex, ip)
+        return cls(sock, ifindex, ip, bufsize=bufsize, batch=batch)
 
     # -- the file descriptor --------------------------------------------------------------------
     def fileno(self) -> int:

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import sys
 import tokenize
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
-
-_SCHEMA_ID = "https://netemu.invalid/scenario.schema.json"
 
 
 def _config_comments() -> dict[str, str]:
@@ -83,8 +82,8 @@ def json_schema() -> dict[str, Any]:
     for name, prop in defs.get("Options", {}).get("properties", {}).items():
         if name in comments:
             prop["description"] = comments[name]
-    return {"$schema": "https://json-schema.org/draft/2020-12/schema", "$id": _SCHEMA_ID,
-            **schema, "title": "netemu scenario"}
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", **schema,
+            "title": "netemu scenario"}
 
 
 def validate_main(paths: Iterable[str | Path]) -> int:
@@ -110,6 +109,10 @@ def validate_main(paths: Iterable[str | Path]) -> int:
 
 def schema_main() -> int:
     """``netemu schema``: the scenario JSON Schema on stdout."""
-    json.dump(json_schema(), sys.stdout, indent=2)
-    sys.stdout.write("\n")
+    text = json.dumps(json_schema(), indent=2) + "\n"
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except BrokenPipeError:  # `netemu schema | head`
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0

@@ -21,6 +21,7 @@ pydantic's own wording is replaced by ours for the error types a scenario hits.
 from __future__ import annotations
 
 import inspect
+import re
 import types
 import typing
 from collections.abc import Iterable
@@ -79,6 +80,12 @@ def _yaml_error(file: str, e: yaml.YAMLError) -> ScenarioError:
     context = getattr(e, "context", None)
     if "'\\t'" in problem or "\t" in problem:
         problem = "tab character: indent YAML with spaces, not tabs"
+        context = None
+    if context and "alias" in context and mark is not None and mark.buffer is not None \
+            and mark.pointer > 0 and mark.buffer[mark.pointer - 1] == "*":
+        problem = "a bare * starts a YAML alias: quote the wildcard, \"*\""
+        mark = type(mark)(mark.name, mark.index - 1, mark.line, mark.column - 1, mark.buffer,
+                          mark.pointer - 1)
         context = None
     message = f"YAML: {problem}"
     ctx_mark = getattr(e, "context_mark", None)
@@ -271,8 +278,10 @@ def _translate(err: dict[str, Any]) -> tuple[tuple[str | int, ...], bool, str, b
         if ctx.get("min_length") == 1:
             return loc, key, "must not be empty", True
         return loc, key, f"needs at least {ctx.get('min_length')} items", True
-    if typ == "literal_error":
-        return loc, key, f"expected {ctx.get('expected')}, got {show(value)}", True
+    if typ in ("literal_error", "enum"):
+        choices = re.findall(r"'([^']*)'", str(ctx.get("expected", "")))
+        hint = did_you_mean(str(value), choices) if isinstance(value, str) else ""
+        return loc, key, f"expected {ctx.get('expected')}, got {show(value)}{hint}", True
     msg = str(err.get("msg", typ))
     for prefix in ("Value error, ", "Assertion failed, "):
         msg = msg.removeprefix(prefix)

@@ -14,7 +14,7 @@ Each step is a one-key mapping (action -> arguments) or a bare action name; it
 validates to one typed model (``Connect``, ``Send``, ``ExpectSegment`` ...), each
 with ``.action`` and ``.line``/``.col`` (where the step starts in the file, set by
 the loader). After validation defaults are resolved: every ``conn``/``peer`` is a
-name (or None where it may stay unknown, see below), every ``within``/``timeout`` a
+name (wire-level and peer steps keep None when there is no default connection), every ``within``/``timeout`` a
 number of seconds, every ``relative`` a bool, ``Scenario.peers`` holds the peer(s)
 whichever form the file used, and ``Scenario.network.out``/``.in_`` are the
 effective impairments per direction.
@@ -25,6 +25,7 @@ TcpConfig and State), so validation stays cheap: no scapy, no lab.
 
 from __future__ import annotations
 
+import enum
 import re
 import shlex
 import types
@@ -43,6 +44,8 @@ from pydantic import (
     PlainValidator,
     PrivateAttr,
     Tag,
+    TypeAdapter,
+    ValidationError,
     ValidationInfo,
     WithJsonSchema,
     create_model,
@@ -218,28 +221,57 @@ def _quoted(names: tuple[str, ...], conj: str = "or") -> str:
 
 # --- endpoint options: TcpConfig's fields, discovered at import --------------
 
-_SIZE_NAMES = re.compile(r"(buf|bytes|mss|size|window|cwnd)(_|$)")
+_SIZE_NAMES = re.compile(r"(^|_)(buf|bytes|mss|size)$")  # byte counts: accept "64k"
+
+
+_PLAIN = {"bool_type": "expected true or false", "int_type": "expected a whole number",
+          "string_type": "expected a string", "float_type": "expected a number",
+          "literal_error": "not one of the choices", "enum": "not one of the choices"}
+
+
+def _any_of(members: list[Any]) -> Any:
+    """One of several types, tried in order, with one error message if none fits."""
+    adapters = [TypeAdapter(m) for m in members]
+
+    def parse(value: Any) -> Any:
+        problems = []
+        for adapter in adapters:
+            try:
+                return adapter.validate_python(value)
+            except ValidationError as e:
+                err = e.errors(include_url=False)[0]
+                message = (err.get("ctx") or {}).get("message") or _PLAIN.get(err["type"])
+                problems.append(str(message or err["msg"]))
+        raise UnitError(" / ".join(dict.fromkeys(problems)))
+
+    schema = {"anyOf": [a.json_schema() for a in adapters]}
+    return _typed(Union[tuple(members)], parse, schema)  # noqa: UP007
 
 
 def _option_type(name: str, hint: Any, metadata: Any) -> Any:
-    optional = False
+    """The pydantic type of one TcpConfig field. Floats are durations (seconds, or
+    "200ms") unless the field's metadata says ``unit`` is something else; ints named
+    like byte counts (``*_buf``, ``*_bytes``, ``mss``) take sizes ("64k")."""
     origin = typing.get_origin(hint)
     if origin in (Union, types.UnionType):
-        args = [a for a in typing.get_args(hint) if a is not type(None)]
-        if len(args) == 1 and len(typing.get_args(hint)) == 2:
-            hint, optional = args[0], True
+        args = typing.get_args(hint)
+        members = [_option_type(name, a, metadata) for a in args if a is not type(None)]
+        t: Any = members[0] if len(members) == 1 else _any_of(members)
+        return t | None if type(None) in args else t
     if hint is bool:
-        t: Any = BOOL
-    elif hint is int:
-        t = Size if _SIZE_NAMES.search(name) and "scale" not in name else NonNegInt
-    elif hint is float:
+        return BOOL
+    if hint is int:
+        return Size if _SIZE_NAMES.search(name) else NonNegInt
+    if hint is float:
         unit = metadata.get("unit", "s") if metadata else "s"
-        t = Duration if unit == "s" else Annotated[float, Field(strict=False)]
-    elif hint is str:
-        t = STR
-    else:
-        t = Annotated[Any, WithJsonSchema({})]
-    return t | None if optional else t
+        return Duration if unit == "s" else Annotated[float, Field(strict=False)]
+    if hint is str:
+        return STR
+    if origin is Literal:
+        return hint
+    if isinstance(hint, type) and issubclass(hint, enum.Enum):
+        return Annotated[hint, Field(strict=False)]  # by value: "cubic"
+    return Annotated[Any, WithJsonSchema({})]
 
 
 def _build_options() -> type[Strict]:
@@ -1318,7 +1350,9 @@ class _Checker:
             elif isinstance(st, (*WIRE_STEPS, PeerStep, ExpectPeerState)):
                 if conn is not None and conn not in known:
                     self.unknown_conn(at, args, conn, True, known)
-                elif conn is None and default in known:
+                elif conn is None and default in known and not (
+                        isinstance(st, ExpectPeerState) and st.port is not None) and not (
+                        isinstance(st, PeerStep) and st.listen is not None):
                     st.conn = default  # type: ignore[attr-defined]
             if isinstance(st, Inject) and not st.relative:
                 for f in ("seq", "ack"):

@@ -231,7 +231,7 @@ def _parse_flag_mask(text: str, original: object) -> int:
         # names: SYN+ACK, syn|ack, "FIN, ACK", "SYN ACK"
         mask = 0
         for word in words:
-            bit = FLAG_NAMES.get(word.upper())
+            bit = FLAG_NAMES.get(word.upper(), FLAG_LETTERS.get(word.upper()))
             if bit is None:
                 chunks = [word[i:i + 3].upper() for i in range(0, len(word), 3)]
                 if len(chunks) > 1 and all(c in FLAG_NAMES for c in chunks):

@@ -3,6 +3,9 @@ relative to each side's ISN the way Wireshark does it.
 
 Shared by the ladder, the report and state inference.
 
+Windows are scaled (RFC 7323) when both SYNs were seen carrying Window Scale,
+as Wireshark's ``tcp.window_size``; otherwise they are the raw field.
+
 Relative numbers follow Wireshark (checked against tshark 4.0): a side's base is
 the sequence number of its SYN; when the capture starts after the SYN, the base
 is one less than the first sequence number seen (so it reads 1), or one less
@@ -76,6 +79,7 @@ class SegmentView:
     rel_seq: int = 0
     rel_ack: int | None = None  # None when the ACK flag is off
     left_to_right: bool = True
+    window: int = 0  # scaled (RFC 7323) when both SYNs carried Window Scale: tcp.window_size
 
     @property
     def t(self) -> float:
@@ -106,7 +110,7 @@ class SegmentView:
         s = f"{self.flags} seq={self.rel_seq}"
         if self.rel_ack is not None:
             s += f" ack={self.rel_ack}"
-        return s + f" len={self.length} win={self.tcp.window}"
+        return s + f" len={self.length} win={self.window}"
 
     def options_str(self) -> str:
         t = self.tcp
@@ -139,6 +143,7 @@ class Conversation:
     conn_name: str | None = None  # the scenario's name for it, from StateRecord.conn
     # sequence bookkeeping (internal)
     _base: dict = field(default_factory=dict, repr=False)
+    _wscale: dict = field(default_factory=dict, repr=False)  # endpoint -> shift or None
     _fin_from: set = field(default_factory=set, repr=False)
     _reset: bool = field(default=False, repr=False)
 
@@ -174,6 +179,13 @@ class Conversation:
         v.rel_seq = (tcp.seq - base[v.src]) & 0xFFFFFFFF
         v.rel_ack = (tcp.ack - base[v.dst]) & 0xFFFFFFFF if tcp.flags & ACK else None
         v.left_to_right = v.src == self.left
+        if tcp.flags & SYN:
+            self._wscale[v.src] = tcp.wscale
+            v.window = tcp.window  # "The window field in a SYN segment itself is never scaled"
+        else:
+            own, other = self._wscale.get(v.src, -1), self._wscale.get(v.dst, -1)
+            scaled = own is not None and other is not None and own != -1 and other != -1
+            v.window = tcp.window << min(own, 14) if scaled else tcp.window
         if tcp.flags & FIN:
             self._fin_from.add(v.src)
         if tcp.flags & RST:

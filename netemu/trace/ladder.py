@@ -203,9 +203,8 @@ def _section_lines(sec: Section, wn: int) -> list[Line]:
 
     out: list[Line] = [[(f"── {sec.title} ", "title"),
                         ("─" * max(4, rcol + 12 - len(sec.title) - 4), "life")]]
-    # header: the two endpoints centred over their lifelines
+    # header: each endpoint centred over its lifeline
     hl = [(" time(s)".ljust(prefix_w), "time")]
-    # each label centred on its lifeline
     s1, t1 = max(0, lcol - len(head_l) // 2), head_l
     s2, t2 = max(0, rcol - len(head_r) // 2), head_r
     cur = prefix_w
@@ -425,8 +424,8 @@ def _svg_arrow(v: SegmentView, n: int, lx: float, rx: float, y: float) -> str:
         x2 = x1 + (x2 - x1) * 0.82
     dash = ' stroke-dasharray="7 3"' if v.injected else ""
     tip = [f"frame #{v.index + 1}  {ep_str(v.src)} → {ep_str(v.dst)}",
-           f"{v.flags}  seq={v.tcp.seq} ack={v.tcp.ack} (raw)", f"win={v.tcp.window} "
-           f"len={v.length}"]
+           f"{v.flags}  seq={v.tcp.seq} ack={v.tcp.ack} (raw)",
+           f"win={v.window} (field {v.tcp.window}) len={v.length}"]
     if v.options_str():
         tip.append(v.options_str())
     for text, _ in _annotations(v):
@@ -442,7 +441,7 @@ def _svg_arrow(v: SegmentView, n: int, lx: float, rx: float, y: float) -> str:
     else:
         p.append(f'<line x1="{x1:.1f}" y1="{ly:.1f}" x2="{x2:.1f}" y2="{ly:.1f}" '
                  f'stroke="{colour}" stroke-width="1.8"{dash} marker-end="url(#ah{n}-{cls})"/>')
-    p.append(f'<text class="lbl" x="{(lx + rx) / 2:.1f}" y="{ly - 7:.1f}" text-anchor="middle" '
+    p.append(f'<text class="lbl" x="{(x1 + x2) / 2:.1f}" y="{ly - 7:.1f}" text-anchor="middle" '
              f'fill="{colour}">{_e(v.label())}</text>')
     ann = _annotations(v)
     if ann:

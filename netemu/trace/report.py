@@ -35,7 +35,7 @@ def summarize_segments(trace: Trace) -> list[dict[str, Any]]:
     """One dict per TCP segment, in frame order: frame (pcap frame number), t (s since
     the trace started), direction, conversation, src, dst, flags ("SYN+ACK"), seq and
     ack relative to each side's ISN (ack None without the ACK flag), raw seq/ack,
-    len, win, mark ("dropped", "injected", …) and note."""
+    len, win (scaled, as Wireshark's tcp.window_size) and win_raw, mark ("dropped", "injected", …) and note."""
     convs, _ = conversations(trace)
     out = []
     for conv in convs:
@@ -44,7 +44,8 @@ def summarize_segments(trace: Trace) -> list[dict[str, Any]]:
                 "frame": v.index + 1, "t": _r(v.t - trace.start), "direction": v.frame.direction,
                 "conversation": conv.number, "src": ep_str(v.src), "dst": ep_str(v.dst),
                 "flags": v.flags, "seq": v.rel_seq, "ack": v.rel_ack, "len": v.length,
-                "win": v.tcp.window, "seq_raw": v.tcp.seq, "ack_raw": v.tcp.ack,
+                "win": v.window, "win_raw": v.tcp.window, "seq_raw": v.tcp.seq,
+                "ack_raw": v.tcp.ack,
                 "mark": v.mark, "note": v.frame.note,
             })
     out.sort(key=lambda d: d["frame"])

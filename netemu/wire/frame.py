@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from .addr import _IP_STR, _MAC_RAW, _MAC_STR
@@ -11,7 +12,7 @@ from .errors import MalformedPacket
 from .ethernet import ETH_HEADER, ETH_HEADER_LEN, ETHERTYPE_ARP, ETHERTYPE_IPV4, EthernetFrame
 from .icmp import IcmpEcho
 from .ipv4 import PROTO_ICMP, PROTO_TCP, IPv4Packet
-from .tcp import TcpSegment, parse_options
+from .tcp import OPTION_LAYOUTS, OptionLayout, TcpSegment, option_layout, parse_options
 
 
 @dataclass(slots=True)
@@ -45,55 +46,109 @@ class Frame:
         return head + self.eth.payload
 
 
-# Ethernet + IPv4 without options + TCP header: 14 + 20 + 20 bytes in one unpack.
-_unpack_eth_ip_tcp = struct.Struct("!6s6sHBBHHHBBHIIHHIIHHHH").unpack_from
+# The fast path: regular Ethernet + IPv4 (no IP options, not a fragment) + TCP
+# frames, decoded by generated functions, one per TCP option layout
+# (tcp.OPTION_LAYOUTS, plus none and "any"). Each does one unpack of the three
+# headers and the options, checks the structure, verifies both checksums from
+# the unpacked fields and one big-int sum of the segment (see checksum.py), and
+# builds the records with object.__new__ and their dataclass __init__ (the same
+# records, minus type.__call__'s dispatch). A decoder returns None when the
+# options are not its layout; anything irregular, including every error, goes to
+# the general path, which owns the validation messages.
+_FRAME_DECODER = """
+def decode(buf, n, verify):
+    if n < {min_len}:
+        return _general(buf, verify)
+    (dst, src, et, vihl, tos, total, ident, frag, ttl, proto, ipsum, sip, dip,
+     sport, dport, seq, ack, off_flags, win, csum, urg{names}) = _unpack_from(buf)
+    end = 14 + total
+    {hlen_line}
+    if not (et == 0x0800 and vihl == 0x45 and proto == 6 and not frag & 0x3FFF
+            and {hlen_check} <= end <= n):
+        return _general(buf, verify)
+    if not ({check}):
+        return None
+    seg = buf[34:end]
+    if verify:
+        # The IPv4 header's ten words (0x4506: version, IHL and protocol), then
+        # the segment with the pseudo-header (addresses, protocol, TCP length).
+        addrs = sip + dip
+        if (0x4506 + tos + total + ident + frag + (ttl << 8) + ipsum + addrs) % 0xFFFF:
+            return _general(buf, verify)
+        v = _from_bytes(seg, "big")
+        if total & 1:
+            v <<= 8
+        if (v + (addrs + total - 14)) % 0xFFFF:
+            return _general(buf, verify)
+    {options_code}
+    eth = _new(EthernetFrame)
+    _eth_init(eth, _MAC_STR[dst], _MAC_STR[src], 0x0800)
+    ip = _new(IPv4Packet)
+    _ip_init(ip, _IP_STR[sip], _IP_STR[dip], 6, seg, ttl, tos, ident, frag >> 13, 0, b"", ipsum)
+    tcp = _new(TcpSegment)
+    _tcp_init(tcp, sport, dport, seq, ack, off_flags & 0x0FFF, win, buf[{hlen}:end], options,
+              urg, csum, padding)
+    frame = _new(Frame)
+    _frame_init(frame, eth, None, ip, tcp, None, buf[end:] if end < n else b"")
+    return frame
+"""
+
+
+def _compile_frame_decoder(layout: OptionLayout | None) -> Callable[[bytes, int, bool], Frame | None]:
+    """A decoder for frames whose TCP options are ``layout`` (None: any options)."""
+    if layout is None:
+        code = {"names": "", "min_len": "54", "hlen": "hlen", "hlen_line": "hlen = 34 + (off_flags >> 12 << 2)",
+                "hlen_check": "54 <= hlen", "check": "True",
+                "options_code": "options, padding = _parse_options(buf, 54, hlen)"}
+        fmt, namespace = "", {}
+    else:
+        hlen = 54 + layout.length
+        make = "".join(f"{line}\n    " for line in layout.make)
+        code = {"names": "".join(f", {name}" for name in layout.names),
+                "min_len": str(hlen), "hlen": str(hlen),
+                "hlen_line": "", "hlen_check": str(hlen),
+                "check": f"off_flags >> 12 == {hlen - 34 >> 2}"
+                         + (f" and {layout.check}" if layout.check else ""),
+                "options_code": f"{make}options = {layout.options}\n    padding = b''"}
+        fmt, namespace = layout.fmt, layout.namespace
+    src = _FRAME_DECODER.format(**code)
+    namespace = {
+        **namespace, "_unpack_from": struct.Struct(_ETH_IP_TCP + fmt).unpack_from,
+        "_general": _parse_frame_general, "_parse_options": parse_options,
+        "_from_bytes": int.from_bytes, "_new": object.__new__, "_MAC_STR": _MAC_STR,
+        "_IP_STR": _IP_STR, "EthernetFrame": EthernetFrame, "IPv4Packet": IPv4Packet,
+        "TcpSegment": TcpSegment, "Frame": Frame, "_eth_init": EthernetFrame.__init__,
+        "_ip_init": IPv4Packet.__init__, "_tcp_init": TcpSegment.__init__,
+        "_frame_init": Frame.__init__,
+    }
+    exec(src, namespace)  # code built from the template above and tcp's fixed layout table
+    return namespace["decode"]  # type: ignore[return-value]
+
+
+_ETH_IP_TCP = "!6s6sHBBHHHBBHIIHHIIHHHH"  # 14 + 20 + 20 bytes, addresses as ints
+
+
+def _compile_frame_decoders() -> dict[int, tuple[Callable[[bytes, int, bool], Frame | None], ...]]:
+    """TCP data offset -> the decoders to try in order: its layouts, then any options."""
+    generic = _compile_frame_decoder(None)
+    decoders: dict[int, tuple] = {5: (_compile_frame_decoder(option_layout("")),)}
+    for doff in range(6, 16):
+        decoders[doff] = (*[_compile_frame_decoder(layout) for layout in OPTION_LAYOUTS
+                            if layout.length == (doff - 5) * 4], generic)
+    return decoders
 
 
 def parse_frame(buf: bytes, verify: bool = True) -> Frame:
     """Parse a frame from the wire. ``verify=False`` skips checksum checks (for
     frames whose checksum the sender left to offload: PACKET_AUXDATA says so)."""
-    if buf.__class__ is not bytes:
+    if type(buf) is not bytes:
         buf = bytes(buf)
-    # Fast path: a regular Ethernet + IPv4 (no options, not a fragment) + TCP frame,
-    # decoded with one unpack and verified with checksums summed from the unpacked
-    # fields. Anything irregular, including every error, takes the general path,
-    # which owns the validation messages.
     n = len(buf)
-    if n >= 54:
-        (dst, src, et, vihl, tos, total, ident, frag, ttl, proto, ipsum, sip, dip,
-         sport, dport, seq, ack, off_flags, win, csum, urg) = _unpack_eth_ip_tcp(buf)
-        end = 14 + total
-        hlen = 34 + (off_flags >> 12 << 2)  # end of the TCP header
-        if (et == 0x0800 and vihl == 0x45 and proto == 6 and not frag & 0x3FFF
-                and 54 <= hlen <= end <= n):
-            seg = buf[34:end]
-            if verify:
-                # IPv4 header: its ten words, 0x4506 being version/IHL and protocol.
-                # TCP: the segment and the pseudo-header (addresses, 6, length).
-                ok = not (0x4506 + tos + total + ident + frag + (ttl << 8) + ipsum + sip + dip
-                          ) % 0xFFFF
-                if ok:
-                    v = int.from_bytes(seg, "big")
-                    if total & 1:
-                        v <<= 8
-                    ok = not (v + (sip + dip + total - 14)) % 0xFFFF
-            else:
-                ok = True
-            if ok:
-                if hlen > 54:
-                    options, padding = parse_options(buf, 54, hlen)
-                else:
-                    options, padding = (), b""
-                return Frame(
-                    EthernetFrame(_MAC_STR[dst], _MAC_STR[src], 0x0800),
-                    None,
-                    IPv4Packet(_IP_STR[sip], _IP_STR[dip], 6, seg, ttl, tos, ident, frag >> 13,
-                               0, b"", ipsum),
-                    TcpSegment(sport, dport, seq, ack, off_flags & 0x0FFF, win, buf[hlen:end],
-                               options, urg, csum, padding),
-                    None,
-                    buf[end:] if end < n else b"",
-                )
+    if n >= 54 and buf[23] == 6 and buf[14] == 0x45:  # IPv4 without options, TCP
+        for decode in _FRAME_DECODERS.get(buf[46] >> 4, ()):
+            frame = decode(buf, n, verify)
+            if frame is not None:
+                return frame
     return _parse_frame_general(buf, verify)
 
 
@@ -123,6 +178,9 @@ def _parse_frame_general(buf: bytes, verify: bool) -> Frame:
         return Frame(eth, arp, trailer=buf[ETH_HEADER_LEN + ARP_LEN:])
     eth.payload = buf[ETH_HEADER_LEN:]
     return Frame(eth)
+
+
+_FRAME_DECODERS = _compile_frame_decoders()
 
 
 def build_tcp_frame(src_mac: str, dst_mac: str, ip: IPv4Packet, tcp: TcpSegment) -> bytes:

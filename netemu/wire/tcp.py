@@ -190,22 +190,26 @@ def _parse_options_general(buf: bytes, start: int, end: int
     return tuple(opts), b""
 
 
-# Layouts of the option area that real stacks send all the time, each decoded by
-# one generated function: one unpack, a compare of every kind and length byte
-# against the layout, and the records built straight from the unpacked values.
-# Anything else (or any mismatch) takes the general path above; tests/wire checks
-# every layout against it. Tokens: fixed head bytes, body struct format, and the
-# record expression for the body values.
-_TOKENS: dict[str, tuple[bytes, str, str]] = {
-    "NOP": (b"\x01", "", "NOP"),
-    "MSS": (b"\x02\x04", "H", "MssOption({})"),
-    "WS": (b"\x03\x03", "B", "WindowScaleOption({})"),
-    "SACKOK": (b"\x04\x02", "", "SACK_PERMITTED"),
-    "TS": (b"\x08\x0a", "II", "TimestampOption({}, {})"),
-    **{f"SACK{n}": (bytes((5, 2 + 8 * n)), "II" * n, "SackOption((" + "({}, {}), " * n + "))")
+# Layouts of the option area that real stacks send all the time, decoded by
+# generated code: one unpack, a compare of every kind and length byte against the
+# layout, and the records built straight from the unpacked values (with
+# object.__new__ and the dataclass __init__: the same records, minus
+# type.__call__'s dispatch). Anything else, or any mismatch, takes the general
+# path above; tests/wire checks every layout against it. frame.py compiles the
+# same layouts into whole-frame decoders.
+#
+# A token is: the fixed kind (and length) bytes, the body's struct format, and
+# the record: a singleton's name, or a class and its __init__ arguments.
+_TOKENS: dict[str, tuple[bytes, str, str, str]] = {
+    "NOP": (b"\x01", "", "NOP", ""),
+    "MSS": (b"\x02\x04", "H", "MssOption", "{}"),
+    "WS": (b"\x03\x03", "B", "WindowScaleOption", "{}"),
+    "SACKOK": (b"\x04\x02", "", "SACK_PERMITTED", ""),
+    "TS": (b"\x08\x0a", "II", "TimestampOption", "{}, {}"),
+    **{f"SACK{n}": (bytes((5, 2 + 8 * n)), "II" * n, "SackOption", "(" + "({}, {}), " * n + ")")
        for n in range(1, 5)},
 }
-_LAYOUT_SPECS = (
+LAYOUT_SPECS = (  # most common first within each length
     "NOP NOP TS",  # Linux data segments
     "MSS SACKOK TS NOP WS",  # Linux SYN and SYN-ACK
     "MSS NOP NOP SACKOK NOP WS",  # Linux SYN without timestamps
@@ -217,58 +221,79 @@ _LAYOUT_SPECS = (
 )
 
 
-def _compile_layout(spec: str) -> tuple[int, Callable[[bytes, int], tuple | None]]:
-    """(option-area length, decode(buf, start) -> options or None) for a layout."""
-    fmt, names, checks, exprs, head = "!", [], [], [], b""
+@dataclass(frozen=True)
+class OptionLayout:
+    """Pieces of generated code decoding one layout, for embedding in a decoder."""
+
+    spec: str
+    length: int  # bytes of option area
+    fmt: str  # struct format of the area (no byte-order prefix)
+    names: tuple[str, ...]  # a variable per unpacked value
+    check: str  # expression: every kind and length byte is as the layout says
+    make: tuple[str, ...]  # statements building the option records
+    options: str  # expression: the options tuple
+    namespace: dict  # globals the code needs
+
+
+def option_layout(spec: str) -> OptionLayout:
+    fmt, names, checks, make, items, head = "", [], [], [], [], b""
+    namespace: dict[str, object] = {"_new": object.__new__, "NOP": NOP,
+                                    "SACK_PERMITTED": SACK_PERMITTED}
 
     def flush_head() -> None:
         nonlocal fmt, head
         if head:
-            names.append(f"k{len(checks)}")
-            checks.append(f"k{len(checks)} == {head!r}")
+            names.append(f"o_k{len(names)}")
+            checks.append(f"{names[-1]} == {head!r}")
             fmt += f"{len(head)}s"
             head = b""
 
     for token in spec.split():
-        token_head, body, expr = _TOKENS[token]
+        token_head, body, record, args = _TOKENS[token]
         head += token_head
-        if body:
-            flush_head()
-            values = [f"v{len(names) + j}" for j in range(len(body))]
-            names.extend(values)
-            fmt += body
-            expr = expr.format(*values)
-        exprs.append(expr)
+        if not body:
+            items.append(record)
+            continue
+        flush_head()
+        values = [f"o_v{len(names) + j}" for j in range(len(body))]
+        names.extend(values)
+        fmt += body
+        obj = f"o_{len(items)}"
+        namespace[record] = cls = globals()[record]
+        namespace[f"_{record}_init"] = cls.__init__
+        make += [f"{obj} = _new({record})", f"_{record}_init({obj}, {args.format(*values)})"]
+        items.append(obj)
     flush_head()
+    return OptionLayout(spec, struct.calcsize("!" + fmt), fmt, tuple(names),
+                        " and ".join(checks), tuple(make),
+                        "(" + "".join(f"{item}, " for item in items) + ")", namespace)
+
+
+def _compile_option_decoder(layout: OptionLayout) -> Callable[[bytes, int], tuple | None]:
+    """decode(buf, start) -> the options, or None when the bytes are not this layout."""
+    body = "\n        ".join(layout.make)
     src = (f"def decode(buf, start):\n"
-           f"    {', '.join(names)}, = unpack_from(buf, start)\n"
-           f"    if {' and '.join(checks)}:\n"
-           f"        return ({', '.join(exprs)},)\n"
+           f"    {', '.join(layout.names)}, = _unpack_from(buf, start)\n"
+           f"    if {layout.check}:\n"
+           f"        {body}\n"
+           f"        return {layout.options}\n"
            f"    return None\n")
-    namespace = {
-        "unpack_from": struct.Struct(fmt).unpack_from, "NOP": NOP,
-        "SACK_PERMITTED": SACK_PERMITTED, "MssOption": MssOption,
-        "WindowScaleOption": WindowScaleOption, "TimestampOption": TimestampOption,
-        "SackOption": SackOption,
-    }
-    exec(src, namespace)  # noqa: S102 -- source built above from the fixed _TOKENS table
-    return struct.calcsize(fmt), namespace["decode"]
+    namespace = {**layout.namespace, "_unpack_from": struct.Struct("!" + layout.fmt).unpack_from}
+    exec(src, namespace)  # code built from the fixed _TOKENS table above
+    return namespace["decode"]  # type: ignore[return-value]
 
 
-def _compile_layouts() -> dict[int, tuple[Callable[[bytes, int], tuple | None], ...]]:
-    by_length: dict[int, list[Callable[[bytes, int], tuple | None]]] = {}
-    for spec in _LAYOUT_SPECS:
-        length, decode = _compile_layout(spec)
-        by_length.setdefault(length, []).append(decode)
-    return {length: tuple(decoders) for length, decoders in by_length.items()}
-
-
-_LAYOUTS = _compile_layouts()  # option-area length -> decoders to try, most common first
+OPTION_LAYOUTS = tuple(option_layout(spec) for spec in LAYOUT_SPECS)
+_DECODERS: dict[int, tuple[Callable[[bytes, int], tuple | None], ...]] = {}
+for _layout in OPTION_LAYOUTS:  # option-area length -> decoders to try, in order
+    _DECODERS[_layout.length] = (*_DECODERS.get(_layout.length, ()),
+                                 _compile_option_decoder(_layout))
+del _layout
 
 
 def parse_options(buf: bytes, start: int, end: int) -> tuple[tuple[TcpOption, ...], bytes]:
     """Options in ``buf[start:end]``, and the bytes that follow an EOL (padding)."""
-    for decode in _LAYOUTS.get(end - start, ()):
+    for decode in _DECODERS.get(end - start, ()):
         options = decode(buf, start)
         if options is not None:
             return options, b""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import sys
 from collections.abc import Iterator
@@ -22,3 +23,13 @@ def lab() -> Iterator[object]:
 @pytest.fixture
 def agent(lab: object) -> object:
     return lab.start_agent()  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+def clean_serial(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Tests that call ``registry.clean()`` (which reaps *every* dead run) or inspect a
+    dead run before cleaning it take turns, across pytest-xdist workers."""
+    path = tmp_path_factory.getbasetemp().parent / "netemu-lab-clean.lock"
+    with open(path, "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        yield

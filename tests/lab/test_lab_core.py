@@ -125,7 +125,7 @@ def test_addresses_must_be_lab_range() -> None:
         assert "198.19.7.200/24" in in_ns(lab.peer_ns.fd, "ip", "-br", "addr")
 
 
-def test_keep_names_then_clean() -> None:
+def test_keep_names_then_clean(clean_serial: None) -> None:
     with Lab(keep=True) as lab:
         rid = lab.runid
         names = sorted(lab.netns_names.values())
@@ -147,7 +147,7 @@ def test_keep_names_then_clean() -> None:
     assert leftovers(rid) == []
 
 
-def test_clean_spares_live_runs_and_kills_dead_runs_strays(tmp_path: object) -> None:
+def test_clean_spares_live_runs_and_kills_dead_runs_strays(clean_serial: None) -> None:
     with Lab() as lab:
         # A fake dead run: its lock file (unheld) and a stray process carrying its tag.
         dead = registry.new_runid()

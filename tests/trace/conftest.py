@@ -33,11 +33,14 @@ class Builder:
         self.emu, self.peer = emu, peer
 
     def seg(self, src: tuple[str, int], dst: tuple[str, int], flags: str, seq: int,
-            ack: int = 0, payload: bytes = b"", win: int = 64240, options: tuple = ()) -> bytes:
+            ack: int = 0, payload: bytes = b"", win: int | None = None,
+            options: tuple = ()) -> bytes:
         bits = {"S": 0x02, "F": 0x01, "R": 0x04, "P": 0x08, "A": 0x10}
         fl = 0
         for c in flags:
             fl |= bits[c]
+        if win is None:  # Linux-like: 64240 in a SYN, then 502 << 7 (wscale 7)
+            win = 64240 if "S" in flags else 502
         smac, dmac = (EMU_MAC, PEER_MAC) if src == self.emu else (PEER_MAC, EMU_MAC)
         return build_tcp_frame(smac, dmac, IPv4Packet(src[0], dst[0], 6),
                                TcpSegment(src[1], dst[1], seq, ack, fl, win, payload, options))
@@ -86,21 +89,21 @@ def full_conversation() -> Builder:
     b.note(0.010, 'send "hello"')
     b.out(0.011, "PA", e + 1, p + 1, b"hello", mark="dropped")
     b.out(0.211, "PA", e + 1, p + 1, b"hello", note="retransmission")
-    b.inn(0.212, "A", p + 1, e + 6, win=65152)
-    b.inn(0.220, "PA", p + 1, e + 6, b"world!", win=65152)
+    b.inn(0.212, "A", p + 1, e + 6, win=509)
+    b.inn(0.220, "PA", p + 1, e + 6, b"world!", win=509)
     b.out(0.221, "A", e + 6, p + 7)
     b.note(0.300, "inject an out-of-window ACK")
     b.out(0.301, "A", e + 100006, p + 7, mark="injected")
-    b.inn(0.302, "A", p + 7, e + 6, win=65152, note="challenge ACK")
+    b.inn(0.302, "A", p + 7, e + 6, win=509, note="challenge ACK")
     b.note(0.400, "close")
     b.state(0.4005, "ESTABLISHED", "FIN-WAIT-1", "close()")
     b.out(0.401, "FA", e + 6, p + 7)
-    b.inn(0.402, "A", p + 7, e + 7, win=65152)
+    b.inn(0.402, "A", p + 7, e + 7, win=509)
     b.state(0.4021, "FIN-WAIT-1", "FIN-WAIT-2", "recv ACK")
     b.peer_state(0.405, "CLOSE_WAIT")
     b.peer_state(0.406, "CLOSE_WAIT")  # the poller saw it twice
     b.peer_state(0.499, "LAST_ACK")
-    b.inn(0.500, "FA", p + 7, e + 7, win=65152)
+    b.inn(0.500, "FA", p + 7, e + 7, win=509)
     b.state(0.5001, "FIN-WAIT-2", "TIME-WAIT", "recv FIN+ACK")
     b.out(0.501, "A", e + 7, p + 8)
     b.peer_state(0.510, "CLOSE")

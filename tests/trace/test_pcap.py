@@ -56,7 +56,7 @@ def test_tshark_reads_it_and_agrees(full_trace: Trace, tmp_path, tshark: str) ->
     proc = subprocess.run(
         [tshark, "-n", "-r", str(path), "-Y", "tcp", "-T", "fields", "-E", "separator=,",
          "-e", "frame.number", "-e", "frame.time_epoch", "-e", "tcp.flags", "-e", "tcp.seq",
-         "-e", "tcp.ack", "-e", "tcp.len", "-e", "tcp.window_size_value"],
+         "-e", "tcp.ack", "-e", "tcp.len", "-e", "tcp.window_size_value", "-e", "tcp.window_size"],
         capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     for bad in ("damaged", "corrupt", "cut short", "isn't", "error"):
@@ -65,7 +65,7 @@ def test_tshark_reads_it_and_agrees(full_trace: Trace, tmp_path, tshark: str) ->
     ours = summarize_segments(full_trace)
     assert len(rows) == len(ours) == 14
     for row, seg in zip(rows, ours, strict=True):
-        frame, epoch, flags, seq, ack, length, win = row
+        frame, epoch, flags, seq, ack, length, win_raw, win = row
         assert int(frame) == seg["frame"]
         assert float(epoch) == pytest.approx(full_trace.start_wall + seg["t"], abs=2e-6)
         assert int(flags, 16) & 0xFFF == _flag_bits(seg["flags"])
@@ -73,15 +73,16 @@ def test_tshark_reads_it_and_agrees(full_trace: Trace, tmp_path, tshark: str) ->
         if seg["ack"] is not None:
             assert int(ack) == seg["ack"]
         assert int(length) == seg["len"]
-        assert int(win) == seg["win"]
+        assert int(win_raw) == seg["win_raw"]
+        assert int(win) == seg["win"]  # scaled by the handshake's Window Scale
     # tshark's own pcapng of it reads back the same
     ng = tmp_path / "trace.pcapng"
     subprocess.run([tshark, "-r", str(path), "-F", "pcapng", "-w", str(ng)], check=True,
                    capture_output=True, timeout=60)
     assert read_pcap(ng) == read_pcap(path)
     # the numbers the tutorials show: handshake 0/0/1, data at 1, FINs at 6 and 7
-    assert [(s["flags"], s["seq"], s["ack"]) for s in ours[:3]] == [
-        ("SYN", 0, None), ("SYN+ACK", 0, 1), ("ACK", 1, 1)]
+    assert [(s["flags"], s["seq"], s["ack"], s["win"]) for s in ours[:3]] == [
+        ("SYN", 0, None, 64240), ("SYN+ACK", 0, 1, 65160), ("ACK", 1, 1, 502 << 7)]
 
 
 def _flag_bits(names: str) -> int:

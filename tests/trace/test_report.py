@@ -25,7 +25,7 @@ def test_report_json(full_trace: Trace, tmp_path) -> None:
     assert len(segs) == 14 and rep["other_frames"] == 1
     assert segs[0] == {"frame": 2, "t": 0.001, "direction": "out", "conversation": 0,
                        "src": "198.18.0.1:40000", "dst": "198.18.0.2:8080", "flags": "SYN",
-                       "seq": 0, "ack": None, "len": 0, "win": 64240, "seq_raw": 1000,
+                       "seq": 0, "ack": None, "len": 0, "win": 64240, "win_raw": 64240, "seq_raw": 1000,
                        "ack_raw": 0, "mark": None, "note": None}
     assert [s["mark"] for s in segs].count("dropped") == 1
     assert [s["mark"] for s in segs].count("injected") == 1

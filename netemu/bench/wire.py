@@ -1,0 +1,140 @@
+"""`netemu bench wire`: netemu on a real veth against the kernel, as ratios.
+
+In one run, over the same kind of lab (tx checksum offload off on the sending
+ends, as the lab runs): kernel⇄kernel bulk throughput (a kernel socket in the
+emulator namespace, given an address for this measurement only, sending to a
+kernel sink in the peer namespace), netemu→kernel and kernel→netemu bulk
+throughput, their ratios, and the fixed cost of bringing a lab up and down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import statistics
+import subprocess
+import time
+
+TARGET_RATIO = 0.10
+TARGET_LAB_MS = 50.0
+
+
+def _lab(**kw):
+    from ..lab.core import Lab
+
+    return Lab(**kw)
+
+
+def lab_up_down_ms(rounds: int = 11) -> float:
+    times = []
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        with _lab():
+            pass
+        times.append((time.perf_counter() - t0) * 1000)
+    return statistics.median(times)
+
+
+def kernel_mbps(nbytes: int) -> float:
+    """Kernel → kernel over the lab's veth, tx offload off on both ends."""
+    with _lab() as lab:
+        def setup_emu() -> None:
+            subprocess.run(["ip", "addr", "add", f"{lab.emu_ip}/{lab.prefixlen}", "dev",
+                            lab.emu_ifname], check=True)
+            subprocess.run(["ethtool", "-K", lab.emu_ifname, "tx", "off"], check=True,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+        lab.run_in_emu(setup_emu)
+        agent = lab.start_agent()
+        lst = agent.listen(5201)
+
+        def connect() -> socket.socket:
+            return socket.create_connection((lab.peer_ip, 5201), timeout=10)
+
+        sock = lab.run_in_emu(connect)
+        acc = agent.accept(lst.sock)
+        rid = agent.submit("sink", sock=acc.sock, timeout=60)
+        chunk = memoryview(bytes(1 << 20))
+        t0 = time.perf_counter()
+        sent = 0
+        while sent < nbytes:
+            sent += sock.send(chunk[: min(len(chunk), nbytes - sent)])
+        sock.shutdown(socket.SHUT_WR)
+        res = agent.result("sink", rid, deadline=time.monotonic() + 60)
+        dt = time.perf_counter() - t0
+        sock.close()
+        return res["bytes"] * 8 / dt / 1e6
+
+
+async def _netemu_mbps(nbytes: int) -> tuple[float, float]:
+    from ..host import Host
+
+    with _lab() as lab:
+        host = await Host(lab.open_link(), lab.emu_ip, lab.emu_mac).start()
+        agent = lab.start_agent()
+        try:
+            # netemu → kernel
+            lst = await agent.aio.listen(5202)
+            stream = await host.connect(lab.peer_ip, 5202)
+            acc = await agent.aio.accept(lst.sock)
+            sink = asyncio.create_task(agent.aio.sink(acc.sock, timeout=120))
+            chunk = bytes(1 << 20)
+            t0 = time.perf_counter()
+            sent = 0
+            while sent < nbytes:
+                n = min(len(chunk), nbytes - sent)
+                await stream.send(chunk[:n])
+                sent += n
+            await stream.send_eof()
+            res = await sink
+            tx = res["bytes"] * 8 / (time.perf_counter() - t0) / 1e6
+            # kernel → netemu
+            lst2 = await agent.aio.listen(5203)
+            stream2 = await host.connect(lab.peer_ip, 5203)
+            acc2 = await agent.aio.accept(lst2.sock)
+            t0 = time.perf_counter()
+            src = asyncio.create_task(agent.aio.source(acc2.sock, nbytes, then="shutdown",
+                                                       timeout=120))
+            got = 0
+            import anyio
+
+            try:
+                while True:
+                    got += len(await stream2.receive(1 << 20))
+            except anyio.EndOfStream:
+                pass
+            rx = got * 8 / (time.perf_counter() - t0) / 1e6
+            await src
+            return tx, rx
+        finally:
+            host.close()
+
+
+def run(quick: bool = False) -> dict:
+    nbytes = (16 if quick else 64) * 1024 * 1024
+    kernel = kernel_mbps(nbytes * 4)  # the kernel is fast: give it a longer run
+    tx, rx = asyncio.run(_netemu_mbps(nbytes))
+    lab_ms = lab_up_down_ms(5 if quick else 11)
+    return {
+        "kernel_mbps": round(kernel, 1),
+        "tx_mbps": round(tx, 1),
+        "rx_mbps": round(rx, 1),
+        "tx_ratio": round(tx / kernel, 4),
+        "rx_ratio": round(rx / kernel, 4),
+        "lab_up_down_ms": round(lab_ms, 1),
+        "target_ratio": TARGET_RATIO,
+        "target_lab_ms": TARGET_LAB_MS,
+        "meets_targets": tx / kernel >= TARGET_RATIO and rx / kernel >= TARGET_RATIO
+        and lab_ms <= TARGET_LAB_MS,
+    }
+
+
+def render(r: dict) -> str:
+    return (
+        "wire: bulk over the lab's veth (tx offload off), same run\n"
+        f"  kernel⇄kernel {r['kernel_mbps']:,.0f} Mbit/s | netemu→kernel "
+        f"{r['tx_mbps']:,.0f} Mbit/s (ratio {r['tx_ratio']:.3f}) | kernel→netemu "
+        f"{r['rx_mbps']:,.0f} Mbit/s (ratio {r['rx_ratio']:.3f}); target ratio ≥ "
+        f"{r['target_ratio']}\n"
+        f"  lab up+down: {r['lab_up_down_ms']} ms median (target ≤ {r['target_lab_ms']} ms)"
+    )

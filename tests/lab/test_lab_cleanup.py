@@ -1,0 +1,99 @@
+"""A lab in a child process, ended by SIGINT, SIGTERM or SIGKILL: nothing may remain
+(after `netemu lab clean` for SIGKILL)."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from typing import Any
+
+import pytest
+from lab_helpers import leftovers, pid_alive, wait_no_leftovers
+
+from netemu.lab import registry
+
+pytestmark = pytest.mark.root
+
+CHILD = r"""
+import json, signal, subprocess, sys, time
+signal.signal(signal.SIGINT, signal.default_int_handler)  # even if our parent ignores it
+from netemu.lab import Lab
+with Lab(keep=sys.argv[1] == "keep") as lab:
+    agent = lab.start_agent()
+    agent.listen(9000)
+    # Two grandchildren: one keeps our environment tag, one clears its environment.
+    sh = lab.spawn(["sh", "-c", "sleep 60 & echo $!; env -i sleep 61 & echo $!; wait"],
+                   stdout=subprocess.PIPE)
+    grandchild = int(sh.popen.stdout.readline())
+    untagged = int(sh.popen.stdout.readline())
+    print(json.dumps({
+        "runid": lab.runid, "inodes": [lab.emu_ns.inode, lab.peer_ns.inode],
+        "children": [agent.pid, sh.pid], "grandchild": grandchild, "untagged": untagged,
+        "names": sorted(lab.netns_names.values()),
+    }), flush=True)
+    while True:
+        time.sleep(0.05)
+"""
+
+
+def start_child(keep: bool = False) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
+    p = subprocess.Popen([sys.executable, "-c", CHILD, "keep" if keep else "-"],
+                         stdout=subprocess.PIPE, start_new_session=True)
+    line = p.stdout.readline()  # type: ignore[union-attr]
+    assert line, "the child failed to start its lab"
+    info = json.loads(line)
+    assert all(pid_alive(pid) for pid in all_pids(info))
+    left = leftovers(info["runid"])
+    assert f"lock file {registry.lock_path(info['runid'])}" in left
+    assert {f"netns name {n}" for n in info["names"]} <= set(left)
+    assert {f"tagged process {pid}" for pid in [*info["children"], info["grandchild"]]} <= set(
+        left)
+    return p, info
+
+
+def all_pids(info: dict[str, Any]) -> list[int]:
+    return [*info["children"], info["grandchild"], info["untagged"]]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_interrupt_or_terminate_tears_down(sig: int) -> None:
+    p, info = start_child()
+    try:
+        p.send_signal(sig)
+        rc = p.wait(10)
+        assert rc in (-sig, 128 + sig, 1)  # KeyboardInterrupt / SystemExit(128+sig)
+        assert wait_no_leftovers(info["runid"], info["inodes"], all_pids(info)) == []
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
+@pytest.mark.parametrize("keep", [False, True], ids=["fd-only", "kept-names"])
+def test_sigkill_then_clean(keep: bool, clean_serial: None) -> None:
+    p, info = start_child(keep)
+    rid = info["runid"]
+    p.kill()
+    p.wait(5)
+    # PDEATHSIG took the children; the grandchildren (death signals are not inherited
+    # across fork) survive, re-parented, and hold the peer namespace.
+    deadline = time.monotonic() + 3
+    while any(pid_alive(c) for c in info["children"]) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not any(pid_alive(c) for c in info["children"])
+    assert pid_alive(info["grandchild"]) and pid_alive(info["untagged"])
+    run = next(r for r in registry.list_runs() if r.runid == rid)
+    assert not run.live  # the lock died with its holder
+    if keep:
+        assert set(info["names"]) <= set(registry.netns_names())
+    actions = registry.clean()
+    mine = [a for a in actions if rid in a]
+    assert f"kill pid {info['grandchild']} (tagged NETEMU_RUN={rid})" in mine
+    assert f"kill pid {info['untagged']} (in dead run {rid}'s namespace)" in mine
+    assert f"remove lock of dead run {rid} (pid {p.pid})" in mine
+    assert wait_no_leftovers(rid, info["inodes"], all_pids(info)) == []
+    # A second clean finds nothing of this run.
+    assert not [a for a in registry.clean() if rid in a]
