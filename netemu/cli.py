@@ -49,6 +49,22 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--quick", action="store_true", help="shorter runs (noisier figures)")
     bench.set_defaults(func=_bench)
 
+    run = sub.add_parser("run", help="run scenario files (or directories of them) against "
+                                     "real peers in a fresh lab",
+                         description="Runs each scenario in its own lab and leaves a run "
+                                     "directory: trace.pcap, ladder.txt, ladder.html, "
+                                     "report.json. Exit codes: 0 all passed, 1 a scenario "
+                                     "failed, 2 bad input, 3 environment (not root, missing "
+                                     "tool).")
+    run.add_argument("paths", nargs="+", metavar="FILE|DIR")
+    run.add_argument("-o", "--output", metavar="DIR",
+                     help="run directory (one scenario) or parent of run directories "
+                          "(default: runs/<time>-<name>/)")
+    run.add_argument("--junit", metavar="FILE", help="write a JUnit XML report")
+    run.add_argument("--json", metavar="FILE", help="write all reports as one JSON file")
+    run.add_argument("-q", "--quiet", action="store_true", help="do not print the ladder")
+    run.set_defaults(func=_run)
+
     validate = sub.add_parser("validate", help="check scenario files without running them",
                               description="Exit 0 when every file is valid; 2 and one "
                                           "'file:line:col: message' per error otherwise.")
@@ -69,6 +85,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     register_lab(sub)
     return parser
+
+
+def _run(args: argparse.Namespace) -> int:
+    from .scenario.session import main as run_main
+
+    return run_main(args)
 
 
 def _validate(args: argparse.Namespace) -> int:

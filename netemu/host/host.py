@@ -283,6 +283,17 @@ class Host:
         self._transmit([frame], "injected")
         return frame
 
+    def inject_inbound(self, seg: TcpSegment, src_ip: str) -> bytes:
+        """Deliver a hand-made segment to our own stack as if ``src_ip`` sent it."""
+        mac = self.arp_cache.get(src_ip, ZERO_MAC)
+        ip = IPv4Packet(src_ip, self.ip, 6, identification=next(self._ip_id) & 0xFFFF)
+        frame = build_tcp_frame(mac, self.mac, ip, seg)
+        now = self.now()
+        self.trace.frame("in", frame, "injected", t=now)
+        self._on_tcp(src_ip, seg, now)
+        self._flush(now)
+        return frame
+
     def inject_frame(self, frame: bytes) -> None:
         self._transmit([frame], "injected")
 

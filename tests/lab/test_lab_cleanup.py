@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import json
 import signal
 import subprocess
@@ -39,19 +40,40 @@ with Lab(keep=sys.argv[1] == "keep") as lab:
 """
 
 
+def _term_with_parent() -> None:
+    """In the child: SIGTERM (a clean teardown) if this test process dies first."""
+    ctypes.CDLL(None).prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG
+
+
 def start_child(keep: bool = False) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
     p = subprocess.Popen([sys.executable, "-c", CHILD, "keep" if keep else "-"],
-                         stdout=subprocess.PIPE, start_new_session=True)
-    line = p.stdout.readline()  # type: ignore[union-attr]
-    assert line, "the child failed to start its lab"
-    info = json.loads(line)
-    assert all(pid_alive(pid) for pid in all_pids(info))
-    left = leftovers(info["runid"])
-    assert f"lock file {registry.lock_path(info['runid'])}" in left
-    assert {f"netns name {n}" for n in info["names"]} <= set(left)
-    assert {f"tagged process {pid}" for pid in [*info["children"], info["grandchild"]]} <= set(
-        left)
+                         stdout=subprocess.PIPE, start_new_session=True,
+                         preexec_fn=_term_with_parent)
+    try:
+        line = p.stdout.readline()  # type: ignore[union-attr]
+        assert line, "the child failed to start its lab"
+        info = json.loads(line)
+        assert all(pid_alive(pid) for pid in all_pids(info))
+        left = leftovers(info["runid"])
+        assert f"lock file {registry.lock_path(info['runid'])}" in left
+        assert {f"netns name {n}" for n in info["names"]} <= set(left)
+        assert {f"tagged process {pid}" for pid in [*info["children"], info["grandchild"]]
+                } <= set(left)
+    except BaseException:
+        stop_child(p)
+        raise
     return p, info
+
+
+def stop_child(p: subprocess.Popen[bytes]) -> None:
+    """The test's own safety net: never leave the child (and its lab) running."""
+    if p.poll() is None:
+        p.terminate()  # SIGTERM: the lab tears down
+        try:
+            p.wait(5)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
 
 
 def all_pids(info: dict[str, Any]) -> list[int]:
@@ -67,17 +89,23 @@ def test_interrupt_or_terminate_tears_down(sig: int) -> None:
         assert rc in (-sig, 128 + sig, 1)  # KeyboardInterrupt / SystemExit(128+sig)
         assert wait_no_leftovers(info["runid"], info["inodes"], all_pids(info)) == []
     finally:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
+        stop_child(p)
 
 
 @pytest.mark.parametrize("keep", [False, True], ids=["fd-only", "kept-names"])
 def test_sigkill_then_clean(keep: bool, clean_serial: None) -> None:
     p, info = start_child(keep)
-    rid = info["runid"]
     p.kill()
     p.wait(5)
+    try:
+        check_sigkill_then_clean(p, info, keep)
+    finally:  # if a check failed, still leave nothing of this run
+        registry.clean()
+
+
+def check_sigkill_then_clean(p: subprocess.Popen[bytes], info: dict[str, Any], keep: bool
+                             ) -> None:
+    rid = info["runid"]
     # PDEATHSIG took the children; the grandchildren (death signals are not inherited
     # across fork) survive, re-parented, and hold the peer namespace.
     deadline = time.monotonic() + 3

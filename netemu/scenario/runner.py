@@ -1,0 +1,567 @@
+"""Run a loaded scenario on a live lab: steps in order, each with a timeout,
+expectations checked against the live trace, then the trace written out.
+
+The runner turns steps into calls on host / lab / peers, and expectations into
+waits on the trace and on the public state of connections; it never reaches
+into TCP internals beyond ``Connection``'s public attributes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..host import DropRule, Host, TcpStream
+from ..tcp import Connection, State
+from ..tcp.events import Closed, Connected, ConnectionReset, PeerClosed, TimedOut
+from ..trace.record import NoteRecord, PeerStateRecord, Trace
+from ..wire import TcpSegment, parse_frame
+from ..wire.tcp import (
+    EOL,
+    NOP,
+    SACK_PERMITTED,
+    MssOption,
+    RawOption,
+    SackOption,
+    TimestampOption,
+    WindowScaleOption,
+)
+from . import schema as S
+from .match import Isns, describe, mismatch
+
+
+class StepFailed(Exception):
+    """An expectation did not hold: ``message`` says what was expected and seen."""
+
+
+@dataclass
+class ConnCtx:
+    name: str
+    raw: bool = False
+    conn: Connection | None = None
+    stream: TcpStream | None = None
+    local_port: int | None = None
+    peer_port: int | None = None
+    isns: Isns = field(default_factory=Isns)
+    peer_sock: int | None = None  # the kernel agent's socket for the peer's end
+    cursor: dict[str, int] = field(default_factory=lambda: {"in": 0, "out": 0})
+
+    def owns(self, seg: TcpSegment, direction: str) -> bool:
+        if self.local_port is None:
+            return True
+        if direction == "out":
+            return seg.src_port == self.local_port and (
+                self.peer_port is None or seg.dst_port == self.peer_port)
+        return seg.dst_port == self.local_port and (
+            self.peer_port is None or seg.src_port == self.peer_port)
+
+    def learn_isns(self, trace: Trace) -> None:
+        if self.conn is not None:
+            self.isns.ours = self.conn.iss
+            if self.conn.state not in (State.SYN_SENT, State.CLOSED) or self.conn.irs:
+                self.isns.peers = self.conn.irs
+        if self.isns.peers is None:  # raw, or not yet known: the peer's SYN tells
+            for f in trace.frames:
+                if f.direction != "in":
+                    continue
+                seg = _segment(f.data)
+                if seg is not None and seg.flags & 0x02 and self.owns(seg, "in"):
+                    self.isns.peers = seg.seq
+                    break
+
+
+def _segment(data: bytes) -> TcpSegment | None:
+    try:
+        return parse_frame(data, verify=False).tcp
+    except ValueError:
+        return None
+
+
+@dataclass
+class StepResult:
+    index: int
+    line: int
+    action: str
+    text: str
+    status: str = "pending"  # pass, fail, skipped
+    message: str = ""
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"index": self.index, "line": self.line, "action": self.action,
+                "step": self.text, "status": self.status, "message": self.message,
+                "seconds": round(self.seconds, 4)}
+
+
+def step_text(step: S.StepBase) -> str:
+    """A short human description of a step, for the terminal and the ladder."""
+    data = step.model_dump(exclude_none=True, exclude_defaults=True, by_alias=True,
+                           exclude={"note", "timeout", "peer", "relative", "conn"})
+    if getattr(step, "within", None) is not None and "within" not in step.model_fields_set:
+        data.pop("within", None)  # filled in from the scenario's default, not written
+    parts = []
+    for k, v in data.items():
+        if isinstance(v, dict):
+            inner = ", ".join(f"{a}: {b}" for a, b in v.items() if b not in (None, {}, True))
+            parts.append(f"{k}" + (f" {{{inner}}}" if inner else ""))
+        else:
+            parts.append(f"{k}={v}")
+    return f"{step.ACTION} {', '.join(parts)}".strip()
+
+
+class Runner:
+    def __init__(self, scenario: S.Scenario, *, lab: Any, host: Host,
+                 on_step: Any = None) -> None:
+        self.sc = scenario
+        self.lab = lab
+        self.host = host
+        self.trace = host.trace
+        self.on_step = on_step
+        self.rng = random.Random(scenario.seed)
+        self.ctx: dict[str, ConnCtx] = {}
+        for name, spec in scenario.connections.items():
+            self.ctx[name] = ConnCtx(name, raw=spec.raw, local_port=spec.local_port,
+                                     peer_port=spec.port)
+        self.agents: dict[str, Any] = {}  # peer name -> KernelAgent
+        self.peer_listeners: dict[int, int] = {}  # port -> agent listening socket
+        self.results: list[StepResult] = []
+        self._poller: asyncio.Task | None = None
+
+    # ------------------------------------------------------------------ set-up
+    async def start_peers(self) -> None:
+        lab = self.lab
+        for name, peer in self.sc.peers.items():
+            if peer.kind == "kernel":
+                self.agents[name] = lab.start_agent(name=f"agent-{name}")
+            elif peer.kind in ("go-hello", "go-echo"):
+                program = peer.kind.split("-", 1)[1]
+                args = [] if peer.port is None else ["-addr", f":{peer.port}"]
+                await asyncio.to_thread(lab.start_go, program, *args, name=name)
+            elif peer.kind == "command":
+                lab.spawn(list(peer.command or []), env=dict(peer.env), name=name)
+        for ctx in self.ctx.values():
+            if ctx.raw:
+                if ctx.local_port is None:
+                    ctx.local_port = self.host.ephemeral_port(lab.peer_ip, ctx.peer_port or 0)
+                self.host.raw_ports.add(ctx.local_port)
+                ctx.isns.ours = self.rng.getrandbits(32)
+        if any(c.raw for c in self.ctx.values()):
+            await self.host.resolve(lab.peer_ip)
+        self._poller = asyncio.create_task(self._poll_peer_states())
+
+    async def _poll_peer_states(self) -> None:
+        """Record the kernel's socket states as they change (sock_diag, every 5 ms)."""
+        last: dict[tuple, str] = {}
+        while True:
+            try:
+                socks = await asyncio.to_thread(self.lab.peer_sockets)
+            except Exception:  # the lab is going down
+                return
+            now = time.monotonic()
+            seen = set()
+            for s in socks:
+                key = (s.local, s.remote)
+                seen.add(key)
+                if last.get(key) != s.state:
+                    last[key] = s.state
+                    self.trace.peer_states.append(PeerStateRecord(
+                        now, s.local, s.remote, s.state,
+                        {"rqueue": s.rqueue, "wqueue": s.wqueue, "cc": s.cc}))
+            for key in [k for k in last if k not in seen]:
+                if last[key] != "CLOSED" and key[1][1] != 0:
+                    self.trace.peer_states.append(PeerStateRecord(now, key[0], key[1], "CLOSED"))
+                del last[key]
+            await asyncio.sleep(0.005)
+
+    async def stop(self) -> None:
+        if self._poller is not None:
+            self._poller.cancel()
+            try:
+                await self._poller
+            except (asyncio.CancelledError, Exception):
+                pass
+
+    # ------------------------------------------------------------------ the run
+    async def run(self) -> bool:
+        steps = self.sc.steps
+        for i, step in enumerate(steps, 1):
+            res = StepResult(i, step.line, step.ACTION, step_text(step))
+            self.results.append(res)
+            self.trace.notes.append(NoteRecord(time.monotonic(), f"step {i}: {res.text}", "step"))
+            t0 = time.monotonic()
+            try:
+                await self._run_step(step)
+                res.status = "pass"
+            except StepFailed as e:
+                res.status, res.message = "fail", str(e)
+            except TimeoutError as e:
+                res.status, res.message = "fail", f"timed out: {e}" if str(e) else "timed out"
+            except Exception as e:  # an error in a peer, the host or the lab
+                res.status, res.message = "fail", f"{type(e).__name__}: {e}"
+            res.seconds = time.monotonic() - t0
+            if res.status == "fail":
+                self.trace.notes.append(NoteRecord(time.monotonic(),
+                                                   f"step {i} failed: {res.message}", "fail"))
+            if self.on_step is not None:
+                self.on_step(res)
+            if res.status == "fail":
+                for j, later in enumerate(steps[i:], i + 1):
+                    self.results.append(StepResult(j, later.line, later.ACTION,
+                                                   step_text(later), "skipped"))
+                return False
+        return True
+
+    def _timeout(self, value: float | None) -> float:
+        return float(value) if value is not None else float(self.sc.timeout)
+
+    def _ctx(self, name: str | None) -> ConnCtx:
+        name = name or self.sc.default_conn()
+        ctx = self.ctx.get(name)
+        if ctx is None:
+            ctx = self.ctx[name] = ConnCtx(name)
+        return ctx
+
+    def _stream(self, name: str | None) -> tuple[ConnCtx, TcpStream]:
+        ctx = self._ctx(name)
+        if ctx.stream is None:
+            raise StepFailed(f"connection '{ctx.name}' is not open")
+        return ctx, ctx.stream
+
+    def _agent(self, peer: str | None) -> Any:
+        if peer is None:
+            if len(self.agents) != 1:
+                raise StepFailed("name the peer: this scenario has several kernel peers")
+            return next(iter(self.agents.values()))
+        return self.agents[peer]
+
+    async def _run_step(self, step: S.StepBase) -> None:
+        handler = getattr(self, f"_do_{step.ACTION}")
+        await handler(step)
+
+    # ------------------------------------------------------------------ acts
+    async def _do_connect(self, step: S.Connect) -> None:
+        ctx = self._ctx(step.conn)
+        cfg = self.sc.config_for(ctx.name, step.options)
+        conn = await self.host.open(self.lab.peer_ip, step.port, local_port=step.local_port,
+                                    config=cfg, name=ctx.name, wait=False)
+        ctx.conn, ctx.stream = conn, TcpStream(self.host, conn)
+        ctx.local_port, ctx.peer_port = conn.local_port, conn.remote_port
+        ctx.learn_isns(self.trace)
+        if step.wait:
+            await self.host.wait_for(conn, lambda c: c.state not in (State.SYN_SENT,
+                                                                     State.SYN_RECEIVED),
+                                     self._timeout(step.timeout))
+            if conn.state is State.CLOSED:
+                raise StepFailed(f"connect to port {step.port} failed: "
+                                 f"{self._events_text(conn)}")
+        ctx.learn_isns(self.trace)
+
+    async def _do_listen(self, step: S.Listen) -> None:
+        cfg = self.sc.config_for(None, step.options)
+        self.host.listen_port(step.port, backlog=step.backlog, config=cfg)
+
+    async def _do_accept(self, step: S.Accept) -> None:
+        ctx = self._ctx(step.conn)
+        port = step.port if step.port is not None else next(iter(self.host.listeners))
+        conn = await self.host.accept_connection(port, self._timeout(step.timeout))
+        self.host.names[conn] = ctx.name
+        ctx.conn, ctx.stream = conn, TcpStream(self.host, conn)
+        ctx.local_port, ctx.peer_port = conn.local_port, conn.remote_port
+        ctx.learn_isns(self.trace)
+
+    async def _do_send(self, step: S.Send) -> None:
+        _, stream = self._stream(step.conn)
+        await asyncio.wait_for(stream.send(step.payload() or b""), self._timeout(step.timeout))
+
+    async def _read(self, stream: TcpStream, n: int | None, timeout: float) -> bytes:
+        import anyio
+
+        buf = bytearray()
+
+        async def go() -> None:
+            try:
+                while n is None or len(buf) < n:
+                    buf.extend(await stream.receive(65536 if n is None else n - len(buf)))
+            except anyio.EndOfStream:
+                pass
+
+        try:
+            await asyncio.wait_for(go(), timeout)
+        except TimeoutError:
+            raise StepFailed(f"received {len(buf)} bytes {bytes(buf[:60])!r}"
+                             + (f", wanted {n}" if n is not None else ", no EOF")
+                             + f" within {timeout:g} s") from None
+        return bytes(buf)
+
+    async def _do_recv(self, step: S.Recv) -> None:
+        _, stream = self._stream(step.conn)
+        want = step.payload()
+        got = await self._read(stream, None if step.until_eof else len(want or b""),
+                               self._timeout(step.timeout))
+        if want is not None and step.data is not None and got != want:
+            raise StepFailed(f"received {got!r}, expected {want!r}")
+        if want is not None and step.hex is not None and got != want:
+            raise StepFailed(f"received {got.hex()}, expected {want.hex()}")
+        if want is not None and step.bytes is not None and len(got) != len(want):
+            raise StepFailed(f"received {len(got)} bytes, expected {len(want)}")
+
+    async def _do_expect_data(self, step: S.ExpectData) -> None:
+        _, stream = self._stream(step.conn)
+        want = step.payload() or b""
+        got = await self._read(stream, len(want), self._timeout(step.within))
+        if got != want:
+            raise StepFailed(f"received {got!r}, expected {want!r}")
+
+    async def _do_shutdown(self, step: S.Shutdown) -> None:
+        await self._stream(step.conn)[1].send_eof()
+
+    async def _do_close(self, step: S.Close) -> None:
+        await self._stream(step.conn)[1].aclose()
+
+    async def _do_abort(self, step: S.Abort) -> None:
+        self._stream(step.conn)[1].abort()
+
+    async def _do_sleep(self, step: S.Sleep) -> None:
+        await asyncio.sleep(float(step.duration))
+
+    async def _do_drop(self, step: S.Drop) -> None:
+        ctx = self._ctx(step.conn) if step.conn or self.ctx else None
+        relative = self.sc.relative
+
+        def match(seg: TcpSegment, _dir: str = step.dir) -> bool:
+            if ctx is not None:
+                if not ctx.owns(seg, _dir):
+                    return False
+                ctx.learn_isns(self.trace)
+            isns = ctx.isns if ctx is not None else Isns()
+            return mismatch(step.match, seg, _dir, isns, relative) is None
+
+        self.host.drop_rules.append(DropRule(step.dir, match, step.count,
+                                             description=step_text(step)))
+
+    async def _do_inject(self, step: S.Inject) -> None:
+        ctx = self._ctx(step.conn)
+        ctx.learn_isns(self.trace)
+        relative = self.sc.relative if step.relative is None else step.relative
+        ours, peers = ((ctx.isns.ours, ctx.isns.peers) if step.dir == "out"
+                       else (ctx.isns.peers, ctx.isns.ours))
+        seq = step.seq or 0
+        ack = step.ack or 0
+        if relative:
+            seq = (seq + (ours or 0)) & 0xFFFFFFFF
+            ack = (ack + (peers or 0)) & 0xFFFFFFFF
+        options = tuple(self._option(o, ctx, step.dir, relative) for o in step.options)
+        local = ctx.local_port or 0
+        remote = ctx.peer_port or 0
+        src, dst = (local, remote) if step.dir == "out" else (remote, local)
+        seg = TcpSegment(src, dst, seq, ack, step.flags,
+                         65535 if step.win is None else step.win,
+                         step.payload() or b"", options, step.urg or 0)
+        if step.bad_checksum:
+            good = int.from_bytes(seg.emit(self.host.ip, self.lab.peer_ip)[16:18], "big")
+            seg.checksum = good ^ 0xFFFF
+        if step.dir == "out":
+            await self.host.resolve(self.lab.peer_ip)
+            self.host.inject(seg, self.lab.peer_ip)
+        else:
+            self.host.inject_inbound(seg, self.lab.peer_ip)
+
+    def _option(self, spec: S.TcpOptionSpec, ctx: ConnCtx, direction: str,
+                relative: bool) -> Any:
+        kind, v = spec.kind, spec.value
+        if kind == "mss":
+            return MssOption(v)
+        if kind == "wscale":
+            return WindowScaleOption(v)
+        if kind == "sackok":
+            return SACK_PERMITTED
+        if kind == "ts":
+            return TimestampOption(v[0], v[1])
+        if kind == "nop":
+            return NOP
+        if kind == "eol":
+            return EOL
+        if kind == "sack":
+            base = (ctx.isns.peers if direction == "out" else ctx.isns.ours) or 0
+            off = base if relative else 0
+            return SackOption(tuple(((a + off) & 0xFFFFFFFF, (b + off) & 0xFFFFFFFF)
+                                    for a, b in v))
+        return RawOption(v[0], bytes(v[1]))
+
+    async def _do_peer(self, step: S.PeerStep) -> None:
+        agent = self._agent(step.peer).aio
+        cmd = step.command
+        timeout = self._timeout(step.timeout)
+        ctx = self._ctx(step.conn)
+        if cmd == "listen":
+            lst = await agent.listen(step.listen.port, backlog=step.listen.backlog,
+                                     opts=step.listen.setsockopt)
+            self.peer_listeners[step.listen.port] = lst.sock
+            return
+        if cmd == "accept":
+            port = step.accept.port if step.accept.port is not None else next(
+                iter(self.peer_listeners))
+            acc = await agent.accept(self.peer_listeners[port], timeout=timeout)
+            ctx.peer_sock = acc.sock
+            if ctx.peer_port is None:
+                ctx.peer_port = port
+            return
+        if cmd == "connect":
+            c = step.connect
+            bind = ("0.0.0.0", c.local_port) if c.local_port is not None else None
+            res = await agent.connect(self.host.ip, c.port, timeout=timeout, wait=c.wait,
+                                      opts=c.setsockopt, bind=bind)
+            ctx.peer_sock = res.sock
+            return
+        if ctx.peer_sock is None:
+            raise StepFailed(f"the peer has no socket for connection '{ctx.name}' "
+                             "(peer accept or peer connect first)")
+        sock = ctx.peer_sock
+        if cmd == "send":
+            await agent.send(sock, step.send.payload() or b"", timeout=timeout)
+        elif cmd in ("read", "expect"):
+            want = step.expect.payload() if cmd == "expect" else None
+            n = len(want) if want is not None else int(step.read)
+            got = await agent.recv(sock, exact=n, timeout=timeout)
+            if want is not None and got != want:
+                raise StepFailed(f"the peer read {got!r}, expected {want!r}")
+        elif cmd == "shutdown":
+            await agent.shutdown(sock, {"write": "wr", "read": "rd", "both": "rdwr"}[
+                step.shutdown])
+        elif cmd == "close":
+            await agent.close(sock)
+        elif cmd == "abort":
+            await agent.abort(sock)
+        elif cmd == "setsockopt":
+            await agent.setsockopt(sock, step.setsockopt)
+
+    # ------------------------------------------------------------------ expectations
+    async def _poll(self, check: Any, within: float, step_start: float) -> Any:
+        """Call ``check()`` until it returns something truthy or ``within`` passes."""
+        while True:
+            out = check()
+            if out:
+                return out
+            if time.monotonic() - step_start >= within:
+                return None
+            await asyncio.sleep(0.002)
+
+    async def _do_expect_state(self, step: S.ExpectState) -> None:
+        ctx = self._ctx(step.conn)
+        if ctx.conn is None:
+            raise StepFailed(f"connection '{ctx.name}' is not open")
+        want = State(step.state) if not isinstance(step.state, State) else step.state
+        t0 = time.monotonic()
+        ok = await self._poll(lambda: ctx.conn.state is want, self._timeout(step.within), t0)
+        if not ok:
+            raise StepFailed(f"state {ctx.conn.state}, expected {want}")
+
+    def _peer_state_now(self, ctx: ConnCtx, port: int | None) -> str:
+        socks = self.lab.peer_sockets()
+        if port is not None:
+            states = [s.state for s in socks if s.local[1] == port]
+            if ctx.local_port is not None:
+                exact = [s.state for s in socks if s.local[1] == port
+                         and s.remote[1] == ctx.local_port]
+                states = exact or [st for st in states if st == "LISTEN"]
+        else:
+            states = [s.state for s in socks if s.remote[1] == ctx.local_port
+                      and (ctx.peer_port is None or s.local[1] == ctx.peer_port)]
+        return states[0] if states else "CLOSED"
+
+    async def _do_expect_peer_state(self, step: S.ExpectPeerState) -> None:
+        ctx = self._ctx(step.conn)
+        want = step.state.value if isinstance(step.state, State) else str(step.state)
+        t0 = time.monotonic()
+        seen: list[str] = []
+
+        def check() -> bool:
+            st = self._peer_state_now(ctx, step.port)
+            if not seen or seen[-1] != st:
+                seen.append(st)
+            return st == want
+
+        if not await self._poll(check, self._timeout(step.within), t0):
+            raise StepFailed(f"peer state {seen[-1] if seen else '?'}, expected {want}"
+                             + (f" (seen: {' → '.join(seen)})" if len(seen) > 1 else ""))
+
+    async def _do_expect_segment(self, step: S.ExpectSegment) -> None:
+        ctx = self._ctx(step.conn) if (step.conn or self.ctx) else ConnCtx("*")
+        relative = self.sc.relative if step.relative is None else step.relative
+        direction = step.dir
+        within = self._timeout(step.within)
+        t0 = time.monotonic()
+        not_before = t0 + float(step.after) if step.after is not None else None
+        frames = self.trace.frames
+        seen: list[str] = []
+
+        def check() -> bool:
+            ctx.learn_isns(self.trace)
+            i = ctx.cursor[direction]
+            while i < len(frames):
+                f = frames[i]
+                i += 1
+                if f.direction != direction or f.mark in ("bad-checksum", "malformed"):
+                    continue
+                seg = _segment(f.data)
+                if seg is None or not ctx.owns(seg, direction):
+                    continue
+                why = mismatch(step, seg, direction, ctx.isns, relative)
+                if why is None and (not_before is None or f.t >= not_before):
+                    ctx.cursor[direction] = i
+                    return True
+                seen.append(f"{describe(seg, direction, ctx.isns, relative)}: {why or 'too early'}")
+            return False
+
+        if not await self._poll(check, within, t0):
+            want = step_text(step)
+            got = "; ".join(seen[-4:]) if seen else "nothing"
+            raise StepFailed(f"no segment matched [{want}] within {within:g} s; seen: {got}")
+
+    async def _do_expect_no_segment(self, step: S.ExpectNoSegment) -> None:
+        ctx = self._ctx(step.conn) if (step.conn or self.ctx) else ConnCtx("*")
+        relative = self.sc.relative if step.relative is None else step.relative
+        start = len(self.trace.frames)
+        await asyncio.sleep(float(step.for_))
+        ctx.learn_isns(self.trace)
+        for f in self.trace.frames[start:]:
+            if step.dir is not None and f.direction != step.dir:
+                continue
+            seg = _segment(f.data)
+            if seg is None or not ctx.owns(seg, f.direction):
+                continue
+            if mismatch(step, seg, f.direction, ctx.isns, relative) is None:
+                raise StepFailed("unexpected segment "
+                                 f"{describe(seg, f.direction, ctx.isns, relative)}")
+
+    _EVENTS = {"connected": (Connected,), "reset": (ConnectionReset,),
+               "refused": (ConnectionReset,), "timeout": (TimedOut,), "eof": (PeerClosed,),
+               "closed": (Closed,)}
+
+    def _events_text(self, conn: Connection) -> str:
+        names = [type(e).__name__ for e in self.host.event_log.get(conn, [])
+                 if type(e).__name__ != "StateChanged"]
+        return ", ".join(names) or "no events"
+
+    async def _do_expect_event(self, step: S.ExpectEvent) -> None:
+        ctx = self._ctx(step.conn)
+        if ctx.conn is None:
+            raise StepFailed(f"connection '{ctx.name}' is not open")
+        kinds = self._EVENTS[step.event]
+
+        def check() -> bool:
+            for e in self.host.event_log.get(ctx.conn, []):
+                if isinstance(e, kinds) and (step.event != "refused" or e.refused):
+                    return True
+            return False
+
+        if not await self._poll(check, self._timeout(step.within), time.monotonic()):
+            raise StepFailed(f"no {step.event} event; events: {self._events_text(ctx.conn)}")
+
+
+def is_root() -> bool:
+    return os.geteuid() == 0

@@ -1,0 +1,199 @@
+"""One scenario run, end to end: lab up, peers, host, steps, then the trace
+written out (pcap, ladder.txt, ladder.html, report.json) and the lab down."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from . import schema as S
+
+
+class EnvironmentProblem(Exception):
+    """Not root, a missing tool: exit code 3."""
+
+
+@dataclass
+class Outcome:
+    scenario: S.Scenario
+    passed: bool
+    run_dir: Path
+    report: dict[str, Any]
+    ladder: str
+
+
+def default_run_dir(name: str, base: str | Path = "runs") -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-") or "scenario"
+    path = Path(base) / f"{stamp}-{safe}"
+    n = 1
+    while path.exists():
+        n += 1
+        path = Path(base) / f"{stamp}-{safe}-{n}"
+    return path
+
+
+def _peer_sysctls(sc: S.Scenario) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for peer in sc.peers.values():
+        out.update(peer.sysctls)
+    return out
+
+
+def _congestion(sc: S.Scenario) -> str | None:
+    algos = {p.congestion_control for p in sc.peers.values() if p.congestion_control}
+    return next(iter(algos)) if algos else None
+
+
+async def run_scenario(sc: S.Scenario, run_dir: Path, *, on_step: Any = None) -> Outcome:
+    from ..host import Host
+    from ..lab.core import Lab
+    from ..trace.ladder import render_ladder_text, write_ladder_html
+    from ..trace.pcap import write_pcap
+    from ..trace.record import Trace
+    from ..trace.report import write_report
+    from .runner import Runner
+
+    impaired = any(v for d in ("out", "in") for k, v in
+                   sc.network.direction(d).model_dump(exclude_none=True).items() if k != "seed")
+    if impaired:
+        raise EnvironmentProblem("network: impairments are not built yet (issue 8); "
+                                 "remove the 'network:' block")
+    t0 = time.monotonic()
+    trace: Trace | None = None
+    runner: Runner | None = None
+    passed = False
+    error: str | None = None
+    seed = sc.seed
+    isn_secret = None if seed is None else seed.to_bytes(16, "big", signed=True)
+    with Lab(peer_sysctls=_peer_sysctls(sc), congestion=_congestion(sc)) as lab:
+        trace = Trace(emulator_ip=lab.emu_ip, peer_ip=lab.peer_ip)
+        host = await Host(lab.open_link(), lab.emu_ip, lab.emu_mac,
+                          config=sc.config_for(None), isn_secret=isn_secret,
+                          trace=trace).start()
+        runner = Runner(sc, lab=lab, host=host, on_step=on_step)
+        try:
+            await runner.start_peers()
+            passed = await runner.run()
+        except Exception as e:  # a peer that would not start, the lab: a failed run
+            error = f"{type(e).__name__}: {e}"
+        finally:
+            await runner.stop()
+            host.close()
+    duration = time.monotonic() - t0
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_pcap(trace, run_dir / "trace.pcap")
+    ladder = render_ladder_text(trace, title=sc.name)
+    (run_dir / "ladder.txt").write_text(ladder)
+    write_ladder_html(trace, run_dir / "ladder.html", title=sc.name)
+    steps = [r.as_dict() for r in runner.results]
+    if error is None:
+        failed = [r for r in runner.results if r.status == "fail"]
+        error = (f"step {failed[0].index} (line {failed[0].line}) {failed[0].action}: "
+                 f"{failed[0].message}") if failed else None
+    report = write_report(run_dir / "report.json", scenario=sc.name,
+                          result="pass" if passed and error is None else "fail", trace=trace,
+                          steps=steps, duration=duration, error=error,
+                          extra={"description": sc.description})
+    return Outcome(sc, passed and error is None, run_dir, report, ladder)
+
+
+def collect(paths: list[str]) -> list[Path]:
+    """Scenario files from files and directories (*.yaml, *.yml), in order."""
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            out.extend(sorted(q for q in p.rglob("*") if q.suffix in (".yaml", ".yml")))
+        else:
+            out.append(p)
+    return out
+
+
+def main(args: Any) -> int:
+    """`netemu run`: 0 all passed, 1 a scenario failed, 2 bad input, 3 environment."""
+    import os
+    import shutil
+    import sys
+
+    from .loader import ScenarioError, load_scenario
+
+    files = collect(args.paths)
+    if not files:
+        print("netemu run: no scenario files found", file=sys.stderr)
+        return 2
+    scenarios = []
+    bad = False
+    for f in files:
+        try:
+            scenarios.append(load_scenario(f))
+        except ScenarioError as e:
+            for err in getattr(e, "errors", None) or [e]:
+                print(err, file=sys.stderr)
+            bad = True
+        except OSError as e:
+            print(f"{f}: {e.strerror or e}", file=sys.stderr)
+            bad = True
+    if bad:
+        return 2
+    if os.geteuid() != 0:
+        print("netemu run: needs root to create network namespaces (try: sudo netemu run …)",
+              file=sys.stderr)
+        return 3
+    missing = [t for t in ("ip", "ethtool") if shutil.which(t) is None]
+    if missing:
+        print(f"netemu run: missing tools: {', '.join(missing)} (make install)", file=sys.stderr)
+        return 3
+
+    from rich.console import Console
+
+    console = Console(highlight=False, soft_wrap=True)
+    outcomes = []
+    for sc in scenarios:
+        if args.output and len(scenarios) == 1:
+            run_dir = Path(args.output)
+        else:
+            run_dir = default_run_dir(sc.name, args.output or "runs")
+        console.print(f"[bold]{sc.name}[/bold] — {sc.description.strip()}" if sc.description
+                      else f"[bold]{sc.name}[/bold]")
+
+        def on_step(res: Any) -> None:
+            mark = {"pass": "[green]✓[/green]", "fail": "[red]✗[/red]"}.get(res.status, "·")
+            console.print(f"  {mark} {res.index:>2} line {res.line:<3} {res.text}"
+                          f" [dim]({res.seconds * 1000:.0f} ms)[/dim]")
+            if res.status == "fail":
+                console.print(f"       [red]{res.message}[/red]")
+
+        try:
+            outcome = asyncio.run(run_scenario(sc, run_dir, on_step=on_step))
+        except EnvironmentProblem as e:
+            print(f"netemu run: {sc.name}: {e}", file=sys.stderr)
+            return 3
+        outcomes.append(outcome)
+        if not args.quiet:
+            console.print(outcome.ladder, highlight=False, markup=False)
+        err = outcome.report.get("error")
+        status = "[green]PASS[/green]" if outcome.passed else "[red]FAIL[/red]"
+        console.print(f"{status} {sc.name}: {len(sc.steps)} steps, "
+                      f"{outcome.report.get('duration', 0):.2f} s → {run_dir}"
+                      + (f"\n  {err}" if err and not outcome.passed else ""))
+    if len(outcomes) > 1:
+        from rich.table import Table
+
+        table = Table(title="netemu run")
+        for col in ("scenario", "result", "seconds", "run directory"):
+            table.add_column(col)
+        for o in outcomes:
+            table.add_row(o.scenario.name, "pass" if o.passed else "FAIL",
+                          f"{o.report.get('duration', 0):.2f}", str(o.run_dir))
+        console.print(table)
+    if args.junit:
+        from ..trace.report import write_junit
+        write_junit(args.junit, [o.report for o in outcomes])
+    if args.json:
+        import json
+        Path(args.json).write_text(json.dumps([o.report for o in outcomes], indent=2))
+    return 0 if all(o.passed for o in outcomes) else 1
