@@ -9,6 +9,7 @@ into TCP internals beyond ``Connection``'s public attributes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
 import time
@@ -180,10 +181,8 @@ class Runner:
     async def stop(self) -> None:
         if self._poller is not None:
             self._poller.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._poller
-            except (asyncio.CancelledError, Exception):
-                pass
 
     # ------------------------------------------------------------------ the run
     async def run(self) -> bool:
