@@ -77,6 +77,19 @@ def pair_time_wait() -> MemNetwork:
     return net
 
 
+def pair_closing() -> MemNetwork:
+    """Both called shutdown() at once; the FINs crossed: a and b CLOSING, the
+    ACKs of the FINs on the wire."""
+    net = established_pair(SHORT_MSL, SHORT_MSL)
+    net.a.shutdown()
+    net.b.shutdown()  # type: ignore[union-attr]
+    net.settle()
+    net.advance(net.ab.delay)
+    assert (net.a.state, net.b.state) == (State.CLOSING, State.CLOSING)
+    _drain(net)
+    return net
+
+
 @pytest.fixture(name="pair_fin_wait_1")
 def _pair_fin_wait_1() -> MemNetwork:
     return pair_fin_wait_1()
@@ -101,3 +114,8 @@ def _pair_last_ack() -> MemNetwork:
 @pytest.fixture(name="pair_time_wait")
 def _pair_time_wait() -> MemNetwork:
     return pair_time_wait()
+
+
+@pytest.fixture(name="pair_closing")
+def _pair_closing() -> MemNetwork:
+    return pair_closing()

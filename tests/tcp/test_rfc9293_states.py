@@ -350,6 +350,18 @@ def test_rfc9293_3_6_figure_13_simultaneous_close_on_the_wire(pair: MemNetwork) 
     assert pair.run(lambda: a.state is b.state is S.CLOSED, max_time=5)
 
 
+def test_rfc9293_3_10_7_4_closing_pair_to_time_wait(pair_closing: MemNetwork) -> None:
+    net = pair_closing
+    net.ab.log, net.ba.log = [], []
+    net.advance(net.ab.delay)
+    assert net.a.state is S.TIME_WAIT and net.b.state is S.TIME_WAIT
+    assert [(e.old, e.new, e.cause) for e in net.a.events() if isinstance(e, StateChanged)] == [
+        (S.CLOSING, S.TIME_WAIT, "recv ACK")]
+    assert net.ab.log == [] and net.ba.log == []  # nothing more to say
+    net.advance(2 * SHORT_MSL.msl)
+    assert net.a.state is S.CLOSED and net.b.state is S.CLOSED
+
+
 # ---------------------------------------------------------------- half-close
 def test_rfc9293_3_10_4_half_close_keeps_receiving() -> None:
     # After shutdown() (our FIN sent and acknowledged), the peer's data still
@@ -441,6 +453,19 @@ def test_rfc9293_3_10_7_4_time_wait_retransmitted_fin_reacked_and_2msl_restarted
     assert d.conn.state is S.TIME_WAIT
     d.advance(0.1)
     assert d.conn.state is S.CLOSED
+
+
+def test_rfc9293_3_10_7_4_time_wait_pair_closed_after_2msl(pair_time_wait: MemNetwork) -> None:
+    net = pair_time_wait
+    a = net.a
+    entered = a.next_deadline()
+    assert entered is not None and entered - net.now <= 2 * SHORT_MSL.msl
+    net.ab.log = []
+    assert net.run(lambda: a.state is S.CLOSED, max_time=5)
+    assert net.now == pytest.approx(entered)
+    assert net.ab.log == []
+    assert [(e.old, e.new, e.cause) for e in a.events() if isinstance(e, StateChanged)] == [
+        (S.TIME_WAIT, S.CLOSED, "timer time-wait")]
 
 
 def test_rfc9293_3_10_7_4_time_wait_pair_lost_last_ack(pair_last_ack: MemNetwork) -> None:
@@ -538,3 +563,18 @@ def test_peer_closed_event_once() -> None:
     d.receive(d.seg(FIN | ACK, PEER_ISS + 1, ISS + 1))
     d.receive(d.seg(FIN | ACK, PEER_ISS + 1, ISS + 1))  # retransmitted FIN
     assert d.take_events().count(PeerClosed()) == 1
+
+
+def test_rfc7323_2_2_simultaneous_open_syn_ack_window_not_scaled() -> None:
+    # "The window field in a segment where the SYN bit is set (i.e., a <SYN> or
+    # <SYN,ACK>) MUST NOT be scaled." - also the SYN,ACK ending a simultaneous open.
+    d = syn_sent()
+    d.receive(d.seg(SYN, PEER_ISS, window=1000, options=Driver.syn_options(1460, 7)))
+    assert d.conn.state is S.SYN_RECEIVED and d.conn.snd_wscale == 7
+    d.receive(d.seg(SYN | ACK, PEER_ISS, ISS + 1, window=1000,
+                    options=Driver.syn_options(1460, 7)))
+    assert d.conn.state is S.ESTABLISHED
+    assert d.conn.snd_wnd == 1000
+    # Later segments are scaled.
+    d.receive(d.seg(ACK, PEER_ISS + 1, ISS + 1, window=1000))
+    assert d.conn.snd_wnd == 1000 << 7

@@ -276,7 +276,7 @@ def test_fragments_recognised_not_decoded(mf: bool, offset: int, payload: bytes)
 @given(trailer=st.binary(min_size=1, max_size=30), opts=option_lists(),
        payload=st.binary(max_size=10))
 def test_ethernet_trailer_preserved(trailer: bytes, opts, payload: bytes) -> None:
-    options, padding = opts
+    options, _ = opts
     pkt = Ether(src=MAC_A, dst=MAC_B) / IP(src="1.2.3.4", dst="5.6.7.8") / TCP(
         options=[scapy_option(o) for o in options]) / Raw(payload or b"p")
     frame = raw(pkt) + trailer

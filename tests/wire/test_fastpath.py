@@ -1,0 +1,200 @@
+"""The fast paths agree with the general ones they shortcut: option layouts,
+whole-frame decoders, interned address conversions, arithmetic checksums."""
+
+from __future__ import annotations
+
+import random
+import struct
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from netemu.wire import (
+    EOL,
+    NOP,
+    IPv4Packet,
+    MssOption,
+    RawOption,
+    TcpSegment,
+    TimestampOption,
+    build_tcp_frame,
+    parse_frame,
+    pseudo_header_sum,
+)
+from netemu.wire.addr import (
+    ip_from_int,
+    ip_to_bytes,
+    ip_to_int,
+    ip_to_str,
+    mac_to_bytes,
+    mac_to_str,
+)
+from netemu.wire.checksum import internet_checksum
+from netemu.wire.frame import _FRAME_DECODERS, _parse_frame_general
+from netemu.wire.tcp import (
+    _DECODERS,
+    _TOKENS,
+    LAYOUT_SPECS,
+    OPTION_LAYOUTS,
+    _parse_options_general,
+    emit_options,
+    parse_options,
+)
+
+from .frames import IP_A, IP_B, MAC_A, MAC_B, tcp_frame
+
+
+def layout_bytes(spec: str, rng: random.Random) -> bytes:
+    """A layout's option area with random values (and the right kind/length bytes)."""
+    out = b""
+    for token in spec.split():
+        head, body, _, _ = _TOKENS[token]
+        out += head + rng.randbytes(struct.calcsize("!" + body))
+    return out
+
+
+@pytest.mark.parametrize("spec", LAYOUT_SPECS)
+def test_layout_decoders_match_general_path(spec: str) -> None:
+    rng = random.Random(spec)
+    for _ in range(200):
+        area = layout_bytes(spec, rng)
+        general = _parse_options_general(area, 0, len(area))
+        assert general[1] == b"" and EOL not in general[0]
+        assert parse_options(area, 0, len(area)) == general
+        # At an offset, as in a segment or a frame.
+        buf = rng.randbytes(20) + area
+        assert parse_options(buf, 20, len(buf)) == general
+        assert emit_options(general[0]) == area
+
+
+def test_every_layout_compiles_and_is_reachable() -> None:
+    assert len(OPTION_LAYOUTS) == len(LAYOUT_SPECS)
+    for layout in OPTION_LAYOUTS:
+        assert layout.length <= 40 and layout.length % 4 == 0, layout.spec
+        assert layout.length in _DECODERS
+        assert layout.length // 4 + 5 in _FRAME_DECODERS
+
+
+@pytest.mark.parametrize("spec", LAYOUT_SPECS)
+def test_layout_rejects_any_wrong_kind_or_length_byte(spec: str) -> None:
+    rng = random.Random(spec)
+    area = layout_bytes(spec, rng)
+    fixed, i = [], 0
+    for token in spec.split():
+        head, body, _, _ = _TOKENS[token]
+        fixed += range(i, i + len(head))
+        i += len(head) + struct.calcsize("!" + body)
+    for pos in fixed:
+        for value in (area[pos] ^ 1, area[pos] ^ 0x80, 0, 1):
+            bad = area[:pos] + bytes([value]) + area[pos + 1:]
+            try:
+                expected = _parse_options_general(bad, 0, len(bad))
+            except Exception as e:  # noqa: BLE001 -- compared, not swallowed
+                expected = (type(e), str(e))
+            try:
+                got = parse_options(bad, 0, len(bad))
+            except Exception as e:  # noqa: BLE001
+                got = (type(e), str(e))
+            assert got == expected, (spec, pos, value)
+
+
+@pytest.mark.parametrize("spec", [*LAYOUT_SPECS, ""])
+def test_frame_decoders_match_general_path(spec: str) -> None:
+    rng = random.Random("frame " + spec)
+    for _ in range(100):
+        area = layout_bytes(spec, rng)
+        options, padding = parse_options(area, 0, len(area)) if area else ((), b"")
+        seg = TcpSegment(rng.randrange(65536), rng.randrange(65536), rng.getrandbits(32),
+                         rng.getrandbits(32), rng.randrange(4096), rng.randrange(65536),
+                         rng.randbytes(rng.randrange(30)), options, rng.randrange(65536))
+        ip = IPv4Packet(ip_from_int(rng.getrandbits(32)), ip_from_int(rng.getrandbits(32)), 6,
+                        ttl=rng.randrange(256), tos=rng.randrange(256),
+                        identification=rng.randrange(65536), flags=rng.choice((0, 2, 4, 6)))
+        frame = build_tcp_frame(MAC_A, MAC_B, ip, seg) + rng.randbytes(rng.choice((0, 0, 7)))
+        for verify in (True, False):
+            fast = parse_frame(frame, verify)
+            assert fast == _parse_frame_general(frame, verify)
+        assert fast.tcp.options == options
+        assert fast.emit() == frame
+
+
+def test_frame_with_unlisted_layout_takes_the_generic_decoder() -> None:
+    options = (TimestampOption(1, 2), NOP, NOP, MssOption(1400))  # no layout for this order
+    frame = tcp_frame(options)
+    assert parse_frame(frame).tcp.options == options
+    assert parse_frame(frame) == _parse_frame_general(frame, True)
+    raw = tcp_frame((RawOption(30, b"abc"), NOP))
+    assert parse_frame(raw).tcp.options == (RawOption(30, b"abc"), NOP, EOL)
+
+
+def test_odd_length_segments() -> None:
+    for n in range(0, 9):
+        frame = tcp_frame(payload=bytes(range(n)))
+        f = parse_frame(frame)
+        assert f.tcp.payload == bytes(range(n)) and f.emit() == frame
+        seg = frame[34:]
+        parsed = TcpSegment.parse(seg, pseudo_header_sum(IP_A, IP_B, 6, len(seg)))
+        assert parsed == f.tcp
+
+
+@given(st.binary(max_size=64), st.integers(0, 0xFFF), st.integers(0, 2**32 - 1))
+def test_segment_emit_checksum_is_rfc1071(payload: bytes, flags: int, seq: int) -> None:
+    seg = TcpSegment(1234, 80, seq, 99, flags, 512, payload, (NOP, NOP, TimestampOption(7, 8)),
+                     urgent=3)
+    raw = seg.emit(IP_A, IP_B)
+    pseudo = ip_to_bytes(IP_A) + ip_to_bytes(IP_B) + bytes((0, 6)) + len(raw).to_bytes(2, "big")
+    zeroed = raw[:16] + b"\x00\x00" + raw[18:]
+    assert int.from_bytes(raw[16:18], "big") == internet_checksum(pseudo + zeroed)
+    back = TcpSegment.parse(raw, pseudo_header_sum(IP_A, IP_B, 6, len(raw)))
+    assert (back.payload, back.flags, back.seq, back.options) == (
+        payload, flags, seq, seg.options)
+
+
+@given(st.binary(max_size=40).map(lambda b: b[: len(b) // 4 * 4]), st.integers(0, 255),
+       st.integers(0, 0xFFFF))
+def test_ip_header_checksum_is_rfc1071(options: bytes, ttl: int, ident: int) -> None:
+    hdr = IPv4Packet(IP_A, IP_B, 6, ttl=ttl, identification=ident, options=options).header(17)
+    zeroed = hdr[:10] + b"\x00\x00" + hdr[12:]
+    assert int.from_bytes(hdr[10:12], "big") == internet_checksum(zeroed)
+
+
+def test_ip_header_rejects_bad_options() -> None:
+    with pytest.raises(ValueError, match="multiple of 4"):
+        IPv4Packet(IP_A, IP_B, 6, options=b"\x01").header()
+    with pytest.raises(ValueError, match="at most 40"):
+        IPv4Packet(IP_A, IP_B, 6, options=bytes(44)).header()
+    with pytest.raises(ValueError, match="more than 40"):
+        emit_options((TimestampOption(1, 2),) * 5)
+
+
+def test_addresses_intern_and_convert() -> None:
+    assert mac_to_str(b"\x02\x00\x00\x00\x00\xff") == "02:00:00:00:00:ff"
+    assert mac_to_bytes("02:00:00:00:00:FF") == b"\x02\x00\x00\x00\x00\xff"
+    assert ip_to_str(b"\xc6\x12\x00\x01") == "198.18.0.1" == ip_from_int(0xC6120001)
+    assert ip_to_int("198.18.0.1") == 0xC6120001
+    assert ip_to_bytes("198.18.0.1") == b"\xc6\x12\x00\x01"
+    assert mac_to_str(b"\x02\x00\x00\x00\x00\xff") is mac_to_str(b"\x02\x00\x00\x00\x00\xff")
+    with pytest.raises(ValueError):
+        mac_to_bytes("02:00:00")
+    with pytest.raises(ValueError):
+        mac_to_str(b"\x01\x02")
+    with pytest.raises(ValueError):
+        ip_to_str(b"\x01\x02\x03")
+    with pytest.raises(OSError):
+        ip_to_int("not an address")
+    for i in range(5000):  # the tables stay bounded
+        ip_from_int(i)
+    from netemu.wire.addr import _IP_STR, _LIMIT
+
+    assert len(_IP_STR) <= _LIMIT
+
+
+def test_bytearray_and_memoryview_inputs_give_bytes_fields() -> None:
+    frame = tcp_frame()
+    for buf in (bytearray(frame), memoryview(frame)):
+        f = parse_frame(buf)
+        assert f == parse_frame(frame)
+        assert type(f.tcp.payload) is bytes and type(f.ip.payload) is bytes
+    seg = TcpSegment.parse(bytearray(frame[34:]))
+    assert type(seg.payload) is bytes
