@@ -11,7 +11,7 @@ segments in flight. After every step:
 - what each reader got is a prefix of what the other side sent.
 
 At the end the link is left alone: if both sides are still open (no RST, no
-timeout), everything sent must arrive.
+timeout), everything sent must arrive, and both must then close cleanly.
 """
 
 from __future__ import annotations
@@ -204,9 +204,16 @@ class TcpPair(RuleBasedStateMachine):
                     and len(self.got["a"]) == len(self.sent["b"]))
 
         net.run(done, app=app, max_time=300)
-        if a.state is not State.CLOSED and b.state is not State.CLOSED:
-            assert done(), (f"stalled: a {a.state} got {len(self.got['a'])}/{len(self.sent['b'])}, "
-                            f"b {b.state} got {len(self.got['b'])}/{len(self.sent['a'])}")
+        if a.state is State.CLOSED or b.state is State.CLOSED:
+            return  # reset or timed out: nothing more is promised
+        assert done(), (f"stalled: a {a.state} got {len(self.got['a'])}/{len(self.sent['b'])}, "
+                        f"b {b.state} got {len(self.got['b'])}/{len(self.sent['a'])}")
+        # ... and both close cleanly.
+        app(net)
+        a.close()
+        b.close()
+        assert net.run(lambda: a.state is State.CLOSED and b.state is State.CLOSED,
+                       max_time=600), f"close stalled: a {a.state}, b {b.state}"
 
 
 TcpPair.TestCase.settings = settings(
