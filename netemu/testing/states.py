@@ -60,7 +60,11 @@ def established(config: TcpConfig | None = None) -> Driver:
 
 
 def fin_wait_1(config: TcpConfig | None = None) -> Driver:
-    """close() in ESTABLISHED: our FIN <SEQ=1001> is out, not acknowledged."""
+    """close() in ESTABLISHED: our FIN <SEQ=1001> is out, not acknowledged.
+
+    The FIN-WAIT states here come from close(), not shutdown(): the reader is
+    gone, so data arriving later draws a RST (as Linux), and FIN-WAIT-2 runs
+    the fin_timeout timer. Build a half-close with shutdown() by hand."""
     d = established(config)
     d.conn.close()
     out = d.flush()
@@ -112,7 +116,8 @@ def closing(config: TcpConfig | None = None) -> Driver:
 
 
 def time_wait(config: TcpConfig | None = None) -> Driver:
-    """Active close completed: FIN-WAIT-2 received the peer's FIN."""
+    """Active close completed: FIN-WAIT-2 received the peer's FIN. Without a
+    config, MSL is 1 s (SHORT_MSL): TIME-WAIT ends 2 s after it began."""
     d = fin_wait_2(config or SHORT_MSL)
     out = d.receive(d.seg(FIN | ACK, PEER_ISS + 1, ISS + 2))
     _expect(brief(out), [(ACK, ISS + 2, PEER_ISS + 2)])

@@ -6,6 +6,7 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from . import _codegen
 from .addr import _IP_STR, _MAC_RAW, _MAC_STR
 from .arp import ARP_LEN, ArpPacket
 from .errors import MalformedPacket
@@ -51,10 +52,9 @@ class Frame:
 # (tcp.OPTION_LAYOUTS, plus none and "any"). Each does one unpack of the three
 # headers and the options, checks the structure, verifies both checksums from
 # the unpacked fields and one big-int sum of the segment (see checksum.py), and
-# builds the records with object.__new__ and their dataclass __init__ (the same
-# records, minus type.__call__'s dispatch). A decoder returns None when the
-# options are not its layout; anything irregular, including every error, goes to
-# the general path, which owns the validation messages.
+# builds the records (see _codegen.py). A decoder returns None when the options
+# are not its layout; anything irregular, including every error, goes to the
+# general path, which owns the validation messages.
 _FRAME_DECODER = """
 def decode(buf, n, verify):
     if n < {min_len}:
@@ -81,15 +81,7 @@ def decode(buf, n, verify):
         if (v + (addrs + total - 14)) % 0xFFFF:
             return _general(buf, verify)
     {options_code}
-    eth = _new(EthernetFrame)
-    _eth_init(eth, _MAC_STR[dst], _MAC_STR[src], 0x0800)
-    ip = _new(IPv4Packet)
-    _ip_init(ip, _IP_STR[sip], _IP_STR[dip], 6, seg, ttl, tos, ident, frag >> 13, 0, b"", ipsum)
-    tcp = _new(TcpSegment)
-    _tcp_init(tcp, sport, dport, seq, ack, off_flags & 0x0FFF, win, buf[{hlen}:end], options,
-              urg, csum, padding)
-    frame = _new(Frame)
-    _frame_init(frame, eth, None, ip, tcp, None, buf[end:] if end < n else b"")
+    {records}
     return frame
 """
 
@@ -111,15 +103,25 @@ def _compile_frame_decoder(layout: OptionLayout | None) -> Callable[[bytes, int,
                          + (f" and {layout.check}" if layout.check else ""),
                 "options_code": f"{make}options = {layout.options}\n    padding = b''"}
         fmt, namespace = layout.fmt, layout.namespace
-    src = _FRAME_DECODER.format(**code)
+    records = [
+        *_codegen.record("eth", EthernetFrame,
+                         ["_MAC_STR[dst]", "_MAC_STR[src]", "0x0800", 'b""']),
+        *_codegen.record("ip", IPv4Packet,
+                         ["_IP_STR[sip]", "_IP_STR[dip]", "6", "seg", "ttl", "tos", "ident",
+                          "frag >> 13", "0", 'b""', "ipsum"]),
+        *_codegen.record("tcp", TcpSegment,
+                         ["sport", "dport", "seq", "ack", "off_flags & 0x0FFF", "win",
+                          f"buf[{code['hlen']}:end]", "options", "urg", "csum", "padding"]),
+        *_codegen.record("frame", Frame,
+                         ["eth", "None", "ip", "tcp", "None", 'buf[end:] if end < n else b""']),
+    ]
+    src = _FRAME_DECODER.format(**code, records="\n    ".join(records))
     namespace = {
         **namespace, "_unpack_from": struct.Struct(_ETH_IP_TCP + fmt).unpack_from,
         "_general": _parse_frame_general, "_parse_options": parse_options,
         "_from_bytes": int.from_bytes, "_new": object.__new__, "_MAC_STR": _MAC_STR,
         "_IP_STR": _IP_STR, "EthernetFrame": EthernetFrame, "IPv4Packet": IPv4Packet,
-        "TcpSegment": TcpSegment, "Frame": Frame, "_eth_init": EthernetFrame.__init__,
-        "_ip_init": IPv4Packet.__init__, "_tcp_init": TcpSegment.__init__,
-        "_frame_init": Frame.__init__,
+        "TcpSegment": TcpSegment, "Frame": Frame,
     }
     exec(src, namespace)  # code built from the template above and tcp's fixed layout table
     return namespace["decode"]  # type: ignore[return-value]

@@ -12,6 +12,7 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from . import _codegen
 from .addr import _IP_INT
 from .errors import BadChecksum, MalformedPacket
 
@@ -192,22 +193,21 @@ def _parse_options_general(buf: bytes, start: int, end: int
 
 # Layouts of the option area that real stacks send all the time, decoded by
 # generated code: one unpack, a compare of every kind and length byte against the
-# layout, and the records built straight from the unpacked values (with
-# object.__new__ and the dataclass __init__: the same records, minus
-# type.__call__'s dispatch). Anything else, or any mismatch, takes the general
-# path above; tests/wire checks every layout against it. frame.py compiles the
-# same layouts into whole-frame decoders.
+# layout, and the records built straight from the unpacked values (see
+# _codegen.py). Anything else, or any mismatch, takes the general path above;
+# tests/wire checks every layout against it. frame.py compiles the same layouts
+# into whole-frame decoders.
 #
 # A token is: the fixed kind (and length) bytes, the body's struct format, and
-# the record: a singleton's name, or a class and its __init__ arguments.
-_TOKENS: dict[str, tuple[bytes, str, str, str]] = {
-    "NOP": (b"\x01", "", "NOP", ""),
-    "MSS": (b"\x02\x04", "H", "MssOption", "{}"),
-    "WS": (b"\x03\x03", "B", "WindowScaleOption", "{}"),
-    "SACKOK": (b"\x04\x02", "", "SACK_PERMITTED", ""),
-    "TS": (b"\x08\x0a", "II", "TimestampOption", "{}, {}"),
-    **{f"SACK{n}": (bytes((5, 2 + 8 * n)), "II" * n, "SackOption", "(" + "({}, {}), " * n + ")")
-       for n in range(1, 5)},
+# the record: a singleton's name, or a class and its field values.
+_TOKENS: dict[str, tuple[bytes, str, str, tuple[str, ...]]] = {
+    "NOP": (b"\x01", "", "NOP", ()),
+    "MSS": (b"\x02\x04", "H", "MssOption", ("{}",)),
+    "WS": (b"\x03\x03", "B", "WindowScaleOption", ("{}",)),
+    "SACKOK": (b"\x04\x02", "", "SACK_PERMITTED", ()),
+    "TS": (b"\x08\x0a", "II", "TimestampOption", ("{}", "{}")),
+    **{f"SACK{n}": (bytes((5, 2 + 8 * n)), "II" * n, "SackOption",
+                    ("(" + "({}, {}), " * n + ")",)) for n in range(1, 5)},
 }
 LAYOUT_SPECS = (  # most common first within each length
     "NOP NOP TS",  # Linux data segments
@@ -260,8 +260,9 @@ def option_layout(spec: str) -> OptionLayout:
         fmt += body
         obj = f"o_{len(items)}"
         namespace[record] = cls = globals()[record]
-        namespace[f"_{record}_init"] = cls.__init__
-        make += [f"{obj} = _new({record})", f"_{record}_init({obj}, {args.format(*values)})"]
+        it = iter(values)
+        make += _codegen.record(obj, cls, [arg.format(*[next(it) for _ in range(arg.count("{}"))])
+                                           for arg in args])
         items.append(obj)
     flush_head()
     return OptionLayout(spec, struct.calcsize("!" + fmt), fmt, tuple(names),

@@ -578,3 +578,14 @@ def test_rfc7323_2_2_simultaneous_open_syn_ack_window_not_scaled() -> None:
     # Later segments are scaled.
     d.receive(d.seg(ACK, PEER_ISS + 1, ISS + 1, window=1000))
     assert d.conn.snd_wnd == 1000 << 7
+
+
+def test_rfc9293_3_10_7_3_data_queued_in_syn_sent_rides_the_third_segment() -> None:
+    # SEND in SYN-SENT: "Queue the data for transmission after entering ESTABLISHED
+    # state"; then "Data or controls that were queued for transmission may be included".
+    d = syn_sent()
+    assert d.conn.send(b"early bird") == 10
+    assert d.flush() == []
+    out = d.receive(d.seg(SYN | ACK, PEER_ISS, ISS + 1, options=Driver.syn_options()))
+    assert brief(out) == [(ACK | PSH, ISS + 1, PEER_ISS + 1)]
+    assert out[0].payload == b"early bird"

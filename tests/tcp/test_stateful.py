@@ -217,7 +217,7 @@ class TcpPair(RuleBasedStateMachine):
 
 
 TcpPair.TestCase.settings = settings(
-    max_examples=200, stateful_step_count=50, deadline=None,
+    max_examples=300, stateful_step_count=50, deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
 test_random_interleavings = TcpPair.TestCase
