@@ -193,10 +193,15 @@ BOOL = Annotated[bool, Field(strict=True)]
 
 
 class Strict(BaseModel):
-    """Base of every model: unknown keys are errors, types are not coerced."""
+    """Base of every model: unknown keys are errors, types are not coerced.
+
+    ``defer_build``: a model's validator is built when first used, not at import, so
+    a run builds ``Scenario``'s (with every nested model inline) once, on loading,
+    and nothing else; building all ~40 models eagerly cost most of this module's
+    import time."""
 
     model_config = ConfigDict(extra="forbid", strict=True, validate_default=False,
-                              arbitrary_types_allowed=True)
+                              arbitrary_types_allowed=True, defer_build=True)
 
     NOUN: ClassVar[str] = "mapping"  # "unknown key 'x' in <NOUN>"
 
@@ -551,22 +556,28 @@ class StepBase(Strict):
         return f"line {self._line}" if self._line else self.ACTION
 
 
-class ConnMixin(BaseModel):
+class _Fields(BaseModel):
+    """Base of the field mixins below: built only as part of the models using them."""
+
+    model_config = ConfigDict(defer_build=True)
+
+
+class ConnMixin(_Fields):
     conn: Name | None = Field(None, description="connection name (default: the only "
                               "declared connection, else 'c')")
 
 
-class TimeoutMixin(BaseModel):
+class TimeoutMixin(_Fields):
     timeout: PositiveDuration | None = Field(None, description="how long to wait (default: "
                                              "the scenario's timeout)")
 
 
-class WithinMixin(BaseModel):
+class WithinMixin(_Fields):
     within: Duration | None = Field(None, description="deadline from the start of the step "
                                     "(default: the scenario's timeout)")
 
 
-class PayloadMixin(BaseModel):
+class PayloadMixin(_Fields):
     data: STR | None = Field(None, description="text, sent as UTF-8 (YAML escapes apply)")
     hex: Hex | None = Field(None, description="bytes as hex digits")
     bytes: Size | None = Field(None, description="N bytes of the pattern 00 01 .. ff 00 ..")
@@ -939,7 +950,7 @@ class OptionsMatch(Strict):
     sack: _typed(Any, _parse_opt_sack, _OPT_MATCH_SCHEMA, _opt_ser) | None = None  # type: ignore[valid-type]
 
 
-class SegmentFields(BaseModel):
+class SegmentFields(_Fields):
     """Field-by-field match of one segment; a field left out, or ``'*'``, matches
     anything. seq/ack are relative to each side's ISN unless ``relative: false``."""
 

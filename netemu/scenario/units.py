@@ -8,7 +8,6 @@ scenario's author. Standard library only.
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -20,6 +19,8 @@ class UnitError(ValueError):
 
 def did_you_mean(word: str, candidates: Iterable[str]) -> str:
     """`` (did you mean 'x'?)`` or ``""``: a close match, case-insensitively."""
+    import difflib  # only when there is a message to write
+
     cands = list(candidates)
     lowered = {c.lower(): c for c in cands}
     match = difflib.get_close_matches(str(word).lower(), list(lowered), n=1, cutoff=0.6)

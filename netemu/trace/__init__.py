@@ -11,17 +11,48 @@ The runner writes a run directory with::
 and ``netemu show any.pcap`` is ``show(path, html_out)``.
 """
 
-from .infer import infer_trace, show, trace_from_pcap
-from .ladder import (
-    print_ladder,
-    render_ladder_html,
-    render_ladder_text,
-    write_ladder_html,
-    write_ladder_text,
-)
-from .pcap import read_pcap, write_pcap
-from .record import FrameRecord, NoteRecord, PeerStateRecord, StateRecord, Trace
-from .report import JUnitCase, build_report, write_junit, write_report
+from typing import TYPE_CHECKING, Any
+
+# Submodules load on first use (PEP 562): a run needs the record, pcap, ladder and
+# report, not state inference (``netemu show``) nor JUnit's XML.
+_EXPORTS = {
+    "infer": ("infer_trace", "show", "trace_from_pcap"),
+    "ladder": ("print_ladder", "render_ladder_html", "render_ladder_text", "write_ladder_html",
+               "write_ladder_text"),
+    "pcap": ("read_pcap", "write_pcap"),
+    "record": ("FrameRecord", "NoteRecord", "PeerStateRecord", "StateRecord", "Trace"),
+    "report": ("JUnitCase", "build_report", "write_junit", "write_report"),
+}
+_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
+
+if TYPE_CHECKING:
+    from .infer import infer_trace, show, trace_from_pcap
+    from .ladder import (
+        print_ladder,
+        render_ladder_html,
+        render_ladder_text,
+        write_ladder_html,
+        write_ladder_text,
+    )
+    from .pcap import read_pcap, write_pcap
+    from .record import FrameRecord, NoteRecord, PeerStateRecord, StateRecord, Trace
+    from .report import JUnitCase, build_report, write_junit, write_report
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_WHERE})
+
 
 __all__ = [
     "FrameRecord", "JUnitCase", "NoteRecord", "PeerStateRecord", "StateRecord", "Trace",

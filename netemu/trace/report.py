@@ -14,7 +14,6 @@ import json
 import os
 import re
 import socket
-import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -156,6 +155,8 @@ def render_junit(cases: Iterable[JUnitCase], suite_name: str = "netemu",
     total_time = f"{sum(c.time for c in cases):.3f}"
     counts = {"tests": str(len(cases)), "failures": str(fails), "errors": str(errors),
               "skipped": str(skips), "time": total_time}
+    import xml.etree.ElementTree as ET  # only for --junit: not on every run's path
+
     root = ET.Element("testsuites", {"name": _x(suite_name), **counts})
     when = _dt.datetime.fromtimestamp(timestamp, _dt.UTC) if timestamp is not None \
         else _dt.datetime.now(_dt.UTC)

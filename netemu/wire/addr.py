@@ -48,6 +48,8 @@ def _mac_to_str(raw: bytes) -> str:
 
 _MAC_STR = _Interned(_mac_to_str)  # 6 raw bytes -> "aa:bb:cc:dd:ee:ff"
 _MAC_RAW = _Interned(_mac_from_str)  # "aa:bb:cc:dd:ee:ff" -> 6 raw bytes
+# The 12 address bytes of an Ethernet header -> (destination, source): one lookup a frame.
+_MAC_PAIR = _Interned(lambda raw: (_MAC_STR[raw[:6]], _MAC_STR[raw[6:]]))
 _IP_STR = _Interned(lambda v: socket.inet_ntoa(v.to_bytes(4, "big")))  # int -> dotted quad
 _IP_INT = _Interned(lambda s: int.from_bytes(socket.inet_aton(s), "big"))  # dotted quad -> int
 

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from . import _codegen
-from .addr import _IP_STR, _MAC_RAW, _MAC_STR
+from .addr import _IP_STR, _MAC_PAIR, _MAC_RAW, _MAC_STR
 from .arp import ARP_LEN, ArpPacket
 from .errors import MalformedPacket
 from .ethernet import ETH_HEADER, ETH_HEADER_LEN, ETHERTYPE_ARP, ETHERTYPE_IPV4, EthernetFrame
@@ -59,7 +59,7 @@ _FRAME_DECODER = """
 def decode(buf, n, verify):
     if n < {min_len}:
         return _general(buf, verify)
-    (dst, src, et, vihl, tos, total, ident, frag, ttl, proto, ipsum, sip, dip,
+    (macs, et, vihl, tos, total, ident, frag, ttl, proto, ipsum, sip, dip,
      sport, dport, seq, ack, off_flags, win, csum, urg{names}) = _unpack_from(buf)
     end = 14 + total
     {hlen_line}
@@ -70,15 +70,14 @@ def decode(buf, n, verify):
         return None
     seg = buf[34:end]
     if verify:
-        # The IPv4 header's ten words (0x4506: version, IHL and protocol), then
-        # the segment with the pseudo-header (addresses, protocol, TCP length).
-        addrs = sip + dip
-        if (0x4506 + tos + total + ident + frag + (ttl << 8) + ipsum + addrs) % 0xFFFF:
+        # The IPv4 header, then the segment with the pseudo-header (addresses,
+        # protocol, TCP length).
+        if _from_bytes(buf[14:34], "big") % 0xFFFF:
             return _general(buf, verify)
         v = _from_bytes(seg, "big")
         if total & 1:
             v <<= 8
-        if (v + (addrs + total - 14)) % 0xFFFF:
+        if (v + (sip + dip + total - 14)) % 0xFFFF:
             return _general(buf, verify)
     {options_code}
     {records}
@@ -104,8 +103,8 @@ def _compile_frame_decoder(layout: OptionLayout | None) -> Callable[[bytes, int,
                 "options_code": f"{make}options = {layout.options}\n    padding = b''"}
         fmt, namespace = layout.fmt, layout.namespace
     records = [
-        *_codegen.record("eth", EthernetFrame,
-                         ["_MAC_STR[dst]", "_MAC_STR[src]", "0x0800", 'b""']),
+        "dst, src = _MAC_PAIR[macs]",
+        *_codegen.record("eth", EthernetFrame, ["dst", "src", "0x0800", 'b""']),
         *_codegen.record("ip", IPv4Packet,
                          ["_IP_STR[sip]", "_IP_STR[dip]", "6", "seg", "ttl", "tos", "ident",
                           "frag >> 13", "0", 'b""', "ipsum"]),
@@ -119,7 +118,7 @@ def _compile_frame_decoder(layout: OptionLayout | None) -> Callable[[bytes, int,
     namespace = {
         **namespace, "_unpack_from": struct.Struct(_ETH_IP_TCP + fmt).unpack_from,
         "_general": _parse_frame_general, "_parse_options": parse_options,
-        "_from_bytes": int.from_bytes, "_new": object.__new__, "_MAC_STR": _MAC_STR,
+        "_from_bytes": int.from_bytes, "_new": object.__new__, "_MAC_PAIR": _MAC_PAIR,
         "_IP_STR": _IP_STR, "EthernetFrame": EthernetFrame, "IPv4Packet": IPv4Packet,
         "TcpSegment": TcpSegment, "Frame": Frame,
     }
@@ -127,17 +126,18 @@ def _compile_frame_decoder(layout: OptionLayout | None) -> Callable[[bytes, int,
     return namespace["decode"]  # type: ignore[return-value]
 
 
-_ETH_IP_TCP = "!6s6sHBBHHHBBHIIHHIIHHHH"  # 14 + 20 + 20 bytes, addresses as ints
+_ETH_IP_TCP = "!12sHBBHHHBBHIIHHIIHHHH"  # 14 + 20 + 20 bytes, addresses as ints
 
 
-def _compile_frame_decoders() -> dict[int, tuple[Callable[[bytes, int, bool], Frame | None], ...]]:
-    """TCP data offset -> the decoders to try in order: its layouts, then any options."""
+def _compile_frame_decoders() -> tuple[tuple[Callable[[bytes, int, bool], Frame | None], ...], ...]:
+    """By TCP data offset (0 to 15), the decoders to try in order: its layouts, then any."""
     generic = _compile_frame_decoder(None)
-    decoders: dict[int, tuple] = {5: (_compile_frame_decoder(option_layout("")),)}
+    decoders: list[tuple] = [()] * 16
+    decoders[5] = (_compile_frame_decoder(option_layout("")),)
     for doff in range(6, 16):
         decoders[doff] = (*[_compile_frame_decoder(layout) for layout in OPTION_LAYOUTS
                             if layout.length == (doff - 5) * 4], generic)
-    return decoders
+    return tuple(decoders)
 
 
 def parse_frame(buf: bytes, verify: bool = True) -> Frame:
@@ -147,7 +147,7 @@ def parse_frame(buf: bytes, verify: bool = True) -> Frame:
         buf = bytes(buf)
     n = len(buf)
     if n >= 54 and buf[23] == 6 and buf[14] == 0x45:  # IPv4 without options, TCP
-        for decode in _FRAME_DECODERS.get(buf[46] >> 4, ()):
+        for decode in _FRAME_DECODERS[buf[46] >> 4]:
             frame = decode(buf, n, verify)
             if frame is not None:
                 return frame

@@ -241,12 +241,15 @@ def option_layout(spec: str) -> OptionLayout:
                                     "SACK_PERMITTED": SACK_PERMITTED}
 
     def flush_head() -> None:
+        # Fixed bytes are unpacked as ints of 4, 2 or 1 bytes: comparing small ints
+        # is cheaper than comparing bytes objects.
         nonlocal fmt, head
-        if head:
+        while head:
+            size = 4 if len(head) >= 4 else 2 if len(head) >= 2 else 1
             names.append(f"o_k{len(names)}")
-            checks.append(f"{names[-1]} == {head!r}")
-            fmt += f"{len(head)}s"
-            head = b""
+            checks.append(f"{names[-1]} == {int.from_bytes(head[:size], 'big'):#x}")
+            fmt += {4: "I", 2: "H", 1: "B"}[size]
+            head = head[size:]
 
     for token in spec.split():
         token_head, body, record, args = _TOKENS[token]
@@ -255,14 +258,14 @@ def option_layout(spec: str) -> OptionLayout:
             items.append(record)
             continue
         flush_head()
-        values = [f"o_v{len(names) + j}" for j in range(len(body))]
-        names.extend(values)
+        body_names = [f"o_v{len(names) + j}" for j in range(len(body))]
+        names.extend(body_names)
+        values = iter(body_names)
         fmt += body
         obj = f"o_{len(items)}"
         namespace[record] = cls = globals()[record]
-        it = iter(values)
-        make += _codegen.record(obj, cls, [arg.format(*[next(it) for _ in range(arg.count("{}"))])
-                                           for arg in args])
+        make += _codegen.record(obj, cls, [
+            arg.format(*[next(values) for _ in range(arg.count("{}"))]) for arg in args])
         items.append(obj)
     flush_head()
     return OptionLayout(spec, struct.calcsize("!" + fmt), fmt, tuple(names),

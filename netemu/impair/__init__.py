@@ -1,0 +1,8 @@
+"""netemu.impair: netem-style impairments between the host and the link, seeded
+and on injected time (see pipeline.py)."""
+
+from .model import CorrelatedRandom, GilbertElliott
+from .pipeline import Fate, ImpairConfig, Impairment, ImpairStats
+
+__all__ = ["CorrelatedRandom", "Fate", "GilbertElliott", "ImpairConfig", "ImpairStats",
+           "Impairment"]
