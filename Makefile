@@ -9,7 +9,7 @@ DEBS := iproute2 ethtool golang-go tshark tcpdump
 SCENARIO ?= scenarios/close_wait.yaml
 PYTEST_ARGS ?=
 
-.PHONY: install debs test run bench lint clean
+.PHONY: install debs test run bench soak lint clean
 
 install: $(STAMP) debs
 	@# `sudo netemu …` from any shell, as the README's usage line reads.
@@ -44,6 +44,10 @@ run: install
 
 bench: install
 	$(BIN)/netemu bench all
+
+# Long runs kept out of `make test`: 10 MiB each way through harsh impairments.
+soak: install
+	NETEMU_SOAK=1 $(BIN)/python -m pytest -q tests/realwire/test_impaired.py
 
 lint: install
 	$(BIN)/ruff check netemu tests

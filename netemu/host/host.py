@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from ..impair import Impairment
 from ..tcp import Connection, Listener, State, TcpConfig
 from ..tcp.connection import reset_for
 from ..tcp.events import StateChanged
@@ -99,6 +100,9 @@ class Host:
         self.listeners: dict[int, _Listening] = {}
         self.raw_ports: set[int] = set()  # scripted ports: no automatic RST
         self.drop_rules: list[DropRule] = []
+        # netem-style pipelines (netemu.impair) per direction; None: the frames pass.
+        self.impair_out: Impairment | None = None
+        self.impair_in: Impairment | None = None
         self.on_frame: list[Callable[[str, bytes, TcpSegment | None], None]] = []
         self._wakeups: dict[Connection, asyncio.Event] = {}
         self._any_change = asyncio.Event()  # wakes accept(): some connection moved
@@ -182,37 +186,59 @@ class Host:
         if not batch:
             return
         now = self.now()
-        trace = self.trace
+        imp = self.impair_in
         for data, csum_not_ready in batch:
             self.stats["rx"] += 1
-            try:
-                frame = parse_frame(data, verify=not csum_not_ready)
-            except BadChecksum as e:
-                self.stats["bad_checksum"] += 1
-                trace.frame("in", data, "bad-checksum", e.reason, t=now)
+            if imp is None:
+                self._receive_frame(data, csum_not_ready, now)
                 continue
-            except MalformedPacket as e:
-                self.stats["malformed"] += 1
-                trace.frame("in", data, "malformed", e.reason, t=now)
-                continue
-            seg = frame.tcp
-            if seg is not None and self._dropped("in", seg):
-                trace.frame("in", data, "dropped", t=now)
-                continue
-            trace.frame("in", data, t=now)
-            for hook in self.on_frame:
-                hook("in", data, seg)
-            if frame.arp is not None:
-                self._on_arp(frame.arp)
-                continue
-            ip = frame.ip
-            if ip is None or ip.dst != self.ip:
-                continue
-            if seg is not None:
-                self._on_tcp(ip.src, seg, now)
-            elif frame.icmp is not None and frame.icmp.type == ICMP_ECHO_REQUEST:
-                self._echo_reply(frame.eth.src, ip, frame.icmp)
+            # Impaired: the trace shows the frame as it arrived on the wire; our
+            # stack sees it when (and as) the pipeline lets it through.
+            fate = imp.push(data, now)
+            if fate.copies == 0:
+                self.trace.frame("in", data, "dropped", fate.why, t=now)
+            else:
+                self.trace.frame("in", data, None, "corrupted" if fate.corrupted else None,
+                                 t=now)
+        if imp is not None:
+            for data in imp.due(now):
+                self._receive_frame(data, False, now, record=False)
         self._flush(now)
+
+    def _receive_frame(self, data: bytes, csum_not_ready: bool, now: float,
+                       record: bool = True) -> None:
+        trace = self.trace
+        try:
+            frame = parse_frame(data, verify=not csum_not_ready)
+        except BadChecksum as e:
+            self.stats["bad_checksum"] += 1
+            if record:
+                trace.frame("in", data, "bad-checksum", e.reason, t=now)
+            return
+        except MalformedPacket as e:
+            self.stats["malformed"] += 1
+            if record:
+                trace.frame("in", data, "malformed", e.reason, t=now)
+            return
+        seg = frame.tcp
+        if seg is not None and self._dropped("in", seg):
+            if record:
+                trace.frame("in", data, "dropped", t=now)
+            return
+        if record:
+            trace.frame("in", data, t=now)
+        for hook in self.on_frame:
+            hook("in", data, seg)
+        if frame.arp is not None:
+            self._on_arp(frame.arp)
+            return
+        ip = frame.ip
+        if ip is None or ip.dst != self.ip:
+            return
+        if seg is not None:
+            self._on_tcp(ip.src, seg, now)
+        elif frame.icmp is not None and frame.icmp.type == ICMP_ECHO_REQUEST:
+            self._echo_reply(frame.eth.src, ip, frame.icmp)
 
     def _on_tcp(self, src_ip: str, seg: TcpSegment, now: float) -> None:
         key = (src_ip, seg.src_port, seg.dst_port)
@@ -298,6 +324,19 @@ class Host:
         self._transmit([frame], "injected")
 
     def _transmit(self, frames: list[bytes], mark: str | None = None) -> None:
+        imp = self.impair_out
+        if imp is not None and mark is None:
+            t = self.now()
+            for f in frames:
+                fate = imp.push(f, t)
+                if fate.copies == 0:
+                    self.trace.frame("out", f, "dropped", fate.why, t=t)
+            frames = imp.due(t)
+            if not frames:
+                return
+        self._wire_out(frames, mark)
+
+    def _wire_out(self, frames: list[bytes], mark: str | None = None) -> None:
         t = self.now()
         for f in frames:
             self.trace.frame("out", f, mark, t=t)
@@ -368,9 +407,15 @@ class Host:
             if conn.next_deadline() == when:
                 break
             heapq.heappop(heap)
-        if not heap or self._loop is None or self._closed:
+        if self._loop is None or self._closed:
             return
-        when = heap[0][0]
+        times = [heap[0][0]] if heap else []
+        for imp in (self.impair_out, self.impair_in):
+            if imp is not None and (d := imp.next_deadline()) is not None:
+                times.append(d)
+        if not times:
+            return
+        when = min(times)
         if self._timer_at is not None and self._timer_at <= when and self._timer is not None:
             return
         if self._timer is not None:
@@ -391,6 +436,13 @@ class Host:
                 self._dirty.add(conn)
             elif dl is not None:
                 heapq.heappush(heap, (dl, next(self._seq), conn))
+        if self.impair_in is not None:
+            for data in self.impair_in.due(now):
+                self._receive_frame(data, False, now, record=False)
+        if self.impair_out is not None:
+            frames = self.impair_out.due(now)
+            if frames:
+                self._wire_out(frames)
         self._flush(now)
 
     # ------------------------------------------------------------------ user API
