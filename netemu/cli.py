@@ -13,6 +13,7 @@ BENCHES: dict[str, tuple[str, str]] = {
     "codec": ("codec", "wire codec: parse/build rates for Eth+IPv4+TCP frames, vs scapy"),
     "core": ("core", "TCP stack alone: 10 MiB between in-memory connections, via the codec"),
     "wire": ("wire", "on a real veth: netemu⇄kernel bulk vs kernel⇄kernel; lab up/down (root)"),
+    "run": ("run", "fixed cost of `netemu run` on a trivial scenario, median wall ms (root)"),
 }
 
 
@@ -63,6 +64,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--junit", metavar="FILE", help="write a JUnit XML report")
     run.add_argument("--json", metavar="FILE", help="write all reports as one JSON file")
     run.add_argument("-q", "--quiet", action="store_true", help="do not print the ladder")
+    imp = run.add_argument_group("impairments (both directions; override the scenario's "
+                                 "network: block, netem's names)")
+    imp.add_argument("--loss", metavar="P", help="random loss, e.g. 5%%")
+    imp.add_argument("--delay", metavar="T", help="one-way delay, e.g. 20ms")
+    imp.add_argument("--jitter", metavar="T", help="delay variation, e.g. 5ms")
+    imp.add_argument("--reorder", metavar="P", help="reordered share (needs --delay)")
+    imp.add_argument("--duplicate", metavar="P", help="duplicated share")
+    imp.add_argument("--corrupt", metavar="P", help="share with one bit flipped")
+    imp.add_argument("--rate", metavar="R", help="link rate, e.g. 10mbit")
     run.set_defaults(func=_run)
 
     validate = sub.add_parser("validate", help="check scenario files without running them",

@@ -49,7 +49,8 @@ def _congestion(sc: S.Scenario) -> str | None:
     return next(iter(algos)) if algos else None
 
 
-async def run_scenario(sc: S.Scenario, run_dir: Path, *, on_step: Any = None) -> Outcome:
+async def run_scenario(sc: S.Scenario, run_dir: Path, *, on_step: Any = None,
+                       overrides: dict[str, Any] | None = None) -> Outcome:
     from ..host import Host
     from ..lab.core import Lab
     from ..trace.ladder import render_ladder_text, write_ladder_html
@@ -58,11 +59,7 @@ async def run_scenario(sc: S.Scenario, run_dir: Path, *, on_step: Any = None) ->
     from ..trace.report import write_report
     from .runner import Runner
 
-    impaired = any(v for d in ("out", "in") for k, v in
-                   sc.network.direction(d).model_dump(exclude_none=True).items() if k != "seed")
-    if impaired:
-        raise EnvironmentProblem("network: impairments are not built yet (issue 8); "
-                                 "remove the 'network:' block")
+    pipelines = impairments(sc, overrides)
     t0 = time.monotonic()
     trace: Trace | None = None
     runner: Runner | None = None
@@ -75,6 +72,7 @@ async def run_scenario(sc: S.Scenario, run_dir: Path, *, on_step: Any = None) ->
         host = await Host(lab.open_link(), lab.emu_ip, lab.emu_mac,
                           config=sc.config_for(None), isn_secret=isn_secret,
                           trace=trace).start()
+        host.impair_out, host.impair_in = pipelines
         runner = Runner(sc, lab=lab, host=host, on_step=on_step)
         try:
             await runner.start_peers()
@@ -102,6 +100,26 @@ async def run_scenario(sc: S.Scenario, run_dir: Path, *, on_step: Any = None) ->
     return Outcome(sc, passed and error is None, run_dir, report, ladder)
 
 
+# netem names the schema accepts, and the ImpairConfig field each maps to.
+_IMPAIR_FIELDS = ("loss", "delay", "jitter", "reorder", "duplicate", "corrupt", "rate")
+
+
+def impairments(sc: S.Scenario, overrides: dict[str, Any] | None = None) -> tuple[Any, Any]:
+    """(out, in) pipelines from the scenario's `network:` block, with command-line
+    overrides applied to both directions; None where a direction is unimpaired."""
+    from ..impair import ImpairConfig, Impairment
+
+    seed = sc.network.seed if sc.network.seed is not None else (sc.seed or 0)
+    out = []
+    for i, d in enumerate(("out", "in")):
+        values = {k: getattr(sc.network.direction(d), k) for k in _IMPAIR_FIELDS}
+        values.update({k: v for k, v in (overrides or {}).items() if v is not None})
+        cfg = ImpairConfig(**{k: float(v) for k, v in values.items() if v is not None},
+                           limit=100_000)
+        out.append(Impairment(cfg, seed=seed * 2 + i) if cfg.active else None)
+    return out[0], out[1]
+
+
 def collect(paths: list[str]) -> list[Path]:
     """Scenario files from files and directories (*.yaml, *.yml), in order."""
     out: list[Path] = []
@@ -119,8 +137,22 @@ def main(args: Any) -> int:
     import shutil
     import sys
 
+    from . import units
     from .loader import ScenarioError, load_scenario
 
+    overrides: dict[str, Any] = {}
+    for name, parse in (("loss", units.parse_percent), ("duplicate", units.parse_percent),
+                        ("reorder", units.parse_percent), ("corrupt", units.parse_percent),
+                        ("delay", units.parse_duration), ("jitter", units.parse_duration),
+                        ("rate", units.parse_rate)):
+        raw = getattr(args, name, None)
+        if raw is None:
+            continue
+        try:
+            overrides[name] = parse(raw)
+        except ValueError as e:
+            print(f"netemu run: --{name} {raw}: {e}", file=sys.stderr)
+            return 2
     files = collect(args.paths)
     if not files:
         print("netemu run: no scenario files found", file=sys.stderr)
@@ -148,9 +180,15 @@ def main(args: Any) -> int:
         print(f"netemu run: missing tools: {', '.join(missing)} (make install)", file=sys.stderr)
         return 3
 
-    from rich.console import Console
+    import atexit
+    import gc
 
-    console = Console(highlight=False, soft_wrap=True)
+    from .console import make_console
+
+    # Once the run is over, the interpreter's teardown would walk and free every
+    # object the imports made (~50 ms, work the OS does anyway): freeze them first.
+    atexit.register(gc.freeze)
+    console = make_console()  # rich on a terminal; plain text (no rich import) otherwise
     outcomes = []
     for sc in scenarios:
         if args.output and len(scenarios) == 1:
@@ -168,7 +206,8 @@ def main(args: Any) -> int:
                 console.print(f"       [red]{res.message}[/red]")
 
         try:
-            outcome = asyncio.run(run_scenario(sc, run_dir, on_step=on_step))
+            outcome = asyncio.run(run_scenario(sc, run_dir, on_step=on_step,
+                                               overrides=overrides))
         except EnvironmentProblem as e:
             print(f"netemu run: {sc.name}: {e}", file=sys.stderr)
             return 3
