@@ -12,8 +12,11 @@ from . import __version__
 BENCHES: dict[str, tuple[str, str]] = {
     "codec": ("codec", "wire codec: parse/build rates for Eth+IPv4+TCP frames, vs scapy"),
     "core": ("core", "TCP stack alone: 10 MiB between in-memory connections, via the codec"),
+    "impair": ("impair", "impairment pipeline at 0 % vs none, netemu→kernel bulk (root)"),
+    "concurrent": ("concurrent", "1,000 connections at once to the Go hello server (root, Go)"),
     "wire": ("wire", "on a real veth: netemu⇄kernel bulk vs kernel⇄kernel; lab up/down (root)"),
     "run": ("run", "fixed cost of `netemu run` on a trivial scenario, median wall ms (root)"),
+    "pkt": ("pkt", "packetdrill scripts: cost per .pkt beyond its own schedule, vs 200 ms (root)"),
 }
 
 
@@ -64,6 +67,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--junit", metavar="FILE", help="write a JUnit XML report")
     run.add_argument("--json", metavar="FILE", help="write all reports as one JSON file")
     run.add_argument("-q", "--quiet", action="store_true", help="do not print the ladder")
+    pkt = run.add_argument_group("packetdrill scripts (.pkt; docs/packetdrill.md)")
+    pkt.add_argument("--strict-timing", action="store_true",
+                     help="fail on timing outside packetdrill's tolerance (default: report it)")
+    pkt.add_argument("--tolerance-usecs", type=int, metavar="US",
+                     help="timing tolerance in microseconds (default: the script's "
+                          "--tolerance_usecs, else 4000)")
     imp = run.add_argument_group("impairments (both directions; override the scenario's "
                                  "network: block, netem's names)")
     imp.add_argument("--loss", metavar="P", help="random loss, e.g. 5%%")
@@ -80,6 +89,15 @@ def build_parser() -> argparse.ArgumentParser:
                                           "'file:line:col: message' per error otherwise.")
     validate.add_argument("files", nargs="+", metavar="FILE")
     validate.set_defaults(func=_validate)
+
+    convert = sub.add_parser("convert", help="write the YAML scenario equivalent to a "
+                                             "packetdrill script (.pkt)",
+                             description="What YAML cannot express (return values, timing "
+                                         "tolerance, %%{ }%% assertions) stays as comments; "
+                                         "exit 2 with file:line:col on a bad script.")
+    convert.add_argument("pkt", metavar="FILE.pkt")
+    convert.add_argument("-o", "--output", metavar="FILE", help="write here (default: stdout)")
+    convert.set_defaults(func=_convert)
 
     schema = sub.add_parser("schema", help="print the JSON Schema of scenario files (for editors)")
     schema.set_defaults(func=_schema)
@@ -107,6 +125,24 @@ def _validate(args: argparse.Namespace) -> int:
     from .scenario.commands import validate_main
 
     return validate_main(args.files)
+
+
+def _convert(args: argparse.Namespace) -> int:
+    from .pkt import PktError, load_pkt
+    from .pkt.convert import to_yaml
+
+    try:
+        text = to_yaml(load_pkt(args.pkt))
+    except PktError as e:
+        for err in e.errors:
+            print(err, file=sys.stderr)
+        return 2
+    if args.output:
+        with open(args.output, "w") as f:
+            f.write(text)
+    else:
+        sys.stdout.write(text)
+    return 0
 
 
 def _schema(args: argparse.Namespace) -> int:
