@@ -7,13 +7,26 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from . import _codegen
-from .addr import _IP_STR, _MAC_PAIR, _MAC_RAW, _MAC_STR
+from .addr import _IP_STR, _MAC_PAIR, _MAC_STR
 from .arp import ARP_LEN, ArpPacket
 from .errors import MalformedPacket
-from .ethernet import ETH_HEADER, ETH_HEADER_LEN, ETHERTYPE_ARP, ETHERTYPE_IPV4, EthernetFrame
+from .ethernet import (
+    ETH_HEADER,
+    ETH_HEADER_LEN,
+    ETHERTYPE_ARP,
+    ETHERTYPE_IPV4,
+    EthernetFrame,
+    eth_header,
+)
 from .icmp import IcmpEcho
 from .ipv4 import PROTO_ICMP, PROTO_TCP, IPv4Packet
-from .tcp import OPTION_LAYOUTS, OptionLayout, TcpSegment, option_layout, parse_options
+from .tcp import (
+    OPTION_LAYOUTS,
+    OptionLayout,
+    TcpSegment,
+    _parse_options_general,
+    option_layout,
+)
 
 
 @dataclass(slots=True)
@@ -49,26 +62,22 @@ class Frame:
 
 # The fast path: regular Ethernet + IPv4 (no IP options, not a fragment) + TCP
 # frames, decoded by generated functions, one per TCP option layout
-# (tcp.OPTION_LAYOUTS, plus none and "any"). Each does one unpack of the three
-# headers and the options, checks the structure, verifies both checksums from
-# the unpacked fields and one big-int sum of the segment (see checksum.py), and
+# (tcp.OPTION_LAYOUTS, plus none and "any"). parse_frame checks the EtherType,
+# version/IHL and protocol bytes and picks the decoders by TCP data offset; each
+# does one unpack of the three headers and the options, checks the rest of the
+# structure, verifies both checksums with big-int sums (see checksum.py), and
 # builds the records (see _codegen.py). A decoder returns None when the options
 # are not its layout; anything irregular, including every error, goes to the
 # general path, which owns the validation messages.
+_ETH_IP_TCP = "!12s3xBHHHBxHIIHHIIHHHH"  # 14 + 20 + 20 bytes, addresses as ints
 _FRAME_DECODER = """
 def decode(buf, n, verify):
-    if n < {min_len}:
-        return _general(buf, verify)
-    (macs, et, vihl, tos, total, ident, frag, ttl, proto, ipsum, sip, dip,
+    {length_check}(macs, tos, total, ident, frag, ttl, ipsum, sip, dip,
      sport, dport, seq, ack, off_flags, win, csum, urg{names}) = _unpack_from(buf)
     end = 14 + total
-    {hlen_line}
-    if not (et == 0x0800 and vihl == 0x45 and proto == 6 and not frag & 0x3FFF
-            and {hlen_check} <= end <= n):
+    {hlen_line}if frag & 0x3FFF or not {hlen} <= end <= n:
         return _general(buf, verify)
-    if not ({check}):
-        return None
-    seg = buf[34:end]
+    {layout_check}seg = buf[34:end]
     if verify:
         # The IPv4 header, then the segment with the pseudo-header (addresses,
         # protocol, TCP length).
@@ -88,18 +97,24 @@ def decode(buf, n, verify):
 def _compile_frame_decoder(layout: OptionLayout | None) -> Callable[[bytes, int, bool], Frame | None]:
     """A decoder for frames whose TCP options are ``layout`` (None: any options)."""
     if layout is None:
-        code = {"names": "", "min_len": "54", "hlen": "hlen", "hlen_line": "hlen = 34 + (off_flags >> 12 << 2)",
-                "hlen_check": "54 <= hlen", "check": "True",
-                "options_code": "options, padding = _parse_options(buf, 54, hlen)"}
+        hlen = "hlen"
+        code = {"length_check": "", "names": "", "hlen": "54 <= hlen",
+                "hlen_line": "hlen = 34 + (off_flags >> 12 << 2)\n    ", "layout_check": "",
+                # Every layout of this length has been tried (it is last in its bucket).
+                "options_code": "options, padding = _parse_options_general(buf, 54, hlen)"}
         fmt, namespace = "", {}
     else:
-        hlen = 54 + layout.length
+        hlen = str(54 + layout.length)
         make = "".join(f"{line}\n    " for line in layout.make)
-        code = {"names": "".join(f", {name}" for name in layout.names),
-                "min_len": str(hlen), "hlen": str(hlen),
-                "hlen_line": "", "hlen_check": str(hlen),
-                "check": f"off_flags >> 12 == {hlen - 34 >> 2}"
-                         + (f" and {layout.check}" if layout.check else ""),
+        # A first look at the layout's first kind byte turns most other layouts
+        # away before the unpack.
+        code = {"length_check": f"if n < {hlen}:\n        return _general(buf, verify)\n    "
+                                f"if buf[54] != {layout.first_kind}:\n        return None\n    "
+                                if layout.length else "",
+                "names": "".join(f", {name}" for name in layout.names), "hlen": hlen,
+                "hlen_line": "",
+                "layout_check": f"if not ({layout.check}):\n        return None\n    "
+                                if layout.check else "",
                 "options_code": f"{make}options = {layout.options}\n    padding = b''"}
         fmt, namespace = layout.fmt, layout.namespace
     records = [
@@ -110,23 +125,20 @@ def _compile_frame_decoder(layout: OptionLayout | None) -> Callable[[bytes, int,
                           "frag >> 13", "0", 'b""', "ipsum"]),
         *_codegen.record("tcp", TcpSegment,
                          ["sport", "dport", "seq", "ack", "off_flags & 0x0FFF", "win",
-                          f"buf[{code['hlen']}:end]", "options", "urg", "csum", "padding"]),
+                          f"buf[{hlen}:end]", "options", "urg", "csum", "padding"]),
         *_codegen.record("frame", Frame,
                          ["eth", "None", "ip", "tcp", "None", 'buf[end:] if end < n else b""']),
     ]
     src = _FRAME_DECODER.format(**code, records="\n    ".join(records))
     namespace = {
         **namespace, "_unpack_from": struct.Struct(_ETH_IP_TCP + fmt).unpack_from,
-        "_general": _parse_frame_general, "_parse_options": parse_options,
+        "_general": _parse_frame_general, "_parse_options_general": _parse_options_general,
         "_from_bytes": int.from_bytes, "_new": object.__new__, "_MAC_PAIR": _MAC_PAIR,
         "_IP_STR": _IP_STR, "EthernetFrame": EthernetFrame, "IPv4Packet": IPv4Packet,
         "TcpSegment": TcpSegment, "Frame": Frame,
     }
     exec(src, namespace)  # code built from the template above and tcp's fixed layout table
     return namespace["decode"]  # type: ignore[return-value]
-
-
-_ETH_IP_TCP = "!12sHBBHHHBBHIIHHIIHHHH"  # 14 + 20 + 20 bytes, addresses as ints
 
 
 def _compile_frame_decoders() -> tuple[tuple[Callable[[bytes, int, bool], Frame | None], ...], ...]:
@@ -146,7 +158,8 @@ def parse_frame(buf: bytes, verify: bool = True) -> Frame:
     if type(buf) is not bytes:
         buf = bytes(buf)
     n = len(buf)
-    if n >= 54 and buf[23] == 6 and buf[14] == 0x45:  # IPv4 without options, TCP
+    # IPv4 without options carrying TCP: the decoders rely on these four bytes.
+    if n >= 54 and buf[12:15] == b"\x08\x00\x45" and buf[23] == 6:
         for decode in _FRAME_DECODERS[buf[46] >> 4]:
             frame = decode(buf, n, verify)
             if frame is not None:
@@ -188,4 +201,4 @@ _FRAME_DECODERS = _compile_frame_decoders()
 def build_tcp_frame(src_mac: str, dst_mac: str, ip: IPv4Packet, tcp: TcpSegment) -> bytes:
     """Ethernet + IPv4 + TCP bytes (``ip.payload`` is ignored; the segment is the payload)."""
     seg = tcp.emit(ip.src, ip.dst)
-    return _MAC_RAW[dst_mac] + _MAC_RAW[src_mac] + b"\x08\x00" + ip.header(len(seg)) + seg
+    return eth_header(dst_mac, src_mac, ETHERTYPE_IPV4) + ip.header(len(seg)) + seg

@@ -49,7 +49,7 @@ class IPv4Packet:
     def parse(cls, buf: bytes, verify: bool = True, offset: int = 0) -> IPv4Packet:
         """Parse the IPv4 packet at ``buf[offset:]``; bytes past its total length
         (link padding) are ignored."""
-        if buf.__class__ is not bytes:
+        if type(buf) is not bytes:
             buf = bytes(buf)
         n = len(buf) - offset
         if n < IPV4_MIN_LEN:

@@ -159,11 +159,11 @@ def _parse_options_general(buf: bytes, start: int, end: int
     i = start
     while i < end:
         kind = buf[i]
-        if kind == 1:  # NOP
+        if kind == OPT_NOP:
             append(NOP)
             i += 1
             continue
-        if kind == 0:  # EOL: the rest is padding
+        if kind == OPT_EOL:  # the rest is padding
             append(EOL)
             return tuple(opts), buf[i + 1:end]
         if i + 1 >= end:
@@ -174,15 +174,15 @@ def _parse_options_general(buf: bytes, start: int, end: int
         nxt = i + length
         if nxt > end:
             raise MalformedPacket(f"TCP option kind {kind} length {length} overruns the header")
-        if kind == 8 and length == 10:
+        if kind == OPT_TIMESTAMP and length == 10:
             append(TimestampOption(*_TS_BODY.unpack_from(buf, i + 2)))
-        elif kind == 2 and length == 4:
+        elif kind == OPT_MSS and length == 4:
             append(MssOption(buf[i + 2] << 8 | buf[i + 3]))
-        elif kind == 3 and length == 3:
+        elif kind == OPT_WSCALE and length == 3:
             append(WindowScaleOption(buf[i + 2]))
-        elif kind == 4 and length == 2:
+        elif kind == OPT_SACK_PERMITTED and length == 2:
             append(SACK_PERMITTED)
-        elif kind == 5 and length in _SACK_BODY:
+        elif kind == OPT_SACK and length in _SACK_BODY:
             edges = _SACK_BODY[length].unpack_from(buf, i + 2)
             append(SackOption(tuple(zip(edges[0::2], edges[1::2], strict=True))))
         else:
@@ -201,12 +201,12 @@ def _parse_options_general(buf: bytes, start: int, end: int
 # A token is: the fixed kind (and length) bytes, the body's struct format, and
 # the record: a singleton's name, or a class and its field values.
 _TOKENS: dict[str, tuple[bytes, str, str, tuple[str, ...]]] = {
-    "NOP": (b"\x01", "", "NOP", ()),
-    "MSS": (b"\x02\x04", "H", "MssOption", ("{}",)),
-    "WS": (b"\x03\x03", "B", "WindowScaleOption", ("{}",)),
-    "SACKOK": (b"\x04\x02", "", "SACK_PERMITTED", ()),
-    "TS": (b"\x08\x0a", "II", "TimestampOption", ("{}", "{}")),
-    **{f"SACK{n}": (bytes((5, 2 + 8 * n)), "II" * n, "SackOption",
+    "NOP": (bytes((OPT_NOP,)), "", "NOP", ()),
+    "MSS": (bytes((OPT_MSS, 4)), "H", "MssOption", ("{}",)),
+    "WS": (bytes((OPT_WSCALE, 3)), "B", "WindowScaleOption", ("{}",)),
+    "SACKOK": (bytes((OPT_SACK_PERMITTED, 2)), "", "SACK_PERMITTED", ()),
+    "TS": (bytes((OPT_TIMESTAMP, 10)), "II", "TimestampOption", ("{}", "{}")),
+    **{f"SACK{n}": (bytes((OPT_SACK, 2 + 8 * n)), "II" * n, "SackOption",
                     ("(" + "({}, {}), " * n + ")",)) for n in range(1, 5)},
 }
 LAYOUT_SPECS = (  # most common first within each length
@@ -227,6 +227,7 @@ class OptionLayout:
 
     spec: str
     length: int  # bytes of option area
+    first_kind: int | None  # the first option's kind
     fmt: str  # struct format of the area (no byte-order prefix)
     names: tuple[str, ...]  # a variable per unpacked value
     check: str  # expression: every kind and length byte is as the layout says
@@ -268,7 +269,8 @@ def option_layout(spec: str) -> OptionLayout:
             arg.format(*[next(values) for _ in range(arg.count("{}"))]) for arg in args])
         items.append(obj)
     flush_head()
-    return OptionLayout(spec, struct.calcsize("!" + fmt), fmt, tuple(names),
+    first_kind = _TOKENS[spec.split()[0]][0][0] if spec else None
+    return OptionLayout(spec, struct.calcsize("!" + fmt), first_kind, fmt, tuple(names),
                         " and ".join(checks), tuple(make),
                         "(" + "".join(f"{item}, " for item in items) + ")", namespace)
 
@@ -379,7 +381,7 @@ class TcpSegment:
     def parse(cls, buf: bytes, pseudo_sum: int | None = None) -> TcpSegment:
         """Parse ``buf`` (exactly the segment). ``pseudo_sum`` is the word sum of the
         IPv4 pseudo-header (see ``pseudo_header_sum``); when given, the checksum is verified."""
-        if buf.__class__ is not bytes:
+        if type(buf) is not bytes:
             buf = bytes(buf)
         n = len(buf)
         if n < TCP_MIN_LEN:

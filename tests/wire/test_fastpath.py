@@ -14,6 +14,7 @@ from netemu.wire import (
     EOL,
     NOP,
     IPv4Packet,
+    MalformedPacket,
     MssOption,
     RawOption,
     TcpSegment,
@@ -76,6 +77,13 @@ def test_every_layout_compiles_and_is_reachable() -> None:
         assert _FRAME_DECODERS[layout.length // 4 + 5]
 
 
+def outcome(parse, *args) -> object:
+    try:
+        return parse(*args)
+    except MalformedPacket as e:
+        return (type(e), e.reason)
+
+
 @pytest.mark.parametrize("spec", LAYOUT_SPECS)
 def test_layout_rejects_any_wrong_kind_or_length_byte(spec: str) -> None:
     rng = random.Random(spec)
@@ -88,15 +96,8 @@ def test_layout_rejects_any_wrong_kind_or_length_byte(spec: str) -> None:
     for pos in fixed:
         for value in (area[pos] ^ 1, area[pos] ^ 0x80, 0, 1):
             bad = area[:pos] + bytes([value]) + area[pos + 1:]
-            try:
-                expected = _parse_options_general(bad, 0, len(bad))
-            except Exception as e:  # noqa: BLE001 -- compared, not swallowed
-                expected = (type(e), str(e))
-            try:
-                got = parse_options(bad, 0, len(bad))
-            except Exception as e:  # noqa: BLE001
-                got = (type(e), str(e))
-            assert got == expected, (spec, pos, value)
+            expected = outcome(_parse_options_general, bad, 0, len(bad))
+            assert outcome(parse_options, bad, 0, len(bad)) == expected, (spec, pos, value)
 
 
 @pytest.mark.parametrize("spec", [*LAYOUT_SPECS, ""])
@@ -104,7 +105,7 @@ def test_frame_decoders_match_general_path(spec: str) -> None:
     rng = random.Random("frame " + spec)
     for _ in range(100):
         area = layout_bytes(spec, rng)
-        options, padding = parse_options(area, 0, len(area)) if area else ((), b"")
+        options = parse_options(area, 0, len(area))[0] if area else ()
         seg = TcpSegment(rng.randrange(65536), rng.randrange(65536), rng.getrandbits(32),
                          rng.getrandbits(32), rng.randrange(4096), rng.randrange(65536),
                          rng.randbytes(rng.randrange(30)), options, rng.randrange(65536))
@@ -198,3 +199,31 @@ def test_bytearray_and_memoryview_inputs_give_bytes_fields() -> None:
         assert type(f.tcp.payload) is bytes and type(f.ip.payload) is bytes
     seg = TcpSegment.parse(bytearray(frame[34:]))
     assert type(seg.payload) is bytes
+
+
+def test_codegen_stores_fields_only_for_plain_dataclasses() -> None:
+    import dataclasses
+
+    from netemu.wire._codegen import plain_dataclass, record
+    from netemu.wire.frame import Frame
+
+    for cls in (Frame, IPv4Packet, TcpSegment, MssOption, TimestampOption):
+        assert plain_dataclass(cls), cls
+    assert record("o", MssOption, ["v"]) == ["o = _new(MssOption)", "o.mss = v"]
+
+    @dataclasses.dataclass
+    class Checked:
+        x: int
+
+        def __post_init__(self) -> None:
+            raise AssertionError
+
+    class Handwritten:
+        def __init__(self, x: int) -> None:
+            self.x = x
+
+    assert not plain_dataclass(Checked)
+    assert record("o", Checked, ["v"]) == ["o = Checked(v)"]
+    assert not plain_dataclass(Handwritten)
+    with pytest.raises(TypeError):
+        record("o", MssOption, ["a", "b"])
