@@ -109,6 +109,30 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--text", metavar="OUT", help="also write the text ladder to a file")
     show.set_defaults(func=_show)
 
+    relay = sub.add_parser("relay", help="bridge two kernel peers through netemu (impair, "
+                                         "record) until Ctrl-C",
+                           description="Relay mode: two labs, a client peer (198.18.0.2) and "
+                                       "a server peer (198.18.0.3), bridged at layer 2 by "
+                                       "netemu, which impairs and records their frames. Start "
+                                       "programs in them with the nsenter commands it prints; "
+                                       "at the end it writes a run directory (trace.pcap, "
+                                       "ladder.txt, ladder.html, report.json).")
+    relay.add_argument("--seconds", type=float, metavar="N", help="stop after N seconds "
+                       "(default: at Ctrl-C / SIGTERM)")
+    relay.add_argument("-o", "--output", metavar="DIR", help="run directory (default: "
+                       "runs/<time>-relay/)")
+    relay.add_argument("--seed", type=int, default=0, help="seed of the impairments")
+    rimp = relay.add_argument_group("impairments (each direction, netem's names)")
+    for name, meta, text in (("loss", "P", "random loss, e.g. 5%%"),
+                             ("delay", "T", "one-way delay, e.g. 20ms"),
+                             ("jitter", "T", "delay variation, e.g. 5ms"),
+                             ("reorder", "P", "reordered share (needs --delay)"),
+                             ("duplicate", "P", "duplicated share"),
+                             ("corrupt", "P", "share with one bit flipped"),
+                             ("rate", "R", "link rate, e.g. 10mbit")):
+        rimp.add_argument(f"--{name}", metavar=meta, help=text)
+    relay.set_defaults(func=_relay)
+
     from .lab.cli import register as register_lab
 
     register_lab(sub)
@@ -119,6 +143,12 @@ def _run(args: argparse.Namespace) -> int:
     from .scenario.session import main as run_main
 
     return run_main(args)
+
+
+def _relay(args: argparse.Namespace) -> int:
+    from .scenario.relay_runner import relay_main
+
+    return relay_main(args)
 
 
 def _validate(args: argparse.Namespace) -> int:

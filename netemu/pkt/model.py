@@ -124,6 +124,8 @@ class Syscall:
     note: str | None = None
     end: float | None = None  # "...0.200": a blocking call returns at this time
     end_text: str = ""
+    line: int = 0  # where the call's name is
+    col: int = 0
 
     def text(self) -> str:
         s = f"{self.name}(" + ", ".join(a.text() for a in self.args) + f") = {self.ret.text()}"

@@ -421,6 +421,8 @@ class Runner:
             res = await agent.connect(self.host.ip, c.port, timeout=timeout, wait=c.wait,
                                       opts=c.setsockopt, bind=bind)
             ctx.peer_sock = res.sock
+            if ctx.raw and ctx.peer_port is None and res.local:
+                ctx.peer_port = res.local[1]  # a raw connection injects to the peer's port
             return
         if ctx.peer_sock is None:
             raise StepFailed(f"the peer has no socket for connection '{ctx.name}' "

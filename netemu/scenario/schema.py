@@ -185,6 +185,7 @@ IntPattern = _typed(IntMatch | None, units.parse_int_match, _INT_MATCH_SCHEMA,
 
 Dir = _choice("direction", ("in", "out"))
 PeerKind = _choice("peer kind", ("kernel", "go-hello", "go-echo", "command"))
+Mode = _choice("mode", ("endpoint", "relay"))
 EventName = _choice("event", ("connected", "reset", "refused", "timeout", "eof", "closed"))
 ShutdownHow = _choice("shutdown direction", ("write", "read", "both"))
 
@@ -235,10 +236,15 @@ _PLAIN = {"bool_type": "expected true or false", "int_type": "expected a whole n
 
 
 def _any_of(members: list[Any]) -> Any:
-    """One of several types, tried in order, with one error message if none fits."""
-    adapters = [TypeAdapter(m) for m in members]
+    """One of several types, tried in order, with one error message if none fits.
+
+    The members' validators (and JSON Schemas) are built on first use, not at import:
+    each is a TypeAdapter, a few ms apiece, which most runs never need."""
+    adapters: list[TypeAdapter[Any]] = []
 
     def parse(value: Any) -> Any:
+        if not adapters:
+            adapters.extend(TypeAdapter(m) for m in members)
         problems = []
         for adapter in adapters:
             try:
@@ -249,8 +255,18 @@ def _any_of(members: list[Any]) -> Any:
                 problems.append(str(message or err["msg"]))
         raise UnitError(" / ".join(dict.fromkeys(problems)))
 
-    schema = {"anyOf": [a.json_schema() for a in adapters]}
-    return _typed(Union[tuple(members)], parse, schema)  # noqa: UP007
+    return Annotated[Union[tuple(members)], PlainValidator(_wrap(parse)),  # noqa: UP007
+                     _AnyOfJsonSchema(tuple(members))]
+
+
+@dataclass(frozen=True, slots=True)
+class _AnyOfJsonSchema:
+    """``WithJsonSchema({"anyOf": [...]})`` with the members' schemas made when asked."""
+
+    members: tuple[Any, ...]
+
+    def __get_pydantic_json_schema__(self, core_schema: Any, handler: Any) -> dict[str, Any]:
+        return {"anyOf": [TypeAdapter(m).json_schema() for m in self.members]}
 
 
 def _option_type(name: str, hint: Any, metadata: Any) -> Any:
@@ -989,7 +1005,7 @@ class Drop(StepBase, ConnMixin):
     ACTION: ClassVar[str] = "drop"
 
     dir: Dir
-    match: SegmentMatch = Field(default_factory=SegmentMatch)
+    match: SegmentMatch = Field(default_factory=lambda: SegmentMatch.model_construct())
     count: Count = 1
 
 
@@ -1193,6 +1209,9 @@ class Problem:
     key: bool = False
 
 
+# Defaults of model type below are made with ``model_construct`` (what validating an
+# empty mapping gives; Network's merge run by hand), so that loading builds only
+# Scenario's validator, not also one for each default's own model.
 class Scenario(Strict):
     """One scenario file."""
 
@@ -1200,13 +1219,16 @@ class Scenario(Strict):
 
     name: STR = Field(description="short identifier, used for the run directory")
     description: STR = Field("", description="what this scenario shows or teaches")
+    mode: Mode = Field("endpoint", description="endpoint: netemu is one end of every "
+                       "connection; relay: netemu bridges two kernel peers (client, server) "
+                       "and impairs, drops and records their frames")
     peer: Peer | None = Field(None, description="the peer, when there is one: `peer: kernel`")
     peers: Annotated[dict[str, Peer], BeforeValidator(_name_keys)] = Field(
         default_factory=dict, description="named peers (instead of `peer`)")
-    options: Options = Field(default_factory=Options)  # type: ignore[valid-type]
+    options: Options = Field(default_factory=lambda: Options.model_construct())  # type: ignore[valid-type]
     sysctls: Sysctls = Field(default_factory=dict,
                              description="net.* sysctls for every peer's namespace")
-    network: Network = Field(default_factory=Network)
+    network: Network = Field(default_factory=lambda: Network.model_construct()._merge())
     connections: Annotated[dict[str, ConnectionSpec], BeforeValidator(_name_keys),
                            BeforeValidator(_connections_short)] = Field(default_factory=dict)
     relative: BOOL = Field(True, description="seq/ack relative to the ISNs (like Wireshark)")
@@ -1228,7 +1250,7 @@ class Scenario(Strict):
         ctx = info.context if isinstance(info.context, dict) else {}
         for step, pos in zip(self.steps, ctx.get("step_positions") or (), strict=False):
             step._line, step._col = pos
-        problems = _Checker(self).run()
+        problems = (_RelayChecker if self.mode == "relay" else _Checker)(self).run()
         if not problems:
             return self
         sink = ctx.get("problems")
@@ -1414,3 +1436,86 @@ class _Checker:
         elif st.port not in listens:
             self.err((*args, "port"), f"no earlier listen on port {st.port} (listening on "
                      f"{', '.join(map(str, listens))})")
+
+
+# --- relay mode ------------------------------------------------------------------
+
+RELAY_PEERS = ("client", "server")
+# Steps that act on netemu's own endpoint: relay mode has none.
+ENDPOINT_STEPS = (Connect, Listen, Accept, Send, Recv, Shutdown, Close, Abort, Inject,
+                  ExpectState, ExpectData, ExpectEvent)
+
+
+_RELAY_HINT = "use peer steps (peer: {peer: client, …}), drop, expect_segment or expect_peer_state"
+_RELAY_HINTS = {
+    **{a: f"use a peer step, e.g. peer: {{peer: client, {a}: …}}"
+       for a in ("connect", "listen", "send", "shutdown", "close", "abort")},
+    "accept": "use a peer step, e.g. peer: {peer: server, accept: true}",
+    "recv": "use a peer step, e.g. peer: {peer: server, read: N} or {expect: …}",
+    "expect_data": "use a peer step, e.g. peer: {peer: server, expect: …}",
+    "expect_state": "use expect_peer_state: {peer: client, state: …}",
+    "inject": "script faults with drop, check segments with expect_segment",
+}
+
+
+class _RelayChecker(_Checker):
+    """``mode: relay``: two kernel peers, ``client`` (lab A) and ``server`` (lab B), that
+    netemu bridges; only peer, wire (drop, expect_segment, expect_no_segment), sleep and
+    expect_peer_state steps. ``conn`` names a kernel-to-kernel connection, opened by a
+    peer ``connect`` or ``accept`` (default ``c``)."""
+
+    def run(self) -> list[Problem]:
+        s = self.s
+        if s.peer is not None:
+            self.err(("peer",), "relay mode needs two kernel peers: peers: {client: {kind: "
+                     "kernel}, server: {kind: kernel}}", key=True)
+        self.peers()
+        if s.peer is None and s.peers:
+            if set(s.peers) != set(RELAY_PEERS):
+                self.err(("peers",), "relay mode needs exactly two peers named client and "
+                         f"server (got {', '.join(s.peers)})", key=True)
+            for name, p in s.peers.items():
+                if p.kind != "kernel":
+                    self.err(("peers", name, "kind"), f"relay mode bridges kernel peers: "
+                             f"{show(name)} is a {p.kind} peer")
+        if s.connections:
+            self.err(("connections",), "relay mode has no netemu connections: the peers "
+                     "connect to each other (peer: {peer: client, connect: …})", key=True)
+        self.relay_steps()
+        return self.problems
+
+    def relay_steps(self) -> None:
+        s = self.s
+        opened = {st.conn or "c" for st in s.steps if isinstance(st, PeerStep)
+                  and st.command in ("connect", "accept")}
+        listens: dict[str | None, list[int]] = {}
+        for i, st in enumerate(s.steps):
+            at: tuple[str | int, ...] = ("steps", i)
+            args: tuple[str | int, ...] = (*at, st.ACTION)
+            self.defaults(st)
+            if isinstance(st, ENDPOINT_STEPS):
+                self.err(at, f"'{st.ACTION}' acts on netemu's own endpoint, which relay mode "
+                         f"does not have: {_RELAY_HINTS.get(st.ACTION, _RELAY_HINT)}")
+                continue
+            if isinstance(st, PeerStep | ExpectPeerState):
+                st.peer = self.peer_ref(at, args, st.peer)
+            if isinstance(st, PeerStep) and st.command == "listen":
+                listens.setdefault(st.peer, []).append(st.listen.port)  # type: ignore[union-attr]
+                continue
+            if isinstance(st, PeerStep) and st.command == "accept":
+                have = listens.get(st.peer, [])
+                if not have:
+                    self.err(at, f"peer {show(st.peer)} accepts without an earlier peer listen")
+                elif st.accept.port is None and len(set(have)) == 1:  # type: ignore[union-attr]
+                    st.accept.port = have[0]  # type: ignore[union-attr]
+            if not isinstance(st, (*WIRE_STEPS, PeerStep, ExpectPeerState)):
+                continue
+            conn = getattr(st, "conn", None)
+            if isinstance(st, ExpectPeerState) and st.port is not None and conn is None:
+                continue
+            if conn is not None and conn not in opened:
+                hint = did_you_mean(conn, sorted(opened)) or (
+                    f" (connections: {', '.join(sorted(opened))})" if opened else
+                    " (a peer connect or accept opens one)")
+                self.err((*args, "conn"), f"unknown connection {show(conn)}{hint}")
+            st.conn = conn or "c"  # type: ignore[union-attr]

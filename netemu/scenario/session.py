@@ -59,6 +59,11 @@ async def run_scenario(sc: S.Scenario, run_dir: Path, *, on_step: Any = None,
     from ..trace.report import write_report
     from .runner import Runner
 
+    if getattr(sc, "mode", "endpoint") == "relay":  # two kernels bridged: relay_runner.py
+        from .relay_runner import run_relay_scenario
+
+        return await run_relay_scenario(sc, run_dir, on_step=on_step,  # type: ignore[no-any-return]
+                                        overrides=overrides)
     pipelines = impairments(sc, overrides)
     t0 = time.monotonic()
     trace: Trace | None = None
@@ -121,11 +126,13 @@ def impairments(sc: S.Scenario, overrides: dict[str, Any] | None = None) -> tupl
 
 
 def collect(paths: list[str]) -> list[Path]:
-    """Scenario files from files and directories (*.yaml, *.yml), in order."""
+    """Scenario files from files and directories (*.yaml, *.yml, packetdrill's *.pkt),
+    in order."""
     out: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
-            out.extend(sorted(q for q in p.rglob("*") if q.suffix in (".yaml", ".yml")))
+            out.extend(sorted(q for q in p.rglob("*")
+                              if q.suffix in (".yaml", ".yml", ".pkt")))
         else:
             out.append(p)
     return out
@@ -159,10 +166,17 @@ def main(args: Any) -> int:
         return 2
     scenarios = []
     bad = False
+    pkt_errors: tuple[type[Exception], ...] = ()  # (PktError,) once netemu.pkt is loaded
     for f in files:
         try:
+            if f.suffix == ".pkt":  # packetdrill scripts: netemu/pkt (docs/packetdrill.md)
+                from ..pkt import PktError, load_pkt  # for .pkt files only: ~25 ms of imports
+
+                pkt_errors = (PktError,)
+                scenarios.append(load_pkt(f))
+                continue
             scenarios.append(load_scenario(f))
-        except ScenarioError as e:
+        except (ScenarioError, *pkt_errors) as e:
             for err in getattr(e, "errors", None) or [e]:
                 print(err, file=sys.stderr)
             bad = True
@@ -206,8 +220,15 @@ def main(args: Any) -> int:
                 console.print(f"       [red]{res.message}[/red]")
 
         try:
-            outcome = asyncio.run(run_scenario(sc, run_dir, on_step=on_step,
-                                               overrides=overrides))
+            if getattr(sc, "pkt", None) is not None:
+                from ..pkt.session import run_pkt
+                outcome = asyncio.run(run_pkt(sc, run_dir, on_step=on_step,  # type: ignore[arg-type]
+                                              strict_timing=getattr(args, "strict_timing", False),
+                                              tolerance_usecs=getattr(args, "tolerance_usecs",
+                                                                      None)))
+            else:
+                outcome = asyncio.run(run_scenario(sc, run_dir, on_step=on_step,
+                                                   overrides=overrides))
         except EnvironmentProblem as e:
             print(f"netemu run: {sc.name}: {e}", file=sys.stderr)
             return 3

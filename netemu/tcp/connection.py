@@ -17,16 +17,33 @@ Rules of this file:
 - Sequence numbers use the modular helpers of netemu.wire.seq, always.
 - SND.NXT may move back on a retransmission timeout (as in BSD); SND.MAX is the
   highest sequence number ever sent, and the limit for acceptable ACKs.
+- Loss recovery is the connection's (RFC 6675 with SACK, RFC 6582 NewReno
+  without); how far cwnd falls and how it grows is the congestion control's
+  (cc.py: NewReno or CUBIC).
 """
 
 from __future__ import annotations
 
-from ..wire.seq import MASK, seq_diff, seq_gt, seq_in_window, seq_le, seq_lt
-from ..wire.tcp import ACK, FIN, PSH, RST, SYN, MssOption, TcpSegment, WindowScaleOption
-from .cc import NewReno
+from ..wire.seq import MASK, seq_diff, seq_ge, seq_gt, seq_in_window, seq_le, seq_lt
+from ..wire.tcp import (
+    ACK,
+    FIN,
+    NOP,
+    PSH,
+    RST,
+    SACK_PERMITTED,
+    SYN,
+    MssOption,
+    SackOption,
+    TcpSegment,
+    TimestampOption,
+    WindowScaleOption,
+)
+from .cc import make_cc
 from .config import TcpConfig
 from .events import (
     Closed,
+    CongestionChanged,
     Connected,
     ConnectionReset,
     DataReceived,
@@ -35,13 +52,25 @@ from .events import (
     StateChanged,
     TimedOut,
 )
-from .isn import IsnGenerator
+from .isn import IsnGenerator, ts_offset
 from .reassembly import OutOfOrderQueue
 from .rtt import RttEstimator
+from .sack import SackBlocks, Scoreboard
 from .state import RECEIVING_STATES, State, Timer
 
 # RFC 7323 §2.3: "the shift count must be limited to 14".
 MAX_WSCALE = 14
+# RFC 7323 §5.4: a timestamp clock of 1 ms per tick (as Linux).
+TS_HZ = 1000
+TS_OPTION_LEN = 12  # NOP, NOP, kind 8 length 10: the room timestamps take in a segment
+# RFC 7323 §5.5: "If a connection remains idle for more than 2**31 ticks ... the
+# TS.Recent value is invalid"; with 1 ms ticks, 24 days.
+PAWS_IDLE = 24 * 24 * 3600.0
+# Loss recovery in progress (Connection.recovery).
+NEWRENO = "newreno"  # RFC 6582
+SACK = "sack"  # RFC 6675
+KEEPALIVE_STATES = frozenset({State.ESTABLISHED, State.CLOSE_WAIT, State.FIN_WAIT_2})
+_NO_TS = TimestampOption(-1, -1)
 
 
 class TcpUsageError(Exception):
@@ -75,7 +104,11 @@ class Connection:
         self.snd_wnd = 0
         self.snd_wl1 = self.snd_wl2 = 0
         self.max_snd_wnd = 0
-        self.snd_buf = bytearray()  # unacknowledged and unsent data, from snd_buf_seq
+        # Unacknowledged and unsent data, from snd_buf_seq, at _sndq[_sndq_head:]:
+        # acknowledged bytes only move the head (a bytearray that is cut at the
+        # front copies itself whole on its next append), and are dropped in bulk.
+        self._sndq = bytearray()
+        self._sndq_head = 0
         self.snd_buf_seq = 0
         self.fin_queued = False  # shutdown()/close() called: FIN follows the data
         # Receive sequence space (Figure 4).
@@ -87,20 +120,49 @@ class Connection:
         self.fin_seq_received: int | None = None  # a FIN seen ahead of a hole
         self.read_closed = False  # close(): we will not read any more
         # Negotiated options.
-        self.snd_mss = cfg.default_peer_mss
+        self.snd_mss = cfg.default_peer_mss  # the peer's MSS (RFC 6691), capped by ours
+        self.smss = self.snd_mss  # SMSS: the data a full segment carries (MSS - options)
         self.snd_wscale = 0
         self.rcv_wscale = 0
         self._wscale_offered = cfg.window_scale is not None
+        # RFC 7323 timestamps: TS.Recent, Last.ACK.sent, our clock's offset.
+        self._ts_offered = cfg.timestamps
+        self.ts_ok = False
+        self.ts_recent = 0
+        self._ts_recent_valid = False
+        self._ts_recent_stamp = 0.0  # when TS.Recent was last set (RFC 7323 §5.5)
+        self.ts_offset = 0
+        self._ts_cache: tuple = (NOP, NOP, _NO_TS)
+        self._last_ack_sent = 0  # Last.ACK.sent: the ACK field of our latest segment
+        # RFC 2018 / RFC 6675 SACK.
+        self._sack_offered = cfg.sack
+        self.sack_ok = False
+        self.scoreboard = Scoreboard(cfg.dupack_threshold)
+        self._sack_blocks = SackBlocks()
         # Retransmission, congestion control.
         self.rtt = RttEstimator(cfg.rto_initial, cfg.rto_min, cfg.rto_max)
         self._rtt_seq: int | None = None  # Karn: the one segment being timed
         self._rtt_sent_at = 0.0
         self.retransmits = 0  # consecutive timeouts of the current head
         self.total_retransmits = 0
-        self.cc = NewReno(cfg.mss, cfg.initial_cwnd_segments)
+        self.cc = make_cc(cfg.congestion_control, cfg.mss, cfg.initial_cwnd_segments, self.rtt)
+        self._phase = "slow-start"  # as last reported by CongestionChanged
         self.dupacks = 0
-        self.recover = 0  # RFC 6582 "recover"
+        self.recovery: str | None = None  # NEWRENO or SACK while recovering a loss
+        self.recover = 0  # RFC 6582 "recover", RFC 6675 "RecoveryPoint"
+        self.high_rxt = 0  # RFC 6675 HighRxt (just past the highest octet retransmitted)
+        self.rescue_rxt: int | None = None  # RFC 6675 RescueRxt
         self._fast_retransmit = False  # send the head segment once, now
+        self._last_send: float | None = None  # when data last went out (RFC 5681 §4.1)
+        # Delayed ACK (RFC 1122 §4.2.3.2, RFC 5681 §4.2).
+        self._delack_time = cfg.delayed_ack_time
+        self._delack_pending = False
+        self._quickack = 0  # segments still to be ACKed at once
+        self._rcv_mss = min(536, cfg.mss)  # the peer's full segment, as seen (Linux rcv_mss)
+        self._last_data_recv: float | None = None
+        # Keepalive (RFC 1122 §4.2.3.6).
+        self._last_recv = 0.0
+        self._ka_probes = 0
         self._force_one = False  # a timer says: one segment now, whatever window or SWS
         self._persist_backoff = 0
         # Output and bookkeeping.
@@ -111,6 +173,7 @@ class Connection:
         self._challenge_acks: tuple[int, int] = (0, 0)  # (second, count), RFC 5961 §7
         self._now = 0.0
         self._sws_min = min(cfg.rcv_buf // 2, cfg.mss)  # RFC 1122 §4.2.3.3 threshold
+        self._wf_cache: tuple[int, int, int, int] = (-1, -1, -1, 0)  # _window_field's last
 
     # ------------------------------------------------------------------ factories
     @classmethod
@@ -123,14 +186,30 @@ class Connection:
     def _choose_iss(self, now: float) -> int:
         if self._iss_given is not None:
             return self._iss_given & MASK
-        gen = self._isn_generator or IsnGenerator()
+        if self._isn_generator is None:
+            self._isn_generator = IsnGenerator()
+        gen = self._isn_generator
         return gen.isn(self.local_ip, self.local_port, self.remote_ip, self.remote_port, now)
+
+    def _choose_ts_offset(self) -> int:
+        if self.config.ts_offset is not None:
+            return self.config.ts_offset & MASK
+        if self._isn_generator is None and self._iss_given is not None:
+            return 0  # a test with a fixed ISS: timestamps read as milliseconds
+        if self._isn_generator is None:
+            self._isn_generator = IsnGenerator()
+        return ts_offset(self._isn_generator.secret, self.local_ip, self.local_port,
+                         self.remote_ip, self.remote_port)
 
     def _init_send_space(self, now: float) -> None:
         self.iss = self._choose_iss(now)
         self.snd_una = self.snd_nxt = self.snd_max = self.iss
         self.snd_buf_seq = (self.iss + 1) & MASK
         self.recover = self.iss  # RFC 6582 §3.2 step 1
+        self.high_rxt = self.iss
+        self.scoreboard.una = self.iss
+        if self._ts_offered:
+            self.ts_offset = self._choose_ts_offset()
 
     # ------------------------------------------------------------------ user calls
     def connect(self, now: float) -> None:
@@ -152,11 +231,11 @@ class Connection:
         self.state = State.LISTEN
         self.irs = syn.seq
         self.rcv_nxt = self.rcv_adv = (syn.seq + 1) & MASK
-        self._take_syn_options(syn)
+        self._init_send_space(now)
+        self._take_syn_options(syn, now)
         self.snd_wnd = syn.window  # never scaled on a SYN (RFC 7323 §2.2)
         self.max_snd_wnd = self.snd_wnd
         self.snd_wl1 = syn.seq
-        self._init_send_space(now)
         self.snd_wl2 = self.iss
         if syn.payload:
             # "Any other control or text should be queued for processing later."
@@ -167,22 +246,40 @@ class Connection:
         """Queue data; returns how many bytes the send buffer took (may be 0)."""
         if self.fin_queued or self.state in (State.CLOSED, State.LISTEN):
             raise TcpUsageError(f"send() after shutdown or in {self.state}")
-        room = self.config.snd_buf - len(self.snd_buf)
-        take = data[:max(room, 0)]
-        self.snd_buf += take
-        return len(take)
+        room = self.config.snd_buf - (len(self._sndq) - self._sndq_head)
+        if room >= len(data):
+            self._sndq += data  # no slice: one copy, into the buffer
+            return len(data)
+        if room <= 0:
+            return 0
+        self._sndq += memoryview(data)[:room]
+        return room
 
     @property
     def send_buffer_free(self) -> int:
-        return max(self.config.snd_buf - len(self.snd_buf), 0)
+        return max(self.config.snd_buf - self.snd_buffered, 0)
+
+    @property
+    def snd_buffered(self) -> int:
+        """Bytes in the send buffer: unacknowledged or not yet sent."""
+        return len(self._sndq) - self._sndq_head
+
+    @property
+    def snd_buf(self) -> bytes:
+        """The send buffer's bytes, from SND.UNA's data on (a copy)."""
+        return bytes(memoryview(self._sndq)[self._sndq_head:])
 
     def read(self, max_bytes: int = -1) -> bytes:
         """Take received in-order data; freeing buffer space opens the window."""
         n = len(self.rcv_buf) if max_bytes < 0 else min(max_bytes, len(self.rcv_buf))
         if n == 0:
             return b""
-        data = bytes(self.rcv_buf[:n])
-        del self.rcv_buf[:n]
+        if n == len(self.rcv_buf):
+            data = bytes(self.rcv_buf)
+            self.rcv_buf = bytearray()
+        else:
+            data = bytes(memoryview(self.rcv_buf)[:n])
+            del self.rcv_buf[:n]
         # Receiver SWS avoidance (RFC 1122 §4.2.3.3): announce the opened window
         # only once it has grown by min(RCV.BUFF/2, Eff.snd.MSS).
         # Like Linux (tcp_cleanup_rbuf), only when that at least doubles the window.
@@ -263,7 +360,7 @@ class Connection:
     @property
     def fin_seq(self) -> int:
         """The sequence number our FIN takes (meaningful once fin_queued)."""
-        return (self.snd_buf_seq + len(self.snd_buf)) & MASK
+        return (self.snd_buf_seq + len(self._sndq) - self._sndq_head) & MASK
 
     def segments_to_send(self, now: float) -> list[TcpSegment]:
         """Everything to transmit now: control segments, SYN or SYN-ACK,
@@ -300,14 +397,24 @@ class Connection:
         return out
 
     def _syn_segment(self, flags: int) -> TcpSegment:
+        # Options in Linux's order (tcp_options_write): MSS, SACK-permitted and
+        # timestamps, window scale (RFC 7323 §2.2, RFC 2018 §2: on SYNs only).
         opts: list = [MssOption(self.config.mss)]
+        if self._ts_offered:
+            # RFC 7323 §3.2: on a <SYN>, TSecr is zero; on a <SYN,ACK>, it echoes
+            # the TSval of the SYN.
+            ts = TimestampOption(self._tsval(), self.ts_recent if flags & ACK else 0)
+            opts += (SACK_PERMITTED, ts) if self._sack_offered else (NOP, NOP, ts)
+        elif self._sack_offered:
+            opts += (NOP, NOP, SACK_PERMITTED)
         if self._wscale_offered:
-            opts.append(WindowScaleOption(min(self.config.window_scale or 0, MAX_WSCALE)))
+            opts += (NOP, WindowScaleOption(min(self.config.window_scale or 0, MAX_WSCALE)))
         wnd = min(self._free_space(), 0xFFFF)  # never scaled on a SYN (RFC 7323 §2.2)
         seg = TcpSegment(self.local_port, self.remote_port, self.iss,
                          self.rcv_nxt if flags & ACK else 0, flags, wnd, options=tuple(opts))
         if flags & ACK:
             self.rcv_adv = (self.rcv_nxt + wnd) & MASK
+            self._last_ack_sent = self.rcv_nxt
         self.snd_nxt = (self.iss + 1) & MASK
         if seq_lt(self.snd_max, self.snd_nxt):
             self.snd_max = self.snd_nxt
@@ -316,27 +423,83 @@ class Connection:
         return seg
 
     def _output_data(self, now: float, out: list[TcpSegment]) -> None:
-        mss = self.snd_mss
+        mss = self.smss
         if self._fast_retransmit:
+            # RFC 5681 §3.2 step 3 / RFC 6582 / RFC 6675 (4.3): "retransmit the
+            # first data segment presumed dropped".
             self._fast_retransmit = False
-            seg = self._data_segment(self.snd_una, mss)
+            n = mss
+            sb = self.scoreboard
+            if sb.ranges:
+                nxt = sb.next_sacked(0)
+                if nxt is not None and nxt < n:
+                    n = nxt
+            seg = self._range_segment(self.snd_una, n)
             if seg is not None:
                 out.append(seg)
                 self._count_retransmit()
+                if self.recovery is SACK:
+                    end = (seg.seq + seg.seg_len) & MASK
+                    if seq_gt(end, self.high_rxt):
+                        self.high_rxt = end
+                    self.rescue_rxt = end
+        if self.recovery is SACK:
+            self._output_sack_recovery(now, out)
+        else:
+            self._output_window(now, out)
+        # Data waiting, nothing in flight, yet nothing sent: the window is zero
+        # (probe it, RFC 9293 §3.8.6.1) or too small for SWS avoidance to use.
+        # RFC 9293 §3.8.6.2.1: "To avoid a resulting deadlock, it is necessary to
+        # have a timeout to force transmission of data, overriding the SWS
+        # avoidance algorithm" - or a lost window update stalls us for good.
+        if (self.snd_max == self.snd_una and Timer.PERSIST not in self.timers
+                and self.snd_buffered - seq_diff(self.snd_nxt, self.snd_buf_seq) > 0):
+            self.timers[Timer.PERSIST] = now + self._persist_interval()
+
+    def _output_window(self, now: float, out: list[TcpSegment]) -> None:
+        """Send from SND.NXT what the windows allow (RFC 5681 §3, RFC 9293 §3.8.6)."""
+        mss = self.smss
         cc = self.cc
+        cwnd = cc.cwnd
+        if self.snd_una == self.snd_max and self._last_send is not None:
+            self._restart_after_idle(now)
+            cwnd = cc.cwnd
+        elif self.dupacks and not self.recovery:
+            # RFC 3042 (limited transmit): on the first two duplicate ACKs, new
+            # data may go if "the amount of outstanding data would remain less
+            # than or equal to the congestion window plus 2 segments".
+            cwnd += min(self.dupacks, 2) * mss
+        sb = self.scoreboard
         force, self._force_one = self._force_one, False
+        buf_len = len(self._sndq) - self._sndq_head
+        una = self.snd_una
+        wnd = self.snd_wnd if self.snd_wnd < cwnd else cwnd
         while True:
             seq = self.snd_nxt
-            avail = len(self.snd_buf) - seq_diff(seq, self.snd_buf_seq)
-            wnd = self.snd_wnd if self.snd_wnd < cc.cwnd else cc.cwnd
-            usable = wnd - seq_diff(seq, self.snd_una)
+            off = (seq - self.snd_buf_seq) & MASK  # seq_diff, inlined: the hot loop
+            avail = buf_len - (off - 0x100000000 if off >= 0x80000000 else off)
+            in_flight = (seq - una) & MASK
+            if in_flight >= 0x80000000:
+                in_flight -= 0x100000000
+            n = mss if mss < avail else avail
+            if sb.ranges and in_flight < sb.high_sacked():
+                # Going back after a timeout: what the receiver SACKed is not
+                # sent again (RFC 6675 §5.1), nor counted as in flight.
+                end = sb.sacked_at(in_flight)
+                if end is not None:
+                    self.snd_nxt = sb.seq(end)
+                    continue
+                nxt = sb.next_sacked(in_flight)
+                if nxt is not None and nxt - in_flight < n:
+                    n = nxt - in_flight
+                in_flight = sb.unsacked(0, in_flight)
+            usable = wnd - in_flight
             if force and usable <= 0 and seq == self.snd_una:
                 # A retransmission timeout with the window closed (the receiver
                 # shrank it): the head goes anyway, as a probe. RFC 9293 §3.8.6.2.2:
                 # "If the window shrinks to zero, the TCP implementation MUST probe
                 # it in the standard way" (Linux: tcp_retransmit_timer).
                 usable = mss
-            n = mss if mss < avail else avail
             if usable < n:
                 n = usable
             if n < 0:
@@ -348,7 +511,7 @@ class Connection:
             # Nagle and SWS avoidance hold back new data only: what lies below
             # SND.MAX was sent before and goes again at once (a retransmission,
             # RFC 6298 §5.4), or a lost small tail would never be resent.
-            if (n and not fin_now and not force and not seq_lt(seq, self.snd_max)
+            if (n and n < mss and not fin_now and not force and seq == self.snd_max
                     and not self._may_send(n, avail, wnd)):
                 break
             seg = self._data_segment(seq, n, fin=fin_now)
@@ -358,19 +521,106 @@ class Connection:
             force = False
             if fin_now:
                 break
-        # Data waiting, nothing in flight, yet nothing sent: the window is zero
-        # (probe it, RFC 9293 §3.8.6.1) or too small for SWS avoidance to use.
-        # RFC 9293 §3.8.6.2.1: "To avoid a resulting deadlock, it is necessary to
-        # have a timeout to force transmission of data, overriding the SWS
-        # avoidance algorithm" - or a lost window update stalls us for good.
-        waiting = len(self.snd_buf) - seq_diff(self.snd_nxt, self.snd_buf_seq) > 0
-        if (waiting and self.snd_max == self.snd_una
-                and Timer.PERSIST not in self.timers):
-            self.timers[Timer.PERSIST] = now + self._persist_interval()
+
+    def _restart_after_idle(self, now: float) -> None:
+        """RFC 5681 §4.1: "TCP SHOULD set cwnd to no more than RW before beginning
+        transmission if the TCP has not sent data in an interval exceeding the
+        retransmission timeout" (Linux: net.ipv4.tcp_slow_start_after_idle)."""
+        if (not self.config.slow_start_after_idle or self._last_send is None
+                or now - self._last_send <= self.rtt.current()
+                or self.snd_buffered <= seq_diff(self.snd_nxt, self.snd_buf_seq)):
+            return
+        self._last_send = None
+        cwnd = self.cc.cwnd
+        self.cc.restart(now)
+        if self.cc.cwnd < cwnd:
+            self._cc_event("idle restart")
+
+    def _output_sack_recovery(self, now: float, out: list[TcpSegment]) -> None:
+        """RFC 6675 §5 step (C): "If cwnd - pipe >= 1 SMSS, the sender SHOULD
+        transmit one or more segments", each chosen by NextSeg ()."""
+        sb = self.scoreboard
+        mss = self.smss
+        una = self.snd_una
+        top = seq_diff(self.snd_max, una)
+        hr = max(seq_diff(self.high_rxt, una), 0)
+        pipe = sb.pipe(top, hr, mss)
+        cwnd = self.cc.cwnd
+        while cwnd - pipe >= mss:
+            rescue = False
+            # (1) the first unSACKed octet above HighRxt that IsLost ().
+            r = sb.next_seg(hr, mss, lost_only=True)
+            if r is None:
+                # (2) new data, as the receiver's window allows.
+                seg = self._new_data_in_recovery()
+                if seg is not None:
+                    out.append(seg)
+                    pipe += seg.seg_len
+                    continue
+                # (3) the first unSACKed octet above HighRxt, lost or not.
+                r = sb.next_seg(hr, mss, lost_only=False)
+            if r is None:
+                # (4) one "rescue" retransmission per recovery: "one segment of
+                # up to SMSS octets that MUST include the highest outstanding
+                # unSACKed sequence number", if HighACK > RescueRxt.
+                if self.rescue_rxt is not None and not seq_gt(una, self.rescue_rxt):
+                    break
+                holes = sb.holes(top)
+                if not holes:
+                    break
+                h0, h1 = holes[-1]
+                start = max(h0, h1 - mss)
+                r = (start, h1 - start)
+                self.rescue_rxt = self.recover
+                rescue = True
+            off, n = r
+            seg = self._range_segment(sb.seq(off), n)
+            if seg is None:
+                break
+            out.append(seg)
+            self._count_retransmit()
+            # (C.2) "HighRxt MUST be set to the highest octet in the transmitted
+            # segment" (not for the rescue: "HighRxt MUST NOT be updated").
+            if not rescue and off + n > hr:
+                hr = off + n
+                self.high_rxt = sb.seq(hr)
+            pipe += n
+
+    def _new_data_in_recovery(self) -> TcpSegment | None:
+        """NextSeg () rule (2): "available unsent data and the receiver's advertised
+        window allows"; SWS avoidance and Nagle still apply."""
+        seq = self.snd_max
+        if self.snd_nxt != seq:
+            return None
+        avail = self.snd_buffered - seq_diff(seq, self.snd_buf_seq)
+        if avail < 0 or (avail == 0 and not self.fin_queued):
+            return None
+        room = self.snd_wnd - seq_diff(seq, self.snd_una)
+        n = min(self.smss, avail, max(room, 0))
+        fin_now = self.fin_queued and avail == n
+        if n == 0 and not fin_now:
+            return None
+        if n and not fin_now and not self._may_send(n, avail, self.snd_wnd):
+            return None
+        return self._data_segment(seq, n, fin=fin_now)
+
+    def _range_segment(self, seq: int, n: int) -> TcpSegment | None:
+        """A retransmission of [seq, seq+n) of sequence space sent before, with
+        the FIN if the range reaches it."""
+        off = seq_diff(seq, self.snd_buf_seq)
+        if off < 0:
+            return None
+        buffered = self.snd_buffered
+        data_n = max(min(n, buffered - off), 0)
+        fin = (self.fin_queued and data_n < n and off + data_n == buffered
+               and seq_gt(self.snd_max, self.fin_seq))
+        if data_n == 0 and not fin:
+            return None
+        return self._data_segment(seq, data_n, fin=fin)
 
     def _may_send(self, n: int, avail: int, wnd: int) -> bool:
         """Sender SWS avoidance (RFC 1122 §4.2.3.4) and Nagle (RFC 896)."""
-        if n >= self.snd_mss:
+        if n >= self.smss:
             return True  # "(1) a maximum-sized segment can be sent"
         if n == avail and (not self.config.nagle or self.snd_max == self.snd_una):
             return True  # "(2) ... all queued data can be sent now", Nagle allowing
@@ -378,35 +628,95 @@ class Connection:
         return self.max_snd_wnd > 0 and n >= self.max_snd_wnd // 2
 
     def _data_segment(self, seq: int, n: int, fin: bool = False) -> TcpSegment | None:
-        off = seq_diff(seq, self.snd_buf_seq)
-        if off < 0:
+        off = (seq - self.snd_buf_seq) & MASK  # seq_diff, inlined
+        if off >= 0x80000000:
             return None
-        buf = self.snd_buf
-        payload = bytes(memoryview(buf)[off:off + n])  # one copy, not two
+        buf = self._sndq
+        start = self._sndq_head + off
+        payload = bytes(memoryview(buf)[start:start + n])  # one copy, not two
         n = len(payload)
         flags = ACK
-        if n and off + n == len(buf):
-            flags |= PSH
+        if n:
+            self._last_send = self._now
+            if start + n == len(buf):
+                flags |= PSH
         if fin:
             flags |= FIN
             n += 1
-        seg = TcpSegment(self.local_port, self.remote_port, seq, self.rcv_nxt, flags,
-                         self._window_field(), payload)
+        rcv_nxt = self.rcv_nxt
+        if self.ts_ok:
+            opts = self._ts_cache
+            ts = opts[2]
+            tsval = (int(self._now * TS_HZ + 1e-6) + self.ts_offset) & MASK
+            if ts.tsval != tsval or ts.tsecr != self.ts_recent:
+                opts = self._ts_options()
+        else:
+            opts = ()
+        seg = TcpSegment(self.local_port, self.remote_port, seq, rcv_nxt, flags,
+                         self._window_field(), payload, opts)
+        self._last_ack_sent = rcv_nxt
+        if self._delack_pending:
+            self._delack_pending = False
+            self.timers.pop(Timer.DELAYED_ACK, None)
         end = (seq + n) & MASK
         snd_max = self.snd_max
-        if seq_gt(end, snd_max):
+        if 0 < ((end - snd_max) & MASK) < 0x80000000:  # seq_gt(end, snd_max)
             self.snd_max = end
             # Karn: time only segments sent for the first time (RFC 6298 §3).
             if self._rtt_seq is None and self.retransmits == 0 and seq_le(snd_max, seq):
                 self._rtt_seq, self._rtt_sent_at = seq, self._now
-        if seq_gt(end, self.snd_nxt):
+        if 0 < ((end - self.snd_nxt) & MASK) < 0x80000000:  # seq_gt(end, snd_nxt)
             self.snd_nxt = end
         self._ack_now = False  # the ACK rides on this segment
         return seg
 
     def _segment(self, seq: int, flags: int, payload: bytes = b"") -> TcpSegment:
+        opts: tuple = ()
+        if flags & ACK:
+            self._last_ack_sent = self.rcv_nxt
+            if self._delack_pending:
+                self._delack_pending = False
+                self.timers.pop(Timer.DELAYED_ACK, None)
+        if self.ts_ok:
+            # RFC 7323 §3.2: "the TSopt MUST be sent in every non-<RST> segment"
+            # (and "SHOULD be sent in an <RST> segment").
+            opts = self._ts_options()
+        if self.sack_ok and self.ooo._ranges and not payload and flags & ACK:
+            # RFC 2018 §4: SACK blocks on ACKs while data is held out of order; 3
+            # blocks fit beside the timestamps, 4 without.
+            blocks = self._sack_blocks.blocks(self.ooo._ranges, self.rcv_nxt,
+                                              3 if self.ts_ok else 4)
+            if blocks:
+                opts = (*opts, NOP, NOP, SackOption(blocks))
         return TcpSegment(self.local_port, self.remote_port, seq & MASK,
-                          self.rcv_nxt if flags & ACK else 0, flags, self._window_field(), payload)
+                          self.rcv_nxt if flags & ACK else 0, flags, self._window_field(),
+                          payload, opts)
+
+    # ------------------------------------------------------------------ timestamps
+    def _tsval(self) -> int:
+        """Our timestamp clock (RFC 7323 §5.4): milliseconds of ``now`` plus the
+        connection's offset."""
+        return (int(self._now * TS_HZ + 1e-6) + self.ts_offset) & MASK
+
+    def _ts_options(self) -> tuple:
+        """NOP, NOP, TSopt <TSval = our clock, TSecr = TS.Recent> (RFC 7323 §3.2,
+        laid out as Linux does, 12 bytes)."""
+        cache = self._ts_cache
+        ts = cache[2]
+        tsval = (int(self._now * TS_HZ + 1e-6) + self.ts_offset) & MASK
+        if ts.tsval != tsval or ts.tsecr != self.ts_recent:
+            cache = self._ts_cache = (NOP, NOP, TimestampOption(tsval, self.ts_recent))
+        return cache
+
+    def _ts_rtt_sample(self, tsecr: int) -> None:
+        """RFC 7323 §4.1 (RTTM): "RTT = current time - SEG.TSecr", for an ACK of
+        new data; RFC 6298 then takes the sample (Appendix G weights it)."""
+        elapsed = (self._tsval() - tsecr) & MASK
+        if elapsed >= 0x7FFFFFFF:
+            return  # an echo from the future: not ours
+        flight = self.flight_size
+        expected = -(-flight // (2 * self.smss)) if flight > 2 * self.smss else 1
+        self.rtt.sample(elapsed / TS_HZ, expected)
 
     # ------------------------------------------------------------------ windows
     def _free_space(self) -> int:
@@ -424,10 +734,15 @@ class Connection:
         edge already advertised (RFC 9293 §3.8.6.2.2, "the window SHOULD NOT be
         shrunk"), and grows only by SWS-worthy amounts (RFC 1122 §4.2.3.3)."""
         rcv_nxt = self.rcv_nxt
-        current = seq_diff(self.rcv_adv, rcv_nxt)
-        if current < 0:
+        held = len(self.rcv_buf)
+        rcv_adv = self.rcv_adv
+        wf = self._wf_cache
+        if wf[0] == rcv_nxt and wf[1] == held and wf[2] == rcv_adv:
+            return wf[3]  # nothing changed since the last segment: same answer
+        current = (rcv_adv - rcv_nxt) & MASK
+        if current >= 0x80000000:
             current = 0
-        free = self.config.rcv_buf - len(self.rcv_buf)
+        free = self.config.rcv_buf - held
         shift = self.rcv_wscale
         field = (current + (1 << shift) - 1) >> shift  # rounded up: never shrink
         if free - current >= self._sws_min and free >> shift > field:
@@ -435,8 +750,9 @@ class Connection:
         if field > 0xFFFF:
             field = 0xFFFF
         edge = (rcv_nxt + (field << shift)) & MASK
-        if seq_gt(edge, self.rcv_adv):
-            self.rcv_adv = edge
+        if 0 < ((edge - rcv_adv) & MASK) < 0x80000000:
+            self.rcv_adv = rcv_adv = edge
+        self._wf_cache = (rcv_nxt, held, rcv_adv, field)
         return field
 
     def rcv_wnd(self) -> int:
@@ -465,14 +781,26 @@ class Connection:
             return
         # RFC 6298 §5.4-5.6: retransmit the earliest unacknowledged segment, back
         # off the timer, restart it. RFC 5681 §3.1: cwnd to one segment.
-        self.cc.on_timeout(self.flight_size, now)
+        if self.state.synchronized:
+            self.cc.on_timeout(self.flight_size, now)
+            self._cc_event("timeout", phase="loss")
         self.dupacks = 0
         self.rtt.back_off()
+        if self.retransmits:
+            # RFC 2018 §8: "the data sender SHOULD turn off all of the SACKed bits"
+            # after a timeout, since the receiver may have reneged; we keep them
+            # for the first timeout (RFC 6675 §5.1 allows it, as Linux does) and
+            # drop them when the head times out again.
+            self.scoreboard.clear()
         self._count_retransmit()
         self.retransmits += 1
         self.snd_nxt = self.snd_una  # go back: resend from the first hole
         self._force_one = self.state.synchronized  # even into a closed window
-        self.recover = self.snd_max  # RFC 6582 §4: no fast retransmit for old dupacks
+        # RFC 6582 §4 / RFC 6675 §5.1: leave recovery; "RecoveryPoint MUST be set
+        # to HighData", and no fast retransmit for the old duplicate ACKs.
+        self.recovery = None
+        self.recover = self.snd_max
+        self.high_rxt = self.snd_una
 
     def _count_retransmit(self) -> None:
         self._rtt_seq = None  # Karn's algorithm: no sample from a retransmission
@@ -484,7 +812,7 @@ class Connection:
     def _on_persist(self, now: float) -> None:
         """Zero-window probe: an ACK one below SND.UNA, as Linux sends it, draws
         an ACK that carries the peer's current window (RFC 9293 §3.8.6.1)."""
-        waiting = len(self.snd_buf) - seq_diff(self.snd_nxt, self.snd_buf_seq) > 0
+        waiting = self.snd_buffered - seq_diff(self.snd_nxt, self.snd_buf_seq) > 0
         if not waiting or not self.state.synchronized or self.snd_max != self.snd_una:
             return
         if self.snd_wnd != 0:
@@ -502,10 +830,78 @@ class Connection:
         self._to_closed(f"timer {Timer.FIN_WAIT_2.value}")
 
     def _on_delayed_ack(self, now: float) -> None:
-        self._ack_now = True
+        """RFC 1122 §4.2.3.2: the delayed ACK goes when its time is up."""
+        self._delack_pending = False
+        if self.state.synchronized and self.rcv_nxt != self._last_ack_sent:
+            self._ack_now = True
 
-    def _on_keepalive(self, now: float) -> None:  # arrives with the options issue
-        pass
+    def _on_keepalive(self, now: float) -> None:
+        """RFC 1122 §4.2.3.6: "Keep-alive packets MUST only be sent when no data or
+        acknowledgement packets have been received for the connection within an
+        interval", which "MUST default to no less than two hours". A probe is an
+        ACK with SEQ = SND.NXT-1 (outside the peer's window, so it draws an ACK);
+        after keepalive_count unanswered probes, the connection is dead (Linux:
+        tcp_keepalive_timer, which also resets it)."""
+        cfg = self.config
+        if not cfg.keepalive or self.state not in KEEPALIVE_STATES:
+            return
+        if self.snd_max != self.snd_una or self.snd_buffered > seq_diff(self.snd_nxt,
+                                                                       self.snd_buf_seq):
+            # Data in flight or waiting: the retransmission and persist timers
+            # watch the peer.
+            self.timers[Timer.KEEPALIVE] = now + cfg.keepalive_idle
+            return
+        idle = now - self._last_recv
+        if idle + 1e-9 < cfg.keepalive_idle:
+            self.timers[Timer.KEEPALIVE] = self._last_recv + cfg.keepalive_idle
+            return
+        if self._ka_probes >= cfg.keepalive_count:
+            self._events.append(TimedOut(f"keepalive: no answer to {self._ka_probes} probes"))
+            self._control.append(self._segment(self.snd_max, RST | ACK))
+            self._to_closed(f"timer {Timer.KEEPALIVE.value}")
+            return
+        self._control.append(self._segment((self.snd_nxt - 1) & MASK, ACK))
+        self._ka_probes += 1
+        self.timers[Timer.KEEPALIVE] = now + cfg.keepalive_interval
+
+    # ------------------------------------------------------------------ congestion
+    def _cc_event(self, cause: str, phase: str | None = None) -> None:
+        cc = self.cc
+        if phase is None:
+            phase = "fast-recovery" if self.recovery else cc.phase
+        self._phase = phase
+        self._events.append(CongestionChanged(cc.cwnd, cc.ssthresh, phase, cause))
+
+    def _enter_recovery(self, kind: str, cause: str) -> None:
+        """Fast retransmit and recovery: RFC 6675 §5 step (4) with SACK, RFC 5681
+        §3.2 steps 2-3 with RFC 6582 without."""
+        self.recovery = kind
+        # "RecoveryPoint = HighData" / "set recover to the highest sequence number
+        # transmitted so far".
+        self.recover = self.snd_max
+        cc = self.cc
+        cc.on_congestion(self.flight_size, self._now)
+        if kind is NEWRENO:
+            # RFC 5681 §3.2 step 3: "cwnd = ssthresh + 3*SMSS" (inflation by the
+            # segments that left the network).
+            cc.cwnd = cc.ssthresh + self.config.dupack_threshold * self.smss
+        else:
+            self.high_rxt = self.snd_una
+            self.rescue_rxt = None
+        self._fast_retransmit = True
+        self._cc_event(cause)
+
+    def _exit_recovery(self) -> None:
+        cc = self.cc
+        if self.recovery is NEWRENO:
+            # RFC 6582 §3.2 step 3, full acknowledgment: "Set cwnd to either (1)
+            # min (ssthresh, max(FlightSize, SMSS) + SMSS) or (2) ssthresh".
+            cc.cwnd = min(cc.ssthresh, max(self.flight_size, self.smss) + self.smss)
+        else:
+            cc.cwnd = min(cc.cwnd, cc.ssthresh)
+        self.recovery = None
+        self.dupacks = 0
+        self._cc_event("recovered")
 
     # ------------------------------------------------------------------ state
     def _set_state(self, new: State, cause: str, seg: TcpSegment | None = None) -> None:
@@ -517,15 +913,25 @@ class Connection:
         if new is State.TIME_WAIT:
             # RFC 9293 §3.10.7.4: "Start the time-wait timer, turn off the other timers."
             self.timers = {Timer.TIME_WAIT: self._now + 2 * self.config.msl}
+            self._delack_pending = False
 
     def _to_closed(self, cause: str, seg: TcpSegment | None = None) -> None:
         self._set_state(State.CLOSED, cause, seg)
         self.timers.clear()
+        self._delack_pending = False
         self._ack_now = False
         self._events.append(Closed())
 
     def _handshake_completed(self) -> None:
         self._events.append(Connected())
+        self._last_recv = self._now
+        if self.config.keepalive:
+            self.timers[Timer.KEEPALIVE] = self._now + self.config.keepalive_idle
+        if self.total_retransmits and self.state.synchronized:
+            # RFC 5681 §3.1: "If the SYN or SYN/ACK is lost, the initial window
+            # used by a sender after a correctly transmitted SYN MUST be one
+            # segment consisting of at most SMSS bytes."
+            self.cc.cwnd = self.smss
         if self.rtt.srtt is None and self.total_retransmits:
             # RFC 6298 (5.7): "If the timer expires awaiting the ACK of a SYN segment
             # and the TCP implementation is using an RTO less than 3 seconds, the
@@ -545,6 +951,8 @@ class Connection:
     def receive(self, seg: TcpSegment, now: float) -> None:
         """Process one arriving segment (RFC 9293 §3.10.7)."""
         self._now = now
+        self._last_recv = now  # keepalive: anything heard from the peer counts
+        self._ka_probes = 0
         st = self.state
         if st is State.ESTABLISHED and self._predicted(seg, now):
             return
@@ -559,12 +967,30 @@ class Connection:
         """Header prediction (Van Jacobson; BSD's and Linux's fast path): in
         ESTABLISHED, a segment with only ACK (and PSH) set, exactly at RCV.NXT,
         fitting the window, acknowledging nothing beyond SND.MAX, with no hole
-        to fill, goes through §3.10.7.4 with every other branch provably idle.
-        This does exactly what _receive_synchronized would, with less work."""
+        to fill, no SACK blocks and no loss being recovered, passing PAWS, goes
+        through §3.10.7.4 with every other branch provably idle. This does
+        exactly what _receive_synchronized would, with less work."""
         flags = seg.flags
         if flags & 0xFFF & ~PSH != ACK or seg.seq != self.rcv_nxt or self.ooo._ranges \
-                or self.read_closed or self.fin_seq_received is not None:
+                or self.read_closed or self.fin_seq_received is not None \
+                or self.recovery or self.scoreboard.ranges:
             return False
+        ts = None
+        opts = seg.options
+        if opts:
+            if len(opts) == 3 and opts[2].__class__ is TimestampOption:
+                ts = opts[2]  # NOP, NOP, TSopt: the usual layout
+            else:
+                for o in opts:
+                    cls = o.__class__
+                    if cls is TimestampOption:
+                        ts = o
+                    elif cls is SackOption:
+                        return False
+            # PAWS (RFC 7323 §5.3 R1): an old TSval takes the general path.
+            if ts is not None and (not self.ts_ok or (
+                    self._ts_recent_valid and (ts.tsval - self.ts_recent) & MASK >= 0x80000000)):
+                return False
         ack = seg.ack
         una = self.snd_una
         d_ack = (ack - una) & MASK
@@ -574,39 +1000,105 @@ class Connection:
         n = len(payload)
         if n and n > seq_diff(self.rcv_adv, self.rcv_nxt):
             return False  # needs trimming (or a zero window): the general path
+        if ts is not None and self.rcv_nxt == self._last_ack_sent:
+            # RFC 7323 §4.3 (R3): "SEG.TSval >= TS.Recent and SEG.SEQ <=
+            # Last.ACK.sent": TS.Recent follows the first segment not yet ACKed.
+            self.ts_recent = ts.tsval
+            self._ts_recent_stamp = now
         # Fifth, the ACK field (same order and helpers as _process_ack).
         if d_ack:
-            self._ack_advances(ack, now)
-        else:
+            self._ack_advances(ack, now, ts.tsecr if ts is not None else 0)
+        elif self.snd_max != una:
             self._maybe_duplicate_ack(seg)
-        if seq_lt(self.snd_wl1, seg.seq) or (self.snd_wl1 == seg.seq
-                                              and seq_le(self.snd_wl2, ack)):
-            self._update_window(seg, scaled=True)
-            self.snd_wl1, self.snd_wl2 = seg.seq, ack
+        seq = seg.seq
+        wl1 = self.snd_wl1
+        # SND.WL1 < SEG.SEQ or (SND.WL1 = SEG.SEQ and SND.WL2 =< SEG.ACK), inlined
+        if (0 < ((seq - wl1) & MASK) < 0x80000000
+                or (wl1 == seq and ((ack - self.snd_wl2) & MASK) < 0x80000000)):
+            if (seg.window << self.snd_wscale) != self.snd_wnd:
+                self._update_window(seg, scaled=True)
+            self.snd_wl1 = seq
+            self.snd_wl2 = ack
         # Seventh, the text: in order, no hole, within the window.
         if n:
-            self._deliver(payload)
-            self._ack_now = True
+            # _deliver, inlined (no FIN is pending here)
+            self.rcv_buf += payload
+            self.rcv_nxt = (seq + n) & MASK
+            events = self._events
+            if events and events[-1].__class__ is DataReceived:
+                events[-1].length += n
+            else:
+                events.append(DataReceived(n))
+            self._ack_data(n, now)
         return True
 
-    def _take_syn_options(self, syn: TcpSegment) -> None:
+    def _ack_data(self, n: int, now: float) -> None:
+        """In-order data arrived (no hole involved): ACK it now or later.
+
+        RFC 1122 §4.2.3.2: "A TCP SHOULD implement a delayed ACK, but an ACK
+        should not be excessively delayed; in particular, the delay MUST be less
+        than 0.5 seconds, and in a stream of full-sized segments there SHOULD be
+        an ACK for at least every second segment." RFC 5681 §4.2 repeats it.
+        Like Linux, the first segments of a transfer (and after a pause longer
+        than the RTO) are ACKed at once ("quick ACK"), so that slow start is not
+        held back by the delayed-ACK timer."""
+        if n > self._rcv_mss:
+            self._rcv_mss = n if n < self.config.mss else self.config.mss
+        delay = self._delack_time
+        if not delay:
+            self._ack_now = True
+            return
+        last = self._last_data_recv
+        self._last_data_recv = now
+        if last is None or now - last > self.rtt.rto:
+            self._quickack = self.config.quickack_segments
+        if self._quickack > 0:
+            self._quickack -= 1
+            self._ack_now = True
+        elif seq_diff(self.rcv_nxt, self._last_ack_sent) > self._rcv_mss:
+            self._ack_now = True  # a second full-sized segment: ACK both
+        elif not self._delack_pending:
+            self._delack_pending = True
+            self.timers[Timer.DELAYED_ACK] = now + delay
+
+    def _take_syn_options(self, syn: TcpSegment, now: float) -> None:
+        cfg = self.config
         # RFC 9293 §3.7.1 / RFC 6691: send no segment larger than the peer's MSS
         # (536 when it sent none), nor larger than our own.
         peer_mss = syn.mss
-        self.snd_mss = max(min(peer_mss if peer_mss else self.config.default_peer_mss,
-                               self.config.mss), 64)
+        self.snd_mss = max(min(peer_mss if peer_mss else cfg.default_peer_mss, cfg.mss), 64)
         # RFC 7323 §2.2: scaling is on only when both SYNs carry the option.
         ws = syn.wscale
         if ws is not None and self._wscale_offered:
             # "If a Window Scale option is received with a shift.cnt value larger
             # than 14, the TCP SHOULD log the error but MUST use 14 instead".
             self.snd_wscale = min(ws, MAX_WSCALE)
-            self.rcv_wscale = min(self.config.window_scale or 0, MAX_WSCALE)
+            self.rcv_wscale = min(cfg.window_scale or 0, MAX_WSCALE)
         else:
             self._wscale_offered = False
             self.snd_wscale = self.rcv_wscale = 0
-        self.cc.mss = self.snd_mss
-        self.cc.cwnd = self.config.initial_cwnd_segments * self.snd_mss
+        # RFC 7323 §3.2: timestamps are on when both SYNs carry TSopt; "A TCP MAY
+        # send the TSopt in a <SYN,ACK> segment only if it received a TSopt in
+        # the initial <SYN> segment". TS.Recent starts at the peer's TSval.
+        ts = syn.timestamp
+        if ts is not None and self._ts_offered:
+            self.ts_ok = True
+            self.ts_recent = ts.tsval
+            self._ts_recent_valid = True
+            self._ts_recent_stamp = now
+        else:
+            self._ts_offered = self.ts_ok = False
+        # RFC 2018 §2: "SACK-permitted ... may be sent in a SYN by a TCP that has
+        # been extended to receive (and presumably process) the SACK option once
+        # the connection has opened"; both SYNs carry it, or SACK is off.
+        if syn.sack_permitted and self._sack_offered:
+            self.sack_ok = True
+        else:
+            self._sack_offered = self.sack_ok = False
+        # RFC 6691: "the sender MUST reduce the TCP data length to account for any
+        # IP or TCP options that it is including in the packets that it sends."
+        self.smss = max(self.snd_mss - (TS_OPTION_LEN if self.ts_ok else 0), 64)
+        self.cc.set_mss(self.smss)
 
     def _receive_syn_sent(self, seg: TcpSegment, now: float) -> None:
         """RFC 9293 §3.10.7.3, SYN-SENT STATE."""
@@ -634,12 +1126,13 @@ class Connection:
         # "If the SYN bit is on ... RCV.NXT is set to SEG.SEQ+1, IRS is set to SEG.SEQ."
         self.irs = seg.seq
         self.rcv_nxt = self.rcv_adv = (seg.seq + 1) & MASK
-        self._take_syn_options(seg)
+        self._take_syn_options(seg, now)
         if ack_ok:
             # "SND.UNA should be advanced to equal SEG.ACK ... If SND.UNA > ISS (our
             # SYN has been ACKed), change the connection state to ESTABLISHED, form
             # an ACK segment <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK> and send it."
-            self._ack_advances(seg.ack, now)
+            ts = seg.timestamp if self.ts_ok else None
+            self._ack_advances(seg.ack, now, ts.tsecr if ts is not None else 0)
             self._update_window(seg, scaled=False)
             self.snd_wl1, self.snd_wl2 = seg.seq, seg.ack
             self._set_state(State.ESTABLISHED, describe(seg), seg)
@@ -680,6 +1173,24 @@ class Connection:
             seg = TcpSegment(seg.src_port, seg.dst_port, (seg.seq + 1) & MASK, seg.ack,
                              flags & ~SYN, seg.window, seg.payload, seg.options)
             flags = seg.flags
+        ts = None
+        if self.ts_ok:
+            ts = seg.timestamp
+            # RFC 7323 §5.3, PAWS: "R1) If there is a Timestamps option in the
+            # arriving segment, SEG.TSval < TS.Recent, TS.Recent is valid (see
+            # later discussion), and the RST bit is not set, then treat the
+            # arriving segment as not acceptable: Send an acknowledgment in reply
+            # as specified in RFC 793 page 69 and drop the segment."
+            if (ts is not None and not flags & RST and self._ts_recent_valid
+                    and (ts.tsval - self.ts_recent) & MASK >= 0x80000000):
+                if now - self._ts_recent_stamp > PAWS_IDLE:
+                    # §5.5: after 24 days of idleness TS.Recent is invalid.
+                    self._ts_recent_valid = False
+                else:
+                    self._ack_now = True
+                    return
+            # (A segment without TSopt is processed, as Linux does; RFC 7323
+            # §3.2 says it "SHOULD" be dropped.)
         # ---- first, check sequence number (RFC 9293 §3.10.7.4) ----
         if not self._acceptable(seg):
             # "If an incoming segment is not acceptable, an acknowledgment should be
@@ -702,8 +1213,15 @@ class Connection:
                 self.timers[Timer.TIME_WAIT] = now + 2 * self.config.msl
                 return
             if flags & ACK and seg.seq == self.rcv_nxt and st.synchronized:
-                self._process_ack(seg, now)
+                self._process_ack(seg, now, None, ts)
             return
+        if ts is not None and seq_le(seg.seq, self._last_ack_sent) and not flags & RST:
+            # RFC 7323 §4.3: "(2) If: SEG.TSval >= TS.Recent and SEG.SEQ <=
+            # Last.ACK.sent then SEG.TSval is copied to TS.Recent; otherwise, it
+            # is ignored." (PAWS above has checked the first condition.)
+            self.ts_recent = ts.tsval
+            self._ts_recent_stamp = now
+            self._ts_recent_valid = True
         # ---- second, check the RST bit (RFC 5961 §3.2) ----
         if flags & RST:
             # "1) If the RST bit is set and the sequence number is outside the current
@@ -735,7 +1253,7 @@ class Connection:
         # ---- fifth, check the ACK field ----
         if not flags & ACK:
             return  # "if the ACK bit is off, drop the segment and return"
-        if not self._process_ack(seg, now, arrived):
+        if not self._process_ack(seg, now, arrived, ts):
             return
         # ---- sixth (URG) is not acted on; seventh, text; eighth, FIN ----
         self._process_text_and_fin(seg, now)
@@ -771,19 +1289,21 @@ class Connection:
             count += 1
         self._challenge_acks = (second, count)
 
-    def _process_ack(self, seg: TcpSegment, now: float,
-                     arrived: TcpSegment | None = None) -> bool:
+    def _process_ack(self, seg: TcpSegment, now: float, arrived: TcpSegment | None = None,
+                     ts: TimestampOption | None = None) -> bool:
         """Fifth step of RFC 9293 §3.10.7.4. Returns False when the segment is dropped.
-        ``arrived`` is the segment as received, when ``seg`` had its SYN stripped."""
+        ``arrived`` is the segment as received, when ``seg`` had its SYN stripped;
+        ``ts`` its timestamps, when they are on."""
         st = self.state
         ack = seg.ack
+        tsecr = ts.tsecr if ts is not None else 0
         if st is State.SYN_RECEIVED:
             # "If SND.UNA < SEG.ACK =< SND.NXT, then enter ESTABLISHED state and
             # continue processing ... If the segment acknowledgment is not
             # acceptable, form a reset segment <SEQ=SEG.ACK><CTL=RST> and send it."
             arrived = arrived or seg
             if seq_lt(self.snd_una, ack) and seq_le(ack, self.snd_max):
-                self._ack_advances(ack, now)
+                self._ack_advances(ack, now, tsecr)
                 # RFC 7323 §2.2: "The window field in a segment where the SYN bit is
                 # set (i.e., a <SYN> or <SYN,ACK>) MUST NOT be scaled." (A SYN,ACK
                 # completes a simultaneous open.)
@@ -814,10 +1334,25 @@ class Connection:
         if seq_lt(ack, (self.snd_una - self.max_snd_wnd) & MASK):
             self._challenge_ack(now)
             return False
+        blocks: tuple = ()
+        if self.sack_ok:
+            for o in seg.options:
+                if o.__class__ is SackOption:
+                    blocks = o.blocks
+        # RFC 6675 §5: "Upon the receipt of any ACK containing SACK information,
+        # the scoreboard MUST be updated via the Update () routine."
+        newly_sacked = self.scoreboard.update(blocks, self.snd_max) if blocks else 0
         if seq_lt(self.snd_una, ack):
-            self._ack_advances(ack, now)
-        elif ack == self.snd_una:
+            self._ack_advances(ack, now, tsecr)
+        elif ack == self.snd_una and not blocks:
             self._maybe_duplicate_ack(seg)
+        if newly_sacked and self.snd_max != self.snd_una:
+            # RFC 6675 §2: "a segment that arrives carrying a SACK block that
+            # identifies previously unacknowledged and un-SACKed octets between
+            # HighACK and HighData" is a duplicate acknowledgment, "even if it
+            # carries new data, changes the advertised window, or moves the
+            # cumulative acknowledgment point".
+            self._duplicate_ack()
         # "If SND.UNA =< SEG.ACK =< SND.NXT, the send window should be updated. If
         # (SND.WL1 < SEG.SEQ or (SND.WL1 = SEG.SEQ and SND.WL2 =< SEG.ACK)), set
         # SND.WND <- SEG.WND, set SND.WL1 <- SEG.SEQ, and set SND.WL2 <- SEG.ACK."
@@ -860,19 +1395,34 @@ class Connection:
             self.timers.pop(Timer.PERSIST, None)
             self._persist_backoff = 0
 
-    def _ack_advances(self, ack: int, now: float) -> None:
+    def _ack_advances(self, ack: int, now: float, tsecr: int = 0) -> None:
         """SND.UNA < SEG.ACK =< SND.MAX: drop acknowledged data, RTT, timers, cwnd."""
         acked = seq_diff(ack, self.snd_una)
         # Drop acknowledged bytes from the send buffer (not the SYN or FIN).
-        data_acked = min(max(seq_diff(ack, self.snd_buf_seq), 0), len(self.snd_buf))
+        head = self._sndq_head
+        data_acked = min(max(seq_diff(ack, self.snd_buf_seq), 0), len(self._sndq) - head)
         if data_acked:
-            del self.snd_buf[:data_acked]
+            head += data_acked
+            if head >= 65536 and 2 * head >= len(self._sndq):
+                self._sndq = self._sndq[head:]  # drop the acknowledged half at once
+                head = 0
+            self._sndq_head = head
             self.snd_buf_seq = (self.snd_buf_seq + data_acked) & MASK
         self.snd_una = ack
         if seq_lt(self.snd_nxt, ack):
             self.snd_nxt = ack
-        # RFC 6298 §3 via Karn: a sample only when the timed segment is covered.
-        if self._rtt_seq is not None and seq_lt(self._rtt_seq, ack):
+        sb = self.scoreboard
+        if sb.ranges:
+            sb.advance(ack)
+        else:
+            sb.una = ack
+        if tsecr and self.ts_ok:
+            # RFC 7323 §4 (RTTM): every ACK of new data times the segment it
+            # echoes, retransmitted or not.
+            self._ts_rtt_sample(tsecr)
+            self._rtt_seq = None
+        elif self._rtt_seq is not None and seq_lt(self._rtt_seq, ack):
+            # RFC 6298 §3 via Karn: a sample only when the timed segment is covered.
             self.rtt.sample(now - self._rtt_sent_at)
             self._rtt_seq = None
         self.retransmits = 0
@@ -882,18 +1432,30 @@ class Connection:
             self.timers.pop(Timer.RETRANSMIT, None)
         else:
             self.timers[Timer.RETRANSMIT] = now + self.rtt.current()
-        flight_before = self.flight_size + acked
-        if self.cc.in_recovery:
+        if self.recovery:
             if seq_le(self.recover, ack):
-                self.cc.on_recovery_exit()  # RFC 6582 §3.2 step 3, full ACK
-                self.dupacks = 0
-            else:
-                self.cc.on_ack(data_acked, flight_before, now)
-                self._fast_retransmit = True  # partial ACK: retransmit the next hole
+                # RFC 6675 (A) / RFC 6582 §3.2 step 3: a cumulative ACK of the
+                # recovery point ends loss recovery.
+                self._exit_recovery()
+            elif self.recovery is NEWRENO:
+                # RFC 6582 §3.2 step 3, partial acknowledgment: "retransmit the
+                # first unacknowledged segment ... deflate the congestion window
+                # by the amount of new data acknowledged by the Cumulative
+                # Acknowledgment field. If the partial ACK acknowledges at least
+                # one SMSS of new data, then add back SMSS bytes".
+                cc = self.cc
+                cc.cwnd = max(cc.cwnd - acked, self.smss)
+                if acked >= self.smss:
+                    cc.cwnd += self.smss
+                self._fast_retransmit = True
+            # (SACK: RFC 6675 (B)-(C) happen when segments are produced.)
         else:
-            if data_acked:
-                self.cc.on_ack(data_acked, flight_before, now)
             self.dupacks = 0
+            if data_acked:
+                cc = self.cc
+                cc.on_ack(data_acked, now)
+                if self._phase == "slow-start" and cc.cwnd >= cc.ssthresh:
+                    self._cc_event("ssthresh reached")
 
     def _maybe_duplicate_ack(self, seg: TcpSegment) -> None:
         """RFC 5681 §2 "DUPLICATE ACKNOWLEDGMENT": outstanding data, no payload, no
@@ -901,14 +1463,34 @@ class Connection:
         if (self.snd_max == self.snd_una or seg.payload or seg.flags & (SYN | FIN)
                 or (seg.window << self.snd_wscale) != self.snd_wnd):
             return
+        self._duplicate_ack()
+
+    def _duplicate_ack(self) -> None:
+        """A duplicate ACK (RFC 5681 §2, or RFC 6675 §2 with SACK): count it, and
+        start fast retransmit when it says a segment is lost."""
         self.dupacks += 1
-        if self.cc.in_recovery:
-            self.cc.on_dupack_in_recovery()  # type: ignore[attr-defined]
-        elif self.dupacks == self.config.dupack_threshold and seq_gt(seg.ack, self.recover):
-            # RFC 6582 §3.2 step 2: fast retransmit only if the ACK covers "recover".
-            self.recover = self.snd_max
-            self.cc.on_loss(self.flight_size, self._now)
-            self._fast_retransmit = True
+        rec = self.recovery
+        if rec is NEWRENO:
+            # RFC 5681 §3.2 step 4: "For each additional duplicate ACK received
+            # (after the third), cwnd MUST be incremented by SMSS" (inflation).
+            self.cc.cwnd += self.smss
+            return
+        if rec is not None:
+            return  # SACK recovery: pipe, not cwnd, follows the departures
+        sb = self.scoreboard
+        if self.sack_ok and sb.ranges:
+            # RFC 6675 §5: "(1) If DupAcks >= DupThresh, go to step (4)... (2) If
+            # DupAcks < DupThresh but IsLost (HighACK + 1) returns true ... go to
+            # step (4)"; after a timeout, "a new recovery phase ... MUST NOT be
+            # initiated until HighACK is greater than or equal to" RecoveryPoint.
+            if ((self.dupacks >= self.config.dupack_threshold or sb.is_lost(0, self.smss))
+                    and seq_ge(self.snd_una, self.recover)):
+                self._enter_recovery(SACK, "SACK: segment lost")
+        elif (self.dupacks == self.config.dupack_threshold
+              and seq_gt(self.snd_una, self.recover)):
+            # RFC 5681 §3.2 step 2 (fast retransmit) only if the ACK covers more
+            # than "recover" (RFC 6582 §3.2 step 2, §4).
+            self._enter_recovery(NEWRENO, f"{self.dupacks} duplicate ACKs")
 
     def _process_text_and_fin(self, seg: TcpSegment, now: float) -> None:
         st = self.state
@@ -939,6 +1521,7 @@ class Connection:
                     self._deliver(payload + self.ooo.pop_ready((seq + len(payload)) & MASK))
                 else:
                     self.ooo.insert(seq, payload, self.rcv_nxt)
+                    self._sack_blocks.arrived(seq)  # RFC 2018 §4: its block goes first
                 # "Send an acknowledgment of the form <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>".
                 # RFC 5681 §4.2: "A TCP receiver SHOULD send an immediate duplicate ACK
                 # when an out-of-order segment arrives" and "an immediate ACK when the
@@ -947,7 +1530,7 @@ class Connection:
                 if had_hole or not in_order:
                     self._control.append(self._segment(self.snd_max, ACK))
                 else:
-                    self._ack_now = True
+                    self._ack_data(len(payload), now)
         if not seg.flags & FIN or st not in RECEIVING_STATES:
             return
         fin_seq = (first + len(seg.payload)) & MASK
@@ -959,8 +1542,13 @@ class Connection:
 
     def _deliver(self, data: bytes) -> None:
         self.rcv_buf += data
-        self.rcv_nxt = (self.rcv_nxt + len(data)) & MASK
-        self._events.append(DataReceived(len(data)))
+        n = len(data)
+        self.rcv_nxt = (self.rcv_nxt + n) & MASK
+        events = self._events
+        if events and events[-1].__class__ is DataReceived:
+            events[-1].length += n  # one event for a run of arrivals not yet drained
+        else:
+            events.append(DataReceived(n))
         if self.fin_seq_received is not None and self.fin_seq_received == self.rcv_nxt:
             self._fin_arrived(None, self._now)
 

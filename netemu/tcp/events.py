@@ -51,7 +51,8 @@ class ConnectionReset(Event):
 
 @dataclass(slots=True)
 class TimedOut(Event):
-    """Retransmissions (or SYN retries) ran out; the connection is closed."""
+    """Retransmissions (or SYN retries, or keepalive probes) ran out; the
+    connection is closed."""
 
     what: str
 
@@ -63,8 +64,10 @@ class Closed(Event):
 
 @dataclass(slots=True)
 class CongestionChanged(Event):
-    """cwnd/ssthresh/phase after a congestion event (for the trace)."""
+    """cwnd/ssthresh/phase when the phase changes or a congestion event happens
+    (for the trace). Not raised per ACK: cwnd grows on every ACK in between."""
 
     cwnd: int
     ssthresh: int
     phase: str  # "slow-start", "congestion-avoidance", "fast-recovery", "loss"
+    cause: str = ""  # e.g. "connected", "3 duplicate ACKs", "SACK", "timeout", "idle"

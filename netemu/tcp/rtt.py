@@ -22,8 +22,13 @@ class RttEstimator:
         self.rto = rto_initial
         self.backoff = 0
 
-    def sample(self, r: float) -> None:
-        """A new RTT measurement R (Karn: never from a retransmitted segment)."""
+    def sample(self, r: float, expected_samples: int = 1) -> None:
+        """A new RTT measurement R (Karn: never from a retransmitted segment).
+
+        ``expected_samples``: with timestamps every ACK yields a sample, and RFC
+        7323 Appendix G scales the gains so that one round trip still weighs
+        like one sample: "alpha' = alpha / ExpectedSamples, beta' = beta /
+        ExpectedSamples", ExpectedSamples = ceiling(FlightSize / (SMSS * 2))."""
         if self.srtt is None:
             # "(2.2) When the first RTT measurement R is made ... SRTT <- R,
             # RTTVAR <- R/2, RTO <- SRTT + max (G, K*RTTVAR)"
@@ -32,8 +37,12 @@ class RttEstimator:
         else:
             # "(2.3) RTTVAR <- (1 - beta) * RTTVAR + beta * |SRTT - R'|
             #        SRTT <- (1 - alpha) * SRTT + alpha * R'"
-            self.rttvar = (1 - BETA) * self.rttvar + BETA * abs(self.srtt - r)
-            self.srtt = (1 - ALPHA) * self.srtt + ALPHA * r
+            if expected_samples > 1:
+                a, b = ALPHA / expected_samples, BETA / expected_samples
+            else:
+                a, b = ALPHA, BETA
+            self.rttvar = (1 - b) * self.rttvar + b * abs(self.srtt - r)
+            self.srtt = (1 - a) * self.srtt + a * r
         self.backoff = 0
         self.rto = self._clamp(self.srtt + max(CLOCK_GRANULARITY, K * self.rttvar))
 

@@ -1,0 +1,1163 @@
+"""Execute a packetdrill script on a live lab, as packetdrill does on a tun device.
+
+The kernel under test is the lab's peer. System calls go to the kernel agent (one
+script fd per agent socket; ``socket``/``setsockopt``/``bind`` are held until
+``listen`` or ``connect`` creates the real socket). ``<`` packets are injected by
+netemu's host on a *raw* connection (netemu's endpoint sends nothing by itself);
+``>`` packets are the next segments the kernel sends on the connection under test,
+compared field by field in script space:
+
+- sequence numbers: the kernel's are made relative to its ISN (learnt from its SYN or
+  SYN-ACK) and netemu's to a random ISN of our own, so scripts say ``0:0(0)``, ``ack 1``;
+  SACK blocks move with the acknowledged side; an inbound ``TS ecr`` is mapped back to
+  the kernel's real TS value it names (packetdrill's TS val map);
+- flags, sequence, ack, payload length (zeros, as packetdrill writes), window when the
+  script gives ``win``, options in order (``<...>``: any; values of mss, wscale and sack
+  checked; TS values not, as packetdrill by default);
+- one larger (TSO) segment in the script matches a contiguous run of the MSS-sized
+  segments the peer sends (tx offload is off on the lab's peer veth);
+- times: packetdrill's rules (relative to the previous event; consecutive inbound
+  packets anchored to each other; ``...T`` end of blocking calls) and tolerance
+  (``--tolerance_usecs``, default 4 ms, or 12.5 % of the gap). Reported as notes;
+  failures only with ``strict_timing``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..trace.record import NoteRecord, PeerStateRecord, Trace
+from ..wire import TcpSegment, parse_frame
+from ..wire.tcp import (
+    ACK,
+    EOL,
+    FIN,
+    NOP,
+    PSH,
+    SACK_PERMITTED,
+    SYN,
+    EolOption,
+    MssOption,
+    NopOption,
+    SackOption,
+    SackPermittedOption,
+    TimestampOption,
+    WindowScaleOption,
+)
+from . import calls as C
+from .model import Code, Command, Event, PacketSpec, Syscall
+from .parser import FLAG_BITS
+
+MASK = 0xFFFFFFFF
+_FLAG_ORDER = "FSRP.UEW"
+
+
+class StepFailed(Exception):
+    pass
+
+
+def flags_text(flags: int) -> str:
+    s = "".join(ch for ch in "SFRPUEW" if flags & FLAG_BITS[ch])
+    if flags & ACK:
+        s += "."
+    return s or "-"
+
+
+@dataclass
+class StepResult:
+    index: int
+    line: int
+    action: str
+    text: str
+    status: str = "pending"  # pass, fail, skipped
+    message: str = ""
+    seconds: float = 0.0
+    t: float | None = None  # script time the event ran at
+
+    def as_dict(self) -> dict[str, Any]:
+        d = {"index": self.index, "line": self.line, "action": self.action, "step": self.text,
+             "status": self.status, "message": self.message,
+             "seconds": round(self.seconds, 4)}
+        if self.t is not None:
+            d["t"] = round(self.t, 6)
+        return d
+
+
+@dataclass
+class Conn:
+    """The raw connection under test: netemu's end is ``emu_port``."""
+
+    emu_port: int
+    kernel_port: int | None
+    our_off: int  # netemu's live seq = script seq + our_off
+    cursor: int  # next trace frame to look at
+    kernel_off: int | None = None  # the kernel's live seq = script seq + kernel_off
+    ts_map: dict[int, int] = field(default_factory=dict)  # script TS val -> live TS val
+    first_ts: tuple[int, int] | None = None  # (script, live) of the first mapped TS val
+    last_live_ts: int | None = None
+    agent_sock: int | None = None  # the accepted / connected agent socket
+
+
+@dataclass
+class Sock:
+    """One script file descriptor."""
+
+    fd: int
+    kind: str = "socket"  # socket, listener, conn
+    agent: int | None = None
+    opts: dict[str, Any] = field(default_factory=dict)
+    nonblock: bool = False
+    port: int | None = None  # bind port
+    host: str | None = None
+    conn: Conn | None = None
+    sndbuf: int | None = None
+
+
+@dataclass
+class Pending:
+    """A blocking system call in flight (``...`` end time)."""
+
+    task: asyncio.Task
+    event: Event
+    call: C.Call
+    result: StepResult
+    end: float
+    t0: float
+
+
+@dataclass
+class Timing:
+    line: int
+    what: str
+    expected: str
+    actual: float
+    tolerance: float
+    ok: bool
+
+    def text(self) -> str:
+        return (f"line {self.line}: {self.what} expected at {self.expected} s, happened at "
+                f"{self.actual:.6f} s (tolerance {self.tolerance * 1000:.1f} ms)")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"line": self.line, "what": self.what, "expected": self.expected,
+                "actual": round(self.actual, 6), "tolerance": round(self.tolerance, 6),
+                "ok": self.ok}
+
+
+class PktRunner:
+    def __init__(self, loaded: Any, *, lab: Any, host: Any, agent: Any = None,
+                 strict_timing: bool = False, tolerance_usecs: int | None = None,
+                 grace: float = 2.0, on_step: Any = None, seed: int | None = None) -> None:
+        self.loaded = loaded
+        self.script = loaded.script
+        self.lab = lab
+        self.host = host
+        self.trace: Trace = host.trace
+        self.agent = agent  # KernelAgent (its .aio is used)
+        self.on_step = on_step
+        self.strict = strict_timing
+        self.tol = (tolerance_usecs if tolerance_usecs is not None
+                    else loaded.tolerance_usecs) / 1e6
+        self.tol_pct = loaded.tolerance_percent
+        self.grace = grace
+        self.rng = random.Random(seed)
+        self.results: list[StepResult] = []
+        self.timing: list[Timing] = []
+        self.notes: list[str] = []
+        self.socks: dict[int, Sock] = {}
+        self.sut: Sock | Conn | None = None  # packetdrill's socket under test
+        self.pending: Pending | None = None
+        self.t0 = 0.0
+        self.last_sched: float | None = None
+        self.last_event: Event | None = None
+        self.anchor: float | None = None  # dispatch time of the last system call
+        self._frame_evt = asyncio.Event()
+        self._poller: asyncio.Task | None = None
+        self._failed = False
+        host.on_frame.append(self._on_frame)
+
+    # ------------------------------------------------------------------ plumbing
+    def _on_frame(self, direction: str, data: bytes, seg: Any) -> None:
+        if direction == "in":
+            self._frame_evt.set()
+
+    def now(self) -> float:
+        """Script time: seconds since the script's time 0."""
+        return time.monotonic() - self.t0
+
+    @property
+    def aio(self) -> Any:
+        return self.agent.aio
+
+    async def start(self) -> None:
+        self._poller = asyncio.create_task(self._poll_peer_states())
+
+    async def stop(self) -> None:
+        if self.pending is not None:
+            self.pending.task.cancel()
+            with contextlib.suppress(BaseException):
+                await self.pending.task
+        if self._poller is not None:
+            self._poller.cancel()
+            with contextlib.suppress(BaseException):
+                await self._poller
+        with contextlib.suppress(ValueError):
+            self.host.on_frame.remove(self._on_frame)
+
+    async def _poll_peer_states(self) -> None:
+        """The kernel's socket states as they change (sock_diag, every 5 ms), for the ladder."""
+        last: dict[tuple, str] = {}
+        while True:
+            try:
+                socks = await asyncio.to_thread(self.lab.peer_sockets)
+            except Exception:
+                return
+            now = time.monotonic()
+            seen = set()
+            for s in socks:
+                key = (s.local, s.remote)
+                seen.add(key)
+                if last.get(key) != s.state:
+                    last[key] = s.state
+                    self.trace.peer_states.append(PeerStateRecord(
+                        now, s.local, s.remote, s.state,
+                        {"rqueue": s.rqueue, "wqueue": s.wqueue, "cc": s.cc}))
+            for key in [k for k in last if k not in seen]:
+                if last[key] != "CLOSED" and key[1][1] != 0:
+                    self.trace.peer_states.append(PeerStateRecord(now, key[0], key[1], "CLOSED"))
+                del last[key]
+            await asyncio.sleep(0.005)
+
+    # ------------------------------------------------------------------ the run
+    async def run(self) -> bool:
+        events = self.script.events
+        self.t0 = time.monotonic()
+        ok = True
+        for i, ev in enumerate(events, 1):
+            res = StepResult(i, ev.line, ev.kind, ev.source)
+            self.results.append(res)
+            started = time.monotonic()
+            deferred = False
+            try:
+                deferred = await self._event(ev, res)
+                if not deferred:
+                    res.status = "pass"
+            except StepFailed as e:
+                res.status, res.message = "fail", str(e)
+            except Exception as e:  # the agent, the host, the lab
+                res.status, res.message = "fail", f"{type(e).__name__}: {e}"
+            res.seconds = time.monotonic() - started
+            if res.status == "fail":
+                self._fail_note(res)
+            if not deferred:
+                self._report(res)
+            if res.status == "fail":
+                ok = False
+                break
+            if self._failed:  # a blocking call finished badly while we went on
+                ok = False
+                break
+        if ok:
+            ok = await self._finish_pending()
+        if not ok:
+            self._skip_rest()
+        self.results.sort(key=lambda r: r.index)
+        return ok and not self._failed
+
+    def _report(self, res: StepResult) -> None:
+        if self.on_step is not None:
+            self.on_step(res)
+
+    def _fail_note(self, res: StepResult) -> None:
+        self.trace.notes.append(NoteRecord(time.monotonic(), f"line {res.line} failed: "
+                                           f"{res.message.splitlines()[0]}", "fail"))
+
+    def _skip_rest(self) -> None:
+        done = {r.index for r in self.results}
+        for i, ev in enumerate(self.script.events, 1):
+            if i not in done:
+                self.results.append(StepResult(i, ev.line, ev.kind, ev.source, "skipped"))
+        if self.pending is not None:
+            p = self.pending
+            if p.result.status == "pending":
+                p.result.status = "fail"
+                p.result.message = "did not return before the script failed"
+                self._report(p.result)
+
+    async def _finish_pending(self) -> bool:
+        if self.pending is None:
+            return True
+        await self._await_pending()
+        return not self._failed
+
+    # ------------------------------------------------------------------ timing
+    def _schedule(self, ev: Event) -> tuple[float, float, bool]:
+        """(start, end, checked) in script time for ``ev``; anchors relative times as
+        packetdrill does."""
+        t = ev.time
+        if t.kind == "any":
+            now = self.now()
+            return now, float("inf"), False
+        if t.kind in ("abs", "range"):
+            return t.start, t.end if t.end is not None else t.start, True
+        last = self.last_event
+        if (last is not None and self.last_sched is not None and ev.kind == "inject"
+                and last.kind == "inject"):
+            base = self.last_sched
+        elif self.anchor is not None and ev.kind == "expect":
+            # A packet the kernel sends because of a system call: from the time the call
+            # reached the kernel agent, not the time its reply came back (packetdrill's
+            # calls return in microseconds; the agent's reply takes a few hundred, and
+            # the kernel acts before it). Other events follow the reply, as in packetdrill.
+            base = self.anchor
+        else:
+            base = self.now()
+        end = base + (t.end if t.end is not None else t.start)
+        return base + t.start, end, True
+
+    def _tolerance(self, start: float) -> float:
+        tol = self.tol
+        if self.last_sched is not None:
+            tol = max(tol, self.tol_pct / 100.0 * (start - self.last_sched))
+        return tol
+
+    def _check_time(self, line: int, what: str, actual: float, start: float, end: float,
+                    tol: float, text: str) -> str | None:
+        if end == float("inf"):
+            return None
+        ok = start - tol <= actual <= end + tol
+        if ok and what.endswith(" start"):
+            return None  # netemu's own punctuality: recorded only when it slipped
+        expected = f"{start:.6f}" if end == start else f"{start:.6f}~{end:.6f}"
+        rec = Timing(line, what, expected + (f" ({text})" if text else ""), actual, tol, ok)
+        self.timing.append(rec)
+        if ok:
+            return None
+        msg = "timing: " + rec.text()
+        self.trace.notes.append(NoteRecord(time.monotonic(), msg, "note"))
+        if self.strict:
+            return msg
+        self.notes.append(msg)
+        return None
+
+    async def _sleep_until(self, t: float) -> None:
+        delay = self.t0 + t - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+    # ------------------------------------------------------------------ events
+    async def _event(self, ev: Event, res: StepResult) -> bool:
+        """Run one event; True when its result comes later (a blocking call)."""
+        start, end, checked = self._schedule(ev)
+        tol = self._tolerance(start)
+        a = ev.action
+        kind = ev.kind
+        deferred = False
+        if kind == "expect":
+            assert isinstance(a, PacketSpec)
+            self._step_note(ev)
+            await self._expect(ev, a, start, end, tol, checked, res)
+        else:
+            if kind == "syscall" and self.pending is not None:
+                await self._await_pending()
+                if self._failed:
+                    raise StepFailed("a blocking call before this one failed")
+            await self._sleep_until(start)
+            res.t = self.now()
+            self._step_note(ev)
+            if checked:
+                late = self._check_time(ev.line, f"{kind} start", res.t, start, end, tol,
+                                        ev.time.text)
+                if late:
+                    raise StepFailed(late)
+            if kind == "inject":
+                assert isinstance(a, PacketSpec)
+                await self._inject(a)
+            elif kind == "syscall":
+                assert isinstance(a, Syscall)
+                deferred = await self._syscall(ev, a, start, res)
+            elif kind == "command":
+                assert isinstance(a, Command)
+                await self._command(a.text)
+            else:
+                assert isinstance(a, Code)
+                await self._code(ev, a.text)
+        self.last_event = ev
+        self.last_sched = start if ev.time.kind != "any" else self.now()
+        self.anchor = res.t if kind == "syscall" else None
+        return deferred
+
+    def _step_note(self, ev: Event) -> None:
+        self.trace.notes.append(NoteRecord(time.monotonic(), f"line {ev.line}: {ev.source}",
+                                           "step"))
+
+    # ------------------------------------------------------------------ connections
+    def _new_conn(self, kernel_port: int | None, emu_port: int | None = None) -> Conn:
+        lab = self.lab
+        if emu_port is None:
+            emu_port = self.host.ephemeral_port(lab.peer_ip, kernel_port or 0)
+        self.host.raw_ports.add(emu_port)
+        conn = Conn(emu_port, kernel_port, self.rng.getrandbits(32), len(self.trace.frames))
+        return conn
+
+    def _conn_for_inbound(self, pkt: PacketSpec) -> Conn:
+        sut = self.sut
+        if isinstance(sut, Conn):
+            return sut
+        port = C.DEFAULT_PORT
+        if isinstance(sut, Sock):
+            port = sut.port or C.DEFAULT_PORT
+        conn = self._new_conn(port)
+        self.sut = conn
+        return conn
+
+    # ------------------------------------------------------------------ inbound
+    async def _inject(self, pkt: PacketSpec) -> None:
+        conn = self._conn_for_inbound(pkt)
+        seq = (pkt.start + conn.our_off) & MASK
+        k_off = conn.kernel_off or 0
+        ack = (pkt.ack + k_off) & MASK if pkt.ack is not None else 0
+        opts = []
+        for o in pkt.options or ():
+            opts.append(self._inbound_option(o, conn, pkt, k_off))
+        seg = TcpSegment(conn.emu_port, conn.kernel_port or C.DEFAULT_PORT, seq, ack, pkt.flags,
+                         65535 if pkt.win is None else pkt.win, bytes(pkt.length),
+                         tuple(opts))
+        self.host.inject(seg, self.lab.peer_ip)
+
+    def _inbound_option(self, o: Any, conn: Conn, pkt: PacketSpec, k_off: int) -> Any:
+        if o.kind == "nop":
+            return NOP
+        if o.kind == "eol":
+            return EOL
+        if o.kind == "mss":
+            return MssOption(o.value)
+        if o.kind == "wscale":
+            return WindowScaleOption(o.value)
+        if o.kind == "sackOK":
+            return SACK_PERMITTED
+        if o.kind == "sack":
+            return SackOption(tuple(((a + k_off) & MASK, (b + k_off) & MASK) for a, b in o.value))
+        val, ecr = o.value
+        if pkt.flags & ACK:
+            ecr = self._live_ecr(conn, ecr)
+        return TimestampOption(val, ecr)
+
+    @staticmethod
+    def _live_ecr(conn: Conn, script_ecr: int) -> int:
+        """packetdrill's mapping of an inbound TS ecr to the kernel's real TS value."""
+        if script_ecr in conn.ts_map:
+            return conn.ts_map[script_ecr]
+        if conn.first_ts is not None:
+            s, live = conn.first_ts
+            return (script_ecr - s + live) & MASK
+        if conn.last_live_ts is not None:
+            return conn.last_live_ts
+        return script_ecr
+
+    # ------------------------------------------------------------------ outbound
+    def _conn_for_outbound(self) -> Conn:
+        sut = self.sut
+        if isinstance(sut, Conn):
+            return sut
+        raise StepFailed("no connection to expect a packet on: inject the first packet "
+                         "('<') or call connect() first")
+
+    def _take(self, conn: Conn) -> tuple[TcpSegment, float] | None:
+        frames = self.trace.frames
+        peer = self.lab.peer_ip
+        i = conn.cursor
+        n = len(frames)
+        while i < n:
+            f = frames[i]
+            i += 1
+            if f.direction != "in" or f.mark in ("bad-checksum", "malformed", "dropped"):
+                continue
+            try:
+                fr = parse_frame(f.data, verify=False)
+            except ValueError:
+                continue
+            seg = fr.tcp
+            if seg is None or fr.ip is None or fr.ip.src != peer:
+                continue
+            if seg.dst_port != conn.emu_port:
+                continue
+            if conn.kernel_port is not None and seg.src_port != conn.kernel_port:
+                continue
+            if conn.kernel_port is None:
+                conn.kernel_port = seg.src_port
+            conn.cursor = i
+            return seg, f.t - self.t0
+        conn.cursor = i
+        return None
+
+    async def _next_segment(self, conn: Conn, deadline: float) -> tuple[TcpSegment, float] | None:
+        while True:
+            self._frame_evt.clear()
+            got = self._take(conn)
+            if got is not None:
+                return got
+            left = self.t0 + deadline - time.monotonic()
+            if left <= 0:
+                return None
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._frame_evt.wait(), left)
+
+    async def _expect(self, ev: Event, pkt: PacketSpec, start: float, end: float, tol: float,
+                      checked: bool, res: StepResult) -> None:
+        conn = self._conn_for_outbound()
+        if checked:
+            deadline = end + tol + (0.05 if self.strict else self.grace)
+        else:
+            deadline = self.now() + max(self.grace, 5.0)
+        got = await self._next_segment(conn, deadline)
+        if got is None:
+            when = f"by {deadline:.3f} s" if checked else "in time"
+            if checked and self.strict:
+                when += (f" (strict timing: expected at {self._when(start, end, True)} s "
+                         f"± {tol * 1000:.1f} ms)")
+            raise StepFailed(f"no packet from the kernel {when}\n"
+                             f"  script packet: {self._when(start, end, checked)} "
+                             f"{pkt.text()[2:]}")
+        seg, t = got
+        res.t = t
+        if conn.kernel_off is None:
+            conn.kernel_off = ((seg.seq - pkt.start) & MASK) if seg.flags & SYN else 0
+        segs = [seg]
+        why = self._mismatch(pkt, seg, conn, segs)
+        # One TSO segment in the script, several MSS-sized ones on the wire: gather a run.
+        while why == "short" and pkt.length:
+            more = await self._next_segment(conn, max(deadline, self.now() + 0.2))
+            if more is None:
+                why = (f"payload length: expected {pkt.length} in one run, the kernel sent "
+                       f"{sum(len(s.payload) for s in segs)} and then nothing")
+                break
+            nxt = more[0]
+            prev = segs[-1]
+            if nxt.seq != (prev.seq + len(prev.payload)) & MASK or nxt.ack != prev.ack \
+                    or (nxt.flags | PSH | FIN) != (prev.flags | PSH | FIN):
+                segs.append(nxt)
+                why = ("a run of segments for one TSO packet was broken by: "
+                       + self._actual_text(nxt, more[1], conn))
+                break
+            segs.append(nxt)
+            why = self._mismatch(pkt, segs[0], conn, segs)
+        self._learn_ts(pkt, seg, conn)
+        for s in segs:
+            ts = s.timestamp
+            if ts is not None:
+                conn.last_live_ts = ts.tsval
+        if why is not None:
+            actual = self._actual_text(seg, t, conn, segs)
+            raise StepFailed(f"{why}\n  script packet: {self._when(start, end, checked)} "
+                             f"{pkt.text()[2:]}\n  actual packet: {actual}")
+        late = self._check_time(ev.line, "outbound packet", t, start, end, tol,
+                                ev.time.text) if checked else None
+        if late:
+            raise StepFailed(late + f"\n  script packet: {self._when(start, end, checked)} "
+                             f"{pkt.text()[2:]}\n  actual packet: "
+                             f"{self._actual_text(seg, t, conn, segs)}")
+
+    @staticmethod
+    def _when(start: float, end: float, checked: bool) -> str:
+        if not checked:
+            return "*"
+        return f"{start:.6f}" if end == start else f"{start:.6f}~{end:.6f}"
+
+    def _merged(self, segs: list[TcpSegment]) -> tuple[int, int]:
+        """(flags, payload length) of a run of segments taken as one."""
+        first, last = segs[0], segs[-1]
+        flags = first.flags & ~(PSH | FIN)
+        flags |= last.flags & FIN
+        if any(s.flags & PSH for s in segs):
+            flags |= PSH
+        return flags, sum(len(s.payload) for s in segs)
+
+    def _mismatch(self, pkt: PacketSpec, seg: TcpSegment, conn: Conn,
+                  segs: list[TcpSegment]) -> str | None:
+        """None when the (run of) segment(s) matches; "short" when a longer run could."""
+        flags, length = self._merged(segs)
+        seq = (seg.seq - (conn.kernel_off or 0)) & MASK
+        if seq != pkt.start & MASK:
+            return f"live packet field tcp_seq: expected: {pkt.start} vs actual: {seq}"
+        if length < pkt.length and (flags & ~(PSH | FIN)) == (pkt.flags & ~(PSH | FIN)) \
+                and all(s.payload.count(0) == len(s.payload) for s in segs):
+            return "short"
+        if flags != pkt.flags:
+            return (f"live packet field tcp flags: expected: {pkt.flags_text} vs actual: "
+                    f"{flags_text(flags)}")
+        if pkt.flags & ACK and pkt.ack is not None:
+            ack = (seg.ack - conn.our_off) & MASK
+            if ack != pkt.ack & MASK:
+                return f"live packet field tcp_ack_seq: expected: {pkt.ack} vs actual: {ack}"
+        if length != pkt.length:
+            return f"live packet payload length: expected: {pkt.length} vs actual: {length}"
+        if pkt.win is not None and seg.window != pkt.win:
+            return f"live packet field tcp_window: expected: {pkt.win} vs actual: {seg.window}"
+        if any(s.payload.count(0) != len(s.payload) for s in segs):
+            return "incorrect outbound data payload (the script's data is zeros)"
+        if pkt.options_any:
+            return None
+        return self._options_mismatch(pkt, seg, conn)
+
+    def _options_mismatch(self, pkt: PacketSpec, seg: TcpSegment, conn: Conn) -> str | None:
+        want = pkt.options or []
+        have = list(seg.options)
+        names = [self._opt_name(o) for o in have]
+        if [o.kind for o in want] != names:
+            return (f"bad outbound TCP options: expected <{','.join(o.kind for o in want)}> "
+                    f"vs actual <{','.join(names)}>")
+        for w, h in zip(want, have, strict=True):
+            if w.kind == "mss" and h.mss != w.value:  # type: ignore[union-attr]
+                return f"bad value outbound TCP option mss: expected {w.value} vs actual {h.mss}"  # type: ignore[union-attr]
+            if w.kind == "wscale" and h.shift != w.value:  # type: ignore[union-attr]
+                return (f"bad value outbound TCP option wscale: expected {w.value} vs actual "
+                        f"{h.shift}")  # type: ignore[union-attr]
+            if w.kind == "sack":
+                rel = tuple(((a - conn.our_off) & MASK, (b - conn.our_off) & MASK)
+                            for a, b in h.blocks)  # type: ignore[union-attr]
+                exp = tuple((a & MASK, b & MASK) for a, b in w.value)
+                if rel != exp:
+                    return (f"bad value outbound TCP option sack: expected "
+                            f"{_sack_text(exp)} vs actual {_sack_text(rel)}")
+        return None
+
+    @staticmethod
+    def _opt_name(o: Any) -> str:
+        return {NopOption: "nop", EolOption: "eol", MssOption: "mss",
+                WindowScaleOption: "wscale", SackPermittedOption: "sackOK",
+                SackOption: "sack", TimestampOption: "TS"}.get(type(o), f"opt{getattr(o, 'kind', '?')}")
+
+    def _learn_ts(self, pkt: PacketSpec, seg: TcpSegment, conn: Conn) -> None:
+        ts = seg.timestamp
+        if ts is None or not pkt.options:
+            return
+        for o in pkt.options:
+            if o.kind == "TS":
+                conn.ts_map[o.value[0]] = ts.tsval
+                if conn.first_ts is None:
+                    conn.first_ts = (o.value[0], ts.tsval)
+
+    def _actual_text(self, seg: TcpSegment, t: float, conn: Conn,
+                     segs: list[TcpSegment] | None = None) -> str:
+        segs = segs or [seg]
+        flags, length = self._merged(segs)
+        seq = (seg.seq - (conn.kernel_off or 0)) & MASK
+        s = f"{t:.6f} {flags_text(flags)} {seq}:{(seq + length) & MASK}({length})"
+        if flags & ACK:
+            s += f" ack {(seg.ack - conn.our_off) & MASK}"
+        s += f" win {seg.window}"
+        opts = []
+        for o in seg.options:
+            name = self._opt_name(o)
+            if isinstance(o, MssOption):
+                opts.append(f"mss {o.mss}")
+            elif isinstance(o, WindowScaleOption):
+                opts.append(f"wscale {o.shift}")
+            elif isinstance(o, SackOption):
+                opts.append("sack " + _sack_text(tuple(((a - conn.our_off) & MASK,
+                                                        (b - conn.our_off) & MASK)
+                                                       for a, b in o.blocks)))
+            elif isinstance(o, TimestampOption):
+                val = o.tsval
+                if conn.first_ts is not None:
+                    val = (conn.first_ts[0] + o.tsval - conn.first_ts[1]) & MASK
+                opts.append(f"TS val {val} ecr {o.tsecr}")
+            else:
+                opts.append(name)
+        if opts:
+            s += " <" + ",".join(opts) + ">"
+        if len(segs) > 1:
+            s += f" (a run of {len(segs)} segments)"
+        return s
+
+    # ------------------------------------------------------------------ shell and code
+    async def _command(self, text: str) -> None:
+        out = await run_command(self.lab, text, Path(self.script.path).parent)
+        if out.output.strip():
+            for line in out.output.strip().splitlines()[-5:]:
+                self.notes.append(f"`{text}`: {line}")
+        if out.returncode != 0:
+            raise StepFailed(f"`{text}` exited with status {out.returncode}"
+                             + (f": {out.output.strip().splitlines()[-1]}"
+                                if out.output.strip() else ""))
+
+    async def tcp_info(self) -> dict[str, Any]:
+        """The ``tcpi_*`` values of the socket under test: the kernel agent's ``info``
+        (when the script holds a socket for the connection) and sock_diag's full
+        ``struct tcp_info`` (by 4-tuple)."""
+        sut = self.sut
+        out: dict[str, Any] = {}
+        sock = None
+        lport = rport = None
+        if isinstance(sut, Conn):
+            sock = sut.agent_sock
+            lport, rport = sut.kernel_port, sut.emu_port
+        elif isinstance(sut, Sock):
+            sock = sut.agent
+            lport = sut.port
+        if sock is not None and self.agent is not None:
+            with contextlib.suppress(Exception):
+                info = await self.aio.info(sock)
+                out.update({"tcpi_snd_cwnd": info.get("snd_cwnd"),
+                            "tcpi_snd_ssthresh": info.get("snd_ssthresh"),
+                            "tcpi_rtt": info.get("rtt_us"), "tcpi_rttvar": info.get("rttvar_us"),
+                            "tcpi_snd_wscale": info.get("snd_wscale"),
+                            "tcpi_rcv_wscale": info.get("rcv_wscale")})
+                out["tcpi_ca_name"] = info.get("cc")
+        if lport is not None:
+            socks = await asyncio.to_thread(self.lab.peer_sockets, local_port=lport,
+                                            remote_port=rport)
+            if rport is None:
+                socks = [s for s in socks if s.state == "LISTEN"] or socks
+            if socks:
+                out.update({f"tcpi_{k}": v for k, v in socks[0].tcp_info.items()})
+                if socks[0].cc:
+                    out["tcpi_ca_name"] = socks[0].cc
+        return out
+
+    async def _code(self, ev: Event, text: str) -> None:
+        values = await self.tcp_info()
+        if not values:
+            raise StepFailed("no TCP_INFO: the socket under test is not open in the kernel")
+        err = run_snippet(text, values)
+        if err is not None:
+            raise StepFailed(err)
+
+    # ------------------------------------------------------------------ system calls
+    def _sock(self, fd: int | None) -> Sock:
+        if fd is None or fd not in self.socks:
+            raise _Errno("EBADF")
+        return self.socks[fd]
+
+    async def _syscall(self, ev: Event, sc: Syscall, start: float, res: StepResult) -> bool:
+        call = self.loaded.calls[id(sc)]
+        end = None
+        if sc.end is not None:
+            base = start - ev.time.start if ev.time.relative else 0.0
+            end = base + sc.end
+        if end is not None and end - start > self._tolerance(start):
+            timeout = end - self.now() + self._tolerance(start) + self.grace
+            task = asyncio.create_task(self._timed_call(call, timeout))
+            self.pending = Pending(task, ev, call, res, end, self.now())
+            await asyncio.sleep(0)  # let the request reach the agent
+            return True
+        got = await self._do_call(call, self.grace)
+        self._check_result(call, got, sc)
+        if end is not None:
+            late = self._check_time(ev.line, "system call return", self.now(), end, end,
+                                    self._tolerance(start), sc.end_text)
+            if late:
+                raise StepFailed(late)
+        return False
+
+    async def _timed_call(self, call: C.Call, timeout: float
+                          ) -> tuple[tuple[int, str | None], float]:
+        got = await self._do_call(call, timeout)
+        return got, self.now()
+
+    async def _await_pending(self) -> None:
+        p = self.pending
+        if p is None:
+            return
+        self.pending = None
+        res = p.result
+        try:
+            got, done = await p.task
+            self._check_result(p.call, got, p.event.action)  # type: ignore[arg-type]
+            late = self._check_time(p.event.line, "blocking system call return", done,
+                                    p.end, p.end, self._tolerance(p.end),
+                                    p.event.action.end_text)  # type: ignore[union-attr]
+            if late:
+                raise StepFailed(late)
+            res.status = "pass"
+        except StepFailed as e:
+            res.status, res.message = "fail", str(e)
+        except Exception as e:
+            res.status, res.message = "fail", f"{type(e).__name__}: {e}"
+        res.seconds = time.monotonic() - self.t0 - p.t0
+        if res.status == "fail":
+            self._failed = True
+            self._fail_note(res)
+        self._report(res)
+
+    def _check_result(self, call: C.Call, got: tuple[int, str | None], sc: Syscall) -> None:
+        ret, err = got
+        want = f"{call.ret}" + (f" {call.errno}" if call.errno else "")
+        have = f"{ret}" + (f" {err}" if err else "")
+        if call.name == "socket":
+            return
+        if call.errno is not None:
+            if ret != -1 or err != call.errno:
+                raise StepFailed(f"{sc.name}(): expected result {want} but got {have}")
+        elif ret != call.ret:
+            raise StepFailed(f"{sc.name}(): expected result {want} but got {have}")
+
+    async def _do_call(self, call: C.Call, timeout: float) -> tuple[int, str | None]:
+        try:
+            return await getattr(self, f"_call_{call.name}")(call, timeout)
+        except _Errno as e:
+            return -1, e.name
+        except _AgentFail as e:
+            return -1, e.name
+
+    async def _agent(self, coro: Any, *, nonblock: bool = False) -> Any:
+        from ..lab.kernel import AgentError
+
+        try:
+            return await coro
+        except AgentError as e:
+            name = e.error
+            if name == "timeout":
+                if nonblock:
+                    raise _AgentFail("EAGAIN") from None
+                raise StepFailed(f"the call blocked (kernel agent: {e}); if it is meant to "
+                                 "block, give its end time: '+0...0.5 call(...)'") from None
+            if name.startswith("E"):
+                raise _AgentFail(name) from None
+            raise
+
+    @staticmethod
+    def _opts(s: Sock) -> dict[str, Any]:
+        return dict(s.opts)
+
+    async def _call_socket(self, call: C.Call, timeout: float) -> tuple[int, str | None]:
+        if call.errno:
+            return -1, call.errno  # a failing socket() cannot be provoked; take it as scripted
+        s = Sock(call.ret, nonblock=bool(call.flags & C.SOCK_NONBLOCK))
+        self.socks[call.ret] = s
+        self.sut = s
+        return call.ret, None
+
+    async def _call_bind(self, call: C.Call, timeout: float) -> tuple[int, str | None]:
+        s = self._sock(call.fd)
+        if s.agent is not None or s.port is not None:
+            return -1, "EINVAL"
+        s.port = call.port or C.DEFAULT_PORT
+        s.host = call.host
+        return 0, None
+
+    async def _call_listen(self, call: C.Call, timeout: float) -> tuple[int, str | None]:
+        s = self._sock(call.fd)
+        if s.kind == "conn":
+            return -1, "EINVAL"
+        port = s.port or C.DEFAULT_PORT
+        lst = await self._agent(self.aio.listen(port, backlog=max(call.backlog or 1, 0),
+                                                opts=self._opts(s) or None))
+        s.agent, s.kind, s.port = lst.sock, "listener", lst.port
+        self.sut = s
+        return 0, None
+
+    async def _call_accept(self, call: C.Call, timeout: float) -> tuple[int, str | None]:
+        s = self._sock(call.fd)
+        if s.kind != "listener" or s.agent is None:
+            return -1, "EINVAL"
+        acc = await self._agent(self.aio.accept(s.agent, timeout=0 if s.nonblock else timeout),
+                                nonblock=s.nonblock)
+        new = Sock(call.ret if call.ret >= 0 else max(self.socks, default=2) + 1, "conn",
+                   acc.sock, port=acc.local[1] if acc.local else None)
+        for conn in self._conns():
+            if acc.peer and conn.emu_port == acc.peer[1]:
+                new.conn = conn
+                conn.agent_sock = acc.sock
+        self.socks[new.fd] = new
+        return new.fd, None
+
+    def _conns(self) -> list[Conn]:
+        out = [s.conn for s in self.socks.values() if s.conn is not None]
+        if isinstance(self.sut, Conn) and self.sut not in out:
+            out.append(self.sut)
+        return out
+
+    async def _call_connect(self, call: C.Call, timeout: float) -> tuple[int, str | None]:
+        s = self._sock(call.fd)
+        if s.kind == "listener":
+            return -1, "EINVAL"
+        if s.agent is not None:
+            return -1, "EISCONN" if s.conn is not None else "EALREADY"
+        port = call.port or C.DEFAULT_PORT
+        conn = self._new_conn(None, emu_port=port)
+        conn.cursor = len(self.trace.frames)
+        s.conn = conn
+        s.kind = "conn"
+        self.sut = conn
+        bind = (("0.0.0.0", s.port) if s.port else None)
+        wait = not s.nonblock
+        res = await self._agent(self.aio.connect(self.lab.emu_ip, port, timeout=timeout,
+                                                 wait=wait, bind=bind,
+                                                 opts=self._opts(s) or None))
+        s.agent = res.sock
+        conn.agent_sock = res.sock
+        if res.local and conn.kernel_port is None:
+            conn.kernel_port = res.local[1]
+        if not wait:
+            return -1, "EINPROGRESS"
+        return 0, None
+
+    async def _call_read(self, call: C.Call, timeout: float) -> tuple[int, str | None]:
+        s = self._sock(call.fd)
+        if s.agent is None or s.kind != "conn":
+            return -1, "ENOTCONN"
+        nonblock = s.nonblock or bool(call.flags & C.MSG_DONTWAIT)
+        if call.nbytes == 0:
+            return 0, None
+        data = await self._agent(self.aio.recv(s.agent, max(call.nbytes or 0, 1),
+                                               timeout=0 if nonblock else timeout),
+                                 nonblock=nonblock)
+        return len(data), None
+
+    _call_recv = _call_read
+    _call_recvfrom = _call_read
+
+    async def _call_write(self, call: C.Call, timeout: float) -> tuple[int, str | None]:
+        s = self._sock(call.fd)
+        if s.agent is None or s.kind != "conn":
+            return -1, "EPIPE" if s.kind == "conn" else "ENOTCONN"
+        nonblock = s.nonblock or bool(call.flags & C.MSG_DONTWAIT)
+        from ..lab.kernel import AgentError
+
+        try:
+            sent = await self.aio.send(s.agent, bytes(call.nbytes or 0),
+                                       timeout=0 if nonblock else timeout)
+        except AgentError as e:
+            if e.error == "timeout":
+                m = re.search(r"sent (\d+) of", str(e))
+                n = int(m.group(1)) if m else 0
+                if n:
+                    return n, None
+                if nonblock:
+                    return -1, "EAGAIN"
+                raise StepFailed(f"the call blocked (kernel agent: {e})") from None
+            if e.error.startswith("E"):
+                return -1, e.error
+            raise
+        return sent, None
+
+    _call_send = _call_write
+    _call_sendto = _call_write
+
+    async def _call_close(self, call: C.Call, timeout: float) -> tuple[int, str | None]:
+        s = self._sock(call.fd)
+        del self.socks[s.fd]
+        if s.agent is not None:
+            await self._agent(self.aio.close(s.agent))
+        return 0, None
+
+    async def _call_shutdown(self, call: C.Call, timeout: float) -> tuple[int, str | None]:
+        s = self._sock(call.fd)
+        if s.agent is None:
+            return -1, "ENOTCONN"
+        await self._agent(self.aio.shutdown(s.agent, call.how or "wr"))
+        return 0, None
+
+    async def _call_setsockopt(self, call: C.Call, timeout: float) -> tuple[int, str | None]:
+        s = self._sock(call.fd)
+        name = call.option or ""
+        if s.agent is None:
+            s.opts[name] = call.value
+            return 0, None
+        await self._agent(self.aio.setsockopt(s.agent, {name: call.value}))
+        return 0, None
+
+    async def _call_getsockopt(self, call: C.Call, timeout: float) -> tuple[int, str | None]:
+        s = self._sock(call.fd)
+        name = call.option or ""
+        if name == "SO_ERROR":
+            value = await self._so_error(s)
+        elif s.agent is None:
+            if name not in s.opts:
+                raise StepFailed(f"getsockopt({name}) before listen() or connect() is only "
+                                 "supported for options the script set")
+            value = s.opts[name]
+        else:
+            value = (await self._agent(self.aio.getsockopt(s.agent, name)))[name]
+        if not call.value_any and call.value is not None:
+            want = call.value
+            if isinstance(want, list) and isinstance(value, list):
+                same = [int(x) for x in want] == [int(x) for x in value]
+            elif isinstance(want, str):
+                same = str(value) == want
+            else:
+                same = int(value) == int(want)
+            if not same:
+                raise StepFailed(f"getsockopt({name}): expected value {want} but got {value}")
+        return 0, None
+
+    async def _so_error(self, s: Sock) -> int:
+        from ..lab.kernel import AgentError
+
+        if s.agent is None or s.kind != "conn":
+            return 0
+        try:
+            await self.aio.wait_connected(s.agent, timeout=0)
+        except AgentError as e:
+            if e.error.startswith("E"):
+                return C.errno_value(e.error) or 0
+        return 0
+
+    async def _call_fcntl(self, call: C.Call, timeout: float) -> tuple[int, str | None]:
+        s = self._sock(call.fd)
+        if call.fcntl_cmd == "F_GETFL":
+            return C.O_RDWR | (C.O_NONBLOCK if s.nonblock else 0), None
+        s.nonblock = bool(call.flags & C.O_NONBLOCK)
+        return 0, None
+
+    async def _call_poll(self, call: C.Call, timeout: float) -> tuple[int, str | None]:
+        wait = call.timeout_ms / 1000 if call.timeout_ms >= 0 else timeout
+        end = time.monotonic() + wait
+        while True:
+            masks = [await self._poll_mask(fd, ev) for fd, ev, _ in call.polls]
+            n = sum(1 for m in masks if m)
+            if n or time.monotonic() >= end:
+                break
+            await asyncio.sleep(0.002)
+        for (fd, _ev, want), have in zip(call.polls, masks, strict=True):
+            if want is not None and want != have:
+                raise StepFailed(f"poll(): fd {fd} revents: expected {_poll_text(want)} but "
+                                 f"got {_poll_text(have)} (netemu derives poll() from the "
+                                 "kernel's socket state; see docs/packetdrill.md)")
+        return n, None
+
+    async def _poll_mask(self, fd: int, events: int) -> int:
+        """tcp_poll() as seen from sock_diag (state, queues, shutdown bits)."""
+        P = C.SYMBOLS
+        s = self.socks.get(fd)
+        if s is None:
+            return P["POLLNVAL"]
+        if s.agent is None:
+            return P["POLLOUT"] & events | P["POLLHUP"]
+        if s.kind == "listener":
+            socks = await asyncio.to_thread(self.lab.peer_sockets, local_port=s.port)
+            lst = [x for x in socks if x.state == "LISTEN"]
+            mask = P["POLLIN"] | P["POLLRDNORM"] if lst and lst[0].rqueue > 0 else 0
+            return mask & (events | P["POLLERR"] | P["POLLHUP"])
+        conn = s.conn
+        st = None
+        if conn is not None and conn.kernel_port is not None:
+            socks = await asyncio.to_thread(self.lab.peer_sockets, local_port=conn.kernel_port,
+                                            remote_port=conn.emu_port)
+            st = socks[0] if socks else None
+        mask = 0
+        if st is None or st.state == "CLOSED":  # reset or gone: tcp_done()'s view
+            mask = (P["POLLIN"] | P["POLLRDNORM"] | P["POLLRDHUP"] | P["POLLOUT"]
+                    | P["POLLWRNORM"] | P["POLLHUP"] | P["POLLERR"])
+        elif st.state not in ("SYN-SENT", "SYN-RECEIVED"):
+            shut = st.shutdown or 0
+            if shut == 3:
+                mask |= P["POLLHUP"]
+            if shut & 1:
+                mask |= P["POLLIN"] | P["POLLRDNORM"] | P["POLLRDHUP"]
+            if st.rqueue > 0:
+                mask |= P["POLLIN"] | P["POLLRDNORM"]
+            if shut & 2:
+                mask |= P["POLLOUT"] | P["POLLWRNORM"]
+            else:
+                if s.sndbuf is None:
+                    with contextlib.suppress(Exception):
+                        s.sndbuf = int((await self.aio.getsockopt(s.agent, "SO_SNDBUF"))
+                                       ["SO_SNDBUF"])
+                if st.wqueue * 3 <= 2 * (s.sndbuf or 16384):
+                    mask |= P["POLLOUT"] | P["POLLWRNORM"]
+        return mask & (events | P["POLLERR"] | P["POLLHUP"] | P["POLLNVAL"])
+
+
+class _Errno(Exception):
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.name = name
+
+
+class _AgentFail(_Errno):
+    pass
+
+
+def _sack_text(blocks: tuple[tuple[int, int], ...]) -> str:
+    return " ".join(f"{a}:{b}" for a, b in blocks)
+
+
+def _poll_text(mask: int) -> str:
+    names = [n for n, v in C.SYMBOLS.items() if n.startswith("POLL") and mask & v]
+    return "|".join(names) or "0"
+
+
+# ---------------------------------------------------------------------- shell commands
+
+
+@dataclass
+class CommandResult:
+    returncode: int
+    output: str
+
+
+async def run_command(lab: Any, text: str, cwd: Path, timeout: float = 30.0) -> CommandResult:
+    """Run a backquoted command with /bin/sh in the peer namespace (cwd: the script's
+    directory). Never on the host's network: the lab spawns it inside the peer's netns.
+    ``tun0`` (packetdrill's device) is an alternative name of the peer's veth."""
+    import subprocess
+
+    if "tun0" in text:
+        await ensure_tun0(lab)
+    proc = lab.spawn(["/bin/sh", "-c", text], name="pkt-command", cwd=str(cwd),
+                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stop_timeout=0.2)
+    try:
+        out, _ = await asyncio.to_thread(proc.popen.communicate, None, timeout)
+    except subprocess.TimeoutExpired:
+        proc.stop(timeout=0)
+        return CommandResult(124, f"timed out after {timeout:g} s")
+    return CommandResult(proc.popen.returncode, (out or b"").decode(errors="replace"))
+
+
+async def ensure_tun0(lab: Any) -> None:
+    if getattr(lab, "_pkt_tun0", False):
+        return
+    import subprocess
+
+    proc = lab.spawn(["ip", "link", "property", "add", "dev", lab.peer_ifname, "altname",
+                      "tun0"], name="pkt-altname", stdout=subprocess.DEVNULL,
+                     stderr=subprocess.DEVNULL, stop_timeout=0.2)
+    await asyncio.to_thread(proc.popen.wait, 5)
+    lab._pkt_tun0 = True
+
+
+# ---------------------------------------------------------------------- Python snippets
+
+_SAFE_BUILTINS = {name: __builtins__[name] if isinstance(__builtins__, dict)  # type: ignore[index]
+                  else getattr(__builtins__, name)
+                  for name in ("abs", "all", "any", "bool", "dict", "divmod", "float", "int",
+                               "len", "list", "max", "min", "pow", "print", "range", "repr",
+                               "round", "set", "sorted", "str", "sum", "tuple", "zip",
+                               "AssertionError", "Exception", "ValueError", "True", "False",
+                               "None", "isinstance", "hex")}
+
+
+def run_snippet(text: str, values: dict[str, Any]) -> str | None:
+    """Run a %{ }% snippet with the ``tcpi_*`` values; None when it passes, else why.
+    The snippet runs with a small set of builtins (no imports): it is for assertions."""
+    import textwrap
+
+    code = textwrap.dedent(text).strip("\n")
+    try:
+        compiled = compile(code, "<%{ }%>", "exec")
+    except SyntaxError as e:
+        return f"Python syntax error in %{{ }}%: {e.msg} (snippet line {e.lineno})"
+    env: dict[str, Any] = {"__builtins__": _SAFE_BUILTINS, **values}
+    try:
+        exec(compiled, env)  # the script's own assertions, as packetdrill runs them
+    except AssertionError as e:
+        used = sorted(set(re.findall(r"\btcpi_\w+", code)))
+        shown = ", ".join(f"{n}={values.get(n, '?')}" for n in used)
+        detail = f": {e}" if str(e) else ""
+        return f"assertion failed in %{{ {code.strip()} }}%{detail}" + (
+            f" (with {shown})" if shown else "")
+    except NameError as e:
+        return f"%{{ }}%: {e} (TCP_INFO fields are tcpi_*: {', '.join(sorted(values))[:300]})"
+    except Exception as e:
+        return f"%{{ }}% raised {type(e).__name__}: {e}"
+    return None

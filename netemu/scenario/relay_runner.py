@@ -1,0 +1,419 @@
+"""Relay mode (``mode: relay``): two kernel peers, ``client`` in lab A and ``server``
+in lab B, bridged by a ``netemu.host.relay.Relay`` that impairs, drops and records
+their frames. ``RelayRunner`` is the scenario ``Runner`` with the handlers that
+differ: peer steps go to the named peer's own lab, a peer ``connect`` reaches the
+other peer's address, ``expect_peer_state`` asks the named peer's kernel. Wire
+steps (drop, expect_segment, expect_no_segment) are the base runner's: ``dir: out``
+is client → server, ``in`` server → client, seq/ack relative to the sender's ISN.
+
+Both kernels' socket states are polled by sock_diag: the client's are recorded as
+``StateRecord``s (the ladder's left column), the server's as ``PeerStateRecord``s
+(the right column).
+
+Also here: ``run_relay_scenario`` (what ``netemu run`` calls for a relay scenario)
+and ``relay_main`` (``netemu relay``: a relay held open for programs of your own).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from ..host.relay import Relay
+from ..trace.record import PeerStateRecord, StateRecord, Trace
+from . import schema as S
+from .runner import ConnCtx, Runner, StepFailed, _segment
+
+CLIENT_IP = "198.18.0.2"
+SERVER_IP = "198.18.0.3"
+EMU_IP = "198.18.0.1"
+ROLES = ("client", "server")
+
+
+class RelayConn(ConnCtx):
+    """A kernel-to-kernel connection: ``local_port`` is the client's port,
+    ``peer_port`` the server's; ``isns.ours`` the client's ISN, ``isns.peers`` the
+    server's (so the base matching reads "out" seq from the client's ISN)."""
+
+    def learn_isns(self, trace: Trace) -> None:
+        if self.isns.ours is not None and self.isns.peers is not None:
+            return
+        for f in trace.frames:
+            seg = _segment(f.data)
+            if seg is None or not seg.flags & 0x02 or not self.owns(seg, f.direction):
+                continue
+            if f.direction == "out" and self.isns.ours is None:
+                self.isns.ours = seg.seq
+            elif f.direction == "in" and self.isns.peers is None:
+                self.isns.peers = seg.seq
+
+
+class StatePoller:
+    """Both kernels' socket states as they change, by sock_diag from a thread of its own
+    (every ``interval`` s, so the event loop's pace does not blur them): the client's
+    recorded as StateRecords (the ladder's left column), the server's as
+    PeerStateRecords (the right). ``observe`` feeds in dumps made elsewhere (the
+    expectations'), so a state an expectation saw is in the ladder too."""
+
+    def __init__(self, labs: dict[str, Any], trace: Trace, interval: float = 0.002) -> None:
+        self.labs, self.trace, self.interval = labs, trace, interval
+        self._last: dict[str, dict[tuple, str]] = {role: {} for role in labs}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> StatePoller:
+        self._thread = threading.Thread(target=self._run, name="relay-sock-diag", daemon=True)
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            if not self.poll():
+                return
+            self._stop.wait(self.interval)
+
+    def poll(self) -> bool:
+        for role, lab in self.labs.items():
+            try:
+                socks = lab.peer_sockets()
+            except Exception:  # the lab is going down
+                return False
+            self.observe(role, socks)
+        return True
+
+    def observe(self, role: str, socks: list[Any], now: float | None = None) -> None:
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            last = self._last[role]
+            seen = set()
+            for s in socks:
+                key = (s.local, s.remote)
+                seen.add(key)
+                old = last.get(key)
+                if old != s.state:
+                    last[key] = s.state
+                    self._record(role, now, s.local, s.remote, old or "", s.state,
+                                 {"rqueue": s.rqueue, "wqueue": s.wqueue, "cc": s.cc})
+            for key in [k for k in last if k not in seen]:
+                if last[key] != "CLOSED" and key[1][1] != 0:
+                    self._record(role, now, key[0], key[1], last[key], "CLOSED")
+                del last[key]
+
+    def _record(self, role: str, now: float, local: Any, remote: Any, old: str, new: str,
+                info: dict[str, Any] | None = None) -> None:
+        if role == "client":
+            self.trace.states.append(StateRecord(now, "client", tuple(local), tuple(remote),
+                                                 old, new, "sock_diag"))
+        else:
+            self.trace.peer_states.append(PeerStateRecord(now, local, remote, new, info or {}))
+
+    def stop(self) -> None:
+        """Stop the thread after one last look (states reached at the very end)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(2.0)
+            self._thread = None
+            self.poll()
+
+
+class RelayRunner(Runner):
+    def __init__(self, scenario: S.Scenario, *, labs: dict[str, Any], relay: Relay,
+                 on_step: Any = None) -> None:
+        super().__init__(scenario, lab=labs["client"], host=relay, on_step=on_step)  # type: ignore[arg-type]
+        self.labs = labs
+        self.relay = relay
+        self.socks: dict[tuple[str, str], int] = {}  # (peer, conn) -> the agent's socket
+        self.listening: dict[str, dict[int, int]] = {p: {} for p in labs}  # peer -> port -> sock
+        self.states = StatePoller(labs, self.trace)
+
+    async def start_peers(self) -> None:
+        for name in self.labs:
+            self.agents[name] = None  # started by its first peer step
+        self.states.start()
+
+    async def stop(self) -> None:
+        await asyncio.to_thread(self.states.stop)
+
+    async def _agent(self, peer: str | None) -> Any:
+        if peer not in self.labs:
+            raise StepFailed(f"unknown peer {peer!r} (relay peers: client, server)")
+        agent = self.agents.get(peer)
+        if agent is None:
+            agent = self.agents[peer] = await asyncio.to_thread(
+                self.labs[peer].start_agent, name=f"agent-{peer}")
+        return agent
+
+    def _ctx(self, name: str | None) -> ConnCtx:
+        name = name or "c"
+        ctx = self.ctx.get(name)
+        if ctx is None:
+            ctx = self.ctx[name] = RelayConn(name)
+        return ctx
+
+    def _ports(self, ctx: ConnCtx, peer: str, own: int | None, other: int | None) -> None:
+        """Orient the connection: ``local_port`` the client's, ``peer_port`` the server's."""
+        client, server = (own, other) if peer == "client" else (other, own)
+        if client is not None:
+            ctx.local_port = client
+        if server is not None:
+            ctx.peer_port = server
+
+    async def _do_peer(self, step: S.PeerStep) -> None:
+        peer = step.peer or "client"
+        agent = (await self._agent(peer)).aio
+        cmd = step.command
+        timeout = self._timeout(step.timeout)
+        if cmd == "listen":
+            lst = await agent.listen(step.listen.port, backlog=step.listen.backlog,
+                                     opts=step.listen.setsockopt)
+            self.listening[peer][step.listen.port] = lst.sock
+            return
+        ctx = self._ctx(step.conn)
+        if cmd == "accept":
+            mine = self.listening[peer]
+            if not mine:
+                raise StepFailed(f"peer {peer} is not listening")
+            port = step.accept.port if step.accept.port is not None else next(iter(mine))
+            acc = await agent.accept(mine[port], timeout=timeout)
+            self.socks[(peer, ctx.name)] = acc.sock
+            self._ports(ctx, peer, port, acc.peer[1] if acc.peer else None)
+            ctx.learn_isns(self.trace)
+            return
+        if cmd == "connect":
+            c = step.connect
+            other = "server" if peer == "client" else "client"
+            bind = ("0.0.0.0", c.local_port) if c.local_port is not None else None
+            res = await agent.connect(self.labs[other].peer_ip, c.port, timeout=timeout,
+                                      wait=c.wait, opts=c.setsockopt, bind=bind)
+            self.socks[(peer, ctx.name)] = res.sock
+            self._ports(ctx, peer, res.local[1] if res.local else None, c.port)
+            ctx.learn_isns(self.trace)
+            return
+        sock = self.socks.get((peer, ctx.name))
+        if sock is None:
+            raise StepFailed(f"peer {peer} has no socket for connection '{ctx.name}' "
+                             "(peer connect or peer accept first)")
+        if cmd == "send":
+            await agent.send(sock, step.send.payload() or b"", timeout=timeout)
+        elif cmd in ("read", "expect"):
+            want = step.expect.payload() if cmd == "expect" else None
+            n = len(want) if want is not None else int(step.read)
+            got = await agent.recv(sock, exact=n, timeout=timeout)
+            if want is not None and got != want:
+                raise StepFailed(f"peer {peer} read {got[:60]!r}, expected {want[:60]!r}")
+            if len(got) != n:
+                raise StepFailed(f"peer {peer} read {len(got)} bytes, expected {n}")
+        elif cmd == "shutdown":
+            await agent.shutdown(sock, {"write": "wr", "read": "rd", "both": "rdwr"}[
+                step.shutdown])
+        elif cmd == "close":
+            await agent.close(sock)
+        elif cmd == "abort":
+            await agent.abort(sock)
+        elif cmd == "setsockopt":
+            await agent.setsockopt(sock, step.setsockopt)
+
+    def _relay_state_now(self, peer: str, ctx: ConnCtx, port: int | None) -> str:
+        socks = self.labs[peer].peer_sockets()
+        self.states.observe(peer, socks)
+        own, other = ((ctx.local_port, ctx.peer_port) if peer == "client"
+                      else (ctx.peer_port, ctx.local_port))
+        if port is not None:
+            states = [s.state for s in socks if s.local[1] == port]
+            exact = [s.state for s in socks if s.local[1] == port and other is not None
+                     and s.remote[1] == other]
+            states = exact or [st for st in states if st == "LISTEN"] or states
+        else:
+            states = [s.state for s in socks if s.remote[1] != 0
+                      and (own is None or s.local[1] == own)
+                      and (other is None or s.remote[1] == other)]
+        return states[0] if states else "CLOSED"
+
+    async def _do_expect_peer_state(self, step: S.ExpectPeerState) -> None:
+        peer = step.peer or "client"
+        ctx = self._ctx(step.conn)
+        want = step.state.value if hasattr(step.state, "value") else str(step.state)
+        seen: list[str] = []
+
+        def check() -> bool:
+            st = self._relay_state_now(peer, ctx, step.port)
+            if not seen or seen[-1] != st:
+                seen.append(st)
+            return st == want
+
+        if not await self._poll(check, self._timeout(step.within), time.monotonic()):
+            raise StepFailed(f"{peer} state {seen[-1] if seen else '?'}, expected {want}"
+                             + (f" (seen: {' → '.join(seen)})" if len(seen) > 1 else ""))
+
+
+# --- running ------------------------------------------------------------------------
+
+
+def _lab_args(sc: S.Scenario | None, role: str) -> dict[str, Any]:
+    peer = sc.peers.get(role) if sc is not None else None
+    return {"peer_sysctls": dict(peer.sysctls) if peer else {},
+            "congestion": peer.congestion_control if peer else None}
+
+
+def write_outputs(trace: Trace, run_dir: Path, *, name: str, result: str,
+                  steps: list[dict[str, Any]], duration: float, error: str | None,
+                  extra: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    """trace.pcap, ladder.txt, ladder.html (client left, server right), report.json."""
+    from ..trace.ladder import render_ladder_text, write_ladder_html
+    from ..trace.pcap import write_pcap
+    from ..trace.report import write_report
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_pcap(trace, run_dir / "trace.pcap")
+    ladder = render_ladder_text(trace, roles=ROLES, title=name)
+    (run_dir / "ladder.txt").write_text(ladder)
+    write_ladder_html(trace, run_dir / "ladder.html", roles=ROLES, title=name)
+    report = write_report(run_dir / "report.json", scenario=name, result=result, trace=trace,
+                          steps=steps, duration=duration, error=error, extra=extra)
+    return report, ladder
+
+
+async def run_relay_scenario(sc: S.Scenario, run_dir: Path, *, on_step: Any = None,
+                             overrides: dict[str, Any] | None = None) -> Any:
+    """``netemu run`` of a ``mode: relay`` scenario; returns a session ``Outcome``."""
+    from ..lab.core import Lab
+    from .session import Outcome, impairments
+
+    out_pipe, in_pipe = impairments(sc, overrides)
+    t0 = time.monotonic()
+    runner: RelayRunner | None = None
+    passed = False
+    error: str | None = None
+    with Lab(peer_ip=CLIENT_IP, emu_ip=EMU_IP, **_lab_args(sc, "client")) as lab_a, \
+            Lab(peer_ip=SERVER_IP, emu_ip=EMU_IP, **_lab_args(sc, "server")) as lab_b:
+        trace = Trace(emulator_ip=lab_a.peer_ip, peer_ip=lab_b.peer_ip)
+        relay = await Relay(lab_a.open_link(filtered=False), lab_b.open_link(filtered=False),
+                            trace=trace, client_ip=lab_a.peer_ip, server_ip=lab_b.peer_ip,
+                            impair_out=out_pipe, impair_in=in_pipe).start()
+        runner = RelayRunner(sc, labs={"client": lab_a, "server": lab_b}, relay=relay,
+                             on_step=on_step)
+        try:
+            await runner.start_peers()
+            passed = await runner.run()
+        except Exception as e:  # an agent that would not start, the lab: a failed run
+            error = f"{type(e).__name__}: {e}"
+        finally:
+            await runner.stop()
+            relay.close()
+    steps = [r.as_dict() for r in runner.results]
+    if error is None:
+        failed = [r for r in runner.results if r.status == "fail"]
+        error = (f"step {failed[0].index} (line {failed[0].line}) {failed[0].action}: "
+                 f"{failed[0].message}") if failed else None
+    ok = passed and error is None
+    report, ladder = write_outputs(
+        trace, run_dir, name=sc.name, result="pass" if ok else "fail", steps=steps,
+        duration=time.monotonic() - t0, error=error,
+        extra={"description": sc.description, "mode": "relay", "relay": relay.describe()})
+    return Outcome(sc, ok, run_dir, report, ladder)
+
+
+# --- netemu relay ---------------------------------------------------------------------
+
+_OVERRIDES = ("loss", "delay", "jitter", "reorder", "duplicate", "corrupt", "rate")
+
+
+def relay_main(args: Any) -> int:
+    """`netemu relay`: bridge two fresh kernel peers until Ctrl-C (or --seconds), then
+    write a run directory. 0 done, 2 bad input, 3 environment."""
+    import os
+    import sys
+
+    from . import units
+    from .session import default_run_dir
+
+    parsers = {"loss": units.parse_percent, "duplicate": units.parse_percent,
+               "reorder": units.parse_percent, "corrupt": units.parse_percent,
+               "delay": units.parse_duration, "jitter": units.parse_duration,
+               "rate": units.parse_rate}
+    overrides: dict[str, Any] = {}
+    for name in _OVERRIDES:
+        raw = getattr(args, name, None)
+        if raw is None:
+            continue
+        try:
+            overrides[name] = parsers[name](raw)
+        except ValueError as e:
+            print(f"netemu relay: --{name} {raw}: {e}", file=sys.stderr)
+            return 2
+    if os.geteuid() != 0:
+        print("netemu relay: needs root to create network namespaces", file=sys.stderr)
+        return 3
+    run_dir = Path(args.output) if args.output else default_run_dir("relay")
+    try:
+        return asyncio.run(_relay_session(overrides, args.seconds, run_dir, args.seed))
+    except KeyboardInterrupt:
+        return 130
+
+
+def _pipelines(overrides: dict[str, Any], seed: int) -> tuple[Any, Any]:
+    from ..impair import ImpairConfig, Impairment
+
+    cfg = ImpairConfig(**{k: float(v) for k, v in overrides.items()}, limit=100_000)
+    if not cfg.active:
+        return None, None
+    return Impairment(cfg, seed=seed * 2), Impairment(cfg, seed=seed * 2 + 1)
+
+
+async def _relay_session(overrides: dict[str, Any], seconds: float | None, run_dir: Path,
+                         seed: int) -> int:
+    import signal
+
+    from ..lab.core import Lab
+
+    out_pipe, in_pipe = _pipelines(overrides, seed)
+    t0 = time.monotonic()
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    with Lab(peer_ip=CLIENT_IP, emu_ip=EMU_IP) as lab_a, \
+            Lab(peer_ip=SERVER_IP, emu_ip=EMU_IP) as lab_b:
+        trace = Trace(emulator_ip=lab_a.peer_ip, peer_ip=lab_b.peer_ip)
+        relay = await Relay(lab_a.open_link(filtered=False), lab_b.open_link(filtered=False),
+                            trace=trace, client_ip=lab_a.peer_ip, server_ip=lab_b.peer_ip,
+                            impair_out=out_pipe, impair_in=in_pipe).start()
+        labs = {"client": lab_a, "server": lab_b}
+        poller = StatePoller(labs, trace).start()
+        imp = ", ".join(f"{k} {v:g}" for k, v in overrides.items()) or "none"
+        print(f"relay up: client {lab_a.peer_ip} (lab {lab_a.runid}) ⇄ netemu ⇄ server "
+              f"{lab_b.peer_ip} (lab {lab_b.runid}); impairments (each way): {imp}")
+        for role, lab in labs.items():
+            enter = lab.describe()["enter"].get("peer", "")
+            print(f"  {role} {lab.peer_ip}: {enter} PROGRAM …")
+        enter_a = lab_a.describe()["enter"].get("peer", "")
+        enter_b = lab_b.describe()["enter"].get("peer", "")
+        print(f"  e.g. {enter_b} python3 -m http.server 8080\n"
+              f"       {enter_a} curl http://{lab_b.peer_ip}:8080/")
+        print("  (`netemu lab list` shows both labs.) "
+              + (f"Stopping after {seconds:g} s." if seconds else "Ctrl-C stops.")
+              + f" Run directory: {run_dir}", flush=True)
+        handled = []
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):
+                loop.add_signal_handler(sig, stop.set)
+                handled.append(sig)
+        try:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), seconds)
+        finally:
+            for sig in handled:
+                loop.remove_signal_handler(sig)
+            poller.stop()
+            relay.close()
+    write_outputs(trace, run_dir, name="relay", result="pass", steps=[],
+                  duration=time.monotonic() - t0, error=None,
+                  extra={"mode": "relay", "relay": relay.describe(),
+                         "impairments": overrides})
+    segs = sum(1 for f in trace.frames if _segment(f.data) is not None)
+    print(f"relay down: {len(trace.frames)} frames ({segs} TCP segments, "
+          f"{relay.stats['dropped']} dropped) → {run_dir}")
+    return 0
