@@ -446,6 +446,9 @@ class Agent:
 
 
 def main() -> int:
+    # Each request runs on a thread; Python's default 5 ms GIL switch interval made
+    # every reply wait ~4 ms, which is packetdrill's whole timing tolerance.
+    sys.setswitchinterval(1e-4)
     out = sys.stdout.buffer
     agent = Agent(out)
     for line in sys.stdin.buffer:
