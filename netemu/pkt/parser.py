@@ -22,6 +22,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from ..source_error import SourceError
 from .model import (
     Code,
     Command,
@@ -38,21 +39,8 @@ from .model import (
 __all__ = ["FLAG_BITS", "PktError", "parse_file", "parse_text"]
 
 
-class PktError(Exception):
+class PktError(SourceError):
     """A problem in a .pkt script at 1-based ``line``/``col`` (0: unknown)."""
-
-    def __init__(self, file: str, line: int, col: int, message: str) -> None:
-        super().__init__(message)
-        self.file = file
-        self.line = line
-        self.col = col
-        self.message = message
-        self.errors: list[PktError] = [self]
-
-    def __str__(self) -> str:
-        if not self.line:
-            return f"{self.file}: {self.message}"
-        return f"{self.file}:{self.line}:{self.col}: {self.message}"
 
 
 # Flag letters (packetdrill's, tcpdump's): '.' is ACK, '-' none.

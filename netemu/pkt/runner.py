@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..trace.record import NoteRecord, PeerStateRecord, Trace
+from ..trace.record import NoteRecord, Trace
 from ..wire import TcpSegment, parse_frame
 from ..wire.tcp import (
     ACK,
@@ -212,28 +212,10 @@ class PktRunner:
             self.host.on_frame.remove(self._on_frame)
 
     async def _poll_peer_states(self) -> None:
-        """The kernel's socket states as they change (sock_diag, every 5 ms), for the ladder."""
-        last: dict[tuple, str] = {}
-        while True:
-            try:
-                socks = await asyncio.to_thread(self.lab.peer_sockets)
-            except Exception:
-                return
-            now = time.monotonic()
-            seen = set()
-            for s in socks:
-                key = (s.local, s.remote)
-                seen.add(key)
-                if last.get(key) != s.state:
-                    last[key] = s.state
-                    self.trace.peer_states.append(PeerStateRecord(
-                        now, s.local, s.remote, s.state,
-                        {"rqueue": s.rqueue, "wqueue": s.wqueue, "cc": s.cc}))
-            for key in [k for k in last if k not in seen]:
-                if last[key] != "CLOSED" and key[1][1] != 0:
-                    self.trace.peer_states.append(PeerStateRecord(now, key[0], key[1], "CLOSED"))
-                del last[key]
-            await asyncio.sleep(0.005)
+        """The kernel's socket states as they change, for the ladder."""
+        from ..scenario.runner import poll_peer_states
+
+        await poll_peer_states(self.lab, self.trace)
 
     # ------------------------------------------------------------------ the run
     async def run(self) -> bool:

@@ -32,6 +32,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from ..source_error import SourceError
 from .schema import STEP_TYPES, Options, Problem, Scenario, StepBase
 from .units import did_you_mean, show
 
@@ -39,23 +40,10 @@ __all__ = ["ScenarioError", "load_scenario", "load_scenario_text", "validate_fil
            "validate_text"]
 
 
-class ScenarioError(Exception):
+class ScenarioError(SourceError):
     """One problem in a scenario file, at 1-based ``line`` and ``col`` (0: unknown).
 
     ``load_scenario`` raises the first one; ``errors`` then holds them all."""
-
-    def __init__(self, file: str, line: int, col: int, message: str) -> None:
-        super().__init__(message)
-        self.file = file
-        self.line = line
-        self.col = col
-        self.message = message
-        self.errors: list[ScenarioError] = [self]
-
-    def __str__(self) -> str:
-        if not self.line:
-            return f"{self.file}: {self.message}"
-        return f"{self.file}:{self.line}:{self.col}: {self.message}"
 
     def __repr__(self) -> str:
         return f"ScenarioError({str(self)!r})"

@@ -155,28 +155,7 @@ class Runner:
         self._poller = asyncio.create_task(self._poll_peer_states())
 
     async def _poll_peer_states(self) -> None:
-        """Record the kernel's socket states as they change (sock_diag, every 5 ms)."""
-        last: dict[tuple, str] = {}
-        while True:
-            try:
-                socks = await asyncio.to_thread(self.lab.peer_sockets)
-            except Exception:  # the lab is going down
-                return
-            now = time.monotonic()
-            seen = set()
-            for s in socks:
-                key = (s.local, s.remote)
-                seen.add(key)
-                if last.get(key) != s.state:
-                    last[key] = s.state
-                    self.trace.peer_states.append(PeerStateRecord(
-                        now, s.local, s.remote, s.state,
-                        {"rqueue": s.rqueue, "wqueue": s.wqueue, "cc": s.cc}))
-            for key in [k for k in last if k not in seen]:
-                if last[key] != "CLOSED" and key[1][1] != 0:
-                    self.trace.peer_states.append(PeerStateRecord(now, key[0], key[1], "CLOSED"))
-                del last[key]
-            await asyncio.sleep(0.005)
+        await poll_peer_states(self.lab, self.trace)
 
     async def stop(self) -> None:
         if self._poller is not None:
@@ -572,3 +551,29 @@ class Runner:
 
 def is_root() -> bool:
     return os.geteuid() == 0
+
+
+async def poll_peer_states(lab: Any, trace: Trace, interval: float = 0.005) -> None:
+    """Record the peer kernel's socket states as they change (sock_diag), until
+    cancelled or the lab goes down."""
+    last: dict[tuple, str] = {}
+    while True:
+        try:
+            socks = await asyncio.to_thread(lab.peer_sockets)
+        except Exception:  # the lab is going down
+            return
+        now = time.monotonic()
+        seen = set()
+        for s in socks:
+            key = (s.local, s.remote)
+            seen.add(key)
+            if last.get(key) != s.state:
+                last[key] = s.state
+                trace.peer_states.append(PeerStateRecord(
+                    now, s.local, s.remote, s.state,
+                    {"rqueue": s.rqueue, "wqueue": s.wqueue, "cc": s.cc}))
+        for key in [k for k in last if k not in seen]:
+            if last[key] != "CLOSED" and key[1][1] != 0:
+                trace.peer_states.append(PeerStateRecord(now, key[0], key[1], "CLOSED"))
+            del last[key]
+        await asyncio.sleep(interval)
