@@ -14,6 +14,11 @@ imports (recorded from a warm-up run, imported in the same order) and doing
 nothing else. So ``run_ms - import_ms`` is the run's own work, loading and
 validation included, and ``in_run_ms`` (the report's duration: lab up to lab
 down) is the part spent with a lab up. Figures are medians, in wall-clock ms.
+
+Python's bytecode cache is on, in a temporary directory (``PYTHONPYCACHEPREFIX``),
+as for any installed program. An environment that sets ``PYTHONDONTWRITEBYTECODE``
+(as an editable checkout without ``__pycache__`` may) recompiles every netemu
+module on every run; then ``run_dontwritebytecode_ms`` also reports that cost.
 """
 
 from __future__ import annotations
@@ -49,14 +54,16 @@ sys.argv = ["netemu", *{argv!r}]
 runpy.run_module("netemu", run_name="__main__", alter_sys=True)
 """
 
-# Imports the recorded modules, in order, and nothing else.
+# Imports the recorded modules, in order, and nothing else; exits as `netemu run`
+# does (gc.freeze: no collection of the imported objects at interpreter teardown).
 _IMPORT = """\
-import importlib, sys
+import gc, importlib, sys
 for name in open({path!r}).read().split():
     try:
         importlib.import_module(name)
     except Exception:
         pass
+gc.freeze()
 """
 
 
@@ -64,10 +71,10 @@ class BenchError(RuntimeError):
     """A run did not pass, or the machine cannot run one (not root)."""
 
 
-def _wall_ms(argv: list[str], *, check: bool = True) -> float:
+def _wall_ms(argv: list[str], env: dict[str, str], *, check: bool = True) -> float:
     t0 = time.perf_counter()
     proc = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                          stderr=subprocess.PIPE, timeout=120)
+                          stderr=subprocess.PIPE, env=env, timeout=120)
     ms = (time.perf_counter() - t0) * 1000
     if check and proc.returncode != 0:
         raise BenchError(f"{' '.join(argv)} exited {proc.returncode}: "
@@ -89,25 +96,37 @@ def run(quick: bool = False) -> dict:
         def run_argv(i: int | str) -> list[str]:
             return [py, "-m", "netemu", "run", "-q", str(scenario), "-o", str(base / f"run-{i}")]
 
-        # Warm-up (page cache, .pyc files), which also records what a run imports.
+        def check(i: int | str) -> float:
+            report = json.loads((base / f"run-{i}" / "report.json").read_text())
+            if report.get("result") != "pass":
+                raise BenchError(f"the trivial scenario did not pass: {report.get('error')}")
+            return float(report["duration"]) * 1000
+
+        # Python's bytecode cache on, as for an installed netemu (sudo drops
+        # PYTHONDONTWRITEBYTECODE), kept in the temporary directory, not the checkout.
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+        env["PYTHONPYCACHEPREFIX"] = str(base / "pycache")
+        # Warm-up (page cache, bytecode), which also records what a run imports.
         args = run_argv("warmup")[3:]
-        _wall_ms([py, "-c", _RECORD.format(out=str(modules), argv=args)])
+        _wall_ms([py, "-c", _RECORD.format(out=str(modules), argv=args)], env)
         names = [n for n in modules.read_text().split() if not n.endswith("__main__")]
         modules.write_text("\n".join(names))
         import_argv = [py, "-c", _IMPORT.format(path=str(modules))]
+        as_is = dict(os.environ) if os.environ.get("PYTHONDONTWRITEBYTECODE") else None
 
         runs: list[float] = []
         python: list[float] = []
         imports: list[float] = []
         inside: list[float] = []
+        uncached: list[float] = []
         for i in range(rounds):
-            python.append(_wall_ms([py, "-c", "pass"]))
-            imports.append(_wall_ms(import_argv))
-            runs.append(_wall_ms(run_argv(i)))
-            report = json.loads((base / f"run-{i}" / "report.json").read_text())
-            if report.get("result") != "pass":
-                raise BenchError(f"the trivial scenario did not pass: {report.get('error')}")
-            inside.append(float(report["duration"]) * 1000)
+            python.append(_wall_ms([py, "-c", "pass"], env))
+            imports.append(_wall_ms(import_argv, env))
+            runs.append(_wall_ms(run_argv(i), env))
+            inside.append(check(i))
+            if as_is is not None:
+                uncached.append(_wall_ms(run_argv(f"{i}-as-is"), as_is))
+                check(f"{i}-as-is")
 
     run_ms = statistics.median(runs)
     return {
@@ -121,6 +140,10 @@ def run(quick: bool = False) -> dict:
         "in_run_ms": round(statistics.median(inside), 1),
         "target_ms": TARGET_MS,
         "meets_target": run_ms <= TARGET_MS,
+        # Only when this environment sets PYTHONDONTWRITEBYTECODE: the same run as
+        # the environment makes it, every module without a .pyc compiled each time.
+        **({"run_dontwritebytecode_ms": round(statistics.median(uncached), 1)}
+           if uncached else {}),
     }
 
 
@@ -133,4 +156,7 @@ def render(r: dict) -> str:
         f"python + the run's {r['import_modules']} modules {r['import_ms']:.0f} ms, "
         f"lab up→down inside the run {r['in_run_ms']:.0f} ms; "
         f"target ≤ {r['target_ms']:.0f} ms: {'met' if r['meets_target'] else 'NOT met'}"
+        + (f"\n  with this environment's PYTHONDONTWRITEBYTECODE=1 (sources without a .pyc "
+           f"compiled on every run): {r['run_dontwritebytecode_ms']:.0f} ms median"
+           if "run_dontwritebytecode_ms" in r else "")
     )

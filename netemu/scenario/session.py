@@ -144,8 +144,9 @@ def main(args: Any) -> int:
     import shutil
     import sys
 
+    from ..source_error import SourceError
     from . import units
-    from .loader import ScenarioError, load_scenario
+    from .loader import load_scenario
 
     overrides: dict[str, Any] = {}
     for name, parse in (("loss", units.parse_percent), ("duplicate", units.parse_percent),
@@ -166,17 +167,15 @@ def main(args: Any) -> int:
         return 2
     scenarios = []
     bad = False
-    pkt_errors: tuple[type[Exception], ...] = ()  # (PktError,) once netemu.pkt is loaded
     for f in files:
         try:
             if f.suffix == ".pkt":  # packetdrill scripts: netemu/pkt (docs/packetdrill.md)
-                from ..pkt import PktError, load_pkt  # for .pkt files only: ~25 ms of imports
+                from ..pkt import load_pkt  # for .pkt files only: ~25 ms of imports
 
-                pkt_errors = (PktError,)
                 scenarios.append(load_pkt(f))
                 continue
             scenarios.append(load_scenario(f))
-        except (ScenarioError, *pkt_errors) as e:
+        except SourceError as e:  # ScenarioError, PktError
             for err in getattr(e, "errors", None) or [e]:
                 print(err, file=sys.stderr)
             bad = True
