@@ -47,11 +47,19 @@ class CongestionControl:
     def phase(self) -> str:
         return "slow-start" if self.cwnd < self.ssthresh else "congestion-avoidance"
 
-    def slow_start(self, acked: int) -> None:
-        # RFC 5681 §3.1: "cwnd += min (N, SMSS)" per ACK; with delayed ACKs one ACK
-        # covers two segments, so the limit is L = 2*SMSS (RFC 3465 §2.2, as the
-        # RFC 5681 text allows): cwnd still doubles per round trip.
-        self.cwnd += min(acked, 2 * self.mss)
+    def slow_start(self, acked: int) -> int:
+        """RFC 5681 §3.1: cwnd grows by what each ACK acknowledges, so that it
+        doubles per round trip. Counted in bytes acknowledged, as Linux counts
+        packets (RFC 3465, appropriate byte counting, which RFC 5681 cites):
+        "cwnd += min (N, SMSS)" per ACK would grow only half as fast behind a
+        delayed-ACK receiver, and hardly at all behind stretch ACKs. Not beyond
+        ssthresh: returns the bytes left over for congestion avoidance."""
+        room = self.ssthresh - self.cwnd
+        if acked <= room:
+            self.cwnd += acked
+            return 0
+        self.cwnd = self.ssthresh
+        return acked - room
 
     def on_ack(self, acked: int, now: float) -> None:
         raise NotImplementedError
@@ -78,8 +86,9 @@ class NewReno(CongestionControl):
 
     def on_ack(self, acked: int, now: float) -> None:
         if self.cwnd < self.ssthresh:
-            self.slow_start(acked)
-            return
+            acked = self.slow_start(acked)
+            if not acked:
+                return
         # RFC 5681 §3.1, congestion avoidance: "cwnd is incremented by roughly
         # 1 full-sized segment per round-trip time", counted in bytes (the
         # byte-counting variant the RFC describes, RFC 3465): one SMSS each
@@ -136,8 +145,9 @@ class Cubic(CongestionControl):
 
     def on_ack(self, acked: int, now: float) -> None:
         if self.cwnd < self.ssthresh:
-            self.slow_start(acked)
-            return
+            acked = self.slow_start(acked)
+            if not acked:
+                return
         mss = self.mss
         cwnd_seg = self.cwnd / mss
         if self.epoch_start is None:

@@ -27,6 +27,7 @@ class TcpConfig:
     timestamps: bool = True  # RFC 7323 TSopt offered on SYN (net.ipv4.tcp_timestamps)
     ts_offset: int | None = None  # added to our TS clock; None: a keyed hash of the 4-tuple
     sack: bool = True  # RFC 2018 SACK-permitted offered on SYN (net.ipv4.tcp_sack)
+    tail_loss_probe: bool = True  # RFC 8985 §7 probe of a lost tail, with SACK only (as Linux)
     rto_initial: float = 1.0  # RFC 6298 §2.1
     rto_min: float = 0.2  # Linux TCP_RTO_MIN
     rto_max: float = 120.0  # Linux TCP_RTO_MAX
@@ -36,9 +37,8 @@ class TcpConfig:
     msl: float = 30.0  # TIME-WAIT lasts 2·MSL (Linux: 60 s TIME-WAIT)
     fin_timeout: float = 60.0  # net.ipv4.tcp_fin_timeout: FIN-WAIT-2 after close()
     nagle: bool = True  # RFC 896; False is TCP_NODELAY
-    # Delayed ACK (RFC 1122 §4.2.3.2, RFC 5681 §4.2): the longest an ACK may wait
-    # (at most 0.5 s); True: 40 ms as Linux; False or 0: every segment ACKed at once.
-    delayed_ack: bool | float = DEFAULT_DELAYED_ACK
+    # Delayed ACK, RFC 1122 §4.2.3.2: True is 40 ms as Linux; a time caps at 0.5 s.
+    delayed_ack: bool | float = DEFAULT_DELAYED_ACK  # longest wait of an ACK; false: never wait
     quickack_segments: int = 16  # segments ACKed at once when data starts (Linux TCP_MAX_QUICKACKS)
     keepalive: bool = False  # RFC 1122 §4.2.3.6, off by default (SO_KEEPALIVE)
     keepalive_idle: float = 7200.0  # net.ipv4.tcp_keepalive_time

@@ -66,11 +66,14 @@ TS_OPTION_LEN = 12  # NOP, NOP, kind 8 length 10: the room timestamps take in a 
 # RFC 7323 §5.5: "If a connection remains idle for more than 2**31 ticks ... the
 # TS.Recent value is invalid"; with 1 ms ticks, 24 days.
 PAWS_IDLE = 24 * 24 * 3600.0
+# RFC 8985 §7.2 WCDelAckT, "the worst-case delayed ACK timer": Linux's TCP_RTO_MIN.
+WORST_CASE_DELAYED_ACK = 0.2
 # Loss recovery in progress (Connection.recovery).
 NEWRENO = "newreno"  # RFC 6582
 SACK = "sack"  # RFC 6675
 KEEPALIVE_STATES = frozenset({State.ESTABLISHED, State.CLOSE_WAIT, State.FIN_WAIT_2})
 _NO_TS = TimestampOption(-1, -1)
+_FLAGS_BUT_PSH = 0xFFF & ~PSH
 
 
 class TcpUsageError(Exception):
@@ -133,12 +136,20 @@ class Connection:
         self._ts_recent_stamp = 0.0  # when TS.Recent was last set (RFC 7323 §5.5)
         self.ts_offset = 0
         self._ts_cache: tuple = (NOP, NOP, _NO_TS)
+        self._ts_cache_now = -1.0  # the `now` _ts_cache was made for
         self._last_ack_sent = 0  # Last.ACK.sent: the ACK field of our latest segment
         # RFC 2018 / RFC 6675 SACK.
         self._sack_offered = cfg.sack
         self.sack_ok = False
         self.scoreboard = Scoreboard(cfg.dupack_threshold)
         self._sack_blocks = SackBlocks()
+        self._dsack: tuple[int, int] | None = None  # RFC 2883: a duplicate to report
+        # RFC 8985 §7 tail loss probe.
+        self._tlp_arm = False  # (re)arm the probe timer when segments are produced
+        self._tlp_send = 0  # the probe to send now: 1 new data, 2 the last segment again
+        self._tlp_high: int | None = None  # TLPHighRxt: SND.MAX when the probe went out
+        self._tlp_rtx = False  # the outstanding probe was a retransmission
+        self._tlp_dsack = False  # ... and a D-SACK said it was not needed
         # Retransmission, congestion control.
         self.rtt = RttEstimator(cfg.rto_initial, cfg.rto_min, cfg.rto_max)
         self._rtt_seq: int | None = None  # Karn: the one segment being timed
@@ -152,6 +163,7 @@ class Connection:
         self.recover = 0  # RFC 6582 "recover", RFC 6675 "RecoveryPoint"
         self.high_rxt = 0  # RFC 6675 HighRxt (just past the highest octet retransmitted)
         self.rescue_rxt: int | None = None  # RFC 6675 RescueRxt
+        self._rtx_fence = 0  # SND.MAX when the latest retransmission went out
         self._fast_retransmit = False  # send the head segment once, now
         self._last_send: float | None = None  # when data last went out (RFC 5681 §4.1)
         # Delayed ACK (RFC 1122 §4.2.3.2, RFC 5681 §4.2).
@@ -391,6 +403,9 @@ class Connection:
                 out.append(ack)
         if out and Timer.RETRANSMIT not in self.timers and self.snd_max != self.snd_una:
             self.timers[Timer.RETRANSMIT] = now + self.rtt.current()
+        if self._tlp_arm:
+            self._tlp_arm = False
+            self._arm_loss_probe(now)
         if (st is State.FIN_WAIT_2 and self.read_closed
                 and Timer.FIN_WAIT_2 not in self.timers):
             self.timers[Timer.FIN_WAIT_2] = now + self.config.fin_timeout
@@ -424,6 +439,8 @@ class Connection:
 
     def _output_data(self, now: float, out: list[TcpSegment]) -> None:
         mss = self.smss
+        if self._tlp_send:
+            self._send_loss_probe(out)
         if self._fast_retransmit:
             # RFC 5681 §3.2 step 3 / RFC 6582 / RFC 6675 (4.3): "retransmit the
             # first data segment presumed dropped".
@@ -443,6 +460,7 @@ class Connection:
                     if seq_gt(end, self.high_rxt):
                         self.high_rxt = end
                     self.rescue_rxt = end
+                    self._rtx_fence = self.snd_max
         if self.recovery is SACK:
             self._output_sack_recovery(now, out)
         else:
@@ -461,15 +479,16 @@ class Connection:
         mss = self.smss
         cc = self.cc
         cwnd = cc.cwnd
+        sb = self.scoreboard
         if self.snd_una == self.snd_max and self._last_send is not None:
             self._restart_after_idle(now)
             cwnd = cc.cwnd
-        elif self.dupacks and not self.recovery:
+        elif self.dupacks and not self.recovery and not sb.ranges:
             # RFC 3042 (limited transmit): on the first two duplicate ACKs, new
             # data may go if "the amount of outstanding data would remain less
-            # than or equal to the congestion window plus 2 segments".
+            # than or equal to the congestion window plus 2 segments". (With
+            # SACK, RFC 6675 §5 step (3): SACKed data no longer counts, below.)
             cwnd += min(self.dupacks, 2) * mss
-        sb = self.scoreboard
         force, self._force_one = self._force_one, False
         buf_len = len(self._sndq) - self._sndq_head
         una = self.snd_una
@@ -482,16 +501,18 @@ class Connection:
             if in_flight >= 0x80000000:
                 in_flight -= 0x100000000
             n = mss if mss < avail else avail
-            if sb.ranges and in_flight < sb.high_sacked():
-                # Going back after a timeout: what the receiver SACKed is not
-                # sent again (RFC 6675 §5.1), nor counted as in flight.
-                end = sb.sacked_at(in_flight)
-                if end is not None:
-                    self.snd_nxt = sb.seq(end)
-                    continue
-                nxt = sb.next_sacked(in_flight)
-                if nxt is not None and nxt - in_flight < n:
-                    n = nxt - in_flight
+            if sb.ranges:
+                if in_flight < sb.high_sacked():
+                    # Going back after a timeout: what the receiver SACKed is
+                    # not sent again (RFC 6675 §5.1).
+                    end = sb.sacked_at(in_flight)
+                    if end is not None:
+                        self.snd_nxt = sb.seq(end)
+                        continue
+                    nxt = sb.next_sacked(in_flight)
+                    if nxt is not None and nxt - in_flight < n:
+                        n = nxt - in_flight
+                # SACKed data has left the network: it is not in flight.
                 in_flight = sb.unsacked(0, in_flight)
             usable = wnd - in_flight
             if force and usable <= 0 and seq == self.snd_una:
@@ -514,7 +535,7 @@ class Connection:
             if (n and n < mss and not fin_now and not force and seq == self.snd_max
                     and not self._may_send(n, avail, wnd)):
                 break
-            seg = self._data_segment(seq, n, fin=fin_now)
+            seg = self._data_segment(seq, n, fin_now)
             if seg is None:
                 break
             out.append(seg)
@@ -579,6 +600,7 @@ class Connection:
                 break
             out.append(seg)
             self._count_retransmit()
+            self._rtx_fence = self.snd_max
             # (C.2) "HighRxt MUST be set to the highest octet in the transmitted
             # segment" (not for the rescue: "HighRxt MUST NOT be updated").
             if not rescue and off + n > hr:
@@ -646,14 +668,17 @@ class Connection:
         rcv_nxt = self.rcv_nxt
         if self.ts_ok:
             opts = self._ts_cache
-            ts = opts[2]
-            tsval = (int(self._now * TS_HZ + 1e-6) + self.ts_offset) & MASK
-            if ts.tsval != tsval or ts.tsecr != self.ts_recent:
+            if self._ts_cache_now != self._now or opts[2].tsecr != self.ts_recent:
                 opts = self._ts_options()
         else:
             opts = ()
-        seg = TcpSegment(self.local_port, self.remote_port, seq, rcv_nxt, flags,
-                         self._window_field(), payload, opts)
+        wf = self._wf_cache  # _window_field's answer, if nothing changed since
+        if wf[0] == rcv_nxt and wf[1] == len(self.rcv_buf) and wf[2] == self.rcv_adv:
+            window = wf[3]
+        else:
+            window = self._window_field()
+        seg = TcpSegment(self.local_port, self.remote_port, seq, rcv_nxt, flags, window,
+                         payload, opts)
         self._last_ack_sent = rcv_nxt
         if self._delack_pending:
             self._delack_pending = False
@@ -662,6 +687,7 @@ class Connection:
         snd_max = self.snd_max
         if 0 < ((end - snd_max) & MASK) < 0x80000000:  # seq_gt(end, snd_max)
             self.snd_max = end
+            self._tlp_arm = True  # RFC 8985 §7.2: new data (re)starts the probe timer
             # Karn: time only segments sent for the first time (RFC 6298 §3).
             if self._rtt_seq is None and self.retransmits == 0 and seq_le(snd_max, seq):
                 self._rtt_seq, self._rtt_sent_at = seq, self._now
@@ -681,11 +707,16 @@ class Connection:
             # RFC 7323 §3.2: "the TSopt MUST be sent in every non-<RST> segment"
             # (and "SHOULD be sent in an <RST> segment").
             opts = self._ts_options()
-        if self.sack_ok and self.ooo._ranges and not payload and flags & ACK:
+        if self.sack_ok and (self.ooo._ranges or self._dsack) and not payload and flags & ACK:
             # RFC 2018 §4: SACK blocks on ACKs while data is held out of order; 3
-            # blocks fit beside the timestamps, 4 without.
+            # blocks fit beside the timestamps, 4 without. RFC 2883: a D-SACK
+            # block (a duplicate that arrived) goes first.
+            limit = 3 if self.ts_ok else 4
+            dsack, self._dsack = self._dsack, None
             blocks = self._sack_blocks.blocks(self.ooo._ranges, self.rcv_nxt,
-                                              3 if self.ts_ok else 4)
+                                              limit - (dsack is not None))
+            if dsack is not None:
+                blocks = (dsack, *blocks)
             if blocks:
                 opts = (*opts, NOP, NOP, SackOption(blocks))
         return TcpSegment(self.local_port, self.remote_port, seq & MASK,
@@ -703,7 +734,8 @@ class Connection:
         laid out as Linux does, 12 bytes)."""
         cache = self._ts_cache
         ts = cache[2]
-        tsval = (int(self._now * TS_HZ + 1e-6) + self.ts_offset) & MASK
+        self._ts_cache_now = now = self._now
+        tsval = (int(now * TS_HZ + 1e-6) + self.ts_offset) & MASK
         if ts.tsval != tsval or ts.tsecr != self.ts_recent:
             cache = self._ts_cache = (NOP, NOP, TimestampOption(tsval, self.ts_recent))
         return cache
@@ -745,8 +777,11 @@ class Connection:
         free = self.config.rcv_buf - held
         shift = self.rcv_wscale
         field = (current + (1 << shift) - 1) >> shift  # rounded up: never shrink
-        if free - current >= self._sws_min and free >> shift > field:
-            field = free >> shift
+        units = free >> shift
+        if units == 0 and free > 0:
+            units = 1  # a shift too large for the buffer must not close the window
+        if free - current >= self._sws_min and units > field:
+            field = units
         if field > 0xFFFF:
             field = 0xFFFF
         edge = (rcv_nxt + (field << shift)) & MASK
@@ -801,6 +836,9 @@ class Connection:
         self.recovery = None
         self.recover = self.snd_max
         self.high_rxt = self.snd_una
+        self._tlp_high = None
+        self._tlp_send = 0
+        self.timers.pop(Timer.LOSS_PROBE, None)
 
     def _count_retransmit(self) -> None:
         self._rtt_seq = None  # Karn's algorithm: no sample from a retransmission
@@ -864,6 +902,79 @@ class Connection:
         self._ka_probes += 1
         self.timers[Timer.KEEPALIVE] = now + cfg.keepalive_interval
 
+    def _arm_loss_probe(self, now: float) -> None:
+        """RFC 8985 §7.2: "the sender SHOULD start or restart a loss probe PTO
+        timer after transmitting new data ... or upon receiving an ACK that
+        cumulatively acknowledges new data", when not in recovery. PTO = 2*SRTT
+        plus the worst-case delayed ACK (200 ms) with one segment in flight,
+        else two clock ticks (Linux: TCP_TIMEOUT_MIN); never later than the
+        RTO. SACK only, as Linux."""
+        timers = self.timers
+        timers.pop(Timer.LOSS_PROBE, None)
+        if (not self.sack_ok or not self.config.tail_loss_probe or self.recovery
+                or self._tlp_high is not None or self.snd_max == self.snd_una
+                or self.rtt.srtt is None or not self.state.synchronized
+                or self.state is State.TIME_WAIT):
+            return
+        pto = 2 * self.rtt.srtt
+        if self.flight_size <= self.smss:
+            pto += WORST_CASE_DELAYED_ACK
+        else:
+            pto += 0.002
+        rto_at = timers.get(Timer.RETRANSMIT)
+        if rto_at is not None and now + pto >= rto_at:
+            return  # the RTO comes first
+        timers[Timer.LOSS_PROBE] = now + pto
+
+    def _on_loss_probe(self, now: float) -> None:
+        """RFC 8985 §7.3: "If a previously unsent segment exists AND the receive
+        window allows new data to be sent: Transmit that new segment ... Otherwise:
+        Retransmit the last segment". Then "the sender MUST re-arm the RTO timer,
+        not the PTO timer"."""
+        if (self.recovery or self.snd_max == self.snd_una or not self.state.synchronized
+                or self.state is State.TIME_WAIT):
+            return
+        unsent = self.snd_buffered - seq_diff(self.snd_max, self.snd_buf_seq)
+        room = self.snd_wnd - self.flight_size
+        if unsent > 0 and room >= min(unsent, self.smss) and self.snd_nxt == self.snd_max:
+            self._tlp_send = 1
+        else:
+            self._tlp_send = 2
+        self.timers[Timer.RETRANSMIT] = now + self.rtt.current()
+
+    def _send_loss_probe(self, out: list[TcpSegment]) -> None:
+        kind, self._tlp_send = self._tlp_send, 0
+        if kind == 1:
+            seq = self.snd_max
+            n = min(self.smss, self.snd_buffered - seq_diff(seq, self.snd_buf_seq))
+            seg = self._data_segment(seq, n, fin=False) if n > 0 else None
+        else:
+            top = self.flight_size
+            start = max(top - self.smss, 0)
+            seg = self._range_segment((self.snd_una + start) & MASK, top - start)
+            if seg is not None:
+                self._count_retransmit()
+        if seg is not None:
+            out.append(seg)
+            self._tlp_high = self.snd_max
+            self._tlp_rtx = kind == 2
+            self._tlp_dsack = False
+            self._tlp_arm = False
+
+    def _tlp_ack(self, ack: int, blocks: tuple) -> None:
+        """RFC 8985 §7.4: when the probe is acknowledged, was a loss repaired? A
+        D-SACK for the probe says no (RFC 2883); otherwise the probe's
+        retransmission repaired a tail loss, and congestion control must react
+        once (§7.4.2)."""
+        if blocks and seq_le(blocks[0][1], ack):
+            self._tlp_dsack = True  # a D-SACK: the first block is below SEG.ACK
+        if seq_lt(ack, self._tlp_high):  # type: ignore[arg-type]
+            return
+        self._tlp_high = None
+        if self._tlp_rtx and not self._tlp_dsack and not self.recovery:
+            self.cc.on_congestion(self.flight_size, self._now)
+            self._cc_event("loss probe repaired a tail loss")
+
     # ------------------------------------------------------------------ congestion
     def _cc_event(self, cause: str, phase: str | None = None) -> None:
         cc = self.cc
@@ -876,6 +987,8 @@ class Connection:
         """Fast retransmit and recovery: RFC 6675 §5 step (4) with SACK, RFC 5681
         §3.2 steps 2-3 with RFC 6582 without."""
         self.recovery = kind
+        self.timers.pop(Timer.LOSS_PROBE, None)
+        self._tlp_high = None
         # "RecoveryPoint = HighData" / "set recover to the highest sequence number
         # transmitted so far".
         self.recover = self.snd_max
@@ -890,6 +1003,21 @@ class Connection:
             self.rescue_rxt = None
         self._fast_retransmit = True
         self._cc_event(cause)
+
+    def _detect_lost_retransmissions(self) -> None:
+        """A retransmission can be lost too; RFC 6675 then waits for the RTO.
+        Like Linux (RACK, RFC 8985 §6.2, here by sequence rather than time): when
+        more than (DupThresh - 1) * SMSS of data sent after the latest
+        retransmission has been SACKed while holes below HighRxt remain, those
+        retransmissions are deemed lost, and NextSeg () may send them again."""
+        sb = self.scoreboard
+        fence = seq_diff(self._rtx_fence, self.snd_una)
+        hr = seq_diff(self.high_rxt, self.snd_una)
+        if hr <= 0 or fence < 0 or sb.unsacked(0, hr) == 0:
+            return
+        if sb.sacked_above(fence) > (self.config.dupack_threshold - 1) * self.smss:
+            self.high_rxt = self.snd_una
+            self._rtx_fence = self.snd_max
 
     def _exit_recovery(self) -> None:
         cc = self.cc
@@ -970,17 +1098,16 @@ class Connection:
         to fill, no SACK blocks and no loss being recovered, passing PAWS, goes
         through §3.10.7.4 with every other branch provably idle. This does
         exactly what _receive_synchronized would, with less work."""
-        flags = seg.flags
-        if flags & 0xFFF & ~PSH != ACK or seg.seq != self.rcv_nxt or self.ooo._ranges \
+        if seg.flags & _FLAGS_BUT_PSH != ACK or seg.seq != self.rcv_nxt or self.ooo._ranges \
                 or self.read_closed or self.fin_seq_received is not None \
-                or self.recovery or self.scoreboard.ranges:
+                or self.recovery or self.scoreboard.ranges or self._tlp_high is not None:
             return False
         ts = None
         opts = seg.options
         if opts:
-            if len(opts) == 3 and opts[2].__class__ is TimestampOption:
-                ts = opts[2]  # NOP, NOP, TSopt: the usual layout
-            else:
+            ts = opts[-1]
+            if ts.__class__ is not TimestampOption or len(opts) != 3:  # not NOP, NOP, TSopt
+                ts = None
                 for o in opts:
                     cls = o.__class__
                     if cls is TimestampOption:
@@ -998,7 +1125,7 @@ class Connection:
             return False  # SEG.ACK outside SND.UNA..SND.MAX: the general path decides
         payload = seg.payload
         n = len(payload)
-        if n and n > seq_diff(self.rcv_adv, self.rcv_nxt):
+        if n and not n <= ((self.rcv_adv - seg.seq) & MASK) < 0x80000000:
             return False  # needs trimming (or a zero window): the general path
         if ts is not None and self.rcv_nxt == self._last_ack_sent:
             # RFC 7323 §4.3 (R3): "SEG.TSval >= TS.Recent and SEG.SEQ <=
@@ -1042,8 +1169,9 @@ class Connection:
         Like Linux, the first segments of a transfer (and after a pause longer
         than the RTO) are ACKed at once ("quick ACK"), so that slow start is not
         held back by the delayed-ACK timer."""
-        if n > self._rcv_mss:
-            self._rcv_mss = n if n < self.config.mss else self.config.mss
+        rcv_mss = self._rcv_mss
+        if n > rcv_mss:
+            self._rcv_mss = rcv_mss = n if n < self.config.mss else self.config.mss
         delay = self._delack_time
         if not delay:
             self._ack_now = True
@@ -1055,7 +1183,7 @@ class Connection:
         if self._quickack > 0:
             self._quickack -= 1
             self._ack_now = True
-        elif seq_diff(self.rcv_nxt, self._last_ack_sent) > self._rcv_mss:
+        elif (self.rcv_nxt - self._last_ack_sent) & MASK > rcv_mss:
             self._ack_now = True  # a second full-sized segment: ACK both
         elif not self._delack_pending:
             self._delack_pending = True
@@ -1204,6 +1332,13 @@ class Connection:
                 self._challenge_ack(now)
                 return
             self._ack_now = True
+            if seg.payload and seq_le((seg.seq + len(seg.payload)) & MASK, self.rcv_nxt):
+                # A duplicate: our ACK was lost or late. Like Linux, ACK the next
+                # segments at once (tcp_enter_quickack_mode); RFC 2883: report
+                # the duplicate in a D-SACK block.
+                self._quickack = self.config.quickack_segments
+                if self.sack_ok:
+                    self._dsack = (seg.seq, (seg.seq + len(seg.payload)) & MASK)
             if (st is State.TIME_WAIT and flags & FIN
                     and (seg.seq + seg.seg_len) & MASK == self.rcv_nxt):
                 # A retransmitted FIN (it lies just below RCV.NXT, so it fails the
@@ -1342,10 +1477,14 @@ class Connection:
         # RFC 6675 §5: "Upon the receipt of any ACK containing SACK information,
         # the scoreboard MUST be updated via the Update () routine."
         newly_sacked = self.scoreboard.update(blocks, self.snd_max) if blocks else 0
+        if self._tlp_high is not None:
+            self._tlp_ack(ack, blocks)
         if seq_lt(self.snd_una, ack):
             self._ack_advances(ack, now, tsecr)
         elif ack == self.snd_una and not blocks:
             self._maybe_duplicate_ack(seg)
+        if newly_sacked and self.recovery is SACK:
+            self._detect_lost_retransmissions()
         if newly_sacked and self.snd_max != self.snd_una:
             # RFC 6675 §2: "a segment that arrives carrying a SACK block that
             # identifies previously unacknowledged and un-SACKed octets between
@@ -1427,6 +1566,7 @@ class Connection:
             self._rtt_seq = None
         self.retransmits = 0
         self.rtt.backoff = 0
+        self._tlp_arm = True
         # RFC 6298 §5.2/5.3: stop the timer when all is acknowledged, else restart it.
         if self.snd_una == self.snd_max:
             self.timers.pop(Timer.RETRANSMIT, None)
@@ -1503,6 +1643,8 @@ class Connection:
             # Trim what lies before RCV.NXT and beyond the window.
             off = seq_diff(self.rcv_nxt, seq)
             if off > 0:
+                if self.sack_ok:
+                    self._dsack = (seq, self.rcv_nxt)  # RFC 2883 §4.1.2: partly duplicate
                 payload = payload[off:]
                 seq = self.rcv_nxt
             room = seq_diff((self.rcv_nxt + self.rcv_wnd()) & MASK, seq)

@@ -128,6 +128,14 @@ class Scoreboard:
     def is_lost(self, off: int, smss: int) -> bool:
         return off < self.lost_edge(smss) and self.sacked_at(off) is None
 
+    def sacked_above(self, off: int) -> int:
+        """SACKed octets at offsets >= ``off``."""
+        n = 0
+        for s, e in self.ranges:
+            if e > off:
+                n += e - (s if s > off else off)
+        return n
+
     def unsacked(self, lo: int, hi: int) -> int:
         """UnSACKed octets in [lo, hi) (offsets)."""
         if hi <= lo:

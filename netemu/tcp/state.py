@@ -42,6 +42,7 @@ class Timer(enum.Enum):
     """One deadline each; the connection reports the earliest via next_deadline()."""
 
     RETRANSMIT = "retransmit"  # RFC 6298 RTO (also SYN and SYN-ACK retries)
+    LOSS_PROBE = "loss-probe"  # RFC 8985 §7 tail loss probe (with SACK)
     PERSIST = "persist"  # zero-window probes (RFC 9293 §3.8.6.1)
     DELAYED_ACK = "delayed-ack"  # RFC 1122 §4.2.3.2
     KEEPALIVE = "keepalive"  # RFC 1122 §4.2.3.6

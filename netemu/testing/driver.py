@@ -17,7 +17,15 @@ from __future__ import annotations
 
 from ..tcp import Connection, State, TcpConfig
 from ..tcp.events import Event, StateChanged
-from ..wire.tcp import MssOption, TcpOption, TcpSegment, WindowScaleOption
+from ..wire.tcp import (
+    NOP,
+    SACK_PERMITTED,
+    MssOption,
+    TcpOption,
+    TcpSegment,
+    TimestampOption,
+    WindowScaleOption,
+)
 
 LOCAL = ("10.0.0.1", 40000)
 REMOTE = ("10.0.0.2", 80)
@@ -29,6 +37,10 @@ class Driver:
         self.now = now
         self.sent: list[TcpSegment] = []
         self.events: list[Event] = []
+        # With peer_ts set, seg() adds the peer's timestamps to every segment:
+        # TSval = peer_ts + milliseconds of now, TSecr = the last TSval we sent.
+        self.peer_ts: int | None = None
+        self.last_tsval = 0
 
     # ---------------------------------------------------------------- factories
     @classmethod
@@ -49,19 +61,32 @@ class Driver:
 
     # ---------------------------------------------------------------- segments
     def seg(self, flags: int, seq: int, ack: int = 0, payload: bytes = b"", *,
-            window: int = 65535, options: tuple[TcpOption, ...] = ()) -> TcpSegment:
-        """A segment from the peer (REMOTE) to the connection (LOCAL)."""
+            window: int = 65535, options: tuple[TcpOption, ...] = (),
+            ts: tuple[int, int] | None = None) -> TcpSegment:
+        """A segment from the peer (REMOTE) to the connection (LOCAL). ``ts``
+        (TSval, TSecr) adds a timestamps option; so does ``peer_ts``, if set."""
+        if ts is None and self.peer_ts is not None:
+            ts = ((self.peer_ts + int(self.now * 1000 + 1e-6)) & 0xFFFFFFFF, self.last_tsval)
+        if ts is not None:
+            options = (NOP, NOP, TimestampOption(*ts), *options)
         return TcpSegment(self.conn.remote_port, self.conn.local_port, seq & 0xFFFFFFFF,
                           ack & 0xFFFFFFFF, flags, window, payload, options)
 
     @staticmethod
-    def syn_options(mss: int | None = 1460, wscale: int | None = None
+    def syn_options(mss: int | None = 1460, wscale: int | None = None, *,
+                    sack: bool = False, ts: tuple[int, int] | None = None
                     ) -> tuple[TcpOption, ...]:
+        """A SYN's options: MSS, SACK-permitted, timestamps (TSval, TSecr), window
+        scale, in Linux's order."""
         opts: list[TcpOption] = []
         if mss is not None:
             opts.append(MssOption(mss))
+        if sack:
+            opts.append(SACK_PERMITTED)
+        if ts is not None:
+            opts.append(TimestampOption(*ts))
         if wscale is not None:
-            opts.append(WindowScaleOption(wscale))
+            opts += (NOP, WindowScaleOption(wscale))
         return tuple(opts)
 
     # ---------------------------------------------------------------- actions
@@ -80,6 +105,10 @@ class Driver:
         """What the connection sends now (after an API call)."""
         out = self.conn.segments_to_send(self.now)
         self.sent.extend(out)
+        for s in out:
+            ts = s.timestamp
+            if ts is not None:
+                self.last_tsval = ts.tsval
         self._collect()
         return out
 

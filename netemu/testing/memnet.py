@@ -13,6 +13,8 @@ from ..tcp.state import State
 from ..wire.checksum import pseudo_header_sum
 from ..wire.tcp import TcpSegment
 
+_CLOSED = State.CLOSED
+
 
 class VirtualClock:
     def __init__(self, start: float = 0.0) -> None:
@@ -40,6 +42,7 @@ class MemLink:
     log: list[tuple[float, TcpSegment]] | None = None
     _queue: list[tuple[float, int, TcpSegment]] = field(default_factory=list)
     _counter: int = 0
+    _psum: int | None = None
 
     def send(self, seg: TcpSegment, now: float) -> None:
         self.sent += 1
@@ -47,13 +50,21 @@ class MemLink:
             self.log.append((now, seg))
         if self.encode:
             raw = seg.emit(self.src_ip, self.dst_ip)
-            seg = TcpSegment.parse(raw, pseudo_header_sum(self.src_ip, self.dst_ip, 6, len(raw)))
+            # The pseudo-header's word sum is linear in the length.
+            psum = self._psum
+            if psum is None:
+                psum = self._psum = pseudo_header_sum(self.src_ip, self.dst_ip, 6, 0)
+            seg = TcpSegment.parse(raw, psum + len(raw))
         if self.drop is not None and self.drop(seg):
             self.lost += 1
             return
         rng = self.rng
         if self.loss and rng.random() < self.loss:
             self.lost += 1
+            return
+        if not (self.duplicate or self.jitter or self.reorder):
+            self._counter += 1  # the plain case: one copy, fixed delay
+            heapq.heappush(self._queue, (now + self.delay, self._counter, seg))
             return
         copies = 2 if self.duplicate and rng.random() < self.duplicate else 1
         for _ in range(copies):
@@ -125,15 +136,23 @@ class MemNetwork:
                 dl = conn.next_deadline()
                 if dl is not None and dl <= now:
                     conn.handle_timer(now)
-                for seg in conn.segments_to_send(now):
-                    link.send(seg, now)
-                    progress += 1
-            for seg in self.ab.due(now):
-                self._deliver(seg, True, now)
-                progress += 1
-            for seg in self.ba.due(now):
-                self._deliver(seg, False, now)
-                progress += 1
+                out = conn.segments_to_send(now)
+                if out:
+                    send = link.send
+                    for seg in out:
+                        send(seg, now)
+                    progress += len(out)
+            for to_b, link in ((True, self.ab), (False, self.ba)):
+                segs = link.due(now)
+                if not segs:
+                    continue
+                progress += len(segs)
+                for seg in segs:
+                    dest = self.b if to_b else self.a
+                    if not isinstance(dest, Listener) and dest.state is not _CLOSED:
+                        dest.receive(seg, now)  # type: ignore[union-attr]
+                    else:
+                        self._deliver(seg, to_b, now)
             moved += progress
             if not progress:
                 return moved

@@ -59,6 +59,32 @@ def established(config: TcpConfig | None = None) -> Driver:
     return d
 
 
+# The peer's timestamp clock in established_options(): PEER_TS + milliseconds.
+PEER_TS = 700_000
+
+
+def established_options(config: TcpConfig | None = None, *, ts: bool = True,
+                        sack: bool = True, wscale: int | None = None,
+                        window: int = 65535, rtt: float = 0.0) -> Driver:
+    """Like established(), but the peer's SYN,ACK also offered timestamps (its
+    clock: PEER_TS + ms, and the Driver adds them to every segment from then on),
+    SACK-permitted and, if given, a window scale. Our TS clock has offset 0 (a
+    fixed ISS), so our TSval is the milliseconds of ``now``. The SYN,ACK comes
+    ``rtt`` after the SYN (the first RTT sample)."""
+    d = syn_sent(config)
+    syn = d.sent[-1].timestamp
+    d.advance(rtt)
+    opts = Driver.syn_options(1460, wscale, sack=sack,
+                              ts=(PEER_TS, syn.tsval) if ts and syn is not None else None)
+    out = d.receive(d.seg(SYN | ACK, PEER_ISS, ISS + 1, window=window, options=opts))
+    _expect(brief(out), [(ACK, ISS + 1, PEER_ISS + 1)])
+    _expect(d.conn.state, State.ESTABLISHED)
+    if ts and syn is not None:
+        d.peer_ts = (PEER_TS - int(d.now * 1000 + 1e-6)) & 0xFFFFFFFF  # PEER_TS at the SYN,ACK
+    d.take_events()
+    return d
+
+
 def fin_wait_1(config: TcpConfig | None = None) -> Driver:
     """close() in ESTABLISHED: our FIN <SEQ=1001> is out, not acknowledged.
 
@@ -156,6 +182,6 @@ def in_state(state: State, config: TcpConfig | None = None) -> Driver:
     return BUILDERS[state](config)
 
 
-__all__ = ["BUILDERS", "ISS", "PEER_ISS", "RCV_NXT", "SHORT_MSL", "SND_MAX", "SND_UNA", "SYNCHRONIZED",
-           "close_wait", "closing", "established", "fin_wait_1",
+__all__ = ["BUILDERS", "ISS", "PEER_ISS", "PEER_TS", "RCV_NXT", "SHORT_MSL", "SND_MAX", "SND_UNA", "SYNCHRONIZED",
+           "close_wait", "closing", "established", "established_options", "fin_wait_1",
            "fin_wait_2", "in_state", "last_ack", "syn_received", "syn_sent", "time_wait"]
