@@ -37,3 +37,19 @@ def relative_segments(host: Host) -> list[tuple[str, str, int, int, int]]:
         out.append((f.direction, flags_str(seg.flags), (seg.seq - base) & 0xFFFFFFFF,
                     (seg.ack - abase) & 0xFFFFFFFF if seg.flags & ACK else 0, len(seg.payload)))
     return out
+
+
+async def echo_stream(stream) -> int:
+    """Echo everything ``stream`` receives until EOF, then close; bytes echoed."""
+    import anyio
+
+    total = 0
+    try:
+        while True:
+            chunk = await stream.receive()
+            total += len(chunk)
+            await stream.send(chunk)
+    except anyio.EndOfStream:
+        pass
+    await stream.aclose()
+    return total

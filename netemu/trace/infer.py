@@ -34,22 +34,18 @@ import bisect
 import os
 from dataclasses import dataclass, field
 
+from ..tcp.state import State
 from ..wire import ACK, FIN, RST, SYN
 from ..wire.seq import seq_ge, seq_gt, seq_le
 from .conv import Conversation, Endpoint, SegmentView, conversations, ep_str, flag_names
 from .record import FrameRecord, NoteRecord, StateRecord, Trace
 
-CLOSED = "CLOSED"
-LISTEN = "LISTEN"
-SYN_SENT = "SYN-SENT"
-SYN_RECEIVED = "SYN-RECEIVED"
-ESTABLISHED = "ESTABLISHED"
-FIN_WAIT_1 = "FIN-WAIT-1"
-FIN_WAIT_2 = "FIN-WAIT-2"
-CLOSE_WAIT = "CLOSE-WAIT"
-CLOSING = "CLOSING"
-LAST_ACK = "LAST-ACK"
-TIME_WAIT = "TIME-WAIT"
+# The RFC names, from the one place that defines them.
+(CLOSED, LISTEN, SYN_SENT, SYN_RECEIVED, ESTABLISHED, FIN_WAIT_1, FIN_WAIT_2, CLOSE_WAIT,
+ CLOSING, LAST_ACK, TIME_WAIT) = (s.value for s in (
+    State.CLOSED, State.LISTEN, State.SYN_SENT, State.SYN_RECEIVED, State.ESTABLISHED,
+    State.FIN_WAIT_1, State.FIN_WAIT_2, State.CLOSE_WAIT, State.CLOSING, State.LAST_ACK,
+    State.TIME_WAIT))
 
 MASK = 0xFFFFFFFF
 

@@ -10,7 +10,7 @@ import anyio
 import pytest
 
 from netemu.tcp import State
-from netemu.testing.wirecheck import assert_clean_wire, relative_segments
+from netemu.testing.wirecheck import assert_clean_wire, echo_stream, relative_segments
 
 pytestmark = [pytest.mark.root, pytest.mark.timeout(120)]
 TEN_MIB = 10 * 1024 * 1024
@@ -58,16 +58,7 @@ async def test_kernel_client_netemu_server_10mib_each_way(lab_host):
 
     async def netemu_echo() -> int:
         s = await listener.accept(timeout=10)
-        total = 0
-        try:
-            while True:
-                chunk = await s.receive()
-                total += len(chunk)
-                await s.send(chunk)
-        except anyio.EndOfStream:
-            pass
-        await s.aclose()
-        return total
+        return await echo_stream(s)
 
     server = asyncio.create_task(netemu_echo())
     conn = await agent.aio.connect(lab.emu_ip, 7000)

@@ -9,12 +9,11 @@ from __future__ import annotations
 import asyncio
 import os
 
-import anyio
 import pytest
 
 from netemu.host import DropRule, Host
 from netemu.tcp import CongestionChanged, TcpConfig
-from netemu.testing.wirecheck import assert_clean_wire
+from netemu.testing.wirecheck import assert_clean_wire, echo_stream
 from netemu.wire import ACK, SYN, parse_frame
 from netemu.wire.tcp import (
     MssOption,
@@ -170,16 +169,7 @@ async def test_10mib_each_way_with_our_congestion_control(lab_host, cc: str):
     async def netemu_echo() -> int:
         s = await listener.accept(timeout=10)
         assert s.conn.cc.name == cc
-        total = 0
-        try:
-            while True:
-                chunk = await s.receive()
-                total += len(chunk)
-                await s.send(chunk)
-        except anyio.EndOfStream:
-            pass
-        await s.aclose()
-        return total
+        return await echo_stream(s)
 
     server = asyncio.create_task(netemu_echo())
     conn = await agent.aio.connect(lab.emu_ip, 7400)
