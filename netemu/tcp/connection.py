@@ -762,9 +762,18 @@ class Connection:
         return self._free_space() - max(seq_diff(self.rcv_adv, self.rcv_nxt), 0)
 
     def _window_field(self) -> int:
-        """The window to advertise, updating RCV.ADV. Never shrinks the right
-        edge already advertised (RFC 9293 §3.8.6.2.2, "the window SHOULD NOT be
-        shrunk"), and grows only by SWS-worthy amounts (RFC 1122 §4.2.3.3)."""
+        """The window to advertise, updating RCV.ADV, the right edge we accept up
+        to. The edge never moves back (RFC 9293 §3.8.6.2.2, "the window SHOULD
+        NOT be shrunk") and moves on only by SWS-worthy amounts (RFC 1122
+        §4.2.3.3). With window scaling the field is the window right-shifted
+        (RFC 7323 §2.3, "SEG.WND = RCV.WND >> Rcv.Wind.Shift"), rounded up (as
+        Linux does, so the edge does not appear to move back) while that keeps
+        the edge within one unit (2**S - 1 bytes) of the buffer's end. Past
+        that, when the buffer is full, the field shows up to
+        2**S - 1 bytes less than RCV.ADV allows, which the sender must accept
+        (Appendix F): rounding up there too creeps the edge on by up to 2**S - 1
+        bytes with every ACK, past the buffer, so that a full buffer never shows
+        a zero window."""
         rcv_nxt = self.rcv_nxt
         held = len(self.rcv_buf)
         rcv_adv = self.rcv_adv
@@ -776,7 +785,9 @@ class Connection:
             current = 0
         free = self.config.rcv_buf - held
         shift = self.rcv_wscale
-        field = (current + (1 << shift) - 1) >> shift  # rounded up: never shrink
+        field = current >> shift
+        if (field << shift) != current and ((field + 1) << shift) < free + (1 << shift):
+            field += 1  # rounded up while the buffer holds it, to within one unit
         units = free >> shift
         if units == 0 and free > 0:
             units = 1  # a shift too large for the buffer must not close the window
@@ -1082,6 +1093,8 @@ class Connection:
         self._last_recv = now  # keepalive: anything heard from the peer counts
         self._ka_probes = 0
         st = self.state
+        if self._ack_now and self.rcv_nxt != self._last_ack_sent and st.synchronized:
+            self._flush_owed_ack()  # an ACK owed for data that arrived before
         if st is State.ESTABLISHED and self._predicted(seg, now):
             return
         if st is State.CLOSED or st is State.LISTEN:
@@ -1188,6 +1201,17 @@ class Connection:
         elif not self._delack_pending:
             self._delack_pending = True
             self.timers[Timer.DELAYED_ACK] = now + delay
+
+    def _flush_owed_ack(self) -> None:
+        """An ACK owed for what arrived before goes out before the next segment is
+        processed, not at the next segments_to_send(): an adapter that hands us
+        a burst of segments before asking for output (the in-memory network, a
+        host draining its socket) still gets an ACK for every second full-sized
+        segment, as RFC 5681 §4.2 asks and as Linux does per received skb. One
+        stretch ACK for a whole burst would, if lost, leave the sender nothing
+        but its RTO."""
+        self._ack_now = False
+        self._control.append(self._segment(self.snd_max, ACK))
 
     def _take_syn_options(self, syn: TcpSegment, now: float) -> None:
         cfg = self.config
@@ -1627,9 +1651,11 @@ class Connection:
                     and seq_ge(self.snd_una, self.recover)):
                 self._enter_recovery(SACK, "SACK: segment lost")
         elif (self.dupacks == self.config.dupack_threshold
-              and seq_gt(self.snd_una, self.recover)):
+              and seq_ge(self.snd_una, self.recover)):
             # RFC 5681 §3.2 step 2 (fast retransmit) only if the ACK covers more
-            # than "recover" (RFC 6582 §3.2 step 2, §4).
+            # than "recover" (RFC 6582 §3.2 step 2, §4). RFC 6582's recover is
+            # "the highest sequence number transmitted", SND.MAX - 1; ours holds
+            # SND.MAX, so "covers more than" is >=.
             self._enter_recovery(NEWRENO, f"{self.dupacks} duplicate ACKs")
 
     def _process_text_and_fin(self, seg: TcpSegment, now: float) -> None:

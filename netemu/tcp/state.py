@@ -38,8 +38,11 @@ FIN_QUEUED_STATES = frozenset({State.FIN_WAIT_1, State.FIN_WAIT_2, State.CLOSING
                                State.LAST_ACK, State.TIME_WAIT})
 
 
-class Timer(enum.Enum):
-    """One deadline each; the connection reports the earliest via next_deadline()."""
+class Timer(enum.StrEnum):
+    """One deadline each; the connection reports the earliest via next_deadline().
+
+    A StrEnum so that the timers dict, touched on every segment, hashes in C
+    (plain Enum members hash in Python)."""
 
     RETRANSMIT = "retransmit"  # RFC 6298 RTO (also SYN and SYN-ACK retries)
     LOSS_PROBE = "loss-probe"  # RFC 8985 §7 tail loss probe (with SACK)

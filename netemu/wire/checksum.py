@@ -9,6 +9,26 @@ so may header fields: a 32-bit field is congruent to the sum of its two words.
 
 from .addr import _IP_INT
 
+_HALF_MASKS: dict[int, int] = {}
+
+
+def mod_ffff(v: int) -> int:
+    """``v % 0xFFFF`` for a word sum, faster for segment-sized integers.
+
+    CPython divides a big integer by a small one a 30-bit digit at a time
+    (~1.6 µs for a 1448-byte payload here). Since 2**16 ≡ 1, the high and low
+    halves of ``v`` (split on a multiple of 16 bits) may be added first: a
+    shift, a mask and an add are cheaper than the digits they save (1.1 µs).
+    """
+    n = v.bit_length()
+    if n > 2048:
+        k = (n >> 5) << 4
+        m = _HALF_MASKS.get(k)
+        if m is None:
+            m = _HALF_MASKS[k] = (1 << k) - 1
+        v = (v >> k) + (v & m)
+    return v % 0xFFFF
+
 
 def word_sum(data: bytes) -> int:
     """An integer congruent (mod 0xFFFF) to the 16-bit word sum of ``data``.
@@ -21,7 +41,7 @@ def word_sum(data: bytes) -> int:
 
 def fold(total: int) -> int:
     """The checksum field value for a word sum ``total``."""
-    s = total % 0xFFFF
+    s = mod_ffff(total)
     if s == 0 and total:
         s = 0xFFFF
     return ~s & 0xFFFF
@@ -34,7 +54,7 @@ def internet_checksum(data: bytes) -> int:
 
 def verifies(total: int) -> bool:
     """True when a word sum that includes the stored checksum verifies."""
-    return total % 0xFFFF == 0 and total != 0
+    return mod_ffff(total) == 0 and total != 0
 
 
 def pseudo_header_sum(src: str, dst: str, protocol: int, length: int) -> int:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from . import _codegen
 from .addr import _IP_STR, _MAC_PAIR, _MAC_STR
 from .arp import ARP_LEN, ArpPacket
+from .checksum import mod_ffff
 from .errors import MalformedPacket
 from .ethernet import (
     ETH_HEADER,
@@ -86,7 +87,7 @@ def decode(buf, n, verify):
         v = _from_bytes(seg, "big")
         if total & 1:
             v <<= 8
-        if (v + (sip + dip + total - 14)) % 0xFFFF:
+        if _mod_ffff(v + (sip + dip + total - 14)):
             return _general(buf, verify)
     {options_code}
     {records}
@@ -133,7 +134,7 @@ def _compile_frame_decoder(layout: OptionLayout | None) -> Callable[[bytes, int,
     namespace = {
         **namespace, "_unpack_from": struct.Struct(_ETH_IP_TCP + fmt).unpack_from,
         "_general": _parse_frame_general, "_parse_options_general": _parse_options_general,
-        "_from_bytes": int.from_bytes, "_new": object.__new__, "_MAC_PAIR": _MAC_PAIR,
+        "_from_bytes": int.from_bytes, "_mod_ffff": mod_ffff, "_new": object.__new__, "_MAC_PAIR": _MAC_PAIR,
         "_IP_STR": _IP_STR, "EthernetFrame": EthernetFrame, "IPv4Packet": IPv4Packet,
         "TcpSegment": TcpSegment, "Frame": Frame,
     }

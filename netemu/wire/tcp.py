@@ -14,11 +14,13 @@ from dataclasses import dataclass
 
 from . import _codegen
 from .addr import _IP_INT
+from .checksum import mod_ffff as _mod_ffff
 from .errors import BadChecksum, MalformedPacket
 
 TCP_HEADER = struct.Struct("!HHIIHHHH")
 _unpack_header = TCP_HEADER.unpack_from
 _pack_header = TCP_HEADER.pack
+_pack_header_ts = struct.Struct("!HHIIHHHHIII").pack  # the header, then NOP NOP TSopt
 TCP_MIN_LEN = 20
 MAX_OPTIONS_LEN = 40
 
@@ -397,7 +399,7 @@ class TcpSegment:
             if n & 1:
                 v <<= 8
             v += pseudo_sum
-            if v % 0xFFFF or not v:  # checksum.verifies(), inlined on the hot path
+            if not v or _mod_ffff(v):  # checksum.verifies(), inlined on the hot path
                 raise BadChecksum(f"bad TCP checksum {csum:#06x}")
         if hlen > TCP_MIN_LEN:
             options, padding = parse_options(buf, TCP_MIN_LEN, hlen)
@@ -410,6 +412,10 @@ class TcpSegment:
         """Exact segment bytes; the checksum covers the pseudo-header of src_ip → dst_ip."""
         options = self.options
         padding = self.padding
+        if (len(options) == 3 and not padding and self.checksum is None
+                and options[2].__class__ is TimestampOption
+                and options[0].__class__ is NopOption and options[1].__class__ is NopOption):
+            return self._emit_nop_nop_ts(options[2], src_ip, dst_ip)
         opts = emit_options(options, padding) if options or padding else b""
         payload = self.payload
         sport = self.src_port
@@ -431,11 +437,38 @@ class TcpSegment:
             if payload:
                 s += (int.from_bytes(payload, "big") << 8 if len(payload) & 1
                       else int.from_bytes(payload, "big"))
-            csum = -s % 0xFFFF  # checksum.fold(s): s is not 0, the protocol is in it
+            r = _mod_ffff(s)  # checksum.fold(s), inlined: s is not 0, the protocol is in it
+            csum = 0xFFFF - r if r else 0
         hdr = _pack_header(sport, dport, seq, ack, off_flags, win, csum, urg)
         if opts:
             hdr += opts
         return hdr + payload if payload else hdr
+
+    def _emit_nop_nop_ts(self, ts: TimestampOption, src_ip: str, dst_ip: str) -> bytes:
+        """emit() for NOP, NOP, TSopt alone: the options of nearly every segment of
+        an established connection (Linux's layout). One pack for header and
+        options; their word sum straight from the fields, as in emit()."""
+        payload = self.payload
+        sport = self.src_port
+        dport = self.dst_port
+        seq = self.seq
+        ack = self.ack
+        win = self.window
+        urg = self.urgent
+        tsval = ts.tsval
+        tsecr = ts.tsecr
+        off_flags = 0x8000 | self.flags  # data offset 8 words: 20 + 12 bytes
+        # 26 + 12: protocol and header length as in emit(); 0x0101 + 0x080A: NOP,
+        # NOP, kind 8, length 10.
+        s = (sport + dport + seq + ack + off_flags + win + urg + _IP_INT[src_ip]
+             + _IP_INT[dst_ip] + 38 + 0x0101 + 0x080A + tsval + tsecr + len(payload))
+        if payload:
+            s += (int.from_bytes(payload, "big") << 8 if len(payload) & 1
+                  else int.from_bytes(payload, "big"))
+        r = _mod_ffff(s)
+        raw = _pack_header_ts(sport, dport, seq, ack, off_flags, win, 0xFFFF - r if r else 0,
+                              urg, 0x0101080A, tsval, tsecr)
+        return raw + payload if payload else raw
 
     def summary(self) -> str:
         s = f"{self.src_port} > {self.dst_port} [{flags_str(self.flags)}] seq={self.seq}"

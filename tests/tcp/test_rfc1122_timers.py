@@ -40,6 +40,17 @@ def test_rfc1122_4_2_3_2_ack_every_second_full_sized_segment() -> None:
     assert [s.ack - P for s in acks] == [k * FULL for k in (4, 6, 8, 10, 12)]
 
 
+def test_rfc5681_4_2_a_burst_processed_at_once_still_acks_every_second_segment() -> None:
+    # An adapter may hand over several segments before asking for output (a
+    # host draining its socket): each second full-sized segment is still
+    # acknowledged, not the whole burst by one stretch ACK.
+    d = established(NO_QUICKACK)
+    for i in range(6):
+        d.conn.receive(d.seg(ACK | PSH, P + i * FULL, d.conn.snd_max, b"d" * FULL), d.now)
+    out = d.flush()
+    assert [s.ack - P for s in out] == [2 * FULL, 4 * FULL, 6 * FULL]
+
+
 def test_rfc1122_4_2_3_2_a_lone_segment_is_acked_when_the_timer_fires() -> None:
     # "the delay MUST be less than 0.5 seconds"; Linux waits 40 ms.
     d = established(NO_QUICKACK)

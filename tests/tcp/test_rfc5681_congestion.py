@@ -115,6 +115,33 @@ def test_rfc5681_3_2_fast_retransmit_on_the_third_duplicate_ack() -> None:
     assert _cc_events(d)[-1][1] == "recovered"
 
 
+def test_rfc6582_3_2_fast_retransmit_when_the_ack_is_just_past_recover() -> None:
+    # "recover" is "the highest sequence number transmitted" when recovery began:
+    # duplicate ACKs at exactly the end of that data "cover more than recover"
+    # and start a new fast retransmit (a segment sent during the recovery was
+    # lost); with recover taken as one past it, they were ignored until the RTO.
+    d = established(NEWRENO)
+    d.conn.send(bytes(40 * MSS))
+    d.flush()  # segments 0-9
+    _ack(d, 0)
+    _ack(d, 0)  # limited transmit: 10, 11
+    _ack(d, 0)  # third duplicate: recovery, recover = end of segment 11
+    assert d.conn.recovery is not None
+    assert d.conn.recover == ISS + 1 + 12 * MSS
+    for _ in range(6):
+        _ack(d, 0)  # inflation sends new segments past recover
+    assert d.conn.snd_max > d.conn.recover
+    _ack(d, 12)  # the full ACK: recovery ends
+    assert d.conn.recovery is None
+    rtx_before = d.conn.total_retransmits
+    out = []
+    for _ in range(3):
+        out += _ack(d, 12)  # segment 12, sent during the recovery, was lost
+    assert d.conn.recovery is not None
+    assert d.conn.total_retransmits == rtx_before + 1
+    assert any(_seg_no(s) == 12 for s in out)
+
+
 def test_rfc5681_2_not_a_duplicate_when_the_window_changes_or_data_rides() -> None:
     d = established(NEWRENO)
     d.conn.send(bytes(10 * MSS))

@@ -31,7 +31,7 @@ from netemu.wire.addr import (
     mac_to_bytes,
     mac_to_str,
 )
-from netemu.wire.checksum import internet_checksum
+from netemu.wire.checksum import internet_checksum, mod_ffff
 from netemu.wire.frame import _FRAME_DECODERS, _parse_frame_general
 from netemu.wire.tcp import (
     _DECODERS,
@@ -227,3 +227,30 @@ def test_codegen_stores_fields_only_for_plain_dataclasses() -> None:
     assert not plain_dataclass(Handwritten)
     with pytest.raises(TypeError):
         record("o", MssOption, ["a", "b"])
+
+
+@given(st.binary(max_size=3000), st.integers(0, 0xFFF), st.integers(0, 2**32 - 1),
+       st.integers(0, 2**32 - 1), st.integers(0, 2**32 - 1), st.integers(0, 0xFFFF))
+def test_nop_nop_timestamp_emit_matches_general_path(payload: bytes, flags: int, seq: int,
+                                                     tsval: int, tsecr: int, win: int) -> None:
+    """The one-pack emitter for NOP, NOP, TSopt gives the general path's bytes."""
+    seg = TcpSegment(40000, 80, seq, seq ^ 0xFFFFFFFF, flags, win, payload,
+                     (NOP, NOP, TimestampOption(tsval, tsecr)))
+    fast = seg.emit("10.0.0.1", "10.0.0.2")
+    opts = b"\x01\x01" + struct.pack("!BBII", 8, 10, tsval, tsecr)
+    head = struct.pack("!HHIIHHHH", 40000, 80, seq, seq ^ 0xFFFFFFFF, (32 << 10) | flags, win,
+                       0, 0)
+    body = head + opts + payload
+    csum = internet_checksum(ip_to_bytes("10.0.0.1") + ip_to_bytes("10.0.0.2")
+                             + struct.pack("!BBH", 0, 6, len(body)) + body)
+    general = body[:16] + struct.pack("!H", csum) + body[18:]
+    assert fast == general
+    assert TcpSegment.parse(fast, pseudo_header_sum("10.0.0.1", "10.0.0.2", 6, len(fast))) \
+        .options[2] == TimestampOption(tsval, tsecr)
+
+
+@given(st.binary(max_size=9000))
+def test_mod_ffff_is_the_remainder(data: bytes) -> None:
+    v = int.from_bytes(data, "big")
+    assert mod_ffff(v) == v % 0xFFFF
+    assert mod_ffff(v << 8) == (v << 8) % 0xFFFF
