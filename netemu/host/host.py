@@ -13,6 +13,8 @@ import asyncio
 import contextlib
 import heapq
 import itertools
+import socket
+import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -42,12 +44,19 @@ from ..wire import (
     TcpSegment,
     parse_frame,
 )
-from ..wire.frame import build_tcp_frame
+from ..wire.ethernet import eth_header
+from ..wire.frame import Frame, build_tcp_frame
 
 if TYPE_CHECKING:
     from .stream import TcpListener, TcpStream
 
 ZERO_MAC = "00:00:00:00:00:00"
+# Ethernet + IPv4 header of our TCP frames, as build_tcp_frame writes them for an
+# IPv4Packet(src, dst, 6, identification=i) (no options, DF, TTL 64, TOS 0): the MACs,
+# EtherType, version/IHL and TOS (16 bytes, per destination), total length,
+# identification, flags, TTL and protocol, checksum, the addresses.
+_ETH_IP = struct.Struct("!16sHHH2sH8s")
+_ETH_IP_FIXED = 0x4500 + 0x4000 + 0x4006  # the header's word sum without length, id, addresses
 ARP_TIMEOUT = 1.0
 ARP_RETRIES = 3
 EPHEMERAL = range(40000, 60000)
@@ -115,6 +124,8 @@ class Host:
         self._timer_at: float | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._ip_id = itertools.count(1)
+        # dst_ip -> (dst MAC, 16-byte Ethernet + IPv4 head, addresses, their word sum)
+        self._headers: dict[str, tuple[str, bytes, bytes, int]] = {}
         self._next_port = EPHEMERAL.start
         self.stats = {"rx": 0, "tx": 0, "bad_checksum": 0, "malformed": 0, "rst_sent": 0}
         self._closed = False
@@ -186,12 +197,17 @@ class Host:
         if not batch:
             return
         now = self.now()
+        self.stats["rx"] += len(batch)
         imp = self.impair_in
-        for data, csum_not_ready in batch:
-            self.stats["rx"] += 1
-            if imp is None:
-                self._receive_frame(data, csum_not_ready, now)
-                continue
+        if imp is None:
+            if self.drop_rules or self.on_frame:
+                for data, csum_not_ready in batch:
+                    self._receive_frame(data, csum_not_ready, now)
+            else:
+                self._receive_plain(batch, now)
+            self._flush(now)
+            return
+        for data, _csum_not_ready in batch:
             # Impaired: the trace shows the frame as it arrived on the wire; our
             # stack sees it when (and as) the pipeline lets it through.
             fate = imp.push(data, now)
@@ -200,10 +216,36 @@ class Host:
             else:
                 self.trace.frame("in", data, None, "corrupted" if fate.corrupted else None,
                                  t=now)
-        if imp is not None:
-            for data in imp.due(now):
-                self._receive_frame(data, False, now, record=False)
+        for data in imp.due(now):
+            self._receive_frame(data, False, now, record=False)
         self._flush(now)
+
+    def _receive_plain(self, batch: list[tuple[bytes, bool]], now: float) -> None:
+        """``_receive_frame`` for a whole batch when no drop rule, hook or impairment
+        is set: a segment of a known connection goes straight to it."""
+        record = self.trace.frame
+        conns = self.conns
+        dirty = self._dirty
+        my_ip = self.ip
+        closed = State.CLOSED
+        for data, csum_not_ready in batch:
+            try:
+                frame = parse_frame(data, not csum_not_ready)
+            except MalformedPacket:  # BadChecksum too: counted and recorded there
+                self._receive_frame(data, csum_not_ready, now)
+                continue
+            record("in", data, t=now)
+            seg = frame.tcp
+            ip = frame.ip
+            if seg is not None and ip.dst == my_ip:
+                conn = conns.get((ip.src, seg.src_port, seg.dst_port))
+                if conn is not None and conn.state is not closed:
+                    conn.receive(seg, now)
+                    dirty.add(conn)
+                else:
+                    self._on_tcp(ip.src, seg, now)
+            else:
+                self._dispatch(frame)
 
     def _receive_frame(self, data: bytes, csum_not_ready: bool, now: float,
                        record: bool = True) -> None:
@@ -229,15 +271,21 @@ class Host:
             trace.frame("in", data, t=now)
         for hook in self.on_frame:
             hook("in", data, seg)
+        ip = frame.ip
+        if seg is not None and ip is not None and ip.dst == self.ip:
+            self._on_tcp(ip.src, seg, now)
+        else:
+            self._dispatch(frame)
+
+    def _dispatch(self, frame: Frame) -> None:
+        """A frame that is not TCP for us: ARP, ICMP echo, or nothing."""
         if frame.arp is not None:
             self._on_arp(frame.arp)
             return
         ip = frame.ip
-        if ip is None or ip.dst != self.ip:
+        if ip is None or ip.dst != self.ip or frame.tcp is not None:
             return
-        if seg is not None:
-            self._on_tcp(ip.src, seg, now)
-        elif frame.icmp is not None and frame.icmp.type == ICMP_ECHO_REQUEST:
+        if frame.icmp is not None and frame.icmp.type == ICMP_ECHO_REQUEST:
             self._echo_reply(frame.eth.src, ip, frame.icmp)
 
     def _on_tcp(self, src_ip: str, seg: TcpSegment, now: float) -> None:
@@ -285,11 +333,31 @@ class Host:
         return False
 
     def _frame_for(self, seg: TcpSegment, dst_ip: str) -> bytes | None:
+        """The frame for ``seg``: exactly ``build_tcp_frame(self.mac, <dst MAC>,
+        IPv4Packet(self.ip, dst_ip, 6, identification=<next id>), seg)``, with the
+        Ethernet and IPv4 headers from a per-destination template (only the length,
+        the identification and the checksum change from frame to frame)."""
         mac = self.arp_cache.get(dst_ip)
         if mac is None:
             return None
-        ip = IPv4Packet(self.ip, dst_ip, 6, identification=next(self._ip_id) & 0xFFFF)
-        return build_tcp_frame(self.mac, mac, ip, seg)
+        h = self._headers.get(dst_ip)
+        if h is None or h[0] != mac:
+            h = self._header_template(dst_ip, mac)
+        body = seg.emit(self.ip, dst_ip)
+        total = 20 + len(body)
+        ident = next(self._ip_id) & 0xFFFF
+        # IPv4Packet.header's checksum: -(word sum) % 0xFFFF (the sum is never 0).
+        return _ETH_IP.pack(h[1], total, ident, 0x4000, b"\x40\x06",
+                            -(h[3] + total + ident) % 0xFFFF, h[2]) + body
+
+    def _header_template(self, dst_ip: str, mac: str) -> tuple[str, bytes, bytes, int]:
+        src = socket.inet_aton(self.ip)
+        dst = socket.inet_aton(dst_ip)
+        head = eth_header(mac, self.mac, ETHERTYPE_IPV4) + b"\x45\x00"
+        s = _ETH_IP_FIXED + sum(struct.unpack("!HHHH", src + dst))
+        h = (mac, head, src + dst, s)
+        self._headers[dst_ip] = h
+        return h
 
     def _send_segment(self, seg: TcpSegment, dst_ip: str, mark: str | None = None) -> bool:
         frame = self._frame_for(seg, dst_ip)
@@ -338,10 +406,13 @@ class Host:
 
     def _wire_out(self, frames: list[bytes], mark: str | None = None) -> None:
         t = self.now()
+        record = self.trace.frame
+        hooks = self.on_frame
         for f in frames:
-            self.trace.frame("out", f, mark, t=t)
-            for hook in self.on_frame:
-                hook("out", f, None)
+            record("out", f, mark, t=t)
+            if hooks:
+                for hook in hooks:
+                    hook("out", f, None)
         self.stats["tx"] += len(frames)
         if len(frames) == 1:
             self.link.send(frames[0])
@@ -353,12 +424,15 @@ class Host:
         dirty, self._dirty = self._dirty, set()
         frames: list[bytes] = []
         trace = self.trace
+        frame_for = self._frame_for
+        rules = self.drop_rules
         for conn in dirty:
+            remote_ip = conn.remote_ip
             for seg in conn.segments_to_send(now):
-                frame = self._frame_for(seg, conn.remote_ip)
+                frame = frame_for(seg, remote_ip)
                 if frame is None:
                     continue
-                if self._dropped("out", seg):
+                if rules and self._dropped("out", seg):
                     trace.frame("out", frame, "dropped", t=now)
                     continue
                 frames.append(frame)
