@@ -118,7 +118,11 @@ class Connection:
         self.irs = 0
         self.rcv_nxt = 0
         self.rcv_adv = 0  # right edge of the window we last advertised
-        self.rcv_buf = bytearray()  # in-order data the user has not read yet
+        # In-order data the user has not read yet, as the payloads that brought
+        # it: appending a reference is cheaper than growing a bytearray, and a
+        # read joins them once.
+        self._rcv_chunks: list[bytes] = []
+        self._rcv_held = 0
         self.ooo = OutOfOrderQueue()
         self.fin_seq_received: int | None = None  # a FIN seen ahead of a hole
         self.read_closed = False  # close(): we will not read any more
@@ -283,31 +287,43 @@ class Connection:
 
     def read(self, max_bytes: int = -1) -> bytes:
         """Take received in-order data; freeing buffer space opens the window."""
-        n = len(self.rcv_buf) if max_bytes < 0 else min(max_bytes, len(self.rcv_buf))
+        held = self._rcv_held
+        n = held if max_bytes < 0 or max_bytes > held else max_bytes
         if n == 0:
             return b""
-        if n == len(self.rcv_buf):
-            data = bytes(self.rcv_buf)
-            self.rcv_buf = bytearray()
+        chunks = self._rcv_chunks
+        data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        if n == held:
+            self._rcv_chunks = []
         else:
-            data = bytes(memoryview(self.rcv_buf)[:n])
-            del self.rcv_buf[:n]
+            self._rcv_chunks = [data[n:]]
+            data = data[:n]
+        self._rcv_held = held - n
         # Receiver SWS avoidance (RFC 1122 §4.2.3.3): announce the opened window
         # only once it has grown by min(RCV.BUFF/2, Eff.snd.MSS).
         # Like Linux (tcp_cleanup_rbuf), only when that at least doubles the window.
         if (self.state.synchronized and self._window_growth() >= self._sws_threshold()
                 and self._free_space() >= 2 * self.rcv_wnd()):
             self._ack_now = True
+        elif self._delack_pending and (self.rcv_nxt - self._last_ack_sent) & MASK > self._rcv_mss:
+            # Linux's tcp_cleanup_rbuf: "Once-per-two-segments ACK was not sent
+            # by tcp_input.c" (the window did not allow it): the reader sends it.
+            self._ack_now = True
         return data
 
     @property
     def readable(self) -> int:
-        return len(self.rcv_buf)
+        return self._rcv_held
+
+    @property
+    def rcv_buf(self) -> bytes:
+        """The unread data (a copy; for inspection)."""
+        return b"".join(self._rcv_chunks)
 
     @property
     def at_eof(self) -> bool:
         """The peer's FIN has arrived and every byte before it was read."""
-        return self._fin_received() and not self.rcv_buf
+        return self._fin_received() and not self._rcv_held
 
     def shutdown(self) -> None:
         """Close our sending side: the FIN follows the queued data (RFC 9293
@@ -338,7 +354,7 @@ class Connection:
         """CLOSE: shutdown() and stop reading. As Linux does (RFC 2525 §2.17),
         closing with unread data aborts with a RST instead of a FIN."""
         # (The StateChanged cause says "close()", not "shutdown()" or "abort()".)
-        if self.rcv_buf and self.state.synchronized:
+        if self._rcv_held and self.state.synchronized:
             self._abort("close()")
             return
         self.read_closed = True
@@ -673,7 +689,7 @@ class Connection:
         else:
             opts = ()
         wf = self._wf_cache  # _window_field's answer, if nothing changed since
-        if wf[0] == rcv_nxt and wf[1] == len(self.rcv_buf) and wf[2] == self.rcv_adv:
+        if wf[0] == rcv_nxt and wf[1] == self._rcv_held and wf[2] == self.rcv_adv:
             window = wf[3]
         else:
             window = self._window_field()
@@ -752,7 +768,7 @@ class Connection:
 
     # ------------------------------------------------------------------ windows
     def _free_space(self) -> int:
-        return max(self.config.rcv_buf - len(self.rcv_buf), 0)
+        return max(self.config.rcv_buf - self._rcv_held, 0)
 
     def _sws_threshold(self) -> int:
         return self._sws_min
@@ -775,7 +791,7 @@ class Connection:
         bytes with every ACK, past the buffer, so that a full buffer never shows
         a zero window."""
         rcv_nxt = self.rcv_nxt
-        held = len(self.rcv_buf)
+        held = self._rcv_held
         rcv_adv = self.rcv_adv
         wf = self._wf_cache
         if wf[0] == rcv_nxt and wf[1] == held and wf[2] == rcv_adv:
@@ -1162,7 +1178,8 @@ class Connection:
         # Seventh, the text: in order, no hole, within the window.
         if n:
             # _deliver, inlined (no FIN is pending here)
-            self.rcv_buf += payload
+            self._rcv_chunks.append(payload)
+            self._rcv_held += n
             self.rcv_nxt = (seq + n) & MASK
             events = self._events
             if events and events[-1].__class__ is DataReceived:
@@ -1196,8 +1213,16 @@ class Connection:
         if self._quickack > 0:
             self._quickack -= 1
             self._ack_now = True
-        elif (self.rcv_nxt - self._last_ack_sent) & MASK > rcv_mss:
-            self._ack_now = True  # a second full-sized segment: ACK both
+        elif ((self.rcv_nxt - self._last_ack_sent) & MASK > rcv_mss
+              and (self.config.rcv_buf - self._rcv_held) >> self.rcv_wscale
+              >= self._wf_cache[3]):
+            # A second full-sized segment: ACK both, if (as Linux's
+            # __tcp_ack_snd_check asks) the window we would advertise now is no
+            # smaller than the last one: "... and right edge of window advances
+            # far enough. (tcp_recvmsg() will send ACK otherwise)". A reader
+            # that lags gets its ACK when it reads (read() below) or from the
+            # delayed-ACK timer.
+            self._ack_now = True
         elif not self._delack_pending:
             self._delack_pending = True
             self.timers[Timer.DELAYED_ACK] = now + delay
@@ -1709,7 +1734,8 @@ class Connection:
         self._fin_arrived(seg, now)
 
     def _deliver(self, data: bytes) -> None:
-        self.rcv_buf += data
+        self._rcv_chunks.append(data)
+        self._rcv_held += len(data)
         n = len(data)
         self.rcv_nxt = (self.rcv_nxt + n) & MASK
         events = self._events

@@ -51,6 +51,19 @@ def test_rfc5681_4_2_a_burst_processed_at_once_still_acks_every_second_segment()
     assert [s.ack - P for s in out] == [2 * FULL, 4 * FULL, 6 * FULL]
 
 
+def test_linux_second_segment_ack_waits_for_a_reader_that_lags() -> None:
+    # Linux's __tcp_ack_snd_check sends the every-second-segment ACK only if the
+    # window it would advertise is no smaller than the last ("tcp_recvmsg() will
+    # send ACK otherwise"): with the buffer filling, the ACK waits for read().
+    d = established(TcpConfig(quickack_segments=0, rcv_buf=20 * FULL))
+    for i in range(4):
+        d.conn.receive(d.seg(ACK | PSH, P + i * FULL, d.conn.snd_max, b"d" * FULL), d.now)
+    assert d.flush() == []
+    assert Timer.DELAYED_ACK in d.conn.timers
+    assert len(d.conn.read()) == 4 * FULL
+    assert [s.ack - P for s in d.flush()] == [4 * FULL]
+
+
 def test_rfc1122_4_2_3_2_a_lone_segment_is_acked_when_the_timer_fires() -> None:
     # "the delay MUST be less than 0.5 seconds"; Linux waits 40 ms.
     d = established(NO_QUICKACK)
