@@ -412,11 +412,20 @@ class TcpSegment:
         """Exact segment bytes; the checksum covers the pseudo-header of src_ip → dst_ip."""
         options = self.options
         padding = self.padding
-        if (len(options) == 3 and not padding and self.checksum is None
-                and options[2].__class__ is TimestampOption
+        ts = None
+        if (len(options) == 3 and not padding and options[2].__class__ is TimestampOption
                 and options[0].__class__ is NopOption and options[1].__class__ is NopOption):
-            return self._emit_nop_nop_ts(options[2], src_ip, dst_ip)
-        opts = emit_options(options, padding) if options or padding else b""
+            # NOP, NOP, TSopt alone: nearly every segment of an established
+            # connection (Linux's layout). Packed with the header in one go; its
+            # word sum straight from the fields (0x0101 + 0x080A: NOP, NOP, kind
+            # 8, length 10).
+            ts = options[2]
+            olen = 12
+            osum = 0x0101 + 0x080A + ts.tsval + ts.tsecr
+        else:
+            opts = emit_options(options, padding) if options or padding else b""
+            olen = len(opts)
+            osum = int.from_bytes(opts, "big") if opts else 0
         payload = self.payload
         sport = self.src_port
         dport = self.dst_port
@@ -424,51 +433,27 @@ class TcpSegment:
         ack = self.ack
         win = self.window
         urg = self.urgent
-        off_flags = (TCP_MIN_LEN + len(opts)) << 10 | self.flags
+        off_flags = (TCP_MIN_LEN + olen) << 10 | self.flags
         csum = self.checksum
         if csum is None:
             # The word sum straight from the header fields (a 32-bit field is congruent
             # to the sum of its halves), the pseudo-header, options and payload; the
             # options are a multiple of 4 long, so the payload starts on a word.
             s = (sport + dport + seq + ack + off_flags + win + urg + _IP_INT[src_ip]
-                 + _IP_INT[dst_ip] + 26 + len(opts) + len(payload))  # 26: TCP + header length
-            if opts:
-                s += int.from_bytes(opts, "big")
+                 + _IP_INT[dst_ip] + 26 + olen + len(payload) + osum)  # 26: TCP + header length
             if payload:
                 s += (int.from_bytes(payload, "big") << 8 if len(payload) & 1
                       else int.from_bytes(payload, "big"))
             r = _mod_ffff(s)  # checksum.fold(s), inlined: s is not 0, the protocol is in it
             csum = 0xFFFF - r if r else 0
-        hdr = _pack_header(sport, dport, seq, ack, off_flags, win, csum, urg)
-        if opts:
-            hdr += opts
+        if ts is not None:
+            hdr = _pack_header_ts(sport, dport, seq, ack, off_flags, win, csum, urg,
+                                  0x0101080A, ts.tsval, ts.tsecr)
+        else:
+            hdr = _pack_header(sport, dport, seq, ack, off_flags, win, csum, urg)
+            if opts:
+                hdr += opts
         return hdr + payload if payload else hdr
-
-    def _emit_nop_nop_ts(self, ts: TimestampOption, src_ip: str, dst_ip: str) -> bytes:
-        """emit() for NOP, NOP, TSopt alone: the options of nearly every segment of
-        an established connection (Linux's layout). One pack for header and
-        options; their word sum straight from the fields, as in emit()."""
-        payload = self.payload
-        sport = self.src_port
-        dport = self.dst_port
-        seq = self.seq
-        ack = self.ack
-        win = self.window
-        urg = self.urgent
-        tsval = ts.tsval
-        tsecr = ts.tsecr
-        off_flags = 0x8000 | self.flags  # data offset 8 words: 20 + 12 bytes
-        # 26 + 12: protocol and header length as in emit(); 0x0101 + 0x080A: NOP,
-        # NOP, kind 8, length 10.
-        s = (sport + dport + seq + ack + off_flags + win + urg + _IP_INT[src_ip]
-             + _IP_INT[dst_ip] + 38 + 0x0101 + 0x080A + tsval + tsecr + len(payload))
-        if payload:
-            s += (int.from_bytes(payload, "big") << 8 if len(payload) & 1
-                  else int.from_bytes(payload, "big"))
-        r = _mod_ffff(s)
-        raw = _pack_header_ts(sport, dport, seq, ack, off_flags, win, 0xFFFF - r if r else 0,
-                              urg, 0x0101080A, tsval, tsecr)
-        return raw + payload if payload else raw
 
     def summary(self) -> str:
         s = f"{self.src_port} > {self.dst_port} [{flags_str(self.flags)}] seq={self.seq}"
