@@ -1214,14 +1214,15 @@ class Connection:
             self._quickack -= 1
             self._ack_now = True
         elif ((self.rcv_nxt - self._last_ack_sent) & MASK > rcv_mss
-              and (self.config.rcv_buf - self._rcv_held) >> self.rcv_wscale
-              >= self._wf_cache[3]):
-            # A second full-sized segment: ACK both, if (as Linux's
-            # __tcp_ack_snd_check asks) the window we would advertise now is no
-            # smaller than the last one: "... and right edge of window advances
-            # far enough. (tcp_recvmsg() will send ACK otherwise)". A reader
-            # that lags gets its ACK when it reads (read() below) or from the
-            # delayed-ACK timer.
+              and 2 * self._rcv_held <= self.config.rcv_buf):
+            # A second full-sized segment: ACK both, as long as the buffer is
+            # no more than half full. Linux's __tcp_ack_snd_check sends this
+            # ACK only if "right edge of window advances far enough (tcp_recvmsg()
+            # will send ACK otherwise)"; its window is held below the free space
+            # (rcv_ssthresh) until the buffer is half full (__tcp_select_window),
+            # ours is all the free space, so half full is where the two agree. A
+            # reader that lags past that gets its ACK when it reads (read()) or
+            # from the delayed-ACK timer.
             self._ack_now = True
         elif not self._delack_pending:
             self._delack_pending = True
@@ -1643,8 +1644,12 @@ class Connection:
             if data_acked:
                 cc = self.cc
                 cc.on_ack(data_acked, now)
-                if self._phase == "slow-start" and cc.cwnd >= cc.ssthresh:
-                    self._cc_event("ssthresh reached")
+                phase = self._phase
+                if phase != cc.phase and phase != "congestion-avoidance":
+                    # After a timeout ("loss") the first new ACK resumes slow
+                    # start; slow start ends when cwnd reaches ssthresh.
+                    self._cc_event("ssthresh reached" if phase == "slow-start"
+                                   else "new data acknowledged after the timeout")
 
     def _maybe_duplicate_ack(self, seg: TcpSegment) -> None:
         """RFC 5681 §2 "DUPLICATE ACKNOWLEDGMENT": outstanding data, no payload, no

@@ -70,4 +70,4 @@ class CongestionChanged(Event):
     cwnd: int
     ssthresh: int
     phase: str  # "slow-start", "congestion-avoidance", "fast-recovery", "loss"
-    cause: str = ""  # e.g. "connected", "3 duplicate ACKs", "SACK", "timeout", "idle"
+    cause: str = ""  # e.g. "3 duplicate ACKs", "SACK: segment lost", "timeout", "idle restart"

@@ -53,15 +53,18 @@ def test_rfc5681_4_2_a_burst_processed_at_once_still_acks_every_second_segment()
 
 def test_linux_second_segment_ack_waits_for_a_reader_that_lags() -> None:
     # Linux's __tcp_ack_snd_check sends the every-second-segment ACK only if the
-    # window it would advertise is no smaller than the last ("tcp_recvmsg() will
-    # send ACK otherwise"): with the buffer filling, the ACK waits for read().
-    d = established(TcpConfig(quickack_segments=0, rcv_buf=20 * FULL))
-    for i in range(4):
+    # window would not shrink ("tcp_recvmsg() will send ACK otherwise"), which
+    # its window clamp makes the case until the buffer is half full: past that,
+    # the ACK waits for read() (or the delayed-ACK timer).
+    d = established(TcpConfig(quickack_segments=0, rcv_buf=8 * FULL))
+    out = []
+    for i in range(8):
         d.conn.receive(d.seg(ACK | PSH, P + i * FULL, d.conn.snd_max, b"d" * FULL), d.now)
-    assert d.flush() == []
+    out = d.flush()
+    assert [s.ack - P for s in out] == [2 * FULL, 4 * FULL]  # then the buffer is half full
     assert Timer.DELAYED_ACK in d.conn.timers
-    assert len(d.conn.read()) == 4 * FULL
-    assert [s.ack - P for s in d.flush()] == [4 * FULL]
+    assert len(d.conn.read()) == 8 * FULL
+    assert [s.ack - P for s in d.flush()] == [8 * FULL]
 
 
 def test_rfc1122_4_2_3_2_a_lone_segment_is_acked_when_the_timer_fires() -> None:

@@ -172,6 +172,9 @@ def test_rfc5681_3_1_timeout_cwnd_to_one_segment() -> None:
     assert brief(out) == [(ACK, ISS + 1, P)]
     assert (d.conn.cc.cwnd, d.conn.cc.ssthresh) == (MSS, 4 * MSS)
     assert _cc_events(d) == [("loss", "timeout")]
+    # The first new ACK resumes slow start (and the trace shows it).
+    _ack(d, 1)
+    assert _cc_events(d) == [("slow-start", "new data acknowledged after the timeout")]
 
 
 def test_rfc5681_3_1_lost_syn_means_an_initial_window_of_one_segment() -> None:
