@@ -4,7 +4,7 @@ It reads the link when its fd is readable (drain until EAGAIN, process the
 batch, then flush every connection that has something to say), keeps one
 ``loop.call_at`` timer armed for the earliest TCP deadline, answers ARP and
 ICMP echo itself, demultiplexes TCP by 4-tuple, answers closed ports with RST,
-and records every frame and state change in a ``Trace``.
+and records every frame, state change and congestion event in a ``Trace``.
 """
 
 from __future__ import annotations
@@ -23,9 +23,9 @@ from typing import TYPE_CHECKING
 from ..impair import Impairment
 from ..tcp import Connection, Listener, State, TcpConfig
 from ..tcp.connection import reset_for
-from ..tcp.events import StateChanged
+from ..tcp.events import CongestionChanged, StateChanged
 from ..tcp.isn import IsnGenerator
-from ..trace.record import StateRecord, Trace
+from ..trace.record import CongestionRecord, StateRecord, Trace
 from ..wire import (
     ARP_REPLY,
     ARP_REQUEST,
@@ -406,18 +406,22 @@ class Host:
 
     def _wire_out(self, frames: list[bytes], mark: str | None = None) -> None:
         t = self.now()
+        # What the link cannot take now (its send buffer or ring is full) is
+        # dropped, as a full qdisc drops: TCP retransmits it. The trace says so.
+        sent = self.link.send_batch(frames)
         record = self.trace.frame
         hooks = self.on_frame
-        for f in frames:
-            record("out", f, mark, t=t)
+        for i, f in enumerate(frames):
+            if i < sent:
+                record("out", f, mark, t=t)
+            else:
+                record("out", f, "dropped", "the link's send buffer is full", t=t)
             if hooks:
                 for hook in hooks:
                     hook("out", f, None)
-        self.stats["tx"] += len(frames)
-        if len(frames) == 1:
-            self.link.send(frames[0])
-        else:
-            self.link.send_batch(frames)
+        self.stats["tx"] += sent
+        if sent < len(frames):
+            self.stats["tx_dropped"] = self.stats.get("tx_dropped", 0) + len(frames) - sent
 
     def _flush(self, now: float) -> None:
         """Send what every touched connection has to say; report its events."""
@@ -455,10 +459,16 @@ class Host:
             return
         name = self.names.get(conn, "?")
         for ev in events:
-            if isinstance(ev, StateChanged):
+            cls = type(ev)  # (exact types: events are not subclassed)
+            if cls is StateChanged:
                 self.trace.states.append(StateRecord(
                     now, name, (conn.local_ip, conn.local_port),
                     (conn.remote_ip, conn.remote_port), ev.old.value, ev.new.value, ev.cause))
+            elif cls is CongestionChanged:
+                self.trace.congestion.append(CongestionRecord(
+                    now, name, (conn.local_ip, conn.local_port),
+                    (conn.remote_ip, conn.remote_port), ev.cwnd, ev.ssthresh, ev.phase,
+                    ev.cause))
         self.event_log.setdefault(conn, []).extend(events)
         self._any_change.set()
         if conn.state is State.CLOSED:

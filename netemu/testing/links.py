@@ -38,9 +38,14 @@ class SocketPairLink:
         except (BlockingIOError, InterruptedError):
             pass  # a full queue drops the frame, as a wire would
 
-    def send_batch(self, frames: list[bytes]) -> None:
-        for f in frames:
+    def send_batch(self, frames: list[bytes]) -> int:
+        """Send in order; returns how many went (the rest: the queue was full)."""
+        before = self.sent
+        for i, f in enumerate(frames):
             self.send(f)
+            if self.sent == before + i:
+                return i
+        return len(frames)
 
     def close(self) -> None:
         self._sock.close()

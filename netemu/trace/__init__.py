@@ -20,7 +20,8 @@ _EXPORTS = {
     "ladder": ("print_ladder", "render_ladder_html", "render_ladder_text", "write_ladder_html",
                "write_ladder_text"),
     "pcap": ("read_pcap", "write_pcap"),
-    "record": ("FrameRecord", "NoteRecord", "PeerStateRecord", "StateRecord", "Trace"),
+    "record": ("CongestionRecord", "FrameRecord", "NoteRecord", "PeerStateRecord",
+               "StateRecord", "Trace"),
     "report": ("JUnitCase", "build_report", "write_junit", "write_report"),
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
@@ -35,7 +36,14 @@ if TYPE_CHECKING:
         write_ladder_text,
     )
     from .pcap import read_pcap, write_pcap
-    from .record import FrameRecord, NoteRecord, PeerStateRecord, StateRecord, Trace
+    from .record import (
+        CongestionRecord,
+        FrameRecord,
+        NoteRecord,
+        PeerStateRecord,
+        StateRecord,
+        Trace,
+    )
     from .report import JUnitCase, build_report, write_junit, write_report
 
 
@@ -55,7 +63,8 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
-    "FrameRecord", "JUnitCase", "NoteRecord", "PeerStateRecord", "StateRecord", "Trace",
+    "CongestionRecord", "FrameRecord", "JUnitCase", "NoteRecord", "PeerStateRecord",
+    "StateRecord", "Trace",
     "build_report", "infer_trace", "print_ladder", "read_pcap", "render_ladder_html",
     "render_ladder_text", "show", "trace_from_pcap", "write_junit", "write_ladder_html",
     "write_ladder_text", "write_pcap", "write_report",

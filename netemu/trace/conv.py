@@ -25,7 +25,7 @@ from typing import Any
 
 from ..wire import ACK, CWR, ECE, FIN, NS, PSH, RST, SYN, URG, MalformedPacket, parse_frame
 from ..wire.tcp import TcpSegment
-from .record import FrameRecord, NoteRecord, PeerStateRecord, StateRecord, Trace
+from .record import CongestionRecord, FrameRecord, NoteRecord, PeerStateRecord, StateRecord, Trace
 
 Endpoint = tuple[str, int]
 
@@ -140,6 +140,7 @@ class Conversation:
     states: list[StateRecord] = field(default_factory=list)  # left side's
     peer_states: list[StateRecord | PeerStateRecord] = field(default_factory=list)  # right side's
     notes: list[NoteRecord] = field(default_factory=list)
+    congestion: list[CongestionRecord] = field(default_factory=list)  # left side's
     conn_name: str | None = None  # the scenario's name for it, from StateRecord.conn
     # sequence bookkeeping (internal)
     _base: dict = field(default_factory=dict, repr=False)
@@ -250,7 +251,8 @@ def _norm_ep(ep: Any) -> Endpoint:
 _OPENING = frozenset({"SYN-SENT", "SYN-RECEIVED", "LISTEN"})
 
 
-def _pick(convs: list[Conversation], rec: StateRecord | PeerStateRecord) -> Conversation:
+def _pick(convs: list[Conversation],
+          rec: StateRecord | PeerStateRecord | CongestionRecord) -> Conversation:
     """The conversation a state record belongs to, among several on one 4-tuple: the
     one whose span holds it; between two, the next one if the record opens a
     connection (SYN-SENT, SYN-RECEIVED), else the previous one."""
@@ -260,6 +262,8 @@ def _pick(convs: list[Conversation], rec: StateRecord | PeerStateRecord) -> Conv
         if c.start > t:
             if prev is None:
                 return c
+            if isinstance(rec, CongestionRecord):
+                return prev
             new = normalize_state(rec.new if isinstance(rec, StateRecord) else rec.state)
             return c if new in _OPENING else prev
         prev = c
@@ -270,7 +274,8 @@ def _pick(convs: list[Conversation], rec: StateRecord | PeerStateRecord) -> Conv
 
 def conversations(trace: Trace, extra_states: Iterable[StateRecord] = ()) -> tuple[
         list[Conversation], int]:
-    """``split_conversations`` plus each conversation's states and notes.
+    """``split_conversations`` plus each conversation's states, congestion records
+    and notes.
 
     A state record belongs to the conversation whose 4-tuple it names, on the side
     of its ``local`` endpoint (ours from ``trace.states``, the peer's from
@@ -279,7 +284,9 @@ def conversations(trace: Trace, extra_states: Iterable[StateRecord] = ()) -> tup
     local endpoint that had not started yet, or the last one. A note goes to every
     conversation whose time span holds it and to every conversation that starts
     before the next note (the step that opened it); any other note goes to the
-    nearest conversation in time."""
+    nearest conversation in time. A congestion record goes to the conversation of
+    its 4-tuple (the one whose span holds it, else the previous one) when its
+    ``local`` is that conversation's left endpoint."""
     convs, other = split_conversations(trace)
     if not convs:
         return convs, other
@@ -314,9 +321,17 @@ def conversations(trace: Trace, extra_states: Iterable[StateRecord] = ()) -> tup
 
     for rec in (*trace.states, *extra_states, *trace.peer_states):
         place(rec)
+    for cc in trace.congestion:  # by 4-tuple only (a connection has both ports)
+        local = _norm_ep(cc.local)
+        cands = by_key.get(frozenset((local, _norm_ep(cc.remote))))
+        if cands:
+            conv = _pick(cands, cc)
+            if local == conv.left:  # the ladder draws them on our (the left) side only
+                conv.congestion.append(cc)
     for c in convs:
         c.states.sort(key=lambda r: r.t)
         c.peer_states.sort(key=lambda r: r.t)
+        c.congestion.sort(key=lambda r: r.t)
     notes = sorted(trace.notes, key=lambda n: n.t)
     for i, note in enumerate(notes):
         nxt = notes[i + 1].t if i + 1 < len(notes) else float("inf")

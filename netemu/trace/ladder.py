@@ -6,7 +6,10 @@ per segment with its flags, sequence and acknowledgment numbers relative to
 each side's ISN (Wireshark's numbers), payload length and window. Each side's
 state changes are written on its own side at the moment they happen; dropped
 segments end in a cross (✗), injected ones are drawn with a double line and
-tagged [inject]; scenario steps and notes are separator lines.
+tagged [inject]; scenario steps and notes are separator lines. Our congestion
+control's phase changes are written on our side too, in lower case (TCP states
+are upper case), with cwnd, ssthresh and the cause in the lane beside them
+(``ladder_congestion`` says which of the recorded events are drawn).
 
 Three renderings of one row model: plain text (``ladder.txt``), a rich
 renderable with colour for the terminal, and self-contained HTML with inline
@@ -24,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from ..wire import FIN, RST, SYN
 from .atomic import atomic_write_text
 from .conv import Conversation, SegmentView, conversations, ep_str, normalize_state
-from .record import NoteRecord, PeerStateRecord, StateRecord, Trace
+from .record import CongestionRecord, NoteRecord, PeerStateRecord, StateRecord, Trace
 
 if TYPE_CHECKING:
     from rich.console import Console, RenderableType
@@ -38,11 +41,11 @@ DEFAULT_ROLES = ("netemu", "peer")
 @dataclass(slots=True)
 class Row:
     t: float  # seconds since the trace started
-    kind: str  # "seg", "state", "note", "init"
+    kind: str  # "seg", "state", "note", "init", "cc" (a congestion phase change)
     seg: SegmentView | None = None
     side: str = ""  # "left" / "right", for state rows
-    state: str = ""
-    detail: str = ""  # cause or sock_diag info, for tooltips
+    state: str = ""  # the state, or the congestion phase for cc rows
+    detail: str = ""  # cause or sock_diag info, for tooltips; cwnd, ssthresh, cause for cc
     note: NoteRecord | None = None
     init: tuple[str, str] = ("", "")  # initial states (left, right)
 
@@ -83,6 +86,49 @@ def _state_rows(recs: Iterable[StateRecord | PeerStateRecord], side: str,
         yield (rec.t, r, n), Row(rec.t - t0, "state", side=side, state=state, detail=detail)
 
 
+# netemu.tcp.cc.INFINITE_SSTHRESH: ssthresh before the first congestion event
+# ("arbitrarily high", RFC 5681 §3.1); not imported, to keep netemu.tcp out of a
+# ladder's imports.
+INFINITE_SSTHRESH = 0x7FFFFFFF
+
+
+def ssthresh_str(ssthresh: int) -> str:
+    return "∞" if ssthresh >= INFINITE_SSTHRESH else str(ssthresh)
+
+
+def congestion_text(rec: CongestionRecord) -> str:
+    """What the ladder writes beside a phase: "cwnd 14480 ssthresh 8688 (3 duplicate ACKs)"."""
+    cause = f" ({rec.cause})" if rec.cause else ""
+    return f"cwnd {rec.cwnd} ssthresh {ssthresh_str(rec.ssthresh)}{cause}"
+
+
+def ladder_congestion(recs: Iterable[CongestionRecord]) -> list[CongestionRecord]:
+    """The congestion records of one connection (in time order) that the ladder draws:
+    those that change the phase or ssthresh. A connection starts in slow-start with
+    an infinite ssthresh, so a restart after idle before any loss (cwnd only) is not
+    drawn, nor is anything that only moves cwnd; every phase change is (slow-start →
+    congestion-avoidance → fast-recovery → loss …), and so is a congestion event that
+    lowers ssthresh again without changing the phase (a second timeout, a loss probe
+    that repaired a tail loss). The trace and report.json keep every record."""
+    out = []
+    phase, ssthresh = "slow-start", INFINITE_SSTHRESH
+    for rec in recs:
+        if rec.phase != phase or rec.ssthresh != ssthresh:
+            out.append(rec)
+        phase, ssthresh = rec.phase, rec.ssthresh
+    return out
+
+
+def _cc_rows(recs: Iterable[CongestionRecord], t0: float) -> Iterable[tuple[tuple, Row]]:
+    for n, rec in enumerate(ladder_congestion(recs)):
+        # At one instant: a timer's (timeout, restart after idle) before the segments
+        # it sends, like a state change not caused by a segment; any other is an ACK's
+        # doing and comes after the segments that arrived with it.
+        r = 1 if rec.cause.startswith(("timeout", "idle")) else 3
+        yield (rec.t, r, n), Row(rec.t - t0, "cc", side="left", state=rec.phase,
+                                 detail=congestion_text(rec))
+
+
 def _initial(recs: list[StateRecord | PeerStateRecord]) -> str:
     if recs and isinstance(recs[0], StateRecord) and recs[0].old:
         return normalize_state(recs[0].old)
@@ -95,7 +141,8 @@ def build_ladder(trace: Trace, *, roles: tuple[str, str] = DEFAULT_ROLES,
     """The row model of the ladder: one section per conversation, rows in time order.
     At one instant: notes, then our state changes not caused by a received segment
     (connect() → SYN-SENT comes before the SYN), then segments, then changes caused
-    by segments and the peer's observed states."""
+    by segments and the peer's observed states. Congestion phase changes
+    (``ladder_congestion``) are placed the same way."""
     convs, other = conversations(trace, extra_states)
     t0 = trace.start
     sections = []
@@ -105,6 +152,7 @@ def build_ladder(trace: Trace, *, roles: tuple[str, str] = DEFAULT_ROLES,
             keyed.append(((note.t, 0, n), Row(note.t - t0, "note", note=note)))
         keyed.extend(_state_rows(conv.states, "left", t0))
         keyed.extend(_state_rows(conv.peer_states, "right", t0))
+        keyed.extend(_cc_rows(conv.congestion, t0))
         for v in conv.segments:
             keyed.append(((v.t, 2, v.index), Row(v.t - t0, "seg", seg=v)))
         keyed.sort(key=lambda kr: kr[0])
@@ -157,6 +205,7 @@ _TEXT_STYLES = {
     "drop": "red", "inject": "bold dark_orange", "mark": "yellow", "fnote": "italic",
     "step": "bold", "pass": "bold green", "fail": "bold red", "note": "dim italic",
     "title": "bold", "label": "bold", "role": "dim", "life": "dim", "init": "cyan",
+    "cc": "dark_orange", "ccd": "dark_orange italic",
 }
 
 Line = list[tuple[str, str]]  # (text, style key)
@@ -190,8 +239,9 @@ def _text_lines(ladder: Ladder) -> list[Line]:
 def _section_lines(sec: Section, wn: int) -> list[Line]:
     rows = sec.rows
     labels = [r.seg.label() for r in rows if r.seg is not None]
-    lw = max([40, *(len(s) + 8 for s in labels)])
-    left_states = [r.state for r in rows if r.kind == "state" and r.side == "left"]
+    cc_texts = [r.detail for r in rows if r.kind == "cc"]
+    lw = max([40, *(len(s) + 8 for s in labels), *(len(s) + 3 for s in cc_texts)])
+    left_states = [r.state for r in rows if r.kind in ("state", "cc") and r.side == "left"]
     left_states += [r.init[0] for r in rows if r.kind == "init"]
     head_l = f"{sec.left_label} ({sec.left_role})"
     head_r = f"{sec.right_label} ({sec.right_role})"
@@ -226,6 +276,9 @@ def _section_lines(sec: Section, wn: int) -> list[Line]:
         elif r.kind == "state" and r.side == "left":
             out.append([time, blank, (r.state.rjust(wl) + " ", "left"), ("│", "life"),
                         (" " * lw, ""), ("│", "life")])
+        elif r.kind == "cc":
+            out.append([time, blank, (r.state.rjust(wl) + " ", "cc"), ("│", "life"),
+                        ((" " + r.detail).ljust(lw), "ccd"), ("│", "life")])
         elif r.kind == "state":
             out.append([time, blank, (" " * wl + " ", ""), ("│", "life"), (" " * lw, ""),
                         ("│", "life"), (" " + r.state, "right")])
@@ -323,6 +376,9 @@ svg text { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, "DejaVu S
 .st.left rect { fill: #e0f2f1; stroke: #00796b; } .st.left text { fill: #004d40; }
 .st.right rect { fill: #f3e5f5; stroke: #7b1fa2; } .st.right text { fill: #4a148c; }
 .st.init rect { fill: #fafafa; stroke: #9e9e9e; } .st.init text { fill: #424242; }
+.st.cc rect { fill: #fff3e0; stroke: #e65100; stroke-dasharray: 3 2; }
+.st.cc text { fill: #bf360c; font-weight: normal; font-style: italic; }
+.ccd { fill: #bf360c; font-style: italic; }
 .note line { stroke: #9e9e9e; stroke-dasharray: 4 3; }
 .note text { fill: #424242; font-style: italic; }
 .note.step text { font-style: normal; font-weight: bold; fill: #1a1a1a; }
@@ -344,7 +400,8 @@ def _e(s: object) -> str:
 def _svg_section(sec: Section, n: int) -> str:
     rows = sec.rows
     labels = [r.seg.label() for r in rows if r.seg is not None]
-    left_states = [r.state for r in rows if r.kind == "state" and r.side == "left"]
+    cc_texts = [r.detail for r in rows if r.kind == "cc"]
+    left_states = [r.state for r in rows if r.kind in ("state", "cc") and r.side == "left"]
     left_states += [r.init[0] for r in rows if r.kind == "init"]
     right_texts = [r.state for r in rows if r.kind == "state" and r.side == "right"]
     right_texts += [r.init[1] for r in rows if r.kind == "init"]
@@ -356,11 +413,13 @@ def _svg_section(sec: Section, n: int) -> str:
     wl = max(120.0, max((len(s) for s in left_states), default=0) * CHAR_W + 28,
              head_l * CHAR_W / 2 + 20)
     lx = 120 + wl
-    lw = max(380.0, max((len(s) for s in labels), default=0) * CHAR_W + 70)
+    lw = max(380.0, max((len(s) for s in labels), default=0) * CHAR_W + 70,
+             max((len(s) for s in cc_texts), default=0) * CHAR_W + 30)
     rx = lx + lw
     wr = max(140.0, max((len(s) for s in right_texts), default=0) * CHAR_W + 30,
              head_r * CHAR_W / 2 + 20)
-    width = int(rx + wr)
+    notes = [_note_text(r.note) for r in rows if r.note is not None]
+    width = int(max(rx + wr, max((len(s) for s in notes), default=0) * CHAR_W + lx + 24))
     height = HEAD_H + ROW_H * (len(rows) + 1)
     p: list[str] = []
     p.append(f'<svg width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
@@ -390,6 +449,11 @@ def _svg_section(sec: Section, n: int) -> str:
                     p.append(_state_box(state, side, lx, rx, y, "init", "initial state"))
         elif r.kind == "state":
             p.append(_state_box(r.state, r.side, lx, rx, y, r.side, r.detail))
+        elif r.kind == "cc":
+            p.append(f'<g class="cc"><title>{_e(r.state + ": " + r.detail)}</title>'
+                     f'{_state_box(r.state, "left", lx, rx, y, "cc", "")}'
+                     f'<text class="ccd" x="{lx + 10:.1f}" y="{y + 4.5:.1f}">{_e(r.detail)}'
+                     "</text></g>")
         elif r.kind == "note":
             assert r.note is not None
             kind = r.note.kind if r.note.kind in ("step", "pass", "fail") else "note"
@@ -470,7 +534,10 @@ def render_ladder_html(trace: Trace, *, roles: tuple[str, str] = DEFAULT_ROLES,
         p.append(f'<span><b style="background:{_COLOURS[cls]}"></b>{_e(name)}</span>')
     p.append("</div>")
     p.append("<p>Sequence and acknowledgment numbers are relative to each side's ISN, as in "
-             "Wireshark. Hover an arrow for raw numbers and options, a state for its cause.</p>")
+             "Wireshark. Hover an arrow for raw numbers and options, a state for its cause. "
+             "Congestion phases (lower case, dashed) are our side's slow-start, "
+             "congestion-avoidance, fast-recovery and loss, with cwnd and ssthresh in bytes."
+             "</p>")
     if not ladder.sections:
         p.append("<p>No TCP segments.</p>")
     for n, sec in enumerate(ladder.sections):

@@ -39,6 +39,23 @@ class StateRecord:
 
 
 @dataclass(slots=True)
+class CongestionRecord:
+    """cwnd, ssthresh and the congestion phase of one of our connections, from its
+    CongestionChanged event: the connection reports a phase change or a congestion
+    event (never one per ACK). ``ssthresh`` is 0x7FFFFFFF until the first
+    congestion event ("arbitrarily high", RFC 5681 §3.1)."""
+
+    t: float
+    conn: str
+    local: tuple[str, int]
+    remote: tuple[str, int]
+    cwnd: int
+    ssthresh: int
+    phase: str  # "slow-start", "congestion-avoidance", "fast-recovery", "loss"
+    cause: str  # "3 duplicate ACKs", "recovered", "ssthresh reached", "timeout", …
+
+
+@dataclass(slots=True)
 class PeerStateRecord:
     """The peer kernel's view of a socket, from sock_diag."""
 
@@ -66,6 +83,7 @@ class Trace:
     peer_ip: str = ""
     frames: list[FrameRecord] = field(default_factory=list)
     states: list[StateRecord] = field(default_factory=list)
+    congestion: list[CongestionRecord] = field(default_factory=list)
     peer_states: list[PeerStateRecord] = field(default_factory=list)
     notes: list[NoteRecord] = field(default_factory=list)
 

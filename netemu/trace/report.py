@@ -2,7 +2,8 @@
 
 ``write_report`` records one scenario run: its name, result and steps (as the
 runner hands them in), every TCP segment in Wireshark's relative numbers, our
-state changes, the peer's observed states and the notes. ``write_junit`` writes
+state changes, our congestion events (every one, not only those the ladder
+draws), the peer's observed states and the notes. ``write_junit`` writes
 one JUnit file for any number of scenarios (one testcase each), for CI systems.
 Both write atomically.
 """
@@ -75,6 +76,11 @@ def build_report(*, scenario: str, result: str, trace: Trace | None = None,
         rep["states"] = [{"t": _r(s.t - t0), "conn": s.conn, "local": ep_str(s.local),
                           "remote": ep_str(s.remote), "old": s.old, "new": s.new,
                           "cause": s.cause} for s in trace.states]
+        conv_of = {id(cc): c.number for c in convs for cc in c.congestion}
+        rep["congestion"] = [{"t": _r(c.t - t0), "conn": c.conn, "local": ep_str(c.local),
+                              "remote": ep_str(c.remote), "conversation": conv_of.get(id(c)),
+                              "cwnd": c.cwnd, "ssthresh": c.ssthresh, "phase": c.phase,
+                              "cause": c.cause} for c in trace.congestion]
         rep["peer_states"] = [{"t": _r(s.t - t0), "local": ep_str(s.local),
                                "remote": ep_str(s.remote), "state": normalize_state(s.state),
                                "kernel_state": s.state, "info": s.info}

@@ -47,3 +47,24 @@ def test_frame_template_is_build_tcp_frame_byte_for_byte() -> None:
         assert got == want
         parse_frame(got, verify=True)
     assert host._frame_for(seg, "198.18.0.77") is None  # no ARP entry: no frame
+
+
+class _FullLink(_NullLink):
+    """A link whose send buffer takes only the first ``room`` frames."""
+
+    def __init__(self, room: int) -> None:
+        self.room = room
+
+    def send_batch(self, frames: list[bytes]) -> int:
+        return min(self.room, len(frames))
+
+
+def test_frames_the_link_cannot_take_are_recorded_as_dropped() -> None:
+    # A full send buffer drops (as a full qdisc would; TCP retransmits) and the
+    # trace says so, rather than claiming the frames left or raising.
+    host = Host(_FullLink(room=1), "198.18.0.1", "02:6e:00:00:00:01")
+    frames = [bytes(60), bytes(61), bytes(62)]
+    host._wire_out(frames)
+    marks = [(len(r.data), r.mark) for r in host.trace.frames]
+    assert marks == [(60, None), (61, "dropped"), (62, "dropped")]
+    assert host.stats["tx"] == 1 and host.stats["tx_dropped"] == 2
