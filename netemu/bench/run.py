@@ -54,10 +54,12 @@ sys.argv = ["netemu", *{argv!r}]
 runpy.run_module("netemu", run_name="__main__", alter_sys=True)
 """
 
-# Imports the recorded modules, in order, and nothing else; exits as `netemu run`
-# does (gc.freeze: no collection of the imported objects at interpreter teardown).
+# Imports the recorded modules, in order, and nothing else, as `netemu run` does (the
+# collector off while importing: netemu/cli.py); exits as it does (gc.freeze: no
+# collection of the imported objects at interpreter teardown).
 _IMPORT = """\
 import gc, importlib, sys
+gc.disable()
 for name in open({path!r}).read().split():
     try:
         importlib.import_module(name)

@@ -1,4 +1,4 @@
-"""The scenario format: pydantic models of a scenario YAML file.
+"""The scenario format: the models of a scenario YAML file.
 
 A scenario is a mapping (see docs/scenarios.md)::
 
@@ -19,8 +19,11 @@ number of seconds, every ``relative`` a bool, ``Scenario.peers`` holds the peer(
 whichever form the file used, and ``Scenario.network.out``/``.in_`` are the
 effective impairments per direction.
 
-Names here depend on pydantic and the standard library only (plus netemu.tcp for
-TcpConfig and State), so validation stays cheap: no scapy, no lab.
+The models are written in pydantic's spelling but validated by ``model.py``, a
+small engine made for them: importing pydantic and building these models cost
+~130 ms of every ``netemu run``. Names here depend on the standard library only
+(plus netemu.tcp for TcpConfig and State), so validation stays cheap: no
+pydantic, no scapy, no lab.
 """
 
 from __future__ import annotations
@@ -30,19 +33,25 @@ import re
 import shlex
 import types
 import typing
-from dataclasses import MISSING, dataclass
+from dataclasses import MISSING
 from dataclasses import fields as dc_fields
 from typing import Annotated, Any, ClassVar, Literal, Union
 
-from pydantic import (
+from netemu.tcp.config import TcpConfig
+from netemu.tcp.state import State
+
+from . import units
+from .model import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
+    CustomError,
     Discriminator,
     Field,
     PlainSerializer,
     PlainValidator,
     PrivateAttr,
+    Record,
     Tag,
     TypeAdapter,
     ValidationError,
@@ -52,12 +61,6 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_core import PydanticCustomError
-
-from netemu.tcp.config import TcpConfig
-from netemu.tcp.state import State
-
-from . import units
 from .units import (
     FlagsMatch,
     IntMatch,
@@ -69,11 +72,10 @@ from .units import (
 # --- helpers -----------------------------------------------------------------
 
 
-def fail(message: str, *sub: str | int, key: bool = False) -> PydanticCustomError:
+def fail(message: str, *sub: str | int, key: bool = False) -> CustomError:
     """A validation error with our own message. ``sub``: a path below the failing
     value to point at; ``key``: point at that mapping key rather than its value."""
-    return PydanticCustomError("netemu", "{message}",
-                               {"message": message, "sub": tuple(sub), "key": key})
+    return CustomError("netemu", "{message}", {"message": message, "sub": tuple(sub), "key": key})
 
 
 def _wrap(parse: typing.Callable[[Any], Any]) -> typing.Callable[[Any], Any]:
@@ -256,21 +258,12 @@ def _any_of(members: list[Any]) -> Any:
         raise UnitError(" / ".join(dict.fromkeys(problems)))
 
     return Annotated[Union[tuple(members)], PlainValidator(_wrap(parse)),  # noqa: UP007
-                     _AnyOfJsonSchema(tuple(members))]
-
-
-@dataclass(frozen=True, slots=True)
-class _AnyOfJsonSchema:
-    """``WithJsonSchema({"anyOf": [...]})`` with the members' schemas made when asked."""
-
-    members: tuple[Any, ...]
-
-    def __get_pydantic_json_schema__(self, core_schema: Any, handler: Any) -> dict[str, Any]:
-        return {"anyOf": [TypeAdapter(m).json_schema() for m in self.members]}
+                     WithJsonSchema(lambda: {"anyOf": [TypeAdapter(m).json_schema()
+                                                       for m in members]})]
 
 
 def _option_type(name: str, hint: Any, metadata: Any) -> Any:
-    """The pydantic type of one TcpConfig field. Floats are durations (seconds, or
+    """The type of one TcpConfig field. Floats are durations (seconds, or
     "200ms") unless the field's metadata says ``unit`` is something else; ints named
     like byte counts (``*_buf``, ``*_bytes``, ``mss``) take sizes ("64k")."""
     origin = typing.get_origin(hint)
@@ -519,10 +512,11 @@ class ConnectionSpec(Strict):
 # --- steps ---------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class _Tagged:
+class _Tagged(Record):
     """A step on its way from ``{action: args}`` to its model."""
 
+    _names = ("action", "args")
+    __slots__ = _names
     action: str
     args: Any
 
@@ -824,14 +818,16 @@ _OPT_NAMES = ("mss", "wscale", "sackok", "ts", "sack", "nop", "eol", "raw")
 _U32 = (0, 2**32 - 1)
 
 
-@dataclass(frozen=True, slots=True)
-class TcpOptionSpec:
+class TcpOptionSpec(Record):
     """One TCP option to put in a crafted segment. ``value``: mss/wscale an int; ts
     (tsval, tsecr); sack ((left, right), ...) (relative when the step is); raw
     (kind, bytes); None for sackok, nop, eol."""
 
+    _names = ("kind", "value")
+    __slots__ = _names
+    _defaults: ClassVar[dict[str, Any]] = {"value": None}
     kind: str
-    value: Any = None
+    value: Any
 
 
 def _int_arg(name: str, v: Any, lo: int, hi: int) -> int:
@@ -1200,13 +1196,15 @@ def _name_keys(value: Any) -> Any:
     return value
 
 
-@dataclass(slots=True)
-class Problem:
-    """A cross-field problem: ``loc`` as in pydantic errors, ``key``: point at the key."""
+class Problem(Record):
+    """A cross-field problem: ``loc`` as in validation errors, ``key``: point at the key."""
 
+    _names = ("loc", "message", "key")
+    __slots__ = _names
+    _defaults: ClassVar[dict[str, Any]] = {"key": False}
     loc: tuple[str | int, ...]
     message: str
-    key: bool = False
+    key: bool
 
 
 # Defaults of model type below are made with ``model_construct`` (what validating an

@@ -74,7 +74,11 @@ async def run_scenario(sc: S.Scenario, run_dir: Path, *, on_step: Any = None,
     isn_secret = None if seed is None else seed.to_bytes(16, "big", signed=True)
     with Lab(peer_sysctls=_peer_sysctls(sc), congestion=_congestion(sc)) as lab:
         trace = Trace(emulator_ip=lab.emu_ip, peer_ip=lab.peer_ip)
-        host = await Host(lab.open_link(), lab.emu_ip, lab.emu_mac,
+        # Plain AF_PACKET sockets, no packet rings: a scenario scripts a handful of
+        # segments, and the rings' set-up and teardown (an 8 MiB mapping, RCU grace
+        # periods on close) cost ~60 ms of every run, more than a whole trivial run
+        # spends with its lab up; they pay off on bulk transfers (docs/lab.md).
+        host = await Host(lab.open_link(tx_ring=0, rx_ring=0), lab.emu_ip, lab.emu_mac,
                           config=sc.config_for(None), isn_secret=isn_secret,
                           trace=trace).start()
         host.impair_out, host.impair_in = pipelines
@@ -146,7 +150,6 @@ def main(args: Any) -> int:
 
     from ..source_error import SourceError
     from . import units
-    from .loader import load_scenario
 
     overrides: dict[str, Any] = {}
     for name, parse in (("loss", units.parse_percent), ("duplicate", units.parse_percent),
@@ -174,6 +177,8 @@ def main(args: Any) -> int:
 
                 scenarios.append(load_pkt(f))
                 continue
+            from .loader import load_scenario  # YAML only: PyYAML and the loader
+
             scenarios.append(load_scenario(f))
         except SourceError as e:  # ScenarioError, PktError
             for err in getattr(e, "errors", None) or [e]:
@@ -195,11 +200,23 @@ def main(args: Any) -> int:
 
     import atexit
     import gc
+    import importlib
 
     from .console import make_console
 
+    # What the runs will import, imported now: netemu/cli.py keeps the garbage collector
+    # off while a command imports and loads (no garbage, but thousands of new objects,
+    # each collection walking them all). Then the imported objects are frozen (never
+    # walked again) and collections resume for the run itself.
+    kinds = {"pkt" if getattr(sc, "pkt", None) is not None else "yaml" for sc in scenarios}
+    for name in ("..host", "..lab.core", "..trace.record", "..trace.pcap", "..trace.ladder",
+                 "..trace.report", *((".runner",) if "yaml" in kinds else ()),
+                 *(("..pkt.session", "..pkt.runner") if "pkt" in kinds else ())):
+        importlib.import_module(name, __package__)
+    gc.freeze()
+    gc.enable()
     # Once the run is over, the interpreter's teardown would walk and free every
-    # object the imports made (~50 ms, work the OS does anyway): freeze them first.
+    # object the run made (~50 ms, work the OS does anyway): freeze them first.
     atexit.register(gc.freeze)
     console = make_console()  # rich on a terminal; plain text (no rich import) otherwise
     outcomes = []

@@ -12,11 +12,11 @@ from dataclasses import fields
 from pathlib import Path
 
 import pytest
-from pydantic import ValidationError
 
 from netemu.scenario import ScenarioError, load_scenario, units, validate_file, validate_text
 from netemu.scenario import schema as sc
 from netemu.scenario.commands import json_schema, schema_main, validate_main
+from netemu.scenario.model import ValidationError, create_model
 from netemu.tcp import State, TcpConfig
 
 HERE = Path(__file__).parent
@@ -332,7 +332,19 @@ def test_json_schema(capsys: pytest.CaptureFixture[str]) -> None:
 def test_loader_imports_no_scapy_nor_lab() -> None:
     code = ("import sys, netemu.scenario.loader, netemu.scenario.commands; "
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('scapy', 'pyroute2', "
-            "'anyio', 'rich')))")
+            "'anyio', 'rich', 'pydantic', 'pydantic_core')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_run_path_imports_no_pydantic_and_pkt_runs_no_yaml() -> None:
+    """`netemu run`'s modules (its fixed cost: netemu bench run) leave pydantic out, and a
+    packetdrill run (netemu.scenario.session, netemu.pkt) PyYAML and the loader too."""
+    code = ("import sys, netemu.cli, netemu.scenario.session, netemu.pkt.session; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('pydantic', "
+            "'pydantic_core', 'yaml', 'scapy', 'pyroute2', 'rich') "
+            "or m == 'netemu.scenario.loader'))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout
     assert out.strip() == "[]"
@@ -342,8 +354,6 @@ def test_future_option_types_validate_cleanly() -> None:
     """Knobs still to come in TcpConfig (unions, literals, enums) get one clear message."""
     import enum
     from typing import Literal
-
-    from pydantic import create_model
 
     class Cc(enum.Enum):
         RENO = "reno"
