@@ -18,6 +18,7 @@ BENCHES: dict[str, tuple[str, str]] = {
     "wire": ("wire", "on a real veth: netemu⇄kernel bulk vs kernel⇄kernel; lab up/down (root)"),
     "run": ("run", "fixed cost of `netemu run` on a trivial scenario, median wall ms (root)"),
     "pkt": ("pkt", "packetdrill scripts: cost per .pkt beyond its own schedule, vs 200 ms (root)"),
+    "sack": ("sack", "SACK on/off at 1 % loss: netemu in memory next to Linux through the relay (root)"),
 }
 
 
