@@ -339,11 +339,14 @@ class Connection:
         if self.fin_queued:
             return
         self.fin_queued = True
-        if st is State.ESTABLISHED:
+        if st is State.ESTABLISHED or (st is State.SYN_RECEIVED and not self.snd_buffered):
             # "ESTABLISHED STATE: Queue this until all preceding SENDs have been
             # segmentized, then form a FIN segment and send it. In any case, enter
-            # FIN-WAIT-1 state."  (SYN-RECEIVED: "queue for processing after
-            # entering ESTABLISHED state", see _process_ack.)
+            # FIN-WAIT-1 state." "SYN-RECEIVED STATE: If no SENDs have been issued
+            # and there is no pending data to send, then form a FIN segment and send
+            # it, and enter FIN-WAIT-1 state; otherwise, queue for processing after
+            # entering ESTABLISHED state" (see _process_ack). Our SYN may still be
+            # unacknowledged then: _awaiting_syn_ack.
             self._set_state(State.FIN_WAIT_1, cause)
         elif st is State.CLOSE_WAIT:
             # "CLOSE-WAIT STATE: Queue this request until all preceding SENDs have
@@ -374,6 +377,12 @@ class Connection:
             self._to_closed(cause)
 
     # ------------------------------------------------------------------ outputs
+    def _awaiting_syn_ack(self) -> bool:
+        """Our SYN-ACK is not acknowledged yet: SYN-RECEIVED, or the FIN-WAIT-1
+        that a CLOSE in SYN-RECEIVED enters at once (RFC 9293 §3.10.4)."""
+        st = self.state
+        return st is State.SYN_RECEIVED or (st is State.FIN_WAIT_1 and self.snd_una == self.iss)
+
     def events(self) -> list[Event]:
         ev, self._events = self._events, []
         return ev
@@ -399,9 +408,11 @@ class Connection:
         st = self.state
         if st is State.SYN_SENT and self.snd_nxt == self.iss:
             out.append(self._syn_segment(SYN))
-        elif st is State.SYN_RECEIVED and self.snd_nxt == self.iss:
+        elif self.snd_nxt == self.iss and self._awaiting_syn_ack():
             out.append(self._syn_segment(SYN | ACK))
             self._ack_now = False
+            if st is State.FIN_WAIT_1:
+                self._output_data(now, out)  # the FIN follows
         elif st.synchronized and st is not State.TIME_WAIT:
             self._output_data(now, out)
         if self._ack_now and st is not State.CLOSED:
@@ -833,17 +844,17 @@ class Connection:
         if self.snd_max == self.snd_una:
             return
         st = self.state
-        limit = {State.SYN_SENT: self.config.syn_retries,
-                 State.SYN_RECEIVED: self.config.synack_retries}.get(st, self.config.retries2)
+        handshaking = self._awaiting_syn_ack()
+        limit = (self.config.syn_retries if st is State.SYN_SENT
+                 else self.config.synack_retries if handshaking else self.config.retries2)
         if self.retransmits >= limit:
-            what = "SYN" if st is State.SYN_SENT else "SYN-ACK" if st is State.SYN_RECEIVED \
-                else "data"
+            what = "SYN" if st is State.SYN_SENT else "SYN-ACK" if handshaking else "data"
             self._events.append(TimedOut(f"{what} retransmissions exhausted ({limit})"))
             self._to_closed(f"timer {Timer.RETRANSMIT.value}")
             return
         # RFC 6298 §5.4-5.6: retransmit the earliest unacknowledged segment, back
         # off the timer, restart it. RFC 5681 §3.1: cwnd to one segment.
-        if self.state.synchronized:
+        if self.state.synchronized and not handshaking:
             self.cc.on_timeout(self.flight_size, now)
             self._cc_event("timeout", phase="loss")
         self.dupacks = 0
@@ -1341,7 +1352,7 @@ class Connection:
         st = self.state
         arrived = seg  # as it came: for StateChanged, even when its SYN is stripped below
         # SYN-RECEIVED and a retransmitted SYN: our SYN-ACK was lost; send it again.
-        if st is State.SYN_RECEIVED and flags & SYN and seg.seq == self.irs:
+        if flags & SYN and seg.seq == self.irs and self._awaiting_syn_ack():
             if not flags & ACK:
                 self.snd_nxt = self.iss
                 return
@@ -1482,7 +1493,7 @@ class Connection:
         st = self.state
         ack = seg.ack
         tsecr = ts.tsecr if ts is not None else 0
-        if st is State.SYN_RECEIVED:
+        if self._awaiting_syn_ack():
             # "If SND.UNA < SEG.ACK =< SND.NXT, then enter ESTABLISHED state and
             # continue processing ... If the segment acknowledgment is not
             # acceptable, form a reset segment <SEQ=SEG.ACK><CTL=RST> and send it."
@@ -1494,10 +1505,16 @@ class Connection:
                 # completes a simultaneous open.)
                 self._update_window(seg, scaled=not arrived.flags & SYN)
                 self.snd_wl1, self.snd_wl2 = seg.seq, ack
-                self._set_state(State.ESTABLISHED, describe(arrived), arrived)
-                self._handshake_completed()
-                if self.fin_queued:
-                    self._set_state(State.FIN_WAIT_1, "shutdown() (queued)")
+                if st is State.SYN_RECEIVED:
+                    self._set_state(State.ESTABLISHED, describe(arrived), arrived)
+                    self._handshake_completed()
+                    if self.fin_queued:
+                        self._set_state(State.FIN_WAIT_1, "shutdown() (queued)")
+                else:  # FIN-WAIT-1, closed in SYN-RECEIVED: the FIN may be acked too
+                    self._handshake_completed()
+                    if self._our_fin_acked() and not (arrived.flags & FIN
+                                                      and seg.seq == self.rcv_nxt):
+                        self._set_state(State.FIN_WAIT_2, describe(arrived), arrived)
                 ready = self.ooo.pop_ready(self.rcv_nxt)  # data that came with the SYN
                 if ready:
                     self._deliver(ready)

@@ -154,13 +154,96 @@ def test_rfc9293_3_10_7_4_syn_received_retransmitted_syn_resends_syn_ack() -> No
     assert d.conn.state is S.SYN_RECEIVED and d.transitions() == []
 
 
-def test_rfc9293_3_10_7_4_syn_received_shutdown_queued_until_established() -> None:
-    # CLOSE in SYN-RECEIVED: "queue for processing after entering ESTABLISHED state".
+def test_rfc9293_3_10_4_close_syn_received_to_fin_wait_1() -> None:
+    # "SYN-RECEIVED STATE: If no SENDs have been issued and there is no pending
+    # data to send, then form a FIN segment and send it, and enter FIN-WAIT-1
+    # state". The peer's ACK of our SYN and FIN completes the handshake too.
     d = syn_received()
+    d.conn.shutdown()
+    assert d.transitions() == [(S.SYN_RECEIVED, S.FIN_WAIT_1, "shutdown()")]
+    assert brief(d.flush()) == [(FIN | ACK, ISS + 1, PEER_ISS + 1)]
+    d.take_events()
+    ack = d.seg(ACK, PEER_ISS + 1, ISS + 2)
+    assert d.receive(ack) == []
+    assert d.conn.state is S.FIN_WAIT_2 and d.conn.snd_una == ISS + 2
+    assert d.take_events() == [Connected(), StateChanged(S.FIN_WAIT_1, S.FIN_WAIT_2,
+                                                         "recv ACK", ack)]
+
+
+def test_rfc9293_3_10_4_closed_in_syn_received_ack_of_syn_only_stays_fin_wait_1() -> None:
+    d = syn_received()
+    d.conn.close()
+    d.flush()
+    d.take_events()
+    assert d.receive(d.seg(ACK, PEER_ISS + 1, ISS + 1)) == []
+    assert d.conn.state is S.FIN_WAIT_1 and d.conn.snd_una == ISS + 1
+    assert d.take_events() == [Connected()]
+    # The FIN is still owed an ACK; when it comes, FIN-WAIT-2.
+    d.receive(d.seg(ACK, PEER_ISS + 1, ISS + 2))
+    assert d.conn.state is S.FIN_WAIT_2
+
+
+def test_rfc9293_3_10_4_closed_in_syn_received_timeout_resends_syn_ack_and_fin() -> None:
+    # Our SYN-ACK was lost: the retransmission timer sends it again, the FIN after
+    # it, counted against the SYN-ACK's retries (tcp_synack_retries).
+    d = syn_received(TcpConfig(synack_retries=1))
+    d.conn.shutdown()
+    d.flush()
+    assert brief(d.advance_to_deadline()) == [(SYN | ACK, ISS, PEER_ISS + 1),
+                                              (FIN | ACK, ISS + 1, PEER_ISS + 1)]
+    d.take_events()
+    d.advance_to_deadline()
+    assert d.conn.state is S.CLOSED
+    assert "SYN-ACK retransmissions exhausted (1)" in str(d.take_events())
+
+
+def test_rfc9293_3_10_4_closed_in_syn_received_retransmitted_syn_resends_syn_ack() -> None:
+    d = syn_received()
+    d.conn.shutdown()
+    d.flush()
+    out = d.receive(d.seg(SYN, PEER_ISS, options=Driver.syn_options()))
+    assert brief(out) == [(SYN | ACK, ISS, PEER_ISS + 1), (FIN | ACK, ISS + 1, PEER_ISS + 1)]
+    assert d.conn.state is S.FIN_WAIT_1
+
+
+def test_rfc9293_3_10_7_4_closed_in_syn_received_peer_fin_to_closing() -> None:
+    # The peer ACKs our SYN, not yet our FIN, and sends its own FIN: "otherwise,
+    # enter the CLOSING state".
+    d = syn_received()
+    d.conn.shutdown()
+    d.flush()
+    d.take_events()
+    fin = d.seg(FIN | ACK, PEER_ISS + 1, ISS + 1)
+    out = d.receive(fin)
+    assert brief(out) == [(ACK, ISS + 2, PEER_ISS + 2)]
+    assert d.transitions() == [(S.FIN_WAIT_1, S.CLOSING, "recv FIN+ACK")]
+
+
+def test_rfc9293_3_10_4_simultaneous_open_closed_in_syn_received() -> None:
+    # Simultaneous open, then CLOSE before the peer's SYN,ACK: the FIN goes at
+    # once, and the SYN,ACK (its SYN a repeat) still completes the handshake.
+    d = syn_sent()
+    d.receive(d.seg(SYN, PEER_ISS, options=Driver.syn_options()))
+    d.conn.shutdown()
+    assert brief(d.flush()) == [(FIN | ACK, ISS + 1, PEER_ISS + 1)]
+    d.take_events()
+    assert d.receive(d.seg(SYN | ACK, PEER_ISS, ISS + 1, options=Driver.syn_options())) == []
+    assert d.conn.state is S.FIN_WAIT_1 and d.conn.snd_una == ISS + 1
+    assert d.take_events() == [Connected()]
+    d.receive(d.seg(ACK, PEER_ISS + 1, ISS + 2))
+    assert d.conn.state is S.FIN_WAIT_2
+
+
+def test_rfc9293_3_10_7_4_syn_received_shutdown_with_data_queued_until_established() -> None:
+    # CLOSE in SYN-RECEIVED after a SEND: "otherwise, queue for processing after
+    # entering ESTABLISHED state".
+    d = syn_received()
+    d.conn.send(b"abc")
     d.conn.shutdown()
     assert d.flush() == [] and d.conn.state is S.SYN_RECEIVED
     out = d.receive(d.seg(ACK, PEER_ISS + 1, ISS + 1))
-    assert brief(out) == [(FIN | ACK, ISS + 1, PEER_ISS + 1)]
+    assert brief(out) == [(FIN | PSH | ACK, ISS + 1, PEER_ISS + 1)]
+    assert out[0].payload == b"abc"
     assert d.transitions() == [(S.SYN_RECEIVED, S.ESTABLISHED, "recv ACK"),
                                (S.ESTABLISHED, S.FIN_WAIT_1, "shutdown() (queued)")]
 
