@@ -28,6 +28,7 @@ import asyncio
 import time
 
 from .core import SACK_LOSS, sack_gain
+from .wire import send_all
 
 DELAY = 0.001  # one way, as MemLink's default
 CLIENT_IP, SERVER_IP, EMU_IP = "198.18.0.2", "198.18.0.3", "198.18.0.1"
@@ -53,14 +54,8 @@ async def _kernel_transfer(nbytes: int, sack: bool, seed: int) -> float:
             lst = await server.listen(5204)
             conn = await client.connect(b.peer_ip, 5204, timeout=10)
             acc = await server.accept(lst.sock, timeout=10)
-            t0 = time.perf_counter()
-            sink = asyncio.create_task(server.sink(acc.sock, timeout=300))
-            await client.source(conn.sock, nbytes, then="shutdown", timeout=300)
-            got = await sink
-            dt = time.perf_counter() - t0
-            if got["bytes"] != nbytes:
-                raise RuntimeError(f"kernel sink got {got['bytes']} of {nbytes} bytes")
-            return dt
+            return await _into_sink(server, acc.sock, nbytes, client.source(
+                conn.sock, nbytes, then="shutdown", timeout=300))
         finally:
             relay.close()
 
@@ -85,22 +80,22 @@ async def _netemu_transfer(nbytes: int, sack: bool, seed: int) -> float:
             # Impaired from here on: the handshake is not part of the measurement.
             host.impair_out = Impairment(cfg, seed=2 * seed)
             host.impair_in = Impairment(cfg, seed=2 * seed + 1)
-            t0 = time.perf_counter()
-            sink = asyncio.create_task(agent.sink(acc.sock, timeout=300))
-            chunk = bytes(1 << 20)
-            sent = 0
-            while sent < nbytes:
-                n = min(len(chunk), nbytes - sent)
-                await stream.send(chunk[:n])
-                sent += n
-            await stream.send_eof()
-            got = await sink
-            dt = time.perf_counter() - t0
-            if got["bytes"] != nbytes:
-                raise RuntimeError(f"kernel sink got {got['bytes']} of {nbytes} bytes")
-            return dt
+            return await _into_sink(agent, acc.sock, nbytes, send_all(stream, nbytes))
         finally:
             host.close()
+
+
+async def _into_sink(agent, sock: int, nbytes: int, sending) -> float:
+    """Seconds from the start of ``sending`` (nbytes, then EOF) until the kernel
+    agent's sink on ``sock`` has read them all."""
+    t0 = time.perf_counter()
+    sink = asyncio.create_task(agent.sink(sock, timeout=300))
+    await sending
+    got = await sink
+    dt = time.perf_counter() - t0
+    if got["bytes"] != nbytes:
+        raise RuntimeError(f"kernel sink got {got['bytes']} of {nbytes} bytes")
+    return dt
 
 
 def _gain(key: str, transfer, nbytes: int, rounds: int) -> dict:

@@ -66,6 +66,17 @@ def kernel_mbps(nbytes: int) -> float:
         return res["bytes"] * 8 / dt / 1e6
 
 
+async def send_all(stream, nbytes: int) -> None:
+    """Send ``nbytes`` of zeros on a netemu stream in 1 MiB writes, then EOF."""
+    chunk = bytes(1 << 20)
+    sent = 0
+    while sent < nbytes:
+        n = min(len(chunk), nbytes - sent)
+        await stream.send(chunk[:n])
+        sent += n
+    await stream.send_eof()
+
+
 async def _netemu_mbps(nbytes: int) -> tuple[float, float]:
     from ..host import Host
 
@@ -78,14 +89,8 @@ async def _netemu_mbps(nbytes: int) -> tuple[float, float]:
             stream = await host.connect(lab.peer_ip, 5202)
             acc = await agent.aio.accept(lst.sock)
             sink = asyncio.create_task(agent.aio.sink(acc.sock, timeout=120))
-            chunk = bytes(1 << 20)
             t0 = time.perf_counter()
-            sent = 0
-            while sent < nbytes:
-                n = min(len(chunk), nbytes - sent)
-                await stream.send(chunk[:n])
-                sent += n
-            await stream.send_eof()
+            await send_all(stream, nbytes)
             res = await sink
             tx = res["bytes"] * 8 / (time.perf_counter() - t0) / 1e6
             # kernel → netemu
