@@ -1,4 +1,4 @@
-"""The scenario format: the models of a scenario YAML file.
+"""The scenario format: pydantic models of a scenario YAML file.
 
 A scenario is a mapping (see docs/scenarios.md)::
 
@@ -19,11 +19,8 @@ number of seconds, every ``relative`` a bool, ``Scenario.peers`` holds the peer(
 whichever form the file used, and ``Scenario.network.out``/``.in_`` are the
 effective impairments per direction.
 
-The models are written in pydantic's spelling but validated by ``model.py``, a
-small engine made for them: importing pydantic and building these models cost
-~130 ms of every ``netemu run``. Names here depend on the standard library only
-(plus netemu.tcp for TcpConfig and State), so validation stays cheap: no
-pydantic, no scapy, no lab.
+Names here depend on pydantic and the standard library only (plus netemu.tcp for
+TcpConfig and State), so validation stays cheap: no scapy, no lab.
 """
 
 from __future__ import annotations
@@ -33,25 +30,19 @@ import re
 import shlex
 import types
 import typing
-from dataclasses import MISSING
+from dataclasses import MISSING, dataclass
 from dataclasses import fields as dc_fields
 from typing import Annotated, Any, ClassVar, Literal, Union
 
-from netemu.tcp.config import TcpConfig
-from netemu.tcp.state import State
-
-from . import units
-from .model import (
+from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
-    CustomError,
     Discriminator,
     Field,
     PlainSerializer,
     PlainValidator,
     PrivateAttr,
-    Record,
     Tag,
     TypeAdapter,
     ValidationError,
@@ -61,6 +52,12 @@ from .model import (
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError, core_schema
+
+from netemu.tcp.config import TcpConfig
+from netemu.tcp.state import State
+
+from . import units
 from .units import (
     FlagsMatch,
     IntMatch,
@@ -72,10 +69,11 @@ from .units import (
 # --- helpers -----------------------------------------------------------------
 
 
-def fail(message: str, *sub: str | int, key: bool = False) -> CustomError:
+def fail(message: str, *sub: str | int, key: bool = False) -> PydanticCustomError:
     """A validation error with our own message. ``sub``: a path below the failing
     value to point at; ``key``: point at that mapping key rather than its value."""
-    return CustomError("netemu", "{message}", {"message": message, "sub": tuple(sub), "key": key})
+    return PydanticCustomError("netemu", "{message}",
+                               {"message": message, "sub": tuple(sub), "key": key})
 
 
 def _wrap(parse: typing.Callable[[Any], Any]) -> typing.Callable[[Any], Any]:
@@ -258,12 +256,21 @@ def _any_of(members: list[Any]) -> Any:
         raise UnitError(" / ".join(dict.fromkeys(problems)))
 
     return Annotated[Union[tuple(members)], PlainValidator(_wrap(parse)),  # noqa: UP007
-                     WithJsonSchema(lambda: {"anyOf": [TypeAdapter(m).json_schema()
-                                                       for m in members]})]
+                     _AnyOfJsonSchema(tuple(members))]
+
+
+@dataclass(frozen=True, slots=True)
+class _AnyOfJsonSchema:
+    """``WithJsonSchema({"anyOf": [...]})`` with the members' schemas made when asked."""
+
+    members: tuple[Any, ...]
+
+    def __get_pydantic_json_schema__(self, core_schema: Any, handler: Any) -> dict[str, Any]:
+        return {"anyOf": [TypeAdapter(m).json_schema() for m in self.members]}
 
 
 def _option_type(name: str, hint: Any, metadata: Any) -> Any:
-    """The type of one TcpConfig field. Floats are durations (seconds, or
+    """The pydantic type of one TcpConfig field. Floats are durations (seconds, or
     "200ms") unless the field's metadata says ``unit`` is something else; ints named
     like byte counts (``*_buf``, ``*_bytes``, ``mss``) take sizes ("64k")."""
     origin = typing.get_origin(hint)
@@ -512,11 +519,10 @@ class ConnectionSpec(Strict):
 # --- steps ---------------------------------------------------------------------
 
 
-class _Tagged(Record):
+@dataclass(frozen=True, slots=True)
+class _Tagged:
     """A step on its way from ``{action: args}`` to its model."""
 
-    _names = ("action", "args")
-    __slots__ = _names
     action: str
     args: Any
 
@@ -818,16 +824,14 @@ _OPT_NAMES = ("mss", "wscale", "sackok", "ts", "sack", "nop", "eol", "raw")
 _U32 = (0, 2**32 - 1)
 
 
-class TcpOptionSpec(Record):
+@dataclass(frozen=True, slots=True)
+class TcpOptionSpec:
     """One TCP option to put in a crafted segment. ``value``: mss/wscale an int; ts
     (tsval, tsecr); sack ((left, right), ...) (relative when the step is); raw
     (kind, bytes); None for sackok, nop, eol."""
 
-    _names = ("kind", "value")
-    __slots__ = _names
-    _defaults: ClassVar[dict[str, Any]] = {"value": None}
     kind: str
-    value: Any
+    value: Any = None
 
 
 def _int_arg(name: str, v: Any, lo: int, hi: int) -> int:
@@ -1161,6 +1165,37 @@ Step = Annotated[
     BeforeValidator(_step_shape),
 ]
 
+
+
+def _validate_as(model: type[StepBase]) -> typing.Callable[[Any, ValidationInfo], StepBase]:
+    def validate(value: Any, info: ValidationInfo) -> StepBase:
+        # Its errors join the scenario's, below this step's loc (pydantic-core takes a
+        # ValidationError raised in a validator as its line errors).
+        return model.model_validate(value, context=info.context)
+
+    validate.__name__ = f"validate_{model.ACTION}"
+    return validate
+
+
+class _ByAction:
+    """``Step`` as ``Scenario.steps`` validates it: the same union, tagged by action, but
+    each step validated by its own model, whose validator is built on first use
+    (``defer_build``). A run then builds the models of the actions it uses, not all
+    eighteen (~10 ms of every run). Errors and results are those of ``Step``; so is the
+    JSON Schema, made from ``Step`` when asked (``netemu schema``)."""
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: Any) -> core_schema.CoreSchema:
+        choices: dict[Any, core_schema.CoreSchema] = {
+            name: core_schema.with_info_plain_validator_function(_validate_as(cls))
+            for name, cls in STEP_TYPES.items()}
+        return core_schema.no_info_before_validator_function(
+            _step_shape, core_schema.tagged_union_schema(choices, _step_tag))
+
+    def __get_pydantic_json_schema__(self, schema: core_schema.CoreSchema, handler: Any
+                                     ) -> dict[str, Any]:
+        return handler(TypeAdapter(Step).core_schema)  # type: ignore[no-any-return]
+
+
 CONN_STEPS = (Connect, Accept, Send, Recv, Shutdown, Close, Abort, ExpectData, ExpectEvent)
 WIRE_STEPS = (Inject, Drop, ExpectSegment, ExpectNoSegment)
 
@@ -1196,15 +1231,13 @@ def _name_keys(value: Any) -> Any:
     return value
 
 
-class Problem(Record):
-    """A cross-field problem: ``loc`` as in validation errors, ``key``: point at the key."""
+@dataclass(slots=True)
+class Problem:
+    """A cross-field problem: ``loc`` as in pydantic errors, ``key``: point at the key."""
 
-    _names = ("loc", "message", "key")
-    __slots__ = _names
-    _defaults: ClassVar[dict[str, Any]] = {"key": False}
     loc: tuple[str | int, ...]
     message: str
-    key: bool
+    key: bool = False
 
 
 # Defaults of model type below are made with ``model_construct`` (what validating an
@@ -1232,7 +1265,7 @@ class Scenario(Strict):
     relative: BOOL = Field(True, description="seq/ack relative to the ISNs (like Wireshark)")
     timeout: PositiveDuration = Field(3.0, description="default wait for each step")
     seed: AnyInt | None = Field(None, description="seed for ISNs, ports and impairments")
-    steps: Annotated[list[Step], Field(min_length=1)]
+    steps: Annotated[list[Annotated[Step, _ByAction()]], Field(min_length=1)]
 
     @field_validator("steps", mode="before")
     @classmethod

@@ -8,9 +8,10 @@ import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from . import schema as S
+if TYPE_CHECKING:  # a .pkt run needs no scenario schema (nor pydantic)
+    from . import schema as S
 
 
 class EnvironmentProblem(Exception):
