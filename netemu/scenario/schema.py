@@ -27,7 +27,6 @@ TcpConfig and State), so validation stays cheap: no scapy, no lab.
 # annotation from its string, compiling each (~6 ms of every `netemu run`).
 import enum
 import re
-import shlex
 import types
 import typing
 from dataclasses import MISSING, dataclass
@@ -259,11 +258,13 @@ def _any_of(members: list[Any]) -> Any:
                      _AnyOfJsonSchema(tuple(members))]
 
 
-@dataclass(frozen=True, slots=True)
 class _AnyOfJsonSchema:
     """``WithJsonSchema({"anyOf": [...]})`` with the members' schemas made when asked."""
 
-    members: tuple[Any, ...]
+    __slots__ = ("members",)
+
+    def __init__(self, members: tuple[Any, ...]) -> None:
+        self.members = members
 
     def __get_pydantic_json_schema__(self, core_schema: Any, handler: Any) -> dict[str, Any]:
         return {"anyOf": [TypeAdapter(m).json_schema() for m in self.members]}
@@ -426,6 +427,8 @@ class Peer(Strict):
         if isinstance(data, str):
             return {"kind": data}
         if isinstance(data, dict) and isinstance(data.get("command"), str):
+            import shlex  # for this short form only
+
             try:
                 return {**data, "command": shlex.split(data["command"])}
             except ValueError as e:
@@ -519,12 +522,15 @@ class ConnectionSpec(Strict):
 # --- steps ---------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
 class _Tagged:
-    """A step on its way from ``{action: args}`` to its model."""
+    """A step on its way from ``{action: args}`` to its model. (A plain class, as are
+    ``_AnyOfJsonSchema`` and ``Problem``: making a dataclass costs ~0.3 ms of every run.)"""
 
-    action: str
-    args: Any
+    __slots__ = ("action", "args")
+
+    def __init__(self, action: str, args: Any) -> None:
+        self.action = action
+        self.args = args
 
 
 class StepBase(Strict):
@@ -1231,13 +1237,15 @@ def _name_keys(value: Any) -> Any:
     return value
 
 
-@dataclass(slots=True)
 class Problem:
     """A cross-field problem: ``loc`` as in pydantic errors, ``key``: point at the key."""
 
-    loc: tuple[str | int, ...]
-    message: str
-    key: bool = False
+    __slots__ = ("key", "loc", "message")
+
+    def __init__(self, loc: tuple[str | int, ...], message: str, key: bool = False) -> None:
+        self.loc = loc
+        self.message = message
+        self.key = key
 
 
 # Defaults of model type below are made with ``model_construct`` (what validating an
