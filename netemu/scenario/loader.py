@@ -7,9 +7,10 @@ How errors are made:
    constructed with the safe loader. Syntax errors keep the position YAML reports;
    a tab gets a plainer message; duplicate mapping keys are errors here (YAML
    itself would silently keep the last one).
-2. The data is validated by ``Scenario.model_validate``. Each pydantic error has a
+2. The data is validated by ``Scenario.model_validate`` (pydantic). Each error has a
    ``loc`` (e.g. ``('steps', 3, 'connect', 'port')``) which mirrors the YAML path,
-   because steps are tagged by their action name; the loader walks the node tree
+   because steps are tagged by their action name (each validated by its action's
+   model, whose errors join the scenario's there); the loader walks the node tree
    along it. Our own validators raise errors whose context may carry a sub-path
    and "point at the key" (``schema.fail``).
 3. Cross-field rules (unknown connection, raw misuse, ...) run in the Scenario's

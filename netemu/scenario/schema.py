@@ -19,8 +19,13 @@ number of seconds, every ``relative`` a bool, ``Scenario.peers`` holds the peer(
 whichever form the file used, and ``Scenario.network.out``/``.in_`` are the
 effective impairments per direction.
 
-Names here depend on pydantic and the standard library only (plus netemu.tcp for
-TcpConfig and State), so validation stays cheap: no scapy, no lab.
+pydantic validates a file (the loader turns its errors into ``file:line:col:
+message``) and makes the JSON Schema of ``netemu schema``. Validators are built on
+first use (``defer_build``), and ``Scenario.steps`` validates each step with the
+model of its own action (``_ByAction``), so a run builds ``Scenario``'s validator and
+those of the actions it uses, not the whole union of eighteen step models (``Step``,
+which ``netemu schema`` publishes). Names here depend on pydantic and the standard
+library only (plus netemu.tcp for TcpConfig and State): no scapy, no lab.
 """
 
 # No `from __future__ import annotations` here: pydantic would evaluate every field's
@@ -196,9 +201,9 @@ class Strict(BaseModel):
     """Base of every model: unknown keys are errors, types are not coerced.
 
     ``defer_build``: a model's validator is built when first used, not at import, so
-    a run builds ``Scenario``'s (with every nested model inline) once, on loading,
-    and nothing else; building all ~40 models eagerly cost most of this module's
-    import time."""
+    a run builds ``Scenario``'s (its nested models inline, its steps not: see
+    ``_ByAction``) and those of the steps it has; building all ~40 models eagerly
+    cost most of this module's import time."""
 
     model_config = ConfigDict(extra="forbid", strict=True, validate_default=False,
                               arbitrary_types_allowed=True, defer_build=True)
