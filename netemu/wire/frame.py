@@ -142,34 +142,15 @@ def _compile_frame_decoder(layout: OptionLayout | None) -> Callable[[bytes, int,
     return namespace["decode"]  # type: ignore[return-value]
 
 
-_Decoder = Callable[[bytes, int, bool], Frame | None]
-
-
-def _frame_decoders(doff: int) -> tuple[_Decoder, ...]:
-    """The decoders to try, in order, for TCP data offset ``doff``: its layouts, then any."""
-    if doff < 5:
-        return ()
-    if doff == 5:
-        return (_compile_frame_decoder(option_layout("")),)
-    global _GENERIC
-    if _GENERIC is None:
-        _GENERIC = _compile_frame_decoder(None)
-    return (*[_compile_frame_decoder(layout) for layout in OPTION_LAYOUTS
-              if layout.length == (doff - 5) * 4], _GENERIC)
-
-
-def _on_first_use(doff: int) -> _Decoder:
-    """Stands for the decoders of ``doff`` until a frame needs them: compiles them (~0.3 ms
-    per data offset), puts them in its place and decodes with them."""
-    def decode(buf: bytes, n: int, verify: bool) -> Frame | None:
-        decoders = _FRAME_DECODERS[doff] = _frame_decoders(doff)
-        for decoder in decoders:
-            frame = decoder(buf, n, verify)
-            if frame is not None:
-                return frame
-        return None
-
-    return decode
+def _compile_frame_decoders() -> tuple[tuple[Callable[[bytes, int, bool], Frame | None], ...], ...]:
+    """By TCP data offset (0 to 15), the decoders to try in order: its layouts, then any."""
+    generic = _compile_frame_decoder(None)
+    decoders: list[tuple] = [()] * 16
+    decoders[5] = (_compile_frame_decoder(option_layout("")),)
+    for doff in range(6, 16):
+        decoders[doff] = (*[_compile_frame_decoder(layout) for layout in OPTION_LAYOUTS
+                            if layout.length == (doff - 5) * 4], generic)
+    return tuple(decoders)
 
 
 def parse_frame(buf: bytes, verify: bool = True) -> Frame:
@@ -215,10 +196,7 @@ def _parse_frame_general(buf: bytes, verify: bool) -> Frame:
     return Frame(eth)
 
 
-# By TCP data offset (0 to 15), the decoders to try in order; compiled when a frame
-# first needs them: all of them at import cost ~4 ms of every `netemu run`.
-_GENERIC: _Decoder | None = None
-_FRAME_DECODERS: list[tuple[_Decoder, ...]] = [(_on_first_use(doff),) for doff in range(16)]
+_FRAME_DECODERS = _compile_frame_decoders()
 
 
 def build_tcp_frame(src_mac: str, dst_mac: str, ip: IPv4Packet, tcp: TcpSegment) -> bytes:
