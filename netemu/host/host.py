@@ -20,7 +20,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from ..impair import Impairment
 from ..tcp import Connection, Listener, State, TcpConfig
 from ..tcp.connection import reset_for
 from ..tcp.events import CongestionChanged, StateChanged
@@ -48,6 +47,7 @@ from ..wire.ethernet import eth_header
 from ..wire.frame import Frame, build_tcp_frame
 
 if TYPE_CHECKING:
+    from ..impair import Impairment
     from .stream import TcpListener, TcpStream
 
 ZERO_MAC = "00:00:00:00:00:00"

@@ -2,8 +2,8 @@
 
 The names below are imported on first use (PEP 562), so that importing a submodule
 (``netemu.scenario.session`` for a packetdrill run, say) does not load PyYAML and the
-loader. ``netemu.scenario.loader`` loads PyYAML only (plus netemu.tcp for TcpConfig and
-State); the runner lives in ``netemu.scenario.runner``.
+loader. ``netemu.scenario.loader`` loads PyYAML and pydantic (plus netemu.tcp for
+TcpConfig and State); the runner lives in ``netemu.scenario.runner``.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Load a scenario file: YAML with positions -> models (schema.py) -> one clear
+"""Load a scenario file: YAML with positions -> pydantic models -> one clear
 ``file:line:col: message`` per problem.
 
 How errors are made:
@@ -7,16 +7,16 @@ How errors are made:
    constructed with the safe loader. Syntax errors keep the position YAML reports;
    a tab gets a plainer message; duplicate mapping keys are errors here (YAML
    itself would silently keep the last one).
-2. The data is validated by ``Scenario.model_validate``. Each error has a
+2. The data is validated by ``Scenario.model_validate`` (pydantic). Each error has a
    ``loc`` (e.g. ``('steps', 3, 'connect', 'port')``) which mirrors the YAML path,
-   because steps are tagged by their action name; the loader walks the node tree
+   because steps are tagged by their action name (each validated by its action's
+   model, whose errors join the scenario's there); the loader walks the node tree
    along it. Our own validators raise errors whose context may carry a sub-path
    and "point at the key" (``schema.fail``).
 3. Cross-field rules (unknown connection, raw misuse, ...) run in the Scenario's
    after-validator; the loader collects them through the validation context.
 
-The errors have pydantic's shape (``model.py`` speaks pydantic's API); pydantic's
-own wording is replaced by ours for the error types a scenario hits.
+pydantic's own wording is replaced by ours for the error types a scenario hits.
 """
 
 from __future__ import annotations
@@ -30,10 +30,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import BaseModel, ValidationError
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from ..source_error import SourceError
-from .model import BaseModel, ValidationError
 from .schema import STEP_TYPES, Options, Problem, Scenario, StepBase
 from .units import did_you_mean, show
 

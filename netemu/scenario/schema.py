@@ -1,4 +1,4 @@
-"""The scenario format: the models of a scenario YAML file.
+"""The scenario format: pydantic models of a scenario YAML file.
 
 A scenario is a mapping (see docs/scenarios.md)::
 
@@ -19,39 +19,34 @@ number of seconds, every ``relative`` a bool, ``Scenario.peers`` holds the peer(
 whichever form the file used, and ``Scenario.network.out``/``.in_`` are the
 effective impairments per direction.
 
-The models are written in pydantic's spelling but validated by ``model.py``, a
-small engine made for them: importing pydantic and building these models cost
-~130 ms of every ``netemu run``. Names here depend on the standard library only
-(plus netemu.tcp for TcpConfig and State), so validation stays cheap: no
-pydantic, no scapy, no lab.
+pydantic validates a file (the loader turns its errors into ``file:line:col:
+message``) and makes the JSON Schema of ``netemu schema``. Validators are built on
+first use (``defer_build``), and ``Scenario.steps`` validates each step with the
+model of its own action (``_ByAction``), so a run builds ``Scenario``'s validator and
+those of the actions it uses, not the whole union of eighteen step models (``Step``,
+which ``netemu schema`` publishes). Names here depend on pydantic and the standard
+library only (plus netemu.tcp for TcpConfig and State): no scapy, no lab.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations` here: pydantic would evaluate every field's
+# annotation from its string, compiling each (~6 ms of every `netemu run`).
 import enum
 import re
-import shlex
 import types
 import typing
-from dataclasses import MISSING
+from dataclasses import MISSING, dataclass
 from dataclasses import fields as dc_fields
-from typing import Annotated, Any, ClassVar, Literal, Union
+from typing import Annotated, Any, ClassVar, Literal, Self, Union
 
-from netemu.tcp.config import TcpConfig
-from netemu.tcp.state import State
-
-from . import units
-from .model import (
+from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
-    CustomError,
     Discriminator,
     Field,
     PlainSerializer,
     PlainValidator,
     PrivateAttr,
-    Record,
     Tag,
     TypeAdapter,
     ValidationError,
@@ -61,6 +56,12 @@ from .model import (
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError, core_schema
+
+from netemu.tcp.config import TcpConfig
+from netemu.tcp.state import State
+
+from . import units
 from .units import (
     FlagsMatch,
     IntMatch,
@@ -72,10 +73,11 @@ from .units import (
 # --- helpers -----------------------------------------------------------------
 
 
-def fail(message: str, *sub: str | int, key: bool = False) -> CustomError:
+def fail(message: str, *sub: str | int, key: bool = False) -> PydanticCustomError:
     """A validation error with our own message. ``sub``: a path below the failing
     value to point at; ``key``: point at that mapping key rather than its value."""
-    return CustomError("netemu", "{message}", {"message": message, "sub": tuple(sub), "key": key})
+    return PydanticCustomError("netemu", "{message}",
+                               {"message": message, "sub": tuple(sub), "key": key})
 
 
 def _wrap(parse: typing.Callable[[Any], Any]) -> typing.Callable[[Any], Any]:
@@ -199,9 +201,9 @@ class Strict(BaseModel):
     """Base of every model: unknown keys are errors, types are not coerced.
 
     ``defer_build``: a model's validator is built when first used, not at import, so
-    a run builds ``Scenario``'s (with every nested model inline) once, on loading,
-    and nothing else; building all ~40 models eagerly cost most of this module's
-    import time."""
+    a run builds ``Scenario``'s (its nested models inline, its steps not: see
+    ``_ByAction``) and those of the steps it has; building all ~40 models eagerly
+    cost most of this module's import time."""
 
     model_config = ConfigDict(extra="forbid", strict=True, validate_default=False,
                               arbitrary_types_allowed=True, defer_build=True)
@@ -258,12 +260,23 @@ def _any_of(members: list[Any]) -> Any:
         raise UnitError(" / ".join(dict.fromkeys(problems)))
 
     return Annotated[Union[tuple(members)], PlainValidator(_wrap(parse)),  # noqa: UP007
-                     WithJsonSchema(lambda: {"anyOf": [TypeAdapter(m).json_schema()
-                                                       for m in members]})]
+                     _AnyOfJsonSchema(tuple(members))]
+
+
+class _AnyOfJsonSchema:
+    """``WithJsonSchema({"anyOf": [...]})`` with the members' schemas made when asked."""
+
+    __slots__ = ("members",)
+
+    def __init__(self, members: tuple[Any, ...]) -> None:
+        self.members = members
+
+    def __get_pydantic_json_schema__(self, core_schema: Any, handler: Any) -> dict[str, Any]:
+        return {"anyOf": [TypeAdapter(m).json_schema() for m in self.members]}
 
 
 def _option_type(name: str, hint: Any, metadata: Any) -> Any:
-    """The type of one TcpConfig field. Floats are durations (seconds, or
+    """The pydantic type of one TcpConfig field. Floats are durations (seconds, or
     "200ms") unless the field's metadata says ``unit`` is something else; ints named
     like byte counts (``*_buf``, ``*_bytes``, ``mss``) take sizes ("64k")."""
     origin = typing.get_origin(hint)
@@ -419,6 +432,8 @@ class Peer(Strict):
         if isinstance(data, str):
             return {"kind": data}
         if isinstance(data, dict) and isinstance(data.get("command"), str):
+            import shlex  # for this short form only
+
             try:
                 return {**data, "command": shlex.split(data["command"])}
             except ValueError as e:
@@ -426,7 +441,7 @@ class Peer(Strict):
         return data
 
     @model_validator(mode="after")
-    def _check(self) -> Peer:
+    def _check(self) -> Self:
         if self.kind == "command" and not self.command:
             raise fail("a command peer needs 'command: [program, args...]'")
         if self.kind != "command" and self.command is not None:
@@ -452,7 +467,7 @@ class Impairment(Strict):
     corrupt: Percent | None = None
     rate: Rate | None = None
 
-    def merged(self, other: Impairment | None) -> Impairment:
+    def merged(self, other: "Impairment | None") -> "Impairment":
         """These settings overridden by those set in ``other``."""
         if other is None:
             return self.model_copy()
@@ -477,14 +492,14 @@ class Network(Impairment):
     model_config = ConfigDict(populate_by_name=True)
 
     @model_validator(mode="after")
-    def _merge(self) -> Network:
+    def _merge(self) -> Self:
         both = Impairment.model_construct(**{k: getattr(self, k) for k in self.model_fields_set
                                              if k in Impairment.model_fields})
         self.out = both.merged(self.out)
         self.in_ = both.merged(self.in_)
         return self
 
-    def direction(self, d: str) -> Impairment:
+    def direction(self, d: str) -> "Impairment":
         """The effective impairments for ``"in"`` or ``"out"``."""
         imp = self.in_ if d == "in" else self.out
         assert imp is not None
@@ -512,13 +527,15 @@ class ConnectionSpec(Strict):
 # --- steps ---------------------------------------------------------------------
 
 
-class _Tagged(Record):
-    """A step on its way from ``{action: args}`` to its model."""
+class _Tagged:
+    """A step on its way from ``{action: args}`` to its model. (A plain class, as are
+    ``_AnyOfJsonSchema`` and ``Problem``: making a dataclass costs ~0.3 ms of every run.)"""
 
-    _names = ("action", "args")
-    __slots__ = _names
-    action: str
-    args: Any
+    __slots__ = ("action", "args")
+
+    def __init__(self, action: str, args: Any) -> None:
+        self.action = action
+        self.args = args
 
 
 class StepBase(Strict):
@@ -592,7 +609,7 @@ class PayloadMixin(_Fields):
     hex: Hex | None = Field(None, description="bytes as hex digits")
     bytes: Size | None = Field(None, description="N bytes of the pattern 00 01 .. ff 00 ..")
 
-    def payload(self) -> bytes | None:
+    def payload(self) -> "bytes | None":
         """The bytes of data/hex/bytes, or None when none is given."""
         if self.data is not None:
             return self.data.encode()
@@ -614,7 +631,7 @@ class Payload(Strict, PayloadMixin):
         return {"data": data} if isinstance(data, str) else data
 
     @model_validator(mode="after")
-    def _one(self) -> Payload:
+    def _one(self) -> Self:
         _exactly_one(self, ("data", "hex", "bytes"), "a payload")
         return self
 
@@ -662,7 +679,7 @@ class Send(StepBase, ConnMixin, PayloadMixin, TimeoutMixin):
     SHORT: ClassVar[str | None] = "data"
 
     @model_validator(mode="after")
-    def _one(self) -> Send:
+    def _one(self) -> Self:
         _exactly_one(self, ("data", "hex", "bytes"), "send")
         return self
 
@@ -677,7 +694,7 @@ class Recv(StepBase, ConnMixin, PayloadMixin, TimeoutMixin):
     until_eof: BOOL = False
 
     @model_validator(mode="after")
-    def _one(self) -> Recv:
+    def _one(self) -> Self:
         _exactly_one(self, ("data", "hex", "bytes", "until_eof"), "recv")
         return self
 
@@ -799,7 +816,7 @@ class PeerStep(StepBase, TimeoutMixin):
         return data
 
     @model_validator(mode="after")
-    def _one(self) -> PeerStep:
+    def _one(self) -> Self:
         for flag in ("close", "abort"):
             if getattr(self, flag) is False:
                 raise fail(f"'{flag}: false' does nothing; remove it", flag)
@@ -818,16 +835,14 @@ _OPT_NAMES = ("mss", "wscale", "sackok", "ts", "sack", "nop", "eol", "raw")
 _U32 = (0, 2**32 - 1)
 
 
-class TcpOptionSpec(Record):
+@dataclass(frozen=True, slots=True)
+class TcpOptionSpec:
     """One TCP option to put in a crafted segment. ``value``: mss/wscale an int; ts
     (tsval, tsecr); sack ((left, right), ...) (relative when the step is); raw
     (kind, bytes); None for sackok, nop, eol."""
 
-    _names = ("kind", "value")
-    __slots__ = _names
-    _defaults: ClassVar[dict[str, Any]] = {"value": None}
     kind: str
-    value: Any
+    value: Any = None
 
 
 def _int_arg(name: str, v: Any, lo: int, hi: int) -> int:
@@ -990,7 +1005,7 @@ class SegmentMatch(Strict, SegmentFields):
     NOUN: ClassVar[str] = "match"
 
     @model_validator(mode="after")
-    def _payload(self) -> SegmentMatch:
+    def _payload(self) -> Self:
         self._check_payload()
         return self
 
@@ -1024,7 +1039,7 @@ class Inject(StepBase, ConnMixin, PayloadMixin):
     bad_checksum: BOOL = False
 
     @model_validator(mode="after")
-    def _payload(self) -> Inject:
+    def _payload(self) -> Self:
         _exactly_one(self, ("data", "hex", "bytes"), "inject", optional=True)
         return self
 
@@ -1039,7 +1054,7 @@ class ExpectSegment(StepBase, ConnMixin, SegmentFields, WithinMixin):
     relative: BOOL | None = None
 
     @model_validator(mode="after")
-    def _window(self) -> ExpectSegment:
+    def _window(self) -> Self:
         self._check_payload()
         if self.after is not None and self.within is not None and self.after > self.within:
             raise fail("'after' is later than 'within'", "after")
@@ -1060,7 +1075,7 @@ class ExpectNoSegment(StepBase, ConnMixin, SegmentFields):
     model_config = ConfigDict(populate_by_name=True)
 
     @model_validator(mode="after")
-    def _payload(self) -> ExpectNoSegment:
+    def _payload(self) -> Self:
         self._check_payload()
         return self
 
@@ -1093,7 +1108,7 @@ class ExpectData(StepBase, ConnMixin, PayloadMixin, WithinMixin):
     SHORT: ClassVar[str | None] = "data"
 
     @model_validator(mode="after")
-    def _one(self) -> ExpectData:
+    def _one(self) -> Self:
         _exactly_one(self, ("data", "hex", "bytes"), "expect_data")
         return self
 
@@ -1161,6 +1176,37 @@ Step = Annotated[
     BeforeValidator(_step_shape),
 ]
 
+
+
+def _validate_as(model: type[StepBase]) -> typing.Callable[[Any, ValidationInfo], StepBase]:
+    def validate(value: Any, info: ValidationInfo) -> StepBase:
+        # Its errors join the scenario's, below this step's loc (pydantic-core takes a
+        # ValidationError raised in a validator as its line errors).
+        return model.model_validate(value, context=info.context)
+
+    validate.__name__ = f"validate_{model.ACTION}"
+    return validate
+
+
+class _ByAction:
+    """``Step`` as ``Scenario.steps`` validates it: the same union, tagged by action, but
+    each step validated by its own model, whose validator is built on first use
+    (``defer_build``). A run then builds the models of the actions it uses, not all
+    eighteen (~10 ms of every run). Errors and results are those of ``Step``; so is the
+    JSON Schema, made from ``Step`` when asked (``netemu schema``)."""
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: Any) -> core_schema.CoreSchema:
+        choices: dict[Any, core_schema.CoreSchema] = {
+            name: core_schema.with_info_plain_validator_function(_validate_as(cls))
+            for name, cls in STEP_TYPES.items()}
+        return core_schema.no_info_before_validator_function(
+            _step_shape, core_schema.tagged_union_schema(choices, _step_tag))
+
+    def __get_pydantic_json_schema__(self, schema: core_schema.CoreSchema, handler: Any
+                                     ) -> dict[str, Any]:
+        return handler(TypeAdapter(Step).core_schema)  # type: ignore[no-any-return]
+
+
 CONN_STEPS = (Connect, Accept, Send, Recv, Shutdown, Close, Abort, ExpectData, ExpectEvent)
 WIRE_STEPS = (Inject, Drop, ExpectSegment, ExpectNoSegment)
 
@@ -1196,15 +1242,15 @@ def _name_keys(value: Any) -> Any:
     return value
 
 
-class Problem(Record):
-    """A cross-field problem: ``loc`` as in validation errors, ``key``: point at the key."""
+class Problem:
+    """A cross-field problem: ``loc`` as in pydantic errors, ``key``: point at the key."""
 
-    _names = ("loc", "message", "key")
-    __slots__ = _names
-    _defaults: ClassVar[dict[str, Any]] = {"key": False}
-    loc: tuple[str | int, ...]
-    message: str
-    key: bool
+    __slots__ = ("key", "loc", "message")
+
+    def __init__(self, loc: tuple[str | int, ...], message: str, key: bool = False) -> None:
+        self.loc = loc
+        self.message = message
+        self.key = key
 
 
 # Defaults of model type below are made with ``model_construct`` (what validating an
@@ -1232,7 +1278,7 @@ class Scenario(Strict):
     relative: BOOL = Field(True, description="seq/ack relative to the ISNs (like Wireshark)")
     timeout: PositiveDuration = Field(3.0, description="default wait for each step")
     seed: AnyInt | None = Field(None, description="seed for ISNs, ports and impairments")
-    steps: Annotated[list[Step], Field(min_length=1)]
+    steps: Annotated[list[Annotated[Step, _ByAction()]], Field(min_length=1)]
 
     @field_validator("steps", mode="before")
     @classmethod
@@ -1244,7 +1290,7 @@ class Scenario(Strict):
         return value
 
     @model_validator(mode="after")
-    def _cross_check(self, info: ValidationInfo) -> Scenario:
+    def _cross_check(self, info: ValidationInfo) -> Self:
         ctx = info.context if isinstance(info.context, dict) else {}
         for step, pos in zip(self.steps, ctx.get("step_positions") or (), strict=False):
             step._line, step._col = pos

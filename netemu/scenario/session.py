@@ -8,9 +8,10 @@ import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from . import schema as S
+if TYPE_CHECKING:  # a .pkt run needs no scenario schema (nor pydantic)
+    from . import schema as S
 
 
 class EnvironmentProblem(Exception):
@@ -116,15 +117,20 @@ _IMPAIR_FIELDS = ("loss", "delay", "jitter", "reorder", "duplicate", "corrupt", 
 def impairments(sc: S.Scenario, overrides: dict[str, Any] | None = None) -> tuple[Any, Any]:
     """(out, in) pipelines from the scenario's `network:` block, with command-line
     overrides applied to both directions; None where a direction is unimpaired."""
+    given = []
+    for d in ("out", "in"):
+        values = {k: getattr(sc.network.direction(d), k) for k in _IMPAIR_FIELDS}
+        values.update({k: v for k, v in (overrides or {}).items() if v is not None})
+        given.append({k: float(v) for k, v in values.items() if v is not None})
+    if not any(given):
+        return None, None  # nothing set: no pipelines, and netemu.impair left unimported
+
     from ..impair import ImpairConfig, Impairment
 
     seed = sc.network.seed if sc.network.seed is not None else (sc.seed or 0)
     out = []
-    for i, d in enumerate(("out", "in")):
-        values = {k: getattr(sc.network.direction(d), k) for k in _IMPAIR_FIELDS}
-        values.update({k: v for k, v in (overrides or {}).items() if v is not None})
-        cfg = ImpairConfig(**{k: float(v) for k, v in values.items() if v is not None},
-                           limit=100_000)
+    for i, values in enumerate(given):
+        cfg = ImpairConfig(**values, limit=100_000)
         out.append(Impairment(cfg, seed=seed * 2 + i) if cfg.active else None)
     return out[0], out[1]
 

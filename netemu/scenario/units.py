@@ -3,16 +3,14 @@ rates, sizes, TCP flags, numeric patterns, state names and payloads.
 
 Every parser takes what YAML produced (str, int, float, bool, ...) and returns a
 plain Python value, or raises ``UnitError`` with a one-line message meant for the
-scenario's author. Standard library only (and ``model.Record``).
+scenario's author. Standard library only.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from typing import Any, ClassVar
-
-from .model import Record
+from dataclasses import dataclass
 
 
 class UnitError(ValueError):
@@ -266,14 +264,12 @@ def parse_flags(value: object) -> int:
     return _parse_flag_mask(value, value)
 
 
-class FlagsMatch(Record):
+@dataclass(frozen=True, slots=True)
+class FlagsMatch:
     """Flags to match: exactly ``mask`` or, with ``exact=False``, at least ``mask``."""
 
-    _names = ("mask", "exact")
-    __slots__ = _names
-    _defaults: ClassVar[dict[str, Any]] = {"exact": True}
     mask: int
-    exact: bool
+    exact: bool = True
 
     def matches(self, flags: int) -> bool:
         flags &= 0xFF
@@ -301,15 +297,13 @@ _INT_OPS = ("<=", ">=", "!=", "<", ">", "==", "=")
 _RANGE_RE = re.compile(r"^\s*(-?\d+)\s*\.\.\s*(-?\d+)\s*$")
 
 
-class IntMatch(Record):
+@dataclass(frozen=True, slots=True)
+class IntMatch:
     """A number to match: ``op`` is one of == != < <= > >= or ``..`` (inclusive range)."""
 
-    _names = ("op", "value", "high")
-    __slots__ = _names
-    _defaults: ClassVar[dict[str, Any]] = {"high": None}
     op: str
     value: int
-    high: int | None
+    high: int | None = None
 
     def matches(self, v: int) -> bool:
         op, x = self.op, self.value

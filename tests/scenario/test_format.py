@@ -12,11 +12,11 @@ from dataclasses import fields
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError, create_model
 
 from netemu.scenario import ScenarioError, load_scenario, units, validate_file, validate_text
 from netemu.scenario import schema as sc
 from netemu.scenario.commands import json_schema, schema_main, validate_main
-from netemu.scenario.model import ValidationError, create_model
 from netemu.tcp import State, TcpConfig
 
 HERE = Path(__file__).parent
@@ -332,22 +332,37 @@ def test_json_schema(capsys: pytest.CaptureFixture[str]) -> None:
 def test_loader_imports_no_scapy_nor_lab() -> None:
     code = ("import sys, netemu.scenario.loader, netemu.scenario.commands; "
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('scapy', 'pyroute2', "
-            "'anyio', 'rich', 'pydantic', 'pydantic_core')))")
+            "'anyio', 'rich')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout
     assert out.strip() == "[]"
 
 
-def test_run_path_imports_no_pydantic_and_pkt_runs_no_yaml() -> None:
-    """`netemu run`'s modules (its fixed cost: netemu bench run) leave pydantic out, and a
-    packetdrill run (netemu.scenario.session, netemu.pkt) PyYAML and the loader too."""
-    code = ("import sys, netemu.cli, netemu.scenario.session, netemu.pkt.session; "
-            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('pydantic', "
+# What `netemu run` imports besides the runner of its kind (netemu/scenario/session.py).
+_RUN_MODULES = ("netemu.cli", "netemu.scenario.session", "netemu.host", "netemu.lab.core",
+                "netemu.trace.record", "netemu.trace.pcap", "netemu.trace.ladder",
+                "netemu.trace.report")
+
+
+def _imported(*modules: str) -> set[str]:
+    code = (f"import sys, {', '.join(modules)}; "
+            "print(' '.join(m for m in sys.modules if m.split('.')[0] in ('pydantic', "
             "'pydantic_core', 'yaml', 'scapy', 'pyroute2', 'rich') "
-            "or m == 'netemu.scenario.loader'))")
+            "or m.startswith('netemu.scenario.')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout
-    assert out.strip() == "[]"
+    return set(out.split())
+
+
+def test_run_path_imports_no_scapy_and_pkt_runs_no_yaml() -> None:
+    """`netemu run`'s modules (its fixed cost: netemu bench run) leave scapy, pyroute2 and
+    rich out; a YAML run needs PyYAML, the loader and pydantic (the schema), a packetdrill
+    run (netemu.pkt) none of them."""
+    yaml_run = _imported(*_RUN_MODULES, "netemu.scenario.loader", "netemu.scenario.runner")
+    assert {"yaml", "pydantic", "netemu.scenario.loader", "netemu.scenario.schema"} <= yaml_run
+    assert not {m for m in yaml_run if m.split(".")[0] in ("scapy", "pyroute2", "rich")}
+    pkt_run = _imported(*_RUN_MODULES, "netemu.pkt", "netemu.pkt.session", "netemu.pkt.runner")
+    assert pkt_run == {"netemu.scenario.session"}
 
 
 def test_future_option_types_validate_cleanly() -> None:
