@@ -45,7 +45,7 @@ from ..wire import (
     parse_frame,
 )
 from ..wire.ethernet import eth_header
-from ..wire.frame import Frame, build_tcp_frame
+from ..wire.frame import Frame, build_tcp_frame, parse_tcp_frame
 
 if TYPE_CHECKING:
     from .stream import TcpListener, TcpStream
@@ -222,30 +222,27 @@ class Host:
 
     def _receive_plain(self, batch: list[tuple[bytes, bool]], now: float) -> None:
         """``_receive_frame`` for a whole batch when no drop rule, hook or impairment
-        is set: a segment of a known connection goes straight to it."""
+        is set: a regular TCP frame is decoded without its Ethernet and IPv4 records
+        (``parse_tcp_frame``), and a segment of a known connection goes straight to it."""
         record = self.trace.frame
         conns = self.conns
         dirty = self._dirty
         my_ip = self.ip
         closed = State.CLOSED
         for data, csum_not_ready in batch:
-            try:
-                frame = parse_frame(data, not csum_not_ready)
-            except MalformedPacket:  # BadChecksum too: counted and recorded there
+            got = parse_tcp_frame(data, not csum_not_ready)
+            if got is None:  # ARP, ICMP, anything irregular, a bad checksum: counted there
                 self._receive_frame(data, csum_not_ready, now)
                 continue
             record("in", data, t=now)
-            seg = frame.tcp
-            ip = frame.ip
-            if seg is not None and ip.dst == my_ip:
-                conn = conns.get((ip.src, seg.src_port, seg.dst_port))
+            src, dst, seg = got
+            if dst == my_ip:  # (TCP for another address: _dispatch would ignore it)
+                conn = conns.get((src, seg.src_port, seg.dst_port))
                 if conn is not None and conn.state is not closed:
                     conn.receive(seg, now)
                     dirty.add(conn)
                 else:
-                    self._on_tcp(ip.src, seg, now)
-            else:
-                self._dispatch(frame)
+                    self._on_tcp(src, seg, now)
 
     def _receive_frame(self, data: bytes, csum_not_ready: bool, now: float,
                        record: bool = True) -> None:

@@ -16,17 +16,20 @@ def mod_ffff(v: int) -> int:
     """``v % 0xFFFF`` for a word sum, faster for segment-sized integers.
 
     CPython divides a big integer by a small one a 30-bit digit at a time
-    (~1.6 µs for a 1448-byte payload here). Since 2**16 ≡ 1, the high and low
+    (~1.3 µs for a 1480-byte segment here). Since 2**16 ≡ 1, the high and low
     halves of ``v`` (split on a multiple of 16 bits) may be added first: a
-    shift, a mask and an add are cheaper than the digits they save (1.1 µs).
+    shift, a mask and an add are cheaper than the digits they save. Halving
+    down to ~1536 bits takes a full-sized segment's remainder from 1.3 to
+    0.85 µs (one halving: 1.0 µs; below ~1536 bits the division wins).
     """
     n = v.bit_length()
-    if n > 2048:
+    while n > 1536:
         k = (n >> 5) << 4
         m = _HALF_MASKS.get(k)
         if m is None:
             m = _HALF_MASKS[k] = (1 << k) - 1
         v = (v >> k) + (v & m)
+        n = n - k + 1  # a bound on the length of the sum: no bit_length() again
     return v % 0xFFFF
 
 
