@@ -13,8 +13,6 @@ import asyncio
 import contextlib
 import heapq
 import itertools
-import socket
-import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -44,19 +42,12 @@ from ..wire import (
     TcpSegment,
     parse_frame,
 )
-from ..wire.ethernet import eth_header
-from ..wire.frame import Frame, build_tcp_frame, parse_tcp_frame
+from ..wire.frame import Frame, FrameHead, build_tcp_frame, parse_tcp_frame
 
 if TYPE_CHECKING:
     from .stream import TcpListener, TcpStream
 
 ZERO_MAC = "00:00:00:00:00:00"
-# Ethernet + IPv4 header of our TCP frames, as build_tcp_frame writes them for an
-# IPv4Packet(src, dst, 6, identification=i) (no options, DF, TTL 64, TOS 0): the MACs,
-# EtherType, version/IHL and TOS (16 bytes, per destination), total length,
-# identification, flags, TTL and protocol, checksum, the addresses.
-_ETH_IP = struct.Struct("!16sHHH2sH8s")
-_ETH_IP_FIXED = 0x4500 + 0x4000 + 0x4006  # the header's word sum without length, id, addresses
 ARP_TIMEOUT = 1.0
 ARP_RETRIES = 3
 EPHEMERAL = range(40000, 60000)
@@ -124,8 +115,7 @@ class Host:
         self._timer_at: float | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._ip_id = itertools.count(1)
-        # dst_ip -> (dst MAC, 16-byte Ethernet + IPv4 head, addresses, their word sum)
-        self._headers: dict[str, tuple[str, bytes, bytes, int]] = {}
+        self._heads: dict[str, FrameHead] = {}  # dst_ip -> its frames' Ethernet + IPv4 headers
         self._next_port = EPHEMERAL.start
         self.stats = {"rx": 0, "tx": 0, "bad_checksum": 0, "malformed": 0, "rst_sent": 0}
         self._closed = False
@@ -332,29 +322,15 @@ class Host:
     def _frame_for(self, seg: TcpSegment, dst_ip: str) -> bytes | None:
         """The frame for ``seg``: exactly ``build_tcp_frame(self.mac, <dst MAC>,
         IPv4Packet(self.ip, dst_ip, 6, identification=<next id>), seg)``, with the
-        Ethernet and IPv4 headers from a per-destination template (only the length,
-        the identification and the checksum change from frame to frame)."""
+        Ethernet and IPv4 headers from a per-destination ``FrameHead`` packed
+        with the segment's."""
         mac = self.arp_cache.get(dst_ip)
         if mac is None:
             return None
-        h = self._headers.get(dst_ip)
-        if h is None or h[0] != mac:
-            h = self._header_template(dst_ip, mac)
-        body = seg.emit(self.ip, dst_ip)
-        total = 20 + len(body)
-        ident = next(self._ip_id) & 0xFFFF
-        # IPv4Packet.header's checksum: -(word sum) % 0xFFFF (the sum is never 0).
-        return _ETH_IP.pack(h[1], total, ident, 0x4000, b"\x40\x06",
-                            -(h[3] + total + ident) % 0xFFFF, h[2]) + body
-
-    def _header_template(self, dst_ip: str, mac: str) -> tuple[str, bytes, bytes, int]:
-        src = socket.inet_aton(self.ip)
-        dst = socket.inet_aton(dst_ip)
-        head = eth_header(mac, self.mac, ETHERTYPE_IPV4) + b"\x45\x00"
-        s = _ETH_IP_FIXED + sum(struct.unpack("!HHHH", src + dst))
-        h = (mac, head, src + dst, s)
-        self._headers[dst_ip] = h
-        return h
+        head = self._heads.get(dst_ip)
+        if head is None or head.dst_mac != mac:
+            head = self._heads[dst_ip] = FrameHead(self.mac, mac, self.ip, dst_ip)
+        return seg.emit(self.ip, dst_ip, head, next(self._ip_id) & 0xFFFF)
 
     def _send_segment(self, seg: TcpSegment, dst_ip: str, mark: str | None = None) -> bool:
         frame = self._frame_for(seg, dst_ip)

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from . import _codegen
-from .addr import _IP_STR, _MAC_PAIR, _MAC_STR
+from .addr import _IP_STR, _MAC_PAIR, _MAC_STR, ip_to_bytes, ip_to_int
 from .arp import ARP_LEN, ArpPacket
 from .checksum import mod_ffff
 from .errors import MalformedPacket
@@ -234,6 +234,35 @@ def _parse_frame_general(buf: bytes, verify: bool) -> Frame:
 
 _FRAME_DECODERS = _compile_frame_decoders()
 _TCP_DECODERS = _compile_frame_decoders(lean=True)
+
+
+_ETH_IP = struct.Struct("!16sHHH2sH8s")  # as FrameHead.pack fills it (see its fields)
+
+
+class FrameHead:
+    """The Ethernet and IPv4 headers of TCP frames from one address pair to another,
+    as ``build_tcp_frame`` writes them for ``IPv4Packet(src_ip, dst_ip, 6,
+    identification=ident)`` (no options, DF, TTL 64, TOS 0): only the total
+    length, the identification and the checksum change from frame to frame.
+    ``TcpSegment.emit(src_ip, dst_ip, head, ident)`` packs them with the segment."""
+
+    __slots__ = ("addrs", "dst_mac", "pseudo", "start", "word_sum")
+
+    def __init__(self, src_mac: str, dst_mac: str, src_ip: str, dst_ip: str) -> None:
+        self.dst_mac = dst_mac
+        # The MACs, EtherType, version/IHL and TOS: 16 bytes.
+        self.start = eth_header(dst_mac, src_mac, ETHERTYPE_IPV4) + b"\x45\x00"
+        self.addrs = ip_to_bytes(src_ip) + ip_to_bytes(dst_ip)
+        # The pseudo-header's addresses, and the IPv4 header's word sum without
+        # the length and the identification (0x4000: DF; 0x4006: TTL, protocol).
+        self.pseudo = ip_to_int(src_ip) + ip_to_int(dst_ip)
+        self.word_sum = 0x4500 + 0x4000 + 0x4006 + self.pseudo
+
+    def pack(self, total: int, ident: int) -> bytes:
+        """The 34 header bytes for an IPv4 total length and identification."""
+        # -(word sum) % 0xFFFF is the checksum field: the sum is never 0 here.
+        return _ETH_IP.pack(self.start, total, ident, 0x4000, b"\x40\x06",
+                            -(self.word_sum + total + ident) % 0xFFFF, self.addrs)
 
 
 def build_tcp_frame(src_mac: str, dst_mac: str, ip: IPv4Packet, tcp: TcpSegment) -> bytes:
