@@ -224,7 +224,7 @@ class Host:
             if got is None:  # ARP, ICMP, anything irregular, a bad checksum: counted there
                 self._receive_frame(data, csum_not_ready, now)
                 continue
-            record("in", data, t=now)
+            record("in", data, None, None, now)
             src, dst, seg = got
             if dst == my_ip:  # (TCP for another address: _dispatch would ignore it)
                 conn = conns.get((src, seg.src_port, seg.dst_port))

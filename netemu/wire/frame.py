@@ -74,9 +74,10 @@ class Frame:
 # Ethernet, IPv4 or Frame record, no copy of the IPv4 payload), and None for
 # anything irregular.
 _ETH_IP_TCP = "!12s3xBHHHBxHIIHHIIHHHH"  # 14 + 20 + 20 bytes, addresses as ints
+_IP_TCP = "!15xBHHHBxHIIHHIIHHHH"  # the same without the MACs (lean decoders)
 _FRAME_DECODER = """
 def decode(buf, n, verify):
-    {length_check}(macs, tos, total, ident, frag, ttl, ipsum, sip, dip,
+    {length_check}({macs}tos, total, ident, frag, ttl, ipsum, sip, dip,
      sport, dport, seq, ack, off_flags, win, csum, urg{names}) = _unpack_from(buf)
     end = 14 + total
     {hlen_line}if frag & 0x3FFF or not {hlen} <= end <= n:
@@ -127,10 +128,12 @@ def _compile_frame_decoder(layout: OptionLayout | None, lean: bool = False
                           ["sport", "dport", "seq", "ack", "off_flags & 0x0FFF", "win",
                            f"buf[{hlen}:end]", "options", "urg", "csum", "padding"])
     if lean:
-        code.update(seg_line="", segment="buf[34:end]", result="_IP_STR[sip], _IP_STR[dip], tcp")
+        code.update(macs="", seg_line="", segment="buf[34:end]",
+                    result="_IP_STR[sip], _IP_STR[dip], tcp")
         records = tcp
     else:
-        code.update(seg_line="seg = buf[34:end]\n    ", segment="seg", result="frame")
+        code.update(macs="macs, ", seg_line="seg = buf[34:end]\n    ", segment="seg",
+                    result="frame")
         records = [
             "dst, src = _MAC_PAIR[macs]",
             *_codegen.record("eth", EthernetFrame, ["dst", "src", "0x0800", 'b""']),
@@ -143,7 +146,7 @@ def _compile_frame_decoder(layout: OptionLayout | None, lean: bool = False
         ]
     src = _FRAME_DECODER.format(**code, records="\n    ".join(records))
     namespace = {
-        **namespace, "_unpack_from": struct.Struct(_ETH_IP_TCP + fmt).unpack_from,
+        **namespace, "_unpack_from": struct.Struct((_IP_TCP if lean else _ETH_IP_TCP) + fmt).unpack_from,
         "_general": _not_regular if lean else _parse_frame_general,
         "_parse_options_general": _parse_options_general,
         "_from_bytes": int.from_bytes, "_mod_ffff": mod_ffff, "_new": object.__new__, "_MAC_PAIR": _MAC_PAIR,
