@@ -382,19 +382,16 @@ class Host:
         # What the link cannot take now (its send buffer or ring is full) is
         # dropped, as a full qdisc drops: TCP retransmits it. The trace says so.
         sent = self.link.send_batch(frames)
-        record = self.trace.frame
-        hooks = self.on_frame
-        for i, f in enumerate(frames):
-            if i < sent:
-                record("out", f, mark, t=t)
-            else:
-                record("out", f, "dropped", "the link's send buffer is full", t=t)
-            if hooks:
-                for hook in hooks:
-                    hook("out", f, None)
+        n = len(frames)
+        record = self.trace.frame_batch
+        record("out", frames if sent == n else frames[:sent], mark, t=t)
+        if sent < n:
+            record("out", frames[sent:], "dropped", "the link's send buffer is full", t=t)
+            self.stats["tx_dropped"] = self.stats.get("tx_dropped", 0) + n - sent
         self.stats["tx"] += sent
-        if sent < len(frames):
-            self.stats["tx_dropped"] = self.stats.get("tx_dropped", 0) + len(frames) - sent
+        for hook in self.on_frame:
+            for f in frames:
+                hook("out", f, None)
 
     def _flush(self, now: float) -> None:
         """Send what every touched connection has to say; report its events."""
