@@ -42,6 +42,30 @@ def word_sum(data: bytes) -> int:
     return v << 8 if len(data) & 1 else v
 
 
+def word_sum_mod(buf: bytes, start: int, end: int) -> int:
+    """The 16-bit word sum of ``buf[start:end]`` mod 0xFFFF (an odd length padded).
+
+    A segment-sized buffer is read as four integers of even length rather than
+    one: each is congruent to its own words' sum (2**16 ≡ 1), and four ~100-digit
+    integers cost less to make, add and divide than one of ~400 digits halved by
+    ``mod_ffff`` (1.55 against 1.8 µs for a 1480-byte segment here).
+    """
+    n = end - start
+    if n < 512:
+        v = int.from_bytes(buf[start:end], "big")
+        return (v << 8 if n & 1 else v) % 0xFFFF
+    q = n >> 3 << 1  # a quarter, rounded down to even
+    a = start + q
+    b = a + q
+    c = b + q
+    v = int.from_bytes(buf[c:end], "big")  # the last piece takes the odd byte
+    if n & 1:
+        v <<= 8
+    v += (int.from_bytes(buf[start:a], "big") + int.from_bytes(buf[a:b], "big")
+          + int.from_bytes(buf[b:c], "big"))
+    return mod_ffff(v) if n > 4096 else v % 0xFFFF  # (jumbo frames: halve first)
+
+
 def fold(total: int) -> int:
     """The checksum field value for a word sum ``total``."""
     s = mod_ffff(total)

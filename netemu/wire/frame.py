@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from . import _codegen
 from .addr import _IP_STR, _MAC_PAIR, _MAC_STR, ip_to_bytes, ip_to_int
 from .arp import ARP_LEN, ArpPacket
-from .checksum import mod_ffff
+from .checksum import word_sum_mod
 from .errors import MalformedPacket
 from .ethernet import (
     ETH_HEADER,
@@ -85,13 +85,10 @@ def decode(buf, n, verify):
     {layout_check}{seg_line}if verify:
         # The IPv4 header's word sum from the fields just unpacked (0x4506: version,
         # IHL and protocol), then the segment's, plus the pseudo-header's (addresses,
-        # protocol, TCP length) once the big sum is reduced.
+        # protocol, TCP length).
         if (0x4506 + tos + total + ident + frag + (ttl << 8) + ipsum + sip + dip) % 0xFFFF:
             return _general(buf, verify)
-        v = _from_bytes({segment}, "big")
-        if total & 1:
-            v <<= 8
-        if (_mod_ffff(v) + sip + dip + total - 14) % 0xFFFF:
+        if (_word_sum_mod(buf, 34, end) + sip + dip + total - 14) % 0xFFFF:
             return _general(buf, verify)
     {options_code}
     {records}
@@ -128,12 +125,10 @@ def _compile_frame_decoder(layout: OptionLayout | None, lean: bool = False
                           ["sport", "dport", "seq", "ack", "off_flags & 0x0FFF", "win",
                            f"buf[{hlen}:end]", "options", "urg", "csum", "padding"])
     if lean:
-        code.update(macs="", seg_line="", segment="buf[34:end]",
-                    result="_IP_STR[sip], _IP_STR[dip], tcp")
+        code.update(macs="", seg_line="", result="_IP_STR[sip], _IP_STR[dip], tcp")
         records = tcp
     else:
-        code.update(macs="macs, ", seg_line="seg = buf[34:end]\n    ", segment="seg",
-                    result="frame")
+        code.update(macs="macs, ", seg_line="seg = buf[34:end]\n    ", result="frame")
         records = [
             "dst, src = _MAC_PAIR[macs]",
             *_codegen.record("eth", EthernetFrame, ["dst", "src", "0x0800", 'b""']),
@@ -149,7 +144,7 @@ def _compile_frame_decoder(layout: OptionLayout | None, lean: bool = False
         **namespace, "_unpack_from": struct.Struct((_IP_TCP if lean else _ETH_IP_TCP) + fmt).unpack_from,
         "_general": _not_regular if lean else _parse_frame_general,
         "_parse_options_general": _parse_options_general,
-        "_from_bytes": int.from_bytes, "_mod_ffff": mod_ffff, "_new": object.__new__, "_MAC_PAIR": _MAC_PAIR,
+        "_word_sum_mod": word_sum_mod, "_new": object.__new__, "_MAC_PAIR": _MAC_PAIR,
         "_IP_STR": _IP_STR, "EthernetFrame": EthernetFrame, "IPv4Packet": IPv4Packet,
         "TcpSegment": TcpSegment, "Frame": Frame,
     }

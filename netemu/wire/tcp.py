@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from . import _codegen
 from .addr import _IP_INT
 from .checksum import mod_ffff as _mod_ffff
+from .checksum import word_sum_mod as _word_sum_mod
 from .errors import BadChecksum, MalformedPacket
 
 if TYPE_CHECKING:
@@ -452,11 +453,8 @@ class TcpSegment:
             s = (sport + dport + seq + ack + off_flags + win + urg + 26 + olen + len(payload)
                  + osum + (_IP_INT[src_ip] + _IP_INT[dst_ip] if head is None else head.pseudo))
             if payload:  # (26: TCP + header length)
-                s += (int.from_bytes(payload, "big") << 8 if len(payload) & 1
-                      else int.from_bytes(payload, "big"))
-                r = _mod_ffff(s)  # checksum.fold(s), inlined: s is not 0, the protocol is in it
-            else:
-                r = s % 0xFFFF  # a small sum: no call
+                s += _word_sum_mod(payload, 0, len(payload))
+            r = s % 0xFFFF  # checksum.fold(s), inlined: s is not 0, the protocol is in it
             csum = 0xFFFF - r if r else 0
         if ts is None:
             hdr = _pack_header(sport, dport, seq, ack, off_flags, win, csum, urg)

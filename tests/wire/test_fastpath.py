@@ -270,6 +270,14 @@ def test_nop_nop_timestamp_emit_matches_general_path(payload: bytes, flags: int,
         .options[2] == TimestampOption(tsval, tsecr)
 
 
+@given(st.binary(max_size=9100), st.integers(0, 3))
+def test_word_sum_mod_of_a_slice_is_its_words_remainder(data: bytes, start: int) -> None:
+    from netemu.wire.checksum import word_sum, word_sum_mod
+
+    start = min(start, len(data))
+    assert word_sum_mod(data, start, len(data)) == word_sum(data[start:]) % 0xFFFF
+
+
 @given(st.binary(max_size=9000))
 def test_mod_ffff_is_the_remainder(data: bytes) -> None:
     v = int.from_bytes(data, "big")
