@@ -13,8 +13,6 @@ import asyncio
 import contextlib
 import heapq
 import itertools
-import socket
-import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -43,20 +41,13 @@ from ..wire import (
     TcpSegment,
     parse_frame,
 )
-from ..wire.ethernet import eth_header
-from ..wire.frame import Frame, build_tcp_frame
+from ..wire.frame import Frame, FrameHead, build_tcp_frame, parse_tcp_frame
 
 if TYPE_CHECKING:
     from ..impair import Impairment
     from .stream import TcpListener, TcpStream
 
 ZERO_MAC = "00:00:00:00:00:00"
-# Ethernet + IPv4 header of our TCP frames, as build_tcp_frame writes them for an
-# IPv4Packet(src, dst, 6, identification=i) (no options, DF, TTL 64, TOS 0): the MACs,
-# EtherType, version/IHL and TOS (16 bytes, per destination), total length,
-# identification, flags, TTL and protocol, checksum, the addresses.
-_ETH_IP = struct.Struct("!16sHHH2sH8s")
-_ETH_IP_FIXED = 0x4500 + 0x4000 + 0x4006  # the header's word sum without length, id, addresses
 ARP_TIMEOUT = 1.0
 ARP_RETRIES = 3
 EPHEMERAL = range(40000, 60000)
@@ -124,8 +115,7 @@ class Host:
         self._timer_at: float | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._ip_id = itertools.count(1)
-        # dst_ip -> (dst MAC, 16-byte Ethernet + IPv4 head, addresses, their word sum)
-        self._headers: dict[str, tuple[str, bytes, bytes, int]] = {}
+        self._heads: dict[str, FrameHead] = {}  # dst_ip -> its frames' Ethernet + IPv4 headers
         self._next_port = EPHEMERAL.start
         self.stats = {"rx": 0, "tx": 0, "bad_checksum": 0, "malformed": 0, "rst_sent": 0}
         self._closed = False
@@ -222,30 +212,27 @@ class Host:
 
     def _receive_plain(self, batch: list[tuple[bytes, bool]], now: float) -> None:
         """``_receive_frame`` for a whole batch when no drop rule, hook or impairment
-        is set: a segment of a known connection goes straight to it."""
+        is set: a regular TCP frame is decoded without its Ethernet and IPv4 records
+        (``parse_tcp_frame``), and a segment of a known connection goes straight to it."""
         record = self.trace.frame
         conns = self.conns
         dirty = self._dirty
         my_ip = self.ip
         closed = State.CLOSED
         for data, csum_not_ready in batch:
-            try:
-                frame = parse_frame(data, not csum_not_ready)
-            except MalformedPacket:  # BadChecksum too: counted and recorded there
+            got = parse_tcp_frame(data, not csum_not_ready)
+            if got is None:  # ARP, ICMP, anything irregular, a bad checksum: counted there
                 self._receive_frame(data, csum_not_ready, now)
                 continue
-            record("in", data, t=now)
-            seg = frame.tcp
-            ip = frame.ip
-            if seg is not None and ip.dst == my_ip:
-                conn = conns.get((ip.src, seg.src_port, seg.dst_port))
+            record("in", data, None, None, now)
+            src, dst, seg = got
+            if dst == my_ip:  # (TCP for another address: _dispatch would ignore it)
+                conn = conns.get((src, seg.src_port, seg.dst_port))
                 if conn is not None and conn.state is not closed:
                     conn.receive(seg, now)
                     dirty.add(conn)
                 else:
-                    self._on_tcp(ip.src, seg, now)
-            else:
-                self._dispatch(frame)
+                    self._on_tcp(src, seg, now)
 
     def _receive_frame(self, data: bytes, csum_not_ready: bool, now: float,
                        record: bool = True) -> None:
@@ -335,29 +322,15 @@ class Host:
     def _frame_for(self, seg: TcpSegment, dst_ip: str) -> bytes | None:
         """The frame for ``seg``: exactly ``build_tcp_frame(self.mac, <dst MAC>,
         IPv4Packet(self.ip, dst_ip, 6, identification=<next id>), seg)``, with the
-        Ethernet and IPv4 headers from a per-destination template (only the length,
-        the identification and the checksum change from frame to frame)."""
+        Ethernet and IPv4 headers from a per-destination ``FrameHead`` packed
+        with the segment's."""
         mac = self.arp_cache.get(dst_ip)
         if mac is None:
             return None
-        h = self._headers.get(dst_ip)
-        if h is None or h[0] != mac:
-            h = self._header_template(dst_ip, mac)
-        body = seg.emit(self.ip, dst_ip)
-        total = 20 + len(body)
-        ident = next(self._ip_id) & 0xFFFF
-        # IPv4Packet.header's checksum: -(word sum) % 0xFFFF (the sum is never 0).
-        return _ETH_IP.pack(h[1], total, ident, 0x4000, b"\x40\x06",
-                            -(h[3] + total + ident) % 0xFFFF, h[2]) + body
-
-    def _header_template(self, dst_ip: str, mac: str) -> tuple[str, bytes, bytes, int]:
-        src = socket.inet_aton(self.ip)
-        dst = socket.inet_aton(dst_ip)
-        head = eth_header(mac, self.mac, ETHERTYPE_IPV4) + b"\x45\x00"
-        s = _ETH_IP_FIXED + sum(struct.unpack("!HHHH", src + dst))
-        h = (mac, head, src + dst, s)
-        self._headers[dst_ip] = h
-        return h
+        head = self._heads.get(dst_ip)
+        if head is None or head.dst_mac != mac:
+            head = self._heads[dst_ip] = FrameHead(self.mac, mac, self.ip, dst_ip)
+        return seg.emit(self.ip, dst_ip, head, next(self._ip_id) & 0xFFFF)
 
     def _send_segment(self, seg: TcpSegment, dst_ip: str, mark: str | None = None) -> bool:
         frame = self._frame_for(seg, dst_ip)
@@ -409,19 +382,16 @@ class Host:
         # What the link cannot take now (its send buffer or ring is full) is
         # dropped, as a full qdisc drops: TCP retransmits it. The trace says so.
         sent = self.link.send_batch(frames)
-        record = self.trace.frame
-        hooks = self.on_frame
-        for i, f in enumerate(frames):
-            if i < sent:
-                record("out", f, mark, t=t)
-            else:
-                record("out", f, "dropped", "the link's send buffer is full", t=t)
-            if hooks:
-                for hook in hooks:
-                    hook("out", f, None)
+        n = len(frames)
+        record = self.trace.frame_batch
+        record("out", frames if sent == n else frames[:sent], mark, t=t)
+        if sent < n:
+            record("out", frames[sent:], "dropped", "the link's send buffer is full", t=t)
+            self.stats["tx_dropped"] = self.stats.get("tx_dropped", 0) + n - sent
         self.stats["tx"] += sent
-        if sent < len(frames):
-            self.stats["tx_dropped"] = self.stats.get("tx_dropped", 0) + len(frames) - sent
+        for hook in self.on_frame:
+            for f in frames:
+                hook("out", f, None)
 
     def _flush(self, now: float) -> None:
         """Send what every touched connection has to say; report its events."""

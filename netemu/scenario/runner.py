@@ -482,11 +482,11 @@ class Runner:
         within = self._timeout(step.within)
         t0 = time.monotonic()
         not_before = t0 + float(step.after) if step.after is not None else None
-        frames = self.trace.frames
         seen: list[str] = []
 
         def check() -> bool:
             ctx.learn_isns(self.trace)
+            frames = self.trace.frames  # (read afresh: it does not grow by itself)
             i = ctx.cursor[direction]
             while i < len(frames):
                 f = frames[i]

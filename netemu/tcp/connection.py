@@ -73,6 +73,7 @@ NEWRENO = "newreno"  # RFC 6582
 SACK = "sack"  # RFC 6675
 KEEPALIVE_STATES = frozenset({State.ESTABLISHED, State.CLOSE_WAIT, State.FIN_WAIT_2})
 _NO_TS = TimestampOption(-1, -1)
+_ESTABLISHED = State.ESTABLISHED  # a global: an enum member costs ~50 ns a look on 3.11
 _FLAGS_BUT_PSH = 0xFFF & ~PSH
 
 
@@ -1122,7 +1123,7 @@ class Connection:
         st = self.state
         if self._ack_now and self.rcv_nxt != self._last_ack_sent and st.synchronized:
             self._flush_owed_ack()  # an ACK owed for data that arrived before
-        if st is State.ESTABLISHED and self._predicted(seg, now):
+        if st is _ESTABLISHED and self._predicted(seg, now):
             return
         if st is State.CLOSED or st is State.LISTEN:
             return  # the host answers for closed ports (see reset_for)

@@ -16,17 +16,20 @@ def mod_ffff(v: int) -> int:
     """``v % 0xFFFF`` for a word sum, faster for segment-sized integers.
 
     CPython divides a big integer by a small one a 30-bit digit at a time
-    (~1.6 µs for a 1448-byte payload here). Since 2**16 ≡ 1, the high and low
+    (~1.3 µs for a 1480-byte segment here). Since 2**16 ≡ 1, the high and low
     halves of ``v`` (split on a multiple of 16 bits) may be added first: a
-    shift, a mask and an add are cheaper than the digits they save (1.1 µs).
+    shift, a mask and an add are cheaper than the digits they save. Halving
+    down to ~1536 bits takes a full-sized segment's remainder from 1.3 to
+    0.85 µs (one halving: 1.0 µs; below ~1536 bits the division wins).
     """
     n = v.bit_length()
-    if n > 2048:
+    while n > 1536:
         k = (n >> 5) << 4
         m = _HALF_MASKS.get(k)
         if m is None:
             m = _HALF_MASKS[k] = (1 << k) - 1
         v = (v >> k) + (v & m)
+        n = n - k + 1  # a bound on the length of the sum: no bit_length() again
     return v % 0xFFFF
 
 
@@ -37,6 +40,30 @@ def word_sum(data: bytes) -> int:
     """
     v = int.from_bytes(data, "big")
     return v << 8 if len(data) & 1 else v
+
+
+def word_sum_mod(buf: bytes, start: int, end: int) -> int:
+    """The 16-bit word sum of ``buf[start:end]`` mod 0xFFFF (an odd length padded).
+
+    A segment-sized buffer is read as four integers of even length rather than
+    one: each is congruent to its own words' sum (2**16 ≡ 1), and four ~100-digit
+    integers cost less to make, add and divide than one of ~400 digits halved by
+    ``mod_ffff`` (1.55 against 1.8 µs for a 1480-byte segment here).
+    """
+    n = end - start
+    if n < 512:
+        v = int.from_bytes(buf[start:end], "big")
+        return (v << 8 if n & 1 else v) % 0xFFFF
+    q = n >> 3 << 1  # a quarter, rounded down to even
+    a = start + q
+    b = a + q
+    c = b + q
+    v = int.from_bytes(buf[c:end], "big")  # the last piece takes the odd byte
+    if n & 1:
+        v <<= 8
+    v += (int.from_bytes(buf[start:a], "big") + int.from_bytes(buf[a:b], "big")
+          + int.from_bytes(buf[b:c], "big"))
+    return mod_ffff(v) if n > 4096 else v % 0xFFFF  # (jumbo frames: halve first)
 
 
 def fold(total: int) -> int:

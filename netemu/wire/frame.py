@@ -7,9 +7,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from . import _codegen
-from .addr import _IP_STR, _MAC_PAIR, _MAC_STR
+from .addr import _IP_STR, _MAC_PAIR, _MAC_STR, ip_to_bytes, ip_to_int
 from .arp import ARP_LEN, ArpPacket
-from .checksum import mod_ffff
+from .checksum import word_sum_mod
 from .errors import MalformedPacket
 from .ethernet import (
     ETH_HEADER,
@@ -69,34 +69,37 @@ class Frame:
 # structure, verifies both checksums with big-int sums (see checksum.py), and
 # builds the records (see _codegen.py). A decoder returns None when the options
 # are not its layout; anything irregular, including every error, goes to the
-# general path, which owns the validation messages.
+# general path, which owns the validation messages. The same decoders come in a
+# lean build for parse_tcp_frame: the segment and the addresses only (no
+# Ethernet, IPv4 or Frame record, no copy of the IPv4 payload), and None for
+# anything irregular.
 _ETH_IP_TCP = "!12s3xBHHHBxHIIHHIIHHHH"  # 14 + 20 + 20 bytes, addresses as ints
+_IP_TCP = "!15xBHHHBxHIIHHIIHHHH"  # the same without the MACs (lean decoders)
 _FRAME_DECODER = """
 def decode(buf, n, verify):
-    {length_check}(macs, tos, total, ident, frag, ttl, ipsum, sip, dip,
+    {length_check}({macs}tos, total, ident, frag, ttl, ipsum, sip, dip,
      sport, dport, seq, ack, off_flags, win, csum, urg{names}) = _unpack_from(buf)
     end = 14 + total
     {hlen_line}if frag & 0x3FFF or not {hlen} <= end <= n:
         return _general(buf, verify)
-    {layout_check}seg = buf[34:end]
-    if verify:
-        # The IPv4 header, then the segment with the pseudo-header (addresses,
+    {layout_check}{seg_line}if verify:
+        # The IPv4 header's word sum from the fields just unpacked (0x4506: version,
+        # IHL and protocol), then the segment's, plus the pseudo-header's (addresses,
         # protocol, TCP length).
-        if _from_bytes(buf[14:34], "big") % 0xFFFF:
+        if (0x4506 + tos + total + ident + frag + (ttl << 8) + ipsum + sip + dip) % 0xFFFF:
             return _general(buf, verify)
-        v = _from_bytes(seg, "big")
-        if total & 1:
-            v <<= 8
-        if _mod_ffff(v + (sip + dip + total - 14)):
+        if (_word_sum_mod(buf, 34, end) + sip + dip + total - 14) % 0xFFFF:
             return _general(buf, verify)
     {options_code}
     {records}
-    return frame
+    return {result}
 """
 
 
-def _compile_frame_decoder(layout: OptionLayout | None) -> Callable[[bytes, int, bool], Frame | None]:
-    """A decoder for frames whose TCP options are ``layout`` (None: any options)."""
+def _compile_frame_decoder(layout: OptionLayout | None, lean: bool = False
+                           ) -> Callable[[bytes, int, bool], Frame | None]:
+    """A decoder for frames whose TCP options are ``layout`` (None: any options);
+    ``lean``: one that returns ``(source IP, destination IP, segment)``."""
     if layout is None:
         hlen = "hlen"
         code = {"length_check": "", "names": "", "hlen": "54 <= hlen",
@@ -118,23 +121,30 @@ def _compile_frame_decoder(layout: OptionLayout | None) -> Callable[[bytes, int,
                                 if layout.check else "",
                 "options_code": f"{make}options = {layout.options}\n    padding = b''"}
         fmt, namespace = layout.fmt, layout.namespace
-    records = [
-        "dst, src = _MAC_PAIR[macs]",
-        *_codegen.record("eth", EthernetFrame, ["dst", "src", "0x0800", 'b""']),
-        *_codegen.record("ip", IPv4Packet,
-                         ["_IP_STR[sip]", "_IP_STR[dip]", "6", "seg", "ttl", "tos", "ident",
-                          "frag >> 13", "0", 'b""', "ipsum"]),
-        *_codegen.record("tcp", TcpSegment,
-                         ["sport", "dport", "seq", "ack", "off_flags & 0x0FFF", "win",
-                          f"buf[{hlen}:end]", "options", "urg", "csum", "padding"]),
-        *_codegen.record("frame", Frame,
-                         ["eth", "None", "ip", "tcp", "None", 'buf[end:] if end < n else b""']),
-    ]
+    tcp = _codegen.record("tcp", TcpSegment,
+                          ["sport", "dport", "seq", "ack", "off_flags & 0x0FFF", "win",
+                           f"buf[{hlen}:end]", "options", "urg", "csum", "padding"])
+    if lean:
+        code.update(macs="", seg_line="", result="_IP_STR[sip], _IP_STR[dip], tcp")
+        records = tcp
+    else:
+        code.update(macs="macs, ", seg_line="seg = buf[34:end]\n    ", result="frame")
+        records = [
+            "dst, src = _MAC_PAIR[macs]",
+            *_codegen.record("eth", EthernetFrame, ["dst", "src", "0x0800", 'b""']),
+            *_codegen.record("ip", IPv4Packet,
+                             ["_IP_STR[sip]", "_IP_STR[dip]", "6", "seg", "ttl", "tos", "ident",
+                              "frag >> 13", "0", 'b""', "ipsum"]),
+            *tcp,
+            *_codegen.record("frame", Frame,
+                             ["eth", "None", "ip", "tcp", "None", 'buf[end:] if end < n else b""']),
+        ]
     src = _FRAME_DECODER.format(**code, records="\n    ".join(records))
     namespace = {
-        **namespace, "_unpack_from": struct.Struct(_ETH_IP_TCP + fmt).unpack_from,
-        "_general": _parse_frame_general, "_parse_options_general": _parse_options_general,
-        "_from_bytes": int.from_bytes, "_mod_ffff": mod_ffff, "_new": object.__new__, "_MAC_PAIR": _MAC_PAIR,
+        **namespace, "_unpack_from": struct.Struct((_IP_TCP if lean else _ETH_IP_TCP) + fmt).unpack_from,
+        "_general": _not_regular if lean else _parse_frame_general,
+        "_parse_options_general": _parse_options_general,
+        "_word_sum_mod": word_sum_mod, "_new": object.__new__, "_MAC_PAIR": _MAC_PAIR,
         "_IP_STR": _IP_STR, "EthernetFrame": EthernetFrame, "IPv4Packet": IPv4Packet,
         "TcpSegment": TcpSegment, "Frame": Frame,
     }
@@ -142,13 +152,17 @@ def _compile_frame_decoder(layout: OptionLayout | None) -> Callable[[bytes, int,
     return namespace["decode"]  # type: ignore[return-value]
 
 
-def _compile_frame_decoders() -> tuple[tuple[Callable[[bytes, int, bool], Frame | None], ...], ...]:
+def _not_regular(buf: bytes, verify: bool) -> None:
+    return None
+
+
+def _compile_frame_decoders(lean: bool = False) -> tuple[tuple[Callable, ...], ...]:
     """By TCP data offset (0 to 15), the decoders to try in order: its layouts, then any."""
-    generic = _compile_frame_decoder(None)
+    generic = _compile_frame_decoder(None, lean)
     decoders: list[tuple] = [()] * 16
-    decoders[5] = (_compile_frame_decoder(option_layout("")),)
+    decoders[5] = (_compile_frame_decoder(option_layout(""), lean),)
     for doff in range(6, 16):
-        decoders[doff] = (*[_compile_frame_decoder(layout) for layout in OPTION_LAYOUTS
+        decoders[doff] = (*[_compile_frame_decoder(layout, lean) for layout in OPTION_LAYOUTS
                             if layout.length == (doff - 5) * 4], generic)
     return tuple(decoders)
 
@@ -166,6 +180,26 @@ def parse_frame(buf: bytes, verify: bool = True) -> Frame:
             if frame is not None:
                 return frame
     return _parse_frame_general(buf, verify)
+
+
+def parse_tcp_frame(buf: bytes, verify: bool = True) -> tuple[str, str, TcpSegment] | None:
+    """``(source IP, destination IP, segment)`` of a regular Ethernet + IPv4 + TCP
+    frame (no IP options, not a fragment, checksums verified unless ``verify`` is
+    False), the segment exactly as ``parse_frame`` decodes it; None for any other
+    frame, which ``parse_frame`` then tells apart (it owns every error). For a
+    receive path that needs no Ethernet or IPv4 record."""
+    if type(buf) is not bytes:
+        buf = bytes(buf)
+    n = len(buf)
+    if n >= 54 and buf[12:15] == b"\x08\x00\x45" and buf[23] == 6:  # as in parse_frame
+        try:
+            for decode in _TCP_DECODERS[buf[46] >> 4]:
+                got = decode(buf, n, verify)
+                if got is not None:
+                    return got
+        except MalformedPacket:  # from the generic decoder's option parser
+            return None
+    return None
 
 
 def _parse_frame_general(buf: bytes, verify: bool) -> Frame:
@@ -197,6 +231,36 @@ def _parse_frame_general(buf: bytes, verify: bool) -> Frame:
 
 
 _FRAME_DECODERS = _compile_frame_decoders()
+_TCP_DECODERS = _compile_frame_decoders(lean=True)
+
+
+_ETH_IP = struct.Struct("!16sHHH2sH8s")  # as FrameHead.pack fills it (see its fields)
+
+
+class FrameHead:
+    """The Ethernet and IPv4 headers of TCP frames from one address pair to another,
+    as ``build_tcp_frame`` writes them for ``IPv4Packet(src_ip, dst_ip, 6,
+    identification=ident)`` (no options, DF, TTL 64, TOS 0): only the total
+    length, the identification and the checksum change from frame to frame.
+    ``TcpSegment.emit(src_ip, dst_ip, head, ident)`` packs them with the segment."""
+
+    __slots__ = ("addrs", "dst_mac", "pseudo", "start", "word_sum")
+
+    def __init__(self, src_mac: str, dst_mac: str, src_ip: str, dst_ip: str) -> None:
+        self.dst_mac = dst_mac
+        # The MACs, EtherType, version/IHL and TOS: 16 bytes.
+        self.start = eth_header(dst_mac, src_mac, ETHERTYPE_IPV4) + b"\x45\x00"
+        self.addrs = ip_to_bytes(src_ip) + ip_to_bytes(dst_ip)
+        # The pseudo-header's addresses, and the IPv4 header's word sum without
+        # the length and the identification (0x4000: DF; 0x4006: TTL, protocol).
+        self.pseudo = ip_to_int(src_ip) + ip_to_int(dst_ip)
+        self.word_sum = 0x4500 + 0x4000 + 0x4006 + self.pseudo
+
+    def pack(self, total: int, ident: int) -> bytes:
+        """The 34 header bytes for an IPv4 total length and identification."""
+        # -(word sum) % 0xFFFF is the checksum field: the sum is never 0 here.
+        return _ETH_IP.pack(self.start, total, ident, 0x4000, b"\x40\x06",
+                            -(self.word_sum + total + ident) % 0xFFFF, self.addrs)
 
 
 def build_tcp_frame(src_mac: str, dst_mac: str, ip: IPv4Packet, tcp: TcpSegment) -> bytes:

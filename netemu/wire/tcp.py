@@ -11,16 +11,23 @@ import enum
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from . import _codegen
 from .addr import _IP_INT
 from .checksum import mod_ffff as _mod_ffff
+from .checksum import word_sum_mod as _word_sum_mod
 from .errors import BadChecksum, MalformedPacket
+
+if TYPE_CHECKING:
+    from .frame import FrameHead
 
 TCP_HEADER = struct.Struct("!HHIIHHHH")
 _unpack_header = TCP_HEADER.unpack_from
 _pack_header = TCP_HEADER.pack
 _pack_header_ts = struct.Struct("!HHIIHHHHIII").pack  # the header, then NOP NOP TSopt
+# Ethernet + IPv4 headers as a FrameHead packs them (see frame.py), then the above.
+_pack_frame_ts = struct.Struct("!16sHHH2sH8sHHIIHHHHIII").pack
 TCP_MIN_LEN = 20
 MAX_OPTIONS_LEN = 40
 
@@ -408,8 +415,12 @@ class TcpSegment:
         return cls(sport, dport, seq, ack, off_flags & 0x0FFF, win, buf[hlen:],
                    options, urg, csum, padding)
 
-    def emit(self, src_ip: str, dst_ip: str) -> bytes:
-        """Exact segment bytes; the checksum covers the pseudo-header of src_ip → dst_ip."""
+    def emit(self, src_ip: str, dst_ip: str, head: FrameHead | None = None,
+             ident: int = 0) -> bytes:
+        """Exact segment bytes; the checksum covers the pseudo-header of src_ip → dst_ip.
+        With ``head`` (a ``frame.FrameHead`` for the same addresses), the whole frame:
+        its Ethernet and IPv4 headers (identification ``ident``) are packed with the
+        segment's, so the payload is copied once."""
         options = self.options
         padding = self.padding
         ts = None
@@ -439,20 +450,27 @@ class TcpSegment:
             # The word sum straight from the header fields (a 32-bit field is congruent
             # to the sum of its halves), the pseudo-header, options and payload; the
             # options are a multiple of 4 long, so the payload starts on a word.
-            s = (sport + dport + seq + ack + off_flags + win + urg + _IP_INT[src_ip]
-                 + _IP_INT[dst_ip] + 26 + olen + len(payload) + osum)  # 26: TCP + header length
-            if payload:
-                s += (int.from_bytes(payload, "big") << 8 if len(payload) & 1
-                      else int.from_bytes(payload, "big"))
-            r = _mod_ffff(s)  # checksum.fold(s), inlined: s is not 0, the protocol is in it
+            s = (sport + dport + seq + ack + off_flags + win + urg + 26 + olen + len(payload)
+                 + osum + (_IP_INT[src_ip] + _IP_INT[dst_ip] if head is None else head.pseudo))
+            if payload:  # (26: TCP + header length)
+                s += _word_sum_mod(payload, 0, len(payload))
+            r = s % 0xFFFF  # checksum.fold(s), inlined: s is not 0, the protocol is in it
             csum = 0xFFFF - r if r else 0
-        if ts is not None:
-            hdr = _pack_header_ts(sport, dport, seq, ack, off_flags, win, csum, urg,
-                                  0x0101080A, ts.tsval, ts.tsecr)
-        else:
+        if ts is None:
             hdr = _pack_header(sport, dport, seq, ack, off_flags, win, csum, urg)
             if opts:
                 hdr += opts
+            if head is not None:
+                hdr = head.pack(20 + len(hdr) + len(payload), ident) + hdr
+        elif head is None:
+            hdr = _pack_header_ts(sport, dport, seq, ack, off_flags, win, csum, urg,
+                                  0x0101080A, ts.tsval, ts.tsecr)
+        else:
+            total = 52 + len(payload)  # IPv4 + TCP + options
+            hdr = _pack_frame_ts(head.start, total, ident, 0x4000, b"\x40\x06",
+                                 -(head.word_sum + total + ident) % 0xFFFF, head.addrs,
+                                 sport, dport, seq, ack, off_flags, win, csum, urg,
+                                 0x0101080A, ts.tsval, ts.tsecr)
         return hdr + payload if payload else hdr
 
     def summary(self) -> str:

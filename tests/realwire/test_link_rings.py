@@ -53,6 +53,13 @@ def test_rings_are_in_use_and_keep_order_past_their_size() -> None:
             assert [f for f, _ in got] == back
             assert link.rx_frames == 1200 and link.stats()["drops"] == 0
             assert link.recv_batch() == []
+            # Short frames (ACKs) go by sendmmsg, not the ring: more than its 64 slots
+            # in one batch, and runs of them between ring frames, keep their order.
+            short = _frames(lab, lab.emu_mac, lab.peer_mac, lab.emu_ip, "198.18.0.99", 150, 60)
+            assert link._smm is not None and max(map(len, short)) <= 256
+            mixed = [*short[:100], out[5], *short[100:], out[6]]
+            assert link.send_batch(mixed) == len(mixed)
+            assert [f for f, _ in _recv(peer, len(mixed))] == mixed
         finally:
             peer.close()
 

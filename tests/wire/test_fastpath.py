@@ -32,7 +32,7 @@ from netemu.wire.addr import (
     mac_to_str,
 )
 from netemu.wire.checksum import internet_checksum, mod_ffff
-from netemu.wire.frame import _FRAME_DECODERS, _parse_frame_general
+from netemu.wire.frame import _FRAME_DECODERS, _parse_frame_general, parse_tcp_frame
 from netemu.wire.tcp import (
     _DECODERS,
     _TOKENS,
@@ -116,8 +116,29 @@ def test_frame_decoders_match_general_path(spec: str) -> None:
         for verify in (True, False):
             fast = parse_frame(frame, verify)
             assert fast == _parse_frame_general(frame, verify)
+            assert parse_tcp_frame(frame, verify) == (ip.src, ip.dst, fast.tcp)
         assert fast.tcp.options == options
         assert fast.emit() == frame
+
+
+def test_lean_decoder_gives_what_parse_frame_gives_or_nothing() -> None:
+    # Any byte of a frame changed: parse_tcp_frame gives parse_frame's segment and
+    # addresses, or None where parse_frame raises or finds no regular TCP frame.
+    rng = random.Random("lean")
+    frames = [tcp_frame((NOP, NOP, TimestampOption(5, 6)), payload=rng.randbytes(101)),
+              tcp_frame(payload=rng.randbytes(8)), tcp_frame((MssOption(1400),))]
+    for _ in range(3000):
+        frame = bytearray(rng.choice(frames))
+        for _ in range(rng.choice((1, 1, 2))):
+            frame[rng.randrange(len(frame))] = rng.randrange(256)
+        verify = rng.random() < 0.8
+        got = parse_tcp_frame(bytes(frame), verify)
+        full = outcome(parse_frame, bytes(frame), verify)
+        if got is not None:
+            assert (full.ip.src, full.ip.dst, full.tcp) == got
+        else:
+            assert (isinstance(full, tuple) or full.tcp is None or full.ip.options
+                    or full.ip.is_fragment), full
 
 
 def test_frame_with_unlisted_layout_takes_the_generic_decoder() -> None:
@@ -247,6 +268,14 @@ def test_nop_nop_timestamp_emit_matches_general_path(payload: bytes, flags: int,
     assert fast == general
     assert TcpSegment.parse(fast, pseudo_header_sum("10.0.0.1", "10.0.0.2", 6, len(fast))) \
         .options[2] == TimestampOption(tsval, tsecr)
+
+
+@given(st.binary(max_size=9100), st.integers(0, 3))
+def test_word_sum_mod_of_a_slice_is_its_words_remainder(data: bytes, start: int) -> None:
+    from netemu.wire.checksum import word_sum, word_sum_mod
+
+    start = min(start, len(data))
+    assert word_sum_mod(data, start, len(data)) == word_sum(data[start:]) % 0xFFFF
 
 
 @given(st.binary(max_size=9000))
