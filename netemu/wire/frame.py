@@ -22,6 +22,7 @@ from .ethernet import (
 from .icmp import IcmpEcho
 from .ipv4 import PROTO_ICMP, PROTO_TCP, IPv4Packet
 from .tcp import (
+    CODE_CACHE,
     OPTION_LAYOUTS,
     OptionLayout,
     TcpSegment,
@@ -148,7 +149,7 @@ def _compile_frame_decoder(layout: OptionLayout | None, lean: bool = False
         "_IP_STR": _IP_STR, "EthernetFrame": EthernetFrame, "IPv4Packet": IPv4Packet,
         "TcpSegment": TcpSegment, "Frame": Frame,
     }
-    exec(src, namespace)  # code built from the template above and tcp's fixed layout table
+    CODE_CACHE.exec(src, namespace)  # code built from the template above and tcp's layouts
     return namespace["decode"]  # type: ignore[return-value]
 
 
@@ -232,6 +233,7 @@ def _parse_frame_general(buf: bytes, verify: bool) -> Frame:
 
 _FRAME_DECODERS = _compile_frame_decoders()
 _TCP_DECODERS = _compile_frame_decoders(lean=True)
+CODE_CACHE.save()
 
 
 _ETH_IP = struct.Struct("!16sHHH2sH8s")  # as FrameHead.pack fills it (see its fields)

@@ -294,10 +294,12 @@ def _compile_option_decoder(layout: OptionLayout) -> Callable[[bytes, int], tupl
            f"        return {layout.options}\n"
            f"    return None\n")
     namespace = {**layout.namespace, "_unpack_from": struct.Struct("!" + layout.fmt).unpack_from}
-    exec(src, namespace)  # code built from the fixed _TOKENS table above
+    CODE_CACHE.exec(src, namespace)  # code built from the fixed _TOKENS table above
     return namespace["decode"]  # type: ignore[return-value]
 
 
+# The generated decoders of this module and frame.py (saved once frame.py has made its own).
+CODE_CACHE = _codegen.CodeCache(__file__)
 OPTION_LAYOUTS = tuple(option_layout(spec) for spec in LAYOUT_SPECS)
 _DECODERS: dict[int, tuple[Callable[[bytes, int], tuple | None], ...]] = {}
 for _layout in OPTION_LAYOUTS:  # option-area length -> decoders to try, in order
