@@ -89,7 +89,7 @@ def decode(buf, n, verify):
         # protocol, TCP length).
         if (0x4506 + tos + total + ident + frag + (ttl << 8) + ipsum + sip + dip) % 0xFFFF:
             return _general(buf, verify)
-        if (_word_sum_mod(buf, 34, end) + sip + dip + total - 14) % 0xFFFF:
+        if ({seg_sum} + sip + dip + total - 14) % 0xFFFF:
             return _general(buf, verify)
     {options_code}
     {records}
@@ -126,10 +126,15 @@ def _compile_frame_decoder(layout: OptionLayout | None, lean: bool = False
                           ["sport", "dport", "seq", "ack", "off_flags & 0x0FFF", "win",
                            f"buf[{hlen}:end]", "options", "urg", "csum", "padding"])
     if lean:
-        code.update(macs="", seg_line="", result="_IP_STR[sip], _IP_STR[dip], tcp")
+        code.update(macs="", seg_line="", result="_IP_STR[sip], _IP_STR[dip], tcp",
+                    seg_sum="_word_sum_mod(buf, 34, end)")
         records = tcp
     else:
-        code.update(macs="macs, ", seg_line="seg = buf[34:end]\n    ", result="frame")
+        # The segment is copied for the IPv4 record anyway: a short one's word sum
+        # is read from that copy (word_sum_mod's first case, inline).
+        code.update(macs="macs, ", seg_line="seg = buf[34:end]\n    ", result="frame",
+                    seg_sum="(_from_bytes(seg, 'big') << ((total & 1) << 3) if total < 532 "
+                            "else _word_sum_mod(buf, 34, end))")
         records = [
             "dst, src = _MAC_PAIR[macs]",
             *_codegen.record("eth", EthernetFrame, ["dst", "src", "0x0800", 'b""']),
@@ -145,7 +150,7 @@ def _compile_frame_decoder(layout: OptionLayout | None, lean: bool = False
         **namespace, "_unpack_from": struct.Struct((_IP_TCP if lean else _ETH_IP_TCP) + fmt).unpack_from,
         "_general": _not_regular if lean else _parse_frame_general,
         "_parse_options_general": _parse_options_general,
-        "_word_sum_mod": word_sum_mod, "_new": object.__new__, "_MAC_PAIR": _MAC_PAIR,
+        "_word_sum_mod": word_sum_mod, "_from_bytes": int.from_bytes, "_new": object.__new__, "_MAC_PAIR": _MAC_PAIR,
         "_IP_STR": _IP_STR, "EthernetFrame": EthernetFrame, "IPv4Packet": IPv4Packet,
         "TcpSegment": TcpSegment, "Frame": Frame,
     }
