@@ -190,11 +190,7 @@ class Host:
         self.stats["rx"] += len(batch)
         imp = self.impair_in
         if imp is None:
-            if self.drop_rules or self.on_frame:
-                for data, csum_not_ready in batch:
-                    self._receive_frame(data, csum_not_ready, now)
-            else:
-                self._receive_plain(batch, now)
+            self._receive(batch, now)
             self._flush(now)
             return
         for data, _csum_not_ready in batch:
@@ -206,15 +202,25 @@ class Host:
             else:
                 self.trace.frame("in", data, None, "corrupted" if fate.corrupted else None,
                                  t=now)
-        for data in imp.due(now):
-            self._receive_frame(data, False, now, record=False)
+        due = imp.due(now)
+        if due:
+            self._receive([(data, False) for data in due], now, record=False)
         self._flush(now)
 
-    def _receive_plain(self, batch: list[tuple[bytes, bool]], now: float) -> None:
-        """``_receive_frame`` for a whole batch when no drop rule, hook or impairment
-        is set: a regular TCP frame is decoded without its Ethernet and IPv4 records
+    def _receive(self, batch: list[tuple[bytes, bool]], now: float,
+                 record: bool = True) -> None:
+        if self.drop_rules or self.on_frame:
+            for data, csum_not_ready in batch:
+                self._receive_frame(data, csum_not_ready, now, record)
+        else:
+            self._receive_plain(batch, now, record)
+
+    def _receive_plain(self, batch: list[tuple[bytes, bool]], now: float,
+                       record_frames: bool = True) -> None:
+        """``_receive_frame`` for a whole batch when no drop rule or hook is set: a
+        regular TCP frame is decoded without its Ethernet and IPv4 records
         (``parse_tcp_frame``), and a segment of a known connection goes straight to it."""
-        record = self.trace.frame
+        record = self.trace.frame if record_frames else None
         conns = self.conns
         dirty = self._dirty
         my_ip = self.ip
@@ -222,9 +228,10 @@ class Host:
         for data, csum_not_ready in batch:
             got = parse_tcp_frame(data, not csum_not_ready)
             if got is None:  # ARP, ICMP, anything irregular, a bad checksum: counted there
-                self._receive_frame(data, csum_not_ready, now)
+                self._receive_frame(data, csum_not_ready, now, record_frames)
                 continue
-            record("in", data, None, None, now)
+            if record is not None:
+                record("in", data, None, None, now)
             src, dst, seg = got
             if dst == my_ip:  # (TCP for another address: _dispatch would ignore it)
                 conn = conns.get((src, seg.src_port, seg.dst_port))

@@ -87,7 +87,7 @@ class ImpairStats:
     overlimit: int = 0
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class Fate:
     """What happened to one pushed frame (for the trace)."""
 
@@ -95,6 +95,9 @@ class Fate:
     why: str = ""
     copies: int = 1
     corrupted: bool = False
+
+
+_PASSED = Fate()  # the usual fate, not made anew for every frame
 
 
 class Impairment:
@@ -109,34 +112,39 @@ class Impairment:
         self._ge = (GilbertElliott(rng, c.ge_p, c.ge_r, c.ge_loss_bad, c.ge_loss_good)
                     if c.ge_p is not None else None)
         self._queue: list[tuple[float, int, bytes]] = []
+        # No delay, jitter or rate: every frame may leave as soon as it is pushed, so
+        # the frames wait in order in a plain list, not in the time-ordered heap.
+        self._immediate = not (c.delay or c.jitter or c.rate)
+        self._ready: list[bytes] = []
+        self._ready_at = 0.0  # when the first of _ready was pushed
         self._seq = 0
         self._counter = 0  # frames since the last reordered one (netem's q->counter)
         self._last_departure = 0.0  # the rate stage's clock
         self.stats = ImpairStats()
 
     def __len__(self) -> int:
-        return len(self._queue)
+        return len(self._queue) + len(self._ready)
 
     def push(self, frame: bytes, now: float) -> Fate:
         c = self.config
         st = self.stats
         st.pushed += 1
-        fate = Fate()
+        copies, lost, why, corrupted = 1, False, "", False
         # 1. duplicate: "a copy is made and goes through the rest on its own".
         if c.duplicate and self._dup() < c.duplicate:
-            fate.copies = 2
+            copies = 2
             st.duplicated += 1
         # 2. loss (random with correlation, or Gilbert-Elliott).
         if self._ge is not None:
             if self._ge.lost():
-                fate.lost, fate.why = True, "loss (Gilbert-Elliott)"
+                lost, why = True, "loss (Gilbert-Elliott)"
         elif c.loss and self._loss() < c.loss:
-            fate.lost, fate.why = True, "loss"
-        if fate.lost:
+            lost, why = True, "loss"
+        if lost:
             st.lost += 1
-            fate.copies -= 1
-            if not fate.copies:
-                return fate
+            copies -= 1
+            if not copies:
+                return Fate(lost, why, copies, corrupted)
         # 3. corrupt: flip one bit past the link header.
         if c.corrupt and self._corrupt() < c.corrupt and len(frame) > c.corrupt_offset:
             rng = self.rng
@@ -144,18 +152,27 @@ class Impairment:
             b = bytearray(frame)
             b[i] ^= 1 << rng.randrange(8)
             frame = bytes(b)
-            fate.corrupted = True
+            corrupted = True
             st.corrupted += 1
-        for _ in range(fate.copies):
+        queued = 0
+        for _ in range(copies):
             # 4. queue limit: tail drop.
-            if len(self._queue) >= c.limit:
+            if len(self) >= c.limit:
                 st.overlimit += 1
-                fate.lost, fate.why = True, "queue limit"
+                lost, why = True, "queue limit"
                 continue
             self._enqueue(frame, now)
-        return fate
+            queued += 1
+        if queued == 1 and not (lost or corrupted):
+            return _PASSED
+        return Fate(lost, why, queued, corrupted)
 
     def _enqueue(self, frame: bytes, now: float) -> None:
+        if self._immediate:
+            if not self._ready:
+                self._ready_at = now
+            self._ready.append(frame)
+            return
         c = self.config
         # 5. delay and jitter, unless reordered (netem: "if (q->gap == 0 || q->counter <
         # q->gap - 1 || ...) delay it, else send it now").
@@ -178,6 +195,10 @@ class Impairment:
         heapq.heappush(self._queue, (t, self._seq, frame))
 
     def due(self, now: float) -> list[bytes]:
+        if self._immediate:
+            out, self._ready = self._ready, []
+            self.stats.delivered += len(out)
+            return out
         q = self._queue
         out = []
         while q and q[0][0] <= now:
@@ -186,4 +207,6 @@ class Impairment:
         return out
 
     def next_deadline(self) -> float | None:
+        if self._ready:
+            return self._ready_at
         return self._queue[0][0] if self._queue else None

@@ -182,3 +182,31 @@ def test_bad_values_are_rejected():
         ImpairConfig(loss=1.5)
     with pytest.raises(ValueError, match="distribution"):
         ImpairConfig(distribution="cauchy")
+
+
+def test_without_delay_or_rate_frames_leave_at_once_as_through_the_queue():
+    """No delay, jitter or rate: frames wait in a plain list instead of the heap; the
+    same pipeline made to use the heap gives the same frames in the same order."""
+    cfg = ImpairConfig(loss=0.05, duplicate=0.05, corrupt=0.05)
+    at_once = Impairment(cfg, seed=7)
+    queued = Impairment(cfg, seed=7)
+    queued._immediate = False  # the general path: every frame through the heap
+    got_once, got_queued, fates = [], [], []
+    for i, f in enumerate(FRAMES[:2000]):
+        now = i * 0.001
+        fate = at_once.push(f, now)
+        assert fate == queued.push(f, now)
+        fates.append(fate)
+        assert at_once.next_deadline() == (now if fate.copies else None)
+        got_once += at_once.due(now)
+        got_queued += queued.due(now)
+    assert got_once == got_queued and len(at_once) == 0
+    assert {f.copies for f in fates} == {0, 1, 2} and any(f.corrupted for f in fates)
+
+
+def test_tail_drop_is_reported_as_no_copy_left():
+    imp = Impairment(ImpairConfig(limit=2, delay=0.1), seed=1)
+    assert [imp.push(f, 0.0).copies for f in FRAMES[:3]] == [1, 1, 0]
+    fate = imp.push(FRAMES[3], 0.0)
+    assert (fate.lost, fate.why, fate.copies) == (True, "queue limit", 0)
+    assert imp.stats.overlimit == 2 and len(imp) == 2
