@@ -31,12 +31,11 @@ from .core import SACK_LOSS, sack_gain
 from .wire import send_all
 
 DELAY = 0.001  # one way, as MemLink's default
-CLIENT_IP, SERVER_IP, EMU_IP = "198.18.0.2", "198.18.0.3", "198.18.0.1"
 
 
 async def _kernel_transfer(nbytes: int, sack: bool, seed: int) -> float:
     """Seconds for ``nbytes`` from a kernel client to a kernel sink through the relay."""
-    from ..host.relay import Relay
+    from ..host.relay import CLIENT_IP, EMU_IP, SERVER_IP, Relay
     from ..impair import ImpairConfig, Impairment
     from ..lab.core import Lab
 

@@ -216,11 +216,11 @@ class Host:
             self._receive_plain(batch, now, record)
 
     def _receive_plain(self, batch: list[tuple[bytes, bool]], now: float,
-                       record_frames: bool = True) -> None:
+                       record: bool = True) -> None:
         """``_receive_frame`` for a whole batch when no drop rule or hook is set: a
         regular TCP frame is decoded without its Ethernet and IPv4 records
         (``parse_tcp_frame``), and a segment of a known connection goes straight to it."""
-        record = self.trace.frame if record_frames else None
+        trace_frame = self.trace.frame if record else None
         conns = self.conns
         dirty = self._dirty
         my_ip = self.ip
@@ -228,10 +228,10 @@ class Host:
         for data, csum_not_ready in batch:
             got = parse_tcp_frame(data, not csum_not_ready)
             if got is None:  # ARP, ICMP, anything irregular, a bad checksum: counted there
-                self._receive_frame(data, csum_not_ready, now, record_frames)
+                self._receive_frame(data, csum_not_ready, now, record)
                 continue
-            if record is not None:
-                record("in", data, None, None, now)
+            if trace_frame is not None:
+                trace_frame("in", data, None, None, now)
             src, dst, seg = got
             if dst == my_ip:  # (TCP for another address: _dispatch would ignore it)
                 conn = conns.get((src, seg.src_port, seg.dst_port))

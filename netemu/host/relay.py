@@ -35,6 +35,9 @@ from ..wire import MalformedPacket, TcpSegment, parse_frame
 from .host import DropRule
 
 OUT, IN = "out", "in"
+# The addresses of relay mode's labs: the client peer, the server peer, and netemu's
+# (each lab's emulator side; the bridge itself has no address).
+CLIENT_IP, SERVER_IP, EMU_IP = "198.18.0.2", "198.18.0.3", "198.18.0.1"
 
 
 class _Side:

@@ -23,14 +23,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..host.relay import Relay
+from ..host.relay import CLIENT_IP, EMU_IP, SERVER_IP, Relay
 from ..trace.record import PeerStateRecord, StateRecord, Trace
 from . import schema as S
 from .runner import ConnCtx, Runner, StepFailed, _segment
 
-CLIENT_IP = "198.18.0.2"
-SERVER_IP = "198.18.0.3"
-EMU_IP = "198.18.0.1"
 ROLES = ("client", "server")
 
 

@@ -55,7 +55,6 @@ class CodeCache:
             self.path = None
         self.codes: dict[str, types.CodeType] = {}  # source -> its code, as loaded
         self.used: dict[str, types.CodeType] = {}  # ... as this process executed them
-        self.changed = False
         if self.path is not None:
             try:
                 with open(self.path, "rb") as f:
@@ -70,17 +69,20 @@ class CodeCache:
         code = self.codes.get(src)
         if code is None:
             code = compile(src, "<netemu generated>", "exec")
-            self.changed = True
         self.used[src] = code
         exec(code, namespace)
 
+    @property
+    def changed(self) -> bool:
+        """A source was compiled, or one loaded was not used (stale)."""
+        return self.used.keys() != self.codes.keys()
+
     def save(self) -> None:
-        """Write the sources used by this process, if one was compiled or a stale one
-        is held (atomically: concurrent runs race)."""
-        if not (self.changed or len(self.used) != len(self.codes)):
+        """Write the sources used by this process if they are not what was loaded
+        (atomically: concurrent runs race)."""
+        if not self.changed:
             return
         self.codes = self.used.copy()
-        self.changed = False
         if self.path is None or sys.dont_write_bytecode:
             return
         tmp = f"{self.path}.{os.getpid()}.tmp"

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from . import _codegen
 from .addr import _IP_STR, _MAC_PAIR, _MAC_STR, ip_to_bytes, ip_to_int
 from .arp import ARP_LEN, ArpPacket
-from .checksum import word_sum_mod
+from .checksum import SHORT_SUM_BYTES, word_sum_mod
 from .errors import MalformedPacket
 from .ethernet import (
     ETH_HEADER,
@@ -133,8 +133,8 @@ def _compile_frame_decoder(layout: OptionLayout | None, lean: bool = False
         # The segment is copied for the IPv4 record anyway: a short one's word sum
         # is read from that copy (word_sum_mod's first case, inline).
         code.update(macs="macs, ", seg_line="seg = buf[34:end]\n    ", result="frame",
-                    seg_sum="(_from_bytes(seg, 'big') << ((total & 1) << 3) if total < 532 "
-                            "else _word_sum_mod(buf, 34, end))")
+                    seg_sum="(_from_bytes(seg, 'big') << ((total & 1) << 3) "
+                            f"if total < {20 + SHORT_SUM_BYTES} else _word_sum_mod(buf, 34, end))")
         records = [
             "dst, src = _MAC_PAIR[macs]",
             *_codegen.record("eth", EthernetFrame, ["dst", "src", "0x0800", 'b""']),
