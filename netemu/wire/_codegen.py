@@ -21,9 +21,11 @@ import types
 
 
 def plain_dataclass(cls: type) -> bool:
-    """True when ``cls(*values)`` only stores each value in its field, in order."""
+    """True when ``cls(*values)`` only stores each value in its field, in order
+    (a frozen class's instances take no stores after ``__init__``)."""
     init = cls.__dict__.get("__init__")
     return (dataclasses.is_dataclass(cls) and not hasattr(cls, "__post_init__")
+            and not cls.__dataclass_params__.frozen  # type: ignore[attr-defined]
             and getattr(getattr(init, "__code__", None), "co_filename", "") == "<string>")
 
 

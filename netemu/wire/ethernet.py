@@ -26,8 +26,12 @@ def eth_header(dst: str, src: str, ethertype: int) -> bytes:
     return ETH_HEADER.pack(_MAC_RAW[dst], _MAC_RAW[src], ethertype)
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class EthernetFrame:
+    """An Ethernet header (and, for an EtherType netemu does not decode, the
+    payload). Frozen: parse_frame shares one record among the frames of an
+    address pair."""
+
     dst: str
     src: str
     ethertype: int

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from . import _codegen
-from .addr import _IP_STR, _MAC_PAIR, _MAC_STR, ip_to_bytes, ip_to_int
+from .addr import _IP_PAIR, _MAC_PAIR, _MAC_STR, _Interned, ip_to_bytes, ip_to_int
 from .arp import ARP_LEN, ArpPacket
 from .checksum import SHORT_SUM_BYTES, word_sum_mod
 from .errors import MalformedPacket
@@ -74,28 +74,31 @@ class Frame:
 # lean build for parse_tcp_frame: the segment and the addresses only (no
 # Ethernet, IPv4 or Frame record, no copy of the IPv4 payload), and None for
 # anything irregular.
-_ETH_IP_TCP = "!12s3xBHHHBxHIIHHIIHHHH"  # 14 + 20 + 20 bytes, addresses as ints
-_IP_TCP = "!15xBHHHBxHIIHHIIHHHH"  # the same without the MACs (lean decoders)
+# The Ethernet record of IPv4 frames from one MAC address to another (frozen, so
+# shared): the 12 address bytes -> the record, one lookup a frame.
+_ETH_IPV4 = _Interned(lambda macs: EthernetFrame(*_MAC_PAIR[macs], ETHERTYPE_IPV4))
+_ETH_IP_TCP = "!12s3xBHHHBxH8sHHIIHHHH"  # 14 + 20 + 20 bytes, addresses as bytes
+_IP_TCP = "!15xBHHHBxH8sHHIIHHHH"  # the same without the MACs (lean decoders)
 _FRAME_DECODER = """
 def decode(buf, n, verify):
-    {length_check}({macs}tos, total, ident, frag, ttl, ipsum, sip, dip,
+    {length_check}({macs}tos, total, ident, frag, ttl, ipsum, ips,
      sport, dport, seq, ack, off_flags, win, csum, urg{names}) = _unpack_from(buf)
     end = 14 + total
     {hlen_line}if frag & 0x3FFF or not {hlen} <= end <= n:
         return _general(buf, verify)
-    {layout_check}{seg_line}if verify:
+    {layout_check}ip_src, ip_dst, addrs = _IP_PAIR[ips]
+    {seg_line}if verify:
         # The IPv4 header's word sum from the fields just unpacked (0x4506: version,
         # IHL and protocol), then the segment's, plus the pseudo-header's (addresses,
         # protocol, TCP length).
-        if (0x4506 + tos + total + ident + frag + (ttl << 8) + ipsum + sip + dip) % 0xFFFF:
+        if (0x4506 + tos + total + ident + frag + (ttl << 8) + ipsum + addrs) % 0xFFFF:
             return _general(buf, verify)
-        if ({seg_sum} + sip + dip + total - 14) % 0xFFFF:
+        if ({seg_sum} + addrs + total - 14) % 0xFFFF:
             return _general(buf, verify)
     {options_code}
     {records}
     return {result}
 """
-
 
 def _compile_frame_decoder(layout: OptionLayout | None, lean: bool = False
                            ) -> Callable[[bytes, int, bool], Frame | None]:
@@ -126,20 +129,21 @@ def _compile_frame_decoder(layout: OptionLayout | None, lean: bool = False
                           ["sport", "dport", "seq", "ack", "off_flags & 0x0FFF", "win",
                            f"buf[{hlen}:end]", "options", "urg", "csum", "padding"])
     if lean:
-        code.update(macs="", seg_line="", result="_IP_STR[sip], _IP_STR[dip], tcp",
+        code.update(macs="", seg_line="", result="ip_src, ip_dst, tcp",
                     seg_sum="_word_sum_mod(buf, 34, end)")
         records = tcp
     else:
         # The segment is copied for the IPv4 record anyway: a short one's word sum
-        # is read from that copy (word_sum_mod's first case, inline).
+        # is read from that copy (word_sum_mod's first case, inline: the remainder
+        # first, so the small terms are added to a small integer; an odd length's
+        # padding shifts the remainder, which is congruent).
         code.update(macs="macs, ", seg_line="seg = buf[34:end]\n    ", result="frame",
-                    seg_sum="(_from_bytes(seg, 'big') << ((total & 1) << 3) "
+                    seg_sum="((_from_bytes(seg, 'big') % 0xFFFF) << ((total & 1) << 3) "
                             f"if total < {20 + SHORT_SUM_BYTES} else _word_sum_mod(buf, 34, end))")
         records = [
-            "dst, src = _MAC_PAIR[macs]",
-            *_codegen.record("eth", EthernetFrame, ["dst", "src", "0x0800", 'b""']),
+            "eth = _ETH_IPV4[macs]",
             *_codegen.record("ip", IPv4Packet,
-                             ["_IP_STR[sip]", "_IP_STR[dip]", "6", "seg", "ttl", "tos", "ident",
+                             ["ip_src", "ip_dst", "6", "seg", "ttl", "tos", "ident",
                               "frag >> 13", "0", 'b""', "ipsum"]),
             *tcp,
             *_codegen.record("frame", Frame,
@@ -150,8 +154,8 @@ def _compile_frame_decoder(layout: OptionLayout | None, lean: bool = False
         **namespace, "_unpack_from": struct.Struct((_IP_TCP if lean else _ETH_IP_TCP) + fmt).unpack_from,
         "_general": _not_regular if lean else _parse_frame_general,
         "_parse_options_general": _parse_options_general,
-        "_word_sum_mod": word_sum_mod, "_from_bytes": int.from_bytes, "_new": object.__new__, "_MAC_PAIR": _MAC_PAIR,
-        "_IP_STR": _IP_STR, "EthernetFrame": EthernetFrame, "IPv4Packet": IPv4Packet,
+        "_word_sum_mod": word_sum_mod, "_from_bytes": int.from_bytes, "_new": object.__new__, "_ETH_IPV4": _ETH_IPV4,
+        "_IP_PAIR": _IP_PAIR, "IPv4Packet": IPv4Packet,
         "TcpSegment": TcpSegment, "Frame": Frame,
     }
     CODE_CACHE.exec(src, namespace)  # code built from the template above and tcp's layouts
@@ -163,9 +167,11 @@ def _not_regular(buf: bytes, verify: bool) -> None:
 
 
 def _compile_frame_decoders(lean: bool = False) -> tuple[tuple[Callable, ...], ...]:
-    """By TCP data offset (0 to 15), the decoders to try in order: its layouts, then any."""
+    """By TCP data offset (0 to 15), the decoders to try in order: its layouts, then
+    any. Never empty: an offset below 5 gets the generic decoder, which hands
+    the frame to the general path (which says what is wrong)."""
     generic = _compile_frame_decoder(None, lean)
-    decoders: list[tuple] = [()] * 16
+    decoders: list[tuple] = [(generic,)] * 16
     decoders[5] = (_compile_frame_decoder(option_layout(""), lean),)
     for doff in range(6, 16):
         decoders[doff] = (*[_compile_frame_decoder(layout, lean) for layout in OPTION_LAYOUTS
@@ -176,12 +182,16 @@ def _compile_frame_decoders(lean: bool = False) -> tuple[tuple[Callable, ...], .
 def parse_frame(buf: bytes, verify: bool = True) -> Frame:
     """Parse a frame from the wire. ``verify=False`` skips checksum checks (for
     frames whose checksum the sender left to offload: PACKET_AUXDATA says so)."""
-    if type(buf) is not bytes:
+    if buf.__class__ is not bytes:
         buf = bytes(buf)
     n = len(buf)
     # IPv4 without options carrying TCP: the decoders rely on these four bytes.
-    if n >= 54 and buf[12:15] == b"\x08\x00\x45" and buf[23] == 6:
-        for decode in _FRAME_DECODERS[buf[46] >> 4]:
+    if n >= 54 and buf[12] == 8 and buf[13] == 0 and buf[14] == 0x45 and buf[23] == 6:
+        decoders = _FRAME_DECODERS[buf[46] >> 4]
+        frame = decoders[0](buf, n, verify)  # (every list has one; the first is the usual)
+        if frame is not None:
+            return frame
+        for decode in decoders[1:]:
             frame = decode(buf, n, verify)
             if frame is not None:
                 return frame
@@ -194,10 +204,10 @@ def parse_tcp_frame(buf: bytes, verify: bool = True) -> tuple[str, str, TcpSegme
     False), the segment exactly as ``parse_frame`` decodes it; None for any other
     frame, which ``parse_frame`` then tells apart (it owns every error). For a
     receive path that needs no Ethernet or IPv4 record."""
-    if type(buf) is not bytes:
+    if buf.__class__ is not bytes:
         buf = bytes(buf)
     n = len(buf)
-    if n >= 54 and buf[12:15] == b"\x08\x00\x45" and buf[23] == 6:  # as in parse_frame
+    if n >= 54 and buf[12] == 8 and buf[13] == 0 and buf[14] == 0x45 and buf[23] == 6:
         try:
             for decode in _TCP_DECODERS[buf[46] >> 4]:
                 got = decode(buf, n, verify)
@@ -212,10 +222,9 @@ def _parse_frame_general(buf: bytes, verify: bool) -> Frame:
     if len(buf) < ETH_HEADER_LEN:
         raise MalformedPacket(f"truncated Ethernet header ({len(buf)} bytes)")
     dst, src, et = ETH_HEADER.unpack_from(buf)
-    eth = EthernetFrame(_MAC_STR[dst], _MAC_STR[src], et)
     if et == ETHERTYPE_IPV4:
         ip = IPv4Packet.parse(buf, verify, ETH_HEADER_LEN)
-        frame = Frame(eth, None, ip)
+        frame = Frame(_ETH_IPV4[buf[:12]], None, ip)
         end = ETH_HEADER_LEN + (buf[16] << 8 | buf[17])  # the IPv4 total length
         if len(buf) > end:
             frame.trailer = buf[end:]
@@ -231,9 +240,9 @@ def _parse_frame_general(buf: bytes, verify: bool) -> Frame:
         return frame
     if et == ETHERTYPE_ARP:
         arp = ArpPacket.parse(buf[ETH_HEADER_LEN:])
-        return Frame(eth, arp, trailer=buf[ETH_HEADER_LEN + ARP_LEN:])
-    eth.payload = buf[ETH_HEADER_LEN:]
-    return Frame(eth)
+        return Frame(EthernetFrame(_MAC_STR[dst], _MAC_STR[src], et), arp,
+                     trailer=buf[ETH_HEADER_LEN + ARP_LEN:])
+    return Frame(EthernetFrame(_MAC_STR[dst], _MAC_STR[src], et, buf[ETH_HEADER_LEN:]))
 
 
 _FRAME_DECODERS = _compile_frame_decoders()

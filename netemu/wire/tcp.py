@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import enum
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from . import _codegen
-from .addr import _IP_INT
+from .addr import _IP_INT, _Interned
 from .checksum import mod_ffff as _mod_ffff
 from .checksum import word_sum_mod as _word_sum_mod
 from .errors import BadChecksum, MalformedPacket
@@ -100,7 +100,7 @@ class NopOption:
         return b"\x01"
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class MssOption:
     mss: int
 
@@ -108,7 +108,7 @@ class MssOption:
         return _MSS.pack(2, 4, self.mss)
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class WindowScaleOption:
     shift: int
 
@@ -158,6 +158,10 @@ TcpOption = (EolOption | NopOption | MssOption | WindowScaleOption | SackPermitt
 EOL = EolOption()
 NOP = NopOption()
 SACK_PERMITTED = SackPermittedOption()
+# A parsed MSS or window-scale option is a value, shared by every frame that
+# carries it (the records are frozen): one per value seen, not one per frame.
+MSS_OPTIONS: Mapping[int, MssOption] = _Interned(MssOption)
+WSCALE_OPTIONS: Mapping[int, WindowScaleOption] = _Interned(WindowScaleOption)
 
 
 def _parse_options_general(buf: bytes, start: int, end: int
@@ -186,9 +190,9 @@ def _parse_options_general(buf: bytes, start: int, end: int
         if kind == OPT_TIMESTAMP and length == 10:
             append(TimestampOption(*_TS_BODY.unpack_from(buf, i + 2)))
         elif kind == OPT_MSS and length == 4:
-            append(MssOption(buf[i + 2] << 8 | buf[i + 3]))
+            append(MSS_OPTIONS[buf[i + 2] << 8 | buf[i + 3]])
         elif kind == OPT_WSCALE and length == 3:
-            append(WindowScaleOption(buf[i + 2]))
+            append(WSCALE_OPTIONS[buf[i + 2]])
         elif kind == OPT_SACK_PERMITTED and length == 2:
             append(SACK_PERMITTED)
         elif kind == OPT_SACK and length in _SACK_BODY:
@@ -208,11 +212,12 @@ def _parse_options_general(buf: bytes, start: int, end: int
 # into whole-frame decoders.
 #
 # A token is: the fixed kind (and length) bytes, the body's struct format, and
-# the record: a singleton's name, or a class and its field values.
+# the record: a singleton's name, an interned table (its one value the key), or a
+# class and its field values.
 _TOKENS: dict[str, tuple[bytes, str, str, tuple[str, ...]]] = {
     "NOP": (bytes((OPT_NOP,)), "", "NOP", ()),
-    "MSS": (bytes((OPT_MSS, 4)), "H", "MssOption", ("{}",)),
-    "WS": (bytes((OPT_WSCALE, 3)), "B", "WindowScaleOption", ("{}",)),
+    "MSS": (bytes((OPT_MSS, 4)), "H", "MSS_OPTIONS", ("{}",)),
+    "WS": (bytes((OPT_WSCALE, 3)), "B", "WSCALE_OPTIONS", ("{}",)),
     "SACKOK": (bytes((OPT_SACK_PERMITTED, 2)), "", "SACK_PERMITTED", ()),
     "TS": (bytes((OPT_TIMESTAMP, 10)), "II", "TimestampOption", ("{}", "{}")),
     **{f"SACK{n}": (bytes((OPT_SACK, 2 + 8 * n)), "II" * n, "SackOption",
@@ -273,9 +278,12 @@ def option_layout(spec: str) -> OptionLayout:
         values = iter(body_names)
         fmt += body
         obj = f"o_{len(items)}"
-        namespace[record] = cls = globals()[record]
-        make += _codegen.record(obj, cls, [
-            arg.format(*[next(values) for _ in range(arg.count("{}"))]) for arg in args])
+        namespace[record] = made = globals()[record]
+        fields = [arg.format(*[next(values) for _ in range(arg.count("{}"))]) for arg in args]
+        if isinstance(made, _Interned):
+            make.append(f"{obj} = {record}[{fields[0]}]")
+        else:
+            make += _codegen.record(obj, made, fields)
         items.append(obj)
     flush_head()
     first_kind = _TOKENS[spec.split()[0]][0][0] if spec else None

@@ -13,12 +13,14 @@ from hypothesis import strategies as st
 from netemu.wire import (
     EOL,
     NOP,
+    SACK_PERMITTED,
     IPv4Packet,
     MalformedPacket,
     MssOption,
     RawOption,
     TcpSegment,
     TimestampOption,
+    WindowScaleOption,
     build_tcp_frame,
     parse_frame,
     pseudo_header_sum,
@@ -150,6 +152,26 @@ def test_frame_with_unlisted_layout_takes_the_generic_decoder() -> None:
     assert parse_frame(raw).tcp.options == (RawOption(30, b"abc"), NOP, EOL)
 
 
+def test_value_records_are_frozen_and_shared() -> None:
+    # The Ethernet record of an address pair and the MSS and window-scale options
+    # are values: the parsers hand out one frozen record per value, fast path and
+    # general path alike.
+    import dataclasses
+
+    syn = tcp_frame((MssOption(1460), SACK_PERMITTED, TimestampOption(1, 2), NOP,
+                     WindowScaleOption(7)))
+    other = tcp_frame((TimestampOption(3, 4), NOP, NOP, MssOption(1460)))  # generic decoder
+    a, b, c = parse_frame(syn), parse_frame(syn), _parse_frame_general(syn, True)
+    assert a.eth is b.eth is c.eth is parse_frame(other).eth
+    assert a.tcp.options[0] is c.tcp.options[0] is parse_frame(other).tcp.options[3]
+    assert a.tcp.options[4] is c.tcp.options[4] == WindowScaleOption(7)
+    assert a.tcp.options[2] is not b.tcp.options[2]  # timestamps differ frame to frame
+    for record, field in ((a.eth, "dst"), (a.tcp.options[0], "mss"),
+                          (a.tcp.options[4], "shift")):
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            setattr(record, field, 1)
+
+
 def test_odd_length_segments() -> None:
     for n in range(0, 9):
         frame = tcp_frame(payload=bytes(range(n)))
@@ -228,9 +250,13 @@ def test_codegen_stores_fields_only_for_plain_dataclasses() -> None:
     from netemu.wire._codegen import plain_dataclass, record
     from netemu.wire.frame import Frame
 
-    for cls in (Frame, IPv4Packet, TcpSegment, MssOption, TimestampOption):
+    for cls in (Frame, IPv4Packet, TcpSegment, TimestampOption):
         assert plain_dataclass(cls), cls
-    assert record("o", MssOption, ["v"]) == ["o = _new(MssOption)", "o.mss = v"]
+    assert record("o", TimestampOption, ["v", "w"]) == [
+        "o = _new(TimestampOption)", "o.tsval = v", "o.tsecr = w"]
+    # A frozen record takes no stores: it is built by calling its class.
+    assert not plain_dataclass(MssOption)
+    assert record("o", MssOption, ["v"]) == ["o = MssOption(v)"]
 
     @dataclasses.dataclass
     class Checked:
