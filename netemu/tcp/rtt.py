@@ -1,4 +1,13 @@
-"""Retransmission timeout per RFC 6298."""
+"""Retransmission timeout per RFC 6298, with Linux's floor.
+
+RFC 6298 bounds the RTO itself from below (§2.4: 1 second). Linux bounds the
+variance term instead (``tcp_rtt_estimator``: RTTVAR is never below
+TCP_RTO_MIN, and RTO = SRTT + RTTVAR), so its RTO is at least SRTT + 200 ms:
+a timeout never fires just past a steady round trip because an ACK was
+delayed or a queue grew a little. Here: RTO = SRTT + max(G, K*RTTVAR,
+rto_min), then clamped to [rto_min, rto_max]. With a long, steady round trip
+(200 ms) the RFC's form fired about twenty spurious timeouts per 10 MiB.
+"""
 
 from __future__ import annotations
 
@@ -44,7 +53,10 @@ class RttEstimator:
             self.rttvar = (1 - b) * self.rttvar + b * abs(self.srtt - r)
             self.srtt = (1 - a) * self.srtt + a * r
         self.backoff = 0
-        self.rto = self._clamp(self.srtt + max(CLOCK_GRANULARITY, K * self.rttvar))
+        # "(2.3) ... RTO <- SRTT + max (G, K*RTTVAR)", rto_min inside the max as
+        # Linux does (see the module's docstring).
+        self.rto = self._clamp(self.srtt + max(CLOCK_GRANULARITY, K * self.rttvar,
+                                               self.rto_min))
 
     def current(self) -> float:
         """The RTO to arm now, with exponential back-off applied (RFC 6298 §5.5)."""
@@ -57,6 +69,7 @@ class RttEstimator:
 
     def _clamp(self, rto: float) -> float:
         # "(2.4) ... if it is less than 1 second, then the RTO SHOULD be rounded up
-        # to 1 second" — Linux uses 200 ms, and so do our defaults (rto_min).
+        # to 1 second" — Linux uses 200 ms, and so do our defaults (rto_min); it
+        # matters only for the initial and backed-off RTO now.
         # "(2.5) A maximum value MAY be placed on RTO provided it is at least 60 seconds."
         return min(max(rto, self.rto_min), self.rto_max)
