@@ -29,7 +29,7 @@ class TcpConfig:
     sack: bool = True  # RFC 2018 SACK-permitted offered on SYN (net.ipv4.tcp_sack)
     tail_loss_probe: bool = True  # RFC 8985 §7 probe of a lost tail, with SACK only (as Linux)
     rto_initial: float = 1.0  # RFC 6298 §2.1
-    rto_min: float = 0.2  # Linux TCP_RTO_MIN: RTO >= SRTT + rto_min, as Linux (rtt.py)
+    rto_min: float = 0.2  # Linux TCP_RTO_MIN: the RTO is at least SRTT + rto_min, as in Linux
     rto_max: float = 120.0  # Linux TCP_RTO_MAX
     syn_retries: int = 6  # net.ipv4.tcp_syn_retries
     synack_retries: int = 5  # net.ipv4.tcp_synack_retries

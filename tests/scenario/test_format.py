@@ -323,7 +323,8 @@ def test_json_schema(capsys: pytest.CaptureFixture[str]) -> None:
     bare = next(i for i in items if "enum" in i)["enum"]
     assert set(bare) == {"accept", "shutdown", "close", "abort"}
     assert set(schema["$defs"]["Options"]["properties"]) == {f.name for f in fields(TcpConfig)}
-    assert schema["$defs"]["Options"]["properties"]["rto_min"]["description"] == "Linux TCP_RTO_MIN"
+    assert schema["$defs"]["Options"]["properties"]["rto_min"]["description"] == (
+        "Linux TCP_RTO_MIN: the RTO is at least SRTT + rto_min, as in Linux")
     assert schema["$defs"]["Connect"]["additionalProperties"] is False
     assert schema_main() == 0
     assert json.loads(capsys.readouterr().out) == schema
