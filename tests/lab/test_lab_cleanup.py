@@ -30,6 +30,11 @@ with Lab(keep=sys.argv[1] == "keep") as lab:
                    stdout=subprocess.PIPE)
     grandchild = int(sh.popen.stdout.readline())
     untagged = int(sh.popen.stdout.readline())
+    # $! is known at fork: wait until both have become sleep (the environment a
+    # process shows is its own only after exec; during exec it is unreadable).
+    for pid in (grandchild, untagged):
+        while not open(f"/proc/{pid}/cmdline", "rb").read().startswith(b"sleep"):
+            time.sleep(0.005)
     print(json.dumps({
         "runid": lab.runid, "inodes": [lab.emu_ns.inode, lab.peer_ns.inode],
         "children": [agent.pid, sh.pid], "grandchild": grandchild, "untagged": untagged,
