@@ -48,6 +48,7 @@ class TcpConfig:
     initial_cwnd_segments: int = 10  # RFC 6928 (Linux IW10)
     slow_start_after_idle: bool = True  # RFC 5681 §4.1 (net.ipv4.tcp_slow_start_after_idle)
     dupack_threshold: int = 3  # RFC 5681 §3.2, RFC 6675 DupThresh
+    limited_transmit: bool = True  # RFC 3042: new data on the first duplicate ACKs
     challenge_ack_limit: int = 1000  # RFC 5961 §7 (net.ipv4.tcp_challenge_ack_limit)
     max_ooo_bytes: int | None = None  # out-of-order queue cap; None: the receive buffer
 

@@ -508,10 +508,13 @@ class Connection:
         cc = self.cc
         cwnd = cc.cwnd
         sb = self.scoreboard
+        # Without limited transmit, SACKed data stays in flight until recovery
+        # starts, so duplicate ACKs release nothing new.
+        limited = self.config.limited_transmit or not self.dupacks or self.recovery
         if self.snd_una == self.snd_max and self._last_send is not None:
             self._restart_after_idle(now)
             cwnd = cc.cwnd
-        elif self.dupacks and not self.recovery and not sb.ranges:
+        elif self.dupacks and not self.recovery and not sb.ranges and limited:
             # RFC 3042 (limited transmit): on the first two duplicate ACKs, new
             # data may go if "the amount of outstanding data would remain less
             # than or equal to the congestion window plus 2 segments". (With
@@ -541,7 +544,8 @@ class Connection:
                     if nxt is not None and nxt - in_flight < n:
                         n = nxt - in_flight
                 # SACKed data has left the network: it is not in flight.
-                in_flight = sb.unsacked(0, in_flight)
+                if limited:
+                    in_flight = sb.unsacked(0, in_flight)
             usable = wnd - in_flight
             if force and usable <= 0 and seq == self.snd_una:
                 # A retransmission timeout with the window closed (the receiver

@@ -149,6 +149,20 @@ def test_rfc6675_5_is_lost_starts_recovery_before_three_dupacks() -> None:
     assert ev and ev[-1].phase == "fast-recovery"
 
 
+@pytest.mark.parametrize("limited", [True, False])
+def test_rfc6675_5_step_3_limited_transmit_with_sack(limited: bool) -> None:
+    # "(3) ... the TCP MAY transmit previously unsent data segments as per
+    # Limited Transmit": SACKed data has left the pipe, so each of the first
+    # two duplicate ACKs makes room for one new segment; with limited transmit
+    # off, nothing new goes before recovery.
+    d = _sender(TcpConfig(congestion_control="newreno", limited_transmit=limited), 20)
+    out = _sack_ack(d, (1, 2)) + _sack_ack(d, (1, 3))
+    assert [(s.seq - ISS - 1) // 1460 for s in out] == ([10, 11] if limited else [])
+    assert d.conn.recovery is None
+    out = _sack_ack(d, (1, 4))
+    assert d.conn.recovery == "sack" and (out[0].seq - ISS - 1) // 1460 == 0
+
+
 def test_rfc6675_5_retransmits_every_hole_then_ends_on_recovery_point() -> None:
     d = _sender()
     # Segments 0, 3 and 6 lost; the others arrive, one SACK per arrival (the

@@ -115,6 +115,16 @@ def test_rfc5681_3_2_fast_retransmit_on_the_third_duplicate_ack() -> None:
     assert _cc_events(d)[-1][1] == "recovered"
 
 
+def test_rfc3042_limited_transmit_can_be_turned_off() -> None:
+    # Off: the first two duplicate ACKs release nothing; the third is still a
+    # fast retransmit.
+    d = established(NEWRENO.with_changes(limited_transmit=False))
+    d.conn.send(bytes(20 * MSS))
+    assert len(d.flush()) == 10
+    assert _ack(d, 0) == [] and _ack(d, 0) == []
+    assert [_seg_no(s) for s in _ack(d, 0)][:1] == [0] and d.conn.recovery is not None
+
+
 def test_rfc6582_3_2_fast_retransmit_when_the_ack_is_just_past_recover() -> None:
     # "recover" is "the highest sequence number transmitted" when recovery began:
     # duplicate ACKs at exactly the end of that data "cover more than recover"
