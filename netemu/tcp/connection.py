@@ -840,7 +840,9 @@ class Connection:
     # ------------------------------------------------------------------ timers
     def handle_timer(self, now: float) -> None:
         self._now = now
-        for timer, when in sorted(self.timers.items(), key=lambda kv: kv[1]):
+        # By time; a loss probe due with the RTO goes first (it takes its place).
+        for timer, when in sorted(self.timers.items(),
+                                  key=lambda kv: (kv[1], kv[0] is not Timer.LOSS_PROBE)):
             if when <= now and self.timers.get(timer) == when:
                 del self.timers[timer]
                 getattr(self, "_on_" + timer.name.lower())(now)
@@ -964,10 +966,15 @@ class Connection:
             pto += WORST_CASE_DELAYED_ACK
         else:
             pto += 0.002
+        at = now + pto
         rto_at = timers.get(Timer.RETRANSMIT)
-        if rto_at is not None and now + pto >= rto_at:
-            return  # the RTO comes first
-        timers[Timer.LOSS_PROBE] = now + pto
+        if rto_at is not None and at > rto_at:
+            # "If Now() + PTO > TCP_RTO_expiration(): PTO = TCP_RTO_expiration() -
+            # Now()": the probe goes in the RTO's place (Linux: "If RTO is
+            # shorter, just schedule TLP in its place"); handle_timer runs it
+            # first, and it re-arms the RTO.
+            at = rto_at
+        timers[Timer.LOSS_PROBE] = at
 
     def _on_loss_probe(self, now: float) -> None:
         """RFC 8985 §7.3: "If a previously unsent segment exists AND the receive

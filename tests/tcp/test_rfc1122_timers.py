@@ -274,12 +274,21 @@ def test_rfc8985_7_3_probe_with_new_data_and_repairing_a_loss() -> None:
 
 
 def test_rfc8985_7_2_one_segment_in_flight_waits_for_a_delayed_ack() -> None:
-    # "If FlightSize is one segment, PTO += WCDelAckT" (200 ms): here that is
-    # later than the RTO, so the RTO is left to act.
+    # "If FlightSize is one segment: PTO += TLP.max_ack_delay" (200 ms, 220 ms in
+    # all), later than the RTO (SRTT + 200 ms): "If Now() + PTO >
+    # TCP_RTO_expiration(): PTO = TCP_RTO_expiration() - Now()". The probe goes in
+    # the RTO's place: the segment is sent again, cwnd stays, the RTO is re-armed.
     d = established_options(rtt=0.010)
     d.conn.send(b"x")
     d.flush()
-    assert Timer.LOSS_PROBE not in d.conn.timers
+    rto_at = d.conn.timers[Timer.RETRANSMIT]
+    assert d.conn.timers[Timer.LOSS_PROBE] == rto_at < d.now + 0.220
+    cwnd = d.conn.cc.cwnd
+    out = d.advance_to_deadline()
+    assert [s.payload for s in out] == [b"x"] and d.now == rto_at
+    assert d.conn.cc.cwnd == cwnd and d.conn.retransmits == 0
+    assert d.conn.timers[Timer.RETRANSMIT] > rto_at and Timer.LOSS_PROBE not in d.conn.timers
+    # With a later RTO the full PTO applies.
     d2 = established_options(TcpConfig(rto_min=1.0), rtt=0.010)
     d2.conn.send(b"x")
     d2.flush()
