@@ -12,7 +12,8 @@ from . import __version__
 # Benchmarks: name -> (module under netemu.bench, one-line description).
 BENCHES: dict[str, tuple[str, str]] = {
     "codec": ("codec", "wire codec: parse/build rates for Eth+IPv4+TCP frames, vs scapy"),
-    "core": ("core", "TCP stack alone: 10 MiB between in-memory connections, via the codec"),
+    "core": ("core", "TCP stack alone: 10 MiB between in-memory connections, via the "
+             "codec; SACK on/off at 1 % loss in virtual time, by delay"),
     "impair": ("impair", "impairment pipeline at 0 % vs none, netemu→kernel bulk (root)"),
     "concurrent": ("concurrent", "1,000 connections at once to the Go hello server (root, Go)"),
     "wire": ("wire", "on a real veth: netemu⇄kernel bulk vs kernel⇄kernel; lab up/down (root)"),
