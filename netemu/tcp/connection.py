@@ -1405,6 +1405,18 @@ class Connection:
                 self._challenge_ack(now)
                 return
             self._ack_now = True
+            if (ts is not None and seq_le(seg.seq, self._last_ack_sent)
+                    and seq_ge((seg.seq + seg.seg_len) & MASK, self._last_ack_sent)):
+                # Linux checks sequence numbers from RCV.WUP (Last.ACK.sent), not
+                # RCV.NXT (tcp_sequence: "controls ... are accepted using RCV.WUP"),
+                # so a retransmission of what our lost ACK covered still passes
+                # RFC 7323 §4.3's "SEG.SEQ <= Last.ACK.sent" and updates TS.Recent.
+                # The ACK we send back then echoes it: the sender's RTT sample is
+                # one round trip, not the time since the original went out (which
+                # inflated the RTO, and the next sample with it, at heavy loss).
+                self.ts_recent = ts.tsval
+                self._ts_recent_stamp = now
+                self._ts_recent_valid = True
             if seg.payload and seq_le((seg.seq + len(seg.payload)) & MASK, self.rcv_nxt):
                 # A duplicate: our ACK was lost or late. Like Linux, ACK the next
                 # segments at once (tcp_enter_quickack_mode); RFC 2883: report

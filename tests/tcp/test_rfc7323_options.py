@@ -215,6 +215,27 @@ def test_rfc7323_4_3_ts_recent_follows_the_first_unacknowledged_segment() -> Non
     assert out[0].timestamp.tsecr == PEER_TS + 1  # the first segment's, not the second's
 
 
+def test_rfc7323_4_3_a_retransmission_of_acked_data_refreshes_ts_recent_as_linux() -> None:
+    # Our ACK of "abc" was lost; the peer retransmits it later. Linux checks
+    # sequence numbers from Last.ACK.sent (RCV.WUP), so the copy ending there
+    # still satisfies "SEG.SEQ <= Last.ACK.sent" and its TSval becomes TS.Recent:
+    # the duplicate ACK echoes it, and the peer's RTT sample is one round trip,
+    # not the time since the original.
+    d = established_options()
+    d.advance(0.010)
+    out = d.receive(d.seg(ACK | PSH, PEER_ISS + 1, ISS + 1, b"abc"))
+    assert out[0].timestamp.tsecr == PEER_TS + 10
+    d.advance(3.0)
+    out = d.receive(d.seg(ACK | PSH, PEER_ISS + 1, ISS + 1, b"abc", ts=(PEER_TS + 3010, 0)))
+    assert brief(out) == [(ACK, ISS + 1, PEER_ISS + 4)]
+    assert out[0].timestamp.tsecr == PEER_TS + 3010
+    # A copy of older data, wholly below Last.ACK.sent, changes nothing.
+    d.receive(d.seg(ACK | PSH, PEER_ISS + 4, ISS + 1, b"de", ts=(PEER_TS + 3020, 0)))
+    d.flush()
+    out = d.receive(d.seg(ACK | PSH, PEER_ISS + 1, ISS + 1, b"abc", ts=(PEER_TS + 3030, 0)))
+    assert out[0].timestamp.tsecr == PEER_TS + 3020 and d.conn.read() == b"abcde"
+
+
 def test_rfc7323_4_1_rtt_measured_from_tsecr() -> None:
     d = established_options(rtt=0.1)
     assert d.conn.rtt.srtt == pytest.approx(0.1)  # the handshake's sample
