@@ -100,6 +100,7 @@ def decode(buf, n, verify):
     return {result}
 """
 
+
 def _compile_frame_decoder(layout: OptionLayout | None, lean: bool = False
                            ) -> Callable[[bytes, int, bool], Frame | None]:
     """A decoder for frames whose TCP options are ``layout`` (None: any options);
