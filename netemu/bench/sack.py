@@ -31,10 +31,9 @@ import asyncio
 import time
 from functools import partial
 
+from .core import SACK_DELAY as DELAY  # one way, as the in-memory bench's
 from .core import SACK_LOSS, sack_gain
 from .wire import send_all
-
-DELAY = 0.001  # one way, as MemLink's default
 
 
 async def _kernel_transfer(nbytes: int, sack: bool, seed: int, delay: float = DELAY) -> float:

@@ -510,7 +510,7 @@ class Connection:
         sb = self.scoreboard
         # Without limited transmit, SACKed data stays in flight until recovery
         # starts, so duplicate ACKs release nothing new.
-        limited = self.config.limited_transmit or not self.dupacks or self.recovery
+        limited = not self.dupacks or self.recovery or self.config.limited_transmit
         if self.snd_una == self.snd_max and self._last_send is not None:
             self._restart_after_idle(now)
             cwnd = cc.cwnd
@@ -1393,7 +1393,24 @@ class Connection:
             # (A segment without TSopt is processed, as Linux does; RFC 7323
             # §3.2 says it "SHOULD" be dropped.)
         # ---- first, check sequence number (RFC 9293 §3.10.7.4) ----
-        if not self._acceptable(seg):
+        acceptable = self._acceptable(seg)
+        last_ack = self._last_ack_sent
+        if (ts is not None and not flags & RST and (acceptable or not flags & SYN)
+                and seq_le(seg.seq, last_ack)
+                and seq_ge((seg.seq + seg.seg_len) & MASK, last_ack)):
+            # RFC 7323 §4.3: "(2) If: SEG.TSval >= TS.Recent and SEG.SEQ <=
+            # Last.ACK.sent then SEG.TSval is copied to TS.Recent; otherwise, it
+            # is ignored." (PAWS above has checked the first condition.) Linux
+            # checks sequence numbers from RCV.WUP (Last.ACK.sent), not RCV.NXT
+            # (tcp_sequence), so the rule holds for any segment reaching
+            # Last.ACK.sent (every acceptable one that starts at or below it), a
+            # retransmission of what our lost ACK covered too: the ACK we send
+            # back echoes it, and the sender's RTT sample is one round trip, not
+            # the time since the original went out.
+            self.ts_recent = ts.tsval
+            self._ts_recent_stamp = now
+            self._ts_recent_valid = True
+        if not acceptable:
             # "If an incoming segment is not acceptable, an acknowledgment should be
             # sent in reply (unless the RST bit is set, if so drop the segment and
             # return)". Zero-window probes land here and get our window back. An ACK
@@ -1405,18 +1422,6 @@ class Connection:
                 self._challenge_ack(now)
                 return
             self._ack_now = True
-            if (ts is not None and seq_le(seg.seq, self._last_ack_sent)
-                    and seq_ge((seg.seq + seg.seg_len) & MASK, self._last_ack_sent)):
-                # Linux checks sequence numbers from RCV.WUP (Last.ACK.sent), not
-                # RCV.NXT (tcp_sequence: "controls ... are accepted using RCV.WUP"),
-                # so a retransmission of what our lost ACK covered still passes
-                # RFC 7323 §4.3's "SEG.SEQ <= Last.ACK.sent" and updates TS.Recent.
-                # The ACK we send back then echoes it: the sender's RTT sample is
-                # one round trip, not the time since the original went out (which
-                # inflated the RTO, and the next sample with it, at heavy loss).
-                self.ts_recent = ts.tsval
-                self._ts_recent_stamp = now
-                self._ts_recent_valid = True
             if seg.payload and seq_le((seg.seq + len(seg.payload)) & MASK, self.rcv_nxt):
                 # A duplicate: our ACK was lost or late. Like Linux, ACK the next
                 # segments at once (tcp_enter_quickack_mode); RFC 2883: report
@@ -1435,13 +1440,6 @@ class Connection:
             if flags & ACK and seg.seq == self.rcv_nxt and st.synchronized:
                 self._process_ack(seg, now, None, ts)
             return
-        if ts is not None and seq_le(seg.seq, self._last_ack_sent) and not flags & RST:
-            # RFC 7323 §4.3: "(2) If: SEG.TSval >= TS.Recent and SEG.SEQ <=
-            # Last.ACK.sent then SEG.TSval is copied to TS.Recent; otherwise, it
-            # is ignored." (PAWS above has checked the first condition.)
-            self.ts_recent = ts.tsval
-            self._ts_recent_stamp = now
-            self._ts_recent_valid = True
         # ---- second, check the RST bit (RFC 5961 §3.2) ----
         if flags & RST:
             # "1) If the RST bit is set and the sequence number is outside the current

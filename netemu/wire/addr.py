@@ -48,14 +48,17 @@ def _mac_to_str(raw: bytes) -> str:
 
 _MAC_STR = _Interned(_mac_to_str)  # 6 raw bytes -> "aa:bb:cc:dd:ee:ff"
 _MAC_RAW = _Interned(_mac_from_str)  # "aa:bb:cc:dd:ee:ff" -> 6 raw bytes
-# The 12 address bytes of an Ethernet header -> (destination, source): one lookup a frame.
-_MAC_PAIR = _Interned(lambda raw: (_MAC_STR[raw[:6]], _MAC_STR[raw[6:]]))
 _IP_STR = _Interned(lambda v: socket.inet_ntoa(v.to_bytes(4, "big")))  # int -> dotted quad
+
+
+def _ip_pair(raw: bytes) -> tuple[str, str, int]:
+    src, dst = int.from_bytes(raw[:4], "big"), int.from_bytes(raw[4:], "big")
+    return _IP_STR[src], _IP_STR[dst], src + dst
+
+
 # The 8 address bytes of an IPv4 header -> (source, destination, a word sum of the
 # two, for the checksums): one lookup a frame.
-_IP_PAIR = _Interned(lambda raw: (_IP_STR[int.from_bytes(raw[:4], "big")],
-                                  _IP_STR[int.from_bytes(raw[4:], "big")],
-                                  int.from_bytes(raw[:4], "big") + int.from_bytes(raw[4:], "big")))
+_IP_PAIR = _Interned(_ip_pair)
 _IP_INT = _Interned(lambda s: int.from_bytes(socket.inet_aton(s), "big"))  # dotted quad -> int
 
 mac_to_str: Callable[[bytes], str] = _MAC_STR.__getitem__

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from . import _codegen
-from .addr import _IP_PAIR, _MAC_PAIR, _MAC_STR, _Interned, ip_to_bytes, ip_to_int
+from .addr import _IP_PAIR, _MAC_STR, _Interned, ip_to_bytes, ip_to_int
 from .arp import ARP_LEN, ArpPacket
 from .checksum import SHORT_SUM_BYTES, word_sum_mod
 from .errors import MalformedPacket
@@ -76,7 +76,8 @@ class Frame:
 # anything irregular.
 # The Ethernet record of IPv4 frames from one MAC address to another (frozen, so
 # shared): the 12 address bytes -> the record, one lookup a frame.
-_ETH_IPV4 = _Interned(lambda macs: EthernetFrame(*_MAC_PAIR[macs], ETHERTYPE_IPV4))
+_ETH_IPV4 = _Interned(lambda macs: EthernetFrame(_MAC_STR[macs[:6]], _MAC_STR[macs[6:]],
+                                                ETHERTYPE_IPV4))
 _ETH_IP_TCP = "!12s3xBHHHBxH8sHHIIHHHH"  # 14 + 20 + 20 bytes, addresses as bytes
 _IP_TCP = "!15xBHHHBxH8sHHIIHHHH"  # the same without the MACs (lean decoders)
 _FRAME_DECODER = """
@@ -168,11 +169,9 @@ def _not_regular(buf: bytes, verify: bool) -> None:
 
 
 def _compile_frame_decoders(lean: bool = False) -> tuple[tuple[Callable, ...], ...]:
-    """By TCP data offset (0 to 15), the decoders to try in order: its layouts, then
-    any. Never empty: an offset below 5 gets the generic decoder, which hands
-    the frame to the general path (which says what is wrong)."""
+    """By TCP data offset (0 to 15), the decoders to try in order: its layouts, then any."""
     generic = _compile_frame_decoder(None, lean)
-    decoders: list[tuple] = [(generic,)] * 16
+    decoders: list[tuple] = [()] * 16
     decoders[5] = (_compile_frame_decoder(option_layout(""), lean),)
     for doff in range(6, 16):
         decoders[doff] = (*[_compile_frame_decoder(layout, lean) for layout in OPTION_LAYOUTS
@@ -188,11 +187,7 @@ def parse_frame(buf: bytes, verify: bool = True) -> Frame:
     n = len(buf)
     # IPv4 without options carrying TCP: the decoders rely on these four bytes.
     if n >= 54 and buf[12] == 8 and buf[13] == 0 and buf[14] == 0x45 and buf[23] == 6:
-        decoders = _FRAME_DECODERS[buf[46] >> 4]
-        frame = decoders[0](buf, n, verify)  # (every list has one; the first is the usual)
-        if frame is not None:
-            return frame
-        for decode in decoders[1:]:
+        for decode in _FRAME_DECODERS[buf[46] >> 4]:
             frame = decode(buf, n, verify)
             if frame is not None:
                 return frame
