@@ -1,0 +1,596 @@
+"""`netemu bench pkt-suite DIR`: packetdrill's own suite, netemu's verdict next to
+packetdrill's, script by script.
+
+Every ``*.pkt`` under DIR (recursively, sorted as packetdrill's ``run_all.py`` sorts
+them) that runs over IPv4 is run
+
+- by netemu, in this process, one after another: ``load_pkt(path, argv)`` with
+  ``argv`` the arguments ``run_all.py`` gives packetdrill for IPv4 (``IPV4_ARGS``),
+  then ``run_pkt`` in a fresh lab. A ``PktError`` from the loader makes the script
+  *unsupported* (a verdict of fail, with a short reason: ``classify``);
+- with ``--packetdrill PATH``, by packetdrill with the same arguments, each in a
+  throw-away network namespace (``unshare -n``, ``lo`` up, as ``in_netns.sh`` does),
+  cwd the script's folder. packetdrill's scripts assume cubic, which ``defaults.sh``
+  sets by sysctl; a non-initial namespace may refuse it (this host's choice is "reno
+  bbr"), so an LD_PRELOAD shim (``cubic_shim.c``, compiled with ``cc`` on first use
+  into ``$XDG_CACHE_HOME/netemu``) sets it on every new TCP socket instead.
+
+IPv4 set: ``run_all.py`` runs a script over IPv4 unless its name ends in ``v6.pkt``;
+a script whose own options say ``--ip_version=ipv6`` is left out too.
+
+Both sides run on a copy of DIR in a temporary folder (so no script writes into the
+suite): a file that holds nothing but the relative path of another (a symlink checked
+out as text, e.g. ``tcp/common/defaults.sh`` in a snapshot without symlinks) becomes
+that symlink again there, else every init line running it would fail.
+
+``--json`` prints one object: ``scripts``, ``netemu_pass``, ``packetdrill_pass``,
+``agree``, ``agree_pct``, ``netemu_only_pass``, ``packetdrill_only_pass``,
+``unsupported`` (short reason of the first problem -> scripts), ``netemu_wall_s``,
+``packetdrill_wall_s`` (each side's sum of per-script wall time, process start and
+namespace set-up included) and ``rows``; the comparison figures are null without
+``--packetdrill``. Exit status: 0 it ran (the figures are the result), 2 bad
+arguments, 3 environment (not root, no ``cc``, no ``unshare``/``ip``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import json
+import os
+import re
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+# run_all.py's CmdTestIPv4 (after its default --send_omit_free); the script's name last.
+IPV4_ARGS: tuple[str, ...] = (
+    "--send_omit_free",
+    "--ip_version=ipv4",
+    "--local_ip=192.168.0.1",
+    "--gateway_ip=192.168.0.1",
+    "--netmask_ip=255.255.0.0",
+    "--remote_ip=192.0.2.1",
+    "-D", "TFO_COOKIE=3021b9d889017eeb",
+    "-D", "CODE=host_unreachable",
+    "-D", "CMSG_LEVEL_IP=SOL_IP",
+    "-D", "CMSG_TYPE_RECVERR=IP_RECVERR",
+)
+
+DEFAULT_TIMEOUT = 60.0
+SHIM_SOURCE = Path(__file__).with_name("cubic_shim.c")
+KEYS = ("scripts", "netemu_pass", "packetdrill_pass", "agree", "agree_pct",
+        "netemu_only_pass", "packetdrill_only_pass", "unsupported", "netemu_wall_s",
+        "packetdrill_wall_s", "rows")
+ROW_KEYS = ("script", "netemu", "packetdrill", "agree", "netemu_reason",
+            "packetdrill_reason", "netemu_s", "packetdrill_s")
+
+
+class SuiteError(Exception):
+    """Cannot run: ``status`` 2 (bad arguments) or 3 (environment)."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def ipv4_argv() -> list[str]:
+    """packetdrill's command line for an IPv4 run, as run_all.py builds it (no script)."""
+    return list(IPV4_ARGS)
+
+
+# --- which scripts ---------------------------------------------------------------------
+
+def find_scripts(root: Path) -> list[Path]:
+    """Every ``*.pkt`` under ``root`` (or ``root`` itself), sorted by path as run_all.py."""
+    if root.is_file():
+        return [root]
+    found = [Path(d) / f for d, _, files in os.walk(root) for f in files if f.endswith(".pkt")]
+    return sorted(found, key=lambda p: str(p))
+
+
+_IPV6_OPTION = re.compile(r"^[ \t]*--ip_version=ipv6[ \t]*$", re.MULTILINE)
+
+
+def is_ipv6_only(path: Path, text: str | None = None) -> bool:
+    """run_all.py's rule (a name ending in ``v6.pkt`` runs over IPv6 only), or the
+    script's own option line ``--ip_version=ipv6``."""
+    if path.name.endswith("v6.pkt"):
+        return True
+    if text is None:
+        try:
+            text = path.read_text(errors="replace")
+        except OSError:
+            return False
+    return bool(_IPV6_OPTION.search(text))
+
+
+def select_ipv4(paths: list[Path]) -> tuple[list[Path], list[Path]]:
+    """(the scripts that run over IPv4, the IPv6-only ones left out)."""
+    keep: list[Path] = []
+    out: list[Path] = []
+    for p in paths:
+        (out if is_ipv6_only(p) else keep).append(p)
+    return keep, out
+
+
+# --- reasons ---------------------------------------------------------------------------
+
+_RULES: tuple[tuple[re.Pattern[str], str], ...] = tuple((re.compile(a), b) for a, b in (
+    (r"system call '([^']+)' is not supported", "syscall {0}"),
+    (r"TCP option '([^']+)' is not supported", "option {0}"),
+    (r"socket option '?([A-Za-z0-9_]+)'? is not supported", "sockopt {0}"),
+    (r"unsupported symbol '([^']+)'", "symbol {0}"),
+    (r"(?<![A-Za-z] )option '?(--[A-Za-z0-9_]+)'? is not supported", "flag {0}"),
+    (r"IP header fields", "IP header fields"),
+    (r"'([^']+)' in a packet is not supported", "packet {0}"),
+))
+_PARENS = re.compile(r"\s+\([^()]+\)")
+_QUOTED_NAME = re.compile(r"'[A-Za-z_][A-Za-z0-9_.]*'|\"[^\"]*\"")
+_NUMBER = re.compile(r"(?<![A-Za-z_])(?:0x[0-9a-fA-F]+|[0-9]+(?:\.[0-9]+)?)(?![A-Za-z_])")
+
+
+def classify(message: str) -> str:
+    """A short reason for a loader's message, the same for every script it stops:
+    ``system call 'epoll_wait' is not supported`` -> ``syscall epoll_wait``; otherwise
+    the message without its ``(...)`` asides, numbers and quoted names normalized."""
+    msg = message.strip().splitlines()[0] if message.strip() else "unknown"
+    for pat, fmt in _RULES:
+        m = pat.search(msg)
+        if m:
+            return fmt.format(*m.groups())
+    msg = _PARENS.sub("", msg)
+    msg = _QUOTED_NAME.sub("'X'", msg)
+    msg = _NUMBER.sub("N", msg)
+    msg = re.sub(r"\s+", " ", msg).strip()
+    return msg[:100] or "unknown"
+
+
+def _pkt_error_parts(e: BaseException) -> tuple[str, int]:
+    """(message, line) of the first problem of a PktError."""
+    errors = getattr(e, "errors", None) or [e]
+    first = errors[0]
+    msg = getattr(first, "message", None)
+    if isinstance(msg, str):
+        return msg, int(getattr(first, "line", 0) or 0)
+    text = str(first)
+    m = re.match(r"^[^:]*:(\d+):\d+: (.*)$", text, re.DOTALL)
+    if m:
+        return m.group(2), int(m.group(1))
+    return text, 0
+
+
+def last_line(text: str) -> str | None:
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    return lines[-1] if lines else None
+
+
+# --- the copy of DIR -------------------------------------------------------------------
+
+def _stub_link(path: Path) -> str | None:
+    """The path a file holds when it is a symlink checked out as text: small, not
+    executable, one line with no blanks, naming an existing file."""
+    try:
+        st = path.lstat()
+        if not path.is_file() or path.is_symlink() or st.st_size > 1024 or st.st_mode & 0o111:
+            return None
+        text = path.read_bytes().decode()
+    except (OSError, UnicodeDecodeError):
+        return None
+    link = text[:-1] if text.endswith("\n") else text
+    if not link or any(c.isspace() or c == "\0" for c in link):
+        return None
+    target = path.parent / link
+    return link if target.is_file() and target.resolve() != path.resolve() else None
+
+
+def symlink_stub_target(path: Path) -> Path | None:
+    """The file ``path`` stands for when it is a symlink checked out as text (following a
+    stub for a stub); else None."""
+    link = _stub_link(path)
+    if link is None:
+        return None
+    p = path
+    for _ in range(8):
+        p = p.parent / link
+        link = _stub_link(p)
+        if link is None:
+            return p.resolve()
+    return None
+
+
+def stage(root: Path, dst: Path) -> list[str]:
+    """Copy ``root`` (a folder) to ``dst``, symlink stubs made symlinks again (a stubbed
+    ``.pkt`` becomes a copy of its target). Returns the stubs' paths, relative."""
+    shutil.copytree(root, dst, symlinks=True)
+    fixed: list[str] = []
+    for d, _, files in os.walk(root):
+        for f in files:
+            src = Path(d) / f
+            target = symlink_stub_target(src)
+            if target is None:
+                continue
+            rel = src.relative_to(root)
+            out = dst / rel
+            out.unlink()
+            if out.suffix == ".pkt":
+                shutil.copy2(target, out)
+            else:
+                out.symlink_to(target)
+            fixed.append(rel.as_posix())
+    return sorted(fixed)
+
+
+# --- the shim --------------------------------------------------------------------------
+
+def cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "netemu"
+
+
+def build_shim(directory: Path | None = None) -> Path:
+    """The compiled cubic shim (built once per source version); SuiteError(3) without cc."""
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        raise SuiteError("no C compiler (`cc`): needed to build the LD_PRELOAD shim that "
+                         "gives packetdrill's sockets cubic (apt-get install gcc)", 3)
+    src = SHIM_SOURCE.read_bytes()
+    tag = hashlib.sha256(src).hexdigest()[:12]
+    dirs = [directory] if directory is not None else [cache_dir(), Path(tempfile.gettempdir())]
+    last_err = ""
+    for d in dirs:
+        so = d / f"cubic_shim-{tag}.so"
+        if so.is_file():
+            return so
+        try:
+            d.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=".cubic_shim-", suffix=".so", dir=d)
+            os.close(fd)
+        except OSError as e:
+            last_err = str(e)
+            continue
+        try:
+            out = subprocess.run([cc, "-shared", "-fPIC", "-O2", "-o", tmp, str(SHIM_SOURCE),
+                                  "-ldl"], capture_output=True, text=True, timeout=120)
+            if out.returncode != 0:
+                raise SuiteError(f"`cc` could not build {SHIM_SOURCE.name}:\n"
+                                 f"{out.stderr.strip()}", 3)
+            os.replace(tmp, so)
+            return so
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+    raise SuiteError(f"no writable folder for the shim: {last_err}", 3)
+
+
+# --- the runs --------------------------------------------------------------------------
+
+@dataclass
+class Verdict:
+    verdict: str            # pass / fail / unsupported
+    reason: str | None
+    seconds: float
+    unsupported: str | None = None  # the short reason, when unsupported
+
+
+def load_script(path: Path, argv: list[str]) -> Any:
+    """``load_pkt(path, argv)``; ``load_pkt(path)`` while the loader takes no ``argv``."""
+    from netemu.pkt import load_pkt
+
+    if loader_takes_argv():
+        return load_pkt(path, argv=argv)  # type: ignore[call-arg]
+    return load_pkt(path)
+
+
+def loader_takes_argv() -> bool:
+    import inspect
+
+    from netemu.pkt import load_pkt
+
+    try:
+        params = inspect.signature(load_pkt).parameters
+    except (TypeError, ValueError):
+        return False
+    return "argv" in params
+
+
+def run_netemu(path: Path, argv: list[str], timeout: float,
+               keep: Path | None = None) -> Verdict:
+    """netemu's verdict on one script; never raises (but KeyboardInterrupt)."""
+    import asyncio
+
+    t0 = time.monotonic()
+    old_cwd = os.getcwd()
+    try:
+        os.chdir(path.parent)
+        from netemu.pkt import PktError
+
+        try:
+            sc = load_script(path, argv)
+        except PktError as e:
+            msg, line = _pkt_error_parts(e)
+            short = classify(msg)
+            return Verdict("unsupported", f"{short} (line {line})" if line else short,
+                           time.monotonic() - t0, short)
+        from netemu.pkt.session import run_pkt
+
+        async def go() -> Any:
+            with tempfile.TemporaryDirectory(prefix="netemu-pkt-suite-run-") as tmp:
+                run_dir = keep if keep is not None else Path(tmp) / "run"
+                return await asyncio.wait_for(run_pkt(sc, run_dir, write=keep is not None),
+                                              timeout)
+
+        try:
+            with contextlib.redirect_stdout(sys.stderr):
+                outcome = asyncio.run(go())
+        except TimeoutError:
+            return Verdict("fail", f"timeout after {timeout:g} s", time.monotonic() - t0)
+        if outcome.passed:
+            return Verdict("pass", None, time.monotonic() - t0)
+        error = (outcome.report or {}).get("error") or "failed"
+        return Verdict("fail", str(error), time.monotonic() - t0)
+    except Exception as e:  # a bug or the environment: this script fails, the bench goes on
+        return Verdict("fail", f"{type(e).__name__}: {e}", time.monotonic() - t0)
+    finally:
+        os.chdir(old_cwd)
+
+
+_NETNS_SH = 'ip link set dev lo up && exec "$0" "$@"'
+
+
+def packetdrill_command(binary: str, path: Path, argv: list[str]) -> list[str]:
+    """In a new network namespace with lo up (as in_netns.sh), packetdrill on ``path``
+    (run from its folder)."""
+    return ["unshare", "-n", "--", "/bin/sh", "-c", _NETNS_SH, binary, *argv, path.name]
+
+
+def run_packetdrill(binary: str, path: Path, argv: list[str], timeout: float, shim: Path | None,
+                    keep: Path | None = None) -> Verdict:
+    """packetdrill's verdict on one script: exit status 0 passes."""
+    cmd = packetdrill_command(binary, path, argv)
+    env = dict(os.environ)
+    if shim is not None:
+        env["LD_PRELOAD"] = " ".join(x for x in (str(shim), env.get("LD_PRELOAD", "")) if x)
+    t0 = time.monotonic()
+    try:
+        proc = subprocess.Popen(cmd, cwd=path.parent, env=env, stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                start_new_session=True)
+    except OSError as e:
+        return Verdict("fail", f"cannot start: {e}", time.monotonic() - t0)
+    timed_out = False
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        timed_out = True
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)  # its own session: packetdrill and its commands
+        out, err = proc.communicate()
+    finally:
+        if proc.poll() is None:  # interrupted
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    seconds = time.monotonic() - t0
+    stdout = out.decode(errors="replace")
+    stderr = err.decode(errors="replace")
+    if keep is not None:
+        keep.parent.mkdir(parents=True, exist_ok=True)
+        keep.write_text(f"$ cd {shlex.quote(str(path.parent))} && {shlex.join(cmd)}\nexit status: "
+                        f"{proc.returncode}\n--- stdout\n{stdout}--- stderr\n{stderr}")
+    if timed_out:
+        return Verdict("fail", f"timeout after {timeout:g} s", seconds)
+    if proc.returncode == 0:
+        return Verdict("pass", None, seconds)
+    reason = last_line(stderr) or last_line(stdout)
+    if reason is None:
+        rc = proc.returncode
+        reason = f"killed by signal {-rc}" if rc < 0 else f"exit status {rc}"
+    return Verdict("fail", reason, seconds)
+
+
+# --- the result ------------------------------------------------------------------------
+
+def summarize(names: list[str], netemu: list[Verdict],
+              packetdrill: list[Verdict] | None) -> dict[str, Any]:
+    """The JSON object (keys: KEYS) from both sides' verdicts, script by script."""
+    rows: list[dict[str, Any]] = []
+    unsupported: dict[str, int] = {}
+    for i, name in enumerate(names):
+        n = netemu[i]
+        p = packetdrill[i] if packetdrill is not None else None
+        n_pass = n.verdict == "pass"
+        if n.unsupported is not None:
+            unsupported[n.unsupported] = unsupported.get(n.unsupported, 0) + 1
+        rows.append({
+            "script": name,
+            "netemu": n.verdict,
+            "packetdrill": p.verdict if p is not None else None,
+            "agree": (n_pass == (p.verdict == "pass")) if p is not None else None,
+            "netemu_reason": n.reason,
+            "packetdrill_reason": p.reason if p is not None else None,
+            "netemu_s": round(n.seconds, 3),
+            "packetdrill_s": round(p.seconds, 3) if p is not None else None,
+        })
+    have_pd = packetdrill is not None
+    agree = sum(1 for r in rows if r["agree"]) if have_pd else None
+    return {
+        "scripts": len(rows),
+        "netemu_pass": sum(1 for r in rows if r["netemu"] == "pass"),
+        "packetdrill_pass": sum(1 for r in rows if r["packetdrill"] == "pass") if have_pd else None,
+        "agree": agree,
+        "agree_pct": (round(100.0 * agree / len(rows), 1) if rows else 0.0)
+        if agree is not None else None,
+        "netemu_only_pass": [r["script"] for r in rows if r["netemu"] == "pass"
+                             and r["packetdrill"] != "pass"] if have_pd else None,
+        "packetdrill_only_pass": [r["script"] for r in rows if r["packetdrill"] == "pass"
+                                  and r["netemu"] != "pass"] if have_pd else None,
+        "unsupported": dict(sorted(unsupported.items(), key=lambda kv: (-kv[1], kv[0]))),
+        "netemu_wall_s": round(sum(v.seconds for v in netemu), 3),
+        "packetdrill_wall_s": round(sum(v.seconds for v in packetdrill), 3) if have_pd else None,
+        "rows": rows,
+    }
+
+
+def _short(text: str | None, width: int = 110) -> str:
+    if not text:
+        return ""
+    line = text.strip().splitlines()[0] if text.strip() else ""
+    return line if len(line) <= width else line[:width - 1] + "…"
+
+
+def render(r: dict[str, Any], excluded: int = 0) -> str:
+    rows = r["rows"]
+    have_pd = r["packetdrill_pass"] is not None
+    w = max([len(x["script"]) for x in rows] + [6])
+    out = [f"{'script':<{w}}  {'netemu':<11}  {'packetdrill':<11}  {'agree':<5}  netemu's reason"]
+    for x in rows:
+        pd = x["packetdrill"] or "-"
+        ag = "-" if x["agree"] is None else ("yes" if x["agree"] else "NO")
+        out.append(f"{x['script']:<{w}}  {x['netemu']:<11}  {pd:<11}  {ag:<5}  "
+                   f"{_short(x['netemu_reason'])}".rstrip())
+    n = r["scripts"]
+    left_out = f"; {excluded} IPv6-only left out" if excluded else ""
+    out.append("")
+    out.append(f"{n} scripts (IPv4{left_out}): netemu passes {r['netemu_pass']}, "
+               f"{sum(1 for x in rows if x['netemu'] == 'unsupported')} unsupported, "
+               f"{r['netemu_wall_s']:.1f} s")
+    if have_pd:
+        out.append(f"packetdrill passes {r['packetdrill_pass']}, {r['packetdrill_wall_s']:.1f} s; "
+                   f"same verdict on {r['agree']} ({r['agree_pct']:.1f} %)")
+        out.append(f"netemu only passes: {len(r['netemu_only_pass'])}; packetdrill only "
+                   f"passes: {len(r['packetdrill_only_pass'])}")
+        fails = [x for x in rows if x["packetdrill"] != "pass"]
+        if fails:
+            out.append(f"packetdrill fails ({len(fails)}):")
+            out.extend(f"  {x['script']}: {_short(x['packetdrill_reason'], 140)}" for x in fails)
+    if r["unsupported"]:
+        out.append("unsupported by netemu (first problem per script):")
+        out.extend(f"  {c:4d}  {k}" for k, c in r["unsupported"].items())
+    return "\n".join(out)
+
+
+# --- the command -----------------------------------------------------------------------
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """pkt-suite's arguments, on `netemu bench`'s parser (--json is bench's own)."""
+    g = parser.add_argument_group(
+        "pkt-suite (netemu bench pkt-suite DIR [--packetdrill PATH] [--json] [--filter SUBSTR] "
+        "[--timeout S] [--keep DIR]; root)")
+    g.add_argument("suite_dir", nargs="?", metavar="DIR",
+                   help="pkt-suite: folder of .pkt scripts (packetdrill's gtests/net/tcp)")
+    g.add_argument("--packetdrill", metavar="PATH",
+                   help="pkt-suite: also run this packetdrill binary on every script")
+    g.add_argument("--filter", metavar="SUBSTR",
+                   help="pkt-suite: only scripts whose path under DIR contains SUBSTR")
+    g.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="S",
+                   help=f"pkt-suite: per script, each side (default {DEFAULT_TIMEOUT:g})")
+    g.add_argument("--keep", metavar="DIR",
+                   help="pkt-suite: keep netemu's run directories and packetdrill's output "
+                        "there (netemu then writes its pcap and ladders: slower)")
+
+
+def _progress(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def prepare(args: argparse.Namespace) -> tuple[Path, list[Path], list[Path], str | None]:
+    """(root, scripts, IPv6-only left out, packetdrill binary); SuiteError on bad input."""
+    if not getattr(args, "suite_dir", None):
+        raise SuiteError("DIR is required: netemu bench pkt-suite DIR", 2)
+    root = Path(args.suite_dir).resolve()
+    if not root.exists():
+        raise SuiteError(f"{args.suite_dir}: no such file or folder", 2)
+    if args.timeout is None or args.timeout <= 0:
+        raise SuiteError("--timeout must be positive", 2)
+    scripts = find_scripts(root)
+    if root.is_file():
+        if root.suffix != ".pkt":
+            raise SuiteError(f"{args.suite_dir}: not a .pkt script", 2)
+        root = root.parent
+    if not scripts:
+        raise SuiteError(f"{args.suite_dir}: no .pkt scripts under it", 2)
+    keep, left_out = select_ipv4(scripts)
+    if args.filter:
+        keep = [p for p in keep if args.filter in p.relative_to(root).as_posix()]
+        left_out = [p for p in left_out if args.filter in p.relative_to(root).as_posix()]
+    if not keep:
+        raise SuiteError(f"{args.suite_dir}: no IPv4 .pkt script"
+                         + (f" matching {args.filter!r}" if args.filter else ""), 2)
+    binary = None
+    if args.packetdrill:
+        b = Path(args.packetdrill).resolve()
+        if not b.is_file() or not os.access(b, os.X_OK):
+            raise SuiteError(f"--packetdrill {args.packetdrill}: not an executable file", 2)
+        binary = str(b)
+    return root, keep, left_out, binary
+
+
+def check_environment(packetdrill: bool) -> None:
+    if os.geteuid() != 0:
+        raise SuiteError("needs root (each script runs in its own lab of network namespaces)", 3)
+    if packetdrill:
+        for tool in ("unshare", "ip"):
+            if shutil.which(tool) is None:
+                raise SuiteError(f"`{tool}` not found: needed to run packetdrill in a "
+                                 "throw-away network namespace", 3)
+
+
+def main(args: argparse.Namespace) -> int:
+    try:
+        root, scripts, left_out, binary = prepare(args)
+        check_environment(binary is not None)
+        shim = build_shim() if binary is not None else None
+    except SuiteError as e:
+        print(f"netemu bench pkt-suite: {e}", file=sys.stderr)
+        return e.status
+    keep = Path(args.keep).resolve() if args.keep else None
+    argv = ipv4_argv()
+    names = [p.relative_to(root).as_posix() for p in scripts]
+    if not loader_takes_argv():
+        _progress("note: load_pkt takes no argv yet: netemu loads the scripts without "
+                  "run_all.py's arguments")
+    staging = Path(tempfile.mkdtemp(prefix="netemu-pkt-suite-"))
+    try:
+        tree = staging / "suite"
+        fixed = stage(root, tree)
+        if fixed:
+            _progress(f"note: symlinks checked out as text, made links again in the copy: "
+                      f"{', '.join(fixed)}")
+        staged = [tree / n for n in names]
+        netemu: list[Verdict] = []
+        for i, (name, path) in enumerate(zip(names, staged, strict=True), 1):
+            k = keep / "netemu" / name.removesuffix(".pkt") if keep is not None else None
+            v = run_netemu(path, argv, args.timeout, k)
+            netemu.append(v)
+            _progress(f"netemu [{i}/{len(names)}] {name}: {v.verdict} ({v.seconds:.2f} s)"
+                      + (f" {_short(v.reason, 100)}" if v.reason else ""))
+        packetdrill: list[Verdict] | None = None
+        if binary is not None:
+            packetdrill = []
+            for i, (name, path) in enumerate(zip(names, staged, strict=True), 1):
+                k = (keep / "packetdrill" / (name.removesuffix(".pkt") + ".log")
+                     if keep is not None else None)
+                v = run_packetdrill(binary, path, argv, args.timeout, shim, k)
+                packetdrill.append(v)
+                _progress(f"packetdrill [{i}/{len(names)}] {name}: {v.verdict} "
+                          f"({v.seconds:.2f} s)" + (f" {_short(v.reason, 100)}" if v.reason else ""))
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    result = summarize(names, netemu, packetdrill)
+    if keep is not None:
+        keep.mkdir(parents=True, exist_ok=True)
+        (keep / "suite.json").write_text(json.dumps(result, indent=2) + "\n")
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(render(result, excluded=len(left_out)))
+    return 0
