@@ -20,13 +20,20 @@ BENCHES: dict[str, tuple[str, str]] = {
     "run": ("run", "fixed cost of `netemu run` on a trivial scenario, median wall ms (root)"),
     "pkt": ("pkt", "packetdrill scripts: cost per .pkt beyond its own schedule, vs 200 ms (root)"),
     "sack": ("sack", "SACK on/off at 1 % loss: netemu in memory next to Linux through the relay (root)"),
+    "pkt-suite": ("pkt_suite", "packetdrill's suite (DIR): netemu's verdict per .pkt next to "
+                  "packetdrill's (root; not in all)"),
 }
 
 
 def _bench(args: argparse.Namespace) -> int:
     import importlib
 
-    names = list(BENCHES) if args.which == "all" else [args.which]
+    if args.which == "pkt-suite":
+        return importlib.import_module("netemu.bench.pkt_suite").main(args)
+    if getattr(args, "suite_dir", None) is not None:
+        print(f"netemu bench {args.which}: DIR is pkt-suite's argument", file=sys.stderr)
+        return 2
+    names = [n for n in BENCHES if n != "pkt-suite"] if args.which == "all" else [args.which]
     results = {}
     for name in names:
         module = importlib.import_module(f"netemu.bench.{BENCHES[name][0]}")
@@ -49,6 +56,9 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
     bench.add_argument("which", choices=[*BENCHES, "all"], help="which benchmark (all: every one)")
     bench.add_argument("--json", action="store_true", help="print the result as JSON")
     bench.add_argument("--quick", action="store_true", help="shorter runs (noisier figures)")
+    from .bench.pkt_suite import add_arguments as add_suite_arguments
+
+    add_suite_arguments(bench)
     bench.set_defaults(func=_bench)
 
 
