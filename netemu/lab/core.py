@@ -145,7 +145,8 @@ class Lab:
     def __init__(self, *, peer_sysctls: Mapping[str, object] | None = None,
                  congestion: str | None = None, keep: bool = False,
                  emu_ip: str = "198.18.0.1", peer_ip: str = "198.18.0.2", prefixlen: int = 24,
-                 mtu: int = 1500, log_dir: str | None = None, run_dir: str | None = None) -> None:
+                 mtu: int = 1500, log_dir: str | None = None, run_dir: str | None = None,
+                 peer_ifname: str | None = None, peer_tx_offload: bool = False) -> None:
         net = ipaddress.ip_network(f"{peer_ip}/{prefixlen}", strict=False)
         for ip in (emu_ip, peer_ip):
             if ipaddress.ip_address(ip) not in LAB_NET:
@@ -165,6 +166,12 @@ class Lab:
         self._lock = registry.RunLock(run_dir)
         self.runid = ""
         self.emu_ifname = self.peer_ifname = ""
+        # The peer's veth may take a fixed name (a .pkt run calls it packetdrill's tun0):
+        # it lives only inside the lab's own peer namespace, so no two labs collide.
+        self._peer_ifname = peer_ifname
+        # Offloads left on: the peer's kernel sends TSO super-frames with unfinished
+        # checksums, as it does through packetdrill's tun (the link reads PACKET_AUXDATA).
+        self.peer_tx_offload = peer_tx_offload
         self.emu_mac = self.peer_mac = ""
         self.emu_if_mac = ""  # the emulator veth's own MAC (not netemu's: see _up)
         self.emu_ifindex = self.peer_ifindex = 0
@@ -205,7 +212,8 @@ class Lab:
         self.runid = self._lock.acquire({"keep": self.keep, "argv": sys.argv[:8],
                                          "emu_ip": self.emu_ip, "peer_ip": self.peer_ip})
         rid = self.runid
-        self.emu_ifname, self.peer_ifname = f"netemu-{rid}-e", f"netemu-{rid}-p"
+        self.emu_ifname = f"netemu-{rid}-e"
+        self.peer_ifname = self._peer_ifname or f"netemu-{rid}-p"
         self.emu_mac, self.peer_mac = _mac(rid, 1), _mac(rid, 2)
         # netemu's MAC is not its veth's: the emulator namespace's kernel then takes
         # every frame for netemu as another host's (PACKET_OTHERHOST) and drops it at
@@ -267,7 +275,8 @@ class Lab:
             rt.set_up(1)  # lo
             rt.set_up(idx)
             rt.add_ipv4(idx, self.peer_ip, self.prefixlen)
-        set_tx_checksum(self.peer_ifname, False)
+        if not self.peer_tx_offload:
+            set_tx_checksum(self.peer_ifname, False)
         return idx
 
     def close(self) -> None:

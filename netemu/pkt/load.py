@@ -13,16 +13,25 @@ import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .calls import Call, normalize
 from .model import Command, Event, Script, Syscall
 from .parser import PktError, parse_file, parse_text
 
-# --option=value lines a script may start with (packetdrill's command-line options).
-KNOWN_OPTIONS = {
+# packetdrill's command-line options (also a script's leading --option=value lines):
+# name -> type. Those in IGNORED change nothing in netemu (docs/packetdrill.md says why).
+KNOWN_OPTIONS: dict[str, type] = {
     "tolerance_usecs": int, "tolerance_percent": float, "ip_version": str,
     "bind_port": int, "connect_port": int, "tcp_ts_tick_usecs": int, "mss": int,
+    "mtu": int, "local_ip": str, "remote_ip": str, "gateway_ip": str, "netmask_ip": str,
+    "init_scripts": str, "tcp_ts_ecr_scaled": bool, "strict_segments": bool,
+    "non_fatal": str, "dry_run": bool, "send_omit_free": bool, "speed": int,
+    "verbose": bool, "debug": bool, "is_anyip": bool,
 }
-IGNORED_OPTIONS = ("verbose", "debug", "non_fatal", "dry_run", "send_omit_free")
+IGNORED_OPTIONS = ("verbose", "debug", "send_omit_free", "speed", "gateway_ip", "netmask_ip",
+                   "is_anyip", "tcp_ts_ecr_scaled")
+REFUSED_OPTIONS = ("wire_client", "wire_server", "wire_server_ip", "wire_server_at",
+                   "wire_server_port", "wire_client_dev", "wire_server_dev", "so_filename",
+                   "so_flags", "code_command", "code_format", "code_sockopt",
+                   "psp_udp_port")
 
 
 @dataclass
@@ -30,9 +39,20 @@ class PktScript:
     """A loaded script, ready to run (``netemu.pkt.session.run_pkt``)."""
 
     script: Script
-    calls: dict[int, Call] = field(default_factory=dict)  # id(Syscall) -> Call
     tolerance_usecs: int = 4000
     tolerance_percent: float = 12.5
+    bind_port: int = 8080
+    connect_port: int = 8080
+    local_ip: str = "192.168.0.1"  # packetdrill's addresses, mapped onto the lab's
+    remote_ip: str = "192.0.2.1"
+    mtu: int = 1500
+    mss: int | None = None
+    tcp_ts_tick_usecs: int = 0
+    strict_segments: bool = False
+    dry_run: bool = False
+    non_fatal: tuple[str, ...] = ()
+    init_scripts: tuple[str, ...] = ()
+    defines: dict[str, str] = field(default_factory=dict)
     sysctls: dict[str, str] = field(default_factory=dict)  # from shell includes, statically
     congestion: str | None = None  # tcp_congestion_control a shell include sets
     includes: list[str] = field(default_factory=list)  # files the commands name
@@ -76,28 +96,75 @@ class PktScript:
         return latest
 
 
-def _option(sc: PktScript, opt: object, file: str) -> None:
-    name, value = opt.name, opt.value  # type: ignore[attr-defined]
-    line, col = opt.line, opt.col  # type: ignore[attr-defined]
-    if name in IGNORED_OPTIONS:
-        return
+def _option(sc: PktScript, name: str, value: str, file: str, line: int, col: int) -> None:
+    if name in REFUSED_OPTIONS:
+        raise PktError(file, line, col, f"option --{name} is not supported by netemu "
+                       "(packetdrill's remote and shared-object modes)")
     if name not in KNOWN_OPTIONS:
-        raise PktError(file, line, col, f"option --{name} is not supported (supported: "
-                       f"{', '.join('--' + k for k in KNOWN_OPTIONS)})")
+        raise PktError(file, line, col, f"unknown option --{name} (packetdrill's options: "
+                       f"{', '.join('--' + k for k in sorted(KNOWN_OPTIONS))})")
+    kind = KNOWN_OPTIONS[name]
     try:
-        v = KNOWN_OPTIONS[name](value)
+        v: object = (value in ("", "1", "true", "yes")) if kind is bool else kind(value)
     except ValueError:
         raise PktError(file, line, col, f"--{name}: bad value {value!r}") from None
+    if name in IGNORED_OPTIONS:
+        return
     if name == "tolerance_usecs":
-        sc.tolerance_usecs = int(v)
-    elif name == "tolerance_percent":
-        sc.tolerance_percent = float(v)
-    elif name == "ip_version" and v != "ipv4":
-        raise PktError(file, line, col, f"--ip_version={v} is not supported (ipv4 only)")
-    elif name in ("bind_port", "connect_port") and v != 8080:
-        raise PktError(file, line, col, f"--{name}={v} is not supported (8080 only)")
-    elif name in ("mss", "tcp_ts_tick_usecs"):
-        raise PktError(file, line, col, f"option --{name} is not supported")
+        if int(v) <= 0:  # type: ignore[call-overload]
+            raise PktError(file, line, col, f"bad --tolerance_usecs: {value}")
+        sc.tolerance_usecs = int(v)  # type: ignore[call-overload]
+    elif name == "ip_version":
+        if v != "ipv4":
+            raise PktError(file, line, col, f"--ip_version={v}: IPv6 is not supported yet "
+                           "(ipv4 only)")
+    elif name in ("local_ip", "remote_ip"):
+        if ":" in str(v):
+            raise PktError(file, line, col, f"--{name}={v}: IPv6 is not supported yet")
+        setattr(sc, name, str(v))
+    elif name == "non_fatal":
+        sc.non_fatal = tuple(x for x in str(v).split(",") if x)
+    elif name == "init_scripts":
+        sc.init_scripts = tuple(x for x in str(v).split(",") if x)
+    else:
+        setattr(sc, name, v)
+
+
+def split_args(argv: list[str]) -> tuple[list[tuple[str, str]], dict[str, str], list[str]]:
+    """packetdrill's command line: ``--name=value``/``--name value`` options, ``-D
+    NAME=VALUE`` defines, ``-v``; returns (options, defines, other words)."""
+    opts: list[tuple[str, str]] = []
+    defines: dict[str, str] = {}
+    rest: list[str] = []
+    i = 0
+    while i < len(argv):
+        w = argv[i]
+        if w in ("-D", "--define"):
+            if i + 1 >= len(argv) or "=" not in argv[i + 1]:
+                raise PktError("<command line>", 0, 0, f"{w} needs NAME=VALUE")
+            k, v = argv[i + 1].split("=", 1)
+            defines[k] = v
+            i += 2
+            continue
+        if w.startswith("-D") and len(w) > 2:
+            k, _, v = w[2:].partition("=")
+            defines[k] = v
+        elif w.startswith("--define="):
+            k, _, v = w[len("--define="):].partition("=")
+            defines[k] = v
+        elif re.fullmatch(r"-v+", w):
+            opts.append(("verbose", "1"))
+        elif w.startswith("--"):
+            name, eq, v = w[2:].partition("=")
+            name = name.replace("-", "_")
+            if not eq and KNOWN_OPTIONS.get(name, bool) is not bool and i + 1 < len(argv):
+                v = argv[i + 1]
+                i += 1
+            opts.append((name, v))
+        else:
+            rest.append(w)
+        i += 1
+    return opts, defines, rest
 
 
 _ARITH = re.compile(r"\$\(\(([0-9+\-*/() ]+)\)\)")
@@ -171,13 +238,21 @@ def _scan_commands(sc: PktScript, events: list[Event], base: Path) -> None:
     sc.congestion = cc if cc and re.fullmatch(r"[a-z0-9_]+", cc) else None
 
 
-def check(script: Script) -> PktScript:
+def check(script: Script, argv: list[str] | None = None,
+          defines: dict[str, str] | None = None) -> PktScript:
     sc = PktScript(script)
     errors: list[PktError] = []
     file = script.path
+    sc.defines = dict(defines or {})
+    cli, _defs, _rest = split_args(list(argv or []))
+    for name, v in cli:
+        try:
+            _option(sc, name, v, "<command line>", 0, 0)
+        except PktError as e:
+            errors.append(e)
     for opt in script.options:
         try:
-            _option(sc, opt, file)
+            _option(sc, opt.name, opt.value, file, opt.line, opt.col)
         except PktError as e:
             errors.append(e)
     first = script.events[0]
@@ -187,8 +262,7 @@ def check(script: Script) -> PktScript:
     for ev in script.events:
         if isinstance(ev.action, Syscall):
             try:
-                a = ev.action
-                sc.calls[id(a)] = normalize(a, file, a.line or ev.line, a.col or ev.col)
+                _check_call(ev.action, file, ev)
             except PktError as e:
                 errors.append(e)
     _scan_commands(sc, script.init_commands + script.events, Path(file).resolve().parent)
@@ -199,13 +273,49 @@ def check(script: Script) -> PktScript:
     return sc
 
 
-def load_pkt(path: str | Path) -> PktScript:
-    """Parse and check a .pkt file; ``PktError`` (with ``.errors``) on any problem."""
+def _check_call(a: Syscall, file: str, ev: Event) -> None:
+    from .live import CALLS, ScriptValueError, check_symbols
+
+    line, col = a.line or ev.line, a.col or ev.col
+    if a.name not in CALLS:
+        raise PktError(file, line, col, f"system call '{a.name}' is not supported")
     try:
-        return check(parse_file(path))
+        for e in (*a.args, a.ret):
+            check_symbols(e)
+        if a.errno is not None:
+            from .live import SYMBOLS
+
+            if a.errno not in SYMBOLS:
+                raise ScriptValueError(f"unknown errno {a.errno!r}")
+    except ScriptValueError as e:
+        x = e.expr
+        raise PktError(file, x.line if x is not None and x.line else line,
+                       x.col if x is not None and x.col else col, str(e)) from None
+
+
+def _define(text: str, defines: dict[str, str]) -> str:
+    """packetdrill's ``-D NAME=VALUE``: every NAME in the script stands for VALUE."""
+    if not defines:
+        return text
+    pat = re.compile(r"\b(" + "|".join(re.escape(k) for k in sorted(defines, key=len,
+                                                                     reverse=True)) + r")\b")
+    return pat.sub(lambda m: defines[m.group(1)], text)
+
+
+def load_pkt(path: str | Path, argv: list[str] | None = None) -> PktScript:
+    """Parse and check a .pkt file with packetdrill's command-line ``argv`` (options and
+    ``-D`` defines); ``PktError`` (with ``.errors``) on any problem."""
+    _opts, defines, _rest = split_args(list(argv or []))
+    try:
+        if defines:
+            text = Path(path).read_text(errors="replace")
+            return check(parse_text(_define(text, defines), str(path)), argv, defines)
+        return check(parse_file(path), argv, defines)
     except OSError as e:
         raise PktError(str(path), 0, 0, e.strerror or str(e)) from None
 
 
-def load_pkt_text(text: str, path: str = "<script>") -> PktScript:
-    return check(parse_text(text, path))
+def load_pkt_text(text: str, path: str = "<script>", argv: list[str] | None = None
+                  ) -> PktScript:
+    _opts, defines, _rest = split_args(list(argv or []))
+    return check(parse_text(_define(text, defines), path), argv, defines)

@@ -28,6 +28,8 @@ import asyncio
 import contextlib
 import random
 import re
+import socket
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +39,7 @@ from ..trace.record import NoteRecord, Trace
 from ..wire import TcpSegment, parse_frame
 from ..wire.tcp import (
     ACK,
+    CWR,
     EOL,
     FIN,
     NOP,
@@ -51,7 +54,6 @@ from ..wire.tcp import (
     TimestampOption,
     WindowScaleOption,
 )
-from . import calls as C
 from .model import Code, Command, Event, PacketSpec, Syscall
 from .parser import FLAG_BITS
 
@@ -124,9 +126,9 @@ class Sock:
 class Pending:
     """A blocking system call in flight (``...`` end time)."""
 
-    task: asyncio.Task
+    task: asyncio.Future
     event: Event
-    call: C.Call
+    call: Syscall
     result: StepResult
     end: float
     t0: float
@@ -152,7 +154,7 @@ class Timing:
 
 
 class PktRunner:
-    def __init__(self, loaded: Any, *, lab: Any, host: Any, agent: Any = None,
+    def __init__(self, loaded: Any, *, lab: Any, host: Any, kernel: Any = None,
                  strict_timing: bool = False, tolerance_usecs: int | None = None,
                  grace: float = 2.0, on_step: Any = None, seed: int | None = None) -> None:
         self.loaded = loaded
@@ -160,7 +162,12 @@ class PktRunner:
         self.lab = lab
         self.host = host
         self.trace: Trace = host.trace
-        self.agent = agent  # KernelAgent (its .aio is used)
+        self.kernel = kernel  # LiveKernel: the script's real system calls
+        self.bind_port = getattr(loaded, "bind_port", 8080)
+        self.connect_port = getattr(loaded, "connect_port", 8080)
+        self.call_end: float | None = None
+        self.netemu_late: str | None = None  # netemu's own lateness failed the run
+        self.workers = Workers()
         self.on_step = on_step
         self.strict = strict_timing
         self.tol = (tolerance_usecs if tolerance_usecs is not None
@@ -192,18 +199,16 @@ class PktRunner:
         """Script time: seconds since the script's time 0."""
         return time.monotonic() - self.t0
 
-    @property
-    def aio(self) -> Any:
-        return self.agent.aio
-
     async def start(self) -> None:
         self._poller = asyncio.create_task(self._poll_peer_states())
 
     async def stop(self) -> None:
+        if self.kernel is not None:
+            self.kernel.close_all()
+        self.workers.stop()
         if self.pending is not None:
-            self.pending.task.cancel()
             with contextlib.suppress(BaseException):
-                await self.pending.task
+                await asyncio.wait_for(asyncio.shield(self.pending.task), 1.0)
         if self._poller is not None:
             self._poller.cancel()
             with contextlib.suppress(BaseException):
@@ -322,6 +327,15 @@ class PktRunner:
         self.timing.append(rec)
         if ok:
             return None
+        if what.endswith(" start"):  # netemu itself left late: not the kernel's miss
+            msg = (f"netemu was late by {(actual - end) * 1000:.1f} ms at line {line} "
+                   f"({what[:-6]} scheduled at {expected}, tolerance {tol * 1000:.1f} ms)")
+            self.trace.notes.append(NoteRecord(time.monotonic(), msg, "fail"))
+            if self.strict:
+                self.netemu_late = msg
+                return msg
+            self.notes.append(msg)
+            return None
         msg = "timing: " + rec.text()
         self.trace.notes.append(NoteRecord(time.monotonic(), msg, "note"))
         if self.strict:
@@ -373,7 +387,8 @@ class PktRunner:
                 await self._code(ev, a.text)
         self.last_event = ev
         self.last_sched = start if ev.time.kind != "any" else self.now()
-        self.anchor = res.t if kind == "syscall" else None
+        self.anchor = self.call_end if kind == "syscall" and not deferred else None
+        self.call_end = None
         return deferred
 
     def _step_note(self, ev: Event) -> None:
@@ -393,9 +408,9 @@ class PktRunner:
         sut = self.sut
         if isinstance(sut, Conn):
             return sut
-        port = C.DEFAULT_PORT
+        port = self.bind_port
         if isinstance(sut, Sock):
-            port = sut.port or C.DEFAULT_PORT
+            port = sut.port or self.bind_port
         conn = self._new_conn(port)
         self.sut = conn
         return conn
@@ -409,7 +424,7 @@ class PktRunner:
         opts = []
         for o in pkt.options or ():
             opts.append(self._inbound_option(o, conn, pkt, k_off))
-        seg = TcpSegment(conn.emu_port, conn.kernel_port or C.DEFAULT_PORT, seq, ack, pkt.flags,
+        seg = TcpSegment(conn.emu_port, conn.kernel_port or self.bind_port, seq, ack, pkt.flags,
                          65535 if pkt.win is None else pkt.win, bytes(pkt.length),
                          tuple(opts))
         self.host.inject(seg, self.lab.peer_ip)
@@ -554,12 +569,11 @@ class PktRunner:
         return f"{start:.6f}" if end == start else f"{start:.6f}~{end:.6f}"
 
     def _merged(self, segs: list[TcpSegment]) -> tuple[int, int]:
-        """(flags, payload length) of a run of segments taken as one."""
+        """(flags, payload length) of a run of segments taken as one, as packetdrill's
+        ``aggregate_packets``: the last segment's flags (so its PSH and FIN), the first
+        one's sequence number and CWR."""
         first, last = segs[0], segs[-1]
-        flags = first.flags & ~(PSH | FIN)
-        flags |= last.flags & FIN
-        if any(s.flags & PSH for s in segs):
-            flags |= PSH
+        flags = (last.flags & ~CWR) | (first.flags & CWR)
         return flags, sum(len(s.payload) for s in segs)
 
     def _mismatch(self, pkt: PacketSpec, seg: TcpSegment, conn: Conn,
@@ -672,78 +686,178 @@ class PktRunner:
                                 if out.output.strip() else ""))
 
     async def tcp_info(self) -> dict[str, Any]:
-        """The ``tcpi_*`` values of the socket under test: the kernel agent's ``info``
-        (when the script holds a socket for the connection) and sock_diag's full
-        ``struct tcp_info`` (by 4-tuple)."""
-        sut = self.sut
-        out: dict[str, Any] = {}
-        sock = None
-        lport = rport = None
-        if isinstance(sut, Conn):
-            sock = sut.agent_sock
-            lport, rport = sut.kernel_port, sut.emu_port
-        elif isinstance(sut, Sock):
-            sock = sut.agent
-            lport = sut.port
-        if sock is not None and self.agent is not None:
-            with contextlib.suppress(Exception):
-                info = await self.aio.info(sock)
-                out.update({"tcpi_snd_cwnd": info.get("snd_cwnd"),
-                            "tcpi_snd_ssthresh": info.get("snd_ssthresh"),
-                            "tcpi_rtt": info.get("rtt_us"), "tcpi_rttvar": info.get("rttvar_us"),
-                            "tcpi_snd_wscale": info.get("snd_wscale"),
-                            "tcpi_rcv_wscale": info.get("rcv_wscale")})
-                out["tcpi_ca_name"] = info.get("cc")
-        if lport is not None:
-            socks = await asyncio.to_thread(self.lab.peer_sockets, local_port=lport,
-                                            remote_port=rport)
-            if rport is None:
-                socks = [s for s in socks if s.state == "LISTEN"] or socks
-            if socks:
-                out.update({f"tcpi_{k}": v for k, v in socks[0].tcp_info.items()})
-                if socks[0].cc:
-                    out["tcpi_ca_name"] = socks[0].cc
+        """The ``tcpi_*`` values of the socket under test, from a real
+        ``getsockopt(TCP_INFO)`` at this moment (packetdrill's way), plus ``tcpi_ca_name``
+        (``TCP_CONGESTION``) and packetdrill's constants (``TCP_CA_Open``...)."""
+        from ..lab.diag import decode_tcp_info
+        from .live import SYMBOLS
+
+        s = self._sut_socket()
+        out: dict[str, Any] = {k: v for k, v in SYMBOLS.items()
+                               if k.startswith(("TCP_CA_", "TCPI_OPT_", "TCP_"))
+                               and not k.startswith(("TCP_NO", "TCP_MAX"))}
+        if s is None:
+            return out
+        try:
+            raw = s.getsockopt(socket.IPPROTO_TCP, 11, 512)
+            out.update({f"tcpi_{k}": v for k, v in decode_tcp_info(raw).items()})
+            out["tcpi_ca_name"] = s.getsockopt(socket.IPPROTO_TCP, 13, 16).rstrip(b"\0").decode()
+        except OSError:
+            pass
         return out
+
+    def _sut_socket(self) -> Any:
+        """The live socket of packetdrill's socket under test: the accepted or connected
+        socket of the connection under test, else the last socket the script made."""
+        k = self.kernel
+        if k is None:
+            return None
+        sut = self.sut
+        cands: list[int] = []
+        if isinstance(sut, Conn):
+            cands += [fd for fd, s in self.socks.items() if s.conn is sut]
+        elif isinstance(sut, Sock):
+            cands.append(sut.fd)
+        cands += sorted(self.socks, reverse=True)
+        for fd in cands:
+            f = k.fds.get(fd)
+            if f is not None and f.kind == "socket":
+                return f.obj
+        return None
 
     async def _code(self, ev: Event, text: str) -> None:
         values = await self.tcp_info()
-        if not values:
+        if not any(k.startswith("tcpi_") for k in values):
             raise StepFailed("no TCP_INFO: the socket under test is not open in the kernel")
         err = run_snippet(text, values)
         if err is not None:
             raise StepFailed(err)
 
     # ------------------------------------------------------------------ system calls
-    def _sock(self, fd: int | None) -> Sock:
-        if fd is None or fd not in self.socks:
-            raise _Errno("EBADF")
-        return self.socks[fd]
+    def _start_call(self, sc: Syscall) -> asyncio.Future:
+        """Run ``sc`` for real on a worker thread (as packetdrill's syscall thread): a
+        call that blocks blocks that thread, never the event loop."""
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future = loop.create_future()
+        kernel = self.kernel
+        assert kernel is not None
+
+        def done(ok: bool, val: Any) -> None:
+            if fut.done():
+                return
+            if ok:
+                fut.set_result(val)
+            else:
+                fut.set_exception(val)
+
+        def work() -> None:
+            try:
+                r = kernel.call(sc)
+            except BaseException as e:  # handed to the event loop
+                loop.call_soon_threadsafe(done, False, e)
+                return
+            loop.call_soon_threadsafe(done, True, r)
+
+        self.workers.submit(work)
+        return fut
+
+    def _before_call(self, sc: Syscall) -> None:
+        """Connection bookkeeping a call needs before it reaches the kernel: an active
+        open's SYN leaves during the call."""
+        from .live import SYMBOLS, value
+
+        fast = False
+        if sc.name in ("sendto", "sendmsg"):
+            with contextlib.suppress(Exception):
+                flags = value(sc.args[3] if sc.name == "sendto" else sc.args[2])
+                fast = isinstance(flags, int) and bool(flags & SYMBOLS["MSG_FASTOPEN"])
+        if sc.name != "connect" and not fast:
+            return
+        fd = sc.args[0].value if sc.args and sc.args[0].kind == "int" else None
+        s = self.socks.get(fd) if fd is not None else None
+        if s is None or s.conn is not None:
+            return
+        port = self.connect_port
+        with contextlib.suppress(Exception):
+            addr = value(sc.args[1] if sc.name == "connect" else sc.args[4])
+            if isinstance(addr, dict) and isinstance(addr.get("sin_port"), int):
+                port = addr["sin_port"]
+        conn = self._new_conn(None, emu_port=port)
+        conn.cursor = len(self.trace.frames)
+        s.conn = conn
+        s.kind = "conn"
+        self.sut = conn
+
+    def _after_call(self, sc: Syscall, r: Any) -> None:
+        for sfd, _live in r.new_fds:
+            if sc.name == "accept":
+                new = Sock(sfd, "conn", port=r.local[1] if r.local else None)
+                for conn in self._conns():
+                    if r.peer and conn.emu_port == r.peer[1]:
+                        new.conn = conn
+                self.socks[sfd] = new
+            elif sc.name == "socket":
+                s = Sock(sfd)
+                self.socks[sfd] = s
+                self.sut = s
+            else:
+                self.socks[sfd] = Sock(sfd, "other")
+        fd = sc.args[0].value if sc.args and sc.args[0].kind == "int" else None
+        s = self.socks.get(fd) if fd is not None else None
+        if s is None:
+            return
+        if sc.name == "close" and r.ret == 0:
+            del self.socks[fd]
+        elif sc.name == "bind" and r.ret == 0:
+            f = self.kernel.fds.get(fd) if self.kernel else None
+            s.port = f.port if f is not None else s.port
+        elif sc.name == "listen" and r.ret == 0:
+            f = self.kernel.fds.get(fd) if self.kernel else None
+            s.kind = "listener"
+            s.port = f.port if f is not None else s.port
+            self.sut = s
+        elif s.conn is not None and r.local and s.conn.kernel_port is None:
+            s.conn.kernel_port = r.local[1]
+
+    def _conns(self) -> list[Conn]:
+        out = [s.conn for s in self.socks.values() if s.conn is not None]
+        if isinstance(self.sut, Conn) and self.sut not in out:
+            out.append(self.sut)
+        return out
 
     async def _syscall(self, ev: Event, sc: Syscall, start: float, res: StepResult) -> bool:
-        call = self.loaded.calls[id(sc)]
         end = None
         if sc.end is not None:
             base = start - ev.time.start if ev.time.relative else 0.0
             end = base + sc.end
-        if end is not None and end - start > self._tolerance(start):
-            timeout = end - self.now() + self._tolerance(start) + self.grace
-            task = asyncio.create_task(self._timed_call(call, timeout))
-            self.pending = Pending(task, ev, call, res, end, self.now())
-            await asyncio.sleep(0)  # let the request reach the agent
-            return True
-        got = await self._do_call(call, self.grace)
-        self._check_result(call, got, sc)
+        self._before_call(sc)
+        fut = self._start_call(sc)
         if end is not None:
-            late = self._check_time(ev.line, "system call return", self.now(), end, end,
-                                    self._tolerance(start), sc.end_text)
+            self.pending = Pending(fut, ev, sc, res, end, self.now())  # type: ignore[arg-type]
+            await asyncio.sleep(0)
+            if not fut.done():
+                return True
+            self.pending = None
+            r = await fut
+        else:
+            try:
+                r = await asyncio.wait_for(asyncio.shield(fut), self.grace + 1.0)
+            except TimeoutError:
+                self.pending = Pending(fut, ev, sc, res, float("inf"), self.now())  # type: ignore[arg-type]
+                self.pending = None
+                raise StepFailed(f"{sc.name}() blocked for more than {self.grace + 1.0:g} s; "
+                                 "if it is meant to block, give its end time: "
+                                 "'+0...0.5 call(...)'") from None
+        self.call_end = r.ended - self.t0
+        self._after_call(sc, r)
+        self._check_result(sc, r)
+        if end is not None:
+            tol = self._tolerance(start)
+            late = self._check_time(ev.line, "system call return", r.ended - self.t0, end, end,
+                                    tol, sc.end_text)
             if late:
                 raise StepFailed(late)
         return False
-
-    async def _timed_call(self, call: C.Call, timeout: float
-                          ) -> tuple[tuple[int, str | None], float]:
-        got = await self._do_call(call, timeout)
-        return got, self.now()
 
     async def _await_pending(self) -> None:
         p = self.pending
@@ -751,12 +865,20 @@ class PktRunner:
             return
         self.pending = None
         res = p.result
+        sc = p.event.action
+        assert isinstance(sc, Syscall)
         try:
-            got, done = await p.task
-            self._check_result(p.call, got, p.event.action)  # type: ignore[arg-type]
-            late = self._check_time(p.event.line, "blocking system call return", done,
-                                    p.end, p.end, self._tolerance(p.end),
-                                    p.event.action.end_text)  # type: ignore[union-attr]
+            left = max(p.end - self.now(), 0) + self._tolerance(p.end) + self.grace
+            try:
+                r = await asyncio.wait_for(asyncio.shield(p.task), left)
+            except TimeoutError:
+                raise StepFailed(f"{sc.name}() had not returned {left:.3f} s after its "
+                                 f"scheduled end ({p.end:.6f} s)") from None
+            self._after_call(sc, r)
+            self._check_result(sc, r)
+            late = self._check_time(p.event.line, "blocking system call return",
+                                    r.ended - self.t0, p.end, p.end, self._tolerance(p.end),
+                                    sc.end_text)
             if late:
                 raise StepFailed(late)
             res.status = "pass"
@@ -770,303 +892,76 @@ class PktRunner:
             self._fail_note(res)
         self._report(res)
 
-    def _check_result(self, call: C.Call, got: tuple[int, str | None], sc: Syscall) -> None:
-        ret, err = got
-        want = f"{call.ret}" + (f" {call.errno}" if call.errno else "")
-        have = f"{ret}" + (f" {err}" if err else "")
-        if call.name == "socket":
-            return
-        if call.errno is not None:
-            if ret != -1 or err != call.errno:
-                raise StepFailed(f"{sc.name}(): expected result {want} but got {have}")
-        elif ret != call.ret:
-            raise StepFailed(f"{sc.name}(): expected result {want} but got {have}")
+    def _check_result(self, sc: Syscall, r: Any) -> None:
+        """packetdrill's ``end_syscall``: the result (any non-negative fd where the
+        script names one), then the errno, then the output arguments."""
+        from .live import FD_CALLS, errno_name, value
 
-    async def _do_call(self, call: C.Call, timeout: float) -> tuple[int, str | None]:
-        try:
-            return await getattr(self, f"_call_{call.name}")(call, timeout)
-        except _Errno as e:
-            return -1, e.name
-        except _AgentFail as e:
-            return -1, e.name
-
-    async def _agent(self, coro: Any, *, nonblock: bool = False) -> Any:
-        from ..lab.kernel import AgentError
-
-        try:
-            return await coro
-        except AgentError as e:
-            name = e.error
-            if name == "timeout":
-                if nonblock:
-                    raise _AgentFail("EAGAIN") from None
-                raise StepFailed(f"the call blocked (kernel agent: {e}); if it is meant to "
-                                 "block, give its end time: '+0...0.5 call(...)'") from None
-            if name.startswith("E"):
-                raise _AgentFail(name) from None
-            raise
-
-    @staticmethod
-    def _opts(s: Sock) -> dict[str, Any]:
-        return dict(s.opts)
-
-    async def _call_socket(self, call: C.Call, timeout: float) -> tuple[int, str | None]:
-        if call.errno:
-            return -1, call.errno  # a failing socket() cannot be provoked; take it as scripted
-        s = Sock(call.ret, nonblock=bool(call.flags & C.SOCK_NONBLOCK))
-        self.socks[call.ret] = s
-        self.sut = s
-        return call.ret, None
-
-    async def _call_bind(self, call: C.Call, timeout: float) -> tuple[int, str | None]:
-        s = self._sock(call.fd)
-        if s.agent is not None or s.port is not None:
-            return -1, "EINVAL"
-        s.port = call.port or C.DEFAULT_PORT
-        s.host = call.host
-        return 0, None
-
-    async def _call_listen(self, call: C.Call, timeout: float) -> tuple[int, str | None]:
-        s = self._sock(call.fd)
-        if s.kind == "conn":
-            return -1, "EINVAL"
-        port = s.port or C.DEFAULT_PORT
-        lst = await self._agent(self.aio.listen(port, backlog=max(call.backlog or 1, 0),
-                                                opts=self._opts(s) or None))
-        s.agent, s.kind, s.port = lst.sock, "listener", lst.port
-        self.sut = s
-        return 0, None
-
-    async def _call_accept(self, call: C.Call, timeout: float) -> tuple[int, str | None]:
-        s = self._sock(call.fd)
-        if s.kind != "listener" or s.agent is None:
-            return -1, "EINVAL"
-        acc = await self._agent(self.aio.accept(s.agent, timeout=0 if s.nonblock else timeout),
-                                nonblock=s.nonblock)
-        new = Sock(call.ret if call.ret >= 0 else max(self.socks, default=2) + 1, "conn",
-                   acc.sock, port=acc.local[1] if acc.local else None)
-        for conn in self._conns():
-            if acc.peer and conn.emu_port == acc.peer[1]:
-                new.conn = conn
-                conn.agent_sock = acc.sock
-        self.socks[new.fd] = new
-        return new.fd, None
-
-    def _conns(self) -> list[Conn]:
-        out = [s.conn for s in self.socks.values() if s.conn is not None]
-        if isinstance(self.sut, Conn) and self.sut not in out:
-            out.append(self.sut)
-        return out
-
-    async def _call_connect(self, call: C.Call, timeout: float) -> tuple[int, str | None]:
-        s = self._sock(call.fd)
-        if s.kind == "listener":
-            return -1, "EINVAL"
-        if s.agent is not None:
-            return -1, "EISCONN" if s.conn is not None else "EALREADY"
-        port = call.port or C.DEFAULT_PORT
-        conn = self._new_conn(None, emu_port=port)
-        conn.cursor = len(self.trace.frames)
-        s.conn = conn
-        s.kind = "conn"
-        self.sut = conn
-        bind = (("0.0.0.0", s.port) if s.port else None)
-        wait = not s.nonblock
-        res = await self._agent(self.aio.connect(self.lab.emu_ip, port, timeout=timeout,
-                                                 wait=wait, bind=bind,
-                                                 opts=self._opts(s) or None))
-        s.agent = res.sock
-        conn.agent_sock = res.sock
-        if res.local and conn.kernel_port is None:
-            conn.kernel_port = res.local[1]
-        if not wait:
-            return -1, "EINPROGRESS"
-        return 0, None
-
-    async def _call_read(self, call: C.Call, timeout: float) -> tuple[int, str | None]:
-        s = self._sock(call.fd)
-        if s.agent is None or s.kind != "conn":
-            return -1, "ENOTCONN"
-        nonblock = s.nonblock or bool(call.flags & C.MSG_DONTWAIT)
-        if call.nbytes == 0:
-            return 0, None
-        data = await self._agent(self.aio.recv(s.agent, max(call.nbytes or 0, 1),
-                                               timeout=0 if nonblock else timeout),
-                                 nonblock=nonblock)
-        return len(data), None
-
-    _call_recv = _call_read
-    _call_recvfrom = _call_read
-
-    async def _call_write(self, call: C.Call, timeout: float) -> tuple[int, str | None]:
-        s = self._sock(call.fd)
-        if s.agent is None or s.kind != "conn":
-            return -1, "EPIPE" if s.kind == "conn" else "ENOTCONN"
-        nonblock = s.nonblock or bool(call.flags & C.MSG_DONTWAIT)
-        from ..lab.kernel import AgentError
-
-        try:
-            sent = await self.aio.send(s.agent, bytes(call.nbytes or 0),
-                                       timeout=0 if nonblock else timeout)
-        except AgentError as e:
-            if e.error == "timeout":
-                m = re.search(r"sent (\d+) of", str(e))
-                n = int(m.group(1)) if m else 0
-                if n:
-                    return n, None
-                if nonblock:
-                    return -1, "EAGAIN"
-                raise StepFailed(f"the call blocked (kernel agent: {e})") from None
-            if e.error.startswith("E"):
-                return -1, e.error
-            raise
-        return sent, None
-
-    _call_send = _call_write
-    _call_sendto = _call_write
-
-    async def _call_close(self, call: C.Call, timeout: float) -> tuple[int, str | None]:
-        s = self._sock(call.fd)
-        del self.socks[s.fd]
-        if s.agent is not None:
-            await self._agent(self.aio.close(s.agent))
-        return 0, None
-
-    async def _call_shutdown(self, call: C.Call, timeout: float) -> tuple[int, str | None]:
-        s = self._sock(call.fd)
-        if s.agent is None:
-            return -1, "ENOTCONN"
-        await self._agent(self.aio.shutdown(s.agent, call.how or "wr"))
-        return 0, None
-
-    async def _call_setsockopt(self, call: C.Call, timeout: float) -> tuple[int, str | None]:
-        s = self._sock(call.fd)
-        name = call.option or ""
-        if s.agent is None:
-            s.opts[name] = call.value
-            return 0, None
-        await self._agent(self.aio.setsockopt(s.agent, {name: call.value}))
-        return 0, None
-
-    async def _call_getsockopt(self, call: C.Call, timeout: float) -> tuple[int, str | None]:
-        s = self._sock(call.fd)
-        name = call.option or ""
-        if name == "SO_ERROR":
-            value = await self._so_error(s)
-        elif s.agent is None:
-            if name not in s.opts:
-                raise StepFailed(f"getsockopt({name}) before listen() or connect() is only "
-                                 "supported for options the script set")
-            value = s.opts[name]
+        if sc.ret.kind == "ellipsis":
+            want = None
         else:
-            value = (await self._agent(self.aio.getsockopt(s.agent, name)))[name]
-        if not call.value_any and call.value is not None:
-            want = call.value
-            if isinstance(want, list) and isinstance(value, list):
-                same = [int(x) for x in want] == [int(x) for x in value]
-            elif isinstance(want, str):
-                same = str(value) == want
-            else:
-                same = int(value) == int(want)
-            if not same:
-                raise StepFailed(f"getsockopt({name}): expected value {want} but got {value}")
-        return 0, None
+            want = value(sc.ret)
+        got = r.text()
+        if isinstance(want, int):
+            if sc.name in FD_CALLS and want >= 0:
+                if r.ret < 0:
+                    raise StepFailed(f"{sc.name}(): expected non-negative result but got "
+                                     f"{got}")
+            elif r.ret != want:
+                raise StepFailed(f"{sc.name}(): expected result {want}"
+                                 + (f" {sc.errno}" if sc.errno else "")
+                                 + f" but got {got}")
+            if sc.errno is not None:
+                from .live import SYMBOLS
 
-    async def _so_error(self, s: Sock) -> int:
-        from ..lab.kernel import AgentError
+                want_errno = SYMBOLS.get(sc.errno)
+                if want_errno is not None and r.errno != want_errno:
+                    raise StepFailed(f"{sc.name}(): expected errno {sc.errno} but got "
+                                     f"{errno_name(r.errno) if r.errno else 'none'} ({got})")
+        if r.mismatch:
+            raise StepFailed(r.mismatch)
 
-        if s.agent is None or s.kind != "conn":
-            return 0
-        try:
-            await self.aio.wait_connected(s.agent, timeout=0)
-        except AgentError as e:
-            if e.error.startswith("E"):
-                return C.errno_value(e.error) or 0
-        return 0
 
-    async def _call_fcntl(self, call: C.Call, timeout: float) -> tuple[int, str | None]:
-        s = self._sock(call.fd)
-        if call.fcntl_cmd == "F_GETFL":
-            return C.O_RDWR | (C.O_NONBLOCK if s.nonblock else 0), None
-        s.nonblock = bool(call.flags & C.O_NONBLOCK)
-        return 0, None
+class Workers:
+    """Daemon threads that run system calls, kept warm: starting a thread costs ~2 ms
+    here (the new thread and the GIL), a queued call ~0.05 ms. A call goes to an idle
+    worker, or to a new one while the others are blocked."""
 
-    async def _call_poll(self, call: C.Call, timeout: float) -> tuple[int, str | None]:
-        wait = call.timeout_ms / 1000 if call.timeout_ms >= 0 else timeout
-        end = time.monotonic() + wait
+    def __init__(self) -> None:
+        import queue
+
+        self._q: queue.SimpleQueue = queue.SimpleQueue()
+        self._idle = 0
+        self._n = 0
+        self._lock = threading.Lock()
+        self.submit(lambda: None)  # one warm worker before the script's time 0
+
+    def submit(self, fn: Any) -> None:
+        with self._lock:
+            if self._idle == 0:
+                self._n += 1
+                self._idle += 1
+                threading.Thread(target=self._loop, name=f"pkt-call-{self._n}",
+                                 daemon=True).start()
+            self._idle -= 1
+        self._q.put(fn)
+
+    def _loop(self) -> None:
         while True:
-            masks = [await self._poll_mask(fd, ev) for fd, ev, _ in call.polls]
-            n = sum(1 for m in masks if m)
-            if n or time.monotonic() >= end:
-                break
-            await asyncio.sleep(0.002)
-        for (fd, _ev, want), have in zip(call.polls, masks, strict=True):
-            if want is not None and want != have:
-                raise StepFailed(f"poll(): fd {fd} revents: expected {_poll_text(want)} but "
-                                 f"got {_poll_text(have)} (netemu derives poll() from the "
-                                 "kernel's socket state; see docs/packetdrill.md)")
-        return n, None
+            fn = self._q.get()
+            if fn is None:
+                return
+            fn()
+            with self._lock:
+                self._idle += 1
 
-    async def _poll_mask(self, fd: int, events: int) -> int:
-        """tcp_poll() as seen from sock_diag (state, queues, shutdown bits)."""
-        P = C.SYMBOLS
-        s = self.socks.get(fd)
-        if s is None:
-            return P["POLLNVAL"]
-        if s.agent is None:
-            return P["POLLOUT"] & events | P["POLLHUP"]
-        if s.kind == "listener":
-            socks = await asyncio.to_thread(self.lab.peer_sockets, local_port=s.port)
-            lst = [x for x in socks if x.state == "LISTEN"]
-            mask = P["POLLIN"] | P["POLLRDNORM"] if lst and lst[0].rqueue > 0 else 0
-            return mask & (events | P["POLLERR"] | P["POLLHUP"])
-        conn = s.conn
-        st = None
-        if conn is not None and conn.kernel_port is not None:
-            socks = await asyncio.to_thread(self.lab.peer_sockets, local_port=conn.kernel_port,
-                                            remote_port=conn.emu_port)
-            st = socks[0] if socks else None
-        mask = 0
-        if st is None or st.state == "CLOSED":  # reset or gone: tcp_done()'s view
-            mask = (P["POLLIN"] | P["POLLRDNORM"] | P["POLLRDHUP"] | P["POLLOUT"]
-                    | P["POLLWRNORM"] | P["POLLHUP"] | P["POLLERR"])
-        elif st.state not in ("SYN-SENT", "SYN-RECEIVED"):
-            shut = st.shutdown or 0
-            if shut == 3:
-                mask |= P["POLLHUP"]
-            if shut & 1:
-                mask |= P["POLLIN"] | P["POLLRDNORM"] | P["POLLRDHUP"]
-            if st.rqueue > 0:
-                mask |= P["POLLIN"] | P["POLLRDNORM"]
-            if shut & 2:
-                mask |= P["POLLOUT"] | P["POLLWRNORM"]
-            else:
-                if s.sndbuf is None:
-                    with contextlib.suppress(Exception):
-                        s.sndbuf = int((await self.aio.getsockopt(s.agent, "SO_SNDBUF"))
-                                       ["SO_SNDBUF"])
-                if st.wqueue * 3 <= 2 * (s.sndbuf or 16384):
-                    mask |= P["POLLOUT"] | P["POLLWRNORM"]
-        return mask & (events | P["POLLERR"] | P["POLLHUP"] | P["POLLNVAL"])
-
-
-class _Errno(Exception):
-    def __init__(self, name: str) -> None:
-        super().__init__(name)
-        self.name = name
-
-
-class _AgentFail(_Errno):
-    pass
+    def stop(self) -> None:
+        for _ in range(self._n):
+            self._q.put(None)
 
 
 def _sack_text(blocks: tuple[tuple[int, int], ...]) -> str:
     return " ".join(f"{a}:{b}" for a, b in blocks)
-
-
-def _poll_text(mask: int) -> str:
-    names = [n for n, v in C.SYMBOLS.items() if n.startswith("POLL") and mask & v]
-    return "|".join(names) or "0"
 
 
 # ---------------------------------------------------------------------- shell commands
@@ -1086,7 +981,12 @@ async def run_command(lab: Any, text: str, cwd: Path, timeout: float = 30.0) -> 
 
     if "tun0" in text:
         await ensure_tun0(lab)
+    # packetdrill's environment: PACKETDRILL_PID is its own pid, which is also the
+    # command's $PPID (set_sysctls.py and `/tmp/sysctl_restore_${PPID}.sh` rely on it).
+    import os
+
     proc = lab.spawn(["/bin/sh", "-c", text], name="pkt-command", cwd=str(cwd),
+                     env={"PACKETDRILL_PID": str(os.getpid())},
                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stop_timeout=0.2)
     try:
         out, _ = await asyncio.to_thread(proc.popen.communicate, None, timeout)

@@ -4,7 +4,9 @@ ladder.html, report.json) and the lab down."""
 
 from __future__ import annotations
 
-import asyncio
+import shlex
+import socket
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -13,17 +15,34 @@ from .load import PktScript
 
 
 async def run_pkt(sc: PktScript, run_dir: Path, *, on_step: Any = None,
-                  strict_timing: bool = False, tolerance_usecs: int | None = None,
+                  strict_timing: bool = True, tolerance_usecs: int | None = None,
                   seed: int | None = None, write: bool = True) -> Any:
     """Run a loaded script in a fresh lab; returns a ``netemu.scenario.session.Outcome``
     (``.report`` also holds ``timing``: every checked time, and ``notes``)."""
+    t0 = time.monotonic()
+    cwd = Path(sc.path).resolve().parent
+    # System calls run on threads of this process: with Python's default GIL switch
+    # interval (5 ms) each call's hand-back waits for it (~2 ms a call measured here,
+    # where packetdrill's calls take microseconds); 50 us makes it ~0.1 ms.
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(5e-5)
+    try:
+        return await _run_pkt(sc, run_dir, cwd, t0, on_step=on_step, strict_timing=strict_timing,
+                              tolerance_usecs=tolerance_usecs, seed=seed, write=write)
+    finally:
+        sys.setswitchinterval(switch)
+
+
+async def _run_pkt(sc: PktScript, run_dir: Path, cwd: Path, t0: float, *, on_step: Any,
+                   strict_timing: bool, tolerance_usecs: int | None, seed: int | None,
+                   write: bool) -> Any:
     from ..host import Host
     from ..lab.core import Lab
     from ..scenario.session import Outcome
     from ..trace.record import NoteRecord, Trace
+    from .live import LiveKernel
     from .runner import PktRunner, StepResult, run_command
 
-    t0 = time.monotonic()
     passed = False
     error: str | None = None
     notes: list[str] = []
@@ -31,9 +50,9 @@ async def run_pkt(sc: PktScript, run_dir: Path, *, on_step: Any = None,
     timing: list[Any] = []
     runner: PktRunner | None = None
     phases: dict[str, float] = {}
-    with Lab(congestion=sc.congestion) as lab:
-        agent_task = asyncio.create_task(asyncio.to_thread(start_agent, lab))
-        import anyio  # noqa: F401  # the agent's async client needs it: import it meanwhile
+    late: str | None = None
+    with Lab(congestion=sc.congestion, peer_ifname="tun0", peer_tx_offload=True,
+             mtu=sc.mtu) as lab:
         trace = Trace(emulator_ip=lab.emu_ip, peer_ip=lab.peer_ip)
         # Plain sockets, no packet rings: a script moves a handful of segments, and the
         # rings' set-up and teardown cost ~60 ms (as in the YAML runner, docs/lab.md).
@@ -41,25 +60,35 @@ async def run_pkt(sc: PktScript, run_dir: Path, *, on_step: Any = None,
                           trace=trace).start()
         try:
             await host.resolve(lab.peer_ip)
-            for ev in sc.script.init_commands:
-                res = StepResult(0, ev.line, "command", ev.source)
-                out = await run_command(lab, ev.action.text, Path(sc.path).resolve().parent)  # type: ignore[union-attr]
+            inits = [*(("script", x, 0) for x in sc.init_scripts),
+                     *(("command", ev.action.text, ev.line)  # type: ignore[union-attr]
+                       for ev in sc.script.init_commands)]
+            for kind, text, line in inits:
+                res = StepResult(0, line, "command", text if kind == "command" else
+                                 f"--init_scripts {text}")
+                argv_text = text if kind == "command" else shlex.quote(text)
+                out = await run_command(lab, argv_text, cwd)
                 res.status = "pass" if out.returncode == 0 else "fail"
                 if out.output.strip():
-                    notes.extend(f"`{ev.action.text}`: {line}"  # type: ignore[union-attr]
-                                 for line in out.output.strip().splitlines()[-5:])
+                    notes.extend(f"`{text}`: {ln}" for ln in out.output.strip().splitlines()[-5:])
                 if out.returncode != 0:
-                    res.message = (f"`{ev.action.text}` exited with status "  # type: ignore[union-attr]
-                                   f"{out.returncode}")
+                    res.message = f"`{text}` exited with status {out.returncode}" + (
+                        f": {out.output.strip().splitlines()[-1]}" if out.output.strip() else "")
                 results.append(res)
                 if on_step is not None:
                     on_step(res)
-            agent = await agent_task
-            await agent.aio.ping()  # the async client's first call imports anyio: not at time 0
+                if out.returncode != 0:
+                    break
             if lab.cc_per_socket:
                 trace.notes.append(NoteRecord(time.monotonic(), lab.notes[-1], "note"))
             if all(r.status == "pass" for r in results):
-                runner = PktRunner(sc, lab=lab, host=host, agent=agent, on_step=on_step,
+                kernel = LiveKernel(
+                    new_socket=lambda f, t, p: lab.run_in_peer(socket.socket, f, t, p),
+                    local_ip=lab.peer_ip, remote_ip=lab.emu_ip, script_local=sc.local_ip,
+                    script_remote=sc.remote_ip, bind_port=sc.bind_port,
+                    connect_port=sc.connect_port,
+                    congestion=sc.congestion if lab.cc_per_socket else None, cwd=str(cwd))
+                runner = PktRunner(sc, lab=lab, host=host, kernel=kernel, on_step=on_step,
                                    strict_timing=strict_timing, tolerance_usecs=tolerance_usecs,
                                    seed=seed)
                 await runner.start()
@@ -72,17 +101,18 @@ async def run_pkt(sc: PktScript, run_dir: Path, *, on_step: Any = None,
                 results.extend(runner.results)
                 notes.extend(runner.notes)
                 timing = [t.as_dict() for t in runner.timing]
-        except Exception as e:  # the lab, the agent, the host: a failed run
+                late = runner.netemu_late
+        except Exception as e:  # the lab, the host: a failed run
             error = f"{type(e).__name__}: {e}"
         finally:
-            if not agent_task.done():
-                agent_task.cancel()
             host.close()
         notes = [*lab.notes, *notes]
     duration = time.monotonic() - t0
     if "script" in phases:
         phases["teardown"] = duration - phases["setup"] - phases["script"]
     failed = [r for r in results if r.status == "fail"]
+    if late is not None:
+        error = late
     if error is None and failed:
         f = failed[0]
         error = f"line {f.line} {f.action}: {f.message}"
@@ -92,35 +122,13 @@ async def run_pkt(sc: PktScript, run_dir: Path, *, on_step: Any = None,
     if write:
         ladder, report = _write(sc, run_dir, trace, results, duration, error, passed, notes,
                                 timing, strict_timing, tolerance_usecs, phases)
+        report["netemu_late"] = late
     else:
         report = {"scenario": sc.name, "result": "pass" if passed else "fail",
                   "duration": duration, "error": error, "timing": timing, "notes": notes,
-                  "phases": phases,
+                  "phases": phases, "netemu_late": late,
                   "steps": [r.as_dict() for r in results]}
     return Outcome(sc, passed, run_dir, report, ladder)  # type: ignore[arg-type]
-
-
-# The kernel agent, started with a 0.1 ms GIL switch interval: with Python's default
-# (5 ms) a request waits for the GIL between the agent's reader and handler threads,
-# 4 ms per system call on this machine class against 0.25 ms (packetdrill's default
-# timing tolerance is 4 ms).
-_AGENT_BOOT = ("import sys; sys.setswitchinterval(1e-4); p = sys.argv[1]; "
-               "exec(compile(open(p).read(), p, 'exec'), {'__name__': '__main__', "
-               "'__file__': p})")
-
-
-def start_agent(lab: Any) -> Any:
-    """``lab.start_agent()``, but with the switch interval above."""
-    import subprocess
-    import sys
-
-    from ..lab.kernel import AGENT_PATH, KernelAgent
-
-    proc = lab.spawn([sys.executable, "-I", "-S", "-c", _AGENT_BOOT, AGENT_PATH], name="agent",
-                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stop_timeout=0.5)
-    agent = KernelAgent(proc)
-    agent.ping()
-    return agent
 
 
 def _write(sc: PktScript, run_dir: Path, trace: Any, results: list[Any], duration: float,

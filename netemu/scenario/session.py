@@ -176,12 +176,18 @@ def main(args: Any) -> int:
         return 2
     scenarios = []
     bad = False
+    bad_pkt = 0
+    from ..cli import pkt_argv
+
+    pd_argv = pkt_argv(args)
     for f in files:
         try:
             if f.suffix == ".pkt":  # packetdrill scripts: netemu/pkt (docs/packetdrill.md)
                 from ..pkt import load_pkt  # for .pkt files only: ~25 ms of imports
 
-                scenarios.append(load_pkt(f))
+                sc_pkt = load_pkt(f, pd_argv)
+                if not sc_pkt.dry_run:
+                    scenarios.append(sc_pkt)
                 continue
             from .loader import load_scenario  # YAML only: PyYAML and the loader
 
@@ -189,12 +195,17 @@ def main(args: Any) -> int:
         except SourceError as e:  # ScenarioError, PktError
             for err in getattr(e, "errors", None) or [e]:
                 print(err, file=sys.stderr)
+            if f.suffix == ".pkt" and len(files) > 1:
+                bad_pkt += 1  # a suite of scripts: the others still run, as packetdrill's
+                continue
             bad = True
         except OSError as e:
             print(f"{f}: {e.strerror or e}", file=sys.stderr)
             bad = True
-    if bad:
+    if bad or (bad_pkt and not scenarios):
         return 2
+    if not scenarios:  # --dry_run: every script parsed and checked
+        return 0
     if os.geteuid() != 0:
         print("netemu run: needs root to create network namespaces (try: sudo netemu run …)",
               file=sys.stderr)
@@ -226,6 +237,7 @@ def main(args: Any) -> int:
     atexit.register(gc.freeze)
     console = make_console()  # rich on a terminal; plain text (no rich import) otherwise
     outcomes = []
+    netemu_late: list[str] = []
     for sc in scenarios:
         if args.output and len(scenarios) == 1:
             run_dir = Path(args.output)
@@ -244,10 +256,12 @@ def main(args: Any) -> int:
         try:
             if getattr(sc, "pkt", None) is not None:
                 from ..pkt.session import run_pkt
-                outcome = asyncio.run(run_pkt(sc, run_dir, on_step=on_step,  # type: ignore[arg-type]
-                                              strict_timing=getattr(args, "strict_timing", False),
-                                              tolerance_usecs=getattr(args, "tolerance_usecs",
-                                                                      None)))
+                outcome = asyncio.run(run_pkt(
+                    sc, run_dir, on_step=on_step,  # type: ignore[arg-type]
+                    strict_timing=not getattr(args, "lenient_timing", False),
+                    tolerance_usecs=getattr(args, "tolerance_usecs", None)))
+                if outcome.report.get("netemu_late"):
+                    netemu_late.append(f"{sc.name}: {outcome.report['netemu_late']}")
             else:
                 outcome = asyncio.run(run_scenario(sc, run_dir, on_step=on_step,
                                                    overrides=overrides))
@@ -278,4 +292,11 @@ def main(args: Any) -> int:
     if args.json:
         import json
         Path(args.json).write_text(json.dumps([o.report for o in outcomes], indent=2))
+    if netemu_late:
+        for line in netemu_late:
+            print(f"netemu run: {line}", file=sys.stderr)
+        return 3
+    if bad_pkt:
+        print(f"netemu run: {bad_pkt} script(s) could not run (above)", file=sys.stderr)
+        return 2
     return 0 if all(o.passed for o in outcomes) else 1
