@@ -207,9 +207,47 @@ def symlink_stub_target(path: Path) -> Path | None:
     return None
 
 
-def stage(root: Path, dst: Path) -> list[str]:
-    """Copy ``root`` (a folder) to ``dst``, symlink stubs made symlinks again (a stubbed
-    ``.pkt`` becomes a copy of its target). Returns the stubs' paths, relative."""
+_UP = re.compile(r"(?:\.\./)+")
+
+
+def levels_up(root: Path) -> int:
+    """How far above ``root`` its files reach with relative paths (``../../common/x``
+    from ``root/eor/`` is one level): the most ``../`` in a row anywhere, less the
+    depth of the file's folder under ``root``."""
+    need = 0
+    for d, _, files in os.walk(root):
+        depth = len(Path(d).relative_to(root).parts)
+        for f in files:
+            p = Path(d) / f
+            try:
+                if p.is_symlink() or p.stat().st_size > 1 << 20:
+                    continue
+                text = p.read_text(errors="replace")
+            except OSError:
+                continue
+            for m in _UP.finditer(text):
+                need = max(need, len(m.group(0)) // 3 - depth)
+    return need
+
+
+def stage(root: Path, staging: Path) -> tuple[Path, list[str]]:
+    """A copy of the folder ``root`` under ``staging``, at the same place relative to as
+    many of its ancestors as its files reach up to (``levels_up``): those are mirrored
+    by symlinks to what they hold, so ``../../common/defaults.sh`` still finds the
+    suite's neighbour. Symlink stubs are made symlinks again (a stubbed ``.pkt``
+    becomes a copy of its target). Returns (the copy of root, the stubs' paths)."""
+    ancestors = list(root.parents)[:levels_up(root)]  # root.parent first
+    top = ancestors[-1] if ancestors else root
+    base = staging / (top.name or "root")
+    dst = base / root.relative_to(top)
+    child = root
+    for a in ancestors:
+        mirror = base / a.relative_to(top)
+        mirror.mkdir(parents=True, exist_ok=True)
+        for entry in a.iterdir():
+            if entry.name != child.name:
+                (mirror / entry.name).symlink_to(entry)
+        child = a
     shutil.copytree(root, dst, symlinks=True)
     fixed: list[str] = []
     for d, _, files in os.walk(root):
@@ -226,7 +264,7 @@ def stage(root: Path, dst: Path) -> list[str]:
             else:
                 out.symlink_to(target)
             fixed.append(rel.as_posix())
-    return sorted(fixed)
+    return dst, sorted(fixed)
 
 
 # --- the shim --------------------------------------------------------------------------
@@ -560,8 +598,7 @@ def main(args: argparse.Namespace) -> int:
                   "run_all.py's arguments")
     staging = Path(tempfile.mkdtemp(prefix="netemu-pkt-suite-"))
     try:
-        tree = staging / "suite"
-        fixed = stage(root, tree)
+        tree, fixed = stage(root, staging)
         if fixed:
             _progress(f"note: symlinks checked out as text, made links again in the copy: "
                       f"{', '.join(fixed)}")

@@ -195,16 +195,41 @@ def test_stage_makes_symlinks_checked_out_as_text_links_again(tmp_path: Path):
                   "suite/common/word.txt": "init.sh",  # names a sibling: a stub too
                   "suite/x/a.pkt": "`../common/init.sh`\n" + HANDSHAKE})
     (outer / "common/init.sh").chmod(0o755)
-    dst = tmp_path / "copy"
-    fixed = ps.stage(outer / "suite", dst)
+    dst, fixed = ps.stage(outer / "suite", tmp_path / "copy")
+    assert dst.name == "suite" and dst.is_relative_to(tmp_path / "copy")
     assert fixed == ["common/init.sh", "common/word.txt"]
     link = dst / "common/init.sh"
     assert link.is_symlink() and link.resolve() == (outer / "common/init.sh").resolve()
     assert os.access(link, os.X_OK)
     assert not (dst / "common/notes.txt").is_symlink()
     assert (dst / "x/a.pkt").read_text() == (outer / "suite/x/a.pkt").read_text()
+    assert not (dst / "x/a.pkt").is_symlink()
     # the original is left alone
     assert (outer / "suite/common/init.sh").read_text() == "../../common/init.sh"
+
+
+def test_stage_keeps_what_scripts_reach_above_the_suite(tmp_path: Path):
+    """``../../common/init.sh`` from ``suite/deep/`` is the suite's neighbour: the copy
+    sits in a mirror of the suite's parent, and removing it leaves the originals."""
+    outer = tmp_path / "src" / "net"
+    write(outer, {"common/init.sh": "#!/bin/sh\n", "other/file": "x",
+                  "suite/deep/a.pkt": "`../../common/init.sh`\n" + HANDSHAKE,
+                  "suite/deep/er/b.pkt": "`../../../common/init.sh`\n" + HANDSHAKE,
+                  "suite/top.pkt": HANDSHAKE})
+    assert ps.levels_up(outer / "suite") == 1
+    assert ps.levels_up(outer / "suite" / "deep") == 2
+    staging = tmp_path / "copy"
+    dst, _ = ps.stage(outer / "suite", staging)
+    assert dst == staging / "net" / "suite"
+    assert (dst / "deep" / ".." / ".." / "common" / "init.sh").is_file()
+    assert (dst / "deep/er/../../../common/init.sh").is_file()
+    assert (dst.parent / "other").is_symlink() and not (dst.parent / "suite").is_symlink()
+    shutil.rmtree(staging)
+    assert (outer / "common/init.sh").is_file() and (outer / "other/file").is_file()
+    write(tmp_path / "flat", {"a.pkt": HANDSHAKE})
+    assert ps.levels_up(tmp_path / "flat") == 0
+    dst, _ = ps.stage(tmp_path / "flat", staging)
+    assert dst == staging / "flat" and (dst / "a.pkt").is_file()
 
 
 def test_stub_detection_is_strict(tmp_path: Path):
