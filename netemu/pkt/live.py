@@ -173,6 +173,8 @@ def value(e: Expr) -> Any:
             raise ScriptValueError(f"{op!r} of a non-integer: {e.text()}", e)
         return {"|": x | y, "&": x & y, "+": x + y, "-": x - y, "*": x * y,
                 "<<": x << y, ">>": x >> y}.get(op, x | y)
+    if k == "assign":  # name=value outside braces: the value
+        return value(e.value[1])
     if k == "list":
         return [value(x) for x in e.value]
     if k == "struct":
@@ -198,6 +200,8 @@ def check_symbols(e: Expr) -> None:
     if k in ("list", "or"):
         for x in e.value:
             check_symbols(x)
+    elif k == "assign":
+        check_symbols(e.value[1])
     elif k == "struct":
         for x in e.value.values():
             check_symbols(x)

@@ -293,24 +293,12 @@ def _check_call(a: Syscall, file: str, ev: Event) -> None:
                        x.col if x is not None and x.col else col, str(e)) from None
 
 
-def _define(text: str, defines: dict[str, str]) -> str:
-    """packetdrill's ``-D NAME=VALUE``: every NAME in the script stands for VALUE."""
-    if not defines:
-        return text
-    pat = re.compile(r"\b(" + "|".join(re.escape(k) for k in sorted(defines, key=len,
-                                                                     reverse=True)) + r")\b")
-    return pat.sub(lambda m: defines[m.group(1)], text)
-
-
 def load_pkt(path: str | Path, argv: list[str] | None = None) -> PktScript:
     """Parse and check a .pkt file with packetdrill's command-line ``argv`` (options and
     ``-D`` defines); ``PktError`` (with ``.errors``) on any problem."""
     _opts, defines, _rest = split_args(list(argv or []))
     try:
-        if defines:
-            text = Path(path).read_text(errors="replace")
-            return check(parse_text(_define(text, defines), str(path)), argv, defines)
-        return check(parse_file(path), argv, defines)
+        return check(parse_file(path, defines=defines), argv, defines)
     except OSError as e:
         raise PktError(str(path), 0, 0, e.strerror or str(e)) from None
 
@@ -318,4 +306,4 @@ def load_pkt(path: str | Path, argv: list[str] | None = None) -> PktScript:
 def load_pkt_text(text: str, path: str = "<script>", argv: list[str] | None = None
                   ) -> PktScript:
     _opts, defines, _rest = split_args(list(argv or []))
-    return check(parse_text(_define(text, defines), path), argv, defines)
+    return check(parse_text(text, path, defines=defines), argv, defines)

@@ -29,6 +29,7 @@ import contextlib
 import random
 import re
 import socket
+import struct
 import threading
 import time
 from dataclasses import dataclass, field
@@ -49,6 +50,7 @@ from ..wire.tcp import (
     EolOption,
     MssOption,
     NopOption,
+    RawOption,
     SackOption,
     SackPermittedOption,
     TimestampOption,
@@ -101,10 +103,11 @@ class Conn:
     our_off: int  # netemu's live seq = script seq + our_off
     cursor: int  # next trace frame to look at
     kernel_off: int | None = None  # the kernel's live seq = script seq + kernel_off
+    kernel_syn: int = 0  # the script's sequence number of the kernel's SYN
     ts_map: dict[int, int] = field(default_factory=dict)  # script TS val -> live TS val
     first_ts: tuple[int, int] | None = None  # (script, live) of the first mapped TS val
     last_live_ts: int | None = None
-    agent_sock: int | None = None  # the accepted / connected agent socket
+    syn_off: int | None = None  # our_off for SYNs: live = script seq + syn_off
 
 
 @dataclass
@@ -168,7 +171,9 @@ class PktRunner:
         self.call_end: float | None = None
         self.netemu_late: str | None = None  # netemu's own lateness failed the run
         self.workers = Workers()
+        self._gso_sock: socket.socket | None = None
         self.on_step = on_step
+        self._reports: list[StepResult] = []
         self.strict = strict_timing
         self.tol = (tolerance_usecs if tolerance_usecs is not None
                     else loaded.tolerance_usecs) / 1e6
@@ -206,6 +211,8 @@ class PktRunner:
         if self.kernel is not None:
             self.kernel.close_all()
         self.workers.stop()
+        if self._gso_sock is not None:
+            self._gso_sock.close()
         if self.pending is not None:
             with contextlib.suppress(BaseException):
                 await asyncio.wait_for(asyncio.shield(self.pending.task), 1.0)
@@ -259,8 +266,17 @@ class PktRunner:
         return ok and not self._failed
 
     def _report(self, res: StepResult) -> None:
+        """Step results reach ``on_step`` (the console) in the script's idle gaps, never
+        between two events: printing a line costs up to ~3 ms, and relative times
+        anchor on the moment the previous event ended, as in packetdrill."""
         if self.on_step is not None:
-            self.on_step(res)
+            self._reports.append(res)
+
+    def flush_reports(self) -> None:
+        reports, self._reports = self._reports, []
+        if self.on_step is not None:
+            for res in reports:
+                self.on_step(res)
 
     def _fail_note(self, res: StepResult) -> None:
         self.trace.notes.append(NoteRecord(time.monotonic(), f"line {res.line} failed: "
@@ -344,9 +360,17 @@ class PktRunner:
         return None
 
     async def _sleep_until(self, t: float) -> None:
-        delay = self.t0 + t - time.monotonic()
-        if delay > 0:
-            await asyncio.sleep(delay)
+        """Wake at script time ``t`` to within ~0.1 ms: the event loop's timers wake up
+        to 1 ms late (epoll's millisecond timeout), so the last 1.5 ms are spun."""
+        deadline = self.t0 + t
+        delay = deadline - time.monotonic()
+        if delay > 0.020 and self._reports:
+            self.flush_reports()
+            delay = deadline - time.monotonic()
+        if delay > 0.0015:
+            await asyncio.sleep(delay - 0.0015)
+        while time.monotonic() < deadline:
+            await asyncio.sleep(0)  # frames that arrive meanwhile are still read
 
     # ------------------------------------------------------------------ events
     async def _event(self, ev: Event, res: StepResult) -> bool:
@@ -417,19 +441,118 @@ class PktRunner:
 
     # ------------------------------------------------------------------ inbound
     async def _inject(self, pkt: PacketSpec) -> None:
-        conn = self._conn_for_inbound(pkt)
-        seq = (pkt.start + conn.our_off) & MASK
-        k_off = conn.kernel_off or 0
-        ack = (pkt.ack + k_off) & MASK if pkt.ack is not None else 0
-        opts = []
-        for o in pkt.options or ():
-            opts.append(self._inbound_option(o, conn, pkt, k_off))
-        seg = TcpSegment(conn.emu_port, conn.kernel_port or self.bind_port, seq, ack, pkt.flags,
-                         65535 if pkt.win is None else pkt.win, bytes(pkt.length),
-                         tuple(opts))
-        self.host.inject(seg, self.lab.peer_ip)
+        """Build the script's inbound packet in the lab's address space and put it on
+        the wire: TCP with any option, IP fields, ICMP quoting the connection's segment,
+        UDP; one larger than the link's MTU goes as a GSO frame, as packetdrill's tun
+        takes it (``--mss`` its segment size)."""
+        lab = self.lab
+        if pkt.proto == "icmp":
+            frame = self._icmp_frame(pkt)
+        elif pkt.proto == "udp":
+            conn = self._conn_for_inbound(pkt)
+            udp = struct.pack("!HHHH", pkt.src_port or conn.emu_port,
+                              pkt.dst_port or self.bind_port, 8 + pkt.length, 0)
+            frame = self._ip_frame(pkt, 17, udp + bytes(pkt.length))
+        else:
+            conn = self._conn_for_inbound(pkt)
+            if pkt.flags & SYN:
+                # packetdrill's remote ISN is the script's SYN sequence number: later
+                # sequence numbers (and the kernel's acks) count from it, as tcpdump's.
+                if conn.syn_off is None:
+                    conn.syn_off = conn.our_off
+                    conn.our_off = (conn.our_off + pkt.start) & MASK
+                seq = (pkt.start + conn.syn_off) & MASK
+            else:
+                seq = (pkt.start + conn.our_off) & MASK
+            k_off = conn.kernel_off or 0
+            ack = (pkt.ack + k_off) & MASK if pkt.ack is not None else 0
+            opts = tuple(self._inbound_option(o, conn, pkt) for o in pkt.options or ())
+            seg = TcpSegment(pkt.src_port or conn.emu_port,
+                             pkt.dst_port or conn.kernel_port or self.bind_port, seq, ack,
+                             pkt.flags, 65535 if pkt.win is None else pkt.win,
+                             bytes(pkt.length), opts, urgent=pkt.urg or 0)
+            tcp = seg.emit(lab.emu_ip, lab.peer_ip)
+            frame = self._ip_frame(pkt, 6, tcp)
+            if len(frame) - 14 > lab.mtu:
+                self._send_gso(frame, 14 + 20 + (len(tcp) - len(seg.payload)))
+                return
+        if len(frame) - 14 > lab.mtu:
+            raise StepFailed(f"a {len(frame) - 14}-byte {pkt.proto} packet is larger than "
+                             f"the link's MTU ({lab.mtu}); only TCP goes as GSO")
+        self.host.inject_frame(frame)
 
-    def _inbound_option(self, o: Any, conn: Conn, pkt: PacketSpec, k_off: int) -> Any:
+    def _ip_frame(self, pkt: PacketSpec, proto: int, payload: bytes) -> bytes:
+        from ..wire.ethernet import ETHERTYPE_IPV4, eth_header
+        from ..wire.ipv4 import IPv4Packet
+
+        tos, ttl = 0, 64
+        ip = pkt.ip
+        if ip is not None:
+            if ip.tos is not None:
+                tos = ip.tos
+            if ip.ecn is not None:
+                tos = (tos & ~3) | _ECN_BITS[ip.ecn]
+            if ip.ttl is not None:
+                ttl = ip.ttl
+        hdr = IPv4Packet(self.lab.emu_ip, self.lab.peer_ip, proto, tos=tos, ttl=ttl,
+                         identification=self.rng.getrandbits(16)).header(len(payload))
+        return eth_header(self.lab.peer_mac, self.host.mac, ETHERTYPE_IPV4) + hdr + payload
+
+    def _icmp_frame(self, pkt: PacketSpec) -> bytes:
+        """packetdrill's ICMP: the message quotes an IPv4 header and the first 8 bytes
+        of the TCP header of a segment the kernel sent on the connection under test
+        (ports, and the sequence number the script gives, in the kernel's space)."""
+        from ..wire.ipv4 import IPv4Packet
+
+        ic = pkt.icmp
+        assert ic is not None
+        itype = _ICMP_TYPES.get(ic.type, _numbered(ic.type, "type"))
+        if itype is None:
+            raise StepFailed(f"unknown ICMP type {ic.type!r}")
+        code = 0
+        if ic.code is not None:
+            code = _ICMP_UNREACH_CODES.get(ic.code, _numbered(ic.code, "code"))  # type: ignore[assignment]
+            if code is None:
+                raise StepFailed(f"unknown ICMP code {ic.code!r} (a -D {ic.code}=... define "
+                                 "is missing?)")
+        rest = struct.pack("!HH", 0, ic.mtu or 0) if ic.mtu is not None else bytes(4)
+        quoted = b""
+        if ic.echoed == "tcp":
+            conn = self._conn_for_inbound(pkt)
+            seq = ((ic.start or 0) + (conn.kernel_off or 0)) & MASK
+            inner = IPv4Packet(self.lab.peer_ip, self.lab.emu_ip, 6, ttl=0, flags=0)
+            quoted = inner.header(20 + (ic.length or 0)) + struct.pack(
+                "!HHI", conn.kernel_port or self.bind_port, conn.emu_port, seq)
+        elif ic.echoed in ("udp", "raw"):
+            proto = 17 if ic.echoed == "udp" else 255
+            inner = IPv4Packet(self.lab.peer_ip, self.lab.emu_ip, proto, ttl=0, flags=0)
+            quoted = inner.header(8 + (ic.length or 0)) + bytes(8)
+        body = bytes((itype, code)) + b"\0\0" + rest + quoted
+        from ..wire.checksum import internet_checksum
+
+        csum = internet_checksum(body)
+        body = body[:2] + struct.pack("!H", csum) + body[4:]
+        return self._ip_frame(pkt, 1, body)
+
+    def _send_gso(self, frame: bytes, hdr_len: int) -> None:
+        """One TCP frame longer than the MTU, as a GSO frame (``PACKET_VNET_HDR``): the
+        peer's kernel takes it as one large segment, as from packetdrill's tun."""
+        if self._gso_sock is None:
+            self._gso_sock = self.lab.run_in_emu(_open_gso_socket, self.lab.emu_ifindex)
+        mss = getattr(self.loaded, "mss", None) or (self.lab.mtu - 40)
+        # virtio_net_hdr: flags NEEDS_CSUM, gso_type TCPV4, hdr_len, gso_size,
+        # csum_start (the TCP header), csum_offset (its checksum field).
+        vnet = struct.pack("=BBHHHH", 1, 1, hdr_len, mss, 14 + 20, 16)
+        # NEEDS_CSUM: the checksum field holds the pseudo-header's sum, not inverted.
+        tcp_len = len(frame) - 34
+        from ..wire.checksum import mod_ffff, pseudo_header_sum
+
+        partial = mod_ffff(pseudo_header_sum(self.lab.emu_ip, self.lab.peer_ip, 6, tcp_len))
+        frame = frame[:34 + 16] + struct.pack("!H", partial) + frame[34 + 18:]
+        self._gso_sock.send(vnet + frame)
+        self.trace.frame("in", frame, "injected", t=self.host.now())
+
+    def _inbound_option(self, o: Any, conn: Conn, pkt: PacketSpec) -> Any:
         if o.kind == "nop":
             return NOP
         if o.kind == "eol":
@@ -441,11 +564,15 @@ class PktRunner:
         if o.kind == "sackOK":
             return SACK_PERMITTED
         if o.kind == "sack":
+            k_off = conn.kernel_off or 0
             return SackOption(tuple(((a + k_off) & MASK, (b + k_off) & MASK) for a, b in o.value))
-        val, ecr = o.value
-        if pkt.flags & ACK:
-            ecr = self._live_ecr(conn, ecr)
-        return TimestampOption(val, ecr)
+        if o.kind == "TS":
+            val, ecr = o.value
+            if pkt.flags & ACK:
+                ecr = self._live_ecr(conn, ecr)
+            return TimestampOption(val, ecr)
+        kind, data = self._script_option(o, conn, inbound=True)
+        return RawOption(kind, data or b"")
 
     @staticmethod
     def _live_ecr(conn: Conn, script_ecr: int) -> int:
@@ -526,7 +653,11 @@ class PktRunner:
         seg, t = got
         res.t = t
         if conn.kernel_off is None:
-            conn.kernel_off = ((seg.seq - pkt.start) & MASK) if seg.flags & SYN else 0
+            # packetdrill's local ISN: a SYN maps script to live by the two ISNs, every
+            # later segment counts from the live ISN (so a SYN scripted at 5 is rare
+            # but exact).
+            conn.kernel_off = seg.seq if seg.flags & SYN else 0
+            conn.kernel_syn = pkt.start if seg.flags & SYN else 0
         segs = [seg]
         why = self._mismatch(pkt, seg, conn, segs)
         # One TSO segment in the script, several MSS-sized ones on the wire: gather a run.
@@ -563,6 +694,14 @@ class PktRunner:
                              f"{self._actual_text(seg, t, conn, segs)}")
 
     @staticmethod
+    def _ack_off(seg: TcpSegment, conn: Conn) -> int:
+        """packetdrill's ``remote_seq_live_to_script_offset``: a SYN's ack is written
+        against the script's own SYN numbers, any other ack from the remote ISN."""
+        if seg.flags & SYN and conn.syn_off is not None:
+            return conn.syn_off
+        return conn.our_off
+
+    @staticmethod
     def _when(start: float, end: float, checked: bool) -> str:
         if not checked:
             return "*"
@@ -580,7 +719,8 @@ class PktRunner:
                   segs: list[TcpSegment]) -> str | None:
         """None when the (run of) segment(s) matches; "short" when a longer run could."""
         flags, length = self._merged(segs)
-        seq = (seg.seq - (conn.kernel_off or 0)) & MASK
+        seq = (seg.seq - (conn.kernel_off or 0)
+               + (conn.kernel_syn if seg.flags & SYN else 0)) & MASK
         if seq != pkt.start & MASK:
             return f"live packet field tcp_seq: expected: {pkt.start} vs actual: {seq}"
         if length < pkt.length and (flags & ~(PSH | FIN)) == (pkt.flags & ~(PSH | FIN)) \
@@ -590,7 +730,7 @@ class PktRunner:
             return (f"live packet field tcp flags: expected: {pkt.flags_text} vs actual: "
                     f"{flags_text(flags)}")
         if pkt.flags & ACK and pkt.ack is not None:
-            ack = (seg.ack - conn.our_off) & MASK
+            ack = (seg.ack - self._ack_off(seg, conn)) & MASK
             if ack != pkt.ack & MASK:
                 return f"live packet field tcp_ack_seq: expected: {pkt.ack} vs actual: {ack}"
         if length != pkt.length:
@@ -604,32 +744,136 @@ class PktRunner:
         return self._options_mismatch(pkt, seg, conn)
 
     def _options_mismatch(self, pkt: PacketSpec, seg: TcpSegment, conn: Conn) -> str | None:
-        want = pkt.options or []
-        have = list(seg.options)
-        names = [self._opt_name(o) for o in have]
-        if [o.kind for o in want] != names:
-            return (f"bad outbound TCP options: expected <{','.join(o.kind for o in want)}> "
-                    f"vs actual <{','.join(names)}>")
-        for w, h in zip(want, have, strict=True):
-            if w.kind == "mss" and h.mss != w.value:  # type: ignore[union-attr]
-                return f"bad value outbound TCP option mss: expected {w.value} vs actual {h.mss}"  # type: ignore[union-attr]
-            if w.kind == "wscale" and h.shift != w.value:  # type: ignore[union-attr]
-                return (f"bad value outbound TCP option wscale: expected {w.value} vs actual "
-                        f"{h.shift}")  # type: ignore[union-attr]
-            if w.kind == "sack":
-                rel = tuple(((a - conn.our_off) & MASK, (b - conn.our_off) & MASK)
-                            for a, b in h.blocks)  # type: ignore[union-attr]
-                exp = tuple((a & MASK, b & MASK) for a, b in w.value)
-                if rel != exp:
-                    return (f"bad value outbound TCP option sack: expected "
-                            f"{_sack_text(exp)} vs actual {_sack_text(rel)}")
+        """packetdrill's ``verify_outbound_live_tcp_options``: the same kinds in the same
+        order; every option but NOP, EOL and TS byte for byte (SACK blocks and Fast
+        Open cookies in script space); TS val only with ``--tcp_ts_tick_usecs``."""
+        want = [self._script_option(o, conn, inbound=False) for o in pkt.options or []]
+        have = [_option_bytes(o) for o in seg.options]
+        if [k for k, _d in want] != [k for k, _d in have]:
+            return (f"bad outbound TCP options: expected <{','.join(o.kind for o in pkt.options or [])}> "
+                    f"vs actual <{','.join(self._opt_name(o) for o in seg.options)}>")
+        for i, ((kind, wdata), (_k, hdata)) in enumerate(zip(want, have, strict=True)):
+            spec = (pkt.options or [])[i]
+            if kind == 8:
+                tick = getattr(self.loaded, "tcp_ts_tick_usecs", 0)
+                if tick and conn.first_ts is not None:
+                    val = int.from_bytes(hdata[:4], "big")
+                    script_val = (val - conn.first_ts[1] + conn.first_ts[0]) & MASK
+                    # packetdrill's tolerance here grows with the time since the
+                    # script's start, not since the previous event.
+                    tol_us = max(self.tol, self.tol_pct / 100 * max(self.now(), 0.0)) * 1e6
+                    if abs(((script_val - spec.value[0] + 2**31) & MASK) - 2**31) * tick \
+                            > tol_us:
+                        return (f"bad outbound TCP timestamp value: expected {spec.value[0]} "
+                                f"vs actual {script_val} (tick {tick} us)")
+                continue
+            if wdata is None:
+                continue
+            if len(wdata) != len(hdata):
+                return (f"bad length in outbound TCP option {spec.kind}: expected "
+                        f"{len(wdata) + 2} vs actual {len(hdata) + 2}")
+            if wdata != hdata:
+                return (f"bad value in outbound TCP option {spec.kind}: expected "
+                        f"{spec.text()} vs actual {self._option_text(kind, hdata, conn)}")
         return None
+
+    def _script_option(self, o: Any, conn: Conn, *, inbound: bool) -> tuple[int, bytes | None]:
+        """(kind, data) of a script option on the wire; data None: not compared."""
+        k, v = o.kind, o.value
+        if k == "nop":
+            return 1, None
+        if k == "eol":
+            return 0, None
+        if k == "mss":
+            return 2, struct.pack("!H", v)
+        if k == "wscale":
+            return 3, bytes((v,))
+        if k == "sackOK":
+            return 4, b""
+        if k == "sack":
+            off = (conn.kernel_off or 0) if inbound else conn.our_off
+            return 5, b"".join(struct.pack("!II", (a + off) & MASK, (b + off) & MASK)
+                               for a, b in v)
+        if k == "TS":
+            val, ecr = v
+            return 8, struct.pack("!II", val & MASK, ecr & MASK)
+        if k in ("FO", "FOEXP"):
+            cookie = self._cookie(v, o, inbound=inbound)
+            data = cookie if k == "FO" else b"\xf9\x89" + cookie
+            return (34 if k == "FO" else 254), data
+        if k == "md5":
+            if not isinstance(v, bytes):
+                raise StepFailed(f"md5 option value {o.text_value!r} is not hex")
+            return 19, v
+        if k == "ECN":
+            kind = 174 if v and v[0][0] == "e1b" else 172
+            return kind, b"".join(int(n & 0xFFFFFF).to_bytes(3, "big") for _name, n in v)
+        raise StepFailed(f"TCP option {k!r} is not supported by netemu yet")
+
+    def _cookie(self, v: Any, o: Any, *, inbound: bool) -> bytes:
+        """A Fast Open cookie as the script writes it, in the lab's address space: a
+        cookie the kernel would make for the script's addresses is the one it makes
+        for the lab's (``pkt.tfo``), as addresses are mapped."""
+        if v is None:
+            return b""
+        if not isinstance(v, bytes):
+            raise StepFailed(f"Fast Open cookie {o.text_value or v!r} is not hex (a "
+                             f"-D {v}=... define is missing?)")
+        return self._tfo_map(v, to_lab=True)
+
+    def _tfo_map(self, cookie: bytes, *, to_lab: bool) -> bytes:
+        key = self._tfo_key()
+        if key is None or len(cookie) != 8:
+            return cookie
+        try:
+            from . import tfo
+        except ImportError:
+            return cookie
+        script = (self.loaded.remote_ip, self.loaded.local_ip)
+        lab = (self.lab.emu_ip, self.lab.peer_ip)
+        got = tfo.translate(cookie, key, script, lab) if to_lab else \
+            tfo.translate(cookie, key, lab, script)
+        return got if got is not None else cookie
+
+    def _tfo_key(self) -> str | None:
+        if not hasattr(self, "_tfo_key_text"):
+            key = None
+            with contextlib.suppress(Exception):
+                from ..lab.netns import read_sysctl
+
+                key = self.lab.run_in_peer(read_sysctl, "net.ipv4.tcp_fastopen_key")
+            self._tfo_key_text = key
+        return self._tfo_key_text
+
+    def _option_text(self, kind: int, data: bytes, conn: Conn) -> str:
+        if kind == 34:
+            return f"FO {self._tfo_map(data, to_lab=False).hex()}".strip()
+        if kind == 254 and data[:2] == b"\xf9\x89":
+            return f"FOEXP {self._tfo_map(data[2:], to_lab=False).hex()}".strip()
+        if kind == 5:
+            blocks = [struct.unpack("!II", data[i:i + 8]) for i in range(0, len(data) - 7, 8)]
+            return "sack " + _sack_text(tuple(((a - conn.our_off) & MASK,
+                                               (b - conn.our_off) & MASK) for a, b in blocks))
+        if kind == 2 and len(data) == 2:
+            return f"mss {int.from_bytes(data, 'big')}"
+        if kind == 3 and len(data) == 1:
+            return f"wscale {data[0]}"
+        return f"opt{kind} {data.hex()}".strip()
 
     @staticmethod
     def _opt_name(o: Any) -> str:
-        return {NopOption: "nop", EolOption: "eol", MssOption: "mss",
+        name = {NopOption: "nop", EolOption: "eol", MssOption: "mss",
                 WindowScaleOption: "wscale", SackPermittedOption: "sackOK",
-                SackOption: "sack", TimestampOption: "TS"}.get(type(o), f"opt{getattr(o, 'kind', '?')}")
+                SackOption: "sack", TimestampOption: "TS"}.get(type(o))
+        if name is not None:
+            return name
+        kind = getattr(o, "kind", None)
+        data = getattr(o, "data", b"")
+        if kind == 34:
+            return "FO"
+        if kind == 254 and data[:2] == b"\xf9\x89":
+            return "FOEXP"
+        return {19: "md5", 172: "ECN", 174: "ECN"}.get(kind, f"opt{kind}")  # type: ignore[arg-type]
 
     def _learn_ts(self, pkt: PacketSpec, seg: TcpSegment, conn: Conn) -> None:
         ts = seg.timestamp
@@ -645,10 +889,11 @@ class PktRunner:
                      segs: list[TcpSegment] | None = None) -> str:
         segs = segs or [seg]
         flags, length = self._merged(segs)
-        seq = (seg.seq - (conn.kernel_off or 0)) & MASK
+        seq = (seg.seq - (conn.kernel_off or 0)
+               + (conn.kernel_syn if seg.flags & SYN else 0)) & MASK
         s = f"{t:.6f} {flags_text(flags)} {seq}:{(seq + length) & MASK}({length})"
         if flags & ACK:
-            s += f" ack {(seg.ack - conn.our_off) & MASK}"
+            s += f" ack {(seg.ack - self._ack_off(seg, conn)) & MASK}"
         s += f" win {seg.window}"
         opts = []
         for o in seg.options:
@@ -958,6 +1203,43 @@ class Workers:
     def stop(self) -> None:
         for _ in range(self._n):
             self._q.put(None)
+
+
+_ECN_BITS = {"noecn": 0, "ect1": 1, "ect0": 2, "ce": 3, "ect01": 2}
+_ICMP_TYPES = {"echo_reply": 0, "unreachable": 3, "source_quench": 4, "redirect": 5,
+               "echo_request": 8, "time_exceeded": 11, "parameter_problem": 12,
+               "timestamp_request": 13, "timestamp_reply": 14, "information_request": 15,
+               "information_reply": 16, "address_mask_request": 17,
+               "address_mask_reply": 18}
+_ICMP_UNREACH_CODES = {
+    "net_unreachable": 0, "host_unreachable": 1, "protocol_unreachable": 2,
+    "port_unreachable": 3, "frag_needed": 4, "source_route_failed": 5, "net_unknown": 6,
+    "host_unknown": 7, "source_host_isolated": 8, "net_prohibited": 9,
+    "host_prohibited": 10, "net_unreachable_for_tos": 11, "host_unreachable_for_tos": 12,
+    "packet_filtered": 13, "precedence_violation": 14, "precedence_cutoff": 15}
+
+
+def _numbered(word: str, what: str) -> int | None:
+    """``type_3`` / ``code_4`` / a plain number: packetdrill's numeric spellings."""
+    w = word[len(what) + 1:] if word.startswith(what + "_") else word
+    return int(w) if w.isdigit() else None
+
+
+def _open_gso_socket(ifindex: int) -> socket.socket:
+    """An AF_PACKET socket that sends frames with a ``virtio_net_hdr`` in front (protocol
+    0: it receives nothing)."""
+    s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
+    s.setsockopt(263, 15, 1)
+    s.bind((socket.if_indextoname(ifindex), 0))
+    return s
+
+
+def _option_bytes(o: Any) -> tuple[int, bytes]:
+    """(kind, data) of a parsed option as it was on the wire."""
+    raw = o.emit()
+    if raw[0] in (0, 1):
+        return raw[0], b""
+    return raw[0], raw[2:]
 
 
 def _sack_text(blocks: tuple[tuple[int, int], ...]) -> str:

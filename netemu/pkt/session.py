@@ -97,6 +97,7 @@ async def _run_pkt(sc: PktScript, run_dir: Path, cwd: Path, t0: float, *, on_ste
                     passed = await runner.run()
                 finally:
                     await runner.stop()
+                    runner.flush_reports()
                 phases["script"] = time.monotonic() - t0 - phases["setup"]
                 results.extend(runner.results)
                 notes.extend(runner.notes)
