@@ -127,8 +127,8 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
                      help="timing tolerance in microseconds (default: the script's "
                           "--tolerance_usecs, else 4000)")
     pd = run.add_argument_group(
-        "packetdrill's own command line (as run_all.py and ksft_runner.sh pass it; a "
-        "script's leading --option lines override these)")
+        "packetdrill's own command line (as run_all.py and ksft_runner.sh pass it; these "
+        "overwrite a script's own --option lines, as in packetdrill)")
     for name, metavar, text in PKT_OPTIONS:
         if metavar:
             pd.add_argument(f"--{name}", metavar=metavar, help=text, dest=f"pd_{name}")

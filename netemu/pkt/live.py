@@ -480,6 +480,8 @@ class LiveKernel:
         s = self.sock(a[0])
         if a[1] is None:
             return _libc_call("send", f.fileno, None, n, flags)
+        if len(a) > 4 and isinstance(a[4], int):  # a bare family (AF_UNSPEC): as written
+            return _libc_sendto_family(f.fileno, n, flags, a[4])
         if len(a) > 4 and a[4] is not None and (a[4] is not ... or flags & SYMBOLS["MSG_FASTOPEN"]):
             addr = self.sockaddr(a[4], local=False)
             res.peer = addr
@@ -803,6 +805,26 @@ def _libc_call(name: str, fd: int, buf: Any, n: int, *flags: int) -> int:
     fn.restype = ctypes.c_ssize_t
     ret = fn(ctypes.c_int(fd), ctypes.c_void_p(None), ctypes.c_size_t(n),
              *[ctypes.c_int(f) for f in flags])
+    if ret < 0:
+        e = ctypes.get_errno()
+        raise OSError(e, os.strerror(e))
+    return int(ret)
+
+
+def _libc_sendto_family(fd: int, n: int, flags: int, family: int) -> int:
+    """``sendto`` with a sockaddr that is only a family (packetdrill's ``AF_UNSPEC``
+    argument): the kernel decides what such an address means."""
+    global _LIBC
+    import ctypes
+
+    if _LIBC is None:
+        _LIBC = ctypes.CDLL(None, use_errno=True)
+    addr = struct.pack("=H14x", family)
+    buf = ctypes.create_string_buffer(max(n, 1))
+    fn = _LIBC.sendto
+    fn.restype = ctypes.c_ssize_t
+    ret = fn(ctypes.c_int(fd), buf, ctypes.c_size_t(n), ctypes.c_int(flags),
+             ctypes.c_char_p(addr), ctypes.c_uint(len(addr)))
     if ret < 0:
         e = ctypes.get_errno()
         raise OSError(e, os.strerror(e))

@@ -245,14 +245,16 @@ def check(script: Script, argv: list[str] | None = None,
     file = script.path
     sc.defines = dict(defines or {})
     cli, _defs, _rest = split_args(list(argv or []))
-    for name, v in cli:
-        try:
-            _option(sc, name, v, "<command line>", 0, 0)
-        except PktError as e:
-            errors.append(e)
+    # packetdrill's order: the script's own --options, then the command line's, which
+    # overwrite them (config.c, parse_and_finalize_config).
     for opt in script.options:
         try:
             _option(sc, opt.name, opt.value, file, opt.line, opt.col)
+        except PktError as e:
+            errors.append(e)
+    for name, v in cli:
+        try:
+            _option(sc, name, v, "<command line>", 0, 0)
         except PktError as e:
             errors.append(e)
     first = script.events[0]
