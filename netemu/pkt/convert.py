@@ -56,6 +56,8 @@ class _Converter:
         self.mss_out = 1460
         self.ts = False
         self.step_count = 0
+        self._calls: dict[int, Call | None] = {}
+        self._why: dict[int, str] = {}
 
     # -- output
     def comment(self, text: str) -> None:
@@ -105,7 +107,9 @@ class _Converter:
         for ev in self.sc.script.events:
             a = ev.action
             if isinstance(a, Syscall):
-                call = self.sc.calls[id(a)]
+                call = self._call(a)
+                if call is None:
+                    continue
                 if call.name == "bind" and call.port:
                     port = call.port
                 if call.name == "listen":
@@ -238,8 +242,26 @@ class _Converter:
             self.step({"expect_segment": step})
 
     # -- system calls
+    def _call(self, sc: Syscall) -> Call | None:
+        """The call as the converter knows it (``calls.normalize``), None when YAML
+        has no step for it (it stays a comment)."""
+        from .calls import normalize
+        from .parser import PktError
+
+        key = id(sc)
+        if key not in self._calls:
+            try:
+                self._calls[key] = normalize(sc, self.sc.path, sc.line, sc.col)
+            except PktError as e:
+                self._calls[key] = None
+                self._why[key] = e.message
+        return self._calls[key]
+
     def syscall(self, ev: Event, sc: Syscall) -> None:
-        call = self.sc.calls[id(sc)]
+        call = self._call(sc)
+        if call is None:
+            self.comment(f"  (not converted: {self._why.get(id(sc), 'unsupported')})")
+            return
         blocking = sc.end is not None
         steps: list[str] = []
         note = self._call_steps(call, steps)

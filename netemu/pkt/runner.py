@@ -206,6 +206,14 @@ class PktRunner:
         return time.monotonic() - self.t0
 
     async def start(self) -> None:
+        if any(o.kind in ("FO", "FOEXP") for ev in self.script.events
+               if isinstance(ev.action, PacketSpec) for o in ev.action.options or ()):
+            self._tfo_key()  # read before time 0, not at the first cookie
+            for ev in self.script.events:  # and every cookie mapped (SipHash: ~1 ms)
+                if isinstance(ev.action, PacketSpec) and ev.action.direction == "<":
+                    for o in ev.action.options or ():
+                        if o.kind in ("FO", "FOEXP") and isinstance(o.value, bytes):
+                            self._tfo_map(o.value, to_lab=True)
         # No sock_diag polling of the peer while a script runs: a dump with TCP_INFO
         # takes each socket's lock, and the kernel under test then answered a FIN ~5 ms
         # late (close-remote-fin-then-close failed its +0 ACK; passes without polling).
@@ -394,8 +402,14 @@ class PktRunner:
                 await self._await_pending()
                 if self._failed:
                     raise StepFailed("a blocking call before this one failed")
+            built = None
+            if kind == "inject":  # built before its time, sent at its time
+                assert isinstance(a, PacketSpec)
+                built = self._build_inbound(a)
             await self._sleep_until(start)
             res.t = self.now()
+            if built is not None:
+                self._send_inbound(built)
             self._step_note(ev)
             if checked:
                 late = self._check_time(ev.line, f"{kind} start", res.t, start, end, tol,
@@ -403,8 +417,7 @@ class PktRunner:
                 if late:
                     raise StepFailed(late)
             if kind == "inject":
-                assert isinstance(a, PacketSpec)
-                await self._inject(a)
+                pass
             elif kind == "syscall":
                 assert isinstance(a, Syscall)
                 deferred = await self._syscall(ev, a, start, res)
@@ -445,11 +458,18 @@ class PktRunner:
         return conn
 
     # ------------------------------------------------------------------ inbound
-    async def _inject(self, pkt: PacketSpec) -> None:
-        """Build the script's inbound packet in the lab's address space and put it on
-        the wire: TCP with any option, IP fields, ICMP quoting the connection's segment,
-        UDP; one larger than the link's MTU goes as a GSO frame, as packetdrill's tun
-        takes it (``--mss`` its segment size)."""
+    def _send_inbound(self, built: tuple[bytes, int | None]) -> None:
+        frame, gso_hdr = built
+        if gso_hdr is not None:
+            self._send_gso(frame, gso_hdr)
+        else:
+            self.host.inject_frame(frame)
+
+    def _build_inbound(self, pkt: PacketSpec) -> tuple[bytes, int | None]:
+        """The script's inbound packet in the lab's address space, ready to go: TCP
+        with any option, IP fields, ICMP quoting the connection's segment, UDP; one
+        larger than the link's MTU goes as a GSO frame (second item: its header
+        length), as packetdrill's tun takes it (``--mss`` its segment size)."""
         lab = self.lab
         if pkt.proto == "icmp":
             frame = self._icmp_frame(pkt)
@@ -479,12 +499,11 @@ class PktRunner:
             tcp = seg.emit(lab.emu_ip, lab.peer_ip)
             frame = self._ip_frame(pkt, 6, tcp)
             if len(frame) - 14 > lab.mtu:
-                self._send_gso(frame, 14 + 20 + (len(tcp) - len(seg.payload)))
-                return
+                return frame, 14 + 20 + (len(tcp) - len(seg.payload))
         if len(frame) - 14 > lab.mtu:
             raise StepFailed(f"a {len(frame) - 14}-byte {pkt.proto} packet is larger than "
                              f"the link's MTU ({lab.mtu}); only TCP goes as GSO")
-        self.host.inject_frame(frame)
+        return frame, None
 
     def _ip_frame(self, pkt: PacketSpec, proto: int, payload: bytes) -> bytes:
         from ..wire.ethernet import ETHERTYPE_IPV4, eth_header
@@ -828,6 +847,13 @@ class PktRunner:
         return self._tfo_map(v, to_lab=True)
 
     def _tfo_map(self, cookie: bytes, *, to_lab: bool) -> bytes:
+        memo = self.__dict__.setdefault("_tfo_memo", {})
+        got = memo.get((cookie, to_lab))
+        if got is None:
+            got = memo[(cookie, to_lab)] = self._tfo_translate(cookie, to_lab=to_lab)
+        return got
+
+    def _tfo_translate(self, cookie: bytes, *, to_lab: bool) -> bytes:
         key = self._tfo_key()
         if key is None or len(cookie) != 8:
             return cookie

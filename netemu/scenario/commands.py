@@ -97,7 +97,16 @@ def validate_main(paths: Iterable[str | Path]) -> int:
         return 2
     status = 0
     for path in paths:
-        errors = validate_file(path)
+        if str(path).endswith(".pkt"):  # a packetdrill script: its own language
+            from ..pkt import PktError, load_pkt
+
+            try:
+                load_pkt(path)
+                errors = []
+            except PktError as e:
+                errors = list(e.errors)
+        else:
+            errors = validate_file(path)
         if errors:
             status = 2
             for e in errors:
