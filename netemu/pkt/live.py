@@ -278,6 +278,15 @@ class LiveKernel:
         self.cwd = cwd
         self.fds: dict[int, Fd] = {}
         self.lock = threading.Lock()
+        # Script time 0 on CLOCK_REALTIME (software timestamps use it), set by the runner
+        # at time 0; and packetdrill's --tolerance_usecs, for timestamps in cmsgs.
+        self.t0_realtime: float | None = None
+        self.tolerance_us = 4000
+
+    def script_to_realtime_us(self, script_us: int) -> int | None:
+        if self.t0_realtime is None:
+            return None
+        return int(self.t0_realtime * 1e6) + script_us
 
     # ------------------------------------------------------------------ helpers
     def fd(self, script_fd: Any) -> Fd:
@@ -558,7 +567,8 @@ class LiveKernel:
             res.mismatch = (f"recvmsg(): msg_flags: expected {flag_names(want_flags, 'MSG_')} "
                             f"but got {flag_names(mflags, 'MSG_')}")
         elif isinstance(ctl, list):
-            res.mismatch = _compare_cmsgs(ctl, anc)
+            res.mismatch = _compare_cmsgs(ctl, anc, self.script_to_realtime_us,
+                                          self.tolerance_us)
         return len(data)
 
     def do_sendfile(self, sc: Syscall, a: list[Any], want: Any, res: Result) -> int:
@@ -768,9 +778,12 @@ def flag_names(mask: int, prefix: str) -> str:
     return "|".join(names) or "0"
 
 
-def _compare_cmsgs(want: list[Any], got: list[tuple[int, int, bytes]]) -> str | None:
-    """recvmsg's control messages against the script's: level, type, and for a
-    ``sock_extended_err`` (error queue) its fields as written."""
+def _compare_cmsgs(want: list[Any], got: list[tuple[int, int, bytes]],
+                   to_real: Any = None, tol_us: int = 4000) -> str | None:
+    """recvmsg's control messages against the script's: level, type, a
+    ``sock_extended_err`` (error queue) field by field as written, and a
+    ``scm_timestamping`` as packetdrill checks it: each timestamp the script gives (not
+    0) within --tolerance_usecs of that script time on the kernel's clock."""
     if len(want) != len(got):
         return f"recvmsg(): expected {len(want)} control messages but got {len(got)}"
     for w, (level, ctype, data) in zip(want, got, strict=True):
@@ -781,6 +794,27 @@ def _compare_cmsgs(want: list[Any], got: list[tuple[int, int, bytes]]) -> str | 
             return (f"recvmsg(): control message: expected level {wl} type {wt} but got "
                     f"level {level} type {ctype}")
         d = w.get("cmsg_data", ...)
+        if isinstance(d, dict | list) and ctype == SYMBOLS["SCM_TIMESTAMPING"] \
+                and level == SYMBOLS["SOL_SOCKET"]:
+            stamps = d if isinstance(d, list) else [d]
+            for i, ts in enumerate(stamps[:3]):
+                if not isinstance(ts, dict) or len(data) < 16 * (i + 1):
+                    continue
+                sec, nsec = ts.get("scm_sec", ts.get("tv_sec", 0)), \
+                    ts.get("scm_nsec", ts.get("tv_nsec", 0))
+                if not isinstance(sec, int) or not isinstance(nsec, int) or (not sec and
+                                                                           not nsec):
+                    continue  # packetdrill: a 0 timestamp is not checked
+                a_sec, a_nsec = struct.unpack("qq", data[16 * i:16 * i + 16])
+                actual = a_sec * 1_000_000 + a_nsec // 1000
+                exp = to_real(sec * 1_000_000 + nsec // 1000) if to_real else None
+                if exp is None:
+                    continue
+                if abs(exp - actual) > tol_us:
+                    return (f"recvmsg(): bad timestamp {i} in scm_timestamping: expected "
+                            f"{(exp - to_real(0)) / 1e6:.6f} s, got "
+                            f"{(actual - to_real(0)) / 1e6:.6f} s (tolerance "
+                            f"{tol_us / 1000:.1f} ms)")
         if isinstance(d, dict) and "ee_errno" in d and len(data) >= 16:
             vals = dict(zip(("ee_errno", "ee_origin", "ee_type", "ee_code", "ee_pad",
                              "ee_info", "ee_data"), struct.unpack("IBBBBII", data[:16]),

@@ -246,6 +246,9 @@ class PktRunner:
     async def run(self) -> bool:
         events = self.script.events
         self.t0 = time.monotonic()
+        if self.kernel is not None:
+            self.kernel.t0_realtime = time.time() - (time.monotonic() - self.t0)
+            self.kernel.tolerance_us = int(self.tol * 1e6)
         ok = True
         for i, ev in enumerate(events, 1):
             res = StepResult(i, ev.line, ev.kind, ev.source)
@@ -1038,6 +1041,32 @@ class PktRunner:
         self.workers.submit(work)
         return fut
 
+    def _blocked_text(self, sc: Syscall) -> str:
+        return (f"{sc.name}() blocked for more than {self.grace + 1.0:g} s; if it is meant "
+                "to block, give its end time: '+0...0.5 call(...)'")
+
+    def _inline_call(self, sc: Syscall) -> Any:
+        """A call the script does not mark as blocking runs right here, as packetdrill's
+        main thread makes it: it returns in microseconds, and the next relative time
+        counts from then. Should it block after all, SIGALRM ends it after the grace
+        time (EINTR) and the step fails saying so."""
+        import signal
+
+        assert self.kernel is not None
+
+        def expired(signum: int, frame: Any) -> None:
+            raise _CallBlocked
+
+        old = signal.signal(signal.SIGALRM, expired)
+        signal.setitimer(signal.ITIMER_REAL, self.grace + 1.0)
+        try:
+            return self.kernel.call(sc)
+        except _CallBlocked:
+            raise StepFailed(self._blocked_text(sc)) from None
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, old)
+
     def _before_call(self, sc: Syscall) -> None:
         """Connection bookkeeping a call needs before it reaches the kernel: an active
         open's SYN leaves during the call."""
@@ -1108,8 +1137,10 @@ class PktRunner:
             base = start - ev.time.start if ev.time.relative else 0.0
             end = base + sc.end
         self._before_call(sc)
-        fut = self._start_call(sc)
-        if end is not None:
+        if end is None and _can_inline():
+            r = self._inline_call(sc)
+        elif end is not None:
+            fut = self._start_call(sc)
             self.pending = Pending(fut, ev, sc, res, end, self.now(), start)  # type: ignore[arg-type]
             await asyncio.sleep(0)
             if not fut.done():
@@ -1117,12 +1148,11 @@ class PktRunner:
             self.pending = None
             r = await fut
         else:
+            fut = self._start_call(sc)
             try:
                 r = await asyncio.wait_for(asyncio.shield(fut), self.grace + 1.0)
             except TimeoutError:
-                raise StepFailed(f"{sc.name}() blocked for more than {self.grace + 1.0:g} s; "
-                                 "if it is meant to block, give its end time: "
-                                 "'+0...0.5 call(...)'") from None
+                raise StepFailed(self._blocked_text(sc)) from None
         self.call_end = r.ended - self.t0
         self._after_call(sc, r)
         self._check_result(sc, r)
@@ -1198,6 +1228,15 @@ class PktRunner:
                                      f"{errno_name(r.errno) if r.errno else 'none'} ({got})")
         if r.mismatch:
             raise StepFailed(r.mismatch)
+
+
+class _CallBlocked(Exception):
+    pass
+
+
+def _can_inline() -> bool:
+    """Inline calls need SIGALRM as their watchdog: only the main thread gets signals."""
+    return threading.current_thread() is threading.main_thread()
 
 
 class Workers:
