@@ -305,9 +305,9 @@ class PktRunner:
                 self.results.append(StepResult(i, ev.line, ev.kind, ev.source, "skipped"))
         if self.pending is not None:
             p = self.pending
-            if p.result.status == "pending":
-                p.result.status = "fail"
-                p.result.message = "did not return before the script failed"
+            if p.result.status == "pending":  # not the failure: the script ended first
+                p.result.status = "skipped"
+                p.result.message = "still blocked when the script failed"
                 self._report(p.result)
 
     async def _finish_pending(self) -> bool:
