@@ -411,9 +411,9 @@ class PktRunner:
                 built = self._build_inbound(a)
             await self._sleep_until(start)
             res.t = self.now()
+            self._step_note(ev)
             if built is not None:
                 self._send_inbound(built)
-            self._step_note(ev)
             if checked:
                 late = self._check_time(ev.line, f"{kind} start", res.t, start, end, tol,
                                         ev.time.text)
@@ -578,7 +578,7 @@ class PktRunner:
         partial = mod_ffff(pseudo_header_sum(self.lab.emu_ip, self.lab.peer_ip, 6, tcp_len))
         frame = frame[:34 + 16] + struct.pack("!H", partial) + frame[34 + 18:]
         self._gso_sock.send(vnet + frame)
-        self.trace.frame("in", frame, "injected", t=self.host.now())
+        self.trace.frame("out", frame, "injected", t=self.host.now())
 
     def _inbound_option(self, o: Any, conn: Conn, pkt: PacketSpec) -> Any:
         if o.kind == "nop":

@@ -98,6 +98,7 @@ async def _run_pkt(sc: PktScript, run_dir: Path, cwd: Path, t0: float, *, on_ste
                 finally:
                     await runner.stop()
                     runner.flush_reports()
+                    _peer_states_from_packets(trace, lab.peer_ip)
                 phases["script"] = time.monotonic() - t0 - phases["setup"]
                 results.extend(runner.results)
                 notes.extend(runner.notes)
@@ -130,6 +131,25 @@ async def _run_pkt(sc: PktScript, run_dir: Path, cwd: Path, t0: float, *, on_ste
                   "phases": phases, "netemu_late": late,
                   "steps": [r.as_dict() for r in results]}
     return Outcome(sc, passed, run_dir, report, ladder)  # type: ignore[arg-type]
+
+
+def _peer_states_from_packets(trace: Any, peer_ip: str) -> None:
+    """The kernel's states for the ladder, inferred from the packets after the script
+    (``trace.infer``), marked as such: sock_diag is not polled during a .pkt run (its
+    socket lock delays the kernel under test), and packetdrill shows no states at all."""
+    from ..trace.infer import infer_trace
+    from ..trace.record import PeerStateRecord
+
+    try:
+        inf = infer_trace(trace)
+    except Exception:  # a ladder without the peer's states beats a failed run
+        return
+    for st in inf.states:
+        if st.local[0] == peer_ip:
+            trace.peer_states.append(PeerStateRecord(
+                st.t, st.local, st.remote, st.new, {"source": "inferred from the packets",
+                                                    "cause": st.cause}))
+    trace.peer_states.sort(key=lambda r: r.t)
 
 
 def _write(sc: PktScript, run_dir: Path, trace: Any, results: list[Any], duration: float,
