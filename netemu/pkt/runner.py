@@ -172,6 +172,7 @@ class PktRunner:
         self.call_end: float | None = None
         self.netemu_late: str | None = None  # netemu's own lateness failed the run
         self.workers = Workers()
+        self.all_conns: list[Conn] = []
         self._gso_sock: socket.socket | None = None
         self.on_step = on_step
         self._reports: list[StepResult] = []
@@ -447,6 +448,7 @@ class PktRunner:
             emu_port = self.host.ephemeral_port(lab.peer_ip, kernel_port or 0)
         self.host.raw_ports.add(emu_port)
         conn = Conn(emu_port, kernel_port, self.rng.getrandbits(32), len(self.trace.frames))
+        self.all_conns.append(conn)
         return conn
 
     def _conn_for_inbound(self, pkt: PacketSpec) -> Conn:
@@ -641,6 +643,10 @@ class PktRunner:
                 continue
             if seg.dst_port != conn.emu_port:
                 continue
+            if conn.kernel_port is None and any(
+                    c.kernel_port == seg.src_port and c.emu_port == seg.dst_port
+                    for c in self.all_conns if c is not conn):
+                continue  # an earlier connection's segment: not the socket under test's
             if conn.kernel_port is not None and seg.src_port != conn.kernel_port:
                 continue
             if conn.kernel_port is None:
