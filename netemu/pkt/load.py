@@ -26,7 +26,7 @@ KNOWN_OPTIONS: dict[str, type] = {
     "non_fatal": str, "dry_run": bool, "send_omit_free": bool, "speed": int,
     "verbose": bool, "debug": bool, "is_anyip": bool,
 }
-IGNORED_OPTIONS = ("verbose", "debug", "send_omit_free", "speed", "gateway_ip", "netmask_ip",
+IGNORED_OPTIONS = ("verbose", "debug", "send_omit_free", "speed", "gateway_ip",
                    "is_anyip", "tcp_ts_ecr_scaled")
 REFUSED_OPTIONS = ("wire_client", "wire_server", "wire_server_ip", "wire_server_at",
                    "wire_server_port", "wire_client_dev", "wire_server_dev", "so_filename",
@@ -45,6 +45,7 @@ class PktScript:
     connect_port: int = 8080
     local_ip: str = "192.168.0.1"  # packetdrill's addresses, mapped onto the lab's
     remote_ip: str = "192.0.2.1"
+    netmask_ip: str = "255.255.0.0"
     mtu: int = 1500
     mss: int | None = None
     tcp_ts_tick_usecs: int = 0
