@@ -173,6 +173,7 @@ class PktRunner:
         self.netemu_late: str | None = None  # netemu's own lateness failed the run
         self.workers = Workers()
         self.all_conns: list[Conn] = []
+        self._ip_of: dict[int, tuple[int, int]] = {}  # id(segment) -> (tos, ttl)
         self._gso_sock: socket.socket | None = None
         self.on_step = on_step
         self._reports: list[StepResult] = []
@@ -652,6 +653,7 @@ class PktRunner:
             if conn.kernel_port is None:
                 conn.kernel_port = seg.src_port
             conn.cursor = i
+            self._ip_of[id(seg)] = (fr.ip.tos, fr.ip.ttl)
             return seg, f.t - self.t0
         conn.cursor = i
         return None
@@ -711,6 +713,8 @@ class PktRunner:
                 break
             segs.append(nxt)
             why = self._mismatch(pkt, segs[0], conn, segs)
+        if why is None and pkt.ip is not None:
+            why = self._ip_mismatch(pkt, seg)
         self._learn_ts(pkt, seg, conn)
         for s in segs:
             ts = s.timestamp
@@ -728,6 +732,28 @@ class PktRunner:
             self._packet_failure(ev, late + f"\n  script packet: "
                                  f"{self._when(start, end, checked)} {pkt.text()[2:]}\n"
                                  f"  actual packet: {self._actual_text(seg, t, conn, segs)}")
+
+    def _ip_mismatch(self, pkt: PacketSpec, seg: TcpSegment) -> str | None:
+        """IP fields a ``>`` packet names: the ECN codepoint (``[ect01]``: either ECT),
+        the whole TOS byte, the TTL."""
+        got = self._ip_of.get(id(seg))
+        ip = pkt.ip
+        if got is None or ip is None:
+            return None
+        tos, ttl = got
+        if ip.ecn is not None:
+            have = tos & 3
+            ok = have in (1, 2) if ip.ecn == "ect01" else have == _ECN_BITS[ip.ecn]
+            if not ok:
+                names = {0: "noecn", 1: "ect1", 2: "ect0", 3: "ce"}
+                return (f"live packet field ip ecn: expected: {ip.ecn} vs actual: "
+                        f"{names[have]}")
+        if ip.tos is not None and (tos if ip.ecn is None else tos & ~3) != (
+                ip.tos if ip.ecn is None else ip.tos & ~3):
+            return f"live packet field ip tos: expected: {ip.tos:#x} vs actual: {tos:#x}"
+        if ip.ttl is not None and ttl != ip.ttl:
+            return f"live packet field ip ttl: expected: {ip.ttl} vs actual: {ttl}"
+        return None
 
     def _packet_failure(self, ev: Event, text: str) -> None:
         """A sniffed packet that does not match: the step fails, or with packetdrill's
@@ -1000,9 +1026,31 @@ class PktRunner:
         try:
             raw = s.getsockopt(socket.IPPROTO_TCP, 11, 512)
             out.update({f"tcpi_{k}": v for k, v in decode_tcp_info(raw).items()})
-            out["tcpi_ca_name"] = s.getsockopt(socket.IPPROTO_TCP, 13, 16).rstrip(b"\0").decode()
+            ca = s.getsockopt(socket.IPPROTO_TCP, 13, 16).rstrip(b"\0").decode()
+            out["tcpi_ca_name"] = ca
         except OSError:
-            pass
+            return out
+        # packetdrill's other two: SO_MEMINFO and TCP_CC_INFO (the algorithm's own)
+        with contextlib.suppress(OSError, struct.error):
+            mem = struct.unpack("9I", s.getsockopt(socket.SOL_SOCKET, 55, 36)[:36])
+            out.update(zip(("SK_MEMINFO_RMEM_ALLOC", "SK_MEMINFO_RCVBUF",
+                            "SK_MEMINFO_WMEM_ALLOC", "SK_MEMINFO_SNDBUF",
+                            "SK_MEMINFO_FWD_ALLOC", "SK_MEMINFO_WMEM_QUEUED",
+                            "SK_MEMINFO_OPTMEM", "SK_MEMINFO_BACKLOG", "SK_MEMINFO_DROPS"),
+                           mem, strict=True))
+        with contextlib.suppress(OSError, struct.error):
+            cc = s.getsockopt(socket.IPPROTO_TCP, 26, 20)
+            if ca == "bbr" and len(cc) >= 20:
+                lo, hi, min_rtt, pg, cg = struct.unpack("5I", cc[:20])
+                out.update(bbr_bw_lo=lo, bbr_bw_hi=hi, bbr_bw=hi << 32 | lo,
+                           bbr_min_rtt=min_rtt, bbr_pacing_gain=pg, bbr_cwnd_gain=cg)
+            elif ca == "dctcp" and len(cc) >= 16:
+                en, st, alpha, ab_ecn, ab_tot = struct.unpack("HHIII", cc[:16])
+                out.update(dctcp_enabled=en, dctcp_ce_state=st, dctcp_alpha=alpha,
+                           dctcp_ab_ecn=ab_ecn, dctcp_ab_tot=ab_tot)
+            elif ca == "vegas" and len(cc) >= 16:
+                en, cnt, rtt, minrtt = struct.unpack("4I", cc[:16])
+                out.update(tcpv_enabled=en, tcpv_rttcnt=cnt, tcp_rtt=rtt, tcp_minrtt=minrtt)
         return out
 
     def _sut_socket(self) -> Any:
