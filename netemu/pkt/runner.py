@@ -174,6 +174,7 @@ class PktRunner:
         self.workers = Workers()
         self.all_conns: list[Conn] = []
         self._ip_of: dict[int, tuple[int, int]] = {}  # id(segment) -> (tos, ttl)
+        self.lateness: list[float] = []  # how late each timed event left (seconds)
         self._gso_sock: socket.socket | None = None
         self.on_step = on_step
         self._reports: list[StepResult] = []
@@ -289,6 +290,16 @@ class PktRunner:
         anchor on the moment the previous event ended, as in packetdrill."""
         if self.on_step is not None:
             self._reports.append(res)
+
+    def punctuality(self) -> dict[str, Any]:
+        """How late netemu's own events (packets it sent, calls, commands) left after
+        their scheduled times: packetdrill's are microseconds late."""
+        late = sorted(self.lateness)
+        if not late:
+            return {"events": 0}
+        return {"events": len(late), "median_ms": round(late[len(late) // 2] * 1000, 3),
+                "p90_ms": round(late[int(len(late) * 0.9)] * 1000, 3),
+                "max_ms": round(late[-1] * 1000, 3)}
 
     def flush_reports(self) -> None:
         reports, self._reports = self._reports, []
@@ -416,6 +427,8 @@ class PktRunner:
             self._step_note(ev)
             if built is not None:
                 self._send_inbound(built)
+            if checked:
+                self.lateness.append(max(res.t - start, 0.0))
             if checked:
                 late = self._check_time(ev.line, f"{kind} start", res.t, start, end, tol,
                                         ev.time.text)

@@ -51,6 +51,7 @@ async def _run_pkt(sc: PktScript, run_dir: Path, cwd: Path, t0: float, *, on_ste
     timing: list[Any] = []
     runner: PktRunner | None = None
     phases: dict[str, float] = {}
+    phases_extra: dict[str, Any] = {}
     late: str | None = None
     with Lab(congestion=sc.congestion, peer_ifname="tun0", peer_tx_offload=True,
              mtu=sc.mtu) as lab:
@@ -111,6 +112,7 @@ async def _run_pkt(sc: PktScript, run_dir: Path, cwd: Path, t0: float, *, on_ste
                 results.extend(runner.results)
                 notes.extend(runner.notes)
                 timing = [t.as_dict() for t in runner.timing]
+                phases_extra["punctuality"] = runner.punctuality()
                 late = runner.netemu_late
         except Exception as e:  # the lab, the host: a failed run
             error = f"{type(e).__name__}: {e}"
@@ -131,12 +133,12 @@ async def _run_pkt(sc: PktScript, run_dir: Path, cwd: Path, t0: float, *, on_ste
     ladder = ""
     if write:
         ladder, report = _write(sc, run_dir, trace, results, duration, error, passed, notes,
-                                timing, strict_timing, tolerance_usecs, phases)
-        report["netemu_late"] = late
+                                timing, strict_timing, tolerance_usecs, phases,
+                                {"netemu_late": late, **phases_extra})
     else:
         report = {"scenario": sc.name, "result": "pass" if passed else "fail",
                   "duration": duration, "error": error, "timing": timing, "notes": notes,
-                  "phases": phases, "netemu_late": late,
+                  "phases": phases, "netemu_late": late, **phases_extra,
                   "steps": [r.as_dict() for r in results]}
     return Outcome(sc, passed, run_dir, report, ladder)  # type: ignore[arg-type]
 
@@ -163,7 +165,7 @@ def _peer_states_from_packets(trace: Any, peer_ip: str) -> None:
 def _write(sc: PktScript, run_dir: Path, trace: Any, results: list[Any], duration: float,
            error: str | None, passed: bool, notes: list[str], timing: list[Any],
            strict: bool, tolerance_usecs: int | None,
-           phases: dict[str, float]) -> tuple[str, dict[str, Any]]:
+           phases: dict[str, float], more: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     from ..trace.ladder import render_ladder_text, write_ladder_html
     from ..trace.pcap import write_pcap
     from ..trace.report import write_report
@@ -181,5 +183,5 @@ def _write(sc: PktScript, run_dir: Path, trace: Any, results: list[Any], duratio
                "tolerance_usecs": tolerance_usecs if tolerance_usecs is not None
                else sc.tolerance_usecs, "strict_timing": strict, "timing": timing,
                "notes": notes,
-               "phases": {k: round(v, 6) for k, v in phases.items()}})
+               "phases": {k: round(v, 6) for k, v in phases.items()}, **more})
     return ladder, report
