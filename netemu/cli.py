@@ -105,11 +105,12 @@ def pkt_argv(args: argparse.Namespace) -> list[str]:
 def _add_run(sub: argparse._SubParsersAction) -> None:
     run = sub.add_parser("run", help="run scenario files (or directories of them) against "
                                      "real peers in a fresh lab",
-                         description="Runs each scenario in its own lab and leaves a run "
-                                     "directory: trace.pcap, ladder.txt, ladder.html, "
-                                     "report.json. Exit codes: 0 all passed, 1 a scenario "
-                                     "failed, 2 bad input, 3 environment (not root, missing "
-                                     "tool).")
+                         description="Runs each scenario (YAML) or packetdrill script "
+                                     "(.pkt, with packetdrill's verdict) in its own lab and "
+                                     "leaves a run directory: trace.pcap, ladder.txt, "
+                                     "ladder.html, report.json. Exit codes: 0 all passed, 1 a "
+                                     "scenario failed, 2 bad input, 3 environment (not root, "
+                                     "missing tool) or netemu itself late for a .pkt event.")
     run.add_argument("paths", nargs="+", metavar="FILE|DIR")
     run.add_argument("-o", "--output", metavar="DIR",
                      help="run directory (one scenario) or parent of run directories "
