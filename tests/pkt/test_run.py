@@ -22,14 +22,25 @@ pytestmark = [pytest.mark.root, pytest.mark.timeout(120)]
 
 
 def netemu(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "netemu", *args], capture_output=True,
-                          text=True, cwd=cwd or ROOT, timeout=100)
+    """`netemu ...`; a run that netemu itself was late in (exit 3, "netemu was late":
+    no verdict on the kernel, see test_live.run) is made again, twice at most."""
+    for _ in range(3):
+        out = subprocess.run([sys.executable, "-m", "netemu", *args], capture_output=True,
+                             text=True, cwd=cwd or ROOT, timeout=100)
+        if not (out.returncode == 3 and "netemu was late" in out.stderr):
+            return out
+    return out
 
 
 def run(sc, run_dir: Path, **kw):
+    """One run (strict timing unless told); again when netemu itself was late."""
     from netemu.pkt.session import run_pkt
 
-    return asyncio.run(run_pkt(sc, run_dir, **kw))
+    for _ in range(3):
+        out = asyncio.run(run_pkt(sc, run_dir, **kw))
+        if not out.report.get("netemu_late"):
+            return out
+    return out
 
 
 @pytest.mark.parametrize("path", SCRIPTS, ids=[p.stem for p in SCRIPTS])
@@ -78,11 +89,15 @@ def test_wrong_options_and_missing_packet(tmp_path: Path):
                        str(tmp_path / "opt.pkt"))
     out = run(sc, tmp_path / "a", write=False)
     assert not out.passed
-    assert "bad value outbound TCP option wscale: expected 9 vs actual " in out.report["error"]
+    # (the actual wscale depends on the lab's tcp_rmem)
+    assert "bad value in outbound TCP option wscale: expected wscale 9 vs actual wscale " \
+        in out.report["error"], out.report["error"]
     none = base.replace("<mss 1460,nop,nop,sackOK,nop,wscale 7>", "<...>").replace(
         "   +0 accept(3, ..., ...) = 4\n", "   +0 accept(3, ..., ...) = 4\n +.05 > . 1:1(0) ack 1\n")
-    # (Not strict: a loaded machine may make an earlier packet a few ms late.)
-    out = run(load_pkt_text(none, str(tmp_path / "none.pkt")), tmp_path / "b", write=False)
+    # (Lenient: a loaded machine may make an earlier packet a few ms late; the point
+    # here is the packet that never comes.)
+    out = run(load_pkt_text(none, str(tmp_path / "none.pkt")), tmp_path / "b", write=False,
+              strict_timing=False)
     assert not out.passed
     assert out.report["error"].startswith("line 13 expect: no packet from the kernel by")
     assert "script packet: " in out.report["error"]
@@ -93,22 +108,32 @@ def test_timing_is_reported_and_fails_only_when_strict(tmp_path: Path):
     early = text.replace("  +.3 > P. 1:1001(1000) ack 1", "  +.1 > P. 1:1001(1000) ack 1")
     assert early != text
     sc = load_pkt_text(early, str(HERE / "scripts" / "early.pkt"))
+    # Strict by default (packetdrill's rule): the retransmission 200 ms after its
+    # scheduled time fails the script, and netemu gives up waiting at time + tolerance.
     out = run(sc, tmp_path / "a", write=False)
+    assert not out.passed
+    assert out.report["error"].startswith("line 18 expect: no packet from the kernel by"), \
+        out.report["error"]
+    assert "(strict timing: expected at " in out.report["error"]
+    assert [s["status"] for s in out.report["steps"] if s["line"] == 18] == ["fail"]
+    # Lenient: the miss is a note, the timing is recorded, the script passes.
+    out = run(sc, tmp_path / "b", write=False, strict_timing=False)
     assert out.passed, out.report["error"]
     late = [t for t in out.report["timing"] if not t["ok"]]
     assert 18 in [t["line"] for t in late]  # (a loaded machine may add others)
-    assert any(n.startswith("timing: line 18: outbound packet expected at") for n in out.report["notes"])
-    # Line 18 is 200 ms early; 20 ms of tolerance keeps a loaded machine's few ms of
-    # lateness elsewhere from failing the strict run first.
-    out = run(sc, tmp_path / "b", write=False, strict_timing=True, tolerance_usecs=20_000)
-    assert not out.passed
-    assert out.report["error"].startswith("line 18 expect: no packet from the kernel by")
-    assert "(strict timing: expected at " in out.report["error"]
+    line18 = next(t for t in late if t["line"] == 18)
+    assert line18["what"] == "outbound packet" and line18["tolerance"] >= 0.004
+    assert line18["actual"] - float(line18["expected"].split()[0]) > 0.15
+    assert any(n.startswith("timing: line 18: outbound packet expected at")
+               for n in out.report["notes"])
+    checked = [t for t in out.report["timing"] if t["what"] == "outbound packet"]
+    assert len(checked) == 3  # every > packet of the script
 
 
 def test_directory_run_prints_a_table_and_writes_junit(tmp_path: Path):
     d = tmp_path / "suite"
-    shutil.copytree(HERE / "scripts", d)
+    # the bundled scripts and their include (scripts/live/ has test_live.py)
+    shutil.copytree(HERE / "scripts", d, ignore=shutil.ignore_patterns("live"))
     bad = (d / "shutdown.pkt").read_text().replace("> F. 1:1(0) ack 1", "> F. 1:1(0) ack 7")
     (d / "zz_broken.pkt").write_text(bad)
     junit = tmp_path / "junit.xml"
@@ -151,3 +176,45 @@ def test_shell_commands_run_in_the_peer_namespace(tmp_path: Path):
     steps = {s["line"]: s["status"] for s in out.report["steps"]}
     assert steps == {1: "pass", 2: "pass", 3: "fail"}
     assert Path("/proc/sys/net/ipv4/tcp_sack").read_text() == host_sack, "it reached the host"
+
+
+def test_a_script_that_does_not_load_does_not_stop_the_others(tmp_path: Path):
+    bad = tmp_path / "a_bad.pkt"
+    bad.write_text("0 socket(..., SOCK_DGRAM, IPPROTO_UDP) = 3\n+0 bind(3, ..., ...) = 0\n"
+                   "+0 close(NOPE) = 0\n")
+    good = tmp_path / "b_good.pkt"
+    good.write_text("// A UDP datagram in.\n"
+                    "0 socket(..., SOCK_DGRAM, IPPROTO_UDP) = 3\n+0 bind(3, ..., ...) = 0\n"
+                    "+0 < udp (10)\n+.01 read(3, ..., 100) = 10\n")
+    out = netemu("run", "-q", str(bad), str(good), "-o", str(tmp_path / "runs"), cwd=tmp_path)
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert f"{bad}:3:10: unknown symbol 'NOPE'" in out.stderr
+    assert "1 script(s) could not run" in out.stderr
+    assert "PASS b_good" in out.stdout and "a_bad" not in out.stdout
+
+
+def test_cli_timing_is_strict_unless_lenient_and_takes_defines(tmp_path: Path):
+    script = tmp_path / "early.pkt"
+    script.write_text("""\
+// The kernel answers at once; the script says 50 ms later.
+`sysctl -q net.ipv4.tcp_timestamps=0`
+    0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3
+   +0 bind(3, ..., ...) = 0
+   +0 listen(3, 1) = 0
+   +0 < S 0:0(0) win 32792 <mss 1000,nop,wscale 7>
+ +.05 > S. 0:0(0) ack 1 <mss 1460,nop,wscale WSCALE>
+""")
+    out = netemu("run", "-q", "-D", "WSCALE=8", str(script), "-o", str(tmp_path / "a"),
+                 cwd=tmp_path)
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert "line 7 expect: timing: line 7: outbound packet expected at" in out.stdout
+    for flags in (["--lenient-timing"], ["--tolerance_usecs=80000"]):
+        out = netemu("run", "-q", *flags, "-D", "WSCALE=8", str(script),
+                     "-o", str(tmp_path / flags[0].strip("-")), cwd=tmp_path)
+        assert out.returncode == 0, [*flags, out.stdout + out.stderr]
+    rep = json.loads((tmp_path / "lenient-timing" / "report.json").read_text())
+    assert rep["strict_timing"] is False
+    assert [t["ok"] for t in rep["timing"] if t["line"] == 7] == [False]
+    out = netemu("run", "-q", str(script), cwd=tmp_path)  # no -D WSCALE: bad input
+    assert out.returncode == 2, out.stderr
+    assert f"{script}:7:46: expected the shift after 'wscale', found 'WSCALE'" in out.stderr
