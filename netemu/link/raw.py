@@ -45,6 +45,7 @@ import os
 import platform
 import socket
 import struct
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -75,6 +76,9 @@ TP_STATUS_CSUMNOTREADY = 0x8
 TP_STATUS_CSUM_VALID = 0x80
 AUXDATA = struct.Struct("=IIIHHHH")  # tp_status, tp_len, tp_snaplen, tp_mac, tp_net, vlan...
 _ANC_SIZE = socket.CMSG_SPACE(AUXDATA.size)
+SO_TIMESTAMPNS = 35  # SCM_TIMESTAMPNS: struct timespec, CLOCK_REALTIME
+_TIMESPEC = struct.Struct("=qq")
+_ANC_SIZE_TS = _ANC_SIZE + socket.CMSG_SPACE(_TIMESPEC.size)
 
 # classic BPF
 BPF_LD_H_ABS = 0x28
@@ -422,6 +426,7 @@ class RawLink:
         self._rx = _RxRing(sock, rx_ring) if rx_ring else None
         self.rx_frames = 0
         self.tx_frames = 0
+        self.rx_stamps: dict[int, float] | None = None  # enable_rx_timestamps()
 
     @classmethod
     def open(cls, netns: Any, ifindex: int, ip: str | None, *, filtered: bool = True,
@@ -542,14 +547,28 @@ class RawLink:
         self.rx_frames += len(out)
         return out
 
+    def enable_rx_timestamps(self) -> None:
+        """Note when the kernel received each frame (``SO_TIMESTAMPNS``), on the
+        ``time.monotonic`` clock, in ``rx_stamps`` (``id(frame bytes)`` -> seconds; the
+        reader pops them): a frame read late still has its true time. This takes the
+        portable path (one ``recvmsg`` per frame): for links that carry a few frames
+        whose times matter (a packetdrill script), not for bulk."""
+        if self._rx is not None:
+            raise ValueError("receive timestamps need a link without a receive ring")
+        self._sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+        self._rmm = None
+        self._real_to_mono = time.time() - time.monotonic()
+        self.rx_stamps = {}
+
     def _recv_batch_msg(self, max_frames: int) -> list[tuple[bytes, bool]]:
         """The portable path: one ``recvmsg`` per frame."""
         out: list[tuple[bytes, bool]] = []
         recvmsg = self._sock.recvmsg
         bufsize = self.bufsize
+        stamps = self.rx_stamps
         while len(out) < max_frames:
             try:
-                data, anc, _flags, addr = recvmsg(bufsize, _ANC_SIZE)
+                data, anc, _flags, addr = recvmsg(bufsize, _ANC_SIZE_TS)
             except (BlockingIOError, InterruptedError):
                 break
             if addr[2] == PACKET_OUTGOING:
@@ -559,6 +578,10 @@ class RawLink:
                 if level == SOL_PACKET and kind == PACKET_AUXDATA:
                     not_ready = bool(int.from_bytes(cdata[:4], "little")
                                      & TP_STATUS_CSUMNOTREADY)
+                elif stamps is not None and level == socket.SOL_SOCKET \
+                        and kind == SO_TIMESTAMPNS and len(cdata) >= 16:
+                    sec, nsec = _TIMESPEC.unpack_from(cdata)
+                    stamps[id(data)] = sec + nsec / 1e9 - self._real_to_mono
             out.append((data, not_ready))
         self.rx_frames += len(out)
         return out

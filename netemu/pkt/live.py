@@ -126,6 +126,15 @@ CALLS = ("socket", "bind", "listen", "accept", "connect", "read", "readv", "recv
          "recvfrom", "recvmsg", "write", "writev", "send", "sendto", "sendmsg", "fcntl",
          "ioctl", "close", "shutdown", "getsockopt", "setsockopt", "poll", "open",
          "sendfile", "epoll_create", "epoll_ctl", "epoll_wait", "pipe", "splice")
+# How many arguments each call takes (packetdrill checks them: "expected N args").
+ARITY: dict[str, tuple[int, ...]] = {
+    "socket": (3,), "bind": (3,), "listen": (2,), "accept": (3,), "connect": (3,),
+    "read": (3,), "readv": (3,), "recv": (4,), "recvfrom": (6,), "recvmsg": (3,),
+    "write": (3,), "writev": (3,), "send": (4,), "sendto": (6,), "sendmsg": (3,),
+    "fcntl": (2, 3), "ioctl": (3,), "close": (1,), "shutdown": (2,), "getsockopt": (5,),
+    "setsockopt": (5,), "poll": (3,), "open": (2, 3), "sendfile": (4,),
+    "epoll_create": (1,), "epoll_ctl": (4,), "epoll_wait": (4,), "pipe": (1,),
+    "splice": (6,)}
 # Calls whose result is a new file descriptor (packetdrill's CHECK_FD).
 FD_CALLS = ("socket", "accept", "open", "epoll_create")
 
@@ -326,8 +335,13 @@ class LiveKernel:
             return ip, dport if port is ... else int(port)
         raise ScriptValueError(f"cannot use {v!r} as a socket address")
 
-    def add(self, script_fd: int, obj: Any, kind: str, **kw: Any) -> Fd:
+    def add(self, script_fd: int, obj: Any, kind: str, *, cloexec: bool = False,
+            **kw: Any) -> Fd:
+        """A new live fd for ``script_fd``. Python opens every fd close-on-exec; the
+        call the script made did not unless it asked (``SOCK_CLOEXEC``, ``O_CLOEXEC``),
+        so ``fcntl(F_GETFD)`` gives what packetdrill's own call gives."""
         f = Fd(script_fd, obj, kind, **kw)
+        os.set_inheritable(f.fileno, not cloexec)
         old = self.fds.pop(script_fd, None)
         if old is not None:
             self._close_obj(old)
@@ -382,7 +396,7 @@ class LiveKernel:
                 s.setsockopt(socket.IPPROTO_TCP, SYMBOLS["TCP_CONGESTION"],
                              self.congestion.encode())
         sfd = want if isinstance(want, int) and want >= 0 else s.fileno()
-        self.add(sfd, s, "socket")
+        self.add(sfd, s, "socket", cloexec=bool(stype & SYMBOLS["SOCK_CLOEXEC"]))
         res.new_fds.append((sfd, s.fileno()))
         return s.fileno()
 
@@ -597,7 +611,7 @@ class LiveKernel:
         mode = _i(a[2], "open() mode") if len(a) > 2 else 0o644
         fd = os.open(path if os.path.isabs(path) else os.path.join(self.cwd, path), flags, mode)
         sfd = want if isinstance(want, int) and want >= 0 else fd
-        self.add(sfd, fd, "file")
+        self.add(sfd, fd, "file", cloexec=bool(flags & SYMBOLS["O_CLOEXEC"]))
         res.new_fds.append((sfd, fd))
         return fd
 

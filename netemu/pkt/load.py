@@ -247,15 +247,16 @@ def check(script: Script, argv: list[str] | None = None,
     sc.defines = dict(defines or {})
     cli, _defs, _rest = split_args(list(argv or []))
     # packetdrill's order: the script's own --options, then the command line's, which
-    # overwrite them (config.c, parse_and_finalize_config).
+    # overwrite them (config.c, parse_and_finalize_config): only the value that wins is
+    # checked (a script saying --ip_version=ipv6 run with --ip_version=ipv4 is IPv4).
+    final: dict[str, tuple[str, str, int, int]] = {}
     for opt in script.options:
-        try:
-            _option(sc, opt.name, opt.value, file, opt.line, opt.col)
-        except PktError as e:
-            errors.append(e)
+        final[opt.name] = (opt.value, file, opt.line, opt.col)
     for name, v in cli:
+        final[name] = (v, "<command line>", 0, 0)
+    for name, (v, where, line, col) in final.items():
         try:
-            _option(sc, name, v, "<command line>", 0, 0)
+            _option(sc, name, v, where, line, col)
         except PktError as e:
             errors.append(e)
     first = script.events[0]
@@ -282,6 +283,13 @@ def _check_call(a: Syscall, file: str, ev: Event) -> None:
     line, col = a.line or ev.line, a.col or ev.col
     if a.name not in CALLS:
         raise PktError(file, line, col, f"system call '{a.name}' is not supported")
+    from .live import ARITY
+
+    counts = ARITY.get(a.name, ())
+    if counts and len(a.args) not in counts:
+        want = " or ".join(map(str, counts))
+        raise PktError(file, line, col, f"{a.name}() takes {want} arguments, got "
+                       f"{len(a.args)}")
     try:
         for e in (*a.args, a.ret):
             check_symbols(e)

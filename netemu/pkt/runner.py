@@ -175,6 +175,8 @@ class PktRunner:
         self.all_conns: list[Conn] = []
         self._ip_of: dict[int, tuple[int, int]] = {}  # id(segment) -> (tos, ttl)
         self.lateness: list[float] = []  # how late each timed event left (seconds)
+        self._stamps: dict[int, float] | None = None  # the link's kernel receive times
+        self._other_cursor = 0  # next trace frame for a > udp / > icmp packet
         self._gso_sock: socket.socket | None = None
         self.on_step = on_step
         self._reports: list[StepResult] = []
@@ -209,6 +211,11 @@ class PktRunner:
         return time.monotonic() - self.t0
 
     async def start(self) -> None:
+        link = getattr(self.host, "link", None)
+        if link is not None and hasattr(link, "enable_rx_timestamps"):
+            with contextlib.suppress(ValueError, OSError):
+                link.enable_rx_timestamps()
+                self._stamps = link.rx_stamps
         if any(o.kind in ("FO", "FOEXP") for ev in self.script.events
                if isinstance(ev.action, PacketSpec) for o in ev.action.options or ()):
             self._tfo_key()  # read before time 0, not at the first cookie
@@ -667,7 +674,11 @@ class PktRunner:
                 conn.kernel_port = seg.src_port
             conn.cursor = i
             self._ip_of[id(seg)] = (fr.ip.tos, fr.ip.ttl)
-            return seg, f.t - self.t0
+            # The kernel's own receive time, as packetdrill takes it (SIOCGSTAMP), when
+            # the link has it: a frame netemu read late still left the kernel on time.
+            stamps = self._stamps
+            t_live = stamps.pop(id(f.data), None) if stamps is not None else None
+            return seg, (t_live if t_live is not None else f.t) - self.t0
         conn.cursor = i
         return None
 
@@ -685,6 +696,9 @@ class PktRunner:
 
     async def _expect(self, ev: Event, pkt: PacketSpec, start: float, end: float, tol: float,
                       checked: bool, res: StepResult) -> None:
+        if pkt.proto != "tcp":
+            await self._expect_other(ev, pkt, start, end, tol, checked, res)
+            return
         conn = self._conn_for_outbound()
         if checked:
             deadline = end + tol + (0.05 if self.strict else self.grace)
@@ -709,6 +723,9 @@ class PktRunner:
             conn.kernel_syn = pkt.start if seg.flags & SYN else 0
         segs = [seg]
         why = self._mismatch(pkt, seg, conn, segs)
+        if why == "short" and getattr(self.loaded, "strict_segments", False):
+            why = (f"live packet payload: expected {pkt.length} bytes vs actual "
+                   f"{len(seg.payload)} bytes (--strict_segments: one segment)")
         # One TSO segment in the script, several MSS-sized ones on the wire: gather a run.
         while why == "short" and pkt.length:
             more = await self._next_segment(conn, max(deadline, self.now() + 0.2))
@@ -745,6 +762,67 @@ class PktRunner:
             self._packet_failure(ev, late + f"\n  script packet: "
                                  f"{self._when(start, end, checked)} {pkt.text()[2:]}\n"
                                  f"  actual packet: {self._actual_text(seg, t, conn, segs)}")
+
+    async def _expect_other(self, ev: Event, pkt: PacketSpec, start: float, end: float,
+                            tol: float, checked: bool, res: StepResult) -> None:
+        """A ``> udp (N)`` or ``> icmp ...`` packet: the next such frame from the kernel
+        (its payload length, its ICMP type and code), at its time."""
+        deadline = (end + tol + (0.05 if self.strict else self.grace)) if checked else \
+            self.now() + max(self.grace, 5.0)
+        proto = 17 if pkt.proto == "udp" else 1
+        while True:
+            self._frame_evt.clear()
+            got = self._take_other(proto)
+            if got is not None:
+                break
+            left = self.t0 + deadline - time.monotonic()
+            if left <= 0:
+                raise StepFailed(f"no {pkt.proto} packet from the kernel by {deadline:.3f} s\n"
+                                 f"  script packet: {self._when(start, end, checked)} "
+                                 f"{pkt.text()[2:]}")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._frame_evt.wait(), left)
+        body, t = got
+        res.t = t
+        if pkt.proto == "udp":
+            n = len(body) - 8
+            if n != pkt.length:
+                self._packet_failure(ev, f"live packet payload: expected {pkt.length} bytes "
+                                     f"vs actual {n} bytes\n  script packet: "
+                                     f"{pkt.text()[2:]}")
+                return
+        else:
+            ic = pkt.icmp
+            want_type = _ICMP_TYPES.get(ic.type, _numbered(ic.type, "type")) if ic else None
+            want_code = (_ICMP_UNREACH_CODES.get(ic.code, _numbered(ic.code, "code"))
+                         if ic is not None and ic.code is not None else None)
+            if (want_type is not None and body[0] != want_type) or \
+                    (want_code is not None and body[1] != want_code):
+                self._packet_failure(ev, f"live packet field icmp type/code: expected "
+                                     f"{want_type}/{want_code} vs actual {body[0]}/{body[1]}")
+                return
+        late = self._check_time(ev.line, "outbound packet", t, start, end, tol,
+                                ev.time.text) if checked else None
+        if late:
+            self._packet_failure(ev, late)
+
+    def _take_other(self, proto: int) -> tuple[bytes, float] | None:
+        frames = self.trace.frames
+        i = self._other_cursor
+        while i < len(frames):
+            f = frames[i]
+            i += 1
+            if f.direction != "in" or len(f.data) < 34 or f.data[12:14] != b"\x08\x00":
+                continue
+            ihl = (f.data[14] & 0xF) * 4
+            if f.data[23] != proto or socket.inet_ntoa(f.data[26:30]) != self.lab.peer_ip:
+                continue
+            self._other_cursor = i
+            stamps = self._stamps
+            t_live = stamps.pop(id(f.data), None) if stamps is not None else None
+            return f.data[14 + ihl:], (t_live if t_live is not None else f.t) - self.t0
+        self._other_cursor = i
+        return None
 
     def _ip_mismatch(self, pkt: PacketSpec, seg: TcpSegment) -> str | None:
         """IP fields a ``>`` packet names: the ECN codepoint (``[ect01]``: either ECT),

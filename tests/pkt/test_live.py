@@ -370,11 +370,8 @@ def test_outbound_ip_fields_are_checked(field: str, message: str | None, tmp_pat
         assert error_of(out).startswith(f"line 11 expect: {message}"), out.report["error"]
 
 
-# --- netemu bugs (reported; xfail until fixed) ----------------------------------------------
+# --- bugs found by these tests, fixed: each keeps its test ----------------------------------------------
 
-@pytest.mark.xfail(strict=True, reason="netemu bug: Python opens every fd with O_CLOEXEC "
-                   "(socket, accept, pipe, open, epoll), so fcntl(F_GETFD) is 1 where "
-                   "packetdrill's own socket() gives 0")
 def test_fcntl_getfd_of_a_new_socket_is_0(tmp_path: Path):
     sc = load_pkt_text("""\
     0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3
@@ -388,9 +385,6 @@ def test_fcntl_getfd_of_a_new_socket_is_0(tmp_path: Path):
     assert out.passed, out.report["error"]
 
 
-@pytest.mark.xfail(strict=True, reason="netemu bug: --strict_segments is accepted (and "
-                   "documented in `netemu run --help`) but ignored: a > packet still "
-                   "matches a run of several segments")
 def test_strict_segments_matches_one_segment_only(tmp_path: Path):
     # TSO off: the kernel sends three segments of 1000 bytes, which one > packet of
     # 3000 matches as a run, unless --strict_segments.
@@ -404,10 +398,6 @@ def test_strict_segments_matches_one_segment_only(tmp_path: Path):
     assert not out.passed
 
 
-@pytest.mark.xfail(strict=True, reason="netemu bug: an outbound packet's time is when "
-                   "netemu's event loop read it, not when the kernel sent it (packetdrill "
-                   "takes the kernel's SIOCGSTAMP): any stall of netemu's process is charged "
-                   "to the kernel as lateness")
 def test_outbound_packet_time_is_the_kernels(tmp_path: Path):
     # The kernel sends at 0.100 (write()); netemu is busy for 30 ms right then.
     sc = load_pkt_text(HEAD + """\
@@ -424,20 +414,15 @@ while time.monotonic() - t < 0.03:
     assert out.passed, out.report["error"]
 
 
-@pytest.mark.xfail(strict=True, reason="netemu bug: a call with too few arguments fails "
-                   "with 'IndexError: list index out of range' instead of saying which call "
-                   "wants how many (packetdrill: 'expected N args')")
 def test_a_call_with_too_few_arguments_says_so(tmp_path: Path):
-    sc = load_pkt_text("""\
+    with pytest.raises(PktError) as e:
+        load_pkt_text("""\
     0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3
    +0 splice(3, NULL) = 0
 """, str(tmp_path / "args.pkt"))
-    err = error_of(run(sc))
-    assert "IndexError" not in err and "splice" in err, err
+    assert str(e.value).endswith(":2:7: splice() takes 6 arguments, got 2"), str(e.value)
 
 
-@pytest.mark.xfail(strict=True, reason="netemu bug: an outbound UDP packet ('> udp (N)') is "
-                   "never matched: the runner only looks at TCP segments")
 def test_outbound_udp_is_matched(tmp_path: Path):
     sc = load_pkt_text("""\
     0 socket(..., SOCK_DGRAM, IPPROTO_UDP) = 3
