@@ -19,20 +19,9 @@ SUPPORTED = ("socket", "bind", "listen", "accept", "connect", "read", "write", "
              "sendto", "recvfrom", "close", "shutdown", "setsockopt", "getsockopt", "fcntl",
              "poll")
 
-# Linux values of the symbols scripts use.
-SYMBOLS: dict[str, int] = {
-    "AF_INET": 2, "PF_INET": 2, "AF_INET6": 10, "PF_INET6": 10, "SOCK_STREAM": 1,
-    "SOCK_DGRAM": 2, "SOCK_RAW": 3, "IPPROTO_TCP": 6, "IPPROTO_IP": 0, "IPPROTO_UDP": 17,
-    "SOCK_NONBLOCK": 0o4000, "SOCK_CLOEXEC": 0o2000000,
-    "SOL_SOCKET": 1, "SOL_TCP": 6, "SOL_IP": 0,
-    "O_RDONLY": 0, "O_WRONLY": 1, "O_RDWR": 2, "O_NONBLOCK": 0o4000, "O_NDELAY": 0o4000,
-    "F_GETFL": 3, "F_SETFL": 4,
-    "SHUT_RD": 0, "SHUT_WR": 1, "SHUT_RDWR": 2,
-    "MSG_DONTWAIT": 0x40, "MSG_NOSIGNAL": 0x4000,
-    "POLLIN": 0x1, "POLLPRI": 0x2, "POLLOUT": 0x4, "POLLERR": 0x8, "POLLHUP": 0x10,
-    "POLLNVAL": 0x20, "POLLRDNORM": 0x40, "POLLRDBAND": 0x80, "POLLWRNORM": 0x100,
-    "POLLWRBAND": 0x200, "POLLRDHUP": 0x2000,
-}
+# Linux values of the symbols scripts use: one table, the one the real calls use.
+from .live import SYMBOLS  # noqa: E402
+
 SOCK_NONBLOCK = SYMBOLS["SOCK_NONBLOCK"]
 O_NONBLOCK = SYMBOLS["O_NONBLOCK"]
 O_RDWR = SYMBOLS["O_RDWR"]
