@@ -13,14 +13,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .model import Expr, Syscall
+from .live import SYMBOLS  # one table of Linux's values, the one the real calls use
 from .parser import PktError
 
 SUPPORTED = ("socket", "bind", "listen", "accept", "connect", "read", "write", "recv", "send",
              "sendto", "recvfrom", "close", "shutdown", "setsockopt", "getsockopt", "fcntl",
              "poll")
-
-# Linux values of the symbols scripts use: one table, the one the real calls use.
-from .live import SYMBOLS  # noqa: E402
 
 SOCK_NONBLOCK = SYMBOLS["SOCK_NONBLOCK"]
 O_NONBLOCK = SYMBOLS["O_NONBLOCK"]
