@@ -12,8 +12,8 @@ import errno as _errno
 from dataclasses import dataclass, field
 from typing import Any
 
-from .model import Expr, Syscall
 from .live import SYMBOLS  # one table of Linux's values, the one the real calls use
+from .model import Expr, Syscall
 from .parser import PktError
 
 SUPPORTED = ("socket", "bind", "listen", "accept", "connect", "read", "write", "recv", "send",
