@@ -253,6 +253,7 @@ class Fd:
     listening: bool = False
     port: int | None = None  # the bound/local port of a socket
     epoll_data: dict[int, int] = field(default_factory=dict)  # live fd -> script fd
+    tfo_key: bytes | None = None  # setsockopt(TCP_FASTOPEN_KEY): a listener's own key
 
     @property
     def fileno(self) -> int:
@@ -428,6 +429,8 @@ class LiveKernel:
 
     def do_connect(self, sc: Syscall, a: list[Any], want: Any, res: Result) -> int:
         s = self.sock(a[0])
+        if isinstance(a[1], int):  # a bare family: connect(fd, AF_UNSPEC, ...) disconnects
+            return _libc_connect_family(s.fileno(), a[1])
         addr = self.sockaddr(a[1], local=False)
         res.peer = addr
         try:
@@ -649,6 +652,9 @@ class LiveKernel:
         if isinstance(optlen, int) and len(raw) != optlen:
             raw = raw[:optlen].ljust(optlen, b"\0")
         s.setsockopt(level, name, raw)
+        if level == socket.IPPROTO_TCP and name == SYMBOLS["TCP_FASTOPEN_KEY"] \
+                and len(raw) >= 16:
+            self.fd(a[0]).tfo_key = raw[:16]  # the listener's own key makes its cookies
         return 0
 
     def do_getsockopt(self, sc: Syscall, a: list[Any], want: Any, res: Result) -> int:
@@ -867,6 +873,28 @@ def _libc_call(name: str, fd: int, buf: Any, n: int, *flags: int) -> int:
     fn.restype = ctypes.c_ssize_t
     ret = fn(ctypes.c_int(fd), ctypes.c_void_p(None), ctypes.c_size_t(n),
              *[ctypes.c_int(f) for f in flags])
+    if ret < 0:
+        e = ctypes.get_errno()
+        raise OSError(e, os.strerror(e))
+    return int(ret)
+
+
+def _libc() -> Any:
+    global _LIBC
+    import ctypes
+
+    if _LIBC is None:
+        _LIBC = ctypes.CDLL(None, use_errno=True)
+    return _LIBC
+
+
+def _libc_connect_family(fd: int, family: int) -> int:
+    """``connect`` to a sockaddr that is only a family (``AF_UNSPEC``: the kernel
+    disconnects the socket, as packetdrill's scripts use it)."""
+    import ctypes
+
+    addr = struct.pack("=H14x", family)
+    ret = _libc().connect(ctypes.c_int(fd), ctypes.c_char_p(addr), ctypes.c_uint(len(addr)))
     if ret < 0:
         e = ctypes.get_errno()
         raise OSError(e, os.strerror(e))

@@ -108,6 +108,7 @@ class Conn:
     first_ts: tuple[int, int] | None = None  # (script, live) of the first mapped TS val
     last_live_ts: int | None = None
     syn_off: int | None = None  # our_off for SYNs: live = script seq + syn_off
+    passive: bool = False  # opened by netemu's SYN (the kernel listened)
 
 
 @dataclass
@@ -123,6 +124,7 @@ class Sock:
     host: str | None = None
     conn: Conn | None = None
     sndbuf: int | None = None
+    disconnected: bool = False  # connect(fd, AF_UNSPEC, ...) since its last connection
 
 
 @dataclass
@@ -177,6 +179,7 @@ class PktRunner:
         self.lateness: list[float] = []  # how late each timed event left (seconds)
         self._stamps: dict[int, float] | None = None  # the link's kernel receive times
         self._other_cursor = 0  # next trace frame for a > udp / > icmp packet
+        self._code_queue: list[tuple[str, dict[str, Any], StepResult]] = []
         self._gso_sock: socket.socket | None = None
         self.on_step = on_step
         self._reports: list[StepResult] = []
@@ -286,6 +289,13 @@ class PktRunner:
                 break
         if ok:
             ok = await self._finish_pending()
+        if ok and not self._failed:
+            ok = self._run_code()
+        for _text, _values, res in self._code_queue:  # the script failed before its end
+            res.status = "skipped"
+            res.message = "not run: the script failed first (packetdrill runs %{ }% at its end)"
+            self._report(res)
+        self._code_queue.clear()
         if not ok:
             self._skip_rest()
         self.results.sort(key=lambda r: r.index)
@@ -451,7 +461,8 @@ class PktRunner:
                 await self._command(a.text)
             else:
                 assert isinstance(a, Code)
-                await self._code(ev, a.text)
+                self._code(ev, a.text, res)
+                deferred = True
         self.last_event = ev
         self.last_sched = start if ev.time.kind != "any" else self.now()
         self.anchor = self.call_end if kind == "syscall" and not deferred else None
@@ -480,6 +491,7 @@ class PktRunner:
         if isinstance(sut, Sock):
             port = sut.port or self.bind_port
         conn = self._new_conn(port)
+        conn.passive = True
         self.sut = conn
         return conn
 
@@ -985,14 +997,25 @@ class PktRunner:
         return self._tfo_map(v, to_lab=True)
 
     def _tfo_map(self, cookie: bytes, *, to_lab: bool) -> bytes:
+        key = self._listener_tfo_key() or self._tfo_key()
         memo = self.__dict__.setdefault("_tfo_memo", {})
-        got = memo.get((cookie, to_lab))
+        got = memo.get((cookie, to_lab, key))
         if got is None:
-            got = memo[(cookie, to_lab)] = self._tfo_translate(cookie, to_lab=to_lab)
+            got = memo[(cookie, to_lab, key)] = self._tfo_translate(cookie, key,
+                                                                     to_lab=to_lab)
         return got
 
-    def _tfo_translate(self, cookie: bytes, *, to_lab: bool) -> bytes:
-        key = self._tfo_key()
+    def _listener_tfo_key(self) -> bytes | None:
+        """The key of the newest open listener, when the script gave it one by
+        ``setsockopt(TCP_FASTOPEN_KEY)``: a listener's own key makes its cookies."""
+        k = self.kernel
+        if k is None:
+            return None
+        listeners = [f for f in k.fds.values() if f.kind == "socket" and f.listening]
+        return listeners[-1].tfo_key if listeners else None
+
+    def _tfo_translate(self, cookie: bytes, key: str | bytes | None, *,
+                       to_lab: bool) -> bytes:
         if key is None or len(cookie) != 8:
             return cookie
         try:
@@ -1102,16 +1125,16 @@ class PktRunner:
                                 if out.output.strip() else ""))
 
     async def tcp_info(self) -> dict[str, Any]:
+        return self.tcp_info_now()
+
+    def tcp_info_now(self) -> dict[str, Any]:
         """The ``tcpi_*`` values of the socket under test, from a real
         ``getsockopt(TCP_INFO)`` at this moment (packetdrill's way), plus ``tcpi_ca_name``
         (``TCP_CONGESTION``) and packetdrill's constants (``TCP_CA_Open``...)."""
         from ..lab.diag import decode_tcp_info
-        from .live import SYMBOLS
 
         s = self._sut_socket()
-        out: dict[str, Any] = {k: v for k, v in SYMBOLS.items()
-                               if k.startswith(("TCP_CA_", "TCPI_OPT_", "TCP_"))
-                               and not k.startswith(("TCP_NO", "TCP_MAX"))}
+        out: dict[str, Any] = dict(_code_constants())
         if s is None:
             return out
         try:
@@ -1163,13 +1186,32 @@ class PktRunner:
                 return f.obj
         return None
 
-    async def _code(self, ev: Event, text: str) -> None:
-        values = await self.tcp_info()
+    def _code(self, ev: Event, text: str, res: StepResult) -> None:
+        """packetdrill's code event: the socket's TCP_INFO (and SO_MEMINFO, TCP_CC_INFO)
+        taken now; the Python itself runs after the script's last event, as packetdrill
+        runs its code file then (a snippet costs milliseconds that the events after it
+        must not pay)."""
+        values = self.tcp_info_now()
         if not any(k.startswith("tcpi_") for k in values):
             raise StepFailed("no TCP_INFO: the socket under test is not open in the kernel")
-        err = run_snippet(text, values)
-        if err is not None:
-            raise StepFailed(err)
+        self._code_queue.append((text, values, res))
+
+    def _run_code(self) -> bool:
+        """The script's snippets, in order, once its events are over; the first that
+        fails fails the script (packetdrill: its code file's python3 exit status)."""
+        ok = True
+        for text, values, res in self._code_queue:
+            if not ok:
+                res.status, res.message = "skipped", "an earlier %{ }% failed"
+            else:
+                err = run_snippet(text, values)
+                res.status, res.message = ("pass", "") if err is None else ("fail", err)
+                if err is not None:
+                    ok = False
+                    self._fail_note(res)
+            self._report(res)
+        self._code_queue.clear()
+        return ok
 
     # ------------------------------------------------------------------ system calls
     def _start_call(self, sc: Syscall) -> asyncio.Future:
@@ -1239,13 +1281,23 @@ class PktRunner:
             return
         fd = sc.args[0].value if sc.args and sc.args[0].kind == "int" else None
         s = self.socks.get(fd) if fd is not None else None
-        if s is None or s.conn is not None:
+        if s is None:
             return
-        port = self.connect_port
+        addr: Any = ...
         with contextlib.suppress(Exception):
             addr = value(sc.args[1] if sc.name == "connect" else sc.args[4])
-            if isinstance(addr, dict) and isinstance(addr.get("sin_port"), int):
-                port = addr["sin_port"]
+        if isinstance(addr, int):  # connect(fd, AF_UNSPEC, ...): a disconnect
+            s.disconnected = True
+            return
+        # A connect on a socket that has a connection opens a new one only after a
+        # disconnect, or from an accepted socket (its connection was the passive one);
+        # otherwise it is a second connect (EALREADY, EISCONN) and sends nothing.
+        if s.conn is not None and not (s.disconnected or s.conn.passive):
+            return
+        s.disconnected = False
+        port = self.connect_port
+        if isinstance(addr, dict) and isinstance(addr.get("sin_port"), int):
+            port = addr["sin_port"]
         conn = self._new_conn(None, emu_port=port)
         conn.cursor = len(self.trace.frames)
         s.conn = conn
@@ -1386,6 +1438,21 @@ class PktRunner:
                                      f"{errno_name(r.errno) if r.errno else 'none'} ({got})")
         if r.mismatch:
             raise StepFailed(r.mismatch)
+
+
+_CODE_CONSTANTS: dict[str, int] | None = None
+
+
+def _code_constants() -> dict[str, int]:
+    """packetdrill's constants in a snippet's globals (TCP_CA_*, TCPI_OPT_*, TCP_<state>)."""
+    global _CODE_CONSTANTS
+    if _CODE_CONSTANTS is None:
+        from .live import SYMBOLS
+
+        _CODE_CONSTANTS = {k: v for k, v in SYMBOLS.items()
+                           if k.startswith(("TCP_CA_", "TCPI_OPT_", "TCP_"))
+                           and not k.startswith(("TCP_NO", "TCP_MAX"))}
+    return _CODE_CONSTANTS
 
 
 class _CallBlocked(Exception):
