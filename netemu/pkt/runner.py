@@ -180,6 +180,7 @@ class PktRunner:
         self._stamps: dict[int, float] | None = None  # the link's kernel receive times
         self._other_cursor = 0  # next trace frame for a > udp / > icmp packet
         self._code_queue: list[tuple[str, dict[str, Any], StepResult]] = []
+        self.packet_end: float | None = None  # the last matched packet's time (script)
         self._gso_sock: socket.socket | None = None
         self.on_step = on_step
         self._reports: list[StepResult] = []
@@ -361,11 +362,14 @@ class PktRunner:
                 and last.kind == "inject"):
             base = self.last_sched
         elif self.anchor is not None and ev.kind == "expect":
-            # A packet the kernel sends because of a system call: from the time the call
-            # reached the kernel agent, not the time its reply came back (packetdrill's
-            # calls return in microseconds; the agent's reply takes a few hundred, and
-            # the kernel acts before it). Other events follow the reply, as in packetdrill.
+            # A packet the kernel sends because of a system call: from the moment the
+            # call returned, as packetdrill's clock reads right after it.
             base = self.anchor
+        elif last is not None and last.kind == "expect" and self.packet_end is not None:
+            # After a sniffed packet packetdrill's clock reads microseconds after the
+            # packet arrived; netemu may have read it later (its time is the kernel's
+            # receive timestamp): count from the packet, so no read delay adds up.
+            base = self.packet_end
         else:
             base = self.now()
         end = base + (t.end if t.end is not None else t.start)
@@ -727,6 +731,7 @@ class PktRunner:
                              f"{pkt.text()[2:]}")
         seg, t = got
         res.t = t
+        self.packet_end = t
         if conn.kernel_off is None:
             # packetdrill's local ISN: a SYN maps script to live by the two ISNs, every
             # later segment counts from the live ISN (so a SYN scripted at 5 is rare
@@ -754,6 +759,7 @@ class PktRunner:
                        + self._actual_text(nxt, more[1], conn))
                 break
             segs.append(nxt)
+            self.packet_end = more[1]
             why = self._mismatch(pkt, segs[0], conn, segs)
         if why is None and pkt.ip is not None:
             why = self._ip_mismatch(pkt, seg)

@@ -92,7 +92,7 @@ async def _run_pkt(sc: PktScript, run_dir: Path, cwd: Path, t0: float, *, on_ste
                 trace.notes.append(NoteRecord(time.monotonic(), lab.notes[-1], "note"))
             if all(r.status == "pass" for r in results):
                 kernel = LiveKernel(
-                    new_socket=lambda f, t, p: lab.run_in_peer(socket.socket, f, t, p),
+                    new_socket=lambda f, t, p: _peer_socket(lab, f, t, p),
                     local_ip=lab.peer_ip, remote_ip=lab.emu_ip, script_local=sc.local_ip,
                     script_remote=sc.remote_ip, bind_port=sc.bind_port,
                     connect_port=sc.connect_port,
@@ -141,6 +141,17 @@ async def _run_pkt(sc: PktScript, run_dir: Path, cwd: Path, t0: float, *, on_ste
                   "phases": phases, "netemu_late": late, **phases_extra,
                   "steps": [r.as_dict() for r in results]}
     return Outcome(sc, passed, run_dir, report, ladder)  # type: ignore[arg-type]
+
+
+def _peer_socket(lab: Any, family: int, stype: int, proto: int) -> socket.socket:
+    """A socket in the peer namespace, made by this thread (a setns there and back,
+    ~0.03 ms) instead of the namespace's own thread (~0.5 ms a hop): a script's
+    ``socket()`` is an event like any other and must not be late."""
+    from ..lab.netns import in_netns
+
+    assert lab.peer_ns is not None
+    with in_netns(lab.peer_ns.fd):
+        return socket.socket(family, stype, proto)
 
 
 def _peer_states_from_packets(trace: Any, peer_ip: str) -> None:
