@@ -70,7 +70,8 @@ PKT_OPTIONS: list[tuple[str, str, str]] = [
     ("local_ip", "IP", "the kernel's address as the script names it (mapped onto the lab's)"),
     ("remote_ip", "IP", "the remote address as the script names it (mapped onto netemu's)"),
     ("gateway_ip", "IP", _SAME + " (the lab has no gateway)"),
-    ("netmask_ip", "IP", _SAME),
+    ("netmask_ip", "IP", "the script's local subnet: its addresses in shell commands map "
+     "to netemu's (255.255.0.0)"),
     ("mtu", "N", "the MTU of the peer's interface (default 1500)"),
     ("mss", "N", "the MSS of inbound TSO/GRO packets (packetdrill's --mss)"),
     ("tolerance_usecs", "US", "timing tolerance (default 4000)"),
@@ -156,6 +157,8 @@ def _add_validate(sub: argparse._SubParsersAction) -> None:
                               description="Exit 0 when every file is valid; 2 and one "
                                           "'file:line:col: message' per error otherwise.")
     validate.add_argument("files", nargs="+", metavar="FILE")
+    validate.add_argument("-D", "--define", action="append", metavar="NAME=VALUE",
+                          dest="pd_define", help="packetdrill scripts: NAME stands for VALUE")
     validate.set_defaults(func=_validate)
 
 
@@ -251,7 +254,7 @@ def _relay(args: argparse.Namespace) -> int:
 def _validate(args: argparse.Namespace) -> int:
     from .scenario.commands import validate_main
 
-    return validate_main(args.files)
+    return validate_main(args.files, pkt_argv=[w for d in args.pd_define or [] for w in ("-D", d)])
 
 
 def _convert(args: argparse.Namespace) -> int:

@@ -54,6 +54,7 @@ class PktScript:
     non_fatal: tuple[str, ...] = ()
     init_scripts: tuple[str, ...] = ()
     defines: dict[str, str] = field(default_factory=dict)
+    cleanup: Event | None = None  # the trailing command with no time (packetdrill's cleanup)
     sysctls: dict[str, str] = field(default_factory=dict)  # from shell includes, statically
     congestion: str | None = None  # tcp_congestion_control a shell include sets
     includes: list[str] = field(default_factory=list)  # files the commands name
@@ -259,11 +260,21 @@ def check(script: Script, argv: list[str] | None = None,
             _option(sc, name, v, where, line, col)
         except PktError as e:
             errors.append(e)
+    # packetdrill's cleanup command: a command with no time after the last event, run
+    # at the end whether the script passed or failed (run.c, run_cleanup_command).
+    last = script.events[-1] if script.events else None
+    if last is not None and isinstance(last.action, Command) and last.time.text == "" \
+            and len(script.events) > 1:
+        sc.cleanup = last
+        script.events = script.events[:-1]
     first = script.events[0]
     if first.time.kind not in ("abs", "rel") or first.time.start != 0:
         errors.append(PktError(file, first.line, first.col,
                                f"the first event must be at time 0, not '{first.time.text}'"))
     for ev in script.events:
+        why = _semantic(ev)
+        if why:
+            errors.append(PktError(file, ev.line, ev.col, why))
         if isinstance(ev.action, Syscall):
             try:
                 _check_call(ev.action, file, ev)
@@ -275,6 +286,47 @@ def check(script: Script, argv: list[str] | None = None,
         first_err.errors = errors
         raise first_err
     return sc
+
+
+_OPT_LEN = {"nop": lambda v: 1, "eol": lambda v: 1, "mss": lambda v: 4,
+            "wscale": lambda v: 3, "sackOK": lambda v: 2, "sack": lambda v: 2 + 8 * len(v),
+            "TS": lambda v: 10, "md5": lambda v: 18,
+            "FO": lambda v: 2 + (len(v) if isinstance(v, bytes) else 8 if v else 0),
+            "FOEXP": lambda v: 4 + (len(v) if isinstance(v, bytes) else 8 if v else 0),
+            "ECN": lambda v: 2 + 3 * len(v)}
+
+
+def _semantic(ev: Event) -> str | None:
+    """packetdrill's semantic checks on an event (parser.y, tcp_packet.c): what its
+    grammar refuses, netemu refuses too, rather than run a script packetdrill would not."""
+    from .model import Code, PacketSpec
+
+    a, t = ev.action, ev.time
+    outbound = isinstance(a, PacketSpec) and a.direction == ">"
+    if t.text == "" and isinstance(a, Code | Command):
+        return ("an event needs a time: a %{ }% block or a command after the first event "
+                "is written '+0 %{ ... }%' (packetdrill: syntax error)")
+    if t.kind == "any" and not outbound:
+        return "event time * can only be used with outbound packets"
+    if t.kind in ("range", "rrange") and not outbound:
+        return "event time range can only be used with outbound packets"
+    if t.end is not None and t.kind in ("range", "rrange") and t.end < t.start:
+        return "time range is backwards"
+    if isinstance(a, PacketSpec):
+        ip = a.ip
+        if ip is not None and ip.ttl is not None and (ip.tos is not None or ip.ecn is not None
+                                                     or ip.flowlabel is not None):
+            return ("IP fields: ttl goes alone, '(ttl N)'; tos or ECN may go with a flowlabel "
+                    "(packetdrill's grammar)")
+        if a.options and not a.options_any:
+            try:
+                n = sum(_OPT_LEN[o.kind](o.value) for o in a.options)
+            except (KeyError, TypeError):
+                n = 0
+            if n % 4:
+                return (f"TCP options are not padded correctly: {n} bytes, not a multiple "
+                        "of 4 (add nop or eol)")
+    return None
 
 
 def _check_call(a: Syscall, file: str, ev: Event) -> None:

@@ -426,6 +426,11 @@ class PktRunner:
     async def _event(self, ev: Event, res: StepResult) -> bool:
         """Run one event; True when its result comes later (a blocking call)."""
         start, end, checked = self._schedule(ev)
+        if ev.time.kind in ("abs", "range") and self.last_sched is not None \
+                and start < self.last_sched - 1e-9:
+            raise StepFailed(f"timing error: line {ev.line} is scheduled at {start:.6f} s, "
+                             f"before the event before it ({self.last_sched:.6f} s): an "
+                             "absolute time earlier than the one before it")
         tol = self._tolerance(start)
         a = ev.action
         kind = ev.kind
@@ -717,7 +722,9 @@ class PktRunner:
             return
         conn = self._conn_for_outbound()
         if checked:
-            deadline = end + tol + (0.05 if self.strict else self.grace)
+            # Waited for past its time, so a late packet reads "happened at" (a timing
+            # failure), not "no packet": packetdrill's sniffer waits for it too.
+            deadline = end + tol + self.grace
         else:
             deadline = self.now() + max(self.grace, 5.0)
         got = await self._next_segment(conn, deadline)
@@ -910,10 +917,16 @@ class PktRunner:
         if flags != pkt.flags:
             return (f"live packet field tcp flags: expected: {pkt.flags_text} vs actual: "
                     f"{flags_text(flags)}")
-        if pkt.flags & ACK and pkt.ack is not None:
-            ack = (seg.ack - self._ack_off(seg, conn)) & MASK
-            if ack != pkt.ack & MASK:
-                return f"live packet field tcp_ack_seq: expected: {pkt.ack} vs actual: {ack}"
+        # packetdrill compares the ack field always (a script without `ack N` says 0),
+        # in script space when the ACK flag is set, and the urgent pointer (0 unless
+        # `urg N`).
+        want_ack = (pkt.ack or 0) & MASK
+        ack = (seg.ack - self._ack_off(seg, conn)) & MASK if seg.flags & ACK else seg.ack
+        if ack != want_ack:
+            return f"live packet field tcp_ack_seq: expected: {want_ack} vs actual: {ack}"
+        if seg.urgent != (pkt.urg or 0):
+            return (f"live packet field tcp_urg_ptr: expected: {pkt.urg or 0} vs actual: "
+                    f"{seg.urgent}")
         if length != pkt.length:
             return f"live packet payload length: expected: {pkt.length} vs actual: {length}"
         if pkt.win is not None and seg.window != pkt.win:
@@ -1090,9 +1103,13 @@ class PktRunner:
         flags, length = self._merged(segs)
         seq = (seg.seq - (conn.kernel_off or 0)
                + (conn.kernel_syn if seg.flags & SYN else 0)) & MASK
-        s = f"{t:.6f} {flags_text(flags)} {seq}:{(seq + length) & MASK}({length})"
+        ip = self._ip_of.get(id(seg))
+        ecn = {1: "[ect1] ", 2: "[ect0] ", 3: "[ce] "}.get(ip[0] & 3, "") if ip else ""
+        s = f"{t:.6f} {ecn}{flags_text(flags)} {seq}:{(seq + length) & MASK}({length})"
         if flags & ACK:
             s += f" ack {(seg.ack - self._ack_off(seg, conn)) & MASK}"
+        if seg.urgent:
+            s += f" urg {seg.urgent}"
         s += f" win {seg.window}"
         opts = []
         for o in seg.options:
@@ -1111,7 +1128,8 @@ class PktRunner:
                     val = (conn.first_ts[0] + o.tsval - conn.first_ts[1]) & MASK
                 opts.append(f"TS val {val} ecr {o.tsecr}")
             else:
-                opts.append(name)
+                kind, data = _option_bytes(o)
+                opts.append(self._option_text(kind, data, conn) if data else name)
         if opts:
             s += " <" + ",".join(opts) + ">"
         if len(segs) > 1:
@@ -1206,11 +1224,12 @@ class PktRunner:
         """The script's snippets, in order, once its events are over; the first that
         fails fails the script (packetdrill: its code file's python3 exit status)."""
         ok = True
+        env: dict[str, Any] = {}  # one program, as packetdrill's code file
         for text, values, res in self._code_queue:
             if not ok:
                 res.status, res.message = "skipped", "an earlier %{ }% failed"
             else:
-                err = run_snippet(text, values)
+                err = run_snippet(text, values, env)
                 res.status, res.message = ("pass", "") if err is None else ("fail", err)
                 if err is not None:
                     ok = False
@@ -1619,18 +1638,23 @@ def map_addresses(text: str, sc: Any, lab: Any) -> str:
 
 # ---------------------------------------------------------------------- Python snippets
 
-def run_snippet(text: str, values: dict[str, Any]) -> str | None:
+def run_snippet(text: str, values: dict[str, Any],
+                env: dict[str, Any] | None = None) -> str | None:
     """Run a %{ }% snippet as packetdrill does: its text with spaces and tabs stripped
     from both ends (newlines kept, so a trailing backslash continues onto a blank
     line), ordinary Python with every builtin (packetdrill runs python3 on it), the
-    ``tcpi_*`` values and packetdrill's constants as globals. None when it passes,
-    else why."""
+    ``tcpi_*`` values and packetdrill's constants as globals. ``env``: the globals
+    of the script's earlier snippets (packetdrill writes them all into one program,
+    so a name one block sets is there in the next). None when it passes, else why."""
     code = text.strip(" \t") + "\n\n"
     try:
         compiled = compile(code, "<%{ }%>", "exec")
     except SyntaxError as e:
         return f"Python syntax error in %{{ }}%: {e.msg} (snippet line {e.lineno})"
-    env: dict[str, Any] = {"__name__": "__pktcode__", **values}
+    if env is None:
+        env = {}
+    env.setdefault("__name__", "__pktcode__")
+    env.update(values)
     try:
         exec(compiled, env)  # the script's own code, as packetdrill runs it
     except AssertionError as e:
@@ -1640,7 +1664,8 @@ def run_snippet(text: str, values: dict[str, Any]) -> str | None:
         return f"assertion failed in %{{ {code.strip()} }}%{detail}" + (
             f" (with {shown})" if shown else "")
     except NameError as e:
-        return f"%{{ }}%: {e} (TCP_INFO fields are tcpi_*: {', '.join(sorted(values))[:300]})"
+        names = sorted(k for k in values if k.startswith("tcpi_"))
+        return f"%{{ }}%: {e} (TCP_INFO's fields: {', '.join(names)[:300]})"
     except Exception as e:
         return f"%{{ }}% raised {type(e).__name__}: {e}"
     return None

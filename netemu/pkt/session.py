@@ -52,6 +52,7 @@ async def _run_pkt(sc: PktScript, run_dir: Path, cwd: Path, t0: float, *, on_ste
     runner: PktRunner | None = None
     phases: dict[str, float] = {}
     phases_extra: dict[str, Any] = {}
+    cleanup_result: Any = None
     late: str | None = None
     with Lab(congestion=sc.congestion, peer_ifname="tun0", peer_tx_offload=True,
              mtu=sc.mtu) as lab:
@@ -108,8 +109,23 @@ async def _run_pkt(sc: PktScript, run_dir: Path, cwd: Path, t0: float, *, on_ste
                     await runner.stop()
                     runner.flush_reports()
                     _peer_states_from_packets(trace, lab.peer_ip)
+                if sc.cleanup is not None:  # packetdrill runs it, passed or failed
+                    ev = sc.cleanup
+                    res = StepResult(len(sc.script.events) + 1, ev.line, "command", ev.source)
+                    out = await run_command(lab, ev.action.text, cwd,  # type: ignore[union-attr]
+                                            addresses=(sc, lab))
+                    res.status = "pass" if out.returncode == 0 else "fail"
+                    if out.returncode != 0:
+                        res.message = (f"cleanup command exited with status {out.returncode}"
+                                       + (f": {out.output.strip().splitlines()[-1]}"
+                                          if out.output.strip() else ""))
+                    cleanup_result = res
+                    if on_step is not None:
+                        on_step(res)
                 phases["script"] = time.monotonic() - t0 - phases["setup"]
                 results.extend(runner.results)
+                if cleanup_result is not None:
+                    results.append(cleanup_result)
                 notes.extend(runner.notes)
                 timing = [t.as_dict() for t in runner.timing]
                 phases_extra["punctuality"] = runner.punctuality()

@@ -86,7 +86,7 @@ def json_schema() -> dict[str, Any]:
             "title": "netemu scenario"}
 
 
-def validate_main(paths: Iterable[str | Path]) -> int:
+def validate_main(paths: Iterable[str | Path], pkt_argv: list[str] | None = None) -> int:
     """``netemu validate FILE...``: each problem to stderr as ``file:line:col: message``,
     or ``FILE: ok`` to stdout. 0 when every file is valid, 2 otherwise."""
     from .loader import validate_file
@@ -101,7 +101,7 @@ def validate_main(paths: Iterable[str | Path]) -> int:
             from ..pkt import PktError, load_pkt
 
             try:
-                load_pkt(path)
+                load_pkt(path, pkt_argv)
                 errors = []
             except PktError as e:
                 errors = list(e.errors)

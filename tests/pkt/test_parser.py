@@ -216,7 +216,7 @@ def test_all_errors_are_collected():
     HEAD + "+0 pipe([5, 6]) = 0\n+0 splice(3, NULL, 6, NULL, 10, SPLICE_F_NONBLOCK) = 10\n",
     HEAD + '+0 open("/tmp/x", O_RDONLY) = 5\n+0 sendfile(3, 5, [0], 5) = 5\n',
     "0 socket(..., SOCK_DGRAM, IPPROTO_UDP) = 3\n+0 < udp (100)\n",
-    HEAD + "+0 < S 0:0(0) win 1 <mss 1000,md5 000102030405060708090a0b0c0d0e0f>\n",
+    HEAD + "+0 < S 0:0(0) win 1 <mss 1000,md5 000102030405060708090a0b0c0d0e0f,nop,nop>\n",
     HEAD + "+0 < [ect0] SEW 0:0(0) win 1 <mss 1000,FO,nop,nop>\n",
     HEAD + "+0 < (tos 0x10) U. 1:101(100) ack 1 win 1 urg 100\n",
     HEAD + "+0 < icmp unreachable frag_needed mtu 1200 [1:1461(1460)]\n",
