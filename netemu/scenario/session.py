@@ -177,6 +177,7 @@ def main(args: Any) -> int:
     scenarios = []
     bad = False
     bad_pkt = 0
+    load_errors: list[dict[str, Any]] = []
     from ..cli import pkt_argv
 
     pd_argv = pkt_argv(args)
@@ -196,7 +197,12 @@ def main(args: Any) -> int:
             for err in getattr(e, "errors", None) or [e]:
                 print(err, file=sys.stderr)
             if f.suffix == ".pkt" and len(files) > 1:
-                bad_pkt += 1  # a suite of scripts: the others still run, as packetdrill's
+                # a suite of scripts: the others still run, as packetdrill's; this one is
+                # an error row in the table, the JUnit and the JSON
+                bad_pkt += 1
+                errs = getattr(e, "errors", None) or [e]
+                load_errors.append({"scenario": f.stem, "result": "error",
+                                    "error": str(errs[0]), "source": str(f), "steps": []})
                 continue
             bad = True
         except OSError as e:
@@ -276,7 +282,7 @@ def main(args: Any) -> int:
         console.print(f"{status} {sc.name}: {len(sc.steps)} steps, "
                       f"{outcome.report.get('duration', 0):.2f} s → {run_dir}"
                       + (f"\n  {err}" if err and not outcome.passed else ""))
-    if len(outcomes) > 1:
+    if len(outcomes) + len(load_errors) > 1:
         from rich.table import Table
 
         table = Table(title="netemu run")
@@ -285,13 +291,19 @@ def main(args: Any) -> int:
         for o in outcomes:
             table.add_row(o.scenario.name, "pass" if o.passed else "FAIL",
                           f"{o.report.get('duration', 0):.2f}", str(o.run_dir))
+        for r in load_errors:
+            table.add_row(r["scenario"], "ERROR", "-", r["error"])
         console.print(table)
+        failed = sum(not o.passed for o in outcomes)
+        console.print(f"{len(outcomes) - failed} passed, {failed} failed, "
+                      f"{len(load_errors)} could not run")
     if args.junit:
         from ..trace.report import write_junit
-        write_junit(args.junit, [o.report for o in outcomes])
+        write_junit(args.junit, [*(o.report for o in outcomes), *load_errors])
     if args.json:
         import json
-        Path(args.json).write_text(json.dumps([o.report for o in outcomes], indent=2))
+        Path(args.json).write_text(json.dumps([*(o.report for o in outcomes), *load_errors],
+                                              indent=2))
     if netemu_late:
         for line in netemu_late:
             print(f"netemu run: {line}", file=sys.stderr)
