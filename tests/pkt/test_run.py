@@ -191,7 +191,14 @@ def test_a_script_that_does_not_load_does_not_stop_the_others(tmp_path: Path):
     assert out.returncode == 2, out.stdout + out.stderr
     assert f"{bad}:3:10: unknown symbol 'NOPE'" in out.stderr
     assert "1 script(s) could not run" in out.stderr
-    assert "PASS b_good" in out.stdout and "a_bad" not in out.stdout
+    assert "PASS b_good" in out.stdout
+    # the bad one is an ERROR row of the closing table, and counted
+    assert "ERROR" in out.stdout and "1 passed, 0 failed, 1 could not run" in out.stdout
+    junit = tmp_path / "j.xml"
+    out = netemu("run", "-q", str(bad), str(good), "-o", str(tmp_path / "runs2"),
+                 "--junit", str(junit), cwd=tmp_path)
+    text = junit.read_text()
+    assert 'tests="2"' in text and 'errors="1"' in text and "unknown symbol" in text, text
 
 
 def test_cli_timing_is_strict_unless_lenient_and_takes_defines(tmp_path: Path):
