@@ -116,7 +116,7 @@ while time.monotonic() - t < 0.03:
     pass
 }%
    +0 > . 1:1(0) ack 11
-""", tmp_path)
+""", tmp_path, ["--tolerance_usecs=10000"])  # 30 ms inline would fail; 10: a loaded CI
     assert out.passed, out.report["error"]
 
 
@@ -150,8 +150,9 @@ def test_connect_af_unspec_disconnects(tmp_path: Path):
 
 
 @pytest.mark.root
-def test_an_absolute_time_before_the_previous_event_is_the_scripts_error(tmp_path: Path):
-    out = run(HEAD + "  0.001 close(4) = 0\n", tmp_path)
-    assert not out.passed
+def test_an_absolute_time_already_passed_runs_at_once_unblamed(tmp_path: Path):
+    # packetdrill runs a call whose absolute time is past at once, unchecked (the
+    # kernel's Fast Open selftest restarts at `0 socket(...)`); not netemu's lateness.
+    out = run(HEAD + "  0.001 close(4) = 0\n   +0 > F. 1:1(0) ack 1\n", tmp_path)
+    assert out.passed, out.report["error"]
     assert out.report["netemu_late"] is None
-    assert "before the event before it" in out.report["error"], out.report["error"]
