@@ -117,6 +117,9 @@ def _option(sc: PktScript, name: str, value: str, file: str, line: int, col: int
             raise PktError(file, line, col, f"bad --tolerance_usecs: {value}")
         sc.tolerance_usecs = int(v)  # type: ignore[call-overload]
     elif name == "ip_version":
+        if v not in ("ipv4", "ipv6", "ipv4-mapped-ipv6"):
+            raise PktError(file, line, col, f"--ip_version={v}: unknown (packetdrill's are "
+                           "ipv4, ipv6, ipv4-mapped-ipv6)")
         if v != "ipv4":
             raise PktError(file, line, col, f"--ip_version={v}: IPv6 is not supported yet "
                            "(ipv4 only)")

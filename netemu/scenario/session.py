@@ -187,7 +187,9 @@ def main(args: Any) -> int:
                 from ..pkt import load_pkt  # for .pkt files only: ~25 ms of imports
 
                 sc_pkt = load_pkt(f, pd_argv)
-                if not sc_pkt.dry_run:
+                if sc_pkt.dry_run:  # packetdrill's --dry_run: parsed and checked only
+                    print(f"{f}: ok (--dry_run: not run)")
+                else:
                     scenarios.append(sc_pkt)
                 continue
             from .loader import load_scenario  # YAML only: PyYAML and the loader
@@ -279,8 +281,11 @@ def main(args: Any) -> int:
             console.print(outcome.ladder, highlight=False, markup=False)
         err = outcome.report.get("error")
         status = "[green]PASS[/green]" if outcome.passed else "[red]FAIL[/red]"
+        misses = sum(1 for t in outcome.report.get("timing") or () if not t.get("ok", True))
         console.print(f"{status} {sc.name}: {len(sc.steps)} steps, "
                       f"{outcome.report.get('duration', 0):.2f} s → {run_dir}"
+                      + (f" ({misses} timing miss{'es' if misses > 1 else ''} noted: "
+                         "--lenient-timing)" if misses and outcome.passed else "")
                       + (f"\n  {err}" if err and not outcome.passed else ""))
     if len(outcomes) + len(load_errors) > 1:
         from rich.table import Table
