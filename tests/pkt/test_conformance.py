@@ -13,7 +13,7 @@ import pytest
 from netemu.pkt import PktError, load_pkt_text
 
 HEAD = """\
-`sysctl -q net.ipv4.tcp_timestamps=0`
+`sysctl -q net.ipv4.tcp_timestamps=0 net.ipv4.tcp_rmem="4096 540000 15728640" net.ipv4.tcp_wmem="4096 262144 4194304"`
     0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3
    +0 setsockopt(3, SOL_SOCKET, SO_REUSEADDR, [1], 4) = 0
    +0 bind(3, ..., ...) = 0

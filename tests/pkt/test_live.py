@@ -26,7 +26,7 @@ pytestmark = [pytest.mark.root, pytest.mark.timeout(60)]
 
 # The passive open most scripts here start with (a copy of their first lines).
 HEAD = """\
-`sysctl -q net.ipv4.tcp_timestamps=0`
+`sysctl -q net.ipv4.tcp_timestamps=0 net.ipv4.tcp_rmem="4096 540000 15728640" net.ipv4.tcp_wmem="4096 262144 4194304"`
     0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3
    +0 bind(3, ..., ...) = 0
    +0 listen(3, 1) = 0

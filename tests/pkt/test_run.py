@@ -84,7 +84,8 @@ def test_wrong_expectation_fails_at_its_line_with_both_packets(tmp_path: Path):
 
 def test_wrong_options_and_missing_packet(tmp_path: Path):
     base = (HERE / "scripts" / "passive_handshake.pkt").read_text().replace(
-        "`common/set_sysctls.sh`", "`sysctl -q net.ipv4.tcp_timestamps=0`")
+        "`common/set_sysctls.sh`",
+        '`sysctl -q net.ipv4.tcp_timestamps=0 net.ipv4.tcp_rmem="4096 131072 6291456"`')
     sc = load_pkt_text(base.replace("nop,wscale 7>\n  +.1", "nop,wscale 9>\n  +.1"),
                        str(tmp_path / "opt.pkt"))
     out = run(sc, tmp_path / "a", write=False)
@@ -205,7 +206,7 @@ def test_cli_timing_is_strict_unless_lenient_and_takes_defines(tmp_path: Path):
     script = tmp_path / "early.pkt"
     script.write_text("""\
 // The kernel answers at once; the script says 50 ms later.
-`sysctl -q net.ipv4.tcp_timestamps=0`
+`sysctl -q net.ipv4.tcp_timestamps=0 net.ipv4.tcp_rmem="4096 540000 15728640" net.ipv4.tcp_wmem="4096 262144 4194304"`
     0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3
    +0 bind(3, ..., ...) = 0
    +0 listen(3, 1) = 0
