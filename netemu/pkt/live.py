@@ -288,6 +288,7 @@ class LiveKernel:
         self.cwd = cwd
         self.fds: dict[int, Fd] = {}
         self.lock = threading.Lock()
+        self._values: dict[int, tuple[Syscall, list[Any], Any]] = {}
         # Script time 0 on CLOCK_REALTIME (software timestamps use it), set by the runner
         # at time 0; and packetdrill's --tolerance_usecs, for timestamps in cmsgs.
         self.t0_realtime: float | None = None
@@ -371,8 +372,14 @@ class LiveKernel:
 
     # ------------------------------------------------------------------ entry
     def call(self, sc: Syscall) -> Result:
-        args = [value(a) for a in sc.args]
-        expected = value(sc.ret) if sc.ret.kind != "ellipsis" else ...
+        # A script's arguments are constants: evaluated once per call site.
+        got = self._values.get(id(sc))
+        if got is None or got[0] is not sc:
+            got = self._values[id(sc)] = (
+                sc, [value(a) for a in sc.args],
+                value(sc.ret) if sc.ret.kind != "ellipsis" else ...)
+        _sc, args, expected = got
+        args = list(args)  # a call may not change what the next one reads
         fn = getattr(self, "do_" + sc.name, None)
         if fn is None:
             raise ScriptValueError(f"system call {sc.name!r} is not supported")

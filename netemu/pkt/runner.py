@@ -174,6 +174,8 @@ class PktRunner:
         self.call_end: float | None = None
         self.netemu_late: str | None = None  # netemu's own lateness failed the run
         self.workers = Workers()
+        self._alarm_old: Any = None  # SIGALRM's handler before the run's inline calls
+        self._alarm_set = False
         self.all_conns: list[Conn] = []
         self._ip_of: dict[int, tuple[int, int]] = {}  # id(segment) -> (tos, ttl)
         self.lateness: list[float] = []  # how late each timed event left (seconds)
@@ -237,6 +239,12 @@ class PktRunner:
     async def stop(self) -> None:
         if self.kernel is not None:
             self.kernel.close_all()
+        if self._alarm_set:
+            import signal
+
+            signal.signal(signal.SIGALRM, self._alarm_old if self._alarm_old is not None
+                          else signal.SIG_DFL)
+            self._alarm_set = False
         self.workers.stop()
         if self._gso_sock is not None:
             self._gso_sock.close()
@@ -1276,11 +1284,9 @@ class PktRunner:
         import signal
 
         assert self.kernel is not None
-
-        def expired(signum: int, frame: Any) -> None:
-            raise _CallBlocked
-
-        old = signal.signal(signal.SIGALRM, expired)
+        if not self._alarm_set:  # the handler once a run (stop() puts back the old)
+            self._alarm_old = signal.signal(signal.SIGALRM, _expired)
+            self._alarm_set = True
         signal.setitimer(signal.ITIMER_REAL, self.grace + 1.0)
         try:
             return self.kernel.call(sc)
@@ -1288,7 +1294,6 @@ class PktRunner:
             raise StepFailed(self._blocked_text(sc)) from None
         finally:
             signal.setitimer(signal.ITIMER_REAL, 0)
-            signal.signal(signal.SIGALRM, old)
 
     def _before_call(self, sc: Syscall) -> None:
         """Connection bookkeeping a call needs before it reaches the kernel: an active
@@ -1480,6 +1485,10 @@ def _code_constants() -> dict[str, int]:
 
 class _CallBlocked(Exception):
     pass
+
+
+def _expired(signum: int, frame: Any) -> None:
+    raise _CallBlocked
 
 
 def _can_inline() -> bool:
