@@ -193,9 +193,15 @@ class Host:
             self._receive(batch, now)
             self._flush(now)
             return
-        for data, _csum_not_ready in batch:
+        rules = self.drop_rules
+        for data, csum_not_ready in batch:
             # Impaired: the trace shows the frame as it arrived on the wire; our
-            # stack sees it when (and as) the pipeline lets it through.
+            # stack sees it when (and as) the pipeline lets it through. A drop rule
+            # takes its frame here, on arrival, so the trace records it as dropped (it
+            # used to be recorded as arrived and dropped later, unmarked).
+            if rules and self._rule_drops_in(data, csum_not_ready):
+                self.trace.frame("in", data, "dropped", "drop rule", t=now)
+                continue
             fate = imp.push(data, now)
             if fate.copies == 0:
                 self.trace.frame("in", data, "dropped", fate.why, t=now)
@@ -204,14 +210,23 @@ class Host:
                                  t=now)
         due = imp.due(now)
         if due:
-            self._receive([(data, False) for data in due], now, record=False)
+            self._receive([(data, False) for data in due], now, record=False, rules=False)
         self._flush(now)
 
+    def _rule_drops_in(self, data: bytes, csum_not_ready: bool) -> bool:
+        try:
+            seg = parse_frame(data, verify=not csum_not_ready).tcp
+        except (BadChecksum, MalformedPacket):
+            return False
+        return seg is not None and self._dropped("in", seg)
+
     def _receive(self, batch: list[tuple[bytes, bool]], now: float,
-                 record: bool = True) -> None:
-        if self.drop_rules or self.on_frame:
+                 record: bool = True, rules: bool = True) -> None:
+        """``rules``: apply the drop rules (False: the impaired path applied them when
+        the frames arrived)."""
+        if (self.drop_rules and rules) or self.on_frame:
             for data, csum_not_ready in batch:
-                self._receive_frame(data, csum_not_ready, now, record)
+                self._receive_frame(data, csum_not_ready, now, record, rules)
         else:
             self._receive_plain(batch, now, record)
 
@@ -242,7 +257,7 @@ class Host:
                     self._on_tcp(src, seg, now)
 
     def _receive_frame(self, data: bytes, csum_not_ready: bool, now: float,
-                       record: bool = True) -> None:
+                       record: bool = True, rules: bool = True) -> None:
         trace = self.trace
         try:
             frame = parse_frame(data, verify=not csum_not_ready)
@@ -257,7 +272,7 @@ class Host:
                 trace.frame("in", data, "malformed", e.reason, t=now)
             return
         seg = frame.tcp
-        if seg is not None and self._dropped("in", seg):
+        if seg is not None and rules and self._dropped("in", seg):
             if record:
                 trace.frame("in", data, "dropped", t=now)
             return

@@ -230,7 +230,12 @@ class Runner:
     async def _do_connect(self, step: S.Connect) -> None:
         ctx = self._ctx(step.conn)
         cfg = self.sc.config_for(ctx.name, step.options)
-        conn = await self.host.open(self.lab.peer_ip, step.port, local_port=step.local_port,
+        # The step's local_port, else the connection's (`connections: {d: {local_port:
+        # 40000}}`): a port the scenario names is the one used, never an ephemeral one.
+        spec = self.sc.connections.get(ctx.name)
+        local_port = step.local_port if step.local_port is not None else (
+            spec.local_port if spec is not None else None)
+        conn = await self.host.open(self.lab.peer_ip, step.port, local_port=local_port,
                                     config=cfg, name=ctx.name, wait=False)
         ctx.conn, ctx.stream = conn, TcpStream(self.host, conn)
         ctx.local_port, ctx.peer_port = conn.local_port, conn.remote_port
@@ -482,6 +487,7 @@ class Runner:
         within = self._timeout(step.within)
         t0 = time.monotonic()
         not_before = t0 + float(step.after) if step.after is not None else None
+        want_dropped = bool(getattr(step, "dropped", False))
         seen: list[str] = []
 
         def check() -> bool:
@@ -491,7 +497,11 @@ class Runner:
             while i < len(frames):
                 f = frames[i]
                 i += 1
-                if f.direction != direction or f.mark in ("bad-checksum", "malformed"):
+                # A dropped frame (a drop rule, an impairment) never reached the other
+                # side: it satisfies an expectation only one that asks for it
+                # (`dropped: true`), and then only it does.
+                if f.direction != direction or f.mark in ("bad-checksum", "malformed") \
+                        or (f.mark == "dropped") != want_dropped:
                     continue
                 seg = _segment(f.data)
                 if seg is None or not ctx.owns(seg, direction):
@@ -505,6 +515,7 @@ class Runner:
 
         if not await self._poll(check, within, t0):
             want = step_text(step)
+            seen = list(dict.fromkeys(seen))  # each poll re-reads the frames after the cursor
             got = "; ".join(seen[-4:]) if seen else "nothing"
             raise StepFailed(f"no segment matched [{want}] within {within:g} s; seen: {got}")
 
@@ -515,7 +526,7 @@ class Runner:
         await asyncio.sleep(float(step.for_))
         ctx.learn_isns(self.trace)
         for f in self.trace.frames[start:]:
-            if step.dir is not None and f.direction != step.dir:
+            if (step.dir is not None and f.direction != step.dir) or f.mark == "dropped":
                 continue
             seg = _segment(f.data)
             if seg is None or not ctx.owns(seg, f.direction):

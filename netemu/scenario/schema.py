@@ -1052,6 +1052,8 @@ class ExpectSegment(StepBase, ConnMixin, SegmentFields, WithinMixin):
     dir: Dir
     after: Duration | None = Field(None, description="not earlier than this (timing window)")
     relative: BOOL | None = None
+    dropped: BOOL = Field(False, description="match only a frame a drop rule or an "
+                          "impairment removed (default: such frames never match)")
 
     @model_validator(mode="after")
     def _window(self) -> Self:

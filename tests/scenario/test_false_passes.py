@@ -1,0 +1,60 @@
+"""False passes a new user's scenarios met (issue 16): each test fails on the code
+before its fix and passes after. A verdict must mean what a user thinks it means."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from netemu.scenario.loader import load_scenario_text
+
+pytestmark = [pytest.mark.root, pytest.mark.timeout(60)]
+
+
+def run(text: str, tmp_path: Path):
+    from netemu.scenario.session import run_scenario
+
+    sc = load_scenario_text(text, str(tmp_path / "s.yaml"))
+    return asyncio.run(run_scenario(sc, tmp_path / "run"))
+
+
+def test_a_connections_local_port_is_the_port_used(tmp_path: Path):
+    # 45678, not 40000: netemu's first ephemeral port is 40000, which hid the bug.
+    out = run("""\
+name: named_port
+peer: kernel
+connections: {d: {local_port: 45678}}
+steps:
+  - peer: {listen: 8080}
+  - connect: {conn: d, port: 8080}
+  - peer: accept
+  - expect_state: {conn: d, state: ESTABLISHED}
+""", tmp_path)
+    assert out.passed, out.report["error"]
+    syn = out.report["segments"][0]
+    assert syn["flags"] == "SYN" and syn["src"].endswith(":45678"), syn
+
+
+def test_a_dropped_incoming_segment_never_matches(tmp_path: Path):
+    # An impaired incoming direction used to record the frame on arrival and let the
+    # drop rule take it later, unmarked: the dropped segment then satisfied this
+    # expectation. Only the kernel's retransmission (after its RTO, 200 ms or more)
+    # may, and it cannot within 100 ms.
+    out = run("""\
+name: dropped_in
+peer: kernel
+network: {in: {delay: 1ms}}
+steps:
+  - peer: {listen: 8080}
+  - connect: 8080
+  - peer: accept
+  - drop: {dir: in, match: {len: ">0"}}
+  - peer: {send: {bytes: 100}}
+  - expect_segment: {dir: in, len: 100, within: 100ms}
+""", tmp_path)
+    assert not out.passed
+    assert "no segment matched" in out.report["error"], out.report["error"]
+    data = [s for s in out.report["segments"] if s["len"] == 100]
+    assert data and data[0]["mark"] == "dropped", data
