@@ -37,7 +37,22 @@ def is_terminal(file: Any = None) -> bool:
 class PlainConsole:
     """The part of rich's ``Console`` that ``session`` uses, for a non-terminal."""
 
+    closed = False  # the reader went away (`netemu run … | head`)
+
     def print(self, *objects: Any, markup: bool | None = None, **_: Any) -> None:
+        if self.closed:
+            return
+        try:
+            self._print(objects, markup)
+        except BrokenPipeError:
+            # The run goes on to its verdict (and exit status) quietly: nothing more to
+            # write, and no traceback at interpreter exit either.
+            import os
+
+            self.closed = True
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+    def _print(self, objects: tuple[Any, ...], markup: bool | None) -> None:
         if not all(isinstance(o, str) for o in objects):  # a table: rich draws it
             from rich.console import Console
 

@@ -58,3 +58,21 @@ steps:
     assert "no segment matched" in out.report["error"], out.report["error"]
     data = [s for s in out.report["segments"] if s["len"] == 100]
     assert data and data[0]["mark"] == "dropped", data
+
+
+def test_a_closed_pipe_ends_the_output_not_the_run(tmp_path: Path):
+    # `netemu run … | head -1`: the run goes on to its verdict, with no traceback.
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    proc = subprocess.Popen([sys.executable, "-m", "netemu", "run", "-o", str(tmp_path / "r"),
+                             str(root / "scenarios" / "handshake.yaml")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path)
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.readline()
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=30) == 0, err
+    assert "Traceback" not in err and "BrokenPipeError" not in err, err
+    assert (tmp_path / "r" / "report.json").is_file()
