@@ -106,7 +106,13 @@ async def run_scenario(sc: S.Scenario, run_dir: Path, *, on_step: Any = None,
     report = write_report(run_dir / "report.json", scenario=sc.name,
                           result="pass" if passed and error is None else "fail", trace=trace,
                           steps=steps, duration=duration, error=error,
-                          extra={"description": sc.description})
+                          extra={"description": sc.description,
+                                 # the seeds the run used: the scenario's (ISNs, ports)
+                                 # and its impairment pipelines' (network.seed, else
+                                 # the scenario's, else 0), so a run can be repeated
+                                 "seed": sc.seed,
+                                 "network_seed": (sc.network.seed if sc.network.seed
+                                                  is not None else (sc.seed or 0))})
     return Outcome(sc, passed and error is None, run_dir, report, ladder)
 
 

@@ -76,3 +76,17 @@ def test_a_closed_pipe_ends_the_output_not_the_run(tmp_path: Path):
     assert proc.wait(timeout=30) == 0, err
     assert "Traceback" not in err and "BrokenPipeError" not in err, err
     assert (tmp_path / "r" / "report.json").is_file()
+
+
+def test_the_report_records_the_seeds(tmp_path: Path):
+    out = run("""\
+name: seeded
+peer: kernel
+seed: 7
+network: {loss: 0%}
+steps:
+  - peer: {listen: 8080}
+  - connect: 8080
+""", tmp_path)
+    assert out.passed, out.report["error"]
+    assert (out.report["seed"], out.report["network_seed"]) == (7, 7)
