@@ -107,11 +107,22 @@ def step_text(step: S.StepBase) -> str:
     parts = []
     for k, v in data.items():
         if isinstance(v, dict):
-            inner = ", ".join(f"{a}: {b}" for a, b in v.items() if b not in (None, {}, True))
+            inner = ", ".join(f"{a}: {_label(b)}" for a, b in v.items()
+                              if b not in (None, {}, True))
             parts.append(f"{k}" + (f" {{{inner}}}" if inner else ""))
         else:
-            parts.append(f"{k}={v}")
+            parts.append(f"{k}={_label(v)}")
     return f"{step.ACTION} {', '.join(parts)}".strip()
+
+
+def _label(v: object) -> str:
+    """A value as a step's label shows it: floats rounded (0.7, not
+    0.7000000000000001), control characters escaped (a label is one line)."""
+    if isinstance(v, float):
+        text = f"{v:.9g}"
+    else:
+        text = str(v)
+    return text.encode("unicode_escape").decode("ascii") if not text.isprintable() else text
 
 
 class Runner:
