@@ -299,7 +299,7 @@ class PktRunner:
         if ok:
             ok = await self._finish_pending()
         if ok and not self._failed:
-            ok = self._run_code()
+            ok = await self._run_code()
         for _text, _values, res in self._code_queue:  # the script failed before its end
             res.status = "skipped"
             res.message = "not run: the script failed first (packetdrill runs %{ }% at its end)"
@@ -1226,20 +1226,24 @@ class PktRunner:
             raise StepFailed("no TCP_INFO: the socket under test is not open in the kernel")
         self._code_queue.append((text, values, res))
 
-    def _run_code(self) -> bool:
-        """The script's snippets, in order, once its events are over; the first that
-        fails fails the script (packetdrill: its code file's python3 exit status)."""
+    async def _run_code(self) -> bool:
+        """The script's snippets, in order, once its events are over, by a Python of
+        their own in the peer namespace (``netemu.pkt.code``); the first that fails
+        fails the script (packetdrill: its code file's python3 exit status)."""
+        if not self._code_queue:
+            return True
+        verdicts = await run_code_blocks(self.lab, [(t, v) for t, v, _r in self._code_queue],
+                                         Path(self.script.path).resolve().parent)
         ok = True
-        env: dict[str, Any] = {}  # one program, as packetdrill's code file
-        for text, values, res in self._code_queue:
-            if not ok:
+        for (_text, _values, res), why in zip(self._code_queue, verdicts, strict=True):
+            if why == "skipped":
                 res.status, res.message = "skipped", "an earlier %{ }% failed"
+            elif why is None:
+                res.status, res.message = "pass", ""
             else:
-                err = run_snippet(text, values, env)
-                res.status, res.message = ("pass", "") if err is None else ("fail", err)
-                if err is not None:
-                    ok = False
-                    self._fail_note(res)
+                res.status, res.message = "fail", why
+                ok = False
+                self._fail_note(res)
             self._report(res)
         self._code_queue.clear()
         return ok
@@ -1643,36 +1647,29 @@ def map_addresses(text: str, sc: Any, lab: Any) -> str:
     return _IPV4.sub(one, text)
 
 
-# ---------------------------------------------------------------------- Python snippets
+async def run_code_blocks(lab: Any, blocks: list[tuple[str, dict[str, Any]]],
+                          cwd: Path, timeout: float = 60.0) -> list[str | None]:
+    """Each block's verdict (None: it passed) from ``python -m netemu.pkt.code`` in the
+    peer namespace, from the script's folder."""
+    import json
+    import subprocess
+    import sys
 
-def run_snippet(text: str, values: dict[str, Any],
-                env: dict[str, Any] | None = None) -> str | None:
-    """Run a %{ }% snippet as packetdrill does: its text with spaces and tabs stripped
-    from both ends (newlines kept, so a trailing backslash continues onto a blank
-    line), ordinary Python with every builtin (packetdrill runs python3 on it), the
-    ``tcpi_*`` values and packetdrill's constants as globals. ``env``: the globals
-    of the script's earlier snippets (packetdrill writes them all into one program,
-    so a name one block sets is there in the next). None when it passes, else why."""
-    code = text.strip(" \t") + "\n\n"
+    proc = lab.spawn([sys.executable, "-m", "netemu.pkt.code"], name="pkt-code",
+                     cwd=str(cwd), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                     stderr=subprocess.PIPE, stop_timeout=0.2)
+    data = json.dumps([{"text": t, "values": v} for t, v in blocks]).encode()
     try:
-        compiled = compile(code, "<%{ }%>", "exec")
-    except SyntaxError as e:
-        return f"Python syntax error in %{{ }}%: {e.msg} (snippet line {e.lineno})"
-    if env is None:
-        env = {}
-    env.setdefault("__name__", "__pktcode__")
-    env.update(values)
+        out, err = await asyncio.to_thread(proc.popen.communicate, data, timeout)
+    except subprocess.TimeoutExpired:
+        proc.stop(timeout=0)
+        return [f"%{{ }}% did not finish within {timeout:g} s"] + ["skipped"] * (len(blocks) - 1)
     try:
-        exec(compiled, env)  # the script's own code, as packetdrill runs it
-    except AssertionError as e:
-        used = sorted(set(re.findall(r"\btcpi_\w+", code)))
-        shown = ", ".join(f"{n}={values.get(n, '?')}" for n in used)
-        detail = f": {e}" if str(e) else ""
-        return f"assertion failed in %{{ {code.strip()} }}%{detail}" + (
-            f" (with {shown})" if shown else "")
-    except NameError as e:
-        names = sorted(k for k in values if k.startswith("tcpi_"))
-        return f"%{{ }}%: {e} (TCP_INFO's fields: {', '.join(names)[:300]})"
-    except Exception as e:
-        return f"%{{ }}% raised {type(e).__name__}: {e}"
-    return None
+        verdicts = json.loads(out or b"null")
+    except ValueError:
+        verdicts = None
+    if not isinstance(verdicts, list) or len(verdicts) != len(blocks):
+        last = (err or b"").decode(errors="replace").strip().splitlines()[-1:] or ["no output"]
+        return [f"%{{ }}%: the snippets' Python exited with status {proc.popen.returncode}: "
+                f"{last[0]}"] + ["skipped"] * (len(blocks) - 1)
+    return verdicts

@@ -6,6 +6,7 @@ worst bug a verification tool can have, so most cases here must fail."""
 from __future__ import annotations
 
 import asyncio
+import os
 from pathlib import Path
 
 import pytest
@@ -156,3 +157,19 @@ def test_an_absolute_time_already_passed_runs_at_once_unblamed(tmp_path: Path):
     out = run(HEAD + "  0.001 close(4) = 0\n   +0 > F. 1:1(0) ack 1\n", tmp_path)
     assert out.passed, out.report["error"]
     assert out.report["netemu_late"] is None
+
+
+@pytest.mark.root
+def test_snippets_run_in_the_peer_namespace_from_the_scripts_folder(tmp_path: Path):
+    # The script author's code runs where packetdrill runs it: in the test's network
+    # namespace (its interface is tun0), from the script's folder; never in netemu's
+    # process or the host's namespace.
+    out = run(HEAD + f"""\
+   +0 %{{
+import os, socket
+assert "tun0" in [name for _i, name in socket.if_nameindex()], socket.if_nameindex()
+assert os.getcwd() == {str(tmp_path)!r}, os.getcwd()
+assert os.getpid() != {os.getpid()}
+}}%
+""", tmp_path)
+    assert out.passed, out.report["error"]

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 
 from netemu.pkt import PktError, load_pkt, load_pkt_text
+from netemu.pkt.code import run_snippet
 from netemu.pkt.convert import to_yaml
 from netemu.pkt.load import shell_sysctls
 from netemu.pkt.model import Code, Command, PacketSpec, Syscall
 from netemu.pkt.parser import FLAG_BITS, parse_text
-from netemu.pkt.runner import run_snippet
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
