@@ -85,8 +85,15 @@ async def run_scenario(sc: S.Scenario, run_dir: Path, *, on_step: Any = None,
         host.impair_out, host.impair_in = pipelines
         runner = Runner(sc, lab=lab, host=host, on_step=on_step)
         try:
-            await runner.start_peers()
+            try:
+                await runner.start_peers()
+            except FileNotFoundError as e:  # a command: peer's program is not there
+                raise EnvironmentProblem(
+                    f"peer program not found: {e.filename or e} (the scenario's "
+                    "`command:`)") from None
             passed = await runner.run()
+        except EnvironmentProblem:
+            raise
         except Exception as e:  # a peer that would not start, the lab: a failed run
             error = f"{type(e).__name__}: {e}"
         finally:

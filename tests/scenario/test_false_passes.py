@@ -90,3 +90,18 @@ steps:
 """, tmp_path)
     assert out.passed, out.report["error"]
     assert (out.report["seed"], out.report["network_seed"]) == (7, 7)
+
+
+def test_a_command_peer_that_is_not_there_is_the_environments_fault(tmp_path: Path):
+    # exit 3 (environment), not 1 (a failed test): nothing about TCP was tested
+    import subprocess
+    import sys
+
+    f = tmp_path / "nocmd.yaml"
+    f.write_text("name: nocmd\npeers:\n  p: {kind: command, command: [/nonexistent/x]}\n"
+                 "steps:\n  - sleep: 10ms\n")
+    out = subprocess.run([sys.executable, "-m", "netemu", "run", "-q", "-o",
+                          str(tmp_path / "r"), str(f)], capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 3, out.stdout + out.stderr
+    assert "peer program not found: /nonexistent/x" in out.stderr
