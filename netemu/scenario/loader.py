@@ -305,7 +305,52 @@ def _step_positions(doc: _Yaml) -> list[tuple[int, int]]:
     return [_pos(n) for n in node.value]
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+MAX_DEPTH = 100  # nesting of [ and { (YAML's flow style); deeper recursed out of the parser
+
+
+def _screen(text: str, file: str) -> ScenarioError | None:
+    """What the YAML parser and the models must never see: control characters (a NUL
+    byte made a traceback), and nesting so deep their recursion fails."""
+    m = _CONTROL.search(text)
+    if m:
+        line = text.count("\n", 0, m.start()) + 1
+        col = m.start() - (text.rfind("\n", 0, m.start()) + 1) + 1
+        return ScenarioError(file, line, col, f"a control character ({m.group()!r}) in the "
+                             "file: scenarios are text")
+    depth = 0
+    quote = ""
+    for i, ch in enumerate(text):
+        if quote:
+            if ch == quote:
+                quote = ""
+        elif ch in "\"'":
+            quote = ch
+        elif ch in "[{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                line = text.count("\n", 0, i) + 1
+                col = i - (text.rfind("\n", 0, i) + 1) + 1
+                return ScenarioError(file, line, col, f"nesting deeper than {MAX_DEPTH} "
+                                     "levels")
+        elif ch in "]}":
+            depth = max(depth - 1, 0)
+        elif ch == "\n":
+            quote = ""
+    return None
+
+
 def _check(text: str, file: str) -> tuple[Scenario | None, list[ScenarioError]]:
+    bad = _screen(text, file)
+    if bad is not None:
+        return None, [bad]
+    try:
+        return _check_screened(text, file)
+    except RecursionError:  # nesting by indentation the screen cannot count
+        return None, [ScenarioError(file, 1, 1, "nesting too deep to read")]
+
+
+def _check_screened(text: str, file: str) -> tuple[Scenario | None, list[ScenarioError]]:
     doc, errors = _parse_yaml(text, file)
     if doc is None:
         return None, errors

@@ -39,6 +39,7 @@ from dataclasses import fields as dc_fields
 from typing import Annotated, Any, ClassVar, Literal, Self, Union
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -301,6 +302,26 @@ def _option_type(name: str, hint: Any, metadata: Any) -> Any:
     return Annotated[Any, WithJsonSchema({})]
 
 
+# What the wire and the kernel can carry, so `netemu validate` refuses what a run would
+# trip on (mss 70000 validated and then failed at connect with a struct error): the
+# MSS field is 16 bits less 40 bytes of headers, RFC 7323 §2.3 caps the shift at 14, and
+# with it the window at 2^30.
+_OPTION_BOUNDS: dict[str, tuple[int, int]] = {
+    "mss": (1, 65495), "default_peer_mss": (1, 65495), "window_scale": (0, 14),
+    "rcv_buf": (1, 1 << 30), "snd_buf": (1, 1 << 30)}
+
+
+def _bounded(name: str, t: Any) -> Any:
+    lo, hi = _OPTION_BOUNDS[name]
+
+    def check(value: Any) -> Any:
+        if isinstance(value, int) and not isinstance(value, bool) and not lo <= value <= hi:
+            raise UnitError(f"{name} must be from {lo} to {hi}, got {value}")
+        return value
+
+    return Annotated[t, AfterValidator(_wrap(check))]
+
+
 def _build_options() -> type[Strict]:
     hints = typing.get_type_hints(TcpConfig)
     spec: dict[str, Any] = {}
@@ -311,7 +332,10 @@ def _build_options() -> type[Strict]:
             default = f.default_factory()
         else:
             default = None
-        spec[f.name] = (_option_type(f.name, hints.get(f.name, Any), f.metadata), default)
+        t = _option_type(f.name, hints.get(f.name, Any), f.metadata)
+        if f.name in _OPTION_BOUNDS:
+            t = _bounded(f.name, t)
+        spec[f.name] = (t, default)
     model = create_model("Options", __base__=Strict, **spec)  # type: ignore[call-overload]
     model.NOUN = "options"
     model.__doc__ = ("Endpoint options: TcpConfig's fields (netemu/tcp/config.py). Durations "

@@ -68,6 +68,14 @@ _NUMBER = r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?"
 _DURATION_RE = re.compile(rf"^\s*({_NUMBER})\s*([a-zµ]*)\s*$")
 
 
+# Bounds on what a scenario may ask for: a run is a test, not a service (a sleep of
+# 1e300 s validated and then ran until killed), and a rate or size beyond these is a
+# typo or an attack on the loader (1e400mbit raised OverflowError).
+MAX_DURATION = 86400.0  # a day
+MAX_RATE = 10**15  # bit/s (a petabit)
+MAX_SIZE = 1 << 40  # bytes (a tebibyte)
+
+
 def parse_duration(value: object) -> float:
     """``"200ms"``, ``"2s"``, ``"1.5m"``, ``"500us"`` or a number of seconds -> seconds (>= 0)."""
     if _is_number(value):
@@ -84,6 +92,8 @@ def parse_duration(value: object) -> float:
         raise UnitError(f"bad duration {show(value)}")
     if seconds < 0:
         raise UnitError(f"a duration must not be negative, got {show(value)}")
+    if seconds > MAX_DURATION:
+        raise UnitError(f"a duration of at most {MAX_DURATION:g} s (a day), got {show(value)}")
     return seconds
 
 
@@ -145,8 +155,10 @@ def parse_rate(value: object) -> int:
         bits = float(m.group(1)) * _RATE_UNITS[unit]
     else:
         raise UnitError(f"expected a rate such as 10mbit, got {show(value)}")
-    if bits <= 0:
+    if bits != bits or bits <= 0:
         raise UnitError(f"a rate must be more than zero, got {show(value)}")
+    if bits > MAX_RATE:
+        raise UnitError(f"a rate of at most {MAX_RATE:g} bit/s, got {show(value)}")
     return round(bits)
 
 
@@ -168,15 +180,19 @@ def parse_size(value: object) -> int:
         if not m or m.group(2).lower() not in _SIZE_UNITS:
             raise UnitError(f"bad size {show(value)} (use e.g. 65536, 64k or 64KiB)")
         f = float(m.group(1)) * _SIZE_UNITS[m.group(2).lower()]
+        if f > MAX_SIZE:
+            raise UnitError(f"a byte count of at most {MAX_SIZE} (1 TiB), got {show(value)}")
         if f != int(f):
             raise UnitError(f"bad size {show(value)}: not a whole number of bytes")
         n = int(f)
-    elif isinstance(value, float) and value.is_integer():
+    elif isinstance(value, float) and value.is_integer() and abs(value) <= MAX_SIZE:
         n = int(value)
     else:
         raise UnitError(f"expected a byte count such as 1000 or 64k, got {show(value)}")
     if n < 0:
         raise UnitError(f"a byte count must not be negative, got {show(value)}")
+    if n > MAX_SIZE:
+        raise UnitError(f"a byte count of at most {MAX_SIZE} (1 TiB), got {show(value)[:40]}")
     return n
 
 

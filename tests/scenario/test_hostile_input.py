@@ -1,0 +1,36 @@
+"""Hostile scenario files get one line `file:line:col: message` and exit 2, never a
+traceback nor a run that would trip on them later (issue 17, items 4 and 5)."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from netemu.scenario.loader import validate_text
+
+HEAD = "name: h\npeer: kernel\n"
+
+
+@pytest.mark.parametrize(("text", "where", "message"), [
+    ("name: a\x00b\npeer: kernel\nsteps:\n  - sleep: 1ms\n", "1:8", "control character"),
+    (HEAD + "steps:\n  - sleep: " + "[" * 400 + "]" * 400 + "\n", "4:112",
+     "nesting deeper than 100"),
+    (HEAD + "network: {rate: .inf}\nsteps:\n  - sleep: 1ms\n", "3:17", "a rate of at most"),
+    (HEAD + "network: {rate: 1e400mbit}\nsteps:\n  - sleep: 1ms\n", "3:17",
+     "a rate of at most"),
+    (HEAD + "steps:\n  - connect: 8080\n  - send: {bytes: " + "9" * 400 + "}\n", "5:19",
+     "a byte count of at most"),
+    (HEAD + "steps:\n  - sleep: 1e300s\n", "4:12", "a duration of at most 86400 s"),
+    (HEAD + "options: {mss: 70000}\nsteps:\n  - sleep: 1ms\n", "3:16",
+     "mss must be from 1 to 65495"),
+    (HEAD + "options: {window_scale: 300}\nsteps:\n  - sleep: 1ms\n", "3:25",
+     "window_scale must be from 0 to 14"),
+])
+def test_hostile_input_is_refused_at_its_place(text: str, where: str, message: str):
+    t0 = time.monotonic()
+    errors = validate_text(text, "h.yaml")
+    assert time.monotonic() - t0 < 2
+    assert errors, "accepted"
+    first = str(errors[0])
+    assert first.startswith(f"h.yaml:{where}: ") and message in first, first
