@@ -110,10 +110,41 @@ def _duplicates(file: str, root: Node | None) -> list[ScenarioError]:
     return out
 
 
+MAX_NODES = 200_000  # a scenario's values once YAML's aliases are expanded
+
+
+def _expanded(node: Node, memo: dict[int, int]) -> int:
+    """How many nodes ``node`` stands for once aliases are expanded; an alias is the
+    same Node object, so each is counted once per use, computed once."""
+    got = memo.get(id(node))
+    if got is not None:
+        return got
+    memo[id(node)] = 1  # a cycle counts once
+    n = 1
+    if isinstance(node, MappingNode):
+        for k, v in node.value:
+            n += _expanded(k, memo) + _expanded(v, memo)
+            if n > MAX_NODES:
+                break
+    elif isinstance(node, SequenceNode):
+        for v in node.value:
+            n += _expanded(v, memo)
+            if n > MAX_NODES:
+                break
+    memo[id(node)] = n
+    return n
+
+
 def _parse_yaml(text: str, file: str) -> tuple[_Yaml | None, list[ScenarioError]]:
     loader = yaml.SafeLoader(text)
     try:
         root = loader.get_single_node()
+        # Before anything walks the values: a "billion laughs" of aliases expands to
+        # exponentially many (it hung validate past 540 MB).
+        if root is not None and _expanded(root, {}) > MAX_NODES:
+            line, col = _pos(root)
+            return None, [ScenarioError(file, line, col, f"the file expands to more than "
+                                        f"{MAX_NODES} values (YAML aliases)")]
         dups = _duplicates(file, root)
         data = loader.construct_document(root) if root is not None else None
     except yaml.YAMLError as e:

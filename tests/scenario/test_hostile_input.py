@@ -34,3 +34,14 @@ def test_hostile_input_is_refused_at_its_place(text: str, where: str, message: s
     assert errors, "accepted"
     first = str(errors[0])
     assert first.startswith(f"h.yaml:{where}: ") and message in first, first
+
+
+def test_a_billion_laughs_is_refused_before_it_expands():
+    lines = [HEAD.strip(), "a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    for i in range(1, 10):  # 10^10 values once expanded
+        lines.append(f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]")
+    lines += ["steps:", "  - sleep: 1ms"]
+    t0 = time.monotonic()
+    errors = validate_text("\n".join(lines) + "\n", "b.yaml")
+    assert time.monotonic() - t0 < 2
+    assert errors and "expands to more than" in str(errors[0]), errors
