@@ -367,6 +367,9 @@ class Lab:
         """What peer programs find in their environment."""
         env = {
             registry.ENV_TAG: self.runid,
+            # where this run's lock is, so `netemu lab clean` run from any run directory
+            # can tell whether the run is alive (the kernel drops the lock at its death)
+            registry.ENV_LOCK: self._lock.path,
             "NETEMU_EMU_IP": self.emu_ip, "NETEMU_PEER_IP": self.peer_ip,
             "NETEMU_PREFIXLEN": str(self.prefixlen),
             "NETEMU_EMU_MAC": self.emu_mac, "NETEMU_PEER_MAC": self.peer_mac,

@@ -40,6 +40,7 @@ PREFIX = "netemu"
 RUNID_RE = re.compile(r"^[0-9a-f]{6}$")
 NAME_RE = re.compile(rf"^{PREFIX}-([0-9a-f]{{6}})-[a-z0-9]+$")
 ENV_TAG = "NETEMU_RUN"
+ENV_LOCK = "NETEMU_RUN_LOCK"  # the lock file of the run a process belongs to
 
 
 def new_runid() -> str:
@@ -192,17 +193,40 @@ def host_links() -> list[tuple[int, str]]:
 # --- processes ------------------------------------------------------------------------
 
 
-def _environ_tag(pid: int) -> str | None:
+def _environ(pid: int, name: str) -> str | None:
     try:
         with open(f"/proc/{pid}/environ", "rb") as f:
             env = f.read()
     except OSError:
         return None
-    key = ENV_TAG.encode() + b"="
+    key = name.encode() + b"="
     for item in env.split(b"\0"):
         if item.startswith(key):
             return item[len(key):].decode(errors="replace")
     return None
+
+
+def _environ_tag(pid: int) -> str | None:
+    return _environ(pid, ENV_TAG)
+
+
+def lock_alive(path: str) -> bool | None:
+    """True when the run that holds the lock file at ``path`` lives (its flock is held),
+    False when it is provably dead (no file: the run ended; or the lock is free), None
+    when it cannot be told (unreadable)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
 
 
 def _pids() -> Iterator[int]:
@@ -301,18 +325,29 @@ def clean(run_dir: str | None = None, *, dry_run: bool = False) -> list[str]:
             # just as untouchable.
             live_ids |= {r.runid for r in list_runs(RUN_DIR) if r.live}
 
-        # Names and links of runs with no live lock (a live run locks before naming).
-        orphan_names = [n for n in netns_names() if NAME_RE.match(n).group(1) not in live_ids]  # type: ignore[union-attr]
-        orphan_links = [(i, n) for i, n in host_links()
-                        if NAME_RE.match(n).group(1) not in live_ids]  # type: ignore[union-attr]
-
-        # Processes: tagged with a non-live run id, or sitting in a dead run's namespace
-        # (confirmed by cookie: inode numbers are reused, cookies are not).
+        # Processes: tagged with a run that is provably dead, or sitting in a dead run's
+        # namespace (confirmed by cookie: inode numbers are reused, cookies are not). A
+        # process names its run's lock (NETEMU_RUN_LOCK), wherever that run's directory
+        # is: a run this cleaner's directory does not hold is alive while its lock is
+        # held, and is left alone (it used to be taken for dead and killed).
         victims: dict[int, str] = {}
-        for pid, tag in tagged_processes().items():
-            if tag not in live_ids and (tag in dead or not any(
+        tagged = tagged_processes()
+        for pid, tag in tagged.items():
+            if tag in live_ids:
+                continue
+            if tag in dead:  # its lock is here and we hold it: provably dead
+                victims[pid] = f"tagged {ENV_TAG}={tag}"
+                continue
+            own_lock = _environ(pid, ENV_LOCK)
+            alive = lock_alive(own_lock) if own_lock else None
+            if alive:
+                live_ids.add(tag)
+                continue
+            if alive is False or (alive is None and not own_lock and not any(
                     os.path.exists(lock_path(tag, d)) for d in (run_dir, RUN_DIR))):
                 victims[pid] = f"tagged {ENV_TAG}={tag}"
+        for pid in [p for p, why in victims.items() if tagged.get(p) in live_ids]:
+            del victims[pid]  # a sibling showed its run alive after it was listed
         ns_by_inode: dict[int, tuple[str, int]] = {}
         for rid, info in dead.items():
             for ns in (info.get("netns") or {}).values():
@@ -327,6 +362,12 @@ def clean(run_dir: str | None = None, *, dry_run: bool = False) -> list[str]:
                     rid, cookie = ns_by_inode[ino]
                     if _cookie_of_pid(pid) == cookie:
                         victims[pid] = f"in dead run {rid}'s namespace"
+        # Names and links of runs with no live lock (a live run locks before naming; a
+        # run whose processes showed it alive above is live too).
+        orphan_names = [n for n in netns_names() if NAME_RE.match(n).group(1) not in live_ids]  # type: ignore[union-attr]
+        orphan_links = [(i, n) for i, n in host_links()
+                        if NAME_RE.match(n).group(1) not in live_ids]  # type: ignore[union-attr]
+
         for pid, why in sorted(victims.items()):
             actions.append(f"kill pid {pid} ({why})")
         if not dry_run:

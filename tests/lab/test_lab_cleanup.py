@@ -130,3 +130,28 @@ def check_sigkill_then_clean(p: subprocess.Popen[bytes], info: dict[str, Any], k
     assert wait_no_leftovers(rid, info["inodes"], all_pids(info)) == []
     # A second clean finds nothing of this run.
     assert not [a for a in registry.clean() if rid in a]
+
+
+def test_clean_from_another_run_dir_leaves_a_live_run_alone(tmp_path, clean_serial: None
+                                                            ) -> None:
+    # A live run whose lock lives in a directory this cleaner does not look in (another
+    # NETEMU_RUN_DIR): its processes and kept names must survive `netemu lab clean`
+    # (issue 17, 1: they were taken for a dead run's, and killed).
+    import os
+
+    run_a, run_b = tmp_path / "a", tmp_path / "b"
+    env = {**os.environ, "NETEMU_RUN_DIR": str(run_a)}
+    p = subprocess.Popen([sys.executable, "-c", CHILD, "keep"], stdout=subprocess.PIPE,
+                         start_new_session=True, preexec_fn=_term_with_parent, env=env)
+    try:
+        line = p.stdout.readline()  # type: ignore[union-attr]
+        assert line, "the child failed to start its lab"
+        info = json.loads(line)
+        actions = registry.clean(str(run_b))
+        assert not [a for a in actions if info["runid"] in a], actions
+        assert all(pid_alive(pid) for pid in all_pids(info))
+        assert set(info["names"]) <= set(registry.netns_names())
+    finally:
+        stop_child(p)
+        registry.clean(str(run_a))  # a kept lab keeps its names after the run: its own dir
+    assert wait_no_leftovers(info["runid"], info["inodes"], all_pids(info)) == []
