@@ -4,6 +4,7 @@ written out (pcap, ladder.txt, ladder.html, report.json) and the lab down."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import time
 from dataclasses import dataclass
@@ -28,14 +29,21 @@ class Outcome:
 
 
 def default_run_dir(name: str, base: str | Path = "runs") -> Path:
+    """A new run directory, created here: two runs started in the same second (two
+    processes) each get their own (it was only chosen here and made at the end, so both
+    wrote one)."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
     safe = re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-") or "scenario"
-    path = Path(base) / f"{stamp}-{safe}"
+    Path(base).mkdir(parents=True, exist_ok=True)
     n = 1
-    while path.exists():
-        n += 1
-        path = Path(base) / f"{stamp}-{safe}-{n}"
-    return path
+    while True:
+        path = Path(base) / (f"{stamp}-{safe}" if n == 1 else f"{stamp}-{safe}-{n}")
+        try:
+            path.mkdir()
+        except FileExistsError:
+            n += 1
+            continue
+        return path
 
 
 def _peer_sysctls(sc: S.Scenario) -> dict[str, Any]:
@@ -288,6 +296,8 @@ def main(args: Any) -> int:
                                                    overrides=overrides))
         except EnvironmentProblem as e:
             print(f"netemu run: {sc.name}: {e}", file=sys.stderr)
+            with contextlib.suppress(OSError):
+                run_dir.rmdir()  # made for this run, still empty: nothing left behind
             return 3
         outcomes.append(outcome)
         if not args.quiet:
