@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..wire.tcp import ACK, RST, SYN, TcpSegment
+from ..wire.tcp import ACK, FIN, RST, SYN, TcpSegment
 from .config import TcpConfig
 from .connection import Connection, reset_for
 from .isn import IsnGenerator
@@ -29,7 +29,11 @@ class Listener:
         # formed for any arriving ACK-bearing segment ... <SEQ=SEG.ACK><CTL=RST>"
         if seg.flags & ACK:
             return reset_for(seg)
-        # "Third, check for a SYN"
+        # "Third, check for a SYN". A SYN that also carries FIN opens nothing: RFC 9293
+        # does not say, Linux drops it (tcp_rcv_state_process: "if (th->fin) goto
+        # discard" in LISTEN), and so does netemu, as the peer it stands for would.
+        if seg.flags & SYN and seg.flags & FIN:
+            return None
         if seg.flags & SYN:
             conn = Connection(self.local_ip, self.local_port, remote_ip, seg.src_port,
                               self.config, isn_generator=self.isn_generator)

@@ -290,6 +290,13 @@ def test_rfc9293_3_10_7_2_listen_syn_creates_syn_received() -> None:
                                                                                  40000)
 
 
+def test_rfc9293_3_10_7_2_listen_syn_fin_dropped_as_linux() -> None:
+    # RFC 9293 is silent on SYN+FIN; Linux discards it in LISTEN (tcp_rcv_state_process),
+    # opening nothing: so does netemu (issue 17, 7).
+    seg = TcpSegment(40000, 80, 5000, 0, SYN | FIN, 100)
+    assert _listener().on_segment(seg, "10.0.0.2", 0) is None
+
+
 @pytest.mark.parametrize("flags", [0, FIN, PSH])
 def test_rfc9293_3_10_7_2_listen_other_dropped(flags: int) -> None:
     # "Fourth, other data or control ... drop the segment and return."
