@@ -1364,7 +1364,11 @@ class Connection:
         st = self.state
         arrived = seg  # as it came: for StateChanged, even when its SYN is stripped below
         # SYN-RECEIVED and a retransmitted SYN: our SYN-ACK was lost; send it again.
-        if flags & SYN and seg.seq == self.irs and self._awaiting_syn_ack():
+        # (Not with RST: RST+SYN+ACK at IRS lies outside the window once its SYN would be
+        # stripped, and RFC 5961 §3.2 drops such a RST silently; stripping it made the
+        # RST land on RCV.NXT and reset the connection.)
+        if flags & SYN and seg.seq == self.irs and self._awaiting_syn_ack() \
+                and not flags & RST:
             if not flags & ACK:
                 self.snd_nxt = self.iss
                 return

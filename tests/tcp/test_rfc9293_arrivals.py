@@ -93,6 +93,20 @@ def test_rfc9293_3_10_7_4_rst_in_syn_received_from_simultaneous_open_is_refusal(
     assert ConnectionReset(refused=True) in d.take_events()
 
 
+def test_rfc5961_3_2_rst_syn_ack_at_irs_in_syn_received_is_dropped() -> None:
+    # "If the RST bit is set and the sequence number is outside the current receive
+    # window, silently drop the segment": RST+SYN+ACK at IRS is, in SYN-RECEIVED (RCV.NXT
+    # is IRS+1); stripping its SYN as a simultaneous open's SYN-ACK would not make it
+    # acceptable (issue 17, 7: it reset the connection; Linux keeps it).
+    d = syn_sent()
+    d.receive(d.seg(SYN, PEER_ISS, options=Driver.syn_options()))
+    assert d.conn.state is S.SYN_RECEIVED
+    d.take_events()
+    assert d.receive(d.seg(RST | SYN | ACK, PEER_ISS, ISS + 1)) == []
+    assert d.conn.state is S.SYN_RECEIVED
+    assert d.take_events() == []
+
+
 def test_rfc5961_7_challenge_acks_rate_limited() -> None:
     # "limit the number of challenge ACKs ... sent per second"
     d = established(TcpConfig(challenge_ack_limit=3))
