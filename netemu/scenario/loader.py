@@ -414,14 +414,30 @@ def validate_text(text: str, file: str = "<string>") -> list[ScenarioError]:
     return _check(text, file)[1]
 
 
-def validate_file(path: str | Path) -> list[ScenarioError]:
-    """Every problem in a scenario file, in file order ([] if valid)."""
+def _read(path: str | Path) -> str:
+    """The file's text; ``ScenarioError`` when it cannot be read or is not UTF-8 (at
+    the first bad byte's line and column)."""
     file = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        return [ScenarioError(file, 0, 0, f"cannot read: {getattr(e, 'strerror', None) or e}")]
-    return validate_text(text, file)
+        raw = Path(path).read_bytes()
+    except OSError as e:
+        raise ScenarioError(file, 0, 0, f"cannot read: {e.strerror or e}") from None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw.count(b"\n", 0, e.start) + 1
+        col = e.start - (raw.rfind(b"\n", 0, e.start) + 1) + 1
+        raise ScenarioError(file, line, col, f"not UTF-8 text: byte {raw[e.start]:#04x} "
+                            f"({e.reason})") from None
+
+
+def validate_file(path: str | Path) -> list[ScenarioError]:
+    """Every problem in a scenario file, in file order ([] if valid)."""
+    try:
+        text = _read(path)
+    except ScenarioError as e:
+        return [e]
+    return validate_text(text, str(path))
 
 
 def load_scenario_text(text: str, file: str = "<string>") -> Scenario:
@@ -437,10 +453,4 @@ def load_scenario_text(text: str, file: str = "<string>") -> Scenario:
 def load_scenario(path: str | Path) -> Scenario:
     """Parse and validate a scenario file; raises ``ScenarioError`` (the first problem,
     with ``.errors`` holding all of them)."""
-    file = str(path)
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise ScenarioError(file, 0, 0,
-                            f"cannot read: {getattr(e, 'strerror', None) or e}") from None
-    return load_scenario_text(text, file)
+    return load_scenario_text(_read(path), str(path))

@@ -45,3 +45,13 @@ def test_a_billion_laughs_is_refused_before_it_expands():
     errors = validate_text("\n".join(lines) + "\n", "b.yaml")
     assert time.monotonic() - t0 < 2
     assert errors and "expands to more than" in str(errors[0]), errors
+
+
+def test_invalid_utf8_is_refused_at_its_byte(tmp_path):
+    from netemu.scenario.loader import validate_file
+
+    f = tmp_path / "u.yaml"
+    f.write_bytes(b'name: u\npeer: kernel\nsteps:\n  - send: "\xff"\n')
+    errors = validate_file(f)
+    assert [str(e) for e in errors] == [f"{f}:4:12: not UTF-8 text: byte 0xff "
+                                        "(invalid start byte)"]
