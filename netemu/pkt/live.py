@@ -4,8 +4,9 @@ packetdrill's test process makes each system call itself, so a call leaves withi
 microseconds of its scheduled time and every argument reaches the kernel as written.
 netemu does the same: a socket is created on the peer namespace's thread (a socket
 belongs to the namespace it was created in, whichever thread uses it later), and every
-call on it is the real call on the real fd, made from a worker thread of this process
-(so a blocking call blocks that thread, as packetdrill's syscall thread does).
+call on it is the real call on the real fd, made by this process: inline when it
+should not block, on a worker thread when the script says it blocks (so it blocks that
+thread, as packetdrill's syscall thread does). Which is the runner's choice.
 
 ``LiveKernel.call(sc)`` runs one parsed ``Syscall`` and returns a ``Result``: the
 return value, the errno, and the first mismatch between what the kernel gave back in
@@ -31,7 +32,6 @@ import os
 import select
 import socket
 import struct
-import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -287,7 +287,6 @@ class LiveKernel:
         self.congestion = congestion
         self.cwd = cwd
         self.fds: dict[int, Fd] = {}
-        self.lock = threading.Lock()
         self._values: dict[int, tuple[Syscall, list[Any], Any]] = {}
         # Script time 0 on CLOCK_REALTIME (software timestamps use it), set by the runner
         # at time 0; and packetdrill's --tolerance_usecs, for timestamps in cmsgs.

@@ -1,25 +1,29 @@
 """Execute a packetdrill script on a live lab, as packetdrill does on a tun device.
 
-The kernel under test is the lab's peer. System calls go to the kernel agent (one
-script fd per agent socket; ``socket``/``setsockopt``/``bind`` are held until
-``listen`` or ``connect`` creates the real socket). ``<`` packets are injected by
-netemu's host on a *raw* connection (netemu's endpoint sends nothing by itself);
-``>`` packets are the next segments the kernel sends on the connection under test,
-compared field by field in script space:
+The kernel under test is the lab's peer. System calls are real syscalls made in this
+process on sockets created inside the peer's namespace (:class:`~.live.LiveKernel`):
+non-blocking calls run inline under a watchdog, blocking ones on a worker thread, as
+packetdrill's syscall thread does. ``<`` packets are injected by netemu's host on a
+*raw* connection (netemu's endpoint sends nothing by itself); ``>`` packets are the
+next segments the kernel sends on the connection under test, compared field by field
+in script space:
 
 - sequence numbers: the kernel's are made relative to its ISN (learnt from its SYN or
   SYN-ACK) and netemu's to a random ISN of our own, so scripts say ``0:0(0)``, ``ack 1``;
   SACK blocks move with the acknowledged side; an inbound ``TS ecr`` is mapped back to
-  the kernel's real TS value it names (packetdrill's TS val map);
+  the kernel's real TS value it names (packetdrill's TS val map); TFO cookies are
+  mapped between the script's key and the lab's (:mod:`.tfo`);
 - flags, sequence, ack, payload length (zeros, as packetdrill writes), window when the
   script gives ``win``, options in order (``<...>``: any; values of mss, wscale and sack
   checked; TS values not, as packetdrill by default);
-- one larger (TSO) segment in the script matches a contiguous run of the MSS-sized
-  segments the peer sends (tx offload is off on the lab's peer veth);
+- one larger (TSO/GSO) segment in the script matches what the peer's tun-like device
+  hands over (tx offload stays on, as on packetdrill's tun), or a contiguous run of
+  smaller segments;
 - times: packetdrill's rules (relative to the previous event; consecutive inbound
   packets anchored to each other; ``...T`` end of blocking calls) and tolerance
-  (``--tolerance_usecs``, default 4 ms, or 12.5 % of the gap). Reported as notes;
-  failures only with ``strict_timing``.
+  (``--tolerance_usecs``, default 4 ms, or 12.5 % of the gap), against the kernel's
+  own receive timestamps where the link has them. With ``strict_timing`` (the
+  default of ``netemu run``) a late event fails its step; otherwise it is a note.
 """
 
 from __future__ import annotations
@@ -117,13 +121,8 @@ class Sock:
 
     fd: int
     kind: str = "socket"  # socket, listener, conn
-    agent: int | None = None
-    opts: dict[str, Any] = field(default_factory=dict)
-    nonblock: bool = False
     port: int | None = None  # bind port
-    host: str | None = None
     conn: Conn | None = None
-    sndbuf: int | None = None
     disconnected: bool = False  # connect(fd, AF_UNSPEC, ...) since its last connection
 
 
@@ -203,7 +202,6 @@ class PktRunner:
         self.last_event: Event | None = None
         self.anchor: float | None = None  # dispatch time of the last system call
         self._frame_evt = asyncio.Event()
-        self._poller: asyncio.Task | None = None
         self._failed = False
         host.on_frame.append(self._on_frame)
 
@@ -233,8 +231,7 @@ class PktRunner:
         # No sock_diag polling of the peer while a script runs: a dump with TCP_INFO
         # takes each socket's lock, and the kernel under test then answered a FIN ~5 ms
         # late (close-remote-fin-then-close failed its +0 ACK; passes without polling).
-        # The peer's states are read once, after the script (``snapshot_peer``).
-        self._poller = None
+        # The peer's states are inferred from the packets (see session.py).
 
     async def stop(self) -> None:
         if self.kernel is not None:
@@ -251,18 +248,8 @@ class PktRunner:
         if self.pending is not None:
             with contextlib.suppress(BaseException):
                 await asyncio.wait_for(asyncio.shield(self.pending.task), 1.0)
-        if self._poller is not None:
-            self._poller.cancel()
-            with contextlib.suppress(BaseException):
-                await self._poller
         with contextlib.suppress(ValueError):
             self.host.on_frame.remove(self._on_frame)
-
-    async def _poll_peer_states(self) -> None:
-        """The kernel's socket states as they change, for the ladder."""
-        from ..scenario.runner import poll_peer_states
-
-        await poll_peer_states(self.lab, self.trace)
 
     # ------------------------------------------------------------------ the run
     async def run(self) -> bool:
@@ -672,6 +659,13 @@ class PktRunner:
         raise StepFailed("no connection to expect a packet on: inject the first packet "
                          "('<') or call connect() first")
 
+    def _frame_time(self, f: Any) -> float:
+        """Script time of a frame read from the peer: the kernel's own receive time, as
+        packetdrill takes it (SIOCGSTAMP), when the link has it (a frame netemu read
+        late still left the kernel on time), else the time netemu read it."""
+        t_live = self._stamps.pop(id(f.data), None) if self._stamps is not None else None
+        return (t_live if t_live is not None else f.t) - self.t0
+
     def _take(self, conn: Conn) -> tuple[TcpSegment, float] | None:
         frames = self.trace.frames
         peer = self.lab.peer_ip
@@ -701,11 +695,7 @@ class PktRunner:
                 conn.kernel_port = seg.src_port
             conn.cursor = i
             self._ip_of[id(seg)] = (fr.ip.tos, fr.ip.ttl)
-            # The kernel's own receive time, as packetdrill takes it (SIOCGSTAMP), when
-            # the link has it: a frame netemu read late still left the kernel on time.
-            stamps = self._stamps
-            t_live = stamps.pop(id(f.data), None) if stamps is not None else None
-            return seg, (t_live if t_live is not None else f.t) - self.t0
+            return seg, self._frame_time(f)
         conn.cursor = i
         return None
 
@@ -849,9 +839,7 @@ class PktRunner:
             if f.data[23] != proto or socket.inet_ntoa(f.data[26:30]) != self.lab.peer_ip:
                 continue
             self._other_cursor = i
-            stamps = self._stamps
-            t_live = stamps.pop(id(f.data), None) if stamps is not None else None
-            return f.data[14 + ihl:], (t_live if t_live is not None else f.t) - self.t0
+            return f.data[14 + ihl:], self._frame_time(f)
         self._other_cursor = i
         return None
 
@@ -1153,9 +1141,6 @@ class PktRunner:
             raise StepFailed(f"`{text}` exited with status {out.returncode}"
                              + (f": {out.output.strip().splitlines()[-1]}"
                                 if out.output.strip() else ""))
-
-    async def tcp_info(self) -> dict[str, Any]:
-        return self.tcp_info_now()
 
     def tcp_info_now(self) -> dict[str, Any]:
         """The ``tcpi_*`` values of the socket under test, from a real
