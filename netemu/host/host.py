@@ -378,6 +378,13 @@ class Host:
         ip = IPv4Packet(src_ip, self.ip, 6, identification=next(self._ip_id) & 0xFFFF)
         frame = build_tcp_frame(mac, self.mac, ip, seg)
         now = self.now()
+        if seg.checksum is not None:  # set by hand (a scenario's bad_checksum): check it
+            try:
+                parse_frame(frame, verify=True)
+            except BadChecksum:  # dropped unread, as one from the wire would be
+                self.stats["bad_checksum"] += 1
+                self.trace.frame("in", frame, "injected", "bad checksum: not delivered", t=now)
+                return frame
         self.trace.frame("in", frame, "injected", t=now)
         self._on_tcp(src_ip, seg, now)
         self._flush(now)

@@ -82,6 +82,14 @@ def _segment(data: bytes) -> TcpSegment | None:
         return None
 
 
+def _checksums_good(data: bytes) -> bool:
+    try:
+        parse_frame(data, verify=True)
+    except ValueError:  # BadChecksum, MalformedPacket
+        return False
+    return True
+
+
 @dataclass
 class StepResult:
     index: int
@@ -510,7 +518,8 @@ class Runner:
                 i += 1
                 # A dropped frame (a drop rule, an impairment) never reached the other
                 # side: it satisfies an expectation only one that asks for it
-                # (`dropped: true`), and then only it does.
+                # (`dropped: true`), and then only it does. Nor did a corrupted one, or
+                # one with a bad checksum: the receiver threw it away.
                 if f.direction != direction or f.mark in ("bad-checksum", "malformed") \
                         or (f.mark == "dropped") != want_dropped:
                     continue
@@ -518,6 +527,8 @@ class Runner:
                 if seg is None or not ctx.owns(seg, direction):
                     continue
                 why = mismatch(step, seg, direction, ctx.isns, relative)
+                if why is None and not want_dropped:
+                    why = self._not_intact(f)
                 if why is None and (not_before is None or f.t >= not_before):
                     ctx.cursor[direction] = i
                     return True
@@ -529,6 +540,20 @@ class Runner:
             seen = list(dict.fromkeys(seen))  # each poll re-reads the frames after the cursor
             got = "; ".join(seen[-4:]) if seen else "nothing"
             raise StepFailed(f"no segment matched [{want}] within {within:g} s; seen: {got}")
+
+    def _not_intact(self, f: Any) -> str | None:
+        """Why frame ``f`` (not dropped) did not reach its receiver intact, or None.
+        An impairment's corruption is noted on the frame where it was recorded on
+        arrival (netemu's incoming direction, both of the relay's); the frames netemu
+        itself puts on the wire (its endpoint's, and every injected one) carry final
+        checksums, so a bad one there is a corrupted or ``bad_checksum`` frame that
+        the receiver threw away."""
+        if f.note == "corrupted":
+            return "corrupted on the way (the receiver threw it away)"
+        ours = f.mark == "injected" or (f.direction == "out" and isinstance(self.host, Host))
+        if ours and not _checksums_good(f.data):
+            return "bad checksum (the receiver threw it away)"
+        return None
 
     async def _do_expect_no_segment(self, step: S.ExpectNoSegment) -> None:
         ctx = self._ctx(step.conn) if (step.conn or self.ctx) else ConnCtx("*")

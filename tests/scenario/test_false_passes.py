@@ -105,3 +105,81 @@ def test_a_command_peer_that_is_not_there_is_the_environments_fault(tmp_path: Pa
                          timeout=60)
     assert out.returncode == 3, out.stdout + out.stderr
     assert "peer program not found: /nonexistent/x" in out.stderr
+
+
+# --- frames that never reached the other side intact ------------------------------
+
+
+def test_a_corrupted_incoming_segment_never_matches(tmp_path: Path):
+    # `corrupt: 100%` flips a bit in every frame from the peer: netemu's endpoint throws
+    # each away (bad checksum) and never answers the SYN. The trace keeps the frame as it
+    # arrived (noted "corrupted"), and that record satisfied the expectation.
+    out = run("""\
+name: corrupt_in
+peer: kernel
+network: {in: {corrupt: 100%}}
+steps:
+  - listen: 9000
+  - peer: {connect: {port: 9000, wait: false}}
+  - expect_segment: {dir: in, flags: S, within: 200ms}
+""", tmp_path)
+    assert not out.passed
+    assert "no segment matched" in out.report["error"], out.report["error"]
+    assert "corrupted" in out.report["error"], out.report["error"]
+
+
+def test_a_corrupted_outgoing_segment_never_matches(tmp_path: Path):
+    # With this seed the ARP request goes through and the SYN has a bit flipped in its
+    # timestamp option: its fields still read S, its checksum is bad, the kernel drops
+    # it and does not answer. The corrupted frame on the wire satisfied the expectation.
+    out = run("""\
+name: corrupt_out
+peer: kernel
+network: {out: {corrupt: 50%}}
+seed: 3
+steps:
+  - peer: {listen: 8080}
+  - connect: {port: 8080, wait: false}
+  - expect_segment: {dir: out, flags: S, within: 200ms}
+""", tmp_path)
+    assert not out.passed
+    assert "no segment matched" in out.report["error"], out.report["error"]
+    syn = [s for s in out.report["segments"] if s["direction"] == "out"]
+    assert syn and syn[0]["flags"] == "SYN" and syn[0]["mark"] is None, syn
+    assert not [s for s in out.report["segments"] if s["direction"] == "in"], \
+        "the kernel answered the corrupted SYN"
+
+
+def test_an_injected_segment_with_a_bad_checksum_is_not_delivered(tmp_path: Path):
+    # `inject: {dir: in, bad_checksum: true}` handed the segment to netemu's endpoint
+    # anyway, which reset the connection: a stack drops such a segment unread.
+    out = run("""\
+name: bad_checksum_in
+peer: kernel
+steps:
+  - peer: {listen: 8080}
+  - connect: 8080
+  - peer: accept
+  - inject: {dir: in, flags: R, seq: 1, bad_checksum: true}
+  - expect_event: {event: reset, within: 100ms}
+""", tmp_path)
+    assert not out.passed
+    assert "no reset event" in out.report["error"], out.report["error"]
+    rst = [s for s in out.report["segments"] if s["flags"] == "RST"]
+    assert rst and rst[0]["mark"] == "injected", rst
+
+
+def test_an_injected_segment_with_a_bad_checksum_never_matches(tmp_path: Path):
+    # The kernel drops it; the injected frame satisfied expect_segment all the same.
+    out = run("""\
+name: bad_checksum_out
+peer: kernel
+steps:
+  - peer: {listen: 8080}
+  - connect: 8080
+  - peer: accept
+  - inject: {dir: out, flags: P., seq: 1, ack: 1, data: "hi", bad_checksum: true}
+  - expect_segment: {dir: out, data: "hi", within: 100ms}
+""", tmp_path)
+    assert not out.passed
+    assert "no segment matched" in out.report["error"], out.report["error"]
