@@ -439,6 +439,8 @@ class Runner:
             got = await agent.recv(sock, exact=n, timeout=timeout)
             if want is not None and got != want:
                 raise StepFailed(f"the peer read {got!r}, expected {want!r}")
+            if len(got) != n:  # the agent's read stops short at EOF
+                raise StepFailed(f"the peer read {len(got)} bytes, expected {n} (then EOF)")
         elif cmd == "shutdown":
             await agent.shutdown(sock, {"write": "wr", "read": "rd", "both": "rdwr"}[
                 step.shutdown])

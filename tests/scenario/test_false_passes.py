@@ -183,3 +183,21 @@ steps:
 """, tmp_path)
     assert not out.passed
     assert "no segment matched" in out.report["error"], out.report["error"]
+
+
+def test_a_peer_read_of_n_bytes_needs_n_bytes(tmp_path: Path):
+    # The kernel agent's read stops at EOF: `peer: {read: 100}` passed with the 10
+    # bytes netemu sent before its FIN.
+    out = run("""\
+name: short_read
+peer: kernel
+steps:
+  - peer: {listen: 8080}
+  - connect: 8080
+  - peer: accept
+  - send: "0123456789"
+  - close
+  - peer: {read: 100, timeout: 1s}
+""", tmp_path)
+    assert not out.passed
+    assert "the peer read 10 bytes, expected 100" in out.report["error"], out.report["error"]
