@@ -336,13 +336,22 @@ class Runner:
     async def _do_sleep(self, step: S.Sleep) -> None:
         await asyncio.sleep(float(step.duration))
 
+    def _owns(self, ctx: ConnCtx, seg: TcpSegment, direction: str) -> bool:
+        """Whether ``seg`` is of ``ctx``'s connection. While its ports are unknown (it is
+        not open yet), any segment may be, except one of another connection whose
+        ports are known."""
+        if ctx.local_port is not None:
+            return ctx.owns(seg, direction)
+        return not any(other is not ctx and other.local_port is not None
+                       and other.owns(seg, direction) for other in self.ctx.values())
+
     async def _do_drop(self, step: S.Drop) -> None:
         ctx = self._ctx(step.conn) if step.conn or self.ctx else None
         relative = self.sc.relative
 
         def match(seg: TcpSegment, _dir: str = step.dir) -> bool:
             if ctx is not None:
-                if not ctx.owns(seg, _dir):
+                if not self._owns(ctx, seg, _dir):
                     return False
                 ctx.learn_isns(self.trace)
             isns = ctx.isns if ctx is not None else Isns()
@@ -426,6 +435,10 @@ class Runner:
             ctx.peer_sock = res.sock
             if ctx.raw and ctx.peer_port is None and res.local:
                 ctx.peer_port = res.local[1]  # a raw connection injects to the peer's port
+            elif not ctx.raw and ctx.conn is None and res.local:
+                # netemu's end, until `accept` takes it: its ports are known now, and
+                # its wire steps see its frames only (not every connection's)
+                ctx.local_port, ctx.peer_port = c.port, res.local[1]
             return
         if ctx.peer_sock is None:
             raise StepFailed(f"the peer has no socket for connection '{ctx.name}' "
@@ -526,7 +539,7 @@ class Runner:
                         or (f.mark == "dropped") != want_dropped:
                     continue
                 seg = _segment(f.data)
-                if seg is None or not ctx.owns(seg, direction):
+                if seg is None or not self._owns(ctx, seg, direction):
                     continue
                 why = mismatch(step, seg, direction, ctx.isns, relative)
                 if why is None and not want_dropped:
@@ -567,7 +580,7 @@ class Runner:
             if (step.dir is not None and f.direction != step.dir) or f.mark == "dropped":
                 continue
             seg = _segment(f.data)
-            if seg is None or not ctx.owns(seg, f.direction):
+            if seg is None or not self._owns(ctx, seg, f.direction):
                 continue
             if mismatch(step, seg, f.direction, ctx.isns, relative) is None:
                 raise StepFailed("unexpected segment "

@@ -201,3 +201,43 @@ steps:
 """, tmp_path)
     assert not out.passed
     assert "the peer read 10 bytes, expected 100" in out.report["error"], out.report["error"]
+
+
+# --- frames of another connection ------------------------------------------------------
+
+
+def test_an_expectation_on_a_connection_the_peer_opened_ignores_the_others(tmp_path: Path):
+    # d is the peer's connection to netemu's listener, not yet accepted: its ports were
+    # unknown until `accept`, so every frame was d's, and c's "hi" satisfied this.
+    out = run("""\
+name: other_conn_data
+peer: kernel
+connections: [c, d]
+steps:
+  - peer: {listen: 8080}
+  - connect: {conn: c, port: 8080}
+  - peer: {accept: true, conn: c}
+  - listen: 9000
+  - peer: {connect: 9000, conn: d}
+  - peer: {send: "hi", conn: c}
+  - expect_segment: {conn: d, dir: in, data: "hi", within: 100ms}
+""", tmp_path)
+    assert not out.passed
+    assert "no segment matched" in out.report["error"], out.report["error"]
+
+
+def test_an_expectation_on_a_connection_not_open_yet_ignores_the_open_ones(tmp_path: Path):
+    # Nothing opens d (a second connection from the peer would): c's SYN, long past,
+    # satisfied this, d's ports being unknown.
+    out = run("""\
+name: other_conn_syn
+peer: kernel
+connections: [c, d]
+steps:
+  - listen: 9000
+  - peer: {connect: 9000, conn: c}
+  - accept: c
+  - expect_segment: {conn: d, dir: in, flags: S, within: 100ms}
+""", tmp_path)
+    assert not out.passed
+    assert "no segment matched" in out.report["error"], out.report["error"]
