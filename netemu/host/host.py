@@ -108,6 +108,7 @@ class Host:
         self._any_change = asyncio.Event()  # wakes accept(): some connection moved
         self._accepted: set[Connection] = set()
         self.event_log: dict[Connection, list] = {}  # every event, for expectations
+        self.event_times: dict[Connection, list[float]] = {}  # when each of event_log's came
         self._dirty: set[Connection] = set()
         self._deadlines: list[tuple[float, int, Connection]] = []
         self._seq = itertools.count()
@@ -469,6 +470,7 @@ class Host:
                     (conn.remote_ip, conn.remote_port), ev.cwnd, ev.ssthresh, ev.phase,
                     ev.cause))
         self.event_log.setdefault(conn, []).extend(events)
+        self.event_times.setdefault(conn, []).extend([now] * len(events))
         self._any_change.set()
         if conn.state is State.CLOSED:
             self._forget(conn)

@@ -481,8 +481,29 @@ class Runner:
             raise StepFailed(f"connection '{ctx.name}' is not open")
         want = State(step.state) if not isinstance(step.state, State) else step.state
         t0 = time.monotonic()
-        ok = await self._poll(lambda: ctx.conn.state is want, self._timeout(step.within), t0)
-        if not ok:
+        within = self._timeout(step.within)
+        late: list[float] = []
+
+        def check() -> bool:
+            conn = ctx.conn
+            if conn.state is not want:
+                return False
+            # The window is the time the state was reached (its record's), not the time
+            # a poll that woke late saw it.
+            local, remote = (conn.local_ip, conn.local_port), (conn.remote_ip, conn.remote_port)
+            for rec in reversed(self.trace.states):
+                if rec.new == want.value and tuple(rec.local) == local \
+                        and tuple(rec.remote) == remote:
+                    if rec.t > t0 + within:
+                        late[:] = [rec.t - t0]
+                        return False
+                    break
+            return True
+
+        if not await self._poll(check, within, t0):
+            if late and ctx.conn.state is want:
+                raise StepFailed(f"reached {want} {late[0]:.3f} s into the step, after within "
+                                 f"{within:g} s")
             raise StepFailed(f"state {ctx.conn.state}, expected {want}")
 
     def _peer_state_now(self, ctx: ConnCtx, port: int | None) -> str:
@@ -544,6 +565,8 @@ class Runner:
                 why = mismatch(step, seg, direction, ctx.isns, relative)
                 if why is None and not want_dropped:
                     why = self._not_intact(f)
+                if why is None and f.t > t0 + within:  # the frame's time, not the poll's
+                    why = f"too late ({f.t - t0:.3f} s into the step, within {within:g} s)"
                 if why is None and (not_before is None or f.t >= not_before):
                     ctx.cursor[direction] = i
                     return True
@@ -600,14 +623,23 @@ class Runner:
         if ctx.conn is None:
             raise StepFailed(f"connection '{ctx.name}' is not open")
         kinds = self._EVENTS[step.event]
+        t0 = time.monotonic()
+        within = self._timeout(step.within)
+        late: list[float] = []
 
         def check() -> bool:
-            for e in self.host.event_log.get(ctx.conn, []):
+            times = self.host.event_times.get(ctx.conn, [])
+            for e, t in zip(self.host.event_log.get(ctx.conn, []), times, strict=False):
                 if isinstance(e, kinds) and (step.event != "refused" or e.refused):
-                    return True
+                    if t <= t0 + within:  # the event's time, not the poll's
+                        return True
+                    late[:] = [t - t0]
             return False
 
-        if not await self._poll(check, self._timeout(step.within), time.monotonic()):
+        if not await self._poll(check, within, t0):
+            if late:
+                raise StepFailed(f"the {step.event} event came {late[0]:.3f} s into the step, "
+                                 f"after within {within:g} s")
             raise StepFailed(f"no {step.event} event; events: {self._events_text(ctx.conn)}")
 
 
