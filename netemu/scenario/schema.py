@@ -471,6 +471,9 @@ class Peer(Strict):
         if self.kind != "command" and self.command is not None:
             raise fail(f"'command' is only for kind: command (this peer is {self.kind})",
                        "command", key=True)
+        if self.kind != "command" and self.env:
+            raise fail(f"'env' is only for kind: command (this peer is {self.kind}, whose "
+                       "environment netemu does not set)", "env", key=True)
         if self.congestion_control is not None and not re.fullmatch(r"[a-z0-9_]+",
                                                                      self.congestion_control):
             raise fail(f"bad congestion control name {show(self.congestion_control)}",
@@ -1352,8 +1355,10 @@ class _Checker:
 
     def run(self) -> list[Problem]:
         self.peers()
+        self.one_namespace()
         self.connections()
         self.steps()
+        self.network()
         return self.problems
 
     def peers(self) -> None:
@@ -1364,10 +1369,48 @@ class _Checker:
             self.err((), "missing 'peer' (e.g. peer: kernel, or peers: {name: {kind: ...}})")
         elif s.peer is not None:
             s.peers = {"peer": s.peer}
+        self.own_sysctls = {name: set(p.sysctls) for name, p in s.peers.items()}
         for p in s.peers.values():
             p.sysctls = {**s.sysctls, **p.sysctls}
             if p.port is None:
                 p.port = DEFAULT_PORTS.get(p.kind)
+
+    def one_namespace(self) -> None:
+        """In endpoint mode every peer runs in the lab's one peer namespace: two peers
+        that want one sysctl (or congestion control) set two ways would get one of
+        them, silently."""
+        first: dict[str, tuple[str, str]] = {}  # setting -> (peer, value)
+        for name, p in self.s.peers.items():
+            settings = [(k, v, ("sysctls", k), k in self.own_sysctls.get(name, ()))
+                        for k, v in p.sysctls.items()]
+            if p.congestion_control is not None:
+                settings.append(("congestion_control", p.congestion_control,
+                                 ("congestion_control",), True))
+            for key, value, sub, own in settings:
+                other = first.setdefault(key, (name, value))
+                if other[1] != value:
+                    loc = ("peers", name, *sub) if own else ("peers", other[0], *sub)
+                    self.err(loc, f"peers {show(other[0])} and {show(name)} share one "
+                             f"namespace: {key} is {other[1]} for {show(other[0])} and "
+                             f"{value} for {show(name)}, and only one can hold (set it "
+                             "once)", key=key != "congestion_control")
+
+    def network(self) -> None:
+        """netem's reorder lets a frame skip the delay the others wait: with none, nothing
+        is held back and nothing overtakes."""
+        net = self.s.network
+        for d in ("out", "in"):
+            imp = net.direction(d)
+            if imp.reorder and not (imp.delay or imp.jitter):
+                loc = (("network", "reorder") if "reorder" in net.model_fields_set
+                       else ("network", d, "reorder"))
+                self.err(loc, f"reorder needs a delay or jitter (in {show(d)}): without one "
+                         "nothing is held back for a frame to overtake")
+
+    def peer_listen_conn(self, st: "StepBase", args: tuple[str | int, ...]) -> None:
+        if isinstance(st, PeerStep) and st.listen is not None and st.conn is not None:
+            self.err((*args, "conn"), "a peer listen is on no connection: 'conn' does "
+                     "nothing (a peer accept names the connection)", key=True)
 
     def peer_ref(self, at: tuple[str | int, ...], args: tuple[str | int, ...],
                  name: str | None) -> str | None:
@@ -1392,6 +1435,9 @@ class _Checker:
             if spec.raw and spec.port is None and spec.local_port is None:
                 self.err(loc, f"raw connection {show(name)} needs 'port' (the peer's) or "
                          "'local_port' (netemu's, when the peer connects)")
+            if spec.raw and spec.options is not None and spec.options.model_fields_set:
+                self.err((*loc, "options"), f"connection {show(name)} is raw: netemu's "
+                         "endpoint sends nothing on it, so 'options' do nothing", key=True)
 
     def steps(self) -> None:
         s = self.s
@@ -1403,6 +1449,19 @@ class _Checker:
             if isinstance(st, Connect | Accept) and (st.conn or default) not in raw:
                 created_at.setdefault(st.conn or default, i)
         known = set(declared) | set(created_at)
+        for name, i in created_at.items():  # netemu's listener makes what accept takes
+            spec, opener = declared.get(name), s.steps[i]
+            if spec is None or not isinstance(opener, Accept):
+                continue
+            loc = ("connections", name)
+            if spec.options is not None and spec.options.model_fields_set:
+                self.err((*loc, "options"), f"connection {show(name)} is opened by accept "
+                         f"({opener.where()}): it has the listener's options (put them on "
+                         "the listen step)", key=True)
+            if spec.port is not None:
+                self.err((*loc, "port"), f"connection {show(name)} is opened by accept "
+                         f"({opener.where()}): the peer chooses its port (a peer connect's "
+                         "local_port sets it)", key=True)
         opened: dict[str, StepBase] = {}
         listens: list[int] = []
         for i, st in enumerate(s.steps):
@@ -1410,8 +1469,13 @@ class _Checker:
             args: tuple[str | int, ...] = (*at, st.ACTION)  # its arguments
             conn = getattr(st, "conn", None)
             conn_at = (*args, "conn") if conn is not None else at
+            if isinstance(st, Connect) and not st.wait and "timeout" in st.model_fields_set:
+                self.err((*args, "timeout"), "'timeout' does nothing with 'wait: false' "
+                         "(the connect goes on once the SYN is sent)", key=True)
+            self.peer_listen_conn(st, args)
             self.defaults(st)
             if isinstance(st, Connect | PeerStep | ExpectPeerState):
+                self.conn_peer(args, st, declared, default)
                 st.peer = self.peer_ref(at, args, st.peer)
             if isinstance(st, Connect):
                 self.connect_port(at, st, declared.get(conn or default))
@@ -1421,7 +1485,7 @@ class _Checker:
             if isinstance(st, Listen):
                 listens.append(st.port)
             if isinstance(st, Accept):
-                self.accept_port(at, args, st, listens)
+                self.accept_port(at, args, st, listens, declared.get(conn or default))
 
             if isinstance(st, CONN_STEPS):
                 name = conn or default
@@ -1493,8 +1557,38 @@ class _Checker:
         if st.port is None and peer is not None:
             self.err(at, f"connect needs 'port': a {peer.kind} peer has no default port")
 
+    def conn_peer(self, args: tuple[str | int, ...], st: "Connect | PeerStep | ExpectPeerState",
+                  declared: dict[str, ConnectionSpec], default: str) -> None:
+        """A declared connection's ``peer`` is its steps' peer: the default, and a step
+        that names another is an error (the step's won, silently)."""
+        if isinstance(st, PeerStep) and st.listen is not None:
+            return  # on no connection
+        if isinstance(st, ExpectPeerState) and st.port is not None and st.conn is None:
+            return  # a socket named by its port
+        name = st.conn or default
+        spec = declared.get(name)
+        if spec is None or spec.peer is None:
+            return
+        if st.peer is None:
+            st.peer = spec.peer
+        elif st.peer != spec.peer:
+            self.err((*args, "peer"), f"connection {show(name)} is peer {show(spec.peer)}'s "
+                     f"(connections:), not {show(st.peer)}'s")
+
     def accept_port(self, at: tuple[str | int, ...], args: tuple[str | int, ...], st: Accept,
-                    listens: list[int]) -> None:
+                    listens: list[int], spec: ConnectionSpec | None = None) -> None:
+        own = spec.local_port if spec is not None and not spec.raw else None
+        if listens and own is not None:  # the connection's local_port: which listener
+            if st.port is None and own not in listens:
+                self.err(at, f"no earlier listen on port {own}, connection "
+                         f"{show(st.conn)}'s local_port (listening on "
+                         f"{', '.join(map(str, listens))})")
+                return
+            if st.port is not None and st.port != own:
+                self.err((*args, "port"), f"accept on port {st.port}, but connection "
+                         f"{show(st.conn)}'s local_port is {own}")
+                return
+            st.port = own
         if not listens:
             self.err(at, "accept needs an earlier 'listen' step")
         elif st.port is None:
@@ -1551,7 +1645,15 @@ class _RelayChecker(_Checker):
         if s.connections:
             self.err(("connections",), "relay mode has no netemu connections: the peers "
                      "connect to each other (peer: {peer: client, connect: …})", key=True)
+        if s.options.model_fields_set:
+            self.err(("options",), "relay mode has no endpoint of netemu's: 'options' do "
+                     "nothing (the peers' kernels take sysctls)", key=True)
+        for name, p in s.peers.items():
+            if p.port is not None:
+                self.err(("peers", name, "port"), "a relay peer has no default port: 'port' "
+                         "does nothing (a peer connect or listen names its port)", key=True)
         self.relay_steps()
+        self.network()
         return self.problems
 
     def relay_steps(self) -> None:
@@ -1562,6 +1664,7 @@ class _RelayChecker(_Checker):
         for i, st in enumerate(s.steps):
             at: tuple[str | int, ...] = ("steps", i)
             args: tuple[str | int, ...] = (*at, st.ACTION)
+            self.peer_listen_conn(st, args)
             self.defaults(st)
             if isinstance(st, ENDPOINT_STEPS):
                 self.err(at, f"'{st.ACTION}' acts on netemu's own endpoint, which relay mode "
