@@ -85,7 +85,10 @@ class Host:
 
     def __init__(self, link, ip: str, mac: str, *, config: TcpConfig | None = None,
                  isn_secret: bytes | None = None, trace: Trace | None = None,
-                 name: str = "netemu") -> None:
+                 name: str = "netemu", ephemeral: range | None = None) -> None:
+        """``ephemeral``: the ports ``ephemeral_port`` hands out; by default the link's
+        (a lab's link carries its slot's block, so live labs' 4-tuples differ:
+        lab/registry.py ``Slot``), else 40000-59999."""
         self.link = link
         self.ip = ip
         self.mac = mac
@@ -117,7 +120,8 @@ class Host:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._ip_id = itertools.count(1)
         self._heads: dict[str, FrameHead] = {}  # dst_ip -> its frames' Ethernet + IPv4 headers
-        self._next_port = EPHEMERAL.start
+        self.ephemeral: range = ephemeral or getattr(link, "ephemeral", None) or EPHEMERAL
+        self._next_port = self.ephemeral.start
         self.stats = {"rx": 0, "tx": 0, "bad_checksum": 0, "malformed": 0, "rst_sent": 0}
         self._closed = False
 
@@ -187,7 +191,21 @@ class Host:
         batch = self.link.recv_batch(256)
         if not batch:
             return
+        stamps = getattr(self.link, "rx_stamps", None)
+        if stamps is not None and len(batch) > 1:
+            # The link notes when the kernel received each frame (a scenario's link:
+            # RawLink.enable_rx_timestamps): each is taken in at its own time, so frames
+            # read in one batch keep their order against the peer kernel's own events
+            # (a state change between two of them), not all the batch's read time.
+            for frame in batch:
+                self._take_in([frame], stamps.pop(id(frame[0]), None) or self.now())
+            return
         now = self.now()
+        if stamps is not None:
+            now = stamps.pop(id(batch[0][0]), None) or now
+        self._take_in(batch, now)
+
+    def _take_in(self, batch: list[tuple[bytes, bool]], now: float) -> None:
         self.stats["rx"] += len(batch)
         imp = self.impair_in
         if imp is None:
@@ -545,9 +563,10 @@ class Host:
         return self._wakeups[conn]
 
     def ephemeral_port(self, remote_ip: str, remote_port: int) -> int:
-        for _ in range(len(EPHEMERAL)):
+        eph = self.ephemeral
+        for _ in range(len(eph)):
             port = self._next_port
-            self._next_port = port + 1 if port + 1 < EPHEMERAL.stop else EPHEMERAL.start
+            self._next_port = port + 1 if port + 1 < eph.stop else eph.start
             if (remote_ip, remote_port, port) not in self.conns and port not in self.listeners:
                 return port
         raise HostError("no free ephemeral port")

@@ -164,6 +164,8 @@ class Lab:
         self.mtu = mtu
         self.log_dir = log_dir
         self._lock = registry.RunLock(run_dir)
+        self.slot = registry.Slot()
+        self.ktrace: Any = None  # a KernelTrace once start_kernel_trace() ran
         self.runid = ""
         self.emu_ifname = self.peer_ifname = ""
         # The peer's veth may take a fixed name (a .pkt run calls it packetdrill's tun0):
@@ -212,6 +214,7 @@ class Lab:
         self.runid = self._lock.acquire({"keep": self.keep, "argv": sys.argv[:8],
                                          "emu_ip": self.emu_ip, "peer_ip": self.peer_ip})
         rid = self.runid
+        self.slot.acquire()
         self.emu_ifname = f"netemu-{rid}-e"
         self.peer_ifname = self._peer_ifname or f"netemu-{rid}-p"
         self.emu_mac, self.peer_mac = _mac(rid, 1), _mac(rid, 2)
@@ -246,6 +249,10 @@ class Lab:
         return socket.if_nametoindex(self.emu_ifname)
 
     def _setup_peer_sysctls(self) -> None:
+        ports = self.slot.peer_ports
+        if ports is not None and "net.ipv4.ip_local_port_range" not in self.peer_sysctls:
+            # The slot's block: no other live lab's peer picks these (registry.Slot).
+            write_sysctl("net.ipv4.ip_local_port_range", f"{ports[0]} {ports[1]}")
         for name, value in self.peer_sysctls.items():
             try:
                 write_sysctl(name, value)
@@ -312,9 +319,15 @@ class Lab:
             attempt(link.close)
         self._links.clear()
         attempt(self._stop_processes)
+        if self.peer_ns is not None and not self.keep:
+            attempt(self._destroy_peer_sockets)
         if self._diag is not None:
             attempt(self._diag.close)
             self._diag = None
+        if self.ktrace is not None:
+            attempt(self.ktrace.close)
+            self.ktrace = None
+        attempt(self.slot.release)
         for ns in (self.peer_ns, self.emu_ns):
             if ns is not None:
                 attempt(ns.stop)
@@ -477,10 +490,43 @@ class Lab:
             self._diag = self._need_live()[1].call(DiagProbe)
         return self._diag
 
+    def _destroy_peer_sockets(self) -> None:
+        """Abort what the peer's programs left (DiagProbe.destroy_all), on the way down."""
+        from .diag import DiagProbe
+
+        assert self.peer_ns is not None
+        probe = self._diag or self.peer_ns.call(DiagProbe)
+        try:
+            probe.destroy_all()
+        finally:
+            if probe is not self._diag:
+                probe.close()
+
+    def start_kernel_trace(self) -> Any:
+        """Open the run's tracefs instance (``netemu-<runid>``) with the TCP tracepoints
+        on; the lab removes it when it goes down. Raises ``ktrace.TraceUnavailable``
+        (with the reason) where tracepoints cannot be read, or when the lab holds no
+        slot (its tuples would not be unique)."""
+        from .ktrace import INSTANCE_PREFIX, KernelTrace, TraceUnavailable
+
+        if self.ktrace is None:
+            if self.slot.number is None:
+                raise TraceUnavailable("no free lab slot (registry.SLOTS live labs?): "
+                                       "this lab's 4-tuples may not be unique")
+            self.ktrace = KernelTrace(f"{INSTANCE_PREFIX}{self.runid}")
+        return self.ktrace
+
     def peer_sockets(self, *, port: int | None = None, local_port: int | None = None,
-                     remote_port: int | None = None) -> list[SockState]:
-        """The peer namespace's TCP sockets (both families), via sock_diag."""
-        return self._probe().sockets(port=port, local_port=local_port, remote_port=remote_port)
+                     remote_port: int | None = None, states: int | None = None,
+                     info: bool = True) -> list[SockState]:
+        """The peer namespace's TCP sockets (both families), via sock_diag; ``states``:
+        a mask of kernel TCP_* states (a timewait socket matches its sub-state's bit);
+        ``info=False``: no tcp_info, so no socket's lock is taken."""
+        from .diag import ALL_STATES
+
+        return self._probe().sockets(port=port, local_port=local_port, remote_port=remote_port,
+                                     states=ALL_STATES if states is None else states,
+                                     info=info)
 
     def wait_listening(self, port: int, *, timeout: float = 5.0,
                        proc: LabProcess | None = None) -> SockState:
@@ -516,5 +562,8 @@ class Lab:
 
         emu, _ = self._need_live()
         link = RawLink.open(emu, self.emu_ifindex, self.emu_ip, **kwargs)
+        # A Host on this link hands out its ephemeral ports from the lab's slot block, so
+        # no two live labs' sockets share a 4-tuple (registry.Slot, lab/ktrace.py).
+        link.ephemeral = self.slot.emu_ports
         self._links.append(link)
         return link

@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 
 NETLINK_SOCK_DIAG = 4
 SOCK_DIAG_BY_FAMILY = 20
+SOCK_DESTROY = 21
+NLM_F_ACK = 0x4
 NLM_F_REQUEST = 0x1
 NLM_F_DUMP = 0x300
 NLMSG_ERROR = 2
@@ -220,13 +222,59 @@ class DiagProbe:
                         out.append(parse_diag_msg(data, off + 16, off + length))
                 off += (length + 3) & ~3
 
+    def destroy_all(self) -> int:
+        """Abort every TCP socket of the namespace (SOCK_DESTROY, what ``ss -K`` does;
+        CONFIG_INET_DIAG_DESTROY). A socket its program closed lingers on its own, an
+        orphan retransmitting its FIN for minutes and holding the namespace alive; a lab
+        going down ends them, so nothing of a run outlives it (nor reaches the next
+        lab's kernel trace). Returns how many were destroyed; errors for sockets already
+        gone are ignored (TIME-WAIT sockets cannot be destroyed and send nothing)."""
+        n = 0
+        with self._lock:
+            for fam in (socket.AF_INET, socket.AF_INET6):
+                for sockid in self._dump_ids(fam):
+                    seq = next(self._seq)
+                    req = REQ_V2.pack(fam, socket.IPPROTO_TCP, 0, ALL_STATES) + sockid
+                    self.sock.send(NLMSG_HDR.pack(16 + len(req), SOCK_DESTROY,
+                                                  NLM_F_REQUEST | NLM_F_ACK, seq, 0) + req)
+                    data = self.sock.recv(1 << 16)
+                    if len(data) >= 20 and NLMSG_HDR.unpack_from(data, 0)[1] == NLMSG_ERROR \
+                            and struct.unpack_from("=i", data, 16)[0] == 0:
+                        n += 1
+        return n
+
+    def _dump_ids(self, family: int) -> list[bytes]:
+        """The raw ``inet_diag_sockid`` of every socket not in TIME-WAIT."""
+        seq = next(self._seq)
+        states = ALL_STATES & ~(1 << 6)  # TCP_TIME_WAIT
+        req = REQ_V2.pack(family, socket.IPPROTO_TCP, 0, states) + b"\0" * SOCKID_LEN
+        self.sock.send(NLMSG_HDR.pack(16 + len(req), SOCK_DIAG_BY_FAMILY,
+                                      NLM_F_REQUEST | NLM_F_DUMP, seq, 0) + req)
+        out: list[bytes] = []
+        while True:
+            data = self.sock.recv(1 << 17)
+            off = 0
+            while off + 16 <= len(data):
+                length, kind, _, rseq, _ = NLMSG_HDR.unpack_from(data, off)
+                if length < 16:
+                    return out
+                if rseq == seq:
+                    if kind in (NLMSG_DONE, NLMSG_ERROR):
+                        return out
+                    if kind == SOCK_DIAG_BY_FAMILY:
+                        out.append(bytes(data[off + 20:off + 20 + SOCKID_LEN]))
+                off += (length + 3) & ~3
+
     def sockets(self, *, port: int | None = None, local_port: int | None = None,
                 remote_port: int | None = None, states: int = ALL_STATES,
                 families: tuple[int, ...] = (socket.AF_INET, socket.AF_INET6),
-                ) -> list[SockState]:
-        """All TCP sockets of both families; ``port`` matches either end."""
+                info: bool = True) -> list[SockState]:
+        """All TCP sockets of both families; ``port`` matches either end. ``info``:
+        with tcp_info and the congestion control (the kernel locks each socket to fill
+        tcp_info; without, a dump locks none)."""
+        ext = EXT_INFO | EXT_CONG if info else 0
         with self._lock:
-            socks = [s for fam in families for s in self._dump(fam, states, EXT_INFO | EXT_CONG)]
+            socks = [s for fam in families for s in self._dump(fam, states, ext)]
         if port is not None:
             socks = [s for s in socks if port in (s.local[1], s.remote[1])]
         if local_port is not None:

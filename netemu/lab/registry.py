@@ -112,6 +112,83 @@ def _rewrite(fd: int, info: dict[str, Any]) -> None:
     os.pwrite(fd, data, 0)
 
 
+# --- slots: port blocks no two live labs share ---------------------------------------
+
+# Machine-wide, whatever NETEMU_RUN_DIR says: slots keep labs of every run directory
+# apart. A slot is held by flock on its file, so a SIGKILLed run frees it at once.
+SLOT_DIR = os.environ.get("NETEMU_SLOT_DIR", "/run/netemu/slots")
+SLOTS = 40
+PEER_PORTS_BASE, PEER_PORTS_BLOCK = 20000, 1024  # slot n: the peer kernel's ephemeral ports
+EMU_PORTS_BASE, EMU_PORTS_BLOCK = 40000, 256  # slot n: where netemu's own ephemeral ports start
+
+
+class Slot:
+    """A small number no other live lab on this machine holds. The lab's peer kernels
+    take their ephemeral ports from the slot's block (``peer_ports``) and netemu's
+    endpoint starts its own at ``emu_port``, so no two live labs have a socket with the
+    same 4-tuple unless a scenario fixes both ports: that is what lets kernel
+    tracepoints, which are global, be told apart by tuple (lab/ktrace.py)."""
+
+    def __init__(self) -> None:
+        self.number: int | None = None
+        self._fd = -1
+
+    def acquire(self) -> int | None:
+        """The slot taken, or None when there is none to take (not root, all taken)."""
+        try:
+            os.makedirs(SLOT_DIR, mode=0o755, exist_ok=True)
+        except OSError:
+            return None
+
+        def released(n: int) -> float:
+            try:
+                return os.stat(os.path.join(SLOT_DIR, f"{n}.lock")).st_mtime
+            except OSError:
+                return 0.0
+
+        # The slot released longest ago first: a socket a SIGKILLed run left behind (an
+        # orphan resending its FIN for minutes, in a namespace no one can reach) is then
+        # long gone before its tuple's slot is taken again.
+        for n in sorted(range(SLOTS), key=lambda n: (released(n), n)):
+            try:
+                fd = os.open(os.path.join(SLOT_DIR, f"{n}.lock"),
+                             os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            except OSError:
+                return None
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                continue
+            with contextlib.suppress(OSError):
+                os.utime(fd)  # a run SIGKILLed with it leaves this time: a recent one
+            self.number, self._fd = n, fd
+            return n
+        return None
+
+    @property
+    def peer_ports(self) -> tuple[int, int] | None:
+        if self.number is None:
+            return None
+        lo = PEER_PORTS_BASE + PEER_PORTS_BLOCK * self.number
+        return lo, lo + PEER_PORTS_BLOCK - 1
+
+    @property
+    def emu_ports(self) -> range | None:
+        """Where netemu's endpoint takes its ephemeral ports in this lab."""
+        if self.number is None:
+            return None
+        lo = EMU_PORTS_BASE + EMU_PORTS_BLOCK * self.number
+        return range(lo, lo + EMU_PORTS_BLOCK)
+
+    def release(self) -> None:
+        if self._fd >= 0:
+            with contextlib.suppress(OSError):
+                os.utime(self._fd)  # when it was released: the next taker's order
+            os.close(self._fd)  # the file stays: unlinking it would race another taker
+            self._fd = -1
+
+
 # --- looking at runs ----------------------------------------------------------------
 
 
@@ -385,6 +462,18 @@ def clean(run_dir: str | None = None, *, dry_run: bool = False) -> list[str]:
                     with contextlib.suppress(OSError):
                         rt.del_link(idx)
         actions += [f"delete link {name}" for _, name in orphan_links]
+
+        # tracefs instances (``netemu-<runid>``) of runs with no live lock.
+        from .ktrace import INSTANCE_PREFIX, leftover_instances, remove_instance
+
+        for name in leftover_instances():
+            rid = name[len(INSTANCE_PREFIX):]
+            if RUNID_RE.match(rid) and rid not in live_ids and not any(
+                    lock_alive(lock_path(rid, d)) for d in (run_dir, RUN_DIR)):
+                actions.append(f"remove tracefs instance {name}")
+                if not dry_run:
+                    with contextlib.suppress(OSError):
+                        remove_instance(name)
 
         for rid, info in sorted(dead.items()):
             actions.append(f"remove lock of dead run {rid} (pid {info.get('pid', '?')})")

@@ -413,6 +413,8 @@ class RawLink:
     def __init__(self, sock: socket.socket, ifindex: int, ip: str | None,
                  bufsize: int = 65536 + 64, batch: int = 64,
                  tx_ring: _TxRing | None = None, rx_ring: int = 0) -> None:
+        # The ports a Host on this link hands out (set by a lab: its slot's block).
+        self.ephemeral: range | None = None
         self._sock = sock
         self.ifindex = ifindex
         self.ip = ip
