@@ -184,9 +184,12 @@ def _peer_states_from_packets(trace: Any, peer_ip: str) -> None:
     for st in inf.states:
         if st.local[0] == peer_ip:
             trace.peer_states.append(PeerStateRecord(
-                st.t, st.local, st.remote, st.new, {"source": "inferred from the packets",
-                                                    "cause": st.cause}))
+                st.t, st.local, st.remote, st.new, {"cause": st.cause}, old=st.old,
+                source="inferred"))
     trace.peer_states.sort(key=lambda r: r.t)
+    trace.peer_source = "inferred"
+    trace.peer_source_note = ("inferred from the packets after the script: tracepoints and "
+                              "sock_diag are not read during a .pkt run")
 
 
 def _write(sc: PktScript, run_dir: Path, trace: Any, results: list[Any], duration: float,

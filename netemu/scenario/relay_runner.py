@@ -6,9 +6,9 @@ other peer's address, ``expect_peer_state`` asks the named peer's kernel. Wire
 steps (drop, expect_segment, expect_no_segment) are the base runner's: ``dir: out``
 is client → server, ``in`` server → client, seq/ack relative to the sender's ISN.
 
-Both kernels' socket states are polled by sock_diag: the client's are recorded as
-``StateRecord``s (the ladder's left column), the server's as ``PeerStateRecord``s
-(the right column).
+Both kernels' socket states come from a ``PeerView`` (their tracepoints, or sock_diag
+polls where those cannot be read): the client's are recorded as ``StateRecord``s (the
+ladder's left column), the server's as ``PeerStateRecord``s (the right column).
 
 Also here: ``run_relay_scenario`` (what ``netemu run`` calls for a relay scenario)
 and ``relay_main`` (``netemu relay``: a relay held open for programs of your own).
@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ from typing import Any
 from ..host.relay import CLIENT_IP, EMU_IP, SERVER_IP, Relay
 from ..trace.record import PeerStateRecord, StateRecord, Trace
 from . import schema as S
+from .peerview import PeerView
 from .runner import ConnCtx, Runner, StepFailed, _segment
 
 ROLES = ("client", "server")
@@ -49,73 +49,20 @@ class RelayConn(ConnCtx):
                 self.isns.peers = seg.seq
 
 
-class StatePoller:
-    """Both kernels' socket states as they change, by sock_diag from a thread of its own
-    (every ``interval`` s, so the event loop's pace does not blur them): the client's
-    recorded as StateRecords (the ladder's left column), the server's as
-    PeerStateRecords (the right). ``observe`` feeds in dumps made elsewhere (the
-    expectations'), so a state an expectation saw is in the ladder too."""
+def relay_record(trace: Trace) -> Any:
+    """PeerView's record callback for relay mode: the client kernel's states go to the
+    ladder's left column (``StateRecord``s), the server's to the right."""
 
-    def __init__(self, labs: dict[str, Any], trace: Trace, interval: float = 0.002) -> None:
-        self.labs, self.trace, self.interval = labs, trace, interval
-        self._last: dict[str, dict[tuple, str]] = {role: {} for role in labs}
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> StatePoller:
-        self._thread = threading.Thread(target=self._run, name="relay-sock-diag", daemon=True)
-        self._thread.start()
-        return self
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            if not self.poll():
-                return
-            self._stop.wait(self.interval)
-
-    def poll(self) -> bool:
-        for role, lab in self.labs.items():
-            try:
-                socks = lab.peer_sockets()
-            except Exception:  # the lab is going down
-                return False
-            self.observe(role, socks)
-        return True
-
-    def observe(self, role: str, socks: list[Any], now: float | None = None) -> None:
-        now = time.monotonic() if now is None else now
-        with self._lock:
-            last = self._last[role]
-            seen = set()
-            for s in socks:
-                key = (s.local, s.remote)
-                seen.add(key)
-                old = last.get(key)
-                if old != s.state:
-                    last[key] = s.state
-                    self._record(role, now, s.local, s.remote, old or "", s.state,
-                                 {"rqueue": s.rqueue, "wqueue": s.wqueue, "cc": s.cc})
-            for key in [k for k in last if k not in seen]:
-                if last[key] != "CLOSED" and key[1][1] != 0:
-                    self._record(role, now, key[0], key[1], last[key], "CLOSED")
-                del last[key]
-
-    def _record(self, role: str, now: float, local: Any, remote: Any, old: str, new: str,
-                info: dict[str, Any] | None = None) -> None:
+    def record(role: str, t: float, local: Any, remote: Any, old: str, new: str,
+               source: str, info: dict) -> None:
         if role == "client":
-            self.trace.states.append(StateRecord(now, "client", tuple(local), tuple(remote),
-                                                 old, new, "sock_diag"))
+            trace.states.append(StateRecord(t, "client", tuple(local), tuple(remote), old, new,
+                                            "kernel tracepoint" if source == "kernel"
+                                            else "sock_diag"))
         else:
-            self.trace.peer_states.append(PeerStateRecord(now, local, remote, new, info or {}))
-
-    def stop(self) -> None:
-        """Stop the thread after one last look (states reached at the very end)."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(2.0)
-            self._thread = None
-            self.poll()
+            trace.peer_states.append(PeerStateRecord(t, local, remote, new, info, old=old,
+                                                     source=source))
+    return record
 
 
 class RelayRunner(Runner):
@@ -126,15 +73,11 @@ class RelayRunner(Runner):
         self.relay = relay
         self.socks: dict[tuple[str, str], int] = {}  # (peer, conn) -> the agent's socket
         self.listening: dict[str, dict[int, int]] = {p: {} for p in labs}  # peer -> port -> sock
-        self.states = StatePoller(labs, self.trace)
 
     async def start_peers(self) -> None:
+        self.peers = PeerView(self.labs, self.trace, relay_record(self.trace)).start()
         for name in self.labs:
             self.agents[name] = None  # started by its first peer step
-        self.states.start()
-
-    async def stop(self) -> None:
-        await asyncio.to_thread(self.states.stop)
 
     async def _agent(self, peer: str | None) -> Any:
         if peer not in self.labs:
@@ -215,37 +158,12 @@ class RelayRunner(Runner):
         elif cmd == "setsockopt":
             await agent.setsockopt(sock, step.setsockopt)
 
-    def _relay_state_now(self, peer: str, ctx: ConnCtx, port: int | None) -> str:
-        socks = self.labs[peer].peer_sockets()
-        self.states.observe(peer, socks)
-        own, other = ((ctx.local_port, ctx.peer_port) if peer == "client"
-                      else (ctx.peer_port, ctx.local_port))
-        if port is not None:
-            states = [s.state for s in socks if s.local[1] == port]
-            exact = [s.state for s in socks if s.local[1] == port and other is not None
-                     and s.remote[1] == other]
-            states = exact or [st for st in states if st == "LISTEN"] or states
-        else:
-            states = [s.state for s in socks if s.remote[1] != 0
-                      and (own is None or s.local[1] == own)
-                      and (other is None or s.remote[1] == other)]
-        return states[0] if states else "CLOSED"
+    def _peer_role(self, step: S.ExpectPeerState) -> str:
+        return step.peer or "client"
 
-    async def _do_expect_peer_state(self, step: S.ExpectPeerState) -> None:
-        peer = step.peer or "client"
-        ctx = self._ctx(step.conn)
-        want = step.state.value if hasattr(step.state, "value") else str(step.state)
-        seen: list[str] = []
-
-        def check() -> bool:
-            st = self._relay_state_now(peer, ctx, step.port)
-            if not seen or seen[-1] != st:
-                seen.append(st)
-            return st == want
-
-        if not await self._poll(check, self._timeout(step.within), time.monotonic()):
-            raise StepFailed(f"{peer} state {seen[-1] if seen else '?'}, expected {want}"
-                             + (f" (seen: {' → '.join(seen)})" if len(seen) > 1 else ""))
+    def _peer_ports(self, role: str, ctx: ConnCtx) -> tuple[int | None, int | None]:
+        return ((ctx.local_port, ctx.peer_port) if role == "client"
+                else (ctx.peer_port, ctx.local_port))
 
 
 # --- running ------------------------------------------------------------------------
@@ -379,7 +297,7 @@ async def _relay_session(overrides: dict[str, Any], seconds: float | None, run_d
                             trace=trace, client_ip=lab_a.peer_ip, server_ip=lab_b.peer_ip,
                             impair_out=out_pipe, impair_in=in_pipe).start()
         labs = {"client": lab_a, "server": lab_b}
-        poller = StatePoller(labs, trace).start()
+        poller = PeerView(labs, trace, relay_record(trace)).start()
         imp = ", ".join(f"{k} {v:g}" for k, v in overrides.items()) or "none"
         print(f"relay up: client {lab_a.peer_ip} (lab {lab_a.runid}) ⇄ netemu ⇄ server "
               f"{lab_b.peer_ip} (lab {lab_b.runid}); impairments (each way): {imp}")

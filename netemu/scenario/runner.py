@@ -9,7 +9,6 @@ into TCP internals beyond ``Connection``'s public attributes.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import random
 import time
@@ -33,6 +32,7 @@ from ..wire.tcp import (
 )
 from . import schema as S
 from .match import Isns, describe, mismatch
+from .peerview import PeerView, SockView, states_of
 
 
 class StepFailed(Exception):
@@ -149,11 +149,22 @@ class Runner:
         self.agents: dict[str, Any] = {}  # peer name -> KernelAgent
         self.peer_listeners: dict[int, int] = {}  # port -> agent listening socket
         self.results: list[StepResult] = []
-        self._poller: asyncio.Task | None = None
+        self.peers: PeerView | None = None
 
     # ------------------------------------------------------------------ set-up
+    def _record_peer(self, role: str, t: float, local: Any, remote: Any, old: str, new: str,
+                     source: str, info: dict) -> None:
+        self.trace.peer_states.append(PeerStateRecord(t, local, remote, new, info, old=old,
+                                                      source=source))
+
     async def start_peers(self) -> None:
         lab = self.lab
+        # The kernel's account of the peer's sockets begins before any peer does.
+        fixed = [c.local_port for c in self.ctx.values() if c.local_port]
+        fixed += [st.local_port for st in self.sc.steps
+                  if isinstance(getattr(st, "local_port", None), int)]
+        self.peers = PeerView({"peer": lab}, self.trace, self._record_peer,
+                              fixed_ports=fixed).start()
         for name, peer in self.sc.peers.items():
             if peer.kind == "kernel":
                 self.agents[name] = None  # started by its first peer step (_agent)
@@ -171,16 +182,10 @@ class Runner:
                 ctx.isns.ours = self.rng.getrandbits(32)
         if any(c.raw for c in self.ctx.values()):
             await self.host.resolve(lab.peer_ip)
-        self._poller = asyncio.create_task(self._poll_peer_states())
-
-    async def _poll_peer_states(self) -> None:
-        await poll_peer_states(self.lab, self.trace)
 
     async def stop(self) -> None:
-        if self._poller is not None:
-            self._poller.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._poller
+        if self.peers is not None:
+            await asyncio.to_thread(self.peers.stop)
 
     # ------------------------------------------------------------------ the run
     async def run(self) -> bool:
@@ -506,34 +511,57 @@ class Runner:
                                  f"{within:g} s")
             raise StepFailed(f"state {ctx.conn.state}, expected {want}")
 
-    def _peer_state_now(self, ctx: ConnCtx, port: int | None) -> str:
-        socks = self.lab.peer_sockets()
-        if port is not None:
-            states = [s.state for s in socks if s.local[1] == port]
-            if ctx.local_port is not None:
-                exact = [s.state for s in socks if s.local[1] == port
-                         and s.remote[1] == ctx.local_port]
-                states = exact or [st for st in states if st == "LISTEN"]
-        else:
-            states = [s.state for s in socks if s.remote[1] == ctx.local_port
-                      and (ctx.peer_port is None or s.local[1] == ctx.peer_port)]
+    # The peer socket a step means, in either runner: ``_peer_role`` names the lab
+    # (this runner has one peer kernel), ``_peer_ports`` the socket's own port and its
+    # remote's for a connection (the peer end of ours: its port, netemu's).
+    def _peer_role(self, step: S.ExpectPeerState) -> str:
+        return "peer"
+
+    def _peer_ports(self, role: str, ctx: ConnCtx) -> tuple[int | None, int | None]:
+        return ctx.peer_port, ctx.local_port
+
+    def _peer_state_now(self, role: str, ctx: ConnCtx, port: int | None) -> str:
+        assert self.peers is not None
+        own, other = self._peer_ports(role, ctx)
+        states = states_of(self.peers.snapshot(role), own, other, port)
         return states[0] if states else "CLOSED"
 
+    def _peer_went_through(self, role: str, ctx: ConnCtx, port: int | None) -> list[str]:
+        """Every state the step's peer socket went through (PeerView.history), in order."""
+        assert self.peers is not None
+        own, other = self._peer_ports(role, ctx)
+        hist = [SockView(k[0], k[1], st) for _t, k, st in self.peers.history(role)]
+        return states_of(hist, own, other, port)
+
     async def _do_expect_peer_state(self, step: S.ExpectPeerState) -> None:
+        """The state now, or with ``seen: true`` any state the socket went through."""
+        assert self.peers is not None
         ctx = self._ctx(step.conn)
+        role = self._peer_role(step)
         want = step.state.value if isinstance(step.state, State) else str(step.state)
         t0 = time.monotonic()
         seen: list[str] = []
 
         def check() -> bool:
-            st = self._peer_state_now(ctx, step.port)
+            if step.seen:
+                states = self._peer_went_through(role, ctx, step.port)
+                seen[:] = [st for i, st in enumerate(states) if i == 0 or states[i - 1] != st]
+                return want in states
+            st = self._peer_state_now(role, ctx, step.port)
             if not seen or seen[-1] != st:
                 seen.append(st)
             return st == want
 
-        if not await self._poll(check, self._timeout(step.within), t0):
-            raise StepFailed(f"peer state {seen[-1] if seen else '?'}, expected {want}"
-                             + (f" (seen: {' → '.join(seen)})" if len(seen) > 1 else ""))
+        if await self._poll(check, self._timeout(step.within), t0):
+            return
+        path = " → ".join(seen) if seen else "none"
+        why = "" if self.peers.source == "kernel" else (
+            f"; the peer's states were polled ({self.peers.reason}): a state shorter than "
+            "the interval is missed")
+        if step.seen:
+            raise StepFailed(f"{role} socket never was {want}; it went through: {path}{why}")
+        raise StepFailed(f"{role} state {seen[-1] if seen else '?'}, expected {want}"
+                         + (f" (seen: {path})" if len(seen) > 1 else "") + why)
 
     async def _do_expect_segment(self, step: S.ExpectSegment) -> None:
         ctx = self._ctx(step.conn) if (step.conn or self.ctx) else ConnCtx("*")
@@ -645,29 +673,3 @@ class Runner:
 
 def is_root() -> bool:
     return os.geteuid() == 0
-
-
-async def poll_peer_states(lab: Any, trace: Trace, interval: float = 0.005) -> None:
-    """Record the peer kernel's socket states as they change (sock_diag), until
-    cancelled or the lab goes down."""
-    last: dict[tuple, str] = {}
-    while True:
-        try:
-            socks = await asyncio.to_thread(lab.peer_sockets)
-        except Exception:  # the lab is going down
-            return
-        now = time.monotonic()
-        seen = set()
-        for s in socks:
-            key = (s.local, s.remote)
-            seen.add(key)
-            if last.get(key) != s.state:
-                last[key] = s.state
-                trace.peer_states.append(PeerStateRecord(
-                    now, s.local, s.remote, s.state,
-                    {"rqueue": s.rqueue, "wqueue": s.wqueue, "cc": s.cc}))
-        for key in [k for k in last if k not in seen]:
-            if last[key] != "CLOSED" and key[1][1] != 0:
-                trace.peer_states.append(PeerStateRecord(now, key[0], key[1], "CLOSED"))
-            del last[key]
-        await asyncio.sleep(interval)

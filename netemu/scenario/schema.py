@@ -1119,8 +1119,11 @@ class ExpectState(StepBase, ConnMixin, WithinMixin):
 
 
 class ExpectPeerState(StepBase, ConnMixin, WithinMixin):
-    """The peer's socket (the peer end of ``conn``, or its listener on ``port``) reaches
-    ``state``, as sock_diag reports it."""
+    """The peer's socket (the peer end of ``conn``, or its listener on ``port``) is in
+    ``state`` (within ``within``), as the peer kernel reports it: its tracepoints, or
+    sock_diag where they cannot be read. With ``seen: true``, it passes when the socket
+    has been in ``state`` at any time since the run began, however briefly (a LAST-ACK
+    of microseconds): the kernel's tracepoints record every change."""
 
     ACTION: ClassVar[str] = "expect_peer_state"
     SHORT: ClassVar[str | None] = "state"
@@ -1128,6 +1131,7 @@ class ExpectPeerState(StepBase, ConnMixin, WithinMixin):
     state: StateName
     peer: Name | None = None
     port: Port | None = Field(None, description="the peer's local port (e.g. a LISTEN socket)")
+    seen: bool = Field(False, description="passed through the state at any time, not only now")
 
 
 class ExpectData(StepBase, ConnMixin, PayloadMixin, WithinMixin):

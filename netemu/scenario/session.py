@@ -87,7 +87,12 @@ async def run_scenario(sc: S.Scenario, run_dir: Path, *, on_step: Any = None,
         # segments, and the rings' set-up and teardown (an 8 MiB mapping, RCU grace
         # periods on close) cost ~60 ms of every run, more than a whole trivial run
         # spends with its lab up; they pay off on bulk transfers (docs/lab.md).
-        host = await Host(lab.open_link(tx_ring=0, rx_ring=0), lab.emu_ip, lab.emu_mac,
+        link = lab.open_link(tx_ring=0, rx_ring=0)
+        # Each frame at the time the kernel took it in, on the clock of the peer kernel's
+        # tracepoints: the ladder orders both sides' events by it (one recvmsg a frame:
+        # a scenario's handful, not bulk; docs/trace.md).
+        link.enable_rx_timestamps()
+        host = await Host(link, lab.emu_ip, lab.emu_mac,
                           config=sc.config_for(None), isn_secret=isn_secret,
                           trace=trace).start()
         host.impair_out, host.impair_in = pipelines

@@ -25,7 +25,16 @@ from typing import Any
 
 from ..wire import ACK, CWR, ECE, FIN, NS, PSH, RST, SYN, URG, MalformedPacket, parse_frame
 from ..wire.tcp import TcpSegment
-from .record import CongestionRecord, FrameRecord, NoteRecord, PeerStateRecord, StateRecord, Trace
+from .record import (
+    CongestionRecord,
+    FrameRecord,
+    NoteRecord,
+    PeerCongestionRecord,
+    PeerEventRecord,
+    PeerStateRecord,
+    StateRecord,
+    Trace,
+)
 
 Endpoint = tuple[str, int]
 
@@ -141,6 +150,11 @@ class Conversation:
     peer_states: list[StateRecord | PeerStateRecord] = field(default_factory=list)  # right side's
     notes: list[NoteRecord] = field(default_factory=list)
     congestion: list[CongestionRecord] = field(default_factory=list)  # left side's
+    # The peer kernel's listener (a socket with no remote end): its own lane label,
+    # never the connection's states.
+    listener_states: list[PeerStateRecord] = field(default_factory=list)
+    peer_congestion: list[PeerCongestionRecord] = field(default_factory=list)  # right side's
+    peer_events: list[PeerEventRecord] = field(default_factory=list)  # right side's
     conn_name: str | None = None  # the scenario's name for it, from StateRecord.conn
     # sequence bookkeeping (internal)
     _base: dict = field(default_factory=dict, repr=False)
@@ -252,7 +266,8 @@ _OPENING = frozenset({"SYN-SENT", "SYN-RECEIVED", "LISTEN"})
 
 
 def _pick(convs: list[Conversation],
-          rec: StateRecord | PeerStateRecord | CongestionRecord) -> Conversation:
+          rec: StateRecord | PeerStateRecord | CongestionRecord | PeerCongestionRecord
+          | PeerEventRecord) -> Conversation:
     """The conversation a state record belongs to, among several on one 4-tuple: the
     one whose span holds it; between two, the next one if the record opens a
     connection (SYN-SENT, SYN-RECEIVED), else the previous one."""
@@ -262,7 +277,7 @@ def _pick(convs: list[Conversation],
         if c.start > t:
             if prev is None:
                 return c
-            if isinstance(rec, CongestionRecord):
+            if not isinstance(rec, StateRecord | PeerStateRecord):
                 return prev
             new = normalize_state(rec.new if isinstance(rec, StateRecord) else rec.state)
             return c if new in _OPENING else prev
@@ -313,6 +328,9 @@ def conversations(trace: Trace, extra_states: Iterable[StateRecord] = ()) -> tup
                 return
             later = [c for c in cands if c.start >= rec.t]
             conv = later[0] if later else cands[-1]
+        if isinstance(rec, PeerStateRecord) and _norm_ep(rec.remote)[1] == 0:
+            conv.listener_states.append(rec)
+            return
         side = conv.states if local == conv.left else conv.peer_states
         side.append(rec)
         if isinstance(rec, StateRecord) and rec.conn not in ("", "client", "server") \
@@ -328,10 +346,21 @@ def conversations(trace: Trace, extra_states: Iterable[StateRecord] = ()) -> tup
             conv = _pick(cands, cc)
             if local == conv.left:  # the ladder draws them on our (the left) side only
                 conv.congestion.append(cc)
+    for pr in (*trace.peer_congestion, *trace.peer_events):  # by 4-tuple, the peer's side
+        local = _norm_ep(pr.local)
+        cands = by_key.get(frozenset((local, _norm_ep(pr.remote))))
+        if cands:
+            conv = _pick(cands, pr)
+            if local == conv.right:
+                (conv.peer_congestion if isinstance(pr, PeerCongestionRecord)
+                 else conv.peer_events).append(pr)
     for c in convs:
         c.states.sort(key=lambda r: r.t)
         c.peer_states.sort(key=lambda r: r.t)
+        c.listener_states.sort(key=lambda r: r.t)
         c.congestion.sort(key=lambda r: r.t)
+        c.peer_congestion.sort(key=lambda r: r.t)
+        c.peer_events.sort(key=lambda r: r.t)
     notes = sorted(trace.notes, key=lambda n: n.t)
     for i, note in enumerate(notes):
         nxt = notes[i + 1].t if i + 1 < len(notes) else float("inf")

@@ -27,7 +27,15 @@ from typing import TYPE_CHECKING, Any
 from ..wire import FIN, RST, SYN
 from .atomic import atomic_write_text
 from .conv import Conversation, SegmentView, conversations, ep_str, normalize_state
-from .record import CongestionRecord, NoteRecord, PeerStateRecord, StateRecord, Trace
+from .record import (
+    CongestionRecord,
+    NoteRecord,
+    PeerCongestionRecord,
+    PeerEventRecord,
+    PeerStateRecord,
+    StateRecord,
+    Trace,
+)
 
 if TYPE_CHECKING:
     from rich.console import Console, RenderableType
@@ -41,7 +49,10 @@ DEFAULT_ROLES = ("netemu", "peer")
 @dataclass(slots=True)
 class Row:
     t: float  # seconds since the trace started
-    kind: str  # "seg", "state", "note", "init", "cc" (a congestion phase change)
+    # "seg", "state", "note", "init", "cc" (a congestion phase change), "pcc" (the peer
+    # kernel's congestion state or ssthresh changed), "pev" (the peer kernel retransmitted
+    # or sent/received a reset: its own tracepoints)
+    kind: str
     seg: SegmentView | None = None
     side: str = ""  # "left" / "right", for state rows
     state: str = ""  # the state, or the congestion phase for cc rows
@@ -68,8 +79,19 @@ class Ladder:
     title: str | None = None
 
 
+# How a peer state's source shows beside it: the kernel's own tracepoints need no mark.
+SOURCE_MARK = {"kernel": "", "poll": " (polled)", "inferred": " (inferred)"}
+
+
+def peer_state_label(rec: PeerStateRecord, listener: bool = False) -> str:
+    """A peer state as the ladder writes it: "LAST-ACK", "LAST-ACK (polled)",
+    "listener :8080 LISTEN"."""
+    state = normalize_state(rec.state) + SOURCE_MARK.get(rec.source, f" ({rec.source})")
+    return f"listener :{rec.local[1]} {state}" if listener else state
+
+
 def _state_rows(recs: Iterable[StateRecord | PeerStateRecord], side: str,
-                t0: float) -> Iterable[tuple[tuple, Row]]:
+                t0: float, listener: bool = False) -> Iterable[tuple[tuple, Row]]:
     last = None
     for n, rec in enumerate(recs):
         if isinstance(rec, StateRecord):
@@ -77,13 +99,50 @@ def _state_rows(recs: Iterable[StateRecord | PeerStateRecord], side: str,
             detail = rec.cause
             r = 3 if rec.cause.startswith("recv") else 1
         else:
-            state = normalize_state(rec.state)
-            detail = "sock_diag" + (f" {rec.info}" if rec.info else "")
-            r = 3
+            state = peer_state_label(rec, listener)
+            how = {"kernel": "kernel tracepoint", "poll": "sock_diag poll"}.get(
+                rec.source, rec.source)
+            extra = rec.info.get("kernel") or rec.info.get("cause") or ""
+            detail = how + (f": {extra}" if extra else "")
+            # The kernel's tracepoint times a change when it happened, before the segment
+            # it sends leaves: placed by time alone. A poll or inference saw it later.
+            r = 1 if rec.source == "kernel" else 3
         if state == last:  # a poller may report a state again
             continue
         last = state
         yield (rec.t, r, n), Row(rec.t - t0, "state", side=side, state=state, detail=detail)
+
+
+def _peer_cc_rows(recs: Iterable[PeerCongestionRecord],
+                  t0: float) -> Iterable[tuple[tuple, Row]]:
+    """The peer kernel's congestion state changes (and ssthresh changes): cwnd moves on
+    every ACK and stays in report.json."""
+    ca, ssthresh = "open", None
+    for n, rec in enumerate(recs):
+        if rec.ca_state == ca and rec.ssthresh == ssthresh:
+            continue
+        first = ssthresh is None
+        ca, ssthresh = rec.ca_state, rec.ssthresh
+        if first and rec.ca_state == "open":
+            continue  # the socket's opening figures: nothing happened yet
+        text = (f"{rec.ca_state}: cwnd {rec.cwnd} ssthresh {ssthresh_str(rec.ssthresh)} "
+                f"srtt {rec.srtt_us / 1000:g} ms")
+        yield (rec.t, 3, n), Row(rec.t - t0, "pcc", side="right", state=text,
+                                 detail=f"kernel tracepoint: {rec.cause}")
+
+
+_PEER_EVENT_TEXT = {"retransmit": "kernel retransmits", "send_reset": "kernel sends RST",
+                    "receive_reset": "kernel takes RST"}
+
+
+def _peer_event_rows(recs: Iterable[PeerEventRecord],
+                     t0: float) -> Iterable[tuple[tuple, Row]]:
+    for n, rec in enumerate(recs):
+        text = _PEER_EVENT_TEXT.get(rec.kind, rec.kind)
+        if rec.detail and rec.detail != "NOT_SPECIFIED":
+            text += f" ({rec.detail})"
+        yield (rec.t, 1, n), Row(rec.t - t0, "pev", side="right", state=text,
+                                 detail=f"kernel tracepoint tcp_{rec.kind}")
 
 
 # netemu.tcp.cc.INFINITE_SSTHRESH: ssthresh before the first congestion event
@@ -152,6 +211,9 @@ def build_ladder(trace: Trace, *, roles: tuple[str, str] = DEFAULT_ROLES,
             keyed.append(((note.t, 0, n), Row(note.t - t0, "note", note=note)))
         keyed.extend(_state_rows(conv.states, "left", t0))
         keyed.extend(_state_rows(conv.peer_states, "right", t0))
+        keyed.extend(_state_rows(conv.listener_states, "right", t0, listener=True))
+        keyed.extend(_peer_cc_rows(conv.peer_congestion, t0))
+        keyed.extend(_peer_event_rows(conv.peer_events, t0))
         keyed.extend(_cc_rows(conv.congestion, t0))
         for v in conv.segments:
             keyed.append(((v.t, 2, v.index), Row(v.t - t0, "seg", seg=v)))
@@ -279,9 +341,10 @@ def _section_lines(sec: Section, wn: int) -> list[Line]:
         elif r.kind == "cc":
             out.append([time, blank, (r.state.rjust(wl) + " ", "cc"), ("│", "life"),
                         ((" " + r.detail).ljust(lw), "ccd"), ("│", "life")])
-        elif r.kind == "state":
+        elif r.kind in ("state", "pcc", "pev"):
+            style = {"state": "right", "pcc": "cc", "pev": "rst"}[r.kind]
             out.append([time, blank, (" " * wl + " ", ""), ("│", "life"), (" " * lw, ""),
-                        ("│", "life"), (" " + r.state, "right")])
+                        ("│", "life"), (" " + r.state, style)])
         elif r.kind == "note":
             assert r.note is not None
             text = f" {_note_text(r.note)} "
@@ -378,6 +441,7 @@ svg text { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, "DejaVu S
 .st.init rect { fill: #fafafa; stroke: #9e9e9e; } .st.init text { fill: #424242; }
 .st.cc rect { fill: #fff3e0; stroke: #e65100; stroke-dasharray: 3 2; }
 .st.cc text { fill: #bf360c; font-weight: normal; font-style: italic; }
+.st.kev rect { fill: #ffebee; stroke: #c62828; } .st.kev text { fill: #b71c1c; }
 .ccd { fill: #bf360c; font-style: italic; }
 .note line { stroke: #9e9e9e; stroke-dasharray: 4 3; }
 .note text { fill: #424242; font-style: italic; }
@@ -403,7 +467,8 @@ def _svg_section(sec: Section, n: int) -> str:
     cc_texts = [r.detail for r in rows if r.kind == "cc"]
     left_states = [r.state for r in rows if r.kind in ("state", "cc") and r.side == "left"]
     left_states += [r.init[0] for r in rows if r.kind == "init"]
-    right_texts = [r.state for r in rows if r.kind == "state" and r.side == "right"]
+    right_texts = [r.state for r in rows if r.kind in ("state", "pcc", "pev")
+                   and r.side == "right"]
     right_texts += [r.init[1] for r in rows if r.kind == "init"]
     for r in rows:
         if r.seg is not None:
@@ -449,6 +514,9 @@ def _svg_section(sec: Section, n: int) -> str:
                     p.append(_state_box(state, side, lx, rx, y, "init", "initial state"))
         elif r.kind == "state":
             p.append(_state_box(r.state, r.side, lx, rx, y, r.side, r.detail))
+        elif r.kind in ("pcc", "pev"):
+            p.append(_state_box(r.state, "right", lx, rx, y,
+                                "cc" if r.kind == "pcc" else "kev", r.detail))
         elif r.kind == "cc":
             p.append(f'<g class="cc"><title>{_e(r.state + ": " + r.detail)}</title>'
                      f'{_state_box(r.state, "left", lx, rx, y, "cc", "")}'

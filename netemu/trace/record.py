@@ -57,13 +57,51 @@ class CongestionRecord:
 
 @dataclass(slots=True)
 class PeerStateRecord:
-    """The peer kernel's view of a socket, from sock_diag."""
+    """A state change of a peer kernel's socket. ``source``: "kernel" (its
+    inet_sock_set_state tracepoint, timed when it happened), "poll" (a sock_diag dump
+    that found it changed: late, and a short state can be missed) or "inferred" (from
+    the packets alone, for .pkt runs)."""
 
     t: float
     local: tuple[str, int]  # the peer's address
     remote: tuple[str, int]
     state: str
     info: dict = field(default_factory=dict)
+    old: str = ""
+    source: str = "poll"
+
+
+@dataclass(slots=True)
+class PeerCongestionRecord:
+    """A peer kernel socket's congestion figures, when cwnd, ssthresh or its congestion
+    state changed (tcp_probe: per segment it receives; tcp_cong_state_set). ``srtt_us``
+    is the smoothed RTT in microseconds; ``ca_state``: open, disorder, cwr, recovery,
+    loss (the kernel's TCP_CA_* states)."""
+
+    t: float
+    role: str
+    local: tuple[str, int]
+    remote: tuple[str, int]
+    cwnd: int
+    ssthresh: int
+    srtt_us: int
+    ca_state: str
+    cause: str
+    info: dict = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class PeerEventRecord:
+    """Something a peer kernel did to a socket, from its tracepoints: "retransmit"
+    (tcp_retransmit_skb), "send_reset" (tcp_send_reset, with the kernel's reason),
+    "receive_reset" (tcp_receive_reset)."""
+
+    t: float
+    role: str
+    local: tuple[str, int]
+    remote: tuple[str, int]
+    kind: str
+    detail: str = ""
 
 
 @dataclass(slots=True)
@@ -84,6 +122,12 @@ class Trace:
     states: list[StateRecord] = field(default_factory=list)
     congestion: list[CongestionRecord] = field(default_factory=list)
     peer_states: list[PeerStateRecord] = field(default_factory=list)
+    peer_congestion: list[PeerCongestionRecord] = field(default_factory=list)
+    peer_events: list[PeerEventRecord] = field(default_factory=list)
+    # Where peer_states came from: "kernel", "poll", "inferred" or "" (no peer); the
+    # note says why when it is not "kernel".
+    peer_source: str = ""
+    peer_source_note: str = ""
     notes: list[NoteRecord] = field(default_factory=list)
     # Frames as recorded: FrameRecord's five fields in a row in one flat list, for
     # ``frames`` to make records of when read. A FrameRecord per frame cost every

@@ -77,14 +77,33 @@ def build_report(*, scenario: str, result: str, trace: Trace | None = None,
                           "remote": ep_str(s.remote), "old": s.old, "new": s.new,
                           "cause": s.cause} for s in trace.states]
         conv_of = {id(cc): c.number for c in convs for cc in c.congestion}
-        rep["congestion"] = [{"t": _r(c.t - t0), "conn": c.conn, "local": ep_str(c.local),
-                              "remote": ep_str(c.remote), "conversation": conv_of.get(id(c)),
-                              "cwnd": c.cwnd, "ssthresh": c.ssthresh, "phase": c.phase,
-                              "cause": c.cause} for c in trace.congestion]
+        conv_of.update({id(pc): c.number for c in convs for pc in c.peer_congestion})
+        # Both sides: netemu's own endpoint ("side": "netemu", its phase names) and the
+        # peer kernel's sockets ("side": "peer", from tcp_probe / tcp_cong_state_set:
+        # srtt_us and the kernel's congestion state as "phase").
+        rep["congestion"] = [{"t": _r(c.t - t0), "side": "netemu", "conn": c.conn,
+                              "local": ep_str(c.local), "remote": ep_str(c.remote),
+                              "conversation": conv_of.get(id(c)), "cwnd": c.cwnd,
+                              "ssthresh": c.ssthresh, "phase": c.phase, "cause": c.cause}
+                             for c in trace.congestion]
+        rep["congestion"] += [{"t": _r(c.t - t0), "side": "peer", "role": c.role,
+                               "local": ep_str(c.local), "remote": ep_str(c.remote),
+                               "conversation": conv_of.get(id(c)), "cwnd": c.cwnd,
+                               "ssthresh": c.ssthresh, "srtt_us": c.srtt_us,
+                               "phase": c.ca_state, "cause": c.cause, **c.info}
+                              for c in trace.peer_congestion]
+        rep["congestion"].sort(key=lambda e: e["t"])
+        rep["peer_state_source"] = {"source": trace.peer_source or None,
+                                    "note": trace.peer_source_note or None}
         rep["peer_states"] = [{"t": _r(s.t - t0), "local": ep_str(s.local),
-                               "remote": ep_str(s.remote), "state": normalize_state(s.state),
-                               "kernel_state": s.state, "info": s.info}
+                               "remote": ep_str(s.remote), "old": normalize_state(s.old)
+                               if s.old else None, "state": normalize_state(s.state),
+                               "kernel_state": s.state, "source": s.source,
+                               "listener": int(s.remote[1]) == 0, "info": s.info}
                               for s in trace.peer_states]
+        rep["peer_events"] = [{"t": _r(e.t - t0), "role": e.role, "local": ep_str(e.local),
+                               "remote": ep_str(e.remote), "kind": e.kind,
+                               "detail": e.detail} for e in trace.peer_events]
         rep["notes"] = [{"t": _r(n.t - t0), "kind": n.kind, "text": n.text}
                         for n in trace.notes]
     if extra:

@@ -58,7 +58,9 @@ def test_text_ladder_full_conversation(full_trace: Trace) -> None:
     assert _line(text, "FIN+ACK seq=6").startswith("   0.401 #12 ")
     # our states left of our lifeline, the peer's right of its lifeline
     assert re.match(r"^\s+0\.402\s+FIN-WAIT-2 │\s+│$", _line(text, "FIN-WAIT-2"))
-    assert re.match(r"^\s+0\.405\s+│\s+│ CLOSE-WAIT$", _line(text, "CLOSE-WAIT"))  # once
+    # (the builder's peer states are polled ones, and say so)
+    assert re.match(r"^\s+0\.405\s+│\s+│ CLOSE-WAIT \(polled\)$",
+                    _line(text, "CLOSE-WAIT"))  # once
     assert "1 frame(s) that are not TCP" in text  # the ARP
 
 
@@ -150,6 +152,9 @@ def test_dual_stack_peer_states_find_their_conversation(builder) -> None:
     t.peer_states.append(PeerStateRecord(t.start + 0.003, ("::ffff:198.18.0.2", 8080),
                                          ("::ffff:198.18.0.1", 40000), "SYN_RECV"))
     (conv,), _ = conversations(t)
-    assert [s.state for s in conv.peer_states] == ["LISTEN", "SYN_RECV"]
+    # the listener has a lane label of its own, never the connection's states
+    assert [s.state for s in conv.listener_states] == ["LISTEN"]
+    assert [s.state for s in conv.peer_states] == ["SYN_RECV"]
     text = render_ladder_text(t)
-    assert re.search(r"│ LISTEN$", text, re.M) and re.search(r"│ SYN-RECEIVED$", text, re.M)
+    assert re.search(r"│ listener :8080 LISTEN \(polled\)$", text, re.M)
+    assert re.search(r"│ SYN-RECEIVED \(polled\)$", text, re.M)

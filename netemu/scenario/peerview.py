@@ -1,0 +1,331 @@
+"""Everything a run knows of its peer kernels' sockets, from one place.
+
+Two sources, one interface (docs/trace.md, "where each lane's facts come from"):
+
+- ``kernel``: the kernel's own tracepoints (lab/ktrace.py). Every state change of
+  every peer socket, in order, timestamped on the trace's clock when it happened;
+  the kernel's cwnd, ssthresh, srtt and congestion state per socket; its
+  retransmissions and resets. Nothing is polled, so nothing is lost or perturbed.
+- ``poll``: sock_diag dumps every few milliseconds, where tracepoints cannot be read
+  (not root, no tracefs, no free lab slot): a state shorter than the interval is
+  missed and every change is seen late. The run's report says which source it had
+  and, for ``poll``, why.
+
+A runner gives ``PeerView`` its labs by role ("peer", or the relay's "client" and
+"server") and a ``record`` callback that files a state change where its ladder
+wants it; ``snapshot(role)`` answers "what is the peer's socket in now", and
+``history(role)`` "what has it been through", the same way for both sources.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from ..trace.record import PeerCongestionRecord, PeerEventRecord, Trace
+
+Endpoint = tuple[str, int]
+Key = tuple[Endpoint, Endpoint]
+# record(role, t, local, remote, old, new, source, info)
+RecordFn = Callable[[str, float, Endpoint, Endpoint, str, str, str, dict], None]
+
+KERNEL_INTERVAL = 0.005  # how often the kernel's buffer is drained (events keep their times)
+POLL_INTERVAL = 0.002  # sock_diag's pace when polling
+
+
+@dataclass(slots=True)
+class SockView:
+    """A peer socket as ``snapshot`` shows it (the fields sock_diag's SockState has)."""
+
+    local: Endpoint
+    remote: Endpoint
+    state: str
+
+
+def states_of(socks: Any, own: int | None, other: int | None, port: int | None) -> list[str]:
+    """The states, among ``socks`` (anything with ``local``, ``remote`` and ``state``:
+    sock_diag's sockets, a snapshot, a history), of the peer socket a step means:
+    with ``port``, the socket on that local port whose remote port is ``other`` (when
+    known), else a listener on it; without, the socket of the connection whose remote
+    port is ``other`` (and local port ``own``, when known). A socket of another
+    connection never answers for this one."""
+    socks = list(socks)
+    if port is not None:
+        states = [s.state for s in socks if s.local[1] == port]
+        if other is not None:
+            exact = [s.state for s in socks if s.local[1] == port and s.remote[1] == other]
+            states = exact or [st for st in states if st == "LISTEN"]
+        return states
+    if other is None:
+        return []
+    return [s.state for s in socks if s.remote[1] != 0 and s.remote[1] == other
+            and (own is None or s.local[1] == own)]
+
+
+class PeerView:
+    def __init__(self, labs: dict[str, Any], trace: Trace, record: RecordFn, *,
+                 fixed_ports: Iterable[int] = ()) -> None:
+        """``fixed_ports``: netemu ports the scenario names (``local_port``), which are
+        the run's too (and may be another run's: docs/trace.md)."""
+        self.labs, self.trace, self._record = labs, trace, record
+        self.fixed_ports = sorted(set(fixed_ports))
+        self.source = ""
+        self.reason = ""  # why ``poll``
+        self._lock = threading.RLock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._ktrace: Any = None
+        self._filters: dict[str, Any] = {}
+        # per role: key -> last state (CLOSED kept, so a late look still sees it)
+        self._now: dict[str, dict[Key, str]] = {role: {} for role in labs}
+        self._history: dict[str, list[tuple[float, Key, str]]] = {role: [] for role in labs}
+        self._pending_connect: dict[tuple[str, str, Endpoint], list[float]] = {}
+        self._reset_at: dict[Key, float] = {}
+        self._cc: dict[Key, list] = {}  # key -> [cwnd, ssthresh, srtt_us, ca_state]
+        self._born: set[Key] = set()
+        self._listening: dict[str, set[int]] = {role: set() for role in labs}  # ports
+        self._tw: dict[str, set[Key]] = {role: set() for role in labs}  # timewait-held
+        self.foreign = 0  # events on the lab's tuples of sockets not born in this run
+
+    # -- life ----------------------------------------------------------------------------
+    def start(self) -> PeerView:
+        from ..lab.ktrace import LabFilter, TraceUnavailable
+
+        first = next(iter(self.labs.values()))
+        try:
+            self._ktrace = first.start_kernel_trace()
+        except TraceUnavailable as e:
+            self.source, self.reason = "poll", str(e)
+        else:
+            self.source = "kernel"
+            labs = list(self.labs.values())
+            lab_ips = {lab.emu_ip for lab in labs} | {lab.peer_ip for lab in labs}
+            peer_blocks = [range(lo, hi + 1) for lo, hi in
+                           (lab.slot.peer_ports for lab in labs if lab.slot.peer_ports)]
+            emu_blocks = [lab.slot.emu_ports for lab in labs if lab.slot.emu_ports]
+            fixed = [range(p, p + 1) for p in self.fixed_ports]
+            for role, lab in self.labs.items():
+                self._filters[role] = LabFilter(lab.peer_ip, lab_ips, lab.peer_ns.inode,
+                                                peer_blocks, peer_blocks + emu_blocks + fixed)
+        self.trace.peer_source, self.trace.peer_source_note = self.source, self.reason
+        self._thread = threading.Thread(target=self._run, name=f"peer-{self.source}",
+                                        daemon=True)
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        interval = KERNEL_INTERVAL if self.source == "kernel" else POLL_INTERVAL
+        while not self._stop.is_set():
+            if not self.refresh():
+                return
+            self._stop.wait(interval)
+
+    def stop(self) -> None:
+        """Stop after one last look (states reached at the very end)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(2.0)
+            self._thread = None
+            with contextlib.suppress(Exception):
+                self.refresh()
+        if self._ktrace is not None and self._ktrace.lost:
+            self.trace.peer_source_note = (f"the kernel's trace buffer overflowed: "
+                                           f"{self._ktrace.lost} events lost")
+
+    def refresh(self) -> bool:
+        """Bring the view up to date now (a drain or a dump); False once the lab is gone."""
+        with self._lock:
+            if self.source == "kernel":
+                try:
+                    events = self._ktrace.read()
+                except Exception:
+                    return False
+                for ev in events:
+                    for role, keep in self._filters.items():
+                        if keep(ev):
+                            self._on_event(role, ev)
+                            break
+                self._watch_timewait()
+                return True
+            for role, lab in self.labs.items():
+                try:
+                    socks = lab.peer_sockets()
+                except Exception:  # the lab is going down
+                    return False
+                self.observe(role, socks)
+            return True
+
+    # -- what runners ask ----------------------------------------------------------------
+    def snapshot(self, role: str) -> list[Any]:
+        """The role's sockets now: sock_diag's list when polling; the kernel's reported
+        states otherwise (a socket gone CLOSED is left out, as sock_diag would)."""
+        if self.source != "kernel":
+            socks = self.labs[role].peer_sockets()
+            with self._lock:
+                self.observe(role, socks)  # what an expectation saw is in the ladder too
+            return socks
+        self.refresh()
+        with self._lock:
+            return [SockView(k[0], k[1], st) for k, st in self._now[role].items()
+                    if st != "CLOSED"]
+
+    def history(self, role: str) -> list[tuple[float, Key, str]]:
+        """Every (time, key, state) the role's sockets went through, in order."""
+        self.refresh()
+        with self._lock:
+            return list(self._history[role])
+
+    # -- polling -------------------------------------------------------------------------
+    def observe(self, role: str, socks: list[Any], now: float | None = None) -> None:
+        """A sock_diag dump: record what changed since the last one."""
+        now = time.monotonic() if now is None else now
+        last = self._now[role]
+        seen = set()
+        for s in socks:
+            key = (tuple(s.local), tuple(s.remote))
+            seen.add(key)
+            old = last.get(key)
+            if old != s.state:
+                self._emit(role, now, key, old or "", s.state, "poll",
+                           {"rqueue": s.rqueue, "wqueue": s.wqueue, "cc": s.cc})
+        for key in [k for k, st in last.items() if k not in seen and st != "CLOSED"]:
+            if key[1][1] != 0:
+                self._emit(role, now, key, last[key], "CLOSED", "poll", {})
+            else:
+                last[key] = "CLOSED"
+
+    # -- the kernel's events -------------------------------------------------------------
+    def _emit(self, role: str, t: float, key: Key, old: str, new: str, source: str,
+              info: dict) -> None:
+        self._now[role][key] = new
+        self._history[role].append((t, key, new))
+        self._record(role, t, key[0], key[1], old, new, source, info)
+
+    def _born_here(self, role: str, ev: Any, key: Key) -> bool:
+        """Is this the socket of a connection this run's peer opened? Only then do its
+        events count: a socket of an earlier lab that held the same slot (a SIGKILLed
+        run's orphan still sending its FIN in a namespace nobody can reach) may share
+        its tuple, but it is born no more. A socket is born here when its first change
+        was made by a system call of the lab's own (connect, a bound connect: the
+        filter checked the thread's namespace) or when one of the lab's listeners
+        spawns it (LISTEN → SYN_RECV)."""
+        if key in self._born:
+            return True
+        if ev.kind == "state" and (
+                (ev.old == "LISTEN" and ev.local[1] in self._listening[role])
+                or not ev.softirq
+                or (ev.old == "SYN-SENT"
+                    and self._pending_connect.get((role, ev.local[0], ev.remote)))):
+            self._born.add(key)
+            return True
+        self.foreign += 1
+        return False
+
+    def _on_event(self, role: str, ev: Any) -> None:
+        kind = ev.kind
+        key = (ev.local, ev.remote)
+        if key[0][1] and key[1][1] and not self._born_here(role, ev, key):
+            return
+        if kind == "state" and not key[1][1] and ev.new == "LISTEN":
+            self._listening[role].add(key[0][1])
+        if kind == "state":
+            self._on_state(role, ev, key)
+        elif kind == "probe":
+            f = ev.fields
+            self._congestion(role, ev.t, key, cwnd=int(f.get("snd_cwnd", 0)),
+                             ssthresh=int(f.get("ssthresh", 0)), srtt=int(f.get("srtt", 0)),
+                             cause="tcp_probe", extra={"snd_wnd": int(f.get("snd_wnd", 0)),
+                                                       "rcv_wnd": int(f.get("rcv_wnd", 0))})
+        elif kind == "cong_state":
+            from ..lab.ktrace import CA_STATES
+
+            ca = int(ev.fields.get("cong_state", 0))
+            self._congestion(role, ev.t, key, ca_state=CA_STATES.get(ca, str(ca)),
+                             cause="tcp_cong_state_set")
+        else:
+            if kind in ("send_reset", "receive_reset"):
+                self._reset_at[key] = ev.t
+            detail = ev.fields.get("reason", "") if kind == "send_reset" else ""
+            self.trace.peer_events.append(PeerEventRecord(ev.t, role, ev.local, ev.remote,
+                                                          kind, detail))
+
+    def _on_state(self, role: str, ev: Any, key: Key) -> None:
+        old, new = ev.old, ev.new
+        if ev.local[1] == 0 and new == "SYN-SENT":
+            # connect() reports SYN_SENT before its port is chosen: held until the
+            # socket's next change names its port (FIFO per destination).
+            self._pending_connect.setdefault((role, ev.local[0], ev.remote), []).append(ev.t)
+            return
+        if old == "SYN-SENT":
+            pend = self._pending_connect.get((role, ev.local[0], ev.remote))
+            if pend:
+                self._emit(role, pend.pop(0), key, "CLOSED", "SYN-SENT", "kernel",
+                           {"kernel": "TCP_CLOSE → TCP_SYN_SENT (port not yet chosen)"})
+        info = {"kernel": f"{ev.fields.get('oldstate')} → {ev.fields.get('newstate')}"}
+        if new == "CLOSED" and old in ("FIN-WAIT-1", "FIN-WAIT-2", "CLOSING") \
+                and key not in self._reset_at:
+            # Entering TIME-WAIT (or, for a socket its program closed, a FIN-WAIT-2 that
+            # waits on without it): the full socket closes and a timewait socket takes its
+            # tuple, with no event of its own (lab/ktrace.py). sock_diag lists it (its
+            # sub-state as its state); from now on the tuple is watched there.
+            tw = self._timewait_state(role, key)
+            if tw is not None:
+                info["kernel"] += f"; a timewait socket holds the tuple in {tw} (sock_diag)"
+                self._tw[role].add(key)
+                if tw != old:
+                    self._emit(role, ev.t, key, old, tw, "kernel", info)
+                return
+        self._emit(role, ev.t, key, old, new, "kernel", info)
+
+    def _timewait_socks(self, role: str) -> dict[Key, str] | None:
+        """The role's sockets in FIN-WAIT-2 or TIME-WAIT (where timewait sockets are: a
+        timewait socket matches its sub-state's bit), from a dump without tcp_info, so
+        no socket's lock is taken; None when the lab cannot be asked."""
+        try:
+            socks = self.labs[role].peer_sockets(states=(1 << 5) | (1 << 6), info=False)
+        except Exception:
+            return None
+        return {(tuple(s.local), tuple(s.remote)): s.state for s in socks}
+
+    def _timewait_state(self, role: str, key: Key) -> str | None:
+        socks = self._timewait_socks(role)
+        return None if socks is None else socks.get(key)
+
+    def _watch_timewait(self) -> None:
+        """A timewait socket changes sub-state (FIN-WAIT-2 → TIME-WAIT when the FIN comes)
+        and ends with no tracepoint: those of the run's tuples are looked at each
+        refresh, and what changed is recorded as polled."""
+        for role, keys in self._tw.items():
+            if not keys:
+                continue
+            socks = self._timewait_socks(role)
+            if socks is None:
+                continue
+            now = time.monotonic()
+            for key in list(keys):
+                st = socks.get(key, "CLOSED")
+                if st != self._now[role].get(key):
+                    self._emit(role, now, key, self._now[role].get(key, ""), st, "poll",
+                               {"kernel": "timewait socket (sock_diag)"})
+                if st == "CLOSED":
+                    keys.discard(key)
+
+    def _congestion(self, role: str, t: float, key: Key, *, cause: str,
+                    cwnd: int | None = None, ssthresh: int | None = None,
+                    srtt: int | None = None, ca_state: str | None = None,
+                    extra: dict | None = None) -> None:
+        cur = self._cc.setdefault(key, [0, 0, 0, "open"])
+        new = [cwnd if cwnd is not None else cur[0],
+               ssthresh if ssthresh is not None else cur[1],
+               srtt if srtt is not None else cur[2],
+               ca_state if ca_state is not None else cur[3]]
+        changed = (new[0], new[1], new[3]) != (cur[0], cur[1], cur[3])
+        self._cc[key] = new
+        if changed:
+            self.trace.peer_congestion.append(PeerCongestionRecord(
+                t, role, key[0], key[1], new[0], new[1], new[2], new[3], cause,
+                dict(extra or {})))
