@@ -149,6 +149,7 @@ class Runner:
         self.agents: dict[str, Any] = {}  # peer name -> KernelAgent
         self.peer_listeners: dict[int, int] = {}  # port -> agent listening socket
         self.results: list[StepResult] = []
+        self.step_starts: list[float] = []  # when each step began (time.monotonic())
         self.peers: PeerView | None = None
 
     # ------------------------------------------------------------------ set-up
@@ -195,9 +196,15 @@ class Runner:
             self.results.append(res)
             self.trace.notes.append(NoteRecord(time.monotonic(), f"step {i}: {res.text}", "step"))
             t0 = time.monotonic()
+            self.step_starts.append(t0)
             try:
-                await self._run_step(step)
+                # A handler may say something about its pass: res.message, and a note.
+                detail = await self._run_step(step)
                 res.status = "pass"
+                if detail:
+                    res.message = detail
+                    self.trace.notes.append(NoteRecord(time.monotonic(),
+                                                       f"step {i}: {detail}", "pass"))
             except StepFailed as e:
                 res.status, res.message = "fail", str(e)
             except TimeoutError as e:
@@ -246,9 +253,17 @@ class Runner:
                 self.lab.start_agent, name=f"agent-{peer}")
         return agent
 
-    async def _run_step(self, step: S.StepBase) -> None:
+    async def _run_step(self, step: S.StepBase) -> str | None:
+        """Run one step; what its handler says about its pass (None: nothing)."""
         handler = getattr(self, f"_do_{step.ACTION}")
-        await handler(step)
+        return await handler(step)  # type: ignore[no-any-return]
+
+    def _earlier(self, t: float, t0: float) -> str:
+        """How long before this step (which began at ``t0``) time ``t`` was, and during
+        which step: "0.012 s before this step began (during step 4)"."""
+        during = sum(1 for start in self.step_starts if start <= t)
+        where = f"during step {during}" if during else "before the first step"
+        return f"{t0 - t:.3f} s before this step began ({where})"
 
     # ------------------------------------------------------------------ acts
     async def _do_connect(self, step: S.Connect) -> None:
@@ -563,7 +578,7 @@ class Runner:
         raise StepFailed(f"{role} state {seen[-1] if seen else '?'}, expected {want}"
                          + (f" (seen: {path})" if len(seen) > 1 else "") + why)
 
-    async def _do_expect_segment(self, step: S.ExpectSegment) -> None:
+    async def _do_expect_segment(self, step: S.ExpectSegment) -> str | None:
         ctx = self._ctx(step.conn) if (step.conn or self.ctx) else ConnCtx("*")
         relative = self.sc.relative if step.relative is None else step.relative
         direction = step.dir
@@ -572,6 +587,7 @@ class Runner:
         not_before = t0 + float(step.after) if step.after is not None else None
         want_dropped = bool(getattr(step, "dropped", False))
         seen: list[str] = []
+        matched: list[tuple[float, str]] = []  # (its time, its description)
 
         def check() -> bool:
             ctx.learn_isns(self.trace)
@@ -597,6 +613,7 @@ class Runner:
                     why = f"too late ({f.t - t0:.3f} s into the step, within {within:g} s)"
                 if why is None and (not_before is None or f.t >= not_before):
                     ctx.cursor[direction] = i
+                    matched.append((f.t, describe(seg, direction, ctx.isns, relative)))
                     return True
                 seen.append(f"{describe(seg, direction, ctx.isns, relative)}: {why or 'too early'}")
             return False
@@ -606,6 +623,10 @@ class Runner:
             seen = list(dict.fromkeys(seen))  # each poll re-reads the frames after the cursor
             got = "; ".join(seen[-4:]) if seen else "nothing"
             raise StepFailed(f"no segment matched [{want}] within {within:g} s; seen: {got}")
+        t, what = matched[-1]
+        if t < t0:  # passed over by an earlier step, or on the wire before this one
+            return f"matched {what}, sent {self._earlier(t, t0)}"
+        return None
 
     def _not_intact(self, f: Any) -> str | None:
         """Why frame ``f`` (not dropped) did not reach its receiver intact, or None.

@@ -286,6 +286,8 @@ def main(args: Any) -> int:
                           f" [dim]({res.seconds * 1000:.0f} ms)[/dim]")
             if res.status == "fail":
                 console.print(f"       [red]{res.message}[/red]")
+            elif res.message:  # what a pass has to say (a segment from before its step)
+                console.print(f"       [dim]{res.message}[/dim]")
 
         try:
             if getattr(sc, "pkt", None) is not None:

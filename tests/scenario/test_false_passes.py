@@ -241,3 +241,38 @@ steps:
 """, tmp_path)
     assert not out.passed
     assert "no segment matched" in out.report["error"], out.report["error"]
+
+
+# --- an expectation met by a segment from before its step says so -------------------------
+
+
+def test_a_match_from_before_the_step_says_so(tmp_path: Path):
+    # expect_segment scans on from where the last one stopped: "hello" came while step
+    # 4 or 5 ran. The step passes, and its message says when the segment came. The
+    # retransmission of "bye" comes during step 9 itself (the original was dropped):
+    # nothing to say there.
+    import re
+
+    out = run("""\
+name: earlier
+peer: kernel
+steps:
+  - peer: {listen: 8080}
+  - connect: 8080
+  - peer: accept
+  - peer: {send: "hello"}
+  - sleep: 50ms
+  - expect_segment: {dir: in, data: "hello"}
+  - drop: {dir: out, match: {len: ">0"}}
+  - send: "bye"
+  - expect_segment: {dir: out, data: "bye"}
+""", tmp_path)
+    assert out.passed, out.report["error"]
+    steps = out.report["steps"]
+    message = steps[5]["message"]
+    assert steps[5]["status"] == "pass"
+    assert re.fullmatch(r"matched ← \[P\.\] seq=1 ack=1 win=\d+ len=5( <[^>]*>)?, sent "
+                        r"0\.0[4-9]\d s before this step began \(during step [45]\)",
+                        message), message
+    assert (steps[8]["status"], steps[8]["message"]) == ("pass", ""), steps[8]
+    assert "✓ step 6: matched ← [P.] seq=1" in (tmp_path / "run" / "ladder.txt").read_text()
