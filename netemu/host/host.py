@@ -554,6 +554,19 @@ class Host:
         self.names[conn] = name
         self._wakeups[conn] = asyncio.Event()
 
+    def rename(self, conn: Connection, name: str) -> None:
+        """Call ``conn`` ``name`` from now on, and in what the trace holds of it already
+        (its state and congestion records): a connection a listener made is named
+        when it is accepted, after its handshake."""
+        old = self.names.get(conn)
+        self.names[conn] = name
+        if old is None or old == name:
+            return
+        local, remote = (conn.local_ip, conn.local_port), (conn.remote_ip, conn.remote_port)
+        for rec in (*self.trace.states, *self.trace.congestion):
+            if rec.conn == old and tuple(rec.local) == local and tuple(rec.remote) == remote:
+                rec.conn = name
+
     def touch(self, conn: Connection) -> None:
         """After a user call on ``conn``: send what it now has to say."""
         self._dirty.add(conn)

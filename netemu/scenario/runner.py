@@ -296,7 +296,7 @@ class Runner:
         ctx = self._ctx(step.conn)
         port = step.port if step.port is not None else next(iter(self.host.listeners))
         conn = await self.host.accept_connection(port, self._timeout(step.timeout))
-        self.host.names[conn] = ctx.name
+        self.host.rename(conn, ctx.name)  # its records from the handshake on, too
         ctx.conn, ctx.stream = conn, TcpStream(self.host, conn)
         ctx.local_port, ctx.peer_port = conn.local_port, conn.remote_port
         ctx.learn_isns(self.trace)

@@ -276,3 +276,29 @@ steps:
                         message), message
     assert (steps[8]["status"], steps[8]["message"]) == ("pass", ""), steps[8]
     assert "✓ step 6: matched ← [P.] seq=1" in (tmp_path / "run" / "ladder.txt").read_text()
+
+
+# --- names ---------------------------------------------------------------------------------
+
+
+def test_an_accepted_connection_carries_its_scenario_name(tmp_path: Path):
+    # Named only once accepted, its states before that (SYN-RECEIVED, ESTABLISHED) and
+    # the ladder's heading had the host's name for it, "9000<198.18.0.2:…".
+    out = run("""\
+name: accepted_name
+peer: kernel
+steps:
+  - listen: 9000
+  - peer: {connect: 9000, conn: s}
+  - accept: s
+  - close: s
+  - expect_state: {conn: s, state: FIN-WAIT-2}
+""", tmp_path)
+    assert out.passed, out.report["error"]
+    ours = [(s["conn"], s["new"]) for s in out.report["states"] if s["local"].endswith(":9000")
+            and s["new"] != "LISTEN"]
+    assert [new for _, new in ours][:3] == ["SYN-RECEIVED", "ESTABLISHED", "FIN-WAIT-1"], ours
+    assert {conn for conn, _ in ours} == {"s"}, ours
+    assert [c["conn"] for c in out.report["conversations"]] == ["s"]
+    heading = out.ladder.splitlines()[2]
+    assert heading.startswith("── TCP 198.18.0.1:9000 ⇄ 198.18.0.2:") and " [s] " in heading, heading
