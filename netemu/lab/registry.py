@@ -118,8 +118,10 @@ def _rewrite(fd: int, info: dict[str, Any]) -> None:
 # apart. A slot is held by flock on its file, so a SIGKILLed run frees it at once.
 SLOT_DIR = os.environ.get("NETEMU_SLOT_DIR", "/run/netemu/slots")
 SLOTS = 40
-PEER_PORTS_BASE, PEER_PORTS_BLOCK = 20000, 1024  # slot n: the peer kernel's ephemeral ports
-EMU_PORTS_BASE, EMU_PORTS_BLOCK = 40000, 256  # slot n: where netemu's own ephemeral ports start
+# Slot n's blocks; no block of one kind overlaps one of the other (a run tells its sockets
+# by them): netemu's ephemeral ports 40000-50239, the peer kernels' 50240-60479.
+EMU_PORTS_BASE, EMU_PORTS_BLOCK = 40000, 256
+PEER_PORTS_BASE, PEER_PORTS_BLOCK = EMU_PORTS_BASE + SLOTS * EMU_PORTS_BLOCK, 256
 
 
 class Slot:

@@ -102,15 +102,19 @@ class PeerView:
             self.source, self.reason = "poll", str(e)
         else:
             self.source = "kernel"
+            self.trace.peer_trace_instance = self._ktrace.name
             labs = list(self.labs.values())
             lab_ips = {lab.emu_ip for lab in labs} | {lab.peer_ip for lab in labs}
-            peer_blocks = [range(lo, hi + 1) for lo, hi in
-                           (lab.slot.peer_ports for lab in labs if lab.slot.peer_ports)]
+            def peer_block(lab: Any) -> list[range]:
+                ports = lab.slot.peer_ports
+                return [] if ports is None else [range(ports[0], ports[1] + 1)]
             emu_blocks = [lab.slot.emu_ports for lab in labs if lab.slot.emu_ports]
             fixed = [range(p, p + 1) for p in self.fixed_ports]
             for role, lab in self.labs.items():
+                # The remote end's port is netemu's, or another of the run's peers' (relay).
+                others = [r for o in labs if o is not lab for r in peer_block(o)]
                 self._filters[role] = LabFilter(lab.peer_ip, lab_ips, lab.peer_ns.inode,
-                                                peer_blocks, peer_blocks + emu_blocks + fixed)
+                                                peer_block(lab), emu_blocks + fixed + others)
         self.trace.peer_source, self.trace.peer_source_note = self.source, self.reason
         self._thread = threading.Thread(target=self._run, name=f"peer-{self.source}",
                                         daemon=True)

@@ -128,6 +128,7 @@ class Trace:
     # note says why when it is not "kernel".
     peer_source: str = ""
     peer_source_note: str = ""
+    peer_trace_instance: str = ""  # the tracefs instance read ("kernel")
     notes: list[NoteRecord] = field(default_factory=list)
     # Frames as recorded: FrameRecord's five fields in a row in one flat list, for
     # ``frames`` to make records of when read. A FrameRecord per frame cost every

@@ -84,17 +84,19 @@ def build_report(*, scenario: str, result: str, trace: Trace | None = None,
         rep["congestion"] = [{"t": _r(c.t - t0), "side": "netemu", "conn": c.conn,
                               "local": ep_str(c.local), "remote": ep_str(c.remote),
                               "conversation": conv_of.get(id(c)), "cwnd": c.cwnd,
-                              "ssthresh": c.ssthresh, "phase": c.phase, "cause": c.cause}
-                             for c in trace.congestion]
+                              "ssthresh": c.ssthresh, "unit": "bytes", "phase": c.phase,
+                              "cause": c.cause} for c in trace.congestion]
         rep["congestion"] += [{"t": _r(c.t - t0), "side": "peer", "role": c.role,
                                "local": ep_str(c.local), "remote": ep_str(c.remote),
                                "conversation": conv_of.get(id(c)), "cwnd": c.cwnd,
-                               "ssthresh": c.ssthresh, "srtt_us": c.srtt_us,
+                               "ssthresh": c.ssthresh, "unit": "segments",
+                               "srtt_us": c.srtt_us,
                                "phase": c.ca_state, "cause": c.cause, **c.info}
                               for c in trace.peer_congestion]
         rep["congestion"].sort(key=lambda e: e["t"])
         rep["peer_state_source"] = {"source": trace.peer_source or None,
-                                    "note": trace.peer_source_note or None}
+                                    "note": trace.peer_source_note or None,
+                                    "tracefs_instance": trace.peer_trace_instance or None}
         rep["peer_states"] = [{"t": _r(s.t - t0), "local": ep_str(s.local),
                                "remote": ep_str(s.remote), "old": normalize_state(s.old)
                                if s.old else None, "state": normalize_state(s.state),

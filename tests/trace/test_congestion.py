@@ -180,7 +180,7 @@ def test_report_lists_every_congestion_event(builder, tmp_path) -> None:
     assert data["congestion"] == rep["congestion"]
     events = data["congestion"]
     assert len(events) == 7  # all of them, drawn in the ladder or not
-    assert events[1] == {"t": 0.021, "side": "netemu", "conn": "c1",
+    assert events[1] == {"t": 0.021, "side": "netemu", "unit": "bytes", "conn": "c1",
                          "local": "198.18.0.1:40000",
                          "remote": "198.18.0.2:8080", "conversation": 0, "cwnd": 14480,
                          "ssthresh": 8688, "phase": "fast-recovery",
