@@ -19,6 +19,7 @@ import os
 import socket
 import struct
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 NETLINK_SOCK_DIAG = 4
@@ -197,30 +198,35 @@ class DiagProbe:
     def close(self) -> None:
         self.sock.close()
 
-    def _dump(self, family: int, states: int, ext: int) -> list[SockState]:
+    def _request_dump(self, family: int, states: int, ext: int) -> Iterator[tuple[bytes, int, int]]:
+        """Send a SOCK_DIAG_BY_FAMILY dump request and yield each socket's message as
+        (buffer, offset of its payload, end)."""
         seq = next(self._seq)
         req = REQ_V2.pack(family, socket.IPPROTO_TCP, ext, states) + b"\0" * SOCKID_LEN
         self.sock.send(NLMSG_HDR.pack(16 + len(req), SOCK_DIAG_BY_FAMILY,
                                       NLM_F_REQUEST | NLM_F_DUMP, seq, 0) + req)
-        out: list[SockState] = []
         while True:
             data = self.sock.recv(1 << 17)
             off = 0
             while off + 16 <= len(data):
                 length, kind, _, rseq, _ = NLMSG_HDR.unpack_from(data, off)
                 if length < 16:
-                    return out
+                    return
                 if rseq == seq:
                     if kind == NLMSG_DONE:
-                        return out
+                        return
                     if kind == NLMSG_ERROR:
                         (err,) = struct.unpack_from("=i", data, off + 16)
                         if err:
                             raise OSError(-err, f"sock_diag: {os.strerror(-err)}")
-                        return out
+                        return
                     if kind == SOCK_DIAG_BY_FAMILY:
-                        out.append(parse_diag_msg(data, off + 16, off + length))
+                        yield data, off + 16, off + length
                 off += (length + 3) & ~3
+
+    def _dump(self, family: int, states: int, ext: int) -> list[SockState]:
+        return [parse_diag_msg(data, off, end)
+                for data, off, end in self._request_dump(family, states, ext)]
 
     def destroy_all(self) -> int:
         """Abort every TCP socket of the namespace (SOCK_DESTROY, what ``ss -K`` does;
@@ -245,25 +251,10 @@ class DiagProbe:
 
     def _dump_ids(self, family: int) -> list[bytes]:
         """The raw ``inet_diag_sockid`` of every socket not in TIME-WAIT."""
-        seq = next(self._seq)
         states = ALL_STATES & ~(1 << 6)  # TCP_TIME_WAIT
-        req = REQ_V2.pack(family, socket.IPPROTO_TCP, 0, states) + b"\0" * SOCKID_LEN
-        self.sock.send(NLMSG_HDR.pack(16 + len(req), SOCK_DIAG_BY_FAMILY,
-                                      NLM_F_REQUEST | NLM_F_DUMP, seq, 0) + req)
-        out: list[bytes] = []
-        while True:
-            data = self.sock.recv(1 << 17)
-            off = 0
-            while off + 16 <= len(data):
-                length, kind, _, rseq, _ = NLMSG_HDR.unpack_from(data, off)
-                if length < 16:
-                    return out
-                if rseq == seq:
-                    if kind in (NLMSG_DONE, NLMSG_ERROR):
-                        return out
-                    if kind == SOCK_DIAG_BY_FAMILY:
-                        out.append(bytes(data[off + 20:off + 20 + SOCKID_LEN]))
-                off += (length + 3) & ~3
+        # (the id follows the message's family, state, timer and retrans bytes)
+        return [bytes(data[off + 4:off + 4 + SOCKID_LEN])
+                for data, off, _end in self._request_dump(family, states, 0)]
 
     def sockets(self, *, port: int | None = None, local_port: int | None = None,
                 remote_port: int | None = None, states: int = ALL_STATES,

@@ -115,3 +115,34 @@ def test_agrees_with_pyroute2_diagsocket(lab: Lab, agent: KernelAgent) -> None:
     # ... and with the agent's own getsockopt(TCP_INFO).
     info = agent.info(c.sock)
     assert (info["rcv_wscale"], info["snd_wscale"]) == (client.rcv_wscale, client.snd_wscale)
+
+
+@pytest.mark.root
+def test_destroy_all_ends_what_the_peer_left() -> None:
+    """A lab going down aborts its peer's sockets (SOCK_DESTROY), so an orphan does not
+    outlive it; timewait sockets, which send nothing, are left to expire; and a
+    socket its program closed (an orphan in FIN-WAIT) goes too."""
+    from netemu.lab.netns import run_in_netns
+
+    with Lab() as lab:
+        def work() -> tuple[socket.socket, socket.socket, socket.socket]:
+            lst = socket.socket()
+            lst.bind(("198.18.0.2", 8080))
+            lst.listen()
+            cli = socket.create_connection(("198.18.0.2", 8080))
+            srv, _ = lst.accept()
+            pending = socket.socket()
+            pending.setblocking(False)
+            pending.connect_ex(("198.18.0.1", 9))  # SYN-SENT to nobody
+            srv.close()  # an orphan: FIN-WAIT-1, then a timewait socket in FIN-WAIT-2
+            return lst, cli, pending
+        held = run_in_netns(lab.peer_ns.fd, work)
+        time.sleep(0.05)
+        before = {s.state for s in lab.peer_sockets()}
+        assert {"LISTEN", "SYN-SENT", "CLOSE-WAIT"} <= before, before
+        # listener, SYN-SENT, CLOSE-WAIT, and the orphan while still a full socket
+        assert lab._probe().destroy_all() >= 3
+        after = [s for s in lab.peer_sockets() if s.state not in ("CLOSED", "FIN-WAIT-2")]
+        assert after == [], after
+        for s in held:
+            s.close()
