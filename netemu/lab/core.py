@@ -511,8 +511,8 @@ class Lab:
 
         if self.ktrace is None:
             if self.slot.number is None:
-                raise TraceUnavailable("no free lab slot (registry.SLOTS live labs?): "
-                                       "this lab's 4-tuples may not be unique")
+                raise TraceUnavailable(f"no lab slot ({self.slot.why}), so this lab's "
+                                       "4-tuples may be another lab's")
             self.ktrace = KernelTrace(f"{INSTANCE_PREFIX}{self.runid}")
         return self.ktrace
 

@@ -133,13 +133,15 @@ class Slot:
 
     def __init__(self) -> None:
         self.number: int | None = None
+        self.why = ""  # why there is none, when there is none
         self._fd = -1
 
     def acquire(self) -> int | None:
-        """The slot taken, or None when there is none to take (not root, all taken)."""
+        """The slot taken, or None when there is none to take (``why`` says why)."""
         try:
             os.makedirs(SLOT_DIR, mode=0o755, exist_ok=True)
-        except OSError:
+        except OSError as e:
+            self.why = f"cannot make {SLOT_DIR}: {e.strerror}"
             return None
 
         def released(n: int) -> float:
@@ -155,7 +157,8 @@ class Slot:
             try:
                 fd = os.open(os.path.join(SLOT_DIR, f"{n}.lock"),
                              os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-            except OSError:
+            except OSError as e:
+                self.why = f"cannot open {SLOT_DIR}/{n}.lock: {e.strerror}"
                 return None
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -166,6 +169,7 @@ class Slot:
                 os.utime(fd)  # a run SIGKILLed with it leaves this time: a recent one
             self.number, self._fd = n, fd
             return n
+        self.why = f"all {SLOTS} lab slots are held by live labs"
         return None
 
     @property

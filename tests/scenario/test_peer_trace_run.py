@@ -165,3 +165,24 @@ def test_lab_clean_removes_a_dead_runs_instance() -> None:
         if name in leftover_instances():
             from netemu.lab.ktrace import remove_instance
             remove_instance(name)
+
+
+def test_without_tracepoints_it_polls_and_says_why(tmp_path: Path) -> None:
+    """No slot (here: its directory cannot be made): the peer's states are polled,
+    marked so in the ladder, and the report says why; a seen: true on a state that
+    polls cannot catch fails, saying so, rather than pass on what nobody saw."""
+    import os
+
+    (tmp_path / "s.yaml").write_text(SEEN % "LAST-ACK")
+    env = {**os.environ, "NETEMU_SLOT_DIR": "/proc/no/slots"}
+    p = subprocess.run([sys.executable, "-m", "netemu", "run", "-q", str(tmp_path / "s.yaml"),
+                        "-o", str(tmp_path / "run")], capture_output=True, text=True,
+                       cwd=ROOT, env=env, timeout=100)
+    rep = json.loads((tmp_path / "run" / "report.json").read_text())
+    src = rep["peer_state_source"]
+    assert src["source"] == "poll" and "/proc/no/slots" in src["note"]
+    assert {s["source"] for s in rep["peer_states"]} == {"poll"}
+    assert "(polled)" in (tmp_path / "run" / "ladder.txt").read_text()
+    if p.returncode:  # LAST-ACK lasts ~0.6 ms: a 2 ms poll usually misses it
+        failed = [s for s in rep["steps"] if s["status"] == "fail"]
+        assert "were polled" in failed[0]["message"], failed
