@@ -13,6 +13,15 @@ import pytest
 
 IN_CI = os.environ.get("CI", "").lower() not in ("", "0", "false", "no")
 
+# pytest imports readline before any conftest (_pytest/capture.py), and GNU readline
+# exports COLUMNS=80 and LINES=24 to every process started after it: the xdist
+# workers, and each `netemu run` a test starts. The text ladder is as wide as COLUMNS
+# (netemu/trace/ladder.py): the tests would see 80 columns where a run whose output is
+# no terminal has 100. A test that means a width sets COLUMNS itself.
+for _name in ("COLUMNS", "LINES"):
+    os.environ.pop(_name, None)
+    os.unsetenv(_name)
+
 
 def _missing(item: pytest.Item) -> str | None:
     if item.get_closest_marker("root") and os.geteuid() != 0:

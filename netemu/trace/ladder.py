@@ -278,7 +278,48 @@ def _note_text(note: NoteRecord) -> str:
     return prefix + note.text
 
 
-def _text_lines(ladder: Ladder) -> list[Line]:
+def ladder_width() -> int:
+    """How wide the text ladder may be: ``COLUMNS``, else the terminal's width, else 100
+    (output that is no terminal); never below 80."""
+    import shutil
+
+    return max(80, shutil.get_terminal_size((100, 24)).columns)
+
+
+def _fit(line: Line, width: int) -> Line:
+    """``line`` cut to ``width`` characters, its end "…" where it was cut."""
+    if sum(len(t) for t, _ in line) <= width:
+        return line
+    out: Line = []
+    room = width
+    for text, style in line:
+        if len(text) >= room:
+            out.append((_cut(text, room), style))
+            break
+        out.append((text, style))
+        room -= len(text)
+    return out
+
+
+def _cut(text: str, width: int) -> str:
+    """``text`` in at most ``width`` characters: cut after a whole word if one ends
+    near enough, and "…" where it was cut."""
+    if len(text) <= width:
+        return text
+    head = text[:max(0, width - 1)]
+    space = head.rfind(" ")
+    if space > 0 and len(head) - space <= 8:
+        head = head[:space + 1]
+    return head + "…"
+
+
+def _text_lines(ladder: Ladder, width: int | None = None) -> list[Line]:
+    """The text ladder's lines, each at most ``width`` characters (``ladder_width()``)."""
+    width = ladder_width() if width is None else max(80, width)
+    return [_fit(line, width) for line in _text_lines_in(ladder, width)]
+
+
+def _text_lines_in(ladder: Ladder, width: int) -> list[Line]:
     lines: list[Line] = []
     if ladder.title:
         lines.append([(ladder.title, "title")])
@@ -290,7 +331,7 @@ def _text_lines(ladder: Ladder) -> list[Line]:
     for si, sec in enumerate(ladder.sections):
         if si:
             lines.append([])
-        lines.extend(_section_lines(sec, wn))
+        lines.extend(_section_lines(sec, wn, width))
     if ladder.other_frames:
         lines.append([])
         lines.append([(f"({ladder.other_frames} frame(s) that are not TCP segments "
@@ -298,23 +339,48 @@ def _text_lines(ladder: Ladder) -> list[Line]:
     return lines
 
 
-def _section_lines(sec: Section, wn: int) -> list[Line]:
+def _section_lines(sec: Section, wn: int, width: int = 100) -> list[Line]:
+    """One section's lines within ``width``: the lane between the lifelines is as wide
+    as its labels want; where a line would not fit, it narrows to what the labels need,
+    then further (labels cut with "…") down to leaving 14 columns right of the right
+    lifeline for the peer's state (" ESTABLISHED …"); what still does not fit, ``_fit``
+    cuts."""
     rows = sec.rows
     labels = [r.seg.label() for r in rows if r.seg is not None]
     cc_texts = [r.detail for r in rows if r.kind == "cc"]
     lw = max([40, *(len(s) + 8 for s in labels), *(len(s) + 3 for s in cc_texts)])
+    snug = max([24, *(len(r.seg.label()) + (7 if r.seg.dropped else 5) for r in rows
+                      if r.seg is not None)])
     left_states = [r.state for r in rows if r.kind in ("state", "cc") and r.side == "left"]
     left_states += [r.init[0] for r in rows if r.kind == "init"]
     head_l = f"{sec.left_label} ({sec.left_role})"
-    head_r = f"{sec.right_label} ({sec.right_role})"
     wl = max([12, *(len(s) for s in left_states), len(head_l) // 2 + 1])
+    prefix_w = 8 + 1 + wn + 1
+    right = 14  # " ESTABLISHED …"
+    wl = min(wl, max(12, width - prefix_w - 2 - 24 - right))  # a long left state gives way
+    floor = max(24, width - (prefix_w + wl + 1) - 1 - right)
+    lines = _section_drawn(sec, wn, width, wl, lw)
+    for narrowest in (snug, floor):  # labels whole; then only to leave the 14 columns
+        over = max((sum(len(t) for t, _ in line) for line in lines[1:]), default=0) - width
+        if over <= 0 or lw <= narrowest:
+            continue
+        lw = max(narrowest, lw - over)
+        lines = _section_drawn(sec, wn, width, wl, lw)
+    return lines
+
+
+def _section_drawn(sec: Section, wn: int, width: int, wl: int, lw: int) -> list[Line]:
+    """One section's lines with the left column ``wl`` wide and the lane ``lw``."""
+    rows = sec.rows
+    head_l = f"{sec.left_label} ({sec.left_role})"
+    head_r = f"{sec.right_label} ({sec.right_role})"
     prefix_w = 8 + 1 + wn + 1
     pad = " " * prefix_w
     lcol = prefix_w + wl + 1  # column of the left lifeline
     rcol = lcol + 1 + lw  # column of the right lifeline
 
     out: list[Line] = [[(f"── {sec.title} ", "title"),
-                        ("─" * max(4, rcol + 12 - len(sec.title) - 4), "life")]]
+                        ("─" * max(4, min(rcol + 12, width) - len(sec.title) - 4), "life")]]
     # header: each endpoint centred over its lifeline
     hl = [(" time(s)".ljust(prefix_w), "time")]
     s1, t1 = max(0, lcol - len(head_l) // 2), head_l
@@ -336,21 +402,30 @@ def _section_lines(sec: Section, wn: int) -> list[Line]:
                         (" " * lw, ""), ("│", "life"),
                         (" " + r.init[1] if r.init[1] else "", "init")])
         elif r.kind == "state" and r.side == "left":
-            out.append([time, blank, (r.state.rjust(wl) + " ", "left"), ("│", "life"),
+            out.append([time, blank, (_cut(r.state, wl).rjust(wl) + " ", "left"), ("│", "life"),
                         (" " * lw, ""), ("│", "life")])
         elif r.kind == "cc":
-            out.append([time, blank, (r.state.rjust(wl) + " ", "cc"), ("│", "life"),
-                        ((" " + r.detail).ljust(lw), "ccd"), ("│", "life")])
+            # cwnd, ssthresh and the cause whole: when the lane is narrower, over the
+            # right lifeline (nothing is on its right in this row)
+            detail = " " + r.detail
+            out.append([time, blank, (_cut(r.state, wl).rjust(wl) + " ", "cc"), ("│", "life"),
+                        *([(detail.ljust(lw), "ccd"), ("│", "life")] if len(detail) <= lw
+                          else [(detail, "ccd")])])
         elif r.kind in ("state", "pcc", "pev"):
             style = {"state": "right", "pcc": "cc", "pev": "rst"}[r.kind]
             out.append([time, blank, (" " * wl + " ", ""), ("│", "life"), (" " * lw, ""),
                         ("│", "life"), (" " + r.state, style)])
         elif r.kind == "note":
             assert r.note is not None
-            text = f" {_note_text(r.note)} "
-            fill = max(3, rcol - prefix_w - len(text) - 3)
             style = r.note.kind if r.note.kind in _TEXT_STYLES else "note"
+            # A note too long for the width goes on over the next lines (its words
+            # whole): cut, a failure's message would lose what it says.
+            room = width - prefix_w - 3 - 2 - 3
+            first, *more = _wrap(_note_text(r.note), room)
+            text = f" {first} "
+            fill = max(3, min(rcol - prefix_w - len(text) - 3, width - prefix_w - 3 - len(text)))
             out.append([time, blank, ("┄┄┄" + text + "┄" * fill, style)])
+            out.extend([(" " * prefix_w, ""), ("    " + part, style)] for part in more)
         else:
             v = r.seg
             assert v is not None
@@ -365,10 +440,16 @@ def _section_lines(sec: Section, wn: int) -> list[Line]:
     return out
 
 
+def _wrap(text: str, width: int) -> list[str]:
+    import textwrap
+
+    return textwrap.wrap(text, width, break_on_hyphens=False) or [""]
+
+
 def _arrow(v: SegmentView, lw: int) -> str:
-    label = f" {v.label()} "
     body_char = "═" if v.injected else "─"
     body_w = lw - 1 - (2 if v.dropped else 0)
+    label = f" {_cut(v.label(), body_w - 4)} "  # a body character each side, at least
     a = max(1, (body_w - len(label)) // 2)
     b = max(1, body_w - len(label) - a)
     body = body_char * a + label + body_char * b
@@ -379,10 +460,13 @@ def _arrow(v: SegmentView, lw: int) -> str:
 
 def render_ladder_text(trace: Trace, *, roles: tuple[str, str] = DEFAULT_ROLES,
                        title: str | None = None,
-                       extra_states: Iterable[StateRecord] = ()) -> str:
-    """The ladder as plain text (what ladder.txt holds)."""
+                       extra_states: Iterable[StateRecord] = (),
+                       width: int | None = None) -> str:
+    """The ladder as plain text (what ladder.txt holds), at most ``width`` columns
+    (default ``ladder_width()``: COLUMNS, the terminal's, or 100; at least 80)."""
     ladder = build_ladder(trace, roles=roles, title=title, extra_states=extra_states)
-    return "\n".join("".join(t for t, _ in line).rstrip() for line in _text_lines(ladder)) + "\n"
+    return "\n".join("".join(t for t, _ in line).rstrip()
+                     for line in _text_lines(ladder, width)) + "\n"
 
 
 def write_ladder_text(trace: Trace, path: str | os.PathLike[str], **kw: Any) -> str:
@@ -394,13 +478,14 @@ def write_ladder_text(trace: Trace, path: str | os.PathLike[str], **kw: Any) -> 
 
 def ladder_renderable(trace: Trace, *, roles: tuple[str, str] = DEFAULT_ROLES,
                       title: str | None = None,
-                      extra_states: Iterable[StateRecord] = ()) -> RenderableType:
+                      extra_states: Iterable[StateRecord] = (),
+                      width: int | None = None) -> RenderableType:
     """The ladder as a rich Text with colour, for ``Console.print``."""
     from rich.text import Text
 
     ladder = build_ladder(trace, roles=roles, title=title, extra_states=extra_states)
     out = Text(no_wrap=True, overflow="ignore")
-    for line in _text_lines(ladder):
+    for line in _text_lines(ladder, width):
         for text, style in line:
             out.append(text, style=_TEXT_STYLES.get(style, ""))
         out.append("\n")
