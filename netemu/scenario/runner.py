@@ -391,6 +391,10 @@ class Runner:
         if relative:
             seq = (seq + (ours or 0)) & 0xFFFFFFFF
             ack = (ack + (peers or 0)) & 0xFFFFFFFF
+        if step.seq is None or step.ack is None:  # the connection's current values
+            now_seq, now_ack = self._current(ctx, step.dir)
+            seq = now_seq if step.seq is None else seq
+            ack = (now_ack if step.flags & 0x10 else 0) if step.ack is None else ack
         options = tuple(self._option(o, ctx, step.dir, relative) for o in step.options)
         local = ctx.local_port or 0
         remote = ctx.peer_port or 0
@@ -406,6 +410,28 @@ class Runner:
             self.host.inject(seg, self.lab.peer_ip)
         else:
             self.host.inject_inbound(seg, self.lab.peer_ip)
+
+    def _current(self, ctx: ConnCtx, direction: str) -> tuple[int, int]:
+        """(seq, ack) a segment going ``direction`` carries next: the sender's next
+        sequence number and what it has of the other side. netemu's endpoint knows its
+        own (snd.nxt, rcv.nxt); on a raw connection, the trace tells: after the last
+        segment each side sent (a SYN or FIN counts one), else its ISN."""
+        conn = ctx.conn
+        if conn is not None:
+            return ((conn.snd_nxt, conn.rcv_nxt) if direction == "out"
+                    else (conn.rcv_nxt, conn.snd_nxt))
+        ctx.learn_isns(self.trace)
+        nxt = {"out": ctx.isns.ours, "in": ctx.isns.peers}
+        for f in self.trace.frames:
+            seg = _segment(f.data)
+            if seg is None or not self._owns(ctx, seg, f.direction):
+                continue
+            end = (seg.seq + seg.seg_len) & 0xFFFFFFFF
+            have = nxt[f.direction]
+            if have is None or 0 < (end - have) & 0xFFFFFFFF < 0x80000000:
+                nxt[f.direction] = end
+        other = "in" if direction == "out" else "out"
+        return nxt[direction] or 0, nxt[other] or 0
 
     def _option(self, spec: S.TcpOptionSpec, ctx: ConnCtx, direction: str,
                 relative: bool) -> Any:

@@ -302,3 +302,48 @@ steps:
     assert [c["conn"] for c in out.report["conversations"]] == ["s"]
     heading = out.ladder.splitlines()[2]
     assert heading.startswith("── TCP 198.18.0.1:9000 ⇄ 198.18.0.2:") and " [s] " in heading, heading
+
+
+# --- inject's defaults ---------------------------------------------------------------------
+
+
+def test_an_injected_segments_seq_and_ack_default_to_the_connections_current_values(
+        tmp_path: Path):
+    # docs/scenarios.md: "seq, ack (default: the connection's current values)". They were
+    # 0 (relative): this RST came at the peer's ISN, out of the window, and reset nothing.
+    out = run("""\
+name: inject_defaults
+peer: kernel
+steps:
+  - peer: {listen: 8080}
+  - connect: 8080
+  - peer: accept
+  - peer: {send: "hi"}
+  - recv: "hi"
+  - inject: {dir: in, flags: R}
+  - expect_event: {event: reset, within: 100ms}
+""", tmp_path)
+    assert out.passed, out.report["error"]
+    rst = [s for s in out.report["segments"] if s["flags"] == "RST"]
+    assert rst and (rst[0]["mark"], rst[0]["seq"]) == ("injected", 3), rst
+
+
+def test_a_raw_connections_injected_ack_defaults_to_what_came_from_the_peer(tmp_path: Path):
+    # The handshake's last ACK with neither seq nor ack: seq 1 (after our SYN), ack 1
+    # (after the kernel's SYN+ACK). It was seq 0 ack 0, which the kernel answers with a
+    # RST, its socket never ESTABLISHED.
+    out = run("""\
+name: raw_defaults
+peer: kernel
+connections:
+  r: {raw: true, port: 8080}
+steps:
+  - peer: {listen: 8080}
+  - inject: {flags: S, seq: 0}
+  - expect_segment: {dir: in, flags: SYN+ACK, ack: 1}
+  - inject: {flags: "."}
+  - expect_peer_state: {conn: r, state: ESTABLISHED, within: 1s}
+""", tmp_path)
+    assert out.passed, out.report["error"]
+    ack = [s for s in out.report["segments"] if s["flags"] == "ACK" and s["mark"] == "injected"]
+    assert ack and (ack[0]["seq"], ack[0]["ack"]) == (1, 1), ack
