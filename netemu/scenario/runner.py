@@ -150,6 +150,9 @@ class Runner:
         self.peer_listeners: dict[int, int] = {}  # port -> agent listening socket
         self.results: list[StepResult] = []
         self.step_starts: list[float] = []  # when each step began (time.monotonic())
+        # The segments of no connection of the scenario's (a program that connects by
+        # itself): one cursor for them, so that no segment meets two expectations.
+        self._any = ConnCtx("*")
         self.peers: PeerView | None = None
 
     # ------------------------------------------------------------------ set-up
@@ -605,7 +608,7 @@ class Runner:
                          + (f" (seen: {path})" if len(seen) > 1 else "") + why)
 
     async def _do_expect_segment(self, step: S.ExpectSegment) -> str | None:
-        ctx = self._ctx(step.conn) if (step.conn or self.ctx) else ConnCtx("*")
+        ctx = self._ctx(step.conn) if (step.conn or self.ctx) else self._any
         relative = self.sc.relative if step.relative is None else step.relative
         direction = step.dir
         within = self._timeout(step.within)
@@ -669,7 +672,7 @@ class Runner:
         return None
 
     async def _do_expect_no_segment(self, step: S.ExpectNoSegment) -> None:
-        ctx = self._ctx(step.conn) if (step.conn or self.ctx) else ConnCtx("*")
+        ctx = self._ctx(step.conn) if (step.conn or self.ctx) else self._any
         relative = self.sc.relative if step.relative is None else step.relative
         start = len(self.trace.frames)
         await asyncio.sleep(float(step.for_))

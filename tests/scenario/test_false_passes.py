@@ -347,3 +347,23 @@ steps:
     assert out.passed, out.report["error"]
     ack = [s for s in out.report["segments"] if s["flags"] == "ACK" and s["mark"] == "injected"]
     assert ack and (ack[0]["seq"], ack[0]["ack"]) == (1, 1), ack
+
+
+def test_an_expectation_without_a_connection_does_not_match_a_segment_twice(tmp_path: Path):
+    # With no connection of the scenario's (the peer, a program, connects by itself),
+    # every expect_segment scanned the trace from its start: the one SYN met both, and
+    # "two SYNs came" passed. netemu answers the first; the second is not there.
+    client = ("import os, socket, time; time.sleep(0.3); "
+              "s = socket.create_connection((os.environ['NETEMU_EMU_IP'], 9000), timeout=5); "
+              "time.sleep(5)")
+    out = run(f"""\
+name: no_conn
+peers: {{p: {{kind: command, command: [python3, -c, "{client}"]}}}}
+steps:
+  - listen: 9000
+  - expect_segment: {{dir: in, flags: S, within: 3s}}
+  - expect_segment: {{dir: in, flags: S, within: 300ms}}
+""", tmp_path)
+    assert not out.passed
+    assert out.report["steps"][1]["status"] == "pass", out.report["steps"]
+    assert "no segment matched" in out.report["error"], out.report["error"]
