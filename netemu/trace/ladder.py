@@ -125,8 +125,9 @@ def _peer_cc_rows(recs: Iterable[PeerCongestionRecord],
         ca, ssthresh = rec.ca_state, rec.ssthresh
         if first and rec.ca_state == "open":
             continue  # the socket's opening figures: nothing happened yet
-        text = (f"{rec.ca_state}: cwnd {rec.cwnd} ssthresh {ssthresh_str(rec.ssthresh)} "
-                f"srtt {rec.srtt_us / 1000:g} ms")
+        # The kernel counts cwnd and ssthresh in segments (netemu's own are bytes).
+        text = (f"{rec.ca_state}: cwnd {rec.cwnd} seg, ssthresh {ssthresh_str(rec.ssthresh)}"
+                f" seg, srtt {rec.srtt_us / 1000:g} ms")
         yield (rec.t, 3, n), Row(rec.t - t0, "pcc", side="right", state=text,
                                  detail=f"kernel tracepoint: {rec.cause}")
 
