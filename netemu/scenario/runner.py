@@ -197,7 +197,9 @@ class Runner:
         for i, step in enumerate(steps, 1):
             res = StepResult(i, step.line, step.ACTION, step_text(step))
             self.results.append(res)
-            self.trace.notes.append(NoteRecord(time.monotonic(), f"step {i}: {res.text}", "step"))
+            note = f" — {step.note}" if step.note else ""  # the step's own note: the ladder's
+            self.trace.notes.append(NoteRecord(time.monotonic(), f"step {i}: {res.text}{note}",
+                                               "step"))
             t0 = time.monotonic()
             self.step_starts.append(t0)
             try:

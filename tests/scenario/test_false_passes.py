@@ -150,6 +150,27 @@ steps:
         "the kernel answered the corrupted SYN"
 
 
+def test_a_corrupted_segment_through_the_relay_never_matches(tmp_path: Path):
+    # Relay mode records each frame as it reaches the bridge, the corrupted one noted:
+    # with this seed the client's ARP request crosses and its SYN is corrupted; the
+    # server's kernel drops it (no SYN+ACK), and the noted record satisfied this.
+    out = run("""\
+name: relay_corrupt
+mode: relay
+peers: {client: kernel, server: kernel}
+network: {out: {corrupt: 50%}}
+seed: 3
+steps:
+  - peer: {peer: server, listen: 8080}
+  - peer: {peer: client, connect: {port: 8080, wait: false}}
+  - expect_segment: {dir: out, flags: S, within: 300ms}
+""", tmp_path)
+    assert not out.passed
+    assert "corrupted on the way" in out.report["error"], out.report["error"]
+    assert not [s for s in out.report["segments"] if s["direction"] == "in"], \
+        "the server answered the corrupted SYN"
+
+
 def test_an_injected_segment_with_a_bad_checksum_is_not_delivered(tmp_path: Path):
     # `inject: {dir: in, bad_checksum: true}` handed the segment to netemu's endpoint
     # anyway, which reset the connection: a stack drops such a segment unread.
@@ -367,3 +388,19 @@ steps:
     assert not out.passed
     assert out.report["steps"][1]["status"] == "pass", out.report["steps"]
     assert "no segment matched" in out.report["error"], out.report["error"]
+
+
+def test_a_steps_note_is_in_the_ladder(tmp_path: Path):
+    # docs/scenarios.md: "Every step accepts note: (shown in the ladder)". It was not.
+    out = run("""\
+name: noted
+peer: kernel
+steps:
+  - peer: {listen: 8080, note: the kernel listens first}
+  - connect: {port: 8080, note: our SYN goes out}
+""", tmp_path)
+    assert out.passed, out.report["error"]
+    ladder = (tmp_path / "run" / "ladder.txt").read_text()
+    assert "the kernel listens first" in ladder and "our SYN goes out" in ladder, ladder
+    assert [n["text"] for n in out.report["notes"] if "our SYN" in n["text"]] == [
+        "step 2: connect port=8080 — our SYN goes out"], out.report["notes"]
