@@ -64,7 +64,7 @@ async def run_scenario(sc: S.Scenario, run_dir: Path, *, on_step: Any = None,
     from ..lab.core import Lab
     from ..trace.ladder import render_ladder_text, write_ladder_html
     from ..trace.pcap import write_pcap
-    from ..trace.record import Trace
+    from ..trace.record import NoteRecord, Trace
     from ..trace.report import write_report
     from .runner import Runner
 
@@ -82,7 +82,18 @@ async def run_scenario(sc: S.Scenario, run_dir: Path, *, on_step: Any = None,
     seed = sc.seed
     isn_secret = None if seed is None else seed.to_bytes(16, "big", signed=True)
     with Lab(peer_sysctls=_peer_sysctls(sc), congestion=_congestion(sc)) as lab:
+        if lab.cc_per_socket:  # only the kernel agent can have it (per socket)
+            for name, peer in sc.peers.items():
+                if peer.congestion_control and peer.kind != "kernel":
+                    allowed = Path("/proc/sys/net/ipv4/tcp_allowed_congestion_control")
+                    raise EnvironmentProblem(
+                        f"peer {name!r} ({peer.kind}) wants congestion control "
+                        f"{peer.congestion_control}, and this host lets a network namespace "
+                        f"default only to {allowed.read_text().strip()} ({allowed}): only "
+                        "the kernel agent sets it, per socket")
         trace = Trace(emulator_ip=lab.emu_ip, peer_ip=lab.peer_ip)
+        for note in lab.notes:  # e.g. the congestion control set per socket
+            trace.notes.append(NoteRecord(time.monotonic(), note, "note"))
         # Plain AF_PACKET sockets, no packet rings: a scenario scripts a handful of
         # segments, and the rings' set-up and teardown (an 8 MiB mapping, RCU grace
         # periods on close) cost ~60 ms of every run, more than a whole trivial run

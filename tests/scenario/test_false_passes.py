@@ -404,3 +404,25 @@ steps:
     assert "the kernel listens first" in ladder and "our SYN goes out" in ladder, ladder
     assert [n["text"] for n in out.report["notes"] if "our SYN" in n["text"]] == [
         "step 2: connect port=8080 — our SYN goes out"], out.report["notes"]
+
+
+def test_a_congestion_control_the_host_refuses_a_program_peer_is_the_environments_fault(
+        tmp_path: Path):
+    # Where the host lets a network namespace default only to some algorithms
+    # (net.ipv4.tcp_allowed_congestion_control), the kernel agent sets the scenario's
+    # per socket; any other peer silently got the host's default instead.
+    from netemu.scenario.session import EnvironmentProblem
+
+    proc = Path("/proc/sys/net/ipv4")
+    allowed = (proc / "tcp_allowed_congestion_control").read_text().split()
+    refused = [a for a in (proc / "tcp_available_congestion_control").read_text().split()
+               if a not in allowed]
+    if not refused:
+        pytest.skip("this host lets a namespace default to every congestion control it has")
+    with pytest.raises(EnvironmentProblem, match=f"peer 'p' .*congestion control {refused[0]}"):
+        run(f"""\
+name: cc_refused
+peers: {{p: {{kind: command, command: [sleep, "5"], congestion_control: {refused[0]}}}}}
+steps:
+  - sleep: 10ms
+""", tmp_path)
