@@ -121,6 +121,9 @@ class Host:
         self._ip_id = itertools.count(1)
         self._heads: dict[str, FrameHead] = {}  # dst_ip -> its frames' Ethernet + IPv4 headers
         self.ephemeral: range = ephemeral or getattr(link, "ephemeral", None) or EPHEMERAL
+        # Record each frame at the time the kernel took it in (the link's rx_stamps,
+        # which this host then pops): a scenario's host. A .pkt runner reads them itself.
+        self.record_rx_stamps = False
         self._next_port = self.ephemeral.start
         self.stats = {"rx": 0, "tx": 0, "bad_checksum": 0, "malformed": 0, "rst_sent": 0}
         self._closed = False
@@ -191,19 +194,27 @@ class Host:
         batch = self.link.recv_batch(256)
         if not batch:
             return
-        stamps = getattr(self.link, "rx_stamps", None)
-        if stamps is not None and len(batch) > 1:
-            # The link notes when the kernel received each frame (a scenario's link:
-            # RawLink.enable_rx_timestamps): each is taken in at its own time, so frames
-            # read in one batch keep their order against the peer kernel's own events
-            # (a state change between two of them), not all the batch's read time.
-            for frame in batch:
-                self._take_in([frame], stamps.pop(id(frame[0]), None) or self.now())
-            return
         now = self.now()
-        if stamps is not None:
-            now = stamps.pop(id(batch[0][0]), None) or now
+        stamps = getattr(self.link, "rx_stamps", None) if self.record_rx_stamps else None
+        if stamps is None:
+            self._take_in(batch, now)
+            return
+        # The link notes when the kernel received each frame (a scenario's link:
+        # RawLink.enable_rx_timestamps). The trace records each frame at that time, so
+        # frames read in one batch keep their order against the peer kernel's own events
+        # (a state change between two of them); netemu's endpoint handles them now, and
+        # its state changes are timed when they happen.
+        recorded = self.trace._recorded
+        n0 = len(recorded)
         self._take_in(batch, now)
+        # Every frame that arrives is recorded once, in order, as "in" (dropped, bad or
+        # not), whatever else the batch made (our answers are "out").
+        times = iter([stamps.pop(id(data), None) for data, _ in batch])
+        for i in range(n0, len(recorded), 5):
+            if recorded[i + 1] == "in":
+                stamp = next(times, None)
+                if stamp is not None:
+                    recorded[i] = stamp
 
     def _take_in(self, batch: list[tuple[bytes, bool]], now: float) -> None:
         self.stats["rx"] += len(batch)

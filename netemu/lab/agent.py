@@ -4,8 +4,9 @@ the lab runs it as ``python -I -S agent.py`` inside the peer namespace.
 Protocol: one JSON object per line. Requests on stdin, ``{"id": N, "op": "...", ...}``;
 replies on stdout, ``{"id": N, "ok": true, ...}`` or ``{"id": N, "ok": false,
 "error": "ECONNREFUSED" | "timeout" | "EOF" | "badrequest" | ..., "message": "..."}``.
-Each request runs on its own thread, so a blocking ``accept`` or ``recv`` never
-holds up the next request; replies may come back out of order (match them by id).
+Each request runs on a worker thread of its own (threads are reused, never ended
+while the agent lives), so a blocking ``accept`` or ``recv`` never holds up the
+next request; replies may come back out of order (match them by id).
 Bytes travel base64-encoded in ``data``. The agent exits when stdin closes.
 
 Sockets are named by small integers (``sock``). Options (``opts``) are a dict of
@@ -445,12 +446,47 @@ class Agent:
         threading.Timer(0.01, lambda: os._exit(0)).start()
 
 
+class Workers:
+    """Threads that live as long as the agent: a request goes to an idle one, or to a
+    new one when all are busy (a blocking accept or recv holds its thread). Threads
+    are not started per request because a thread that has ended can no longer be
+    asked which namespace it was in, and that is how the run's kernel trace tells
+    this agent's listen() and connect() from another lab's (lab/ktrace.py)."""
+
+    def __init__(self, fn: Any) -> None:
+        from _queue import SimpleQueue  # (the C queue: no import cost)
+
+        self.fn = fn
+        self.q = SimpleQueue()
+        self.idle = 0
+        self.lock = threading.Lock()
+
+    def submit(self, req: dict[str, Any]) -> None:
+        with self.lock:
+            start = self.idle == 0
+            if not start:
+                self.idle -= 1
+        self.q.put(req)
+        if start:
+            threading.Thread(target=self._run, daemon=True).start()
+
+    def _run(self) -> None:
+        while True:
+            req = self.q.get()
+            try:
+                self.fn(req)
+            finally:
+                with self.lock:
+                    self.idle += 1
+
+
 def main() -> int:
-    # Each request runs on a thread; Python's default 5 ms GIL switch interval made
-    # every reply wait ~4 ms, which is packetdrill's whole timing tolerance.
+    # Each request runs on a worker thread; Python's default 5 ms GIL switch interval
+    # made every reply wait ~4 ms, which is packetdrill's whole timing tolerance.
     sys.setswitchinterval(1e-4)
     out = sys.stdout.buffer
     agent = Agent(out)
+    workers = Workers(agent.handle)
     for line in sys.stdin.buffer:
         line = line.strip()
         if not line:
@@ -462,7 +498,7 @@ def main() -> int:
         except ValueError as e:
             agent.reply({"id": None, "ok": False, "error": "badrequest", "message": str(e)})
             continue
-        threading.Thread(target=agent.handle, args=(req,), daemon=True).start()
+        workers.submit(req)
     return 0
 
 

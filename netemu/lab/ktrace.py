@@ -14,7 +14,9 @@ What the lab kernel reports (measured here on 6.18; docs/trace.md):
 - ``tcp/tcp_probe``: snd_cwnd, ssthresh, srtt (µs), snd_wnd, rcv_wnd, snd_nxt,
   snd_una per segment the socket receives in ESTABLISHED (and later).
 - ``tcp/tcp_cong_state_set`` (Open, Disorder, CWR, Recovery, Loss),
-  ``tcp/tcp_retransmit_skb``, ``tcp/tcp_send_reset``, ``tcp/tcp_receive_reset``.
+  ``tcp/tcp_retransmit_skb``, ``tcp/tcp_retransmit_synack`` (a request socket's),
+  ``tcp/tcp_send_reset`` (also with no socket: its src is the kernel's end),
+  ``tcp/tcp_receive_reset``.
 
 Tracepoints are global to the kernel, and no field of these events names the socket's
 network namespace (eprobes, kprobes and fprobes, which could fetch it, are not built
@@ -41,7 +43,7 @@ import ipaddress
 import os
 import re
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from .netns import libc
@@ -57,6 +59,7 @@ EVENTS = (
     ("tcp/tcp_probe", "probe", ""),
     ("tcp/tcp_cong_state_set", "cong_state", ""),
     ("tcp/tcp_retransmit_skb", "retransmit", ""),
+    ("tcp/tcp_retransmit_synack", "retransmit_synack", ""),
     ("tcp/tcp_send_reset", "send_reset", ""),
     ("tcp/tcp_receive_reset", "receive_reset", ""),
 )
@@ -319,7 +322,11 @@ class LabFilter:
     thread in the lab's peer namespace."""
 
     def __init__(self, peer_ip: str, lab_ips: Iterable[str], netns_inode: int,
-                 local_ports: Iterable[range], remote_ports: Iterable[range]) -> None:
+                 local_ports: Iterable[range], remote_ports: Iterable[range],
+                 confirm: Callable[[KEvent], bool] | None = None) -> None:
+        """``confirm``: asked about a listener's event when its thread and process are
+        gone and no earlier event showed them in the lab (the caller can ask sock_diag
+        whether the lab has, or had, that listener)."""
         self.peer_ip = _plain(str(ipaddress.ip_address(peer_ip)))
         self.lab_ips = {_plain(str(ipaddress.ip_address(a))) for a in lab_ips}
         self.inode = netns_inode
@@ -328,8 +335,9 @@ class LabFilter:
         self._tid_ns: dict[int, bool] = {}
         self._pids: set[int] = set()
         self._known: set[tuple[Endpoint, Endpoint]] = set()  # tuples a syscall showed ours
+        self.confirm = confirm
 
-    def _in_lab(self, ev: KEvent) -> bool:
+    def _in_lab(self, ev: KEvent) -> bool | None:
         """Was the thread that made the system call in the lab's namespace? Namespaces
         are per thread, so the thread is asked first; one gone by now (the kernel agent
         runs each request on a thread of its own) is answered by its process's main
@@ -344,7 +352,7 @@ class LabFilter:
                 except OSError:
                     continue
             else:
-                return ev.pid in self._pids
+                return True if ev.pid in self._pids else None  # None: cannot tell
             self._tid_ns[ev.tid] = known
         if known:
             self._pids.add(ev.pid)
@@ -371,4 +379,7 @@ class LabFilter:
         # is not chosen yet: told by the thread that made the system call.
         if lip not in (self.peer_ip, "0.0.0.0", "::"):
             return False
-        return self._in_lab(ev)
+        mine = self._in_lab(ev)
+        if mine is None and self.confirm is not None and not rport:
+            mine = self.confirm(ev)
+        return bool(mine)

@@ -196,14 +196,15 @@ def _write(sc: PktScript, run_dir: Path, trace: Any, results: list[Any], duratio
            error: str | None, passed: bool, notes: list[str], timing: list[Any],
            strict: bool, tolerance_usecs: int | None,
            phases: dict[str, float], more: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    from ..trace.ladder import render_ladder_text, write_ladder_html
+    from ..trace.atomic import atomic_write_text
+    from ..trace.ladder import render_ladder_texts, write_ladder_html
     from ..trace.pcap import write_pcap
     from ..trace.report import write_report
 
     run_dir.mkdir(parents=True, exist_ok=True)
     write_pcap(trace, run_dir / "trace.pcap")
-    ladder = render_ladder_text(trace, title=sc.name)
-    (run_dir / "ladder.txt").write_text(ladder)
+    whole, ladder = render_ladder_texts(trace, title=sc.name)
+    atomic_write_text(run_dir / "ladder.txt", whole)
     write_ladder_html(trace, run_dir / "ladder.html", title=sc.name)
     report = write_report(
         run_dir / "report.json", scenario=sc.name, result="pass" if passed else "fail",

@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from ..lab.ktrace import STATES
 from ..trace.record import PeerCongestionRecord, PeerEventRecord, Trace
 
 Endpoint = tuple[str, int]
@@ -46,24 +47,22 @@ class SockView:
     state: str
 
 
-def states_of(socks: Any, own: int | None, other: int | None, port: int | None) -> list[str]:
+def states_of(socks: Any, own: int | None, other: int | None, port: int | None,
+              listener: bool = False) -> list[str]:
     """The states, among ``socks`` (anything with ``local``, ``remote`` and ``state``:
-    sock_diag's sockets, a snapshot, a history), of the peer socket a step means:
-    with ``port``, the socket on that local port whose remote port is ``other`` (when
-    known), else a listener on it; without, the socket of the connection whose remote
-    port is ``other`` (and local port ``own``, when known). A socket of another
-    connection never answers for this one."""
+    sock_diag's sockets, a snapshot, a history), of the peer socket a step means: with
+    ``listener``, the one listening on ``port``; with ``port``, the connection's socket
+    on that local port (remote port ``other``); without, the socket of the connection
+    whose remote port is ``other`` (and local port ``own``, when known). A socket of
+    another connection never answers for this one, nor a listener for a connection."""
     socks = list(socks)
-    if port is not None:
-        states = [s.state for s in socks if s.local[1] == port]
-        if other is not None:
-            exact = [s.state for s in socks if s.local[1] == port and s.remote[1] == other]
-            states = exact or [st for st in states if st == "LISTEN"]
-        return states
+    if listener:
+        return [s.state for s in socks if s.local[1] == port and s.remote[1] == 0]
     if other is None:
         return []
     return [s.state for s in socks if s.remote[1] != 0 and s.remote[1] == other
-            and (own is None or s.local[1] == own)]
+            and s.local[1] == (port if port is not None else own if own is not None
+                               else s.local[1])]
 
 
 class PeerView:
@@ -87,7 +86,6 @@ class PeerView:
         self._reset_at: dict[Key, float] = {}
         self._cc: dict[Key, list] = {}  # key -> [cwnd, ssthresh, srtt_us, ca_state]
         self._born: set[Key] = set()
-        self._listening: dict[str, set[int]] = {role: set() for role in labs}  # ports
         self._tw: dict[str, set[Key]] = {role: set() for role in labs}  # timewait-held
         self.foreign = 0  # events on the lab's tuples of sockets not born in this run
 
@@ -113,8 +111,10 @@ class PeerView:
             for role, lab in self.labs.items():
                 # The remote end's port is netemu's, or another of the run's peers' (relay).
                 others = [r for o in labs if o is not lab for r in peer_block(o)]
-                self._filters[role] = LabFilter(lab.peer_ip, lab_ips, lab.peer_ns.inode,
-                                                peer_block(lab), emu_blocks + fixed + others)
+                self._filters[role] = LabFilter(
+                    lab.peer_ip, lab_ips, lab.peer_ns.inode, peer_block(lab),
+                    emu_blocks + fixed + others,
+                    confirm=lambda ev, role=role: self._confirm_listener(role, ev))
         self.trace.peer_source, self.trace.peer_source_note = self.source, self.reason
         self._thread = threading.Thread(target=self._run, name=f"peer-{self.source}",
                                         daemon=True)
@@ -209,21 +209,32 @@ class PeerView:
         self._history[role].append((t, key, new))
         self._record(role, t, key[0], key[1], old, new, source, info)
 
+    def _confirm_listener(self, role: str, ev: Any) -> bool:
+        """A listener's listen() or close() whose thread and process are gone: the lab's
+        when sock_diag shows the lab listening on that port now (listen), or no longer
+        (close) after this view saw it listen. (A dump of listeners without tcp_info
+        takes no socket's lock.)"""
+        try:
+            socks = self.labs[role].peer_sockets(states=1 << 10, info=False)
+        except Exception:
+            return False
+        listening = any(s.local[1] == ev.local[1] for s in socks)
+        if ev.new == "LISTEN":
+            return listening
+        return not listening and self._now[role].get((ev.local, ev.remote)) == "LISTEN"
+
     def _born_here(self, role: str, ev: Any, key: Key) -> bool:
-        """Is this the socket of a connection this run's peer opened? Only then do its
-        events count: a socket of an earlier lab that held the same slot (a SIGKILLed
-        run's orphan still sending its FIN in a namespace nobody can reach) may share
-        its tuple, but it is born no more. A socket is born here when its first change
-        was made by a system call of the lab's own (connect, a bound connect: the
-        filter checked the thread's namespace) or when one of the lab's listeners
-        spawns it (LISTEN → SYN_RECV)."""
-        if key in self._born:
+        """Is this a socket of this run's peer? Only then do its events count: a socket
+        an earlier lab in the same slot left (a SIGKILLed run's orphan resending its FIN
+        in a namespace nobody can reach) may have the same tuple, but it was not born in
+        this run. A socket is born here when a change of it comes from a system call
+        (the filter checked the namespace or the ports), when it leaves SYN-SENT (a
+        connect) or LISTEN (a listener spawned it): an orphan does neither. A reset the
+        kernel sends, or a SYN-ACK it resends, has no such past to check (no socket, or
+        a request socket: a live listener's)."""
+        if key in self._born or ev.kind in ("send_reset", "retransmit_synack"):
             return True
-        if ev.kind == "state" and (
-                (ev.old == "LISTEN" and ev.local[1] in self._listening[role])
-                or not ev.softirq
-                or (ev.old == "SYN-SENT"
-                    and self._pending_connect.get((role, ev.local[0], ev.remote)))):
+        if ev.kind == "state" and (ev.old in ("LISTEN", "SYN-SENT") or not ev.softirq):
             self._born.add(key)
             return True
         self.foreign += 1
@@ -234,8 +245,6 @@ class PeerView:
         key = (ev.local, ev.remote)
         if key[0][1] and key[1][1] and not self._born_here(role, ev, key):
             return
-        if kind == "state" and not key[1][1] and ev.new == "LISTEN":
-            self._listening[role].add(key[0][1])
         if kind == "state":
             self._on_state(role, ev, key)
         elif kind == "probe":
@@ -253,7 +262,13 @@ class PeerView:
         else:
             if kind in ("send_reset", "receive_reset"):
                 self._reset_at[key] = ev.t
-            detail = ev.fields.get("reason", "") if kind == "send_reset" else ""
+            if kind == "retransmit_synack":
+                kind, detail = "retransmit", "SYN+ACK"
+            elif kind == "send_reset":
+                detail = ev.fields.get("reason", "")
+            else:  # the socket's state, as the kernel names it (retransmit)
+                st = ev.fields.get("state", "")
+                detail = STATES.get(st, st)
             self.trace.peer_events.append(PeerEventRecord(ev.t, role, ev.local, ev.remote,
                                                           kind, detail))
 
@@ -280,10 +295,49 @@ class PeerView:
             if tw is not None:
                 info["kernel"] += f"; a timewait socket holds the tuple in {tw} (sock_diag)"
                 self._tw[role].add(key)
+                if tw == "TIME-WAIT" and old == "FIN-WAIT-2":
+                    # Into TIME-WAIT now, if the remote's FIN came before this; else (a
+                    # socket its program had closed) into a FIN-WAIT-2 timewait socket
+                    # now, and TIME-WAIT when the FIN came, after it: sock_diag, asked a
+                    # little later, cannot tell the two apart.
+                    fin = self._fin_to(key, ev.t - 0.001)
+                    if fin is not None and fin > ev.t:
+                        self._emit(role, fin, key, old, tw, "poll",
+                                   {"kernel": "timewait socket: FIN-WAIT-2 until the FIN "
+                                              "came (its frame's time), TIME-WAIT after "
+                                              "(sock_diag)"})
+                        return
                 if tw != old:
                     self._emit(role, ev.t, key, old, tw, "kernel", info)
                 return
         self._emit(role, ev.t, key, old, new, "kernel", info)
+
+    def _fin_to(self, key: Key, after: float) -> float | None:
+        """When the first FIN toward the socket ``key`` (from its remote) was on the wire
+        at or after ``after``, by the trace's frames; None if none was. Read from this
+        thread: the flat list of records is copied before the list of frames made from
+        it, so a frame moved between them is seen twice rather than not at all."""
+        from ..wire.frame import parse_tcp_frame
+
+        trace = self.trace
+        recorded = list(trace._recorded)
+        made = list(trace._frames)
+        frames = [(f.t, f.data, f.mark) for f in made]
+        frames += [(recorded[i], recorded[i + 2], recorded[i + 3])
+                   for i in range(0, len(recorded) - 4, 5)]
+        best = None
+        for t, data, mark in frames:
+            if t < after or mark in ("dropped", "bad-checksum", "malformed") \
+                    or (best is not None and t >= best):
+                continue
+            got = parse_tcp_frame(data, False)
+            if got is None:
+                continue
+            src, dst, seg = got
+            if seg.flags & 0x01 and (dst, seg.dst_port) == key[0] \
+                    and (src, seg.src_port) == key[1]:
+                best = t
+        return best
 
     def _timewait_socks(self, role: str) -> dict[Key, str] | None:
         """The role's sockets in FIN-WAIT-2 or TIME-WAIT (where timewait sockets are: a
@@ -312,9 +366,16 @@ class PeerView:
             now = time.monotonic()
             for key in list(keys):
                 st = socks.get(key, "CLOSED")
-                if st != self._now[role].get(key):
-                    self._emit(role, now, key, self._now[role].get(key, ""), st, "poll",
-                               {"kernel": "timewait socket (sock_diag)"})
+                was = self._now[role].get(key, "")
+                if st != was:
+                    t, how = now, "timewait socket (sock_diag)"
+                    if was == "FIN-WAIT-2" and st == "TIME-WAIT":
+                        since = max((t0 for t0, k, s0 in self._history[role]
+                                     if k == key and s0 == was), default=now)
+                        fin = self._fin_to(key, since)
+                        if fin is not None:  # it moved when the remote's FIN came
+                            t, how = fin, how + "; timed by the FIN's frame"
+                    self._emit(role, t, key, was, st, "poll", {"kernel": how})
                 if st == "CLOSED":
                     keys.discard(key)
 

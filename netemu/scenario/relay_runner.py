@@ -179,14 +179,15 @@ def write_outputs(trace: Trace, run_dir: Path, *, name: str, result: str,
                   steps: list[dict[str, Any]], duration: float, error: str | None,
                   extra: dict[str, Any]) -> tuple[dict[str, Any], str]:
     """trace.pcap, ladder.txt, ladder.html (client left, server right), report.json."""
-    from ..trace.ladder import render_ladder_text, write_ladder_html
+    from ..trace.atomic import atomic_write_text
+    from ..trace.ladder import render_ladder_texts, write_ladder_html
     from ..trace.pcap import write_pcap
     from ..trace.report import write_report
 
     run_dir.mkdir(parents=True, exist_ok=True)
     write_pcap(trace, run_dir / "trace.pcap")
-    ladder = render_ladder_text(trace, roles=ROLES, title=name)
-    (run_dir / "ladder.txt").write_text(ladder)
+    whole, ladder = render_ladder_texts(trace, roles=ROLES, title=name)
+    atomic_write_text(run_dir / "ladder.txt", whole)
     write_ladder_html(trace, run_dir / "ladder.html", roles=ROLES, title=name)
     report = write_report(run_dir / "report.json", scenario=name, result=result, trace=trace,
                           steps=steps, duration=duration, error=error, extra=extra)

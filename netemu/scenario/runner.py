@@ -566,48 +566,57 @@ class Runner:
     def _peer_ports(self, role: str, ctx: ConnCtx) -> tuple[int | None, int | None]:
         return ctx.peer_port, ctx.local_port
 
-    def _peer_state_now(self, role: str, ctx: ConnCtx, port: int | None) -> str:
+    def _peer_state_now(self, role: str, ctx: ConnCtx, port: int | None,
+                        listener: bool = False) -> str:
         assert self.peers is not None
         own, other = self._peer_ports(role, ctx)
-        states = states_of(self.peers.snapshot(role), own, other, port)
+        states = states_of(self.peers.snapshot(role), own, other, port, listener)
         return states[0] if states else "CLOSED"
 
-    def _peer_went_through(self, role: str, ctx: ConnCtx, port: int | None) -> list[str]:
+    def _peer_went_through(self, role: str, ctx: ConnCtx, port: int | None,
+                           listener: bool = False) -> list[str]:
         """Every state the step's peer socket went through (PeerView.history), in order."""
         assert self.peers is not None
         own, other = self._peer_ports(role, ctx)
         hist = [SockView(k[0], k[1], st) for _t, k, st in self.peers.history(role)]
-        return states_of(hist, own, other, port)
+        return states_of(hist, own, other, port, listener)
 
     async def _do_expect_peer_state(self, step: S.ExpectPeerState) -> None:
         """The state now, or with ``seen: true`` any state the socket went through."""
         assert self.peers is not None
         ctx = self._ctx(step.conn)
         role = self._peer_role(step)
+        # `port` alone names the peer's listener on it; with `conn`, that connection's
+        # socket on it.
+        listener = step.port is not None and step.conn is None
         want = step.state.value if isinstance(step.state, State) else str(step.state)
         t0 = time.monotonic()
         seen: list[str] = []
 
+        def went_through() -> list[str]:
+            states = self._peer_went_through(role, ctx, step.port, listener)
+            return [st for i, st in enumerate(states) if i == 0 or states[i - 1] != st]
+
         def check() -> bool:
             if step.seen:
-                states = self._peer_went_through(role, ctx, step.port)
-                seen[:] = [st for i, st in enumerate(states) if i == 0 or states[i - 1] != st]
-                return want in states
-            st = self._peer_state_now(role, ctx, step.port)
+                seen[:] = went_through()
+                return want in seen
+            st = self._peer_state_now(role, ctx, step.port, listener)
             if not seen or seen[-1] != st:
                 seen.append(st)
             return st == want
 
         if await self._poll(check, self._timeout(step.within), t0):
             return
-        path = " → ".join(seen) if seen else "none"
+        who = f"{role} listener on {step.port}" if listener else f"{role} socket"
+        path = " → ".join(went_through()) or "nothing"
         why = "" if self.peers.source == "kernel" else (
             f"; the peer's states were polled ({self.peers.reason}): a state shorter than "
             "the interval is missed")
         if step.seen:
-            raise StepFailed(f"{role} socket never was {want}; it went through: {path}{why}")
-        raise StepFailed(f"{role} state {seen[-1] if seen else '?'}, expected {want}"
-                         + (f" (seen: {path})" if len(seen) > 1 else "") + why)
+            raise StepFailed(f"{who} never was {want}; it went through: {path}{why}")
+        raise StepFailed(f"{who} is {seen[-1] if seen else '?'}, expected {want} "
+                         f"(it went through: {path}){why}")
 
     async def _do_expect_segment(self, step: S.ExpectSegment) -> str | None:
         ctx = self._ctx(step.conn) if (step.conn or self.ctx) else self._any

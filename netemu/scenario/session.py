@@ -62,7 +62,8 @@ async def run_scenario(sc: S.Scenario, run_dir: Path, *, on_step: Any = None,
                        overrides: dict[str, Any] | None = None) -> Outcome:
     from ..host import Host
     from ..lab.core import Lab
-    from ..trace.ladder import render_ladder_text, write_ladder_html
+    from ..trace.atomic import atomic_write_text
+    from ..trace.ladder import render_ladder_texts, write_ladder_html
     from ..trace.pcap import write_pcap
     from ..trace.record import NoteRecord, Trace
     from ..trace.report import write_report
@@ -106,6 +107,7 @@ async def run_scenario(sc: S.Scenario, run_dir: Path, *, on_step: Any = None,
         host = await Host(link, lab.emu_ip, lab.emu_mac,
                           config=sc.config_for(None), isn_secret=isn_secret,
                           trace=trace).start()
+        host.record_rx_stamps = True
         host.impair_out, host.impair_in = pipelines
         runner = Runner(sc, lab=lab, host=host, on_step=on_step)
         try:
@@ -126,8 +128,8 @@ async def run_scenario(sc: S.Scenario, run_dir: Path, *, on_step: Any = None,
     duration = time.monotonic() - t0
     run_dir.mkdir(parents=True, exist_ok=True)
     write_pcap(trace, run_dir / "trace.pcap")
-    ladder = render_ladder_text(trace, title=sc.name)
-    (run_dir / "ladder.txt").write_text(ladder)
+    whole, ladder = render_ladder_texts(trace, title=sc.name)
+    atomic_write_text(run_dir / "ladder.txt", whole)
     write_ladder_html(trace, run_dir / "ladder.html", title=sc.name)
     steps = [r.as_dict() for r in runner.results]
     if error is None:

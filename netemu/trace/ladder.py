@@ -470,8 +470,23 @@ def render_ladder_text(trace: Trace, *, roles: tuple[str, str] = DEFAULT_ROLES,
                      for line in _text_lines(ladder, width)) + "\n"
 
 
+# ladder.txt is read later, in an editor or a browser, not in the terminal of the run:
+# it keeps every label whole (the lanes are as wide as their labels need).
+FILE_WIDTH = 100_000
+
+
+def render_ladder_texts(trace: Trace, **kw: Any) -> tuple[str, str]:
+    """(the ladder for ladder.txt, whole; the ladder for this terminal, ``ladder_width()``
+    wide): one text when the whole one fits."""
+    whole = render_ladder_text(trace, width=FILE_WIDTH, **kw)
+    if max(map(len, whole.splitlines()), default=0) <= ladder_width():
+        return whole, whole
+    return whole, render_ladder_text(trace, **kw)
+
+
 def write_ladder_text(trace: Trace, path: str | os.PathLike[str], **kw: Any) -> str:
-    """Write ladder.txt atomically; returns the text."""
+    """Write ladder.txt atomically (every label whole: ``FILE_WIDTH``); returns the text."""
+    kw.setdefault("width", FILE_WIDTH)
     text = render_ladder_text(trace, **kw)
     atomic_write_text(path, text)
     return text

@@ -132,6 +132,34 @@ def test_an_orphans_fin_wait_2_waits_on_then_time_wait() -> None:
     assert states(trace)[-1] == ("TIME-WAIT", "poll")
 
 
+def fin_to_peer(trace: Trace, t: float) -> None:
+    """netemu's FIN to the peer's socket of CONN, on the wire at ``t``."""
+    from netemu.wire import IPv4Packet, TcpSegment, build_tcp_frame
+
+    data = build_tcp_frame("02:00:00:00:00:01", "02:00:00:00:00:02", IPv4Packet(EMU, PEER, 6),
+                           TcpSegment(40256, 8080, 1, 2, 0x11, 502, b"", ()))
+    trace.frame("out", data, t=t)
+
+
+@pytest.mark.parametrize(("fin_at", "want"), [
+    # the remote's FIN came first: into TIME-WAIT when the kernel says the socket closed
+    (1.2999, [("FIN-WAIT-2", 1.2, "kernel"), ("TIME-WAIT", 1.3, "kernel")]),
+    # the socket's program had closed it: a FIN-WAIT-2 timewait socket from 1.3, and
+    # TIME-WAIT when the FIN came at 1.31 (though sock_diag is asked later)
+    (1.31, [("FIN-WAIT-2", 1.2, "kernel"), ("TIME-WAIT", 1.31, "poll")]),
+])
+def test_time_wait_is_timed_by_the_fin_that_causes_it(fin_at, want) -> None:
+    pv, trace, lab = view()
+    fin_to_peer(trace, fin_at)
+    lab.kt.pending = [ev(1.0, *CONN, "SYN-SENT", "ESTABLISHED", softirq=False),
+                      ev(1.2, *CONN, "FIN-WAIT-1", "FIN-WAIT-2"),
+                      ev(1.3, *CONN, "FIN-WAIT-2", "CLOSED")]
+    lab.timewait = [SockView(*CONN, "TIME-WAIT")]  # what sock_diag says by the time it is asked
+    pv.refresh()
+    got = [(r.state, round(r.t, 4), r.source) for r in trace.peer_states]
+    assert got[-2:] == want
+
+
 def test_a_reset_closes_without_time_wait() -> None:
     pv, trace, lab = view()
     lab.timewait = [SockView(*CONN, "TIME-WAIT")]  # (would be misread without the reset)
@@ -159,10 +187,26 @@ def test_events_of_a_socket_not_born_in_this_run_are_left_out() -> None:
     still send: its events are not this run's socket's."""
     pv, trace, lab = view()
     lab.kt.pending = [ev(0.5, *CONN, kind="retransmit"),
-                      ev(0.6, *CONN, "LAST-ACK", "CLOSED"),
-                      ev(0.7, *CONN, "LISTEN", "SYN-RECEIVED")]  # no listener of ours
+                      ev(0.6, *CONN, "FIN-WAIT-1", "FIN-WAIT-2"),
+                      ev(0.7, *CONN, "LAST-ACK", "CLOSED")]
     pv.refresh()
     assert trace.peer_states == [] and trace.peer_events == [] and pv.foreign == 3
+    # a socket a listener spawns, or a connect's, is born in this run: an orphan is
+    # neither (and the ports are the lab's block: no other live lab has them)
+    lab.kt.pending = [ev(0.8, *CONN, "LISTEN", "SYN-RECEIVED"),
+                      ev(0.9, *CONN, kind="retransmit", state="TCP_SYN_RECV")]
+    pv.refresh()
+    assert states(trace) == [("SYN-RECEIVED", "kernel")]
+    assert [(e.kind, e.detail) for e in trace.peer_events] == [("retransmit", "SYN-RECEIVED")]
+
+
+def test_a_reset_with_no_socket_is_the_kernels() -> None:
+    pv, trace, lab = view()
+    lab.kt.pending = [ev(1.0, (PEER, 9), (EMU, 40300), kind="send_reset", reason="NO_SOCKET"),
+                      ev(1.1, (PEER, 8080), (EMU, 40301), kind="retransmit_synack")]
+    pv.refresh()
+    assert [(e.kind, e.detail) for e in trace.peer_events] == [
+        ("send_reset", "NO_SOCKET"), ("retransmit", "SYN+ACK")]
 
 
 def test_congestion_is_recorded_when_it_changes() -> None:
@@ -196,16 +240,19 @@ def test_without_tracepoints_it_polls_and_says_why() -> None:
         pv.stop()
 
 
-@pytest.mark.parametrize(("own", "other", "port", "want"), [
-    (8080, 40256, None, ["ESTABLISHED"]),
-    (None, 40256, None, ["ESTABLISHED"]),
-    (8080, None, None, []),  # netemu's port unknown: no socket is the connection's
-    (None, 40256, 8080, ["ESTABLISHED"]),  # its own socket on the port
-    (None, 40999, 8080, ["LISTEN"]),  # else the listener, never another connection's
-    (None, None, 8080, ["LISTEN", "ESTABLISHED", "CLOSE-WAIT"]),
+@pytest.mark.parametrize(("own", "other", "port", "listener", "want"), [
+    (8080, 40256, None, False, ["ESTABLISHED"]),
+    (None, 40256, None, False, ["ESTABLISHED"]),
+    (8080, None, None, False, []),  # netemu's port unknown: no socket is the connection's
+    (None, 40256, 8080, False, ["ESTABLISHED"]),  # the connection's socket on the port
+    (None, 40999, 8080, False, []),  # never the listener, nor another connection's
+    (None, None, 8080, False, []),
+    (None, None, 8080, True, ["LISTEN"]),  # `port` alone: the listener, once there are
+    (None, 40256, 8080, True, ["LISTEN"]),  # connections on its port too
+    (None, None, 9000, True, []),
 ])
-def test_states_of(own, other, port, want) -> None:
+def test_states_of(own, other, port, listener, want) -> None:
     socks = [SockView((PEER, 8080), ("0.0.0.0", 0), "LISTEN"),
              SockView((PEER, 8080), (EMU, 40256), "ESTABLISHED"),
              SockView((PEER, 8080), (EMU, 40257), "CLOSE-WAIT")]
-    assert states_of(socks, own, other, port) == want
+    assert states_of(socks, own, other, port, listener) == want

@@ -57,7 +57,8 @@ def test_failing_scenario_exits_1_with_a_readable_diff(tmp_path: Path):
     run = netemu("run", "-q", str(bad), "-o", str(tmp_path / "run"))
     assert run.returncode == 1, run.stdout + run.stderr
     assert "FAIL" in run.stdout
-    assert "peer state CLOSE-WAIT, expected LAST-ACK" in run.stdout
+    assert ("peer socket is CLOSE-WAIT, expected LAST-ACK (it went through: SYN-RECEIVED → "
+            "ESTABLISHED → CLOSE-WAIT)") in run.stdout
     report = json.loads((tmp_path / "run" / "report.json").read_text())
     assert report["result"] == "fail"
     statuses = [s["status"] for s in report["steps"]]
