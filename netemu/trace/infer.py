@@ -331,12 +331,15 @@ def trace_from_pcap(path: str | os.PathLike[str], *, infer: bool = True) -> Trac
     """A Trace of a foreign capture: times relative to its first packet, each
     conversation's client (the sender of its SYN) on the left ("out"), and, with
     ``infer``, the inferred states of both sides in ``trace.states``."""
-    from .pcap import read_pcap
+    from .pcap import parse_comment, read_packets
 
-    packets = read_pcap(path)
-    t0 = packets[0][0] if packets else 0.0
+    packets = read_packets(path)
+    t0 = packets[0].ts if packets else 0.0
     trace = Trace(start=0.0, start_wall=t0)
-    trace.frames = [FrameRecord(ts - t0, "in", data) for ts, data in packets]
+    # A netemu run's own trace.pcap says, in packet comments, which frames never
+    # crossed the wire (dropped): the states are inferred as the run saw them.
+    trace.frames = [FrameRecord(p.ts - t0, "in", p.data, *parse_comment(p.comment))
+                    for p in packets]
     convs, _ = conversations(trace)
     for conv in convs:
         syn = next((v for v in conv.segments if v.tcp.flags & (SYN | ACK) == SYN), None)

@@ -1,9 +1,10 @@
-"""pcap out, pcap and pcapng in.
+"""pcapng out (and classic pcap), pcap and pcapng in.
 
 ``write_pcap`` writes a Trace's frames, exact bytes and both directions, to a
-classic pcap file (LINKTYPE_ETHERNET, microsecond timestamps), atomically.
-Frames marked "dropped" are written too: they were on our side of the wire; the
-ladder and the report say which ones never crossed it.
+pcapng file (LINKTYPE_ETHERNET, microsecond timestamps), atomically. Frames marked
+"dropped" are written too (they were on our side of the wire), each with a packet
+comment that says so, as the ladder and the report do: "netemu: dropped — drop
+rule". ``write_pcap_frames`` writes classic pcap.
 
 ``read_pcap`` reads classic pcap (either byte order, µs or ns timestamps) and
 pcapng (what Wireshark and ``tcpdump --pcapng`` write). It is plain ``struct``:
@@ -63,11 +64,67 @@ def write_pcap_frames(path: str | os.PathLike[str], frames: Iterable[tuple[float
     return n
 
 
+# What netemu writes into a packet's pcapng comment, and reads back (``netemu show``):
+# "netemu: <mark>" and, after " — ", the frame's note.
+COMMENT_PREFIX = "netemu: "
+
+
+def frame_comment(mark: str | None, note: str | None) -> str:
+    if not mark and not note:
+        return ""
+    return COMMENT_PREFIX + (mark or "note") + (f" — {note}" if note else "")
+
+
+def parse_comment(comment: str) -> tuple[str | None, str | None]:
+    """(mark, note) of a comment ``frame_comment`` wrote; (None, None) for any other."""
+    if not comment.startswith(COMMENT_PREFIX):
+        return None, None
+    mark, _, note = comment[len(COMMENT_PREFIX):].partition(" — ")
+    return (None if mark == "note" else mark), (note or None)
+
+
+def _block(btype: int, body: bytes) -> bytes:
+    body += b"\0" * (-len(body) % 4)
+    n = len(body) + 12
+    return struct.pack("<II", btype, n) + body + struct.pack("<I", n)
+
+
+def _option(code: int, value: bytes) -> bytes:
+    return struct.pack("<HH", code, len(value)) + value + b"\0" * (-len(value) % 4)
+
+
 def write_pcap(trace: Trace, path: str | os.PathLike[str]) -> int:
     """Every frame of ``trace`` (both directions, dropped ones included), in record
-    order, with wall-clock timestamps from ``trace.wall(t)``. Returns the frame count;
-    frame N of the file is ``trace.frames[N - 1]``."""
-    return write_pcap_frames(path, ((trace.wall(fr.t), fr.data) for fr in trace.frames))
+    order, with wall-clock timestamps from ``trace.wall(t)``, as pcapng (whatever the
+    file is called: tcpdump, tshark and Wireshark read it). Each packet carries its
+    direction (``epb_flags``: out is outbound) and, when the run marked it (dropped,
+    injected, bad-checksum, malformed) or noted something, a comment saying so
+    (``frame_comment``), so a reader of the file alone (``netemu show``, Wireshark's
+    ``frame.comment``) knows which frames never crossed the wire. Returns the frame
+    count; frame N of the file is ``trace.frames[N - 1]``."""
+    from .. import __version__
+
+    frames = trace.frames
+    snaplen = max([DEFAULT_SNAPLEN, *(len(fr.data) for fr in frames)])
+    shb = struct.pack("<IHHq", PCAPNG_BOM, 1, 0, -1) + _option(4, f"netemu {__version__}".encode()) \
+        + _option(0, b"")
+    idb = struct.pack("<HHI", LINKTYPE_ETHERNET, 0, snaplen) + _option(0, b"")
+    n = 0
+    with atomic_open(path) as f:
+        f.write(_block(PCAPNG_SHB, shb))
+        f.write(_block(1, idb))
+        for fr in frames:
+            ticks = round(trace.wall(fr.t) * 1_000_000)
+            data = fr.data
+            opts = _option(2, struct.pack("<I", 2 if fr.direction == "out" else 1))
+            comment = frame_comment(fr.mark, fr.note)
+            if comment:
+                opts += _option(1, comment.encode())
+            f.write(_block(6, struct.pack("<IIIII", 0, ticks >> 32, ticks & 0xFFFFFFFF,
+                                          len(data), len(data))
+                           + data + b"\0" * (-len(data) % 4) + opts + _option(0, b"")))
+            n += 1
+    return n
 
 
 # --- reading -------------------------------------------------------------------------
@@ -79,6 +136,7 @@ class CapturedPacket:
     data: bytes  # as captured, in the link type's framing
     linktype: int
     orig_len: int
+    comment: str = ""  # pcapng opt_comment (the first), if any
 
 
 class CaptureError(ValueError):
@@ -154,8 +212,11 @@ def _read_pcapng(buf: bytes, name: str) -> list[CapturedPacket]:
             iface, hi, lo, cap, orig = struct.unpack_from(e + "IIIII", body)
             if iface < len(ifaces):
                 linktype, per_sec, offset = ifaces[iface]
+                comment = next((v.decode("utf-8", "replace")
+                                for code, v in _pcapng_options(body, 20 + cap + (-cap % 4), e)
+                                if code == 1), "")
                 out.append(CapturedPacket(offset + _ticks(hi, lo, per_sec),
-                                          body[20:20 + cap], linktype, orig))
+                                          body[20:20 + cap], linktype, orig, comment))
         elif btype == 3 and len(body) >= 4 and ifaces:  # Simple Packet Block: no time
             orig = struct.unpack_from(e + "I", body)[0]
             ts = out[-1].ts if out else 0.0
@@ -222,10 +283,16 @@ def read_pcap(path: str | os.PathLike[str], *, ethernet: bool = True) -> list[tu
     With ``ethernet`` (the default) packets of other link types are reframed as
     Ethernet (see ``to_ethernet``); a link type that cannot be raises CaptureError.
     With ``ethernet=False`` the bytes are exactly as captured."""
-    out: list[tuple[float, bytes]] = []
+    return [(p.ts, p.data) for p in read_packets(path, ethernet=ethernet)]
+
+
+def read_packets(path: str | os.PathLike[str], *, ethernet: bool = True,
+                 ) -> list[CapturedPacket]:
+    """``read_pcap``'s packets with their comments (``parse_comment`` reads netemu's)."""
+    out: list[CapturedPacket] = []
     for p in read_capture(path):
         if not ethernet:
-            out.append((p.ts, p.data))
+            out.append(p)
             continue
         data = to_ethernet(p.linktype, p.data)
         if data is None:
@@ -234,5 +301,5 @@ def read_pcap(path: str | os.PathLike[str], *, ethernet: bool = True) -> list[tu
                 continue  # a runt or non-IP packet on a known link type
             raise CaptureError(f"{path}: link type {p.linktype} is not supported "
                                "(Ethernet, Linux cooked v1/v2, raw IP and loopback are)")
-        out.append((p.ts, data))
+        out.append(CapturedPacket(p.ts, data, LINKTYPE_ETHERNET, p.orig_len, p.comment))
     return out

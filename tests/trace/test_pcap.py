@@ -29,9 +29,26 @@ def test_roundtrip_exact_bytes_and_times(full_trace: Trace, tmp_path) -> None:
     assert [d for _, d in got] == [fr.data for fr in full_trace.frames]  # dropped ones too
     for (ts, _), fr in zip(got, full_trace.frames, strict=True):
         assert ts == pytest.approx(full_trace.wall(fr.t), abs=1e-6)
-    # classic pcap, little-endian, µs, LINKTYPE_ETHERNET
-    magic, major, minor, _, _, _, linktype = struct.unpack_from("<IHHiIII", path.read_bytes())
-    assert (magic, major, minor, linktype) == (0xA1B2C3D4, 2, 4, 1)
+    # pcapng, little-endian, µs (no if_tsresol), LINKTYPE_ETHERNET
+    raw = path.read_bytes()
+    btype, blen, bom, major = struct.unpack_from("<IIIH", raw)
+    assert (btype, bom, major) == (0x0A0D0D0A, 0x1A2B3C4D, 1)
+    assert struct.unpack_from("<IIH", raw, blen)[::2] == (1, 1)  # the IDB: Ethernet
+
+
+def test_marks_travel_in_packet_comments(full_trace: Trace, tmp_path) -> None:
+    """A frame the run marked (dropped, injected) says so in the file itself, so a
+    reader of trace.pcap alone (netemu show, Wireshark's frame.comment) knows which
+    frames never crossed the wire; the others carry no comment."""
+    from netemu.trace.pcap import parse_comment, read_packets
+
+    path = tmp_path / "trace.pcap"
+    write_pcap(full_trace, path)
+    got = [parse_comment(p.comment) for p in read_packets(path)]
+    want = [(fr.mark, fr.note) for fr in full_trace.frames]
+    assert got == want
+    assert any(m == "dropped" for m, _ in got)
+    assert any(m == "injected" for m, _ in got)
 
 
 def test_write_is_atomic(full_trace: Trace, tmp_path) -> None:
