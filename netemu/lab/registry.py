@@ -474,8 +474,9 @@ def clean(run_dir: str | None = None, *, dry_run: bool = False) -> list[str]:
 
         for name in leftover_instances():
             rid = name[len(INSTANCE_PREFIX):]
-            if RUNID_RE.match(rid) and rid not in live_ids and not any(
-                    lock_alive(lock_path(rid, d)) for d in (run_dir, RUN_DIR)):
+            # (a dead run's lock is held by this cleaner now: it is not asked again)
+            if RUNID_RE.match(rid) and rid not in live_ids and (rid in dead or not any(
+                    lock_alive(lock_path(rid, d)) for d in (run_dir, RUN_DIR))):
                 actions.append(f"remove tracefs instance {name}")
                 if not dry_run:
                     with contextlib.suppress(OSError):

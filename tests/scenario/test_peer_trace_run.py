@@ -143,13 +143,19 @@ def test_the_go_server_closes_first_through_time_wait(tmp_path: Path) -> None:
     assert listener and listener[0]["state"] == "LISTEN"
 
 
-def test_lab_clean_removes_a_dead_runs_instance() -> None:
+@pytest.mark.parametrize("with_lock", [False, True])
+def test_lab_clean_removes_a_dead_runs_instance(with_lock: bool) -> None:
+    """A SIGKILLed run leaves its tracefs instance, and (usually) its lock file, unheld."""
     import os
 
     from netemu.lab import registry
     from netemu.lab.ktrace import instances_dir
 
-    name = f"netemu-{os.urandom(3).hex()}"
+    rid = os.urandom(3).hex()
+    name = f"netemu-{rid}"
+    if with_lock:
+        os.makedirs(registry.RUN_DIR, exist_ok=True)
+        Path(registry.lock_path(rid)).write_text(json.dumps({"runid": rid, "pid": 1}))
     fd = instances_dir()
     try:
         os.mkdir(name, dir_fd=fd)
