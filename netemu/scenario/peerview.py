@@ -40,16 +40,18 @@ POLL_INTERVAL = 0.002  # sock_diag's pace when polling
 
 @dataclass(slots=True)
 class SockView:
-    """A peer socket as ``snapshot`` shows it (the fields sock_diag's SockState has)."""
+    """A peer socket as ``snapshot`` shows it (the fields sock_diag's SockState has);
+    in a history, ``t`` is when it entered ``state``."""
 
     local: Endpoint
     remote: Endpoint
     state: str
+    t: float = 0.0
 
 
-def states_of(socks: Any, own: int | None, other: int | None, port: int | None,
-              listener: bool = False) -> list[str]:
-    """The states, among ``socks`` (anything with ``local``, ``remote`` and ``state``:
+def matching(socks: Any, own: int | None, other: int | None, port: int | None,
+             listener: bool = False) -> list[Any]:
+    """The entries, among ``socks`` (anything with ``local``, ``remote`` and ``state``:
     sock_diag's sockets, a snapshot, a history), of the peer socket a step means: with
     ``listener``, the one listening on ``port``; with ``port``, the connection's socket
     on that local port (remote port ``other``); without, the socket of the connection
@@ -57,12 +59,18 @@ def states_of(socks: Any, own: int | None, other: int | None, port: int | None,
     another connection never answers for this one, nor a listener for a connection."""
     socks = list(socks)
     if listener:
-        return [s.state for s in socks if s.local[1] == port and s.remote[1] == 0]
+        return [s for s in socks if s.local[1] == port and s.remote[1] == 0]
     if other is None:
         return []
-    return [s.state for s in socks if s.remote[1] != 0 and s.remote[1] == other
+    return [s for s in socks if s.remote[1] != 0 and s.remote[1] == other
             and s.local[1] == (port if port is not None else own if own is not None
                                else s.local[1])]
+
+
+def states_of(socks: Any, own: int | None, other: int | None, port: int | None,
+              listener: bool = False) -> list[str]:
+    """The states of ``matching``'s entries."""
+    return [s.state for s in matching(socks, own, other, port, listener)]
 
 
 class PeerView:

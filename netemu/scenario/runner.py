@@ -32,7 +32,7 @@ from ..wire.tcp import (
 )
 from . import schema as S
 from .match import Isns, describe, mismatch
-from .peerview import PeerView, SockView, states_of
+from .peerview import PeerView, SockView, matching, states_of
 
 
 class StepFailed(Exception):
@@ -574,12 +574,13 @@ class Runner:
         return states[0] if states else "CLOSED"
 
     def _peer_went_through(self, role: str, ctx: ConnCtx, port: int | None,
-                           listener: bool = False) -> list[str]:
-        """Every state the step's peer socket went through (PeerView.history), in order."""
+                           listener: bool = False) -> list[SockView]:
+        """Every state the step's peer socket went through (PeerView.history), in order,
+        each with the time it was entered."""
         assert self.peers is not None
         own, other = self._peer_ports(role, ctx)
-        hist = [SockView(k[0], k[1], st) for _t, k, st in self.peers.history(role)]
-        return states_of(hist, own, other, port, listener)
+        hist = [SockView(k[0], k[1], st, t) for t, k, st in self.peers.history(role)]
+        return matching(hist, own, other, port, listener)
 
     async def _do_expect_peer_state(self, step: S.ExpectPeerState) -> None:
         """The state now, or with ``seen: true`` any state the socket went through."""
@@ -593,22 +594,42 @@ class Runner:
         t0 = time.monotonic()
         seen: list[str] = []
 
+        within = self._timeout(step.within)
+        late: list[float] = []
+
         def went_through() -> list[str]:
-            states = self._peer_went_through(role, ctx, step.port, listener)
+            states = [h.state for h in self._peer_went_through(role, ctx, step.port, listener)]
             return [st for i, st in enumerate(states) if i == 0 or states[i - 1] != st]
+
+        def in_time() -> bool:
+            """With the kernel's own times, ``within`` is judged by when the socket
+            entered ``want`` (last time), not by when this step looked."""
+            if self.peers.source != "kernel":
+                return True
+            entered = [h.t for h in self._peer_went_through(role, ctx, step.port, listener)
+                       if h.state == want]
+            if step.seen:
+                entered = entered[:1]
+            if entered and entered[-1] - t0 > within:
+                late[:] = [entered[-1] - t0]
+                return False
+            return True
 
         def check() -> bool:
             if step.seen:
                 seen[:] = went_through()
-                return want in seen
+                return want in seen and in_time()
             st = self._peer_state_now(role, ctx, step.port, listener)
             if not seen or seen[-1] != st:
                 seen.append(st)
-            return st == want
+            return st == want and in_time()
 
-        if await self._poll(check, self._timeout(step.within), t0):
+        if await self._poll(check, within, t0):
             return
         who = f"{role} listener on {step.port}" if listener else f"{role} socket"
+        if late:
+            raise StepFailed(f"{who} became {want} {late[0]:.3f} s after this step began, "
+                             f"later than within {within:g} s")
         path = " → ".join(went_through()) or "nothing"
         why = "" if self.peers.source == "kernel" else (
             f"; the peer's states were polled ({self.peers.reason}): a state shorter than "

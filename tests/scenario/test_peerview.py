@@ -256,3 +256,42 @@ def test_states_of(own, other, port, listener, want) -> None:
              SockView((PEER, 8080), (EMU, 40256), "ESTABLISHED"),
              SockView((PEER, 8080), (EMU, 40257), "CLOSE-WAIT")]
     assert states_of(socks, own, other, port, listener) == want
+
+
+def test_expect_peer_state_judges_within_by_the_kernels_time() -> None:
+    """The event loop held up past `within`: a peer state the kernel entered after the
+    deadline, seen by a check that woke late, does not pass (it did, judged by when
+    the check looked)."""
+    import asyncio
+    import time as _time
+
+    from netemu.scenario.loader import load_scenario_text
+    from netemu.scenario.runner import Runner, StepFailed
+
+    pv, trace, lab = view()
+    sc = load_scenario_text("name: w\npeer: kernel\nsteps:\n"
+                            "  - expect_peer_state: {state: CLOSE-WAIT, within: 50ms}\n"
+                            "  - expect_peer_state: {state: LAST-ACK, within: 50ms, seen: true}\n"
+                            "  - expect_peer_state: {state: CLOSE-WAIT, within: 50ms, seen: true}\n",
+                            "w.yaml")
+    host = SimpleNamespace(trace=trace, names={}, event_log={}, event_times={})
+    runner = Runner(sc, lab=None, host=host)  # type: ignore[arg-type]
+    runner.peers = pv
+    ctx = runner._ctx("c")
+    ctx.local_port, ctx.peer_port = CONN[1][1], CONN[0][1]
+    lab.kt.pending = [ev(_time.monotonic(), *CONN, "SYN-SENT", "ESTABLISHED", softirq=False)]
+
+    def step(index: int, old: str, new: str) -> None:
+        async def main() -> None:
+            def stall() -> None:
+                _time.sleep(0.08)  # the loop is held past the window; the state comes now
+                lab.kt.pending.append(ev(_time.monotonic(), *CONN, old, new))
+            asyncio.get_running_loop().call_later(0.001, stall)
+            await runner._run_step(sc.steps[index])
+        asyncio.run(main())
+
+    for index, old, new in ((0, "ESTABLISHED", "CLOSE-WAIT"), (1, "CLOSE-WAIT", "LAST-ACK")):
+        with pytest.raises(StepFailed, match="after this step began, later than within"):
+            step(index, old, new)
+    # a state the socket went through before the step began is in time for seen: true
+    step(2, "LAST-ACK", "CLOSED")
