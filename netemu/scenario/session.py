@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,6 +61,70 @@ def _congestion(sc: S.Scenario) -> str | None:
 
 async def run_scenario(sc: S.Scenario, run_dir: Path, *, on_step: Any = None,
                        overrides: dict[str, Any] | None = None) -> Outcome:
+    if getattr(sc, "mode", "endpoint") == "relay":  # two kernels bridged: relay_runner.py
+        from .relay_runner import run_relay_scenario
+
+        return await run_relay_scenario(sc, run_dir, on_step=on_step,  # type: ignore[no-any-return]
+                                        overrides=overrides)
+    pipelines = impairments(sc, overrides)
+    seed = sc.seed
+    isn_secret = None if seed is None else seed.to_bytes(16, "big", signed=True)
+    progress = Progress(sc, run_dir, time.monotonic())
+    try:
+        return await _run_in_lab(sc, run_dir, on_step, pipelines, isn_secret, progress)
+    except (asyncio.CancelledError, KeyboardInterrupt, SystemExit):
+        # Ctrl-C (the task cancelled) or SIGTERM/SIGHUP (SystemExit in the loop, then the
+        # task cancelled as asyncio.run ends): the lab is down by now (its `with` has
+        # unwound); the run directory keeps what was seen, marked interrupted.
+        progress.write_interrupted()
+        raise
+
+
+@dataclass
+class Progress:
+    """How far a run got, for the run directory of one that is interrupted."""
+
+    sc: Any
+    run_dir: Path
+    t0: float
+    trace: Any = None
+    runner: Any = None
+
+    def write_interrupted(self) -> None:
+        """The pcap and ladders of what was seen, and report.json with ``"result":
+        "interrupted"`` (steps not reached: "skipped"). Nothing if the lab never came up."""
+        from ..trace.atomic import atomic_write_text
+        from ..trace.ladder import render_ladder_texts, write_ladder_html
+        from ..trace.pcap import write_pcap
+        from ..trace.report import write_report
+
+        sc, run_dir, trace = self.sc, self.run_dir, self.trace
+        if trace is None:
+            return
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_pcap(trace, run_dir / "trace.pcap")
+        whole, _ = render_ladder_texts(trace, title=sc.name)
+        atomic_write_text(run_dir / "ladder.txt", whole)
+        write_ladder_html(trace, run_dir / "ladder.html", title=sc.name)
+        results = list(self.runner.results) if self.runner is not None else []
+        steps = [r.as_dict() for r in results]
+        for st in steps:
+            if st.get("status") == "pending":  # the step the signal came during
+                st["status"] = "interrupted"
+        done = {r.index for r in results}
+        steps += [{"index": i, "line": st.line, "action": st.ACTION, "status": "skipped"}
+                  for i, st in enumerate(sc.steps, 1) if i not in done]
+        where = f" during step {results[-1].index}" if results else ""
+        write_report(run_dir / "report.json", scenario=sc.name, result="interrupted",
+                     trace=trace, steps=steps, duration=time.monotonic() - self.t0,
+                     error=f"interrupted{where} (a signal)",
+                     extra={"description": sc.description, "seed": sc.seed})
+        print(f"netemu run: {sc.name}: interrupted{where}; what was seen is in {run_dir}",
+              file=sys.stderr)
+
+
+async def _run_in_lab(sc: Any, run_dir: Path, on_step: Any, pipelines: tuple[Any, Any],
+                      isn_secret: bytes | None, progress: Progress) -> Outcome:
     from ..host import Host
     from ..lab.core import Lab
     from ..trace.atomic import atomic_write_text
@@ -69,19 +134,10 @@ async def run_scenario(sc: S.Scenario, run_dir: Path, *, on_step: Any = None,
     from ..trace.report import write_report
     from .runner import Runner
 
-    if getattr(sc, "mode", "endpoint") == "relay":  # two kernels bridged: relay_runner.py
-        from .relay_runner import run_relay_scenario
-
-        return await run_relay_scenario(sc, run_dir, on_step=on_step,  # type: ignore[no-any-return]
-                                        overrides=overrides)
-    pipelines = impairments(sc, overrides)
-    t0 = time.monotonic()
     trace: Trace | None = None
     runner: Runner | None = None
     passed = False
     error: str | None = None
-    seed = sc.seed
-    isn_secret = None if seed is None else seed.to_bytes(16, "big", signed=True)
     with Lab(peer_sysctls=_peer_sysctls(sc), congestion=_congestion(sc)) as lab:
         if lab.cc_per_socket:  # only the kernel agent can have it (per socket)
             for name, peer in sc.peers.items():
@@ -93,6 +149,7 @@ async def run_scenario(sc: S.Scenario, run_dir: Path, *, on_step: Any = None,
                         f"default only to {allowed.read_text().strip()} ({allowed}): only "
                         "the kernel agent sets it, per socket")
         trace = Trace(emulator_ip=lab.emu_ip, peer_ip=lab.peer_ip)
+        progress.trace = trace
         for note in lab.notes:  # e.g. the congestion control set per socket
             trace.notes.append(NoteRecord(time.monotonic(), note, "note"))
         # Plain AF_PACKET sockets, no packet rings: a scenario scripts a handful of
@@ -110,6 +167,7 @@ async def run_scenario(sc: S.Scenario, run_dir: Path, *, on_step: Any = None,
         host.record_rx_stamps = True
         host.impair_out, host.impair_in = pipelines
         runner = Runner(sc, lab=lab, host=host, on_step=on_step)
+        progress.runner = runner
         try:
             try:
                 await runner.start_peers()
@@ -125,7 +183,8 @@ async def run_scenario(sc: S.Scenario, run_dir: Path, *, on_step: Any = None,
         finally:
             await runner.stop()
             host.close()
-    duration = time.monotonic() - t0
+    progress.trace = None  # finished: the outputs below are the run's
+    duration = time.monotonic() - progress.t0
     run_dir.mkdir(parents=True, exist_ok=True)
     write_pcap(trace, run_dir / "trace.pcap")
     whole, ladder = render_ladder_texts(trace, title=sc.name)

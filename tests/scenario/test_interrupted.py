@@ -1,0 +1,64 @@
+"""An interrupted run keeps what it saw (issue 17, 6): SIGINT or SIGTERM in the middle
+of a step leaves a readable pcap, the ladders and a report marked interrupted, the
+exit code of the signal, and nothing of the lab or its kernel trace."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from netemu.lab.ktrace import leftover_instances
+from netemu.trace.pcap import read_pcap
+from netemu.wire import parse_frame
+
+pytestmark = [pytest.mark.root, pytest.mark.timeout(60)]
+ROOT = Path(__file__).resolve().parents[2]
+
+LONG = """\
+name: long
+peer: kernel
+steps:
+  - peer: {listen: 8080}
+  - connect: 8080
+  - peer: accept
+  - sleep: 30s
+  - close
+"""
+
+
+@pytest.mark.parametrize(("sig", "rc"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_an_interrupted_run_keeps_its_pcap_and_says_so(tmp_path: Path, sig: int,
+                                                        rc: int) -> None:
+    (tmp_path / "long.yaml").write_text(LONG)
+    out = tmp_path / "run"
+    p = subprocess.Popen([sys.executable, "-m", "netemu", "run", "-q", str(tmp_path / "long.yaml"),
+                          "-o", str(out)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                         text=True, cwd=ROOT,
+                         # (a shell's background job would ignore SIGINT)
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    assert p.stdout is not None
+    seen = []
+    deadline = time.monotonic() + 20
+    for line in p.stdout:  # until the sleep has begun
+        seen.append(line)
+        if "peer accept" in line or time.monotonic() > deadline:
+            break
+    time.sleep(0.3)
+    p.send_signal(sig)
+    rest, _ = p.communicate(timeout=30)
+    assert p.returncode == rc, "".join(seen) + rest
+    assert "interrupted during step 4" in rest and "Traceback" not in rest
+    rep = json.loads((out / "report.json").read_text())
+    assert rep["result"] == "interrupted"
+    assert [s["status"] for s in rep["steps"]] == ["pass", "pass", "pass", "interrupted",
+                                                   "skipped"]
+    segs = [parse_frame(d).tcp for _, d in read_pcap(out / "trace.pcap")]
+    assert any(s is not None and s.flags & 0x02 for s in segs)  # the handshake is there
+    assert (out / "ladder.txt").read_text().count("SYN") >= 2
+    assert rep["peer_state_source"]["tracefs_instance"] not in leftover_instances()
