@@ -186,10 +186,21 @@ class PeerView:
                     if st != "CLOSED"]
 
     def history(self, role: str) -> list[tuple[float, Key, str]]:
-        """Every (time, key, state) the role's sockets went through, in order."""
+        """Every (time, key, state) the role's sockets went through, in order: for a
+        tuple used by more than one socket in the run (a fixed local_port), only the
+        latest socket's (an earlier one's states are not the one now on the tuple's)."""
         self.refresh()
         with self._lock:
-            return list(self._history[role])
+            hist = list(self._history[role])
+        opening = ("SYN-SENT", "SYN-RECEIVED", "LISTEN")
+        start: dict[Key, int] = {}
+        prev: dict[Key, str] = {}
+        for i, (_t, key, state) in enumerate(hist):
+            before = prev.get(key)
+            if before is None or (state in opening and before not in opening):
+                start[key] = i  # a new socket on this tuple
+            prev[key] = state
+        return [h for i, h in enumerate(hist) if i >= start[h[1]]]
 
     # -- polling -------------------------------------------------------------------------
     def observe(self, role: str, socks: list[Any], now: float | None = None) -> None:
@@ -242,6 +253,11 @@ class PeerView:
         a request socket: a live listener's)."""
         if key in self._born or ev.kind in ("send_reset", "retransmit_synack"):
             return True
+        if self._pending_connect.get((role, ev.local[0], ev.remote)):
+            # a connect of the run's to this destination whose port is not named yet
+            # (it got its answer before sock_diag was asked): its SYN resent, a reset
+            self._born.add(key)
+            return True
         if ev.kind == "state" and (ev.old in ("LISTEN", "SYN-SENT") or not ev.softirq):
             self._born.add(key)
             return True
@@ -283,13 +299,27 @@ class PeerView:
     def _on_state(self, role: str, ev: Any, key: Key) -> None:
         old, new = ev.old, ev.new
         if ev.local[1] == 0 and new == "SYN-SENT":
-            # connect() reports SYN_SENT before its port is chosen: held until the
-            # socket's next change names its port (FIFO per destination).
-            self._pending_connect.setdefault((role, ev.local[0], ev.remote), []).append(ev.t)
+            # connect() reports SYN_SENT before its port is chosen. sock_diag names it
+            # (SYN-SENT sockets only, without tcp_info: no lock taken) while it waits
+            # for the SYN-ACK; if it has moved on already, its next change names it
+            # (FIFO per destination).
+            port = self._syn_sent_port(role, ev, key)
+            if port is None:
+                self._pending_connect.setdefault((role, ev.local[0], ev.remote),
+                                                 []).append(ev.t)
+                return
+            key = ((ev.local[0], port), ev.remote)
+            self._born.add(key)
+            self._tw[role].discard(key)
+            self._emit(role, ev.t, key, "CLOSED", "SYN-SENT", "kernel",
+                       {"kernel": "TCP_CLOSE → TCP_SYN_SENT (its port from sock_diag)"})
             return
-        if old == "SYN-SENT":
+        if old in ("LISTEN", "CLOSED"):  # a new socket on this tuple: the timewait
+            self._tw[role].discard(key)  # socket of an earlier one is not it
+        if old == "SYN-SENT" and self._now[role].get(key) != "SYN-SENT":
             pend = self._pending_connect.get((role, ev.local[0], ev.remote))
             if pend:
+                self._tw[role].discard(key)
                 self._emit(role, pend.pop(0), key, "CLOSED", "SYN-SENT", "kernel",
                            {"kernel": "TCP_CLOSE → TCP_SYN_SENT (port not yet chosen)"})
         info = {"kernel": f"{ev.fields.get('oldstate')} → {ev.fields.get('newstate')}"}
@@ -346,6 +376,18 @@ class PeerView:
                     and (src, seg.src_port) == key[1]:
                 best = t
         return best
+
+    def _syn_sent_port(self, role: str, ev: Any, key: Key) -> int | None:
+        """The local port of the one SYN-SENT socket to ``ev.remote`` that no record
+        has named yet, or None (none, or more than one: then the next change names it)."""
+        try:
+            socks = self.labs[role].peer_sockets(states=1 << 2, info=False)
+        except Exception:
+            return None
+        ports = [s.local[1] for s in socks if tuple(s.remote) == ev.remote
+                 and s.local[0] == ev.local[0]
+                 and self._now[role].get((tuple(s.local), ev.remote)) != "SYN-SENT"]
+        return ports[0] if len(ports) == 1 else None
 
     def _timewait_socks(self, role: str) -> dict[Key, str] | None:
         """The role's sockets in FIN-WAIT-2 or TIME-WAIT (where timewait sockets are: a

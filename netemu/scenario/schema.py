@@ -1478,6 +1478,14 @@ class _Checker:
                          "(the connect goes on once the SYN is sent)", key=True)
             self.peer_listen_conn(st, args)
             self.defaults(st)
+            if isinstance(st, ExpectPeerState) and st.port is not None and st.conn is None \
+                    and st.peer is not None and len(s.peers) > 1:
+                # All peers share the peer namespace: a listener there is the namespace's,
+                # whichever peer made it (asking it of one peer passed on another's).
+                self.err((*args, "peer"), f"'peer' with 'port' alone: the peers "
+                         f"({', '.join(sorted(s.peers))}) share one namespace, and its "
+                         f"listener on {st.port} is answered whichever of them listens; "
+                         "drop 'peer', or name the connection ('conn')")
             if isinstance(st, Connect | PeerStep | ExpectPeerState):
                 self.conn_peer(args, st, declared, default)
                 st.peer = self.peer_ref(at, args, st.peer)

@@ -127,6 +127,15 @@ peers: {client: kernel, server: {kind: kernel, port: 8080}}
 steps:
   - peer: {peer: server, listen: 8080}
 """, 3, 48, "a relay peer has no default port: 'port' does nothing"),
+    # two peers share the namespace: a listener on 8080 answered 'peer: b' though only a
+    # listened there (a pass on another peer's socket)
+    "peer_with_port_alone": ("""\
+name: x
+peers: {a: kernel, b: kernel}
+steps:
+  - peer: {peer: a, listen: 8080}
+  - expect_peer_state: {peer: b, port: 8080, state: LISTEN}
+""", 5, 31, "'peer' with 'port' alone: the peers (a, b) share one namespace"),
 }
 
 

@@ -295,3 +295,49 @@ def test_expect_peer_state_judges_within_by_the_kernels_time() -> None:
             step(index, old, new)
     # a state the socket went through before the step began is in time for seen: true
     step(2, "LAST-ACK", "CLOSED")
+
+
+def test_a_tuple_used_again_answers_for_its_latest_socket() -> None:
+    """netemu's fixed local_port used by two connections one after the other: the
+    second's history is not the first's (a seen: true on it passed on the first's
+    FIN-WAIT-2), and the first's timewait socket ending is not the second's CLOSED."""
+    pv, trace, lab = view()
+    lab.kt.pending = [
+        ev(1.0, ("0.0.0.0", 8080), ("0.0.0.0", 0), "CLOSED", "LISTEN", softirq=False),
+        ev(1.1, *CONN, "LISTEN", "SYN-RECEIVED"), ev(1.1, *CONN, "SYN-RECEIVED", "ESTABLISHED"),
+        ev(1.2, *CONN, "ESTABLISHED", "FIN-WAIT-1", softirq=False),
+        ev(1.3, *CONN, "FIN-WAIT-1", "FIN-WAIT-2"), ev(1.4, *CONN, "FIN-WAIT-2", "CLOSED")]
+    lab.timewait = [SockView(*CONN, "TIME-WAIT")]
+    fin_to_peer(trace, 1.35)
+    pv.refresh()
+    lab.kt.pending = [ev(2.1, *CONN, "LISTEN", "SYN-RECEIVED"),
+                      ev(2.1, *CONN, "SYN-RECEIVED", "ESTABLISHED")]
+    lab.timewait = []  # the first socket's timewait socket is gone (the second took over)
+    pv.refresh()
+    hist = [SockView(k[0], k[1], st) for _t, k, st in pv.history("peer")]
+    assert states_of(hist, 8080, 40256, None) == ["SYN-RECEIVED", "ESTABLISHED"]
+    assert [s.state for s in pv.snapshot("peer") if s.remote[1]] == ["ESTABLISHED"]
+
+
+def test_a_connects_port_is_named_at_once_and_its_events_kept() -> None:
+    """connect() reports SYN_SENT before its port is chosen: sock_diag names it at once
+    (a peer stuck in SYN-SENT was reported CLOSED), and the reset it gets before anyone
+    asked is its own."""
+    pv, trace, lab = view()
+    lab.diag = []
+    synsent = SockView((PEER, 50500), (EMU, 9000), "SYN-SENT")
+    lab.timewait = []
+    lab.peer_sockets = lambda states=None, info=True, **kw: (  # type: ignore[method-assign]
+        [synsent] if states == 1 << 2 else [])
+    lab.kt.pending = [ev(1.0, (PEER, 0), (EMU, 9000), "CLOSED", "SYN-SENT", softirq=False)]
+    pv.refresh()
+    assert [(r.local, r.state, r.t) for r in trace.peer_states] == [((PEER, 50500), "SYN-SENT", 1.0)]
+    # the next connect's answer came before sock_diag was asked: held, then named
+    lab.peer_sockets = lambda states=None, info=True, **kw: []  # type: ignore[method-assign]
+    lab.kt.pending = [ev(2.0, (PEER, 0), (EMU, 9001), "CLOSED", "SYN-SENT", softirq=False),
+                      ev(2.001, (PEER, 50502), (EMU, 9001), kind="receive_reset"),
+                      ev(2.001, (PEER, 50502), (EMU, 9001), "SYN-SENT", "CLOSED")]
+    pv.refresh()
+    assert [(r.local[1], r.state) for r in trace.peer_states[1:]] == [(50502, "SYN-SENT"),
+                                                                       (50502, "CLOSED")]
+    assert [e.kind for e in trace.peer_events] == ["receive_reset"]
