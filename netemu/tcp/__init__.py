@@ -5,7 +5,7 @@ No sockets, no asyncio, no wall clock: time comes in as ``now`` arguments.
 
 from .cc import CongestionControl, NewReno
 from .config import TcpConfig
-from .connection import Connection, TcpUsageError, reset_for
+from .connection import Connection, TcpUsageError, dropped_unread, reset_for
 from .events import (
     Closed,
     CongestionChanged,
@@ -40,5 +40,6 @@ __all__ = [
     "TcpUsageError",
     "TimedOut",
     "Timer",
+    "dropped_unread",
     "reset_for",
 ]

@@ -11,6 +11,13 @@ DEFAULT_DELAYED_ACK = 0.04  # Linux's TCP_DELACK_MIN (40 ms)
 
 CongestionAlgorithm = Literal["newreno", "cubic"]
 
+# Linux >= 6.7 built with TCP-MD5 (CONFIG_TCP_MD5SIG, as the lab's kernel and the
+# distributions' are) walks a segment's options for a signature before any socket sees
+# it, while at least TCPOLEN_MD5SIG (18) option bytes are left; an option of bad length
+# met on that walk drops the segment unread (tcp_inbound_hash: TCP_AUTH_HDR). Built with
+# TCP-AO (CONFIG_TCP_AO) the walk goes on while 5 bytes are left.
+AUTH_OPTION_WALK = 18
+
 
 @dataclass(slots=True)
 class TcpConfig:
@@ -51,6 +58,12 @@ class TcpConfig:
     limited_transmit: bool = True  # RFC 3042: new data on the first duplicate ACKs
     challenge_ack_limit: int = 1000  # RFC 5961 §7 (net.ipv4.tcp_challenge_ack_limit)
     max_ooo_bytes: int | None = None  # out-of-order queue cap; None: the receive buffer
+    # A segment whose option list stops at an option of bad length (wire.MalformedOption)
+    # is processed with the options before it, as Linux's tcp_parse_options does, unless
+    # that option starts at least this many bytes before the end of the option area:
+    # Linux >= 6.7 drops such a segment unread (see AUTH_OPTION_WALK; 5 for a kernel with
+    # TCP-AO). None: never dropped (Linux before 6.7, or built without TCP-MD5 and TCP-AO).
+    auth_option_walk: int | None = AUTH_OPTION_WALK
 
     def with_changes(self, **changes: object) -> TcpConfig:
         names = {f.name for f in fields(self)}

@@ -33,6 +33,7 @@ from ..wire.tcp import (
     RST,
     SACK_PERMITTED,
     SYN,
+    MalformedOption,
     MssOption,
     SackOption,
     TcpSegment,
@@ -40,7 +41,7 @@ from ..wire.tcp import (
     WindowScaleOption,
 )
 from .cc import make_cc
-from .config import TcpConfig
+from .config import AUTH_OPTION_WALK, TcpConfig
 from .events import (
     Closed,
     CongestionChanged,
@@ -1138,6 +1139,10 @@ class Connection:
             return
         if st is State.CLOSED or st is State.LISTEN:
             return  # the host answers for closed ports (see reset_for)
+        opts = seg.options
+        if opts and opts[-1].__class__ is MalformedOption and st is not State.TIME_WAIT \
+                and dropped_unread(seg, self.config.auth_option_walk):
+            return  # as Linux >= 6.7 drops it before any socket sees it (TIME-WAIT's does)
         if st is State.SYN_SENT:
             self._receive_syn_sent(seg, now)
             return
@@ -1164,7 +1169,7 @@ class Connection:
                     cls = o.__class__
                     if cls is TimestampOption:
                         ts = o
-                    elif cls is SackOption:
+                    elif cls is SackOption or cls is MalformedOption:
                         return False
             # PAWS (RFC 7323 §5.3 R1): an old TSval takes the general path.
             if ts is not None and (not self.ts_ok or (
@@ -1817,13 +1822,29 @@ class Connection:
             self._set_state(State.TIME_WAIT, cause, seg)  # "Enter the TIME-WAIT state."
 
 
-def reset_for(seg: TcpSegment) -> TcpSegment | None:
+def dropped_unread(seg: TcpSegment, walk: int | None = AUTH_OPTION_WALK) -> bool:
+    """Would Linux drop ``seg`` before any socket reads it, for an option of bad
+    length? Linux reads options up to such an option and keeps the segment
+    (tcp_parse_options: "silly options", "don't parse partial options"), but since 6.7
+    a kernel built with TCP-MD5 or TCP-AO first walks the options for a signature while
+    ``walk`` bytes are left (tcp_do_parse_auth_options: 18, or 5 with TCP-AO), and a bad
+    length met there drops the segment (SKB_DROP_REASON_TCP_AUTH_HDR): for a socket in
+    any state but TIME-WAIT, and for the reset a closed port would send.
+    ``walk`` None: never (see TcpConfig.auth_option_walk)."""
+    bad = seg.malformed_option
+    return bad is not None and walk is not None and len(bad.raw) >= walk
+
+
+def reset_for(seg: TcpSegment, auth_option_walk: int | None = AUTH_OPTION_WALK
+              ) -> TcpSegment | None:
     """The reply to a segment for a connection that does not exist (RFC 9293
     §3.10.7.1): "If the incoming segment has an ACK field, the reset takes its
     sequence number from the ACK field of the segment, otherwise the reset has
     sequence number zero and the ACK field is set to the sum of the sequence
-    number and segment length of the incoming segment." A RST is never answered."""
-    if seg.flags & RST:
+    number and segment length of the incoming segment." A RST is never answered,
+    nor a segment Linux drops unread for an option of bad length (``dropped_unread``:
+    tcp_v4_send_reset makes the same walk and sends nothing)."""
+    if seg.flags & RST or dropped_unread(seg, auth_option_walk):
         return None
     if seg.flags & ACK:
         return TcpSegment(seg.dst_port, seg.src_port, seg.ack, 0, RST, 0)
@@ -1831,4 +1852,4 @@ def reset_for(seg: TcpSegment) -> TcpSegment | None:
                       RST | ACK, 0)
 
 
-__all__ = ["Connection", "TcpUsageError", "reset_for"]
+__all__ = ["Connection", "TcpUsageError", "dropped_unread", "reset_for"]

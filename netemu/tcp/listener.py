@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..wire.tcp import ACK, FIN, RST, SYN, TcpSegment
 from .config import TcpConfig
-from .connection import Connection, reset_for
+from .connection import Connection, dropped_unread, reset_for
 from .isn import IsnGenerator
 
 
@@ -21,6 +21,11 @@ class Listener:
     def on_segment(self, seg: TcpSegment, remote_ip: str,
                    now: float) -> Connection | TcpSegment | None:
         """A new connection in SYN-RECEIVED, a RST to send, or None (dropped)."""
+        # An option of bad length early enough in the option area: Linux >= 6.7 drops the
+        # segment before its listener sees it (see dropped_unread); otherwise the
+        # options before it count, as in tcp_parse_options.
+        if dropped_unread(seg, self.config.auth_option_walk):
+            return None
         # "First, check for a RST: An incoming RST should be ignored."
         if seg.flags & RST:
             return None
@@ -28,7 +33,7 @@ class Listener:
         # connection still in the LISTEN state. An acceptable reset segment should be
         # formed for any arriving ACK-bearing segment ... <SEQ=SEG.ACK><CTL=RST>"
         if seg.flags & ACK:
-            return reset_for(seg)
+            return reset_for(seg, self.config.auth_option_walk)
         # "Third, check for a SYN". A SYN that also carries FIN opens nothing: RFC 9293
         # does not say, Linux drops it (tcp_rcv_state_process: "if (th->fin) goto
         # discard" in LISTEN), and so does netemu, as the peer it stands for would.

@@ -23,6 +23,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..tcp.connection import dropped_unread
 from ..wire import ACK, CWR, ECE, FIN, NS, PSH, RST, SYN, URG, MalformedPacket, parse_frame
 from ..wire.tcp import TcpSegment
 from .record import (
@@ -115,11 +116,13 @@ class SegmentView:
         return self.frame.mark in ("injected", "inject")
 
     def label(self) -> str:
-        """The arrow's text: flags, relative seq/ack, len and win."""
+        """The arrow's text: flags, relative seq/ack, len and win; "[bad opt]" (as
+        tcpdump says it) when the option list stops at an option of bad length."""
         s = f"{self.flags} seq={self.rel_seq}"
         if self.rel_ack is not None:
             s += f" ack={self.rel_ack}"
-        return s + f" len={self.length} win={self.window}"
+        s += f" len={self.length} win={self.window}"
+        return s + " [bad opt]" if self.tcp.malformed_option is not None else s
 
     def options_str(self) -> str:
         t = self.tcp
@@ -134,6 +137,10 @@ class SegmentView:
             parts.append(f"TS val {t.timestamp.tsval} ecr {t.timestamp.tsecr}")
         if t.sack_blocks:
             parts.append("sack " + " ".join(f"{a}-{b}" for a, b in t.sack_blocks))
+        bad = t.malformed_option
+        if bad is not None:
+            parts.append(f"{bad.reason}: options stop here" + (
+                ", dropped unread by Linux >= 6.7" if dropped_unread(t) else ""))
         return ", ".join(parts)
 
 

@@ -3,7 +3,8 @@
 
 Rules (RFC 9293 §3.3.2 and §3.10.7), applied to each segment in capture order,
 first for its sender, then for its receiver (unless the frame is marked
-"dropped": it never arrived):
+"dropped": it never arrived; or unless a Linux receiver drops it unread for an
+option of bad length, in any state but TIME-WAIT: see tcp.dropped_unread):
 
   sender                                   receiver
   SYN          CLOSED → SYN-SENT           SYN in SYN-SENT → SYN-RECEIVED (simultaneous open)
@@ -34,6 +35,7 @@ import bisect
 import os
 from dataclasses import dataclass, field
 
+from ..tcp.connection import dropped_unread
 from ..tcp.state import State
 from ..wire import ACK, FIN, RST, SYN
 from ..wire.seq import seq_ge, seq_gt, seq_le
@@ -106,7 +108,7 @@ class _Inferrer:
             self._sent(s, r, v)
             self._flush()
             self._settle(s, i, v.t)
-            if not v.dropped:
+            if not v.dropped and (r.state == TIME_WAIT or not dropped_unread(v.tcp)):
                 self.queue[r.ep].append((v, v.t))
                 self._settle(r, i, v.t)
         for ep, q in self.queue.items():  # nothing later says otherwise

@@ -1,7 +1,9 @@
 """netemu.wire: bytes ⇄ records. Knows bytes, not state.
 
-Parsing raises only ``MalformedPacket`` (``BadChecksum`` is one); emitting takes
-valid records and produces exact bytes.
+Parsing raises only ``MalformedPacket`` (``BadChecksum`` is one); a TCP option of
+bad length does not: it ends the segment's option list as a ``MalformedOption``, as
+Linux stops reading options there and keeps the segment. Emitting takes valid records
+and produces exact bytes.
 """
 
 from .arp import ARP_REPLY, ARP_REQUEST, ArpPacket
@@ -34,6 +36,7 @@ from .tcp import (
     SYN,
     URG,
     EolOption,
+    MalformedOption,
     MssOption,
     NopOption,
     RawOption,
@@ -52,8 +55,8 @@ __all__ = [
     "ETHERTYPE_IPV4", "ETHERTYPE_IPV6", "FIN", "FLAG_DF", "FLAG_MF", "ICMP_ECHO_REPLY",
     "ICMP_ECHO_REQUEST", "NOP", "NS", "PROTO_ICMP", "PROTO_TCP", "PSH", "RST", "SACK_PERMITTED",
     "SYN", "URG", "ArpPacket", "BadChecksum", "EolOption", "EthernetFrame", "Frame", "IPv4Packet",
-    "IcmpEcho", "MalformedPacket", "MssOption", "NopOption", "RawOption", "SackOption",
-    "SackPermittedOption", "TcpFlags", "TcpOption", "TcpSegment", "TimestampOption",
+    "IcmpEcho", "MalformedOption", "MalformedPacket", "MssOption", "NopOption", "RawOption",
+    "SackOption", "SackPermittedOption", "TcpFlags", "TcpOption", "TcpSegment", "TimestampOption",
     "WindowScaleOption", "build_tcp_frame", "flags_str", "internet_checksum", "mac_to_bytes",
     "mac_to_str", "parse_frame", "pseudo_header_sum", "seq_add", "seq_diff", "seq_ge", "seq_gt",
     "seq_in_window", "seq_le", "seq_lt", "seq_max", "seq_min",

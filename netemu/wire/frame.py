@@ -204,13 +204,10 @@ def parse_tcp_frame(buf: bytes, verify: bool = True) -> tuple[str, str, TcpSegme
         buf = bytes(buf)
     n = len(buf)
     if n >= 54 and buf[12] == 8 and buf[13] == 0 and buf[14] == 0x45 and buf[23] == 6:
-        try:
-            for decode in _TCP_DECODERS[buf[46] >> 4]:
-                got = decode(buf, n, verify)
-                if got is not None:
-                    return got
-        except MalformedPacket:  # from the generic decoder's option parser
-            return None
+        for decode in _TCP_DECODERS[buf[46] >> 4]:
+            got = decode(buf, n, verify)
+            if got is not None:
+                return got
     return None
 
 

@@ -2,7 +2,11 @@
 
 Options keep their order and any bytes after an End-of-Option-List, so a parsed
 segment emits back byte-identical. Known options with an unexpected length are
-kept as ``RawOption`` (as Linux ignores them) rather than rejected.
+kept as ``RawOption`` (as Linux ignores them) rather than rejected. An option whose
+length byte is missing, below 2 or runs past the header ends the parse as it ends
+Linux's (``tcp_parse_options``: "silly options", "don't parse partial options"):
+the segment keeps the options before it, then a ``MalformedOption`` holding the rest
+of the option area verbatim; the segment itself is not refused.
 """
 
 from __future__ import annotations
@@ -152,8 +156,42 @@ class RawOption:
         return bytes((self.kind, 2 + len(self.data))) + self.data
 
 
+@dataclass(frozen=True, slots=True)
+class MalformedOption:
+    """Where the option list stops: an option whose length byte is missing, is below 2,
+    or runs past the end of the header, and every byte after it in the option area,
+    verbatim (``raw`` starts at its kind byte). Linux reads a segment's options up to
+    such an option, ignores the rest and processes the segment (``tcp_parse_options``),
+    so a parsed segment carries the options before it, then this, last."""
+
+    raw: bytes
+
+    @property
+    def kind(self) -> int:
+        return self.raw[0]
+
+    @property
+    def length(self) -> int | None:
+        """The length byte; None when the option area ends before it."""
+        return self.raw[1] if len(self.raw) > 1 else None
+
+    @property
+    def reason(self) -> str:
+        kind, length, left = self.kind, self.length, len(self.raw)
+        if length is None:
+            return f"TCP option kind {kind} truncated (no length byte)"
+        if length < 2:
+            return f"TCP option kind {kind} has bad length {length}"
+        if length > left:
+            return f"TCP option kind {kind} length {length} overruns the header ({left} bytes left)"
+        return f"TCP option kind {kind} length {length}: the option list stopped here"
+
+    def emit(self) -> bytes:
+        return self.raw
+
+
 TcpOption = (EolOption | NopOption | MssOption | WindowScaleOption | SackPermittedOption
-             | SackOption | TimestampOption | RawOption)
+             | SackOption | TimestampOption | RawOption | MalformedOption)
 
 EOL = EolOption()
 NOP = NopOption()
@@ -166,7 +204,8 @@ WSCALE_OPTIONS: Mapping[int, WindowScaleOption] = _Interned(WindowScaleOption)
 
 def _parse_options_general(buf: bytes, start: int, end: int
                            ) -> tuple[tuple[TcpOption, ...], bytes]:
-    """Any option area, option by option; owns every error message."""
+    """Any option area, option by option. Never raises: a bad length ends the list
+    with a ``MalformedOption`` (see the module's docstring)."""
     opts: list[TcpOption] = []
     append = opts.append
     i = start
@@ -179,14 +218,11 @@ def _parse_options_general(buf: bytes, start: int, end: int
         if kind == OPT_EOL:  # the rest is padding
             append(EOL)
             return tuple(opts), buf[i + 1:end]
-        if i + 1 >= end:
-            raise MalformedPacket(f"TCP option kind {kind} truncated (no length byte)")
-        length = buf[i + 1]
-        if length < 2:
-            raise MalformedPacket(f"TCP option kind {kind} has bad length {length}")
-        nxt = i + length
-        if nxt > end:
-            raise MalformedPacket(f"TCP option kind {kind} length {length} overruns the header")
+        nxt = i + buf[i + 1] if i + 1 < end else end + 1
+        if nxt < i + 2 or nxt > end:  # no length byte, a length below 2, or an overrun
+            append(MalformedOption(buf[i:end]))
+            return tuple(opts), b""
+        length = nxt - i
         if kind == OPT_TIMESTAMP and length == 10:
             append(TimestampOption(*_TS_BODY.unpack_from(buf, i + 2)))
         elif kind == OPT_MSS and length == 4:
@@ -390,6 +426,13 @@ class TcpSegment:
     def sack_blocks(self) -> tuple[tuple[int, int], ...]:
         o = self._find(SackOption)
         return o.blocks if o else ()  # type: ignore[union-attr]
+
+    @property
+    def malformed_option(self) -> MalformedOption | None:
+        """The option the list stopped at (always the last), or None."""
+        opts = self.options
+        o = opts[-1] if opts else None
+        return o if o.__class__ is MalformedOption else None  # type: ignore[return-value]
 
     @property
     def flag_names(self) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 
 from netemu.tcp import (
+    Connection,
     ConnectionReset,
     Listener,
     State,
@@ -24,11 +25,22 @@ from netemu.testing.states import (
     SND_UNA,
     SYNCHRONIZED,
     established,
+    established_options,
     in_state,
     syn_received,
     syn_sent,
 )
-from netemu.wire.tcp import ACK, FIN, PSH, RST, SYN, TcpSegment
+from netemu.wire.tcp import (
+    ACK,
+    FIN,
+    NOP,
+    PSH,
+    RST,
+    SYN,
+    MssOption,
+    TcpSegment,
+    WindowScaleOption,
+)
 
 S = State
 RST_STATES = [S.SYN_RECEIVED, *SYNCHRONIZED]
@@ -457,3 +469,120 @@ def test_rfc9293_3_10_7_4_time_wait_old_duplicate_acked() -> None:
     out = d.receive(d.seg(ACK | PSH, PEER_ISS - 5, SND_UNA[S.TIME_WAIT], b"old"))
     assert brief(out) == [(ACK, ISS + 2, PEER_ISS + 2)]
     assert d.conn.state is S.TIME_WAIT
+
+
+# ---------------------------------------------------------------- options of bad length
+# A bad-length option, and what follows it to the end of a 4-byte-aligned tail: kind 254
+# length 1; length 0; kind 8 (timestamps) overrunning the header; a kind with no room
+# for its length byte.
+BAD_TAILS = {"len1": b"\xfe\x01\x00\x00", "len0": b"\xfe\x00\x00\x00",
+             "overrun": b"\x08\x0a\x00\x00", "no-length": b"\x01\x01\x01\xfe"}
+
+
+def _with_bad_option(seg: TcpSegment, tail: bytes) -> TcpSegment:
+    """``seg`` as it arrives with ``tail`` after its options: emitted, the tail put at
+    the end of its option area, parsed back by the wire layer."""
+    buf = bytearray(seg.emit("10.0.0.2", "10.0.0.1"))
+    hlen = buf[12] >> 4 << 2
+    buf[hlen:hlen] = tail
+    buf[12] = (hlen + len(tail)) >> 2 << 4 | buf[12] & 0x0F
+    return TcpSegment.parse(bytes(buf))
+
+
+@pytest.mark.parametrize("tail", BAD_TAILS.values(), ids=BAD_TAILS.keys())
+def test_rfc9293_option_with_bad_length_stops_parsing_keeps_segment(tail: bytes) -> None:
+    # RFC 9293 §3.1 (MUST-7): "A TCP implementation MUST be prepared to handle an illegal
+    # option length (e.g., zero)". Linux stops reading options there and processes the
+    # segment with the options before it (tcp_parse_options: "silly options", "don't
+    # parse partial options"): in the lab, kernel 6.18 ACKed such a segment's data and
+    # echoed the TSval before the bad option. The wire layer refused the whole segment
+    # (issue 17, 7).
+    d = established_options()
+    seg = _with_bad_option(d.seg(ACK | PSH, PEER_ISS + 1, ISS + 1, b"hello"), tail)
+    assert seg.payload == b"hello" and seg.malformed_option is not None
+    out = d.receive(seg)
+    assert brief(out) == [(ACK, ISS + 1, PEER_ISS + 6)]
+    assert out[0].timestamp.tsecr == seg.timestamp.tsval  # the TSopt before it counted
+    assert d.conn.read() == b"hello"
+
+
+def test_rfc9293_option_with_bad_length_hides_the_options_after_it() -> None:
+    # Linux takes a SYN's options up to the bad one (the lab's kernel: MSS and window
+    # scale before it were honoured, a window scale after it was not).
+    before = _with_bad_option(TcpSegment(40000, 80, 5000, 0, SYN, 100, b"", (
+        MssOption(1000), NOP, WindowScaleOption(7))), b"\xfe\x01\x00\x00")
+    after = _with_bad_option(TcpSegment(40000, 80, 5000, 0, SYN, 100, b"", (
+        MssOption(1000),)), b"\xfe\x01\x00\x00\x01\x03\x03\x07")
+    cfg = TcpConfig(timestamps=False, sack=False)
+    conn = Listener("10.0.0.1", 80, cfg).on_segment(before, "10.0.0.2", 0)
+    assert isinstance(conn, Connection)
+    assert (conn.snd_mss, conn.snd_wscale, conn.rcv_wscale) == (1000, 7, 7)
+    conn = Listener("10.0.0.1", 80, cfg).on_segment(after, "10.0.0.2", 0)
+    assert isinstance(conn, Connection)
+    assert (conn.snd_mss, conn.snd_wscale, conn.rcv_wscale) == (1000, 0, 0)
+    (synack,) = conn.segments_to_send(0)
+    assert synack.flags == SYN | ACK and synack.wscale is None  # as the kernel's SYN-ACK
+
+
+def _far(seg: TcpSegment, left: int = 28) -> TcpSegment:
+    """``seg`` with a bad option (kind 254 length 1) ``left`` bytes before the end of
+    its option area (NOPs in front of it to keep the area aligned)."""
+    olen = len(b"".join(o.emit() for o in seg.options))
+    pad = -(olen + left) % 4
+    return _with_bad_option(seg, b"\x01" * pad + b"\xfe\x01" + bytes(left - 2))
+
+
+@pytest.mark.parametrize("state", [S.SYN_SENT, S.SYN_RECEIVED, *SYNCHRONIZED[:-1]], ids=str)
+def test_linux_6_7_bad_option_with_18_bytes_left_drops_segment_unread(state: State) -> None:
+    # Since 6.7, a kernel built with TCP-MD5 (the lab's 6.18, as the distributions')
+    # walks the options for a signature before a socket sees the segment, while 18
+    # bytes are left (tcp_do_parse_auth_options), and a bad length met on that walk
+    # drops it (tcp_inbound_hash: SKB_DROP_REASON_TCP_AUTH_HDR, tracepoint
+    # tcp_hash_bad_header): in the lab, 18 bytes left was dropped, 17 was ACKed.
+    assert SYNCHRONIZED[-1] is S.TIME_WAIT
+    def snapshot(c: Connection) -> tuple:
+        return c.state, c.snd_una, c.rcv_nxt, c.snd_wnd
+
+    seq = RCV_NXT[state] if state is not S.SYN_SENT else PEER_ISS
+    flags = SYN | ACK if state is S.SYN_SENT else ACK | PSH
+    payload = b"" if state is S.SYN_SENT else b"hello"
+    d = in_state(state)
+    before = snapshot(d.conn)
+    out = d.receive(_far(d.seg(flags, seq, SND_MAX[state], payload, window=9999), 18))
+    assert out == [] and d.take_events() == [] and snapshot(d.conn) == before
+    # Processed as the same segment without the bad option is: with 17 bytes left
+    # (below the walk), and wherever it is for Linux before 6.7 or a kernel built
+    # without TCP-MD5 and TCP-AO (auth_option_walk None).
+    clean = in_state(state)
+    want = brief(clean.receive(clean.seg(flags, seq, SND_MAX[state], payload, window=9999)))
+    assert snapshot(clean.conn) != before
+    for config, left in ((None, 17), (TcpConfig(auth_option_walk=None), 28)):
+        d = in_state(state, config)
+        seg = _far(d.seg(flags, seq, SND_MAX[state], payload, window=9999), left)
+        assert brief(d.receive(seg)) == want and snapshot(d.conn) == snapshot(clean.conn)
+
+
+def test_linux_6_7_bad_option_walk_spares_time_wait() -> None:
+    # TIME-WAIT's path makes no such walk (tcp_timewait_state_process): the lab's kernel
+    # in TIME-WAIT ACKed a retransmitted FIN whose bad option had 28 bytes left.
+    d = in_state(S.TIME_WAIT)
+    out = d.receive(_far(d.seg(FIN | ACK, PEER_ISS + 1, ISS + 2)))
+    assert brief(out) == [(ACK, ISS + 2, PEER_ISS + 2)]
+
+
+def test_linux_6_7_bad_option_walk_drops_before_listener_and_closed_port() -> None:
+    # The walk comes before the listener (no SYN-ACK, no RST for an ACK) and before the
+    # reset a closed port sends (tcp_v4_send_reset returns): the lab's kernel answered
+    # neither with 24 or 28 bytes left, and both with 4.
+    syn = _far(TcpSegment(40000, 80, 5000, 0, SYN, 100, b"", (MssOption(1000),)))
+    ack = _far(TcpSegment(40000, 80, 5000, 4242, ACK, 100))
+    assert _listener().on_segment(syn, "10.0.0.2", 0) is None
+    assert _listener().on_segment(ack, "10.0.0.2", 0) is None
+    assert reset_for(syn) is None and reset_for(ack) is None
+    assert isinstance(reset_for(syn, None), TcpSegment)
+    near = _with_bad_option(TcpSegment(40000, 80, 5000, 4242, ACK, 100), b"\xfe\x01\x00\x00")
+    assert brief([reset_for(near)]) == [(RST, 4242, 0)]
+    assert brief([_listener().on_segment(near, "10.0.0.2", 0)]) == [(RST, 4242, 0)]
+    lst = Listener("10.0.0.1", 80, TcpConfig(auth_option_walk=None))
+    assert isinstance(lst.on_segment(syn, "10.0.0.2", 0), Connection)
+    assert brief([lst.on_segment(ack, "10.0.0.2", 0)]) == [(RST, 4242, 0)]

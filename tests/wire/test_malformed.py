@@ -1,4 +1,5 @@
-"""Every reason a parser gives for refusing bytes: only MalformedPacket, and the right one."""
+"""Every reason a parser gives for refusing bytes: only MalformedPacket, and the right one;
+and a TCP option of bad length, which ends the option list but refuses nothing."""
 
 from __future__ import annotations
 
@@ -6,9 +7,20 @@ import re
 
 import pytest
 
-from netemu.wire import BadChecksum, MalformedPacket, parse_frame, pseudo_header_sum
+from netemu.wire import (
+    NOP,
+    BadChecksum,
+    MalformedOption,
+    MalformedPacket,
+    MssOption,
+    TimestampOption,
+    build_tcp_frame,
+    parse_frame,
+    pseudo_header_sum,
+)
 from netemu.wire.arp import ArpPacket
 from netemu.wire.ethernet import EthernetFrame
+from netemu.wire.frame import _parse_frame_general, parse_tcp_frame
 from netemu.wire.icmp import IcmpEcho
 from netemu.wire.ipv4 import IPv4Packet
 from netemu.wire.tcp import TcpSegment, WindowScaleOption, parse_options
@@ -158,26 +170,58 @@ def test_bad_icmp_checksum() -> None:
 
 # --- TCP options ------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("opts", "pattern"), [
-    (b"\x02", r"kind 2 truncated \(no length byte\)"),
-    (b"\x01\x01\x01\x08", r"kind 8 truncated \(no length byte\)"),
-    (b"\x02\x00", r"kind 2 has bad length 0"),
-    (b"\x08\x01", r"kind 8 has bad length 1"),
-    (b"\x02\x05\x05\xb4", r"kind 2 length 5 overruns the header"),
-    (b"\x01\x08\x0a\x00", r"kind 8 length 10 overruns the header"),
-    (b"\x05\x0a" + bytes(6), r"kind 5 length 10 overruns the header"),
-    (b"\xfe\xff" + bytes(6), r"kind 254 length 255 overruns the header"),
+@pytest.mark.parametrize(("opts", "before", "pattern"), [
+    (b"\x02", (), r"kind 2 truncated \(no length byte\)"),
+    (b"\x01\x01\x01\x08", (NOP, NOP, NOP), r"kind 8 truncated \(no length byte\)"),
+    (b"\x02\x00", (), r"kind 2 has bad length 0$"),
+    (b"\x08\x01", (), r"kind 8 has bad length 1$"),
+    (b"\x02\x04\x05\xb4\xfe\x01\x01\x01", (MssOption(1460),), r"kind 254 has bad length 1$"),
+    (b"\x02\x05\x05\xb4", (), r"kind 2 length 5 overruns the header \(4 bytes left\)"),
+    (b"\x01\x08\x0a\x00", (NOP,), r"kind 8 length 10 overruns the header \(3 bytes left\)"),
+    (b"\x05\x0a" + bytes(6), (), r"kind 5 length 10 overruns the header"),
+    (b"\xfe\xff" + bytes(6), (), r"kind 254 length 255 overruns the header"),
+    (b"\x01\x01\x08\x0a" + bytes(8) + b"\x08\x0a\x00\x00", (NOP, NOP, TimestampOption(0, 0)),
+     r"kind 8 length 10 overruns the header \(4 bytes left\)"),
 ])
-def test_option_errors(opts: bytes, pattern: str) -> None:
-    raises(MalformedPacket, pattern, parse_options, opts, 0, len(opts))
-    # The same option area inside a frame, through the fast path's dispatch
-    # (NOPs in front to fill it to a multiple of 4, so the bad option stays last).
-    opts = b"\x01" * (-len(opts) % 4) + opts
-    frame = bytearray(tcp_frame((), b""))
+def test_rfc9293_option_with_bad_length_stops_parsing_keeps_segment(
+        opts: bytes, before: tuple, pattern: str) -> None:
+    # RFC 9293 §3.1 (MUST-7): "A TCP implementation MUST be prepared to handle an illegal
+    # option length (e.g., zero)". Linux stops reading options at it and keeps the segment
+    # (tcp_parse_options: "silly options", "don't parse partial options"). So the codec
+    # keeps the options before it, then the rest of the area verbatim as a MalformedOption
+    # saying why, and the frame parses (issue 17, 7: it raised MalformedPacket, and the
+    # host and `netemu show` lost the whole frame).
+    parsed, padding = parse_options(opts, 0, len(opts))
+    *head, bad = parsed
+    assert tuple(head) == before and padding == b""
+    assert isinstance(bad, MalformedOption) and re.search(pattern, bad.reason), bad
+    assert bad.raw == opts[len(b"".join(o.emit() for o in before)):] and bad.kind == bad.raw[0]
+    # The same option area inside a frame (NOPs in front to fill it to a multiple of 4),
+    # through the fast path's dispatch, the lean decoder and the general path: one
+    # segment, its payload, byte-identical out again.
+    fill = -len(opts) % 4
+    opts = b"\x01" * fill + opts
+    frame = bytearray(tcp_frame((), b"data"))
     frame[IP + 12] = (5 + len(opts) // 4) << 4
     frame[IP + 20:IP + 20] = opts
     frame[ETH + 2:ETH + 4] = (len(frame) - ETH).to_bytes(2, "big")
-    raises(MalformedPacket, pattern, parse_frame, refix_ip_checksum(bytes(frame)), False)
+    frame = refix_ip_checksum(bytes(frame))
+    f = parse_frame(frame, False)
+    assert f.tcp.options == (NOP,) * fill + parsed and f.tcp.payload == b"data"
+    assert f.tcp.malformed_option == bad
+    assert f == _parse_frame_general(frame, False)
+    assert parse_tcp_frame(frame, False) == (f.ip.src, f.ip.dst, f.tcp)
+    assert f.emit() == frame
+    assert TcpSegment.parse(frame[IP:]) == f.tcp
+
+
+def test_segment_with_malformed_option_emits_it_verbatim() -> None:
+    # A hand-made segment (a scenario's or a test's) carries such an option as it is.
+    seg = TcpSegment(1, 2, 3, 4, 0x10, 5, b"", (NOP, NOP, MalformedOption(b"\xfe\x01")))
+    raw = seg.emit(IP_A, IP_B)
+    assert raw[12] >> 4 == 6 and raw[20:24] == b"\x01\x01\xfe\x01"
+    back = TcpSegment.parse(raw, pseudo_header_sum(IP_A, IP_B, 6, len(raw)))
+    assert back.options == seg.options and back.malformed_option.reason.endswith("length 1")
 
 
 def test_options_after_eol_are_padding_not_errors() -> None:
@@ -201,3 +245,42 @@ def test_known_kind_with_unexpected_length_is_raw() -> None:
 def test_valid_frames_parse() -> None:
     for frame in (tcp_frame(), syn_frame(), arp_frame(), icmp_frame()):
         parse_frame(frame)
+
+
+def test_rfc9293_option_with_bad_length_segment_in_netemu_show(tmp_path) -> None:
+    # Such a segment parses, so `netemu show` draws it (issue 17, 7: it vanished, counted
+    # among the frames that are not TCP), tagged "[bad opt]" as tcpdump tags it; the
+    # HTML tooltip says why. The inferred states follow Linux: a FIN whose bad option
+    # starts 18 or more bytes before the end of the option area is dropped unread
+    # (tcp.dropped_unread), so CLOSE-WAIT comes with the clean FIN after it.
+    from netemu.trace.infer import show, trace_from_pcap
+    from netemu.trace.pcap import write_pcap_frames
+
+    a, b = ("198.18.0.1", 40000), ("198.18.0.2", 8080)
+
+    def frame(src, dst, flags, seq, ack, payload=b"", tail=b""):
+        seg = TcpSegment(src[1], dst[1], seq, ack, flags, 502, payload)
+        raw = bytearray(seg.emit(src[0], dst[0]))
+        raw[20:20] = tail
+        raw[12] = (20 + len(tail)) << 2
+        seg = TcpSegment.parse(bytes(raw))
+        seg.checksum = None
+        mac = ("02:00:00:00:00:01", "02:00:00:00:00:02")
+        return build_tcp_frame(*(mac if src == a else mac[::-1]), IPv4Packet(src[0], dst[0], 6),
+                               seg)
+
+    near = b"\x01\x01\x01\x01\xfe\x01\x00\x00"  # the bad option 4 bytes before the end
+    far = b"\xfe\x01" + bytes(18)  # 20 bytes before it
+    frames = [frame(a, b, 0x02, 1000, 0), frame(b, a, 0x12, 5000, 1001),
+              frame(a, b, 0x10, 1001, 5001),
+              frame(a, b, 0x18, 1001, 5001, b"hello", near), frame(b, a, 0x10, 5001, 1006),
+              frame(a, b, 0x11, 1006, 5001, b"", far), frame(a, b, 0x11, 1006, 5001)]
+    path = tmp_path / "bad.pcap"
+    write_pcap_frames(path, [(1.0 + i / 10, f) for i, f in enumerate(frames)])
+    text = show(path, tmp_path / "bad.html")
+    assert "PSH+ACK seq=1 ack=1 len=5 win=502 [bad opt]" in text
+    assert "FIN+ACK seq=6 ack=1 len=0 win=502 [bad opt]" in text
+    assert "kind 254 has bad length 1: options stop here" in (tmp_path / "bad.html").read_text()
+    trace = trace_from_pcap(path)
+    server = [(round(s.t, 1), s.new) for s in trace.states if s.local == b]
+    assert (0.6, "CLOSE-WAIT") in server and (0.5, "CLOSE-WAIT") not in server  # frame #7

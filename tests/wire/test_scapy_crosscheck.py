@@ -11,7 +11,7 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scapy.compat import raw
-from scapy.layers.inet import ICMP, IP, TCP, IPOption, in4_chksum
+from scapy.layers.inet import ICMP, IP, TCP, IPOption, TCPOptions, in4_chksum
 from scapy.layers.l2 import ARP, Ether
 from scapy.packet import Padding, Raw
 from scapy.utils import checksum
@@ -26,6 +26,7 @@ from netemu.wire import (
     Frame,
     IcmpEcho,
     IPv4Packet,
+    MalformedOption,
     MssOption,
     NopOption,
     RawOption,
@@ -211,6 +212,53 @@ def test_scapy_tcp_frames_parsed_by_netemu(
     assert f.emit() == frame
     ip.checksum = tcp.checksum = None
     assert build_tcp_frame(src_mac, dst_mac, ip, tcp) == frame
+    assert_fast_equals_general(frame)
+
+
+# --- TCP: an option of bad length, scapy builds, both dissect --------------------------
+
+@st.composite
+def bad_option_areas(draw: st.DrawFn) -> tuple[tuple, bytes]:
+    """(options, option area): the options, then one whose length byte is missing,
+    below 2 or past the area's end, and junk to the area's end (a multiple of 4)."""
+    options, _ = draw(option_lists(allow_eol=False, budget=39))
+    good = b"".join(o.emit() for o in options)
+    size = 4 * draw(st.integers(len(good) // 4 + 1, 10))
+    left = size - len(good)
+    kind = draw(st.integers(2, 255))
+    if left == 1:
+        return options, good + bytes((kind,))
+    length = draw(st.one_of(st.sampled_from([0, 1]), st.integers(left + 1, 255)))
+    return options, good + bytes((kind, length)) + draw(st.binary(min_size=left - 2,
+                                                                  max_size=left - 2))
+
+
+@CHECKS
+@given(src=ips, dst=ips, seq=u32, ack=u32, flags=st.integers(0, 0x1FF), window=u16,
+       area=bad_option_areas(), payload=st.binary(max_size=40))
+def test_bad_length_option_read_up_to_as_scapy_reads_it(src, dst, seq, ack, flags, window,
+                                                        area, payload) -> None:
+    # An option of bad length ends netemu's option list, as it ends Linux's
+    # (tcp_parse_options), and the segment is kept: scapy reads the options before it
+    # the same way and dissects an option of the same kind next (it reads on, with a
+    # length of at least 2; Linux and netemu do not). The bytes go back out unchanged.
+    options, area = area
+    pkt = (Ether(src=MAC_A, dst=MAC_B) / IP(src=src, dst=dst)
+           / TCP(sport=1, dport=2, seq=seq, ack=ack, flags=flags, window=window,
+                 dataofs=5 + len(area) // 4) / Raw(area + payload))
+    frame = raw(pkt)
+    f = parse_frame(frame)  # scapy's checksums verify
+    *head, bad = f.tcp.options
+    assert tuple(head) == options and isinstance(bad, MalformedOption)
+    assert bad.raw == area[len(b"".join(o.emit() for o in options)):]
+    assert (f.tcp.seq, f.tcp.ack, f.tcp.flags, f.tcp.window, f.tcp.payload) == (
+        seq, ack, flags, window, payload)
+    dissected = Ether(frame)[TCP].options
+    assert dissected[:len(options)] == [scapy_option(o) for o in options]
+    name = dissected[len(options)][0]
+    assert TCPOptions[1].get(name, name) == bad.kind
+    assert f.emit() == frame
+    assert_checksums_agree(frame)
     assert_fast_equals_general(frame)
 
 
