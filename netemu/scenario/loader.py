@@ -110,7 +110,9 @@ def _duplicates(file: str, root: Node | None) -> list[ScenarioError]:
     return out
 
 
-MAX_NODES = 200_000  # a scenario's values once YAML's aliases are expanded
+MAX_NODES = 50_000  # a scenario's values once YAML's aliases are expanded
+MAX_CHARS = 256 * 1024  # a scenario file (the bundled ones are under 3 KiB)
+MAX_STEPS = 2_000
 
 
 def _expanded(node: Node, memo: dict[int, int]) -> int:
@@ -143,8 +145,14 @@ def _parse_yaml(text: str, file: str) -> tuple[_Yaml | None, list[ScenarioError]
         # exponentially many (it hung validate past 540 MB).
         if root is not None and _expanded(root, {}) > MAX_NODES:
             line, col = _pos(root)
-            return None, [ScenarioError(file, line, col, f"the file expands to more than "
-                                        f"{MAX_NODES} values (YAML aliases)")]
+            return None, [ScenarioError(file, line, col, f"the file stands for more than "
+                                        f"{MAX_NODES} values (YAML's aliases expanded)")]
+        steps, _ = _find(root, ["steps"])
+        if isinstance(steps, SequenceNode) and len(steps.value) > MAX_STEPS:
+            line, col = _pos(steps.value[MAX_STEPS])
+            return None, [ScenarioError(file, line, col, f"more than {MAX_STEPS} steps "
+                                        f"({len(steps.value)}): this is step "
+                                        f"{MAX_STEPS + 1}")]
         dups = _duplicates(file, root)
         data = loader.construct_document(root) if root is not None else None
     except yaml.YAMLError as e:
@@ -340,9 +348,21 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 MAX_DEPTH = 100  # nesting of [ and { (YAML's flow style); deeper recursed out of the parser
 
 
+def _at(text: str, i: int) -> tuple[int, int]:
+    """The line and column of ``text[i]``."""
+    return text.count("\n", 0, i) + 1, i - (text.rfind("\n", 0, i) + 1) + 1
+
+
 def _screen(text: str, file: str) -> ScenarioError | None:
-    """What the YAML parser and the models must never see: control characters (a NUL
-    byte made a traceback), and nesting so deep their recursion fails."""
+    """What the YAML parser and the models must never see: more text than a scenario
+    needs (reading takes ~50 µs a value: 3 MB took 20 s and 440 MB to refuse), control
+    characters (a NUL byte made a traceback), and nesting so deep their recursion
+    fails."""
+    if len(text) > MAX_CHARS:
+        cut = text.rfind("\n", 0, MAX_CHARS) + 1
+        return ScenarioError(file, *_at(text, cut), f"the file is {len(text)} characters, "
+                             f"more than a scenario may be ({MAX_CHARS}): it goes on past "
+                             "here")
     m = _CONTROL.search(text)
     if m:
         line = text.count("\n", 0, m.start()) + 1
