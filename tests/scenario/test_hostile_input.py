@@ -14,6 +14,8 @@ HEAD = "name: h\npeer: kernel\n"
 
 @pytest.mark.parametrize(("text", "where", "message"), [
     ("name: a\x00b\npeer: kernel\nsteps:\n  - sleep: 1ms\n", "1:8", "control character"),
+    # a 33-digit seed validated, then the run failed making its ISN secret
+    (HEAD + "seed: " + "9" * 33 + "\nsteps:\n  - sleep: 1ms\n", "3:7", "out of range"),
     (HEAD + "steps:\n  - sleep: " + "[" * 400 + "]" * 400 + "\n", "4:112",
      "nesting deeper than 100"),
     (HEAD + "network: {rate: .inf}\nsteps:\n  - sleep: 1ms\n", "3:17", "a rate of at most"),
