@@ -90,7 +90,7 @@ def peer_read_seconds(lab, agent, n: int, port: int, data: bytes,
     t0 = time.perf_counter()
     rid = agent.submit("recv", sock=acc.sock, exact=n, timeout=600)
     sender.start()
-    got = _reply_bytes(agent.result("recv", rid, deadline=time.monotonic() + 600))
+    got = agent.result("recv", rid, deadline=time.monotonic() + 600)["data"]
     dt = time.perf_counter() - t0
     if peaks is not None:
         peaks["agent"], peaks["netemu"] = peak_since(agent.pid, rss[0]), peak_since("self", rss[1])
@@ -100,15 +100,6 @@ def peer_read_seconds(lab, agent, n: int, port: int, data: bytes,
     if len(got) != n or memoryview(data)[:n] != got:
         raise AssertionError(f"peer read: {len(got)} bytes, not the {n} sent (or not them)")
     return dt
-
-
-def _reply_bytes(reply: dict) -> bytes:
-    data = reply["data"]
-    if isinstance(data, str):  # the base64 framing (before issue 17, 2)
-        import base64
-
-        return base64.b64decode(data)
-    return data
 
 
 async def _through_netemu(sizes: list[int]) -> dict[int, float]:

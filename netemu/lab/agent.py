@@ -1,13 +1,20 @@
 """The kernel agent: drives real kernel TCP sockets on command. Standard library only;
 the lab runs it as ``python -I -S agent.py`` inside the peer namespace.
 
-Protocol: one JSON object per line. Requests on stdin, ``{"id": N, "op": "...", ...}``;
-replies on stdout, ``{"id": N, "ok": true, ...}`` or ``{"id": N, "ok": false,
-"error": "ECONNREFUSED" | "timeout" | "EOF" | "badrequest" | ..., "message": "..."}``.
+Protocol: one JSON object per line, some followed by raw bytes (below). Requests on
+stdin, ``{"id": N, "op": "...", ...}``; replies on stdout, ``{"id": N, "ok": true,
+...}`` or ``{"id": N, "ok": false, "error": "ECONNREFUSED" | "timeout" | "EOF" |
+"badrequest" | ..., "message": "..."}``.
 Each request runs on a worker thread of its own (threads are reused, never ended
 while the agent lives), so a blocking ``accept`` or ``recv`` never holds up the
 next request; replies may come back out of order (match them by id).
-Bytes travel base64-encoded in ``data``. The agent exits when stdin closes.
+The agent exits when stdin closes.
+
+Bytes travel raw, never inside the JSON: a line with ``"payload": N`` (either way) is
+followed by exactly N bytes, the message's ``data``, then the next line. So
+``send`` is ``{"id": 1, "op": "send", "sock": 3, "payload": 5}\\nhello`` and a
+``recv`` reply ``{"id": 2, "ok": true, "eof": false, "len": 5, "payload": 5}\\nhello``.
+A read of N bytes costs N bytes of pipe and of the agent's memory, and no parsing.
 
 Sockets are named by small integers (``sock``). Options (``opts``) are a dict of
 names from ``OPTIONS`` (``SO_RCVBUF``, ``TCP_NODELAY``, ``TCP_CONGESTION``, ...).
@@ -15,16 +22,15 @@ When ``NETEMU_TCP_CONGESTION`` is set (the lab sets it where the namespace refus
 the sysctl) every socket the agent creates gets that algorithm per socket.
 
 Ops: ping; listen {port, host, backlog, opts}; accept {sock, timeout}; connect {host,
-port, timeout, wait, bind, opts}; wait_connected {sock, timeout}; send {sock, data,
-timeout}; recv {sock, max, exact, timeout}; shutdown {sock, how}; close {sock};
-abort {sock}; setsockopt {sock, opts}; getsockopt {sock, names}; info {sock};
-echo {port, host, opts}; source {sock, bytes, chunk, timeout, then}; sink {sock,
-timeout, max}; sockets; exit.
+port, timeout, wait, bind, opts}; wait_connected {sock, timeout}; send {sock,
+payload, timeout} -> {sent}; recv {sock, max, exact, timeout} -> {eof, len,
+payload}; shutdown {sock, how}; close {sock}; abort {sock}; setsockopt {sock, opts};
+getsockopt {sock, names}; info {sock}; echo {port, host, opts}; source {sock, bytes,
+chunk, timeout, then}; sink {sock, timeout, max}; sockets; exit.
 """
 
 from __future__ import annotations
 
-import binascii
 import contextlib
 import errno
 import json
@@ -123,9 +129,15 @@ class Agent:
 
     # -- plumbing ---------------------------------------------------------------------
     def reply(self, msg: dict[str, Any]) -> None:
+        """One reply; a ``data`` entry (bytes) goes raw after the line, as its payload."""
+        data = msg.pop("data", None)
+        if data is not None:
+            msg["payload"] = len(data)
         line = (json.dumps(msg) + "\n").encode()
-        with self.out_lock:
+        with self.out_lock:  # the line and its payload together, never split by another
             self.out.write(line)
+            if data:
+                self.out.write(data)  # (larger than the buffer: written from data itself)
             self.out.flush()
 
     def handle(self, req: dict[str, Any]) -> None:
@@ -253,7 +265,7 @@ class Agent:
 
     def op_send(self, req: dict[str, Any]) -> dict[str, Any]:
         s = self.sock(req)
-        data = memoryview(binascii.a2b_base64(req.get("data", "")))
+        data = memoryview(req.get("data", b""))
         deadline = self.deadline(req)
         sent = 0
         while sent < len(data):
@@ -271,27 +283,32 @@ class Agent:
         deadline = self.deadline(req)
         exact = req.get("exact")
         limit = int(exact) if exact is not None else int(req.get("max", 65536))
-        buf = bytearray()
+        # ``exact`` is received in place, into one buffer of its size (recv(n) would
+        # allocate the n bytes still missing at every call), handed to reply() as it is.
+        buf = memoryview(bytearray(limit)) if exact is not None else None
+        got = 0
         eof = False
         while True:
             try:
-                chunk = s.recv(limit - len(buf), socket.MSG_DONTWAIT)
+                if buf is None:  # ``max``: what one read returns
+                    data = s.recv(limit, socket.MSG_DONTWAIT)
+                    eof = not data
+                    return {"data": data, "eof": eof, "len": len(data)}
+                if got >= limit:
+                    break
+                n = s.recv_into(buf[got:], 0, socket.MSG_DONTWAIT)
             except BlockingIOError:
                 try:
                     self.wait(s, deadline)
                 except TimeoutError:
-                    if buf and exact is None:
-                        break
-                    raise AgentError("timeout", f"received {len(buf)} bytes before the timeout"
+                    raise AgentError("timeout", f"received {got} bytes before the timeout"
                                      ) from None
                 continue
-            if not chunk:
+            if not n:
                 eof = True
                 break
-            buf += chunk
-            if exact is None or len(buf) >= limit:
-                break
-        return {"data": binascii.b2a_base64(bytes(buf), newline=False).decode(), "eof": eof, "len": len(buf)}
+            got += n
+        return {"data": buf[:got], "eof": eof, "len": got}
 
     def op_shutdown(self, req: dict[str, Any]) -> None:
         how = {"rd": socket.SHUT_RD, "wr": socket.SHUT_WR, "rdwr": socket.SHUT_RDWR}.get(
@@ -487,7 +504,8 @@ def main() -> int:
     out = sys.stdout.buffer
     agent = Agent(out)
     workers = Workers(agent.handle)
-    for line in sys.stdin.buffer:
+    stdin = sys.stdin.buffer
+    for line in stdin:
         line = line.strip()
         if not line:
             continue
@@ -498,6 +516,11 @@ def main() -> int:
         except ValueError as e:
             agent.reply({"id": None, "ok": False, "error": "badrequest", "message": str(e)})
             continue
+        size = req.pop("payload", None)
+        if isinstance(size, int) and size > 0:  # its bytes follow the line
+            req["data"] = stdin.read(size)
+            if len(req["data"]) < size:
+                break  # stdin closed in the middle: netemu is gone
         workers.submit(req)
     return 0
 
