@@ -112,6 +112,8 @@ class Relay:
         return None
 
     def _on_readable(self, direction: str) -> None:
+        if self._closed:
+            return
         src = self.client if direction == OUT else self.server
         batch = src.link.recv_batch(256)
         if not batch:
@@ -174,6 +176,8 @@ class Relay:
         self._loop.add_writer(side.link.fileno(), self._on_writable, side)
 
     def _on_writable(self, side: _Side) -> None:
+        if self._closed:
+            return
         frames = list(side.backlog)
         n = side.link.send_batch(frames)
         for _ in range(n):
@@ -199,6 +203,8 @@ class Relay:
         self._timer = self._loop.call_at(when, self._on_timer)
 
     def _on_timer(self) -> None:
+        if self._closed:  # a callback already due when close() ran (Ctrl-C): the links
+            return  # may be gone (EBADF was printed as a traceback)
         self._timer = None
         self._timer_at = None
         now = self.now()

@@ -117,6 +117,17 @@ def _signals_held() -> Iterator[list[int]]:
             signal.signal(sig, h)
 
 
+@contextlib.contextmanager
+def signals_deferred() -> Iterator[None]:
+    """SIGINT/SIGTERM/SIGHUP that arrive in the block are delivered at its end: for
+    writing a run's outputs whole (a SIGTERM mid-write left a run directory with a
+    ladder and a pcap but no report)."""
+    with _signals_held() as pending:
+        yield
+    if pending:
+        signal.raise_signal(pending[0])
+
+
 @atexit.register
 def _close_leftovers() -> None:
     for lab in list(_live):

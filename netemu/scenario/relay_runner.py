@@ -197,22 +197,36 @@ def write_outputs(trace: Trace, run_dir: Path, *, name: str, result: str,
 async def run_relay_scenario(sc: S.Scenario, run_dir: Path, *, on_step: Any = None,
                              overrides: dict[str, Any] | None = None) -> Any:
     """``netemu run`` of a ``mode: relay`` scenario; returns a session ``Outcome``."""
+    from .session import Progress
+
+    progress = Progress(sc, run_dir, time.monotonic(), roles=ROLES, extra={"mode": "relay"})
+    try:
+        return await _run_relay(sc, run_dir, on_step, overrides, progress)
+    except (asyncio.CancelledError, KeyboardInterrupt, SystemExit):  # as run_scenario
+        progress.write_interrupted()
+        raise
+
+
+async def _run_relay(sc: S.Scenario, run_dir: Path, on_step: Any,
+                     overrides: dict[str, Any] | None, progress: Any) -> Any:
     from ..lab.core import Lab
     from .session import Outcome, impairments
 
     out_pipe, in_pipe = impairments(sc, overrides)
-    t0 = time.monotonic()
+    t0 = progress.t0
     runner: RelayRunner | None = None
     passed = False
     error: str | None = None
     with Lab(peer_ip=CLIENT_IP, emu_ip=EMU_IP, **_lab_args(sc, "client")) as lab_a, \
             Lab(peer_ip=SERVER_IP, emu_ip=EMU_IP, **_lab_args(sc, "server")) as lab_b:
         trace = Trace(emulator_ip=lab_a.peer_ip, peer_ip=lab_b.peer_ip)
+        progress.trace = trace
         relay = await Relay(lab_a.open_link(filtered=False), lab_b.open_link(filtered=False),
                             trace=trace, client_ip=lab_a.peer_ip, server_ip=lab_b.peer_ip,
                             impair_out=out_pipe, impair_in=in_pipe).start()
         runner = RelayRunner(sc, labs={"client": lab_a, "server": lab_b}, relay=relay,
                              on_step=on_step)
+        progress.runner = runner
         try:
             await runner.start_peers()
             passed = await runner.run()
@@ -221,16 +235,20 @@ async def run_relay_scenario(sc: S.Scenario, run_dir: Path, *, on_step: Any = No
         finally:
             await runner.stop()
             relay.close()
+    progress.trace = None  # finished: the outputs below are the run's
     steps = [r.as_dict() for r in runner.results]
     if error is None:
         failed = [r for r in runner.results if r.status == "fail"]
         error = (f"step {failed[0].index} (line {failed[0].line}) {failed[0].action}: "
                  f"{failed[0].message}") if failed else None
     ok = passed and error is None
-    report, ladder = write_outputs(
-        trace, run_dir, name=sc.name, result="pass" if ok else "fail", steps=steps,
-        duration=time.monotonic() - t0, error=error,
-        extra={"description": sc.description, "mode": "relay", "relay": relay.describe()})
+    from ..lab.core import signals_deferred
+
+    with signals_deferred():  # written whole, then a signal that came meanwhile
+        report, ladder = write_outputs(
+            trace, run_dir, name=sc.name, result="pass" if ok else "fail", steps=steps,
+            duration=time.monotonic() - t0, error=error,
+            extra={"description": sc.description, "mode": "relay", "relay": relay.describe()})
     return Outcome(sc, ok, run_dir, report, ladder)
 
 

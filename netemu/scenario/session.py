@@ -89,10 +89,18 @@ class Progress:
     t0: float
     trace: Any = None
     runner: Any = None
+    roles: tuple[str, str] | None = None  # the ladder's (relay mode: client, server)
+    extra: dict[str, Any] | None = None  # more for report.json
 
     def write_interrupted(self) -> None:
         """The pcap and ladders of what was seen, and report.json with ``"result":
         "interrupted"`` (steps not reached: "skipped"). Nothing if the lab never came up."""
+        from ..lab.core import signals_deferred
+
+        with signals_deferred():
+            self._write_interrupted()
+
+    def _write_interrupted(self) -> None:
         from ..trace.atomic import atomic_write_text
         from ..trace.ladder import render_ladder_texts, write_ladder_html
         from ..trace.pcap import write_pcap
@@ -103,9 +111,12 @@ class Progress:
             return
         run_dir.mkdir(parents=True, exist_ok=True)
         write_pcap(trace, run_dir / "trace.pcap")
-        whole, _ = render_ladder_texts(trace, title=sc.name)
+        kw: dict[str, Any] = {"title": sc.name}
+        if self.roles is not None:
+            kw["roles"] = self.roles
+        whole, _ = render_ladder_texts(trace, **kw)
         atomic_write_text(run_dir / "ladder.txt", whole)
-        write_ladder_html(trace, run_dir / "ladder.html", title=sc.name)
+        write_ladder_html(trace, run_dir / "ladder.html", **kw)
         results = list(self.runner.results) if self.runner is not None else []
         steps = [r.as_dict() for r in results]
         for st in steps:
@@ -118,7 +129,8 @@ class Progress:
         write_report(run_dir / "report.json", scenario=sc.name, result="interrupted",
                      trace=trace, steps=steps, duration=time.monotonic() - self.t0,
                      error=f"interrupted{where} (a signal)",
-                     extra={"description": sc.description, "seed": sc.seed})
+                     extra={"description": sc.description, "seed": sc.seed,
+                            **(self.extra or {})})
         print(f"netemu run: {sc.name}: interrupted{where}; what was seen is in {run_dir}",
               file=sys.stderr)
 
@@ -126,12 +138,8 @@ class Progress:
 async def _run_in_lab(sc: Any, run_dir: Path, on_step: Any, pipelines: tuple[Any, Any],
                       isn_secret: bytes | None, progress: Progress) -> Outcome:
     from ..host import Host
-    from ..lab.core import Lab
-    from ..trace.atomic import atomic_write_text
-    from ..trace.ladder import render_ladder_texts, write_ladder_html
-    from ..trace.pcap import write_pcap
+    from ..lab.core import Lab, signals_deferred
     from ..trace.record import NoteRecord, Trace
-    from ..trace.report import write_report
     from .runner import Runner
 
     trace: Trace | None = None
@@ -184,7 +192,18 @@ async def _run_in_lab(sc: Any, run_dir: Path, on_step: Any, pipelines: tuple[Any
             await runner.stop()
             host.close()
     progress.trace = None  # finished: the outputs below are the run's
-    duration = time.monotonic() - progress.t0
+    with signals_deferred():  # written whole, then a signal that came meanwhile
+        return _write_outputs(sc, run_dir, trace, runner, passed, error,
+                              time.monotonic() - progress.t0)
+
+
+def _write_outputs(sc: Any, run_dir: Path, trace: Any, runner: Any, passed: bool,
+                   error: str | None, duration: float) -> Outcome:
+    from ..trace.atomic import atomic_write_text
+    from ..trace.ladder import render_ladder_texts, write_ladder_html
+    from ..trace.pcap import write_pcap
+    from ..trace.report import write_report
+
     run_dir.mkdir(parents=True, exist_ok=True)
     write_pcap(trace, run_dir / "trace.pcap")
     whole, ladder = render_ladder_texts(trace, title=sc.name)
