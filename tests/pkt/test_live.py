@@ -336,6 +336,57 @@ def test_commands_get_packetdrill_pid_and_run_in_the_peer(tmp_path: Path):
     assert (tmp_path / "netns.txt").read_text().strip() != os.readlink("/proc/self/ns/net")
 
 
+def test_every_kind_of_shell_command_runs_in_the_peer_from_the_scripts_folder(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    # issue 17, 8: code a file brings runs where its author expects, as packetdrill runs
+    # it (in its test namespace, where tun0 is) and no further: the init command, an
+    # --init_scripts file, an event's command and the cleanup command all run in the
+    # lab's peer namespace (never the host's), from the script's folder (never netemu's
+    # working directory).
+    import socket
+
+    script_dir = tmp_path / "scripts"
+    script_dir.mkdir()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+
+    def probe(tag: str) -> str:
+        return (f"readlink /proc/self/ns/net > ns-{tag}.txt && ip -o link > link-{tag}.txt "
+                f"&& pwd > pwd-{tag}.txt")
+
+    init = script_dir / "init.sh"
+    init.write_text("#!/bin/sh\n" + probe("init_scripts") + "\n")
+    init.chmod(0o755)
+    sc = load_pkt_text(f"""\
+`{probe("init")}`
+    0 `{probe("event")}`
+   +0 `true`
+`{probe("cleanup")}`
+""", str(script_dir / "where.pkt"), [f"--init_scripts={init}"])
+    assert sc.cleanup is not None
+    out = run(sc)
+    assert out.passed, out.report["error"]
+    host_ns = os.readlink("/proc/self/ns/net")
+    host_links = {name for _i, name in socket.if_nameindex()}
+    # the devices every new namespace gets (the fallback tunnels of loaded modules)
+    anywhere = {"lo", "sit0", "tunl0", "ip6tnl0", "gre0", "gretap0", "erspan0", "ip_vti0",
+                "ip6_vti0", "ip6gre0"}
+    kinds = ("init_scripts", "init", "event", "cleanup")
+    namespaces = set()
+    for tag in kinds:
+        ns = (script_dir / f"ns-{tag}.txt").read_text().strip()
+        assert ns.startswith("net:[") and ns != host_ns, (tag, ns, host_ns)
+        namespaces.add(ns)
+        links = {line.split(":")[1].strip().split("@")[0]
+                 for line in (script_dir / f"link-{tag}.txt").read_text().splitlines()}
+        assert "tun0" in links, (tag, links)
+        assert not (links & host_links) - anywhere, (tag, links, host_links)
+        assert (script_dir / f"pwd-{tag}.txt").read_text().strip() == str(script_dir), tag
+    assert len(namespaces) == 1, namespaces  # one lab, one peer namespace
+    assert not list(elsewhere.iterdir())  # nothing landed in netemu's working directory
+
+
 def test_non_fatal_packet_errors_are_warnings(tmp_path: Path):
     text = HEAD + """\
    +0 write(4, ..., 100) = 100
