@@ -241,8 +241,13 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from .scenario.commands import run_notices
     from .scenario.session import main as run_main
 
+    # issue 17, 8: a file that brings code (a .pkt's shell commands and %{ }% snippets,
+    # a scenario's command: peers) says so before it runs; the exit code is the run's.
+    for line in run_notices(args.paths, pkt_argv(args)):
+        print(line, file=sys.stderr)
     return run_main(args)
 
 
@@ -255,7 +260,8 @@ def _relay(args: argparse.Namespace) -> int:
 def _validate(args: argparse.Namespace) -> int:
     from .scenario.commands import validate_main
 
-    return validate_main(args.files, pkt_argv=[w for d in args.pd_define or [] for w in ("-D", d)])
+    return validate_main(args.files, pkt_argv=[w for d in args.pd_define or [] for w in ("-D", d)],
+                         notices=True)
 
 
 def _convert(args: argparse.Namespace) -> int:

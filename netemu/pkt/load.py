@@ -13,7 +13,7 @@ import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .model import Command, Event, Script, Syscall
+from .model import Code, Command, Event, Script, Syscall
 from .parser import PktError, parse_file, parse_text
 
 # packetdrill's command-line options (also a script's leading --option=value lines):
@@ -78,6 +78,17 @@ class PktScript:
     @property
     def pkt(self) -> PktScript:  # `netemu run` tells a .pkt run by this attribute
         return self
+
+    def trusted_code(self) -> tuple[int, int]:
+        """What a run of this script executes beyond packets and system calls: (shell
+        commands, ``%{ }%`` Python snippets). Shell commands: the ``--init_scripts``, the
+        init commands, the events' and the cleanup command, each ``/bin/sh -c`` as root in
+        the lab's peer namespace from the script's folder (``runner.run_command``); the
+        snippets: ``python -m netemu.pkt.code`` there (``runner.run_code_blocks``)."""
+        events = [*self.script.init_commands, *self.script.events,
+                  *((self.cleanup,) if self.cleanup is not None else ())]
+        shell = len(self.init_scripts) + sum(isinstance(ev.action, Command) for ev in events)
+        return shell, sum(isinstance(ev.action, Code) for ev in events)
 
     def scheduled_seconds(self) -> float:
         """How long the script itself takes, by its own clock: every wait it asks for,
