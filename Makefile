@@ -45,7 +45,8 @@ bench: install
 
 # Long runs kept out of `make test`: 10 MiB each way through harsh impairments.
 soak: install
-	NETEMU_SOAK=1 $(BIN)/python -m pytest -q tests/realwire/test_impaired.py
+	NETEMU_SOAK=1 $(BIN)/python -m pytest -q tests/realwire/test_impaired.py \
+		tests/scenario/test_signal_trials.py
 
 lint: install
 	$(BIN)/ruff check netemu tests

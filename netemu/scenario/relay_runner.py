@@ -209,47 +209,49 @@ async def run_relay_scenario(sc: S.Scenario, run_dir: Path, *, on_step: Any = No
 
 async def _run_relay(sc: S.Scenario, run_dir: Path, on_step: Any,
                      overrides: dict[str, Any] | None, progress: Any) -> Any:
-    from ..lab.core import Lab
-    from .session import Outcome, impairments
+    from ..lab.core import Lab, signals_deferred
+    from .session import Outcome, impairments, pcap_streamed
 
     out_pipe, in_pipe = impairments(sc, overrides)
     t0 = progress.t0
     runner: RelayRunner | None = None
     passed = False
     error: str | None = None
-    with Lab(peer_ip=CLIENT_IP, emu_ip=EMU_IP, **_lab_args(sc, "client")) as lab_a, \
-            Lab(peer_ip=SERVER_IP, emu_ip=EMU_IP, **_lab_args(sc, "server")) as lab_b:
-        trace = Trace(emulator_ip=lab_a.peer_ip, peer_ip=lab_b.peer_ip)
-        progress.trace = trace
-        relay = await Relay(lab_a.open_link(filtered=False), lab_b.open_link(filtered=False),
-                            trace=trace, client_ip=lab_a.peer_ip, server_ip=lab_b.peer_ip,
-                            impair_out=out_pipe, impair_in=in_pipe).start()
-        runner = RelayRunner(sc, labs={"client": lab_a, "server": lab_b}, relay=relay,
-                             on_step=on_step)
-        progress.runner = runner
-        try:
-            await runner.start_peers()
-            passed = await runner.run()
-        except Exception as e:  # an agent that would not start, the lab: a failed run
-            error = f"{type(e).__name__}: {e}"
-        finally:
-            await runner.stop()
-            relay.close()
-    progress.trace = None  # finished: the outputs below are the run's
-    steps = [r.as_dict() for r in runner.results]
-    if error is None:
-        failed = [r for r in runner.results if r.status == "fail"]
-        error = (f"step {failed[0].index} (line {failed[0].line}) {failed[0].action}: "
-                 f"{failed[0].message}") if failed else None
-    ok = passed and error is None
-    from ..lab.core import signals_deferred
-
-    with signals_deferred():  # written whole, then a signal that came meanwhile
+    # From the run's end to its outputs written, signals wait (a SIGTERM between the
+    # labs' teardown and the report killed the process with only the pcap written).
+    with contextlib.ExitStack() as hold:
+        with Lab(peer_ip=CLIENT_IP, emu_ip=EMU_IP, **_lab_args(sc, "client")) as lab_a, \
+                Lab(peer_ip=SERVER_IP, emu_ip=EMU_IP, **_lab_args(sc, "server")) as lab_b:
+            trace = Trace(emulator_ip=lab_a.peer_ip, peer_ip=lab_b.peer_ip)
+            progress.trace = trace
+            relay = await Relay(lab_a.open_link(filtered=False), lab_b.open_link(filtered=False),
+                                trace=trace, client_ip=lab_a.peer_ip, server_ip=lab_b.peer_ip,
+                                impair_out=out_pipe, impair_in=in_pipe).start()
+            runner = RelayRunner(sc, labs={"client": lab_a, "server": lab_b}, relay=relay,
+                                 on_step=on_step)
+            progress.runner = runner
+            try:
+                async with pcap_streamed(trace, run_dir):
+                    await runner.start_peers()
+                    passed = await runner.run()
+            except Exception as e:  # an agent that would not start, the lab: a failed run
+                error = f"{type(e).__name__}: {e}"
+            finally:
+                hold.enter_context(signals_deferred())
+                await runner.stop()
+                relay.close()
+        progress.trace = None  # finished: the outputs below are the run's
+        steps = [r.as_dict() for r in runner.results]
+        if error is None:
+            failed = [r for r in runner.results if r.status == "fail"]
+            error = (f"step {failed[0].index} (line {failed[0].line}) {failed[0].action}: "
+                     f"{failed[0].message}") if failed else None
+        ok = passed and error is None
         report, ladder = write_outputs(
             trace, run_dir, name=sc.name, result="pass" if ok else "fail", steps=steps,
             duration=time.monotonic() - t0, error=error,
             extra={"description": sc.description, "mode": "relay", "relay": relay.describe()})
-    return Outcome(sc, ok, run_dir, report, ladder)
+        return Outcome(sc, ok, run_dir, report, ladder)  # (then a signal that came)
 
 
 # --- netemu relay ---------------------------------------------------------------------

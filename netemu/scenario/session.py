@@ -80,6 +80,28 @@ async def run_scenario(sc: S.Scenario, run_dir: Path, *, on_step: Any = None,
         raise
 
 
+@contextlib.asynccontextmanager
+async def pcap_streamed(trace: Any, run_dir: Path, every: float = 0.2) -> Any:
+    """trace.pcap written as the run goes (every ``every`` s): a run killed by SIGKILL
+    keeps its frames up to then (issue 17). The run's end writes it whole."""
+    from ..trace.pcap import PcapStream
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    stream = PcapStream(trace, run_dir / "trace.pcap")
+
+    async def flush() -> None:
+        while True:
+            await asyncio.sleep(every)
+            stream.flush()
+
+    task = asyncio.create_task(flush())
+    try:
+        yield stream
+    finally:
+        task.cancel()
+        stream.close()
+
+
 @dataclass
 class Progress:
     """How far a run got, for the run directory of one that is interrupted."""
@@ -146,53 +168,59 @@ async def _run_in_lab(sc: Any, run_dir: Path, on_step: Any, pipelines: tuple[Any
     runner: Runner | None = None
     passed = False
     error: str | None = None
-    with Lab(peer_sysctls=_peer_sysctls(sc), congestion=_congestion(sc)) as lab:
-        if lab.cc_per_socket:  # only the kernel agent can have it (per socket)
-            for name, peer in sc.peers.items():
-                if peer.congestion_control and peer.kind != "kernel":
-                    allowed = Path("/proc/sys/net/ipv4/tcp_allowed_congestion_control")
-                    raise EnvironmentProblem(
-                        f"peer {name!r} ({peer.kind}) wants congestion control "
-                        f"{peer.congestion_control}, and this host lets a network namespace "
-                        f"default only to {allowed.read_text().strip()} ({allowed}): only "
-                        "the kernel agent sets it, per socket")
-        trace = Trace(emulator_ip=lab.emu_ip, peer_ip=lab.peer_ip)
-        progress.trace = trace
-        for note in lab.notes:  # e.g. the congestion control set per socket
-            trace.notes.append(NoteRecord(time.monotonic(), note, "note"))
-        # Plain AF_PACKET sockets, no packet rings: a scenario scripts a handful of
-        # segments, and the rings' set-up and teardown (an 8 MiB mapping, RCU grace
-        # periods on close) cost ~60 ms of every run, more than a whole trivial run
-        # spends with its lab up; they pay off on bulk transfers (docs/lab.md).
-        link = lab.open_link(tx_ring=0, rx_ring=0)
-        # Each frame at the time the kernel took it in, on the clock of the peer kernel's
-        # tracepoints: the ladder orders both sides' events by it (one recvmsg a frame:
-        # a scenario's handful, not bulk; docs/trace.md).
-        link.enable_rx_timestamps()
-        host = await Host(link, lab.emu_ip, lab.emu_mac,
-                          config=sc.config_for(None), isn_secret=isn_secret,
-                          trace=trace).start()
-        host.record_rx_stamps = True
-        host.impair_out, host.impair_in = pipelines
-        runner = Runner(sc, lab=lab, host=host, on_step=on_step)
-        progress.runner = runner
-        try:
-            try:
-                await runner.start_peers()
-            except FileNotFoundError as e:  # a command: peer's program is not there
-                raise EnvironmentProblem(
-                    f"peer program not found: {e.filename or e} (the scenario's "
-                    "`command:`)") from None
-            passed = await runner.run()
-        except EnvironmentProblem:
-            raise
-        except Exception as e:  # a peer that would not start, the lab: a failed run
-            error = f"{type(e).__name__}: {e}"
-        finally:
-            await runner.stop()
-            host.close()
-    progress.trace = None  # finished: the outputs below are the run's
-    with signals_deferred():  # written whole, then a signal that came meanwhile
+    with contextlib.ExitStack() as hold:
+        async with contextlib.AsyncExitStack() as stack:  # (the pcap as the run goes)
+            with Lab(peer_sysctls=_peer_sysctls(sc), congestion=_congestion(sc)) as lab:
+                if lab.cc_per_socket:  # only the kernel agent can have it (per socket)
+                    for name, peer in sc.peers.items():
+                        if peer.congestion_control and peer.kind != "kernel":
+                            allowed = Path("/proc/sys/net/ipv4/tcp_allowed_congestion_control")
+                            raise EnvironmentProblem(
+                                f"peer {name!r} ({peer.kind}) wants congestion control "
+                                f"{peer.congestion_control}, and this host lets a network namespace "
+                                f"default only to {allowed.read_text().strip()} ({allowed}): only "
+                                "the kernel agent sets it, per socket")
+                trace = Trace(emulator_ip=lab.emu_ip, peer_ip=lab.peer_ip)
+                progress.trace = trace
+                for note in lab.notes:  # e.g. the congestion control set per socket
+                    trace.notes.append(NoteRecord(time.monotonic(), note, "note"))
+                # Plain AF_PACKET sockets, no packet rings: a scenario scripts a handful of
+                # segments, and the rings' set-up and teardown (an 8 MiB mapping, RCU grace
+                # periods on close) cost ~60 ms of every run, more than a whole trivial run
+                # spends with its lab up; they pay off on bulk transfers (docs/lab.md).
+                link = lab.open_link(tx_ring=0, rx_ring=0)
+                # Each frame at the time the kernel took it in, on the clock of the peer kernel's
+                # tracepoints: the ladder orders both sides' events by it (one recvmsg a frame:
+                # a scenario's handful, not bulk; docs/trace.md).
+                link.enable_rx_timestamps()
+                host = await Host(link, lab.emu_ip, lab.emu_mac,
+                                  config=sc.config_for(None), isn_secret=isn_secret,
+                                  trace=trace).start()
+                host.record_rx_stamps = True
+                host.impair_out, host.impair_in = pipelines
+                runner = Runner(sc, lab=lab, host=host, on_step=on_step)
+                progress.runner = runner
+                try:
+                    try:
+                        await stack.enter_async_context(pcap_streamed(trace, run_dir))
+                        await runner.start_peers()
+                    except FileNotFoundError as e:  # a command: peer's program is not there
+                        raise EnvironmentProblem(
+                            f"peer program not found: {e.filename or e} (the scenario's "
+                            "`command:`)") from None
+                    passed = await runner.run()
+                except EnvironmentProblem:
+                    raise
+                except Exception as e:  # a peer that would not start, the lab: a failed run
+                    error = f"{type(e).__name__}: {e}"
+                finally:
+                    # From the run's end to its outputs written, signals wait (a SIGTERM
+                    # between the lab's teardown and the report killed the process with
+                    # only the pcap written).
+                    hold.enter_context(signals_deferred())
+                    await runner.stop()
+                    host.close()
+        progress.trace = None  # finished: the outputs below are the run's
         return _write_outputs(sc, run_dir, trace, runner, passed, error,
                               time.monotonic() - progress.t0)
 
@@ -265,8 +293,26 @@ def collect(paths: list[str]) -> list[Path]:
     return out
 
 
+def _exit_on_signal(signum: int, frame: Any) -> None:
+    raise SystemExit(128 + signum)
+
+
 def main(args: Any) -> int:
-    """`netemu run`: 0 all passed, 1 a scenario failed, 2 bad input, 3 environment."""
+    """`netemu run`: 0 all passed, 1 a scenario failed, 2 bad input, 3 environment; a
+    run ended by SIGTERM or SIGHUP exits 128 + the signal (its outputs written first),
+    by Ctrl-C 130."""
+    import signal
+
+    old = {sig: signal.signal(sig, _exit_on_signal) for sig in (signal.SIGTERM, signal.SIGHUP)
+           if signal.getsignal(sig) is signal.SIG_DFL}
+    try:
+        return _main(args)
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+
+
+def _main(args: Any) -> int:
     import os
     import shutil
     import sys

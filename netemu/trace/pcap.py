@@ -20,6 +20,7 @@ import struct
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from .atomic import atomic_open
 from .record import Trace
@@ -102,29 +103,64 @@ def write_pcap(trace: Trace, path: str | os.PathLike[str]) -> int:
     (``frame_comment``), so a reader of the file alone (``netemu show``, Wireshark's
     ``frame.comment``) knows which frames never crossed the wire. Returns the frame
     count; frame N of the file is ``trace.frames[N - 1]``."""
-    from .. import __version__
-
     frames = trace.frames
     snaplen = max([DEFAULT_SNAPLEN, *(len(fr.data) for fr in frames)])
+    n = 0
+    with atomic_open(path) as f:
+        f.write(_pcapng_head(snaplen))
+        for fr in frames:
+            f.write(_epb(trace, fr))
+            n += 1
+    return n
+
+
+def _pcapng_head(snaplen: int) -> bytes:
+    """The Section Header and the one Interface Description Block (Ethernet, µs)."""
+    from .. import __version__
+
     shb = struct.pack("<IHHq", PCAPNG_BOM, 1, 0, -1) + _option(4, f"netemu {__version__}".encode()) \
         + _option(0, b"")
     idb = struct.pack("<HHI", LINKTYPE_ETHERNET, 0, snaplen) + _option(0, b"")
-    n = 0
-    with atomic_open(path) as f:
-        f.write(_block(PCAPNG_SHB, shb))
-        f.write(_block(1, idb))
-        for fr in frames:
-            ticks = round(trace.wall(fr.t) * 1_000_000)
-            data = fr.data
-            opts = _option(2, struct.pack("<I", 2 if fr.direction == "out" else 1))
-            comment = frame_comment(fr.mark, fr.note)
-            if comment:
-                opts += _option(1, comment.encode())
-            f.write(_block(6, struct.pack("<IIIII", 0, ticks >> 32, ticks & 0xFFFFFFFF,
-                                          len(data), len(data))
-                           + data + b"\0" * (-len(data) % 4) + opts + _option(0, b"")))
-            n += 1
-    return n
+    return _block(PCAPNG_SHB, shb) + _block(1, idb)
+
+
+def _epb(trace: Trace, fr: Any) -> bytes:
+    """One frame as an Enhanced Packet Block: direction, and the run's mark as a comment."""
+    ticks = round(trace.wall(fr.t) * 1_000_000)
+    data = fr.data
+    opts = _option(2, struct.pack("<I", 2 if fr.direction == "out" else 1))
+    comment = frame_comment(fr.mark, fr.note)
+    if comment:
+        opts += _option(1, comment.encode())
+    return _block(6, struct.pack("<IIIII", 0, ticks >> 32, ticks & 0xFFFFFFFF, len(data),
+                                 len(data)) + data + b"\0" * (-len(data) % 4) + opts
+                  + _option(0, b""))
+
+
+class PcapStream:
+    """trace.pcap written as the run goes (``flush`` appends the frames recorded since),
+    so a run killed with SIGKILL leaves the pcap up to its last flush. The run's end
+    replaces it, atomically, with ``write_pcap``'s. Appends are plain writes to the
+    kernel: what was flushed survives the process."""
+
+    def __init__(self, trace: Trace, path: str | os.PathLike[str]) -> None:
+        self.trace = trace
+        self.done = 0
+        self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+        os.write(self.fd, _pcapng_head(DEFAULT_SNAPLEN))
+
+    def flush(self) -> None:
+        if self.fd < 0:
+            return
+        frames = self.trace.frames
+        if len(frames) > self.done:
+            os.write(self.fd, b"".join(_epb(self.trace, fr) for fr in frames[self.done:]))
+            self.done = len(frames)
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
 
 
 # --- reading -------------------------------------------------------------------------
