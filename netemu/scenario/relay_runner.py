@@ -243,9 +243,7 @@ async def _run_relay(sc: S.Scenario, run_dir: Path, on_step: Any,
         progress.trace = None  # finished: the outputs below are the run's
         steps = [r.as_dict() for r in runner.results]
         if error is None:
-            failed = [r for r in runner.results if r.status == "fail"]
-            error = (f"step {failed[0].index} (line {failed[0].line}) {failed[0].action}: "
-                     f"{failed[0].message}") if failed else None
+            error = runner.failure()
         ok = passed and error is None
         report, ladder = write_outputs(
             trace, run_dir, name=sc.name, result="pass" if ok else "fail", steps=steps,

@@ -229,6 +229,14 @@ class Runner:
                 return False
         return True
 
+    def failure(self) -> str | None:
+        """The run's error as report.json writes it: its first failed step, or None."""
+        failed = [r for r in self.results if r.status == "fail"]
+        if not failed:
+            return None
+        f = failed[0]
+        return f"step {f.index} (line {f.line}) {f.action}: {f.message}"
+
     def _timeout(self, value: float | None) -> float:
         return float(value) if value is not None else float(self.sc.timeout)
 

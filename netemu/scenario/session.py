@@ -239,9 +239,7 @@ def _write_outputs(sc: Any, run_dir: Path, trace: Any, runner: Any, passed: bool
     write_ladder_html(trace, run_dir / "ladder.html", title=sc.name)
     steps = [r.as_dict() for r in runner.results]
     if error is None:
-        failed = [r for r in runner.results if r.status == "fail"]
-        error = (f"step {failed[0].index} (line {failed[0].line}) {failed[0].action}: "
-                 f"{failed[0].message}") if failed else None
+        error = runner.failure()
     report = write_report(run_dir / "report.json", scenario=sc.name,
                           result="pass" if passed and error is None else "fail", trace=trace,
                           steps=steps, duration=duration, error=error,
