@@ -344,7 +344,11 @@ def _step_positions(doc: _Yaml) -> list[tuple[int, int]]:
     return [_pos(n) for n in node.value]
 
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# C0 and C1 controls but tab and line ends, and what YAML reads as a line break or refuses
+# though Python and editors do not: NEL, U+2028/9 (their lines would be counted apart
+# from the file's, every position after them off), U+FFFE/F (a ReaderError before any
+# position: a traceback).
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029\ufffe\uffff]")
 MAX_DEPTH = 100  # nesting of [ and { (YAML's flow style); deeper recursed out of the parser
 
 
