@@ -22,6 +22,7 @@ pydantic's own wording is replaced by ours for the error types a scenario hits.
 from __future__ import annotations
 
 import inspect
+import os
 import re
 import types
 import typing
@@ -439,18 +440,30 @@ def validate_text(text: str, file: str = "<string>") -> list[ScenarioError]:
 
 
 def _read(path: str | Path) -> str:
-    """The file's text; ``ScenarioError`` when it cannot be read or is not UTF-8 (at
-    the first bad byte's line and column)."""
+    """The file's text; ``ScenarioError`` when it cannot be read, is not UTF-8 (at the
+    first bad byte's line and column, in characters), or is too big. Only as much is read
+    as can hold ``MAX_CHARS`` characters and one more: a 300 MB file is refused without
+    300 MB of memory."""
     file = str(path)
+    cap = 4 * MAX_CHARS + 4  # UTF-8 takes at most 4 bytes a character
     try:
-        raw = Path(path).read_bytes()
+        with open(path, "rb") as f:
+            raw = f.read(cap + 1)
+            size = os.fstat(f.fileno()).st_size
     except OSError as e:
         raise ScenarioError(file, 0, 0, f"cannot read: {e.strerror or e}") from None
+    if len(raw) > cap:  # more than MAX_CHARS characters, whatever they are
+        text = raw[:cap].decode("utf-8", "replace")
+        cut = text.rfind("\n", 0, MAX_CHARS) + 1
+        amount = f"{size} bytes" if size >= len(raw) else f"over {cap} bytes"  # a pipe
+        raise ScenarioError(file, *_at(text, cut), f"the file is {amount}, more than a "
+                            f"scenario may be ({MAX_CHARS} characters): it goes on past here")
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as e:
+        start = raw.rfind(b"\n", 0, e.start) + 1
         line = raw.count(b"\n", 0, e.start) + 1
-        col = e.start - (raw.rfind(b"\n", 0, e.start) + 1) + 1
+        col = len(raw[start:e.start].decode("utf-8")) + 1  # valid up to the bad byte
         raise ScenarioError(file, line, col, f"not UTF-8 text: byte {raw[e.start]:#04x} "
                             f"({e.reason})") from None
 
