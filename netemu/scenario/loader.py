@@ -32,6 +32,8 @@ from typing import Any
 
 import yaml
 from pydantic import BaseModel, ValidationError
+from yaml.error import Mark
+from yaml.events import AliasEvent, MappingStartEvent, SequenceStartEvent
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from ..source_error import SourceError
@@ -55,13 +57,70 @@ class ScenarioError(SourceError):
 
 
 class _Yaml:
-    def __init__(self, root: Node | None, data: Any) -> None:
+    def __init__(self, root: Node | None, data: Any,
+                 aliases: dict[tuple[int, object], Mark] | None = None) -> None:
         self.root = root
         self.data = data
+        self.aliases = aliases or {}
 
 
-def _pos(node: Node) -> tuple[int, int]:
-    return node.start_mark.line + 1, node.start_mark.column + 1
+class _Refused(Exception):
+    """Composing stopped at ``mark``: what the models must never see."""
+
+    def __init__(self, mark: Mark, message: str) -> None:
+        super().__init__(message)
+        self.mark = mark
+        self.message = message
+
+
+def _slot(parent: Node, index: Any) -> object:
+    """Where a child sits in its parent: a sequence's index, a mapping value's key node."""
+    return index if isinstance(parent, SequenceNode) else id(index)
+
+
+class _Loader(yaml.SafeLoader):
+    """The safe loader, keeping where each alias is written (YAML hands back the
+    anchor's own node, whose position is the anchor's: an error in an aliased step was
+    reported at the step it copies), and refusing at its place an alias inside its own
+    anchor (a value that contains itself: recursion without end in the models)."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self.aliases: dict[tuple[int, object], Mark] = {}  # (id(parent), slot) -> where
+        self._open: set[str] = set()  # anchors whose node is being composed
+
+    def compose_node(self, parent: Node | None, index: Any) -> Node:
+        event = self.peek_event()
+        if isinstance(event, AliasEvent):
+            if event.anchor in self._open:
+                raise _Refused(event.start_mark, f"the alias *{event.anchor} is inside its "
+                               f"own anchor &{event.anchor}: a value cannot contain itself")
+            node = super().compose_node(parent, index)
+            if parent is not None and index is not None:
+                self.aliases[(id(parent), _slot(parent, index))] = event.start_mark
+            return node
+        anchor = event.anchor
+        if anchor is None or not isinstance(event, MappingStartEvent | SequenceStartEvent):
+            return super().compose_node(parent, index)
+        self._open.add(anchor)
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._open.discard(anchor)
+
+
+def _children(node: Node) -> Iterable[tuple[object, Node]]:
+    if isinstance(node, MappingNode):
+        for k, v in node.value:
+            yield None, k
+            yield id(k), v
+    elif isinstance(node, SequenceNode):
+        yield from enumerate(node.value)
+
+
+def _pos(node: Node | Mark) -> tuple[int, int]:
+    mark = node if isinstance(node, Mark) else node.start_mark
+    return mark.line + 1, mark.column + 1
 
 
 def _yaml_error(file: str, e: yaml.YAMLError) -> ScenarioError:
@@ -138,15 +197,35 @@ def _expanded(node: Node, memo: dict[int, int]) -> int:
     return n
 
 
+def _too_big_at(root: Node, memo: dict[int, int], aliases: dict[tuple[int, object], Mark]
+                ) -> tuple[int, int]:
+    """Where the values pass ``MAX_NODES``: the deepest value that alone stands for more
+    (where it is written: an alias's own place), else the root."""
+    node, where = root, _pos(root)
+    while True:
+        for slot, child in _children(node):
+            if memo.get(id(child), 0) > MAX_NODES:
+                alias = aliases.get((id(node), slot)) if slot is not None else None
+                where = _pos(alias or child)
+                node = child
+                break
+        else:
+            return where
+
+
 def _parse_yaml(text: str, file: str) -> tuple[_Yaml | None, list[ScenarioError]]:
-    loader = yaml.SafeLoader(text)
+    try:
+        loader = _Loader(text)
+    except yaml.YAMLError as e:  # the reader's: a character YAML refuses
+        return None, [_yaml_error(file, e)]
     try:
         root = loader.get_single_node()
         # Before anything walks the values: a "billion laughs" of aliases expands to
         # exponentially many (it hung validate past 540 MB).
-        if root is not None and _expanded(root, {}) > MAX_NODES:
-            line, col = _pos(root)
-            return None, [ScenarioError(file, line, col, f"the file stands for more than "
+        memo: dict[int, int] = {}
+        if root is not None and _expanded(root, memo) > MAX_NODES:
+            line, col = _too_big_at(root, memo, loader.aliases)
+            return None, [ScenarioError(file, line, col, f"this stands for more than "
                                         f"{MAX_NODES} values (YAML's aliases expanded)")]
         steps, _ = _find(root, ["steps"])
         if isinstance(steps, SequenceNode) and len(steps.value) > MAX_STEPS:
@@ -158,16 +237,27 @@ def _parse_yaml(text: str, file: str) -> tuple[_Yaml | None, list[ScenarioError]
         data = loader.construct_document(root) if root is not None else None
     except yaml.YAMLError as e:
         return None, [_yaml_error(file, e)]
+    except _Refused as e:
+        return None, [ScenarioError(file, *_pos(e.mark), e.message)]
     finally:
         loader.dispose()
-    return _Yaml(root, data), dups
+    return _Yaml(root, data, loader.aliases), dups
 
 
 def _find(root: Node | None, path: Iterable[str | int], key: bool = False
           ) -> tuple[Node | None, bool]:
     """The node at ``path`` (or the key node of its last element), and whether the
     whole path was found (False: the deepest node found, e.g. a short-form scalar)."""
+    node, whole, _ = _walk(root, path, key, {})
+    return node, whole
+
+
+def _walk(root: Node | None, path: Iterable[str | int], key: bool,
+          aliases: dict[tuple[int, object], Mark]) -> tuple[Node | None, bool, Mark | None]:
+    """``_find``, and the first alias the path goes through (None: none): the node
+    found is the anchor's, written elsewhere; the path is written at the alias."""
     node = root
+    via: Mark | None = None
     path = list(path)
     for i, el in enumerate(path):
         last = i == len(path) - 1
@@ -175,16 +265,28 @@ def _find(root: Node | None, path: Iterable[str | int], key: bool = False
             for k, v in reversed(node.value):  # the last duplicate wins, as in YAML
                 if isinstance(k, ScalarNode) and k.value == str(el):
                     if key and last:
-                        return k, True
+                        return k, True, via
+                    via = via or aliases.get((id(node), id(k)))
                     node = v
                     break
             else:
-                return node, False
+                return node, False, via
         elif isinstance(node, SequenceNode) and isinstance(el, int) and 0 <= el < len(node.value):
+            via = via or aliases.get((id(node), el))
             node = node.value[el]
         else:
-            return node, False
-    return node, True
+            return node, False, via
+    return node, True, via
+
+
+def _where(doc: _Yaml, path: Iterable[str | int], key: bool = False
+           ) -> tuple[Node | None, bool, tuple[int, int]]:
+    """The node at ``path``, whether the whole path was found, and its line and column
+    as written: an alias's when the path goes through one."""
+    node, whole, via = _walk(doc.root, path, key, doc.aliases)
+    if via is not None:
+        return node, whole, _pos(via)
+    return node, whole, (_pos(node) if node is not None else (0, 0))
 
 
 # --- which model sits at a loc (for nouns and did-you-mean) ----------------------
@@ -321,10 +423,9 @@ def _errors_from_validation(file: str, doc: _Yaml, exc: ValidationError) -> list
     out = []
     for err in exc.errors(include_url=False):
         path, key, message, prefix = _translate(err)
-        node, whole = _find(doc.root, path, key)
+        _, whole, (line, col) = _where(doc, path, key)
         if prefix and whole and path and isinstance(path[-1], str) and _model_at(path) is None:
             message = f"{path[-1]}: {message}"  # a field's value (not a whole mapping)
-        line, col = _pos(node) if node is not None else (0, 0)
         out.append(ScenarioError(file, line, col, message))
     return out
 
@@ -332,17 +433,16 @@ def _errors_from_validation(file: str, doc: _Yaml, exc: ValidationError) -> list
 def _errors_from_problems(file: str, doc: _Yaml, problems: list[Problem]) -> list[ScenarioError]:
     out = []
     for p in problems:
-        node, _ = _find(doc.root, p.loc, p.key)
-        line, col = _pos(node) if node is not None else (0, 0)
+        _, _, (line, col) = _where(doc, p.loc, p.key)
         out.append(ScenarioError(file, line, col, p.message))
     return out
 
 
 def _step_positions(doc: _Yaml) -> list[tuple[int, int]]:
-    node, whole = _find(doc.root, ["steps"])
+    node, whole, _ = _where(doc, ["steps"])
     if not whole or not isinstance(node, SequenceNode):
         return []
-    return [_pos(n) for n in node.value]
+    return [_where(doc, ["steps", i])[2] for i in range(len(node.value))]
 
 
 # C0 and C1 controls but tab and line ends, and what YAML reads as a line break or refuses
