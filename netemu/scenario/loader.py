@@ -432,9 +432,23 @@ def _translate(err: dict[str, Any]) -> tuple[tuple[str | int, ...], bool, str, b
     return loc, key, msg.replace("Input should be", "should be"), True
 
 
+def _misspelt(missing: dict[str, Any], errs: list[Any]) -> bool:
+    """Whether a key unknown in the same mapping is the missing key misspelt (``stpes:``
+    for ``steps:``): its error says "did you mean" the missing key."""
+    parent, name = tuple(missing["loc"][:-1]), str(missing["loc"][-1])
+    model = _model_at(parent)
+    keys = _keys(model) if model is not None else [name]
+    return any(e["type"] == "extra_forbidden" and tuple(e["loc"][:-1]) == parent
+               and did_you_mean(str(e["loc"][-1]), keys) == f" (did you mean '{name}'?)"
+               for e in errs)
+
+
 def _errors_from_validation(file: str, doc: _Yaml, exc: ValidationError) -> list[ScenarioError]:
     out = []
-    for err in exc.errors(include_url=False):
+    errs = exc.errors(include_url=False)
+    for err in errs:
+        if err["type"] == "missing" and _misspelt(err, errs):
+            continue  # the misspelling's own error says it: the first line is the typo's
         path, key, message, prefix = _translate(err)
         _, whole, (line, col) = _where(doc, path, key)
         if prefix and whole and path and isinstance(path[-1], str) and _model_at(path) is None:
