@@ -931,12 +931,30 @@ def _parse_options_list(value: Any) -> tuple[TcpOptionSpec, ...]:
         raise UnitError(f"expected a list of TCP options such as [{{mss: 1460}}, sackok], "
                         f"got {show(value)}")
     out = []
+    size = 0
     for i, item in enumerate(value):
         try:
-            out.append(_parse_option(item))
+            opt = _parse_option(item)
         except UnitError as e:
             raise fail(str(e), i) from None
+        size += _option_size(opt)
+        if size > _MAX_OPTION_BYTES:  # the run failed building the segment
+            raise fail(f"the TCP options take {size} bytes up to this one, more than "
+                       f"{_MAX_OPTION_BYTES} (a TCP header holds 40 bytes of options)", i)
+        out.append(opt)
     return tuple(out)
+
+
+_MAX_OPTION_BYTES = 40  # netemu.wire.tcp.MAX_OPTIONS_LEN: 60 bytes of header less 20
+_FIXED_SIZE = {"mss": 4, "wscale": 3, "sackok": 2, "ts": 10, "nop": 1, "eol": 1}
+
+
+def _option_size(opt: TcpOptionSpec) -> int:
+    if opt.kind in _FIXED_SIZE:
+        return _FIXED_SIZE[opt.kind]
+    if opt.kind == "sack":
+        return 2 + 8 * len(opt.value)
+    return 2 + len(opt.value[1])  # raw: kind, length, data
 
 
 InjectOptions = _typed(tuple[TcpOptionSpec, ...], _parse_options_list, {
