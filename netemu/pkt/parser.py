@@ -73,6 +73,9 @@ _RESERVED = frozenset((
 _ECN_WORDS = ("noecn", "ect0", "ect1", "ce", "ect01")
 _MAX_DEPTH = 100  # nesting of [ ] { } ( ) in an expression
 _MAX_OPTION_BYTES = 40  # TCP header's 60 bytes less its 20 fixed ones
+# C0 controls but tab and line ends, and DEL: text has none (a NUL was read as the end
+# of a word, and the error named the word)
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _U32 = 0xFFFFFFFF
 
 # --- lexer ------------------------------------------------------------------------------
@@ -920,17 +923,32 @@ class _Parser:
         return Expr("struct", fields, t.line, t.col)
 
 
+def _at(text: str, i: int) -> tuple[int, int]:
+    """The line and column of ``text[i]``."""
+    return text.count("\n", 0, i) + 1, i - (text.rfind("\n", 0, i) + 1) + 1
+
+
 def parse_text(text: str, file: str = "<script>",
                defines: dict[str, str] | None = None) -> Script:
     """Parse a script's text. ``defines``: packetdrill's command-line ``--define
     SYM=value`` (the script's own --define lines override them)."""
+    m = _CONTROL.search(text)
+    if m:
+        raise PktError(file, *_at(text, m.start()), f"a control character ({m.group()!r}) "
+                       "in the script: .pkt files are text")
     return _Parser(text, file, defines).script()
 
 
 def parse_file(path: str | Path, defines: dict[str, str] | None = None) -> Script:
+    """Parse a script file; ``OSError`` when it cannot be read."""
     p = Path(path)
+    raw = p.read_bytes()
     try:
-        text = p.read_text()
+        text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise PktError(str(p), 0, 0, f"not a text file ({e.reason})") from None
-    return parse_text(text, str(p), defines)
+        start = raw.rfind(b"\n", 0, e.start) + 1
+        col = len(raw[start:e.start].decode("utf-8")) + 1  # valid up to the bad byte
+        raise PktError(str(p), raw.count(b"\n", 0, e.start) + 1, col,
+                       f"not UTF-8 text: byte {raw[e.start]:#04x} ({e.reason})") from None
+    # as read_text() read it: universal newlines (a lone CR ends a line too)
+    return parse_text(text.replace("\r\n", "\n").replace("\r", "\n"), str(p), defines)
