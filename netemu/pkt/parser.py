@@ -26,6 +26,7 @@ Refused, with a "not supported" error: packet encapsulations (an outer ``ipv4``/
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -73,6 +74,8 @@ _RESERVED = frozenset((
 _ECN_WORDS = ("noecn", "ect0", "ect1", "ce", "ect01")
 _MAX_DEPTH = 100  # nesting of [ ] { } ( ) in an expression
 _MAX_OPTION_BYTES = 40  # TCP header's 60 bytes less its 20 fixed ones
+MAX_CHARS = 256 * 1024  # a script, as a scenario (packetdrill's own are under 12 KB)
+MAX_EVENTS = 5000  # packetdrill's longest script has under 300
 # C0 controls but tab and line ends, and DEL: text has none (a NUL was read as the end
 # of a word, and the error named the word)
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
@@ -279,6 +282,9 @@ class _Parser:
             sc.init_commands.append(Event(t.line, t.col, TimeSpec("abs", 0.0, text="init"),
                                           Command(str(t.value)), self._source(t.line)))
         while self.tok.kind != "eof":
+            if len(sc.events) == MAX_EVENTS:  # 43,000 took 1.5 s to read and check
+                raise self.error(f"more than {MAX_EVENTS} events: this is event "
+                                 f"{MAX_EVENTS + 1}")
             sc.events.append(self.event())
         if not sc.events:
             raise PktError(self.file, self.tok.line, self.tok.col, "the script has no events")
@@ -928,10 +934,18 @@ def _at(text: str, i: int) -> tuple[int, int]:
     return text.count("\n", 0, i) + 1, i - (text.rfind("\n", 0, i) + 1) + 1
 
 
+def _too_big(file: str, text: str, size: str) -> PktError:
+    cut = text.rfind("\n", 0, MAX_CHARS) + 1
+    return PktError(file, *_at(text, cut), f"the file is {size}, more than a script may be "
+                    f"({MAX_CHARS} characters): it goes on past here")
+
+
 def parse_text(text: str, file: str = "<script>",
                defines: dict[str, str] | None = None) -> Script:
     """Parse a script's text. ``defines``: packetdrill's command-line ``--define
     SYM=value`` (the script's own --define lines override them)."""
+    if len(text) > MAX_CHARS:  # 5 MB of events took 7 s and 550 MB to read
+        raise _too_big(file, text, f"{len(text)} characters")
     m = _CONTROL.search(text)
     if m:
         raise PktError(file, *_at(text, m.start()), f"a control character ({m.group()!r}) "
@@ -940,9 +954,16 @@ def parse_text(text: str, file: str = "<script>",
 
 
 def parse_file(path: str | Path, defines: dict[str, str] | None = None) -> Script:
-    """Parse a script file; ``OSError`` when it cannot be read."""
+    """Parse a script file; ``OSError`` when it cannot be read. Only as much is read as
+    can hold ``MAX_CHARS`` characters and one more."""
     p = Path(path)
-    raw = p.read_bytes()
+    cap = 4 * MAX_CHARS + 4  # UTF-8 takes at most 4 bytes a character
+    with open(p, "rb") as f:
+        raw = f.read(cap + 1)
+        size = os.fstat(f.fileno()).st_size
+    if len(raw) > cap:
+        raise _too_big(str(p), raw[:cap].decode("utf-8", "replace"),
+                       f"{size} bytes" if size >= len(raw) else f"over {cap} bytes")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
