@@ -74,6 +74,7 @@ _RESERVED = frozenset((
 _ECN_WORDS = ("noecn", "ect0", "ect1", "ce", "ect01")
 _MAX_DEPTH = 100  # nesting of [ ] { } ( ) in an expression
 _MAX_OPTION_BYTES = 40  # TCP header's 60 bytes less its 20 fixed ones
+_MAX_TIME = 86400.0  # a day, as a scenario's durations: beyond, a run waits until killed
 MAX_CHARS = 256 * 1024  # a script, as a scenario (packetdrill's own are under 12 KB)
 MAX_EVENTS = 5000  # packetdrill's longest script has under 300
 # C0 controls but tab and line ends, and DEL: text has none (a NUL was read as the end
@@ -366,6 +367,9 @@ class _Parser:
             end = float(t.value)  # type: ignore[arg-type]
             if end < 0:
                 raise self.error("times cannot be negative", t)
+            if end > _MAX_TIME:
+                raise self.error(f"a time of at most {_MAX_TIME:.0f} s (a day), got "
+                                 f"{t.text}", t)
             end_text = ("+" if rel else "") + t.text
             if rel and not time.relative:
                 raise self.error("a relative end time ('...+T') needs a relative start time", t)
@@ -404,6 +408,8 @@ class _Parser:
         value = float(t.value)  # type: ignore[arg-type]
         if value < 0:
             raise self.error("times cannot be negative", t)
+        if value > _MAX_TIME:
+            raise self.error(f"a time of at most {_MAX_TIME:.0f} s (a day), got {t.text}", t)
         return value, t.text
 
     def time(self) -> TimeSpec:
