@@ -337,6 +337,9 @@ def _semantic(ev: Event) -> str | None:
                 n = sum(_OPT_LEN[o.kind](o.value) for o in a.options)
             except (KeyError, TypeError):
                 n = 0
+            if n > 40:  # the run failed building the segment
+                return (f"TCP option list too long: {n} bytes, more than the 40 a TCP header "
+                        "holds (packetdrill: TCP option list too long)")
             if n % 4:
                 return (f"TCP options are not padded correctly: {n} bytes, not a multiple "
                         "of 4 (add nop or eol)")
