@@ -334,7 +334,11 @@ class Connection:
 
     def _shutdown(self, cause: str) -> None:
         st = self.state
-        if st in (State.SYN_SENT, State.LISTEN, State.CLOSED):
+        if st is State.CLOSED:
+            # "CLOSED STATE (i.e., TCB does not exist) ... return "error: connection
+            # does not exist"": nothing to close, and no second Closed event.
+            return
+        if st in (State.SYN_SENT, State.LISTEN):
             # "SYN-SENT STATE: Delete the TCB and return "error: closing" responses".
             self._to_closed(cause)
             return
