@@ -255,10 +255,18 @@ class Connection:
         self.max_snd_wnd = self.snd_wnd
         self.snd_wl1 = syn.seq
         self.snd_wl2 = self.iss
-        if syn.payload:
-            # "Any other control or text should be queued for processing later."
-            self.ooo.insert(self.rcv_nxt, syn.payload, self.rcv_nxt)
+        # "Any other control or text should be queued for processing later."
+        self._queue_syn_text(syn)
         self._set_state(State.SYN_RECEIVED, "recv SYN", syn)
+
+    def _queue_syn_text(self, syn: TcpSegment) -> None:
+        """Text on a SYN, held until ESTABLISHED: only what fits the window our
+        SYN,ACK offers (unscaled, RFC 7323 §2.2), as the seventh step trims any
+        segment's text to RCV.WND (RFC 9293 §3.10.7.4); the peer sends the rest
+        again. (All of it was kept: a 64 KiB SYN filled a 1000-byte buffer.)"""
+        wnd = min(self._free_space(), 0xFFFF)
+        if syn.payload and wnd:
+            self.ooo.insert(self.rcv_nxt, syn.payload[:wnd], self.rcv_nxt)
 
     def send(self, data: bytes) -> int:
         """Queue data; returns how many bytes the send buffer took (may be 0)."""
@@ -1365,8 +1373,7 @@ class Connection:
             self.snd_nxt = self.iss  # the SYN goes out again, now with ACK
             self.timers.pop(Timer.RETRANSMIT, None)
             self._set_state(State.SYN_RECEIVED, describe(seg), seg)
-            if seg.payload:
-                self.ooo.insert(self.rcv_nxt, seg.payload, self.rcv_nxt)
+            self._queue_syn_text(seg)
 
     def _receive_synchronized(self, seg: TcpSegment, now: float) -> None:
         flags = seg.flags

@@ -3,10 +3,10 @@ broken, one test each, named after the rule."""
 
 from __future__ import annotations
 
-from netemu.tcp import Closed, State
+from netemu.tcp import Closed, State, TcpConfig
 from netemu.testing import Driver
-from netemu.testing.states import PEER_ISS, established
-from netemu.wire.tcp import ACK, RST
+from netemu.testing.states import ISS, PEER_ISS, established, syn_received, syn_sent
+from netemu.wire.tcp import ACK, PSH, RST, SYN
 
 
 # ------------------------------------------------------------------ what the fuzz found
@@ -26,3 +26,25 @@ def test_rfc9293_3_10_4_close_in_closed_state_reports_nothing() -> None:
     fresh.conn.close()
     fresh.conn.shutdown()
     assert fresh.flush() == [] and fresh.take_events() == []
+
+
+def test_rfc9293_3_10_7_4_syn_text_trimmed_to_the_receive_window() -> None:
+    # Text on a SYN is "queued for processing later" (§3.10.7.2, §3.10.7.3), and the
+    # seventh step keeps only what lies within RCV.WND: here the 1000 bytes the
+    # SYN,ACK offered, of a 3000-byte SYN (all 3000 were delivered to a 1000-byte
+    # buffer). Passive open, then simultaneous open.
+    # The peer's ACK (SEQ past its 3000 bytes) lies beyond the window; it sends the
+    # bytes again, as the SYN,ACK acknowledged none of them.
+    cfg = TcpConfig(rcv_buf=1000, window_scale=None)
+    d = syn_received(cfg, syn_payload=bytes(3000))
+    assert d.sent[-1].window == 1000
+    d.receive(d.seg(ACK | PSH, PEER_ISS + 1, ISS + 1, bytes(3000)))
+    assert d.conn.state is State.ESTABLISHED
+    assert d.conn.readable == 1000 and d.conn.rcv_nxt == PEER_ISS + 1001
+    assert d.sent[-1].ack == PEER_ISS + 1001 and d.sent[-1].window == 0
+    d = syn_sent(cfg)
+    out = d.receive(d.seg(SYN, PEER_ISS, 0, bytes(3000), options=Driver.syn_options()))
+    assert d.conn.state is State.SYN_RECEIVED and out[0].window == 1000
+    d.receive(d.seg(ACK | PSH, PEER_ISS + 1, ISS + 1, bytes(3000)))
+    assert d.conn.state is State.ESTABLISHED
+    assert d.conn.readable == 1000 and d.conn.rcv_nxt == PEER_ISS + 1001
