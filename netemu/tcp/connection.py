@@ -442,7 +442,10 @@ class Connection:
                        and (s.seq, s.ack, s.window) == (ack.seq, ack.ack, ack.window)
                        for s in out):
                 out.append(ack)
-        if out and Timer.RETRANSMIT not in self.timers and self.snd_max != self.snd_una:
+        if (out and Timer.RETRANSMIT not in self.timers and self.snd_max != self.snd_una
+                and self.state is not State.CLOSED):
+            # (Not for the RST an abort leaves behind: the TCB is gone, and so are its
+            # timers, RFC 9293 §3.10.5.)
             self.timers[Timer.RETRANSMIT] = now + self.rtt.current()
         if self._tlp_arm:
             self._tlp_arm = False

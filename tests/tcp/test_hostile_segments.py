@@ -3,7 +3,7 @@ broken, one test each, named after the rule."""
 
 from __future__ import annotations
 
-from netemu.tcp import Closed, State, TcpConfig
+from netemu.tcp import Closed, State, StateChanged, TcpConfig
 from netemu.testing import Driver
 from netemu.testing.states import ISS, PEER_ISS, established, syn_received, syn_sent
 from netemu.wire.tcp import ACK, PSH, RST, SYN
@@ -48,3 +48,18 @@ def test_rfc9293_3_10_7_4_syn_text_trimmed_to_the_receive_window() -> None:
     d.receive(d.seg(ACK | PSH, PEER_ISS + 1, ISS + 1, bytes(3000)))
     assert d.conn.state is State.ESTABLISHED
     assert d.conn.readable == 1000 and d.conn.rcv_nxt == PEER_ISS + 1001
+
+
+def test_rfc9293_3_10_5_abort_deletes_the_tcb_and_its_timers() -> None:
+    # ABORT: "Send a reset segment ... delete the TCB, enter CLOSED state". With
+    # data in flight, sending the RST armed the retransmission timer again in
+    # CLOSED, which later reported a TimedOut and a second Closed.
+    d = established()
+    d.conn.send(b"x" * 100)
+    d.flush()
+    d.take_events()
+    d.conn.abort()
+    assert [s.flags for s in d.flush()] == [RST | ACK]
+    assert d.conn.state is State.CLOSED and d.conn.next_deadline() is None
+    assert d.advance(1000.0) == []
+    assert [type(e) for e in d.take_events()] == [StateChanged, Closed]
