@@ -567,8 +567,11 @@ class Connection:
                 # A retransmission timeout with the window closed (the receiver
                 # shrank it): the head goes anyway, as a probe. RFC 9293 §3.8.6.2.2:
                 # "If the window shrinks to zero, the TCP implementation MUST probe
-                # it in the standard way" (Linux: tcp_retransmit_timer).
-                usable = mss
+                # it in the standard way" (Linux: tcp_retransmit_timer). Only data
+                # sent before: "the sender SHOULD NOT send new data, but SHOULD
+                # retransmit normally the old unacknowledged data" (RFC 1122
+                # §4.2.2.16; Linux resends the head as it was).
+                usable = min(mss, seq_diff(self.snd_max, seq))
             if usable < n:
                 n = usable
             if n < 0:

@@ -63,3 +63,18 @@ def test_rfc9293_3_10_5_abort_deletes_the_tcb_and_its_timers() -> None:
     assert d.conn.state is State.CLOSED and d.conn.next_deadline() is None
     assert d.advance(1000.0) == []
     assert [type(e) for e in d.take_events()] == [StateChanged, Closed]
+
+
+def test_rfc1122_4_2_2_16_shrunk_window_no_new_data_on_timeout() -> None:
+    # "If this happens [the window shrinks], the sender SHOULD NOT send new data,
+    # but SHOULD retransmit normally the old unacknowledged data between SND.UNA
+    # and SND.UNA+SND.WND." The timeout's probe into the closed window is the head
+    # as it went out (100 bytes), not the head plus new bytes up to an MSS.
+    d = established()
+    d.conn.send(b"a" * 100)
+    assert [len(s.payload) for s in d.flush()] == [100]
+    d.conn.send(b"b" * 1000)  # held by Nagle: 100 bytes unacknowledged
+    assert d.flush() == []
+    assert d.receive(d.seg(ACK, PEER_ISS + 1, ISS + 1, window=0)) == []
+    out = d.advance_to_deadline()
+    assert [(s.seq, s.payload) for s in out] == [(ISS + 1, b"a" * 100)]
