@@ -19,7 +19,9 @@ both sides) with another ISN starts a new conversation, as Wireshark's
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import bisect
+from array import array
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -90,6 +92,11 @@ class SegmentView:
     rel_ack: int | None = None  # None when the ACK flag is off
     left_to_right: bool = True
     window: int = 0  # scaled (RFC 7323) when both SYNs carried Window Scale: tcp.window_size
+    # It resends sequence space its side had sent before (a retransmission, a
+    # duplicate, a keep-alive's byte), dropped copies counted: Wireshark's
+    # tcp.analysis.retransmission, roughly.
+    retransmission: bool = False
+    payload_len: int = -1  # len(tcp.payload), kept when the payload was let go (-1: not)
 
     @property
     def t(self) -> float:
@@ -101,7 +108,15 @@ class SegmentView:
 
     @property
     def length(self) -> int:
-        return len(self.tcp.payload)
+        n = self.payload_len
+        return len(self.tcp.payload) if n < 0 else n
+
+    def drop_payload(self) -> None:
+        """Let the parsed payload go (a copy of the frame's bytes), keeping its length:
+        for views held a while, as the ladder's."""
+        if self.payload_len < 0:
+            self.payload_len = len(self.tcp.payload)
+            self.tcp.payload = b""
 
     @property
     def mark(self) -> str | None:
@@ -163,11 +178,21 @@ class Conversation:
     peer_congestion: list[PeerCongestionRecord] = field(default_factory=list)  # right side's
     peer_events: list[PeerEventRecord] = field(default_factory=list)  # right side's
     conn_name: str | None = None  # the scenario's name for it, from StateRecord.conn
+    # Its frames (indices into trace.frames, in order), also when ``segments`` was not
+    # kept (``split_conversations(keep_segments=False)``: ``iter_segments`` reads them
+    # again), and counts over them all, for summaries.
+    frames: array = field(default_factory=lambda: array("I"), repr=False)
+    first_t: float = 0.0
+    last_t: float = 0.0
+    payload_bytes: dict = field(default_factory=dict, repr=False)  # src endpoint -> bytes
+    dropped: int = 0
+    retransmissions: int = 0
     # sequence bookkeeping (internal)
     _base: dict = field(default_factory=dict, repr=False)
     _wscale: dict = field(default_factory=dict, repr=False)  # endpoint -> shift or None
     _fin_from: set = field(default_factory=set, repr=False)
     _reset: bool = field(default=False, repr=False)
+    _high: dict = field(default_factory=dict, repr=False)  # src -> highest seq sent + 1
 
     @property
     def key(self) -> frozenset:
@@ -175,11 +200,34 @@ class Conversation:
 
     @property
     def start(self) -> float:
-        return self.segments[0].t if self.segments else 0.0
+        """The time of its first frame (in record order)."""
+        return self.first_t
 
     @property
     def end(self) -> float:
-        return self.segments[-1].t if self.segments else 0.0
+        """The time of its last frame (in record order)."""
+        return self.last_t
+
+    @property
+    def count(self) -> int:
+        """How many segments it has (``len(segments)`` when they were kept)."""
+        return len(self.frames)
+
+    def iter_segments(self, trace: Trace) -> Iterator[SegmentView]:
+        """Its segments in order, as ``segments`` holds them; read again from
+        ``trace.frames`` (one at a time, nothing kept) when they were not kept."""
+        if self.segments or not self.frames:
+            yield from self.segments
+            return
+        replay = Conversation(self.number, self.left, self.right)
+        frames = trace.frames
+        for i in self.frames:
+            fr = frames[i]
+            parsed = parse_tcp(fr.data)
+            assert parsed is not None
+            v = SegmentView(i, fr, *parsed)
+            replay._add(v, keep=False)
+            yield v
 
     @property
     def ended(self) -> bool:
@@ -189,9 +237,13 @@ class Conversation:
         name = f" [{self.conn_name}]" if self.conn_name else ""
         return f"TCP {ep_str(self.left)} ⇄ {ep_str(self.right)}{name}"
 
-    def _add(self, v: SegmentView) -> None:
+    def _add(self, v: SegmentView, keep: bool = True) -> None:
         tcp = v.tcp
         base = self._base
+        if not self.frames:
+            self.first_t = v.t
+        self.last_t = v.t
+        self.frames.append(v.index)
         if tcp.flags & SYN:
             base[v.src] = tcp.seq
         elif v.src not in base:
@@ -212,7 +264,21 @@ class Conversation:
             self._fin_from.add(v.src)
         if tcp.flags & RST:
             self._reset = True
-        self.segments.append(v)
+        n = len(tcp.payload)
+        occupied = n + (tcp.flags & SYN and 1) + (tcp.flags & FIN and 1)
+        if occupied:
+            seq, high = tcp.seq, self._high.get(v.src)
+            if high is None or 0 < ((tcp.seq + occupied - high) & 0xFFFFFFFF) < 0x80000000:
+                self._high[v.src] = (tcp.seq + occupied) & 0xFFFFFFFF
+            if high is not None and 0 < ((high - seq) & 0xFFFFFFFF) < 0x80000000:
+                v.retransmission = True
+                self.retransmissions += 1
+        if n:
+            self.payload_bytes[v.src] = self.payload_bytes.get(v.src, 0) + n
+        if v.frame.mark == "dropped":
+            self.dropped += 1
+        if keep:
+            self.segments.append(v)
 
 
 def parse_tcp(data: bytes) -> tuple[Endpoint, Endpoint, TcpSegment] | None:
@@ -227,9 +293,13 @@ def parse_tcp(data: bytes) -> tuple[Endpoint, Endpoint, TcpSegment] | None:
     return ((fr.ip.src, fr.tcp.src_port), (fr.ip.dst, fr.tcp.dst_port), fr.tcp)
 
 
-def split_conversations(trace: Trace) -> tuple[list[Conversation], int]:
+def split_conversations(trace: Trace, keep_segments: bool = True) -> tuple[
+        list[Conversation], int]:
     """The trace's TCP conversations (segments only, no states yet), and the number
-    of frames that are not TCP segments (ARP, ICMP, malformed)."""
+    of frames that are not TCP segments (ARP, ICMP, malformed). With
+    ``keep_segments=False`` no segment is kept (``segments`` stays empty): each
+    conversation knows its frames, times and counts, and ``iter_segments`` reads its
+    segments again, so a large trace is not held twice."""
     convs: list[Conversation] = []
     current: dict[frozenset, Conversation] = {}
     other = 0
@@ -253,7 +323,7 @@ def split_conversations(trace: Trace) -> tuple[list[Conversation], int]:
             conv = Conversation(len(convs), left, right)
             convs.append(conv)
             current[key] = conv
-        conv._add(SegmentView(i, fr, src, dst, tcp))
+        conv._add(SegmentView(i, fr, src, dst, tcp), keep_segments)
     return convs, other
 
 
@@ -294,8 +364,9 @@ def _pick(convs: list[Conversation],
     return convs[-1]
 
 
-def conversations(trace: Trace, extra_states: Iterable[StateRecord] = ()) -> tuple[
-        list[Conversation], int]:
+def conversations(trace: Trace, extra_states: Iterable[StateRecord] = (),
+                  keep_segments: bool = True, place_notes: bool = True) -> tuple[
+                      list[Conversation], int]:
     """``split_conversations`` plus each conversation's states, congestion records
     and notes.
 
@@ -308,8 +379,10 @@ def conversations(trace: Trace, extra_states: Iterable[StateRecord] = ()) -> tup
     before the next note (the step that opened it); any other note goes to the
     nearest conversation in time. A congestion record goes to the conversation of
     its 4-tuple (the one whose span holds it, else the previous one) when its
-    ``local`` is that conversation's left endpoint."""
-    convs, other = split_conversations(trace)
+    ``local`` is that conversation's left endpoint. ``keep_segments``: as
+    ``split_conversations``'s; ``place_notes=False`` leaves every ``notes`` empty
+    (``NotePlacement`` gives them one conversation at a time)."""
+    convs, other = split_conversations(trace, keep_segments)
     if not convs:
         return convs, other
     by_key: dict[frozenset, list[Conversation]] = {}
@@ -368,14 +441,45 @@ def conversations(trace: Trace, extra_states: Iterable[StateRecord] = ()) -> tup
         c.congestion.sort(key=lambda r: r.t)
         c.peer_congestion.sort(key=lambda r: r.t)
         c.peer_events.sort(key=lambda r: r.t)
-    notes = sorted(trace.notes, key=lambda n: n.t)
-    for i, note in enumerate(notes):
-        nxt = notes[i + 1].t if i + 1 < len(notes) else float("inf")
-        holders = [c for c in convs
-                   if c.start <= note.t <= c.end  # during it
-                   or note.t < c.start <= nxt]  # the last note before it starts
-        if not holders:
-            holders = [min(convs, key=lambda c: min(abs(c.start - note.t), abs(c.end - note.t)))]
-        for c in holders:
-            c.notes.append(note)
+    if place_notes:
+        placement = NotePlacement(trace.notes, convs)
+        for c in convs:
+            c.notes = placement.of(c)
     return convs, other
+
+
+class NotePlacement:
+    """Which of a trace's notes go to which conversation (``conversations``' rule: a
+    note goes to every conversation whose time span holds it and to every one that
+    starts before the next note; any other note to the nearest conversation in time),
+    answered one conversation at a time: with many conversations at once every note
+    is in each of them, and a list per conversation would hold them all."""
+
+    def __init__(self, notes: Iterable[NoteRecord], convs: list[Conversation]) -> None:
+        self.notes = sorted(notes, key=lambda n: n.t)
+        self.ts = ts = [n.t for n in self.notes]
+        # A note some conversation holds: one spans it, or it is the last before one
+        # starts. Spans: by start, with the latest end so far.
+        spans = sorted((c.start, c.end) for c in convs)
+        starts = [a for a, _ in spans]
+        reach: list[float] = []
+        for _, b in spans:
+            reach.append(max(b, reach[-1]) if reach else b)
+        before = {bisect.bisect_left(ts, c.start) - 1 for c in convs}
+        self._orphans: dict[int, list[int]] = {}  # id(conversation) -> note indices
+        for i, t in enumerate(ts if convs else ()):
+            j = bisect.bisect_right(starts, t) - 1
+            if (j >= 0 and reach[j] >= t) or i in before:
+                continue
+            near = min(convs, key=lambda c: min(abs(c.start - t), abs(c.end - t)))
+            self._orphans.setdefault(id(near), []).append(i)
+
+    def of(self, conv: Conversation) -> list[NoteRecord]:
+        """The notes of ``conv``, in time order."""
+        ts = self.ts
+        lo, hi = bisect.bisect_left(ts, conv.start), bisect.bisect_right(ts, conv.end)
+        picked = set(range(lo, hi))
+        if lo > 0:
+            picked.add(lo - 1)
+        picked.update(self._orphans.get(id(conv), ()))
+        return [self.notes[i] for i in sorted(picked)]

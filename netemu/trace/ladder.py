@@ -14,19 +14,36 @@ are upper case), with cwnd, ssthresh and the cause in the lane beside them
 Three renderings of one row model: plain text (``ladder.txt``), a rich
 renderable with colour for the terminal, and self-contained HTML with inline
 SVG (``ladder.html``: no scripts, no external fetches).
+
+A large trace is drawn within ``LadderLimits`` (docs/trace.md, "Large traces"): a
+conversation of more than ``max_rows`` rows is summarised (its first and last rows,
+every event with a little context, one line for each stretch left out), and the
+conversations beyond ``max_conversations`` or ``max_total_rows`` are listed in a
+table instead of drawn. The pcap and report.json are never cut. Segments are read
+from the trace one conversation at a time and only those drawn are kept, so the
+memory a ladder takes is bounded by the limits, not by the trace.
 """
 
 from __future__ import annotations
 
 import html
 import os
-from collections.abc import Iterable
+import sys
+from array import array
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..wire import FIN, RST, SYN
-from .atomic import atomic_write_text
-from .conv import Conversation, SegmentView, conversations, ep_str, normalize_state
+from .atomic import atomic_open, atomic_write_text
+from .conv import (
+    Conversation,
+    NotePlacement,
+    SegmentView,
+    conversations,
+    ep_str,
+    normalize_state,
+)
 from .record import (
     CongestionRecord,
     NoteRecord,
@@ -43,7 +60,98 @@ if TYPE_CHECKING:
 DEFAULT_ROLES = ("netemu", "peer")
 
 
+# --- the size policy -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LadderLimits:
+    """How large a ladder may grow (docs/trace.md, "Large traces"). A row is one line
+    of the ladder: a segment, a state, a congestion change, a note. The pcap and
+    report.json are never cut."""
+
+    # A conversation of more rows than this is summarised: its first and last ``keep``
+    # rows are drawn, and between them every event (a state or congestion change of
+    # either side, a peer kernel's event, a note, and every SYN, FIN, RST, dropped,
+    # injected or otherwise marked segment, retransmission and segment with a note)
+    # with ``context`` rows either side; each stretch left out is one line that counts it.
+    max_rows: int = 2_000
+    keep: int = 250
+    context: int = 2
+    # The first conversations are drawn until either limit is reached (the first one
+    # always is); the others are listed in a table, one line each, up to ``max_listed``
+    # lines, then counted.
+    max_conversations: int = 200
+    max_total_rows: int = 10_000
+    max_listed: int = 10_000
+
+    def __post_init__(self) -> None:
+        for name in ("max_rows", "keep", "max_conversations", "max_total_rows"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"LadderLimits.{name} must be at least 1")
+        if self.context < 0 or self.max_listed < 0:
+            raise ValueError("LadderLimits.context and max_listed cannot be negative")
+
+
+DEFAULT_LIMITS = LadderLimits()
+# Every segment of every conversation drawn, as before there were limits.
+UNLIMITED = LadderLimits(max_rows=sys.maxsize, max_conversations=sys.maxsize,
+                         max_total_rows=sys.maxsize, max_listed=sys.maxsize)
+
+# A stretch of fewer rows than this is drawn rather than summarised in one line.
+_MIN_GAP = 3
+# Lines a section takes besides its rows (title, header, lifelines, the blank line
+# before it), counted against ``max_total_rows``.
+_SECTION_LINES = 5
+
+
 # --- the row model -------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Gap:
+    """A stretch of a summarised conversation's segments that is not drawn."""
+
+    t_first: float  # trace times
+    t_last: float
+    segments: int = 0
+    data_lr: int = 0  # data segments left → right (netemu → peer), their bytes, ACKs
+    bytes_lr: int = 0
+    acks_lr: int = 0
+    data_rl: int = 0
+    bytes_rl: int = 0
+    acks_rl: int = 0
+
+    def add(self, t: float, left_to_right: bool, length: int) -> None:
+        self.t_last = t
+        self.segments += 1
+        if left_to_right:
+            if length:
+                self.data_lr += 1
+                self.bytes_lr += length
+            else:
+                self.acks_lr += 1
+        elif length:
+            self.data_rl += 1
+            self.bytes_rl += length
+        else:
+            self.acks_rl += 1
+
+    def text(self) -> str:
+        """"… 1,234 segments left out, 0.412 s: → 612 data (886,176 bytes), 3 ACKs;
+        ← 619 ACKs"."""
+        parts = []
+        for arrow, data, nbytes, acks in (("→", self.data_lr, self.bytes_lr, self.acks_lr),
+                                          ("←", self.data_rl, self.bytes_rl, self.acks_rl)):
+            bits = []
+            if data:
+                bits.append(f"{data:,} data ({nbytes:,} bytes)")
+            if acks:
+                bits.append(f"{acks:,} ACK{'s' if acks != 1 else ''}")
+            if bits:
+                parts.append(f"{arrow} " + ", ".join(bits))
+        n = self.segments
+        return (f"… {n:,} segment{'s' if n != 1 else ''} left out, "
+                f"{self.t_last - self.t_first:.3f} s: " + "; ".join(parts))
 
 
 @dataclass(slots=True)
@@ -51,7 +159,8 @@ class Row:
     t: float  # seconds since the trace started
     # "seg", "state", "note", "init", "cc" (a congestion phase change), "pcc" (the peer
     # kernel's congestion state or ssthresh changed), "pev" (the peer kernel retransmitted
-    # or sent/received a reset: its own tracepoints)
+    # or sent/received a reset: its own tracepoints), "gap" (segments not drawn: a
+    # summarised conversation's, ``detail`` says what they were)
     kind: str
     seg: SegmentView | None = None
     side: str = ""  # "left" / "right", for state rows
@@ -70,6 +179,23 @@ class Section:
     left_role: str
     right_role: str
     rows: list[Row] = field(default_factory=list)
+    # Rows it would have whole; when more than ``rows`` hold, it was summarised.
+    total_rows: int = 0
+
+    @property
+    def summarised(self) -> bool:
+        return self.total_rows > len(self.rows)
+
+    def notice(self, limits: LadderLimits) -> str:
+        """What a summarised section says under its header ("" when it is whole)."""
+        if not self.summarised:
+            return ""
+        drawn = sum(r.kind != "gap" for r in self.rows)
+        return (f"Summarised: {drawn:,} of its {self.total_rows:,} rows are drawn (more than "
+                f"{limits.max_rows:,}): the first and last {limits.keep:,}, and every state "
+                "and congestion change, note, SYN, FIN, RST, drop, injection, "
+                f"retransmission and marked segment, with {limits.context} row(s) either "
+                "side; each stretch left out is one line. The pcap holds every segment.")
 
 
 @dataclass
@@ -77,6 +203,42 @@ class Ladder:
     sections: list[Section]
     other_frames: int  # frames that are not TCP segments (ARP, ICMP, malformed)
     title: str | None = None
+    limits: LadderLimits = DEFAULT_LIMITS
+    # Conversations not drawn (beyond the limits), listed one line each, and how
+    # many more there were beyond ``limits.max_listed`` (and their segments).
+    listed: list[Conversation] = field(default_factory=list)
+    unlisted: int = 0
+    unlisted_segments: int = 0
+    segments: int = 0  # in all conversations
+    t0: float = 0.0
+
+    @property
+    def conversations(self) -> int:
+        return len(self.sections) + len(self.listed) + self.unlisted
+
+    def notice(self) -> str:
+        """What the ladder says at its top when the limits left something out ("" when
+        everything is drawn)."""
+        parts = []
+        n_summ = sum(s.summarised for s in self.sections)
+        rest = len(self.listed) + self.unlisted
+        lim = self.limits
+        if rest:
+            why = (f"at most {lim.max_conversations:,} conversations"
+                   if len(self.sections) >= lim.max_conversations
+                   else f"at most {lim.max_total_rows:,} rows in all")
+            parts.append(f"the first {len(self.sections):,} of its {self.conversations:,} "
+                         f"conversations are drawn ({why}), the other {rest:,} listed at "
+                         "the end")
+        if n_summ:
+            parts.append(f"{n_summ:,} conversation{'s' if n_summ != 1 else ''} of more than "
+                         f"{lim.max_rows:,} rows {'are' if n_summ != 1 else 'is'} summarised")
+        if not parts:
+            return ""
+        n = self.conversations
+        return (f"A large trace ({n:,} conversation{'s' if n != 1 else ''}, "
+                f"{self.segments:,} segments): " + "; ".join(parts) + ". Nothing is left out of the pcap "
+                "(trace.pcap) nor of a run's report.json.")
 
 
 # How a peer state's source shows beside it: the kernel's own tracepoints need no mark.
@@ -195,37 +357,173 @@ def _initial(recs: list[StateRecord | PeerStateRecord]) -> str:
     return ""
 
 
+def _other_rows(conv: Conversation, t0: float) -> list[tuple[tuple, Row]]:
+    """A conversation's rows that are not segments, keyed for their place in time."""
+    keyed: list[tuple[tuple, Row]] = []
+    for n, note in enumerate(conv.notes):
+        keyed.append(((note.t, 0, n), Row(note.t - t0, "note", note=note)))
+    keyed.extend(_state_rows(conv.states, "left", t0))
+    keyed.extend(_state_rows(conv.peer_states, "right", t0))
+    keyed.extend(_state_rows(conv.listener_states, "right", t0, listener=True))
+    keyed.extend(_peer_cc_rows(conv.peer_congestion, t0))
+    keyed.extend(_peer_event_rows(conv.peer_events, t0))
+    keyed.extend(_cc_rows(conv.congestion, t0))
+    keyed.sort(key=lambda kr: kr[0])
+    return keyed
+
+
+def is_event(v: SegmentView) -> bool:
+    """A segment a summarised ladder always draws: SYN, FIN or RST; dropped, injected
+    or otherwise marked; a retransmission; with a note or an option of bad length."""
+    return bool(v.tcp.flags & (SYN | FIN | RST) or v.frame.mark or v.frame.note
+                or v.retransmission or v.tcp.malformed_option is not None)
+
+
+def _section(trace: Trace, conv: Conversation, t0: float, roles: tuple[str, str],
+             limits: LadderLimits, others: list[tuple[tuple, Row]]) -> Section:
+    init = (_initial(conv.states), _initial(conv.peer_states))
+    total = conv.count + len(others) + any(init)
+    if total <= limits.max_rows:
+        keyed = list(others)
+        for v in conv.iter_segments(trace):
+            v.drop_payload()
+            keyed.append(((v.t, 2, v.index), Row(v.t - t0, "seg", seg=v)))
+        keyed.sort(key=lambda kr: kr[0])
+        rows = [r for _, r in keyed]
+    else:
+        rows = _summarised_rows(trace, conv, t0, limits, others)
+    if any(init):
+        rows.insert(0, Row(rows[0].t if rows else 0.0, "init", init=init))
+    return Section(conv, conv.title(), ep_str(conv.left), ep_str(conv.right),
+                   roles[0], roles[1], rows, total)
+
+
+def _summarised_rows(trace: Trace, conv: Conversation, t0: float, limits: LadderLimits,
+                     others: list[tuple[tuple, Row]]) -> list[Row]:
+    """The rows of a conversation over ``limits.max_rows``, with a "gap" row for each
+    stretch left out. Two passes over its segments, holding a few bytes a segment and
+    the views drawn: which to draw, then those."""
+    ts, lr, length, event = array("d"), bytearray(), array("I"), bytearray()
+    for v in conv.iter_segments(trace):
+        ts.append(v.t)
+        lr.append(v.left_to_right)
+        length.append(v.length)
+        event.append(is_event(v))
+    n = len(ts)
+    # Rows in time order: segment j as j, others[k] as -(k + 1); at one instant as
+    # build_ladder has them (notes, changes not caused by a segment, segments, the rest).
+    seg_order: Iterable[int] = range(n)
+    if any(ts[j] > ts[j + 1] for j in range(n - 1)):
+        seg_order = sorted(range(n), key=ts.__getitem__)  # stable: ties in frame order
+    index = conv.frames
+    order = array("q")
+    k = 0
+    for j in seg_order:
+        key = (ts[j], 2, index[j])
+        while k < len(others) and others[k][0] < key:
+            order.append(-(k + 1))
+            k += 1
+        order.append(j)
+    order.extend(-(i + 1) for i in range(k, len(others)))
+    total = len(order)
+    chosen = bytearray(total)
+    keep = min(limits.keep, total)
+    chosen[:keep] = b"\1" * keep
+    chosen[total - keep:] = b"\1" * keep
+    c = limits.context
+    for p in range(total):
+        o = order[p]
+        if o < 0 or event[o]:
+            lo, hi = max(0, p - c), min(total, p + c + 1)
+            chosen[lo:hi] = b"\1" * (hi - lo)
+    p = 0
+    while p < total:  # a stretch too short to be worth a line is drawn
+        if chosen[p]:
+            p += 1
+            continue
+        q = p
+        while q < total and not chosen[q]:
+            q += 1
+        if q - p < _MIN_GAP:
+            chosen[p:q] = b"\1" * (q - p)
+        p = q
+    wanted = bytearray(n)
+    for p in range(total):
+        if chosen[p] and order[p] >= 0:
+            wanted[order[p]] = 1
+    views: dict[int, SegmentView] = {}
+    for j, v in enumerate(conv.iter_segments(trace)):
+        if wanted[j]:
+            v.drop_payload()
+            views[j] = v
+    rows: list[Row] = []
+    gap: Gap | None = None
+    for p in range(total):
+        o = order[p]
+        if chosen[p]:
+            if gap is not None:
+                rows.append(Row(gap.t_first - t0, "gap", detail=gap.text()))
+                gap = None
+            rows.append(Row(views[o].t - t0, "seg", seg=views[o]) if o >= 0
+                        else others[-o - 1][1])
+        else:
+            if gap is None:
+                gap = Gap(ts[o], ts[o])
+            gap.add(ts[o], bool(lr[o]), length[o])
+    if gap is not None:
+        rows.append(Row(gap.t_first - t0, "gap", detail=gap.text()))
+    return rows
+
+
 def build_ladder(trace: Trace, *, roles: tuple[str, str] = DEFAULT_ROLES,
                  title: str | None = None,
-                 extra_states: Iterable[StateRecord] = ()) -> Ladder:
+                 extra_states: Iterable[StateRecord] = (),
+                 limits: LadderLimits | None = None) -> Ladder:
     """The row model of the ladder: one section per conversation, rows in time order.
     At one instant: notes, then our state changes not caused by a received segment
     (connect() → SYN-SENT comes before the SYN), then segments, then changes caused
     by segments and the peer's observed states. Congestion phase changes
-    (``ladder_congestion``) are placed the same way."""
-    convs, other = conversations(trace, extra_states)
+    (``ladder_congestion``) are placed the same way.
+
+    Within ``limits`` (default ``DEFAULT_LIMITS``; ``UNLIMITED`` draws everything): a
+    conversation of more than ``max_rows`` rows is summarised, and the conversations
+    after the first ``max_conversations``, or after ``max_total_rows`` rows, are
+    listed (``Ladder.listed``) rather than drawn. Segments are read one conversation
+    at a time and only those drawn are kept."""
+    limits = DEFAULT_LIMITS if limits is None else limits
+    convs, other = conversations(trace, extra_states, keep_segments=False, place_notes=False)
+    notes = NotePlacement(trace.notes, convs)
     t0 = trace.start
-    sections = []
+    ladder = Ladder([], other, title, limits, segments=sum(c.count for c in convs), t0=t0)
+    used = 0
+    full = False
     for conv in convs:
-        keyed: list[tuple[tuple, Row]] = []
-        for n, note in enumerate(conv.notes):
-            keyed.append(((note.t, 0, n), Row(note.t - t0, "note", note=note)))
-        keyed.extend(_state_rows(conv.states, "left", t0))
-        keyed.extend(_state_rows(conv.peer_states, "right", t0))
-        keyed.extend(_state_rows(conv.listener_states, "right", t0, listener=True))
-        keyed.extend(_peer_cc_rows(conv.peer_congestion, t0))
-        keyed.extend(_peer_event_rows(conv.peer_events, t0))
-        keyed.extend(_cc_rows(conv.congestion, t0))
-        for v in conv.segments:
-            keyed.append(((v.t, 2, v.index), Row(v.t - t0, "seg", seg=v)))
-        keyed.sort(key=lambda kr: kr[0])
-        rows = [r for _, r in keyed]
-        init = (_initial(conv.states), _initial(conv.peer_states))
-        if any(init):
-            rows.insert(0, Row(rows[0].t if rows else 0.0, "init", init=init))
-        sections.append(Section(conv, conv.title(), ep_str(conv.left), ep_str(conv.right),
-                                roles[0], roles[1], rows))
-    return Ladder(sections, other, title)
+        if not full and ladder.sections and len(ladder.sections) >= limits.max_conversations:
+            full = True
+        if not full:
+            conv.notes = notes.of(conv)
+            others = _other_rows(conv, t0)
+            whole = conv.count + len(others) + 1
+            if ladder.sections and whole <= limits.max_rows \
+                    and used + whole + _SECTION_LINES > limits.max_total_rows:
+                full = True  # known without reading its segments
+                conv.notes = []
+            else:
+                sec = _section(trace, conv, t0, roles, limits, others)
+                cost = len(sec.rows) + _SECTION_LINES
+                if ladder.sections and used + cost > limits.max_total_rows:
+                    full = True
+                    conv.notes = []  # listed: its notes are not drawn
+                else:
+                    used += cost
+                    ladder.sections.append(sec)
+                    continue
+        if len(ladder.listed) < limits.max_listed:
+            ladder.listed.append(conv)
+        else:
+            ladder.unlisted += 1
+            ladder.unlisted_segments += conv.count
+    return ladder
 
 
 def _annotations(v: SegmentView) -> list[tuple[str, str]]:
@@ -268,7 +566,8 @@ _TEXT_STYLES = {
     "drop": "red", "inject": "bold dark_orange", "mark": "yellow", "fnote": "italic",
     "step": "bold", "pass": "bold green", "fail": "bold red", "note": "dim italic",
     "title": "bold", "label": "bold", "role": "dim", "life": "dim", "init": "cyan",
-    "cc": "dark_orange", "ccd": "dark_orange italic",
+    "cc": "dark_orange", "ccd": "dark_orange italic", "gap": "dim italic",
+    "notice": "bold yellow",
 }
 
 Line = list[tuple[str, str]]  # (text, style key)
@@ -314,33 +613,86 @@ def _cut(text: str, width: int) -> str:
     return head + "…"
 
 
-def _text_lines(ladder: Ladder, width: int | None = None) -> list[Line]:
-    """The text ladder's lines, each at most ``width`` characters (``ladder_width()``)."""
+def _text_lines(ladder: Ladder, width: int | None = None) -> Iterator[Line]:
+    """The text ladder's lines, each at most ``width`` characters (``ladder_width()``),
+    one section at a time."""
     width = ladder_width() if width is None else max(80, width)
-    return [_fit(line, width) for line in _text_lines_in(ladder, width)]
+    for line in _text_lines_in(ladder, width):
+        yield _fit(line, width)
 
 
-def _text_lines_in(ladder: Ladder, width: int) -> list[Line]:
-    lines: list[Line] = []
+def _line_str(line: Line) -> str:
+    return "".join(t for t, _ in line).rstrip()
+
+
+def _text_lines_in(ladder: Ladder, width: int) -> Iterator[Line]:
     if ladder.title:
-        lines.append([(ladder.title, "title")])
-        lines.append([])
+        yield [(ladder.title, "title")]
+        yield []
+    notice = ladder.notice()
+    if notice:
+        for part in _wrap(notice, min(width, 100)):  # a paragraph, also in ladder.txt
+            yield [(part, "notice")]
+        yield []
     if not ladder.sections:
-        lines.append([("(no TCP segments)", "note")])
-    max_index = max((v.index for s in ladder.sections for v in s.conv.segments), default=0)
+        yield [("(no TCP segments)", "note")]
+    max_index = max((r.seg.index for s in ladder.sections for r in s.rows if r.seg is not None),
+                    default=0)
     wn = len(f"#{max_index + 1}")
     for si, sec in enumerate(ladder.sections):
         if si:
-            lines.append([])
-        lines.extend(_section_lines(sec, wn, width))
+            yield []
+        yield from _section_lines(sec, wn, width, ladder.limits)
+    if ladder.listed or ladder.unlisted:
+        yield []
+        yield from _listed_lines(ladder, width)
     if ladder.other_frames:
-        lines.append([])
-        lines.append([(f"({ladder.other_frames} frame(s) that are not TCP segments "
-                       "are in the pcap but not drawn)", "note")])
-    return lines
+        yield []
+        yield [(f"({ladder.other_frames} frame(s) that are not TCP segments "
+                "are in the pcap but not drawn)", "note")]
 
 
-def _section_lines(sec: Section, wn: int, width: int = 100) -> list[Line]:
+def listed_row(conv: Conversation, t0: float) -> list[str]:
+    """A conversation not drawn, as the table of those lists it: conversation number,
+    segments, payload bytes each way, dropped segments, retransmissions, first and
+    last time, each side's last state, and the conversation."""
+    last_l = normalize_state(conv.states[-1].new) if conv.states else "-"
+    last_r = conv.peer_states[-1] if conv.peer_states else None
+    right = "-" if last_r is None else normalize_state(
+        last_r.new if isinstance(last_r, StateRecord) else last_r.state)
+    return [str(conv.number), f"{conv.count:,}",
+            f"{conv.payload_bytes.get(conv.left, 0):,}",
+            f"{conv.payload_bytes.get(conv.right, 0):,}", f"{conv.dropped:,}",
+            f"{conv.retransmissions:,}", f"{conv.start - t0:.3f}", f"{conv.end - t0:.3f}",
+            last_l, right, conv.title().removeprefix("TCP ")]
+
+
+LISTED_HEAD = ["#", "segments", "bytes →", "bytes ←", "dropped", "retrans", "first(s)",
+               "last(s)", "left state", "right state", "conversation"]
+
+
+def _listed_lines(ladder: Ladder, width: int) -> Iterator[Line]:
+    rest = len(ladder.listed) + ladder.unlisted
+    title = f"{rest:,} more conversation{'s' if rest != 1 else ''}, not drawn"
+    yield [(f"── {title} ", "title"), ("─" * max(4, min(width, 100) - len(title) - 4), "life")]
+    rows = [listed_row(c, ladder.t0) for c in ladder.listed]
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(LISTED_HEAD)]
+
+    def line(cells: list[str], style: str) -> Line:
+        out = [c.rjust(w) for c, w in zip(cells[:8], widths, strict=False)]
+        out += [c.ljust(w) for c, w in zip(cells[8:10], widths[8:10], strict=False)]
+        return [(" " + "  ".join([*out, cells[10]]), style)]
+
+    yield line(LISTED_HEAD, "label")
+    for r in rows:
+        yield line(r, "")
+    if ladder.unlisted:
+        yield [(f" … and {ladder.unlisted:,} more ({ladder.unlisted_segments:,} segments), "
+                f"beyond {ladder.limits.max_listed:,} lines", "note")]
+
+
+def _section_lines(sec: Section, wn: int, width: int = 100,
+                   limits: LadderLimits = DEFAULT_LIMITS) -> list[Line]:
     """One section's lines within ``width``: the lane between the lifelines is as wide
     as its labels want; where a line would not fit, it narrows to what the labels need,
     then further (labels cut with "…") down to leaving 14 columns right of the right
@@ -367,6 +719,10 @@ def _section_lines(sec: Section, wn: int, width: int = 100) -> list[Line]:
             continue
         lw = max(narrowest, lw - over)
         lines = _section_drawn(sec, wn, width, wl, lw)
+    notice = sec.notice(limits)
+    if notice:  # under the title and the endpoints
+        lines[2:2] = [[(" " * (8 + 1 + wn + 1), ""), (part, "notice")]
+                      for part in _wrap(notice, max(40, min(width, 100) - 8 - wn - 2))]
     return lines
 
 
@@ -427,6 +783,15 @@ def _section_drawn(sec: Section, wn: int, width: int, wl: int, lw: int) -> list[
             fill = max(3, min(rcol - prefix_w - len(text) - 3, width - prefix_w - 3 - len(text)))
             out.append([time, blank, ("┄┄┄" + text + "┄" * fill, style)])
             out.extend([(" " * prefix_w, ""), ("    " + part, style)] for part in more)
+        elif r.kind == "gap":
+            # dotted lifelines, and what was left out between them (on over the right
+            # one and the next lines when the lane is narrower)
+            first, *more = _wrap_parts(r.detail, max(24, width - lcol - 3))
+            text = " " + first
+            out.append([time, blank, (" " * wl + " ", ""), ("┆", "life"),
+                        *([(text.ljust(lw), "gap"), ("┆", "life")] if len(text) <= lw
+                          else [(text, "gap")])])
+            out.extend([(" " * lcol, ""), ("┆", "life"), (" " + part, "gap")] for part in more)
         else:
             v = r.seg
             assert v is not None
@@ -447,6 +812,20 @@ def _wrap(text: str, width: int) -> list[str]:
     return textwrap.wrap(text, width, break_on_hyphens=False) or [""]
 
 
+def _wrap_parts(text: str, width: int) -> list[str]:
+    """``text`` in lines of at most ``width``, broken after its "; " where it can be."""
+    lines: list[str] = []
+    for part in text.split("; "):
+        if lines and len(lines[-1]) + 2 + len(part) <= width:
+            lines[-1] += "; " + part
+        elif lines:
+            lines[-1] += ";"
+            lines.extend(_wrap(part, width))
+        else:
+            lines.extend(_wrap(part, width))
+    return lines
+
+
 def _arrow(v: SegmentView, lw: int) -> str:
     body_char = "═" if v.injected else "─"
     body_w = lw - 1 - (2 if v.dropped else 0)
@@ -459,15 +838,21 @@ def _arrow(v: SegmentView, lw: int) -> str:
     return ("  ✗" if v.dropped else "<") + body
 
 
+def _render_text(ladder: Ladder, width: int | None) -> str:
+    return "".join(_line_str(line) + "\n" for line in _text_lines(ladder, width)) or "\n"
+
+
 def render_ladder_text(trace: Trace, *, roles: tuple[str, str] = DEFAULT_ROLES,
                        title: str | None = None,
                        extra_states: Iterable[StateRecord] = (),
-                       width: int | None = None) -> str:
+                       width: int | None = None,
+                       limits: LadderLimits | None = None) -> str:
     """The ladder as plain text (what ladder.txt holds), at most ``width`` columns
-    (default ``ladder_width()``: COLUMNS, the terminal's, or 100; at least 80)."""
-    ladder = build_ladder(trace, roles=roles, title=title, extra_states=extra_states)
-    return "\n".join("".join(t for t, _ in line).rstrip()
-                     for line in _text_lines(ladder, width)) + "\n"
+    (default ``ladder_width()``: COLUMNS, the terminal's, or 100; at least 80), within
+    ``limits`` (``DEFAULT_LIMITS``)."""
+    ladder = build_ladder(trace, roles=roles, title=title, extra_states=extra_states,
+                          limits=limits)
+    return _render_text(ladder, width)
 
 
 # ladder.txt is read later, in an editor or a browser, not in the terminal of the run:
@@ -477,11 +862,13 @@ FILE_WIDTH = 100_000
 
 def render_ladder_texts(trace: Trace, **kw: Any) -> tuple[str, str]:
     """(the ladder for ladder.txt, whole; the ladder for this terminal, ``ladder_width()``
-    wide): one text when the whole one fits."""
-    whole = render_ladder_text(trace, width=FILE_WIDTH, **kw)
+    wide): one text when the whole one fits. One row model for both."""
+    kw.pop("width", None)
+    ladder = build_ladder(trace, **kw)
+    whole = _render_text(ladder, FILE_WIDTH)
     if max(map(len, whole.splitlines()), default=0) <= ladder_width():
         return whole, whole
-    return whole, render_ladder_text(trace, **kw)
+    return whole, _render_text(ladder, None)
 
 
 def write_ladder_text(trace: Trace, path: str | os.PathLike[str], **kw: Any) -> str:
@@ -495,11 +882,13 @@ def write_ladder_text(trace: Trace, path: str | os.PathLike[str], **kw: Any) -> 
 def ladder_renderable(trace: Trace, *, roles: tuple[str, str] = DEFAULT_ROLES,
                       title: str | None = None,
                       extra_states: Iterable[StateRecord] = (),
-                      width: int | None = None) -> RenderableType:
+                      width: int | None = None,
+                      limits: LadderLimits | None = None) -> RenderableType:
     """The ladder as a rich Text with colour, for ``Console.print``."""
     from rich.text import Text
 
-    ladder = build_ladder(trace, roles=roles, title=title, extra_states=extra_states)
+    ladder = build_ladder(trace, roles=roles, title=title, extra_states=extra_states,
+                          limits=limits)
     out = Text(no_wrap=True, overflow="ignore")
     for line in _text_lines(ladder, width):
         for text, style in line:
@@ -555,6 +944,14 @@ svg text { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, "DejaVu S
 .legend b { display: inline-block; width: 22px; height: 3px; vertical-align: middle;
             margin-right: 5px; }
 details { margin-top: 28px; } pre { font-size: 12px; }
+.gap rect { fill: #fafafa; stroke: #bdbdbd; stroke-dasharray: 2 2; }
+.gap text { fill: #616161; font-style: italic; }
+.notice { background: #fff8e1; border-left: 4px solid #f9a825; padding: 6px 10px; }
+table.listed { border-collapse: collapse; font-size: 13px; margin-top: 8px; }
+table.listed td, table.listed th { padding: 2px 8px; text-align: right;
+                                   font-family: ui-monospace, monospace; }
+table.listed td:nth-last-child(-n+3), table.listed th:nth-last-child(-n+3) { text-align: left; }
+table.listed tr:nth-child(even) { background: #f5f5f5; }
 """
 
 
@@ -585,6 +982,7 @@ def _svg_section(sec: Section, n: int) -> str:
     wr = max(140.0, max((len(s) for s in right_texts), default=0) * CHAR_W + 30,
              head_r * CHAR_W / 2 + 20)
     notes = [_note_text(r.note) for r in rows if r.note is not None]
+    notes += [r.detail for r in rows if r.kind == "gap"]
     width = int(max(rx + wr, max((len(s) for s in notes), default=0) * CHAR_W + lx + 24))
     height = HEAD_H + ROW_H * (len(rows) + 1)
     p: list[str] = []
@@ -632,6 +1030,11 @@ def _svg_section(sec: Section, n: int) -> str:
                      f'y2="{y:.1f}"/><rect x="{lx + 4:.1f}" y="{y - 9:.1f}" width="{tw:.1f}" '
                      f'height="18" fill="#fff"/><text x="{lx + 10:.1f}" y="{y + 4:.1f}">'
                      f"{_e(text)}</text></g>")
+        elif r.kind == "gap":
+            tw = len(r.detail) * CHAR_W + 12
+            p.append(f'<g class="gap"><rect x="{lx - 3:.1f}" y="{y - 10:.1f}" '
+                     f'width="{max(tw + 10, rx - lx + 6):.1f}" height="20"/>'
+                     f'<text x="{lx + 10:.1f}" y="{y + 4:.1f}">{_e(r.detail)}</text></g>')
         else:
             assert r.seg is not None
             p.append(_svg_arrow(r.seg, n, lx, rx, y))
@@ -686,14 +1089,9 @@ def _svg_arrow(v: SegmentView, n: int, lx: float, rx: float, y: float) -> str:
     return "".join(p)
 
 
-def render_ladder_html(trace: Trace, *, roles: tuple[str, str] = DEFAULT_ROLES,
-                       title: str | None = None,
-                       extra_states: Iterable[StateRecord] = ()) -> str:
-    """A self-contained HTML page: one inline SVG ladder per conversation, hover
-    tooltips with raw numbers and options, and the text ladder at the bottom."""
-    ladder = build_ladder(trace, roles=roles, title=title, extra_states=extra_states)
-    text = "\n".join("".join(t for t, _ in line).rstrip() for line in _text_lines(ladder))
-    page_title = title or "netemu ladder"
+def _html_chunks(ladder: Ladder) -> Iterator[str]:
+    """ladder.html, a piece at a time (one section's SVG at most)."""
+    page_title = ladder.title or "netemu ladder"
     p = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
          f"<title>{_e(page_title)}</title>", f"<style>{_CSS}</style></head><body>",
          f"<h1>{_e(page_title)}</h1>", '<div class="legend">']
@@ -707,19 +1105,62 @@ def render_ladder_html(trace: Trace, *, roles: tuple[str, str] = DEFAULT_ROLES,
              "Congestion phases (lower case, dashed) are our side's slow-start, "
              "congestion-avoidance, fast-recovery and loss, with cwnd and ssthresh in bytes."
              "</p>")
+    notice = ladder.notice()
+    if notice:
+        p.append(f'<p class="notice">{_e(notice)}'
+                 + (' <a href="#listed">The conversations not drawn.</a>'
+                    if ladder.listed or ladder.unlisted else "") + "</p>")
     if not ladder.sections:
         p.append("<p>No TCP segments.</p>")
+    yield "\n".join(p) + "\n"
     for n, sec in enumerate(ladder.sections):
-        p.append(f"<h2>{_e(sec.title)}</h2>")
-        p.append(_svg_section(sec, n))
+        head = f"<h2>{_e(sec.title)}</h2>\n"
+        notice = sec.notice(ladder.limits)
+        if notice:
+            head += f'<p class="notice">{_e(notice)}</p>\n'
+        yield head + _svg_section(sec, n) + "\n"
+    if ladder.listed or ladder.unlisted:
+        rest = len(ladder.listed) + ladder.unlisted
+        yield (f'<h2 id="listed">{rest:,} more conversation{"s" if rest != 1 else ""}, '
+               'not drawn</h2>\n<table class="listed"><tr>'
+               + "".join(f"<th>{_e(h)}</th>" for h in LISTED_HEAD) + "</tr>\n")
+        for i in range(0, len(ladder.listed), 500):
+            yield "".join("<tr>" + "".join(f"<td>{_e(c)}</td>" for c in listed_row(conv, ladder.t0))
+                          + "</tr>\n" for conv in ladder.listed[i:i + 500])
+        yield "</table>\n"
+        if ladder.unlisted:
+            yield (f"<p>… and {ladder.unlisted:,} more ({ladder.unlisted_segments:,} segments), "
+                   f"beyond {ladder.limits.max_listed:,} lines.</p>\n")
     if ladder.other_frames:
-        p.append(f"<p>{ladder.other_frames} frame(s) that are not TCP segments are in the pcap "
-                 "but not drawn.</p>")
-    p.append(f"<details><summary>Text ladder</summary><pre>{_e(text)}</pre></details>")
-    p.append("</body></html>")
-    return "\n".join(p) + "\n"
+        yield (f"<p>{ladder.other_frames} frame(s) that are not TCP segments are in the pcap "
+               "but not drawn.</p>\n")
+    yield "<details><summary>Text ladder</summary><pre>"
+    sep = ""
+    for line in _text_lines(ladder):
+        yield sep + _e(_line_str(line))
+        sep = "\n"
+    yield "</pre></details>\n</body></html>\n"
 
 
-def write_ladder_html(trace: Trace, path: str | os.PathLike[str], **kw: Any) -> None:
-    """Write ladder.html atomically."""
-    atomic_write_text(path, render_ladder_html(trace, **kw))
+def render_ladder_html(trace: Trace, *, roles: tuple[str, str] = DEFAULT_ROLES,
+                       title: str | None = None,
+                       extra_states: Iterable[StateRecord] = (),
+                       limits: LadderLimits | None = None) -> str:
+    """A self-contained HTML page: one inline SVG ladder per conversation, hover
+    tooltips with raw numbers and options, and the text ladder at the bottom; within
+    ``limits`` (``DEFAULT_LIMITS``)."""
+    ladder = build_ladder(trace, roles=roles, title=title, extra_states=extra_states,
+                          limits=limits)
+    return "".join(_html_chunks(ladder))
+
+
+def write_ladder_html(trace: Trace, path: str | os.PathLike[str], *,
+                      roles: tuple[str, str] = DEFAULT_ROLES, title: str | None = None,
+                      extra_states: Iterable[StateRecord] = (),
+                      limits: LadderLimits | None = None) -> None:
+    """Write ladder.html atomically, a section at a time."""
+    ladder = build_ladder(trace, roles=roles, title=title, extra_states=extra_states,
+                          limits=limits)
+    with atomic_open(path) as f:
+        for chunk in _html_chunks(ladder):
+            f.write(chunk.encode("utf-8"))
