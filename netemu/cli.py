@@ -21,6 +21,7 @@ BENCHES: dict[str, tuple[str, str]] = {
     "pkt": ("pkt", "packetdrill scripts: cost per .pkt beyond its own schedule, vs 200 ms (root)"),
     "sack": ("sack", "SACK on/off at 1 % loss: netemu in memory next to Linux through the relay (root)"),
     "peer-io": ("peer_io", "100 MiB read through the kernel agent vs the in-memory TCP core (root)"),
+    "ladder": ("ladder", "ladder size and memory for 300 connections, limited vs drawn whole"),
     "pkt-suite": ("pkt_suite", "packetdrill's suite (DIR): netemu's verdict per .pkt next to "
                   "packetdrill's (root; not in all)"),
 }
