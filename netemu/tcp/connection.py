@@ -1140,9 +1140,10 @@ class Connection:
         return self.fin_queued and self.snd_una == (self.fin_seq + 1) & MASK
 
     def _fin_received(self) -> bool:
+        fin = self.fin_seq_received  # (a FIN held ahead of a hole is not received yet)
         return self.state in (State.CLOSE_WAIT, State.LAST_ACK, State.CLOSING,
                               State.TIME_WAIT) or (
-            self.state is State.CLOSED and self.fin_seq_received is not None)
+            self.state is State.CLOSED and fin is not None and (fin + 1) & MASK == self.rcv_nxt)
 
     # ------------------------------------------------------------------ arrivals
     def receive(self, seg: TcpSegment, now: float) -> None:
@@ -1813,8 +1814,14 @@ class Connection:
             events[-1].length += n  # one event for a run of arrivals not yet drained
         else:
             events.append(DataReceived(n))
-        if self.fin_seq_received is not None and self.fin_seq_received == self.rcv_nxt:
-            self._fin_arrived(None, self._now)
+        fin = self.fin_seq_received
+        if fin is not None:
+            if fin == self.rcv_nxt:
+                self._fin_arrived(None, self._now)
+            elif seq_lt(fin, self.rcv_nxt):
+                # Data ran past a FIN held ahead of a hole: that was not the end of
+                # the stream (Linux drops such a FIN from its out-of-order queue).
+                self.fin_seq_received = None
 
     def _fin_arrived(self, seg: TcpSegment | None, now: float) -> None:
         """Eighth, check the FIN bit: "advance RCV.NXT over the FIN, and send an

@@ -6,7 +6,7 @@ from __future__ import annotations
 from netemu.tcp import Closed, State, StateChanged, TcpConfig
 from netemu.testing import Driver
 from netemu.testing.states import ISS, PEER_ISS, established, syn_received, syn_sent
-from netemu.wire.tcp import ACK, PSH, RST, SYN
+from netemu.wire.tcp import ACK, FIN, PSH, RST, SYN
 
 
 # ------------------------------------------------------------------ what the fuzz found
@@ -78,3 +78,26 @@ def test_rfc1122_4_2_2_16_shrunk_window_no_new_data_on_timeout() -> None:
     assert d.receive(d.seg(ACK, PEER_ISS + 1, ISS + 1, window=0)) == []
     out = d.advance_to_deadline()
     assert [(s.seq, s.payload) for s in out] == [(ISS + 1, b"a" * 100)]
+
+
+def test_rfc9293_3_10_7_4_fin_ahead_of_a_hole_is_not_received_until_reached() -> None:
+    # Eighth step: a FIN is processed when it is next in sequence ("advance RCV.NXT
+    # over the FIN"); one beyond a hole is only held. A reset then does not make
+    # the stream look ended (at_eof said True), and data running past the held FIN
+    # means it was not the end: it is forgotten, and the real FIN counts.
+    d = established()
+    d.receive(d.seg(FIN | ACK, PEER_ISS + 101, ISS + 1))  # bytes 5001..5100 missing
+    d.receive(d.seg(RST | ACK, PEER_ISS + 1, ISS + 1))
+    assert d.conn.state is State.CLOSED and not d.conn.at_eof
+    d = established()
+    d.receive(d.seg(FIN | ACK, PEER_ISS + 101, ISS + 1))
+    d.receive(d.seg(ACK, PEER_ISS + 1, ISS + 1, b"x" * 200))
+    assert d.conn.state is State.ESTABLISHED and d.conn.rcv_nxt == PEER_ISS + 201
+    assert d.conn.fin_seq_received is None
+    d.receive(d.seg(RST | ACK, PEER_ISS + 201, ISS + 1))
+    assert d.conn.state is State.CLOSED and not d.conn.at_eof
+    d = established()
+    d.receive(d.seg(FIN | ACK, PEER_ISS + 101, ISS + 1))
+    d.receive(d.seg(ACK, PEER_ISS + 1, ISS + 1, b"x" * 200))
+    d.receive(d.seg(FIN | ACK, PEER_ISS + 201, ISS + 1))
+    assert d.conn.state is State.CLOSE_WAIT and d.conn.rcv_nxt == PEER_ISS + 202
