@@ -4,6 +4,7 @@ ladder.html, report.json) and the lab down."""
 
 from __future__ import annotations
 
+import asyncio
 import shlex
 import socket
 import sys
@@ -27,16 +28,34 @@ async def run_pkt(sc: PktScript, run_dir: Path, *, on_step: Any = None,
     # where packetdrill's calls take microseconds); 50 us makes it ~0.1 ms.
     switch = sys.getswitchinterval()
     sys.setswitchinterval(5e-5)
+    seen: dict[str, Any] = {}  # how far it got: an interrupted run writes that
     try:
         return await _run_pkt(sc, run_dir, cwd, t0, on_step=on_step, strict_timing=strict_timing,
-                              tolerance_usecs=tolerance_usecs, seed=seed, write=write)
+                              tolerance_usecs=tolerance_usecs, seed=seed, write=write,
+                              seen=seen)
+    except (asyncio.CancelledError, KeyboardInterrupt, SystemExit):
+        # Ctrl-C, SIGTERM/SIGHUP: the run directory keeps what was seen (issue 17, 6),
+        # as a scenario's does (scenario/session.py Progress).
+        if write and seen.get("trace") is not None:
+            from ..lab.core import signals_deferred
+
+            with signals_deferred():
+                runner = seen.get("runner")
+                results = [*seen.get("results", []), *(runner.results if runner else [])]
+                where = f" at line {results[-1].line}" if results else ""
+                _write(sc, run_dir, seen["trace"], results, time.monotonic() - t0,
+                       f"interrupted{where} (a signal)", False, [], [], strict_timing,
+                       tolerance_usecs, {}, {}, result="interrupted")
+                print(f"netemu run: {sc.name}: interrupted{where}; what was seen is in "
+                      f"{run_dir}", file=sys.stderr)
+        raise
     finally:
         sys.setswitchinterval(switch)
 
 
 async def _run_pkt(sc: PktScript, run_dir: Path, cwd: Path, t0: float, *, on_step: Any,
                    strict_timing: bool, tolerance_usecs: int | None, seed: int | None,
-                   write: bool) -> Any:
+                   write: bool, seen: dict[str, Any]) -> Any:
     from ..host import Host
     from ..lab.core import Lab
     from ..scenario.session import Outcome
@@ -57,6 +76,7 @@ async def _run_pkt(sc: PktScript, run_dir: Path, cwd: Path, t0: float, *, on_ste
     with Lab(congestion=sc.congestion, peer_ifname="tun0", peer_tx_offload=True,
              mtu=sc.mtu) as lab:
         trace = Trace(emulator_ip=lab.emu_ip, peer_ip=lab.peer_ip)
+        seen.update(trace=trace, results=results)
         # Plain sockets, no packet rings: a script moves a handful of segments, and the
         # rings' set-up and teardown cost ~60 ms (as in the YAML runner, docs/lab.md).
         host = await Host(lab.open_link(tx_ring=0, rx_ring=0), lab.emu_ip, lab.emu_mac,
@@ -101,6 +121,7 @@ async def _run_pkt(sc: PktScript, run_dir: Path, cwd: Path, t0: float, *, on_ste
                 runner = PktRunner(sc, lab=lab, host=host, kernel=kernel, on_step=on_step,
                                    strict_timing=strict_timing, tolerance_usecs=tolerance_usecs,
                                    seed=seed)
+                seen["runner"] = runner
                 await runner.start()
                 phases["setup"] = time.monotonic() - t0
                 try:
@@ -195,7 +216,8 @@ def _peer_states_from_packets(trace: Any, peer_ip: str) -> None:
 def _write(sc: PktScript, run_dir: Path, trace: Any, results: list[Any], duration: float,
            error: str | None, passed: bool, notes: list[str], timing: list[Any],
            strict: bool, tolerance_usecs: int | None,
-           phases: dict[str, float], more: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+           phases: dict[str, float], more: dict[str, Any],
+           result: str | None = None) -> tuple[str, dict[str, Any]]:
     from ..trace.atomic import atomic_write_text
     from ..trace.ladder import render_ladder_texts, write_ladder_html
     from ..trace.pcap import write_pcap
@@ -207,7 +229,8 @@ def _write(sc: PktScript, run_dir: Path, trace: Any, results: list[Any], duratio
     atomic_write_text(run_dir / "ladder.txt", whole)
     write_ladder_html(trace, run_dir / "ladder.html", title=sc.name)
     report = write_report(
-        run_dir / "report.json", scenario=sc.name, result="pass" if passed else "fail",
+        run_dir / "report.json", scenario=sc.name,
+        result=result or ("pass" if passed else "fail"),
         trace=trace, steps=[r.as_dict() for r in results], duration=duration, error=error,
         extra={"description": sc.description, "source": str(sc.path), "format": "packetdrill",
                "scheduled_seconds": round(sc.scheduled_seconds(), 6),

@@ -62,3 +62,31 @@ def test_an_interrupted_run_keeps_its_pcap_and_says_so(tmp_path: Path, sig: int,
     assert any(s is not None and s.flags & 0x02 for s in segs)  # the handshake is there
     assert (out / "ladder.txt").read_text().count("SYN") >= 2
     assert rep["peer_state_source"]["tracefs_instance"] not in leftover_instances()
+
+
+LONG_PKT = """\
+0   socket(..., SOCK_STREAM, IPPROTO_TCP) = 3
++0  setsockopt(3, SOL_SOCKET, SO_REUSEADDR, [1], 4) = 0
++0  bind(3, ..., ...) = 0
++0  listen(3, 1) = 0
++5  close(3) = 0
+"""
+
+
+@pytest.mark.parametrize(("sig", "rc"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_an_interrupted_pkt_run_keeps_its_directory(tmp_path: Path, sig: int, rc: int) -> None:
+    """A .pkt run interrupted left an empty run directory (a new user found it)."""
+    (tmp_path / "long.pkt").write_text(LONG_PKT)
+    out = tmp_path / "run"
+    p = subprocess.Popen([sys.executable, "-m", "netemu", "run", "-q", str(tmp_path / "long.pkt"),
+                          "-o", str(out)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                         text=True, cwd=ROOT,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    time.sleep(1.5)  # in the script's 5 s wait
+    p.send_signal(sig)
+    text, _ = p.communicate(timeout=30)
+    assert p.returncode == rc, text
+    assert "interrupted at line 5" in text and "Traceback" not in text
+    rep = json.loads((out / "report.json").read_text())
+    assert rep["result"] == "interrupted"
+    read_pcap(out / "trace.pcap")
