@@ -548,6 +548,7 @@ class Connection:
             if in_flight >= 0x80000000:
                 in_flight -= 0x100000000
             n = mss if mss < avail else avail
+            sent = in_flight
             if sb.ranges:
                 if in_flight < sb.high_sacked():
                     # Going back after a timeout: what the receiver SACKed is
@@ -563,6 +564,11 @@ class Connection:
                 if limited:
                     in_flight = sb.unsacked(0, in_flight)
             usable = wnd - in_flight
+            if sent != in_flight and self.snd_wnd - sent < usable:
+                # ... but it still fills the receiver's buffer: the window's edge
+                # stays SND.UNA + SND.WND (RFC 9293 §3.8.6). (Counting SACKed bytes
+                # out of it sent new data past the peer's window.)
+                usable = self.snd_wnd - sent
             if force and usable <= 0 and seq == self.snd_una:
                 # A retransmission timeout with the window closed (the receiver
                 # shrank it): the head goes anyway, as a probe. RFC 9293 §3.8.6.2.2:

@@ -5,8 +5,16 @@ from __future__ import annotations
 
 from netemu.tcp import Closed, State, StateChanged, TcpConfig
 from netemu.testing import Driver
-from netemu.testing.states import ISS, PEER_ISS, established, syn_received, syn_sent
-from netemu.wire.tcp import ACK, FIN, PSH, RST, SYN
+from netemu.testing.states import (
+    ISS,
+    PEER_ISS,
+    established,
+    established_options,
+    syn_received,
+    syn_sent,
+)
+from netemu.wire.seq import MASK, seq_le
+from netemu.wire.tcp import ACK, FIN, NOP, PSH, RST, SYN, SackOption
 
 
 # ------------------------------------------------------------------ what the fuzz found
@@ -101,3 +109,15 @@ def test_rfc9293_3_10_7_4_fin_ahead_of_a_hole_is_not_received_until_reached() ->
     d.receive(d.seg(ACK, PEER_ISS + 1, ISS + 1, b"x" * 200))
     d.receive(d.seg(FIN | ACK, PEER_ISS + 201, ISS + 1))
     assert d.conn.state is State.CLOSE_WAIT and d.conn.rcv_nxt == PEER_ISS + 202
+
+
+def test_rfc9293_3_8_6_sacked_data_still_fills_the_peer_window() -> None:
+    # The peer may take data up to SND.UNA + SND.WND. SACKed bytes no longer count
+    # against cwnd (RFC 6675 pipe), but they sit in the peer's buffer, inside that
+    # window: new data past its edge went out all the same (1540 bytes, here).
+    d = established_options(ts=False, sack=True, window=3000)
+    d.conn.send(b"x" * 6000)
+    assert [(s.seq, len(s.payload)) for s in d.flush()] == [(ISS + 1, 1460), (ISS + 1461, 1460)]
+    sack = (NOP, NOP, SackOption(((ISS + 1461, ISS + 2921),)))
+    out = d.receive(d.seg(ACK, PEER_ISS + 1, ISS + 1, window=3000, options=sack))
+    assert all(seq_le((s.seq + len(s.payload)) & MASK, ISS + 1 + 3000) for s in out)

@@ -111,7 +111,7 @@ def test_transfer_slow_reader_window_hits_zero_and_recovers() -> None:
 
 def test_transfer_slow_reader_on_a_lossy_link() -> None:
     cfg = TcpConfig(rcv_buf=16384, msl=1.0)
-    net = established_pair(cfg, cfg, **_links(12))
+    net = established_pair(cfg, cfg, **_links(13))
     pump = Pump(net, _payload(256 * 1024, 12), _payload(64 * 1024, 13), chunk=4096, every=0.05)
     pump.run(max_time=600)
     assert pump.saw_zero_window
