@@ -2,6 +2,20 @@
 
 from __future__ import annotations
 
+import re
+
+MAX_DIGITS = 1000  # no value needs more (2^256 has 78 digits); Python reads up to 4,300
+_LONG_NUMBER = re.compile(rf"\d{{{MAX_DIGITS + 1},}}")
+
+
+def long_number(text: str) -> tuple[int, str] | None:
+    """(index, message) of the first number too long for any value, or None: Python
+    refuses to read an integer of over 4,300 digits (a traceback, in either loader)."""
+    m = _LONG_NUMBER.search(text)
+    if m is None:
+        return None
+    return m.start(), f"a number of {len(m.group())} digits: no value needs more than {MAX_DIGITS}"
+
 
 class SourceError(ValueError):
     """A problem in an input file at 1-based ``line``/``col`` (0: unknown).

@@ -30,7 +30,7 @@ import os
 import re
 from pathlib import Path
 
-from ..source_error import SourceError
+from ..source_error import SourceError, long_number
 from .model import (
     Code,
     Command,
@@ -956,6 +956,9 @@ def parse_text(text: str, file: str = "<script>",
     if m:
         raise PktError(file, *_at(text, m.start()), f"a control character ({m.group()!r}) "
                        "in the script: .pkt files are text")
+    long = long_number(text)
+    if long is not None:
+        raise PktError(file, *_at(text, long[0]), long[1])
     return _Parser(text, file, defines).script()
 
 

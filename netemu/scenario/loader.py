@@ -36,7 +36,7 @@ from yaml.error import Mark
 from yaml.events import AliasEvent, MappingStartEvent, SequenceStartEvent
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from ..source_error import SourceError
+from ..source_error import SourceError, long_number
 from .schema import STEP_TYPES, Options, Problem, Scenario, StepBase
 from .units import did_you_mean, show
 
@@ -477,6 +477,9 @@ def _step_positions(doc: _Yaml) -> list[tuple[int, int]]:
 # from the file's, every position after them off), U+FFFE/F (a ReaderError before any
 # position: a traceback).
 _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029\ufffe\uffff]")
+# A YAML escape for a lone surrogate ("\ud800"): text no file or terminal can hold (the
+# run failed writing it out). Control characters from escapes are each field's concern.
+_ESCAPE = re.compile(r"(?<!\\)\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
 MAX_DEPTH = 100  # nesting of [ and { (YAML's flow style); deeper recursed out of the parser
 
 
@@ -495,6 +498,13 @@ def _screen(text: str, file: str) -> ScenarioError | None:
         return ScenarioError(file, *_at(text, cut), f"the file is {len(text)} characters, "
                              f"more than a scenario may be ({MAX_CHARS}): it goes on past "
                              "here")
+    long = long_number(text)
+    if long is not None:
+        return ScenarioError(file, *_at(text, long[0]), long[1])
+    m = _ESCAPE.search(text)
+    if m:
+        return ScenarioError(file, *_at(text, m.start()), f"an escape ({m.group()}) for a "
+                             "lone surrogate: not a character a file can hold")
     m = _CONTROL.search(text)
     if m:
         line = text.count("\n", 0, m.start()) + 1

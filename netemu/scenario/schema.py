@@ -175,6 +175,20 @@ Port = _typed(int, _parse_port, {"type": "integer", "minimum": 1, "maximum": 655
 Count = _typed(int, _int_in("a count", 1), {"type": "integer", "minimum": 1})
 NonNegInt = _typed(int, _int_in("a whole number", 0), {"type": "integer", "minimum": 0})
 AnyInt = _typed(int, _int_in("a whole number"), {"type": "integer"})
+
+
+def _parse_text(value: Any) -> str:
+    """Words printed to the terminal and the ladder: no control characters (a YAML
+    escape such as "\\e[31m" in a name drove the terminal), line ends aside."""
+    if not isinstance(value, str):
+        raise UnitError(f"expected a string, got {show(value)} (quote it to make it a string)")
+    bad = next((ch for ch in value if not ch.isprintable() and ch not in "\n\t"), None)
+    if bad is not None:
+        raise UnitError(f"a control character ({bad!r}) in the text")
+    return value
+
+
+Text = _typed(str, _parse_text, {"type": "string"})
 # A seed makes the ISN secret (16 bytes, signed): a 40-digit one passed validate and
 # then failed the run (OverflowError). 64 bits are plenty.
 Seed = _typed(int, _int_in("a seed (a whole number)", -(2**63), 2**63 - 1),
@@ -1316,8 +1330,8 @@ class Scenario(Strict):
 
     NOUN: ClassVar[str] = "the scenario (top level)"
 
-    name: STR = Field(description="short identifier, used for the run directory")
-    description: STR = Field("", description="what this scenario shows or teaches")
+    name: Text = Field(description="short identifier, used for the run directory")
+    description: Text = Field("", description="what this scenario shows or teaches")
     mode: Mode = Field("endpoint", description="endpoint: netemu is one end of every "
                        "connection; relay: netemu bridges two kernel peers (client, server) "
                        "and impairs, drops and records their frames")

@@ -80,3 +80,22 @@ def test_invalid_utf8_is_refused_at_its_byte(tmp_path):
     errors = validate_file(f)
     assert [str(e) for e in errors] == [f"{f}:4:12: not UTF-8 text: byte 0xff "
                                         "(invalid start byte)"]
+
+
+@pytest.mark.parametrize(("text", "where", "message"), [
+    # a YAML escape in a name drove the terminal it was printed to
+    ('name: "n\\e[1mB"\npeer: kernel\nsteps:\n  - sleep: 1ms\n', "1:7",
+     "name: a control character ('\\x1b') in the text"),
+    ('name: x\ndescription: "\\u009b31m"\npeer: kernel\nsteps:\n  - sleep: 1ms\n', "2:14",
+     "description: a control character"),
+    # a lone surrogate validated, then the run failed writing it out
+    ('name: x\npeer: kernel\nsteps:\n  - peer: {listen: 1}\n  - connect: 1\n'
+     '  - send: "\\ud800"\n', "6:12", "lone surrogate"),
+    # an integer of over 4,300 digits: Python's own limit, a traceback
+    (HEAD + "steps:\n  - peer: {listen: 1}\n  - connect: 1\n  - send: {bytes: "
+     + "9" * 5000 + "}\n", "6:19", "a number of 5000 digits"),
+])
+def test_text_python_or_the_terminal_cannot_take(text: str, where: str, message: str) -> None:
+    errors = validate_text(text, "t.yaml")
+    assert errors and str(errors[0]).startswith(f"t.yaml:{where}: "), errors
+    assert message in str(errors[0]), errors
