@@ -315,6 +315,7 @@ def _main(args: Any) -> int:
     import shutil
     import sys
 
+    from ..lab.core import LabError
     from ..source_error import SourceError
     from . import units
 
@@ -408,10 +409,16 @@ def _main(args: Any) -> int:
     outcomes = []
     netemu_late: list[str] = []
     for sc in scenarios:
-        if args.output and len(scenarios) == 1:
-            run_dir = Path(args.output)
-        else:
-            run_dir = default_run_dir(sc.name, args.output or "runs")
+        try:
+            if args.output and len(scenarios) == 1:
+                run_dir = Path(args.output)
+                run_dir.mkdir(parents=True, exist_ok=True)  # (a file there, no right to)
+            else:
+                run_dir = default_run_dir(sc.name, args.output or "runs")
+        except OSError as e:
+            print(f"netemu run: -o {args.output}: cannot make the run directory: "
+                  f"{e.strerror or e}", file=sys.stderr)
+            return 2
         console.print(f"[bold]{sc.name}[/bold] — {sc.description.strip()}" if sc.description
                       else f"[bold]{sc.name}[/bold]")
 
@@ -436,7 +443,7 @@ def _main(args: Any) -> int:
             else:
                 outcome = asyncio.run(run_scenario(sc, run_dir, on_step=on_step,
                                                    overrides=overrides))
-        except EnvironmentProblem as e:
+        except (EnvironmentProblem, LabError) as e:  # (a sysctl the kernel refuses: LabError)
             print(f"netemu run: {sc.name}: {e}", file=sys.stderr)
             with contextlib.suppress(OSError):
                 run_dir.rmdir()  # made for this run, still empty: nothing left behind

@@ -90,3 +90,20 @@ def test_an_interrupted_pkt_run_keeps_its_directory(tmp_path: Path, sig: int, rc
     rep = json.loads((out / "report.json").read_text())
     assert rep["result"] == "interrupted"
     read_pcap(out / "trace.pcap")
+
+
+def test_a_refused_sysctl_and_a_bad_run_directory_are_one_line_errors(tmp_path: Path) -> None:
+    """A peer sysctl the kernel refuses was a LabError traceback and an empty run
+    directory; -o naming a file was a traceback after the whole run (a new user)."""
+    (tmp_path / "sy.yaml").write_text("name: sy\npeer: {kind: kernel, sysctls: "
+                                      "{net.ipv4.tcp_bogus: 1}}\nsteps:\n  - peer: {listen: 8080}\n")
+    p = subprocess.run([sys.executable, "-m", "netemu", "run", "-q", str(tmp_path / "sy.yaml"),
+                        "-o", str(tmp_path / "sy")], capture_output=True, text=True, cwd=ROOT,
+                       timeout=60)
+    assert p.returncode == 3 and "Traceback" not in p.stderr, p.stderr
+    assert "peer sysctl net.ipv4.tcp_bogus=1" in p.stderr and not (tmp_path / "sy").exists()
+    (tmp_path / "afile").write_text("")
+    p = subprocess.run([sys.executable, "-m", "netemu", "run", "-q",
+                        str(ROOT / "scenarios" / "handshake.yaml"), "-o", str(tmp_path / "afile")],
+                       capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert p.returncode == 2 and "cannot make the run directory" in p.stderr, p.stderr
