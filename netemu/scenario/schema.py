@@ -1104,6 +1104,16 @@ class Inject(StepBase, ConnMixin, PayloadMixin):
     @model_validator(mode="after")
     def _payload(self) -> Self:
         _exactly_one(self, ("data", "hex", "bytes"), "inject", optional=True)
+        # One frame on the lab's wire: 1500 bytes of IP, less 20 of IP and 20 of TCP
+        # header and the options (more failed the run: 'Message too long').
+        room = 1460 - sum(_option_size(o) for o in self.options)
+        size = self.bytes if self.bytes is not None else (
+            len(self.data.encode()) if self.data is not None else
+            len(self.hex.replace(" ", "")) // 2 if self.hex is not None else 0)
+        if size > room:
+            which = next(f for f in ("data", "hex", "bytes") if getattr(self, f) is not None)
+            raise fail(f"{size} bytes of payload do not fit one frame on the lab's wire: "
+                       f"{room} at most with these options (MTU 1500)", which)
         return self
 
 

@@ -99,3 +99,17 @@ def test_text_python_or_the_terminal_cannot_take(text: str, where: str, message:
     errors = validate_text(text, "t.yaml")
     assert errors and str(errors[0]).startswith(f"t.yaml:{where}: "), errors
     assert message in str(errors[0]), errors
+
+
+@pytest.mark.parametrize(("step", "col", "message"), [
+    # validated, then the run failed: MemoryError, or 'Message too long' on the wire
+    ("send: {bytes: 1099511627776}", 19, "a byte count of at most 1073741824 (1 GiB)"),
+    ('inject: {flags: "P.", bytes: 2000}', 34,
+     "2000 bytes of payload do not fit one frame on the lab's wire: 1460 at most"),
+    ('inject: {flags: "P.", bytes: 1451, options: {ts: [1, 2]}}', 34, "1450 at most"),
+])
+def test_values_a_run_could_not_carry_out(step: str, col: int, message: str) -> None:
+    text = HEAD + f"steps:\n  - peer: {{listen: 1}}\n  - connect: 1\n  - {step}\n"
+    errors = validate_text(text, "v.yaml")
+    assert errors and str(errors[0]).startswith(f"v.yaml:6:{col}: "), errors
+    assert message in str(errors[0]), errors
