@@ -177,7 +177,9 @@ class Runner:
                 args = [] if peer.port is None else ["-addr", f":{peer.port}"]
                 await asyncio.to_thread(lab.start_go, program, *args, name=name)
             elif peer.kind == "command":
-                lab.spawn(list(peer.command or []), env=dict(peer.env), name=name)
+                proc = lab.spawn(list(peer.command or []), env=dict(peer.env), name=name)
+                if peer.port is not None:  # a server: its first connect must find it up
+                    await lab.wait_listening_async(peer.port, proc=proc)
         for ctx in self.ctx.values():
             if ctx.raw:
                 if ctx.local_port is None:
