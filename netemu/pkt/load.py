@@ -26,6 +26,12 @@ KNOWN_OPTIONS: dict[str, type] = {
     "non_fatal": str, "dry_run": bool, "send_omit_free": bool, "speed": int,
     "verbose": bool, "debug": bool, "is_anyip": bool,
 }
+# Values the lab can carry out: ports, an IPv4 link's MTU (RFC 791's 68 to a veth's
+# 65535), an MSS within it, a finite tolerance.
+_RANGES: dict[str, tuple[float, float]] = {
+    "bind_port": (1, 65535), "connect_port": (1, 65535), "mtu": (68, 65535),
+    "mss": (1, 65495), "tolerance_percent": (0, 100), "tcp_ts_tick_usecs": (1, 10**9),
+}
 IGNORED_OPTIONS = ("verbose", "debug", "send_omit_free", "speed", "gateway_ip",
                    "is_anyip", "tcp_ts_ecr_scaled")
 REFUSED_OPTIONS = ("wire_client", "wire_server", "wire_server_ip", "wire_server_at",
@@ -123,6 +129,11 @@ def _option(sc: PktScript, name: str, value: str, file: str, line: int, col: int
         raise PktError(file, line, col, f"--{name}: bad value {value!r}") from None
     if name in IGNORED_OPTIONS:
         return
+    lo_hi = _RANGES.get(name)
+    if lo_hi is not None and not lo_hi[0] <= v <= lo_hi[1]:  # type: ignore[operator]
+        # (--mtu 100000 failed the lab's set-up with a traceback, --bind_port 70000 a run)
+        raise PktError(file, line, col, f"--{name}={value}: out of range "
+                       f"({lo_hi[0]}-{lo_hi[1]})")
     if name == "tolerance_usecs":
         if int(v) <= 0:  # type: ignore[call-overload]
             raise PktError(file, line, col, f"bad --tolerance_usecs: {value}")

@@ -361,3 +361,19 @@ def test_cli_dry_run_checks_without_a_lab(tmp_path: Path):
     bad.write_text(HEAD + "+0 read(3, ..., NOPE) = 0\n")
     out = netemu("run", "--dry_run", str(bad), cwd=tmp_path)
     assert out.returncode == 2 and f"{bad}:4:17: unknown symbol 'NOPE'" in out.stderr
+
+
+@pytest.mark.parametrize(("arg", "message"), [
+    ("--mtu=100000", "--mtu=100000: out of range (68-65535)"),
+    ("--mtu=0", "--mtu=0: out of range (68-65535)"),
+    ("--bind_port=70000", "--bind_port=70000: out of range (1-65535)"),
+    ("--tolerance_percent=inf", "--tolerance_percent=inf: out of range (0-100)"),
+])
+def test_option_values_the_lab_cannot_carry_out_are_refused(arg: str, message: str) -> None:
+    """--mtu 100000 failed the lab's set-up with a traceback; --bind_port 70000 the run
+    (a new user, issue 17)."""
+    from netemu.pkt.load import load_pkt_text
+    from netemu.pkt.parser import PktError
+
+    with pytest.raises(PktError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        load_pkt_text("0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n", "x.pkt", [arg])
