@@ -1193,6 +1193,8 @@ class Connection:
                 for o in opts:
                     cls = o.__class__
                     if cls is TimestampOption:
+                        if ts is not None:
+                            return False  # two: the general path reads the first
                         ts = o
                     elif cls is SackOption or cls is MalformedOption:
                         return False

@@ -14,7 +14,7 @@ from netemu.testing.states import (
     syn_sent,
 )
 from netemu.wire.seq import MASK, seq_le
-from netemu.wire.tcp import ACK, FIN, NOP, PSH, RST, SYN, SackOption
+from netemu.wire.tcp import ACK, FIN, NOP, PSH, RST, SYN, SackOption, TimestampOption
 
 
 # ------------------------------------------------------------------ what the fuzz found
@@ -121,3 +121,19 @@ def test_rfc9293_3_8_6_sacked_data_still_fills_the_peer_window() -> None:
     sack = (NOP, NOP, SackOption(((ISS + 1461, ISS + 2921),)))
     out = d.receive(d.seg(ACK, PEER_ISS + 1, ISS + 1, window=3000, options=sack))
     assert all(seq_le((s.seq + len(s.payload)) & MASK, ISS + 1 + 3000) for s in out)
+
+
+def test_rfc7323_5_3_paws_reads_the_same_tsopt_on_the_fast_path() -> None:
+    # R1: a segment whose TSval is older than TS.Recent is dropped (and ACKed).
+    # With two TSopts, the general path reads the first; header prediction read the
+    # last, and took in-order data PAWS drops everywhere else.
+    d = established_options(ts=True, sack=False)
+    d.advance(0.1)
+    recent = d.conn.ts_recent
+    new = TimestampOption(recent + 100, 0)
+    seg = d.seg(ACK | PSH, PEER_ISS + 1, ISS + 1, b"data", ts=(recent - 5, 0),
+                options=(NOP, NOP, new))
+    assert d.conn.ts_ok and seg.timestamp == TimestampOption(recent - 5, 0)
+    out = d.receive(seg)
+    assert d.conn.readable == 0 and d.conn.rcv_nxt == PEER_ISS + 1
+    assert [(s.flags, s.ack) for s in out] == [(ACK, PEER_ISS + 1)]
