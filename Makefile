@@ -43,10 +43,12 @@ run: install
 bench: install
 	$(BIN)/netemu bench all
 
-# Long runs kept out of `make test`: 10 MiB each way through harsh impairments.
+# Long runs kept out of `make test`: 10 MiB each way through harsh impairments, and
+# the codec fuzz (400k frames) and hostile segments (380k, every TCP state) at full size.
 soak: install
 	NETEMU_SOAK=1 $(BIN)/python -m pytest -q tests/realwire/test_impaired.py \
-		tests/scenario/test_signal_trials.py
+		tests/scenario/test_signal_trials.py tests/wire/test_fuzz.py \
+		tests/tcp/test_hostile_segments.py
 
 lint: install
 	$(BIN)/ruff check netemu tests

@@ -1,10 +1,12 @@
-"""100,000 random and mutated byte strings: the parsers raise nothing but
+"""100,000 random and mutated byte strings (400,000 with NETEMU_SOAK=1, as ``make
+soak`` runs it): the parsers raise nothing but
 MalformedPacket, the fast path agrees with the general one, and whatever parses
 emits back byte-identical. A plain seeded loop (fast, reproducible), in four
 shards so pytest-xdist can spread them."""
 
 from __future__ import annotations
 
+import os
 import random
 
 import pytest
@@ -20,7 +22,7 @@ from netemu.wire.tcp import TcpSegment, parse_options
 
 from .frames import valid_frames
 
-TOTAL = 100_000
+TOTAL = 400_000 if os.environ.get("NETEMU_SOAK") else 100_000
 SHARDS = 4
 SEEDS = valid_frames()
 # Offsets whose bytes steer parsing: EtherType, version/IHL, total length, flags and
