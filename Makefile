@@ -35,7 +35,8 @@ debs:
 
 test: install
 	$(BIN)/ruff check netemu tests
-	$(BIN)/python -m pytest -q -n 2 $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -n 2 -m "not timing" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -m timing $(PYTEST_ARGS)
 
 run: install
 	$(BIN)/netemu run $(SCENARIO)

@@ -13,6 +13,9 @@ import pytest
 
 from netemu.pkt import PktError, load_pkt_text
 
+# the kernel's timing against packetdrill's 4 ms: run alone (pyproject: timing)
+pytestmark = pytest.mark.timing
+
 HEAD = """\
 `sysctl -q net.ipv4.tcp_timestamps=0 net.ipv4.tcp_rmem="4096 540000 15728640" net.ipv4.tcp_wmem="4096 262144 4194304"`
     0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3

@@ -22,7 +22,7 @@ from netemu.pkt import PktError, load_pkt, load_pkt_text
 HERE = Path(__file__).resolve().parent
 LIVE = HERE / "scripts" / "live"
 SCRIPTS = sorted(LIVE.glob("*.pkt"))
-pytestmark = [pytest.mark.root, pytest.mark.timeout(60)]
+pytestmark = [pytest.mark.root, pytest.mark.timing, pytest.mark.timeout(60)]
 
 # The passive open most scripts here start with (a copy of their first lines).
 HEAD = """\

@@ -18,7 +18,7 @@ from netemu.pkt import load_pkt, load_pkt_text
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 SCRIPTS = sorted((HERE / "scripts").glob("*.pkt"))
-pytestmark = [pytest.mark.root, pytest.mark.timeout(120)]
+pytestmark = [pytest.mark.root, pytest.mark.timing, pytest.mark.timeout(120)]
 
 
 def netemu(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
