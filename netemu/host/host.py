@@ -204,17 +204,11 @@ class Host:
         # frames read in one batch keep their order against the peer kernel's own events
         # (a state change between two of them); netemu's endpoint handles them now, and
         # its state changes are timed when they happen.
-        recorded = self.trace._recorded
-        n0 = len(recorded)
+        since = self.trace.record_count()
         self._take_in(batch, now)
         # Every frame that arrives is recorded once, in order, as "in" (dropped, bad or
         # not), whatever else the batch made (our answers are "out").
-        times = iter([stamps.pop(id(data), None) for data, _ in batch])
-        for i in range(n0, len(recorded), 5):
-            if recorded[i + 1] == "in":
-                stamp = next(times, None)
-                if stamp is not None:
-                    recorded[i] = stamp
+        self.trace.retime_in(since, [stamps.pop(id(data), None) for data, _ in batch])
 
     def _take_in(self, batch: list[tuple[bytes, bool]], now: float) -> None:
         self.stats["rx"] += len(batch)

@@ -127,7 +127,7 @@ PEER_PORTS_BASE, PEER_PORTS_BLOCK = EMU_PORTS_BASE + SLOTS * EMU_PORTS_BLOCK, 25
 class Slot:
     """A small number no other live lab on this machine holds. The lab's peer kernels
     take their ephemeral ports from the slot's block (``peer_ports``) and netemu's
-    endpoint starts its own at ``emu_port``, so no two live labs have a socket with the
+    endpoint its own from another (``emu_ports``), so no two live labs have a socket with the
     same 4-tuple unless a scenario fixes both ports: that is what lets kernel
     tracepoints, which are global, be told apart by tuple (lab/ktrace.py)."""
 

@@ -203,9 +203,9 @@ class PeerView:
         return [h for i, h in enumerate(hist) if i >= start[h[1]]]
 
     # -- polling -------------------------------------------------------------------------
-    def observe(self, role: str, socks: list[Any], now: float | None = None) -> None:
+    def observe(self, role: str, socks: list[Any]) -> None:
         """A sock_diag dump: record what changed since the last one."""
-        now = time.monotonic() if now is None else now
+        now = time.monotonic()
         last = self._now[role]
         seen = set()
         for s in socks:
@@ -352,19 +352,12 @@ class PeerView:
 
     def _fin_to(self, key: Key, after: float) -> float | None:
         """When the first FIN toward the socket ``key`` (from its remote) was on the wire
-        at or after ``after``, by the trace's frames; None if none was. Read from this
-        thread: the flat list of records is copied before the list of frames made from
-        it, so a frame moved between them is seen twice rather than not at all."""
+        at or after ``after``, by the trace's frames (read from this thread); None if
+        none was."""
         from ..wire.frame import parse_tcp_frame
 
-        trace = self.trace
-        recorded = list(trace._recorded)
-        made = list(trace._frames)
-        frames = [(f.t, f.data, f.mark) for f in made]
-        frames += [(recorded[i], recorded[i + 2], recorded[i + 3])
-                   for i in range(0, len(recorded) - 4, 5)]
         best = None
-        for t, data, mark in frames:
+        for t, _direction, data, mark in self.trace.frames_from_another_thread():
             if t < after or mark in ("dropped", "bad-checksum", "malformed") \
                     or (best is not None and t >= best):
                 continue

@@ -169,5 +169,37 @@ class Trace:
         for data in frames:
             recorded += (t, direction, bytes(data), mark, note)
 
+    def record_count(self) -> int:
+        """A position in the record (for ``retime_in``)."""
+        return len(self._recorded) // 5 + len(self._frames)
+
+    def retime_in(self, since: int, times: list[float | None]) -> None:
+        """Give the "in" frames recorded since ``record_count()`` was ``since`` these
+        times, in order (None: keep it): when the kernel took each in, read later."""
+        recorded = self._recorded
+        it = iter(times)
+        for f in self._frames[since:]:  # (had ``frames`` made records of them meanwhile)
+            if f.direction == "in":
+                t = next(it, None)
+                if t is not None:
+                    f.t = t
+        start = 5 * max(0, since - len(self._frames))
+        for i in range(start, len(recorded), 5):
+            if recorded[i + 1] == "in":
+                t = next(it, None)
+                if t is not None:
+                    recorded[i] = t
+
+    def frames_from_another_thread(self) -> list[tuple[float, str, bytes, str | None]]:
+        """(t, direction, data, mark) of every frame so far, read without changing the
+        record (``frames`` converts it): the flat records are copied before the frames
+        made from them, so one moved between the two copies is seen twice, never lost."""
+        recorded = list(self._recorded)
+        made = list(self._frames)
+        out = [(f.t, f.direction, f.data, f.mark) for f in made]
+        out += [(recorded[i], recorded[i + 1], recorded[i + 2], recorded[i + 3])
+                for i in range(0, len(recorded) - 4, 5)]
+        return out
+
     def note(self, text: str, kind: str = "note") -> None:
         self.notes.append(NoteRecord(time.monotonic(), text, kind))

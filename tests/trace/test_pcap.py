@@ -146,3 +146,21 @@ def test_truncated_capture_keeps_whole_packets(full_trace: Trace, tmp_path) -> N
     (tmp_path / "junk").write_bytes(b"not a capture")
     with pytest.raises(CaptureError):
         read_pcap(tmp_path / "junk")
+
+
+def test_retime_in_gives_the_arrivals_their_times() -> None:
+    """The "in" frames recorded since a point take the kernel's receive times, in order,
+    whether or not ``frames`` has made records of them meanwhile; "out" ones keep theirs."""
+    from netemu.trace.record import Trace
+
+    for read_between in (False, True):
+        t = Trace()
+        since = t.record_count()
+        t.frame("in", b"a", t=5.0)
+        t.frame("out", b"b", t=5.0)
+        if read_between:
+            assert len(t.frames) == 2
+        t.frame("in", b"c", t=5.0)
+        t.retime_in(since, [1.0, None])
+        assert [(f.direction, f.t) for f in t.frames] == [("in", 1.0), ("out", 5.0),
+                                                          ("in", 5.0)]
