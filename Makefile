@@ -9,7 +9,7 @@ DEBS := iproute2 ethtool golang-go tshark tcpdump
 SCENARIO ?= scenarios/close_wait.yaml
 PYTEST_ARGS ?=
 
-.PHONY: install debs test run bench soak lint clean
+.PHONY: install debs test run bench soak lint typecheck clean
 
 install: $(STAMP) debs
 	@# `sudo netemu …` from any shell, as the README's usage line reads.
@@ -53,6 +53,10 @@ soak: install
 
 lint: install
 	$(BIN)/ruff check netemu tests
+
+# mypy with the settings in pyproject.toml: all of netemu/, netemu/tcp and netemu/wire strictly.
+typecheck: install
+	$(BIN)/mypy
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis runs build *.egg-info
