@@ -46,7 +46,7 @@ import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from .netns import libc
+from ..linux import libc
 
 TRACEFS = "/sys/kernel/tracing"
 INSTANCE_PREFIX = "netemu-"

@@ -21,7 +21,7 @@ PR_SET_PDEATHSIG = 1
 
 
 def _make_preexec(parent: int) -> Any:
-    from .netns import libc
+    from ..linux import libc
 
     prctl = libc().prctl  # resolved before fork: the child only calls it
 

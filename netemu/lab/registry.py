@@ -348,7 +348,7 @@ def processes_in_netns(inodes: Iterable[int]) -> list[int]:
 
 
 def _cookie_of_pid(pid: int) -> int | None:
-    from .netns import netns_cookie, run_in_netns
+    from ..linux import netns_cookie, run_in_netns
 
     try:
         fd = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)

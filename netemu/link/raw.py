@@ -49,6 +49,8 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from ..linux import libc, run_in_netns
+
 ETH_P_ALL = 0x0003
 ETH_P_ARP = 0x0806
 ETH_P_IP = 0x0800
@@ -145,8 +147,6 @@ class _RecvMMsg:
     """``n`` receive slots of ``slot`` bytes, with their sockaddr_ll and control buffers."""
 
     def __init__(self, fd: int, n: int, slot: int) -> None:
-        from ..lab.netns import libc
-
         self.fd, self.n, self.slot = fd, n, slot
         self.rx = bytearray(n * slot)
         self.rxv = memoryview(self.rx)
@@ -207,8 +207,6 @@ class _SendMMsg:
     took ~0.4 µs more per segment through the ring here)."""
 
     def __init__(self, fd: int, n: int = 64, slot: int = _SHORT_FRAME) -> None:
-        from ..lab.netns import libc
-
         self.fd, self.n, self.slot = fd, n, slot
         self.buf = bytearray(n * slot)
         self.iov = bytearray(n * 16)
@@ -495,8 +493,6 @@ class RawLink:
         if hasattr(netns, "call"):
             sock, ring = netns.call(make_both)
         else:
-            from ..lab.netns import run_in_netns
-
             sock, ring = run_in_netns(int(netns), make_both)
         try:
             return cls(sock, ifindex, ip, bufsize=bufsize, batch=batch, tx_ring=ring,
@@ -664,8 +660,6 @@ class RawLink:
 
 def _bind_ifindex(sock: socket.socket, ifindex: int, protocol: int = ETH_P_ALL) -> None:
     """bind() with a ``struct sockaddr_ll`` naming the interface by index."""
-    from ..lab.netns import libc
-
     sll = struct.pack("=HHiHBB8s", socket.AF_PACKET, socket.htons(protocol), ifindex, 0, 0, 0,
                       b"")
     buf = ctypes.create_string_buffer(sll, len(sll))
