@@ -38,10 +38,6 @@ class IPv4Packet:
         return bool(self.flags & FLAG_MF) or self.fragment_offset != 0
 
     @property
-    def header_length(self) -> int:
-        return IPV4_MIN_LEN + len(self.options)
-
-    @property
     def total_length(self) -> int:
         return IPV4_MIN_LEN + len(self.options) + len(self.payload)
 
