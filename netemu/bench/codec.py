@@ -91,9 +91,11 @@ def _check(netemu_frame: bytes, scapy_frame: bytes) -> None:
 
     if netemu_frame != scapy_frame:
         raise AssertionError("netemu and scapy build different frames for the benchmark")
-    f = parse_frame(netemu_frame)
+    tcp = parse_frame(netemu_frame).tcp
     t = Ether(scapy_frame)[TCP]
-    if (f.tcp.mss, f.tcp.wscale, f.tcp.timestamp.tsval, len(f.tcp.payload)) != (
+    if tcp is None or tcp.timestamp is None:
+        raise AssertionError("netemu parses no TCP timestamp in the benchmark frame")
+    if (tcp.mss, tcp.wscale, tcp.timestamp.tsval, len(tcp.payload)) != (
             MSS, t.options[4][1], dict(t.options)["Timestamp"][0], len(t.payload)):
         raise AssertionError("netemu and scapy disagree on the benchmark frame")
 

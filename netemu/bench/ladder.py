@@ -165,7 +165,7 @@ def synthetic_trace(conns: int = 300, nbytes: int = 64 * 1024, *, mss: int = 144
         _Conn(c, c * 1e-5 if concurrent else c * span, dt, mss, events).run(
             c, nbytes, mss, loss_every)
     events.sort(key=lambda ev: (ev[0], ev[1]))
-    lists = {FrameRecord: trace.frames, StateRecord: trace.states,
+    lists: dict[type, list[Any]] = {FrameRecord: trace.frames, StateRecord: trace.states,
              PeerStateRecord: trace.peer_states, NoteRecord: trace.notes,
              CongestionRecord: trace.congestion}
     for _, _, rec in events:

@@ -324,7 +324,7 @@ def load_script(path: Path, argv: list[str]) -> Any:
     from netemu.pkt import load_pkt
 
     if loader_takes_argv():
-        return load_pkt(path, argv=argv)  # type: ignore[call-arg]
+        return load_pkt(path, argv=argv)
     return load_pkt(path)
 
 
@@ -473,7 +473,8 @@ def summarize(names: list[str], netemu: list[Verdict],
                                   and r["netemu"] != "pass"] if have_pd else None,
         "unsupported": dict(sorted(unsupported.items(), key=lambda kv: (-kv[1], kv[0]))),
         "netemu_wall_s": round(sum(v.seconds for v in netemu), 3),
-        "packetdrill_wall_s": round(sum(v.seconds for v in packetdrill), 3) if have_pd else None,
+        "packetdrill_wall_s": (round(sum(v.seconds for v in packetdrill), 3)
+                               if packetdrill is not None else None),
         "rows": rows,
     }
 

@@ -24,7 +24,7 @@ def relative_segments(host: Host) -> list[tuple[str, str, int, int, int]]:
     from netemu.wire import ACK, SYN, flags_str
 
     isn: dict[str, int] = {}
-    out = []
+    out: list[tuple[str, str, int, int, int]] = []
     for f in host.trace.frames:
         seg = parse_frame(f.data).tcp
         if seg is None:
