@@ -51,6 +51,7 @@ if TYPE_CHECKING:
     from ..link import RawLink
     from .diag import DiagProbe, SockState
     from .kernel import KernelAgent
+    from .ktrace import KernelTrace
 
 T = TypeVar("T")
 
@@ -176,7 +177,7 @@ class Lab:
         self.log_dir = log_dir
         self._lock = registry.RunLock(run_dir)
         self.slot = registry.Slot()
-        self.ktrace: Any = None  # a KernelTrace once start_kernel_trace() ran
+        self.ktrace: KernelTrace | None = None  # once start_kernel_trace() ran
         self.runid = ""
         self.emu_ifname = self.peer_ifname = ""
         # The peer's veth may take a fixed name (a .pkt run calls it packetdrill's tun0):
@@ -513,7 +514,7 @@ class Lab:
             if probe is not self._diag:
                 probe.close()
 
-    def start_kernel_trace(self) -> Any:
+    def start_kernel_trace(self) -> KernelTrace:
         """Open the run's tracefs instance (``netemu-<runid>``) with the TCP tracepoints
         on; the lab removes it when it goes down. Raises ``ktrace.TraceUnavailable``
         (with the reason) where tracepoints cannot be read, or when the lab holds no

@@ -46,10 +46,19 @@ import platform
 import socket
 import struct
 import time
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Protocol, TypeVar
 
 from ..linux import libc, run_in_netns
+
+_T = TypeVar("_T")
+
+
+class NamespaceThread(Protocol):
+    """A thread parked in a network namespace that runs callables there (lab's
+    ``NsThread``)."""
+
+    def call(self, fn: Callable[[], _T], /) -> _T: ...
 
 ETH_P_ALL = 0x0003
 ETH_P_ARP = 0x0806
@@ -286,7 +295,8 @@ class _RxRing:
         sock.setsockopt(SOL_PACKET, PACKET_COPY_THRESH, 1)
         sock.setsockopt(SOL_PACKET, PACKET_RX_RING, _ring_req(_RX_FRAME, frames)[1])
 
-    def recv(self, max_frames: int, copied: Any) -> list[tuple[bytes, bool]]:
+    def recv(self, max_frames: int,
+             copied: Callable[[], list[tuple[bytes, bool]]]) -> list[tuple[bytes, bool]]:
         """Up to ``max_frames`` frames, as ``(frame, csum_not_ready)``; ``copied()``
         reads the socket's queue (a list of such pairs) for a ``TP_STATUS_COPY`` slot."""
         out: list[tuple[bytes, bool]] = []
@@ -429,7 +439,7 @@ class RawLink:
         self.rx_stamps: dict[int, float] | None = None  # enable_rx_timestamps()
 
     @classmethod
-    def open(cls, netns: Any, ifindex: int, ip: str | None, *, filtered: bool = True,
+    def open(cls, netns: NamespaceThread | int, ifindex: int, ip: str | None, *, filtered: bool = True,
              rcvbuf: int = 8 << 20, sndbuf: int = 4 << 20, batch: int = 64,
              bufsize: int = 65536 + 64, tx_ring: int = 512,
              rx_ring: int = 4096) -> RawLink:
@@ -490,10 +500,10 @@ class RawLink:
                 s.close()
                 raise
 
-        if hasattr(netns, "call"):
-            sock, ring = netns.call(make_both)
+        if isinstance(netns, int):
+            sock, ring = run_in_netns(netns, make_both)
         else:
-            sock, ring = run_in_netns(int(netns), make_both)
+            sock, ring = netns.call(make_both)
         try:
             return cls(sock, ifindex, ip, bufsize=bufsize, batch=batch, tx_ring=ring,
                        rx_ring=rx_ring)
