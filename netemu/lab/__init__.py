@@ -3,6 +3,10 @@ peer-state probes (sock_diag), sysctls and cleanup. The only code that creates
 namespaces, links or processes.
 
 Imports are lazy: ``from netemu.lab import Lab`` loads only what a lab needs.
+
+Layer rule: lab imports ``netemu.link`` and the leaf ``netemu.linux``, nothing above
+(no host, tcp, scenario or pkt). ``agent.py`` runs alone in the peer namespace and
+imports only the standard library.
 """
 
 from __future__ import annotations
