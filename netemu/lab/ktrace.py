@@ -111,10 +111,6 @@ class KEvent:
     def new(self) -> str:
         return STATES.get(self.fields.get("newstate", ""), self.fields.get("newstate", ""))
 
-    @property
-    def is_listener(self) -> bool:
-        return self.remote[1] == 0
-
 
 def _plain(ip: str) -> str:
     """IPv4-mapped IPv6 as dotted IPv4 (Go's dual-stack sockets); others unchanged."""

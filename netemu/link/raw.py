@@ -84,7 +84,6 @@ SO_ATTACH_FILTER = 26
 SO_RCVBUFFORCE = 33
 SO_SNDBUFFORCE = 32
 TP_STATUS_CSUMNOTREADY = 0x8
-TP_STATUS_CSUM_VALID = 0x80
 AUXDATA = struct.Struct("=IIIHHHH")  # tp_status, tp_len, tp_snaplen, tp_mac, tp_net, vlan...
 _ANC_SIZE = socket.CMSG_SPACE(AUXDATA.size)
 SO_TIMESTAMPNS = 35  # SCM_TIMESTAMPNS: struct timespec, CLOCK_REALTIME

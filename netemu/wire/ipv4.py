@@ -12,9 +12,7 @@ IPV4_HEADER = struct.Struct("!BBHHHBBHII")  # addresses as 32-bit ints
 IPV4_MIN_LEN = 20
 PROTO_ICMP = 1
 PROTO_TCP = 6
-PROTO_UDP = 17
-# The three flag bits (RFC 791 §3.1): reserved, Don't Fragment, More Fragments.
-FLAG_RESERVED = 0x4
+# Flag bits (RFC 791 §3.1; the third, 0x4, is reserved): Don't Fragment, More Fragments.
 FLAG_DF = 0x2
 FLAG_MF = 0x1
 

@@ -44,8 +44,7 @@ ACK = 0x010
 URG = 0x020
 ECE = 0x040
 CWR = 0x080
-NS = 0x100
-RESERVED_BITS = 0xE00
+NS = 0x100  # (the top three bits, 0xE00, are reserved)
 
 
 class TcpFlags(enum.IntFlag):
