@@ -405,8 +405,8 @@ class TcpSegment:
     # -- option accessors (None when absent) ------------------------------------
     def _find(self, cls: type[_Opt]) -> _Opt | None:
         for o in self.options:
-            if type(o) is cls:
-                return cast(_Opt, o)
+            if isinstance(o, cls):  # (no option class has subclasses)
+                return o
         return None
 
     @property
