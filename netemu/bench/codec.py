@@ -10,6 +10,8 @@ build = ``raw(Ether()/IP()/TCP(options=...)/payload)``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from .common import interleaved_best
 
 PARSE_TARGET = 50.0
@@ -25,7 +27,11 @@ PAYLOAD = bytes(range(100))
 IP_ID = 4242
 
 
-def _netemu_ops():
+# (build a frame, parse the frame, the frame's bytes)
+Ops = tuple[Callable[[], bytes], Callable[[], object], bytes]
+
+
+def _netemu_ops() -> Ops:
     from netemu.wire import (
         ACK,
         NOP,
@@ -57,7 +63,7 @@ def _netemu_ops():
     return build, parse, frame
 
 
-def _scapy_ops():
+def _scapy_ops() -> Ops:
     from scapy.compat import raw
     from scapy.layers.inet import IP, TCP
     from scapy.layers.l2 import Ether
@@ -91,9 +97,11 @@ def _check(netemu_frame: bytes, scapy_frame: bytes) -> None:
 
     if netemu_frame != scapy_frame:
         raise AssertionError("netemu and scapy build different frames for the benchmark")
-    f = parse_frame(netemu_frame)
+    tcp = parse_frame(netemu_frame).tcp
     t = Ether(scapy_frame)[TCP]
-    if (f.tcp.mss, f.tcp.wscale, f.tcp.timestamp.tsval, len(f.tcp.payload)) != (
+    if tcp is None or tcp.timestamp is None:
+        raise AssertionError("netemu parses no TCP timestamp in the benchmark frame")
+    if (tcp.mss, tcp.wscale, tcp.timestamp.tsval, len(tcp.payload)) != (
             MSS, t.options[4][1], dict(t.options)["Timestamp"][0], len(t.payload)):
         raise AssertionError("netemu and scapy disagree on the benchmark frame")
 

@@ -6,14 +6,18 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import TYPE_CHECKING
 
 import anyio
+
+if TYPE_CHECKING:
+    from ..host import Host
 
 GREETING = b"hello, xiao mei."
 REPLY = b"hello, xiao ming.\n"
 
 
-async def _one(host, ip: str, timeout: float) -> bool:
+async def _one(host: Host, ip: str, timeout: float) -> bool:
     try:
         with anyio.fail_after(timeout):
             s = await host.connect(ip, 8080, timeout=timeout)

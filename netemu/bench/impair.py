@@ -9,7 +9,6 @@ pipeline, measured alternately in the same run (target ≥ 0.9).
 from __future__ import annotations
 
 import asyncio
-import time
 
 TARGET = 0.9
 
@@ -18,27 +17,20 @@ async def _bulk(nbytes: int, with_pipeline: bool) -> float:
     from ..host import Host
     from ..impair import ImpairConfig, Impairment
     from ..lab.core import Lab
+    from .wire import tx_mbps
+
+    def zero() -> ImpairConfig:
+        return ImpairConfig(loss=0.0, duplicate=0.0, corrupt=0.0, reorder=0.0, delay=0.0,
+                            jitter=0.0, rate=0.0, limit=100_000)
 
     with Lab() as lab:
         host = await Host(lab.open_link(), lab.emu_ip, lab.emu_mac).start()
         if with_pipeline:
-            zero = dict(loss=0.0, duplicate=0.0, corrupt=0.0, reorder=0.0, delay=0.0,
-                        jitter=0.0, rate=0.0, limit=100_000)
-            host.impair_out = Impairment(ImpairConfig(**zero), seed=1)
-            host.impair_in = Impairment(ImpairConfig(**zero), seed=2)
+            host.impair_out = Impairment(zero(), seed=1)
+            host.impair_in = Impairment(zero(), seed=2)
         agent = lab.start_agent()
         try:
-            lst = await agent.aio.listen(5300)
-            stream = await host.connect(lab.peer_ip, 5300)
-            acc = await agent.aio.accept(lst.sock)
-            sink = asyncio.create_task(agent.aio.sink(acc.sock, timeout=120))
-            chunk = bytes(1 << 20)
-            t0 = time.perf_counter()
-            for _ in range(nbytes // len(chunk)):
-                await stream.send(chunk)
-            await stream.send_eof()
-            res = await sink
-            return res["bytes"] * 8 / (time.perf_counter() - t0) / 1e6
+            return await tx_mbps(host, agent, lab.peer_ip, 5300, nbytes)
         finally:
             host.close()
 

@@ -36,7 +36,19 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..trace import Trace
+    from ..trace.record import (
+        CongestionRecord,
+        FrameRecord,
+        NoteRecord,
+        PeerStateRecord,
+        StateRecord,
+    )
+
+    Record = FrameRecord | StateRecord | PeerStateRecord | NoteRecord | CongestionRecord
 
 EMU_IP, PEER_IP = "198.18.0.1", "198.18.0.2"
 _MACS = ("02:00:00:00:00:01", "02:00:00:00:00:02")
@@ -49,7 +61,7 @@ class _Conn:
     """Records one synthetic connection's frames and events (``synthetic_trace``)."""
 
     def __init__(self, c: int, t: float, dt: float, mss: int,
-                 events: list[tuple[float, int, Any]]) -> None:
+                 events: list[tuple[float, int, Record]]) -> None:
         from ..wire.tcp import MssOption, NopOption, SackPermittedOption, WindowScaleOption
 
         self.emu, self.peer = (EMU_IP, 40000 + c), (PEER_IP, 8080)
@@ -58,7 +70,7 @@ class _Conn:
                          SackPermittedOption())
         self.payload = bytes(range(256)) * (mss // 256 + 1)
 
-    def _add(self, rec: Any) -> None:
+    def _add(self, rec: Record) -> None:
         self.events.append((self.t, len(self.events), rec))
 
     def seg(self, out: bool, flags: int, seq: int, ack: int, n: int = 0,
@@ -139,7 +151,7 @@ class _Conn:
 
 
 def synthetic_trace(conns: int = 300, nbytes: int = 64 * 1024, *, mss: int = 1448,
-                    concurrent: bool = True, loss_every: int = 0) -> Any:
+                    concurrent: bool = True, loss_every: int = 0) -> Trace:
     """A Trace of ``conns`` connections from netemu (198.18.0.1:40000 …) to a peer
     (198.18.0.2:8080), each sending ``nbytes`` each way and closing: frames built
     through the codec, our states and the peer kernel's, a step note before each
@@ -158,14 +170,14 @@ def synthetic_trace(conns: int = 300, nbytes: int = 64 * 1024, *, mss: int = 144
     )
 
     trace = Trace(start=0.0, start_wall=1_700_000_000.0, emulator_ip=EMU_IP, peer_ip=PEER_IP)
-    events: list[tuple[float, int, Any]] = []  # (t, order, record)
+    events: list[tuple[float, int, Record]] = []  # (t, order, record)
     dt = conns * 1e-5 if concurrent else 1e-4
     span = dt * (4 * nbytes // mss + 40)
     for c in range(conns):
         _Conn(c, c * 1e-5 if concurrent else c * span, dt, mss, events).run(
             c, nbytes, mss, loss_every)
     events.sort(key=lambda ev: (ev[0], ev[1]))
-    lists = {FrameRecord: trace.frames, StateRecord: trace.states,
+    lists: dict[type, list[Any]] = {FrameRecord: trace.frames, StateRecord: trace.states,
              PeerStateRecord: trace.peer_states, NoteRecord: trace.notes,
              CongestionRecord: trace.congestion}
     for _, _, rec in events:
@@ -218,7 +230,7 @@ class PeakMeter:
             tracemalloc.stop()
 
 
-def _parse_seconds(trace: Any) -> float:
+def _parse_seconds(trace: Trace) -> float:
     from ..wire import MalformedPacket, parse_frame
 
     t0 = time.perf_counter()

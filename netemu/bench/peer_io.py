@@ -35,6 +35,11 @@ import os
 import socket
 import threading
 import time
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..lab.core import Lab
+    from ..lab.kernel import KernelAgent
 
 TARGET_RATIO = 0.5
 SIZES_MIB = (20, 50, 100)
@@ -74,8 +79,8 @@ def peak_since(pid: int | str, rss_kib: int) -> int:
     return max(0, _status_kib(pid, "VmHWM") - rss_kib) * 1024
 
 
-def peer_read_seconds(lab, agent, n: int, port: int, data: bytes,
-                      peaks: dict | None = None) -> float:
+def peer_read_seconds(lab: Lab, agent: KernelAgent, n: int, port: int, data: bytes,
+                      peaks: dict[str, int] | None = None) -> float:
     """Seconds for ``recv(exact=n)`` of ``data[:n]``, which a kernel socket of this process
     in the peer namespace sends over loopback meanwhile (from a thread). With ``peaks``,
     it gets the peak memory the read took on each side (``agent``, ``netemu``), in bytes

@@ -319,27 +319,6 @@ class Verdict:
     unsupported: str | None = None  # the short reason, when unsupported
 
 
-def load_script(path: Path, argv: list[str]) -> Any:
-    """``load_pkt(path, argv)``; ``load_pkt(path)`` while the loader takes no ``argv``."""
-    from netemu.pkt import load_pkt
-
-    if loader_takes_argv():
-        return load_pkt(path, argv=argv)  # type: ignore[call-arg]
-    return load_pkt(path)
-
-
-def loader_takes_argv() -> bool:
-    import inspect
-
-    from netemu.pkt import load_pkt
-
-    try:
-        params = inspect.signature(load_pkt).parameters
-    except (TypeError, ValueError):
-        return False
-    return "argv" in params
-
-
 def run_netemu(path: Path, argv: list[str], timeout: float,
                keep: Path | None = None) -> Verdict:
     """netemu's verdict on one script; never raises (but KeyboardInterrupt)."""
@@ -349,10 +328,10 @@ def run_netemu(path: Path, argv: list[str], timeout: float,
     old_cwd = os.getcwd()
     try:
         os.chdir(path.parent)
-        from netemu.pkt import PktError
+        from netemu.pkt import PktError, load_pkt
 
         try:
-            sc = load_script(path, argv)
+            sc = load_pkt(path, argv=argv)
         except PktError as e:
             msg, line = _pkt_error_parts(e)
             short = classify(msg)
@@ -473,7 +452,8 @@ def summarize(names: list[str], netemu: list[Verdict],
                                   and r["netemu"] != "pass"] if have_pd else None,
         "unsupported": dict(sorted(unsupported.items(), key=lambda kv: (-kv[1], kv[0]))),
         "netemu_wall_s": round(sum(v.seconds for v in netemu), 3),
-        "packetdrill_wall_s": round(sum(v.seconds for v in packetdrill), 3) if have_pd else None,
+        "packetdrill_wall_s": (round(sum(v.seconds for v in packetdrill), 3)
+                               if packetdrill is not None else None),
         "rows": rows,
     }
 
@@ -593,9 +573,6 @@ def main(args: argparse.Namespace) -> int:
     keep = Path(args.keep).resolve() if args.keep else None
     argv = ipv4_argv()
     names = [p.relative_to(root).as_posix() for p in scripts]
-    if not loader_takes_argv():
-        _progress("note: load_pkt takes no argv yet: netemu loads the scripts without "
-                  "run_all.py's arguments")
     staging = Path(tempfile.mkdtemp(prefix="netemu-pkt-suite-"))
     try:
         tree, fixed = stage(root, staging)

@@ -29,7 +29,12 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable, Coroutine
 from functools import partial
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..lab.kernel import AsyncKernelAgent
 
 from .core import SACK_DELAY as DELAY  # one way, as the in-memory bench's
 from .core import SACK_LOSS, sack_gain
@@ -87,7 +92,8 @@ async def _netemu_transfer(nbytes: int, sack: bool, seed: int) -> float:
             host.close()
 
 
-async def _into_sink(agent, sock: int, nbytes: int, sending) -> float:
+async def _into_sink(agent: AsyncKernelAgent, sock: int, nbytes: int,
+                     sending: Awaitable[object]) -> float:
     """Seconds from the start of ``sending`` (nbytes, then EOF) until the kernel
     agent's sink on ``sock`` has read them all."""
     t0 = time.perf_counter()
@@ -100,7 +106,8 @@ async def _into_sink(agent, sock: int, nbytes: int, sending) -> float:
     return dt
 
 
-def _gain(key: str, transfer, nbytes: int, rounds: int) -> dict:
+def _gain(key: str, transfer: Callable[..., Coroutine[Any, Any, float]], nbytes: int,
+          rounds: int) -> dict[str, float]:
     seconds = {True: 0.0, False: 0.0}
     for r in range(rounds):
         for sack in (True, False):  # interleaved: machine noise hits both alike

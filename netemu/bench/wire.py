@@ -14,12 +14,18 @@ import socket
 import statistics
 import subprocess
 import time
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..host import Host, TcpStream
+    from ..lab.core import Lab
+    from ..lab.kernel import KernelAgent
 
 TARGET_RATIO = 0.10
 TARGET_LAB_MS = 50.0
 
 
-def _lab(**kw):
+def _lab(**kw: Any) -> Lab:
     from ..lab.core import Lab
 
     return Lab(**kw)
@@ -66,7 +72,7 @@ def kernel_mbps(nbytes: int) -> float:
         return res["bytes"] * 8 / dt / 1e6
 
 
-async def send_all(stream, nbytes: int) -> None:
+async def send_all(stream: TcpStream, nbytes: int) -> None:
     """Send ``nbytes`` of zeros on a netemu stream in 1 MiB writes, then EOF."""
     chunk = bytes(1 << 20)
     sent = 0
@@ -77,6 +83,20 @@ async def send_all(stream, nbytes: int) -> None:
     await stream.send_eof()
 
 
+async def tx_mbps(host: Host, agent: KernelAgent, peer_ip: str, port: int,
+                  nbytes: int) -> float:
+    """netemu → kernel: Mbit/s of ``nbytes`` sent on a new stream to a kernel sink
+    listening on ``port`` (from the first byte until the sink has seen EOF)."""
+    lst = await agent.aio.listen(port)
+    stream = await host.connect(peer_ip, port)
+    acc = await agent.aio.accept(lst.sock)
+    sink = asyncio.create_task(agent.aio.sink(acc.sock, timeout=120))
+    t0 = time.perf_counter()
+    await send_all(stream, nbytes)
+    res = await sink
+    return float(res["bytes"]) * 8 / (time.perf_counter() - t0) / 1e6
+
+
 async def _netemu_mbps(nbytes: int) -> tuple[float, float]:
     from ..host import Host
 
@@ -84,15 +104,7 @@ async def _netemu_mbps(nbytes: int) -> tuple[float, float]:
         host = await Host(lab.open_link(), lab.emu_ip, lab.emu_mac).start()
         agent = lab.start_agent()
         try:
-            # netemu → kernel
-            lst = await agent.aio.listen(5202)
-            stream = await host.connect(lab.peer_ip, 5202)
-            acc = await agent.aio.accept(lst.sock)
-            sink = asyncio.create_task(agent.aio.sink(acc.sock, timeout=120))
-            t0 = time.perf_counter()
-            await send_all(stream, nbytes)
-            res = await sink
-            tx = res["bytes"] * 8 / (time.perf_counter() - t0) / 1e6
+            tx = await tx_mbps(host, agent, lab.peer_ip, 5202, nbytes)
             # kernel → netemu
             lst2 = await agent.aio.listen(5203)
             stream2 = await host.connect(lab.peer_ip, 5203)

@@ -1,5 +1,8 @@
 """netemu.impair: netem-style impairments between the host and the link, seeded
-and on injected time (see pipeline.py)."""
+and on injected time (see pipeline.py).
+
+Layer rule: sans-IO, frames as bytes in and out; imports nothing of netemu's.
+"""
 
 from .model import CorrelatedRandom, GilbertElliott
 from .pipeline import Fate, ImpairConfig, Impairment, ImpairStats

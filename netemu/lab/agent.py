@@ -42,8 +42,15 @@ import sys
 import threading
 import time
 
-# No typing / base64 imports: they cost ~15 ms of the agent's start-up (base64 pulls re).
-Any = object
+# No typing / base64 imports at run time: they cost ~15 ms of the agent's start-up (base64
+# pulls re). The annotations are strings (``from __future__``), read by the type checker only.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any, BinaryIO
+
+    # A decoded request or reply: JSON values, plus ``data`` (bytes) when it has a payload.
+    Message = dict[str, Any]
 
 OPTIONS: dict[str, tuple[int, int, str]] = {
     # name: (level, optname, kind)  kind: int | str | linger | bool
@@ -95,7 +102,7 @@ def _opt_name(name: str) -> str:
     return key
 
 
-def set_options(s: socket.socket, opts: dict[str, Any] | None) -> None:
+def set_options(s: socket.socket, opts: Message | None) -> None:
     for name, value in (opts or {}).items():
         level, optname, kind = OPTIONS[_opt_name(name)]
         if kind == "str":
@@ -117,7 +124,7 @@ def get_option(s: socket.socket, name: str) -> Any:
 
 
 class Agent:
-    def __init__(self, out: Any) -> None:
+    def __init__(self, out: BinaryIO) -> None:
         self.out = out
         self.out_lock = threading.Lock()
         self.socks: dict[int, socket.socket] = {}
@@ -128,7 +135,7 @@ class Agent:
         self.default_cc = os.environ.get("NETEMU_TCP_CONGESTION") or None
 
     # -- plumbing ---------------------------------------------------------------------
-    def reply(self, msg: dict[str, Any]) -> None:
+    def reply(self, msg: Message) -> None:
         """One reply; a ``data`` entry (bytes) goes raw after the line, as its payload."""
         data = msg.pop("data", None)
         if data is not None:
@@ -140,7 +147,7 @@ class Agent:
                 self.out.write(data)  # (larger than the buffer: written from data itself)
             self.out.flush()
 
-    def handle(self, req: dict[str, Any]) -> None:
+    def handle(self, req: Message) -> None:
         rid = req.get("id")
         try:
             op = req.get("op")
@@ -167,13 +174,13 @@ class Agent:
             self.kinds[sid] = kind
         return sid
 
-    def sock(self, req: dict[str, Any]) -> socket.socket:
+    def sock(self, req: Message) -> socket.socket:
         try:
             return self.socks[int(req["sock"])]
         except (KeyError, TypeError, ValueError):
             raise AgentError("EBADF", f"no socket {req.get('sock')!r}") from None
 
-    def new_socket(self, opts: dict[str, Any] | None) -> socket.socket:
+    def new_socket(self, opts: Message | None) -> socket.socket:
         s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         try:
             if self.default_cc and not any(k.upper() == "TCP_CONGESTION" for k in opts or {}):
@@ -185,7 +192,7 @@ class Agent:
         return s
 
     @staticmethod
-    def deadline(req: dict[str, Any], default: float | None = 10.0) -> float | None:
+    def deadline(req: Message, default: float | None = 10.0) -> float | None:
         t = req.get("timeout", default)
         return None if t is None else time.monotonic() + float(t)
 
@@ -205,10 +212,10 @@ class Agent:
         return [a[0], a[1]] if isinstance(a, tuple) and len(a) >= 2 else None
 
     # -- ops ----------------------------------------------------------------------------
-    def op_ping(self, req: dict[str, Any]) -> dict[str, Any]:
+    def op_ping(self, req: Message) -> Message:
         return {"pid": os.getpid(), "cc": self.default_cc}
 
-    def op_listen(self, req: dict[str, Any]) -> dict[str, Any]:
+    def op_listen(self, req: Message) -> Message:
         opts = {"SO_REUSEADDR": 1, **(req.get("opts") or {})}
         s = self.new_socket(opts)
         try:
@@ -220,7 +227,7 @@ class Agent:
         sid = self.add(s, "listen")
         return {"sock": sid, "port": s.getsockname()[1], "local": self.addr(s.getsockname())}
 
-    def op_accept(self, req: dict[str, Any]) -> dict[str, Any]:
+    def op_accept(self, req: Message) -> Message:
         ls = self.sock(req)
         while True:
             self.wait(ls, self.deadline(req))
@@ -235,7 +242,7 @@ class Agent:
         sid = self.add(c, "conn")
         return {"sock": sid, "peer": self.addr(peer), "local": self.addr(c.getsockname())}
 
-    def op_connect(self, req: dict[str, Any]) -> dict[str, Any]:
+    def op_connect(self, req: Message) -> Message:
         s = self.new_socket(req.get("opts"))
         try:
             if req.get("bind"):
@@ -254,7 +261,7 @@ class Agent:
             out.update(self.op_wait_connected({"sock": sid, "timeout": req.get("timeout", 10.0)}))
         return out
 
-    def op_wait_connected(self, req: dict[str, Any]) -> dict[str, Any]:
+    def op_wait_connected(self, req: Message) -> Message:
         s = self.sock(req)
         self.wait(s, self.deadline(req), write=True)
         err = s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
@@ -263,7 +270,7 @@ class Agent:
         s.setblocking(True)
         return {"local": self.addr(s.getsockname()), "peer": self.addr(s.getpeername())}
 
-    def op_send(self, req: dict[str, Any]) -> dict[str, Any]:
+    def op_send(self, req: Message) -> Message:
         s = self.sock(req)
         data = memoryview(req.get("data", b""))
         deadline = self.deadline(req)
@@ -278,7 +285,7 @@ class Agent:
                     raise AgentError("timeout", f"sent {sent} of {len(data)} bytes") from None
         return {"sent": sent}
 
-    def op_recv(self, req: dict[str, Any]) -> dict[str, Any]:
+    def op_recv(self, req: Message) -> Message:
         s = self.sock(req)
         deadline = self.deadline(req)
         exact = req.get("exact")
@@ -310,14 +317,14 @@ class Agent:
             got += n
         return {"data": buf[:got], "eof": eof, "len": got}
 
-    def op_shutdown(self, req: dict[str, Any]) -> None:
+    def op_shutdown(self, req: Message) -> None:
         how = {"rd": socket.SHUT_RD, "wr": socket.SHUT_WR, "rdwr": socket.SHUT_RDWR}.get(
             str(req.get("how", "wr")).lower())
         if how is None:
             raise AgentError("badrequest", f"shutdown how={req.get('how')!r}")
         self.sock(req).shutdown(how)
 
-    def _forget(self, req: dict[str, Any]) -> socket.socket:
+    def _forget(self, req: Message) -> socket.socket:
         s = self.sock(req)
         sid = int(req["sock"])
         with self.lock:
@@ -328,7 +335,7 @@ class Agent:
             stop.set()
         return s
 
-    def op_close(self, req: dict[str, Any]) -> None:
+    def op_close(self, req: Message) -> None:
         s = self._forget(req)
         if self._is_listener(s):  # wakes a thread waiting in accept on it
             with contextlib.suppress(OSError):
@@ -342,19 +349,19 @@ class Agent:
         except OSError:
             return False
 
-    def op_abort(self, req: dict[str, Any]) -> None:
+    def op_abort(self, req: Message) -> None:
         s = self._forget(req)
         s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         s.close()
 
-    def op_setsockopt(self, req: dict[str, Any]) -> None:
+    def op_setsockopt(self, req: Message) -> None:
         set_options(self.sock(req), req.get("opts"))
 
-    def op_getsockopt(self, req: dict[str, Any]) -> dict[str, Any]:
+    def op_getsockopt(self, req: Message) -> Message:
         s = self.sock(req)
         return {"opts": {n.upper(): get_option(s, n) for n in req.get("names", [])}}
 
-    def op_info(self, req: dict[str, Any]) -> dict[str, Any]:
+    def op_info(self, req: Message) -> Message:
         s = self.sock(req)
         raw = s.getsockopt(socket.IPPROTO_TCP, TCP_INFO, 256)
         state = raw[0]
@@ -374,11 +381,11 @@ class Agent:
             "nodelay": get_option(s, "TCP_NODELAY"),
         }
 
-    def op_sockets(self, req: dict[str, Any]) -> dict[str, Any]:
+    def op_sockets(self, req: Message) -> Message:
         with self.lock:
             return {"sockets": {str(k): self.kinds[k] for k in self.socks}}
 
-    def op_echo(self, req: dict[str, Any]) -> dict[str, Any]:
+    def op_echo(self, req: Message) -> Message:
         out = self.op_listen(req)
         ls = self.socks[out["sock"]]
         ls.setblocking(False)
@@ -414,7 +421,7 @@ class Agent:
         threading.Thread(target=accept_loop, daemon=True).start()
         return out
 
-    def op_source(self, req: dict[str, Any]) -> dict[str, Any]:
+    def op_source(self, req: Message) -> Message:
         s = self.sock(req)
         total = int(req["bytes"])
         chunk = memoryview(_PATTERN[: max(1, min(int(req.get("chunk", 65536)), len(_PATTERN)))])
@@ -437,7 +444,7 @@ class Agent:
             self.op_close(req)
         return {"sent": sent, "seconds": time.monotonic() - t0}
 
-    def op_sink(self, req: dict[str, Any]) -> dict[str, Any]:
+    def op_sink(self, req: Message) -> Message:
         s = self.sock(req)
         deadline = self.deadline(req, 60.0)
         limit = req.get("max")
@@ -459,7 +466,7 @@ class Agent:
             got += len(data)
         return {"bytes": got, "eof": eof, "seconds": time.monotonic() - t0}
 
-    def op_exit(self, req: dict[str, Any]) -> None:
+    def op_exit(self, req: Message) -> None:
         threading.Timer(0.01, lambda: os._exit(0)).start()
 
 
@@ -470,15 +477,15 @@ class Workers:
     asked which namespace it was in, and that is how the run's kernel trace tells
     this agent's listen() and connect() from another lab's (lab/ktrace.py)."""
 
-    def __init__(self, fn: Any) -> None:
+    def __init__(self, fn: Callable[[Message], None]) -> None:
         from _queue import SimpleQueue  # (the C queue: no import cost)
 
         self.fn = fn
-        self.q = SimpleQueue()
+        self.q: SimpleQueue[Message] = SimpleQueue()
         self.idle = 0
         self.lock = threading.Lock()
 
-    def submit(self, req: dict[str, Any]) -> None:
+    def submit(self, req: Message) -> None:
         with self.lock:
             start = self.idle == 0
             if not start:

@@ -9,15 +9,20 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from typing import Any
 
 
-def register(subparsers: Any) -> argparse.ArgumentParser:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
+             ) -> argparse.ArgumentParser:
     lab = subparsers.add_parser(
         "lab", help="inspect, clean up or hold open lab namespaces",
         description="Labs are network namespaces netemu makes per run (see docs/lab.md).")
     sub = lab.add_subparsers(dest="lab_command", metavar="ACTION")
-    lab.set_defaults(func=lambda args: (lab.print_help(), 2)[1])
+
+    def show_help(args: argparse.Namespace) -> int:
+        lab.print_help()
+        return 2
+
+    lab.set_defaults(func=show_help)
 
     p = sub.add_parser("list", help="live labs, and what dead runs left behind")
     p.add_argument("--json", action="store_true", help="print JSON")

@@ -51,6 +51,7 @@ if TYPE_CHECKING:
     from ..link import RawLink
     from .diag import DiagProbe, SockState
     from .kernel import KernelAgent
+    from .ktrace import KernelTrace
 
 T = TypeVar("T")
 
@@ -113,8 +114,8 @@ def _signals_held() -> Iterator[list[int]]:
     try:
         yield pending
     finally:
-        for sig, h in old.items():
-            signal.signal(sig, h)
+        for held, h in old.items():
+            signal.signal(held, h)
 
 
 @contextlib.contextmanager
@@ -176,7 +177,7 @@ class Lab:
         self.log_dir = log_dir
         self._lock = registry.RunLock(run_dir)
         self.slot = registry.Slot()
-        self.ktrace: Any = None  # a KernelTrace once start_kernel_trace() ran
+        self.ktrace: KernelTrace | None = None  # once start_kernel_trace() ran
         self.runid = ""
         self.emu_ifname = self.peer_ifname = ""
         # The peer's veth may take a fixed name (a .pkt run calls it packetdrill's tun0):
@@ -513,7 +514,7 @@ class Lab:
             if probe is not self._diag:
                 probe.close()
 
-    def start_kernel_trace(self) -> Any:
+    def start_kernel_trace(self) -> KernelTrace:
         """Open the run's tracefs instance (``netemu-<runid>``) with the TCP tracepoints
         on; the lab removes it when it goes down. Raises ``ktrace.TraceUnavailable``
         (with the reason) where tracepoints cannot be read, or when the lab holds no
@@ -543,11 +544,8 @@ class Lab:
                        proc: LabProcess | None = None) -> SockState:
         deadline = time.monotonic() + timeout
         while True:
-            for s in self.peer_sockets(local_port=port):
-                if s.state == "LISTEN":
-                    return s
-            if proc is not None and proc.returncode is not None:
-                raise LabError(f"{proc.name} exited ({proc.returncode}) before listening on {port}")
+            if (s := self._listener(port, proc, f"before listening on {port}")) is not None:
+                return s
             if time.monotonic() > deadline:
                 raise LabError(f"nothing listens on port {port} in the peer namespace "
                                f"after {timeout} s")
@@ -558,13 +556,19 @@ class Lab:
         import anyio
 
         with anyio.fail_after(timeout):
-            while True:
-                for s in self.peer_sockets(local_port=port):
-                    if s.state == "LISTEN":
-                        return s
-                if proc is not None and proc.returncode is not None:
-                    raise LabError(f"{proc.name} exited ({proc.returncode}) before listening")
+            while (s := self._listener(port, proc, "before listening")) is None:
                 await anyio.sleep(0.005)
+            return s
+
+    def _listener(self, port: int, proc: LabProcess | None, exited: str) -> SockState | None:
+        """The peer's socket listening on ``port``, or None yet; LabError when ``proc``
+        (the peer meant to listen) has exited, the message ending in ``exited``."""
+        for s in self.peer_sockets(local_port=port):
+            if s.state == "LISTEN":
+                return s
+        if proc is not None and proc.returncode is not None:
+            raise LabError(f"{proc.name} exited ({proc.returncode}) {exited}")
+        return None
 
     # -- the emulator's wire -------------------------------------------------------------------------
     def open_link(self, **kwargs: Any) -> RawLink:

@@ -17,14 +17,16 @@ import json
 import os
 import select
 import time
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, NamedTuple
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Any, Generic, NamedTuple, ParamSpec, TypeVar, overload
 
 if TYPE_CHECKING:
     from .process import LabProcess
 
 AGENT_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "agent.py")
 _MARGIN = 5.0  # client-side grace over the agent's own timeout
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 class AgentError(Exception):
@@ -211,90 +213,164 @@ def _client_deadline(args: dict[str, Any]) -> float | None:
     return None if t is None else time.monotonic() + float(t) + _MARGIN
 
 
+_Request = tuple[str, dict[str, Any]]  # an op's name and its arguments
+
+
+def _sent(r: dict[str, Any]) -> int:
+    return int(r["sent"])
+
+
+def _opts(r: dict[str, Any]) -> dict[str, Any]:
+    return dict(r["opts"])
+
+
+def _sockets(r: dict[str, Any]) -> dict[int, str]:
+    return {int(k): v for k, v in r["sockets"].items()}
+
+
+class _Op(Generic[P, T]):
+    """One agent operation, written once: ``request`` turns the caller's arguments into
+    the op and its arguments, ``conv`` the reply into the result. On a ``KernelAgent`` it
+    is a blocking method; on an ``AsyncKernelAgent`` a coroutine method."""
+
+    def __init__(self, request: Callable[P, _Request],
+                 conv: Callable[[dict[str, Any]], T]) -> None:
+        self.request = request
+        self.conv = conv
+        self.__doc__ = request.__doc__
+
+    @overload
+    def __get__(self, agent: None, owner: type) -> _Op[P, T]: ...
+    @overload
+    def __get__(self, agent: KernelAgent, owner: type) -> Callable[P, T]: ...
+    @overload
+    def __get__(self, agent: AsyncKernelAgent, owner: type
+                ) -> Callable[P, Coroutine[Any, Any, T]]: ...
+
+    def __get__(self, agent: KernelAgent | AsyncKernelAgent | None, owner: type) -> Any:
+        if agent is None:
+            return self
+        request, conv = self.request, self.conv
+
+        def call(*args: P.args, **kwargs: P.kwargs) -> Any:
+            op, req = request(*args, **kwargs)
+            return agent._do(op, req, conv)
+
+        return call
+
+
+# The requests, one per op: the arguments each op takes, and what it sends.
+
+def _ping() -> _Request:
+    return "ping", {"timeout": 5.0}
+
+
+def _listen(port: int = 0, *, host: str = "0.0.0.0", backlog: int = 16,
+            opts: dict[str, Any] | None = None) -> _Request:
+    return "listen", {"port": port, "host": host, "backlog": backlog, "opts": opts,
+                      "timeout": 5.0}
+
+
+def _accept(sock: int, *, timeout: float | None = 10.0,
+            opts: dict[str, Any] | None = None) -> _Request:
+    return "accept", {"sock": sock, "timeout": timeout, "opts": opts}
+
+
+def _connect(host: str, port: int, *, timeout: float | None = 10.0, wait: bool = True,
+             bind: tuple[str, int] | None = None,
+             opts: dict[str, Any] | None = None) -> _Request:
+    """Connect; ``wait=False`` returns once the SYN is on its way (then
+    ``wait_connected``). ``opts`` are set before the SYN (window, MSS, CC...)."""
+    return "connect", {"host": host, "port": port, "timeout": timeout, "wait": wait,
+                       "bind": bind, "opts": opts}
+
+
+def _wait_connected(sock: int, *, timeout: float | None = 10.0) -> _Request:
+    return "wait_connected", {"sock": sock, "timeout": timeout}
+
+
+def _send(sock: int, data: bytes, *, timeout: float | None = 10.0) -> _Request:
+    return "send", {"sock": sock, "data": data, "timeout": timeout}
+
+
+def _recv(sock: int, max: int = 65536, *, exact: int | None = None,
+          timeout: float | None = 10.0) -> _Request:
+    """Up to ``max`` bytes (whatever one read returns), or with ``exact`` that many
+    unless EOF comes first. ``b""``: EOF. A timeout raises ``AgentTimeout``."""
+    return "recv", {"sock": sock, "max": max, "exact": exact, "timeout": timeout}
+
+
+def _shutdown(sock: int, how: str = "wr") -> _Request:
+    return "shutdown", {"sock": sock, "how": how, "timeout": 5.0}
+
+
+def _close(sock: int) -> _Request:
+    return "close", {"sock": sock, "timeout": 5.0}
+
+
+def _abort(sock: int) -> _Request:
+    """Close with SO_LINGER 0: the kernel sends RST."""
+    return "abort", {"sock": sock, "timeout": 5.0}
+
+
+def _setsockopt(sock: int, opts: dict[str, Any]) -> _Request:
+    return "setsockopt", {"sock": sock, "opts": opts, "timeout": 5.0}
+
+
+def _getsockopt(sock: int, *names: str) -> _Request:
+    return "getsockopt", {"sock": sock, "names": list(names), "timeout": 5.0}
+
+
+def _info(sock: int) -> _Request:
+    """TCP_INFO highlights (state, cc, wscale, rtt, cwnd) and buffer sizes."""
+    return "info", {"sock": sock, "timeout": 5.0}
+
+
+def _list_sockets() -> _Request:
+    return "sockets", {"timeout": 5.0}
+
+
+def _echo(port: int = 0, *, host: str = "0.0.0.0",
+          opts: dict[str, Any] | None = None) -> _Request:
+    """Serve an echo server on ``port`` (every connection echoes until EOF). Stop it
+    with ``close(sock)``."""
+    return "echo", {"port": port, "host": host, "opts": opts, "timeout": 5.0}
+
+
+def _source(sock: int, nbytes: int, *, chunk: int = 65536, timeout: float | None = 60.0,
+            then: str | None = None) -> _Request:
+    """Send ``nbytes`` of a fixed pattern; ``then`` = ``"shutdown"`` or ``"close"``.
+    Returns ``{"sent", "seconds"}``."""
+    return "source", {"sock": sock, "bytes": nbytes, "chunk": chunk, "timeout": timeout,
+                      "then": then}
+
+
+def _sink(sock: int, *, timeout: float | None = 60.0, max: int | None = None) -> _Request:
+    """Read and discard until EOF (or ``max`` bytes). Returns ``{"bytes", "eof",
+    "seconds"}``."""
+    return "sink", {"sock": sock, "timeout": timeout, "max": max}
+
+
 class _Ops:
-    """Every agent operation, written once; ``_do`` makes it blocking or awaitable."""
+    """Every agent operation; ``_do`` makes it blocking or awaitable."""
 
-    def _do(self, op: str, args: dict[str, Any], conv: Callable[[dict[str, Any]], Any]) -> Any:
-        raise NotImplementedError
-
-    def ping(self) -> dict[str, Any]:
-        return self._do("ping", {"timeout": 5.0}, _same)
-
-    def listen(self, port: int = 0, *, host: str = "0.0.0.0", backlog: int = 16,
-               opts: dict[str, Any] | None = None) -> Listening:
-        return self._do("listen", {"port": port, "host": host, "backlog": backlog,
-                                   "opts": opts, "timeout": 5.0}, _listening)
-
-    def accept(self, sock: int, *, timeout: float | None = 10.0,
-               opts: dict[str, Any] | None = None) -> Accepted:
-        return self._do("accept", {"sock": sock, "timeout": timeout, "opts": opts}, _accepted)
-
-    def connect(self, host: str, port: int, *, timeout: float | None = 10.0, wait: bool = True,
-                bind: tuple[str, int] | None = None,
-                opts: dict[str, Any] | None = None) -> Connected:
-        """Connect; ``wait=False`` returns once the SYN is on its way (then
-        ``wait_connected``). ``opts`` are set before the SYN (window, MSS, CC...)."""
-        return self._do("connect", {"host": host, "port": port, "timeout": timeout,
-                                    "wait": wait, "bind": bind, "opts": opts}, _connected)
-
-    def wait_connected(self, sock: int, *, timeout: float | None = 10.0) -> dict[str, Any]:
-        return self._do("wait_connected", {"sock": sock, "timeout": timeout}, _same)
-
-    def send(self, sock: int, data: bytes, *, timeout: float | None = 10.0) -> int:
-        return self._do("send", {"sock": sock, "data": data, "timeout": timeout},
-                        lambda r: r["sent"])
-
-    def recv(self, sock: int, max: int = 65536, *, exact: int | None = None,
-             timeout: float | None = 10.0) -> bytes:
-        """Up to ``max`` bytes (whatever one read returns), or with ``exact`` that many
-        unless EOF comes first. ``b""``: EOF. A timeout raises ``AgentTimeout``."""
-        return self._do("recv", {"sock": sock, "max": max, "exact": exact, "timeout": timeout},
-                        _data)
-
-    def shutdown(self, sock: int, how: str = "wr") -> None:
-        return self._do("shutdown", {"sock": sock, "how": how, "timeout": 5.0}, _none)
-
-    def close(self, sock: int) -> None:
-        return self._do("close", {"sock": sock, "timeout": 5.0}, _none)
-
-    def abort(self, sock: int) -> None:
-        """Close with SO_LINGER 0: the kernel sends RST."""
-        return self._do("abort", {"sock": sock, "timeout": 5.0}, _none)
-
-    def setsockopt(self, sock: int, opts: dict[str, Any]) -> None:
-        return self._do("setsockopt", {"sock": sock, "opts": opts, "timeout": 5.0}, _none)
-
-    def getsockopt(self, sock: int, *names: str) -> dict[str, Any]:
-        return self._do("getsockopt", {"sock": sock, "names": list(names), "timeout": 5.0},
-                        lambda r: r["opts"])
-
-    def info(self, sock: int) -> dict[str, Any]:
-        """TCP_INFO highlights (state, cc, wscale, rtt, cwnd) and buffer sizes."""
-        return self._do("info", {"sock": sock, "timeout": 5.0}, _same)
-
-    def sockets(self) -> dict[int, str]:
-        return self._do("sockets", {"timeout": 5.0},
-                        lambda r: {int(k): v for k, v in r["sockets"].items()})
-
-    def echo(self, port: int = 0, *, host: str = "0.0.0.0",
-             opts: dict[str, Any] | None = None) -> Listening:
-        """Serve an echo server on ``port`` (every connection echoes until EOF). Stop it
-        with ``close(sock)``."""
-        return self._do("echo", {"port": port, "host": host, "opts": opts, "timeout": 5.0},
-                        _listening)
-
-    def source(self, sock: int, nbytes: int, *, chunk: int = 65536,
-               timeout: float | None = 60.0, then: str | None = None) -> dict[str, Any]:
-        """Send ``nbytes`` of a fixed pattern; ``then`` = ``"shutdown"`` or ``"close"``.
-        Returns ``{"sent", "seconds"}``."""
-        return self._do("source", {"sock": sock, "bytes": nbytes, "chunk": chunk,
-                                   "timeout": timeout, "then": then}, _same)
-
-    def sink(self, sock: int, *, timeout: float | None = 60.0,
-             max: int | None = None) -> dict[str, Any]:
-        """Read and discard until EOF (or ``max`` bytes). Returns ``{"bytes", "eof",
-        "seconds"}``."""
-        return self._do("sink", {"sock": sock, "timeout": timeout, "max": max}, _same)
+    ping = _Op(_ping, _same)
+    listen = _Op(_listen, _listening)
+    accept = _Op(_accept, _accepted)
+    connect = _Op(_connect, _connected)
+    wait_connected = _Op(_wait_connected, _same)
+    send = _Op(_send, _sent)
+    recv = _Op(_recv, _data)
+    shutdown = _Op(_shutdown, _none)
+    close = _Op(_close, _none)
+    abort = _Op(_abort, _none)
+    setsockopt = _Op(_setsockopt, _none)
+    getsockopt = _Op(_getsockopt, _opts)
+    info = _Op(_info, _same)
+    sockets = _Op(_list_sockets, _sockets)
+    echo = _Op(_echo, _listening)
+    source = _Op(_source, _same)
+    sink = _Op(_sink, _same)
 
 
 class KernelAgent(_Ops):
@@ -329,7 +405,7 @@ class KernelAgent(_Ops):
     def call(self, op: str, **args: Any) -> dict[str, Any]:
         return self.result(op, self.submit(op, **args), deadline=_client_deadline(args))
 
-    def _do(self, op: str, args: dict[str, Any], conv: Callable[[dict[str, Any]], Any]) -> Any:
+    def _do(self, op: str, args: dict[str, Any], conv: Callable[[dict[str, Any]], T]) -> T:
         return conv(self.call(op, **args))
 
     def stop(self) -> int:
@@ -365,8 +441,6 @@ class AsyncKernelAgent(_Ops):
                 with anyio.move_on_after(left):
                     await anyio.wait_readable(ch.rfd)
 
-    def _do(self, op: str, args: dict[str, Any], conv: Callable[[dict[str, Any]], Any]) -> Any:
-        async def run() -> Any:
-            return conv(await self.call(op, **args))
-
-        return run()
+    async def _do(self, op: str, args: dict[str, Any], conv: Callable[[dict[str, Any]], T]
+                  ) -> T:
+        return conv(await self.call(op, **args))

@@ -46,7 +46,7 @@ import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from .netns import libc
+from ..linux import libc
 
 TRACEFS = "/sys/kernel/tracing"
 INSTANCE_PREFIX = "netemu-"
@@ -110,10 +110,6 @@ class KEvent:
     @property
     def new(self) -> str:
         return STATES.get(self.fields.get("newstate", ""), self.fields.get("newstate", ""))
-
-    @property
-    def is_listener(self) -> bool:
-        return self.remote[1] == 0
 
 
 def _plain(ip: str) -> str:

@@ -1,15 +1,13 @@
-"""Network namespaces held by file descriptor, and threads that live inside them.
+"""Network namespaces held by file descriptor, and worker threads parked inside them;
+sysctls and ``ip netns`` names.
 
 A namespace here is never named by default: a thread calls ``unshare(CLONE_NEWNET)``,
 we open ``/proc/thread-self/ns/net`` and from then on only that fd (and the
 thread) hold it. When the process dies, even by SIGKILL, the kernel frees it.
 
-Namespaces are per *thread* on Linux: a thread that ``setns()``-es somewhere
-creates its sockets there, reads and writes that namespace's ``/proc/sys/net``,
-and forks children that start there. ``NsThread`` is a long-lived worker thread
-parked in one namespace; ``in_netns`` switches the calling thread for a block;
-``run_in_netns`` runs one callable in a fresh thread. Python 3.11 has no
-``os.setns``: ctypes it is.
+``NsThread`` is a long-lived worker thread parked in one namespace. Switching a thread
+(``setns``, ``in_netns``, ``run_in_netns``) lives in the leaf ``netemu.linux``, which
+``netemu.link`` uses too.
 """
 
 from __future__ import annotations
@@ -19,93 +17,18 @@ import ctypes
 import errno
 import os
 import queue
-import socket
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any, TypeVar
 
+from ..linux import check, libc, netns_cookie, open_thread_netns, setns, unshare_net
+
 T = TypeVar("T")
 
-CLONE_NEWNET = 0x40000000
-SO_NETNS_COOKIE = 71  # Linux 5.14+
 MS_BIND = 4096
 MNT_DETACH = 2
 NETNS_RUN_DIR = "/run/netns"
-
-_libc: ctypes.CDLL | None = None
-
-
-def libc() -> ctypes.CDLL:
-    global _libc
-    if _libc is None:
-        _libc = ctypes.CDLL(None, use_errno=True)
-    return _libc
-
-
-def _check(ret: int, what: str) -> None:
-    if ret != 0:
-        e = ctypes.get_errno()
-        raise OSError(e, f"{what}: {os.strerror(e)}")
-
-
-def setns(fd: int, nstype: int = CLONE_NEWNET) -> None:
-    """Move the *calling thread* into the namespace behind ``fd``."""
-    _check(libc().setns(fd, nstype), "setns")
-
-
-def unshare_net() -> None:
-    """Move the calling thread into a brand-new network namespace."""
-    _check(libc().unshare(CLONE_NEWNET), "unshare(CLONE_NEWNET)")
-
-
-def thread_netns_inode() -> int:
-    return os.stat("/proc/thread-self/ns/net").st_ino
-
-
-def netns_cookie() -> int:
-    """The calling thread's namespace cookie: unique for the boot, never reused
-    (inode numbers are)."""
-    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
-        return int.from_bytes(s.getsockopt(socket.SOL_SOCKET, SO_NETNS_COOKIE, 8), "little")
-
-
-def open_thread_netns() -> int:
-    return os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
-
-
-@contextlib.contextmanager
-def in_netns(fd: int) -> Iterator[None]:
-    """Run a block with the calling thread inside the namespace ``fd``; switch back after."""
-    saved = open_thread_netns()
-    try:
-        setns(fd)
-        try:
-            yield
-        finally:
-            setns(saved)
-    finally:
-        os.close(saved)
-
-
-def run_in_netns(fd: int, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
-    """Run ``fn(*args, **kwargs)`` in a fresh thread inside namespace ``fd``; return its
-    result or raise its exception. Sockets it creates stay in that namespace."""
-    box: dict[str, Any] = {}
-
-    def target() -> None:
-        try:
-            setns(fd)
-            box["result"] = fn(*args, **kwargs)
-        except BaseException as e:
-            box["error"] = e
-
-    t = threading.Thread(target=target, name="netemu-netns-call", daemon=True)
-    t.start()
-    t.join()
-    if "error" in box:
-        raise box["error"]
-    return box["result"]
 
 
 def write_sysctl(name: str, value: object) -> None:
@@ -129,7 +52,7 @@ def bind_name(fd: int, name: str) -> str:
     os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0o444))
     src = f"/proc/{os.getpid()}/fd/{fd}".encode()
     try:
-        _check(libc().mount(src, path.encode(), None, MS_BIND, None), f"bind mount {path}")
+        check(libc().mount(src, path.encode(), None, MS_BIND, None), f"bind mount {path}")
     except OSError:
         os.unlink(path)
         raise

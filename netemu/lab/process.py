@@ -14,14 +14,14 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import IO, Any
 
 PR_SET_PDEATHSIG = 1
 
 
-def _make_preexec(parent: int) -> Any:
-    from .netns import libc
+def _make_preexec(parent: int) -> Callable[[], None]:
+    from ..linux import libc
 
     prctl = libc().prctl  # resolved before fork: the child only calls it
 

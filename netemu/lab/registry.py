@@ -338,17 +338,8 @@ def tagged_processes(runids: Iterable[str] | None = None) -> dict[int, str]:
     return out
 
 
-def processes_in_netns(inodes: Iterable[int]) -> list[int]:
-    """Processes (other than us) whose network namespace is one of ``inodes``. Only safe
-    to act on while the namespaces are known alive (inode numbers are reused)."""
-    inos = set(inodes)
-    if not inos:
-        return []
-    return [pid for pid in _pids() if netns_inode_of(pid) in inos]
-
-
 def _cookie_of_pid(pid: int) -> int | None:
-    from .netns import netns_cookie, run_in_netns
+    from ..linux import netns_cookie, run_in_netns
 
     try:
         fd = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
@@ -378,137 +369,175 @@ def kill_processes(pids: Iterable[int], sig: int = signal.SIGKILL) -> list[int]:
 # --- clean -------------------------------------------------------------------------------
 
 
-def clean(run_dir: str | None = None, *, dry_run: bool = False) -> list[str]:
-    """Remove what dead runs left; never touch a live run. Returns what was (or, with
-    ``dry_run``, would be) done, one line per action."""
-    run_dir = run_dir or RUN_DIR
-    actions: list[str] = []
-    live_ids: set[str] = set()
-    dead: dict[str, dict[str, Any]] = {}
-    held: list[int] = []
+def _lock_now(path: str, flags: int) -> int | None:
+    """An fd on ``path`` holding its exclusive lock, or None when another process holds
+    it (FileNotFoundError passes through)."""
+    fd = os.open(path, flags | os.O_CLOEXEC)
     try:
-        for rid, path in _lock_files(run_dir):
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
+
+
+@dataclass
+class _Sweep:
+    """One ``clean``: the runs it found live or dead, the dead runs' locks it holds
+    (nobody may reuse their ids meanwhile) and the actions it took or would take."""
+
+    run_dir: str
+    dry_run: bool
+    actions: list[str] = field(default_factory=list)
+    live_ids: set[str] = field(default_factory=set)
+    dead: dict[str, dict[str, Any]] = field(default_factory=dict)
+    held: list[int] = field(default_factory=list)
+
+    def claim_dead_runs(self) -> None:
+        """Take the lock of every run in ``run_dir`` nobody holds: those runs are dead."""
+        for rid, path in _lock_files(self.run_dir):
             try:
-                fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+                fd = _lock_now(path, os.O_RDWR)
             except FileNotFoundError:
                 continue
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                os.close(fd)
-                live_ids.add(rid)
+            if fd is None:
+                self.live_ids.add(rid)
                 continue
-            held.append(fd)  # keep it until we are done: nobody may reuse the id meanwhile
+            self.held.append(fd)  # kept until we are done: nobody may reuse the id meanwhile
             info = _read_info(fd)
             info["_path"] = path
-            dead[rid] = info
-
-        if os.path.abspath(run_dir) != os.path.abspath(RUN_DIR):
+            self.dead[rid] = info
+        if os.path.abspath(self.run_dir) != os.path.abspath(RUN_DIR):
             # Another run dir (tests, NETEMU_RUN_DIR): runs live in the default one are
             # just as untouchable.
-            live_ids |= {r.runid for r in list_runs(RUN_DIR) if r.live}
+            self.live_ids |= {r.runid for r in list_runs(RUN_DIR) if r.live}
 
-        # Processes: tagged with a run that is provably dead, or sitting in a dead run's
-        # namespace (confirmed by cookie: inode numbers are reused, cookies are not). A
-        # process names its run's lock (NETEMU_RUN_LOCK), wherever that run's directory
-        # is: a run this cleaner's directory does not hold is alive while its lock is
-        # held, and is left alone (it used to be taken for dead and killed).
+    def tagged_victims(self) -> dict[int, str]:
+        """Processes tagged with a run that is provably dead. A process names its run's
+        lock (NETEMU_RUN_LOCK), wherever that run's directory is: a run this cleaner's
+        directory does not hold is alive while its lock is held, and is left alone (it
+        used to be taken for dead and killed)."""
         victims: dict[int, str] = {}
         tagged = tagged_processes()
         for pid, tag in tagged.items():
-            if tag in live_ids:
+            if tag in self.live_ids:
                 continue
-            if tag in dead:  # its lock is here and we hold it: provably dead
+            if tag in self.dead:  # its lock is here and we hold it: provably dead
                 victims[pid] = f"tagged {ENV_TAG}={tag}"
                 continue
             own_lock = _environ(pid, ENV_LOCK)
             alive = lock_alive(own_lock) if own_lock else None
             if alive:
-                live_ids.add(tag)
+                self.live_ids.add(tag)
                 continue
             if alive is False or (alive is None and not own_lock and not any(
-                    os.path.exists(lock_path(tag, d)) for d in (run_dir, RUN_DIR))):
+                    os.path.exists(lock_path(tag, d)) for d in (self.run_dir, RUN_DIR))):
                 victims[pid] = f"tagged {ENV_TAG}={tag}"
-        for pid in [p for p, why in victims.items() if tagged.get(p) in live_ids]:
+        for pid in [p for p, why in victims.items() if tagged.get(p) in self.live_ids]:
             del victims[pid]  # a sibling showed its run alive after it was listed
+        return victims
+
+    def namespace_victims(self, victims: dict[int, str]) -> None:
+        """Add the processes sitting in a dead run's namespace, confirmed by cookie
+        (inode numbers are reused, cookies are not)."""
         ns_by_inode: dict[int, tuple[str, int]] = {}
-        for rid, info in dead.items():
+        for rid, info in self.dead.items():
             for ns in (info.get("netns") or {}).values():
                 if isinstance(ns, dict) and ns.get("inode") and ns.get("cookie"):
                     ns_by_inode[int(ns["inode"])] = (rid, int(ns["cookie"]))
-        if ns_by_inode:
-            for pid in _pids():
-                if pid in victims:
-                    continue
-                ino = netns_inode_of(pid)
-                if ino in ns_by_inode:
-                    rid, cookie = ns_by_inode[ino]
-                    if _cookie_of_pid(pid) == cookie:
-                        victims[pid] = f"in dead run {rid}'s namespace"
-        # Names and links of runs with no live lock (a live run locks before naming; a
-        # run whose processes showed it alive above is live too).
-        orphan_names = [n for n in netns_names() if NAME_RE.match(n).group(1) not in live_ids]  # type: ignore[union-attr]
-        orphan_links = [(i, n) for i, n in host_links()
-                        if NAME_RE.match(n).group(1) not in live_ids]  # type: ignore[union-attr]
+        if not ns_by_inode:
+            return
+        for pid in _pids():
+            if pid in victims:
+                continue
+            ino = netns_inode_of(pid)
+            if ino in ns_by_inode:
+                rid, cookie = ns_by_inode[ino]
+                if _cookie_of_pid(pid) == cookie:
+                    victims[pid] = f"in dead run {rid}'s namespace"
 
+    def _orphan(self, name: str) -> bool:
+        match = NAME_RE.match(name)
+        return match is not None and match.group(1) not in self.live_ids
+
+    def remove_names_and_links(self, victims: dict[int, str]) -> None:
+        """Kill the victims, then remove the names and links of runs with no live lock (a
+        live run locks before naming; a run whose processes showed it alive is live too)."""
+        orphan_names = [n for n in netns_names() if self._orphan(n)]
+        orphan_links = [(i, n) for i, n in host_links() if self._orphan(n)]
         for pid, why in sorted(victims.items()):
-            actions.append(f"kill pid {pid} ({why})")
-        if not dry_run:
+            self.actions.append(f"kill pid {pid} ({why})")
+        if not self.dry_run:
             kill_processes(victims)
-
         for name in orphan_names:
-            actions.append(f"remove netns name {name}")
-            if not dry_run:
+            self.actions.append(f"remove netns name {name}")
+            if not self.dry_run:
                 unbind_name(os.path.join(NETNS_RUN_DIR, name))
-        if orphan_links and not dry_run:
+        if orphan_links and not self.dry_run:
             from .rtnl import Rtnl
 
             with Rtnl() as rt:
                 for idx, _name in orphan_links:
                     with contextlib.suppress(OSError):
                         rt.del_link(idx)
-        actions += [f"delete link {name}" for _, name in orphan_links]
+        self.actions += [f"delete link {name}" for _, name in orphan_links]
 
-        # tracefs instances (``netemu-<runid>``) of runs with no live lock.
+    def remove_trace_instances(self) -> None:
+        """tracefs instances (``netemu-<runid>``) of runs with no live lock."""
         from .ktrace import INSTANCE_PREFIX, leftover_instances, remove_instance
 
         for name in leftover_instances():
             rid = name[len(INSTANCE_PREFIX):]
             # (a dead run's lock is held by this cleaner now: it is not asked again)
-            if RUNID_RE.match(rid) and rid not in live_ids and (rid in dead or not any(
-                    lock_alive(lock_path(rid, d)) for d in (run_dir, RUN_DIR))):
-                actions.append(f"remove tracefs instance {name}")
-                if not dry_run:
+            if RUNID_RE.match(rid) and rid not in self.live_ids and (rid in self.dead or not any(
+                    lock_alive(lock_path(rid, d)) for d in (self.run_dir, RUN_DIR))):
+                self.actions.append(f"remove tracefs instance {name}")
+                if not self.dry_run:
                     with contextlib.suppress(OSError):
                         remove_instance(name)
 
-        for rid, info in sorted(dead.items()):
-            actions.append(f"remove lock of dead run {rid} (pid {info.get('pid', '?')})")
-            if not dry_run:
+    def remove_dead_locks(self) -> None:
+        for rid, info in sorted(self.dead.items()):
+            self.actions.append(f"remove lock of dead run {rid} (pid {info.get('pid', '?')})")
+            if not self.dry_run:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(info["_path"])
 
-        # Dot-files of runs killed between creating and publishing their lock.
+    def remove_stale_dot_files(self) -> None:
+        """Dot-files of runs killed between creating and publishing their lock."""
         with contextlib.suppress(FileNotFoundError):
-            for name in os.listdir(run_dir):
+            for name in os.listdir(self.run_dir):
                 if not (name.startswith(".") and name.endswith(".tmp")):
                     continue
-                path = os.path.join(run_dir, name)
+                path = os.path.join(self.run_dir, name)
                 try:
-                    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+                    fd = _lock_now(path, os.O_RDONLY)
                 except FileNotFoundError:
                     continue
+                if fd is None:
+                    continue
                 try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                     if time.time() - os.fstat(fd).st_mtime > 10:
-                        actions.append(f"remove stale {name}")
-                        if not dry_run:
+                        self.actions.append(f"remove stale {name}")
+                        if not self.dry_run:
                             os.unlink(path)
-                except BlockingIOError:
-                    pass
                 finally:
                     os.close(fd)
+
+
+def clean(run_dir: str | None = None, *, dry_run: bool = False) -> list[str]:
+    """Remove what dead runs left; never touch a live run. Returns what was (or, with
+    ``dry_run``, would be) done, one line per action."""
+    sweep = _Sweep(run_dir or RUN_DIR, dry_run)
+    try:
+        sweep.claim_dead_runs()
+        victims = sweep.tagged_victims()
+        sweep.namespace_victims(victims)
+        sweep.remove_names_and_links(victims)
+        sweep.remove_trace_instances()
+        sweep.remove_dead_locks()
+        sweep.remove_stale_dot_files()
     finally:
-        for fd in held:
+        for fd in sweep.held:
             os.close(fd)
-    return actions
+    return sweep.actions

@@ -46,8 +46,19 @@ import platform
 import socket
 import struct
 import time
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Protocol, TypeVar
+
+from ..linux import libc, run_in_netns
+
+_T = TypeVar("_T")
+
+
+class NamespaceThread(Protocol):
+    """A thread parked in a network namespace that runs callables there (lab's
+    ``NsThread``)."""
+
+    def call(self, fn: Callable[[], _T], /) -> _T: ...
 
 ETH_P_ALL = 0x0003
 ETH_P_ARP = 0x0806
@@ -73,7 +84,6 @@ SO_ATTACH_FILTER = 26
 SO_RCVBUFFORCE = 33
 SO_SNDBUFFORCE = 32
 TP_STATUS_CSUMNOTREADY = 0x8
-TP_STATUS_CSUM_VALID = 0x80
 AUXDATA = struct.Struct("=IIIHHHH")  # tp_status, tp_len, tp_snaplen, tp_mac, tp_net, vlan...
 _ANC_SIZE = socket.CMSG_SPACE(AUXDATA.size)
 SO_TIMESTAMPNS = 35  # SCM_TIMESTAMPNS: struct timespec, CLOCK_REALTIME
@@ -145,8 +155,6 @@ class _RecvMMsg:
     """``n`` receive slots of ``slot`` bytes, with their sockaddr_ll and control buffers."""
 
     def __init__(self, fd: int, n: int, slot: int) -> None:
-        from ..lab.netns import libc
-
         self.fd, self.n, self.slot = fd, n, slot
         self.rx = bytearray(n * slot)
         self.rxv = memoryview(self.rx)
@@ -207,8 +215,6 @@ class _SendMMsg:
     took ~0.4 µs more per segment through the ring here)."""
 
     def __init__(self, fd: int, n: int = 64, slot: int = _SHORT_FRAME) -> None:
-        from ..lab.netns import libc
-
         self.fd, self.n, self.slot = fd, n, slot
         self.buf = bytearray(n * slot)
         self.iov = bytearray(n * 16)
@@ -288,7 +294,8 @@ class _RxRing:
         sock.setsockopt(SOL_PACKET, PACKET_COPY_THRESH, 1)
         sock.setsockopt(SOL_PACKET, PACKET_RX_RING, _ring_req(_RX_FRAME, frames)[1])
 
-    def recv(self, max_frames: int, copied: Any) -> list[tuple[bytes, bool]]:
+    def recv(self, max_frames: int,
+             copied: Callable[[], list[tuple[bytes, bool]]]) -> list[tuple[bytes, bool]]:
         """Up to ``max_frames`` frames, as ``(frame, csum_not_ready)``; ``copied()``
         reads the socket's queue (a list of such pairs) for a ``TP_STATUS_COPY`` slot."""
         out: list[tuple[bytes, bool]] = []
@@ -431,7 +438,7 @@ class RawLink:
         self.rx_stamps: dict[int, float] | None = None  # enable_rx_timestamps()
 
     @classmethod
-    def open(cls, netns: Any, ifindex: int, ip: str | None, *, filtered: bool = True,
+    def open(cls, netns: NamespaceThread | int, ifindex: int, ip: str | None, *, filtered: bool = True,
              rcvbuf: int = 8 << 20, sndbuf: int = 4 << 20, batch: int = 64,
              bufsize: int = 65536 + 64, tx_ring: int = 512,
              rx_ring: int = 4096) -> RawLink:
@@ -492,12 +499,10 @@ class RawLink:
                 s.close()
                 raise
 
-        if hasattr(netns, "call"):
-            sock, ring = netns.call(make_both)
+        if isinstance(netns, int):
+            sock, ring = run_in_netns(netns, make_both)
         else:
-            from ..lab.netns import run_in_netns
-
-            sock, ring = run_in_netns(int(netns), make_both)
+            sock, ring = netns.call(make_both)
         try:
             return cls(sock, ifindex, ip, bufsize=bufsize, batch=batch, tx_ring=ring,
                        rx_ring=rx_ring)
@@ -664,8 +669,6 @@ class RawLink:
 
 def _bind_ifindex(sock: socket.socket, ifindex: int, protocol: int = ETH_P_ALL) -> None:
     """bind() with a ``struct sockaddr_ll`` naming the interface by index."""
-    from ..lab.netns import libc
-
     sll = struct.pack("=HHiHBB8s", socket.AF_PACKET, socket.htons(protocol), ifindex, 0, 0, 0,
                       b"")
     buf = ctypes.create_string_buffer(sll, len(sll))

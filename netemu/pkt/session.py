@@ -184,7 +184,7 @@ def _peer_socket(lab: Any, family: int, stype: int, proto: int) -> socket.socket
     """A socket in the peer namespace, made by this thread (a setns there and back,
     ~0.03 ms) instead of the namespace's own thread (~0.5 ms a hop): a script's
     ``socket()`` is an event like any other and must not be late."""
-    from ..lab.netns import in_netns
+    from ..linux import in_netns
 
     assert lab.peer_ns is not None
     with in_netns(lab.peer_ns.fd):

@@ -5,6 +5,9 @@ impairable link (seeded loss, duplication, reordering, delay), pumped on a
 virtual clock, optionally with every segment encoded to bytes and parsed back
 through ``netemu.wire`` on its way. ``Driver`` drives a single connection with
 hand-made segments (the test plays the peer).
+
+Layer rule: a consumer of ``netemu.tcp``, ``netemu.wire`` and ``netemu.host``; nothing
+in netemu's run path imports it (only the tests and ``netemu.bench``).
 """
 
 from .driver import Driver, brief

@@ -150,7 +150,7 @@ class MemNetwork:
                 for seg in segs:
                     dest = self.b if to_b else self.a
                     if not isinstance(dest, Listener) and dest.state is not _CLOSED:
-                        dest.receive(seg, now)  # type: ignore[union-attr]
+                        dest.receive(seg, now)
                     else:
                         self._deliver(seg, to_b, now)
             moved += progress
@@ -205,20 +205,22 @@ class MemNetwork:
 
 
 def established_pair(config_a: TcpConfig | None = None, config_b: TcpConfig | None = None, *,
-                     iss_a: int = 1000, iss_b: int = 5000, **links: MemLink) -> MemNetwork:
+                     iss_a: int = 1000, iss_b: int = 5000, ab: MemLink | None = None,
+                     ba: MemLink | None = None) -> MemNetwork:
     """Two connections (a: 198.18.0.1:40000 client, b: 198.18.0.2:80 server) in
     ESTABLISHED, after a real three-way handshake on the in-memory wire."""
     a = Connection.client(("198.18.0.1", 40000), ("198.18.0.2", 80), config_a, iss=iss_a)
     b = Connection("198.18.0.2", 80, "198.18.0.1", 40000, config_b, iss=iss_b)
-    net = MemNetwork(a, Listener("198.18.0.2", 80, config_b), **links)
+    net = MemNetwork(a, Listener("198.18.0.2", 80, config_b), ab=ab, ba=ba)
     net.b = _FixedIssListener(b, config_b)
     a.connect(net.now)
     ok = net.run(lambda: a.state is State.ESTABLISHED and isinstance(net.b, Connection)
                  and net.b.state is State.ESTABLISHED, max_time=30)
-    if not ok:
-        raise RuntimeError(f"handshake did not complete: a={a.state}, b={net.b}")
+    server = net.b
+    if not ok or not isinstance(server, Connection):
+        raise RuntimeError(f"handshake did not complete: a={a.state}, b={server}")
     a.events()
-    net.b.events()  # type: ignore[union-attr]
+    server.events()
     return net
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from netemu.host import Host
+from netemu.host import Host, TcpStream
 from netemu.wire import RST, parse_frame
 
 
@@ -24,7 +24,7 @@ def relative_segments(host: Host) -> list[tuple[str, str, int, int, int]]:
     from netemu.wire import ACK, SYN, flags_str
 
     isn: dict[str, int] = {}
-    out = []
+    out: list[tuple[str, str, int, int, int]] = []
     for f in host.trace.frames:
         seg = parse_frame(f.data).tcp
         if seg is None:
@@ -39,7 +39,7 @@ def relative_segments(host: Host) -> list[tuple[str, str, int, int, int]]:
     return out
 
 
-async def echo_stream(stream) -> int:
+async def echo_stream(stream: TcpStream) -> int:
     """Echo everything ``stream`` receives until EOF, then close; bytes echoed."""
     import anyio
 

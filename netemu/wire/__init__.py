@@ -4,6 +4,9 @@ Parsing raises only ``MalformedPacket`` (``BadChecksum`` is one); a TCP option o
 bad length does not: it ends the segment's option list as a ``MalformedOption``, as
 Linux stops reading options there and keeps the segment. Emitting takes valid records
 and produces exact bytes.
+
+Layer rule: the bottom layer. It imports nothing of netemu's and does no I/O (no file,
+no socket, no clock): its generated decoders are compiled in memory at import.
 """
 
 from .arp import ARP_REPLY, ARP_REQUEST, ArpPacket

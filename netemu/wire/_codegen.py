@@ -1,5 +1,6 @@
-"""A helper for the generated fast-path decoders (tcp.py's option layouts and
-frame.py's frame decoders).
+"""Helpers for the generated fast-path decoders (tcp.py's option layouts and
+frame.py's frame decoders). Like all of netemu.wire, it does no I/O: the code is
+generated and compiled in memory at import.
 
 A record is built as ``object.__new__`` plus one attribute store per dataclass
 field, in field order: exactly what the dataclass ``__init__`` does, minus the
@@ -11,13 +12,7 @@ calling it, so the shortcut never skips logic of its own.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import importlib.util
-import marshal
-import os
-import sys
-import types
 
 
 def plain_dataclass(cls: type) -> bool:
@@ -41,58 +36,9 @@ def record(var: str, cls: type, args: list[str] | tuple[str, ...]) -> list[str]:
             *(f"{var}.{field} = {arg}" for field, arg in zip(fields, args, strict=True))]
 
 
-class CodeCache:
-    """The compiled code of a module's generated sources, kept from run to run
-    beside the module's own bytecode (``__pycache__``, or ``sys.pycache_prefix``):
-    compiling the decoders took ~8 ms of every process that imports netemu.wire,
-    loading them from here takes a fraction of one. Keyed by the source text, and
-    stamped with the interpreter's bytecode magic, so a changed generator or
-    Python simply compiles afresh; unreadable or unwritable caches are ignored, and nothing is
-    written when Python writes no bytecode (``PYTHONDONTWRITEBYTECODE``)."""
-
-    def __init__(self, owner_file: str) -> None:
-        try:
-            self.path: str | None = importlib.util.cache_from_source(owner_file)[:-4] + ".gen"
-        except (NotImplementedError, ValueError):
-            self.path = None
-        self.codes: dict[str, types.CodeType] = {}  # source -> its code, as loaded
-        self.used: dict[str, types.CodeType] = {}  # ... as this process executed them
-        if self.path is not None:
-            try:
-                with open(self.path, "rb") as f:
-                    magic, codes = marshal.load(f)
-                if magic == importlib.util.MAGIC_NUMBER and isinstance(codes, dict):
-                    self.codes = codes
-            except (OSError, EOFError, ValueError, TypeError):
-                pass
-
-    def exec(self, src: str, namespace: dict) -> None:
-        """``exec(src, namespace)``, compiled once."""
-        code = self.codes.get(src)
-        if code is None:
-            code = compile(src, "<netemu generated>", "exec")
-        self.used[src] = code
-        exec(code, namespace)
-
-    @property
-    def changed(self) -> bool:
-        """A source was compiled, or one loaded was not used (stale)."""
-        return self.used.keys() != self.codes.keys()
-
-    def save(self) -> None:
-        """Write the sources used by this process if they are not what was loaded
-        (atomically: concurrent runs race)."""
-        if not self.changed:
-            return
-        self.codes = self.used.copy()
-        if self.path is None or sys.dont_write_bytecode:
-            return
-        tmp = f"{self.path}.{os.getpid()}.tmp"
-        try:
-            os.makedirs(os.path.dirname(self.path), exist_ok=True)
-            with open(tmp, "wb") as f:
-                marshal.dump((importlib.util.MAGIC_NUMBER, self.codes), f)
-            os.replace(tmp, self.path)
-        except OSError:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
+def define(src: str, namespace: dict[str, object], name: str) -> object:
+    """Compile and run the generated ``src`` in ``namespace``; return what it binds to
+    ``name``. Compiled at import, every time: the 40 decoders take ~6 ms, and
+    netemu.wire opens no file (it once kept their code beside its bytecode)."""
+    exec(compile(src, "<netemu generated>", "exec"), namespace)
+    return namespace[name]

@@ -10,22 +10,24 @@ hot path: ``struct`` unpacks them that way, and the checksum wants them so.
 from __future__ import annotations
 
 import socket
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Hashable
+from typing import TypeVar
 
 _LIMIT = 4096
+_K = TypeVar("_K", bound=Hashable)
+_V = TypeVar("_V")
 
 
-class _Interned(dict):
+class _Interned(dict[_K, _V]):
     """key -> convert(key), computed once; cleared when it grows past ``_LIMIT``."""
 
     __slots__ = ("_convert",)
 
-    def __init__(self, convert: Callable[[Any], Any]) -> None:
+    def __init__(self, convert: Callable[[_K], _V]) -> None:
         super().__init__()
         self._convert = convert
 
-    def __missing__(self, key: Any) -> Any:
+    def __missing__(self, key: _K) -> _V:
         value = self._convert(key)  # raises on a bad key: nothing is stored
         if len(self) >= _LIMIT:
             self.clear()
@@ -46,9 +48,10 @@ def _mac_to_str(raw: bytes) -> str:
     return raw.hex(":")
 
 
-_MAC_STR = _Interned(_mac_to_str)  # 6 raw bytes -> "aa:bb:cc:dd:ee:ff"
-_MAC_RAW = _Interned(_mac_from_str)  # "aa:bb:cc:dd:ee:ff" -> 6 raw bytes
-_IP_STR = _Interned(lambda v: socket.inet_ntoa(v.to_bytes(4, "big")))  # int -> dotted quad
+_MAC_STR: _Interned[bytes, str] = _Interned(_mac_to_str)  # 6 raw bytes -> "aa:bb:cc:dd:ee:ff"
+_MAC_RAW: _Interned[str, bytes] = _Interned(_mac_from_str)  # "aa:bb:cc:dd:ee:ff" -> 6 raw bytes
+_IP_STR: _Interned[int, str] = _Interned(
+    lambda v: socket.inet_ntoa(v.to_bytes(4, "big")))  # int -> dotted quad
 
 
 def _ip_pair(raw: bytes) -> tuple[str, str, int]:
@@ -58,8 +61,9 @@ def _ip_pair(raw: bytes) -> tuple[str, str, int]:
 
 # The 8 address bytes of an IPv4 header -> (source, destination, a word sum of the
 # two, for the checksums): one lookup a frame.
-_IP_PAIR = _Interned(_ip_pair)
-_IP_INT = _Interned(lambda s: int.from_bytes(socket.inet_aton(s), "big"))  # dotted quad -> int
+_IP_PAIR: _Interned[bytes, tuple[str, str, int]] = _Interned(_ip_pair)
+_IP_INT: _Interned[str, int] = _Interned(
+    lambda s: int.from_bytes(socket.inet_aton(s), "big"))  # dotted quad -> int
 
 mac_to_str: Callable[[bytes], str] = _MAC_STR.__getitem__
 mac_to_bytes: Callable[[str], bytes] = _MAC_RAW.__getitem__

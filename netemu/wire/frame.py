@@ -5,6 +5,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import cast
 
 from . import _codegen
 from .addr import _IP_PAIR, _MAC_STR, _Interned, ip_to_bytes, ip_to_int
@@ -22,7 +23,6 @@ from .ethernet import (
 from .icmp import IcmpEcho
 from .ipv4 import PROTO_ICMP, PROTO_TCP, IPv4Packet
 from .tcp import (
-    CODE_CACHE,
     OPTION_LAYOUTS,
     OptionLayout,
     TcpSegment,
@@ -76,7 +76,7 @@ class Frame:
 # anything irregular.
 # The Ethernet record of IPv4 frames from one MAC address to another (frozen, so
 # shared): the 12 address bytes -> the record, one lookup a frame.
-_ETH_IPV4 = _Interned(lambda macs: EthernetFrame(_MAC_STR[macs[:6]], _MAC_STR[macs[6:]],
+_ETH_IPV4: _Interned[bytes, EthernetFrame] = _Interned(lambda macs: EthernetFrame(_MAC_STR[macs[:6]], _MAC_STR[macs[6:]],
                                                 ETHERTYPE_IPV4))
 _ETH_IP_TCP = "!12s3xBHHHBxH8sHHIIHHHH"  # 14 + 20 + 20 bytes, addresses as bytes
 _IP_TCP = "!15xBHHHBxH8sHHIIHHHH"  # the same without the MACs (lean decoders)
@@ -102,8 +102,14 @@ def decode(buf, n, verify):
 """
 
 
-def _compile_frame_decoder(layout: OptionLayout | None, lean: bool = False
-                           ) -> Callable[[bytes, int, bool], Frame | None]:
+# decode(buf, len(buf), verify): the frame (or, lean, the addresses and segment), or
+# None when the frame is not the decoder's layout.
+FrameDecoder = Callable[[bytes, int, bool], "Frame | None"]
+TcpFrameDecoder = Callable[[bytes, int, bool], "tuple[str, str, TcpSegment] | None"]
+_Decoder = Callable[[bytes, int, bool], object]
+
+
+def _compile_frame_decoder(layout: OptionLayout | None, lean: bool = False) -> _Decoder:
     """A decoder for frames whose TCP options are ``layout`` (None: any options);
     ``lean``: one that returns ``(source IP, destination IP, segment)``."""
     if layout is None:
@@ -112,7 +118,7 @@ def _compile_frame_decoder(layout: OptionLayout | None, lean: bool = False
                 "hlen_line": "hlen = 34 + (off_flags >> 12 << 2)\n    ", "layout_check": "",
                 # Every layout of this length has been tried (it is last in its bucket).
                 "options_code": "options, padding = _parse_options_general(buf, 54, hlen)"}
-        fmt, namespace = "", {}
+        fmt, namespace = "", dict[str, object]()
     else:
         hlen = str(54 + layout.length)
         make = "".join(f"{line}\n    " for line in layout.make)
@@ -160,18 +166,18 @@ def _compile_frame_decoder(layout: OptionLayout | None, lean: bool = False
         "_IP_PAIR": _IP_PAIR, "IPv4Packet": IPv4Packet,
         "TcpSegment": TcpSegment, "Frame": Frame,
     }
-    CODE_CACHE.exec(src, namespace)  # code built from the template above and tcp's layouts
-    return namespace["decode"]  # type: ignore[return-value]
+    # Code built from the template above and tcp's layouts.
+    return cast(_Decoder, _codegen.define(src, namespace, "decode"))
 
 
 def _not_regular(buf: bytes, verify: bool) -> None:
     return None
 
 
-def _compile_frame_decoders(lean: bool = False) -> tuple[tuple[Callable, ...], ...]:
+def _compile_frame_decoders(lean: bool = False) -> tuple[tuple[_Decoder, ...], ...]:
     """By TCP data offset (0 to 15), the decoders to try in order: its layouts, then any."""
     generic = _compile_frame_decoder(None, lean)
-    decoders: list[tuple] = [()] * 16
+    decoders: list[tuple[_Decoder, ...]] = [()] * 16
     decoders[5] = (_compile_frame_decoder(option_layout(""), lean),)
     for doff in range(6, 16):
         decoders[doff] = (*[_compile_frame_decoder(layout, lean) for layout in OPTION_LAYOUTS
@@ -238,9 +244,8 @@ def _parse_frame_general(buf: bytes, verify: bool) -> Frame:
     return Frame(EthernetFrame(_MAC_STR[dst], _MAC_STR[src], et, buf[ETH_HEADER_LEN:]))
 
 
-_FRAME_DECODERS = _compile_frame_decoders()
-_TCP_DECODERS = _compile_frame_decoders(lean=True)
-CODE_CACHE.save()
+_FRAME_DECODERS = cast("tuple[tuple[FrameDecoder, ...], ...]", _compile_frame_decoders())
+_TCP_DECODERS = cast("tuple[tuple[TcpFrameDecoder, ...], ...]", _compile_frame_decoders(lean=True))
 
 
 _ETH_IP = struct.Struct("!16sHHH2sH8s")  # as FrameHead.pack fills it (see its fields)

@@ -12,9 +12,7 @@ IPV4_HEADER = struct.Struct("!BBHHHBBHII")  # addresses as 32-bit ints
 IPV4_MIN_LEN = 20
 PROTO_ICMP = 1
 PROTO_TCP = 6
-PROTO_UDP = 17
-# The three flag bits (RFC 791 §3.1): reserved, Don't Fragment, More Fragments.
-FLAG_RESERVED = 0x4
+# Flag bits (RFC 791 §3.1; the third, 0x4, is reserved): Don't Fragment, More Fragments.
 FLAG_DF = 0x2
 FLAG_MF = 0x1
 
@@ -36,10 +34,6 @@ class IPv4Packet:
     @property
     def is_fragment(self) -> bool:
         return bool(self.flags & FLAG_MF) or self.fragment_offset != 0
-
-    @property
-    def header_length(self) -> int:
-        return IPV4_MIN_LEN + len(self.options)
 
     @property
     def total_length(self) -> int:

@@ -15,7 +15,7 @@ import enum
 import struct
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar, cast
 
 from . import _codegen
 from .addr import _IP_INT, _Interned
@@ -44,8 +44,7 @@ ACK = 0x010
 URG = 0x020
 ECE = 0x040
 CWR = 0x080
-NS = 0x100
-RESERVED_BITS = 0xE00
+NS = 0x100  # (the top three bits, 0xE00, are reserved)
 
 
 class TcpFlags(enum.IntFlag):
@@ -192,6 +191,7 @@ class MalformedOption:
 
 TcpOption = (EolOption | NopOption | MssOption | WindowScaleOption | SackPermittedOption
              | SackOption | TimestampOption | RawOption | MalformedOption)
+_Opt = TypeVar("_Opt", bound=TcpOption)
 
 EOL = EolOption()
 NOP = NopOption()
@@ -283,11 +283,15 @@ class OptionLayout:
     check: str  # expression: every kind and length byte is as the layout says
     make: tuple[str, ...]  # statements building the option records
     options: str  # expression: the options tuple
-    namespace: dict  # globals the code needs
+    namespace: dict[str, object]  # globals the code needs
 
 
 def option_layout(spec: str) -> OptionLayout:
-    fmt, names, checks, make, items, head = "", [], [], [], [], b""
+    fmt, head = "", b""
+    names: list[str] = []
+    checks: list[str] = []
+    make: list[str] = []
+    items: list[str] = []
     namespace: dict[str, object] = {"_new": object.__new__, "NOP": NOP,
                                     "SACK_PERMITTED": SACK_PERMITTED}
 
@@ -328,7 +332,10 @@ def option_layout(spec: str) -> OptionLayout:
                         "(" + "".join(f"{item}, " for item in items) + ")", namespace)
 
 
-def _compile_option_decoder(layout: OptionLayout) -> Callable[[bytes, int], tuple | None]:
+OptionDecoder = Callable[[bytes, int], "tuple[TcpOption, ...] | None"]
+
+
+def _compile_option_decoder(layout: OptionLayout) -> OptionDecoder:
     """decode(buf, start) -> the options, or None when the bytes are not this layout."""
     body = "\n        ".join(layout.make)
     src = (f"def decode(buf, start):\n"
@@ -338,14 +345,12 @@ def _compile_option_decoder(layout: OptionLayout) -> Callable[[bytes, int], tupl
            f"        return {layout.options}\n"
            f"    return None\n")
     namespace = {**layout.namespace, "_unpack_from": struct.Struct("!" + layout.fmt).unpack_from}
-    CODE_CACHE.exec(src, namespace)  # code built from the fixed _TOKENS table above
-    return namespace["decode"]  # type: ignore[return-value]
+    # Code built from the fixed _TOKENS table above.
+    return cast(OptionDecoder, _codegen.define(src, namespace, "decode"))
 
 
-# The generated decoders of this module and frame.py (saved once frame.py has made its own).
-CODE_CACHE = _codegen.CodeCache(__file__)
 OPTION_LAYOUTS = tuple(option_layout(spec) for spec in LAYOUT_SPECS)
-_DECODERS: dict[int, tuple[Callable[[bytes, int], tuple | None], ...]] = {}
+_DECODERS: dict[int, tuple[OptionDecoder, ...]] = {}
 for _layout in OPTION_LAYOUTS:  # option-area length -> decoders to try, in order
     _DECODERS[_layout.length] = (*_DECODERS.get(_layout.length, ()),
                                  _compile_option_decoder(_layout))
@@ -398,21 +403,21 @@ class TcpSegment:
         return len(self.payload) + (self.flags & SYN and 1) + (self.flags & FIN and 1)
 
     # -- option accessors (None when absent) ------------------------------------
-    def _find(self, cls: type) -> TcpOption | None:
+    def _find(self, cls: type[_Opt]) -> _Opt | None:
         for o in self.options:
-            if type(o) is cls:
+            if isinstance(o, cls):  # (no option class has subclasses)
                 return o
         return None
 
     @property
     def mss(self) -> int | None:
         o = self._find(MssOption)
-        return o.mss if o else None  # type: ignore[union-attr]
+        return o.mss if o else None
 
     @property
     def wscale(self) -> int | None:
         o = self._find(WindowScaleOption)
-        return o.shift if o else None  # type: ignore[union-attr]
+        return o.shift if o else None
 
     @property
     def sack_permitted(self) -> bool:
@@ -420,19 +425,19 @@ class TcpSegment:
 
     @property
     def timestamp(self) -> TimestampOption | None:
-        return self._find(TimestampOption)  # type: ignore[return-value]
+        return self._find(TimestampOption)
 
     @property
     def sack_blocks(self) -> tuple[tuple[int, int], ...]:
         o = self._find(SackOption)
-        return o.blocks if o else ()  # type: ignore[union-attr]
+        return o.blocks if o else ()
 
     @property
     def malformed_option(self) -> MalformedOption | None:
         """The option the list stopped at (always the last), or None."""
         opts = self.options
         o = opts[-1] if opts else None
-        return o if o.__class__ is MalformedOption else None  # type: ignore[return-value]
+        return o if isinstance(o, MalformedOption) else None
 
     @property
     def flag_names(self) -> str:

@@ -122,7 +122,7 @@ def test_destroy_all_ends_what_the_peer_left() -> None:
     """A lab going down aborts its peer's sockets (SOCK_DESTROY), so an orphan does not
     outlive it; timewait sockets, which send nothing, are left to expire; and a
     socket its program closed (an orphan in FIN-WAIT) goes too."""
-    from netemu.lab.netns import run_in_netns
+    from netemu.linux import run_in_netns
 
     with Lab() as lab:
         def work() -> tuple[socket.socket, socket.socket, socket.socket]:
