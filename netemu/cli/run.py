@@ -10,16 +10,30 @@ import argparse
 import asyncio
 import contextlib
 import sys
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..run.impair import IMPAIR_FIELDS
-from ..run.result import Outcome, StepResult
+from ..run.result import OnStep, Outcome, RunSource, StepResult
 from . import pkt_argv
 from .files import collect
 
-Run = tuple[str, Any]  # (kind: "yaml" or "pkt", the loaded scenario or script)
+if TYPE_CHECKING:
+    from ..pkt.load import PktScript
+    from ..scenario.schema import Scenario
+
+Start = Callable[[Path, OnStep], Coroutine[Any, Any, Outcome]]
+
+
+@dataclass
+class Run:
+    """A loaded file, ready to run: ``start(run_dir, on_step)`` is its kind's runner."""
+
+    kind: str  # "yaml", "pkt"
+    source: RunSource  # the scenario or the script
+    start: Start
 
 
 def parse_overrides(args: argparse.Namespace, prog: str) -> dict[str, float] | None:
@@ -72,22 +86,43 @@ class Loaded:
     errors: list[dict[str, Any]] = field(default_factory=list)  # .pkt of a suite: rows
 
 
-def _load_one(f: Path, pd_argv: list[str], loaded: Loaded) -> None:
+def _pkt_start(script: PktScript, args: argparse.Namespace) -> Start:
+    async def start(run_dir: Path, on_step: OnStep) -> Outcome:
+        from ..pkt.session import run_pkt
+
+        return await run_pkt(script, run_dir, on_step=on_step,
+                             strict_timing=not getattr(args, "lenient_timing", False),
+                             tolerance_usecs=getattr(args, "tolerance_usecs", None))
+    return start
+
+
+def _yaml_start(sc: Scenario, overrides: dict[str, float]) -> Start:
+    async def start(run_dir: Path, on_step: OnStep) -> Outcome:
+        from ..scenario.session import run_scenario
+
+        return await run_scenario(sc, run_dir, on_step=on_step, overrides=overrides)
+    return start
+
+
+def _load_one(f: Path, args: argparse.Namespace, overrides: dict[str, float],
+              loaded: Loaded) -> None:
     if f.suffix == ".pkt":  # packetdrill scripts: netemu/pkt (docs/packetdrill.md)
         from ..pkt import load_pkt  # for .pkt files only: ~25 ms of imports
 
-        script = load_pkt(f, pd_argv)
+        script = load_pkt(f, pkt_argv(args))
         if script.dry_run:  # packetdrill's --dry_run: parsed and checked only
             print(f"{f}: ok (--dry_run: not run)")
         else:
-            loaded.runs.append(("pkt", script))
+            loaded.runs.append(Run("pkt", script, _pkt_start(script, args)))
         return
     from ..scenario.loader import load_scenario  # YAML only: PyYAML and the loader
 
-    loaded.runs.append(("yaml", load_scenario(f)))
+    sc = load_scenario(f)
+    loaded.runs.append(Run("yaml", sc, _yaml_start(sc, overrides)))
 
 
-def load_all(files: list[Path], pd_argv: list[str]) -> Loaded:
+def load_all(files: list[Path], args: argparse.Namespace,
+             overrides: dict[str, float]) -> Loaded:
     """Every file loaded, its problems printed. A suite of .pkt scripts goes on past a
     bad one, as packetdrill's does: it is an error row in the table, the JUnit and the
     JSON."""
@@ -96,7 +131,7 @@ def load_all(files: list[Path], pd_argv: list[str]) -> Loaded:
     loaded = Loaded()
     for f in files:
         try:
-            _load_one(f, pd_argv, loaded)
+            _load_one(f, args, overrides, loaded)
         except SourceError as e:  # ScenarioError, PktError
             errs = getattr(e, "errors", None) or [e]
             for err in errs:
@@ -163,7 +198,7 @@ def _run_dir(output: str | None, name: str, alone: bool) -> Path | None:
         return None
 
 
-def _step_printer(console: Any) -> Any:
+def _step_printer(console: Any) -> OnStep:
     def on_step(res: StepResult) -> None:
         mark = {"pass": "[green]✓[/green]", "fail": "[red]✗[/red]"}.get(res.status, "·")
         console.print(f"  {mark} {res.index:>2} line {res.line:<3} {res.text}"
@@ -175,21 +210,7 @@ def _step_printer(console: Any) -> Any:
     return on_step
 
 
-def run_one(kind: str, sc: Any, run_dir: Path, args: argparse.Namespace,
-            overrides: dict[str, float], on_step: Any) -> Outcome:
-    """One run, by its kind, in its own event loop."""
-    if kind == "pkt":
-        from ..pkt.session import run_pkt
-
-        return asyncio.run(run_pkt(sc, run_dir, on_step=on_step,
-                                   strict_timing=not getattr(args, "lenient_timing", False),
-                                   tolerance_usecs=getattr(args, "tolerance_usecs", None)))
-    from ..scenario.session import run_scenario
-
-    return asyncio.run(run_scenario(sc, run_dir, on_step=on_step, overrides=overrides))
-
-
-def _verdict(console: Any, sc: Any, outcome: Outcome, quiet: bool) -> None:
+def _verdict(console: Any, sc: RunSource, outcome: Outcome, quiet: bool) -> None:
     if not quiet:
         console.print(outcome.ladder, highlight=False, markup=False)
     err = outcome.report.get("error")
@@ -240,7 +261,7 @@ def _run_all(args: argparse.Namespace) -> int:
     if not files:
         print("netemu run: no scenario files found", file=sys.stderr)
         return 2
-    loaded = load_all(files, pkt_argv(args))
+    loaded = load_all(files, args, overrides)
     if loaded.bad or (loaded.errors and not loaded.runs):
         return 2
     if not loaded.runs:  # --dry_run: every script parsed and checked
@@ -249,18 +270,19 @@ def _run_all(args: argparse.Namespace) -> int:
     if problem is not None:
         print(f"netemu run: {problem}", file=sys.stderr)
         return 3
-    _prepare_gc({kind for kind, _ in loaded.runs})
+    _prepare_gc({run.kind for run in loaded.runs})
     console = make_console()  # rich on a terminal; plain text (no rich import) otherwise
     outcomes: list[Outcome] = []
     netemu_late: list[str] = []
-    for kind, sc in loaded.runs:
+    for run in loaded.runs:
+        sc = run.source
         run_dir = _run_dir(args.output, sc.name, len(loaded.runs) == 1)
         if run_dir is None:
             return 2
         console.print(f"[bold]{sc.name}[/bold] — {sc.description.strip()}" if sc.description
                       else f"[bold]{sc.name}[/bold]")
         try:
-            outcome = run_one(kind, sc, run_dir, args, overrides, _step_printer(console))
+            outcome = asyncio.run(run.start(run_dir, _step_printer(console)))
         except (EnvironmentProblem, LabError) as e:  # (a sysctl the kernel refuses: LabError)
             print(f"netemu run: {sc.name}: {e}", file=sys.stderr)
             with contextlib.suppress(OSError):

@@ -200,8 +200,8 @@ class PktRun:
             # kernel under test
             infer_peer_states(trace, lab.peer_ip)
         cleanup = None
-        if sc.cleanup is not None and isinstance(sc.cleanup.action, Command):
-            ev = sc.cleanup
+        ev = sc.cleanup
+        if ev is not None and isinstance(ev.action, Command):
             cleanup = StepResult(len(sc.script.events) + 1, ev.line, "command", ev.source)
             await self._command(lab, cleanup, ev.action.text, "cleanup command")
         self.phases["script"] = time.monotonic() - self.t0 - self.phases["setup"]

@@ -10,8 +10,10 @@ endpoint, a relay scenario, a packetdrill ``.pkt`` script, and what comes next).
   signal interrupted;
 - ``peerview``: the one source of the peer kernels' socket states (tracepoints,
   sock_diag polls, or inferred from the packets);
-- ``impair``: the impairment overrides of the command line and the pipelines
-  built from them.
+- ``impair``: the impairment pipelines a run's values (a scenario's network:
+  block, the command line's overrides) make;
+- ``relay``: relay mode's two labs and the relay between them, for relay
+  scenarios and ``netemu relay`` (held open for programs of the user's own).
 
 Layer rule: ``netemu.run`` imports netemu's lower layers (host, lab, trace,
 impair, wire) and never ``netemu.scenario``, ``netemu.pkt`` or ``netemu.cli``:

@@ -5,7 +5,7 @@ step's verdict, as the console prints it and report.json keeps it), ``StepFailed
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -51,6 +51,9 @@ class RunSource(Protocol):
 
     @property
     def description(self) -> str: ...
+
+    @property
+    def steps(self) -> Sequence[object]: ...
 
 
 @dataclass

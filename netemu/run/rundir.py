@@ -13,9 +13,12 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..trace.record import Trace
+
+if TYPE_CHECKING:
+    from ..trace.pcap import PcapStream
 
 Roles = tuple[str, str]
 # What an interrupted run had done: (its steps for report.json, " during step 3" or
@@ -67,7 +70,8 @@ def write_run_dir(trace: Trace, run_dir: Path, *, name: str, result: str,
 
 
 @contextlib.asynccontextmanager
-async def pcap_streamed(trace: Trace, run_dir: Path, every: float = 0.2) -> AsyncIterator[Any]:
+async def pcap_streamed(trace: Trace, run_dir: Path,
+                        every: float = 0.2) -> AsyncIterator[PcapStream]:
     """trace.pcap written as the run goes (every ``every`` s): a run killed by SIGKILL
     keeps its frames up to then (issue 17). The run's end writes it whole."""
     from ..trace.pcap import PcapStream

@@ -32,24 +32,24 @@ async def sock_step(agent: Any, sock: int, step: S.PeerStep, timeout: float, *, 
     """A peer step on the agent's socket ``sock``. A read that differs says what
     ``who`` read (``clip``: that many bytes of it); one that stops short, how many,
     then ``at_eof``."""
-    cmd = step.command
-    if cmd == "send":
+    cmd = step.command  # which of its fields is set
+    if step.send is not None:
         await agent.send(sock, step.send.payload() or b"", timeout=timeout)
     elif cmd in ("read", "expect"):
-        want = step.expect.payload() if cmd == "expect" else None
-        n = len(want) if want is not None else int(step.read)
+        want = step.expect.payload() if step.expect is not None else None
+        n = len(want) if want is not None else int(step.read or 0)
         got = await agent.recv(sock, exact=n, timeout=timeout)
         if want is not None and got != want:
             raise StepFailed(f"{who} read {got[:clip]!r}, expected {want[:clip]!r}")
         if len(got) != n:  # the agent's read stops short at EOF
             raise StepFailed(f"{who} read {len(got)} bytes, expected {n}{at_eof}")
-    elif cmd == "shutdown":
+    elif step.shutdown is not None:
         await agent.shutdown(sock, _SHUTDOWN[step.shutdown])
     elif cmd == "close":
         await agent.close(sock)
     elif cmd == "abort":
         await agent.abort(sock)
-    elif cmd == "setsockopt":
+    elif step.setsockopt is not None:
         await agent.setsockopt(sock, step.setsockopt)
 
 

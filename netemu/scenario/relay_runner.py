@@ -95,26 +95,23 @@ class RelayRunner(Runner):
     async def _do_peer(self, step: S.PeerStep) -> None:
         peer = step.peer or "client"
         agent = (await self._agent(peer)).aio
-        cmd = step.command
         timeout = self._timeout(step.timeout)
-        if cmd == "listen":
-            lst = await agent.listen(step.listen.port, backlog=step.listen.backlog,
-                                     opts=step.listen.setsockopt)
-            self.listening[peer][step.listen.port] = lst.sock
+        if (listen := step.listen) is not None:
+            lst = await agent.listen(listen.port, backlog=listen.backlog, opts=listen.setsockopt)
+            self.listening[peer][listen.port] = lst.sock
             return
         ctx = self._ctx(step.conn)
-        if cmd == "accept":
+        if (accept := step.accept) is not None:
             mine = self.listening[peer]
             if not mine:
                 raise StepFailed(f"peer {peer} is not listening")
-            port = step.accept.port if step.accept.port is not None else next(iter(mine))
+            port = accept.port if accept.port is not None else next(iter(mine))
             acc = await agent.accept(mine[port], timeout=timeout)
             self.socks[(peer, ctx.name)] = acc.sock
             self._ports(ctx, peer, port, acc.peer[1] if acc.peer else None)
             ctx.learn_isns(self.trace)
             return
-        if cmd == "connect":
-            c = step.connect
+        if (c := step.connect) is not None:
             other = "server" if peer == "client" else "client"
             bind = ("0.0.0.0", c.local_port) if c.local_port is not None else None
             res = await agent.connect(self.labs[other].peer_ip, c.port, timeout=timeout,

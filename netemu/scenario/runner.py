@@ -62,7 +62,7 @@ class Runner(StepLoop[S.StepBase]):
                 self.agents[name] = None  # started by its first peer step (_agent)
             elif peer.kind in ("go-hello", "go-echo"):
                 program = peer.kind.split("-", 1)[1]
-                args = [] if peer.port is None else ["-addr", f":{peer.port}"]
+                args: list[str] = [] if peer.port is None else ["-addr", f":{peer.port}"]
                 await asyncio.to_thread(lab.start_go, program, *args, name=name)
             elif peer.kind == "command":
                 proc = lab.spawn(list(peer.command or []), env=dict(peer.env), name=name)
@@ -150,7 +150,7 @@ class Runner(StepLoop[S.StepBase]):
     async def _run_step(self, step: S.StepBase) -> str | None:
         """Run one step; what its handler says about its pass (None: nothing)."""
         handler = getattr(self, f"_do_{step.ACTION}")
-        return await handler(step)  # type: ignore[no-any-return]
+        return await handler(step)
 
     def _earlier(self, t: float, t0: float) -> str:
         """How long before this step (which began at ``t0``) time ``t`` was, and during
@@ -165,6 +165,7 @@ class Runner(StepLoop[S.StepBase]):
         cfg = self.sc.config_for(ctx.name, step.options)
         # The step's local_port, else the connection's (`connections: {d: {local_port:
         # 40000}}`): a port the scenario names is the one used, never an ephemeral one.
+        assert step.port is not None  # the loader fills it in (the connection's, a server's)
         spec = self.sc.connections.get(ctx.name)
         local_port = step.local_port if step.local_port is not None else (
             spec.local_port if spec is not None else None)
@@ -314,24 +315,20 @@ class Runner(StepLoop[S.StepBase]):
 
     async def _do_peer(self, step: S.PeerStep) -> None:
         agent = (await self._agent(step.peer)).aio
-        cmd = step.command
         timeout = self._timeout(step.timeout)
         ctx = self._ctx(step.conn)
-        if cmd == "listen":
-            lst = await agent.listen(step.listen.port, backlog=step.listen.backlog,
-                                     opts=step.listen.setsockopt)
-            self.peer_listeners[step.listen.port] = lst.sock
+        if (listen := step.listen) is not None:
+            lst = await agent.listen(listen.port, backlog=listen.backlog, opts=listen.setsockopt)
+            self.peer_listeners[listen.port] = lst.sock
             return
-        if cmd == "accept":
-            port = step.accept.port if step.accept.port is not None else next(
-                iter(self.peer_listeners))
+        if (accept := step.accept) is not None:
+            port = accept.port if accept.port is not None else next(iter(self.peer_listeners))
             acc = await agent.accept(self.peer_listeners[port], timeout=timeout)
             ctx.peer_sock = acc.sock
             if ctx.peer_port is None:
                 ctx.peer_port = port
             return
-        if cmd == "connect":
-            c = step.connect
+        if (c := step.connect) is not None:
             bind = ("0.0.0.0", c.local_port) if c.local_port is not None else None
             res = await agent.connect(self.host.ip, c.port, timeout=timeout, wait=c.wait,
                                       opts=c.setsockopt, bind=bind)
@@ -362,7 +359,8 @@ class Runner(StepLoop[S.StepBase]):
 
     async def _do_expect_state(self, step: S.ExpectState) -> None:
         ctx = self._ctx(step.conn)
-        if ctx.conn is None:
+        conn = ctx.conn
+        if conn is None:
             raise StepFailed(f"connection '{ctx.name}' is not open")
         want = State(step.state) if not isinstance(step.state, State) else step.state
         t0 = time.monotonic()
@@ -370,7 +368,6 @@ class Runner(StepLoop[S.StepBase]):
         late: list[float] = []
 
         def check() -> bool:
-            conn = ctx.conn
             if conn.state is not want:
                 return False
             # The window is the time the state was reached (its record's), not the time
@@ -386,10 +383,10 @@ class Runner(StepLoop[S.StepBase]):
             return True
 
         if not await self._poll(check, within, t0):
-            if late and ctx.conn.state is want:
+            if late and conn.state is want:
                 raise StepFailed(f"reached {want} {late[0]:.3f} s into the step, after within "
                                  f"{within:g} s")
-            raise StepFailed(f"state {ctx.conn.state}, expected {want}")
+            raise StepFailed(f"state {conn.state}, expected {want}")
 
     # The peer socket a step means, in either runner: ``_peer_role`` names the lab
     # (this runner has one peer kernel), ``_peer_ports`` the socket's own port and its
@@ -418,7 +415,8 @@ class Runner(StepLoop[S.StepBase]):
 
     async def _do_expect_peer_state(self, step: S.ExpectPeerState) -> None:
         """The state now, or with ``seen: true`` any state the socket went through."""
-        assert self.peers is not None
+        peers = self.peers
+        assert peers is not None
         ctx = self._ctx(step.conn)
         role = self._peer_role(step)
         # `port` alone names the peer's listener on it; with `conn`, that connection's
@@ -438,7 +436,7 @@ class Runner(StepLoop[S.StepBase]):
         def in_time() -> bool:
             """With the kernel's own times, ``within`` is judged by when the socket
             entered ``want`` (last time), not by when this step looked."""
-            if self.peers.source != "kernel":
+            if peers.source != "kernel":
                 return True
             entered = [h.t for h in self._peer_went_through(role, ctx, step.port, listener)
                        if h.state == want]
@@ -465,8 +463,8 @@ class Runner(StepLoop[S.StepBase]):
             raise StepFailed(f"{who} became {want} {late[0]:.3f} s after this step began, "
                              f"later than within {within:g} s")
         path = " → ".join(went_through()) or "nothing"
-        why = "" if self.peers.source == "kernel" else (
-            f"; the peer's states were polled ({self.peers.reason}): a state shorter than "
+        why = "" if peers.source == "kernel" else (
+            f"; the peer's states were polled ({peers.reason}): a state shorter than "
             "the interval is missed")
         if step.seen:
             raise StepFailed(f"{who} never was {want}; it went through: {path}{why}")
@@ -564,7 +562,8 @@ class Runner(StepLoop[S.StepBase]):
 
     async def _do_expect_event(self, step: S.ExpectEvent) -> None:
         ctx = self._ctx(step.conn)
-        if ctx.conn is None:
+        conn = ctx.conn
+        if conn is None:
             raise StepFailed(f"connection '{ctx.name}' is not open")
         kinds = self._EVENTS[step.event]
         t0 = time.monotonic()
@@ -572,9 +571,10 @@ class Runner(StepLoop[S.StepBase]):
         late: list[float] = []
 
         def check() -> bool:
-            times = self.host.event_times.get(ctx.conn, [])
-            for e, t in zip(self.host.event_log.get(ctx.conn, []), times, strict=False):
-                if isinstance(e, kinds) and (step.event != "refused" or e.refused):
+            times = self.host.event_times.get(conn, [])
+            for e, t in zip(self.host.event_log.get(conn, []), times, strict=False):
+                if isinstance(e, kinds) and (step.event != "refused" or (
+                        isinstance(e, ConnectionReset) and e.refused)):
                     if t <= t0 + within:  # the event's time, not the poll's
                         return True
                     late[:] = [t - t0]
@@ -584,4 +584,4 @@ class Runner(StepLoop[S.StepBase]):
             if late:
                 raise StepFailed(f"the {step.event} event came {late[0]:.3f} s into the step, "
                                  f"after within {within:g} s")
-            raise StepFailed(f"no {step.event} event; events: {self._events_text(ctx.conn)}")
+            raise StepFailed(f"no {step.event} event; events: {self._events_text(conn)}")
