@@ -1,7 +1,7 @@
 """One .pkt run, end to end: lab up, kernel agent, host, the script's init commands,
 the script, its cleanup command, then the run directory (netemu.run.rundir:
 trace.pcap, ladder.txt, ladder.html, report.json) and the lab down. Layer: netemu.pkt,
-on netemu.run; never imports netemu.scenario or netemu.cli."""
+on netemu.run; the YAML format and the command line are not used here."""
 
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ async def run_pkt(sc: PktScript, run_dir: Path, *, on_step: OnStep | None = None
         return await run.run(progress, write)
     except (asyncio.CancelledError, KeyboardInterrupt, SystemExit):
         # Ctrl-C, SIGTERM/SIGHUP: the run directory keeps what was seen (issue 17, 6),
-        # as a scenario's does.
+        # as a YAML run's does.
         if write:
             progress.write_interrupted()
         raise

@@ -1,6 +1,7 @@
 """``netemu schema`` (the JSON Schema of scenario files) and what ``netemu validate``
 and ``netemu run`` say of a scenario file's command peers; entry points for
-netemu.cli. Layer: netemu.scenario; never imports netemu.pkt or netemu.cli."""
+netemu.cli. Layer: netemu.scenario, below the command line, beside the packetdrill
+language (neither imports the other)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """One YAML scenario run, end to end: lab up, peers, netemu's host, the steps, then
 the run directory (netemu.run.rundir) and the lab down. A ``mode: relay`` scenario
-goes to relay_runner.py. Layer: netemu.scenario; builds on netemu.run, never imports
-netemu.pkt or netemu.cli."""
+goes to relay_runner.py. Layer: netemu.scenario, on netemu.run; the packetdrill
+language and the command line are not used here."""
 
 from __future__ import annotations
 
