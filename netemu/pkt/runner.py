@@ -71,6 +71,8 @@ _FLAG_ORDER = "FSRP.UEW"
 
 
 def flags_text(flags: int) -> str:
+    """Flags as packetdrill prints them: S F R P U E W, then ``.`` for ACK; ``-`` for
+    none (tcpdump's order is scenario/units.py's, for YAML)."""
     s = "".join(ch for ch in "SFRPUEW" if flags & FLAG_BITS[ch])
     if flags & ACK:
         s += "."
