@@ -29,9 +29,10 @@ _SHUTDOWN = {"write": "wr", "read": "rd", "both": "rdwr"}
 
 async def sock_step(agent: Any, sock: int, step: S.PeerStep, timeout: float, *, who: str,
                     clip: int | None = None, at_eof: str = "") -> None:
-    """A peer step on the agent's socket ``sock``. A read that differs says what
-    ``who`` read (``clip``: that many bytes of it); one that stops short, how many,
-    then ``at_eof``."""
+    """A peer step on the agent's socket ``sock`` (``agent``: a KernelAgent's ``aio``,
+    whose coroutines lab/kernel.py types as the blocking calls they share code with).
+    A read that differs says what ``who`` read (``clip``: that many bytes of it); one
+    that stops short, how many, then ``at_eof``."""
     cmd = step.command  # which of its fields is set
     if step.send is not None:
         await agent.send(sock, step.send.payload() or b"", timeout=timeout)

@@ -20,7 +20,7 @@ import asyncio
 import contextlib
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..host.relay import Relay
 from ..lab.core import Lab
@@ -34,6 +34,9 @@ from .conns import ConnCtx, segment_of
 from .peer_steps import sock_step
 from .runner import Runner
 from .settings import impairments, interrupted_account, lab_args
+
+if TYPE_CHECKING:
+    from ..lab.kernel import KernelAgent
 
 
 class RelayConn(ConnCtx):
@@ -68,13 +71,13 @@ class RelayRunner(Runner):
         for name in self.labs:
             self.agents[name] = None  # started by its first peer step
 
-    async def _agent(self, peer: str | None) -> Any:
+    async def _agent(self, peer: str | None) -> KernelAgent:
         if peer not in self.labs:
             raise StepFailed(f"unknown peer {peer!r} (relay peers: client, server)")
         agent = self.agents.get(peer)
         if agent is None:
-            agent = self.agents[peer] = await asyncio.to_thread(
-                self.labs[peer].start_agent, name=f"agent-{peer}")
+            agent = await asyncio.to_thread(self.labs[peer].start_agent, name=f"agent-{peer}")
+            self.agents[peer] = agent
         return agent
 
     def _ctx(self, name: str | None) -> ConnCtx:
@@ -94,7 +97,7 @@ class RelayRunner(Runner):
 
     async def _do_peer(self, step: S.PeerStep) -> None:
         peer = step.peer or "client"
-        agent = (await self._agent(peer)).aio
+        agent: Any = (await self._agent(peer)).aio  # (see sock_step)
         timeout = self._timeout(step.timeout)
         if (listen := step.listen) is not None:
             lst = await agent.listen(listen.port, backlog=listen.backlog, opts=listen.setsockopt)

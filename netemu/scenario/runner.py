@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..host import DropRule, Host, TcpStream
 from ..run.peerview import PeerView, SockView, matching, peer_record, states_of
@@ -25,9 +25,13 @@ from .conns import ConnCtx, checksums_good, segment_of, step_text
 from .match import Isns, describe, mismatch
 from .peer_steps import injected_segment, sock_step
 
+if TYPE_CHECKING:
+    from ..lab.core import Lab
+    from ..lab.kernel import KernelAgent
+
 
 class Runner(StepLoop[S.StepBase]):
-    def __init__(self, scenario: S.Scenario, *, lab: Any, host: Host,
+    def __init__(self, scenario: S.Scenario, *, lab: Lab, host: Host,
                  on_step: OnStep | None = None) -> None:
         self.sc = scenario
         self.lab = lab
@@ -39,7 +43,7 @@ class Runner(StepLoop[S.StepBase]):
         for name, spec in scenario.connections.items():
             self.ctx[name] = ConnCtx(name, raw=spec.raw, local_port=spec.local_port,
                                      peer_port=spec.port)
-        self.agents: dict[str, Any] = {}  # peer name -> KernelAgent
+        self.agents: dict[str, KernelAgent | None] = {}  # peer name -> its agent, once started
         self.peer_listeners: dict[int, int] = {}  # port -> agent listening socket
         self.results: list[StepResult] = []
         self.step_starts: list[float] = []  # when each step began (time.monotonic())
@@ -134,7 +138,7 @@ class Runner(StepLoop[S.StepBase]):
             raise StepFailed(f"connection '{ctx.name}' is not open")
         return ctx, ctx.stream
 
-    async def _agent(self, peer: str | None) -> Any:
+    async def _agent(self, peer: str | None) -> KernelAgent:
         """The kernel peer's agent, started on first use: a run whose steps never
         command the kernel peer does not pay for a Python subprocess (~50 ms)."""
         if peer is None:
@@ -143,8 +147,8 @@ class Runner(StepLoop[S.StepBase]):
             peer = next(iter(self.agents))
         agent = self.agents[peer]
         if agent is None:
-            agent = self.agents[peer] = await asyncio.to_thread(
-                self.lab.start_agent, name=f"agent-{peer}")
+            agent = await asyncio.to_thread(self.lab.start_agent, name=f"agent-{peer}")
+            self.agents[peer] = agent
         return agent
 
     async def _run_step(self, step: S.StepBase) -> str | None:
@@ -314,7 +318,7 @@ class Runner(StepLoop[S.StepBase]):
         return nxt[direction] or 0, nxt[other] or 0
 
     async def _do_peer(self, step: S.PeerStep) -> None:
-        agent = (await self._agent(step.peer)).aio
+        agent: Any = (await self._agent(step.peer)).aio  # (see sock_step)
         timeout = self._timeout(step.timeout)
         ctx = self._ctx(step.conn)
         if (listen := step.listen) is not None:
