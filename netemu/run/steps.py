@@ -18,6 +18,8 @@ StepT = TypeVar("StepT")
 
 
 class StepLoop(Generic[StepT]):
+    """A runner's step loop; the runner sets ``trace``, ``results`` and ``on_step``."""
+
     trace: Trace
     results: list[StepResult]
     on_step: OnStep | None

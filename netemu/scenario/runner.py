@@ -1,9 +1,11 @@
-"""Run a loaded scenario on a live lab: steps in order, each with a timeout,
-expectations checked against the live trace, then the trace written out.
+"""Run a loaded scenario's steps on a live lab: each step's action (``_do_<action>``),
+in the order and with the verdicts of netemu.run.steps' loop; expectations checked
+against the live trace. The run around it (lab, host, run directory) is session.py's.
 
 The runner turns steps into calls on host / lab / peers, and expectations into
 waits on the trace and on the public state of connections; it never reaches
-into TCP internals beyond ``Connection``'s public attributes.
+into TCP internals beyond ``Connection``'s public attributes. Layer: netemu.scenario,
+on netemu.run.
 """
 
 from __future__ import annotations
