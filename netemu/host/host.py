@@ -482,12 +482,12 @@ class Host:
             return
         name = self.names.get(conn, "?")
         for ev in events:
-            cls = type(ev)  # (exact types: events are not subclassed)
-            if cls is StateChanged:
+            # (exact types: events are not subclassed)
+            if type(ev) is StateChanged:
                 self.trace.states.append(StateRecord(
                     now, name, (conn.local_ip, conn.local_port),
                     (conn.remote_ip, conn.remote_port), ev.old.value, ev.new.value, ev.cause))
-            elif cls is CongestionChanged:
+            elif type(ev) is CongestionChanged:
                 self.trace.congestion.append(CongestionRecord(
                     now, name, (conn.local_ip, conn.local_port),
                     (conn.remote_ip, conn.remote_port), ev.cwnd, ev.ssthresh, ev.phase,
@@ -568,7 +568,9 @@ class Host:
         if old is None or old == name:
             return
         local, remote = (conn.local_ip, conn.local_port), (conn.remote_ip, conn.remote_port)
-        for rec in (*self.trace.states, *self.trace.congestion):
+        records: list[StateRecord | CongestionRecord] = [*self.trace.states,
+                                                         *self.trace.congestion]
+        for rec in records:
             if rec.conn == old and tuple(rec.local) == local and tuple(rec.remote) == remote:
                 rec.conn = name
 
@@ -576,9 +578,6 @@ class Host:
         """After a user call on ``conn``: send what it now has to say."""
         self._dirty.add(conn)
         self._flush(self.now())
-
-    def wakeup(self, conn: Connection) -> asyncio.Event:
-        return self._wakeups[conn]
 
     def ephemeral_port(self, remote_ip: str, remote_port: int) -> int:
         eph = self.ephemeral

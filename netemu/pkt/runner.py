@@ -36,10 +36,13 @@ import socket
 import struct
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..run.result import StepFailed, StepResult
+from ..run.steps import StepLoop
 from ..trace.record import NoteRecord, Trace
 from ..wire import TcpSegment, parse_frame
 from ..wire.tcp import (
@@ -67,35 +70,13 @@ MASK = 0xFFFFFFFF
 _FLAG_ORDER = "FSRP.UEW"
 
 
-class StepFailed(Exception):
-    pass
-
-
 def flags_text(flags: int) -> str:
+    """Flags as packetdrill prints them: S F R P U E W, then ``.`` for ACK; ``-`` for
+    none (tcpdump's order is scenario/units.py's, for YAML)."""
     s = "".join(ch for ch in "SFRPUEW" if flags & FLAG_BITS[ch])
     if flags & ACK:
         s += "."
     return s or "-"
-
-
-@dataclass
-class StepResult:
-    index: int
-    line: int
-    action: str
-    text: str
-    status: str = "pending"  # pass, fail, skipped
-    message: str = ""
-    seconds: float = 0.0
-    t: float | None = None  # script time the event ran at
-
-    def as_dict(self) -> dict[str, Any]:
-        d = {"index": self.index, "line": self.line, "action": self.action, "step": self.text,
-             "status": self.status, "message": self.message,
-             "seconds": round(self.seconds, 4)}
-        if self.t is not None:
-            d["t"] = round(self.t, 6)
-        return d
 
 
 @dataclass
@@ -158,7 +139,7 @@ class Timing:
                 "ok": self.ok}
 
 
-class PktRunner:
+class PktRunner(StepLoop[Event]):
     def __init__(self, loaded: Any, *, lab: Any, host: Any, kernel: Any = None,
                  strict_timing: bool = False, tolerance_usecs: int | None = None,
                  grace: float = 2.0, on_step: Any = None, seed: int | None = None) -> None:
@@ -258,31 +239,7 @@ class PktRunner:
         if self.kernel is not None:
             self.kernel.t0_realtime = time.time() - (time.monotonic() - self.t0)
             self.kernel.tolerance_us = int(self.tol * 1e6)
-        ok = True
-        for i, ev in enumerate(events, 1):
-            res = StepResult(i, ev.line, ev.kind, ev.source)
-            self.results.append(res)
-            started = time.monotonic()
-            deferred = False
-            try:
-                deferred = await self._event(ev, res)
-                if not deferred:
-                    res.status = "pass"
-            except StepFailed as e:
-                res.status, res.message = "fail", str(e)
-            except Exception as e:  # the agent, the host, the lab
-                res.status, res.message = "fail", f"{type(e).__name__}: {e}"
-            res.seconds = time.monotonic() - started
-            if res.status == "fail":
-                self._fail_note(res)
-            if not deferred:
-                self._report(res)
-            if res.status == "fail":
-                ok = False
-                break
-            if self._failed:  # a blocking call finished badly while we went on
-                ok = False
-                break
+        ok = await self.run_steps(events)
         if ok:
             ok = await self._finish_pending()
         if ok and not self._failed:
@@ -293,9 +250,19 @@ class PktRunner:
             self._report(res)
         self._code_queue.clear()
         if not ok:
-            self._skip_rest()
+            self.skip_rest(events)
         self.results.sort(key=lambda r: r.index)
         return ok and not self._failed
+
+    # The step loop's (netemu.run.steps): an event's result, its run, its notes.
+    def new_result(self, index: int, step: Event, status: str = "pending") -> StepResult:
+        return StepResult(index, step.line, step.kind, step.source, status)
+
+    async def act(self, step: Event, res: StepResult) -> bool:
+        return await self._event(step, res)
+
+    def halted(self) -> bool:
+        return self._failed  # a blocking call finished badly while we went on
 
     def _report(self, res: StepResult) -> None:
         """Step results reach ``on_step`` (the console) in the script's idle gaps, never
@@ -320,15 +287,11 @@ class PktRunner:
             for res in reports:
                 self.on_step(res)
 
-    def _fail_note(self, res: StepResult) -> None:
-        self.trace.notes.append(NoteRecord(time.monotonic(), f"line {res.line} failed: "
-                                           f"{res.message.splitlines()[0]}", "fail"))
+    def fail_text(self, res: StepResult) -> str:
+        return f"line {res.line} failed: {res.message.splitlines()[0]}"
 
-    def _skip_rest(self) -> None:
-        done = {r.index for r in self.results}
-        for i, ev in enumerate(self.script.events, 1):
-            if i not in done:
-                self.results.append(StepResult(i, ev.line, ev.kind, ev.source, "skipped"))
+    def skip_rest(self, steps: Sequence[Event]) -> None:
+        super().skip_rest(steps)
         if self.pending is not None:
             p = self.pending
             if p.result.status == "pending":  # not the failure: the script ended first

@@ -1,6 +1,7 @@
-"""One .pkt run, end to end, like ``netemu.scenario.session.run_scenario``: lab up,
-kernel agent, host, the script, then the run directory (trace.pcap, ladder.txt,
-ladder.html, report.json) and the lab down."""
+"""One .pkt run, end to end: lab up, kernel agent, host, the script's init commands,
+the script, its cleanup command, then the run directory (netemu.run.rundir:
+trace.pcap, ladder.txt, ladder.html, report.json) and the lab down. Layer: netemu.pkt,
+on netemu.run; the YAML format and the command line are not used here."""
 
 from __future__ import annotations
 
@@ -12,175 +13,210 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ..lab.core import Lab
+from ..run.peerview import infer_peer_states
+from ..run.result import OnStep, Outcome, StepResult
+from ..run.rundir import Progress, write_run_dir
+from ..trace.record import Trace
 from .load import PktScript
 from .model import Command
+from .runner import CommandResult, PktRunner, run_command
 
 
-async def run_pkt(sc: PktScript, run_dir: Path, *, on_step: Any = None,
+async def run_pkt(sc: PktScript, run_dir: Path, *, on_step: OnStep | None = None,
                   strict_timing: bool = True, tolerance_usecs: int | None = None,
-                  seed: int | None = None, write: bool = True) -> Any:
-    """Run a loaded script in a fresh lab; returns a ``netemu.scenario.session.Outcome``
-    (``.report`` also holds ``timing``: every checked time, and ``notes``)."""
-    t0 = time.monotonic()
-    cwd = Path(sc.path).resolve().parent
+                  seed: int | None = None, write: bool = True) -> Outcome:
+    """Run a loaded script in a fresh lab (``.report`` also holds ``timing``: every
+    checked time, and ``notes``; with ``write`` False, no run directory)."""
+    run = PktRun(sc, run_dir, on_step=on_step, strict_timing=strict_timing,
+                 tolerance_usecs=tolerance_usecs, seed=seed)
     # System calls run on threads of this process: with Python's default GIL switch
     # interval (5 ms) each call's hand-back waits for it (~2 ms a call measured here,
     # where packetdrill's calls take microseconds); 50 us makes it ~0.1 ms.
     switch = sys.getswitchinterval()
     sys.setswitchinterval(5e-5)
-    seen: dict[str, Any] = {}  # how far it got: an interrupted run writes that
+    progress = Progress(sc.name, run_dir, run.t0, account=run.interrupted_account)
     try:
-        return await _run_pkt(sc, run_dir, cwd, t0, on_step=on_step, strict_timing=strict_timing,
-                              tolerance_usecs=tolerance_usecs, seed=seed, write=write,
-                              seen=seen)
+        return await run.run(progress, write)
     except (asyncio.CancelledError, KeyboardInterrupt, SystemExit):
         # Ctrl-C, SIGTERM/SIGHUP: the run directory keeps what was seen (issue 17, 6),
-        # as a scenario's does (scenario/session.py Progress).
-        if write and seen.get("trace") is not None:
-            from ..lab.core import signals_deferred
-
-            with signals_deferred():
-                runner = seen.get("runner")
-                results = [*seen.get("results", []), *(runner.results if runner else [])]
-                where = f" at line {results[-1].line}" if results else ""
-                _write(sc, run_dir, seen["trace"], results, time.monotonic() - t0,
-                       f"interrupted{where} (a signal)", False, [], [], strict_timing,
-                       tolerance_usecs, {}, {}, result="interrupted")
-                print(f"netemu run: {sc.name}: interrupted{where}; what was seen is in "
-                      f"{run_dir}", file=sys.stderr)
+        # as a YAML run's does.
+        if write:
+            progress.write_interrupted()
         raise
     finally:
         sys.setswitchinterval(switch)
 
 
-async def _run_pkt(sc: PktScript, run_dir: Path, cwd: Path, t0: float, *, on_step: Any,
-                   strict_timing: bool, tolerance_usecs: int | None, seed: int | None,
-                   write: bool, seen: dict[str, Any]) -> Any:
-    from ..host import Host
-    from ..lab.core import Lab
-    from ..scenario.session import Outcome
-    from ..trace.record import NoteRecord, Trace
-    from .live import LiveKernel
-    from .runner import PktRunner, StepResult, run_command
+class PktRun:
+    """One run of a loaded script: what it has done so far, and its outputs."""
 
-    passed = False
-    error: str | None = None
-    notes: list[str] = []
-    results: list[StepResult] = []
-    timing: list[Any] = []
-    runner: PktRunner | None = None
-    phases: dict[str, float] = {}
-    phases_extra: dict[str, Any] = {}
-    cleanup_result: Any = None
-    late: str | None = None
-    with Lab(congestion=sc.congestion, peer_ifname="tun0", peer_tx_offload=True,
-             mtu=sc.mtu) as lab:
-        trace = Trace(emulator_ip=lab.emu_ip, peer_ip=lab.peer_ip)
-        seen.update(trace=trace, results=results)
+    def __init__(self, sc: PktScript, run_dir: Path, *, on_step: OnStep | None,
+                 strict_timing: bool, tolerance_usecs: int | None, seed: int | None) -> None:
+        self.sc, self.run_dir, self.on_step = sc, run_dir, on_step
+        self.strict, self.tolerance_usecs, self.seed = strict_timing, tolerance_usecs, seed
+        self.t0 = time.monotonic()
+        self.cwd = Path(sc.path).resolve().parent
+        self.results: list[StepResult] = []  # the init commands', then the script's
+        self.runner: PktRunner | None = None
+        self.notes: list[str] = []
+        self.timing: list[dict[str, Any]] = []
+        self.phases: dict[str, float] = {}
+        self.punctuality: dict[str, Any] | None = None
+        self.late: str | None = None  # netemu's own lateness failed the run
+        self.error: str | None = None
+
+    async def run(self, progress: Progress, write: bool) -> Outcome:
+        sc = self.sc
+        passed = False
+        with Lab(congestion=sc.congestion, peer_ifname="tun0", peer_tx_offload=True,
+                 mtu=sc.mtu) as lab:
+            trace = Trace(emulator_ip=lab.emu_ip, peer_ip=lab.peer_ip)
+            progress.trace = trace
+            passed = await self._in_lab(lab, trace)
+            self.notes = [*lab.notes, *self.notes]
+        duration = time.monotonic() - self.t0
+        if "script" in self.phases:
+            self.phases["teardown"] = duration - self.phases["setup"] - self.phases["script"]
+        failed = [r for r in self.results if r.status == "fail"]
+        error = self.late if self.late is not None else self.error
+        if error is None and failed:
+            f = failed[0]
+            error = f"line {f.line} {f.action}: {f.message}"
+        passed = passed and error is None and not failed
+        more = {"netemu_late": self.late, **self._punctuality()}
+        if not write:
+            report = {"scenario": sc.name, "result": "pass" if passed else "fail",
+                      "duration": duration, "error": error, "timing": self.timing,
+                      "notes": self.notes, "phases": self.phases, **more,
+                      "steps": [r.as_dict() for r in self.results]}
+            return Outcome(sc, passed, self.run_dir, report, "")
+        report, ladder = write_run_dir(
+            trace, self.run_dir, name=sc.name, result="pass" if passed else "fail",
+            steps=[r.as_dict() for r in self.results], duration=duration, error=error,
+            extra=self._extra(self.notes, self.timing, self.phases, more))
+        return Outcome(sc, passed, self.run_dir, report, ladder)
+
+    def _punctuality(self) -> dict[str, Any]:
+        return {} if self.punctuality is None else {"punctuality": self.punctuality}
+
+    def _extra(self, notes: list[str], timing: list[dict[str, Any]],
+               phases: dict[str, float], more: dict[str, Any]) -> dict[str, Any]:
+        """report.json's keys beyond the common ones."""
+        sc = self.sc
+        return {"description": sc.description, "source": str(sc.path), "format": "packetdrill",
+                "scheduled_seconds": round(sc.scheduled_seconds(), 6),
+                "tolerance_usecs": self.tolerance_usecs if self.tolerance_usecs is not None
+                else sc.tolerance_usecs, "strict_timing": self.strict, "timing": timing,
+                "notes": notes, "phases": {k: round(v, 6) for k, v in phases.items()}, **more}
+
+    def interrupted_account(self) -> tuple[list[dict[str, Any]], str, dict[str, Any]]:
+        """What report.json says of a run a signal interrupted."""
+        results = [*self.results, *(self.runner.results if self.runner else [])]
+        where = f" at line {results[-1].line}" if results else ""
+        return [r.as_dict() for r in results], where, self._extra([], [], {}, {})
+
+    async def _in_lab(self, lab: Lab, trace: Trace) -> bool:
+        from ..host import Host
+        from ..trace.record import NoteRecord
+
         # Plain sockets, no packet rings: a script moves a handful of segments, and the
         # rings' set-up and teardown cost ~60 ms (as in the YAML runner, docs/lab.md).
         host = await Host(lab.open_link(tx_ring=0, rx_ring=0), lab.emu_ip, lab.emu_mac,
                           trace=trace).start()
+        passed = False
         try:
             await host.resolve(lab.peer_ip)
-            # packetdrill routes its remote address through tun0 by a route of its own
-            # (which scripts change: `ip route change <remote> ... advmss 600`).
-            # Added when a command names a route (a process costs ~5 ms a script).
-            texts = [ev.action.text for ev in (*sc.script.init_commands, *sc.script.events)
-                     if isinstance(ev.action, Command)]
-            if any("route" in t for t in texts):
-                await run_command(lab, f"ip -4 route add {lab.emu_ip}/32 dev tun0", cwd)
-            inits = [*(("script", x, 0) for x in sc.init_scripts),
-                     *(("command", ev.action.text, ev.line)  # type: ignore[union-attr]
-                       for ev in sc.script.init_commands)]
-            for kind, text, line in inits:
-                res = StepResult(0, line, "command", text if kind == "command" else
-                                 f"--init_scripts {text}")
-                argv_text = text if kind == "command" else shlex.quote(text)
-                out = await run_command(lab, argv_text, cwd, addresses=(sc, lab))
-                res.status = "pass" if out.returncode == 0 else "fail"
-                if out.output.strip():
-                    notes.extend(f"`{text}`: {ln}" for ln in out.output.strip().splitlines()[-5:])
-                if out.returncode != 0:
-                    res.message = f"`{text}` exited with status {out.returncode}" + (
-                        f": {out.output.strip().splitlines()[-1]}" if out.output.strip() else "")
-                results.append(res)
-                if on_step is not None:
-                    on_step(res)
-                if out.returncode != 0:
-                    break
+            ok = await self._init(lab)
             if lab.cc_per_socket:
                 trace.notes.append(NoteRecord(time.monotonic(), lab.notes[-1], "note"))
-            if all(r.status == "pass" for r in results):
-                kernel = LiveKernel(
-                    new_socket=lambda f, t, p: _peer_socket(lab, f, t, p),
-                    local_ip=lab.peer_ip, remote_ip=lab.emu_ip, script_local=sc.local_ip,
-                    script_remote=sc.remote_ip, bind_port=sc.bind_port,
-                    connect_port=sc.connect_port,
-                    congestion=sc.congestion if lab.cc_per_socket else None, cwd=str(cwd))
-                runner = PktRunner(sc, lab=lab, host=host, kernel=kernel, on_step=on_step,
-                                   strict_timing=strict_timing, tolerance_usecs=tolerance_usecs,
-                                   seed=seed)
-                seen["runner"] = runner
-                await runner.start()
-                phases["setup"] = time.monotonic() - t0
-                try:
-                    passed = await runner.run()
-                finally:
-                    await runner.stop()
-                    runner.flush_reports()
-                    _peer_states_from_packets(trace, lab.peer_ip)
-                if sc.cleanup is not None:  # packetdrill runs it, passed or failed
-                    ev = sc.cleanup
-                    res = StepResult(len(sc.script.events) + 1, ev.line, "command", ev.source)
-                    out = await run_command(lab, ev.action.text, cwd,  # type: ignore[union-attr]
-                                            addresses=(sc, lab))
-                    res.status = "pass" if out.returncode == 0 else "fail"
-                    if out.returncode != 0:
-                        res.message = (f"cleanup command exited with status {out.returncode}"
-                                       + (f": {out.output.strip().splitlines()[-1]}"
-                                          if out.output.strip() else ""))
-                    cleanup_result = res
-                    if on_step is not None:
-                        on_step(res)
-                phases["script"] = time.monotonic() - t0 - phases["setup"]
-                results.extend(runner.results)
-                if cleanup_result is not None:
-                    results.append(cleanup_result)
-                notes.extend(runner.notes)
-                timing = [t.as_dict() for t in runner.timing]
-                phases_extra["punctuality"] = runner.punctuality()
-                late = runner.netemu_late
+            if ok:
+                passed = await self._script(lab, host, trace)
         except Exception as e:  # the lab, the host: a failed run
-            error = f"{type(e).__name__}: {e}"
+            self.error = f"{type(e).__name__}: {e}"
         finally:
             host.close()
-        notes = [*lab.notes, *notes]
-    duration = time.monotonic() - t0
-    if "script" in phases:
-        phases["teardown"] = duration - phases["setup"] - phases["script"]
-    failed = [r for r in results if r.status == "fail"]
-    if late is not None:
-        error = late
-    if error is None and failed:
-        f = failed[0]
-        error = f"line {f.line} {f.action}: {f.message}"
-    passed = passed and error is None and not failed
-    report: dict[str, Any] = {}
-    ladder = ""
-    if write:
-        ladder, report = _write(sc, run_dir, trace, results, duration, error, passed, notes,
-                                timing, strict_timing, tolerance_usecs, phases,
-                                {"netemu_late": late, **phases_extra})
-    else:
-        report = {"scenario": sc.name, "result": "pass" if passed else "fail",
-                  "duration": duration, "error": error, "timing": timing, "notes": notes,
-                  "phases": phases, "netemu_late": late, **phases_extra,
-                  "steps": [r.as_dict() for r in results]}
-    return Outcome(sc, passed, run_dir, report, ladder)  # type: ignore[arg-type]
+        return passed
+
+    async def _command(self, lab: Lab, res: StepResult, text: str, what: str) -> CommandResult:
+        """Run a command step: ``res`` passes or fails with "``what`` exited with status N"
+        and the output's last line."""
+        out = await run_command(lab, text, self.cwd, addresses=(self.sc, lab))
+        res.status = "pass" if out.returncode == 0 else "fail"
+        if out.returncode != 0:
+            res.message = f"{what} exited with status {out.returncode}" + (
+                f": {out.output.strip().splitlines()[-1]}" if out.output.strip() else "")
+        if self.on_step is not None:
+            self.on_step(res)
+        return out
+
+    async def _init(self, lab: Lab) -> bool:
+        """The route of the script's remote address, the ``--init_scripts`` and the init
+        commands; False when one failed."""
+        sc = self.sc
+        # packetdrill routes its remote address through tun0 by a route of its own
+        # (which scripts change: `ip route change <remote> ... advmss 600`).
+        # Added when a command names a route (a process costs ~5 ms a script).
+        texts = [ev.action.text for ev in (*sc.script.init_commands, *sc.script.events)
+                 if isinstance(ev.action, Command)]
+        if any("route" in t for t in texts):
+            await run_command(lab, f"ip -4 route add {lab.emu_ip}/32 dev tun0", self.cwd)
+        inits = [*((x, f"--init_scripts {x}", shlex.quote(x), 0) for x in sc.init_scripts),
+                 *((ev.action.text, ev.action.text, ev.action.text, ev.line)
+                   for ev in sc.script.init_commands if isinstance(ev.action, Command))]
+        for text, shown, argv_text, line in inits:
+            res = StepResult(0, line, "command", shown)
+            out = await self._command(lab, res, argv_text, f"`{text}`")
+            if out.output.strip():
+                self.notes.extend(f"`{text}`: {ln}"
+                                  for ln in out.output.strip().splitlines()[-5:])
+            self.results.append(res)
+            if out.returncode != 0:
+                return False
+        return True
+
+    async def _script(self, lab: Lab, host: Any, trace: Trace) -> bool:
+        """The script's events, then its cleanup command (packetdrill runs it, passed or
+        failed)."""
+        from .live import LiveKernel
+
+        sc = self.sc
+        kernel = LiveKernel(
+            new_socket=lambda f, t, p: _peer_socket(lab, f, t, p),
+            local_ip=lab.peer_ip, remote_ip=lab.emu_ip, script_local=sc.local_ip,
+            script_remote=sc.remote_ip, bind_port=sc.bind_port, connect_port=sc.connect_port,
+            congestion=sc.congestion if lab.cc_per_socket else None, cwd=str(self.cwd))
+        runner = self.runner = PktRunner(
+            sc, lab=lab, host=host, kernel=kernel, on_step=self.on_step,
+            strict_timing=self.strict, tolerance_usecs=self.tolerance_usecs, seed=self.seed)
+        await runner.start()
+        self.phases["setup"] = time.monotonic() - self.t0
+        try:
+            passed = await runner.run()
+        finally:
+            await runner.stop()
+            runner.flush_reports()
+            # sock_diag is not polled during a .pkt run: its socket lock delays the
+            # kernel under test
+            infer_peer_states(trace, lab.peer_ip)
+        cleanup = None
+        ev = sc.cleanup
+        if ev is not None and isinstance(ev.action, Command):
+            cleanup = StepResult(len(sc.script.events) + 1, ev.line, "command", ev.source)
+            await self._command(lab, cleanup, ev.action.text, "cleanup command")
+        self.phases["script"] = time.monotonic() - self.t0 - self.phases["setup"]
+        self.runner = None  # its results are the run's now
+        self.results.extend(runner.results)
+        if cleanup is not None:
+            self.results.append(cleanup)
+        self.notes.extend(runner.notes)
+        self.timing = [t.as_dict() for t in runner.timing]
+        self.punctuality = runner.punctuality()
+        self.late = runner.netemu_late
+        return passed
 
 
-def _peer_socket(lab: Any, family: int, stype: int, proto: int) -> socket.socket:
+def _peer_socket(lab: Lab, family: int, stype: int, proto: int) -> socket.socket:
     """A socket in the peer namespace, made by this thread (a setns there and back,
     ~0.03 ms) instead of the namespace's own thread (~0.5 ms a hop): a script's
     ``socket()`` is an event like any other and must not be late."""
@@ -189,53 +225,3 @@ def _peer_socket(lab: Any, family: int, stype: int, proto: int) -> socket.socket
     assert lab.peer_ns is not None
     with in_netns(lab.peer_ns.fd):
         return socket.socket(family, stype, proto)
-
-
-def _peer_states_from_packets(trace: Any, peer_ip: str) -> None:
-    """The kernel's states for the ladder, inferred from the packets after the script
-    (``trace.infer``), marked as such: sock_diag is not polled during a .pkt run (its
-    socket lock delays the kernel under test), and packetdrill shows no states at all."""
-    from ..trace.infer import infer_trace
-    from ..trace.record import PeerStateRecord
-
-    try:
-        inf = infer_trace(trace)
-    except Exception:  # a ladder without the peer's states beats a failed run
-        return
-    for st in inf.states:
-        if st.local[0] == peer_ip:
-            trace.peer_states.append(PeerStateRecord(
-                st.t, st.local, st.remote, st.new, {"cause": st.cause}, old=st.old,
-                source="inferred"))
-    trace.peer_states.sort(key=lambda r: r.t)
-    trace.peer_source = "inferred"
-    trace.peer_source_note = ("inferred from the packets after the script: tracepoints and "
-                              "sock_diag are not read during a .pkt run")
-
-
-def _write(sc: PktScript, run_dir: Path, trace: Any, results: list[Any], duration: float,
-           error: str | None, passed: bool, notes: list[str], timing: list[Any],
-           strict: bool, tolerance_usecs: int | None,
-           phases: dict[str, float], more: dict[str, Any],
-           result: str | None = None) -> tuple[str, dict[str, Any]]:
-    from ..trace.atomic import atomic_write_text
-    from ..trace.ladder import render_ladder_texts, write_ladder_html
-    from ..trace.pcap import write_pcap
-    from ..trace.report import write_report
-
-    run_dir.mkdir(parents=True, exist_ok=True)
-    write_pcap(trace, run_dir / "trace.pcap")
-    whole, ladder = render_ladder_texts(trace, title=sc.name)
-    atomic_write_text(run_dir / "ladder.txt", whole)
-    write_ladder_html(trace, run_dir / "ladder.html", title=sc.name)
-    report = write_report(
-        run_dir / "report.json", scenario=sc.name,
-        result=result or ("pass" if passed else "fail"),
-        trace=trace, steps=[r.as_dict() for r in results], duration=duration, error=error,
-        extra={"description": sc.description, "source": str(sc.path), "format": "packetdrill",
-               "scheduled_seconds": round(sc.scheduled_seconds(), 6),
-               "tolerance_usecs": tolerance_usecs if tolerance_usecs is not None
-               else sc.tolerance_usecs, "strict_timing": strict, "timing": timing,
-               "notes": notes,
-               "phases": {k: round(v, 6) for k, v in phases.items()}, **more})
-    return ladder, report

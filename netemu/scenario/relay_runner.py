@@ -10,8 +10,8 @@ Both kernels' socket states come from a ``PeerView`` (their tracepoints, or sock
 polls where those cannot be read): the client's are recorded as ``StateRecord``s (the
 ladder's left column), the server's as ``PeerStateRecord``s (the right column).
 
-Also here: ``run_relay_scenario`` (what ``netemu run`` calls for a relay scenario)
-and ``relay_main`` (``netemu relay``: a relay held open for programs of your own).
+Also here: ``run_relay_scenario`` (what ``netemu run`` calls for a relay scenario);
+the labs and the relay are netemu.run.relay's. Layer: netemu.scenario, on netemu.run.
 """
 
 from __future__ import annotations
@@ -20,15 +20,23 @@ import asyncio
 import contextlib
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..host.relay import CLIENT_IP, EMU_IP, SERVER_IP, Relay
-from ..trace.record import PeerStateRecord, StateRecord, Trace
+from ..host.relay import Relay
+from ..lab.core import Lab
+from ..run.peerview import PeerView, relay_record
+from ..run.relay import ROLES, relay_labs
+from ..run.result import OnStep, Outcome, StepFailed
+from ..run.rundir import Progress, pcap_streamed, write_run_dir
+from ..trace.record import Trace
 from . import schema as S
-from .peerview import PeerView
-from .runner import ConnCtx, Runner, StepFailed, _segment
+from .conns import ConnCtx, segment_of
+from .peer_steps import sock_step
+from .runner import Runner
+from .settings import impairments, interrupted_account, lab_args
 
-ROLES = ("client", "server")
+if TYPE_CHECKING:
+    from ..lab.kernel import KernelAgent
 
 
 class RelayConn(ConnCtx):
@@ -40,7 +48,7 @@ class RelayConn(ConnCtx):
         if self.isns.ours is not None and self.isns.peers is not None:
             return
         for f in trace.frames:
-            seg = _segment(f.data)
+            seg = segment_of(f.data)
             if seg is None or not seg.flags & 0x02 or not self.owns(seg, f.direction):
                 continue
             if f.direction == "out" and self.isns.ours is None:
@@ -49,24 +57,8 @@ class RelayConn(ConnCtx):
                 self.isns.peers = seg.seq
 
 
-def relay_record(trace: Trace) -> Any:
-    """PeerView's record callback for relay mode: the client kernel's states go to the
-    ladder's left column (``StateRecord``s), the server's to the right."""
-
-    def record(role: str, t: float, local: Any, remote: Any, old: str, new: str,
-               source: str, info: dict) -> None:
-        if role == "client":
-            trace.states.append(StateRecord(t, "client", tuple(local), tuple(remote), old, new,
-                                            "kernel tracepoint" if source == "kernel"
-                                            else "sock_diag"))
-        else:
-            trace.peer_states.append(PeerStateRecord(t, local, remote, new, info, old=old,
-                                                     source=source))
-    return record
-
-
 class RelayRunner(Runner):
-    def __init__(self, scenario: S.Scenario, *, labs: dict[str, Any], relay: Relay,
+    def __init__(self, scenario: S.Scenario, *, labs: dict[str, Lab], relay: Relay,
                  on_step: Any = None) -> None:
         super().__init__(scenario, lab=labs["client"], host=relay, on_step=on_step)  # type: ignore[arg-type]
         self.labs = labs
@@ -79,13 +71,13 @@ class RelayRunner(Runner):
         for name in self.labs:
             self.agents[name] = None  # started by its first peer step
 
-    async def _agent(self, peer: str | None) -> Any:
+    async def _agent(self, peer: str | None) -> KernelAgent:
         if peer not in self.labs:
             raise StepFailed(f"unknown peer {peer!r} (relay peers: client, server)")
         agent = self.agents.get(peer)
         if agent is None:
-            agent = self.agents[peer] = await asyncio.to_thread(
-                self.labs[peer].start_agent, name=f"agent-{peer}")
+            agent = await asyncio.to_thread(self.labs[peer].start_agent, name=f"agent-{peer}")
+            self.agents[peer] = agent
         return agent
 
     def _ctx(self, name: str | None) -> ConnCtx:
@@ -105,27 +97,24 @@ class RelayRunner(Runner):
 
     async def _do_peer(self, step: S.PeerStep) -> None:
         peer = step.peer or "client"
-        agent = (await self._agent(peer)).aio
-        cmd = step.command
+        agent: Any = (await self._agent(peer)).aio  # (see sock_step)
         timeout = self._timeout(step.timeout)
-        if cmd == "listen":
-            lst = await agent.listen(step.listen.port, backlog=step.listen.backlog,
-                                     opts=step.listen.setsockopt)
-            self.listening[peer][step.listen.port] = lst.sock
+        if (listen := step.listen) is not None:
+            lst = await agent.listen(listen.port, backlog=listen.backlog, opts=listen.setsockopt)
+            self.listening[peer][listen.port] = lst.sock
             return
         ctx = self._ctx(step.conn)
-        if cmd == "accept":
+        if (accept := step.accept) is not None:
             mine = self.listening[peer]
             if not mine:
                 raise StepFailed(f"peer {peer} is not listening")
-            port = step.accept.port if step.accept.port is not None else next(iter(mine))
+            port = accept.port if accept.port is not None else next(iter(mine))
             acc = await agent.accept(mine[port], timeout=timeout)
             self.socks[(peer, ctx.name)] = acc.sock
             self._ports(ctx, peer, port, acc.peer[1] if acc.peer else None)
             ctx.learn_isns(self.trace)
             return
-        if cmd == "connect":
-            c = step.connect
+        if (c := step.connect) is not None:
             other = "server" if peer == "client" else "client"
             bind = ("0.0.0.0", c.local_port) if c.local_port is not None else None
             res = await agent.connect(self.labs[other].peer_ip, c.port, timeout=timeout,
@@ -138,25 +127,7 @@ class RelayRunner(Runner):
         if sock is None:
             raise StepFailed(f"peer {peer} has no socket for connection '{ctx.name}' "
                              "(peer connect or peer accept first)")
-        if cmd == "send":
-            await agent.send(sock, step.send.payload() or b"", timeout=timeout)
-        elif cmd in ("read", "expect"):
-            want = step.expect.payload() if cmd == "expect" else None
-            n = len(want) if want is not None else int(step.read)
-            got = await agent.recv(sock, exact=n, timeout=timeout)
-            if want is not None and got != want:
-                raise StepFailed(f"peer {peer} read {got[:60]!r}, expected {want[:60]!r}")
-            if len(got) != n:
-                raise StepFailed(f"peer {peer} read {len(got)} bytes, expected {n}")
-        elif cmd == "shutdown":
-            await agent.shutdown(sock, {"write": "wr", "read": "rd", "both": "rdwr"}[
-                step.shutdown])
-        elif cmd == "close":
-            await agent.close(sock)
-        elif cmd == "abort":
-            await agent.abort(sock)
-        elif cmd == "setsockopt":
-            await agent.setsockopt(sock, step.setsockopt)
+        await sock_step(agent, sock, step, timeout, who=f"peer {peer}", clip=60)
 
     def _peer_role(self, step: S.ExpectPeerState) -> str:
         return step.peer or "client"
@@ -169,37 +140,12 @@ class RelayRunner(Runner):
 # --- running ------------------------------------------------------------------------
 
 
-def _lab_args(sc: S.Scenario | None, role: str) -> dict[str, Any]:
-    peer = sc.peers.get(role) if sc is not None else None
-    return {"peer_sysctls": dict(peer.sysctls) if peer else {},
-            "congestion": peer.congestion_control if peer else None}
-
-
-def write_outputs(trace: Trace, run_dir: Path, *, name: str, result: str,
-                  steps: list[dict[str, Any]], duration: float, error: str | None,
-                  extra: dict[str, Any]) -> tuple[dict[str, Any], str]:
-    """trace.pcap, ladder.txt, ladder.html (client left, server right), report.json."""
-    from ..trace.atomic import atomic_write_text
-    from ..trace.ladder import render_ladder_texts, write_ladder_html
-    from ..trace.pcap import write_pcap
-    from ..trace.report import write_report
-
-    run_dir.mkdir(parents=True, exist_ok=True)
-    write_pcap(trace, run_dir / "trace.pcap")
-    whole, ladder = render_ladder_texts(trace, roles=ROLES, title=name)
-    atomic_write_text(run_dir / "ladder.txt", whole)
-    write_ladder_html(trace, run_dir / "ladder.html", roles=ROLES, title=name)
-    report = write_report(run_dir / "report.json", scenario=name, result=result, trace=trace,
-                          steps=steps, duration=duration, error=error, extra=extra)
-    return report, ladder
-
-
-async def run_relay_scenario(sc: S.Scenario, run_dir: Path, *, on_step: Any = None,
-                             overrides: dict[str, Any] | None = None) -> Any:
-    """``netemu run`` of a ``mode: relay`` scenario; returns a session ``Outcome``."""
-    from .session import Progress
-
-    progress = Progress(sc, run_dir, time.monotonic(), roles=ROLES, extra={"mode": "relay"})
+async def run_relay_scenario(sc: S.Scenario, run_dir: Path, *, on_step: OnStep | None = None,
+                             overrides: dict[str, Any] | None = None) -> Outcome:
+    """``netemu run`` of a ``mode: relay`` scenario."""
+    extra = {"mode": "relay"}
+    progress = Progress(sc.name, run_dir, time.monotonic(), roles=ROLES,
+                        account=interrupted_account(sc, None, extra))
     try:
         return await _run_relay(sc, run_dir, on_step, overrides, progress)
     except (asyncio.CancelledError, KeyboardInterrupt, SystemExit):  # as run_scenario
@@ -207,31 +153,22 @@ async def run_relay_scenario(sc: S.Scenario, run_dir: Path, *, on_step: Any = No
         raise
 
 
-async def _run_relay(sc: S.Scenario, run_dir: Path, on_step: Any,
-                     overrides: dict[str, Any] | None, progress: Any) -> Any:
-    from ..lab.core import Lab, signals_deferred
-    from .session import Outcome, impairments, pcap_streamed
+async def _run_relay(sc: S.Scenario, run_dir: Path, on_step: OnStep | None,
+                     overrides: dict[str, Any] | None, progress: Progress) -> Outcome:
+    from ..lab.core import signals_deferred
 
-    out_pipe, in_pipe = impairments(sc, overrides)
-    t0 = progress.t0
-    runner: RelayRunner | None = None
     passed = False
     error: str | None = None
     # From the run's end to its outputs written, signals wait (a SIGTERM between the
     # labs' teardown and the report killed the process with only the pcap written).
     with contextlib.ExitStack() as hold:
-        with Lab(peer_ip=CLIENT_IP, emu_ip=EMU_IP, **_lab_args(sc, "client")) as lab_a, \
-                Lab(peer_ip=SERVER_IP, emu_ip=EMU_IP, **_lab_args(sc, "server")) as lab_b:
-            trace = Trace(emulator_ip=lab_a.peer_ip, peer_ip=lab_b.peer_ip)
-            progress.trace = trace
-            relay = await Relay(lab_a.open_link(filtered=False), lab_b.open_link(filtered=False),
-                                trace=trace, client_ip=lab_a.peer_ip, server_ip=lab_b.peer_ip,
-                                impair_out=out_pipe, impair_in=in_pipe).start()
-            runner = RelayRunner(sc, labs={"client": lab_a, "server": lab_b}, relay=relay,
-                                 on_step=on_step)
-            progress.runner = runner
+        async with relay_labs(lab_args(sc, "client"), lab_args(sc, "server"),
+                              impairments(sc, overrides)) as up:
+            progress.trace = up.trace
+            runner = RelayRunner(sc, labs=up.labs, relay=up.relay, on_step=on_step)
+            progress.account = interrupted_account(sc, runner, {"mode": "relay"})
             try:
-                async with pcap_streamed(trace, run_dir):
+                async with pcap_streamed(up.trace, run_dir):
                     await runner.start_peers()
                     passed = await runner.run()
             except Exception as e:  # an agent that would not start, the lab: a failed run
@@ -239,115 +176,14 @@ async def _run_relay(sc: S.Scenario, run_dir: Path, on_step: Any,
             finally:
                 hold.enter_context(signals_deferred())
                 await runner.stop()
-                relay.close()
         progress.trace = None  # finished: the outputs below are the run's
-        steps = [r.as_dict() for r in runner.results]
         if error is None:
             error = runner.failure()
         ok = passed and error is None
-        report, ladder = write_outputs(
-            trace, run_dir, name=sc.name, result="pass" if ok else "fail", steps=steps,
-            duration=time.monotonic() - t0, error=error,
-            extra={"description": sc.description, "mode": "relay", "relay": relay.describe()})
+        report, ladder = write_run_dir(
+            up.trace, run_dir, name=sc.name, result="pass" if ok else "fail",
+            steps=[r.as_dict() for r in runner.results], duration=time.monotonic() - progress.t0,
+            error=error, roles=ROLES,
+            extra={"description": sc.description, "mode": "relay",
+                   "relay": up.relay.describe()})
         return Outcome(sc, ok, run_dir, report, ladder)  # (then a signal that came)
-
-
-# --- netemu relay ---------------------------------------------------------------------
-
-_OVERRIDES = ("loss", "delay", "jitter", "reorder", "duplicate", "corrupt", "rate")
-
-
-def relay_main(args: Any) -> int:
-    """`netemu relay`: bridge two fresh kernel peers until Ctrl-C (or --seconds), then
-    write a run directory. 0 done, 2 bad input, 3 environment."""
-    import os
-    import sys
-
-    from . import units
-    from .session import default_run_dir
-
-    parsers = {"loss": units.parse_percent, "duplicate": units.parse_percent,
-               "reorder": units.parse_percent, "corrupt": units.parse_percent,
-               "delay": units.parse_duration, "jitter": units.parse_duration,
-               "rate": units.parse_rate}
-    overrides: dict[str, Any] = {}
-    for name in _OVERRIDES:
-        raw = getattr(args, name, None)
-        if raw is None:
-            continue
-        try:
-            overrides[name] = parsers[name](raw)
-        except ValueError as e:
-            print(f"netemu relay: --{name} {raw}: {e}", file=sys.stderr)
-            return 2
-    if os.geteuid() != 0:
-        print("netemu relay: needs root to create network namespaces", file=sys.stderr)
-        return 3
-    run_dir = Path(args.output) if args.output else default_run_dir("relay")
-    try:
-        return asyncio.run(_relay_session(overrides, args.seconds, run_dir, args.seed))
-    except KeyboardInterrupt:
-        return 130
-
-
-def _pipelines(overrides: dict[str, Any], seed: int) -> tuple[Any, Any]:
-    from ..impair import ImpairConfig, Impairment
-
-    cfg = ImpairConfig(**{k: float(v) for k, v in overrides.items()}, limit=100_000)
-    if not cfg.active:
-        return None, None
-    return Impairment(cfg, seed=seed * 2), Impairment(cfg, seed=seed * 2 + 1)
-
-
-async def _relay_session(overrides: dict[str, Any], seconds: float | None, run_dir: Path,
-                         seed: int) -> int:
-    import signal
-
-    from ..lab.core import Lab
-
-    out_pipe, in_pipe = _pipelines(overrides, seed)
-    t0 = time.monotonic()
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    with Lab(peer_ip=CLIENT_IP, emu_ip=EMU_IP) as lab_a, \
-            Lab(peer_ip=SERVER_IP, emu_ip=EMU_IP) as lab_b:
-        trace = Trace(emulator_ip=lab_a.peer_ip, peer_ip=lab_b.peer_ip)
-        relay = await Relay(lab_a.open_link(filtered=False), lab_b.open_link(filtered=False),
-                            trace=trace, client_ip=lab_a.peer_ip, server_ip=lab_b.peer_ip,
-                            impair_out=out_pipe, impair_in=in_pipe).start()
-        labs = {"client": lab_a, "server": lab_b}
-        poller = PeerView(labs, trace, relay_record(trace)).start()
-        imp = ", ".join(f"{k} {v:g}" for k, v in overrides.items()) or "none"
-        print(f"relay up: client {lab_a.peer_ip} (lab {lab_a.runid}) ⇄ netemu ⇄ server "
-              f"{lab_b.peer_ip} (lab {lab_b.runid}); impairments (each way): {imp}")
-        for role, lab in labs.items():
-            enter = lab.describe()["enter"].get("peer", "")
-            print(f"  {role} {lab.peer_ip}: {enter} PROGRAM …")
-        enter_a = lab_a.describe()["enter"].get("peer", "")
-        enter_b = lab_b.describe()["enter"].get("peer", "")
-        print(f"  e.g. {enter_b} python3 -m http.server 8080\n"
-              f"       {enter_a} curl http://{lab_b.peer_ip}:8080/")
-        print("  (`netemu lab list` shows both labs.) "
-              + (f"Stopping after {seconds:g} s." if seconds else "Ctrl-C stops.")
-              + f" Run directory: {run_dir}", flush=True)
-        handled = []
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):
-                loop.add_signal_handler(sig, stop.set)
-                handled.append(sig)
-        try:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), seconds)
-        finally:
-            for sig in handled:
-                loop.remove_signal_handler(sig)
-            poller.stop()
-            relay.close()
-    write_outputs(trace, run_dir, name="relay", result="pass", steps=[],
-                  duration=time.monotonic() - t0, error=None,
-                  extra={"mode": "relay", "relay": relay.describe(),
-                         "impairments": overrides})
-    segs = sum(1 for f in trace.frames if _segment(f.data) is not None)
-    print(f"relay down: {len(trace.frames)} frames ({segs} TCP segments, "
-          f"{relay.stats['dropped']} dropped) → {run_dir}")
-    return 0

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from netemu.scenario.commands import run_notices, validate_main
+from netemu.cli.files import run_notices, validate_main
 
 ROOT = Path(__file__).resolve().parents[2]
 WHERE = "as root in the lab's peer namespace (trusted code)"

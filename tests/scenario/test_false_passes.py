@@ -411,7 +411,7 @@ def test_a_congestion_control_the_host_refuses_a_program_peer_is_the_environment
     # Where the host lets a network namespace default only to some algorithms
     # (net.ipv4.tcp_allowed_congestion_control), the kernel agent sets the scenario's
     # per socket; any other peer silently got the host's default instead.
-    from netemu.scenario.session import EnvironmentProblem
+    from netemu.run.result import EnvironmentProblem
 
     proc = Path("/proc/sys/net/ipv4")
     allowed = (proc / "tcp_allowed_congestion_control").read_text().split()

@@ -16,8 +16,9 @@ from types import SimpleNamespace
 
 import pytest
 
+from netemu.run.result import StepFailed
 from netemu.scenario.loader import load_scenario_text
-from netemu.scenario.runner import Runner, StepFailed
+from netemu.scenario.runner import Runner
 from netemu.tcp import State
 from netemu.tcp.events import Connected
 from netemu.trace.record import StateRecord, Trace

@@ -14,9 +14,10 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError, create_model
 
+from netemu.cli.files import validate_main
 from netemu.scenario import ScenarioError, load_scenario, units, validate_file, validate_text
 from netemu.scenario import schema as sc
-from netemu.scenario.commands import json_schema, schema_main, validate_main
+from netemu.scenario.commands import json_schema, schema_main
 from netemu.tcp import State, TcpConfig
 
 HERE = Path(__file__).parent
@@ -339,8 +340,9 @@ def test_loader_imports_no_scapy_nor_lab() -> None:
     assert out.strip() == "[]"
 
 
-# What `netemu run` imports besides the runner of its kind (netemu/scenario/session.py).
-_RUN_MODULES = ("netemu.cli", "netemu.scenario.session", "netemu.host", "netemu.lab.core",
+# What `netemu run` imports besides the runner of its kind (netemu/cli/run.py).
+_RUN_MODULES = ("netemu.cli", "netemu.cli.run", "netemu.run.rundir", "netemu.host",
+                "netemu.lab.core",
                 "netemu.trace.record", "netemu.trace.pcap", "netemu.trace.ladder",
                 "netemu.trace.report")
 
@@ -359,11 +361,11 @@ def test_run_path_imports_no_scapy_and_pkt_runs_no_yaml() -> None:
     """`netemu run`'s modules (its fixed cost: netemu bench run) leave scapy, pyroute2 and
     rich out; a YAML run needs PyYAML, the loader and pydantic (the schema), a packetdrill
     run (netemu.pkt) none of them."""
-    yaml_run = _imported(*_RUN_MODULES, "netemu.scenario.loader", "netemu.scenario.runner")
+    yaml_run = _imported(*_RUN_MODULES, "netemu.scenario.loader", "netemu.scenario.session")
     assert {"yaml", "pydantic", "netemu.scenario.loader", "netemu.scenario.schema"} <= yaml_run
     assert not {m for m in yaml_run if m.split(".")[0] in ("scapy", "pyroute2", "rich")}
     pkt_run = _imported(*_RUN_MODULES, "netemu.pkt", "netemu.pkt.session", "netemu.pkt.runner")
-    assert pkt_run == {"netemu.scenario.session"}
+    assert pkt_run == set()
 
 
 def test_future_option_types_validate_cleanly() -> None:

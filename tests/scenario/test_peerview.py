@@ -10,7 +10,7 @@ from types import SimpleNamespace
 import pytest
 
 from netemu.lab.ktrace import KEvent, TraceUnavailable
-from netemu.scenario.peerview import PeerView, SockView, states_of
+from netemu.run.peerview import PeerView, SockView, states_of
 from netemu.trace.record import PeerStateRecord, Trace
 
 PEER, EMU = "198.18.0.2", "198.18.0.1"
@@ -265,8 +265,9 @@ def test_expect_peer_state_judges_within_by_the_kernels_time() -> None:
     import asyncio
     import time as _time
 
+    from netemu.run.result import StepFailed
     from netemu.scenario.loader import load_scenario_text
-    from netemu.scenario.runner import Runner, StepFailed
+    from netemu.scenario.runner import Runner
 
     pv, trace, lab = view()
     sc = load_scenario_text("name: w\npeer: kernel\nsteps:\n"

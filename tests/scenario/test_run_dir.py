@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from netemu.scenario.session import default_run_dir
+from netemu.run.rundir import default_run_dir
 
 
 def test_two_runs_in_one_second_get_two_directories(tmp_path: Path):

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from netemu.scenario.conns import step_text
 from netemu.scenario.loader import load_scenario_text
-from netemu.scenario.runner import step_text
 
 
 def test_a_label_rounds_floats_and_escapes_control_characters():

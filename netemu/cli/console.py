@@ -2,7 +2,7 @@
 
 rich costs ~25 ms per run to import and set up. Output piped to a file, a CI log
 or a test shows no colours anyway, so it gets the text rich would print there
-(the markup tags ``session`` uses removed, tabs expanded, the control characters
+(the markup tags ``netemu.cli.run`` uses removed, tabs expanded, the control characters
 rich drops dropped) without importing rich. "A terminal" is decided as rich
 decides it (``Console.is_terminal``): ``TTY_COMPATIBLE``, then ``FORCE_COLOR``,
 then ``isatty()``. Unlike rich, user text (descriptions, step arguments) is
@@ -35,7 +35,7 @@ def is_terminal(file: Any = None) -> bool:
 
 
 class PlainConsole:
-    """The part of rich's ``Console`` that ``session`` uses, for a non-terminal."""
+    """The part of rich's ``Console`` that ``netemu.cli.run`` uses, for a non-terminal."""
 
     closed = False  # the reader went away (`netemu run … | head`)
 

@@ -1,5 +1,9 @@
-"""The `netemu` command line. Imports are lazy: a run pays only for what it uses, and
-only the sub-parser of the command given is built (building all of them cost ~14 ms
+"""The `netemu` command line: its parser and the commands' entry points (``run`` and
+``relay`` in run.py, ``validate`` and the notices of files in files.py). Above every
+other layer: the only place that knows both a YAML scenario and a .pkt script.
+
+Imports are lazy: a run pays only for what it uses, and only the sub-parser of the
+command given is built (building all of them cost ~14 ms
 of every `netemu run`); `netemu`, `netemu -h` and unknown commands get the whole parser."""
 
 from __future__ import annotations
@@ -7,7 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import __version__
+from .. import __version__
 
 # Benchmarks: name -> (module under netemu.bench, one-line description).
 BENCHES: dict[str, tuple[str, str]] = {
@@ -58,7 +62,7 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
     bench.add_argument("which", choices=[*BENCHES, "all"], help="which benchmark (all: every one)")
     bench.add_argument("--json", action="store_true", help="print the result as JSON")
     bench.add_argument("--quick", action="store_true", help="shorter runs (noisier figures)")
-    from .bench.pkt_suite import add_arguments as add_suite_arguments
+    from ..bench.pkt_suite import add_arguments as add_suite_arguments
 
     add_suite_arguments(bench)
     bench.set_defaults(func=_bench)
@@ -105,6 +109,21 @@ def pkt_argv(args: argparse.Namespace) -> list[str]:
     return out
 
 
+# The impairment options of `netemu run` and `netemu relay`: (name, metavar, help).
+IMPAIR_OPTIONS = (("loss", "P", "random loss, e.g. 5%%"),
+                  ("delay", "T", "one-way delay, e.g. 20ms"),
+                  ("jitter", "T", "delay variation, e.g. 5ms"),
+                  ("reorder", "P", "reordered share (needs --delay)"),
+                  ("duplicate", "P", "duplicated share"),
+                  ("corrupt", "P", "share with one bit flipped"),
+                  ("rate", "R", "link rate, e.g. 10mbit"))
+
+
+def _add_impairments(group: argparse._ArgumentGroup) -> None:
+    for name, meta, text in IMPAIR_OPTIONS:
+        group.add_argument(f"--{name}", metavar=meta, help=text)
+
+
 def _add_run(sub: argparse._SubParsersAction) -> None:
     run = sub.add_parser("run", help="run scenario files (or directories of them) against "
                                      "real peers in a fresh lab",
@@ -144,13 +163,7 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
                     help="accepted; netemu's ladder and report are always written")
     imp = run.add_argument_group("impairments (both directions; override the scenario's "
                                  "network: block, netem's names)")
-    imp.add_argument("--loss", metavar="P", help="random loss, e.g. 5%%")
-    imp.add_argument("--delay", metavar="T", help="one-way delay, e.g. 20ms")
-    imp.add_argument("--jitter", metavar="T", help="delay variation, e.g. 5ms")
-    imp.add_argument("--reorder", metavar="P", help="reordered share (needs --delay)")
-    imp.add_argument("--duplicate", metavar="P", help="duplicated share")
-    imp.add_argument("--corrupt", metavar="P", help="share with one bit flipped")
-    imp.add_argument("--rate", metavar="R", help="link rate, e.g. 10mbit")
+    _add_impairments(imp)
     run.set_defaults(func=_run)
 
 
@@ -204,19 +217,12 @@ def _add_relay(sub: argparse._SubParsersAction) -> None:
                        "runs/<time>-relay/)")
     relay.add_argument("--seed", type=int, default=0, help="seed of the impairments")
     rimp = relay.add_argument_group("impairments (each direction, netem's names)")
-    for name, meta, text in (("loss", "P", "random loss, e.g. 5%%"),
-                             ("delay", "T", "one-way delay, e.g. 20ms"),
-                             ("jitter", "T", "delay variation, e.g. 5ms"),
-                             ("reorder", "P", "reordered share (needs --delay)"),
-                             ("duplicate", "P", "duplicated share"),
-                             ("corrupt", "P", "share with one bit flipped"),
-                             ("rate", "R", "link rate, e.g. 10mbit")):
-        rimp.add_argument(f"--{name}", metavar=meta, help=text)
+    _add_impairments(rimp)
     relay.set_defaults(func=_relay)
 
 
 def _add_lab(sub: argparse._SubParsersAction) -> None:
-    from .lab.cli import register as register_lab
+    from ..lab.cli import register as register_lab
 
     register_lab(sub)
 
@@ -242,8 +248,8 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from .scenario.commands import run_notices
-    from .scenario.session import main as run_main
+    from .files import run_notices
+    from .run import run_main
 
     # issue 17, 8: a file that brings code (a .pkt's shell commands and %{ }% snippets,
     # a scenario's command: peers) says so before it runs; the exit code is the run's.
@@ -253,21 +259,21 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _relay(args: argparse.Namespace) -> int:
-    from .scenario.relay_runner import relay_main
+    from .run import relay_main
 
     return relay_main(args)
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from .scenario.commands import validate_main
+    from .files import validate_main
 
     return validate_main(args.files, pkt_argv=[w for d in args.pd_define or [] for w in ("-D", d)],
                          notices=True)
 
 
 def _convert(args: argparse.Namespace) -> int:
-    from .pkt import PktError, load_pkt
-    from .pkt.convert import to_yaml
+    from ..pkt import PktError, load_pkt
+    from ..pkt.convert import to_yaml
 
     try:
         text = to_yaml(load_pkt(args.pkt))
@@ -284,14 +290,14 @@ def _convert(args: argparse.Namespace) -> int:
 
 
 def _schema(args: argparse.Namespace) -> int:
-    from .scenario.commands import schema_main
+    from ..scenario.commands import schema_main
 
     return schema_main()
 
 
 def _show(args: argparse.Namespace) -> int:
-    from .trace.infer import show as show_pcap
-    from .trace.pcap import CaptureError
+    from ..trace.infer import show as show_pcap
+    from ..trace.pcap import CaptureError
 
     try:
         print(show_pcap(args.pcap, args.html, text_out=args.text), end="")

@@ -15,11 +15,17 @@ A runner gives ``PeerView`` its labs by role ("peer", or the relay's "client" an
 "server") and a ``record`` callback that files a state change where its ladder
 wants it; ``snapshot(role)`` answers "what is the peer's socket in now", and
 ``history(role)`` "what has it been through", the same way for both sources.
+``peer_record`` and ``relay_record`` are those callbacks for one peer and for the
+relay's two. Where neither source may run (a .pkt run: reading the kernel perturbs
+it), ``infer_peer_states`` gives the ladder states inferred from the packets.
+
+Layer: part of netemu.run; imports lab.ktrace and the trace's records.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -27,7 +33,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..lab.ktrace import STATES
-from ..trace.record import PeerCongestionRecord, PeerEventRecord, Trace
+from ..trace.record import (
+    PeerCongestionRecord,
+    PeerEventRecord,
+    PeerStateRecord,
+    StateRecord,
+    Trace,
+)
 
 Endpoint = tuple[str, int]
 Key = tuple[Endpoint, Endpoint]
@@ -92,7 +104,7 @@ class PeerView:
         self._history: dict[str, list[tuple[float, Key, str]]] = {role: [] for role in labs}
         self._pending_connect: dict[tuple[str, str, Endpoint], list[float]] = {}
         self._reset_at: dict[Key, float] = {}
-        self._cc: dict[Key, list] = {}  # key -> [cwnd, ssthresh, srtt_us, ca_state]
+        self._cc: dict[Key, tuple[int, int, int, str]] = {}  # cwnd, ssthresh, srtt_us, ca_state
         self._born: set[Key] = set()
         self._tw: dict[str, set[Key]] = {role: set() for role in labs}  # timewait-held
         self.foreign = 0  # events on the lab's tuples of sockets not born in this run
@@ -122,7 +134,7 @@ class PeerView:
                 self._filters[role] = LabFilter(
                     lab.peer_ip, lab_ips, lab.peer_ns.inode, peer_block(lab),
                     emu_blocks + fixed + others,
-                    confirm=lambda ev, role=role: self._confirm_listener(role, ev))
+                    confirm=functools.partial(self._confirm_listener, role))
         self.trace.peer_source, self.trace.peer_source_note = self.source, self.reason
         self._thread = threading.Thread(target=self._run, name=f"peer-{self.source}",
                                         daemon=True)
@@ -426,14 +438,66 @@ class PeerView:
                     cwnd: int | None = None, ssthresh: int | None = None,
                     srtt: int | None = None, ca_state: str | None = None,
                     extra: dict | None = None) -> None:
-        cur = self._cc.setdefault(key, [0, 0, 0, "open"])
-        new = [cwnd if cwnd is not None else cur[0],
+        cur = self._cc.setdefault(key, (0, 0, 0, "open"))
+        new = (cwnd if cwnd is not None else cur[0],
                ssthresh if ssthresh is not None else cur[1],
                srtt if srtt is not None else cur[2],
-               ca_state if ca_state is not None else cur[3]]
+               ca_state if ca_state is not None else cur[3])
         changed = (new[0], new[1], new[3]) != (cur[0], cur[1], cur[3])
         self._cc[key] = new
         if changed:
             self.trace.peer_congestion.append(PeerCongestionRecord(
                 t, role, key[0], key[1], new[0], new[1], new[2], new[3], cause,
                 dict(extra or {})))
+
+
+# -- where a state change is filed (a PeerView's ``record``) ---------------------------
+
+def peer_record(trace: Trace) -> RecordFn:
+    """One peer kernel against netemu's endpoint: its states are the ladder's right
+    column (``PeerStateRecord``s)."""
+
+    def record(role: str, t: float, local: Endpoint, remote: Endpoint, old: str, new: str,
+               source: str, info: dict) -> None:
+        trace.peer_states.append(PeerStateRecord(t, local, remote, new, info, old=old,
+                                                 source=source))
+    return record
+
+
+def relay_record(trace: Trace) -> RecordFn:
+    """Relay mode: the client kernel's states go to the ladder's left column
+    (``StateRecord``s), the server's to the right."""
+    peer = peer_record(trace)
+
+    def record(role: str, t: float, local: Endpoint, remote: Endpoint, old: str, new: str,
+               source: str, info: dict) -> None:
+        if role == "client":
+            trace.states.append(StateRecord(t, "client", (local[0], local[1]),
+                                            (remote[0], remote[1]), old, new,
+                                            "kernel tracepoint" if source == "kernel"
+                                            else "sock_diag"))
+        else:
+            peer(role, t, local, remote, old, new, source, info)
+    return record
+
+
+def infer_peer_states(trace: Trace, peer_ip: str) -> None:
+    """The kernel's states for the ladder, inferred from the packets after the run
+    (``trace.infer``), marked as such: where sock_diag is not polled during the run (a
+    .pkt's: its socket lock delays the kernel under test; packetdrill shows no states
+    at all)."""
+    from ..trace.infer import infer_trace
+
+    try:
+        inf = infer_trace(trace)
+    except Exception:  # a ladder without the peer's states beats a failed run
+        return
+    for st in inf.states:
+        if st.local[0] == peer_ip:
+            trace.peer_states.append(PeerStateRecord(
+                st.t, st.local, st.remote, st.new, {"cause": st.cause}, old=st.old,
+                source="inferred"))
+    trace.peer_states.sort(key=lambda r: r.t)
+    trace.peer_source = "inferred"
+    trace.peer_source_note = ("inferred from the packets after the script: tracepoints and "
+                              "sock_diag are not read during a .pkt run")
