@@ -37,7 +37,9 @@ from yaml.events import AliasEvent, MappingStartEvent, SequenceStartEvent
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from ..source_error import SourceError, long_number
-from .schema import STEP_TYPES, Options, Problem, Scenario, StepBase
+from .checks import Problem
+from .options import Options
+from .schema import STEP_TYPES, Scenario, StepBase
 from .units import did_you_mean, show
 
 __all__ = ["ScenarioError", "load_scenario", "load_scenario_text", "validate_file",
