@@ -28,6 +28,8 @@ from .steps import (
     Send,
     Shutdown,
     StepBase,
+    TimeoutMixin,
+    WithinMixin,
 )
 from .units import did_you_mean, show
 
@@ -88,7 +90,8 @@ class Checker:
         them, silently."""
         first: dict[str, tuple[str, str]] = {}  # setting -> (peer, value)
         for name, p in self.s.peers.items():
-            settings = [(k, v, ("sysctls", k), k in self.own_sysctls.get(name, ()))
+            settings: list[tuple[str, str, tuple[str, ...], bool]] = [
+                (k, v, ("sysctls", k), k in self.own_sysctls.get(name, ()))
                         for k, v in p.sysctls.items()]
             if p.congestion_control is not None:
                 settings.append(("congestion_control", p.congestion_control,
@@ -114,7 +117,7 @@ class Checker:
                 self.err(loc, f"reorder needs a delay or jitter (in {show(d)}): without one "
                          "nothing is held back for a frame to overtake")
 
-    def peer_listen_conn(self, st: "StepBase", args: tuple[str | int, ...]) -> None:
+    def peer_listen_conn(self, st: StepBase, args: tuple[str | int, ...]) -> None:
         if isinstance(st, PeerStep) and st.listen is not None and st.conn is not None:
             self.err((*args, "conn"), "a peer listen is on no connection: 'conn' does "
                      "nothing (a peer accept names the connection)", key=True)
@@ -148,16 +151,40 @@ class Checker:
 
     def steps(self) -> None:
         s = self.s
-        declared = s.connections
-        default = s.default_conn()
-        raw = {n for n, c in declared.items() if c.raw}
-        created_at: dict[str, int] = {}  # connections opened by connect/accept: step index
+        self.default = s.default_conn()
+        self.raw = {n for n, c in s.connections.items() if c.raw}
+        self.created_at = self.opened_at()
+        self.known = set(s.connections) | set(self.created_at)
+        self.accepted_specs()
+        self.opened: dict[str, StepBase] = {}
+        self.listens: list[int] = []
         for i, st in enumerate(s.steps):
-            if isinstance(st, Connect | Accept) and (st.conn or default) not in raw:
-                created_at.setdefault(st.conn or default, i)
-        known = set(declared) | set(created_at)
-        for name, i in created_at.items():  # netemu's listener makes what accept takes
-            spec, opener = declared.get(name), s.steps[i]
+            at: tuple[str | int, ...] = ("steps", i)  # the step as a whole
+            args: tuple[str | int, ...] = (*at, st.ACTION)  # its arguments
+            conn = getattr(st, "conn", None)
+            self.step_peer_and_port(st, at, args, conn)
+            self.step_conn(st, at, args, conn)
+            if isinstance(st, Inject) and not st.relative:
+                for f in ("seq", "ack"):
+                    v = getattr(st, f)
+                    if v is not None and not 0 <= v < 2**32:
+                        self.err((*args, f), f"{f} {v} is out of range for an absolute "
+                                 "sequence number (0 to 4294967295)")
+
+    def opened_at(self) -> dict[str, int]:
+        """The connections netemu opens (connect/accept): name -> index of the first
+        step opening it."""
+        created_at: dict[str, int] = {}
+        for i, st in enumerate(self.s.steps):
+            if isinstance(st, Connect | Accept) and (st.conn or self.default) not in self.raw:
+                created_at.setdefault(st.conn or self.default, i)
+        return created_at
+
+    def accepted_specs(self) -> None:
+        """A declared connection that accept opens: netemu's listener makes it, so its
+        options and port are not its own."""
+        for name, i in self.created_at.items():
+            spec, opener = self.s.connections.get(name), self.s.steps[i]
             if spec is None or not isinstance(opener, Accept):
                 continue
             loc = ("connections", name)
@@ -169,88 +196,87 @@ class Checker:
                 self.err((*loc, "port"), f"connection {show(name)} is opened by accept "
                          f"({opener.where()}): the peer chooses its port (a peer connect's "
                          "local_port sets it)", key=True)
-        opened: dict[str, StepBase] = {}
-        listens: list[int] = []
-        for i, st in enumerate(s.steps):
-            at: tuple[str | int, ...] = ("steps", i)  # the step as a whole
-            args: tuple[str | int, ...] = (*at, st.ACTION)  # its arguments
-            conn = getattr(st, "conn", None)
-            conn_at = (*args, "conn") if conn is not None else at
-            if isinstance(st, Connect) and not st.wait and "timeout" in st.model_fields_set:
-                self.err((*args, "timeout"), "'timeout' does nothing with 'wait: false' "
-                         "(the connect goes on once the SYN is sent)", key=True)
-            self.peer_listen_conn(st, args)
-            self.defaults(st)
-            if isinstance(st, ExpectPeerState) and st.port is not None and st.conn is None \
-                    and st.peer is not None and len(s.peers) > 1:
-                # All peers share the peer namespace: a listener there is the namespace's,
-                # whichever peer made it (asking it of one peer passed on another's).
-                self.err((*args, "peer"), f"'peer' with 'port' alone: the peers "
-                         f"({', '.join(sorted(s.peers))}) share one namespace, and its "
-                         f"listener on {st.port} is answered whichever of them listens; "
-                         "drop 'peer', or name the connection ('conn')")
-            if isinstance(st, Connect | PeerStep | ExpectPeerState):
-                self.conn_peer(args, st, declared, default)
-                st.peer = self.peer_ref(at, args, st.peer)
-            if isinstance(st, Connect):
-                self.connect_port(at, st, declared.get(conn or default))
-            if isinstance(st, PeerStep) and st.peer in s.peers and s.peers[st.peer].kind != "kernel":
-                self.err(at, f"peer {show(st.peer)} is a {s.peers[st.peer].kind} peer: only a "
-                         "kernel peer takes commands")
-            if isinstance(st, Listen):
-                listens.append(st.port)
-            if isinstance(st, Accept):
-                self.accept_port(at, args, st, listens, declared.get(conn or default))
 
-            if isinstance(st, CONN_STEPS):
-                name = conn or default
-                st.conn = name  # type: ignore[attr-defined]
-                if name in raw:
-                    self.err(conn_at, f"connection {show(name)} is raw: netemu's endpoint sends "
-                             "nothing on it; use inject, expect_segment, drop and peer steps")
-                elif name not in known:
-                    self.unknown_conn(at, args, name, conn is not None, known)
-                elif isinstance(st, Connect | Accept):
-                    if name in opened:
-                        self.err(at, f"connection {show(name)} is already opened by the "
-                                 f"{opened[name].ACTION} at {opened[name].where()}")
-                    opened.setdefault(name, st)
-                elif name not in opened:
-                    where = created_at.get(name)
-                    later = (f" (it is opened later, at {s.steps[where].where()})"
-                             if where is not None else "")
-                    self.err(at, f"connection {show(name)} is used before connect or accept "
-                             f"opens it{later}")
-            elif isinstance(st, ExpectState):
-                name = conn or default
-                st.conn = name
-                if name in raw:
-                    self.err(conn_at, f"connection {show(name)} is raw: it has no state of its "
-                             "own; use expect_peer_state")
-                elif name not in known:
-                    self.unknown_conn(at, args, name, conn is not None, known)
-            elif isinstance(st, (*WIRE_STEPS, PeerStep, ExpectPeerState)):
-                if conn is not None and conn not in known:
-                    self.unknown_conn(at, args, conn, True, known)
-                elif conn is None and default in known and not (
-                        isinstance(st, ExpectPeerState) and st.port is not None) and not (
-                        isinstance(st, PeerStep) and st.listen is not None):
-                    st.conn = default  # type: ignore[attr-defined]
-            if isinstance(st, Inject) and not st.relative:
-                for f in ("seq", "ack"):
-                    v = getattr(st, f)
-                    if v is not None and not 0 <= v < 2**32:
-                        self.err((*args, f), f"{f} {v} is out of range for an absolute "
-                                 "sequence number (0 to 4294967295)")
+    def step_peer_and_port(self, st: StepBase, at: tuple[str | int, ...],
+                           args: tuple[str | int, ...], conn: str | None) -> None:
+        """One step's defaults, its peer, and the ports of connect, listen and accept."""
+        s = self.s
+        declared, default = s.connections, self.default
+        if isinstance(st, Connect) and not st.wait and "timeout" in st.model_fields_set:
+            self.err((*args, "timeout"), "'timeout' does nothing with 'wait: false' "
+                     "(the connect goes on once the SYN is sent)", key=True)
+        self.peer_listen_conn(st, args)
+        self.defaults(st)
+        if isinstance(st, ExpectPeerState) and st.port is not None and st.conn is None \
+                and st.peer is not None and len(s.peers) > 1:
+            # All peers share the peer namespace: a listener there is the namespace's,
+            # whichever peer made it (asking it of one peer passed on another's).
+            self.err((*args, "peer"), f"'peer' with 'port' alone: the peers "
+                     f"({', '.join(sorted(s.peers))}) share one namespace, and its "
+                     f"listener on {st.port} is answered whichever of them listens; "
+                     "drop 'peer', or name the connection ('conn')")
+        if isinstance(st, Connect | PeerStep | ExpectPeerState):
+            self.conn_peer(args, st, declared, default)
+            st.peer = self.peer_ref(at, args, st.peer)
+        if isinstance(st, Connect):
+            self.connect_port(at, st, declared.get(conn or default))
+        if isinstance(st, PeerStep) and st.peer in s.peers and s.peers[st.peer].kind != "kernel":
+            self.err(at, f"peer {show(st.peer)} is a {s.peers[st.peer].kind} peer: only a "
+                     "kernel peer takes commands")
+        if isinstance(st, Listen):
+            self.listens.append(st.port)
+        if isinstance(st, Accept):
+            self.accept_port(at, args, st, self.listens, declared.get(conn or default))
+
+    def step_conn(self, st: StepBase, at: tuple[str | int, ...], args: tuple[str | int, ...],
+                  conn: str | None) -> None:
+        """The connection a step is on (its default resolved): known, not raw where
+        netemu's endpoint acts, opened before it is used."""
+        default, known = self.default, self.known
+        conn_at = (*args, "conn") if conn is not None else at
+        if isinstance(st, CONN_STEPS):
+            name = conn or default
+            st.conn = name
+            if name in self.raw:
+                self.err(conn_at, f"connection {show(name)} is raw: netemu's endpoint sends "
+                         "nothing on it; use inject, expect_segment, drop and peer steps")
+            elif name not in known:
+                self.unknown_conn(at, args, name, conn is not None, known)
+            elif isinstance(st, Connect | Accept):
+                if name in self.opened:
+                    self.err(at, f"connection {show(name)} is already opened by the "
+                             f"{self.opened[name].ACTION} at {self.opened[name].where()}")
+                self.opened.setdefault(name, st)
+            elif name not in self.opened:
+                where = self.created_at.get(name)
+                later = (f" (it is opened later, at {self.s.steps[where].where()})"
+                         if where is not None else "")
+                self.err(at, f"connection {show(name)} is used before connect or accept "
+                         f"opens it{later}")
+        elif isinstance(st, ExpectState):
+            name = conn or default
+            st.conn = name
+            if name in self.raw:
+                self.err(conn_at, f"connection {show(name)} is raw: it has no state of its "
+                         "own; use expect_peer_state")
+            elif name not in known:
+                self.unknown_conn(at, args, name, conn is not None, known)
+        elif isinstance(st, (*WIRE_STEPS, PeerStep, ExpectPeerState)):
+            if conn is not None and conn not in known:
+                self.unknown_conn(at, args, conn, True, known)
+            elif conn is None and default in known and not (
+                    isinstance(st, ExpectPeerState) and st.port is not None) and not (
+                    isinstance(st, PeerStep) and st.listen is not None):
+                st.conn = default
 
     def defaults(self, st: StepBase) -> None:
         s = self.s
-        if getattr(st, "within", False) is None:
-            st.within = s.timeout  # type: ignore[attr-defined]
-        if getattr(st, "timeout", False) is None:
-            st.timeout = s.timeout  # type: ignore[attr-defined]
-        if getattr(st, "relative", False) is None:
-            st.relative = s.relative  # type: ignore[attr-defined]
+        if isinstance(st, WithinMixin) and st.within is None:
+            st.within = s.timeout
+        if isinstance(st, TimeoutMixin) and st.timeout is None:
+            st.timeout = s.timeout
+        if isinstance(st, Inject | ExpectSegment | ExpectNoSegment) and st.relative is None:
+            st.relative = s.relative
 
     def unknown_conn(self, at: tuple[str | int, ...], args: tuple[str | int, ...], name: str,
                      explicit: bool, known: set[str]) -> None:
@@ -272,7 +298,7 @@ class Checker:
         if st.port is None and peer is not None:
             self.err(at, f"connect needs 'port': a {peer.kind} peer has no default port")
 
-    def conn_peer(self, args: tuple[str | int, ...], st: "Connect | PeerStep | ExpectPeerState",
+    def conn_peer(self, args: tuple[str | int, ...], st: Connect | PeerStep | ExpectPeerState,
                   declared: dict[str, ConnectionSpec], default: str) -> None:
         """A declared connection's ``peer`` is its steps' peer: the default, and a step
         that names another is an error (the step's won, silently)."""
@@ -406,4 +432,4 @@ class RelayChecker(Checker):
                     f" (connections: {', '.join(sorted(opened))})" if opened else
                     " (a peer connect or accept opens one)")
                 self.err((*args, "conn"), f"unknown connection {show(conn)}{hint}")
-            st.conn = conn or "c"  # type: ignore[union-attr]
+            st.conn = conn or "c"

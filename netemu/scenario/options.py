@@ -137,11 +137,11 @@ def _build_options() -> type[Strict]:
         if f.name in _OPTION_BOUNDS:
             t = _bounded(f.name, t)
         spec[f.name] = (t, default)
-    model = create_model("Options", __base__=Strict, **spec)  # type: ignore[call-overload]
+    model = create_model("Options", __base__=Strict, **spec)
     model.NOUN = "options"
     model.__doc__ = ("Endpoint options: TcpConfig's fields (netemu/tcp/config.py). Durations "
                      "in seconds or '200ms'; sizes in bytes or '64k'.")
-    return model  # type: ignore[no-any-return]
+    return model
 
 
 if typing.TYPE_CHECKING:

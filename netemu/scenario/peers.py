@@ -181,6 +181,11 @@ class Network(Impairment):
 
     @model_validator(mode="after")
     def _merge(self) -> Self:
+        return self.merge_directions()
+
+    def merge_directions(self) -> Self:
+        """``out`` and ``in_`` made the effective settings: the keys at this level, then
+        each direction's own."""
         both = Impairment.model_construct(**{k: getattr(self, k) for k in self.model_fields_set
                                              if k in Impairment.model_fields})
         self.out = both.merged(self.out)

@@ -136,12 +136,17 @@ def _step_tag(value: Any) -> str | None:
     return None
 
 
-Step = Annotated[
-    Union[tuple(Annotated[cls, Tag(name)] for name, cls in STEP_TYPES.items())],  # type: ignore[misc]  # noqa: UP007
-    Discriminator(_step_tag),
-    BeforeValidator(_step_shape),
-]
-
+if typing.TYPE_CHECKING:  # the union STEP_TYPES makes, as mypy reads it
+    Step: typing.TypeAlias = (
+        Connect | Listen | Accept | Send | Recv | Shutdown | Close | Abort | Sleep | PeerStep
+        | Drop | Inject | ExpectState | ExpectPeerState | ExpectSegment | ExpectNoSegment
+        | ExpectData | ExpectEvent)
+else:
+    Step = Annotated[
+        Union[tuple(Annotated[cls, Tag(name)] for name, cls in STEP_TYPES.items())],  # noqa: UP007
+        Discriminator(_step_tag),
+        BeforeValidator(_step_shape),
+    ]
 
 
 def _validate_as(model: type[StepBase]) -> typing.Callable[[Any, ValidationInfo], StepBase]:
@@ -170,7 +175,8 @@ class _ByAction:
 
     def __get_pydantic_json_schema__(self, schema: core_schema.CoreSchema, handler: Any
                                      ) -> dict[str, Any]:
-        return handler(TypeAdapter(Step).core_schema)  # type: ignore[no-any-return]
+        json_schema: dict[str, Any] = handler(TypeAdapter(Step).core_schema)
+        return json_schema
 
 
 # --- the scenario ----------------------------------------------------------------
@@ -181,6 +187,7 @@ def _connections_short(value: Any) -> Any:
     if not isinstance(value, list):
         return value
     out: dict[str, Any] = {}
+    spec: Any
     for i, item in enumerate(value):
         if isinstance(item, str):
             name, spec = item, {}
@@ -223,7 +230,7 @@ class Scenario(Strict):
     options: Options = Field(default_factory=lambda: Options.model_construct())
     sysctls: Sysctls = Field(default_factory=dict,
                              description="net.* sysctls for every peer's namespace")
-    network: Network = Field(default_factory=lambda: Network.model_construct()._merge())
+    network: Network = Field(default_factory=lambda: Network.model_construct().merge_directions())
     connections: Annotated[dict[str, ConnectionSpec], BeforeValidator(_name_keys),
                            BeforeValidator(_connections_short)] = Field(default_factory=dict)
     relative: BOOL = Field(True, description="seq/ack relative to the ISNs (like Wireshark)")
@@ -244,7 +251,7 @@ class Scenario(Strict):
     def _cross_check(self, info: ValidationInfo) -> Self:
         ctx = info.context if isinstance(info.context, dict) else {}
         for step, pos in zip(self.steps, ctx.get("step_positions") or (), strict=False):
-            step._line, step._col = pos
+            step.place(*pos)
         problems = (RelayChecker if self.mode == "relay" else Checker)(self).run()
         if not problems:
             return self

@@ -8,6 +8,7 @@ Layer rule: builds on ``scenario.fields``, ``scenario.options`` and ``scenario.p
 
 # No `from __future__ import annotations` here: pydantic would evaluate every field's
 # annotation from its string, compiling each (~6 ms of every `netemu run`).
+import builtins
 from typing import Any, ClassVar, Self
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
@@ -89,6 +90,10 @@ class StepBase(Strict):
             return {cls.SHORT: args}
         return args
 
+    def place(self, line: int, col: int) -> None:
+        """Where the step starts in the file (the loader knows)."""
+        self._line, self._col = line, col
+
     def where(self) -> str:
         return f"line {self._line}" if self._line else self.ACTION
 
@@ -119,7 +124,7 @@ class PayloadMixin(Fields):
     hex: Hex | None = Field(None, description="bytes as hex digits")
     bytes: Size | None = Field(None, description="N bytes of the pattern 00 01 .. ff 00 ..")
 
-    def payload(self) -> "bytes | None":
+    def payload(self) -> "builtins.bytes | None":
         """The bytes of data/hex/bytes, or None when none is given."""
         if self.data is not None:
             return self.data.encode()
