@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 from array import array
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -330,7 +330,7 @@ def _cc_rows(recs: Iterable[CongestionRecord], t0: float) -> Iterable[tuple[tupl
                                  detail=congestion_text(rec))
 
 
-def _initial(recs: list[StateRecord | PeerStateRecord]) -> str:
+def _initial(recs: Sequence[StateRecord | PeerStateRecord]) -> str:
     if recs and isinstance(recs[0], StateRecord) and recs[0].old:
         return normalize_state(recs[0].old)
     return ""

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from .atomic import atomic_write_text
-from .conv import Conversation, SegmentView, normalize_state
+from .conv import Conversation, SegmentView, new_state, normalize_state
 from .ladder_model import (
     DEFAULT_LIMITS,
     DEFAULT_ROLES,
@@ -125,10 +125,8 @@ def listed_row(conv: Conversation, t0: float) -> list[str]:
     """A conversation not drawn, as the table of those lists it: conversation number,
     segments, payload bytes each way, dropped segments, retransmissions, first and
     last time, each side's last state, and the conversation."""
-    last_l = normalize_state(conv.states[-1].new) if conv.states else "-"
-    last_r = conv.peer_states[-1] if conv.peer_states else None
-    right = "-" if last_r is None else normalize_state(
-        last_r.new if isinstance(last_r, StateRecord) else last_r.state)
+    last_l = normalize_state(new_state(conv.states[-1])) if conv.states else "-"
+    right = normalize_state(new_state(conv.peer_states[-1])) if conv.peer_states else "-"
     return [str(conv.number), f"{conv.count:,}",
             f"{conv.payload_bytes.get(conv.left, 0):,}",
             f"{conv.payload_bytes.get(conv.right, 0):,}", f"{conv.dropped:,}",
