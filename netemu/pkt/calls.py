@@ -12,9 +12,9 @@ import errno as _errno
 from dataclasses import dataclass, field
 from typing import Any
 
-from .live import SYMBOLS  # one table of Linux's values, the one the real calls use
 from .model import Expr, Syscall
 from .parser import PktError
+from .symbols import SYMBOLS  # one table of Linux's values, the one the real calls use
 
 SUPPORTED = ("socket", "bind", "listen", "accept", "connect", "read", "write", "recv", "send",
              "sendto", "recvfrom", "close", "shutdown", "setsockopt", "getsockopt", "fcntl",

@@ -358,12 +358,12 @@ def _semantic(ev: Event) -> str | None:
 
 
 def _check_call(a: Syscall, file: str, ev: Event) -> None:
-    from .live import CALLS, ScriptValueError, check_symbols
+    from .symbols import CALLS, ScriptValueError, check_symbols
 
     line, col = a.line or ev.line, a.col or ev.col
     if a.name not in CALLS:
         raise PktError(file, line, col, f"system call '{a.name}' is not supported")
-    from .live import ARITY
+    from .symbols import ARITY
 
     counts = ARITY.get(a.name, ())
     if counts and len(a.args) not in counts:
@@ -374,7 +374,7 @@ def _check_call(a: Syscall, file: str, ev: Event) -> None:
         for e in (*a.args, a.ret):
             check_symbols(e)
         if a.errno is not None:
-            from .live import SYMBOLS
+            from .symbols import SYMBOLS
 
             if a.errno not in SYMBOLS:
                 raise ScriptValueError(f"unknown errno {a.errno!r}")
