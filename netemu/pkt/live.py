@@ -154,7 +154,7 @@ class LiveKernel:
             return (self.local_ip, self.bind_port) if local else (self.remote_ip,
                                                                   self.connect_port)
         if isinstance(v, dict):
-            port = v.get("sin_port", v.get("sin6_port", ...))
+            port: Any = v.get("sin_port", v.get("sin6_port", ...))
             addr = v.get("sin_addr", v.get("sin6_addr", ...))
             dport = self.bind_port if local else self.connect_port
             ip = (self.local_ip if local else self.remote_ip) if addr is ... else \

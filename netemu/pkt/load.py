@@ -308,7 +308,7 @@ def check(script: Script, argv: list[str] | None = None,
     _scan_commands(sc, script.init_commands + script.events, Path(file).resolve().parent)
     if errors:
         first_err = errors[0]
-        first_err.errors = errors
+        first_err.errors = [*errors]
         raise first_err
     return sc
 

@@ -97,7 +97,7 @@ class IpSpec:
     def render(self) -> str:
         if self.text:
             return self.text
-        parts = []
+        parts: list[str] = []
         if self.ecn is not None:
             parts.append(self.ecn)
         if self.tos is not None:
@@ -190,7 +190,7 @@ class PacketSpec:
     psp_spi: int | None = None
 
     def text(self) -> str:
-        s = self.direction
+        s: str = self.direction
         if self.ip is not None:
             s += " " + self.ip.render()
         if self.psp_spi is not None:

@@ -322,15 +322,15 @@ class PacketParser(Cursor):
                 ecr = self.expect_int("the TS echo reply after 'ecr'")
                 out.append(TcpOptionSpec("TS", (val & _U32, ecr & _U32), t.line, t.col))
             elif name in ("FO", "FOEXP"):
-                v, raw = self._blob(f"{name} cookie", _MAX_OPTION_BYTES - (2 if name == "FO"
+                blob, raw = self._blob(f"{name} cookie", _MAX_OPTION_BYTES - (2 if name == "FO"
                                                                             else 4))
-                out.append(TcpOptionSpec(name, v, t.line, t.col, raw))
+                out.append(TcpOptionSpec(name, blob, t.line, t.col, raw))
             elif name == "md5":
-                v, raw = self._blob("md5 digest", 16)
+                blob, raw = self._blob("md5 digest", 16)
                 if not raw:
                     raise self.error(f"expected the digest (hex) after 'md5', found "
                                      f"{self.describe()}")
-                out.append(TcpOptionSpec(name, v, t.line, t.col, raw))
+                out.append(TcpOptionSpec(name, blob, t.line, t.col, raw))
             elif name == "ECN":
                 out.append(TcpOptionSpec("ECN", self._accecn(), t.line, t.col,
                                          self.src[t.end:self.prev_end()].strip()))

@@ -75,9 +75,9 @@ def compare_cmsgs(want: list[Any], got: list[tuple[int, int, bytes]],
                             f"{(actual - to_real(0)) / 1e6:.6f} s (tolerance "
                             f"{tol_us / 1000:.1f} ms)")
         if isinstance(d, int):  # TCP_CM_INQ and other int-valued messages
-            got = int.from_bytes(data[:4], "little", signed=True) if len(data) >= 4 else None
-            if got != d:
-                return f"recvmsg(): cmsg_data of type {ctype}: expected {d} but got {got}"
+            got_int = int.from_bytes(data[:4], "little", signed=True) if len(data) >= 4 else None
+            if got_int != d:
+                return f"recvmsg(): cmsg_data of type {ctype}: expected {d} but got {got_int}"
             continue
         if d is not ... and not (isinstance(d, dict | list) and (
                 ctype == SYMBOLS["SCM_TIMESTAMPING"] or (isinstance(d, dict)

@@ -150,13 +150,6 @@ def value(e: Expr) -> Any:
                 raise ScriptValueError(f"'|' of a non-integer: {item.text()}", item)
             v |= x
         return v
-    if k == "binop":
-        op, a, b = e.value
-        x, y = value(a), value(b)
-        if not isinstance(x, int) or not isinstance(y, int):
-            raise ScriptValueError(f"{op!r} of a non-integer: {e.text()}", e)
-        return {"|": x | y, "&": x & y, "+": x + y, "-": x - y, "*": x * y,
-                "<<": x << y, ">>": x >> y}.get(op, x | y)
     if k == "assign":  # name=value outside braces: the value
         return value(e.value[1])
     if k == "list":
@@ -192,9 +185,6 @@ def check_symbols(e: Expr) -> None:
     elif k == "call":
         for x in e.value[1]:
             check_symbols(x)
-    elif k == "binop":
-        check_symbols(e.value[1])
-        check_symbols(e.value[2])
 
 
 def errno_name(n: int) -> str:
