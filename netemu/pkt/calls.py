@@ -64,14 +64,13 @@ class Call:
     polls: list[tuple[int, int, int | None]] = field(default_factory=list)  # fd, events, revents
     timeout_ms: int = 0  # poll
 
-    @property
-    def blocking_capable(self) -> bool:
-        return self.name in ("accept", "connect", "read", "recv", "recvfrom", "write", "send",
-                             "sendto", "poll")
-
 
 def errno_value(name: str) -> int | None:
     return getattr(_errno, name, None)
+
+
+# The reads and writes: how many arguments each takes (``_Norm._rw`` reads them).
+_RW_NARGS = {"read": 3, "write": 3, "recv": 4, "send": 4, "sendto": 6, "recvfrom": 6}
 
 
 class _Norm:
@@ -167,7 +166,10 @@ class _Norm:
                            f"{', '.join(SUPPORTED)})")
         ret, err = self.ret()
         call = Call(name, ret, err)
-        getattr(self, f"_{name}")(call)
+        if name in _RW_NARGS:
+            self._rw(call, _RW_NARGS[name])
+        else:
+            getattr(self, f"_{name}")(call)
         return call
 
     # -- one method per call
@@ -230,24 +232,6 @@ class _Norm:
         for e in self.c.args[4:]:
             if e.kind not in ("ellipsis", "struct", "int", "list"):
                 raise self.err(f"expected '...' for the address of {self.c.name}()", e)
-
-    def _read(self, call: Call) -> None:
-        self._rw(call, 3)
-
-    def _write(self, call: Call) -> None:
-        self._rw(call, 3)
-
-    def _recv(self, call: Call) -> None:
-        self._rw(call, 4)
-
-    def _send(self, call: Call) -> None:
-        self._rw(call, 4)
-
-    def _sendto(self, call: Call) -> None:
-        self._rw(call, 6)
-
-    def _recvfrom(self, call: Call) -> None:
-        self._rw(call, 6)
 
     def _close(self, call: Call) -> None:
         self.nargs(1)

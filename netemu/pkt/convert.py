@@ -26,8 +26,6 @@ from .calls import DEFAULT_PORT, Call
 from .load import PktScript
 from .model import Code, Command, Event, PacketSpec, Syscall
 
-_YAML_SOCKOPTS_SKIP = ("SO_ERROR",)
-
 
 def _flow(value: Any) -> str:
     import yaml

@@ -268,12 +268,16 @@ class LiveKernel:
         try:
             s.connect(addr)
         finally:
-            try:
-                res.local = s.getsockname()
-                self.fd(a[0]).port = res.local[1]
-            except OSError:
-                pass
+            self._bound_to(s, a[0], res)
         return 0
+
+    def _bound_to(self, s: socket.socket, script_fd: Any, res: Result) -> None:
+        """After a connect or sendto: the local address the kernel gave the socket."""
+        try:
+            res.local = s.getsockname()
+            self.fd(script_fd).port = res.local[1]
+        except OSError:
+            pass
 
     def do_shutdown(self, sc: Syscall, a: list[Any], want: Any, res: Result) -> int:
         self.sock(a[0]).shutdown(_i(a[1], "shutdown() how"))
@@ -346,11 +350,7 @@ class LiveKernel:
             try:
                 return s.sendto(payload_bytes(a[1], n), flags, addr)
             finally:
-                try:
-                    res.local = s.getsockname()
-                    self.fd(a[0]).port = res.local[1]
-                except OSError:
-                    pass
+                self._bound_to(s, a[0], res)
         return s.send(payload_bytes(a[1], n), flags)
 
     @staticmethod

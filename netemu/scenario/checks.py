@@ -234,14 +234,18 @@ class Checker:
         netemu's endpoint acts, opened before it is used."""
         default, known = self.default, self.known
         conn_at = (*args, "conn") if conn is not None else at
-        if isinstance(st, CONN_STEPS):
+        if isinstance(st, (*CONN_STEPS, ExpectState)):
             name = conn or default
             st.conn = name
             if name in self.raw:
-                self.err(conn_at, f"connection {show(name)} is raw: netemu's endpoint sends "
-                         "nothing on it; use inject, expect_segment, drop and peer steps")
+                self.err(conn_at, f"connection {show(name)} is raw: " + (
+                    "it has no state of its own; use expect_peer_state"
+                    if isinstance(st, ExpectState) else "netemu's endpoint sends nothing on "
+                    "it; use inject, expect_segment, drop and peer steps"))
             elif name not in known:
                 self.unknown_conn(at, args, name, conn is not None, known)
+            elif isinstance(st, ExpectState):
+                pass  # a state is asked of a connection whenever it is opened
             elif isinstance(st, Connect | Accept):
                 if name in self.opened:
                     self.err(at, f"connection {show(name)} is already opened by the "
@@ -253,14 +257,6 @@ class Checker:
                          if where is not None else "")
                 self.err(at, f"connection {show(name)} is used before connect or accept "
                          f"opens it{later}")
-        elif isinstance(st, ExpectState):
-            name = conn or default
-            st.conn = name
-            if name in self.raw:
-                self.err(conn_at, f"connection {show(name)} is raw: it has no state of its "
-                         "own; use expect_peer_state")
-            elif name not in known:
-                self.unknown_conn(at, args, name, conn is not None, known)
         elif isinstance(st, (*WIRE_STEPS, PeerStep, ExpectPeerState)):
             if conn is not None and conn not in known:
                 self.unknown_conn(at, args, conn, True, known)

@@ -106,12 +106,6 @@ def parse_positive_duration(value: object) -> float:
     return seconds
 
 
-def format_duration(seconds: float) -> str:
-    if seconds and seconds < 1:
-        return f"{seconds * 1000:g}ms"
-    return f"{seconds:g}s"
-
-
 # --- percentages -------------------------------------------------------------
 
 _PERCENT_RE = re.compile(rf"^\s*({_NUMBER})\s*%\s*$")
