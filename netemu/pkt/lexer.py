@@ -69,7 +69,7 @@ class Tok:
         self.col = col
         self.pos = pos
         self.end = pos + len(text)
-        self.value: object = text
+        self.value: int | float | str = text
 
     def __repr__(self) -> str:
         return f"Tok({self.kind}, {self.text!r}, {self.line}:{self.col})"
@@ -194,7 +194,7 @@ class Cursor:
                 hint = f" (to use a name, define it: --define={t.text}=...)"
             raise self.error(f"expected {what}, found {self.describe()}{hint}")
         self.next()
-        v = int(t.value)  # type: ignore[call-overload]
+        v = int(t.value)
         if (lo is not None and v < lo) or (hi is not None and v > hi):
             raise self.error(f"{name or what} {t.text} is out of range ({lo}-{hi})", t)
         return v

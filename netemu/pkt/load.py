@@ -130,14 +130,15 @@ def _option(sc: PktScript, name: str, value: str, file: str, line: int, col: int
     if name in IGNORED_OPTIONS:
         return
     lo_hi = _RANGES.get(name)
-    if lo_hi is not None and not lo_hi[0] <= v <= lo_hi[1]:  # type: ignore[operator]
+    if lo_hi is not None and isinstance(v, int | float) and not lo_hi[0] <= v <= lo_hi[1]:
         # (--mtu 100000 failed the lab's set-up with a traceback, --bind_port 70000 a run)
         raise PktError(file, line, col, f"--{name}={value}: out of range "
                        f"({lo_hi[0]}-{lo_hi[1]})")
     if name == "tolerance_usecs":
-        if int(v) <= 0:  # type: ignore[call-overload]
+        assert isinstance(v, int)  # KNOWN_OPTIONS: an int
+        if v <= 0:
             raise PktError(file, line, col, f"bad --tolerance_usecs: {value}")
-        sc.tolerance_usecs = int(v)  # type: ignore[call-overload]
+        sc.tolerance_usecs = v
     elif name == "ip_version":
         if v not in ("ipv4", "ipv6", "ipv4-mapped-ipv6"):
             raise PktError(file, line, col, f"--ip_version={v}: unknown (packetdrill's are "

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 
 from .lexer import Cursor, PktError
-from .model import IcmpSpec, IpSpec, PacketSpec, TcpOptionSpec
+from .model import Direction, Ecn, IcmpSpec, IpSpec, PacketSpec, TcpOptionSpec
 
 # Flag letters (packetdrill's, tcpdump's): '.' is ACK, '-' none, 'A' AccECN's AE bit
 # (the 9th flag bit, once NS). A digit 0-7 is AccECN's ACE counter: E, W, A from its bits.
@@ -19,7 +19,7 @@ FLAG_BITS = {"F": 0x01, "S": 0x02, "R": 0x04, "P": 0x08, ".": 0x10, "U": 0x20, "
              "W": 0x80, "A": 0x100}
 _ACE_BITS = (FLAG_BITS["E"], FLAG_BITS["W"], FLAG_BITS["A"])
 
-_ECN_WORDS = ("noecn", "ect0", "ect1", "ce", "ect01")
+_ECN_WORDS: tuple[Ecn, ...] = ("noecn", "ect0", "ect1", "ce", "ect01")
 _MAX_OPTION_BYTES = 40  # TCP header's 60 bytes less its 20 fixed ones
 _U32 = 0xFFFFFFFF
 
@@ -28,7 +28,7 @@ class PacketParser(Cursor):
     # -- packets
     def packet(self) -> PacketSpec:
         d = self.next()
-        direction = d.text
+        direction: Direction = "<" if d.text == "<" else ">"  # the event saw one of them
         t = self.tok
         if self.is_word("ipv4", "ipv6", "gre", "GREv0", "mpls"):
             what = {"ipv4": "an outer IPv4 header ('ipv4 A > B:')",
@@ -55,7 +55,7 @@ class PacketParser(Cursor):
             raise PktError(self.file, t.line, t.col,
                            f"inconsistent sequence range {start}:{end}({length}): "
                            f"end - start must equal the length")
-        pkt = PacketSpec(direction, flags, flags_text, start, end, length,  # type: ignore[arg-type]
+        pkt = PacketSpec(direction, flags, flags_text, start, end, length,
                          ip=ip, ace=ace, src_port=src_port, dst_port=dst_port,
                          psp_spi=psp_spi)
         while self.tok.kind == "word":
@@ -111,7 +111,7 @@ class PacketParser(Cursor):
         self.expect_punct(")", " after the payload length")
         return start, end, length
 
-    def ip_info(self, direction: str) -> IpSpec | None:
+    def ip_info(self, direction: Direction) -> IpSpec | None:
         if not (self.is_punct("[") or self.is_punct("(")):
             return None
         open_tok = self.next()
@@ -130,7 +130,7 @@ class PacketParser(Cursor):
                 if w == "tos":
                     ip.tos = self.expect_int("the TOS byte after 'tos' (0x..)", 0, 0xFF, "tos")
                 else:
-                    ip.ecn = w  # type: ignore[assignment]
+                    ip.ecn = next(e for e in _ECN_WORDS if e == w)
             elif w == "flowlabel":
                 if ip.flowlabel is not None:
                     raise self.error("flowlabel given twice", t)
@@ -156,7 +156,7 @@ class PacketParser(Cursor):
             raise self.error("[ect01] can only be used with outbound packets", open_tok)
         return ip
 
-    def udp_packet(self, direction: str, ip: IpSpec | None) -> PacketSpec:
+    def udp_packet(self, direction: Direction, ip: IpSpec | None) -> PacketSpec:
         t = self.next()
         if ip is not None and ip.ecn is not None:
             raise self.error("ECN can only be used with TCP packets", t)
@@ -166,10 +166,10 @@ class PacketParser(Cursor):
         self.expect_punct(")", " after the UDP payload length")
         if self.tok.kind == "word" or self.is_punct("<") or self.is_punct("["):
             raise self.error(f"unexpected {self.describe()} after a UDP packet")
-        return PacketSpec(direction, 0, "", 0, 0, length, ip=ip,  # type: ignore[arg-type]
+        return PacketSpec(direction, 0, "", 0, 0, length, ip=ip,
                           proto="udp", src_port=src_port, dst_port=dst_port)
 
-    def icmp_packet(self, direction: str, ip: IpSpec | None) -> PacketSpec:
+    def icmp_packet(self, direction: Direction, ip: IpSpec | None) -> PacketSpec:
         first = self.next()
         t = self.tok
         if t.kind != "word" or t.text in ("mtu", "id"):
@@ -187,7 +187,7 @@ class PacketParser(Cursor):
         if self.is_punct("["):
             self.next()
             if self.is_word("udp", "raw"):
-                icmp.echoed = self.next().text  # type: ignore[assignment]
+                icmp.echoed = "udp" if self.next().text == "udp" else "raw"
                 self.expect_punct("(", f" in '[{icmp.echoed} (N)]'")
                 icmp.length = self.expect_int("a length", 0, 0xFFFF, "length")
                 self.expect_punct(")", f" in '[{icmp.echoed} (N)]'")
@@ -204,7 +204,7 @@ class PacketParser(Cursor):
         if self.tok.kind == "word" or self.is_punct("<") or self.is_punct("["):
             raise self.error(f"unexpected {self.describe()} in an ICMP packet (icmp TYPE [CODE] "
                              "[mtu N] [id N] [[start:end(len)]])")
-        return PacketSpec(direction, 0, "", 0, 0, 0, ip=ip,  # type: ignore[arg-type]
+        return PacketSpec(direction, 0, "", 0, 0, 0, ip=ip,
                           proto="icmp", icmp=icmp)
 
     def flags(self) -> tuple[str, int, int | None]:

@@ -164,7 +164,7 @@ class _Parser(PacketParser):
                 raise self.error(f"expected the end time of a blocking call after '...', "
                                  f"found {self.describe()}")
             self.next()
-            end = float(t.value)  # type: ignore[arg-type]
+            end = float(t.value)
             if end < 0:
                 raise self.error("times cannot be negative", t)
             if end > _MAX_TIME:
@@ -205,7 +205,7 @@ class _Parser(PacketParser):
         if t.kind not in ("int", "float"):
             raise self.error(f"expected {what}, found {self.describe()}")
         self.next()
-        value = float(t.value)  # type: ignore[arg-type]
+        value = float(t.value)
         if value < 0:
             raise self.error("times cannot be negative", t)
         if value > _MAX_TIME:
@@ -382,7 +382,7 @@ class _Parser(PacketParser):
                 if count_tok.kind == "ellipsis":
                     e.count_any = True
                 else:
-                    e.count = int(count_tok.value)  # type: ignore[call-overload]
+                    e.count = int(count_tok.value)
                 fields[k.text] = e
             else:
                 fields[str(n)] = self.expr()

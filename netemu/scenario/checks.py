@@ -409,15 +409,15 @@ class RelayChecker(Checker):
                 continue
             if isinstance(st, PeerStep | ExpectPeerState):
                 st.peer = self.peer_ref(at, args, st.peer)
-            if isinstance(st, PeerStep) and st.command == "listen":
-                listens.setdefault(st.peer, []).append(st.listen.port)  # type: ignore[union-attr]
+            if isinstance(st, PeerStep) and st.listen is not None:  # (its one action)
+                listens.setdefault(st.peer, []).append(st.listen.port)
                 continue
-            if isinstance(st, PeerStep) and st.command == "accept":
+            if isinstance(st, PeerStep) and st.accept is not None:
                 have = listens.get(st.peer, [])
                 if not have:
                     self.err(at, f"peer {show(st.peer)} accepts without an earlier peer listen")
-                elif st.accept.port is None and len(set(have)) == 1:  # type: ignore[union-attr]
-                    st.accept.port = have[0]  # type: ignore[union-attr]
+                elif st.accept.port is None and len(set(have)) == 1:
+                    st.accept.port = have[0]
             if not isinstance(st, (*WIRE_STEPS, PeerStep, ExpectPeerState)):
                 continue
             conn = getattr(st, "conn", None)
