@@ -28,7 +28,8 @@ MSG_DONTWAIT = SYMBOLS["MSG_DONTWAIT"]
 LEVELS = {"SOL_SOCKET": "SOL_SOCKET", "IPPROTO_TCP": "IPPROTO_TCP", "SOL_TCP": "IPPROTO_TCP",
           "IPPROTO_IP": "IPPROTO_IP", "SOL_IP": "IPPROTO_IP"}
 
-# Socket options the kernel agent sets and reads (its OPTIONS table), by level.
+# Socket options the kernel agent sets and reads (netemu/sockopts.py), by level, as
+# packetdrill scripts may name them (SO_ERROR: read only).
 SOCKOPTS: dict[str, tuple[str, ...]] = {
     "SOL_SOCKET": ("SO_REUSEADDR", "SO_REUSEPORT", "SO_KEEPALIVE", "SO_LINGER", "SO_RCVBUF",
                    "SO_SNDBUF", "SO_RCVBUFFORCE", "SO_SNDBUFFORCE", "SO_RCVLOWAT", "SO_ERROR"),

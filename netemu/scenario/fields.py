@@ -187,9 +187,9 @@ class Strict(BaseModel):
     """Base of every model: unknown keys are errors, types are not coerced.
 
     ``defer_build``: a model's validator is built when first used, not at import, so
-    a run builds ``Scenario``'s (its nested models inline, its steps not: see
+    a run builds ``Scenario``'s (its nested models inline, its steps not: see schema's
     ``_ByAction``) and those of the steps it has; building all ~40 models eagerly
-    cost most of this module's import time."""
+    cost most of the format's import time."""
 
     model_config = ConfigDict(extra="forbid", strict=True, validate_default=False,
                               arbitrary_types_allowed=True, defer_build=True)
