@@ -39,6 +39,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from ..source_error import SourceError, long_number
 from .checks import Problem
+from .fields import Strict
 from .options import Options
 from .schema import STEP_TYPES, Scenario, StepBase
 from .units import did_you_mean, show
@@ -374,7 +375,7 @@ def _unknown_key(model: type[BaseModel] | None, key: str) -> str:
     if issubclass(model, StepBase):
         return (f"unknown argument {show(key)} for {model.ACTION}"
                 f"{hint or ' (arguments: ' + ', '.join(names) + ')'}")
-    return f"unknown key {show(key)} in {model.NOUN}{hint}"  # type: ignore[attr-defined]
+    return f"unknown key {show(key)} in {_model_noun(model)}{hint}"
 
 
 def _noun(model: type[BaseModel] | None) -> str:
@@ -384,7 +385,12 @@ def _noun(model: type[BaseModel] | None) -> str:
         return " at the top level"
     if issubclass(model, StepBase):
         return f" in {model.ACTION}"
-    return f" in {getattr(model, 'NOUN', 'mapping')}"
+    return f" in {_model_noun(model)}"
+
+
+def _model_noun(model: type[BaseModel]) -> str:
+    """What a model's mapping is called in messages (``Strict.NOUN``)."""
+    return model.NOUN if issubclass(model, Strict) else "mapping"
 
 
 _KIND = {
