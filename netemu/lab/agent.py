@@ -35,6 +35,7 @@ import contextlib
 import errno
 import json
 import os
+import runpy
 import select
 import socket
 import struct
@@ -52,34 +53,10 @@ if TYPE_CHECKING:
     # A decoded request or reply: JSON values, plus ``data`` (bytes) when it has a payload.
     Message = dict[str, Any]
 
-OPTIONS: dict[str, tuple[int, int, str]] = {
-    # name: (level, optname, kind)  kind: int | str | linger | bool
-    "SO_RCVBUF": (socket.SOL_SOCKET, socket.SO_RCVBUF, "int"),
-    "SO_SNDBUF": (socket.SOL_SOCKET, socket.SO_SNDBUF, "int"),
-    "SO_RCVBUFFORCE": (socket.SOL_SOCKET, 33, "int"),
-    "SO_SNDBUFFORCE": (socket.SOL_SOCKET, 32, "int"),
-    "SO_REUSEADDR": (socket.SOL_SOCKET, socket.SO_REUSEADDR, "int"),
-    "SO_REUSEPORT": (socket.SOL_SOCKET, socket.SO_REUSEPORT, "int"),
-    "SO_KEEPALIVE": (socket.SOL_SOCKET, socket.SO_KEEPALIVE, "int"),
-    "SO_LINGER": (socket.SOL_SOCKET, socket.SO_LINGER, "linger"),
-    "SO_RCVLOWAT": (socket.SOL_SOCKET, socket.SO_RCVLOWAT, "int"),
-    "TCP_NODELAY": (socket.IPPROTO_TCP, socket.TCP_NODELAY, "int"),
-    "TCP_MAXSEG": (socket.IPPROTO_TCP, socket.TCP_MAXSEG, "int"),
-    "TCP_CORK": (socket.IPPROTO_TCP, 3, "int"),
-    "TCP_KEEPIDLE": (socket.IPPROTO_TCP, 4, "int"),
-    "TCP_KEEPINTVL": (socket.IPPROTO_TCP, 5, "int"),
-    "TCP_KEEPCNT": (socket.IPPROTO_TCP, 6, "int"),
-    "TCP_SYNCNT": (socket.IPPROTO_TCP, 7, "int"),
-    "TCP_LINGER2": (socket.IPPROTO_TCP, 8, "int"),
-    "TCP_DEFER_ACCEPT": (socket.IPPROTO_TCP, 9, "int"),
-    "TCP_WINDOW_CLAMP": (socket.IPPROTO_TCP, 10, "int"),
-    "TCP_QUICKACK": (socket.IPPROTO_TCP, 12, "int"),
-    "TCP_CONGESTION": (socket.IPPROTO_TCP, 13, "str"),
-    "TCP_USER_TIMEOUT": (socket.IPPROTO_TCP, 18, "int"),
-    "TCP_NOTSENT_LOWAT": (socket.IPPROTO_TCP, 25, "int"),
-    "IP_TOS": (socket.IPPROTO_IP, socket.IP_TOS, "int"),
-    "IP_TTL": (socket.IPPROTO_IP, socket.IP_TTL, "int"),
-}
+# The option table is netemu/sockopts.py (a leaf the scenario format reads too); the agent
+# runs alone (python -I -S, no netemu on its path), so it runs that file by its path.
+OPTIONS: dict[str, tuple[int, int, str]] = runpy.run_path(os.path.join(
+    os.path.dirname(os.path.abspath(__file__)), os.pardir, "sockopts.py"))["OPTIONS"]
 TCP_INFO = 11
 _TCP_STATES = {
     1: "ESTABLISHED", 2: "SYN-SENT", 3: "SYN-RECEIVED", 4: "FIN-WAIT-1", 5: "FIN-WAIT-2",

@@ -12,9 +12,9 @@ import errno as _errno
 from dataclasses import dataclass, field
 from typing import Any
 
-from .live import SYMBOLS  # one table of Linux's values, the one the real calls use
 from .model import Expr, Syscall
 from .parser import PktError
+from .symbols import SYMBOLS  # one table of Linux's values, the one the real calls use
 
 SUPPORTED = ("socket", "bind", "listen", "accept", "connect", "read", "write", "recv", "send",
              "sendto", "recvfrom", "close", "shutdown", "setsockopt", "getsockopt", "fcntl",
@@ -28,7 +28,8 @@ MSG_DONTWAIT = SYMBOLS["MSG_DONTWAIT"]
 LEVELS = {"SOL_SOCKET": "SOL_SOCKET", "IPPROTO_TCP": "IPPROTO_TCP", "SOL_TCP": "IPPROTO_TCP",
           "IPPROTO_IP": "IPPROTO_IP", "SOL_IP": "IPPROTO_IP"}
 
-# Socket options the kernel agent sets and reads (its OPTIONS table), by level.
+# Socket options the kernel agent sets and reads (netemu/sockopts.py), by level, as
+# packetdrill scripts may name them (SO_ERROR: read only).
 SOCKOPTS: dict[str, tuple[str, ...]] = {
     "SOL_SOCKET": ("SO_REUSEADDR", "SO_REUSEPORT", "SO_KEEPALIVE", "SO_LINGER", "SO_RCVBUF",
                    "SO_SNDBUF", "SO_RCVBUFFORCE", "SO_SNDBUFFORCE", "SO_RCVLOWAT", "SO_ERROR"),
@@ -64,14 +65,13 @@ class Call:
     polls: list[tuple[int, int, int | None]] = field(default_factory=list)  # fd, events, revents
     timeout_ms: int = 0  # poll
 
-    @property
-    def blocking_capable(self) -> bool:
-        return self.name in ("accept", "connect", "read", "recv", "recvfrom", "write", "send",
-                             "sendto", "poll")
-
 
 def errno_value(name: str) -> int | None:
     return getattr(_errno, name, None)
+
+
+# The reads and writes: how many arguments each takes (``_Norm._rw`` reads them).
+_RW_NARGS = {"read": 3, "write": 3, "recv": 4, "send": 4, "sendto": 6, "recvfrom": 6}
 
 
 class _Norm:
@@ -167,7 +167,10 @@ class _Norm:
                            f"{', '.join(SUPPORTED)})")
         ret, err = self.ret()
         call = Call(name, ret, err)
-        getattr(self, f"_{name}")(call)
+        if name in _RW_NARGS:
+            self._rw(call, _RW_NARGS[name])
+        else:
+            getattr(self, f"_{name}")(call)
         return call
 
     # -- one method per call
@@ -230,24 +233,6 @@ class _Norm:
         for e in self.c.args[4:]:
             if e.kind not in ("ellipsis", "struct", "int", "list"):
                 raise self.err(f"expected '...' for the address of {self.c.name}()", e)
-
-    def _read(self, call: Call) -> None:
-        self._rw(call, 3)
-
-    def _write(self, call: Call) -> None:
-        self._rw(call, 3)
-
-    def _recv(self, call: Call) -> None:
-        self._rw(call, 4)
-
-    def _send(self, call: Call) -> None:
-        self._rw(call, 4)
-
-    def _sendto(self, call: Call) -> None:
-        self._rw(call, 6)
-
-    def _recvfrom(self, call: Call) -> None:
-        self._rw(call, 6)
 
     def _close(self, call: Call) -> None:
         self.nargs(1)

@@ -26,8 +26,6 @@ from .calls import DEFAULT_PORT, Call
 from .load import PktScript
 from .model import Code, Command, Event, PacketSpec, Syscall
 
-_YAML_SOCKOPTS_SKIP = ("SO_ERROR",)
-
 
 def _flow(value: Any) -> str:
     import yaml
@@ -279,7 +277,7 @@ class _Converter:
         if name == "socket":
             self.socks[call.ret] = {"port": None, "opts": {}, "open": False}
             return "socket(): created by the next listen or connect"
-        if s is None and name not in ("socket",):
+        if s is None:
             return f"{name}() on fd {call.fd}: no such socket in the YAML"
         if call.errno is not None and name not in ("connect",):
             return f"expects -1 {call.errno}: a YAML run does not check results"

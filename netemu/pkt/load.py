@@ -130,14 +130,15 @@ def _option(sc: PktScript, name: str, value: str, file: str, line: int, col: int
     if name in IGNORED_OPTIONS:
         return
     lo_hi = _RANGES.get(name)
-    if lo_hi is not None and not lo_hi[0] <= v <= lo_hi[1]:  # type: ignore[operator]
+    if lo_hi is not None and isinstance(v, int | float) and not lo_hi[0] <= v <= lo_hi[1]:
         # (--mtu 100000 failed the lab's set-up with a traceback, --bind_port 70000 a run)
         raise PktError(file, line, col, f"--{name}={value}: out of range "
                        f"({lo_hi[0]}-{lo_hi[1]})")
     if name == "tolerance_usecs":
-        if int(v) <= 0:  # type: ignore[call-overload]
+        assert isinstance(v, int)  # KNOWN_OPTIONS: an int
+        if v <= 0:
             raise PktError(file, line, col, f"bad --tolerance_usecs: {value}")
-        sc.tolerance_usecs = int(v)  # type: ignore[call-overload]
+        sc.tolerance_usecs = v
     elif name == "ip_version":
         if v not in ("ipv4", "ipv6", "ipv4-mapped-ipv6"):
             raise PktError(file, line, col, f"--ip_version={v}: unknown (packetdrill's are "
@@ -308,7 +309,7 @@ def check(script: Script, argv: list[str] | None = None,
     _scan_commands(sc, script.init_commands + script.events, Path(file).resolve().parent)
     if errors:
         first_err = errors[0]
-        first_err.errors = errors
+        first_err.errors = [*errors]
         raise first_err
     return sc
 
@@ -358,12 +359,12 @@ def _semantic(ev: Event) -> str | None:
 
 
 def _check_call(a: Syscall, file: str, ev: Event) -> None:
-    from .live import CALLS, ScriptValueError, check_symbols
+    from .symbols import CALLS, ScriptValueError, check_symbols
 
     line, col = a.line or ev.line, a.col or ev.col
     if a.name not in CALLS:
         raise PktError(file, line, col, f"system call '{a.name}' is not supported")
-    from .live import ARITY
+    from .symbols import ARITY
 
     counts = ARITY.get(a.name, ())
     if counts and len(a.args) not in counts:
@@ -374,7 +375,7 @@ def _check_call(a: Syscall, file: str, ev: Event) -> None:
         for e in (*a.args, a.ret):
             check_symbols(e)
         if a.errno is not None:
-            from .live import SYMBOLS
+            from .symbols import SYMBOLS
 
             if a.errno not in SYMBOLS:
                 raise ScriptValueError(f"unknown errno {a.errno!r}")

@@ -17,6 +17,8 @@ from typing import Any, Literal
 #   range  "0.1~0.2"         any time in [start, end] (absolute)
 #   rrange "+0.1~+0.2"       any time in [prev+start, prev+end]
 TimeKind = Literal["abs", "rel", "any", "range", "rrange"]
+Direction = Literal["<", ">"]  # a packet: injected into the kernel, or expected from it
+Ecn = Literal["noecn", "ect0", "ect1", "ce", "ect01"]
 
 
 @dataclass(slots=True)
@@ -88,7 +90,7 @@ class IpSpec:
     IPv6's 20-bit flow label. ``ttl``: TTL / hop limit. ``text``: as written,
     brackets included."""
 
-    ecn: Literal["noecn", "ect0", "ect1", "ce", "ect01"] | None = None
+    ecn: Ecn | None = None
     tos: int | None = None
     ttl: int | None = None
     flowlabel: int | None = None
@@ -97,7 +99,7 @@ class IpSpec:
     def render(self) -> str:
         if self.text:
             return self.text
-        parts = []
+        parts: list[str] = []
         if self.ecn is not None:
             parts.append(self.ecn)
         if self.tos is not None:
@@ -170,7 +172,7 @@ class PacketSpec:
     ``ack`` None: not written (packetdrill sends 0).
     """
 
-    direction: Literal["<", ">"]
+    direction: Direction
     flags: int
     flags_text: str
     start: int
@@ -190,7 +192,7 @@ class PacketSpec:
     psp_spi: int | None = None
 
     def text(self) -> str:
-        s = self.direction
+        s: str = self.direction
         if self.ip is not None:
             s += " " + self.ip.render()
         if self.psp_spi is not None:

@@ -32,12 +32,16 @@ from typing import Any
 
 import yaml
 from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
 from yaml.error import Mark
-from yaml.events import AliasEvent, MappingStartEvent, SequenceStartEvent
+from yaml.events import AliasEvent, Event, MappingStartEvent, SequenceStartEvent
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from ..source_error import SourceError, long_number
-from .schema import STEP_TYPES, Options, Problem, Scenario, StepBase
+from .checks import Problem
+from .fields import Strict
+from .options import Options
+from .schema import STEP_TYPES, Scenario, StepBase
 from .units import did_you_mean, show
 
 __all__ = ["ScenarioError", "load_scenario", "load_scenario_text", "validate_file",
@@ -93,25 +97,25 @@ class _Loader(yaml.SafeLoader):
         self._depth = 0
         self._nodes = 0
 
-    def compose_node(self, parent: Node | None, index: Any) -> Node:
+    def compose_node(self, parent: Node | None, index: Any) -> Node | None:
         event = self.peek_event()
         if isinstance(event, AliasEvent):
             if event.anchor in self._open:
-                raise _Refused(event.start_mark, f"the alias *{event.anchor} is inside its "
+                raise _Refused(_start(event), f"the alias *{event.anchor} is inside its "
                                f"own anchor &{event.anchor}: a value cannot contain itself")
             node = super().compose_node(parent, index)
             if parent is not None and index is not None:
-                self.aliases[(id(parent), _slot(parent, index))] = event.start_mark
+                self.aliases[(id(parent), _slot(parent, index))] = _start(event)
             return node
         self._nodes += 1
         if self._nodes > MAX_NODES:  # 131,000 values in 256 KiB took 2.4 s to compose
-            raise _Refused(event.start_mark, f"more than {MAX_NODES} values in the file: "
+            raise _Refused(_start(event), f"more than {MAX_NODES} values in the file: "
                            "this is one too many")
         if not isinstance(event, MappingStartEvent | SequenceStartEvent):
             return super().compose_node(parent, index)
         self._depth += 1
         if self._depth > MAX_DEPTH:
-            raise _Refused(event.start_mark, f"nesting deeper than {MAX_DEPTH} levels")
+            raise _Refused(_start(event), f"nesting deeper than {MAX_DEPTH} levels")
         anchor = event.anchor
         if anchor is not None:
             self._open.add(anchor)
@@ -119,7 +123,14 @@ class _Loader(yaml.SafeLoader):
             return super().compose_node(parent, index)
         finally:
             self._depth -= 1
-            self._open.discard(anchor)  # type: ignore[arg-type]
+            self._open.discard(anchor)
+
+
+def _start(event: Event) -> Mark:
+    """Where an event starts (the pure-Python loader's events all know)."""
+    mark = event.start_mark
+    assert isinstance(mark, Mark)
+    return mark
 
 
 def _children(node: Node) -> Iterable[tuple[object, Node]]:
@@ -364,7 +375,7 @@ def _unknown_key(model: type[BaseModel] | None, key: str) -> str:
     if issubclass(model, StepBase):
         return (f"unknown argument {show(key)} for {model.ACTION}"
                 f"{hint or ' (arguments: ' + ', '.join(names) + ')'}")
-    return f"unknown key {show(key)} in {model.NOUN}{hint}"  # type: ignore[attr-defined]
+    return f"unknown key {show(key)} in {_model_noun(model)}{hint}"
 
 
 def _noun(model: type[BaseModel] | None) -> str:
@@ -374,7 +385,12 @@ def _noun(model: type[BaseModel] | None) -> str:
         return " at the top level"
     if issubclass(model, StepBase):
         return f" in {model.ACTION}"
-    return f" in {getattr(model, 'NOUN', 'mapping')}"
+    return f" in {_model_noun(model)}"
+
+
+def _model_noun(model: type[BaseModel]) -> str:
+    """What a model's mapping is called in messages (``Strict.NOUN``)."""
+    return model.NOUN if issubclass(model, Strict) else "mapping"
 
 
 _KIND = {
@@ -388,7 +404,7 @@ _BOUNDS = {"greater_than_equal": ("ge", "at least"), "greater_than": ("gt", "mor
            "less_than_equal": ("le", "at most"), "less_than": ("lt", "less than")}
 
 
-def _translate(err: dict[str, Any]) -> tuple[tuple[str | int, ...], bool, str, bool]:
+def _translate(err: ErrorDetails) -> tuple[tuple[str | int, ...], bool, str, bool]:
     """(path to point at, point at the key?, message, may prefix the field name?)"""
     loc: tuple[str | int, ...] = tuple(err["loc"])
     typ = err["type"]
@@ -432,7 +448,7 @@ def _translate(err: dict[str, Any]) -> tuple[tuple[str | int, ...], bool, str, b
     return loc, key, msg.replace("Input should be", "should be"), True
 
 
-def _misspelt(missing: dict[str, Any], errs: list[Any]) -> bool:
+def _misspelt(missing: ErrorDetails, errs: list[ErrorDetails]) -> bool:
     """Whether a key unknown in the same mapping is the missing key misspelt (``stpes:``
     for ``steps:``): its error says "did you mean" the missing key."""
     parent, name = tuple(missing["loc"][:-1]), str(missing["loc"][-1])
@@ -563,8 +579,8 @@ def _check_screened(text: str, file: str) -> tuple[Scenario | None, list[Scenari
         scenario = None
     errors += _errors_from_problems(file, doc, problems)
     unique: dict[str, ScenarioError] = {}
-    for e in sorted(errors, key=lambda e: (e.line, e.col)):
-        unique.setdefault(str(e), e)
+    for error in sorted(errors, key=lambda err: (err.line, err.col)):
+        unique.setdefault(str(error), error)
     return (scenario if not unique else None), list(unique.values())
 
 
@@ -618,7 +634,7 @@ def load_scenario_text(text: str, file: str = "<string>") -> Scenario:
     scenario, errors = _check(text, file)
     if errors:
         first = errors[0]
-        first.errors = errors
+        first.errors = [*errors]
         raise first
     assert scenario is not None
     return scenario

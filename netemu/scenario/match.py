@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..wire import ACK, TcpSegment, flags_str
-from .schema import OptionsMatch, SegmentFields
+from .segments import OptionsMatch, SegmentFields
 
 MASK = 0xFFFFFFFF
 

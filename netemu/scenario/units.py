@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TypeGuard
 
 
 class UnitError(ValueError):
@@ -56,7 +57,7 @@ def _flow(value: object) -> str:
     return show(value)
 
 
-def _is_number(value: object) -> bool:
+def _is_number(value: object) -> TypeGuard[int | float]:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
@@ -81,7 +82,7 @@ MAX_SIZE = 1 << 30
 def parse_duration(value: object) -> float:
     """``"200ms"``, ``"2s"``, ``"1.5m"``, ``"500us"`` or a number of seconds -> seconds (>= 0)."""
     if _is_number(value):
-        seconds = float(value)  # type: ignore[arg-type]
+        seconds = float(value)
     elif isinstance(value, str):
         m = _DURATION_RE.match(value)
         if not m or (m.group(2) not in _DURATION_UNITS and m.group(2) != ""):
@@ -106,12 +107,6 @@ def parse_positive_duration(value: object) -> float:
     return seconds
 
 
-def format_duration(seconds: float) -> str:
-    if seconds and seconds < 1:
-        return f"{seconds * 1000:g}ms"
-    return f"{seconds:g}s"
-
-
 # --- percentages -------------------------------------------------------------
 
 _PERCENT_RE = re.compile(rf"^\s*({_NUMBER})\s*%\s*$")
@@ -120,7 +115,7 @@ _PERCENT_RE = re.compile(rf"^\s*({_NUMBER})\s*%\s*$")
 def parse_percent(value: object) -> float:
     """``"5%"`` or a probability between 0 and 1 -> a probability between 0 and 1."""
     if _is_number(value):
-        p = float(value)  # type: ignore[arg-type]
+        p = float(value)
         if not 0 <= p <= 1:
             raise UnitError(f"a bare number is a probability between 0 and 1, got {show(value)}"
                             f" (write '{value}%' for a percentage)")
@@ -145,7 +140,7 @@ _RATE_RE = re.compile(rf"^\s*({_NUMBER})\s*([a-z]+)(?:/s)?\s*$", re.IGNORECASE)
 def parse_rate(value: object) -> int:
     """``"10mbit"``, ``"512kbit"``, ``"1gbit"`` or a number of bits per second -> bit/s."""
     if _is_number(value):
-        bits = float(value)  # type: ignore[arg-type]
+        bits = float(value)
     elif isinstance(value, str):
         m = _RATE_RE.match(value)
         unit = m.group(2).lower() if m else ""

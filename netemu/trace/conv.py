@@ -168,7 +168,7 @@ class Conversation:
     left: Endpoint
     right: Endpoint
     segments: list[SegmentView] = field(default_factory=list)
-    states: list[StateRecord] = field(default_factory=list)  # left side's
+    states: list[StateRecord | PeerStateRecord] = field(default_factory=list)  # left side's
     peer_states: list[StateRecord | PeerStateRecord] = field(default_factory=list)  # right side's
     notes: list[NoteRecord] = field(default_factory=list)
     congestion: list[CongestionRecord] = field(default_factory=list)  # left side's
@@ -342,6 +342,11 @@ def _norm_ep(ep: Any) -> Endpoint:
 _OPENING = frozenset({"SYN-SENT", "SYN-RECEIVED", "LISTEN"})
 
 
+def new_state(rec: StateRecord | PeerStateRecord) -> str:
+    """The state a record says its socket entered, as recorded."""
+    return rec.new if isinstance(rec, StateRecord) else rec.state
+
+
 def _pick(convs: list[Conversation],
           rec: StateRecord | PeerStateRecord | CongestionRecord | PeerCongestionRecord
           | PeerEventRecord) -> Conversation:
@@ -356,7 +361,7 @@ def _pick(convs: list[Conversation],
                 return c
             if not isinstance(rec, StateRecord | PeerStateRecord):
                 return prev
-            new = normalize_state(rec.new if isinstance(rec, StateRecord) else rec.state)
+            new = normalize_state(new_state(rec))
             return c if new in _OPENING else prev
         prev = c
         if t <= c.end:
@@ -385,22 +390,51 @@ def conversations(trace: Trace, extra_states: Iterable[StateRecord] = (),
     convs, other = split_conversations(trace, keep_segments)
     if not convs:
         return convs, other
-    by_key: dict[frozenset, list[Conversation]] = {}
-    by_local: dict[Endpoint, list[Conversation]] = {}
+    _StatePlacer(convs).place_all((*trace.states, *extra_states, *trace.peer_states))
+    _place_congestion(trace, convs)
+    for c in convs:
+        for recs in (c.states, c.peer_states, c.listener_states, c.congestion,
+                     c.peer_congestion, c.peer_events):
+            recs.sort(key=lambda r: r.t)
+    if place_notes:
+        placement = NotePlacement(trace.notes, convs)
+        for c in convs:
+            c.notes = placement.of(c)
+    return convs, other
+
+
+def _by_key(convs: list[Conversation]) -> dict[frozenset[Endpoint], list[Conversation]]:
+    by_key: dict[frozenset[Endpoint], list[Conversation]] = {}
     for c in convs:
         by_key.setdefault(c.key, []).append(c)
-        by_local.setdefault(c.left, []).append(c)
-        by_local.setdefault(c.right, []).append(c)
+    return by_key
 
-    def place(rec: StateRecord | PeerStateRecord) -> None:
+
+class _StatePlacer:
+    """``conversations``' rule for state records: by 4-tuple, on the side of the
+    record's ``local``; a listener's record (no remote port) by its local endpoint."""
+
+    def __init__(self, convs: list[Conversation]) -> None:
+        self.convs = convs
+        self.by_key = _by_key(convs)
+        self.by_local: dict[Endpoint, list[Conversation]] = {}
+        for c in convs:
+            self.by_local.setdefault(c.left, []).append(c)
+            self.by_local.setdefault(c.right, []).append(c)
+
+    def place_all(self, recs: Iterable[StateRecord | PeerStateRecord]) -> None:
+        for rec in recs:
+            self.place(rec)
+
+    def place(self, rec: StateRecord | PeerStateRecord) -> None:
         local, remote = _norm_ep(rec.local), _norm_ep(rec.remote)
-        cands = by_key.get(frozenset((local, remote)))
+        cands = self.by_key.get(frozenset((local, remote)))
         if cands:
             conv = _pick(cands, rec)
         else:
-            cands = by_local.get(local)
+            cands = self.by_local.get(local)
             if not cands and local[0] in _WILDCARD:  # a listener on 0.0.0.0 or [::]
-                cands = [c for c in convs if local[1] in (c.left[1], c.right[1])]
+                cands = [c for c in self.convs if local[1] in (c.left[1], c.right[1])]
                 if cands:
                     c0 = cands[0]
                     local = c0.right if c0.right[1] == local[1] else c0.left
@@ -417,35 +451,30 @@ def conversations(trace: Trace, extra_states: Iterable[StateRecord] = (),
                 and conv.conn_name is None and local == conv.left:
             conv.conn_name = rec.conn
 
-    for rec in (*trace.states, *extra_states, *trace.peer_states):
-        place(rec)
-    for cc in trace.congestion:  # by 4-tuple only (a connection has both ports)
+
+def _place_congestion(trace: Trace, convs: list[Conversation]) -> None:
+    """Congestion records and the peer's kernel events, by 4-tuple only (a connection
+    has both ports): ours on the left side, the peer's on the right."""
+    by_key = _by_key(convs)
+    for cc in trace.congestion:
         local = _norm_ep(cc.local)
         cands = by_key.get(frozenset((local, _norm_ep(cc.remote))))
         if cands:
             conv = _pick(cands, cc)
             if local == conv.left:  # the ladder draws them on our (the left) side only
                 conv.congestion.append(cc)
-    for pr in (*trace.peer_congestion, *trace.peer_events):  # by 4-tuple, the peer's side
+    peer_recs: list[PeerCongestionRecord | PeerEventRecord] = [
+        *trace.peer_congestion, *trace.peer_events]
+    for pr in peer_recs:
         local = _norm_ep(pr.local)
         cands = by_key.get(frozenset((local, _norm_ep(pr.remote))))
         if cands:
             conv = _pick(cands, pr)
             if local == conv.right:
-                (conv.peer_congestion if isinstance(pr, PeerCongestionRecord)
-                 else conv.peer_events).append(pr)
-    for c in convs:
-        c.states.sort(key=lambda r: r.t)
-        c.peer_states.sort(key=lambda r: r.t)
-        c.listener_states.sort(key=lambda r: r.t)
-        c.congestion.sort(key=lambda r: r.t)
-        c.peer_congestion.sort(key=lambda r: r.t)
-        c.peer_events.sort(key=lambda r: r.t)
-    if place_notes:
-        placement = NotePlacement(trace.notes, convs)
-        for c in convs:
-            c.notes = placement.of(c)
-    return convs, other
+                if isinstance(pr, PeerCongestionRecord):
+                    conv.peer_congestion.append(pr)
+                else:
+                    conv.peer_events.append(pr)
 
 
 class NotePlacement:

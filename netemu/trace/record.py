@@ -196,7 +196,8 @@ class Trace:
         made from them, so one moved between the two copies is seen twice, never lost."""
         recorded = list(self._recorded)
         made = list(self._frames)
-        out = [(f.t, f.direction, f.data, f.mark) for f in made]
+        out: list[tuple[float, str, bytes, str | None]] = [
+            (f.t, f.direction, f.data, f.mark) for f in made]
         out += [(recorded[i], recorded[i + 1], recorded[i + 2], recorded[i + 3])
                 for i in range(0, len(recorded) - 4, 5)]
         return out

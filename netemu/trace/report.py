@@ -42,7 +42,7 @@ def summarize_segments(trace: Trace) -> list[dict[str, Any]]:
 def _segments(trace: Trace, convs: list[Conversation]) -> list[dict[str, Any]]:
     # Each conversation's segments are read again one at a time (nothing but the
     # dicts is kept: a parsed segment holds a copy of its payload).
-    out = []
+    out: list[dict[str, Any]] = []
     for conv in convs:
         for v in conv.iter_segments(trace):
             out.append({

@@ -16,6 +16,7 @@ from pydantic import ValidationError, create_model
 
 from netemu.cli.files import validate_main
 from netemu.scenario import ScenarioError, load_scenario, units, validate_file, validate_text
+from netemu.scenario import options as scenario_options
 from netemu.scenario import schema as sc
 from netemu.scenario.commands import json_schema, schema_main
 from netemu.tcp import State, TcpConfig
@@ -309,9 +310,9 @@ def test_states() -> None:
 
 def test_options_are_tcpconfig_fields() -> None:
     names = [f.name for f in fields(TcpConfig)]
-    assert list(sc.Options.model_fields) == names
-    opts = sc.Options.model_validate({"rto_min": "150ms", "snd_buf": "1M", "nagle": False})
-    cfg = sc.options_to_config(opts)
+    assert list(scenario_options.Options.model_fields) == names
+    opts = scenario_options.Options.model_validate({"rto_min": "150ms", "snd_buf": "1M", "nagle": False})
+    cfg = scenario_options.options_to_config(opts)
     assert (cfg.rto_min, cfg.snd_buf, cfg.nagle, cfg.mss) == (0.15, 1 << 20, False, 1460)
 
 
@@ -378,13 +379,13 @@ def test_future_option_types_validate_cleanly() -> None:
         CUBIC = "cubic"
 
     model = create_model(
-        "Future", __base__=sc.Strict,
-        delayed_ack=(sc._option_type("delayed_ack", bool | float, {}), 0.04),
-        algo=(sc._option_type("algo", Literal["reno", "cubic"], {}), "reno"),
-        cc=(sc._option_type("cc", Cc, {}), Cc.RENO),
-        keepalive_time=(sc._option_type("keepalive_time", float | None, {}), None),
-        timestamps=(sc._option_type("timestamps", bool, {}), True),
-        mss=(sc._option_type("mss", int, {}), 1460),
+        "Future", __base__=scenario_options.Strict,
+        delayed_ack=(scenario_options._option_type("delayed_ack", bool | float, {}), 0.04),
+        algo=(scenario_options._option_type("algo", Literal["reno", "cubic"], {}), "reno"),
+        cc=(scenario_options._option_type("cc", Cc, {}), Cc.RENO),
+        keepalive_time=(scenario_options._option_type("keepalive_time", float | None, {}), None),
+        timestamps=(scenario_options._option_type("timestamps", bool, {}), True),
+        mss=(scenario_options._option_type("mss", int, {}), 1460),
     )
     ok = model.model_validate({"delayed_ack": "40ms", "algo": "cubic", "cc": "cubic",
                                "keepalive_time": "2m", "timestamps": False, "mss": "1k"})

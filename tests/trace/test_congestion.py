@@ -13,14 +13,10 @@ from netemu.tcp.cc import INFINITE_SSTHRESH
 from netemu.testing.links import socketpair_links
 from netemu.trace import CongestionRecord, Trace
 from netemu.trace.conv import conversations
-from netemu.trace.ladder import INFINITE_SSTHRESH as LADDER_INFINITE
-from netemu.trace.ladder import (
-    build_ladder,
-    ladder_congestion,
-    ladder_renderable,
-    render_ladder_html,
-    render_ladder_text,
-)
+from netemu.trace.ladder import build_ladder, render_ladder_html, render_ladder_text
+from netemu.trace.ladder_model import INFINITE_SSTHRESH as LADDER_INFINITE
+from netemu.trace.ladder_model import ladder_congestion
+from netemu.trace.ladder_text import ladder_renderable
 from netemu.trace.report import build_report, write_report
 
 # as tests/trace/conftest.py's Builder has them

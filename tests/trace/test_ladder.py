@@ -8,15 +8,14 @@ import re
 from netemu.trace import NoteRecord, Trace
 from netemu.trace.conv import conversations
 from netemu.trace.ladder import (
-    FILE_WIDTH,
     build_ladder,
-    ladder_renderable,
     print_ladder,
     render_ladder_html,
     render_ladder_text,
     write_ladder_html,
     write_ladder_text,
 )
+from netemu.trace.ladder_text import FILE_WIDTH, ladder_renderable
 
 
 def _in_order(text: str, expected: list[str]) -> None:

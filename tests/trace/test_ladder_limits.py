@@ -19,15 +19,14 @@ from netemu.trace.ladder import (
     DEFAULT_LIMITS,
     UNLIMITED,
     LadderLimits,
-    Row,
     build_ladder,
-    is_event,
     render_ladder_html,
     render_ladder_text,
     render_ladder_texts,
     write_ladder_html,
     write_ladder_text,
 )
+from netemu.trace.ladder_model import Row, is_event
 from netemu.trace.record import PeerEventRecord
 from netemu.trace.report import write_report
 
