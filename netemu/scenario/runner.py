@@ -59,8 +59,8 @@ class Runner(StepLoop[S.StepBase]):
         lab = self.lab
         # The kernel's account of the peer's sockets begins before any peer does.
         fixed = [c.local_port for c in self.ctx.values() if c.local_port]
-        fixed += [st.local_port for st in self.sc.steps
-                  if isinstance(getattr(st, "local_port", None), int)]
+        fixed += [port for st in self.sc.steps
+                  if isinstance(port := getattr(st, "local_port", None), int)]
         self.peers = PeerView({"peer": lab}, self.trace, peer_record(self.trace),
                               fixed_ports=fixed).start()
         for name, peer in self.sc.peers.items():
