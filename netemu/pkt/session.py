@@ -60,8 +60,9 @@ async def _run_pkt(sc: PktScript, run_dir: Path, cwd: Path, t0: float, *, on_ste
     from ..lab.core import Lab
     from ..scenario.session import Outcome
     from ..trace.record import NoteRecord, Trace
+    from .commands import run_command
     from .live import LiveKernel
-    from .runner import PktRunner, StepResult, run_command
+    from .runner import PktRunner, StepResult
 
     passed = False
     error: str | None = None
