@@ -45,14 +45,14 @@ from ..wire.tcp import (
 )
 from .fields import ECN_BITS, icmp_code, icmp_type, script_option
 from .model import PacketSpec, TcpOptionSpec
-from .state import MASK, Conn, ConnTable, EventFailed, Host
+from .state import MASK, Conn, ConnTable, EventFailed, RawHost
 from .tfo import CookieMap
 
 if TYPE_CHECKING:
     from ..lab.core import Lab
 
 
-class SendingHost(Host, Protocol):
+class SendingHost(RawHost, Protocol):
     """netemu's host as the inbound side uses it: its MAC, its clock, its link."""
 
     mac: str

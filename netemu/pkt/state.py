@@ -36,7 +36,7 @@ class EventFailed(Exception):
     """A script event did not happen as written (its message is the step's)."""
 
 
-class Host(Protocol):
+class RawHost(Protocol):
     """What the run needs of netemu's host: its trace, its raw ports, its ports."""
 
     trace: Trace
@@ -82,7 +82,7 @@ class ConnTable:
     """The script's sockets (``socks``), every connection opened (``all``) and the
     socket under test (``sut``)."""
 
-    def __init__(self, host: Host, peer_ip: str, rng: random.Random, *, bind_port: int,
+    def __init__(self, host: RawHost, peer_ip: str, rng: random.Random, *, bind_port: int,
                  connect_port: int) -> None:
         self.host = host
         self.peer_ip = peer_ip

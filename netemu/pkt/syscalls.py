@@ -128,7 +128,8 @@ class SysCalls:
         self.clock = clock
         self.grace = grace
         self.workers = Workers()
-        self._alarm_old: Any = None  # SIGALRM's handler before the run's inline calls
+        # SIGALRM's handler before the run's inline calls
+        self._alarm_old: Callable[[int, FrameType | None], Any] | int | None = None
         self._alarm_set = False
 
     def stop(self) -> None:
