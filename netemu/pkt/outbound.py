@@ -19,7 +19,7 @@ import contextlib
 import socket
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Protocol, TypeVar
+from typing import Protocol, TypeVar
 
 from ..trace.record import FrameRecord, NoteRecord, Trace
 from ..wire import TcpSegment, parse_frame
@@ -29,9 +29,6 @@ from .fields import icmp_code, icmp_type
 from .match import IpFields, Matcher, continues, ip_mismatch, learn_ts
 from .model import Event, PacketSpec
 from .state import Conn, ConnTable, EventFailed
-
-if TYPE_CHECKING:
-    from .load import PktScript
 
 T = TypeVar("T")
 Got = tuple[TcpSegment, float]  # a segment and its script time
@@ -47,15 +44,16 @@ class Outbound:
     """The kernel's packets as the script expects them, read from ``trace``."""
 
     def __init__(self, trace: Trace, peer_ip: str, conns: ConnTable, clock: ScriptClock,
-                 matcher: Matcher, loaded: PktScript, *, grace: float) -> None:
+                 matcher: Matcher, *, grace: float, strict_segments: bool,
+                 non_fatal: bool) -> None:
         self.trace = trace
         self.peer_ip = peer_ip
         self.conns = conns
         self.clock = clock
         self.matcher = matcher
-        self.strict_segments = loaded.strict_segments
-        self.non_fatal = "packet" in loaded.non_fatal
-        self.grace = grace
+        self.grace = grace  # how long past its time a packet is waited for
+        self.strict_segments = strict_segments  # one script packet, one segment
+        self.non_fatal = non_fatal  # --non_fatal=packet: a mismatch is a warning
         self.stamps: dict[int, float] | None = None  # the link's kernel receive times
         self._ip_of: dict[int, IpFields] = {}  # id(segment) -> (tos, ttl)
         self._other_cursor = 0  # next trace frame for a > udp / > icmp packet

@@ -125,7 +125,8 @@ class PktRunner:
         self.inbound = Inbound(lab, host, self.conns, self.cookies, rng, mss=loaded.mss)
         self.outbound = Outbound(self.trace, lab.peer_ip, self.conns, self.clock,
                                  Matcher(self.cookies, self.clock, loaded.tcp_ts_tick_usecs),
-                                 loaded, grace=grace)
+                                 grace=grace, strict_segments=loaded.strict_segments,
+                                 non_fatal="packet" in loaded.non_fatal)
         self.calls = SysCalls(kernel, self.conns, self.clock, grace=grace)
         self._code_queue: list[tuple[str, dict[str, Any], StepResult]] = []
         self.on_step = on_step
