@@ -18,9 +18,10 @@ from ..run.peerview import infer_peer_states
 from ..run.result import OnStep, Outcome, StepResult
 from ..run.rundir import Progress, write_run_dir
 from ..trace.record import Trace
+from .commands import CommandResult, run_command
 from .load import PktScript
 from .model import Command
-from .runner import CommandResult, PktRunner, run_command
+from .runner import PktRunner
 
 
 async def run_pkt(sc: PktScript, run_dir: Path, *, on_step: OnStep | None = None,

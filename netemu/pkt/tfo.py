@@ -18,15 +18,20 @@ What Linux does (net/ipv4/tcp_fastopen.c, since 5.3; the byte orders are the who
   sit in the IP header (network order): 8 bytes for IPv4, 32 for IPv6;
 * the cookie is SipHash-2-4's 64-bit result stored little-endian: 8 bytes, in the order
   the option carries them and packetdrill prints them.
+
+``CookieMap`` applies that to a run: which key signs (a listener's own, else the
+sysctl's), and each cookie translated once.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import re
 import struct
+from collections.abc import Callable
 
-__all__ = ["COOKIE_LEN", "KEY_LEN", "cookie", "key_from_sysctl", "siphash24", "translate"]
+__all__ = ["COOKIE_LEN", "KEY_LEN", "CookieMap", "cookie", "key_from_sysctl", "siphash24", "translate"]
 
 KEY_LEN = 16
 COOKIE_LEN = 8
@@ -139,3 +144,49 @@ def translate(cookie_bytes: bytes, key: str | bytes, from_pair: tuple[str, str],
     if bytes(cookie_bytes) != cookie(key, *from_pair):
         return None
     return cookie(key, *to_pair)
+
+
+class CookieMap:
+    """A run's cookies between the script's addresses and the lab's: a cookie the kernel
+    would make for the script's addresses is the one it makes for the lab's, as addresses
+    are mapped. ``sysctl_key`` reads the peer's ``net.ipv4.tcp_fastopen_key`` (once);
+    ``listener_key`` gives the newest open listener's ``TCP_FASTOPEN_KEY``, if the
+    script set one (a listener's own key makes its cookies)."""
+
+    def __init__(self, script: tuple[str, str], lab: tuple[str, str],
+                 sysctl_key: Callable[[], str], listener_key: Callable[[], bytes | None]
+                 ) -> None:
+        self.script = script  # (remote, local): netemu's side, then the kernel's
+        self.lab = lab
+        self._sysctl_key = sysctl_key
+        self._listener_key = listener_key
+        self._key_text: str | None = None
+        self._key_read = False
+        self._memo: dict[tuple[bytes, bool, str | bytes | None], bytes] = {}
+
+    def sysctl_key(self) -> str | None:
+        """The peer's sysctl key; None when it cannot be read."""
+        if not self._key_read:
+            with contextlib.suppress(Exception):
+                self._key_text = self._sysctl_key()
+            self._key_read = True
+        return self._key_text
+
+    def map(self, cookie_bytes: bytes, *, to_lab: bool) -> bytes:
+        """``cookie_bytes`` in the lab's addresses (``to_lab``) or back in the script's;
+        a cookie that is not valid for the one side (a deliberately bad one, or no key)
+        is left as it is."""
+        key = self._listener_key() or self.sysctl_key()
+        got = self._memo.get((cookie_bytes, to_lab, key))
+        if got is None:
+            got = self._memo[(cookie_bytes, to_lab, key)] = self._translate(
+                cookie_bytes, key, to_lab=to_lab)
+        return got
+
+    def _translate(self, cookie_bytes: bytes, key: str | bytes | None, *,
+                   to_lab: bool) -> bytes:
+        if key is None or len(cookie_bytes) != COOKIE_LEN:
+            return cookie_bytes
+        got = translate(cookie_bytes, key, self.script, self.lab) if to_lab else \
+            translate(cookie_bytes, key, self.lab, self.script)
+        return got if got is not None else cookie_bytes

@@ -1,0 +1,177 @@
+"""The run-time pieces of a .pkt run that need no lab: matching the kernel's segments
+against script packets (match, fields), the script clock, inbound TS ecr mapping,
+Fast Open cookies between address pairs, and shell-command address mapping."""
+
+from __future__ import annotations
+
+import random
+import time
+from types import SimpleNamespace
+
+import pytest
+
+from netemu.pkt.clock import ScriptClock
+from netemu.pkt.commands import map_addresses
+from netemu.pkt.inbound import live_ecr
+from netemu.pkt.match import Matcher, ip_mismatch, learn_ts
+from netemu.pkt.model import PacketSpec
+from netemu.pkt.parser import parse_text
+from netemu.pkt.state import Conn, ConnTable, EventFailed
+from netemu.pkt.tfo import CookieMap, cookie
+from netemu.trace.record import Trace
+from netemu.wire import TcpSegment
+from netemu.wire.tcp import (
+    ACK,
+    NOP,
+    PSH,
+    SACK_PERMITTED,
+    SYN,
+    MssOption,
+    SackOption,
+    TimestampOption,
+    WindowScaleOption,
+)
+
+KEY = "a1a1a1a1-b2b2b2b2-c3c3c3c3-d4d4d4d4"
+
+
+def pkt(line: str) -> PacketSpec:
+    ev = parse_text("0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n+0 " + line + "\n",
+                    "m.pkt").events[1]
+    assert isinstance(ev.action, PacketSpec)
+    return ev.action
+
+
+def matcher(tick: int = 0) -> Matcher:
+    cookies = CookieMap(("192.0.2.1", "192.168.0.1"), ("10.0.0.1", "10.0.0.2"),
+                        lambda: KEY, lambda: None)
+    return Matcher(cookies, ScriptClock(Trace(), 0.004, 12.5, True, [], time.monotonic()), tick)
+
+
+def conn() -> Conn:
+    """A connection whose kernel ISN is 1000 and netemu's 5000."""
+    return Conn(40000, 8080, our_off=5000, cursor=0, kernel_off=1000)
+
+
+def seg(seq: int, ack: int, flags: int, n: int = 0, opts: tuple = (), win: int = 502
+        ) -> TcpSegment:
+    return TcpSegment(8080, 40000, seq, ack, flags, win, bytes(n), opts)
+
+
+def test_a_matching_segment_and_each_field_that_differs():
+    m, c = matcher(), conn()
+    s = seg(1001, 5001, ACK | PSH, 100)
+    assert m.mismatch(pkt("> P. 1:101(100) ack 1"), c, [s]) is None
+    assert m.mismatch(pkt("> P. 2:102(100) ack 1"), c, [s]) == \
+        "live packet field tcp_seq: expected: 2 vs actual: 1"
+    assert m.mismatch(pkt("> F. 1:101(100) ack 1"), c, [s]) == \
+        "live packet field tcp flags: expected: F. vs actual: P."
+    assert m.mismatch(pkt("> P. 1:101(100) ack 7"), c, [s]) == \
+        "live packet field tcp_ack_seq: expected: 7 vs actual: 1"
+    assert m.mismatch(pkt("> P. 1:101(100) ack 1 win 9"), c, [s]) == \
+        "live packet field tcp_window: expected: 9 vs actual: 502"
+    assert m.mismatch(pkt("> P. 1:51(50) ack 1"), c, [s]) == \
+        "live packet payload length: expected: 50 vs actual: 100"
+
+
+def test_a_tso_packet_is_short_until_its_run_is_whole():
+    m, c = matcher(), conn()
+    a, b = seg(1001, 5001, ACK, 100), seg(1101, 5001, ACK | PSH, 100)
+    p = pkt("> P. 1:201(200) ack 1")
+    assert m.mismatch(p, c, [a]) == "short"
+    assert m.mismatch(p, c, [a, b]) is None
+    assert m.actual_text(a, 0.5, c, [a, b]) == \
+        "0.500000 P. 1:201(200) ack 1 win 502 (a run of 2 segments)"
+
+
+def test_options_are_compared_in_order_and_printed_in_script_space():
+    m, c = matcher(), conn()
+    opts = (MssOption(1460), NOP, NOP, SACK_PERMITTED, NOP, WindowScaleOption(7))
+    s = seg(1000, 0, SYN, opts=opts)
+    c.kernel_syn = 0
+    assert m.mismatch(pkt("> S 0:0(0) <mss 1460,nop,nop,sackOK,nop,wscale 7>"), c, [s]) is None
+    assert m.mismatch(pkt("> S 0:0(0) <mss 1460,sackOK,nop,nop,nop,wscale 7>"), c, [s]) == \
+        ("bad outbound TCP options: expected <mss,sackOK,nop,nop,nop,wscale> vs actual "
+         "<mss,nop,nop,sackOK,nop,wscale>")
+    assert m.mismatch(pkt("> S 0:0(0) <mss 1460,nop,nop,sackOK,nop,wscale 9>"), c, [s]) == \
+        "bad value in outbound TCP option wscale: expected wscale 9 vs actual wscale 7"
+    assert m.mismatch(pkt("> S 0:0(0) <...>"), c, [s]) is None
+    sack = seg(1001, 5101, ACK, opts=(NOP, NOP, SackOption(((5201, 5301),))))
+    assert m.actual_text(sack, 1.0, c).endswith("ack 101 win 502 <nop,nop,sack 201:301>")
+
+
+def test_ts_values_count_from_the_first_one_mapped():
+    m, c = matcher(), conn()
+    s = seg(1001, 5001, ACK, opts=(NOP, NOP, TimestampOption(777000, 5)))
+    learn_ts(pkt("> . 1:1(0) ack 1 <nop,nop,TS val 100 ecr 5>"), s, c)
+    assert c.first_ts == (100, 777000) and c.ts_map == {100: 777000}
+    assert m.actual_text(s, 0.0, c).endswith("<nop,nop,TS val 100 ecr 5>")
+    assert live_ecr(c, 100) == 777000 and live_ecr(c, 110) == 777010
+    assert live_ecr(Conn(1, 2, 0, 0), 42) == 42
+
+
+def test_ts_val_checked_only_with_a_tick():
+    c = conn()
+    c.first_ts = (100, 777000)
+    s = seg(1001, 5001, ACK, opts=(NOP, NOP, TimestampOption(779000, 5)))
+    p = pkt("> . 1:1(0) ack 1 <nop,nop,TS val 101 ecr 5>")
+    assert matcher().mismatch(p, c, [s]) is None
+    why = matcher(tick=1000).mismatch(p, c, [s])
+    assert why == "bad outbound TCP timestamp value: expected 101 vs actual 2100 (tick 1000 us)"
+
+
+def test_ip_fields():
+    p = pkt("> [ect0] . 1:1(0) ack 1")
+    assert ip_mismatch(p, (2, 64)) is None
+    assert ip_mismatch(p, (1, 64)) == "live packet field ip ecn: expected: ect0 vs actual: ect1"
+    assert ip_mismatch(pkt("> [ect01] . 1:1(0) ack 1"), (1, 64)) is None
+
+
+def test_fast_open_cookies_follow_the_addresses():
+    m = matcher()
+    script = cookie(KEY, "192.0.2.1", "192.168.0.1")
+    lab = cookie(KEY, "10.0.0.1", "10.0.0.2")
+    assert m.cookies.map(script, to_lab=True) == lab
+    assert m.cookies.map(lab, to_lab=False) == script
+    assert m.cookies.map(b"\x01" * 8, to_lab=True) == b"\x01" * 8  # not valid: as it is
+
+    def unreadable_key() -> str:
+        raise OSError("no such sysctl")
+
+    unreadable = CookieMap(("a", "b"), ("c", "d"), unreadable_key, lambda: None)
+    assert unreadable.sysctl_key() is None and unreadable.map(script, to_lab=True) == script
+
+
+def test_the_clock_anchors_relative_times_and_checks_them():
+    notes: list[str] = []
+    clock = ScriptClock(Trace(), 0.004, 12.5, False, notes)
+    ev = parse_text("0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n+0 < S 0:0(0) win 1000\n"
+                    "+.1 < . 1:1(0) ack 1 win 1000\n", "c.pkt").events
+    clock.t0 = 0.0
+    clock.done(ev[1], 1.0, deferred=False)
+    start, end, checked = clock.schedule(ev[2])  # an inject after an inject: from its time
+    assert (start, end, checked) == (pytest.approx(1.1), pytest.approx(1.1), True)
+    assert clock.tolerance(1.01) == 0.004 and clock.tolerance(1.1) == pytest.approx(0.0125)
+    assert clock.check(3, "outbound packet", 1.103, 1.1, 1.1, 0.004, "+.1") is None
+    assert clock.check(3, "outbound packet", 1.2, 1.1, 1.1, 0.004, "+.1") is None  # lenient
+    assert notes == ["timing: line 3: outbound packet expected at 1.100000 (+.1) s, happened "
+                     "at 1.200000 s (tolerance 4.0 ms)"]
+    assert [t.ok for t in clock.timing] == [True, False]
+
+
+def test_no_connection_to_expect_on():
+    host = SimpleNamespace(trace=Trace(), raw_ports=set(), ephemeral_port=lambda ip, p: 40000)
+    table = ConnTable(host, "10.0.0.2", random.Random(1), bind_port=8080, connect_port=8080)
+    with pytest.raises(EventFailed, match="no connection to expect a packet on"):
+        table.for_outbound()
+    c = table.for_inbound()
+    assert c.passive and c.kernel_port == 8080 and host.raw_ports == {40000}
+    assert table.for_outbound() is c
+
+
+def test_shell_addresses_become_the_labs():
+    sc = SimpleNamespace(local_ip="192.168.0.1", remote_ip="192.0.2.1", netmask_ip="255.255.0.0")
+    lab = SimpleNamespace(peer_ip="10.0.0.2", emu_ip="10.0.0.1")
+    assert map_addresses("ip route change 192.0.2.1 via 192.168.0.2 dev tun0 src 192.168.0.1 "
+                         "v1.2.3.4", sc, lab) == \
+        "ip route change 10.0.0.1 via 10.0.0.1 dev tun0 src 10.0.0.2 v1.2.3.4"
