@@ -55,7 +55,7 @@ runpy.run_module("netemu", run_name="__main__", alter_sys=True)
 """
 
 # Imports the recorded modules, in order, and nothing else, as `netemu run` does (the
-# collector off while importing: netemu/cli.py); exits as it does (gc.freeze: no
+# collector off while importing: netemu/cli/run.py); exits as it does (gc.freeze: no
 # collection of the imported objects at interpreter teardown).
 _IMPORT = """\
 import gc, importlib, sys

@@ -89,8 +89,8 @@ class PktScript:
         """What a run of this script executes beyond packets and system calls: (shell
         commands, ``%{ }%`` Python snippets). Shell commands: the ``--init_scripts``, the
         init commands, the events' and the cleanup command, each ``/bin/sh -c`` as root in
-        the lab's peer namespace from the script's folder (``runner.run_command``); the
-        snippets: ``python -m netemu.pkt.code`` there (``runner.run_code_blocks``)."""
+        the lab's peer namespace from the script's folder (``commands.run_command``); the
+        snippets: ``python -m netemu.pkt.code`` there (``commands.run_code_blocks``)."""
         events = [*self.script.init_commands, *self.script.events,
                   *((self.cleanup,) if self.cleanup is not None else ())]
         shell = len(self.init_scripts) + sum(isinstance(ev.action, Command) for ev in events)

@@ -1,7 +1,9 @@
-"""netemu.scenario: the scenario format (schema), its loader and its commands.
+"""netemu.scenario: the YAML scenario format (schema), its loader and its step actions.
 
+Layer rule: scenario stands on the run layer (``netemu.run``) and below; it never imports
+``netemu.pkt`` (the other script format) nor ``netemu.cli`` (which dispatches by file type).
 The names below are imported on first use (PEP 562), so that importing a submodule
-(``netemu.scenario.session`` for a packetdrill run, say) does not load PyYAML and the
+(``netemu.scenario.session`` to run a scenario, say) does not load PyYAML and the
 loader. ``netemu.scenario.loader`` loads PyYAML and pydantic (plus netemu.tcp for
 TcpConfig and State); the runner lives in ``netemu.scenario.runner``.
 """
