@@ -45,6 +45,7 @@ from ..wire.frame import Frame, FrameHead, build_tcp_frame, parse_tcp_frame
 
 if TYPE_CHECKING:
     from ..impair import Impairment
+    from .script import ScriptHooks
     from .stream import TcpListener, TcpStream
 
 ZERO_MAC = "00:00:00:00:00:00"
@@ -59,17 +60,6 @@ class HostError(Exception):
 
 class ConnectionRefused(HostError):
     pass
-
-
-@dataclass
-class DropRule:
-    """Drop the next ``count`` frames in ``direction`` whose segment matches."""
-
-    direction: str  # "out" or "in"
-    match: Callable[[TcpSegment], bool]
-    count: int = 1
-    dropped: int = 0
-    description: str = ""
 
 
 @dataclass
@@ -101,8 +91,9 @@ class Host:
         self.conns: dict[tuple[str, int, int], Connection] = {}
         self.names: dict[Connection, str] = {}
         self.listeners: dict[int, _Listening] = {}
-        self.raw_ports: set[int] = set()  # scripted ports: no automatic RST
-        self.drop_rules: list[DropRule] = []
+        # What a script running on this host wants of it (its raw ports, its drop rules);
+        # None: no script, and the receive and send paths take their plain course.
+        self.script: ScriptHooks | None = None
         # netem-style pipelines (netemu.impair) per direction; None: the frames pass.
         self.impair_out: Impairment | None = None
         self.impair_in: Impairment | None = None
@@ -110,7 +101,10 @@ class Host:
         self._wakeups: dict[Connection, asyncio.Event] = {}
         self._any_change = asyncio.Event()  # wakes accept(): some connection moved
         self._accepted: set[Connection] = set()
-        self.event_log: dict[Connection, list] = {}  # every event, for expectations
+        # Every event of each connection, and when it came: the host's record of what its
+        # connections did (a TcpStream tells a reset from an EOF by it; a scenario's
+        # expectations read it), kept where the events are taken from the connections.
+        self.event_log: dict[Connection, list] = {}
         self.event_times: dict[Connection, list[float]] = {}  # when each of event_log's came
         self._dirty: set[Connection] = set()
         self._deadlines: list[tuple[float, int, Connection]] = []
@@ -217,13 +211,13 @@ class Host:
             self._receive(batch, now)
             self._flush(now)
             return
-        rules = self.drop_rules
+        script = self.script
         for data, csum_not_ready in batch:
             # Impaired: the trace shows the frame as it arrived on the wire; our
             # stack sees it when (and as) the pipeline lets it through. A drop rule
             # takes its frame here, on arrival, so the trace records it as dropped (it
             # used to be recorded as arrived and dropped later, unmarked).
-            if rules and self._rule_drops_in(data, csum_not_ready):
+            if script is not None and self._rule_drops_in(script, data, csum_not_ready):
                 self.trace.frame("in", data, "dropped", "drop rule", t=now)
                 continue
             fate = imp.push(data, now)
@@ -237,18 +231,19 @@ class Host:
             self._receive([(data, False) for data in due], now, record=False, rules=False)
         self._flush(now)
 
-    def _rule_drops_in(self, data: bytes, csum_not_ready: bool) -> bool:
+    @staticmethod
+    def _rule_drops_in(script: ScriptHooks, data: bytes, csum_not_ready: bool) -> bool:
         try:
             seg = parse_frame(data, verify=not csum_not_ready).tcp
         except (BadChecksum, MalformedPacket):
             return False
-        return seg is not None and self._dropped("in", seg)
+        return seg is not None and script.drops("in", seg) is not None
 
     def _receive(self, batch: list[tuple[bytes, bool]], now: float,
                  record: bool = True, rules: bool = True) -> None:
-        """``rules``: apply the drop rules (False: the impaired path applied them when
-        the frames arrived)."""
-        if (self.drop_rules and rules) or self.on_frame:
+        """``rules``: apply the script's drop rules (False: the impaired path applied
+        them when the frames arrived)."""
+        if (self.script is not None and rules) or self.on_frame:
             for data, csum_not_ready in batch:
                 self._receive_frame(data, csum_not_ready, now, record, rules)
         else:
@@ -256,7 +251,7 @@ class Host:
 
     def _receive_plain(self, batch: list[tuple[bytes, bool]], now: float,
                        record: bool = True) -> None:
-        """``_receive_frame`` for a whole batch when no drop rule or hook is set: a
+        """``_receive_frame`` for a whole batch when no script or hook is set: a
         regular TCP frame is decoded without its Ethernet and IPv4 records
         (``parse_tcp_frame``), and a segment of a known connection goes straight to it."""
         trace_frame = self.trace.frame if record else None
@@ -296,7 +291,9 @@ class Host:
                 trace.frame("in", data, "malformed", e.reason, t=now)
             return
         seg = frame.tcp
-        if seg is not None and rules and self._dropped("in", seg):
+        script = self.script
+        if (seg is not None and rules and script is not None
+                and script.drops("in", seg) is not None):
             if record:
                 trace.frame("in", data, "dropped", t=now)
             return
@@ -328,7 +325,8 @@ class Host:
             conn.receive(seg, now)
             self._dirty.add(conn)
             return
-        if seg.dst_port in self.raw_ports:
+        script = self.script
+        if script is not None and script.owns_port(seg.dst_port):
             return
         lst = self.listeners.get(seg.dst_port)
         if lst is not None:
@@ -358,13 +356,6 @@ class Host:
         self._transmit([frame])
 
     # ------------------------------------------------------------------ send path
-    def _dropped(self, direction: str, seg: TcpSegment) -> bool:
-        for rule in self.drop_rules:
-            if rule.direction == direction and rule.dropped < rule.count and rule.match(seg):
-                rule.dropped += 1
-                return True
-        return False
-
     def _frame_for(self, seg: TcpSegment, dst_ip: str) -> bytes | None:
         """The frame for ``seg``: exactly ``build_tcp_frame(self.mac, <dst MAC>,
         IPv4Packet(self.ip, dst_ip, 6, identification=<next id>), seg)``, with the
@@ -382,14 +373,21 @@ class Host:
         frame = self._frame_for(seg, dst_ip)
         if frame is None:
             return False
-        if self._dropped("out", seg):
+        script = self.script
+        if script is not None and script.drops("out", seg) is not None:
             self.trace.frame("out", frame, "dropped")
             return True
         self._transmit([frame], mark)
         return True
 
+    # The inject* primitives put on the wire (or into our stack) a segment or frame no
+    # connection of ours made: a script's, marked "injected" in the trace. They are the
+    # host's jobs, not the script's: only the host frames a segment as its own (its ARP
+    # cache, its IPv4 ids), owns the link and the trace's record of what it sent, and
+    # takes a frame in through its receive path.
     def inject(self, seg: TcpSegment, dst_ip: str) -> bytes:
-        """Send a hand-made segment (scenario ``inject``); returns its frame."""
+        """Send a hand-made segment (a scenario's ``inject``) as one of ours, past the
+        impairments and the drop rules; returns its frame."""
         frame = self._frame_for(seg, dst_ip)
         if frame is None:
             raise HostError(f"no ARP entry for {dst_ip}: resolve it first")
@@ -415,6 +413,8 @@ class Host:
         return frame
 
     def inject_frame(self, frame: bytes) -> None:
+        """Send a frame made whole elsewhere (a .pkt script's, in any address) on our
+        link, past the impairments, recorded as injected."""
         self._transmit([frame], "injected")
 
     def _transmit(self, frames: list[bytes], mark: str | None = None) -> None:
@@ -452,14 +452,14 @@ class Host:
         frames: list[bytes] = []
         trace = self.trace
         frame_for = self._frame_for
-        rules = self.drop_rules
+        script = self.script
         for conn in dirty:
             remote_ip = conn.remote_ip
             for seg in conn.segments_to_send(now):
                 frame = frame_for(seg, remote_ip)
                 if frame is None:
                     continue
-                if rules and self._dropped("out", seg):
+                if script is not None and script.drops("out", seg) is not None:
                     trace.frame("out", frame, "dropped", t=now)
                     continue
                 frames.append(frame)
