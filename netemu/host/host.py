@@ -42,6 +42,7 @@ from ..wire import (
     parse_frame,
 )
 from ..wire.frame import Frame, FrameHead, build_tcp_frame, parse_tcp_frame
+from .loop import LoopReader, pipeline_deadlines
 
 if TYPE_CHECKING:
     from ..impair import Impairment
@@ -70,7 +71,7 @@ class _Listening:
     pending: int = 0  # connections handed out but not yet accepted
 
 
-class Host:
+class Host(LoopReader):
     """An emulated IPv4 host with its own TCP, on ``link`` (see netemu.link)."""
 
     def __init__(self, link, ip: str, mac: str, *, config: TcpConfig | None = None,
@@ -79,6 +80,7 @@ class Host:
         """``ephemeral``: the ports ``ephemeral_port`` hands out; by default the link's
         (a lab's link carries its slot's block, so live labs' 4-tuples differ:
         lab/registry.py ``Slot``), else 40000-59999."""
+        super().__init__()
         self.link = link
         self.ip = ip
         self.mac = mac
@@ -109,9 +111,6 @@ class Host:
         self._dirty: set[Connection] = set()
         self._deadlines: list[tuple[float, int, Connection]] = []
         self._seq = itertools.count()
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_at: float | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
         self._ip_id = itertools.count(1)
         self._heads: dict[str, FrameHead] = {}  # dst_ip -> its frames' Ethernet + IPv4 headers
         self.ephemeral: range = ephemeral or getattr(link, "ephemeral", None) or EPHEMERAL
@@ -120,29 +119,18 @@ class Host:
         self.record_rx_stamps = False
         self._next_port = self.ephemeral.start
         self.stats = {"rx": 0, "tx": 0, "bad_checksum": 0, "malformed": 0, "rst_sent": 0}
-        self._closed = False
 
     # ------------------------------------------------------------------ lifecycle
-    async def start(self) -> Host:
-        self._loop = asyncio.get_running_loop()
-        self._loop.add_reader(self.link.fileno(), self._on_readable)
-        return self
+    def _add_readers(self, loop: asyncio.AbstractEventLoop) -> None:
+        loop.add_reader(self.link.fileno(), self._on_readable)
 
-    async def __aenter__(self) -> Host:
-        return await self.start()
-
-    async def __aexit__(self, *exc: object) -> None:
-        self.close()
+    def _remove_readers(self, loop: asyncio.AbstractEventLoop) -> None:
+        with contextlib.suppress(ValueError, OSError):
+            loop.remove_reader(self.link.fileno())
 
     def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        if self._loop is not None:
-            with contextlib.suppress(ValueError, OSError):
-                self._loop.remove_reader(self.link.fileno())
-        if self._timer is not None:
-            self._timer.cancel()
+        """Stop reading and the timer; wake whoever waits on a connection."""
+        super().close()
         for ev in self._wakeups.values():
             ev.set()
 
@@ -517,23 +505,13 @@ class Host:
             heapq.heappop(heap)
         if self._loop is None or self._closed:
             return
-        times = [heap[0][0]] if heap else []
-        for imp in (self.impair_out, self.impair_in):
-            if imp is not None and (d := imp.next_deadline()) is not None:
-                times.append(d)
-        if not times:
-            return
-        when = min(times)
-        if self._timer_at is not None and self._timer_at <= when and self._timer is not None:
-            return
-        if self._timer is not None:
-            self._timer.cancel()
-        self._timer_at = when
-        self._timer = self._loop.call_at(when, self._on_timer)
+        times = pipeline_deadlines(self.impair_out, self.impair_in)
+        if heap:
+            times.append(heap[0][0])
+        if times:
+            self._timer.arm(self._loop, min(times))
 
     def _on_timer(self) -> None:
-        self._timer = None
-        self._timer_at = None
         now = self.now()
         heap = self._deadlines
         while heap and heap[0][0] <= now:

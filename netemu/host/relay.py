@@ -32,6 +32,7 @@ from typing import Any
 from ..impair import Impairment
 from ..trace.record import Trace
 from ..wire import MalformedPacket, TcpSegment, parse_frame
+from .loop import LoopReader, pipeline_deadlines
 from .script import Direction, ScriptHooks
 
 OUT: Direction = "out"
@@ -50,13 +51,14 @@ class _Side:
         self.writer = False
 
 
-class Relay:
+class Relay(LoopReader):
     """A transparent, impairing, recording bridge between two links (see module doc)."""
 
     def __init__(self, client_link: Any, server_link: Any, *, trace: Trace | None = None,
                  client_ip: str = "", server_ip: str = "",
                  impair_out: Impairment | None = None,
                  impair_in: Impairment | None = None) -> None:
+        super().__init__()
         self.client = _Side(client_link)
         self.server = _Side(server_link)
         self.client_ip, self.server_ip = client_ip, server_ip
@@ -68,38 +70,19 @@ class Relay:
         self.impair_in = impair_in  # server -> client
         self.on_frame: list[Callable[[str, bytes, TcpSegment | None], None]] = []
         self.stats = {"out": 0, "in": 0, "dropped": 0, "relayed": 0, "tx_backlog": 0}
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_at: float | None = None
-        self._closed = False
 
     # ------------------------------------------------------------------ lifecycle
-    async def start(self) -> Relay:
-        self._loop = loop = asyncio.get_running_loop()
+    def _add_readers(self, loop: asyncio.AbstractEventLoop) -> None:
         loop.add_reader(self.client.link.fileno(), self._on_readable, OUT)
         loop.add_reader(self.server.link.fileno(), self._on_readable, IN)
-        return self
 
-    async def __aenter__(self) -> Relay:
-        return await self.start()
-
-    async def __aexit__(self, *exc: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        if self._loop is not None:
-            for side in (self.client, self.server):
+    def _remove_readers(self, loop: asyncio.AbstractEventLoop) -> None:
+        for side in (self.client, self.server):
+            with contextlib.suppress(ValueError, OSError):
+                loop.remove_reader(side.link.fileno())
+            if side.writer:
                 with contextlib.suppress(ValueError, OSError):
-                    self._loop.remove_reader(side.link.fileno())
-                if side.writer:
-                    with contextlib.suppress(ValueError, OSError):
-                        self._loop.remove_writer(side.link.fileno())
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+                    loop.remove_writer(side.link.fileno())
 
     def now(self) -> float:
         return time.monotonic()
@@ -185,23 +168,13 @@ class Relay:
     def _arm_timer(self) -> None:
         if self._loop is None or self._closed:
             return
-        times = [d for imp in (self.impair_out, self.impair_in)
-                 if imp is not None and (d := imp.next_deadline()) is not None]
-        if not times:
-            return
-        when = min(times)
-        if self._timer is not None and self._timer_at is not None and self._timer_at <= when:
-            return
-        if self._timer is not None:
-            self._timer.cancel()
-        self._timer_at = when
-        self._timer = self._loop.call_at(when, self._on_timer)
+        times = pipeline_deadlines(self.impair_out, self.impair_in)
+        if times:
+            self._timer.arm(self._loop, min(times))
 
     def _on_timer(self) -> None:
         if self._closed:  # a callback already due when close() ran (Ctrl-C): the links
             return  # may be gone (EBADF was printed as a traceback)
-        self._timer = None
-        self._timer_at = None
         now = self.now()
         for direction, imp in ((OUT, self.impair_out), (IN, self.impair_in)):
             if imp is not None:
