@@ -505,6 +505,10 @@ class Host(LoopReader):
             heapq.heappop(heap)
         if self._loop is None or self._closed:
             return
+        if self.impair_out is None and self.impair_in is None:  # (no pipeline: the plain way)
+            if heap:
+                self._timer.arm(self._loop, heap[0][0])
+            return
         times = pipeline_deadlines(self.impair_out, self.impair_in)
         if heap:
             times.append(heap[0][0])

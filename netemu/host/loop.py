@@ -8,6 +8,7 @@ Layer: netemu.host; imports the impairment pipelines' type only.
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Self
 
@@ -21,11 +22,11 @@ class DeadlineTimer:
     def __init__(self, fire: Callable[[], None]) -> None:
         self._fire = fire
         self._handle: asyncio.TimerHandle | None = None
-        self._at: float | None = None
+        self._at = math.inf  # when _handle fires (inf: no handle)
 
     def arm(self, loop: asyncio.AbstractEventLoop, when: float) -> None:
         """Fire at ``when`` (loop time), unless it fires at or before it already."""
-        if self._handle is not None and self._at is not None and self._at <= when:
+        if self._at <= when:
             return
         if self._handle is not None:
             self._handle.cancel()
@@ -34,14 +35,14 @@ class DeadlineTimer:
 
     def _run(self) -> None:
         self._handle = None
-        self._at = None
+        self._at = math.inf
         self._fire()
 
     def cancel(self) -> None:
         if self._handle is not None:
             self._handle.cancel()
             self._handle = None
-            self._at = None
+            self._at = math.inf
 
 
 def pipeline_deadlines(*pipes: Impairment | None) -> list[float]:
