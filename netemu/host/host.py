@@ -5,6 +5,11 @@ batch, then flush every connection that has something to say), keeps one
 ``loop.call_at`` timer armed for the earliest TCP deadline, answers ARP and
 ICMP echo itself, demultiplexes TCP by 4-tuple, answers closed ports with RST,
 and records every frame, state change and congestion event in a ``Trace``.
+What a script running on it wants (ports it owns, segments to drop) the host asks
+of ``script`` (netemu.host.script's ``ScriptHooks``), which the run layer implements.
+
+Layer: netemu.host, on tcp, wire, trace and impair; never the run layer or the
+formats above it (run, scenario, pkt).
 """
 
 from __future__ import annotations
