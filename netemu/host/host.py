@@ -5,6 +5,11 @@ batch, then flush every connection that has something to say), keeps one
 ``loop.call_at`` timer armed for the earliest TCP deadline, answers ARP and
 ICMP echo itself, demultiplexes TCP by 4-tuple, answers closed ports with RST,
 and records every frame, state change and congestion event in a ``Trace``.
+What a script running on it wants (ports it owns, segments to drop) the host asks
+of ``script`` (netemu.host.script's ``ScriptHooks``), which the run layer implements.
+
+Layer: netemu.host, on tcp, wire, trace and impair; never the run layer or the
+formats above it (run, scenario, pkt).
 """
 
 from __future__ import annotations
@@ -42,9 +47,11 @@ from ..wire import (
     parse_frame,
 )
 from ..wire.frame import Frame, FrameHead, build_tcp_frame, parse_tcp_frame
+from .loop import LoopReader, pipeline_deadlines
 
 if TYPE_CHECKING:
     from ..impair import Impairment
+    from .script import ScriptHooks
     from .stream import TcpListener, TcpStream
 
 ZERO_MAC = "00:00:00:00:00:00"
@@ -62,17 +69,6 @@ class ConnectionRefused(HostError):
 
 
 @dataclass
-class DropRule:
-    """Drop the next ``count`` frames in ``direction`` whose segment matches."""
-
-    direction: str  # "out" or "in"
-    match: Callable[[TcpSegment], bool]
-    count: int = 1
-    dropped: int = 0
-    description: str = ""
-
-
-@dataclass
 class _Listening:
     listener: Listener
     backlog: int
@@ -80,7 +76,7 @@ class _Listening:
     pending: int = 0  # connections handed out but not yet accepted
 
 
-class Host:
+class Host(LoopReader):
     """An emulated IPv4 host with its own TCP, on ``link`` (see netemu.link)."""
 
     def __init__(self, link, ip: str, mac: str, *, config: TcpConfig | None = None,
@@ -89,6 +85,7 @@ class Host:
         """``ephemeral``: the ports ``ephemeral_port`` hands out; by default the link's
         (a lab's link carries its slot's block, so live labs' 4-tuples differ:
         lab/registry.py ``Slot``), else 40000-59999."""
+        super().__init__()
         self.link = link
         self.ip = ip
         self.mac = mac
@@ -101,8 +98,9 @@ class Host:
         self.conns: dict[tuple[str, int, int], Connection] = {}
         self.names: dict[Connection, str] = {}
         self.listeners: dict[int, _Listening] = {}
-        self.raw_ports: set[int] = set()  # scripted ports: no automatic RST
-        self.drop_rules: list[DropRule] = []
+        # What a script running on this host wants of it (its raw ports, its drop rules);
+        # None: no script, and the receive and send paths take their plain course.
+        self.script: ScriptHooks | None = None
         # netem-style pipelines (netemu.impair) per direction; None: the frames pass.
         self.impair_out: Impairment | None = None
         self.impair_in: Impairment | None = None
@@ -110,14 +108,14 @@ class Host:
         self._wakeups: dict[Connection, asyncio.Event] = {}
         self._any_change = asyncio.Event()  # wakes accept(): some connection moved
         self._accepted: set[Connection] = set()
-        self.event_log: dict[Connection, list] = {}  # every event, for expectations
+        # Every event of each connection, and when it came: the host's record of what its
+        # connections did (a TcpStream tells a reset from an EOF by it; a scenario's
+        # expectations read it), kept where the events are taken from the connections.
+        self.event_log: dict[Connection, list] = {}
         self.event_times: dict[Connection, list[float]] = {}  # when each of event_log's came
         self._dirty: set[Connection] = set()
         self._deadlines: list[tuple[float, int, Connection]] = []
         self._seq = itertools.count()
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_at: float | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
         self._ip_id = itertools.count(1)
         self._heads: dict[str, FrameHead] = {}  # dst_ip -> its frames' Ethernet + IPv4 headers
         self.ephemeral: range = ephemeral or getattr(link, "ephemeral", None) or EPHEMERAL
@@ -126,29 +124,18 @@ class Host:
         self.record_rx_stamps = False
         self._next_port = self.ephemeral.start
         self.stats = {"rx": 0, "tx": 0, "bad_checksum": 0, "malformed": 0, "rst_sent": 0}
-        self._closed = False
 
     # ------------------------------------------------------------------ lifecycle
-    async def start(self) -> Host:
-        self._loop = asyncio.get_running_loop()
-        self._loop.add_reader(self.link.fileno(), self._on_readable)
-        return self
+    def _add_readers(self, loop: asyncio.AbstractEventLoop) -> None:
+        loop.add_reader(self.link.fileno(), self._on_readable)
 
-    async def __aenter__(self) -> Host:
-        return await self.start()
-
-    async def __aexit__(self, *exc: object) -> None:
-        self.close()
+    def _remove_readers(self, loop: asyncio.AbstractEventLoop) -> None:
+        with contextlib.suppress(ValueError, OSError):
+            loop.remove_reader(self.link.fileno())
 
     def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        if self._loop is not None:
-            with contextlib.suppress(ValueError, OSError):
-                self._loop.remove_reader(self.link.fileno())
-        if self._timer is not None:
-            self._timer.cancel()
+        """Stop reading and the timer; wake whoever waits on a connection."""
+        super().close()
         for ev in self._wakeups.values():
             ev.set()
 
@@ -217,13 +204,13 @@ class Host:
             self._receive(batch, now)
             self._flush(now)
             return
-        rules = self.drop_rules
+        script = self.script
         for data, csum_not_ready in batch:
             # Impaired: the trace shows the frame as it arrived on the wire; our
             # stack sees it when (and as) the pipeline lets it through. A drop rule
             # takes its frame here, on arrival, so the trace records it as dropped (it
             # used to be recorded as arrived and dropped later, unmarked).
-            if rules and self._rule_drops_in(data, csum_not_ready):
+            if script is not None and self._rule_drops_in(script, data, csum_not_ready):
                 self.trace.frame("in", data, "dropped", "drop rule", t=now)
                 continue
             fate = imp.push(data, now)
@@ -237,18 +224,19 @@ class Host:
             self._receive([(data, False) for data in due], now, record=False, rules=False)
         self._flush(now)
 
-    def _rule_drops_in(self, data: bytes, csum_not_ready: bool) -> bool:
+    @staticmethod
+    def _rule_drops_in(script: ScriptHooks, data: bytes, csum_not_ready: bool) -> bool:
         try:
             seg = parse_frame(data, verify=not csum_not_ready).tcp
         except (BadChecksum, MalformedPacket):
             return False
-        return seg is not None and self._dropped("in", seg)
+        return seg is not None and script.drops("in", seg) is not None
 
     def _receive(self, batch: list[tuple[bytes, bool]], now: float,
                  record: bool = True, rules: bool = True) -> None:
-        """``rules``: apply the drop rules (False: the impaired path applied them when
-        the frames arrived)."""
-        if (self.drop_rules and rules) or self.on_frame:
+        """``rules``: apply the script's drop rules (False: the impaired path applied
+        them when the frames arrived)."""
+        if (self.script is not None and rules) or self.on_frame:
             for data, csum_not_ready in batch:
                 self._receive_frame(data, csum_not_ready, now, record, rules)
         else:
@@ -256,7 +244,7 @@ class Host:
 
     def _receive_plain(self, batch: list[tuple[bytes, bool]], now: float,
                        record: bool = True) -> None:
-        """``_receive_frame`` for a whole batch when no drop rule or hook is set: a
+        """``_receive_frame`` for a whole batch when no script or hook is set: a
         regular TCP frame is decoded without its Ethernet and IPv4 records
         (``parse_tcp_frame``), and a segment of a known connection goes straight to it."""
         trace_frame = self.trace.frame if record else None
@@ -296,7 +284,9 @@ class Host:
                 trace.frame("in", data, "malformed", e.reason, t=now)
             return
         seg = frame.tcp
-        if seg is not None and rules and self._dropped("in", seg):
+        script = self.script
+        if (seg is not None and rules and script is not None
+                and script.drops("in", seg) is not None):
             if record:
                 trace.frame("in", data, "dropped", t=now)
             return
@@ -328,7 +318,8 @@ class Host:
             conn.receive(seg, now)
             self._dirty.add(conn)
             return
-        if seg.dst_port in self.raw_ports:
+        script = self.script
+        if script is not None and script.owns_port(seg.dst_port):
             return
         lst = self.listeners.get(seg.dst_port)
         if lst is not None:
@@ -358,13 +349,6 @@ class Host:
         self._transmit([frame])
 
     # ------------------------------------------------------------------ send path
-    def _dropped(self, direction: str, seg: TcpSegment) -> bool:
-        for rule in self.drop_rules:
-            if rule.direction == direction and rule.dropped < rule.count and rule.match(seg):
-                rule.dropped += 1
-                return True
-        return False
-
     def _frame_for(self, seg: TcpSegment, dst_ip: str) -> bytes | None:
         """The frame for ``seg``: exactly ``build_tcp_frame(self.mac, <dst MAC>,
         IPv4Packet(self.ip, dst_ip, 6, identification=<next id>), seg)``, with the
@@ -382,14 +366,21 @@ class Host:
         frame = self._frame_for(seg, dst_ip)
         if frame is None:
             return False
-        if self._dropped("out", seg):
+        script = self.script
+        if script is not None and script.drops("out", seg) is not None:
             self.trace.frame("out", frame, "dropped")
             return True
         self._transmit([frame], mark)
         return True
 
+    # The inject* primitives put on the wire (or into our stack) a segment or frame no
+    # connection of ours made: a script's, marked "injected" in the trace. They are the
+    # host's jobs, not the script's: only the host frames a segment as its own (its ARP
+    # cache, its IPv4 ids), owns the link and the trace's record of what it sent, and
+    # takes a frame in through its receive path.
     def inject(self, seg: TcpSegment, dst_ip: str) -> bytes:
-        """Send a hand-made segment (scenario ``inject``); returns its frame."""
+        """Send a hand-made segment (a scenario's ``inject``) as one of ours, past the
+        impairments and the drop rules; returns its frame."""
         frame = self._frame_for(seg, dst_ip)
         if frame is None:
             raise HostError(f"no ARP entry for {dst_ip}: resolve it first")
@@ -415,6 +406,8 @@ class Host:
         return frame
 
     def inject_frame(self, frame: bytes) -> None:
+        """Send a frame made whole elsewhere (a .pkt script's, in any address) on our
+        link, past the impairments, recorded as injected."""
         self._transmit([frame], "injected")
 
     def _transmit(self, frames: list[bytes], mark: str | None = None) -> None:
@@ -452,14 +445,14 @@ class Host:
         frames: list[bytes] = []
         trace = self.trace
         frame_for = self._frame_for
-        rules = self.drop_rules
+        script = self.script
         for conn in dirty:
             remote_ip = conn.remote_ip
             for seg in conn.segments_to_send(now):
                 frame = frame_for(seg, remote_ip)
                 if frame is None:
                     continue
-                if rules and self._dropped("out", seg):
+                if script is not None and script.drops("out", seg) is not None:
                     trace.frame("out", frame, "dropped", t=now)
                     continue
                 frames.append(frame)
@@ -517,23 +510,17 @@ class Host:
             heapq.heappop(heap)
         if self._loop is None or self._closed:
             return
-        times = [heap[0][0]] if heap else []
-        for imp in (self.impair_out, self.impair_in):
-            if imp is not None and (d := imp.next_deadline()) is not None:
-                times.append(d)
-        if not times:
+        if self.impair_out is None and self.impair_in is None:  # (no pipeline: the plain way)
+            if heap:
+                self._timer.arm(self._loop, heap[0][0])
             return
-        when = min(times)
-        if self._timer_at is not None and self._timer_at <= when and self._timer is not None:
-            return
-        if self._timer is not None:
-            self._timer.cancel()
-        self._timer_at = when
-        self._timer = self._loop.call_at(when, self._on_timer)
+        times = pipeline_deadlines(self.impair_out, self.impair_in)
+        if heap:
+            times.append(heap[0][0])
+        if times:
+            self._timer.arm(self._loop, min(times))
 
     def _on_timer(self) -> None:
-        self._timer = None
-        self._timer_at = None
         now = self.now()
         heap = self._deadlines
         while heap and heap[0][0] <= now:

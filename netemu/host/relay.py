@@ -6,8 +6,8 @@ bridges them: every frame read from ``client_link`` is sent on ``server_link``
 and vice versa (ARP included, so the peers resolve each other through the
 bridge). On the way, each direction has
 
-  1. scripted faults: ``drop_rules`` (``netemu.host.DropRule``: drop the next N
-     frames whose TCP segment matches), applied first;
+  1. scripted faults: the drop rules of the script on it (``script``, the
+     ``ScriptHooks`` of netemu.host.script, as on ``Host``), applied first;
   2. a netem-style ``Impairment`` pipeline (``impair_out`` client → server,
      ``impair_in`` server → client), on one ``loop.call_at`` timer armed for the
      earliest pipeline deadline.
@@ -17,7 +17,7 @@ sender's side of the bridge): direction ``"out"`` = client → server, ``"in"`` 
 server → client; a frame kept off the other wire is marked ``"dropped"`` with
 the reason as its note ("drop rule: …", "loss", …), a corrupted one is noted.
 The attribute names match ``Host``'s where the scenario runner uses them
-(``trace``, ``drop_rules``, ``impair_out``, ``impair_in``, ``start``, ``close``).
+(``trace``, ``script``, ``impair_out``, ``impair_in``, ``start``, ``close``).
 """
 
 from __future__ import annotations
@@ -32,9 +32,11 @@ from typing import Any
 from ..impair import Impairment
 from ..trace.record import Trace
 from ..wire import MalformedPacket, TcpSegment, parse_frame
-from .host import DropRule
+from .loop import LoopReader, pipeline_deadlines
+from .script import Direction, ScriptHooks
 
-OUT, IN = "out", "in"
+OUT: Direction = "out"
+IN: Direction = "in"
 # The addresses of relay mode's labs: the client peer, the server peer, and netemu's
 # (each lab's emulator side; the bridge itself has no address).
 CLIENT_IP, SERVER_IP, EMU_IP = "198.18.0.2", "198.18.0.3", "198.18.0.1"
@@ -49,69 +51,44 @@ class _Side:
         self.writer = False
 
 
-class Relay:
+class Relay(LoopReader):
     """A transparent, impairing, recording bridge between two links (see module doc)."""
 
     def __init__(self, client_link: Any, server_link: Any, *, trace: Trace | None = None,
                  client_ip: str = "", server_ip: str = "",
                  impair_out: Impairment | None = None,
                  impair_in: Impairment | None = None) -> None:
+        super().__init__()
         self.client = _Side(client_link)
         self.server = _Side(server_link)
         self.client_ip, self.server_ip = client_ip, server_ip
         # The ladder puts the trace's "emulator" on the left: here, the client.
         self.trace = trace if trace is not None else Trace(emulator_ip=client_ip,
                                                            peer_ip=server_ip)
-        self.drop_rules: list[DropRule] = []
+        self.script: ScriptHooks | None = None
         self.impair_out = impair_out  # client -> server
         self.impair_in = impair_in  # server -> client
         self.on_frame: list[Callable[[str, bytes, TcpSegment | None], None]] = []
         self.stats = {"out": 0, "in": 0, "dropped": 0, "relayed": 0, "tx_backlog": 0}
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_at: float | None = None
-        self._closed = False
 
     # ------------------------------------------------------------------ lifecycle
-    async def start(self) -> Relay:
-        self._loop = loop = asyncio.get_running_loop()
+    def _add_readers(self, loop: asyncio.AbstractEventLoop) -> None:
         loop.add_reader(self.client.link.fileno(), self._on_readable, OUT)
         loop.add_reader(self.server.link.fileno(), self._on_readable, IN)
-        return self
 
-    async def __aenter__(self) -> Relay:
-        return await self.start()
-
-    async def __aexit__(self, *exc: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        if self._loop is not None:
-            for side in (self.client, self.server):
+    def _remove_readers(self, loop: asyncio.AbstractEventLoop) -> None:
+        for side in (self.client, self.server):
+            with contextlib.suppress(ValueError, OSError):
+                loop.remove_reader(side.link.fileno())
+            if side.writer:
                 with contextlib.suppress(ValueError, OSError):
-                    self._loop.remove_reader(side.link.fileno())
-                if side.writer:
-                    with contextlib.suppress(ValueError, OSError):
-                        self._loop.remove_writer(side.link.fileno())
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+                    loop.remove_writer(side.link.fileno())
 
     def now(self) -> float:
         return time.monotonic()
 
     # ------------------------------------------------------------------ the bridge
-    def _dropped(self, direction: str, seg: TcpSegment) -> DropRule | None:
-        for rule in self.drop_rules:
-            if rule.direction == direction and rule.dropped < rule.count and rule.match(seg):
-                rule.dropped += 1
-                return rule
-        return None
-
-    def _on_readable(self, direction: str) -> None:
+    def _on_readable(self, direction: Direction) -> None:
         if self._closed:
             return
         src = self.client if direction == OUT else self.server
@@ -121,35 +98,36 @@ class Relay:
         now = self.now()
         imp = self.impair_out if direction == OUT else self.impair_in
         trace = self.trace
+        script = self.script
         passed: list[bytes] = []
         for data, _csum_not_ready in batch:
             self.stats[direction] += 1
             seg = None
-            if self.drop_rules or self.on_frame:
+            if script is not None or self.on_frame:
                 try:
                     seg = parse_frame(data, verify=False).tcp
                 except MalformedPacket:
                     seg = None
             for hook in self.on_frame:
                 hook(direction, data, seg)
-            if seg is not None and self.drop_rules:
-                rule = self._dropped(direction, seg)
+            if seg is not None and script is not None:
+                rule = script.drops(direction, seg)
                 if rule is not None:
                     self.stats["dropped"] += 1
-                    trace.frame(direction, data, "dropped",  # type: ignore[arg-type]
+                    trace.frame(direction, data, "dropped",
                                 f"drop rule: {rule.description}" if rule.description
                                 else "drop rule", t=now)
                     continue
             if imp is None:
-                trace.frame(direction, data, t=now)  # type: ignore[arg-type]
+                trace.frame(direction, data, t=now)
                 passed.append(data)
                 continue
             fate = imp.push(data, now)
             if fate.copies == 0:
                 self.stats["dropped"] += 1
-                trace.frame(direction, data, "dropped", fate.why, t=now)  # type: ignore[arg-type]
+                trace.frame(direction, data, "dropped", fate.why, t=now)
             else:
-                trace.frame(direction, data, None,  # type: ignore[arg-type]
+                trace.frame(direction, data, None,
                             "corrupted" if fate.corrupted else None, t=now)
         if imp is not None:
             passed.extend(imp.due(now))
@@ -157,7 +135,7 @@ class Relay:
             self._send(direction, passed)
         self._arm_timer()
 
-    def _send(self, direction: str, frames: list[bytes]) -> None:
+    def _send(self, direction: Direction, frames: list[bytes]) -> None:
         dst = self.server if direction == OUT else self.client
         self.stats["relayed"] += len(frames)
         if dst.backlog:  # keep the order: behind what is already waiting
@@ -190,23 +168,13 @@ class Relay:
     def _arm_timer(self) -> None:
         if self._loop is None or self._closed:
             return
-        times = [d for imp in (self.impair_out, self.impair_in)
-                 if imp is not None and (d := imp.next_deadline()) is not None]
-        if not times:
-            return
-        when = min(times)
-        if self._timer is not None and self._timer_at is not None and self._timer_at <= when:
-            return
-        if self._timer is not None:
-            self._timer.cancel()
-        self._timer_at = when
-        self._timer = self._loop.call_at(when, self._on_timer)
+        times = pipeline_deadlines(self.impair_out, self.impair_in)
+        if times:
+            self._timer.arm(self._loop, min(times))
 
     def _on_timer(self) -> None:
         if self._closed:  # a callback already due when close() ran (Ctrl-C): the links
             return  # may be gone (EBADF was printed as a traceback)
-        self._timer = None
-        self._timer_at = None
         now = self.now()
         for direction, imp in ((OUT, self.impair_out), (IN, self.impair_in)):
             if imp is not None:
@@ -216,6 +184,5 @@ class Relay:
         self._arm_timer()
 
     def describe(self) -> dict[str, Any]:
-        return {"client_ip": self.client_ip, "server_ip": self.server_ip, **self.stats,
-                "drop_rules": [{"dir": r.direction, "count": r.count, "dropped": r.dropped,
-                                "rule": r.description} for r in self.drop_rules]}
+        """Its addresses and counts (the drop rules are the script's: netemu.run.relay)."""
+        return {"client_ip": self.client_ip, "server_ip": self.server_ip, **self.stats}

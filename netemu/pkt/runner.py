@@ -32,6 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from ..host.script import ScriptHooks
+from ..run.hooks import Hooks
 from ..run.result import StepFailed, StepResult
 from ..run.steps import StepLoop
 from ..trace.record import NoteRecord, Trace
@@ -75,9 +77,11 @@ class Pending:
 
 
 class RunHost(SendingHost, Protocol):
-    """netemu's host as a script run uses it: it tells each frame to ``on_frame``."""
+    """netemu's host as a script run uses it: it tells each frame to ``on_frame``, and
+    consults the run's hooks (``script``: its raw ports)."""
 
     on_frame: list[Callable[[str, bytes, TcpSegment | None], None]]
+    script: ScriptHooks | None
 
 
 class PktRunner(StepLoop[Event]):
@@ -101,8 +105,8 @@ class PktRunner(StepLoop[Event]):
                                  loaded.tolerance_percent, strict_timing, self.notes)
         self.timing = self.clock.timing
         rng = random.Random(seed)
-        self.conns = ConnTable(host, lab.peer_ip, rng, bind_port=loaded.bind_port,
-                               connect_port=loaded.connect_port)
+        self.conns = ConnTable(host, Hooks().attach(host), lab.peer_ip, rng,
+                               bind_port=loaded.bind_port, connect_port=loaded.connect_port)
         self.cookies = CookieMap((loaded.remote_ip, loaded.local_ip), (lab.emu_ip, lab.peer_ip),
                                  self._sysctl_tfo_key, self._listener_tfo_key)
         self.inbound = Inbound(lab, host, self.conns, self.cookies, rng, mss=loaded.mss)

@@ -26,6 +26,7 @@ from .model import Syscall
 if TYPE_CHECKING:
     import socket
 
+    from ..run.hooks import Hooks
     from ..trace.record import Trace
     from .live import LiveKernel, Result
 
@@ -37,10 +38,9 @@ class EventFailed(Exception):
 
 
 class RawHost(Protocol):
-    """What the run needs of netemu's host: its trace, its raw ports, its ports."""
+    """What the run needs of netemu's host: its trace, its ports."""
 
     trace: Trace
-    raw_ports: set[int]
 
     def ephemeral_port(self, peer_ip: str, peer_port: int) -> int: ...
 
@@ -80,11 +80,13 @@ def _fd_arg(sc: Syscall) -> int | None:
 
 class ConnTable:
     """The script's sockets (``socks``), every connection opened (``all``) and the
-    socket under test (``sut``)."""
+    socket under test (``sut``). Each connection's port is claimed in the run's
+    ``hooks``: the host leaves its segments to the script."""
 
-    def __init__(self, host: RawHost, peer_ip: str, rng: random.Random, *, bind_port: int,
-                 connect_port: int) -> None:
+    def __init__(self, host: RawHost, hooks: Hooks, peer_ip: str, rng: random.Random, *,
+                 bind_port: int, connect_port: int) -> None:
         self.host = host
+        self.hooks = hooks
         self.peer_ip = peer_ip
         self.rng = rng
         self.bind_port = bind_port
@@ -96,7 +98,7 @@ class ConnTable:
     def new(self, kernel_port: int | None, emu_port: int | None = None) -> Conn:
         if emu_port is None:
             emu_port = self.host.ephemeral_port(self.peer_ip, kernel_port or 0)
-        self.host.raw_ports.add(emu_port)
+        self.hooks.claim(emu_port)
         conn = Conn(emu_port, kernel_port, self.rng.getrandbits(32),
                     len(self.host.trace.frames))
         self.all.append(conn)

@@ -10,6 +10,8 @@ endpoint, a relay scenario, a packetdrill ``.pkt`` script, and what comes next).
   signal interrupted;
 - ``peerview``: the one source of the peer kernels' socket states (tracepoints,
   sock_diag polls, or inferred from the packets);
+- ``hooks``: a script's hooks on the host or relay it runs on (``Hooks``: its raw
+  ports and drop rules, which ``host.script`` consults);
 - ``impair``: the impairment pipelines a run's values (a scenario's network:
   block, the command line's overrides) make;
 - ``relay``: relay mode's two labs and the relay between them, for relay

@@ -19,6 +19,7 @@ from ..host.relay import CLIENT_IP, EMU_IP, SERVER_IP, Relay
 from ..lab.core import Lab
 from ..trace.record import Trace
 from ..wire import parse_frame
+from .hooks import Hooks
 from .impair import Pipelines, given, pipelines
 from .peerview import PeerView, relay_record
 from .rundir import write_run_dir
@@ -92,6 +93,12 @@ def _is_tcp(data: bytes) -> bool:
         return False
 
 
+def relay_account(relay: Relay, hooks: Hooks | None) -> dict[str, Any]:
+    """What report.json says of the relay: its addresses and counts, and the drop rules
+    of the script on it (``hooks``; None: none)."""
+    return {**relay.describe(), "drop_rules": hooks.describe() if hooks is not None else []}
+
+
 async def hold_relay(overrides: dict[str, float], seconds: float | None, run_dir: Path,
                      seed: int) -> int:
     """``netemu relay``: bridge two fresh kernel peers until a signal (or ``seconds``),
@@ -108,7 +115,7 @@ async def hold_relay(overrides: dict[str, float], seconds: float | None, run_dir
     trace, relay = up.trace, up.relay
     write_run_dir(trace, run_dir, name="relay", result="pass", steps=[],
                   duration=time.monotonic() - t0, error=None,
-                  extra={"mode": "relay", "relay": relay.describe(), "impairments": overrides},
+                  extra={"mode": "relay", "relay": relay_account(relay, None), "impairments": overrides},
                   roles=ROLES)
     segs = sum(1 for f in trace.frames if _is_tcp(f.data))
     print(f"relay down: {len(trace.frames)} frames ({segs} TCP segments, "

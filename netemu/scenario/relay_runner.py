@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from ..host.relay import Relay
 from ..lab.core import Lab
 from ..run.peerview import PeerView, relay_record
-from ..run.relay import ROLES, relay_labs
+from ..run.relay import ROLES, relay_account, relay_labs
 from ..run.result import OnStep, Outcome, StepFailed
 from ..run.rundir import Progress, pcap_streamed, write_run_dir
 from ..trace.record import Trace
@@ -185,5 +185,5 @@ async def _run_relay(sc: S.Scenario, run_dir: Path, on_step: OnStep | None,
             steps=[r.as_dict() for r in runner.results], duration=time.monotonic() - progress.t0,
             error=error, roles=ROLES,
             extra={"description": sc.description, "mode": "relay",
-                   "relay": up.relay.describe()})
+                   "relay": relay_account(up.relay, runner.hooks)})
         return Outcome(sc, ok, run_dir, report, ladder)  # (then a signal that came)

@@ -16,6 +16,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from ..host import DropRule, Host, TcpStream
+from ..run.hooks import Hooks
 from ..run.peerview import PeerView, SockView, matching, peer_record, states_of
 from ..run.result import OnStep, StepFailed, StepResult
 from ..run.steps import StepLoop
@@ -53,6 +54,9 @@ class Runner(StepLoop[S.StepBase]):
         # itself): one cursor for them, so that no segment meets two expectations.
         self._any = ConnCtx("*")
         self.peers: PeerView | None = None
+        # The raw ports and drop rules of the run, on the host from the first raw
+        # connection or drop step on (until then, its plain receive and send paths).
+        self.hooks: Hooks | None = None
 
     # ------------------------------------------------------------------ set-up
     async def start_peers(self) -> None:
@@ -78,10 +82,15 @@ class Runner(StepLoop[S.StepBase]):
             if ctx.raw:
                 if ctx.local_port is None:
                     ctx.local_port = self.host.ephemeral_port(lab.peer_ip, ctx.peer_port or 0)
-                self.host.raw_ports.add(ctx.local_port)
+                self._hooks().claim(ctx.local_port)
                 ctx.isns.ours = self.rng.getrandbits(32)
         if any(c.raw for c in self.ctx.values()):
             await self.host.resolve(lab.peer_ip)
+
+    def _hooks(self) -> Hooks:
+        if self.hooks is None:
+            self.hooks = Hooks().attach(self.host)
+        return self.hooks
 
     async def stop(self) -> None:
         if self.peers is not None:
@@ -278,8 +287,8 @@ class Runner(StepLoop[S.StepBase]):
             isns = ctx.isns if ctx is not None else Isns()
             return mismatch(step.match, seg, _dir, isns, relative) is None
 
-        self.host.drop_rules.append(DropRule(step.dir, match, step.count,
-                                             description=step_text(step)))
+        self._hooks().rules.append(DropRule(step.dir, match, step.count,
+                                            description=step_text(step)))
 
     async def _do_inject(self, step: S.Inject) -> None:
         ctx = self._ctx(step.conn)

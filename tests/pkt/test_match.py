@@ -18,6 +18,7 @@ from netemu.pkt.model import PacketSpec
 from netemu.pkt.parser import parse_text
 from netemu.pkt.state import Conn, ConnTable, EventFailed
 from netemu.pkt.tfo import CookieMap, cookie
+from netemu.run.hooks import Hooks
 from netemu.trace.record import Trace
 from netemu.wire import TcpSegment
 from netemu.wire.tcp import (
@@ -160,12 +161,14 @@ def test_the_clock_anchors_relative_times_and_checks_them():
 
 
 def test_no_connection_to_expect_on():
-    host = SimpleNamespace(trace=Trace(), raw_ports=set(), ephemeral_port=lambda ip, p: 40000)
-    table = ConnTable(host, "10.0.0.2", random.Random(1), bind_port=8080, connect_port=8080)
+    host = SimpleNamespace(trace=Trace(), ephemeral_port=lambda ip, p: 40000)
+    hooks = Hooks()
+    table = ConnTable(host, hooks, "10.0.0.2", random.Random(1), bind_port=8080,
+                      connect_port=8080)
     with pytest.raises(EventFailed, match="no connection to expect a packet on"):
         table.for_outbound()
     c = table.for_inbound()
-    assert c.passive and c.kernel_port == 8080 and host.raw_ports == {40000}
+    assert c.passive and c.kernel_port == 8080 and hooks.raw_ports == {40000}
     assert table.for_outbound() is c
 
 

@@ -12,6 +12,7 @@ import os
 import pytest
 
 from netemu.host import DropRule, Host
+from netemu.run.hooks import Hooks
 from netemu.tcp import CongestionChanged, TcpConfig
 from netemu.testing.wirecheck import assert_clean_wire, echo_stream
 from netemu.wire import ACK, SYN, parse_frame
@@ -193,8 +194,8 @@ async def test_sack_recovers_dropped_segments_without_a_timeout(lab_host):
     first = (conn.iss + 1) & 0xFFFFFFFF
     smss = conn.smss
     lost = {(first + k * smss) & 0xFFFFFFFF for k in (2, 5, 8)}
-    host.drop_rules.append(DropRule("out", lambda s: s.seq in lost and bool(s.payload),
-                                    count=3, description="segments 3, 6, 9"))
+    Hooks().attach(host).rules.append(DropRule("out", lambda s: s.seq in lost and bool(s.payload),
+                                               count=3, description="segments 3, 6, 9"))
     data = os.urandom(20 * smss)
     await stream.send(data)
     got = await agent.aio.recv(acc.sock, exact=len(data), timeout=10)

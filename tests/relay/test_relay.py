@@ -60,11 +60,12 @@ def test_bridge_passes_a_kernel_connection_byte_exact():
 @pytest.mark.root
 def test_drop_rule_drops_exactly_one_fin_and_the_kernel_retransmits_it():
     from netemu.host import DropRule
+    from netemu.run.hooks import Hooks
     from netemu.wire import FIN, parse_frame
 
     async def body(a, b, relay):
-        relay.drop_rules.append(DropRule("in", lambda seg: bool(seg.flags & FIN), 1,
-                                         description="server FIN"))
+        Hooks().attach(relay).rules.append(DropRule("in", lambda seg: bool(seg.flags & FIN), 1,
+                                                    description="server FIN"))
         client, server = a.start_agent().aio, b.start_agent().aio
         ls = await server.listen(8080)
         c = await client.connect(b.peer_ip, 8080, timeout=5)
@@ -86,7 +87,7 @@ def test_drop_rule_drops_exactly_one_fin_and_the_kernel_retransmits_it():
     server_fins = [m for d, m in fins if d == "in"]
     assert server_fins[0] == "dropped" and server_fins[1:] and None in server_fins[1:]
     assert server_fins.count("dropped") == 1
-    assert relay.drop_rules[0].dropped == 1
+    assert relay.script.rules[0].dropped == 1
     assert ("out", None) in fins  # the client's FIN went through
 
 

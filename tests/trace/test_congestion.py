@@ -9,6 +9,7 @@ import json
 import re
 
 from netemu.host import DropRule, Host
+from netemu.run.hooks import Hooks
 from netemu.tcp.cc import INFINITE_SSTHRESH
 from netemu.testing.links import socketpair_links
 from netemu.trace import CongestionRecord, Trace
@@ -213,7 +214,7 @@ async def test_host_records_congestion_events() -> None:
             data_segments += bool(seg.payload)
             return bool(seg.payload) and data_segments == 3
 
-        a.drop_rules.append(DropRule("out", third_data_segment, 1))
+        Hooks().attach(a).rules.append(DropRule("out", third_data_segment, 1))
         t_send = a.now()
         await c.send(b"z" * total)
         await asyncio.wait_for(srv, 10)
