@@ -38,6 +38,7 @@ from ..wire.tcp import (
 from .clock import ScriptClock
 from .fields import ECN_BITS, option_bytes, option_name, option_text, sack_text, script_option
 from .model import PacketSpec
+from .packet_parser import FLAG_BITS
 from .state import MASK, Conn
 from .tfo import CookieMap
 
@@ -45,10 +46,13 @@ IpFields = tuple[int, int]  # (tos, ttl) of the IP header a segment came in
 _ECN_NAMES = {0: "noecn", 1: "ect1", 2: "ect0", 3: "ce"}
 
 
-def _flags_text(flags: int) -> str:
-    from .runner import flags_text  # the step loop's module keeps it (see flags_text)
-
-    return flags_text(flags)
+def flags_text(flags: int) -> str:
+    """Flags as packetdrill prints them: S F R P U E W, then ``.`` for ACK; ``-`` for
+    none (tcpdump's order is scenario/units.py's, for YAML)."""
+    s = "".join(ch for ch in "SFRPUEW" if flags & FLAG_BITS[ch])
+    if flags & ACK:
+        s += "."
+    return s or "-"
 
 
 def merged(segs: list[TcpSegment]) -> tuple[int, int]:
@@ -140,7 +144,7 @@ class Matcher:
             return "short"
         if flags != pkt.flags:
             return (f"live packet field tcp flags: expected: {pkt.flags_text} vs actual: "
-                    f"{_flags_text(flags)}")
+                    f"{flags_text(flags)}")
         # packetdrill compares the ack field always (a script without `ack N` says 0),
         # in script space when the ACK flag is set, and the urgent pointer (0 unless
         # `urg N`).
@@ -208,7 +212,7 @@ class Matcher:
         flags, length = merged(segs)
         seq = script_seq(seg, conn)
         ecn = {1: "[ect1] ", 2: "[ect0] ", 3: "[ce] "}.get(ip[0] & 3, "") if ip else ""
-        s = f"{t:.6f} {ecn}{_flags_text(flags)} {seq}:{(seq + length) & MASK}({length})"
+        s = f"{t:.6f} {ecn}{flags_text(flags)} {seq}:{(seq + length) & MASK}({length})"
         if flags & ACK:
             s += f" ack {(seg.ack - ack_off(seg, conn)) & MASK}"
         if seg.urgent:

@@ -38,14 +38,12 @@ from ..run.result import StepFailed, StepResult
 from ..run.steps import StepLoop
 from ..trace.record import NoteRecord, Trace
 from ..wire import TcpSegment
-from ..wire.tcp import ACK
 from .clock import ScriptClock
 from .commands import run_code_blocks, run_command, tcp_info
 from .inbound import Inbound, SendingHost
 from .match import Matcher
 from .model import Code, Command, Event, PacketSpec, Syscall
 from .outbound import Outbound
-from .parser import FLAG_BITS
 from .state import ConnTable, EventFailed
 from .syscalls import BlockedCall, SysCalls
 from .tfo import CookieMap
@@ -54,18 +52,6 @@ if TYPE_CHECKING:
     from ..lab.core import Lab
     from .live import LiveKernel
     from .load import PktScript
-
-
-def flags_text(flags: int) -> str:
-    """Flags as packetdrill prints them: S F R P U E W, then ``.`` for ACK; ``-`` for
-    none (tcpdump's order is scenario/units.py's, for YAML)."""
-    s = "".join(ch for ch in "SFRPUEW" if flags & FLAG_BITS[ch])
-    if flags & ACK:
-        s += "."
-    return s or "-"
-
-
-@dataclass
 
 
 @dataclass
