@@ -19,7 +19,8 @@ from .events import (
 )
 from .isn import IsnGenerator
 from .listener import Listener
-from .state import State, Timer
+from .state import State
+from .timers import Timer
 
 __all__ = [
     "Closed",

@@ -24,6 +24,8 @@ Rules of this file:
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from ..wire.seq import MASK, seq_diff, seq_ge, seq_gt, seq_in_window, seq_le, seq_lt
 from ..wire.tcp import (
     ACK,
@@ -55,9 +57,11 @@ from .events import (
 )
 from .isn import IsnGenerator, ts_offset
 from .reassembly import OutOfOrderQueue
+from .recovery import RecoveryMode
 from .rtt import RttEstimator
 from .sack import SackBlocks, Scoreboard
-from .state import RECEIVING_STATES, State, Timer
+from .state import RECEIVING_STATES, Cause, State, check_transition
+from .timers import Timer, TimerTable
 
 # RFC 7323 §2.3: "the shift count must be limited to 14".
 MAX_WSCALE = 14
@@ -69,9 +73,8 @@ TS_OPTION_LEN = 12  # NOP, NOP, kind 8 length 10: the room timestamps take in a 
 PAWS_IDLE = 24 * 24 * 3600.0
 # RFC 8985 §7.2 WCDelAckT, "the worst-case delayed ACK timer": Linux's TCP_RTO_MIN.
 WORST_CASE_DELAYED_ACK = 0.2
-# Loss recovery in progress (Connection.recovery).
-NEWRENO = "newreno"  # RFC 6582
-SACK = "sack"  # RFC 6675
+NEWRENO = RecoveryMode.NEWRENO
+SACK = RecoveryMode.SACK
 KEEPALIVE_STATES = frozenset({State.ESTABLISHED, State.CLOSE_WAIT, State.FIN_WAIT_2})
 _NO_TS = TimestampOption(-1, -1)
 _ESTABLISHED = State.ESTABLISHED  # a global: an enum member costs ~50 ns a look on 3.11
@@ -165,7 +168,7 @@ class Connection:
         self.cc = make_cc(cfg.congestion_control, cfg.mss, cfg.initial_cwnd_segments, self.rtt)
         self._phase = "slow-start"  # as last reported by CongestionChanged
         self.dupacks = 0
-        self.recovery: str | None = None  # NEWRENO or SACK while recovering a loss
+        self.recovery: RecoveryMode | None = None  # while recovering a loss
         self.recover = 0  # RFC 6582 "recover", RFC 6675 "RecoveryPoint"
         self.high_rxt = 0  # RFC 6675 HighRxt (just past the highest octet retransmitted)
         self.rescue_rxt: int | None = None  # RFC 6675 RescueRxt
@@ -184,7 +187,7 @@ class Connection:
         self._force_one = False  # a timer says: one segment now, whatever window or SWS
         self._persist_backoff = 0
         # Output and bookkeeping.
-        self.timers: dict[Timer, float] = {}
+        self.timers = TimerTable()
         self._events: list[Event] = []
         self._control: list[TcpSegment] = []  # RSTs and challenge ACKs, sent first
         self._ack_now = False
@@ -238,7 +241,7 @@ class Connection:
             raise TcpUsageError(f"connect() in {self.state}")
         self._now = now
         self._init_send_space(now)
-        self._set_state(State.SYN_SENT, "connect()")
+        self._set_state(State.SYN_SENT, Cause.API, "connect()")
 
     def accept_syn(self, syn: TcpSegment, now: float) -> None:
         """Passive OPEN meets a SYN (RFC 9293 §3.10.7.2, LISTEN, "third check for
@@ -257,7 +260,7 @@ class Connection:
         self.snd_wl2 = self.iss
         # "Any other control or text should be queued for processing later."
         self._queue_syn_text(syn)
-        self._set_state(State.SYN_RECEIVED, "recv SYN", syn)
+        self._set_state(State.SYN_RECEIVED, Cause.SEGMENT, "recv SYN", syn)
 
     def _queue_syn_text(self, syn: TcpSegment) -> None:
         """Text on a SYN, held until ESTABLISHED: only what fits the window our
@@ -348,7 +351,7 @@ class Connection:
             return
         if st in (State.SYN_SENT, State.LISTEN):
             # "SYN-SENT STATE: Delete the TCB and return "error: closing" responses".
-            self._to_closed(cause)
+            self._to_closed(Cause.API, cause)
             return
         if self.fin_queued:
             return
@@ -361,11 +364,11 @@ class Connection:
             # it, and enter FIN-WAIT-1 state; otherwise, queue for processing after
             # entering ESTABLISHED state" (see _process_ack). Our SYN may still be
             # unacknowledged then: _awaiting_syn_ack.
-            self._set_state(State.FIN_WAIT_1, cause)
+            self._set_state(State.FIN_WAIT_1, Cause.API, cause)
         elif st is State.CLOSE_WAIT:
             # "CLOSE-WAIT STATE: Queue this request until all preceding SENDs have
             # been segmentized; then send a FIN segment, enter LAST-ACK state."
-            self._set_state(State.LAST_ACK, cause)
+            self._set_state(State.LAST_ACK, Cause.API, cause)
 
     def close(self) -> None:
         """CLOSE: shutdown() and stop reading. As Linux does (RFC 2525 §2.17),
@@ -382,13 +385,13 @@ class Connection:
         in the synchronized states and SYN-RECEIVED; then CLOSED."""
         self._abort("abort()")
 
-    def _abort(self, cause: str) -> None:
+    def _abort(self, cause: str, kind: Cause = Cause.API) -> None:
         if self.state in (State.SYN_RECEIVED, State.ESTABLISHED, State.FIN_WAIT_1,
                           State.FIN_WAIT_2, State.CLOSE_WAIT):
             # Linux sends RST+ACK here; the ACK field only helps the peer accept it.
             self._control.append(self._segment(self.snd_max, RST | ACK))
         if self.state is not State.CLOSED:
-            self._to_closed(cause)
+            self._to_closed(kind, cause)
 
     # ------------------------------------------------------------------ outputs
     def _awaiting_syn_ack(self) -> bool:
@@ -402,7 +405,7 @@ class Connection:
         return ev
 
     def next_deadline(self) -> float | None:
-        return min(self.timers.values()) if self.timers else None
+        return self.timers.deadline()
 
     @property
     def flight_size(self) -> int:
@@ -446,13 +449,13 @@ class Connection:
                 and self.state is not State.CLOSED):
             # (Not for the RST an abort leaves behind: the TCB is gone, and so are its
             # timers, RFC 9293 §3.10.5.)
-            self.timers[Timer.RETRANSMIT] = now + self.rtt.current()
+            self.timers.arm(Timer.RETRANSMIT, now + self.rtt.current())
         if self._tlp_arm:
             self._tlp_arm = False
             self._arm_loss_probe(now)
         if (st is State.FIN_WAIT_2 and self.read_closed
                 and Timer.FIN_WAIT_2 not in self.timers):
-            self.timers[Timer.FIN_WAIT_2] = now + self.config.fin_timeout
+            self.timers.arm(Timer.FIN_WAIT_2, now + self.config.fin_timeout)
         return out
 
     def _syn_segment(self, flags: int) -> TcpSegment:
@@ -516,7 +519,7 @@ class Connection:
         # avoidance algorithm" - or a lost window update stalls us for good.
         if (self.snd_max == self.snd_una and Timer.PERSIST not in self.timers
                 and self.snd_buffered - seq_diff(self.snd_nxt, self.snd_buf_seq) > 0):
-            self.timers[Timer.PERSIST] = now + self._persist_interval()
+            self.timers.arm(Timer.PERSIST, now + self._persist_interval())
 
     def _output_window(self, now: float, out: list[TcpSegment]) -> None:
         """Send from SND.NXT what the windows allow (RFC 5681 §3, RFC 9293 §3.8.6)."""
@@ -739,7 +742,7 @@ class Connection:
         self._last_ack_sent = rcv_nxt
         if self._delack_pending:
             self._delack_pending = False
-            self.timers.pop(Timer.DELAYED_ACK, None)
+            self.timers.disarm(Timer.DELAYED_ACK)
         end = (seq + n) & MASK
         snd_max = self.snd_max
         if 0 < ((end - snd_max) & MASK) < 0x80000000:  # seq_gt(end, snd_max)
@@ -759,7 +762,7 @@ class Connection:
             self._last_ack_sent = self.rcv_nxt
             if self._delack_pending:
                 self._delack_pending = False
-                self.timers.pop(Timer.DELAYED_ACK, None)
+                self.timers.disarm(Timer.DELAYED_ACK)
         if self.ts_ok:
             # RFC 7323 §3.2: "the TSopt MUST be sent in every non-<RST> segment"
             # (and "SHOULD be sent in an <RST> segment").
@@ -865,12 +868,11 @@ class Connection:
     # ------------------------------------------------------------------ timers
     def handle_timer(self, now: float) -> None:
         self._now = now
-        # By time; a loss probe due with the RTO goes first (it takes its place).
-        for timer, when in sorted(self.timers.items(),
-                                  key=lambda kv: (kv[1], kv[0] is not Timer.LOSS_PROBE)):
-            if when <= now and self.timers.get(timer) == when:
-                del self.timers[timer]
-                getattr(self, "_on_" + timer.name.lower())(now)
+        timers = self.timers
+        for timer, when in timers.due(now):
+            if timers.get(timer) == when:  # not disarmed or moved by an earlier one
+                del timers[timer]
+                _TIMER_HANDLERS[timer](self, now)
 
     def _on_retransmit(self, now: float) -> None:
         if self.snd_max == self.snd_una:
@@ -882,7 +884,7 @@ class Connection:
         if self.retransmits >= limit:
             what = "SYN" if st is State.SYN_SENT else "SYN-ACK" if handshaking else "data"
             self._events.append(TimedOut(f"{what} retransmissions exhausted ({limit})"))
-            self._to_closed(f"timer {Timer.RETRANSMIT.value}")
+            self._to_closed(Cause.TIMER, f"timer {Timer.RETRANSMIT.value}")
             return
         # RFC 6298 §5.4-5.6: retransmit the earliest unacknowledged segment, back
         # off the timer, restart it. RFC 5681 §3.1: cwnd to one segment.
@@ -908,7 +910,7 @@ class Connection:
         self.high_rxt = self.snd_una
         self._tlp_high = None
         self._tlp_send = 0
-        self.timers.pop(Timer.LOSS_PROBE, None)
+        self.timers.disarm(Timer.LOSS_PROBE)
 
     def _count_retransmit(self) -> None:
         self._rtt_seq = None  # Karn's algorithm: no sample from a retransmission
@@ -929,13 +931,13 @@ class Connection:
         self._control.append(self._segment((self.snd_una - 1) & MASK, ACK))
         if self._persist_backoff < 16:
             self._persist_backoff += 1
-        self.timers[Timer.PERSIST] = now + self._persist_interval()
+        self.timers.arm(Timer.PERSIST, now + self._persist_interval())
 
     def _on_time_wait(self, now: float) -> None:
-        self._to_closed(f"timer {Timer.TIME_WAIT.value}")
+        self._to_closed(Cause.TIMER, f"timer {Timer.TIME_WAIT.value}")
 
     def _on_fin_wait_2(self, now: float) -> None:
-        self._to_closed(f"timer {Timer.FIN_WAIT_2.value}")
+        self._to_closed(Cause.TIMER, f"timer {Timer.FIN_WAIT_2.value}")
 
     def _on_delayed_ack(self, now: float) -> None:
         """RFC 1122 §4.2.3.2: the delayed ACK goes when its time is up."""
@@ -957,20 +959,20 @@ class Connection:
                                                                        self.snd_buf_seq):
             # Data in flight or waiting: the retransmission and persist timers
             # watch the peer.
-            self.timers[Timer.KEEPALIVE] = now + cfg.keepalive_idle
+            self.timers.arm(Timer.KEEPALIVE, now + cfg.keepalive_idle)
             return
         idle = now - self._last_recv
         if idle + 1e-9 < cfg.keepalive_idle:
-            self.timers[Timer.KEEPALIVE] = self._last_recv + cfg.keepalive_idle
+            self.timers.arm(Timer.KEEPALIVE, self._last_recv + cfg.keepalive_idle)
             return
         if self._ka_probes >= cfg.keepalive_count:
             self._events.append(TimedOut(f"keepalive: no answer to {self._ka_probes} probes"))
             self._control.append(self._segment(self.snd_max, RST | ACK))
-            self._to_closed(f"timer {Timer.KEEPALIVE.value}")
+            self._to_closed(Cause.TIMER, f"timer {Timer.KEEPALIVE.value}")
             return
         self._control.append(self._segment((self.snd_nxt - 1) & MASK, ACK))
         self._ka_probes += 1
-        self.timers[Timer.KEEPALIVE] = now + cfg.keepalive_interval
+        self.timers.arm(Timer.KEEPALIVE, now + cfg.keepalive_interval)
 
     def _arm_loss_probe(self, now: float) -> None:
         """RFC 8985 §7.2: "the sender SHOULD start or restart a loss probe PTO
@@ -980,7 +982,7 @@ class Connection:
         else two clock ticks (Linux: TCP_TIMEOUT_MIN); never later than the
         RTO. SACK only, as Linux."""
         timers = self.timers
-        timers.pop(Timer.LOSS_PROBE, None)
+        timers.disarm(Timer.LOSS_PROBE)
         if (not self.sack_ok or not self.config.tail_loss_probe or self.recovery
                 or self._tlp_high is not None or self.snd_max == self.snd_una
                 or self.rtt.srtt is None or not self.state.synchronized
@@ -999,7 +1001,7 @@ class Connection:
             # shorter, just schedule TLP in its place"); handle_timer runs it
             # first, and it re-arms the RTO.
             at = rto_at
-        timers[Timer.LOSS_PROBE] = at
+        timers.arm(Timer.LOSS_PROBE, at)
 
     def _on_loss_probe(self, now: float) -> None:
         """RFC 8985 §7.3: "If a previously unsent segment exists AND the receive
@@ -1015,7 +1017,7 @@ class Connection:
             self._tlp_send = 1
         else:
             self._tlp_send = 2
-        self.timers[Timer.RETRANSMIT] = now + self.rtt.current()
+        self.timers.arm(Timer.RETRANSMIT, now + self.rtt.current())
 
     def _send_loss_probe(self, out: list[TcpSegment]) -> None:
         kind, self._tlp_send = self._tlp_send, 0
@@ -1058,11 +1060,11 @@ class Connection:
         self._phase = phase
         self._events.append(CongestionChanged(cc.cwnd, cc.ssthresh, phase, cause))
 
-    def _enter_recovery(self, kind: str, cause: str) -> None:
+    def _enter_recovery(self, kind: RecoveryMode, cause: str) -> None:
         """Fast retransmit and recovery: RFC 6675 §5 step (4) with SACK, RFC 5681
         §3.2 steps 2-3 with RFC 6582 without."""
         self.recovery = kind
-        self.timers.pop(Timer.LOSS_PROBE, None)
+        self.timers.disarm(Timer.LOSS_PROBE)
         self._tlp_high = None
         # "RecoveryPoint = HighData" / "set recover to the highest sequence number
         # transmitted so far".
@@ -1107,19 +1109,24 @@ class Connection:
         self._cc_event("recovered")
 
     # ------------------------------------------------------------------ state
-    def _set_state(self, new: State, cause: str, seg: TcpSegment | None = None) -> None:
+    def _set_state(self, new: State, kind: Cause, cause: str,
+                   seg: TcpSegment | None = None) -> None:
+        """Enter ``new``, a change TRANSITIONS allows for ``kind`` of event; ``cause``
+        names the event for StateChanged."""
         old = self.state
         if old is new:
             return
+        check_transition(old, new, kind)
         self.state = new
         self._events.append(StateChanged(old, new, cause, seg))
         if new is State.TIME_WAIT:
             # RFC 9293 §3.10.7.4: "Start the time-wait timer, turn off the other timers."
-            self.timers = {Timer.TIME_WAIT: self._now + 2 * self.config.msl}
+            self.timers.clear()
+            self.timers.arm(Timer.TIME_WAIT, self._now + 2 * self.config.msl)
             self._delack_pending = False
 
-    def _to_closed(self, cause: str, seg: TcpSegment | None = None) -> None:
-        self._set_state(State.CLOSED, cause, seg)
+    def _to_closed(self, kind: Cause, cause: str, seg: TcpSegment | None = None) -> None:
+        self._set_state(State.CLOSED, kind, cause, seg)
         self.timers.clear()
         self._delack_pending = False
         self._ack_now = False
@@ -1129,7 +1136,7 @@ class Connection:
         self._events.append(Connected())
         self._last_recv = self._now
         if self.config.keepalive:
-            self.timers[Timer.KEEPALIVE] = self._now + self.config.keepalive_idle
+            self.timers.arm(Timer.KEEPALIVE, self._now + self.config.keepalive_idle)
         if self.total_retransmits and self.state.synchronized:
             # RFC 5681 §3.1: "If the SYN or SYN/ACK is lost, the initial window
             # used by a sender after a correctly transmitted SYN MUST be one
@@ -1281,7 +1288,7 @@ class Connection:
             self._ack_now = True
         elif not self._delack_pending:
             self._delack_pending = True
-            self.timers[Timer.DELAYED_ACK] = now + delay
+            self.timers.arm(Timer.DELAYED_ACK, now + delay)
 
     def _flush_owed_ack(self) -> None:
         """An ACK owed for what arrived before goes out before the next segment is
@@ -1352,7 +1359,7 @@ class Connection:
             # drop the segment and return." (RFC 5961 §3.2 keeps this for SYN-SENT.)
             if ack_ok:
                 self._events.append(ConnectionReset(refused=True))
-                self._to_closed(describe(seg), seg)
+                self._to_closed(Cause.SEGMENT, describe(seg), seg)
             return
         if not flags & SYN:
             return  # "If neither of the SYN or RST bits is set, then drop the segment"
@@ -1368,7 +1375,7 @@ class Connection:
             self._ack_advances(seg.ack, now, ts.tsecr if ts is not None else 0)
             self._update_window(seg, scaled=False)
             self.snd_wl1, self.snd_wl2 = seg.seq, seg.ack
-            self._set_state(State.ESTABLISHED, describe(seg), seg)
+            self._set_state(State.ESTABLISHED, Cause.SEGMENT, describe(seg), seg)
             self._handshake_completed()
             self._ack_now = True
             if seg.payload or flags & FIN:
@@ -1386,8 +1393,8 @@ class Connection:
             self.max_snd_wnd = max(self.max_snd_wnd, self.snd_wnd)
             self.snd_wl1 = seg.seq
             self.snd_nxt = self.iss  # the SYN goes out again, now with ACK
-            self.timers.pop(Timer.RETRANSMIT, None)
-            self._set_state(State.SYN_RECEIVED, describe(seg), seg)
+            self.timers.disarm(Timer.RETRANSMIT)
+            self._set_state(State.SYN_RECEIVED, Cause.SEGMENT, describe(seg), seg)
             self._queue_syn_text(seg)
 
     def _receive_synchronized(self, seg: TcpSegment, now: float) -> None:
@@ -1470,7 +1477,7 @@ class Connection:
                 # test above): "TIME-WAIT STATE: The only thing that can arrive in
                 # this state is a retransmission of the remote FIN. Acknowledge it,
                 # and restart the 2 MSL timeout." (eighth step)
-                self.timers[Timer.TIME_WAIT] = now + 2 * self.config.msl
+                self.timers.arm(Timer.TIME_WAIT, now + 2 * self.config.msl)
                 return
             if flags & ACK and seg.seq == self.rcv_nxt and st.synchronized:
                 self._process_ack(seg, now, None, ts)
@@ -1488,14 +1495,14 @@ class Connection:
             if st is State.SYN_RECEIVED and self.passive:
                 # "If this connection was initiated with a passive OPEN ... return this
                 # connection to the LISTEN state": the listener forgets it.
-                self._to_closed(describe(seg), seg)
+                self._to_closed(Cause.SEGMENT, describe(seg), seg)
                 return
             if st in (State.SYN_RECEIVED, State.ESTABLISHED, State.FIN_WAIT_1,
                       State.FIN_WAIT_2, State.CLOSE_WAIT):
                 self._events.append(ConnectionReset(refused=st is State.SYN_RECEIVED))
             # "CLOSING, LAST-ACK, TIME-WAIT: If the RST bit is set, then enter the
             # CLOSED state, delete the TCB, and return."
-            self._to_closed(describe(seg), seg)
+            self._to_closed(Cause.SEGMENT, describe(seg), seg)
             return
         # ---- fourth, check the SYN bit (RFC 5961 §4.2) ----
         if flags & SYN:
@@ -1563,15 +1570,15 @@ class Connection:
                 self._update_window(seg, scaled=not arrived.flags & SYN)
                 self.snd_wl1, self.snd_wl2 = seg.seq, ack
                 if st is State.SYN_RECEIVED:
-                    self._set_state(State.ESTABLISHED, describe(arrived), arrived)
+                    self._set_state(State.ESTABLISHED, Cause.SEGMENT, describe(arrived), arrived)
                     self._handshake_completed()
                     if self.fin_queued:
-                        self._set_state(State.FIN_WAIT_1, "shutdown() (queued)")
+                        self._set_state(State.FIN_WAIT_1, Cause.SEGMENT, "shutdown() (queued)")
                 else:  # FIN-WAIT-1, closed in SYN-RECEIVED: the FIN may be acked too
                     self._handshake_completed()
                     if self._our_fin_acked() and not (arrived.flags & FIN
                                                       and seg.seq == self.rcv_nxt):
-                        self._set_state(State.FIN_WAIT_2, describe(arrived), arrived)
+                        self._set_state(State.FIN_WAIT_2, Cause.SEGMENT, describe(arrived), arrived)
                 ready = self.ooo.pop_ready(self.rcv_nxt)  # data that came with the SYN
                 if ready:
                     self._deliver(ready)
@@ -1629,23 +1636,23 @@ class Connection:
             # "In addition to the processing for the ESTABLISHED state, if the FIN
             # segment is now acknowledged, then enter FIN-WAIT-2 and continue".
             # (A FIN in this same segment takes us straight to TIME-WAIT instead.)
-            self._set_state(State.FIN_WAIT_2, describe(seg), seg)
+            self._set_state(State.FIN_WAIT_2, Cause.SEGMENT, describe(seg), seg)
         elif st is State.CLOSING and fin_acked:
             # "if the ACK acknowledges our FIN, then enter the TIME-WAIT state".
-            self._set_state(State.TIME_WAIT, describe(seg), seg)
+            self._set_state(State.TIME_WAIT, Cause.SEGMENT, describe(seg), seg)
             return False
         elif st is State.LAST_ACK and fin_acked:
             # "The only thing that can arrive in this state is an acknowledgment of
             # our FIN. If our FIN is now acknowledged, delete the TCB, enter the
             # CLOSED state, and return."
-            self._to_closed(describe(seg), seg)
+            self._to_closed(Cause.SEGMENT, describe(seg), seg)
             return False
         elif st is State.TIME_WAIT:
             # "The only thing that can arrive in this state is a retransmission of
             # the remote FIN. Acknowledge it, and restart the 2 MSL timeout."
             if seg.flags & FIN:
                 self._ack_now = True
-                self.timers[Timer.TIME_WAIT] = now + 2 * self.config.msl
+                self.timers.arm(Timer.TIME_WAIT, now + 2 * self.config.msl)
             return False
         return True
 
@@ -1655,7 +1662,7 @@ class Connection:
         if self.snd_wnd > self.max_snd_wnd:
             self.max_snd_wnd = self.snd_wnd
         if self.snd_wnd and was_zero:
-            self.timers.pop(Timer.PERSIST, None)
+            self.timers.disarm(Timer.PERSIST)
             self._persist_backoff = 0
 
     def _ack_advances(self, ack: int, now: float, tsecr: int = 0) -> None:
@@ -1693,9 +1700,9 @@ class Connection:
         self._tlp_arm = True
         # RFC 6298 §5.2/5.3: stop the timer when all is acknowledged, else restart it.
         if self.snd_una == self.snd_max:
-            self.timers.pop(Timer.RETRANSMIT, None)
+            self.timers.disarm(Timer.RETRANSMIT)
         else:
-            self.timers[Timer.RETRANSMIT] = now + self.rtt.current()
+            self.timers.arm(Timer.RETRANSMIT, now + self.rtt.current())
         if self.recovery:
             if seq_le(self.recover, ack):
                 # RFC 6675 (A) / RFC 6582 §3.2 step 3: a cumulative ACK of the
@@ -1782,7 +1789,7 @@ class Connection:
                 payload = payload[:max(room, 0)]
             if payload and self.read_closed:
                 # Data for a closed reader: Linux answers with RST (tcp_rcv_state_process).
-                self.abort()
+                self._abort("abort()", Cause.SEGMENT)
                 return
             if payload:
                 had_hole = len(self.ooo) > 0
@@ -1841,17 +1848,29 @@ class Connection:
         cause = describe(seg) if seg else "recv FIN (reassembled)"
         st = self.state
         if st in (State.SYN_RECEIVED, State.ESTABLISHED):
-            self._set_state(State.CLOSE_WAIT, cause, seg)  # "Enter the CLOSE-WAIT state."
+            self._set_state(State.CLOSE_WAIT, Cause.SEGMENT, cause, seg)  # "Enter the CLOSE-WAIT state."
         elif st is State.FIN_WAIT_1:
             # "If our FIN has been ACKed (perhaps in this segment), then enter
             # TIME-WAIT, start the time-wait timer, turn off the other timers;
             # otherwise, enter the CLOSING state."
             if self._our_fin_acked():
-                self._set_state(State.TIME_WAIT, cause, seg)
+                self._set_state(State.TIME_WAIT, Cause.SEGMENT, cause, seg)
             else:
-                self._set_state(State.CLOSING, cause, seg)
+                self._set_state(State.CLOSING, Cause.SEGMENT, cause, seg)
         elif st is State.FIN_WAIT_2:
-            self._set_state(State.TIME_WAIT, cause, seg)  # "Enter the TIME-WAIT state."
+            self._set_state(State.TIME_WAIT, Cause.SEGMENT, cause, seg)  # "Enter the TIME-WAIT state."
+
+
+# What each timer does when it fires.
+_TIMER_HANDLERS: dict[Timer, Callable[[Connection, float], None]] = {
+    Timer.RETRANSMIT: Connection._on_retransmit,
+    Timer.LOSS_PROBE: Connection._on_loss_probe,
+    Timer.PERSIST: Connection._on_persist,
+    Timer.DELAYED_ACK: Connection._on_delayed_ack,
+    Timer.KEEPALIVE: Connection._on_keepalive,
+    Timer.TIME_WAIT: Connection._on_time_wait,
+    Timer.FIN_WAIT_2: Connection._on_fin_wait_2,
+}
 
 
 def dropped_unread(seg: TcpSegment, walk: int | None = AUTH_OPTION_WALK) -> bool:

@@ -67,6 +67,7 @@ from netemu.tcp import (
     reset_for,
 )
 from netemu.tcp.connection import PAWS_IDLE
+from netemu.tcp.state import TRANSITIONS, Cause
 from netemu.testing import Driver
 from netemu.testing.states import (
     ISS,
@@ -134,42 +135,9 @@ def stream(seq: int, n: int) -> bytes:
 _TIMER_STORM = 100  # timer firings at one instant: more is a loop
 
 # ------------------------------------------------------------------ RFC 9293 Figure 5
-# (old, new) -> what may cause it: a segment, a timer, an API call. CLOSED stands
-# for "delete the TCB" too, and for a passive SYN-RECEIVED's "return to LISTEN"
-# (the listener forgets it). Edges beyond the figure: RFC 9293 §3.10.7.3 (SYN-SENT:
-# a RST with an acceptable ACK), §3.10.7.4 (a RST in any synchronized state, FIN-
-# WAIT-1's FIN with the ACK of ours to TIME-WAIT at once, SYN-RECEIVED's FIN to
-# CLOSE-WAIT, a CLOSE queued in SYN-RECEIVED done on ESTABLISHED), §3.10.4-5
-# (CLOSE and ABORT), §3.8.3 and RFC 1122 §4.2.3.5-6 (retransmissions and
-# keepalives running out), Linux's fin_timeout, and RFC 2525 §2.17 / Linux: data
-# for a closed reader is answered with RST (an abort).
+# The legal edges for each kind of cause are netemu.tcp.state.TRANSITIONS (which
+# the connection checks too); the rules below add what a segment must carry.
 SEG, TIMER, API = "segment", "timer", "api"
-EDGES: dict[tuple[State, State], set[str]] = {
-    (S.CLOSED, S.SYN_SENT): {API},
-    (S.LISTEN, S.SYN_RECEIVED): {SEG},
-    (S.SYN_SENT, S.SYN_RECEIVED): {SEG},
-    (S.SYN_SENT, S.ESTABLISHED): {SEG},
-    (S.SYN_SENT, S.CLOSED): {SEG, TIMER, API},
-    (S.SYN_RECEIVED, S.ESTABLISHED): {SEG},
-    (S.SYN_RECEIVED, S.FIN_WAIT_1): {API},
-    (S.SYN_RECEIVED, S.CLOSE_WAIT): {SEG},
-    (S.SYN_RECEIVED, S.CLOSED): {SEG, TIMER, API},
-    (S.ESTABLISHED, S.FIN_WAIT_1): {API, SEG},  # SEG: the CLOSE queued in SYN-RECEIVED
-    (S.ESTABLISHED, S.CLOSE_WAIT): {SEG},
-    (S.ESTABLISHED, S.CLOSED): {SEG, TIMER, API},
-    (S.FIN_WAIT_1, S.FIN_WAIT_2): {SEG},
-    (S.FIN_WAIT_1, S.CLOSING): {SEG},
-    (S.FIN_WAIT_1, S.TIME_WAIT): {SEG},
-    (S.FIN_WAIT_1, S.CLOSED): {SEG, TIMER, API},
-    (S.FIN_WAIT_2, S.TIME_WAIT): {SEG},
-    (S.FIN_WAIT_2, S.CLOSED): {SEG, TIMER, API},
-    (S.CLOSE_WAIT, S.LAST_ACK): {API},
-    (S.CLOSE_WAIT, S.CLOSED): {SEG, TIMER, API},
-    (S.CLOSING, S.TIME_WAIT): {SEG},
-    (S.CLOSING, S.CLOSED): {SEG, TIMER, API},
-    (S.LAST_ACK, S.CLOSED): {SEG, TIMER, API},
-    (S.TIME_WAIT, S.CLOSED): {SEG, TIMER, API},
-}
 # Edges a segment takes only by its FIN (or one it completes: a FIN held behind a hole).
 FIN_EDGES = {(S.SYN_RECEIVED, S.CLOSE_WAIT), (S.ESTABLISHED, S.CLOSE_WAIT),
              (S.FIN_WAIT_1, S.CLOSING), (S.FIN_WAIT_1, S.TIME_WAIT),
@@ -1046,7 +1014,7 @@ class Episode:
                 if ev.old is not state:
                     self.fail(f"StateChanged from {ev.old}, but the state was {state}")
                 edge = (ev.old, ev.new)
-                if cause not in EDGES.get(edge, ()):
+                if ev.new not in TRANSITIONS.get((ev.old, Cause(cause)), ()):
                     self.fail(f"{ev.old} -> {ev.new} ({ev.cause!r}) on a {cause}: "
                               "not an RFC 9293 transition")
                 if cause == SEG and seg is not None:

@@ -11,6 +11,7 @@ import pytest
 
 from netemu.tcp import TcpConfig
 from netemu.tcp.events import CongestionChanged
+from netemu.tcp.recovery import RecoveryMode
 from netemu.tcp.sack import Scoreboard
 from netemu.testing import MemLink, brief, established_pair
 from netemu.testing.states import ISS, PEER_ISS, established, established_options
@@ -143,7 +144,7 @@ def test_rfc6675_5_is_lost_starts_recovery_before_three_dupacks() -> None:
     # step (4)": one ACK SACKing segments 1-3 (a stretch ACK) is enough.
     d = _sender()
     out = _sack_ack(d, (1, 4))
-    assert d.conn.recovery == "sack" and d.conn.dupacks == 1
+    assert d.conn.recovery is RecoveryMode.SACK and d.conn.dupacks == 1
     assert [(s.seq - ISS - 1) // 1460 for s in out] == [0]  # the first hole, at once
     ev = [e for e in d.take_events() if isinstance(e, CongestionChanged)]
     assert ev and ev[-1].phase == "fast-recovery"
@@ -160,7 +161,7 @@ def test_rfc6675_5_step_3_limited_transmit_with_sack(limited: bool) -> None:
     assert [(s.seq - ISS - 1) // 1460 for s in out] == ([10, 11] if limited else [])
     assert d.conn.recovery is None
     out = _sack_ack(d, (1, 4))
-    assert d.conn.recovery == "sack" and (out[0].seq - ISS - 1) // 1460 == 0
+    assert d.conn.recovery is RecoveryMode.SACK and (out[0].seq - ISS - 1) // 1460 == 0
 
 
 def test_rfc6675_5_retransmits_every_hole_then_ends_on_recovery_point() -> None:
@@ -172,7 +173,7 @@ def test_rfc6675_5_retransmits_every_hole_then_ends_on_recovery_point() -> None:
                    [(7, 8), (4, 6), (1, 3)], [(7, 9), (4, 6), (1, 3)],
                    [(7, 10), (4, 6), (1, 3)]):
         out += _sack_ack(d, *blocks)
-    assert d.conn.recovery == "sack"
+    assert d.conn.recovery is RecoveryMode.SACK
     rtx = sorted({(s.seq - ISS - 1) // 1460 for s in out})
     assert rtx == [0, 3, 6]  # each hole once, before any timeout
     assert d.conn.total_retransmits == 3
@@ -250,7 +251,7 @@ def test_rfc6675_lost_retransmission_is_sent_again_before_the_rto() -> None:
         out += _sack_ack(d, (1, j))
     sent = [(s.seq - ISS - 1) // 1460 for s in out]
     assert sent.count(0) == 2 and sent.index(0, 1) > sent.index(12), sent
-    assert d.conn.recovery == "sack" and d.conn.retransmits == 0  # no timeout
+    assert d.conn.recovery is RecoveryMode.SACK and d.conn.retransmits == 0  # no timeout
 
 
 def test_rfc6582_newreno_without_sack_retransmits_on_partial_acks() -> None:
@@ -259,9 +260,9 @@ def test_rfc6582_newreno_without_sack_retransmits_on_partial_acks() -> None:
     d.flush()
     for _ in range(3):
         out = d.receive(d.seg(ACK, P, ISS + 1))
-    assert brief(out)[0] == (ACK, ISS + 1, P) and d.conn.recovery == "newreno"
+    assert brief(out)[0] == (ACK, ISS + 1, P) and d.conn.recovery is RecoveryMode.NEWRENO
     # A partial ACK: the next hole goes at once (RFC 6582 §3.2 step 3).
     out = d.receive(d.seg(ACK, P, ISS + 1 + 3 * 1460))
-    assert out[0].seq == ISS + 1 + 3 * 1460 and d.conn.recovery == "newreno"
+    assert out[0].seq == ISS + 1 + 3 * 1460 and d.conn.recovery is RecoveryMode.NEWRENO
     d.receive(d.seg(ACK, P, ISS + 1 + 10 * 1460))  # the full ACK
     assert d.conn.recovery is None
