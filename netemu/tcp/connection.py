@@ -46,7 +46,6 @@ from .cc import make_cc
 from .config import AUTH_OPTION_WALK, TcpConfig
 from .events import (
     Closed,
-    CongestionChanged,
     Connected,
     ConnectionReset,
     DataReceived,
@@ -57,9 +56,9 @@ from .events import (
 )
 from .isn import IsnGenerator, ts_offset
 from .reassembly import OutOfOrderQueue
-from .recovery import RecoveryMode
+from .recovery import Recovery
 from .rtt import RttEstimator
-from .sack import SackBlocks, Scoreboard
+from .sack import SackBlocks
 from .state import RECEIVING_STATES, Cause, State, check_transition
 from .timers import Timer, TimerTable
 
@@ -71,10 +70,6 @@ TS_OPTION_LEN = 12  # NOP, NOP, kind 8 length 10: the room timestamps take in a 
 # RFC 7323 §5.5: "If a connection remains idle for more than 2**31 ticks ... the
 # TS.Recent value is invalid"; with 1 ms ticks, 24 days.
 PAWS_IDLE = 24 * 24 * 3600.0
-# RFC 8985 §7.2 WCDelAckT, "the worst-case delayed ACK timer": Linux's TCP_RTO_MIN.
-WORST_CASE_DELAYED_ACK = 0.2
-NEWRENO = RecoveryMode.NEWRENO
-SACK = RecoveryMode.SACK
 KEEPALIVE_STATES = frozenset({State.ESTABLISHED, State.CLOSE_WAIT, State.FIN_WAIT_2})
 _NO_TS = TimestampOption(-1, -1)
 # The state in which header prediction runs (Connection._predicted): a global, as an
@@ -152,15 +147,8 @@ class Connection:
         # RFC 2018 / RFC 6675 SACK.
         self._sack_offered = cfg.sack
         self.sack_ok = False
-        self.scoreboard = Scoreboard(cfg.dupack_threshold)
         self._sack_blocks = SackBlocks()
         self._dsack: tuple[int, int] | None = None  # RFC 2883: a duplicate to report
-        # RFC 8985 §7 tail loss probe.
-        self._tlp_arm = False  # (re)arm the probe timer when segments are produced
-        self._tlp_send = 0  # the probe to send now: 1 new data, 2 the last segment again
-        self._tlp_high: int | None = None  # TLPHighRxt: SND.MAX when the probe went out
-        self._tlp_rtx = False  # the outstanding probe was a retransmission
-        self._tlp_dsack = False  # ... and a D-SACK said it was not needed
         # Retransmission, congestion control.
         self.rtt = RttEstimator(cfg.rto_initial, cfg.rto_min, cfg.rto_max)
         self._rtt_seq: int | None = None  # Karn: the one segment being timed
@@ -168,14 +156,7 @@ class Connection:
         self.retransmits = 0  # consecutive timeouts of the current head
         self.total_retransmits = 0
         self.cc = make_cc(cfg.congestion_control, cfg.mss, cfg.initial_cwnd_segments, self.rtt)
-        self._phase = "slow-start"  # as last reported by CongestionChanged
-        self.dupacks = 0
-        self.recovery: RecoveryMode | None = None  # while recovering a loss
-        self.recover = 0  # RFC 6582 "recover", RFC 6675 "RecoveryPoint"
-        self.high_rxt = 0  # RFC 6675 HighRxt (just past the highest octet retransmitted)
-        self.rescue_rxt: int | None = None  # RFC 6675 RescueRxt
-        self._rtx_fence = 0  # SND.MAX when the latest retransmission went out
-        self._fast_retransmit = False  # send the head segment once, now
+        self.recovery = Recovery(self)
         self._last_send: float | None = None  # when data last went out (RFC 5681 §4.1)
         # Delayed ACK (RFC 1122 §4.2.3.2, RFC 5681 §4.2).
         self._delack_time = cfg.delayed_ack_time
@@ -194,7 +175,7 @@ class Connection:
         self._control: list[TcpSegment] = []  # RSTs and challenge ACKs, sent first
         self._ack_now = False
         self._challenge_acks: tuple[int, int] = (0, 0)  # (second, count), RFC 5961 §7
-        self._now = 0.0
+        self.now = 0.0
         self._sws_min = min(cfg.rcv_buf // 2, cfg.mss)  # RFC 1122 §4.2.3.3 threshold
         self._wf_cache: tuple[int, int, int, int] = (-1, -1, -1, 0)  # _window_field's last
 
@@ -228,9 +209,7 @@ class Connection:
         self.iss = self._choose_iss(now)
         self.snd_una = self.snd_nxt = self.snd_max = self.iss
         self.snd_buf_seq = (self.iss + 1) & MASK
-        self.recover = self.iss  # RFC 6582 §3.2 step 1
-        self.high_rxt = self.iss
-        self.scoreboard.una = self.iss
+        self.recovery.start(self.iss)
         if self._ts_offered:
             self.ts_offset = self._choose_ts_offset()
 
@@ -241,7 +220,7 @@ class Connection:
         SYN-SENT state"."""
         if self.state is not State.CLOSED:
             raise TcpUsageError(f"connect() in {self.state}")
-        self._now = now
+        self.now = now
         self._init_send_space(now)
         self._set_state(State.SYN_SENT, Cause.API, "connect()")
 
@@ -249,7 +228,7 @@ class Connection:
         """Passive OPEN meets a SYN (RFC 9293 §3.10.7.2, LISTEN, "third check for
         a SYN"): "Set RCV.NXT to SEG.SEQ+1, IRS is set to SEG.SEQ ... ISS should be
         selected and a SYN segment sent of the form <SEQ=ISS><ACK=RCV.NXT><CTL=SYN,ACK>"."""
-        self._now = now
+        self.now = now
         self.passive = True
         self.state = State.LISTEN
         self.irs = syn.seq
@@ -402,6 +381,14 @@ class Connection:
         st = self.state
         return st is State.SYN_RECEIVED or (st is State.FIN_WAIT_1 and self.snd_una == self.iss)
 
+    def report(self, event: Event) -> None:
+        """Queue an event for the user (events())."""
+        self._events.append(event)
+
+    def sending_data(self) -> bool:
+        """Synchronized and not yet in TIME-WAIT: data of ours may be in flight."""
+        return self.state.synchronized and self.state is not State.TIME_WAIT
+
     def events(self) -> list[Event]:
         ev, self._events = self._events, []
         return ev
@@ -421,7 +408,7 @@ class Connection:
     def segments_to_send(self, now: float) -> list[TcpSegment]:
         """Everything to transmit now: control segments, SYN or SYN-ACK,
         (re)transmitted data and FIN within the windows, or a bare ACK."""
-        self._now = now
+        self.now = now
         out = self._control
         self._control = []
         st = self.state
@@ -452,9 +439,8 @@ class Connection:
             # (Not for the RST an abort leaves behind: the TCB is gone, and so are its
             # timers, RFC 9293 §3.10.5.)
             self.timers.arm(Timer.RETRANSMIT, now + self.rtt.current())
-        if self._tlp_arm:
-            self._tlp_arm = False
-            self._arm_loss_probe(now)
+        if self.recovery.tlp_arm:
+            self.recovery.arm_loss_probe(now)
         if (st is State.FIN_WAIT_2 and self.read_closed
                 and Timer.FIN_WAIT_2 not in self.timers):
             self.timers.arm(Timer.FIN_WAIT_2, now + self.config.fin_timeout)
@@ -483,36 +469,11 @@ class Connection:
         if seq_lt(self.snd_max, self.snd_nxt):
             self.snd_max = self.snd_nxt
         if self._rtt_seq is None and self.retransmits == 0:
-            self._rtt_seq, self._rtt_sent_at = self.iss, self._now
+            self._rtt_seq, self._rtt_sent_at = self.iss, self.now
         return seg
 
     def _output_data(self, now: float, out: list[TcpSegment]) -> None:
-        mss = self.smss
-        if self._tlp_send:
-            self._send_loss_probe(out)
-        if self._fast_retransmit:
-            # RFC 5681 §3.2 step 3 / RFC 6582 / RFC 6675 (4.3): "retransmit the
-            # first data segment presumed dropped".
-            self._fast_retransmit = False
-            n = mss
-            sb = self.scoreboard
-            if sb.ranges:
-                nxt = sb.next_sacked(0)
-                if nxt is not None and nxt < n:
-                    n = nxt
-            seg = self._range_segment(self.snd_una, n)
-            if seg is not None:
-                out.append(seg)
-                self._count_retransmit()
-                if self.recovery is SACK:
-                    end = (seg.seq + seg.seg_len) & MASK
-                    if seq_gt(end, self.high_rxt):
-                        self.high_rxt = end
-                    self.rescue_rxt = end
-                    self._rtx_fence = self.snd_max
-        if self.recovery is SACK:
-            self._output_sack_recovery(now, out)
-        else:
+        if self.recovery.output(now, out):
             self._output_window(now, out)
         # Data waiting, nothing in flight, yet nothing sent: the window is zero
         # (probe it, RFC 9293 §3.8.6.1) or too small for SWS avoidance to use.
@@ -528,19 +489,21 @@ class Connection:
         mss = self.smss
         cc = self.cc
         cwnd = cc.cwnd
-        sb = self.scoreboard
+        rec = self.recovery
+        sb = rec.scoreboard
+        dupacks = rec.dupacks
         # Without limited transmit, SACKed data stays in flight until recovery
         # starts, so duplicate ACKs release nothing new.
-        limited = not self.dupacks or self.recovery or self.config.limited_transmit
+        limited = not dupacks or rec.mode or self.config.limited_transmit
         if self.snd_una == self.snd_max and self._last_send is not None:
             self._restart_after_idle(now)
             cwnd = cc.cwnd
-        elif self.dupacks and not self.recovery and not sb.ranges and limited:
+        elif dupacks and not rec.mode and not sb.ranges and limited:
             # RFC 3042 (limited transmit): on the first two duplicate ACKs, new
             # data may go if "the amount of outstanding data would remain less
             # than or equal to the congestion window plus 2 segments". (With
             # SACK, RFC 6675 §5 step (3): SACKed data no longer counts, below.)
-            cwnd += min(self.dupacks, 2) * mss
+            cwnd += min(dupacks, 2) * mss
         force, self._force_one = self._force_one, False
         buf_len = len(self._sndq) - self._sndq_head
         una = self.snd_una
@@ -597,7 +560,7 @@ class Connection:
             if (n and n < mss and not fin_now and not force and seq == self.snd_max
                     and not self._may_send(n, avail, wnd)):
                 break
-            seg = self._data_segment(seq, n, fin_now)
+            seg = self.data_segment(seq, n, fin_now)
             if seg is None:
                 break
             out.append(seg)
@@ -617,60 +580,9 @@ class Connection:
         cwnd = self.cc.cwnd
         self.cc.restart(now)
         if self.cc.cwnd < cwnd:
-            self._cc_event("idle restart")
+            self.recovery.cc_event("idle restart")
 
-    def _output_sack_recovery(self, now: float, out: list[TcpSegment]) -> None:
-        """RFC 6675 §5 step (C): "If cwnd - pipe >= 1 SMSS, the sender SHOULD
-        transmit one or more segments", each chosen by NextSeg ()."""
-        sb = self.scoreboard
-        mss = self.smss
-        una = self.snd_una
-        top = seq_diff(self.snd_max, una)
-        hr = max(seq_diff(self.high_rxt, una), 0)
-        pipe = sb.pipe(top, hr, mss)
-        cwnd = self.cc.cwnd
-        while cwnd - pipe >= mss:
-            rescue = False
-            # (1) the first unSACKed octet above HighRxt that IsLost ().
-            r = sb.next_seg(hr, mss, lost_only=True)
-            if r is None:
-                # (2) new data, as the receiver's window allows.
-                seg = self._new_data_in_recovery()
-                if seg is not None:
-                    out.append(seg)
-                    pipe += seg.seg_len
-                    continue
-                # (3) the first unSACKed octet above HighRxt, lost or not.
-                r = sb.next_seg(hr, mss, lost_only=False)
-            if r is None:
-                # (4) one "rescue" retransmission per recovery: "one segment of
-                # up to SMSS octets that MUST include the highest outstanding
-                # unSACKed sequence number", if HighACK > RescueRxt.
-                if self.rescue_rxt is not None and not seq_gt(una, self.rescue_rxt):
-                    break
-                holes = sb.holes(top)
-                if not holes:
-                    break
-                h0, h1 = holes[-1]
-                start = max(h0, h1 - mss)
-                r = (start, h1 - start)
-                self.rescue_rxt = self.recover
-                rescue = True
-            off, n = r
-            seg = self._range_segment(sb.seq(off), n)
-            if seg is None:
-                break
-            out.append(seg)
-            self._count_retransmit()
-            self._rtx_fence = self.snd_max
-            # (C.2) "HighRxt MUST be set to the highest octet in the transmitted
-            # segment" (not for the rescue: "HighRxt MUST NOT be updated").
-            if not rescue and off + n > hr:
-                hr = off + n
-                self.high_rxt = sb.seq(hr)
-            pipe += n
-
-    def _new_data_in_recovery(self) -> TcpSegment | None:
+    def new_data_segment(self) -> TcpSegment | None:
         """NextSeg () rule (2): "available unsent data and the receiver's advertised
         window allows"; SWS avoidance and Nagle still apply."""
         seq = self.snd_max
@@ -686,9 +598,9 @@ class Connection:
             return None
         if n and not fin_now and not self._may_send(n, avail, self.snd_wnd):
             return None
-        return self._data_segment(seq, n, fin=fin_now)
+        return self.data_segment(seq, n, fin=fin_now)
 
-    def _range_segment(self, seq: int, n: int) -> TcpSegment | None:
+    def range_segment(self, seq: int, n: int) -> TcpSegment | None:
         """A retransmission of [seq, seq+n) of sequence space sent before, with
         the FIN if the range reaches it."""
         off = seq_diff(seq, self.snd_buf_seq)
@@ -700,7 +612,7 @@ class Connection:
                and seq_gt(self.snd_max, self.fin_seq))
         if data_n == 0 and not fin:
             return None
-        return self._data_segment(seq, data_n, fin=fin)
+        return self.data_segment(seq, data_n, fin=fin)
 
     def _may_send(self, n: int, avail: int, wnd: int) -> bool:
         """Sender SWS avoidance (RFC 1122 §4.2.3.4) and Nagle (RFC 896)."""
@@ -711,7 +623,7 @@ class Connection:
         # "(3) at least a fraction Fs of the maximum window can be sent" (Fs = 1/2)
         return self.max_snd_wnd > 0 and n >= self.max_snd_wnd // 2
 
-    def _data_segment(self, seq: int, n: int, fin: bool = False) -> TcpSegment | None:
+    def data_segment(self, seq: int, n: int, fin: bool = False) -> TcpSegment | None:
         off = (seq - self.snd_buf_seq) & MASK  # seq_diff, inlined
         if off >= 0x80000000:
             return None
@@ -721,7 +633,7 @@ class Connection:
         n = len(payload)
         flags = ACK
         if n:
-            self._last_send = self._now
+            self._last_send = self.now
             if start + n == len(buf):
                 flags |= PSH
         if fin:
@@ -730,7 +642,7 @@ class Connection:
         rcv_nxt = self.rcv_nxt
         if self.ts_ok:
             opts = self._ts_cache
-            if self._ts_cache_now != self._now or opts[2].tsecr != self.ts_recent:
+            if self._ts_cache_now != self.now or opts[2].tsecr != self.ts_recent:
                 opts = self._ts_options()
         else:
             opts = ()
@@ -749,10 +661,10 @@ class Connection:
         snd_max = self.snd_max
         if 0 < ((end - snd_max) & MASK) < 0x80000000:  # seq_gt(end, snd_max)
             self.snd_max = end
-            self._tlp_arm = True  # RFC 8985 §7.2: new data (re)starts the probe timer
+            self.recovery.tlp_arm = True  # RFC 8985 §7.2: new data (re)starts the probe timer
             # Karn: time only segments sent for the first time (RFC 6298 §3).
             if self._rtt_seq is None and self.retransmits == 0 and seq_le(snd_max, seq):
-                self._rtt_seq, self._rtt_sent_at = seq, self._now
+                self._rtt_seq, self._rtt_sent_at = seq, self.now
         if 0 < ((end - self.snd_nxt) & MASK) < 0x80000000:  # seq_gt(end, snd_nxt)
             self.snd_nxt = end
         self._ack_now = False  # the ACK rides on this segment
@@ -789,14 +701,14 @@ class Connection:
     def _tsval(self) -> int:
         """Our timestamp clock (RFC 7323 §5.4): milliseconds of ``now`` plus the
         connection's offset."""
-        return (int(self._now * TS_HZ + 1e-6) + self.ts_offset) & MASK
+        return (int(self.now * TS_HZ + 1e-6) + self.ts_offset) & MASK
 
     def _ts_options(self) -> tuple:
         """NOP, NOP, TSopt <TSval = our clock, TSecr = TS.Recent> (RFC 7323 §3.2,
         laid out as Linux does, 12 bytes)."""
         cache = self._ts_cache
         ts = cache[2]
-        self._ts_cache_now = now = self._now
+        self._ts_cache_now = now = self.now
         tsval = (int(now * TS_HZ + 1e-6) + self.ts_offset) & MASK
         if ts.tsval != tsval or ts.tsecr != self.ts_recent:
             cache = self._ts_cache = (NOP, NOP, TimestampOption(tsval, self.ts_recent))
@@ -869,7 +781,7 @@ class Connection:
 
     # ------------------------------------------------------------------ timers
     def handle_timer(self, now: float) -> None:
-        self._now = now
+        self.now = now
         timers = self.timers
         for timer, when in timers.due(now):
             if timers.get(timer) == when:  # not disarmed or moved by an earlier one
@@ -892,29 +804,15 @@ class Connection:
         # off the timer, restart it. RFC 5681 §3.1: cwnd to one segment.
         if self.state.synchronized and not handshaking:
             self.cc.on_timeout(self.flight_size, now)
-            self._cc_event("timeout", phase="loss")
-        self.dupacks = 0
+            self.recovery.cc_event("timeout", phase="loss")
         self.rtt.back_off()
-        if self.retransmits:
-            # RFC 2018 §8: "the data sender SHOULD turn off all of the SACKed bits"
-            # after a timeout, since the receiver may have reneged; we keep them
-            # for the first timeout (RFC 6675 §5.1 allows it, as Linux does) and
-            # drop them when the head times out again.
-            self.scoreboard.clear()
-        self._count_retransmit()
+        self.recovery.on_rto(first=not self.retransmits)
+        self.count_retransmit()
         self.retransmits += 1
         self.snd_nxt = self.snd_una  # go back: resend from the first hole
         self._force_one = self.state.synchronized  # even into a closed window
-        # RFC 6582 §4 / RFC 6675 §5.1: leave recovery; "RecoveryPoint MUST be set
-        # to HighData", and no fast retransmit for the old duplicate ACKs.
-        self.recovery = None
-        self.recover = self.snd_max
-        self.high_rxt = self.snd_una
-        self._tlp_high = None
-        self._tlp_send = 0
-        self.timers.disarm(Timer.LOSS_PROBE)
 
-    def _count_retransmit(self) -> None:
+    def count_retransmit(self) -> None:
         self._rtt_seq = None  # Karn's algorithm: no sample from a retransmission
         self.total_retransmits += 1
 
@@ -934,6 +832,9 @@ class Connection:
         if self._persist_backoff < 16:
             self._persist_backoff += 1
         self.timers.arm(Timer.PERSIST, now + self._persist_interval())
+
+    def _on_loss_probe(self, now: float) -> None:
+        self.recovery.on_loss_probe_timer(now)
 
     def _on_time_wait(self, now: float) -> None:
         self._to_closed(Cause.TIMER, f"timer {Timer.TIME_WAIT.value}")
@@ -976,140 +877,7 @@ class Connection:
         self._ka_probes += 1
         self.timers.arm(Timer.KEEPALIVE, now + cfg.keepalive_interval)
 
-    def _arm_loss_probe(self, now: float) -> None:
-        """RFC 8985 §7.2: "the sender SHOULD start or restart a loss probe PTO
-        timer after transmitting new data ... or upon receiving an ACK that
-        cumulatively acknowledges new data", when not in recovery. PTO = 2*SRTT
-        plus the worst-case delayed ACK (200 ms) with one segment in flight,
-        else two clock ticks (Linux: TCP_TIMEOUT_MIN); never later than the
-        RTO. SACK only, as Linux."""
-        timers = self.timers
-        timers.disarm(Timer.LOSS_PROBE)
-        if (not self.sack_ok or not self.config.tail_loss_probe or self.recovery
-                or self._tlp_high is not None or self.snd_max == self.snd_una
-                or self.rtt.srtt is None or not self.state.synchronized
-                or self.state is State.TIME_WAIT):
-            return
-        pto = 2 * self.rtt.srtt
-        if self.flight_size <= self.smss:
-            pto += WORST_CASE_DELAYED_ACK
-        else:
-            pto += 0.002
-        at = now + pto
-        rto_at = timers.get(Timer.RETRANSMIT)
-        if rto_at is not None and at > rto_at:
-            # "If Now() + PTO > TCP_RTO_expiration(): PTO = TCP_RTO_expiration() -
-            # Now()": the probe goes in the RTO's place (Linux: "If RTO is
-            # shorter, just schedule TLP in its place"); handle_timer runs it
-            # first, and it re-arms the RTO.
-            at = rto_at
-        timers.arm(Timer.LOSS_PROBE, at)
-
-    def _on_loss_probe(self, now: float) -> None:
-        """RFC 8985 §7.3: "If a previously unsent segment exists AND the receive
-        window allows new data to be sent: Transmit that new segment ... Otherwise:
-        Retransmit the last segment". Then "the sender MUST re-arm the RTO timer,
-        not the PTO timer"."""
-        if (self.recovery or self.snd_max == self.snd_una or not self.state.synchronized
-                or self.state is State.TIME_WAIT):
-            return
-        unsent = self.snd_buffered - seq_diff(self.snd_max, self.snd_buf_seq)
-        room = self.snd_wnd - self.flight_size
-        if unsent > 0 and room >= min(unsent, self.smss) and self.snd_nxt == self.snd_max:
-            self._tlp_send = 1
-        else:
-            self._tlp_send = 2
-        self.timers.arm(Timer.RETRANSMIT, now + self.rtt.current())
-
-    def _send_loss_probe(self, out: list[TcpSegment]) -> None:
-        kind, self._tlp_send = self._tlp_send, 0
-        if kind == 1:
-            seq = self.snd_max
-            n = min(self.smss, self.snd_buffered - seq_diff(seq, self.snd_buf_seq))
-            seg = self._data_segment(seq, n, fin=False) if n > 0 else None
-        else:
-            top = self.flight_size
-            start = max(top - self.smss, 0)
-            seg = self._range_segment((self.snd_una + start) & MASK, top - start)
-            if seg is not None:
-                self._count_retransmit()
-        if seg is not None:
-            out.append(seg)
-            self._tlp_high = self.snd_max
-            self._tlp_rtx = kind == 2
-            self._tlp_dsack = False
-            self._tlp_arm = False
-
-    def _tlp_ack(self, ack: int, blocks: tuple) -> None:
-        """RFC 8985 §7.4: when the probe is acknowledged, was a loss repaired? A
-        D-SACK for the probe says no (RFC 2883); otherwise the probe's
-        retransmission repaired a tail loss, and congestion control must react
-        once (§7.4.2)."""
-        if blocks and seq_le(blocks[0][1], ack):
-            self._tlp_dsack = True  # a D-SACK: the first block is below SEG.ACK
-        if seq_lt(ack, self._tlp_high):  # type: ignore[arg-type]
-            return
-        self._tlp_high = None
-        if self._tlp_rtx and not self._tlp_dsack and not self.recovery:
-            self.cc.on_congestion(self.flight_size, self._now)
-            self._cc_event("loss probe repaired a tail loss")
-
     # ------------------------------------------------------------------ congestion
-    def _cc_event(self, cause: str, phase: str | None = None) -> None:
-        cc = self.cc
-        if phase is None:
-            phase = "fast-recovery" if self.recovery else cc.phase
-        self._phase = phase
-        self._events.append(CongestionChanged(cc.cwnd, cc.ssthresh, phase, cause))
-
-    def _enter_recovery(self, kind: RecoveryMode, cause: str) -> None:
-        """Fast retransmit and recovery: RFC 6675 §5 step (4) with SACK, RFC 5681
-        §3.2 steps 2-3 with RFC 6582 without."""
-        self.recovery = kind
-        self.timers.disarm(Timer.LOSS_PROBE)
-        self._tlp_high = None
-        # "RecoveryPoint = HighData" / "set recover to the highest sequence number
-        # transmitted so far".
-        self.recover = self.snd_max
-        cc = self.cc
-        cc.on_congestion(self.flight_size, self._now)
-        if kind is NEWRENO:
-            # RFC 5681 §3.2 step 3: "cwnd = ssthresh + 3*SMSS" (inflation by the
-            # segments that left the network).
-            cc.cwnd = cc.ssthresh + self.config.dupack_threshold * self.smss
-        else:
-            self.high_rxt = self.snd_una
-            self.rescue_rxt = None
-        self._fast_retransmit = True
-        self._cc_event(cause)
-
-    def _detect_lost_retransmissions(self) -> None:
-        """A retransmission can be lost too; RFC 6675 then waits for the RTO.
-        Like Linux (RACK, RFC 8985 §6.2, here by sequence rather than time): when
-        more than (DupThresh - 1) * SMSS of data sent after the latest
-        retransmission has been SACKed while holes below HighRxt remain, those
-        retransmissions are deemed lost, and NextSeg () may send them again."""
-        sb = self.scoreboard
-        fence = seq_diff(self._rtx_fence, self.snd_una)
-        hr = seq_diff(self.high_rxt, self.snd_una)
-        if hr <= 0 or fence < 0 or sb.unsacked(0, hr) == 0:
-            return
-        if sb.sacked_above(fence) > (self.config.dupack_threshold - 1) * self.smss:
-            self.high_rxt = self.snd_una
-            self._rtx_fence = self.snd_max
-
-    def _exit_recovery(self) -> None:
-        cc = self.cc
-        if self.recovery is NEWRENO:
-            # RFC 6582 §3.2 step 3, full acknowledgment: "Set cwnd to either (1)
-            # min (ssthresh, max(FlightSize, SMSS) + SMSS) or (2) ssthresh".
-            cc.cwnd = min(cc.ssthresh, max(self.flight_size, self.smss) + self.smss)
-        else:
-            cc.cwnd = min(cc.cwnd, cc.ssthresh)
-        self.recovery = None
-        self.dupacks = 0
-        self._cc_event("recovered")
-
     # ------------------------------------------------------------------ state
     def _set_state(self, new: State, kind: Cause, cause: str,
                    seg: TcpSegment | None = None) -> None:
@@ -1124,7 +892,7 @@ class Connection:
         if new is State.TIME_WAIT:
             # RFC 9293 §3.10.7.4: "Start the time-wait timer, turn off the other timers."
             self.timers.clear()
-            self.timers.arm(Timer.TIME_WAIT, self._now + 2 * self.config.msl)
+            self.timers.arm(Timer.TIME_WAIT, self.now + 2 * self.config.msl)
             self._delack_pending = False
 
     def _to_closed(self, kind: Cause, cause: str, seg: TcpSegment | None = None) -> None:
@@ -1136,9 +904,9 @@ class Connection:
 
     def _handshake_completed(self) -> None:
         self._events.append(Connected())
-        self._last_recv = self._now
+        self._last_recv = self.now
         if self.config.keepalive:
-            self.timers.arm(Timer.KEEPALIVE, self._now + self.config.keepalive_idle)
+            self.timers.arm(Timer.KEEPALIVE, self.now + self.config.keepalive_idle)
         if self.total_retransmits and self.state.synchronized:
             # RFC 5681 §3.1: "If the SYN or SYN/ACK is lost, the initial window
             # used by a sender after a correctly transmitted SYN MUST be one
@@ -1163,7 +931,7 @@ class Connection:
     # ------------------------------------------------------------------ arrivals
     def receive(self, seg: TcpSegment, now: float) -> None:
         """Process one arriving segment (RFC 9293 §3.10.7)."""
-        self._now = now
+        self.now = now
         self._last_recv = now  # keepalive: anything heard from the peer counts
         self._ka_probes = 0
         st = self.state
@@ -1189,9 +957,10 @@ class Connection:
         to fill, no SACK blocks and no loss being recovered, passing PAWS, goes
         through §3.10.7.4 with every other branch provably idle. This does
         exactly what _receive_synchronized would, with less work."""
+        rec = self.recovery
         if seg.flags & _FLAGS_BUT_PSH != ACK or seg.seq != self.rcv_nxt or self.ooo._ranges \
                 or self.read_closed or self.fin_seq_received is not None \
-                or self.recovery or self.scoreboard.ranges or self._tlp_high is not None:
+                or rec.mode or rec.scoreboard.ranges or rec.tlp_high is not None:
             return False
         ts = None
         opts = seg.options
@@ -1607,24 +1376,13 @@ class Connection:
             for o in seg.options:
                 if o.__class__ is SackOption:
                     blocks = o.blocks
-        # RFC 6675 §5: "Upon the receipt of any ACK containing SACK information,
-        # the scoreboard MUST be updated via the Update () routine."
-        newly_sacked = self.scoreboard.update(blocks, self.snd_max) if blocks else 0
-        if self._tlp_high is not None:
-            self._tlp_ack(ack, blocks)
+        newly_sacked = self.recovery.on_sack(ack, blocks)
         if seq_lt(self.snd_una, ack):
             self._ack_advances(ack, now, tsecr)
         elif ack == self.snd_una and not blocks:
             self._maybe_duplicate_ack(seg)
-        if newly_sacked and self.recovery is SACK:
-            self._detect_lost_retransmissions()
-        if newly_sacked and self.snd_max != self.snd_una:
-            # RFC 6675 §2: "a segment that arrives carrying a SACK block that
-            # identifies previously unacknowledged and un-SACKed octets between
-            # HighACK and HighData" is a duplicate acknowledgment, "even if it
-            # carries new data, changes the advertised window, or moves the
-            # cumulative acknowledgment point".
-            self._duplicate_ack()
+        if newly_sacked:
+            self.recovery.on_sacked()
         # "If SND.UNA =< SEG.ACK =< SND.NXT, the send window should be updated. If
         # (SND.WL1 < SEG.SEQ or (SND.WL1 = SEG.SEQ and SND.WL2 =< SEG.ACK)), set
         # SND.WND <- SEG.WND, set SND.WL1 <- SEG.SEQ, and set SND.WL2 <- SEG.ACK."
@@ -1683,11 +1441,6 @@ class Connection:
         self.snd_una = ack
         if seq_lt(self.snd_nxt, ack):
             self.snd_nxt = ack
-        sb = self.scoreboard
-        if sb.ranges:
-            sb.advance(ack)
-        else:
-            sb.una = ack
         if tsecr and self.ts_ok:
             # RFC 7323 §4 (RTTM): every ACK of new data times the segment it
             # echoes, retransmitted or not.
@@ -1699,40 +1452,12 @@ class Connection:
             self._rtt_seq = None
         self.retransmits = 0
         self.rtt.backoff = 0
-        self._tlp_arm = True
         # RFC 6298 §5.2/5.3: stop the timer when all is acknowledged, else restart it.
         if self.snd_una == self.snd_max:
             self.timers.disarm(Timer.RETRANSMIT)
         else:
             self.timers.arm(Timer.RETRANSMIT, now + self.rtt.current())
-        if self.recovery:
-            if seq_le(self.recover, ack):
-                # RFC 6675 (A) / RFC 6582 §3.2 step 3: a cumulative ACK of the
-                # recovery point ends loss recovery.
-                self._exit_recovery()
-            elif self.recovery is NEWRENO:
-                # RFC 6582 §3.2 step 3, partial acknowledgment: "retransmit the
-                # first unacknowledged segment ... deflate the congestion window
-                # by the amount of new data acknowledged by the Cumulative
-                # Acknowledgment field. If the partial ACK acknowledges at least
-                # one SMSS of new data, then add back SMSS bytes".
-                cc = self.cc
-                cc.cwnd = max(cc.cwnd - acked, self.smss)
-                if acked >= self.smss:
-                    cc.cwnd += self.smss
-                self._fast_retransmit = True
-            # (SACK: RFC 6675 (B)-(C) happen when segments are produced.)
-        else:
-            self.dupacks = 0
-            if data_acked:
-                cc = self.cc
-                cc.on_ack(data_acked, now)
-                phase = self._phase
-                if phase != cc.phase and phase != "congestion-avoidance":
-                    # After a timeout ("loss") the first new ACK resumes slow
-                    # start; slow start ends when cwnd reaches ssthresh.
-                    self._cc_event("ssthresh reached" if phase == "slow-start"
-                                   else "new data acknowledged after the timeout")
+        self.recovery.on_new_ack(ack, acked, data_acked, now)
 
     def _maybe_duplicate_ack(self, seg: TcpSegment) -> None:
         """RFC 5681 §2 "DUPLICATE ACKNOWLEDGMENT": outstanding data, no payload, no
@@ -1740,36 +1465,7 @@ class Connection:
         if (self.snd_max == self.snd_una or seg.payload or seg.flags & (SYN | FIN)
                 or (seg.window << self.snd_wscale) != self.snd_wnd):
             return
-        self._duplicate_ack()
-
-    def _duplicate_ack(self) -> None:
-        """A duplicate ACK (RFC 5681 §2, or RFC 6675 §2 with SACK): count it, and
-        start fast retransmit when it says a segment is lost."""
-        self.dupacks += 1
-        rec = self.recovery
-        if rec is NEWRENO:
-            # RFC 5681 §3.2 step 4: "For each additional duplicate ACK received
-            # (after the third), cwnd MUST be incremented by SMSS" (inflation).
-            self.cc.cwnd += self.smss
-            return
-        if rec is not None:
-            return  # SACK recovery: pipe, not cwnd, follows the departures
-        sb = self.scoreboard
-        if self.sack_ok and sb.ranges:
-            # RFC 6675 §5: "(1) If DupAcks >= DupThresh, go to step (4)... (2) If
-            # DupAcks < DupThresh but IsLost (HighACK + 1) returns true ... go to
-            # step (4)"; after a timeout, "a new recovery phase ... MUST NOT be
-            # initiated until HighACK is greater than or equal to" RecoveryPoint.
-            if ((self.dupacks >= self.config.dupack_threshold or sb.is_lost(0, self.smss))
-                    and seq_ge(self.snd_una, self.recover)):
-                self._enter_recovery(SACK, "SACK: segment lost")
-        elif (self.dupacks == self.config.dupack_threshold
-              and seq_ge(self.snd_una, self.recover)):
-            # RFC 5681 §3.2 step 2 (fast retransmit) only if the ACK covers more
-            # than "recover" (RFC 6582 §3.2 step 2, §4). RFC 6582's recover is
-            # "the highest sequence number transmitted", SND.MAX - 1; ours holds
-            # SND.MAX, so "covers more than" is >=.
-            self._enter_recovery(NEWRENO, f"{self.dupacks} duplicate ACKs")
+        self.recovery.on_duplicate_ack()
 
     def _process_text_and_fin(self, seg: TcpSegment, now: float) -> None:
         st = self.state
@@ -1834,7 +1530,7 @@ class Connection:
         fin = self.fin_seq_received
         if fin is not None:
             if fin == self.rcv_nxt:
-                self._fin_arrived(None, self._now)
+                self._fin_arrived(None, self.now)
             elif seq_lt(fin, self.rcv_nxt):
                 # Data ran past a FIN held ahead of a hole: that was not the end of
                 # the stream (Linux drops such a FIN from its out-of-order queue).
