@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ..wire.seq import MASK, seq_diff, seq_ge, seq_gt, seq_in_window, seq_le, seq_lt
+from ..wire.seq import MASK, seq_diff, seq_gt, seq_in_window, seq_le, seq_lt
 from ..wire.tcp import (
     ACK,
     FIN,
@@ -38,6 +38,7 @@ from ..wire.tcp import (
     MalformedOption,
     MssOption,
     SackOption,
+    TcpOption,
     TcpSegment,
     TimestampOption,
     WindowScaleOption,
@@ -61,17 +62,11 @@ from .rtt import RttEstimator
 from .sack import SackBlocks
 from .state import RECEIVING_STATES, Cause, State, check_transition
 from .timers import Timer, TimerTable
+from .timestamps import TS_OPTION_LEN, Timestamps
 
 # RFC 7323 §2.3: "the shift count must be limited to 14".
 MAX_WSCALE = 14
-# RFC 7323 §5.4: a timestamp clock of 1 ms per tick (as Linux).
-TS_HZ = 1000
-TS_OPTION_LEN = 12  # NOP, NOP, kind 8 length 10: the room timestamps take in a segment
-# RFC 7323 §5.5: "If a connection remains idle for more than 2**31 ticks ... the
-# TS.Recent value is invalid"; with 1 ms ticks, 24 days.
-PAWS_IDLE = 24 * 24 * 3600.0
 KEEPALIVE_STATES = frozenset({State.ESTABLISHED, State.CLOSE_WAIT, State.FIN_WAIT_2})
-_NO_TS = TimestampOption(-1, -1)
 # The state in which header prediction runs (Connection._predicted): a global, as an
 # enum member costs ~50 ns a look on 3.11; None turns the fast path off.
 _PREDICTED_STATE: State | None = State.ESTABLISHED
@@ -135,14 +130,8 @@ class Connection:
         self.rcv_wscale = 0
         self._wscale_offered = cfg.window_scale is not None
         # RFC 7323 timestamps: TS.Recent, Last.ACK.sent, our clock's offset.
-        self._ts_offered = cfg.timestamps
-        self.ts_ok = False
-        self.ts_recent = 0
-        self._ts_recent_valid = False
-        self._ts_recent_stamp = 0.0  # when TS.Recent was last set (RFC 7323 §5.5)
-        self.ts_offset = 0
-        self._ts_cache: tuple = (NOP, NOP, _NO_TS)
-        self._ts_cache_now = -1.0  # the `now` _ts_cache was made for
+        self.ts = Timestamps(cfg.timestamps)
+        self.ts_ok = False  # both SYNs carried TSopt (RFC 7323 §3.2)
         self._last_ack_sent = 0  # Last.ACK.sent: the ACK field of our latest segment
         # RFC 2018 / RFC 6675 SACK.
         self._sack_offered = cfg.sack
@@ -210,8 +199,8 @@ class Connection:
         self.snd_una = self.snd_nxt = self.snd_max = self.iss
         self.snd_buf_seq = (self.iss + 1) & MASK
         self.recovery.start(self.iss)
-        if self._ts_offered:
-            self.ts_offset = self._choose_ts_offset()
+        if self.ts.offered:
+            self.ts.offset = self._choose_ts_offset()
 
     # ------------------------------------------------------------------ user calls
     def connect(self, now: float) -> None:
@@ -450,10 +439,8 @@ class Connection:
         # Options in Linux's order (tcp_options_write): MSS, SACK-permitted and
         # timestamps, window scale (RFC 7323 §2.2, RFC 2018 §2: on SYNs only).
         opts: list = [MssOption(self.config.mss)]
-        if self._ts_offered:
-            # RFC 7323 §3.2: on a <SYN>, TSecr is zero; on a <SYN,ACK>, it echoes
-            # the TSval of the SYN.
-            ts = TimestampOption(self._tsval(), self.ts_recent if flags & ACK else 0)
+        if self.ts.offered:
+            ts = self.ts.syn_option(self.now, ack=bool(flags & ACK))
             opts += (SACK_PERMITTED, ts) if self._sack_offered else (NOP, NOP, ts)
         elif self._sack_offered:
             opts += (NOP, NOP, SACK_PERMITTED)
@@ -640,12 +627,8 @@ class Connection:
             flags |= FIN
             n += 1
         rcv_nxt = self.rcv_nxt
-        if self.ts_ok:
-            opts = self._ts_cache
-            if self._ts_cache_now != self.now or opts[2].tsecr != self.ts_recent:
-                opts = self._ts_options()
-        else:
-            opts = ()
+        tso = self.ts
+        opts: tuple[TcpOption, ...] = tso.options(self.now) if self.ts_ok else ()
         wf = self._wf_cache  # _window_field's answer, if nothing changed since
         if wf[0] == rcv_nxt and wf[1] == self._rcv_held and wf[2] == self.rcv_adv:
             window = wf[3]
@@ -680,7 +663,7 @@ class Connection:
         if self.ts_ok:
             # RFC 7323 §3.2: "the TSopt MUST be sent in every non-<RST> segment"
             # (and "SHOULD be sent in an <RST> segment").
-            opts = self._ts_options()
+            opts = self.ts.options(self.now)
         if self.sack_ok and (self.ooo._ranges or self._dsack) and not payload and flags & ACK:
             # RFC 2018 §4: SACK blocks on ACKs while data is held out of order; 3
             # blocks fit beside the timestamps, 4 without. RFC 2883: a D-SACK
@@ -696,33 +679,6 @@ class Connection:
         return TcpSegment(self.local_port, self.remote_port, seq & MASK,
                           self.rcv_nxt if flags & ACK else 0, flags, self._window_field(),
                           payload, opts)
-
-    # ------------------------------------------------------------------ timestamps
-    def _tsval(self) -> int:
-        """Our timestamp clock (RFC 7323 §5.4): milliseconds of ``now`` plus the
-        connection's offset."""
-        return (int(self.now * TS_HZ + 1e-6) + self.ts_offset) & MASK
-
-    def _ts_options(self) -> tuple:
-        """NOP, NOP, TSopt <TSval = our clock, TSecr = TS.Recent> (RFC 7323 §3.2,
-        laid out as Linux does, 12 bytes)."""
-        cache = self._ts_cache
-        ts = cache[2]
-        self._ts_cache_now = now = self.now
-        tsval = (int(now * TS_HZ + 1e-6) + self.ts_offset) & MASK
-        if ts.tsval != tsval or ts.tsecr != self.ts_recent:
-            cache = self._ts_cache = (NOP, NOP, TimestampOption(tsval, self.ts_recent))
-        return cache
-
-    def _ts_rtt_sample(self, tsecr: int) -> None:
-        """RFC 7323 §4.1 (RTTM): "RTT = current time - SEG.TSecr", for an ACK of
-        new data; RFC 6298 then takes the sample (Appendix G weights it)."""
-        elapsed = (self._tsval() - tsecr) & MASK
-        if elapsed >= 0x7FFFFFFF:
-            return  # an echo from the future: not ours
-        flight = self.flight_size
-        expected = -(-flight // (2 * self.smss)) if flight > 2 * self.smss else 1
-        self.rtt.sample(elapsed / TS_HZ, expected)
 
     # ------------------------------------------------------------------ windows
     def _free_space(self) -> int:
@@ -977,8 +933,7 @@ class Connection:
                     elif cls is SackOption or cls is MalformedOption:
                         return False
             # PAWS (RFC 7323 §5.3 R1): an old TSval takes the general path.
-            if ts is not None and (not self.ts_ok or (
-                    self._ts_recent_valid and (ts.tsval - self.ts_recent) & MASK >= 0x80000000)):
+            if ts is not None and (not self.ts_ok or self.ts.is_old(ts.tsval)):
                 return False
         ack = seg.ack
         una = self.snd_una
@@ -989,11 +944,8 @@ class Connection:
         n = len(payload)
         if n and not n <= ((self.rcv_adv - seg.seq) & MASK) < 0x80000000:
             return False  # needs trimming (or a zero window): the general path
-        if ts is not None and self.rcv_nxt == self._last_ack_sent:
-            # RFC 7323 §4.3 (R3): "SEG.TSval >= TS.Recent and SEG.SEQ <=
-            # Last.ACK.sent": TS.Recent follows the first segment not yet ACKed.
-            self.ts_recent = ts.tsval
-            self._ts_recent_stamp = now
+        if ts is not None:
+            self.ts.on_arrival(ts.tsval, seg.seq, (seg.seq + n) & MASK, self._last_ack_sent, now)
         # Fifth, the ACK field (same order and helpers as _process_ack).
         if d_ack:
             self._ack_advances(ack, now, ts.tsecr if ts is not None else 0)
@@ -1092,13 +1044,7 @@ class Connection:
         # send the TSopt in a <SYN,ACK> segment only if it received a TSopt in
         # the initial <SYN> segment". TS.Recent starts at the peer's TSval.
         ts = syn.timestamp
-        if ts is not None and self._ts_offered:
-            self.ts_ok = True
-            self.ts_recent = ts.tsval
-            self._ts_recent_valid = True
-            self._ts_recent_stamp = now
-        else:
-            self._ts_offered = self.ts_ok = False
+        self.ts_ok = self.ts.negotiate(ts, now)
         # RFC 2018 §2: "SACK-permitted ... may be sent in a SYN by a TCP that has
         # been extended to receive (and presumably process) the SACK option once
         # the connection has opened"; both SYNs carry it, or SACK is off.
@@ -1190,39 +1136,19 @@ class Connection:
         ts = None
         if self.ts_ok:
             ts = seg.timestamp
-            # RFC 7323 §5.3, PAWS: "R1) If there is a Timestamps option in the
-            # arriving segment, SEG.TSval < TS.Recent, TS.Recent is valid (see
-            # later discussion), and the RST bit is not set, then treat the
-            # arriving segment as not acceptable: Send an acknowledgment in reply
-            # as specified in RFC 793 page 69 and drop the segment."
-            if (ts is not None and not flags & RST and self._ts_recent_valid
-                    and (ts.tsval - self.ts_recent) & MASK >= 0x80000000):
-                if now - self._ts_recent_stamp > PAWS_IDLE:
-                    # §5.5: after 24 days of idleness TS.Recent is invalid.
-                    self._ts_recent_valid = False
-                else:
-                    self._ack_now = True
-                    return
+            # PAWS: a segment with an old TSval, not a RST, is "not acceptable:
+            # Send an acknowledgment in reply as specified in RFC 793 page 69 and
+            # drop the segment."
+            if ts is not None and not flags & RST and self.ts.paws_rejects(ts.tsval, now):
+                self._ack_now = True
+                return
             # (A segment without TSopt is processed, as Linux does; RFC 7323
             # §3.2 says it "SHOULD" be dropped.)
         # ---- first, check sequence number (RFC 9293 §3.10.7.4) ----
         acceptable = self._acceptable(seg)
-        last_ack = self._last_ack_sent
-        if (ts is not None and not flags & RST and (acceptable or not flags & SYN)
-                and seq_le(seg.seq, last_ack)
-                and seq_ge((seg.seq + seg.seg_len) & MASK, last_ack)):
-            # RFC 7323 §4.3: "(2) If: SEG.TSval >= TS.Recent and SEG.SEQ <=
-            # Last.ACK.sent then SEG.TSval is copied to TS.Recent; otherwise, it
-            # is ignored." (PAWS above has checked the first condition.) Linux
-            # checks sequence numbers from RCV.WUP (Last.ACK.sent), not RCV.NXT
-            # (tcp_sequence), so the rule holds for any segment reaching
-            # Last.ACK.sent (every acceptable one that starts at or below it), a
-            # retransmission of what our lost ACK covered too: the ACK we send
-            # back echoes it, and the sender's RTT sample is one round trip, not
-            # the time since the original went out.
-            self.ts_recent = ts.tsval
-            self._ts_recent_stamp = now
-            self._ts_recent_valid = True
+        if ts is not None and not flags & RST and (acceptable or not flags & SYN):
+            self.ts.on_arrival(ts.tsval, seg.seq, (seg.seq + seg.seg_len) & MASK,
+                               self._last_ack_sent, now)
         if not acceptable:
             # "If an incoming segment is not acceptable, an acknowledgment should be
             # sent in reply (unless the RST bit is set, if so drop the segment and
@@ -1444,7 +1370,7 @@ class Connection:
         if tsecr and self.ts_ok:
             # RFC 7323 §4 (RTTM): every ACK of new data times the segment it
             # echoes, retransmitted or not.
-            self._ts_rtt_sample(tsecr)
+            self.ts.rtt_sample(tsecr, now, self.flight_size, self.smss, self.rtt)
             self._rtt_seq = None
         elif self._rtt_seq is not None and seq_lt(self._rtt_seq, ack):
             # RFC 6298 §3 via Karn: a sample only when the timed segment is covered.

@@ -66,8 +66,8 @@ from netemu.tcp import (
     TimedOut,
     reset_for,
 )
-from netemu.tcp.connection import PAWS_IDLE
 from netemu.tcp.state import TRANSITIONS, Cause
+from netemu.tcp.timestamps import PAWS_IDLE
 from netemu.testing import Driver
 from netemu.testing.states import (
     ISS,
@@ -692,7 +692,7 @@ class Episode:
         opts: list = []
         ts_on = c is not None and c.ts_ok
         if rng.random() < (0.85 if ts_on else 0.15):
-            recent = c.ts_recent if ts_on else self.peer_tsval()  # type: ignore[union-attr]
+            recent = c.ts.recent if ts_on else self.peer_tsval()  # type: ignore[union-attr]
             r = rng.random()
             if r < 0.6:
                 tsval = self.peer_tsval() if rng.random() < 0.5 else recent
@@ -955,8 +955,8 @@ class Episode:
         c = self.conn
         assert c is not None
         return dict(state=c.state, rcv_nxt=c.rcv_nxt, rcv_adv=c.rcv_adv, rcv_wnd=c.rcv_wnd(),
-                    snd_una=c.snd_una, snd_max=c.snd_max, ts_recent=c.ts_recent,
-                    ts_valid=c._ts_recent_valid, ts_stamp=c._ts_recent_stamp,
+                    snd_una=c.snd_una, snd_max=c.snd_max, ts_recent=c.ts.recent,
+                    ts_valid=c.ts.recent_valid, ts_stamp=c.ts.recent_stamp,
                     awaiting=c._awaiting_syn_ack(), irs=c.irs, read_closed=c.read_closed)
 
     def check_segment_rules(self, seg: TcpSegment, b: dict) -> None:
@@ -1330,7 +1330,7 @@ def test_rfc7323_5_3_paws_reads_the_same_tsopt_on_the_fast_path() -> None:
     # last, and took in-order data PAWS drops everywhere else.
     d = established_options(ts=True, sack=False)
     d.advance(0.1)
-    recent = d.conn.ts_recent
+    recent = d.conn.ts.recent
     new = TimestampOption(recent + 100, 0)
     seg = d.seg(ACK | PSH, PEER_ISS + 1, ISS + 1, b"data", ts=(recent - 5, 0),
                 options=(NOP, NOP, new))
