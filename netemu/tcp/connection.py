@@ -56,7 +56,7 @@ from .events import (
     TimedOut,
 )
 from .isn import IsnGenerator, ts_offset
-from .reassembly import OutOfOrderQueue
+from .receive_queue import ReceiveQueue
 from .recovery import Recovery
 from .rtt import RttEstimator
 from .sack import SackBlocks
@@ -115,12 +115,7 @@ class Connection:
         self.irs = 0
         self.rcv_nxt = 0
         self.rcv_adv = 0  # right edge of the window we last advertised
-        # In-order data the user has not read yet, as the payloads that brought
-        # it: appending a reference is cheaper than growing a bytearray, and a
-        # read joins them once.
-        self._rcv_chunks: list[bytes] = []
-        self._rcv_held = 0
-        self.ooo = OutOfOrderQueue()
+        self.rcvq = ReceiveQueue()  # unread and out-of-order data
         self.fin_seq_received: int | None = None  # a FIN seen ahead of a hole
         self.read_closed = False  # close(): we will not read any more
         # Negotiated options.
@@ -239,7 +234,7 @@ class Connection:
         again. (All of it was kept: a 64 KiB SYN filled a 1000-byte buffer.)"""
         wnd = min(self._free_space(), 0xFFFF)
         if syn.payload and wnd:
-            self.ooo.insert(self.rcv_nxt, syn.payload[:wnd], self.rcv_nxt)
+            self.rcvq.insert(self.rcv_nxt, syn.payload[:wnd], self.rcv_nxt)
 
     def send(self, data: bytes) -> int:
         """Queue data; returns how many bytes the send buffer took (may be 0)."""
@@ -270,18 +265,9 @@ class Connection:
 
     def read(self, max_bytes: int = -1) -> bytes:
         """Take received in-order data; freeing buffer space opens the window."""
-        held = self._rcv_held
-        n = held if max_bytes < 0 or max_bytes > held else max_bytes
-        if n == 0:
-            return b""
-        chunks = self._rcv_chunks
-        data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-        if n == held:
-            self._rcv_chunks = []
-        else:
-            self._rcv_chunks = [data[n:]]
-            data = data[:n]
-        self._rcv_held = held - n
+        data = self.rcvq.read(max_bytes)
+        if not data:
+            return data
         # Receiver SWS avoidance (RFC 1122 §4.2.3.3): announce the opened window
         # only once it has grown by min(RCV.BUFF/2, Eff.snd.MSS).
         # Like Linux (tcp_cleanup_rbuf), only when that at least doubles the window.
@@ -296,17 +282,17 @@ class Connection:
 
     @property
     def readable(self) -> int:
-        return self._rcv_held
+        return self.rcvq.held
 
     @property
     def rcv_buf(self) -> bytes:
         """The unread data (a copy; for inspection)."""
-        return b"".join(self._rcv_chunks)
+        return self.rcvq.unread()
 
     @property
     def at_eof(self) -> bool:
         """The peer's FIN has arrived and every byte before it was read."""
-        return self._fin_received() and not self._rcv_held
+        return self._fin_received() and not self.rcvq.held
 
     def shutdown(self) -> None:
         """Close our sending side: the FIN follows the queued data (RFC 9293
@@ -344,7 +330,7 @@ class Connection:
         """CLOSE: shutdown() and stop reading. As Linux does (RFC 2525 §2.17),
         closing with unread data aborts with a RST instead of a FIN."""
         # (The StateChanged cause says "close()", not "shutdown()" or "abort()".)
-        if self._rcv_held and self.state.synchronized:
+        if self.rcvq.held and self.state.synchronized:
             self._abort("close()")
             return
         self.read_closed = True
@@ -630,7 +616,7 @@ class Connection:
         tso = self.ts
         opts: tuple[TcpOption, ...] = tso.options(self.now) if self.ts_ok else ()
         wf = self._wf_cache  # _window_field's answer, if nothing changed since
-        if wf[0] == rcv_nxt and wf[1] == self._rcv_held and wf[2] == self.rcv_adv:
+        if wf[0] == rcv_nxt and wf[1] == self.rcvq.held and wf[2] == self.rcv_adv:
             window = wf[3]
         else:
             window = self._window_field()
@@ -664,13 +650,13 @@ class Connection:
             # RFC 7323 §3.2: "the TSopt MUST be sent in every non-<RST> segment"
             # (and "SHOULD be sent in an <RST> segment").
             opts = self.ts.options(self.now)
-        if self.sack_ok and (self.ooo._ranges or self._dsack) and not payload and flags & ACK:
+        if self.sack_ok and (self.rcvq.ooo or self._dsack) and not payload and flags & ACK:
             # RFC 2018 §4: SACK blocks on ACKs while data is held out of order; 3
             # blocks fit beside the timestamps, 4 without. RFC 2883: a D-SACK
             # block (a duplicate that arrived) goes first.
             limit = 3 if self.ts_ok else 4
             dsack, self._dsack = self._dsack, None
-            blocks = self._sack_blocks.blocks(self.ooo._ranges, self.rcv_nxt,
+            blocks = self._sack_blocks.blocks(self.rcvq.ooo, self.rcv_nxt,
                                               limit - (dsack is not None))
             if dsack is not None:
                 blocks = (dsack, *blocks)
@@ -682,7 +668,7 @@ class Connection:
 
     # ------------------------------------------------------------------ windows
     def _free_space(self) -> int:
-        return max(self.config.rcv_buf - self._rcv_held, 0)
+        return max(self.config.rcv_buf - self.rcvq.held, 0)
 
     def _sws_threshold(self) -> int:
         return self._sws_min
@@ -705,7 +691,7 @@ class Connection:
         bytes with every ACK, past the buffer, so that a full buffer never shows
         a zero window."""
         rcv_nxt = self.rcv_nxt
-        held = self._rcv_held
+        held = self.rcvq.held
         rcv_adv = self.rcv_adv
         wf = self._wf_cache
         if wf[0] == rcv_nxt and wf[1] == held and wf[2] == rcv_adv:
@@ -914,7 +900,7 @@ class Connection:
         through §3.10.7.4 with every other branch provably idle. This does
         exactly what _receive_synchronized would, with less work."""
         rec = self.recovery
-        if seg.flags & _FLAGS_BUT_PSH != ACK or seg.seq != self.rcv_nxt or self.ooo._ranges \
+        if seg.flags & _FLAGS_BUT_PSH != ACK or seg.seq != self.rcv_nxt or self.rcvq.ooo \
                 or self.read_closed or self.fin_seq_received is not None \
                 or rec.mode or rec.scoreboard.ranges or rec.tlp_high is not None:
             return False
@@ -951,26 +937,10 @@ class Connection:
             self._ack_advances(ack, now, ts.tsecr if ts is not None else 0)
         elif self.snd_max != una:
             self._maybe_duplicate_ack(seg)
-        seq = seg.seq
-        wl1 = self.snd_wl1
-        # SND.WL1 < SEG.SEQ or (SND.WL1 = SEG.SEQ and SND.WL2 =< SEG.ACK), inlined
-        if (0 < ((seq - wl1) & MASK) < 0x80000000
-                or (wl1 == seq and ((ack - self.snd_wl2) & MASK) < 0x80000000)):
-            if (seg.window << self.snd_wscale) != self.snd_wnd:
-                self._update_window(seg, scaled=True)
-            self.snd_wl1 = seq
-            self.snd_wl2 = ack
+        self._window_update(seg, ack)
         # Seventh, the text: in order, no hole, within the window.
         if n:
-            # _deliver, inlined (no FIN is pending here)
-            self._rcv_chunks.append(payload)
-            self._rcv_held += n
-            self.rcv_nxt = (seq + n) & MASK
-            events = self._events
-            if events and events[-1].__class__ is DataReceived:
-                events[-1].length += n
-            else:
-                events.append(DataReceived(n))
+            self._deliver(payload)
             self._ack_data(n, now)
         return True
 
@@ -999,7 +969,7 @@ class Connection:
             self._quickack -= 1
             self._ack_now = True
         elif ((self.rcv_nxt - self._last_ack_sent) & MASK > rcv_mss
-              and 2 * self._rcv_held <= self.config.rcv_buf):
+              and 2 * self.rcvq.held <= self.config.rcv_buf):
             # A second full-sized segment: ACK both, as long as the buffer is
             # no more than half full. Linux's __tcp_ack_snd_check sends this
             # ACK only if "right edge of window advances far enough (tcp_recvmsg()
@@ -1276,7 +1246,7 @@ class Connection:
                     if self._our_fin_acked() and not (arrived.flags & FIN
                                                       and seg.seq == self.rcv_nxt):
                         self._set_state(State.FIN_WAIT_2, Cause.SEGMENT, describe(arrived), arrived)
-                ready = self.ooo.pop_ready(self.rcv_nxt)  # data that came with the SYN
+                ready = self.rcvq.pop_ready(self.rcv_nxt)  # data that came with the SYN
                 if ready:
                     self._deliver(ready)
                     # Seventh step: "Send an acknowledgment of the form
@@ -1309,13 +1279,7 @@ class Connection:
             self._maybe_duplicate_ack(seg)
         if newly_sacked:
             self.recovery.on_sacked()
-        # "If SND.UNA =< SEG.ACK =< SND.NXT, the send window should be updated. If
-        # (SND.WL1 < SEG.SEQ or (SND.WL1 = SEG.SEQ and SND.WL2 =< SEG.ACK)), set
-        # SND.WND <- SEG.WND, set SND.WL1 <- SEG.SEQ, and set SND.WL2 <- SEG.ACK."
-        if seq_lt(self.snd_wl1, seg.seq) or (self.snd_wl1 == seg.seq
-                                              and seq_le(self.snd_wl2, ack)):
-            self._update_window(seg, scaled=True)
-            self.snd_wl1, self.snd_wl2 = seg.seq, ack
+        self._window_update(seg, ack)
         fin_acked = self._our_fin_acked()
         if st is State.FIN_WAIT_1 and fin_acked and not (
                 seg.flags & FIN and seg.seq == self.rcv_nxt):
@@ -1341,6 +1305,21 @@ class Connection:
                 self.timers.arm(Timer.TIME_WAIT, now + 2 * self.config.msl)
             return False
         return True
+
+    def _window_update(self, seg: TcpSegment, ack: int) -> None:
+        """RFC 9293 §3.10.7.4, fifth: "If SND.UNA =< SEG.ACK =< SND.NXT, the send
+        window should be updated. If (SND.WL1 < SEG.SEQ or (SND.WL1 = SEG.SEQ and
+        SND.WL2 =< SEG.ACK)), set SND.WND <- SEG.WND, set SND.WL1 <- SEG.SEQ, and
+        set SND.WL2 <- SEG.ACK." (The caller has checked the first condition.)"""
+        seq = seg.seq
+        wl1 = self.snd_wl1
+        # seq_lt(wl1, seq) or (wl1 == seq and seq_le(wl2, ack)), inlined
+        if (0 < ((seq - wl1) & MASK) < 0x80000000
+                or (wl1 == seq and ((ack - self.snd_wl2) & MASK) < 0x80000000)):
+            if (seg.window << self.snd_wscale) != self.snd_wnd:
+                self._update_window(seg, scaled=True)
+            self.snd_wl1 = seq
+            self.snd_wl2 = ack
 
     def _update_window(self, seg: TcpSegment, scaled: bool) -> None:
         was_zero = self.snd_wnd == 0
@@ -1416,14 +1395,14 @@ class Connection:
                 self._abort("abort()", Cause.SEGMENT)
                 return
             if payload:
-                had_hole = len(self.ooo) > 0
+                had_hole = bool(self.rcvq.ooo)
                 in_order = seq == self.rcv_nxt
                 if in_order:
                     # "Once in the ESTABLISHED state, it is possible to deliver segment
                     # data to user RECEIVE buffers ... RCV.NXT is advanced".
-                    self._deliver(payload + self.ooo.pop_ready((seq + len(payload)) & MASK))
+                    self._deliver(payload + self.rcvq.pop_ready((seq + len(payload)) & MASK))
                 else:
-                    self.ooo.insert(seq, payload, self.rcv_nxt)
+                    self.rcvq.insert(seq, payload, self.rcv_nxt)
                     self._sack_blocks.arrived(seq)  # RFC 2018 §4: its block goes first
                 # "Send an acknowledgment of the form <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>".
                 # RFC 5681 §4.2: "A TCP receiver SHOULD send an immediate duplicate ACK
@@ -1444,8 +1423,10 @@ class Connection:
         self._fin_arrived(seg, now)
 
     def _deliver(self, data: bytes) -> None:
-        self._rcv_chunks.append(data)
-        self._rcv_held += len(data)
+        """In-order data for the user: "Once in the ESTABLISHED state, it is
+        possible to deliver segment data to user RECEIVE buffers ... RCV.NXT is
+        advanced" (RFC 9293 §3.10.7.4, seventh)."""
+        self.rcvq.append(data)
         n = len(data)
         self.rcv_nxt = (self.rcv_nxt + n) & MASK
         events = self._events

@@ -1170,8 +1170,8 @@ class Episode:
         slack = (1 << c.rcv_wscale) - 1
         if c.readable > c.config.rcv_buf + slack:
             self.fail(f"{c.readable} unread bytes in a {c.config.rcv_buf}-byte receive buffer")
-        if c.ooo.nbytes > c.config.rcv_buf + slack:
-            self.fail(f"{c.ooo.nbytes} bytes held out of order, buffer {c.config.rcv_buf}")
+        if c.rcvq.ooo_bytes > c.config.rcv_buf + slack:
+            self.fail(f"{c.rcvq.ooo_bytes} bytes held out of order, buffer {c.config.rcv_buf}")
         if st is S.SYN_RECEIVED or st.synchronized:
             self.synced = True
         if self.synced:
