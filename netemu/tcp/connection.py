@@ -918,8 +918,7 @@ class Connection:
                         ts = o
                     elif cls is SackOption or cls is MalformedOption:
                         return False
-            # PAWS (RFC 7323 §5.3 R1): an old TSval takes the general path.
-            if ts is not None and (not self.ts_ok or self.ts.is_old(ts.tsval)):
+            if ts is not None and not self.ts_ok:
                 return False
         ack = seg.ack
         una = self.snd_una
@@ -930,8 +929,9 @@ class Connection:
         n = len(payload)
         if n and not n <= ((self.rcv_adv - seg.seq) & MASK) < 0x80000000:
             return False  # needs trimming (or a zero window): the general path
-        if ts is not None:
-            self.ts.on_arrival(ts.tsval, seg.seq, (seg.seq + n) & MASK, self._last_ack_sent, now)
+        if ts is not None and not self.ts.on_arrival(ts.tsval, seg.seq, (seg.seq + n) & MASK,
+                                                     self._last_ack_sent, now):
+            return False  # PAWS (RFC 7323 §5.3 R1): an old TSval takes the general path
         # Fifth, the ACK field (same order and helpers as _process_ack).
         if d_ack:
             self._ack_advances(ack, now, ts.tsecr if ts is not None else 0)

@@ -9,7 +9,7 @@ Layer rule: imports only netemu.wire and rtt (the estimator it feeds).
 
 from __future__ import annotations
 
-from ..wire.seq import MASK, seq_ge, seq_le
+from ..wire.seq import MASK
 from ..wire.tcp import NOP, NopOption, TimestampOption
 from .rtt import RttEstimator
 
@@ -94,8 +94,10 @@ class Timestamps:
         return True
 
     def on_arrival(self, tsval: int, seq: int, end: int, last_ack_sent: int,
-                   now: float) -> None:
-        """An acceptable segment [seq, end) with this TSval, past PAWS. RFC 7323
+                   now: float) -> bool:
+        """An acceptable segment [seq, end) with this TSval. Returns False, and
+        changes nothing, if the TSval is old (for the fast path: the general one
+        applies PAWS, paws_rejects, before it calls this). RFC 7323
         §4.3: "(2) If: SEG.TSval >= TS.Recent and SEG.SEQ <= Last.ACK.sent then
         SEG.TSval is copied to TS.Recent; otherwise, it is ignored." (PAWS has
         checked the first condition.) Linux checks sequence numbers from RCV.WUP
@@ -104,10 +106,16 @@ class Timestamps:
         below it), a retransmission of what our lost ACK covered too: the ACK we
         send back echoes it, and the sender's RTT sample is one round trip, not
         the time since the original went out."""
-        if seq_le(seq, last_ack_sent) and seq_ge(end, last_ack_sent):
+        recent_valid = self.recent_valid
+        if recent_valid and (tsval - self.recent) & MASK >= 0x80000000:  # is_old, inlined
+            return False
+        # seq_le(seq, last_ack_sent) and seq_ge(end, last_ack_sent), inlined
+        if (last_ack_sent - seq) & MASK <= 0x80000000 and (end - last_ack_sent) & MASK <= 0x80000000:
             self.recent = tsval
             self.recent_stamp = now
-            self.recent_valid = True
+            if not recent_valid:
+                self.recent_valid = True
+        return True
 
     def rtt_sample(self, tsecr: int, now: float, flight: int, smss: int,
                    rtt: RttEstimator) -> None:
