@@ -43,6 +43,7 @@ from ..wire.tcp import (
     TimestampOption,
     WindowScaleOption,
 )
+from .ack_policy import AckPolicy
 from .cc import make_cc
 from .config import AUTH_OPTION_WALK, TcpConfig
 from .events import (
@@ -143,11 +144,6 @@ class Connection:
         self.recovery = Recovery(self)
         self._last_send: float | None = None  # when data last went out (RFC 5681 §4.1)
         # Delayed ACK (RFC 1122 §4.2.3.2, RFC 5681 §4.2).
-        self._delack_time = cfg.delayed_ack_time
-        self._delack_pending = False
-        self._quickack = 0  # segments still to be ACKed at once
-        self._rcv_mss = min(536, cfg.mss)  # the peer's full segment, as seen (Linux rcv_mss)
-        self._last_data_recv: float | None = None
         # Keepalive (RFC 1122 §4.2.3.6).
         self._last_recv = 0.0
         self._ka_probes = 0
@@ -155,6 +151,7 @@ class Connection:
         self._persist_backoff = 0
         # Output and bookkeeping.
         self.timers = TimerTable()
+        self.ack_policy = AckPolicy(cfg, self.timers)
         self._events: list[Event] = []
         self._control: list[TcpSegment] = []  # RSTs and challenge ACKs, sent first
         self._ack_now = False
@@ -271,12 +268,10 @@ class Connection:
         # Receiver SWS avoidance (RFC 1122 §4.2.3.3): announce the opened window
         # only once it has grown by min(RCV.BUFF/2, Eff.snd.MSS).
         # Like Linux (tcp_cleanup_rbuf), only when that at least doubles the window.
-        if (self.state.synchronized and self._window_growth() >= self._sws_threshold()
-                and self._free_space() >= 2 * self.rcv_wnd()):
-            self._ack_now = True
-        elif self._delack_pending and (self.rcv_nxt - self._last_ack_sent) & MASK > self._rcv_mss:
-            # Linux's tcp_cleanup_rbuf: "Once-per-two-segments ACK was not sent
-            # by tcp_input.c" (the window did not allow it): the reader sends it.
+        # Or an ACK the delayed-ACK timer holds is owed anyway (AckPolicy).
+        if ((self.state.synchronized and self._window_growth() >= self._sws_threshold()
+                and self._free_space() >= 2 * self.rcv_wnd())
+                or self.ack_policy.owed_on_read((self.rcv_nxt - self._last_ack_sent) & MASK)):
             self._ack_now = True
         return data
 
@@ -623,9 +618,9 @@ class Connection:
         seg = TcpSegment(self.local_port, self.remote_port, seq, rcv_nxt, flags, window,
                          payload, opts)
         self._last_ack_sent = rcv_nxt
-        if self._delack_pending:
-            self._delack_pending = False
-            self.timers.disarm(Timer.DELAYED_ACK)
+        ap = self.ack_policy
+        if ap.pending:
+            ap.on_ack_sent()
         end = (seq + n) & MASK
         snd_max = self.snd_max
         if 0 < ((end - snd_max) & MASK) < 0x80000000:  # seq_gt(end, snd_max)
@@ -643,9 +638,8 @@ class Connection:
         opts: tuple = ()
         if flags & ACK:
             self._last_ack_sent = self.rcv_nxt
-            if self._delack_pending:
-                self._delack_pending = False
-                self.timers.disarm(Timer.DELAYED_ACK)
+            if self.ack_policy.pending:
+                self.ack_policy.on_ack_sent()
         if self.ts_ok:
             # RFC 7323 §3.2: "the TSopt MUST be sent in every non-<RST> segment"
             # (and "SHOULD be sent in an <RST> segment").
@@ -786,7 +780,7 @@ class Connection:
 
     def _on_delayed_ack(self, now: float) -> None:
         """RFC 1122 §4.2.3.2: the delayed ACK goes when its time is up."""
-        self._delack_pending = False
+        self.ack_policy.forget()
         if self.state.synchronized and self.rcv_nxt != self._last_ack_sent:
             self._ack_now = True
 
@@ -835,12 +829,12 @@ class Connection:
             # RFC 9293 §3.10.7.4: "Start the time-wait timer, turn off the other timers."
             self.timers.clear()
             self.timers.arm(Timer.TIME_WAIT, self.now + 2 * self.config.msl)
-            self._delack_pending = False
+            self.ack_policy.forget()
 
     def _to_closed(self, kind: Cause, cause: str, seg: TcpSegment | None = None) -> None:
         self._set_state(State.CLOSED, kind, cause, seg)
         self.timers.clear()
-        self._delack_pending = False
+        self.ack_policy.forget()
         self._ack_now = False
         self._events.append(Closed())
 
@@ -945,43 +939,10 @@ class Connection:
         return True
 
     def _ack_data(self, n: int, now: float) -> None:
-        """In-order data arrived (no hole involved): ACK it now or later.
-
-        RFC 1122 §4.2.3.2: "A TCP SHOULD implement a delayed ACK, but an ACK
-        should not be excessively delayed; in particular, the delay MUST be less
-        than 0.5 seconds, and in a stream of full-sized segments there SHOULD be
-        an ACK for at least every second segment." RFC 5681 §4.2 repeats it.
-        Like Linux, the first segments of a transfer (and after a pause longer
-        than the RTO) are ACKed at once ("quick ACK"), so that slow start is not
-        held back by the delayed-ACK timer."""
-        rcv_mss = self._rcv_mss
-        if n > rcv_mss:
-            self._rcv_mss = rcv_mss = n if n < self.config.mss else self.config.mss
-        delay = self._delack_time
-        if not delay:
+        """In-order data arrived (no hole involved): ACK it now or later."""
+        if self.ack_policy.on_data(n, now, (self.rcv_nxt - self._last_ack_sent) & MASK,
+                                   self.rcvq.held, self.rtt.rto):
             self._ack_now = True
-            return
-        last = self._last_data_recv
-        self._last_data_recv = now
-        if last is None or now - last > self.rtt.rto:
-            self._quickack = self.config.quickack_segments
-        if self._quickack > 0:
-            self._quickack -= 1
-            self._ack_now = True
-        elif ((self.rcv_nxt - self._last_ack_sent) & MASK > rcv_mss
-              and 2 * self.rcvq.held <= self.config.rcv_buf):
-            # A second full-sized segment: ACK both, as long as the buffer is
-            # no more than half full. Linux's __tcp_ack_snd_check sends this
-            # ACK only if "right edge of window advances far enough (tcp_recvmsg()
-            # will send ACK otherwise)"; its window is held below the free space
-            # (rcv_ssthresh) until the buffer is half full (__tcp_select_window),
-            # ours is all the free space, so half full is where the two agree. A
-            # reader that lags past that gets its ACK when it reads (read()) or
-            # from the delayed-ACK timer.
-            self._ack_now = True
-        elif not self._delack_pending:
-            self._delack_pending = True
-            self.timers.arm(Timer.DELAYED_ACK, now + delay)
 
     def _flush_owed_ack(self) -> None:
         """An ACK owed for what arrived before goes out before the next segment is
@@ -1135,7 +1096,7 @@ class Connection:
                 # A duplicate: our ACK was lost or late. Like Linux, ACK the next
                 # segments at once (tcp_enter_quickack_mode); RFC 2883: report
                 # the duplicate in a D-SACK block.
-                self._quickack = self.config.quickack_segments
+                self.ack_policy.on_duplicate()
                 if self.sack_ok:
                     self._dsack = (seg.seq, (seg.seq + len(seg.payload)) & MASK)
             if (st is State.TIME_WAIT and flags & FIN
