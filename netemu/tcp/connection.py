@@ -61,6 +61,7 @@ from .receive_queue import ReceiveQueue
 from .recovery import Recovery
 from .rtt import RttEstimator
 from .sack import SackBlocks
+from .send_queue import SendQueue
 from .state import RECEIVING_STATES, Cause, State, check_transition
 from .timers import Timer, TimerTable
 from .timestamps import TS_OPTION_LEN, Timestamps
@@ -105,12 +106,7 @@ class Connection:
         self.snd_wnd = 0
         self.snd_wl1 = self.snd_wl2 = 0
         self.max_snd_wnd = 0
-        # Unacknowledged and unsent data, from snd_buf_seq, at _sndq[_sndq_head:]:
-        # acknowledged bytes only move the head (a bytearray that is cut at the
-        # front copies itself whole on its next append), and are dropped in bulk.
-        self._sndq = bytearray()
-        self._sndq_head = 0
-        self.snd_buf_seq = 0
+        self.sndq = SendQueue(cfg.snd_buf)  # unacknowledged and unsent data
         self.fin_queued = False  # shutdown()/close() called: FIN follows the data
         # Receive sequence space (Figure 4).
         self.irs = 0
@@ -189,7 +185,7 @@ class Connection:
     def _init_send_space(self, now: float) -> None:
         self.iss = self._choose_iss(now)
         self.snd_una = self.snd_nxt = self.snd_max = self.iss
-        self.snd_buf_seq = (self.iss + 1) & MASK
+        self.sndq.seq = (self.iss + 1) & MASK
         self.recovery.start(self.iss)
         if self.ts.offered:
             self.ts.offset = self._choose_ts_offset()
@@ -237,14 +233,7 @@ class Connection:
         """Queue data; returns how many bytes the send buffer took (may be 0)."""
         if self.fin_queued or self.state in (State.CLOSED, State.LISTEN):
             raise TcpUsageError(f"send() after shutdown or in {self.state}")
-        room = self.config.snd_buf - (len(self._sndq) - self._sndq_head)
-        if room >= len(data):
-            self._sndq += data  # no slice: one copy, into the buffer
-            return len(data)
-        if room <= 0:
-            return 0
-        self._sndq += memoryview(data)[:room]
-        return room
+        return self.sndq.push(data)
 
     @property
     def send_buffer_free(self) -> int:
@@ -253,12 +242,12 @@ class Connection:
     @property
     def snd_buffered(self) -> int:
         """Bytes in the send buffer: unacknowledged or not yet sent."""
-        return len(self._sndq) - self._sndq_head
+        return len(self.sndq)
 
     @property
     def snd_buf(self) -> bytes:
         """The send buffer's bytes, from SND.UNA's data on (a copy)."""
-        return bytes(memoryview(self._sndq)[self._sndq_head:])
+        return self.sndq.held()
 
     def read(self, max_bytes: int = -1) -> bytes:
         """Take received in-order data; freeing buffer space opens the window."""
@@ -373,7 +362,7 @@ class Connection:
     @property
     def fin_seq(self) -> int:
         """The sequence number our FIN takes (meaningful once fin_queued)."""
-        return (self.snd_buf_seq + len(self._sndq) - self._sndq_head) & MASK
+        return self.sndq.end()
 
     def segments_to_send(self, now: float) -> list[TcpSegment]:
         """Everything to transmit now: control segments, SYN or SYN-ACK,
@@ -449,7 +438,7 @@ class Connection:
         # have a timeout to force transmission of data, overriding the SWS
         # avoidance algorithm" - or a lost window update stalls us for good.
         if (self.snd_max == self.snd_una and Timer.PERSIST not in self.timers
-                and self.snd_buffered - seq_diff(self.snd_nxt, self.snd_buf_seq) > 0):
+                and self.sndq.after(self.snd_nxt) > 0):
             self.timers.arm(Timer.PERSIST, now + self._persist_interval())
 
     def _output_window(self, now: float, out: list[TcpSegment]) -> None:
@@ -473,12 +462,13 @@ class Connection:
             # SACK, RFC 6675 §5 step (3): SACKed data no longer counts, below.)
             cwnd += min(dupacks, 2) * mss
         force, self._force_one = self._force_one, False
-        buf_len = len(self._sndq) - self._sndq_head
+        sndq = self.sndq
+        buf_len = len(sndq)
         una = self.snd_una
         wnd = self.snd_wnd if self.snd_wnd < cwnd else cwnd
         while True:
             seq = self.snd_nxt
-            off = (seq - self.snd_buf_seq) & MASK  # seq_diff, inlined: the hot loop
+            off = (seq - sndq.seq) & MASK  # seq_diff, inlined: the hot loop
             avail = buf_len - (off - 0x100000000 if off >= 0x80000000 else off)
             in_flight = (seq - una) & MASK
             if in_flight >= 0x80000000:
@@ -542,7 +532,7 @@ class Connection:
         retransmission timeout" (Linux: net.ipv4.tcp_slow_start_after_idle)."""
         if (not self.config.slow_start_after_idle or self._last_send is None
                 or now - self._last_send <= self.rtt.current()
-                or self.snd_buffered <= seq_diff(self.snd_nxt, self.snd_buf_seq)):
+                or self.sndq.after(self.snd_nxt) <= 0):
             return
         self._last_send = None
         cwnd = self.cc.cwnd
@@ -556,7 +546,7 @@ class Connection:
         seq = self.snd_max
         if self.snd_nxt != seq:
             return None
-        avail = self.snd_buffered - seq_diff(seq, self.snd_buf_seq)
+        avail = self.sndq.after(seq)
         if avail < 0 or (avail == 0 and not self.fin_queued):
             return None
         room = self.snd_wnd - seq_diff(seq, self.snd_una)
@@ -571,7 +561,7 @@ class Connection:
     def range_segment(self, seq: int, n: int) -> TcpSegment | None:
         """A retransmission of [seq, seq+n) of sequence space sent before, with
         the FIN if the range reaches it."""
-        off = seq_diff(seq, self.snd_buf_seq)
+        off = seq_diff(seq, self.sndq.seq)
         if off < 0:
             return None
         buffered = self.snd_buffered
@@ -592,17 +582,15 @@ class Connection:
         return self.max_snd_wnd > 0 and n >= self.max_snd_wnd // 2
 
     def data_segment(self, seq: int, n: int, fin: bool = False) -> TcpSegment | None:
-        off = (seq - self.snd_buf_seq) & MASK  # seq_diff, inlined
-        if off >= 0x80000000:
+        taken = self.sndq.take(seq, n)
+        if taken is None:
             return None
-        buf = self._sndq
-        start = self._sndq_head + off
-        payload = bytes(memoryview(buf)[start:start + n])  # one copy, not two
+        payload, at_end = taken
         n = len(payload)
         flags = ACK
         if n:
             self._last_send = self.now
-            if start + n == len(buf):
+            if at_end:
                 flags |= PSH
         if fin:
             flags |= FIN
@@ -758,7 +746,7 @@ class Connection:
     def _on_persist(self, now: float) -> None:
         """Zero-window probe: an ACK one below SND.UNA, as Linux sends it, draws
         an ACK that carries the peer's current window (RFC 9293 §3.8.6.1)."""
-        waiting = self.snd_buffered - seq_diff(self.snd_nxt, self.snd_buf_seq) > 0
+        waiting = self.sndq.after(self.snd_nxt) > 0
         if not waiting or not self.state.synchronized or self.snd_max != self.snd_una:
             return
         if self.snd_wnd != 0:
@@ -794,8 +782,7 @@ class Connection:
         cfg = self.config
         if not cfg.keepalive or self.state not in KEEPALIVE_STATES:
             return
-        if self.snd_max != self.snd_una or self.snd_buffered > seq_diff(self.snd_nxt,
-                                                                       self.snd_buf_seq):
+        if self.snd_max != self.snd_una or self.sndq.after(self.snd_nxt) > 0:
             # Data in flight or waiting: the retransmission and persist timers
             # watch the peer.
             self.timers.arm(Timer.KEEPALIVE, now + cfg.keepalive_idle)
@@ -1295,15 +1282,7 @@ class Connection:
         """SND.UNA < SEG.ACK =< SND.MAX: drop acknowledged data, RTT, timers, cwnd."""
         acked = seq_diff(ack, self.snd_una)
         # Drop acknowledged bytes from the send buffer (not the SYN or FIN).
-        head = self._sndq_head
-        data_acked = min(max(seq_diff(ack, self.snd_buf_seq), 0), len(self._sndq) - head)
-        if data_acked:
-            head += data_acked
-            if head >= 65536 and 2 * head >= len(self._sndq):
-                self._sndq = self._sndq[head:]  # drop the acknowledged half at once
-                head = 0
-            self._sndq_head = head
-            self.snd_buf_seq = (self.snd_buf_seq + data_acked) & MASK
+        data_acked = self.sndq.acknowledge(ack)
         self.snd_una = ack
         if seq_lt(self.snd_nxt, ack):
             self.snd_nxt = ack

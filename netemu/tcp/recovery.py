@@ -373,7 +373,7 @@ class Recovery:
         c = self.conn
         if self.mode or c.snd_max == c.snd_una or not c.sending_data():
             return
-        unsent = c.snd_buffered - seq_diff(c.snd_max, c.snd_buf_seq)
+        unsent = c.sndq.after(c.snd_max)
         room = c.snd_wnd - c.flight_size
         if unsent > 0 and room >= min(unsent, c.smss) and c.snd_nxt == c.snd_max:
             self.tlp_send = 1
@@ -387,7 +387,7 @@ class Recovery:
         seg: TcpSegment | None
         if kind == 1:
             seq = c.snd_max
-            n = min(c.smss, c.snd_buffered - seq_diff(seq, c.snd_buf_seq))
+            n = min(c.smss, c.sndq.after(seq))
             seg = c.data_segment(seq, n, fin=False) if n > 0 else None
         else:
             top = c.flight_size
