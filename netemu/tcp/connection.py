@@ -408,7 +408,7 @@ class Connection:
     def _syn_segment(self, flags: int) -> TcpSegment:
         # Options in Linux's order (tcp_options_write): MSS, SACK-permitted and
         # timestamps, window scale (RFC 7323 §2.2, RFC 2018 §2: on SYNs only).
-        opts: list = [MssOption(self.config.mss)]
+        opts: list[TcpOption] = [MssOption(self.config.mss)]
         if self.ts.offered:
             ts = self.ts.syn_option(self.now, ack=bool(flags & ACK))
             opts += (SACK_PERMITTED, ts) if self._sack_offered else (NOP, NOP, ts)
@@ -623,7 +623,7 @@ class Connection:
         return seg
 
     def _segment(self, seq: int, flags: int, payload: bytes = b"") -> TcpSegment:
-        opts: tuple = ()
+        opts: tuple[TcpOption, ...] = ()
         if flags & ACK:
             self._last_ack_sent = self.rcv_nxt
             if self.ack_policy.pending:
@@ -885,19 +885,19 @@ class Connection:
                 or self.read_closed or self.fin_seq_received is not None \
                 or rec.mode or rec.scoreboard.ranges or rec.tlp_high is not None:
             return False
-        ts = None
+        ts: TimestampOption | None = None
         opts = seg.options
         if opts:
-            ts = opts[-1]
-            if ts.__class__ is not TimestampOption or len(opts) != 3:  # not NOP, NOP, TSopt
-                ts = None
+            last = opts[-1]
+            if type(last) is TimestampOption and len(opts) == 3:  # NOP, NOP, TSopt
+                ts = last
+            else:
                 for o in opts:
-                    cls = o.__class__
-                    if cls is TimestampOption:
+                    if type(o) is TimestampOption:
                         if ts is not None:
                             return False  # two: the general path reads the first
                         ts = o
-                    elif cls is SackOption or cls is MalformedOption:
+                    elif type(o) is SackOption or type(o) is MalformedOption:
                         return False
             if ts is not None and not self.ts_ok:
                 return False
@@ -1215,7 +1215,7 @@ class Connection:
         if seq_lt(ack, (self.snd_una - self.max_snd_wnd) & MASK):
             self._challenge_ack(now)
             return False
-        blocks: tuple = ()
+        blocks: tuple[tuple[int, int], ...] = ()
         if self.sack_ok:
             for o in seg.options:
                 if o.__class__ is SackOption:
