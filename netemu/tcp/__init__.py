@@ -3,9 +3,10 @@
 No sockets, no asyncio, no wall clock: time comes in as ``now`` arguments.
 """
 
+from .arrivals import dropped_unread
 from .cc import CongestionControl, NewReno
 from .config import TcpConfig
-from .connection import Connection, TcpUsageError, dropped_unread, reset_for
+from .connection import Connection, TcpUsageError, reset_for
 from .events import (
     Closed,
     CongestionChanged,

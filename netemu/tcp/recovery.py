@@ -10,7 +10,7 @@ segments through it, and decides which bytes go again and how cwnd reacts (how
 far cwnd falls and how it grows is the congestion control's, cc.py).
 
 Layer rule: below connection.py; imports only events, sack, timers and
-netemu.wire (the connection only for type checking).
+netemu.wire (tcb.py only for type checking).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from .sack import Scoreboard
 from .timers import Timer
 
 if TYPE_CHECKING:
-    from .connection import Connection
+    from .tcb import Tcb
 
 # RFC 8985 §7.2 WCDelAckT, "the worst-case delayed ACK timer": Linux's TCP_RTO_MIN.
 WORST_CASE_DELAYED_ACK = 0.2
@@ -45,7 +45,7 @@ SACK = RecoveryMode.SACK
 class Recovery:
     """The sender's loss recovery state for one connection."""
 
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Tcb) -> None:
         self.conn = conn
         self.scoreboard = Scoreboard(conn.config.dupack_threshold)
         self.mode: RecoveryMode | None = None  # while recovering a loss

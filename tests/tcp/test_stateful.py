@@ -36,7 +36,7 @@ from hypothesis.stateful import (
 )
 
 from netemu.tcp import Connection, Event, IsnGenerator, Listener, State, TcpConfig
-from netemu.tcp.connection import set_header_prediction
+from netemu.tcp.arrivals import set_header_prediction
 from netemu.testing import MemLink, MemNetwork
 from netemu.wire.seq import MASK, seq_ge, seq_le
 from netemu.wire.tcp import RST, SYN, TcpSegment
