@@ -213,7 +213,6 @@ class Arrivals(Tcb):
 
     def _receive_synchronized(self, seg: TcpSegment, now: float) -> None:
         flags = seg.flags
-        st = self.state
         arrived = seg  # as it came: for StateChanged, even when its SYN is stripped below
         # SYN-RECEIVED and a retransmitted SYN: our SYN-ACK was lost; send it again.
         # (Not with RST: RST+SYN+ACK at IRS lies outside the window once its SYN would be
@@ -247,56 +246,11 @@ class Arrivals(Tcb):
             self.ts.on_arrival(ts.tsval, seg.seq, (seg.seq + seg.seg_len) & MASK,
                                self._last_ack_sent, now)
         if not acceptable:
-            # "If an incoming segment is not acceptable, an acknowledgment should be
-            # sent in reply (unless the RST bit is set, if so drop the segment and
-            # return)". Zero-window probes land here and get our window back. An ACK
-            # at RCV.NXT is still processed ("special allowance should be made to
-            # accept valid ACKs").
-            if flags & RST:
-                return
-            if flags & SYN:
-                self._challenge_ack(now)
-                return
-            self._ack_now = True
-            if seg.payload and seq_le((seg.seq + len(seg.payload)) & MASK, self.rcv_nxt):
-                # A duplicate: our ACK was lost or late. Like Linux, ACK the next
-                # segments at once (tcp_enter_quickack_mode); RFC 2883: report
-                # the duplicate in a D-SACK block.
-                self.ack_policy.on_duplicate()
-                if self.sack_ok:
-                    self._dsack = (seg.seq, (seg.seq + len(seg.payload)) & MASK)
-            if (st is State.TIME_WAIT and flags & FIN
-                    and (seg.seq + seg.seg_len) & MASK == self.rcv_nxt):
-                # A retransmitted FIN (it lies just below RCV.NXT, so it fails the
-                # test above): "TIME-WAIT STATE: The only thing that can arrive in
-                # this state is a retransmission of the remote FIN. Acknowledge it,
-                # and restart the 2 MSL timeout." (eighth step)
-                self.timers.arm(Timer.TIME_WAIT, now + 2 * self.config.msl)
-                return
-            if flags & ACK and seg.seq == self.rcv_nxt and st.synchronized:
-                self._process_ack(seg, now, None, ts)
+            self._unacceptable(seg, now, ts)
             return
         # ---- second, check the RST bit (RFC 5961 §3.2) ----
         if flags & RST:
-            # "1) If the RST bit is set and the sequence number is outside the current
-            # receive window, silently drop the segment. 2) If the RST bit is set and
-            # the sequence number exactly matches the next expected sequence number
-            # (RCV.NXT), then TCP MUST reset the connection. 3) ... otherwise send a
-            # challenge ACK"
-            if seg.seq != self.rcv_nxt:
-                self._challenge_ack(now)
-                return
-            if st is State.SYN_RECEIVED and self.passive:
-                # "If this connection was initiated with a passive OPEN ... return this
-                # connection to the LISTEN state": the listener forgets it.
-                self._to_closed(Cause.SEGMENT, describe(seg), seg)
-                return
-            if st in (State.SYN_RECEIVED, State.ESTABLISHED, State.FIN_WAIT_1,
-                      State.FIN_WAIT_2, State.CLOSE_WAIT):
-                self._events.append(ConnectionReset(refused=st is State.SYN_RECEIVED))
-            # "CLOSING, LAST-ACK, TIME-WAIT: If the RST bit is set, then enter the
-            # CLOSED state, delete the TCB, and return."
-            self._to_closed(Cause.SEGMENT, describe(seg), seg)
+            self._reset_arrives(seg, now)
             return
         # ---- fourth, check the SYN bit (RFC 5961 §4.2) ----
         if flags & SYN:
@@ -311,6 +265,60 @@ class Arrivals(Tcb):
             return
         # ---- sixth (URG) is not acted on; seventh, text; eighth, FIN ----
         self._process_text_and_fin(seg, now)
+
+    def _unacceptable(self, seg: TcpSegment, now: float, ts: TimestampOption | None) -> None:
+        """"If an incoming segment is not acceptable, an acknowledgment should be
+        sent in reply (unless the RST bit is set, if so drop the segment and
+        return)". Zero-window probes land here and get our window back. An ACK at
+        RCV.NXT is still processed ("special allowance should be made to accept
+        valid ACKs")."""
+        flags = seg.flags
+        if flags & RST:
+            return
+        if flags & SYN:
+            self._challenge_ack(now)
+            return
+        self._ack_now = True
+        if seg.payload and seq_le((seg.seq + len(seg.payload)) & MASK, self.rcv_nxt):
+            # A duplicate: our ACK was lost or late. Like Linux, ACK the next
+            # segments at once (tcp_enter_quickack_mode); RFC 2883: report
+            # the duplicate in a D-SACK block.
+            self.ack_policy.on_duplicate()
+            if self.sack_ok:
+                self._dsack = (seg.seq, (seg.seq + len(seg.payload)) & MASK)
+        st = self.state
+        if (st is State.TIME_WAIT and flags & FIN
+                and (seg.seq + seg.seg_len) & MASK == self.rcv_nxt):
+            # A retransmitted FIN (it lies just below RCV.NXT, so it fails the
+            # test above): "TIME-WAIT STATE: The only thing that can arrive in
+            # this state is a retransmission of the remote FIN. Acknowledge it,
+            # and restart the 2 MSL timeout." (eighth step)
+            self.timers.arm(Timer.TIME_WAIT, now + 2 * self.config.msl)
+            return
+        if flags & ACK and seg.seq == self.rcv_nxt and st.synchronized:
+            self._process_ack(seg, now, None, ts)
+
+    def _reset_arrives(self, seg: TcpSegment, now: float) -> None:
+        """An acceptable RST (RFC 5961 §3.2): "1) If the RST bit is set and the
+        sequence number is outside the current receive window, silently drop the
+        segment. 2) If the RST bit is set and the sequence number exactly matches
+        the next expected sequence number (RCV.NXT), then TCP MUST reset the
+        connection. 3) ... otherwise send a challenge ACK"."""
+        if seg.seq != self.rcv_nxt:
+            self._challenge_ack(now)
+            return
+        st = self.state
+        if st is State.SYN_RECEIVED and self.passive:
+            # "If this connection was initiated with a passive OPEN ... return this
+            # connection to the LISTEN state": the listener forgets it.
+            self._to_closed(Cause.SEGMENT, describe(seg), seg)
+            return
+        if st in (State.SYN_RECEIVED, State.ESTABLISHED, State.FIN_WAIT_1,
+                  State.FIN_WAIT_2, State.CLOSE_WAIT):
+            self._events.append(ConnectionReset(refused=st is State.SYN_RECEIVED))
+        # "CLOSING, LAST-ACK, TIME-WAIT: If the RST bit is set, then enter the
+        # CLOSED state, delete the TCB, and return."
+        self._to_closed(Cause.SEGMENT, describe(seg), seg)
 
     def _acceptable(self, seg: TcpSegment) -> bool:
         """The four cases of RFC 9293 §3.10.7.4:
@@ -348,40 +356,10 @@ class Arrivals(Tcb):
         """Fifth step of RFC 9293 §3.10.7.4. Returns False when the segment is dropped.
         ``arrived`` is the segment as received, when ``seg`` had its SYN stripped;
         ``ts`` its timestamps, when they are on."""
-        st = self.state
         ack = seg.ack
         tsecr = ts.tsecr if ts is not None else 0
         if self._awaiting_syn_ack():
-            # "If SND.UNA < SEG.ACK =< SND.NXT, then enter ESTABLISHED state and
-            # continue processing ... If the segment acknowledgment is not
-            # acceptable, form a reset segment <SEQ=SEG.ACK><CTL=RST> and send it."
-            arrived = arrived or seg
-            if seq_lt(self.snd_una, ack) and seq_le(ack, self.snd_max):
-                self._ack_advances(ack, now, tsecr)
-                # RFC 7323 §2.2: "The window field in a segment where the SYN bit is
-                # set (i.e., a <SYN> or <SYN,ACK>) MUST NOT be scaled." (A SYN,ACK
-                # completes a simultaneous open.)
-                self._update_window(seg, scaled=not arrived.flags & SYN)
-                self.snd_wl1, self.snd_wl2 = seg.seq, ack
-                if st is State.SYN_RECEIVED:
-                    self._set_state(State.ESTABLISHED, Cause.SEGMENT, describe(arrived), arrived)
-                    self._handshake_completed()
-                    if self.fin_queued:
-                        self._set_state(State.FIN_WAIT_1, Cause.SEGMENT, "shutdown() (queued)")
-                else:  # FIN-WAIT-1, closed in SYN-RECEIVED: the FIN may be acked too
-                    self._handshake_completed()
-                    if self._our_fin_acked() and not (arrived.flags & FIN
-                                                      and seg.seq == self.rcv_nxt):
-                        self._set_state(State.FIN_WAIT_2, Cause.SEGMENT, describe(arrived), arrived)
-                ready = self.rcvq.pop_ready(self.rcv_nxt)  # data that came with the SYN
-                if ready:
-                    self._deliver(ready)
-                    # Seventh step: "Send an acknowledgment of the form
-                    # <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>" for the data now taken.
-                    self._ack_now = True
-                return True
-            self._control.append(TcpSegment(self.local_port, self.remote_port, ack, 0, RST, 0))
-            return False
+            return self._ack_of_syn_ack(seg, now, arrived or seg, tsecr)
         # RFC 5961 §5.2: "The ACK value is considered acceptable only if it is in the
         # range of ((SND.UNA - MAX.SND.WND) =< SEG.ACK =< SND.NXT). All incoming
         # segments whose ACK value doesn't satisfy the above condition MUST be
@@ -407,6 +385,47 @@ class Arrivals(Tcb):
         if newly_sacked:
             self.recovery.on_sacked()
         self._window_update(seg, ack)
+        return self._ack_of_our_fin(seg, now)
+
+    def _ack_of_syn_ack(self, seg: TcpSegment, now: float, arrived: TcpSegment,
+                        tsecr: int) -> bool:
+        """The fifth step while our SYN-ACK awaits its ACK (SYN-RECEIVED): "If
+        SND.UNA < SEG.ACK =< SND.NXT, then enter ESTABLISHED state and continue
+        processing ... If the segment acknowledgment is not acceptable, form a
+        reset segment <SEQ=SEG.ACK><CTL=RST> and send it." ``arrived`` is the
+        segment as received (``seg`` may have had its SYN stripped)."""
+        ack = seg.ack
+        if not (seq_lt(self.snd_una, ack) and seq_le(ack, self.snd_max)):
+            self._control.append(TcpSegment(self.local_port, self.remote_port, ack, 0, RST, 0))
+            return False
+        self._ack_advances(ack, now, tsecr)
+        # RFC 7323 §2.2: "The window field in a segment where the SYN bit is
+        # set (i.e., a <SYN> or <SYN,ACK>) MUST NOT be scaled." (A SYN,ACK
+        # completes a simultaneous open.)
+        self._update_window(seg, scaled=not arrived.flags & SYN)
+        self.snd_wl1, self.snd_wl2 = seg.seq, ack
+        if self.state is State.SYN_RECEIVED:
+            self._set_state(State.ESTABLISHED, Cause.SEGMENT, describe(arrived), arrived)
+            self._handshake_completed()
+            if self.fin_queued:
+                self._set_state(State.FIN_WAIT_1, Cause.SEGMENT, "shutdown() (queued)")
+        else:  # FIN-WAIT-1, closed in SYN-RECEIVED: the FIN may be acked too
+            self._handshake_completed()
+            if self._our_fin_acked() and not (arrived.flags & FIN
+                                              and seg.seq == self.rcv_nxt):
+                self._set_state(State.FIN_WAIT_2, Cause.SEGMENT, describe(arrived), arrived)
+        ready = self.rcvq.pop_ready(self.rcv_nxt)  # data that came with the SYN
+        if ready:
+            self._deliver(ready)
+            # Seventh step: "Send an acknowledgment of the form
+            # <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>" for the data now taken.
+            self._ack_now = True
+        return True
+
+    def _ack_of_our_fin(self, seg: TcpSegment, now: float) -> bool:
+        """The fifth step's rules for the states after our FIN (RFC 9293
+        §3.10.7.4); returns False when processing stops here."""
+        st = self.state
         fin_acked = self._our_fin_acked()
         if st is State.FIN_WAIT_1 and fin_acked and not (
                 seg.flags & FIN and seg.seq == self.rcv_nxt):

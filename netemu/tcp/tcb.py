@@ -361,23 +361,8 @@ class Tcb:
     def _output_window(self, now: float, out: list[TcpSegment]) -> None:
         """Send from SND.NXT what the windows allow (RFC 5681 §3, RFC 9293 §3.8.6)."""
         mss = self.smss
-        cc = self.cc
-        cwnd = cc.cwnd
-        rec = self.recovery
-        sb = rec.scoreboard
-        dupacks = rec.dupacks
-        # Without limited transmit, SACKed data stays in flight until recovery
-        # starts, so duplicate ACKs release nothing new.
-        limited = not dupacks or rec.mode or self.config.limited_transmit
-        if self.snd_una == self.snd_max and self._last_send is not None:
-            self._restart_after_idle(now)
-            cwnd = cc.cwnd
-        elif dupacks and not rec.mode and not sb.ranges and limited:
-            # RFC 3042 (limited transmit): on the first two duplicate ACKs, new
-            # data may go if "the amount of outstanding data would remain less
-            # than or equal to the congestion window plus 2 segments". (With
-            # SACK, RFC 6675 §5 step (3): SACKed data no longer counts, below.)
-            cwnd += min(dupacks, 2) * mss
+        sb = self.recovery.scoreboard
+        cwnd, limited = self._send_cwnd(now)
         force, self._force_one = self._force_one, False
         sndq = self.sndq
         buf_len = len(sndq)
@@ -442,6 +427,26 @@ class Tcb:
             force = False
             if fin_now:
                 break
+
+    def _send_cwnd(self, now: float) -> tuple[int, bool]:
+        """The congestion window to send with now, and whether SACKed data leaves
+        the flight (limited transmit, or recovery, allows it)."""
+        cwnd = self.cc.cwnd
+        rec = self.recovery
+        dupacks = rec.dupacks
+        # Without limited transmit, SACKed data stays in flight until recovery
+        # starts, so duplicate ACKs release nothing new.
+        limited = not dupacks or rec.mode is not None or self.config.limited_transmit
+        if self.snd_una == self.snd_max and self._last_send is not None:
+            self._restart_after_idle(now)
+            cwnd = self.cc.cwnd
+        elif dupacks and not rec.mode and not rec.scoreboard.ranges and limited:
+            # RFC 3042 (limited transmit): on the first two duplicate ACKs, new
+            # data may go if "the amount of outstanding data would remain less
+            # than or equal to the congestion window plus 2 segments". (With
+            # SACK, RFC 6675 §5 step (3): SACKed data no longer counts, below.)
+            cwnd += min(dupacks, 2) * self.smss
+        return cwnd, limited
 
     def _restart_after_idle(self, now: float) -> None:
         """RFC 5681 §4.1: "TCP SHOULD set cwnd to no more than RW before beginning
