@@ -85,19 +85,23 @@ def established_options(config: TcpConfig | None = None, *, ts: bool = True,
     return d
 
 
+def _close(d: Driver, state: State) -> Driver:
+    """close(): our FIN <SEQ=1001><ACK=RCV.NXT> goes out, and ``state`` follows."""
+    d.conn.close()
+    out = d.flush()
+    _expect(brief(out), [(FIN | ACK, ISS + 1, d.conn.rcv_nxt)])
+    _expect(d.conn.state, state)
+    d.take_events()
+    return d
+
+
 def fin_wait_1(config: TcpConfig | None = None) -> Driver:
     """close() in ESTABLISHED: our FIN <SEQ=1001> is out, not acknowledged.
 
     The FIN-WAIT states here come from close(), not shutdown(): the reader is
     gone, so data arriving later draws a RST (as Linux), and FIN-WAIT-2 runs
     the fin_timeout timer. Build a half-close with shutdown() by hand."""
-    d = established(config)
-    d.conn.close()
-    out = d.flush()
-    _expect(brief(out), [(FIN | ACK, ISS + 1, PEER_ISS + 1)])
-    _expect(d.conn.state, State.FIN_WAIT_1)
-    d.take_events()
-    return d
+    return _close(established(config), State.FIN_WAIT_1)
 
 
 def fin_wait_2(config: TcpConfig | None = None) -> Driver:
@@ -121,13 +125,7 @@ def close_wait(config: TcpConfig | None = None) -> Driver:
 
 def last_ack(config: TcpConfig | None = None) -> Driver:
     """close() in CLOSE-WAIT: our FIN <SEQ=1001><ACK=5002> is out."""
-    d = close_wait(config)
-    d.conn.close()
-    out = d.flush()
-    _expect(brief(out), [(FIN | ACK, ISS + 1, PEER_ISS + 2)])
-    _expect(d.conn.state, State.LAST_ACK)
-    d.take_events()
-    return d
+    return _close(close_wait(config), State.LAST_ACK)
 
 
 def closing(config: TcpConfig | None = None) -> Driver:
