@@ -5,33 +5,37 @@ The connection asks ``on_data`` whether in-order data it just took is ACKed at
 once (else the delayed-ACK timer is armed here), tells ``on_ack_sent`` when any
 segment carried an ACK, and ``forget`` when the timer fired.
 
-Layer rule: imports only config and timers.
+Layer rule: imports only timers and netemu.wire (tcb.py only for type checking);
+reads the connection's RCV.NXT, Last.ACK.sent, unread bytes and RTO.
 """
 
 from __future__ import annotations
 
-from .config import TcpConfig
-from .timers import Timer, TimerTable
+from typing import TYPE_CHECKING
+
+from ..wire.seq import MASK
+from .timers import Timer
+
+if TYPE_CHECKING:
+    from .tcb import Tcb
 
 
 class AckPolicy:
     """The delayed-ACK state of one connection."""
 
-    __slots__ = ("_last_data_recv", "config", "delay", "pending", "quickack", "rcv_mss",
-                 "timers")
+    __slots__ = ("_last_data_recv", "conn", "delay", "pending", "quickack", "rcv_mss")
 
-    def __init__(self, config: TcpConfig, timers: TimerTable) -> None:
-        self.config = config
-        self.timers = timers
+    def __init__(self, conn: Tcb) -> None:
+        self.conn = conn
+        config = conn.config
         self.delay = config.delayed_ack_time
         self.pending = False  # an ACK is owed, the delayed-ACK timer armed
         self.quickack = 0  # segments still to be ACKed at once
         self.rcv_mss = min(536, config.mss)  # the peer's full segment, as seen (Linux rcv_mss)
         self._last_data_recv: float | None = None
 
-    def on_data(self, n: int, now: float, unacked: int, held: int, rto: float) -> bool:
-        """``n`` in-order bytes arrived (no hole involved), ``unacked`` bytes now
-        lie beyond the last ACK we sent, ``held`` are unread. Returns whether to
+    def on_data(self, n: int, now: float) -> bool:
+        """``n`` in-order bytes arrived (no hole involved). Returns whether to
         ACK at once.
 
         RFC 1122 §4.2.3.2: "A TCP SHOULD implement a delayed ACK, but an ACK
@@ -41,21 +45,23 @@ class AckPolicy:
         Like Linux, the first segments of a transfer (and after a pause longer
         than the RTO) are ACKed at once ("quick ACK"), so that slow start is not
         held back by the delayed-ACK timer."""
+        c = self.conn
         rcv_mss = self.rcv_mss
         if n > rcv_mss:
-            mss = self.config.mss
+            mss = c.config.mss
             self.rcv_mss = rcv_mss = n if n < mss else mss
         delay = self.delay
         if not delay:
             return True
         last = self._last_data_recv
         self._last_data_recv = now
-        if last is None or now - last > rto:
-            self.quickack = self.config.quickack_segments
+        if last is None or now - last > c.rtt.rto:
+            self.quickack = c.config.quickack_segments
         if self.quickack > 0:
             self.quickack -= 1
             return True
-        if unacked > rcv_mss and 2 * held <= self.config.rcv_buf:
+        if ((c.rcv_nxt - c.last_ack_sent) & MASK > rcv_mss
+                and 2 * c.rcvq.held <= c.config.rcv_buf):
             # A second full-sized segment: ACK both, as long as the buffer is
             # no more than half full. Linux's __tcp_ack_snd_check sends this
             # ACK only if "right edge of window advances far enough (tcp_recvmsg()
@@ -67,24 +73,25 @@ class AckPolicy:
             return True
         if not self.pending:
             self.pending = True
-            self.timers.arm(Timer.DELAYED_ACK, now + delay)
+            c.timers.arm(Timer.DELAYED_ACK, now + delay)
         return False
 
     def on_duplicate(self) -> None:
         """Data we had acknowledged arrived again: our ACK was lost or late. Like
         Linux, ACK the next segments at once (tcp_enter_quickack_mode)."""
-        self.quickack = self.config.quickack_segments
+        self.quickack = self.conn.config.quickack_segments
 
-    def owed_on_read(self, unacked: int) -> bool:
+    def owed_on_read(self) -> bool:
         """The reader freed space with an ACK still delayed: Linux's
         tcp_cleanup_rbuf sends it if "Once-per-two-segments ACK was not sent by
         tcp_input.c" (the window did not allow it)."""
-        return self.pending and unacked > self.rcv_mss
+        c = self.conn
+        return self.pending and (c.rcv_nxt - c.last_ack_sent) & MASK > self.rcv_mss
 
     def on_ack_sent(self) -> None:
         """A segment carried our ACK: nothing is owed any more."""
         self.pending = False
-        self.timers.disarm(Timer.DELAYED_ACK)
+        self.conn.timers.disarm(Timer.DELAYED_ACK)
 
     def forget(self) -> None:
         """The delayed-ACK timer fired (the caller sends the ACK if still owed), or

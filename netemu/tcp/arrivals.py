@@ -53,7 +53,7 @@ class Arrivals(Tcb):
         self._last_recv = now  # keepalive: anything heard from the peer counts
         self._ka_probes = 0
         st = self.state
-        if self._ack_now and self.rcv_nxt != self._last_ack_sent and st.synchronized:
+        if self._ack_now and self.rcv_nxt != self.last_ack_sent and st.synchronized:
             self._flush_owed_ack()  # an ACK owed for data that arrived before
         if st is _PREDICTED_STATE and self._predicted(seg, now):
             return
@@ -106,7 +106,7 @@ class Arrivals(Tcb):
         if n and not n <= ((self.rcv_adv - seg.seq) & MASK) < 0x80000000:
             return False  # needs trimming (or a zero window): the general path
         if ts is not None and not self.ts.on_arrival(ts.tsval, seg.seq, (seg.seq + n) & MASK,
-                                                     self._last_ack_sent, now):
+                                                     self.last_ack_sent, now):
             return False  # PAWS (RFC 7323 §5.3 R1): an old TSval takes the general path
         # Fifth, the ACK field (same order and helpers as _process_ack).
         if d_ack:
@@ -117,14 +117,9 @@ class Arrivals(Tcb):
         # Seventh, the text: in order, no hole, within the window.
         if n:
             self._deliver(payload)
-            self._ack_data(n, now)
+            if self.ack_policy.on_data(n, now):
+                self._ack_now = True
         return True
-
-    def _ack_data(self, n: int, now: float) -> None:
-        """In-order data arrived (no hole involved): ACK it now or later."""
-        if self.ack_policy.on_data(n, now, (self.rcv_nxt - self._last_ack_sent) & MASK,
-                                   self.rcvq.held, self.rtt.rto):
-            self._ack_now = True
 
     def _flush_owed_ack(self) -> None:
         """An ACK owed for what arrived before goes out before the next segment is
@@ -244,7 +239,7 @@ class Arrivals(Tcb):
         acceptable = self._acceptable(seg)
         if ts is not None and not flags & RST and (acceptable or not flags & SYN):
             self.ts.on_arrival(ts.tsval, seg.seq, (seg.seq + seg.seg_len) & MASK,
-                               self._last_ack_sent, now)
+                               self.last_ack_sent, now)
         if not acceptable:
             self._unacceptable(seg, now, ts)
             return
@@ -550,7 +545,8 @@ class Arrivals(Tcb):
                 if had_hole or not in_order:
                     self._control.append(self._segment(self.snd_max, ACK))
                 else:
-                    self._ack_data(len(payload), now)
+                    if self.ack_policy.on_data(len(payload), now):
+                        self._ack_now = True
         if not seg.flags & FIN or st not in RECEIVING_STATES:
             return
         fin_seq = (first + len(seg.payload)) & MASK
@@ -564,8 +560,10 @@ class Arrivals(Tcb):
         """In-order data for the user: "Once in the ESTABLISHED state, it is
         possible to deliver segment data to user RECEIVE buffers ... RCV.NXT is
         advanced" (RFC 9293 §3.10.7.4, seventh)."""
-        self.rcvq.append(data)
         n = len(data)
+        rcvq = self.rcvq
+        rcvq.chunks.append(data)
+        rcvq.held += n
         self.rcv_nxt = (self.rcv_nxt + n) & MASK
         events = self._events
         if events and events[-1].__class__ is DataReceived:

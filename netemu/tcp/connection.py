@@ -113,7 +113,7 @@ class Connection(Arrivals):
         # Or an ACK the delayed-ACK timer holds is owed anyway (AckPolicy).
         if ((self.state.synchronized and self._window_growth() >= self._sws_threshold()
                 and self._free_space() >= 2 * self.rcv_wnd())
-                or self.ack_policy.owed_on_read((self.rcv_nxt - self._last_ack_sent) & MASK)):
+                or self.ack_policy.owed_on_read()):
             self._ack_now = True
         return data
 
@@ -228,7 +228,7 @@ class Connection(Arrivals):
     def _on_delayed_ack(self, now: float) -> None:
         """RFC 1122 §4.2.3.2: the delayed ACK goes when its time is up."""
         self.ack_policy.forget()
-        if self.state.synchronized and self.rcv_nxt != self._last_ack_sent:
+        if self.state.synchronized and self.rcv_nxt != self.last_ack_sent:
             self._ack_now = True
 
     def _on_keepalive(self, now: float) -> None:

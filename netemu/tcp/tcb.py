@@ -86,7 +86,7 @@ class Tcb:
         # RFC 7323 timestamps: TS.Recent, Last.ACK.sent, our clock's offset.
         self.ts = Timestamps(cfg.timestamps)
         self.ts_ok = False  # both SYNs carried TSopt (RFC 7323 §3.2)
-        self._last_ack_sent = 0  # Last.ACK.sent: the ACK field of our latest segment
+        self.last_ack_sent = 0  # Last.ACK.sent: the ACK field of our latest segment
         # RFC 2018 / RFC 6675 SACK.
         self._sack_offered = cfg.sack
         self.sack_ok = False
@@ -109,7 +109,7 @@ class Tcb:
         self._persist_backoff = 0
         # Output and bookkeeping.
         self.timers = TimerTable()
-        self.ack_policy = AckPolicy(cfg, self.timers)
+        self.ack_policy = AckPolicy(self)
         self._events: list[Event] = []
         self._control: list[TcpSegment] = []  # RSTs and challenge ACKs, sent first
         self._ack_now = False
@@ -338,7 +338,7 @@ class Tcb:
                          self.rcv_nxt if flags & ACK else 0, flags, wnd, options=tuple(opts))
         if flags & ACK:
             self.rcv_adv = (self.rcv_nxt + wnd) & MASK
-            self._last_ack_sent = self.rcv_nxt
+            self.last_ack_sent = self.rcv_nxt
         self.snd_nxt = (self.iss + 1) & MASK
         if seq_lt(self.snd_max, self.snd_nxt):
             self.snd_max = self.snd_nxt
@@ -504,22 +504,29 @@ class Tcb:
         return self.max_snd_wnd > 0 and n >= self.max_snd_wnd // 2
 
     def data_segment(self, seq: int, n: int, fin: bool = False) -> TcpSegment | None:
-        taken = self.sndq.take(seq, n)
-        if taken is None:
+        sndq = self.sndq
+        off = (seq - sndq.seq) & MASK  # seq_diff, inlined
+        if off >= 0x80000000:
             return None
-        payload, at_end = taken
+        buf = sndq.buf
+        start = sndq.head + off
+        payload = bytes(memoryview(buf)[start:start + n])  # one copy, not two
         n = len(payload)
         flags = ACK
         if n:
             self._last_send = self.now
-            if at_end:
+            if start + n == len(buf):
                 flags |= PSH
         if fin:
             flags |= FIN
             n += 1
         rcv_nxt = self.rcv_nxt
-        tso = self.ts
-        opts: tuple[TcpOption, ...] = tso.options(self.now) if self.ts_ok else ()
+        opts: tuple[TcpOption, ...] = ()
+        if self.ts_ok:
+            tso = self.ts
+            opts = tso.cached
+            if tso.cached_at != self.now or opts[2].tsecr != tso.recent:
+                opts = tso.options(self.now)
         wf = self._wf_cache  # _window_field's answer, if nothing changed since
         if wf[0] == rcv_nxt and wf[1] == self.rcvq.held and wf[2] == self.rcv_adv:
             window = wf[3]
@@ -527,7 +534,7 @@ class Tcb:
             window = self._window_field()
         seg = TcpSegment(self.local_port, self.remote_port, seq, rcv_nxt, flags, window,
                          payload, opts)
-        self._last_ack_sent = rcv_nxt
+        self.last_ack_sent = rcv_nxt
         ap = self.ack_policy
         if ap.pending:
             ap.on_ack_sent()
@@ -547,7 +554,7 @@ class Tcb:
     def _segment(self, seq: int, flags: int, payload: bytes = b"") -> TcpSegment:
         opts: tuple[TcpOption, ...] = ()
         if flags & ACK:
-            self._last_ack_sent = self.rcv_nxt
+            self.last_ack_sent = self.rcv_nxt
             if self.ack_policy.pending:
                 self.ack_policy.on_ack_sent()
         if self.ts_ok:

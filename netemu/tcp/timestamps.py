@@ -28,7 +28,7 @@ class Timestamps:
     (Whether both sides agreed is the connection's ``ts_ok``, with its other
     negotiated options.)"""
 
-    __slots__ = ("_cache", "_cache_now", "offered", "offset", "recent", "recent_stamp",
+    __slots__ = ("cached", "cached_at", "offered", "offset", "recent", "recent_stamp",
                  "recent_valid")
 
     def __init__(self, offered: bool) -> None:
@@ -37,8 +37,10 @@ class Timestamps:
         self.recent_valid = False
         self.recent_stamp = 0.0  # when TS.Recent was last set (RFC 7323 §5.5)
         self.offset = 0  # added to our clock (RFC 7323 §5.4, random per connection)
-        self._cache: TsOptions = (NOP, NOP, TimestampOption(-1, -1))
-        self._cache_now = -1.0  # the `now` _cache was made for
+        # The latest options() and the `now` it was made for: while both that and
+        # TS.Recent are unchanged, a data segment reuses it without a call.
+        self.cached: TsOptions = (NOP, NOP, TimestampOption(-1, -1))
+        self.cached_at = -1.0
 
     def tsval(self, now: float) -> int:
         """Our timestamp clock (RFC 7323 §5.4): milliseconds of ``now`` plus the
@@ -48,14 +50,12 @@ class Timestamps:
     def options(self, now: float) -> TsOptions:
         """NOP, NOP, TSopt <TSval = our clock, TSecr = TS.Recent> (RFC 7323 §3.2,
         laid out as Linux does, 12 bytes); the same tuple while neither changes."""
-        cache = self._cache
-        if self._cache_now == now and cache[2].tsecr == self.recent:
-            return cache
-        self._cache_now = now
+        cache = self.cached
+        self.cached_at = now
         ts = cache[2]
         tsval = (int(now * TS_HZ + 1e-6) + self.offset) & MASK
         if ts.tsval != tsval or ts.tsecr != self.recent:
-            cache = self._cache = (NOP, NOP, TimestampOption(tsval, self.recent))
+            cache = self.cached = (NOP, NOP, TimestampOption(tsval, self.recent))
         return cache
 
     def syn_option(self, now: float, ack: bool) -> TimestampOption:
