@@ -273,7 +273,8 @@ class Tcb:
 
     @property
     def flight_size(self) -> int:
-        return seq_diff(self.snd_max, self.snd_una)
+        """SND.MAX - SND.UNA (RFC 5681 FlightSize), never negative."""
+        return (self.snd_max - self.snd_una) & MASK  # seq_diff, inlined: SND.UNA =< SND.MAX
 
     @property
     def fin_seq(self) -> int:
@@ -365,7 +366,7 @@ class Tcb:
         cwnd, limited = self._send_cwnd(now)
         force, self._force_one = self._force_one, False
         sndq = self.sndq
-        buf_len = len(sndq)
+        buf_len = len(sndq.buf) - sndq.head
         una = self.snd_una
         wnd = self.snd_wnd if self.snd_wnd < cwnd else cwnd
         while True:
