@@ -105,8 +105,8 @@ class Arrivals(Tcb):
         n = len(payload)
         if n and not n <= ((self.rcv_adv - seg.seq) & MASK) < 0x80000000:
             return False  # needs trimming (or a zero window): the general path
-        if ts is not None and not self.ts.on_arrival(ts.tsval, seg.seq, (seg.seq + n) & MASK,
-                                                     self.last_ack_sent, now):
+        if ts is not None and not self.ts.on_arrival(ts.tsval, seg.seq, n, self.last_ack_sent,
+                                                     now):
             return False  # PAWS (RFC 7323 §5.3 R1): an old TSval takes the general path
         # Fifth, the ACK field (same order and helpers as _process_ack).
         if d_ack:
@@ -116,7 +116,7 @@ class Arrivals(Tcb):
         self._window_update(seg, ack)
         # Seventh, the text: in order, no hole, within the window.
         if n:
-            self._deliver(payload)
+            self._deliver(payload, n)
             if self.ack_policy.on_data(n, now):
                 self._ack_now = True
         return True
@@ -238,8 +238,7 @@ class Arrivals(Tcb):
         # ---- first, check sequence number (RFC 9293 §3.10.7.4) ----
         acceptable = self._acceptable(seg)
         if ts is not None and not flags & RST and (acceptable or not flags & SYN):
-            self.ts.on_arrival(ts.tsval, seg.seq, (seg.seq + seg.seg_len) & MASK,
-                               self.last_ack_sent, now)
+            self.ts.on_arrival(ts.tsval, seg.seq, seg.seg_len, self.last_ack_sent, now)
         if not acceptable:
             self._unacceptable(seg, now, ts)
             return
@@ -411,7 +410,7 @@ class Arrivals(Tcb):
                 self._set_state(State.FIN_WAIT_2, Cause.SEGMENT, describe(arrived), arrived)
         ready = self.rcvq.pop_ready(self.rcv_nxt)  # data that came with the SYN
         if ready:
-            self._deliver(ready)
+            self._deliver(ready, len(ready))
             # Seventh step: "Send an acknowledgment of the form
             # <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>" for the data now taken.
             self._ack_now = True
@@ -473,11 +472,11 @@ class Arrivals(Tcb):
 
     def _ack_advances(self, ack: int, now: float, tsecr: int = 0) -> None:
         """SND.UNA < SEG.ACK =< SND.MAX: drop acknowledged data, RTT, timers, cwnd."""
-        acked = seq_diff(ack, self.snd_una)
+        acked = (ack - self.snd_una) & MASK  # seq_diff, inlined: SEG.ACK > SND.UNA
         # Drop acknowledged bytes from the send buffer (not the SYN or FIN).
         data_acked = self.sndq.acknowledge(ack)
         self.snd_una = ack
-        if seq_lt(self.snd_nxt, ack):
+        if (self.snd_nxt - ack) & MASK >= 0x80000000:  # seq_lt(SND.NXT, ack), inlined
             self.snd_nxt = ack
         if tsecr and self.ts_ok:
             # RFC 7323 §4 (RTTM): every ACK of new data times the segment it
@@ -533,7 +532,8 @@ class Arrivals(Tcb):
                 if in_order:
                     # "Once in the ESTABLISHED state, it is possible to deliver segment
                     # data to user RECEIVE buffers ... RCV.NXT is advanced".
-                    self._deliver(payload + self.rcvq.pop_ready((seq + len(payload)) & MASK))
+                    data = payload + self.rcvq.pop_ready((seq + len(payload)) & MASK)
+                    self._deliver(data, len(data))
                 else:
                     self.rcvq.insert(seq, payload, self.rcv_nxt)
                     self._sack_blocks.arrived(seq)  # RFC 2018 §4: its block goes first
@@ -556,11 +556,10 @@ class Arrivals(Tcb):
             return
         self._fin_arrived(seg, now)
 
-    def _deliver(self, data: bytes) -> None:
+    def _deliver(self, data: bytes, n: int) -> None:
         """In-order data for the user: "Once in the ESTABLISHED state, it is
         possible to deliver segment data to user RECEIVE buffers ... RCV.NXT is
-        advanced" (RFC 9293 §3.10.7.4, seventh)."""
-        n = len(data)
+        advanced" (RFC 9293 §3.10.7.4, seventh). ``n`` is len(data)."""
         rcvq = self.rcvq
         rcvq.chunks.append(data)
         rcvq.held += n

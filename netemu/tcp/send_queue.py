@@ -58,7 +58,11 @@ class SendQueue:
         how many (the SYN and FIN take no byte here)."""
         head = self.head
         buf = self.buf
-        acked = min(max(seq_diff(ack, self.seq), 0), len(buf) - head)
+        acked = (ack - self.seq) & MASK  # seq_diff, inlined
+        if acked >= 0x80000000:
+            return 0  # below the first byte held: none is covered
+        if acked > len(buf) - head:
+            acked = len(buf) - head  # (the FIN takes no byte here)
         if acked:
             head += acked
             if head >= 65536 and 2 * head >= len(buf):

@@ -307,9 +307,11 @@ class Tcb:
             # Not twice the same ACK in one go (an immediate ACK of a segment that
             # filled a hole is already queued when its FIN asks for one): the
             # peer would count the second as a duplicate ACK (RFC 5681 §2).
-            if not any(s.flags & (ACK | RST) == ACK
-                       and (s.seq, s.ack, s.window) == (ack.seq, ack.ack, ack.window)
-                       for s in out):
+            for s in out:  # (a loop, not any(): no generator per ACK)
+                if (s.flags & (ACK | RST) == ACK
+                        and (s.seq, s.ack, s.window) == (ack.seq, ack.ack, ack.window)):
+                    break
+            else:
                 out.append(ack)
         if (out and Timer.RETRANSMIT not in self.timers and self.snd_max != self.snd_una
                 and self.state is not State.CLOSED):

@@ -93,9 +93,10 @@ class Timestamps:
             return False
         return True
 
-    def on_arrival(self, tsval: int, seq: int, end: int, last_ack_sent: int,
+    def on_arrival(self, tsval: int, seq: int, seg_len: int, last_ack_sent: int,
                    now: float) -> bool:
-        """An acceptable segment [seq, end) with this TSval. Returns False, and
+        """An acceptable segment of ``seg_len`` from ``seq``, with this TSval
+        (SEG.LEN counts SYN and FIN). Returns False, and
         changes nothing, if the TSval is old (for the fast path: the general one
         applies PAWS, paws_rejects, before it calls this). RFC 7323
         §4.3: "(2) If: SEG.TSval >= TS.Recent and SEG.SEQ <= Last.ACK.sent then
@@ -109,8 +110,9 @@ class Timestamps:
         recent_valid = self.recent_valid
         if recent_valid and (tsval - self.recent) & MASK >= 0x80000000:  # is_old, inlined
             return False
-        # seq_le(seq, last_ack_sent) and seq_ge(end, last_ack_sent), inlined
-        if (last_ack_sent - seq) & MASK <= 0x80000000 and (end - last_ack_sent) & MASK <= 0x80000000:
+        # seq_le(seq, last_ack_sent) and seq_ge(seq + seg_len, last_ack_sent), inlined
+        if seq == last_ack_sent or ((last_ack_sent - seq) & MASK <= 0x80000000
+                                    and (seq + seg_len - last_ack_sent) & MASK <= 0x80000000):
             self.recent = tsval
             self.recent_stamp = now
             if not recent_valid:
