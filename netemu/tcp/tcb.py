@@ -83,7 +83,7 @@ class Tcb:
         self.snd_wscale = 0
         self.rcv_wscale = 0
         self._wscale_offered = cfg.window_scale is not None
-        # RFC 7323 timestamps: TS.Recent, Last.ACK.sent, our clock's offset.
+        # RFC 7323 timestamps: TS.Recent and our clock's offset; Last.ACK.sent.
         self.ts = Timestamps(cfg.timestamps)
         self.ts_ok = False  # both SYNs carried TSopt (RFC 7323 §3.2)
         self.last_ack_sent = 0  # Last.ACK.sent: the ACK field of our latest segment
@@ -101,7 +101,6 @@ class Tcb:
         self.cc = make_cc(cfg.congestion_control, cfg.mss, cfg.initial_cwnd_segments, self.rtt)
         self.recovery = Recovery(self)
         self._last_send: float | None = None  # when data last went out (RFC 5681 §4.1)
-        # Delayed ACK (RFC 1122 §4.2.3.2, RFC 5681 §4.2).
         # Keepalive (RFC 1122 §4.2.3.6).
         self._last_recv = 0.0
         self._ka_probes = 0
@@ -109,7 +108,7 @@ class Tcb:
         self._persist_backoff = 0
         # Output and bookkeeping.
         self.timers = TimerTable()
-        self.ack_policy = AckPolicy(self)
+        self.ack_policy = AckPolicy(self)  # delayed ACK (RFC 1122 §4.2.3.2, RFC 5681 §4.2)
         self._events: list[Event] = []
         self._control: list[TcpSegment] = []  # RSTs and challenge ACKs, sent first
         self._ack_now = False
