@@ -3,9 +3,10 @@
 No sockets, no asyncio, no wall clock: time comes in as ``now`` arguments.
 """
 
+from .arrivals import dropped_unread
 from .cc import CongestionControl, NewReno
 from .config import TcpConfig
-from .connection import Connection, TcpUsageError, dropped_unread, reset_for
+from .connection import Connection, TcpUsageError, reset_for
 from .events import (
     Closed,
     CongestionChanged,
@@ -19,7 +20,8 @@ from .events import (
 )
 from .isn import IsnGenerator
 from .listener import Listener
-from .state import State, Timer
+from .state import State
+from .timers import Timer
 
 __all__ = [
     "Closed",

@@ -9,225 +9,62 @@ Nothing here touches a socket, a clock or a random source it does not own:
     conn.receive(seg, now); conn.handle_timer(now); conn.next_deadline()
     for ev in conn.events(): ...
 
-Rules of this file:
-- Arrivals are processed in the order of RFC 9293 §3.10.7 (acceptability, RST,
-  SYN, ACK, URG, text, FIN); each rule quotes its clause.
+Connection is the orchestrator of RFC 9293 §3.10 event processing, in three
+layers, each its own module:
+- tcb.py (Tcb): the variables, state changes (checked against state.py's
+  TRANSITIONS), and the segments formed from them (segments_to_send);
+- arrivals.py (Arrivals): SEGMENT ARRIVES, in the order of RFC 9293 §3.10.7
+  (acceptability, RST, SYN, ACK, URG, text, FIN), with header prediction;
+- this file (Connection): the user calls (OPEN, SEND, RECEIVE, CLOSE, ABORT)
+  and the timeouts, each timer's handler named in one dispatch table.
+The single-job parts they delegate to: send_queue.py, receive_queue.py,
+timestamps.py (RFC 7323), ack_policy.py (delayed ACK), recovery.py (duplicate
+ACKs, NewReno, SACK recovery, tail loss probe), timers.py, with rtt.py (RFC
+6298), cc.py (how cwnd falls and grows: NewReno or CUBIC) and sack.py.
+
+Rules:
 - API calls (send, shutdown, close, abort) change state at once; timers are armed
   when segments are produced (segments_to_send) or arrive, both of which know `now`.
 - Sequence numbers use the modular helpers of netemu.wire.seq, always.
 - SND.NXT may move back on a retransmission timeout (as in BSD); SND.MAX is the
   highest sequence number ever sent, and the limit for acceptable ACKs.
-- Loss recovery is the connection's (RFC 6675 with SACK, RFC 6582 NewReno
-  without); how far cwnd falls and how it grows is the congestion control's
-  (cc.py: NewReno or CUBIC).
 """
 
 from __future__ import annotations
 
-from ..wire.seq import MASK, seq_diff, seq_ge, seq_gt, seq_in_window, seq_le, seq_lt
+from collections.abc import Callable
+
+from ..wire.seq import MASK
 from ..wire.tcp import (
     ACK,
-    FIN,
-    NOP,
-    PSH,
     RST,
-    SACK_PERMITTED,
-    SYN,
-    MalformedOption,
-    MssOption,
-    SackOption,
     TcpSegment,
-    TimestampOption,
-    WindowScaleOption,
 )
-from .cc import make_cc
+from .arrivals import Arrivals, dropped_unread
 from .config import AUTH_OPTION_WALK, TcpConfig
 from .events import (
-    Closed,
-    CongestionChanged,
-    Connected,
-    ConnectionReset,
-    DataReceived,
-    Event,
-    PeerClosed,
-    StateChanged,
     TimedOut,
 )
-from .isn import IsnGenerator, ts_offset
-from .reassembly import OutOfOrderQueue
-from .rtt import RttEstimator
-from .sack import SackBlocks, Scoreboard
-from .state import RECEIVING_STATES, State, Timer
+from .isn import IsnGenerator
+from .state import Cause, State
+from .timers import Timer
 
-# RFC 7323 §2.3: "the shift count must be limited to 14".
-MAX_WSCALE = 14
-# RFC 7323 §5.4: a timestamp clock of 1 ms per tick (as Linux).
-TS_HZ = 1000
-TS_OPTION_LEN = 12  # NOP, NOP, kind 8 length 10: the room timestamps take in a segment
-# RFC 7323 §5.5: "If a connection remains idle for more than 2**31 ticks ... the
-# TS.Recent value is invalid"; with 1 ms ticks, 24 days.
-PAWS_IDLE = 24 * 24 * 3600.0
-# RFC 8985 §7.2 WCDelAckT, "the worst-case delayed ACK timer": Linux's TCP_RTO_MIN.
-WORST_CASE_DELAYED_ACK = 0.2
-# Loss recovery in progress (Connection.recovery).
-NEWRENO = "newreno"  # RFC 6582
-SACK = "sack"  # RFC 6675
 KEEPALIVE_STATES = frozenset({State.ESTABLISHED, State.CLOSE_WAIT, State.FIN_WAIT_2})
-_NO_TS = TimestampOption(-1, -1)
-_ESTABLISHED = State.ESTABLISHED  # a global: an enum member costs ~50 ns a look on 3.11
-_FLAGS_BUT_PSH = 0xFFF & ~PSH
 
 
 class TcpUsageError(Exception):
     """A call the connection cannot honour in its state (e.g. send after shutdown)."""
 
 
-def describe(seg: TcpSegment) -> str:
-    names = [n for bit, n in ((SYN, "SYN"), (FIN, "FIN"), (RST, "RST"), (ACK, "ACK"))
-             if seg.flags & bit]
-    return "recv " + ("+".join(names) or "segment") + (" with data" if seg.payload else "")
-
-
-class Connection:
+class Connection(Arrivals):
     """A TCP endpoint for one 4-tuple. Build with ``client()`` or ``Listener``."""
 
-    def __init__(self, local_ip: str, local_port: int, remote_ip: str, remote_port: int,
-                 config: TcpConfig | None = None, *, iss: int | None = None,
-                 isn_generator: IsnGenerator | None = None) -> None:
-        self.local_ip = local_ip
-        self.local_port = local_port
-        self.remote_ip = remote_ip
-        self.remote_port = remote_port
-        self.config = cfg = config or TcpConfig()
-        self._iss_given = iss
-        self._isn_generator = isn_generator
-        self.state = State.CLOSED
-        self.passive = False
-        # Send sequence space (RFC 9293 §3.3.1, Figure 3).
-        self.iss = 0
-        self.snd_una = self.snd_nxt = self.snd_max = 0
-        self.snd_wnd = 0
-        self.snd_wl1 = self.snd_wl2 = 0
-        self.max_snd_wnd = 0
-        # Unacknowledged and unsent data, from snd_buf_seq, at _sndq[_sndq_head:]:
-        # acknowledged bytes only move the head (a bytearray that is cut at the
-        # front copies itself whole on its next append), and are dropped in bulk.
-        self._sndq = bytearray()
-        self._sndq_head = 0
-        self.snd_buf_seq = 0
-        self.fin_queued = False  # shutdown()/close() called: FIN follows the data
-        # Receive sequence space (Figure 4).
-        self.irs = 0
-        self.rcv_nxt = 0
-        self.rcv_adv = 0  # right edge of the window we last advertised
-        # In-order data the user has not read yet, as the payloads that brought
-        # it: appending a reference is cheaper than growing a bytearray, and a
-        # read joins them once.
-        self._rcv_chunks: list[bytes] = []
-        self._rcv_held = 0
-        self.ooo = OutOfOrderQueue()
-        self.fin_seq_received: int | None = None  # a FIN seen ahead of a hole
-        self.read_closed = False  # close(): we will not read any more
-        # Negotiated options.
-        self.snd_mss = cfg.default_peer_mss  # the peer's MSS (RFC 6691), capped by ours
-        self.smss = self.snd_mss  # SMSS: the data a full segment carries (MSS - options)
-        self.snd_wscale = 0
-        self.rcv_wscale = 0
-        self._wscale_offered = cfg.window_scale is not None
-        # RFC 7323 timestamps: TS.Recent, Last.ACK.sent, our clock's offset.
-        self._ts_offered = cfg.timestamps
-        self.ts_ok = False
-        self.ts_recent = 0
-        self._ts_recent_valid = False
-        self._ts_recent_stamp = 0.0  # when TS.Recent was last set (RFC 7323 §5.5)
-        self.ts_offset = 0
-        self._ts_cache: tuple = (NOP, NOP, _NO_TS)
-        self._ts_cache_now = -1.0  # the `now` _ts_cache was made for
-        self._last_ack_sent = 0  # Last.ACK.sent: the ACK field of our latest segment
-        # RFC 2018 / RFC 6675 SACK.
-        self._sack_offered = cfg.sack
-        self.sack_ok = False
-        self.scoreboard = Scoreboard(cfg.dupack_threshold)
-        self._sack_blocks = SackBlocks()
-        self._dsack: tuple[int, int] | None = None  # RFC 2883: a duplicate to report
-        # RFC 8985 §7 tail loss probe.
-        self._tlp_arm = False  # (re)arm the probe timer when segments are produced
-        self._tlp_send = 0  # the probe to send now: 1 new data, 2 the last segment again
-        self._tlp_high: int | None = None  # TLPHighRxt: SND.MAX when the probe went out
-        self._tlp_rtx = False  # the outstanding probe was a retransmission
-        self._tlp_dsack = False  # ... and a D-SACK said it was not needed
-        # Retransmission, congestion control.
-        self.rtt = RttEstimator(cfg.rto_initial, cfg.rto_min, cfg.rto_max)
-        self._rtt_seq: int | None = None  # Karn: the one segment being timed
-        self._rtt_sent_at = 0.0
-        self.retransmits = 0  # consecutive timeouts of the current head
-        self.total_retransmits = 0
-        self.cc = make_cc(cfg.congestion_control, cfg.mss, cfg.initial_cwnd_segments, self.rtt)
-        self._phase = "slow-start"  # as last reported by CongestionChanged
-        self.dupacks = 0
-        self.recovery: str | None = None  # NEWRENO or SACK while recovering a loss
-        self.recover = 0  # RFC 6582 "recover", RFC 6675 "RecoveryPoint"
-        self.high_rxt = 0  # RFC 6675 HighRxt (just past the highest octet retransmitted)
-        self.rescue_rxt: int | None = None  # RFC 6675 RescueRxt
-        self._rtx_fence = 0  # SND.MAX when the latest retransmission went out
-        self._fast_retransmit = False  # send the head segment once, now
-        self._last_send: float | None = None  # when data last went out (RFC 5681 §4.1)
-        # Delayed ACK (RFC 1122 §4.2.3.2, RFC 5681 §4.2).
-        self._delack_time = cfg.delayed_ack_time
-        self._delack_pending = False
-        self._quickack = 0  # segments still to be ACKed at once
-        self._rcv_mss = min(536, cfg.mss)  # the peer's full segment, as seen (Linux rcv_mss)
-        self._last_data_recv: float | None = None
-        # Keepalive (RFC 1122 §4.2.3.6).
-        self._last_recv = 0.0
-        self._ka_probes = 0
-        self._force_one = False  # a timer says: one segment now, whatever window or SWS
-        self._persist_backoff = 0
-        # Output and bookkeeping.
-        self.timers: dict[Timer, float] = {}
-        self._events: list[Event] = []
-        self._control: list[TcpSegment] = []  # RSTs and challenge ACKs, sent first
-        self._ack_now = False
-        self._challenge_acks: tuple[int, int] = (0, 0)  # (second, count), RFC 5961 §7
-        self._now = 0.0
-        self._sws_min = min(cfg.rcv_buf // 2, cfg.mss)  # RFC 1122 §4.2.3.3 threshold
-        self._wf_cache: tuple[int, int, int, int] = (-1, -1, -1, 0)  # _window_field's last
-
-    # ------------------------------------------------------------------ factories
     @classmethod
     def client(cls, local: tuple[str, int], remote: tuple[str, int],
                config: TcpConfig | None = None, *, iss: int | None = None,
                isn_generator: IsnGenerator | None = None) -> Connection:
         return cls(local[0], local[1], remote[0], remote[1], config, iss=iss,
                    isn_generator=isn_generator)
-
-    def _choose_iss(self, now: float) -> int:
-        if self._iss_given is not None:
-            return self._iss_given & MASK
-        if self._isn_generator is None:
-            self._isn_generator = IsnGenerator()
-        gen = self._isn_generator
-        return gen.isn(self.local_ip, self.local_port, self.remote_ip, self.remote_port, now)
-
-    def _choose_ts_offset(self) -> int:
-        if self.config.ts_offset is not None:
-            return self.config.ts_offset & MASK
-        if self._isn_generator is None and self._iss_given is not None:
-            return 0  # a test with a fixed ISS: timestamps read as milliseconds
-        if self._isn_generator is None:
-            self._isn_generator = IsnGenerator()
-        return ts_offset(self._isn_generator.secret, self.local_ip, self.local_port,
-                         self.remote_ip, self.remote_port)
-
-    def _init_send_space(self, now: float) -> None:
-        self.iss = self._choose_iss(now)
-        self.snd_una = self.snd_nxt = self.snd_max = self.iss
-        self.snd_buf_seq = (self.iss + 1) & MASK
-        self.recover = self.iss  # RFC 6582 §3.2 step 1
-        self.high_rxt = self.iss
-        self.scoreboard.una = self.iss
-        if self._ts_offered:
-            self.ts_offset = self._choose_ts_offset()
 
     # ------------------------------------------------------------------ user calls
     def connect(self, now: float) -> None:
@@ -236,15 +73,15 @@ class Connection:
         SYN-SENT state"."""
         if self.state is not State.CLOSED:
             raise TcpUsageError(f"connect() in {self.state}")
-        self._now = now
+        self.now = now
         self._init_send_space(now)
-        self._set_state(State.SYN_SENT, "connect()")
+        self._set_state(State.SYN_SENT, Cause.API, "connect()")
 
     def accept_syn(self, syn: TcpSegment, now: float) -> None:
         """Passive OPEN meets a SYN (RFC 9293 §3.10.7.2, LISTEN, "third check for
         a SYN"): "Set RCV.NXT to SEG.SEQ+1, IRS is set to SEG.SEQ ... ISS should be
         selected and a SYN segment sent of the form <SEQ=ISS><ACK=RCV.NXT><CTL=SYN,ACK>"."""
-        self._now = now
+        self.now = now
         self.passive = True
         self.state = State.LISTEN
         self.irs = syn.seq
@@ -257,83 +94,33 @@ class Connection:
         self.snd_wl2 = self.iss
         # "Any other control or text should be queued for processing later."
         self._queue_syn_text(syn)
-        self._set_state(State.SYN_RECEIVED, "recv SYN", syn)
-
-    def _queue_syn_text(self, syn: TcpSegment) -> None:
-        """Text on a SYN, held until ESTABLISHED: only what fits the window our
-        SYN,ACK offers (unscaled, RFC 7323 §2.2), as the seventh step trims any
-        segment's text to RCV.WND (RFC 9293 §3.10.7.4); the peer sends the rest
-        again. (All of it was kept: a 64 KiB SYN filled a 1000-byte buffer.)"""
-        wnd = min(self._free_space(), 0xFFFF)
-        if syn.payload and wnd:
-            self.ooo.insert(self.rcv_nxt, syn.payload[:wnd], self.rcv_nxt)
+        self._set_state(State.SYN_RECEIVED, Cause.SEGMENT, "recv SYN", syn)
 
     def send(self, data: bytes) -> int:
         """Queue data; returns how many bytes the send buffer took (may be 0)."""
         if self.fin_queued or self.state in (State.CLOSED, State.LISTEN):
             raise TcpUsageError(f"send() after shutdown or in {self.state}")
-        room = self.config.snd_buf - (len(self._sndq) - self._sndq_head)
-        if room >= len(data):
-            self._sndq += data  # no slice: one copy, into the buffer
-            return len(data)
-        if room <= 0:
-            return 0
-        self._sndq += memoryview(data)[:room]
-        return room
-
-    @property
-    def send_buffer_free(self) -> int:
-        return max(self.config.snd_buf - self.snd_buffered, 0)
-
-    @property
-    def snd_buffered(self) -> int:
-        """Bytes in the send buffer: unacknowledged or not yet sent."""
-        return len(self._sndq) - self._sndq_head
-
-    @property
-    def snd_buf(self) -> bytes:
-        """The send buffer's bytes, from SND.UNA's data on (a copy)."""
-        return bytes(memoryview(self._sndq)[self._sndq_head:])
+        return self.sndq.push(data)
 
     def read(self, max_bytes: int = -1) -> bytes:
         """Take received in-order data; freeing buffer space opens the window."""
-        held = self._rcv_held
-        n = held if max_bytes < 0 or max_bytes > held else max_bytes
-        if n == 0:
-            return b""
-        chunks = self._rcv_chunks
-        data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-        if n == held:
-            self._rcv_chunks = []
-        else:
-            self._rcv_chunks = [data[n:]]
-            data = data[:n]
-        self._rcv_held = held - n
+        data = self.rcvq.read(max_bytes)
+        if not data:
+            return data
         # Receiver SWS avoidance (RFC 1122 §4.2.3.3): announce the opened window
         # only once it has grown by min(RCV.BUFF/2, Eff.snd.MSS).
         # Like Linux (tcp_cleanup_rbuf), only when that at least doubles the window.
-        if (self.state.synchronized and self._window_growth() >= self._sws_threshold()
-                and self._free_space() >= 2 * self.rcv_wnd()):
-            self._ack_now = True
-        elif self._delack_pending and (self.rcv_nxt - self._last_ack_sent) & MASK > self._rcv_mss:
-            # Linux's tcp_cleanup_rbuf: "Once-per-two-segments ACK was not sent
-            # by tcp_input.c" (the window did not allow it): the reader sends it.
+        # Or an ACK the delayed-ACK timer holds is owed anyway (AckPolicy).
+        if ((self.state.synchronized and self._window_growth() >= self._sws_threshold()
+                and self._free_space() >= 2 * self.rcv_wnd())
+                or self.ack_policy.owed_on_read()):
             self._ack_now = True
         return data
 
     @property
-    def readable(self) -> int:
-        return self._rcv_held
-
-    @property
-    def rcv_buf(self) -> bytes:
-        """The unread data (a copy; for inspection)."""
-        return b"".join(self._rcv_chunks)
-
-    @property
     def at_eof(self) -> bool:
         """The peer's FIN has arrived and every byte before it was read."""
-        return self._fin_received() and not self._rcv_held
+        return self._fin_received() and not self.rcvq.held
 
     def shutdown(self) -> None:
         """Close our sending side: the FIN follows the queued data (RFC 9293
@@ -348,7 +135,7 @@ class Connection:
             return
         if st in (State.SYN_SENT, State.LISTEN):
             # "SYN-SENT STATE: Delete the TCB and return "error: closing" responses".
-            self._to_closed(cause)
+            self._to_closed(Cause.API, cause)
             return
         if self.fin_queued:
             return
@@ -361,17 +148,17 @@ class Connection:
             # it, and enter FIN-WAIT-1 state; otherwise, queue for processing after
             # entering ESTABLISHED state" (see _process_ack). Our SYN may still be
             # unacknowledged then: _awaiting_syn_ack.
-            self._set_state(State.FIN_WAIT_1, cause)
+            self._set_state(State.FIN_WAIT_1, Cause.API, cause)
         elif st is State.CLOSE_WAIT:
             # "CLOSE-WAIT STATE: Queue this request until all preceding SENDs have
             # been segmentized; then send a FIN segment, enter LAST-ACK state."
-            self._set_state(State.LAST_ACK, cause)
+            self._set_state(State.LAST_ACK, Cause.API, cause)
 
     def close(self) -> None:
         """CLOSE: shutdown() and stop reading. As Linux does (RFC 2525 §2.17),
         closing with unread data aborts with a RST instead of a FIN."""
         # (The StateChanged cause says "close()", not "shutdown()" or "abort()".)
-        if self._rcv_held and self.state.synchronized:
+        if self.rcvq.held and self.state.synchronized:
             self._abort("close()")
             return
         self.read_closed = True
@@ -382,495 +169,14 @@ class Connection:
         in the synchronized states and SYN-RECEIVED; then CLOSED."""
         self._abort("abort()")
 
-    def _abort(self, cause: str) -> None:
-        if self.state in (State.SYN_RECEIVED, State.ESTABLISHED, State.FIN_WAIT_1,
-                          State.FIN_WAIT_2, State.CLOSE_WAIT):
-            # Linux sends RST+ACK here; the ACK field only helps the peer accept it.
-            self._control.append(self._segment(self.snd_max, RST | ACK))
-        if self.state is not State.CLOSED:
-            self._to_closed(cause)
-
-    # ------------------------------------------------------------------ outputs
-    def _awaiting_syn_ack(self) -> bool:
-        """Our SYN-ACK is not acknowledged yet: SYN-RECEIVED, or the FIN-WAIT-1
-        that a CLOSE in SYN-RECEIVED enters at once (RFC 9293 §3.10.4)."""
-        st = self.state
-        return st is State.SYN_RECEIVED or (st is State.FIN_WAIT_1 and self.snd_una == self.iss)
-
-    def events(self) -> list[Event]:
-        ev, self._events = self._events, []
-        return ev
-
-    def next_deadline(self) -> float | None:
-        return min(self.timers.values()) if self.timers else None
-
-    @property
-    def flight_size(self) -> int:
-        return seq_diff(self.snd_max, self.snd_una)
-
-    @property
-    def fin_seq(self) -> int:
-        """The sequence number our FIN takes (meaningful once fin_queued)."""
-        return (self.snd_buf_seq + len(self._sndq) - self._sndq_head) & MASK
-
-    def segments_to_send(self, now: float) -> list[TcpSegment]:
-        """Everything to transmit now: control segments, SYN or SYN-ACK,
-        (re)transmitted data and FIN within the windows, or a bare ACK."""
-        self._now = now
-        out = self._control
-        self._control = []
-        st = self.state
-        if st is State.SYN_SENT and self.snd_nxt == self.iss:
-            out.append(self._syn_segment(SYN))
-        elif self.snd_nxt == self.iss and self._awaiting_syn_ack():
-            out.append(self._syn_segment(SYN | ACK))
-            self._ack_now = False
-            if st is State.FIN_WAIT_1:
-                self._output_data(now, out)  # the FIN follows
-        elif st.synchronized and st is not State.TIME_WAIT:
-            self._output_data(now, out)
-        if self._ack_now and st is not State.CLOSED:
-            # A bare ACK carries SND.MAX, not a rewound SND.NXT: the peer may hold
-            # data up to SND.MAX already, and would find a lower SEQ unacceptable
-            # and answer with an ACK of its own, and so on forever.
-            self._ack_now = False
-            ack = self._segment(self.snd_max, ACK)
-            # Not twice the same ACK in one go (an immediate ACK of a segment that
-            # filled a hole is already queued when its FIN asks for one): the
-            # peer would count the second as a duplicate ACK (RFC 5681 §2).
-            if not any(s.flags & (ACK | RST) == ACK
-                       and (s.seq, s.ack, s.window) == (ack.seq, ack.ack, ack.window)
-                       for s in out):
-                out.append(ack)
-        if (out and Timer.RETRANSMIT not in self.timers and self.snd_max != self.snd_una
-                and self.state is not State.CLOSED):
-            # (Not for the RST an abort leaves behind: the TCB is gone, and so are its
-            # timers, RFC 9293 §3.10.5.)
-            self.timers[Timer.RETRANSMIT] = now + self.rtt.current()
-        if self._tlp_arm:
-            self._tlp_arm = False
-            self._arm_loss_probe(now)
-        if (st is State.FIN_WAIT_2 and self.read_closed
-                and Timer.FIN_WAIT_2 not in self.timers):
-            self.timers[Timer.FIN_WAIT_2] = now + self.config.fin_timeout
-        return out
-
-    def _syn_segment(self, flags: int) -> TcpSegment:
-        # Options in Linux's order (tcp_options_write): MSS, SACK-permitted and
-        # timestamps, window scale (RFC 7323 §2.2, RFC 2018 §2: on SYNs only).
-        opts: list = [MssOption(self.config.mss)]
-        if self._ts_offered:
-            # RFC 7323 §3.2: on a <SYN>, TSecr is zero; on a <SYN,ACK>, it echoes
-            # the TSval of the SYN.
-            ts = TimestampOption(self._tsval(), self.ts_recent if flags & ACK else 0)
-            opts += (SACK_PERMITTED, ts) if self._sack_offered else (NOP, NOP, ts)
-        elif self._sack_offered:
-            opts += (NOP, NOP, SACK_PERMITTED)
-        if self._wscale_offered:
-            opts += (NOP, WindowScaleOption(min(self.config.window_scale or 0, MAX_WSCALE)))
-        wnd = min(self._free_space(), 0xFFFF)  # never scaled on a SYN (RFC 7323 §2.2)
-        seg = TcpSegment(self.local_port, self.remote_port, self.iss,
-                         self.rcv_nxt if flags & ACK else 0, flags, wnd, options=tuple(opts))
-        if flags & ACK:
-            self.rcv_adv = (self.rcv_nxt + wnd) & MASK
-            self._last_ack_sent = self.rcv_nxt
-        self.snd_nxt = (self.iss + 1) & MASK
-        if seq_lt(self.snd_max, self.snd_nxt):
-            self.snd_max = self.snd_nxt
-        if self._rtt_seq is None and self.retransmits == 0:
-            self._rtt_seq, self._rtt_sent_at = self.iss, self._now
-        return seg
-
-    def _output_data(self, now: float, out: list[TcpSegment]) -> None:
-        mss = self.smss
-        if self._tlp_send:
-            self._send_loss_probe(out)
-        if self._fast_retransmit:
-            # RFC 5681 §3.2 step 3 / RFC 6582 / RFC 6675 (4.3): "retransmit the
-            # first data segment presumed dropped".
-            self._fast_retransmit = False
-            n = mss
-            sb = self.scoreboard
-            if sb.ranges:
-                nxt = sb.next_sacked(0)
-                if nxt is not None and nxt < n:
-                    n = nxt
-            seg = self._range_segment(self.snd_una, n)
-            if seg is not None:
-                out.append(seg)
-                self._count_retransmit()
-                if self.recovery is SACK:
-                    end = (seg.seq + seg.seg_len) & MASK
-                    if seq_gt(end, self.high_rxt):
-                        self.high_rxt = end
-                    self.rescue_rxt = end
-                    self._rtx_fence = self.snd_max
-        if self.recovery is SACK:
-            self._output_sack_recovery(now, out)
-        else:
-            self._output_window(now, out)
-        # Data waiting, nothing in flight, yet nothing sent: the window is zero
-        # (probe it, RFC 9293 §3.8.6.1) or too small for SWS avoidance to use.
-        # RFC 9293 §3.8.6.2.1: "To avoid a resulting deadlock, it is necessary to
-        # have a timeout to force transmission of data, overriding the SWS
-        # avoidance algorithm" - or a lost window update stalls us for good.
-        if (self.snd_max == self.snd_una and Timer.PERSIST not in self.timers
-                and self.snd_buffered - seq_diff(self.snd_nxt, self.snd_buf_seq) > 0):
-            self.timers[Timer.PERSIST] = now + self._persist_interval()
-
-    def _output_window(self, now: float, out: list[TcpSegment]) -> None:
-        """Send from SND.NXT what the windows allow (RFC 5681 §3, RFC 9293 §3.8.6)."""
-        mss = self.smss
-        cc = self.cc
-        cwnd = cc.cwnd
-        sb = self.scoreboard
-        # Without limited transmit, SACKed data stays in flight until recovery
-        # starts, so duplicate ACKs release nothing new.
-        limited = not self.dupacks or self.recovery or self.config.limited_transmit
-        if self.snd_una == self.snd_max and self._last_send is not None:
-            self._restart_after_idle(now)
-            cwnd = cc.cwnd
-        elif self.dupacks and not self.recovery and not sb.ranges and limited:
-            # RFC 3042 (limited transmit): on the first two duplicate ACKs, new
-            # data may go if "the amount of outstanding data would remain less
-            # than or equal to the congestion window plus 2 segments". (With
-            # SACK, RFC 6675 §5 step (3): SACKed data no longer counts, below.)
-            cwnd += min(self.dupacks, 2) * mss
-        force, self._force_one = self._force_one, False
-        buf_len = len(self._sndq) - self._sndq_head
-        una = self.snd_una
-        wnd = self.snd_wnd if self.snd_wnd < cwnd else cwnd
-        while True:
-            seq = self.snd_nxt
-            off = (seq - self.snd_buf_seq) & MASK  # seq_diff, inlined: the hot loop
-            avail = buf_len - (off - 0x100000000 if off >= 0x80000000 else off)
-            in_flight = (seq - una) & MASK
-            if in_flight >= 0x80000000:
-                in_flight -= 0x100000000
-            n = mss if mss < avail else avail
-            sent = in_flight
-            if sb.ranges:
-                if in_flight < sb.high_sacked():
-                    # Going back after a timeout: what the receiver SACKed is
-                    # not sent again (RFC 6675 §5.1).
-                    end = sb.sacked_at(in_flight)
-                    if end is not None:
-                        self.snd_nxt = sb.seq(end)
-                        continue
-                    nxt = sb.next_sacked(in_flight)
-                    if nxt is not None and nxt - in_flight < n:
-                        n = nxt - in_flight
-                # SACKed data has left the network: it is not in flight.
-                if limited:
-                    in_flight = sb.unsacked(0, in_flight)
-            usable = wnd - in_flight
-            if sent != in_flight and self.snd_wnd - sent < usable:
-                # ... but it still fills the receiver's buffer: the window's edge
-                # stays SND.UNA + SND.WND (RFC 9293 §3.8.6). (Counting SACKed bytes
-                # out of it sent new data past the peer's window.)
-                usable = self.snd_wnd - sent
-            if force and usable <= 0 and seq == self.snd_una:
-                # A retransmission timeout with the window closed (the receiver
-                # shrank it): the head goes anyway, as a probe. RFC 9293 §3.8.6.2.2:
-                # "If the window shrinks to zero, the TCP implementation MUST probe
-                # it in the standard way" (Linux: tcp_retransmit_timer). Only data
-                # sent before: "the sender SHOULD NOT send new data, but SHOULD
-                # retransmit normally the old unacknowledged data" (RFC 1122
-                # §4.2.2.16; Linux resends the head as it was).
-                usable = min(mss, seq_diff(self.snd_max, seq))
-            if usable < n:
-                n = usable
-            if n < 0:
-                n = 0
-            # The FIN goes with (or after) the last byte, whatever the window.
-            fin_now = self.fin_queued and avail >= 0 and avail == n
-            if n == 0 and not fin_now:
-                break
-            # Nagle and SWS avoidance hold back new data only: what lies below
-            # SND.MAX was sent before and goes again at once (a retransmission,
-            # RFC 6298 §5.4), or a lost small tail would never be resent.
-            if (n and n < mss and not fin_now and not force and seq == self.snd_max
-                    and not self._may_send(n, avail, wnd)):
-                break
-            seg = self._data_segment(seq, n, fin_now)
-            if seg is None:
-                break
-            out.append(seg)
-            force = False
-            if fin_now:
-                break
-
-    def _restart_after_idle(self, now: float) -> None:
-        """RFC 5681 §4.1: "TCP SHOULD set cwnd to no more than RW before beginning
-        transmission if the TCP has not sent data in an interval exceeding the
-        retransmission timeout" (Linux: net.ipv4.tcp_slow_start_after_idle)."""
-        if (not self.config.slow_start_after_idle or self._last_send is None
-                or now - self._last_send <= self.rtt.current()
-                or self.snd_buffered <= seq_diff(self.snd_nxt, self.snd_buf_seq)):
-            return
-        self._last_send = None
-        cwnd = self.cc.cwnd
-        self.cc.restart(now)
-        if self.cc.cwnd < cwnd:
-            self._cc_event("idle restart")
-
-    def _output_sack_recovery(self, now: float, out: list[TcpSegment]) -> None:
-        """RFC 6675 §5 step (C): "If cwnd - pipe >= 1 SMSS, the sender SHOULD
-        transmit one or more segments", each chosen by NextSeg ()."""
-        sb = self.scoreboard
-        mss = self.smss
-        una = self.snd_una
-        top = seq_diff(self.snd_max, una)
-        hr = max(seq_diff(self.high_rxt, una), 0)
-        pipe = sb.pipe(top, hr, mss)
-        cwnd = self.cc.cwnd
-        while cwnd - pipe >= mss:
-            rescue = False
-            # (1) the first unSACKed octet above HighRxt that IsLost ().
-            r = sb.next_seg(hr, mss, lost_only=True)
-            if r is None:
-                # (2) new data, as the receiver's window allows.
-                seg = self._new_data_in_recovery()
-                if seg is not None:
-                    out.append(seg)
-                    pipe += seg.seg_len
-                    continue
-                # (3) the first unSACKed octet above HighRxt, lost or not.
-                r = sb.next_seg(hr, mss, lost_only=False)
-            if r is None:
-                # (4) one "rescue" retransmission per recovery: "one segment of
-                # up to SMSS octets that MUST include the highest outstanding
-                # unSACKed sequence number", if HighACK > RescueRxt.
-                if self.rescue_rxt is not None and not seq_gt(una, self.rescue_rxt):
-                    break
-                holes = sb.holes(top)
-                if not holes:
-                    break
-                h0, h1 = holes[-1]
-                start = max(h0, h1 - mss)
-                r = (start, h1 - start)
-                self.rescue_rxt = self.recover
-                rescue = True
-            off, n = r
-            seg = self._range_segment(sb.seq(off), n)
-            if seg is None:
-                break
-            out.append(seg)
-            self._count_retransmit()
-            self._rtx_fence = self.snd_max
-            # (C.2) "HighRxt MUST be set to the highest octet in the transmitted
-            # segment" (not for the rescue: "HighRxt MUST NOT be updated").
-            if not rescue and off + n > hr:
-                hr = off + n
-                self.high_rxt = sb.seq(hr)
-            pipe += n
-
-    def _new_data_in_recovery(self) -> TcpSegment | None:
-        """NextSeg () rule (2): "available unsent data and the receiver's advertised
-        window allows"; SWS avoidance and Nagle still apply."""
-        seq = self.snd_max
-        if self.snd_nxt != seq:
-            return None
-        avail = self.snd_buffered - seq_diff(seq, self.snd_buf_seq)
-        if avail < 0 or (avail == 0 and not self.fin_queued):
-            return None
-        room = self.snd_wnd - seq_diff(seq, self.snd_una)
-        n = min(self.smss, avail, max(room, 0))
-        fin_now = self.fin_queued and avail == n
-        if n == 0 and not fin_now:
-            return None
-        if n and not fin_now and not self._may_send(n, avail, self.snd_wnd):
-            return None
-        return self._data_segment(seq, n, fin=fin_now)
-
-    def _range_segment(self, seq: int, n: int) -> TcpSegment | None:
-        """A retransmission of [seq, seq+n) of sequence space sent before, with
-        the FIN if the range reaches it."""
-        off = seq_diff(seq, self.snd_buf_seq)
-        if off < 0:
-            return None
-        buffered = self.snd_buffered
-        data_n = max(min(n, buffered - off), 0)
-        fin = (self.fin_queued and data_n < n and off + data_n == buffered
-               and seq_gt(self.snd_max, self.fin_seq))
-        if data_n == 0 and not fin:
-            return None
-        return self._data_segment(seq, data_n, fin=fin)
-
-    def _may_send(self, n: int, avail: int, wnd: int) -> bool:
-        """Sender SWS avoidance (RFC 1122 §4.2.3.4) and Nagle (RFC 896)."""
-        if n >= self.smss:
-            return True  # "(1) a maximum-sized segment can be sent"
-        if n == avail and (not self.config.nagle or self.snd_max == self.snd_una):
-            return True  # "(2) ... all queued data can be sent now", Nagle allowing
-        # "(3) at least a fraction Fs of the maximum window can be sent" (Fs = 1/2)
-        return self.max_snd_wnd > 0 and n >= self.max_snd_wnd // 2
-
-    def _data_segment(self, seq: int, n: int, fin: bool = False) -> TcpSegment | None:
-        off = (seq - self.snd_buf_seq) & MASK  # seq_diff, inlined
-        if off >= 0x80000000:
-            return None
-        buf = self._sndq
-        start = self._sndq_head + off
-        payload = bytes(memoryview(buf)[start:start + n])  # one copy, not two
-        n = len(payload)
-        flags = ACK
-        if n:
-            self._last_send = self._now
-            if start + n == len(buf):
-                flags |= PSH
-        if fin:
-            flags |= FIN
-            n += 1
-        rcv_nxt = self.rcv_nxt
-        if self.ts_ok:
-            opts = self._ts_cache
-            if self._ts_cache_now != self._now or opts[2].tsecr != self.ts_recent:
-                opts = self._ts_options()
-        else:
-            opts = ()
-        wf = self._wf_cache  # _window_field's answer, if nothing changed since
-        if wf[0] == rcv_nxt and wf[1] == self._rcv_held and wf[2] == self.rcv_adv:
-            window = wf[3]
-        else:
-            window = self._window_field()
-        seg = TcpSegment(self.local_port, self.remote_port, seq, rcv_nxt, flags, window,
-                         payload, opts)
-        self._last_ack_sent = rcv_nxt
-        if self._delack_pending:
-            self._delack_pending = False
-            self.timers.pop(Timer.DELAYED_ACK, None)
-        end = (seq + n) & MASK
-        snd_max = self.snd_max
-        if 0 < ((end - snd_max) & MASK) < 0x80000000:  # seq_gt(end, snd_max)
-            self.snd_max = end
-            self._tlp_arm = True  # RFC 8985 §7.2: new data (re)starts the probe timer
-            # Karn: time only segments sent for the first time (RFC 6298 §3).
-            if self._rtt_seq is None and self.retransmits == 0 and seq_le(snd_max, seq):
-                self._rtt_seq, self._rtt_sent_at = seq, self._now
-        if 0 < ((end - self.snd_nxt) & MASK) < 0x80000000:  # seq_gt(end, snd_nxt)
-            self.snd_nxt = end
-        self._ack_now = False  # the ACK rides on this segment
-        return seg
-
-    def _segment(self, seq: int, flags: int, payload: bytes = b"") -> TcpSegment:
-        opts: tuple = ()
-        if flags & ACK:
-            self._last_ack_sent = self.rcv_nxt
-            if self._delack_pending:
-                self._delack_pending = False
-                self.timers.pop(Timer.DELAYED_ACK, None)
-        if self.ts_ok:
-            # RFC 7323 §3.2: "the TSopt MUST be sent in every non-<RST> segment"
-            # (and "SHOULD be sent in an <RST> segment").
-            opts = self._ts_options()
-        if self.sack_ok and (self.ooo._ranges or self._dsack) and not payload and flags & ACK:
-            # RFC 2018 §4: SACK blocks on ACKs while data is held out of order; 3
-            # blocks fit beside the timestamps, 4 without. RFC 2883: a D-SACK
-            # block (a duplicate that arrived) goes first.
-            limit = 3 if self.ts_ok else 4
-            dsack, self._dsack = self._dsack, None
-            blocks = self._sack_blocks.blocks(self.ooo._ranges, self.rcv_nxt,
-                                              limit - (dsack is not None))
-            if dsack is not None:
-                blocks = (dsack, *blocks)
-            if blocks:
-                opts = (*opts, NOP, NOP, SackOption(blocks))
-        return TcpSegment(self.local_port, self.remote_port, seq & MASK,
-                          self.rcv_nxt if flags & ACK else 0, flags, self._window_field(),
-                          payload, opts)
-
-    # ------------------------------------------------------------------ timestamps
-    def _tsval(self) -> int:
-        """Our timestamp clock (RFC 7323 §5.4): milliseconds of ``now`` plus the
-        connection's offset."""
-        return (int(self._now * TS_HZ + 1e-6) + self.ts_offset) & MASK
-
-    def _ts_options(self) -> tuple:
-        """NOP, NOP, TSopt <TSval = our clock, TSecr = TS.Recent> (RFC 7323 §3.2,
-        laid out as Linux does, 12 bytes)."""
-        cache = self._ts_cache
-        ts = cache[2]
-        self._ts_cache_now = now = self._now
-        tsval = (int(now * TS_HZ + 1e-6) + self.ts_offset) & MASK
-        if ts.tsval != tsval or ts.tsecr != self.ts_recent:
-            cache = self._ts_cache = (NOP, NOP, TimestampOption(tsval, self.ts_recent))
-        return cache
-
-    def _ts_rtt_sample(self, tsecr: int) -> None:
-        """RFC 7323 §4.1 (RTTM): "RTT = current time - SEG.TSecr", for an ACK of
-        new data; RFC 6298 then takes the sample (Appendix G weights it)."""
-        elapsed = (self._tsval() - tsecr) & MASK
-        if elapsed >= 0x7FFFFFFF:
-            return  # an echo from the future: not ours
-        flight = self.flight_size
-        expected = -(-flight // (2 * self.smss)) if flight > 2 * self.smss else 1
-        self.rtt.sample(elapsed / TS_HZ, expected)
-
-    # ------------------------------------------------------------------ windows
-    def _free_space(self) -> int:
-        return max(self.config.rcv_buf - self._rcv_held, 0)
-
-    def _sws_threshold(self) -> int:
-        return self._sws_min
-
-    def _window_growth(self) -> int:
-        """How far the right edge would move if we advertised all free space."""
-        return self._free_space() - max(seq_diff(self.rcv_adv, self.rcv_nxt), 0)
-
-    def _window_field(self) -> int:
-        """The window to advertise, updating RCV.ADV, the right edge we accept up
-        to. The edge never moves back (RFC 9293 §3.8.6.2.2, "the window SHOULD
-        NOT be shrunk") and moves on only by SWS-worthy amounts (RFC 1122
-        §4.2.3.3). With window scaling the field is the window right-shifted
-        (RFC 7323 §2.3, "SEG.WND = RCV.WND >> Rcv.Wind.Shift"), rounded up (as
-        Linux does, so the edge does not appear to move back) while that keeps
-        the edge within one unit (2**S - 1 bytes) of the buffer's end. Past
-        that, when the buffer is full, the field shows up to
-        2**S - 1 bytes less than RCV.ADV allows, which the sender must accept
-        (Appendix F): rounding up there too creeps the edge on by up to 2**S - 1
-        bytes with every ACK, past the buffer, so that a full buffer never shows
-        a zero window."""
-        rcv_nxt = self.rcv_nxt
-        held = self._rcv_held
-        rcv_adv = self.rcv_adv
-        wf = self._wf_cache
-        if wf[0] == rcv_nxt and wf[1] == held and wf[2] == rcv_adv:
-            return wf[3]  # nothing changed since the last segment: same answer
-        current = (rcv_adv - rcv_nxt) & MASK
-        if current >= 0x80000000:
-            current = 0
-        free = self.config.rcv_buf - held
-        shift = self.rcv_wscale
-        field = current >> shift
-        if (field << shift) != current and ((field + 1) << shift) < free + (1 << shift):
-            field += 1  # rounded up while the buffer holds it, to within one unit
-        units = free >> shift
-        if units == 0 and free > 0:
-            units = 1  # a shift too large for the buffer must not close the window
-        if free - current >= self._sws_min and units > field:
-            field = units
-        if field > 0xFFFF:
-            field = 0xFFFF
-        edge = (rcv_nxt + (field << shift)) & MASK
-        if 0 < ((edge - rcv_adv) & MASK) < 0x80000000:
-            self.rcv_adv = rcv_adv = edge
-        self._wf_cache = (rcv_nxt, held, rcv_adv, field)
-        return field
-
-    def rcv_wnd(self) -> int:
-        """RCV.WND for the acceptability test: what we last advertised."""
-        return max(seq_diff(self.rcv_adv, self.rcv_nxt), 0)
-
     # ------------------------------------------------------------------ timers
     def handle_timer(self, now: float) -> None:
-        self._now = now
-        # By time; a loss probe due with the RTO goes first (it takes its place).
-        for timer, when in sorted(self.timers.items(),
-                                  key=lambda kv: (kv[1], kv[0] is not Timer.LOSS_PROBE)):
-            if when <= now and self.timers.get(timer) == when:
-                del self.timers[timer]
-                getattr(self, "_on_" + timer.name.lower())(now)
+        self.now = now
+        timers = self.timers
+        for timer, when in timers.due(now):
+            if timers.get(timer) == when:  # not disarmed or moved by an earlier one
+                del timers[timer]
+                _TIMER_HANDLERS[timer](self, now)
 
     def _on_retransmit(self, now: float) -> None:
         if self.snd_max == self.snd_una:
@@ -882,45 +188,24 @@ class Connection:
         if self.retransmits >= limit:
             what = "SYN" if st is State.SYN_SENT else "SYN-ACK" if handshaking else "data"
             self._events.append(TimedOut(f"{what} retransmissions exhausted ({limit})"))
-            self._to_closed(f"timer {Timer.RETRANSMIT.value}")
+            self._to_closed(Cause.TIMER, f"timer {Timer.RETRANSMIT.value}")
             return
         # RFC 6298 §5.4-5.6: retransmit the earliest unacknowledged segment, back
         # off the timer, restart it. RFC 5681 §3.1: cwnd to one segment.
         if self.state.synchronized and not handshaking:
             self.cc.on_timeout(self.flight_size, now)
-            self._cc_event("timeout", phase="loss")
-        self.dupacks = 0
+            self.recovery.cc_event("timeout", phase="loss")
         self.rtt.back_off()
-        if self.retransmits:
-            # RFC 2018 §8: "the data sender SHOULD turn off all of the SACKed bits"
-            # after a timeout, since the receiver may have reneged; we keep them
-            # for the first timeout (RFC 6675 §5.1 allows it, as Linux does) and
-            # drop them when the head times out again.
-            self.scoreboard.clear()
-        self._count_retransmit()
+        self.recovery.on_rto(first=not self.retransmits)
+        self.count_retransmit()
         self.retransmits += 1
         self.snd_nxt = self.snd_una  # go back: resend from the first hole
         self._force_one = self.state.synchronized  # even into a closed window
-        # RFC 6582 §4 / RFC 6675 §5.1: leave recovery; "RecoveryPoint MUST be set
-        # to HighData", and no fast retransmit for the old duplicate ACKs.
-        self.recovery = None
-        self.recover = self.snd_max
-        self.high_rxt = self.snd_una
-        self._tlp_high = None
-        self._tlp_send = 0
-        self.timers.pop(Timer.LOSS_PROBE, None)
-
-    def _count_retransmit(self) -> None:
-        self._rtt_seq = None  # Karn's algorithm: no sample from a retransmission
-        self.total_retransmits += 1
-
-    def _persist_interval(self) -> float:
-        return min(self.rtt.rto * (1 << self._persist_backoff), self.config.rto_max)
 
     def _on_persist(self, now: float) -> None:
         """Zero-window probe: an ACK one below SND.UNA, as Linux sends it, draws
         an ACK that carries the peer's current window (RFC 9293 §3.8.6.1)."""
-        waiting = self.snd_buffered - seq_diff(self.snd_nxt, self.snd_buf_seq) > 0
+        waiting = self.sndq.after(self.snd_nxt) > 0
         if not waiting or not self.state.synchronized or self.snd_max != self.snd_una:
             return
         if self.snd_wnd != 0:
@@ -929,18 +214,21 @@ class Connection:
         self._control.append(self._segment((self.snd_una - 1) & MASK, ACK))
         if self._persist_backoff < 16:
             self._persist_backoff += 1
-        self.timers[Timer.PERSIST] = now + self._persist_interval()
+        self.timers.arm(Timer.PERSIST, now + self._persist_interval())
+
+    def _on_loss_probe(self, now: float) -> None:
+        self.recovery.on_loss_probe_timer(now)
 
     def _on_time_wait(self, now: float) -> None:
-        self._to_closed(f"timer {Timer.TIME_WAIT.value}")
+        self._to_closed(Cause.TIMER, f"timer {Timer.TIME_WAIT.value}")
 
     def _on_fin_wait_2(self, now: float) -> None:
-        self._to_closed(f"timer {Timer.FIN_WAIT_2.value}")
+        self._to_closed(Cause.TIMER, f"timer {Timer.FIN_WAIT_2.value}")
 
     def _on_delayed_ack(self, now: float) -> None:
         """RFC 1122 §4.2.3.2: the delayed ACK goes when its time is up."""
-        self._delack_pending = False
-        if self.state.synchronized and self.rcv_nxt != self._last_ack_sent:
+        self.ack_policy.forget()
+        if self.state.synchronized and self.rcv_nxt != self.last_ack_sent:
             self._ack_now = True
 
     def _on_keepalive(self, now: float) -> None:
@@ -953,918 +241,35 @@ class Connection:
         cfg = self.config
         if not cfg.keepalive or self.state not in KEEPALIVE_STATES:
             return
-        if self.snd_max != self.snd_una or self.snd_buffered > seq_diff(self.snd_nxt,
-                                                                       self.snd_buf_seq):
+        if self.snd_max != self.snd_una or self.sndq.after(self.snd_nxt) > 0:
             # Data in flight or waiting: the retransmission and persist timers
             # watch the peer.
-            self.timers[Timer.KEEPALIVE] = now + cfg.keepalive_idle
+            self.timers.arm(Timer.KEEPALIVE, now + cfg.keepalive_idle)
             return
         idle = now - self._last_recv
         if idle + 1e-9 < cfg.keepalive_idle:
-            self.timers[Timer.KEEPALIVE] = self._last_recv + cfg.keepalive_idle
+            self.timers.arm(Timer.KEEPALIVE, self._last_recv + cfg.keepalive_idle)
             return
         if self._ka_probes >= cfg.keepalive_count:
             self._events.append(TimedOut(f"keepalive: no answer to {self._ka_probes} probes"))
             self._control.append(self._segment(self.snd_max, RST | ACK))
-            self._to_closed(f"timer {Timer.KEEPALIVE.value}")
+            self._to_closed(Cause.TIMER, f"timer {Timer.KEEPALIVE.value}")
             return
         self._control.append(self._segment((self.snd_nxt - 1) & MASK, ACK))
         self._ka_probes += 1
-        self.timers[Timer.KEEPALIVE] = now + cfg.keepalive_interval
-
-    def _arm_loss_probe(self, now: float) -> None:
-        """RFC 8985 §7.2: "the sender SHOULD start or restart a loss probe PTO
-        timer after transmitting new data ... or upon receiving an ACK that
-        cumulatively acknowledges new data", when not in recovery. PTO = 2*SRTT
-        plus the worst-case delayed ACK (200 ms) with one segment in flight,
-        else two clock ticks (Linux: TCP_TIMEOUT_MIN); never later than the
-        RTO. SACK only, as Linux."""
-        timers = self.timers
-        timers.pop(Timer.LOSS_PROBE, None)
-        if (not self.sack_ok or not self.config.tail_loss_probe or self.recovery
-                or self._tlp_high is not None or self.snd_max == self.snd_una
-                or self.rtt.srtt is None or not self.state.synchronized
-                or self.state is State.TIME_WAIT):
-            return
-        pto = 2 * self.rtt.srtt
-        if self.flight_size <= self.smss:
-            pto += WORST_CASE_DELAYED_ACK
-        else:
-            pto += 0.002
-        at = now + pto
-        rto_at = timers.get(Timer.RETRANSMIT)
-        if rto_at is not None and at > rto_at:
-            # "If Now() + PTO > TCP_RTO_expiration(): PTO = TCP_RTO_expiration() -
-            # Now()": the probe goes in the RTO's place (Linux: "If RTO is
-            # shorter, just schedule TLP in its place"); handle_timer runs it
-            # first, and it re-arms the RTO.
-            at = rto_at
-        timers[Timer.LOSS_PROBE] = at
-
-    def _on_loss_probe(self, now: float) -> None:
-        """RFC 8985 §7.3: "If a previously unsent segment exists AND the receive
-        window allows new data to be sent: Transmit that new segment ... Otherwise:
-        Retransmit the last segment". Then "the sender MUST re-arm the RTO timer,
-        not the PTO timer"."""
-        if (self.recovery or self.snd_max == self.snd_una or not self.state.synchronized
-                or self.state is State.TIME_WAIT):
-            return
-        unsent = self.snd_buffered - seq_diff(self.snd_max, self.snd_buf_seq)
-        room = self.snd_wnd - self.flight_size
-        if unsent > 0 and room >= min(unsent, self.smss) and self.snd_nxt == self.snd_max:
-            self._tlp_send = 1
-        else:
-            self._tlp_send = 2
-        self.timers[Timer.RETRANSMIT] = now + self.rtt.current()
-
-    def _send_loss_probe(self, out: list[TcpSegment]) -> None:
-        kind, self._tlp_send = self._tlp_send, 0
-        if kind == 1:
-            seq = self.snd_max
-            n = min(self.smss, self.snd_buffered - seq_diff(seq, self.snd_buf_seq))
-            seg = self._data_segment(seq, n, fin=False) if n > 0 else None
-        else:
-            top = self.flight_size
-            start = max(top - self.smss, 0)
-            seg = self._range_segment((self.snd_una + start) & MASK, top - start)
-            if seg is not None:
-                self._count_retransmit()
-        if seg is not None:
-            out.append(seg)
-            self._tlp_high = self.snd_max
-            self._tlp_rtx = kind == 2
-            self._tlp_dsack = False
-            self._tlp_arm = False
-
-    def _tlp_ack(self, ack: int, blocks: tuple) -> None:
-        """RFC 8985 §7.4: when the probe is acknowledged, was a loss repaired? A
-        D-SACK for the probe says no (RFC 2883); otherwise the probe's
-        retransmission repaired a tail loss, and congestion control must react
-        once (§7.4.2)."""
-        if blocks and seq_le(blocks[0][1], ack):
-            self._tlp_dsack = True  # a D-SACK: the first block is below SEG.ACK
-        if seq_lt(ack, self._tlp_high):  # type: ignore[arg-type]
-            return
-        self._tlp_high = None
-        if self._tlp_rtx and not self._tlp_dsack and not self.recovery:
-            self.cc.on_congestion(self.flight_size, self._now)
-            self._cc_event("loss probe repaired a tail loss")
-
-    # ------------------------------------------------------------------ congestion
-    def _cc_event(self, cause: str, phase: str | None = None) -> None:
-        cc = self.cc
-        if phase is None:
-            phase = "fast-recovery" if self.recovery else cc.phase
-        self._phase = phase
-        self._events.append(CongestionChanged(cc.cwnd, cc.ssthresh, phase, cause))
-
-    def _enter_recovery(self, kind: str, cause: str) -> None:
-        """Fast retransmit and recovery: RFC 6675 §5 step (4) with SACK, RFC 5681
-        §3.2 steps 2-3 with RFC 6582 without."""
-        self.recovery = kind
-        self.timers.pop(Timer.LOSS_PROBE, None)
-        self._tlp_high = None
-        # "RecoveryPoint = HighData" / "set recover to the highest sequence number
-        # transmitted so far".
-        self.recover = self.snd_max
-        cc = self.cc
-        cc.on_congestion(self.flight_size, self._now)
-        if kind is NEWRENO:
-            # RFC 5681 §3.2 step 3: "cwnd = ssthresh + 3*SMSS" (inflation by the
-            # segments that left the network).
-            cc.cwnd = cc.ssthresh + self.config.dupack_threshold * self.smss
-        else:
-            self.high_rxt = self.snd_una
-            self.rescue_rxt = None
-        self._fast_retransmit = True
-        self._cc_event(cause)
-
-    def _detect_lost_retransmissions(self) -> None:
-        """A retransmission can be lost too; RFC 6675 then waits for the RTO.
-        Like Linux (RACK, RFC 8985 §6.2, here by sequence rather than time): when
-        more than (DupThresh - 1) * SMSS of data sent after the latest
-        retransmission has been SACKed while holes below HighRxt remain, those
-        retransmissions are deemed lost, and NextSeg () may send them again."""
-        sb = self.scoreboard
-        fence = seq_diff(self._rtx_fence, self.snd_una)
-        hr = seq_diff(self.high_rxt, self.snd_una)
-        if hr <= 0 or fence < 0 or sb.unsacked(0, hr) == 0:
-            return
-        if sb.sacked_above(fence) > (self.config.dupack_threshold - 1) * self.smss:
-            self.high_rxt = self.snd_una
-            self._rtx_fence = self.snd_max
-
-    def _exit_recovery(self) -> None:
-        cc = self.cc
-        if self.recovery is NEWRENO:
-            # RFC 6582 §3.2 step 3, full acknowledgment: "Set cwnd to either (1)
-            # min (ssthresh, max(FlightSize, SMSS) + SMSS) or (2) ssthresh".
-            cc.cwnd = min(cc.ssthresh, max(self.flight_size, self.smss) + self.smss)
-        else:
-            cc.cwnd = min(cc.cwnd, cc.ssthresh)
-        self.recovery = None
-        self.dupacks = 0
-        self._cc_event("recovered")
-
-    # ------------------------------------------------------------------ state
-    def _set_state(self, new: State, cause: str, seg: TcpSegment | None = None) -> None:
-        old = self.state
-        if old is new:
-            return
-        self.state = new
-        self._events.append(StateChanged(old, new, cause, seg))
-        if new is State.TIME_WAIT:
-            # RFC 9293 §3.10.7.4: "Start the time-wait timer, turn off the other timers."
-            self.timers = {Timer.TIME_WAIT: self._now + 2 * self.config.msl}
-            self._delack_pending = False
-
-    def _to_closed(self, cause: str, seg: TcpSegment | None = None) -> None:
-        self._set_state(State.CLOSED, cause, seg)
-        self.timers.clear()
-        self._delack_pending = False
-        self._ack_now = False
-        self._events.append(Closed())
-
-    def _handshake_completed(self) -> None:
-        self._events.append(Connected())
-        self._last_recv = self._now
-        if self.config.keepalive:
-            self.timers[Timer.KEEPALIVE] = self._now + self.config.keepalive_idle
-        if self.total_retransmits and self.state.synchronized:
-            # RFC 5681 §3.1: "If the SYN or SYN/ACK is lost, the initial window
-            # used by a sender after a correctly transmitted SYN MUST be one
-            # segment consisting of at most SMSS bytes."
-            self.cc.cwnd = self.smss
-        if self.rtt.srtt is None and self.total_retransmits:
-            # RFC 6298 (5.7): "If the timer expires awaiting the ACK of a SYN segment
-            # and the TCP implementation is using an RTO less than 3 seconds, the
-            # RTO MUST be re-initialized to 3 seconds when data transmission begins
-            # (i.e., after the three-way handshake completes)." (Linux does too.)
-            self.rtt.rto = min(max(self.rtt.rto, 3.0), self.rtt.rto_max)
-
-    def _our_fin_acked(self) -> bool:
-        return self.fin_queued and self.snd_una == (self.fin_seq + 1) & MASK
-
-    def _fin_received(self) -> bool:
-        fin = self.fin_seq_received  # (a FIN held ahead of a hole is not received yet)
-        return self.state in (State.CLOSE_WAIT, State.LAST_ACK, State.CLOSING,
-                              State.TIME_WAIT) or (
-            self.state is State.CLOSED and fin is not None and (fin + 1) & MASK == self.rcv_nxt)
-
-    # ------------------------------------------------------------------ arrivals
-    def receive(self, seg: TcpSegment, now: float) -> None:
-        """Process one arriving segment (RFC 9293 §3.10.7)."""
-        self._now = now
-        self._last_recv = now  # keepalive: anything heard from the peer counts
-        self._ka_probes = 0
-        st = self.state
-        if self._ack_now and self.rcv_nxt != self._last_ack_sent and st.synchronized:
-            self._flush_owed_ack()  # an ACK owed for data that arrived before
-        if st is _ESTABLISHED and self._predicted(seg, now):
-            return
-        if st is State.CLOSED or st is State.LISTEN:
-            return  # the host answers for closed ports (see reset_for)
-        opts = seg.options
-        if opts and opts[-1].__class__ is MalformedOption and st is not State.TIME_WAIT \
-                and dropped_unread(seg, self.config.auth_option_walk):
-            return  # as Linux >= 6.7 drops it before any socket sees it (TIME-WAIT's does)
-        if st is State.SYN_SENT:
-            self._receive_syn_sent(seg, now)
-            return
-        self._receive_synchronized(seg, now)
-
-    def _predicted(self, seg: TcpSegment, now: float) -> bool:
-        """Header prediction (Van Jacobson; BSD's and Linux's fast path): in
-        ESTABLISHED, a segment with only ACK (and PSH) set, exactly at RCV.NXT,
-        fitting the window, acknowledging nothing beyond SND.MAX, with no hole
-        to fill, no SACK blocks and no loss being recovered, passing PAWS, goes
-        through §3.10.7.4 with every other branch provably idle. This does
-        exactly what _receive_synchronized would, with less work."""
-        if seg.flags & _FLAGS_BUT_PSH != ACK or seg.seq != self.rcv_nxt or self.ooo._ranges \
-                or self.read_closed or self.fin_seq_received is not None \
-                or self.recovery or self.scoreboard.ranges or self._tlp_high is not None:
-            return False
-        ts = None
-        opts = seg.options
-        if opts:
-            ts = opts[-1]
-            if ts.__class__ is not TimestampOption or len(opts) != 3:  # not NOP, NOP, TSopt
-                ts = None
-                for o in opts:
-                    cls = o.__class__
-                    if cls is TimestampOption:
-                        if ts is not None:
-                            return False  # two: the general path reads the first
-                        ts = o
-                    elif cls is SackOption or cls is MalformedOption:
-                        return False
-            # PAWS (RFC 7323 §5.3 R1): an old TSval takes the general path.
-            if ts is not None and (not self.ts_ok or (
-                    self._ts_recent_valid and (ts.tsval - self.ts_recent) & MASK >= 0x80000000)):
-                return False
-        ack = seg.ack
-        una = self.snd_una
-        d_ack = (ack - una) & MASK
-        if d_ack > ((self.snd_max - una) & MASK):
-            return False  # SEG.ACK outside SND.UNA..SND.MAX: the general path decides
-        payload = seg.payload
-        n = len(payload)
-        if n and not n <= ((self.rcv_adv - seg.seq) & MASK) < 0x80000000:
-            return False  # needs trimming (or a zero window): the general path
-        if ts is not None and self.rcv_nxt == self._last_ack_sent:
-            # RFC 7323 §4.3 (R3): "SEG.TSval >= TS.Recent and SEG.SEQ <=
-            # Last.ACK.sent": TS.Recent follows the first segment not yet ACKed.
-            self.ts_recent = ts.tsval
-            self._ts_recent_stamp = now
-        # Fifth, the ACK field (same order and helpers as _process_ack).
-        if d_ack:
-            self._ack_advances(ack, now, ts.tsecr if ts is not None else 0)
-        elif self.snd_max != una:
-            self._maybe_duplicate_ack(seg)
-        seq = seg.seq
-        wl1 = self.snd_wl1
-        # SND.WL1 < SEG.SEQ or (SND.WL1 = SEG.SEQ and SND.WL2 =< SEG.ACK), inlined
-        if (0 < ((seq - wl1) & MASK) < 0x80000000
-                or (wl1 == seq and ((ack - self.snd_wl2) & MASK) < 0x80000000)):
-            if (seg.window << self.snd_wscale) != self.snd_wnd:
-                self._update_window(seg, scaled=True)
-            self.snd_wl1 = seq
-            self.snd_wl2 = ack
-        # Seventh, the text: in order, no hole, within the window.
-        if n:
-            # _deliver, inlined (no FIN is pending here)
-            self._rcv_chunks.append(payload)
-            self._rcv_held += n
-            self.rcv_nxt = (seq + n) & MASK
-            events = self._events
-            if events and events[-1].__class__ is DataReceived:
-                events[-1].length += n
-            else:
-                events.append(DataReceived(n))
-            self._ack_data(n, now)
-        return True
-
-    def _ack_data(self, n: int, now: float) -> None:
-        """In-order data arrived (no hole involved): ACK it now or later.
-
-        RFC 1122 §4.2.3.2: "A TCP SHOULD implement a delayed ACK, but an ACK
-        should not be excessively delayed; in particular, the delay MUST be less
-        than 0.5 seconds, and in a stream of full-sized segments there SHOULD be
-        an ACK for at least every second segment." RFC 5681 §4.2 repeats it.
-        Like Linux, the first segments of a transfer (and after a pause longer
-        than the RTO) are ACKed at once ("quick ACK"), so that slow start is not
-        held back by the delayed-ACK timer."""
-        rcv_mss = self._rcv_mss
-        if n > rcv_mss:
-            self._rcv_mss = rcv_mss = n if n < self.config.mss else self.config.mss
-        delay = self._delack_time
-        if not delay:
-            self._ack_now = True
-            return
-        last = self._last_data_recv
-        self._last_data_recv = now
-        if last is None or now - last > self.rtt.rto:
-            self._quickack = self.config.quickack_segments
-        if self._quickack > 0:
-            self._quickack -= 1
-            self._ack_now = True
-        elif ((self.rcv_nxt - self._last_ack_sent) & MASK > rcv_mss
-              and 2 * self._rcv_held <= self.config.rcv_buf):
-            # A second full-sized segment: ACK both, as long as the buffer is
-            # no more than half full. Linux's __tcp_ack_snd_check sends this
-            # ACK only if "right edge of window advances far enough (tcp_recvmsg()
-            # will send ACK otherwise)"; its window is held below the free space
-            # (rcv_ssthresh) until the buffer is half full (__tcp_select_window),
-            # ours is all the free space, so half full is where the two agree. A
-            # reader that lags past that gets its ACK when it reads (read()) or
-            # from the delayed-ACK timer.
-            self._ack_now = True
-        elif not self._delack_pending:
-            self._delack_pending = True
-            self.timers[Timer.DELAYED_ACK] = now + delay
-
-    def _flush_owed_ack(self) -> None:
-        """An ACK owed for what arrived before goes out before the next segment is
-        processed, not at the next segments_to_send(): an adapter that hands us
-        a burst of segments before asking for output (the in-memory network, a
-        host draining its socket) still gets an ACK for every second full-sized
-        segment, as RFC 5681 §4.2 asks and as Linux does per received skb. One
-        stretch ACK for a whole burst would, if lost, leave the sender nothing
-        but its RTO."""
-        self._ack_now = False
-        self._control.append(self._segment(self.snd_max, ACK))
-
-    def _take_syn_options(self, syn: TcpSegment, now: float) -> None:
-        cfg = self.config
-        # RFC 9293 §3.7.1 / RFC 6691: send no segment larger than the peer's MSS
-        # (536 when it sent none), nor larger than our own.
-        peer_mss = syn.mss
-        self.snd_mss = max(min(peer_mss if peer_mss else cfg.default_peer_mss, cfg.mss), 64)
-        # RFC 7323 §2.2: scaling is on only when both SYNs carry the option.
-        ws = syn.wscale
-        if ws is not None and self._wscale_offered:
-            # "If a Window Scale option is received with a shift.cnt value larger
-            # than 14, the TCP SHOULD log the error but MUST use 14 instead".
-            self.snd_wscale = min(ws, MAX_WSCALE)
-            self.rcv_wscale = min(cfg.window_scale or 0, MAX_WSCALE)
-        else:
-            self._wscale_offered = False
-            self.snd_wscale = self.rcv_wscale = 0
-        # RFC 7323 §3.2: timestamps are on when both SYNs carry TSopt; "A TCP MAY
-        # send the TSopt in a <SYN,ACK> segment only if it received a TSopt in
-        # the initial <SYN> segment". TS.Recent starts at the peer's TSval.
-        ts = syn.timestamp
-        if ts is not None and self._ts_offered:
-            self.ts_ok = True
-            self.ts_recent = ts.tsval
-            self._ts_recent_valid = True
-            self._ts_recent_stamp = now
-        else:
-            self._ts_offered = self.ts_ok = False
-        # RFC 2018 §2: "SACK-permitted ... may be sent in a SYN by a TCP that has
-        # been extended to receive (and presumably process) the SACK option once
-        # the connection has opened"; both SYNs carry it, or SACK is off.
-        if syn.sack_permitted and self._sack_offered:
-            self.sack_ok = True
-        else:
-            self._sack_offered = self.sack_ok = False
-        # RFC 6691: "the sender MUST reduce the TCP data length to account for any
-        # IP or TCP options that it is including in the packets that it sends."
-        self.smss = max(self.snd_mss - (TS_OPTION_LEN if self.ts_ok else 0), 64)
-        self.cc.set_mss(self.smss)
-
-    def _receive_syn_sent(self, seg: TcpSegment, now: float) -> None:
-        """RFC 9293 §3.10.7.3, SYN-SENT STATE."""
-        flags = seg.flags
-        ack_ok = False
-        if flags & ACK:
-            # "If SEG.ACK =< ISS or SEG.ACK > SND.NXT, send a reset (unless the RST
-            # bit is set, if so drop the segment and return) <SEQ=SEG.ACK><CTL=RST>"
-            if seq_le(seg.ack, self.iss) or seq_gt(seg.ack, self.snd_max):
-                if not flags & RST:
-                    self._control.append(TcpSegment(self.local_port, self.remote_port,
-                                                    seg.ack, 0, RST, 0))
-                return
-            ack_ok = True  # "If SND.UNA < SEG.ACK =< SND.NXT, then the ACK is acceptable."
-        if flags & RST:
-            # "If the ACK was acceptable, then signal to the user "error: connection
-            # reset", drop the segment, enter CLOSED state ... Otherwise (no ACK),
-            # drop the segment and return." (RFC 5961 §3.2 keeps this for SYN-SENT.)
-            if ack_ok:
-                self._events.append(ConnectionReset(refused=True))
-                self._to_closed(describe(seg), seg)
-            return
-        if not flags & SYN:
-            return  # "If neither of the SYN or RST bits is set, then drop the segment"
-        # "If the SYN bit is on ... RCV.NXT is set to SEG.SEQ+1, IRS is set to SEG.SEQ."
-        self.irs = seg.seq
-        self.rcv_nxt = self.rcv_adv = (seg.seq + 1) & MASK
-        self._take_syn_options(seg, now)
-        if ack_ok:
-            # "SND.UNA should be advanced to equal SEG.ACK ... If SND.UNA > ISS (our
-            # SYN has been ACKed), change the connection state to ESTABLISHED, form
-            # an ACK segment <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK> and send it."
-            ts = seg.timestamp if self.ts_ok else None
-            self._ack_advances(seg.ack, now, ts.tsecr if ts is not None else 0)
-            self._update_window(seg, scaled=False)
-            self.snd_wl1, self.snd_wl2 = seg.seq, seg.ack
-            self._set_state(State.ESTABLISHED, describe(seg), seg)
-            self._handshake_completed()
-            self._ack_now = True
-            if seg.payload or flags & FIN:
-                # "Data or controls that were queued for transmission may be
-                # included. If there are other controls or text in the segment,
-                # then continue processing at the sixth step".
-                # RCV.WND is what our SYN offered (unscaled, RFC 7323 §2.2): the
-                # text is trimmed to it, not to an empty window.
-                self.rcv_adv = (self.rcv_nxt + min(self._free_space(), 0xFFFF)) & MASK
-                self._process_text_and_fin(seg, now)
-        else:
-            # Simultaneous open: "Otherwise, enter SYN-RECEIVED, form a SYN,ACK
-            # segment <SEQ=ISS><ACK=RCV.NXT><CTL=SYN,ACK> and send it."
-            self.snd_wnd = seg.window
-            self.max_snd_wnd = max(self.max_snd_wnd, self.snd_wnd)
-            self.snd_wl1 = seg.seq
-            self.snd_nxt = self.iss  # the SYN goes out again, now with ACK
-            self.timers.pop(Timer.RETRANSMIT, None)
-            self._set_state(State.SYN_RECEIVED, describe(seg), seg)
-            self._queue_syn_text(seg)
-
-    def _receive_synchronized(self, seg: TcpSegment, now: float) -> None:
-        flags = seg.flags
-        st = self.state
-        arrived = seg  # as it came: for StateChanged, even when its SYN is stripped below
-        # SYN-RECEIVED and a retransmitted SYN: our SYN-ACK was lost; send it again.
-        # (Not with RST: RST+SYN+ACK at IRS lies outside the window once its SYN would be
-        # stripped, and RFC 5961 §3.2 drops such a RST silently; stripping it made the
-        # RST land on RCV.NXT and reset the connection.)
-        if flags & SYN and seg.seq == self.irs and self._awaiting_syn_ack() \
-                and not flags & RST:
-            if not flags & ACK:
-                self.snd_nxt = self.iss
-                return
-            # Simultaneous open: the peer's SYN-ACK repeats its SYN, which we hold.
-            # "If a segment's contents straddle the boundary between old and new,
-            # only the new parts are processed": strip the SYN and go on.
-            seg = TcpSegment(seg.src_port, seg.dst_port, (seg.seq + 1) & MASK, seg.ack,
-                             flags & ~SYN, seg.window, seg.payload, seg.options)
-            flags = seg.flags
-        ts = None
-        if self.ts_ok:
-            ts = seg.timestamp
-            # RFC 7323 §5.3, PAWS: "R1) If there is a Timestamps option in the
-            # arriving segment, SEG.TSval < TS.Recent, TS.Recent is valid (see
-            # later discussion), and the RST bit is not set, then treat the
-            # arriving segment as not acceptable: Send an acknowledgment in reply
-            # as specified in RFC 793 page 69 and drop the segment."
-            if (ts is not None and not flags & RST and self._ts_recent_valid
-                    and (ts.tsval - self.ts_recent) & MASK >= 0x80000000):
-                if now - self._ts_recent_stamp > PAWS_IDLE:
-                    # §5.5: after 24 days of idleness TS.Recent is invalid.
-                    self._ts_recent_valid = False
-                else:
-                    self._ack_now = True
-                    return
-            # (A segment without TSopt is processed, as Linux does; RFC 7323
-            # §3.2 says it "SHOULD" be dropped.)
-        # ---- first, check sequence number (RFC 9293 §3.10.7.4) ----
-        acceptable = self._acceptable(seg)
-        last_ack = self._last_ack_sent
-        if (ts is not None and not flags & RST and (acceptable or not flags & SYN)
-                and seq_le(seg.seq, last_ack)
-                and seq_ge((seg.seq + seg.seg_len) & MASK, last_ack)):
-            # RFC 7323 §4.3: "(2) If: SEG.TSval >= TS.Recent and SEG.SEQ <=
-            # Last.ACK.sent then SEG.TSval is copied to TS.Recent; otherwise, it
-            # is ignored." (PAWS above has checked the first condition.) Linux
-            # checks sequence numbers from RCV.WUP (Last.ACK.sent), not RCV.NXT
-            # (tcp_sequence), so the rule holds for any segment reaching
-            # Last.ACK.sent (every acceptable one that starts at or below it), a
-            # retransmission of what our lost ACK covered too: the ACK we send
-            # back echoes it, and the sender's RTT sample is one round trip, not
-            # the time since the original went out.
-            self.ts_recent = ts.tsval
-            self._ts_recent_stamp = now
-            self._ts_recent_valid = True
-        if not acceptable:
-            # "If an incoming segment is not acceptable, an acknowledgment should be
-            # sent in reply (unless the RST bit is set, if so drop the segment and
-            # return)". Zero-window probes land here and get our window back. An ACK
-            # at RCV.NXT is still processed ("special allowance should be made to
-            # accept valid ACKs").
-            if flags & RST:
-                return
-            if flags & SYN:
-                self._challenge_ack(now)
-                return
-            self._ack_now = True
-            if seg.payload and seq_le((seg.seq + len(seg.payload)) & MASK, self.rcv_nxt):
-                # A duplicate: our ACK was lost or late. Like Linux, ACK the next
-                # segments at once (tcp_enter_quickack_mode); RFC 2883: report
-                # the duplicate in a D-SACK block.
-                self._quickack = self.config.quickack_segments
-                if self.sack_ok:
-                    self._dsack = (seg.seq, (seg.seq + len(seg.payload)) & MASK)
-            if (st is State.TIME_WAIT and flags & FIN
-                    and (seg.seq + seg.seg_len) & MASK == self.rcv_nxt):
-                # A retransmitted FIN (it lies just below RCV.NXT, so it fails the
-                # test above): "TIME-WAIT STATE: The only thing that can arrive in
-                # this state is a retransmission of the remote FIN. Acknowledge it,
-                # and restart the 2 MSL timeout." (eighth step)
-                self.timers[Timer.TIME_WAIT] = now + 2 * self.config.msl
-                return
-            if flags & ACK and seg.seq == self.rcv_nxt and st.synchronized:
-                self._process_ack(seg, now, None, ts)
-            return
-        # ---- second, check the RST bit (RFC 5961 §3.2) ----
-        if flags & RST:
-            # "1) If the RST bit is set and the sequence number is outside the current
-            # receive window, silently drop the segment. 2) If the RST bit is set and
-            # the sequence number exactly matches the next expected sequence number
-            # (RCV.NXT), then TCP MUST reset the connection. 3) ... otherwise send a
-            # challenge ACK"
-            if seg.seq != self.rcv_nxt:
-                self._challenge_ack(now)
-                return
-            if st is State.SYN_RECEIVED and self.passive:
-                # "If this connection was initiated with a passive OPEN ... return this
-                # connection to the LISTEN state": the listener forgets it.
-                self._to_closed(describe(seg), seg)
-                return
-            if st in (State.SYN_RECEIVED, State.ESTABLISHED, State.FIN_WAIT_1,
-                      State.FIN_WAIT_2, State.CLOSE_WAIT):
-                self._events.append(ConnectionReset(refused=st is State.SYN_RECEIVED))
-            # "CLOSING, LAST-ACK, TIME-WAIT: If the RST bit is set, then enter the
-            # CLOSED state, delete the TCB, and return."
-            self._to_closed(describe(seg), seg)
-            return
-        # ---- fourth, check the SYN bit (RFC 5961 §4.2) ----
-        if flags & SYN:
-            # "If the SYN bit is set, irrespective of the sequence number, TCP MUST
-            # send an ACK (also referred to as challenge ACK) to the remote peer"
-            self._challenge_ack(now)
-            return
-        # ---- fifth, check the ACK field ----
-        if not flags & ACK:
-            return  # "if the ACK bit is off, drop the segment and return"
-        if not self._process_ack(seg, now, arrived, ts):
-            return
-        # ---- sixth (URG) is not acted on; seventh, text; eighth, FIN ----
-        self._process_text_and_fin(seg, now)
-
-    def _acceptable(self, seg: TcpSegment) -> bool:
-        """The four cases of RFC 9293 §3.10.7.4:
-
-        Segment Length  Receive Window  Test
-        0               0               SEG.SEQ = RCV.NXT
-        0               >0              RCV.NXT =< SEG.SEQ < RCV.NXT+RCV.WND
-        >0              0               not acceptable
-        >0              >0              RCV.NXT =< SEG.SEQ < RCV.NXT+RCV.WND
-                                     or RCV.NXT =< SEG.SEQ+SEG.LEN-1 < RCV.NXT+RCV.WND
-        """
-        seg_len = seg.seg_len
-        wnd = self.rcv_wnd()
-        if seg_len == 0:
-            if wnd == 0:
-                return seg.seq == self.rcv_nxt
-            return seq_in_window(seg.seq, self.rcv_nxt, wnd)
-        if wnd == 0:
-            return False
-        return (seq_in_window(seg.seq, self.rcv_nxt, wnd)
-                or seq_in_window((seg.seq + seg_len - 1) & MASK, self.rcv_nxt, wnd))
-
-    def _challenge_ack(self, now: float) -> None:
-        """RFC 5961 §7: at most challenge_ack_limit challenge ACKs per second."""
-        second, count = self._challenge_acks
-        if int(now) != second:
-            second, count = int(now), 0
-        if count < self.config.challenge_ack_limit:
-            self._ack_now = True
-            count += 1
-        self._challenge_acks = (second, count)
-
-    def _process_ack(self, seg: TcpSegment, now: float, arrived: TcpSegment | None = None,
-                     ts: TimestampOption | None = None) -> bool:
-        """Fifth step of RFC 9293 §3.10.7.4. Returns False when the segment is dropped.
-        ``arrived`` is the segment as received, when ``seg`` had its SYN stripped;
-        ``ts`` its timestamps, when they are on."""
-        st = self.state
-        ack = seg.ack
-        tsecr = ts.tsecr if ts is not None else 0
-        if self._awaiting_syn_ack():
-            # "If SND.UNA < SEG.ACK =< SND.NXT, then enter ESTABLISHED state and
-            # continue processing ... If the segment acknowledgment is not
-            # acceptable, form a reset segment <SEQ=SEG.ACK><CTL=RST> and send it."
-            arrived = arrived or seg
-            if seq_lt(self.snd_una, ack) and seq_le(ack, self.snd_max):
-                self._ack_advances(ack, now, tsecr)
-                # RFC 7323 §2.2: "The window field in a segment where the SYN bit is
-                # set (i.e., a <SYN> or <SYN,ACK>) MUST NOT be scaled." (A SYN,ACK
-                # completes a simultaneous open.)
-                self._update_window(seg, scaled=not arrived.flags & SYN)
-                self.snd_wl1, self.snd_wl2 = seg.seq, ack
-                if st is State.SYN_RECEIVED:
-                    self._set_state(State.ESTABLISHED, describe(arrived), arrived)
-                    self._handshake_completed()
-                    if self.fin_queued:
-                        self._set_state(State.FIN_WAIT_1, "shutdown() (queued)")
-                else:  # FIN-WAIT-1, closed in SYN-RECEIVED: the FIN may be acked too
-                    self._handshake_completed()
-                    if self._our_fin_acked() and not (arrived.flags & FIN
-                                                      and seg.seq == self.rcv_nxt):
-                        self._set_state(State.FIN_WAIT_2, describe(arrived), arrived)
-                ready = self.ooo.pop_ready(self.rcv_nxt)  # data that came with the SYN
-                if ready:
-                    self._deliver(ready)
-                    # Seventh step: "Send an acknowledgment of the form
-                    # <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>" for the data now taken.
-                    self._ack_now = True
-                return True
-            self._control.append(TcpSegment(self.local_port, self.remote_port, ack, 0, RST, 0))
-            return False
-        # RFC 5961 §5.2: "The ACK value is considered acceptable only if it is in the
-        # range of ((SND.UNA - MAX.SND.WND) =< SEG.ACK =< SND.NXT). All incoming
-        # segments whose ACK value doesn't satisfy the above condition MUST be
-        # discarded and an ACK sent back."
-        if seq_gt(ack, self.snd_max):
-            # "If the ACK acks something not yet sent (SEG.ACK > SND.NXT) then send
-            # an ACK, drop the segment, and return."
-            self._ack_now = True
-            return False
-        if seq_lt(ack, (self.snd_una - self.max_snd_wnd) & MASK):
-            self._challenge_ack(now)
-            return False
-        blocks: tuple = ()
-        if self.sack_ok:
-            for o in seg.options:
-                if o.__class__ is SackOption:
-                    blocks = o.blocks
-        # RFC 6675 §5: "Upon the receipt of any ACK containing SACK information,
-        # the scoreboard MUST be updated via the Update () routine."
-        newly_sacked = self.scoreboard.update(blocks, self.snd_max) if blocks else 0
-        if self._tlp_high is not None:
-            self._tlp_ack(ack, blocks)
-        if seq_lt(self.snd_una, ack):
-            self._ack_advances(ack, now, tsecr)
-        elif ack == self.snd_una and not blocks:
-            self._maybe_duplicate_ack(seg)
-        if newly_sacked and self.recovery is SACK:
-            self._detect_lost_retransmissions()
-        if newly_sacked and self.snd_max != self.snd_una:
-            # RFC 6675 §2: "a segment that arrives carrying a SACK block that
-            # identifies previously unacknowledged and un-SACKed octets between
-            # HighACK and HighData" is a duplicate acknowledgment, "even if it
-            # carries new data, changes the advertised window, or moves the
-            # cumulative acknowledgment point".
-            self._duplicate_ack()
-        # "If SND.UNA =< SEG.ACK =< SND.NXT, the send window should be updated. If
-        # (SND.WL1 < SEG.SEQ or (SND.WL1 = SEG.SEQ and SND.WL2 =< SEG.ACK)), set
-        # SND.WND <- SEG.WND, set SND.WL1 <- SEG.SEQ, and set SND.WL2 <- SEG.ACK."
-        if seq_lt(self.snd_wl1, seg.seq) or (self.snd_wl1 == seg.seq
-                                              and seq_le(self.snd_wl2, ack)):
-            self._update_window(seg, scaled=True)
-            self.snd_wl1, self.snd_wl2 = seg.seq, ack
-        fin_acked = self._our_fin_acked()
-        if st is State.FIN_WAIT_1 and fin_acked and not (
-                seg.flags & FIN and seg.seq == self.rcv_nxt):
-            # "In addition to the processing for the ESTABLISHED state, if the FIN
-            # segment is now acknowledged, then enter FIN-WAIT-2 and continue".
-            # (A FIN in this same segment takes us straight to TIME-WAIT instead.)
-            self._set_state(State.FIN_WAIT_2, describe(seg), seg)
-        elif st is State.CLOSING and fin_acked:
-            # "if the ACK acknowledges our FIN, then enter the TIME-WAIT state".
-            self._set_state(State.TIME_WAIT, describe(seg), seg)
-            return False
-        elif st is State.LAST_ACK and fin_acked:
-            # "The only thing that can arrive in this state is an acknowledgment of
-            # our FIN. If our FIN is now acknowledged, delete the TCB, enter the
-            # CLOSED state, and return."
-            self._to_closed(describe(seg), seg)
-            return False
-        elif st is State.TIME_WAIT:
-            # "The only thing that can arrive in this state is a retransmission of
-            # the remote FIN. Acknowledge it, and restart the 2 MSL timeout."
-            if seg.flags & FIN:
-                self._ack_now = True
-                self.timers[Timer.TIME_WAIT] = now + 2 * self.config.msl
-            return False
-        return True
-
-    def _update_window(self, seg: TcpSegment, scaled: bool) -> None:
-        was_zero = self.snd_wnd == 0
-        self.snd_wnd = seg.window << self.snd_wscale if scaled else seg.window
-        if self.snd_wnd > self.max_snd_wnd:
-            self.max_snd_wnd = self.snd_wnd
-        if self.snd_wnd and was_zero:
-            self.timers.pop(Timer.PERSIST, None)
-            self._persist_backoff = 0
-
-    def _ack_advances(self, ack: int, now: float, tsecr: int = 0) -> None:
-        """SND.UNA < SEG.ACK =< SND.MAX: drop acknowledged data, RTT, timers, cwnd."""
-        acked = seq_diff(ack, self.snd_una)
-        # Drop acknowledged bytes from the send buffer (not the SYN or FIN).
-        head = self._sndq_head
-        data_acked = min(max(seq_diff(ack, self.snd_buf_seq), 0), len(self._sndq) - head)
-        if data_acked:
-            head += data_acked
-            if head >= 65536 and 2 * head >= len(self._sndq):
-                self._sndq = self._sndq[head:]  # drop the acknowledged half at once
-                head = 0
-            self._sndq_head = head
-            self.snd_buf_seq = (self.snd_buf_seq + data_acked) & MASK
-        self.snd_una = ack
-        if seq_lt(self.snd_nxt, ack):
-            self.snd_nxt = ack
-        sb = self.scoreboard
-        if sb.ranges:
-            sb.advance(ack)
-        else:
-            sb.una = ack
-        if tsecr and self.ts_ok:
-            # RFC 7323 §4 (RTTM): every ACK of new data times the segment it
-            # echoes, retransmitted or not.
-            self._ts_rtt_sample(tsecr)
-            self._rtt_seq = None
-        elif self._rtt_seq is not None and seq_lt(self._rtt_seq, ack):
-            # RFC 6298 §3 via Karn: a sample only when the timed segment is covered.
-            self.rtt.sample(now - self._rtt_sent_at)
-            self._rtt_seq = None
-        self.retransmits = 0
-        self.rtt.backoff = 0
-        self._tlp_arm = True
-        # RFC 6298 §5.2/5.3: stop the timer when all is acknowledged, else restart it.
-        if self.snd_una == self.snd_max:
-            self.timers.pop(Timer.RETRANSMIT, None)
-        else:
-            self.timers[Timer.RETRANSMIT] = now + self.rtt.current()
-        if self.recovery:
-            if seq_le(self.recover, ack):
-                # RFC 6675 (A) / RFC 6582 §3.2 step 3: a cumulative ACK of the
-                # recovery point ends loss recovery.
-                self._exit_recovery()
-            elif self.recovery is NEWRENO:
-                # RFC 6582 §3.2 step 3, partial acknowledgment: "retransmit the
-                # first unacknowledged segment ... deflate the congestion window
-                # by the amount of new data acknowledged by the Cumulative
-                # Acknowledgment field. If the partial ACK acknowledges at least
-                # one SMSS of new data, then add back SMSS bytes".
-                cc = self.cc
-                cc.cwnd = max(cc.cwnd - acked, self.smss)
-                if acked >= self.smss:
-                    cc.cwnd += self.smss
-                self._fast_retransmit = True
-            # (SACK: RFC 6675 (B)-(C) happen when segments are produced.)
-        else:
-            self.dupacks = 0
-            if data_acked:
-                cc = self.cc
-                cc.on_ack(data_acked, now)
-                phase = self._phase
-                if phase != cc.phase and phase != "congestion-avoidance":
-                    # After a timeout ("loss") the first new ACK resumes slow
-                    # start; slow start ends when cwnd reaches ssthresh.
-                    self._cc_event("ssthresh reached" if phase == "slow-start"
-                                   else "new data acknowledged after the timeout")
-
-    def _maybe_duplicate_ack(self, seg: TcpSegment) -> None:
-        """RFC 5681 §2 "DUPLICATE ACKNOWLEDGMENT": outstanding data, no payload, no
-        SYN/FIN, SEG.ACK = SND.UNA, and an unchanged advertised window."""
-        if (self.snd_max == self.snd_una or seg.payload or seg.flags & (SYN | FIN)
-                or (seg.window << self.snd_wscale) != self.snd_wnd):
-            return
-        self._duplicate_ack()
-
-    def _duplicate_ack(self) -> None:
-        """A duplicate ACK (RFC 5681 §2, or RFC 6675 §2 with SACK): count it, and
-        start fast retransmit when it says a segment is lost."""
-        self.dupacks += 1
-        rec = self.recovery
-        if rec is NEWRENO:
-            # RFC 5681 §3.2 step 4: "For each additional duplicate ACK received
-            # (after the third), cwnd MUST be incremented by SMSS" (inflation).
-            self.cc.cwnd += self.smss
-            return
-        if rec is not None:
-            return  # SACK recovery: pipe, not cwnd, follows the departures
-        sb = self.scoreboard
-        if self.sack_ok and sb.ranges:
-            # RFC 6675 §5: "(1) If DupAcks >= DupThresh, go to step (4)... (2) If
-            # DupAcks < DupThresh but IsLost (HighACK + 1) returns true ... go to
-            # step (4)"; after a timeout, "a new recovery phase ... MUST NOT be
-            # initiated until HighACK is greater than or equal to" RecoveryPoint.
-            if ((self.dupacks >= self.config.dupack_threshold or sb.is_lost(0, self.smss))
-                    and seq_ge(self.snd_una, self.recover)):
-                self._enter_recovery(SACK, "SACK: segment lost")
-        elif (self.dupacks == self.config.dupack_threshold
-              and seq_ge(self.snd_una, self.recover)):
-            # RFC 5681 §3.2 step 2 (fast retransmit) only if the ACK covers more
-            # than "recover" (RFC 6582 §3.2 step 2, §4). RFC 6582's recover is
-            # "the highest sequence number transmitted", SND.MAX - 1; ours holds
-            # SND.MAX, so "covers more than" is >=.
-            self._enter_recovery(NEWRENO, f"{self.dupacks} duplicate ACKs")
-
-    def _process_text_and_fin(self, seg: TcpSegment, now: float) -> None:
-        st = self.state
-        payload = seg.payload
-        # RFC 9293 §3.4: "the SYN is considered to occur before the first actual
-        # data octet of the segment in which it occurs": a SYN,ACK's text (and
-        # FIN) start at SEG.SEQ+1.
-        first = seq = (seg.seq + 1) & MASK if seg.flags & SYN else seg.seq
-        if payload and st in RECEIVING_STATES:
-            # Trim what lies before RCV.NXT and beyond the window.
-            off = seq_diff(self.rcv_nxt, seq)
-            if off > 0:
-                if self.sack_ok:
-                    self._dsack = (seq, self.rcv_nxt)  # RFC 2883 §4.1.2: partly duplicate
-                payload = payload[off:]
-                seq = self.rcv_nxt
-            room = seq_diff((self.rcv_nxt + self.rcv_wnd()) & MASK, seq)
-            if len(payload) > room:
-                payload = payload[:max(room, 0)]
-            if payload and self.read_closed:
-                # Data for a closed reader: Linux answers with RST (tcp_rcv_state_process).
-                self.abort()
-                return
-            if payload:
-                had_hole = len(self.ooo) > 0
-                in_order = seq == self.rcv_nxt
-                if in_order:
-                    # "Once in the ESTABLISHED state, it is possible to deliver segment
-                    # data to user RECEIVE buffers ... RCV.NXT is advanced".
-                    self._deliver(payload + self.ooo.pop_ready((seq + len(payload)) & MASK))
-                else:
-                    self.ooo.insert(seq, payload, self.rcv_nxt)
-                    self._sack_blocks.arrived(seq)  # RFC 2018 §4: its block goes first
-                # "Send an acknowledgment of the form <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>".
-                # RFC 5681 §4.2: "A TCP receiver SHOULD send an immediate duplicate ACK
-                # when an out-of-order segment arrives" and "an immediate ACK when the
-                # incoming segment fills in all or part of a gap": one ACK per such
-                # segment, so the sender can count duplicates.
-                if had_hole or not in_order:
-                    self._control.append(self._segment(self.snd_max, ACK))
-                else:
-                    self._ack_data(len(payload), now)
-        if not seg.flags & FIN or st not in RECEIVING_STATES:
-            return
-        fin_seq = (first + len(seg.payload)) & MASK
-        if fin_seq != self.rcv_nxt:
-            if seq_gt(fin_seq, self.rcv_nxt):
-                self.fin_seq_received = fin_seq  # wait for the hole before it
-            return
-        self._fin_arrived(seg, now)
-
-    def _deliver(self, data: bytes) -> None:
-        self._rcv_chunks.append(data)
-        self._rcv_held += len(data)
-        n = len(data)
-        self.rcv_nxt = (self.rcv_nxt + n) & MASK
-        events = self._events
-        if events and events[-1].__class__ is DataReceived:
-            events[-1].length += n  # one event for a run of arrivals not yet drained
-        else:
-            events.append(DataReceived(n))
-        fin = self.fin_seq_received
-        if fin is not None:
-            if fin == self.rcv_nxt:
-                self._fin_arrived(None, self._now)
-            elif seq_lt(fin, self.rcv_nxt):
-                # Data ran past a FIN held ahead of a hole: that was not the end of
-                # the stream (Linux drops such a FIN from its out-of-order queue).
-                self.fin_seq_received = None
-
-    def _fin_arrived(self, seg: TcpSegment | None, now: float) -> None:
-        """Eighth, check the FIN bit: "advance RCV.NXT over the FIN, and send an
-        acknowledgment for the FIN"."""
-        self.fin_seq_received = self.rcv_nxt
-        self.rcv_nxt = (self.rcv_nxt + 1) & MASK
-        self._ack_now = True
-        self._events.append(PeerClosed())
-        cause = describe(seg) if seg else "recv FIN (reassembled)"
-        st = self.state
-        if st in (State.SYN_RECEIVED, State.ESTABLISHED):
-            self._set_state(State.CLOSE_WAIT, cause, seg)  # "Enter the CLOSE-WAIT state."
-        elif st is State.FIN_WAIT_1:
-            # "If our FIN has been ACKed (perhaps in this segment), then enter
-            # TIME-WAIT, start the time-wait timer, turn off the other timers;
-            # otherwise, enter the CLOSING state."
-            if self._our_fin_acked():
-                self._set_state(State.TIME_WAIT, cause, seg)
-            else:
-                self._set_state(State.CLOSING, cause, seg)
-        elif st is State.FIN_WAIT_2:
-            self._set_state(State.TIME_WAIT, cause, seg)  # "Enter the TIME-WAIT state."
+        self.timers.arm(Timer.KEEPALIVE, now + cfg.keepalive_interval)
 
 
-def dropped_unread(seg: TcpSegment, walk: int | None = AUTH_OPTION_WALK) -> bool:
-    """Would Linux drop ``seg`` before any socket reads it, for an option of bad
-    length? Linux reads options up to such an option and keeps the segment
-    (tcp_parse_options: "silly options", "don't parse partial options"), but since 6.7
-    a kernel built with TCP-MD5 or TCP-AO first walks the options for a signature while
-    ``walk`` bytes are left (tcp_do_parse_auth_options: 18, or 5 with TCP-AO), and a bad
-    length met there drops the segment (SKB_DROP_REASON_TCP_AUTH_HDR): for a socket in
-    any state but TIME-WAIT, and for the reset a closed port would send.
-    ``walk`` None: never (see TcpConfig.auth_option_walk)."""
-    bad = seg.malformed_option
-    return bad is not None and walk is not None and len(bad.raw) >= walk
+# What each timer does when it fires.
+_TIMER_HANDLERS: dict[Timer, Callable[[Connection, float], None]] = {
+    Timer.RETRANSMIT: Connection._on_retransmit,
+    Timer.LOSS_PROBE: Connection._on_loss_probe,
+    Timer.PERSIST: Connection._on_persist,
+    Timer.DELAYED_ACK: Connection._on_delayed_ack,
+    Timer.KEEPALIVE: Connection._on_keepalive,
+    Timer.TIME_WAIT: Connection._on_time_wait,
+    Timer.FIN_WAIT_2: Connection._on_fin_wait_2,
+}
 
 
 def reset_for(seg: TcpSegment, auth_option_walk: int | None = AUTH_OPTION_WALK
@@ -1884,4 +289,4 @@ def reset_for(seg: TcpSegment, auth_option_walk: int | None = AUTH_OPTION_WALK
                       RST | ACK, 0)
 
 
-__all__ = ["Connection", "TcpUsageError", "dropped_unread", "reset_for"]
+__all__ = ["Connection", "TcpUsageError", "reset_for"]

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from ..wire.tcp import ACK, FIN, RST, SYN, TcpSegment
+from .arrivals import dropped_unread
 from .config import TcpConfig
-from .connection import Connection, dropped_unread, reset_for
+from .connection import Connection, reset_for
 from .isn import IsnGenerator
 
 

@@ -90,9 +90,6 @@ class Scoreboard:
         return (e - s) - covered
 
     # ------------------------------------------------------------------ queries
-    def sacked_bytes(self) -> int:
-        return sum(e - s for s, e in self.ranges)
-
     def high_sacked(self) -> int:
         """Offset just past the highest SACKed octet (0 when nothing is SACKed)."""
         return self.ranges[-1][1] if self.ranges else 0

@@ -1,4 +1,12 @@
-"""TCP connection states (RFC 9293 §3.3.2) and the timers of a connection."""
+"""Everything that decides which state a connection may enter (RFC 9293 §3.3.2).
+
+Like h11's ``_state.py``: the states, and the one table of legal changes. Each
+edge is keyed by the state it leaves and the kind of event that takes it (a
+segment arriving, a timer firing, a user call); ``Connection._set_state`` checks
+every change against it, and the hostile-segment tests read the same table.
+
+Layer rule: imports nothing from the rest of netemu.tcp.
+"""
 
 from __future__ import annotations
 
@@ -20,13 +28,14 @@ class State(enum.Enum):
     TIME_WAIT = "TIME-WAIT"
     CLOSED = "CLOSED"
 
+    _value_: str
     # States after the handshake has exchanged SYNs (RFC 9293 §3.5.2). A plain
     # attribute of each member, set below: a property took ~0.3 µs a look, and
     # the receive path looks on every other segment.
     synchronized: bool
 
     def __str__(self) -> str:
-        return self.value
+        return self._value_
 
 
 for _state in State:
@@ -35,25 +44,75 @@ for _state in State:
 del _state
 
 
-# States in which we may still send new data.
-SENDING_STATES = frozenset({State.ESTABLISHED, State.CLOSE_WAIT})
 # States in which the peer may still send us data (no FIN received yet).
 RECEIVING_STATES = frozenset({State.ESTABLISHED, State.FIN_WAIT_1, State.FIN_WAIT_2})
-# States in which our FIN has been queued.
-FIN_QUEUED_STATES = frozenset({State.FIN_WAIT_1, State.FIN_WAIT_2, State.CLOSING,
-                               State.LAST_ACK, State.TIME_WAIT})
 
 
-class Timer(enum.StrEnum):
-    """One deadline each; the connection reports the earliest via next_deadline().
+class Cause(enum.Enum):
+    """What kind of event changes a state."""
 
-    A StrEnum so that the timers dict, touched on every segment, hashes in C
-    (plain Enum members hash in Python)."""
+    SEGMENT = "segment"  # SEGMENT ARRIVES (RFC 9293 §3.10.7)
+    TIMER = "timer"  # USER TIMEOUT, RETRANSMISSION TIMEOUT, TIME-WAIT TIMEOUT (§3.10.8)
+    API = "api"  # OPEN, SEND, CLOSE, ABORT (§3.10.1-5)
 
-    RETRANSMIT = "retransmit"  # RFC 6298 RTO (also SYN and SYN-ACK retries)
-    LOSS_PROBE = "loss-probe"  # RFC 8985 §7 tail loss probe (with SACK)
-    PERSIST = "persist"  # zero-window probes (RFC 9293 §3.8.6.1)
-    DELAYED_ACK = "delayed-ack"  # RFC 1122 §4.2.3.2
-    KEEPALIVE = "keepalive"  # RFC 1122 §4.2.3.6
-    TIME_WAIT = "time-wait"  # 2·MSL (RFC 9293 §3.6.1)
-    FIN_WAIT_2 = "fin-wait-2"  # Linux tcp_fin_timeout for orphaned connections
+
+class TransitionError(RuntimeError):
+    """An internal error: a state change that is no edge of TRANSITIONS."""
+
+
+_S = State
+_SEG, _TIMER, _API = Cause.SEGMENT, Cause.TIMER, Cause.API
+_ANY = (_SEG, _TIMER, _API)
+
+# The edges of RFC 9293 Figure 5, as (state left, kind of cause) -> states entered.
+# CLOSED stands for "delete the TCB" too, and for a passive SYN-RECEIVED's "return
+# to LISTEN" (the listener forgets it). Edges beyond the figure: §3.10.7.3
+# (SYN-SENT: a RST with an acceptable ACK), §3.10.7.4 (a RST in any synchronized
+# state, FIN-WAIT-1's FIN with the ACK of ours to TIME-WAIT at once, SYN-RECEIVED's
+# FIN to CLOSE-WAIT, a CLOSE queued in SYN-RECEIVED done on ESTABLISHED), §3.10.4-5
+# (CLOSE and ABORT), §3.8.3 and RFC 1122 §4.2.3.5-6 (retransmissions and
+# keepalives running out), Linux's fin_timeout, and RFC 2525 §2.17 / Linux: data
+# for a closed reader is answered with RST (an abort, on a segment).
+_EDGES: tuple[tuple[State, State, tuple[Cause, ...]], ...] = (
+    (_S.CLOSED, _S.SYN_SENT, (_API,)),
+    (_S.LISTEN, _S.SYN_RECEIVED, (_SEG,)),
+    (_S.SYN_SENT, _S.SYN_RECEIVED, (_SEG,)),
+    (_S.SYN_SENT, _S.ESTABLISHED, (_SEG,)),
+    (_S.SYN_SENT, _S.CLOSED, _ANY),
+    (_S.SYN_RECEIVED, _S.ESTABLISHED, (_SEG,)),
+    (_S.SYN_RECEIVED, _S.FIN_WAIT_1, (_API,)),
+    (_S.SYN_RECEIVED, _S.CLOSE_WAIT, (_SEG,)),
+    (_S.SYN_RECEIVED, _S.CLOSED, _ANY),
+    (_S.ESTABLISHED, _S.FIN_WAIT_1, (_API, _SEG)),  # SEG: the CLOSE queued in SYN-RECEIVED
+    (_S.ESTABLISHED, _S.CLOSE_WAIT, (_SEG,)),
+    (_S.ESTABLISHED, _S.CLOSED, _ANY),
+    (_S.FIN_WAIT_1, _S.FIN_WAIT_2, (_SEG,)),
+    (_S.FIN_WAIT_1, _S.CLOSING, (_SEG,)),
+    (_S.FIN_WAIT_1, _S.TIME_WAIT, (_SEG,)),
+    (_S.FIN_WAIT_1, _S.CLOSED, _ANY),
+    (_S.FIN_WAIT_2, _S.TIME_WAIT, (_SEG,)),
+    (_S.FIN_WAIT_2, _S.CLOSED, _ANY),
+    (_S.CLOSE_WAIT, _S.LAST_ACK, (_API,)),
+    (_S.CLOSE_WAIT, _S.CLOSED, _ANY),
+    (_S.CLOSING, _S.TIME_WAIT, (_SEG,)),
+    (_S.CLOSING, _S.CLOSED, _ANY),
+    (_S.LAST_ACK, _S.CLOSED, _ANY),
+    (_S.TIME_WAIT, _S.CLOSED, _ANY),
+)
+
+
+def _table() -> dict[tuple[State, Cause], frozenset[State]]:
+    table: dict[tuple[State, Cause], set[State]] = {}
+    for old, new, causes in _EDGES:
+        for cause in causes:
+            table.setdefault((old, cause), set()).add(new)
+    return {key: frozenset(news) for key, news in table.items()}
+
+
+TRANSITIONS: dict[tuple[State, Cause], frozenset[State]] = _table()
+
+
+def check_transition(old: State, new: State, cause: Cause) -> None:
+    """Raise TransitionError unless ``old`` -> ``new`` is an edge for ``cause``."""
+    if new not in TRANSITIONS.get((old, cause), ()):
+        raise TransitionError(f"{old} -> {new} on a {cause.value}: no RFC 9293 edge")

@@ -85,19 +85,33 @@ def established_options(config: TcpConfig | None = None, *, ts: bool = True,
     return d
 
 
+def _close(d: Driver, state: State) -> Driver:
+    """close(): our FIN <SEQ=1001><ACK=RCV.NXT> goes out, and ``state`` follows."""
+    d.conn.close()
+    out = d.flush()
+    _expect(brief(out), [(FIN | ACK, ISS + 1, d.conn.rcv_nxt)])
+    _expect(d.conn.state, state)
+    d.take_events()
+    return d
+
+
+def _peer_fin(d: Driver, ack: int, state: State) -> Driver:
+    """The peer's FIN <SEQ=5001><ACK=ack> arrives: our ACK of it <SEQ=SND.MAX>
+    <ACK=5002> goes out, and ``state`` follows."""
+    out = d.receive(d.seg(FIN | ACK, PEER_ISS + 1, ack))
+    _expect(brief(out), [(ACK, d.conn.snd_max, PEER_ISS + 2)])
+    _expect(d.conn.state, state)
+    d.take_events()
+    return d
+
+
 def fin_wait_1(config: TcpConfig | None = None) -> Driver:
     """close() in ESTABLISHED: our FIN <SEQ=1001> is out, not acknowledged.
 
     The FIN-WAIT states here come from close(), not shutdown(): the reader is
     gone, so data arriving later draws a RST (as Linux), and FIN-WAIT-2 runs
     the fin_timeout timer. Build a half-close with shutdown() by hand."""
-    d = established(config)
-    d.conn.close()
-    out = d.flush()
-    _expect(brief(out), [(FIN | ACK, ISS + 1, PEER_ISS + 1)])
-    _expect(d.conn.state, State.FIN_WAIT_1)
-    d.take_events()
-    return d
+    return _close(established(config), State.FIN_WAIT_1)
 
 
 def fin_wait_2(config: TcpConfig | None = None) -> Driver:
@@ -111,45 +125,24 @@ def fin_wait_2(config: TcpConfig | None = None) -> Driver:
 
 def close_wait(config: TcpConfig | None = None) -> Driver:
     """The peer's FIN <SEQ=5001> arrived and was acknowledged: RCV.NXT = 5002."""
-    d = established(config)
-    out = d.receive(d.seg(FIN | ACK, PEER_ISS + 1, ISS + 1))
-    _expect(brief(out), [(ACK, ISS + 1, PEER_ISS + 2)])
-    _expect(d.conn.state, State.CLOSE_WAIT)
-    d.take_events()
-    return d
+    return _peer_fin(established(config), ISS + 1, State.CLOSE_WAIT)
 
 
 def last_ack(config: TcpConfig | None = None) -> Driver:
     """close() in CLOSE-WAIT: our FIN <SEQ=1001><ACK=5002> is out."""
-    d = close_wait(config)
-    d.conn.close()
-    out = d.flush()
-    _expect(brief(out), [(FIN | ACK, ISS + 1, PEER_ISS + 2)])
-    _expect(d.conn.state, State.LAST_ACK)
-    d.take_events()
-    return d
+    return _close(close_wait(config), State.LAST_ACK)
 
 
 def closing(config: TcpConfig | None = None) -> Driver:
     """Simultaneous close: in FIN-WAIT-1 the peer's FIN arrived without an ACK
     of ours."""
-    d = fin_wait_1(config)
-    out = d.receive(d.seg(FIN | ACK, PEER_ISS + 1, ISS + 1))
-    _expect(brief(out), [(ACK, ISS + 2, PEER_ISS + 2)])
-    _expect(d.conn.state, State.CLOSING)
-    d.take_events()
-    return d
+    return _peer_fin(fin_wait_1(config), ISS + 1, State.CLOSING)
 
 
 def time_wait(config: TcpConfig | None = None) -> Driver:
     """Active close completed: FIN-WAIT-2 received the peer's FIN. Without a
     config, MSL is 1 s (SHORT_MSL): TIME-WAIT ends 2 s after it began."""
-    d = fin_wait_2(config or SHORT_MSL)
-    out = d.receive(d.seg(FIN | ACK, PEER_ISS + 1, ISS + 2))
-    _expect(brief(out), [(ACK, ISS + 2, PEER_ISS + 2)])
-    _expect(d.conn.state, State.TIME_WAIT)
-    d.take_events()
-    return d
+    return _peer_fin(fin_wait_2(config or SHORT_MSL), ISS + 2, State.TIME_WAIT)
 
 
 BUILDERS: dict[State, Callable[..., Driver]] = {

@@ -25,7 +25,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..tcp.connection import dropped_unread
+from ..tcp.arrivals import dropped_unread
 from ..wire import ACK, CWR, ECE, FIN, NS, PSH, RST, SYN, URG, MalformedPacket, parse_frame
 from ..wire.tcp import TcpSegment
 from .record import (

@@ -35,7 +35,7 @@ import bisect
 import os
 from dataclasses import dataclass, field
 
-from ..tcp.connection import dropped_unread
+from ..tcp.arrivals import dropped_unread
 from ..tcp.state import State
 from ..wire import ACK, FIN, RST, SYN
 from ..wire.seq import seq_ge, seq_gt, seq_le

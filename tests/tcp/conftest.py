@@ -14,11 +14,16 @@ Every builder drains the events of the way there, so a test sees only its own.
 
 from __future__ import annotations
 
+import os
+import sys
+
 import pytest
 
 from netemu.tcp import State
 from netemu.testing import Driver, MemNetwork, established_pair
 from netemu.testing.states import SHORT_MSL, established
+
+sys.path.insert(0, os.path.dirname(__file__))  # hostile_episode, hostile_checks
 
 
 @pytest.fixture

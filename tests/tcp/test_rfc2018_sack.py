@@ -11,6 +11,7 @@ import pytest
 
 from netemu.tcp import TcpConfig
 from netemu.tcp.events import CongestionChanged
+from netemu.tcp.recovery import RecoveryMode
 from netemu.tcp.sack import Scoreboard
 from netemu.testing import MemLink, brief, established_pair
 from netemu.testing.states import ISS, PEER_ISS, established, established_options
@@ -143,7 +144,7 @@ def test_rfc6675_5_is_lost_starts_recovery_before_three_dupacks() -> None:
     # step (4)": one ACK SACKing segments 1-3 (a stretch ACK) is enough.
     d = _sender()
     out = _sack_ack(d, (1, 4))
-    assert d.conn.recovery == "sack" and d.conn.dupacks == 1
+    assert d.conn.recovery.mode is RecoveryMode.SACK and d.conn.recovery.dupacks == 1
     assert [(s.seq - ISS - 1) // 1460 for s in out] == [0]  # the first hole, at once
     ev = [e for e in d.take_events() if isinstance(e, CongestionChanged)]
     assert ev and ev[-1].phase == "fast-recovery"
@@ -158,9 +159,9 @@ def test_rfc6675_5_step_3_limited_transmit_with_sack(limited: bool) -> None:
     d = _sender(TcpConfig(congestion_control="newreno", limited_transmit=limited), 20)
     out = _sack_ack(d, (1, 2)) + _sack_ack(d, (1, 3))
     assert [(s.seq - ISS - 1) // 1460 for s in out] == ([10, 11] if limited else [])
-    assert d.conn.recovery is None
+    assert d.conn.recovery.mode is None
     out = _sack_ack(d, (1, 4))
-    assert d.conn.recovery == "sack" and (out[0].seq - ISS - 1) // 1460 == 0
+    assert d.conn.recovery.mode is RecoveryMode.SACK and (out[0].seq - ISS - 1) // 1460 == 0
 
 
 def test_rfc6675_5_retransmits_every_hole_then_ends_on_recovery_point() -> None:
@@ -172,13 +173,13 @@ def test_rfc6675_5_retransmits_every_hole_then_ends_on_recovery_point() -> None:
                    [(7, 8), (4, 6), (1, 3)], [(7, 9), (4, 6), (1, 3)],
                    [(7, 10), (4, 6), (1, 3)]):
         out += _sack_ack(d, *blocks)
-    assert d.conn.recovery == "sack"
+    assert d.conn.recovery.mode is RecoveryMode.SACK
     rtx = sorted({(s.seq - ISS - 1) // 1460 for s in out})
     assert rtx == [0, 3, 6]  # each hole once, before any timeout
     assert d.conn.total_retransmits == 3
     # The retransmissions arrive: the cumulative ACK passes RecoveryPoint.
     d.receive(d.seg(ACK, P, ISS + 1 + 10 * 1460))
-    assert d.conn.recovery is None
+    assert d.conn.recovery.mode is None
     assert d.conn.cc.cwnd == d.conn.cc.ssthresh == 5 * 1460  # NewReno: FlightSize / 2
 
 
@@ -207,7 +208,7 @@ def _three_losses(sack: bool) -> tuple[float, int, int]:
         net.advance(0.001)
         timeouts += sum(1 for e in a.events()
                         if isinstance(e, CongestionChanged) and e.phase == "loss")
-        if first_dup is None and a.dupacks:
+        if first_dup is None and a.recovery.dupacks:
             first_dup = net.now
         assert net.now - start < 2.0
     assert b.read() == bytes(20 * 1460)  # type: ignore[union-attr]
@@ -230,7 +231,7 @@ def test_rfc6675_5_1_after_a_timeout_sacked_data_is_not_sent_again() -> None:
     d = _sender(TcpConfig(congestion_control="newreno", tail_loss_probe=False))
     _sack_ack(d, (1, 2))
     _sack_ack(d, (1, 3))  # two duplicate ACKs, two segments SACKed: not yet lost
-    assert d.conn.recovery is None
+    assert d.conn.recovery.mode is None
     out = d.advance_to_deadline()  # the RTO
     assert brief(out) == [(ACK, ISS + 1, P)]  # the head, one segment (cwnd = 1 SMSS)
     out = d.receive(d.seg(ACK, P, ISS + 1 + 1460, options=(SackOption(
@@ -250,7 +251,7 @@ def test_rfc6675_lost_retransmission_is_sent_again_before_the_rto() -> None:
         out += _sack_ack(d, (1, j))
     sent = [(s.seq - ISS - 1) // 1460 for s in out]
     assert sent.count(0) == 2 and sent.index(0, 1) > sent.index(12), sent
-    assert d.conn.recovery == "sack" and d.conn.retransmits == 0  # no timeout
+    assert d.conn.recovery.mode is RecoveryMode.SACK and d.conn.retransmits == 0  # no timeout
 
 
 def test_rfc6582_newreno_without_sack_retransmits_on_partial_acks() -> None:
@@ -259,9 +260,9 @@ def test_rfc6582_newreno_without_sack_retransmits_on_partial_acks() -> None:
     d.flush()
     for _ in range(3):
         out = d.receive(d.seg(ACK, P, ISS + 1))
-    assert brief(out)[0] == (ACK, ISS + 1, P) and d.conn.recovery == "newreno"
+    assert brief(out)[0] == (ACK, ISS + 1, P) and d.conn.recovery.mode is RecoveryMode.NEWRENO
     # A partial ACK: the next hole goes at once (RFC 6582 §3.2 step 3).
     out = d.receive(d.seg(ACK, P, ISS + 1 + 3 * 1460))
-    assert out[0].seq == ISS + 1 + 3 * 1460 and d.conn.recovery == "newreno"
+    assert out[0].seq == ISS + 1 + 3 * 1460 and d.conn.recovery.mode is RecoveryMode.NEWRENO
     d.receive(d.seg(ACK, P, ISS + 1 + 10 * 1460))  # the full ACK
-    assert d.conn.recovery is None
+    assert d.conn.recovery.mode is None

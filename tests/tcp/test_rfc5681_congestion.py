@@ -94,7 +94,7 @@ def test_rfc5681_3_2_fast_retransmit_on_the_third_duplicate_ack() -> None:
     # plus 2*SMSS").
     assert [_seg_no(s) for s in _ack(d, 0)] == [10]
     assert [_seg_no(s) for s in _ack(d, 0)] == [11]
-    assert d.conn.recovery is None and d.conn.total_retransmits == 0
+    assert d.conn.recovery.mode is None and d.conn.total_retransmits == 0
     # "(2) ... ssthresh ... max (FlightSize / 2, 2*SMSS) ... (3) The lost segment
     # starting at SND.UNA MUST be retransmitted and cwnd set to ssthresh plus
     # 3*SMSS."
@@ -111,7 +111,7 @@ def test_rfc5681_3_2_fast_retransmit_on_the_third_duplicate_ack() -> None:
     # "(6) When the next ACK arrives that acknowledges previously
     # unacknowledged data, a TCP MUST set cwnd to ssthresh" (RFC 6582: full ACK).
     _ack(d, 12)
-    assert d.conn.recovery is None and d.conn.cc.cwnd <= d.conn.cc.ssthresh
+    assert d.conn.recovery.mode is None and d.conn.cc.cwnd <= d.conn.cc.ssthresh
     assert _cc_events(d)[-1][1] == "recovered"
 
 
@@ -122,7 +122,7 @@ def test_rfc3042_limited_transmit_can_be_turned_off() -> None:
     d.conn.send(bytes(20 * MSS))
     assert len(d.flush()) == 10
     assert _ack(d, 0) == [] and _ack(d, 0) == []
-    assert [_seg_no(s) for s in _ack(d, 0)][:1] == [0] and d.conn.recovery is not None
+    assert [_seg_no(s) for s in _ack(d, 0)][:1] == [0] and d.conn.recovery.mode is not None
 
 
 def test_rfc6582_3_2_fast_retransmit_when_the_ack_is_just_past_recover() -> None:
@@ -136,18 +136,18 @@ def test_rfc6582_3_2_fast_retransmit_when_the_ack_is_just_past_recover() -> None
     _ack(d, 0)
     _ack(d, 0)  # limited transmit: 10, 11
     _ack(d, 0)  # third duplicate: recovery, recover = end of segment 11
-    assert d.conn.recovery is not None
-    assert d.conn.recover == ISS + 1 + 12 * MSS
+    assert d.conn.recovery.mode is not None
+    assert d.conn.recovery.recover == ISS + 1 + 12 * MSS
     for _ in range(6):
         _ack(d, 0)  # inflation sends new segments past recover
-    assert d.conn.snd_max > d.conn.recover
+    assert d.conn.snd_max > d.conn.recovery.recover
     _ack(d, 12)  # the full ACK: recovery ends
-    assert d.conn.recovery is None
+    assert d.conn.recovery.mode is None
     rtx_before = d.conn.total_retransmits
     out = []
     for _ in range(3):
         out += _ack(d, 12)  # segment 12, sent during the recovery, was lost
-    assert d.conn.recovery is not None
+    assert d.conn.recovery.mode is not None
     assert d.conn.total_retransmits == rtx_before + 1
     assert any(_seg_no(s) == 12 for s in out)
 
@@ -159,7 +159,7 @@ def test_rfc5681_2_not_a_duplicate_when_the_window_changes_or_data_rides() -> No
     _ack(d, 0, window=60000)  # window changed: not a duplicate
     d.receive(d.seg(ACK | PSH, P, ISS + 1, b"data", window=60000))  # carries data
     d.receive(d.seg(ACK, P + 4, ISS + 1, window=60000))  # a duplicate at last
-    assert d.conn.dupacks == 1
+    assert d.conn.recovery.dupacks == 1
 
 
 def test_rfc6582_4_no_fast_retransmit_for_duplicates_from_before_a_timeout() -> None:
@@ -169,7 +169,7 @@ def test_rfc6582_4_no_fast_retransmit_for_duplicates_from_before_a_timeout() -> 
     d.advance_to_deadline()  # RTO: recover = SND.MAX
     for _ in range(4):
         _ack(d, 0)
-    assert d.conn.recovery is None
+    assert d.conn.recovery.mode is None
 
 
 def test_rfc5681_3_1_timeout_cwnd_to_one_segment() -> None:

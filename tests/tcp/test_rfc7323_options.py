@@ -113,7 +113,7 @@ def test_rfc7323_3_2_synack_echoes_the_syn_tsval() -> None:
     synack = d.flush()[0]
     assert synack.timestamp == TimestampOption(500, 12345)  # our clock: 500 ms, offset 0
     assert synack.sack_permitted and synack.wscale == 7
-    assert d.conn.ts_ok and d.conn.sack_ok and d.conn.ts_recent == 12345
+    assert d.conn.ts_ok and d.conn.sack_ok and d.conn.ts.recent == 12345
 
 
 def test_rfc7323_2_3_shift_count_above_14_is_used_as_14() -> None:
@@ -178,7 +178,7 @@ def test_rfc7323_3_2_no_tsopt_when_not_negotiated() -> None:
     # "If a TSopt is received on a connection where TSopt was not negotiated in
     # the initial three-way handshake, the TSopt MUST be ignored".
     d.receive(d.seg(ACK, PEER_ISS + 1, ISS + 11, ts=(1, 2)))
-    assert d.conn.snd_una == ISS + 11 and d.conn.ts_recent == 0
+    assert d.conn.snd_una == ISS + 11 and d.conn.ts.recent == 0
 
 
 def test_rfc7323_5_4_ts_clock_is_milliseconds_of_now_plus_an_offset() -> None:
@@ -280,7 +280,7 @@ def test_rfc7323_5_3_paws_rejects_an_old_segment_with_an_ack() -> None:
     d = established_options()
     d.advance(0.1)
     d.receive(d.seg(ACK | PSH, PEER_ISS + 1, ISS + 1, b"new"))
-    assert d.conn.ts_recent == PEER_TS + 100
+    assert d.conn.ts.recent == PEER_TS + 100
     # An old duplicate whose sequence number is in the window, with an older TSval.
     out = d.receive(d.seg(ACK | PSH, PEER_ISS + 4, ISS + 1, b"old", ts=(PEER_TS + 50, 0)))
     assert brief(out) == [(ACK, ISS + 1, PEER_ISS + 4)]

@@ -440,7 +440,7 @@ def test_rfc9293_3_10_7_4_len_positive_wnd_positive() -> None:
     # straddling the right edge: acceptable, trimmed to the window (held out of order)
     out = d.receive(d.seg(ACK | PSH, rcv_nxt + 6 + wnd - 2, ISS + 1, b"edge"))
     assert brief(out) == [(ACK, ISS + 1, rcv_nxt + 6)]
-    assert d.conn.ooo.nbytes == 2
+    assert d.conn.rcvq.ooo_bytes == 2
 
 
 def test_rfc9293_3_10_7_4_sequence_wraps_modulo_2_32() -> None:

@@ -12,6 +12,11 @@ segments in flight. After every step:
 
 At the end the link is left alone: if both sides are still open (no RST, no
 timeout), everything sent must arrive, and both must then close cleanly.
+
+Every run is a differential test of header prediction too: the same steps go to
+two copies of the world, one with the connection's fast path on and one with it
+off (``set_header_prediction``), and after every step both must have put the same
+segments on the wire at the same times and reported the same events.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import heapq
 import random
+from collections.abc import Callable
 
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
@@ -29,7 +35,8 @@ from hypothesis.stateful import (
     rule,
 )
 
-from netemu.tcp import Connection, IsnGenerator, Listener, State, TcpConfig
+from netemu.tcp import Connection, Event, IsnGenerator, Listener, State, TcpConfig
+from netemu.tcp.arrivals import set_header_prediction
 from netemu.testing import MemLink, MemNetwork
 from netemu.wire.seq import MASK, seq_ge, seq_le
 from netemu.wire.tcp import RST, SYN, TcpSegment
@@ -49,12 +56,11 @@ def _corrupt(seg: TcpSegment, field: str, value: int) -> TcpSegment:
     return dataclasses.replace(seg, **{field: value}, checksum=None)
 
 
-class TcpPair(RuleBasedStateMachine):
-    @initialize(seed=st.integers(0, 2**16), wscale=st.sampled_from([None, 0, 2, 7]),
-                handshake_first=st.sampled_from([True, True, True, False]),
-                preload=st.sampled_from([0, 2000, 15000]))
-    def setup(self, seed: int, wscale: int | None, handshake_first: bool,
-              preload: int) -> None:
+class World:
+    """One copy of the network and what its applications sent and read."""
+
+    def __init__(self, seed: int, wscale: int | None, handshake_first: bool,
+                 preload: int) -> None:
         cfg = dataclasses.replace(CFG, window_scale=wscale)
         a = Connection.client(("198.18.0.1", 40000), ("198.18.0.2", 80), cfg, iss=seed * 7919)
         lst = Listener("198.18.0.2", 80, cfg, IsnGenerator(seed.to_bytes(4, "big") * 4))
@@ -74,7 +80,6 @@ class TcpPair(RuleBasedStateMachine):
             self.send("a", preload)
             self.send("b", preload // 2)
 
-    # ------------------------------------------------------------ helpers
     def conn(self, side: str) -> Connection | None:
         c = self.net.a if side == "a" else self.net.b
         return c if isinstance(c, Connection) else None
@@ -86,8 +91,10 @@ class TcpPair(RuleBasedStateMachine):
         q = self.link(name)._queue
         return index % len(q) if q else None
 
+    def events(self) -> list[list[Event]]:
+        return [c.events() if c is not None else [] for c in (self.conn("a"), self.conn("b"))]
+
     # ------------------------------------------------------------ API calls
-    @rule(side=SIDES, n=st.integers(1, 4000))
     def send(self, side: str, n: int) -> None:
         c = self.conn(side)
         if c is None or c.fin_queued or c.state in (State.CLOSED, State.LISTEN):
@@ -97,14 +104,12 @@ class TcpPair(RuleBasedStateMachine):
         self.sent[side] += data[:took]
         self.net.settle()
 
-    @rule(side=SIDES, n=st.sampled_from([1, 100, 1000, 5000, -1]))
     def read(self, side: str, n: int) -> None:
         c = self.conn(side)
         if c is not None:
             self.got[side] += c.read(n)
             self.net.settle()
 
-    @rule(side=SIDES, how=st.sampled_from(["shutdown", "close", "abort"]))
     def end(self, side: str, how: str) -> None:
         c = self.conn(side)
         if c is None:
@@ -114,12 +119,10 @@ class TcpPair(RuleBasedStateMachine):
         getattr(c, how)()
         self.net.settle()
 
-    @rule(dt=st.sampled_from([0.0005, 0.001, 0.003, 0.05, 0.3, 1.0, 4.0]))
     def advance(self, dt: float) -> None:
         self.net.advance(dt)
 
     # ------------------------------------------------------------ the wire
-    @rule(link=LINKS, index=INDEX)
     def drop(self, link: str, index: int) -> None:
         i = self._pick(link, index)
         if i is not None:
@@ -127,7 +130,6 @@ class TcpPair(RuleBasedStateMachine):
             q.pop(i)
             heapq.heapify(q)
 
-    @rule(link=LINKS, index=INDEX, later=st.sampled_from([0.0, 0.002, 0.05, 0.5]))
     def duplicate(self, link: str, index: int, later: float) -> None:
         i = self._pick(link, index)
         if i is not None:
@@ -136,7 +138,6 @@ class TcpPair(RuleBasedStateMachine):
             lk._counter += 1
             heapq.heappush(lk._queue, (at + later, lk._counter, seg))
 
-    @rule(link=LINKS, index=INDEX, later=st.sampled_from([0.001, 0.004, 0.1, 1.0]))
     def reorder(self, link: str, index: int, later: float) -> None:
         i = self._pick(link, index)
         if i is not None:
@@ -145,8 +146,6 @@ class TcpPair(RuleBasedStateMachine):
             q[i] = (at + later, n, seg)
             heapq.heapify(q)
 
-    @rule(link=LINKS, index=INDEX, field=st.sampled_from(["seq", "ack", "flags", "window"]),
-          value=st.integers(0, MASK))
     def corrupt(self, link: str, index: int, field: str, value: int) -> None:
         i = self._pick(link, index)
         if i is not None:
@@ -161,18 +160,15 @@ class TcpPair(RuleBasedStateMachine):
             q[i] = (at, n, _corrupt(seg, field, value))
 
     # ------------------------------------------------------------ invariants
-    @invariant()
-    def sequence_variables_ordered(self) -> None:
+    def check(self) -> None:
         for side in "ab":
             c = self.conn(side)
             if c is None or c.state is State.LISTEN:
                 continue
             assert seq_le(c.snd_una, c.snd_nxt), (side, c.state, c.snd_una, c.snd_nxt)
             assert seq_le(c.snd_nxt, c.snd_max), (side, c.state, c.snd_nxt, c.snd_max)
-
-    @invariant()
-    def right_edge_never_moves_left_by_a_unit(self) -> None:
-        # Every window a side advertises, as it left that side (before any mutation).
+        # The right edge never moves left by a unit: every window a side
+        # advertises, as it left that side (before any mutation).
         for name, side in (("ab", "a"), ("ba", "b")):
             log = self.link(name).log
             assert log is not None
@@ -188,21 +184,17 @@ class TcpPair(RuleBasedStateMachine):
                 assert prev is None or seq_ge((edge + unit) & MASK, prev), (side, prev, edge, seg)
                 self.edge[side] = edge
             self.logged[name] = len(log)
-
-    @invariant()
-    def delivered_is_a_prefix_of_sent(self) -> None:
+        # What each side delivered is a prefix of what the other sent.
         for side, other in (("a", "b"), ("b", "a")):
             c = self.conn(side)
             got = self.got[side] + (bytes(c.rcv_buf) if c is not None else b"")
             assert self.sent[other].startswith(got), (side, len(got), len(self.sent[other]))
 
-    def teardown(self) -> None:
-        net = getattr(self, "net", None)
-        if net is None:
-            return
+    def finish(self) -> None:
         a, b = self.conn("a"), self.conn("b")
         if a is None or b is None:
             return
+        net = self.net
 
         def app(_: MemNetwork) -> None:
             self.got["a"] += a.read()
@@ -223,6 +215,82 @@ class TcpPair(RuleBasedStateMachine):
         b.close()
         assert net.run(lambda: a.state is State.CLOSED and b.state is State.CLOSED,
                        max_time=600), f"close stalled: a {a.state}, b {b.state}"
+
+
+class TcpPair(RuleBasedStateMachine):
+    """Each step runs in two worlds: header prediction on (the first), and off."""
+
+    worlds: list[World]
+
+    def _each(self, step: Callable[[World], None]) -> None:
+        for fast, world in zip((True, False), self.worlds, strict=True):
+            set_header_prediction(fast)
+            try:
+                step(world)
+            finally:
+                set_header_prediction(True)
+        self._compare()
+
+    def _compare(self) -> None:
+        fast, slow = ([list(lk.log or ()) for lk in (w.net.ab, w.net.ba)] + w.events()
+                      + [w.sent, w.got, w.net.now] for w in self.worlds)
+        assert fast == slow, "header prediction changed what happened"
+
+    @initialize(seed=st.integers(0, 2**16), wscale=st.sampled_from([None, 0, 2, 7]),
+                handshake_first=st.sampled_from([True, True, True, False]),
+                preload=st.sampled_from([0, 2000, 15000]))
+    def setup(self, seed: int, wscale: int | None, handshake_first: bool,
+              preload: int) -> None:
+        self.worlds = []
+        for fast in (True, False):
+            set_header_prediction(fast)
+            try:
+                self.worlds.append(World(seed, wscale, handshake_first, preload))
+            finally:
+                set_header_prediction(True)
+        self._compare()
+
+    @rule(side=SIDES, n=st.integers(1, 4000))
+    def send(self, side: str, n: int) -> None:
+        self._each(lambda w: w.send(side, n))
+
+    @rule(side=SIDES, n=st.sampled_from([1, 100, 1000, 5000, -1]))
+    def read(self, side: str, n: int) -> None:
+        self._each(lambda w: w.read(side, n))
+
+    @rule(side=SIDES, how=st.sampled_from(["shutdown", "close", "abort"]))
+    def end(self, side: str, how: str) -> None:
+        self._each(lambda w: w.end(side, how))
+
+    @rule(dt=st.sampled_from([0.0005, 0.001, 0.003, 0.05, 0.3, 1.0, 4.0]))
+    def advance(self, dt: float) -> None:
+        self._each(lambda w: w.advance(dt))
+
+    @rule(link=LINKS, index=INDEX)
+    def drop(self, link: str, index: int) -> None:
+        self._each(lambda w: w.drop(link, index))
+
+    @rule(link=LINKS, index=INDEX, later=st.sampled_from([0.0, 0.002, 0.05, 0.5]))
+    def duplicate(self, link: str, index: int, later: float) -> None:
+        self._each(lambda w: w.duplicate(link, index, later))
+
+    @rule(link=LINKS, index=INDEX, later=st.sampled_from([0.001, 0.004, 0.1, 1.0]))
+    def reorder(self, link: str, index: int, later: float) -> None:
+        self._each(lambda w: w.reorder(link, index, later))
+
+    @rule(link=LINKS, index=INDEX, field=st.sampled_from(["seq", "ack", "flags", "window"]),
+          value=st.integers(0, MASK))
+    def corrupt(self, link: str, index: int, field: str, value: int) -> None:
+        self._each(lambda w: w.corrupt(link, index, field, value))
+
+    @invariant()
+    def invariants_hold(self) -> None:
+        for world in getattr(self, "worlds", ()):
+            world.check()
+
+    def teardown(self) -> None:
+        if len(getattr(self, "worlds", ())) == 2:
+            self._each(World.finish)
 
 
 TcpPair.TestCase.settings = settings(
