@@ -96,7 +96,7 @@ class Connection(Arrivals):
         self._queue_syn_text(syn)
         self._set_state(State.SYN_RECEIVED, Cause.SEGMENT, "recv SYN", syn)
 
-    def send(self, data: bytes) -> int:
+    def send(self, data: bytes | bytearray | memoryview) -> int:
         """Queue data; returns how many bytes the send buffer took (may be 0)."""
         if self.fin_queued or self.state in (State.CLOSED, State.LISTEN):
             raise TcpUsageError(f"send() after shutdown or in {self.state}")

@@ -30,7 +30,7 @@ class SendQueue:
     def __len__(self) -> int:
         return len(self.buf) - self.head
 
-    def push(self, data: bytes) -> int:
+    def push(self, data: bytes | bytearray | memoryview) -> int:
         """Append what fits of ``data``; returns how many bytes were taken."""
         room = self.limit - (len(self.buf) - self.head)
         if room >= len(data):
