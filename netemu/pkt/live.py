@@ -311,21 +311,22 @@ class LiveKernel:
             return libc.null_buffer_call("write", f.fileno, n)
         return os.write(f.fileno, payload_bytes(a[1], n))
 
-    def do_recv(self, sc: Syscall, a: list[Any], want: Any, res: Result) -> int:
+    def _recv_args(self, a: list[Any], call: str) -> tuple[int, int, int | None]:
+        """recv()/recvfrom()'s count and flags; the count read through a NULL buffer
+        (None: a real buffer, read by the caller)."""
         f = self.fd(a[0])
-        n = self._count(a[2], "recv() count")
-        flags = _i(a[3], "recv() flags") if len(a) > 3 else 0
-        if a[1] is None:
-            return libc.null_buffer_call("recv", f.fileno, n, flags)
-        return len(self.sock(a[0]).recv(n, flags))
+        n = self._count(a[2], f"{call}() count")
+        flags = _i(a[3], f"{call}() flags") if len(a) > 3 else 0
+        null = libc.null_buffer_call("recv", f.fileno, n, flags) if a[1] is None else None
+        return n, flags, null
+
+    def do_recv(self, sc: Syscall, a: list[Any], want: Any, res: Result) -> int:
+        n, flags, null = self._recv_args(a, "recv")
+        return null if null is not None else len(self.sock(a[0]).recv(n, flags))
 
     def do_recvfrom(self, sc: Syscall, a: list[Any], want: Any, res: Result) -> int:
-        f = self.fd(a[0])
-        n = self._count(a[2], "recvfrom() count")
-        flags = _i(a[3], "recvfrom() flags") if len(a) > 3 else 0
-        if a[1] is None:
-            return libc.null_buffer_call("recv", f.fileno, n, flags)
-        return len(self.sock(a[0]).recvfrom(n, flags)[0])
+        n, flags, null = self._recv_args(a, "recvfrom")
+        return null if null is not None else len(self.sock(a[0]).recvfrom(n, flags)[0])
 
     def do_send(self, sc: Syscall, a: list[Any], want: Any, res: Result) -> int:
         f = self.fd(a[0])
