@@ -11,7 +11,7 @@ import socket
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..lab.core import Lab
 from ..run.peerview import infer_peer_states
@@ -22,6 +22,9 @@ from .commands import CommandResult, run_command
 from .load import PktScript
 from .model import Command
 from .runner import PktRunner
+
+if TYPE_CHECKING:
+    from ..host import Host
 
 
 async def run_pkt(sc: PktScript, run_dir: Path, *, on_step: OnStep | None = None,
@@ -176,7 +179,7 @@ class PktRun:
                 return False
         return True
 
-    async def _script(self, lab: Lab, host: Any, trace: Trace) -> bool:
+    async def _script(self, lab: Lab, host: Host, trace: Trace) -> bool:
         """The script's events, then its cleanup command (packetdrill runs it, passed or
         failed)."""
         from .live import LiveKernel

@@ -30,9 +30,12 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..lab.ktrace import STATES
+
+if TYPE_CHECKING:
+    from ..lab.core import Lab
 from ..trace.record import (
     PeerCongestionRecord,
     PeerEventRecord,
@@ -123,7 +126,7 @@ class PeerView:
             self.trace.peer_trace_instance = self._ktrace.name
             labs = list(self.labs.values())
             lab_ips = {lab.emu_ip for lab in labs} | {lab.peer_ip for lab in labs}
-            def peer_block(lab: Any) -> list[range]:
+            def peer_block(lab: Lab) -> list[range]:
                 ports = lab.slot.peer_ports
                 return [] if ports is None else [range(ports[0], ports[1] + 1)]
             emu_blocks = [lab.slot.emu_ports for lab in labs if lab.slot.emu_ports]

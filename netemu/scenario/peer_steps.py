@@ -5,7 +5,7 @@ abort, setsockopt), and the segment an ``inject`` step puts on the wire
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from ..run.result import StepFailed
 from ..wire import TcpSegment
@@ -23,14 +23,16 @@ from ..wire.tcp import (
 from . import schema as S
 from .conns import ConnCtx
 
+if TYPE_CHECKING:
+    from ..lab.kernel import AsyncKernelAgent
+
 MASK = 0xFFFFFFFF
 _SHUTDOWN = {"write": "wr", "read": "rd", "both": "rdwr"}
 
 
-async def sock_step(agent: Any, sock: int, step: S.PeerStep, timeout: float, *, who: str,
-                    clip: int | None = None, at_eof: str = "") -> None:
-    """A peer step on the agent's socket ``sock`` (``agent``: a KernelAgent's ``aio``,
-    whose coroutines lab/kernel.py types as the blocking calls they share code with).
+async def sock_step(agent: AsyncKernelAgent, sock: int, step: S.PeerStep, timeout: float,
+                    *, who: str, clip: int | None = None, at_eof: str = "") -> None:
+    """A peer step on the agent's socket ``sock`` (``agent``: a KernelAgent's ``aio``).
     A read that differs says what ``who`` read (``clip``: that many bytes of it); one
     that stops short, how many, then ``at_eof``."""
     cmd = step.command  # which of its fields is set

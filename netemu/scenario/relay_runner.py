@@ -59,7 +59,7 @@ class RelayConn(ConnCtx):
 
 class RelayRunner(Runner):
     def __init__(self, scenario: S.Scenario, *, labs: dict[str, Lab], relay: Relay,
-                 on_step: Any = None) -> None:
+                 on_step: OnStep | None = None) -> None:
         super().__init__(scenario, lab=labs["client"], host=relay, on_step=on_step)  # type: ignore[arg-type]
         self.labs = labs
         self.relay = relay
@@ -97,7 +97,7 @@ class RelayRunner(Runner):
 
     async def _do_peer(self, step: S.PeerStep) -> None:
         peer = step.peer or "client"
-        agent: Any = (await self._agent(peer)).aio  # (see sock_step)
+        agent = (await self._agent(peer)).aio
         timeout = self._timeout(step.timeout)
         if (listen := step.listen) is not None:
             lst = await agent.listen(listen.port, backlog=listen.backlog, opts=listen.setsockopt)

@@ -329,7 +329,7 @@ class Runner(StepLoop[S.StepBase]):
         return nxt[direction] or 0, nxt[other] or 0
 
     async def _do_peer(self, step: S.PeerStep) -> None:
-        agent: Any = (await self._agent(step.peer)).aio  # (see sock_step)
+        agent = (await self._agent(step.peer)).aio
         timeout = self._timeout(step.timeout)
         ctx = self._ctx(step.conn)
         if (listen := step.listen) is not None:
