@@ -136,7 +136,7 @@ def inbound_segment(frame: bytes, emu_ip: str) -> tuple[str, TcpSegment]:
         raise StepFailed(f"dir: in: the scapy packet does not parse: {e}") from None
     ip, seg = parsed.ip, parsed.tcp
     if ip is None or ip.protocol != 6 or seg is None or ip.is_fragment:
-        what = ("not IPv4" if ip is None else f"IP protocol {ip.protocol}"
+        what = ("not IPv4" if ip is None else f"IP protocol {ip.protocol}, not TCP"
                 if ip.protocol != 6 else "a fragment")
         raise StepFailed(f"dir: in hands one whole IPv4/TCP segment to netemu's endpoint; "
                          f"the scapy packet is {what} (send it with dir: out)")
