@@ -304,6 +304,10 @@ class Inject(StepBase, ConnMixin, PayloadMixin):
     relative: BOOL | None = Field(None, description="default: the scenario's 'relative'")
     bad_checksum: BOOL = False
 
+    # for editors: 'flags' is required unless 'scapy' builds the packet
+    model_config = ConfigDict(json_schema_extra={"anyOf": [{"required": ["flags"]},
+                                                           {"required": ["scapy"]}]})
+
     @model_validator(mode="after")
     def _payload(self) -> Self:
         if self.scapy is not None:
