@@ -17,6 +17,7 @@ netemu.wire (the Ethernet header, parsing a frame) and netemu.run (``StepFailed`
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -49,16 +50,12 @@ def names(emu_ip: str, peer_ip: str, emu_port: int, peer_port: int,
             "peer_port": peer_port, "seq": seq, "ack": ack}
 
 
-_SCAPY: dict[str, Any] | None = None  # scapy.all's names, once imported
-
-
+@functools.cache
 def _scapy_names() -> dict[str, Any]:
-    global _SCAPY
-    if _SCAPY is None:
-        import scapy.all
+    """scapy.all's names, imported on first use."""
+    import scapy.all
 
-        _SCAPY = {k: v for k, v in vars(scapy.all).items() if not k.startswith("__")}
-    return _SCAPY
+    return {k: v for k, v in vars(scapy.all).items() if not k.startswith("__")}
 
 
 def _one_line(e: BaseException) -> str:

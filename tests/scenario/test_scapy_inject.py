@@ -269,3 +269,25 @@ def test_netemu_run_fails_with_the_reason_and_a_plain_run_imports_no_scapy(
     got = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          cwd=tmp_path, timeout=60, env={"PYTHONPATH": str(ROOT)})
     assert got.stdout.splitlines()[-1:] == ["True False"], got.stdout + got.stderr
+
+
+@pytest.mark.root
+@pytest.mark.timeout(60)
+def test_a_raw_connections_handshake_in_scapy(tmp_path: Path) -> None:
+    # On a raw connection, seq and ack come from the trace: our ISN, then after the
+    # kernel's SYN+ACK, what the handshake's last ACK carries.
+    out = run("""\
+name: scapy_raw
+peer: kernel
+connections:
+  r: {raw: true, port: 8080}
+steps:
+  - peer: {listen: 8080}
+  - inject: {scapy: "IP()/TCP(sport=emu_port, dport=peer_port, flags='S', seq=seq)"}
+  - expect_segment: {dir: in, flags: SYN+ACK, ack: 1}
+  - inject: {scapy: "IP()/TCP(sport=emu_port, dport=peer_port, flags='A', seq=seq, ack=ack)"}
+  - expect_peer_state: {conn: r, state: ESTABLISHED, within: 1s}
+""", tmp_path)
+    assert out.passed, out.report["error"]
+    ack = [s for s in out.report["segments"] if s["flags"] == "ACK"]
+    assert [(s["mark"], s["seq"], s["ack"]) for s in ack] == [("injected", 1, 1)], ack
