@@ -4,20 +4,37 @@ them, ``validate_main`` is ``netemu validate``, and ``run_notices`` the lines
 ``netemu run`` prints first for a file that brings code to run as root (issue 17,
 8: a .pkt's shell commands and %{ }% snippets, a scenario's command: peers, which
 run in the lab's peer namespace, never the host's, with the host's filesystem:
-trusted code, as for packetdrill)."""
+trusted code, as for packetdrill; and a scenario's scapy expressions, which netemu
+evaluates in its own process)."""
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 SUFFIXES = (".yaml", ".yml", ".pkt")
-_WHERE = "as root in the lab's peer namespace (trusted code)"
-# (shell commands, Python snippets, command peers, their programs)
-Code = tuple[int, int, int, list[str]]
-NONE: Code = (0, 0, 0, [])
+_PEER_NS = "as root in the lab's peer namespace"
+_OWN = "as root in netemu's own process"
+
+
+class Code(NamedTuple):
+    """What a file runs as root beyond packets: shell commands, Python snippets (a
+    .pkt's %{ }%) and command peers (their programs) in the lab's peer namespace, and
+    Python snippets netemu runs in its own process (a scenario's scapy expressions)."""
+
+    shell: int = 0
+    python: int = 0
+    peers: int = 0
+    programs: tuple[str, ...] = ()
+    own: int = 0
+
+    def __bool__(self) -> bool:
+        return bool(self.shell or self.python or self.peers or self.own)
+
+
+NONE = Code()
 
 
 def collect(paths: list[str]) -> list[Path]:
@@ -36,15 +53,24 @@ def _count(n: int, what: str) -> str:
     return f"{n} {what}" if n == 1 else f"{n} {what}s"
 
 
-def _phrase(shell: int, python: int, peers: int, programs: list[str]) -> str:
+def _phrase(code: Code) -> str:
+    """``3 shell commands and 1 command peer (nc) as root in the lab's peer namespace
+    and 1 Python snippet as root in netemu's own process (trusted code)``."""
     parts = []
-    if shell:
-        parts.append(_count(shell, "shell command"))
-    if python:
-        parts.append(_count(python, "Python snippet"))
-    if peers:
-        shown = ", ".join(dict.fromkeys(programs))
-        parts.append(_count(peers, "command peer") + (f" ({shown})" if shown else ""))
+    if code.shell:
+        parts.append(_count(code.shell, "shell command"))
+    if code.python:
+        parts.append(_count(code.python, "Python snippet"))
+    if code.peers:
+        shown = ", ".join(dict.fromkeys(code.programs))
+        parts.append(_count(code.peers, "command peer") + (f" ({shown})" if shown else ""))
+    places = [f"{_and(parts)} {_PEER_NS}"] if parts else []
+    if code.own:
+        places.append(f"{_count(code.own, 'Python snippet')} {_OWN}")
+    return f"{_and(places)} (trusted code)"
+
+
+def _and(parts: list[str]) -> str:
     return ", ".join(parts[:-1]) + " and " + parts[-1] if len(parts) > 1 else parts[0]
 
 
@@ -52,14 +78,14 @@ def _pkt_code(sc: Any) -> Code:
     if sc.dry_run:  # packetdrill's --dry_run: nothing runs
         return NONE
     shell, python = sc.trusted_code()
-    return shell, python, 0, []
+    return Code(shell, python)
 
 
 def _yaml_code(path: str | Path) -> Code:
-    from ..scenario.commands import command_peers
+    from ..scenario.commands import trusted_code
 
-    programs = command_peers(path)
-    return 0, 0, len(programs), programs
+    programs, own = trusted_code(path)
+    return Code(peers=len(programs), programs=tuple(programs), own=own)
 
 
 def _file_code(path: Path, pkt_argv: list[str] | None) -> Code:
@@ -83,13 +109,10 @@ def _file_code(path: Path, pkt_argv: list[str] | None) -> Code:
         return NONE
 
 
-def code_notice(name: str | Path, shell: int, python: int, peers: int = 0,
-                programs: list[str] | None = None) -> str | None:
+def code_notice(name: str | Path, code: Code) -> str | None:
     """``notice: NAME runs 3 shell commands and 2 Python snippets as root in the lab's
     peer namespace (trusted code)``, or None when there is nothing to say."""
-    if not (shell or python or peers):
-        return None
-    return f"notice: {name} runs {_phrase(shell, python, peers, programs or [])} {_WHERE}"
+    return f"notice: {name} runs {_phrase(code)}" if code else None
 
 
 def run_notices(paths: Iterable[str | Path], pkt_argv: list[str] | None = None) -> list[str]:
@@ -100,16 +123,17 @@ def run_notices(paths: Iterable[str | Path], pkt_argv: list[str] | None = None) 
         files = collect([str(arg)])
         counts = [_file_code(f, pkt_argv) for f in files]
         if Path(arg).is_dir():
-            some = [c for c in counts if c[0] or c[1] or c[2]]
+            some = [c for c in counts if c]
             if some:
-                shell, python, peers = (sum(c[0] for c in some), sum(c[1] for c in some),
-                                        sum(c[2] for c in some))
-                programs = [p for c in some for p in c[3]]
+                total = Code(sum(c.shell for c in some), sum(c.python for c in some),
+                             sum(c.peers for c in some),
+                             tuple(p for c in some for p in c.programs),
+                             sum(c.own for c in some))
                 verb = "runs" if len(some) == 1 else "run"
                 out.append(f"notice: {arg}: {len(some)} of {_count(len(files), 'file')} {verb} "
-                           f"{_phrase(shell, python, peers, programs)} {_WHERE}")
+                           f"{_phrase(total)}")
         else:
-            line = code_notice(arg, *counts[0]) if counts else None
+            line = code_notice(arg, counts[0]) if counts else None
             if line:
                 out.append(line)
     return out
@@ -149,7 +173,7 @@ def validate_main(paths: Iterable[str | Path], pkt_argv: list[str] | None = None
                 print(e, file=sys.stderr)
         else:
             print(f"{path}: ok")
-            notice = code_notice(path, *code) if notices else None
+            notice = code_notice(path, code) if notices else None
             if notice:
                 sys.stdout.flush()  # after its file's "ok" on a shared terminal or pipe
                 print(notice, file=sys.stderr)

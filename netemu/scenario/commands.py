@@ -1,6 +1,6 @@
 """``netemu schema`` (the JSON Schema of scenario files) and what ``netemu validate``
-and ``netemu run`` say of a scenario file's command peers; entry points for
-netemu.cli. Layer: netemu.scenario, below the command line, beside the packetdrill
+and ``netemu run`` say of the code a scenario file runs as root (its command peers and
+scapy expressions); entry points for netemu.cli. Layer: netemu.scenario, below the command line, beside the packetdrill
 language (neither imports the other)."""
 
 from __future__ import annotations
@@ -88,27 +88,33 @@ def json_schema() -> dict[str, Any]:
             "title": "netemu scenario"}
 
 
-def command_peers(path: str | Path) -> list[str]:
-    """The programs of a valid scenario file's command peers (none if it is not valid):
-    they run as root in the lab's peer namespace (trusted code; issue 17, 8)."""
+def trusted_code(path: str | Path) -> tuple[list[str], int]:
+    """What a valid scenario file runs as root beyond packets (nothing if it is not
+    valid): the programs of its command peers, in the lab's peer namespace, and how many
+    scapy expressions its inject steps hold, Python that netemu runs in its own process
+    (trusted code; issue 17, 8)."""
     from ..source_error import SourceError
 
     try:
         with open(path, "rb") as f:
             text = f.read(4 << 20).decode(errors="replace")
     except OSError:
-        return []
-    # Only a file that says "command" (or escapes a character) can have a command peer:
-    # the others are not loaded a second time.
-    if "command" not in text and "\\" not in text:
-        return []
+        return [], 0
+    # Only a file that says "command" or "scapy" (or escapes a character) can have
+    # either: the others are not loaded a second time.
+    if "command" not in text and "scapy" not in text and "\\" not in text:
+        return [], 0
     from .loader import load_scenario
+    from .segments import Inject
 
     try:
         scenario = load_scenario(path)
     except (SourceError, OSError):
-        return []
-    return [(p.command or ["?"])[0] for p in scenario.peers.values() if p.kind == "command"]
+        return [], 0
+    programs = [(p.command or ["?"])[0] for p in scenario.peers.values()
+                if p.kind == "command"]
+    return programs, sum(isinstance(st, Inject) and st.scapy is not None
+                         for st in scenario.steps)
 
 
 def schema_main() -> int:

@@ -61,6 +61,7 @@ def injected_segment(step: S.Inject, ctx: ConnCtx, relative: bool,
     """The segment ``step`` injects on ``ctx``'s connection: its seq and ack relative to
     the sender's and the receiver's ISNs (``relative``), else as given; where the step
     gives none, ``now``'s (the connection's current (seq, ack))."""
+    assert step.flags is not None  # the loader requires it of an inject without 'scapy'
     ours, peers = ((ctx.isns.ours, ctx.isns.peers) if step.dir == "out"
                    else (ctx.isns.peers, ctx.isns.ours))
     seq = step.seq or 0

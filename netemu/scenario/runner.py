@@ -16,6 +16,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from ..host import DropRule, Host, TcpStream
+from ..host.host import ZERO_MAC
 from ..run.hooks import Hooks
 from ..run.peerview import PeerView, SockView, matching, peer_record, states_of
 from ..run.result import OnStep, StepFailed, StepResult
@@ -293,6 +294,8 @@ class Runner(StepLoop[S.StepBase]):
     async def _do_inject(self, step: S.Inject) -> None:
         ctx = self._ctx(step.conn)
         ctx.learn_isns(self.trace)
+        if step.scapy is not None:
+            return await self._inject_scapy(step.scapy, step.dir, ctx)
         relative = self.sc.relative if step.relative is None else step.relative
         # the connection's current values, where the step gives no seq or ack
         now = self._current(ctx, step.dir) if step.seq is None or step.ack is None else None
@@ -305,6 +308,25 @@ class Runner(StepLoop[S.StepBase]):
             self.host.inject(seg, self.lab.peer_ip)
         else:
             self.host.inject_inbound(seg, self.lab.peer_ip)
+
+    async def _inject_scapy(self, expr: str, direction: str, ctx: ConnCtx) -> None:
+        """``inject: {scapy: ...}``: the frames the expression builds, with the
+        connection's addresses, ports and next (seq, ack) as its names (trusted code)."""
+        from .scapy_inject import Ends, craft, inbound_segment, names
+
+        host, emu, peer = self.host, self.host.ip, self.lab.peer_ip
+        values = names(emu, peer, ctx.local_port or 0, ctx.peer_port or 0,
+                       *self._current(ctx, direction))
+        if direction == "out":
+            ends = Ends(emu, peer, host.mac, await host.resolve(peer))
+            for frame in craft(expr, values, ends, self.lab.mtu):
+                host.inject_frame(frame)
+            return
+        # to netemu's endpoint: the host makes the frame again, from the segment
+        ends = Ends(peer, emu, ZERO_MAC, host.mac)
+        for src, seg in [inbound_segment(f, emu) for f in craft(expr, values, ends,
+                                                                 self.lab.mtu)]:
+            host.inject_inbound(seg, src)
 
     def _current(self, ctx: ConnCtx, direction: str) -> tuple[int, int]:
         """(seq, ack) a segment going ``direction`` carries next: the sender's next

@@ -255,15 +255,47 @@ _UrgentPointer = Annotated[int, *typed(int_in("an urgent pointer", 0, 65535),
                                        {"type": "integer"})]
 
 
+def _parse_scapy(value: Any) -> str:
+    """A scapy expression: Python's expression syntax, checked here; scapy itself is
+    imported only when the step runs (``scenario.scapy_inject``)."""
+    import ast
+
+    if not isinstance(value, str) or not value.strip():
+        raise UnitError(f"expected a scapy expression such as \"IP(dst=peer_ip)/TCP("
+                        f"sport=emu_port, dport=peer_port, flags='R', seq=seq)\", got "
+                        f"{show(value)}")
+    try:
+        ast.parse(value, "<scapy>", mode="eval")
+    except SyntaxError as e:
+        where = f"column {e.offset or 1}"
+        if value.count("\n") and e.lineno:
+            where = f"line {e.lineno}, {where}"
+        raise UnitError(f"not a Python expression: {e.msg} (at {where} of the "
+                        f"expression)") from None
+    return value
+
+
+_ScapyExpr = Annotated[str, *typed(_parse_scapy, {
+    "type": "string",
+    "description": "a Python expression in scapy's language building the IP packet (or "
+                   "Ether frame) to inject, with emu_ip, peer_ip, emu_port, peer_port, seq "
+                   "and ack: trusted code, run by netemu as root"})]
+# What crafts the segment field by field; 'scapy' takes the place of all of them.
+_SEGMENT_FIELDS = ("flags", "seq", "ack", "win", "urg", "options", "data", "hex", "bytes",
+                   "bad_checksum", "relative")
+
+
 class Inject(StepBase, ConnMixin, PayloadMixin):
-    """Craft one segment on the connection's 4-tuple: ``dir: out`` sends it to the peer,
-    ``dir: in`` hands it to netemu's endpoint as if the peer had sent it. seq/ack
-    default to the connection's current values (snd.nxt / rcv.nxt of the sender)."""
+    """Craft one segment on the connection's 4-tuple (or, with ``scapy``, any IP packet):
+    ``dir: out`` sends it to the peer, ``dir: in`` hands it to netemu's endpoint as if
+    the peer had sent it. seq/ack default to the connection's current values (snd.nxt /
+    rcv.nxt of the sender)."""
 
     ACTION: ClassVar[str] = "inject"
 
     dir: Dir = "out"
-    flags: Flags
+    scapy: _ScapyExpr | None = None
+    flags: Flags | None = None
     seq: AnyInt | None = None
     ack: AnyInt | None = None
     win: _Window | None = None
@@ -272,8 +304,21 @@ class Inject(StepBase, ConnMixin, PayloadMixin):
     relative: BOOL | None = Field(None, description="default: the scenario's 'relative'")
     bad_checksum: BOOL = False
 
+    # for editors: 'flags' is required unless 'scapy' builds the packet
+    model_config = ConfigDict(json_schema_extra={"anyOf": [{"required": ["flags"]},
+                                                           {"required": ["scapy"]}]})
+
     @model_validator(mode="after")
     def _payload(self) -> Self:
+        if self.scapy is not None:
+            for name in _SEGMENT_FIELDS:
+                if name in self.model_fields_set:
+                    raise fail(f"give either 'scapy' or the segment's fields: 'scapy' "
+                               f"builds the whole packet, '{name}' cannot go with it",
+                               name, key=True)
+            return self
+        if self.flags is None:
+            raise fail("missing 'flags' in inject")
         exactly_one(self, ("data", "hex", "bytes"), "inject", optional=True)
         # One frame on the lab's wire: 1500 bytes of IP, less 20 of IP and 20 of TCP
         # header and the options (more failed the run: 'Message too long').
