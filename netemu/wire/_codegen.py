@@ -1,6 +1,6 @@
 """Helpers for the generated fast-path decoders (tcp.py's option layouts and
 frame.py's frame decoders). Like all of netemu.wire, it does no I/O: the code is
-generated and compiled in memory at import.
+generated, and compiled in memory when a layout is first met (``lazy``).
 
 A record is built as ``object.__new__`` plus one attribute store per dataclass
 field, in field order: exactly what the dataclass ``__init__`` does, minus the
@@ -13,6 +13,17 @@ calling it, so the shortcut never skips logic of its own.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
+from typing import Any, Protocol, TypeVar, cast
+
+K = TypeVar("K", contravariant=True)
+D = TypeVar("D", bound=Callable[..., object])
+
+
+class _Table(Protocol[K]):
+    """Where decoders are looked up: a list by data offset, a dict by option length."""
+
+    def __setitem__(self, key: K, value: Any, /) -> None: ...
 
 
 def plain_dataclass(cls: type) -> bool:
@@ -38,7 +49,26 @@ def record(var: str, cls: type, args: list[str] | tuple[str, ...]) -> list[str]:
 
 def define(src: str, namespace: dict[str, object], name: str) -> object:
     """Compile and run the generated ``src`` in ``namespace``; return what it binds to
-    ``name``. Compiled at import, every time: the 40 decoders take ~6 ms, and
-    netemu.wire opens no file (it once kept their code beside its bytecode)."""
+    ``name``. Compiled in memory when first needed (see ``lazy``): netemu.wire opens no
+    file (it once kept the decoders' code beside its bytecode)."""
     exec(compile(src, "<netemu generated>", "exec"), namespace)
     return namespace[name]
+
+
+def lazy(table: _Table[K], key: K,
+         build: Callable[[], tuple[D, ...]]) -> tuple[D, ...]:
+    """A placeholder for ``table[key]``, a tuple of decoders tried in order (each
+    returns None for what is not its layout): on its first call it builds the real
+    tuple, puts it in its place, and decodes with it. Compiling all 64 decoders took
+    ~6 ms of every start-up (more than the rest of netemu.wire's import), while a run
+    meets a handful of layouts; after the first frame of a layout it costs nothing."""
+
+    def first(*args: Any) -> Any:
+        table[key] = decoders = build()
+        for decode in decoders:
+            got = decode(*args)
+            if got is not None:
+                return got
+        return None
+
+    return (cast(D, first),)

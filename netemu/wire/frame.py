@@ -5,6 +5,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import cast
 
 from . import _codegen
@@ -174,15 +175,22 @@ def _not_regular(buf: bytes, verify: bool) -> None:
     return None
 
 
-def _compile_frame_decoders(lean: bool = False) -> tuple[tuple[_Decoder, ...], ...]:
-    """By TCP data offset (0 to 15), the decoders to try in order: its layouts, then any."""
-    generic = _compile_frame_decoder(None, lean)
-    decoders: list[tuple[_Decoder, ...]] = [()] * 16
-    decoders[5] = (_compile_frame_decoder(option_layout(""), lean),)
-    for doff in range(6, 16):
-        decoders[doff] = (*[_compile_frame_decoder(layout, lean) for layout in OPTION_LAYOUTS
-                            if layout.length == (doff - 5) * 4], generic)
-    return tuple(decoders)
+def _frame_decoders(doff: int, lean: bool) -> tuple[_Decoder, ...]:
+    """The decoders to try, in order, for TCP data offset ``doff`` (5 to 15): its
+    layouts, then any."""
+    if doff == 5:
+        return (_compile_frame_decoder(option_layout(""), lean),)
+    return (*[_compile_frame_decoder(layout, lean) for layout in OPTION_LAYOUTS
+              if layout.length == (doff - 5) * 4], _compile_frame_decoder(None, lean))
+
+
+def _decoder_table(lean: bool = False) -> list[tuple[_Decoder, ...]]:
+    """By TCP data offset (0 to 15), the decoders to try in order; each offset's are
+    compiled when its first frame comes (_codegen.lazy)."""
+    table: list[tuple[_Decoder, ...]] = [()] * 16
+    for doff in range(5, 16):
+        table[doff] = _codegen.lazy(table, doff, partial(_frame_decoders, doff, lean))
+    return table
 
 
 def parse_frame(buf: bytes, verify: bool = True) -> Frame:
@@ -244,8 +252,8 @@ def _parse_frame_general(buf: bytes, verify: bool) -> Frame:
     return Frame(EthernetFrame(_MAC_STR[dst], _MAC_STR[src], et, buf[ETH_HEADER_LEN:]))
 
 
-_FRAME_DECODERS = cast("tuple[tuple[FrameDecoder, ...], ...]", _compile_frame_decoders())
-_TCP_DECODERS = cast("tuple[tuple[TcpFrameDecoder, ...], ...]", _compile_frame_decoders(lean=True))
+_FRAME_DECODERS = cast("list[tuple[FrameDecoder, ...]]", _decoder_table())
+_TCP_DECODERS = cast("list[tuple[TcpFrameDecoder, ...]]", _decoder_table(lean=True))
 
 
 _ETH_IP = struct.Struct("!16sHHH2sH8s")  # as FrameHead.pack fills it (see its fields)

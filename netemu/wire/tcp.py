@@ -15,6 +15,7 @@ import enum
 import struct
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, TypeVar, cast
 
 from . import _codegen
@@ -350,11 +351,16 @@ def _compile_option_decoder(layout: OptionLayout) -> OptionDecoder:
 
 
 OPTION_LAYOUTS = tuple(option_layout(spec) for spec in LAYOUT_SPECS)
+def _option_decoders(length: int) -> tuple[OptionDecoder, ...]:
+    return tuple(_compile_option_decoder(layout) for layout in OPTION_LAYOUTS
+                 if layout.length == length)
+
+
+# option-area length -> decoders to try, in order (compiled on first use: _codegen.lazy)
 _DECODERS: dict[int, tuple[OptionDecoder, ...]] = {}
-for _layout in OPTION_LAYOUTS:  # option-area length -> decoders to try, in order
-    _DECODERS[_layout.length] = (*_DECODERS.get(_layout.length, ()),
-                                 _compile_option_decoder(_layout))
-del _layout
+for _length in dict.fromkeys(layout.length for layout in OPTION_LAYOUTS):
+    _DECODERS[_length] = _codegen.lazy(_DECODERS, _length, partial(_option_decoders, _length))
+del _length
 
 
 def parse_options(buf: bytes, start: int, end: int) -> tuple[tuple[TcpOption, ...], bytes]:
