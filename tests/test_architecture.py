@@ -39,15 +39,46 @@ LAYERS: dict[str, set[str]] = {
     "netemu.lab": {"netemu.linux", "netemu.link"},  # namespaces, veths, peers, tracepoints
     # runs: the layer every kind of run stands on, then the two script formats
     "netemu.run": {"netemu.wire", "netemu.impair", "netemu.trace", "netemu.host", "netemu.lab"},
-    "netemu.scenario": {"netemu.source_error", "netemu.sockopts", "netemu.wire", "netemu.tcp",
-                        "netemu.trace", "netemu.host", "netemu.lab", "netemu.run"},
-    "netemu.pkt": {"netemu.source_error", "netemu.linux", "netemu.wire", "netemu.trace",
-                   "netemu.host", "netemu.lab", "netemu.run"},
+    "netemu.scenario": {
+        "netemu.source_error",
+        "netemu.sockopts",
+        "netemu.wire",
+        "netemu.tcp",
+        "netemu.trace",
+        "netemu.host",
+        "netemu.lab",
+        "netemu.run",
+    },
+    "netemu.pkt": {
+        "netemu.source_error",
+        "netemu.linux",
+        "netemu.wire",
+        "netemu.trace",
+        "netemu.host",
+        "netemu.lab",
+        "netemu.run",
+    },
     # on top: measurements and the command line (dispatch by file type)
-    "netemu.bench": {"netemu.wire", "netemu.tcp", "netemu.impair", "netemu.trace", "netemu.host",
-                     "netemu.testing", "netemu.lab", "netemu.pkt"},
-    "netemu.cli": {"netemu", "netemu.source_error", "netemu.trace", "netemu.lab", "netemu.run",
-                   "netemu.scenario", "netemu.pkt", "netemu.bench"},
+    "netemu.bench": {
+        "netemu.wire",
+        "netemu.tcp",
+        "netemu.impair",
+        "netemu.trace",
+        "netemu.host",
+        "netemu.testing",
+        "netemu.lab",
+        "netemu.pkt",
+    },
+    "netemu.cli": {
+        "netemu",
+        "netemu.source_error",
+        "netemu.trace",
+        "netemu.lab",
+        "netemu.run",
+        "netemu.scenario",
+        "netemu.pkt",
+        "netemu.bench",
+    },
     "netemu.__main__": {"netemu.cli"},
 }
 
@@ -114,17 +145,23 @@ def test_every_part_has_a_layer_row():
 
 
 def test_each_part_imports_only_what_its_layer_allows():
-    wrong = [f"{by} imports {dst} ({src} may import: {sorted(LAYERS.get(src, ()))})"
-             for src, targets in sorted(_edges().items())
-             for dst, by in sorted(targets) if dst not in LAYERS.get(src, set())]
+    wrong = [
+        f"{by} imports {dst} ({src} may import: {sorted(LAYERS.get(src, ()))})"
+        for src, targets in sorted(_edges().items())
+        for dst, by in sorted(targets)
+        if dst not in LAYERS.get(src, set())
+    ]
     assert not wrong, "\n".join(wrong)
 
 
 def test_layers_form_no_cycle():
     order = list(LAYERS)
-    late = [f"{part} may import {dep}, listed after it"
-            for i, part in enumerate(order) for dep in LAYERS[part]
-            if dep not in order[:i]]
+    late = [
+        f"{part} may import {dep}, listed after it"
+        for i, part in enumerate(order)
+        for dep in LAYERS[part]
+        if dep not in order[:i]
+    ]
     assert not late, "\n".join(late)
 
 
@@ -141,8 +178,11 @@ def test_the_named_rules_hold():
 
 
 def test_no_module_is_over_the_limit():
-    long = {str(p.relative_to(ROOT)): n for p in _modules().values()
-            if (n := len(p.read_text().splitlines())) > MAX_MODULE_LINES}
+    long = {
+        str(p.relative_to(ROOT)): n
+        for p in _modules().values()
+        if (n := len(p.read_text().splitlines())) > MAX_MODULE_LINES
+    }
     assert long.keys() <= LONG_MODULES.keys(), f"modules over {MAX_MODULE_LINES} lines: {long}"
 
 
@@ -159,10 +199,14 @@ def _long_functions(source: str) -> dict[str, int]:
 
 
 def test_no_function_is_over_the_limit():
-    long = {f"{name}:{fn}": n for name, path in _modules().items()
-            for fn, n in _long_functions(path.read_text()).items()}
-    assert long.keys() <= LONG_FUNCTIONS.keys(), \
+    long = {
+        f"{name}:{fn}": n
+        for name, path in _modules().items()
+        for fn, n in _long_functions(path.read_text()).items()
+    }
+    assert long.keys() <= LONG_FUNCTIONS.keys(), (
         f"functions over {MAX_FUNCTION_LINES} lines: {long}"
+    )
 
 
 def test_the_function_count_finds_a_long_method():
@@ -187,6 +231,7 @@ def test_wire_opens_no_file_when_imported():
             if not path.endswith((".py", ".pyc")) and "/netemu/" in path:
                 print(path)
     """)
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
-                         text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
     assert out.stdout == "", f"netemu.wire opened files at import:\n{out.stdout}"

@@ -49,9 +49,20 @@ def _netemu_ops() -> Ops:
     def build() -> bytes:
         ip = IPv4Packet(SRC_IP, DST_IP, 6, identification=IP_ID)
         tcp = TcpSegment(
-            SPORT, DPORT, SEQ, ACK_NO, ACK | PSH, WINDOW, PAYLOAD,
-            (MssOption(MSS), SACK_PERMITTED, TimestampOption(TSVAL, TSECR), NOP,
-             WindowScaleOption(WSCALE)),
+            SPORT,
+            DPORT,
+            SEQ,
+            ACK_NO,
+            ACK | PSH,
+            WINDOW,
+            PAYLOAD,
+            (
+                MssOption(MSS),
+                SACK_PERMITTED,
+                TimestampOption(TSVAL, TSECR),
+                NOP,
+                WindowScaleOption(WSCALE),
+            ),
         )
         return build_tcp_frame(SRC_MAC, DST_MAC, ip, tcp)
 
@@ -68,15 +79,27 @@ def _scapy_ops() -> Ops:
     from scapy.layers.inet import IP, TCP
     from scapy.layers.l2 import Ether
 
-    opts = [("MSS", MSS), ("SAckOK", b""), ("Timestamp", (TSVAL, TSECR)), ("NOP", None),
-            ("WScale", WSCALE)]
+    opts = [
+        ("MSS", MSS),
+        ("SAckOK", b""),
+        ("Timestamp", (TSVAL, TSECR)),
+        ("NOP", None),
+        ("WScale", WSCALE),
+    ]
 
     def build() -> bytes:
         return raw(
             Ether(src=SRC_MAC, dst=DST_MAC)
             / IP(src=SRC_IP, dst=DST_IP, id=IP_ID, flags="DF")
-            / TCP(sport=SPORT, dport=DPORT, seq=SEQ, ack=ACK_NO, flags="PA", window=WINDOW,
-                  options=opts)
+            / TCP(
+                sport=SPORT,
+                dport=DPORT,
+                seq=SEQ,
+                ack=ACK_NO,
+                flags="PA",
+                window=WINDOW,
+                options=opts,
+            )
             / PAYLOAD
         )
 
@@ -102,7 +125,11 @@ def _check(netemu_frame: bytes, scapy_frame: bytes) -> None:
     if tcp is None or tcp.timestamp is None:
         raise AssertionError("netemu parses no TCP timestamp in the benchmark frame")
     if (tcp.mss, tcp.wscale, tcp.timestamp.tsval, len(tcp.payload)) != (
-            MSS, t.options[4][1], dict(t.options)["Timestamp"][0], len(t.payload)):
+        MSS,
+        t.options[4][1],
+        dict(t.options)["Timestamp"][0],
+        len(t.payload),
+    ):
         raise AssertionError("netemu and scapy disagree on the benchmark frame")
 
 
@@ -112,9 +139,14 @@ def run(quick: bool = False) -> dict:
     _check(n_frame, s_frame)
     seconds, rounds = (0.05, 5) if quick else (0.08, 20)
     best = interleaved_best(
-        {"scapy_parse_ops": s_parse, "parse_ops": n_parse,
-         "scapy_build_ops": s_build, "build_ops": n_build},
-        seconds, rounds,
+        {
+            "scapy_parse_ops": s_parse,
+            "parse_ops": n_parse,
+            "scapy_build_ops": s_build,
+            "build_ops": n_build,
+        },
+        seconds,
+        rounds,
     )
     parse_ratio = best["parse_ops"] / best["scapy_parse_ops"]
     build_ratio = best["build_ops"] / best["scapy_build_ops"]
@@ -133,10 +165,20 @@ def run(quick: bool = False) -> dict:
 
 def render(result: dict) -> str:
     rows = [
-        ("parse", result["parse_ops"], result["scapy_parse_ops"], result["parse_ratio"],
-         result["parse_target"]),
-        ("build", result["build_ops"], result["scapy_build_ops"], result["build_ratio"],
-         result["build_target"]),
+        (
+            "parse",
+            result["parse_ops"],
+            result["scapy_parse_ops"],
+            result["parse_ratio"],
+            result["parse_target"],
+        ),
+        (
+            "build",
+            result["build_ops"],
+            result["scapy_build_ops"],
+            result["build_ratio"],
+            result["build_target"],
+        ),
     ]
     lines = [
         "wire codec: one Eth+IPv4+TCP frame (MSS, SACK-perm, TS, WS options, 100 B payload);",

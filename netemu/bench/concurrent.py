@@ -39,23 +39,26 @@ async def _run(n: int, timeout: float) -> dict:
     from ..host.host import EPHEMERAL
     from ..lab.core import Lab
 
-    with Lab(peer_sysctls={"net.core.somaxconn": 4096,
-                           "net.ipv4.tcp_max_syn_backlog": 4096}) as lab:
+    with Lab(
+        peer_sysctls={"net.core.somaxconn": 4096, "net.ipv4.tcp_max_syn_backlog": 4096}
+    ) as lab:
         lab.start_go("hello", stderr=asyncio.subprocess.DEVNULL)
         # 1,000 ports at once: more than a lab slot's block (registry.Slot); this run reads
         # no kernel tracepoints, so its tuples need not be told from other labs'.
-        host = await Host(lab.open_link(), lab.emu_ip, lab.emu_mac,
-                          ephemeral=EPHEMERAL).start()
+        host = await Host(lab.open_link(), lab.emu_ip, lab.emu_mac, ephemeral=EPHEMERAL).start()
         try:
             await host.resolve(lab.peer_ip)
             t0 = time.perf_counter()
-            results = await asyncio.gather(*(_one(host, lab.peer_ip, timeout)
-                                             for _ in range(n)))
+            results = await asyncio.gather(*(_one(host, lab.peer_ip, timeout) for _ in range(n)))
             seconds = time.perf_counter() - t0
         finally:
             host.close()
-    return {"connections": n, "completed": sum(results), "seconds": round(seconds, 3),
-            "per_second": round(n / seconds, 1)}
+    return {
+        "connections": n,
+        "completed": sum(results),
+        "seconds": round(seconds, 3),
+        "per_second": round(n / seconds, 1),
+    }
 
 
 def run(quick: bool = False) -> dict:
@@ -66,6 +69,8 @@ def run(quick: bool = False) -> dict:
 
 
 def render(r: dict) -> str:
-    return (f"concurrent: {r['completed']}/{r['connections']} connections to the Go hello "
-            f"server completed in {r['seconds']} s ({r['per_second']}/s); "
-            f"{'none lost' if r['meets_target'] else 'SOME LOST OR HUNG'}")
+    return (
+        f"concurrent: {r['completed']}/{r['connections']} connections to the Go hello "
+        f"server completed in {r['seconds']} s ({r['per_second']}/s); "
+        f"{'none lost' if r['meets_target'] else 'SOME LOST OR HUNG'}"
+    )

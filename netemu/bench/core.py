@@ -37,12 +37,30 @@ SACK_DELAY = SACK_DELAY_MS / 1000
 SWEEP_DELAYS_MS = (0.05, 0.2, SACK_DELAY_MS, 10.0)  # a veth lab's round trip up to a WAN's
 
 
-def transfer(total: int, config: TcpConfig | None = None, *, loss: float = 0.0,
-             seed: int = 1, delay: float = SACK_DELAY) -> dict:
-    ab = MemLink(src_ip="198.18.0.1", dst_ip="198.18.0.2", encode=True, loss=loss,
-                 delay=delay, rng=random.Random(seed))
-    ba = MemLink(src_ip="198.18.0.2", dst_ip="198.18.0.1", encode=True, loss=loss,
-                 delay=delay, rng=random.Random(seed + 1))
+def transfer(
+    total: int,
+    config: TcpConfig | None = None,
+    *,
+    loss: float = 0.0,
+    seed: int = 1,
+    delay: float = SACK_DELAY,
+) -> dict:
+    ab = MemLink(
+        src_ip="198.18.0.1",
+        dst_ip="198.18.0.2",
+        encode=True,
+        loss=loss,
+        delay=delay,
+        rng=random.Random(seed),
+    )
+    ba = MemLink(
+        src_ip="198.18.0.2",
+        dst_ip="198.18.0.1",
+        encode=True,
+        loss=loss,
+        delay=delay,
+        rng=random.Random(seed + 1),
+    )
     net = established_pair(config, config, ab=ab, ba=ba)
     a, b = net.a, net.b
     # The whole byte stream, made before the clock starts: the application
@@ -57,7 +75,7 @@ def transfer(total: int, config: TcpConfig | None = None, *, loss: float = 0.0,
     def app(_net: object) -> None:
         nonlocal sent, received, exact
         while sent < total:
-            n = a.send(stream[sent:sent + 65536])
+            n = a.send(stream[sent : sent + 65536])
             if not n:
                 break
             sent += n
@@ -89,8 +107,7 @@ def transfer(total: int, config: TcpConfig | None = None, *, loss: float = 0.0,
     }
 
 
-def sack_gain(total: int, seeds: tuple[int, ...] = SACK_SEEDS,
-              delay: float = SACK_DELAY) -> dict:
+def sack_gain(total: int, seeds: tuple[int, ...] = SACK_SEEDS, delay: float = SACK_DELAY) -> dict:
     """Throughput (bytes per virtual second) with SACK over without, at 1 % loss
     both ways and ``delay`` each way; the other options are the defaults."""
     virtual = {}
@@ -145,5 +162,6 @@ def render(r: dict) -> str:
         )
     if "sack_gain_by_delay_ms" in r:
         text += "\n  sack_gain by one-way delay: " + ", ".join(
-            f"{ms} ms {g}" for ms, g in r["sack_gain_by_delay_ms"].items())
+            f"{ms} ms {g}" for ms, g in r["sack_gain_by_delay_ms"].items()
+        )
     return text

@@ -20,8 +20,16 @@ async def _bulk(nbytes: int, with_pipeline: bool) -> float:
     from .wire import tx_mbps
 
     def zero() -> ImpairConfig:
-        return ImpairConfig(loss=0.0, duplicate=0.0, corrupt=0.0, reorder=0.0, delay=0.0,
-                            jitter=0.0, rate=0.0, limit=100_000)
+        return ImpairConfig(
+            loss=0.0,
+            duplicate=0.0,
+            corrupt=0.0,
+            reorder=0.0,
+            delay=0.0,
+            jitter=0.0,
+            rate=0.0,
+            limit=100_000,
+        )
 
     with Lab() as lab:
         host = await Host(lab.open_link(), lab.emu_ip, lab.emu_mac).start()
@@ -43,11 +51,18 @@ def run(quick: bool = False) -> dict:
         plain.append(asyncio.run(_bulk(nbytes, False)))
         piped.append(asyncio.run(_bulk(nbytes, True)))
     ratio = max(piped) / max(plain)
-    return {"plain_mbps": round(max(plain), 1), "pipeline_mbps": round(max(piped), 1),
-            "pipeline_ratio": round(ratio, 3), "target": TARGET, "meets_target": ratio >= TARGET}
+    return {
+        "plain_mbps": round(max(plain), 1),
+        "pipeline_mbps": round(max(piped), 1),
+        "pipeline_ratio": round(ratio, 3),
+        "target": TARGET,
+        "meets_target": ratio >= TARGET,
+    }
 
 
 def render(r: dict) -> str:
-    return (f"impair: netemu→kernel {r['plain_mbps']} Mbit/s without the pipeline, "
-            f"{r['pipeline_mbps']} Mbit/s with every stage at 0 %: ratio "
-            f"{r['pipeline_ratio']} (target ≥ {r['target']})")
+    return (
+        f"impair: netemu→kernel {r['plain_mbps']} Mbit/s without the pipeline, "
+        f"{r['pipeline_mbps']} Mbit/s with every stage at 0 %: ratio "
+        f"{r['pipeline_ratio']} (target ≥ {r['target']})"
+    )

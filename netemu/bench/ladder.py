@@ -60,29 +60,43 @@ REFERENCE_SCALE = 300
 class _Conn:
     """Records one synthetic connection's frames and events (``synthetic_trace``)."""
 
-    def __init__(self, c: int, t: float, dt: float, mss: int,
-                 events: list[tuple[float, int, Record]]) -> None:
+    def __init__(
+        self, c: int, t: float, dt: float, mss: int, events: list[tuple[float, int, Record]]
+    ) -> None:
         from ..wire.tcp import MssOption, NopOption, SackPermittedOption, WindowScaleOption
 
         self.emu, self.peer = (EMU_IP, 40000 + c), (PEER_IP, 8080)
         self.name, self.t, self.dt, self.events = f"c{c}", t, dt, events
-        self.syn_opts = (MssOption(mss + 12), NopOption(), WindowScaleOption(7),
-                         SackPermittedOption())
+        self.syn_opts = (
+            MssOption(mss + 12),
+            NopOption(),
+            WindowScaleOption(7),
+            SackPermittedOption(),
+        )
         self.payload = bytes(range(256)) * (mss // 256 + 1)
 
     def _add(self, rec: Record) -> None:
         self.events.append((self.t, len(self.events), rec))
 
-    def seg(self, out: bool, flags: int, seq: int, ack: int, n: int = 0,
-            mark: str | None = None) -> None:
+    def seg(
+        self, out: bool, flags: int, seq: int, ack: int, n: int = 0, mark: str | None = None
+    ) -> None:
         from ..trace.record import FrameRecord
         from ..wire import IPv4Packet, TcpSegment, build_tcp_frame
 
         self.t += self.dt
         src, dst = (self.emu, self.peer) if out else (self.peer, self.emu)
         syn = flags & 0x02
-        tcp = TcpSegment(src[1], dst[1], seq & 0xFFFFFFFF, ack & 0xFFFFFFFF, flags,
-                         64240 if syn else 502, self.payload[:n], self.syn_opts if syn else ())
+        tcp = TcpSegment(
+            src[1],
+            dst[1],
+            seq & 0xFFFFFFFF,
+            ack & 0xFFFFFFFF,
+            flags,
+            64240 if syn else 502,
+            self.payload[:n],
+            self.syn_opts if syn else (),
+        )
         data = build_tcp_frame(_MACS[not out], _MACS[out], IPv4Packet(src[0], dst[0], 6), tcp)
         self._add(FrameRecord(self.t, "out" if out else "in", data, mark))
 
@@ -104,8 +118,9 @@ class _Conn:
     def cc(self, phase: str, cause: str) -> None:
         from ..trace.record import CongestionRecord
 
-        self._add(CongestionRecord(self.t, self.name, self.emu, self.peer, 14480, 7240, phase,
-                                   cause))
+        self._add(
+            CongestionRecord(self.t, self.name, self.emu, self.peer, 14480, 7240, phase, cause)
+        )
 
     def run(self, c: int, nbytes: int, mss: int, loss_every: int) -> None:
         e, p = 1000 + 7919 * c, 5000 + 104729 * c
@@ -150,8 +165,14 @@ class _Conn:
         self.peer_state("LAST_ACK", "CLOSE")
 
 
-def synthetic_trace(conns: int = 300, nbytes: int = 64 * 1024, *, mss: int = 1448,
-                    concurrent: bool = True, loss_every: int = 0) -> Trace:
+def synthetic_trace(
+    conns: int = 300,
+    nbytes: int = 64 * 1024,
+    *,
+    mss: int = 1448,
+    concurrent: bool = True,
+    loss_every: int = 0,
+) -> Trace:
     """A Trace of ``conns`` connections from netemu (198.18.0.1:40000 …) to a peer
     (198.18.0.2:8080), each sending ``nbytes`` each way and closing: frames built
     through the codec, our states and the peer kernel's, a step note before each
@@ -175,11 +196,16 @@ def synthetic_trace(conns: int = 300, nbytes: int = 64 * 1024, *, mss: int = 144
     span = dt * (4 * nbytes // mss + 40)
     for c in range(conns):
         _Conn(c, c * 1e-5 if concurrent else c * span, dt, mss, events).run(
-            c, nbytes, mss, loss_every)
+            c, nbytes, mss, loss_every
+        )
     events.sort(key=lambda ev: (ev[0], ev[1]))
-    lists: dict[type, list[Any]] = {FrameRecord: trace.frames, StateRecord: trace.states,
-             PeerStateRecord: trace.peer_states, NoteRecord: trace.notes,
-             CongestionRecord: trace.congestion}
+    lists: dict[type, list[Any]] = {
+        FrameRecord: trace.frames,
+        StateRecord: trace.states,
+        PeerStateRecord: trace.peer_states,
+        NoteRecord: trace.notes,
+        CongestionRecord: trace.congestion,
+    }
     for _, _, rec in events:
         lists[type(rec)].append(rec)
     return trace
@@ -259,18 +285,24 @@ def measure(conns: int, meter: PeakMeter, limits: Any = None) -> dict[str, Any]:
             write_ladder_html(trace, d / "ladder.html", limits=limits)
 
         ladder_peak, ladder_s = meter.measure(ladders)
-        report_peak, _ = meter.measure(lambda: write_report(
-            d / "report.json", scenario="bench", result="pass", trace=trace))
-        size = {name: os.path.getsize(d / name)
-                for name in ("trace.pcap", "ladder.txt", "ladder.html", "report.json")}
+        report_peak, _ = meter.measure(
+            lambda: write_report(d / "report.json", scenario="bench", result="pass", trace=trace)
+        )
+        size = {
+            name: os.path.getsize(d / name)
+            for name in ("trace.pcap", "ladder.txt", "ladder.html", "report.json")
+        }
     pcap = size["trace.pcap"]
-    return {"connections": conns, "segments": len(frames),
-            "text_per_pcap": round(size["ladder.txt"] / pcap, 4),
-            "html_per_pcap": round(size["ladder.html"] / pcap, 4),
-            "report_per_pcap": round(size["report.json"] / pcap, 4),
-            "ladder_peak_per_trace": round(ladder_peak / trace_bytes, 3),
-            "report_peak_per_trace": round(report_peak / trace_bytes, 3),
-            "ladder_s_per_parse": round(ladder_s / parse_s, 2)}
+    return {
+        "connections": conns,
+        "segments": len(frames),
+        "text_per_pcap": round(size["ladder.txt"] / pcap, 4),
+        "html_per_pcap": round(size["ladder.html"] / pcap, 4),
+        "report_per_pcap": round(size["report.json"] / pcap, 4),
+        "ladder_peak_per_trace": round(ladder_peak / trace_bytes, 3),
+        "report_peak_per_trace": round(report_peak / trace_bytes, 3),
+        "ladder_s_per_parse": round(ladder_s / parse_s, 2),
+    }
 
 
 def run(quick: bool = False) -> dict[str, Any]:
@@ -280,28 +312,36 @@ def run(quick: bool = False) -> dict[str, Any]:
     scales = [measure(n, meter) for n in (QUICK_SCALES if quick else SCALES)]
     ref = measure(REFERENCE_SCALE, meter, UNLIMITED)
     ours = next(s for s in scales if s["connections"] == REFERENCE_SCALE)
-    vs = {f"{k}_vs_unlimited": round(ours[k] / ref[k], 4) if ref[k] else None
-          for k in ("text_per_pcap", "html_per_pcap", "ladder_peak_per_trace",
-                    "ladder_s_per_parse")}
+    vs = {
+        f"{k}_vs_unlimited": round(ours[k] / ref[k], 4) if ref[k] else None
+        for k in ("text_per_pcap", "html_per_pcap", "ladder_peak_per_trace", "ladder_s_per_parse")
+    }
     return {"scales": scales, "unlimited": ref, **vs, "memory_from": meter.how}
 
 
 def render(r: dict[str, Any]) -> str:
-    lines = ["ladder: outputs of N connections, 64 KiB each way (ratios to the same run's "
-             f"pcap, trace and parse; memory from {r['memory_from']})",
-             "  conns  segments  text/pcap  html/pcap  report/pcap  ladder peak/trace  "
-             "report peak/trace  ladder s/parse"]
+    lines = [
+        "ladder: outputs of N connections, 64 KiB each way (ratios to the same run's "
+        f"pcap, trace and parse; memory from {r['memory_from']})",
+        "  conns  segments  text/pcap  html/pcap  report/pcap  ladder peak/trace  "
+        "report peak/trace  ladder s/parse",
+    ]
     for s in [*r["scales"], {**r["unlimited"], "connections": f"{r['unlimited']['connections']}*"}]:
-        lines.append(f"  {s['connections']:>5}  {s['segments']:>8}  {s['text_per_pcap']:>9}  "
-                     f"{s['html_per_pcap']:>9}  {s['report_per_pcap']:>11}  "
-                     f"{s['ladder_peak_per_trace']:>17}  {s['report_peak_per_trace']:>17}  "
-                     f"{s['ladder_s_per_parse']:>14}")
-    lines.append("  (* every segment drawn: LadderLimits UNLIMITED, the ladders as before "
-                 "issue 17, 9)")
-    lines.append(f"  at {REFERENCE_SCALE}: text {r['text_per_pcap_vs_unlimited']}, html "
-                 f"{r['html_per_pcap_vs_unlimited']}, ladder peak "
-                 f"{r['ladder_peak_per_trace_vs_unlimited']}, time "
-                 f"{r['ladder_s_per_parse_vs_unlimited']} of unlimited's")
+        lines.append(
+            f"  {s['connections']:>5}  {s['segments']:>8}  {s['text_per_pcap']:>9}  "
+            f"{s['html_per_pcap']:>9}  {s['report_per_pcap']:>11}  "
+            f"{s['ladder_peak_per_trace']:>17}  {s['report_peak_per_trace']:>17}  "
+            f"{s['ladder_s_per_parse']:>14}"
+        )
+    lines.append(
+        "  (* every segment drawn: LadderLimits UNLIMITED, the ladders as before issue 17, 9)"
+    )
+    lines.append(
+        f"  at {REFERENCE_SCALE}: text {r['text_per_pcap_vs_unlimited']}, html "
+        f"{r['html_per_pcap_vs_unlimited']}, ladder peak "
+        f"{r['ladder_peak_per_trace_vs_unlimited']}, time "
+        f"{r['ladder_s_per_parse_vs_unlimited']} of unlimited's"
+    )
     return "\n".join(lines)
 
 
@@ -309,8 +349,9 @@ def main(argv: list[str] | None = None) -> int:
     import argparse
     import json
 
-    ap = argparse.ArgumentParser(prog="python -m netemu.bench.ladder",
-                                 description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(
+        prog="python -m netemu.bench.ladder", description=__doc__.splitlines()[0]
+    )
     ap.add_argument("--quick", action="store_true", help="30 and 300 connections only")
     ap.add_argument("--json", action="store_true", help="print the result as JSON")
     args = ap.parse_args(argv)

@@ -79,8 +79,14 @@ def peak_since(pid: int | str, rss_kib: int) -> int:
     return max(0, _status_kib(pid, "VmHWM") - rss_kib) * 1024
 
 
-def peer_read_seconds(lab: Lab, agent: KernelAgent, n: int, port: int, data: bytes,
-                      peaks: dict[str, int] | None = None) -> float:
+def peer_read_seconds(
+    lab: Lab,
+    agent: KernelAgent,
+    n: int,
+    port: int,
+    data: bytes,
+    peaks: dict[str, int] | None = None,
+) -> float:
     """Seconds for ``recv(exact=n)`` of ``data[:n]``, which a kernel socket of this process
     in the peer namespace sends over loopback meanwhile (from a thread). With ``peaks``,
     it gets the peak memory the read took on each side (``agent``, ``netemu``), in bytes
@@ -162,9 +168,11 @@ def run(quick: bool = False) -> dict:
         mb = n / best[n] / 1e6
         wmb = n / wire[n] / 1e6
         rows[f"{n >> 20}"] = {
-            "peer_read_s": round(best[n], 3), "peer_read_mb_per_s": round(mb, 1),
+            "peer_read_s": round(best[n], 3),
+            "peer_read_mb_per_s": round(mb, 1),
             "peer_read_ratio": round(mb / core_cpu, 3),
-            "through_netemu_s": round(wire[n], 3), "through_netemu_mb_per_s": round(wmb, 1),
+            "through_netemu_s": round(wire[n], 3),
+            "through_netemu_mb_per_s": round(wmb, 1),
             "through_netemu_ratio": round(wmb / core_cpu, 3),
         }
     largest = rows[f"{sizes[-1] >> 20}"]
@@ -192,9 +200,14 @@ def render(r: dict) -> str:
         lines.append(
             f"  {mib:>5} {row['peer_read_s']:>12.3f} {row['peer_read_mb_per_s']:>8.1f} "
             f"{row['peer_read_ratio']:>7.3f}   {row['through_netemu_s']:>17.3f} "
-            f"{row['through_netemu_mb_per_s']:>8.1f} {row['through_netemu_ratio']:>7.3f}")
-    lines.append(f"  peak memory of the largest read, per byte read: agent "
-                 f"{r['agent_peak_per_byte']}, netemu {r['netemu_peak_per_byte']}")
-    lines.append(f"  largest peer read ≥ {r['target_ratio']} of the core: "
-                 + ("met" if r["meets_target"] else "NOT met"))
+            f"{row['through_netemu_mb_per_s']:>8.1f} {row['through_netemu_ratio']:>7.3f}"
+        )
+    lines.append(
+        f"  peak memory of the largest read, per byte read: agent "
+        f"{r['agent_peak_per_byte']}, netemu {r['netemu_peak_per_byte']}"
+    )
+    lines.append(
+        f"  largest peer read ≥ {r['target_ratio']} of the core: "
+        + ("met" if r["meets_target"] else "NOT met")
+    )
     return "\n".join(lines)

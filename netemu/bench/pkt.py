@@ -118,15 +118,24 @@ def run(quick: bool = False) -> dict:
                 per_script.setdefault(sc.name, []).append(ms)
         for i in range(2 if quick else 4):
             sc = loaded[i % len(loaded)]
-            argv = [sys.executable, "-m", "netemu", "run", "-q", str(sc.path), "-o",
-                    str(d / f"cli{i}")]
+            argv = [
+                sys.executable,
+                "-m",
+                "netemu",
+                "run",
+                "-q",
+                str(sc.path),
+                "-o",
+                str(d / f"cli{i}"),
+            ]
             t0 = time.perf_counter()
-            proc = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True,
-                                  timeout=120)
+            proc = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=120)
             wall = time.perf_counter() - t0
             if proc.returncode != 0:
-                raise BenchError(f"{' '.join(argv)} exited {proc.returncode}: "
-                                 f"{proc.stdout.decode(errors='replace')[-400:]}")
+                raise BenchError(
+                    f"{' '.join(argv)} exited {proc.returncode}: "
+                    f"{proc.stdout.decode(errors='replace')[-400:]}"
+                )
             cli.append((wall - sc.scheduled_seconds()) * 1000)
     med = statistics.median(overheads)
     return {
@@ -145,7 +154,9 @@ def run(quick: bool = False) -> dict:
 def render(r: dict) -> str:
     per = ", ".join(f"{k} {v:.0f} ms" for k, v in r["per_script_ms"].items())
     verdict = "within" if r["overhead_ms"] <= r["budget_ms"] else "OVER"
-    return (f"pkt: {r['overhead_ms']:.0f} ms per script beyond its own schedule (median of "
-            f"{r['runs']}; {r['overhead_min_ms']:.0f}-{r['overhead_max_ms']:.0f}; {per}), "
-            f"{verdict} packetdrill's ~{r['budget_ms']:.0f} ms (ratio {r['ratio']:.2f}); "
-            f"one `netemu run X.pkt` process: {r['cli_ms']:.0f} ms")
+    return (
+        f"pkt: {r['overhead_ms']:.0f} ms per script beyond its own schedule (median of "
+        f"{r['runs']}; {r['overhead_min_ms']:.0f}-{r['overhead_max_ms']:.0f}; {per}), "
+        f"{verdict} packetdrill's ~{r['budget_ms']:.0f} ms (ratio {r['ratio']:.2f}); "
+        f"one `netemu run X.pkt` process: {r['cli_ms']:.0f} ms"
+    )

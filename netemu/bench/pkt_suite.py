@@ -59,19 +59,41 @@ IPV4_ARGS: tuple[str, ...] = (
     "--gateway_ip=192.168.0.1",
     "--netmask_ip=255.255.0.0",
     "--remote_ip=192.0.2.1",
-    "-D", "TFO_COOKIE=3021b9d889017eeb",
-    "-D", "CODE=host_unreachable",
-    "-D", "CMSG_LEVEL_IP=SOL_IP",
-    "-D", "CMSG_TYPE_RECVERR=IP_RECVERR",
+    "-D",
+    "TFO_COOKIE=3021b9d889017eeb",
+    "-D",
+    "CODE=host_unreachable",
+    "-D",
+    "CMSG_LEVEL_IP=SOL_IP",
+    "-D",
+    "CMSG_TYPE_RECVERR=IP_RECVERR",
 )
 
 DEFAULT_TIMEOUT = 60.0
 SHIM_SOURCE = Path(__file__).with_name("cubic_shim.c")
-KEYS = ("scripts", "netemu_pass", "packetdrill_pass", "agree", "agree_pct",
-        "netemu_only_pass", "packetdrill_only_pass", "unsupported", "netemu_wall_s",
-        "packetdrill_wall_s", "rows")
-ROW_KEYS = ("script", "netemu", "packetdrill", "agree", "netemu_reason",
-            "packetdrill_reason", "netemu_s", "packetdrill_s")
+KEYS = (
+    "scripts",
+    "netemu_pass",
+    "packetdrill_pass",
+    "agree",
+    "agree_pct",
+    "netemu_only_pass",
+    "packetdrill_only_pass",
+    "unsupported",
+    "netemu_wall_s",
+    "packetdrill_wall_s",
+    "rows",
+)
+ROW_KEYS = (
+    "script",
+    "netemu",
+    "packetdrill",
+    "agree",
+    "netemu_reason",
+    "packetdrill_reason",
+    "netemu_s",
+    "packetdrill_s",
+)
 
 
 class SuiteError(Exception):
@@ -88,6 +110,7 @@ def ipv4_argv() -> list[str]:
 
 
 # --- which scripts ---------------------------------------------------------------------
+
 
 def find_scripts(root: Path) -> list[Path]:
     """Every ``*.pkt`` under ``root`` (or ``root`` itself), sorted by path as run_all.py."""
@@ -124,15 +147,18 @@ def select_ipv4(paths: list[Path]) -> tuple[list[Path], list[Path]]:
 
 # --- reasons ---------------------------------------------------------------------------
 
-_RULES: tuple[tuple[re.Pattern[str], str], ...] = tuple((re.compile(a), b) for a, b in (
-    (r"system call '([^']+)' is not supported", "syscall {0}"),
-    (r"TCP option '([^']+)' is not supported", "option {0}"),
-    (r"socket option '?([A-Za-z0-9_]+)'? is not supported", "sockopt {0}"),
-    (r"unsupported symbol '([^']+)'", "symbol {0}"),
-    (r"(?<![A-Za-z] )option '?(--[A-Za-z0-9_]+)'? is not supported", "flag {0}"),
-    (r"IP header fields", "IP header fields"),
-    (r"'([^']+)' in a packet is not supported", "packet {0}"),
-))
+_RULES: tuple[tuple[re.Pattern[str], str], ...] = tuple(
+    (re.compile(a), b)
+    for a, b in (
+        (r"system call '([^']+)' is not supported", "syscall {0}"),
+        (r"TCP option '([^']+)' is not supported", "option {0}"),
+        (r"socket option '?([A-Za-z0-9_]+)'? is not supported", "sockopt {0}"),
+        (r"unsupported symbol '([^']+)'", "symbol {0}"),
+        (r"(?<![A-Za-z] )option '?(--[A-Za-z0-9_]+)'? is not supported", "flag {0}"),
+        (r"IP header fields", "IP header fields"),
+        (r"'([^']+)' in a packet is not supported", "packet {0}"),
+    )
+)
 _PARENS = re.compile(r"\s+\([^()]+\)")
 _QUOTED_NAME = re.compile(r"'[A-Za-z_][A-Za-z0-9_.]*'|\"[^\"]*\"")
 _NUMBER = re.compile(r"(?<![A-Za-z_])(?:0x[0-9a-fA-F]+|[0-9]+(?:\.[0-9]+)?)(?![A-Za-z_])")
@@ -174,6 +200,7 @@ def last_line(text: str) -> str | None:
 
 
 # --- the copy of DIR -------------------------------------------------------------------
+
 
 def _stub_link(path: Path) -> str | None:
     """The path a file holds when it is a symlink checked out as text: small, not
@@ -236,7 +263,7 @@ def stage(root: Path, staging: Path) -> tuple[Path, list[str]]:
     by symlinks to what they hold, so ``../../common/defaults.sh`` still finds the
     suite's neighbour. Symlink stubs are made symlinks again (a stubbed ``.pkt``
     becomes a copy of its target). Returns (the copy of root, the stubs' paths)."""
-    ancestors = list(root.parents)[:levels_up(root)]  # root.parent first
+    ancestors = list(root.parents)[: levels_up(root)]  # root.parent first
     top = ancestors[-1] if ancestors else root
     base = staging / (top.name or "root")
     dst = base / root.relative_to(top)
@@ -269,6 +296,7 @@ def stage(root: Path, staging: Path) -> tuple[Path, list[str]]:
 
 # --- the shim --------------------------------------------------------------------------
 
+
 def cache_dir() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return Path(base) / "netemu"
@@ -278,8 +306,11 @@ def build_shim(directory: Path | None = None) -> Path:
     """The compiled cubic shim (built once per source version); SuiteError(3) without cc."""
     cc = shutil.which("cc") or shutil.which("gcc")
     if cc is None:
-        raise SuiteError("no C compiler (`cc`): needed to build the LD_PRELOAD shim that "
-                         "gives packetdrill's sockets cubic (apt-get install gcc)", 3)
+        raise SuiteError(
+            "no C compiler (`cc`): needed to build the LD_PRELOAD shim that "
+            "gives packetdrill's sockets cubic (apt-get install gcc)",
+            3,
+        )
     src = SHIM_SOURCE.read_bytes()
     tag = hashlib.sha256(src).hexdigest()[:12]
     dirs = [directory] if directory is not None else [cache_dir(), Path(tempfile.gettempdir())]
@@ -296,11 +327,16 @@ def build_shim(directory: Path | None = None) -> Path:
             last_err = str(e)
             continue
         try:
-            out = subprocess.run([cc, "-shared", "-fPIC", "-O2", "-o", tmp, str(SHIM_SOURCE),
-                                  "-ldl"], capture_output=True, text=True, timeout=120)
+            out = subprocess.run(
+                [cc, "-shared", "-fPIC", "-O2", "-o", tmp, str(SHIM_SOURCE), "-ldl"],
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
             if out.returncode != 0:
-                raise SuiteError(f"`cc` could not build {SHIM_SOURCE.name}:\n"
-                                 f"{out.stderr.strip()}", 3)
+                raise SuiteError(
+                    f"`cc` could not build {SHIM_SOURCE.name}:\n{out.stderr.strip()}", 3
+                )
             os.replace(tmp, so)
             return so
         finally:
@@ -311,16 +347,16 @@ def build_shim(directory: Path | None = None) -> Path:
 
 # --- the runs --------------------------------------------------------------------------
 
+
 @dataclass
 class Verdict:
-    verdict: str            # pass / fail / unsupported
+    verdict: str  # pass / fail / unsupported
     reason: str | None
     seconds: float
     unsupported: str | None = None  # the short reason, when unsupported
 
 
-def run_netemu(path: Path, argv: list[str], timeout: float,
-               keep: Path | None = None) -> Verdict:
+def run_netemu(path: Path, argv: list[str], timeout: float, keep: Path | None = None) -> Verdict:
     """netemu's verdict on one script; never raises (but KeyboardInterrupt)."""
     import asyncio
 
@@ -335,15 +371,18 @@ def run_netemu(path: Path, argv: list[str], timeout: float,
         except PktError as e:
             msg, line = _pkt_error_parts(e)
             short = classify(msg)
-            return Verdict("unsupported", f"{short} (line {line})" if line else short,
-                           time.monotonic() - t0, short)
+            return Verdict(
+                "unsupported",
+                f"{short} (line {line})" if line else short,
+                time.monotonic() - t0,
+                short,
+            )
         from netemu.pkt.session import run_pkt
 
         async def go() -> Any:
             with tempfile.TemporaryDirectory(prefix="netemu-pkt-suite-run-") as tmp:
                 run_dir = keep if keep is not None else Path(tmp) / "run"
-                return await asyncio.wait_for(run_pkt(sc, run_dir, write=keep is not None),
-                                              timeout)
+                return await asyncio.wait_for(run_pkt(sc, run_dir, write=keep is not None), timeout)
 
         try:
             with contextlib.redirect_stdout(sys.stderr):
@@ -369,8 +408,14 @@ def packetdrill_command(binary: str, path: Path, argv: list[str]) -> list[str]:
     return ["unshare", "-n", "--", "/bin/sh", "-c", _NETNS_SH, binary, *argv, path.name]
 
 
-def run_packetdrill(binary: str, path: Path, argv: list[str], timeout: float, shim: Path | None,
-                    keep: Path | None = None) -> Verdict:
+def run_packetdrill(
+    binary: str,
+    path: Path,
+    argv: list[str],
+    timeout: float,
+    shim: Path | None,
+    keep: Path | None = None,
+) -> Verdict:
     """packetdrill's verdict on one script: exit status 0 passes."""
     cmd = packetdrill_command(binary, path, argv)
     env = dict(os.environ)
@@ -378,9 +423,15 @@ def run_packetdrill(binary: str, path: Path, argv: list[str], timeout: float, sh
         env["LD_PRELOAD"] = " ".join(x for x in (str(shim), env.get("LD_PRELOAD", "")) if x)
     t0 = time.monotonic()
     try:
-        proc = subprocess.Popen(cmd, cwd=path.parent, env=env, stdin=subprocess.DEVNULL,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            cmd,
+            cwd=path.parent,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
     except OSError as e:
         return Verdict("fail", f"cannot start: {e}", time.monotonic() - t0)
     timed_out = False
@@ -401,8 +452,10 @@ def run_packetdrill(binary: str, path: Path, argv: list[str], timeout: float, sh
     stderr = err.decode(errors="replace")
     if keep is not None:
         keep.parent.mkdir(parents=True, exist_ok=True)
-        keep.write_text(f"$ cd {shlex.quote(str(path.parent))} && {shlex.join(cmd)}\nexit status: "
-                        f"{proc.returncode}\n--- stdout\n{stdout}--- stderr\n{stderr}")
+        keep.write_text(
+            f"$ cd {shlex.quote(str(path.parent))} && {shlex.join(cmd)}\nexit status: "
+            f"{proc.returncode}\n--- stdout\n{stdout}--- stderr\n{stderr}"
+        )
     if timed_out:
         return Verdict("fail", f"timeout after {timeout:g} s", seconds)
     if proc.returncode == 0:
@@ -416,8 +469,10 @@ def run_packetdrill(binary: str, path: Path, argv: list[str], timeout: float, sh
 
 # --- the result ------------------------------------------------------------------------
 
-def summarize(names: list[str], netemu: list[Verdict],
-              packetdrill: list[Verdict] | None) -> dict[str, Any]:
+
+def summarize(
+    names: list[str], netemu: list[Verdict], packetdrill: list[Verdict] | None
+) -> dict[str, Any]:
     """The JSON object (keys: KEYS) from both sides' verdicts, script by script."""
     rows: list[dict[str, Any]] = []
     unsupported: dict[str, int] = {}
@@ -427,16 +482,18 @@ def summarize(names: list[str], netemu: list[Verdict],
         n_pass = n.verdict == "pass"
         if n.unsupported is not None:
             unsupported[n.unsupported] = unsupported.get(n.unsupported, 0) + 1
-        rows.append({
-            "script": name,
-            "netemu": n.verdict,
-            "packetdrill": p.verdict if p is not None else None,
-            "agree": (n_pass == (p.verdict == "pass")) if p is not None else None,
-            "netemu_reason": n.reason,
-            "packetdrill_reason": p.reason if p is not None else None,
-            "netemu_s": round(n.seconds, 3),
-            "packetdrill_s": round(p.seconds, 3) if p is not None else None,
-        })
+        rows.append(
+            {
+                "script": name,
+                "netemu": n.verdict,
+                "packetdrill": p.verdict if p is not None else None,
+                "agree": (n_pass == (p.verdict == "pass")) if p is not None else None,
+                "netemu_reason": n.reason,
+                "packetdrill_reason": p.reason if p is not None else None,
+                "netemu_s": round(n.seconds, 3),
+                "packetdrill_s": round(p.seconds, 3) if p is not None else None,
+            }
+        )
     have_pd = packetdrill is not None
     agree = sum(1 for r in rows if r["agree"]) if have_pd else None
     return {
@@ -445,15 +502,23 @@ def summarize(names: list[str], netemu: list[Verdict],
         "packetdrill_pass": sum(1 for r in rows if r["packetdrill"] == "pass") if have_pd else None,
         "agree": agree,
         "agree_pct": (round(100.0 * agree / len(rows), 1) if rows else 0.0)
-        if agree is not None else None,
-        "netemu_only_pass": [r["script"] for r in rows if r["netemu"] == "pass"
-                             and r["packetdrill"] != "pass"] if have_pd else None,
-        "packetdrill_only_pass": [r["script"] for r in rows if r["packetdrill"] == "pass"
-                                  and r["netemu"] != "pass"] if have_pd else None,
+        if agree is not None
+        else None,
+        "netemu_only_pass": [
+            r["script"] for r in rows if r["netemu"] == "pass" and r["packetdrill"] != "pass"
+        ]
+        if have_pd
+        else None,
+        "packetdrill_only_pass": [
+            r["script"] for r in rows if r["packetdrill"] == "pass" and r["netemu"] != "pass"
+        ]
+        if have_pd
+        else None,
         "unsupported": dict(sorted(unsupported.items(), key=lambda kv: (-kv[1], kv[0]))),
         "netemu_wall_s": round(sum(v.seconds for v in netemu), 3),
-        "packetdrill_wall_s": (round(sum(v.seconds for v in packetdrill), 3)
-                               if packetdrill is not None else None),
+        "packetdrill_wall_s": (
+            round(sum(v.seconds for v in packetdrill), 3) if packetdrill is not None else None
+        ),
         "rows": rows,
     }
 
@@ -462,7 +527,7 @@ def _short(text: str | None, width: int = 110) -> str:
     if not text:
         return ""
     line = text.strip().splitlines()[0] if text.strip() else ""
-    return line if len(line) <= width else line[:width - 1] + "…"
+    return line if len(line) <= width else line[: width - 1] + "…"
 
 
 def render(r: dict[str, Any], excluded: int = 0) -> str:
@@ -473,19 +538,27 @@ def render(r: dict[str, Any], excluded: int = 0) -> str:
     for x in rows:
         pd = x["packetdrill"] or "-"
         ag = "-" if x["agree"] is None else ("yes" if x["agree"] else "NO")
-        out.append(f"{x['script']:<{w}}  {x['netemu']:<11}  {pd:<11}  {ag:<5}  "
-                   f"{_short(x['netemu_reason'])}".rstrip())
+        out.append(
+            f"{x['script']:<{w}}  {x['netemu']:<11}  {pd:<11}  {ag:<5}  "
+            f"{_short(x['netemu_reason'])}".rstrip()
+        )
     n = r["scripts"]
     left_out = f"; {excluded} IPv6-only left out" if excluded else ""
     out.append("")
-    out.append(f"{n} scripts (IPv4{left_out}): netemu passes {r['netemu_pass']}, "
-               f"{sum(1 for x in rows if x['netemu'] == 'unsupported')} unsupported, "
-               f"{r['netemu_wall_s']:.1f} s")
+    out.append(
+        f"{n} scripts (IPv4{left_out}): netemu passes {r['netemu_pass']}, "
+        f"{sum(1 for x in rows if x['netemu'] == 'unsupported')} unsupported, "
+        f"{r['netemu_wall_s']:.1f} s"
+    )
     if have_pd:
-        out.append(f"packetdrill passes {r['packetdrill_pass']}, {r['packetdrill_wall_s']:.1f} s; "
-                   f"same verdict on {r['agree']} ({r['agree_pct']:.1f} %)")
-        out.append(f"netemu only passes: {len(r['netemu_only_pass'])}; packetdrill only "
-                   f"passes: {len(r['packetdrill_only_pass'])}")
+        out.append(
+            f"packetdrill passes {r['packetdrill_pass']}, {r['packetdrill_wall_s']:.1f} s; "
+            f"same verdict on {r['agree']} ({r['agree_pct']:.1f} %)"
+        )
+        out.append(
+            f"netemu only passes: {len(r['netemu_only_pass'])}; packetdrill only "
+            f"passes: {len(r['packetdrill_only_pass'])}"
+        )
         fails = [x for x in rows if x["packetdrill"] != "pass"]
         if fails:
             out.append(f"packetdrill fails ({len(fails)}):")
@@ -498,22 +571,42 @@ def render(r: dict[str, Any], excluded: int = 0) -> str:
 
 # --- the command -----------------------------------------------------------------------
 
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """pkt-suite's arguments, on `netemu bench`'s parser (--json is bench's own)."""
     g = parser.add_argument_group(
         "pkt-suite (netemu bench pkt-suite DIR [--packetdrill PATH] [--json] [--filter SUBSTR] "
-        "[--timeout S] [--keep DIR]; root)")
-    g.add_argument("suite_dir", nargs="?", metavar="DIR",
-                   help="pkt-suite: folder of .pkt scripts (packetdrill's gtests/net/tcp)")
-    g.add_argument("--packetdrill", metavar="PATH",
-                   help="pkt-suite: also run this packetdrill binary on every script")
-    g.add_argument("--filter", metavar="SUBSTR",
-                   help="pkt-suite: only scripts whose path under DIR contains SUBSTR")
-    g.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="S",
-                   help=f"pkt-suite: per script, each side (default {DEFAULT_TIMEOUT:g})")
-    g.add_argument("--keep", metavar="DIR",
-                   help="pkt-suite: keep netemu's run directories and packetdrill's output "
-                        "there (netemu then writes its pcap and ladders: slower)")
+        "[--timeout S] [--keep DIR]; root)"
+    )
+    g.add_argument(
+        "suite_dir",
+        nargs="?",
+        metavar="DIR",
+        help="pkt-suite: folder of .pkt scripts (packetdrill's gtests/net/tcp)",
+    )
+    g.add_argument(
+        "--packetdrill",
+        metavar="PATH",
+        help="pkt-suite: also run this packetdrill binary on every script",
+    )
+    g.add_argument(
+        "--filter",
+        metavar="SUBSTR",
+        help="pkt-suite: only scripts whose path under DIR contains SUBSTR",
+    )
+    g.add_argument(
+        "--timeout",
+        type=float,
+        default=DEFAULT_TIMEOUT,
+        metavar="S",
+        help=f"pkt-suite: per script, each side (default {DEFAULT_TIMEOUT:g})",
+    )
+    g.add_argument(
+        "--keep",
+        metavar="DIR",
+        help="pkt-suite: keep netemu's run directories and packetdrill's output "
+        "there (netemu then writes its pcap and ladders: slower)",
+    )
 
 
 def _progress(text: str) -> None:
@@ -541,8 +634,11 @@ def prepare(args: argparse.Namespace) -> tuple[Path, list[Path], list[Path], str
         keep = [p for p in keep if args.filter in p.relative_to(root).as_posix()]
         left_out = [p for p in left_out if args.filter in p.relative_to(root).as_posix()]
     if not keep:
-        raise SuiteError(f"{args.suite_dir}: no IPv4 .pkt script"
-                         + (f" matching {args.filter!r}" if args.filter else ""), 2)
+        raise SuiteError(
+            f"{args.suite_dir}: no IPv4 .pkt script"
+            + (f" matching {args.filter!r}" if args.filter else ""),
+            2,
+        )
     binary = None
     if args.packetdrill:
         b = Path(args.packetdrill).resolve()
@@ -558,8 +654,11 @@ def check_environment(packetdrill: bool) -> None:
     if packetdrill:
         for tool in ("unshare", "ip"):
             if shutil.which(tool) is None:
-                raise SuiteError(f"`{tool}` not found: needed to run packetdrill in a "
-                                 "throw-away network namespace", 3)
+                raise SuiteError(
+                    f"`{tool}` not found: needed to run packetdrill in a "
+                    "throw-away network namespace",
+                    3,
+                )
 
 
 def main(args: argparse.Namespace) -> int:
@@ -577,26 +676,35 @@ def main(args: argparse.Namespace) -> int:
     try:
         tree, fixed = stage(root, staging)
         if fixed:
-            _progress(f"note: symlinks checked out as text, made links again in the copy: "
-                      f"{', '.join(fixed)}")
+            _progress(
+                f"note: symlinks checked out as text, made links again in the copy: "
+                f"{', '.join(fixed)}"
+            )
         staged = [tree / n for n in names]
         netemu: list[Verdict] = []
         for i, (name, path) in enumerate(zip(names, staged, strict=True), 1):
             k = keep / "netemu" / name.removesuffix(".pkt") if keep is not None else None
             v = run_netemu(path, argv, args.timeout, k)
             netemu.append(v)
-            _progress(f"netemu [{i}/{len(names)}] {name}: {v.verdict} ({v.seconds:.2f} s)"
-                      + (f" {_short(v.reason, 100)}" if v.reason else ""))
+            _progress(
+                f"netemu [{i}/{len(names)}] {name}: {v.verdict} ({v.seconds:.2f} s)"
+                + (f" {_short(v.reason, 100)}" if v.reason else "")
+            )
         packetdrill: list[Verdict] | None = None
         if binary is not None:
             packetdrill = []
             for i, (name, path) in enumerate(zip(names, staged, strict=True), 1):
-                k = (keep / "packetdrill" / (name.removesuffix(".pkt") + ".log")
-                     if keep is not None else None)
+                k = (
+                    keep / "packetdrill" / (name.removesuffix(".pkt") + ".log")
+                    if keep is not None
+                    else None
+                )
                 v = run_packetdrill(binary, path, argv, args.timeout, shim, k)
                 packetdrill.append(v)
-                _progress(f"packetdrill [{i}/{len(names)}] {name}: {v.verdict} "
-                          f"({v.seconds:.2f} s)" + (f" {_short(v.reason, 100)}" if v.reason else ""))
+                _progress(
+                    f"packetdrill [{i}/{len(names)}] {name}: {v.verdict} "
+                    f"({v.seconds:.2f} s)" + (f" {_short(v.reason, 100)}" if v.reason else "")
+                )
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     result = summarize(names, netemu, packetdrill)

@@ -75,12 +75,20 @@ class BenchError(RuntimeError):
 
 def _wall_ms(argv: list[str], env: dict[str, str], *, check: bool = True) -> float:
     t0 = time.perf_counter()
-    proc = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                          stderr=subprocess.PIPE, env=env, timeout=120)
+    proc = subprocess.run(
+        argv,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=env,
+        timeout=120,
+    )
     ms = (time.perf_counter() - t0) * 1000
     if check and proc.returncode != 0:
-        raise BenchError(f"{' '.join(argv)} exited {proc.returncode}: "
-                         f"{proc.stderr.decode(errors='replace').strip()}")
+        raise BenchError(
+            f"{' '.join(argv)} exited {proc.returncode}: "
+            f"{proc.stderr.decode(errors='replace').strip()}"
+        )
     return ms
 
 
@@ -144,8 +152,7 @@ def run(quick: bool = False) -> dict:
         "meets_target": run_ms <= TARGET_MS,
         # Only when this environment sets PYTHONDONTWRITEBYTECODE: the same run as
         # the environment makes it, every module without a .pyc compiled each time.
-        **({"run_dontwritebytecode_ms": round(statistics.median(uncached), 1)}
-           if uncached else {}),
+        **({"run_dontwritebytecode_ms": round(statistics.median(uncached), 1)} if uncached else {}),
     }
 
 
@@ -158,7 +165,10 @@ def render(r: dict) -> str:
         f"python + the run's {r['import_modules']} modules {r['import_ms']:.0f} ms, "
         f"lab up→down inside the run {r['in_run_ms']:.0f} ms; "
         f"target ≤ {r['target_ms']:.0f} ms: {'met' if r['meets_target'] else 'NOT met'}"
-        + (f"\n  with this environment's PYTHONDONTWRITEBYTECODE=1 (sources without a .pyc "
-           f"compiled on every run): {r['run_dontwritebytecode_ms']:.0f} ms median"
-           if "run_dontwritebytecode_ms" in r else "")
+        + (
+            f"\n  with this environment's PYTHONDONTWRITEBYTECODE=1 (sources without a .pyc "
+            f"compiled on every run): {r['run_dontwritebytecode_ms']:.0f} ms median"
+            if "run_dontwritebytecode_ms" in r
+            else ""
+        )
     )

@@ -49,20 +49,29 @@ async def _kernel_transfer(nbytes: int, sack: bool, seed: int, delay: float = DE
 
     sysctls = {"net.ipv4.tcp_sack": int(sack)}
     cfg = ImpairConfig(loss=SACK_LOSS, delay=delay, limit=100_000)
-    with Lab(peer_ip=CLIENT_IP, emu_ip=EMU_IP, peer_sysctls=sysctls, congestion="cubic") as a, \
-            Lab(peer_ip=SERVER_IP, emu_ip=EMU_IP, peer_sysctls=sysctls,
-                congestion="cubic") as b:
-        relay = await Relay(a.open_link(filtered=False), b.open_link(filtered=False),
-                            client_ip=a.peer_ip, server_ip=b.peer_ip,
-                            impair_out=Impairment(cfg, seed=2 * seed),
-                            impair_in=Impairment(cfg, seed=2 * seed + 1)).start()
+    with (
+        Lab(peer_ip=CLIENT_IP, emu_ip=EMU_IP, peer_sysctls=sysctls, congestion="cubic") as a,
+        Lab(peer_ip=SERVER_IP, emu_ip=EMU_IP, peer_sysctls=sysctls, congestion="cubic") as b,
+    ):
+        relay = await Relay(
+            a.open_link(filtered=False),
+            b.open_link(filtered=False),
+            client_ip=a.peer_ip,
+            server_ip=b.peer_ip,
+            impair_out=Impairment(cfg, seed=2 * seed),
+            impair_in=Impairment(cfg, seed=2 * seed + 1),
+        ).start()
         try:
             client, server = a.start_agent().aio, b.start_agent().aio
             lst = await server.listen(5204)
             conn = await client.connect(b.peer_ip, 5204, timeout=10)
             acc = await server.accept(lst.sock, timeout=10)
-            return await _into_sink(server, acc.sock, nbytes, client.source(
-                conn.sock, nbytes, then="shutdown", timeout=300))
+            return await _into_sink(
+                server,
+                acc.sock,
+                nbytes,
+                client.source(conn.sock, nbytes, then="shutdown", timeout=300),
+            )
         finally:
             relay.close()
 
@@ -77,8 +86,9 @@ async def _netemu_transfer(nbytes: int, sack: bool, seed: int) -> float:
 
     cfg = ImpairConfig(loss=SACK_LOSS, delay=DELAY, limit=100_000)
     with Lab(peer_sysctls={"net.ipv4.tcp_sack": int(sack)}, congestion="cubic") as lab:
-        host = await Host(lab.open_link(), lab.emu_ip, lab.emu_mac,
-                          config=TcpConfig(sack=sack)).start()
+        host = await Host(
+            lab.open_link(), lab.emu_ip, lab.emu_mac, config=TcpConfig(sack=sack)
+        ).start()
         try:
             agent = lab.start_agent().aio
             lst = await agent.listen(5205)
@@ -92,8 +102,9 @@ async def _netemu_transfer(nbytes: int, sack: bool, seed: int) -> float:
             host.close()
 
 
-async def _into_sink(agent: AsyncKernelAgent, sock: int, nbytes: int,
-                     sending: Awaitable[object]) -> float:
+async def _into_sink(
+    agent: AsyncKernelAgent, sock: int, nbytes: int, sending: Awaitable[object]
+) -> float:
     """Seconds from the start of ``sending`` (nbytes, then EOF) until the kernel
     agent's sink on ``sock`` has read them all."""
     t0 = time.perf_counter()
@@ -106,8 +117,9 @@ async def _into_sink(agent: AsyncKernelAgent, sock: int, nbytes: int,
     return dt
 
 
-def _gain(key: str, transfer: Callable[..., Coroutine[Any, Any, float]], nbytes: int,
-          rounds: int) -> dict[str, float]:
+def _gain(
+    key: str, transfer: Callable[..., Coroutine[Any, Any, float]], nbytes: int, rounds: int
+) -> dict[str, float]:
     seconds = {True: 0.0, False: 0.0}
     for r in range(rounds):
         for sack in (True, False):  # interleaved: machine noise hits both alike
@@ -127,8 +139,7 @@ def run(quick: bool = False) -> dict:
     # Linux again without the added delay (the lab's own round trip, ~0.1 ms with
     # the relay): where a retransmission timeout is most of a transfer, so a few
     # of them make the figure; its transfers are short, so it takes more rounds.
-    result.update(_gain("kernel_lab", partial(_kernel_transfer, delay=0.0), nbytes,
-                        4 * rounds))
+    result.update(_gain("kernel_lab", partial(_kernel_transfer, delay=0.0), nbytes, 4 * rounds))
     result.update(_gain("wire", _netemu_transfer, nbytes, rounds))
     result.update(sack_gain(nbytes))
     result["ratio_to_kernel"] = round(result["sack_gain"] / result["kernel_sack_gain"], 2)

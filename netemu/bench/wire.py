@@ -44,11 +44,18 @@ def lab_up_down_ms(rounds: int = 11) -> float:
 def kernel_mbps(nbytes: int) -> float:
     """Kernel → kernel over the lab's veth, tx offload off on both ends."""
     with _lab() as lab:
+
         def setup_emu() -> None:
-            subprocess.run(["ip", "addr", "add", f"{lab.emu_ip}/{lab.prefixlen}", "dev",
-                            lab.emu_ifname], check=True)
-            subprocess.run(["ethtool", "-K", lab.emu_ifname, "tx", "off"], check=True,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            subprocess.run(
+                ["ip", "addr", "add", f"{lab.emu_ip}/{lab.prefixlen}", "dev", lab.emu_ifname],
+                check=True,
+            )
+            subprocess.run(
+                ["ethtool", "-K", lab.emu_ifname, "tx", "off"],
+                check=True,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
 
         lab.run_in_emu(setup_emu)
         agent = lab.start_agent()
@@ -83,8 +90,7 @@ async def send_all(stream: TcpStream, nbytes: int) -> None:
     await stream.send_eof()
 
 
-async def tx_mbps(host: Host, agent: KernelAgent, peer_ip: str, port: int,
-                  nbytes: int) -> float:
+async def tx_mbps(host: Host, agent: KernelAgent, peer_ip: str, port: int, nbytes: int) -> float:
     """netemu → kernel: Mbit/s of ``nbytes`` sent on a new stream to a kernel sink
     listening on ``port`` (from the first byte until the sink has seen EOF)."""
     lst = await agent.aio.listen(port)
@@ -110,8 +116,9 @@ async def _netemu_mbps(nbytes: int) -> tuple[float, float]:
             stream2 = await host.connect(lab.peer_ip, 5203)
             acc2 = await agent.aio.accept(lst2.sock)
             t0 = time.perf_counter()
-            src = asyncio.create_task(agent.aio.source(acc2.sock, nbytes, then="shutdown",
-                                                       timeout=120))
+            src = asyncio.create_task(
+                agent.aio.source(acc2.sock, nbytes, then="shutdown", timeout=120)
+            )
             got = 0
             import anyio
 
@@ -141,7 +148,8 @@ def run(quick: bool = False) -> dict:
         "lab_up_down_ms": round(lab_ms, 1),
         "target_ratio": TARGET_RATIO,
         "target_lab_ms": TARGET_LAB_MS,
-        "meets_targets": tx / kernel >= TARGET_RATIO and rx / kernel >= TARGET_RATIO
+        "meets_targets": tx / kernel >= TARGET_RATIO
+        and rx / kernel >= TARGET_RATIO
         and lab_ms <= TARGET_LAB_MS,
     }
 

@@ -16,18 +16,30 @@ from .. import __version__
 # Benchmarks: name -> (module under netemu.bench, one-line description).
 BENCHES: dict[str, tuple[str, str]] = {
     "codec": ("codec", "wire codec: parse/build rates for Eth+IPv4+TCP frames, vs scapy"),
-    "core": ("core", "TCP stack alone: 10 MiB between in-memory connections, via the "
-             "codec; SACK on/off at 1 % loss in virtual time, by delay"),
+    "core": (
+        "core",
+        "TCP stack alone: 10 MiB between in-memory connections, via the "
+        "codec; SACK on/off at 1 % loss in virtual time, by delay",
+    ),
     "impair": ("impair", "impairment pipeline at 0 % vs none, netemu→kernel bulk (root)"),
     "concurrent": ("concurrent", "1,000 connections at once to the Go hello server (root, Go)"),
     "wire": ("wire", "on a real veth: netemu⇄kernel bulk vs kernel⇄kernel; lab up/down (root)"),
     "run": ("run", "fixed cost of `netemu run` on a trivial scenario, median wall ms (root)"),
     "pkt": ("pkt", "packetdrill scripts: cost per .pkt beyond its own schedule, vs 200 ms (root)"),
-    "sack": ("sack", "SACK on/off at 1 % loss: netemu in memory next to Linux through the relay (root)"),
-    "peer-io": ("peer_io", "100 MiB read through the kernel agent vs the in-memory TCP core (root)"),
+    "sack": (
+        "sack",
+        "SACK on/off at 1 % loss: netemu in memory next to Linux through the relay (root)",
+    ),
+    "peer-io": (
+        "peer_io",
+        "100 MiB read through the kernel agent vs the in-memory TCP core (root)",
+    ),
     "ladder": ("ladder", "ladder size and memory for 300 connections, limited vs drawn whole"),
-    "pkt-suite": ("pkt_suite", "packetdrill's suite (DIR): netemu's verdict per .pkt next to "
-                  "packetdrill's (root; not in all)"),
+    "pkt-suite": (
+        "pkt_suite",
+        "packetdrill's suite (DIR): netemu's verdict per .pkt next to "
+        "packetdrill's (root; not in all)",
+    ),
 }
 
 
@@ -56,7 +68,8 @@ def _bench(args: argparse.Namespace) -> int:
 
 def _add_bench(sub: argparse._SubParsersAction) -> None:
     bench = sub.add_parser(
-        "bench", help="measure speed as ratios against a reference run in the same process",
+        "bench",
+        help="measure speed as ratios against a reference run in the same process",
         description="Benchmarks: " + "; ".join(f"{k}: {v[1]}" for k, v in BENCHES.items()),
     )
     bench.add_argument("which", choices=[*BENCHES, "all"], help="which benchmark (all: every one)")
@@ -76,8 +89,11 @@ PKT_OPTIONS: list[tuple[str, str, str]] = [
     ("local_ip", "IP", "the kernel's address as the script names it (mapped onto the lab's)"),
     ("remote_ip", "IP", "the remote address as the script names it (mapped onto netemu's)"),
     ("gateway_ip", "IP", _SAME + " (the lab has no gateway)"),
-    ("netmask_ip", "IP", "the script's local subnet: its addresses in shell commands map "
-     "to netemu's (255.255.0.0)"),
+    (
+        "netmask_ip",
+        "IP",
+        "the script's local subnet: its addresses in shell commands map to netemu's (255.255.0.0)",
+    ),
     ("mtu", "N", "the MTU of the peer's interface (default 1500)"),
     ("mss", "N", "the MSS of inbound TSO/GRO packets (packetdrill's --mss)"),
     ("tolerance_usecs", "US", "timing tolerance (default 4000)"),
@@ -110,13 +126,15 @@ def pkt_argv(args: argparse.Namespace) -> list[str]:
 
 
 # The impairment options of `netemu run` and `netemu relay`: (name, metavar, help).
-IMPAIR_OPTIONS = (("loss", "P", "random loss, e.g. 5%%"),
-                  ("delay", "T", "one-way delay, e.g. 20ms"),
-                  ("jitter", "T", "delay variation, e.g. 5ms"),
-                  ("reorder", "P", "reordered share (needs --delay)"),
-                  ("duplicate", "P", "duplicated share"),
-                  ("corrupt", "P", "share with one bit flipped"),
-                  ("rate", "R", "link rate, e.g. 10mbit"))
+IMPAIR_OPTIONS = (
+    ("loss", "P", "random loss, e.g. 5%%"),
+    ("delay", "T", "one-way delay, e.g. 20ms"),
+    ("jitter", "T", "delay variation, e.g. 5ms"),
+    ("reorder", "P", "reordered share (needs --delay)"),
+    ("duplicate", "P", "duplicated share"),
+    ("corrupt", "P", "share with one bit flipped"),
+    ("rate", "R", "link rate, e.g. 10mbit"),
+)
 
 
 def _add_impairments(group: argparse._ArgumentGroup) -> None:
@@ -125,64 +143,105 @@ def _add_impairments(group: argparse._ArgumentGroup) -> None:
 
 
 def _add_run(sub: argparse._SubParsersAction) -> None:
-    run = sub.add_parser("run", help="run scenario files (or directories of them) against "
-                                     "real peers in a fresh lab",
-                         description="Runs each scenario (YAML) or packetdrill script "
-                                     "(.pkt, with packetdrill's verdict) in its own lab and "
-                                     "leaves a run directory: trace.pcap, ladder.txt, "
-                                     "ladder.html, report.json. Exit codes: 0 all passed, 1 a "
-                                     "scenario failed, 2 bad input, 3 environment (not root, "
-                                     "missing tool) or netemu itself late for a .pkt event.")
+    run = sub.add_parser(
+        "run",
+        help="run scenario files (or directories of them) against real peers in a fresh lab",
+        description="Runs each scenario (YAML) or packetdrill script "
+        "(.pkt, with packetdrill's verdict) in its own lab and "
+        "leaves a run directory: trace.pcap, ladder.txt, "
+        "ladder.html, report.json. Exit codes: 0 all passed, 1 a "
+        "scenario failed, 2 bad input, 3 environment (not root, "
+        "missing tool) or netemu itself late for a .pkt event.",
+    )
     run.add_argument("paths", nargs="+", metavar="FILE|DIR")
-    run.add_argument("-o", "--output", metavar="DIR",
-                     help="run directory (one scenario) or parent of run directories "
-                          "(default: runs/<time>-<name>/)")
+    run.add_argument(
+        "-o",
+        "--output",
+        metavar="DIR",
+        help="run directory (one scenario) or parent of run directories "
+        "(default: runs/<time>-<name>/)",
+    )
     run.add_argument("--junit", metavar="FILE", help="write a JUnit XML report")
     run.add_argument("--json", metavar="FILE", help="write all reports as one JSON file")
     run.add_argument("-q", "--quiet", action="store_true", help="do not print the ladder")
     pkt = run.add_argument_group("packetdrill scripts (.pkt; docs/packetdrill.md)")
-    pkt.add_argument("--lenient-timing", action="store_true",
-                     help="report timing misses as notes instead of failing (packetdrill "
-                          "fails the script, and so does netemu by default)")
-    pkt.add_argument("--strict-timing", action="store_true",
-                     help="fail on timing outside packetdrill's tolerance (the default)")
-    pkt.add_argument("--tolerance-usecs", type=int, metavar="US",
-                     help="timing tolerance in microseconds (default: the script's "
-                          "--tolerance_usecs, else 4000)")
+    pkt.add_argument(
+        "--lenient-timing",
+        action="store_true",
+        help="report timing misses as notes instead of failing (packetdrill "
+        "fails the script, and so does netemu by default)",
+    )
+    pkt.add_argument(
+        "--strict-timing",
+        action="store_true",
+        help="fail on timing outside packetdrill's tolerance (the default)",
+    )
+    pkt.add_argument(
+        "--tolerance-usecs",
+        type=int,
+        metavar="US",
+        help="timing tolerance in microseconds (default: the script's "
+        "--tolerance_usecs, else 4000)",
+    )
     pd = run.add_argument_group(
         "packetdrill's own command line (as run_all.py and ksft_runner.sh pass it; these "
-        "overwrite a script's own --option lines, as in packetdrill)")
+        "overwrite a script's own --option lines, as in packetdrill)"
+    )
     for name, metavar, text in PKT_OPTIONS:
         if metavar:
             pd.add_argument(f"--{name}", metavar=metavar, help=text, dest=f"pd_{name}")
         else:
             pd.add_argument(f"--{name}", action="store_true", help=text, dest=f"pd_{name}")
-    pd.add_argument("-D", "--define", action="append", metavar="NAME=VALUE", dest="pd_define",
-                    help="every NAME in the script stands for VALUE (e.g. -D TFO_COOKIE=…)")
-    pd.add_argument("-v", "--verbose", action="count", default=0, dest="pd_verbose",
-                    help="accepted; netemu's ladder and report are always written")
-    imp = run.add_argument_group("impairments (both directions; override the scenario's "
-                                 "network: block, netem's names)")
+    pd.add_argument(
+        "-D",
+        "--define",
+        action="append",
+        metavar="NAME=VALUE",
+        dest="pd_define",
+        help="every NAME in the script stands for VALUE (e.g. -D TFO_COOKIE=…)",
+    )
+    pd.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        dest="pd_verbose",
+        help="accepted; netemu's ladder and report are always written",
+    )
+    imp = run.add_argument_group(
+        "impairments (both directions; override the scenario's network: block, netem's names)"
+    )
     _add_impairments(imp)
     run.set_defaults(func=_run)
 
 
 def _add_validate(sub: argparse._SubParsersAction) -> None:
-    validate = sub.add_parser("validate", help="check scenario files without running them",
-                              description="Exit 0 when every file is valid; 2 and one "
-                                          "'file:line:col: message' per error otherwise.")
+    validate = sub.add_parser(
+        "validate",
+        help="check scenario files without running them",
+        description="Exit 0 when every file is valid; 2 and one "
+        "'file:line:col: message' per error otherwise.",
+    )
     validate.add_argument("files", nargs="+", metavar="FILE")
-    validate.add_argument("-D", "--define", action="append", metavar="NAME=VALUE",
-                          dest="pd_define", help="packetdrill scripts: NAME stands for VALUE")
+    validate.add_argument(
+        "-D",
+        "--define",
+        action="append",
+        metavar="NAME=VALUE",
+        dest="pd_define",
+        help="packetdrill scripts: NAME stands for VALUE",
+    )
     validate.set_defaults(func=_validate)
 
 
 def _add_convert(sub: argparse._SubParsersAction) -> None:
-    convert = sub.add_parser("convert", help="write the YAML scenario equivalent to a "
-                                             "packetdrill script (.pkt)",
-                             description="What YAML cannot express (return values, timing "
-                                         "tolerance, %%{ }%% assertions) stays as comments; "
-                                         "exit 2 with file:line:col on a bad script.")
+    convert = sub.add_parser(
+        "convert",
+        help="write the YAML scenario equivalent to a packetdrill script (.pkt)",
+        description="What YAML cannot express (return values, timing "
+        "tolerance, %%{ }%% assertions) stays as comments; "
+        "exit 2 with file:line:col on a bad script.",
+    )
     convert.add_argument("pkt", metavar="FILE.pkt")
     convert.add_argument("-o", "--output", metavar="FILE", help="write here (default: stdout)")
     convert.set_defaults(func=_convert)
@@ -194,8 +253,10 @@ def _add_schema(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_show(sub: argparse._SubParsersAction) -> None:
-    show = sub.add_parser("show", help="draw the ladder diagram of any pcap/pcapng, "
-                                       "with TCP states inferred (RFC 9293)")
+    show = sub.add_parser(
+        "show",
+        help="draw the ladder diagram of any pcap/pcapng, with TCP states inferred (RFC 9293)",
+    )
     show.add_argument("pcap", metavar="FILE.pcap")
     show.add_argument("--html", metavar="OUT", help="also write a self-contained HTML ladder")
     show.add_argument("--text", metavar="OUT", help="also write the text ladder to a file")
@@ -203,18 +264,25 @@ def _add_show(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_relay(sub: argparse._SubParsersAction) -> None:
-    relay = sub.add_parser("relay", help="bridge two kernel peers through netemu (impair, "
-                                         "record) until Ctrl-C",
-                           description="Relay mode: two labs, a client peer (198.18.0.2) and "
-                                       "a server peer (198.18.0.3), bridged at layer 2 by "
-                                       "netemu, which impairs and records their frames. Start "
-                                       "programs in them with the nsenter commands it prints; "
-                                       "at the end it writes a run directory (trace.pcap, "
-                                       "ladder.txt, ladder.html, report.json).")
-    relay.add_argument("--seconds", type=float, metavar="N", help="stop after N seconds "
-                       "(default: at Ctrl-C / SIGTERM)")
-    relay.add_argument("-o", "--output", metavar="DIR", help="run directory (default: "
-                       "runs/<time>-relay/)")
+    relay = sub.add_parser(
+        "relay",
+        help="bridge two kernel peers through netemu (impair, record) until Ctrl-C",
+        description="Relay mode: two labs, a client peer (198.18.0.2) and "
+        "a server peer (198.18.0.3), bridged at layer 2 by "
+        "netemu, which impairs and records their frames. Start "
+        "programs in them with the nsenter commands it prints; "
+        "at the end it writes a run directory (trace.pcap, "
+        "ladder.txt, ladder.html, report.json).",
+    )
+    relay.add_argument(
+        "--seconds",
+        type=float,
+        metavar="N",
+        help="stop after N seconds (default: at Ctrl-C / SIGTERM)",
+    )
+    relay.add_argument(
+        "-o", "--output", metavar="DIR", help="run directory (default: runs/<time>-relay/)"
+    )
     relay.add_argument("--seed", type=int, default=0, help="seed of the impairments")
     rimp = relay.add_argument_group("impairments (each direction, netem's names)")
     _add_impairments(rimp)
@@ -228,9 +296,16 @@ def _add_lab(sub: argparse._SubParsersAction) -> None:
 
 
 # Every command, in the order `netemu -h` lists them.
-COMMANDS = {"bench": _add_bench, "run": _add_run, "validate": _add_validate,
-            "convert": _add_convert, "schema": _add_schema, "show": _add_show,
-            "relay": _add_relay, "lab": _add_lab}
+COMMANDS = {
+    "bench": _add_bench,
+    "run": _add_run,
+    "validate": _add_validate,
+    "convert": _add_convert,
+    "schema": _add_schema,
+    "show": _add_show,
+    "relay": _add_relay,
+    "lab": _add_lab,
+}
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
@@ -267,8 +342,9 @@ def _relay(args: argparse.Namespace) -> int:
 def _validate(args: argparse.Namespace) -> int:
     from .files import validate_main
 
-    return validate_main(args.files, pkt_argv=[w for d in args.pd_define or [] for w in ("-D", d)],
-                         notices=True)
+    return validate_main(
+        args.files, pkt_argv=[w for d in args.pd_define or [] for w in ("-D", d)], notices=True
+    )
 
 
 def _convert(args: argparse.Namespace) -> int:

@@ -125,13 +125,18 @@ def run_notices(paths: Iterable[str | Path], pkt_argv: list[str] | None = None) 
         if Path(arg).is_dir():
             some = [c for c in counts if c]
             if some:
-                total = Code(sum(c.shell for c in some), sum(c.python for c in some),
-                             sum(c.peers for c in some),
-                             tuple(p for c in some for p in c.programs),
-                             sum(c.own for c in some))
+                total = Code(
+                    sum(c.shell for c in some),
+                    sum(c.python for c in some),
+                    sum(c.peers for c in some),
+                    tuple(p for c in some for p in c.programs),
+                    sum(c.own for c in some),
+                )
                 verb = "runs" if len(some) == 1 else "run"
-                out.append(f"notice: {arg}: {len(some)} of {_count(len(files), 'file')} {verb} "
-                           f"{_phrase(total)}")
+                out.append(
+                    f"notice: {arg}: {len(some)} of {_count(len(files), 'file')} {verb} "
+                    f"{_phrase(total)}"
+                )
         else:
             line = code_notice(arg, counts[0]) if counts else None
             if line:
@@ -154,8 +159,9 @@ def _check(path: str | Path, pkt_argv: list[str] | None, notices: bool) -> tuple
     return errors, (_yaml_code(path) if notices and not errors else NONE)
 
 
-def validate_main(paths: Iterable[str | Path], pkt_argv: list[str] | None = None, *,
-                  notices: bool = False) -> int:
+def validate_main(
+    paths: Iterable[str | Path], pkt_argv: list[str] | None = None, *, notices: bool = False
+) -> int:
     """``netemu validate FILE...``: each problem to stderr as ``file:line:col: message``,
     or ``FILE: ok`` to stdout. 0 when every file is valid, 2 otherwise. With ``notices``
     (the command line's), a valid file that will run shell commands, Python snippets or

@@ -43,10 +43,15 @@ def parse_overrides(args: argparse.Namespace, prog: str) -> dict[str, float] | N
         return {}  # (and the scenario format's units not imported for a .pkt run)
     from ..scenario import units
 
-    parsers = {"loss": units.parse_percent, "duplicate": units.parse_percent,
-               "reorder": units.parse_percent, "corrupt": units.parse_percent,
-               "delay": units.parse_duration, "jitter": units.parse_duration,
-               "rate": units.parse_rate}
+    parsers = {
+        "loss": units.parse_percent,
+        "duplicate": units.parse_percent,
+        "reorder": units.parse_percent,
+        "corrupt": units.parse_percent,
+        "delay": units.parse_duration,
+        "jitter": units.parse_duration,
+        "rate": units.parse_rate,
+    }
     overrides: dict[str, float] = {}
     for name in IMPAIR_FIELDS:
         raw = getattr(args, name, None)
@@ -70,8 +75,11 @@ def run_main(args: argparse.Namespace) -> int:
     by Ctrl-C 130."""
     import signal
 
-    old = {sig: signal.signal(sig, _exit_on_signal) for sig in (signal.SIGTERM, signal.SIGHUP)
-           if signal.getsignal(sig) is signal.SIG_DFL}
+    old = {
+        sig: signal.signal(sig, _exit_on_signal)
+        for sig in (signal.SIGTERM, signal.SIGHUP)
+        if signal.getsignal(sig) is signal.SIG_DFL
+    }
     try:
         return _run_all(args)
     finally:
@@ -90,9 +98,14 @@ def _pkt_start(script: PktScript, args: argparse.Namespace) -> Start:
     async def start(run_dir: Path, on_step: OnStep) -> Outcome:
         from ..pkt.session import run_pkt
 
-        return await run_pkt(script, run_dir, on_step=on_step,
-                             strict_timing=not getattr(args, "lenient_timing", False),
-                             tolerance_usecs=getattr(args, "tolerance_usecs", None))
+        return await run_pkt(
+            script,
+            run_dir,
+            on_step=on_step,
+            strict_timing=not getattr(args, "lenient_timing", False),
+            tolerance_usecs=getattr(args, "tolerance_usecs", None),
+        )
+
     return start
 
 
@@ -101,11 +114,13 @@ def _yaml_start(sc: Scenario, overrides: dict[str, float]) -> Start:
         from ..scenario.session import run_scenario
 
         return await run_scenario(sc, run_dir, on_step=on_step, overrides=overrides)
+
     return start
 
 
-def _load_one(f: Path, args: argparse.Namespace, overrides: dict[str, float],
-              loaded: Loaded) -> None:
+def _load_one(
+    f: Path, args: argparse.Namespace, overrides: dict[str, float], loaded: Loaded
+) -> None:
     if f.suffix == ".pkt":  # packetdrill scripts: netemu/pkt (docs/packetdrill.md)
         from ..pkt import load_pkt  # for .pkt files only: ~25 ms of imports
 
@@ -121,8 +136,7 @@ def _load_one(f: Path, args: argparse.Namespace, overrides: dict[str, float],
     loaded.runs.append(Run("yaml", sc, _yaml_start(sc, overrides)))
 
 
-def load_all(files: list[Path], args: argparse.Namespace,
-             overrides: dict[str, float]) -> Loaded:
+def load_all(files: list[Path], args: argparse.Namespace, overrides: dict[str, float]) -> Loaded:
     """Every file loaded, its problems printed. A suite of .pkt scripts goes on past a
     bad one, as packetdrill's does: it is an error row in the table, the JUnit and the
     JSON."""
@@ -137,8 +151,15 @@ def load_all(files: list[Path], args: argparse.Namespace,
             for err in errs:
                 print(err, file=sys.stderr)
             if f.suffix == ".pkt" and len(files) > 1:
-                loaded.errors.append({"scenario": f.stem, "result": "error",
-                                      "error": str(errs[0]), "source": str(f), "steps": []})
+                loaded.errors.append(
+                    {
+                        "scenario": f.stem,
+                        "result": "error",
+                        "error": str(errs[0]),
+                        "source": str(f),
+                        "steps": [],
+                    }
+                )
                 continue
             loaded.bad = True
         except OSError as e:
@@ -169,10 +190,16 @@ def _prepare_gc(kinds: set[str]) -> None:
     import gc
     import importlib
 
-    for name in ("netemu.host", "netemu.lab.core", "netemu.trace.record", "netemu.trace.pcap",
-                 "netemu.trace.ladder", "netemu.trace.report",
-                 *(("netemu.scenario.session",) if "yaml" in kinds else ()),
-                 *(("netemu.pkt.session",) if "pkt" in kinds else ())):
+    for name in (
+        "netemu.host",
+        "netemu.lab.core",
+        "netemu.trace.record",
+        "netemu.trace.pcap",
+        "netemu.trace.ladder",
+        "netemu.trace.report",
+        *(("netemu.scenario.session",) if "yaml" in kinds else ()),
+        *(("netemu.pkt.session",) if "pkt" in kinds else ()),
+    ):
         importlib.import_module(name)
     gc.freeze()
     gc.enable()
@@ -193,20 +220,25 @@ def _run_dir(output: str | None, name: str, alone: bool) -> Path | None:
             return run_dir
         return default_run_dir(name, output or "runs")
     except OSError as e:
-        print(f"netemu run: -o {output}: cannot make the run directory: "
-              f"{e.strerror or e}", file=sys.stderr)
+        print(
+            f"netemu run: -o {output}: cannot make the run directory: {e.strerror or e}",
+            file=sys.stderr,
+        )
         return None
 
 
 def _step_printer(console: Any) -> OnStep:
     def on_step(res: StepResult) -> None:
         mark = {"pass": "[green]✓[/green]", "fail": "[red]✗[/red]"}.get(res.status, "·")
-        console.print(f"  {mark} {res.index:>2} line {res.line:<3} {res.text}"
-                      f" [dim]({res.seconds * 1000:.0f} ms)[/dim]")
+        console.print(
+            f"  {mark} {res.index:>2} line {res.line:<3} {res.text}"
+            f" [dim]({res.seconds * 1000:.0f} ms)[/dim]"
+        )
         if res.status == "fail":
             console.print(f"       [red]{res.message}[/red]")
         elif res.message:  # what a pass has to say (a segment from before its step)
             console.print(f"       [dim]{res.message}[/dim]")
+
     return on_step
 
 
@@ -216,11 +248,16 @@ def _verdict(console: Any, sc: RunSource, outcome: Outcome, quiet: bool) -> None
     err = outcome.report.get("error")
     status = "[green]PASS[/green]" if outcome.passed else "[red]FAIL[/red]"
     misses = sum(1 for t in outcome.report.get("timing") or () if not t.get("ok", True))
-    console.print(f"{status} {sc.name}: {len(sc.steps)} steps, "
-                  f"{outcome.report.get('duration', 0):.2f} s → {outcome.run_dir}"
-                  + (f" ({misses} timing miss{'es' if misses > 1 else ''} noted: "
-                     "--lenient-timing)" if misses and outcome.passed else "")
-                  + (f"\n  {err}" if err and not outcome.passed else ""))
+    console.print(
+        f"{status} {sc.name}: {len(sc.steps)} steps, "
+        f"{outcome.report.get('duration', 0):.2f} s → {outcome.run_dir}"
+        + (
+            f" ({misses} timing miss{'es' if misses > 1 else ''} noted: --lenient-timing)"
+            if misses and outcome.passed
+            else ""
+        )
+        + (f"\n  {err}" if err and not outcome.passed else "")
+    )
 
 
 def _summary(console: Any, outcomes: list[Outcome], errors: list[dict[str, Any]]) -> None:
@@ -230,22 +267,27 @@ def _summary(console: Any, outcomes: list[Outcome], errors: list[dict[str, Any]]
     for col in ("scenario", "result", "seconds", "run directory"):
         table.add_column(col)
     for o in outcomes:
-        table.add_row(o.scenario.name, "pass" if o.passed else "FAIL",
-                      f"{o.report.get('duration', 0):.2f}", str(o.run_dir))
+        table.add_row(
+            o.scenario.name,
+            "pass" if o.passed else "FAIL",
+            f"{o.report.get('duration', 0):.2f}",
+            str(o.run_dir),
+        )
     for r in errors:
         table.add_row(r["scenario"], "ERROR", "-", r["error"])
     console.print(table)
     failed = sum(not o.passed for o in outcomes)
-    console.print(f"{len(outcomes) - failed} passed, {failed} failed, "
-                  f"{len(errors)} could not run")
+    console.print(f"{len(outcomes) - failed} passed, {failed} failed, {len(errors)} could not run")
 
 
 def _write_reports(args: argparse.Namespace, reports: list[dict[str, Any]]) -> None:
     if args.junit:
         from ..trace.report import write_junit
+
         write_junit(args.junit, reports)
     if args.json:
         import json
+
         Path(args.json).write_text(json.dumps(reports, indent=2))
 
 
@@ -279,8 +321,11 @@ def _run_all(args: argparse.Namespace) -> int:
         run_dir = _run_dir(args.output, sc.name, len(loaded.runs) == 1)
         if run_dir is None:
             return 2
-        console.print(f"[bold]{sc.name}[/bold] — {sc.description.strip()}" if sc.description
-                      else f"[bold]{sc.name}[/bold]")
+        console.print(
+            f"[bold]{sc.name}[/bold] — {sc.description.strip()}"
+            if sc.description
+            else f"[bold]{sc.name}[/bold]"
+        )
         try:
             outcome = asyncio.run(run.start(run_dir, _step_printer(console)))
         except (EnvironmentProblem, LabError) as e:  # (a sysctl the kernel refuses: LabError)
@@ -300,8 +345,7 @@ def _run_all(args: argparse.Namespace) -> int:
     if netemu_late:
         return 3
     if loaded.errors:
-        print(f"netemu run: {len(loaded.errors)} script(s) could not run (above)",
-              file=sys.stderr)
+        print(f"netemu run: {len(loaded.errors)} script(s) could not run (above)", file=sys.stderr)
         return 2
     return 0 if all(o.passed for o in outcomes) else 1
 

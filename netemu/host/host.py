@@ -79,9 +79,18 @@ class _Listening:
 class Host(LoopReader):
     """An emulated IPv4 host with its own TCP, on ``link`` (see netemu.link)."""
 
-    def __init__(self, link, ip: str, mac: str, *, config: TcpConfig | None = None,
-                 isn_secret: bytes | None = None, trace: Trace | None = None,
-                 name: str = "netemu", ephemeral: range | None = None) -> None:
+    def __init__(
+        self,
+        link,
+        ip: str,
+        mac: str,
+        *,
+        config: TcpConfig | None = None,
+        isn_secret: bytes | None = None,
+        trace: Trace | None = None,
+        name: str = "netemu",
+        ephemeral: range | None = None,
+    ) -> None:
         """``ephemeral``: the ports ``ephemeral_port`` hands out; by default the link's
         (a lab's link carries its slot's block, so live labs' 4-tuples differ:
         lab/registry.py ``Slot``), else 40000-59999."""
@@ -217,8 +226,7 @@ class Host(LoopReader):
             if fate.copies == 0:
                 self.trace.frame("in", data, "dropped", fate.why, t=now)
             else:
-                self.trace.frame("in", data, None, "corrupted" if fate.corrupted else None,
-                                 t=now)
+                self.trace.frame("in", data, None, "corrupted" if fate.corrupted else None, t=now)
         due = imp.due(now)
         if due:
             self._receive([(data, False) for data in due], now, record=False, rules=False)
@@ -232,8 +240,9 @@ class Host(LoopReader):
             return False
         return seg is not None and script.drops("in", seg) is not None
 
-    def _receive(self, batch: list[tuple[bytes, bool]], now: float,
-                 record: bool = True, rules: bool = True) -> None:
+    def _receive(
+        self, batch: list[tuple[bytes, bool]], now: float, record: bool = True, rules: bool = True
+    ) -> None:
         """``rules``: apply the script's drop rules (False: the impaired path applied
         them when the frames arrived)."""
         if (self.script is not None and rules) or self.on_frame:
@@ -242,8 +251,9 @@ class Host(LoopReader):
         else:
             self._receive_plain(batch, now, record)
 
-    def _receive_plain(self, batch: list[tuple[bytes, bool]], now: float,
-                       record: bool = True) -> None:
+    def _receive_plain(
+        self, batch: list[tuple[bytes, bool]], now: float, record: bool = True
+    ) -> None:
         """``_receive_frame`` for a whole batch when no script or hook is set: a
         regular TCP frame is decoded without its Ethernet and IPv4 records
         (``parse_tcp_frame``), and a segment of a known connection goes straight to it."""
@@ -268,8 +278,9 @@ class Host(LoopReader):
                 else:
                     self._on_tcp(src, seg, now)
 
-    def _receive_frame(self, data: bytes, csum_not_ready: bool, now: float,
-                       record: bool = True, rules: bool = True) -> None:
+    def _receive_frame(
+        self, data: bytes, csum_not_ready: bool, now: float, record: bool = True, rules: bool = True
+    ) -> None:
         trace = self.trace
         try:
             frame = parse_frame(data, verify=not csum_not_ready)
@@ -285,8 +296,7 @@ class Host(LoopReader):
             return
         seg = frame.tcp
         script = self.script
-        if (seg is not None and rules and script is not None
-                and script.drops("in", seg) is not None):
+        if seg is not None and rules and script is not None and script.drops("in", seg) is not None:
             if record:
                 trace.frame("in", data, "dropped", t=now)
             return
@@ -344,8 +354,9 @@ class Host(LoopReader):
         reply = IcmpEcho(ICMP_ECHO_REPLY, 0, icmp.identifier, icmp.sequence, icmp.payload)
         body = reply.emit()
         hdr = IPv4Packet(self.ip, ip.src, PROTO_ICMP, identification=next(self._ip_id) & 0xFFFF)
-        frame = (EthernetFrame(eth_src, self.mac, ETHERTYPE_IPV4).header()
-                 + hdr.header(len(body)) + body)
+        frame = (
+            EthernetFrame(eth_src, self.mac, ETHERTYPE_IPV4).header() + hdr.header(len(body)) + body
+        )
         self._transmit([frame])
 
     # ------------------------------------------------------------------ send path
@@ -477,14 +488,30 @@ class Host(LoopReader):
         for ev in events:
             # (exact types: events are not subclassed)
             if type(ev) is StateChanged:
-                self.trace.states.append(StateRecord(
-                    now, name, (conn.local_ip, conn.local_port),
-                    (conn.remote_ip, conn.remote_port), ev.old.value, ev.new.value, ev.cause))
+                self.trace.states.append(
+                    StateRecord(
+                        now,
+                        name,
+                        (conn.local_ip, conn.local_port),
+                        (conn.remote_ip, conn.remote_port),
+                        ev.old.value,
+                        ev.new.value,
+                        ev.cause,
+                    )
+                )
             elif type(ev) is CongestionChanged:
-                self.trace.congestion.append(CongestionRecord(
-                    now, name, (conn.local_ip, conn.local_port),
-                    (conn.remote_ip, conn.remote_port), ev.cwnd, ev.ssthresh, ev.phase,
-                    ev.cause))
+                self.trace.congestion.append(
+                    CongestionRecord(
+                        now,
+                        name,
+                        (conn.local_ip, conn.local_port),
+                        (conn.remote_ip, conn.remote_port),
+                        ev.cwnd,
+                        ev.ssthresh,
+                        ev.phase,
+                        ev.cause,
+                    )
+                )
         self.event_log.setdefault(conn, []).extend(events)
         self.event_times.setdefault(conn, []).extend([now] * len(events))
         self._any_change.set()
@@ -555,8 +582,7 @@ class Host(LoopReader):
         if old is None or old == name:
             return
         local, remote = (conn.local_ip, conn.local_port), (conn.remote_ip, conn.remote_port)
-        records: list[StateRecord | CongestionRecord] = [*self.trace.states,
-                                                         *self.trace.congestion]
+        records: list[StateRecord | CongestionRecord] = [*self.trace.states, *self.trace.congestion]
         for rec in records:
             if rec.conn == old and tuple(rec.local) == local and tuple(rec.remote) == remote:
                 rec.conn = name
@@ -575,31 +601,46 @@ class Host(LoopReader):
                 return port
         raise HostError("no free ephemeral port")
 
-    async def open(self, remote_ip: str, remote_port: int, *,
-                              local_port: int | None = None, config: TcpConfig | None = None,
-                              name: str | None = None, wait: bool = True,
-                              timeout: float | None = None) -> Connection:
+    async def open(
+        self,
+        remote_ip: str,
+        remote_port: int,
+        *,
+        local_port: int | None = None,
+        config: TcpConfig | None = None,
+        name: str | None = None,
+        wait: bool = True,
+        timeout: float | None = None,
+    ) -> Connection:
         """Active open. With ``wait``, returns once ESTABLISHED (or raises)."""
         await self.resolve(remote_ip)
         port = local_port or self.ephemeral_port(remote_ip, remote_port)
-        conn = Connection(self.ip, port, remote_ip, remote_port, config or self.config,
-                          isn_generator=self.isn)
-        self._adopt(conn, (remote_ip, remote_port, port), name or f"{port}>{remote_ip}:{remote_port}")
+        conn = Connection(
+            self.ip, port, remote_ip, remote_port, config or self.config, isn_generator=self.isn
+        )
+        self._adopt(
+            conn, (remote_ip, remote_port, port), name or f"{port}>{remote_ip}:{remote_port}"
+        )
         conn.connect(self.now())
         self.touch(conn)
         if wait:
-            await self.wait_for(conn, lambda c: c.state is not State.SYN_SENT
-                                and c.state is not State.SYN_RECEIVED, timeout)
+            await self.wait_for(
+                conn,
+                lambda c: c.state is not State.SYN_SENT and c.state is not State.SYN_RECEIVED,
+                timeout,
+            )
             if conn.state is State.CLOSED:
                 raise ConnectionRefused(f"connection to {remote_ip}:{remote_port} failed")
         return conn
 
-    def listen_port(self, port: int, *, backlog: int = 128,
-                    config: TcpConfig | None = None) -> None:
+    def listen_port(
+        self, port: int, *, backlog: int = 128, config: TcpConfig | None = None
+    ) -> None:
         if port in self.listeners:
             raise HostError(f"port {port} is already listening")
         self.listeners[port] = _Listening(
-            Listener(self.ip, port, config or self.config, self.isn), backlog)
+            Listener(self.ip, port, config or self.config, self.isn), backlog
+        )
 
     def unlisten(self, port: int) -> None:
         self.listeners.pop(port, None)
@@ -613,8 +654,12 @@ class Host(LoopReader):
 
         def ready() -> Connection | None:
             for conn in list(self.conns.values()):
-                if (conn.local_port == port and conn.passive and conn not in accepted
-                        and conn.state not in (State.SYN_RECEIVED, State.CLOSED)):
+                if (
+                    conn.local_port == port
+                    and conn.passive
+                    and conn not in accepted
+                    and conn.state not in (State.SYN_RECEIVED, State.CLOSED)
+                ):
                     return conn
             return None
 
@@ -636,8 +681,9 @@ class Host(LoopReader):
             except TimeoutError:
                 raise TimeoutError(f"no connection on port {port}") from None
 
-    async def wait_for(self, conn: Connection, cond: Callable[[Connection], bool],
-                       timeout: float | None = None) -> None:
+    async def wait_for(
+        self, conn: Connection, cond: Callable[[Connection], bool], timeout: float | None = None
+    ) -> None:
         """Wait until ``cond(conn)`` holds; TimeoutError after ``timeout`` seconds."""
         ev = self._wakeups[conn]
         loop = asyncio.get_running_loop()
@@ -648,26 +694,30 @@ class Host(LoopReader):
             ev.clear()
             remaining = None if end is None else end - loop.time()
             if remaining is not None and remaining <= 0:
-                raise TimeoutError(f"timed out waiting on {self.names.get(conn)} "
-                                   f"(state {conn.state})")
+                raise TimeoutError(
+                    f"timed out waiting on {self.names.get(conn)} (state {conn.state})"
+                )
             try:
                 await asyncio.wait_for(ev.wait(), remaining)
             except TimeoutError:
                 if not cond(conn):
-                    raise TimeoutError(f"timed out waiting on {self.names.get(conn)} "
-                                       f"(state {conn.state})") from None
+                    raise TimeoutError(
+                        f"timed out waiting on {self.names.get(conn)} (state {conn.state})"
+                    ) from None
 
     # ------------------------------------------------------------------ streams
-    async def connect(self, remote_ip: str, remote_port: int, *,
-                      timeout: float | None = 10.0, **kw) -> TcpStream:
+    async def connect(
+        self, remote_ip: str, remote_port: int, *, timeout: float | None = 10.0, **kw
+    ) -> TcpStream:
         """Active open; an anyio-style byte stream once ESTABLISHED."""
         from .stream import TcpStream
 
         conn = await self.open(remote_ip, remote_port, timeout=timeout, **kw)
         return TcpStream(self, conn)
 
-    async def listen(self, port: int, *, backlog: int = 128,
-                     config: TcpConfig | None = None) -> TcpListener:
+    async def listen(
+        self, port: int, *, backlog: int = 128, config: TcpConfig | None = None
+    ) -> TcpListener:
         from .stream import TcpListener
 
         self.listen_port(port, backlog=backlog, config=config)

@@ -54,17 +54,23 @@ class _Side:
 class Relay(LoopReader):
     """A transparent, impairing, recording bridge between two links (see module doc)."""
 
-    def __init__(self, client_link: Any, server_link: Any, *, trace: Trace | None = None,
-                 client_ip: str = "", server_ip: str = "",
-                 impair_out: Impairment | None = None,
-                 impair_in: Impairment | None = None) -> None:
+    def __init__(
+        self,
+        client_link: Any,
+        server_link: Any,
+        *,
+        trace: Trace | None = None,
+        client_ip: str = "",
+        server_ip: str = "",
+        impair_out: Impairment | None = None,
+        impair_in: Impairment | None = None,
+    ) -> None:
         super().__init__()
         self.client = _Side(client_link)
         self.server = _Side(server_link)
         self.client_ip, self.server_ip = client_ip, server_ip
         # The ladder puts the trace's "emulator" on the left: here, the client.
-        self.trace = trace if trace is not None else Trace(emulator_ip=client_ip,
-                                                           peer_ip=server_ip)
+        self.trace = trace if trace is not None else Trace(emulator_ip=client_ip, peer_ip=server_ip)
         self.script: ScriptHooks | None = None
         self.impair_out = impair_out  # client -> server
         self.impair_in = impair_in  # server -> client
@@ -114,9 +120,13 @@ class Relay(LoopReader):
                 rule = script.drops(direction, seg)
                 if rule is not None:
                     self.stats["dropped"] += 1
-                    trace.frame(direction, data, "dropped",
-                                f"drop rule: {rule.description}" if rule.description
-                                else "drop rule", t=now)
+                    trace.frame(
+                        direction,
+                        data,
+                        "dropped",
+                        f"drop rule: {rule.description}" if rule.description else "drop rule",
+                        t=now,
+                    )
                     continue
             if imp is None:
                 trace.frame(direction, data, t=now)
@@ -127,8 +137,7 @@ class Relay(LoopReader):
                 self.stats["dropped"] += 1
                 trace.frame(direction, data, "dropped", fate.why, t=now)
             else:
-                trace.frame(direction, data, None,
-                            "corrupted" if fate.corrupted else None, t=now)
+                trace.frame(direction, data, None, "corrupted" if fate.corrupted else None, t=now)
         if imp is not None:
             passed.extend(imp.due(now))
         if passed:

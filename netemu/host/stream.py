@@ -32,8 +32,10 @@ class TcpStream(ByteStream):
         return self.conn.state
 
     def _broken(self) -> bool:
-        return any(isinstance(e, ConnectionReset | TimedOut)
-                   for e in self.host.event_log.get(self.conn, ()))
+        return any(
+            isinstance(e, ConnectionReset | TimedOut)
+            for e in self.host.event_log.get(self.conn, ())
+        )
 
     async def send(self, item: bytes) -> None:
         conn, host = self.conn, self.host
@@ -45,13 +47,13 @@ class TcpStream(ByteStream):
             view = view[n:]
             host.touch(conn)
             if view:
-                await host.wait_for(conn, lambda c: c.send_buffer_free > 0
-                                    or c.state not in _SENDING)
+                await host.wait_for(
+                    conn, lambda c: c.send_buffer_free > 0 or c.state not in _SENDING
+                )
 
     async def receive(self, max_bytes: int = 65536) -> bytes:
         conn, host = self.conn, self.host
-        await host.wait_for(conn, lambda c: c.readable > 0 or c.at_eof
-                            or c.state is State.CLOSED)
+        await host.wait_for(conn, lambda c: c.readable > 0 or c.at_eof or c.state is State.CLOSED)
         data = conn.read(max_bytes)
         if data:
             host.touch(conn)  # a window update may be due

@@ -42,8 +42,9 @@ class GilbertElliott:
 
     __slots__ = ("bad", "loss_bad", "loss_good", "p", "r", "rng")
 
-    def __init__(self, rng: random.Random, p: float, r: float, loss_bad: float = 1.0,
-                 loss_good: float = 0.0) -> None:
+    def __init__(
+        self, rng: random.Random, p: float, r: float, loss_bad: float = 1.0, loss_good: float = 0.0
+    ) -> None:
         self.rng = rng
         self.p, self.r = p, r
         self.loss_bad, self.loss_good = loss_bad, loss_good

@@ -50,9 +50,20 @@ class ImpairConfig:
     corrupt_offset: int = 14  # flip bits after the Ethernet header: IP or TCP checks fail
 
     def __post_init__(self) -> None:
-        for name in ("loss", "loss_correlation", "reorder", "duplicate", "corrupt",
-                     "delay_correlation", "reorder_correlation", "duplicate_correlation",
-                     "corrupt_correlation", "ge_r", "ge_loss_bad", "ge_loss_good"):
+        for name in (
+            "loss",
+            "loss_correlation",
+            "reorder",
+            "duplicate",
+            "corrupt",
+            "delay_correlation",
+            "reorder_correlation",
+            "duplicate_correlation",
+            "corrupt_correlation",
+            "ge_r",
+            "ge_loss_bad",
+            "ge_loss_good",
+        ):
             v = getattr(self, name)
             if not 0.0 <= v <= 1.0:
                 raise ValueError(f"{name} must be between 0 and 1 (got {v})")
@@ -72,8 +83,11 @@ class ImpairConfig:
         default = ImpairConfig.__new__(ImpairConfig)
         for f in fields(self):
             object.__setattr__(default, f.name, f.default)
-        return any(getattr(self, f.name) != getattr(default, f.name) for f in fields(self)
-                   if f.name not in ("limit", "corrupt_offset", "distribution"))
+        return any(
+            getattr(self, f.name) != getattr(default, f.name)
+            for f in fields(self)
+            if f.name not in ("limit", "corrupt_offset", "distribution")
+        )
 
 
 @dataclass
@@ -109,8 +123,11 @@ class Impairment:
         self._corrupt = CorrelatedRandom(rng, c.corrupt_correlation)
         self._delay = CorrelatedRandom(rng, c.delay_correlation)
         self._reorder = CorrelatedRandom(rng, c.reorder_correlation)
-        self._ge = (GilbertElliott(rng, c.ge_p, c.ge_r, c.ge_loss_bad, c.ge_loss_good)
-                    if c.ge_p is not None else None)
+        self._ge = (
+            GilbertElliott(rng, c.ge_p, c.ge_r, c.ge_loss_bad, c.ge_loss_good)
+            if c.ge_p is not None
+            else None
+        )
         self._queue: list[tuple[float, int, bytes]] = []
         # No delay, jitter or rate: every frame may leave as soon as it is pushed, so
         # the frames wait in order in a plain list, not in the time-ordered heap.
@@ -178,14 +195,18 @@ class Impairment:
         # q->gap - 1 || ...) delay it, else send it now").
         t = now
         if c.delay or c.jitter:
-            if c.reorder and (c.gap == 0 or self._counter >= c.gap - 1) \
-                    and self._reorder() < c.reorder:
+            if (
+                c.reorder
+                and (c.gap == 0 or self._counter >= c.gap - 1)
+                and self._reorder() < c.reorder
+            ):
                 self._counter = 0
                 self.stats.reordered += 1
             else:
                 self._counter += 1
-                t = now + max(jitter_sample(self.rng, self._delay(), c.delay, c.jitter,
-                                            c.distribution), 0.0)
+                t = now + max(
+                    jitter_sample(self.rng, self._delay(), c.delay, c.jitter, c.distribution), 0.0
+                )
         # 6. rate: frames leave one after the other at the link's speed.
         if c.rate:
             start = max(t, self._last_departure)

@@ -24,18 +24,36 @@ if TYPE_CHECKING:
     from .registry import clean, list_runs
 
 _EXPORTS = {
-    "Lab": "core", "LabError": "core",
-    "DiagProbe": "diag", "SockState": "diag",
-    "AgentError": "kernel", "AgentTimeout": "kernel", "AsyncKernelAgent": "kernel",
+    "Lab": "core",
+    "LabError": "core",
+    "DiagProbe": "diag",
+    "SockState": "diag",
+    "AgentError": "kernel",
+    "AgentTimeout": "kernel",
+    "AsyncKernelAgent": "kernel",
     "KernelAgent": "kernel",
-    "NsThread": "netns", "in_netns": "..linux", "run_in_netns": "..linux",
+    "NsThread": "netns",
+    "in_netns": "..linux",
+    "run_in_netns": "..linux",
     "LabProcess": "process",
-    "clean": "registry", "list_runs": "registry",
+    "clean": "registry",
+    "list_runs": "registry",
 }
 
 __all__ = [
-    "AgentError", "AgentTimeout", "AsyncKernelAgent", "DiagProbe", "KernelAgent", "Lab",
-    "LabError", "LabProcess", "NsThread", "SockState", "clean", "in_netns", "list_runs",
+    "AgentError",
+    "AgentTimeout",
+    "AsyncKernelAgent",
+    "DiagProbe",
+    "KernelAgent",
+    "Lab",
+    "LabError",
+    "LabProcess",
+    "NsThread",
+    "SockState",
+    "clean",
+    "in_netns",
+    "list_runs",
     "run_in_netns",
 ]
 
@@ -44,4 +62,6 @@ def __getattr__(name: str) -> Any:
     mod = _EXPORTS.get(name)
     if mod is None:
         raise AttributeError(f"module 'netemu.lab' has no attribute {name!r}")
-    return getattr(importlib.import_module(mod if mod.startswith(".") else f".{mod}", __name__), name)
+    return getattr(
+        importlib.import_module(mod if mod.startswith(".") else f".{mod}", __name__), name
+    )

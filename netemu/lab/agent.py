@@ -55,12 +55,22 @@ if TYPE_CHECKING:
 
 # The option table is netemu/sockopts.py (a leaf the scenario format reads too); the agent
 # runs alone (python -I -S, no netemu on its path), so it runs that file by its path.
-OPTIONS: dict[str, tuple[int, int, str]] = runpy.run_path(os.path.join(
-    os.path.dirname(os.path.abspath(__file__)), os.pardir, "sockopts.py"))["OPTIONS"]
+OPTIONS: dict[str, tuple[int, int, str]] = runpy.run_path(
+    os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "sockopts.py")
+)["OPTIONS"]
 TCP_INFO = 11
 _TCP_STATES = {
-    1: "ESTABLISHED", 2: "SYN-SENT", 3: "SYN-RECEIVED", 4: "FIN-WAIT-1", 5: "FIN-WAIT-2",
-    6: "TIME-WAIT", 7: "CLOSED", 8: "CLOSE-WAIT", 9: "LAST-ACK", 10: "LISTEN", 11: "CLOSING",
+    1: "ESTABLISHED",
+    2: "SYN-SENT",
+    3: "SYN-RECEIVED",
+    4: "FIN-WAIT-1",
+    5: "FIN-WAIT-2",
+    6: "TIME-WAIT",
+    7: "CLOSED",
+    8: "CLOSE-WAIT",
+    9: "LAST-ACK",
+    10: "LISTEN",
+    11: "CLOSING",
 }
 _PATTERN = bytes(range(256)) * 256  # 64 KiB
 
@@ -285,8 +295,9 @@ class Agent:
                 try:
                     self.wait(s, deadline)
                 except TimeoutError:
-                    raise AgentError("timeout", f"received {got} bytes before the timeout"
-                                     ) from None
+                    raise AgentError(
+                        "timeout", f"received {got} bytes before the timeout"
+                    ) from None
                 continue
             if not n:
                 eof = True
@@ -296,7 +307,8 @@ class Agent:
 
     def op_shutdown(self, req: Message) -> None:
         how = {"rd": socket.SHUT_RD, "wr": socket.SHUT_WR, "rdwr": socket.SHUT_RDWR}.get(
-            str(req.get("how", "wr")).lower())
+            str(req.get("how", "wr")).lower()
+        )
         if how is None:
             raise AgentError("badrequest", f"shutdown how={req.get('how')!r}")
         self.sock(req).shutdown(how)
@@ -350,11 +362,17 @@ class Agent:
             peer = None
         return {
             "state": _TCP_STATES.get(state, str(state)),
-            "local": self.addr(s.getsockname()), "peer": peer,
+            "local": self.addr(s.getsockname()),
+            "peer": peer,
             "cc": get_option(s, "TCP_CONGESTION"),
-            "snd_wscale": wscale & 0xF, "rcv_wscale": wscale >> 4,
-            "rtt_us": rtt, "rttvar_us": rttvar, "snd_ssthresh": ssthresh, "snd_cwnd": cwnd,
-            "rcvbuf": get_option(s, "SO_RCVBUF"), "sndbuf": get_option(s, "SO_SNDBUF"),
+            "snd_wscale": wscale & 0xF,
+            "rcv_wscale": wscale >> 4,
+            "rtt_us": rtt,
+            "rttvar_us": rttvar,
+            "snd_ssthresh": ssthresh,
+            "snd_cwnd": cwnd,
+            "rcvbuf": get_option(s, "SO_RCVBUF"),
+            "sndbuf": get_option(s, "SO_SNDBUF"),
             "nodelay": get_option(s, "TCP_NODELAY"),
         }
 

@@ -11,11 +11,14 @@ import json
 import time
 
 
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
-             ) -> argparse.ArgumentParser:
+def register(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> argparse.ArgumentParser:
     lab = subparsers.add_parser(
-        "lab", help="inspect, clean up or hold open lab namespaces",
-        description="Labs are network namespaces netemu makes per run (see docs/lab.md).")
+        "lab",
+        help="inspect, clean up or hold open lab namespaces",
+        description="Labs are network namespaces netemu makes per run (see docs/lab.md).",
+    )
     sub = lab.add_subparsers(dest="lab_command", metavar="ACTION")
 
     def show_help(args: argparse.Namespace) -> int:
@@ -33,15 +36,28 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
     p.set_defaults(func=cmd_clean)
 
     p = sub.add_parser("up", help="start a lab and hold it until Ctrl-C / SIGTERM")
-    p.add_argument("--keep", action="store_true",
-                   help="name the namespaces netemu-<run>-emu/-peer (ip netns) and leave them "
-                        "after exit, for `netemu lab clean`")
-    p.add_argument("--sysctl", action="append", default=[], metavar="NAME=VALUE",
-                   help="a sysctl for the peer namespace (repeatable)")
+    p.add_argument(
+        "--keep",
+        action="store_true",
+        help="name the namespaces netemu-<run>-emu/-peer (ip netns) and leave them "
+        "after exit, for `netemu lab clean`",
+    )
+    p.add_argument(
+        "--sysctl",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a sysctl for the peer namespace (repeatable)",
+    )
     p.add_argument("--congestion", metavar="ALGO", help="peer congestion control (e.g. cubic)")
     p.add_argument("--agent", action="store_true", help="start a kernel agent echo server on 7")
-    p.add_argument("--go", action="append", default=[], metavar="PROGRAM",
-                   help="start a built-in Go peer (hello, echo)")
+    p.add_argument(
+        "--go",
+        action="append",
+        default=[],
+        metavar="PROGRAM",
+        help="start a built-in Go peer (hello, echo)",
+    )
     p.add_argument("--json", action="store_true", help="print the lab's description as JSON")
     p.set_defaults(func=cmd_up)
     return lab
@@ -62,10 +78,17 @@ def cmd_list(args: argparse.Namespace) -> int:
     names = registry.netns_names()
     links = registry.host_links()
     if args.json:
-        print(json.dumps({
-            "runs": [{"runid": r.runid, "live": r.live, **r.info} for r in runs],
-            "netns_names": names, "host_links": [n for _, n in links],
-        }, indent=2, sort_keys=True))
+        print(
+            json.dumps(
+                {
+                    "runs": [{"runid": r.runid, "live": r.live, **r.info} for r in runs],
+                    "netns_names": names,
+                    "host_links": [n for _, n in links],
+                },
+                indent=2,
+                sort_keys=True,
+            )
+        )
         return 0
     if not runs and not names and not links:
         print("no labs")
@@ -74,8 +97,10 @@ def cmd_list(args: argparse.Namespace) -> int:
     for r in runs:
         state = "live" if r.live else "kept" if r.kept else "dead"
         age = _age(now - r.info["started"]) if "started" in r.info else "?"
-        print(f"{r.runid}  {state:<4}  pid {r.pid or '?'}  age {age}  "
-              f"emu {r.info.get('emu_ip', '?')}  peer {r.info.get('peer_ip', '?')}")
+        print(
+            f"{r.runid}  {state:<4}  pid {r.pid or '?'}  age {age}  "
+            f"emu {r.info.get('emu_ip', '?')}  peer {r.info.get('peer_ip', '?')}"
+        )
         if r.info.get("children"):
             print(f"    children: {' '.join(map(str, r.info['children']))}")
         for n in r.info.get("names") or []:
@@ -125,8 +150,10 @@ def cmd_up(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps(info, sort_keys=True), flush=True)
         else:
-            print(f"lab {lab.runid} up in {info['up_ms']} ms: emulator {lab.emu_ip} "
-                  f"({lab.emu_mac}, no kernel address), peer {lab.peer_ip} ({lab.peer_mac})")
+            print(
+                f"lab {lab.runid} up in {info['up_ms']} ms: emulator {lab.emu_ip} "
+                f"({lab.emu_mac}, no kernel address), peer {lab.peer_ip} ({lab.peer_mac})"
+            )
             for role, cmd in info["enter"].items():
                 print(f"  {role}: {cmd} …")
             for name in lab.netns_names.values():

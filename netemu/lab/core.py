@@ -154,11 +154,21 @@ def _disable_ipv6() -> None:
 class Lab:
     """One lab: emulator and peer namespaces joined by a veth pair. See the module doc."""
 
-    def __init__(self, *, peer_sysctls: Mapping[str, object] | None = None,
-                 congestion: str | None = None, keep: bool = False,
-                 emu_ip: str = "198.18.0.1", peer_ip: str = "198.18.0.2", prefixlen: int = 24,
-                 mtu: int = 1500, log_dir: str | None = None, run_dir: str | None = None,
-                 peer_ifname: str | None = None, peer_tx_offload: bool = False) -> None:
+    def __init__(
+        self,
+        *,
+        peer_sysctls: Mapping[str, object] | None = None,
+        congestion: str | None = None,
+        keep: bool = False,
+        emu_ip: str = "198.18.0.1",
+        peer_ip: str = "198.18.0.2",
+        prefixlen: int = 24,
+        mtu: int = 1500,
+        log_dir: str | None = None,
+        run_dir: str | None = None,
+        peer_ifname: str | None = None,
+        peer_tx_offload: bool = False,
+    ) -> None:
         net = ipaddress.ip_network(f"{peer_ip}/{prefixlen}", strict=False)
         for ip in (emu_ip, peer_ip):
             if ipaddress.ip_address(ip) not in LAB_NET:
@@ -223,8 +233,14 @@ class Lab:
         return self
 
     def _up(self) -> None:
-        self.runid = self._lock.acquire({"keep": self.keep, "argv": sys.argv[:8],
-                                         "emu_ip": self.emu_ip, "peer_ip": self.peer_ip})
+        self.runid = self._lock.acquire(
+            {
+                "keep": self.keep,
+                "argv": sys.argv[:8],
+                "emu_ip": self.emu_ip,
+                "peer_ip": self.peer_ip,
+            }
+        )
         rid = self.runid
         self.slot.acquire()
         self.emu_ifname = f"netemu-{rid}-e"
@@ -238,9 +254,12 @@ class Lab:
         self.emu_ns = NsThread(f"{rid}-emu", create=True, setup=_disable_ipv6)
         self.peer_ns = NsThread(f"{rid}-peer", create=True, setup=_disable_ipv6)
         emu, peer = self.emu_ns.wait_ready(), self.peer_ns.wait_ready()
-        self._lock.update(netns={
-            "emu": {"inode": emu.inode, "cookie": emu.cookie, "fd": emu.fd},
-            "peer": {"inode": peer.inode, "cookie": peer.cookie, "fd": peer.fd}})
+        self._lock.update(
+            netns={
+                "emu": {"inode": emu.inode, "cookie": emu.cookie, "fd": emu.fd},
+                "peer": {"inode": peer.inode, "cookie": peer.cookie, "fd": peer.fd},
+            }
+        )
         if self.keep:
             for role, ns in (("emu", emu), ("peer", peer)):
                 name = f"netemu-{rid}-{role}"
@@ -256,8 +275,14 @@ class Lab:
         from .rtnl import Rtnl
 
         with Rtnl() as rt:
-            rt.add_veth(self.emu_ifname, self.emu_if_mac, self.peer_ifname, self.peer_mac,
-                        self.peer_ns.fd, mtu=self.mtu)  # type: ignore[union-attr]
+            rt.add_veth(
+                self.emu_ifname,
+                self.emu_if_mac,
+                self.peer_ifname,
+                self.peer_mac,
+                self.peer_ns.fd,  # type: ignore[union-attr]
+                mtu=self.mtu,
+            )
         return socket.if_nametoindex(self.emu_ifname)
 
     def _setup_peer_sysctls(self) -> None:
@@ -279,11 +304,13 @@ class Lab:
                 self.notes.append(
                     f"the peer namespace may not default to {self.congestion} (host allows: "
                     f"{allowed}); the kernel agent sets it per socket (TCP_CONGESTION), other "
-                    f"programs get {read_sysctl('net.ipv4.tcp_congestion_control')}")
+                    f"programs get {read_sysctl('net.ipv4.tcp_congestion_control')}"
+                )
             except FileNotFoundError:
                 raise LabError(
                     f"congestion control {self.congestion!r} is not available (have: "
-                    f"{read_sysctl('net.ipv4.tcp_available_congestion_control')})") from None
+                    f"{read_sysctl('net.ipv4.tcp_available_congestion_control')})"
+                ) from None
         self.peer_cc = read_sysctl("net.ipv4.tcp_congestion_control")
 
     def _setup_peer_link(self) -> int:
@@ -395,9 +422,11 @@ class Lab:
             # where this run's lock is, so `netemu lab clean` run from any run directory
             # can tell whether the run is alive (the kernel drops the lock at its death)
             registry.ENV_LOCK: self._lock.path,
-            "NETEMU_EMU_IP": self.emu_ip, "NETEMU_PEER_IP": self.peer_ip,
+            "NETEMU_EMU_IP": self.emu_ip,
+            "NETEMU_PEER_IP": self.peer_ip,
             "NETEMU_PREFIXLEN": str(self.prefixlen),
-            "NETEMU_EMU_MAC": self.emu_mac, "NETEMU_PEER_MAC": self.peer_mac,
+            "NETEMU_EMU_MAC": self.emu_mac,
+            "NETEMU_PEER_MAC": self.peer_mac,
             "NETEMU_PEER_IF": self.peer_ifname,
         }
         if self.congestion:
@@ -407,17 +436,28 @@ class Lab:
     def describe(self) -> dict[str, Any]:
         pid = os.getpid()
         return {
-            "runid": self.runid, "emu_ip": self.emu_ip, "peer_ip": self.peer_ip,
-            "prefixlen": self.prefixlen, "emu_mac": self.emu_mac, "peer_mac": self.peer_mac,
+            "runid": self.runid,
+            "emu_ip": self.emu_ip,
+            "peer_ip": self.peer_ip,
+            "prefixlen": self.prefixlen,
+            "emu_mac": self.emu_mac,
+            "peer_mac": self.peer_mac,
             "emu_if_mac": self.emu_if_mac,
-            "emu_ifname": self.emu_ifname, "peer_ifname": self.peer_ifname,
-            "emu_ifindex": self.emu_ifindex, "peer_ifindex": self.peer_ifindex,
-            "peer_cc": self.peer_cc, "congestion": self.congestion,
-            "cc_per_socket": self.cc_per_socket, "peer_sysctls": self.peer_sysctls,
-            "netns_names": self.netns_names, "notes": self.notes,
-            "enter": {role: f"nsenter --net=/proc/{pid}/fd/{ns.fd}"
-                      for role, ns in (("emu", self.emu_ns), ("peer", self.peer_ns))
-                      if ns is not None and ns.fd >= 0},
+            "emu_ifname": self.emu_ifname,
+            "peer_ifname": self.peer_ifname,
+            "emu_ifindex": self.emu_ifindex,
+            "peer_ifindex": self.peer_ifindex,
+            "peer_cc": self.peer_cc,
+            "congestion": self.congestion,
+            "cc_per_socket": self.cc_per_socket,
+            "peer_sysctls": self.peer_sysctls,
+            "netns_names": self.netns_names,
+            "notes": self.notes,
+            "enter": {
+                role: f"nsenter --net=/proc/{pid}/fd/{ns.fd}"
+                for role, ns in (("emu", self.emu_ns), ("peer", self.peer_ns))
+                if ns is not None and ns.fd >= 0
+            },
             "up_ms": round(self.up_seconds * 1000, 1),
         }
 
@@ -429,12 +469,20 @@ class Lab:
     def run_in_emu(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
         return self._need_live()[0].call(fn, *args, **kwargs)
 
-    def spawn(self, argv: Sequence[str], *, env: Mapping[str, str] | None = None,
-              name: str | None = None, ns: str = "peer",
-              stdin: int | IO[Any] | None = subprocess.DEVNULL,
-              stdout: int | IO[Any] | None = None, stderr: int | IO[Any] | None = None,
-              cwd: str | None = None, stop_signal: int = signal.SIGTERM,
-              stop_timeout: float = 1.0) -> LabProcess:
+    def spawn(
+        self,
+        argv: Sequence[str],
+        *,
+        env: Mapping[str, str] | None = None,
+        name: str | None = None,
+        ns: str = "peer",
+        stdin: int | IO[Any] | None = subprocess.DEVNULL,
+        stdout: int | IO[Any] | None = None,
+        stderr: int | IO[Any] | None = None,
+        cwd: str | None = None,
+        stop_signal: int = signal.SIGTERM,
+        stop_timeout: float = 1.0,
+    ) -> LabProcess:
         """Start any program in the peer (or ``ns="emu"``) namespace, with the lab's
         addresses in its environment. The lab stops it (and its process group) on
         teardown: ``stop_signal``, up to ``stop_timeout`` s, then SIGKILL."""
@@ -450,9 +498,18 @@ class Lab:
             log = open(os.path.join(self.log_dir, f"{name}.log"), "ab")  # noqa: SIM115
             stderr = log
         try:
-            proc = thread.call(spawn, argv, env=full_env, name=name, stdin=stdin, stdout=stdout,
-                               stderr=stderr, cwd=cwd, stop_signal=stop_signal,
-                               stop_timeout=stop_timeout)
+            proc = thread.call(
+                spawn,
+                argv,
+                env=full_env,
+                name=name,
+                stdin=stdin,
+                stdout=stdout,
+                stderr=stderr,
+                cwd=cwd,
+                stop_signal=stop_signal,
+                stop_timeout=stop_timeout,
+            )
         finally:
             if log is not None:
                 log.close()
@@ -460,21 +517,34 @@ class Lab:
         self._lock.update(children=[p.pid for p in self._procs])
         return proc
 
-    def start_agent(self, *, name: str = "agent", stderr: int | IO[Any] | None = None
-                    ) -> KernelAgent:
+    def start_agent(
+        self, *, name: str = "agent", stderr: int | IO[Any] | None = None
+    ) -> KernelAgent:
         """The kernel agent in the peer namespace (``KernelAgent``; ``.aio`` for async)."""
         from .kernel import AGENT_PATH, KernelAgent
 
-        proc = self.spawn([sys.executable, "-I", "-S", AGENT_PATH], name=name,
-                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr,
-                          stop_timeout=0.5)
+        proc = self.spawn(
+            [sys.executable, "-I", "-S", AGENT_PATH],
+            name=name,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            stop_timeout=0.5,
+        )
         agent = KernelAgent(proc)
         agent.ping()
         return agent
 
-    def start_go(self, program: str, *args: str, name: str | None = None,
-                 port: int | None = None, wait: bool = True, timeout: float = 10.0,
-                 stderr: int | IO[Any] | None = None) -> LabProcess:
+    def start_go(
+        self,
+        program: str,
+        *args: str,
+        name: str | None = None,
+        port: int | None = None,
+        wait: bool = True,
+        timeout: float = 10.0,
+        stderr: int | IO[Any] | None = None,
+    ) -> LabProcess:
         """Build (first time) and start a Go peer (``hello``, ``echo``) in the peer
         namespace; with ``wait``, return once it listens on ``port`` (default: from
         ``-addr`` or the program's default)."""
@@ -488,8 +558,7 @@ class Lab:
                     port = int(args[i + 1].rsplit(":", 1)[1])
                 elif a.startswith(("-addr=", "--addr=")):
                     port = int(a.rsplit(":", 1)[1])
-        proc = self.spawn([str(exe), *args], name=name or program, stderr=stderr,
-                          stop_timeout=0.5)
+        proc = self.spawn([str(exe), *args], name=name or program, stderr=stderr, stop_timeout=0.5)
         if wait and port is not None:
             self.wait_listening(port, timeout=timeout, proc=proc)
         return proc
@@ -523,36 +592,50 @@ class Lab:
 
         if self.ktrace is None:
             if self.slot.number is None:
-                raise TraceUnavailable(f"no lab slot ({self.slot.why}), so this lab's "
-                                       "4-tuples may be another lab's")
+                raise TraceUnavailable(
+                    f"no lab slot ({self.slot.why}), so this lab's 4-tuples may be another lab's"
+                )
             self.ktrace = KernelTrace(f"{INSTANCE_PREFIX}{self.runid}")
         return self.ktrace
 
-    def peer_sockets(self, *, port: int | None = None, local_port: int | None = None,
-                     remote_port: int | None = None, states: int | None = None,
-                     info: bool = True) -> list[SockState]:
+    def peer_sockets(
+        self,
+        *,
+        port: int | None = None,
+        local_port: int | None = None,
+        remote_port: int | None = None,
+        states: int | None = None,
+        info: bool = True,
+    ) -> list[SockState]:
         """The peer namespace's TCP sockets (both families), via sock_diag; ``states``:
         a mask of kernel TCP_* states (a timewait socket matches its sub-state's bit);
         ``info=False``: no tcp_info, so no socket's lock is taken."""
         from .diag import ALL_STATES
 
-        return self._probe().sockets(port=port, local_port=local_port, remote_port=remote_port,
-                                     states=ALL_STATES if states is None else states,
-                                     info=info)
+        return self._probe().sockets(
+            port=port,
+            local_port=local_port,
+            remote_port=remote_port,
+            states=ALL_STATES if states is None else states,
+            info=info,
+        )
 
-    def wait_listening(self, port: int, *, timeout: float = 5.0,
-                       proc: LabProcess | None = None) -> SockState:
+    def wait_listening(
+        self, port: int, *, timeout: float = 5.0, proc: LabProcess | None = None
+    ) -> SockState:
         deadline = time.monotonic() + timeout
         while True:
             if (s := self._listener(port, proc, f"before listening on {port}")) is not None:
                 return s
             if time.monotonic() > deadline:
-                raise LabError(f"nothing listens on port {port} in the peer namespace "
-                               f"after {timeout} s")
+                raise LabError(
+                    f"nothing listens on port {port} in the peer namespace after {timeout} s"
+                )
             time.sleep(0.005)
 
-    async def wait_listening_async(self, port: int, *, timeout: float = 5.0,
-                                   proc: LabProcess | None = None) -> SockState:
+    async def wait_listening_async(
+        self, port: int, *, timeout: float = 5.0, proc: LabProcess | None = None
+    ) -> SockState:
         import anyio
 
         with anyio.fail_after(timeout):

@@ -45,30 +45,81 @@ ALL_STATES = 0xFFFFFFFF
 
 # Kernel TCP_* state numbers -> RFC 9293 names (NEW_SYN_RECV: a request socket).
 STATE_NAMES = {
-    1: "ESTABLISHED", 2: "SYN-SENT", 3: "SYN-RECEIVED", 4: "FIN-WAIT-1", 5: "FIN-WAIT-2",
-    6: "TIME-WAIT", 7: "CLOSED", 8: "CLOSE-WAIT", 9: "LAST-ACK", 10: "LISTEN", 11: "CLOSING",
+    1: "ESTABLISHED",
+    2: "SYN-SENT",
+    3: "SYN-RECEIVED",
+    4: "FIN-WAIT-1",
+    5: "FIN-WAIT-2",
+    6: "TIME-WAIT",
+    7: "CLOSED",
+    8: "CLOSE-WAIT",
+    9: "LAST-ACK",
+    10: "LISTEN",
+    11: "CLOSING",
     12: "SYN-RECEIVED",
 }
 
 # struct tcp_info (linux/tcp.h): (name, struct code), in order; bytes 6 and 7 are bit
 # fields decoded by hand. Newer kernels append fields: we decode what arrived.
 _TCP_INFO_FIELDS = [
-    ("state", "B"), ("ca_state", "B"), ("retransmits", "B"), ("probes", "B"), ("backoff", "B"),
-    ("options", "B"), ("_wscale", "B"), ("_flags", "B"),
-    ("rto", "I"), ("ato", "I"), ("snd_mss", "I"), ("rcv_mss", "I"),
-    ("unacked", "I"), ("sacked", "I"), ("lost", "I"), ("retrans", "I"), ("fackets", "I"),
-    ("last_data_sent", "I"), ("last_ack_sent", "I"), ("last_data_recv", "I"),
+    ("state", "B"),
+    ("ca_state", "B"),
+    ("retransmits", "B"),
+    ("probes", "B"),
+    ("backoff", "B"),
+    ("options", "B"),
+    ("_wscale", "B"),
+    ("_flags", "B"),
+    ("rto", "I"),
+    ("ato", "I"),
+    ("snd_mss", "I"),
+    ("rcv_mss", "I"),
+    ("unacked", "I"),
+    ("sacked", "I"),
+    ("lost", "I"),
+    ("retrans", "I"),
+    ("fackets", "I"),
+    ("last_data_sent", "I"),
+    ("last_ack_sent", "I"),
+    ("last_data_recv", "I"),
     ("last_ack_recv", "I"),
-    ("pmtu", "I"), ("rcv_ssthresh", "I"), ("rtt", "I"), ("rttvar", "I"), ("snd_ssthresh", "I"),
-    ("snd_cwnd", "I"), ("advmss", "I"), ("reordering", "I"),
-    ("rcv_rtt", "I"), ("rcv_space", "I"), ("total_retrans", "I"),
-    ("pacing_rate", "Q"), ("max_pacing_rate", "Q"), ("bytes_acked", "Q"), ("bytes_received", "Q"),
-    ("segs_out", "I"), ("segs_in", "I"),
-    ("notsent_bytes", "I"), ("min_rtt", "I"), ("data_segs_in", "I"), ("data_segs_out", "I"),
-    ("delivery_rate", "Q"), ("busy_time", "Q"), ("rwnd_limited", "Q"), ("sndbuf_limited", "Q"),
-    ("delivered", "I"), ("delivered_ce", "I"), ("bytes_sent", "Q"), ("bytes_retrans", "Q"),
-    ("dsack_dups", "I"), ("reord_seen", "I"), ("rcv_ooopack", "I"), ("snd_wnd", "I"),
-    ("rcv_wnd", "I"), ("rehash", "I"), ("total_rto", "H"), ("total_rto_recoveries", "H"),
+    ("pmtu", "I"),
+    ("rcv_ssthresh", "I"),
+    ("rtt", "I"),
+    ("rttvar", "I"),
+    ("snd_ssthresh", "I"),
+    ("snd_cwnd", "I"),
+    ("advmss", "I"),
+    ("reordering", "I"),
+    ("rcv_rtt", "I"),
+    ("rcv_space", "I"),
+    ("total_retrans", "I"),
+    ("pacing_rate", "Q"),
+    ("max_pacing_rate", "Q"),
+    ("bytes_acked", "Q"),
+    ("bytes_received", "Q"),
+    ("segs_out", "I"),
+    ("segs_in", "I"),
+    ("notsent_bytes", "I"),
+    ("min_rtt", "I"),
+    ("data_segs_in", "I"),
+    ("data_segs_out", "I"),
+    ("delivery_rate", "Q"),
+    ("busy_time", "Q"),
+    ("rwnd_limited", "Q"),
+    ("sndbuf_limited", "Q"),
+    ("delivered", "I"),
+    ("delivered_ce", "I"),
+    ("bytes_sent", "Q"),
+    ("bytes_retrans", "Q"),
+    ("dsack_dups", "I"),
+    ("reord_seen", "I"),
+    ("rcv_ooopack", "I"),
+    ("snd_wnd", "I"),
+    ("rcv_wnd", "I"),
+    ("rehash", "I"),
+    ("total_rto", "H"),
+    ("total_rto_recoveries", "H"),
     ("total_rto_time", "I"),
 ]
 _TCP_INFO_LAYOUT: list[tuple[str, int, struct.Struct]] = []
@@ -147,8 +198,10 @@ class SockState:
         return self.tcp_info.get("rcv_wscale")
 
     def __str__(self) -> str:
-        s = (f"{self.state:<12} {self.local[0]}:{self.local[1]} -> "
-             f"{self.remote[0]}:{self.remote[1]} rq={self.rqueue} wq={self.wqueue}")
+        s = (
+            f"{self.state:<12} {self.local[0]}:{self.local[1]} -> "
+            f"{self.remote[0]}:{self.remote[1]} rq={self.rqueue} wq={self.wqueue}"
+        )
         if self.cc:
             s += f" cc={self.cc}"
         if self.tcp_info:
@@ -157,8 +210,23 @@ class SockState:
 
 
 def parse_diag_msg(data: bytes, off: int, end: int) -> SockState:
-    (family, state, timer, retrans, sport, dport, src, dst, _ifindex, _cookie, expires,
-     rqueue, wqueue, uid, inode) = DIAG_MSG.unpack_from(data, off)
+    (
+        family,
+        state,
+        timer,
+        retrans,
+        sport,
+        dport,
+        src,
+        dst,
+        _ifindex,
+        _cookie,
+        expires,
+        rqueue,
+        wqueue,
+        uid,
+        inode,
+    ) = DIAG_MSG.unpack_from(data, off)
     cc = None
     shut = None
     info: dict[str, int] = {}
@@ -167,7 +235,7 @@ def parse_diag_msg(data: bytes, off: int, end: int) -> SockState:
         alen, atype = RTA.unpack_from(data, a)
         if alen < 4:
             break
-        payload = data[a + 4:a + alen]
+        payload = data[a + 4 : a + alen]
         if atype == INET_DIAG_INFO:
             info = decode_tcp_info(payload)
         elif atype == INET_DIAG_CONG:
@@ -180,8 +248,16 @@ def parse_diag_msg(data: bytes, off: int, end: int) -> SockState:
         local=(_ip(family, src), int.from_bytes(sport, "big")),
         remote=(_ip(family, dst), int.from_bytes(dport, "big")),
         family=4 if family == socket.AF_INET else 6,
-        rqueue=rqueue, wqueue=wqueue, inode=inode, uid=uid, timer=timer, expires_ms=expires,
-        retrans=retrans, cc=cc, shutdown=shut, tcp_info=info,
+        rqueue=rqueue,
+        wqueue=wqueue,
+        inode=inode,
+        uid=uid,
+        timer=timer,
+        expires_ms=expires,
+        retrans=retrans,
+        cc=cc,
+        shutdown=shut,
+        tcp_info=info,
     )
 
 
@@ -189,8 +265,9 @@ class DiagProbe:
     """A sock_diag socket bound to the namespace of the thread that makes it."""
 
     def __init__(self) -> None:
-        self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC,
-                                  NETLINK_SOCK_DIAG)
+        self.sock = socket.socket(
+            socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, NETLINK_SOCK_DIAG
+        )
         self.sock.bind((0, 0))
         self._seq = itertools.count(1)
         self._lock = threading.Lock()
@@ -203,8 +280,10 @@ class DiagProbe:
         (buffer, offset of its payload, end)."""
         seq = next(self._seq)
         req = REQ_V2.pack(family, socket.IPPROTO_TCP, ext, states) + b"\0" * SOCKID_LEN
-        self.sock.send(NLMSG_HDR.pack(16 + len(req), SOCK_DIAG_BY_FAMILY,
-                                      NLM_F_REQUEST | NLM_F_DUMP, seq, 0) + req)
+        self.sock.send(
+            NLMSG_HDR.pack(16 + len(req), SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST | NLM_F_DUMP, seq, 0)
+            + req
+        )
         while True:
             data = self.sock.recv(1 << 17)
             off = 0
@@ -225,8 +304,10 @@ class DiagProbe:
                 off += (length + 3) & ~3
 
     def _dump(self, family: int, states: int, ext: int) -> list[SockState]:
-        return [parse_diag_msg(data, off, end)
-                for data, off, end in self._request_dump(family, states, ext)]
+        return [
+            parse_diag_msg(data, off, end)
+            for data, off, end in self._request_dump(family, states, ext)
+        ]
 
     def destroy_all(self) -> int:
         """Abort every TCP socket of the namespace (SOCK_DESTROY, what ``ss -K`` does;
@@ -241,11 +322,18 @@ class DiagProbe:
                 for sockid in self._dump_ids(fam):
                     seq = next(self._seq)
                     req = REQ_V2.pack(fam, socket.IPPROTO_TCP, 0, ALL_STATES) + sockid
-                    self.sock.send(NLMSG_HDR.pack(16 + len(req), SOCK_DESTROY,
-                                                  NLM_F_REQUEST | NLM_F_ACK, seq, 0) + req)
+                    self.sock.send(
+                        NLMSG_HDR.pack(
+                            16 + len(req), SOCK_DESTROY, NLM_F_REQUEST | NLM_F_ACK, seq, 0
+                        )
+                        + req
+                    )
                     data = self.sock.recv(1 << 16)
-                    if len(data) >= 20 and NLMSG_HDR.unpack_from(data, 0)[1] == NLMSG_ERROR \
-                            and struct.unpack_from("=i", data, 16)[0] == 0:
+                    if (
+                        len(data) >= 20
+                        and NLMSG_HDR.unpack_from(data, 0)[1] == NLMSG_ERROR
+                        and struct.unpack_from("=i", data, 16)[0] == 0
+                    ):
                         n += 1
         return n
 
@@ -253,13 +341,21 @@ class DiagProbe:
         """The raw ``inet_diag_sockid`` of every socket not in TIME-WAIT."""
         states = ALL_STATES & ~(1 << 6)  # TCP_TIME_WAIT
         # (the id follows the message's family, state, timer and retrans bytes)
-        return [bytes(data[off + 4:off + 4 + SOCKID_LEN])
-                for data, off, _end in self._request_dump(family, states, 0)]
+        return [
+            bytes(data[off + 4 : off + 4 + SOCKID_LEN])
+            for data, off, _end in self._request_dump(family, states, 0)
+        ]
 
-    def sockets(self, *, port: int | None = None, local_port: int | None = None,
-                remote_port: int | None = None, states: int = ALL_STATES,
-                families: tuple[int, ...] = (socket.AF_INET, socket.AF_INET6),
-                info: bool = True) -> list[SockState]:
+    def sockets(
+        self,
+        *,
+        port: int | None = None,
+        local_port: int | None = None,
+        remote_port: int | None = None,
+        states: int = ALL_STATES,
+        families: tuple[int, ...] = (socket.AF_INET, socket.AF_INET6),
+        info: bool = True,
+    ) -> list[SockState]:
         """All TCP sockets of both families; ``port`` matches either end. ``info``:
         with tcp_info and the congestion control (the kernel locks each socket to fill
         tcp_info; without, a dump locks none)."""

@@ -45,8 +45,9 @@ def programs() -> list[str]:
 
 
 def go_tool() -> str:
-    go = shutil.which("go") or ("/usr/lib/go/bin/go" if os.path.exists("/usr/lib/go/bin/go")
-                                else None)
+    go = shutil.which("go") or (
+        "/usr/lib/go/bin/go" if os.path.exists("/usr/lib/go/bin/go") else None
+    )
     if go is None:
         raise GoBuildError("Go is not installed (Debian: apt-get install golang-go)")
     return go
@@ -58,9 +59,16 @@ def _env(cache: Path) -> dict[str, str]:
     if not home or not os.path.isdir(home) or not os.access(home, os.W_OK):
         env["HOME"] = str(cache / "home")
         (cache / "home").mkdir(parents=True, exist_ok=True)
-    env.update(GOPROXY="off", GOFLAGS="-mod=mod", GOCACHE=str(cache / "gocache"),
-               GOPATH=str(cache / "gopath"), GO111MODULE="on", GOTOOLCHAIN="local",
-               GOTELEMETRY="off", GOENV="off")
+    env.update(
+        GOPROXY="off",
+        GOFLAGS="-mod=mod",
+        GOCACHE=str(cache / "gocache"),
+        GOPATH=str(cache / "gopath"),
+        GO111MODULE="on",
+        GOTOOLCHAIN="local",
+        GOTELEMETRY="off",
+        GOENV="off",
+    )
     return env
 
 
@@ -71,9 +79,9 @@ def binary(name: str) -> Path:
         raise GoBuildError(f"no Go program {name!r} (have: {', '.join(programs())})")
     go = go_tool()
     st = os.stat(os.path.realpath(go))
-    digest = hashlib.sha256(src.read_bytes()
-                            + f"\0{os.path.realpath(go)}\0{st.st_size}\0{st.st_mtime_ns}".encode()
-                            ).hexdigest()[:16]
+    digest = hashlib.sha256(
+        src.read_bytes() + f"\0{os.path.realpath(go)}\0{st.st_size}\0{st.st_mtime_ns}".encode()
+    ).hexdigest()[:16]
     cache = cache_dir() / "go"
     out = cache / "bin" / f"{name}-{digest}"
     if out.is_file():

@@ -34,8 +34,9 @@ class AgentError(Exception):
     ``ECONNRESET``...), ``timeout``, ``EOF`` (the agent is gone) or ``badrequest``."""
 
     def __init__(self, op: str, error: str, message: str = "") -> None:
-        super().__init__(f"{op}: {error}: {message}" if message and message != error
-                         else f"{op}: {error}")
+        super().__init__(
+            f"{op}: {error}: {message}" if message and message != error else f"{op}: {error}"
+        )
         self.op = op
         self.error = error
         self.message = message
@@ -128,7 +129,7 @@ class _Channel:
         try:
             for view in (memoryview(line), payload):
                 while view:
-                    view = view[os.write(self.wfd, view):]
+                    view = view[os.write(self.wfd, view) :]
         except (BrokenPipeError, OSError) as e:
             self.eof = True
             raise AgentError(op, "EOF", f"the agent has exited ({e})") from None
@@ -157,7 +158,7 @@ class _Channel:
             if self.body is not None:
                 msg, body, got = self.body
                 take = min(end - pos, len(body) - got)
-                body[got:got + take] = view[pos:pos + take]
+                body[got : got + take] = view[pos : pos + take]
                 pos += take
                 self._body_bytes(msg, body, got + take)
                 continue
@@ -233,8 +234,7 @@ class _Op(Generic[P, T]):
     the op and its arguments, ``conv`` the reply into the result. On a ``KernelAgent`` it
     is a blocking method; on an ``AsyncKernelAgent`` a coroutine method."""
 
-    def __init__(self, request: Callable[P, _Request],
-                 conv: Callable[[dict[str, Any]], T]) -> None:
+    def __init__(self, request: Callable[P, _Request], conv: Callable[[dict[str, Any]], T]) -> None:
         self.request = request
         self.conv = conv
         self.__doc__ = request.__doc__
@@ -244,8 +244,9 @@ class _Op(Generic[P, T]):
     @overload
     def __get__(self, agent: KernelAgent, owner: type) -> Callable[P, T]: ...
     @overload
-    def __get__(self, agent: AsyncKernelAgent, owner: type
-                ) -> Callable[P, Coroutine[Any, Any, T]]: ...
+    def __get__(
+        self, agent: AsyncKernelAgent, owner: type
+    ) -> Callable[P, Coroutine[Any, Any, T]]: ...
 
     def __get__(self, agent: KernelAgent | AsyncKernelAgent | None, owner: type) -> Any:
         if agent is None:
@@ -261,28 +262,42 @@ class _Op(Generic[P, T]):
 
 # The requests, one per op: the arguments each op takes, and what it sends.
 
+
 def _ping() -> _Request:
     return "ping", {"timeout": 5.0}
 
 
-def _listen(port: int = 0, *, host: str = "0.0.0.0", backlog: int = 16,
-            opts: dict[str, Any] | None = None) -> _Request:
-    return "listen", {"port": port, "host": host, "backlog": backlog, "opts": opts,
-                      "timeout": 5.0}
+def _listen(
+    port: int = 0, *, host: str = "0.0.0.0", backlog: int = 16, opts: dict[str, Any] | None = None
+) -> _Request:
+    return "listen", {"port": port, "host": host, "backlog": backlog, "opts": opts, "timeout": 5.0}
 
 
-def _accept(sock: int, *, timeout: float | None = 10.0,
-            opts: dict[str, Any] | None = None) -> _Request:
+def _accept(
+    sock: int, *, timeout: float | None = 10.0, opts: dict[str, Any] | None = None
+) -> _Request:
     return "accept", {"sock": sock, "timeout": timeout, "opts": opts}
 
 
-def _connect(host: str, port: int, *, timeout: float | None = 10.0, wait: bool = True,
-             bind: tuple[str, int] | None = None,
-             opts: dict[str, Any] | None = None) -> _Request:
+def _connect(
+    host: str,
+    port: int,
+    *,
+    timeout: float | None = 10.0,
+    wait: bool = True,
+    bind: tuple[str, int] | None = None,
+    opts: dict[str, Any] | None = None,
+) -> _Request:
     """Connect; ``wait=False`` returns once the SYN is on its way (then
     ``wait_connected``). ``opts`` are set before the SYN (window, MSS, CC...)."""
-    return "connect", {"host": host, "port": port, "timeout": timeout, "wait": wait,
-                       "bind": bind, "opts": opts}
+    return "connect", {
+        "host": host,
+        "port": port,
+        "timeout": timeout,
+        "wait": wait,
+        "bind": bind,
+        "opts": opts,
+    }
 
 
 def _wait_connected(sock: int, *, timeout: float | None = 10.0) -> _Request:
@@ -293,8 +308,9 @@ def _send(sock: int, data: bytes, *, timeout: float | None = 10.0) -> _Request:
     return "send", {"sock": sock, "data": data, "timeout": timeout}
 
 
-def _recv(sock: int, max: int = 65536, *, exact: int | None = None,
-          timeout: float | None = 10.0) -> _Request:
+def _recv(
+    sock: int, max: int = 65536, *, exact: int | None = None, timeout: float | None = 10.0
+) -> _Request:
     """Up to ``max`` bytes (whatever one read returns), or with ``exact`` that many
     unless EOF comes first. ``b""``: EOF. A timeout raises ``AgentTimeout``."""
     return "recv", {"sock": sock, "max": max, "exact": exact, "timeout": timeout}
@@ -330,19 +346,29 @@ def _list_sockets() -> _Request:
     return "sockets", {"timeout": 5.0}
 
 
-def _echo(port: int = 0, *, host: str = "0.0.0.0",
-          opts: dict[str, Any] | None = None) -> _Request:
+def _echo(port: int = 0, *, host: str = "0.0.0.0", opts: dict[str, Any] | None = None) -> _Request:
     """Serve an echo server on ``port`` (every connection echoes until EOF). Stop it
     with ``close(sock)``."""
     return "echo", {"port": port, "host": host, "opts": opts, "timeout": 5.0}
 
 
-def _source(sock: int, nbytes: int, *, chunk: int = 65536, timeout: float | None = 60.0,
-            then: str | None = None) -> _Request:
+def _source(
+    sock: int,
+    nbytes: int,
+    *,
+    chunk: int = 65536,
+    timeout: float | None = 60.0,
+    then: str | None = None,
+) -> _Request:
     """Send ``nbytes`` of a fixed pattern; ``then`` = ``"shutdown"`` or ``"close"``.
     Returns ``{"sent", "seconds"}``."""
-    return "source", {"sock": sock, "bytes": nbytes, "chunk": chunk, "timeout": timeout,
-                      "then": then}
+    return "source", {
+        "sock": sock,
+        "bytes": nbytes,
+        "chunk": chunk,
+        "timeout": timeout,
+        "then": then,
+    }
 
 
 def _sink(sock: int, *, timeout: float | None = 60.0, max: int | None = None) -> _Request:
@@ -441,6 +467,5 @@ class AsyncKernelAgent(_Ops):
                 with anyio.move_on_after(left):
                     await anyio.wait_readable(ch.rfd)
 
-    async def _do(self, op: str, args: dict[str, Any], conv: Callable[[dict[str, Any]], T]
-                  ) -> T:
+    async def _do(self, op: str, args: dict[str, Any], conv: Callable[[dict[str, Any]], T]) -> T:
         return conv(await self.call(op, **args))

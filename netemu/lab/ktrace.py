@@ -67,18 +67,27 @@ _KIND = {path.split("/")[1]: kind for path, kind, _ in EVENTS}
 
 # Kernel TCP_* names (as the events print them) -> RFC 9293 names.
 STATES = {
-    "TCP_ESTABLISHED": "ESTABLISHED", "TCP_SYN_SENT": "SYN-SENT",
-    "TCP_SYN_RECV": "SYN-RECEIVED", "TCP_FIN_WAIT1": "FIN-WAIT-1",
-    "TCP_FIN_WAIT2": "FIN-WAIT-2", "TCP_TIME_WAIT": "TIME-WAIT", "TCP_CLOSE": "CLOSED",
-    "TCP_CLOSE_WAIT": "CLOSE-WAIT", "TCP_LAST_ACK": "LAST-ACK", "TCP_LISTEN": "LISTEN",
-    "TCP_CLOSING": "CLOSING", "TCP_NEW_SYN_RECV": "SYN-RECEIVED",
+    "TCP_ESTABLISHED": "ESTABLISHED",
+    "TCP_SYN_SENT": "SYN-SENT",
+    "TCP_SYN_RECV": "SYN-RECEIVED",
+    "TCP_FIN_WAIT1": "FIN-WAIT-1",
+    "TCP_FIN_WAIT2": "FIN-WAIT-2",
+    "TCP_TIME_WAIT": "TIME-WAIT",
+    "TCP_CLOSE": "CLOSED",
+    "TCP_CLOSE_WAIT": "CLOSE-WAIT",
+    "TCP_LAST_ACK": "LAST-ACK",
+    "TCP_LISTEN": "LISTEN",
+    "TCP_CLOSING": "CLOSING",
+    "TCP_NEW_SYN_RECV": "SYN-RECEIVED",
 }
 # include/net/tcp.h enum tcp_ca_state
 CA_STATES = {0: "open", 1: "disorder", 2: "cwr", 3: "recovery", 4: "loss"}
 
 # "<comm>-<pid> [(<tgid>)] [<cpu>] <flags> <seconds>: <event>: <fields>"
-_LINE = re.compile(r"^\s*(?P<comm>.*?)-(?P<pid>\d+)\s+(?:\(\s*(?P<tgid>[-\d]+)\)\s+)?\[(?P<cpu>\d+)\]\s+"
-                   r"(?P<flags>\S+)\s+(?P<ts>\d+\.\d+): (?P<event>\w+): (?P<rest>.*)$")
+_LINE = re.compile(
+    r"^\s*(?P<comm>.*?)-(?P<pid>\d+)\s+(?:\(\s*(?P<tgid>[-\d]+)\)\s+)?\[(?P<cpu>\d+)\]\s+"
+    r"(?P<flags>\S+)\s+(?P<ts>\d+\.\d+): (?P<event>\w+): (?P<rest>.*)$"
+)
 
 
 class TraceUnavailable(Exception):
@@ -148,8 +157,16 @@ def parse_line(line: str) -> KEvent | None:
     flags = m["flags"]
     softirq = len(flags) > 2 and flags[2] in "sHhT"
     tid, tgid = int(m["pid"]), m["tgid"]
-    return KEvent(float(m["ts"]), kind, local, remote, tid,
-                  int(tgid) if tgid and tgid.isdigit() else tid, softirq, fields)
+    return KEvent(
+        float(m["ts"]),
+        kind,
+        local,
+        remote,
+        tid,
+        int(tgid) if tgid and tgid.isdigit() else tid,
+        softirq,
+        fields,
+    )
 
 
 # --- the tracefs instance -------------------------------------------------------------------
@@ -177,8 +194,9 @@ def _private_mount() -> int:
                 raise OSError(ctypes.get_errno(), "making the mount namespace private")
             if lc.mount(b"nodev", TRACEFS.encode(), b"tracefs", 0, None) != 0:
                 raise OSError(ctypes.get_errno(), f"mount -t tracefs nodev {TRACEFS}")
-            out["fd"] = os.open(os.path.join(TRACEFS, "instances"),
-                                os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            out["fd"] = os.open(
+                os.path.join(TRACEFS, "instances"), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+            )
         except OSError as e:
             out["err"] = f"{e.args[-1]}: {os.strerror(e.errno or 0)}"
 
@@ -195,8 +213,9 @@ def instances_dir() -> int:
     if os.geteuid() != 0:
         raise TraceUnavailable("kernel tracepoints need root")
     with contextlib.suppress(OSError):
-        return os.open(os.path.join(TRACEFS, "instances"),
-                       os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        return os.open(
+            os.path.join(TRACEFS, "instances"), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+        )
     return _private_mount()
 
 
@@ -218,10 +237,12 @@ class KernelTrace:
             try:
                 os.mkdir(name, dir_fd=self._inst_dir)
             except OSError as e:
-                raise TraceUnavailable(f"cannot make tracefs instance {name}: "
-                                       f"{e.strerror}") from None
-            self._fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC,
-                               dir_fd=self._inst_dir)
+                raise TraceUnavailable(
+                    f"cannot make tracefs instance {name}: {e.strerror}"
+                ) from None
+            self._fd = os.open(
+                name, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=self._inst_dir
+            )
             try:
                 _write(self._fd, "trace_clock", "mono")
                 _write(self._fd, "buffer_size_kb", str(buffer_kb))
@@ -231,10 +252,12 @@ class KernelTrace:
                         _write(self._fd, f"events/{path}/filter", flt)
                     _write(self._fd, f"events/{path}/enable", "1")
             except OSError as e:
-                raise TraceUnavailable(f"tracefs instance {name}: {e.strerror} "
-                                       f"({e.filename or 'setup'})") from None
-            self._pipe = os.open("trace_pipe", os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC,
-                                 dir_fd=self._fd)
+                raise TraceUnavailable(
+                    f"tracefs instance {name}: {e.strerror} ({e.filename or 'setup'})"
+                ) from None
+            self._pipe = os.open(
+                "trace_pipe", os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=self._fd
+            )
         except BaseException:
             self.close()
             raise
@@ -317,9 +340,15 @@ class LabFilter:
     port is chosen, is the lab's when the system call that changed it was made by a
     thread in the lab's peer namespace."""
 
-    def __init__(self, peer_ip: str, lab_ips: Iterable[str], netns_inode: int,
-                 local_ports: Iterable[range], remote_ports: Iterable[range],
-                 confirm: Callable[[KEvent], bool] | None = None) -> None:
+    def __init__(
+        self,
+        peer_ip: str,
+        lab_ips: Iterable[str],
+        netns_inode: int,
+        local_ports: Iterable[range],
+        remote_ports: Iterable[range],
+        confirm: Callable[[KEvent], bool] | None = None,
+    ) -> None:
         """``confirm``: asked about a listener's event when its thread and process are
         gone and no earlier event showed them in the lab (the caller can ask sock_diag
         whether the lab has, or had, that listener)."""
@@ -359,9 +388,11 @@ class LabFilter:
         if lport and rport:
             if lip != self.peer_ip or rip not in self.lab_ips:
                 return False
-            if any(lport in r for r in self.local_ports) \
-                    or any(rport in r for r in self.remote_ports) \
-                    or (ev.local, ev.remote) in self._known:
+            if (
+                any(lport in r for r in self.local_ports)
+                or any(rport in r for r in self.remote_ports)
+                or (ev.local, ev.remote) in self._known
+            ):
                 return True
             # Both ports fixed by the scenario (a bound connect): a system call of the
             # lab's own makes the tuple the lab's from then on.

@@ -78,13 +78,20 @@ class NsThread:
     as the lab does.
     """
 
-    def __init__(self, name: str, *, create: bool = False, fd: int | None = None,
-                 setup: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        *,
+        create: bool = False,
+        fd: int | None = None,
+        setup: Callable[[], None] | None = None,
+    ) -> None:
         if create == (fd is not None):
             raise ValueError("NsThread: give exactly one of create=True or fd=")
         self.name = name
         self._jobs: queue.SimpleQueue[tuple[Callable[[], Any], Future[Any]] | None] = (
-            queue.SimpleQueue())
+            queue.SimpleQueue()
+        )
         self._ready: Future[None] = Future()
         self._create = create
         self._join_fd = fd

@@ -36,8 +36,14 @@ def _make_preexec(parent: int) -> Callable[[], None]:
 class LabProcess:
     """A process started by a lab. ``stop()`` signals its whole process group."""
 
-    def __init__(self, popen: subprocess.Popen[Any], name: str, *,
-                 stop_signal: int = signal.SIGTERM, stop_timeout: float = 1.0) -> None:
+    def __init__(
+        self,
+        popen: subprocess.Popen[Any],
+        name: str,
+        *,
+        stop_signal: int = signal.SIGTERM,
+        stop_timeout: float = 1.0,
+    ) -> None:
         self.popen = popen
         self.pid = popen.pid
         self.name = name
@@ -98,16 +104,32 @@ def _exited_unreaped(pid: int) -> bool:
     return info is not None
 
 
-def spawn(argv: Sequence[str], *, env: Mapping[str, str], name: str | None = None,
-          stdin: int | IO[Any] | None = None, stdout: int | IO[Any] | None = None,
-          stderr: int | IO[Any] | None = None, cwd: str | None = None,
-          stop_signal: int = signal.SIGTERM, stop_timeout: float = 1.0,
-          pass_fds: Sequence[int] = ()) -> LabProcess:
+def spawn(
+    argv: Sequence[str],
+    *,
+    env: Mapping[str, str],
+    name: str | None = None,
+    stdin: int | IO[Any] | None = None,
+    stdout: int | IO[Any] | None = None,
+    stderr: int | IO[Any] | None = None,
+    cwd: str | None = None,
+    stop_signal: int = signal.SIGTERM,
+    stop_timeout: float = 1.0,
+    pass_fds: Sequence[int] = (),
+) -> LabProcess:
     """Start ``argv`` from the *calling thread* (call it on a lab's ``NsThread``)."""
     popen = subprocess.Popen(
-        list(argv), env=dict(env), stdin=stdin, stdout=stdout, stderr=stderr, cwd=cwd,
-        preexec_fn=_make_preexec(os.getpid()), process_group=0, close_fds=True,
+        list(argv),
+        env=dict(env),
+        stdin=stdin,
+        stdout=stdout,
+        stderr=stderr,
+        cwd=cwd,
+        preexec_fn=_make_preexec(os.getpid()),
+        process_group=0,
+        close_fds=True,
         pass_fds=tuple(pass_fds),
     )
-    return LabProcess(popen, name or os.path.basename(argv[0]), stop_signal=stop_signal,
-                      stop_timeout=stop_timeout)
+    return LabProcess(
+        popen, name or os.path.basename(argv[0]), stop_signal=stop_signal, stop_timeout=stop_timeout
+    )

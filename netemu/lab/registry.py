@@ -155,8 +155,11 @@ class Slot:
         # long gone before its tuple's slot is taken again.
         for n in sorted(range(SLOTS), key=lambda n: (released(n), n)):
             try:
-                fd = os.open(os.path.join(SLOT_DIR, f"{n}.lock"),
-                             os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+                fd = os.open(
+                    os.path.join(SLOT_DIR, f"{n}.lock"),
+                    os.O_RDWR | os.O_CREAT | os.O_CLOEXEC,
+                    0o644,
+                )
             except OSError as e:
                 self.why = f"cannot open {SLOT_DIR}/{n}.lock: {e.strerror}"
                 return None
@@ -285,7 +288,7 @@ def _environ(pid: int, name: str) -> str | None:
     key = name.encode() + b"="
     for item in env.split(b"\0"):
         if item.startswith(key):
-            return item[len(key):].decode(errors="replace")
+            return item[len(key) :].decode(errors="replace")
     return None
 
 
@@ -430,8 +433,11 @@ class _Sweep:
             if alive:
                 self.live_ids.add(tag)
                 continue
-            if alive is False or (alive is None and not own_lock and not any(
-                    os.path.exists(lock_path(tag, d)) for d in (self.run_dir, RUN_DIR))):
+            if alive is False or (
+                alive is None
+                and not own_lock
+                and not any(os.path.exists(lock_path(tag, d)) for d in (self.run_dir, RUN_DIR))
+            ):
                 victims[pid] = f"tagged {ENV_TAG}={tag}"
         for pid in [p for p, why in victims.items() if tagged.get(p) in self.live_ids]:
             del victims[pid]  # a sibling showed its run alive after it was listed
@@ -487,10 +493,16 @@ class _Sweep:
         from .ktrace import INSTANCE_PREFIX, leftover_instances, remove_instance
 
         for name in leftover_instances():
-            rid = name[len(INSTANCE_PREFIX):]
+            rid = name[len(INSTANCE_PREFIX) :]
             # (a dead run's lock is held by this cleaner now: it is not asked again)
-            if RUNID_RE.match(rid) and rid not in self.live_ids and (rid in self.dead or not any(
-                    lock_alive(lock_path(rid, d)) for d in (self.run_dir, RUN_DIR))):
+            if (
+                RUNID_RE.match(rid)
+                and rid not in self.live_ids
+                and (
+                    rid in self.dead
+                    or not any(lock_alive(lock_path(rid, d)) for d in (self.run_dir, RUN_DIR))
+                )
+            ):
                 self.actions.append(f"remove tracefs instance {name}")
                 if not self.dry_run:
                     with contextlib.suppress(OSError):

@@ -65,8 +65,9 @@ class Rtnl:
     """A NETLINK_ROUTE socket in the calling thread's namespace."""
 
     def __init__(self) -> None:
-        self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC,
-                                  socket.NETLINK_ROUTE)
+        self.sock = socket.socket(
+            socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, socket.NETLINK_ROUTE
+        )
         self.sock.bind((0, 0))
 
     def close(self) -> None:
@@ -81,8 +82,10 @@ class Rtnl:
     def request(self, msg_type: int, flags: int, body: bytes) -> None:
         """Send one request and wait for its ACK; a netlink error becomes OSError."""
         seq = next(_seq)
-        self.sock.send(NLMSG_HDR.pack(16 + len(body), msg_type,
-                                      flags | NLM_F_REQUEST | NLM_F_ACK, seq, 0) + body)
+        self.sock.send(
+            NLMSG_HDR.pack(16 + len(body), msg_type, flags | NLM_F_REQUEST | NLM_F_ACK, seq, 0)
+            + body
+        )
         while True:
             data = self.sock.recv(65536)
             off = 0
@@ -95,38 +98,58 @@ class Rtnl:
                     return
                 off += (length + 3) & ~3
 
-    def add_veth(self, name: str, mac: str, peer_name: str, peer_mac: str, peer_netns_fd: int,
-                 *, mtu: int = 1500, up: bool = True) -> None:
+    def add_veth(
+        self,
+        name: str,
+        mac: str,
+        peer_name: str,
+        peer_mac: str,
+        peer_netns_fd: int,
+        *,
+        mtu: int = 1500,
+        up: bool = True,
+    ) -> None:
         """Create a veth pair: ``name`` here (up if ``up``), ``peer_name`` directly inside
         ``peer_netns_fd`` (no move between namespaces), down: the kernel refuses to open
         the peer end before the pair is joined (ENOTCONN), so bring it up from its own
         namespace after."""
         flags = IFF_UP if up else 0
-        peer = (IFINFOMSG.pack(socket.AF_UNSPEC, 0, 0, 0, 0)
-                + _attr(IFLA_IFNAME, _name(peer_name))
-                + _attr(IFLA_ADDRESS, bytes.fromhex(peer_mac.replace(":", "")))
-                + _attr(IFLA_MTU, struct.pack("=I", mtu))
-                + _attr(IFLA_NET_NS_FD, struct.pack("=I", peer_netns_fd)))
+        peer = (
+            IFINFOMSG.pack(socket.AF_UNSPEC, 0, 0, 0, 0)
+            + _attr(IFLA_IFNAME, _name(peer_name))
+            + _attr(IFLA_ADDRESS, bytes.fromhex(peer_mac.replace(":", "")))
+            + _attr(IFLA_MTU, struct.pack("=I", mtu))
+            + _attr(IFLA_NET_NS_FD, struct.pack("=I", peer_netns_fd))
+        )
         linkinfo = _attr(IFLA_INFO_KIND, b"veth\0") + _attr(
-            IFLA_INFO_DATA, _attr(VETH_INFO_PEER, peer))
-        body = (IFINFOMSG.pack(socket.AF_UNSPEC, 0, 0, flags, 0)
-                + _attr(IFLA_IFNAME, _name(name))
-                + _attr(IFLA_ADDRESS, bytes.fromhex(mac.replace(":", "")))
-                + _attr(IFLA_MTU, struct.pack("=I", mtu))
-                + _attr(IFLA_LINKINFO, linkinfo))
+            IFLA_INFO_DATA, _attr(VETH_INFO_PEER, peer)
+        )
+        body = (
+            IFINFOMSG.pack(socket.AF_UNSPEC, 0, 0, flags, 0)
+            + _attr(IFLA_IFNAME, _name(name))
+            + _attr(IFLA_ADDRESS, bytes.fromhex(mac.replace(":", "")))
+            + _attr(IFLA_MTU, struct.pack("=I", mtu))
+            + _attr(IFLA_LINKINFO, linkinfo)
+        )
         self.request(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, body)
 
     def set_up(self, ifindex: int, up: bool = True) -> None:
-        self.request(RTM_NEWLINK, 0, IFINFOMSG.pack(socket.AF_UNSPEC, 0, ifindex,
-                                                    IFF_UP if up else 0, IFF_UP))
+        self.request(
+            RTM_NEWLINK,
+            0,
+            IFINFOMSG.pack(socket.AF_UNSPEC, 0, ifindex, IFF_UP if up else 0, IFF_UP),
+        )
 
     def add_ipv4(self, ifindex: int, ip: str, prefixlen: int) -> None:
         raw = socket.inet_aton(ip)
         host_bits = (1 << (32 - prefixlen)) - 1
         bcast = struct.pack("!I", struct.unpack("!I", raw)[0] | host_bits)
-        body = (IFADDRMSG.pack(socket.AF_INET, prefixlen, 0, 0, ifindex)
-                + _attr(IFA_LOCAL, raw) + _attr(IFA_ADDRESS, raw)
-                + _attr(IFA_BROADCAST, bcast))
+        body = (
+            IFADDRMSG.pack(socket.AF_INET, prefixlen, 0, 0, ifindex)
+            + _attr(IFA_LOCAL, raw)
+            + _attr(IFA_ADDRESS, raw)
+            + _attr(IFA_BROADCAST, bcast)
+        )
         self.request(RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL, body)
 
     def del_link(self, ifindex: int) -> None:

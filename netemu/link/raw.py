@@ -60,6 +60,7 @@ class NamespaceThread(Protocol):
 
     def call(self, fn: Callable[[], _T], /) -> _T: ...
 
+
 ETH_P_ALL = 0x0003
 ETH_P_ARP = 0x0806
 ETH_P_IP = 0x0800
@@ -113,20 +114,20 @@ def bpf_program(ip: str | None) -> list[tuple[int, int, int, int]]:
         ]
     k = struct.unpack("!I", socket.inet_aton(ip))[0]
     return [
-        (BPF_LD_H_ABS, 0, 0, 12),       # 0: EtherType
-        (BPF_JEQ_K, 0, 6, ETH_P_ARP),   # 1: ARP? else -> 8
-        (BPF_LD_W_ABS, 0, 0, 38),       # 2: ARP target protocol address
-        (BPF_JEQ_K, 8, 0, k),           # 3: ours -> accept (12)
-        (BPF_LD_W_ABS, 0, 0, 0),        # 4: destination MAC, first 4 bytes
+        (BPF_LD_H_ABS, 0, 0, 12),  # 0: EtherType
+        (BPF_JEQ_K, 0, 6, ETH_P_ARP),  # 1: ARP? else -> 8
+        (BPF_LD_W_ABS, 0, 0, 38),  # 2: ARP target protocol address
+        (BPF_JEQ_K, 8, 0, k),  # 3: ours -> accept (12)
+        (BPF_LD_W_ABS, 0, 0, 0),  # 4: destination MAC, first 4 bytes
         (BPF_JEQ_K, 0, 7, 0xFFFFFFFF),  # 5: else drop (13)
-        (BPF_LD_H_ABS, 0, 0, 4),        # 6: destination MAC, last 2 bytes
-        (BPF_JEQ_K, 4, 5, 0xFFFF),      # 7: broadcast -> accept (12), else drop (13)
-        (BPF_JEQ_K, 0, 4, ETH_P_IP),    # 8: IPv4? else drop (13)
-        (BPF_LD_W_ABS, 0, 0, 30),       # 9: IPv4 destination
-        (BPF_JEQ_K, 0, 2, k),           # 10: ours -> 11, else drop (13)
-        (BPF_RET_K, 0, 0, SNAPLEN),     # 11
-        accept,                          # 12
-        drop,                            # 13
+        (BPF_LD_H_ABS, 0, 0, 4),  # 6: destination MAC, last 2 bytes
+        (BPF_JEQ_K, 4, 5, 0xFFFF),  # 7: broadcast -> accept (12), else drop (13)
+        (BPF_JEQ_K, 0, 4, ETH_P_IP),  # 8: IPv4? else drop (13)
+        (BPF_LD_W_ABS, 0, 0, 30),  # 9: IPv4 destination
+        (BPF_JEQ_K, 0, 2, k),  # 10: ours -> 11, else drop (13)
+        (BPF_RET_K, 0, 0, SNAPLEN),  # 11
+        accept,  # 12
+        drop,  # 13
     ]
 
 
@@ -165,8 +166,18 @@ class _RecvMMsg:
         rx, ctl, names, iov = (_address(b) for b in (self.rx, self.ctl, self.names, self.iov))
         for i in range(n):
             struct.pack_into("=QQ", self.iov, i * 16, rx + i * slot, slot)
-            _MSGHDR.pack_into(self.msgs, i * _MMSG, names + i * _NAME_SLOT, _NAME_SLOT,
-                              iov + i * 16, 1, ctl + i * _CTL_SLOT, _CTL_SLOT, 0, 0)
+            _MSGHDR.pack_into(
+                self.msgs,
+                i * _MMSG,
+                names + i * _NAME_SLOT,
+                _NAME_SLOT,
+                iov + i * 16,
+                1,
+                ctl + i * _CTL_SLOT,
+                _CTL_SLOT,
+                0,
+                0,
+            )
         self.pristine = bytes(self.msgs)  # the kernel rewrites namelen/controllen: reset
         self.addr = _address(self.msgs)
         fn = libc().recvmmsg
@@ -177,7 +188,7 @@ class _RecvMMsg:
     def recv(self, max_frames: int) -> tuple[list[tuple[bytes, bool]], bool]:
         """(frames, more): ``more`` when every slot asked for was filled."""
         k = min(max_frames, self.n)
-        self.msgs[:k * _MMSG] = self.pristine[:k * _MMSG]
+        self.msgs[: k * _MMSG] = self.pristine[: k * _MMSG]
         r = self.fn(self.fd, self.addr, k, socket.MSG_DONTWAIT, None)
         if r <= 0:
             e = ctypes.get_errno()
@@ -193,9 +204,14 @@ class _RecvMMsg:
             (length,) = u32(msgs, i * _MMSG + 56)
             _, level, kind, status = aux(ctl, i * _CTL_SLOT)
             start = i * slot
-            out.append((bytes(rxv[start:start + min(length, slot)]),
-                        level == SOL_PACKET and kind == PACKET_AUXDATA
-                        and bool(status & TP_STATUS_CSUMNOTREADY)))
+            out.append(
+                (
+                    bytes(rxv[start : start + min(length, slot)]),
+                    level == SOL_PACKET
+                    and kind == PACKET_AUXDATA
+                    and bool(status & TP_STATUS_CSUMNOTREADY),
+                )
+            )
         return out, r == k
 
 
@@ -240,7 +256,7 @@ class _SendMMsg:
             for i in range(k):
                 f = frames[start + i]
                 size = len(f)
-                buf[i * slot:i * slot + size] = f
+                buf[i * slot : i * slot + size] = f
                 pack(iov, i * 16 + 8, size)
             r = self.fn(self.fd, self.addr, k, socket.MSG_DONTWAIT)
             if r < 0:
@@ -283,8 +299,7 @@ class _RxRing:
 
     def __init__(self, sock: socket.socket, frames: int) -> None:
         size, _ = _ring_req(_RX_FRAME, frames)
-        self.map = mmap.mmap(sock.fileno(), size, mmap.MAP_SHARED,
-                             mmap.PROT_READ | mmap.PROT_WRITE)
+        self.map = mmap.mmap(sock.fileno(), size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
         self.n = size // _RX_FRAME
         self.head = 0
 
@@ -294,8 +309,9 @@ class _RxRing:
         sock.setsockopt(SOL_PACKET, PACKET_COPY_THRESH, 1)
         sock.setsockopt(SOL_PACKET, PACKET_RX_RING, _ring_req(_RX_FRAME, frames)[1])
 
-    def recv(self, max_frames: int,
-             copied: Callable[[], list[tuple[bytes, bool]]]) -> list[tuple[bytes, bool]]:
+    def recv(
+        self, max_frames: int, copied: Callable[[], list[tuple[bytes, bool]]]
+    ) -> list[tuple[bytes, bool]]:
         """Up to ``max_frames`` frames, as ``(frame, csum_not_ready)``; ``copied()``
         reads the socket's queue (a list of such pairs) for a ``TP_STATUS_COPY`` slot."""
         out: list[tuple[bytes, bool]] = []
@@ -310,11 +326,11 @@ class _RxRing:
             if m[off + _RX_PKTTYPE] != PACKET_OUTGOING:
                 if status & TP_STATUS_COPY:  # the whole frame is on the socket's queue
                     whole = copied()
-                    data = whole[0][0] if whole else m[off + mac:off + mac + snap]
+                    data = whole[0][0] if whole else m[off + mac : off + mac + snap]
                 else:
-                    data = m[off + mac:off + mac + snap]
+                    data = m[off + mac : off + mac + snap]
                 append((data, (status & TP_STATUS_CSUMNOTREADY) != 0))
-            m[off:off + 4] = _ZERO4  # TP_STATUS_KERNEL: the slot is the kernel's again
+            m[off : off + 4] = _ZERO4  # TP_STATUS_KERNEL: the slot is the kernel's again
             head = head + 1 if head + 1 < n else 0
         self.head = head
         return out
@@ -349,8 +365,7 @@ class _TxRing:
         size, _ = _ring_req(_TX_FRAME, frames)
         self.n = size // _TX_FRAME
         self.max_len = min(max_len, _TX_FRAME - _TX_DATA)
-        self.map = mmap.mmap(sock.fileno(), size, mmap.MAP_SHARED,
-                             mmap.PROT_READ | mmap.PROT_WRITE)
+        self.map = mmap.mmap(sock.fileno(), size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
         self.head = 0  # the next slot to fill (the kernel's own head trails or equals it)
         self.queued: list[int] = []  # slots filled since the last flush
         self.send = sock.send
@@ -379,7 +394,7 @@ class _TxRing:
             if m[off] or not min_len <= size <= max_len:
                 self.head = head
                 return i
-            m[off + _TX_DATA:off + _TX_DATA + size] = f
+            m[off + _TX_DATA : off + _TX_DATA + size] = f
             pack(m, off + 4, size, size)  # tp_len, tp_snaplen
             m[off] = TP_STATUS_SEND_REQUEST  # last: the slot is the kernel's from here on
             append(off)
@@ -417,9 +432,16 @@ class _TxRing:
 class RawLink:
     """A non-blocking AF_PACKET socket on one interface of one namespace."""
 
-    def __init__(self, sock: socket.socket, ifindex: int, ip: str | None,
-                 bufsize: int = 65536 + 64, batch: int = 64,
-                 tx_ring: _TxRing | None = None, rx_ring: int = 0) -> None:
+    def __init__(
+        self,
+        sock: socket.socket,
+        ifindex: int,
+        ip: str | None,
+        bufsize: int = 65536 + 64,
+        batch: int = 64,
+        tx_ring: _TxRing | None = None,
+        rx_ring: int = 0,
+    ) -> None:
         # The ports a Host on this link hands out (set by a lab: its slot's block).
         self.ephemeral: range | None = None
         self._sock = sock
@@ -427,8 +449,11 @@ class RawLink:
         self.ip = ip
         self.bufsize = bufsize  # a frame longer than this is truncated (GSO max: 64 KiB)
         # With a receive ring, recvmmsg only fetches the odd frame too long for a slot.
-        self._rmm = (_RecvMMsg(sock.fileno(), 1 if rx_ring else batch, bufsize)
-                     if struct.calcsize("P") == 8 else None)
+        self._rmm = (
+            _RecvMMsg(sock.fileno(), 1 if rx_ring else batch, bufsize)
+            if struct.calcsize("P") == 8
+            else None
+        )
         self._tx = tx_ring
         # With a transmit ring, short frames go by sendmmsg on this socket (it has no ring).
         self._smm = _SendMMsg(sock.fileno()) if tx_ring is not None else None
@@ -438,10 +463,20 @@ class RawLink:
         self.rx_stamps: dict[int, float] | None = None  # enable_rx_timestamps()
 
     @classmethod
-    def open(cls, netns: NamespaceThread | int, ifindex: int, ip: str | None, *, filtered: bool = True,
-             rcvbuf: int = 8 << 20, sndbuf: int = 4 << 20, batch: int = 64,
-             bufsize: int = 65536 + 64, tx_ring: int = 512,
-             rx_ring: int = 4096) -> RawLink:
+    def open(
+        cls,
+        netns: NamespaceThread | int,
+        ifindex: int,
+        ip: str | None,
+        *,
+        filtered: bool = True,
+        rcvbuf: int = 8 << 20,
+        sndbuf: int = 4 << 20,
+        batch: int = 64,
+        bufsize: int = 65536 + 64,
+        tx_ring: int = 512,
+        rx_ring: int = 4096,
+    ) -> RawLink:
         """Open on ``ifindex`` inside ``netns``: an ``NsThread`` (its ``call`` is used) or a
         namespace fd. ``ip``: our IPv4 address, for the filter (None: all ARP and IPv4).
         ``filtered=False``: no filter at all, every frame (a capture, a test).
@@ -459,8 +494,10 @@ class RawLink:
                 # before Linux 4.20 this fails, and recv_batch skips them by pkttype
                 with contextlib.suppress(OSError):
                     s.setsockopt(SOL_PACKET, PACKET_IGNORE_OUTGOING, 1)
-                for opt, fallback, size in ((SO_RCVBUFFORCE, socket.SO_RCVBUF, rcvbuf),
-                                            (SO_SNDBUFFORCE, socket.SO_SNDBUF, sndbuf)):
+                for opt, fallback, size in (
+                    (SO_RCVBUFFORCE, socket.SO_RCVBUF, rcvbuf),
+                    (SO_SNDBUFFORCE, socket.SO_SNDBUF, sndbuf),
+                ):
                     try:
                         s.setsockopt(socket.SOL_SOCKET, opt, size)
                     except PermissionError:
@@ -504,8 +541,9 @@ class RawLink:
         else:
             sock, ring = netns.call(make_both)
         try:
-            return cls(sock, ifindex, ip, bufsize=bufsize, batch=batch, tx_ring=ring,
-                       rx_ring=rx_ring)
+            return cls(
+                sock, ifindex, ip, bufsize=bufsize, batch=batch, tx_ring=ring, rx_ring=rx_ring
+            )
         except BaseException:
             sock.close()
             if ring is not None:
@@ -583,10 +621,13 @@ class RawLink:
             not_ready = False
             for level, kind, cdata in anc:
                 if level == SOL_PACKET and kind == PACKET_AUXDATA:
-                    not_ready = bool(int.from_bytes(cdata[:4], "little")
-                                     & TP_STATUS_CSUMNOTREADY)
-                elif stamps is not None and level == socket.SOL_SOCKET \
-                        and kind == SO_TIMESTAMPNS and len(cdata) >= 16:
+                    not_ready = bool(int.from_bytes(cdata[:4], "little") & TP_STATUS_CSUMNOTREADY)
+                elif (
+                    stamps is not None
+                    and level == socket.SOL_SOCKET
+                    and kind == SO_TIMESTAMPNS
+                    and len(cdata) >= 16
+                ):
                     sec, nsec = _TIMESPEC.unpack_from(cdata)
                     stamps[id(data)] = sec + nsec / 1e9 - self._real_to_mono
             out.append((data, not_ready))
@@ -596,7 +637,8 @@ class RawLink:
     def stats(self) -> dict[str, int]:
         """Kernel counters since the last call: frames received, and dropped (queue full)."""
         packets, drops = struct.unpack(
-            "=II", self._sock.getsockopt(SOL_PACKET, PACKET_STATISTICS, 8))
+            "=II", self._sock.getsockopt(SOL_PACKET, PACKET_STATISTICS, 8)
+        )
         return {"packets": packets, "drops": drops}
 
     # -- sending ----------------------------------------------------------------------------------
@@ -669,8 +711,7 @@ class RawLink:
 
 def _bind_ifindex(sock: socket.socket, ifindex: int, protocol: int = ETH_P_ALL) -> None:
     """bind() with a ``struct sockaddr_ll`` naming the interface by index."""
-    sll = struct.pack("=HHiHBB8s", socket.AF_PACKET, socket.htons(protocol), ifindex, 0, 0, 0,
-                      b"")
+    sll = struct.pack("=HHiHBB8s", socket.AF_PACKET, socket.htons(protocol), ifindex, 0, 0, 0, b"")
     buf = ctypes.create_string_buffer(sll, len(sll))
     if libc().bind(sock.fileno(), buf, len(sll)) != 0:
         e = ctypes.get_errno()

@@ -16,27 +16,70 @@ from .model import Expr, Syscall
 from .parser import PktError
 from .symbols import SYMBOLS  # one table of Linux's values, the one the real calls use
 
-SUPPORTED = ("socket", "bind", "listen", "accept", "connect", "read", "write", "recv", "send",
-             "sendto", "recvfrom", "close", "shutdown", "setsockopt", "getsockopt", "fcntl",
-             "poll")
+SUPPORTED = (
+    "socket",
+    "bind",
+    "listen",
+    "accept",
+    "connect",
+    "read",
+    "write",
+    "recv",
+    "send",
+    "sendto",
+    "recvfrom",
+    "close",
+    "shutdown",
+    "setsockopt",
+    "getsockopt",
+    "fcntl",
+    "poll",
+)
 
 SOCK_NONBLOCK = SYMBOLS["SOCK_NONBLOCK"]
 O_NONBLOCK = SYMBOLS["O_NONBLOCK"]
 O_RDWR = SYMBOLS["O_RDWR"]
 MSG_DONTWAIT = SYMBOLS["MSG_DONTWAIT"]
 
-LEVELS = {"SOL_SOCKET": "SOL_SOCKET", "IPPROTO_TCP": "IPPROTO_TCP", "SOL_TCP": "IPPROTO_TCP",
-          "IPPROTO_IP": "IPPROTO_IP", "SOL_IP": "IPPROTO_IP"}
+LEVELS = {
+    "SOL_SOCKET": "SOL_SOCKET",
+    "IPPROTO_TCP": "IPPROTO_TCP",
+    "SOL_TCP": "IPPROTO_TCP",
+    "IPPROTO_IP": "IPPROTO_IP",
+    "SOL_IP": "IPPROTO_IP",
+}
 
 # Socket options the kernel agent sets and reads (netemu/sockopts.py), by level, as
 # packetdrill scripts may name them (SO_ERROR: read only).
 SOCKOPTS: dict[str, tuple[str, ...]] = {
-    "SOL_SOCKET": ("SO_REUSEADDR", "SO_REUSEPORT", "SO_KEEPALIVE", "SO_LINGER", "SO_RCVBUF",
-                   "SO_SNDBUF", "SO_RCVBUFFORCE", "SO_SNDBUFFORCE", "SO_RCVLOWAT", "SO_ERROR"),
-    "IPPROTO_TCP": ("TCP_NODELAY", "TCP_MAXSEG", "TCP_CORK", "TCP_KEEPIDLE", "TCP_KEEPINTVL",
-                    "TCP_KEEPCNT", "TCP_SYNCNT", "TCP_LINGER2", "TCP_DEFER_ACCEPT",
-                    "TCP_WINDOW_CLAMP", "TCP_QUICKACK", "TCP_CONGESTION", "TCP_USER_TIMEOUT",
-                    "TCP_NOTSENT_LOWAT"),
+    "SOL_SOCKET": (
+        "SO_REUSEADDR",
+        "SO_REUSEPORT",
+        "SO_KEEPALIVE",
+        "SO_LINGER",
+        "SO_RCVBUF",
+        "SO_SNDBUF",
+        "SO_RCVBUFFORCE",
+        "SO_SNDBUFFORCE",
+        "SO_RCVLOWAT",
+        "SO_ERROR",
+    ),
+    "IPPROTO_TCP": (
+        "TCP_NODELAY",
+        "TCP_MAXSEG",
+        "TCP_CORK",
+        "TCP_KEEPIDLE",
+        "TCP_KEEPINTVL",
+        "TCP_KEEPCNT",
+        "TCP_SYNCNT",
+        "TCP_LINGER2",
+        "TCP_DEFER_ACCEPT",
+        "TCP_WINDOW_CLAMP",
+        "TCP_QUICKACK",
+        "TCP_CONGESTION",
+        "TCP_USER_TIMEOUT",
+        "TCP_NOTSENT_LOWAT",
+    ),
     "IPPROTO_IP": ("IP_TOS", "IP_TTL"),
 }
 GET_ONLY = ("SO_ERROR",)
@@ -124,8 +167,11 @@ class _Norm:
         if e.kind == "ellipsis":
             return None, None
         if e.kind != "struct":
-            raise self.err(f"expected a sockaddr ('...' or {{sa_family=AF_INET, sin_port="
-                           f"htons(8080), sin_addr=inet_addr(\"...\")}}), got '{e.text()}'", e)
+            raise self.err(
+                f"expected a sockaddr ('...' or {{sa_family=AF_INET, sin_port="
+                f"htons(8080), sin_addr=inet_addr(\"...\")}}), got '{e.text()}'",
+                e,
+            )
         fam = e.value.get("sa_family")
         if fam is not None and not (fam.kind == "word" and fam.value in ("AF_INET", "PF_INET")):
             raise self.err(f"address family '{fam.text()}' is not supported (IPv4 only)", fam)
@@ -138,8 +184,12 @@ class _Norm:
                 port = self.int_of(p, "a port")
         a = e.value.get("sin_addr")
         if a is not None:
-            if a.kind == "call" and a.value[0] == "inet_addr" and len(a.value[1]) == 1 \
-                    and a.value[1][0].kind == "string":
+            if (
+                a.kind == "call"
+                and a.value[0] == "inet_addr"
+                and len(a.value[1]) == 1
+                and a.value[1][0].kind == "string"
+            ):
                 host = a.value[1][0].value
             elif a.kind == "string":
                 host = a.value
@@ -163,8 +213,9 @@ class _Norm:
     def run(self) -> Call:
         name = self.c.name
         if name not in SUPPORTED:
-            raise self.err(f"system call '{name}' is not supported (supported: "
-                           f"{', '.join(SUPPORTED)})")
+            raise self.err(
+                f"system call '{name}' is not supported (supported: {', '.join(SUPPORTED)})"
+            )
         ret, err = self.ret()
         call = Call(name, ret, err)
         if name in _RW_NARGS:
@@ -182,12 +233,10 @@ class _Norm:
             raise self.err(f"socket domain '{dom.text()}' is not supported (AF_INET only)", dom)
         t = self.int_of(typ, "a socket type", allow_any=True)
         if t is not None and t & 0xF != 1:
-            raise self.err(f"socket type '{typ.text()}' is not supported (SOCK_STREAM only)",
-                           typ)
+            raise self.err(f"socket type '{typ.text()}' is not supported (SOCK_STREAM only)", typ)
         p = self.int_of(proto, "a protocol", allow_any=True)
         if p not in (None, 0, 6):
-            raise self.err(f"protocol '{proto.text()}' is not supported (IPPROTO_TCP only)",
-                           proto)
+            raise self.err(f"protocol '{proto.text()}' is not supported (IPPROTO_TCP only)", proto)
         call.flags = (t or 0) & ~0xF
         if call.ret < 0 and call.errno is None:
             raise self.err("socket() must return the script's file descriptor (e.g. '= 3')")
@@ -219,16 +268,20 @@ class _Norm:
         call.fd = self.fd()
         buf = self.arg(1)
         if buf.kind not in ("ellipsis", "string"):
-            raise self.err(f"expected '...' for the buffer of {self.c.name}(), got "
-                           f"'{buf.text()}'", buf)
+            raise self.err(
+                f"expected '...' for the buffer of {self.c.name}(), got '{buf.text()}'", buf
+            )
         call.nbytes = self.int_of(self.arg(2), "a byte count")
         if call.nbytes is None or call.nbytes < 0:
             raise self.err("the byte count must be a number", self.arg(2))
         if nargs > 3:
             flags = self.int_of(self.arg(3), "flags", allow_any=True) or 0
             if flags & ~MSG_DONTWAIT & ~SYMBOLS["MSG_NOSIGNAL"]:
-                raise self.err(f"{self.c.name}() flags '{self.arg(3).text()}' are not "
-                               "supported (0, MSG_DONTWAIT, MSG_NOSIGNAL)", self.arg(3))
+                raise self.err(
+                    f"{self.c.name}() flags '{self.arg(3).text()}' are not "
+                    "supported (0, MSG_DONTWAIT, MSG_NOSIGNAL)",
+                    self.arg(3),
+                )
             call.flags = flags
         for e in self.c.args[4:]:
             if e.kind not in ("ellipsis", "struct", "int", "list"):
@@ -252,15 +305,21 @@ class _Norm:
         call.fd = self.fd()
         lvl, name, val, _ln = self.c.args[1:]
         if lvl.kind != "word" or lvl.value not in LEVELS:
-            raise self.err(f"socket option level '{lvl.text()}' is not supported "
-                           f"(SOL_SOCKET, IPPROTO_TCP/SOL_TCP, IPPROTO_IP)", lvl)
+            raise self.err(
+                f"socket option level '{lvl.text()}' is not supported "
+                f"(SOL_SOCKET, IPPROTO_TCP/SOL_TCP, IPPROTO_IP)",
+                lvl,
+            )
         level = LEVELS[lvl.value]
         if name.kind != "word":
             raise self.err(f"expected a socket option name, got '{name.text()}'", name)
         known = SOCKOPTS[level]
         if name.value not in known:
-            raise self.err(f"socket option {name.value} is not supported at {lvl.value} "
-                           f"(supported: {', '.join(known)})", name)
+            raise self.err(
+                f"socket option {name.value} is not supported at {lvl.value} "
+                f"(supported: {', '.join(known)})",
+                name,
+            )
         if name.value in GET_ONLY and not get:
             raise self.err(f"{name.value} can only be read (getsockopt)", name)
         call.option = name.value
@@ -272,8 +331,10 @@ class _Norm:
         if call.option == "SO_LINGER":
             if val.kind != "struct" or "onoff" not in val.value or "linger" not in val.value:
                 raise self.err("SO_LINGER takes {onoff=1, linger=0}", val)
-            call.value = [self.int_of(val.value["onoff"], "onoff"),
-                          self.int_of(val.value["linger"], "linger")]
+            call.value = [
+                self.int_of(val.value["onoff"], "onoff"),
+                self.int_of(val.value["linger"], "linger"),
+            ]
         elif call.option == "TCP_CONGESTION":
             s = val.value[0] if val.kind == "list" and len(val.value) == 1 else val
             if s.kind != "string":
@@ -293,15 +354,16 @@ class _Norm:
         call.fd = self.fd()
         cmd = self.arg(1)
         if cmd.kind != "word" or cmd.value not in ("F_GETFL", "F_SETFL"):
-            raise self.err(f"fcntl command '{cmd.text()}' is not supported (F_GETFL, F_SETFL)",
-                           cmd)
+            raise self.err(f"fcntl command '{cmd.text()}' is not supported (F_GETFL, F_SETFL)", cmd)
         call.fcntl_cmd = cmd.value
         if cmd.value == "F_SETFL":
             self.nargs(3)
             call.flags = self.int_of(self.arg(2), "flags") or 0
             if call.flags & ~(O_NONBLOCK | O_RDWR | 1):
-                raise self.err(f"fcntl flags '{self.arg(2).text()}' are not supported "
-                               "(O_RDWR, O_NONBLOCK)", self.arg(2))
+                raise self.err(
+                    f"fcntl flags '{self.arg(2).text()}' are not supported (O_RDWR, O_NONBLOCK)",
+                    self.arg(2),
+                )
         else:
             self.nargs(2)
 
@@ -316,8 +378,9 @@ class _Norm:
             fd = self.int_of(item.value["fd"], "a file descriptor")
             ev = self.int_of(item.value["events"], "poll events")
             rev = item.value.get("revents")
-            call.polls.append((fd or 0, ev or 0,
-                               None if rev is None else self.int_of(rev, "poll revents")))
+            call.polls.append(
+                (fd or 0, ev or 0, None if rev is None else self.int_of(rev, "poll revents"))
+            )
         call.timeout_ms = self.int_of(timeout, "a timeout in milliseconds") or 0
 
 

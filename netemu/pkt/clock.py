@@ -39,13 +39,20 @@ class Timing:
     ok: bool
 
     def text(self) -> str:
-        return (f"line {self.line}: {self.what} expected at {self.expected} s, happened at "
-                f"{self.actual:.6f} s (tolerance {self.tolerance * 1000:.1f} ms)")
+        return (
+            f"line {self.line}: {self.what} expected at {self.expected} s, happened at "
+            f"{self.actual:.6f} s (tolerance {self.tolerance * 1000:.1f} ms)"
+        )
 
     def as_dict(self) -> dict[str, Any]:
-        return {"line": self.line, "what": self.what, "expected": self.expected,
-                "actual": round(self.actual, 6), "tolerance": round(self.tolerance, 6),
-                "ok": self.ok}
+        return {
+            "line": self.line,
+            "what": self.what,
+            "expected": self.expected,
+            "actual": round(self.actual, 6),
+            "tolerance": round(self.tolerance, 6),
+            "ok": self.ok,
+        }
 
 
 def when_text(start: float, end: float, checked: bool) -> str:
@@ -89,8 +96,12 @@ class ScriptClock:
         if t.kind in ("abs", "range"):
             return t.start, t.end if t.end is not None else t.start, True
         last = self.last_event
-        if (last is not None and self.last_sched is not None and ev.kind == "inject"
-                and last.kind == "inject"):
+        if (
+            last is not None
+            and self.last_sched is not None
+            and ev.kind == "inject"
+            and last.kind == "inject"
+        ):
             base = self.last_sched
         elif self.anchor is not None and ev.kind == "expect":
             # A packet the kernel sends because of a system call: from the moment the
@@ -127,8 +138,9 @@ class ScriptClock:
         script's age for TS values) rather than with the gap since the last event."""
         return max(self.tol, self.tol_pct / 100.0 * span)
 
-    def check(self, line: int, what: str, actual: float, start: float, end: float,
-              tol: float, text: str) -> str | None:
+    def check(
+        self, line: int, what: str, actual: float, start: float, end: float, tol: float, text: str
+    ) -> str | None:
         """Record whether ``what`` (at ``actual``) kept its time; the failure message
         when it did not and that fails the step."""
         if end == float("inf"):
@@ -142,8 +154,10 @@ class ScriptClock:
         if ok:
             return None
         if what.endswith(" start"):  # netemu itself left late: not the kernel's miss
-            msg = (f"netemu was late by {(actual - end) * 1000:.1f} ms at line {line} "
-                   f"({what[:-6]} scheduled at {expected}, tolerance {tol * 1000:.1f} ms)")
+            msg = (
+                f"netemu was late by {(actual - end) * 1000:.1f} ms at line {line} "
+                f"({what[:-6]} scheduled at {expected}, tolerance {tol * 1000:.1f} ms)"
+            )
             self.trace.notes.append(NoteRecord(time.monotonic(), msg, "fail"))
             if self.strict:
                 self.netemu_late = msg
@@ -177,6 +191,9 @@ class ScriptClock:
         late = sorted(self.lateness)
         if not late:
             return {"events": 0}
-        return {"events": len(late), "median_ms": round(late[len(late) // 2] * 1000, 3),
-                "p90_ms": round(late[int(len(late) * 0.9)] * 1000, 3),
-                "max_ms": round(late[-1] * 1000, 3)}
+        return {
+            "events": len(late),
+            "median_ms": round(late[len(late) // 2] * 1000, 3),
+            "p90_ms": round(late[int(len(late) * 0.9)] * 1000, 3),
+            "max_ms": round(late[-1] * 1000, 3),
+        }

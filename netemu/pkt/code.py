@@ -14,8 +14,7 @@ import sys
 from typing import Any
 
 
-def run_snippet(text: str, values: dict[str, Any],
-                env: dict[str, Any] | None = None) -> str | None:
+def run_snippet(text: str, values: dict[str, Any], env: dict[str, Any] | None = None) -> str | None:
     """Run a %{ }% snippet as packetdrill does: its text with spaces and tabs stripped
     from both ends (newlines kept, so a trailing backslash continues onto a blank
     line), ordinary Python with every builtin (packetdrill runs python3 on it), the
@@ -38,7 +37,8 @@ def run_snippet(text: str, values: dict[str, Any],
         shown = ", ".join(f"{n}={values.get(n, '?')}" for n in used)
         detail = f": {e}" if str(e) else ""
         return f"assertion failed in %{{ {code.strip()} }}%{detail}" + (
-            f" (with {shown})" if shown else "")
+            f" (with {shown})" if shown else ""
+        )
     except NameError as e:
         names = sorted(k for k in values if k.startswith("tcpi_"))
         return f"%{{ }}%: {e} (TCP_INFO's fields: {', '.join(names)[:300]})"

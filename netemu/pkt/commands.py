@@ -51,9 +51,13 @@ class CommandResult:
     output: str
 
 
-async def run_command(lab: Lab, text: str, cwd: Path, timeout: float = 30.0,
-                      addresses: tuple[ScriptAddresses, LabAddresses] | None = None
-                      ) -> CommandResult:
+async def run_command(
+    lab: Lab,
+    text: str,
+    cwd: Path,
+    timeout: float = 30.0,
+    addresses: tuple[ScriptAddresses, LabAddresses] | None = None,
+) -> CommandResult:
     """Run a backquoted command with /bin/sh in the peer namespace (cwd: the script's
     directory), whose interface is packetdrill's ``tun0``. Never on the host's network:
     the lab spawns it inside the peer's netns. ``addresses``: the script's, mapped onto
@@ -62,9 +66,15 @@ async def run_command(lab: Lab, text: str, cwd: Path, timeout: float = 30.0,
         text = map_addresses(text, *addresses)
     # packetdrill's environment: PACKETDRILL_PID is its own pid, which is also the
     # command's $PPID (set_sysctls.py and `/tmp/sysctl_restore_${PPID}.sh` rely on it).
-    proc = lab.spawn(["/bin/sh", "-c", text], name="pkt-command", cwd=str(cwd),
-                     env={"PACKETDRILL_PID": str(os.getpid())},
-                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stop_timeout=0.2)
+    proc = lab.spawn(
+        ["/bin/sh", "-c", text],
+        name="pkt-command",
+        cwd=str(cwd),
+        env={"PACKETDRILL_PID": str(os.getpid())},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        stop_timeout=0.2,
+    )
     try:
         out, _ = await asyncio.to_thread(proc.popen.communicate, None, timeout)
     except subprocess.TimeoutExpired:
@@ -114,15 +124,26 @@ def _code_constants() -> dict[str, int]:
     if _CODE_CONSTANTS is None:
         from .live import SYMBOLS
 
-        _CODE_CONSTANTS = {k: v for k, v in SYMBOLS.items()
-                           if k.startswith(("TCP_CA_", "TCPI_OPT_", "TCP_"))
-                           and not k.startswith(("TCP_NO", "TCP_MAX"))}
+        _CODE_CONSTANTS = {
+            k: v
+            for k, v in SYMBOLS.items()
+            if k.startswith(("TCP_CA_", "TCPI_OPT_", "TCP_"))
+            and not k.startswith(("TCP_NO", "TCP_MAX"))
+        }
     return _CODE_CONSTANTS
 
 
-_MEMINFO = ("SK_MEMINFO_RMEM_ALLOC", "SK_MEMINFO_RCVBUF", "SK_MEMINFO_WMEM_ALLOC",
-            "SK_MEMINFO_SNDBUF", "SK_MEMINFO_FWD_ALLOC", "SK_MEMINFO_WMEM_QUEUED",
-            "SK_MEMINFO_OPTMEM", "SK_MEMINFO_BACKLOG", "SK_MEMINFO_DROPS")
+_MEMINFO = (
+    "SK_MEMINFO_RMEM_ALLOC",
+    "SK_MEMINFO_RCVBUF",
+    "SK_MEMINFO_WMEM_ALLOC",
+    "SK_MEMINFO_SNDBUF",
+    "SK_MEMINFO_FWD_ALLOC",
+    "SK_MEMINFO_WMEM_QUEUED",
+    "SK_MEMINFO_OPTMEM",
+    "SK_MEMINFO_BACKLOG",
+    "SK_MEMINFO_DROPS",
+)
 
 
 def tcp_info(s: socket.socket | None) -> dict[str, Any]:
@@ -154,26 +175,44 @@ def _cc_info(ca: str, cc: bytes) -> dict[str, int]:
     """``TCP_CC_INFO`` of bbr, dctcp and vegas by packetdrill's names."""
     if ca == "bbr" and len(cc) >= 20:
         lo, hi, min_rtt, pg, cg = struct.unpack("5I", cc[:20])
-        return dict(bbr_bw_lo=lo, bbr_bw_hi=hi, bbr_bw=hi << 32 | lo, bbr_min_rtt=min_rtt,
-                    bbr_pacing_gain=pg, bbr_cwnd_gain=cg)
+        return dict(
+            bbr_bw_lo=lo,
+            bbr_bw_hi=hi,
+            bbr_bw=hi << 32 | lo,
+            bbr_min_rtt=min_rtt,
+            bbr_pacing_gain=pg,
+            bbr_cwnd_gain=cg,
+        )
     if ca == "dctcp" and len(cc) >= 16:
         en, st, alpha, ab_ecn, ab_tot = struct.unpack("HHIII", cc[:16])
-        return dict(dctcp_enabled=en, dctcp_ce_state=st, dctcp_alpha=alpha,
-                    dctcp_ab_ecn=ab_ecn, dctcp_ab_tot=ab_tot)
+        return dict(
+            dctcp_enabled=en,
+            dctcp_ce_state=st,
+            dctcp_alpha=alpha,
+            dctcp_ab_ecn=ab_ecn,
+            dctcp_ab_tot=ab_tot,
+        )
     if ca == "vegas" and len(cc) >= 16:
         en, cnt, rtt, minrtt = struct.unpack("4I", cc[:16])
         return dict(tcpv_enabled=en, tcpv_rttcnt=cnt, tcp_rtt=rtt, tcp_minrtt=minrtt)
     return {}
 
 
-async def run_code_blocks(lab: Lab, blocks: list[tuple[str, dict[str, Any]]],
-                          cwd: Path, timeout: float = 60.0) -> list[str | None]:
+async def run_code_blocks(
+    lab: Lab, blocks: list[tuple[str, dict[str, Any]]], cwd: Path, timeout: float = 60.0
+) -> list[str | None]:
     """Each block's verdict (None: it passed; "skipped": not run after an earlier
     failure) from ``python -m netemu.pkt.code`` in the peer namespace, from the
     script's folder."""
-    proc = lab.spawn([sys.executable, "-m", "netemu.pkt.code"], name="pkt-code",
-                     cwd=str(cwd), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                     stderr=subprocess.PIPE, stop_timeout=0.2)
+    proc = lab.spawn(
+        [sys.executable, "-m", "netemu.pkt.code"],
+        name="pkt-code",
+        cwd=str(cwd),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stop_timeout=0.2,
+    )
     data = json.dumps([{"text": t, "values": v} for t, v in blocks]).encode()
     skipped: list[str | None] = ["skipped"] * (len(blocks) - 1)
     try:
@@ -187,6 +226,8 @@ async def run_code_blocks(lab: Lab, blocks: list[tuple[str, dict[str, Any]]],
         verdicts = None
     if not isinstance(verdicts, list) or len(verdicts) != len(blocks):
         last = (err or b"").decode(errors="replace").strip().splitlines()[-1:] or ["no output"]
-        return [f"%{{ }}%: the snippets' Python exited with status {proc.popen.returncode}: "
-                f"{last[0]}", *skipped]
+        return [
+            f"%{{ }}%: the snippets' Python exited with status {proc.popen.returncode}: {last[0]}",
+            *skipped,
+        ]
     return verdicts

@@ -30,8 +30,9 @@ from .model import Code, Command, Event, PacketSpec, Syscall
 def _flow(value: Any) -> str:
     import yaml
 
-    text = yaml.safe_dump(value, default_flow_style=True, sort_keys=False, width=10_000,
-                          allow_unicode=True)
+    text = yaml.safe_dump(
+        value, default_flow_style=True, sort_keys=False, width=10_000, allow_unicode=True
+    )
     return text.strip().removesuffix("...").strip()
 
 
@@ -74,12 +75,13 @@ class _Converter:
         peer: dict[str, Any] = {"kind": "kernel"}
         if sc.congestion:
             peer["congestion_control"] = sc.congestion
-        sysctls = {k: v for k, v in sc.sysctls.items()
-                   if k != "net.ipv4.tcp_congestion_control"}
-        out = [f"# Converted from {sc.path} by `netemu convert`.",
-               "# `netemu run` on the .pkt itself keeps packetdrill's exact semantics",
-               "# (return values, timing tolerance, TS ecr mapping, %{ }% assertions).",
-               f"name: {_flow(head['name'])}"]
+        sysctls = {k: v for k, v in sc.sysctls.items() if k != "net.ipv4.tcp_congestion_control"}
+        out = [
+            f"# Converted from {sc.path} by `netemu convert`.",
+            "# `netemu run` on the .pkt itself keeps packetdrill's exact semantics",
+            "# (return values, timing tolerance, TS ecr mapping, %{ }% assertions).",
+            f"name: {_flow(head['name'])}",
+        ]
         if sc.description:
             out.append(f"description: {_flow(sc.description)}")
         out.append(f"peer: {_flow(peer)}")
@@ -89,8 +91,9 @@ class _Converter:
         out.append(f"connections: {_flow({'c': conn})}")
         out.append("steps:")
         for ev in sc.script.init_commands:
-            self.comment(f"line {ev.line}: {ev.source} (its net.* sysctls are under "
-                         "'sysctls:' above)")
+            self.comment(
+                f"line {ev.line}: {ev.source} (its net.* sysctls are under 'sysctls:' above)"
+            )
         t = 0.0
         for ev in sc.script.events:
             t = self.event(ev, t)
@@ -120,8 +123,10 @@ class _Converter:
 
     def flush_deferred(self) -> None:
         for ev, steps in self.deferred:
-            self.comment(f"line {ev.line}: {ev.source}  (a blocking call: its result "
-                         "arrives after the packets above)")
+            self.comment(
+                f"line {ev.line}: {ev.source}  (a blocking call: its result "
+                "arrives after the packets above)"
+            )
             self.lines.extend(steps)
         self.deferred = []
 
@@ -150,8 +155,10 @@ class _Converter:
         elif isinstance(a, Syscall):
             self.syscall(ev, a)
         elif isinstance(a, Command):
-            self.comment("  (a shell command: its net.* sysctls are under 'sysctls:' above; "
-                         "YAML runs nothing else)")
+            self.comment(
+                "  (a shell command: its net.* sysctls are under 'sysctls:' above; "
+                "YAML runs nothing else)"
+            )
         elif isinstance(a, Code):
             self.comment("  (a TCP_INFO assertion: only `netemu run` on the .pkt checks it)")
         return t
@@ -188,15 +195,22 @@ class _Converter:
             if o.kind == "TS":
                 self.ts = True
                 if pkt.flags & 0x10 and o.value[1]:
-                    self.comment("  (TS ecr is sent as written: a YAML run does not map it "
-                                 "to the kernel's TS value)")
+                    self.comment(
+                        "  (TS ecr is sent as written: a YAML run does not map it "
+                        "to the kernel's TS value)"
+                    )
         self.step({"inject": step})
 
     def _expect_options(self, pkt: PacketSpec) -> dict[str, Any] | None:
         if pkt.options_any:
             return None
-        want: dict[str, Any] = {"mss": False, "wscale": False, "sackok": False, "ts": False,
-                                "sack": False}
+        want: dict[str, Any] = {
+            "mss": False,
+            "wscale": False,
+            "sackok": False,
+            "ts": False,
+            "sack": False,
+        }
         for o in pkt.options or ():
             if o.kind in ("mss", "wscale"):
                 want[o.kind] = o.value
@@ -216,10 +230,13 @@ class _Converter:
         mss = min(self.mss_in or 536, self.mss_out) - (12 if self.ts else 0)
         pieces = [(pkt.start, pkt.length)]
         if pkt.length > mss > 0:
-            pieces = [(pkt.start + off, min(mss, pkt.length - off))
-                      for off in range(0, pkt.length, mss)]
-            self.comment(f"  (one {pkt.length}-byte TSO packet: {len(pieces)} segments of at "
-                         f"most {mss} bytes on the wire)")
+            pieces = [
+                (pkt.start + off, min(mss, pkt.length - off)) for off in range(0, pkt.length, mss)
+            ]
+            self.comment(
+                f"  (one {pkt.length}-byte TSO packet: {len(pieces)} segments of at "
+                f"most {mss} bytes on the wire)"
+            )
         for i, (seq, length) in enumerate(pieces):
             last = i == len(pieces) - 1
             flags = _flags(pkt)

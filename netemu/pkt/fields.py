@@ -32,25 +32,53 @@ from .state import MASK, Conn, EventFailed
 from .tfo import CookieMap
 
 ECN_BITS = {"noecn": 0, "ect1": 1, "ect0": 2, "ce": 3, "ect01": 2}
-_ICMP_TYPES = {"echo_reply": 0, "unreachable": 3, "source_quench": 4, "redirect": 5,
-               "echo_request": 8, "time_exceeded": 11, "parameter_problem": 12,
-               "timestamp_request": 13, "timestamp_reply": 14, "information_request": 15,
-               "information_reply": 16, "address_mask_request": 17,
-               "address_mask_reply": 18}
+_ICMP_TYPES = {
+    "echo_reply": 0,
+    "unreachable": 3,
+    "source_quench": 4,
+    "redirect": 5,
+    "echo_request": 8,
+    "time_exceeded": 11,
+    "parameter_problem": 12,
+    "timestamp_request": 13,
+    "timestamp_reply": 14,
+    "information_request": 15,
+    "information_reply": 16,
+    "address_mask_request": 17,
+    "address_mask_reply": 18,
+}
 _ICMP_UNREACH_CODES = {
-    "net_unreachable": 0, "host_unreachable": 1, "protocol_unreachable": 2,
-    "port_unreachable": 3, "frag_needed": 4, "source_route_failed": 5, "net_unknown": 6,
-    "host_unknown": 7, "source_host_isolated": 8, "net_prohibited": 9,
-    "host_prohibited": 10, "net_unreachable_for_tos": 11, "host_unreachable_for_tos": 12,
-    "packet_filtered": 13, "precedence_violation": 14, "precedence_cutoff": 15}
+    "net_unreachable": 0,
+    "host_unreachable": 1,
+    "protocol_unreachable": 2,
+    "port_unreachable": 3,
+    "frag_needed": 4,
+    "source_route_failed": 5,
+    "net_unknown": 6,
+    "host_unknown": 7,
+    "source_host_isolated": 8,
+    "net_prohibited": 9,
+    "host_prohibited": 10,
+    "net_unreachable_for_tos": 11,
+    "host_unreachable_for_tos": 12,
+    "packet_filtered": 13,
+    "precedence_violation": 14,
+    "precedence_cutoff": 15,
+}
 _OPT_NAMES: dict[type, str] = {
-    NopOption: "nop", EolOption: "eol", MssOption: "mss", WindowScaleOption: "wscale",
-    SackPermittedOption: "sackOK", SackOption: "sack", TimestampOption: "TS"}
+    NopOption: "nop",
+    EolOption: "eol",
+    MssOption: "mss",
+    WindowScaleOption: "wscale",
+    SackPermittedOption: "sackOK",
+    SackOption: "sack",
+    TimestampOption: "TS",
+}
 
 
 def _numbered(word: str, what: str) -> int | None:
     """``type_3`` / ``code_4`` / a plain number: packetdrill's numeric spellings."""
-    w = word[len(what) + 1:] if word.startswith(what + "_") else word
+    w = word[len(what) + 1 :] if word.startswith(what + "_") else word
     return int(w) if w.isdigit() else None
 
 
@@ -64,8 +92,9 @@ def icmp_code(word: str) -> int | None:
     return _ICMP_UNREACH_CODES.get(word, _numbered(word, "code"))
 
 
-def script_option(o: TcpOptionSpec, conn: Conn, cookies: CookieMap, *,
-                  inbound: bool) -> tuple[int, bytes | None]:
+def script_option(
+    o: TcpOptionSpec, conn: Conn, cookies: CookieMap, *, inbound: bool
+) -> tuple[int, bytes | None]:
     """(kind, data) of a script option on the wire; data None: not compared."""
     k, v = o.kind, o.value
     if k == "nop":
@@ -80,8 +109,7 @@ def script_option(o: TcpOptionSpec, conn: Conn, cookies: CookieMap, *,
         return 4, b""
     if k == "sack":
         off = (conn.kernel_off or 0) if inbound else conn.our_off
-        return 5, b"".join(struct.pack("!II", (a + off) & MASK, (b + off) & MASK)
-                           for a, b in v)
+        return 5, b"".join(struct.pack("!II", (a + off) & MASK, (b + off) & MASK) for a, b in v)
     if k == "TS":
         val, ecr = v
         return 8, struct.pack("!II", val & MASK, ecr & MASK)
@@ -105,8 +133,9 @@ def _cookie(o: TcpOptionSpec, cookies: CookieMap) -> bytes:
     if v is None:
         return b""
     if not isinstance(v, bytes):
-        raise EventFailed(f"Fast Open cookie {o.text_value or v!r} is not hex (a "
-                          f"-D {v}=... define is missing?)")
+        raise EventFailed(
+            f"Fast Open cookie {o.text_value or v!r} is not hex (a -D {v}=... define is missing?)"
+        )
     return cookies.map(v, to_lab=True)
 
 
@@ -134,8 +163,9 @@ def option_name(o: TcpOption) -> str:
 
 def sack_text(blocks: Iterable[tuple[int, int]], conn: Conn) -> str:
     """A live SACK option's blocks in script space, as packetdrill prints them."""
-    return "sack " + " ".join(f"{(a - conn.our_off) & MASK}:{(b - conn.our_off) & MASK}"
-                              for a, b in blocks)
+    return "sack " + " ".join(
+        f"{(a - conn.our_off) & MASK}:{(b - conn.our_off) & MASK}" for a, b in blocks
+    )
 
 
 def option_text(kind: int, data: bytes, conn: Conn, cookies: CookieMap) -> str:
@@ -146,8 +176,9 @@ def option_text(kind: int, data: bytes, conn: Conn, cookies: CookieMap) -> str:
     if kind == 254 and data[:2] == b"\xf9\x89":
         return f"FOEXP {cookies.map(data[2:], to_lab=False).hex()}".strip()
     if kind == 5:
-        return sack_text([struct.unpack("!II", data[i:i + 8])
-                          for i in range(0, len(data) - 7, 8)], conn)
+        return sack_text(
+            [struct.unpack("!II", data[i : i + 8]) for i in range(0, len(data) - 7, 8)], conn
+        )
     if kind == 2 and len(data) == 2:
         return f"mss {int.from_bytes(data, 'big')}"
     if kind == 3 and len(data) == 1:

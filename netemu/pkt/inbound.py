@@ -68,8 +68,16 @@ Built = tuple[bytes, int | None]  # the frame, and its header length when it goe
 class Inbound:
     """Builds and sends the script's inbound packets on the lab's link."""
 
-    def __init__(self, lab: Lab, host: SendingHost, conns: ConnTable, cookies: CookieMap,
-                 rng: random.Random, *, mss: int | None) -> None:
+    def __init__(
+        self,
+        lab: Lab,
+        host: SendingHost,
+        conns: ConnTable,
+        cookies: CookieMap,
+        rng: random.Random,
+        *,
+        mss: int | None,
+    ) -> None:
         self.lab = lab
         self.host = host
         self.conns = conns
@@ -100,8 +108,9 @@ class Inbound:
             frame = self._icmp_frame(pkt)
         elif pkt.proto == "udp":
             conn = self.conns.for_inbound()
-            udp = struct.pack("!HHHH", pkt.src_port or conn.emu_port,
-                              pkt.dst_port or bind_port, 8 + pkt.length, 0)
+            udp = struct.pack(
+                "!HHHH", pkt.src_port or conn.emu_port, pkt.dst_port or bind_port, 8 + pkt.length, 0
+            )
             frame = self._ip_frame(pkt, 17, udp + bytes(pkt.length))
         else:
             conn = self.conns.for_inbound()
@@ -111,8 +120,10 @@ class Inbound:
             if len(frame) - 14 > lab.mtu:
                 return frame, 14 + 20 + (len(tcp) - len(seg.payload))
         if len(frame) - 14 > lab.mtu:
-            raise EventFailed(f"a {len(frame) - 14}-byte {pkt.proto} packet is larger than "
-                              f"the link's MTU ({lab.mtu}); only TCP goes as GSO")
+            raise EventFailed(
+                f"a {len(frame) - 14}-byte {pkt.proto} packet is larger than "
+                f"the link's MTU ({lab.mtu}); only TCP goes as GSO"
+            )
         return frame, None
 
     def _segment(self, pkt: PacketSpec, conn: Conn) -> TcpSegment:
@@ -128,10 +139,17 @@ class Inbound:
         k_off = conn.kernel_off or 0
         ack = (pkt.ack + k_off) & MASK if pkt.ack is not None else 0
         opts = tuple(self._option(o, conn, pkt) for o in pkt.options or ())
-        return TcpSegment(pkt.src_port or conn.emu_port,
-                          pkt.dst_port or conn.kernel_port or self.conns.bind_port, seq, ack,
-                          pkt.flags, 65535 if pkt.win is None else pkt.win,
-                          bytes(pkt.length), opts, urgent=pkt.urg or 0)
+        return TcpSegment(
+            pkt.src_port or conn.emu_port,
+            pkt.dst_port or conn.kernel_port or self.conns.bind_port,
+            seq,
+            ack,
+            pkt.flags,
+            65535 if pkt.win is None else pkt.win,
+            bytes(pkt.length),
+            opts,
+            urgent=pkt.urg or 0,
+        )
 
     def _ip_frame(self, pkt: PacketSpec, proto: int, payload: bytes) -> bytes:
         tos, ttl = 0, 64
@@ -143,8 +161,14 @@ class Inbound:
                 tos = (tos & ~3) | ECN_BITS[ip.ecn]
             if ip.ttl is not None:
                 ttl = ip.ttl
-        hdr = IPv4Packet(self.lab.emu_ip, self.lab.peer_ip, proto, tos=tos, ttl=ttl,
-                         identification=self.rng.getrandbits(16)).header(len(payload))
+        hdr = IPv4Packet(
+            self.lab.emu_ip,
+            self.lab.peer_ip,
+            proto,
+            tos=tos,
+            ttl=ttl,
+            identification=self.rng.getrandbits(16),
+        ).header(len(payload))
         return eth_header(self.lab.peer_mac, self.host.mac, ETHERTYPE_IPV4) + hdr + payload
 
     def _icmp_frame(self, pkt: PacketSpec) -> bytes:
@@ -160,8 +184,9 @@ class Inbound:
         if ic.code is not None:
             named = icmp_code(ic.code)
             if named is None:
-                raise EventFailed(f"unknown ICMP code {ic.code!r} (a -D {ic.code}=... define "
-                                  "is missing?)")
+                raise EventFailed(
+                    f"unknown ICMP code {ic.code!r} (a -D {ic.code}=... define is missing?)"
+                )
             code = named
         rest = struct.pack("!HH", 0, ic.mtu or 0) if ic.mtu is not None else bytes(4)
         quoted = b""
@@ -170,7 +195,8 @@ class Inbound:
             seq = ((ic.start or 0) + (conn.kernel_off or 0)) & MASK
             inner = IPv4Packet(self.lab.peer_ip, self.lab.emu_ip, 6, ttl=0, flags=0)
             quoted = inner.header(20 + (ic.length or 0)) + struct.pack(
-                "!HHI", conn.kernel_port or self.conns.bind_port, conn.emu_port, seq)
+                "!HHI", conn.kernel_port or self.conns.bind_port, conn.emu_port, seq
+            )
         elif ic.echoed == "udp":
             inner = IPv4Packet(self.lab.peer_ip, self.lab.emu_ip, 17, ttl=0, flags=0)
             quoted = inner.header(8 + (ic.length or 0)) + bytes(8)
@@ -193,7 +219,7 @@ class Inbound:
         # NEEDS_CSUM: the checksum field holds the pseudo-header's sum, not inverted.
         tcp_len = len(frame) - 34
         partial = mod_ffff(pseudo_header_sum(self.lab.emu_ip, self.lab.peer_ip, 6, tcp_len))
-        frame = frame[:34 + 16] + struct.pack("!H", partial) + frame[34 + 18:]
+        frame = frame[: 34 + 16] + struct.pack("!H", partial) + frame[34 + 18 :]
         self._gso_sock.send(vnet + frame)
         self.host.trace.frame("out", frame, "injected", t=self.host.now())
 

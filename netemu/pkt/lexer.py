@@ -16,11 +16,11 @@ class PktError(SourceError):
     """A problem in a .pkt script at 1-based ``line``/``col`` (0: unknown)."""
 
 
-
 # --- lexer ------------------------------------------------------------------------------
 
 _STR = r'"(?:\\.|[^"\\])*"'
-_TOKEN = re.compile(rf"""
+_TOKEN = re.compile(
+    rf"""
     (?P<ws>[ \t\r\n]+)
   | (?P<cpp>//[^\n]*)
   | (?P<c>/\*(?:[^*]|\*(?!/))*(?:\*/)?)
@@ -36,10 +36,21 @@ _TOKEN = re.compile(rf"""
   | (?P<int>-[0-9]+(?![0-9])|[0-9]+(?![A-Za-z0-9_]))
   | (?P<word>[A-Za-z0-9_]+)
   | (?P<punct>.)
-""", re.VERBOSE | re.DOTALL)
+""",
+    re.VERBOSE | re.DOTALL,
+)
 
-_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "0": "\0", "a": "\a", "b": "\b", "f": "\f",
-            "v": "\v", "e": "\x1b"}
+_ESCAPES = {
+    "n": "\n",
+    "t": "\t",
+    "r": "\r",
+    "0": "\0",
+    "a": "\a",
+    "b": "\b",
+    "f": "\f",
+    "v": "\v",
+    "e": "\x1b",
+}
 _ESCAPE = re.compile(r"\\(x[0-9a-fA-F]{1,2}|[0-7]{1,3}|.)", re.DOTALL)
 
 
@@ -102,9 +113,10 @@ def tokenize(text: str, file: str = "<script>") -> list[Tok]:
                 tok.value = s[1:-1]  # as written: the shell reads the backslashes
             elif kind == "code":
                 tok.value = s[2:-2]
-            elif kind == "punct" and s in "`\"":
-                raise PktError(file, line, col,
-                               f"unterminated {'backquote' if s == '`' else 'string'}")
+            elif kind == "punct" and s in '`"':
+                raise PktError(
+                    file, line, col, f"unterminated {'backquote' if s == '`' else 'string'}"
+                )
             elif kind == "punct" and s == "%" and text.startswith("%{", pos):
                 raise PktError(file, line, col, "unterminated %{ code block (no closing }%)")
             toks.append(tok)
@@ -185,8 +197,9 @@ class Cursor:
             raise self.error(f"expected '{word}'{what}, found {self.describe()}")
         return self.next()
 
-    def expect_int(self, what: str, lo: int | None = None, hi: int | None = None,
-                   name: str = "") -> int:
+    def expect_int(
+        self, what: str, lo: int | None = None, hi: int | None = None, name: str = ""
+    ) -> int:
         t = self.tok
         if t.kind != "int":
             hint = ""
@@ -207,4 +220,3 @@ class Cursor:
             return "a %{ }% block"
         text = t.text if len(t.text) <= 30 else t.text[:27] + "..."
         return f"'{text}'"
-

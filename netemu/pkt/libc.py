@@ -39,8 +39,14 @@ def null_buffer_call(name: str, fd: int, n: int, *flags: int) -> int:
 
     fn = getattr(_libc(), name)
     fn.restype = ctypes.c_ssize_t
-    return _result(fn(ctypes.c_int(fd), ctypes.c_void_p(None), ctypes.c_size_t(n),
-                      *[ctypes.c_int(f) for f in flags]))
+    return _result(
+        fn(
+            ctypes.c_int(fd),
+            ctypes.c_void_p(None),
+            ctypes.c_size_t(n),
+            *[ctypes.c_int(f) for f in flags],
+        )
+    )
 
 
 def connect_family(fd: int, family: int) -> int:
@@ -49,8 +55,9 @@ def connect_family(fd: int, family: int) -> int:
     import ctypes
 
     addr = struct.pack("=H14x", family)
-    return _result(_libc().connect(ctypes.c_int(fd), ctypes.c_char_p(addr),
-                                   ctypes.c_uint(len(addr))))
+    return _result(
+        _libc().connect(ctypes.c_int(fd), ctypes.c_char_p(addr), ctypes.c_uint(len(addr)))
+    )
 
 
 def sendto_family(fd: int, n: int, flags: int, family: int) -> int:
@@ -62,5 +69,13 @@ def sendto_family(fd: int, n: int, flags: int, family: int) -> int:
     buf = ctypes.create_string_buffer(max(n, 1))
     fn = _libc().sendto
     fn.restype = ctypes.c_ssize_t
-    return _result(fn(ctypes.c_int(fd), buf, ctypes.c_size_t(n), ctypes.c_int(flags),
-                      ctypes.c_char_p(addr), ctypes.c_uint(len(addr))))
+    return _result(
+        fn(
+            ctypes.c_int(fd),
+            buf,
+            ctypes.c_size_t(n),
+            ctypes.c_int(flags),
+            ctypes.c_char_p(addr),
+            ctypes.c_uint(len(addr)),
+        )
+    )

@@ -99,10 +99,19 @@ class LiveKernel:
     design beyond what the runner needs: one call at a time, plus at most one blocking
     call in flight (as packetdrill)."""
 
-    def __init__(self, *, new_socket: Any, local_ip: str, remote_ip: str,
-                 script_local: str = "192.168.0.1", script_remote: str = "192.0.2.1",
-                 bind_port: int = 8080, connect_port: int = 8080, congestion: str | None = None,
-                 cwd: str = ".") -> None:
+    def __init__(
+        self,
+        *,
+        new_socket: Any,
+        local_ip: str,
+        remote_ip: str,
+        script_local: str = "192.168.0.1",
+        script_remote: str = "192.0.2.1",
+        bind_port: int = 8080,
+        connect_port: int = 8080,
+        congestion: str | None = None,
+        cwd: str = ".",
+    ) -> None:
         self.new_socket = new_socket  # (family, type, proto) -> socket in the peer netns
         self.local_ip = local_ip
         self.remote_ip = remote_ip
@@ -151,19 +160,20 @@ class LiveKernel:
 
     def sockaddr(self, v: Any, *, local: bool) -> tuple[str, int]:
         if v is ... or v is None:
-            return (self.local_ip, self.bind_port) if local else (self.remote_ip,
-                                                                  self.connect_port)
+            return (self.local_ip, self.bind_port) if local else (self.remote_ip, self.connect_port)
         if isinstance(v, dict):
             port: Any = v.get("sin_port", v.get("sin6_port", ...))
             addr = v.get("sin_addr", v.get("sin6_addr", ...))
             dport = self.bind_port if local else self.connect_port
-            ip = (self.local_ip if local else self.remote_ip) if addr is ... else \
-                self._map_ip(str(addr))
+            ip = (
+                (self.local_ip if local else self.remote_ip)
+                if addr is ...
+                else self._map_ip(str(addr))
+            )
             return ip, dport if port is ... else int(port)
         raise ScriptValueError(f"cannot use {v!r} as a socket address")
 
-    def add(self, script_fd: int, obj: Any, kind: str, *, cloexec: bool = False,
-            **kw: Any) -> Fd:
+    def add(self, script_fd: int, obj: Any, kind: str, *, cloexec: bool = False, **kw: Any) -> Fd:
         """A new live fd for ``script_fd``. Python opens every fd close-on-exec; the
         call the script made did not unless it asked (``SOCK_CLOEXEC``, ``O_CLOEXEC``),
         so ``fcntl(F_GETFD)`` gives what packetdrill's own call gives."""
@@ -201,8 +211,10 @@ class LiveKernel:
         got = self._values.get(id(sc))
         if got is None or got[0] is not sc:
             got = self._values[id(sc)] = (
-                sc, [value(a) for a in sc.args],
-                value(sc.ret) if sc.ret.kind != "ellipsis" else ...)
+                sc,
+                [value(a) for a in sc.args],
+                value(sc.ret) if sc.ret.kind != "ellipsis" else ...,
+            )
         _sc, args, expected = got
         args = list(args)  # a call may not change what the next one reads
         fn = getattr(self, "do_" + sc.name, None)
@@ -226,8 +238,9 @@ class LiveKernel:
         s = self.new_socket(family, stype, proto)
         if self.congestion and (stype & 0xF) == socket.SOCK_STREAM:
             with contextlib.suppress(OSError):
-                s.setsockopt(socket.IPPROTO_TCP, SYMBOLS["TCP_CONGESTION"],
-                             self.congestion.encode())
+                s.setsockopt(
+                    socket.IPPROTO_TCP, SYMBOLS["TCP_CONGESTION"], self.congestion.encode()
+                )
         sfd = want if isinstance(want, int) and want >= 0 else s.fileno()
         self.add(sfd, s, "socket", cloexec=bool(stype & SYMBOLS["SOCK_CLOEXEC"]))
         res.new_fds.append((sfd, s.fileno()))
@@ -410,15 +423,15 @@ class LiveKernel:
         flags = _i(a[2], "recvmsg() flags") if len(a) > 2 else 0
         lens = self._iov_lens(msg.get("msg_iov", ...), "recvmsg() iov_len")
         ctl = msg.get("msg_control", ...)
-        data, anc, mflags, _addr = s.recvmsg(sum(lens) or 0, 4096 if ctl is not ... else 0,
-                                              flags)
+        data, anc, mflags, _addr = s.recvmsg(sum(lens) or 0, 4096 if ctl is not ... else 0, flags)
         want_flags = msg.get("msg_flags", ...)
         if want_flags is not ... and isinstance(want_flags, int) and want_flags != mflags:
-            res.mismatch = (f"recvmsg(): msg_flags: expected {flag_names(want_flags, 'MSG_')} "
-                            f"but got {flag_names(mflags, 'MSG_')}")
+            res.mismatch = (
+                f"recvmsg(): msg_flags: expected {flag_names(want_flags, 'MSG_')} "
+                f"but got {flag_names(mflags, 'MSG_')}"
+            )
         elif isinstance(ctl, list):
-            res.mismatch = compare_cmsgs(ctl, anc, self.script_to_realtime_us,
-                                          self.tolerance_us)
+            res.mismatch = compare_cmsgs(ctl, anc, self.script_to_realtime_us, self.tolerance_us)
         return len(data)
 
     def do_sendfile(self, sc: Syscall, a: list[Any], want: Any, res: Result) -> int:
@@ -429,8 +442,12 @@ class LiveKernel:
 
     def do_splice(self, sc: Syscall, a: list[Any], want: Any, res: Result) -> int:
         src, dst = self.fd(a[0]), self.fd(a[2])
-        return os.splice(src.fileno, dst.fileno, _i(a[4], "splice() len"),
-                         flags=_i(a[5], "splice() flags") if len(a) > 5 else 0)
+        return os.splice(
+            src.fileno,
+            dst.fileno,
+            _i(a[4], "splice() len"),
+            flags=_i(a[5], "splice() flags") if len(a) > 5 else 0,
+        )
 
     def do_pipe(self, sc: Syscall, a: list[Any], want: Any, res: Result) -> int:
         r, w = os.pipe()
@@ -463,13 +480,24 @@ class LiveKernel:
         f = self.fd(a[0])
         req = _i(a[1], "ioctl() request")
         buf = bytearray(4)
-        if len(a) > 2 and isinstance(a[2], list) and a[2] and isinstance(a[2][0], int) \
-                and req == SYMBOLS["FIONBIO"]:
+        if (
+            len(a) > 2
+            and isinstance(a[2], list)
+            and a[2]
+            and isinstance(a[2][0], int)
+            and req == SYMBOLS["FIONBIO"]
+        ):
             buf = bytearray(struct.pack("i", a[2][0]))
         ret = fcntl.ioctl(f.fileno, req, buf, True)
         got = struct.unpack("i", buf)[0]
-        if len(a) > 2 and isinstance(a[2], list) and a[2] and isinstance(a[2][0], int) \
-                and req != SYMBOLS["FIONBIO"] and got != a[2][0]:
+        if (
+            len(a) > 2
+            and isinstance(a[2], list)
+            and a[2]
+            and isinstance(a[2][0], int)
+            and req != SYMBOLS["FIONBIO"]
+            and got != a[2][0]
+        ):
             res.mismatch = f"ioctl(): expected value {a[2][0]} but got {got}"
         return ret
 
@@ -485,8 +513,7 @@ class LiveKernel:
         if isinstance(optlen, int) and len(raw) != optlen:
             raw = raw[:optlen].ljust(optlen, b"\0")
         s.setsockopt(level, name, raw)
-        if level == socket.IPPROTO_TCP and name == SYMBOLS["TCP_FASTOPEN_KEY"] \
-                and len(raw) >= 16:
+        if level == socket.IPPROTO_TCP and name == SYMBOLS["TCP_FASTOPEN_KEY"] and len(raw) >= 16:
             self.fd(a[0]).tfo_key = raw[:16]  # the listener's own key makes its cookies
         return 0
 
@@ -495,18 +522,22 @@ class LiveKernel:
         level, name = _i(a[1], "level"), _i(a[2], "option name")
         v = a[3] if len(a) > 3 else ...
         lenv = a[4] if len(a) > 4 else ...
-        want_len = lenv[0] if isinstance(lenv, list) and lenv else (
-            lenv if isinstance(lenv, int) else None)
+        want_len = (
+            lenv[0]
+            if isinstance(lenv, list) and lenv
+            else (lenv if isinstance(lenv, int) else None)
+        )
         buflen = want_len if isinstance(want_len, int) else 256
         raw = s.getsockopt(level, name, max(buflen, 1))
         if v is ...:
             pass
         elif isinstance(v, list) and len(v) == 1 and isinstance(v[0], int):
             fmt = {1: "B", 2: "H"}.get(len(raw), "I")
-            got = struct.unpack(fmt, raw[:struct.calcsize(fmt)].ljust(struct.calcsize(fmt),
-                                                                       b"\0"))[0]
+            got = struct.unpack(
+                fmt, raw[: struct.calcsize(fmt)].ljust(struct.calcsize(fmt), b"\0")
+            )[0]
             if got & 0xFFFFFFFF != v[0] & 0xFFFFFFFF:
-                res.mismatch = (f"getsockopt(): bad optval: expected {v[0]} but got {got}")
+                res.mismatch = f"getsockopt(): bad optval: expected {v[0]} but got {got}"
         elif isinstance(v, bytes):
             got_s = raw.split(b"\0", 1)[0]
             if got_s != v.split(b"\0", 1)[0]:
@@ -517,8 +548,7 @@ class LiveKernel:
             if (w_on is not ... and w_on != on) or (w_secs is not ... and w_secs != secs):
                 res.mismatch = f"getsockopt(): bad linger: got onoff={on} linger={secs}"
         elif v is not None:  # never a silent pass on a value netemu cannot compare
-            res.mismatch = (f"getsockopt(): netemu cannot compare an optval of this shape "
-                            f"yet: {v!r}")
+            res.mismatch = f"getsockopt(): netemu cannot compare an optval of this shape yet: {v!r}"
         if not res.mismatch and isinstance(want_len, int) and want_len != len(raw):
             res.mismatch = f"getsockopt(): bad optlen: expected {want_len} but got {len(raw)}"
         return 0
@@ -540,8 +570,10 @@ class LiveKernel:
         for sfd, live, want_rev in order:
             rev = got.get(live, 0) if live >= 0 else SYMBOLS["POLLNVAL"]
             if isinstance(want_rev, int) and rev != want_rev:
-                res.mismatch = (f"poll(): expected revents of {flag_names(want_rev, 'POLL')} "
-                                f"but got {flag_names(rev, 'POLL')} for fd {sfd}")
+                res.mismatch = (
+                    f"poll(): expected revents of {flag_names(want_rev, 'POLL')} "
+                    f"but got {flag_names(rev, 'POLL')} for fd {sfd}"
+                )
                 break
         return len([1 for _s, live, _w in order if got.get(live, 0)])
 
@@ -590,13 +622,16 @@ class LiveKernel:
             if i >= len(got):
                 w_ev = w.get("events", ...)
                 if isinstance(w_ev, int) and w_ev != 0:
-                    res.mismatch = (f"epoll_wait(): expected events "
-                                    f"{flag_names(w_ev, 'EPOLL')} but got 0")
+                    res.mismatch = (
+                        f"epoll_wait(): expected events {flag_names(w_ev, 'EPOLL')} but got 0"
+                    )
                 break
             w_ev = w.get("events", ...)
             if isinstance(w_ev, int) and w_ev != mask:
-                res.mismatch = (f"epoll_wait(): expected events {flag_names(w_ev, 'EPOLL')} "
-                                f"but got {flag_names(mask, 'EPOLL')}")
+                res.mismatch = (
+                    f"epoll_wait(): expected events {flag_names(w_ev, 'EPOLL')} "
+                    f"but got {flag_names(mask, 'EPOLL')}"
+                )
                 break
             w_fd = w.get("fd", w.get("u32", w.get("u64", ...)))
             data = ep.epoll_data.get(live, self.script_fd_of(live))

@@ -19,25 +19,63 @@ from .parser import PktError, parse_file, parse_text
 # packetdrill's command-line options (also a script's leading --option=value lines):
 # name -> type. Those in IGNORED change nothing in netemu (docs/packetdrill.md says why).
 KNOWN_OPTIONS: dict[str, type] = {
-    "tolerance_usecs": int, "tolerance_percent": float, "ip_version": str,
-    "bind_port": int, "connect_port": int, "tcp_ts_tick_usecs": int, "mss": int,
-    "mtu": int, "local_ip": str, "remote_ip": str, "gateway_ip": str, "netmask_ip": str,
-    "init_scripts": str, "tcp_ts_ecr_scaled": bool, "strict_segments": bool,
-    "non_fatal": str, "dry_run": bool, "send_omit_free": bool, "speed": int,
-    "verbose": bool, "debug": bool, "is_anyip": bool,
+    "tolerance_usecs": int,
+    "tolerance_percent": float,
+    "ip_version": str,
+    "bind_port": int,
+    "connect_port": int,
+    "tcp_ts_tick_usecs": int,
+    "mss": int,
+    "mtu": int,
+    "local_ip": str,
+    "remote_ip": str,
+    "gateway_ip": str,
+    "netmask_ip": str,
+    "init_scripts": str,
+    "tcp_ts_ecr_scaled": bool,
+    "strict_segments": bool,
+    "non_fatal": str,
+    "dry_run": bool,
+    "send_omit_free": bool,
+    "speed": int,
+    "verbose": bool,
+    "debug": bool,
+    "is_anyip": bool,
 }
 # Values the lab can carry out: ports, an IPv4 link's MTU (RFC 791's 68 to a veth's
 # 65535), an MSS within it, a finite tolerance.
 _RANGES: dict[str, tuple[float, float]] = {
-    "bind_port": (1, 65535), "connect_port": (1, 65535), "mtu": (68, 65535),
-    "mss": (1, 65495), "tolerance_percent": (0, 100), "tcp_ts_tick_usecs": (1, 10**9),
+    "bind_port": (1, 65535),
+    "connect_port": (1, 65535),
+    "mtu": (68, 65535),
+    "mss": (1, 65495),
+    "tolerance_percent": (0, 100),
+    "tcp_ts_tick_usecs": (1, 10**9),
 }
-IGNORED_OPTIONS = ("verbose", "debug", "send_omit_free", "speed", "gateway_ip",
-                   "is_anyip", "tcp_ts_ecr_scaled")
-REFUSED_OPTIONS = ("wire_client", "wire_server", "wire_server_ip", "wire_server_at",
-                   "wire_server_port", "wire_client_dev", "wire_server_dev", "so_filename",
-                   "so_flags", "code_command", "code_format", "code_sockopt",
-                   "psp_udp_port")
+IGNORED_OPTIONS = (
+    "verbose",
+    "debug",
+    "send_omit_free",
+    "speed",
+    "gateway_ip",
+    "is_anyip",
+    "tcp_ts_ecr_scaled",
+)
+REFUSED_OPTIONS = (
+    "wire_client",
+    "wire_server",
+    "wire_server_ip",
+    "wire_server_at",
+    "wire_server_port",
+    "wire_client_dev",
+    "wire_server_dev",
+    "so_filename",
+    "so_flags",
+    "code_command",
+    "code_format",
+    "code_sockopt",
+    "psp_udp_port",
+)
 
 
 @dataclass
@@ -91,8 +129,11 @@ class PktScript:
         init commands, the events' and the cleanup command, each ``/bin/sh -c`` as root in
         the lab's peer namespace from the script's folder (``commands.run_command``); the
         snippets: ``python -m netemu.pkt.code`` there (``commands.run_code_blocks``)."""
-        events = [*self.script.init_commands, *self.script.events,
-                  *((self.cleanup,) if self.cleanup is not None else ())]
+        events = [
+            *self.script.init_commands,
+            *self.script.events,
+            *((self.cleanup,) if self.cleanup is not None else ()),
+        ]
         shell = len(self.init_scripts) + sum(isinstance(ev.action, Command) for ev in events)
         return shell, sum(isinstance(ev.action, Code) for ev in events)
 
@@ -117,11 +158,21 @@ class PktScript:
 
 def _option(sc: PktScript, name: str, value: str, file: str, line: int, col: int) -> None:
     if name in REFUSED_OPTIONS:
-        raise PktError(file, line, col, f"option --{name} is not supported by netemu "
-                       "(packetdrill's remote and shared-object modes)")
+        raise PktError(
+            file,
+            line,
+            col,
+            f"option --{name} is not supported by netemu "
+            "(packetdrill's remote and shared-object modes)",
+        )
     if name not in KNOWN_OPTIONS:
-        raise PktError(file, line, col, f"unknown option --{name} (packetdrill's options: "
-                       f"{', '.join('--' + k for k in sorted(KNOWN_OPTIONS))})")
+        raise PktError(
+            file,
+            line,
+            col,
+            f"unknown option --{name} (packetdrill's options: "
+            f"{', '.join('--' + k for k in sorted(KNOWN_OPTIONS))})",
+        )
     kind = KNOWN_OPTIONS[name]
     try:
         v: object = (value in ("", "1", "true", "yes")) if kind is bool else kind(value)
@@ -132,8 +183,7 @@ def _option(sc: PktScript, name: str, value: str, file: str, line: int, col: int
     lo_hi = _RANGES.get(name)
     if lo_hi is not None and isinstance(v, int | float) and not lo_hi[0] <= v <= lo_hi[1]:
         # (--mtu 100000 failed the lab's set-up with a traceback, --bind_port 70000 a run)
-        raise PktError(file, line, col, f"--{name}={value}: out of range "
-                       f"({lo_hi[0]}-{lo_hi[1]})")
+        raise PktError(file, line, col, f"--{name}={value}: out of range ({lo_hi[0]}-{lo_hi[1]})")
     if name == "tolerance_usecs":
         assert isinstance(v, int)  # KNOWN_OPTIONS: an int
         if v <= 0:
@@ -141,11 +191,16 @@ def _option(sc: PktScript, name: str, value: str, file: str, line: int, col: int
         sc.tolerance_usecs = v
     elif name == "ip_version":
         if v not in ("ipv4", "ipv6", "ipv4-mapped-ipv6"):
-            raise PktError(file, line, col, f"--ip_version={v}: unknown (packetdrill's are "
-                           "ipv4, ipv6, ipv4-mapped-ipv6)")
+            raise PktError(
+                file,
+                line,
+                col,
+                f"--ip_version={v}: unknown (packetdrill's are ipv4, ipv6, ipv4-mapped-ipv6)",
+            )
         if v != "ipv4":
-            raise PktError(file, line, col, f"--ip_version={v}: IPv6 is not supported yet "
-                           "(ipv4 only)")
+            raise PktError(
+                file, line, col, f"--ip_version={v}: IPv6 is not supported yet (ipv4 only)"
+            )
     elif name in ("local_ip", "remote_ip"):
         if ":" in str(v):
             raise PktError(file, line, col, f"--{name}={v}: IPv6 is not supported yet")
@@ -178,7 +233,7 @@ def split_args(argv: list[str]) -> tuple[list[tuple[str, str]], dict[str, str], 
             k, _, v = w[2:].partition("=")
             defines[k] = v
         elif w.startswith("--define="):
-            k, _, v = w[len("--define="):].partition("=")
+            k, _, v = w[len("--define=") :].partition("=")
             defines[k] = v
         elif re.fullmatch(r"-v+", w):
             opts.append(("verbose", "1"))
@@ -200,12 +255,15 @@ _ARITH = re.compile(r"\$\(\(([0-9+\-*/() ]+)\)\)")
 
 def _expand(text: str) -> str:
     """The shell's ``$((15*1024*1024))`` arithmetic, which packetdrill's defaults use."""
+
     def arith(m: re.Match[str]) -> str:
         expr = m.group(1)
         if not re.fullmatch(r"[0-9+\-*/() ]+", expr):
             return m.group(0)
         try:
-            return str(int(eval(expr.replace("/", "//"), {"__builtins__": {}})))  # arithmetic only (checked above)
+            return str(
+                int(eval(expr.replace("/", "//"), {"__builtins__": {}}))
+            )  # arithmetic only (checked above)
         except Exception:
             return m.group(0)
 
@@ -266,8 +324,9 @@ def _scan_commands(sc: PktScript, events: list[Event], base: Path) -> None:
     sc.congestion = cc if cc and re.fullmatch(r"[a-z0-9_]+", cc) else None
 
 
-def check(script: Script, argv: list[str] | None = None,
-          defines: dict[str, str] | None = None) -> PktScript:
+def check(
+    script: Script, argv: list[str] | None = None, defines: dict[str, str] | None = None
+) -> PktScript:
     sc = PktScript(script)
     errors: list[PktError] = []
     file = script.path
@@ -289,14 +348,24 @@ def check(script: Script, argv: list[str] | None = None,
     # packetdrill's cleanup command: a command with no time after the last event, run
     # at the end whether the script passed or failed (run.c, run_cleanup_command).
     last = script.events[-1] if script.events else None
-    if last is not None and isinstance(last.action, Command) and last.time.text == "" \
-            and len(script.events) > 1:
+    if (
+        last is not None
+        and isinstance(last.action, Command)
+        and last.time.text == ""
+        and len(script.events) > 1
+    ):
         sc.cleanup = last
         script.events = script.events[:-1]
     first = script.events[0]
     if first.time.kind not in ("abs", "rel") or first.time.start != 0:
-        errors.append(PktError(file, first.line, first.col,
-                               f"the first event must be at time 0, not '{first.time.text}'"))
+        errors.append(
+            PktError(
+                file,
+                first.line,
+                first.col,
+                f"the first event must be at time 0, not '{first.time.text}'",
+            )
+        )
     for ev in script.events:
         why = _semantic(ev)
         if why:
@@ -314,12 +383,19 @@ def check(script: Script, argv: list[str] | None = None,
     return sc
 
 
-_OPT_LEN = {"nop": lambda v: 1, "eol": lambda v: 1, "mss": lambda v: 4,
-            "wscale": lambda v: 3, "sackOK": lambda v: 2, "sack": lambda v: 2 + 8 * len(v),
-            "TS": lambda v: 10, "md5": lambda v: 18,
-            "FO": lambda v: 2 + (len(v) if isinstance(v, bytes) else 8 if v else 0),
-            "FOEXP": lambda v: 4 + (len(v) if isinstance(v, bytes) else 8 if v else 0),
-            "ECN": lambda v: 2 + 3 * len(v)}
+_OPT_LEN = {
+    "nop": lambda v: 1,
+    "eol": lambda v: 1,
+    "mss": lambda v: 4,
+    "wscale": lambda v: 3,
+    "sackOK": lambda v: 2,
+    "sack": lambda v: 2 + 8 * len(v),
+    "TS": lambda v: 10,
+    "md5": lambda v: 18,
+    "FO": lambda v: 2 + (len(v) if isinstance(v, bytes) else 8 if v else 0),
+    "FOEXP": lambda v: 4 + (len(v) if isinstance(v, bytes) else 8 if v else 0),
+    "ECN": lambda v: 2 + 3 * len(v),
+}
 
 
 def _semantic(ev: Event) -> str | None:
@@ -330,8 +406,10 @@ def _semantic(ev: Event) -> str | None:
     a, t = ev.action, ev.time
     outbound = isinstance(a, PacketSpec) and a.direction == ">"
     if t.text == "" and isinstance(a, Code | Command):
-        return ("an event needs a time: a %{ }% block or a command after the first event "
-                "is written '+0 %{ ... }%' (packetdrill: syntax error)")
+        return (
+            "an event needs a time: a %{ }% block or a command after the first event "
+            "is written '+0 %{ ... }%' (packetdrill: syntax error)"
+        )
     if t.kind == "any" and not outbound:
         return "event time * can only be used with outbound packets"
     if t.kind in ("range", "rrange") and not outbound:
@@ -340,21 +418,30 @@ def _semantic(ev: Event) -> str | None:
         return "time range is backwards"
     if isinstance(a, PacketSpec):
         ip = a.ip
-        if ip is not None and ip.ttl is not None and (ip.tos is not None or ip.ecn is not None
-                                                     or ip.flowlabel is not None):
-            return ("IP fields: ttl goes alone, '(ttl N)'; tos or ECN may go with a flowlabel "
-                    "(packetdrill's grammar)")
+        if (
+            ip is not None
+            and ip.ttl is not None
+            and (ip.tos is not None or ip.ecn is not None or ip.flowlabel is not None)
+        ):
+            return (
+                "IP fields: ttl goes alone, '(ttl N)'; tos or ECN may go with a flowlabel "
+                "(packetdrill's grammar)"
+            )
         if a.options and not a.options_any:
             try:
                 n = sum(_OPT_LEN[o.kind](o.value) for o in a.options)
             except (KeyError, TypeError):
                 n = 0
             if n > 40:  # the run failed building the segment
-                return (f"TCP option list too long: {n} bytes, more than the 40 a TCP header "
-                        "holds (packetdrill: TCP option list too long)")
+                return (
+                    f"TCP option list too long: {n} bytes, more than the 40 a TCP header "
+                    "holds (packetdrill: TCP option list too long)"
+                )
             if n % 4:
-                return (f"TCP options are not padded correctly: {n} bytes, not a multiple "
-                        "of 4 (add nop or eol)")
+                return (
+                    f"TCP options are not padded correctly: {n} bytes, not a multiple "
+                    "of 4 (add nop or eol)"
+                )
     return None
 
 
@@ -369,8 +456,7 @@ def _check_call(a: Syscall, file: str, ev: Event) -> None:
     counts = ARITY.get(a.name, ())
     if counts and len(a.args) not in counts:
         want = " or ".join(map(str, counts))
-        raise PktError(file, line, col, f"{a.name}() takes {want} arguments, got "
-                       f"{len(a.args)}")
+        raise PktError(file, line, col, f"{a.name}() takes {want} arguments, got {len(a.args)}")
     try:
         for e in (*a.args, a.ret):
             check_symbols(e)
@@ -381,8 +467,12 @@ def _check_call(a: Syscall, file: str, ev: Event) -> None:
                 raise ScriptValueError(f"unknown errno {a.errno!r}")
     except ScriptValueError as e:
         x = e.expr
-        raise PktError(file, x.line if x is not None and x.line else line,
-                       x.col if x is not None and x.col else col, str(e)) from None
+        raise PktError(
+            file,
+            x.line if x is not None and x.line else line,
+            x.col if x is not None and x.col else col,
+            str(e),
+        ) from None
 
 
 def load_pkt(path: str | Path, argv: list[str] | None = None) -> PktScript:
@@ -395,7 +485,6 @@ def load_pkt(path: str | Path, argv: list[str] | None = None) -> PktScript:
         raise PktError(str(path), 0, 0, e.strerror or str(e)) from None
 
 
-def load_pkt_text(text: str, path: str = "<script>", argv: list[str] | None = None
-                  ) -> PktScript:
+def load_pkt_text(text: str, path: str = "<script>", argv: list[str] | None = None) -> PktScript:
     _opts, defines, _rest = split_args(list(argv or []))
     return check(parse_text(text, path, defines=defines), argv, defines)

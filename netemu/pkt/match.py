@@ -74,8 +74,7 @@ def ack_off(seg: TcpSegment, conn: Conn) -> int:
 
 def script_seq(seg: TcpSegment, conn: Conn) -> int:
     """The kernel's sequence number in script space."""
-    return (seg.seq - (conn.kernel_off or 0)
-            + (conn.kernel_syn if seg.flags & SYN else 0)) & MASK
+    return (seg.seq - (conn.kernel_off or 0) + (conn.kernel_syn if seg.flags & SYN else 0)) & MASK
 
 
 def is_zeros(segs: list[TcpSegment]) -> bool:
@@ -85,8 +84,11 @@ def is_zeros(segs: list[TcpSegment]) -> bool:
 def continues(prev: TcpSegment, nxt: TcpSegment) -> bool:
     """Whether ``nxt`` carries on ``prev``'s run: next in sequence, the same ack, the
     same flags but PSH and FIN."""
-    return (nxt.seq == (prev.seq + len(prev.payload)) & MASK and nxt.ack == prev.ack
-            and (nxt.flags | PSH | FIN) == (prev.flags | PSH | FIN))
+    return (
+        nxt.seq == (prev.seq + len(prev.payload)) & MASK
+        and nxt.ack == prev.ack
+        and (nxt.flags | PSH | FIN) == (prev.flags | PSH | FIN)
+    )
 
 
 def ip_mismatch(pkt: PacketSpec, got: IpFields | None) -> str | None:
@@ -100,10 +102,10 @@ def ip_mismatch(pkt: PacketSpec, got: IpFields | None) -> str | None:
         have = tos & 3
         ok = have in (1, 2) if ip.ecn == "ect01" else have == ECN_BITS[ip.ecn]
         if not ok:
-            return (f"live packet field ip ecn: expected: {ip.ecn} vs actual: "
-                    f"{_ECN_NAMES[have]}")
+            return f"live packet field ip ecn: expected: {ip.ecn} vs actual: {_ECN_NAMES[have]}"
     if ip.tos is not None and (tos if ip.ecn is None else tos & ~3) != (
-            ip.tos if ip.ecn is None else ip.tos & ~3):
+        ip.tos if ip.ecn is None else ip.tos & ~3
+    ):
         return f"live packet field ip tos: expected: {ip.tos:#x} vs actual: {tos:#x}"
     if ip.ttl is not None and ttl != ip.ttl:
         return f"live packet field ip ttl: expected: {ip.ttl} vs actual: {ttl}"
@@ -139,12 +141,17 @@ class Matcher:
         seq = script_seq(seg, conn)
         if seq != pkt.start & MASK:
             return f"live packet field tcp_seq: expected: {pkt.start} vs actual: {seq}"
-        if length < pkt.length and (flags & ~(PSH | FIN)) == (pkt.flags & ~(PSH | FIN)) \
-                and is_zeros(segs):
+        if (
+            length < pkt.length
+            and (flags & ~(PSH | FIN)) == (pkt.flags & ~(PSH | FIN))
+            and is_zeros(segs)
+        ):
             return "short"
         if flags != pkt.flags:
-            return (f"live packet field tcp flags: expected: {pkt.flags_text} vs actual: "
-                    f"{flags_text(flags)}")
+            return (
+                f"live packet field tcp flags: expected: {pkt.flags_text} vs actual: "
+                f"{flags_text(flags)}"
+            )
         # packetdrill compares the ack field always (a script without `ack N` says 0),
         # in script space when the ACK flag is set, and the urgent pointer (0 unless
         # `urg N`).
@@ -153,8 +160,9 @@ class Matcher:
         if ack != want_ack:
             return f"live packet field tcp_ack_seq: expected: {want_ack} vs actual: {ack}"
         if seg.urgent != (pkt.urg or 0):
-            return (f"live packet field tcp_urg_ptr: expected: {pkt.urg or 0} vs actual: "
-                    f"{seg.urgent}")
+            return (
+                f"live packet field tcp_urg_ptr: expected: {pkt.urg or 0} vs actual: {seg.urgent}"
+            )
         if length != pkt.length:
             return f"live packet payload length: expected: {pkt.length} vs actual: {length}"
         if pkt.win is not None and seg.window != pkt.win:
@@ -173,8 +181,10 @@ class Matcher:
         want = [script_option(o, conn, self.cookies, inbound=False) for o in specs]
         have = [option_bytes(o) for o in seg.options]
         if [k for k, _d in want] != [k for k, _d in have]:
-            return (f"bad outbound TCP options: expected <{','.join(o.kind for o in specs)}> "
-                    f"vs actual <{','.join(option_name(o) for o in seg.options)}>")
+            return (
+                f"bad outbound TCP options: expected <{','.join(o.kind for o in specs)}> "
+                f"vs actual <{','.join(option_name(o) for o in seg.options)}>"
+            )
         for spec, (kind, wdata), (_k, hdata) in zip(specs, want, have, strict=True):
             if kind == 8:
                 late = self._ts_mismatch(spec.value[0], hdata, conn)
@@ -184,11 +194,15 @@ class Matcher:
             if wdata is None:
                 continue
             if len(wdata) != len(hdata):
-                return (f"bad length in outbound TCP option {spec.kind}: expected "
-                        f"{len(wdata) + 2} vs actual {len(hdata) + 2}")
+                return (
+                    f"bad length in outbound TCP option {spec.kind}: expected "
+                    f"{len(wdata) + 2} vs actual {len(hdata) + 2}"
+                )
             if wdata != hdata:
-                return (f"bad value in outbound TCP option {spec.kind}: expected "
-                        f"{spec.text()} vs actual {option_text(kind, hdata, conn, self.cookies)}")
+                return (
+                    f"bad value in outbound TCP option {spec.kind}: expected "
+                    f"{spec.text()} vs actual {option_text(kind, hdata, conn, self.cookies)}"
+                )
         return None
 
     def _ts_mismatch(self, want_val: int, hdata: bytes, conn: Conn) -> str | None:
@@ -201,12 +215,20 @@ class Matcher:
         # since the previous event.
         tol_us = self.clock.span_tolerance(max(self.clock.now(), 0.0)) * 1e6
         if abs(((script_val - want_val + 2**31) & MASK) - 2**31) * tick > tol_us:
-            return (f"bad outbound TCP timestamp value: expected {want_val} "
-                    f"vs actual {script_val} (tick {tick} us)")
+            return (
+                f"bad outbound TCP timestamp value: expected {want_val} "
+                f"vs actual {script_val} (tick {tick} us)"
+            )
         return None
 
-    def actual_text(self, seg: TcpSegment, t: float, conn: Conn,
-                    segs: list[TcpSegment] | None = None, ip: IpFields | None = None) -> str:
+    def actual_text(
+        self,
+        seg: TcpSegment,
+        t: float,
+        conn: Conn,
+        segs: list[TcpSegment] | None = None,
+        ip: IpFields | None = None,
+    ) -> str:
         """The kernel's (run of) segment(s) in script space, as a script line."""
         segs = segs or [seg]
         flags, length = merged(segs)
@@ -233,8 +255,7 @@ class Matcher:
                 opts.append(f"TS val {val} ecr {o.tsecr}")
             else:
                 kind, data = option_bytes(o)
-                opts.append(option_text(kind, data, conn, self.cookies) if data
-                            else option_name(o))
+                opts.append(option_text(kind, data, conn, self.cookies) if data else option_name(o))
         if opts:
             s += " <" + ",".join(opts) + ">"
         if len(segs) > 1:

@@ -216,8 +216,9 @@ class PacketSpec:
         return s
 
 
-ExprKind = Literal["ellipsis", "int", "word", "string", "list", "struct", "call", "or",
-                   "null", "assign"]
+ExprKind = Literal[
+    "ellipsis", "int", "word", "string", "list", "struct", "call", "or", "null", "assign"
+]
 
 
 def _quote(s: str) -> str:

@@ -43,9 +43,18 @@ class Stamped(Protocol):
 class Outbound:
     """The kernel's packets as the script expects them, read from ``trace``."""
 
-    def __init__(self, trace: Trace, peer_ip: str, conns: ConnTable, clock: ScriptClock,
-                 matcher: Matcher, *, grace: float, strict_segments: bool,
-                 non_fatal: bool) -> None:
+    def __init__(
+        self,
+        trace: Trace,
+        peer_ip: str,
+        conns: ConnTable,
+        clock: ScriptClock,
+        matcher: Matcher,
+        *,
+        grace: float,
+        strict_segments: bool,
+        non_fatal: bool,
+    ) -> None:
         self.trace = trace
         self.peer_ip = peer_ip
         self.conns = conns
@@ -91,8 +100,10 @@ class Outbound:
             if seg.dst_port != conn.emu_port:
                 continue
             if conn.kernel_port is None and any(
-                    c.kernel_port == seg.src_port and c.emu_port == seg.dst_port
-                    for c in self.conns.all if c is not conn):
+                c.kernel_port == seg.src_port and c.emu_port == seg.dst_port
+                for c in self.conns.all
+                if c is not conn
+            ):
                 continue  # an earlier connection's segment: not the socket under test's
             if conn.kernel_port is not None and seg.src_port != conn.kernel_port:
                 continue
@@ -116,7 +127,7 @@ class Outbound:
             if f.data[23] != proto or socket.inet_ntoa(f.data[26:30]) != self.peer_ip:
                 continue
             self._other_cursor = i
-            return f.data[14 + ihl:], self._frame_time(f)
+            return f.data[14 + ihl :], self._frame_time(f)
         self._other_cursor = i
         return None
 
@@ -140,8 +151,16 @@ class Outbound:
         return self.clock.now() + max(self.grace, 5.0)
 
     # ------------------------------------------------------------------ expecting
-    async def expect(self, ev: Event, pkt: PacketSpec, start: float, end: float, tol: float,
-                     checked: bool, res: Stamped) -> None:
+    async def expect(
+        self,
+        ev: Event,
+        pkt: PacketSpec,
+        start: float,
+        end: float,
+        tol: float,
+        checked: bool,
+        res: Stamped,
+    ) -> None:
         """Wait for and check the kernel's packet for ``ev``; ``res.t`` its time."""
         if pkt.proto != "tcp":
             await self._expect_other(ev, pkt, start, end, tol, checked, res)
@@ -155,10 +174,13 @@ class Outbound:
         if got is None:
             by = f"by {deadline:.3f} s" if checked else "in time"
             if checked and self.clock.strict:
-                by += (f" (strict timing: expected at {when_text(start, end, True)} s "
-                       f"± {tol * 1000:.1f} ms)")
-            raise EventFailed(f"no packet from the kernel {by}\n"
-                              f"  script packet: {when} {pkt.text()[2:]}")
+                by += (
+                    f" (strict timing: expected at {when_text(start, end, True)} s "
+                    f"± {tol * 1000:.1f} ms)"
+                )
+            raise EventFailed(
+                f"no packet from the kernel {by}\n  script packet: {when} {pkt.text()[2:]}"
+            )
         seg, t = got
         res.t = t
         self.clock.packet_end = t
@@ -177,72 +199,91 @@ class Outbound:
             if ts is not None:
                 conn.last_live_ts = ts.tsval
         if why is None and checked:
-            why = self.clock.check(ev.line, "outbound packet", t, start, end, tol,
-                                   ev.time.text)
+            why = self.clock.check(ev.line, "outbound packet", t, start, end, tol, ev.time.text)
         if why is not None:
             actual = self.matcher.actual_text(seg, t, conn, segs, self._ip_of.get(id(seg)))
-            self._failure(ev, f"{why}\n  script packet: {when} {pkt.text()[2:]}\n"
-                              f"  actual packet: {actual}")
+            self._failure(
+                ev, f"{why}\n  script packet: {when} {pkt.text()[2:]}\n  actual packet: {actual}"
+            )
 
-    async def _gather(self, pkt: PacketSpec, conn: Conn, seg: TcpSegment,
-                      deadline: float) -> tuple[list[TcpSegment], str | None]:
+    async def _gather(
+        self, pkt: PacketSpec, conn: Conn, seg: TcpSegment, deadline: float
+    ) -> tuple[list[TcpSegment], str | None]:
         """The segment, or the run of segments one TSO packet in the script stands
         for, and why it does not match (None: it does)."""
         segs = [seg]
         why = self.matcher.mismatch(pkt, conn, segs)
         if why == "short" and self.strict_segments:
-            why = (f"live packet payload: expected {pkt.length} bytes vs actual "
-                   f"{len(seg.payload)} bytes (--strict_segments: one segment)")
+            why = (
+                f"live packet payload: expected {pkt.length} bytes vs actual "
+                f"{len(seg.payload)} bytes (--strict_segments: one segment)"
+            )
         # One TSO segment in the script, several MSS-sized ones on the wire: gather a run.
         while why == "short" and pkt.length:
-            more = await self._wait(lambda: self._take(conn),
-                                    max(deadline, self.clock.now() + 0.2))
+            more = await self._wait(lambda: self._take(conn), max(deadline, self.clock.now() + 0.2))
             if more is None:
-                why = (f"payload length: expected {pkt.length} in one run, the kernel sent "
-                       f"{sum(len(s.payload) for s in segs)} and then nothing")
+                why = (
+                    f"payload length: expected {pkt.length} in one run, the kernel sent "
+                    f"{sum(len(s.payload) for s in segs)} and then nothing"
+                )
                 break
             nxt = more[0]
             if not continues(segs[-1], nxt):
                 segs.append(nxt)
-                why = ("a run of segments for one TSO packet was broken by: "
-                       + self.matcher.actual_text(nxt, more[1], conn,
-                                                  ip=self._ip_of.get(id(nxt))))
+                why = (
+                    "a run of segments for one TSO packet was broken by: "
+                    + self.matcher.actual_text(nxt, more[1], conn, ip=self._ip_of.get(id(nxt)))
+                )
                 break
             segs.append(nxt)
             self.clock.packet_end = more[1]
             why = self.matcher.mismatch(pkt, conn, segs)
         return segs, why
 
-    async def _expect_other(self, ev: Event, pkt: PacketSpec, start: float, end: float,
-                            tol: float, checked: bool, res: Stamped) -> None:
+    async def _expect_other(
+        self,
+        ev: Event,
+        pkt: PacketSpec,
+        start: float,
+        end: float,
+        tol: float,
+        checked: bool,
+        res: Stamped,
+    ) -> None:
         """A ``> udp (N)`` or ``> icmp ...`` packet: the next such frame from the kernel
         (its payload length, its ICMP type and code), at its time."""
         deadline = self._deadline(end, tol, checked, 0.05 if self.clock.strict else self.grace)
         proto = 17 if pkt.proto == "udp" else 1
         got = await self._wait(lambda: self._take_other(proto), deadline)
         if got is None:
-            raise EventFailed(f"no {pkt.proto} packet from the kernel by {deadline:.3f} s\n"
-                              f"  script packet: {when_text(start, end, checked)} "
-                              f"{pkt.text()[2:]}")
+            raise EventFailed(
+                f"no {pkt.proto} packet from the kernel by {deadline:.3f} s\n"
+                f"  script packet: {when_text(start, end, checked)} "
+                f"{pkt.text()[2:]}"
+            )
         body, t = got
         res.t = t
         why = None
         if pkt.proto == "udp":
             n = len(body) - 8
             if n != pkt.length:
-                why = (f"live packet payload: expected {pkt.length} bytes vs actual {n} "
-                       f"bytes\n  script packet: {pkt.text()[2:]}")
+                why = (
+                    f"live packet payload: expected {pkt.length} bytes vs actual {n} "
+                    f"bytes\n  script packet: {pkt.text()[2:]}"
+                )
         else:
             ic = pkt.icmp
             want_type = icmp_type(ic.type) if ic else None
             want_code = icmp_code(ic.code) if ic is not None and ic.code is not None else None
-            if (want_type is not None and body[0] != want_type) or \
-                    (want_code is not None and body[1] != want_code):
-                why = (f"live packet field icmp type/code: expected {want_type}/{want_code} "
-                       f"vs actual {body[0]}/{body[1]}")
+            if (want_type is not None and body[0] != want_type) or (
+                want_code is not None and body[1] != want_code
+            ):
+                why = (
+                    f"live packet field icmp type/code: expected {want_type}/{want_code} "
+                    f"vs actual {body[0]}/{body[1]}"
+                )
         if why is None and checked:
-            why = self.clock.check(ev.line, "outbound packet", t, start, end, tol,
-                                   ev.time.text)
+            why = self.clock.check(ev.line, "outbound packet", t, start, end, tol, ev.time.text)
         if why is not None:
             self._failure(ev, why)
 

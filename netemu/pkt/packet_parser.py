@@ -15,8 +15,17 @@ from .model import Direction, Ecn, IcmpSpec, IpSpec, PacketSpec, TcpOptionSpec
 
 # Flag letters (packetdrill's, tcpdump's): '.' is ACK, '-' none, 'A' AccECN's AE bit
 # (the 9th flag bit, once NS). A digit 0-7 is AccECN's ACE counter: E, W, A from its bits.
-FLAG_BITS = {"F": 0x01, "S": 0x02, "R": 0x04, "P": 0x08, ".": 0x10, "U": 0x20, "E": 0x40,
-             "W": 0x80, "A": 0x100}
+FLAG_BITS = {
+    "F": 0x01,
+    "S": 0x02,
+    "R": 0x04,
+    "P": 0x08,
+    ".": 0x10,
+    "U": 0x20,
+    "E": 0x40,
+    "W": 0x80,
+    "A": 0x100,
+}
 _ACE_BITS = (FLAG_BITS["E"], FLAG_BITS["W"], FLAG_BITS["A"])
 
 _ECN_WORDS: tuple[Ecn, ...] = ("noecn", "ect0", "ect1", "ce", "ect01")
@@ -31,9 +40,11 @@ class PacketParser(Cursor):
         direction: Direction = "<" if d.text == "<" else ">"  # the event saw one of them
         t = self.tok
         if self.is_word("ipv4", "ipv6", "gre", "GREv0", "mpls"):
-            what = {"ipv4": "an outer IPv4 header ('ipv4 A > B:')",
-                    "ipv6": "an outer IPv6 header ('ipv6 A > B:')",
-                    "mpls": "MPLS"}.get(t.text, "GRE")
+            what = {
+                "ipv4": "an outer IPv4 header ('ipv4 A > B:')",
+                "ipv6": "an outer IPv6 header ('ipv6 A > B:')",
+                "mpls": "MPLS",
+            }.get(t.text, "GRE")
             raise self.error(f"packet encapsulation is not supported ({what})")
         ip = self.ip_info(direction)
         t = self.tok
@@ -52,18 +63,31 @@ class PacketParser(Cursor):
         flags_text, flags, ace = self.flags()
         start, end, length = self.seq()
         if length < 0 or (end - start) & _U32 != length:
-            raise PktError(self.file, t.line, t.col,
-                           f"inconsistent sequence range {start}:{end}({length}): "
-                           f"end - start must equal the length")
-        pkt = PacketSpec(direction, flags, flags_text, start, end, length,
-                         ip=ip, ace=ace, src_port=src_port, dst_port=dst_port,
-                         psp_spi=psp_spi)
+            raise PktError(
+                self.file,
+                t.line,
+                t.col,
+                f"inconsistent sequence range {start}:{end}({length}): "
+                f"end - start must equal the length",
+            )
+        pkt = PacketSpec(
+            direction,
+            flags,
+            flags_text,
+            start,
+            end,
+            length,
+            ip=ip,
+            ace=ace,
+            src_port=src_port,
+            dst_port=dst_port,
+            psp_spi=psp_spi,
+        )
         while self.tok.kind == "word":
             w = self.tok
             if w.text == "ack":
                 self.next()
-                pkt.ack = self.expect_int("the acknowledgment number after 'ack'", 0, _U32,
-                                          "ack")
+                pkt.ack = self.expect_int("the acknowledgment number after 'ack'", 0, _U32, "ack")
             elif w.text == "win":
                 self.next()
                 pkt.win = self.expect_int("the window after 'win'")
@@ -71,19 +95,23 @@ class PacketParser(Cursor):
                     raise self.error(f"window {pkt.win} is out of range (0-65535)", w)
             elif w.text == "urg":
                 self.next()
-                pkt.urg = self.expect_int("the urgent pointer after 'urg'", 0, 0xFFFF,
-                                          "urgent pointer")
+                pkt.urg = self.expect_int(
+                    "the urgent pointer after 'urg'", 0, 0xFFFF, "urgent pointer"
+                )
             else:
-                raise self.error(f"unexpected '{w.text}' in a packet (after the sequence "
-                                 "numbers: 'ack N', 'win N', 'urg N', then '<options>')")
+                raise self.error(
+                    f"unexpected '{w.text}' in a packet (after the sequence "
+                    "numbers: 'ack N', 'win N', 'urg N', then '<options>')"
+                )
         if self.is_punct("<"):
             self.next()
             if self.tok.kind == "ellipsis":
                 dots = self.next()
                 pkt.options_any = True
                 if direction == "<":
-                    raise self.error("'<...>' (any options) only makes sense on an outbound "
-                                     "('>') packet", dots)
+                    raise self.error(
+                        "'<...>' (any options) only makes sense on an outbound ('>') packet", dots
+                    )
             else:
                 pkt.options = self.options()
             self.expect_punct(">", " to close the TCP option list")
@@ -100,14 +128,17 @@ class PacketParser(Cursor):
         return src, dst
 
     def seq(self) -> tuple[int, int, int]:
-        start = self.expect_int("the sequence number ('start:end(len)')", 0, _U32,
-                                "sequence number")
+        start = self.expect_int(
+            "the sequence number ('start:end(len)')", 0, _U32, "sequence number"
+        )
         self.expect_punct(":", " in 'start:end(len)'")
-        end = self.expect_int("the end sequence number ('start:end(len)')", 0, _U32,
-                              "end sequence number")
+        end = self.expect_int(
+            "the end sequence number ('start:end(len)')", 0, _U32, "end sequence number"
+        )
         self.expect_punct("(", " in 'start:end(len)'")
-        length = self.expect_int("the payload length ('start:end(len)')", 0, 0xFFFF,
-                                 "payload length")
+        length = self.expect_int(
+            "the payload length ('start:end(len)')", 0, 0xFFFF, "payload length"
+        )
         self.expect_punct(")", " after the payload length")
         return start, end, length
 
@@ -120,8 +151,10 @@ class PacketParser(Cursor):
         while True:
             t = self.tok
             if t.kind != "word":
-                raise self.error(f"expected an IP header field (noecn, ect0, ect1, ce, ect01, "
-                                 f"tos 0x.., flowlabel 0x.., ttl N), found {self.describe()}")
+                raise self.error(
+                    f"expected an IP header field (noecn, ect0, ect1, ce, ect01, "
+                    f"tos 0x.., flowlabel 0x.., ttl N), found {self.describe()}"
+                )
             self.next()
             w = t.text
             if w in _ECN_WORDS or w == "tos":
@@ -134,24 +167,29 @@ class PacketParser(Cursor):
             elif w == "flowlabel":
                 if ip.flowlabel is not None:
                     raise self.error("flowlabel given twice", t)
-                ip.flowlabel = self.expect_int("the flow label after 'flowlabel' (0x..)", 0,
-                                               0xFFFFF, "flowlabel")
+                ip.flowlabel = self.expect_int(
+                    "the flow label after 'flowlabel' (0x..)", 0, 0xFFFFF, "flowlabel"
+                )
             elif w == "ttl":
                 if ip.ttl is not None:
                     raise self.error("ttl given twice", t)
                 ip.ttl = self.expect_int("the TTL after 'ttl'", 0, 255, "ttl")
             else:
-                raise self.error(f"unknown IP header field '{w}' (noecn, ect0, ect1, ce, "
-                                 "ect01, tos 0x.., flowlabel 0x.., ttl N)", t)
+                raise self.error(
+                    f"unknown IP header field '{w}' (noecn, ect0, ect1, ce, "
+                    "ect01, tos 0x.., flowlabel 0x.., ttl N)",
+                    t,
+                )
             if self.is_punct(","):
                 self.next()
                 continue
             if not self.is_punct(close):
-                raise self.error(f"expected ',' or '{close}' in the IP header fields, found "
-                                 f"{self.describe()}")
+                raise self.error(
+                    f"expected ',' or '{close}' in the IP header fields, found {self.describe()}"
+                )
             self.next()
             break
-        ip.text = self.src[open_tok.pos:self.prev_end()]
+        ip.text = self.src[open_tok.pos : self.prev_end()]
         if ip.ecn == "ect01" and direction != ">":
             raise self.error("[ect01] can only be used with outbound packets", open_tok)
         return ip
@@ -166,15 +204,18 @@ class PacketParser(Cursor):
         self.expect_punct(")", " after the UDP payload length")
         if self.tok.kind == "word" or self.is_punct("<") or self.is_punct("["):
             raise self.error(f"unexpected {self.describe()} after a UDP packet")
-        return PacketSpec(direction, 0, "", 0, 0, length, ip=ip,
-                          proto="udp", src_port=src_port, dst_port=dst_port)
+        return PacketSpec(
+            direction, 0, "", 0, 0, length, ip=ip, proto="udp", src_port=src_port, dst_port=dst_port
+        )
 
     def icmp_packet(self, direction: Direction, ip: IpSpec | None) -> PacketSpec:
         first = self.next()
         t = self.tok
         if t.kind != "word" or t.text in ("mtu", "id"):
-            raise self.error(f"expected the ICMP type (unreachable, packet_too_big, "
-                             f"time_exceeded, echo_request, type_N...), found {self.describe()}")
+            raise self.error(
+                f"expected the ICMP type (unreachable, packet_too_big, "
+                f"time_exceeded, echo_request, type_N...), found {self.describe()}"
+            )
         icmp = IcmpSpec(self.next().text)
         if self.tok.kind == "word" and self.tok.text not in ("mtu", "id"):
             icmp.code = self.next().text
@@ -196,16 +237,21 @@ class PacketParser(Cursor):
                 icmp.echoed = "tcp"
                 icmp.start, icmp.end, icmp.length = self.seq()
                 if (icmp.end - icmp.start) & _U32 != icmp.length:
-                    raise PktError(self.file, seq_tok.line, seq_tok.col,
-                                   f"inconsistent sequence range {icmp.start}:{icmp.end}"
-                                   f"({icmp.length}): end - start must equal the length")
+                    raise PktError(
+                        self.file,
+                        seq_tok.line,
+                        seq_tok.col,
+                        f"inconsistent sequence range {icmp.start}:{icmp.end}"
+                        f"({icmp.length}): end - start must equal the length",
+                    )
             self.expect_punct("]", " to close the packet the ICMP message quotes")
-        icmp.text = self.src[first.pos:self.prev_end()]
+        icmp.text = self.src[first.pos : self.prev_end()]
         if self.tok.kind == "word" or self.is_punct("<") or self.is_punct("["):
-            raise self.error(f"unexpected {self.describe()} in an ICMP packet (icmp TYPE [CODE] "
-                             "[mtu N] [id N] [[start:end(len)]])")
-        return PacketSpec(direction, 0, "", 0, 0, 0, ip=ip,
-                          proto="icmp", icmp=icmp)
+            raise self.error(
+                f"unexpected {self.describe()} in an ICMP packet (icmp TYPE [CODE] "
+                "[mtu N] [id N] [[start:end(len)]])"
+            )
+        return PacketSpec(direction, 0, "", 0, 0, 0, ip=ip, proto="icmp", icmp=icmp)
 
     def flags(self) -> tuple[str, int, int | None]:
         t = self.tok
@@ -227,8 +273,9 @@ class PacketParser(Cursor):
             text = "."
             self.next()
         else:
-            raise self.error(f"expected TCP flags (S, S., ., P., F., R, ...), found "
-                             f"{self.describe()}")
+            raise self.error(
+                f"expected TCP flags (S, S., ., P., F., R, ...), found {self.describe()}"
+            )
         bits = 0
         ace: int | None = None
         ecn = False
@@ -236,21 +283,33 @@ class PacketParser(Cursor):
             if ch in FLAG_BITS:
                 if ch in "EWA":
                     if ace is not None:
-                        raise PktError(self.file, t.line, t.col + i,
-                                       f"conflicting TCP flag '{ch}' in '{text}' (an ACE "
-                                       "counter digit sets E, W and A)")
+                        raise PktError(
+                            self.file,
+                            t.line,
+                            t.col + i,
+                            f"conflicting TCP flag '{ch}' in '{text}' (an ACE "
+                            "counter digit sets E, W and A)",
+                        )
                     ecn = True
                 bits |= FLAG_BITS[ch]
             elif "0" <= ch <= "7":
                 if ace is not None or ecn:
-                    raise PktError(self.file, t.line, t.col + i,
-                                   f"conflicting TCP flag '{ch}' in '{text}' (one ACE counter "
-                                   "digit, and not with E, W or A)")
+                    raise PktError(
+                        self.file,
+                        t.line,
+                        t.col + i,
+                        f"conflicting TCP flag '{ch}' in '{text}' (one ACE counter "
+                        "digit, and not with E, W or A)",
+                    )
                 ace = int(ch)
             else:
-                raise PktError(self.file, t.line, t.col + i,
-                               f"unknown TCP flag '{ch}' in '{text}' (flags: F S R P . U E W "
-                               "A, or an ACE digit 0-7)")
+                raise PktError(
+                    self.file,
+                    t.line,
+                    t.col + i,
+                    f"unknown TCP flag '{ch}' in '{text}' (flags: F S R P . U E W "
+                    "A, or an ACE digit 0-7)",
+                )
         if ace is not None:
             for k, bit in enumerate(_ACE_BITS):
                 if ace >> k & 1:
@@ -271,8 +330,9 @@ class PacketParser(Cursor):
         if len(text) % 2:
             raise self.error(f"{name}: '{text}' has an odd number of hex digits", t)
         if len(text) // 2 > max_bytes:
-            raise self.error(f"{name}: {len(text) // 2} bytes is more than the {max_bytes} "
-                             "that fit", t)
+            raise self.error(
+                f"{name}: {len(text) // 2} bytes is more than the {max_bytes} that fit", t
+            )
         return bytes.fromhex(text), text
 
     def options(self) -> list[TcpOptionSpec]:
@@ -280,8 +340,10 @@ class PacketParser(Cursor):
         while True:
             t = self.tok
             if t.kind != "word":
-                raise self.error(f"expected a TCP option (mss, wscale, sackOK, sack, TS, nop, "
-                                 f"eol, FO, FOEXP, md5, ECN), found {self.describe()}")
+                raise self.error(
+                    f"expected a TCP option (mss, wscale, sackOK, sack, TS, nop, "
+                    f"eol, FO, FOEXP, md5, ECN), found {self.describe()}"
+                )
             self.next()
             name = t.text
             if name in ("nop", "eol", "sackOK"):
@@ -301,12 +363,12 @@ class PacketParser(Cursor):
                 while self.tok.kind == "int":
                     a = self.expect_int("a SACK block's left edge", 0, _U32, "SACK left edge")
                     self.expect_punct(":", " in a SACK block 'left:right'")
-                    b = self.expect_int("a SACK block's right edge", 0, _U32,
-                                        "SACK right edge")
+                    b = self.expect_int("a SACK block's right edge", 0, _U32, "SACK right edge")
                     blocks.append((a, b))
                 if not blocks:
-                    raise self.error(f"expected SACK blocks 'left:right' after 'sack', found "
-                                     f"{self.describe()}")
+                    raise self.error(
+                        f"expected SACK blocks 'left:right' after 'sack', found {self.describe()}"
+                    )
                 if len(blocks) > 4:
                     raise self.error("at most 4 SACK blocks fit in a TCP header", t)
                 out.append(TcpOptionSpec("sack", tuple(blocks), t.line, t.col))
@@ -316,33 +378,58 @@ class PacketParser(Cursor):
                 self.next()
                 val = self.expect_int("the TS value after 'val'")
                 if not self.is_word("ecr"):
-                    raise self.error(f"expected 'ecr N' after the TS value, found "
-                                     f"{self.describe()}")
+                    raise self.error(
+                        f"expected 'ecr N' after the TS value, found {self.describe()}"
+                    )
                 self.next()
                 ecr = self.expect_int("the TS echo reply after 'ecr'")
                 out.append(TcpOptionSpec("TS", (val & _U32, ecr & _U32), t.line, t.col))
             elif name in ("FO", "FOEXP"):
-                blob, raw = self._blob(f"{name} cookie", _MAX_OPTION_BYTES - (2 if name == "FO"
-                                                                            else 4))
+                blob, raw = self._blob(
+                    f"{name} cookie", _MAX_OPTION_BYTES - (2 if name == "FO" else 4)
+                )
                 out.append(TcpOptionSpec(name, blob, t.line, t.col, raw))
             elif name == "md5":
                 blob, raw = self._blob("md5 digest", 16)
                 if not raw:
-                    raise self.error(f"expected the digest (hex) after 'md5', found "
-                                     f"{self.describe()}")
+                    raise self.error(
+                        f"expected the digest (hex) after 'md5', found {self.describe()}"
+                    )
                 out.append(TcpOptionSpec(name, blob, t.line, t.col, raw))
             elif name == "ECN":
-                out.append(TcpOptionSpec("ECN", self._accecn(), t.line, t.col,
-                                         self.src[t.end:self.prev_end()].strip()))
-            elif name in ("exp", "mpcapable", "dss", "mp_join", "mpjoin", "add_address",
-                          "tfo", "sack_perm", "mptcp"):
-                raise self.error(f"TCP option '{name}' is not in packetdrill's language "
-                                 "(packetdrill knows: mss, wscale, sackOK, sack, TS, nop, "
-                                 "eol, FO, FOEXP, md5, ECN)", t)
+                out.append(
+                    TcpOptionSpec(
+                        "ECN",
+                        self._accecn(),
+                        t.line,
+                        t.col,
+                        self.src[t.end : self.prev_end()].strip(),
+                    )
+                )
+            elif name in (
+                "exp",
+                "mpcapable",
+                "dss",
+                "mp_join",
+                "mpjoin",
+                "add_address",
+                "tfo",
+                "sack_perm",
+                "mptcp",
+            ):
+                raise self.error(
+                    f"TCP option '{name}' is not in packetdrill's language "
+                    "(packetdrill knows: mss, wscale, sackOK, sack, TS, nop, "
+                    "eol, FO, FOEXP, md5, ECN)",
+                    t,
+                )
             else:
-                raise self.error(f"unknown TCP option '{name}' (packetdrill's options: mss, "
-                                 "wscale, sackOK, sack, TS val N ecr N, nop, eol, FO, FOEXP, "
-                                 "md5, ECN)", t)
+                raise self.error(
+                    f"unknown TCP option '{name}' (packetdrill's options: mss, "
+                    "wscale, sackOK, sack, TS val N ecr N, nop, eol, FO, FOEXP, "
+                    "md5, ECN)",
+                    t,
+                )
             if self.is_punct(","):
                 self.next()
                 continue
@@ -352,8 +439,7 @@ class PacketParser(Cursor):
         """``e0b N [ceb N [e1b N]]`` or ``e1b N [ceb N [e0b N]]``."""
         t = self.tok
         if not self.is_word("e0b", "e1b"):
-            raise self.error(f"expected 'e0b N' or 'e1b N' after 'ECN', found "
-                             f"{self.describe()}")
+            raise self.error(f"expected 'e0b N' or 'e1b N' after 'ECN', found {self.describe()}")
         first = t.text
         order = (first, "ceb", "e1b" if first == "e0b" else "e0b")
         fields = []
@@ -361,6 +447,12 @@ class PacketParser(Cursor):
             if k and not self.is_word(name):
                 break
             self.next()
-            fields.append((name, self.expect_int(f"the AccECN counter after '{name}'",
-                                                 0, 0xFFFFFF, f"AccECN {name}")))
+            fields.append(
+                (
+                    name,
+                    self.expect_int(
+                        f"the AccECN counter after '{name}'", 0, 0xFFFFFF, f"AccECN {name}"
+                    ),
+                )
+            )
         return tuple(fields)

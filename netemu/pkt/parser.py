@@ -51,16 +51,90 @@ from .packet_parser import FLAG_BITS, PacketParser
 __all__ = ["FLAG_BITS", "PktError", "parse_file", "parse_text"]
 
 # Words packetdrill's lexer takes as keywords: a --define cannot replace them.
-_RESERVED = frozenset((
-    "sa_family", "sin_port", "sin_addr", "msg_name", "msg_iov", "msg_flags", "msg_control",
-    "cmsg_data", "cmsg_level", "cmsg_type", "ee_errno", "ee_origin", "ee_type", "ee_code",
-    "ee_info", "ee_data", "scm_sec", "scm_nsec", "fd", "u32", "u64", "ptr", "events", "revents",
-    "onoff", "linger", "htons", "ipv4", "ipv6", "icmp", "udp", "GREv0", "gre", "raw", "sum", "off",
-    "key", "seq", "none", "checksum", "present", "encap", "psp", "spi", "mpls", "label", "tc",
-    "ttl", "inet_addr", "inet6_addr", "ack", "eol", "ecr", "mss", "mtu", "nop", "sack", "sackOK",
-    "md5", "TS", "FO", "FOEXP", "ECN", "e0b", "e1b", "ceb", "tos", "flowlabel", "flags", "Flags",
-    "val", "win", "urg", "wscale", "ect01", "ect0", "ect1", "noecn", "ce", "id",
-))
+_RESERVED = frozenset(
+    (
+        "sa_family",
+        "sin_port",
+        "sin_addr",
+        "msg_name",
+        "msg_iov",
+        "msg_flags",
+        "msg_control",
+        "cmsg_data",
+        "cmsg_level",
+        "cmsg_type",
+        "ee_errno",
+        "ee_origin",
+        "ee_type",
+        "ee_code",
+        "ee_info",
+        "ee_data",
+        "scm_sec",
+        "scm_nsec",
+        "fd",
+        "u32",
+        "u64",
+        "ptr",
+        "events",
+        "revents",
+        "onoff",
+        "linger",
+        "htons",
+        "ipv4",
+        "ipv6",
+        "icmp",
+        "udp",
+        "GREv0",
+        "gre",
+        "raw",
+        "sum",
+        "off",
+        "key",
+        "seq",
+        "none",
+        "checksum",
+        "present",
+        "encap",
+        "psp",
+        "spi",
+        "mpls",
+        "label",
+        "tc",
+        "ttl",
+        "inet_addr",
+        "inet6_addr",
+        "ack",
+        "eol",
+        "ecr",
+        "mss",
+        "mtu",
+        "nop",
+        "sack",
+        "sackOK",
+        "md5",
+        "TS",
+        "FO",
+        "FOEXP",
+        "ECN",
+        "e0b",
+        "e1b",
+        "ceb",
+        "tos",
+        "flowlabel",
+        "flags",
+        "Flags",
+        "val",
+        "win",
+        "urg",
+        "wscale",
+        "ect01",
+        "ect0",
+        "ect1",
+        "noecn",
+        "ce",
+        "id",
+    )
+)
 
 _MAX_DEPTH = 100  # nesting of [ ] { } ( ) in an expression
 _MAX_TIME = 86400.0  # a day, as a scenario's durations: beyond, a run waits until killed
@@ -80,12 +154,18 @@ class _Parser(PacketParser):
         self._apply_defines(sc.options)
         while self.tok.kind == "bq":
             t = self.next()
-            sc.init_commands.append(Event(t.line, t.col, TimeSpec("abs", 0.0, text="init"),
-                                          Command(str(t.value)), self._source(t.line)))
+            sc.init_commands.append(
+                Event(
+                    t.line,
+                    t.col,
+                    TimeSpec("abs", 0.0, text="init"),
+                    Command(str(t.value)),
+                    self._source(t.line),
+                )
+            )
         while self.tok.kind != "eof":
             if len(sc.events) == MAX_EVENTS:  # 43,000 took 1.5 s to read and check
-                raise self.error(f"more than {MAX_EVENTS} events: this is event "
-                                 f"{MAX_EVENTS + 1}")
+                raise self.error(f"more than {MAX_EVENTS} events: this is event {MAX_EVENTS + 1}")
             sc.events.append(self.event())
         if not sc.events:
             raise PktError(self.file, self.tok.line, self.tok.col, "the script has no events")
@@ -145,8 +225,7 @@ class _Parser(PacketParser):
     def event(self) -> Event:
         start = self.tok
         if start.kind == "option":
-            raise self.error(f"option {start.text.split('=')[0]} must come before the first "
-                             "event")
+            raise self.error(f"option {start.text.split('=')[0]} must come before the first event")
         if start.kind in ("bq", "code"):  # a command/snippet without a time: right after
             time = TimeSpec("rel", 0.0, text="")
         else:
@@ -161,15 +240,15 @@ class _Parser(PacketParser):
                 rel = True
             t = self.tok
             if t.kind not in ("int", "float"):
-                raise self.error(f"expected the end time of a blocking call after '...', "
-                                 f"found {self.describe()}")
+                raise self.error(
+                    f"expected the end time of a blocking call after '...', found {self.describe()}"
+                )
             self.next()
             end = float(t.value)
             if end < 0:
                 raise self.error("times cannot be negative", t)
             if end > _MAX_TIME:
-                raise self.error(f"a time of at most {_MAX_TIME:.0f} s (a day), got "
-                                 f"{t.text}", t)
+                raise self.error(f"a time of at most {_MAX_TIME:.0f} s (a day), got {t.text}", t)
             end_text = ("+" if rel else "") + t.text
             if rel and not time.relative:
                 raise self.error("a relative end time ('...+T') needs a relative start time", t)
@@ -190,12 +269,16 @@ class _Parser(PacketParser):
             action.end = end
             action.end_text = end_text
         elif t.kind == "word":
-            raise self.error(f"expected a packet ('<' or '>'), a system call, a `command` or "
-                             f"a %{{ }}% block after the time, found {self.describe()} "
-                             "(a system call needs its arguments in parentheses)")
+            raise self.error(
+                f"expected a packet ('<' or '>'), a system call, a `command` or "
+                f"a %{{ }}% block after the time, found {self.describe()} "
+                "(a system call needs its arguments in parentheses)"
+            )
         else:
-            raise self.error(f"expected a packet ('<' or '>'), a system call, a `command` or "
-                             f"a %{{ }}% block after the time, found {self.describe()}")
+            raise self.error(
+                f"expected a packet ('<' or '>'), a system call, a `command` or "
+                f"a %{{ }}% block after the time, found {self.describe()}"
+            )
         if end is not None and not isinstance(action, Syscall):
             raise self.error("only a system call may have an end time ('...')", t)
         return Event(start.line, start.col, time, action, self._source(start.line))
@@ -222,8 +305,10 @@ class _Parser(PacketParser):
             rel = True
         first = self.tok
         if first.kind not in ("int", "float"):
-            raise self.error(f"expected a time ('0', '+.1', '0.1~0.2' or '*') at the start of "
-                             f"an event, found {self.describe()}")
+            raise self.error(
+                f"expected a time ('0', '+.1', '0.1~0.2' or '*') at the start of "
+                f"an event, found {self.describe()}"
+            )
         start, text = self._number("a time")
         text = ("+" if rel else "") + text
         if self.is_punct("~"):
@@ -233,15 +318,16 @@ class _Parser(PacketParser):
                 self.next()
                 rel2 = True
             if rel2 != rel:
-                raise self.error("both ends of a time range must be relative ('+a~+b') or "
-                                 "both absolute ('a~b')")
+                raise self.error(
+                    "both ends of a time range must be relative ('+a~+b') or both absolute ('a~b')"
+                )
             end_tok = self.tok
             end, text2 = self._number("the end of the time range")
             if end < start:
-                raise self.error(f"time range ends ({end:g}) before it starts ({start:g})",
-                                 end_tok)
-            return TimeSpec("rrange" if rel else "range", start, end,
-                            text + "~" + ("+" if rel2 else "") + text2)
+                raise self.error(f"time range ends ({end:g}) before it starts ({start:g})", end_tok)
+            return TimeSpec(
+                "rrange" if rel else "range", start, end, text + "~" + ("+" if rel2 else "") + text2
+            )
         return TimeSpec("rel" if rel else "abs", start, text=text)
 
     # -- system calls
@@ -253,8 +339,9 @@ class _Parser(PacketParser):
             args = self.expr_list(")")
         self.expect_punct(")", f" to close the arguments of {name_tok.text}()")
         if not self.is_punct("="):
-            raise self.error(f"expected '= <result>' after {name_tok.text}(...), found "
-                             f"{self.describe()}")
+            raise self.error(
+                f"expected '= <result>' after {name_tok.text}(...), found {self.describe()}"
+            )
         self.next()
         ret = self.expr()
         call = Syscall(name_tok.text, args, ret, line=name_tok.line, col=name_tok.col)
@@ -279,8 +366,9 @@ class _Parser(PacketParser):
                 words.append(w.text)
             call.note = " ".join(words)
         if call.errno is not None and not (ret.kind == "int" and ret.value == -1):
-            raise PktError(self.file, t.line, t.col,
-                           f"an errno ({call.errno}) goes with a result of -1")
+            raise PktError(
+                self.file, t.line, t.col, f"an errno ({call.errno}) goes with a result of -1"
+            )
         return call
 
     def expr_list(self, close: str) -> list[Expr]:
@@ -352,8 +440,9 @@ class _Parser(PacketParser):
         if self.is_punct("{"):
             return self.struct()
         if t.kind == "float":
-            raise self.error(f"expected a value, found {self.describe()} (no fractions in "
-                             "system call values)")
+            raise self.error(
+                f"expected a value, found {self.describe()} (no fractions in system call values)"
+            )
         raise self.error(f"expected a value, found {self.describe()}")
 
     def struct(self) -> Expr:
@@ -363,19 +452,26 @@ class _Parser(PacketParser):
         while not self.is_punct("}"):
             k = self.tok
             if self.is_punct("("):
-                raise self.error("MPLS stack expressions ('{(label N, tc N, ttl N)}') are "
-                                 "not supported")
-            if self.is_word("flags", "Flags") and (self.is_punct("[", self.peek())
-                                                   or self.peek().kind == "int"):
-                raise self.error("GRE header expressions ('{flags [...] sum N ...}') are "
-                                 "not supported")
+                raise self.error(
+                    "MPLS stack expressions ('{(label N, tc N, ttl N)}') are not supported"
+                )
+            if self.is_word("flags", "Flags") and (
+                self.is_punct("[", self.peek()) or self.peek().kind == "int"
+            ):
+                raise self.error(
+                    "GRE header expressions ('{flags [...] sum N ...}') are not supported"
+                )
             if k.kind == "word" and self.is_punct("=", self.peek()):
                 self.next()
                 self.next()
                 fields[k.text] = self.expr()
-            elif (k.kind == "word" and self.is_punct("(", self.peek())
-                  and self.peek(2).kind in ("int", "ellipsis")
-                  and self.is_punct(")", self.peek(3)) and self.is_punct("=", self.peek(4))):
+            elif (
+                k.kind == "word"
+                and self.is_punct("(", self.peek())
+                and self.peek(2).kind in ("int", "ellipsis")
+                and self.is_punct(")", self.peek(3))
+                and self.is_punct("=", self.peek(4))
+            ):
                 count_tok = self.peek(2)
                 self.i += 5
                 e = self.expr()
@@ -402,20 +498,26 @@ def at(text: str, i: int) -> tuple[int, int]:
 
 def too_big(file: str, text: str, size: str) -> PktError:
     cut = text.rfind("\n", 0, MAX_CHARS) + 1
-    return PktError(file, *at(text, cut), f"the file is {size}, more than a script may be "
-                    f"({MAX_CHARS} characters): it goes on past here")
+    return PktError(
+        file,
+        *at(text, cut),
+        f"the file is {size}, more than a script may be "
+        f"({MAX_CHARS} characters): it goes on past here",
+    )
 
 
-def parse_text(text: str, file: str = "<script>",
-               defines: dict[str, str] | None = None) -> Script:
+def parse_text(text: str, file: str = "<script>", defines: dict[str, str] | None = None) -> Script:
     """Parse a script's text. ``defines``: packetdrill's command-line ``--define
     SYM=value`` (the script's own --define lines override them)."""
     if len(text) > MAX_CHARS:  # 5 MB of events took 7 s and 550 MB to read
         raise too_big(file, text, f"{len(text)} characters")
     m = _CONTROL.search(text)
     if m:
-        raise PktError(file, *at(text, m.start()), f"a control character ({m.group()!r}) "
-                       "in the script: .pkt files are text")
+        raise PktError(
+            file,
+            *at(text, m.start()),
+            f"a control character ({m.group()!r}) in the script: .pkt files are text",
+        )
     long = long_number(text)
     if long is not None:
         raise PktError(file, *at(text, long[0]), long[1])
@@ -431,14 +533,21 @@ def parse_file(path: str | Path, defines: dict[str, str] | None = None) -> Scrip
         raw = f.read(cap + 1)
         size = os.fstat(f.fileno()).st_size
     if len(raw) > cap:
-        raise too_big(str(p), raw[:cap].decode("utf-8", "replace"),
-                       f"{size} bytes" if size >= len(raw) else f"over {cap} bytes")
+        raise too_big(
+            str(p),
+            raw[:cap].decode("utf-8", "replace"),
+            f"{size} bytes" if size >= len(raw) else f"over {cap} bytes",
+        )
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
         start = raw.rfind(b"\n", 0, e.start) + 1
-        col = len(raw[start:e.start].decode("utf-8")) + 1  # valid up to the bad byte
-        raise PktError(str(p), raw.count(b"\n", 0, e.start) + 1, col,
-                       f"not UTF-8 text: byte {raw[e.start]:#04x} ({e.reason})") from None
+        col = len(raw[start : e.start].decode("utf-8")) + 1  # valid up to the bad byte
+        raise PktError(
+            str(p),
+            raw.count(b"\n", 0, e.start) + 1,
+            col,
+            f"not UTF-8 text: byte {raw[e.start]:#04x} ({e.reason})",
+        ) from None
     # as read_text() read it: universal newlines (a lone CR ends a line too)
     return parse_text(text.replace("\r\n", "\n").replace("\r", "\n"), str(p), defines)

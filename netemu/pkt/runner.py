@@ -74,11 +74,19 @@ class PktRunner(StepLoop[Event]):
     """Runs one loaded script's events on ``lab`` through netemu's ``host`` and the
     peer's ``kernel``; ``results``, ``timing`` and ``notes`` say how it went."""
 
-    def __init__(self, loaded: PktScript, *, lab: Lab, host: RunHost,
-                 kernel: LiveKernel | None = None, strict_timing: bool = False,
-                 tolerance_usecs: int | None = None, grace: float = 2.0,
-                 on_step: Callable[[StepResult], None] | None = None,
-                 seed: int | None = None) -> None:
+    def __init__(
+        self,
+        loaded: PktScript,
+        *,
+        lab: Lab,
+        host: RunHost,
+        kernel: LiveKernel | None = None,
+        strict_timing: bool = False,
+        tolerance_usecs: int | None = None,
+        grace: float = 2.0,
+        on_step: Callable[[StepResult], None] | None = None,
+        seed: int | None = None,
+    ) -> None:
         self.loaded = loaded
         self.script = loaded.script
         self.lab = lab
@@ -86,20 +94,40 @@ class PktRunner(StepLoop[Event]):
         self.trace: Trace = host.trace
         self.kernel = kernel  # LiveKernel: the script's real system calls
         self.notes: list[str] = []
-        self.clock = ScriptClock(self.trace, (tolerance_usecs if tolerance_usecs is not None
-                                              else loaded.tolerance_usecs) / 1e6,
-                                 loaded.tolerance_percent, strict_timing, self.notes)
+        self.clock = ScriptClock(
+            self.trace,
+            (tolerance_usecs if tolerance_usecs is not None else loaded.tolerance_usecs) / 1e6,
+            loaded.tolerance_percent,
+            strict_timing,
+            self.notes,
+        )
         self.timing = self.clock.timing
         rng = random.Random(seed)
-        self.conns = ConnTable(host, Hooks().attach(host), lab.peer_ip, rng,
-                               bind_port=loaded.bind_port, connect_port=loaded.connect_port)
-        self.cookies = CookieMap((loaded.remote_ip, loaded.local_ip), (lab.emu_ip, lab.peer_ip),
-                                 self._sysctl_tfo_key, self._listener_tfo_key)
+        self.conns = ConnTable(
+            host,
+            Hooks().attach(host),
+            lab.peer_ip,
+            rng,
+            bind_port=loaded.bind_port,
+            connect_port=loaded.connect_port,
+        )
+        self.cookies = CookieMap(
+            (loaded.remote_ip, loaded.local_ip),
+            (lab.emu_ip, lab.peer_ip),
+            self._sysctl_tfo_key,
+            self._listener_tfo_key,
+        )
         self.inbound = Inbound(lab, host, self.conns, self.cookies, rng, mss=loaded.mss)
-        self.outbound = Outbound(self.trace, lab.peer_ip, self.conns, self.clock,
-                                 Matcher(self.cookies, self.clock, loaded.tcp_ts_tick_usecs),
-                                 grace=grace, strict_segments=loaded.strict_segments,
-                                 non_fatal="packet" in loaded.non_fatal)
+        self.outbound = Outbound(
+            self.trace,
+            lab.peer_ip,
+            self.conns,
+            self.clock,
+            Matcher(self.cookies, self.clock, loaded.tcp_ts_tick_usecs),
+            grace=grace,
+            strict_segments=loaded.strict_segments,
+            non_fatal="packet" in loaded.non_fatal,
+        )
         self.calls = SysCalls(kernel, self.conns, self.clock, grace=grace)
         self._code_queue: list[tuple[str, dict[str, Any], StepResult]] = []
         self.on_step = on_step
@@ -152,8 +180,12 @@ class PktRunner(StepLoop[Event]):
             with contextlib.suppress(ValueError, OSError):
                 link.enable_rx_timestamps()
                 self.outbound.stamps = link.rx_stamps
-        if any(o.kind in ("FO", "FOEXP") for ev in self.script.events
-               if isinstance(ev.action, PacketSpec) for o in ev.action.options or ()):
+        if any(
+            o.kind in ("FO", "FOEXP")
+            for ev in self.script.events
+            if isinstance(ev.action, PacketSpec)
+            for o in ev.action.options or ()
+        ):
             self.cookies.sysctl_key()  # read before time 0, not at the first cookie
             for ev in self.script.events:  # and every cookie mapped (SipHash: ~1 ms)
                 if isinstance(ev.action, PacketSpec) and ev.action.direction == "<":
@@ -215,7 +247,6 @@ class PktRunner(StepLoop[Event]):
         if self.on_step is not None:
             self._reports.append(res)
 
-
     def flush_reports(self) -> None:
         reports, self._reports = self._reports, []
         if self.on_step is not None:
@@ -233,7 +264,6 @@ class PktRunner(StepLoop[Event]):
                 p.result.status = "skipped"
                 p.result.message = "still blocked when the script failed"
                 self._report(p.result)
-
 
     async def _finish_pending(self) -> bool:
         if self.pending is None:
@@ -305,8 +335,9 @@ class PktRunner(StepLoop[Event]):
             raise StepFailed(late)
 
     def _step_note(self, ev: Event) -> None:
-        self.trace.notes.append(NoteRecord(time.monotonic(), f"line {ev.line}: {ev.source}",
-                                           "step"))
+        self.trace.notes.append(
+            NoteRecord(time.monotonic(), f"line {ev.line}: {ev.source}", "step")
+        )
 
     async def _await_pending(self) -> None:
         """The blocking call in flight returns and is checked: its step's result."""
@@ -330,15 +361,17 @@ class PktRunner(StepLoop[Event]):
 
     # ------------------------------------------------------------------ shell and code
     async def _command(self, text: str) -> None:
-        out = await run_command(self.lab, text, Path(self.script.path).parent,
-                                addresses=(self.loaded, self.lab))
+        out = await run_command(
+            self.lab, text, Path(self.script.path).parent, addresses=(self.loaded, self.lab)
+        )
         if out.output.strip():
             for line in out.output.strip().splitlines()[-5:]:
                 self.notes.append(f"`{text}`: {line}")
         if out.returncode != 0:
-            raise StepFailed(f"`{text}` exited with status {out.returncode}"
-                             + (f": {out.output.strip().splitlines()[-1]}"
-                                if out.output.strip() else ""))
+            raise StepFailed(
+                f"`{text}` exited with status {out.returncode}"
+                + (f": {out.output.strip().splitlines()[-1]}" if out.output.strip() else "")
+            )
 
     def _code(self, text: str, res: StepResult) -> None:
         """packetdrill's code event: the socket's TCP_INFO (and SO_MEMINFO, TCP_CC_INFO)
@@ -356,8 +389,11 @@ class PktRunner(StepLoop[Event]):
         fails the script (packetdrill: its code file's python3 exit status)."""
         if not self._code_queue:
             return True
-        verdicts = await run_code_blocks(self.lab, [(t, v) for t, v, _r in self._code_queue],
-                                         Path(self.script.path).resolve().parent)
+        verdicts = await run_code_blocks(
+            self.lab,
+            [(t, v) for t, v, _r in self._code_queue],
+            Path(self.script.path).resolve().parent,
+        )
         ok = True
         for (_text, _values, res), why in zip(self._code_queue, verdicts, strict=True):
             if why == "skipped":

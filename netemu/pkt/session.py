@@ -27,13 +27,26 @@ if TYPE_CHECKING:
     from ..host import Host
 
 
-async def run_pkt(sc: PktScript, run_dir: Path, *, on_step: OnStep | None = None,
-                  strict_timing: bool = True, tolerance_usecs: int | None = None,
-                  seed: int | None = None, write: bool = True) -> Outcome:
+async def run_pkt(
+    sc: PktScript,
+    run_dir: Path,
+    *,
+    on_step: OnStep | None = None,
+    strict_timing: bool = True,
+    tolerance_usecs: int | None = None,
+    seed: int | None = None,
+    write: bool = True,
+) -> Outcome:
     """Run a loaded script in a fresh lab (``.report`` also holds ``timing``: every
     checked time, and ``notes``; with ``write`` False, no run directory)."""
-    run = PktRun(sc, run_dir, on_step=on_step, strict_timing=strict_timing,
-                 tolerance_usecs=tolerance_usecs, seed=seed)
+    run = PktRun(
+        sc,
+        run_dir,
+        on_step=on_step,
+        strict_timing=strict_timing,
+        tolerance_usecs=tolerance_usecs,
+        seed=seed,
+    )
     # System calls run on threads of this process: with Python's default GIL switch
     # interval (5 ms) each call's hand-back waits for it (~2 ms a call measured here,
     # where packetdrill's calls take microseconds); 50 us makes it ~0.1 ms.
@@ -55,8 +68,16 @@ async def run_pkt(sc: PktScript, run_dir: Path, *, on_step: OnStep | None = None
 class PktRun:
     """One run of a loaded script: what it has done so far, and its outputs."""
 
-    def __init__(self, sc: PktScript, run_dir: Path, *, on_step: OnStep | None,
-                 strict_timing: bool, tolerance_usecs: int | None, seed: int | None) -> None:
+    def __init__(
+        self,
+        sc: PktScript,
+        run_dir: Path,
+        *,
+        on_step: OnStep | None,
+        strict_timing: bool,
+        tolerance_usecs: int | None,
+        seed: int | None,
+    ) -> None:
         self.sc, self.run_dir, self.on_step = sc, run_dir, on_step
         self.strict, self.tolerance_usecs, self.seed = strict_timing, tolerance_usecs, seed
         self.t0 = time.monotonic()
@@ -73,8 +94,9 @@ class PktRun:
     async def run(self, progress: Progress, write: bool) -> Outcome:
         sc = self.sc
         passed = False
-        with Lab(congestion=sc.congestion, peer_ifname="tun0", peer_tx_offload=True,
-                 mtu=sc.mtu) as lab:
+        with Lab(
+            congestion=sc.congestion, peer_ifname="tun0", peer_tx_offload=True, mtu=sc.mtu
+        ) as lab:
             trace = Trace(emulator_ip=lab.emu_ip, peer_ip=lab.peer_ip)
             progress.trace = trace
             passed = await self._in_lab(lab, trace)
@@ -90,29 +112,56 @@ class PktRun:
         passed = passed and error is None and not failed
         more = {"netemu_late": self.late, **self._punctuality()}
         if not write:
-            report = {"scenario": sc.name, "result": "pass" if passed else "fail",
-                      "duration": duration, "error": error, "timing": self.timing,
-                      "notes": self.notes, "phases": self.phases, **more,
-                      "steps": [r.as_dict() for r in self.results]}
+            report = {
+                "scenario": sc.name,
+                "result": "pass" if passed else "fail",
+                "duration": duration,
+                "error": error,
+                "timing": self.timing,
+                "notes": self.notes,
+                "phases": self.phases,
+                **more,
+                "steps": [r.as_dict() for r in self.results],
+            }
             return Outcome(sc, passed, self.run_dir, report, "")
         report, ladder = write_run_dir(
-            trace, self.run_dir, name=sc.name, result="pass" if passed else "fail",
-            steps=[r.as_dict() for r in self.results], duration=duration, error=error,
-            extra=self._extra(self.notes, self.timing, self.phases, more))
+            trace,
+            self.run_dir,
+            name=sc.name,
+            result="pass" if passed else "fail",
+            steps=[r.as_dict() for r in self.results],
+            duration=duration,
+            error=error,
+            extra=self._extra(self.notes, self.timing, self.phases, more),
+        )
         return Outcome(sc, passed, self.run_dir, report, ladder)
 
     def _punctuality(self) -> dict[str, Any]:
         return {} if self.punctuality is None else {"punctuality": self.punctuality}
 
-    def _extra(self, notes: list[str], timing: list[dict[str, Any]],
-               phases: dict[str, float], more: dict[str, Any]) -> dict[str, Any]:
+    def _extra(
+        self,
+        notes: list[str],
+        timing: list[dict[str, Any]],
+        phases: dict[str, float],
+        more: dict[str, Any],
+    ) -> dict[str, Any]:
         """report.json's keys beyond the common ones."""
         sc = self.sc
-        return {"description": sc.description, "source": str(sc.path), "format": "packetdrill",
-                "scheduled_seconds": round(sc.scheduled_seconds(), 6),
-                "tolerance_usecs": self.tolerance_usecs if self.tolerance_usecs is not None
-                else sc.tolerance_usecs, "strict_timing": self.strict, "timing": timing,
-                "notes": notes, "phases": {k: round(v, 6) for k, v in phases.items()}, **more}
+        return {
+            "description": sc.description,
+            "source": str(sc.path),
+            "format": "packetdrill",
+            "scheduled_seconds": round(sc.scheduled_seconds(), 6),
+            "tolerance_usecs": self.tolerance_usecs
+            if self.tolerance_usecs is not None
+            else sc.tolerance_usecs,
+            "strict_timing": self.strict,
+            "timing": timing,
+            "notes": notes,
+            "phases": {k: round(v, 6) for k, v in phases.items()},
+            **more,
+        }
 
     def interrupted_account(self) -> tuple[list[dict[str, Any]], str, dict[str, Any]]:
         """What report.json says of a run a signal interrupted."""
@@ -126,8 +175,9 @@ class PktRun:
 
         # Plain sockets, no packet rings: a script moves a handful of segments, and the
         # rings' set-up and teardown cost ~60 ms (as in the YAML runner, docs/lab.md).
-        host = await Host(lab.open_link(tx_ring=0, rx_ring=0), lab.emu_ip, lab.emu_mac,
-                          trace=trace).start()
+        host = await Host(
+            lab.open_link(tx_ring=0, rx_ring=0), lab.emu_ip, lab.emu_mac, trace=trace
+        ).start()
         passed = False
         try:
             await host.resolve(lab.peer_ip)
@@ -149,7 +199,8 @@ class PktRun:
         res.status = "pass" if out.returncode == 0 else "fail"
         if out.returncode != 0:
             res.message = f"{what} exited with status {out.returncode}" + (
-                f": {out.output.strip().splitlines()[-1]}" if out.output.strip() else "")
+                f": {out.output.strip().splitlines()[-1]}" if out.output.strip() else ""
+            )
         if self.on_step is not None:
             self.on_step(res)
         return out
@@ -161,19 +212,26 @@ class PktRun:
         # packetdrill routes its remote address through tun0 by a route of its own
         # (which scripts change: `ip route change <remote> ... advmss 600`).
         # Added when a command names a route (a process costs ~5 ms a script).
-        texts = [ev.action.text for ev in (*sc.script.init_commands, *sc.script.events)
-                 if isinstance(ev.action, Command)]
+        texts = [
+            ev.action.text
+            for ev in (*sc.script.init_commands, *sc.script.events)
+            if isinstance(ev.action, Command)
+        ]
         if any("route" in t for t in texts):
             await run_command(lab, f"ip -4 route add {lab.emu_ip}/32 dev tun0", self.cwd)
-        inits = [*((x, f"--init_scripts {x}", shlex.quote(x), 0) for x in sc.init_scripts),
-                 *((ev.action.text, ev.action.text, ev.action.text, ev.line)
-                   for ev in sc.script.init_commands if isinstance(ev.action, Command))]
+        inits = [
+            *((x, f"--init_scripts {x}", shlex.quote(x), 0) for x in sc.init_scripts),
+            *(
+                (ev.action.text, ev.action.text, ev.action.text, ev.line)
+                for ev in sc.script.init_commands
+                if isinstance(ev.action, Command)
+            ),
+        ]
         for text, shown, argv_text, line in inits:
             res = StepResult(0, line, "command", shown)
             out = await self._command(lab, res, argv_text, f"`{text}`")
             if out.output.strip():
-                self.notes.extend(f"`{text}`: {ln}"
-                                  for ln in out.output.strip().splitlines()[-5:])
+                self.notes.extend(f"`{text}`: {ln}" for ln in out.output.strip().splitlines()[-5:])
             self.results.append(res)
             if out.returncode != 0:
                 return False
@@ -187,12 +245,25 @@ class PktRun:
         sc = self.sc
         kernel = LiveKernel(
             new_socket=lambda f, t, p: _peer_socket(lab, f, t, p),
-            local_ip=lab.peer_ip, remote_ip=lab.emu_ip, script_local=sc.local_ip,
-            script_remote=sc.remote_ip, bind_port=sc.bind_port, connect_port=sc.connect_port,
-            congestion=sc.congestion if lab.cc_per_socket else None, cwd=str(self.cwd))
+            local_ip=lab.peer_ip,
+            remote_ip=lab.emu_ip,
+            script_local=sc.local_ip,
+            script_remote=sc.remote_ip,
+            bind_port=sc.bind_port,
+            connect_port=sc.connect_port,
+            congestion=sc.congestion if lab.cc_per_socket else None,
+            cwd=str(self.cwd),
+        )
         runner = self.runner = PktRunner(
-            sc, lab=lab, host=host, kernel=kernel, on_step=self.on_step,
-            strict_timing=self.strict, tolerance_usecs=self.tolerance_usecs, seed=self.seed)
+            sc,
+            lab=lab,
+            host=host,
+            kernel=kernel,
+            on_step=self.on_step,
+            strict_timing=self.strict,
+            tolerance_usecs=self.tolerance_usecs,
+            seed=self.seed,
+        )
         await runner.start()
         self.phases["setup"] = time.monotonic() - self.t0
         try:

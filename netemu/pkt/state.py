@@ -83,8 +83,16 @@ class ConnTable:
     socket under test (``sut``). Each connection's port is claimed in the run's
     ``hooks``: the host leaves its segments to the script."""
 
-    def __init__(self, host: RawHost, hooks: Hooks, peer_ip: str, rng: random.Random, *,
-                 bind_port: int, connect_port: int) -> None:
+    def __init__(
+        self,
+        host: RawHost,
+        hooks: Hooks,
+        peer_ip: str,
+        rng: random.Random,
+        *,
+        bind_port: int,
+        connect_port: int,
+    ) -> None:
         self.host = host
         self.hooks = hooks
         self.peer_ip = peer_ip
@@ -99,8 +107,7 @@ class ConnTable:
         if emu_port is None:
             emu_port = self.host.ephemeral_port(self.peer_ip, kernel_port or 0)
         self.hooks.claim(emu_port)
-        conn = Conn(emu_port, kernel_port, self.rng.getrandbits(32),
-                    len(self.host.trace.frames))
+        conn = Conn(emu_port, kernel_port, self.rng.getrandbits(32), len(self.host.trace.frames))
         self.all.append(conn)
         return conn
 
@@ -122,8 +129,10 @@ class ConnTable:
         sut = self.sut
         if isinstance(sut, Conn):
             return sut
-        raise EventFailed("no connection to expect a packet on: inject the first packet "
-                          "('<') or call connect() first")
+        raise EventFailed(
+            "no connection to expect a packet on: inject the first packet "
+            "('<') or call connect() first"
+        )
 
     def before_call(self, sc: Syscall) -> None:
         """Connection bookkeeping a call needs before it reaches the kernel: an active

@@ -62,8 +62,7 @@ class Workers:
             if self._idle == 0:
                 self._n += 1
                 self._idle += 1
-                threading.Thread(target=self._loop, name=f"pkt-call-{self._n}",
-                                 daemon=True).start()
+                threading.Thread(target=self._loop, name=f"pkt-call-{self._n}", daemon=True).start()
             self._idle -= 1
         self._q.put(fn)
 
@@ -105,14 +104,18 @@ def check_result(sc: Syscall, r: Result) -> None:
             if r.ret < 0:
                 raise EventFailed(f"{sc.name}(): expected non-negative result but got {got}")
         elif r.ret != want:
-            raise EventFailed(f"{sc.name}(): expected result {want}"
-                              + (f" {sc.errno}" if sc.errno else "")
-                              + f" but got {got}")
+            raise EventFailed(
+                f"{sc.name}(): expected result {want}"
+                + (f" {sc.errno}" if sc.errno else "")
+                + f" but got {got}"
+            )
         if sc.errno is not None:
             want_errno = SYMBOLS.get(sc.errno)
             if want_errno is not None and r.errno != want_errno:
-                raise EventFailed(f"{sc.name}(): expected errno {sc.errno} but got "
-                                  f"{errno_name(r.errno) if r.errno else 'none'} ({got})")
+                raise EventFailed(
+                    f"{sc.name}(): expected errno {sc.errno} but got "
+                    f"{errno_name(r.errno) if r.errno else 'none'} ({got})"
+                )
     if r.mismatch:
         raise EventFailed(r.mismatch)
 
@@ -121,8 +124,9 @@ class SysCalls:
     """Makes the script's calls on ``kernel``; ``grace``: how long past its time a call
     may block before it fails as blocked."""
 
-    def __init__(self, kernel: LiveKernel | None, conns: ConnTable, clock: ScriptClock, *,
-                 grace: float) -> None:
+    def __init__(
+        self, kernel: LiveKernel | None, conns: ConnTable, clock: ScriptClock, *, grace: float
+    ) -> None:
         self.kernel = kernel
         self.conns = conns
         self.clock = clock
@@ -134,8 +138,9 @@ class SysCalls:
 
     def stop(self) -> None:
         if self._alarm_set:
-            signal.signal(signal.SIGALRM, self._alarm_old if self._alarm_old is not None
-                          else signal.SIG_DFL)
+            signal.signal(
+                signal.SIGALRM, self._alarm_old if self._alarm_old is not None else signal.SIG_DFL
+            )
             self._alarm_set = False
         self.workers.stop()
 
@@ -173,19 +178,28 @@ class SysCalls:
         try:
             r = await asyncio.wait_for(asyncio.shield(b.task), left)
         except TimeoutError:
-            raise EventFailed(f"{sc.name}() had not returned {left:.3f} s after its "
-                              f"scheduled end ({b.end:.6f} s)") from None
+            raise EventFailed(
+                f"{sc.name}() had not returned {left:.3f} s after its scheduled end ({b.end:.6f} s)"
+            ) from None
         self._returned(sc, r, b.event.line, "blocking system call return", b.end, b.start)
 
-    def _returned(self, sc: Syscall, r: Result, line: int, what: str, end: float | None,
-                  start: float) -> None:
+    def _returned(
+        self, sc: Syscall, r: Result, line: int, what: str, end: float | None, start: float
+    ) -> None:
         self.conns.after_call(sc, r, self.kernel)
         check_result(sc, r)
         if end is not None:
             # packetdrill: a blocking call's return tolerance grows with the call's own
             # span (from its start), not with the gap since the previous event.
-            late = self.clock.check(line, what, r.ended - self.clock.t0, end, end,
-                                    self.clock.span_tolerance(end - start), sc.end_text)
+            late = self.clock.check(
+                line,
+                what,
+                r.ended - self.clock.t0,
+                end,
+                end,
+                self.clock.span_tolerance(end - start),
+                sc.end_text,
+            )
             if late:
                 raise EventFailed(late)
 
@@ -217,8 +231,10 @@ class SysCalls:
         return fut
 
     def _blocked_text(self, sc: Syscall) -> str:
-        return (f"{sc.name}() blocked for more than {self.grace + 1.0:g} s; if it is meant "
-                "to block, give its end time: '+0...0.5 call(...)'")
+        return (
+            f"{sc.name}() blocked for more than {self.grace + 1.0:g} s; if it is meant "
+            "to block, give its end time: '+0...0.5 call(...)'"
+        )
 
     def _inline(self, sc: Syscall) -> Result:
         """A call the script does not mark as blocking runs right here, as packetdrill's

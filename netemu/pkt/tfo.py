@@ -31,7 +31,15 @@ import re
 import struct
 from collections.abc import Callable
 
-__all__ = ["COOKIE_LEN", "KEY_LEN", "CookieMap", "cookie", "key_from_sysctl", "siphash24", "translate"]
+__all__ = [
+    "COOKIE_LEN",
+    "KEY_LEN",
+    "CookieMap",
+    "cookie",
+    "key_from_sysctl",
+    "siphash24",
+    "translate",
+]
 
 KEY_LEN = 16
 COOKIE_LEN = 8
@@ -71,7 +79,7 @@ def siphash24(key: bytes, data: bytes) -> int:
     v3 = k1 ^ 0x7465646279746573
     # Whole 8-byte words, then the tail zero-padded with the length's low byte on top.
     full = len(data) - len(data) % 8
-    words = [int.from_bytes(data[i:i + 8], "little") for i in range(0, full, 8)]
+    words = [int.from_bytes(data[i : i + 8], "little") for i in range(0, full, 8)]
     words.append(int.from_bytes(data[full:], "little") | ((len(data) & 0xFF) << 56))
     for m in words:
         v3 ^= m
@@ -136,8 +144,9 @@ def cookie(key: str | bytes, saddr: str, daddr: str) -> bytes:
     return siphash24(kb, sp + dp).to_bytes(COOKIE_LEN, "little")
 
 
-def translate(cookie_bytes: bytes, key: str | bytes, from_pair: tuple[str, str],
-              to_pair: tuple[str, str]) -> bytes | None:
+def translate(
+    cookie_bytes: bytes, key: str | bytes, from_pair: tuple[str, str], to_pair: tuple[str, str]
+) -> bytes | None:
     """``cookie(key, *to_pair)`` if ``cookie_bytes`` is the valid cookie for ``from_pair``
     (source, destination), else ``None`` (a deliberately bad or foreign cookie is left
     alone by the caller)."""
@@ -153,9 +162,13 @@ class CookieMap:
     ``listener_key`` gives the newest open listener's ``TCP_FASTOPEN_KEY``, if the
     script set one (a listener's own key makes its cookies)."""
 
-    def __init__(self, script: tuple[str, str], lab: tuple[str, str],
-                 sysctl_key: Callable[[], str], listener_key: Callable[[], bytes | None]
-                 ) -> None:
+    def __init__(
+        self,
+        script: tuple[str, str],
+        lab: tuple[str, str],
+        sysctl_key: Callable[[], str],
+        listener_key: Callable[[], bytes | None],
+    ) -> None:
         self.script = script  # (remote, local): netemu's side, then the kernel's
         self.lab = lab
         self._sysctl_key = sysctl_key
@@ -180,13 +193,16 @@ class CookieMap:
         got = self._memo.get((cookie_bytes, to_lab, key))
         if got is None:
             got = self._memo[(cookie_bytes, to_lab, key)] = self._translate(
-                cookie_bytes, key, to_lab=to_lab)
+                cookie_bytes, key, to_lab=to_lab
+            )
         return got
 
-    def _translate(self, cookie_bytes: bytes, key: str | bytes | None, *,
-                   to_lab: bool) -> bytes:
+    def _translate(self, cookie_bytes: bytes, key: str | bytes | None, *, to_lab: bool) -> bytes:
         if key is None or len(cookie_bytes) != COOKIE_LEN:
             return cookie_bytes
-        got = translate(cookie_bytes, key, self.script, self.lab) if to_lab else \
-            translate(cookie_bytes, key, self.lab, self.script)
+        got = (
+            translate(cookie_bytes, key, self.script, self.lab)
+            if to_lab
+            else translate(cookie_bytes, key, self.lab, self.script)
+        )
         return got if got is not None else cookie_bytes

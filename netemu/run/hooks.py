@@ -47,5 +47,7 @@ class Hooks:
 
     def describe(self) -> list[dict[str, Any]]:
         """The rules as a report says them: direction, count, how many they dropped."""
-        return [{"dir": r.direction, "count": r.count, "dropped": r.dropped,
-                 "rule": r.description} for r in self.rules]
+        return [
+            {"dir": r.direction, "count": r.count, "dropped": r.dropped, "rule": r.description}
+            for r in self.rules
+        ]

@@ -34,10 +34,15 @@ def pipelines(out: Mapping[str, float], in_: Mapping[str, float], seed: int) -> 
 
     made = []
     for i, values in enumerate((out, in_)):
-        cfg = ImpairConfig(loss=values.get("loss", 0.0), delay=values.get("delay", 0.0),
-                           jitter=values.get("jitter", 0.0), reorder=values.get("reorder", 0.0),
-                           duplicate=values.get("duplicate", 0.0),
-                           corrupt=values.get("corrupt", 0.0), rate=values.get("rate", 0.0),
-                           limit=100_000)
+        cfg = ImpairConfig(
+            loss=values.get("loss", 0.0),
+            delay=values.get("delay", 0.0),
+            jitter=values.get("jitter", 0.0),
+            reorder=values.get("reorder", 0.0),
+            duplicate=values.get("duplicate", 0.0),
+            corrupt=values.get("corrupt", 0.0),
+            rate=values.get("rate", 0.0),
+            limit=100_000,
+        )
         made.append(Impairment(cfg, seed=seed * 2 + i) if cfg.active else None)
     return made[0], made[1]

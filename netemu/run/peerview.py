@@ -64,8 +64,9 @@ class SockView:
     t: float = 0.0
 
 
-def matching(socks: Any, own: int | None, other: int | None, port: int | None,
-             listener: bool = False) -> list[Any]:
+def matching(
+    socks: Any, own: int | None, other: int | None, port: int | None, listener: bool = False
+) -> list[Any]:
     """The entries, among ``socks`` (anything with ``local``, ``remote`` and ``state``:
     sock_diag's sockets, a snapshot, a history), of the peer socket a step means: with
     ``listener``, the one listening on ``port``; with ``port``, the connection's socket
@@ -77,20 +78,31 @@ def matching(socks: Any, own: int | None, other: int | None, port: int | None,
         return [s for s in socks if s.local[1] == port and s.remote[1] == 0]
     if other is None:
         return []
-    return [s for s in socks if s.remote[1] != 0 and s.remote[1] == other
-            and s.local[1] == (port if port is not None else own if own is not None
-                               else s.local[1])]
+    return [
+        s
+        for s in socks
+        if s.remote[1] != 0
+        and s.remote[1] == other
+        and s.local[1] == (port if port is not None else own if own is not None else s.local[1])
+    ]
 
 
-def states_of(socks: Any, own: int | None, other: int | None, port: int | None,
-              listener: bool = False) -> list[str]:
+def states_of(
+    socks: Any, own: int | None, other: int | None, port: int | None, listener: bool = False
+) -> list[str]:
     """The states of ``matching``'s entries."""
     return [s.state for s in matching(socks, own, other, port, listener)]
 
 
 class PeerView:
-    def __init__(self, labs: dict[str, Any], trace: Trace, record: RecordFn, *,
-                 fixed_ports: Iterable[int] = ()) -> None:
+    def __init__(
+        self,
+        labs: dict[str, Any],
+        trace: Trace,
+        record: RecordFn,
+        *,
+        fixed_ports: Iterable[int] = (),
+    ) -> None:
         """``fixed_ports``: netemu ports the scenario names (``local_port``), which are
         the run's too (and may be another run's: docs/trace.md)."""
         self.labs, self.trace, self._record = labs, trace, record
@@ -126,21 +138,26 @@ class PeerView:
             self.trace.peer_trace_instance = self._ktrace.name
             labs = list(self.labs.values())
             lab_ips = {lab.emu_ip for lab in labs} | {lab.peer_ip for lab in labs}
+
             def peer_block(lab: Lab) -> list[range]:
                 ports = lab.slot.peer_ports
                 return [] if ports is None else [range(ports[0], ports[1] + 1)]
+
             emu_blocks = [lab.slot.emu_ports for lab in labs if lab.slot.emu_ports]
             fixed = [range(p, p + 1) for p in self.fixed_ports]
             for role, lab in self.labs.items():
                 # The remote end's port is netemu's, or another of the run's peers' (relay).
                 others = [r for o in labs if o is not lab for r in peer_block(o)]
                 self._filters[role] = LabFilter(
-                    lab.peer_ip, lab_ips, lab.peer_ns.inode, peer_block(lab),
+                    lab.peer_ip,
+                    lab_ips,
+                    lab.peer_ns.inode,
+                    peer_block(lab),
                     emu_blocks + fixed + others,
-                    confirm=functools.partial(self._confirm_listener, role))
+                    confirm=functools.partial(self._confirm_listener, role),
+                )
         self.trace.peer_source, self.trace.peer_source_note = self.source, self.reason
-        self._thread = threading.Thread(target=self._run, name=f"peer-{self.source}",
-                                        daemon=True)
+        self._thread = threading.Thread(target=self._run, name=f"peer-{self.source}", daemon=True)
         self._thread.start()
         return self
 
@@ -160,8 +177,9 @@ class PeerView:
             with contextlib.suppress(Exception):
                 self.refresh()
         if self._ktrace is not None and self._ktrace.lost:
-            self.trace.peer_source_note = (f"the kernel's trace buffer overflowed: "
-                                           f"{self._ktrace.lost} events lost")
+            self.trace.peer_source_note = (
+                f"the kernel's trace buffer overflowed: {self._ktrace.lost} events lost"
+            )
 
     def refresh(self) -> bool:
         """Bring the view up to date now (a drain or a dump); False once the lab is gone."""
@@ -197,8 +215,7 @@ class PeerView:
             return socks
         self.refresh()
         with self._lock:
-            return [SockView(k[0], k[1], st) for k, st in self._now[role].items()
-                    if st != "CLOSED"]
+            return [SockView(k[0], k[1], st) for k, st in self._now[role].items() if st != "CLOSED"]
 
     def history(self, role: str) -> list[tuple[float, Key, str]]:
         """Every (time, key, state) the role's sockets went through, in order: for a
@@ -228,8 +245,15 @@ class PeerView:
             seen.add(key)
             old = last.get(key)
             if old != s.state:
-                self._emit(role, now, key, old or "", s.state, "poll",
-                           {"rqueue": s.rqueue, "wqueue": s.wqueue, "cc": s.cc})
+                self._emit(
+                    role,
+                    now,
+                    key,
+                    old or "",
+                    s.state,
+                    "poll",
+                    {"rqueue": s.rqueue, "wqueue": s.wqueue, "cc": s.cc},
+                )
         for key in [k for k, st in last.items() if k not in seen and st != "CLOSED"]:
             if key[1][1] != 0:
                 self._emit(role, now, key, last[key], "CLOSED", "poll", {})
@@ -237,8 +261,9 @@ class PeerView:
                 last[key] = "CLOSED"
 
     # -- the kernel's events -------------------------------------------------------------
-    def _emit(self, role: str, t: float, key: Key, old: str, new: str, source: str,
-              info: dict) -> None:
+    def _emit(
+        self, role: str, t: float, key: Key, old: str, new: str, source: str, info: dict
+    ) -> None:
         self._now[role][key] = new
         self._history[role].append((t, key, new))
         self._record(role, t, key[0], key[1], old, new, source, info)
@@ -288,16 +313,23 @@ class PeerView:
             self._on_state(role, ev, key)
         elif kind == "probe":
             f = ev.fields
-            self._congestion(role, ev.t, key, cwnd=int(f.get("snd_cwnd", 0)),
-                             ssthresh=int(f.get("ssthresh", 0)), srtt=int(f.get("srtt", 0)),
-                             cause="tcp_probe", extra={"snd_wnd": int(f.get("snd_wnd", 0)),
-                                                       "rcv_wnd": int(f.get("rcv_wnd", 0))})
+            self._congestion(
+                role,
+                ev.t,
+                key,
+                cwnd=int(f.get("snd_cwnd", 0)),
+                ssthresh=int(f.get("ssthresh", 0)),
+                srtt=int(f.get("srtt", 0)),
+                cause="tcp_probe",
+                extra={"snd_wnd": int(f.get("snd_wnd", 0)), "rcv_wnd": int(f.get("rcv_wnd", 0))},
+            )
         elif kind == "cong_state":
             from ..lab.ktrace import CA_STATES
 
             ca = int(ev.fields.get("cong_state", 0))
-            self._congestion(role, ev.t, key, ca_state=CA_STATES.get(ca, str(ca)),
-                             cause="tcp_cong_state_set")
+            self._congestion(
+                role, ev.t, key, ca_state=CA_STATES.get(ca, str(ca)), cause="tcp_cong_state_set"
+            )
         else:
             if kind in ("send_reset", "receive_reset"):
                 self._reset_at[key] = ev.t
@@ -308,8 +340,9 @@ class PeerView:
             else:  # the socket's state, as the kernel names it (retransmit)
                 st = ev.fields.get("state", "")
                 detail = STATES.get(st, st)
-            self.trace.peer_events.append(PeerEventRecord(ev.t, role, ev.local, ev.remote,
-                                                          kind, detail))
+            self.trace.peer_events.append(
+                PeerEventRecord(ev.t, role, ev.local, ev.remote, kind, detail)
+            )
 
     def _on_state(self, role: str, ev: Any, key: Key) -> None:
         old, new = ev.old, ev.new
@@ -320,14 +353,20 @@ class PeerView:
             # (FIFO per destination).
             port = self._syn_sent_port(role, ev, key)
             if port is None:
-                self._pending_connect.setdefault((role, ev.local[0], ev.remote),
-                                                 []).append(ev.t)
+                self._pending_connect.setdefault((role, ev.local[0], ev.remote), []).append(ev.t)
                 return
             key = ((ev.local[0], port), ev.remote)
             self._born.add(key)
             self._tw[role].discard(key)
-            self._emit(role, ev.t, key, "CLOSED", "SYN-SENT", "kernel",
-                       {"kernel": "TCP_CLOSE → TCP_SYN_SENT (its port from sock_diag)"})
+            self._emit(
+                role,
+                ev.t,
+                key,
+                "CLOSED",
+                "SYN-SENT",
+                "kernel",
+                {"kernel": "TCP_CLOSE → TCP_SYN_SENT (its port from sock_diag)"},
+            )
             return
         if old in ("LISTEN", "CLOSED"):  # a new socket on this tuple: the timewait
             self._tw[role].discard(key)  # socket of an earlier one is not it
@@ -335,11 +374,21 @@ class PeerView:
             pend = self._pending_connect.get((role, ev.local[0], ev.remote))
             if pend:
                 self._tw[role].discard(key)
-                self._emit(role, pend.pop(0), key, "CLOSED", "SYN-SENT", "kernel",
-                           {"kernel": "TCP_CLOSE → TCP_SYN_SENT (port not yet chosen)"})
+                self._emit(
+                    role,
+                    pend.pop(0),
+                    key,
+                    "CLOSED",
+                    "SYN-SENT",
+                    "kernel",
+                    {"kernel": "TCP_CLOSE → TCP_SYN_SENT (port not yet chosen)"},
+                )
         info = {"kernel": f"{ev.fields.get('oldstate')} → {ev.fields.get('newstate')}"}
-        if new == "CLOSED" and old in ("FIN-WAIT-1", "FIN-WAIT-2", "CLOSING") \
-                and key not in self._reset_at:
+        if (
+            new == "CLOSED"
+            and old in ("FIN-WAIT-1", "FIN-WAIT-2", "CLOSING")
+            and key not in self._reset_at
+        ):
             # Entering TIME-WAIT (or, for a socket its program closed, a FIN-WAIT-2 that
             # waits on without it): the full socket closes and a timewait socket takes its
             # tuple, with no event of its own (lab/ktrace.py). sock_diag lists it (its
@@ -355,10 +404,19 @@ class PeerView:
                     # little later, cannot tell the two apart.
                     fin = self._fin_to(key, ev.t - 0.001)
                     if fin is not None and fin > ev.t:
-                        self._emit(role, fin, key, old, tw, "poll",
-                                   {"kernel": "timewait socket: FIN-WAIT-2 until the FIN "
-                                              "came (its frame's time), TIME-WAIT after "
-                                              "(sock_diag)"})
+                        self._emit(
+                            role,
+                            fin,
+                            key,
+                            old,
+                            tw,
+                            "poll",
+                            {
+                                "kernel": "timewait socket: FIN-WAIT-2 until the FIN "
+                                "came (its frame's time), TIME-WAIT after "
+                                "(sock_diag)"
+                            },
+                        )
                         return
                 if tw != old:
                     self._emit(role, ev.t, key, old, tw, "kernel", info)
@@ -373,15 +431,17 @@ class PeerView:
 
         best = None
         for t, _direction, data, mark in self.trace.frames_from_another_thread():
-            if t < after or mark in ("dropped", "bad-checksum", "malformed") \
-                    or (best is not None and t >= best):
+            if (
+                t < after
+                or mark in ("dropped", "bad-checksum", "malformed")
+                or (best is not None and t >= best)
+            ):
                 continue
             got = parse_tcp_frame(data, False)
             if got is None:
                 continue
             src, dst, seg = got
-            if seg.flags & 0x01 and (dst, seg.dst_port) == key[0] \
-                    and (src, seg.src_port) == key[1]:
+            if seg.flags & 0x01 and (dst, seg.dst_port) == key[0] and (src, seg.src_port) == key[1]:
                 best = t
         return best
 
@@ -392,9 +452,13 @@ class PeerView:
             socks = self.labs[role].peer_sockets(states=1 << 2, info=False)
         except Exception:
             return None
-        ports = [s.local[1] for s in socks if tuple(s.remote) == ev.remote
-                 and s.local[0] == ev.local[0]
-                 and self._now[role].get((tuple(s.local), ev.remote)) != "SYN-SENT"]
+        ports = [
+            s.local[1]
+            for s in socks
+            if tuple(s.remote) == ev.remote
+            and s.local[0] == ev.local[0]
+            and self._now[role].get((tuple(s.local), ev.remote)) != "SYN-SENT"
+        ]
         return ports[0] if len(ports) == 1 else None
 
     def _timewait_socks(self, role: str) -> dict[Key, str] | None:
@@ -428,8 +492,10 @@ class PeerView:
                 if st != was:
                     t, how = now, "timewait socket (sock_diag)"
                     if was == "FIN-WAIT-2" and st == "TIME-WAIT":
-                        since = max((t0 for t0, k, s0 in self._history[role]
-                                     if k == key and s0 == was), default=now)
+                        since = max(
+                            (t0 for t0, k, s0 in self._history[role] if k == key and s0 == was),
+                            default=now,
+                        )
                         fin = self._fin_to(key, since)
                         if fin is not None:  # it moved when the remote's FIN came
                             t, how = fin, how + "; timed by the FIN's frame"
@@ -437,33 +503,66 @@ class PeerView:
                 if st == "CLOSED":
                     keys.discard(key)
 
-    def _congestion(self, role: str, t: float, key: Key, *, cause: str,
-                    cwnd: int | None = None, ssthresh: int | None = None,
-                    srtt: int | None = None, ca_state: str | None = None,
-                    extra: dict | None = None) -> None:
+    def _congestion(
+        self,
+        role: str,
+        t: float,
+        key: Key,
+        *,
+        cause: str,
+        cwnd: int | None = None,
+        ssthresh: int | None = None,
+        srtt: int | None = None,
+        ca_state: str | None = None,
+        extra: dict | None = None,
+    ) -> None:
         cur = self._cc.setdefault(key, (0, 0, 0, "open"))
-        new = (cwnd if cwnd is not None else cur[0],
-               ssthresh if ssthresh is not None else cur[1],
-               srtt if srtt is not None else cur[2],
-               ca_state if ca_state is not None else cur[3])
+        new = (
+            cwnd if cwnd is not None else cur[0],
+            ssthresh if ssthresh is not None else cur[1],
+            srtt if srtt is not None else cur[2],
+            ca_state if ca_state is not None else cur[3],
+        )
         changed = (new[0], new[1], new[3]) != (cur[0], cur[1], cur[3])
         self._cc[key] = new
         if changed:
-            self.trace.peer_congestion.append(PeerCongestionRecord(
-                t, role, key[0], key[1], new[0], new[1], new[2], new[3], cause,
-                dict(extra or {})))
+            self.trace.peer_congestion.append(
+                PeerCongestionRecord(
+                    t,
+                    role,
+                    key[0],
+                    key[1],
+                    new[0],
+                    new[1],
+                    new[2],
+                    new[3],
+                    cause,
+                    dict(extra or {}),
+                )
+            )
 
 
 # -- where a state change is filed (a PeerView's ``record``) ---------------------------
+
 
 def peer_record(trace: Trace) -> RecordFn:
     """One peer kernel against netemu's endpoint: its states are the ladder's right
     column (``PeerStateRecord``s)."""
 
-    def record(role: str, t: float, local: Endpoint, remote: Endpoint, old: str, new: str,
-               source: str, info: dict) -> None:
-        trace.peer_states.append(PeerStateRecord(t, local, remote, new, info, old=old,
-                                                 source=source))
+    def record(
+        role: str,
+        t: float,
+        local: Endpoint,
+        remote: Endpoint,
+        old: str,
+        new: str,
+        source: str,
+        info: dict,
+    ) -> None:
+        trace.peer_states.append(
+            PeerStateRecord(t, local, remote, new, info, old=old, source=source)
+        )
+
     return record
 
 
@@ -472,15 +571,31 @@ def relay_record(trace: Trace) -> RecordFn:
     (``StateRecord``s), the server's to the right."""
     peer = peer_record(trace)
 
-    def record(role: str, t: float, local: Endpoint, remote: Endpoint, old: str, new: str,
-               source: str, info: dict) -> None:
+    def record(
+        role: str,
+        t: float,
+        local: Endpoint,
+        remote: Endpoint,
+        old: str,
+        new: str,
+        source: str,
+        info: dict,
+    ) -> None:
         if role == "client":
-            trace.states.append(StateRecord(t, "client", (local[0], local[1]),
-                                            (remote[0], remote[1]), old, new,
-                                            "kernel tracepoint" if source == "kernel"
-                                            else "sock_diag"))
+            trace.states.append(
+                StateRecord(
+                    t,
+                    "client",
+                    (local[0], local[1]),
+                    (remote[0], remote[1]),
+                    old,
+                    new,
+                    "kernel tracepoint" if source == "kernel" else "sock_diag",
+                )
+            )
         else:
             peer(role, t, local, remote, old, new, source, info)
+
     return record
 
 
@@ -497,10 +612,20 @@ def infer_peer_states(trace: Trace, peer_ip: str) -> None:
         return
     for st in inf.states:
         if st.local[0] == peer_ip:
-            trace.peer_states.append(PeerStateRecord(
-                st.t, st.local, st.remote, st.new, {"cause": st.cause}, old=st.old,
-                source="inferred"))
+            trace.peer_states.append(
+                PeerStateRecord(
+                    st.t,
+                    st.local,
+                    st.remote,
+                    st.new,
+                    {"cause": st.cause},
+                    old=st.old,
+                    source="inferred",
+                )
+            )
     trace.peer_states.sort(key=lambda r: r.t)
     trace.peer_source = "inferred"
-    trace.peer_source_note = ("inferred from the packets after the script: tracepoints and "
-                              "sock_diag are not read during a .pkt run")
+    trace.peer_source_note = (
+        "inferred from the packets after the script: tracepoints and "
+        "sock_diag are not read during a .pkt run"
+    )

@@ -35,38 +35,55 @@ class RelayLabs:
 
 
 @contextlib.asynccontextmanager
-async def relay_labs(client: dict[str, Any], server: dict[str, Any],
-                     pipes: Pipelines) -> AsyncIterator[RelayLabs]:
+async def relay_labs(
+    client: dict[str, Any], server: dict[str, Any], pipes: Pipelines
+) -> AsyncIterator[RelayLabs]:
     """Both labs up (``client``, ``server``: more of each ``Lab``'s arguments), the relay
     bridging them with ``pipes`` (out: client → server); all down at the end."""
-    with Lab(peer_ip=CLIENT_IP, emu_ip=EMU_IP, **client) as lab_a, \
-            Lab(peer_ip=SERVER_IP, emu_ip=EMU_IP, **server) as lab_b:
+    with (
+        Lab(peer_ip=CLIENT_IP, emu_ip=EMU_IP, **client) as lab_a,
+        Lab(peer_ip=SERVER_IP, emu_ip=EMU_IP, **server) as lab_b,
+    ):
         trace = Trace(emulator_ip=lab_a.peer_ip, peer_ip=lab_b.peer_ip)
-        relay = await Relay(lab_a.open_link(filtered=False), lab_b.open_link(filtered=False),
-                            trace=trace, client_ip=lab_a.peer_ip, server_ip=lab_b.peer_ip,
-                            impair_out=pipes[0], impair_in=pipes[1]).start()
+        relay = await Relay(
+            lab_a.open_link(filtered=False),
+            lab_b.open_link(filtered=False),
+            trace=trace,
+            client_ip=lab_a.peer_ip,
+            server_ip=lab_b.peer_ip,
+            impair_out=pipes[0],
+            impair_in=pipes[1],
+        ).start()
         try:
             yield RelayLabs({"client": lab_a, "server": lab_b}, trace, relay)
         finally:
             relay.close()
 
 
-def _announce(labs: dict[str, Lab], overrides: dict[str, float], seconds: float | None,
-              run_dir: Path) -> None:
+def _announce(
+    labs: dict[str, Lab], overrides: dict[str, float], seconds: float | None, run_dir: Path
+) -> None:
     lab_a, lab_b = labs["client"], labs["server"]
     imp = ", ".join(f"{k} {v:g}" for k, v in overrides.items()) or "none"
-    print(f"relay up: client {lab_a.peer_ip} (lab {lab_a.runid}) ⇄ netemu ⇄ server "
-          f"{lab_b.peer_ip} (lab {lab_b.runid}); impairments (each way): {imp}")
+    print(
+        f"relay up: client {lab_a.peer_ip} (lab {lab_a.runid}) ⇄ netemu ⇄ server "
+        f"{lab_b.peer_ip} (lab {lab_b.runid}); impairments (each way): {imp}"
+    )
     for role, lab in labs.items():
         enter = lab.describe()["enter"].get("peer", "")
         print(f"  {role} {lab.peer_ip}: {enter} PROGRAM …")
     enter_a = lab_a.describe()["enter"].get("peer", "")
     enter_b = lab_b.describe()["enter"].get("peer", "")
-    print(f"  e.g. {enter_b} python3 -m http.server 8080\n"
-          f"       {enter_a} curl http://{lab_b.peer_ip}:8080/")
-    print("  (`netemu lab list` shows both labs.) "
-          + (f"Stopping after {seconds:g} s." if seconds else "Ctrl-C stops.")
-          + f" Run directory: {run_dir}", flush=True)
+    print(
+        f"  e.g. {enter_b} python3 -m http.server 8080\n"
+        f"       {enter_a} curl http://{lab_b.peer_ip}:8080/"
+    )
+    print(
+        "  (`netemu lab list` shows both labs.) "
+        + (f"Stopping after {seconds:g} s." if seconds else "Ctrl-C stops.")
+        + f" Run directory: {run_dir}",
+        flush=True,
+    )
 
 
 async def _until_stopped(seconds: float | None) -> None:
@@ -99,8 +116,9 @@ def relay_account(relay: Relay, hooks: Hooks | None) -> dict[str, Any]:
     return {**relay.describe(), "drop_rules": hooks.describe() if hooks is not None else []}
 
 
-async def hold_relay(overrides: dict[str, float], seconds: float | None, run_dir: Path,
-                     seed: int) -> int:
+async def hold_relay(
+    overrides: dict[str, float], seconds: float | None, run_dir: Path, seed: int
+) -> int:
     """``netemu relay``: bridge two fresh kernel peers until a signal (or ``seconds``),
     then write the run directory. Returns the exit code (0)."""
     t0 = time.monotonic()
@@ -113,11 +131,20 @@ async def hold_relay(overrides: dict[str, float], seconds: float | None, run_dir
         finally:
             poller.stop()
     trace, relay = up.trace, up.relay
-    write_run_dir(trace, run_dir, name="relay", result="pass", steps=[],
-                  duration=time.monotonic() - t0, error=None,
-                  extra={"mode": "relay", "relay": relay_account(relay, None), "impairments": overrides},
-                  roles=ROLES)
+    write_run_dir(
+        trace,
+        run_dir,
+        name="relay",
+        result="pass",
+        steps=[],
+        duration=time.monotonic() - t0,
+        error=None,
+        extra={"mode": "relay", "relay": relay_account(relay, None), "impairments": overrides},
+        roles=ROLES,
+    )
     segs = sum(1 for f in trace.frames if _is_tcp(f.data))
-    print(f"relay down: {len(trace.frames)} frames ({segs} TCP segments, "
-          f"{relay.stats['dropped']} dropped) → {run_dir}")
+    print(
+        f"relay down: {len(trace.frames)} frames ({segs} TCP segments, "
+        f"{relay.stats['dropped']} dropped) → {run_dir}"
+    )
     return 0

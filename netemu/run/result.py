@@ -31,9 +31,15 @@ class StepResult:
     t: float | None = None  # script time the event ran at (a .pkt's)
 
     def as_dict(self) -> dict[str, Any]:
-        d: dict[str, Any] = {"index": self.index, "line": self.line, "action": self.action,
-                             "step": self.text, "status": self.status,
-                             "message": self.message, "seconds": round(self.seconds, 4)}
+        d: dict[str, Any] = {
+            "index": self.index,
+            "line": self.line,
+            "action": self.action,
+            "step": self.text,
+            "status": self.status,
+            "message": self.message,
+            "seconds": round(self.seconds, 4),
+        }
         if self.t is not None:
             d["t"] = round(self.t, 6)
         return d

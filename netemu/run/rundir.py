@@ -44,10 +44,18 @@ def default_run_dir(name: str, base: str | Path = "runs") -> Path:
         return path
 
 
-def write_run_dir(trace: Trace, run_dir: Path, *, name: str, result: str,
-                  steps: list[dict[str, Any]], duration: float, error: str | None,
-                  extra: dict[str, Any], roles: Roles | None = None
-                  ) -> tuple[dict[str, Any], str]:
+def write_run_dir(
+    trace: Trace,
+    run_dir: Path,
+    *,
+    name: str,
+    result: str,
+    steps: list[dict[str, Any]],
+    duration: float,
+    error: str | None,
+    extra: dict[str, Any],
+    roles: Roles | None = None,
+) -> tuple[dict[str, Any], str]:
     """trace.pcap, ladder.txt, ladder.html (``roles``: its two columns, relay mode's
     client and server) and report.json; returns (the report, the ladder for this
     terminal)."""
@@ -64,14 +72,23 @@ def write_run_dir(trace: Trace, run_dir: Path, *, name: str, result: str,
     whole, ladder = render_ladder_texts(trace, **kw)
     atomic_write_text(run_dir / "ladder.txt", whole)
     write_ladder_html(trace, run_dir / "ladder.html", **kw)
-    report = write_report(run_dir / "report.json", scenario=name, result=result, trace=trace,
-                          steps=steps, duration=duration, error=error, extra=extra)
+    report = write_report(
+        run_dir / "report.json",
+        scenario=name,
+        result=result,
+        trace=trace,
+        steps=steps,
+        duration=duration,
+        error=error,
+        extra=extra,
+    )
     return report, ladder
 
 
 @contextlib.asynccontextmanager
-async def pcap_streamed(trace: Trace, run_dir: Path,
-                        every: float = 0.2) -> AsyncIterator[PcapStream]:
+async def pcap_streamed(
+    trace: Trace, run_dir: Path, every: float = 0.2
+) -> AsyncIterator[PcapStream]:
     """trace.pcap written as the run goes (every ``every`` s): a run killed by SIGKILL
     keeps its frames up to then (issue 17). The run's end writes it whole."""
     from ..trace.pcap import PcapStream
@@ -118,9 +135,18 @@ class Progress:
             return
         with signals_deferred():
             steps, where, extra = self.account()
-            write_run_dir(self.trace, self.run_dir, name=self.name, result="interrupted",
-                          steps=steps, duration=time.monotonic() - self.t0,
-                          error=f"interrupted{where} (a signal)", extra=extra,
-                          roles=self.roles)
-            print(f"netemu run: {self.name}: interrupted{where}; what was seen is in "
-                  f"{self.run_dir}", file=sys.stderr)
+            write_run_dir(
+                self.trace,
+                self.run_dir,
+                name=self.name,
+                result="interrupted",
+                steps=steps,
+                duration=time.monotonic() - self.t0,
+                error=f"interrupted{where} (a signal)",
+                extra=extra,
+                roles=self.roles,
+            )
+            print(
+                f"netemu run: {self.name}: interrupted{where}; what was seen is in {self.run_dir}",
+                file=sys.stderr,
+            )

@@ -84,5 +84,6 @@ class StepLoop(Generic[StepT]):
     def skip_rest(self, steps: Sequence[StepT]) -> None:
         """A ``skipped`` result for every step not reached."""
         done = {r.index for r in self.results}
-        self.results.extend(self.new_result(i, step, "skipped")
-                            for i, step in enumerate(steps, 1) if i not in done)
+        self.results.extend(
+            self.new_result(i, step, "skipped") for i, step in enumerate(steps, 1) if i not in done
+        )

@@ -22,10 +22,16 @@ if TYPE_CHECKING:
     )
     from .schema import STEP_TYPES, Scenario, StepBase
 
-_WHERE = {"ScenarioError": "loader", "load_scenario": "loader",
-          "load_scenario_text": "loader", "validate_file": "loader",
-          "validate_text": "loader", "STEP_TYPES": "schema", "Scenario": "schema",
-          "StepBase": "schema"}
+_WHERE = {
+    "ScenarioError": "loader",
+    "load_scenario": "loader",
+    "load_scenario_text": "loader",
+    "validate_file": "loader",
+    "validate_text": "loader",
+    "STEP_TYPES": "schema",
+    "Scenario": "schema",
+    "StepBase": "schema",
+}
 
 __all__ = [
     "STEP_TYPES",

@@ -51,7 +51,6 @@ class Problem:
         self.key = key
 
 
-
 class Checker:
     """Cross-field rules; resolves defaults on the way (conn, peer, within, relative)."""
 
@@ -92,18 +91,24 @@ class Checker:
         for name, p in self.s.peers.items():
             settings: list[tuple[str, str, tuple[str, ...], bool]] = [
                 (k, v, ("sysctls", k), k in self.own_sysctls.get(name, ()))
-                        for k, v in p.sysctls.items()]
+                for k, v in p.sysctls.items()
+            ]
             if p.congestion_control is not None:
-                settings.append(("congestion_control", p.congestion_control,
-                                 ("congestion_control",), True))
+                settings.append(
+                    ("congestion_control", p.congestion_control, ("congestion_control",), True)
+                )
             for key, value, sub, own in settings:
                 other = first.setdefault(key, (name, value))
                 if other[1] != value:
                     loc = ("peers", name, *sub) if own else ("peers", other[0], *sub)
-                    self.err(loc, f"peers {show(other[0])} and {show(name)} share one "
-                             f"namespace: {key} is {other[1]} for {show(other[0])} and "
-                             f"{value} for {show(name)}, and only one can hold (set it "
-                             "once)", key=key != "congestion_control")
+                    self.err(
+                        loc,
+                        f"peers {show(other[0])} and {show(name)} share one "
+                        f"namespace: {key} is {other[1]} for {show(other[0])} and "
+                        f"{value} for {show(name)}, and only one can hold (set it "
+                        "once)",
+                        key=key != "congestion_control",
+                    )
 
     def network(self) -> None:
         """netem's reorder lets a frame skip the delay the others wait: with none, nothing
@@ -112,18 +117,29 @@ class Checker:
         for d in ("out", "in"):
             imp = net.direction(d)
             if imp.reorder and not (imp.delay or imp.jitter):
-                loc = (("network", "reorder") if "reorder" in net.model_fields_set
-                       else ("network", d, "reorder"))
-                self.err(loc, f"reorder needs a delay or jitter (in {show(d)}): without one "
-                         "nothing is held back for a frame to overtake")
+                loc = (
+                    ("network", "reorder")
+                    if "reorder" in net.model_fields_set
+                    else ("network", d, "reorder")
+                )
+                self.err(
+                    loc,
+                    f"reorder needs a delay or jitter (in {show(d)}): without one "
+                    "nothing is held back for a frame to overtake",
+                )
 
     def peer_listen_conn(self, st: StepBase, args: tuple[str | int, ...]) -> None:
         if isinstance(st, PeerStep) and st.listen is not None and st.conn is not None:
-            self.err((*args, "conn"), "a peer listen is on no connection: 'conn' does "
-                     "nothing (a peer accept names the connection)", key=True)
+            self.err(
+                (*args, "conn"),
+                "a peer listen is on no connection: 'conn' does "
+                "nothing (a peer accept names the connection)",
+                key=True,
+            )
 
-    def peer_ref(self, at: tuple[str | int, ...], args: tuple[str | int, ...],
-                 name: str | None) -> str | None:
+    def peer_ref(
+        self, at: tuple[str | int, ...], args: tuple[str | int, ...], name: str | None
+    ) -> str | None:
         """Resolve a peer name: ``at`` locates the whole thing, ``args`` its mapping."""
         peers = self.s.peers
         if not peers:
@@ -143,11 +159,18 @@ class Checker:
             loc = ("connections", name)
             spec.peer = self.peer_ref(loc, loc, spec.peer)
             if spec.raw and spec.port is None and spec.local_port is None:
-                self.err(loc, f"raw connection {show(name)} needs 'port' (the peer's) or "
-                         "'local_port' (netemu's, when the peer connects)")
+                self.err(
+                    loc,
+                    f"raw connection {show(name)} needs 'port' (the peer's) or "
+                    "'local_port' (netemu's, when the peer connects)",
+                )
             if spec.raw and spec.options is not None and spec.options.model_fields_set:
-                self.err((*loc, "options"), f"connection {show(name)} is raw: netemu's "
-                         "endpoint sends nothing on it, so 'options' do nothing", key=True)
+                self.err(
+                    (*loc, "options"),
+                    f"connection {show(name)} is raw: netemu's "
+                    "endpoint sends nothing on it, so 'options' do nothing",
+                    key=True,
+                )
 
     def steps(self) -> None:
         s = self.s
@@ -168,8 +191,11 @@ class Checker:
                 for f in ("seq", "ack"):
                     v = getattr(st, f)
                     if v is not None and not 0 <= v < 2**32:
-                        self.err((*args, f), f"{f} {v} is out of range for an absolute "
-                                 "sequence number (0 to 4294967295)")
+                        self.err(
+                            (*args, f),
+                            f"{f} {v} is out of range for an absolute "
+                            "sequence number (0 to 4294967295)",
+                        )
 
     def opened_at(self) -> dict[str, int]:
         """The connections netemu opens (connect/accept): name -> index of the first
@@ -189,47 +215,72 @@ class Checker:
                 continue
             loc = ("connections", name)
             if spec.options is not None and spec.options.model_fields_set:
-                self.err((*loc, "options"), f"connection {show(name)} is opened by accept "
-                         f"({opener.where()}): it has the listener's options (put them on "
-                         "the listen step)", key=True)
+                self.err(
+                    (*loc, "options"),
+                    f"connection {show(name)} is opened by accept "
+                    f"({opener.where()}): it has the listener's options (put them on "
+                    "the listen step)",
+                    key=True,
+                )
             if spec.port is not None:
-                self.err((*loc, "port"), f"connection {show(name)} is opened by accept "
-                         f"({opener.where()}): the peer chooses its port (a peer connect's "
-                         "local_port sets it)", key=True)
+                self.err(
+                    (*loc, "port"),
+                    f"connection {show(name)} is opened by accept "
+                    f"({opener.where()}): the peer chooses its port (a peer connect's "
+                    "local_port sets it)",
+                    key=True,
+                )
 
-    def step_peer_and_port(self, st: StepBase, at: tuple[str | int, ...],
-                           args: tuple[str | int, ...], conn: str | None) -> None:
+    def step_peer_and_port(
+        self, st: StepBase, at: tuple[str | int, ...], args: tuple[str | int, ...], conn: str | None
+    ) -> None:
         """One step's defaults, its peer, and the ports of connect, listen and accept."""
         s = self.s
         declared, default = s.connections, self.default
         if isinstance(st, Connect) and not st.wait and "timeout" in st.model_fields_set:
-            self.err((*args, "timeout"), "'timeout' does nothing with 'wait: false' "
-                     "(the connect goes on once the SYN is sent)", key=True)
+            self.err(
+                (*args, "timeout"),
+                "'timeout' does nothing with 'wait: false' "
+                "(the connect goes on once the SYN is sent)",
+                key=True,
+            )
         self.peer_listen_conn(st, args)
         self.defaults(st)
-        if isinstance(st, ExpectPeerState) and st.port is not None and st.conn is None \
-                and st.peer is not None and len(s.peers) > 1:
+        if (
+            isinstance(st, ExpectPeerState)
+            and st.port is not None
+            and st.conn is None
+            and st.peer is not None
+            and len(s.peers) > 1
+        ):
             # All peers share the peer namespace: a listener there is the namespace's,
             # whichever peer made it (asking it of one peer passed on another's).
-            self.err((*args, "peer"), f"'peer' with 'port' alone: the peers "
-                     f"({', '.join(sorted(s.peers))}) share one namespace, and its "
-                     f"listener on {st.port} is answered whichever of them listens; "
-                     "drop 'peer', or name the connection ('conn')")
+            self.err(
+                (*args, "peer"),
+                f"'peer' with 'port' alone: the peers "
+                f"({', '.join(sorted(s.peers))}) share one namespace, and its "
+                f"listener on {st.port} is answered whichever of them listens; "
+                "drop 'peer', or name the connection ('conn')",
+            )
         if isinstance(st, Connect | PeerStep | ExpectPeerState):
             self.conn_peer(args, st, declared, default)
             st.peer = self.peer_ref(at, args, st.peer)
         if isinstance(st, Connect):
             self.connect_port(at, st, declared.get(conn or default))
         if isinstance(st, PeerStep) and st.peer in s.peers and s.peers[st.peer].kind != "kernel":
-            self.err(at, f"peer {show(st.peer)} is a {s.peers[st.peer].kind} peer: only a "
-                     "kernel peer takes commands")
+            self.err(
+                at,
+                f"peer {show(st.peer)} is a {s.peers[st.peer].kind} peer: only a "
+                "kernel peer takes commands",
+            )
         if isinstance(st, Listen):
             self.listens.append(st.port)
         if isinstance(st, Accept):
             self.accept_port(at, args, st, self.listens, declared.get(conn or default))
 
-    def step_conn(self, st: StepBase, at: tuple[str | int, ...], args: tuple[str | int, ...],
-                  conn: str | None) -> None:
+    def step_conn(
+        self, st: StepBase, at: tuple[str | int, ...], args: tuple[str | int, ...], conn: str | None
+    ) -> None:
         """The connection a step is on (its default resolved): known, not raw where
         netemu's endpoint acts, opened before it is used."""
         default, known = self.default, self.known
@@ -238,31 +289,47 @@ class Checker:
             name = conn or default
             st.conn = name
             if name in self.raw:
-                self.err(conn_at, f"connection {show(name)} is raw: " + (
-                    "it has no state of its own; use expect_peer_state"
-                    if isinstance(st, ExpectState) else "netemu's endpoint sends nothing on "
-                    "it; use inject, expect_segment, drop and peer steps"))
+                self.err(
+                    conn_at,
+                    f"connection {show(name)} is raw: "
+                    + (
+                        "it has no state of its own; use expect_peer_state"
+                        if isinstance(st, ExpectState)
+                        else "netemu's endpoint sends nothing on "
+                        "it; use inject, expect_segment, drop and peer steps"
+                    ),
+                )
             elif name not in known:
                 self.unknown_conn(at, args, name, conn is not None, known)
             elif isinstance(st, ExpectState):
                 pass  # a state is asked of a connection whenever it is opened
             elif isinstance(st, Connect | Accept):
                 if name in self.opened:
-                    self.err(at, f"connection {show(name)} is already opened by the "
-                             f"{self.opened[name].ACTION} at {self.opened[name].where()}")
+                    self.err(
+                        at,
+                        f"connection {show(name)} is already opened by the "
+                        f"{self.opened[name].ACTION} at {self.opened[name].where()}",
+                    )
                 self.opened.setdefault(name, st)
             elif name not in self.opened:
                 where = self.created_at.get(name)
-                later = (f" (it is opened later, at {self.s.steps[where].where()})"
-                         if where is not None else "")
-                self.err(at, f"connection {show(name)} is used before connect or accept "
-                         f"opens it{later}")
+                later = (
+                    f" (it is opened later, at {self.s.steps[where].where()})"
+                    if where is not None
+                    else ""
+                )
+                self.err(
+                    at, f"connection {show(name)} is used before connect or accept opens it{later}"
+                )
         elif isinstance(st, (*WIRE_STEPS, PeerStep, ExpectPeerState)):
             if conn is not None and conn not in known:
                 self.unknown_conn(at, args, conn, True, known)
-            elif conn is None and default in known and not (
-                    isinstance(st, ExpectPeerState) and st.port is not None) and not (
-                    isinstance(st, PeerStep) and st.listen is not None):
+            elif (
+                conn is None
+                and default in known
+                and not (isinstance(st, ExpectPeerState) and st.port is not None)
+                and not (isinstance(st, PeerStep) and st.listen is not None)
+            ):
                 st.conn = default
 
     def defaults(self, st: StepBase) -> None:
@@ -274,19 +341,31 @@ class Checker:
         if isinstance(st, Inject | ExpectSegment | ExpectNoSegment) and st.relative is None:
             st.relative = s.relative
 
-    def unknown_conn(self, at: tuple[str | int, ...], args: tuple[str | int, ...], name: str,
-                     explicit: bool, known: set[str]) -> None:
+    def unknown_conn(
+        self,
+        at: tuple[str | int, ...],
+        args: tuple[str | int, ...],
+        name: str,
+        explicit: bool,
+        known: set[str],
+    ) -> None:
         if explicit:
             hint = did_you_mean(name, sorted(known)) or (
-                f" (connections: {', '.join(sorted(known))})" if known else
-                " (declare it under 'connections:' or open it with connect or accept)")
+                f" (connections: {', '.join(sorted(known))})"
+                if known
+                else " (declare it under 'connections:' or open it with connect or accept)"
+            )
             self.err((*args, "conn"), f"unknown connection {show(name)}{hint}")
         else:
-            self.err(at, f"no connection {show(name)}: open one with connect or accept, or "
-                     "name one with 'conn:'")
+            self.err(
+                at,
+                f"no connection {show(name)}: open one with connect or accept, or "
+                "name one with 'conn:'",
+            )
 
-    def connect_port(self, at: tuple[str | int, ...], st: Connect,
-                     spec: ConnectionSpec | None) -> None:
+    def connect_port(
+        self, at: tuple[str | int, ...], st: Connect, spec: ConnectionSpec | None
+    ) -> None:
         if st.port is not None:
             return
         peer = self.s.peers.get(st.peer or "")
@@ -294,8 +373,13 @@ class Checker:
         if st.port is None and peer is not None:
             self.err(at, f"connect needs 'port': a {peer.kind} peer has no default port")
 
-    def conn_peer(self, args: tuple[str | int, ...], st: Connect | PeerStep | ExpectPeerState,
-                  declared: dict[str, ConnectionSpec], default: str) -> None:
+    def conn_peer(
+        self,
+        args: tuple[str | int, ...],
+        st: Connect | PeerStep | ExpectPeerState,
+        declared: dict[str, ConnectionSpec],
+        default: str,
+    ) -> None:
         """A declared connection's ``peer`` is its steps' peer: the default, and a step
         that names another is an error (the step's won, silently)."""
         if isinstance(st, PeerStep) and st.listen is not None:
@@ -309,48 +393,82 @@ class Checker:
         if st.peer is None:
             st.peer = spec.peer
         elif st.peer != spec.peer:
-            self.err((*args, "peer"), f"connection {show(name)} is peer {show(spec.peer)}'s "
-                     f"(connections:), not {show(st.peer)}'s")
+            self.err(
+                (*args, "peer"),
+                f"connection {show(name)} is peer {show(spec.peer)}'s "
+                f"(connections:), not {show(st.peer)}'s",
+            )
 
-    def accept_port(self, at: tuple[str | int, ...], args: tuple[str | int, ...], st: Accept,
-                    listens: list[int], spec: ConnectionSpec | None = None) -> None:
+    def accept_port(
+        self,
+        at: tuple[str | int, ...],
+        args: tuple[str | int, ...],
+        st: Accept,
+        listens: list[int],
+        spec: ConnectionSpec | None = None,
+    ) -> None:
         own = spec.local_port if spec is not None and not spec.raw else None
         if listens and own is not None:  # the connection's local_port: which listener
             if st.port is None and own not in listens:
-                self.err(at, f"no earlier listen on port {own}, connection "
-                         f"{show(st.conn)}'s local_port (listening on "
-                         f"{', '.join(map(str, listens))})")
+                self.err(
+                    at,
+                    f"no earlier listen on port {own}, connection "
+                    f"{show(st.conn)}'s local_port (listening on "
+                    f"{', '.join(map(str, listens))})",
+                )
                 return
             if st.port is not None and st.port != own:
-                self.err((*args, "port"), f"accept on port {st.port}, but connection "
-                         f"{show(st.conn)}'s local_port is {own}")
+                self.err(
+                    (*args, "port"),
+                    f"accept on port {st.port}, but connection "
+                    f"{show(st.conn)}'s local_port is {own}",
+                )
                 return
             st.port = own
         if not listens:
             self.err(at, "accept needs an earlier 'listen' step")
         elif st.port is None:
             if len(set(listens)) > 1:
-                self.err(at, f"several listeners ({', '.join(map(str, listens))}): say which "
-                         "with 'port:'")
+                self.err(
+                    at,
+                    f"several listeners ({', '.join(map(str, listens))}): say which with 'port:'",
+                )
             else:
                 st.port = listens[0]
         elif st.port not in listens:
-            self.err((*args, "port"), f"no earlier listen on port {st.port} (listening on "
-                     f"{', '.join(map(str, listens))})")
+            self.err(
+                (*args, "port"),
+                f"no earlier listen on port {st.port} (listening on "
+                f"{', '.join(map(str, listens))})",
+            )
 
 
 # --- relay mode ------------------------------------------------------------------
 
 RELAY_PEERS = ("client", "server")
 # Steps that act on netemu's own endpoint: relay mode has none.
-ENDPOINT_STEPS = (Connect, Listen, Accept, Send, Recv, Shutdown, Close, Abort, Inject,
-                  ExpectState, ExpectData, ExpectEvent)
+ENDPOINT_STEPS = (
+    Connect,
+    Listen,
+    Accept,
+    Send,
+    Recv,
+    Shutdown,
+    Close,
+    Abort,
+    Inject,
+    ExpectState,
+    ExpectData,
+    ExpectEvent,
+)
 
 
 _RELAY_HINT = "use peer steps (peer: {peer: client, …}), drop, expect_segment or expect_peer_state"
 _RELAY_HINTS = {
-    **{a: f"use a peer step, e.g. peer: {{peer: client, {a}: …}}"
-       for a in ("connect", "listen", "send", "shutdown", "close", "abort")},
+    **{
+        a: f"use a peer step, e.g. peer: {{peer: client, {a}: …}}"
+        for a in ("connect", "listen", "send", "shutdown", "close", "abort")
+    },
     "accept": "use a peer step, e.g. peer: {peer: server, accept: true}",
     "recv": "use a peer step, e.g. peer: {peer: server, read: N} or {expect: …}",
     "expect_data": "use a peer step, e.g. peer: {peer: server, expect: …}",
@@ -368,35 +486,60 @@ class RelayChecker(Checker):
     def run(self) -> list[Problem]:
         s = self.s
         if s.peer is not None:
-            self.err(("peer",), "relay mode needs two kernel peers: peers: {client: {kind: "
-                     "kernel}, server: {kind: kernel}}", key=True)
+            self.err(
+                ("peer",),
+                "relay mode needs two kernel peers: peers: {client: {kind: "
+                "kernel}, server: {kind: kernel}}",
+                key=True,
+            )
         self.peers()
         if s.peer is None and s.peers:
             if set(s.peers) != set(RELAY_PEERS):
-                self.err(("peers",), "relay mode needs exactly two peers named client and "
-                         f"server (got {', '.join(s.peers)})", key=True)
+                self.err(
+                    ("peers",),
+                    "relay mode needs exactly two peers named client and "
+                    f"server (got {', '.join(s.peers)})",
+                    key=True,
+                )
             for name, p in s.peers.items():
                 if p.kind != "kernel":
-                    self.err(("peers", name, "kind"), f"relay mode bridges kernel peers: "
-                             f"{show(name)} is a {p.kind} peer")
+                    self.err(
+                        ("peers", name, "kind"),
+                        f"relay mode bridges kernel peers: {show(name)} is a {p.kind} peer",
+                    )
         if s.connections:
-            self.err(("connections",), "relay mode has no netemu connections: the peers "
-                     "connect to each other (peer: {peer: client, connect: …})", key=True)
+            self.err(
+                ("connections",),
+                "relay mode has no netemu connections: the peers "
+                "connect to each other (peer: {peer: client, connect: …})",
+                key=True,
+            )
         if s.options.model_fields_set:
-            self.err(("options",), "relay mode has no endpoint of netemu's: 'options' do "
-                     "nothing (the peers' kernels take sysctls)", key=True)
+            self.err(
+                ("options",),
+                "relay mode has no endpoint of netemu's: 'options' do "
+                "nothing (the peers' kernels take sysctls)",
+                key=True,
+            )
         for name, p in s.peers.items():
             if p.port is not None:
-                self.err(("peers", name, "port"), "a relay peer has no default port: 'port' "
-                         "does nothing (a peer connect or listen names its port)", key=True)
+                self.err(
+                    ("peers", name, "port"),
+                    "a relay peer has no default port: 'port' "
+                    "does nothing (a peer connect or listen names its port)",
+                    key=True,
+                )
         self.relay_steps()
         self.network()
         return self.problems
 
     def relay_steps(self) -> None:
         s = self.s
-        opened = {st.conn or "c" for st in s.steps if isinstance(st, PeerStep)
-                  and st.command in ("connect", "accept")}
+        opened = {
+            st.conn or "c"
+            for st in s.steps
+            if isinstance(st, PeerStep) and st.command in ("connect", "accept")
+        }
         listens: dict[str | None, list[int]] = {}
         for i, st in enumerate(s.steps):
             at: tuple[str | int, ...] = ("steps", i)
@@ -404,8 +547,11 @@ class RelayChecker(Checker):
             self.peer_listen_conn(st, args)
             self.defaults(st)
             if isinstance(st, ENDPOINT_STEPS):
-                self.err(at, f"'{st.ACTION}' acts on netemu's own endpoint, which relay mode "
-                         f"does not have: {_RELAY_HINTS.get(st.ACTION, _RELAY_HINT)}")
+                self.err(
+                    at,
+                    f"'{st.ACTION}' acts on netemu's own endpoint, which relay mode "
+                    f"does not have: {_RELAY_HINTS.get(st.ACTION, _RELAY_HINT)}",
+                )
                 continue
             if isinstance(st, PeerStep | ExpectPeerState):
                 st.peer = self.peer_ref(at, args, st.peer)
@@ -425,7 +571,9 @@ class RelayChecker(Checker):
                 continue
             if conn is not None and conn not in opened:
                 hint = did_you_mean(conn, sorted(opened)) or (
-                    f" (connections: {', '.join(sorted(opened))})" if opened else
-                    " (a peer connect or accept opens one)")
+                    f" (connections: {', '.join(sorted(opened))})"
+                    if opened
+                    else " (a peer connect or accept opens one)"
+                )
                 self.err((*args, "conn"), f"unknown connection {show(conn)}{hint}")
             st.conn = conn or "c"

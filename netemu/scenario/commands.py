@@ -62,30 +62,54 @@ def json_schema() -> dict[str, Any]:
             arg = {"anyOf": [ref, {"enum": ["close", "abort", "accept", "shutdown"]}]}
         if cls.BARE or not any(f.is_required() for f in cls.model_fields.values()):
             arg = {"anyOf": [*arg.get("anyOf", [arg]), {"type": "null"}]}
-        steps.append({"type": "object", "additionalProperties": False, "required": [action],
-                      "properties": {action: arg}, "description": (cls.__doc__ or "").strip()})
+        steps.append(
+            {
+                "type": "object",
+                "additionalProperties": False,
+                "required": [action],
+                "properties": {action: arg},
+                "description": (cls.__doc__ or "").strip(),
+            }
+        )
     bare = [a for a, c in STEP_TYPES.items() if c.BARE]
     steps.append({"enum": bare, "description": "a step without arguments"})
     props = schema["properties"]
-    props["steps"] = {"type": "array", "minItems": 1, "items": {"oneOf": steps},
-                      "description": "what happens, in order"}
+    props["steps"] = {
+        "type": "array",
+        "minItems": 1,
+        "items": {"oneOf": steps},
+        "description": "what happens, in order",
+    }
     peer_kinds = defs["Peer"]["properties"]["kind"]
-    props["peer"] = {"anyOf": [{"$ref": "#/$defs/Peer"}, peer_kinds],
-                     "description": props["peer"].get("description", "")}
+    props["peer"] = {
+        "anyOf": [{"$ref": "#/$defs/Peer"}, peer_kinds],
+        "description": props["peer"].get("description", ""),
+    }
     props["peers"]["additionalProperties"] = {"anyOf": [{"$ref": "#/$defs/Peer"}, peer_kinds]}
     conns = props["connections"]
     props["connections"] = {
-        "anyOf": [{"type": "object", "additionalProperties": {
-            "anyOf": [{"$ref": "#/$defs/ConnectionSpec"}, {"type": "null"}]}},
-            {"type": "array", "items": {"type": "string"}}],
-        "description": conns.get("description", "named connections: {name: {raw: ...}} or "
-                                 "[name, ...]")}
+        "anyOf": [
+            {
+                "type": "object",
+                "additionalProperties": {
+                    "anyOf": [{"$ref": "#/$defs/ConnectionSpec"}, {"type": "null"}]
+                },
+            },
+            {"type": "array", "items": {"type": "string"}},
+        ],
+        "description": conns.get(
+            "description", "named connections: {name: {raw: ...}} or [name, ...]"
+        ),
+    }
     comments = _config_comments()
     for name, prop in defs.get("Options", {}).get("properties", {}).items():
         if name in comments:
             prop["description"] = comments[name]
-    return {"$schema": "https://json-schema.org/draft/2020-12/schema", **schema,
-            "title": "netemu scenario"}
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        **schema,
+        "title": "netemu scenario",
+    }
 
 
 def trusted_code(path: str | Path) -> tuple[list[str], int]:
@@ -111,10 +135,8 @@ def trusted_code(path: str | Path) -> tuple[list[str], int]:
         scenario = load_scenario(path)
     except (SourceError, OSError):
         return [], 0
-    programs = [(p.command or ["?"])[0] for p in scenario.peers.values()
-                if p.kind == "command"]
-    return programs, sum(isinstance(st, Inject) and st.scapy is not None
-                         for st in scenario.steps)
+    programs = [(p.command or ["?"])[0] for p in scenario.peers.values() if p.kind == "command"]
+    return programs, sum(isinstance(st, Inject) and st.scapy is not None for st in scenario.steps)
 
 
 def schema_main() -> int:

@@ -32,9 +32,11 @@ class ConnCtx:
             return True
         if direction == "out":
             return seg.src_port == self.local_port and (
-                self.peer_port is None or seg.dst_port == self.peer_port)
+                self.peer_port is None or seg.dst_port == self.peer_port
+            )
         return seg.dst_port == self.local_port and (
-            self.peer_port is None or seg.src_port == self.peer_port)
+            self.peer_port is None or seg.src_port == self.peer_port
+        )
 
     def learn_isns(self, trace: Trace) -> None:
         if self.conn is not None:
@@ -68,15 +70,20 @@ def checksums_good(data: bytes) -> bool:
 
 def step_text(step: S.StepBase) -> str:
     """A short human description of a step, for the terminal and the ladder."""
-    data = step.model_dump(exclude_none=True, exclude_defaults=True, by_alias=True,
-                           exclude={"note", "timeout", "peer", "relative", "conn"})
+    data = step.model_dump(
+        exclude_none=True,
+        exclude_defaults=True,
+        by_alias=True,
+        exclude={"note", "timeout", "peer", "relative", "conn"},
+    )
     if getattr(step, "within", None) is not None and "within" not in step.model_fields_set:
         data.pop("within", None)  # filled in from the scenario's default, not written
     parts = []
     for k, v in data.items():
         if isinstance(v, dict):
-            inner = ", ".join(f"{a}: {_label(b)}" for a, b in v.items()
-                              if b not in (None, {}, True))
+            inner = ", ".join(
+                f"{a}: {_label(b)}" for a, b in v.items() if b not in (None, {}, True)
+            )
             parts.append(f"{k}" + (f" {{{inner}}}" if inner else ""))
         else:
             parts.append(f"{k}={_label(v)}")

@@ -44,8 +44,7 @@ from .options import Options
 from .schema import STEP_TYPES, Scenario, StepBase
 from .units import did_you_mean, show
 
-__all__ = ["ScenarioError", "load_scenario", "load_scenario_text", "validate_file",
-           "validate_text"]
+__all__ = ["ScenarioError", "load_scenario", "load_scenario_text", "validate_file", "validate_text"]
 
 
 class ScenarioError(SourceError):
@@ -61,8 +60,9 @@ class ScenarioError(SourceError):
 
 
 class _Yaml:
-    def __init__(self, root: Node | None, data: Any,
-                 aliases: dict[tuple[int, object], Mark] | None = None) -> None:
+    def __init__(
+        self, root: Node | None, data: Any, aliases: dict[tuple[int, object], Mark] | None = None
+    ) -> None:
         self.root = root
         self.data = data
         self.aliases = aliases or {}
@@ -101,16 +101,20 @@ class _Loader(yaml.SafeLoader):
         event = self.peek_event()
         if isinstance(event, AliasEvent):
             if event.anchor in self._open:
-                raise _Refused(_start(event), f"the alias *{event.anchor} is inside its "
-                               f"own anchor &{event.anchor}: a value cannot contain itself")
+                raise _Refused(
+                    _start(event),
+                    f"the alias *{event.anchor} is inside its "
+                    f"own anchor &{event.anchor}: a value cannot contain itself",
+                )
             node = super().compose_node(parent, index)
             if parent is not None and index is not None:
                 self.aliases[(id(parent), _slot(parent, index))] = _start(event)
             return node
         self._nodes += 1
         if self._nodes > MAX_NODES:  # 131,000 values in 256 KiB took 2.4 s to compose
-            raise _Refused(_start(event), f"more than {MAX_NODES} values in the file: "
-                           "this is one too many")
+            raise _Refused(
+                _start(event), f"more than {MAX_NODES} values in the file: this is one too many"
+            )
         if not isinstance(event, MappingStartEvent | SequenceStartEvent):
             return super().compose_node(parent, index)
         self._depth += 1
@@ -154,11 +158,18 @@ def _yaml_error(file: str, e: yaml.YAMLError) -> ScenarioError:
     if "'\\t'" in problem or "\t" in problem:
         problem = "tab character: indent YAML with spaces, not tabs"
         context = None
-    if context and "alias" in context and mark is not None and mark.buffer is not None \
-            and mark.pointer > 0 and mark.buffer[mark.pointer - 1] == "*":
-        problem = "a bare * starts a YAML alias: quote the wildcard, \"*\""
-        mark = type(mark)(mark.name, mark.index - 1, mark.line, mark.column - 1, mark.buffer,
-                          mark.pointer - 1)
+    if (
+        context
+        and "alias" in context
+        and mark is not None
+        and mark.buffer is not None
+        and mark.pointer > 0
+        and mark.buffer[mark.pointer - 1] == "*"
+    ):
+        problem = 'a bare * starts a YAML alias: quote the wildcard, "*"'
+        mark = type(mark)(
+            mark.name, mark.index - 1, mark.line, mark.column - 1, mark.buffer, mark.pointer - 1
+        )
         context = None
     message = f"YAML: {problem}"
     ctx_mark = getattr(e, "context_mark", None)
@@ -183,9 +194,14 @@ def _duplicates(file: str, root: Node | None) -> list[ScenarioError]:
             for k, v in node.value:
                 if isinstance(k, ScalarNode) and k.value != "<<":
                     if k.value in first:
-                        out.append(ScenarioError(file, *_pos(k),
-                                                 f"duplicate key {show(k.value)} (first at line "
-                                                 f"{_pos(first[k.value])[0]})"))
+                        out.append(
+                            ScenarioError(
+                                file,
+                                *_pos(k),
+                                f"duplicate key {show(k.value)} (first at line "
+                                f"{_pos(first[k.value])[0]})",
+                            )
+                        )
                     else:
                         first[k.value] = k
                 stack.append(v)
@@ -221,8 +237,9 @@ def _expanded(node: Node, memo: dict[int, int]) -> int:
     return n
 
 
-def _too_big_at(root: Node, memo: dict[int, int], aliases: dict[tuple[int, object], Mark]
-                ) -> tuple[int, int]:
+def _too_big_at(
+    root: Node, memo: dict[int, int], aliases: dict[tuple[int, object], Mark]
+) -> tuple[int, int]:
     """Where the values pass ``MAX_NODES``: the deepest value that alone stands for more
     (where it is written: an alias's own place), else the root."""
     node, where = root, _pos(root)
@@ -249,14 +266,27 @@ def _parse_yaml(text: str, file: str) -> tuple[_Yaml | None, list[ScenarioError]
         memo: dict[int, int] = {}
         if root is not None and _expanded(root, memo) > MAX_NODES:
             line, col = _too_big_at(root, memo, loader.aliases)
-            return None, [ScenarioError(file, line, col, f"this stands for more than "
-                                        f"{MAX_NODES} values (YAML's aliases expanded)")]
+            return None, [
+                ScenarioError(
+                    file,
+                    line,
+                    col,
+                    f"this stands for more than {MAX_NODES} values (YAML's aliases expanded)",
+                )
+            ]
         steps, _ = _find(root, ["steps"])
         if isinstance(steps, SequenceNode) and len(steps.value) > MAX_STEPS:
             line, col = _pos(steps.value[MAX_STEPS])
-            return None, [ScenarioError(file, line, col, f"more than {MAX_STEPS} steps "
-                                        f"({len(steps.value)}): this is step "
-                                        f"{MAX_STEPS + 1}")]
+            return None, [
+                ScenarioError(
+                    file,
+                    line,
+                    col,
+                    f"more than {MAX_STEPS} steps "
+                    f"({len(steps.value)}): this is step "
+                    f"{MAX_STEPS + 1}",
+                )
+            ]
         dups = _duplicates(file, root)
         data = loader.construct_document(root) if root is not None else None
     except yaml.YAMLError as e:
@@ -268,16 +298,18 @@ def _parse_yaml(text: str, file: str) -> tuple[_Yaml | None, list[ScenarioError]
     return _Yaml(root, data, loader.aliases), dups
 
 
-def _find(root: Node | None, path: Iterable[str | int], key: bool = False
-          ) -> tuple[Node | None, bool]:
+def _find(
+    root: Node | None, path: Iterable[str | int], key: bool = False
+) -> tuple[Node | None, bool]:
     """The node at ``path`` (or the key node of its last element), and whether the
     whole path was found (False: the deepest node found, e.g. a short-form scalar)."""
     node, whole, _ = _walk(root, path, key, {})
     return node, whole
 
 
-def _walk(root: Node | None, path: Iterable[str | int], key: bool,
-          aliases: dict[tuple[int, object], Mark]) -> tuple[Node | None, bool, Mark | None]:
+def _walk(
+    root: Node | None, path: Iterable[str | int], key: bool, aliases: dict[tuple[int, object], Mark]
+) -> tuple[Node | None, bool, Mark | None]:
     """``_find``, and the first alias the path goes through (None: none): the node
     found is the anchor's, written elsewhere; the path is written at the alias."""
     node = root
@@ -303,8 +335,9 @@ def _walk(root: Node | None, path: Iterable[str | int], key: bool,
     return node, True, via
 
 
-def _where(doc: _Yaml, path: Iterable[str | int], key: bool = False
-           ) -> tuple[Node | None, bool, tuple[int, int]]:
+def _where(
+    doc: _Yaml, path: Iterable[str | int], key: bool = False
+) -> tuple[Node | None, bool, tuple[int, int]]:
     """The node at ``path``, whether the whole path was found, and its line and column
     as written: an alias's when the path goes through one."""
     node, whole, via = _walk(doc.root, path, key, doc.aliases)
@@ -370,11 +403,15 @@ def _unknown_key(model: type[BaseModel] | None, key: str) -> str:
     if model is Scenario:
         return f"unknown top-level key {show(key)}{hint or ' (keys: ' + ', '.join(names) + ')'}"
     if model is Options:
-        return (f"unknown option {show(key)}"
-                f"{hint or ' (options are TcpConfig fields: ' + ', '.join(names) + ')'}")
+        return (
+            f"unknown option {show(key)}"
+            f"{hint or ' (options are TcpConfig fields: ' + ', '.join(names) + ')'}"
+        )
     if issubclass(model, StepBase):
-        return (f"unknown argument {show(key)} for {model.ACTION}"
-                f"{hint or ' (arguments: ' + ', '.join(names) + ')'}")
+        return (
+            f"unknown argument {show(key)} for {model.ACTION}"
+            f"{hint or ' (arguments: ' + ', '.join(names) + ')'}"
+        )
     return f"unknown key {show(key)} in {_model_noun(model)}{hint}"
 
 
@@ -394,14 +431,27 @@ def _model_noun(model: type[BaseModel]) -> str:
 
 
 _KIND = {
-    "int_type": "a whole number", "int_parsing": "a whole number",
-    "int_from_float": "a whole number", "float_type": "a number", "float_parsing": "a number",
-    "bool_type": "true or false", "bool_parsing": "true or false", "string_type": "a string",
-    "dict_type": "a mapping", "model_type": "a mapping", "model_attributes_type": "a mapping",
-    "list_type": "a list", "tuple_type": "a list", "set_type": "a list",
+    "int_type": "a whole number",
+    "int_parsing": "a whole number",
+    "int_from_float": "a whole number",
+    "float_type": "a number",
+    "float_parsing": "a number",
+    "bool_type": "true or false",
+    "bool_parsing": "true or false",
+    "string_type": "a string",
+    "dict_type": "a mapping",
+    "model_type": "a mapping",
+    "model_attributes_type": "a mapping",
+    "list_type": "a list",
+    "tuple_type": "a list",
+    "set_type": "a list",
 }
-_BOUNDS = {"greater_than_equal": ("ge", "at least"), "greater_than": ("gt", "more than"),
-           "less_than_equal": ("le", "at most"), "less_than": ("lt", "less than")}
+_BOUNDS = {
+    "greater_than_equal": ("ge", "at least"),
+    "greater_than": ("gt", "more than"),
+    "less_than_equal": ("le", "at most"),
+    "less_than": ("lt", "less than"),
+}
 
 
 def _translate(err: ErrorDetails) -> tuple[tuple[str | int, ...], bool, str, bool]:
@@ -424,12 +474,22 @@ def _translate(err: ErrorDetails) -> tuple[tuple[str | int, ...], bool, str, boo
     if typ in _KIND:
         what = _KIND[typ]
         parent = _model_at(loc)
-        if typ in ("model_type", "model_attributes_type", "dict_type") and parent is not None \
-                and issubclass(parent, StepBase):
-            return loc, key, (f"{parent.ACTION} takes a mapping of arguments, got "
-                              f"{show(value)}"), False
-        hint = " (quote it to make it a string)" if typ == "string_type" and isinstance(
-            value, int | float | bool) else ""
+        if (
+            typ in ("model_type", "model_attributes_type", "dict_type")
+            and parent is not None
+            and issubclass(parent, StepBase)
+        ):
+            return (
+                loc,
+                key,
+                (f"{parent.ACTION} takes a mapping of arguments, got {show(value)}"),
+                False,
+            )
+        hint = (
+            " (quote it to make it a string)"
+            if typ == "string_type" and isinstance(value, int | float | bool)
+            else ""
+        )
         return loc, key, f"expected {what}, got {show(value)}{hint}", True
     if typ in _BOUNDS:
         name, words = _BOUNDS[typ]
@@ -454,9 +514,12 @@ def _misspelt(missing: ErrorDetails, errs: list[ErrorDetails]) -> bool:
     parent, name = tuple(missing["loc"][:-1]), str(missing["loc"][-1])
     model = _model_at(parent)
     keys = _keys(model) if model is not None else [name]
-    return any(e["type"] == "extra_forbidden" and tuple(e["loc"][:-1]) == parent
-               and did_you_mean(str(e["loc"][-1]), keys) == f" (did you mean '{name}'?)"
-               for e in errs)
+    return any(
+        e["type"] == "extra_forbidden"
+        and tuple(e["loc"][:-1]) == parent
+        and did_you_mean(str(e["loc"][-1]), keys) == f" (did you mean '{name}'?)"
+        for e in errs
+    )
 
 
 def _errors_from_validation(file: str, doc: _Yaml, exc: ValidationError) -> list[ScenarioError]:
@@ -511,22 +574,30 @@ def _screen(text: str, file: str) -> ScenarioError | None:
     fails."""
     if len(text) > MAX_CHARS:
         cut = text.rfind("\n", 0, MAX_CHARS) + 1
-        return ScenarioError(file, *_at(text, cut), f"the file is {len(text)} characters, "
-                             f"more than a scenario may be ({MAX_CHARS}): it goes on past "
-                             "here")
+        return ScenarioError(
+            file,
+            *_at(text, cut),
+            f"the file is {len(text)} characters, "
+            f"more than a scenario may be ({MAX_CHARS}): it goes on past "
+            "here",
+        )
     long = long_number(text)
     if long is not None:
         return ScenarioError(file, *_at(text, long[0]), long[1])
     m = _ESCAPE.search(text)
     if m:
-        return ScenarioError(file, *_at(text, m.start()), f"an escape ({m.group()}) for a "
-                             "lone surrogate: not a character a file can hold")
+        return ScenarioError(
+            file,
+            *_at(text, m.start()),
+            f"an escape ({m.group()}) for a lone surrogate: not a character a file can hold",
+        )
     m = _CONTROL.search(text)
     if m:
         line = text.count("\n", 0, m.start()) + 1
         col = m.start() - (text.rfind("\n", 0, m.start()) + 1) + 1
-        return ScenarioError(file, line, col, f"a control character ({m.group()!r}) in the "
-                             "file: scenarios are text")
+        return ScenarioError(
+            file, line, col, f"a control character ({m.group()!r}) in the file: scenarios are text"
+        )
     depth = 0
     quote = ""
     for i, ch in enumerate(text):
@@ -540,8 +611,7 @@ def _screen(text: str, file: str) -> ScenarioError | None:
             if depth > MAX_DEPTH:
                 line = text.count("\n", 0, i) + 1
                 col = i - (text.rfind("\n", 0, i) + 1) + 1
-                return ScenarioError(file, line, col, f"nesting deeper than {MAX_DEPTH} "
-                                     "levels")
+                return ScenarioError(file, line, col, f"nesting deeper than {MAX_DEPTH} levels")
         elif ch in "]}":
             depth = max(depth - 1, 0)
         elif ch == "\n":
@@ -567,13 +637,20 @@ def _check_screened(text: str, file: str) -> tuple[Scenario | None, list[Scenari
         return None, [*errors, ScenarioError(file, 1, 1, "empty scenario file")]
     if not isinstance(doc.data, dict):
         line, col = _pos(doc.root)
-        return None, [*errors, ScenarioError(file, line, col, "a scenario is a mapping "
-                                             "(name:, peer:, steps: ...), got "
-                                             f"{show(doc.data)}")]
+        return None, [
+            *errors,
+            ScenarioError(
+                file,
+                line,
+                col,
+                f"a scenario is a mapping (name:, peer:, steps: ...), got {show(doc.data)}",
+            ),
+        ]
     problems: list[Problem] = []
     try:
         scenario = Scenario.model_validate(
-            doc.data, context={"problems": problems, "step_positions": _step_positions(doc)})
+            doc.data, context={"problems": problems, "step_positions": _step_positions(doc)}
+        )
     except ValidationError as e:
         errors += _errors_from_validation(file, doc, e)
         scenario = None
@@ -609,16 +686,21 @@ def _read(path: str | Path) -> str:
         text = raw[:cap].decode("utf-8", "replace")
         cut = text.rfind("\n", 0, MAX_CHARS) + 1
         amount = f"{size} bytes" if size >= len(raw) else f"over {cap} bytes"  # a pipe
-        raise ScenarioError(file, *_at(text, cut), f"the file is {amount}, more than a "
-                            f"scenario may be ({MAX_CHARS} characters): it goes on past here")
+        raise ScenarioError(
+            file,
+            *_at(text, cut),
+            f"the file is {amount}, more than a "
+            f"scenario may be ({MAX_CHARS} characters): it goes on past here",
+        )
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as e:
         start = raw.rfind(b"\n", 0, e.start) + 1
         line = raw.count(b"\n", 0, e.start) + 1
-        col = len(raw[start:e.start].decode("utf-8")) + 1  # valid up to the bad byte
-        raise ScenarioError(file, line, col, f"not UTF-8 text: byte {raw[e.start]:#04x} "
-                            f"({e.reason})") from None
+        col = len(raw[start : e.start].decode("utf-8")) + 1  # valid up to the bad byte
+        raise ScenarioError(
+            file, line, col, f"not UTF-8 text: byte {raw[e.start]:#04x} ({e.reason})"
+        ) from None
 
 
 def validate_file(path: str | Path) -> list[ScenarioError]:

@@ -22,8 +22,9 @@ class Isns:
         """(seq, ack) of ``seg`` as the scenario sees them."""
         if not relative:
             return seg.seq, seg.ack
-        seq_base, ack_base = ((self.ours, self.peers) if direction == "out"
-                              else (self.peers, self.ours))
+        seq_base, ack_base = (
+            (self.ours, self.peers) if direction == "out" else (self.peers, self.ours)
+        )
         seq = (seg.seq - seq_base) & MASK if seq_base is not None else seg.seq
         ack = (seg.ack - ack_base) & MASK if ack_base is not None else seg.ack
         return seq, ack
@@ -56,14 +57,20 @@ def _options_text(seg: TcpSegment) -> str:
     return ",".join(parts)
 
 
-def mismatch(fields: SegmentFields, seg: TcpSegment, direction: str, isns: Isns,
-             relative: bool) -> str | None:
+def mismatch(
+    fields: SegmentFields, seg: TcpSegment, direction: str, isns: Isns, relative: bool
+) -> str | None:
     """None when ``seg`` matches every given field; else the first field that does not."""
     seq, ack = isns.rel(seg, direction, relative)
     if fields.flags is not None and not fields.flags.matches(seg.flags):
         return f"flags {flags_str(seg.flags)} (want {fields.flags})"
-    for name, value in (("seq", seq), ("ack", ack), ("win", seg.window),
-                        ("len", len(seg.payload)), ("urg", seg.urgent)):
+    for name, value in (
+        ("seq", seq),
+        ("ack", ack),
+        ("win", seg.window),
+        ("len", len(seg.payload)),
+        ("urg", seg.urgent),
+    ):
         want = getattr(fields, name)
         if want is not None and not want.matches(value):
             return f"{name} {value} (want {want})"
@@ -87,8 +94,9 @@ def _present(want: object, have: object, name: str) -> str | None:
     return None
 
 
-def _options_mismatch(opts: OptionsMatch, seg: TcpSegment, isns: Isns, direction: str,
-                      relative: bool) -> str | None:
+def _options_mismatch(
+    opts: OptionsMatch, seg: TcpSegment, isns: Isns, direction: str, relative: bool
+) -> str | None:
     for name, have in (("mss", seg.mss), ("wscale", seg.wscale)):
         want = getattr(opts, name)
         why = _present(want, have, name)
@@ -103,7 +111,10 @@ def _options_mismatch(opts: OptionsMatch, seg: TcpSegment, isns: Isns, direction
     if why:
         return why
     if isinstance(opts.ts, tuple) and ts is not None:
-        for label, want, have in (("TS val", opts.ts[0], ts.tsval), ("TS ecr", opts.ts[1], ts.tsecr)):
+        for label, want, have in (
+            ("TS val", opts.ts[0], ts.tsval),
+            ("TS ecr", opts.ts[1], ts.tsecr),
+        ):
             if want is not None and not want.matches(have):
                 return f"option {label} {have} (want {want})"
     blocks = seg.sack_blocks or None
@@ -112,8 +123,10 @@ def _options_mismatch(opts: OptionsMatch, seg: TcpSegment, isns: Isns, direction
         return why
     if isinstance(opts.sack, tuple) and blocks is not None:
         base = isns.ours if direction == "in" else isns.peers
-        have_rel = [((a - base) & MASK, (b - base) & MASK) if relative and base is not None
-                    else (a, b) for a, b in blocks]
+        have_rel = [
+            ((a - base) & MASK, (b - base) & MASK) if relative and base is not None else (a, b)
+            for a, b in blocks
+        ]
         if len(have_rel) != len(opts.sack):
             return f"SACK blocks {have_rel} (want {len(opts.sack)} blocks)"
         for (a, b), (wa, wb) in zip(have_rel, opts.sack, strict=True):

@@ -36,9 +36,14 @@ from .units import UnitError
 _SIZE_NAMES = re.compile(r"(^|_)(buf|bytes|mss|size)$")  # byte counts: accept "64k"
 
 
-_PLAIN = {"bool_type": "expected true or false", "int_type": "expected a whole number",
-          "string_type": "expected a string", "float_type": "expected a number",
-          "literal_error": "not one of the choices", "enum": "not one of the choices"}
+_PLAIN = {
+    "bool_type": "expected true or false",
+    "int_type": "expected a whole number",
+    "string_type": "expected a string",
+    "float_type": "expected a number",
+    "literal_error": "not one of the choices",
+    "enum": "not one of the choices",
+}
 
 
 def _any_of(members: list[Any]) -> Any:
@@ -61,8 +66,11 @@ def _any_of(members: list[Any]) -> Any:
                 problems.append(str(message or err["msg"]))
         raise UnitError(" / ".join(dict.fromkeys(problems)))
 
-    return Annotated[Union[tuple(members)], PlainValidator(wrap(parse)),  # noqa: UP007
-                     _AnyOfJsonSchema(tuple(members))]
+    return Annotated[
+        Union[tuple(members)],  # noqa: UP007
+        PlainValidator(wrap(parse)),
+        _AnyOfJsonSchema(tuple(members)),
+    ]
 
 
 class _AnyOfJsonSchema:
@@ -108,8 +116,12 @@ def _option_type(name: str, hint: Any, metadata: Any) -> Any:
 # MSS field is 16 bits less 40 bytes of headers, RFC 7323 §2.3 caps the shift at 14, and
 # with it the window at 2^30.
 _OPTION_BOUNDS: dict[str, tuple[int, int]] = {
-    "mss": (1, 65495), "default_peer_mss": (1, 65495), "window_scale": (0, 14),
-    "rcv_buf": (1, 1 << 30), "snd_buf": (1, 1 << 30)}
+    "mss": (1, 65495),
+    "default_peer_mss": (1, 65495),
+    "window_scale": (0, 14),
+    "rcv_buf": (1, 1 << 30),
+    "snd_buf": (1, 1 << 30),
+}
 
 
 def _bounded(name: str, t: Any) -> Any:
@@ -139,12 +151,15 @@ def _build_options() -> type[Strict]:
         spec[f.name] = (t, default)
     model = create_model("Options", __base__=Strict, **spec)
     model.NOUN = "options"
-    model.__doc__ = ("Endpoint options: TcpConfig's fields (netemu/tcp/config.py). Durations "
-                     "in seconds or '200ms'; sizes in bytes or '64k'.")
+    model.__doc__ = (
+        "Endpoint options: TcpConfig's fields (netemu/tcp/config.py). Durations "
+        "in seconds or '200ms'; sizes in bytes or '64k'."
+    )
     return model
 
 
 if typing.TYPE_CHECKING:
+
     class Options(Strict):
         """Endpoint options (their fields are TcpConfig's, made at import)."""
 else:

@@ -30,8 +30,16 @@ MASK = 0xFFFFFFFF
 _SHUTDOWN = {"write": "wr", "read": "rd", "both": "rdwr"}
 
 
-async def sock_step(agent: AsyncKernelAgent, sock: int, step: S.PeerStep, timeout: float,
-                    *, who: str, clip: int | None = None, at_eof: str = "") -> None:
+async def sock_step(
+    agent: AsyncKernelAgent,
+    sock: int,
+    step: S.PeerStep,
+    timeout: float,
+    *,
+    who: str,
+    clip: int | None = None,
+    at_eof: str = "",
+) -> None:
     """A peer step on the agent's socket ``sock`` (``agent``: a KernelAgent's ``aio``).
     A read that differs says what ``who`` read (``clip``: that many bytes of it); one
     that stops short, how many, then ``at_eof``."""
@@ -56,14 +64,16 @@ async def sock_step(agent: AsyncKernelAgent, sock: int, step: S.PeerStep, timeou
         await agent.setsockopt(sock, step.setsockopt)
 
 
-def injected_segment(step: S.Inject, ctx: ConnCtx, relative: bool,
-                     now: tuple[int, int] | None) -> TcpSegment:
+def injected_segment(
+    step: S.Inject, ctx: ConnCtx, relative: bool, now: tuple[int, int] | None
+) -> TcpSegment:
     """The segment ``step`` injects on ``ctx``'s connection: its seq and ack relative to
     the sender's and the receiver's ISNs (``relative``), else as given; where the step
     gives none, ``now``'s (the connection's current (seq, ack))."""
     assert step.flags is not None  # the loader requires it of an inject without 'scapy'
-    ours, peers = ((ctx.isns.ours, ctx.isns.peers) if step.dir == "out"
-                   else (ctx.isns.peers, ctx.isns.ours))
+    ours, peers = (
+        (ctx.isns.ours, ctx.isns.peers) if step.dir == "out" else (ctx.isns.peers, ctx.isns.ours)
+    )
     seq = step.seq or 0
     ack = step.ack or 0
     if relative:
@@ -77,8 +87,17 @@ def injected_segment(step: S.Inject, ctx: ConnCtx, relative: bool,
     local = ctx.local_port or 0
     remote = ctx.peer_port or 0
     src, dst = (local, remote) if step.dir == "out" else (remote, local)
-    return TcpSegment(src, dst, seq, ack, step.flags, 65535 if step.win is None else step.win,
-                      step.payload() or b"", options, step.urg or 0)
+    return TcpSegment(
+        src,
+        dst,
+        seq,
+        ack,
+        step.flags,
+        65535 if step.win is None else step.win,
+        step.payload() or b"",
+        options,
+        step.urg or 0,
+    )
 
 
 def _option(spec: S.TcpOptionSpec, ctx: ConnCtx, direction: str, relative: bool) -> TcpOption:

@@ -41,22 +41,30 @@ def _normalise_sysctls(value: Any) -> Any:
     out: dict[str, str] = {}
     for k, v in value.items():
         if not isinstance(k, str):
-            raise fail(f"expected a sysctl name such as net.ipv4.tcp_sack, got {show(k)}",
-                       str(k), key=True)
+            raise fail(
+                f"expected a sysctl name such as net.ipv4.tcp_sack, got {show(k)}", str(k), key=True
+            )
         name = k.strip().replace("/", ".")
         if name.startswith("proc.sys."):
-            name = name[len("proc.sys."):]
+            name = name[len("proc.sys.") :]
         if not _SYSCTL_RE.match(name):
             raise fail(f"bad sysctl name {show(k)} (e.g. net.ipv4.tcp_sack)", k, key=True)
         if not name.startswith("net."):
-            raise fail(f"sysctl {show(k)} is not per network namespace: only net.* sysctls "
-                       "can be set in a lab", k, key=True)
+            raise fail(
+                f"sysctl {show(k)} is not per network namespace: only net.* sysctls "
+                "can be set in a lab",
+                k,
+                key=True,
+            )
         if isinstance(v, bool):
             text = "1" if v else "0"
         elif isinstance(v, int | str):
             text = str(v)
-        elif isinstance(v, list) and v and all(isinstance(x, int) and not isinstance(x, bool)
-                                              for x in v):
+        elif (
+            isinstance(v, list)
+            and v
+            and all(isinstance(x, int) and not isinstance(x, bool) for x in v)
+        ):
             text = " ".join(str(x) for x in v)
         else:
             raise fail(f"expected a number, a string or a list of numbers, got {show(v)}", k)
@@ -64,11 +72,25 @@ def _normalise_sysctls(value: Any) -> Any:
     return out
 
 
-Sysctls = Annotated[dict[str, str], BeforeValidator(_normalise_sysctls),
-                    WithJsonSchema({"type": "object", "additionalProperties": {
-                        "anyOf": [{"type": "integer"}, {"type": "string"}, {"type": "boolean"},
-                                  {"type": "array", "items": {"type": "integer"}}]},
-                        "description": "net.* sysctls for the peer's namespace"})]
+Sysctls = Annotated[
+    dict[str, str],
+    BeforeValidator(_normalise_sysctls),
+    WithJsonSchema(
+        {
+            "type": "object",
+            "additionalProperties": {
+                "anyOf": [
+                    {"type": "integer"},
+                    {"type": "string"},
+                    {"type": "boolean"},
+                    {"type": "array", "items": {"type": "integer"}},
+                ]
+            },
+            "description": "net.* sysctls for the peer's namespace",
+        }
+    ),
+]
+
 
 def _normalise_sockopts(value: Any) -> Any:
     if not isinstance(value, dict):
@@ -81,15 +103,23 @@ def _normalise_sockopts(value: Any) -> Any:
             hint = did_you_mean(name, known) or f" (known: {', '.join(known)})"
             raise fail(f"unknown socket option {show(k)}{hint}", k, key=True)
         if not isinstance(v, int | str | bool) and not (
-                isinstance(v, list) and all(isinstance(x, int) for x in v)):
+            isinstance(v, list) and all(isinstance(x, int) for x in v)
+        ):
             raise fail(f"expected a number, a string or true/false, got {show(v)}", k)
         out[name] = int(v) if isinstance(v, bool) else v
     return out
 
 
-SockOpts = Annotated[dict[str, Any], BeforeValidator(_normalise_sockopts),
-                     WithJsonSchema({"type": "object", "description":
-                                     "socket options: SO_RCVBUF, TCP_NODELAY, TCP_CONGESTION, ..."})]
+SockOpts = Annotated[
+    dict[str, Any],
+    BeforeValidator(_normalise_sockopts),
+    WithJsonSchema(
+        {
+            "type": "object",
+            "description": "socket options: SO_RCVBUF, TCP_NODELAY, TCP_CONGESTION, ...",
+        }
+    ),
+]
 
 
 DEFAULT_PORTS = {"go-hello": 8080, "go-echo": 8081}  # where the built-in Go servers listen
@@ -100,15 +130,21 @@ class Peer(Strict):
 
     NOUN: ClassVar[str] = "peer"
 
-    kind: PeerKind = Field(description="kernel: the kernel agent (takes `peer:` steps); "
-                           "go-hello / go-echo: the built-in Go servers; command: any program")
-    command: list[STR] | None = Field(None, description="argv for kind: command (a string is "
-                                      "split like a shell would)")
-    port: Port | None = Field(None, description="where a server peer listens (default: "
-                              "8080 go-hello, 8081 go-echo)")
+    kind: PeerKind = Field(
+        description="kernel: the kernel agent (takes `peer:` steps); "
+        "go-hello / go-echo: the built-in Go servers; command: any program"
+    )
+    command: list[STR] | None = Field(
+        None, description="argv for kind: command (a string is split like a shell would)"
+    )
+    port: Port | None = Field(
+        None, description="where a server peer listens (default: 8080 go-hello, 8081 go-echo)"
+    )
     sysctls: Sysctls = Field(default_factory=dict)
-    congestion_control: STR | None = Field(None, description="the peer's algorithm (set per "
-                                           "socket where the namespace refuses the sysctl)")
+    congestion_control: STR | None = Field(
+        None,
+        description="the peer's algorithm (set per socket where the namespace refuses the sysctl)",
+    )
     env: dict[STR, STR] = Field(default_factory=dict, description="extra environment (command)")
 
     @model_validator(mode="before")
@@ -130,15 +166,24 @@ class Peer(Strict):
         if self.kind == "command" and not self.command:
             raise fail("a command peer needs 'command: [program, args...]'")
         if self.kind != "command" and self.command is not None:
-            raise fail(f"'command' is only for kind: command (this peer is {self.kind})",
-                       "command", key=True)
+            raise fail(
+                f"'command' is only for kind: command (this peer is {self.kind})",
+                "command",
+                key=True,
+            )
         if self.kind != "command" and self.env:
-            raise fail(f"'env' is only for kind: command (this peer is {self.kind}, whose "
-                       "environment netemu does not set)", "env", key=True)
-        if self.congestion_control is not None and not re.fullmatch(r"[a-z0-9_]+",
-                                                                     self.congestion_control):
-            raise fail(f"bad congestion control name {show(self.congestion_control)}",
-                       "congestion_control")
+            raise fail(
+                f"'env' is only for kind: command (this peer is {self.kind}, whose "
+                "environment netemu does not set)",
+                "env",
+                key=True,
+            )
+        if self.congestion_control is not None and not re.fullmatch(
+            r"[a-z0-9_]+", self.congestion_control
+        ):
+            raise fail(
+                f"bad congestion control name {show(self.congestion_control)}", "congestion_control"
+            )
         return self
 
 
@@ -186,8 +231,9 @@ class Network(Impairment):
     def merge_directions(self) -> Self:
         """``out`` and ``in_`` made the effective settings: the keys at this level, then
         each direction's own."""
-        both = Impairment.model_construct(**{k: getattr(self, k) for k in self.model_fields_set
-                                             if k in Impairment.model_fields})
+        both = Impairment.model_construct(
+            **{k: getattr(self, k) for k in self.model_fields_set if k in Impairment.model_fields}
+        )
         self.out = both.merged(self.out)
         self.in_ = both.merged(self.in_)
         return self

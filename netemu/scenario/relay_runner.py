@@ -58,8 +58,14 @@ class RelayConn(ConnCtx):
 
 
 class RelayRunner(Runner):
-    def __init__(self, scenario: S.Scenario, *, labs: dict[str, Lab], relay: Relay,
-                 on_step: OnStep | None = None) -> None:
+    def __init__(
+        self,
+        scenario: S.Scenario,
+        *,
+        labs: dict[str, Lab],
+        relay: Relay,
+        on_step: OnStep | None = None,
+    ) -> None:
         super().__init__(scenario, lab=labs["client"], host=relay, on_step=on_step)  # type: ignore[arg-type]
         self.labs = labs
         self.relay = relay
@@ -117,35 +123,54 @@ class RelayRunner(Runner):
         if (c := step.connect) is not None:
             other = "server" if peer == "client" else "client"
             bind = ("0.0.0.0", c.local_port) if c.local_port is not None else None
-            res = await agent.connect(self.labs[other].peer_ip, c.port, timeout=timeout,
-                                      wait=c.wait, opts=c.setsockopt, bind=bind)
+            res = await agent.connect(
+                self.labs[other].peer_ip,
+                c.port,
+                timeout=timeout,
+                wait=c.wait,
+                opts=c.setsockopt,
+                bind=bind,
+            )
             self.socks[(peer, ctx.name)] = res.sock
             self._ports(ctx, peer, res.local[1] if res.local else None, c.port)
             ctx.learn_isns(self.trace)
             return
         sock = self.socks.get((peer, ctx.name))
         if sock is None:
-            raise StepFailed(f"peer {peer} has no socket for connection '{ctx.name}' "
-                             "(peer connect or peer accept first)")
+            raise StepFailed(
+                f"peer {peer} has no socket for connection '{ctx.name}' "
+                "(peer connect or peer accept first)"
+            )
         await sock_step(agent, sock, step, timeout, who=f"peer {peer}", clip=60)
 
     def _peer_role(self, step: S.ExpectPeerState) -> str:
         return step.peer or "client"
 
     def _peer_ports(self, role: str, ctx: ConnCtx) -> tuple[int | None, int | None]:
-        return ((ctx.local_port, ctx.peer_port) if role == "client"
-                else (ctx.peer_port, ctx.local_port))
+        return (
+            (ctx.local_port, ctx.peer_port) if role == "client" else (ctx.peer_port, ctx.local_port)
+        )
 
 
 # --- running ------------------------------------------------------------------------
 
 
-async def run_relay_scenario(sc: S.Scenario, run_dir: Path, *, on_step: OnStep | None = None,
-                             overrides: dict[str, Any] | None = None) -> Outcome:
+async def run_relay_scenario(
+    sc: S.Scenario,
+    run_dir: Path,
+    *,
+    on_step: OnStep | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> Outcome:
     """``netemu run`` of a ``mode: relay`` scenario."""
     extra = {"mode": "relay"}
-    progress = Progress(sc.name, run_dir, time.monotonic(), roles=ROLES,
-                        account=interrupted_account(sc, None, extra))
+    progress = Progress(
+        sc.name,
+        run_dir,
+        time.monotonic(),
+        roles=ROLES,
+        account=interrupted_account(sc, None, extra),
+    )
     try:
         return await _run_relay(sc, run_dir, on_step, overrides, progress)
     except (asyncio.CancelledError, KeyboardInterrupt, SystemExit):  # as run_scenario
@@ -153,8 +178,13 @@ async def run_relay_scenario(sc: S.Scenario, run_dir: Path, *, on_step: OnStep |
         raise
 
 
-async def _run_relay(sc: S.Scenario, run_dir: Path, on_step: OnStep | None,
-                     overrides: dict[str, Any] | None, progress: Progress) -> Outcome:
+async def _run_relay(
+    sc: S.Scenario,
+    run_dir: Path,
+    on_step: OnStep | None,
+    overrides: dict[str, Any] | None,
+    progress: Progress,
+) -> Outcome:
     from ..lab.core import signals_deferred
 
     passed = False
@@ -162,8 +192,9 @@ async def _run_relay(sc: S.Scenario, run_dir: Path, on_step: OnStep | None,
     # From the run's end to its outputs written, signals wait (a SIGTERM between the
     # labs' teardown and the report killed the process with only the pcap written).
     with contextlib.ExitStack() as hold:
-        async with relay_labs(lab_args(sc, "client"), lab_args(sc, "server"),
-                              impairments(sc, overrides)) as up:
+        async with relay_labs(
+            lab_args(sc, "client"), lab_args(sc, "server"), impairments(sc, overrides)
+        ) as up:
             progress.trace = up.trace
             runner = RelayRunner(sc, labs=up.labs, relay=up.relay, on_step=on_step)
             progress.account = interrupted_account(sc, runner, {"mode": "relay"})
@@ -181,9 +212,18 @@ async def _run_relay(sc: S.Scenario, run_dir: Path, on_step: OnStep | None,
             error = runner.failure()
         ok = passed and error is None
         report, ladder = write_run_dir(
-            up.trace, run_dir, name=sc.name, result="pass" if ok else "fail",
-            steps=[r.as_dict() for r in runner.results], duration=time.monotonic() - progress.t0,
-            error=error, roles=ROLES,
-            extra={"description": sc.description, "mode": "relay",
-                   "relay": relay_account(up.relay, runner.hooks)})
+            up.trace,
+            run_dir,
+            name=sc.name,
+            result="pass" if ok else "fail",
+            steps=[r.as_dict() for r in runner.results],
+            duration=time.monotonic() - progress.t0,
+            error=error,
+            roles=ROLES,
+            extra={
+                "description": sc.description,
+                "mode": "relay",
+                "relay": relay_account(up.relay, runner.hooks),
+            },
+        )
         return Outcome(sc, ok, run_dir, report, ladder)  # (then a signal that came)

@@ -35,8 +35,9 @@ if TYPE_CHECKING:
 
 
 class Runner(StepLoop[S.StepBase]):
-    def __init__(self, scenario: S.Scenario, *, lab: Lab, host: Host,
-                 on_step: OnStep | None = None) -> None:
+    def __init__(
+        self, scenario: S.Scenario, *, lab: Lab, host: Host, on_step: OnStep | None = None
+    ) -> None:
         self.sc = scenario
         self.lab = lab
         self.host = host
@@ -45,8 +46,9 @@ class Runner(StepLoop[S.StepBase]):
         self.rng = random.Random(scenario.seed)
         self.ctx: dict[str, ConnCtx] = {}
         for name, spec in scenario.connections.items():
-            self.ctx[name] = ConnCtx(name, raw=spec.raw, local_port=spec.local_port,
-                                     peer_port=spec.port)
+            self.ctx[name] = ConnCtx(
+                name, raw=spec.raw, local_port=spec.local_port, peer_port=spec.port
+            )
         self.agents: dict[str, KernelAgent | None] = {}  # peer name -> its agent, once started
         self.peer_listeners: dict[int, int] = {}  # port -> agent listening socket
         self.results: list[StepResult] = []
@@ -64,10 +66,12 @@ class Runner(StepLoop[S.StepBase]):
         lab = self.lab
         # The kernel's account of the peer's sockets begins before any peer does.
         fixed = [c.local_port for c in self.ctx.values() if c.local_port]
-        fixed += [port for st in self.sc.steps
-                  if isinstance(port := getattr(st, "local_port", None), int)]
-        self.peers = PeerView({"peer": lab}, self.trace, peer_record(self.trace),
-                              fixed_ports=fixed).start()
+        fixed += [
+            port for st in self.sc.steps if isinstance(port := getattr(st, "local_port", None), int)
+        ]
+        self.peers = PeerView(
+            {"peer": lab}, self.trace, peer_record(self.trace), fixed_ports=fixed
+        ).start()
         for name, peer in self.sc.peers.items():
             if peer.kind == "kernel":
                 self.agents[name] = None  # started by its first peer step (_agent)
@@ -183,20 +187,30 @@ class Runner(StepLoop[S.StepBase]):
         # 40000}}`): a port the scenario names is the one used, never an ephemeral one.
         assert step.port is not None  # the loader fills it in (the connection's, a server's)
         spec = self.sc.connections.get(ctx.name)
-        local_port = step.local_port if step.local_port is not None else (
-            spec.local_port if spec is not None else None)
-        conn = await self.host.open(self.lab.peer_ip, step.port, local_port=local_port,
-                                    config=cfg, name=ctx.name, wait=False)
+        local_port = (
+            step.local_port
+            if step.local_port is not None
+            else (spec.local_port if spec is not None else None)
+        )
+        conn = await self.host.open(
+            self.lab.peer_ip,
+            step.port,
+            local_port=local_port,
+            config=cfg,
+            name=ctx.name,
+            wait=False,
+        )
         ctx.conn, ctx.stream = conn, TcpStream(self.host, conn)
         ctx.local_port, ctx.peer_port = conn.local_port, conn.remote_port
         ctx.learn_isns(self.trace)
         if step.wait:
-            await self.host.wait_for(conn, lambda c: c.state not in (State.SYN_SENT,
-                                                                     State.SYN_RECEIVED),
-                                     self._timeout(step.timeout))
+            await self.host.wait_for(
+                conn,
+                lambda c: c.state not in (State.SYN_SENT, State.SYN_RECEIVED),
+                self._timeout(step.timeout),
+            )
             if conn.state is State.CLOSED:
-                raise StepFailed(f"connect to port {step.port} failed: "
-                                 f"{self._events_text(conn)}")
+                raise StepFailed(f"connect to port {step.port} failed: {self._events_text(conn)}")
         ctx.learn_isns(self.trace)
 
     async def _do_listen(self, step: S.Listen) -> None:
@@ -231,16 +245,19 @@ class Runner(StepLoop[S.StepBase]):
         try:
             await asyncio.wait_for(go(), timeout)
         except TimeoutError:
-            raise StepFailed(f"received {len(buf)} bytes {bytes(buf[:60])!r}"
-                             + (f", wanted {n}" if n is not None else ", no EOF")
-                             + f" within {timeout:g} s") from None
+            raise StepFailed(
+                f"received {len(buf)} bytes {bytes(buf[:60])!r}"
+                + (f", wanted {n}" if n is not None else ", no EOF")
+                + f" within {timeout:g} s"
+            ) from None
         return bytes(buf)
 
     async def _do_recv(self, step: S.Recv) -> None:
         _, stream = self._stream(step.conn)
         want = step.payload()
-        got = await self._read(stream, None if step.until_eof else len(want or b""),
-                               self._timeout(step.timeout))
+        got = await self._read(
+            stream, None if step.until_eof else len(want or b""), self._timeout(step.timeout)
+        )
         if want is not None and step.data is not None and got != want:
             raise StepFailed(f"received {got!r}, expected {want!r}")
         if want is not None and step.hex is not None and got != want:
@@ -273,8 +290,10 @@ class Runner(StepLoop[S.StepBase]):
         ports are known."""
         if ctx.local_port is not None:
             return ctx.owns(seg, direction)
-        return not any(other is not ctx and other.local_port is not None
-                       and other.owns(seg, direction) for other in self.ctx.values())
+        return not any(
+            other is not ctx and other.local_port is not None and other.owns(seg, direction)
+            for other in self.ctx.values()
+        )
 
     async def _do_drop(self, step: S.Drop) -> None:
         ctx = self._ctx(step.conn) if step.conn or self.ctx else None
@@ -288,8 +307,9 @@ class Runner(StepLoop[S.StepBase]):
             isns = ctx.isns if ctx is not None else Isns()
             return mismatch(step.match, seg, _dir, isns, relative) is None
 
-        self._hooks().rules.append(DropRule(step.dir, match, step.count,
-                                            description=step_text(step)))
+        self._hooks().rules.append(
+            DropRule(step.dir, match, step.count, description=step_text(step))
+        )
 
     async def _do_inject(self, step: S.Inject) -> None:
         ctx = self._ctx(step.conn)
@@ -315,8 +335,9 @@ class Runner(StepLoop[S.StepBase]):
         from .scapy_inject import Ends, craft, inbound_segment, names
 
         host, emu, peer = self.host, self.host.ip, self.lab.peer_ip
-        values = names(emu, peer, ctx.local_port or 0, ctx.peer_port or 0,
-                       *self._current(ctx, direction))
+        values = names(
+            emu, peer, ctx.local_port or 0, ctx.peer_port or 0, *self._current(ctx, direction)
+        )
         if direction == "out":
             ends = Ends(emu, peer, host.mac, await host.resolve(peer))
             for frame in craft(expr, values, ends, self.lab.mtu):
@@ -324,8 +345,7 @@ class Runner(StepLoop[S.StepBase]):
             return
         # to netemu's endpoint: the host makes the frame again, from the segment
         ends = Ends(peer, emu, ZERO_MAC, host.mac)
-        for src, seg in [inbound_segment(f, emu) for f in craft(expr, values, ends,
-                                                                 self.lab.mtu)]:
+        for src, seg in [inbound_segment(f, emu) for f in craft(expr, values, ends, self.lab.mtu)]:
             host.inject_inbound(seg, src)
 
     def _current(self, ctx: ConnCtx, direction: str) -> tuple[int, int]:
@@ -335,8 +355,9 @@ class Runner(StepLoop[S.StepBase]):
         segment each side sent (a SYN or FIN counts one), else its ISN."""
         conn = ctx.conn
         if conn is not None:
-            return ((conn.snd_nxt, conn.rcv_nxt) if direction == "out"
-                    else (conn.rcv_nxt, conn.snd_nxt))
+            return (
+                (conn.snd_nxt, conn.rcv_nxt) if direction == "out" else (conn.rcv_nxt, conn.snd_nxt)
+            )
         ctx.learn_isns(self.trace)
         nxt = {"out": ctx.isns.ours, "in": ctx.isns.peers}
         for f in self.trace.frames:
@@ -367,8 +388,9 @@ class Runner(StepLoop[S.StepBase]):
             return
         if (c := step.connect) is not None:
             bind = ("0.0.0.0", c.local_port) if c.local_port is not None else None
-            res = await agent.connect(self.host.ip, c.port, timeout=timeout, wait=c.wait,
-                                      opts=c.setsockopt, bind=bind)
+            res = await agent.connect(
+                self.host.ip, c.port, timeout=timeout, wait=c.wait, opts=c.setsockopt, bind=bind
+            )
             ctx.peer_sock = res.sock
             if ctx.raw and ctx.peer_port is None and res.local:
                 ctx.peer_port = res.local[1]  # a raw connection injects to the peer's port
@@ -378,8 +400,10 @@ class Runner(StepLoop[S.StepBase]):
                 ctx.local_port, ctx.peer_port = c.port, res.local[1]
             return
         if ctx.peer_sock is None:
-            raise StepFailed(f"the peer has no socket for connection '{ctx.name}' "
-                             "(peer accept or peer connect first)")
+            raise StepFailed(
+                f"the peer has no socket for connection '{ctx.name}' "
+                "(peer accept or peer connect first)"
+            )
         sock = ctx.peer_sock
         await sock_step(agent, sock, step, timeout, who="the peer", at_eof=" (then EOF)")
 
@@ -411,8 +435,11 @@ class Runner(StepLoop[S.StepBase]):
             # a poll that woke late saw it.
             local, remote = (conn.local_ip, conn.local_port), (conn.remote_ip, conn.remote_port)
             for rec in reversed(self.trace.states):
-                if rec.new == want.value and tuple(rec.local) == local \
-                        and tuple(rec.remote) == remote:
+                if (
+                    rec.new == want.value
+                    and tuple(rec.local) == local
+                    and tuple(rec.remote) == remote
+                ):
                     if rec.t > t0 + within:
                         late[:] = [rec.t - t0]
                         return False
@@ -421,8 +448,9 @@ class Runner(StepLoop[S.StepBase]):
 
         if not await self._poll(check, within, t0):
             if late and conn.state is want:
-                raise StepFailed(f"reached {want} {late[0]:.3f} s into the step, after within "
-                                 f"{within:g} s")
+                raise StepFailed(
+                    f"reached {want} {late[0]:.3f} s into the step, after within {within:g} s"
+                )
             raise StepFailed(f"state {conn.state}, expected {want}")
 
     # The peer socket a step means, in either runner: ``_peer_role`` names the lab
@@ -434,15 +462,17 @@ class Runner(StepLoop[S.StepBase]):
     def _peer_ports(self, role: str, ctx: ConnCtx) -> tuple[int | None, int | None]:
         return ctx.peer_port, ctx.local_port
 
-    def _peer_state_now(self, role: str, ctx: ConnCtx, port: int | None,
-                        listener: bool = False) -> str:
+    def _peer_state_now(
+        self, role: str, ctx: ConnCtx, port: int | None, listener: bool = False
+    ) -> str:
         assert self.peers is not None
         own, other = self._peer_ports(role, ctx)
         states = states_of(self.peers.snapshot(role), own, other, port, listener)
         return states[0] if states else "CLOSED"
 
-    def _peer_went_through(self, role: str, ctx: ConnCtx, port: int | None,
-                           listener: bool = False) -> list[SockView]:
+    def _peer_went_through(
+        self, role: str, ctx: ConnCtx, port: int | None, listener: bool = False
+    ) -> list[SockView]:
         """Every state the step's peer socket went through (PeerView.history), in order,
         each with the time it was entered."""
         assert self.peers is not None
@@ -475,8 +505,11 @@ class Runner(StepLoop[S.StepBase]):
             entered ``want`` (last time), not by when this step looked."""
             if peers.source != "kernel":
                 return True
-            entered = [h.t for h in self._peer_went_through(role, ctx, step.port, listener)
-                       if h.state == want]
+            entered = [
+                h.t
+                for h in self._peer_went_through(role, ctx, step.port, listener)
+                if h.state == want
+            ]
             if step.seen:
                 entered = entered[:1]
             if entered and entered[-1] - t0 > within:
@@ -497,16 +530,24 @@ class Runner(StepLoop[S.StepBase]):
             return
         who = f"{role} listener on {step.port}" if listener else f"{role} socket"
         if late:
-            raise StepFailed(f"{who} became {want} {late[0]:.3f} s after this step began, "
-                             f"later than within {within:g} s")
+            raise StepFailed(
+                f"{who} became {want} {late[0]:.3f} s after this step began, "
+                f"later than within {within:g} s"
+            )
         path = " → ".join(went_through()) or "nothing"
-        why = "" if peers.source == "kernel" else (
-            f"; the peer's states were polled ({peers.reason}): a state shorter than "
-            "the interval is missed")
+        why = (
+            ""
+            if peers.source == "kernel"
+            else (
+                f"; the peer's states were polled ({peers.reason}): a state shorter than "
+                "the interval is missed"
+            )
+        )
         if step.seen:
             raise StepFailed(f"{who} never was {want}; it went through: {path}{why}")
-        raise StepFailed(f"{who} is {seen[-1] if seen else '?'}, expected {want} "
-                         f"(it went through: {path}){why}")
+        raise StepFailed(
+            f"{who} is {seen[-1] if seen else '?'}, expected {want} (it went through: {path}){why}"
+        )
 
     async def _do_expect_segment(self, step: S.ExpectSegment) -> str | None:
         ctx = self._ctx(step.conn) if (step.conn or self.ctx) else self._any
@@ -530,8 +571,11 @@ class Runner(StepLoop[S.StepBase]):
                 # side: it satisfies an expectation only one that asks for it
                 # (`dropped: true`), and then only it does. Nor did a corrupted one, or
                 # one with a bad checksum: the receiver threw it away.
-                if f.direction != direction or f.mark in ("bad-checksum", "malformed") \
-                        or (f.mark == "dropped") != want_dropped:
+                if (
+                    f.direction != direction
+                    or f.mark in ("bad-checksum", "malformed")
+                    or (f.mark == "dropped") != want_dropped
+                ):
                     continue
                 seg = segment_of(f.data)
                 if seg is None or not self._owns(ctx, seg, direction):
@@ -585,16 +629,25 @@ class Runner(StepLoop[S.StepBase]):
             if seg is None or not self._owns(ctx, seg, f.direction):
                 continue
             if mismatch(step, seg, f.direction, ctx.isns, relative) is None:
-                raise StepFailed("unexpected segment "
-                                 f"{describe(seg, f.direction, ctx.isns, relative)}")
+                raise StepFailed(
+                    f"unexpected segment {describe(seg, f.direction, ctx.isns, relative)}"
+                )
 
-    _EVENTS = {"connected": (Connected,), "reset": (ConnectionReset,),
-               "refused": (ConnectionReset,), "timeout": (TimedOut,), "eof": (PeerClosed,),
-               "closed": (Closed,)}
+    _EVENTS = {
+        "connected": (Connected,),
+        "reset": (ConnectionReset,),
+        "refused": (ConnectionReset,),
+        "timeout": (TimedOut,),
+        "eof": (PeerClosed,),
+        "closed": (Closed,),
+    }
 
     def _events_text(self, conn: Connection) -> str:
-        names = [type(e).__name__ for e in self.host.event_log.get(conn, [])
-                 if type(e).__name__ != "StateChanged"]
+        names = [
+            type(e).__name__
+            for e in self.host.event_log.get(conn, [])
+            if type(e).__name__ != "StateChanged"
+        ]
         return ", ".join(names) or "no events"
 
     async def _do_expect_event(self, step: S.ExpectEvent) -> None:
@@ -610,8 +663,9 @@ class Runner(StepLoop[S.StepBase]):
         def check() -> bool:
             times = self.host.event_times.get(conn, [])
             for e, t in zip(self.host.event_log.get(conn, []), times, strict=False):
-                if isinstance(e, kinds) and (step.event != "refused" or (
-                        isinstance(e, ConnectionReset) and e.refused)):
+                if isinstance(e, kinds) and (
+                    step.event != "refused" or (isinstance(e, ConnectionReset) and e.refused)
+                ):
                     if t <= t0 + within:  # the event's time, not the poll's
                         return True
                     late[:] = [t - t0]
@@ -619,6 +673,8 @@ class Runner(StepLoop[S.StepBase]):
 
         if not await self._poll(check, within, t0):
             if late:
-                raise StepFailed(f"the {step.event} event came {late[0]:.3f} s into the step, "
-                                 f"after within {within:g} s")
+                raise StepFailed(
+                    f"the {step.event} event came {late[0]:.3f} s into the step, "
+                    f"after within {within:g} s"
+                )
             raise StepFailed(f"no {step.event} event; events: {self._events_text(conn)}")

@@ -42,12 +42,19 @@ class Ends(NamedTuple):
     dst_mac: str
 
 
-def names(emu_ip: str, peer_ip: str, emu_port: int, peer_port: int,
-          seq: int, ack: int) -> dict[str, object]:
+def names(
+    emu_ip: str, peer_ip: str, emu_port: int, peer_port: int, seq: int, ack: int
+) -> dict[str, object]:
     """The names an expression has besides scapy's: the connection's addresses and ports,
     and the seq and ack a segment going the step's way carries next."""
-    return {"emu_ip": emu_ip, "peer_ip": peer_ip, "emu_port": emu_port,
-            "peer_port": peer_port, "seq": seq, "ack": ack}
+    return {
+        "emu_ip": emu_ip,
+        "peer_ip": peer_ip,
+        "emu_port": emu_port,
+        "peer_port": peer_port,
+        "seq": seq,
+        "ack": ack,
+    }
 
 
 @functools.cache
@@ -76,8 +83,10 @@ def _evaluate(expr: str, values: Mapping[str, object]) -> list[Packet]:
     items = list(got) if isinstance(got, list | tuple | PacketList) else [got]
     for item in items:
         if not isinstance(item, Packet):
-            raise StepFailed(f"the scapy expression built {type(item).__name__} "
-                             f"{_short(item)}, not a scapy packet")
+            raise StepFailed(
+                f"the scapy expression built {type(item).__name__} "
+                f"{_short(item)}, not a scapy packet"
+            )
     if not items:
         raise StepFailed("the scapy expression built no packet (an empty list)")
     return items
@@ -96,8 +105,10 @@ def _frame(pkt: Packet, ends: Ends, mtu: int) -> bytes:
     top = pkt if isinstance(pkt, IP | Ether) else None
     ip = pkt.getlayer(IP) if top is not None else None
     if ip is None:
-        raise StepFailed(f"the scapy expression built {pkt.summary()}: no IPv4 layer "
-                         "(build IP(...)/..., or Ether(...)/IP(...)/...)")
+        raise StepFailed(
+            f"the scapy expression built {pkt.summary()}: no IPv4 layer "
+            "(build IP(...)/..., or Ether(...)/IP(...)/...)"
+        )
     for field, value in (("src", ends.src_ip), ("dst", ends.dst_ip)):
         if field not in ip.fields:
             ip.setfieldval(field, value)
@@ -111,8 +122,9 @@ def _frame(pkt: Packet, ends: Ends, mtu: int) -> bytes:
         raise StepFailed(f"scapy could not build {pkt.summary()}: {_one_line(e)}") from None
     size = len(data) - 14 if isinstance(pkt, Ether) else len(data)
     if size > mtu:
-        raise StepFailed(f"the scapy packet is {size} bytes, more than the lab's MTU "
-                         f"({mtu}): {pkt.summary()}")
+        raise StepFailed(
+            f"the scapy packet is {size} bytes, more than the lab's MTU ({mtu}): {pkt.summary()}"
+        )
     if isinstance(pkt, Ether):
         return data
     return eth_header(ends.dst_mac, ends.src_mac, ETHERTYPE_IPV4) + data
@@ -133,11 +145,20 @@ def inbound_segment(frame: bytes, emu_ip: str) -> tuple[str, TcpSegment]:
         raise StepFailed(f"dir: in: the scapy packet does not parse: {e}") from None
     ip, seg = parsed.ip, parsed.tcp
     if ip is None or ip.protocol != 6 or seg is None or ip.is_fragment:
-        what = ("not IPv4" if ip is None else f"IP protocol {ip.protocol}, not TCP"
-                if ip.protocol != 6 else "a fragment")
-        raise StepFailed(f"dir: in hands one whole IPv4/TCP segment to netemu's endpoint; "
-                         f"the scapy packet is {what} (send it with dir: out)")
+        what = (
+            "not IPv4"
+            if ip is None
+            else f"IP protocol {ip.protocol}, not TCP"
+            if ip.protocol != 6
+            else "a fragment"
+        )
+        raise StepFailed(
+            f"dir: in hands one whole IPv4/TCP segment to netemu's endpoint; "
+            f"the scapy packet is {what} (send it with dir: out)"
+        )
     if ip.dst != emu_ip:
-        raise StepFailed(f"dir: in hands the segment to netemu's endpoint ({emu_ip}); the "
-                         f"scapy packet goes to {ip.dst}")
+        raise StepFailed(
+            f"dir: in hands the segment to netemu's endpoint ({emu_ip}); the "
+            f"scapy packet goes to {ip.dst}"
+        )
     return ip.src, seg

@@ -83,16 +83,53 @@ from .units import UnitError, did_you_mean, show
 
 # The step models, for the runners (``schema.Connect`` ...), and the top of the format.
 __all__ = [
-    "STEP_TYPES", "Abort", "Accept", "Close", "Connect", "Drop", "ExpectData", "ExpectEvent",
-    "ExpectNoSegment", "ExpectPeerState", "ExpectSegment", "ExpectState", "Inject", "Listen",
-    "PeerStep", "Recv", "Scenario", "Send", "Shutdown", "Sleep", "Step", "StepBase",
-    "TcpOptionSpec"]
+    "STEP_TYPES",
+    "Abort",
+    "Accept",
+    "Close",
+    "Connect",
+    "Drop",
+    "ExpectData",
+    "ExpectEvent",
+    "ExpectNoSegment",
+    "ExpectPeerState",
+    "ExpectSegment",
+    "ExpectState",
+    "Inject",
+    "Listen",
+    "PeerStep",
+    "Recv",
+    "Scenario",
+    "Send",
+    "Shutdown",
+    "Sleep",
+    "Step",
+    "StepBase",
+    "TcpOptionSpec",
+]
 
 STEP_TYPES: dict[str, type[StepBase]] = {
-    cls.ACTION: cls for cls in (
-        Connect, Listen, Accept, Send, Recv, Shutdown, Close, Abort, Sleep, PeerStep, Drop,
-        Inject, ExpectState, ExpectPeerState, ExpectSegment, ExpectNoSegment, ExpectData,
-        ExpectEvent)
+    cls.ACTION: cls
+    for cls in (
+        Connect,
+        Listen,
+        Accept,
+        Send,
+        Recv,
+        Shutdown,
+        Close,
+        Abort,
+        Sleep,
+        PeerStep,
+        Drop,
+        Inject,
+        ExpectState,
+        ExpectPeerState,
+        ExpectSegment,
+        ExpectNoSegment,
+        ExpectData,
+        ExpectEvent,
+    )
 }
 
 
@@ -115,10 +152,17 @@ def _step_shape(value: Any) -> Any:
         extra = keys[1]
         cls = STEP_TYPES[first]
         if value[first] is None and extra in _field_names(cls):
-            raise fail(f"'{extra}' looks like an argument of '{first}': indent it under "
-                       f"'{first}'", extra, key=True)
-        raise fail(f"a step has exactly one action; this one also has {show(extra)} "
-                   "(start another step with '- ')", extra, key=True)
+            raise fail(
+                f"'{extra}' looks like an argument of '{first}': indent it under '{first}'",
+                extra,
+                key=True,
+            )
+        raise fail(
+            f"a step has exactly one action; this one also has {show(extra)} "
+            "(start another step with '- ')",
+            extra,
+            key=True,
+        )
     return Tagged(first, value[first])
 
 
@@ -138,9 +182,25 @@ def _step_tag(value: Any) -> str | None:
 
 if typing.TYPE_CHECKING:  # the union STEP_TYPES makes, as mypy reads it
     Step: typing.TypeAlias = (
-        Connect | Listen | Accept | Send | Recv | Shutdown | Close | Abort | Sleep | PeerStep
-        | Drop | Inject | ExpectState | ExpectPeerState | ExpectSegment | ExpectNoSegment
-        | ExpectData | ExpectEvent)
+        Connect
+        | Listen
+        | Accept
+        | Send
+        | Recv
+        | Shutdown
+        | Close
+        | Abort
+        | Sleep
+        | PeerStep
+        | Drop
+        | Inject
+        | ExpectState
+        | ExpectPeerState
+        | ExpectSegment
+        | ExpectNoSegment
+        | ExpectData
+        | ExpectEvent
+    )
 else:
     Step = Annotated[
         Union[tuple(Annotated[cls, Tag(name)] for name, cls in STEP_TYPES.items())],  # noqa: UP007
@@ -169,12 +229,15 @@ class _ByAction:
     def __get_pydantic_core_schema__(self, source: Any, handler: Any) -> core_schema.CoreSchema:
         choices: dict[Any, core_schema.CoreSchema] = {
             name: core_schema.with_info_plain_validator_function(_validate_as(cls))
-            for name, cls in STEP_TYPES.items()}
+            for name, cls in STEP_TYPES.items()
+        }
         return core_schema.no_info_before_validator_function(
-            _step_shape, core_schema.tagged_union_schema(choices, _step_tag))
+            _step_shape, core_schema.tagged_union_schema(choices, _step_tag)
+        )
 
-    def __get_pydantic_json_schema__(self, schema: core_schema.CoreSchema, handler: Any
-                                     ) -> dict[str, Any]:
+    def __get_pydantic_json_schema__(
+        self, schema: core_schema.CoreSchema, handler: Any
+    ) -> dict[str, Any]:
         json_schema: dict[str, Any] = handler(TypeAdapter(Step).core_schema)
         return json_schema
 
@@ -221,18 +284,24 @@ class Scenario(Strict):
 
     name: Text = Field(description="short identifier, used for the run directory")
     description: Text = Field("", description="what this scenario shows or teaches")
-    mode: Mode = Field("endpoint", description="endpoint: netemu is one end of every "
-                       "connection; relay: netemu bridges two kernel peers (client, server) "
-                       "and impairs, drops and records their frames")
+    mode: Mode = Field(
+        "endpoint",
+        description="endpoint: netemu is one end of every "
+        "connection; relay: netemu bridges two kernel peers (client, server) "
+        "and impairs, drops and records their frames",
+    )
     peer: Peer | None = Field(None, description="the peer, when there is one: `peer: kernel`")
     peers: Annotated[dict[str, Peer], BeforeValidator(_name_keys)] = Field(
-        default_factory=dict, description="named peers (instead of `peer`)")
+        default_factory=dict, description="named peers (instead of `peer`)"
+    )
     options: Options = Field(default_factory=lambda: Options.model_construct())
-    sysctls: Sysctls = Field(default_factory=dict,
-                             description="net.* sysctls for every peer's namespace")
+    sysctls: Sysctls = Field(
+        default_factory=dict, description="net.* sysctls for every peer's namespace"
+    )
     network: Network = Field(default_factory=lambda: Network.model_construct().merge_directions())
-    connections: Annotated[dict[str, ConnectionSpec], BeforeValidator(_name_keys),
-                           BeforeValidator(_connections_short)] = Field(default_factory=dict)
+    connections: Annotated[
+        dict[str, ConnectionSpec], BeforeValidator(_name_keys), BeforeValidator(_connections_short)
+    ] = Field(default_factory=dict)
     relative: BOOL = Field(True, description="seq/ack relative to the ISNs (like Wireshark)")
     timeout: PositiveDuration = Field(3.0, description="default wait for each step")
     seed: Seed | None = Field(None, description="seed for ISNs and impairments")
@@ -259,8 +328,9 @@ class Scenario(Strict):
         if isinstance(sink, list):
             sink.extend(problems)
             return self
-        raise fail("; ".join(f"{'.'.join(map(str, p.loc)) or 'scenario'}: {p.message}"
-                             for p in problems))
+        raise fail(
+            "; ".join(f"{'.'.join(map(str, p.loc)) or 'scenario'}: {p.message}" for p in problems)
+        )
 
     def default_conn(self) -> str:
         return next(iter(self.connections)) if len(self.connections) == 1 else "c"

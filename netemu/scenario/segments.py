@@ -64,11 +64,15 @@ def _parse_option(item: Any) -> TcpOptionSpec:
     elif isinstance(item, dict) and len(item) == 1:
         name, value = next(iter(item.items()))
     else:
-        raise UnitError(f"a TCP option is a name (nop, eol, sackok) or a one-key mapping "
-                        f"such as {{mss: 1460}}, got {show(item)}")
+        raise UnitError(
+            f"a TCP option is a name (nop, eol, sackok) or a one-key mapping "
+            f"such as {{mss: 1460}}, got {show(item)}"
+        )
     if name not in _OPT_NAMES:
-        raise UnitError(f"unknown TCP option {show(name)}{did_you_mean(str(name), _OPT_NAMES)}"
-                        f" (known: {', '.join(_OPT_NAMES)})")
+        raise UnitError(
+            f"unknown TCP option {show(name)}{did_you_mean(str(name), _OPT_NAMES)}"
+            f" (known: {', '.join(_OPT_NAMES)})"
+        )
     if name in ("nop", "eol", "sackok"):
         if value not in (None, True):
             raise UnitError(f"{name} takes no value, got {show(value)}")
@@ -85,25 +89,36 @@ def _parse_option(item: Any) -> TcpOptionSpec:
         return TcpOptionSpec(name, tuple(_int_arg("ts", v, *_U32) for v in value))
     if name == "sack":
         blocks = value if isinstance(value, list) else None
-        if not blocks or len(blocks) > 4 or not all(isinstance(b, list) and len(b) == 2
-                                                    for b in blocks):
+        if (
+            not blocks
+            or len(blocks) > 4
+            or not all(isinstance(b, list) and len(b) == 2 for b in blocks)
+        ):
             raise UnitError(f"sack: expected 1 to 4 [left, right] blocks, got {show(value)}")
-        return TcpOptionSpec(name, tuple(tuple(_int_arg("sack", v, -(2**32), 2**32 - 1)
-                                               for v in b) for b in blocks))
+        return TcpOptionSpec(
+            name, tuple(tuple(_int_arg("sack", v, -(2**32), 2**32 - 1) for v in b) for b in blocks)
+        )
     # raw: {kind: N, hex: "..."}
     if not isinstance(value, dict) or set(value) - {"kind", "hex"} or "kind" not in value:
         raise UnitError(f"raw: expected {{kind: N, hex: '...'}}, got {show(value)}")
-    return TcpOptionSpec(name, (_int_arg("raw kind", value["kind"], 0, 255),
-                                bytes.fromhex(units.parse_hex(value.get("hex", "")))))
+    return TcpOptionSpec(
+        name,
+        (
+            _int_arg("raw kind", value["kind"], 0, 255),
+            bytes.fromhex(units.parse_hex(value.get("hex", ""))),
+        ),
+    )
 
 
 def _parse_options_list(value: Any) -> tuple[TcpOptionSpec, ...]:
     if isinstance(value, dict):  # {mss: 1460, sackok: true}: in the order written
-        value = [k if v is True and k in ("nop", "eol", "sackok") else {k: v}
-                 for k, v in value.items()]
+        value = [
+            k if v is True and k in ("nop", "eol", "sackok") else {k: v} for k, v in value.items()
+        ]
     if not isinstance(value, list):
-        raise UnitError(f"expected a list of TCP options such as [{{mss: 1460}}, sackok], "
-                        f"got {show(value)}")
+        raise UnitError(
+            f"expected a list of TCP options such as [{{mss: 1460}}, sackok], got {show(value)}"
+        )
     out = []
     size = 0
     for i, item in enumerate(value):
@@ -113,8 +128,11 @@ def _parse_options_list(value: Any) -> tuple[TcpOptionSpec, ...]:
             raise fail(str(e), i) from None
         size += _option_size(opt)
         if size > _MAX_OPTION_BYTES:  # the run failed building the segment
-            raise fail(f"the TCP options take {size} bytes up to this one, more than "
-                       f"{_MAX_OPTION_BYTES} (a TCP header holds 40 bytes of options)", i)
+            raise fail(
+                f"the TCP options take {size} bytes up to this one, more than "
+                f"{_MAX_OPTION_BYTES} (a TCP header holds 40 bytes of options)",
+                i,
+            )
         out.append(opt)
     return tuple(out)
 
@@ -131,11 +149,18 @@ def _option_size(opt: TcpOptionSpec) -> int:
     return 2 + len(opt.value[1])  # raw: kind, length, data
 
 
-InjectOptions = Annotated[tuple[TcpOptionSpec, ...], *typed(_parse_options_list, {
-    "anyOf": [{"type": "array"}, {"type": "object"}],
-    "description": "TCP options in order: [{mss: 1460}, sackok, {ts: [1, 0]}, nop, "
-                   "{wscale: 7}, {sack: [[1, 100]]}, eol, {raw: {kind: 30, hex: '..'}}]"},
-    ser=lambda opts: [o.kind if o.value is None else {o.kind: o.value} for o in opts])]
+InjectOptions = Annotated[
+    tuple[TcpOptionSpec, ...],
+    *typed(
+        _parse_options_list,
+        {
+            "anyOf": [{"type": "array"}, {"type": "object"}],
+            "description": "TCP options in order: [{mss: 1460}, sackok, {ts: [1, 0]}, nop, "
+            "{wscale: 7}, {sack: [[1, 100]]}, eol, {raw: {kind: 30, hex: '..'}}]",
+        },
+        ser=lambda opts: [o.kind if o.value is None else {o.kind: o.value} for o in opts],
+    ),
+]
 
 
 def _parse_opt_int(value: Any) -> bool | IntMatch:
@@ -169,8 +194,7 @@ def _parse_opt_sack(value: Any) -> Any:
     if isinstance(value, bool) or value == "*":
         return value is not False
     if not isinstance(value, list) or not value:
-        raise UnitError(f"expected '*', false or a list of [left, right] blocks, "
-                        f"got {show(value)}")
+        raise UnitError(f"expected '*', false or a list of [left, right] blocks, got {show(value)}")
     return tuple(_pair(b, "a [left, right] block") for b in value)
 
 
@@ -182,8 +206,9 @@ def _opt_ser(value: Any) -> Any:
     return "*" if value is None else value
 
 
-_OPT_MATCH_SCHEMA = {"anyOf": [{"type": "boolean"}, {"type": "integer"}, {"type": "string"},
-                               {"type": "array"}]}
+_OPT_MATCH_SCHEMA = {
+    "anyOf": [{"type": "boolean"}, {"type": "integer"}, {"type": "string"}, {"type": "array"}]
+}
 
 
 _OptInt = Annotated[bool | IntMatch, *typed(_parse_opt_int, _OPT_MATCH_SCHEMA, _opt_ser)]
@@ -222,8 +247,9 @@ class SegmentFields(Fields):
 
     def match_fields(self) -> dict[str, Any]:
         """The fields that constrain something (not None)."""
-        return {k: getattr(self, k) for k in SegmentFields.model_fields
-                if getattr(self, k) is not None}
+        return {
+            k: getattr(self, k) for k in SegmentFields.model_fields if getattr(self, k) is not None
+        }
 
     def _check_payload(self) -> None:
         if self.data is not None and self.hex is not None:
@@ -249,10 +275,10 @@ class Drop(StepBase, ConnMixin):
     count: Count = 1
 
 
-_Window = Annotated[int, *typed(int_in("a window", 0, 65535),
-                                 {"type": "integer", "minimum": 0, "maximum": 65535})]
-_UrgentPointer = Annotated[int, *typed(int_in("an urgent pointer", 0, 65535),
-                                       {"type": "integer"})]
+_Window = Annotated[
+    int, *typed(int_in("a window", 0, 65535), {"type": "integer", "minimum": 0, "maximum": 65535})
+]
+_UrgentPointer = Annotated[int, *typed(int_in("an urgent pointer", 0, 65535), {"type": "integer"})]
 
 
 def _parse_scapy(value: Any) -> str:
@@ -261,28 +287,49 @@ def _parse_scapy(value: Any) -> str:
     import ast
 
     if not isinstance(value, str) or not value.strip():
-        raise UnitError(f"expected a scapy expression such as \"IP(dst=peer_ip)/TCP("
-                        f"sport=emu_port, dport=peer_port, flags='R', seq=seq)\", got "
-                        f"{show(value)}")
+        raise UnitError(
+            f'expected a scapy expression such as "IP(dst=peer_ip)/TCP('
+            f"sport=emu_port, dport=peer_port, flags='R', seq=seq)\", got "
+            f"{show(value)}"
+        )
     try:
         ast.parse(value, "<scapy>", mode="eval")
     except SyntaxError as e:
         where = f"column {e.offset or 1}"
         if value.count("\n") and e.lineno:
             where = f"line {e.lineno}, {where}"
-        raise UnitError(f"not a Python expression: {e.msg} (at {where} of the "
-                        f"expression)") from None
+        raise UnitError(
+            f"not a Python expression: {e.msg} (at {where} of the expression)"
+        ) from None
     return value
 
 
-_ScapyExpr = Annotated[str, *typed(_parse_scapy, {
-    "type": "string",
-    "description": "a Python expression in scapy's language building the IP packet (or "
-                   "Ether frame) to inject, with emu_ip, peer_ip, emu_port, peer_port, seq "
-                   "and ack: trusted code, run by netemu as root"})]
+_ScapyExpr = Annotated[
+    str,
+    *typed(
+        _parse_scapy,
+        {
+            "type": "string",
+            "description": "a Python expression in scapy's language building the IP packet (or "
+            "Ether frame) to inject, with emu_ip, peer_ip, emu_port, peer_port, seq "
+            "and ack: trusted code, run by netemu as root",
+        },
+    ),
+]
 # What crafts the segment field by field; 'scapy' takes the place of all of them.
-_SEGMENT_FIELDS = ("flags", "seq", "ack", "win", "urg", "options", "data", "hex", "bytes",
-                   "bad_checksum", "relative")
+_SEGMENT_FIELDS = (
+    "flags",
+    "seq",
+    "ack",
+    "win",
+    "urg",
+    "options",
+    "data",
+    "hex",
+    "bytes",
+    "bad_checksum",
+    "relative",
+)
 
 
 class Inject(StepBase, ConnMixin, PayloadMixin):
@@ -305,17 +352,21 @@ class Inject(StepBase, ConnMixin, PayloadMixin):
     bad_checksum: BOOL = False
 
     # for editors: 'flags' is required unless 'scapy' builds the packet
-    model_config = ConfigDict(json_schema_extra={"anyOf": [{"required": ["flags"]},
-                                                           {"required": ["scapy"]}]})
+    model_config = ConfigDict(
+        json_schema_extra={"anyOf": [{"required": ["flags"]}, {"required": ["scapy"]}]}
+    )
 
     @model_validator(mode="after")
     def _payload(self) -> Self:
         if self.scapy is not None:
             for name in _SEGMENT_FIELDS:
                 if name in self.model_fields_set:
-                    raise fail(f"give either 'scapy' or the segment's fields: 'scapy' "
-                               f"builds the whole packet, '{name}' cannot go with it",
-                               name, key=True)
+                    raise fail(
+                        f"give either 'scapy' or the segment's fields: 'scapy' "
+                        f"builds the whole packet, '{name}' cannot go with it",
+                        name,
+                        key=True,
+                    )
             return self
         if self.flags is None:
             raise fail("missing 'flags' in inject")
@@ -323,13 +374,24 @@ class Inject(StepBase, ConnMixin, PayloadMixin):
         # One frame on the lab's wire: 1500 bytes of IP, less 20 of IP and 20 of TCP
         # header and the options (more failed the run: 'Message too long').
         room = 1460 - sum(_option_size(o) for o in self.options)
-        size = self.bytes if self.bytes is not None else (
-            len(self.data.encode()) if self.data is not None else
-            len(self.hex.replace(" ", "")) // 2 if self.hex is not None else 0)
+        size = (
+            self.bytes
+            if self.bytes is not None
+            else (
+                len(self.data.encode())
+                if self.data is not None
+                else len(self.hex.replace(" ", "")) // 2
+                if self.hex is not None
+                else 0
+            )
+        )
         if size > room:
             which = next(f for f in ("data", "hex", "bytes") if getattr(self, f) is not None)
-            raise fail(f"{size} bytes of payload do not fit one frame on the lab's wire: "
-                       f"{room} at most with these options (MTU 1500)", which)
+            raise fail(
+                f"{size} bytes of payload do not fit one frame on the lab's wire: "
+                f"{room} at most with these options (MTU 1500)",
+                which,
+            )
         return self
 
 
@@ -341,8 +403,11 @@ class ExpectSegment(StepBase, ConnMixin, SegmentFields, WithinMixin):
     dir: Dir
     after: Duration | None = Field(None, description="not earlier than this (timing window)")
     relative: BOOL | None = None
-    dropped: BOOL = Field(False, description="match only a frame a drop rule or an "
-                          "impairment removed (default: such frames never match)")
+    dropped: BOOL = Field(
+        False,
+        description="match only a frame a drop rule or an "
+        "impairment removed (default: such frames never match)",
+    )
 
     @model_validator(mode="after")
     def _window(self) -> Self:

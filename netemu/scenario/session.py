@@ -19,19 +19,26 @@ from .runner import Runner
 from .settings import congestion, impairments, interrupted_account, network_seed, peer_sysctls
 
 
-async def run_scenario(sc: S.Scenario, run_dir: Path, *, on_step: OnStep | None = None,
-                       overrides: dict[str, Any] | None = None) -> Outcome:
+async def run_scenario(
+    sc: S.Scenario,
+    run_dir: Path,
+    *,
+    on_step: OnStep | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> Outcome:
     if sc.mode == "relay":  # two kernels bridged: relay_runner.py
         from .relay_runner import run_relay_scenario
 
         return await run_relay_scenario(sc, run_dir, on_step=on_step, overrides=overrides)
     seed = sc.seed
     isn_secret = None if seed is None else seed.to_bytes(16, "big", signed=True)
-    progress = Progress(sc.name, run_dir, time.monotonic(),
-                        account=interrupted_account(sc, None, {}))
+    progress = Progress(
+        sc.name, run_dir, time.monotonic(), account=interrupted_account(sc, None, {})
+    )
     try:
-        return await _run_in_lab(sc, run_dir, on_step, impairments(sc, overrides), isn_secret,
-                                 progress)
+        return await _run_in_lab(
+            sc, run_dir, on_step, impairments(sc, overrides), isn_secret, progress
+        )
     except (asyncio.CancelledError, KeyboardInterrupt, SystemExit):
         # Ctrl-C (the task cancelled) or SIGTERM/SIGHUP (SystemExit in the loop, then the
         # task cancelled as asyncio.run ends): the lab is down by now (its `with` has
@@ -49,20 +56,27 @@ def _check_congestion(sc: S.Scenario) -> None:
                 f"peer {name!r} ({peer.kind}) wants congestion control "
                 f"{peer.congestion_control}, and this host lets a network namespace "
                 f"default only to {allowed.read_text().strip()} ({allowed}): only "
-                "the kernel agent sets it, per socket")
+                "the kernel agent sets it, per socket"
+            )
 
 
 async def _start_peers(runner: Runner) -> None:
     try:
         await runner.start_peers()
     except FileNotFoundError as e:  # a command: peer's program is not there
-        raise EnvironmentProblem(f"peer program not found: {e.filename or e} (the "
-                                 "scenario's `command:`)") from None
+        raise EnvironmentProblem(
+            f"peer program not found: {e.filename or e} (the scenario's `command:`)"
+        ) from None
 
 
-async def _run_in_lab(sc: S.Scenario, run_dir: Path, on_step: OnStep | None,
-                      pipes: Pipelines, isn_secret: bytes | None,
-                      progress: Progress) -> Outcome:
+async def _run_in_lab(
+    sc: S.Scenario,
+    run_dir: Path,
+    on_step: OnStep | None,
+    pipes: Pipelines,
+    isn_secret: bytes | None,
+    progress: Progress,
+) -> Outcome:
     from ..host import Host
     from ..lab.core import Lab, signals_deferred
     from ..trace.record import NoteRecord, Trace
@@ -87,9 +101,14 @@ async def _run_in_lab(sc: S.Scenario, run_dir: Path, on_step: OnStep | None,
                 # tracepoints: the ladder orders both sides' events by it (one recvmsg a frame:
                 # a scenario's handful, not bulk; docs/trace.md).
                 link.enable_rx_timestamps()
-                host = await Host(link, lab.emu_ip, lab.emu_mac,
-                                  config=sc.config_for(None), isn_secret=isn_secret,
-                                  trace=trace).start()
+                host = await Host(
+                    link,
+                    lab.emu_ip,
+                    lab.emu_mac,
+                    config=sc.config_for(None),
+                    isn_secret=isn_secret,
+                    trace=trace,
+                ).start()
                 host.record_rx_stamps = True
                 host.impair_out, host.impair_in = pipes
                 runner = Runner(sc, lab=lab, host=host, on_step=on_step)
@@ -110,20 +129,33 @@ async def _run_in_lab(sc: S.Scenario, run_dir: Path, on_step: OnStep | None,
                     await runner.stop()
                     host.close()
         progress.trace = None  # finished: the outputs below are the run's
-        return _write_outputs(sc, run_dir, trace, runner, passed, error,
-                              time.monotonic() - progress.t0)
+        return _write_outputs(
+            sc, run_dir, trace, runner, passed, error, time.monotonic() - progress.t0
+        )
 
 
-def _write_outputs(sc: S.Scenario, run_dir: Path, trace: Any, runner: Runner, passed: bool,
-                   error: str | None, duration: float) -> Outcome:
+def _write_outputs(
+    sc: S.Scenario,
+    run_dir: Path,
+    trace: Any,
+    runner: Runner,
+    passed: bool,
+    error: str | None,
+    duration: float,
+) -> Outcome:
     if error is None:
         error = runner.failure()
     ok = passed and error is None
     report, ladder = write_run_dir(
-        trace, run_dir, name=sc.name, result="pass" if ok else "fail",
-        steps=[r.as_dict() for r in runner.results], duration=duration, error=error,
+        trace,
+        run_dir,
+        name=sc.name,
+        result="pass" if ok else "fail",
+        steps=[r.as_dict() for r in runner.results],
+        duration=duration,
+        error=error,
         # the seeds the run used: the scenario's (ISNs, ports) and its impairment
         # pipelines' (network.seed, else the scenario's, else 0), so a run can be repeated
-        extra={"description": sc.description, "seed": sc.seed,
-               "network_seed": network_seed(sc)})
+        extra={"description": sc.description, "seed": sc.seed, "network_seed": network_seed(sc)},
+    )
     return Outcome(sc, ok, run_dir, report, ladder)

@@ -32,8 +32,10 @@ def congestion(sc: S.Scenario) -> str | None:
 def lab_args(sc: S.Scenario, role: str) -> dict[str, Any]:
     """A relay lab's arguments: the sysctls and congestion control of its peer."""
     peer = sc.peers.get(role)
-    return {"peer_sysctls": dict(peer.sysctls) if peer else {},
-            "congestion": peer.congestion_control if peer else None}
+    return {
+        "peer_sysctls": dict(peer.sysctls) if peer else {},
+        "congestion": peer.congestion_control if peer else None,
+    }
 
 
 def network_seed(sc: S.Scenario) -> int:
@@ -45,13 +47,15 @@ def network_seed(sc: S.Scenario) -> int:
 def impairments(sc: S.Scenario, overrides: dict[str, Any] | None = None) -> Pipelines:
     """(out, in) pipelines from the scenario's `network:` block, with command-line
     overrides applied to both directions; None where a direction is unimpaired."""
-    out, in_ = ({k: getattr(sc.network.direction(d), k) for k in IMPAIR_FIELDS}
-                for d in ("out", "in"))
+    out, in_ = (
+        {k: getattr(sc.network.direction(d), k) for k in IMPAIR_FIELDS} for d in ("out", "in")
+    )
     return pipelines(given(out, overrides), given(in_, overrides), network_seed(sc))
 
 
-def interrupted_account(sc: S.Scenario, runner: HasResults | None,
-                        extra: dict[str, Any]) -> Account:
+def interrupted_account(
+    sc: S.Scenario, runner: HasResults | None, extra: dict[str, Any]
+) -> Account:
     """What report.json says of an interrupted scenario: its steps so far (the one the
     signal came during: "interrupted"; those not reached: "skipped")."""
 
@@ -62,8 +66,12 @@ def interrupted_account(sc: S.Scenario, runner: HasResults | None,
             if st.get("status") == "pending":  # the step the signal came during
                 st["status"] = "interrupted"
         done = {r.index for r in results}
-        steps += [{"index": i, "line": st.line, "action": st.ACTION, "status": "skipped"}
-                  for i, st in enumerate(sc.steps, 1) if i not in done]
+        steps += [
+            {"index": i, "line": st.line, "action": st.ACTION, "status": "skipped"}
+            for i, st in enumerate(sc.steps, 1)
+            if i not in done
+        ]
         where = f" during step {results[-1].index}" if results else ""
         return steps, where, {"description": sc.description, "seed": sc.seed, **extra}
+
     return account

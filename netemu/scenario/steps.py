@@ -105,18 +105,21 @@ class Fields(BaseModel):
 
 
 class ConnMixin(Fields):
-    conn: Name | None = Field(None, description="connection name (default: the only "
-                              "declared connection, else 'c')")
+    conn: Name | None = Field(
+        None, description="connection name (default: the only declared connection, else 'c')"
+    )
 
 
 class TimeoutMixin(Fields):
-    timeout: PositiveDuration | None = Field(None, description="how long to wait (default: "
-                                             "the scenario's timeout)")
+    timeout: PositiveDuration | None = Field(
+        None, description="how long to wait (default: the scenario's timeout)"
+    )
 
 
 class WithinMixin(Fields):
-    within: Duration | None = Field(None, description="deadline from the start of the step "
-                                    "(default: the scenario's timeout)")
+    within: Duration | None = Field(
+        None, description="deadline from the start of the step (default: the scenario's timeout)"
+    )
 
 
 class PayloadMixin(Fields):
@@ -157,12 +160,13 @@ class Connect(StepBase, ConnMixin, TimeoutMixin):
     ACTION: ClassVar[str] = "connect"
     SHORT: ClassVar[str | None] = "port"
 
-    port: Port | None = Field(None, description="the peer's port (default: the "
-                              "connection's port, or a server peer's port)")
+    port: Port | None = Field(
+        None,
+        description="the peer's port (default: the connection's port, or a server peer's port)",
+    )
     peer: Name | None = None
     local_port: Port | None = None
-    wait: BOOL = Field(True, description="wait for ESTABLISHED (false: go on once the SYN "
-                       "is sent)")
+    wait: BOOL = Field(True, description="wait for ESTABLISHED (false: go on once the SYN is sent)")
     options: Options | None = None
 
 
@@ -289,8 +293,18 @@ class PeerAccept(Strict):
         return data
 
 
-PEER_ACTIONS = ("send", "read", "expect", "shutdown", "close", "abort", "accept", "connect",
-                "listen", "setsockopt")
+PEER_ACTIONS = (
+    "send",
+    "read",
+    "expect",
+    "shutdown",
+    "close",
+    "abort",
+    "accept",
+    "connect",
+    "listen",
+    "setsockopt",
+)
 
 
 class PeerStep(StepBase, TimeoutMixin):
@@ -319,8 +333,10 @@ class PeerStep(StepBase, TimeoutMixin):
                 return {args: True}
             if args == "shutdown":
                 return {"shutdown": "write"}
-            raise fail(f"unknown peer action {show(args)}{did_you_mean(args, PEER_ACTIONS)}"
-                       " (bare forms: close, abort, accept, shutdown)")
+            raise fail(
+                f"unknown peer action {show(args)}{did_you_mean(args, PEER_ACTIONS)}"
+                " (bare forms: close, abort, accept, shutdown)"
+            )
         return super()._expand(args)
 
     @model_validator(mode="before")

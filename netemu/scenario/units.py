@@ -63,8 +63,17 @@ def _is_number(value: object) -> TypeGuard[int | float]:
 
 # --- durations ---------------------------------------------------------------
 
-_DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "sec": 1.0,
-                   "m": 60.0, "min": 60.0, "h": 3600.0}
+_DURATION_UNITS = {
+    "ns": 1e-9,
+    "us": 1e-6,
+    "µs": 1e-6,
+    "ms": 1e-3,
+    "s": 1.0,
+    "sec": 1.0,
+    "m": 60.0,
+    "min": 60.0,
+    "h": 3600.0,
+}
 _NUMBER = r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?"
 _DURATION_RE = re.compile(rf"^\s*({_NUMBER})\s*([a-zµ]*)\s*$")
 
@@ -86,8 +95,9 @@ def parse_duration(value: object) -> float:
     elif isinstance(value, str):
         m = _DURATION_RE.match(value)
         if not m or (m.group(2) not in _DURATION_UNITS and m.group(2) != ""):
-            raise UnitError(f"bad duration {show(value)} (use e.g. 200ms, 2s, 1m, "
-                            "or a number of seconds)")
+            raise UnitError(
+                f"bad duration {show(value)} (use e.g. 200ms, 2s, 1m, or a number of seconds)"
+            )
         seconds = float(m.group(1)) * _DURATION_UNITS.get(m.group(2) or "s", 1.0)
     else:
         raise UnitError(f"expected a duration such as 200ms or 2s, got {show(value)}")
@@ -117,8 +127,10 @@ def parse_percent(value: object) -> float:
     if _is_number(value):
         p = float(value)
         if not 0 <= p <= 1:
-            raise UnitError(f"a bare number is a probability between 0 and 1, got {show(value)}"
-                            f" (write '{value}%' for a percentage)")
+            raise UnitError(
+                f"a bare number is a probability between 0 and 1, got {show(value)}"
+                f" (write '{value}%' for a percentage)"
+            )
         return p
     if isinstance(value, str):
         m = _PERCENT_RE.match(value)
@@ -161,8 +173,15 @@ def parse_rate(value: object) -> int:
 
 # --- sizes -------------------------------------------------------------------
 
-_SIZE_UNITS = {"": 1, "k": 1024, "kib": 1024, "m": 1024**2, "mib": 1024**2,
-               "g": 1024**3, "gib": 1024**3}
+_SIZE_UNITS = {
+    "": 1,
+    "k": 1024,
+    "kib": 1024,
+    "m": 1024**2,
+    "mib": 1024**2,
+    "g": 1024**3,
+    "gib": 1024**3,
+}
 _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*$", re.IGNORECASE)
 
 
@@ -214,8 +233,9 @@ def parse_hex(value: object) -> str:
         text = text[2:]
     bad = re.search(r"[^0-9a-fA-F]", text)
     if bad:
-        raise UnitError(f"not hex: {show(value)} has {show(bad.group(0))} "
-                        "(use pairs of 0-9a-f, spaces allowed)")
+        raise UnitError(
+            f"not hex: {show(value)} has {show(bad.group(0))} (use pairs of 0-9a-f, spaces allowed)"
+        )
     if len(text) % 2:
         raise UnitError(f"odd number of hex digits in {show(value)}")
     return text.lower()
@@ -225,8 +245,16 @@ def parse_hex(value: object) -> str:
 
 FIN, SYN, RST, PSH, ACK, URG, ECE, CWR = 0x01, 0x02, 0x04, 0x08, 0x10, 0x20, 0x40, 0x80
 FLAG_LETTERS = {"S": SYN, "F": FIN, "R": RST, "P": PSH, ".": ACK, "U": URG, "E": ECE, "W": CWR}
-FLAG_NAMES = {"SYN": SYN, "FIN": FIN, "RST": RST, "PSH": PSH, "ACK": ACK, "URG": URG,
-              "ECE": ECE, "CWR": CWR}
+FLAG_NAMES = {
+    "SYN": SYN,
+    "FIN": FIN,
+    "RST": RST,
+    "PSH": PSH,
+    "ACK": ACK,
+    "URG": URG,
+    "ECE": ECE,
+    "CWR": CWR,
+}
 _LETTER_ORDER = "SFRP.UEW"
 
 
@@ -240,19 +268,22 @@ def _parse_flag_mask(text: str, original: object) -> int:
     if text.lower() in ("", "none"):
         return 0
     words = [w for w in re.split(r"[\s+|,]+", text) if w]
-    if any(len(w) >= 3 and (w.upper() in FLAG_NAMES or any(c.upper() not in FLAG_LETTERS
-                                                            for c in w)) for w in words):
+    if any(
+        len(w) >= 3 and (w.upper() in FLAG_NAMES or any(c.upper() not in FLAG_LETTERS for c in w))
+        for w in words
+    ):
         # names: SYN+ACK, syn|ack, "FIN, ACK", "SYN ACK"
         mask = 0
         for word in words:
             bit = FLAG_NAMES.get(word.upper(), FLAG_LETTERS.get(word.upper()))
             if bit is None:
-                chunks = [word[i:i + 3].upper() for i in range(0, len(word), 3)]
+                chunks = [word[i : i + 3].upper() for i in range(0, len(word), 3)]
                 if len(chunks) > 1 and all(c in FLAG_NAMES for c in chunks):
                     hint = f" (did you mean '{'+'.join(chunks)}'?)"
                 else:
                     hint = did_you_mean(word, FLAG_NAMES) or (
-                        " (names: SYN ACK FIN RST PSH URG ECE CWR, or letters S F R P . U E W)")
+                        " (names: SYN ACK FIN RST PSH URG ECE CWR, or letters S F R P . U E W)"
+                    )
                 raise UnitError(f"unknown TCP flag {show(word)} in {show(original)}{hint}")
             mask |= bit
         return mask
@@ -262,8 +293,10 @@ def _parse_flag_mask(text: str, original: object) -> int:
             continue
         bit = FLAG_LETTERS.get(ch.upper())
         if bit is None:
-            raise UnitError(f"unknown TCP flag letter {show(ch)} in {show(original)} "
-                            "(letters: S F R P . U E W, '.' is ACK; or names like SYN+ACK)")
+            raise UnitError(
+                f"unknown TCP flag letter {show(ch)} in {show(original)} "
+                "(letters: S F R P . U E W, '.' is ACK; or names like SYN+ACK)"
+            )
         mask |= bit
     return mask
 
@@ -322,8 +355,7 @@ class IntMatch:
         op, x = self.op, self.value
         if op == "..":
             return x <= v <= (self.high if self.high is not None else x)
-        return {"==": v == x, "!=": v != x, "<": v < x, "<=": v <= x, ">": v > x,
-                ">=": v >= x}[op]
+        return {"==": v == x, "!=": v != x, "<": v < x, "<=": v <= x, ">": v > x, ">=": v >= x}[op]
 
     def __str__(self) -> str:
         if self.op == "==":
@@ -351,14 +383,16 @@ def parse_int_match(value: object) -> IntMatch | None:
             return IntMatch("..", lo, hi)
         for op in _INT_OPS:
             if text.startswith(op):
-                rest = text[len(op):].strip()
+                rest = text[len(op) :].strip()
                 if re.fullmatch(r"-?\d+", rest):
                     return IntMatch("==" if op == "=" else op, int(rest))
                 break
         if re.fullmatch(r"-?\d+", text):
             return IntMatch("==", int(text))
-    raise UnitError(f"expected a number, '*', a comparison like '>0' or a range like "
-                    f"'10..20', got {show(value)}")
+    raise UnitError(
+        f"expected a number, '*', a comparison like '>0' or a range like "
+        f"'10..20', got {show(value)}"
+    )
 
 
 # --- TCP states ---------------------------------------------------------------
@@ -376,9 +410,16 @@ def normalise_state(value: object) -> str:
     if not isinstance(value, str):
         raise UnitError(f"expected a TCP state name such as ESTABLISHED, got {show(value)}")
     key = re.sub(r"[\s_\-]+", "-", value.strip()).upper()
-    aliases = {"SYN-RCVD": "SYN-RECEIVED", "SYN-RECV": "SYN-RECEIVED", "FIN-WAIT1": "FIN-WAIT-1",
-               "FIN-WAIT2": "FIN-WAIT-2", "TIMEWAIT": "TIME-WAIT", "CLOSEWAIT": "CLOSE-WAIT",
-               "LASTACK": "LAST-ACK", "SYNSENT": "SYN-SENT"}
+    aliases = {
+        "SYN-RCVD": "SYN-RECEIVED",
+        "SYN-RECV": "SYN-RECEIVED",
+        "FIN-WAIT1": "FIN-WAIT-1",
+        "FIN-WAIT2": "FIN-WAIT-2",
+        "TIMEWAIT": "TIME-WAIT",
+        "CLOSEWAIT": "CLOSE-WAIT",
+        "LASTACK": "LAST-ACK",
+        "SYNSENT": "SYN-SENT",
+    }
     key = aliases.get(key, key)
     if key in names:
         return key

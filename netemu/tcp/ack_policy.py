@@ -60,8 +60,7 @@ class AckPolicy:
         if self.quickack > 0:
             self.quickack -= 1
             return True
-        if ((c.rcv_nxt - c.last_ack_sent) & MASK > rcv_mss
-                and 2 * c.rcvq.held <= c.config.rcv_buf):
+        if (c.rcv_nxt - c.last_ack_sent) & MASK > rcv_mss and 2 * c.rcvq.held <= c.config.rcv_buf:
             # A second full-sized segment: ACK both, as long as the buffer is
             # no more than half full. Linux's __tcp_ack_snd_check sends this
             # ACK only if "right edge of window advances far enough (tcp_recvmsg()

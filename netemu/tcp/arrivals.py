@@ -39,8 +39,9 @@ _FLAGS_BUT_PSH = 0xFFF & ~PSH
 
 
 def describe(seg: TcpSegment) -> str:
-    names = [n for bit, n in ((SYN, "SYN"), (FIN, "FIN"), (RST, "RST"), (ACK, "ACK"))
-             if seg.flags & bit]
+    names = [
+        n for bit, n in ((SYN, "SYN"), (FIN, "FIN"), (RST, "RST"), (ACK, "ACK")) if seg.flags & bit
+    ]
     return "recv " + ("+".join(names) or "segment") + (" with data" if seg.payload else "")
 
 
@@ -60,8 +61,12 @@ class Arrivals(Tcb):
         if st is State.CLOSED or st is State.LISTEN:
             return  # the host answers for closed ports (see reset_for)
         opts = seg.options
-        if opts and opts[-1].__class__ is MalformedOption and st is not State.TIME_WAIT \
-                and dropped_unread(seg, self.config.auth_option_walk):
+        if (
+            opts
+            and opts[-1].__class__ is MalformedOption
+            and st is not State.TIME_WAIT
+            and dropped_unread(seg, self.config.auth_option_walk)
+        ):
             return  # as Linux >= 6.7 drops it before any socket sees it (TIME-WAIT's does)
         if st is State.SYN_SENT:
             self._receive_syn_sent(seg, now)
@@ -76,9 +81,16 @@ class Arrivals(Tcb):
         through §3.10.7.4 with every other branch provably idle. This does
         exactly what _receive_synchronized would, with less work."""
         rec = self.recovery
-        if seg.flags & _FLAGS_BUT_PSH != ACK or seg.seq != self.rcv_nxt or self.rcvq.ooo \
-                or self.read_closed or self.fin_seq_received is not None \
-                or rec.mode or rec.scoreboard.ranges or rec.tlp_high is not None:
+        if (
+            seg.flags & _FLAGS_BUT_PSH != ACK
+            or seg.seq != self.rcv_nxt
+            or self.rcvq.ooo
+            or self.read_closed
+            or self.fin_seq_received is not None
+            or rec.mode
+            or rec.scoreboard.ranges
+            or rec.tlp_high is not None
+        ):
             return False
         ts: TimestampOption | None = None
         opts = seg.options
@@ -105,8 +117,7 @@ class Arrivals(Tcb):
         n = len(payload)
         if n and not n <= ((self.rcv_adv - seg.seq) & MASK) < 0x80000000:
             return False  # needs trimming (or a zero window): the general path
-        if ts is not None and not self.ts.on_arrival(ts.tsval, seg.seq, n, self.last_ack_sent,
-                                                     now):
+        if ts is not None and not self.ts.on_arrival(ts.tsval, seg.seq, n, self.last_ack_sent, now):
             return False  # PAWS (RFC 7323 §5.3 R1): an old TSval takes the general path
         # Fifth, the ACK field (same order and helpers as _process_ack).
         if d_ack:
@@ -141,8 +152,9 @@ class Arrivals(Tcb):
             # bit is set, if so drop the segment and return) <SEQ=SEG.ACK><CTL=RST>"
             if seq_le(seg.ack, self.iss) or seq_gt(seg.ack, self.snd_max):
                 if not flags & RST:
-                    self._control.append(TcpSegment(self.local_port, self.remote_port,
-                                                    seg.ack, 0, RST, 0))
+                    self._control.append(
+                        TcpSegment(self.local_port, self.remote_port, seg.ack, 0, RST, 0)
+                    )
                 return
             ack_ok = True  # "If SND.UNA < SEG.ACK =< SND.NXT, then the ACK is acceptable."
         if flags & RST:
@@ -213,16 +225,23 @@ class Arrivals(Tcb):
         # (Not with RST: RST+SYN+ACK at IRS lies outside the window once its SYN would be
         # stripped, and RFC 5961 §3.2 drops such a RST silently; stripping it made the
         # RST land on RCV.NXT and reset the connection.)
-        if flags & SYN and seg.seq == self.irs and self._awaiting_syn_ack() \
-                and not flags & RST:
+        if flags & SYN and seg.seq == self.irs and self._awaiting_syn_ack() and not flags & RST:
             if not flags & ACK:
                 self.snd_nxt = self.iss
                 return
             # Simultaneous open: the peer's SYN-ACK repeats its SYN, which we hold.
             # "If a segment's contents straddle the boundary between old and new,
             # only the new parts are processed": strip the SYN and go on.
-            seg = TcpSegment(seg.src_port, seg.dst_port, (seg.seq + 1) & MASK, seg.ack,
-                             flags & ~SYN, seg.window, seg.payload, seg.options)
+            seg = TcpSegment(
+                seg.src_port,
+                seg.dst_port,
+                (seg.seq + 1) & MASK,
+                seg.ack,
+                flags & ~SYN,
+                seg.window,
+                seg.payload,
+                seg.options,
+            )
             flags = seg.flags
         ts = None
         if self.ts_ok:
@@ -261,7 +280,7 @@ class Arrivals(Tcb):
         self._process_text_and_fin(seg, now)
 
     def _unacceptable(self, seg: TcpSegment, now: float, ts: TimestampOption | None) -> None:
-        """"If an incoming segment is not acceptable, an acknowledgment should be
+        """ "If an incoming segment is not acceptable, an acknowledgment should be
         sent in reply (unless the RST bit is set, if so drop the segment and
         return)". Zero-window probes land here and get our window back. An ACK at
         RCV.NXT is still processed ("special allowance should be made to accept
@@ -281,8 +300,7 @@ class Arrivals(Tcb):
             if self.sack_ok:
                 self._dsack = (seg.seq, (seg.seq + len(seg.payload)) & MASK)
         st = self.state
-        if (st is State.TIME_WAIT and flags & FIN
-                and (seg.seq + seg.seg_len) & MASK == self.rcv_nxt):
+        if st is State.TIME_WAIT and flags & FIN and (seg.seq + seg.seg_len) & MASK == self.rcv_nxt:
             # A retransmitted FIN (it lies just below RCV.NXT, so it fails the
             # test above): "TIME-WAIT STATE: The only thing that can arrive in
             # this state is a retransmission of the remote FIN. Acknowledge it,
@@ -307,8 +325,13 @@ class Arrivals(Tcb):
             # connection to the LISTEN state": the listener forgets it.
             self._to_closed(Cause.SEGMENT, describe(seg), seg)
             return
-        if st in (State.SYN_RECEIVED, State.ESTABLISHED, State.FIN_WAIT_1,
-                  State.FIN_WAIT_2, State.CLOSE_WAIT):
+        if st in (
+            State.SYN_RECEIVED,
+            State.ESTABLISHED,
+            State.FIN_WAIT_1,
+            State.FIN_WAIT_2,
+            State.CLOSE_WAIT,
+        ):
             self._events.append(ConnectionReset(refused=st is State.SYN_RECEIVED))
         # "CLOSING, LAST-ACK, TIME-WAIT: If the RST bit is set, then enter the
         # CLOSED state, delete the TCB, and return."
@@ -332,8 +355,9 @@ class Arrivals(Tcb):
             return seq_in_window(seg.seq, self.rcv_nxt, wnd)
         if wnd == 0:
             return False
-        return (seq_in_window(seg.seq, self.rcv_nxt, wnd)
-                or seq_in_window((seg.seq + seg_len - 1) & MASK, self.rcv_nxt, wnd))
+        return seq_in_window(seg.seq, self.rcv_nxt, wnd) or seq_in_window(
+            (seg.seq + seg_len - 1) & MASK, self.rcv_nxt, wnd
+        )
 
     def _challenge_ack(self, now: float) -> None:
         """RFC 5961 §7: at most challenge_ack_limit challenge ACKs per second."""
@@ -345,8 +369,13 @@ class Arrivals(Tcb):
             count += 1
         self._challenge_acks = (second, count)
 
-    def _process_ack(self, seg: TcpSegment, now: float, arrived: TcpSegment | None = None,
-                     ts: TimestampOption | None = None) -> bool:
+    def _process_ack(
+        self,
+        seg: TcpSegment,
+        now: float,
+        arrived: TcpSegment | None = None,
+        ts: TimestampOption | None = None,
+    ) -> bool:
         """Fifth step of RFC 9293 §3.10.7.4. Returns False when the segment is dropped.
         ``arrived`` is the segment as received, when ``seg`` had its SYN stripped;
         ``ts`` its timestamps, when they are on."""
@@ -381,8 +410,7 @@ class Arrivals(Tcb):
         self._window_update(seg, ack)
         return self._ack_of_our_fin(seg, now)
 
-    def _ack_of_syn_ack(self, seg: TcpSegment, now: float, arrived: TcpSegment,
-                        tsecr: int) -> bool:
+    def _ack_of_syn_ack(self, seg: TcpSegment, now: float, arrived: TcpSegment, tsecr: int) -> bool:
         """The fifth step while our SYN-ACK awaits its ACK (SYN-RECEIVED): "If
         SND.UNA < SEG.ACK =< SND.NXT, then enter ESTABLISHED state and continue
         processing ... If the segment acknowledgment is not acceptable, form a
@@ -405,8 +433,7 @@ class Arrivals(Tcb):
                 self._set_state(State.FIN_WAIT_1, Cause.SEGMENT, "shutdown() (queued)")
         else:  # FIN-WAIT-1, closed in SYN-RECEIVED: the FIN may be acked too
             self._handshake_completed()
-            if self._our_fin_acked() and not (arrived.flags & FIN
-                                              and seg.seq == self.rcv_nxt):
+            if self._our_fin_acked() and not (arrived.flags & FIN and seg.seq == self.rcv_nxt):
                 self._set_state(State.FIN_WAIT_2, Cause.SEGMENT, describe(arrived), arrived)
         ready = self.rcvq.pop_ready(self.rcv_nxt)  # data that came with the SYN
         if ready:
@@ -421,8 +448,11 @@ class Arrivals(Tcb):
         §3.10.7.4); returns False when processing stops here."""
         st = self.state
         fin_acked = self._our_fin_acked()
-        if st is State.FIN_WAIT_1 and fin_acked and not (
-                seg.flags & FIN and seg.seq == self.rcv_nxt):
+        if (
+            st is State.FIN_WAIT_1
+            and fin_acked
+            and not (seg.flags & FIN and seg.seq == self.rcv_nxt)
+        ):
             # "In addition to the processing for the ESTABLISHED state, if the FIN
             # segment is now acknowledged, then enter FIN-WAIT-2 and continue".
             # (A FIN in this same segment takes us straight to TIME-WAIT instead.)
@@ -454,8 +484,9 @@ class Arrivals(Tcb):
         seq = seg.seq
         wl1 = self.snd_wl1
         # seq_lt(wl1, seq) or (wl1 == seq and seq_le(wl2, ack)), inlined
-        if (0 < ((seq - wl1) & MASK) < 0x80000000
-                or (wl1 == seq and ((ack - self.snd_wl2) & MASK) < 0x80000000)):
+        if 0 < ((seq - wl1) & MASK) < 0x80000000 or (
+            wl1 == seq and ((ack - self.snd_wl2) & MASK) < 0x80000000
+        ):
             if (seg.window << self.snd_wscale) != self.snd_wnd:
                 self._update_window(seg, scaled=True)
             self.snd_wl1 = seq
@@ -499,8 +530,12 @@ class Arrivals(Tcb):
     def _maybe_duplicate_ack(self, seg: TcpSegment) -> None:
         """RFC 5681 §2 "DUPLICATE ACKNOWLEDGMENT": outstanding data, no payload, no
         SYN/FIN, SEG.ACK = SND.UNA, and an unchanged advertised window."""
-        if (self.snd_max == self.snd_una or seg.payload or seg.flags & (SYN | FIN)
-                or (seg.window << self.snd_wscale) != self.snd_wnd):
+        if (
+            self.snd_max == self.snd_una
+            or seg.payload
+            or seg.flags & (SYN | FIN)
+            or (seg.window << self.snd_wscale) != self.snd_wnd
+        ):
             return
         self.recovery.on_duplicate_ack()
 
@@ -521,7 +556,7 @@ class Arrivals(Tcb):
                 seq = self.rcv_nxt
             room = seq_diff((self.rcv_nxt + self.rcv_wnd()) & MASK, seq)
             if len(payload) > room:
-                payload = payload[:max(room, 0)]
+                payload = payload[: max(room, 0)]
             if payload and self.read_closed:
                 # Data for a closed reader: Linux answers with RST (tcp_rcv_state_process).
                 self._abort("abort()", Cause.SEGMENT)
@@ -588,7 +623,9 @@ class Arrivals(Tcb):
         cause = describe(seg) if seg else "recv FIN (reassembled)"
         st = self.state
         if st in (State.SYN_RECEIVED, State.ESTABLISHED):
-            self._set_state(State.CLOSE_WAIT, Cause.SEGMENT, cause, seg)  # "Enter the CLOSE-WAIT state."
+            self._set_state(
+                State.CLOSE_WAIT, Cause.SEGMENT, cause, seg
+            )  # "Enter the CLOSE-WAIT state."
         elif st is State.FIN_WAIT_1:
             # "If our FIN has been ACKed (perhaps in this segment), then enter
             # TIME-WAIT, start the time-wait timer, turn off the other timers;
@@ -598,7 +635,9 @@ class Arrivals(Tcb):
             else:
                 self._set_state(State.CLOSING, Cause.SEGMENT, cause, seg)
         elif st is State.FIN_WAIT_2:
-            self._set_state(State.TIME_WAIT, Cause.SEGMENT, cause, seg)  # "Enter the TIME-WAIT state."
+            self._set_state(
+                State.TIME_WAIT, Cause.SEGMENT, cause, seg
+            )  # "Enter the TIME-WAIT state."
 
 
 def set_header_prediction(on: bool) -> None:

@@ -24,8 +24,9 @@ INFINITE_SSTHRESH = 0x7FFFFFFF  # "arbitrarily high" initially (RFC 5681 §3.1)
 class CongestionControl:
     name = "base"
 
-    def __init__(self, mss: int, initial_cwnd_segments: int,
-                 rtt: RttEstimator | None = None) -> None:
+    def __init__(
+        self, mss: int, initial_cwnd_segments: int, rtt: RttEstimator | None = None
+    ) -> None:
         self.mss = mss
         self.initial_cwnd_segments = initial_cwnd_segments
         # RFC 5681 §3.1 / RFC 6928: the initial window, IW10 as Linux.
@@ -127,8 +128,14 @@ class Cubic(CongestionControl):
 
     name = "cubic"
 
-    def __init__(self, mss: int, initial_cwnd_segments: int,
-                 rtt: RttEstimator | None = None, *, fast_convergence: bool = True) -> None:
+    def __init__(
+        self,
+        mss: int,
+        initial_cwnd_segments: int,
+        rtt: RttEstimator | None = None,
+        *,
+        fast_convergence: bool = True,
+    ) -> None:
         super().__init__(mss, initial_cwnd_segments, rtt)
         self.fast_convergence = fast_convergence
         self.w_max = 0.0  # segments, the window before the last reduction
@@ -219,11 +226,13 @@ class Cubic(CongestionControl):
 ALGORITHMS: dict[str, type[CongestionControl]] = {"newreno": NewReno, "cubic": Cubic}
 
 
-def make_cc(name: str, mss: int, initial_cwnd_segments: int,
-            rtt: RttEstimator | None = None) -> CongestionControl:
+def make_cc(
+    name: str, mss: int, initial_cwnd_segments: int, rtt: RttEstimator | None = None
+) -> CongestionControl:
     try:
         cls = ALGORITHMS[name]
     except KeyError:
-        raise ValueError(f"unknown congestion control {name!r} "
-                         f"(known: {', '.join(ALGORITHMS)})") from None
+        raise ValueError(
+            f"unknown congestion control {name!r} (known: {', '.join(ALGORITHMS)})"
+        ) from None
     return cls(mss, initial_cwnd_segments, rtt)

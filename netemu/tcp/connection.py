@@ -60,11 +60,18 @@ class Connection(Arrivals):
     """A TCP endpoint for one 4-tuple. Build with ``client()`` or ``Listener``."""
 
     @classmethod
-    def client(cls, local: tuple[str, int], remote: tuple[str, int],
-               config: TcpConfig | None = None, *, iss: int | None = None,
-               isn_generator: IsnGenerator | None = None) -> Connection:
-        return cls(local[0], local[1], remote[0], remote[1], config, iss=iss,
-                   isn_generator=isn_generator)
+    def client(
+        cls,
+        local: tuple[str, int],
+        remote: tuple[str, int],
+        config: TcpConfig | None = None,
+        *,
+        iss: int | None = None,
+        isn_generator: IsnGenerator | None = None,
+    ) -> Connection:
+        return cls(
+            local[0], local[1], remote[0], remote[1], config, iss=iss, isn_generator=isn_generator
+        )
 
     # ------------------------------------------------------------------ user calls
     def connect(self, now: float) -> None:
@@ -111,9 +118,11 @@ class Connection(Arrivals):
         # only once it has grown by min(RCV.BUFF/2, Eff.snd.MSS).
         # Like Linux (tcp_cleanup_rbuf), only when that at least doubles the window.
         # Or an ACK the delayed-ACK timer holds is owed anyway (AckPolicy).
-        if ((self.state.synchronized and self._window_growth() >= self._sws_threshold()
-                and self._free_space() >= 2 * self.rcv_wnd())
-                or self.ack_policy.owed_on_read()):
+        if (
+            self.state.synchronized
+            and self._window_growth() >= self._sws_threshold()
+            and self._free_space() >= 2 * self.rcv_wnd()
+        ) or self.ack_policy.owed_on_read():
             self._ack_now = True
         return data
 
@@ -183,8 +192,13 @@ class Connection(Arrivals):
             return
         st = self.state
         handshaking = self._awaiting_syn_ack()
-        limit = (self.config.syn_retries if st is State.SYN_SENT
-                 else self.config.synack_retries if handshaking else self.config.retries2)
+        limit = (
+            self.config.syn_retries
+            if st is State.SYN_SENT
+            else self.config.synack_retries
+            if handshaking
+            else self.config.retries2
+        )
         if self.retransmits >= limit:
             what = "SYN" if st is State.SYN_SENT else "SYN-ACK" if handshaking else "data"
             self._events.append(TimedOut(f"{what} retransmissions exhausted ({limit})"))
@@ -272,8 +286,9 @@ _TIMER_HANDLERS: dict[Timer, Callable[[Connection, float], None]] = {
 }
 
 
-def reset_for(seg: TcpSegment, auth_option_walk: int | None = AUTH_OPTION_WALK
-              ) -> TcpSegment | None:
+def reset_for(
+    seg: TcpSegment, auth_option_walk: int | None = AUTH_OPTION_WALK
+) -> TcpSegment | None:
     """The reply to a segment for a connection that does not exist (RFC 9293
     §3.10.7.1): "If the incoming segment has an ACK field, the reset takes its
     sequence number from the ACK field of the segment, otherwise the reset has
@@ -285,8 +300,7 @@ def reset_for(seg: TcpSegment, auth_option_walk: int | None = AUTH_OPTION_WALK
         return None
     if seg.flags & ACK:
         return TcpSegment(seg.dst_port, seg.src_port, seg.ack, 0, RST, 0)
-    return TcpSegment(seg.dst_port, seg.src_port, 0, (seg.seq + seg.seg_len) & MASK,
-                      RST | ACK, 0)
+    return TcpSegment(seg.dst_port, seg.src_port, 0, (seg.seq + seg.seg_len) & MASK, RST | ACK, 0)
 
 
 __all__ = ["Connection", "TcpUsageError", "reset_for"]

@@ -12,15 +12,21 @@ from .isn import IsnGenerator
 class Listener:
     """Answers segments for ``local_ip:local_port`` that match no connection."""
 
-    def __init__(self, local_ip: str, local_port: int, config: TcpConfig | None = None,
-                 isn_generator: IsnGenerator | None = None) -> None:
+    def __init__(
+        self,
+        local_ip: str,
+        local_port: int,
+        config: TcpConfig | None = None,
+        isn_generator: IsnGenerator | None = None,
+    ) -> None:
         self.local_ip = local_ip
         self.local_port = local_port
         self.config = config or TcpConfig()
         self.isn_generator = isn_generator or IsnGenerator()
 
-    def on_segment(self, seg: TcpSegment, remote_ip: str,
-                   now: float) -> Connection | TcpSegment | None:
+    def on_segment(
+        self, seg: TcpSegment, remote_ip: str, now: float
+    ) -> Connection | TcpSegment | None:
         """A new connection in SYN-RECEIVED, a RST to send, or None (dropped)."""
         # An option of bad length early enough in the option area: Linux >= 6.7 drops the
         # segment before its listener sees it (see dropped_unread); otherwise the
@@ -41,8 +47,14 @@ class Listener:
         if seg.flags & SYN and seg.flags & FIN:
             return None
         if seg.flags & SYN:
-            conn = Connection(self.local_ip, self.local_port, remote_ip, seg.src_port,
-                              self.config, isn_generator=self.isn_generator)
+            conn = Connection(
+                self.local_ip,
+                self.local_port,
+                remote_ip,
+                seg.src_port,
+                self.config,
+                isn_generator=self.isn_generator,
+            )
             conn.accept_syn(seg, now)
             return conn
         # "Fourth, other data or control: ... drop the segment and return."

@@ -71,8 +71,8 @@ class ReceiveQueue:
             lo = min(ds, merged_start)
             hi = max(de, merged_start + len(merged))
             buf = bytearray(hi - lo)
-            buf[merged_start - lo:merged_start - lo + len(merged)] = merged
-            buf[ds - lo:de - lo] = d
+            buf[merged_start - lo : merged_start - lo + len(merged)] = merged
+            buf[ds - lo : de - lo] = d
             merged_start, merged = lo, buf
         keep.append(((base + merged_start) & MASK, bytes(merged)))
         keep.sort(key=lambda r: seq_diff(r[0], base))

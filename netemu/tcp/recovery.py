@@ -135,8 +135,11 @@ class Recovery:
                 if phase != cc.phase and phase != "congestion-avoidance":
                     # After a timeout ("loss") the first new ACK resumes slow
                     # start; slow start ends when cwnd reaches ssthresh.
-                    self.cc_event("ssthresh reached" if phase == "slow-start"
-                                  else "new data acknowledged after the timeout")
+                    self.cc_event(
+                        "ssthresh reached"
+                        if phase == "slow-start"
+                        else "new data acknowledged after the timeout"
+                    )
 
     def on_duplicate_ack(self) -> None:
         """A duplicate ACK (RFC 5681 §2, or RFC 6675 §2 with SACK): count it, and
@@ -158,8 +161,9 @@ class Recovery:
             # DupAcks < DupThresh but IsLost (HighACK + 1) returns true ... go to
             # step (4)"; after a timeout, "a new recovery phase ... MUST NOT be
             # initiated until HighACK is greater than or equal to" RecoveryPoint.
-            if ((self.dupacks >= threshold or sb.is_lost(0, c.smss))
-                    and seq_ge(c.snd_una, self.recover)):
+            if (self.dupacks >= threshold or sb.is_lost(0, c.smss)) and seq_ge(
+                c.snd_una, self.recover
+            ):
                 self._enter(SACK, "SACK: segment lost")
         elif self.dupacks == threshold and seq_ge(c.snd_una, self.recover):
             # RFC 5681 §3.2 step 2 (fast retransmit) only if the ACK covers more
@@ -346,9 +350,15 @@ class Recovery:
         timers = c.timers
         timers.disarm(Timer.LOSS_PROBE)
         srtt = c.rtt.srtt
-        if (not c.sack_ok or not c.config.tail_loss_probe or self.mode
-                or self.tlp_high is not None or c.snd_max == c.snd_una
-                or srtt is None or not c.sending_data()):
+        if (
+            not c.sack_ok
+            or not c.config.tail_loss_probe
+            or self.mode
+            or self.tlp_high is not None
+            or c.snd_max == c.snd_una
+            or srtt is None
+            or not c.sending_data()
+        ):
             return
         pto = 2 * srtt
         if c.flight_size <= c.smss:

@@ -55,15 +55,14 @@ class RttEstimator:
         self.backoff = 0
         # "(2.3) ... RTO <- SRTT + max (G, K*RTTVAR)", rto_min inside the max as
         # Linux does (see the module's docstring).
-        self.rto = self._clamp(self.srtt + max(CLOCK_GRANULARITY, K * self.rttvar,
-                                               self.rto_min))
+        self.rto = self._clamp(self.srtt + max(CLOCK_GRANULARITY, K * self.rttvar, self.rto_min))
 
     def current(self) -> float:
         """The RTO to arm now, with exponential back-off applied (RFC 6298 §5.5)."""
         return self._clamp(self.rto * (1 << self.backoff))
 
     def back_off(self) -> None:
-        """"(5.5) The host MUST set RTO <- RTO * 2 ("back off the timer")"."""
+        """ "(5.5) The host MUST set RTO <- RTO * 2 ("back off the timer")"."""
         if self.rto * (1 << self.backoff) < self.rto_max:
             self.backoff += 1
 

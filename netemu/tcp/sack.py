@@ -208,8 +208,9 @@ class SackBlocks:
         recent.insert(0, seq)
         del recent[8:]
 
-    def blocks(self, ranges: list[tuple[int, bytes]], rcv_nxt: int,
-               limit: int) -> tuple[tuple[int, int], ...]:
+    def blocks(
+        self, ranges: list[tuple[int, bytes]], rcv_nxt: int, limit: int
+    ) -> tuple[tuple[int, int], ...]:
         """Up to ``limit`` blocks of the out-of-order queue's ``ranges``."""
         out: list[tuple[int, int]] = []
         keep: list[int] = []

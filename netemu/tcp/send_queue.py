@@ -43,7 +43,7 @@ class SendQueue:
 
     def held(self) -> bytes:
         """All bytes held (a copy)."""
-        return bytes(memoryview(self.buf)[self.head:])
+        return bytes(memoryview(self.buf)[self.head :])
 
     def after(self, seq: int) -> int:
         """How many bytes are held at and after sequence number ``seq``."""

@@ -39,8 +39,12 @@ class State(enum.Enum):
 
 
 for _state in State:
-    _state.synchronized = _state not in (State.LISTEN, State.SYN_SENT, State.SYN_RECEIVED,
-                                         State.CLOSED)
+    _state.synchronized = _state not in (
+        State.LISTEN,
+        State.SYN_SENT,
+        State.SYN_RECEIVED,
+        State.CLOSED,
+    )
 del _state
 
 

@@ -50,9 +50,17 @@ MAX_WSCALE = 14
 class Tcb:
     """Variables and output of a TCP endpoint for one 4-tuple (see Connection)."""
 
-    def __init__(self, local_ip: str, local_port: int, remote_ip: str, remote_port: int,
-                 config: TcpConfig | None = None, *, iss: int | None = None,
-                 isn_generator: IsnGenerator | None = None) -> None:
+    def __init__(
+        self,
+        local_ip: str,
+        local_port: int,
+        remote_ip: str,
+        remote_port: int,
+        config: TcpConfig | None = None,
+        *,
+        iss: int | None = None,
+        isn_generator: IsnGenerator | None = None,
+    ) -> None:
         self.local_ip = local_ip
         self.local_port = local_port
         self.remote_ip = remote_ip
@@ -132,8 +140,13 @@ class Tcb:
             return 0  # a test with a fixed ISS: timestamps read as milliseconds
         if self._isn_generator is None:
             self._isn_generator = IsnGenerator()
-        return ts_offset(self._isn_generator.secret, self.local_ip, self.local_port,
-                         self.remote_ip, self.remote_port)
+        return ts_offset(
+            self._isn_generator.secret,
+            self.local_ip,
+            self.local_port,
+            self.remote_ip,
+            self.remote_port,
+        )
 
     def _init_send_space(self, now: float) -> None:
         self.iss = self._choose_iss(now)
@@ -186,8 +199,9 @@ class Tcb:
             self.rcvq.insert(self.rcv_nxt, syn.payload[:wnd], self.rcv_nxt)
 
     # ------------------------------------------------------------------ state
-    def _set_state(self, new: State, kind: Cause, cause: str,
-                   seg: TcpSegment | None = None) -> None:
+    def _set_state(
+        self, new: State, kind: Cause, cause: str, seg: TcpSegment | None = None
+    ) -> None:
         """Enter ``new``, a change TRANSITIONS allows for ``kind`` of event; ``cause``
         names the event for StateChanged."""
         old = self.state
@@ -210,8 +224,13 @@ class Tcb:
         self._events.append(Closed())
 
     def _abort(self, cause: str, kind: Cause = Cause.API) -> None:
-        if self.state in (State.SYN_RECEIVED, State.ESTABLISHED, State.FIN_WAIT_1,
-                          State.FIN_WAIT_2, State.CLOSE_WAIT):
+        if self.state in (
+            State.SYN_RECEIVED,
+            State.ESTABLISHED,
+            State.FIN_WAIT_1,
+            State.FIN_WAIT_2,
+            State.CLOSE_WAIT,
+        ):
             # Linux sends RST+ACK here; the ACK field only helps the peer accept it.
             self._control.append(self._segment(self.snd_max, RST | ACK))
         if self.state is not State.CLOSED:
@@ -228,9 +247,9 @@ class Tcb:
 
     def _fin_received(self) -> bool:
         fin = self.fin_seq_received  # (a FIN held ahead of a hole is not received yet)
-        return self.state in (State.CLOSE_WAIT, State.LAST_ACK, State.CLOSING,
-                              State.TIME_WAIT) or (
-            self.state is State.CLOSED and fin is not None and (fin + 1) & MASK == self.rcv_nxt)
+        return self.state in (State.CLOSE_WAIT, State.LAST_ACK, State.CLOSING, State.TIME_WAIT) or (
+            self.state is State.CLOSED and fin is not None and (fin + 1) & MASK == self.rcv_nxt
+        )
 
     def report(self, event: Event) -> None:
         """Queue an event for the user (events())."""
@@ -307,20 +326,26 @@ class Tcb:
             # filled a hole is already queued when its FIN asks for one): the
             # peer would count the second as a duplicate ACK (RFC 5681 §2).
             for s in out:  # (a loop, not any(): no generator per ACK)
-                if (s.flags & (ACK | RST) == ACK
-                        and (s.seq, s.ack, s.window) == (ack.seq, ack.ack, ack.window)):
+                if s.flags & (ACK | RST) == ACK and (s.seq, s.ack, s.window) == (
+                    ack.seq,
+                    ack.ack,
+                    ack.window,
+                ):
                     break
             else:
                 out.append(ack)
-        if (out and Timer.RETRANSMIT not in self.timers and self.snd_max != self.snd_una
-                and self.state is not State.CLOSED):
+        if (
+            out
+            and Timer.RETRANSMIT not in self.timers
+            and self.snd_max != self.snd_una
+            and self.state is not State.CLOSED
+        ):
             # (Not for the RST an abort leaves behind: the TCB is gone, and so are its
             # timers, RFC 9293 §3.10.5.)
             self.timers.arm(Timer.RETRANSMIT, now + self.rtt.current())
         if self.recovery.tlp_arm:
             self.recovery.arm_loss_probe(now)
-        if (st is State.FIN_WAIT_2 and self.read_closed
-                and Timer.FIN_WAIT_2 not in self.timers):
+        if st is State.FIN_WAIT_2 and self.read_closed and Timer.FIN_WAIT_2 not in self.timers:
             self.timers.arm(Timer.FIN_WAIT_2, now + self.config.fin_timeout)
         return out
 
@@ -336,8 +361,15 @@ class Tcb:
         if self._wscale_offered:
             opts += (NOP, WindowScaleOption(min(self.config.window_scale or 0, MAX_WSCALE)))
         wnd = min(self._free_space(), 0xFFFF)  # never scaled on a SYN (RFC 7323 §2.2)
-        seg = TcpSegment(self.local_port, self.remote_port, self.iss,
-                         self.rcv_nxt if flags & ACK else 0, flags, wnd, options=tuple(opts))
+        seg = TcpSegment(
+            self.local_port,
+            self.remote_port,
+            self.iss,
+            self.rcv_nxt if flags & ACK else 0,
+            flags,
+            wnd,
+            options=tuple(opts),
+        )
         if flags & ACK:
             self.rcv_adv = (self.rcv_nxt + wnd) & MASK
             self.last_ack_sent = self.rcv_nxt
@@ -356,8 +388,11 @@ class Tcb:
         # RFC 9293 §3.8.6.2.1: "To avoid a resulting deadlock, it is necessary to
         # have a timeout to force transmission of data, overriding the SWS
         # avoidance algorithm" - or a lost window update stalls us for good.
-        if (self.snd_max == self.snd_una and Timer.PERSIST not in self.timers
-                and self.sndq.after(self.snd_nxt) > 0):
+        if (
+            self.snd_max == self.snd_una
+            and Timer.PERSIST not in self.timers
+            and self.sndq.after(self.snd_nxt) > 0
+        ):
             self.timers.arm(Timer.PERSIST, now + self._persist_interval())
 
     def _output_window(self, now: float, out: list[TcpSegment]) -> None:
@@ -419,8 +454,14 @@ class Tcb:
             # Nagle and SWS avoidance hold back new data only: what lies below
             # SND.MAX was sent before and goes again at once (a retransmission,
             # RFC 6298 §5.4), or a lost small tail would never be resent.
-            if (n and n < mss and not fin_now and not force and seq == self.snd_max
-                    and not self._may_send(n, avail, wnd)):
+            if (
+                n
+                and n < mss
+                and not fin_now
+                and not force
+                and seq == self.snd_max
+                and not self._may_send(n, avail, wnd)
+            ):
                 break
             seg = self.data_segment(seq, n, fin_now)
             if seg is None:
@@ -454,9 +495,12 @@ class Tcb:
         """RFC 5681 §4.1: "TCP SHOULD set cwnd to no more than RW before beginning
         transmission if the TCP has not sent data in an interval exceeding the
         retransmission timeout" (Linux: net.ipv4.tcp_slow_start_after_idle)."""
-        if (not self.config.slow_start_after_idle or self._last_send is None
-                or now - self._last_send <= self.rtt.current()
-                or self.sndq.after(self.snd_nxt) <= 0):
+        if (
+            not self.config.slow_start_after_idle
+            or self._last_send is None
+            or now - self._last_send <= self.rtt.current()
+            or self.sndq.after(self.snd_nxt) <= 0
+        ):
             return
         self._last_send = None
         cwnd = self.cc.cwnd
@@ -490,8 +534,12 @@ class Tcb:
             return None
         buffered = self.snd_buffered
         data_n = max(min(n, buffered - off), 0)
-        fin = (self.fin_queued and data_n < n and off + data_n == buffered
-               and seq_gt(self.snd_max, self.fin_seq))
+        fin = (
+            self.fin_queued
+            and data_n < n
+            and off + data_n == buffered
+            and seq_gt(self.snd_max, self.fin_seq)
+        )
         if data_n == 0 and not fin:
             return None
         return self.data_segment(seq, data_n, fin=fin)
@@ -512,7 +560,7 @@ class Tcb:
             return None
         buf = sndq.buf
         start = sndq.head + off
-        payload = bytes(memoryview(buf)[start:start + n])  # one copy, not two
+        payload = bytes(memoryview(buf)[start : start + n])  # one copy, not two
         n = len(payload)
         flags = ACK
         if n:
@@ -534,8 +582,9 @@ class Tcb:
             window = wf[3]
         else:
             window = self._window_field()
-        seg = TcpSegment(self.local_port, self.remote_port, seq, rcv_nxt, flags, window,
-                         payload, opts)
+        seg = TcpSegment(
+            self.local_port, self.remote_port, seq, rcv_nxt, flags, window, payload, opts
+        )
         self.last_ack_sent = rcv_nxt
         ap = self.ack_policy
         if ap.pending:
@@ -569,15 +618,23 @@ class Tcb:
             # block (a duplicate that arrived) goes first.
             limit = 3 if self.ts_ok else 4
             dsack, self._dsack = self._dsack, None
-            blocks = self._sack_blocks.blocks(self.rcvq.ooo, self.rcv_nxt,
-                                              limit - (dsack is not None))
+            blocks = self._sack_blocks.blocks(
+                self.rcvq.ooo, self.rcv_nxt, limit - (dsack is not None)
+            )
             if dsack is not None:
                 blocks = (dsack, *blocks)
             if blocks:
                 opts = (*opts, NOP, NOP, SackOption(blocks))
-        return TcpSegment(self.local_port, self.remote_port, seq & MASK,
-                          self.rcv_nxt if flags & ACK else 0, flags, self._window_field(),
-                          payload, opts)
+        return TcpSegment(
+            self.local_port,
+            self.remote_port,
+            seq & MASK,
+            self.rcv_nxt if flags & ACK else 0,
+            flags,
+            self._window_field(),
+            payload,
+            opts,
+        )
 
     def count_retransmit(self) -> None:
         self._rtt_seq = None  # Karn's algorithm: no sample from a retransmission

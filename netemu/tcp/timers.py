@@ -51,6 +51,10 @@ class TimerTable(dict[Timer, float]):
         """Timers expired at ``now``, by time; a loss probe due with the RTO goes
         first (RFC 8985 §7.2: it takes the RTO's place). The caller checks each is
         still armed for that time before running it: an earlier one may disarm it."""
-        return [(t, when) for t, when in sorted(self.items(),
-                                                key=lambda kv: (kv[1], kv[0] is not Timer.LOSS_PROBE))
-                if when <= now]
+        return [
+            (t, when)
+            for t, when in sorted(
+                self.items(), key=lambda kv: (kv[1], kv[0] is not Timer.LOSS_PROBE)
+            )
+            if when <= now
+        ]

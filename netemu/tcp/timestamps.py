@@ -28,8 +28,15 @@ class Timestamps:
     (Whether both sides agreed is the connection's ``ts_ok``, with its other
     negotiated options.)"""
 
-    __slots__ = ("cached", "cached_at", "offered", "offset", "recent", "recent_stamp",
-                 "recent_valid")
+    __slots__ = (
+        "cached",
+        "cached_at",
+        "offered",
+        "offset",
+        "recent",
+        "recent_stamp",
+        "recent_valid",
+    )
 
     def __init__(self, offered: bool) -> None:
         self.offered = offered  # we put TSopt on our SYN
@@ -93,8 +100,9 @@ class Timestamps:
             return False
         return True
 
-    def on_arrival(self, tsval: int, seq: int, seg_len: int, last_ack_sent: int,
-                   now: float) -> bool:
+    def on_arrival(
+        self, tsval: int, seq: int, seg_len: int, last_ack_sent: int, now: float
+    ) -> bool:
         """An acceptable segment of ``seg_len`` from ``seq``, with this TSval
         (SEG.LEN counts SYN and FIN). Returns False, and
         changes nothing, if the TSval is old (for the fast path: the general one
@@ -111,16 +119,17 @@ class Timestamps:
         if recent_valid and (tsval - self.recent) & MASK >= 0x80000000:  # is_old, inlined
             return False
         # seq_le(seq, last_ack_sent) and seq_ge(seq + seg_len, last_ack_sent), inlined
-        if seq == last_ack_sent or ((last_ack_sent - seq) & MASK <= 0x80000000
-                                    and (seq + seg_len - last_ack_sent) & MASK <= 0x80000000):
+        if seq == last_ack_sent or (
+            (last_ack_sent - seq) & MASK <= 0x80000000
+            and (seq + seg_len - last_ack_sent) & MASK <= 0x80000000
+        ):
             self.recent = tsval
             self.recent_stamp = now
             if not recent_valid:
                 self.recent_valid = True
         return True
 
-    def rtt_sample(self, tsecr: int, now: float, flight: int, smss: int,
-                   rtt: RttEstimator) -> None:
+    def rtt_sample(self, tsecr: int, now: float, flight: int, smss: int, rtt: RttEstimator) -> None:
         """RFC 7323 §4.1 (RTTM): "RTT = current time - SEG.TSecr", for an ACK of
         new data; RFC 6298 then takes the sample (Appendix G weights it)."""
         elapsed = (self.tsval(now) - tsecr) & MASK

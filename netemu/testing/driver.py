@@ -44,14 +44,16 @@ class Driver:
 
     # ---------------------------------------------------------------- factories
     @classmethod
-    def client(cls, config: TcpConfig | None = None, *, iss: int = 1000,
-               now: float = 0.0) -> Driver:
+    def client(
+        cls, config: TcpConfig | None = None, *, iss: int = 1000, now: float = 0.0
+    ) -> Driver:
         """A CLOSED connection from LOCAL to REMOTE with a fixed ISS."""
         return cls(Connection.client(LOCAL, REMOTE, config, iss=iss), now)
 
     @classmethod
-    def server(cls, syn: TcpSegment, config: TcpConfig | None = None, *, iss: int = 1000,
-               now: float = 0.0) -> Driver:
+    def server(
+        cls, syn: TcpSegment, config: TcpConfig | None = None, *, iss: int = 1000, now: float = 0.0
+    ) -> Driver:
         """A passive connection (LOCAL is the server) that just accepted ``syn``:
         SYN-RECEIVED, its SYN-ACK not yet flushed."""
         d = cls(Connection(LOCAL[0], LOCAL[1], REMOTE[0], REMOTE[1], config, iss=iss), now)
@@ -60,22 +62,42 @@ class Driver:
         return d
 
     # ---------------------------------------------------------------- segments
-    def seg(self, flags: int, seq: int, ack: int = 0, payload: bytes = b"", *,
-            window: int = 65535, options: tuple[TcpOption, ...] = (),
-            ts: tuple[int, int] | None = None) -> TcpSegment:
+    def seg(
+        self,
+        flags: int,
+        seq: int,
+        ack: int = 0,
+        payload: bytes = b"",
+        *,
+        window: int = 65535,
+        options: tuple[TcpOption, ...] = (),
+        ts: tuple[int, int] | None = None,
+    ) -> TcpSegment:
         """A segment from the peer (REMOTE) to the connection (LOCAL). ``ts``
         (TSval, TSecr) adds a timestamps option; so does ``peer_ts``, if set."""
         if ts is None and self.peer_ts is not None:
             ts = ((self.peer_ts + int(self.now * 1000 + 1e-6)) & 0xFFFFFFFF, self.last_tsval)
         if ts is not None:
             options = (NOP, NOP, TimestampOption(*ts), *options)
-        return TcpSegment(self.conn.remote_port, self.conn.local_port, seq & 0xFFFFFFFF,
-                          ack & 0xFFFFFFFF, flags, window, payload, options)
+        return TcpSegment(
+            self.conn.remote_port,
+            self.conn.local_port,
+            seq & 0xFFFFFFFF,
+            ack & 0xFFFFFFFF,
+            flags,
+            window,
+            payload,
+            options,
+        )
 
     @staticmethod
-    def syn_options(mss: int | None = 1460, wscale: int | None = None, *,
-                    sack: bool = False, ts: tuple[int, int] | None = None
-                    ) -> tuple[TcpOption, ...]:
+    def syn_options(
+        mss: int | None = 1460,
+        wscale: int | None = None,
+        *,
+        sack: bool = False,
+        ts: tuple[int, int] | None = None,
+    ) -> tuple[TcpOption, ...]:
         """A SYN's options: MSS, SACK-permitted, timestamps (TSval, TSecr), window
         scale, in Linux's order."""
         opts: list[TcpOption] = []

@@ -89,9 +89,15 @@ class MemNetwork:
     """Endpoint ``a`` (a Connection) and ``b`` (a Connection, or a Listener whose
     first accepted connection replaces it), pumped on a virtual clock."""
 
-    def __init__(self, a: Connection, b: Connection | Listener, *,
-                 ab: MemLink | None = None, ba: MemLink | None = None,
-                 clock: VirtualClock | None = None) -> None:
+    def __init__(
+        self,
+        a: Connection,
+        b: Connection | Listener,
+        *,
+        ab: MemLink | None = None,
+        ba: MemLink | None = None,
+        clock: VirtualClock | None = None,
+    ) -> None:
         self.a = a
         self.b: Connection | Listener = b
         self.clock = clock or VirtualClock()
@@ -167,9 +173,14 @@ class MemNetwork:
                     times.append(dl)
         return min(times) if times else None
 
-    def run(self, until: Callable[[], bool] | None = None, *, max_time: float = 600.0,
-            app: Callable[[MemNetwork], None] | None = None, app_every: float | None = None
-            ) -> bool:
+    def run(
+        self,
+        until: Callable[[], bool] | None = None,
+        *,
+        max_time: float = 600.0,
+        app: Callable[[MemNetwork], None] | None = None,
+        app_every: float | None = None,
+    ) -> bool:
         """Pump until ``until()`` holds (True) or nothing is left to happen / max_time
         passes (False). ``app`` runs after each instant (reads, writes); with
         ``app_every`` it is also woken at that period."""
@@ -204,9 +215,15 @@ class MemNetwork:
             self.clock.now = max(t, self.clock.now)
 
 
-def established_pair(config_a: TcpConfig | None = None, config_b: TcpConfig | None = None, *,
-                     iss_a: int = 1000, iss_b: int = 5000, ab: MemLink | None = None,
-                     ba: MemLink | None = None) -> MemNetwork:
+def established_pair(
+    config_a: TcpConfig | None = None,
+    config_b: TcpConfig | None = None,
+    *,
+    iss_a: int = 1000,
+    iss_b: int = 5000,
+    ab: MemLink | None = None,
+    ba: MemLink | None = None,
+) -> MemNetwork:
     """Two connections (a: 198.18.0.1:40000 client, b: 198.18.0.2:80 server) in
     ESTABLISHED, after a real three-way handshake on the in-memory wire."""
     a = Connection.client(("198.18.0.1", 40000), ("198.18.0.2", 80), config_a, iss=iss_a)
@@ -214,8 +231,14 @@ def established_pair(config_a: TcpConfig | None = None, config_b: TcpConfig | No
     net = MemNetwork(a, Listener("198.18.0.2", 80, config_b), ab=ab, ba=ba)
     net.b = _FixedIssListener(b, config_b)
     a.connect(net.now)
-    ok = net.run(lambda: a.state is State.ESTABLISHED and isinstance(net.b, Connection)
-                 and net.b.state is State.ESTABLISHED, max_time=30)
+    ok = net.run(
+        lambda: (
+            a.state is State.ESTABLISHED
+            and isinstance(net.b, Connection)
+            and net.b.state is State.ESTABLISHED
+        ),
+        max_time=30,
+    )
     server = net.b
     if not ok or not isinstance(server, Connection):
         raise RuntimeError(f"handshake did not complete: a={a.state}, b={server}")
@@ -231,9 +254,11 @@ class _FixedIssListener(Listener):
         super().__init__(conn.local_ip, conn.local_port, config)
         self._conn = conn
 
-    def on_segment(self, seg: TcpSegment, remote_ip: str,
-                   now: float) -> Connection | TcpSegment | None:
+    def on_segment(
+        self, seg: TcpSegment, remote_ip: str, now: float
+    ) -> Connection | TcpSegment | None:
         from ..wire.tcp import ACK, RST, SYN
+
         if seg.flags & SYN and not seg.flags & (ACK | RST):
             self._conn.accept_syn(seg, now)
             return self._conn

@@ -63,9 +63,15 @@ def established(config: TcpConfig | None = None) -> Driver:
 PEER_TS = 700_000
 
 
-def established_options(config: TcpConfig | None = None, *, ts: bool = True,
-                        sack: bool = True, wscale: int | None = None,
-                        window: int = 65535, rtt: float = 0.0) -> Driver:
+def established_options(
+    config: TcpConfig | None = None,
+    *,
+    ts: bool = True,
+    sack: bool = True,
+    wscale: int | None = None,
+    window: int = 65535,
+    rtt: float = 0.0,
+) -> Driver:
     """Like established(), but the peer's SYN,ACK also offered timestamps (its
     clock: PEER_TS + ms, and the Driver adds them to every segment from then on),
     SACK-permitted and, if given, a window scale. Our TS clock has offset 0 (a
@@ -74,8 +80,9 @@ def established_options(config: TcpConfig | None = None, *, ts: bool = True,
     d = syn_sent(config)
     syn = d.sent[-1].timestamp
     d.advance(rtt)
-    opts = Driver.syn_options(1460, wscale, sack=sack,
-                              ts=(PEER_TS, syn.tsval) if ts and syn is not None else None)
+    opts = Driver.syn_options(
+        1460, wscale, sack=sack, ts=(PEER_TS, syn.tsval) if ts and syn is not None else None
+    )
     out = d.receive(d.seg(SYN | ACK, PEER_ISS, ISS + 1, window=window, options=opts))
     _expect(brief(out), [(ACK, ISS + 1, PEER_ISS + 1)])
     _expect(d.conn.state, State.ESTABLISHED)
@@ -159,15 +166,24 @@ BUILDERS: dict[State, Callable[..., Driver]] = {
 
 # RCV.NXT, SND.UNA and SND.MAX in each ready-made state (SYN-SENT has no RCV.NXT).
 _PEER_FIN_IN = (State.CLOSE_WAIT, State.LAST_ACK, State.CLOSING, State.TIME_WAIT)
-_OUR_FIN_OUT = (State.FIN_WAIT_1, State.FIN_WAIT_2, State.CLOSING, State.LAST_ACK,
-                State.TIME_WAIT)
+_OUR_FIN_OUT = (State.FIN_WAIT_1, State.FIN_WAIT_2, State.CLOSING, State.LAST_ACK, State.TIME_WAIT)
 _OUR_FIN_ACKED = (State.FIN_WAIT_2, State.TIME_WAIT)
 RCV_NXT = {st: PEER_ISS + (2 if st in _PEER_FIN_IN else 1) for st in BUILDERS}
 SND_MAX = {st: ISS + (2 if st in _OUR_FIN_OUT else 1) for st in BUILDERS}
-SND_UNA = {st: ISS + (0 if st in (State.SYN_SENT, State.SYN_RECEIVED) else
-                      2 if st in _OUR_FIN_ACKED else 1) for st in BUILDERS}
-SYNCHRONIZED = [State.ESTABLISHED, State.FIN_WAIT_1, State.FIN_WAIT_2, State.CLOSE_WAIT,
-                State.CLOSING, State.LAST_ACK, State.TIME_WAIT]
+SND_UNA = {
+    st: ISS
+    + (0 if st in (State.SYN_SENT, State.SYN_RECEIVED) else 2 if st in _OUR_FIN_ACKED else 1)
+    for st in BUILDERS
+}
+SYNCHRONIZED = [
+    State.ESTABLISHED,
+    State.FIN_WAIT_1,
+    State.FIN_WAIT_2,
+    State.CLOSE_WAIT,
+    State.CLOSING,
+    State.LAST_ACK,
+    State.TIME_WAIT,
+]
 
 
 def in_state(state: State, config: TcpConfig | None = None) -> Driver:
@@ -175,6 +191,25 @@ def in_state(state: State, config: TcpConfig | None = None) -> Driver:
     return BUILDERS[state](config)
 
 
-__all__ = ["BUILDERS", "ISS", "PEER_ISS", "PEER_TS", "RCV_NXT", "SHORT_MSL", "SND_MAX", "SND_UNA", "SYNCHRONIZED",
-           "close_wait", "closing", "established", "established_options", "fin_wait_1",
-           "fin_wait_2", "in_state", "last_ack", "syn_received", "syn_sent", "time_wait"]
+__all__ = [
+    "BUILDERS",
+    "ISS",
+    "PEER_ISS",
+    "PEER_TS",
+    "RCV_NXT",
+    "SHORT_MSL",
+    "SND_MAX",
+    "SND_UNA",
+    "SYNCHRONIZED",
+    "close_wait",
+    "closing",
+    "established",
+    "established_options",
+    "fin_wait_1",
+    "fin_wait_2",
+    "in_state",
+    "last_ack",
+    "syn_received",
+    "syn_sent",
+    "time_wait",
+]

@@ -34,8 +34,15 @@ def relative_segments(host: Host) -> list[tuple[str, str, int, int, int]]:
             isn[me] = seg.seq
         base = isn.get(me, seg.seq)
         abase = isn.get(peer, seg.ack)
-        out.append((f.direction, flags_str(seg.flags), (seg.seq - base) & 0xFFFFFFFF,
-                    (seg.ack - abase) & 0xFFFFFFFF if seg.flags & ACK else 0, len(seg.payload)))
+        out.append(
+            (
+                f.direction,
+                flags_str(seg.flags),
+                (seg.seq - base) & 0xFFFFFFFF,
+                (seg.ack - abase) & 0xFFFFFFFF if seg.flags & ACK else 0,
+                len(seg.payload),
+            )
+        )
     return out
 
 

@@ -17,11 +17,22 @@ from typing import TYPE_CHECKING, Any
 # report, not state inference (``netemu show``) nor JUnit's XML.
 _EXPORTS = {
     "infer": ("infer_trace", "show", "trace_from_pcap"),
-    "ladder": ("print_ladder", "render_ladder_html", "render_ladder_text", "write_ladder_html",
-               "write_ladder_text"),
+    "ladder": (
+        "print_ladder",
+        "render_ladder_html",
+        "render_ladder_text",
+        "write_ladder_html",
+        "write_ladder_text",
+    ),
     "pcap": ("read_pcap", "write_pcap"),
-    "record": ("CongestionRecord", "FrameRecord", "NoteRecord", "PeerStateRecord",
-               "StateRecord", "Trace"),
+    "record": (
+        "CongestionRecord",
+        "FrameRecord",
+        "NoteRecord",
+        "PeerStateRecord",
+        "StateRecord",
+        "Trace",
+    ),
     "report": ("JUnitCase", "build_report", "write_junit", "write_report"),
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
@@ -63,9 +74,24 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
-    "CongestionRecord", "FrameRecord", "JUnitCase", "NoteRecord", "PeerStateRecord",
-    "StateRecord", "Trace",
-    "build_report", "infer_trace", "print_ladder", "read_pcap", "render_ladder_html",
-    "render_ladder_text", "show", "trace_from_pcap", "write_junit", "write_ladder_html",
-    "write_ladder_text", "write_pcap", "write_report",
+    "CongestionRecord",
+    "FrameRecord",
+    "JUnitCase",
+    "NoteRecord",
+    "PeerStateRecord",
+    "StateRecord",
+    "Trace",
+    "build_report",
+    "infer_trace",
+    "print_ladder",
+    "read_pcap",
+    "render_ladder_html",
+    "render_ladder_text",
+    "show",
+    "trace_from_pcap",
+    "write_junit",
+    "write_ladder_html",
+    "write_ladder_text",
+    "write_pcap",
+    "write_report",
 ]

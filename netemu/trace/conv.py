@@ -41,8 +41,17 @@ from .record import (
 
 Endpoint = tuple[str, int]
 
-_FLAG_NAMES = ((SYN, "SYN"), (FIN, "FIN"), (RST, "RST"), (PSH, "PSH"), (ACK, "ACK"),
-               (URG, "URG"), (ECE, "ECE"), (CWR, "CWR"), (NS, "NS"))
+_FLAG_NAMES = (
+    (SYN, "SYN"),
+    (FIN, "FIN"),
+    (RST, "RST"),
+    (PSH, "PSH"),
+    (ACK, "ACK"),
+    (URG, "URG"),
+    (ECE, "ECE"),
+    (CWR, "CWR"),
+    (NS, "NS"),
+)
 
 
 def flag_names(flags: int) -> str:
@@ -59,9 +68,16 @@ def ep_str(ep: Endpoint) -> str:
 
 # Linux (sock_diag, ss) and enum-style names -> RFC 9293 names.
 _STATE_ALIASES = {
-    "SYN_RECV": "SYN-RECEIVED", "NEW_SYN_RECV": "SYN-RECEIVED", "SYN-RECV": "SYN-RECEIVED",
-    "FIN_WAIT1": "FIN-WAIT-1", "FIN_WAIT2": "FIN-WAIT-2", "FIN-WAIT1": "FIN-WAIT-1",
-    "FIN-WAIT2": "FIN-WAIT-2", "CLOSE": "CLOSED", "UNCONN": "CLOSED", "ESTAB": "ESTABLISHED",
+    "SYN_RECV": "SYN-RECEIVED",
+    "NEW_SYN_RECV": "SYN-RECEIVED",
+    "SYN-RECV": "SYN-RECEIVED",
+    "FIN_WAIT1": "FIN-WAIT-1",
+    "FIN_WAIT2": "FIN-WAIT-2",
+    "FIN-WAIT1": "FIN-WAIT-1",
+    "FIN-WAIT2": "FIN-WAIT-2",
+    "CLOSE": "CLOSED",
+    "UNCONN": "CLOSED",
+    "ESTAB": "ESTABLISHED",
 }
 
 
@@ -154,8 +170,10 @@ class SegmentView:
             parts.append("sack " + " ".join(f"{a}-{b}" for a, b in t.sack_blocks))
         bad = t.malformed_option
         if bad is not None:
-            parts.append(f"{bad.reason}: options stop here" + (
-                ", dropped unread by Linux >= 6.7" if dropped_unread(t) else ""))
+            parts.append(
+                f"{bad.reason}: options stop here"
+                + (", dropped unread by Linux >= 6.7" if dropped_unread(t) else "")
+            )
         return ", ".join(parts)
 
 
@@ -293,8 +311,7 @@ def parse_tcp(data: bytes) -> tuple[Endpoint, Endpoint, TcpSegment] | None:
     return ((fr.ip.src, fr.tcp.src_port), (fr.ip.dst, fr.tcp.dst_port), fr.tcp)
 
 
-def split_conversations(trace: Trace, keep_segments: bool = True) -> tuple[
-        list[Conversation], int]:
+def split_conversations(trace: Trace, keep_segments: bool = True) -> tuple[list[Conversation], int]:
     """The trace's TCP conversations (segments only, no states yet), and the number
     of frames that are not TCP segments (ARP, ICMP, malformed). With
     ``keep_segments=False`` no segment is kept (``segments`` stays empty): each
@@ -347,9 +364,10 @@ def new_state(rec: StateRecord | PeerStateRecord) -> str:
     return rec.new if isinstance(rec, StateRecord) else rec.state
 
 
-def _pick(convs: list[Conversation],
-          rec: StateRecord | PeerStateRecord | CongestionRecord | PeerCongestionRecord
-          | PeerEventRecord) -> Conversation:
+def _pick(
+    convs: list[Conversation],
+    rec: StateRecord | PeerStateRecord | CongestionRecord | PeerCongestionRecord | PeerEventRecord,
+) -> Conversation:
     """The conversation a state record belongs to, among several on one 4-tuple: the
     one whose span holds it; between two, the next one if the record opens a
     connection (SYN-SENT, SYN-RECEIVED), else the previous one."""
@@ -369,9 +387,12 @@ def _pick(convs: list[Conversation],
     return convs[-1]
 
 
-def conversations(trace: Trace, extra_states: Iterable[StateRecord] = (),
-                  keep_segments: bool = True, place_notes: bool = True) -> tuple[
-                      list[Conversation], int]:
+def conversations(
+    trace: Trace,
+    extra_states: Iterable[StateRecord] = (),
+    keep_segments: bool = True,
+    place_notes: bool = True,
+) -> tuple[list[Conversation], int]:
     """``split_conversations`` plus each conversation's states, congestion records
     and notes.
 
@@ -393,8 +414,14 @@ def conversations(trace: Trace, extra_states: Iterable[StateRecord] = (),
     _StatePlacer(convs).place_all((*trace.states, *extra_states, *trace.peer_states))
     _place_congestion(trace, convs)
     for c in convs:
-        for recs in (c.states, c.peer_states, c.listener_states, c.congestion,
-                     c.peer_congestion, c.peer_events):
+        for recs in (
+            c.states,
+            c.peer_states,
+            c.listener_states,
+            c.congestion,
+            c.peer_congestion,
+            c.peer_events,
+        ):
             recs.sort(key=lambda r: r.t)
     if place_notes:
         placement = NotePlacement(trace.notes, convs)
@@ -447,8 +474,12 @@ class _StatePlacer:
             return
         side = conv.states if local == conv.left else conv.peer_states
         side.append(rec)
-        if isinstance(rec, StateRecord) and rec.conn not in ("", "client", "server") \
-                and conv.conn_name is None and local == conv.left:
+        if (
+            isinstance(rec, StateRecord)
+            and rec.conn not in ("", "client", "server")
+            and conv.conn_name is None
+            and local == conv.left
+        ):
             conv.conn_name = rec.conn
 
 
@@ -464,7 +495,9 @@ def _place_congestion(trace: Trace, convs: list[Conversation]) -> None:
             if local == conv.left:  # the ladder draws them on our (the left) side only
                 conv.congestion.append(cc)
     peer_recs: list[PeerCongestionRecord | PeerEventRecord] = [
-        *trace.peer_congestion, *trace.peer_events]
+        *trace.peer_congestion,
+        *trace.peer_events,
+    ]
     for pr in peer_recs:
         local = _norm_ep(pr.local)
         cands = by_key.get(frozenset((local, _norm_ep(pr.remote))))

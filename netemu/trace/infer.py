@@ -43,11 +43,34 @@ from .conv import Conversation, Endpoint, SegmentView, conversations, ep_str, fl
 from .record import FrameRecord, NoteRecord, StateRecord, Trace
 
 # The RFC names, from the one place that defines them.
-(CLOSED, LISTEN, SYN_SENT, SYN_RECEIVED, ESTABLISHED, FIN_WAIT_1, FIN_WAIT_2, CLOSE_WAIT,
- CLOSING, LAST_ACK, TIME_WAIT) = (s.value for s in (
-    State.CLOSED, State.LISTEN, State.SYN_SENT, State.SYN_RECEIVED, State.ESTABLISHED,
-    State.FIN_WAIT_1, State.FIN_WAIT_2, State.CLOSE_WAIT, State.CLOSING, State.LAST_ACK,
-    State.TIME_WAIT))
+(
+    CLOSED,
+    LISTEN,
+    SYN_SENT,
+    SYN_RECEIVED,
+    ESTABLISHED,
+    FIN_WAIT_1,
+    FIN_WAIT_2,
+    CLOSE_WAIT,
+    CLOSING,
+    LAST_ACK,
+    TIME_WAIT,
+) = (
+    s.value
+    for s in (
+        State.CLOSED,
+        State.LISTEN,
+        State.SYN_SENT,
+        State.SYN_RECEIVED,
+        State.ESTABLISHED,
+        State.FIN_WAIT_1,
+        State.FIN_WAIT_2,
+        State.CLOSE_WAIT,
+        State.CLOSING,
+        State.LAST_ACK,
+        State.TIME_WAIT,
+    )
+)
 
 MASK = 0xFFFFFFFF
 
@@ -155,8 +178,9 @@ class _Inferrer:
             side = self.sides[ep]
             other = next(s for s in self.sides.values() if s is not side)
             if old != new:
-                self.out.states.append(StateRecord(t, side.role, side.ep, other.ep, old, new,
-                                                   "; ".join(causes)))
+                self.out.states.append(
+                    StateRecord(t, side.role, side.ep, other.ep, old, new, "; ".join(causes))
+                )
         self._pending.clear()
 
     def _note(self, t: float, text: str) -> None:
@@ -229,13 +253,21 @@ class _Inferrer:
                     self._set(r, SYN_RECEIVED, "recv SYN (simultaneous open)", t)
             elif r.state == LISTEN:
                 r.rcv_nxt = (tcp.seq + 1) & MASK
-            elif r.state == SYN_RECEIVED and fl & ACK and r.iss is not None \
-                    and seq_ge(tcp.ack, (r.iss + 1) & MASK):
+            elif (
+                r.state == SYN_RECEIVED
+                and fl & ACK
+                and r.iss is not None
+                and seq_ge(tcp.ack, (r.iss + 1) & MASK)
+            ):
                 self._set(r, ESTABLISHED, f"recv {name}", t)
-            elif r.state not in (SYN_RECEIVED, CLOSED) and r.rcv_nxt is not None \
-                    and tcp.seq != (r.rcv_nxt - 1) & MASK:
-                self._note(t, f"{ep_str(r.ep)}: {name} in {r.state}: "
-                              "ignored (RFC 5961 §4: challenge ACK)")
+            elif (
+                r.state not in (SYN_RECEIVED, CLOSED)
+                and r.rcv_nxt is not None
+                and tcp.seq != (r.rcv_nxt - 1) & MASK
+            ):
+                self._note(
+                    t, f"{ep_str(r.ep)}: {name} in {r.state}: ignored (RFC 5961 §4: challenge ACK)"
+                )
                 return
         elif fl & ACK:
             self._ack(r, tcp.ack, name, t)
@@ -302,8 +334,11 @@ class _Inferrer:
         if r.rcv_nxt is None or tcp.seq == r.rcv_nxt:
             self._set(r, CLOSED, f"recv {name}", t)
         else:
-            self._note(t, f"{ep_str(r.ep)}: {name} seq is not RCV.NXT: ignored "
-                          "(RFC 5961 §3.2: challenge ACK if in window)")
+            self._note(
+                t,
+                f"{ep_str(r.ep)}: {name} seq is not RCV.NXT: ignored "
+                "(RFC 5961 §3.2: challenge ACK if in window)",
+            )
 
 
 def infer_conversation(conv: Conversation) -> Inference:
@@ -340,8 +375,9 @@ def trace_from_pcap(path: str | os.PathLike[str], *, infer: bool = True) -> Trac
     trace = Trace(start=0.0, start_wall=t0)
     # A netemu run's own trace.pcap says, in packet comments, which frames never
     # crossed the wire (dropped): the states are inferred as the run saw them.
-    trace.frames = [FrameRecord(p.ts - t0, "in", p.data, *parse_comment(p.comment))
-                    for p in packets]
+    trace.frames = [
+        FrameRecord(p.ts - t0, "in", p.data, *parse_comment(p.comment)) for p in packets
+    ]
     convs, _ = conversations(trace)
     for conv in convs:
         syn = next((v for v in conv.segments if v.tcp.flags & (SYN | ACK) == SYN), None)
@@ -355,8 +391,12 @@ def trace_from_pcap(path: str | os.PathLike[str], *, infer: bool = True) -> Trac
     return trace
 
 
-def show(pcap_path: str | os.PathLike[str], html_out: str | os.PathLike[str] | None = None,
-         *, text_out: str | os.PathLike[str] | None = None) -> str:
+def show(
+    pcap_path: str | os.PathLike[str],
+    html_out: str | os.PathLike[str] | None = None,
+    *,
+    text_out: str | os.PathLike[str] | None = None,
+) -> str:
     """The ladder of any pcap/pcapng file with inferred states, as text (returned);
     also written as self-contained HTML to ``html_out`` and as text to ``text_out``."""
     from .atomic import atomic_write_text

@@ -37,6 +37,16 @@ from .ladder_text import (
     write_ladder_text,
 )
 
-__all__ = ["DEFAULT_LIMITS", "UNLIMITED", "LadderLimits", "build_ladder", "ladder_width",
-           "print_ladder", "render_ladder_html", "render_ladder_text", "render_ladder_texts",
-           "write_ladder_html", "write_ladder_text"]
+__all__ = [
+    "DEFAULT_LIMITS",
+    "UNLIMITED",
+    "LadderLimits",
+    "build_ladder",
+    "ladder_width",
+    "print_ladder",
+    "render_ladder_html",
+    "render_ladder_text",
+    "render_ladder_texts",
+    "write_ladder_html",
+    "write_ladder_text",
+]

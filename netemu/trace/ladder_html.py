@@ -33,8 +33,13 @@ ROW_H = 24
 HEAD_H = 64
 
 _COLOURS = {
-    "syn": "#2e7d32", "fin": "#a15c00", "rst": "#c62828", "data": "#1565c0",
-    "ack": "#455a64", "inject": "#e65100", "drop": "#c62828",
+    "syn": "#2e7d32",
+    "fin": "#a15c00",
+    "rst": "#c62828",
+    "data": "#1565c0",
+    "ack": "#455a64",
+    "inject": "#e65100",
+    "drop": "#c62828",
 }
 
 _CSS = """
@@ -101,45 +106,56 @@ def _svg_layout(sec: Section) -> tuple[float, float, int]:
     cc_texts = [r.detail for r in rows if r.kind == "cc"]
     left_states = [r.state for r in rows if r.kind in ("state", "cc") and r.side == "left"]
     left_states += [r.init[0] for r in rows if r.kind == "init"]
-    right_texts = [r.state for r in rows if r.kind in ("state", "pcc", "pev")
-                   and r.side == "right"]
+    right_texts = [r.state for r in rows if r.kind in ("state", "pcc", "pev") and r.side == "right"]
     right_texts += [r.init[1] for r in rows if r.kind == "init"]
     for r in rows:
         if r.seg is not None:
             right_texts.append("  ".join(t for t, _ in seg_annotations(r.seg)))
     head_l = max(len(sec.left_label), len(sec.left_role))
     head_r = max(len(sec.right_label), len(sec.right_role))
-    wl = max(120.0, max((len(s) for s in left_states), default=0) * CHAR_W + 28,
-             head_l * CHAR_W / 2 + 20)
+    wl = max(
+        120.0, max((len(s) for s in left_states), default=0) * CHAR_W + 28, head_l * CHAR_W / 2 + 20
+    )
     lx = 120 + wl
-    lw = max(380.0, max((len(s) for s in labels), default=0) * CHAR_W + 70,
-             max((len(s) for s in cc_texts), default=0) * CHAR_W + 30)
+    lw = max(
+        380.0,
+        max((len(s) for s in labels), default=0) * CHAR_W + 70,
+        max((len(s) for s in cc_texts), default=0) * CHAR_W + 30,
+    )
     rx = lx + lw
-    wr = max(140.0, max((len(s) for s in right_texts), default=0) * CHAR_W + 30,
-             head_r * CHAR_W / 2 + 20)
+    wr = max(
+        140.0, max((len(s) for s in right_texts), default=0) * CHAR_W + 30, head_r * CHAR_W / 2 + 20
+    )
     notes = [note_text(r.note) for r in rows if r.note is not None]
     notes += [r.detail for r in rows if r.kind == "gap"]
     width = int(max(rx + wr, max((len(s) for s in notes), default=0) * CHAR_W + lx + 24))
     return lx, rx, width
 
 
-def _svg_head(sec: Section, n: int, lx: float, rx: float, width: int, height: int
-              ) -> list[str]:
+def _svg_head(sec: Section, n: int, lx: float, rx: float, width: int, height: int) -> list[str]:
     """The SVG's opening, its arrowheads, the header boxes and the lifelines."""
     p: list[str] = []
-    p.append(f'<svg width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
-             f'role="img" aria-label="{_e(sec.title)}">')
+    p.append(
+        f'<svg width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
+        f'role="img" aria-label="{_e(sec.title)}">'
+    )
     p.append("<defs>")
     for cls, colour in _COLOURS.items():
-        p.append(f'<marker id="ah{n}-{cls}" viewBox="0 0 10 10" refX="10" refY="5" '
-                 f'markerWidth="9" markerHeight="9" orient="auto-start-reverse">'
-                 f'<path d="M0,0 L10,5 L0,10 z" fill="{colour}"/></marker>')
+        p.append(
+            f'<marker id="ah{n}-{cls}" viewBox="0 0 10 10" refX="10" refY="5" '
+            f'markerWidth="9" markerHeight="9" orient="auto-start-reverse">'
+            f'<path d="M0,0 L10,5 L0,10 z" fill="{colour}"/></marker>'
+        )
     p.append("</defs>")
-    for x, label, role in ((lx, sec.left_label, sec.left_role),
-                           (rx, sec.right_label, sec.right_role)):
+    for x, label, role in (
+        (lx, sec.left_label, sec.left_role),
+        (rx, sec.right_label, sec.right_role),
+    ):
         w = max(len(label), len(role)) * CHAR_W + 20
-        p.append(f'<rect x="{x - w / 2:.1f}" y="6" width="{w:.1f}" height="42" rx="5" '
-                 'fill="#f5f5f5" stroke="#9e9e9e"/>')
+        p.append(
+            f'<rect x="{x - w / 2:.1f}" y="6" width="{w:.1f}" height="42" rx="5" '
+            'fill="#f5f5f5" stroke="#9e9e9e"/>'
+        )
         p.append(f'<text class="host" x="{x:.1f}" y="24" text-anchor="middle">{_e(label)}</text>')
         p.append(f'<text class="role" x="{x:.1f}" y="41" text-anchor="middle">{_e(role)}</text>')
         p.append(f'<line class="life" x1="{x:.1f}" y1="48" x2="{x:.1f}" y2="{height - 6}"/>')
@@ -150,43 +166,54 @@ def _svg_head(sec: Section, n: int, lx: float, rx: float, width: int, height: in
 def _svg_row(r: Row, n: int, lx: float, rx: float, y: float, width: int) -> list[str]:
     """One row's picture (its time aside), at height ``y``: its SVG elements."""
     if r.kind == "init":
-        return [_state_box(state, side, lx, rx, y, "init", "initial state")
-                for side, state in (("left", r.init[0]), ("right", r.init[1])) if state]
+        return [
+            _state_box(state, side, lx, rx, y, "init", "initial state")
+            for side, state in (("left", r.init[0]), ("right", r.init[1]))
+            if state
+        ]
     if r.kind == "state":
         return [_state_box(r.state, r.side, lx, rx, y, r.side, r.detail)]
     if r.kind in ("pcc", "pev"):
-        return [_state_box(r.state, "right", lx, rx, y, "cc" if r.kind == "pcc" else "kev",
-                           r.detail)]
+        return [
+            _state_box(r.state, "right", lx, rx, y, "cc" if r.kind == "pcc" else "kev", r.detail)
+        ]
     if r.kind == "cc":
-        return [f'<g class="cc"><title>{_e(r.state + ": " + r.detail)}</title>'
-                f'{_state_box(r.state, "left", lx, rx, y, "cc", "")}'
-                f'<text class="ccd" x="{lx + 10:.1f}" y="{y + 4.5:.1f}">{_e(r.detail)}'
-                "</text></g>"]
+        return [
+            f'<g class="cc"><title>{_e(r.state + ": " + r.detail)}</title>'
+            f"{_state_box(r.state, 'left', lx, rx, y, 'cc', '')}"
+            f'<text class="ccd" x="{lx + 10:.1f}" y="{y + 4.5:.1f}">{_e(r.detail)}'
+            "</text></g>"
+        ]
     if r.kind == "note":
         assert r.note is not None
         kind = r.note.kind if r.note.kind in ("step", "pass", "fail") else "note"
         text = note_text(r.note)
         tw = len(text) * CHAR_W + 12
-        return [f'<g class="note {kind}"><line x1="70" y1="{y:.1f}" x2="{width - 6}" '
-                f'y2="{y:.1f}"/><rect x="{lx + 4:.1f}" y="{y - 9:.1f}" width="{tw:.1f}" '
-                f'height="18" fill="#fff"/><text x="{lx + 10:.1f}" y="{y + 4:.1f}">'
-                f"{_e(text)}</text></g>"]
+        return [
+            f'<g class="note {kind}"><line x1="70" y1="{y:.1f}" x2="{width - 6}" '
+            f'y2="{y:.1f}"/><rect x="{lx + 4:.1f}" y="{y - 9:.1f}" width="{tw:.1f}" '
+            f'height="18" fill="#fff"/><text x="{lx + 10:.1f}" y="{y + 4:.1f}">'
+            f"{_e(text)}</text></g>"
+        ]
     if r.kind == "gap":
         tw = len(r.detail) * CHAR_W + 12
-        return [f'<g class="gap"><rect x="{lx - 3:.1f}" y="{y - 10:.1f}" '
-                f'width="{max(tw + 10, rx - lx + 6):.1f}" height="20"/>'
-                f'<text x="{lx + 10:.1f}" y="{y + 4:.1f}">{_e(r.detail)}</text></g>']
+        return [
+            f'<g class="gap"><rect x="{lx - 3:.1f}" y="{y - 10:.1f}" '
+            f'width="{max(tw + 10, rx - lx + 6):.1f}" height="20"/>'
+            f'<text x="{lx + 10:.1f}" y="{y + 4:.1f}">{_e(r.detail)}</text></g>'
+        ]
     assert r.seg is not None
     return [_svg_arrow(r.seg, n, lx, rx, y)]
 
 
-def _state_box(state: str, side: str, lx: float, rx: float, y: float, cls: str,
-               detail: str) -> str:
+def _state_box(state: str, side: str, lx: float, rx: float, y: float, cls: str, detail: str) -> str:
     w = len(state) * CHAR_W + 14
     x = lx - 8 - w if side == "left" else rx + 8
     tip = f"<title>{_e(detail)}</title>" if detail else ""
-    return (f'<g class="st {cls}">{tip}<rect x="{x:.1f}" y="{y - 10:.1f}" width="{w:.1f}" '
-            f'height="20"/><text x="{x + 7:.1f}" y="{y + 4.5:.1f}">{_e(state)}</text></g>')
+    return (
+        f'<g class="st {cls}">{tip}<rect x="{x:.1f}" y="{y - 10:.1f}" width="{w:.1f}" '
+        f'height="20"/><text x="{x + 7:.1f}" y="{y + 4.5:.1f}">{_e(state)}</text></g>'
+    )
 
 
 def _svg_arrow(v: SegmentView, n: int, lx: float, rx: float, y: float) -> str:
@@ -197,9 +224,11 @@ def _svg_arrow(v: SegmentView, n: int, lx: float, rx: float, y: float) -> str:
     if v.dropped:
         x2 = x1 + (x2 - x1) * 0.82
     dash = ' stroke-dasharray="7 3"' if v.injected else ""
-    tip = [f"frame #{v.index + 1}  {ep_str(v.src)} → {ep_str(v.dst)}",
-           f"{v.flags}  seq={v.tcp.seq} ack={v.tcp.ack} (raw)",
-           f"win={v.window} (field {v.tcp.window}) len={v.length}"]
+    tip = [
+        f"frame #{v.index + 1}  {ep_str(v.src)} → {ep_str(v.dst)}",
+        f"{v.flags}  seq={v.tcp.seq} ack={v.tcp.ack} (raw)",
+        f"win={v.window} (field {v.tcp.window}) len={v.length}",
+    ]
     if v.options_str():
         tip.append(v.options_str())
     for text, _ in seg_annotations(v):
@@ -207,16 +236,24 @@ def _svg_arrow(v: SegmentView, n: int, lx: float, rx: float, y: float) -> str:
     p = [f'<g class="seg {cls}"><title>{_e(chr(10).join(tip))}</title>']
     p.append(f'<text class="num" x="72" y="{y + 4:.1f}">#{v.index + 1}</text>')
     if v.dropped:
-        p.append(f'<line x1="{x1:.1f}" y1="{ly:.1f}" x2="{x2:.1f}" y2="{ly:.1f}" '
-                 f'stroke="{colour}" stroke-width="1.8"{dash}/>')
+        p.append(
+            f'<line x1="{x1:.1f}" y1="{ly:.1f}" x2="{x2:.1f}" y2="{ly:.1f}" '
+            f'stroke="{colour}" stroke-width="1.8"{dash}/>'
+        )
         for dx, dy in ((-4.5, -4.5), (-4.5, 4.5)):
-            p.append(f'<line x1="{x2 + dx:.1f}" y1="{ly + dy:.1f}" x2="{x2 - dx:.1f}" '
-                     f'y2="{ly - dy:.1f}" stroke="{colour}" stroke-width="2.4"/>')
+            p.append(
+                f'<line x1="{x2 + dx:.1f}" y1="{ly + dy:.1f}" x2="{x2 - dx:.1f}" '
+                f'y2="{ly - dy:.1f}" stroke="{colour}" stroke-width="2.4"/>'
+            )
     else:
-        p.append(f'<line x1="{x1:.1f}" y1="{ly:.1f}" x2="{x2:.1f}" y2="{ly:.1f}" '
-                 f'stroke="{colour}" stroke-width="1.8"{dash} marker-end="url(#ah{n}-{cls})"/>')
-    p.append(f'<text class="lbl" x="{(x1 + x2) / 2:.1f}" y="{ly - 7:.1f}" text-anchor="middle" '
-             f'fill="{colour}">{_e(v.label())}</text>')
+        p.append(
+            f'<line x1="{x1:.1f}" y1="{ly:.1f}" x2="{x2:.1f}" y2="{ly:.1f}" '
+            f'stroke="{colour}" stroke-width="1.8"{dash} marker-end="url(#ah{n}-{cls})"/>'
+        )
+    p.append(
+        f'<text class="lbl" x="{(x1 + x2) / 2:.1f}" y="{ly - 7:.1f}" text-anchor="middle" '
+        f'fill="{colour}">{_e(v.label())}</text>'
+    )
     ann = seg_annotations(v)
     if ann:
         x = rx + 10
@@ -230,24 +267,43 @@ def _svg_arrow(v: SegmentView, n: int, lx: float, rx: float, y: float) -> str:
 def _html_chunks(ladder: Ladder) -> Iterator[str]:
     """ladder.html, a piece at a time (one section's SVG at most)."""
     page_title = ladder.title or "netemu ladder"
-    p = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
-         f"<title>{_e(page_title)}</title>", f"<style>{_CSS}</style></head><body>",
-         f"<h1>{_e(page_title)}</h1>", '<div class="legend">']
-    for cls, name in (("syn", "SYN"), ("data", "data"), ("ack", "ACK"), ("fin", "FIN"),
-                      ("rst", "RST"), ("inject", "injected (dashed)"),
-                      ("drop", "dropped (✗)")):
+    p = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>{_e(page_title)}</title>",
+        f"<style>{_CSS}</style></head><body>",
+        f"<h1>{_e(page_title)}</h1>",
+        '<div class="legend">',
+    ]
+    for cls, name in (
+        ("syn", "SYN"),
+        ("data", "data"),
+        ("ack", "ACK"),
+        ("fin", "FIN"),
+        ("rst", "RST"),
+        ("inject", "injected (dashed)"),
+        ("drop", "dropped (✗)"),
+    ):
         p.append(f'<span><b style="background:{_COLOURS[cls]}"></b>{_e(name)}</span>')
     p.append("</div>")
-    p.append("<p>Sequence and acknowledgment numbers are relative to each side's ISN, as in "
-             "Wireshark. Hover an arrow for raw numbers and options, a state for its cause. "
-             "Congestion phases (lower case, dashed) are our side's slow-start, "
-             "congestion-avoidance, fast-recovery and loss, with cwnd and ssthresh in bytes."
-             "</p>")
+    p.append(
+        "<p>Sequence and acknowledgment numbers are relative to each side's ISN, as in "
+        "Wireshark. Hover an arrow for raw numbers and options, a state for its cause. "
+        "Congestion phases (lower case, dashed) are our side's slow-start, "
+        "congestion-avoidance, fast-recovery and loss, with cwnd and ssthresh in bytes."
+        "</p>"
+    )
     notice = ladder.notice()
     if notice:
-        p.append(f'<p class="notice">{_e(notice)}'
-                 + (' <a href="#listed">The conversations not drawn.</a>'
-                    if ladder.listed or ladder.unlisted else "") + "</p>")
+        p.append(
+            f'<p class="notice">{_e(notice)}'
+            + (
+                ' <a href="#listed">The conversations not drawn.</a>'
+                if ladder.listed or ladder.unlisted
+                else ""
+            )
+            + "</p>"
+        )
     if not ladder.sections:
         p.append("<p>No TCP segments.</p>")
     yield "\n".join(p) + "\n"
@@ -259,19 +315,30 @@ def _html_chunks(ladder: Ladder) -> Iterator[str]:
         yield head + _svg_section(sec, n) + "\n"
     if ladder.listed or ladder.unlisted:
         rest = len(ladder.listed) + ladder.unlisted
-        yield (f'<h2 id="listed">{rest:,} more conversation{"s" if rest != 1 else ""}, '
-               'not drawn</h2>\n<table class="listed"><tr>'
-               + "".join(f"<th>{_e(h)}</th>" for h in LISTED_HEAD) + "</tr>\n")
+        yield (
+            f'<h2 id="listed">{rest:,} more conversation{"s" if rest != 1 else ""}, '
+            'not drawn</h2>\n<table class="listed"><tr>'
+            + "".join(f"<th>{_e(h)}</th>" for h in LISTED_HEAD)
+            + "</tr>\n"
+        )
         for i in range(0, len(ladder.listed), 500):
-            yield "".join("<tr>" + "".join(f"<td>{_e(c)}</td>" for c in listed_row(conv, ladder.t0))
-                          + "</tr>\n" for conv in ladder.listed[i:i + 500])
+            yield "".join(
+                "<tr>"
+                + "".join(f"<td>{_e(c)}</td>" for c in listed_row(conv, ladder.t0))
+                + "</tr>\n"
+                for conv in ladder.listed[i : i + 500]
+            )
         yield "</table>\n"
         if ladder.unlisted:
-            yield (f"<p>… and {ladder.unlisted:,} more ({ladder.unlisted_segments:,} segments), "
-                   f"beyond {ladder.limits.max_listed:,} lines.</p>\n")
+            yield (
+                f"<p>… and {ladder.unlisted:,} more ({ladder.unlisted_segments:,} segments), "
+                f"beyond {ladder.limits.max_listed:,} lines.</p>\n"
+            )
     if ladder.other_frames:
-        yield (f"<p>{ladder.other_frames} frame(s) that are not TCP segments are in the pcap "
-               "but not drawn.</p>\n")
+        yield (
+            f"<p>{ladder.other_frames} frame(s) that are not TCP segments are in the pcap "
+            "but not drawn.</p>\n"
+        )
     yield "<details><summary>Text ladder</summary><pre>"
     sep = ""
     for line in text_lines(ladder):
@@ -280,25 +347,32 @@ def _html_chunks(ladder: Ladder) -> Iterator[str]:
     yield "</pre></details>\n</body></html>\n"
 
 
-def render_ladder_html(trace: Trace, *, roles: tuple[str, str] = DEFAULT_ROLES,
-                       title: str | None = None,
-                       extra_states: Iterable[StateRecord] = (),
-                       limits: LadderLimits | None = None) -> str:
+def render_ladder_html(
+    trace: Trace,
+    *,
+    roles: tuple[str, str] = DEFAULT_ROLES,
+    title: str | None = None,
+    extra_states: Iterable[StateRecord] = (),
+    limits: LadderLimits | None = None,
+) -> str:
     """A self-contained HTML page: one inline SVG ladder per conversation, hover
     tooltips with raw numbers and options, and the text ladder at the bottom; within
     ``limits`` (``DEFAULT_LIMITS``)."""
-    ladder = build_ladder(trace, roles=roles, title=title, extra_states=extra_states,
-                          limits=limits)
+    ladder = build_ladder(trace, roles=roles, title=title, extra_states=extra_states, limits=limits)
     return "".join(_html_chunks(ladder))
 
 
-def write_ladder_html(trace: Trace, path: str | os.PathLike[str], *,
-                      roles: tuple[str, str] = DEFAULT_ROLES, title: str | None = None,
-                      extra_states: Iterable[StateRecord] = (),
-                      limits: LadderLimits | None = None) -> None:
+def write_ladder_html(
+    trace: Trace,
+    path: str | os.PathLike[str],
+    *,
+    roles: tuple[str, str] = DEFAULT_ROLES,
+    title: str | None = None,
+    extra_states: Iterable[StateRecord] = (),
+    limits: LadderLimits | None = None,
+) -> None:
     """Write ladder.html atomically, a section at a time."""
-    ladder = build_ladder(trace, roles=roles, title=title, extra_states=extra_states,
-                          limits=limits)
+    ladder = build_ladder(trace, roles=roles, title=title, extra_states=extra_states, limits=limits)
     with atomic_open(path) as f:
         for chunk in _html_chunks(ladder):
             f.write(chunk.encode("utf-8"))

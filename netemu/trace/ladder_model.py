@@ -73,8 +73,12 @@ class LadderLimits:
 
 DEFAULT_LIMITS = LadderLimits()
 # Every segment of every conversation drawn, as before there were limits.
-UNLIMITED = LadderLimits(max_rows=sys.maxsize, max_conversations=sys.maxsize,
-                         max_total_rows=sys.maxsize, max_listed=sys.maxsize)
+UNLIMITED = LadderLimits(
+    max_rows=sys.maxsize,
+    max_conversations=sys.maxsize,
+    max_total_rows=sys.maxsize,
+    max_listed=sys.maxsize,
+)
 
 # A stretch of fewer rows than this is drawn rather than summarised in one line.
 _MIN_GAP = 3
@@ -116,11 +120,13 @@ class Gap:
             self.acks_rl += 1
 
     def text(self) -> str:
-        """"… 1,234 segments left out, 0.412 s: → 612 data (886,176 bytes), 3 ACKs;
+        """ "… 1,234 segments left out, 0.412 s: → 612 data (886,176 bytes), 3 ACKs;
         ← 619 ACKs"."""
         parts = []
-        for arrow, data, nbytes, acks in (("→", self.data_lr, self.bytes_lr, self.acks_lr),
-                                          ("←", self.data_rl, self.bytes_rl, self.acks_rl)):
+        for arrow, data, nbytes, acks in (
+            ("→", self.data_lr, self.bytes_lr, self.acks_lr),
+            ("←", self.data_rl, self.bytes_rl, self.acks_rl),
+        ):
             bits = []
             if data:
                 bits.append(f"{data:,} data ({nbytes:,} bytes)")
@@ -129,8 +135,10 @@ class Gap:
             if bits:
                 parts.append(f"{arrow} " + ", ".join(bits))
         n = self.segments
-        return (f"… {n:,} segment{'s' if n != 1 else ''} left out, "
-                f"{self.t_last - self.t_first:.3f} s: " + "; ".join(parts))
+        return (
+            f"… {n:,} segment{'s' if n != 1 else ''} left out, "
+            f"{self.t_last - self.t_first:.3f} s: " + "; ".join(parts)
+        )
 
 
 @dataclass(slots=True)
@@ -170,11 +178,13 @@ class Section:
         if not self.summarised:
             return ""
         drawn = sum(r.kind != "gap" for r in self.rows)
-        return (f"Summarised: {drawn:,} of its {self.total_rows:,} rows are drawn (more than "
-                f"{limits.max_rows:,}): the first and last {limits.keep:,}, and every state "
-                "and congestion change, note, SYN, FIN, RST, drop, injection, "
-                f"retransmission and marked segment, with {limits.context} row(s) either "
-                "side; each stretch left out is one line. The pcap holds every segment.")
+        return (
+            f"Summarised: {drawn:,} of its {self.total_rows:,} rows are drawn (more than "
+            f"{limits.max_rows:,}): the first and last {limits.keep:,}, and every state "
+            "and congestion change, note, SYN, FIN, RST, drop, injection, "
+            f"retransmission and marked segment, with {limits.context} row(s) either "
+            "side; each stretch left out is one line. The pcap holds every segment."
+        )
 
 
 @dataclass
@@ -203,21 +213,31 @@ class Ladder:
         rest = len(self.listed) + self.unlisted
         lim = self.limits
         if rest:
-            why = (f"at most {lim.max_conversations:,} conversations"
-                   if len(self.sections) >= lim.max_conversations
-                   else f"at most {lim.max_total_rows:,} rows in all")
-            parts.append(f"the first {len(self.sections):,} of its {self.conversations:,} "
-                         f"conversations are drawn ({why}), the other {rest:,} listed at "
-                         "the end")
+            why = (
+                f"at most {lim.max_conversations:,} conversations"
+                if len(self.sections) >= lim.max_conversations
+                else f"at most {lim.max_total_rows:,} rows in all"
+            )
+            parts.append(
+                f"the first {len(self.sections):,} of its {self.conversations:,} "
+                f"conversations are drawn ({why}), the other {rest:,} listed at "
+                "the end"
+            )
         if n_summ:
-            parts.append(f"{n_summ:,} conversation{'s' if n_summ != 1 else ''} of more than "
-                         f"{lim.max_rows:,} rows {'are' if n_summ != 1 else 'is'} summarised")
+            parts.append(
+                f"{n_summ:,} conversation{'s' if n_summ != 1 else ''} of more than "
+                f"{lim.max_rows:,} rows {'are' if n_summ != 1 else 'is'} summarised"
+            )
         if not parts:
             return ""
         n = self.conversations
-        return (f"A large trace ({n:,} conversation{'s' if n != 1 else ''}, "
-                f"{self.segments:,} segments): " + "; ".join(parts) + ". Nothing is left out of the pcap "
-                "(trace.pcap) nor of a run's report.json.")
+        return (
+            f"A large trace ({n:,} conversation{'s' if n != 1 else ''}, "
+            f"{self.segments:,} segments): "
+            + "; ".join(parts)
+            + ". Nothing is left out of the pcap "
+            "(trace.pcap) nor of a run's report.json."
+        )
 
 
 # How a peer state's source shows beside it: the kernel's own tracepoints need no mark.
@@ -231,8 +251,9 @@ def peer_state_label(rec: PeerStateRecord, listener: bool = False) -> str:
     return f"listener :{rec.local[1]} {state}" if listener else state
 
 
-def _state_rows(recs: Iterable[StateRecord | PeerStateRecord], side: str,
-                t0: float, listener: bool = False) -> Iterable[tuple[tuple, Row]]:
+def _state_rows(
+    recs: Iterable[StateRecord | PeerStateRecord], side: str, t0: float, listener: bool = False
+) -> Iterable[tuple[tuple, Row]]:
     last = None
     for n, rec in enumerate(recs):
         if isinstance(rec, StateRecord):
@@ -242,7 +263,8 @@ def _state_rows(recs: Iterable[StateRecord | PeerStateRecord], side: str,
         else:
             state = peer_state_label(rec, listener)
             how = {"kernel": "kernel tracepoint", "poll": "sock_diag poll"}.get(
-                rec.source, rec.source)
+                rec.source, rec.source
+            )
             extra = rec.info.get("kernel") or rec.info.get("cause") or ""
             detail = how + (f": {extra}" if extra else "")
             # The kernel's tracepoint times a change when it happened, before the segment
@@ -254,8 +276,7 @@ def _state_rows(recs: Iterable[StateRecord | PeerStateRecord], side: str,
         yield (rec.t, r, n), Row(rec.t - t0, "state", side=side, state=state, detail=detail)
 
 
-def _peer_cc_rows(recs: Iterable[PeerCongestionRecord],
-                  t0: float) -> Iterable[tuple[tuple, Row]]:
+def _peer_cc_rows(recs: Iterable[PeerCongestionRecord], t0: float) -> Iterable[tuple[tuple, Row]]:
     """The peer kernel's congestion state changes (and ssthresh changes): cwnd moves on
     every ACK and stays in report.json."""
     ca, ssthresh = "open", None
@@ -267,24 +288,44 @@ def _peer_cc_rows(recs: Iterable[PeerCongestionRecord],
         if first and rec.ca_state == "open":
             continue  # the socket's opening figures: nothing happened yet
         # The kernel counts cwnd and ssthresh in segments (netemu's own are bytes).
-        text = (f"{rec.ca_state}: cwnd {rec.cwnd} seg, ssthresh {ssthresh_str(rec.ssthresh)}"
-                f" seg, srtt {rec.srtt_us / 1000:g} ms")
-        yield (rec.t, 3, n), Row(rec.t - t0, "pcc", side="right", state=text,
-                                 detail=f"kernel tracepoint: {rec.cause}")
+        text = (
+            f"{rec.ca_state}: cwnd {rec.cwnd} seg, ssthresh {ssthresh_str(rec.ssthresh)}"
+            f" seg, srtt {rec.srtt_us / 1000:g} ms"
+        )
+        yield (
+            (rec.t, 3, n),
+            Row(
+                rec.t - t0,
+                "pcc",
+                side="right",
+                state=text,
+                detail=f"kernel tracepoint: {rec.cause}",
+            ),
+        )
 
 
-_PEER_EVENT_TEXT = {"retransmit": "kernel retransmits", "send_reset": "kernel sends RST",
-                    "receive_reset": "kernel takes RST"}
+_PEER_EVENT_TEXT = {
+    "retransmit": "kernel retransmits",
+    "send_reset": "kernel sends RST",
+    "receive_reset": "kernel takes RST",
+}
 
 
-def _peer_event_rows(recs: Iterable[PeerEventRecord],
-                     t0: float) -> Iterable[tuple[tuple, Row]]:
+def _peer_event_rows(recs: Iterable[PeerEventRecord], t0: float) -> Iterable[tuple[tuple, Row]]:
     for n, rec in enumerate(recs):
         text = _PEER_EVENT_TEXT.get(rec.kind, rec.kind)
         if rec.detail and rec.detail != "NOT_SPECIFIED":
             text += f" ({rec.detail})"
-        yield (rec.t, 1, n), Row(rec.t - t0, "pev", side="right", state=text,
-                                 detail=f"kernel tracepoint tcp_{rec.kind}")
+        yield (
+            (rec.t, 1, n),
+            Row(
+                rec.t - t0,
+                "pev",
+                side="right",
+                state=text,
+                detail=f"kernel tracepoint tcp_{rec.kind}",
+            ),
+        )
 
 
 # netemu.tcp.cc.INFINITE_SSTHRESH: ssthresh before the first congestion event
@@ -326,8 +367,10 @@ def _cc_rows(recs: Iterable[CongestionRecord], t0: float) -> Iterable[tuple[tupl
         # it sends, like a state change not caused by a segment; any other is an ACK's
         # doing and comes after the segments that arrived with it.
         r = 1 if rec.cause.startswith(("timeout", "idle")) else 3
-        yield (rec.t, r, n), Row(rec.t - t0, "cc", side="left", state=rec.phase,
-                                 detail=congestion_text(rec))
+        yield (
+            (rec.t, r, n),
+            Row(rec.t - t0, "cc", side="left", state=rec.phase, detail=congestion_text(rec)),
+        )
 
 
 def _initial(recs: Sequence[StateRecord | PeerStateRecord]) -> str:
@@ -354,12 +397,23 @@ def _other_rows(conv: Conversation, t0: float) -> list[tuple[tuple, Row]]:
 def is_event(v: SegmentView) -> bool:
     """A segment a summarised ladder always draws: SYN, FIN or RST; dropped, injected
     or otherwise marked; a retransmission; with a note or an option of bad length."""
-    return bool(v.tcp.flags & (SYN | FIN | RST) or v.frame.mark or v.frame.note
-                or v.retransmission or v.tcp.malformed_option is not None)
+    return bool(
+        v.tcp.flags & (SYN | FIN | RST)
+        or v.frame.mark
+        or v.frame.note
+        or v.retransmission
+        or v.tcp.malformed_option is not None
+    )
 
 
-def _section(trace: Trace, conv: Conversation, t0: float, roles: tuple[str, str],
-             limits: LadderLimits, others: list[tuple[tuple, Row]]) -> Section:
+def _section(
+    trace: Trace,
+    conv: Conversation,
+    t0: float,
+    roles: tuple[str, str],
+    limits: LadderLimits,
+    others: list[tuple[tuple, Row]],
+) -> Section:
     init = (_initial(conv.states), _initial(conv.peer_states))
     total = conv.count + len(others) + any(init)
     if total <= limits.max_rows:
@@ -373,12 +427,18 @@ def _section(trace: Trace, conv: Conversation, t0: float, roles: tuple[str, str]
         rows = _summarised_rows(trace, conv, t0, limits, others)
     if any(init):
         rows.insert(0, Row(rows[0].t if rows else 0.0, "init", init=init))
-    return Section(conv, conv.title(), ep_str(conv.left), ep_str(conv.right),
-                   roles[0], roles[1], rows, total)
+    return Section(
+        conv, conv.title(), ep_str(conv.left), ep_str(conv.right), roles[0], roles[1], rows, total
+    )
 
 
-def _summarised_rows(trace: Trace, conv: Conversation, t0: float, limits: LadderLimits,
-                     others: list[tuple[tuple, Row]]) -> list[Row]:
+def _summarised_rows(
+    trace: Trace,
+    conv: Conversation,
+    t0: float,
+    limits: LadderLimits,
+    others: list[tuple[tuple, Row]],
+) -> list[Row]:
     """The rows of a conversation over ``limits.max_rows``, with a "gap" row for each
     stretch left out. Two passes over its segments, holding a few bytes a segment and
     the views drawn: which to draw, then those."""
@@ -408,7 +468,7 @@ def _summarised_rows(trace: Trace, conv: Conversation, t0: float, limits: Ladder
     chosen = bytearray(total)
     keep = min(limits.keep, total)
     chosen[:keep] = b"\1" * keep
-    chosen[total - keep:] = b"\1" * keep
+    chosen[total - keep :] = b"\1" * keep
     c = limits.context
     for p in range(total):
         o = order[p]
@@ -443,8 +503,7 @@ def _summarised_rows(trace: Trace, conv: Conversation, t0: float, limits: Ladder
             if gap is not None:
                 rows.append(Row(gap.t_first - t0, "gap", detail=gap.text()))
                 gap = None
-            rows.append(Row(views[o].t - t0, "seg", seg=views[o]) if o >= 0
-                        else others[-o - 1][1])
+            rows.append(Row(views[o].t - t0, "seg", seg=views[o]) if o >= 0 else others[-o - 1][1])
         else:
             if gap is None:
                 gap = Gap(ts[o], ts[o])
@@ -454,10 +513,14 @@ def _summarised_rows(trace: Trace, conv: Conversation, t0: float, limits: Ladder
     return rows
 
 
-def build_ladder(trace: Trace, *, roles: tuple[str, str] = DEFAULT_ROLES,
-                 title: str | None = None,
-                 extra_states: Iterable[StateRecord] = (),
-                 limits: LadderLimits | None = None) -> Ladder:
+def build_ladder(
+    trace: Trace,
+    *,
+    roles: tuple[str, str] = DEFAULT_ROLES,
+    title: str | None = None,
+    extra_states: Iterable[StateRecord] = (),
+    limits: LadderLimits | None = None,
+) -> Ladder:
     """The row model of the ladder: one section per conversation, rows in time order.
     At one instant: notes, then our state changes not caused by a received segment
     (connect() → SYN-SENT comes before the SYN), then segments, then changes caused
@@ -483,8 +546,11 @@ def build_ladder(trace: Trace, *, roles: tuple[str, str] = DEFAULT_ROLES,
             conv.notes = notes.of(conv)
             others = _other_rows(conv, t0)
             whole = conv.count + len(others) + 1
-            if ladder.sections and whole <= limits.max_rows \
-                    and used + whole + _SECTION_LINES > limits.max_total_rows:
+            if (
+                ladder.sections
+                and whole <= limits.max_rows
+                and used + whole + _SECTION_LINES > limits.max_total_rows
+            ):
                 full = True  # known without reading its segments
                 conv.notes = []
             else:

@@ -30,12 +30,31 @@ if TYPE_CHECKING:
 # --- text ------------------------------------------------------------------------------
 
 _TEXT_STYLES = {
-    "time": "dim", "num": "dim", "left": "bold cyan", "right": "bold magenta",
-    "syn": "green", "fin": "yellow", "rst": "bold red", "data": "bright_blue", "ack": "white",
-    "drop": "red", "inject": "bold dark_orange", "mark": "yellow", "fnote": "italic",
-    "step": "bold", "pass": "bold green", "fail": "bold red", "note": "dim italic",
-    "title": "bold", "label": "bold", "role": "dim", "life": "dim", "init": "cyan",
-    "cc": "dark_orange", "ccd": "dark_orange italic", "gap": "dim italic",
+    "time": "dim",
+    "num": "dim",
+    "left": "bold cyan",
+    "right": "bold magenta",
+    "syn": "green",
+    "fin": "yellow",
+    "rst": "bold red",
+    "data": "bright_blue",
+    "ack": "white",
+    "drop": "red",
+    "inject": "bold dark_orange",
+    "mark": "yellow",
+    "fnote": "italic",
+    "step": "bold",
+    "pass": "bold green",
+    "fail": "bold red",
+    "note": "dim italic",
+    "title": "bold",
+    "label": "bold",
+    "role": "dim",
+    "life": "dim",
+    "init": "cyan",
+    "cc": "dark_orange",
+    "ccd": "dark_orange italic",
+    "gap": "dim italic",
     "notice": "bold yellow",
 }
 
@@ -75,10 +94,10 @@ def _cut(text: str, width: int) -> str:
     near enough, and "…" where it was cut."""
     if len(text) <= width:
         return text
-    head = text[:max(0, width - 1)]
+    head = text[: max(0, width - 1)]
     space = head.rfind(" ")
     if space > 0 and len(head) - space <= 8:
-        head = head[:space + 1]
+        head = head[: space + 1]
     return head + "…"
 
 
@@ -105,8 +124,9 @@ def _text_lines_in(ladder: Ladder, width: int) -> Iterator[Line]:
         yield []
     if not ladder.sections:
         yield [("(no TCP segments)", "note")]
-    max_index = max((r.seg.index for s in ladder.sections for r in s.rows if r.seg is not None),
-                    default=0)
+    max_index = max(
+        (r.seg.index for s in ladder.sections for r in s.rows if r.seg is not None), default=0
+    )
     wn = len(f"#{max_index + 1}")
     for si, sec in enumerate(ladder.sections):
         if si:
@@ -117,8 +137,13 @@ def _text_lines_in(ladder: Ladder, width: int) -> Iterator[Line]:
         yield from _listed_lines(ladder, width)
     if ladder.other_frames:
         yield []
-        yield [(f"({ladder.other_frames} frame(s) that are not TCP segments "
-                "are in the pcap but not drawn)", "note")]
+        yield [
+            (
+                f"({ladder.other_frames} frame(s) that are not TCP segments "
+                "are in the pcap but not drawn)",
+                "note",
+            )
+        ]
 
 
 def listed_row(conv: Conversation, t0: float) -> list[str]:
@@ -127,15 +152,34 @@ def listed_row(conv: Conversation, t0: float) -> list[str]:
     last time, each side's last state, and the conversation."""
     last_l = normalize_state(new_state(conv.states[-1])) if conv.states else "-"
     right = normalize_state(new_state(conv.peer_states[-1])) if conv.peer_states else "-"
-    return [str(conv.number), f"{conv.count:,}",
-            f"{conv.payload_bytes.get(conv.left, 0):,}",
-            f"{conv.payload_bytes.get(conv.right, 0):,}", f"{conv.dropped:,}",
-            f"{conv.retransmissions:,}", f"{conv.start - t0:.3f}", f"{conv.end - t0:.3f}",
-            last_l, right, conv.title().removeprefix("TCP ")]
+    return [
+        str(conv.number),
+        f"{conv.count:,}",
+        f"{conv.payload_bytes.get(conv.left, 0):,}",
+        f"{conv.payload_bytes.get(conv.right, 0):,}",
+        f"{conv.dropped:,}",
+        f"{conv.retransmissions:,}",
+        f"{conv.start - t0:.3f}",
+        f"{conv.end - t0:.3f}",
+        last_l,
+        right,
+        conv.title().removeprefix("TCP "),
+    ]
 
 
-LISTED_HEAD = ["#", "segments", "bytes →", "bytes ←", "dropped", "retrans", "first(s)",
-               "last(s)", "left state", "right state", "conversation"]
+LISTED_HEAD = [
+    "#",
+    "segments",
+    "bytes →",
+    "bytes ←",
+    "dropped",
+    "retrans",
+    "first(s)",
+    "last(s)",
+    "left state",
+    "right state",
+    "conversation",
+]
 
 
 def _listed_lines(ladder: Ladder, width: int) -> Iterator[Line]:
@@ -154,12 +198,18 @@ def _listed_lines(ladder: Ladder, width: int) -> Iterator[Line]:
     for r in rows:
         yield line(r, "")
     if ladder.unlisted:
-        yield [(f" … and {ladder.unlisted:,} more ({ladder.unlisted_segments:,} segments), "
-                f"beyond {ladder.limits.max_listed:,} lines", "note")]
+        yield [
+            (
+                f" … and {ladder.unlisted:,} more ({ladder.unlisted_segments:,} segments), "
+                f"beyond {ladder.limits.max_listed:,} lines",
+                "note",
+            )
+        ]
 
 
-def _section_lines(sec: Section, wn: int, width: int = 100,
-                   limits: LadderLimits = DEFAULT_LIMITS) -> list[Line]:
+def _section_lines(
+    sec: Section, wn: int, width: int = 100, limits: LadderLimits = DEFAULT_LIMITS
+) -> list[Line]:
     """One section's lines within ``width``: the lane between the lifelines is as wide
     as its labels want; where a line would not fit, it narrows to what the labels need,
     then further (labels cut with "…") down to leaving 14 columns right of the right
@@ -169,8 +219,9 @@ def _section_lines(sec: Section, wn: int, width: int = 100,
     labels = [r.seg.label() for r in rows if r.seg is not None]
     cc_texts = [r.detail for r in rows if r.kind == "cc"]
     lw = max([40, *(len(s) + 8 for s in labels), *(len(s) + 3 for s in cc_texts)])
-    snug = max([24, *(len(r.seg.label()) + (7 if r.seg.dropped else 5) for r in rows
-                      if r.seg is not None)])
+    snug = max(
+        [24, *(len(r.seg.label()) + (7 if r.seg.dropped else 5) for r in rows if r.seg is not None)]
+    )
     left_states = [r.state for r in rows if r.kind in ("state", "cc") and r.side == "left"]
     left_states += [r.init[0] for r in rows if r.kind == "init"]
     head_l = f"{sec.left_label} ({sec.left_role})"
@@ -188,8 +239,10 @@ def _section_lines(sec: Section, wn: int, width: int = 100,
         lines = _section_drawn(sec, wn, width, wl, lw)
     notice = sec.notice(limits)
     if notice:  # under the title and the endpoints
-        lines[2:2] = [[(" " * (8 + 1 + wn + 1), ""), (part, "notice")]
-                      for part in _wrap(notice, max(40, min(width, 100) - 8 - wn - 2))]
+        lines[2:2] = [
+            [(" " * (8 + 1 + wn + 1), ""), (part, "notice")]
+            for part in _wrap(notice, max(40, min(width, 100) - 8 - wn - 2))
+        ]
     return lines
 
 
@@ -203,8 +256,12 @@ def _section_drawn(sec: Section, wn: int, width: int, wl: int, lw: int) -> list[
     lcol = prefix_w + wl + 1  # column of the left lifeline
     rcol = lcol + 1 + lw  # column of the right lifeline
 
-    out: list[Line] = [[(f"── {sec.title} ", "title"),
-                        ("─" * max(4, min(rcol + 12, width) - len(sec.title) - 4), "life")]]
+    out: list[Line] = [
+        [
+            (f"── {sec.title} ", "title"),
+            ("─" * max(4, min(rcol + 12, width) - len(sec.title) - 4), "life"),
+        ]
+    ]
     # header: each endpoint centred over its lifeline
     hl = [(" time(s)".ljust(prefix_w), "time")]
     s1, t1 = max(0, lcol - len(head_l) // 2), head_l
@@ -222,23 +279,58 @@ def _section_drawn(sec: Section, wn: int, width: int, wl: int, lw: int) -> list[
     for r in rows:
         time = (f"{r.t:8.3f} ", "time")
         if r.kind == "init":
-            out.append([time, blank, (r.init[0].rjust(wl) + " ", "init"), ("│", "life"),
-                        (" " * lw, ""), ("│", "life"),
-                        (" " + r.init[1] if r.init[1] else "", "init")])
+            out.append(
+                [
+                    time,
+                    blank,
+                    (r.init[0].rjust(wl) + " ", "init"),
+                    ("│", "life"),
+                    (" " * lw, ""),
+                    ("│", "life"),
+                    (" " + r.init[1] if r.init[1] else "", "init"),
+                ]
+            )
         elif r.kind == "state" and r.side == "left":
-            out.append([time, blank, (_cut(r.state, wl).rjust(wl) + " ", "left"), ("│", "life"),
-                        (" " * lw, ""), ("│", "life")])
+            out.append(
+                [
+                    time,
+                    blank,
+                    (_cut(r.state, wl).rjust(wl) + " ", "left"),
+                    ("│", "life"),
+                    (" " * lw, ""),
+                    ("│", "life"),
+                ]
+            )
         elif r.kind == "cc":
             # cwnd, ssthresh and the cause whole: when the lane is narrower, over the
             # right lifeline (nothing is on its right in this row)
             detail = " " + r.detail
-            out.append([time, blank, (_cut(r.state, wl).rjust(wl) + " ", "cc"), ("│", "life"),
-                        *([(detail.ljust(lw), "ccd"), ("│", "life")] if len(detail) <= lw
-                          else [(detail, "ccd")])])
+            out.append(
+                [
+                    time,
+                    blank,
+                    (_cut(r.state, wl).rjust(wl) + " ", "cc"),
+                    ("│", "life"),
+                    *(
+                        [(detail.ljust(lw), "ccd"), ("│", "life")]
+                        if len(detail) <= lw
+                        else [(detail, "ccd")]
+                    ),
+                ]
+            )
         elif r.kind in ("state", "pcc", "pev"):
             style = {"state": "right", "pcc": "cc", "pev": "rst"}[r.kind]
-            out.append([time, blank, (" " * wl + " ", ""), ("│", "life"), (" " * lw, ""),
-                        ("│", "life"), (" " + r.state, style)])
+            out.append(
+                [
+                    time,
+                    blank,
+                    (" " * wl + " ", ""),
+                    ("│", "life"),
+                    (" " * lw, ""),
+                    ("│", "life"),
+                    (" " + r.state, style),
+                ]
+            )
         elif r.kind == "note":
             assert r.note is not None
             style = r.note.kind if r.note.kind in _TEXT_STYLES else "note"
@@ -255,16 +347,32 @@ def _section_drawn(sec: Section, wn: int, width: int, wl: int, lw: int) -> list[
             # one and the next lines when the lane is narrower)
             first, *more = _wrap_parts(r.detail, max(24, width - lcol - 3))
             text = " " + first
-            out.append([time, blank, (" " * wl + " ", ""), ("┆", "life"),
-                        *([(text.ljust(lw), "gap"), ("┆", "life")] if len(text) <= lw
-                          else [(text, "gap")])])
+            out.append(
+                [
+                    time,
+                    blank,
+                    (" " * wl + " ", ""),
+                    ("┆", "life"),
+                    *(
+                        [(text.ljust(lw), "gap"), ("┆", "life")]
+                        if len(text) <= lw
+                        else [(text, "gap")]
+                    ),
+                ]
+            )
             out.extend([(" " * lcol, ""), ("┆", "life"), (" " + part, "gap")] for part in more)
         else:
             v = r.seg
             assert v is not None
             num = f"#{v.index + 1}".rjust(wn)
-            line: Line = [time, (num + " ", "num"), (" " * wl + " ", ""), ("│", "life"),
-                          (_arrow(v, lw), seg_class(v)), ("│", "life")]
+            line: Line = [
+                time,
+                (num + " ", "num"),
+                (" " * wl + " ", ""),
+                ("│", "life"),
+                (_arrow(v, lw), seg_class(v)),
+                ("│", "life"),
+            ]
             for text, style in seg_annotations(v):
                 line.append(("  " if style == "fnote" else " ", ""))
                 line.append((text, style))
@@ -309,16 +417,19 @@ def _render_text(ladder: Ladder, width: int | None) -> str:
     return "".join(line_str(line) + "\n" for line in text_lines(ladder, width)) or "\n"
 
 
-def render_ladder_text(trace: Trace, *, roles: tuple[str, str] = DEFAULT_ROLES,
-                       title: str | None = None,
-                       extra_states: Iterable[StateRecord] = (),
-                       width: int | None = None,
-                       limits: LadderLimits | None = None) -> str:
+def render_ladder_text(
+    trace: Trace,
+    *,
+    roles: tuple[str, str] = DEFAULT_ROLES,
+    title: str | None = None,
+    extra_states: Iterable[StateRecord] = (),
+    width: int | None = None,
+    limits: LadderLimits | None = None,
+) -> str:
     """The ladder as plain text (what ladder.txt holds), at most ``width`` columns
     (default ``ladder_width()``: COLUMNS, the terminal's, or 100; at least 80), within
     ``limits`` (``DEFAULT_LIMITS``)."""
-    ladder = build_ladder(trace, roles=roles, title=title, extra_states=extra_states,
-                          limits=limits)
+    ladder = build_ladder(trace, roles=roles, title=title, extra_states=extra_states, limits=limits)
     return _render_text(ladder, width)
 
 
@@ -346,16 +457,19 @@ def write_ladder_text(trace: Trace, path: str | os.PathLike[str], **kw: Any) -> 
     return text
 
 
-def ladder_renderable(trace: Trace, *, roles: tuple[str, str] = DEFAULT_ROLES,
-                      title: str | None = None,
-                      extra_states: Iterable[StateRecord] = (),
-                      width: int | None = None,
-                      limits: LadderLimits | None = None) -> RenderableType:
+def ladder_renderable(
+    trace: Trace,
+    *,
+    roles: tuple[str, str] = DEFAULT_ROLES,
+    title: str | None = None,
+    extra_states: Iterable[StateRecord] = (),
+    width: int | None = None,
+    limits: LadderLimits | None = None,
+) -> RenderableType:
     """The ladder as a rich Text with colour, for ``Console.print``."""
     from rich.text import Text
 
-    ladder = build_ladder(trace, roles=roles, title=title, extra_states=extra_states,
-                          limits=limits)
+    ladder = build_ladder(trace, roles=roles, title=title, extra_states=extra_states, limits=limits)
     out = Text(no_wrap=True, overflow="ignore")
     for line in text_lines(ladder, width):
         for text, style in line:

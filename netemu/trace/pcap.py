@@ -48,8 +48,11 @@ _RECORD_HEADER = struct.Struct("<IIII")
 # --- writing -------------------------------------------------------------------------
 
 
-def write_pcap_frames(path: str | os.PathLike[str], frames: Iterable[tuple[float, bytes]],
-                      linktype: int = LINKTYPE_ETHERNET) -> int:
+def write_pcap_frames(
+    path: str | os.PathLike[str],
+    frames: Iterable[tuple[float, bytes]],
+    linktype: int = LINKTYPE_ETHERNET,
+) -> int:
     """Write ``(wall-clock time, bytes)`` pairs to a classic pcap file, atomically.
     Returns the number of frames written."""
     frames = list(frames)
@@ -80,7 +83,7 @@ def parse_comment(comment: str) -> tuple[str | None, str | None]:
     """(mark, note) of a comment ``frame_comment`` wrote; (None, None) for any other."""
     if not comment.startswith(COMMENT_PREFIX):
         return None, None
-    mark, _, note = comment[len(COMMENT_PREFIX):].partition(" — ")
+    mark, _, note = comment[len(COMMENT_PREFIX) :].partition(" — ")
     return (None if mark == "note" else mark), (note or None)
 
 
@@ -118,8 +121,11 @@ def _pcapng_head(snaplen: int) -> bytes:
     """The Section Header and the one Interface Description Block (Ethernet, µs)."""
     from .. import __version__
 
-    shb = struct.pack("<IHHq", PCAPNG_BOM, 1, 0, -1) + _option(4, f"netemu {__version__}".encode()) \
+    shb = (
+        struct.pack("<IHHq", PCAPNG_BOM, 1, 0, -1)
+        + _option(4, f"netemu {__version__}".encode())
         + _option(0, b"")
+    )
     idb = struct.pack("<HHI", LINKTYPE_ETHERNET, 0, snaplen) + _option(0, b"")
     return _block(PCAPNG_SHB, shb) + _block(1, idb)
 
@@ -132,9 +138,14 @@ def _epb(trace: Trace, fr: Any) -> bytes:
     comment = frame_comment(fr.mark, fr.note)
     if comment:
         opts += _option(1, comment.encode())
-    return _block(6, struct.pack("<IIIII", 0, ticks >> 32, ticks & 0xFFFFFFFF, len(data),
-                                 len(data)) + data + b"\0" * (-len(data) % 4) + opts
-                  + _option(0, b""))
+    return _block(
+        6,
+        struct.pack("<IIIII", 0, ticks >> 32, ticks & 0xFFFFFFFF, len(data), len(data))
+        + data
+        + b"\0" * (-len(data) % 4)
+        + opts
+        + _option(0, b""),
+    )
 
 
 class PcapStream:
@@ -154,7 +165,7 @@ class PcapStream:
             return
         frames = self.trace.frames
         if len(frames) > self.done:
-            os.write(self.fd, b"".join(_epb(self.trace, fr) for fr in frames[self.done:]))
+            os.write(self.fd, b"".join(_epb(self.trace, fr) for fr in frames[self.done :]))
             self.done = len(frames)
 
     def close(self) -> None:
@@ -208,7 +219,7 @@ def _read_pcap(buf: bytes, e: str, nanos: bool, name: str) -> list[CapturedPacke
         i += 16
         if i + incl > n:
             break
-        out.append(CapturedPacket(sec + frac / per_sec, buf[i:i + incl], linktype, orig))
+        out.append(CapturedPacket(sec + frac / per_sec, buf[i : i + incl], linktype, orig))
         i += incl
     return out
 
@@ -222,7 +233,7 @@ def _read_pcapng(buf: bytes, name: str) -> list[CapturedPacket]:
     while i + 12 <= n:
         btype = struct.unpack_from(e + "I", buf, i)[0]
         if btype == PCAPNG_SHB:
-            bom = buf[i + 8:i + 12]
+            bom = buf[i + 8 : i + 12]
             if bom == b"\x4d\x3c\x2b\x1a":
                 e = "<"
             elif bom == b"\x1a\x2b\x3c\x4d":
@@ -233,14 +244,14 @@ def _read_pcapng(buf: bytes, name: str) -> list[CapturedPacket]:
         blen = struct.unpack_from(e + "I", buf, i + 4)[0]
         if blen < 12 or blen % 4 or i + blen > n:
             break  # truncated or corrupt tail
-        body = buf[i + 8:i + blen - 4]
+        body = buf[i + 8 : i + blen - 4]
         if btype == 1 and len(body) >= 8:  # Interface Description Block
             linktype = struct.unpack_from(e + "H", body)[0]
             per_sec, offset = 1_000_000, 0
             for code, value in _pcapng_options(body, 8, e):
                 if code == 9 and value:  # if_tsresol
                     r = value[0]
-                    per_sec = 2 ** (r & 0x7F) if r & 0x80 else 10 ** r
+                    per_sec = 2 ** (r & 0x7F) if r & 0x80 else 10**r
                 elif code == 14 and len(value) == 8:  # if_tsoffset
                     offset = struct.unpack(e + "q", value)[0]
             ifaces.append((linktype, per_sec, offset))
@@ -248,21 +259,36 @@ def _read_pcapng(buf: bytes, name: str) -> list[CapturedPacket]:
             iface, hi, lo, cap, orig = struct.unpack_from(e + "IIIII", body)
             if iface < len(ifaces):
                 linktype, per_sec, offset = ifaces[iface]
-                comment = next((v.decode("utf-8", "replace")
-                                for code, v in _pcapng_options(body, 20 + cap + (-cap % 4), e)
-                                if code == 1), "")
-                out.append(CapturedPacket(offset + _ticks(hi, lo, per_sec),
-                                          body[20:20 + cap], linktype, orig, comment))
+                comment = next(
+                    (
+                        v.decode("utf-8", "replace")
+                        for code, v in _pcapng_options(body, 20 + cap + (-cap % 4), e)
+                        if code == 1
+                    ),
+                    "",
+                )
+                out.append(
+                    CapturedPacket(
+                        offset + _ticks(hi, lo, per_sec),
+                        body[20 : 20 + cap],
+                        linktype,
+                        orig,
+                        comment,
+                    )
+                )
         elif btype == 3 and len(body) >= 4 and ifaces:  # Simple Packet Block: no time
             orig = struct.unpack_from(e + "I", body)[0]
             ts = out[-1].ts if out else 0.0
-            out.append(CapturedPacket(ts, body[4:4 + orig], ifaces[0][0], orig))
+            out.append(CapturedPacket(ts, body[4 : 4 + orig], ifaces[0][0], orig))
         elif btype == 2 and len(body) >= 20:  # obsolete Packet Block
             iface, _drops, hi, lo, cap, orig = struct.unpack_from(e + "HHIIII", body)
             if iface < len(ifaces):
                 linktype, per_sec, offset = ifaces[iface]
-                out.append(CapturedPacket(offset + _ticks(hi, lo, per_sec),
-                                          body[20:20 + cap], linktype, orig))
+                out.append(
+                    CapturedPacket(
+                        offset + _ticks(hi, lo, per_sec), body[20 : 20 + cap], linktype, orig
+                    )
+                )
         i += blen
     return out
 
@@ -278,7 +304,7 @@ def _pcapng_options(body: bytes, start: int, e: str) -> Iterable[tuple[int, byte
         code, length = struct.unpack_from(e + "HH", body, i)
         if code == 0:
             return
-        yield code, body[i + 4:i + 4 + length]
+        yield code, body[i + 4 : i + 4 + length]
         i += 4 + ((length + 3) & ~3)
 
 
@@ -322,8 +348,11 @@ def read_pcap(path: str | os.PathLike[str], *, ethernet: bool = True) -> list[tu
     return [(p.ts, p.data) for p in read_packets(path, ethernet=ethernet)]
 
 
-def read_packets(path: str | os.PathLike[str], *, ethernet: bool = True,
-                 ) -> list[CapturedPacket]:
+def read_packets(
+    path: str | os.PathLike[str],
+    *,
+    ethernet: bool = True,
+) -> list[CapturedPacket]:
     """``read_pcap``'s packets with their comments (``parse_comment`` reads netemu's)."""
     out: list[CapturedPacket] = []
     for p in read_capture(path):
@@ -332,10 +361,20 @@ def read_packets(path: str | os.PathLike[str], *, ethernet: bool = True,
             continue
         data = to_ethernet(p.linktype, p.data)
         if data is None:
-            if p.linktype in (LINKTYPE_RAW, LINKTYPE_IPV4, LINKTYPE_IPV6, LINKTYPE_NULL,
-                              LINKTYPE_LOOP, LINKTYPE_LINUX_SLL, LINKTYPE_LINUX_SLL2, *_DLT_RAW):
+            if p.linktype in (
+                LINKTYPE_RAW,
+                LINKTYPE_IPV4,
+                LINKTYPE_IPV6,
+                LINKTYPE_NULL,
+                LINKTYPE_LOOP,
+                LINKTYPE_LINUX_SLL,
+                LINKTYPE_LINUX_SLL2,
+                *_DLT_RAW,
+            ):
                 continue  # a runt or non-IP packet on a known link type
-            raise CaptureError(f"{path}: link type {p.linktype} is not supported "
-                               "(Ethernet, Linux cooked v1/v2, raw IP and loopback are)")
+            raise CaptureError(
+                f"{path}: link type {p.linktype} is not supported "
+                "(Ethernet, Linux cooked v1/v2, raw IP and loopback are)"
+            )
         out.append(CapturedPacket(p.ts, data, LINKTYPE_ETHERNET, p.orig_len, p.comment))
     return out

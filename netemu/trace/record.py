@@ -144,7 +144,7 @@ class Trace:
         are recorded: read the property again to see the later ones."""
         recorded = self._recorded
         if recorded:
-            self._frames += [FrameRecord(*recorded[i:i + 5]) for i in range(0, len(recorded), 5)]
+            self._frames += [FrameRecord(*recorded[i : i + 5]) for i in range(0, len(recorded), 5)]
             recorded.clear()
         return self._frames
 
@@ -156,13 +156,24 @@ class Trace:
     def wall(self, t: float) -> float:
         return self.start_wall + (t - self.start)
 
-    def frame(self, direction: Direction, data: bytes, mark: str | None = None,
-              note: str | None = None, t: float | None = None) -> None:
-        self._recorded += (time.monotonic() if t is None else t, direction, bytes(data), mark,
-                           note)
+    def frame(
+        self,
+        direction: Direction,
+        data: bytes,
+        mark: str | None = None,
+        note: str | None = None,
+        t: float | None = None,
+    ) -> None:
+        self._recorded += (time.monotonic() if t is None else t, direction, bytes(data), mark, note)
 
-    def frame_batch(self, direction: Direction, frames: list[bytes], mark: str | None = None,
-                    note: str | None = None, t: float | None = None) -> None:
+    def frame_batch(
+        self,
+        direction: Direction,
+        frames: list[bytes],
+        mark: str | None = None,
+        note: str | None = None,
+        t: float | None = None,
+    ) -> None:
         """``frame`` for each of ``frames``, all at the time ``t``."""
         t = time.monotonic() if t is None else t
         recorded = self._recorded
@@ -197,9 +208,12 @@ class Trace:
         recorded = list(self._recorded)
         made = list(self._frames)
         out: list[tuple[float, str, bytes, str | None]] = [
-            (f.t, f.direction, f.data, f.mark) for f in made]
-        out += [(recorded[i], recorded[i + 1], recorded[i + 2], recorded[i + 3])
-                for i in range(0, len(recorded) - 4, 5)]
+            (f.t, f.direction, f.data, f.mark) for f in made
+        ]
+        out += [
+            (recorded[i], recorded[i + 1], recorded[i + 2], recorded[i + 3])
+            for i in range(0, len(recorded) - 4, 5)
+        ]
         return out
 
     def note(self, text: str, kind: str = "note") -> None:

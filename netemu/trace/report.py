@@ -45,26 +45,48 @@ def _segments(trace: Trace, convs: list[Conversation]) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for conv in convs:
         for v in conv.iter_segments(trace):
-            out.append({
-                "frame": v.index + 1, "t": _r(v.t - trace.start), "direction": v.frame.direction,
-                "conversation": conv.number, "src": ep_str(v.src), "dst": ep_str(v.dst),
-                "flags": v.flags, "seq": v.rel_seq, "ack": v.rel_ack, "len": v.length,
-                "win": v.window, "win_raw": v.tcp.window, "seq_raw": v.tcp.seq,
-                "ack_raw": v.tcp.ack,
-                "mark": v.mark, "note": v.frame.note,
-            })
+            out.append(
+                {
+                    "frame": v.index + 1,
+                    "t": _r(v.t - trace.start),
+                    "direction": v.frame.direction,
+                    "conversation": conv.number,
+                    "src": ep_str(v.src),
+                    "dst": ep_str(v.dst),
+                    "flags": v.flags,
+                    "seq": v.rel_seq,
+                    "ack": v.rel_ack,
+                    "len": v.length,
+                    "win": v.window,
+                    "win_raw": v.tcp.window,
+                    "seq_raw": v.tcp.seq,
+                    "ack_raw": v.tcp.ack,
+                    "mark": v.mark,
+                    "note": v.frame.note,
+                }
+            )
     out.sort(key=lambda d: d["frame"])
     return out
 
 
-def build_report(*, scenario: str, result: str, trace: Trace | None = None,
-                 steps: Sequence[Mapping[str, Any]] = (), duration: float | None = None,
-                 error: str | None = None, extra: Mapping[str, Any] | None = None,
-                 ) -> dict[str, Any]:
+def build_report(
+    *,
+    scenario: str,
+    result: str,
+    trace: Trace | None = None,
+    steps: Sequence[Mapping[str, Any]] = (),
+    duration: float | None = None,
+    error: str | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
     """The report as a dict (what ``write_report`` writes)."""
     rep: dict[str, Any] = {
-        "format": REPORT_FORMAT, "netemu": __version__, "scenario": scenario, "result": result,
-        "error": error, "duration": None if duration is None else _r(duration),
+        "format": REPORT_FORMAT,
+        "netemu": __version__,
+        "scenario": scenario,
+        "result": result,
+        "error": error,
+        "duration": None if duration is None else _r(duration),
         "steps": [dict(s) for s in steps],
     }
     if trace is not None:
@@ -73,60 +95,129 @@ def build_report(*, scenario: str, result: str, trace: Trace | None = None,
         rep["started_at"] = _dt.datetime.fromtimestamp(trace.start_wall, _dt.UTC).isoformat()
         rep["emulator_ip"] = trace.emulator_ip
         rep["peer_ip"] = trace.peer_ip
-        rep["conversations"] = [{"number": c.number, "left": ep_str(c.left),
-                                 "right": ep_str(c.right), "conn": c.conn_name,
-                                 "segments": c.count} for c in convs]
+        rep["conversations"] = [
+            {
+                "number": c.number,
+                "left": ep_str(c.left),
+                "right": ep_str(c.right),
+                "conn": c.conn_name,
+                "segments": c.count,
+            }
+            for c in convs
+        ]
         rep["segments"] = _segments(trace, convs)
         rep["other_frames"] = other
-        rep["states"] = [{"t": _r(s.t - t0), "conn": s.conn, "local": ep_str(s.local),
-                          "remote": ep_str(s.remote), "old": s.old, "new": s.new,
-                          "cause": s.cause} for s in trace.states]
+        rep["states"] = [
+            {
+                "t": _r(s.t - t0),
+                "conn": s.conn,
+                "local": ep_str(s.local),
+                "remote": ep_str(s.remote),
+                "old": s.old,
+                "new": s.new,
+                "cause": s.cause,
+            }
+            for s in trace.states
+        ]
         conv_of = {id(cc): c.number for c in convs for cc in c.congestion}
         conv_of.update({id(pc): c.number for c in convs for pc in c.peer_congestion})
         # Both sides: netemu's own endpoint ("side": "netemu", its phase names) and the
         # peer kernel's sockets ("side": "peer", from tcp_probe / tcp_cong_state_set:
         # srtt_us and the kernel's congestion state as "phase").
-        rep["congestion"] = [{"t": _r(c.t - t0), "side": "netemu", "conn": c.conn,
-                              "local": ep_str(c.local), "remote": ep_str(c.remote),
-                              "conversation": conv_of.get(id(c)), "cwnd": c.cwnd,
-                              "ssthresh": c.ssthresh, "unit": "bytes", "phase": c.phase,
-                              "cause": c.cause} for c in trace.congestion]
-        rep["congestion"] += [{"t": _r(c.t - t0), "side": "peer", "role": c.role,
-                               "local": ep_str(c.local), "remote": ep_str(c.remote),
-                               "conversation": conv_of.get(id(c)), "cwnd": c.cwnd,
-                               "ssthresh": c.ssthresh, "unit": "segments",
-                               "srtt_us": c.srtt_us,
-                               "phase": c.ca_state, "cause": c.cause, **c.info}
-                              for c in trace.peer_congestion]
+        rep["congestion"] = [
+            {
+                "t": _r(c.t - t0),
+                "side": "netemu",
+                "conn": c.conn,
+                "local": ep_str(c.local),
+                "remote": ep_str(c.remote),
+                "conversation": conv_of.get(id(c)),
+                "cwnd": c.cwnd,
+                "ssthresh": c.ssthresh,
+                "unit": "bytes",
+                "phase": c.phase,
+                "cause": c.cause,
+            }
+            for c in trace.congestion
+        ]
+        rep["congestion"] += [
+            {
+                "t": _r(c.t - t0),
+                "side": "peer",
+                "role": c.role,
+                "local": ep_str(c.local),
+                "remote": ep_str(c.remote),
+                "conversation": conv_of.get(id(c)),
+                "cwnd": c.cwnd,
+                "ssthresh": c.ssthresh,
+                "unit": "segments",
+                "srtt_us": c.srtt_us,
+                "phase": c.ca_state,
+                "cause": c.cause,
+                **c.info,
+            }
+            for c in trace.peer_congestion
+        ]
         rep["congestion"].sort(key=lambda e: e["t"])
-        rep["peer_state_source"] = {"source": trace.peer_source or None,
-                                    "note": trace.peer_source_note or None,
-                                    "tracefs_instance": trace.peer_trace_instance or None}
-        rep["peer_states"] = [{"t": _r(s.t - t0), "local": ep_str(s.local),
-                               "remote": ep_str(s.remote), "old": normalize_state(s.old)
-                               if s.old else None, "state": normalize_state(s.state),
-                               "kernel_state": s.state, "source": s.source,
-                               "listener": int(s.remote[1]) == 0, "info": s.info}
-                              for s in trace.peer_states]
-        rep["peer_events"] = [{"t": _r(e.t - t0), "role": e.role, "local": ep_str(e.local),
-                               "remote": ep_str(e.remote), "kind": e.kind,
-                               "detail": e.detail} for e in trace.peer_events]
-        rep["notes"] = [{"t": _r(n.t - t0), "kind": n.kind, "text": n.text}
-                        for n in trace.notes]
+        rep["peer_state_source"] = {
+            "source": trace.peer_source or None,
+            "note": trace.peer_source_note or None,
+            "tracefs_instance": trace.peer_trace_instance or None,
+        }
+        rep["peer_states"] = [
+            {
+                "t": _r(s.t - t0),
+                "local": ep_str(s.local),
+                "remote": ep_str(s.remote),
+                "old": normalize_state(s.old) if s.old else None,
+                "state": normalize_state(s.state),
+                "kernel_state": s.state,
+                "source": s.source,
+                "listener": int(s.remote[1]) == 0,
+                "info": s.info,
+            }
+            for s in trace.peer_states
+        ]
+        rep["peer_events"] = [
+            {
+                "t": _r(e.t - t0),
+                "role": e.role,
+                "local": ep_str(e.local),
+                "remote": ep_str(e.remote),
+                "kind": e.kind,
+                "detail": e.detail,
+            }
+            for e in trace.peer_events
+        ]
+        rep["notes"] = [{"t": _r(n.t - t0), "kind": n.kind, "text": n.text} for n in trace.notes]
     if extra:
         rep.update(extra)
     return rep
 
 
-def write_report(path: str | os.PathLike[str], *, scenario: str, result: str,
-                 trace: Trace | None = None, steps: Sequence[Mapping[str, Any]] = (),
-                 duration: float | None = None, error: str | None = None,
-                 extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def write_report(
+    path: str | os.PathLike[str],
+    *,
+    scenario: str,
+    result: str,
+    trace: Trace | None = None,
+    steps: Sequence[Mapping[str, Any]] = (),
+    duration: float | None = None,
+    error: str | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
     """Write report.json atomically; returns the dict written. ``result`` is "pass",
     "fail" or "error"; values JSON cannot hold (in steps or sock_diag info) are
     written as their str()."""
-    rep = build_report(scenario=scenario, result=result, trace=trace, steps=steps,
-                       duration=duration, error=error, extra=extra)
+    rep = build_report(
+        scenario=scenario,
+        result=result,
+        trace=trace,
+        steps=steps,
+        duration=duration,
+        error=error,
+        extra=extra,
+    )
     # What json.dumps(rep, indent=2, …) + "\n" gives, written as it is encoded: dumps
     # holds every small piece of the text until it joins them (issue 17, 9: 168 MB of
     # them for 43,500 segments).
@@ -161,13 +252,16 @@ class JUnitCase:
     stdout: str = ""
 
     @classmethod
-    def from_report(cls, report: Mapping[str, Any], file: str | None = None,
-                    stdout: str = "") -> JUnitCase:
+    def from_report(
+        cls, report: Mapping[str, Any], file: str | None = None, stdout: str = ""
+    ) -> JUnitCase:
         """A testcase from a ``build_report``/``write_report`` dict: the message is its
         error or the first failing step's, the details list every failing step."""
-        failed = [s for s in report.get("steps", ())
-                  if str(s.get("result", s.get("status", ""))).lower()
-                  in ("fail", "failed", "error")]
+        failed = [
+            s
+            for s in report.get("steps", ())
+            if str(s.get("result", s.get("status", ""))).lower() in ("fail", "failed", "error")
+        ]
         lines = []
         for s in failed:
             what = s.get("step", s.get("name", s.get("action", "")))
@@ -175,10 +269,15 @@ class JUnitCase:
             where = s.get("line")
             lines.append(f"{'line ' + str(where) + ': ' if where else ''}{what}: {why}".strip())
         message = report.get("error") or (lines[0] if lines else "")
-        return cls(name=str(report.get("scenario", "scenario")),
-                   result=str(report.get("result", "error")),
-                   time=float(report.get("duration") or 0.0), message=str(message or ""),
-                   details="\n".join(lines), file=file, stdout=stdout)
+        return cls(
+            name=str(report.get("scenario", "scenario")),
+            result=str(report.get("result", "error")),
+            time=float(report.get("duration") or 0.0),
+            message=str(message or ""),
+            details="\n".join(lines),
+            file=file,
+            stdout=stdout,
+        )
 
 
 _XML_BAD = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
@@ -189,24 +288,41 @@ def _x(s: object) -> str:
     return _XML_BAD.sub("", str(s))
 
 
-def render_junit(cases: Iterable[JUnitCase], suite_name: str = "netemu",
-                 timestamp: float | None = None) -> bytes:
+def render_junit(
+    cases: Iterable[JUnitCase], suite_name: str = "netemu", timestamp: float | None = None
+) -> bytes:
     cases = list(cases)
     fails = sum(c.result in ("fail", "failed") for c in cases)
-    errors = sum(c.result not in ("pass", "passed", "fail", "failed", "skip", "skipped")
-                 for c in cases)
+    errors = sum(
+        c.result not in ("pass", "passed", "fail", "failed", "skip", "skipped") for c in cases
+    )
     skips = sum(c.result in ("skip", "skipped") for c in cases)
     total_time = f"{sum(c.time for c in cases):.3f}"
-    counts = {"tests": str(len(cases)), "failures": str(fails), "errors": str(errors),
-              "skipped": str(skips), "time": total_time}
+    counts = {
+        "tests": str(len(cases)),
+        "failures": str(fails),
+        "errors": str(errors),
+        "skipped": str(skips),
+        "time": total_time,
+    }
     import xml.etree.ElementTree as ET  # only for --junit: not on every run's path
 
     root = ET.Element("testsuites", {"name": _x(suite_name), **counts})
-    when = _dt.datetime.fromtimestamp(timestamp, _dt.UTC) if timestamp is not None \
+    when = (
+        _dt.datetime.fromtimestamp(timestamp, _dt.UTC)
+        if timestamp is not None
         else _dt.datetime.now(_dt.UTC)
-    suite = ET.SubElement(root, "testsuite", {
-        "name": _x(suite_name), **counts, "timestamp": when.strftime("%Y-%m-%dT%H:%M:%S"),
-        "hostname": _x(socket.gethostname())})
+    )
+    suite = ET.SubElement(
+        root,
+        "testsuite",
+        {
+            "name": _x(suite_name),
+            **counts,
+            "timestamp": when.strftime("%Y-%m-%dT%H:%M:%S"),
+            "hostname": _x(socket.gethostname()),
+        },
+    )
     for c in cases:
         attrs = {"classname": _x(c.classname), "name": _x(c.name), "time": f"{c.time:.3f}"}
         if c.file:
@@ -226,8 +342,12 @@ def render_junit(cases: Iterable[JUnitCase], suite_name: str = "netemu",
     return ET.tostring(root, encoding="utf-8", xml_declaration=True) + b"\n"
 
 
-def write_junit(path: str | os.PathLike[str], cases: Iterable[JUnitCase | Mapping[str, Any]],
-                suite_name: str = "netemu", timestamp: float | None = None) -> None:
+def write_junit(
+    path: str | os.PathLike[str],
+    cases: Iterable[JUnitCase | Mapping[str, Any]],
+    suite_name: str = "netemu",
+    timestamp: float | None = None,
+) -> None:
     """Write a JUnit XML file atomically: one <testsuite> with one <testcase> per
     scenario. ``cases`` may be JUnitCase objects or report dicts (``build_report``)."""
     norm = [c if isinstance(c, JUnitCase) else JUnitCase.from_report(c) for c in cases]

@@ -30,9 +30,12 @@ def plain_dataclass(cls: type) -> bool:
     """True when ``cls(*values)`` only stores each value in its field, in order
     (a frozen class's instances take no stores after ``__init__``)."""
     init = cls.__dict__.get("__init__")
-    return (dataclasses.is_dataclass(cls) and not hasattr(cls, "__post_init__")
-            and not cls.__dataclass_params__.frozen  # type: ignore[attr-defined]
-            and getattr(getattr(init, "__code__", None), "co_filename", "") == "<string>")
+    return (
+        dataclasses.is_dataclass(cls)
+        and not hasattr(cls, "__post_init__")
+        and not cls.__dataclass_params__.frozen  # type: ignore[attr-defined]
+        and getattr(getattr(init, "__code__", None), "co_filename", "") == "<string>"
+    )
 
 
 def record(var: str, cls: type, args: list[str] | tuple[str, ...]) -> list[str]:
@@ -43,8 +46,10 @@ def record(var: str, cls: type, args: list[str] | tuple[str, ...]) -> list[str]:
         raise TypeError(f"{cls.__name__} has {len(fields)} fields, got {len(args)} values")
     if not plain_dataclass(cls):
         return [f"{var} = {cls.__name__}({', '.join(args)})"]
-    return [f"{var} = _new({cls.__name__})",
-            *(f"{var}.{field} = {arg}" for field, arg in zip(fields, args, strict=True))]
+    return [
+        f"{var} = _new({cls.__name__})",
+        *(f"{var}.{field} = {arg}" for field, arg in zip(fields, args, strict=True)),
+    ]
 
 
 def define(src: str, namespace: dict[str, object], name: str) -> object:
@@ -55,8 +60,7 @@ def define(src: str, namespace: dict[str, object], name: str) -> object:
     return namespace[name]
 
 
-def lazy(table: _Table[K], key: K,
-         build: Callable[[], tuple[D, ...]]) -> tuple[D, ...]:
+def lazy(table: _Table[K], key: K, build: Callable[[], tuple[D, ...]]) -> tuple[D, ...]:
     """A placeholder for ``table[key]``, a tuple of decoders tried in order (each
     returns None for what is not its layout): on its first call it builds the real
     tuple, puts it in its place, and decodes with it. Compiling all 64 decoders took

@@ -51,7 +51,8 @@ def _mac_to_str(raw: bytes) -> str:
 _MAC_STR: _Interned[bytes, str] = _Interned(_mac_to_str)  # 6 raw bytes -> "aa:bb:cc:dd:ee:ff"
 _MAC_RAW: _Interned[str, bytes] = _Interned(_mac_from_str)  # "aa:bb:cc:dd:ee:ff" -> 6 raw bytes
 _IP_STR: _Interned[int, str] = _Interned(
-    lambda v: socket.inet_ntoa(v.to_bytes(4, "big")))  # int -> dotted quad
+    lambda v: socket.inet_ntoa(v.to_bytes(4, "big"))
+)  # int -> dotted quad
 
 
 def _ip_pair(raw: bytes) -> tuple[str, str, int]:
@@ -63,7 +64,8 @@ def _ip_pair(raw: bytes) -> tuple[str, str, int]:
 # two, for the checksums): one lookup a frame.
 _IP_PAIR: _Interned[bytes, tuple[str, str, int]] = _Interned(_ip_pair)
 _IP_INT: _Interned[str, int] = _Interned(
-    lambda s: int.from_bytes(socket.inet_aton(s), "big"))  # dotted quad -> int
+    lambda s: int.from_bytes(socket.inet_aton(s), "big")
+)  # dotted quad -> int
 
 mac_to_str: Callable[[bytes], str] = _MAC_STR.__getitem__
 mac_to_bytes: Callable[[str], bytes] = _MAC_RAW.__getitem__

@@ -38,7 +38,13 @@ class ArpPacket:
 
     def emit(self) -> bytes:
         return ARP_PACKET.pack(
-            _HTYPE_ETHERNET, _PTYPE_IPV4, 6, 4, self.op,
-            _MAC_RAW[self.sender_mac], _IP_INT[self.sender_ip],
-            _MAC_RAW[self.target_mac], _IP_INT[self.target_ip],
+            _HTYPE_ETHERNET,
+            _PTYPE_IPV4,
+            6,
+            4,
+            self.op,
+            _MAC_RAW[self.sender_mac],
+            _IP_INT[self.sender_ip],
+            _MAC_RAW[self.target_mac],
+            _IP_INT[self.target_ip],
         )

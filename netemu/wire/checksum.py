@@ -65,8 +65,11 @@ def word_sum_mod(buf: bytes, start: int, end: int) -> int:
     v = int.from_bytes(buf[c:end], "big")  # the last piece takes the odd byte
     if n & 1:
         v <<= 8
-    v += (int.from_bytes(buf[start:a], "big") + int.from_bytes(buf[a:b], "big")
-          + int.from_bytes(buf[b:c], "big"))
+    v += (
+        int.from_bytes(buf[start:a], "big")
+        + int.from_bytes(buf[a:b], "big")
+        + int.from_bytes(buf[b:c], "big")
+    )
     return mod_ffff(v) if n > 4096 else v % 0xFFFF  # (jumbo frames: halve first)
 
 

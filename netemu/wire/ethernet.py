@@ -16,8 +16,16 @@ ETHERTYPE_IPV6 = 0x86DD
 BROADCAST = "ff:ff:ff:ff:ff:ff"
 
 __all__ = [
-    "BROADCAST", "ETHERTYPE_ARP", "ETHERTYPE_IPV4", "ETHERTYPE_IPV6", "ETH_HEADER",
-    "ETH_HEADER_LEN", "EthernetFrame", "eth_header", "mac_to_bytes", "mac_to_str",
+    "BROADCAST",
+    "ETHERTYPE_ARP",
+    "ETHERTYPE_IPV4",
+    "ETHERTYPE_IPV6",
+    "ETH_HEADER",
+    "ETH_HEADER_LEN",
+    "EthernetFrame",
+    "eth_header",
+    "mac_to_bytes",
+    "mac_to_str",
 ]
 
 

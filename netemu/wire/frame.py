@@ -77,8 +77,9 @@ class Frame:
 # anything irregular.
 # The Ethernet record of IPv4 frames from one MAC address to another (frozen, so
 # shared): the 12 address bytes -> the record, one lookup a frame.
-_ETH_IPV4: _Interned[bytes, EthernetFrame] = _Interned(lambda macs: EthernetFrame(_MAC_STR[macs[:6]], _MAC_STR[macs[6:]],
-                                                ETHERTYPE_IPV4))
+_ETH_IPV4: _Interned[bytes, EthernetFrame] = _Interned(
+    lambda macs: EthernetFrame(_MAC_STR[macs[:6]], _MAC_STR[macs[6:]], ETHERTYPE_IPV4)
+)
 _ETH_IP_TCP = "!12s3xBHHHBxH8sHHIIHHHH"  # 14 + 20 + 20 bytes, addresses as bytes
 _IP_TCP = "!15xBHHHBxH8sHHIIHHHH"  # the same without the MACs (lean decoders)
 _FRAME_DECODER = """
@@ -115,57 +116,112 @@ def _compile_frame_decoder(layout: OptionLayout | None, lean: bool = False) -> _
     ``lean``: one that returns ``(source IP, destination IP, segment)``."""
     if layout is None:
         hlen = "hlen"
-        code = {"length_check": "", "names": "", "hlen": "54 <= hlen",
-                "hlen_line": "hlen = 34 + (off_flags >> 12 << 2)\n    ", "layout_check": "",
-                # Every layout of this length has been tried (it is last in its bucket).
-                "options_code": "options, padding = _parse_options_general(buf, 54, hlen)"}
+        code = {
+            "length_check": "",
+            "names": "",
+            "hlen": "54 <= hlen",
+            "hlen_line": "hlen = 34 + (off_flags >> 12 << 2)\n    ",
+            "layout_check": "",
+            # Every layout of this length has been tried (it is last in its bucket).
+            "options_code": "options, padding = _parse_options_general(buf, 54, hlen)",
+        }
         fmt, namespace = "", dict[str, object]()
     else:
         hlen = str(54 + layout.length)
         make = "".join(f"{line}\n    " for line in layout.make)
         # A first look at the layout's first kind byte turns most other layouts
         # away before the unpack.
-        code = {"length_check": f"if n < {hlen}:\n        return _general(buf, verify)\n    "
-                                f"if buf[54] != {layout.first_kind}:\n        return None\n    "
-                                if layout.length else "",
-                "names": "".join(f", {name}" for name in layout.names), "hlen": hlen,
-                "hlen_line": "",
-                "layout_check": f"if not ({layout.check}):\n        return None\n    "
-                                if layout.check else "",
-                "options_code": f"{make}options = {layout.options}\n    padding = b''"}
+        code = {
+            "length_check": f"if n < {hlen}:\n        return _general(buf, verify)\n    "
+            f"if buf[54] != {layout.first_kind}:\n        return None\n    "
+            if layout.length
+            else "",
+            "names": "".join(f", {name}" for name in layout.names),
+            "hlen": hlen,
+            "hlen_line": "",
+            "layout_check": f"if not ({layout.check}):\n        return None\n    "
+            if layout.check
+            else "",
+            "options_code": f"{make}options = {layout.options}\n    padding = b''",
+        }
         fmt, namespace = layout.fmt, layout.namespace
-    tcp = _codegen.record("tcp", TcpSegment,
-                          ["sport", "dport", "seq", "ack", "off_flags & 0x0FFF", "win",
-                           f"buf[{hlen}:end]", "options", "urg", "csum", "padding"])
+    tcp = _codegen.record(
+        "tcp",
+        TcpSegment,
+        [
+            "sport",
+            "dport",
+            "seq",
+            "ack",
+            "off_flags & 0x0FFF",
+            "win",
+            f"buf[{hlen}:end]",
+            "options",
+            "urg",
+            "csum",
+            "padding",
+        ],
+    )
     if lean:
-        code.update(macs="", seg_line="", result="ip_src, ip_dst, tcp",
-                    seg_sum="_word_sum_mod(buf, 34, end)")
+        code.update(
+            macs="",
+            seg_line="",
+            result="ip_src, ip_dst, tcp",
+            seg_sum="_word_sum_mod(buf, 34, end)",
+        )
         records = tcp
     else:
         # The segment is copied for the IPv4 record anyway: a short one's word sum
         # is read from that copy (word_sum_mod's first case, inline: the remainder
         # first, so the small terms are added to a small integer; an odd length's
         # padding shifts the remainder, which is congruent).
-        code.update(macs="macs, ", seg_line="seg = buf[34:end]\n    ", result="frame",
-                    seg_sum="((_from_bytes(seg, 'big') % 0xFFFF) << ((total & 1) << 3) "
-                            f"if total < {20 + SHORT_SUM_BYTES} else _word_sum_mod(buf, 34, end))")
+        code.update(
+            macs="macs, ",
+            seg_line="seg = buf[34:end]\n    ",
+            result="frame",
+            seg_sum="((_from_bytes(seg, 'big') % 0xFFFF) << ((total & 1) << 3) "
+            f"if total < {20 + SHORT_SUM_BYTES} else _word_sum_mod(buf, 34, end))",
+        )
         records = [
             "eth = _ETH_IPV4[macs]",
-            *_codegen.record("ip", IPv4Packet,
-                             ["ip_src", "ip_dst", "6", "seg", "ttl", "tos", "ident",
-                              "frag >> 13", "0", 'b""', "ipsum"]),
+            *_codegen.record(
+                "ip",
+                IPv4Packet,
+                [
+                    "ip_src",
+                    "ip_dst",
+                    "6",
+                    "seg",
+                    "ttl",
+                    "tos",
+                    "ident",
+                    "frag >> 13",
+                    "0",
+                    'b""',
+                    "ipsum",
+                ],
+            ),
             *tcp,
-            *_codegen.record("frame", Frame,
-                             ["eth", "None", "ip", "tcp", "None", 'buf[end:] if end < n else b""']),
+            *_codegen.record(
+                "frame",
+                Frame,
+                ["eth", "None", "ip", "tcp", "None", 'buf[end:] if end < n else b""'],
+            ),
         ]
     src = _FRAME_DECODER.format(**code, records="\n    ".join(records))
     namespace = {
-        **namespace, "_unpack_from": struct.Struct((_IP_TCP if lean else _ETH_IP_TCP) + fmt).unpack_from,
+        **namespace,
+        "_unpack_from": struct.Struct((_IP_TCP if lean else _ETH_IP_TCP) + fmt).unpack_from,
         "_general": _not_regular if lean else _parse_frame_general,
         "_parse_options_general": _parse_options_general,
-        "_word_sum_mod": word_sum_mod, "_from_bytes": int.from_bytes, "_new": object.__new__, "_ETH_IPV4": _ETH_IPV4,
-        "_IP_PAIR": _IP_PAIR, "IPv4Packet": IPv4Packet,
-        "TcpSegment": TcpSegment, "Frame": Frame,
+        "_word_sum_mod": word_sum_mod,
+        "_from_bytes": int.from_bytes,
+        "_new": object.__new__,
+        "_ETH_IPV4": _ETH_IPV4,
+        "_IP_PAIR": _IP_PAIR,
+        "IPv4Packet": IPv4Packet,
+        "TcpSegment": TcpSegment,
+        "Frame": Frame,
     }
     # Code built from the template above and tcp's layouts.
     return cast(_Decoder, _codegen.define(src, namespace, "decode"))
@@ -180,8 +236,14 @@ def _frame_decoders(doff: int, lean: bool) -> tuple[_Decoder, ...]:
     layouts, then any."""
     if doff == 5:
         return (_compile_frame_decoder(option_layout(""), lean),)
-    return (*[_compile_frame_decoder(layout, lean) for layout in OPTION_LAYOUTS
-              if layout.length == (doff - 5) * 4], _compile_frame_decoder(None, lean))
+    return (
+        *[
+            _compile_frame_decoder(layout, lean)
+            for layout in OPTION_LAYOUTS
+            if layout.length == (doff - 5) * 4
+        ],
+        _compile_frame_decoder(None, lean),
+    )
 
 
 def _decoder_table(lean: bool = False) -> list[tuple[_Decoder, ...]]:
@@ -247,8 +309,11 @@ def _parse_frame_general(buf: bytes, verify: bool) -> Frame:
         return frame
     if et == ETHERTYPE_ARP:
         arp = ArpPacket.parse(buf[ETH_HEADER_LEN:])
-        return Frame(EthernetFrame(_MAC_STR[dst], _MAC_STR[src], et), arp,
-                     trailer=buf[ETH_HEADER_LEN + ARP_LEN:])
+        return Frame(
+            EthernetFrame(_MAC_STR[dst], _MAC_STR[src], et),
+            arp,
+            trailer=buf[ETH_HEADER_LEN + ARP_LEN :],
+        )
     return Frame(EthernetFrame(_MAC_STR[dst], _MAC_STR[src], et, buf[ETH_HEADER_LEN:]))
 
 
@@ -281,8 +346,15 @@ class FrameHead:
     def pack(self, total: int, ident: int) -> bytes:
         """The 34 header bytes for an IPv4 total length and identification."""
         # -(word sum) % 0xFFFF is the checksum field: the sum is never 0 here.
-        return _ETH_IP.pack(self.start, total, ident, 0x4000, b"\x40\x06",
-                            -(self.word_sum + total + ident) % 0xFFFF, self.addrs)
+        return _ETH_IP.pack(
+            self.start,
+            total,
+            ident,
+            0x4000,
+            b"\x40\x06",
+            -(self.word_sum + total + ident) % 0xFFFF,
+            self.addrs,
+        )
 
 
 def build_tcp_frame(src_mac: str, dst_mac: str, ip: IPv4Packet, tcp: TcpSegment) -> bytes:

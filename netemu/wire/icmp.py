@@ -29,9 +29,11 @@ class IcmpEcho:
         if verify and not verifies(word_sum(buf)):
             raise BadChecksum("bad ICMP checksum")
         typ, code, csum, ident, seq = ICMP_HEADER.unpack_from(buf)
-        return cls(typ, code, ident, seq, bytes(buf[ICMP_HEADER.size:]), csum)
+        return cls(typ, code, ident, seq, bytes(buf[ICMP_HEADER.size :]), csum)
 
     def emit(self) -> bytes:
-        body = ICMP_HEADER.pack(self.type, self.code, 0, self.identifier, self.sequence) + self.payload
+        body = (
+            ICMP_HEADER.pack(self.type, self.code, 0, self.identifier, self.sequence) + self.payload
+        )
         csum = internet_checksum(body) if self.checksum is None else self.checksum
         return body[:2] + csum.to_bytes(2, "big") + body[4:]

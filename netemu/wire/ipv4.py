@@ -49,7 +49,8 @@ class IPv4Packet:
         if n < IPV4_MIN_LEN:
             raise MalformedPacket(f"truncated IPv4 header ({n} bytes)")
         vihl, tos, total, ident, frag, ttl, proto, csum, src, dst = IPV4_HEADER.unpack_from(
-            buf, offset)
+            buf, offset
+        )
         if vihl >> 4 != 4:
             raise MalformedPacket(f"IP version {vihl >> 4}, not 4")
         hlen = (vihl & 0xF) * 4
@@ -61,13 +62,21 @@ class IPv4Packet:
             raise MalformedPacket(f"total length {total} shorter than header {hlen}")
         if total > n:
             raise MalformedPacket(f"total length {total} exceeds the {n} bytes received")
-        if verify and int.from_bytes(buf[offset:offset + hlen], "big") % 0xFFFF:
+        if verify and int.from_bytes(buf[offset : offset + hlen], "big") % 0xFFFF:
             # checksum.verifies(), inlined: a header is never all zeros (version 4)
             raise BadChecksum(f"bad IPv4 header checksum {csum:#06x}")
         return cls(
-            _IP_STR[src], _IP_STR[dst], proto, buf[offset + hlen:offset + total], ttl, tos, ident,
-            frag >> 13, frag & 0x1FFF,
-            buf[offset + IPV4_MIN_LEN:offset + hlen] if hlen > IPV4_MIN_LEN else b"", csum,
+            _IP_STR[src],
+            _IP_STR[dst],
+            proto,
+            buf[offset + hlen : offset + total],
+            ttl,
+            tos,
+            ident,
+            frag >> 13,
+            frag & 0x1FFF,
+            buf[offset + IPV4_MIN_LEN : offset + hlen] if hlen > IPV4_MIN_LEN else b"",
+            csum,
         )
 
     def header(self, payload_length: int | None = None) -> bytes:
@@ -75,7 +84,8 @@ class IPv4Packet:
         options = self.options
         if options and (len(options) & 3 or len(options) > 40):
             raise ValueError(
-                f"IPv4 options must be a multiple of 4 bytes, at most 40 (got {len(options)})")
+                f"IPv4 options must be a multiple of 4 bytes, at most 40 (got {len(options)})"
+            )
         hlen = IPV4_MIN_LEN + len(options)
         total = hlen + (len(self.payload) if payload_length is None else payload_length)
         ident = self.identification
@@ -94,7 +104,9 @@ class IPv4Packet:
             if options:
                 s += int.from_bytes(options, "big")
             csum = -s % 0xFFFF
-        hdr = IPV4_HEADER.pack(0x40 | hlen >> 2, tos, total, ident, frag, ttl, proto, csum, src, dst)
+        hdr = IPV4_HEADER.pack(
+            0x40 | hlen >> 2, tos, total, ident, frag, ttl, proto, csum, src, dst
+        )
         return hdr + options if options else hdr
 
     def emit(self) -> bytes:

@@ -65,8 +65,17 @@ class TcpFlags(enum.IntFlag):
     RES3 = 0x800
 
 
-_FLAG_LETTERS = ((SYN, "S"), (FIN, "F"), (RST, "R"), (PSH, "P"), (ACK, "."), (URG, "U"),
-                 (ECE, "E"), (CWR, "W"), (NS, "N"))
+_FLAG_LETTERS = (
+    (SYN, "S"),
+    (FIN, "F"),
+    (RST, "R"),
+    (PSH, "P"),
+    (ACK, "."),
+    (URG, "U"),
+    (ECE, "E"),
+    (CWR, "W"),
+    (NS, "N"),
+)
 
 
 def flags_str(flags: int) -> str:
@@ -133,7 +142,8 @@ class SackOption:
     def emit(self) -> bytes:
         blocks = self.blocks
         return bytes((5, 2 + 8 * len(blocks))) + _SACK_BODY[2 + 8 * len(blocks)].pack(
-            *[edge for block in blocks for edge in block])
+            *[edge for block in blocks for edge in block]
+        )
 
 
 @dataclass(slots=True)
@@ -190,8 +200,17 @@ class MalformedOption:
         return self.raw
 
 
-TcpOption = (EolOption | NopOption | MssOption | WindowScaleOption | SackPermittedOption
-             | SackOption | TimestampOption | RawOption | MalformedOption)
+TcpOption = (
+    EolOption
+    | NopOption
+    | MssOption
+    | WindowScaleOption
+    | SackPermittedOption
+    | SackOption
+    | TimestampOption
+    | RawOption
+    | MalformedOption
+)
 _Opt = TypeVar("_Opt", bound=TcpOption)
 
 EOL = EolOption()
@@ -203,8 +222,7 @@ MSS_OPTIONS: Mapping[int, MssOption] = _Interned(MssOption)
 WSCALE_OPTIONS: Mapping[int, WindowScaleOption] = _Interned(WindowScaleOption)
 
 
-def _parse_options_general(buf: bytes, start: int, end: int
-                           ) -> tuple[tuple[TcpOption, ...], bytes]:
+def _parse_options_general(buf: bytes, start: int, end: int) -> tuple[tuple[TcpOption, ...], bytes]:
     """Any option area, option by option. Never raises: a bad length ends the list
     with a ``MalformedOption`` (see the module's docstring)."""
     opts: list[TcpOption] = []
@@ -218,7 +236,7 @@ def _parse_options_general(buf: bytes, start: int, end: int
             continue
         if kind == OPT_EOL:  # the rest is padding
             append(EOL)
-            return tuple(opts), buf[i + 1:end]
+            return tuple(opts), buf[i + 1 : end]
         nxt = i + buf[i + 1] if i + 1 < end else end + 1
         if nxt < i + 2 or nxt > end:  # no length byte, a length below 2, or an overrun
             append(MalformedOption(buf[i:end]))
@@ -236,7 +254,7 @@ def _parse_options_general(buf: bytes, start: int, end: int
             edges = _SACK_BODY[length].unpack_from(buf, i + 2)
             append(SackOption(tuple(zip(edges[0::2], edges[1::2], strict=True))))
         else:
-            append(RawOption(kind, buf[i + 2:nxt]))
+            append(RawOption(kind, buf[i + 2 : nxt]))
         i = nxt
     return tuple(opts), b""
 
@@ -257,8 +275,15 @@ _TOKENS: dict[str, tuple[bytes, str, str, tuple[str, ...]]] = {
     "WS": (bytes((OPT_WSCALE, 3)), "B", "WSCALE_OPTIONS", ("{}",)),
     "SACKOK": (bytes((OPT_SACK_PERMITTED, 2)), "", "SACK_PERMITTED", ()),
     "TS": (bytes((OPT_TIMESTAMP, 10)), "II", "TimestampOption", ("{}", "{}")),
-    **{f"SACK{n}": (bytes((OPT_SACK, 2 + 8 * n)), "II" * n, "SackOption",
-                    ("(" + "({}, {}), " * n + ")",)) for n in range(1, 5)},
+    **{
+        f"SACK{n}": (
+            bytes((OPT_SACK, 2 + 8 * n)),
+            "II" * n,
+            "SackOption",
+            ("(" + "({}, {}), " * n + ")",),
+        )
+        for n in range(1, 5)
+    },
 }
 LAYOUT_SPECS = (  # most common first within each length
     "NOP NOP TS",  # Linux data segments
@@ -267,8 +292,13 @@ LAYOUT_SPECS = (  # most common first within each length
     "MSS NOP WS NOP NOP SACKOK",  # Windows SYN
     "MSS",
     # Linux ACKs with SACK blocks, with and without timestamps.
-    "NOP NOP TS NOP NOP SACK1", "NOP NOP TS NOP NOP SACK2", "NOP NOP TS NOP NOP SACK3",
-    "NOP NOP SACK1", "NOP NOP SACK2", "NOP NOP SACK3", "NOP NOP SACK4",
+    "NOP NOP TS NOP NOP SACK1",
+    "NOP NOP TS NOP NOP SACK2",
+    "NOP NOP TS NOP NOP SACK3",
+    "NOP NOP SACK1",
+    "NOP NOP SACK2",
+    "NOP NOP SACK3",
+    "NOP NOP SACK4",
 )
 
 
@@ -293,8 +323,11 @@ def option_layout(spec: str) -> OptionLayout:
     checks: list[str] = []
     make: list[str] = []
     items: list[str] = []
-    namespace: dict[str, object] = {"_new": object.__new__, "NOP": NOP,
-                                    "SACK_PERMITTED": SACK_PERMITTED}
+    namespace: dict[str, object] = {
+        "_new": object.__new__,
+        "NOP": NOP,
+        "SACK_PERMITTED": SACK_PERMITTED,
+    }
 
     def flush_head() -> None:
         # Fixed bytes are unpacked as ints of 4, 2 or 1 bytes: comparing small ints
@@ -328,9 +361,17 @@ def option_layout(spec: str) -> OptionLayout:
         items.append(obj)
     flush_head()
     first_kind = _TOKENS[spec.split()[0]][0][0] if spec else None
-    return OptionLayout(spec, struct.calcsize("!" + fmt), first_kind, fmt, tuple(names),
-                        " and ".join(checks), tuple(make),
-                        "(" + "".join(f"{item}, " for item in items) + ")", namespace)
+    return OptionLayout(
+        spec,
+        struct.calcsize("!" + fmt),
+        first_kind,
+        fmt,
+        tuple(names),
+        " and ".join(checks),
+        tuple(make),
+        "(" + "".join(f"{item}, " for item in items) + ")",
+        namespace,
+    )
 
 
 OptionDecoder = Callable[[bytes, int], "tuple[TcpOption, ...] | None"]
@@ -339,21 +380,26 @@ OptionDecoder = Callable[[bytes, int], "tuple[TcpOption, ...] | None"]
 def _compile_option_decoder(layout: OptionLayout) -> OptionDecoder:
     """decode(buf, start) -> the options, or None when the bytes are not this layout."""
     body = "\n        ".join(layout.make)
-    src = (f"def decode(buf, start):\n"
-           f"    {', '.join(layout.names)}, = _unpack_from(buf, start)\n"
-           f"    if {layout.check}:\n"
-           f"        {body}\n"
-           f"        return {layout.options}\n"
-           f"    return None\n")
+    src = (
+        f"def decode(buf, start):\n"
+        f"    {', '.join(layout.names)}, = _unpack_from(buf, start)\n"
+        f"    if {layout.check}:\n"
+        f"        {body}\n"
+        f"        return {layout.options}\n"
+        f"    return None\n"
+    )
     namespace = {**layout.namespace, "_unpack_from": struct.Struct("!" + layout.fmt).unpack_from}
     # Code built from the fixed _TOKENS table above.
     return cast(OptionDecoder, _codegen.define(src, namespace, "decode"))
 
 
 OPTION_LAYOUTS = tuple(option_layout(spec) for spec in LAYOUT_SPECS)
+
+
 def _option_decoders(length: int) -> tuple[OptionDecoder, ...]:
-    return tuple(_compile_option_decoder(layout) for layout in OPTION_LAYOUTS
-                 if layout.length == length)
+    return tuple(
+        _compile_option_decoder(layout) for layout in OPTION_LAYOUTS if layout.length == length
+    )
 
 
 # option-area length -> decoders to try, in order (compiled on first use: _codegen.lazy)
@@ -464,7 +510,9 @@ class TcpSegment:
         if hlen < TCP_MIN_LEN:
             raise MalformedPacket(f"bad TCP data offset {off_flags >> 12}")
         if hlen > n:
-            raise MalformedPacket(f"TCP data offset {off_flags >> 12} overruns the {n}-byte segment")
+            raise MalformedPacket(
+                f"TCP data offset {off_flags >> 12} overruns the {n}-byte segment"
+            )
         if pseudo_sum is not None:
             v = int.from_bytes(buf, "big")
             if n & 1:
@@ -476,11 +524,13 @@ class TcpSegment:
             options, padding = parse_options(buf, TCP_MIN_LEN, hlen)
         else:
             options, padding = (), b""
-        return cls(sport, dport, seq, ack, off_flags & 0x0FFF, win, buf[hlen:],
-                   options, urg, csum, padding)
+        return cls(
+            sport, dport, seq, ack, off_flags & 0x0FFF, win, buf[hlen:], options, urg, csum, padding
+        )
 
-    def emit(self, src_ip: str, dst_ip: str, head: FrameHead | None = None,
-             ident: int = 0) -> bytes:
+    def emit(
+        self, src_ip: str, dst_ip: str, head: FrameHead | None = None, ident: int = 0
+    ) -> bytes:
         """Exact segment bytes; the checksum covers the pseudo-header of src_ip → dst_ip.
         With ``head`` (a ``frame.FrameHead`` for the same addresses), the whole frame:
         its Ethernet and IPv4 headers (identification ``ident``) are packed with the
@@ -488,8 +538,13 @@ class TcpSegment:
         options = self.options
         padding = self.padding
         ts = None
-        if (len(options) == 3 and not padding and options[2].__class__ is TimestampOption
-                and options[0].__class__ is NopOption and options[1].__class__ is NopOption):
+        if (
+            len(options) == 3
+            and not padding
+            and options[2].__class__ is TimestampOption
+            and options[0].__class__ is NopOption
+            and options[1].__class__ is NopOption
+        ):
             # NOP, NOP, TSopt alone: nearly every segment of an established
             # connection (Linux's layout). Packed with the header in one go; its
             # word sum straight from the fields (0x0101 + 0x080A: NOP, NOP, kind
@@ -514,8 +569,20 @@ class TcpSegment:
             # The word sum straight from the header fields (a 32-bit field is congruent
             # to the sum of its halves), the pseudo-header, options and payload; the
             # options are a multiple of 4 long, so the payload starts on a word.
-            s = (sport + dport + seq + ack + off_flags + win + urg + 26 + olen + len(payload)
-                 + osum + (_IP_INT[src_ip] + _IP_INT[dst_ip] if head is None else head.pseudo))
+            s = (
+                sport
+                + dport
+                + seq
+                + ack
+                + off_flags
+                + win
+                + urg
+                + 26
+                + olen
+                + len(payload)
+                + osum
+                + (_IP_INT[src_ip] + _IP_INT[dst_ip] if head is None else head.pseudo)
+            )
             if payload:  # (26: TCP + header length)
                 s += _word_sum_mod(payload, 0, len(payload))
             r = s % 0xFFFF  # checksum.fold(s), inlined: s is not 0, the protocol is in it
@@ -527,14 +594,31 @@ class TcpSegment:
             if head is not None:
                 hdr = head.pack(20 + len(hdr) + len(payload), ident) + hdr
         elif head is None:
-            hdr = _pack_header_ts(sport, dport, seq, ack, off_flags, win, csum, urg,
-                                  0x0101080A, ts.tsval, ts.tsecr)
+            hdr = _pack_header_ts(
+                sport, dport, seq, ack, off_flags, win, csum, urg, 0x0101080A, ts.tsval, ts.tsecr
+            )
         else:
             total = 52 + len(payload)  # IPv4 + TCP + options
-            hdr = _pack_frame_ts(head.start, total, ident, 0x4000, b"\x40\x06",
-                                 -(head.word_sum + total + ident) % 0xFFFF, head.addrs,
-                                 sport, dport, seq, ack, off_flags, win, csum, urg,
-                                 0x0101080A, ts.tsval, ts.tsecr)
+            hdr = _pack_frame_ts(
+                head.start,
+                total,
+                ident,
+                0x4000,
+                b"\x40\x06",
+                -(head.word_sum + total + ident) % 0xFFFF,
+                head.addrs,
+                sport,
+                dport,
+                seq,
+                ack,
+                off_flags,
+                win,
+                csum,
+                urg,
+                0x0101080A,
+                ts.tsval,
+                ts.tsecr,
+            )
         return hdr + payload if payload else hdr
 
     def summary(self) -> str:

@@ -34,12 +34,24 @@ def test_sack_gain_is_nosack_time_over_sack_time() -> None:
 
 
 def test_render_names_the_delay_and_the_sweep() -> None:
-    r = {"bytes": 10 * MIB, "segments": 7242, "cpu_s": 0.1, "virtual_s": 0.2,
-         "segments_per_s": 72420, "mb_per_s": 100.0, "byte_exact": True,
-         "target_segments_per_s": 50000, "meets_target": True, "sack_gain": 1.23,
-         "sack_virtual_s": 3.5, "nosack_virtual_s": 4.3, "target_sack_gain": 2.0,
-         "meets_sack_target": False, "sack_delay_ms": 1.0,
-         "sack_gain_by_delay_ms": {"0.05": 4.0, "1": 1.23}}
+    r = {
+        "bytes": 10 * MIB,
+        "segments": 7242,
+        "cpu_s": 0.1,
+        "virtual_s": 0.2,
+        "segments_per_s": 72420,
+        "mb_per_s": 100.0,
+        "byte_exact": True,
+        "target_segments_per_s": 50000,
+        "meets_target": True,
+        "sack_gain": 1.23,
+        "sack_virtual_s": 3.5,
+        "nosack_virtual_s": 4.3,
+        "target_sack_gain": 2.0,
+        "meets_sack_target": False,
+        "sack_delay_ms": 1.0,
+        "sack_gain_by_delay_ms": {"0.05": 4.0, "1": 1.23},
+    }
     text = core.render(r)
     assert "1 ms each way" in text and "sack_gain 1.23 (target ≥ 2.0: NOT met)" in text
     assert "sack_gain by one-way delay: 0.05 ms 4.0, 1 ms 1.23" in text

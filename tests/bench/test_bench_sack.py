@@ -18,8 +18,9 @@ MIB = 1 << 20
 
 @pytest.mark.root
 @pytest.mark.timeout(120)
-@pytest.mark.parametrize("transfer", [sack._kernel_transfer, sack._netemu_transfer],
-                         ids=["kernel", "netemu"])
+@pytest.mark.parametrize(
+    "transfer", [sack._kernel_transfer, sack._netemu_transfer], ids=["kernel", "netemu"]
+)
 @pytest.mark.parametrize("on", [True, False], ids=["sack", "nosack"])
 def test_transfer_through_one_percent_loss_completes(transfer, on: bool) -> None:
     # The transfer raises unless the sink got every byte.
@@ -37,12 +38,25 @@ def test_gain_is_nosack_time_over_sack_time() -> None:
 
 
 def test_render_mentions_every_figure() -> None:
-    text = sack.render({"bytes": 10 * MIB, "loss": 0.01, "delay_s": 0.001,
-                        "kernel_sack_gain": 1.7, "kernel_sack_s": 6.1, "kernel_nosack_s": 10.2,
-                        "kernel_lab_sack_gain": 6.4, "kernel_lab_sack_s": 0.4,
-                        "kernel_lab_nosack_s": 2.6,
-                        "wire_sack_gain": 1.5, "wire_sack_s": 4.8, "wire_nosack_s": 7.3,
-                        "sack_gain": 1.23, "sack_virtual_s": 3.5, "nosack_virtual_s": 4.3,
-                        "ratio_to_kernel": 0.72})
+    text = sack.render(
+        {
+            "bytes": 10 * MIB,
+            "loss": 0.01,
+            "delay_s": 0.001,
+            "kernel_sack_gain": 1.7,
+            "kernel_sack_s": 6.1,
+            "kernel_nosack_s": 10.2,
+            "kernel_lab_sack_gain": 6.4,
+            "kernel_lab_sack_s": 0.4,
+            "kernel_lab_nosack_s": 2.6,
+            "wire_sack_gain": 1.5,
+            "wire_sack_s": 4.8,
+            "wire_nosack_s": 7.3,
+            "sack_gain": 1.23,
+            "sack_virtual_s": 3.5,
+            "nosack_virtual_s": 4.3,
+            "ratio_to_kernel": 0.72,
+        }
+    )
     for figure in ("1%", "1 ms", "1.7", "6.4", "1.5", "1.23", "0.72", "10 MiB"):
         assert figure in text, figure

@@ -44,18 +44,34 @@ def write(d: Path, files: dict[str, str]) -> None:
 
 
 def cli(*args: str, timeout: float = 250) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "netemu", "bench", "pkt-suite", *args],
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "netemu", "bench", "pkt-suite", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 # --- arguments and scripts ---------------------------------------------------------------
 
+
 def test_ipv4_argv_is_run_all_pys():
     assert ps.ipv4_argv() == [
-        "--send_omit_free", "--ip_version=ipv4", "--local_ip=192.168.0.1",
-        "--gateway_ip=192.168.0.1", "--netmask_ip=255.255.0.0", "--remote_ip=192.0.2.1",
-        "-D", "TFO_COOKIE=3021b9d889017eeb", "-D", "CODE=host_unreachable",
-        "-D", "CMSG_LEVEL_IP=SOL_IP", "-D", "CMSG_TYPE_RECVERR=IP_RECVERR"]
+        "--send_omit_free",
+        "--ip_version=ipv4",
+        "--local_ip=192.168.0.1",
+        "--gateway_ip=192.168.0.1",
+        "--netmask_ip=255.255.0.0",
+        "--remote_ip=192.0.2.1",
+        "-D",
+        "TFO_COOKIE=3021b9d889017eeb",
+        "-D",
+        "CODE=host_unreachable",
+        "-D",
+        "CMSG_LEVEL_IP=SOL_IP",
+        "-D",
+        "CMSG_TYPE_RECVERR=IP_RECVERR",
+    ]
     ps.ipv4_argv().append("x")  # a copy each time
     assert ps.ipv4_argv()[-1] == "CMSG_TYPE_RECVERR=IP_RECVERR"
 
@@ -65,54 +81,76 @@ def test_packetdrill_command_runs_in_a_fresh_namespace_with_lo_up(tmp_path: Path
     assert cmd[:3] == ["unshare", "-n", "--"]
     assert "ip link set dev lo up" in cmd[cmd.index("-c") + 1]
     i = cmd.index("/opt/packetdrill")
-    assert cmd[i + 1:] == [*ps.ipv4_argv(), "x.pkt"]  # the name only: cwd is its folder
+    assert cmd[i + 1 :] == [*ps.ipv4_argv(), "x.pkt"]  # the name only: cwd is its folder
 
 
 def test_find_scripts_recursive_and_sorted(tmp_path: Path):
-    write(tmp_path, {"b/z.pkt": "", "a.pkt": "", "b/a/y.pkt": "", "c/readme.txt": "",
-                     "b-x.pkt": ""})
+    write(
+        tmp_path, {"b/z.pkt": "", "a.pkt": "", "b/a/y.pkt": "", "c/readme.txt": "", "b-x.pkt": ""}
+    )
     got = [p.relative_to(tmp_path).as_posix() for p in ps.find_scripts(tmp_path)]
     assert got == sorted(got) == ["a.pkt", "b-x.pkt", "b/a/y.pkt", "b/z.pkt"]
 
 
 def test_ipv6_only_scripts_are_left_out(tmp_path: Path):
-    write(tmp_path, {
-        "plain.pkt": HANDSHAKE,
-        "mtu/basic-v4.pkt": HANDSHAKE,
-        "mtu/basic-v6.pkt": HANDSHAKE,                       # run_all.py: name ends in v6.pkt
-        "fo/syn-data-ipv6.pkt": HANDSHAKE,                   # so does this one
-        "opt/header.pkt": "// v6 only\n--ip_version=ipv6\n--local_ip=fd::1\n" + HANDSHAKE,
-        "opt/v4-header.pkt": "--ip_version=ipv4\n" + HANDSHAKE,
-        "opt/mention.pkt": "// not --ip_version=ipv6 here\n" + HANDSHAKE,
-    })
+    write(
+        tmp_path,
+        {
+            "plain.pkt": HANDSHAKE,
+            "mtu/basic-v4.pkt": HANDSHAKE,
+            "mtu/basic-v6.pkt": HANDSHAKE,  # run_all.py: name ends in v6.pkt
+            "fo/syn-data-ipv6.pkt": HANDSHAKE,  # so does this one
+            "opt/header.pkt": "// v6 only\n--ip_version=ipv6\n--local_ip=fd::1\n" + HANDSHAKE,
+            "opt/v4-header.pkt": "--ip_version=ipv4\n" + HANDSHAKE,
+            "opt/mention.pkt": "// not --ip_version=ipv6 here\n" + HANDSHAKE,
+        },
+    )
     keep, out = ps.select_ipv4(ps.find_scripts(tmp_path))
     rel = [p.relative_to(tmp_path).as_posix() for p in keep]
     assert rel == ["mtu/basic-v4.pkt", "opt/mention.pkt", "opt/v4-header.pkt", "plain.pkt"]
     assert sorted(p.relative_to(tmp_path).as_posix() for p in out) == [
-        "fo/syn-data-ipv6.pkt", "mtu/basic-v6.pkt", "opt/header.pkt"]
+        "fo/syn-data-ipv6.pkt",
+        "mtu/basic-v6.pkt",
+        "opt/header.pkt",
+    ]
 
 
 # --- reasons ---------------------------------------------------------------------------
 
-@pytest.mark.parametrize("message, reason", [
-    ("system call 'epoll_wait' is not supported (supported: socket, bind, listen)",
-     "syscall epoll_wait"),
-    ("TCP option 'FO' is not supported (supported: mss, wscale)", "option FO"),
-    ("TCP option 'FOEXP' is not supported", "option FOEXP"),
-    ("socket option TCP_FASTOPEN is not supported at SOL_TCP (supported: TCP_NODELAY)",
-     "sockopt TCP_FASTOPEN"),
-    ("unsupported symbol 'MSG_EOR' for flags in send()", "symbol MSG_EOR"),
-    ("option --tcp_ts_tick_usecs is not supported", "flag --tcp_ts_tick_usecs"),
-    ("IP header fields ('[ect0]', '[noecn]', ...) are not supported", "IP header fields"),
-    ("'urg' in a packet is not supported", "packet urg"),
-    # the fallback: asides dropped, numbers and quoted names normalized
-    ("expected a time ('0', '+.1', '0.1~0.2' or '*') at the start of an event, found '-'",
-     "expected a time at the start of an event, found '-'"),
-    ("expected '...' for the buffer of write(), got 'NULL'",
-     "expected '...' for the buffer of write(), got 'X'"),
-    ("window 65535 is larger than 1024 at offset 0x1f", "window N is larger than N at offset N"),
-    ("", "unknown"),
-])
+
+@pytest.mark.parametrize(
+    "message, reason",
+    [
+        (
+            "system call 'epoll_wait' is not supported (supported: socket, bind, listen)",
+            "syscall epoll_wait",
+        ),
+        ("TCP option 'FO' is not supported (supported: mss, wscale)", "option FO"),
+        ("TCP option 'FOEXP' is not supported", "option FOEXP"),
+        (
+            "socket option TCP_FASTOPEN is not supported at SOL_TCP (supported: TCP_NODELAY)",
+            "sockopt TCP_FASTOPEN",
+        ),
+        ("unsupported symbol 'MSG_EOR' for flags in send()", "symbol MSG_EOR"),
+        ("option --tcp_ts_tick_usecs is not supported", "flag --tcp_ts_tick_usecs"),
+        ("IP header fields ('[ect0]', '[noecn]', ...) are not supported", "IP header fields"),
+        ("'urg' in a packet is not supported", "packet urg"),
+        # the fallback: asides dropped, numbers and quoted names normalized
+        (
+            "expected a time ('0', '+.1', '0.1~0.2' or '*') at the start of an event, found '-'",
+            "expected a time at the start of an event, found '-'",
+        ),
+        (
+            "expected '...' for the buffer of write(), got 'NULL'",
+            "expected '...' for the buffer of write(), got 'X'",
+        ),
+        (
+            "window 65535 is larger than 1024 at offset 0x1f",
+            "window N is larger than N at offset N",
+        ),
+        ("", "unknown"),
+    ],
+)
 def test_classify(message: str, reason: str):
     assert ps.classify(message) == reason
 
@@ -138,24 +176,38 @@ def test_last_line():
 
 # --- the result --------------------------------------------------------------------------
 
+
 def verdicts(*items: tuple[str, str | None]) -> list[ps.Verdict]:
     out = []
     for verdict, reason in items:
-        out.append(ps.Verdict(verdict, reason, 0.5,
-                              reason if verdict == "unsupported" else None))
+        out.append(ps.Verdict(verdict, reason, 0.5, reason if verdict == "unsupported" else None))
     return out
 
 
 def test_summary_keys_and_figures():
     names = ["a.pkt", "b/c.pkt", "d.pkt", "e.pkt"]
-    ne = verdicts(("pass", None), ("unsupported", "option FO"), ("fail", "line 3: no"),
-                  ("unsupported", "option FO"))
+    ne = verdicts(
+        ("pass", None),
+        ("unsupported", "option FO"),
+        ("fail", "line 3: no"),
+        ("unsupported", "option FO"),
+    )
     pd = verdicts(("pass", None), ("pass", None), ("fail", "script: error"), ("fail", "x"))
     r = ps.summarize(names, ne, pd)
     assert tuple(r) == ps.KEYS
-    assert set(r) == {"scripts", "netemu_pass", "packetdrill_pass", "agree", "agree_pct",
-                      "netemu_only_pass", "packetdrill_only_pass", "unsupported",
-                      "netemu_wall_s", "packetdrill_wall_s", "rows"}
+    assert set(r) == {
+        "scripts",
+        "netemu_pass",
+        "packetdrill_pass",
+        "agree",
+        "agree_pct",
+        "netemu_only_pass",
+        "packetdrill_only_pass",
+        "unsupported",
+        "netemu_wall_s",
+        "packetdrill_wall_s",
+        "rows",
+    }
     assert all(tuple(row) == ps.ROW_KEYS for row in r["rows"])
     assert r["scripts"] == 4 and r["netemu_pass"] == 1 and r["packetdrill_pass"] == 2
     # unsupported counts as a fail: it agrees with a packetdrill failure
@@ -165,9 +217,16 @@ def test_summary_keys_and_figures():
     assert r["unsupported"] == {"option FO": 2}
     assert r["netemu_wall_s"] == r["packetdrill_wall_s"] == 2.0
     row = r["rows"][2]
-    assert row == {"script": "d.pkt", "netemu": "fail", "packetdrill": "fail", "agree": True,
-                   "netemu_reason": "line 3: no", "packetdrill_reason": "script: error",
-                   "netemu_s": 0.5, "packetdrill_s": 0.5}
+    assert row == {
+        "script": "d.pkt",
+        "netemu": "fail",
+        "packetdrill": "fail",
+        "agree": True,
+        "netemu_reason": "line 3: no",
+        "packetdrill_reason": "script: error",
+        "netemu_s": 0.5,
+        "packetdrill_s": 0.5,
+    }
     json.dumps(r)
     text = ps.render(r, excluded=2)
     assert "b/c.pkt" in text and "option FO" in text and "2 IPv6-only left out" in text
@@ -177,8 +236,14 @@ def test_summary_keys_and_figures():
 def test_summary_without_packetdrill_has_nulls():
     r = ps.summarize(["a.pkt"], verdicts(("fail", "timeout after 60 s")), None)
     assert tuple(r) == ps.KEYS
-    for key in ("packetdrill_pass", "agree", "agree_pct", "netemu_only_pass",
-                "packetdrill_only_pass", "packetdrill_wall_s"):
+    for key in (
+        "packetdrill_pass",
+        "agree",
+        "agree_pct",
+        "netemu_only_pass",
+        "packetdrill_only_pass",
+        "packetdrill_wall_s",
+    ):
         assert r[key] is None, key
     assert r["rows"][0]["packetdrill"] is None and r["rows"][0]["agree"] is None
     assert r["rows"][0]["packetdrill_s"] is None and r["rows"][0]["packetdrill_reason"] is None
@@ -187,13 +252,19 @@ def test_summary_without_packetdrill_has_nulls():
 
 # --- the copy of the suite ---------------------------------------------------------------
 
+
 def test_stage_makes_symlinks_checked_out_as_text_links_again(tmp_path: Path):
     outer = tmp_path / "net"
-    write(outer, {"common/init.sh": "#!/bin/sh\nexit 0\n",
-                  "suite/common/init.sh": "../../common/init.sh",  # a symlink as text
-                  "suite/common/notes.txt": "see ../README for more\n",
-                  "suite/common/word.txt": "init.sh",  # names a sibling: a stub too
-                  "suite/x/a.pkt": "`../common/init.sh`\n" + HANDSHAKE})
+    write(
+        outer,
+        {
+            "common/init.sh": "#!/bin/sh\nexit 0\n",
+            "suite/common/init.sh": "../../common/init.sh",  # a symlink as text
+            "suite/common/notes.txt": "see ../README for more\n",
+            "suite/common/word.txt": "init.sh",  # names a sibling: a stub too
+            "suite/x/a.pkt": "`../common/init.sh`\n" + HANDSHAKE,
+        },
+    )
     (outer / "common/init.sh").chmod(0o755)
     dst, fixed = ps.stage(outer / "suite", tmp_path / "copy")
     assert dst.name == "suite" and dst.is_relative_to(tmp_path / "copy")
@@ -212,10 +283,16 @@ def test_stage_keeps_what_scripts_reach_above_the_suite(tmp_path: Path):
     """``../../common/init.sh`` from ``suite/deep/`` is the suite's neighbour: the copy
     sits in a mirror of the suite's parent, and removing it leaves the originals."""
     outer = tmp_path / "src" / "net"
-    write(outer, {"common/init.sh": "#!/bin/sh\n", "other/file": "x",
-                  "suite/deep/a.pkt": "`../../common/init.sh`\n" + HANDSHAKE,
-                  "suite/deep/er/b.pkt": "`../../../common/init.sh`\n" + HANDSHAKE,
-                  "suite/top.pkt": HANDSHAKE})
+    write(
+        outer,
+        {
+            "common/init.sh": "#!/bin/sh\n",
+            "other/file": "x",
+            "suite/deep/a.pkt": "`../../common/init.sh`\n" + HANDSHAKE,
+            "suite/deep/er/b.pkt": "`../../../common/init.sh`\n" + HANDSHAKE,
+            "suite/top.pkt": HANDSHAKE,
+        },
+    )
     assert ps.levels_up(outer / "suite") == 1
     assert ps.levels_up(outer / "suite" / "deep") == 2
     staging = tmp_path / "copy"
@@ -233,8 +310,17 @@ def test_stage_keeps_what_scripts_reach_above_the_suite(tmp_path: Path):
 
 
 def test_stub_detection_is_strict(tmp_path: Path):
-    write(tmp_path, {"t.sh": "#!/bin/sh\n", "ok": "t.sh\n", "gone": "missing.sh",
-                     "self": "self", "two": "t.sh t.sh", "exe": "t.sh"})
+    write(
+        tmp_path,
+        {
+            "t.sh": "#!/bin/sh\n",
+            "ok": "t.sh\n",
+            "gone": "missing.sh",
+            "self": "self",
+            "two": "t.sh t.sh",
+            "exe": "t.sh",
+        },
+    )
     (tmp_path / "exe").chmod(0o755)
     assert ps.symlink_stub_target(tmp_path / "ok") == (tmp_path / "t.sh").resolve()
     for name in ("gone", "self", "two", "exe", "t.sh"):
@@ -243,9 +329,16 @@ def test_stub_detection_is_strict(tmp_path: Path):
 
 # --- the command's arguments ---------------------------------------------------------------
 
+
 def args(**kw) -> argparse.Namespace:
-    base = {"suite_dir": None, "packetdrill": None, "filter": None, "timeout": 60.0,
-            "keep": None, "json": True}
+    base = {
+        "suite_dir": None,
+        "packetdrill": None,
+        "filter": None,
+        "timeout": 60.0,
+        "keep": None,
+        "json": True,
+    }
     base.update(kw)
     return argparse.Namespace(**base)
 
@@ -267,8 +360,9 @@ def test_bad_arguments_exit_2(tmp_path: Path, capsys):
 def test_cli_registration(tmp_path: Path):
     out = cli(str(tmp_path / "missing"), "--json", timeout=60)
     assert out.returncode == 2 and "no such file" in out.stderr and out.stdout == ""
-    out = subprocess.run([sys.executable, "-m", "netemu", "bench", "-h"], capture_output=True,
-                         text=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-m", "netemu", "bench", "-h"], capture_output=True, text=True, timeout=60
+    )
     assert "pkt-suite" in out.stdout and "--packetdrill" in out.stdout
 
 
@@ -290,16 +384,24 @@ def test_shim_builds_once(tmp_path: Path):
 
 # --- root ------------------------------------------------------------------------------
 
+
 @pytest.mark.root
 @pytest.mark.skipif(shutil.which("cc") is None, reason="needs a C compiler")
 def test_shim_gives_tcp_sockets_cubic_in_a_fresh_namespace(tmp_path: Path):
     so = ps.build_shim(tmp_path)
-    code = ("import socket\n"
-            "s = socket.socket(socket.AF_INET, socket.SOCK_STREAM | socket.SOCK_NONBLOCK)\n"
-            "print(s.getsockopt(socket.IPPROTO_TCP, socket.TCP_CONGESTION, 16)"
-            ".rstrip(b'\\0').decode())\n")
-    out = subprocess.run(["unshare", "-n", sys.executable, "-c", code], capture_output=True,
-                         text=True, timeout=30, env=dict(os.environ, LD_PRELOAD=str(so)))
+    code = (
+        "import socket\n"
+        "s = socket.socket(socket.AF_INET, socket.SOCK_STREAM | socket.SOCK_NONBLOCK)\n"
+        "print(s.getsockopt(socket.IPPROTO_TCP, socket.TCP_CONGESTION, 16)"
+        ".rstrip(b'\\0').decode())\n"
+    )
+    out = subprocess.run(
+        ["unshare", "-n", sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=dict(os.environ, LD_PRELOAD=str(so)),
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "cubic"
 
@@ -309,23 +411,26 @@ def test_packetdrill_side_with_a_stand_in(tmp_path: Path):
     """A fake packetdrill: passes on one script, fails with a message on another, hangs
     on a third; each runs from its folder, in a namespace of its own with lo up."""
     fake = tmp_path / "fake-packetdrill"
-    fake.write_text("#!/bin/sh\n"
-                    "for a; do last=$a; done\n"
-                    "ip -o link show lo | grep -q UP || { echo 'lo down' >&2; exit 9; }\n"
-                    "[ -e ./$last ] || { echo 'not in its folder' >&2; exit 8; }\n"
-                    "case $last in\n"
-                    "  good.pkt) exit 0;;\n"
-                    "  slow.pkt) sleep 30;;\n"
-                    "  *) echo 'first line' >&2; echo \"$last:3: error: bad packet\" >&2;"
-                    " exit 1;;\n"
-                    "esac\n")
+    fake.write_text(
+        "#!/bin/sh\n"
+        "for a; do last=$a; done\n"
+        "ip -o link show lo | grep -q UP || { echo 'lo down' >&2; exit 9; }\n"
+        "[ -e ./$last ] || { echo 'not in its folder' >&2; exit 8; }\n"
+        "case $last in\n"
+        "  good.pkt) exit 0;;\n"
+        "  slow.pkt) sleep 30;;\n"
+        "  *) echo 'first line' >&2; echo \"$last:3: error: bad packet\" >&2;"
+        " exit 1;;\n"
+        "esac\n"
+    )
     fake.chmod(fake.stat().st_mode | stat.S_IXUSR)
     write(tmp_path, {"s/good.pkt": "", "s/bad.pkt": "", "s/slow.pkt": ""})
     argv = ps.ipv4_argv()
     good = ps.run_packetdrill(str(fake), tmp_path / "s/good.pkt", argv, 10, None)
     assert (good.verdict, good.reason) == ("pass", None)
-    bad = ps.run_packetdrill(str(fake), tmp_path / "s/bad.pkt", argv, 10, None,
-                             keep=tmp_path / "keep/bad.log")
+    bad = ps.run_packetdrill(
+        str(fake), tmp_path / "s/bad.pkt", argv, 10, None, keep=tmp_path / "keep/bad.log"
+    )
     assert (bad.verdict, bad.reason) == ("fail", "bad.pkt:3: error: bad packet")
     assert "exit status: 1" in (tmp_path / "keep/bad.log").read_text()
     slow = ps.run_packetdrill(str(fake), tmp_path / "s/slow.pkt", argv, 0.5, None)
@@ -337,8 +442,15 @@ def test_packetdrill_side_with_a_stand_in(tmp_path: Path):
 @pytest.mark.timeout(300)
 def test_suite_on_tiny_scripts_json(tmp_path: Path):
     suite = tmp_path / "suite"
-    write(suite, {"open/handshake.pkt": HANDSHAKE, "open/wrong-ack.pkt": WRONG_ACK,
-                  "garbage.pkt": NOT_PACKETDRILL, "open/handshake-v6.pkt": HANDSHAKE})
+    write(
+        suite,
+        {
+            "open/handshake.pkt": HANDSHAKE,
+            "open/wrong-ack.pkt": WRONG_ACK,
+            "garbage.pkt": NOT_PACKETDRILL,
+            "open/handshake-v6.pkt": HANDSHAKE,
+        },
+    )
     out = cli(str(suite), "--json", "--timeout", "30", "--keep", str(tmp_path / "keep"))
     assert out.returncode == 0, out.stderr
     r = json.loads(out.stdout)
@@ -353,8 +465,14 @@ def test_suite_on_tiny_scripts_json(tmp_path: Path):
     assert rows["garbage.pkt"]["netemu"] == "unsupported"
     assert r["netemu_pass"] == 1
     assert sum(r["unsupported"].values()) == 1
-    for key in ("packetdrill_pass", "agree", "agree_pct", "netemu_only_pass",
-                "packetdrill_only_pass", "packetdrill_wall_s"):
+    for key in (
+        "packetdrill_pass",
+        "agree",
+        "agree_pct",
+        "netemu_only_pass",
+        "packetdrill_only_pass",
+        "packetdrill_wall_s",
+    ):
         assert r[key] is None, key
     assert r["netemu_wall_s"] == pytest.approx(sum(x["netemu_s"] for x in r["rows"]), abs=0.01)
     assert (tmp_path / "keep/netemu/open/handshake/report.json").is_file()

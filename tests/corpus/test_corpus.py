@@ -61,8 +61,10 @@ def _huge_pkt() -> bytes:
 
 def _long_line_pkt() -> bytes:
     """One line of 1 MB: a value list that never ends."""
-    return (b"0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n+0 setsockopt(3, SOL_SOCKET, "
-            b"SO_SNDBUF, [" + b"1, " * 350_000 + b"1], 4) = 0\n")
+    return (
+        b"0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n+0 setsockopt(3, SOL_SOCKET, "
+        b"SO_SNDBUF, [" + b"1, " * 350_000 + b"1], 4) = 0\n"
+    )
 
 
 def _many_events_pkt() -> bytes:
@@ -113,9 +115,14 @@ def validate(*args: str) -> Result:
     wall time, CPU time and peak RSS (os.wait4 reports the child's own rusage)."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         t0 = time.monotonic()
-        p = subprocess.Popen([sys.executable, "-m", "netemu", "validate", *args],
-                             stdout=out, stderr=err, stdin=subprocess.DEVNULL, cwd=ROOT,
-                             preexec_fn=_limit_memory)
+        p = subprocess.Popen(
+            [sys.executable, "-m", "netemu", "validate", *args],
+            stdout=out,
+            stderr=err,
+            stdin=subprocess.DEVNULL,
+            cwd=ROOT,
+            preexec_fn=_limit_memory,
+        )
         while True:
             pid, status, usage = os.wait4(p.pid, os.WNOHANG)
             if pid:
@@ -129,9 +136,14 @@ def validate(*args: str) -> Result:
         p.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
         out.seek(0)
         err.seek(0)
-        return Result(p.returncode, out.read().decode(errors="replace"),
-                      err.read().decode(errors="replace"), seconds,
-                      usage.ru_utime + usage.ru_stime, usage.ru_maxrss)
+        return Result(
+            p.returncode,
+            out.read().decode(errors="replace"),
+            err.read().decode(errors="replace"),
+            seconds,
+            usage.ru_utime + usage.ru_stime,
+            usage.ru_maxrss,
+        )
 
 
 def check(path: Path, line: int, col: int | None, fragment: str) -> None:
@@ -176,8 +188,9 @@ def test_huge_file(name: str, tmp_path: Path) -> None:
 def test_valid_files_pass() -> None:
     """Valid files, a packetdrill script among them, are not refused: a .pkt is read as
     packetdrill's language, not as YAML."""
-    paths = [str(p) for p in VALID] + [str(p) for p in sorted(
-        (ROOT / "tests" / "pkt" / "scripts").glob("*.pkt"))]
+    paths = [str(p) for p in VALID] + [
+        str(p) for p in sorted((ROOT / "tests" / "pkt" / "scripts").glob("*.pkt"))
+    ]
     r = validate(*paths)
     assert r.code == 0, r.stderr
     assert r.stdout.splitlines() == [f"{p}: ok" for p in paths]

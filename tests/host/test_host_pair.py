@@ -82,8 +82,11 @@ async def test_icmp_echo_is_answered():
     a, b = await _pair()
     await a.resolve(B_IP)
     body = IcmpEcho(ICMP_ECHO_REQUEST, 0, 7, 1, b"ping").emit()
-    frame = (EthernetFrame(B_MAC, A_MAC, ETHERTYPE_IPV4).header()
-             + IPv4Packet(A_IP, B_IP, 1).header(len(body)) + body)
+    frame = (
+        EthernetFrame(B_MAC, A_MAC, ETHERTYPE_IPV4).header()
+        + IPv4Packet(A_IP, B_IP, 1).header(len(body))
+        + body
+    )
     a.inject_frame(frame)
     for _ in range(50):
         await asyncio.sleep(0.01)

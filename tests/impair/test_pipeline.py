@@ -19,8 +19,9 @@ N = 20_000
 
 def frame(i: int) -> bytes:
     seg = TcpSegment(40000, 80, i, 0, ACK, 1000, b"x" * 100)
-    return build_tcp_frame("02:00:00:00:00:01", "02:00:00:00:00:02",
-                           IPv4Packet("198.18.0.1", "198.18.0.2", 6), seg)
+    return build_tcp_frame(
+        "02:00:00:00:00:01", "02:00:00:00:00:02", IPv4Packet("198.18.0.1", "198.18.0.2", 6), seg
+    )
 
 
 FRAMES = [frame(i) for i in range(N)]
@@ -108,7 +109,7 @@ def test_delay_and_jitter_distribution(dist):
     assert statistics.mean(delays) == pytest.approx(0.050, abs=0.002)
     sd = statistics.pstdev(delays)
     if dist == "uniform":  # uniform on ±10 ms: sd = 10/√3 ms
-        assert sd == pytest.approx(0.010 / 3 ** 0.5, rel=0.05)
+        assert sd == pytest.approx(0.010 / 3**0.5, rel=0.05)
         assert min(delays) >= 0.040 - 1e-9 and max(delays) <= 0.060 + 1e-9
     else:
         assert sd == pytest.approx(0.010, rel=0.25)
@@ -163,8 +164,9 @@ def test_limit_tail_drops():
 
 
 def test_seeded_runs_are_identical():
-    cfg = ImpairConfig(loss=0.1, duplicate=0.05, reorder=0.25, corrupt=0.01, delay=0.005,
-                       jitter=0.002, limit=N)
+    cfg = ImpairConfig(
+        loss=0.1, duplicate=0.05, reorder=0.25, corrupt=0.01, delay=0.005, jitter=0.002, limit=N
+    )
     a = run(cfg, seed=42)[1]
     b = run(cfg, seed=42)[1]
     c = run(cfg, seed=43)[1]

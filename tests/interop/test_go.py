@@ -88,9 +88,12 @@ async def test_go_client_netemu_echo_server(lab_host):
     from netemu.lab.gobuild import binary
 
     exe = await asyncio.to_thread(binary, "client")
-    proc = lab.spawn([str(exe), "-addr", f"{lab.emu_ip}:7000", "-bytes", str(SIZE),
-                      "-conns", "3"], name="go-client", stdout=subprocess.PIPE,
-                     stderr=subprocess.DEVNULL)
+    proc = lab.spawn(
+        [str(exe), "-addr", f"{lab.emu_ip}:7000", "-bytes", str(SIZE), "-conns", "3"],
+        name="go-client",
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
     stdout, _ = await asyncio.to_thread(proc.popen.communicate, timeout=120)
     await asyncio.wait_for(server, 60)
     lines = stdout.decode().splitlines()

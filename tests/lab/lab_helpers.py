@@ -57,13 +57,13 @@ def leftovers(runid: str, inodes: Iterable[int] = (), pids: Iterable[int] = ()) 
     out += [f"host link {n}" for _, n in socket.if_nameindex() if runid in n]
     out += [f"process {p} alive" for p in pids if pid_alive(p)]
     out += [f"namespace held by {h}" for h in netns_holders(inodes)]
-    out += [f"tagged process {p}" for p in registry.tagged_processes([runid])
-            if pid_alive(p)]
+    out += [f"tagged process {p}" for p in registry.tagged_processes([runid]) if pid_alive(p)]
     return out
 
 
-def wait_no_leftovers(runid: str, inodes: Iterable[int] = (), pids: Iterable[int] = (),
-                      timeout: float = 3.0) -> list[str]:
+def wait_no_leftovers(
+    runid: str, inodes: Iterable[int] = (), pids: Iterable[int] = (), timeout: float = 3.0
+) -> list[str]:
     inodes, pids = list(inodes), list(pids)
     deadline = time.monotonic() + timeout
     while True:
@@ -75,6 +75,9 @@ def wait_no_leftovers(runid: str, inodes: Iterable[int] = (), pids: Iterable[int
 
 def in_ns(lab_ns_fd: int, *argv: str) -> str:
     """Run a command (ip, ethtool, sysctl) inside a lab namespace, as an oracle."""
-    return subprocess.run(["nsenter", f"--net=/proc/{os.getpid()}/fd/{lab_ns_fd}", *argv],
-                          check=True, capture_output=True, text=True).stdout
-
+    return subprocess.run(
+        ["nsenter", f"--net=/proc/{os.getpid()}/fd/{lab_ns_fd}", *argv],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout

@@ -48,8 +48,10 @@ def test_a_large_read_costs_its_size_in_pipe_and_memory(lab: Lab, agent: KernelA
     assert got == data
     # the pipe: the bytes and a line; the agent: the buffer it reads into; netemu: the
     # buffer the payload comes into, then the bytes handed out
-    costs = f"per byte read: pipe {pipe / N:.3f}, agent {agent_peak / N:.2f}, " \
-            f"netemu {netemu_peak / N:.2f}"
+    costs = (
+        f"per byte read: pipe {pipe / N:.3f}, agent {agent_peak / N:.2f}, "
+        f"netemu {netemu_peak / N:.2f}"
+    )
     assert pipe < N + 4096 and agent_peak < 1.5 * N and netemu_peak < 2.6 * N, costs
     sock.close()
 

@@ -59,14 +59,20 @@ def _read_all(stream: bytes, last_id: int, cut: int | None = None) -> tuple[floa
 
 
 def test_payloads_cut_anywhere_arrive_whole() -> None:
-    with_newlines = b"line one\nline two\n\n{\"id\": 99}\n" * 50
-    stream = (_reply(1, with_newlines, len=len(with_newlines)) + _reply(2)
-              + _reply(3, b"", eof=True) + _reply(4, bytes(range(256)) * 3)
-              + b"\n" + _reply(5, b"x"))
+    with_newlines = b'line one\nline two\n\n{"id": 99}\n' * 50
+    stream = (
+        _reply(1, with_newlines, len=len(with_newlines))
+        + _reply(2)
+        + _reply(3, b"", eof=True)
+        + _reply(4, bytes(range(256)) * 3)
+        + b"\n"
+        + _reply(5, b"x")
+    )
     for cut in (1, 2, 7, 64, 4096, None):
         _, ch = _read_all(stream, 5, cut)
         assert ch.replies[1]["data"] == with_newlines and ch.replies[1]["len"] == len(
-            with_newlines), cut
+            with_newlines
+        ), cut
         assert "payload" not in ch.replies[1]
         assert ch.replies[2] == {"id": 2, "ok": True}  # no payload, no data
         assert ch.replies[3]["data"] == b"" and ch.replies[3]["eof"] is True

@@ -68,14 +68,41 @@ def test_abort_sends_rst(lab: Lab, agent: KernelAgent) -> None:
 def test_socket_options(agent: KernelAgent) -> None:
     ls = agent.listen(9003)
     c = agent.connect("127.0.0.1", 9003, opts={"SO_RCVBUF": 8192, "TCP_CONGESTION": "reno"})
-    agent.setsockopt(c.sock, {"SO_KEEPALIVE": 1, "TCP_KEEPIDLE": 3, "TCP_KEEPINTVL": 2,
-                              "TCP_KEEPCNT": 4, "SO_SNDBUF": 16384, "TCP_NODELAY": 1,
-                              "SO_LINGER": [1, 5]})
-    got = agent.getsockopt(c.sock, "so_keepalive", "TCP_KEEPIDLE", "TCP_KEEPINTVL", "TCP_KEEPCNT",
-                           "SO_RCVBUF", "SO_SNDBUF", "TCP_NODELAY", "TCP_CONGESTION", "SO_LINGER")
-    assert got == {"SO_KEEPALIVE": 1, "TCP_KEEPIDLE": 3, "TCP_KEEPINTVL": 2, "TCP_KEEPCNT": 4,
-                   "SO_RCVBUF": 16384, "SO_SNDBUF": 32768, "TCP_NODELAY": 1,
-                   "TCP_CONGESTION": "reno", "SO_LINGER": [1, 5]}  # the kernel doubles buffers
+    agent.setsockopt(
+        c.sock,
+        {
+            "SO_KEEPALIVE": 1,
+            "TCP_KEEPIDLE": 3,
+            "TCP_KEEPINTVL": 2,
+            "TCP_KEEPCNT": 4,
+            "SO_SNDBUF": 16384,
+            "TCP_NODELAY": 1,
+            "SO_LINGER": [1, 5],
+        },
+    )
+    got = agent.getsockopt(
+        c.sock,
+        "so_keepalive",
+        "TCP_KEEPIDLE",
+        "TCP_KEEPINTVL",
+        "TCP_KEEPCNT",
+        "SO_RCVBUF",
+        "SO_SNDBUF",
+        "TCP_NODELAY",
+        "TCP_CONGESTION",
+        "SO_LINGER",
+    )
+    assert got == {
+        "SO_KEEPALIVE": 1,
+        "TCP_KEEPIDLE": 3,
+        "TCP_KEEPINTVL": 2,
+        "TCP_KEEPCNT": 4,
+        "SO_RCVBUF": 16384,
+        "SO_SNDBUF": 32768,
+        "TCP_NODELAY": 1,
+        "TCP_CONGESTION": "reno",
+        "SO_LINGER": [1, 5],
+    }  # the kernel doubles buffers
     info = agent.info(c.sock)
     assert info["state"] == "ESTABLISHED" and info["cc"] == "reno"
     assert info["rcv_wscale"] == 0  # a small locked receive buffer: no window scaling
@@ -139,9 +166,15 @@ def test_agent_gone_is_an_error_not_a_hang(lab: Lab) -> None:
 
 def test_spawn_runs_in_peer_namespace_with_lab_env() -> None:
     with Lab() as lab:
-        p = lab.spawn(["sh", "-c", 'echo "$NETEMU_PEER_IP $NETEMU_EMU_IP $NETEMU_EMU_MAC '
-                                   '$NETEMU_PEER_IF $NETEMU_RUN"; exec sleep 30'],
-                      stdout=subprocess.PIPE)
+        p = lab.spawn(
+            [
+                "sh",
+                "-c",
+                'echo "$NETEMU_PEER_IP $NETEMU_EMU_IP $NETEMU_EMU_MAC '
+                '$NETEMU_PEER_IF $NETEMU_RUN"; exec sleep 30',
+            ],
+            stdout=subprocess.PIPE,
+        )
         line = p.popen.stdout.readline().decode().split()
         assert line == [lab.peer_ip, lab.emu_ip, lab.emu_mac, lab.peer_ifname, lab.runid]
         assert os.stat(f"/proc/{p.pid}/ns/net").st_ino == lab.peer_ns.inode
@@ -151,8 +184,12 @@ def test_spawn_runs_in_peer_namespace_with_lab_env() -> None:
         e = lab.spawn(["sleep", "30"], ns="emu")
         assert os.stat(f"/proc/{e.pid}/ns/net").st_ino == lab.emu_ns.inode
         # A grandchild in the same group goes with it.
-        g = lab.spawn(["sh", "-c", "sleep 30 & echo $!; wait"], stdout=subprocess.PIPE,
-                      stop_signal=15, stop_timeout=0.2)
+        g = lab.spawn(
+            ["sh", "-c", "sleep 30 & echo $!; wait"],
+            stdout=subprocess.PIPE,
+            stop_signal=15,
+            stop_timeout=0.2,
+        )
         grandchild = int(g.popen.stdout.readline())
         assert pid_alive(grandchild)
         pids, rid = [p.pid, e.pid, g.pid, grandchild], lab.runid
@@ -162,8 +199,11 @@ def test_spawn_runs_in_peer_namespace_with_lab_env() -> None:
 
 def test_lab_stops_a_process_that_ignores_sigterm() -> None:
     with Lab() as lab:
-        p = lab.spawn(["sh", "-c", "trap '' TERM; echo ready; while :; do sleep 0.05; done"],
-                      stdout=subprocess.PIPE, stop_timeout=0.2)
+        p = lab.spawn(
+            ["sh", "-c", "trap '' TERM; echo ready; while :; do sleep 0.05; done"],
+            stdout=subprocess.PIPE,
+            stop_timeout=0.2,
+        )
         assert p.popen.stdout.readline() == b"ready\n"
         t0 = time.monotonic()
     assert time.monotonic() - t0 < 2
@@ -186,8 +226,10 @@ def test_python_in_the_namespaces(lab: Lab, agent: KernelAgent) -> None:
     finally:
         srv.close()
     host_ino = os.stat("/proc/thread-self/ns/net").st_ino
-    assert run_in_netns(lab.peer_ns.fd, lambda: os.stat("/proc/thread-self/ns/net").st_ino) == \
-        lab.peer_ns.inode
+    assert (
+        run_in_netns(lab.peer_ns.fd, lambda: os.stat("/proc/thread-self/ns/net").st_ino)
+        == lab.peer_ns.inode
+    )
     with in_netns(lab.emu_ns.fd):
         assert os.stat("/proc/thread-self/ns/net").st_ino == lab.emu_ns.inode
         assert [n for _, n in socket.if_nameindex()] == ["lo", lab.emu_ifname]

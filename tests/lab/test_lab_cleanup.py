@@ -51,9 +51,12 @@ def _term_with_parent() -> None:
 
 
 def start_child(keep: bool = False) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
-    p = subprocess.Popen([sys.executable, "-c", CHILD, "keep" if keep else "-"],
-                         stdout=subprocess.PIPE, start_new_session=True,
-                         preexec_fn=_term_with_parent)
+    p = subprocess.Popen(
+        [sys.executable, "-c", CHILD, "keep" if keep else "-"],
+        stdout=subprocess.PIPE,
+        start_new_session=True,
+        preexec_fn=_term_with_parent,
+    )
     try:
         line = p.stdout.readline()  # type: ignore[union-attr]
         assert line, "the child failed to start its lab"
@@ -62,8 +65,9 @@ def start_child(keep: bool = False) -> tuple[subprocess.Popen[bytes], dict[str, 
         left = leftovers(info["runid"])
         assert f"lock file {registry.lock_path(info['runid'])}" in left
         assert {f"netns name {n}" for n in info["names"]} <= set(left)
-        assert {f"tagged process {pid}" for pid in [*info["children"], info["grandchild"]]
-                } <= set(left)
+        assert {f"tagged process {pid}" for pid in [*info["children"], info["grandchild"]]} <= set(
+            left
+        )
     except BaseException:
         stop_child(p)
         raise
@@ -108,8 +112,7 @@ def test_sigkill_then_clean(keep: bool, clean_serial: None) -> None:
         registry.clean()
 
 
-def check_sigkill_then_clean(p: subprocess.Popen[bytes], info: dict[str, Any], keep: bool
-                             ) -> None:
+def check_sigkill_then_clean(p: subprocess.Popen[bytes], info: dict[str, Any], keep: bool) -> None:
     rid = info["runid"]
     # PDEATHSIG took the children; the grandchildren (death signals are not inherited
     # across fork) survive, re-parented, and hold the peer namespace.
@@ -132,8 +135,7 @@ def check_sigkill_then_clean(p: subprocess.Popen[bytes], info: dict[str, Any], k
     assert not [a for a in registry.clean() if rid in a]
 
 
-def test_clean_from_another_run_dir_leaves_a_live_run_alone(tmp_path, clean_serial: None
-                                                            ) -> None:
+def test_clean_from_another_run_dir_leaves_a_live_run_alone(tmp_path, clean_serial: None) -> None:
     # A live run whose lock lives in a directory this cleaner does not look in (another
     # NETEMU_RUN_DIR): its processes and kept names must survive `netemu lab clean`
     # (issue 17, 1: they were taken for a dead run's, and killed).
@@ -141,8 +143,13 @@ def test_clean_from_another_run_dir_leaves_a_live_run_alone(tmp_path, clean_seri
 
     run_a, run_b = tmp_path / "a", tmp_path / "b"
     env = {**os.environ, "NETEMU_RUN_DIR": str(run_a)}
-    p = subprocess.Popen([sys.executable, "-c", CHILD, "keep"], stdout=subprocess.PIPE,
-                         start_new_session=True, preexec_fn=_term_with_parent, env=env)
+    p = subprocess.Popen(
+        [sys.executable, "-c", CHILD, "keep"],
+        stdout=subprocess.PIPE,
+        start_new_session=True,
+        preexec_fn=_term_with_parent,
+        env=env,
+    )
     try:
         line = p.stdout.readline()  # type: ignore[union-attr]
         assert line, "the child failed to start its lab"

@@ -50,7 +50,8 @@ def test_addresses_macs_offload_ipv6(lab: Lab) -> None:
     p = by_name[lab.peer_ifname]
     assert p["address"] == lab.peer_mac and p["ifindex"] == lab.peer_ifindex
     assert [(a["family"], a["local"], a["prefixlen"]) for a in p["addr_info"]] == [
-        ("inet", "198.18.0.2", 24)]
+        ("inet", "198.18.0.2", 24)
+    ]
     assert "UP" in p["flags"] and "UP" in by_name["lo"]["flags"]
     e = {i["ifname"]: i for i in emu}[lab.emu_ifname]
     # The veth's own MAC is not netemu's: the emulator kernel drops netemu's frames early.
@@ -60,8 +61,13 @@ def test_addresses_macs_offload_ipv6(lab: Lab) -> None:
     # Not a single inet6 address anywhere: IPv6 is off in both namespaces.
     assert all(a["family"] != "inet6" for i in peer + emu for a in i["addr_info"])
     for fd in (lab.peer_ns.fd, lab.emu_ns.fd):
-        out = in_ns(fd, "sysctl", "-n", "net.ipv6.conf.all.disable_ipv6",
-                    "net.ipv6.conf.default.disable_ipv6")
+        out = in_ns(
+            fd,
+            "sysctl",
+            "-n",
+            "net.ipv6.conf.all.disable_ipv6",
+            "net.ipv6.conf.default.disable_ipv6",
+        )
         assert out.split() == ["1", "1"]
     features = in_ns(lab.peer_ns.fd, "ethtool", "-k", lab.peer_ifname)
     assert "tx-checksumming: off" in features
@@ -72,12 +78,17 @@ def test_addresses_macs_offload_ipv6(lab: Lab) -> None:
 
 def test_peer_sysctls_applied_host_untouched() -> None:
     host_before = read_sysctl("net.ipv4.tcp_fin_timeout")
-    sysctls = {"net.ipv4.tcp_fin_timeout": 7, "net.ipv4.tcp_syn_retries": 2,
-               "net/ipv4/tcp_sack": 0}
+    sysctls = {"net.ipv4.tcp_fin_timeout": 7, "net.ipv4.tcp_syn_retries": 2, "net/ipv4/tcp_sack": 0}
     with Lab(peer_sysctls=sysctls) as lab:
         assert lab.run_in_peer(read_sysctl, "net.ipv4.tcp_fin_timeout") == "7"
-        out = in_ns(lab.peer_ns.fd, "sysctl", "-n", "net.ipv4.tcp_fin_timeout",
-                    "net.ipv4.tcp_syn_retries", "net.ipv4.tcp_sack")
+        out = in_ns(
+            lab.peer_ns.fd,
+            "sysctl",
+            "-n",
+            "net.ipv4.tcp_fin_timeout",
+            "net.ipv4.tcp_syn_retries",
+            "net.ipv4.tcp_sack",
+        )
         assert out.split() == ["7", "2", "0"]
         assert lab.run_in_emu(read_sysctl, "net.ipv4.tcp_fin_timeout") == host_before
     assert read_sysctl("net.ipv4.tcp_fin_timeout") == host_before
@@ -134,8 +145,12 @@ def test_keep_names_then_clean(clean_serial: None) -> None:
         assert set(names) <= set(registry.netns_names())
         import subprocess
 
-        out = subprocess.run(["ip", "netns", "exec", f"netemu-{rid}-peer", "ip", "-br", "addr"],
-                             check=True, capture_output=True, text=True).stdout
+        out = subprocess.run(
+            ["ip", "netns", "exec", f"netemu-{rid}-peer", "ip", "-br", "addr"],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
         assert "198.18.0.2/24" in out
         run = next(r for r in registry.list_runs() if r.runid == rid)
         assert run.live and run.kept and run.info["names"] == names
@@ -207,8 +222,11 @@ def test_a_users_sigterm_handler_is_left_alone() -> None:
 def test_sigterm_in_process_tears_down(default_sigterm: None) -> None:
     seen: dict[str, object] = {}
     with pytest.raises(SystemExit) as info, Lab() as lab:
-        seen.update(rid=lab.runid, inodes=[lab.emu_ns.inode, lab.peer_ns.inode],
-                    pid=lab.spawn(["sleep", "30"]).pid)
+        seen.update(
+            rid=lab.runid,
+            inodes=[lab.emu_ns.inode, lab.peer_ns.inode],
+            pid=lab.spawn(["sleep", "30"]).pid,
+        )
         os.kill(os.getpid(), signal.SIGTERM)
         time.sleep(5)
     assert info.value.code == 128 + signal.SIGTERM
@@ -224,7 +242,8 @@ async def test_async_lab_and_agent() -> None:
         ls = await agent.listen(7000)
         await lab.wait_listening_async(7000)
         accepted, connected = await asyncio.gather(
-            agent.accept(ls.sock, timeout=5), agent.connect(lab.peer_ip, 7000))
+            agent.accept(ls.sock, timeout=5), agent.connect(lab.peer_ip, 7000)
+        )
         assert accepted.peer == connected.local
         await agent.send(connected.sock, b"ping")
         assert await agent.recv(accepted.sock, exact=4) == b"ping"

@@ -29,12 +29,23 @@ def test_tcp_info_bitfields() -> None:
 
 def test_state_names_are_rfc_names() -> None:
     assert set(STATE_NAMES.values()) == {
-        "ESTABLISHED", "SYN-SENT", "SYN-RECEIVED", "FIN-WAIT-1", "FIN-WAIT-2", "TIME-WAIT",
-        "CLOSED", "CLOSE-WAIT", "LAST-ACK", "LISTEN", "CLOSING"}
+        "ESTABLISHED",
+        "SYN-SENT",
+        "SYN-RECEIVED",
+        "FIN-WAIT-1",
+        "FIN-WAIT-2",
+        "TIME-WAIT",
+        "CLOSED",
+        "CLOSE-WAIT",
+        "LAST-ACK",
+        "LISTEN",
+        "CLOSING",
+    }
 
 
-def wait_states(lab: Lab, port: int, want: dict[tuple[int, int], str],
-                timeout: float = 2.0) -> dict[tuple[int, int], SockState]:
+def wait_states(
+    lab: Lab, port: int, want: dict[tuple[int, int], str], timeout: float = 2.0
+) -> dict[tuple[int, int], SockState]:
     deadline = time.monotonic() + timeout
     while True:
         socks = {(s.local[1], s.remote[1]): s for s in lab.peer_sockets(port=port)}
@@ -52,16 +63,18 @@ def test_listen_established_close_wait_fin_wait_2(lab: Lab, agent: KernelAgent) 
     acc = agent.accept(ls.sock)
     cport = c.local[1]
     agent.send(c.sock, b"x" * 1000)
-    socks = wait_states(lab, 9000, {(9000, 0): "LISTEN", (cport, 9000): "ESTABLISHED",
-                                    (9000, cport): "ESTABLISHED"})
+    socks = wait_states(
+        lab, 9000, {(9000, 0): "LISTEN", (cport, 9000): "ESTABLISHED", (9000, cport): "ESTABLISHED"}
+    )
     server = socks[(9000, cport)]
     assert server.rqueue == 1000  # unread
     assert server.local == (lab.peer_ip, 9000) and server.remote == (lab.peer_ip, cport)
     assert server.family == 4 and server.cwnd >= 10 and server.rtt_us is not None
     assert server.cc == lab.peer_cc and server.inode > 0
     agent.close(c.sock)  # client: FIN-WAIT-2 once acked; server: CLOSE-WAIT
-    socks = wait_states(lab, 9000, {(9000, 0): "LISTEN", (cport, 9000): "FIN-WAIT-2",
-                                    (9000, cport): "CLOSE-WAIT"})
+    socks = wait_states(
+        lab, 9000, {(9000, 0): "LISTEN", (cport, 9000): "FIN-WAIT-2", (9000, cport): "CLOSE-WAIT"}
+    )
     assert socks[(9000, cport)].shutdown == 1  # the peer's FIN: read side done
     assert len(agent.recv(acc.sock, exact=1001)) == 1000  # all of it, then EOF
     agent.close(acc.sock)  # (closing with unread data would send RST instead of FIN)
@@ -88,16 +101,22 @@ def test_agrees_with_pyroute2_diagsocket(lab: Lab, agent: KernelAgent) -> None:
             ds.bind()
             out = []
             for fam in (socket.AF_INET, socket.AF_INET6):
-                for m in ds.get_sock_stats(family=fam, states=SS_ALL, extensions=(1 << 1) | (1 << 3)):
+                for m in ds.get_sock_stats(
+                    family=fam, states=SS_ALL, extensions=(1 << 1) | (1 << 3)
+                ):
                     info = m.get_attr("INET_DIAG_INFO")
-                    out.append({
-                        "ports": (m["idiag_sport"], m["idiag_dport"]), "state": m["idiag_state"],
-                        "rq": m["idiag_rqueue"], "wq": m["idiag_wqueue"],
-                        "cong": m.get_attr("INET_DIAG_CONG"),
-                        "cwnd": info["tcpi_snd_cwnd"] if info else None,
-                        "snd_wscale": info["tcpi_snd_wscale"] if info else None,
-                        "mss": info["tcpi_snd_mss"] if info else None,
-                    })
+                    out.append(
+                        {
+                            "ports": (m["idiag_sport"], m["idiag_dport"]),
+                            "state": m["idiag_state"],
+                            "rq": m["idiag_rqueue"],
+                            "wq": m["idiag_wqueue"],
+                            "cong": m.get_attr("INET_DIAG_CONG"),
+                            "cwnd": info["tcpi_snd_cwnd"] if info else None,
+                            "snd_wscale": info["tcpi_snd_wscale"] if info else None,
+                            "mss": info["tcpi_snd_mss"] if info else None,
+                        }
+                    )
             return out
 
     theirs = {o["ports"]: o for o in lab.run_in_peer(oracle) if 9001 in o["ports"]}  # type: ignore[operator]
@@ -107,7 +126,10 @@ def test_agrees_with_pyroute2_diagsocket(lab: Lab, agent: KernelAgent) -> None:
         assert s.state == STATE_NAMES[o["state"]]  # type: ignore[index]
         assert (s.rqueue, s.wqueue, s.cc) == (o["rq"], o["wq"], o["cong"])
         assert (s.cwnd, s.snd_wscale, s.tcp_info.get("snd_mss")) == (
-            o["cwnd"], o["snd_wscale"], o["mss"])
+            o["cwnd"],
+            o["snd_wscale"],
+            o["mss"],
+        )
     client, server = ours[(c.local[1], 9001)], ours[(9001, c.local[1])]
     assert client.rcv_wscale == 0 and server.rcv_wscale > 0
     assert client.snd_wscale == server.rcv_wscale and server.snd_wscale == client.rcv_wscale
@@ -125,6 +147,7 @@ def test_destroy_all_ends_what_the_peer_left() -> None:
     from netemu.linux import run_in_netns
 
     with Lab() as lab:
+
         def work() -> tuple[socket.socket, socket.socket, socket.socket]:
             lst = socket.socket()
             lst.bind(("198.18.0.2", 8080))
@@ -136,6 +159,7 @@ def test_destroy_all_ends_what_the_peer_left() -> None:
             pending.connect_ex(("198.18.0.1", 9))  # SYN-SENT to nobody
             srv.close()  # an orphan: FIN-WAIT-1, then a timewait socket in FIN-WAIT-2
             return lst, cli, pending
+
         held = run_in_netns(lab.peer_ns.fd, work)
         time.sleep(0.05)
         before = {s.state for s in lab.peer_sockets()}

@@ -68,14 +68,15 @@ def test_arp_by_hand_then_kernel_syn_with_valid_checksum(lab: Lab, agent: object
     link = lab.open_link()
     assert link.fileno() >= 0 and link.ip == lab.emu_ip
     c = agent.connect(lab.emu_ip, 80, wait=False)  # type: ignore[attr-defined]
-    (frame, not_ready), = recv_until(link)
+    ((frame, not_ready),) = recv_until(link)
     f = parse_frame(frame)
     assert not not_ready
     assert f.eth.dst == BROADCAST and f.eth.src == lab.peer_mac
-    assert f.arp == ArpPacket(ARP_REQUEST, lab.peer_mac, lab.peer_ip, "00:00:00:00:00:00",
-                              lab.emu_ip)
+    assert f.arp == ArpPacket(
+        ARP_REQUEST, lab.peer_mac, lab.peer_ip, "00:00:00:00:00:00", lab.emu_ip
+    )
     link.send(arp_reply_for(lab, frame))
-    (frame, not_ready), = recv_until(link)  # our own reply is not looped back
+    ((frame, not_ready),) = recv_until(link)  # our own reply is not looped back
     assert not not_ready and len(frame) <= 1514
     f = parse_frame(frame, verify=True)  # the checksum is really there (tx off on the peer)
     assert f.eth.src == lab.peer_mac and f.eth.dst == lab.emu_mac
@@ -99,7 +100,7 @@ def test_kernel_arp_for_any_datagram_then_unicast_arp(lab: Lab) -> None:
             s.sendto(b"hi", (lab.emu_ip, 9))
 
     lab.run_in_peer(send_udp)
-    (frame, _), = recv_until(link)
+    ((frame, _),) = recv_until(link)
     assert parse_frame(frame).arp.target_ip == lab.emu_ip
     link.send(arp_reply_for(lab, frame))
     f = parse_frame(recv_until(link)[0][0])
@@ -113,7 +114,7 @@ def test_kernel_arp_for_any_datagram_then_unicast_arp(lab: Lab) -> None:
     try:
         req = ArpPacket(ARP_REQUEST, lab.peer_mac, lab.peer_ip, lab.emu_mac, lab.emu_ip)
         peer.send(EthernetFrame(lab.emu_mac, lab.peer_mac, ETHERTYPE_ARP).header() + req.emit())
-        (frame, _), = recv_until(link)
+        ((frame, _),) = recv_until(link)
         assert parse_frame(frame).arp == req
     finally:
         peer.close()
@@ -123,9 +124,14 @@ def test_filter_passes_only_what_is_ours(lab: Lab) -> None:
     link = lab.open_link()
     peer = RawLink.open(lab.peer_ns, lab.peer_ifindex, None, filtered=False)
     try:
+
         def tcp(dst_ip: str, dst_mac: str) -> bytes:
-            return build_tcp_frame(lab.peer_mac, dst_mac, IPv4Packet(lab.peer_ip, dst_ip, 6),
-                                   TcpSegment(1000, 80, 1, 0, SYN, 1000))
+            return build_tcp_frame(
+                lab.peer_mac,
+                dst_mac,
+                IPv4Packet(lab.peer_ip, dst_ip, 6),
+                TcpSegment(1000, 80, 1, 0, SYN, 1000),
+            )
 
         def arp(eth_dst: str, target: str) -> bytes:
             a = ArpPacket(ARP_REQUEST, lab.peer_mac, lab.peer_ip, "00:00:00:00:00:00", target)
@@ -144,8 +150,17 @@ def test_filter_passes_only_what_is_ours(lab: Lab) -> None:
             EthernetFrame(lab.emu_mac, lab.peer_mac, ETHERTYPE_IPV6).header() + bytes(40),
             EthernetFrame(lab.emu_mac, lab.peer_mac, 0x88B5).header() + bytes(46),
         ]
-        frames = [not_ours[0], ours[0], not_ours[1], ours[1], not_ours[2], ours[2],
-                  not_ours[3], ours[3], not_ours[4]]
+        frames = [
+            not_ours[0],
+            ours[0],
+            not_ours[1],
+            ours[1],
+            not_ours[2],
+            ours[2],
+            not_ours[3],
+            ours[3],
+            not_ours[4],
+        ]
         assert peer.send_batch(frames) == len(frames)
         got = recv_until(link, len(ours), timeout=2)
         time.sleep(0.05)
@@ -159,9 +174,15 @@ def test_batches_drain_in_order_and_respect_max(lab: Lab) -> None:
     link = lab.open_link()
     peer = RawLink.open(lab.peer_ns, lab.peer_ifindex, None, filtered=False)
     try:
-        frames = [build_tcp_frame(lab.peer_mac, lab.emu_mac, IPv4Packet(lab.peer_ip, lab.emu_ip, 6),
-                                  TcpSegment(1000, 80, i, 1, ACK, 1000, b"x" * (i % 1400)))
-                  for i in range(500)]
+        frames = [
+            build_tcp_frame(
+                lab.peer_mac,
+                lab.emu_mac,
+                IPv4Packet(lab.peer_ip, lab.emu_ip, 6),
+                TcpSegment(1000, 80, i, 1, ACK, 1000, b"x" * (i % 1400)),
+            )
+            for i in range(500)
+        ]
         assert peer.send_batch(frames) == 500
         time.sleep(0.05)
         first = link.recv_batch(10)
@@ -171,9 +192,15 @@ def test_batches_drain_in_order_and_respect_max(lab: Lab) -> None:
         assert link.recv_batch() == []
         assert link.stats()["drops"] == 0
         # And the other way: the emulator's sends arrive in order at the peer.
-        back = [build_tcp_frame(lab.emu_mac, lab.peer_mac, IPv4Packet(lab.emu_ip, "198.18.0.99",
-                                                                       6),
-                                TcpSegment(80, 1000, i, 1, ACK, 1000)) for i in range(200)]
+        back = [
+            build_tcp_frame(
+                lab.emu_mac,
+                lab.peer_mac,
+                IPv4Packet(lab.emu_ip, "198.18.0.99", 6),
+                TcpSegment(80, 1000, i, 1, ACK, 1000),
+            )
+            for i in range(200)
+        ]
         assert link.send_batch(back) == 200
         time.sleep(0.05)
         assert [f for f, _ in peer.recv_batch(1000)] == back
@@ -181,17 +208,18 @@ def test_batches_drain_in_order_and_respect_max(lab: Lab) -> None:
         peer.close()
 
 
-def test_offloaded_checksum_is_reported_not_mistaken_for_corruption(lab: Lab,
-                                                                    agent: object) -> None:
+def test_offloaded_checksum_is_reported_not_mistaken_for_corruption(
+    lab: Lab, agent: object
+) -> None:
     """With tx checksumming back on at the peer, the kernel's segments arrive with the
     checksum unfinished: PACKET_AUXDATA says so (TP_STATUS_CSUMNOTREADY)."""
     lab.run_in_peer(set_tx_checksum, lab.peer_ifname, True)
     link = lab.open_link()
     agent.connect(lab.emu_ip, 80, wait=False)  # type: ignore[attr-defined]
-    (frame, not_ready), = recv_until(link)
+    ((frame, not_ready),) = recv_until(link)
     assert not not_ready  # ARP has no checksum to offload
     link.send(arp_reply_for(lab, frame))
-    (frame, not_ready), = recv_until(link)
+    ((frame, not_ready),) = recv_until(link)
     assert not_ready
     with pytest.raises(BadChecksum):
         parse_frame(frame, verify=True)

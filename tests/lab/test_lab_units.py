@@ -52,28 +52,45 @@ def run_bpf(program: list[tuple[int, int, int, int]], pkt: bytes) -> int:
 
 
 def arp(eth_dst: str, op: int, target_ip: str, sender_ip: str = PEER) -> bytes:
-    return EthernetFrame(eth_dst, MAC_PEER, ETHERTYPE_ARP).header() + ArpPacket(
-        op, MAC_PEER, sender_ip, "00:00:00:00:00:00", target_ip).emit()
+    return (
+        EthernetFrame(eth_dst, MAC_PEER, ETHERTYPE_ARP).header()
+        + ArpPacket(op, MAC_PEER, sender_ip, "00:00:00:00:00:00", target_ip).emit()
+    )
 
 
 def tcp(dst_ip: str) -> bytes:
-    return build_tcp_frame(MAC_PEER, MAC_US, IPv4Packet(PEER, dst_ip, 6),
-                           TcpSegment(1, 2, 3, 0, SYN, 100))
+    return build_tcp_frame(
+        MAC_PEER, MAC_US, IPv4Packet(PEER, dst_ip, 6), TcpSegment(1, 2, 3, 0, SYN, 100)
+    )
 
 
-@pytest.mark.parametrize(("frame", "passes"), [
-    (arp(BROADCAST, ARP_REQUEST, US), True),
-    (arp(MAC_US, ARP_REQUEST, US), True),  # unicast re-check of a stale entry
-    (arp(MAC_US, ARP_REPLY, US), True),  # the reply to our own request
-    (arp(BROADCAST, ARP_REQUEST, PEER, PEER), True),  # gratuitous
-    (arp(MAC_US, ARP_REQUEST, "198.18.0.9"), False),
-    (arp("ff:ff:ff:ff:ff:fe", ARP_REQUEST, "198.18.0.9"), False),
-    (tcp(US), True),
-    (tcp("198.18.0.9"), False),
-    (EthernetFrame(MAC_US, MAC_PEER, 0x86DD).header() + bytes(40), False),
-    (b"\x00" * 10, False),  # runt
-], ids=["arp-bcast", "arp-unicast", "arp-reply", "garp", "arp-other", "arp-almost-bcast",
-        "ipv4-us", "ipv4-other", "ipv6", "runt"])
+@pytest.mark.parametrize(
+    ("frame", "passes"),
+    [
+        (arp(BROADCAST, ARP_REQUEST, US), True),
+        (arp(MAC_US, ARP_REQUEST, US), True),  # unicast re-check of a stale entry
+        (arp(MAC_US, ARP_REPLY, US), True),  # the reply to our own request
+        (arp(BROADCAST, ARP_REQUEST, PEER, PEER), True),  # gratuitous
+        (arp(MAC_US, ARP_REQUEST, "198.18.0.9"), False),
+        (arp("ff:ff:ff:ff:ff:fe", ARP_REQUEST, "198.18.0.9"), False),
+        (tcp(US), True),
+        (tcp("198.18.0.9"), False),
+        (EthernetFrame(MAC_US, MAC_PEER, 0x86DD).header() + bytes(40), False),
+        (b"\x00" * 10, False),  # runt
+    ],
+    ids=[
+        "arp-bcast",
+        "arp-unicast",
+        "arp-reply",
+        "garp",
+        "arp-other",
+        "arp-almost-bcast",
+        "ipv4-us",
+        "ipv4-other",
+        "ipv6",
+        "runt",
+    ],
+)
 def test_bpf_filter(frame: bytes, passes: bool) -> None:
     assert (run_bpf(bpf_program(US), frame) > 0) == passes
 
@@ -101,8 +118,9 @@ def test_run_lock_lifecycle(tmp_path: Path) -> None:
     assert os.listdir(tmp_path) == []
 
 
-def test_clean_in_a_run_dir_spares_live_and_removes_dead(tmp_path: Path,
-                                                        clean_serial: None) -> None:
+def test_clean_in_a_run_dir_spares_live_and_removes_dead(
+    tmp_path: Path, clean_serial: None
+) -> None:
     live = registry.RunLock(str(tmp_path))
     live_id = live.acquire({})
     dead_id = registry.new_runid()

@@ -37,15 +37,17 @@ KEY = "a1a1a1a1-b2b2b2b2-c3c3c3c3-d4d4d4d4"
 
 
 def pkt(line: str) -> PacketSpec:
-    ev = parse_text("0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n+0 " + line + "\n",
-                    "m.pkt").events[1]
+    ev = parse_text(
+        "0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n+0 " + line + "\n", "m.pkt"
+    ).events[1]
     assert isinstance(ev.action, PacketSpec)
     return ev.action
 
 
 def matcher(tick: int = 0) -> Matcher:
-    cookies = CookieMap(("192.0.2.1", "192.168.0.1"), ("10.0.0.1", "10.0.0.2"),
-                        lambda: KEY, lambda: None)
+    cookies = CookieMap(
+        ("192.0.2.1", "192.168.0.1"), ("10.0.0.1", "10.0.0.2"), lambda: KEY, lambda: None
+    )
     return Matcher(cookies, ScriptClock(Trace(), 0.004, 12.5, True, [], time.monotonic()), tick)
 
 
@@ -54,8 +56,7 @@ def conn() -> Conn:
     return Conn(40000, 8080, our_off=5000, cursor=0, kernel_off=1000)
 
 
-def seg(seq: int, ack: int, flags: int, n: int = 0, opts: tuple = (), win: int = 502
-        ) -> TcpSegment:
+def seg(seq: int, ack: int, flags: int, n: int = 0, opts: tuple = (), win: int = 502) -> TcpSegment:
     return TcpSegment(8080, 40000, seq, ack, flags, win, bytes(n), opts)
 
 
@@ -63,16 +64,26 @@ def test_a_matching_segment_and_each_field_that_differs():
     m, c = matcher(), conn()
     s = seg(1001, 5001, ACK | PSH, 100)
     assert m.mismatch(pkt("> P. 1:101(100) ack 1"), c, [s]) is None
-    assert m.mismatch(pkt("> P. 2:102(100) ack 1"), c, [s]) == \
-        "live packet field tcp_seq: expected: 2 vs actual: 1"
-    assert m.mismatch(pkt("> F. 1:101(100) ack 1"), c, [s]) == \
-        "live packet field tcp flags: expected: F. vs actual: P."
-    assert m.mismatch(pkt("> P. 1:101(100) ack 7"), c, [s]) == \
-        "live packet field tcp_ack_seq: expected: 7 vs actual: 1"
-    assert m.mismatch(pkt("> P. 1:101(100) ack 1 win 9"), c, [s]) == \
-        "live packet field tcp_window: expected: 9 vs actual: 502"
-    assert m.mismatch(pkt("> P. 1:51(50) ack 1"), c, [s]) == \
-        "live packet payload length: expected: 50 vs actual: 100"
+    assert (
+        m.mismatch(pkt("> P. 2:102(100) ack 1"), c, [s])
+        == "live packet field tcp_seq: expected: 2 vs actual: 1"
+    )
+    assert (
+        m.mismatch(pkt("> F. 1:101(100) ack 1"), c, [s])
+        == "live packet field tcp flags: expected: F. vs actual: P."
+    )
+    assert (
+        m.mismatch(pkt("> P. 1:101(100) ack 7"), c, [s])
+        == "live packet field tcp_ack_seq: expected: 7 vs actual: 1"
+    )
+    assert (
+        m.mismatch(pkt("> P. 1:101(100) ack 1 win 9"), c, [s])
+        == "live packet field tcp_window: expected: 9 vs actual: 502"
+    )
+    assert (
+        m.mismatch(pkt("> P. 1:51(50) ack 1"), c, [s])
+        == "live packet payload length: expected: 50 vs actual: 100"
+    )
 
 
 def test_a_tso_packet_is_short_until_its_run_is_whole():
@@ -81,8 +92,10 @@ def test_a_tso_packet_is_short_until_its_run_is_whole():
     p = pkt("> P. 1:201(200) ack 1")
     assert m.mismatch(p, c, [a]) == "short"
     assert m.mismatch(p, c, [a, b]) is None
-    assert m.actual_text(a, 0.5, c, [a, b]) == \
-        "0.500000 P. 1:201(200) ack 1 win 502 (a run of 2 segments)"
+    assert (
+        m.actual_text(a, 0.5, c, [a, b])
+        == "0.500000 P. 1:201(200) ack 1 win 502 (a run of 2 segments)"
+    )
 
 
 def test_options_are_compared_in_order_and_printed_in_script_space():
@@ -91,11 +104,14 @@ def test_options_are_compared_in_order_and_printed_in_script_space():
     s = seg(1000, 0, SYN, opts=opts)
     c.kernel_syn = 0
     assert m.mismatch(pkt("> S 0:0(0) <mss 1460,nop,nop,sackOK,nop,wscale 7>"), c, [s]) is None
-    assert m.mismatch(pkt("> S 0:0(0) <mss 1460,sackOK,nop,nop,nop,wscale 7>"), c, [s]) == \
-        ("bad outbound TCP options: expected <mss,sackOK,nop,nop,nop,wscale> vs actual "
-         "<mss,nop,nop,sackOK,nop,wscale>")
-    assert m.mismatch(pkt("> S 0:0(0) <mss 1460,nop,nop,sackOK,nop,wscale 9>"), c, [s]) == \
-        "bad value in outbound TCP option wscale: expected wscale 9 vs actual wscale 7"
+    assert m.mismatch(pkt("> S 0:0(0) <mss 1460,sackOK,nop,nop,nop,wscale 7>"), c, [s]) == (
+        "bad outbound TCP options: expected <mss,sackOK,nop,nop,nop,wscale> vs actual "
+        "<mss,nop,nop,sackOK,nop,wscale>"
+    )
+    assert (
+        m.mismatch(pkt("> S 0:0(0) <mss 1460,nop,nop,sackOK,nop,wscale 9>"), c, [s])
+        == "bad value in outbound TCP option wscale: expected wscale 9 vs actual wscale 7"
+    )
     assert m.mismatch(pkt("> S 0:0(0) <...>"), c, [s]) is None
     sack = seg(1001, 5101, ACK, opts=(NOP, NOP, SackOption(((5201, 5301),))))
     assert m.actual_text(sack, 1.0, c).endswith("ack 101 win 502 <nop,nop,sack 201:301>")
@@ -146,8 +162,11 @@ def test_fast_open_cookies_follow_the_addresses():
 def test_the_clock_anchors_relative_times_and_checks_them():
     notes: list[str] = []
     clock = ScriptClock(Trace(), 0.004, 12.5, False, notes)
-    ev = parse_text("0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n+0 < S 0:0(0) win 1000\n"
-                    "+.1 < . 1:1(0) ack 1 win 1000\n", "c.pkt").events
+    ev = parse_text(
+        "0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n+0 < S 0:0(0) win 1000\n"
+        "+.1 < . 1:1(0) ack 1 win 1000\n",
+        "c.pkt",
+    ).events
     clock.t0 = 0.0
     clock.done(ev[1], 1.0, deferred=False)
     start, end, checked = clock.schedule(ev[2])  # an inject after an inject: from its time
@@ -155,16 +174,17 @@ def test_the_clock_anchors_relative_times_and_checks_them():
     assert clock.tolerance(1.01) == 0.004 and clock.tolerance(1.1) == pytest.approx(0.0125)
     assert clock.check(3, "outbound packet", 1.103, 1.1, 1.1, 0.004, "+.1") is None
     assert clock.check(3, "outbound packet", 1.2, 1.1, 1.1, 0.004, "+.1") is None  # lenient
-    assert notes == ["timing: line 3: outbound packet expected at 1.100000 (+.1) s, happened "
-                     "at 1.200000 s (tolerance 4.0 ms)"]
+    assert notes == [
+        "timing: line 3: outbound packet expected at 1.100000 (+.1) s, happened "
+        "at 1.200000 s (tolerance 4.0 ms)"
+    ]
     assert [t.ok for t in clock.timing] == [True, False]
 
 
 def test_no_connection_to_expect_on():
     host = SimpleNamespace(trace=Trace(), ephemeral_port=lambda ip, p: 40000)
     hooks = Hooks()
-    table = ConnTable(host, hooks, "10.0.0.2", random.Random(1), bind_port=8080,
-                      connect_port=8080)
+    table = ConnTable(host, hooks, "10.0.0.2", random.Random(1), bind_port=8080, connect_port=8080)
     with pytest.raises(EventFailed, match="no connection to expect a packet on"):
         table.for_outbound()
     c = table.for_inbound()
@@ -175,6 +195,9 @@ def test_no_connection_to_expect_on():
 def test_shell_addresses_become_the_labs():
     sc = SimpleNamespace(local_ip="192.168.0.1", remote_ip="192.0.2.1", netmask_ip="255.255.0.0")
     lab = SimpleNamespace(peer_ip="10.0.0.2", emu_ip="10.0.0.1")
-    assert map_addresses("ip route change 192.0.2.1 via 192.168.0.2 dev tun0 src 192.168.0.1 "
-                         "v1.2.3.4", sc, lab) == \
-        "ip route change 10.0.0.1 via 10.0.0.1 dev tun0 src 10.0.0.2 v1.2.3.4"
+    assert (
+        map_addresses(
+            "ip route change 192.0.2.1 via 192.168.0.2 dev tun0 src 192.168.0.1 v1.2.3.4", sc, lab
+        )
+        == "ip route change 10.0.0.1 via 10.0.0.1 dev tun0 src 10.0.0.2 v1.2.3.4"
+    )

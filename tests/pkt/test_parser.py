@@ -45,7 +45,9 @@ def test_bundled_scripts_load(path: Path):
 
 
 def test_times():
-    sc = parse_text(HEAD + """\
+    sc = parse_text(
+        HEAD
+        + """\
   +.1 < S 0:0(0) win 100
  0.25 > S. 0:0(0) ack 1 <...>
 +0~+.02 < . 1:1(0) ack 1 win 100
@@ -53,24 +55,35 @@ def test_times():
     * > F. 1:1(0) ack 1
  +0...0.5 read(4, ..., 10) = 10
 +.1...+.3 read(4, ..., 10) = 10
-""")
+"""
+    )
     t = [(e.time.kind, e.time.start, e.time.end) for e in sc.events[3:]]
-    assert t == [("rel", 0.1, None), ("abs", 0.25, None), ("rrange", 0.0, 0.02),
-                 ("range", 0.3, 0.4), ("any", 0.0, None), ("rel", 0.0, None), ("rel", 0.1, None)]
+    assert t == [
+        ("rel", 0.1, None),
+        ("abs", 0.25, None),
+        ("rrange", 0.0, 0.02),
+        ("range", 0.3, 0.4),
+        ("any", 0.0, None),
+        ("rel", 0.0, None),
+        ("rel", 0.1, None),
+    ]
     r1, r2 = sc.events[-2].action, sc.events[-1].action
     assert isinstance(r1, Syscall) and r1.end == 0.5 and r1.end_text == "0.5"
     assert isinstance(r2, Syscall) and r2.end == 0.3 and r2.end_text == "+.3"
 
 
 def test_packets_flags_and_options():
-    sc = parse_text(HEAD + """\
+    sc = parse_text(
+        HEAD
+        + """\
 +0 < S 0:0(0) win 32792 <mss 1000,sackOK,TS val 100 ecr 0,nop,wscale 7>
 +0 > S. 0:0(0) ack 1 <...>
 +0 < P. 1:1001(1000) ack 1 win 257 <sack 1:2 3:4,nop,nop,eol>
 +0 > FP. 1:1(0) ack 1001 win 257
 +0 < - 1:1(0) win 0
 +0 < EW 1:1(0) win 0
-""")
+"""
+    )
     syn, synack, data, fin, none, ecn = (e.action for e in sc.events[3:])
     assert isinstance(syn, PacketSpec) and syn.direction == "<" and syn.flags == FLAG_BITS["S"]
     assert [o.kind for o in syn.options] == ["mss", "sackOK", "TS", "nop", "wscale"]
@@ -84,7 +97,8 @@ def test_packets_flags_and_options():
 
 
 def test_syscalls_comments_commands_and_code():
-    sc = parse_text("""\
+    sc = parse_text(
+        """\
 // A description line.
 // Another.
 --tolerance_usecs=10000
@@ -101,7 +115,9 @@ def test_syscalls_comments_commands_and_code():
 +0 %{
 assert tcpi_snd_cwnd == 10
 }%
-""", "x.pkt")
+""",
+        "x.pkt",
+    )
     assert sc.description == "A description line. Another."
     assert sc.options[0].name == "tolerance_usecs" and sc.options[0].value == "10000"
     assert isinstance(sc.init_commands[0].action, Command)
@@ -135,8 +151,13 @@ def test_calls_are_normalised_by_the_converter():
     doc = yaml.safe_load(text)
     assert doc["connections"]["c"]["port"] == 9000
     peer = [st["peer"] for st in doc["steps"] if "peer" in st]
-    assert peer[0] == {"listen": {"port": 9000, "backlog": 5, "setsockopt": {
-        "TCP_CONGESTION": "reno", "SO_LINGER": [1, 0]}}}
+    assert peer[0] == {
+        "listen": {
+            "port": 9000,
+            "backlog": 5,
+            "setsockopt": {"TCP_CONGESTION": "reno", "SO_LINGER": [1, 0]},
+        }
+    }
     assert {"send": {"bytes": 100}} in peer and {"shutdown": "both"} in peer
     # what YAML cannot say stays a comment at its place
     assert "# line 6: +0 accept(3, ..., ...) = -1 EAGAIN" in text
@@ -145,48 +166,77 @@ def test_calls_are_normalised_by_the_converter():
 
 
 def test_scheduled_seconds():
-    sc = load_pkt_text(HEAD + """\
+    sc = load_pkt_text(
+        HEAD
+        + """\
   +.1 < S 0:0(0) win 100
    +0 > S. 0:0(0) ack 1 <...>
  +.05 < . 1:1(0) ack 1 win 100
    +0...0.5 accept(3, ..., ...) = 4
   0.4 < . 1:1(0) ack 1 win 100
-""")
+"""
+    )
     assert sc.scheduled_seconds() == pytest.approx(0.65)
 
 
-@pytest.mark.parametrize(("text", "where", "message"), [
-    (HEAD + "+0 < Q 0:0(0) win 1\n", "4:6", "unknown TCP flag 'Q' in 'Q'"),
-    (HEAD + "+0 < S 0:1(0) win 1\n", "4:6", "inconsistent sequence range 0:1(0)"),
-    (HEAD + "+0 < S 0:0(0) win 1 <mss 1000,bogus>\n", "4:31", "unknown TCP option 'bogus'"),
-    (HEAD + "+0 < S 0:0(0) win 1 <...>\n", "4:22", "'<...>' (any options) only makes sense"),
-    (HEAD + "+0 close(3)\n", "5:1", "expected '= <result>' after close(...)"),
-    (HEAD + "+0 %{ assert 1\n", "4:4", "unterminated %{ code block"),
-    (HEAD + "+0 read(3, ..., 10) = 10 EAGAIN\n", "4:26", "an errno (EAGAIN) goes with a result of -1"),
-    (HEAD + "+0...0.1 < S 0:0(0) win 1\n", "4:10", "only a system call may have an end time"),
-    (HEAD + "+0 < S 0:0(0) win 1\n+1~+.5 < . 1:1(0) ack 1 win 1\n", "5:5",
-     "time range ends (0.5) before it starts (1)"),
-    ("+.1 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n", "1:1",
-     "the first event must be at time 0, not '+.1'"),
-    # unknown calls and symbols, wherever they are
-    (HEAD + "+0 accept4(3, ..., ..., 0) = 4\n", "4:4", "system call 'accept4' is not supported"),
-    (HEAD + "+0 sched_yield() = 0\n", "4:4", "system call 'sched_yield' is not supported"),
-    (HEAD + "+0 setsockopt(3, SOL_SOCKET, SO_NOPE, [1], 4) = 0\n", "4:30",
-     "unknown symbol 'SO_NOPE'"),
-    (HEAD + "+0 send(3, ..., 10, MSG_NOPE) = 10\n", "4:21", "unknown symbol 'MSG_NOPE'"),
-    (HEAD + "+0 poll([{fd=3, events=POLLIN|POLLNOPE, revents=0}], 1, 0) = 0\n", "4:31",
-     "unknown symbol 'POLLNOPE'"),
-    (HEAD + "+0 recvmsg(3, {msg_iov(1)=[{..., 10}], msg_flags=MSG_NOPE}, 0) = 0\n", "4:50",
-     "unknown symbol 'MSG_NOPE'"),
-    (HEAD + "+0 read(3, ..., 10) = -1 ENOPE (No such errno)\n", "4:4", "unknown errno 'ENOPE'"),
-    # options
-    ("--wire_client=1\n" + HEAD, "1:1", "option --wire_client is not supported"),
-    ("--frobnicate=1\n" + HEAD, "1:1", "unknown option --frobnicate (packetdrill's options: "),
-    ("--tolerance_usecs=0\n" + HEAD, "1:1", "bad --tolerance_usecs: 0"),
-    ("--tolerance_usecs=abc\n" + HEAD, "1:1", "--tolerance_usecs: bad value 'abc'"),
-    ("--ip_version=ipv6\n" + HEAD, "1:1", "--ip_version=ipv6: IPv6 is not supported yet"),
-    ("--local_ip=fd00::1\n" + HEAD, "1:1", "--local_ip=fd00::1: IPv6 is not supported yet"),
-])
+@pytest.mark.parametrize(
+    ("text", "where", "message"),
+    [
+        (HEAD + "+0 < Q 0:0(0) win 1\n", "4:6", "unknown TCP flag 'Q' in 'Q'"),
+        (HEAD + "+0 < S 0:1(0) win 1\n", "4:6", "inconsistent sequence range 0:1(0)"),
+        (HEAD + "+0 < S 0:0(0) win 1 <mss 1000,bogus>\n", "4:31", "unknown TCP option 'bogus'"),
+        (HEAD + "+0 < S 0:0(0) win 1 <...>\n", "4:22", "'<...>' (any options) only makes sense"),
+        (HEAD + "+0 close(3)\n", "5:1", "expected '= <result>' after close(...)"),
+        (HEAD + "+0 %{ assert 1\n", "4:4", "unterminated %{ code block"),
+        (
+            HEAD + "+0 read(3, ..., 10) = 10 EAGAIN\n",
+            "4:26",
+            "an errno (EAGAIN) goes with a result of -1",
+        ),
+        (HEAD + "+0...0.1 < S 0:0(0) win 1\n", "4:10", "only a system call may have an end time"),
+        (
+            HEAD + "+0 < S 0:0(0) win 1\n+1~+.5 < . 1:1(0) ack 1 win 1\n",
+            "5:5",
+            "time range ends (0.5) before it starts (1)",
+        ),
+        (
+            "+.1 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n",
+            "1:1",
+            "the first event must be at time 0, not '+.1'",
+        ),
+        # unknown calls and symbols, wherever they are
+        (
+            HEAD + "+0 accept4(3, ..., ..., 0) = 4\n",
+            "4:4",
+            "system call 'accept4' is not supported",
+        ),
+        (HEAD + "+0 sched_yield() = 0\n", "4:4", "system call 'sched_yield' is not supported"),
+        (
+            HEAD + "+0 setsockopt(3, SOL_SOCKET, SO_NOPE, [1], 4) = 0\n",
+            "4:30",
+            "unknown symbol 'SO_NOPE'",
+        ),
+        (HEAD + "+0 send(3, ..., 10, MSG_NOPE) = 10\n", "4:21", "unknown symbol 'MSG_NOPE'"),
+        (
+            HEAD + "+0 poll([{fd=3, events=POLLIN|POLLNOPE, revents=0}], 1, 0) = 0\n",
+            "4:31",
+            "unknown symbol 'POLLNOPE'",
+        ),
+        (
+            HEAD + "+0 recvmsg(3, {msg_iov(1)=[{..., 10}], msg_flags=MSG_NOPE}, 0) = 0\n",
+            "4:50",
+            "unknown symbol 'MSG_NOPE'",
+        ),
+        (HEAD + "+0 read(3, ..., 10) = -1 ENOPE (No such errno)\n", "4:4", "unknown errno 'ENOPE'"),
+        # options
+        ("--wire_client=1\n" + HEAD, "1:1", "option --wire_client is not supported"),
+        ("--frobnicate=1\n" + HEAD, "1:1", "unknown option --frobnicate (packetdrill's options: "),
+        ("--tolerance_usecs=0\n" + HEAD, "1:1", "bad --tolerance_usecs: 0"),
+        ("--tolerance_usecs=abc\n" + HEAD, "1:1", "--tolerance_usecs: bad value 'abc'"),
+        ("--ip_version=ipv6\n" + HEAD, "1:1", "--ip_version=ipv6: IPv6 is not supported yet"),
+        ("--local_ip=fd00::1\n" + HEAD, "1:1", "--local_ip=fd00::1: IPv6 is not supported yet"),
+    ],
+)
 def test_errors_point_at_file_line_col(text: str, where: str, message: str):
     got = err(text)
     assert got.startswith(f"t.pkt:{where}: "), got
@@ -195,32 +245,41 @@ def test_errors_point_at_file_line_col(text: str, where: str, message: str):
 
 def test_all_errors_are_collected():
     with pytest.raises(PktError) as e:
-        load_pkt_text("--ip_version=ipv6\n" + HEAD + "+0 accept4(3, ..., ..., 0) = 4\n"
-                      "+0 setsockopt(3, SOL_SOCKET, SO_NOPE, [1], 4) = 0\n", "t.pkt")
-    assert [str(x).split(": ", 1)[0] for x in e.value.errors] == ["t.pkt:1:1", "t.pkt:5:4",
-                                                                  "t.pkt:6:30"]
+        load_pkt_text(
+            "--ip_version=ipv6\n" + HEAD + "+0 accept4(3, ..., ..., 0) = 4\n"
+            "+0 setsockopt(3, SOL_SOCKET, SO_NOPE, [1], 4) = 0\n",
+            "t.pkt",
+        )
+    assert [str(x).split(": ", 1)[0] for x in e.value.errors] == [
+        "t.pkt:1:1",
+        "t.pkt:5:4",
+        "t.pkt:6:30",
+    ]
 
 
 # What netemu refused before its system calls were the real ones: every one loads now.
-@pytest.mark.parametrize("text", [
-    HEAD + "+0 epoll_create(1) = 4\n"
-           "+0 epoll_ctl(4, EPOLL_CTL_ADD, 3, {events=EPOLLIN|EPOLLET, fd=3}) = 0\n"
-           "+0 epoll_wait(4, {events=EPOLLIN, fd=3}, 1, 0) = 1\n",
-    HEAD + "+0 setsockopt(3, SOL_SOCKET, SO_ZEROCOPY, [1], 4) = 0\n"
-           "+0 send(3, ..., 10, MSG_ZEROCOPY) = 10\n",
-    HEAD + "+0 setsockopt(3, SOL_IPV6, IPV6_V6ONLY, [1], 4) = 0\n",
-    HEAD + "+0 setsockopt(3, IPPROTO_TCP, TCP_FASTOPEN, [5], 4) = 0\n",
-    HEAD + "+0 fcntl(3, F_GETFD) = 0\n+0 fcntl(3, F_SETFD, FD_CLOEXEC) = 0\n",
-    HEAD + "+0 ioctl(3, SIOCINQ, [0]) = 0\n+0 ioctl(3, SIOCOUTQ, [0]) = 0\n",
-    HEAD + "+0 writev(3, [{..., 10}, {..., 20}], 2) = 30\n+0 readv(3, [{..., 30}], 1) = 30\n",
-    HEAD + "+0 pipe([5, 6]) = 0\n+0 splice(3, NULL, 6, NULL, 10, SPLICE_F_NONBLOCK) = 10\n",
-    HEAD + '+0 open("/tmp/x", O_RDONLY) = 5\n+0 sendfile(3, 5, [0], 5) = 5\n',
-    "0 socket(..., SOCK_DGRAM, IPPROTO_UDP) = 3\n+0 < udp (100)\n",
-    HEAD + "+0 < S 0:0(0) win 1 <mss 1000,md5 000102030405060708090a0b0c0d0e0f,nop,nop>\n",
-    HEAD + "+0 < [ect0] SEW 0:0(0) win 1 <mss 1000,FO,nop,nop>\n",
-    HEAD + "+0 < (tos 0x10) U. 1:101(100) ack 1 win 1 urg 100\n",
-    HEAD + "+0 < icmp unreachable frag_needed mtu 1200 [1:1461(1460)]\n",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        HEAD + "+0 epoll_create(1) = 4\n"
+        "+0 epoll_ctl(4, EPOLL_CTL_ADD, 3, {events=EPOLLIN|EPOLLET, fd=3}) = 0\n"
+        "+0 epoll_wait(4, {events=EPOLLIN, fd=3}, 1, 0) = 1\n",
+        HEAD + "+0 setsockopt(3, SOL_SOCKET, SO_ZEROCOPY, [1], 4) = 0\n"
+        "+0 send(3, ..., 10, MSG_ZEROCOPY) = 10\n",
+        HEAD + "+0 setsockopt(3, SOL_IPV6, IPV6_V6ONLY, [1], 4) = 0\n",
+        HEAD + "+0 setsockopt(3, IPPROTO_TCP, TCP_FASTOPEN, [5], 4) = 0\n",
+        HEAD + "+0 fcntl(3, F_GETFD) = 0\n+0 fcntl(3, F_SETFD, FD_CLOEXEC) = 0\n",
+        HEAD + "+0 ioctl(3, SIOCINQ, [0]) = 0\n+0 ioctl(3, SIOCOUTQ, [0]) = 0\n",
+        HEAD + "+0 writev(3, [{..., 10}, {..., 20}], 2) = 30\n+0 readv(3, [{..., 30}], 1) = 30\n",
+        HEAD + "+0 pipe([5, 6]) = 0\n+0 splice(3, NULL, 6, NULL, 10, SPLICE_F_NONBLOCK) = 10\n",
+        HEAD + '+0 open("/tmp/x", O_RDONLY) = 5\n+0 sendfile(3, 5, [0], 5) = 5\n',
+        "0 socket(..., SOCK_DGRAM, IPPROTO_UDP) = 3\n+0 < udp (100)\n",
+        HEAD + "+0 < S 0:0(0) win 1 <mss 1000,md5 000102030405060708090a0b0c0d0e0f,nop,nop>\n",
+        HEAD + "+0 < [ect0] SEW 0:0(0) win 1 <mss 1000,FO,nop,nop>\n",
+        HEAD + "+0 < (tos 0x10) U. 1:101(100) ack 1 win 1 urg 100\n",
+        HEAD + "+0 < icmp unreachable frag_needed mtu 1200 [1:1461(1460)]\n",
+    ],
+)
 def test_formerly_refused_inputs_load(text: str):
     sc = load_pkt_text(text, "t.pkt")
     assert len(sc.script.events) == len(text.splitlines())
@@ -234,8 +293,9 @@ def test_an_inbound_ack_without_ack_n_loads_and_sends_ack_0():
 
 @pytest.mark.parametrize("path", LIVE, ids=[p.stem for p in LIVE])
 def test_live_scripts_load(path: Path):
-    argv = {"sendfile": ["-D", 'DATA_FILE="/tmp/zeros"'],
-            "define": ["-D", "PAYLOAD_LEN=300"]}.get(path.stem, [])
+    argv = {"sendfile": ["-D", 'DATA_FILE="/tmp/zeros"'], "define": ["-D", "PAYLOAD_LEN=300"]}.get(
+        path.stem, []
+    )
     sc = load_pkt(path, argv)
     assert sc.description and sc.script.events
 
@@ -244,8 +304,9 @@ def test_command_line_options_overwrite_the_scripts():
     text = "--tolerance_usecs=100000\n--bind_port=9000\n--mtu=1400\n" + HEAD
     sc = load_pkt_text(text, "t.pkt")
     assert (sc.tolerance_usecs, sc.bind_port, sc.mtu) == (100_000, 9000, 1400)
-    sc = load_pkt_text(text, "t.pkt", ["--tolerance_usecs=4000", "--bind_port", "8081",
-                                       "--mss=1000", "-v"])
+    sc = load_pkt_text(
+        text, "t.pkt", ["--tolerance_usecs=4000", "--bind_port", "8081", "--mss=1000", "-v"]
+    )
     assert (sc.tolerance_usecs, sc.bind_port, sc.mtu, sc.mss) == (4000, 8081, 1400, 1000)
     with pytest.raises(PktError) as e:
         load_pkt_text(HEAD, "t.pkt", ["--ip_version=ipv6"])
@@ -272,9 +333,12 @@ ip tcp_metrics flush all > /dev/null 2>&1
 echo 0 > /proc/sys/net/ipv4/tcp_timestamps
 sysctl -w kernel.foo=1
 """
-    assert shell_sysctls(text) == {"net.ipv4.tcp_rmem": "4096 540000 15728640",
-                                   "net.ipv4.tcp_sack": "1", "net.ipv4.tcp_dsack": "0",
-                                   "net.ipv4.tcp_timestamps": "0"}
+    assert shell_sysctls(text) == {
+        "net.ipv4.tcp_rmem": "4096 540000 15728640",
+        "net.ipv4.tcp_sack": "1",
+        "net.ipv4.tcp_dsack": "0",
+        "net.ipv4.tcp_timestamps": "0",
+    }
 
 
 def test_snippets():
@@ -285,8 +349,12 @@ def test_snippets():
     assert "syntax error" in run_snippet("assert (", {})
     # ordinary Python, as packetdrill runs it: imports, every builtin, several lines
     assert run_snippet("import math\nassert math.isqrt(tcpi_rtt) == 10", {"tcpi_rtt": 100}) is None
-    assert run_snippet("assert sorted({3, 1}) == [1, 3] and isinstance(tcpi_state, int)",
-                       {"tcpi_state": 1}) is None
+    assert (
+        run_snippet(
+            "assert sorted({3, 1}) == [1, 3] and isinstance(tcpi_state, int)", {"tcpi_state": 1}
+        )
+        is None
+    )
     assert "ZeroDivisionError" in run_snippet("x = 1 / 0", {})
     # spaces and tabs stripped from both ends, newlines kept: a trailing backslash
     # continues onto the blank line after it
@@ -314,8 +382,13 @@ def test_convert_splits_a_tso_packet_and_keeps_comments():
 
 
 def netemu(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "netemu", *args], capture_output=True,
-                          text=True, cwd=cwd or ROOT, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "netemu", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd or ROOT,
+        timeout=60,
+    )
 
 
 def test_cli_convert(tmp_path: Path):
@@ -332,8 +405,10 @@ def test_cli_convert(tmp_path: Path):
 
 def test_cli_unsupported_exits_2_before_any_lab(tmp_path: Path):
     bad = tmp_path / "bad.pkt"
-    bad.write_text(HEAD + "+0 setsockopt(3, IPPROTO_TCP, TCP_NOPE, [5], 4) = 0\n"
-                   "+0 accept4(3, ..., ..., 0) = 4\n")
+    bad.write_text(
+        HEAD + "+0 setsockopt(3, IPPROTO_TCP, TCP_NOPE, [5], 4) = 0\n"
+        "+0 accept4(3, ..., ..., 0) = 4\n"
+    )
     for cmd in (("convert", str(bad)), ("run", str(bad))):
         out = netemu(*cmd, cwd=tmp_path)
         assert out.returncode == 2, out.stdout + out.stderr
@@ -363,12 +438,15 @@ def test_cli_dry_run_checks_without_a_lab(tmp_path: Path):
     assert out.returncode == 2 and f"{bad}:4:17: unknown symbol 'NOPE'" in out.stderr
 
 
-@pytest.mark.parametrize(("arg", "message"), [
-    ("--mtu=100000", "--mtu=100000: out of range (68-65535)"),
-    ("--mtu=0", "--mtu=0: out of range (68-65535)"),
-    ("--bind_port=70000", "--bind_port=70000: out of range (1-65535)"),
-    ("--tolerance_percent=inf", "--tolerance_percent=inf: out of range (0-100)"),
-])
+@pytest.mark.parametrize(
+    ("arg", "message"),
+    [
+        ("--mtu=100000", "--mtu=100000: out of range (68-65535)"),
+        ("--mtu=0", "--mtu=0: out of range (68-65535)"),
+        ("--bind_port=70000", "--bind_port=70000: out of range (1-65535)"),
+        ("--tolerance_percent=inf", "--tolerance_percent=inf: out of range (0-100)"),
+    ],
+)
 def test_option_values_the_lab_cannot_carry_out_are_refused(arg: str, message: str) -> None:
     """--mtu 100000 failed the lab's set-up with a traceback; --bind_port 70000 the run
     (a new user, issue 17)."""

@@ -25,8 +25,13 @@ def netemu(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     """`netemu ...`; a run that netemu itself was late in (exit 3, "netemu was late":
     no verdict on the kernel, see test_live.run) is made again, twice at most."""
     for _ in range(3):
-        out = subprocess.run([sys.executable, "-m", "netemu", *args], capture_output=True,
-                             text=True, cwd=cwd or ROOT, timeout=100)
+        out = subprocess.run(
+            [sys.executable, "-m", "netemu", *args],
+            capture_output=True,
+            text=True,
+            cwd=cwd or ROOT,
+            timeout=100,
+        )
         if not (out.returncode == 3 and "netemu was late" in out.stderr):
             return out
     return out
@@ -66,8 +71,12 @@ def test_script_passes_against_the_kernel(path: Path, tmp_path: Path):
 def test_wrong_expectation_fails_at_its_line_with_both_packets(tmp_path: Path):
     text = (HERE / "scripts" / "passive_handshake.pkt").read_text()
     bad = tmp_path / "wrong_ack.pkt"
-    bad.write_text(text.replace("> S. 0:0(0) ack 1 <mss 1460,nop,nop,sackOK,nop,wscale 7>",
-                                "> S. 0:0(0) ack 2 <mss 1460,nop,nop,sackOK,nop,wscale 7>"))
+    bad.write_text(
+        text.replace(
+            "> S. 0:0(0) ack 1 <mss 1460,nop,nop,sackOK,nop,wscale 7>",
+            "> S. 0:0(0) ack 2 <mss 1460,nop,nop,sackOK,nop,wscale 7>",
+        )
+    )
     (tmp_path / "common").mkdir()
     shutil.copy(HERE / "scripts" / "common" / "set_sysctls.sh", tmp_path / "common")
     out = netemu("run", "-q", str(bad), "-o", str(tmp_path / "run"), cwd=tmp_path)
@@ -83,22 +92,35 @@ def test_wrong_expectation_fails_at_its_line_with_both_packets(tmp_path: Path):
 
 
 def test_wrong_options_and_missing_packet(tmp_path: Path):
-    base = (HERE / "scripts" / "passive_handshake.pkt").read_text().replace(
-        "`common/set_sysctls.sh`",
-        '`sysctl -q net.ipv4.tcp_timestamps=0 net.ipv4.tcp_rmem="4096 131072 6291456"`')
-    sc = load_pkt_text(base.replace("nop,wscale 7>\n  +.1", "nop,wscale 9>\n  +.1"),
-                       str(tmp_path / "opt.pkt"))
+    base = (
+        (HERE / "scripts" / "passive_handshake.pkt")
+        .read_text()
+        .replace(
+            "`common/set_sysctls.sh`",
+            '`sysctl -q net.ipv4.tcp_timestamps=0 net.ipv4.tcp_rmem="4096 131072 6291456"`',
+        )
+    )
+    sc = load_pkt_text(
+        base.replace("nop,wscale 7>\n  +.1", "nop,wscale 9>\n  +.1"), str(tmp_path / "opt.pkt")
+    )
     out = run(sc, tmp_path / "a", write=False)
     assert not out.passed
     # (the actual wscale depends on the lab's tcp_rmem)
-    assert "bad value in outbound TCP option wscale: expected wscale 9 vs actual wscale " \
-        in out.report["error"], out.report["error"]
+    assert (
+        "bad value in outbound TCP option wscale: expected wscale 9 vs actual wscale "
+        in out.report["error"]
+    ), out.report["error"]
     none = base.replace("<mss 1460,nop,nop,sackOK,nop,wscale 7>", "<...>").replace(
-        "   +0 accept(3, ..., ...) = 4\n", "   +0 accept(3, ..., ...) = 4\n +.05 > . 1:1(0) ack 1\n")
+        "   +0 accept(3, ..., ...) = 4\n", "   +0 accept(3, ..., ...) = 4\n +.05 > . 1:1(0) ack 1\n"
+    )
     # (Lenient: a loaded machine may make an earlier packet a few ms late; the point
     # here is the packet that never comes.)
-    out = run(load_pkt_text(none, str(tmp_path / "none.pkt")), tmp_path / "b", write=False,
-              strict_timing=False)
+    out = run(
+        load_pkt_text(none, str(tmp_path / "none.pkt")),
+        tmp_path / "b",
+        write=False,
+        strict_timing=False,
+    )
     assert not out.passed
     assert out.report["error"].startswith("line 13 expect: no packet from the kernel by")
     assert "script packet: " in out.report["error"]
@@ -114,8 +136,9 @@ def test_timing_is_reported_and_fails_only_when_strict(tmp_path: Path):
     # it came (as packetdrill's "happened at").
     out = run(sc, tmp_path / "a", write=False)
     assert not out.passed
-    assert out.report["error"].startswith("line 18 expect: timing: line 18: outbound packet "
-                                          "expected at "), out.report["error"]
+    assert out.report["error"].startswith(
+        "line 18 expect: timing: line 18: outbound packet expected at "
+    ), out.report["error"]
     assert "happened at 0.4" in out.report["error"], out.report["error"]
     assert [s["status"] for s in out.report["steps"] if s["line"] == 18] == ["fail"]
     # Lenient: the miss is a note, the timing is recorded, the script passes.
@@ -126,8 +149,9 @@ def test_timing_is_reported_and_fails_only_when_strict(tmp_path: Path):
     line18 = next(t for t in late if t["line"] == 18)
     assert line18["what"] == "outbound packet" and line18["tolerance"] >= 0.004
     assert line18["actual"] - float(line18["expected"].split()[0]) > 0.15
-    assert any(n.startswith("timing: line 18: outbound packet expected at")
-               for n in out.report["notes"])
+    assert any(
+        n.startswith("timing: line 18: outbound packet expected at") for n in out.report["notes"]
+    )
     checked = [t for t in out.report["timing"] if t["what"] == "outbound packet"]
     assert len(checked) == 3  # every > packet of the script
 
@@ -139,13 +163,22 @@ def test_directory_run_prints_a_table_and_writes_junit(tmp_path: Path):
     bad = (d / "shutdown.pkt").read_text().replace("> F. 1:1(0) ack 1", "> F. 1:1(0) ack 7")
     (d / "zz_broken.pkt").write_text(bad)
     junit = tmp_path / "junit.xml"
-    out = netemu("run", "-q", str(d), "-o", str(tmp_path / "runs"), "--junit", str(junit),
-                 "--json", str(tmp_path / "all.json"))
+    out = netemu(
+        "run",
+        "-q",
+        str(d),
+        "-o",
+        str(tmp_path / "runs"),
+        "--junit",
+        str(junit),
+        "--json",
+        str(tmp_path / "all.json"),
+    )
     assert out.returncode == 1, out.stdout + out.stderr
     for p in SCRIPTS:
         assert f"PASS {p.stem}:" in out.stdout
     assert "FAIL zz_broken" in out.stdout
-    table = out.stdout[out.stdout.index("netemu run"):]
+    table = out.stdout[out.stdout.index("netemu run") :]
     assert "zz_broken" in table and "FAIL" in table and "sack" in table
     xml = junit.read_text()
     assert xml.count("<testcase") == len(SCRIPTS) + 1 and xml.count("<failure") == 1
@@ -166,11 +199,14 @@ def test_converted_yaml_runs_like_the_script(tmp_path: Path):
 
 
 def test_shell_commands_run_in_the_peer_namespace(tmp_path: Path):
-    sc = load_pkt_text("""\
+    sc = load_pkt_text(
+        """\
 `tc qdisc add dev tun0 root pfifo && tc qdisc show dev tun0 | grep -q pfifo`
     0 `sysctl -q net.ipv4.tcp_sack=0 && test "$(sysctl -n net.ipv4.tcp_sack)" = 0`
    +0 `false`
-""", str(tmp_path / "cmd.pkt"))
+""",
+        str(tmp_path / "cmd.pkt"),
+    )
     host_sack = Path("/proc/sys/net/ipv4/tcp_sack").read_text()
     out = run(sc, tmp_path / "run", write=False)
     assert not out.passed
@@ -182,12 +218,15 @@ def test_shell_commands_run_in_the_peer_namespace(tmp_path: Path):
 
 def test_a_script_that_does_not_load_does_not_stop_the_others(tmp_path: Path):
     bad = tmp_path / "a_bad.pkt"
-    bad.write_text("0 socket(..., SOCK_DGRAM, IPPROTO_UDP) = 3\n+0 bind(3, ..., ...) = 0\n"
-                   "+0 close(NOPE) = 0\n")
+    bad.write_text(
+        "0 socket(..., SOCK_DGRAM, IPPROTO_UDP) = 3\n+0 bind(3, ..., ...) = 0\n+0 close(NOPE) = 0\n"
+    )
     good = tmp_path / "b_good.pkt"
-    good.write_text("// A UDP datagram in.\n"
-                    "0 socket(..., SOCK_DGRAM, IPPROTO_UDP) = 3\n+0 bind(3, ..., ...) = 0\n"
-                    "+0 < udp (10)\n+.01 read(3, ..., 100) = 10\n")
+    good.write_text(
+        "// A UDP datagram in.\n"
+        "0 socket(..., SOCK_DGRAM, IPPROTO_UDP) = 3\n+0 bind(3, ..., ...) = 0\n"
+        "+0 < udp (10)\n+.01 read(3, ..., 100) = 10\n"
+    )
     out = netemu("run", "-q", str(bad), str(good), "-o", str(tmp_path / "runs"), cwd=tmp_path)
     assert out.returncode == 2, out.stdout + out.stderr
     assert f"{bad}:3:10: unknown symbol 'NOPE'" in out.stderr
@@ -196,8 +235,17 @@ def test_a_script_that_does_not_load_does_not_stop_the_others(tmp_path: Path):
     # the bad one is an ERROR row of the closing table, and counted
     assert "ERROR" in out.stdout and "1 passed, 0 failed, 1 could not run" in out.stdout
     junit = tmp_path / "j.xml"
-    out = netemu("run", "-q", str(bad), str(good), "-o", str(tmp_path / "runs2"),
-                 "--junit", str(junit), cwd=tmp_path)
+    out = netemu(
+        "run",
+        "-q",
+        str(bad),
+        str(good),
+        "-o",
+        str(tmp_path / "runs2"),
+        "--junit",
+        str(junit),
+        cwd=tmp_path,
+    )
     text = junit.read_text()
     assert 'tests="2"' in text and 'errors="1"' in text and "unknown symbol" in text, text
 
@@ -213,13 +261,23 @@ def test_cli_timing_is_strict_unless_lenient_and_takes_defines(tmp_path: Path):
    +0 < S 0:0(0) win 32792 <mss 1000,nop,wscale 7>
  +.05 > S. 0:0(0) ack 1 <mss 1460,nop,wscale WSCALE>
 """)
-    out = netemu("run", "-q", "-D", "WSCALE=8", str(script), "-o", str(tmp_path / "a"),
-                 cwd=tmp_path)
+    out = netemu(
+        "run", "-q", "-D", "WSCALE=8", str(script), "-o", str(tmp_path / "a"), cwd=tmp_path
+    )
     assert out.returncode == 1, out.stdout + out.stderr
     assert "line 7 expect: timing: line 7: outbound packet expected at" in out.stdout
     for flags in (["--lenient-timing"], ["--tolerance_usecs=80000"]):
-        out = netemu("run", "-q", *flags, "-D", "WSCALE=8", str(script),
-                     "-o", str(tmp_path / flags[0].strip("-")), cwd=tmp_path)
+        out = netemu(
+            "run",
+            "-q",
+            *flags,
+            "-D",
+            "WSCALE=8",
+            str(script),
+            "-o",
+            str(tmp_path / flags[0].strip("-")),
+            cwd=tmp_path,
+        )
         assert out.returncode == 0, [*flags, out.stdout + out.stderr]
     rep = json.loads((tmp_path / "lenient-timing" / "report.json").read_text())
     assert rep["strict_timing"] is False

@@ -22,8 +22,12 @@ LAB = ("198.18.0.1", "198.18.0.2")
 
 # The SipHash paper (Aumasson, Bernstein), key 00..0f, message 00 01 .. (n-1): its worked
 # example (n=15, Appendix A) and entries of the reference implementation's vector table.
-PAPER = {0: "310e0edd47db6f72", 8: "6224939a79f5f593", 15: "e545be4961ca29a1",
-         63: "724506eb4c328a95"}
+PAPER = {
+    0: "310e0edd47db6f72",
+    8: "6224939a79f5f593",
+    15: "e545be4961ca29a1",
+    63: "724506eb4c328a95",
+}
 
 
 @pytest.mark.parametrize("n", sorted(PAPER))
@@ -52,7 +56,8 @@ def test_cookie_is_directional():
 
 def test_key_from_sysctl_is_little_endian_words():
     assert key_from_sysctl("00010203-04050607-08090a0b-0c0d0e0f") == bytes.fromhex(
-        "03020100070605040b0a09080f0e0d0c")
+        "03020100070605040b0a09080f0e0d0c"
+    )
     assert key_from_sysctl(KEY) == bytes.fromhex("a1a1a1a1b2b2b2b2c3c3c3c3d4d4d4d4")
 
 
@@ -64,8 +69,18 @@ def test_key_from_sysctl_forms():
     assert cookie(f"{KEY},1-2-3-4", *PD4) == cookie(KEY, *PD4)
 
 
-@pytest.mark.parametrize("bad", ["", "a1a1a1a1-b2b2b2b2-c3c3c3c3", "1-2-3-4-5", "1-2-3-g",
-                                 "123456789-2-3-4", "1-2-3-4,5", "1-2-3-4,1-2-3-4,1-2-3-4"])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "",
+        "a1a1a1a1-b2b2b2b2-c3c3c3c3",
+        "1-2-3-4-5",
+        "1-2-3-g",
+        "123456789-2-3-4",
+        "1-2-3-4,5",
+        "1-2-3-4,1-2-3-4,1-2-3-4",
+    ],
+)
 def test_key_from_sysctl_rejects(bad):
     with pytest.raises(ValueError):
         key_from_sysctl(bad)
@@ -168,8 +183,12 @@ def test_cookie_matches_the_running_kernel():
     raw = bytes.fromhex("00112233445566778899aabbccddeeff")
     # A backup key on the sysctl: the primary one signs.
     sysctl_key = f"{KEY},01234567-89abcdef-01234567-89abcdef"
-    res = subprocess.run(["unshare", "-n", sys.executable, "-c", _IN_NETNS, sysctl_key,
-                          raw.hex()], capture_output=True, text=True, timeout=50)
+    res = subprocess.run(
+        ["unshare", "-n", sys.executable, "-c", _IN_NETNS, sysctl_key, raw.hex()],
+        capture_output=True,
+        text=True,
+        timeout=50,
+    )
     assert res.returncode == 0, res.stderr
     got = json.loads(res.stdout)
     assert got["198.18.0.2"]["fo_cookie"] == cookie(KEY, "198.18.0.1", "198.18.0.2").hex()
@@ -178,5 +197,7 @@ def test_cookie_matches_the_running_kernel():
     assert got["198.18.0.2"]["passive"] == 1
     assert got["198.18.0.3"]["passive"] == 1
     # and the translated packetdrill cookie is that same kernel cookie
-    assert translate(bytes.fromhex("3021b9d889017eeb"), KEY, PD4, LAB).hex() == \
-        got["198.18.0.2"]["fo_cookie"]
+    assert (
+        translate(bytes.fromhex("3021b9d889017eeb"), KEY, PD4, LAB).hex()
+        == got["198.18.0.2"]["fo_cookie"]
+    )

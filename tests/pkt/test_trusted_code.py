@@ -47,14 +47,19 @@ steps:
 
 
 def netemu(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "netemu", *args], capture_output=True,
-                          text=True, cwd=cwd, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "netemu", *args], capture_output=True, text=True, cwd=cwd, timeout=60
+    )
 
 
 def files(tmp_path: Path) -> dict[str, Path]:
     out = {}
-    for name, text in (("code.pkt", CODE_PKT), ("plain.pkt", PLAIN_PKT),
-                       ("cmd.yaml", CMD_YAML), ("plain.yaml", PLAIN_YAML)):
+    for name, text in (
+        ("code.pkt", CODE_PKT),
+        ("plain.pkt", PLAIN_PKT),
+        ("cmd.yaml", CMD_YAML),
+        ("plain.yaml", PLAIN_YAML),
+    ):
         out[name] = tmp_path / name
         out[name].write_text(text)
     return out
@@ -66,7 +71,8 @@ def test_validate_notes_a_pkt_that_runs_shell_and_python(tmp_path: Path):
     assert out.returncode == 0, out.stdout + out.stderr
     assert out.stdout.splitlines() == ["code.pkt: ok", "plain.pkt: ok"]
     assert out.stderr.splitlines() == [
-        f"notice: code.pkt runs 3 shell commands and 2 Python snippets {WHERE}"]
+        f"notice: code.pkt runs 3 shell commands and 2 Python snippets {WHERE}"
+    ]
 
 
 def test_validate_notes_a_scenarios_command_peers(tmp_path: Path):
@@ -91,12 +97,15 @@ def test_the_notice_counts_init_scripts_and_cleanup_and_a_define(tmp_path: Path)
     # command run too; a -D value may hold a command, and the notice still finds it
     (tmp_path / "i.pkt").write_text("--init_scripts=a.sh,b.sh\n" + CODE_PKT)
     assert run_notices([tmp_path / "i.pkt"]) == [
-        f"notice: {tmp_path / 'i.pkt'} runs 5 shell commands and 2 Python snippets {WHERE}"]
+        f"notice: {tmp_path / 'i.pkt'} runs 5 shell commands and 2 Python snippets {WHERE}"
+    ]
     assert run_notices([tmp_path / "i.pkt"], ["--init_scripts=c.sh"]) == [
-        f"notice: {tmp_path / 'i.pkt'} runs 4 shell commands and 2 Python snippets {WHERE}"]
+        f"notice: {tmp_path / 'i.pkt'} runs 4 shell commands and 2 Python snippets {WHERE}"
+    ]
     (tmp_path / "d.pkt").write_text("CMD\n" + PLAIN_PKT)
     assert run_notices([tmp_path / "d.pkt"], ["-D", "CMD=`true`"]) == [
-        f"notice: {tmp_path / 'd.pkt'} runs 1 shell command {WHERE}"]
+        f"notice: {tmp_path / 'd.pkt'} runs 1 shell command {WHERE}"
+    ]
     # --dry_run: nothing runs, nothing to say
     assert run_notices([tmp_path / "i.pkt"], ["--dry_run"]) == []
 
@@ -106,11 +115,13 @@ def test_a_directory_gets_one_line(tmp_path: Path):
     (tmp_path / "more.pkt").write_text(CODE_PKT)
     assert run_notices([tmp_path]) == [
         f"notice: {tmp_path}: 3 of 5 files run 6 shell commands, 4 Python snippets and "
-        f"1 command peer (sleep) {WHERE}"]
+        f"1 command peer (sleep) {WHERE}"
+    ]
 
 
-def test_validate_main_prints_notices_only_when_asked(tmp_path: Path,
-                                                      capsys: pytest.CaptureFixture[str]):
+def test_validate_main_prints_notices_only_when_asked(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
     # the library call keeps its contract (stderr: errors only); the command line asks
     f = files(tmp_path)
     assert validate_main([f["code.pkt"], f["cmd.yaml"]]) == 0

@@ -106,8 +106,11 @@ async def test_active_close_both_sides_states(lab_host):
     await stream.wait_state(State.TIME_WAIT, timeout=3)
     assert await _peer_state(lab, 9100, "CLOSED") in ("CLOSED", "none")
     ours = [(r.old, r.new) for r in host.trace.states]
-    assert ours[-3:] == [("ESTABLISHED", "FIN-WAIT-1"), ("FIN-WAIT-1", "FIN-WAIT-2"),
-                         ("FIN-WAIT-2", "TIME-WAIT")]
+    assert ours[-3:] == [
+        ("ESTABLISHED", "FIN-WAIT-1"),
+        ("FIN-WAIT-1", "FIN-WAIT-2"),
+        ("FIN-WAIT-2", "TIME-WAIT"),
+    ]
     assert_clean_wire(host)
 
 
@@ -126,6 +129,9 @@ async def test_passive_close_both_sides_states(lab_host):
     await stream.wait_state(State.CLOSED, timeout=3)
     assert await _peer_state(lab, 9200, "TIME-WAIT") == "TIME-WAIT"
     ours = [(r.old, r.new) for r in host.trace.states]
-    assert ours[-3:] == [("ESTABLISHED", "CLOSE-WAIT"), ("CLOSE-WAIT", "LAST-ACK"),
-                         ("LAST-ACK", "CLOSED")]
+    assert ours[-3:] == [
+        ("ESTABLISHED", "CLOSE-WAIT"),
+        ("CLOSE-WAIT", "LAST-ACK"),
+        ("LAST-ACK", "CLOSED"),
+    ]
     assert_clean_wire(host)

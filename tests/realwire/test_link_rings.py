@@ -27,12 +27,18 @@ def _recv(link: RawLink, n: int, timeout: float = 3.0) -> list[tuple[bytes, bool
     return got
 
 
-def _frames(lab: Lab, src_mac: str, dst_mac: str, src: str, dst: str, n: int,
-            size: int = 1448) -> list[bytes]:
-    return [build_tcp_frame(src_mac, dst_mac, IPv4Packet(src, dst, 6),
-                            TcpSegment(1000, 80, i, 1, ACK, 1000,
-                                       bytes([i & 0xFF]) * (1 + (i * 7919) % size)))
-            for i in range(n)]
+def _frames(
+    lab: Lab, src_mac: str, dst_mac: str, src: str, dst: str, n: int, size: int = 1448
+) -> list[bytes]:
+    return [
+        build_tcp_frame(
+            src_mac,
+            dst_mac,
+            IPv4Packet(src, dst, 6),
+            TcpSegment(1000, 80, i, 1, ACK, 1000, bytes([i & 0xFF]) * (1 + (i * 7919) % size)),
+        )
+        for i in range(n)
+    ]
 
 
 def test_rings_are_in_use_and_keep_order_past_their_size() -> None:
@@ -72,10 +78,15 @@ def test_frames_longer_than_a_slot_pass_whole_and_in_order() -> None:
         link = lab.open_link()
         peer = RawLink.open(lab.peer_ns, lab.peer_ifindex, None, filtered=False)
         try:
-            for run, ifname in ((lab.run_in_emu, lab.emu_ifname),
-                                (lab.run_in_peer, lab.peer_ifname)):
-                run(lambda ifname=ifname: subprocess.run(
-                    ["ip", "link", "set", "dev", ifname, "mtu", "9000"], check=True))
+            for run, ifname in (
+                (lab.run_in_emu, lab.emu_ifname),
+                (lab.run_in_peer, lab.peer_ifname),
+            ):
+                run(
+                    lambda ifname=ifname: subprocess.run(
+                        ["ip", "link", "set", "dev", ifname, "mtu", "9000"], check=True
+                    )
+                )
             small = _frames(lab, lab.peer_mac, lab.emu_mac, lab.peer_ip, lab.emu_ip, 3, 100)
             jumbo = _frames(lab, lab.peer_mac, lab.emu_mac, lab.peer_ip, lab.emu_ip, 2, 8000)
             jumbo = [f for f in jumbo if len(f) > 2048] or jumbo
@@ -96,8 +107,9 @@ def test_frames_longer_than_a_slot_pass_whole_and_in_order() -> None:
 def test_without_rings_the_same() -> None:
     with Lab() as lab:
         link = lab.open_link(tx_ring=0, rx_ring=0)
-        peer = RawLink.open(lab.peer_ns, lab.peer_ifindex, None, filtered=False, tx_ring=0,
-                            rx_ring=0)
+        peer = RawLink.open(
+            lab.peer_ns, lab.peer_ifindex, None, filtered=False, tx_ring=0, rx_ring=0
+        )
         try:
             assert link._tx is None and link._rx is None
             out = _frames(lab, lab.emu_mac, lab.peer_mac, lab.emu_ip, "198.18.0.99", 300)

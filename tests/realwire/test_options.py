@@ -122,14 +122,20 @@ async def _recv_n(stream, n: int) -> bytes:
 async def test_options_off_on_either_side(off: str):
     if os.geteuid() != 0:
         pytest.skip("needs root")
-    sysctls = {"net.ipv4.tcp_sack": 0, "net.ipv4.tcp_timestamps": 0,
-               "net.ipv4.tcp_window_scaling": 0} if off == "kernel" else {}
+    sysctls = (
+        {"net.ipv4.tcp_sack": 0, "net.ipv4.tcp_timestamps": 0, "net.ipv4.tcp_window_scaling": 0}
+        if off == "kernel"
+        else {}
+    )
     lab, host = await _lab_host(sysctls)
     try:
         agent = lab.start_agent()
         await agent.aio.echo(9301)
-        cfg = (TcpConfig() if off == "kernel"
-               else TcpConfig(timestamps=False, sack=False, window_scale=None))
+        cfg = (
+            TcpConfig()
+            if off == "kernel"
+            else TcpConfig(timestamps=False, sack=False, window_scale=None)
+        )
         stream = await host.connect(lab.peer_ip, 9301, config=cfg)
         (_, syn), (_, synack) = _handshake(host)
         assert _kinds(syn) == (ALL if off == "kernel" else {MssOption})
@@ -194,8 +200,14 @@ async def test_sack_recovers_dropped_segments_without_a_timeout(lab_host):
     first = (conn.iss + 1) & 0xFFFFFFFF
     smss = conn.smss
     lost = {(first + k * smss) & 0xFFFFFFFF for k in (2, 5, 8)}
-    Hooks().attach(host).rules.append(DropRule("out", lambda s: s.seq in lost and bool(s.payload),
-                                               count=3, description="segments 3, 6, 9"))
+    Hooks().attach(host).rules.append(
+        DropRule(
+            "out",
+            lambda s: s.seq in lost and bool(s.payload),
+            count=3,
+            description="segments 3, 6, 9",
+        )
+    )
     data = os.urandom(20 * smss)
     await stream.send(data)
     got = await agent.aio.recv(acc.sock, exact=len(data), timeout=10)

@@ -24,8 +24,12 @@ async def _bridged(body):
     from netemu.lab import Lab
 
     with Lab(peer_ip="198.18.0.2") as a, Lab(peer_ip="198.18.0.3") as b:
-        relay = await Relay(a.open_link(filtered=False), b.open_link(filtered=False),
-                            client_ip=a.peer_ip, server_ip=b.peer_ip).start()
+        relay = await Relay(
+            a.open_link(filtered=False),
+            b.open_link(filtered=False),
+            client_ip=a.peer_ip,
+            server_ip=b.peer_ip,
+        ).start()
         try:
             return await body(a, b, relay)
         finally:
@@ -64,8 +68,9 @@ def test_drop_rule_drops_exactly_one_fin_and_the_kernel_retransmits_it():
     from netemu.wire import FIN, parse_frame
 
     async def body(a, b, relay):
-        Hooks().attach(relay).rules.append(DropRule("in", lambda seg: bool(seg.flags & FIN), 1,
-                                                    description="server FIN"))
+        Hooks().attach(relay).rules.append(
+            DropRule("in", lambda seg: bool(seg.flags & FIN), 1, description="server FIN")
+        )
         client, server = a.start_agent().aio, b.start_agent().aio
         ls = await server.listen(8080)
         c = await client.connect(b.peer_ip, 8080, timeout=5)
@@ -82,8 +87,11 @@ def test_drop_rule_drops_exactly_one_fin_and_the_kernel_retransmits_it():
         return relay
 
     relay = _run(_bridged(body))
-    fins = [(f.direction, f.mark) for f in relay.trace.frames
-            if (seg := parse_frame(f.data, verify=False).tcp) is not None and seg.flags & FIN]
+    fins = [
+        (f.direction, f.mark)
+        for f in relay.trace.frames
+        if (seg := parse_frame(f.data, verify=False).tcp) is not None and seg.flags & FIN
+    ]
     server_fins = [m for d, m in fins if d == "in"]
     assert server_fins[0] == "dropped" and server_fins[1:] and None in server_fins[1:]
     assert server_fins.count("dropped") == 1
@@ -94,10 +102,22 @@ def test_drop_rule_drops_exactly_one_fin_and_the_kernel_retransmits_it():
 @pytest.mark.root
 @pytest.mark.timeout(120)
 def test_relay_lost_fin_ladder_shows_the_drop_and_both_kernels(tmp_path: Path):
-    run = subprocess.run([sys.executable, "-m", "netemu", "run", "-q",
-                          str(ROOT / "scenarios" / "relay_lost_fin.yaml"), "-o",
-                          str(tmp_path / "run")], capture_output=True, text=True, timeout=100,
-                         cwd=ROOT)
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "netemu",
+            "run",
+            "-q",
+            str(ROOT / "scenarios" / "relay_lost_fin.yaml"),
+            "-o",
+            str(tmp_path / "run"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=100,
+        cwd=ROOT,
+    )
     assert run.returncode == 0, run.stdout + run.stderr
     ladder = (tmp_path / "run" / "ladder.txt").read_text()
     assert "(client)" in ladder and "(server)" in ladder
@@ -136,29 +156,47 @@ def _errors(text: str) -> list[str]:
 
 
 def test_relay_scenario_validates():
-    assert _errors(RELAY_HEAD + """  - peer: {peer: server, listen: 8080}
+    assert (
+        _errors(
+            RELAY_HEAD
+            + """  - peer: {peer: server, listen: 8080}
   - peer: {peer: client, connect: 8080}
   - peer: {peer: server, accept: true}
   - drop: {dir: in, match: {flags: "+F"}}
   - expect_segment: {dir: out, flags: S}
   - expect_peer_state: {peer: client, state: ESTABLISHED}
-""") == []
+"""
+        )
+        == []
+    )
 
 
-@pytest.mark.parametrize(("steps", "where", "message"), [
-    ("  - peer: {peer: server, listen: 8080}\n  - connect: 8080\n", "6:5",
-     "'connect' acts on netemu's own endpoint, which relay mode does not have"),
-    ("  - listen: 8080\n", "5:5", "'listen' acts on netemu's own endpoint"),
-    ("  - send: hi\n", "5:5", "'send' acts on netemu's own endpoint"),
-    ("  - recv: hi\n", "5:5", "'recv' acts on netemu's own endpoint"),
-    ("  - close\n", "5:5", "'close' acts on netemu's own endpoint"),
-    ("  - inject: {flags: S}\n", "5:5", "'inject' acts on netemu's own endpoint"),
-    ("  - peer: {listen: 8080}\n", "5:5", "several peers (client, server): say which"),
-    ("  - peer: {peer: client, accept: true}\n", "5:5",
-     "peer 'client' accepts without an earlier peer listen"),
-    ("  - peer: {peer: client, connect: 80}\n  - expect_segment: {dir: out, conn: d}\n",
-     "6:38", "unknown connection 'd'"),
-])
+@pytest.mark.parametrize(
+    ("steps", "where", "message"),
+    [
+        (
+            "  - peer: {peer: server, listen: 8080}\n  - connect: 8080\n",
+            "6:5",
+            "'connect' acts on netemu's own endpoint, which relay mode does not have",
+        ),
+        ("  - listen: 8080\n", "5:5", "'listen' acts on netemu's own endpoint"),
+        ("  - send: hi\n", "5:5", "'send' acts on netemu's own endpoint"),
+        ("  - recv: hi\n", "5:5", "'recv' acts on netemu's own endpoint"),
+        ("  - close\n", "5:5", "'close' acts on netemu's own endpoint"),
+        ("  - inject: {flags: S}\n", "5:5", "'inject' acts on netemu's own endpoint"),
+        ("  - peer: {listen: 8080}\n", "5:5", "several peers (client, server): say which"),
+        (
+            "  - peer: {peer: client, accept: true}\n",
+            "5:5",
+            "peer 'client' accepts without an earlier peer listen",
+        ),
+        (
+            "  - peer: {peer: client, connect: 80}\n  - expect_segment: {dir: out, conn: d}\n",
+            "6:38",
+            "unknown connection 'd'",
+        ),
+    ],
+)
 def test_relay_mode_errors_have_file_line_col(steps: str, where: str, message: str):
     errors = _errors(RELAY_HEAD + steps)
     assert any(e.startswith(f"relay.yaml:{where}: ") and message in e for e in errors), errors
@@ -167,10 +205,12 @@ def test_relay_mode_errors_have_file_line_col(steps: str, where: str, message: s
 def test_relay_mode_needs_client_and_server_kernel_peers():
     errors = _errors("name: r\nmode: relay\npeer: kernel\nsteps:\n  - sleep: 1s\n")
     assert any(e.startswith("relay.yaml:3:1: ") and "two kernel peers" in e for e in errors)
-    errors = _errors("name: r\nmode: relay\npeers: {a: kernel, server: go-hello}\n"
-                     "steps:\n  - sleep: 1s\n")
+    errors = _errors(
+        "name: r\nmode: relay\npeers: {a: kernel, server: go-hello}\nsteps:\n  - sleep: 1s\n"
+    )
     assert any("client and server" in e for e in errors), errors
     assert any("go-hello peer" in e for e in errors), errors
     errors = _errors("name: r\nmode: relais\npeer: kernel\nsteps:\n  - sleep: 1s\n")
-    assert any(e.startswith("relay.yaml:2:7: ") and "did you mean 'relay'" in e
-               for e in errors), errors
+    assert any(e.startswith("relay.yaml:2:7: ") and "did you mean 'relay'" in e for e in errors), (
+        errors
+    )

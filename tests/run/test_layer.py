@@ -47,12 +47,12 @@ def test_the_loop_stops_at_the_first_failure_and_skips_the_rest() -> None:
     steps = ["ok", "fail", "ok"]
     assert asyncio.run(loop.run_steps(steps)) is False
     loop.skip_rest(steps)
-    assert [(r.index, r.status) for r in loop.results] == [(1, "pass"), (2, "fail"),
-                                                            (3, "skipped")]
+    assert [(r.index, r.status) for r in loop.results] == [(1, "pass"), (2, "fail"), (3, "skipped")]
     assert loop.results[1].message == "it did not hold"
     assert loop.seen == [(1, "pass"), (2, "fail")]  # a skipped step is not reported
     assert [(n.kind, n.text) for n in loop.trace.notes] == [
-        ("fail", "step 2 failed: it did not hold")]
+        ("fail", "step 2 failed: it did not hold")
+    ]
 
 
 def test_an_error_in_a_step_fails_it_with_its_type() -> None:
@@ -75,20 +75,36 @@ def test_pipelines_none_when_nothing_set_and_seeded_per_direction() -> None:
     assert again is not None and out.rng.random() == again.rng.random()
 
 
-def test_the_run_directory_and_an_interrupted_one(tmp_path: Path,
-                                                  capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_run_directory_and_an_interrupted_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     trace = Trace(emulator_ip="198.18.0.1", peer_ip="198.18.0.2")
-    report, _ = write_run_dir(trace, tmp_path / "a", name="x", result="pass", steps=[],
-                              duration=0.5, error=None, extra={"seed": 3})
+    report, _ = write_run_dir(
+        trace,
+        tmp_path / "a",
+        name="x",
+        result="pass",
+        steps=[],
+        duration=0.5,
+        error=None,
+        extra={"seed": 3},
+    )
     assert {p.name for p in (tmp_path / "a").iterdir()} == {
-        "trace.pcap", "ladder.txt", "ladder.html", "report.json"}
+        "trace.pcap",
+        "ladder.txt",
+        "ladder.html",
+        "report.json",
+    }
     assert report["result"] == "pass" and report["seed"] == 3
     progress = Progress("x", tmp_path / "b", 0.0)
     progress.write_interrupted()  # the lab never came up: nothing
     assert not (tmp_path / "b").exists()
     progress.trace = trace
-    progress.account = lambda: ([{"index": 1, "status": "interrupted"}], " during step 1",
-                                {"seed": 3})
+    progress.account = lambda: (
+        [{"index": 1, "status": "interrupted"}],
+        " during step 1",
+        {"seed": 3},
+    )
     progress.write_interrupted()
     written = json.loads((tmp_path / "b" / "report.json").read_text())
     assert written["result"] == "interrupted"
@@ -107,12 +123,20 @@ def _imports(package: str) -> set[str]:
     return out
 
 
-@pytest.mark.parametrize(("package", "never"), [
-    ("run", ("scenario", "pkt", "cli")), ("scenario", ("pkt", "cli")),
-    ("pkt", ("scenario", "cli"))])
+@pytest.mark.parametrize(
+    ("package", "never"),
+    [
+        ("run", ("scenario", "pkt", "cli")),
+        ("scenario", ("pkt", "cli")),
+        ("pkt", ("scenario", "cli")),
+    ],
+)
 def test_layer_rule(package: str, never: tuple[str, ...]) -> None:
     """netemu.run imports neither format; the formats not each other, nor the CLI."""
-    bad = {m for m in _imports(package)
-           if any(m.lstrip(".").split(".")[0] == n or m.startswith(f"netemu.{n}")
-                  for n in never) and (m.startswith("..") or m.startswith("netemu."))}
+    bad = {
+        m
+        for m in _imports(package)
+        if any(m.lstrip(".").split(".")[0] == n or m.startswith(f"netemu.{n}") for n in never)
+        and (m.startswith("..") or m.startswith("netemu."))
+    }
     assert not bad

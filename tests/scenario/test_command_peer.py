@@ -21,16 +21,19 @@ SLOW_SERVER = (
     "s.bind(('0.0.0.0', 9000))\n"
     "s.listen()\n"
     "c, _ = s.accept()\n"
-    "time.sleep(2)\n")
+    "time.sleep(2)\n"
+)
 
 
 def test_the_run_waits_for_a_command_peer_to_listen(tmp_path: Path) -> None:
     from netemu.scenario.session import run_scenario
 
     (tmp_path / "srv.py").write_text(SLOW_SERVER)
-    text = (f"name: slow\npeer: {{kind: command, command: [{sys.executable!r}, "
-            f"{str(tmp_path / 'srv.py')!r}], port: 9000}}\n"
-            "steps:\n  - connect\n  - expect_state: ESTABLISHED\n")
+    text = (
+        f"name: slow\npeer: {{kind: command, command: [{sys.executable!r}, "
+        f"{str(tmp_path / 'srv.py')!r}], port: 9000}}\n"
+        "steps:\n  - connect\n  - expect_state: ESTABLISHED\n"
+    )
     sc = load_scenario_text(text, str(tmp_path / "s.yaml"))
     out = asyncio.run(run_scenario(sc, tmp_path / "run"))
     assert out.passed, out.report["error"]

@@ -68,39 +68,50 @@ def _run(runner: Runner, step_index: int, at_end_of_stall: Callable[[], None]) -
 
 def test_a_segment_after_within_does_not_match_however_late_the_poll():
     runner, trace, _ = _runner("  - expect_segment: {dir: out, flags: S, within: 50ms}\n")
-    syn = build_tcp_frame("02:00:00:00:00:01", "02:00:00:00:00:02",
-                          IPv4Packet(EMU[0], PEER[0], 6), TcpSegment(EMU[1], PEER[1], 1000, 0,
-                                                                     0x02, 65535))
+    syn = build_tcp_frame(
+        "02:00:00:00:00:01",
+        "02:00:00:00:00:02",
+        IPv4Packet(EMU[0], PEER[0], 6),
+        TcpSegment(EMU[1], PEER[1], 1000, 0, 0x02, 65535),
+    )
     with pytest.raises(StepFailed, match="too late"):
         _run(runner, 0, lambda: trace.frame("out", syn))
 
 
 def test_a_state_reached_after_within_does_not_pass_however_late_the_poll():
-    runner, trace, _ = _runner("  - connect: {port: 8080, wait: false}\n"
-                               "  - expect_state: {state: ESTABLISHED, within: 50ms}\n")
+    runner, trace, _ = _runner(
+        "  - connect: {port: 8080, wait: false}\n"
+        "  - expect_state: {state: ESTABLISHED, within: 50ms}\n"
+    )
     conn = _open(runner, State.SYN_SENT)
 
     def established() -> None:
         conn.state = State.ESTABLISHED
-        trace.states.append(StateRecord(time.monotonic(), "c", EMU, PEER, "SYN-SENT",
-                                        "ESTABLISHED", "recv SYN+ACK"))
+        trace.states.append(
+            StateRecord(time.monotonic(), "c", EMU, PEER, "SYN-SENT", "ESTABLISHED", "recv SYN+ACK")
+        )
 
     with pytest.raises(StepFailed, match="after within"):
         _run(runner, 1, established)
 
 
 def test_a_state_reached_before_the_step_passes():
-    runner, trace, _ = _runner("  - connect: {port: 8080, wait: false}\n"
-                               "  - expect_state: {state: ESTABLISHED, within: 50ms}\n")
+    runner, trace, _ = _runner(
+        "  - connect: {port: 8080, wait: false}\n"
+        "  - expect_state: {state: ESTABLISHED, within: 50ms}\n"
+    )
     _open(runner, State.ESTABLISHED)
-    trace.states.append(StateRecord(time.monotonic() - 1, "c", EMU, PEER, "SYN-SENT",
-                                    "ESTABLISHED", "recv SYN+ACK"))
+    trace.states.append(
+        StateRecord(time.monotonic() - 1, "c", EMU, PEER, "SYN-SENT", "ESTABLISHED", "recv SYN+ACK")
+    )
     asyncio.run(runner._run_step(runner.sc.steps[1]))
 
 
 def test_an_event_after_within_does_not_pass_however_late_the_poll():
-    runner, _, host = _runner("  - connect: {port: 8080, wait: false}\n"
-                              "  - expect_event: {event: connected, within: 50ms}\n")
+    runner, _, host = _runner(
+        "  - connect: {port: 8080, wait: false}\n"
+        "  - expect_event: {event: connected, within: 50ms}\n"
+    )
     conn = _open(runner, State.SYN_SENT)
 
     def connected() -> None:

@@ -25,8 +25,15 @@ HERE = Path(__file__).parent
 MALFORMED = sorted((HERE / "malformed").glob("*.yaml"))
 VALID = sorted((HERE / "valid").glob("*.yaml"))
 EXPECT = re.compile(r"^# expect: (\d+):(\d+): (.*)$", re.M)
-NOISE = ("pydantic", "For further information", "Input should", "errors.pydantic.dev",
-         "type=", "[type", "validation error")
+NOISE = (
+    "pydantic",
+    "For further information",
+    "Input should",
+    "errors.pydantic.dev",
+    "type=",
+    "[type",
+    "validation error",
+)
 
 
 def expectations(path: Path) -> list[tuple[int, int, str]]:
@@ -49,7 +56,8 @@ def test_malformed(path: Path) -> None:
     assert len(errors) == len(expected), got
     for line, col, message in expected:
         assert any(e.line == line and e.col == col and message in e.message for e in errors), (
-            f"expected {line}:{col}: {message!r}, got {got}")
+            f"expected {line}:{col}: {message!r}, got {got}"
+        )
     for e in errors:
         text = str(e)
         assert text == f"{path}:{e.line}:{e.col}: {e.message}"
@@ -77,8 +85,9 @@ def _tree(*dirs: Path) -> set[str]:
     return {os.path.join(root, f) for d in dirs for root, _, files in os.walk(d) for f in files}
 
 
-def test_validate_main_malformed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                 capsys: pytest.CaptureFixture[str]) -> None:
+def test_validate_main_malformed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.chdir(tmp_path)
     before = _tree(tmp_path, HERE)
     assert validate_main([str(p) for p in MALFORMED]) == 2
@@ -152,8 +161,11 @@ def test_close_wait_resolved() -> None:
 def test_lossy_two_peers_resolved() -> None:
     s = load_scenario(HERE / "valid" / "lossy_two_peers.yaml")
     server, echo, other = s.peers["server"], s.peers["echo"], s.peers["other"]
-    assert server.sysctls == {"net.ipv4.tcp_timestamps": "1", "net.ipv4.tcp_sack": "0",
-                              "net.ipv4.tcp_rmem": "4096 131072 6291456"}
+    assert server.sysctls == {
+        "net.ipv4.tcp_timestamps": "1",
+        "net.ipv4.tcp_sack": "0",
+        "net.ipv4.tcp_rmem": "4096 131072 6291456",
+    }
     assert server.congestion_control == "reno" and server.port is None
     assert echo.port == 8081 and other.command == ["sh", "-c", "sleep 100"]
     out, inn = s.network.direction("out"), s.network.direction("in")
@@ -161,19 +173,28 @@ def test_lossy_two_peers_resolved() -> None:
     assert (inn.loss, inn.delay, inn.reorder, inn.rate) == (0.005, 0.02, 0.05, None)
     assert inn.corrupt == pytest.approx(0.001) and s.network.seed == 7
     connect_up, connect_e = s.steps[2], s.steps[6]
-    assert isinstance(connect_up, sc.Connect) and (connect_up.port, connect_up.peer) == (9000,
-                                                                                        "server")
+    assert isinstance(connect_up, sc.Connect) and (connect_up.port, connect_up.peer) == (
+        9000,
+        "server",
+    )
     assert isinstance(connect_e, sc.Connect) and (connect_e.port, connect_e.peer) == (8081, "echo")
     accept = s.steps[5]
     assert isinstance(accept, sc.Accept) and accept.port == 7777 and accept.timeout == 5.0
     cfg = s.config_for("e", connect_e.options)
     assert (cfg.mss, cfg.nagle, cfg.rcv_buf, cfg.window_scale, cfg.rto_min) == (
-        536, True, 65536, None, 0.2)
+        536,
+        True,
+        65536,
+        None,
+        0.2,
+    )
     assert s.config_for("up").mss == 1024 and s.config_for("up").nagle is False
     drop = s.steps[7]
     assert isinstance(drop, sc.Drop) and drop.count == 2 and drop.conn == "up"
     assert drop.match.flags == units.FlagsMatch(units.PSH, exact=False)
-    assert drop.match.len is not None and drop.match.len.matches(1) and not drop.match.len.matches(0)
+    assert (
+        drop.match.len is not None and drop.match.len.matches(1) and not drop.match.len.matches(0)
+    )
     send = s.steps[8]
     assert isinstance(send, sc.Send) and send.payload() == units.pattern_bytes(100000)
     assert s.steps[0].conn is None  # no default connection 'c' here
@@ -188,7 +209,12 @@ def test_raw_handshake_resolved() -> None:
     assert isinstance(syn, sc.Inject) and syn.conn == "r" and syn.dir == "out"
     assert syn.flags == units.SYN and syn.relative is True
     assert [(o.kind, o.value) for o in syn.options] == [
-        ("mss", 1000), ("sackok", None), ("ts", (100, 0)), ("nop", None), ("wscale", 7)]
+        ("mss", 1000),
+        ("sackok", None),
+        ("ts", (100, 0)),
+        ("nop", None),
+        ("wscale", 7),
+    ]
     synack = s.steps[2]
     assert isinstance(synack, sc.ExpectSegment) and synack.options is not None
     assert synack.flags == units.FlagsMatch(units.SYN | units.ACK)
@@ -208,8 +234,9 @@ def test_model_validate_without_the_loader() -> None:
     with pytest.raises(ValidationError) as info:
         sc.Scenario.model_validate(data)
     assert "connection 'c' is used before connect or accept opens it" in str(info.value)
-    ok = sc.Scenario.model_validate({"name": "x", "peer": "kernel",
-                                     "steps": [{"connect": 80}, "close"]})
+    ok = sc.Scenario.model_validate(
+        {"name": "x", "peer": "kernel", "steps": [{"connect": 80}, "close"]}
+    )
     assert [st.action for st in ok.steps] == ["connect", "close"] and ok.steps[0].line == 0
 
 
@@ -224,10 +251,20 @@ def test_validate_text_reports_several_errors_in_file_order() -> None:
 # --- units ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("text", "seconds"), [
-    ("200ms", 0.2), ("2s", 2.0), (" 1.5 s ", 1.5), ("1m", 60.0), ("500us", 5e-4), (3, 3.0),
-    (0.25, 0.25), ("10", 10.0), ("1e3ms", 1.0),
-])
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("200ms", 0.2),
+        ("2s", 2.0),
+        (" 1.5 s ", 1.5),
+        ("1m", 60.0),
+        ("500us", 5e-4),
+        (3, 3.0),
+        (0.25, 0.25),
+        ("10", 10.0),
+        ("1e3ms", 1.0),
+    ],
+)
 def test_durations(text: object, seconds: float) -> None:
     assert units.parse_duration(text) == pytest.approx(seconds)
 
@@ -261,12 +298,22 @@ def test_percent_rate_size_hex() -> None:
     assert units.pattern_bytes(258) == bytes(range(256)) + b"\x00\x01"
 
 
-@pytest.mark.parametrize(("text", "mask"), [
-    ("S", units.SYN), ("S.", units.SYN | units.ACK), ("SYN+ACK", units.SYN | units.ACK),
-    ("fin|ack", units.FIN | units.ACK), ("F, ACK", units.FIN | units.ACK),
-    ("FP.", units.FIN | units.PSH | units.ACK), ("R", units.RST), ("none", 0), ("", 0),
-    ("SEW", units.SYN | units.ECE | units.CWR), ("U.", units.URG | units.ACK),
-])
+@pytest.mark.parametrize(
+    ("text", "mask"),
+    [
+        ("S", units.SYN),
+        ("S.", units.SYN | units.ACK),
+        ("SYN+ACK", units.SYN | units.ACK),
+        ("fin|ack", units.FIN | units.ACK),
+        ("F, ACK", units.FIN | units.ACK),
+        ("FP.", units.FIN | units.PSH | units.ACK),
+        ("R", units.RST),
+        ("none", 0),
+        ("", 0),
+        ("SEW", units.SYN | units.ECE | units.CWR),
+        ("U.", units.URG | units.ACK),
+    ],
+)
 def test_flags(text: str, mask: int) -> None:
     assert units.parse_flags(text) == mask
     assert units.parse_flags(units.flags_text(mask)) == mask
@@ -285,10 +332,19 @@ def test_flag_patterns() -> None:
         units.parse_flags("*")
 
 
-@pytest.mark.parametrize(("text", "yes", "no"), [
-    (17, [17], [16, 18]), ("17", [17], [1]), (">0", [1, 9], [0]), ("<=5", [5, 0], [6]),
-    ("!=0", [1], [0]), ("10..20", [10, 15, 20], [9, 21]), ("-1", [-1], [1]), ("= 3", [3], [4]),
-])
+@pytest.mark.parametrize(
+    ("text", "yes", "no"),
+    [
+        (17, [17], [16, 18]),
+        ("17", [17], [1]),
+        (">0", [1, 9], [0]),
+        ("<=5", [5, 0], [6]),
+        ("!=0", [1], [0]),
+        ("10..20", [10, 15, 20], [9, 21]),
+        ("-1", [-1], [1]),
+        ("= 3", [3], [4]),
+    ],
+)
 def test_int_patterns(text: object, yes: list[int], no: list[int]) -> None:
     m = units.parse_int_match(text)
     assert m is not None
@@ -311,7 +367,9 @@ def test_states() -> None:
 def test_options_are_tcpconfig_fields() -> None:
     names = [f.name for f in fields(TcpConfig)]
     assert list(scenario_options.Options.model_fields) == names
-    opts = scenario_options.Options.model_validate({"rto_min": "150ms", "snd_buf": "1M", "nagle": False})
+    opts = scenario_options.Options.model_validate(
+        {"rto_min": "150ms", "snd_buf": "1M", "nagle": False}
+    )
     cfg = scenario_options.options_to_config(opts)
     assert (cfg.rto_min, cfg.snd_buf, cfg.nagle, cfg.mss) == (0.15, 1 << 20, False, 1460)
 
@@ -326,35 +384,49 @@ def test_json_schema(capsys: pytest.CaptureFixture[str]) -> None:
     assert set(bare) == {"accept", "shutdown", "close", "abort"}
     assert set(schema["$defs"]["Options"]["properties"]) == {f.name for f in fields(TcpConfig)}
     assert schema["$defs"]["Options"]["properties"]["rto_min"]["description"] == (
-        "Linux TCP_RTO_MIN: the RTO is at least SRTT + rto_min, as in Linux")
+        "Linux TCP_RTO_MIN: the RTO is at least SRTT + rto_min, as in Linux"
+    )
     assert schema["$defs"]["Connect"]["additionalProperties"] is False
     assert schema_main() == 0
     assert json.loads(capsys.readouterr().out) == schema
 
 
 def test_loader_imports_no_scapy_nor_lab() -> None:
-    code = ("import sys, netemu.scenario.loader, netemu.scenario.commands; "
-            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('scapy', 'pyroute2', "
-            "'anyio', 'rich')))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True).stdout
+    code = (
+        "import sys, netemu.scenario.loader, netemu.scenario.commands; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('scapy', 'pyroute2', "
+        "'anyio', 'rich')))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
     assert out.strip() == "[]"
 
 
 # What `netemu run` imports besides the runner of its kind (netemu/cli/run.py).
-_RUN_MODULES = ("netemu.cli", "netemu.cli.run", "netemu.run.rundir", "netemu.host",
-                "netemu.lab.core",
-                "netemu.trace.record", "netemu.trace.pcap", "netemu.trace.ladder",
-                "netemu.trace.report")
+_RUN_MODULES = (
+    "netemu.cli",
+    "netemu.cli.run",
+    "netemu.run.rundir",
+    "netemu.host",
+    "netemu.lab.core",
+    "netemu.trace.record",
+    "netemu.trace.pcap",
+    "netemu.trace.ladder",
+    "netemu.trace.report",
+)
 
 
 def _imported(*modules: str) -> set[str]:
-    code = (f"import sys, {', '.join(modules)}; "
-            "print(' '.join(m for m in sys.modules if m.split('.')[0] in ('pydantic', "
-            "'pydantic_core', 'yaml', 'scapy', 'pyroute2', 'rich') "
-            "or m.startswith('netemu.scenario.')))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True).stdout
+    code = (
+        f"import sys, {', '.join(modules)}; "
+        "print(' '.join(m for m in sys.modules if m.split('.')[0] in ('pydantic', "
+        "'pydantic_core', 'yaml', 'scapy', 'pyroute2', 'rich') "
+        "or m.startswith('netemu.scenario.')))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
     return set(out.split())
 
 
@@ -379,7 +451,8 @@ def test_future_option_types_validate_cleanly() -> None:
         CUBIC = "cubic"
 
     model = create_model(
-        "Future", __base__=scenario_options.Strict,
+        "Future",
+        __base__=scenario_options.Strict,
         delayed_ack=(scenario_options._option_type("delayed_ack", bool | float, {}), 0.04),
         algo=(scenario_options._option_type("algo", Literal["reno", "cubic"], {}), "reno"),
         cc=(scenario_options._option_type("cc", Cc, {}), Cc.RENO),
@@ -387,10 +460,23 @@ def test_future_option_types_validate_cleanly() -> None:
         timestamps=(scenario_options._option_type("timestamps", bool, {}), True),
         mss=(scenario_options._option_type("mss", int, {}), 1460),
     )
-    ok = model.model_validate({"delayed_ack": "40ms", "algo": "cubic", "cc": "cubic",
-                               "keepalive_time": "2m", "timestamps": False, "mss": "1k"})
+    ok = model.model_validate(
+        {
+            "delayed_ack": "40ms",
+            "algo": "cubic",
+            "cc": "cubic",
+            "keepalive_time": "2m",
+            "timestamps": False,
+            "mss": "1k",
+        }
+    )
     assert (ok.delayed_ack, ok.algo, ok.cc, ok.keepalive_time, ok.mss) == (  # type: ignore[attr-defined]
-        0.04, "cubic", Cc.CUBIC, 120.0, 1024)
+        0.04,
+        "cubic",
+        Cc.CUBIC,
+        120.0,
+        1024,
+    )
     assert model.model_validate({"delayed_ack": False}).delayed_ack is False  # type: ignore[attr-defined]
     with pytest.raises(ValidationError) as info:
         model.model_validate({"delayed_ack": "soon"})

@@ -33,15 +33,18 @@ steps:
 
 
 @pytest.mark.parametrize(("sig", "rc"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
-def test_an_interrupted_run_keeps_its_pcap_and_says_so(tmp_path: Path, sig: int,
-                                                        rc: int) -> None:
+def test_an_interrupted_run_keeps_its_pcap_and_says_so(tmp_path: Path, sig: int, rc: int) -> None:
     (tmp_path / "long.yaml").write_text(LONG)
     out = tmp_path / "run"
-    p = subprocess.Popen([sys.executable, "-m", "netemu", "run", "-q", str(tmp_path / "long.yaml"),
-                          "-o", str(out)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                         text=True, cwd=ROOT,
-                         # (a shell's background job would ignore SIGINT)
-                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    p = subprocess.Popen(
+        [sys.executable, "-m", "netemu", "run", "-q", str(tmp_path / "long.yaml"), "-o", str(out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=ROOT,
+        # (a shell's background job would ignore SIGINT)
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     assert p.stdout is not None
     seen = []
     deadline = time.monotonic() + 20
@@ -56,8 +59,7 @@ def test_an_interrupted_run_keeps_its_pcap_and_says_so(tmp_path: Path, sig: int,
     assert "interrupted during step 4" in rest and "Traceback" not in rest
     rep = json.loads((out / "report.json").read_text())
     assert rep["result"] == "interrupted"
-    assert [s["status"] for s in rep["steps"]] == ["pass", "pass", "pass", "interrupted",
-                                                   "skipped"]
+    assert [s["status"] for s in rep["steps"]] == ["pass", "pass", "pass", "interrupted", "skipped"]
     segs = [parse_frame(d).tcp for _, d in read_pcap(out / "trace.pcap")]
     assert any(s is not None and s.flags & 0x02 for s in segs)  # the handshake is there
     assert (out / "ladder.txt").read_text().count("SYN") >= 2
@@ -78,10 +80,14 @@ def test_an_interrupted_pkt_run_keeps_its_directory(tmp_path: Path, sig: int, rc
     """A .pkt run interrupted left an empty run directory (a new user found it)."""
     (tmp_path / "long.pkt").write_text(LONG_PKT)
     out = tmp_path / "run"
-    p = subprocess.Popen([sys.executable, "-m", "netemu", "run", "-q", str(tmp_path / "long.pkt"),
-                          "-o", str(out)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                         text=True, cwd=ROOT,
-                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    p = subprocess.Popen(
+        [sys.executable, "-m", "netemu", "run", "-q", str(tmp_path / "long.pkt"), "-o", str(out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=ROOT,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     time.sleep(1.5)  # in the script's 5 s wait
     p.send_signal(sig)
     text, _ = p.communicate(timeout=30)
@@ -95,15 +101,43 @@ def test_an_interrupted_pkt_run_keeps_its_directory(tmp_path: Path, sig: int, rc
 def test_a_refused_sysctl_and_a_bad_run_directory_are_one_line_errors(tmp_path: Path) -> None:
     """A peer sysctl the kernel refuses was a LabError traceback and an empty run
     directory; -o naming a file was a traceback after the whole run (a new user)."""
-    (tmp_path / "sy.yaml").write_text("name: sy\npeer: {kind: kernel, sysctls: "
-                                      "{net.ipv4.tcp_bogus: 1}}\nsteps:\n  - peer: {listen: 8080}\n")
-    p = subprocess.run([sys.executable, "-m", "netemu", "run", "-q", str(tmp_path / "sy.yaml"),
-                        "-o", str(tmp_path / "sy")], capture_output=True, text=True, cwd=ROOT,
-                       timeout=60)
+    (tmp_path / "sy.yaml").write_text(
+        "name: sy\npeer: {kind: kernel, sysctls: "
+        "{net.ipv4.tcp_bogus: 1}}\nsteps:\n  - peer: {listen: 8080}\n"
+    )
+    p = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "netemu",
+            "run",
+            "-q",
+            str(tmp_path / "sy.yaml"),
+            "-o",
+            str(tmp_path / "sy"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+    )
     assert p.returncode == 3 and "Traceback" not in p.stderr, p.stderr
     assert "peer sysctl net.ipv4.tcp_bogus=1" in p.stderr and not (tmp_path / "sy").exists()
     (tmp_path / "afile").write_text("")
-    p = subprocess.run([sys.executable, "-m", "netemu", "run", "-q",
-                        str(ROOT / "scenarios" / "handshake.yaml"), "-o", str(tmp_path / "afile")],
-                       capture_output=True, text=True, cwd=ROOT, timeout=60)
+    p = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "netemu",
+            "run",
+            "-q",
+            str(ROOT / "scenarios" / "handshake.yaml"),
+            "-o",
+            str(tmp_path / "afile"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+    )
     assert p.returncode == 2 and "cannot make the run directory" in p.stderr, p.stderr

@@ -22,9 +22,13 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def start(scenario: Path | str, out: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "netemu", "run", "-q", str(scenario), "-o",
-                             str(out)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, cwd=ROOT)
+    return subprocess.Popen(
+        [sys.executable, "-m", "netemu", "run", "-q", str(scenario), "-o", str(out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=ROOT,
+    )
 
 
 def finish(p: subprocess.Popen, out: Path, rc: int = 0) -> dict:
@@ -48,8 +52,13 @@ def conn_states(rep: dict) -> tuple[str, list[dict]]:
 def check_close_wait(rep: dict) -> str:
     assert rep["result"] == "pass" and rep["peer_state_source"]["source"] == "kernel"
     remote, recs = conn_states(rep)
-    assert [r["state"] for r in recs] == ["SYN-RECEIVED", "ESTABLISHED", "CLOSE-WAIT",
-                                          "LAST-ACK", "CLOSED"]
+    assert [r["state"] for r in recs] == [
+        "SYN-RECEIVED",
+        "ESTABLISHED",
+        "CLOSE-WAIT",
+        "LAST-ACK",
+        "CLOSED",
+    ]
     assert all(r["source"] == "kernel" for r in recs)
     listener = [s["state"] for s in rep["peer_states"] if s["listener"]]
     assert listener[0] == "LISTEN"
@@ -63,9 +72,11 @@ def test_close_wait_from_the_kernel_with_last_ack_before_its_fin(tmp_path: Path)
     # in trace.pcap: one clock for both.
     last_ack = next(s for s in rep["peer_states"] if s["state"] == "LAST-ACK")
     start_wall = dt.datetime.fromisoformat(rep["started_at"]).timestamp()
-    fins = [ts for ts, data in read_pcap(tmp_path / "run" / "trace.pcap")
-            if (seg := parse_frame(data).tcp) is not None and seg.flags & 0x01
-            and seg.src_port == 8080]
+    fins = [
+        ts
+        for ts, data in read_pcap(tmp_path / "run" / "trace.pcap")
+        if (seg := parse_frame(data).tcp) is not None and seg.flags & 0x01 and seg.src_port == 8080
+    ]
     assert len(fins) == 1
     assert start_wall + last_ack["t"] <= fins[0] + 1e-6
     # the kernel's states are in the ladder, unmarked (a polled one would say so)
@@ -137,8 +148,13 @@ def test_the_kernel_as_sender_shows_its_congestion(tmp_path: Path) -> None:
 def test_the_go_server_closes_first_through_time_wait(tmp_path: Path) -> None:
     rep = run(ROOT / "scenarios" / "hello_go.yaml", tmp_path / "run")
     _, recs = conn_states(rep)
-    assert [r["state"] for r in recs] == ["SYN-RECEIVED", "ESTABLISHED", "FIN-WAIT-1",
-                                          "FIN-WAIT-2", "TIME-WAIT"]
+    assert [r["state"] for r in recs] == [
+        "SYN-RECEIVED",
+        "ESTABLISHED",
+        "FIN-WAIT-1",
+        "FIN-WAIT-2",
+        "TIME-WAIT",
+    ]
     listener = [s for s in rep["peer_states"] if s["listener"]]
     assert listener and listener[0]["state"] == "LISTEN"
 
@@ -170,6 +186,7 @@ def test_lab_clean_removes_a_dead_runs_instance(with_lock: bool) -> None:
     finally:
         if name in leftover_instances():
             from netemu.lab.ktrace import remove_instance
+
             remove_instance(name)
 
 
@@ -181,9 +198,23 @@ def test_without_tracepoints_it_polls_and_says_why(tmp_path: Path) -> None:
 
     (tmp_path / "s.yaml").write_text(SEEN % "LAST-ACK")
     env = {**os.environ, "NETEMU_SLOT_DIR": "/proc/no/slots"}
-    p = subprocess.run([sys.executable, "-m", "netemu", "run", "-q", str(tmp_path / "s.yaml"),
-                        "-o", str(tmp_path / "run")], capture_output=True, text=True,
-                       cwd=ROOT, env=env, timeout=100)
+    p = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "netemu",
+            "run",
+            "-q",
+            str(tmp_path / "s.yaml"),
+            "-o",
+            str(tmp_path / "run"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=100,
+    )
     rep = json.loads((tmp_path / "run" / "report.json").read_text())
     src = rep["peer_state_source"]
     assert src["source"] == "poll" and "/proc/no/slots" in src["note"]

@@ -49,10 +49,19 @@ class FakeLab:
 
 
 def ev(t, local, remote, old="", new="", *, kind="state", softirq=True, **fields) -> KEvent:
-    f = {"oldstate": "TCP_" + old.replace("-", "_").replace("SYN_RECEIVED", "SYN_RECV")
-         .replace("FIN_WAIT_", "FIN_WAIT").replace("CLOSED", "CLOSE"),
-         "newstate": "TCP_" + new.replace("-", "_").replace("SYN_RECEIVED", "SYN_RECV")
-         .replace("FIN_WAIT_", "FIN_WAIT").replace("CLOSED", "CLOSE"), **fields}
+    f = {
+        "oldstate": "TCP_"
+        + old.replace("-", "_")
+        .replace("SYN_RECEIVED", "SYN_RECV")
+        .replace("FIN_WAIT_", "FIN_WAIT")
+        .replace("CLOSED", "CLOSE"),
+        "newstate": "TCP_"
+        + new.replace("-", "_")
+        .replace("SYN_RECEIVED", "SYN_RECV")
+        .replace("FIN_WAIT_", "FIN_WAIT")
+        .replace("CLOSED", "CLOSE"),
+        **fields,
+    }
     return KEvent(t, kind, local, remote, ME, ME, softirq, f)
 
 
@@ -64,8 +73,10 @@ def view(kt: FakeTrace | None = None) -> tuple[PeerView, Trace, FakeLab]:
     lab = FakeLab(FakeTrace() if kt is None else kt)
 
     def record(role, t, local, remote, old, new, source, info):
-        trace.peer_states.append(PeerStateRecord(t, local, remote, new, info, old=old,
-                                                 source=source))
+        trace.peer_states.append(
+            PeerStateRecord(t, local, remote, new, info, old=old, source=source)
+        )
+
     pv = PeerView({"peer": lab}, trace, record)
     pv.start()
     pv._stop.set()  # no thread: the tests drain by hand
@@ -89,9 +100,14 @@ def test_a_passive_close_in_order_with_the_listener_apart() -> None:
         ev(1.50004, *CONN, "LAST-ACK", "CLOSED"),
     ]
     pv.refresh()
-    assert states(trace) == [("LISTEN", "kernel"), ("SYN-RECEIVED", "kernel"),
-                             ("ESTABLISHED", "kernel"), ("CLOSE-WAIT", "kernel"),
-                             ("LAST-ACK", "kernel"), ("CLOSED", "kernel")]
+    assert states(trace) == [
+        ("LISTEN", "kernel"),
+        ("SYN-RECEIVED", "kernel"),
+        ("ESTABLISHED", "kernel"),
+        ("CLOSE-WAIT", "kernel"),
+        ("LAST-ACK", "kernel"),
+        ("CLOSED", "kernel"),
+    ]
     assert [r.t for r in trace.peer_states] == [1.0, 1.1, 1.1, 1.2, 1.5, 1.50004]
     # what expect_peer_state asks: the socket now (a closed one is gone), and its past
     assert [(s.local, s.state) for s in pv.snapshot("peer")] == [(("0.0.0.0", 8080), "LISTEN")]
@@ -121,9 +137,11 @@ def test_an_orphans_fin_wait_2_waits_on_then_time_wait() -> None:
     """A socket its program closed: FIN_WAIT2 → CLOSE is reported at once, and the
     timewait socket that holds the tuple in FIN-WAIT-2 moves to TIME-WAIT silently."""
     pv, trace, lab = view()
-    lab.kt.pending = [ev(1.0, *CONN, "SYN-SENT", "ESTABLISHED", softirq=False),
-                      ev(1.2, *CONN, "FIN-WAIT-1", "FIN-WAIT-2"),
-                      ev(1.2, *CONN, "FIN-WAIT-2", "CLOSED")]
+    lab.kt.pending = [
+        ev(1.0, *CONN, "SYN-SENT", "ESTABLISHED", softirq=False),
+        ev(1.2, *CONN, "FIN-WAIT-1", "FIN-WAIT-2"),
+        ev(1.2, *CONN, "FIN-WAIT-2", "CLOSED"),
+    ]
     lab.timewait = [SockView(*CONN, "FIN-WAIT-2")]
     pv.refresh()
     assert states(trace)[-1] == ("FIN-WAIT-2", "kernel")  # not CLOSED
@@ -136,24 +154,33 @@ def fin_to_peer(trace: Trace, t: float) -> None:
     """netemu's FIN to the peer's socket of CONN, on the wire at ``t``."""
     from netemu.wire import IPv4Packet, TcpSegment, build_tcp_frame
 
-    data = build_tcp_frame("02:00:00:00:00:01", "02:00:00:00:00:02", IPv4Packet(EMU, PEER, 6),
-                           TcpSegment(40256, 8080, 1, 2, 0x11, 502, b"", ()))
+    data = build_tcp_frame(
+        "02:00:00:00:00:01",
+        "02:00:00:00:00:02",
+        IPv4Packet(EMU, PEER, 6),
+        TcpSegment(40256, 8080, 1, 2, 0x11, 502, b"", ()),
+    )
     trace.frame("out", data, t=t)
 
 
-@pytest.mark.parametrize(("fin_at", "want"), [
-    # the remote's FIN came first: into TIME-WAIT when the kernel says the socket closed
-    (1.2999, [("FIN-WAIT-2", 1.2, "kernel"), ("TIME-WAIT", 1.3, "kernel")]),
-    # the socket's program had closed it: a FIN-WAIT-2 timewait socket from 1.3, and
-    # TIME-WAIT when the FIN came at 1.31 (though sock_diag is asked later)
-    (1.31, [("FIN-WAIT-2", 1.2, "kernel"), ("TIME-WAIT", 1.31, "poll")]),
-])
+@pytest.mark.parametrize(
+    ("fin_at", "want"),
+    [
+        # the remote's FIN came first: into TIME-WAIT when the kernel says the socket closed
+        (1.2999, [("FIN-WAIT-2", 1.2, "kernel"), ("TIME-WAIT", 1.3, "kernel")]),
+        # the socket's program had closed it: a FIN-WAIT-2 timewait socket from 1.3, and
+        # TIME-WAIT when the FIN came at 1.31 (though sock_diag is asked later)
+        (1.31, [("FIN-WAIT-2", 1.2, "kernel"), ("TIME-WAIT", 1.31, "poll")]),
+    ],
+)
 def test_time_wait_is_timed_by_the_fin_that_causes_it(fin_at, want) -> None:
     pv, trace, lab = view()
     fin_to_peer(trace, fin_at)
-    lab.kt.pending = [ev(1.0, *CONN, "SYN-SENT", "ESTABLISHED", softirq=False),
-                      ev(1.2, *CONN, "FIN-WAIT-1", "FIN-WAIT-2"),
-                      ev(1.3, *CONN, "FIN-WAIT-2", "CLOSED")]
+    lab.kt.pending = [
+        ev(1.0, *CONN, "SYN-SENT", "ESTABLISHED", softirq=False),
+        ev(1.2, *CONN, "FIN-WAIT-1", "FIN-WAIT-2"),
+        ev(1.3, *CONN, "FIN-WAIT-2", "CLOSED"),
+    ]
     lab.timewait = [SockView(*CONN, "TIME-WAIT")]  # what sock_diag says by the time it is asked
     pv.refresh()
     got = [(r.state, round(r.t, 4), r.source) for r in trace.peer_states]
@@ -163,9 +190,11 @@ def test_time_wait_is_timed_by_the_fin_that_causes_it(fin_at, want) -> None:
 def test_a_reset_closes_without_time_wait() -> None:
     pv, trace, lab = view()
     lab.timewait = [SockView(*CONN, "TIME-WAIT")]  # (would be misread without the reset)
-    lab.kt.pending = [ev(1.0, *CONN, "SYN-SENT", "ESTABLISHED", softirq=False),
-                      ev(1.1, *CONN, kind="receive_reset"),
-                      ev(1.1, *CONN, "FIN-WAIT-2", "CLOSED")]
+    lab.kt.pending = [
+        ev(1.0, *CONN, "SYN-SENT", "ESTABLISHED", softirq=False),
+        ev(1.1, *CONN, kind="receive_reset"),
+        ev(1.1, *CONN, "FIN-WAIT-2", "CLOSED"),
+    ]
     pv.refresh()
     assert states(trace)[-1] == ("CLOSED", "kernel")
     assert [e.kind for e in trace.peer_events] == ["receive_reset"]
@@ -174,27 +203,34 @@ def test_a_reset_closes_without_time_wait() -> None:
 def test_connect_before_its_port_is_chosen() -> None:
     """connect() reports SYN_SENT with sport 0; the socket's next change names it."""
     pv, trace, lab = view()
-    lab.kt.pending = [ev(1.0, (PEER, 0), (EMU, 80), "CLOSED", "SYN-SENT", softirq=False),
-                      ev(1.001, (PEER, 50500), (EMU, 80), "SYN-SENT", "ESTABLISHED")]
+    lab.kt.pending = [
+        ev(1.0, (PEER, 0), (EMU, 80), "CLOSED", "SYN-SENT", softirq=False),
+        ev(1.001, (PEER, 50500), (EMU, 80), "SYN-SENT", "ESTABLISHED"),
+    ]
     pv.refresh()
     assert [(r.t, r.local, r.old, r.state) for r in trace.peer_states] == [
         (1.0, (PEER, 50500), "CLOSED", "SYN-SENT"),
-        (1.001, (PEER, 50500), "SYN-SENT", "ESTABLISHED")]
+        (1.001, (PEER, 50500), "SYN-SENT", "ESTABLISHED"),
+    ]
 
 
 def test_events_of_a_socket_not_born_in_this_run_are_left_out() -> None:
     """An orphan of an earlier lab in the same slot (the same addresses and ports) may
     still send: its events are not this run's socket's."""
     pv, trace, lab = view()
-    lab.kt.pending = [ev(0.5, *CONN, kind="retransmit"),
-                      ev(0.6, *CONN, "FIN-WAIT-1", "FIN-WAIT-2"),
-                      ev(0.7, *CONN, "LAST-ACK", "CLOSED")]
+    lab.kt.pending = [
+        ev(0.5, *CONN, kind="retransmit"),
+        ev(0.6, *CONN, "FIN-WAIT-1", "FIN-WAIT-2"),
+        ev(0.7, *CONN, "LAST-ACK", "CLOSED"),
+    ]
     pv.refresh()
     assert trace.peer_states == [] and trace.peer_events == [] and pv.foreign == 3
     # a socket a listener spawns, or a connect's, is born in this run: an orphan is
     # neither (and the ports are the lab's block: no other live lab has them)
-    lab.kt.pending = [ev(0.8, *CONN, "LISTEN", "SYN-RECEIVED"),
-                      ev(0.9, *CONN, kind="retransmit", state="TCP_SYN_RECV")]
+    lab.kt.pending = [
+        ev(0.8, *CONN, "LISTEN", "SYN-RECEIVED"),
+        ev(0.9, *CONN, kind="retransmit", state="TCP_SYN_RECV"),
+    ]
     pv.refresh()
     assert states(trace) == [("SYN-RECEIVED", "kernel")]
     assert [(e.kind, e.detail) for e in trace.peer_events] == [("retransmit", "SYN-RECEIVED")]
@@ -202,36 +238,62 @@ def test_events_of_a_socket_not_born_in_this_run_are_left_out() -> None:
 
 def test_a_reset_with_no_socket_is_the_kernels() -> None:
     pv, trace, lab = view()
-    lab.kt.pending = [ev(1.0, (PEER, 9), (EMU, 40300), kind="send_reset", reason="NO_SOCKET"),
-                      ev(1.1, (PEER, 8080), (EMU, 40301), kind="retransmit_synack")]
+    lab.kt.pending = [
+        ev(1.0, (PEER, 9), (EMU, 40300), kind="send_reset", reason="NO_SOCKET"),
+        ev(1.1, (PEER, 8080), (EMU, 40301), kind="retransmit_synack"),
+    ]
     pv.refresh()
     assert [(e.kind, e.detail) for e in trace.peer_events] == [
-        ("send_reset", "NO_SOCKET"), ("retransmit", "SYN+ACK")]
+        ("send_reset", "NO_SOCKET"),
+        ("retransmit", "SYN+ACK"),
+    ]
 
 
 def test_congestion_is_recorded_when_it_changes() -> None:
     pv, trace, lab = view()
 
     def probe(t, cwnd, ssthresh=2147483647):
-        return ev(t, *CONN, kind="probe", snd_cwnd=str(cwnd), ssthresh=str(ssthresh),
-                  srtt="300", snd_wnd="65535", rcv_wnd="65535")
-    lab.kt.pending = [ev(1.0, *CONN, "SYN-SENT", "ESTABLISHED", softirq=False),
-                      probe(1.1, 10), probe(1.2, 10), probe(1.3, 11),
-                      ev(1.4, *CONN, kind="cong_state", cong_state="3"),
-                      probe(1.5, 5, 7), probe(1.6, 5, 7)]
+        return ev(
+            t,
+            *CONN,
+            kind="probe",
+            snd_cwnd=str(cwnd),
+            ssthresh=str(ssthresh),
+            srtt="300",
+            snd_wnd="65535",
+            rcv_wnd="65535",
+        )
+
+    lab.kt.pending = [
+        ev(1.0, *CONN, "SYN-SENT", "ESTABLISHED", softirq=False),
+        probe(1.1, 10),
+        probe(1.2, 10),
+        probe(1.3, 11),
+        ev(1.4, *CONN, kind="cong_state", cong_state="3"),
+        probe(1.5, 5, 7),
+        probe(1.6, 5, 7),
+    ]
     pv.refresh()
     got = [(c.cwnd, c.ssthresh, c.ca_state, c.cause) for c in trace.peer_congestion]
-    assert got == [(10, 2147483647, "open", "tcp_probe"), (11, 2147483647, "open", "tcp_probe"),
-                   (11, 2147483647, "recovery", "tcp_cong_state_set"),
-                   (5, 7, "recovery", "tcp_probe")]
+    assert got == [
+        (10, 2147483647, "open", "tcp_probe"),
+        (11, 2147483647, "open", "tcp_probe"),
+        (11, 2147483647, "recovery", "tcp_cong_state_set"),
+        (5, 7, "recovery", "tcp_probe"),
+    ]
     assert trace.peer_congestion[0].srtt_us == 300
 
 
 def test_without_tracepoints_it_polls_and_says_why() -> None:
     trace = Trace()
     lab = FakeLab(None)
-    pv = PeerView({"peer": lab}, trace, lambda *a: trace.peer_states.append(
-        PeerStateRecord(a[1], a[2], a[3], a[5], a[7], old=a[4], source=a[6])))
+    pv = PeerView(
+        {"peer": lab},
+        trace,
+        lambda *a: trace.peer_states.append(
+            PeerStateRecord(a[1], a[2], a[3], a[5], a[7], old=a[4], source=a[6])
+        ),
+    )
     pv.start()
     try:
         assert pv.source == "poll" and "root" in pv.reason
@@ -240,21 +302,26 @@ def test_without_tracepoints_it_polls_and_says_why() -> None:
         pv.stop()
 
 
-@pytest.mark.parametrize(("own", "other", "port", "listener", "want"), [
-    (8080, 40256, None, False, ["ESTABLISHED"]),
-    (None, 40256, None, False, ["ESTABLISHED"]),
-    (8080, None, None, False, []),  # netemu's port unknown: no socket is the connection's
-    (None, 40256, 8080, False, ["ESTABLISHED"]),  # the connection's socket on the port
-    (None, 40999, 8080, False, []),  # never the listener, nor another connection's
-    (None, None, 8080, False, []),
-    (None, None, 8080, True, ["LISTEN"]),  # `port` alone: the listener, once there are
-    (None, 40256, 8080, True, ["LISTEN"]),  # connections on its port too
-    (None, None, 9000, True, []),
-])
+@pytest.mark.parametrize(
+    ("own", "other", "port", "listener", "want"),
+    [
+        (8080, 40256, None, False, ["ESTABLISHED"]),
+        (None, 40256, None, False, ["ESTABLISHED"]),
+        (8080, None, None, False, []),  # netemu's port unknown: no socket is the connection's
+        (None, 40256, 8080, False, ["ESTABLISHED"]),  # the connection's socket on the port
+        (None, 40999, 8080, False, []),  # never the listener, nor another connection's
+        (None, None, 8080, False, []),
+        (None, None, 8080, True, ["LISTEN"]),  # `port` alone: the listener, once there are
+        (None, 40256, 8080, True, ["LISTEN"]),  # connections on its port too
+        (None, None, 9000, True, []),
+    ],
+)
 def test_states_of(own, other, port, listener, want) -> None:
-    socks = [SockView((PEER, 8080), ("0.0.0.0", 0), "LISTEN"),
-             SockView((PEER, 8080), (EMU, 40256), "ESTABLISHED"),
-             SockView((PEER, 8080), (EMU, 40257), "CLOSE-WAIT")]
+    socks = [
+        SockView((PEER, 8080), ("0.0.0.0", 0), "LISTEN"),
+        SockView((PEER, 8080), (EMU, 40256), "ESTABLISHED"),
+        SockView((PEER, 8080), (EMU, 40257), "CLOSE-WAIT"),
+    ]
     assert states_of(socks, own, other, port, listener) == want
 
 
@@ -270,11 +337,13 @@ def test_expect_peer_state_judges_within_by_the_kernels_time() -> None:
     from netemu.scenario.runner import Runner
 
     pv, trace, lab = view()
-    sc = load_scenario_text("name: w\npeer: kernel\nsteps:\n"
-                            "  - expect_peer_state: {state: CLOSE-WAIT, within: 50ms}\n"
-                            "  - expect_peer_state: {state: LAST-ACK, within: 50ms, seen: true}\n"
-                            "  - expect_peer_state: {state: CLOSE-WAIT, within: 50ms, seen: true}\n",
-                            "w.yaml")
+    sc = load_scenario_text(
+        "name: w\npeer: kernel\nsteps:\n"
+        "  - expect_peer_state: {state: CLOSE-WAIT, within: 50ms}\n"
+        "  - expect_peer_state: {state: LAST-ACK, within: 50ms, seen: true}\n"
+        "  - expect_peer_state: {state: CLOSE-WAIT, within: 50ms, seen: true}\n",
+        "w.yaml",
+    )
     host = SimpleNamespace(trace=trace, names={}, event_log={}, event_times={})
     runner = Runner(sc, lab=None, host=host)  # type: ignore[arg-type]
     runner.peers = pv
@@ -287,8 +356,10 @@ def test_expect_peer_state_judges_within_by_the_kernels_time() -> None:
             def stall() -> None:
                 _time.sleep(0.08)  # the loop is held past the window; the state comes now
                 lab.kt.pending.append(ev(_time.monotonic(), *CONN, old, new))
+
             asyncio.get_running_loop().call_later(0.001, stall)
             await runner._run_step(sc.steps[index])
+
         asyncio.run(main())
 
     for index, old, new in ((0, "ESTABLISHED", "CLOSE-WAIT"), (1, "CLOSE-WAIT", "LAST-ACK")):
@@ -305,14 +376,19 @@ def test_a_tuple_used_again_answers_for_its_latest_socket() -> None:
     pv, trace, lab = view()
     lab.kt.pending = [
         ev(1.0, ("0.0.0.0", 8080), ("0.0.0.0", 0), "CLOSED", "LISTEN", softirq=False),
-        ev(1.1, *CONN, "LISTEN", "SYN-RECEIVED"), ev(1.1, *CONN, "SYN-RECEIVED", "ESTABLISHED"),
+        ev(1.1, *CONN, "LISTEN", "SYN-RECEIVED"),
+        ev(1.1, *CONN, "SYN-RECEIVED", "ESTABLISHED"),
         ev(1.2, *CONN, "ESTABLISHED", "FIN-WAIT-1", softirq=False),
-        ev(1.3, *CONN, "FIN-WAIT-1", "FIN-WAIT-2"), ev(1.4, *CONN, "FIN-WAIT-2", "CLOSED")]
+        ev(1.3, *CONN, "FIN-WAIT-1", "FIN-WAIT-2"),
+        ev(1.4, *CONN, "FIN-WAIT-2", "CLOSED"),
+    ]
     lab.timewait = [SockView(*CONN, "TIME-WAIT")]
     fin_to_peer(trace, 1.35)
     pv.refresh()
-    lab.kt.pending = [ev(2.1, *CONN, "LISTEN", "SYN-RECEIVED"),
-                      ev(2.1, *CONN, "SYN-RECEIVED", "ESTABLISHED")]
+    lab.kt.pending = [
+        ev(2.1, *CONN, "LISTEN", "SYN-RECEIVED"),
+        ev(2.1, *CONN, "SYN-RECEIVED", "ESTABLISHED"),
+    ]
     lab.timewait = []  # the first socket's timewait socket is gone (the second took over)
     pv.refresh()
     hist = [SockView(k[0], k[1], st) for _t, k, st in pv.history("peer")]
@@ -329,16 +405,23 @@ def test_a_connects_port_is_named_at_once_and_its_events_kept() -> None:
     synsent = SockView((PEER, 50500), (EMU, 9000), "SYN-SENT")
     lab.timewait = []
     lab.peer_sockets = lambda states=None, info=True, **kw: (  # type: ignore[method-assign]
-        [synsent] if states == 1 << 2 else [])
+        [synsent] if states == 1 << 2 else []
+    )
     lab.kt.pending = [ev(1.0, (PEER, 0), (EMU, 9000), "CLOSED", "SYN-SENT", softirq=False)]
     pv.refresh()
-    assert [(r.local, r.state, r.t) for r in trace.peer_states] == [((PEER, 50500), "SYN-SENT", 1.0)]
+    assert [(r.local, r.state, r.t) for r in trace.peer_states] == [
+        ((PEER, 50500), "SYN-SENT", 1.0)
+    ]
     # the next connect's answer came before sock_diag was asked: held, then named
     lab.peer_sockets = lambda states=None, info=True, **kw: []  # type: ignore[method-assign]
-    lab.kt.pending = [ev(2.0, (PEER, 0), (EMU, 9001), "CLOSED", "SYN-SENT", softirq=False),
-                      ev(2.001, (PEER, 50502), (EMU, 9001), kind="receive_reset"),
-                      ev(2.001, (PEER, 50502), (EMU, 9001), "SYN-SENT", "CLOSED")]
+    lab.kt.pending = [
+        ev(2.0, (PEER, 0), (EMU, 9001), "CLOSED", "SYN-SENT", softirq=False),
+        ev(2.001, (PEER, 50502), (EMU, 9001), kind="receive_reset"),
+        ev(2.001, (PEER, 50502), (EMU, 9001), "SYN-SENT", "CLOSED"),
+    ]
     pv.refresh()
-    assert [(r.local[1], r.state) for r in trace.peer_states[1:]] == [(50502, "SYN-SENT"),
-                                                                       (50502, "CLOSED")]
+    assert [(r.local[1], r.state) for r in trace.peer_states[1:]] == [
+        (50502, "SYN-SENT"),
+        (50502, "CLOSED"),
+    ]
     assert [e.kind for e in trace.peer_events] == ["receive_reset"]

@@ -34,8 +34,7 @@ steps:
   - connect: 8080
   - peer: accept
 """
-RST_OUT = ("IP(dst=peer_ip)/TCP(sport=emu_port, dport=peer_port, flags='R', seq=seq, "
-           "window=4321)")
+RST_OUT = "IP(dst=peer_ip)/TCP(sport=emu_port, dport=peer_port, flags='R', seq=seq, window=4321)"
 
 
 def scenario(*steps: str) -> str:
@@ -46,31 +45,47 @@ def scenario(*steps: str) -> str:
 
 
 def test_a_syntax_error_is_a_file_line_col_error_at_the_string() -> None:
-    errors = validate_text(scenario('inject: {scapy: "IP(dst=peer_ip)/TCP(flags=\'R\'"}'),
-                           "t.yaml")
+    errors = validate_text(scenario("inject: {scapy: \"IP(dst=peer_ip)/TCP(flags='R'\"}"), "t.yaml")
     assert [str(e) for e in errors] == [
         "t.yaml:7:21: scapy: not a Python expression: '(' was never closed "
-        "(at column 20 of the expression)"]
+        "(at column 20 of the expression)"
+    ]
 
 
 def test_a_syntax_error_on_a_later_line_of_a_block_string() -> None:
-    text = scenario("inject:\n      dir: out\n      scapy: |\n        (IP()\n"
-                    "          / TCP(flags=))")
+    text = scenario(
+        "inject:\n      dir: out\n      scapy: |\n        (IP()\n          / TCP(flags=))"
+    )
     errors = validate_text(text, "t.yaml")
     assert [str(e) for e in errors] == [
         "t.yaml:9:14: scapy: not a Python expression: invalid syntax "
-        "(at line 2, column 15 of the expression)"], errors
+        "(at line 2, column 15 of the expression)"
+    ], errors
 
 
 def test_a_statement_is_not_an_expression() -> None:
     errors = validate_text(scenario('inject: {scapy: "p = IP()"}'), "t.yaml")
     assert len(errors) == 1 and str(errors[0]).startswith(
-        "t.yaml:7:21: scapy: not a Python expression: "), errors
+        "t.yaml:7:21: scapy: not a Python expression: "
+    ), errors
 
 
-@pytest.mark.parametrize("field", ["flags: R", "seq: 1", "ack: 1", "win: 10", "urg: 1",
-                                   "options: [nop]", "data: hi", "hex: '00'", "bytes: 3",
-                                   "bad_checksum: true", "relative: false"])
+@pytest.mark.parametrize(
+    "field",
+    [
+        "flags: R",
+        "seq: 1",
+        "ack: 1",
+        "win: 10",
+        "urg: 1",
+        "options: [nop]",
+        "data: hi",
+        "hex: '00'",
+        "bytes: 3",
+        "bad_checksum: true",
+        "relative: false",
+    ],
+)
 def test_scapy_goes_with_no_segment_field(field: str) -> None:
     name = field.split(":")[0]
     line = f'inject: {{scapy: "IP()/TCP()", {field}}}'
@@ -78,12 +93,14 @@ def test_scapy_goes_with_no_segment_field(field: str) -> None:
     col = 5 + line.index(name)  # at the field's key, in the step's mapping
     assert [str(e) for e in errors] == [
         f"t.yaml:7:{col}: give either 'scapy' or the segment's fields: 'scapy' builds the "
-        f"whole packet, '{name}' cannot go with it"]
+        f"whole packet, '{name}' cannot go with it"
+    ]
 
 
 def test_without_scapy_flags_stays_required() -> None:
     assert [str(e) for e in validate_text(scenario("inject: {dir: in}"), "t.yaml")] == [
-        "t.yaml:7:13: missing 'flags' in inject"]
+        "t.yaml:7:13: missing 'flags' in inject"
+    ]
     assert validate_text(scenario("inject: {dir: in, flags: R}"), "t.yaml") == []
     sc = load_scenario_text(scenario('inject: {dir: in, scapy: "IP()/TCP()", conn: c}'))
     assert sc.steps[-1].scapy == "IP()/TCP()"  # type: ignore[attr-defined]
@@ -92,12 +109,18 @@ def test_without_scapy_flags_stays_required() -> None:
 def test_not_a_string_is_an_error() -> None:
     errors = validate_text(scenario("inject: {scapy: 3}"), "t.yaml")
     assert len(errors) == 1 and str(errors[0]).startswith(
-        "t.yaml:7:21: scapy: expected a scapy expression such as"), errors
+        "t.yaml:7:21: scapy: expected a scapy expression such as"
+    ), errors
 
 
 def netemu(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "netemu", *args], capture_output=True,
-                          text=True, cwd=cwd, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "netemu", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=120,
+    )
 
 
 def test_validate_names_the_expressions_as_trusted_code(tmp_path: Path) -> None:
@@ -120,19 +143,29 @@ steps:
     assert out.stderr.splitlines() == [
         f"notice: one.yaml runs 1 Python snippet {OWN}",
         "notice: both.yaml runs 1 command peer (sleep) as root in the lab's peer namespace "
-        f"and 2 Python snippets {OWN}"]
+        f"and 2 Python snippets {OWN}",
+    ]
     assert run_notices([tmp_path]) == [
         f"notice: {tmp_path}: 2 of 3 files run 1 command peer (sleep) as root in the lab's "
-        f"peer namespace and 3 Python snippets {OWN}"]
+        f"peer namespace and 3 Python snippets {OWN}"
+    ]
 
 
 def test_validation_does_not_import_scapy(tmp_path: Path) -> None:
     (tmp_path / "s.yaml").write_text(scenario(f'inject: {{scapy: "{RST_OUT}"}}'))
-    code = ("import sys; from netemu.cli.files import validate_main, run_notices; "
-            "assert validate_main(['s.yaml'], notices=True) == 0; "
-            "assert run_notices(['s.yaml']); print('scapy' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         cwd=tmp_path, timeout=60, env={"PYTHONPATH": str(ROOT)})
+    code = (
+        "import sys; from netemu.cli.files import validate_main, run_notices; "
+        "assert validate_main(['s.yaml'], notices=True) == 0; "
+        "assert run_notices(['s.yaml']); print('scapy' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=60,
+        env={"PYTHONPATH": str(ROOT)},
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines()[-1] == "False", out.stdout
 
@@ -145,8 +178,9 @@ def tshark() -> str:
     path = shutil.which("tshark")
     if path is None:
         if IN_CI:
-            pytest.fail("tshark is missing: CI=true, so this is a failure, not a skip",
-                        pytrace=False)
+            pytest.fail(
+                "tshark is missing: CI=true, so this is a failure, not a skip", pytrace=False
+            )
         pytest.skip("needs tshark (Debian's tshark)")
     return path
 
@@ -159,8 +193,7 @@ def run(text: str, tmp_path: Path):
 
 
 def tshark_fields(tshark: str, pcap: Path, where: str, *fields: str) -> list[list[str]]:
-    args = [tshark, "-r", str(pcap), "-Y", where, "-T", "fields",
-            "-o", "tcp.check_checksum:TRUE"]
+    args = [tshark, "-r", str(pcap), "-Y", where, "-T", "fields", "-o", "tcp.check_checksum:TRUE"]
     for f in fields:
         args += ["-e", f]
     out = subprocess.run(args, capture_output=True, text=True, check=True, timeout=60)
@@ -170,34 +203,71 @@ def tshark_fields(tshark: str, pcap: Path, where: str, *fields: str) -> list[lis
 @pytest.mark.root
 @pytest.mark.timeout(60)
 def test_an_in_window_rst_from_netemus_side_closes_the_kernels_socket(
-        tmp_path: Path, tshark: str) -> None:
+    tmp_path: Path, tshark: str
+) -> None:
     # seq is netemu's SND.NXT: the kernel takes the RST (RFC 5961 3.2: exactly
     # RCV.NXT) and its ESTABLISHED socket goes to CLOSED. netemu's own endpoint knows
     # nothing of it: the expression's window (4321) is none of netemu's.
-    out = run(scenario("send: hi", "peer: {expect: hi}", f'inject: {{scapy: "{RST_OUT}"}}',
-                       "expect_peer_state: {state: CLOSED, within: 1s}",
-                       "expect_state: ESTABLISHED"), tmp_path)
+    out = run(
+        scenario(
+            "send: hi",
+            "peer: {expect: hi}",
+            f'inject: {{scapy: "{RST_OUT}"}}',
+            "expect_peer_state: {state: CLOSED, within: 1s}",
+            "expect_state: ESTABLISHED",
+        ),
+        tmp_path,
+    )
     assert out.passed, out.report["error"]
     rst = [s for s in out.report["segments"] if s["flags"] == "RST"]
     assert [(s["direction"], s["mark"], s["seq"]) for s in rst] == [("out", "injected", 3)], rst
-    ours = tshark_fields(tshark, tmp_path / "run" / "trace.pcap",
-                         "tcp.flags.syn == 1 && tcp.flags.ack == 0",
-                         "tcp.srcport", "tcp.seq_raw")
+    ours = tshark_fields(
+        tshark,
+        tmp_path / "run" / "trace.pcap",
+        "tcp.flags.syn == 1 && tcp.flags.ack == 0",
+        "tcp.srcport",
+        "tcp.seq_raw",
+    )
     [(port, isn)] = ours
-    got = tshark_fields(tshark, tmp_path / "run" / "trace.pcap", "tcp.flags.reset == 1",
-                        "ip.src", "ip.dst", "tcp.srcport", "tcp.dstport", "tcp.flags",
-                        "tcp.seq_raw", "tcp.window_size_value", "tcp.checksum.status")
-    assert got == [["198.18.0.1", "198.18.0.2", port, "8080", "0x0004",
-                    str((int(isn) + 3) % 2**32), "4321", "1"]], got  # SYN + "hi"
+    got = tshark_fields(
+        tshark,
+        tmp_path / "run" / "trace.pcap",
+        "tcp.flags.reset == 1",
+        "ip.src",
+        "ip.dst",
+        "tcp.srcport",
+        "tcp.dstport",
+        "tcp.flags",
+        "tcp.seq_raw",
+        "tcp.window_size_value",
+        "tcp.checksum.status",
+    )
+    assert got == [
+        [
+            "198.18.0.1",
+            "198.18.0.2",
+            port,
+            "8080",
+            "0x0004",
+            str((int(isn) + 3) % 2**32),
+            "4321",
+            "1",
+        ]
+    ], got  # SYN + "hi"
 
 
 @pytest.mark.root
 @pytest.mark.timeout(60)
 def test_dir_in_hands_the_segment_to_netemus_endpoint(tmp_path: Path) -> None:
-    out = run(scenario(
-        "inject: {dir: in, scapy: \"IP()/TCP(sport=peer_port, dport=emu_port, flags='R', "
-        "seq=seq)\"}",
-        "expect_event: {event: reset, within: 100ms}", "expect_state: CLOSED"), tmp_path)
+    out = run(
+        scenario(
+            "inject: {dir: in, scapy: \"IP()/TCP(sport=peer_port, dport=emu_port, flags='R', "
+            'seq=seq)"}',
+            "expect_event: {event: reset, within: 100ms}",
+            "expect_state: CLOSED",
+        ),
+        tmp_path,
+    )
     assert out.passed, out.report["error"]
     rst = [s for s in out.report["segments"] if s["flags"] == "RST"]
     assert [(s["direction"], s["mark"], s["seq"]) for s in rst] == [("in", "injected", 1)], rst
@@ -206,30 +276,51 @@ def test_dir_in_hands_the_segment_to_netemus_endpoint(tmp_path: Path) -> None:
 @pytest.mark.root
 @pytest.mark.timeout(60)
 def test_an_icmp_error_quoting_the_connection_goes_out_as_built(
-        tmp_path: Path, tshark: str) -> None:
-    expr = ("IP()/ICMP(type=3, code=4, nexthopmtu=1280)/IP(src=emu_ip, dst=peer_ip)/"
-            "TCP(sport=emu_port, dport=peer_port, seq=seq)")
+    tmp_path: Path, tshark: str
+) -> None:
+    expr = (
+        "IP()/ICMP(type=3, code=4, nexthopmtu=1280)/IP(src=emu_ip, dst=peer_ip)/"
+        "TCP(sport=emu_port, dport=peer_port, seq=seq)"
+    )
     out = run(scenario(f'inject: {{scapy: "{expr}"}}'), tmp_path)
     assert out.passed, out.report["error"]
-    got = tshark_fields(tshark, tmp_path / "run" / "trace.pcap", "icmp",
-                        "ip.src", "icmp.type", "icmp.code", "icmp.mtu", "tcp.dstport")
+    got = tshark_fields(
+        tshark,
+        tmp_path / "run" / "trace.pcap",
+        "icmp",
+        "ip.src",
+        "icmp.type",
+        "icmp.code",
+        "icmp.mtu",
+        "tcp.dstport",
+    )
     assert got == [["198.18.0.1,198.18.0.1", "3", "4", "1280", "8080"]], got
 
 
 @pytest.mark.root
 @pytest.mark.timeout(120)
-@pytest.mark.parametrize(("expr", "reason"), [
-    ("IP(dst=peer_ip)/TCPP(flags='R')",
-     "the scapy expression failed: NameError: name 'TCPP' is not defined"),
-    ("1 // 0", "the scapy expression failed: ZeroDivisionError: integer division or "
-               "modulo by zero"),
-    ("'IP()'", "the scapy expression built str 'IP()', not a scapy packet"),
-    ("Ether()/ARP()", "no IPv4 layer"),
-    ("IP()/UDP()/Raw(b'x' * 1473)", "the scapy packet is 1501 bytes, more than the lab's "
-                                    "MTU (1500)"),
-])
+@pytest.mark.parametrize(
+    ("expr", "reason"),
+    [
+        (
+            "IP(dst=peer_ip)/TCPP(flags='R')",
+            "the scapy expression failed: NameError: name 'TCPP' is not defined",
+        ),
+        (
+            "1 // 0",
+            "the scapy expression failed: ZeroDivisionError: integer division or modulo by zero",
+        ),
+        ("'IP()'", "the scapy expression built str 'IP()', not a scapy packet"),
+        ("Ether()/ARP()", "no IPv4 layer"),
+        (
+            "IP()/UDP()/Raw(b'x' * 1473)",
+            "the scapy packet is 1501 bytes, more than the lab's MTU (1500)",
+        ),
+    ],
+)
 def test_a_failing_expression_fails_its_step_with_the_reason(
-        tmp_path: Path, expr: str, reason: str) -> None:
+    tmp_path: Path, expr: str, reason: str
+) -> None:
     out = run(scenario(f'inject: {{scapy: "{expr}"}}', "sleep: 1ms"), tmp_path)
     assert not out.passed
     error = out.report["error"]
@@ -245,29 +336,38 @@ def test_dir_in_takes_only_tcp(tmp_path: Path) -> None:
     assert not out.passed
     assert out.report["error"].endswith(
         "inject: dir: in hands one whole IPv4/TCP segment to netemu's endpoint; the scapy "
-        "packet is IP protocol 1, not TCP (send it with dir: out)"), out.report["error"]
+        "packet is IP protocol 1, not TCP (send it with dir: out)"
+    ), out.report["error"]
 
 
 @pytest.mark.root
 @pytest.mark.timeout(120)
-def test_netemu_run_fails_with_the_reason_and_a_plain_run_imports_no_scapy(
-        tmp_path: Path) -> None:
+def test_netemu_run_fails_with_the_reason_and_a_plain_run_imports_no_scapy(tmp_path: Path) -> None:
     (tmp_path / "bad.yaml").write_text(scenario('inject: {scapy: "IP()/TCPP()"}'))
     out = netemu("run", "-q", "-o", "r1", "bad.yaml", cwd=tmp_path)
     assert out.returncode == 1, out.stdout + out.stderr
     assert out.stderr.splitlines()[0] == f"notice: bad.yaml runs 1 Python snippet {OWN}"
     assert "Traceback" not in out.stdout + out.stderr
     report = json.loads((tmp_path / "r1" / "report.json").read_text())
-    assert report["error"] == ("step 4 (line 7) inject: the scapy expression failed: "
-                               "NameError: name 'TCPP' is not defined"), report["error"]
+    assert report["error"] == (
+        "step 4 (line 7) inject: the scapy expression failed: NameError: name 'TCPP' is not defined"
+    ), report["error"]
     (tmp_path / "plain.yaml").write_text(scenario("inject: {dir: in, flags: R}"))
-    code = ("import asyncio, sys; from pathlib import Path; "
-            "from netemu.scenario.loader import load_scenario; "
-            "from netemu.scenario.session import run_scenario; "
-            "out = asyncio.run(run_scenario(load_scenario('plain.yaml'), Path('r2'))); "
-            "print(out.passed, 'scapy' in sys.modules)")
-    got = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         cwd=tmp_path, timeout=60, env={"PYTHONPATH": str(ROOT)})
+    code = (
+        "import asyncio, sys; from pathlib import Path; "
+        "from netemu.scenario.loader import load_scenario; "
+        "from netemu.scenario.session import run_scenario; "
+        "out = asyncio.run(run_scenario(load_scenario('plain.yaml'), Path('r2'))); "
+        "print(out.passed, 'scapy' in sys.modules)"
+    )
+    got = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=60,
+        env={"PYTHONPATH": str(ROOT)},
+    )
     assert got.stdout.splitlines()[-1:] == ["True False"], got.stdout + got.stderr
 
 
@@ -276,7 +376,8 @@ def test_netemu_run_fails_with_the_reason_and_a_plain_run_imports_no_scapy(
 def test_a_raw_connections_handshake_in_scapy(tmp_path: Path) -> None:
     # On a raw connection, seq and ack come from the trace: our ISN, then after the
     # kernel's SYN+ACK, what the handshake's last ACK carries.
-    out = run("""\
+    out = run(
+        """\
 name: scapy_raw
 peer: kernel
 connections:
@@ -287,7 +388,9 @@ steps:
   - expect_segment: {dir: in, flags: SYN+ACK, ack: 1}
   - inject: {scapy: "IP()/TCP(sport=emu_port, dport=peer_port, flags='A', seq=seq, ack=ack)"}
   - expect_peer_state: {conn: r, state: ESTABLISHED, within: 1s}
-""", tmp_path)
+""",
+        tmp_path,
+    )
     assert out.passed, out.report["error"]
     ack = [s for s in out.report["segments"] if s["flags"] == "ACK"]
     assert [(s["mark"], s["seq"], s["ack"]) for s in ack] == [("injected", 1, 1)], ack

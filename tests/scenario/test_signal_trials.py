@@ -37,10 +37,23 @@ def _netns_names() -> set[str]:
 
 def _trial(tmp: Path, scenario: str, sig: int, delay: float) -> dict:
     out = tmp / f"{scenario}-{sig}-{delay:.3f}"
-    p = subprocess.Popen([sys.executable, "-m", "netemu", "run", "-q",
-                          str(ROOT / "scenarios" / f"{scenario}.yaml"), "-o", str(out)],
-                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT,
-                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    p = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "netemu",
+            "run",
+            "-q",
+            str(ROOT / "scenarios" / f"{scenario}.yaml"),
+            "-o",
+            str(out),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=ROOT,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     time.sleep(delay)
     p.send_signal(sig)
     text, _ = p.communicate(timeout=60)
@@ -81,8 +94,10 @@ def test_signals_at_random_moments_leave_nothing_behind(tmp_path: Path, count: i
 
 
 def _dead(runid: str) -> bool:
-    return not any(registry.lock_alive(registry.lock_path(runid, d))
-                   for d in {registry.RUN_DIR, os.environ.get("NETEMU_RUN_DIR", registry.RUN_DIR)})
+    return not any(
+        registry.lock_alive(registry.lock_path(runid, d))
+        for d in {registry.RUN_DIR, os.environ.get("NETEMU_RUN_DIR", registry.RUN_DIR)}
+    )
 
 
 def _left_by_dead_runs(before_ns: set[str], before_inst: set[str]) -> list[str]:

@@ -17,14 +17,22 @@ pytestmark = [pytest.mark.root, pytest.mark.timeout(120)]
 
 
 def netemu(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "netemu", *args], capture_output=True,
-                          text=True, cwd=cwd or ROOT, timeout=100)
+    return subprocess.run(
+        [sys.executable, "-m", "netemu", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd or ROOT,
+        timeout=100,
+    )
 
 
 def tshark_segments(pcap: Path) -> list[tuple[str, str]]:
-    out = subprocess.run(["tshark", "-r", str(pcap), "-Y", "tcp", "-T", "fields",
-                          "-e", "tcp.seq", "-e", "tcp.len"],
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        ["tshark", "-r", str(pcap), "-Y", "tcp", "-T", "fields", "-e", "tcp.seq", "-e", "tcp.len"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert "error" not in out.stderr.lower(), out.stderr
     return [tuple(line.split("\t")) for line in out.stdout.splitlines() if line]
 
@@ -52,13 +60,22 @@ def test_bundled_scenario_passes(path: Path, tmp_path: Path):
 
 def test_failing_scenario_exits_1_with_a_readable_diff(tmp_path: Path):
     bad = tmp_path / "wrong_state.yaml"
-    bad.write_text((ROOT / "scenarios" / "close_wait.yaml").read_text().replace(
-        "  - expect_peer_state: CLOSE-WAIT\n", "  - expect_peer_state: {state: LAST-ACK, within: 300ms}\n", 1))
+    bad.write_text(
+        (ROOT / "scenarios" / "close_wait.yaml")
+        .read_text()
+        .replace(
+            "  - expect_peer_state: CLOSE-WAIT\n",
+            "  - expect_peer_state: {state: LAST-ACK, within: 300ms}\n",
+            1,
+        )
+    )
     run = netemu("run", "-q", str(bad), "-o", str(tmp_path / "run"))
     assert run.returncode == 1, run.stdout + run.stderr
     assert "FAIL" in run.stdout
-    assert ("peer socket is CLOSE-WAIT, expected LAST-ACK (it went through: SYN-RECEIVED → "
-            "ESTABLISHED → CLOSE-WAIT)") in run.stdout
+    assert (
+        "peer socket is CLOSE-WAIT, expected LAST-ACK (it went through: SYN-RECEIVED → "
+        "ESTABLISHED → CLOSE-WAIT)"
+    ) in run.stdout
     report = json.loads((tmp_path / "run" / "report.json").read_text())
     assert report["result"] == "fail"
     statuses = [s["status"] for s in report["steps"]]

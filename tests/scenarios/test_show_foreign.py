@@ -45,8 +45,23 @@ def test_show_draws_a_tcpdump_capture_with_inferred_states(tmp_path: Path):
     with Lab() as lab:
         err = tmp_path / "tcpdump.err"
         with err.open("w") as errf:
-            dump = lab.spawn(["tcpdump", "-Z", "root", "--immediate-mode", "-i", lab.peer_ifname, "-U", "-n",
-                              "-w", str(pcap), "tcp"], name="tcpdump", stderr=errf)
+            dump = lab.spawn(
+                [
+                    "tcpdump",
+                    "-Z",
+                    "root",
+                    "--immediate-mode",
+                    "-i",
+                    lab.peer_ifname,
+                    "-U",
+                    "-n",
+                    "-w",
+                    str(pcap),
+                    "tcp",
+                ],
+                name="tcpdump",
+                stderr=errf,
+            )
         end = time.monotonic() + 10
         while "listening on" not in err.read_text() and time.monotonic() < end:
             time.sleep(0.02)  # tcpdump says so once it captures
@@ -55,12 +70,23 @@ def test_show_draws_a_tcpdump_capture_with_inferred_states(tmp_path: Path):
         time.sleep(0.1)
         dump.stop()
     html = tmp_path / "ladder.html"
-    run = subprocess.run([sys.executable, "-m", "netemu", "show", str(pcap), "--html", str(html)],
-                         capture_output=True, text=True, timeout=30)
+    run = subprocess.run(
+        [sys.executable, "-m", "netemu", "show", str(pcap), "--html", str(html)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert run.returncode == 0, run.stderr
     out = run.stdout
-    for state in ("SYN-SENT", "ESTABLISHED", "FIN-WAIT-1", "FIN-WAIT-2", "CLOSE-WAIT",
-                  "LAST-ACK", "TIME-WAIT"):
+    for state in (
+        "SYN-SENT",
+        "ESTABLISHED",
+        "FIN-WAIT-1",
+        "FIN-WAIT-2",
+        "CLOSE-WAIT",
+        "LAST-ACK",
+        "TIME-WAIT",
+    ):
         assert state in out, (state, out)
     # The client (netemu) reaches FIN-WAIT-2 before the server's LAST-ACK.
     assert out.index("FIN-WAIT-2") < out.index("LAST-ACK")
@@ -70,8 +96,12 @@ def test_show_draws_a_tcpdump_capture_with_inferred_states(tmp_path: Path):
 def test_show_rejects_a_file_that_is_not_a_capture(tmp_path: Path):
     junk = tmp_path / "junk.pcap"
     junk.write_bytes(b"this is not a pcap file at all")
-    run = subprocess.run([sys.executable, "-m", "netemu", "show", str(junk)],
-                         capture_output=True, text=True, timeout=30)
+    run = subprocess.run(
+        [sys.executable, "-m", "netemu", "show", str(junk)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert run.returncode == 2
     assert run.stderr.startswith("netemu show: ") and "not a pcap" in run.stderr
     assert len(run.stderr.strip().splitlines()) == 1

@@ -56,10 +56,20 @@ class EpisodeChecks(EpisodeBuild):
     def snapshot(self, seg: TcpSegment) -> dict:
         c = self.conn
         assert c is not None
-        return dict(state=c.state, rcv_nxt=c.rcv_nxt, rcv_adv=c.rcv_adv, rcv_wnd=c.rcv_wnd(),
-                    snd_una=c.snd_una, snd_max=c.snd_max, ts_recent=c.ts.recent,
-                    ts_valid=c.ts.recent_valid, ts_stamp=c.ts.recent_stamp,
-                    awaiting=c._awaiting_syn_ack(), irs=c.irs, read_closed=c.read_closed)
+        return dict(
+            state=c.state,
+            rcv_nxt=c.rcv_nxt,
+            rcv_adv=c.rcv_adv,
+            rcv_wnd=c.rcv_wnd(),
+            snd_una=c.snd_una,
+            snd_max=c.snd_max,
+            ts_recent=c.ts.recent,
+            ts_valid=c.ts.recent_valid,
+            ts_stamp=c.ts.recent_stamp,
+            awaiting=c._awaiting_syn_ack(),
+            irs=c.irs,
+            read_closed=c.read_closed,
+        )
 
     def check_segment_rules(self, seg: TcpSegment, b: dict) -> None:
         """What one arriving segment may not do, whatever it holds."""
@@ -69,8 +79,7 @@ class EpisodeChecks(EpisodeBuild):
         flags = seg.flags
         if not st.synchronized or st is S.CLOSED:
             return
-        unchanged = (c.state is st and c.rcv_nxt == b["rcv_nxt"]
-                     and c.snd_una == b["snd_una"])
+        unchanged = c.state is st and c.rcv_nxt == b["rcv_nxt"] and c.snd_una == b["snd_una"]
         # SND.UNA never moves back nor past what was sent, and moves only to a SEG.ACK.
         if not (seq_ge(c.snd_una, b["snd_una"]) and seq_le(c.snd_una, b["snd_max"])):
             self.fail(f"SND.UNA moved from {b['snd_una']} to {c.snd_una} (SND.MAX {b['snd_max']})")
@@ -91,8 +100,10 @@ class EpisodeChecks(EpisodeBuild):
         if seg_len == 0:
             ok = seg.seq == nxt if wnd == 0 else seq_in_window(seg.seq, nxt, wnd)
         else:
-            ok = wnd > 0 and (seq_in_window(seg.seq, nxt, wnd)
-                              or seq_in_window((seg.seq + seg_len - 1) & MASK, nxt, wnd))
+            ok = wnd > 0 and (
+                seq_in_window(seg.seq, nxt, wnd)
+                or seq_in_window((seg.seq + seg_len - 1) & MASK, nxt, wnd)
+            )
         if not ok and seg.seq != nxt and not unchanged:
             self.fail("an unacceptable segment changed the connection")
         # RFC 5961 §3.2: a RST resets only when its SEQ is exactly RCV.NXT.
@@ -100,14 +111,23 @@ class EpisodeChecks(EpisodeBuild):
             self.fail(f"a RST at {seg.seq} closed the connection (RCV.NXT {nxt})")
         # RFC 7323 §5.3 (R1), PAWS: an old TSval (not on a RST) drops the segment.
         ts = seg.timestamp
-        if (c.ts_ok and ts is not None and not flags & RST and b["ts_valid"]
-                and seq_lt(ts.tsval, b["ts_recent"]) and self.now - b["ts_stamp"] <= PAWS_IDLE
-                and not unchanged):
-            self.fail(f"PAWS: TSval {ts.tsval} < TS.Recent {b['ts_recent']}, "
-                      "yet the segment changed the connection")
+        if (
+            c.ts_ok
+            and ts is not None
+            and not flags & RST
+            and b["ts_valid"]
+            and seq_lt(ts.tsval, b["ts_recent"])
+            and self.now - b["ts_stamp"] <= PAWS_IDLE
+            and not unchanged
+        ):
+            self.fail(
+                f"PAWS: TSval {ts.tsval} < TS.Recent {b['ts_recent']}, "
+                "yet the segment changed the connection"
+            )
 
-    def check_events(self, cause: str, old: State, seg: TcpSegment | None,
-                     fin_pending: bool) -> None:
+    def check_events(
+        self, cause: str, old: State, seg: TcpSegment | None, fin_pending: bool
+    ) -> None:
         c = self.conn
         assert c is not None
         state = self.known_state if self.known_state is not None else old
@@ -117,8 +137,10 @@ class EpisodeChecks(EpisodeBuild):
                     self.fail(f"StateChanged from {ev.old}, but the state was {state}")
                 edge = (ev.old, ev.new)
                 if ev.new not in TRANSITIONS.get((ev.old, Cause(cause)), ()):
-                    self.fail(f"{ev.old} -> {ev.new} ({ev.cause!r}) on a {cause}: "
-                              "not an RFC 9293 transition")
+                    self.fail(
+                        f"{ev.old} -> {ev.new} ({ev.cause!r}) on a {cause}: "
+                        "not an RFC 9293 transition"
+                    )
                 if cause == SEG and seg is not None:
                     self.check_seg_edge(edge, ev, seg, fin_pending)
                 self.note(f"  {ev.old} -> {ev.new} ({ev.cause})")
@@ -129,8 +151,9 @@ class EpisodeChecks(EpisodeBuild):
                     self.fail("DataReceived after PeerClosed")
             elif isinstance(ev, PeerClosed):
                 self.peer_closed += 1
-                if self.peer_closed > 1 or (cause == SEG and seg is not None
-                                            and not seg.flags & FIN and not fin_pending):
+                if self.peer_closed > 1 or (
+                    cause == SEG and seg is not None and not seg.flags & FIN and not fin_pending
+                ):
                     self.fail("PeerClosed twice, or without a FIN")
             elif isinstance(ev, ConnectionReset):
                 if cause != SEG or seg is None or not seg.flags & RST:
@@ -149,8 +172,9 @@ class EpisodeChecks(EpisodeBuild):
             self.fail(f"the state is {c.state}, the events say {state}")
         self.known_state = state
 
-    def check_seg_edge(self, edge: tuple[State, State], ev: StateChanged, seg: TcpSegment,
-                       fin_pending: bool) -> None:
+    def check_seg_edge(
+        self, edge: tuple[State, State], ev: StateChanged, seg: TcpSegment, fin_pending: bool
+    ) -> None:
         flags = seg.flags
         if edge in FIN_EDGES and not flags & FIN and not fin_pending:
             self.fail(f"{edge[0]} -> {edge[1]} without a FIN")
@@ -163,14 +187,19 @@ class EpisodeChecks(EpisodeBuild):
         c = self.conn
         assert c is not None
         if edge == (S.SYN_SENT, S.CLOSED) and not (
-                flags & ACK and seq_gt(seg.ack, c.iss) and seq_le(seg.ack, c.snd_max)):
+            flags & ACK and seq_gt(seg.ack, c.iss) and seq_le(seg.ack, c.snd_max)
+        ):
             # §3.10.7.3: a RST in SYN-SENT counts only with an acceptable ACK.
             self.fail(f"SYN-SENT reset by a RST whose ACK {seg.ack} is not acceptable")
         if edge == (S.ESTABLISHED, S.FIN_WAIT_1) and ev.cause != "shutdown() (queued)":
             self.fail("ESTABLISHED -> FIN-WAIT-1 on a segment, not the queued CLOSE")
         # Only a RST closes, or data for a closed reader (answered with RST).
-        if (edge[1] is S.CLOSED and edge[0] is not S.LAST_ACK and not flags & RST
-                and not (ev.cause == "abort()" and seg.payload)):
+        if (
+            edge[1] is S.CLOSED
+            and edge[0] is not S.LAST_ACK
+            and not flags & RST
+            and not (ev.cause == "abort()" and seg.payload)
+        ):
             self.fail(f"{edge[0]} -> CLOSED on {seg.flag_names} ({ev.cause!r})")
 
     def check_reset(self, seg: TcpSegment, rst: TcpSegment, listener: bool) -> None:
@@ -191,8 +220,9 @@ class EpisodeChecks(EpisodeBuild):
     def check_wellformed(self, s: TcpSegment, c: Connection) -> None:
         if (s.src_port, s.dst_port) != (c.local_port, c.remote_port):
             self.fail(f"ports {s.src_port} > {s.dst_port}")
-        if not (0 <= s.seq <= MASK and 0 <= s.ack <= MASK and window_ok(s)
-                and 0 <= s.urgent <= 0xFFFF):
+        if not (
+            0 <= s.seq <= MASK and 0 <= s.ack <= MASK and window_ok(s) and 0 <= s.urgent <= 0xFFFF
+        ):
             self.fail(f"a field out of range: {s!r}")
         f = s.flags
         if f & ~(SYN | FIN | RST | PSH | ACK):
@@ -239,8 +269,17 @@ class EpisodeChecks(EpisodeBuild):
         if p is None:
             self.fail(f"not TCP once emitted: {s!r}")
         assert p is not None
-        got = (p.src_port, p.dst_port, p.seq, p.ack, p.flags, p.window, p.payload, p.options,
-               p.urgent)
+        got = (
+            p.src_port,
+            p.dst_port,
+            p.seq,
+            p.ack,
+            p.flags,
+            p.window,
+            p.payload,
+            p.options,
+            p.urgent,
+        )
         want = (sport, dport, s.seq, s.ack, s.flags, s.window, s.payload, s.options, s.urgent)
         if got != want:
             self.fail(f"emitted and parsed back: {got[:6]} {got[7]}, not {want[:6]} {want[7]}")
@@ -280,19 +319,27 @@ class EpisodeChecks(EpisodeBuild):
             # RCV.NXT moved by the data reported and the FIN, nothing else.
             fin = c.fin_seq_received is not None and (c.fin_seq_received + 1) & MASK == c.rcv_nxt
             if seq_diff(c.rcv_nxt, (c.irs + 1) & MASK) != self.data_events + fin:
-                self.fail(f"RCV.NXT {c.rcv_nxt} is not IRS+1 + {self.data_events} bytes "
-                          f"reported{' + FIN' if fin else ''}")
+                self.fail(
+                    f"RCV.NXT {c.rcv_nxt} is not IRS+1 + {self.data_events} bytes "
+                    f"reported{' + FIN' if fin else ''}"
+                )
         if self.data_events != self.read_total + c.readable:
-            self.fail(f"DataReceived says {self.data_events} bytes, "
-                      f"{self.read_total} read + {c.readable} held")
+            self.fail(
+                f"DataReceived says {self.data_events} bytes, "
+                f"{self.read_total} read + {c.readable} held"
+            )
         # Once the handshake is over (a SYN's window is unscaled, at most 65535, and
         # may show less than a scaled ACK before it did). Less than one unit (2**S)
         # back is a rounding RFC 7323 Appendix F tells senders to accept.
         if st.synchronized and not c._awaiting_syn_ack():
-            if (self.max_rcv_adv is not None
-                    and seq_diff(self.max_rcv_adv, c.rcv_adv) >= 1 << c.rcv_wscale):
-                self.fail(f"the advertised right edge moved left: {self.max_rcv_adv} -> "
-                          f"{c.rcv_adv} (RFC 9293 §3.8.6.2.2)")
+            if (
+                self.max_rcv_adv is not None
+                and seq_diff(self.max_rcv_adv, c.rcv_adv) >= 1 << c.rcv_wscale
+            ):
+                self.fail(
+                    f"the advertised right edge moved left: {self.max_rcv_adv} -> "
+                    f"{c.rcv_adv} (RFC 9293 §3.8.6.2.2)"
+                )
             if self.max_rcv_adv is None or seq_gt(c.rcv_adv, self.max_rcv_adv):
                 self.max_rcv_adv = c.rcv_adv
         if c.cc.cwnd <= 0 or c.cc.ssthresh <= 0:
@@ -300,4 +347,3 @@ class EpisodeChecks(EpisodeBuild):
         for t, w in c.timers.items():
             if not math.isfinite(w) or w < self.now - 1e-9:
                 self.fail(f"timer {t} at {w}, now {self.now}")
-

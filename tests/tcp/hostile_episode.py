@@ -59,7 +59,7 @@ _DOUBLE = _PATTERN + _PATTERN
 def stream(seq: int, n: int) -> bytes:
     """The peer's ``n`` bytes from sequence number ``seq`` (n <= 65536)."""
     o = seq & 0xFFFF
-    return _DOUBLE[o:o + n]
+    return _DOUBLE[o : o + n]
 
 
 TIMER_STORM = 100  # timer firings at one instant: more is a loop
@@ -69,17 +69,48 @@ TIMER_STORM = 100  # timer firings at one instant: more is a loop
 # the connection checks too); the rules below add what a segment must carry.
 SEG, TIMER, API = "segment", "timer", "api"
 # Edges a segment takes only by its FIN (or one it completes: a FIN held behind a hole).
-FIN_EDGES = {(S.SYN_RECEIVED, S.CLOSE_WAIT), (S.ESTABLISHED, S.CLOSE_WAIT),
-             (S.FIN_WAIT_1, S.CLOSING), (S.FIN_WAIT_1, S.TIME_WAIT),
-             (S.FIN_WAIT_2, S.TIME_WAIT)}
+FIN_EDGES = {
+    (S.SYN_RECEIVED, S.CLOSE_WAIT),
+    (S.ESTABLISHED, S.CLOSE_WAIT),
+    (S.FIN_WAIT_1, S.CLOSING),
+    (S.FIN_WAIT_1, S.TIME_WAIT),
+    (S.FIN_WAIT_2, S.TIME_WAIT),
+}
 # ... and by its ACK.
-ACK_EDGES = {(S.SYN_RECEIVED, S.ESTABLISHED), (S.FIN_WAIT_1, S.FIN_WAIT_2),
-             (S.CLOSING, S.TIME_WAIT), (S.LAST_ACK, S.CLOSED)}
+ACK_EDGES = {
+    (S.SYN_RECEIVED, S.ESTABLISHED),
+    (S.FIN_WAIT_1, S.FIN_WAIT_2),
+    (S.CLOSING, S.TIME_WAIT),
+    (S.LAST_ACK, S.CLOSED),
+}
 
-FLAG_SETS = (ACK, ACK | PSH, ACK | PSH, ACK, FIN | ACK, FIN | ACK | PSH, RST, RST | ACK,
-             SYN, SYN | ACK, FIN, 0, SYN | FIN, SYN | RST, RST | FIN, SYN | ACK | FIN,
-             SYN | FIN | RST | ACK | PSH | URG, URG | ACK, URG | ACK | PSH, ECE | CWR | ACK,
-             NS | ACK, SYN | ECE | CWR, RST | ACK | PSH, FIN | RST | ACK, SYN | RST | ACK)
+FLAG_SETS = (
+    ACK,
+    ACK | PSH,
+    ACK | PSH,
+    ACK,
+    FIN | ACK,
+    FIN | ACK | PSH,
+    RST,
+    RST | ACK,
+    SYN,
+    SYN | ACK,
+    FIN,
+    0,
+    SYN | FIN,
+    SYN | RST,
+    RST | FIN,
+    SYN | ACK | FIN,
+    SYN | FIN | RST | ACK | PSH | URG,
+    URG | ACK,
+    URG | ACK | PSH,
+    ECE | CWR | ACK,
+    NS | ACK,
+    SYN | ECE | CWR,
+    RST | ACK | PSH,
+    FIN | RST | ACK,
+    SYN | RST | ACK,
+)
 INTERESTING_32 = (0, 1, 0x7FFFFFFF, 0x80000000, 0x80000001, 0xFFFFFFFF, 0xFFFFFFFE)
 
 
@@ -89,7 +120,6 @@ class Failure(AssertionError):
 
 def window_ok(seg: TcpSegment) -> bool:
     return 0 <= seg.window <= 0xFFFF
-
 
 
 class EpisodeBuild:
@@ -125,11 +155,15 @@ class EpisodeBuild:
         c = self.conn
         where = ""
         if c is not None:
-            where = (f"\n  conn: {c.state} iss={c.iss} irs={c.irs} snd_una={c.snd_una} "
-                     f"snd_nxt={c.snd_nxt} snd_max={c.snd_max} snd_wnd={c.snd_wnd} "
-                     f"rcv_nxt={c.rcv_nxt} rcv_adv={c.rcv_adv} now={self.now}")
-        raise Failure(f"Episode(State.{self.target.name}, {self.seed:#x}): {msg}{where}\n"
-                      f"  last steps:\n  {tail}")
+            where = (
+                f"\n  conn: {c.state} iss={c.iss} irs={c.irs} snd_una={c.snd_una} "
+                f"snd_nxt={c.snd_nxt} snd_max={c.snd_max} snd_wnd={c.snd_wnd} "
+                f"rcv_nxt={c.rcv_nxt} rcv_adv={c.rcv_adv} now={self.now}"
+            )
+        raise Failure(
+            f"Episode(State.{self.target.name}, {self.seed:#x}): {msg}{where}\n"
+            f"  last steps:\n  {tail}"
+        )
 
     def note(self, text: str) -> None:
         self.log.append(f"t={self.now:.3f} {text}")
@@ -147,6 +181,7 @@ class EpisodeBuild:
             raise
         except Exception as e:  # any exception is the finding
             import traceback
+
             self.fail(f"unexpected {type(e).__name__}: {e}\n{traceback.format_exc()}")
         return self.hostile
 
@@ -238,15 +273,22 @@ class EpisodeBuild:
         if rng.random() < 0.2:
             c["delayed_ack"] = rng.choice((False, True, 0.2, 0.5))
         if rng.random() < 0.2:
-            c.update(keepalive=True, keepalive_idle=rng.choice((1.0, 10.0)),
-                     keepalive_interval=1.0, keepalive_count=rng.choice((1, 3)))
+            c.update(
+                keepalive=True,
+                keepalive_idle=rng.choice((1.0, 10.0)),
+                keepalive_interval=1.0,
+                keepalive_count=rng.choice((1, 3)),
+            )
         c["msl"] = rng.choice((0.5, 1.0, 30.0))
         c["fin_timeout"] = rng.choice((1.0, 60.0))
         if rng.random() < 0.3:
             c["congestion_control"] = "newreno"
         if rng.random() < 0.3:
-            c.update(syn_retries=rng.choice((0, 1, 2)), synack_retries=rng.choice((0, 1, 2)),
-                     retries2=rng.choice((0, 1, 3)))
+            c.update(
+                syn_retries=rng.choice((0, 1, 2)),
+                synack_retries=rng.choice((0, 1, 2)),
+                retries2=rng.choice((0, 1, 3)),
+            )
         if rng.random() < 0.2:
             c["auth_option_walk"] = rng.choice((None, 5))
         if rng.random() < 0.2:
@@ -278,11 +320,12 @@ class EpisodeBuild:
         self.peer_wnd = rng.choice((0xFFFF, 0xFFFF, 1000, 100, 0))
         self.p_nxt = (self.peer_iss + 1) & MASK
         t = self.target
-        self.note(f"build {t} cfg={self.cfg} iss={self.iss} peer_iss={self.peer_iss} "
-                  f"peer syn mss={p_mss} ws={p_ws} sack={p_sack} ts={p_ts}")
+        self.note(
+            f"build {t} cfg={self.cfg} iss={self.iss} peer_iss={self.peer_iss} "
+            f"peer syn mss={p_mss} ws={p_ws} sack={p_sack} ts={p_ts}"
+        )
         if t is S.LISTEN:
-            self.listener = Listener(LOCAL[0], LOCAL[1], self.cfg,
-                                     IsnGenerator(rng.randbytes(16)))
+            self.listener = Listener(LOCAL[0], LOCAL[1], self.cfg, IsnGenerator(rng.randbytes(16)))
             return
         if t is S.CLOSED:
             self.to_closed()
@@ -359,8 +402,9 @@ class EpisodeBuild:
             self.do_send(rng.choice((1, 5000)))
 
     def passive_open(self) -> TcpSegment:
-        syn = self.peer_syn(SYN, payload=stream(self.peer_iss + 1,
-                                                self.rng.choice((0, 0, 0, 10, 3000))))
+        syn = self.peer_syn(
+            SYN, payload=stream(self.peer_iss + 1, self.rng.choice((0, 0, 0, 10, 3000)))
+        )
         self.conn = Connection(LOCAL[0], LOCAL[1], REMOTE[0], REMOTE[1], self.cfg, iss=self.iss)
         self.known_state = S.LISTEN
         self.note(f"accept_syn {syn.summary()}")
@@ -475,8 +519,9 @@ class EpisodeBuild:
         c = self.conn
         assert c is not None
         # Our FIN out, all but it acknowledged; then the peer's FIN crosses it.
-        self.ack_all_until(lambda: seq_gt(c.snd_max, c.fin_seq)
-                           and c.snd_una == c.fin_seq, fin=True)
+        self.ack_all_until(
+            lambda: seq_gt(c.snd_max, c.fin_seq) and c.snd_una == c.fin_seq, fin=True
+        )
         self.deliver(self.peer(FIN | ACK, ack=c.fin_seq))
         self.p_nxt = c.rcv_nxt
 
@@ -509,18 +554,32 @@ class EpisodeBuild:
         if ws is not None:
             opts += (NOP, WindowScaleOption(ws))
         ack = (self.iss + 1) & MASK if flags & ACK else 0
-        return TcpSegment(REMOTE[1], LOCAL[1], self.peer_iss, ack, flags, self.peer_wnd,
-                          payload, tuple(opts))
+        return TcpSegment(
+            REMOTE[1], LOCAL[1], self.peer_iss, ack, flags, self.peer_wnd, payload, tuple(opts)
+        )
 
-    def peer(self, flags: int, *, seq: int | None = None, ack: int | None = None,
-             payload: bytes = b"", window: int | None = None) -> TcpSegment:
+    def peer(
+        self,
+        flags: int,
+        *,
+        seq: int | None = None,
+        ack: int | None = None,
+        payload: bytes = b"",
+        window: int | None = None,
+    ) -> TcpSegment:
         """A well-behaved segment from the peer."""
         c = self.conn
         assert c is not None
         opts: tuple = ()
         if c.ts_ok:
             opts = (NOP, NOP, TimestampOption(self.peer_tsval(), self.last_tsval))
-        return TcpSegment(REMOTE[1], LOCAL[1], self.p_nxt if seq is None else seq,
-                          c.snd_max if ack is None else ack, flags,
-                          0xFFFF if window is None else window, payload, opts)
-
+        return TcpSegment(
+            REMOTE[1],
+            LOCAL[1],
+            self.p_nxt if seq is None else seq,
+            c.snd_max if ack is None else ack,
+            flags,
+            0xFFFF if window is None else window,
+            payload,
+            opts,
+        )

@@ -13,12 +13,20 @@ from netemu.wire.tcp import ACK, FIN, PSH, SYN
 S = State
 
 
-def _established(config: TcpConfig | None = None, *, peer_window: int = 65535,
-                 peer_wscale: int | None = None) -> Driver:
+def _established(
+    config: TcpConfig | None = None, *, peer_window: int = 65535, peer_wscale: int | None = None
+) -> Driver:
     """ESTABLISHED with a chosen peer window (on its SYN,ACK, unscaled)."""
     d = syn_sent(config)
-    d.receive(d.seg(SYN | ACK, PEER_ISS, ISS + 1, window=peer_window,
-                    options=Driver.syn_options(1460, peer_wscale)))
+    d.receive(
+        d.seg(
+            SYN | ACK,
+            PEER_ISS,
+            ISS + 1,
+            window=peer_window,
+            options=Driver.syn_options(1460, peer_wscale),
+        )
+    )
     assert d.conn.state is S.ESTABLISHED
     d.take_events()
     return d

@@ -127,14 +127,33 @@ class Episode(EpisodeChecks):
     # ------------------------------------------------------------------ hostile segments
     def pick_delay(self) -> float:
         rng = self.rng
-        return rng.choice((0.001, 0.01, 0.04, 0.2, 0.3, 1.0, 1.0, 3.0, 10.0, 61.0, 200.0,
-                           rng.uniform(0, 5), 0.5))
+        return rng.choice(
+            (0.001, 0.01, 0.04, 0.2, 0.3, 1.0, 1.0, 3.0, 10.0, 61.0, 200.0, rng.uniform(0, 5), 0.5)
+        )
 
     def near(self, base: int, span: int) -> int:
         rng = self.rng
-        d = rng.choice((0, 0, 1, -1, 2, -2, span, -span, span - 1, span + 1, -span - 1,
-                        0x80000000, 0x7FFFFFFF, -0x7FFFFFFF, 0x40000000,
-                        rng.randrange(-70_000, 70_000), rng.getrandbits(32)))
+        d = rng.choice(
+            (
+                0,
+                0,
+                1,
+                -1,
+                2,
+                -2,
+                span,
+                -span,
+                span - 1,
+                span + 1,
+                -span - 1,
+                0x80000000,
+                0x7FFFFFFF,
+                -0x7FFFFFFF,
+                0x40000000,
+                rng.randrange(-70_000, 70_000),
+                rng.getrandbits(32),
+            )
+        )
         return (base + d) & MASK
 
     def hostile_segment(self) -> TcpSegment:
@@ -147,8 +166,19 @@ class Episode(EpisodeChecks):
             return seg
         if r < 0.16 and self.ours:
             o = rng.choice(self.ours)  # one of ours, reflected
-            return self.mutate(TcpSegment(REMOTE[1], LOCAL[1], o.seq, o.ack, o.flags,
-                                          o.window, o.payload, o.options, o.urgent))
+            return self.mutate(
+                TcpSegment(
+                    REMOTE[1],
+                    LOCAL[1],
+                    o.seq,
+                    o.ack,
+                    o.flags,
+                    o.window,
+                    o.payload,
+                    o.options,
+                    o.urgent,
+                )
+            )
         c = self.conn
         # Reference points: the connection's own variables, or the builder's.
         if c is not None and c.state not in (S.CLOSED, S.LISTEN):
@@ -193,11 +223,9 @@ class Episode(EpisodeChecks):
         window = rng.choice((0, 0, 1, 0xFFFF, 0xFFFF, 0x7FFF, 100, 536, rng.getrandbits(16)))
         urgent = 0
         if flags & URG or rng.random() < 0.05:
-            urgent = rng.choice((0, 1, len(payload), len(payload) + 1, 0xFFFF,
-                                 rng.getrandbits(16)))
+            urgent = rng.choice((0, 1, len(payload), len(payload) + 1, 0xFFFF, rng.getrandbits(16)))
         options = self.pick_options(flags, una, top)
-        return TcpSegment(REMOTE[1], LOCAL[1], seq, ack, flags, window, payload, options,
-                          urgent)
+        return TcpSegment(REMOTE[1], LOCAL[1], seq, ack, flags, window, payload, options, urgent)
 
     def pick_length(self, rcv_wnd: int) -> int:
         rng = self.rng
@@ -227,8 +255,16 @@ class Episode(EpisodeChecks):
                 tsval = self.peer_tsval() if rng.random() < 0.5 else recent
             else:
                 tsval = self.near(recent, 1)
-            tsecr = rng.choice((self.last_tsval, self.last_tsval, 0, (self.last_tsval + 1) & MASK,
-                                rng.getrandbits(32), (self.last_tsval - 5000) & MASK))
+            tsecr = rng.choice(
+                (
+                    self.last_tsval,
+                    self.last_tsval,
+                    0,
+                    (self.last_tsval + 1) & MASK,
+                    rng.getrandbits(32),
+                    (self.last_tsval - 5000) & MASK,
+                )
+            )
             opts += (NOP, NOP, TimestampOption(tsval, tsecr))
         for _ in range(rng.choice((0, 0, 0, 1, 1, 2, 3, 6))):
             opts.append(self.random_option(una, top))
@@ -289,10 +325,12 @@ class Episode(EpisodeChecks):
         if r < 0.2:
             return MalformedOption(bytes((kind,)))
         if r < 0.5:
-            return MalformedOption(bytes((kind, rng.choice((0, 1)))) + rng.randbytes(
-                rng.randrange(0, 20)))
-        return MalformedOption(bytes((kind, rng.randrange(41, 256))) + rng.randbytes(
-            rng.randrange(0, 20)))
+            return MalformedOption(
+                bytes((kind, rng.choice((0, 1)))) + rng.randbytes(rng.randrange(0, 20))
+            )
+        return MalformedOption(
+            bytes((kind, rng.randrange(41, 256))) + rng.randbytes(rng.randrange(0, 20))
+        )
 
     def mutate(self, seg: TcpSegment) -> TcpSegment:
         rng = self.rng
@@ -306,8 +344,11 @@ class Episode(EpisodeChecks):
         elif field == "window":
             seg.window = rng.choice((0, 1, 0xFFFF))
         elif field == "payload":
-            seg.payload = seg.payload[:rng.randrange(len(seg.payload) + 1)] if seg.payload \
+            seg.payload = (
+                seg.payload[: rng.randrange(len(seg.payload) + 1)]
+                if seg.payload
                 else bytes(rng.choice((1, 1000)))
+            )
         elif field == "options":
             c = self.conn
             una = c.snd_una if c is not None else 0
@@ -328,8 +369,10 @@ class Episode(EpisodeChecks):
         seg = self.through_wire(seg)
         c = self.conn
         assert c is not None
-        self.note(("HOSTILE " if hostile else "peer ") + f"{seg.summary()} urg={seg.urgent} "
-                  f"opts={seg.options}")
+        self.note(
+            ("HOSTILE " if hostile else "peer ") + f"{seg.summary()} urg={seg.urgent} "
+            f"opts={seg.options}"
+        )
         self.peer_in.append(seg)
         if len(self.peer_in) > 64:
             del self.peer_in[:32]
@@ -369,7 +412,7 @@ class Episode(EpisodeChecks):
     def do_send(self, n: int) -> None:
         c = self.conn
         assert c is not None
-        data = OURS[len(self.sent_stream) % 251:][:n]
+        data = OURS[len(self.sent_stream) % 251 :][:n]
         self.note(f"api send({n})")
 
         def call() -> None:
@@ -391,9 +434,11 @@ class Episode(EpisodeChecks):
         # Byte for byte what the peer sent from IRS+1 on.
         first = (c.irs + 1 + self.read_total) & MASK
         for i in range(0, len(data), 1 << 15):
-            if data[i:i + (1 << 15)] != stream(first + i, len(data[i:i + (1 << 15)])):
-                self.fail(f"read() gave bytes other than the peer's, {i} bytes after "
-                          f"sequence number {first}")
+            if data[i : i + (1 << 15)] != stream(first + i, len(data[i : i + (1 << 15)])):
+                self.fail(
+                    f"read() gave bytes other than the peer's, {i} bytes after "
+                    f"sequence number {first}"
+                )
         self.read_total += len(data)
 
     def act(self, cause: str, fn, seg: TcpSegment | None = None) -> None:  # type: ignore[no-untyped-def]
@@ -430,11 +475,13 @@ class Episode(EpisodeChecks):
                 # §4.2.2.16: after the window shrank, "the sender SHOULD NOT send new
                 # data", though it may retransmit old data beyond the edge).
                 if seq_gt(end, edge) and seq_gt(end, top):
-                    self.fail(f"new data beyond the peer's window: {s.summary()}, "
-                              f"SND.UNA={una} SND.WND={wnd} (edge {edge}), SND.MAX was {top}")
+                    self.fail(
+                        f"new data beyond the peer's window: {s.summary()}, "
+                        f"SND.UNA={una} SND.WND={wnd} (edge {edge}), SND.MAX was {top}"
+                    )
                 # Byte for byte what send() took, at its place in the stream.
                 off = seq_diff(s.seq, (c.iss + 1) & MASK)
-                if s.payload != self.sent_stream[off:off + len(s.payload)] or off < 0:
+                if s.payload != self.sent_stream[off : off + len(s.payload)] or off < 0:
                     self.fail(f"sent bytes other than the user's at offset {off}: {s.summary()}")
                 if c.fin_queued and seq_gt(end, c.fin_seq):
                     self.fail(f"data past our FIN at {c.fin_seq}: {s.summary()}")
@@ -479,7 +526,6 @@ class Episode(EpisodeChecks):
                 self.fail(f"a timer due again at once: {c.timers}")
         self.now = end
         self.flush(TIMER)
-
 
 
 def _seed(state: State, shard: int) -> int:
@@ -614,8 +660,9 @@ def test_rfc7323_5_3_paws_reads_the_same_tsopt_on_the_fast_path() -> None:
     d.advance(0.1)
     recent = d.conn.ts.recent
     new = TimestampOption(recent + 100, 0)
-    seg = d.seg(ACK | PSH, PEER_ISS + 1, ISS + 1, b"data", ts=(recent - 5, 0),
-                options=(NOP, NOP, new))
+    seg = d.seg(
+        ACK | PSH, PEER_ISS + 1, ISS + 1, b"data", ts=(recent - 5, 0), options=(NOP, NOP, new)
+    )
     assert d.conn.ts_ok and seg.timestamp == TimestampOption(recent - 5, 0)
     out = d.receive(seg)
     assert d.conn.readable == 0 and d.conn.rcv_nxt == PEER_ISS + 1

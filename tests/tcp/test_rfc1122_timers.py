@@ -77,10 +77,12 @@ def test_rfc1122_4_2_3_2_a_lone_segment_is_acked_when_the_timer_fires() -> None:
     assert d.now == pytest.approx(0.041)
 
 
-@pytest.mark.parametrize(("option", "seconds"), [(True, 0.04), (0.2, 0.2), (2.0, 0.5),
-                                                 (False, 0.0), (0, 0.0)])
-def test_rfc1122_4_2_3_2_delay_option_capped_at_half_a_second(option: object,
-                                                              seconds: float) -> None:
+@pytest.mark.parametrize(
+    ("option", "seconds"), [(True, 0.04), (0.2, 0.2), (2.0, 0.5), (False, 0.0), (0, 0.0)]
+)
+def test_rfc1122_4_2_3_2_delay_option_capped_at_half_a_second(
+    option: object, seconds: float
+) -> None:
     assert TcpConfig(delayed_ack=option).delayed_ack_time == seconds  # type: ignore[arg-type]
 
 
@@ -139,14 +141,17 @@ def test_rfc1122_4_2_3_2_delayed_ack_coalescing_on_the_wire() -> None:
 
 
 # ------------------------------------------------------------------ keepalive
-KA = TcpConfig(keepalive=True, keepalive_idle=10.0, keepalive_interval=2.0,
-               keepalive_count=3)
+KA = TcpConfig(keepalive=True, keepalive_idle=10.0, keepalive_interval=2.0, keepalive_count=3)
 
 
 def test_rfc1122_4_2_3_6_keepalive_off_by_default_with_linux_values() -> None:
     cfg = TcpConfig()
-    assert (cfg.keepalive, cfg.keepalive_idle, cfg.keepalive_interval,
-            cfg.keepalive_count) == (False, 7200.0, 75.0, 9)
+    assert (cfg.keepalive, cfg.keepalive_idle, cfg.keepalive_interval, cfg.keepalive_count) == (
+        False,
+        7200.0,
+        75.0,
+        9,
+    )
     d = established()
     assert Timer.KEEPALIVE not in d.conn.timers
     assert d.advance(10_000.0) == []
@@ -202,8 +207,15 @@ def test_rfc1122_4_2_3_6_traffic_postpones_the_first_probe() -> None:
 
 def test_rfc1122_4_2_3_6_no_probe_while_data_is_outstanding() -> None:
     # Outstanding data has its retransmission timer watching the peer.
-    d = established(TcpConfig(keepalive=True, keepalive_idle=0.5, keepalive_interval=0.5,
-                              keepalive_count=1, retries2=2))
+    d = established(
+        TcpConfig(
+            keepalive=True,
+            keepalive_idle=0.5,
+            keepalive_interval=0.5,
+            keepalive_count=1,
+            retries2=2,
+        )
+    )
     d.conn.send(b"x")
     out = d.advance(3.0)
     assert all(s.seq == ISS + 1 and s.payload == b"x" for s in out if not s.flags & RST)
@@ -249,8 +261,14 @@ def test_rfc8985_7_tail_loss_probe_instead_of_a_timeout() -> None:
     # The peer had it all: its ACK carries a D-SACK for the probe (RFC 2883): the
     # probe repaired nothing, and cwnd stays.
     cwnd = d.conn.cc.cwnd
-    d.receive(d.seg(ACK, P, ISS + 1 + 5 * 1448, options=(SackOption(
-        ((ISS + 1 + 4 * 1448, ISS + 1 + 5 * 1448),)),)))
+    d.receive(
+        d.seg(
+            ACK,
+            P,
+            ISS + 1 + 5 * 1448,
+            options=(SackOption(((ISS + 1 + 4 * 1448, ISS + 1 + 5 * 1448),)),),
+        )
+    )
     assert d.conn.cc.cwnd >= cwnd and d.conn.total_retransmits == 1
     assert not [e for e in d.take_events() if isinstance(e, CongestionChanged)]
 

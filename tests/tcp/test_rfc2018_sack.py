@@ -48,7 +48,13 @@ def test_rfc2018_4_first_block_is_the_latest_arrival_then_the_recent_ones() -> N
     assert _blocks(out) == [[(700, 800), (500, 600)]]
     # Layout: NOP NOP TSopt NOP NOP SACK (Linux's).
     assert [type(o).__name__ for o in out[0].options] == [
-        "NopOption", "NopOption", "TimestampOption", "NopOption", "NopOption", "SackOption"]
+        "NopOption",
+        "NopOption",
+        "TimestampOption",
+        "NopOption",
+        "NopOption",
+        "SackOption",
+    ]
 
 
 def test_rfc2018_3_four_blocks_without_timestamps() -> None:
@@ -87,7 +93,9 @@ def test_rfc6675_3_update_merges_blocks_and_ignores_bad_ones() -> None:
     assert sb.update(((2000, 3000), (3000, 3500)), snd_max=10_000) == 1500
     assert sb.ranges == [[1000, 2500]]
     assert sb.update(((2500, 2800),), snd_max=10_000) == 0  # nothing new
-    assert sb.update(((500, 900), (9000, 11_000), (5, 3)), snd_max=10_000) == 0  # below, beyond, bad
+    assert (
+        sb.update(((500, 900), (9000, 11_000), (5, 3)), snd_max=10_000) == 0
+    )  # below, beyond, bad
     assert sb.update(((1500, 2200),), snd_max=10_000) == 500
     assert sb.ranges == [[500, 2500]]
     sb.advance(2000)
@@ -169,9 +177,15 @@ def test_rfc6675_5_retransmits_every_hole_then_ends_on_recovery_point() -> None:
     # Segments 0, 3 and 6 lost; the others arrive, one SACK per arrival (the
     # receiver's blocks, newest first).
     out: list = []
-    for blocks in ([(1, 2)], [(1, 3)], [(4, 5), (1, 3)], [(4, 6), (1, 3)],
-                   [(7, 8), (4, 6), (1, 3)], [(7, 9), (4, 6), (1, 3)],
-                   [(7, 10), (4, 6), (1, 3)]):
+    for blocks in (
+        [(1, 2)],
+        [(1, 3)],
+        [(4, 5), (1, 3)],
+        [(4, 6), (1, 3)],
+        [(7, 8), (4, 6), (1, 3)],
+        [(7, 9), (4, 6), (1, 3)],
+        [(7, 10), (4, 6), (1, 3)],
+    ):
         out += _sack_ack(d, *blocks)
     assert d.conn.recovery.mode is RecoveryMode.SACK
     rtx = sorted({(s.seq - ISS - 1) // 1460 for s in out})
@@ -195,10 +209,19 @@ def _three_losses(sack: bool) -> tuple[float, int, int]:
             return True
         return False
 
-    cfg = TcpConfig(sack=sack, timestamps=False, congestion_control="newreno",
-                    initial_cwnd_segments=20, delayed_ack=False)
-    net = established_pair(cfg, cfg, ab=MemLink(delay=0.010, drop=drop),
-                           ba=MemLink(src_ip="198.18.0.2", dst_ip="198.18.0.1", delay=0.010))
+    cfg = TcpConfig(
+        sack=sack,
+        timestamps=False,
+        congestion_control="newreno",
+        initial_cwnd_segments=20,
+        delayed_ack=False,
+    )
+    net = established_pair(
+        cfg,
+        cfg,
+        ab=MemLink(delay=0.010, drop=drop),
+        ba=MemLink(src_ip="198.18.0.2", dst_ip="198.18.0.1", delay=0.010),
+    )
     a, b = net.a, net.b
     a.send(bytes(20 * 1460))
     start = net.now
@@ -206,8 +229,9 @@ def _three_losses(sack: bool) -> tuple[float, int, int]:
     timeouts = 0
     while a.snd_una != a.snd_max or a.snd_max == a.iss + 1:
         net.advance(0.001)
-        timeouts += sum(1 for e in a.events()
-                        if isinstance(e, CongestionChanged) and e.phase == "loss")
+        timeouts += sum(
+            1 for e in a.events() if isinstance(e, CongestionChanged) and e.phase == "loss"
+        )
         if first_dup is None and a.recovery.dupacks:
             first_dup = net.now
         assert net.now - start < 2.0
@@ -234,8 +258,11 @@ def test_rfc6675_5_1_after_a_timeout_sacked_data_is_not_sent_again() -> None:
     assert d.conn.recovery.mode is None
     out = d.advance_to_deadline()  # the RTO
     assert brief(out) == [(ACK, ISS + 1, P)]  # the head, one segment (cwnd = 1 SMSS)
-    out = d.receive(d.seg(ACK, P, ISS + 1 + 1460, options=(SackOption(
-        ((ISS + 1 + 1460, ISS + 1 + 3 * 1460),)),)))
+    out = d.receive(
+        d.seg(
+            ACK, P, ISS + 1 + 1460, options=(SackOption(((ISS + 1 + 1460, ISS + 1 + 3 * 1460),)),)
+        )
+    )
     # Slow start from one segment: two go, and 1-2 (SACKed) are skipped.
     assert [(s.seq - ISS - 1) // 1460 for s in out] == [3, 4]
 

@@ -63,10 +63,15 @@ def test_rfc5681_3_1_cwnd_follows_slow_start_then_congestion_avoidance() -> None
 def test_rfc5681_3_1_slow_start_doubles_cwnd_per_round_trip_on_the_wire() -> None:
     from netemu.testing import MemLink, established_pair
 
-    cfg = TcpConfig(congestion_control="newreno", rcv_buf=4 << 20, snd_buf=4 << 20,
-                    delayed_ack=False)
-    net = established_pair(cfg, cfg, ab=MemLink(delay=0.005),
-                           ba=MemLink(src_ip="198.18.0.2", dst_ip="198.18.0.1", delay=0.005))
+    cfg = TcpConfig(
+        congestion_control="newreno", rcv_buf=4 << 20, snd_buf=4 << 20, delayed_ack=False
+    )
+    net = established_pair(
+        cfg,
+        cfg,
+        ab=MemLink(delay=0.005),
+        ba=MemLink(src_ip="198.18.0.2", dst_ip="198.18.0.1", delay=0.005),
+    )
     a = net.a
     a.send(bytes(2 << 20))
     windows = []
@@ -245,8 +250,9 @@ def test_rfc9438_4_6_multiplicative_decrease_by_beta_cubic() -> None:
     assert d.conn.cc.cwnd == d.conn.cc.ssthresh + 3 * MSS
 
 
-def _cubic_after_loss(w_max_segments: int, rtt: float, duration: float = 12.0
-                      ) -> tuple[Cubic, list[tuple[float, float]]]:
+def _cubic_after_loss(
+    w_max_segments: int, rtt: float, duration: float = 12.0
+) -> tuple[Cubic, list[tuple[float, float]]]:
     """A CUBIC window that lost at W_max, then ACKed a window per RTT."""
     from netemu.tcp.rtt import RttEstimator
 

@@ -46,8 +46,9 @@ def test_rfc6298_2_3_later_samples() -> None:
         srtt = 0.875 * srtt + 0.125 * sample
         assert r.srtt == pytest.approx(srtt) and r.rttvar == pytest.approx(rttvar)
         assert r.rto == pytest.approx(srtt + max(4 * rttvar, 0.2))
-    assert (r.srtt, r.rttvar) == pytest.approx((0.5625 * 0.875 ** 4 + 0.125 * (
-        0.3 * 0.875 ** 3 + 0.3 * 0.875 ** 2 + 2.0 * 0.875 + 0.1), rttvar))
+    assert (r.srtt, r.rttvar) == pytest.approx(
+        (0.5625 * 0.875**4 + 0.125 * (0.3 * 0.875**3 + 0.3 * 0.875**2 + 2.0 * 0.875 + 0.1), rttvar)
+    )
 
 
 def test_rfc6298_2_granularity_floor() -> None:

@@ -41,24 +41,29 @@ OPTIONS = ("window_scale", "timestamps", "sack")
 
 
 def _config(offers: dict[str, bool], **kw: object) -> TcpConfig:
-    return TcpConfig(window_scale=7 if offers["window_scale"] else None,
-                     timestamps=offers["timestamps"], sack=offers["sack"], **kw)  # type: ignore[arg-type]
+    return TcpConfig(
+        window_scale=7 if offers["window_scale"] else None,
+        timestamps=offers["timestamps"],
+        sack=offers["sack"],
+        **kw,
+    )  # type: ignore[arg-type]
 
 
 def _handshake(cfg_a: TcpConfig, cfg_b: TcpConfig) -> tuple[MemNetwork, list]:
     link = MemLink(encode=True)  # through netemu.wire: the options as bytes
     link.log = []
-    net = established_pair(cfg_a, cfg_b, ab=link,
-                           ba=MemLink(src_ip="198.18.0.2", dst_ip="198.18.0.1", encode=True))
+    net = established_pair(
+        cfg_a, cfg_b, ab=link, ba=MemLink(src_ip="198.18.0.2", dst_ip="198.18.0.1", encode=True)
+    )
     return net, [s for _, s in link.log]
 
 
 # ------------------------------------------------------------------ negotiation
 @pytest.mark.parametrize("option", OPTIONS)
-@pytest.mark.parametrize(("a_offers", "b_offers"), list(itertools.product([True, False],
-                                                                            repeat=2)))
-def test_rfc7323_2_2_3_2_rfc2018_2_negotiation_matrix(option: str, a_offers: bool,
-                                                       b_offers: bool) -> None:
+@pytest.mark.parametrize(("a_offers", "b_offers"), list(itertools.product([True, False], repeat=2)))
+def test_rfc7323_2_2_3_2_rfc2018_2_negotiation_matrix(
+    option: str, a_offers: bool, b_offers: bool
+) -> None:
     # RFC 7323 §2.2: "Window scaling ... [is] enabled only if both sides send
     # the option"; §3.2: TSopt "MAY be sent in a <SYN,ACK> segment only if it
     # received a TSopt in the initial <SYN>"; RFC 2018 §2: SACK-permitted on both SYNs.
@@ -87,8 +92,12 @@ def test_rfc7323_syn_carries_exactly_the_offered_options(offers: tuple[bool, ...
     syn = segs[0]
     ws, ts, sack = offers
     kinds = [type(o) for o in syn.options if o is not NOP]
-    want = [MssOption] + ([SackPermittedOption] if sack else []) + (
-        [TimestampOption] if ts else []) + ([WindowScaleOption] if ws else [])
+    want = (
+        [MssOption]
+        + ([SackPermittedOption] if sack else [])
+        + ([TimestampOption] if ts else [])
+        + ([WindowScaleOption] if ws else [])
+    )
     assert kinds == want
     if ts:
         assert syn.timestamp.tsecr == 0  # RFC 7323 §3.2: TSecr is zero on a <SYN>
@@ -107,8 +116,9 @@ def test_rfc7323_3_2_synack_mirrors_only_what_the_syn_offered() -> None:
 
 
 def test_rfc7323_3_2_synack_echoes_the_syn_tsval() -> None:
-    syn = Driver.client().seg(SYN, PEER_ISS, 0, options=Driver.syn_options(
-        1460, 7, sack=True, ts=(12345, 0)))
+    syn = Driver.client().seg(
+        SYN, PEER_ISS, 0, options=Driver.syn_options(1460, 7, sack=True, ts=(12345, 0))
+    )
     d = Driver.server(syn, iss=ISS, now=0.5)
     synack = d.flush()[0]
     assert synack.timestamp == TimestampOption(500, 12345)  # our clock: 500 ms, offset 0
@@ -150,8 +160,7 @@ def test_rfc7323_2_window_scaled_past_64_kib() -> None:
 def test_rfc7323_2_2_syn_window_never_scaled() -> None:
     d = syn_sent(TcpConfig(rcv_buf=1 << 20))
     assert d.sent[-1].window == 0xFFFF  # not 1 MiB >> 7
-    d.receive(d.seg(SYN | ACK, PEER_ISS, ISS + 1, window=1000,
-                    options=Driver.syn_options(1460, 3)))
+    d.receive(d.seg(SYN | ACK, PEER_ISS, ISS + 1, window=1000, options=Driver.syn_options(1460, 3)))
     assert d.conn.snd_wnd == 1000  # the SYN,ACK's window is taken as it is
     d.receive(d.seg(ACK, PEER_ISS + 1, ISS + 1, window=1000))
     assert d.conn.snd_wnd == 8000  # later windows are shifted by 3
@@ -286,8 +295,15 @@ def test_rfc7323_5_3_paws_rejects_an_old_segment_with_an_ack() -> None:
     assert brief(out) == [(ACK, ISS + 1, PEER_ISS + 4)]
     assert d.conn.read() == b"new" and d.conn.rcv_nxt == PEER_ISS + 4
     # TSval wraps: "older" is modulo 2**32.
-    out = d.receive(d.seg(ACK | PSH, PEER_ISS + 4, ISS + 1, b"xyz",
-                          ts=((PEER_TS + 100 - 0x80000000) & 0xFFFFFFFF, 0)))
+    out = d.receive(
+        d.seg(
+            ACK | PSH,
+            PEER_ISS + 4,
+            ISS + 1,
+            b"xyz",
+            ts=((PEER_TS + 100 - 0x80000000) & 0xFFFFFFFF, 0),
+        )
+    )
     assert d.conn.rcv_nxt == PEER_ISS + 4 and brief(out) == [(ACK, ISS + 1, PEER_ISS + 4)]
 
 
@@ -317,8 +333,9 @@ def test_rfc7323_3_2_tsopt_on_rst_and_probes() -> None:
 
 def test_rfc7323_listener_passes_options_on() -> None:
     lst = Listener("10.0.0.1", 80, TcpConfig(sack=False))
-    syn = Driver.client().seg(SYN, PEER_ISS, 0, options=Driver.syn_options(
-        1460, 7, sack=True, ts=(1, 0)))
+    syn = Driver.client().seg(
+        SYN, PEER_ISS, 0, options=Driver.syn_options(1460, 7, sack=True, ts=(1, 0))
+    )
     conn = lst.on_segment(syn, "10.0.0.2", 0.0)
     synack = conn.segments_to_send(0.0)[0]  # type: ignore[union-attr]
     assert synack.timestamp is not None and not synack.sack_permitted and synack.wscale == 7

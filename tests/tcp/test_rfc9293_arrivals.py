@@ -176,8 +176,9 @@ def test_rfc9293_3_10_7_3_syn_sent_neither_syn_nor_rst_dropped() -> None:
 # ---------------------------------------------------------------- SYN (RFC 5961 §4)
 @pytest.mark.parametrize("state", SYNCHRONIZED, ids=str)
 @pytest.mark.parametrize("where", [0, 100, -100, 70000, 2**31], ids=lambda w: f"seq{w:+}")
-def test_rfc5961_4_2_syn_in_synchronized_state_draws_challenge_ack(state: State,
-                                                                   where: int) -> None:
+def test_rfc5961_4_2_syn_in_synchronized_state_draws_challenge_ack(
+    state: State, where: int
+) -> None:
     # "If the SYN bit is set, irrespective of the sequence number, TCP MUST send
     # an ACK (also referred to as challenge ACK) to the remote peer:
     # <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>. After sending the acknowledgment, TCP
@@ -294,8 +295,9 @@ def _listener() -> Listener:
 def test_rfc9293_3_10_7_2_listen_rst_ignored() -> None:
     # "First, check for a RST: An incoming RST should be ignored. Return."
     assert _listener().on_segment(TcpSegment(40000, 80, 5000, 0, RST, 0), "10.0.0.2", 0) is None
-    assert _listener().on_segment(TcpSegment(40000, 80, 5000, 1, RST | ACK, 0),
-                                  "10.0.0.2", 0) is None
+    assert (
+        _listener().on_segment(TcpSegment(40000, 80, 5000, 1, RST | ACK, 0), "10.0.0.2", 0) is None
+    )
 
 
 @pytest.mark.parametrize("flags", [ACK, ACK | PSH, SYN | ACK, FIN | ACK])
@@ -312,8 +314,7 @@ def test_rfc9293_3_10_7_2_listen_ack_draws_rst(flags: int) -> None:
 def test_rfc9293_3_10_7_2_listen_syn_creates_syn_received() -> None:
     res = _listener().on_segment(TcpSegment(40000, 80, 5000, 0, SYN, 100), "10.0.0.2", 0)
     assert not isinstance(res, TcpSegment) and res is not None
-    assert res.state is S.SYN_RECEIVED and (res.remote_ip, res.remote_port) == ("10.0.0.2",
-                                                                                 40000)
+    assert res.state is S.SYN_RECEIVED and (res.remote_ip, res.remote_port) == ("10.0.0.2", 40000)
 
 
 def test_rfc9293_3_10_7_2_listen_syn_fin_dropped_as_linux() -> None:
@@ -335,8 +336,9 @@ def test_rfc9293_3_10_7_3_data_on_syn_ack_delivered() -> None:
     # "If there are other controls or text in the segment, then continue
     # processing at the sixth step below where the URG bit is checked".
     d = syn_sent()
-    out = d.receive(d.seg(SYN | ACK | PSH, PEER_ISS, ISS + 1, b"hello",
-                          options=Driver.syn_options()))
+    out = d.receive(
+        d.seg(SYN | ACK | PSH, PEER_ISS, ISS + 1, b"hello", options=Driver.syn_options())
+    )
     assert d.conn.state is S.ESTABLISHED
     assert brief(out) == [(ACK, ISS + 1, PEER_ISS + 6)]
     assert d.conn.read() == b"hello"
@@ -344,8 +346,7 @@ def test_rfc9293_3_10_7_3_data_on_syn_ack_delivered() -> None:
 
 def test_rfc9293_3_10_7_3_data_and_fin_on_syn_ack() -> None:
     d = syn_sent()
-    out = d.receive(d.seg(SYN | ACK | FIN, PEER_ISS, ISS + 1, b"bye",
-                          options=Driver.syn_options()))
+    out = d.receive(d.seg(SYN | ACK | FIN, PEER_ISS, ISS + 1, b"bye", options=Driver.syn_options()))
     assert brief(out) == [(ACK, ISS + 1, PEER_ISS + 5)]
     assert d.conn.state is S.CLOSE_WAIT
     assert d.conn.read() == b"bye" and d.conn.at_eof
@@ -475,8 +476,12 @@ def test_rfc9293_3_10_7_4_time_wait_old_duplicate_acked() -> None:
 # A bad-length option, and what follows it to the end of a 4-byte-aligned tail: kind 254
 # length 1; length 0; kind 8 (timestamps) overrunning the header; a kind with no room
 # for its length byte.
-BAD_TAILS = {"len1": b"\xfe\x01\x00\x00", "len0": b"\xfe\x00\x00\x00",
-             "overrun": b"\x08\x0a\x00\x00", "no-length": b"\x01\x01\x01\xfe"}
+BAD_TAILS = {
+    "len1": b"\xfe\x01\x00\x00",
+    "len0": b"\xfe\x00\x00\x00",
+    "overrun": b"\x08\x0a\x00\x00",
+    "no-length": b"\x01\x01\x01\xfe",
+}
 
 
 def _with_bad_option(seg: TcpSegment, tail: bytes) -> TcpSegment:
@@ -509,10 +514,14 @@ def test_rfc9293_option_with_bad_length_stops_parsing_keeps_segment(tail: bytes)
 def test_rfc9293_option_with_bad_length_hides_the_options_after_it() -> None:
     # Linux takes a SYN's options up to the bad one (the lab's kernel: MSS and window
     # scale before it were honoured, a window scale after it was not).
-    before = _with_bad_option(TcpSegment(40000, 80, 5000, 0, SYN, 100, b"", (
-        MssOption(1000), NOP, WindowScaleOption(7))), b"\xfe\x01\x00\x00")
-    after = _with_bad_option(TcpSegment(40000, 80, 5000, 0, SYN, 100, b"", (
-        MssOption(1000),)), b"\xfe\x01\x00\x00\x01\x03\x03\x07")
+    before = _with_bad_option(
+        TcpSegment(40000, 80, 5000, 0, SYN, 100, b"", (MssOption(1000), NOP, WindowScaleOption(7))),
+        b"\xfe\x01\x00\x00",
+    )
+    after = _with_bad_option(
+        TcpSegment(40000, 80, 5000, 0, SYN, 100, b"", (MssOption(1000),)),
+        b"\xfe\x01\x00\x00\x01\x03\x03\x07",
+    )
     cfg = TcpConfig(timestamps=False, sack=False)
     conn = Listener("10.0.0.1", 80, cfg).on_segment(before, "10.0.0.2", 0)
     assert isinstance(conn, Connection)
@@ -540,6 +549,7 @@ def test_linux_6_7_bad_option_with_18_bytes_left_drops_segment_unread(state: Sta
     # drops it (tcp_inbound_hash: SKB_DROP_REASON_TCP_AUTH_HDR, tracepoint
     # tcp_hash_bad_header): in the lab, 18 bytes left was dropped, 17 was ACKed.
     assert SYNCHRONIZED[-1] is S.TIME_WAIT
+
     def snapshot(c: Connection) -> tuple:
         return c.state, c.snd_una, c.rcv_nxt, c.snd_wnd
 

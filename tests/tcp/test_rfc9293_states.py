@@ -92,7 +92,8 @@ def test_rfc9293_3_10_7_2_listen_syn_to_syn_received() -> None:
     assert (out[0].src_port, out[0].dst_port) == (80, 40000)
     assert (conn.snd_una, conn.snd_nxt, conn.rcv_nxt) == (iss, iss + 1, PEER_ISS + 1)
     assert [(e.old, e.new, e.cause) for e in conn.events()] == [
-        (S.LISTEN, S.SYN_RECEIVED, "recv SYN")]
+        (S.LISTEN, S.SYN_RECEIVED, "recv SYN")
+    ]
 
 
 def test_rfc9293_3_10_7_4_syn_received_ack_to_established() -> None:
@@ -135,8 +136,10 @@ def test_rfc9293_3_5_figure_8_simultaneous_open_on_the_wire() -> None:
     for conn in (a, b):
         evs = conn.events()
         assert [(e.old, e.new) for e in evs if isinstance(e, StateChanged)] == [
-            (S.CLOSED, S.SYN_SENT), (S.SYN_SENT, S.SYN_RECEIVED),
-            (S.SYN_RECEIVED, S.ESTABLISHED)]
+            (S.CLOSED, S.SYN_SENT),
+            (S.SYN_SENT, S.SYN_RECEIVED),
+            (S.SYN_RECEIVED, S.ESTABLISHED),
+        ]
         assert evs.count(Connected()) == 1
     assert (a.snd_una, a.rcv_nxt, b.snd_una, b.rcv_nxt) == (101, 301, 301, 101)
     assert net.now < 0.01  # no retransmission was needed
@@ -166,8 +169,10 @@ def test_rfc9293_3_10_4_close_syn_received_to_fin_wait_1() -> None:
     ack = d.seg(ACK, PEER_ISS + 1, ISS + 2)
     assert d.receive(ack) == []
     assert d.conn.state is S.FIN_WAIT_2 and d.conn.snd_una == ISS + 2
-    assert d.take_events() == [Connected(), StateChanged(S.FIN_WAIT_1, S.FIN_WAIT_2,
-                                                         "recv ACK", ack)]
+    assert d.take_events() == [
+        Connected(),
+        StateChanged(S.FIN_WAIT_1, S.FIN_WAIT_2, "recv ACK", ack),
+    ]
 
 
 def test_rfc9293_3_10_4_closed_in_syn_received_ack_of_syn_only_stays_fin_wait_1() -> None:
@@ -189,8 +194,10 @@ def test_rfc9293_3_10_4_closed_in_syn_received_timeout_resends_syn_ack_and_fin()
     d = syn_received(TcpConfig(synack_retries=1))
     d.conn.shutdown()
     d.flush()
-    assert brief(d.advance_to_deadline()) == [(SYN | ACK, ISS, PEER_ISS + 1),
-                                              (FIN | ACK, ISS + 1, PEER_ISS + 1)]
+    assert brief(d.advance_to_deadline()) == [
+        (SYN | ACK, ISS, PEER_ISS + 1),
+        (FIN | ACK, ISS + 1, PEER_ISS + 1),
+    ]
     d.take_events()
     d.advance_to_deadline()
     assert d.conn.state is S.CLOSED
@@ -244,8 +251,10 @@ def test_rfc9293_3_10_7_4_syn_received_shutdown_with_data_queued_until_establish
     out = d.receive(d.seg(ACK, PEER_ISS + 1, ISS + 1))
     assert brief(out) == [(FIN | PSH | ACK, ISS + 1, PEER_ISS + 1)]
     assert out[0].payload == b"abc"
-    assert d.transitions() == [(S.SYN_RECEIVED, S.ESTABLISHED, "recv ACK"),
-                               (S.ESTABLISHED, S.FIN_WAIT_1, "shutdown() (queued)")]
+    assert d.transitions() == [
+        (S.SYN_RECEIVED, S.ESTABLISHED, "recv ACK"),
+        (S.ESTABLISHED, S.FIN_WAIT_1, "shutdown() (queued)"),
+    ]
 
 
 # ---------------------------------------------------------------- active close
@@ -333,9 +342,15 @@ def test_rfc9293_3_6_active_close_on_the_wire(pair_fin_wait_1: MemNetwork) -> No
     assert net.run(lambda: a.state is S.CLOSED, max_time=10)
     assert net.now == pytest.approx(entered + 2 * SHORT_MSL.msl)
     assert [(e.old, e.new) for e in a.events() if isinstance(e, StateChanged)] == [
-        (S.FIN_WAIT_1, S.FIN_WAIT_2), (S.FIN_WAIT_2, S.TIME_WAIT), (S.TIME_WAIT, S.CLOSED)]
+        (S.FIN_WAIT_1, S.FIN_WAIT_2),
+        (S.FIN_WAIT_2, S.TIME_WAIT),
+        (S.TIME_WAIT, S.CLOSED),
+    ]
     assert [(e.old, e.new) for e in b.events() if isinstance(e, StateChanged)] == [
-        (S.ESTABLISHED, S.CLOSE_WAIT), (S.CLOSE_WAIT, S.LAST_ACK), (S.LAST_ACK, S.CLOSED)]
+        (S.ESTABLISHED, S.CLOSE_WAIT),
+        (S.CLOSE_WAIT, S.LAST_ACK),
+        (S.LAST_ACK, S.CLOSED),
+    ]
 
 
 # ---------------------------------------------------------------- passive close
@@ -398,7 +413,9 @@ def test_rfc9293_3_6_passive_close_on_the_wire(pair_close_wait: MemNetwork) -> N
     assert a.read() == b"last words" and a.at_eof
     assert a.state is S.TIME_WAIT
     assert [(e.old, e.new, e.cause) for e in b.events() if isinstance(e, StateChanged)] == [
-        (S.CLOSE_WAIT, S.LAST_ACK, "close()"), (S.LAST_ACK, S.CLOSED, "recv ACK")]
+        (S.CLOSE_WAIT, S.LAST_ACK, "close()"),
+        (S.LAST_ACK, S.CLOSED, "recv ACK"),
+    ]
 
 
 # ---------------------------------------------------------------- simultaneous close
@@ -428,8 +445,10 @@ def test_rfc9293_3_6_figure_13_simultaneous_close_on_the_wire(pair: MemNetwork) 
     assert pair.run(lambda: a.state is S.TIME_WAIT and b.state is S.TIME_WAIT, max_time=1)
     for conn in (a, b):
         assert [(e.old, e.new) for e in conn.events() if isinstance(e, StateChanged)] == [
-            (S.ESTABLISHED, S.FIN_WAIT_1), (S.FIN_WAIT_1, S.CLOSING),
-            (S.CLOSING, S.TIME_WAIT)]
+            (S.ESTABLISHED, S.FIN_WAIT_1),
+            (S.FIN_WAIT_1, S.CLOSING),
+            (S.CLOSING, S.TIME_WAIT),
+        ]
     assert pair.run(lambda: a.state is b.state is S.CLOSED, max_time=5)
 
 
@@ -439,7 +458,8 @@ def test_rfc9293_3_10_7_4_closing_pair_to_time_wait(pair_closing: MemNetwork) ->
     net.advance(net.ab.delay)
     assert net.a.state is S.TIME_WAIT and net.b.state is S.TIME_WAIT
     assert [(e.old, e.new, e.cause) for e in net.a.events() if isinstance(e, StateChanged)] == [
-        (S.CLOSING, S.TIME_WAIT, "recv ACK")]
+        (S.CLOSING, S.TIME_WAIT, "recv ACK")
+    ]
     assert net.ab.log == [] and net.ba.log == []  # nothing more to say
     net.advance(2 * SHORT_MSL.msl)
     assert net.a.state is S.CLOSED and net.b.state is S.CLOSED
@@ -548,7 +568,8 @@ def test_rfc9293_3_10_7_4_time_wait_pair_closed_after_2msl(pair_time_wait: MemNe
     assert net.now == pytest.approx(entered)
     assert net.ab.log == []
     assert [(e.old, e.new, e.cause) for e in a.events() if isinstance(e, StateChanged)] == [
-        (S.TIME_WAIT, S.CLOSED, "timer time-wait")]
+        (S.TIME_WAIT, S.CLOSED, "timer time-wait")
+    ]
 
 
 def test_rfc9293_3_10_7_4_time_wait_pair_lost_last_ack(pair_last_ack: MemNetwork) -> None:
@@ -638,7 +659,10 @@ def test_rfc9293_3_10_7_3_rst_refuses_connection_on_the_wire() -> None:
     events = a.events()
     assert ConnectionReset(refused=True) in events and Closed() in events
     assert [(e.old, e.new, e.cause) for e in events if isinstance(e, StateChanged)][-1] == (
-        S.SYN_SENT, S.CLOSED, "recv RST+ACK")
+        S.SYN_SENT,
+        S.CLOSED,
+        "recv RST+ACK",
+    )
 
 
 def test_peer_closed_event_once() -> None:
@@ -654,8 +678,7 @@ def test_rfc7323_2_2_simultaneous_open_syn_ack_window_not_scaled() -> None:
     d = syn_sent()
     d.receive(d.seg(SYN, PEER_ISS, window=1000, options=Driver.syn_options(1460, 7)))
     assert d.conn.state is S.SYN_RECEIVED and d.conn.snd_wscale == 7
-    d.receive(d.seg(SYN | ACK, PEER_ISS, ISS + 1, window=1000,
-                    options=Driver.syn_options(1460, 7)))
+    d.receive(d.seg(SYN | ACK, PEER_ISS, ISS + 1, window=1000, options=Driver.syn_options(1460, 7)))
     assert d.conn.state is S.ESTABLISHED
     assert d.conn.snd_wnd == 1000
     # Later segments are scaled.

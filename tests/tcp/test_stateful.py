@@ -44,8 +44,17 @@ from netemu.wire.tcp import RST, SYN, TcpSegment
 SIDES = st.sampled_from("ab")
 LINKS = st.sampled_from(["ab", "ba"])
 INDEX = st.integers(0, 1000)
-CFG = TcpConfig(rcv_buf=6000, snd_buf=20000, mss=536, msl=0.5, syn_retries=4,
-                synack_retries=4, retries2=6, rto_max=10.0, fin_timeout=5.0)
+CFG = TcpConfig(
+    rcv_buf=6000,
+    snd_buf=20000,
+    mss=536,
+    msl=0.5,
+    syn_retries=4,
+    synack_retries=4,
+    retries2=6,
+    rto_max=10.0,
+    fin_timeout=5.0,
+)
 
 
 def _corrupt(seg: TcpSegment, field: str, value: int) -> TcpSegment:
@@ -59,13 +68,16 @@ def _corrupt(seg: TcpSegment, field: str, value: int) -> TcpSegment:
 class World:
     """One copy of the network and what its applications sent and read."""
 
-    def __init__(self, seed: int, wscale: int | None, handshake_first: bool,
-                 preload: int) -> None:
+    def __init__(self, seed: int, wscale: int | None, handshake_first: bool, preload: int) -> None:
         cfg = dataclasses.replace(CFG, window_scale=wscale)
         a = Connection.client(("198.18.0.1", 40000), ("198.18.0.2", 80), cfg, iss=seed * 7919)
         lst = Listener("198.18.0.2", 80, cfg, IsnGenerator(seed.to_bytes(4, "big") * 4))
-        self.net = MemNetwork(a, lst, ab=MemLink(src_ip="198.18.0.1", dst_ip="198.18.0.2", log=[]),
-                              ba=MemLink(src_ip="198.18.0.2", dst_ip="198.18.0.1", log=[]))
+        self.net = MemNetwork(
+            a,
+            lst,
+            ab=MemLink(src_ip="198.18.0.1", dst_ip="198.18.0.2", log=[]),
+            ba=MemLink(src_ip="198.18.0.2", dst_ip="198.18.0.1", log=[]),
+        )
         self.rng = random.Random(seed)
         self.sent = {"a": bytearray(), "b": bytearray()}
         self.got = {"a": bytearray(), "b": bytearray()}
@@ -74,8 +86,12 @@ class World:
         a.connect(self.net.now)
         self.net.settle()
         if handshake_first:  # most runs start ESTABLISHED; the others mutate the handshake
-            assert self.net.run(lambda: isinstance(self.net.b, Connection)
-                                and self.net.b.state is State.ESTABLISHED, max_time=5)
+            assert self.net.run(
+                lambda: (
+                    isinstance(self.net.b, Connection) and self.net.b.state is State.ESTABLISHED
+                ),
+                max_time=5,
+            )
         if preload:  # traffic to mutate, from the start
             self.send("a", preload)
             self.send("b", preload // 2)
@@ -173,7 +189,7 @@ class World:
             log = self.link(name).log
             assert log is not None
             c = self.conn(side)
-            for _, seg in log[self.logged[name]:]:
+            for _, seg in log[self.logged[name] :]:
                 if seg.flags & (RST | SYN) or c is None or not seg.flags & 0x10:
                     continue
                 edge = (seg.ack + (seg.window << c.rcv_wscale)) & MASK
@@ -201,20 +217,24 @@ class World:
             self.got["b"] += b.read()
 
         def done() -> bool:
-            return (len(self.got["b"]) == len(self.sent["a"])
-                    and len(self.got["a"]) == len(self.sent["b"]))
+            return len(self.got["b"]) == len(self.sent["a"]) and len(self.got["a"]) == len(
+                self.sent["b"]
+            )
 
         net.run(done, app=app, max_time=300)
         if a.state is State.CLOSED or b.state is State.CLOSED:
             return  # reset or timed out: nothing more is promised
-        assert done(), (f"stalled: a {a.state} got {len(self.got['a'])}/{len(self.sent['b'])}, "
-                        f"b {b.state} got {len(self.got['b'])}/{len(self.sent['a'])}")
+        assert done(), (
+            f"stalled: a {a.state} got {len(self.got['a'])}/{len(self.sent['b'])}, "
+            f"b {b.state} got {len(self.got['b'])}/{len(self.sent['a'])}"
+        )
         # ... and both close cleanly.
         app(net)
         a.close()
         b.close()
-        assert net.run(lambda: a.state is State.CLOSED and b.state is State.CLOSED,
-                       max_time=600), f"close stalled: a {a.state}, b {b.state}"
+        assert net.run(lambda: a.state is State.CLOSED and b.state is State.CLOSED, max_time=600), (
+            f"close stalled: a {a.state}, b {b.state}"
+        )
 
 
 class TcpPair(RuleBasedStateMachine):
@@ -232,15 +252,21 @@ class TcpPair(RuleBasedStateMachine):
         self._compare()
 
     def _compare(self) -> None:
-        fast, slow = ([list(lk.log or ()) for lk in (w.net.ab, w.net.ba)] + w.events()
-                      + [w.sent, w.got, w.net.now] for w in self.worlds)
+        fast, slow = (
+            [list(lk.log or ()) for lk in (w.net.ab, w.net.ba)]
+            + w.events()
+            + [w.sent, w.got, w.net.now]
+            for w in self.worlds
+        )
         assert fast == slow, "header prediction changed what happened"
 
-    @initialize(seed=st.integers(0, 2**16), wscale=st.sampled_from([None, 0, 2, 7]),
-                handshake_first=st.sampled_from([True, True, True, False]),
-                preload=st.sampled_from([0, 2000, 15000]))
-    def setup(self, seed: int, wscale: int | None, handshake_first: bool,
-              preload: int) -> None:
+    @initialize(
+        seed=st.integers(0, 2**16),
+        wscale=st.sampled_from([None, 0, 2, 7]),
+        handshake_first=st.sampled_from([True, True, True, False]),
+        preload=st.sampled_from([0, 2000, 15000]),
+    )
+    def setup(self, seed: int, wscale: int | None, handshake_first: bool, preload: int) -> None:
         self.worlds = []
         for fast in (True, False):
             set_header_prediction(fast)
@@ -278,8 +304,12 @@ class TcpPair(RuleBasedStateMachine):
     def reorder(self, link: str, index: int, later: float) -> None:
         self._each(lambda w: w.reorder(link, index, later))
 
-    @rule(link=LINKS, index=INDEX, field=st.sampled_from(["seq", "ack", "flags", "window"]),
-          value=st.integers(0, MASK))
+    @rule(
+        link=LINKS,
+        index=INDEX,
+        field=st.sampled_from(["seq", "ack", "flags", "window"]),
+        value=st.integers(0, MASK),
+    )
     def corrupt(self, link: str, index: int, field: str, value: int) -> None:
         self._each(lambda w: w.corrupt(link, index, field, value))
 
@@ -294,7 +324,9 @@ class TcpPair(RuleBasedStateMachine):
 
 
 TcpPair.TestCase.settings = settings(
-    max_examples=300, stateful_step_count=50, deadline=None,
+    max_examples=300,
+    stateful_step_count=50,
+    deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
 test_random_interleavings = TcpPair.TestCase

@@ -42,7 +42,8 @@ def test_rfc6298_5_5_syn_retries_exhausted_timed_out(retries: int) -> None:
     timed_out = [e for e in events if isinstance(e, TimedOut)]
     assert len(timed_out) == 1 and "SYN" in timed_out[0].what
     assert [(e.old, e.new, e.cause) for e in events if hasattr(e, "old")] == [
-        (S.SYN_SENT, S.CLOSED, "timer retransmit")]
+        (S.SYN_SENT, S.CLOSED, "timer retransmit")
+    ]
     assert d.conn.next_deadline() is None
 
 
@@ -92,7 +93,8 @@ def test_linux_fin_wait_2_timeout_after_close() -> None:
     d.advance(5.0)
     assert d.conn.state is S.CLOSED
     assert [(o, n, c) for o, n, c in d.transitions()] == [
-        (S.FIN_WAIT_2, S.CLOSED, "timer fin-wait-2")]
+        (S.FIN_WAIT_2, S.CLOSED, "timer fin-wait-2")
+    ]
 
 
 def test_rfc9293_3_6_fin_wait_2_after_shutdown_waits_forever() -> None:
@@ -129,9 +131,14 @@ def test_rfc6528_3_same_secret_same_now_same_isn() -> None:
 
 def test_rfc6528_3_different_four_tuples_differ() -> None:
     g = IsnGenerator(b"s" * 16)
-    tuples = [A, ("10.0.0.1", 40001, "10.0.0.2", 80), ("10.0.0.1", 40000, "10.0.0.3", 80),
-              ("10.0.0.9", 40000, "10.0.0.2", 80), ("10.0.0.1", 40000, "10.0.0.2", 81),
-              ("10.0.0.2", 80, "10.0.0.1", 40000)]
+    tuples = [
+        A,
+        ("10.0.0.1", 40001, "10.0.0.2", 80),
+        ("10.0.0.1", 40000, "10.0.0.3", 80),
+        ("10.0.0.9", 40000, "10.0.0.2", 80),
+        ("10.0.0.1", 40000, "10.0.0.2", 81),
+        ("10.0.0.2", 80, "10.0.0.1", 40000),
+    ]
     isns = {g.isn(*t, 0.0) for t in tuples}
     assert len(isns) == len(tuples)
 

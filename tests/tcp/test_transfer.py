@@ -17,13 +17,36 @@ def _payload(n: int, seed: int) -> bytes:
     return random.Random(seed).randbytes(n)
 
 
-def _links(seed: int, *, loss: float = 0.1, duplicate: float = 0.05, reorder: float = 0.2,
-           encode: bool = False, **kw: object) -> dict[str, MemLink]:
+def _links(
+    seed: int,
+    *,
+    loss: float = 0.1,
+    duplicate: float = 0.05,
+    reorder: float = 0.2,
+    encode: bool = False,
+    **kw: object,
+) -> dict[str, MemLink]:
     return {
-        "ab": MemLink(src_ip="198.18.0.1", dst_ip="198.18.0.2", loss=loss, duplicate=duplicate,
-                      reorder=reorder, encode=encode, rng=random.Random(seed), **kw),  # type: ignore[arg-type]
-        "ba": MemLink(src_ip="198.18.0.2", dst_ip="198.18.0.1", loss=loss, duplicate=duplicate,
-                      reorder=reorder, encode=encode, rng=random.Random(seed + 10_000), **kw),  # type: ignore[arg-type]
+        "ab": MemLink(
+            src_ip="198.18.0.1",
+            dst_ip="198.18.0.2",
+            loss=loss,
+            duplicate=duplicate,
+            reorder=reorder,
+            encode=encode,
+            rng=random.Random(seed),
+            **kw,
+        ),  # type: ignore[arg-type]
+        "ba": MemLink(
+            src_ip="198.18.0.2",
+            dst_ip="198.18.0.1",
+            loss=loss,
+            duplicate=duplicate,
+            reorder=reorder,
+            encode=encode,
+            rng=random.Random(seed + 10_000),
+            **kw,
+        ),  # type: ignore[arg-type]
     }
 
 
@@ -31,8 +54,15 @@ class Pump:
     """Application on both ends: write all of ``data_*`` as buffers allow, read
     what arrives (all of it, or ``chunk`` bytes every ``every`` seconds)."""
 
-    def __init__(self, net: MemNetwork, data_ab: bytes, data_ba: bytes, *,
-                 chunk: int | None = None, every: float | None = None) -> None:
+    def __init__(
+        self,
+        net: MemNetwork,
+        data_ab: bytes,
+        data_ba: bytes,
+        *,
+        chunk: int | None = None,
+        every: float | None = None,
+    ) -> None:
         self.net = net
         self.a, self.b = net.a, net.b
         self.data = {self.a: data_ab, self.b: data_ba}
@@ -59,13 +89,16 @@ class Pump:
             self.got[self.b] += self.b.read(self.chunk)  # type: ignore[union-attr]
 
     def done(self) -> bool:
-        return (len(self.got[self.b]) == len(self.data[self.a])
-                and len(self.got[self.a]) == len(self.data[self.b]))
+        return len(self.got[self.b]) == len(self.data[self.a]) and len(self.got[self.a]) == len(
+            self.data[self.b]
+        )
 
     def run(self, max_time: float) -> None:
         ok = self.net.run(self.done, app=self, app_every=self.every, max_time=max_time)
-        assert ok, (f"stalled at t={self.net.now}: b got {len(self.got[self.b])}, "
-                    f"a got {len(self.got[self.a])}; a {self.a.state} b {self.b.state}")
+        assert ok, (
+            f"stalled at t={self.net.now}: b got {len(self.got[self.b])}, "
+            f"a got {len(self.got[self.a])}; a {self.a.state} b {self.b.state}"
+        )
         assert bytes(self.got[self.b]) == self.data[self.a]
         assert bytes(self.got[self.a]) == self.data[self.b]
 
@@ -74,8 +107,10 @@ class Pump:
         a, b = self.a, self.b
         a.close()
         b.close()  # type: ignore[union-attr]
-        ok = self.net.run(lambda: a.state is S.CLOSED and b.state is S.CLOSED,  # type: ignore[union-attr]
-                          max_time=600)
+        ok = self.net.run(
+            lambda: a.state is S.CLOSED and b.state is S.CLOSED,  # type: ignore[union-attr]
+            max_time=600,
+        )
         assert ok, f"close stalled: a {a.state} b {b.state}"  # type: ignore[union-attr]
 
 

@@ -28,13 +28,22 @@ class Builder:
     """Appends frames to a trace: ``b.out(t, "S", seq, ack)`` for emulator → peer."""
 
     def __init__(self, emu: tuple[str, int] = EMU, peer: tuple[str, int] = PEER) -> None:
-        self.trace = Trace(start=100.0, start_wall=1_700_000_000.0,
-                           emulator_ip=emu[0], peer_ip=peer[0])
+        self.trace = Trace(
+            start=100.0, start_wall=1_700_000_000.0, emulator_ip=emu[0], peer_ip=peer[0]
+        )
         self.emu, self.peer = emu, peer
 
-    def seg(self, src: tuple[str, int], dst: tuple[str, int], flags: str, seq: int,
-            ack: int = 0, payload: bytes = b"", win: int | None = None,
-            options: tuple = ()) -> bytes:
+    def seg(
+        self,
+        src: tuple[str, int],
+        dst: tuple[str, int],
+        flags: str,
+        seq: int,
+        ack: int = 0,
+        payload: bytes = b"",
+        win: int | None = None,
+        options: tuple = (),
+    ) -> bytes:
         bits = {"S": 0x02, "F": 0x01, "R": 0x04, "P": 0x08, "A": 0x10}
         fl = 0
         for c in flags:
@@ -42,26 +51,48 @@ class Builder:
         if win is None:  # Linux-like: 64240 in a SYN, then 502 << 7 (wscale 7)
             win = 64240 if "S" in flags else 502
         smac, dmac = (EMU_MAC, PEER_MAC) if src == self.emu else (PEER_MAC, EMU_MAC)
-        return build_tcp_frame(smac, dmac, IPv4Packet(src[0], dst[0], 6),
-                               TcpSegment(src[1], dst[1], seq, ack, fl, win, payload, options))
+        return build_tcp_frame(
+            smac,
+            dmac,
+            IPv4Packet(src[0], dst[0], 6),
+            TcpSegment(src[1], dst[1], seq, ack, fl, win, payload, options),
+        )
 
-    def out(self, t: float, flags: str, seq: int, ack: int = 0, payload: bytes = b"",
-            mark: str | None = None, note: str | None = None, **kw) -> None:
+    def out(
+        self,
+        t: float,
+        flags: str,
+        seq: int,
+        ack: int = 0,
+        payload: bytes = b"",
+        mark: str | None = None,
+        note: str | None = None,
+        **kw,
+    ) -> None:
         data = self.seg(self.emu, self.peer, flags, seq, ack, payload, **kw)
         self.trace.frames.append(FrameRecord(100.0 + t, "out", data, mark, note))
 
-    def inn(self, t: float, flags: str, seq: int, ack: int = 0, payload: bytes = b"",
-            mark: str | None = None, note: str | None = None, **kw) -> None:
+    def inn(
+        self,
+        t: float,
+        flags: str,
+        seq: int,
+        ack: int = 0,
+        payload: bytes = b"",
+        mark: str | None = None,
+        note: str | None = None,
+        **kw,
+    ) -> None:
         data = self.seg(self.peer, self.emu, flags, seq, ack, payload, **kw)
         self.trace.frames.append(FrameRecord(100.0 + t, "in", data, mark, note))
 
     def state(self, t: float, old: str, new: str, cause: str) -> None:
-        self.trace.states.append(StateRecord(100.0 + t, "c1", self.emu, self.peer, old, new,
-                                             cause))
+        self.trace.states.append(StateRecord(100.0 + t, "c1", self.emu, self.peer, old, new, cause))
 
     def peer_state(self, t: float, state: str, remote: tuple[str, int] | None = None) -> None:
-        self.trace.peer_states.append(PeerStateRecord(100.0 + t, self.peer,
-                                                      remote or self.emu, state))
+        self.trace.peer_states.append(
+            PeerStateRecord(100.0 + t, self.peer, remote or self.emu, state)
+        )
 
     def note(self, t: float, text: str, kind: str = "step") -> None:
         self.trace.notes.append(NoteRecord(100.0 + t, text, kind))
@@ -127,7 +158,8 @@ def tshark() -> str:
     path = shutil.which("tshark")
     if path is None:
         if IN_CI:
-            pytest.fail("tshark is missing: CI=true, so this is a failure, not a skip",
-                        pytrace=False)
+            pytest.fail(
+                "tshark is missing: CI=true, so this is a failure, not a skip", pytrace=False
+            )
         pytest.skip("needs tshark (Debian's tshark)")
     return path

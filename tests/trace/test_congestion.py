@@ -30,8 +30,9 @@ INF = INFINITE_SSTHRESH
 
 
 def cc(b, t: float, cwnd: int, ssthresh: int, phase: str, cause: str) -> None:
-    b.trace.congestion.append(CongestionRecord(100.0 + t, "c1", EMU, PEER, cwnd, ssthresh,
-                                               phase, cause))
+    b.trace.congestion.append(
+        CongestionRecord(100.0 + t, "c1", EMU, PEER, cwnd, ssthresh, phase, cause)
+    )
 
 
 def lossy_transfer(builder):
@@ -47,8 +48,9 @@ def lossy_transfer(builder):
     b.out(0.003, "A", e, p)
     cc(b, 0.004, 10 * MSS, INF, "slow-start", "idle restart")  # cwnd only: not drawn
     for i in range(10):
-        b.out(0.010 + i / 10000, "A", e + i * MSS, p, b"x" * MSS,
-              mark="dropped" if i == 1 else None)
+        b.out(
+            0.010 + i / 10000, "A", e + i * MSS, p, b"x" * MSS, mark="dropped" if i == 1 else None
+        )
     b.inn(0.020, "A", p, e + MSS)
     for _ in range(3):
         b.inn(0.021, "A", p, e + MSS)
@@ -78,18 +80,28 @@ def test_ladder_congestion_keeps_phase_and_ssthresh_changes() -> None:
     def rec(phase: str, ssthresh: int, cause: str = "", cwnd: int = 10) -> CongestionRecord:
         return CongestionRecord(0.0, "c", EMU, PEER, cwnd, ssthresh, phase, cause)
 
-    recs = [rec("slow-start", INF, "idle restart", 5),  # as at the start: hidden
-            rec("congestion-avoidance", 100, "ssthresh reached"),
-            rec("congestion-avoidance", 100, "again", 20),  # cwnd only: hidden
-            rec("fast-recovery", 50, "3 duplicate ACKs"),
-            rec("congestion-avoidance", 50, "recovered"),
-            rec("congestion-avoidance", 40, "loss probe repaired a tail loss"),
-            rec("loss", 20, "timeout"), rec("loss", 20, "timeout"),  # the second hidden
-            rec("loss", 10, "timeout"), rec("slow-start", 10, "idle restart")]
+    recs = [
+        rec("slow-start", INF, "idle restart", 5),  # as at the start: hidden
+        rec("congestion-avoidance", 100, "ssthresh reached"),
+        rec("congestion-avoidance", 100, "again", 20),  # cwnd only: hidden
+        rec("fast-recovery", 50, "3 duplicate ACKs"),
+        rec("congestion-avoidance", 50, "recovered"),
+        rec("congestion-avoidance", 40, "loss probe repaired a tail loss"),
+        rec("loss", 20, "timeout"),
+        rec("loss", 20, "timeout"),  # the second hidden
+        rec("loss", 10, "timeout"),
+        rec("slow-start", 10, "idle restart"),
+    ]
     shown = ladder_congestion(recs)
     assert [r.cause for r in shown] == [
-        "ssthresh reached", "3 duplicate ACKs", "recovered",
-        "loss probe repaired a tail loss", "timeout", "timeout", "idle restart"]
+        "ssthresh reached",
+        "3 duplicate ACKs",
+        "recovered",
+        "loss probe repaired a tail loss",
+        "timeout",
+        "timeout",
+        "idle restart",
+    ]
     assert [r.ssthresh for r in shown if r.cause == "timeout"] == [20, 10]
     assert ladder_congestion([]) == []
     assert LADDER_INFINITE == INFINITE_SSTHRESH
@@ -103,10 +115,16 @@ def test_text_ladder_shows_phase_changes_in_time_order(builder) -> None:
     assert len(cc_lines) == 4, text
     fr = _lines(text, "fast-recovery")
     assert len(fr) == 1
-    assert re.match(r"^\s+0\.021\s+fast-recovery │ cwnd 14480 ssthresh 8688 "
-                    r"\(3 duplicate ACKs\)\s+│$", fr[0]), fr[0]
-    assert re.match(r"^\s+0\.030\s+congestion-avoidance │ cwnd 8688 ssthresh 8688 \(recovered\)"
-                    r"\s+│$", _lines(text, "(recovered)")[0])
+    assert re.match(
+        r"^\s+0\.021\s+fast-recovery │ cwnd 14480 ssthresh 8688 "
+        r"\(3 duplicate ACKs\)\s+│$",
+        fr[0],
+    ), fr[0]
+    assert re.match(
+        r"^\s+0\.030\s+congestion-avoidance │ cwnd 8688 ssthresh 8688 \(recovered\)"
+        r"\s+│$",
+        _lines(text, "(recovered)")[0],
+    )
     assert "ssthresh reached" not in text and "idle restart" not in text
     # in time order with the segments: after the third duplicate ACK, before the
     # fast retransmission; a timeout's before the retransmission it sends
@@ -132,12 +150,19 @@ def test_row_model_and_conversation_placement(builder) -> None:
     (sec,) = build_ladder(b.trace).sections
     rows = [r for r in sec.rows if r.kind == "cc"]
     assert [(r.state, r.side) for r in rows] == [
-        ("fast-recovery", "left"), ("congestion-avoidance", "left"), ("loss", "left"),
-        ("loss", "left")]
-    assert round(rows[0].t, 6) == 0.021 and rows[0].detail == "cwnd 14480 ssthresh 8688 (3 duplicate ACKs)"
+        ("fast-recovery", "left"),
+        ("congestion-avoidance", "left"),
+        ("loss", "left"),
+        ("loss", "left"),
+    ]
+    assert (
+        round(rows[0].t, 6) == 0.021
+        and rows[0].detail == "cwnd 14480 ssthresh 8688 (3 duplicate ACKs)"
+    )
     # a record of another connection (another port) stays out of this ladder
-    b.trace.congestion.append(CongestionRecord(100.5, "c2", ("198.18.0.1", 1), PEER, 1, 2,
-                                               "loss", "timeout"))
+    b.trace.congestion.append(
+        CongestionRecord(100.5, "c2", ("198.18.0.1", 1), PEER, 1, 2, "loss", "timeout")
+    )
     (conv,), _ = conversations(b.trace)
     assert len(conv.congestion) == 7
 
@@ -177,14 +202,28 @@ def test_report_lists_every_congestion_event(builder, tmp_path) -> None:
     assert data["congestion"] == rep["congestion"]
     events = data["congestion"]
     assert len(events) == 7  # all of them, drawn in the ladder or not
-    assert events[1] == {"t": 0.021, "side": "netemu", "unit": "bytes", "conn": "c1",
-                         "local": "198.18.0.1:40000",
-                         "remote": "198.18.0.2:8080", "conversation": 0, "cwnd": 14480,
-                         "ssthresh": 8688, "phase": "fast-recovery",
-                         "cause": "3 duplicate ACKs"}
+    assert events[1] == {
+        "t": 0.021,
+        "side": "netemu",
+        "unit": "bytes",
+        "conn": "c1",
+        "local": "198.18.0.1:40000",
+        "remote": "198.18.0.2:8080",
+        "conversation": 0,
+        "cwnd": 14480,
+        "ssthresh": 8688,
+        "phase": "fast-recovery",
+        "cause": "3 duplicate ACKs",
+    }
     assert [e["phase"] for e in events] == [
-        "slow-start", "fast-recovery", "congestion-avoidance", "congestion-avoidance",
-        "loss", "loss", "loss"]
+        "slow-start",
+        "fast-recovery",
+        "congestion-avoidance",
+        "congestion-avoidance",
+        "loss",
+        "loss",
+        "loss",
+    ]
     assert [e["t"] for e in events] == sorted(e["t"] for e in events)
     assert build_report(scenario="x", result="pass", trace=Trace())["congestion"] == []
 

@@ -18,9 +18,22 @@ pytestmark = [pytest.mark.root, pytest.mark.timeout(120)]
 
 def test_fast_retransmit_ladder_and_report_show_congestion(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
-    run = subprocess.run([sys.executable, "-m", "netemu", "run", "-q",
-                          str(ROOT / "scenarios" / "fast_retransmit.yaml"), "-o", str(run_dir)],
-                         capture_output=True, text=True, cwd=ROOT, timeout=100)
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "netemu",
+            "run",
+            "-q",
+            str(ROOT / "scenarios" / "fast_retransmit.yaml"),
+            "-o",
+            str(run_dir),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=100,
+    )
     assert run.returncode == 0, run.stdout + run.stderr
     report = json.loads((run_dir / "report.json").read_text())
     events = [e for e in report["congestion"] if e["side"] == "netemu"]
@@ -47,7 +60,7 @@ def test_fast_retransmit_ladder_and_report_show_congestion(tmp_path: Path) -> No
     assert re.search(r"<─+ ACK seq=1 ack=1449 len=0", lines[i - 1]), lines[i - 1]
     # and our next segment out is the fast retransmission (duplicate ACKs the kernel
     # took in meanwhile are drawn at their own times, in between)
-    nxt = next(x for x in lines[i + 1:] if "─>│" in x)
+    nxt = next(x for x in lines[i + 1 :] if "─>│" in x)
     assert re.search(r"ACK seq=1449 ack=1 len=1448 .*─>│", nxt), nxt
     assert "(recovered)" in ladder
     html = (run_dir / "ladder.html").read_text(encoding="utf-8")

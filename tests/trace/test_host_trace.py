@@ -64,12 +64,16 @@ async def test_recorded_trace_round_trip(tmp_path, tshark: str) -> None:
     inferred = infer_trace(trace)
     client = [r.new for r in inferred.states if r.conn == "client"]
     server = [r.new for r in inferred.states if r.conn == "server"]
-    assert client == ours[:len(client)] and client[-1] == "TIME-WAIT"
+    assert client == ours[: len(client)] and client[-1] == "TIME-WAIT"
     assert server == peers
 
     path = tmp_path / "trace.pcap"
     write_pcap(trace, path)
-    proc = subprocess.run([tshark, "-n", "-r", str(path), "-Y", "tcp", "-T", "fields",
-                           "-e", "tcp.flags"], capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [tshark, "-n", "-r", str(path), "-Y", "tcp", "-T", "fields", "-e", "tcp.flags"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 0, proc.stderr
     assert len(proc.stdout.split()) == sum(1 for line in text.splitlines() if " #" in line)

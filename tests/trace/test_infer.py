@@ -35,11 +35,19 @@ def test_active_close_to_time_wait(full_trace: Trace) -> None:
     change no state; the peer goes through CLOSE-WAIT and LAST-ACK."""
     got = _states(full_trace)
     assert [(old, new) for _, old, new in got["client"]] == [
-        ("CLOSED", "SYN-SENT"), ("SYN-SENT", "ESTABLISHED"), ("ESTABLISHED", "FIN-WAIT-1"),
-        ("FIN-WAIT-1", "FIN-WAIT-2"), ("FIN-WAIT-2", "TIME-WAIT")]
+        ("CLOSED", "SYN-SENT"),
+        ("SYN-SENT", "ESTABLISHED"),
+        ("ESTABLISHED", "FIN-WAIT-1"),
+        ("FIN-WAIT-1", "FIN-WAIT-2"),
+        ("FIN-WAIT-2", "TIME-WAIT"),
+    ]
     assert [(old, new) for _, old, new in got["server"]] == [
-        ("LISTEN", "SYN-RECEIVED"), ("SYN-RECEIVED", "ESTABLISHED"), ("ESTABLISHED", "CLOSE-WAIT"),
-        ("CLOSE-WAIT", "LAST-ACK"), ("LAST-ACK", "CLOSED")]
+        ("LISTEN", "SYN-RECEIVED"),
+        ("SYN-RECEIVED", "ESTABLISHED"),
+        ("ESTABLISHED", "CLOSE-WAIT"),
+        ("CLOSE-WAIT", "LAST-ACK"),
+        ("LAST-ACK", "CLOSED"),
+    ]
     # attributed when sent or received: the server is in CLOSE-WAIT from the client's FIN
     assert [t for t, _, _ in got["server"]] == [0.003, 0.004, 0.401, 0.5, 0.501]
     assert [t for t, _, _ in got["client"]] == [0.001, 0.003, 0.401, 0.402, 0.5]
@@ -56,7 +64,11 @@ def test_close_wait(builder) -> None:
     b.out(5.0, "A", E + 5, P + 1)  # a keepalive-ish ACK changes nothing
     got = _states(b.trace)
     assert [new for _, _, new in got["client"]] == [
-        "SYN-SENT", "ESTABLISHED", "FIN-WAIT-1", "FIN-WAIT-2"]
+        "SYN-SENT",
+        "ESTABLISHED",
+        "FIN-WAIT-1",
+        "FIN-WAIT-2",
+    ]
     assert [new for _, _, new in got["server"]] == ["SYN-RECEIVED", "ESTABLISHED", "CLOSE-WAIT"]
     assert got["server"][-1][0] == 0.020
 
@@ -70,7 +82,8 @@ def test_passive_close_last_ack(builder) -> None:
     b.inn(0.021, "A", P + 2, E + 2)
     assert _news(b.trace) == {
         "client": ["SYN-SENT", "ESTABLISHED", "CLOSE-WAIT", "LAST-ACK", "CLOSED"],
-        "server": ["SYN-RECEIVED", "ESTABLISHED", "FIN-WAIT-1", "FIN-WAIT-2", "TIME-WAIT"]}
+        "server": ["SYN-RECEIVED", "ESTABLISHED", "FIN-WAIT-1", "FIN-WAIT-2", "TIME-WAIT"],
+    }
 
 
 def test_simultaneous_close(builder) -> None:
@@ -85,10 +98,14 @@ def test_simultaneous_close(builder) -> None:
     b.inn(0.103, "A", P + 2, E + 2)
     assert _news(b.trace) == {
         "client": ["SYN-SENT", "ESTABLISHED", "FIN-WAIT-1", "CLOSING", "TIME-WAIT"],
-        "server": ["SYN-RECEIVED", "ESTABLISHED", "FIN-WAIT-1", "CLOSING", "TIME-WAIT"]}
+        "server": ["SYN-RECEIVED", "ESTABLISHED", "FIN-WAIT-1", "CLOSING", "TIME-WAIT"],
+    }
     got = _states(b.trace)
-    assert got["server"][2:] == [(0.101, "ESTABLISHED", "FIN-WAIT-1"),
-                                 (0.101, "FIN-WAIT-1", "CLOSING"), (0.102, "CLOSING", "TIME-WAIT")]
+    assert got["server"][2:] == [
+        (0.101, "ESTABLISHED", "FIN-WAIT-1"),
+        (0.101, "FIN-WAIT-1", "CLOSING"),
+        (0.102, "CLOSING", "TIME-WAIT"),
+    ]
 
 
 def test_fin_ack_acking_our_fin_goes_straight_to_time_wait(builder) -> None:
@@ -107,8 +124,10 @@ def test_rst_closes_both_sides(builder) -> None:
     _handshake(b)
     b.out(0.010, "PA", E + 1, P + 1, b"GET")
     b.inn(0.011, "RA", P + 1, E + 4)
-    assert _news(b.trace) == {"client": ["SYN-SENT", "ESTABLISHED", "CLOSED"],
-                              "server": ["SYN-RECEIVED", "ESTABLISHED", "CLOSED"]}
+    assert _news(b.trace) == {
+        "client": ["SYN-SENT", "ESTABLISHED", "CLOSED"],
+        "server": ["SYN-RECEIVED", "ESTABLISHED", "CLOSED"],
+    }
     (conv,), _ = conversations(b.trace)
     causes = {s.conn: s.cause for s in infer_states(conv) if s.new == "CLOSED"}
     assert causes == {"client": "recv RST+ACK", "server": "send RST+ACK"}
@@ -155,8 +174,10 @@ def test_mid_connection_capture(builder) -> None:
     b.out(0.0, "PA", E + 1, P + 1, b"x")
     b.inn(0.001, "A", P + 1, E + 2)
     b.inn(0.002, "FA", P + 1, E + 2)
-    assert _news(b.trace) == {"client": ["ESTABLISHED", "CLOSE-WAIT"],
-                              "server": ["ESTABLISHED", "FIN-WAIT-1"]}
+    assert _news(b.trace) == {
+        "client": ["ESTABLISHED", "CLOSE-WAIT"],
+        "server": ["ESTABLISHED", "FIN-WAIT-1"],
+    }
 
 
 @pytest.fixture
@@ -167,8 +188,11 @@ def scapy_pcap(tmp_path):
     c, s = "10.0.0.1", "10.0.0.2"
 
     def pkt(t, src, dst, sport, dport, flags, seq, ack=0, data=b""):
-        p = Ether() / IP(src=src, dst=dst) / TCP(sport=sport, dport=dport, flags=flags,
-                                                 seq=seq, ack=ack, window=502)
+        p = (
+            Ether()
+            / IP(src=src, dst=dst)
+            / TCP(sport=sport, dport=dport, flags=flags, seq=seq, ack=ack, window=502)
+        )
         if data:
             p = p / Raw(data)
         p.time = 1_700_000_000 + t
@@ -202,11 +226,25 @@ def test_show_foreign_pcap(scapy_pcap, tmp_path) -> None:
     assert "TCP 10.0.0.1:6666 ⇄ 10.0.0.2:81" in text
     assert "(client)" in text and "(server)" in text
     lines = text.splitlines()
-    expected = ["SYN-SENT", "SYN seq=0 len=0 win=502", "SYN-RECEIVED", "SYN+ACK seq=0 ack=1",
-                "ESTABLISHED",
-                "PSH+ACK seq=1 ack=1 len=18", "FIN-WAIT-1", "FIN+PSH+ACK seq=1 ack=19 len=19", "CLOSE-WAIT",
-                "LAST-ACK", "FIN+ACK seq=19 ack=21", "CLOSED",
-                "SYN-SENT", "SYN seq=0", "CLOSED", "RST+ACK seq=1 ack=1", "CLOSED"]
+    expected = [
+        "SYN-SENT",
+        "SYN seq=0 len=0 win=502",
+        "SYN-RECEIVED",
+        "SYN+ACK seq=0 ack=1",
+        "ESTABLISHED",
+        "PSH+ACK seq=1 ack=1 len=18",
+        "FIN-WAIT-1",
+        "FIN+PSH+ACK seq=1 ack=19 len=19",
+        "CLOSE-WAIT",
+        "LAST-ACK",
+        "FIN+ACK seq=19 ack=21",
+        "CLOSED",
+        "SYN-SENT",
+        "SYN seq=0",
+        "CLOSED",
+        "RST+ACK seq=1 ack=1",
+        "CLOSED",
+    ]
     i = 0
     for line in lines:
         if i < len(expected) and expected[i] in line:

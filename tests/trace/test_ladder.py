@@ -34,18 +34,44 @@ def _line(text: str, needle: str) -> str:
 
 def test_text_ladder_full_conversation(full_trace: Trace) -> None:
     text = render_ladder_text(full_trace)
-    _in_order(text, [
-        "TCP 198.18.0.1:40000 ⇄ 198.18.0.2:8080 [c1]",
-        "198.18.0.1:40000 (netemu)", "CLOSED", "▸ connect", "LISTEN", "SYN-SENT",
-        "SYN seq=0 len=0 win=64240", "SYN+ACK seq=0 ack=1 len=0 win=65160", "ESTABLISHED",
-        "ACK seq=1 ack=1 len=0", "ESTABLISHED", '▸ send "hello"',
-        "PSH+ACK seq=1 ack=1 len=5", "PSH+ACK seq=1 ack=1 len=5", "ACK seq=1 ack=6",
-        "PSH+ACK seq=1 ack=6 len=6", "ACK seq=6 ack=7", "▸ inject an out-of-window ACK",
-        "ACK seq=100006 ack=7", "ACK seq=7 ack=6", "▸ close", "FIN-WAIT-1",
-        "FIN+ACK seq=6 ack=7", "ACK seq=7 ack=7", "FIN-WAIT-2", "CLOSE-WAIT", "LAST-ACK",
-        "FIN+ACK seq=7 ack=7", "TIME-WAIT", "ACK seq=7 ack=8", "CLOSED",
-        "✓ expect peer CLOSED", "CLOSED",
-    ])
+    _in_order(
+        text,
+        [
+            "TCP 198.18.0.1:40000 ⇄ 198.18.0.2:8080 [c1]",
+            "198.18.0.1:40000 (netemu)",
+            "CLOSED",
+            "▸ connect",
+            "LISTEN",
+            "SYN-SENT",
+            "SYN seq=0 len=0 win=64240",
+            "SYN+ACK seq=0 ack=1 len=0 win=65160",
+            "ESTABLISHED",
+            "ACK seq=1 ack=1 len=0",
+            "ESTABLISHED",
+            '▸ send "hello"',
+            "PSH+ACK seq=1 ack=1 len=5",
+            "PSH+ACK seq=1 ack=1 len=5",
+            "ACK seq=1 ack=6",
+            "PSH+ACK seq=1 ack=6 len=6",
+            "ACK seq=6 ack=7",
+            "▸ inject an out-of-window ACK",
+            "ACK seq=100006 ack=7",
+            "ACK seq=7 ack=6",
+            "▸ close",
+            "FIN-WAIT-1",
+            "FIN+ACK seq=6 ack=7",
+            "ACK seq=7 ack=7",
+            "FIN-WAIT-2",
+            "CLOSE-WAIT",
+            "LAST-ACK",
+            "FIN+ACK seq=7 ack=7",
+            "TIME-WAIT",
+            "ACK seq=7 ack=8",
+            "CLOSED",
+            "✓ expect peer CLOSED",
+            "CLOSED",
+        ],
+    )
     # arrows point the right way; the dropped one ends in a cross short of the peer
     assert re.search(r"│─+ SYN seq=0 .*─>│$", _line(text, "SYN seq=0"))
     assert re.search(r"│<─+ SYN\+ACK .*─│$", _line(text, "SYN+ACK"))
@@ -59,8 +85,7 @@ def test_text_ladder_full_conversation(full_trace: Trace) -> None:
     # our states left of our lifeline, the peer's right of its lifeline
     assert re.match(r"^\s+0\.402\s+FIN-WAIT-2 │\s+│$", _line(text, "FIN-WAIT-2"))
     # (the builder's peer states are polled ones, and say so)
-    assert re.match(r"^\s+0\.405\s+│\s+│ CLOSE-WAIT \(polled\)$",
-                    _line(text, "CLOSE-WAIT"))  # once
+    assert re.match(r"^\s+0\.405\s+│\s+│ CLOSE-WAIT \(polled\)$", _line(text, "CLOSE-WAIT"))  # once
     assert "1 frame(s) that are not TCP" in text  # the ARP
 
 
@@ -109,8 +134,16 @@ def test_html_is_self_contained(full_trace: Trace, tmp_path) -> None:
     assert "http" not in page.lower()
     assert "<script" not in page.lower() and "@import" not in page
     assert "&lt;b&gt;not markup&lt;/b&gt; &amp; co" in page and "<b>not markup" not in page
-    for needle in ("198.18.0.1:40000", "SYN+ACK seq=0 ack=1", "TIME-WAIT", "CLOSE-WAIT",
-                   "✗ dropped", "[inject]", "stroke-dasharray", "0.401"):
+    for needle in (
+        "198.18.0.1:40000",
+        "SYN+ACK seq=0 ack=1",
+        "TIME-WAIT",
+        "CLOSE-WAIT",
+        "✗ dropped",
+        "[inject]",
+        "stroke-dasharray",
+        "0.401",
+    ):
         assert needle in page, needle
     # the text ladder rides along for copy and paste
     assert "FIN+ACK seq=6 ack=7" in page.split("<pre>")[1]
@@ -152,8 +185,11 @@ def test_dual_stack_peer_states_find_their_conversation(builder) -> None:
     b.inn(0.002, "SA", 5000, 1001)
     t = b.trace
     t.peer_states.append(PeerStateRecord(t.start, ("::", 8080), ("::", 0), "LISTEN"))
-    t.peer_states.append(PeerStateRecord(t.start + 0.003, ("::ffff:198.18.0.2", 8080),
-                                         ("::ffff:198.18.0.1", 40000), "SYN_RECV"))
+    t.peer_states.append(
+        PeerStateRecord(
+            t.start + 0.003, ("::ffff:198.18.0.2", 8080), ("::ffff:198.18.0.1", 40000), "SYN_RECV"
+        )
+    )
     (conv,), _ = conversations(t)
     # the listener has a lane label of its own, never the connection's states
     assert [s.state for s in conv.listener_states] == ["LISTEN"]

@@ -56,13 +56,19 @@ def test_300_connections_of_64k_give_bounded_ladders(tmp_path) -> None:
     drawn = len(re.findall(r"^── TCP ", text, re.M))
     assert 1 <= drawn < 300
     assert text.startswith("A large trace (300 conversations, 43,500 segments): the first ")
-    assert f"the first {drawn} of its 300 conversations are drawn (at most 10,000 rows in " \
-           f"all), the other {300 - drawn} listed at the end. Nothing is left out of the " \
-           "pcap (trace.pcap) nor of a run's report.json." in flat
+    assert (
+        f"the first {drawn} of its 300 conversations are drawn (at most 10,000 rows in "
+        f"all), the other {300 - drawn} listed at the end. Nothing is left out of the "
+        "pcap (trace.pcap) nor of a run's report.json." in flat
+    )
     (head,) = [line for line in text.splitlines() if "more conversations, not drawn" in line]
     assert head.startswith(f"── {300 - drawn} more conversations, not drawn")
-    listed = re.findall(r"^ +(\d+) +145 +65,536 +65,536 +0 +0 .* TIME-WAIT +CLOSED +"
-                        r"198\.18\.0\.1:(\d+) ⇄ 198\.18\.0\.2:8080 \[c\d+\]$", text, re.M)
+    listed = re.findall(
+        r"^ +(\d+) +145 +65,536 +65,536 +0 +0 .* TIME-WAIT +CLOSED +"
+        r"198\.18\.0\.1:(\d+) ⇄ 198\.18\.0\.2:8080 \[c\d+\]$",
+        text,
+        re.M,
+    )
     assert [int(n) for n, _ in listed] == list(range(drawn, 300))
     assert [int(port) for _, port in listed] == list(range(40000 + drawn, 40300))
     html = page.read_text()
@@ -100,8 +106,7 @@ def test_report_json_is_whole_and_written_as_it_is_encoded(tmp_path) -> None:
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
-    assert path.read_text() == json.dumps(rep, indent=2, default=str,
-                                          ensure_ascii=False) + "\n"
+    assert path.read_text() == json.dumps(rep, indent=2, default=str, ensure_ascii=False) + "\n"
     assert len(rep["segments"]) == len(trace.frames) == 7_250
     assert [c["segments"] for c in rep["conversations"]] == [145] * 50
     assert peak / len(trace.frames) < 2_000, peak
@@ -144,12 +149,13 @@ def _bulk() -> Builder:
         if k == INJECT_AT:
             b.out(t, "A", seq + 100000, p + 1, mark="injected")
         if k == CC_AT:
-            b.trace.congestion.append(CongestionRecord(100.0 + t, "c1", EMU, PEER, 14480,
-                                                       7240, "fast-recovery",
-                                                       "3 duplicate ACKs"))
+            b.trace.congestion.append(
+                CongestionRecord(
+                    100.0 + t, "c1", EMU, PEER, 14480, 7240, "fast-recovery", "3 duplicate ACKs"
+                )
+            )
         if k == PEV_AT:
-            b.trace.peer_events.append(PeerEventRecord(100.0 + t, "peer", PEER, EMU,
-                                                       "retransmit"))
+            b.trace.peer_events.append(PeerEventRecord(100.0 + t, "peer", PEER, EMU, "retransmit"))
         t += 0.0001
     b.note(t, "step 3: close")
     b.state(t + 0.0001, "ESTABLISHED", "FIN-WAIT-1", "close()")
@@ -164,8 +170,16 @@ def _bulk() -> Builder:
 
 
 def _key(r: Row) -> tuple:
-    return (r.kind, round(r.t, 9), r.side, r.state, r.detail,
-            r.seg.index if r.seg is not None else -1, r.note.text if r.note else "", r.init)
+    return (
+        r.kind,
+        round(r.t, 9),
+        r.side,
+        r.state,
+        r.detail,
+        r.seg.index if r.seg is not None else -1,
+        r.note.text if r.note else "",
+        r.init,
+    )
 
 
 def _left_out(rows: list[Row]) -> int:
@@ -178,8 +192,7 @@ def _left_out(rows: list[Row]) -> int:
     return n
 
 
-@pytest.mark.parametrize("limits", [DEFAULT_LIMITS, LadderLimits(max_rows=300, keep=20,
-                                                                  context=1)])
+@pytest.mark.parametrize("limits", [DEFAULT_LIMITS, LadderLimits(max_rows=300, keep=20, context=1)])
 def test_a_long_conversation_is_summarised_and_keeps_every_event(limits: LadderLimits) -> None:
     trace = _bulk().trace
     (whole,) = build_ladder(trace, limits=UNLIMITED).sections
@@ -192,8 +205,8 @@ def test_a_long_conversation_is_summarised_and_keeps_every_event(limits: LadderL
     keys = [_key(r) for r in whole.rows]
     at = [keys.index(_key(r)) for r in drawn]
     assert at == sorted(at)
-    assert [_key(r) for r in drawn[:limits.keep]] == keys[:limits.keep]
-    assert [_key(r) for r in drawn[-limits.keep:]] == keys[-limits.keep:]
+    assert [_key(r) for r in drawn[: limits.keep]] == keys[: limits.keep]
+    assert [_key(r) for r in drawn[-limits.keep :]] == keys[-limits.keep :]
     # every event, with its context
     events = [i for i, r in enumerate(whole.rows) if r.kind != "seg" or is_event(r.seg)]
     assert len(events) >= 20
@@ -218,15 +231,27 @@ def test_a_summarised_ladder_says_so_in_text_and_html() -> None:
     trace = _bulk().trace
     text = render_ladder_text(trace, limits=limits, width=100)
     flat = " ".join(text.split())
-    assert "A large trace (1 conversation, 2,259 segments): 1 conversation of more than " \
-           "300 rows is summarised. Nothing is left out of the pcap" in flat
-    assert "Summarised: " in flat and " of its 2,273 rows are drawn (more than 300): the " \
-           "first and last 20, and every state and congestion change, note, SYN, FIN, RST, " \
-           "drop, injection, retransmission and marked segment, with 1 row(s) either side; " \
-           "each stretch left out is one line. The pcap holds every segment." in flat
+    assert (
+        "A large trace (1 conversation, 2,259 segments): 1 conversation of more than "
+        "300 rows is summarised. Nothing is left out of the pcap" in flat
+    )
+    assert (
+        "Summarised: " in flat
+        and " of its 2,273 rows are drawn (more than 300): the "
+        "first and last 20, and every state and congestion change, note, SYN, FIN, RST, "
+        "drop, injection, retransmission and marked segment, with 1 row(s) either side; "
+        "each stretch left out is one line. The pcap holds every segment."
+        in flat
+    )
     gaps = [line for line in text.splitlines() if "┆ … " in line]
-    assert gaps and all(re.search(r"┆ … [\d,]+ segments left out, [\d.]+ s: → \d+ data "
-                                  r"\([\d,]+ bytes\)", line) for line in gaps)
+    assert gaps and all(
+        re.search(
+            r"┆ … [\d,]+ segments left out, [\d.]+ s: → \d+ data "
+            r"\([\d,]+ bytes\)",
+            line,
+        )
+        for line in gaps
+    )
     assert max(len(line) for line in text.splitlines()) <= 100
     assert "✗ dropped" in text and "[inject]" in text and "fast-recovery" in text
     assert "kernel retransmits" in text and "a note in the middle" in text
@@ -237,12 +262,14 @@ def test_a_summarised_ladder_says_so_in_text_and_html() -> None:
 
 def test_a_summarised_ladder_fits_the_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("COLUMNS", "80")
-    whole, term = render_ladder_texts(_bulk().trace, limits=LadderLimits(max_rows=300,
-                                                                          keep=20))
+    whole, term = render_ladder_texts(_bulk().trace, limits=LadderLimits(max_rows=300, keep=20))
     assert max(len(line) for line in term.splitlines()) <= 80
     # ladder.txt keeps every label whole, and its paragraphs are 100 columns at most
-    assert "Summarised: " in whole and max(
-        len(line) for line in whole.splitlines() if "┆" not in line and "│" not in line) <= 100
+    assert (
+        "Summarised: " in whole
+        and max(len(line) for line in whole.splitlines() if "┆" not in line and "│" not in line)
+        <= 100
+    )
 
 
 # --- conversations beyond the limits ---------------------------------------------------
@@ -270,18 +297,22 @@ def test_conversations_beyond_the_limit_are_listed() -> None:
     assert [s.conv.number for s in ladder.sections] == [0, 1, 2]
     assert [c.number for c in ladder.listed] == [3, 4, 5, 6, 7] and ladder.unlisted == 0
     text = render_ladder_text(trace, limits=LadderLimits(max_conversations=3), width=160)
-    assert "A large trace (8 conversations, 32 segments): the first 3 of its 8 " \
-           "conversations are drawn (at most 3 conversations), the other 5 listed at the " \
-           "end." in " ".join(text.split())
-    table = text[text.index("── 5 more conversations, not drawn"):]
-    assert re.search(r"#  segments  bytes →  bytes ←  dropped  retrans  first\(s\)  "
-                     r"last\(s\)  left state   right state  conversation", table)
+    assert (
+        "A large trace (8 conversations, 32 segments): the first 3 of its 8 "
+        "conversations are drawn (at most 3 conversations), the other 5 listed at the "
+        "end." in " ".join(text.split())
+    )
+    table = text[text.index("── 5 more conversations, not drawn") :]
+    assert re.search(
+        r"#  segments  bytes →  bytes ←  dropped  retrans  first\(s\)  "
+        r"last\(s\)  left state   right state  conversation",
+        table,
+    )
     rows = [line.split() for line in table.splitlines()[2:] if line.strip()]
     assert [r[0] for r in rows] == ["3", "4", "5", "6", "7"]
     assert rows[0][:8] == ["3", "4", "10", "0", "0", "0", "0.301", "0.304"]
     assert rows[3][4] == "1"  # conversation 6's RST was dropped
-    assert rows[0][8:] == ["ESTABLISHED", "-", "198.18.0.1:40003", "⇄", "198.18.0.2:8080",
-                           "[c1]"]
+    assert rows[0][8:] == ["ESTABLISHED", "-", "198.18.0.1:40003", "⇄", "198.18.0.2:8080", "[c1]"]
     # max_listed: the rest counted
     text = render_ladder_text(trace, limits=LadderLimits(max_conversations=3, max_listed=2))
     assert "… and 3 more (12 segments), beyond 2 lines" in text
@@ -335,13 +366,26 @@ def test_retransmissions_are_found_by_sequence_numbers() -> None:
     b.inn(1.203, "PA", p + 1, s(351), b"reply")
     (conv,), _ = conversations(b.trace)
     assert [v.retransmission for v in conv.segments] == [
-        False, True, False, False, False, False, False, False, True, True, False, False]
+        False,
+        True,
+        False,
+        False,
+        False,
+        False,
+        False,
+        False,
+        True,
+        True,
+        False,
+        False,
+    ]
     assert conv.retransmissions == 3 and conv.dropped == 1
     assert conv.payload_bytes == {EMU: 600, PEER: 5}  # dropped copies too
     (lean,), _ = conversations(b.trace, keep_segments=False)
     assert lean.segments == [] and lean.count == 12
     assert [v.retransmission for v in lean.iter_segments(b.trace)] == [
-        v.retransmission for v in conv.segments]
+        v.retransmission for v in conv.segments
+    ]
 
 
 # --- notes, placed one conversation at a time ----------------------------------------
@@ -355,11 +399,9 @@ def _notes_as_before(trace: Trace) -> list[list[str]]:
     notes = sorted(trace.notes, key=lambda n: n.t)
     for i, note in enumerate(notes):
         nxt = notes[i + 1].t if i + 1 < len(notes) else float("inf")
-        holders = [c for c in convs
-                   if c.start <= note.t <= c.end or note.t < c.start <= nxt]
+        holders = [c for c in convs if c.start <= note.t <= c.end or note.t < c.start <= nxt]
         if not holders:
-            holders = [min(convs, key=lambda c: min(abs(c.start - note.t),
-                                                    abs(c.end - note.t)))]
+            holders = [min(convs, key=lambda c: min(abs(c.start - note.t), abs(c.end - note.t)))]
         for c in holders:
             placed[c.number].append(note.text)
     return [placed[c.number] for c in convs]
@@ -376,8 +418,13 @@ def test_notes_go_where_they_went(seed: int) -> None:
     for f in trace.frames:  # overlapping spans, some
         f.t += rng.choice((0.0, 0.0, rng.uniform(-0.2, 0.2)))
     for i in range(rng.randrange(0, 25)):
-        t = rng.choice((100.0 + rng.uniform(-0.1, 0.8), 100.0 + round(rng.uniform(0, 0.6), 1),
-                        rng.choice(trace.frames).t))  # at a frame's time: a span's end
+        t = rng.choice(
+            (
+                100.0 + rng.uniform(-0.1, 0.8),
+                100.0 + round(rng.uniform(0, 0.6), 1),
+                rng.choice(trace.frames).t,
+            )
+        )  # at a frame's time: a span's end
         trace.notes.append(NoteRecord(t, f"n{i}"))
     convs, _ = conversations(trace)
     assert [[n.text for n in c.notes] for c in convs] == _notes_as_before(trace)

@@ -14,16 +14,17 @@ from netemu.trace.ladder import ladder_width, render_ladder_html, render_ladder_
 
 from .conftest import ISN_EMU, ISN_PEER, full_conversation
 
-LONG_NOTE = ("expect_segment: no segment matched [expect_segment flags=+P, len=1000, dir=in] "
-             "within 3 s; seen: ← [.] seq=1 ack=1001 win=501 len=0: flags . (want +P)")
+LONG_NOTE = (
+    "expect_segment: no segment matched [expect_segment flags=+P, len=1000, dir=in] "
+    "within 3 s; seen: ← [.] seq=1 ack=1001 win=501 len=0: flags . (want +P)"
+)
 
 
 def _busy_trace() -> Trace:
     """The full conversation, plus a note and a segment whose label are long."""
     b = full_conversation()
     b.note(0.7, LONG_NOTE, "fail")
-    b.inn(0.8, "PA", ISN_PEER + 8, ISN_EMU + 8, b"x" * 1000, win=65535,
-          note="retransmission")
+    b.inn(0.8, "PA", ISN_PEER + 8, ISN_EMU + 8, b"x" * 1000, win=65535, note="retransmission")
     b.trace.frames.sort(key=lambda f: f.t)
     return b.trace
 
@@ -37,7 +38,8 @@ def test_every_line_fits_columns(columns: int, monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setenv("COLUMNS", str(columns))
     text = render_ladder_text(_busy_trace(), title="a title")
     assert max(_widths(text)) <= columns, "\n".join(
-        line for line in text.splitlines() if len(line) > columns)
+        line for line in text.splitlines() if len(line) > columns
+    )
     # the note is all there, over as many lines as it takes
     flat = re.sub(r"\s+", " ", " ".join(x.strip(" ┄") for x in text.splitlines()))
     assert LONG_NOTE in flat, flat
@@ -45,8 +47,9 @@ def test_every_line_fits_columns(columns: int, monkeypatch: pytest.MonkeyPatch) 
     assert len(long_label) == 1
     if columns == 80:
         # cut to fit between the lifelines, not wrapped
-        assert re.search(r"│<─+ PSH\+ACK seq=8 ack=8 len=1000 (win=\d*)?… ─+│", long_label[0]), \
+        assert re.search(r"│<─+ PSH\+ACK seq=8 ack=8 len=1000 (win=\d*)?… ─+│", long_label[0]), (
             long_label
+        )
         assert max(_widths(text)) > 76  # and as wide as it may be
     else:
         assert re.search(r"len=1000 win=\d+ ─", long_label[0]) and "…" not in long_label[0]

@@ -71,10 +71,38 @@ def test_tshark_reads_it_and_agrees(full_trace: Trace, tmp_path, tshark: str) ->
     path = tmp_path / "trace.pcap"
     write_pcap(full_trace, path)
     proc = subprocess.run(
-        [tshark, "-n", "-r", str(path), "-Y", "tcp", "-T", "fields", "-E", "separator=,",
-         "-e", "frame.number", "-e", "frame.time_epoch", "-e", "tcp.flags", "-e", "tcp.seq",
-         "-e", "tcp.ack", "-e", "tcp.len", "-e", "tcp.window_size_value", "-e", "tcp.window_size"],
-        capture_output=True, text=True, timeout=60)
+        [
+            tshark,
+            "-n",
+            "-r",
+            str(path),
+            "-Y",
+            "tcp",
+            "-T",
+            "fields",
+            "-E",
+            "separator=,",
+            "-e",
+            "frame.number",
+            "-e",
+            "frame.time_epoch",
+            "-e",
+            "tcp.flags",
+            "-e",
+            "tcp.seq",
+            "-e",
+            "tcp.ack",
+            "-e",
+            "tcp.len",
+            "-e",
+            "tcp.window_size_value",
+            "-e",
+            "tcp.window_size",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 0, proc.stderr
     for bad in ("damaged", "corrupt", "cut short", "isn't", "error"):
         assert bad not in proc.stderr.lower(), proc.stderr
@@ -94,12 +122,19 @@ def test_tshark_reads_it_and_agrees(full_trace: Trace, tmp_path, tshark: str) ->
         assert int(win) == seg["win"]  # scaled by the handshake's Window Scale
     # tshark's own pcapng of it reads back the same
     ng = tmp_path / "trace.pcapng"
-    subprocess.run([tshark, "-r", str(path), "-F", "pcapng", "-w", str(ng)], check=True,
-                   capture_output=True, timeout=60)
+    subprocess.run(
+        [tshark, "-r", str(path), "-F", "pcapng", "-w", str(ng)],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
     assert read_pcap(ng) == read_pcap(path)
     # the numbers the tutorials show: handshake 0/0/1, data at 1, FINs at 6 and 7
     assert [(s["flags"], s["seq"], s["ack"], s["win"]) for s in ours[:3]] == [
-        ("SYN", 0, None, 64240), ("SYN+ACK", 0, 1, 65160), ("ACK", 1, 1, 502 << 7)]
+        ("SYN", 0, None, 64240),
+        ("SYN+ACK", 0, 1, 65160),
+        ("ACK", 1, 1, 502 << 7),
+    ]
 
 
 def _flag_bits(names: str) -> int:
@@ -110,25 +145,25 @@ def _flag_bits(names: str) -> int:
 def test_reads_scapy_pcap_and_pcapng(tmp_path) -> None:
     from scapy.all import IP, TCP, Ether, wrpcap, wrpcapng
 
-    pkts = [Ether() / IP(src="10.0.0.1", dst="10.0.0.2") / TCP(flags="S", seq=7),
-            Ether() / IP(src="10.0.0.2", dst="10.0.0.1") / TCP(flags="SA", seq=9, ack=8)]
+    pkts = [
+        Ether() / IP(src="10.0.0.1", dst="10.0.0.2") / TCP(flags="S", seq=7),
+        Ether() / IP(src="10.0.0.2", dst="10.0.0.1") / TCP(flags="SA", seq=9, ack=8),
+    ]
     pkts[0].time, pkts[1].time = 1_700_000_000.25, 1_700_000_000.5
     for name, writer in (("a.pcap", wrpcap), ("a.pcapng", wrpcapng)):
         writer(str(tmp_path / name), pkts)
         got = read_pcap(tmp_path / name)
         assert [d for _, d in got] == [bytes(p) for p in pkts], name
-        assert [ts for ts, _ in got] == pytest.approx([1_700_000_000.25, 1_700_000_000.5],
-                                                      abs=1e-6)
+        assert [ts for ts, _ in got] == pytest.approx([1_700_000_000.25, 1_700_000_000.5], abs=1e-6)
 
 
 def test_other_link_types_become_ethernet(tmp_path) -> None:
     ip = bytes.fromhex("450000280001000040060000c0a80001c0a80002") + bytes(20)
-    sll = (b"\x00\x00\x00\x01\x00\x06" + b"\x02\x00\x00\x00\x00\x09\x00\x00" + b"\x08\x00"
-           + ip)
+    sll = b"\x00\x00\x00\x01\x00\x06" + b"\x02\x00\x00\x00\x00\x09\x00\x00" + b"\x08\x00" + ip
     write_pcap_frames(tmp_path / "sll.pcap", [(1.0, sll)], linktype=LINKTYPE_LINUX_SLL)
     write_pcap_frames(tmp_path / "raw.pcap", [(1.0, ip)], linktype=LINKTYPE_RAW)
-    (_, eth1), = read_pcap(tmp_path / "sll.pcap")
-    (_, eth2), = read_pcap(tmp_path / "raw.pcap")
+    ((_, eth1),) = read_pcap(tmp_path / "sll.pcap")
+    ((_, eth2),) = read_pcap(tmp_path / "raw.pcap")
     assert eth1 == bytes(6) + bytes.fromhex("020000000009") + b"\x08\x00" + ip
     assert eth2 == bytes(12) + b"\x08\x00" + ip
     assert read_pcap(tmp_path / "sll.pcap", ethernet=False) == [(1.0, sll)]
@@ -162,5 +197,4 @@ def test_retime_in_gives_the_arrivals_their_times() -> None:
             assert len(t.frames) == 2
         t.frame("in", b"c", t=5.0)
         t.retime_in(since, [1.0, None])
-        assert [(f.direction, f.t) for f in t.frames] == [("in", 1.0), ("out", 5.0),
-                                                          ("in", 5.0)]
+        assert [(f.direction, f.t) for f in t.frames] == [("in", 1.0), ("out", 5.0), ("in", 5.0)]

@@ -52,6 +52,7 @@ def test_show_of_a_runs_pcap_agrees_with_the_run(tmp_path: Path) -> None:
     assert cw.t == pytest.approx(fins[1], abs=1e-6)
     assert cw.t - fins[0] > 0.1
     # and so did the run: its CLOSE-WAIT came RTO later than the first FIN, too
-    run_fins = [s["t"] for s in rep["segments"] if "FIN" in s["flags"]
-                and s["src"].endswith(":8080")]
+    run_fins = [
+        s["t"] for s in rep["segments"] if "FIN" in s["flags"] and s["src"].endswith(":8080")
+    ]
     assert run_cw - run_fins[0] > 0.1 and run_cw == pytest.approx(run_fins[1], abs=0.005)

@@ -42,19 +42,22 @@ def tcp_frame(
 def syn_frame() -> bytes:
     return tcp_frame(
         (MssOption(1460), SACK_PERMITTED, TimestampOption(5, 0), NOP, WindowScaleOption(7)),
-        b"", SYN,
+        b"",
+        SYN,
     )
 
 
 def sack_frame() -> bytes:
-    return tcp_frame((NOP, NOP, TimestampOption(9, 8), NOP, NOP,
-                      SackOption(((10, 20), (30, 40)))), b"")
+    return tcp_frame(
+        (NOP, NOP, TimestampOption(9, 8), NOP, NOP, SackOption(((10, 20), (30, 40)))), b""
+    )
 
 
 def arp_frame() -> bytes:
     arp = ArpPacket(ARP_REQUEST, MAC_A, IP_A, "00:00:00:00:00:00", IP_B)
-    return Frame(EthernetFrame("ff:ff:ff:ff:ff:ff", MAC_A, 0x0806), arp=arp,
-                 trailer=bytes(18)).emit()
+    return Frame(
+        EthernetFrame("ff:ff:ff:ff:ff:ff", MAC_A, 0x0806), arp=arp, trailer=bytes(18)
+    ).emit()
 
 
 def icmp_frame() -> bytes:
@@ -66,9 +69,13 @@ def icmp_frame() -> bytes:
 def valid_frames() -> list[bytes]:
     """One of each kind the codec decodes, as seeds for mutation."""
     return [
-        tcp_frame(), syn_frame(), sack_frame(), tcp_frame((), b"x" * 33),
-        tcp_frame(ip_options=b"\x01\x01\x01\x00"), tcp_frame(payload=b"odd"),
-        tcp_frame((MssOption(536), NOP, NOP, NOP), padding=b"")
-        + bytes(10),  # Ethernet trailer
-        arp_frame(), icmp_frame(),
+        tcp_frame(),
+        syn_frame(),
+        sack_frame(),
+        tcp_frame((), b"x" * 33),
+        tcp_frame(ip_options=b"\x01\x01\x01\x00"),
+        tcp_frame(payload=b"odd"),
+        tcp_frame((MssOption(536), NOP, NOP, NOP), padding=b"") + bytes(10),  # Ethernet trailer
+        arp_frame(),
+        icmp_frame(),
     ]

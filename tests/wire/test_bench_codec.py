@@ -7,8 +7,17 @@ import json
 from netemu.bench import codec
 from netemu.bench.common import batch_size, best_rate, interleaved_best, ops_per_sec
 
-KEYS = {"parse_ops", "build_ops", "scapy_parse_ops", "scapy_build_ops", "parse_ratio",
-        "build_ratio", "parse_target", "build_target", "meets_targets"}
+KEYS = {
+    "parse_ops",
+    "build_ops",
+    "scapy_parse_ops",
+    "scapy_build_ops",
+    "parse_ratio",
+    "build_ratio",
+    "parse_target",
+    "build_target",
+    "meets_targets",
+}
 
 
 def test_common_rates() -> None:

@@ -44,8 +44,19 @@ def test_checksum_matches_rfc1071(data: bytes) -> None:
 
 
 def test_checksum_edge_cases() -> None:
-    for data in (b"", b"\x00", b"\x00\x00", b"\xff", b"\xff\xff", b"\xff\xff" * 7, b"\x01",
-                 b"\x00\x01", b"\xfe\xff\x01\x00", bytes(range(256)), bytes(range(255))):
+    for data in (
+        b"",
+        b"\x00",
+        b"\x00\x00",
+        b"\xff",
+        b"\xff\xff",
+        b"\xff\xff" * 7,
+        b"\x01",
+        b"\x00\x01",
+        b"\xfe\xff\x01\x00",
+        bytes(range(256)),
+        bytes(range(255)),
+    ):
         assert internet_checksum(data) == rfc1071(data), data
 
 

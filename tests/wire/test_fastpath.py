@@ -97,7 +97,7 @@ def test_layout_rejects_any_wrong_kind_or_length_byte(spec: str) -> None:
         i += len(head) + struct.calcsize("!" + body)
     for pos in fixed:
         for value in (area[pos] ^ 1, area[pos] ^ 0x80, 0, 1):
-            bad = area[:pos] + bytes([value]) + area[pos + 1:]
+            bad = area[:pos] + bytes([value]) + area[pos + 1 :]
             expected = outcome(_parse_options_general, bad, 0, len(bad))
             assert outcome(parse_options, bad, 0, len(bad)) == expected, (spec, pos, value)
 
@@ -108,12 +108,26 @@ def test_frame_decoders_match_general_path(spec: str) -> None:
     for _ in range(100):
         area = layout_bytes(spec, rng)
         options = parse_options(area, 0, len(area))[0] if area else ()
-        seg = TcpSegment(rng.randrange(65536), rng.randrange(65536), rng.getrandbits(32),
-                         rng.getrandbits(32), rng.randrange(4096), rng.randrange(65536),
-                         rng.randbytes(rng.randrange(30)), options, rng.randrange(65536))
-        ip = IPv4Packet(ip_from_int(rng.getrandbits(32)), ip_from_int(rng.getrandbits(32)), 6,
-                        ttl=rng.randrange(256), tos=rng.randrange(256),
-                        identification=rng.randrange(65536), flags=rng.choice((0, 2, 4, 6)))
+        seg = TcpSegment(
+            rng.randrange(65536),
+            rng.randrange(65536),
+            rng.getrandbits(32),
+            rng.getrandbits(32),
+            rng.randrange(4096),
+            rng.randrange(65536),
+            rng.randbytes(rng.randrange(30)),
+            options,
+            rng.randrange(65536),
+        )
+        ip = IPv4Packet(
+            ip_from_int(rng.getrandbits(32)),
+            ip_from_int(rng.getrandbits(32)),
+            6,
+            ttl=rng.randrange(256),
+            tos=rng.randrange(256),
+            identification=rng.randrange(65536),
+            flags=rng.choice((0, 2, 4, 6)),
+        )
         frame = build_tcp_frame(MAC_A, MAC_B, ip, seg) + rng.randbytes(rng.choice((0, 0, 7)))
         for verify in (True, False):
             fast = parse_frame(frame, verify)
@@ -127,8 +141,11 @@ def test_lean_decoder_gives_what_parse_frame_gives_or_nothing() -> None:
     # Any byte of a frame changed: parse_tcp_frame gives parse_frame's segment and
     # addresses, or None where parse_frame raises or finds no regular TCP frame.
     rng = random.Random("lean")
-    frames = [tcp_frame((NOP, NOP, TimestampOption(5, 6)), payload=rng.randbytes(101)),
-              tcp_frame(payload=rng.randbytes(8)), tcp_frame((MssOption(1400),))]
+    frames = [
+        tcp_frame((NOP, NOP, TimestampOption(5, 6)), payload=rng.randbytes(101)),
+        tcp_frame(payload=rng.randbytes(8)),
+        tcp_frame((MssOption(1400),)),
+    ]
     for _ in range(3000):
         frame = bytearray(rng.choice(frames))
         for _ in range(rng.choice((1, 1, 2))):
@@ -139,8 +156,12 @@ def test_lean_decoder_gives_what_parse_frame_gives_or_nothing() -> None:
         if got is not None:
             assert (full.ip.src, full.ip.dst, full.tcp) == got
         else:
-            assert (isinstance(full, tuple) or full.tcp is None or full.ip.options
-                    or full.ip.is_fragment), full
+            assert (
+                isinstance(full, tuple)
+                or full.tcp is None
+                or full.ip.options
+                or full.ip.is_fragment
+            ), full
 
 
 def test_frame_with_unlisted_layout_takes_the_generic_decoder() -> None:
@@ -158,16 +179,16 @@ def test_value_records_are_frozen_and_shared() -> None:
     # general path alike.
     import dataclasses
 
-    syn = tcp_frame((MssOption(1460), SACK_PERMITTED, TimestampOption(1, 2), NOP,
-                     WindowScaleOption(7)))
+    syn = tcp_frame(
+        (MssOption(1460), SACK_PERMITTED, TimestampOption(1, 2), NOP, WindowScaleOption(7))
+    )
     other = tcp_frame((TimestampOption(3, 4), NOP, NOP, MssOption(1460)))  # generic decoder
     a, b, c = parse_frame(syn), parse_frame(syn), _parse_frame_general(syn, True)
     assert a.eth is b.eth is c.eth is parse_frame(other).eth
     assert a.tcp.options[0] is c.tcp.options[0] is parse_frame(other).tcp.options[3]
     assert a.tcp.options[4] is c.tcp.options[4] == WindowScaleOption(7)
     assert a.tcp.options[2] is not b.tcp.options[2]  # timestamps differ frame to frame
-    for record, field in ((a.eth, "dst"), (a.tcp.options[0], "mss"),
-                          (a.tcp.options[4], "shift")):
+    for record, field in ((a.eth, "dst"), (a.tcp.options[0], "mss"), (a.tcp.options[4], "shift")):
         with pytest.raises(dataclasses.FrozenInstanceError):
             setattr(record, field, 1)
 
@@ -184,19 +205,22 @@ def test_odd_length_segments() -> None:
 
 @given(st.binary(max_size=64), st.integers(0, 0xFFF), st.integers(0, 2**32 - 1))
 def test_segment_emit_checksum_is_rfc1071(payload: bytes, flags: int, seq: int) -> None:
-    seg = TcpSegment(1234, 80, seq, 99, flags, 512, payload, (NOP, NOP, TimestampOption(7, 8)),
-                     urgent=3)
+    seg = TcpSegment(
+        1234, 80, seq, 99, flags, 512, payload, (NOP, NOP, TimestampOption(7, 8)), urgent=3
+    )
     raw = seg.emit(IP_A, IP_B)
     pseudo = ip_to_bytes(IP_A) + ip_to_bytes(IP_B) + bytes((0, 6)) + len(raw).to_bytes(2, "big")
     zeroed = raw[:16] + b"\x00\x00" + raw[18:]
     assert int.from_bytes(raw[16:18], "big") == internet_checksum(pseudo + zeroed)
     back = TcpSegment.parse(raw, pseudo_header_sum(IP_A, IP_B, 6, len(raw)))
-    assert (back.payload, back.flags, back.seq, back.options) == (
-        payload, flags, seq, seg.options)
+    assert (back.payload, back.flags, back.seq, back.options) == (payload, flags, seq, seg.options)
 
 
-@given(st.binary(max_size=40).map(lambda b: b[: len(b) // 4 * 4]), st.integers(0, 255),
-       st.integers(0, 0xFFFF))
+@given(
+    st.binary(max_size=40).map(lambda b: b[: len(b) // 4 * 4]),
+    st.integers(0, 255),
+    st.integers(0, 0xFFFF),
+)
 def test_ip_header_checksum_is_rfc1071(options: bytes, ttl: int, ident: int) -> None:
     hdr = IPv4Packet(IP_A, IP_B, 6, ttl=ttl, identification=ident, options=options).header(17)
     zeroed = hdr[:10] + b"\x00\x00" + hdr[12:]
@@ -253,7 +277,10 @@ def test_codegen_stores_fields_only_for_plain_dataclasses() -> None:
     for cls in (Frame, IPv4Packet, TcpSegment, TimestampOption):
         assert plain_dataclass(cls), cls
     assert record("o", TimestampOption, ["v", "w"]) == [
-        "o = _new(TimestampOption)", "o.tsval = v", "o.tsecr = w"]
+        "o = _new(TimestampOption)",
+        "o.tsval = v",
+        "o.tsecr = w",
+    ]
     # A frozen record takes no stores: it is built by calling its class.
     assert not plain_dataclass(MssOption)
     assert record("o", MssOption, ["v"]) == ["o = MssOption(v)"]
@@ -276,24 +303,43 @@ def test_codegen_stores_fields_only_for_plain_dataclasses() -> None:
         record("o", MssOption, ["a", "b"])
 
 
-@given(st.binary(max_size=3000), st.integers(0, 0xFFF), st.integers(0, 2**32 - 1),
-       st.integers(0, 2**32 - 1), st.integers(0, 2**32 - 1), st.integers(0, 0xFFFF))
-def test_nop_nop_timestamp_emit_matches_general_path(payload: bytes, flags: int, seq: int,
-                                                     tsval: int, tsecr: int, win: int) -> None:
+@given(
+    st.binary(max_size=3000),
+    st.integers(0, 0xFFF),
+    st.integers(0, 2**32 - 1),
+    st.integers(0, 2**32 - 1),
+    st.integers(0, 2**32 - 1),
+    st.integers(0, 0xFFFF),
+)
+def test_nop_nop_timestamp_emit_matches_general_path(
+    payload: bytes, flags: int, seq: int, tsval: int, tsecr: int, win: int
+) -> None:
     """The one-pack emitter for NOP, NOP, TSopt gives the general path's bytes."""
-    seg = TcpSegment(40000, 80, seq, seq ^ 0xFFFFFFFF, flags, win, payload,
-                     (NOP, NOP, TimestampOption(tsval, tsecr)))
+    seg = TcpSegment(
+        40000,
+        80,
+        seq,
+        seq ^ 0xFFFFFFFF,
+        flags,
+        win,
+        payload,
+        (NOP, NOP, TimestampOption(tsval, tsecr)),
+    )
     fast = seg.emit("10.0.0.1", "10.0.0.2")
     opts = b"\x01\x01" + struct.pack("!BBII", 8, 10, tsval, tsecr)
-    head = struct.pack("!HHIIHHHH", 40000, 80, seq, seq ^ 0xFFFFFFFF, (32 << 10) | flags, win,
-                       0, 0)
+    head = struct.pack("!HHIIHHHH", 40000, 80, seq, seq ^ 0xFFFFFFFF, (32 << 10) | flags, win, 0, 0)
     body = head + opts + payload
-    csum = internet_checksum(ip_to_bytes("10.0.0.1") + ip_to_bytes("10.0.0.2")
-                             + struct.pack("!BBH", 0, 6, len(body)) + body)
+    csum = internet_checksum(
+        ip_to_bytes("10.0.0.1")
+        + ip_to_bytes("10.0.0.2")
+        + struct.pack("!BBH", 0, 6, len(body))
+        + body
+    )
     general = body[:16] + struct.pack("!H", csum) + body[18:]
     assert fast == general
-    assert TcpSegment.parse(fast, pseudo_header_sum("10.0.0.1", "10.0.0.2", 6, len(fast))) \
-        .options[2] == TimestampOption(tsval, tsecr)
+    assert TcpSegment.parse(fast, pseudo_header_sum("10.0.0.1", "10.0.0.2", 6, len(fast))).options[
+        2
+    ] == TimestampOption(tsval, tsecr)
 
 
 @given(st.binary(max_size=9100), st.integers(0, 3))

@@ -28,8 +28,25 @@ SEEDS = valid_frames()
 # Offsets whose bytes steer parsing: EtherType, version/IHL, total length, flags and
 # fragment offset, protocol, TCP data offset, and the first option bytes.
 HOT = (12, 13, 14, 16, 17, 20, 21, 23, 46, 47, 54, 55, 56, 57)
-INTERESTING = (0x00, 0x01, 0x02, 0x04, 0x05, 0x06, 0x08, 0x0A, 0x45, 0x46, 0x4F, 0x50, 0x7F,
-               0x80, 0xA0, 0xF0, 0xFF)
+INTERESTING = (
+    0x00,
+    0x01,
+    0x02,
+    0x04,
+    0x05,
+    0x06,
+    0x08,
+    0x0A,
+    0x45,
+    0x46,
+    0x4F,
+    0x50,
+    0x7F,
+    0x80,
+    0xA0,
+    0xF0,
+    0xFF,
+)
 
 
 def refix_checksums(buf: bytearray) -> None:
@@ -42,13 +59,13 @@ def refix_checksums(buf: bytearray) -> None:
     if hlen < 20 or 14 + hlen > min(end, len(buf)):
         return
     buf[24:26] = b"\x00\x00"
-    buf[24:26] = internet_checksum(bytes(buf[14:14 + hlen])).to_bytes(2, "big")
+    buf[24:26] = internet_checksum(bytes(buf[14 : 14 + hlen])).to_bytes(2, "big")
     start = 14 + hlen
     if buf[23] == 6 and end - start >= 20:
-        buf[start + 16:start + 18] = b"\x00\x00"
+        buf[start + 16 : start + 18] = b"\x00\x00"
         pseudo = bytes(buf[26:34]) + bytes((0, 6)) + (end - start).to_bytes(2, "big")
         csum = internet_checksum(pseudo + bytes(buf[start:end]))
-        buf[start + 16:start + 18] = csum.to_bytes(2, "big")
+        buf[start + 16 : start + 18] = csum.to_bytes(2, "big")
 
 
 def mutate(rng: random.Random) -> bytes:
@@ -66,7 +83,7 @@ def _mutate(rng: random.Random) -> bytes:
         return rng.randbytes(rng.randrange(0, 100))
     buf = bytearray(rng.choice(SEEDS))
     if kind == 1:  # truncated
-        return bytes(buf[:rng.randrange(len(buf) + 1)])
+        return bytes(buf[: rng.randrange(len(buf) + 1)])
     if kind == 2:  # bit flips
         for _ in range(rng.randrange(1, 4)):
             i = rng.randrange(len(buf))
@@ -87,7 +104,7 @@ def _mutate(rng: random.Random) -> bytes:
         if rng.random() < 0.5:
             buf[i:i] = rng.randbytes(rng.randrange(1, 20))
         else:
-            del buf[i:i + rng.randrange(1, 20)]
+            del buf[i : i + rng.randrange(1, 20)]
     return bytes(buf)
 
 
