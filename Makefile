@@ -35,6 +35,8 @@ debs:
 
 test: install
 	$(BIN)/ruff check netemu tests
+	$(BIN)/ruff format --check netemu tests
+	$(BIN)/mypy
 	$(BIN)/python -m pytest -q -n 2 -m "not timing" $(PYTEST_ARGS)
 	$(BIN)/python -m pytest -q -m timing $(PYTEST_ARGS)
 
@@ -53,6 +55,7 @@ soak: install
 
 lint: install
 	$(BIN)/ruff check netemu tests
+	$(BIN)/ruff format --check netemu tests
 
 # mypy with the settings in pyproject.toml: all of netemu/, netemu/tcp and netemu/wire strictly.
 typecheck: install
