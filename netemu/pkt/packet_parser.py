@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from .lexer import Cursor, PktError
+from .lexer import Cursor, PktError, Tok
 from .model import Direction, Ecn, IcmpSpec, IpSpec, PacketSpec, TcpOptionSpec
 
 # Flag letters (packetdrill's, tcpdump's): '.' is ACK, '-' none, 'A' AccECN's AE bit
@@ -52,12 +52,7 @@ class PacketParser(Cursor):
             return self.udp_packet(direction, ip)
         if self.is_word("icmp"):
             return self.icmp_packet(direction, ip)
-        psp_spi = None
-        if self.is_word("encap"):
-            self.next()
-            self.expect_word("psp", " after 'encap' (encap psp spi N)")
-            self.expect_word("spi", " in 'encap psp spi N'")
-            psp_spi = self.expect_int("the SPI after 'spi'", 0, _U32, "spi")
+        psp_spi = self.encap()
         src_port, dst_port = self.ports()
         t = self.tok
         flags_text, flags, ace = self.flags()
@@ -83,6 +78,24 @@ class PacketParser(Cursor):
             dst_port=dst_port,
             psp_spi=psp_spi,
         )
+        self.tcp_fields(pkt)
+        if self.is_punct("<"):
+            self.option_list(pkt, direction)
+        if self.tok.kind == "word" or self.is_punct("["):
+            raise self.error(f"unexpected {self.describe()} after the packet")
+        return pkt
+
+    def encap(self) -> int | None:
+        """``encap psp spi N`` before the ports: the SPI, or None when there is none."""
+        if not self.is_word("encap"):
+            return None
+        self.next()
+        self.expect_word("psp", " after 'encap' (encap psp spi N)")
+        self.expect_word("spi", " in 'encap psp spi N'")
+        return self.expect_int("the SPI after 'spi'", 0, _U32, "spi")
+
+    def tcp_fields(self, pkt: PacketSpec) -> None:
+        """``ack N``, ``win N``, ``urg N`` after the sequence numbers, into ``pkt``."""
         while self.tok.kind == "word":
             w = self.tok
             if w.text == "ack":
@@ -103,21 +116,20 @@ class PacketParser(Cursor):
                     f"unexpected '{w.text}' in a packet (after the sequence "
                     "numbers: 'ack N', 'win N', 'urg N', then '<options>')"
                 )
-        if self.is_punct("<"):
-            self.next()
-            if self.tok.kind == "ellipsis":
-                dots = self.next()
-                pkt.options_any = True
-                if direction == "<":
-                    raise self.error(
-                        "'<...>' (any options) only makes sense on an outbound ('>') packet", dots
-                    )
-            else:
-                pkt.options = self.options()
-            self.expect_punct(">", " to close the TCP option list")
-        if self.tok.kind == "word" or self.is_punct("["):
-            raise self.error(f"unexpected {self.describe()} after the packet")
-        return pkt
+
+    def option_list(self, pkt: PacketSpec, direction: Direction) -> None:
+        """``<options>`` or ``<...>`` (any options, outbound only), into ``pkt``."""
+        self.next()
+        if self.tok.kind == "ellipsis":
+            dots = self.next()
+            pkt.options_any = True
+            if direction == "<":
+                raise self.error(
+                    "'<...>' (any options) only makes sense on an outbound ('>') packet", dots
+                )
+        else:
+            pkt.options = self.options()
+        self.expect_punct(">", " to close the TCP option list")
 
     def ports(self) -> tuple[int | None, int | None]:
         if self.tok.kind != "int" or not self.is_punct(">", self.peek()):
@@ -345,95 +357,98 @@ class PacketParser(Cursor):
                     f"eol, FO, FOEXP, md5, ECN), found {self.describe()}"
                 )
             self.next()
-            name = t.text
-            if name in ("nop", "eol", "sackOK"):
-                out.append(TcpOptionSpec(name, None, t.line, t.col))
-            elif name == "mss":
-                v = self.expect_int("the MSS after 'mss'")
-                if not 0 <= v <= 65535:
-                    raise self.error(f"mss {v} is out of range (0-65535)", t)
-                out.append(TcpOptionSpec("mss", v, t.line, t.col))
-            elif name == "wscale":
-                v = self.expect_int("the shift after 'wscale'")
-                if not 0 <= v <= 255:
-                    raise self.error(f"wscale {v} is out of range (0-255)", t)
-                out.append(TcpOptionSpec("wscale", v, t.line, t.col))
-            elif name == "sack":
-                blocks = []
-                while self.tok.kind == "int":
-                    a = self.expect_int("a SACK block's left edge", 0, _U32, "SACK left edge")
-                    self.expect_punct(":", " in a SACK block 'left:right'")
-                    b = self.expect_int("a SACK block's right edge", 0, _U32, "SACK right edge")
-                    blocks.append((a, b))
-                if not blocks:
-                    raise self.error(
-                        f"expected SACK blocks 'left:right' after 'sack', found {self.describe()}"
-                    )
-                if len(blocks) > 4:
-                    raise self.error("at most 4 SACK blocks fit in a TCP header", t)
-                out.append(TcpOptionSpec("sack", tuple(blocks), t.line, t.col))
-            elif name == "TS":
-                if not self.is_word("val"):
-                    raise self.error(f"expected 'TS val N ecr N', found {self.describe()}")
-                self.next()
-                val = self.expect_int("the TS value after 'val'")
-                if not self.is_word("ecr"):
-                    raise self.error(
-                        f"expected 'ecr N' after the TS value, found {self.describe()}"
-                    )
-                self.next()
-                ecr = self.expect_int("the TS echo reply after 'ecr'")
-                out.append(TcpOptionSpec("TS", (val & _U32, ecr & _U32), t.line, t.col))
-            elif name in ("FO", "FOEXP"):
-                blob, raw = self._blob(
-                    f"{name} cookie", _MAX_OPTION_BYTES - (2 if name == "FO" else 4)
-                )
-                out.append(TcpOptionSpec(name, blob, t.line, t.col, raw))
-            elif name == "md5":
-                blob, raw = self._blob("md5 digest", 16)
-                if not raw:
-                    raise self.error(
-                        f"expected the digest (hex) after 'md5', found {self.describe()}"
-                    )
-                out.append(TcpOptionSpec(name, blob, t.line, t.col, raw))
-            elif name == "ECN":
-                out.append(
-                    TcpOptionSpec(
-                        "ECN",
-                        self._accecn(),
-                        t.line,
-                        t.col,
-                        self.src[t.end : self.prev_end()].strip(),
-                    )
-                )
-            elif name in (
-                "exp",
-                "mpcapable",
-                "dss",
-                "mp_join",
-                "mpjoin",
-                "add_address",
-                "tfo",
-                "sack_perm",
-                "mptcp",
-            ):
-                raise self.error(
-                    f"TCP option '{name}' is not in packetdrill's language "
-                    "(packetdrill knows: mss, wscale, sackOK, sack, TS, nop, "
-                    "eol, FO, FOEXP, md5, ECN)",
-                    t,
-                )
-            else:
-                raise self.error(
-                    f"unknown TCP option '{name}' (packetdrill's options: mss, "
-                    "wscale, sackOK, sack, TS val N ecr N, nop, eol, FO, FOEXP, "
-                    "md5, ECN)",
-                    t,
-                )
+            out.append(self._tcp_option(t))
             if self.is_punct(","):
                 self.next()
                 continue
             return out
+
+    def _tcp_option(self, t: Tok) -> TcpOptionSpec:
+        """One TCP option, its name ``t`` already read."""
+        name = t.text
+        if name in ("nop", "eol", "sackOK"):
+            return TcpOptionSpec(name, None, t.line, t.col)
+        if name == "mss":
+            v = self.expect_int("the MSS after 'mss'")
+            if not 0 <= v <= 65535:
+                raise self.error(f"mss {v} is out of range (0-65535)", t)
+            return TcpOptionSpec("mss", v, t.line, t.col)
+        if name == "wscale":
+            v = self.expect_int("the shift after 'wscale'")
+            if not 0 <= v <= 255:
+                raise self.error(f"wscale {v} is out of range (0-255)", t)
+            return TcpOptionSpec("wscale", v, t.line, t.col)
+        if name == "sack":
+            return self._sack_option(t)
+        if name == "TS":
+            return self._ts_option(t)
+        if name in ("FO", "FOEXP"):
+            blob, raw = self._blob(f"{name} cookie", _MAX_OPTION_BYTES - (2 if name == "FO" else 4))
+            return TcpOptionSpec(name, blob, t.line, t.col, raw)
+        if name == "md5":
+            blob, raw = self._blob("md5 digest", 16)
+            if not raw:
+                raise self.error(f"expected the digest (hex) after 'md5', found {self.describe()}")
+            return TcpOptionSpec(name, blob, t.line, t.col, raw)
+        if name == "ECN":
+            return TcpOptionSpec(
+                "ECN",
+                self._accecn(),
+                t.line,
+                t.col,
+                self.src[t.end : self.prev_end()].strip(),
+            )
+        if name in (
+            "exp",
+            "mpcapable",
+            "dss",
+            "mp_join",
+            "mpjoin",
+            "add_address",
+            "tfo",
+            "sack_perm",
+            "mptcp",
+        ):
+            raise self.error(
+                f"TCP option '{name}' is not in packetdrill's language "
+                "(packetdrill knows: mss, wscale, sackOK, sack, TS, nop, "
+                "eol, FO, FOEXP, md5, ECN)",
+                t,
+            )
+        raise self.error(
+            f"unknown TCP option '{name}' (packetdrill's options: mss, "
+            "wscale, sackOK, sack, TS val N ecr N, nop, eol, FO, FOEXP, "
+            "md5, ECN)",
+            t,
+        )
+
+    def _sack_option(self, t: Tok) -> TcpOptionSpec:
+        """``sack L:R ...``: one to four blocks."""
+        blocks = []
+        while self.tok.kind == "int":
+            a = self.expect_int("a SACK block's left edge", 0, _U32, "SACK left edge")
+            self.expect_punct(":", " in a SACK block 'left:right'")
+            b = self.expect_int("a SACK block's right edge", 0, _U32, "SACK right edge")
+            blocks.append((a, b))
+        if not blocks:
+            raise self.error(
+                f"expected SACK blocks 'left:right' after 'sack', found {self.describe()}"
+            )
+        if len(blocks) > 4:
+            raise self.error("at most 4 SACK blocks fit in a TCP header", t)
+        return TcpOptionSpec("sack", tuple(blocks), t.line, t.col)
+
+    def _ts_option(self, t: Tok) -> TcpOptionSpec:
+        """``TS val N ecr N``: both kept to 32 bits."""
+        if not self.is_word("val"):
+            raise self.error(f"expected 'TS val N ecr N', found {self.describe()}")
+        self.next()
+        val = self.expect_int("the TS value after 'val'")
+        if not self.is_word("ecr"):
+            raise self.error(f"expected 'ecr N' after the TS value, found {self.describe()}")
+        self.next()
+        ecr = self.expect_int("the TS echo reply after 'ecr'")
+        return TcpOptionSpec("TS", (val & _U32, ecr & _U32), t.line, t.col)
 
     def _accecn(self) -> tuple[tuple[str, int], ...]:
         """``e0b N [ceb N [e1b N]]`` or ``e1b N [ceb N [e0b N]]``."""

@@ -16,33 +16,29 @@ How errors are made:
 3. Cross-field rules (unknown connection, raw misuse, ...) run in the Scenario's
    after-validator; the loader collects them through the validation context.
 
-pydantic's own wording is replaced by ours for the error types a scenario hits.
+pydantic's own wording is replaced by ours for the error types a scenario hits
+(``messages``).
 """
 
 from __future__ import annotations
 
-import inspect
 import os
 import re
-import types
-import typing
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ValidationError
-from pydantic_core import ErrorDetails
+from pydantic import ValidationError
 from yaml.error import Mark
 from yaml.events import AliasEvent, Event, MappingStartEvent, SequenceStartEvent
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from ..source_error import SourceError, long_number
 from .checks import Problem
-from .fields import Strict
-from .options import Options
-from .schema import STEP_TYPES, Scenario, StepBase
-from .units import did_you_mean, show
+from .messages import misspelt, model_at, translate
+from .schema import Scenario
+from .units import show
 
 __all__ = ["ScenarioError", "load_scenario", "load_scenario_text", "validate_file", "validate_text"]
 
@@ -346,191 +342,15 @@ def _where(
     return node, whole, (_pos(node) if node is not None else (0, 0))
 
 
-# --- which model sits at a loc (for nouns and did-you-mean) ----------------------
-
-
-def _strip(t: Any) -> Any:
-    while True:
-        origin = typing.get_origin(t)
-        if origin is typing.Annotated:
-            t = typing.get_args(t)[0]
-            continue
-        if origin in (typing.Union, types.UnionType):
-            args = [a for a in typing.get_args(t) if a is not type(None)]
-            if len(args) == 1:
-                t = args[0]
-                continue
-        return t
-
-
-def _descend(t: Any, el: str | int) -> Any:
-    t = _strip(t)
-    if inspect.isclass(t) and issubclass(t, BaseModel):
-        for name, f in t.model_fields.items():
-            if el in (name, f.alias):
-                return f.annotation
-        return None
-    origin = typing.get_origin(t)
-    args = typing.get_args(t)
-    if origin in (list, tuple) and args:
-        return args[0]
-    if origin is dict and len(args) == 2:
-        return args[1]
-    if isinstance(el, str) and el in STEP_TYPES:
-        return STEP_TYPES[el]
-    return None
-
-
-def _model_at(path: Iterable[str | int]) -> type[BaseModel] | None:
-    t: Any = Scenario
-    for el in path:
-        t = _descend(t, el)
-        if t is None:
-            return None
-    t = _strip(t)
-    return t if inspect.isclass(t) and issubclass(t, BaseModel) else None
-
-
-def _keys(model: type[BaseModel]) -> list[str]:
-    return [f.alias or n for n, f in model.model_fields.items()]
-
-
-def _unknown_key(model: type[BaseModel] | None, key: str) -> str:
-    if model is None:
-        return f"unknown key {show(key)}"
-    names = _keys(model)
-    hint = did_you_mean(key, names)
-    if model is Scenario:
-        return f"unknown top-level key {show(key)}{hint or ' (keys: ' + ', '.join(names) + ')'}"
-    if model is Options:
-        return (
-            f"unknown option {show(key)}"
-            f"{hint or ' (options are TcpConfig fields: ' + ', '.join(names) + ')'}"
-        )
-    if issubclass(model, StepBase):
-        return (
-            f"unknown argument {show(key)} for {model.ACTION}"
-            f"{hint or ' (arguments: ' + ', '.join(names) + ')'}"
-        )
-    return f"unknown key {show(key)} in {_model_noun(model)}{hint}"
-
-
-def _noun(model: type[BaseModel] | None) -> str:
-    if model is None:
-        return ""
-    if model is Scenario:
-        return " at the top level"
-    if issubclass(model, StepBase):
-        return f" in {model.ACTION}"
-    return f" in {_model_noun(model)}"
-
-
-def _model_noun(model: type[BaseModel]) -> str:
-    """What a model's mapping is called in messages (``Strict.NOUN``)."""
-    return model.NOUN if issubclass(model, Strict) else "mapping"
-
-
-_KIND = {
-    "int_type": "a whole number",
-    "int_parsing": "a whole number",
-    "int_from_float": "a whole number",
-    "float_type": "a number",
-    "float_parsing": "a number",
-    "bool_type": "true or false",
-    "bool_parsing": "true or false",
-    "string_type": "a string",
-    "dict_type": "a mapping",
-    "model_type": "a mapping",
-    "model_attributes_type": "a mapping",
-    "list_type": "a list",
-    "tuple_type": "a list",
-    "set_type": "a list",
-}
-_BOUNDS = {
-    "greater_than_equal": ("ge", "at least"),
-    "greater_than": ("gt", "more than"),
-    "less_than_equal": ("le", "at most"),
-    "less_than": ("lt", "less than"),
-}
-
-
-def _translate(err: ErrorDetails) -> tuple[tuple[str | int, ...], bool, str, bool]:
-    """(path to point at, point at the key?, message, may prefix the field name?)"""
-    loc: tuple[str | int, ...] = tuple(err["loc"])
-    typ = err["type"]
-    ctx = err.get("ctx") or {}
-    value = err.get("input")
-    key = False
-    if loc and loc[-1] == "[key]":
-        loc, key = loc[:-1], True
-    if typ == "netemu":
-        sub = tuple(ctx.get("sub") or ())
-        key = bool(ctx.get("key"))
-        return loc + sub, key, str(ctx.get("message")), not key
-    if typ == "missing":
-        return loc[:-1], False, f"missing '{loc[-1]}'{_noun(_model_at(loc[:-1]))}", False
-    if typ == "extra_forbidden":
-        return loc, True, _unknown_key(_model_at(loc[:-1]), str(loc[-1])), False
-    if typ in _KIND:
-        what = _KIND[typ]
-        parent = _model_at(loc)
-        if (
-            typ in ("model_type", "model_attributes_type", "dict_type")
-            and parent is not None
-            and issubclass(parent, StepBase)
-        ):
-            return (
-                loc,
-                key,
-                (f"{parent.ACTION} takes a mapping of arguments, got {show(value)}"),
-                False,
-            )
-        hint = (
-            " (quote it to make it a string)"
-            if typ == "string_type" and isinstance(value, int | float | bool)
-            else ""
-        )
-        return loc, key, f"expected {what}, got {show(value)}{hint}", True
-    if typ in _BOUNDS:
-        name, words = _BOUNDS[typ]
-        return loc, key, f"must be {words} {ctx.get(name)}, got {show(value)}", True
-    if typ == "too_short":
-        if ctx.get("min_length") == 1:
-            return loc, key, "must not be empty", True
-        return loc, key, f"needs at least {ctx.get('min_length')} items", True
-    if typ in ("literal_error", "enum"):
-        choices = re.findall(r"'([^']*)'", str(ctx.get("expected", "")))
-        hint = did_you_mean(str(value), choices) if isinstance(value, str) else ""
-        return loc, key, f"expected {ctx.get('expected')}, got {show(value)}{hint}", True
-    msg = str(err.get("msg", typ))
-    for prefix in ("Value error, ", "Assertion failed, "):
-        msg = msg.removeprefix(prefix)
-    return loc, key, msg.replace("Input should be", "should be"), True
-
-
-def _misspelt(missing: ErrorDetails, errs: list[ErrorDetails]) -> bool:
-    """Whether a key unknown in the same mapping is the missing key misspelt (``stpes:``
-    for ``steps:``): its error says "did you mean" the missing key."""
-    parent, name = tuple(missing["loc"][:-1]), str(missing["loc"][-1])
-    model = _model_at(parent)
-    keys = _keys(model) if model is not None else [name]
-    return any(
-        e["type"] == "extra_forbidden"
-        and tuple(e["loc"][:-1]) == parent
-        and did_you_mean(str(e["loc"][-1]), keys) == f" (did you mean '{name}'?)"
-        for e in errs
-    )
-
-
 def _errors_from_validation(file: str, doc: _Yaml, exc: ValidationError) -> list[ScenarioError]:
     out = []
     errs = exc.errors(include_url=False)
     for err in errs:
-        if err["type"] == "missing" and _misspelt(err, errs):
+        if err["type"] == "missing" and misspelt(err, errs):
             continue  # the misspelling's own error says it: the first line is the typo's
-        path, key, message, prefix = _translate(err)
+        path, key, message, prefix = translate(err)
         _, whole, (line, col) = _where(doc, path, key)
-        if prefix and whole and path and isinstance(path[-1], str) and _model_at(path) is None:
+        if prefix and whole and path and isinstance(path[-1], str) and model_at(path) is None:
             message = f"{path[-1]}: {message}"  # a field's value (not a whole mapping)
         out.append(ScenarioError(file, line, col, message))
     return out

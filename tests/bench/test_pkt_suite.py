@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from netemu.bench import pkt_stage
 from netemu.bench import pkt_suite as ps
 
 HANDSHAKE = """\
@@ -266,7 +267,7 @@ def test_stage_makes_symlinks_checked_out_as_text_links_again(tmp_path: Path):
         },
     )
     (outer / "common/init.sh").chmod(0o755)
-    dst, fixed = ps.stage(outer / "suite", tmp_path / "copy")
+    dst, fixed = pkt_stage.stage(outer / "suite", tmp_path / "copy")
     assert dst.name == "suite" and dst.is_relative_to(tmp_path / "copy")
     assert fixed == ["common/init.sh", "common/word.txt"]
     link = dst / "common/init.sh"
@@ -293,10 +294,10 @@ def test_stage_keeps_what_scripts_reach_above_the_suite(tmp_path: Path):
             "suite/top.pkt": HANDSHAKE,
         },
     )
-    assert ps.levels_up(outer / "suite") == 1
-    assert ps.levels_up(outer / "suite" / "deep") == 2
+    assert pkt_stage.levels_up(outer / "suite") == 1
+    assert pkt_stage.levels_up(outer / "suite" / "deep") == 2
     staging = tmp_path / "copy"
-    dst, _ = ps.stage(outer / "suite", staging)
+    dst, _ = pkt_stage.stage(outer / "suite", staging)
     assert dst == staging / "net" / "suite"
     assert (dst / "deep" / ".." / ".." / "common" / "init.sh").is_file()
     assert (dst / "deep/er/../../../common/init.sh").is_file()
@@ -304,8 +305,8 @@ def test_stage_keeps_what_scripts_reach_above_the_suite(tmp_path: Path):
     shutil.rmtree(staging)
     assert (outer / "common/init.sh").is_file() and (outer / "other/file").is_file()
     write(tmp_path / "flat", {"a.pkt": HANDSHAKE})
-    assert ps.levels_up(tmp_path / "flat") == 0
-    dst, _ = ps.stage(tmp_path / "flat", staging)
+    assert pkt_stage.levels_up(tmp_path / "flat") == 0
+    dst, _ = pkt_stage.stage(tmp_path / "flat", staging)
     assert dst == staging / "flat" and (dst / "a.pkt").is_file()
 
 
@@ -322,9 +323,9 @@ def test_stub_detection_is_strict(tmp_path: Path):
         },
     )
     (tmp_path / "exe").chmod(0o755)
-    assert ps.symlink_stub_target(tmp_path / "ok") == (tmp_path / "t.sh").resolve()
+    assert pkt_stage.symlink_stub_target(tmp_path / "ok") == (tmp_path / "t.sh").resolve()
     for name in ("gone", "self", "two", "exe", "t.sh"):
-        assert ps.symlink_stub_target(tmp_path / name) is None, name
+        assert pkt_stage.symlink_stub_target(tmp_path / name) is None, name
 
 
 # --- the command's arguments ---------------------------------------------------------------
