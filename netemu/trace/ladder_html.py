@@ -266,6 +266,30 @@ def _svg_arrow(v: SegmentView, n: int, lx: float, rx: float, y: float) -> str:
 
 def _html_chunks(ladder: Ladder) -> Iterator[str]:
     """ladder.html, a piece at a time (one section's SVG at most)."""
+    yield _page_head(ladder)
+    for n, sec in enumerate(ladder.sections):
+        head = f"<h2>{_e(sec.title)}</h2>\n"
+        notice = sec.notice(ladder.limits)
+        if notice:
+            head += f'<p class="notice">{_e(notice)}</p>\n'
+        yield head + _svg_section(sec, n) + "\n"
+    if ladder.listed or ladder.unlisted:
+        yield from _listed_chunks(ladder)
+    if ladder.other_frames:
+        yield (
+            f"<p>{ladder.other_frames} frame(s) that are not TCP segments are in the pcap "
+            "but not drawn.</p>\n"
+        )
+    yield "<details><summary>Text ladder</summary><pre>"
+    sep = ""
+    for line in text_lines(ladder):
+        yield sep + _e(line_str(line))
+        sep = "\n"
+    yield "</pre></details>\n</body></html>\n"
+
+
+def _page_head(ladder: Ladder) -> str:
+    """The page up to the first section: title, legend, how to read it, the notice."""
     page_title = ladder.title or "netemu ladder"
     p = [
         "<!DOCTYPE html>",
@@ -306,45 +330,29 @@ def _html_chunks(ladder: Ladder) -> Iterator[str]:
         )
     if not ladder.sections:
         p.append("<p>No TCP segments.</p>")
-    yield "\n".join(p) + "\n"
-    for n, sec in enumerate(ladder.sections):
-        head = f"<h2>{_e(sec.title)}</h2>\n"
-        notice = sec.notice(ladder.limits)
-        if notice:
-            head += f'<p class="notice">{_e(notice)}</p>\n'
-        yield head + _svg_section(sec, n) + "\n"
-    if ladder.listed or ladder.unlisted:
-        rest = len(ladder.listed) + ladder.unlisted
-        yield (
-            f'<h2 id="listed">{rest:,} more conversation{"s" if rest != 1 else ""}, '
-            'not drawn</h2>\n<table class="listed"><tr>'
-            + "".join(f"<th>{_e(h)}</th>" for h in LISTED_HEAD)
-            + "</tr>\n"
+    return "\n".join(p) + "\n"
+
+
+def _listed_chunks(ladder: Ladder) -> Iterator[str]:
+    """The table of the conversations not drawn (500 rows a piece), and how many more."""
+    rest = len(ladder.listed) + ladder.unlisted
+    yield (
+        f'<h2 id="listed">{rest:,} more conversation{"s" if rest != 1 else ""}, '
+        'not drawn</h2>\n<table class="listed"><tr>'
+        + "".join(f"<th>{_e(h)}</th>" for h in LISTED_HEAD)
+        + "</tr>\n"
+    )
+    for i in range(0, len(ladder.listed), 500):
+        yield "".join(
+            "<tr>" + "".join(f"<td>{_e(c)}</td>" for c in listed_row(conv, ladder.t0)) + "</tr>\n"
+            for conv in ladder.listed[i : i + 500]
         )
-        for i in range(0, len(ladder.listed), 500):
-            yield "".join(
-                "<tr>"
-                + "".join(f"<td>{_e(c)}</td>" for c in listed_row(conv, ladder.t0))
-                + "</tr>\n"
-                for conv in ladder.listed[i : i + 500]
-            )
-        yield "</table>\n"
-        if ladder.unlisted:
-            yield (
-                f"<p>… and {ladder.unlisted:,} more ({ladder.unlisted_segments:,} segments), "
-                f"beyond {ladder.limits.max_listed:,} lines.</p>\n"
-            )
-    if ladder.other_frames:
+    yield "</table>\n"
+    if ladder.unlisted:
         yield (
-            f"<p>{ladder.other_frames} frame(s) that are not TCP segments are in the pcap "
-            "but not drawn.</p>\n"
+            f"<p>… and {ladder.unlisted:,} more ({ladder.unlisted_segments:,} segments), "
+            f"beyond {ladder.limits.max_listed:,} lines.</p>\n"
         )
-    yield "<details><summary>Text ladder</summary><pre>"
-    sep = ""
-    for line in text_lines(ladder):
-        yield sep + _e(line_str(line))
-        sep = "\n"
-    yield "</pre></details>\n</body></html>\n"
 
 
 def render_ladder_html(

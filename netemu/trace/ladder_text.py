@@ -17,6 +17,7 @@ from .ladder_model import (
     DEFAULT_ROLES,
     Ladder,
     LadderLimits,
+    Row,
     Section,
     build_ladder,
     seg_annotations,
@@ -58,7 +59,8 @@ _TEXT_STYLES = {
     "notice": "bold yellow",
 }
 
-Line = list[tuple[str, str]]  # (text, style key)
+Span = tuple[str, str]  # (text, style key)
+Line = list[Span]
 
 
 def note_text(note: NoteRecord) -> str:
@@ -248,19 +250,36 @@ def _section_lines(
 
 def _section_drawn(sec: Section, wn: int, width: int, wl: int, lw: int) -> list[Line]:
     """One section's lines with the left column ``wl`` wide and the lane ``lw``."""
-    rows = sec.rows
-    head_l = f"{sec.left_label} ({sec.left_role})"
-    head_r = f"{sec.right_label} ({sec.right_role})"
     prefix_w = 8 + 1 + wn + 1
     pad = " " * prefix_w
     lcol = prefix_w + wl + 1  # column of the left lifeline
     rcol = lcol + 1 + lw  # column of the right lifeline
 
-    out: list[Line] = [
-        [
-            (f"── {sec.title} ", "title"),
-            ("─" * max(4, min(rcol + 12, width) - len(sec.title) - 4), "life"),
-        ]
+    out = _section_head(sec, width, prefix_w, lcol, rcol)
+    life = [(pad + " " * wl + " ", ""), ("│", "life"), (" " * lw, ""), ("│", "life")]
+    out.append(life)
+    blank = (" " * (wn + 1), "")
+    for r in sec.rows:
+        time = (f"{r.t:8.3f} ", "time")
+        if r.kind in ("init", "state", "cc", "pcc", "pev"):
+            out.append(_state_line(r, time, blank, wl, lw))
+        elif r.kind == "note":
+            out.extend(_note_lines(r, time, blank, width, prefix_w, rcol))
+        elif r.kind == "gap":
+            out.extend(_gap_lines(r, time, blank, width, wl, lw, lcol))
+        else:
+            out.append(_segment_line(r, time, wn, wl, lw))
+    out.append(life)
+    return out
+
+
+def _section_head(sec: Section, width: int, prefix_w: int, lcol: int, rcol: int) -> list[Line]:
+    """A section's title line, then each endpoint centred over its lifeline."""
+    head_l = f"{sec.left_label} ({sec.left_role})"
+    head_r = f"{sec.right_label} ({sec.right_role})"
+    title: Line = [
+        (f"── {sec.title} ", "title"),
+        ("─" * max(4, min(rcol + 12, width) - len(sec.title) - 4), "life"),
     ]
     # header: each endpoint centred over its lifeline
     hl = [(" time(s)".ljust(prefix_w), "time")]
@@ -272,113 +291,112 @@ def _section_drawn(sec: Section, wn: int, width: int, wl: int, lw: int) -> list[
     cur = max(cur, s1) + len(t1)
     hl.append((" " * max(1, s2 - cur), ""))
     hl.append((t2, "label"))
-    out.append(hl)
-    life = [(pad + " " * wl + " ", ""), ("│", "life"), (" " * lw, ""), ("│", "life")]
-    out.append(life)
-    blank = (" " * (wn + 1), "")
-    for r in rows:
-        time = (f"{r.t:8.3f} ", "time")
-        if r.kind == "init":
-            out.append(
-                [
-                    time,
-                    blank,
-                    (r.init[0].rjust(wl) + " ", "init"),
-                    ("│", "life"),
-                    (" " * lw, ""),
-                    ("│", "life"),
-                    (" " + r.init[1] if r.init[1] else "", "init"),
-                ]
-            )
-        elif r.kind == "state" and r.side == "left":
-            out.append(
-                [
-                    time,
-                    blank,
-                    (_cut(r.state, wl).rjust(wl) + " ", "left"),
-                    ("│", "life"),
-                    (" " * lw, ""),
-                    ("│", "life"),
-                ]
-            )
-        elif r.kind == "cc":
-            # cwnd, ssthresh and the cause whole: when the lane is narrower, over the
-            # right lifeline (nothing is on its right in this row)
-            detail = " " + r.detail
-            out.append(
-                [
-                    time,
-                    blank,
-                    (_cut(r.state, wl).rjust(wl) + " ", "cc"),
-                    ("│", "life"),
-                    *(
-                        [(detail.ljust(lw), "ccd"), ("│", "life")]
-                        if len(detail) <= lw
-                        else [(detail, "ccd")]
-                    ),
-                ]
-            )
-        elif r.kind in ("state", "pcc", "pev"):
-            style = {"state": "right", "pcc": "cc", "pev": "rst"}[r.kind]
-            out.append(
-                [
-                    time,
-                    blank,
-                    (" " * wl + " ", ""),
-                    ("│", "life"),
-                    (" " * lw, ""),
-                    ("│", "life"),
-                    (" " + r.state, style),
-                ]
-            )
-        elif r.kind == "note":
-            assert r.note is not None
-            style = r.note.kind if r.note.kind in _TEXT_STYLES else "note"
-            # A note too long for the width goes on over the next lines (its words
-            # whole): cut, a failure's message would lose what it says.
-            room = width - prefix_w - 3 - 2 - 3
-            first, *more = _wrap(note_text(r.note), room)
-            text = f" {first} "
-            fill = max(3, min(rcol - prefix_w - len(text) - 3, width - prefix_w - 3 - len(text)))
-            out.append([time, blank, ("┄┄┄" + text + "┄" * fill, style)])
-            out.extend([(" " * prefix_w, ""), ("    " + part, style)] for part in more)
-        elif r.kind == "gap":
-            # dotted lifelines, and what was left out between them (on over the right
-            # one and the next lines when the lane is narrower)
-            first, *more = _wrap_parts(r.detail, max(24, width - lcol - 3))
-            text = " " + first
-            out.append(
-                [
-                    time,
-                    blank,
-                    (" " * wl + " ", ""),
-                    ("┆", "life"),
-                    *(
-                        [(text.ljust(lw), "gap"), ("┆", "life")]
-                        if len(text) <= lw
-                        else [(text, "gap")]
-                    ),
-                ]
-            )
-            out.extend([(" " * lcol, ""), ("┆", "life"), (" " + part, "gap")] for part in more)
-        else:
-            v = r.seg
-            assert v is not None
-            num = f"#{v.index + 1}".rjust(wn)
-            line: Line = [
-                time,
-                (num + " ", "num"),
-                (" " * wl + " ", ""),
-                ("│", "life"),
-                (_arrow(v, lw), seg_class(v)),
-                ("│", "life"),
-            ]
-            for text, style in seg_annotations(v):
-                line.append(("  " if style == "fnote" else " ", ""))
-                line.append((text, style))
-            out.append(line)
-    out.append(life)
-    return out
+    return [title, hl]
+
+
+def _state_line(r: Row, time: Span, blank: Span, wl: int, lw: int) -> Line:
+    """An init, state, cc, pcc or pev row: a state or an event beside its lifeline."""
+    if r.kind == "init":
+        return [
+            time,
+            blank,
+            (r.init[0].rjust(wl) + " ", "init"),
+            ("│", "life"),
+            (" " * lw, ""),
+            ("│", "life"),
+            (" " + r.init[1] if r.init[1] else "", "init"),
+        ]
+    if r.kind == "state" and r.side == "left":
+        return [
+            time,
+            blank,
+            (_cut(r.state, wl).rjust(wl) + " ", "left"),
+            ("│", "life"),
+            (" " * lw, ""),
+            ("│", "life"),
+        ]
+    if r.kind == "cc":
+        # cwnd, ssthresh and the cause whole: when the lane is narrower, over the
+        # right lifeline (nothing is on its right in this row)
+        detail = " " + r.detail
+        return [
+            time,
+            blank,
+            (_cut(r.state, wl).rjust(wl) + " ", "cc"),
+            ("│", "life"),
+            *(
+                [(detail.ljust(lw), "ccd"), ("│", "life")]
+                if len(detail) <= lw
+                else [(detail, "ccd")]
+            ),
+        ]
+    style = {"state": "right", "pcc": "cc", "pev": "rst"}[r.kind]
+    return [
+        time,
+        blank,
+        (" " * wl + " ", ""),
+        ("│", "life"),
+        (" " * lw, ""),
+        ("│", "life"),
+        (" " + r.state, style),
+    ]
+
+
+def _note_lines(
+    r: Row, time: Span, blank: Span, width: int, prefix_w: int, rcol: int
+) -> list[Line]:
+    """A note across the lanes, on over the next lines when it is longer than the width."""
+    assert r.note is not None
+    style = r.note.kind if r.note.kind in _TEXT_STYLES else "note"
+    # A note too long for the width goes on over the next lines (its words
+    # whole): cut, a failure's message would lose what it says.
+    room = width - prefix_w - 3 - 2 - 3
+    first, *more = _wrap(note_text(r.note), room)
+    text = f" {first} "
+    fill = max(3, min(rcol - prefix_w - len(text) - 3, width - prefix_w - 3 - len(text)))
+    lines: list[Line] = [[time, blank, ("┄┄┄" + text + "┄" * fill, style)]]
+    lines.extend([(" " * prefix_w, ""), ("    " + part, style)] for part in more)
+    return lines
+
+
+def _gap_lines(
+    r: Row, time: Span, blank: Span, width: int, wl: int, lw: int, lcol: int
+) -> list[Line]:
+    """A gap: dotted lifelines and what was left out between them."""
+    # dotted lifelines, and what was left out between them (on over the right
+    # one and the next lines when the lane is narrower)
+    first, *more = _wrap_parts(r.detail, max(24, width - lcol - 3))
+    text = " " + first
+    lines: list[Line] = [
+        [
+            time,
+            blank,
+            (" " * wl + " ", ""),
+            ("┆", "life"),
+            *([(text.ljust(lw), "gap"), ("┆", "life")] if len(text) <= lw else [(text, "gap")]),
+        ]
+    ]
+    lines.extend([(" " * lcol, ""), ("┆", "life"), (" " + part, "gap")] for part in more)
+    return lines
+
+
+def _segment_line(r: Row, time: Span, wn: int, wl: int, lw: int) -> Line:
+    """A segment: its number, its arrow across the lane, its annotations on the right."""
+    v = r.seg
+    assert v is not None
+    num = f"#{v.index + 1}".rjust(wn)
+    line: Line = [
+        time,
+        (num + " ", "num"),
+        (" " * wl + " ", ""),
+        ("│", "life"),
+        (_arrow(v, lw), seg_class(v)),
+        ("│", "life"),
+    ]
+    for text, style in seg_annotations(v):
+        line.append(("  " if style == "fnote" else " ", ""))
+        line.append((text, style))
+    return line
 
 
 def _wrap(text: str, width: int) -> list[str]:

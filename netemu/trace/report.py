@@ -90,12 +90,22 @@ def build_report(
         "steps": [dict(s) for s in steps],
     }
     if trace is not None:
-        t0 = trace.start
-        convs, other = conversations(trace, keep_segments=False, place_notes=False)
-        rep["started_at"] = _dt.datetime.fromtimestamp(trace.start_wall, _dt.UTC).isoformat()
-        rep["emulator_ip"] = trace.emulator_ip
-        rep["peer_ip"] = trace.peer_ip
-        rep["conversations"] = [
+        rep.update(_trace_part(trace))
+    if extra:
+        rep.update(extra)
+    return rep
+
+
+def _trace_part(trace: Trace) -> dict[str, Any]:
+    """What the report says of a trace: its conversations, segments, states, congestion
+    events (both sides), the peer's states and events, and the notes (in that order)."""
+    t0 = trace.start
+    convs, other = conversations(trace, keep_segments=False, place_notes=False)
+    return {
+        "started_at": _dt.datetime.fromtimestamp(trace.start_wall, _dt.UTC).isoformat(),
+        "emulator_ip": trace.emulator_ip,
+        "peer_ip": trace.peer_ip,
+        "conversations": [
             {
                 "number": c.number,
                 "left": ep_str(c.left),
@@ -104,10 +114,10 @@ def build_report(
                 "segments": c.count,
             }
             for c in convs
-        ]
-        rep["segments"] = _segments(trace, convs)
-        rep["other_frames"] = other
-        rep["states"] = [
+        ],
+        "segments": _segments(trace, convs),
+        "other_frames": other,
+        "states": [
             {
                 "t": _r(s.t - t0),
                 "conn": s.conn,
@@ -118,67 +128,15 @@ def build_report(
                 "cause": s.cause,
             }
             for s in trace.states
-        ]
-        conv_of = {id(cc): c.number for c in convs for cc in c.congestion}
-        conv_of.update({id(pc): c.number for c in convs for pc in c.peer_congestion})
-        # Both sides: netemu's own endpoint ("side": "netemu", its phase names) and the
-        # peer kernel's sockets ("side": "peer", from tcp_probe / tcp_cong_state_set:
-        # srtt_us and the kernel's congestion state as "phase").
-        rep["congestion"] = [
-            {
-                "t": _r(c.t - t0),
-                "side": "netemu",
-                "conn": c.conn,
-                "local": ep_str(c.local),
-                "remote": ep_str(c.remote),
-                "conversation": conv_of.get(id(c)),
-                "cwnd": c.cwnd,
-                "ssthresh": c.ssthresh,
-                "unit": "bytes",
-                "phase": c.phase,
-                "cause": c.cause,
-            }
-            for c in trace.congestion
-        ]
-        rep["congestion"] += [
-            {
-                "t": _r(c.t - t0),
-                "side": "peer",
-                "role": c.role,
-                "local": ep_str(c.local),
-                "remote": ep_str(c.remote),
-                "conversation": conv_of.get(id(c)),
-                "cwnd": c.cwnd,
-                "ssthresh": c.ssthresh,
-                "unit": "segments",
-                "srtt_us": c.srtt_us,
-                "phase": c.ca_state,
-                "cause": c.cause,
-                **c.info,
-            }
-            for c in trace.peer_congestion
-        ]
-        rep["congestion"].sort(key=lambda e: e["t"])
-        rep["peer_state_source"] = {
+        ],
+        "congestion": _congestion(trace, convs),
+        "peer_state_source": {
             "source": trace.peer_source or None,
             "note": trace.peer_source_note or None,
             "tracefs_instance": trace.peer_trace_instance or None,
-        }
-        rep["peer_states"] = [
-            {
-                "t": _r(s.t - t0),
-                "local": ep_str(s.local),
-                "remote": ep_str(s.remote),
-                "old": normalize_state(s.old) if s.old else None,
-                "state": normalize_state(s.state),
-                "kernel_state": s.state,
-                "source": s.source,
-                "listener": int(s.remote[1]) == 0,
-                "info": s.info,
-            }
-            for s in trace.peer_states
-        ]
-        rep["peer_events"] = [
+        },
+        "peer_states": _peer_states(trace),
+        "peer_events": [
             {
                 "t": _r(e.t - t0),
                 "role": e.role,
@@ -188,11 +146,74 @@ def build_report(
                 "detail": e.detail,
             }
             for e in trace.peer_events
-        ]
-        rep["notes"] = [{"t": _r(n.t - t0), "kind": n.kind, "text": n.text} for n in trace.notes]
-    if extra:
-        rep.update(extra)
-    return rep
+        ],
+        "notes": [{"t": _r(n.t - t0), "kind": n.kind, "text": n.text} for n in trace.notes],
+    }
+
+
+def _congestion(trace: Trace, convs: Sequence[Conversation]) -> list[dict[str, Any]]:
+    """Both sides' congestion events, in time order, each with its conversation's number."""
+    t0 = trace.start
+    conv_of = {id(cc): c.number for c in convs for cc in c.congestion}
+    conv_of.update({id(pc): c.number for c in convs for pc in c.peer_congestion})
+    # Both sides: netemu's own endpoint ("side": "netemu", its phase names) and the
+    # peer kernel's sockets ("side": "peer", from tcp_probe / tcp_cong_state_set:
+    # srtt_us and the kernel's congestion state as "phase").
+    events: list[dict[str, Any]] = [
+        {
+            "t": _r(c.t - t0),
+            "side": "netemu",
+            "conn": c.conn,
+            "local": ep_str(c.local),
+            "remote": ep_str(c.remote),
+            "conversation": conv_of.get(id(c)),
+            "cwnd": c.cwnd,
+            "ssthresh": c.ssthresh,
+            "unit": "bytes",
+            "phase": c.phase,
+            "cause": c.cause,
+        }
+        for c in trace.congestion
+    ]
+    events += [
+        {
+            "t": _r(c.t - t0),
+            "side": "peer",
+            "role": c.role,
+            "local": ep_str(c.local),
+            "remote": ep_str(c.remote),
+            "conversation": conv_of.get(id(c)),
+            "cwnd": c.cwnd,
+            "ssthresh": c.ssthresh,
+            "unit": "segments",
+            "srtt_us": c.srtt_us,
+            "phase": c.ca_state,
+            "cause": c.cause,
+            **c.info,
+        }
+        for c in trace.peer_congestion
+    ]
+    events.sort(key=lambda e: e["t"])
+    return events
+
+
+def _peer_states(trace: Trace) -> list[dict[str, Any]]:
+    """The peer kernel's observed socket states, normalized, with the kernel's own name."""
+    t0 = trace.start
+    return [
+        {
+            "t": _r(s.t - t0),
+            "local": ep_str(s.local),
+            "remote": ep_str(s.remote),
+            "old": normalize_state(s.old) if s.old else None,
+            "state": normalize_state(s.state),
+            "kernel_state": s.state,
+            "source": s.source,
+            "listener": int(s.remote[1]) == 0,
+            "info": s.info,
+        }
+        for s in trace.peer_states
+    ]
 
 
 def write_report(
