@@ -3,8 +3,9 @@
 It reads the link when its fd is readable (drain until EAGAIN, process the
 batch, then flush every connection that has something to say), keeps one
 ``loop.call_at`` timer armed for the earliest TCP deadline, answers ARP and
-ICMP echo itself, demultiplexes TCP by 4-tuple, answers closed ports with RST,
-and records every frame, state change and congestion event in a ``Trace``.
+ICMP echo itself (arp_icmp.py's ``ArpIcmp``, one of its bases), demultiplexes
+TCP by 4-tuple, answers closed ports with RST, and records every frame, state
+change and congestion event in a ``Trace``.
 What a script running on it wants (ports it owns, segments to drop) the host asks
 of ``script`` (netemu.host.script's ``ScriptHooks``), which the run layer implements.
 
@@ -29,24 +30,16 @@ from ..tcp.events import CongestionChanged, StateChanged
 from ..tcp.isn import IsnGenerator
 from ..trace.record import CongestionRecord, StateRecord, Trace
 from ..wire import (
-    ARP_REPLY,
-    ARP_REQUEST,
-    BROADCAST,
-    ETHERTYPE_ARP,
-    ETHERTYPE_IPV4,
-    ICMP_ECHO_REPLY,
     ICMP_ECHO_REQUEST,
-    PROTO_ICMP,
-    ArpPacket,
     BadChecksum,
-    EthernetFrame,
-    IcmpEcho,
     IPv4Packet,
     MalformedPacket,
     TcpSegment,
     parse_frame,
 )
 from ..wire.frame import Frame, FrameHead, build_tcp_frame, parse_tcp_frame
+from .arp_icmp import ZERO_MAC, ArpIcmp
+from .errors import ConnectionRefused, HostError
 from .loop import LoopReader, pipeline_deadlines
 
 if TYPE_CHECKING:
@@ -54,18 +47,7 @@ if TYPE_CHECKING:
     from .script import ScriptHooks
     from .stream import TcpListener, TcpStream
 
-ZERO_MAC = "00:00:00:00:00:00"
-ARP_TIMEOUT = 1.0
-ARP_RETRIES = 3
 EPHEMERAL = range(40000, 60000)
-
-
-class HostError(Exception):
-    pass
-
-
-class ConnectionRefused(HostError):
-    pass
 
 
 @dataclass
@@ -76,7 +58,7 @@ class _Listening:
     pending: int = 0  # connections handed out but not yet accepted
 
 
-class Host(LoopReader):
+class Host(LoopReader, ArpIcmp):
     """An emulated IPv4 host with its own TCP, on ``link`` (see netemu.link)."""
 
     def __init__(
@@ -150,40 +132,6 @@ class Host(LoopReader):
 
     def now(self) -> float:
         return time.monotonic()
-
-    # ------------------------------------------------------------------ ARP
-    async def resolve(self, ip: str) -> str:
-        """The MAC for ``ip``: from the cache, or by ARP (RFC 826) with retries."""
-        mac = self.arp_cache.get(ip)
-        if mac:
-            return mac
-        loop = asyncio.get_running_loop()
-        for _ in range(ARP_RETRIES):
-            fut: asyncio.Future = loop.create_future()
-            self._arp_waiters.setdefault(ip, []).append(fut)
-            self._send_arp(ARP_REQUEST, BROADCAST, ip, ZERO_MAC)
-            try:
-                return await asyncio.wait_for(fut, ARP_TIMEOUT)
-            except TimeoutError:
-                continue
-        raise HostError(f"no ARP reply from {ip}")
-
-    def _send_arp(self, op: int, eth_dst: str, target_ip: str, target_mac: str) -> None:
-        arp = ArpPacket(op, self.mac, self.ip, target_mac, target_ip)
-        frame = EthernetFrame(eth_dst, self.mac, ETHERTYPE_ARP).header() + arp.emit()
-        self._transmit([frame])
-
-    def _on_arp(self, arp: ArpPacket) -> None:
-        # RFC 826: merge the sender into the table if we hold it or are the target.
-        if arp.target_ip == self.ip or arp.sender_ip in self.arp_cache:
-            self.arp_cache[arp.sender_ip] = arp.sender_mac
-            for fut in self._arp_waiters.pop(arp.sender_ip, []):
-                if not fut.done():
-                    fut.set_result(arp.sender_mac)
-        # Answer requests for our address, broadcast and unicast alike: the kernel
-        # re-checks stale neighbours by unicast.
-        if arp.op == ARP_REQUEST and arp.target_ip == self.ip:
-            self._send_arp(ARP_REPLY, arp.sender_mac, arp.sender_ip, arp.sender_mac)
 
     # ------------------------------------------------------------------ receive path
     def _on_readable(self) -> None:
@@ -349,15 +297,6 @@ class Host(LoopReader):
         if rst is not None:
             self.stats["rst_sent"] += 1
             self._send_segment(rst, src_ip)
-
-    def _echo_reply(self, eth_src: str, ip: IPv4Packet, icmp: IcmpEcho) -> None:
-        reply = IcmpEcho(ICMP_ECHO_REPLY, 0, icmp.identifier, icmp.sequence, icmp.payload)
-        body = reply.emit()
-        hdr = IPv4Packet(self.ip, ip.src, PROTO_ICMP, identification=next(self._ip_id) & 0xFFFF)
-        frame = (
-            EthernetFrame(eth_src, self.mac, ETHERTYPE_IPV4).header() + hdr.header(len(body)) + body
-        )
-        self._transmit([frame])
 
     # ------------------------------------------------------------------ send path
     def _frame_for(self, seg: TcpSegment, dst_ip: str) -> bytes | None:

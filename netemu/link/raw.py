@@ -40,9 +40,7 @@ import contextlib
 import ctypes
 import errno
 import fcntl
-import mmap
 import os
-import platform
 import socket
 import struct
 import time
@@ -50,6 +48,22 @@ from collections.abc import Callable, Sequence
 from typing import Protocol, TypeVar
 
 from ..linux import libc, run_in_netns
+from .if_packet import (
+    ETH_P_ALL,
+    ETH_P_ARP,
+    ETH_P_IP,
+    PACKET_AUXDATA,
+    PACKET_IGNORE_OUTGOING,
+    PACKET_OUTGOING,
+    PACKET_STATISTICS,
+    SIOCGIFMTU,
+    SO_ATTACH_FILTER,
+    SO_RCVBUFFORCE,
+    SO_SNDBUFFORCE,
+    SOL_PACKET,
+    TP_STATUS_CSUMNOTREADY,
+)
+from .ring import RX_RING_OK, _RxRing, _TxRing
 
 _T = TypeVar("_T")
 
@@ -61,30 +75,6 @@ class NamespaceThread(Protocol):
     def call(self, fn: Callable[[], _T], /) -> _T: ...
 
 
-ETH_P_ALL = 0x0003
-ETH_P_ARP = 0x0806
-ETH_P_IP = 0x0800
-SOL_PACKET = 263
-PACKET_AUXDATA = 8
-PACKET_STATISTICS = 6
-PACKET_IGNORE_OUTGOING = 23
-PACKET_OUTGOING = 4
-PACKET_RX_RING = 5
-PACKET_COPY_THRESH = 7
-PACKET_TX_RING = 13
-PACKET_LOSS = 14
-PACKET_VERSION = 10
-TPACKET_V2 = 1
-TP_STATUS_KERNEL = 0
-TP_STATUS_USER = 0x1
-TP_STATUS_COPY = 0x2
-TP_STATUS_AVAILABLE = 0
-TP_STATUS_SEND_REQUEST = 1
-SIOCGIFMTU = 0x8921
-SO_ATTACH_FILTER = 26
-SO_RCVBUFFORCE = 33
-SO_SNDBUFFORCE = 32
-TP_STATUS_CSUMNOTREADY = 0x8
 AUXDATA = struct.Struct("=IIIHHHH")  # tp_status, tp_len, tp_snaplen, tp_mac, tp_net, vlan...
 _ANC_SIZE = socket.CMSG_SPACE(AUXDATA.size)
 SO_TIMESTAMPNS = 35  # SCM_TIMESTAMPNS: struct timespec, CLOCK_REALTIME
@@ -270,165 +260,6 @@ class _SendMMsg:
         return sent
 
 
-# --- PACKET_RX_RING (TPACKET_V2): frames read from shared memory, no system call ----------
-
-_RX_FRAME = 2048  # slot: tpacket2_hdr, sockaddr_ll, the frame at tp_mac (66): MTU 1500 fits
-_RX_HDR = struct.Struct("=IIIH")  # tp_status, tp_len, tp_snaplen, tp_mac
-_RX_PKTTYPE = 42  # TPACKET_ALIGN(sizeof(tpacket2_hdr)) + offsetof(sockaddr_ll, sll_pkttype)
-_ZERO4 = bytes(4)
-# The kernel fills a slot, then sets its status: reading the status and then the frame
-# needs loads kept in order, which x86 guarantees (Python has no barrier to offer).
-RX_RING_OK = platform.machine() in ("x86_64", "AMD64") and struct.calcsize("P") == 8
-
-
-def _ring_req(slot: int, frames: int) -> tuple[int, bytes]:
-    """(size, struct tpacket_req) for ``frames`` slots of ``slot`` bytes in 64 KiB blocks."""
-    block = 1 << 16
-    per_block = block // slot
-    blocks = max(-(-frames // per_block), 1)
-    return block * blocks, struct.pack("=IIII", block, blocks, slot, blocks * per_block)
-
-
-class _RxRing:
-    """The receive ring of the link's socket (TPACKET_V2: one slot per frame, handed to
-    us as soon as it is written; TPACKET_V3's blocks would hold a lone frame back until
-    their timeout). A frame too long for a slot (a GSO frame when the peer offloads) is
-    also queued whole on the socket (``PACKET_COPY_THRESH``; the slot says
-    ``TP_STATUS_COPY``) and read from there, in order. The socket is readable while a
-    slot waits for us."""
-
-    def __init__(self, sock: socket.socket, frames: int) -> None:
-        size, _ = _ring_req(_RX_FRAME, frames)
-        self.map = mmap.mmap(sock.fileno(), size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
-        self.n = size // _RX_FRAME
-        self.head = 0
-
-    @staticmethod
-    def setup(sock: socket.socket, frames: int) -> None:
-        sock.setsockopt(SOL_PACKET, PACKET_VERSION, TPACKET_V2)
-        sock.setsockopt(SOL_PACKET, PACKET_COPY_THRESH, 1)
-        sock.setsockopt(SOL_PACKET, PACKET_RX_RING, _ring_req(_RX_FRAME, frames)[1])
-
-    def recv(
-        self, max_frames: int, copied: Callable[[], list[tuple[bytes, bool]]]
-    ) -> list[tuple[bytes, bool]]:
-        """Up to ``max_frames`` frames, as ``(frame, csum_not_ready)``; ``copied()``
-        reads the socket's queue (a list of such pairs) for a ``TP_STATUS_COPY`` slot."""
-        out: list[tuple[bytes, bool]] = []
-        m, head, n = self.map, self.head, self.n
-        unpack = _RX_HDR.unpack_from
-        append = out.append
-        for _ in range(max_frames):
-            off = head * _RX_FRAME
-            status, _len, snap, mac = unpack(m, off)
-            if not status & TP_STATUS_USER:
-                break
-            if m[off + _RX_PKTTYPE] != PACKET_OUTGOING:
-                if status & TP_STATUS_COPY:  # the whole frame is on the socket's queue
-                    whole = copied()
-                    data = whole[0][0] if whole else m[off + mac : off + mac + snap]
-                else:
-                    data = m[off + mac : off + mac + snap]
-                append((data, (status & TP_STATUS_CSUMNOTREADY) != 0))
-            m[off : off + 4] = _ZERO4  # TP_STATUS_KERNEL: the slot is the kernel's again
-            head = head + 1 if head + 1 < n else 0
-        self.head = head
-        return out
-
-    def close(self) -> None:
-        with contextlib.suppress(BufferError, ValueError):
-            self.map.close()
-
-
-# --- PACKET_TX_RING (TPACKET_V2): many frames, one system call -----------------------------
-
-_TX_FRAME = 2048  # ring slot: the 32-byte tpacket2_hdr, then the frame (MTU 1500 fits)
-_TX_DATA = 32  # TPACKET2_HDRLEN - sizeof(struct sockaddr_ll): where the kernel reads the frame
-_TX_LENS = struct.Struct("=II")  # tp_len, tp_snaplen (after the 4-byte tp_status)
-
-
-class _TxRing:
-    """A second AF_PACKET socket, bound to the same interface with protocol 0 (it receives
-    nothing), with a TPACKET_V2 transmit ring: frames are copied into shared slots and
-    one ``send()`` hands them all to the kernel, which builds and transmits one skb per
-    slot exactly as it does for a plain ``send()`` (same checks, same path through the
-    device). Slots go back to us when the kernel frees the skb (on a veth, as the peer
-    namespace receives it; the kernel copies the slot's pages first, since they are
-    marked zero-copy, so a slot is never reused under a queued skb).
-
-    Frames longer than ``max_len`` (the interface MTU + 14) are not for the ring: the
-    caller sends those the plain way, where the kernel's error (EMSGSIZE) reaches it.
-    """
-
-    def __init__(self, sock: socket.socket, max_len: int, frames: int = 512) -> None:
-        self.sock = sock
-        size, _ = _ring_req(_TX_FRAME, frames)
-        self.n = size // _TX_FRAME
-        self.max_len = min(max_len, _TX_FRAME - _TX_DATA)
-        self.map = mmap.mmap(sock.fileno(), size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
-        self.head = 0  # the next slot to fill (the kernel's own head trails or equals it)
-        self.queued: list[int] = []  # slots filled since the last flush
-        self.send = sock.send
-
-    @staticmethod
-    def setup(sock: socket.socket, frames: int = 512) -> None:
-        """Socket options (before bind): TPACKET_V2, drop-don't-stall, the ring itself."""
-        sock.setsockopt(SOL_PACKET, PACKET_VERSION, TPACKET_V2)
-        # A slot the kernel rejects is skipped, not left to block the ring (we only put
-        # frames the kernel takes: 14 bytes to MTU + 14).
-        sock.setsockopt(SOL_PACKET, PACKET_LOSS, 1)
-        sock.setsockopt(SOL_PACKET, PACKET_TX_RING, _ring_req(_TX_FRAME, frames)[1])
-
-    def put(self, frames: Sequence[bytes], start: int, min_len: int, max_len: int) -> int:
-        """Copy ``frames[start:]`` into the next slots, stopping at a slot that is still
-        the kernel's or at a frame that is not for the ring (shorter than ``min_len`` or
-        longer than ``max_len``); returns the index it stopped at."""
-        m, head, n, queued = self.map, self.head, self.n, self.queued
-        pack, append = _TX_LENS.pack_into, queued.append
-        i = start
-        for i in range(start, len(frames)):
-            f = frames[i]
-            size = len(f)
-            off = head * _TX_FRAME
-            # tp_status's low byte: SEND_REQUEST, SENDING or WRONG_FORMAT: not ours yet.
-            if m[off] or not min_len <= size <= max_len:
-                self.head = head
-                return i
-            m[off + _TX_DATA : off + _TX_DATA + size] = f
-            pack(m, off + 4, size, size)  # tp_len, tp_snaplen
-            m[off] = TP_STATUS_SEND_REQUEST  # last: the slot is the kernel's from here on
-            append(off)
-            head = head + 1 if head + 1 < n else 0
-        self.head = head
-        return len(frames)
-
-    def flush(self) -> int:
-        """Hand the queued slots to the kernel; returns how many it took. Those it did
-        not take (its socket buffer full) are withdrawn: the ring is back where the
-        kernel stopped, and the caller resends them later."""
-        queued = self.queued
-        if not queued:
-            return 0
-        self.queued = []
-        with contextlib.suppress(BlockingIOError, InterruptedError):
-            self.send(b"", socket.MSG_DONTWAIT)
-        m = self.map
-        if m[queued[-1]] != TP_STATUS_SEND_REQUEST:  # the kernel goes in order: all taken
-            return len(queued)
-        for i, off in enumerate(queued):
-            if m[off] == TP_STATUS_SEND_REQUEST:  # the kernel stopped here
-                for rest in queued[i:]:
-                    m[rest] = TP_STATUS_AVAILABLE
-                self.head = off // _TX_FRAME
-                return i
-        return len(queued)  # not reached
-
-    def close(self) -> None:
-        with contextlib.suppress(BufferError, ValueError):
-            self.map.close()
-        self.sock.close()
-
-
 class RawLink:
     """A non-blocking AF_PACKET socket on one interface of one namespace."""
 
@@ -485,53 +316,10 @@ class RawLink:
         ``rx_ring``: slots of the receive ring (2 KiB each; 0: ``recvmmsg`` only)."""
         rx_ring = rx_ring if RX_RING_OK else 0
 
-        def make() -> socket.socket:
-            s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW | socket.SOCK_CLOEXEC, 0)
-            try:
-                if filtered:
-                    _attach_filter(s, bpf_program(ip))
-                s.setsockopt(SOL_PACKET, PACKET_AUXDATA, 1)
-                # before Linux 4.20 this fails, and recv_batch skips them by pkttype
-                with contextlib.suppress(OSError):
-                    s.setsockopt(SOL_PACKET, PACKET_IGNORE_OUTGOING, 1)
-                for opt, fallback, size in (
-                    (SO_RCVBUFFORCE, socket.SO_RCVBUF, rcvbuf),
-                    (SO_SNDBUFFORCE, socket.SO_SNDBUF, sndbuf),
-                ):
-                    try:
-                        s.setsockopt(socket.SOL_SOCKET, opt, size)
-                    except PermissionError:
-                        s.setsockopt(socket.SOL_SOCKET, fallback, size)
-                if rx_ring:
-                    _RxRing.setup(s, rx_ring)
-                _bind_ifindex(s, ifindex)
-                s.setblocking(False)
-            except BaseException:
-                s.close()
-                raise
-            return s
-
-        def make_tx() -> _TxRing | None:
-            if not tx_ring or struct.calcsize("P") != 8:
-                return None
-            t = socket.socket(socket.AF_PACKET, socket.SOCK_RAW | socket.SOCK_CLOEXEC, 0)
-            try:
-                _TxRing.setup(t, tx_ring)
-                try:
-                    t.setsockopt(socket.SOL_SOCKET, SO_SNDBUFFORCE, sndbuf)
-                except PermissionError:
-                    t.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, sndbuf)
-                _bind_ifindex(t, ifindex, 0)  # protocol 0: this socket receives nothing
-                t.setblocking(False)
-                return _TxRing(t, _ifmtu(t, ifindex) + 14, tx_ring)
-            except OSError:  # no TX_RING here (or no mmap): plain sends
-                t.close()
-                return None
-
         def make_both() -> tuple[socket.socket, _TxRing | None]:
-            s = make()
+            s = _open_socket(ifindex, ip, filtered, rcvbuf, sndbuf, rx_ring)
             try:
-                return s, make_tx()
+                return s, _open_tx_ring(ifindex, sndbuf, tx_ring)
             except BaseException:
                 s.close()
                 raise
@@ -707,6 +495,59 @@ class RawLink:
                 return i
         self.tx_frames += len(frames)
         return len(frames)
+
+
+def _open_socket(
+    ifindex: int, ip: str | None, filtered: bool, rcvbuf: int, sndbuf: int, rx_ring: int
+) -> socket.socket:
+    """The link's socket, in the calling thread's namespace: its filter (unless not
+    ``filtered``), options and receive ring (``rx_ring`` slots, if any), then bound to
+    ``ifindex`` (see ``RawLink.open``)."""
+    s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW | socket.SOCK_CLOEXEC, 0)
+    try:
+        if filtered:
+            _attach_filter(s, bpf_program(ip))
+        s.setsockopt(SOL_PACKET, PACKET_AUXDATA, 1)
+        # before Linux 4.20 this fails, and recv_batch skips them by pkttype
+        with contextlib.suppress(OSError):
+            s.setsockopt(SOL_PACKET, PACKET_IGNORE_OUTGOING, 1)
+        for opt, fallback, size in (
+            (SO_RCVBUFFORCE, socket.SO_RCVBUF, rcvbuf),
+            (SO_SNDBUFFORCE, socket.SO_SNDBUF, sndbuf),
+        ):
+            try:
+                s.setsockopt(socket.SOL_SOCKET, opt, size)
+            except PermissionError:
+                s.setsockopt(socket.SOL_SOCKET, fallback, size)
+        if rx_ring:
+            _RxRing.setup(s, rx_ring)
+        _bind_ifindex(s, ifindex)
+        s.setblocking(False)
+    except BaseException:
+        s.close()
+        raise
+    return s
+
+
+def _open_tx_ring(ifindex: int, sndbuf: int, tx_ring: int) -> _TxRing | None:
+    """The link's transmit ring of ``tx_ring`` slots on a second socket, in the calling
+    thread's namespace; None where there is none (0 slots, no 64-bit pointers, no
+    TX_RING or mmap): the link then sends plainly."""
+    if not tx_ring or struct.calcsize("P") != 8:
+        return None
+    t = socket.socket(socket.AF_PACKET, socket.SOCK_RAW | socket.SOCK_CLOEXEC, 0)
+    try:
+        _TxRing.setup(t, tx_ring)
+        try:
+            t.setsockopt(socket.SOL_SOCKET, SO_SNDBUFFORCE, sndbuf)
+        except PermissionError:
+            t.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, sndbuf)
+        _bind_ifindex(t, ifindex, 0)  # protocol 0: this socket receives nothing
+        t.setblocking(False)
+        return _TxRing(t, _ifmtu(t, ifindex) + 14, tx_ring)
+    except OSError:  # no TX_RING here (or no mmap): plain sends
+        t.close()
+        return None
 
 
 def _bind_ifindex(sock: socket.socket, ifindex: int, protocol: int = ETH_P_ALL) -> None:

@@ -114,8 +114,34 @@ _Decoder = Callable[[bytes, int, bool], object]
 def _compile_frame_decoder(layout: OptionLayout | None, lean: bool = False) -> _Decoder:
     """A decoder for frames whose TCP options are ``layout`` (None: any options);
     ``lean``: one that returns ``(source IP, destination IP, segment)``."""
+    hlen, code, fmt, namespace = _options_code(layout)
+    records = _records_code(hlen, lean, code)
+    src = _FRAME_DECODER.format(**code, records="\n    ".join(records))
+    namespace = {
+        **namespace,
+        "_unpack_from": struct.Struct((_IP_TCP if lean else _ETH_IP_TCP) + fmt).unpack_from,
+        "_general": _not_regular if lean else _parse_frame_general,
+        "_parse_options_general": _parse_options_general,
+        "_word_sum_mod": word_sum_mod,
+        "_from_bytes": int.from_bytes,
+        "_new": object.__new__,
+        "_ETH_IPV4": _ETH_IPV4,
+        "_IP_PAIR": _IP_PAIR,
+        "IPv4Packet": IPv4Packet,
+        "TcpSegment": TcpSegment,
+        "Frame": Frame,
+    }
+    # Code built from the template above and tcp's layouts.
+    return cast(_Decoder, _codegen.define(src, namespace, "decode"))
+
+
+def _options_code(
+    layout: OptionLayout | None,
+) -> tuple[str, dict[str, str], str, dict[str, object]]:
+    """The template's pieces that read the TCP options of ``layout`` (None: any
+    options): the header length expression, the code, the options' struct format
+    and the names the code uses."""
     if layout is None:
-        hlen = "hlen"
         code = {
             "length_check": "",
             "names": "",
@@ -125,26 +151,31 @@ def _compile_frame_decoder(layout: OptionLayout | None, lean: bool = False) -> _
             # Every layout of this length has been tried (it is last in its bucket).
             "options_code": "options, padding = _parse_options_general(buf, 54, hlen)",
         }
-        fmt, namespace = "", dict[str, object]()
-    else:
-        hlen = str(54 + layout.length)
-        make = "".join(f"{line}\n    " for line in layout.make)
-        # A first look at the layout's first kind byte turns most other layouts
-        # away before the unpack.
-        code = {
-            "length_check": f"if n < {hlen}:\n        return _general(buf, verify)\n    "
-            f"if buf[54] != {layout.first_kind}:\n        return None\n    "
-            if layout.length
-            else "",
-            "names": "".join(f", {name}" for name in layout.names),
-            "hlen": hlen,
-            "hlen_line": "",
-            "layout_check": f"if not ({layout.check}):\n        return None\n    "
-            if layout.check
-            else "",
-            "options_code": f"{make}options = {layout.options}\n    padding = b''",
-        }
-        fmt, namespace = layout.fmt, layout.namespace
+        return "hlen", code, "", {}
+    hlen = str(54 + layout.length)
+    make = "".join(f"{line}\n    " for line in layout.make)
+    # A first look at the layout's first kind byte turns most other layouts
+    # away before the unpack.
+    code = {
+        "length_check": f"if n < {hlen}:\n        return _general(buf, verify)\n    "
+        f"if buf[54] != {layout.first_kind}:\n        return None\n    "
+        if layout.length
+        else "",
+        "names": "".join(f", {name}" for name in layout.names),
+        "hlen": hlen,
+        "hlen_line": "",
+        "layout_check": f"if not ({layout.check}):\n        return None\n    "
+        if layout.check
+        else "",
+        "options_code": f"{make}options = {layout.options}\n    padding = b''",
+    }
+    return hlen, code, layout.fmt, layout.namespace
+
+
+def _records_code(hlen: str, lean: bool, code: dict[str, str]) -> list[str]:
+    """The lines that build the decoded records (the segment; unless ``lean``, the
+    IPv4 packet and the frame around it too); adds to ``code`` the template's pieces
+    that differ between the two kinds of decoder."""
     tcp = _codegen.record(
         "tcp",
         TcpSegment,
@@ -169,62 +200,44 @@ def _compile_frame_decoder(layout: OptionLayout | None, lean: bool = False) -> _
             result="ip_src, ip_dst, tcp",
             seg_sum="_word_sum_mod(buf, 34, end)",
         )
-        records = tcp
-    else:
-        # The segment is copied for the IPv4 record anyway: a short one's word sum
-        # is read from that copy (word_sum_mod's first case, inline: the remainder
-        # first, so the small terms are added to a small integer; an odd length's
-        # padding shifts the remainder, which is congruent).
-        code.update(
-            macs="macs, ",
-            seg_line="seg = buf[34:end]\n    ",
-            result="frame",
-            seg_sum="((_from_bytes(seg, 'big') % 0xFFFF) << ((total & 1) << 3) "
-            f"if total < {20 + SHORT_SUM_BYTES} else _word_sum_mod(buf, 34, end))",
-        )
-        records = [
-            "eth = _ETH_IPV4[macs]",
-            *_codegen.record(
-                "ip",
-                IPv4Packet,
-                [
-                    "ip_src",
-                    "ip_dst",
-                    "6",
-                    "seg",
-                    "ttl",
-                    "tos",
-                    "ident",
-                    "frag >> 13",
-                    "0",
-                    'b""',
-                    "ipsum",
-                ],
-            ),
-            *tcp,
-            *_codegen.record(
-                "frame",
-                Frame,
-                ["eth", "None", "ip", "tcp", "None", 'buf[end:] if end < n else b""'],
-            ),
-        ]
-    src = _FRAME_DECODER.format(**code, records="\n    ".join(records))
-    namespace = {
-        **namespace,
-        "_unpack_from": struct.Struct((_IP_TCP if lean else _ETH_IP_TCP) + fmt).unpack_from,
-        "_general": _not_regular if lean else _parse_frame_general,
-        "_parse_options_general": _parse_options_general,
-        "_word_sum_mod": word_sum_mod,
-        "_from_bytes": int.from_bytes,
-        "_new": object.__new__,
-        "_ETH_IPV4": _ETH_IPV4,
-        "_IP_PAIR": _IP_PAIR,
-        "IPv4Packet": IPv4Packet,
-        "TcpSegment": TcpSegment,
-        "Frame": Frame,
-    }
-    # Code built from the template above and tcp's layouts.
-    return cast(_Decoder, _codegen.define(src, namespace, "decode"))
+        return tcp
+    # The segment is copied for the IPv4 record anyway: a short one's word sum
+    # is read from that copy (word_sum_mod's first case, inline: the remainder
+    # first, so the small terms are added to a small integer; an odd length's
+    # padding shifts the remainder, which is congruent).
+    code.update(
+        macs="macs, ",
+        seg_line="seg = buf[34:end]\n    ",
+        result="frame",
+        seg_sum="((_from_bytes(seg, 'big') % 0xFFFF) << ((total & 1) << 3) "
+        f"if total < {20 + SHORT_SUM_BYTES} else _word_sum_mod(buf, 34, end))",
+    )
+    return [
+        "eth = _ETH_IPV4[macs]",
+        *_codegen.record(
+            "ip",
+            IPv4Packet,
+            [
+                "ip_src",
+                "ip_dst",
+                "6",
+                "seg",
+                "ttl",
+                "tos",
+                "ident",
+                "frag >> 13",
+                "0",
+                'b""',
+                "ipsum",
+            ],
+        ),
+        *tcp,
+        *_codegen.record(
+            "frame",
+            Frame,
+            ["eth", "None", "ip", "tcp", "None", 'buf[end:] if end < n else b""'],
+        ),
+    ]
 
 
 def _not_regular(buf: bytes, verify: bool) -> None:
