@@ -334,7 +334,7 @@ class Host(LoopReader, ArpIcmp):
         frame = self._frame_for(seg, dst_ip)
         if frame is None:
             raise HostError(f"no ARP entry for {dst_ip}: resolve it first")
-        self._transmit([frame], "injected")
+        self._transmit([frame], "injected", _spoiled(frame) if seg.checksum is not None else None)
         return frame
 
     def inject_inbound(self, seg: TcpSegment, src_ip: str) -> bytes:
@@ -358,9 +358,11 @@ class Host(LoopReader, ArpIcmp):
     def inject_frame(self, frame: bytes) -> None:
         """Send a frame made whole elsewhere (a .pkt script's, in any address) on our
         link, past the impairments, recorded as injected."""
-        self._transmit([frame], "injected")
+        self._transmit([frame], "injected", _spoiled(frame))
 
-    def _transmit(self, frames: list[bytes], mark: str | None = None) -> None:
+    def _transmit(
+        self, frames: list[bytes], mark: str | None = None, note: str | None = None
+    ) -> None:
         imp = self.impair_out
         if imp is not None and mark is None:
             t = self.now()
@@ -371,16 +373,18 @@ class Host(LoopReader, ArpIcmp):
             frames = imp.due(t)
             if not frames:
                 return
-        self._wire_out(frames, mark)
+        self._wire_out(frames, mark, note)
 
-    def _wire_out(self, frames: list[bytes], mark: str | None = None) -> None:
+    def _wire_out(
+        self, frames: list[bytes], mark: str | None = None, note: str | None = None
+    ) -> None:
         t = self.now()
         # What the link cannot take now (its send buffer or ring is full) is
         # dropped, as a full qdisc drops: TCP retransmits it. The trace says so.
         sent = self.link.send_batch(frames)
         n = len(frames)
         record = self.trace.frame_batch
-        record("out", frames if sent == n else frames[:sent], mark, t=t)
+        record("out", frames if sent == n else frames[:sent], mark, note, t=t)
         if sent < n:
             record("out", frames[sent:], "dropped", "the link's send buffer is full", t=t)
             self.stats["tx_dropped"] = self.stats.get("tx_dropped", 0) + n - sent
@@ -661,3 +665,15 @@ class Host(LoopReader, ArpIcmp):
 
         self.listen_port(port, backlog=backlog, config=config)
         return TcpListener(self, port)
+
+
+def _spoiled(frame: bytes) -> str | None:
+    """The trace's note for an injected frame whose checksum is bad (an ``inject``'s
+    ``bad_checksum``, a scapy expression's ``chksum``): its receiver drops it unread."""
+    try:
+        parse_frame(frame, verify=True)
+    except BadChecksum:  # (a MalformedPacket: caught first)
+        return "bad checksum: the receiver drops it"
+    except MalformedPacket:  # not ours to judge: sent as built
+        pass
+    return None

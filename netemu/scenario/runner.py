@@ -352,7 +352,9 @@ class Runner(StepLoop[S.StepBase]):
         """(seq, ack) a segment going ``direction`` carries next: the sender's next
         sequence number and what it has of the other side. netemu's endpoint knows its
         own (snd.nxt, rcv.nxt); on a raw connection, the trace tells: after the last
-        segment each side sent (a SYN or FIN counts one), else its ISN."""
+        segment each side sent (a SYN or FIN counts one), else its ISN. A segment its
+        receiver threw away unread (a bad checksum, corrupted on the way) moved
+        nothing: the next one takes its place."""
         conn = ctx.conn
         if conn is not None:
             return (
@@ -361,8 +363,10 @@ class Runner(StepLoop[S.StepBase]):
         ctx.learn_isns(self.trace)
         nxt = {"out": ctx.isns.ours, "in": ctx.isns.peers}
         for f in self.trace.frames:
+            if f.mark in ("bad-checksum", "malformed"):
+                continue
             seg = segment_of(f.data)
-            if seg is None or not self._owns(ctx, seg, f.direction):
+            if seg is None or not self._owns(ctx, seg, f.direction) or self._not_intact(f):
                 continue
             end = (seg.seq + seg.seg_len) & 0xFFFFFFFF
             have = nxt[f.direction]

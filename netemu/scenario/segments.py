@@ -295,8 +295,9 @@ def _parse_scapy(value: Any) -> str:
     try:
         ast.parse(value, "<scapy>", mode="eval")
     except SyntaxError as e:
-        where = f"column {e.offset or 1}"
-        if value.count("\n") and e.lineno:
+        # Python gives no column (0) for an expression that stops short: "IP() +"
+        where = f"column {e.offset}" if e.offset else "the end"
+        if value.count("\n") and e.lineno and e.offset:
             where = f"line {e.lineno}, {where}"
         raise UnitError(
             f"not a Python expression: {e.msg} (at {where} of the expression)"

@@ -63,6 +63,14 @@ def test_a_syntax_error_on_a_later_line_of_a_block_string() -> None:
     ], errors
 
 
+def test_an_expression_that_stops_short_is_placed_at_its_end() -> None:
+    # Python gives no column for it (offset 0): "column 1" pointed at the wrong place
+    errors = validate_text(scenario('inject: {scapy: "IP()/TCP() +"}'), "t.yaml")
+    assert [str(e) for e in errors] == [
+        "t.yaml:7:21: scapy: not a Python expression: invalid syntax (at the end of the expression)"
+    ]
+
+
 def test_a_statement_is_not_an_expression() -> None:
     errors = validate_text(scenario('inject: {scapy: "p = IP()"}'), "t.yaml")
     assert len(errors) == 1 and str(errors[0]).startswith(
@@ -394,3 +402,45 @@ steps:
     assert out.passed, out.report["error"]
     ack = [s for s in out.report["segments"] if s["flags"] == "ACK"]
     assert [(s["mark"], s["seq"], s["ack"]) for s in ack] == [("injected", 1, 1)], ack
+
+
+@pytest.mark.root
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(
+    "spoiled",
+    [
+        "inject: {flags: PSH+ACK, data: bad, bad_checksum: true}",
+        "inject: {scapy: \"IP()/TCP(sport=emu_port, dport=peer_port, flags='PA', seq=seq, "
+        "ack=ack, chksum=0x1234)/Raw(b'bad')\"}",
+    ],
+)
+def test_a_segment_the_receiver_threw_away_moves_no_default(tmp_path: Path, spoiled: str) -> None:
+    # A trial user's scenario: the kernel drops the bad-checksum segment unread, so the
+    # next inject's default seq is where that one began (it used to come after it, and
+    # the kernel answered the good segment with a duplicate ACK).
+    out = run(
+        f"""\
+name: spoiled_then_good
+peer: kernel
+connections:
+  r: {{raw: true, port: 8080}}
+steps:
+  - peer: {{listen: 8080}}
+  - inject: {{flags: SYN}}
+  - expect_segment: {{dir: in, flags: SYN+ACK, ack: 1}}
+  - inject: {{flags: ACK}}
+  - peer: accept
+  - {spoiled}
+  - expect_no_segment: {{dir: in, for: 200ms}}
+  - inject: {{flags: PSH+ACK, data: abc}}
+  - expect_segment: {{dir: in, flags: ACK, ack: 4}}
+  - peer: {{expect: abc}}
+""",
+        tmp_path,
+    )
+    assert out.passed, out.report["error"]
+    data = [s for s in out.report["segments"] if s["flags"] == "PSH+ACK"]
+    assert [(s["seq"], s["len"]) for s in data] == [(1, 3), (1, 3)], data
+    # the trace says why the kernel never answered them
+    spoiled_frames = [s for s in out.report["segments"] if s["flags"] == "PSH+ACK"][:1]
+    assert [s.get("note") for s in spoiled_frames] == ["bad checksum: the receiver drops it"]
