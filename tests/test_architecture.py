@@ -85,7 +85,11 @@ LAYERS: dict[str, set[str]] = {
 MAX_MODULE_LINES = 700
 MAX_FUNCTION_LINES = 80
 # Functions allowed over MAX_FUNCTION_LINES, each with the reason it stays whole.
-LONG_FUNCTIONS: dict[str, str] = {}
+LONG_FUNCTIONS: dict[str, str] = {
+    "netemu.wire.tcp:emit": "TcpSegment.emit, every segment sent: three branches sharing their "
+    "locals (NOP-NOP-TS with and without a frame header, any other options); a helper would "
+    "cost a call per segment, and its length is the formatter spreading one 18-field pack",
+}
 LONG_MODULES: dict[str, str] = {}
 
 
@@ -105,37 +109,38 @@ def _part(module: str) -> str:
     return ".".join(parts[:2])
 
 
-def _imports(module: str, path: Path) -> set[str]:
+def _imports(module: str, path: Path) -> set[tuple[str, int]]:
+    """(imported module, line) of every import of netemu's own in ``path``."""
     tree = ast.parse(path.read_text(), str(path))
     package = module.split(".") if path.name == "__init__.py" else module.split(".")[:-1]
-    found = set()
+    found: set[tuple[str, int]] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
-            found.update(a.name for a in node.names)
+            found.update((a.name, node.lineno) for a in node.names)
         elif isinstance(node, ast.ImportFrom):
             if node.level:
                 base = package[: len(package) - node.level + 1]
                 target = ".".join(base + ([node.module] if node.module else []))
                 if not node.module:  # from . import x: x may be a module
-                    found.update(f"{target}.{a.name}" for a in node.names)
+                    found.update((f"{target}.{a.name}", node.lineno) for a in node.names)
             else:
                 target = node.module or ""
-            found.add(target)
-    return {t for t in found if t == "netemu" or t.startswith("netemu.")}
+            found.add((target, node.lineno))
+    return {(t, n) for t, n in found if t == "netemu" or t.startswith("netemu.")}
 
 
 def _edges() -> dict[str, set[tuple[str, str]]]:
-    """part -> {(imported part, by which module)}."""
+    """part -> {(imported part, where: path:line)}."""
     mods = _modules()
     edges: dict[str, set[tuple[str, str]]] = {}
     for name, path in mods.items():
         src = _part(name)
-        for target in _imports(name, path):
+        for target, line in _imports(name, path):
             while target not in mods:  # `from . import name`: name is a module or not
                 target = target.rpartition(".")[0]
             dst = _part(target)
             if dst != src:
-                edges.setdefault(src, set()).add((dst, name))
+                edges.setdefault(src, set()).add((dst, f"{path.relative_to(ROOT)}:{line}"))
     return edges
 
 
@@ -146,7 +151,8 @@ def test_every_part_has_a_layer_row():
 
 def test_each_part_imports_only_what_its_layer_allows():
     wrong = [
-        f"{by} imports {dst} ({src} may import: {sorted(LAYERS.get(src, ()))})"
+        f"{by}: {src} imports {dst}, which its row in LAYERS does not allow "
+        f"(it may import: {sorted(LAYERS.get(src, ())) or 'nothing of netemu'})"
         for src, targets in sorted(_edges().items())
         for dst, by in sorted(targets)
         if dst not in LAYERS.get(src, set())
@@ -207,6 +213,8 @@ def test_no_function_is_over_the_limit():
     assert long.keys() <= LONG_FUNCTIONS.keys(), (
         f"functions over {MAX_FUNCTION_LINES} lines: {long}"
     )
+    stale = LONG_FUNCTIONS.keys() - long.keys()
+    assert not stale, f"LONG_FUNCTIONS lists functions no longer over the limit: {stale}"
 
 
 def test_the_function_count_finds_a_long_method():
