@@ -334,7 +334,7 @@ class Host(LoopReader, ArpIcmp):
         frame = self._frame_for(seg, dst_ip)
         if frame is None:
             raise HostError(f"no ARP entry for {dst_ip}: resolve it first")
-        self._transmit([frame], "injected", _spoiled(frame) if seg.checksum is not None else None)
+        self._transmit([frame], "injected", spoiled(frame) if seg.checksum is not None else None)
         return frame
 
     def inject_inbound(self, seg: TcpSegment, src_ip: str) -> bytes:
@@ -355,10 +355,12 @@ class Host(LoopReader, ArpIcmp):
         self._flush(now)
         return frame
 
-    def inject_frame(self, frame: bytes) -> None:
-        """Send a frame made whole elsewhere (a .pkt script's, in any address) on our
-        link, past the impairments, recorded as injected."""
-        self._transmit([frame], "injected", _spoiled(frame))
+    def inject_frame(self, frame: bytes, note: str | None = None) -> None:
+        """Send a frame made whole elsewhere (a .pkt script's, a scapy expression's, in
+        any address) on our link, past the impairments, recorded as injected with
+        ``note``. Nothing is parsed here: a .pkt script's packets go out on its
+        schedule (``spoiled`` tells a caller with time to spare about a bad checksum)."""
+        self._transmit([frame], "injected", note)
 
     def _transmit(
         self, frames: list[bytes], mark: str | None = None, note: str | None = None
@@ -667,7 +669,7 @@ class Host(LoopReader, ArpIcmp):
         return TcpListener(self, port)
 
 
-def _spoiled(frame: bytes) -> str | None:
+def spoiled(frame: bytes) -> str | None:
     """The trace's note for an injected frame whose checksum is bad (an ``inject``'s
     ``bad_checksum``, a scapy expression's ``chksum``): its receiver drops it unread."""
     try:

@@ -18,6 +18,7 @@ from ..run.peerview import infer_peer_states
 from ..run.result import OnStep, Outcome, StepResult
 from ..run.rundir import Progress, write_run_dir
 from ..trace.record import Trace
+from ..wire.frame import warm_decoders
 from .commands import CommandResult, run_command
 from .load import PktScript
 from .model import Command
@@ -265,6 +266,7 @@ class PktRun:
             seed=self.seed,
         )
         await runner.start()
+        warm_decoders()  # before the script's clock starts: none compiles on its first frame
         self.phases["setup"] = time.monotonic() - self.t0
         try:
             passed = await runner.run()

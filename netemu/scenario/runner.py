@@ -16,7 +16,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from ..host import DropRule, Host, TcpStream
-from ..host.host import ZERO_MAC
+from ..host.host import ZERO_MAC, spoiled
 from ..run.hooks import Hooks
 from ..run.peerview import PeerView, SockView, matching, peer_record, states_of
 from ..run.result import OnStep, StepFailed, StepResult
@@ -341,7 +341,7 @@ class Runner(StepLoop[S.StepBase]):
         if direction == "out":
             ends = Ends(emu, peer, host.mac, await host.resolve(peer))
             for frame in craft(expr, values, ends, self.lab.mtu):
-                host.inject_frame(frame)
+                host.inject_frame(frame, spoiled(frame))
             return
         # to netemu's endpoint: the host makes the frame again, from the segment
         ends = Ends(peer, emu, ZERO_MAC, host.mac)

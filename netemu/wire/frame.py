@@ -29,6 +29,7 @@ from .tcp import (
     TcpSegment,
     _parse_options_general,
     option_layout,
+    warm_option_decoders,
 )
 
 
@@ -332,6 +333,16 @@ def _parse_frame_general(buf: bytes, verify: bool) -> Frame:
 
 _FRAME_DECODERS = cast("list[tuple[FrameDecoder, ...]]", _decoder_table())
 _TCP_DECODERS = cast("list[tuple[TcpFrameDecoder, ...]]", _decoder_table(lean=True))
+
+
+def warm_decoders() -> None:
+    """Compile every decoder now (~6 ms) rather than on the first frame of its layout
+    (up to ~1.3 ms then): for a run whose timing is judged to the millisecond (a .pkt
+    script, packetdrill's 4 ms), before its clock starts."""
+    for doff in range(5, 16):
+        _FRAME_DECODERS[doff] = cast("tuple[FrameDecoder, ...]", _frame_decoders(doff, False))
+        _TCP_DECODERS[doff] = cast("tuple[TcpFrameDecoder, ...]", _frame_decoders(doff, True))
+    warm_option_decoders()
 
 
 _ETH_IP = struct.Struct("!16sHHH2sH8s")  # as FrameHead.pack fills it (see its fields)

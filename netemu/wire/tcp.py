@@ -409,6 +409,12 @@ for _length in dict.fromkeys(layout.length for layout in OPTION_LAYOUTS):
 del _length
 
 
+def warm_option_decoders() -> None:
+    """Compile every option decoder now (see frame.warm_decoders)."""
+    for length in _DECODERS:
+        _DECODERS[length] = _option_decoders(length)
+
+
 def parse_options(buf: bytes, start: int, end: int) -> tuple[tuple[TcpOption, ...], bytes]:
     """Options in ``buf[start:end]``, and the bytes that follow an EOL (padding)."""
     for decode in _DECODERS.get(end - start, ()):
