@@ -7,9 +7,29 @@ its path), so it loads this file by its path.
 
 ``kind``: how the value travels: ``int``, ``str`` (TCP_CONGESTION), ``linger``
 (SO_LINGER's pair).
+
+Also the kernel's TCP state numbers (``TCP_STATES``), which the agent's TCP_INFO and
+sock_diag (``lab/diag.py``) both report.
 """
 
 import socket
+
+# Kernel TCP_* state numbers (include/net/tcp_states.h) -> RFC 9293 names;
+# 12, TCP_NEW_SYN_RECV, is a request socket: SYN-RECEIVED.
+TCP_STATES: dict[int, str] = {
+    1: "ESTABLISHED",
+    2: "SYN-SENT",
+    3: "SYN-RECEIVED",
+    4: "FIN-WAIT-1",
+    5: "FIN-WAIT-2",
+    6: "TIME-WAIT",
+    7: "CLOSED",
+    8: "CLOSE-WAIT",
+    9: "LAST-ACK",
+    10: "LISTEN",
+    11: "CLOSING",
+    12: "SYN-RECEIVED",
+}
 
 OPTIONS: dict[str, tuple[int, int, str]] = {
     "SO_RCVBUF": (socket.SOL_SOCKET, socket.SO_RCVBUF, "int"),

@@ -36,7 +36,11 @@ LAYERS: dict[str, set[str]] = {
     "netemu.link": {"netemu.linux"},  # AF_PACKET sockets
     "netemu.host": {"netemu.wire", "netemu.tcp", "netemu.impair", "netemu.trace"},  # asyncio
     "netemu.testing": {"netemu.wire", "netemu.tcp", "netemu.host"},  # in-memory nets, states
-    "netemu.lab": {"netemu.linux", "netemu.link"},  # namespaces, veths, peers, tracepoints
+    "netemu.lab": {
+        "netemu.linux",
+        "netemu.sockopts",
+        "netemu.link",
+    },  # namespaces, veths, peers, tracepoints
     # runs: the layer every kind of run stands on, then the two script formats
     "netemu.run": {"netemu.wire", "netemu.impair", "netemu.trace", "netemu.host", "netemu.lab"},
     "netemu.scenario": {

@@ -53,25 +53,15 @@ if TYPE_CHECKING:
     # A decoded request or reply: JSON values, plus ``data`` (bytes) when it has a payload.
     Message = dict[str, Any]
 
-# The option table is netemu/sockopts.py (a leaf the scenario format reads too); the agent
-# runs alone (python -I -S, no netemu on its path), so it runs that file by its path.
-OPTIONS: dict[str, tuple[int, int, str]] = runpy.run_path(
+# The option and state tables are netemu/sockopts.py's (a leaf the scenario format and
+# lab/diag.py read too); the agent runs alone (python -I -S, no netemu on its path), so it
+# runs that file by its path.
+_SOCKOPTS = runpy.run_path(
     os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "sockopts.py")
-)["OPTIONS"]
+)
+OPTIONS: dict[str, tuple[int, int, str]] = _SOCKOPTS["OPTIONS"]
+_TCP_STATES: dict[int, str] = _SOCKOPTS["TCP_STATES"]
 TCP_INFO = 11
-_TCP_STATES = {
-    1: "ESTABLISHED",
-    2: "SYN-SENT",
-    3: "SYN-RECEIVED",
-    4: "FIN-WAIT-1",
-    5: "FIN-WAIT-2",
-    6: "TIME-WAIT",
-    7: "CLOSED",
-    8: "CLOSE-WAIT",
-    9: "LAST-ACK",
-    10: "LISTEN",
-    11: "CLOSING",
-}
 _PATTERN = bytes(range(256)) * 256  # 64 KiB
 
 

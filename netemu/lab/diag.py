@@ -22,6 +22,8 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from ..sockopts import TCP_STATES
+
 NETLINK_SOCK_DIAG = 4
 SOCK_DIAG_BY_FAMILY = 20
 SOCK_DESTROY = 21
@@ -42,22 +44,6 @@ INET_DIAG_SHUTDOWN = 8
 EXT_INFO = 1 << (INET_DIAG_INFO - 1)
 EXT_CONG = 1 << (INET_DIAG_CONG - 1)
 ALL_STATES = 0xFFFFFFFF
-
-# Kernel TCP_* state numbers -> RFC 9293 names (NEW_SYN_RECV: a request socket).
-STATE_NAMES = {
-    1: "ESTABLISHED",
-    2: "SYN-SENT",
-    3: "SYN-RECEIVED",
-    4: "FIN-WAIT-1",
-    5: "FIN-WAIT-2",
-    6: "TIME-WAIT",
-    7: "CLOSED",
-    8: "CLOSE-WAIT",
-    9: "LAST-ACK",
-    10: "LISTEN",
-    11: "CLOSING",
-    12: "SYN-RECEIVED",
-}
 
 # struct tcp_info (linux/tcp.h): (name, struct code), in order; bytes 6 and 7 are bit
 # fields decoded by hand. Newer kernels append fields: we decode what arrived.
@@ -244,7 +230,7 @@ def parse_diag_msg(data: bytes, off: int, end: int) -> SockState:
             shut = payload[0]
         a += (alen + 3) & ~3
     return SockState(
-        state=STATE_NAMES.get(state, f"state-{state}"),
+        state=TCP_STATES.get(state, f"state-{state}"),
         local=(_ip(family, src), int.from_bytes(sport, "big")),
         remote=(_ip(family, dst), int.from_bytes(dport, "big")),
         family=4 if family == socket.AF_INET else 6,

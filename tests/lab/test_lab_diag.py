@@ -9,7 +9,8 @@ import time
 import pytest
 
 from netemu.lab import KernelAgent, Lab
-from netemu.lab.diag import STATE_NAMES, SockState, decode_tcp_info
+from netemu.lab.diag import SockState, decode_tcp_info
+from netemu.sockopts import TCP_STATES as STATE_NAMES
 
 
 def test_tcp_info_bitfields() -> None:
