@@ -178,13 +178,22 @@ def test_layers_form_no_cycle():
 def test_the_named_rules_hold():
     """The rules issue 18 names, spelled out (LAYERS implies them; a row edited by
     mistake should not quietly undo one)."""
-    edges = {src: {dst for dst, _ in targets} for src, targets in _edges().items()}
-    assert "netemu.pkt" not in edges.get("netemu.scenario", set())
-    assert "netemu.scenario" not in edges.get("netemu.pkt", set())
-    assert "netemu.lab" not in edges.get("netemu.link", set())
-    assert "netemu.cli" not in edges.get("netemu.scenario", set()) | edges.get("netemu.pkt", set())
-    assert edges.get("netemu.wire", set()) == set()
-    assert edges.get("netemu.tcp", set()) <= {"netemu.wire"}
+    edges = _edges()
+
+    def where(src: str, dst: str) -> list[str]:
+        return sorted(by for d, by in edges.get(src, set()) if d == dst)
+
+    for src, dst in [
+        ("netemu.scenario", "netemu.pkt"),
+        ("netemu.pkt", "netemu.scenario"),
+        ("netemu.link", "netemu.lab"),
+        ("netemu.scenario", "netemu.cli"),
+        ("netemu.pkt", "netemu.cli"),
+    ]:
+        assert not where(src, dst), f"{src} must not import {dst}: {where(src, dst)}"
+    for src, allowed in [("netemu.wire", set()), ("netemu.tcp", {"netemu.wire"})]:
+        extra = sorted(by for d, by in edges.get(src, set()) if d not in allowed)
+        assert not extra, f"{src} may import only {sorted(allowed) or 'nothing'}: {extra}"
 
 
 def test_no_module_is_over_the_limit():
@@ -193,29 +202,39 @@ def test_no_module_is_over_the_limit():
         for p in _modules().values()
         if (n := len(p.read_text().splitlines())) > MAX_MODULE_LINES
     }
-    assert long.keys() <= LONG_MODULES.keys(), f"modules over {MAX_MODULE_LINES} lines: {long}"
+    new = {m: n for m, n in long.items() if m not in LONG_MODULES}
+    assert not new, (
+        f"modules over {MAX_MODULE_LINES} lines: {new}: move a coherent part into a sibling "
+        "module (docs/design.md), or list it in LONG_MODULES with the reason it stays whole"
+    )
 
 
-def _long_functions(source: str) -> dict[str, int]:
+def _long_functions(source: str) -> dict[str, tuple[int, int]]:
     """Functions (methods and nested ones too) longer than MAX_FUNCTION_LINES, counted
-    from `def` (decorators aside) to their last line."""
+    from `def` (decorators aside) to their last line: name -> (lines, line of `def`)."""
     long = {}
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
             n = (node.end_lineno or node.lineno) - node.lineno + 1
             if n > MAX_FUNCTION_LINES:
-                long[node.name] = n
+                long[node.name] = (n, node.lineno)
     return long
 
 
 def test_no_function_is_over_the_limit():
     long = {
-        f"{name}:{fn}": n
+        f"{name}:{fn}": (n, f"{path.relative_to(ROOT)}:{line}")
         for name, path in _modules().items()
-        for fn, n in _long_functions(path.read_text()).items()
+        for fn, (n, line) in _long_functions(path.read_text()).items()
     }
-    assert long.keys() <= LONG_FUNCTIONS.keys(), (
-        f"functions over {MAX_FUNCTION_LINES} lines: {long}"
+    new = [
+        f"{where} {key} ({n} lines)"
+        for key, (n, where) in long.items()
+        if key not in LONG_FUNCTIONS
+    ]
+    assert not new, (
+        f"functions over {MAX_FUNCTION_LINES} lines: {new}: split into named steps, or list "
+        "one in LONG_FUNCTIONS with the reason it stays whole (a per-packet path, say)"
     )
     stale = LONG_FUNCTIONS.keys() - long.keys()
     assert not stale, f"LONG_FUNCTIONS lists functions no longer over the limit: {stale}"
@@ -224,7 +243,7 @@ def test_no_function_is_over_the_limit():
 def test_the_function_count_finds_a_long_method():
     body = "\n".join(f"        x{i} = {i}" for i in range(MAX_FUNCTION_LINES))
     src = f"class C:\n    def short(self):\n        pass\n\n    async def long(self):\n{body}\n"
-    assert _long_functions(src) == {"long": MAX_FUNCTION_LINES + 1}
+    assert _long_functions(src) == {"long": (MAX_FUNCTION_LINES + 1, 5)}
 
 
 def test_wire_opens_no_file_when_imported():
