@@ -17,6 +17,7 @@ the kernel refuses) is a skip with the reason, and a failure when ``CI`` is set.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -211,7 +212,9 @@ class NetemuItem(pytest.Item):
             run_dir = self._run_dir()
             try:
                 outcome = asyncio.run(self._start(run_dir))
-            except (EnvironmentProblem, LabError) as e:
+            except (EnvironmentProblem, LabError) as e:  # (a sysctl the kernel refuses)
+                with contextlib.suppress(OSError):
+                    run_dir.rmdir()  # made for this run, still empty: nothing left behind
                 _skip_or_fail(f"{self.source.name}: {e}")
             if not outcome.report.get("netemu_late"):
                 break

@@ -17,7 +17,7 @@ from plugin_helpers import FAILING, PLUGIN, ROOT, netemu_files
 # a second of loaders and run layer each time).
 import netemu.pkt.session
 import netemu.scenario.loader
-import netemu.scenario.session  # noqa: F401
+import netemu.scenario.session
 
 
 def _ids(result: pytest.RunResult) -> list[str]:
@@ -145,6 +145,24 @@ def test_under_ci_an_environment_problem_fails(run, pytester, monkeypatch):
     result = run("net/handshake.yaml")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*needs root*CI is set, so this is a failure, not a skip*"])
+
+
+def test_an_environment_problem_of_the_run_is_a_skip(run, pytester, monkeypatch):
+    # what the run itself finds (Go missing, a lab the kernel refuses): as off root
+    from netemu.run.result import EnvironmentProblem
+
+    async def refused(*args, **kw):
+        raise EnvironmentProblem("needs Go (golang-go)")
+
+    monkeypatch.setattr(netemu.scenario.session, "run_scenario", refused)
+    monkeypatch.delenv("CI", raising=False)
+    netemu_files(pytester.path / "net")
+    result = run("-rs", "net/handshake.yaml", "--netemu-output", "out")
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines(["SKIPPED * handshake: needs Go (golang-go)"])
+    assert list((pytester.path / "out").iterdir()) == []  # its empty run directory removed
+    monkeypatch.setenv("CI", "1")
+    run("net/handshake.yaml").assert_outcomes(failed=1)
 
 
 # --- runs ---------------------------------------------------------------------------------
