@@ -11,7 +11,24 @@ import shutil
 
 import pytest
 
+# pytester, for tests/plugin (netemu's pytest plugin run inside pytest): pytest takes
+# pytest_plugins from the top-level conftest only.
+pytest_plugins = ["pytester"]
+
 IN_CI = os.environ.get("CI", "").lower() not in ("", "0", "false", "no")
+
+# The test suite's fixtures, never netemu items of the pytest plugin (netemu/pytest_plugin.py
+# collects the .yaml and .pkt files of a directory given on the command line, so
+# `pytest tests/` would run them): malformed scenarios and scripts made to fail loading,
+# and valid ones the format's tests read. tests/pkt/scripts is collected (its own
+# conftest.py leaves out the two scripts that need a command line).
+collect_ignore = [
+    "corpus/pkt",
+    "corpus/scenario",
+    "corpus/valid",
+    "scenario/malformed",
+    "scenario/valid",
+]
 
 # pytest imports readline before any conftest (_pytest/capture.py), and GNU readline
 # exports COLUMNS=80 and LINES=24 to every process started after it: the xdist

@@ -84,6 +84,14 @@ LAYERS: dict[str, set[str]] = {
         "netemu.bench",
     },
     "netemu.__main__": {"netemu.cli"},
+    # the pytest plugin: a top-level part beside the command line, running files as it does
+    "netemu.pytest_plugin": {
+        "netemu.source_error",
+        "netemu.lab",
+        "netemu.run",
+        "netemu.scenario",
+        "netemu.pkt",
+    },
 }
 
 MAX_MODULE_LINES = 700
