@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NoReturn
@@ -164,12 +163,12 @@ def in_ci() -> bool:
 
 def environment_problem() -> str | None:
     """Why no lab can be made here, or None (as ``netemu run`` checks, exit 3)."""
-    if os.geteuid() != 0:
-        return "needs root to create network namespaces (netemu runs each file in a lab)"
-    missing = [t for t in ("ip", "ethtool") if shutil.which(t) is None]
-    if missing:
-        return f"missing tools: {', '.join(missing)}"
-    return None
+    from netemu.run.environment import lab_problem
+
+    problem = lab_problem()
+    if problem is not None and not problem.startswith("missing"):
+        problem += " (netemu runs each file in a lab)"
+    return problem
 
 
 def _skip_or_fail(why: str) -> NoReturn:

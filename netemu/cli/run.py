@@ -169,16 +169,15 @@ def load_all(files: list[Path], args: argparse.Namespace, overrides: dict[str, f
 
 
 def _environment() -> str | None:
-    """Why no run can happen here (exit 3), or None."""
-    import os
-    import shutil
+    """Why no run can happen here (exit 3), or None; with what to do about it."""
+    from ..run.environment import lab_problem
 
-    if os.geteuid() != 0:
-        return "needs root to create network namespaces (try: sudo netemu run …)"
-    missing = [t for t in ("ip", "ethtool") if shutil.which(t) is None]
-    if missing:
-        return f"missing tools: {', '.join(missing)} (make install)"
-    return None
+    problem = lab_problem()
+    if problem is None:
+        return None
+    return problem + (
+        " (make install)" if problem.startswith("missing") else " (try: sudo netemu run …)"
+    )
 
 
 def _prepare_gc(kinds: set[str]) -> None:
