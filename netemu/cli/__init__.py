@@ -256,6 +256,10 @@ def _add_show(sub: argparse._SubParsersAction) -> None:
     show = sub.add_parser(
         "show",
         help="draw the ladder diagram of any pcap/pcapng, with TCP states inferred (RFC 9293)",
+        description="Draws the ladder of the TCP-over-IPv4 connections in a pcap or pcapng "
+        "file (a run's trace.pcap, or any capture), with both sides' states inferred from "
+        "the packets (RFC 9293) and a run's marks read back from its packet comments; the "
+        "frames it does not draw are counted in a footnote. docs/trace.md.",
     )
     show.add_argument("pcap", metavar="FILE.pcap")
     show.add_argument("--html", metavar="OUT", help="also write a self-contained HTML ladder")
