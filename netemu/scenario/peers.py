@@ -209,9 +209,6 @@ class Impairment(Strict):
         out = Impairment.model_construct(**data)
         return out
 
-    def is_clean(self) -> bool:
-        return all(getattr(self, k) in (None, 0) for k in Impairment.model_fields)
-
 
 class Network(Impairment):
     """Impairments: keys at this level apply to both directions; ``out:`` (netemu -> peer)

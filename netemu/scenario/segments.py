@@ -245,12 +245,6 @@ class SegmentFields(Fields):
     hex: Hex | None = Field(None, description="exact payload, as hex")
     options: OptionsMatch | None = None
 
-    def match_fields(self) -> dict[str, Any]:
-        """The fields that constrain something (not None)."""
-        return {
-            k: getattr(self, k) for k in SegmentFields.model_fields if getattr(self, k) is not None
-        }
-
     def _check_payload(self) -> None:
         if self.data is not None and self.hex is not None:
             raise fail("give only one of 'data' or 'hex'")
