@@ -17,10 +17,11 @@ the kernel refuses) is a skip with the reason, and a failure when ``CI`` is set.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -33,6 +34,7 @@ _SNIFF_BYTES = 1 << 20  # as far as the scenario loader reads
 _LADDER_LINES = 15  # of ladder.txt around the failure, in a failed item's report
 _LATE_TRIES = 3  # a run netemu itself was late in has no verdict: made again, at most
 _ROOTS = pytest.StashKey[list[Path]]()
+_LAB_DIRS = pytest.StashKey[list[Path]]()  # the run directories of a test's netemu_lab
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -43,6 +45,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         help="put each item's run directory under DIR (default: pytest's temporary directory)",
     )
+    group.addoption(
+        "--netemu-shard",
+        metavar="I/N",
+        default=None,
+        type=_shard,
+        help="run only shard I of N (1 <= I <= N) of the collected tests, for a suite "
+        "spread over N CI machines: every Nth test in collection order, so the N shards "
+        "together run each test once (docs/python.md)",
+    )
     parser.addini(
         "netemu_paths",
         type="paths",
@@ -50,6 +61,28 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="directories (or files) whose .yaml/.yml/.pkt files are collected as netemu "
         "items when pytest visits them, besides the paths given on the command line",
     )
+
+
+def _shard(text: str) -> tuple[int, int]:
+    m = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text)
+    if m is None or not 1 <= int(m[1]) <= int(m[2]):
+        raise argparse.ArgumentTypeError(f"expected I/N with 1 <= I <= N (e.g. 2/4), got {text!r}")
+    return int(m[1]), int(m[2])
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """``--netemu-shard I/N``: keep items I, I+N, I+2N… (1-based) of the collection,
+    deselect the rest. Collection order is the same on every machine for the same
+    checkout and arguments, so the shards never overlap and together cover all."""
+    shard = config.getoption("netemu_shard", None)
+    if shard is None:
+        return
+    i, n = shard
+    keep = [item for k, item in enumerate(items) if k % n == i - 1]
+    drop = [item for k, item in enumerate(items) if k % n != i - 1]
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -232,17 +265,10 @@ class NetemuItem(pytest.Item):
         return await run_scenario(self.source, run_dir)
 
     def _run_dir(self) -> Path:
-        """A new run directory: under --netemu-output DIR, else pytest's temporary
-        directory (each xdist worker has its own)."""
-        out = self.config.getoption("netemu_output")
-        if out:
-            from netemu.run.rundir import default_run_dir
-
-            return default_run_dir(self.source.name, out)
-        factory = getattr(self.config, "_tmp_path_factory")  # noqa: B009 (set by pytest)
         stem = re.sub(r"[^A-Za-z0-9_.-]+", "-", self.path.stem) or "scenario"
-        path: Path = factory.mktemp(stem, numbered=True)
-        return path
+        if self.config.getoption("netemu_output"):
+            stem = self.source.name
+        return _new_run_dir(self.config, stem)
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
         if isinstance(excinfo.value, NetemuFailed):
@@ -284,3 +310,59 @@ def ladder_excerpt(path: Path, size: int = _LADDER_LINES) -> list[str]:
         end = min(len(lines), marks[0] + size // 3 + 1)
     start = max(0, end - size)
     return [line.rstrip() for line in lines[start:end]]
+
+
+# --- the Python API's fixture (netemu.api, docs/python.md) ------------------------------
+
+
+@pytest.fixture
+def netemu_lab(request: pytest.FixtureRequest) -> Callable[..., Any]:
+    """``netemu.api.open_lab`` for a test: ``async with netemu_lab(peer="kernel") as
+    lab: ...``, with the test's own run directory (pytest's temporary directory, or
+    under ``--netemu-output``). A plain fixture returning the opener, so it serves
+    asyncio (pytest-asyncio) and anyio tests alike. The test is skipped where no lab can
+    be made (a failure when CI is set); when it fails, its report ends with the ladder
+    around the failure and the run directory."""
+    problem = environment_problem()
+    if problem is not None:
+        _skip_or_fail(problem)
+    from netemu.api import open_lab
+
+    dirs = request.node.stash.setdefault(_LAB_DIRS, [])
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "-", request.node.name)[:60] or "lab"
+
+    def opener(name: str | None = None, **settings: Any) -> Any:
+        run_dir = _new_run_dir(request.config, name or stem)
+        dirs.append(run_dir)
+        return open_lab(name or stem, run_dir=run_dir, **settings)
+
+    return opener
+
+
+def _new_run_dir(config: pytest.Config, name: str) -> Path:
+    """A new run directory: under --netemu-output DIR, else pytest's temporary
+    directory (each xdist worker has its own)."""
+    out = config.getoption("netemu_output")
+    if out:
+        from netemu.run.rundir import default_run_dir
+
+        return default_run_dir(name, out)
+    factory = getattr(config, "_tmp_path_factory")  # noqa: B009 (set by pytest)
+    path: Path = factory.mktemp(name, numbered=True)
+    return path
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """A failed test that opened labs with ``netemu_lab``: a section per lab in its
+    report, the ladder around the failure and the run directory."""
+    report = yield
+    dirs = item.stash.get(_LAB_DIRS, None)
+    if dirs and report.when == "call" and report.failed:
+        for run_dir in dirs:
+            lines = ladder_excerpt(run_dir / "ladder.txt")
+            text = "\n".join([*lines, "", f"run directory: {run_dir}"])
+            report.sections.append((f"netemu lab {run_dir.name}", text))
+    return report

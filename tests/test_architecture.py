@@ -84,9 +84,19 @@ LAYERS: dict[str, set[str]] = {
         "netemu.bench",
     },
     "netemu.__main__": {"netemu.cli"},
+    # the Python API (docs/python.md): endpoint scenarios a step at a time
+    "netemu.api": {
+        "netemu.source_error",
+        "netemu.host",
+        "netemu.lab",
+        "netemu.run",
+        "netemu.scenario",
+        "netemu.trace",
+    },
     # the pytest plugin: a top-level part beside the command line, running files as it does
     "netemu.pytest_plugin": {
         "netemu.source_error",
+        "netemu.api",
         "netemu.lab",
         "netemu.run",
         "netemu.scenario",

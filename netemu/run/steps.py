@@ -56,9 +56,10 @@ class StepLoop(Generic[StepT]):
     def note(self, text: str, kind: str) -> None:
         self.trace.notes.append(NoteRecord(time.monotonic(), text, kind))
 
-    async def run_steps(self, steps: Sequence[StepT]) -> bool:
-        """Every step in order until one fails (False) or all passed (True)."""
-        for i, step in enumerate(steps, 1):
+    async def run_steps(self, steps: Sequence[StepT], first: int = 1) -> bool:
+        """Every step in order until one fails (False) or all passed (True); the first
+        is step number ``first`` (netemu.api runs its steps one call at a time)."""
+        for i, step in enumerate(steps, first):
             res = self.new_result(i, step)
             self.results.append(res)
             self.begin(res, step)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +61,7 @@ def _check_congestion(sc: S.Scenario) -> None:
             )
 
 
-async def _start_peers(runner: Runner) -> None:
+async def start_peers(runner: Runner) -> None:
     try:
         await runner.start_peers()
     except FileNotFoundError as e:  # a command: peer's program is not there
@@ -77,64 +78,98 @@ async def _run_in_lab(
     isn_secret: bytes | None,
     progress: Progress,
 ) -> Outcome:
+    passed = False
+    error: str | None = None
+    with contextlib.ExitStack() as hold:
+        async with endpoint_lab(
+            sc,
+            run_dir,
+            hold=hold,
+            pipes=pipes,
+            isn_secret=isn_secret,
+            on_step=on_step,
+            progress=progress,
+        ) as runner:
+            try:
+                await start_peers(runner)
+                passed = await runner.run()
+            except EnvironmentProblem:
+                raise
+            except Exception as e:  # a peer that would not start, the lab: a failed run
+                error = f"{type(e).__name__}: {e}"
+        progress.trace = None  # finished: the outputs below are the run's
+        return write_outputs(
+            sc, run_dir, runner.trace, runner, passed, error, time.monotonic() - progress.t0
+        )
+
+
+@contextlib.asynccontextmanager
+async def endpoint_lab(
+    sc: S.Scenario,
+    run_dir: Path | None,
+    *,
+    hold: contextlib.ExitStack,
+    pipes: Pipelines,
+    isn_secret: bytes | None,
+    on_step: OnStep | None = None,
+    progress: Progress | None = None,
+) -> AsyncIterator[Runner]:
+    """A lab for an endpoint scenario, up: its peer namespace (sysctls, congestion
+    control), netemu's host on the emulator's end with the impairment pipelines, the
+    trace (streamed to ``run_dir``/trace.pcap when given) and the scenario's runner,
+    whose peers are not started yet (``start_peers``). On the way out: the runner
+    stopped, the host closed, the lab down, and signals held (on ``hold``, the
+    caller's) from the run's end until the caller has written its outputs. ``netemu
+    run`` and the Python API (netemu.api) both open their labs here."""
     from ..host import Host
     from ..lab.core import Lab, signals_deferred
     from ..trace.record import NoteRecord, Trace
 
-    passed = False
-    error: str | None = None
-    with contextlib.ExitStack() as hold:
-        async with contextlib.AsyncExitStack() as stack:  # (the pcap as the run goes)
-            with Lab(peer_sysctls=peer_sysctls(sc), congestion=congestion(sc)) as lab:
-                if lab.cc_per_socket:
-                    _check_congestion(sc)
-                trace = Trace(emulator_ip=lab.emu_ip, peer_ip=lab.peer_ip)
+    async with contextlib.AsyncExitStack() as stack:  # (the pcap as the run goes)
+        with Lab(peer_sysctls=peer_sysctls(sc), congestion=congestion(sc)) as lab:
+            if lab.cc_per_socket:
+                _check_congestion(sc)
+            trace = Trace(emulator_ip=lab.emu_ip, peer_ip=lab.peer_ip)
+            if progress is not None:
                 progress.trace = trace
-                for note in lab.notes:  # e.g. the congestion control set per socket
-                    trace.notes.append(NoteRecord(time.monotonic(), note, "note"))
-                # Plain AF_PACKET sockets, no packet rings: a scenario scripts a handful of
-                # segments, and the rings' set-up and teardown (an 8 MiB mapping, RCU grace
-                # periods on close) cost ~60 ms of every run, more than a whole trivial run
-                # spends with its lab up; they pay off on bulk transfers (docs/lab.md).
-                link = lab.open_link(tx_ring=0, rx_ring=0)
-                # Each frame at the time the kernel took it in, on the clock of the peer kernel's
-                # tracepoints: the ladder orders both sides' events by it (one recvmsg a frame:
-                # a scenario's handful, not bulk; docs/trace.md).
-                link.enable_rx_timestamps()
-                host = await Host(
-                    link,
-                    lab.emu_ip,
-                    lab.emu_mac,
-                    config=sc.config_for(None),
-                    isn_secret=isn_secret,
-                    trace=trace,
-                ).start()
-                host.record_rx_stamps = True
-                host.impair_out, host.impair_in = pipes
-                runner = Runner(sc, lab=lab, host=host, on_step=on_step)
+            for note in lab.notes:  # e.g. the congestion control set per socket
+                trace.notes.append(NoteRecord(time.monotonic(), note, "note"))
+            # Plain AF_PACKET sockets, no packet rings: a scenario scripts a handful of
+            # segments, and the rings' set-up and teardown (an 8 MiB mapping, RCU grace
+            # periods on close) cost ~60 ms of every run, more than a whole trivial run
+            # spends with its lab up; they pay off on bulk transfers (docs/lab.md).
+            link = lab.open_link(tx_ring=0, rx_ring=0)
+            # Each frame at the time the kernel took it in, on the clock of the peer kernel's
+            # tracepoints: the ladder orders both sides' events by it (one recvmsg a frame:
+            # a scenario's handful, not bulk; docs/trace.md).
+            link.enable_rx_timestamps()
+            host = await Host(
+                link,
+                lab.emu_ip,
+                lab.emu_mac,
+                config=sc.config_for(None),
+                isn_secret=isn_secret,
+                trace=trace,
+            ).start()
+            host.record_rx_stamps = True
+            host.impair_out, host.impair_in = pipes
+            runner = Runner(sc, lab=lab, host=host, on_step=on_step)
+            if progress is not None:
                 progress.account = interrupted_account(sc, runner, {})
-                try:
+            try:
+                if run_dir is not None:
                     await stack.enter_async_context(pcap_streamed(trace, run_dir))
-                    await _start_peers(runner)
-                    passed = await runner.run()
-                except EnvironmentProblem:
-                    raise
-                except Exception as e:  # a peer that would not start, the lab: a failed run
-                    error = f"{type(e).__name__}: {e}"
-                finally:
-                    # From the run's end to its outputs written, signals wait (a SIGTERM
-                    # between the lab's teardown and the report killed the process with
-                    # only the pcap written).
-                    hold.enter_context(signals_deferred())
-                    await runner.stop()
-                    host.close()
-        progress.trace = None  # finished: the outputs below are the run's
-        return _write_outputs(
-            sc, run_dir, trace, runner, passed, error, time.monotonic() - progress.t0
-        )
+                yield runner
+            finally:
+                # From the run's end to its outputs written, signals wait (a SIGTERM
+                # between the lab's teardown and the report killed the process with
+                # only the pcap written).
+                hold.enter_context(signals_deferred())
+                await runner.stop()
+                host.close()
 
 
-def _write_outputs(
+def write_outputs(
     sc: S.Scenario,
     run_dir: Path,
     trace: Any,
@@ -143,6 +178,8 @@ def _write_outputs(
     error: str | None,
     duration: float,
 ) -> Outcome:
+    """The run directory of an endpoint run (netemu run, netemu.api): its verdict is a
+    pass when every step passed and nothing else went wrong (``error``)."""
     if error is None:
         error = runner.failure()
     ok = passed and error is None
