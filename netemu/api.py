@@ -33,6 +33,7 @@ and report.json there; ``result`` says "pass" unless a step failed or the body r
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
@@ -88,9 +89,19 @@ def _caller() -> tuple[str, int]:
     return frame.f_code.co_filename, frame.f_lineno
 
 
-def _scenario(name: str, settings: Mapping[str, Any], steps: Sequence[Any]) -> Scenario:
+def _scenario(
+    name: str,
+    settings: Mapping[str, Any],
+    steps: Sequence[Any],
+    where: Sequence[str] = (),
+) -> Scenario:
     """The settings and steps as one scenario, through the scenario loader (its checks,
-    its defaults, its messages). Raises SettingsError."""
+    its defaults, its messages). ``where``: each step's place in the caller's code
+    (``test_x.py:12``), for a message that names a step by its line. Raises
+    SettingsError, its message the loader's, each problem with the setting or step
+    it is about."""
+    import re
+
     import yaml
 
     from .scenario.loader import ScenarioError, load_scenario_text
@@ -102,22 +113,29 @@ def _scenario(name: str, settings: Mapping[str, Any], steps: Sequence[Any]) -> S
             f"unknown setting(s) {', '.join(unknown)}: open_lab takes a scenario's top-level "
             f"keys ({', '.join(_SETTINGS)})"
         )
-    doc = {"name": name, **settings, "steps": list(steps)}
     try:
-        text = yaml.safe_dump(doc, sort_keys=False, allow_unicode=True)
+        head = yaml.safe_dump({"name": name, **settings}, sort_keys=False, allow_unicode=True)
+        lines = [*head.splitlines(), "steps:"]
+        starts: dict[int, str] = {}  # a step's first line in the text -> its place in code
+        for k, step in enumerate(steps):
+            starts[len(lines) + 1] = where[k] if k < len(where) else f"step {k + 1}"
+            one = yaml.safe_dump([step], sort_keys=False, allow_unicode=True)
+            lines += [f"  {line}" for line in one.splitlines()]
     except yaml.YAMLError as e:
         raise SettingsError(f"cannot be written as a scenario: {e}") from None
     try:
-        return load_scenario_text(text, "<netemu.api>")
+        return load_scenario_text("\n".join(lines) + "\n", "<netemu.api>")
     except ScenarioError as e:
-        lines = text.splitlines()
 
-        def where(err: SourceError) -> str:  # the line of the scenario it is about
+        def about(err: SourceError) -> str:  # the setting or step a problem is about
             at = lines[err.line - 1].strip(" -") if 0 < err.line <= len(lines) else ""
             return f"at `{at}`: " if at else ""
 
-        problems = "; ".join(f"{where(err)}{err.message}" for err in e.errors or [e])
-        raise SettingsError(f"{problems}\n(as a scenario:\n{text.rstrip()})") from None
+        def placed(message: str) -> str:  # "the connect at line 6": at the caller's line
+            return re.sub(r"\bline (\d+)\b", lambda m: starts.get(int(m[1]), m[0]), message)
+
+        problems = "; ".join(f"{about(err)}{placed(err.message)}" for err in e.errors or [e])
+        raise SettingsError(problems) from None
 
 
 def go_program(name: str) -> Path:
@@ -139,7 +157,8 @@ class LabSession:
         self._settings = dict(settings)
         self._runner: Runner | None = None
         self._done: list[Any] = []  # the steps run so far, as given: the next is checked
-        self._pending: Any = None  # after them (a connection must be opened before use)
+        self._where: list[str] = []  # after them (a connection must be opened before use)
+        self._pending: tuple[Any, str] = (None, "")  # and where in the caller's code
         self.run_dir: Path | None = None
         self.result: str | None = None  # "pass" / "fail", once the lab is down
         self.report: dict[str, Any] | None = None  # report.json, when run_dir was given
@@ -175,24 +194,30 @@ class LabSession:
         """A scenario step from its YAML text (``"expect_state: ESTABLISHED"``) or its
         mapping (``{"peer": {"listen": 8080}}``), checked as the scenario loader
         checks it, with this lab's settings around it."""
+        file, line = _caller()
+        here = f"{os.path.basename(file)}:{line}"
         if isinstance(step, str):
             import yaml
 
             try:
                 step = yaml.safe_load(step)
             except yaml.YAMLError as e:
-                raise SettingsError(f"step {step!r} is not YAML: {e}") from None
+                problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+                raise SettingsError(
+                    f"{file}:{line}: step {step!r} is not YAML: {problem}"
+                ) from None
         try:
-            sc = _scenario(self.name, self._settings, [*self._done, step])
+            sc = _scenario(self.name, self._settings, [*self._done, step], [*self._where, here])
         except SettingsError as e:
-            raise SettingsError(f"step {step!r}: {str(e).split(chr(10))[0]}") from None
-        self._pending = step
+            raise SettingsError(f"{file}:{line}: step {step!r}: {e}") from None
+        self._pending = step, here
         return sc.steps[-1]
 
     async def step(self, step: str | Mapping[str, Any]) -> StepResult:
         """Run one scenario step now; its result. Raises StepError when it fails."""
         parsed = self.parse_step(step)
-        self._done.append(self._pending)  # the connections it names exist for the next
+        self._done.append(self._pending[0])  # the connections it names exist for the next
+        self._where.append(self._pending[1])
         file, parsed._line = _caller()  # the step's line: the caller's, not the YAML's
         parsed._col = 0
         runner = self.runner
@@ -260,14 +285,26 @@ class LabSession:
         """Start a program in the peer's namespace (its environment has the lab's
         addresses: NETEMU_PEER_IP, NETEMU_EMU_IP…) and wait until it listens on
         ``port``. The lab stops it when it goes down."""
-        proc = self.lab.spawn(list(argv), env=dict(env or {}), name=name)
-        await self.lab.wait_listening_async(port, proc=proc, timeout=timeout)
+        try:
+            proc = self.lab.spawn(list(argv), env=dict(env or {}), name=name)
+        except FileNotFoundError:
+            raise FileNotFoundError(f"start_server: program not found: {argv[0]}") from None
+        try:
+            await self.lab.wait_listening_async(port, proc=proc, timeout=timeout)
+        except TimeoutError:
+            raise TimeoutError(
+                f"start_server: {os.path.basename(argv[0])} did not listen on port {port} "
+                f"within {timeout:g} s"
+            ) from None
         return proc
 
     def spawn(self, argv: Sequence[str], **kw: Any) -> LabProcess:
         """Start any program in the peer's namespace without waiting for it (a client,
-        say): ``netemu.lab.core.Lab.spawn``'s arguments (``env``, ``stdout``, …); its
-        ``popen`` is the ``subprocess.Popen``. The lab stops it when it goes down."""
+        say). Keywords: ``env`` (added to the lab's), ``name`` (for its log),
+        ``stdin``/``stdout``/``stderr`` (as subprocess's: ``subprocess.PIPE``…),
+        ``cwd``, ``ns`` ("peer", or "emu" for the emulator's namespace). Its ``popen``
+        is the ``subprocess.Popen`` (bytes: decode its output yourself). The lab stops
+        it when it goes down."""
         return self.lab.spawn(list(argv), **kw)
 
     # -- what happened -----------------------------------------------------------------
@@ -277,10 +314,20 @@ class LabSession:
         name = conn or self.scenario.default_conn()
         return [r.new for r in self.trace.states if r.conn == name]
 
-    def peer_states(self) -> list[str]:
-        """The peer kernel's states of its sockets toward netemu, in order, as its
-        tracepoints reported them (LISTEN for a listener included)."""
-        return [r.state for r in self.trace.peer_states]
+    def peer_states(self, conn: str | None = None) -> list[str]:
+        """The peer kernel's states of its end of connection ``conn`` (default: the
+        scenario's default connection), in order, as its tracepoints reported them.
+        Every socket's, listeners' too, is in ``trace.peer_states``."""
+        name = conn or self.scenario.default_conn()
+        ctx = self.runner.ctx.get(name)
+        if ctx is None or ctx.local_port is None:
+            raise RuntimeError(f"connection {name!r} was never opened")
+        return [
+            r.state
+            for r in self.trace.peer_states
+            if r.remote[1] == ctx.local_port
+            and (ctx.peer_port is None or r.local[1] == ctx.peer_port)
+        ]
 
 
 @contextlib.asynccontextmanager

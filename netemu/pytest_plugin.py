@@ -329,7 +329,7 @@ def netemu_lab(request: pytest.FixtureRequest) -> Callable[..., Any]:
     from netemu.api import open_lab
 
     dirs = request.node.stash.setdefault(_LAB_DIRS, [])
-    stem = re.sub(r"[^A-Za-z0-9_.-]+", "-", request.node.name)[:60] or "lab"
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "-", request.node.name)[:60].strip("-") or "lab"
 
     def opener(name: str | None = None, **settings: Any) -> Any:
         run_dir = _new_run_dir(request.config, name or stem)
@@ -362,6 +362,8 @@ def pytest_runtest_makereport(
     dirs = item.stash.get(_LAB_DIRS, None)
     if dirs and report.when == "call" and report.failed:
         for run_dir in dirs:
+            if not (run_dir / "report.json").exists():
+                continue  # a lab that never opened (a bad setting): nothing to show
             lines = ladder_excerpt(run_dir / "ladder.txt")
             text = "\n".join([*lines, "", f"run directory: {run_dir}"])
             report.sections.append((f"netemu lab {run_dir.name}", text))

@@ -647,12 +647,18 @@ class Runner(StepLoop[S.StepBase]):
     }
 
     def _events_text(self, conn: Connection) -> str:
-        names = [
-            type(e).__name__
-            for e in self.host.event_log.get(conn, [])
-            if type(e).__name__ != "StateChanged"
-        ]
-        return ", ".join(names) or "no events"
+        """The connection's events in expect_event's words: "refused", "reset",
+        "timeout (SYN retries)", "eof", "closed"."""
+        names = []
+        for e in self.host.event_log.get(conn, []):
+            if isinstance(e, ConnectionReset):
+                names.append("refused" if e.refused else "reset")
+            elif isinstance(e, TimedOut):
+                names.append(f"timeout ({e.what})")
+            else:
+                name = next((k for k, kinds in self._EVENTS.items() if isinstance(e, kinds)), "")
+                names.append(name)
+        return ", ".join(n for n in names if n) or "no events"
 
     async def _do_expect_event(self, step: S.ExpectEvent) -> None:
         ctx = self._ctx(step.conn)

@@ -69,8 +69,14 @@ async def test_a_conversation_with_the_kernel_both_sides_and_the_run_dir(tmp_pat
         runid = lab.lab.runid
     assert lab.result == "pass" and lab.error is None
     assert lab.states() == ["SYN-SENT", "ESTABLISHED", "CLOSE-WAIT", "LAST-ACK", "CLOSED"]
-    assert lab.peer_states()[:3] == ["LISTEN", "SYN-RECEIVED", "ESTABLISHED"]
-    assert lab.peer_states()[-3:] == ["FIN-WAIT-1", "FIN-WAIT-2", "TIME-WAIT"]
+    assert lab.peer_states() == [
+        "SYN-RECEIVED",
+        "ESTABLISHED",
+        "FIN-WAIT-1",
+        "FIN-WAIT-2",
+        "TIME-WAIT",
+    ]
+    assert lab.trace.peer_states[0].state == "LISTEN"  # every socket's: the listener's too
     report = json.loads((tmp_path / "report.json").read_text())
     assert report == lab.report and report["result"] == "pass"
     steps = report["steps"]
@@ -149,3 +155,30 @@ async def test_a_server_program_in_the_peer_namespace(tmp_path):
         assert await stream.receive() == b"served"
         with pytest.raises(anyio.EndOfStream):
             await stream.receive()
+
+
+async def test_mistakes_are_named_at_the_callers_line():
+    import sys
+
+    async with open_lab(peer="kernel") as lab:
+        await lab.step({"peer": {"listen": 8080}})
+        first = 1 + _line()
+        await lab.connect(8080)
+        with pytest.raises(SettingsError) as e:
+            await lab.connect(8080)
+        here = f"{__file__}:{first + 2}: step "
+        mine = f"test_api.py:{first}"
+        assert str(e.value).startswith(here) and f"already opened by the connect at {mine}" in str(
+            e.value
+        )
+        with pytest.raises(SettingsError, match=r"did you mean 'ESTABLISHED'\?"):
+            await lab.step("expect_state: ESTABLISH")
+        with pytest.raises(SettingsError, match=r"is not YAML: expected the node content"):
+            await lab.step("expect_state: [")
+        with pytest.raises(StepError, match=r"connect to port 7404 failed: refused, closed"):
+            await lab.connect(7404, conn="x")
+        with pytest.raises(TimeoutError, match=r"did not listen on port 7011 within 0.5 s"):
+            server = [sys.executable, "-m", "http.server", "7010"]
+            await lab.start_server(server, port=7011, timeout=0.5)
+        with pytest.raises(FileNotFoundError, match=r"program not found: /nonexistent/srv"):
+            await lab.start_server(["/nonexistent/srv"], port=7013)
