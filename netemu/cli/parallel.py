@@ -324,13 +324,17 @@ class _LiveDisplay(_Display):
 
         self.live = Live(self._table(), console=self.console, auto_refresh=False, transient=True)
         self.live.start()
+        self.drawn = 0.0
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.live.stop()
 
     def tick(self) -> None:
-        self.live.update(self._table(), refresh=True)
+        now = time.monotonic()
+        if now - self.drawn >= 0.1:  # (a step's message wakes the loop: 10 draws/s at most)
+            self.drawn = now
+            self.live.update(self._table(), refresh=True)
 
     def _table(self) -> Any:
         from rich.table import Table
