@@ -72,7 +72,7 @@ def _exit_on_signal(signum: int, frame: Any) -> None:
 def run_main(args: argparse.Namespace) -> int:
     """`netemu run`: 0 all passed, 1 a scenario failed, 2 bad input, 3 environment; a
     run ended by SIGTERM or SIGHUP exits 128 + the signal (its outputs written first),
-    by Ctrl-C 130."""
+    by Ctrl-C 130. The same with -j N (netemu.cli.parallel)."""
     import signal
 
     old = {
