@@ -19,6 +19,9 @@ Python's bytecode cache is on, in a temporary directory (``PYTHONPYCACHEPREFIX``
 as for any installed program. An environment that sets ``PYTHONDONTWRITEBYTECODE``
 (as an editable checkout without ``__pycache__`` may) recompiles every netemu
 module on every run; then ``run_dontwritebytecode_ms`` also reports that cost.
+
+``parallel_ratio`` (and its ``parallel_*`` figures): the bundled scenarios with ``-j 2``
+over ``-j 1``, verdicts compared (netemu/bench/parallel.py).
 """
 
 from __future__ import annotations
@@ -139,6 +142,8 @@ def run(quick: bool = False) -> dict:
                 check(f"{i}-as-is")
 
     run_ms = statistics.median(runs)
+    from .parallel import measure as parallel  # scenarios/ with -j 2 vs -j 1 (issue 21)
+
     return {
         "runs": rounds,
         "run_ms": round(run_ms, 1),
@@ -153,10 +158,13 @@ def run(quick: bool = False) -> dict:
         # Only when this environment sets PYTHONDONTWRITEBYTECODE: the same run as
         # the environment makes it, every module without a .pyc compiled each time.
         **({"run_dontwritebytecode_ms": round(statistics.median(uncached), 1)} if uncached else {}),
+        **parallel(quick),
     }
 
 
 def render(r: dict) -> str:
+    from .parallel import render as render_parallel
+
     return (
         f"run: `netemu run -q` on a trivial scenario (kernel peer, one `sleep: 0s`), "
         f"{r['runs']} runs, wall clock\n"
@@ -171,4 +179,5 @@ def render(r: dict) -> str:
             if "run_dontwritebytecode_ms" in r
             else ""
         )
+        + render_parallel(r)
     )

@@ -142,6 +142,29 @@ def _add_impairments(group: argparse._ArgumentGroup) -> None:
         group.add_argument(f"--{name}", metavar=meta, help=text)
 
 
+def _jobs(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a whole number of 1 or more")
+    return n
+
+
+def _add_jobs(run: argparse.ArgumentParser) -> None:
+    run.add_argument(
+        "-j",
+        "--jobs",
+        type=_jobs,
+        default=1,
+        metavar="N",
+        help="run up to N files at once, each in its own process and lab, with one "
+        "progress display (default 1: one after the other); the same run directories, "
+        "verdicts, reports and exit code",
+    )
+
+
 def _add_run(sub: argparse._SubParsersAction) -> None:
     run = sub.add_parser(
         "run",
@@ -164,6 +187,7 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--junit", metavar="FILE", help="write a JUnit XML report")
     run.add_argument("--json", metavar="FILE", help="write all reports as one JSON file")
     run.add_argument("-q", "--quiet", action="store_true", help="do not print the ladder")
+    _add_jobs(run)
     pkt = run.add_argument_group("packetdrill scripts (.pkt; docs/packetdrill.md)")
     pkt.add_argument(
         "--lenient-timing",

@@ -72,7 +72,7 @@ def _exit_on_signal(signum: int, frame: Any) -> None:
 def run_main(args: argparse.Namespace) -> int:
     """`netemu run`: 0 all passed, 1 a scenario failed, 2 bad input, 3 environment; a
     run ended by SIGTERM or SIGHUP exits 128 + the signal (its outputs written first),
-    by Ctrl-C 130."""
+    by Ctrl-C 130. The same with -j N (netemu.cli.parallel)."""
     import signal
 
     old = {
@@ -312,6 +312,10 @@ def _run_all(args: argparse.Namespace) -> int:
         print(f"netemu run: {problem}", file=sys.stderr)
         return 3
     _prepare_gc({run.kind for run in loaded.runs})
+    if getattr(args, "jobs", 1) > 1 and len(loaded.runs) > 1:
+        from .parallel import run_parallel  # -j N: a process per file, N at once
+
+        return run_parallel(args, loaded)
     console = make_console()  # rich on a terminal; plain text (no rich import) otherwise
     outcomes: list[Outcome] = []
     netemu_late: list[str] = []
@@ -336,6 +340,18 @@ def _run_all(args: argparse.Namespace) -> int:
             netemu_late.append(f"{sc.name}: {outcome.report['netemu_late']}")
         outcomes.append(outcome)
         _verdict(console, sc, outcome, args.quiet)
+    return finish(console, args, outcomes, loaded, netemu_late)
+
+
+def finish(
+    console: Any,
+    args: argparse.Namespace,
+    outcomes: list[Outcome],
+    loaded: Loaded,
+    netemu_late: list[str],
+) -> int:
+    """The end of every run of files (netemu.cli.parallel's too): the summary, the
+    reports, the exit code."""
     if len(outcomes) + len(loaded.errors) > 1:
         _summary(console, outcomes, loaded.errors)
     _write_reports(args, [*(o.report for o in outcomes), *loaded.errors])

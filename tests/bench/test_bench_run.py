@@ -46,6 +46,10 @@ def test_bench_run_quick_json() -> None:
     # A run starts the same interpreter and imports the same modules, then does more.
     assert r["run_ms"] > r["python_ms"]
     assert r["run_ms"] > r["in_run_ms"] > 0
+    # scenarios/ at -j 2 over -j 1, measured in the same run (issue 21)
+    assert r["parallel_verdicts_identical"] is True
+    assert r["parallel_ratio"] == pytest.approx(r["parallel_j2_s"] / r["parallel_j1_s"], abs=0.01)
+    assert r["parallel_files"] >= 20
 
 
 def test_render_mentions_every_figure() -> None:
