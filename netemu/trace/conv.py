@@ -26,8 +26,23 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..tcp.arrivals import dropped_unread
-from ..wire import ACK, CWR, ECE, FIN, NS, PSH, RST, SYN, URG, MalformedPacket, parse_frame
+from ..wire import (
+    ACK,
+    CWR,
+    ECE,
+    ETHERTYPE_IPV6,
+    FIN,
+    NS,
+    PSH,
+    RST,
+    SYN,
+    URG,
+    IPv6Packet,
+    MalformedPacket,
+    parse_frame,
+)
 from ..wire.tcp import TcpSegment
+from .decap import LINKTYPE_ETHERNET, decode_link
 from .record import (
     CongestionRecord,
     FrameRecord,
@@ -63,7 +78,8 @@ def flag_names(flags: int) -> str:
 
 
 def ep_str(ep: Endpoint) -> str:
-    return f"{ep[0]}:{ep[1]}"
+    """``198.18.0.1:80``, ``[2001:db8::1]:80``."""
+    return f"[{ep[0]}]:{ep[1]}" if ":" in ep[0] else f"{ep[0]}:{ep[1]}"
 
 
 # Linux (sock_diag, ss) and enum-style names -> RFC 9293 names.
@@ -300,30 +316,70 @@ class Conversation:
 
 
 def parse_tcp(data: bytes) -> tuple[Endpoint, Endpoint, TcpSegment] | None:
-    """(src, dst, segment) of an Ethernet/IPv4/TCP frame; None for anything else.
-    Checksums are not verified: a trace shows what was on the wire."""
+    """(src, dst, segment) of an Ethernet/IPv4/TCP or Ethernet/IPv6/TCP frame (IPv6
+    extension headers walked; the first fragment of a fragmented packet gives its TCP
+    header and the bytes it holds); None for anything else. Checksums are not
+    verified: a trace shows what was on the wire."""
     try:
         fr = parse_frame(data, verify=False)
+        ip = fr.ip
+        if ip is None:
+            if fr.eth.ethertype != ETHERTYPE_IPV6:
+                return None
+            ip6 = IPv6Packet.parse(data, 14)
+            if ip6.next_header != 6 or ip6.later_fragment:
+                return None
+            seg = TcpSegment.parse(ip6.payload)
+            return ((ip6.src, seg.src_port), (ip6.dst, seg.dst_port), seg)
+        tcp = fr.tcp
+        if tcp is None:
+            if ip.protocol != 6 or ip.fragment_offset:
+                return None
+            tcp = TcpSegment.parse(ip.payload)  # a first fragment
     except MalformedPacket:
         return None
-    if fr.ip is None or fr.tcp is None:
-        return None
-    return ((fr.ip.src, fr.tcp.src_port), (fr.ip.dst, fr.tcp.dst_port), fr.tcp)
+    return ((ip.src, tcp.src_port), (ip.dst, tcp.dst_port), tcp)
 
 
-def split_conversations(trace: Trace, keep_segments: bool = True) -> tuple[list[Conversation], int]:
-    """The trace's TCP conversations (segments only, no states yet), and the number
-    of frames that are not TCP segments (ARP, ICMP, malformed). With
+class Skipped(int):
+    """How many frames hold no TCP segment (an int, as ``split_conversations`` has
+    always returned), and ``reasons``: how many for each reason ("ARP", "not TCP
+    (UDP)", "IPv6 fragment (not first)", "unsupported link type 147", …)."""
+
+    reasons: dict[str, int]
+
+    def __new__(cls, reasons: dict[str, int]) -> Skipped:
+        self = super().__new__(cls, sum(reasons.values()))
+        self.reasons = dict(sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0])))
+        return self
+
+
+def skip_reason(trace: Trace, index: int) -> str:
+    """Why frame ``index`` of ``trace`` holds no TCP segment: what the capture reader
+    said (``Trace.skipped``), else what ``decap.decode_link`` finds in its Ethernet
+    frame."""
+    why = trace.skipped.get(index)
+    if why:
+        return why
+    return decode_link(LINKTYPE_ETHERNET, trace.frames[index].data).reason or "malformed TCP"
+
+
+def split_conversations(
+    trace: Trace, keep_segments: bool = True
+) -> tuple[list[Conversation], Skipped]:
+    """The trace's TCP conversations (segments only, no states yet), and the frames
+    that are not TCP segments (ARP, ICMP, malformed), counted by reason. With
     ``keep_segments=False`` no segment is kept (``segments`` stays empty): each
     conversation knows its frames, times and counts, and ``iter_segments`` reads its
     segments again, so a large trace is not held twice."""
     convs: list[Conversation] = []
     current: dict[frozenset, Conversation] = {}
-    other = 0
+    reasons: dict[str, int] = {}
     for i, fr in enumerate(trace.frames):
         parsed = parse_tcp(fr.data)
         if parsed is None:
-            other += 1
+            why = skip_reason(trace, i)
+            reasons[why] = reasons.get(why, 0) + 1
             continue
         src, dst, tcp = parsed
         key = frozenset((src, dst))
@@ -341,7 +397,7 @@ def split_conversations(trace: Trace, keep_segments: bool = True) -> tuple[list[
             convs.append(conv)
             current[key] = conv
         conv._add(SegmentView(i, fr, src, dst, tcp), keep_segments)
-    return convs, other
+    return convs, Skipped(reasons)
 
 
 _WILDCARD = frozenset({"0.0.0.0", "::", "*", ""})
@@ -392,7 +448,7 @@ def conversations(
     extra_states: Iterable[StateRecord] = (),
     keep_segments: bool = True,
     place_notes: bool = True,
-) -> tuple[list[Conversation], int]:
+) -> tuple[list[Conversation], Skipped]:
     """``split_conversations`` plus each conversation's states, congestion records
     and notes.
 
