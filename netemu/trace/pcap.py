@@ -306,6 +306,8 @@ def _read_pcap(buf: bytes, e: str, nanos: bool, name: str) -> Capture:
 def _read_pcapng(buf: bytes, name: str) -> Capture:
     r = _PcapngReader(buf)
     damage = r.run()
+    if damage and r.at == 0:  # not even its Section Header Block reads
+        raise CaptureError(f"{name}: not a pcapng file ({damage.partition(': ')[2]})")
     return Capture(r.out, damage)
 
 
@@ -321,10 +323,12 @@ class _PcapngReader:
         self.e = "<"
         # per interface: (linktype, ticks per second, offset seconds, snaplen)
         self.ifaces: list[tuple[int, int, int, int]] = []
+        self.at = 0  # where the block being read starts
 
     def run(self) -> str | None:
         buf, i, n = self.buf, 0, len(self.buf)
         while i < n:
+            self.at = i
             where = f"frame {len(self.out) + 1} at byte offset {i}"
             if i + 12 > n:
                 return f"{where}: block header cut short ({n - i} bytes)"
