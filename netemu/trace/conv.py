@@ -12,9 +12,10 @@ is one less than the first sequence number seen (so it reads 1), or one less
 than the first acknowledgment number that acks it. Arithmetic is modulo 2**32,
 so a segment before the base reads as a large number, as in Wireshark.
 
-A new SYN (no ACK) on a 4-tuple whose conversation has ended (RST, or FINs from
-both sides) with another ISN starts a new conversation, as Wireshark's
-``tcp.stream`` does.
+A SYN (no ACK) on a 4-tuple whose sender's base is known and is not its sequence
+number starts a new conversation, ended or not (a resent SYN does not), as
+Wireshark's ``tcp.stream`` does (checked against tshark 4.0.17: a new ISN after one
+FIN, or on an open connection, is a new stream).
 """
 
 from __future__ import annotations
@@ -224,8 +225,6 @@ class Conversation:
     # sequence bookkeeping (internal)
     _base: dict = field(default_factory=dict, repr=False)
     _wscale: dict = field(default_factory=dict, repr=False)  # endpoint -> shift or None
-    _fin_from: set = field(default_factory=set, repr=False)
-    _reset: bool = field(default=False, repr=False)
     _high: dict = field(default_factory=dict, repr=False)  # src -> highest seq sent + 1
 
     @property
@@ -263,10 +262,6 @@ class Conversation:
             replay._add(v, keep=False)
             yield v
 
-    @property
-    def ended(self) -> bool:
-        return self._reset or len(self._fin_from) == 2
-
     def title(self) -> str:
         name = f" [{self.conn_name}]" if self.conn_name else ""
         return f"TCP {ep_str(self.left)} ⇄ {ep_str(self.right)}{name}"
@@ -294,10 +289,6 @@ class Conversation:
             own, other = self._wscale.get(v.src, -1), self._wscale.get(v.dst, -1)
             scaled = own is not None and other is not None and own != -1 and other != -1
             v.window = tcp.window << min(own, 14) if scaled else tcp.window
-        if tcp.flags & FIN:
-            self._fin_from.add(v.src)
-        if tcp.flags & RST:
-            self._reset = True
         n = len(tcp.payload)
         occupied = n + (tcp.flags & SYN and 1) + (tcp.flags & FIN and 1)
         if occupied:
@@ -384,9 +375,9 @@ def split_conversations(
         src, dst, tcp = parsed
         key = frozenset((src, dst))
         conv = current.get(key)
-        if conv is not None and tcp.flags & (SYN | ACK) == SYN and conv.ended:
+        if conv is not None and tcp.flags & (SYN | ACK) == SYN:
             isn = conv._base.get(src)
-            if isn is None or isn != tcp.seq:
+            if isn is not None and isn != tcp.seq:
                 conv = None
         if conv is None:
             out = fr.direction == "out"

@@ -345,6 +345,37 @@ def _self_connection(tmp: Path) -> Case:
     return write(tmp / "f.pcap", eth(pkts)), [], {}
 
 
+def _reuse(tmp: Path) -> Case:
+    """tcp.stream's rule: a SYN whose sequence number is not its side's base starts a
+    new stream, whether the connection ended (after one FIN, after RST) or not; a
+    resent SYN does not; nor a new SYN+ACK."""
+
+    def cs(**kw: Any) -> Packet:
+        return IP(src=C4, dst=S4) / TCP(sport=40000, dport=80, **kw)
+
+    def sc(**kw: Any) -> Packet:
+        return IP(src=S4, dst=C4) / TCP(sport=80, dport=40000, **kw)
+
+    pkts = [
+        cs(flags="S", seq=1),
+        cs(flags="S", seq=1),  # resent
+        sc(flags="SA", seq=50, ack=2),
+        cs(flags="A", seq=2, ack=51),
+        cs(flags="S", seq=777),  # on an open connection
+        sc(flags="SA", seq=90, ack=778),
+        cs(flags="FA", seq=778, ack=91),
+        cs(flags="S", seq=5000),  # after one FIN
+        sc(flags="RA", seq=0, ack=5001),
+        cs(flags="S", seq=5000),  # after RST, the same ISN: the same stream
+        sc(flags="RA", seq=0, ack=5001),
+        sc(flags="S", seq=3000),  # the server's SYN
+        cs(flags="SA", seq=70, ack=3001),
+        cs(flags="R", seq=71),
+        sc(flags="SA", seq=60, ack=71),
+    ]
+    return write(tmp / "f.pcap", eth(pkts)), [], {}
+
+
 CASES: dict[str, Callable[[Path], Case]] = {
     "vlan": _vlan,
     "qinq": _qinq,
@@ -369,6 +400,7 @@ CASES: dict[str, Callable[[Path], Case]] = {
     "snaplen": _snaplen,
     "tso-length-0": _tso,
     "self-connection": _self_connection,
+    "port-reuse": _reuse,
 }
 
 
