@@ -6,11 +6,15 @@ pcapng file (LINKTYPE_ETHERNET, microsecond timestamps), atomically. Frames mark
 comment that says so, as the ladder and the report do: "netemu: dropped — drop
 rule". ``write_pcap_frames`` writes classic pcap.
 
-``read_pcap`` reads classic pcap (either byte order, µs or ns timestamps) and
-pcapng (what Wireshark and ``tcpdump --pcapng`` write). It is plain ``struct``:
-no scapy import (a second) for ``netemu show``. Captures on other link types
-(``tcpdump -i any``'s Linux cooked headers, raw IP, BSD loopback) are given a
-synthetic Ethernet header so every caller parses one framing.
+``load_capture`` reads classic pcap (either byte order, µs or ns timestamps) and
+pcapng (what Wireshark and ``tcpdump --pcapng`` write: sections in either byte
+order, each interface its own link type), gzip-compressed or not, up to any damage
+(a corrupt block, a record cut off), which it describes (frame number, byte
+offset) rather than raises. It is plain ``struct``: no scapy import (a second) for
+``netemu show``. ``read_pcap`` gives the frames of netemu's own files as Ethernet
+(``to_ethernet``: Linux cooked headers, raw IP and BSD loopback are given a synthetic
+Ethernet header); ``netemu show`` reads what other link types and tunnels hold with
+``decap.decode_link``.
 """
 
 from __future__ import annotations
