@@ -276,18 +276,35 @@ def _add_schema(sub: argparse._SubParsersAction) -> None:
     schema.set_defaults(func=_schema)
 
 
+# `netemu show`'s exit code for a damaged capture drawn as far as it could be read
+# (`netemu run` uses 0 to 3).
+EXIT_PARTIAL = 4
+
+
 def _add_show(sub: argparse._SubParsersAction) -> None:
     show = sub.add_parser(
         "show",
         help="draw the ladder diagram of any pcap/pcapng, with TCP states inferred (RFC 9293)",
-        description="Draws the ladder of the TCP-over-IPv4 connections in a pcap or pcapng "
-        "file (a run's trace.pcap, or any capture), with both sides' states inferred from "
-        "the packets (RFC 9293) and a run's marks read back from its packet comments; the "
-        "frames it does not draw are counted in a footnote. docs/trace.md.",
+        description="Draws the ladder of the TCP connections (IPv4 and IPv6) in a pcap or "
+        "pcapng file, gzip-compressed or not (a run's trace.pcap, or any capture: "
+        "Ethernet with VLAN tags, Linux cooked v1/v2, raw IP, loopback; MPLS, PPPoE, GRE, "
+        "VXLAN and Geneve are looked into), with both sides' states inferred from the "
+        "packets (RFC 9293) and a run's marks read back from its packet comments; the "
+        "frames it does not draw are counted by reason in a footnote. Exit codes: 0 the "
+        f"file was read whole; 2 not a capture file, or unreadable; {EXIT_PARTIAL} the file "
+        "is damaged (a corrupt block, a record cut off): what comes before the damage is "
+        "drawn, and one line on stderr says where it is. docs/trace.md.",
     )
     show.add_argument("pcap", metavar="FILE.pcap")
     show.add_argument("--html", metavar="OUT", help="also write a self-contained HTML ladder")
     show.add_argument("--text", metavar="OUT", help="also write the text ladder to a file")
+    show.add_argument(
+        "--json",
+        action="store_true",
+        help="print, instead of the ladder, a JSON object in the shape of a run's "
+        "report.json: conversations (numbered as tcp.stream), segments, inferred states, "
+        "frames, skipped frames by reason, damage",
+    )
     show.set_defaults(func=_show)
 
 
@@ -400,14 +417,22 @@ def _schema(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
-    from ..trace.infer import show as show_pcap
+    from ..trace.infer import show_capture
     from ..trace.pcap import CaptureError
 
     try:
-        print(show_pcap(args.pcap, args.html, text_out=args.text), end="")
+        shown = show_capture(args.pcap, args.html, text_out=args.text, as_json=args.json)
     except (CaptureError, OSError) as e:
         print(f"netemu show: {e}", file=sys.stderr)
         return 2
+    sys.stdout.write(shown.text)
+    if shown.damage:
+        sys.stdout.flush()
+        print(
+            f"netemu show: warning: {args.pcap} is damaged: {shown.damage}; drawn up to there",
+            file=sys.stderr,
+        )
+        return EXIT_PARTIAL
     return 0
 
 

@@ -12,9 +12,10 @@ is one less than the first sequence number seen (so it reads 1), or one less
 than the first acknowledgment number that acks it. Arithmetic is modulo 2**32,
 so a segment before the base reads as a large number, as in Wireshark.
 
-A new SYN (no ACK) on a 4-tuple whose conversation has ended (RST, or FINs from
-both sides) with another ISN starts a new conversation, as Wireshark's
-``tcp.stream`` does.
+A SYN (no ACK) on a 4-tuple whose sender's base is known and is not its sequence
+number starts a new conversation, ended or not (a resent SYN does not), as
+Wireshark's ``tcp.stream`` does (checked against tshark 4.0.17: a new ISN after one
+FIN, or on an open connection, is a new stream).
 """
 
 from __future__ import annotations
@@ -26,8 +27,23 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..tcp.arrivals import dropped_unread
-from ..wire import ACK, CWR, ECE, FIN, NS, PSH, RST, SYN, URG, MalformedPacket, parse_frame
+from ..wire import (
+    ACK,
+    CWR,
+    ECE,
+    ETHERTYPE_IPV6,
+    FIN,
+    NS,
+    PSH,
+    RST,
+    SYN,
+    URG,
+    IPv6Packet,
+    MalformedPacket,
+    parse_frame,
+)
 from ..wire.tcp import TcpSegment
+from .decap import LINKTYPE_ETHERNET, decode_link
 from .record import (
     CongestionRecord,
     FrameRecord,
@@ -63,7 +79,8 @@ def flag_names(flags: int) -> str:
 
 
 def ep_str(ep: Endpoint) -> str:
-    return f"{ep[0]}:{ep[1]}"
+    """``198.18.0.1:80``, ``[2001:db8::1]:80``."""
+    return f"[{ep[0]}]:{ep[1]}" if ":" in ep[0] else f"{ep[0]}:{ep[1]}"
 
 
 # Linux (sock_diag, ss) and enum-style names -> RFC 9293 names.
@@ -208,8 +225,6 @@ class Conversation:
     # sequence bookkeeping (internal)
     _base: dict = field(default_factory=dict, repr=False)
     _wscale: dict = field(default_factory=dict, repr=False)  # endpoint -> shift or None
-    _fin_from: set = field(default_factory=set, repr=False)
-    _reset: bool = field(default=False, repr=False)
     _high: dict = field(default_factory=dict, repr=False)  # src -> highest seq sent + 1
 
     @property
@@ -247,10 +262,6 @@ class Conversation:
             replay._add(v, keep=False)
             yield v
 
-    @property
-    def ended(self) -> bool:
-        return self._reset or len(self._fin_from) == 2
-
     def title(self) -> str:
         name = f" [{self.conn_name}]" if self.conn_name else ""
         return f"TCP {ep_str(self.left)} ⇄ {ep_str(self.right)}{name}"
@@ -278,10 +289,6 @@ class Conversation:
             own, other = self._wscale.get(v.src, -1), self._wscale.get(v.dst, -1)
             scaled = own is not None and other is not None and own != -1 and other != -1
             v.window = tcp.window << min(own, 14) if scaled else tcp.window
-        if tcp.flags & FIN:
-            self._fin_from.add(v.src)
-        if tcp.flags & RST:
-            self._reset = True
         n = len(tcp.payload)
         occupied = n + (tcp.flags & SYN and 1) + (tcp.flags & FIN and 1)
         if occupied:
@@ -300,37 +307,77 @@ class Conversation:
 
 
 def parse_tcp(data: bytes) -> tuple[Endpoint, Endpoint, TcpSegment] | None:
-    """(src, dst, segment) of an Ethernet/IPv4/TCP frame; None for anything else.
-    Checksums are not verified: a trace shows what was on the wire."""
+    """(src, dst, segment) of an Ethernet/IPv4/TCP or Ethernet/IPv6/TCP frame (IPv6
+    extension headers walked; the first fragment of a fragmented packet gives its TCP
+    header and the bytes it holds); None for anything else. Checksums are not
+    verified: a trace shows what was on the wire."""
     try:
         fr = parse_frame(data, verify=False)
+        ip = fr.ip
+        if ip is None:
+            if fr.eth.ethertype != ETHERTYPE_IPV6:
+                return None
+            ip6 = IPv6Packet.parse(data, 14)
+            if ip6.next_header != 6 or ip6.later_fragment:
+                return None
+            seg = TcpSegment.parse(ip6.payload)
+            return ((ip6.src, seg.src_port), (ip6.dst, seg.dst_port), seg)
+        tcp = fr.tcp
+        if tcp is None:
+            if ip.protocol != 6 or ip.fragment_offset:
+                return None
+            tcp = TcpSegment.parse(ip.payload)  # a first fragment
     except MalformedPacket:
         return None
-    if fr.ip is None or fr.tcp is None:
-        return None
-    return ((fr.ip.src, fr.tcp.src_port), (fr.ip.dst, fr.tcp.dst_port), fr.tcp)
+    return ((ip.src, tcp.src_port), (ip.dst, tcp.dst_port), tcp)
 
 
-def split_conversations(trace: Trace, keep_segments: bool = True) -> tuple[list[Conversation], int]:
-    """The trace's TCP conversations (segments only, no states yet), and the number
-    of frames that are not TCP segments (ARP, ICMP, malformed). With
+class Skipped(int):
+    """How many frames hold no TCP segment (an int, as ``split_conversations`` has
+    always returned), and ``reasons``: how many for each reason ("ARP", "not TCP
+    (UDP)", "IPv6 fragment (not first)", "unsupported link type 147", …)."""
+
+    reasons: dict[str, int]
+
+    def __new__(cls, reasons: dict[str, int]) -> Skipped:
+        self = super().__new__(cls, sum(reasons.values()))
+        self.reasons = dict(sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0])))
+        return self
+
+
+def skip_reason(trace: Trace, index: int) -> str:
+    """Why frame ``index`` of ``trace`` holds no TCP segment: what the capture reader
+    said (``Trace.skipped``), else what ``decap.decode_link`` finds in its Ethernet
+    frame."""
+    why = trace.skipped.get(index)
+    if why:
+        return why
+    return decode_link(LINKTYPE_ETHERNET, trace.frames[index].data).reason or "malformed TCP"
+
+
+def split_conversations(
+    trace: Trace, keep_segments: bool = True
+) -> tuple[list[Conversation], Skipped]:
+    """The trace's TCP conversations (segments only, no states yet), and the frames
+    that are not TCP segments (ARP, ICMP, malformed), counted by reason. With
     ``keep_segments=False`` no segment is kept (``segments`` stays empty): each
     conversation knows its frames, times and counts, and ``iter_segments`` reads its
     segments again, so a large trace is not held twice."""
     convs: list[Conversation] = []
     current: dict[frozenset, Conversation] = {}
-    other = 0
+    reasons: dict[str, int] = {}
     for i, fr in enumerate(trace.frames):
         parsed = parse_tcp(fr.data)
         if parsed is None:
-            other += 1
+            why = skip_reason(trace, i)
+            reasons[why] = reasons.get(why, 0) + 1
             continue
         src, dst, tcp = parsed
         key = frozenset((src, dst))
         conv = current.get(key)
-        if conv is not None and tcp.flags & (SYN | ACK) == SYN and conv.ended:
+        if conv is not None and tcp.flags & (SYN | ACK) == SYN:
             isn = conv._base.get(src)
-            if isn is None or isn != tcp.seq:
+            if isn is not None and isn != tcp.seq:
                 conv = None
         if conv is None:
             out = fr.direction == "out"
@@ -341,7 +388,7 @@ def split_conversations(trace: Trace, keep_segments: bool = True) -> tuple[list[
             convs.append(conv)
             current[key] = conv
         conv._add(SegmentView(i, fr, src, dst, tcp), keep_segments)
-    return convs, other
+    return convs, Skipped(reasons)
 
 
 _WILDCARD = frozenset({"0.0.0.0", "::", "*", ""})
@@ -392,7 +439,7 @@ def conversations(
     extra_states: Iterable[StateRecord] = (),
     keep_segments: bool = True,
     place_notes: bool = True,
-) -> tuple[list[Conversation], int]:
+) -> tuple[list[Conversation], Skipped]:
     """``split_conversations`` plus each conversation's states, congestion records
     and notes.
 

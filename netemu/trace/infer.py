@@ -34,6 +34,7 @@ from __future__ import annotations
 import bisect
 import os
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from ..tcp.arrivals import dropped_unread
 from ..tcp.state import State
@@ -41,6 +42,9 @@ from ..wire import ACK, FIN, RST, SYN
 from ..wire.seq import seq_ge, seq_gt, seq_le
 from .conv import Conversation, Endpoint, SegmentView, conversations, ep_str, flag_names
 from .record import FrameRecord, NoteRecord, StateRecord, Trace
+
+if TYPE_CHECKING:
+    from .pcap import Capture
 
 # The RFC names, from the one place that defines them.
 (
@@ -111,20 +115,31 @@ class _Inferrer:
         client = first_syn.src if first_syn else conv.left
         server = conv.right if client == conv.left else conv.left
         self.segs = segs
-        self.sides = {client: _Side(client, "client"), server: _Side(server, "server")}
+        # Keyed by role: a self-connection (one address and port at both ends: a LAND
+        # packet, a socket connected to itself) has one endpoint and two sides, the
+        # client sending every segment and the server receiving it.
+        self.client, self.server = _Side(client, "client"), _Side(server, "server")
+        self.same = client == server
         self.out = Inference()
-        self._pending: dict[Endpoint, tuple[float, str, str, list[str]]] = {}
+        self._pending: dict[str, tuple[float, str, str, list[str]]] = {}
         # segments sent, not yet taken as received: (segment, earliest delivery time)
-        self.queue: dict[Endpoint, list[tuple[SegmentView, float]]] = {client: [], server: []}
-        self.sends: dict[Endpoint, list[int]] = {client: [], server: []}
+        self.queue: dict[str, list[tuple[SegmentView, float]]] = {"client": [], "server": []}
+        self.sends: dict[str, list[int]] = {"client": [], "server": []}
         for i, v in enumerate(segs):
-            self.sends[v.src].append(i)
+            self.sends[self._sender(v).role].append(i)
+
+    def _sender(self, v: SegmentView) -> _Side:
+        return self.client if self.same or v.src == self.client.ep else self.server
+
+    def _other(self, side: _Side) -> _Side:
+        return self.server if side is self.client else self.client
 
     def run(self) -> Inference:
         for i, v in enumerate(self.segs):
-            s, r = self.sides[v.src], self.sides[v.dst]
+            s = self._sender(v)
+            r = self._other(s)
             # What this segment acks was received before it was sent.
-            q = self.queue[s.ep]
+            q = self.queue[s.role]
             while q and (_seg_len(q[0][0]) == 0 or _acks(v, q[0][0])):
                 h, t0 = q.pop(0)
                 self._deliver(s, h, max(t0, h.t))
@@ -132,19 +147,19 @@ class _Inferrer:
             self._flush()
             self._settle(s, i, v.t)
             if not v.dropped and (r.state == TIME_WAIT or not dropped_unread(v.tcp)):
-                self.queue[r.ep].append((v, v.t))
+                self.queue[r.role].append((v, v.t))
                 self._settle(r, i, v.t)
-        for ep, q in self.queue.items():  # nothing later says otherwise
-            for h, t0 in q:
-                self._deliver(self.sides[ep], h, max(t0, h.t))
+        for side in (self.client, self.server):  # nothing later says otherwise
+            for h, t0 in self.queue[side.role]:
+                self._deliver(side, h, max(t0, h.t))
         return self.out
 
     def _settle(self, r: _Side, i: int, now: float) -> None:
         """Deliver r's queued segments unless r's next segment after index i shows (by
         its ack) that it had not received them yet (crossing segments: a simultaneous
         close seen from one end)."""
-        q = self.queue[r.ep]
-        sends = self.sends[r.ep]
+        q = self.queue[r.role]
+        sends = self.sends[r.role]
         k = bisect.bisect_right(sends, i)
         nxt = self.segs[sends[k]] if k < len(sends) else None
         while q:
@@ -155,7 +170,7 @@ class _Inferrer:
             self._deliver(r, h, max(t0, h.t, now))
 
     def _deliver(self, r: _Side, v: SegmentView, t: float) -> None:
-        s = next(x for x in self.sides.values() if x is not r)
+        s = self._other(r)
         self._received(r, s, v, t)
         self._flush()
 
@@ -166,17 +181,17 @@ class _Inferrer:
             return
         side.state = new
         side.assumed_listen = False
-        pend = self._pending.get(side.ep)
+        pend = self._pending.get(side.role)
         if pend is None:
-            self._pending[side.ep] = (t, old or "", new, [cause])
+            self._pending[side.role] = (t, old or "", new, [cause])
         else:
             causes = pend[3] if cause in pend[3] else [*pend[3], cause]
-            self._pending[side.ep] = (pend[0], pend[1], new, causes)
+            self._pending[side.role] = (pend[0], pend[1], new, causes)
 
     def _flush(self) -> None:
-        for ep, (t, old, new, causes) in self._pending.items():
-            side = self.sides[ep]
-            other = next(s for s in self.sides.values() if s is not side)
+        for role, (t, old, new, causes) in self._pending.items():
+            side = self.client if role == "client" else self.server
+            other = self._other(side)
             if old != new:
                 self.out.states.append(
                     StateRecord(t, side.role, side.ep, other.ep, old, new, "; ".join(causes))
@@ -365,19 +380,40 @@ def infer_trace(trace: Trace) -> Inference:
 
 
 def trace_from_pcap(path: str | os.PathLike[str], *, infer: bool = True) -> Trace:
-    """A Trace of a foreign capture: times relative to its first packet, each
-    conversation's client (the sender of its SYN) on the left ("out"), and, with
-    ``infer``, the inferred states of both sides in ``trace.states``."""
-    from .pcap import parse_comment, read_packets
+    """A Trace of a foreign capture (``trace_from_capture``) up to any damage."""
+    from .pcap import load_capture
 
-    packets = read_packets(path)
+    return trace_from_capture(load_capture(path), infer=infer)
+
+
+def trace_from_capture(cap: Capture, *, infer: bool = True) -> Trace:
+    """A Trace of a foreign capture: times relative to its first packet, every frame
+    (frame N of the file is ``trace.frames[N - 1]``) as the Ethernet frame
+    ``decap.as_ethernet`` makes of it, or, holding no TCP segment, as captured if it
+    is Ethernet and else empty, with its reason in ``trace.skipped``; each conversation's client (the sender of its SYN) on
+    the left ("out"), and, with ``infer``, the inferred states of both sides in
+    ``trace.states``."""
+    from .decap import LINKTYPE_ETHERNET, as_ethernet
+    from .pcap import parse_comment
+
+    packets = cap.packets
     t0 = packets[0].ts if packets else 0.0
     trace = Trace(start=0.0, start_wall=t0)
-    # A netemu run's own trace.pcap says, in packet comments, which frames never
-    # crossed the wire (dropped): the states are inferred as the run saw them.
-    trace.frames = [
-        FrameRecord(p.ts - t0, "in", p.data, *parse_comment(p.comment)) for p in packets
-    ]
+    frames = []
+    skipped = trace.skipped
+    for i, p in enumerate(packets):
+        # A netemu run's own trace.pcap says, in packet comments, which frames never
+        # crossed the wire (dropped): the states are inferred as the run saw them.
+        mark, note = parse_comment(p.comment) if p.comment else (None, None)
+        got = as_ethernet(p.linktype, p.data)
+        data = got.packet
+        if data is None:  # kept as it is if it is Ethernet (a run's ARP), else left out
+            skipped[i] = got.reason or "not TCP"
+            data = p.data if p.linktype == LINKTYPE_ETHERNET else b""
+        if got.note:
+            note = f"{note}; {got.note}" if note else got.note
+        frames.append(FrameRecord(p.ts - t0, "in", data, mark, note))
+    trace.frames = frames
     convs, _ = conversations(trace)
     for conv in convs:
         syn = next((v for v in conv.segments if v.tcp.flags & (SYN | ACK) == SYN), None)
@@ -391,6 +427,49 @@ def trace_from_pcap(path: str | os.PathLike[str], *, infer: bool = True) -> Trac
     return trace
 
 
+@dataclass
+class Shown:
+    """What ``netemu show`` prints (the text ladder, or the JSON report), and the
+    damage that stopped the reading of the file early (None: read whole)."""
+
+    text: str
+    damage: str | None = None
+
+
+def show_capture(
+    pcap_path: str | os.PathLike[str],
+    html_out: str | os.PathLike[str] | None = None,
+    *,
+    text_out: str | os.PathLike[str] | None = None,
+    as_json: bool = False,
+) -> Shown:
+    """``netemu show``: the ladder of any pcap/pcapng file with inferred states, as
+    text (or, ``as_json``, the report of its conversations: ``capture_report``); also
+    written as self-contained HTML to ``html_out`` and as text to ``text_out``."""
+    from .atomic import atomic_write_text
+    from .ladder import render_ladder_text, write_ladder_html
+    from .pcap import load_capture
+
+    cap = load_capture(pcap_path)
+    trace = trace_from_capture(cap)
+    title = f"{os.fspath(pcap_path)} (states inferred from the segments, RFC 9293)"
+    text = ""
+    if not as_json or text_out is not None:
+        text = render_ladder_text(trace, roles=("client", "server"), title=title)
+    if html_out is not None:
+        write_ladder_html(trace, html_out, roles=("client", "server"), title=title)
+    if text_out is not None:
+        atomic_write_text(text_out, text)
+    if as_json:
+        import json
+
+        from .report import capture_report
+
+        rep = capture_report(trace, os.fspath(pcap_path), cap.damage)
+        text = json.dumps(rep, indent=2, default=str, ensure_ascii=False) + "\n"
+    return Shown(text, cap.damage)
+
+
 def show(
     pcap_path: str | os.PathLike[str],
     html_out: str | os.PathLike[str] | None = None,
@@ -399,14 +478,4 @@ def show(
 ) -> str:
     """The ladder of any pcap/pcapng file with inferred states, as text (returned);
     also written as self-contained HTML to ``html_out`` and as text to ``text_out``."""
-    from .atomic import atomic_write_text
-    from .ladder import render_ladder_text, write_ladder_html
-
-    trace = trace_from_pcap(pcap_path)
-    title = f"{os.fspath(pcap_path)} (states inferred from the segments, RFC 9293)"
-    text = render_ladder_text(trace, roles=("client", "server"), title=title)
-    if html_out is not None:
-        write_ladder_html(trace, html_out, roles=("client", "server"), title=title)
-    if text_out is not None:
-        atomic_write_text(text_out, text)
-    return text
+    return show_capture(pcap_path, html_out, text_out=text_out).text

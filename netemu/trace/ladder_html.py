@@ -276,10 +276,7 @@ def _html_chunks(ladder: Ladder) -> Iterator[str]:
     if ladder.listed or ladder.unlisted:
         yield from _listed_chunks(ladder)
     if ladder.other_frames:
-        yield (
-            f"<p>{ladder.other_frames} frame(s) that are not TCP segments are in the pcap "
-            "but not drawn.</p>\n"
-        )
+        yield f"<p>{_e(ladder.skipped_text())}.</p>\n"
     yield "<details><summary>Text ladder</summary><pre>"
     sep = ""
     for line in text_lines(ladder):

@@ -205,6 +205,19 @@ class Ladder:
     def conversations(self) -> int:
         return len(self.sections) + len(self.listed) + self.unlisted
 
+    def skipped_text(self) -> str:
+        """The footnote on the frames not drawn: how many, and why, by reason ("" for
+        none): "3 frame(s) that are not TCP segments are in the pcap but not drawn:
+        2 ARP, 1 not TCP (UDP)"."""
+        n = self.other_frames
+        if not n:
+            return ""
+        text = f"{n} frame(s) that are not TCP segments are in the pcap but not drawn"
+        reasons = getattr(n, "reasons", None)
+        if reasons:
+            text += ": " + ", ".join(f"{k:,} {why}" for why, k in reasons.items())
+        return text
+
     def notice(self) -> str:
         """What the ladder says at its top when the limits left something out ("" when
         everything is drawn)."""

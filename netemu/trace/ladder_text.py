@@ -139,13 +139,8 @@ def _text_lines_in(ladder: Ladder, width: int) -> Iterator[Line]:
         yield from _listed_lines(ladder, width)
     if ladder.other_frames:
         yield []
-        yield [
-            (
-                f"({ladder.other_frames} frame(s) that are not TCP segments "
-                "are in the pcap but not drawn)",
-                "note",
-            )
-        ]
+        for part in _wrap(f"({ladder.skipped_text()})", min(width, 100)):
+            yield [(part, "note")]
 
 
 def listed_row(conv: Conversation, t0: float) -> list[str]:

@@ -130,6 +130,11 @@ class Trace:
     peer_source_note: str = ""
     peer_trace_instance: str = ""  # the tracefs instance read ("kernel")
     notes: list[NoteRecord] = field(default_factory=list)
+    # Frames a capture reader found no TCP segment in (``netemu show``: another link
+    # type, a tunnel's other traffic, a later fragment), by index into ``frames``, and
+    # why; their ``data`` is as captured on Ethernet, else empty. A run's frames are
+    # all Ethernet: none here.
+    skipped: dict[int, str] = field(default_factory=dict)
     # Frames as recorded: FrameRecord's five fields in a row in one flat list, for
     # ``frames`` to make records of when read. A FrameRecord per frame cost every
     # collection a scan of it (~140k of them after a 64 MiB transfer each way: ~5 %

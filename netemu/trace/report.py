@@ -117,6 +117,7 @@ def _trace_part(trace: Trace) -> dict[str, Any]:
         ],
         "segments": _segments(trace, convs),
         "other_frames": other,
+        "skipped": other.reasons,
         "states": [
             {
                 "t": _r(s.t - t0),
@@ -149,6 +150,23 @@ def _trace_part(trace: Trace) -> dict[str, Any]:
         ],
         "notes": [{"t": _r(n.t - t0), "kind": n.kind, "text": n.text} for n in trace.notes],
     }
+
+
+def capture_report(trace: Trace, capture: str, damage: str | None = None) -> dict[str, Any]:
+    """``netemu show --json``: what a run's report.json says of its trace (the same
+    builder: conversations numbered as Wireshark's ``tcp.stream``, segments with
+    their conversation, the inferred states as ``states``), for any capture, with
+    ``frames`` (every frame of the file read), ``skipped`` (those that hold no TCP
+    segment, by reason) and ``damage`` (where the file is damaged, or null)."""
+    rep: dict[str, Any] = {
+        "format": REPORT_FORMAT,
+        "netemu": __version__,
+        "capture": capture,
+        "frames": len(trace.frames),
+        "damage": damage,
+    }
+    rep.update(_trace_part(trace))
+    return rep
 
 
 def _congestion(trace: Trace, convs: Sequence[Conversation]) -> list[dict[str, Any]]:

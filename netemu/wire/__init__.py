@@ -24,6 +24,7 @@ from .ethernet import (
 from .frame import Frame, build_tcp_frame, parse_frame
 from .icmp import ICMP_ECHO_REPLY, ICMP_ECHO_REQUEST, IcmpEcho
 from .ipv4 import FLAG_DF, FLAG_MF, PROTO_ICMP, PROTO_TCP, IPv4Packet
+from .ipv6 import IPv6Fragment, IPv6Packet, ipv6_to_str
 from .seq import seq_add, seq_diff, seq_ge, seq_gt, seq_in_window, seq_le, seq_lt, seq_max, seq_min
 from .tcp import (
     ACK,
@@ -84,6 +85,8 @@ __all__ = [
     "EthernetFrame",
     "Frame",
     "IPv4Packet",
+    "IPv6Fragment",
+    "IPv6Packet",
     "IcmpEcho",
     "MalformedOption",
     "MalformedPacket",
@@ -100,6 +103,7 @@ __all__ = [
     "build_tcp_frame",
     "flags_str",
     "internet_checksum",
+    "ipv6_to_str",
     "mac_to_bytes",
     "mac_to_str",
     "parse_frame",
