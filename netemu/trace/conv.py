@@ -344,6 +344,11 @@ class Skipped(int):
         self.reasons = dict(sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0])))
         return self
 
+    def __reduce__(self) -> tuple[type[Skipped], tuple[dict[str, int]]]:
+        # pickled as its reasons (netemu run -j sends a report, which holds one, to
+        # its parent): int's own reduction would call __new__ with the count
+        return Skipped, (self.reasons,)
+
 
 def skip_reason(trace: Trace, index: int) -> str:
     """Why frame ``index`` of ``trace`` holds no TCP segment: what the capture reader

@@ -680,3 +680,14 @@ def test_fuzzed_captures_never_raise(full_trace, tmp_path: Path, capsys) -> None
         assert err.count("\n") <= 1 and "Traceback" not in err, (n, err)
         codes[rc] = codes.get(rc, 0) + 1
     assert len(codes) == 3  # each outcome was met
+
+
+def test_skipped_counts_survive_pickling():
+    # netemu run -j sends each run's report, which holds one, from child to parent
+    import pickle
+
+    from netemu.trace.conv import Skipped
+
+    s = Skipped({"ARP": 3, "not TCP (UDP)": 1})
+    t = pickle.loads(pickle.dumps(s, protocol=pickle.HIGHEST_PROTOCOL))
+    assert t == 4 and t.reasons == {"ARP": 3, "not TCP (UDP)": 1} and type(t) is Skipped
