@@ -24,7 +24,12 @@ BENCHES: dict[str, tuple[str, str]] = {
     "impair": ("impair", "impairment pipeline at 0 % vs none, netemu→kernel bulk (root)"),
     "concurrent": ("concurrent", "1,000 connections at once to the Go hello server (root, Go)"),
     "wire": ("wire", "on a real veth: netemu⇄kernel bulk vs kernel⇄kernel; lab up/down (root)"),
-    "run": ("run", "fixed cost of `netemu run` on a trivial scenario, median wall ms (root)"),
+    "run": (
+        "run",
+        "start-up: fixed cost of `netemu run` on a trivial scenario, the kernel agent's "
+        "start, `netemu validate`, and with --packetdrill PATH a trivial .pkt against "
+        "packetdrill (ratio), median wall ms (root)",
+    ),
     "pkt": ("pkt", "packetdrill scripts: cost per .pkt beyond its own schedule, vs 200 ms (root)"),
     "sack": (
         "sack",
@@ -52,10 +57,14 @@ def _bench(args: argparse.Namespace) -> int:
         print(f"netemu bench {args.which}: DIR is pkt-suite's argument", file=sys.stderr)
         return 2
     names = [n for n in BENCHES if n != "pkt-suite"] if args.which == "all" else [args.which]
+    if getattr(args, "packetdrill", None) and "run" not in names:
+        print(f"netemu bench {args.which}: --packetdrill is for run and pkt-suite", file=sys.stderr)
+        return 2
     results = {}
     for name in names:
         module = importlib.import_module(f"netemu.bench.{BENCHES[name][0]}")
-        result = module.run(quick=args.quick)
+        extra = {"packetdrill": args.packetdrill} if name == "run" and args.packetdrill else {}
+        result = module.run(quick=args.quick, **extra)
         results[name] = result
         if not args.json:
             print(module.render(result))
