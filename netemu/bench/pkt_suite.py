@@ -494,7 +494,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--packetdrill",
         metavar="PATH",
-        help="pkt-suite: also run this packetdrill binary on every script",
+        help="pkt-suite: also run this packetdrill binary on every script; run: time it on "
+        "a trivial .pkt beside `netemu run` (packetdrill_ms, ratio)",
     )
     g.add_argument(
         "--filter",

@@ -10,7 +10,7 @@ evaluates in its own process)."""
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -160,19 +160,27 @@ def _check(path: str | Path, pkt_argv: list[str] | None, notices: bool) -> tuple
 
 
 def validate_main(
-    paths: Iterable[str | Path], pkt_argv: list[str] | None = None, *, notices: bool = False
+    paths: Iterable[str | Path],
+    pkt_argv: list[str] | None = None,
+    *,
+    notices: bool = False,
+    after_first: Callable[[], None] | None = None,
 ) -> int:
     """``netemu validate FILE...``: each problem to stderr as ``file:line:col: message``,
     or ``FILE: ok`` to stdout. 0 when every file is valid, 2 otherwise. With ``notices``
     (the command line's), a valid file that will run shell commands, Python snippets or
-    command peers also gets one ``notice: ...`` line on stderr (``code_notice``)."""
+    command peers also gets one ``notice: ...`` line on stderr (``code_notice``).
+    ``after_first`` is called once the first file is checked (the command line resumes
+    the garbage collector there: netemu.cli.resume_gc)."""
     paths = list(paths)
     if not paths:
         print("netemu validate: give one or more scenario files", file=sys.stderr)
         return 2
     status = 0
-    for path in paths:
+    for i, path in enumerate(paths):
         errors, code = _check(path, pkt_argv, notices)
+        if i == 0 and after_first is not None:
+            after_first()
         if errors:
             status = 2
             for e in errors:

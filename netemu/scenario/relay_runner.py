@@ -20,7 +20,7 @@ import asyncio
 import contextlib
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..host.relay import Relay
 from ..lab.core import Lab
@@ -30,13 +30,11 @@ from ..run.result import OnStep, Outcome, StepFailed
 from ..run.rundir import Progress, pcap_streamed, write_run_dir
 from ..trace.record import Trace
 from . import schema as S
+from .agents import Agents
 from .conns import ConnCtx, segment_of
 from .peer_steps import sock_step
 from .runner import Runner
 from .settings import impairments, interrupted_account, lab_args
-
-if TYPE_CHECKING:
-    from ..lab.kernel import KernelAgent
 
 
 class RelayConn(ConnCtx):
@@ -73,18 +71,10 @@ class RelayRunner(Runner):
         self.listening: dict[str, dict[int, int]] = {p: {} for p in labs}  # peer -> port -> sock
 
     async def start_peers(self) -> None:
+        self.agents = Agents(self.labs)  # each peer's agent in its own lab
+        # the agents the steps use, started on threads now (a step names none: client's)
+        self.agents.prestart(self.sc.steps, default="client")
         self.peers = PeerView(self.labs, self.trace, relay_record(self.trace)).start()
-        for name in self.labs:
-            self.agents[name] = None  # started by its first peer step
-
-    async def _agent(self, peer: str | None) -> KernelAgent:
-        if peer not in self.labs:
-            raise StepFailed(f"unknown peer {peer!r} (relay peers: client, server)")
-        agent = self.agents.get(peer)
-        if agent is None:
-            agent = await asyncio.to_thread(self.labs[peer].start_agent, name=f"agent-{peer}")
-            self.agents[peer] = agent
-        return agent
 
     def _ctx(self, name: str | None) -> ConnCtx:
         name = name or "c"
@@ -103,7 +93,7 @@ class RelayRunner(Runner):
 
     async def _do_peer(self, step: S.PeerStep) -> None:
         peer = step.peer or "client"
-        agent = (await self._agent(peer)).aio
+        agent = (await self.agents.get(peer)).aio
         timeout = self._timeout(step.timeout)
         if (listen := step.listen) is not None:
             lst = await agent.listen(listen.port, backlog=listen.backlog, opts=listen.setsockopt)

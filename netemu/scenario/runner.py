@@ -25,13 +25,13 @@ from ..tcp import Connection, State
 from ..tcp.events import Closed, Connected, ConnectionReset, PeerClosed, TimedOut
 from ..wire import TcpSegment
 from . import schema as S
+from .agents import Agents
 from .conns import ConnCtx, checksums_good, segment_of, step_text
 from .match import Isns, describe, mismatch
 from .peer_steps import injected_segment, sock_step
 
 if TYPE_CHECKING:
     from ..lab.core import Lab
-    from ..lab.kernel import KernelAgent
 
 
 class Runner(StepLoop[S.StepBase]):
@@ -49,7 +49,8 @@ class Runner(StepLoop[S.StepBase]):
             self.ctx[name] = ConnCtx(
                 name, raw=spec.raw, local_port=spec.local_port, peer_port=spec.port
             )
-        self.agents: dict[str, KernelAgent | None] = {}  # peer name -> its agent, once started
+        kernel = [name for name, peer in scenario.peers.items() if peer.kind == "kernel"]
+        self.agents = Agents(dict.fromkeys(kernel, lab))  # (relay: a lab per peer)
         self.peer_listeners: dict[int, int] = {}  # port -> agent listening socket
         self.results: list[StepResult] = []
         self.step_starts: list[float] = []  # when each step began (time.monotonic())
@@ -69,13 +70,13 @@ class Runner(StepLoop[S.StepBase]):
         fixed += [
             port for st in self.sc.steps if isinstance(port := getattr(st, "local_port", None), int)
         ]
+        # the agents the steps use, started on threads now: ready by the first step
+        self.agents.prestart(self.sc.steps, default=self.agents.only())
         self.peers = PeerView(
             {"peer": lab}, self.trace, peer_record(self.trace), fixed_ports=fixed
         ).start()
         for name, peer in self.sc.peers.items():
-            if peer.kind == "kernel":
-                self.agents[name] = None  # started by its first peer step (_agent)
-            elif peer.kind in ("go-hello", "go-echo"):
+            if peer.kind in ("go-hello", "go-echo"):
                 program = peer.kind.split("-", 1)[1]
                 args: list[str] = [] if peer.port is None else ["-addr", f":{peer.port}"]
                 await asyncio.to_thread(lab.start_go, program, *args, name=name)
@@ -98,6 +99,7 @@ class Runner(StepLoop[S.StepBase]):
         return self.hooks
 
     async def stop(self) -> None:
+        await self.agents.settle()
         if self.peers is not None:
             await asyncio.to_thread(self.peers.stop)
 
@@ -153,19 +155,6 @@ class Runner(StepLoop[S.StepBase]):
         if ctx.stream is None:
             raise StepFailed(f"connection '{ctx.name}' is not open")
         return ctx, ctx.stream
-
-    async def _agent(self, peer: str | None) -> KernelAgent:
-        """The kernel peer's agent, started on first use: a run whose steps never
-        command the kernel peer does not pay for a Python subprocess (~50 ms)."""
-        if peer is None:
-            if len(self.agents) != 1:
-                raise StepFailed("name the peer: this scenario has several kernel peers")
-            peer = next(iter(self.agents))
-        agent = self.agents[peer]
-        if agent is None:
-            agent = await asyncio.to_thread(self.lab.start_agent, name=f"agent-{peer}")
-            self.agents[peer] = agent
-        return agent
 
     async def _run_step(self, step: S.StepBase) -> str | None:
         """Run one step; what its handler says about its pass (None: nothing)."""
@@ -376,7 +365,7 @@ class Runner(StepLoop[S.StepBase]):
         return nxt[direction] or 0, nxt[other] or 0
 
     async def _do_peer(self, step: S.PeerStep) -> None:
-        agent = (await self._agent(step.peer)).aio
+        agent = (await self.agents.get(step.peer)).aio
         timeout = self._timeout(step.timeout)
         ctx = self._ctx(step.conn)
         if (listen := step.listen) is not None:

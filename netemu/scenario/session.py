@@ -193,6 +193,12 @@ def write_outputs(
         error=error,
         # the seeds the run used: the scenario's (ISNs, ports) and its impairment
         # pipelines' (network.seed, else the scenario's, else 0), so a run can be repeated
-        extra={"description": sc.description, "seed": sc.seed, "network_seed": network_seed(sc)},
+        extra={
+            "description": sc.description,
+            "seed": sc.seed,
+            "network_seed": network_seed(sc),
+            # each kernel agent's start-up and its first peer step's wait for it
+            **({"agents": agents} if (agents := runner.agents.report()) else {}),
+        },
     )
     return Outcome(sc, ok, run_dir, report, ladder)
