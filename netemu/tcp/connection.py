@@ -117,9 +117,14 @@ class Connection(Arrivals):
         # Receiver SWS avoidance (RFC 1122 §4.2.3.3): announce the opened window
         # only once it has grown by min(RCV.BUFF/2, Eff.snd.MSS).
         # Like Linux (tcp_cleanup_rbuf), only when that at least doubles the window.
-        # Or an ACK the delayed-ACK timer holds is owed anyway (AckPolicy).
+        # Or an ACK the delayed-ACK timer holds is owed anyway (AckPolicy). Not once
+        # the peer's FIN is in, as Linux: "Even if window raised up to infinity, do not
+        # send window open ACK in states, where we will not receive more. It is
+        # useless." (tcp_cleanup_rbuf) - and in TIME-WAIT, toward a peer already
+        # CLOSED, it draws a RST that ends our TIME-WAIT early.
         if (
             self.state.synchronized
+            and not self._fin_received()
             and self._window_growth() >= self._sws_threshold()
             and self._free_space() >= 2 * self.rcv_wnd()
         ) or self.ack_policy.owed_on_read():

@@ -114,6 +114,26 @@ def test_rfc1122_4_2_3_3_window_update_after_read_from_zero() -> None:
     assert [(s.flags, s.window) for s in d.flush()] == [(ACK, 4000)]
 
 
+@pytest.mark.parametrize("we_close_first", [False, True])
+def test_no_window_update_once_the_peers_fin_is_in(we_close_first: bool) -> None:
+    # Linux's tcp_cleanup_rbuf: "Even if window raised up to infinity, do not send
+    # window open ACK in states, where we will not receive more." In TIME-WAIT, toward
+    # a peer already CLOSED, such an ACK draws a RST that ends TIME-WAIT early (seen
+    # against Go's echo server: tests/interop).
+    d = established(TcpConfig(rcv_buf=4000))
+    _data(d, 0, 3000)
+    assert d.conn.rcv_wnd() == 1000
+    if we_close_first:
+        d.conn.shutdown()
+        (fin,) = d.flush()
+        assert fin.flags & FIN
+    d.receive(d.seg(ACK | FIN, PEER_ISS + 3001, d.conn.snd_max))
+    d.flush()
+    assert d.conn.state is (S.TIME_WAIT if we_close_first else S.CLOSE_WAIT)
+    d.conn.read()  # 3000 bytes freed: a window update, were more to come
+    assert d.flush() == []
+
+
 # ---------------------------------------------------------------- the sender
 def test_rfc896_nagle_small_writes_coalesce_while_unacknowledged() -> None:
     # RFC 1122 §4.2.3.4: "If there is unacknowledged data (i.e., SND.NXT >
