@@ -23,7 +23,7 @@ from .record import Trace
 HEX_BYTES = 128
 # Points a graph's series keeps: beyond, the first and last point of each of
 # MAX_POINTS / 2 stretches of time, and the lowest and highest in it.
-MAX_POINTS = 4_000
+MAX_POINTS = 1_500
 _M32 = 0xFFFFFFFF
 
 

@@ -1,6 +1,10 @@
-"""The ladder as a self-contained HTML page (``ladder.html``): one inline SVG per
-conversation, hover tooltips with raw numbers and options, the text ladder at the
-bottom. No scripts, no external fetches.
+"""The ladder as a self-contained HTML page (``ladder.html``): an index of the
+conversations, one inline SVG per conversation (each side's states as bands, rows
+positioned so the script can space them by time), each conversation's data as JSON
+for its detail panel and graphs (``ladder_data``), the script and style
+(``ladder_assets``), and the text ladder at the bottom. Nothing is fetched. A trace
+beyond the limits goes on over pages (``write_ladder_html``). docs/trace.md,
+"ladder.html".
 
 Layer rule: draws a ``Ladder`` (``ladder_model``); the text ladder is ``ladder_text``'s.
 """
