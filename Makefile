@@ -5,7 +5,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-DEBS := iproute2 ethtool golang-go tshark tcpdump
+DEBS := iproute2 ethtool golang-go tshark tcpdump chromium
 SCENARIO ?= scenarios/close_wait.yaml
 PYTEST_ARGS ?=
 

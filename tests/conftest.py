@@ -1,6 +1,6 @@
 """Shared test policy: tests that need root or Go skip on a laptop, never in CI.
 
-Mark them ``@pytest.mark.root`` / ``@pytest.mark.go``. When ``CI`` is set, a
+Mark them ``@pytest.mark.root`` / ``@pytest.mark.go`` / ``@pytest.mark.browser``. When ``CI`` is set, a
 missing prerequisite is a failure, not a skip.
 """
 
@@ -45,6 +45,10 @@ def _missing(item: pytest.Item) -> str | None:
         return "needs root (network namespaces)"
     if item.get_closest_marker("go") and shutil.which("go") is None:
         return "needs Go (Debian's golang-go)"
+    if item.get_closest_marker("browser") and not any(
+        shutil.which(b) for b in ("chromium", "chromium-browser", "google-chrome")
+    ):
+        return "needs a headless browser (Debian's chromium)"
     return None
 
 

@@ -305,7 +305,11 @@ def _add_show(sub: argparse._SubParsersAction) -> None:
         "drawn, and one line on stderr says where it is. docs/trace.md.",
     )
     show.add_argument("pcap", metavar="FILE.pcap")
-    show.add_argument("--html", metavar="OUT", help="also write a self-contained HTML ladder")
+    show.add_argument(
+        "--html",
+        metavar="OUT",
+        help="also write a self-contained HTML ladder (a large capture goes on in OUT-2.html, …)",
+    )
     show.add_argument("--text", metavar="OUT", help="also write the text ladder to a file")
     show.add_argument(
         "--json",

@@ -13,7 +13,9 @@ are upper case), with cwnd, ssthresh and the cause in the lane beside them
 
 Three renderings of one row model: plain text (``ladder.txt``), a rich
 renderable with colour for the terminal, and self-contained HTML with inline
-SVG (``ladder.html``: no scripts, no external fetches).
+SVG (``ladder.html``: an index, rows by order or by time, a segment's detail on
+click, state bands, graphs per connection and filters, from its own inline script and
+data; no external fetches; a large trace over several pages).
 
 A large trace is drawn within ``LadderLimits`` (docs/trace.md, "Large traces"): a
 conversation of more than ``max_rows`` rows is summarised (its first and last rows,

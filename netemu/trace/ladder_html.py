@@ -1,6 +1,10 @@
-"""The ladder as a self-contained HTML page (``ladder.html``): one inline SVG per
-conversation, hover tooltips with raw numbers and options, the text ladder at the
-bottom. No scripts, no external fetches.
+"""The ladder as a self-contained HTML page (``ladder.html``): an index of the
+conversations, one inline SVG per conversation (each side's states as bands, rows
+positioned so the script can space them by time), each conversation's data as JSON
+for its detail panel and graphs (``ladder_data``), the script and style
+(``ladder_assets``), and the text ladder at the bottom. Nothing is fetched. A trace
+beyond the limits goes on over pages (``write_ladder_html``). docs/trace.md,
+"ladder.html".
 
 Layer rule: draws a ``Ladder`` (``ladder_model``); the text ladder is ``ladder_text``'s.
 """
@@ -10,9 +14,12 @@ from __future__ import annotations
 import html
 import os
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 
 from .atomic import atomic_open
-from .conv import SegmentView, ep_str
+from .conv import Conversation, SegmentView, ep_str
+from .ladder_assets import CSS, JS
+from .ladder_data import index_row, page_json, section_segments, section_series, seg_marks
 from .ladder_model import (
     DEFAULT_ROLES,
     Ladder,
@@ -20,10 +27,11 @@ from .ladder_model import (
     Row,
     Section,
     build_ladder,
+    ladder_pages,
     seg_annotations,
     seg_class,
 )
-from .ladder_text import LISTED_HEAD, line_str, listed_row, note_text, text_lines
+from .ladder_text import line_str, note_text, text_lines
 from .record import StateRecord, Trace
 
 # --- HTML + SVG ----------------------------------------------------------------------------
@@ -42,44 +50,24 @@ _COLOURS = {
     "drop": "#c62828",
 }
 
-_CSS = """
-body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, "DejaVu Sans", sans-serif;
-       margin: 24px; color: #1a1a1a; background: #fff; }
-h1 { font-size: 18px; } h2 { font-size: 15px; margin: 28px 0 6px; font-family: monospace; }
-svg { display: block; }
-svg text { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, "DejaVu Sans Mono",
-           "Liberation Mono", monospace; font-size: 13px; }
-.lbl { paint-order: stroke; stroke: #fff; stroke-width: 4px; stroke-linejoin: round; }
-.time, .num { fill: #666; } .host { font-weight: bold; } .role { fill: #666; }
-.life { stroke: #9e9e9e; stroke-width: 1.5; }
-.st rect { stroke-width: 1; rx: 4; } .st text { font-weight: bold; }
-.st.left rect { fill: #e0f2f1; stroke: #00796b; } .st.left text { fill: #004d40; }
-.st.right rect { fill: #f3e5f5; stroke: #7b1fa2; } .st.right text { fill: #4a148c; }
-.st.init rect { fill: #fafafa; stroke: #9e9e9e; } .st.init text { fill: #424242; }
-.st.cc rect { fill: #fff3e0; stroke: #e65100; stroke-dasharray: 3 2; }
-.st.cc text { fill: #bf360c; font-weight: normal; font-style: italic; }
-.st.kev rect { fill: #ffebee; stroke: #c62828; } .st.kev text { fill: #b71c1c; }
-.ccd { fill: #bf360c; font-style: italic; }
-.note line { stroke: #9e9e9e; stroke-dasharray: 4 3; }
-.note text { fill: #424242; font-style: italic; }
-.note.step text { font-style: normal; font-weight: bold; fill: #1a1a1a; }
-.note.fail text { fill: #c62828; font-weight: bold; font-style: normal; }
-.note.pass text { fill: #2e7d32; font-style: normal; }
-.ann { fill: #424242; } .ann.drop { fill: #c62828; font-weight: bold; }
-.ann.inject { fill: #e65100; font-weight: bold; }
-.legend span { display: inline-block; margin-right: 14px; font-size: 13px; }
-.legend b { display: inline-block; width: 22px; height: 3px; vertical-align: middle;
-            margin-right: 5px; }
-details { margin-top: 28px; } pre { font-size: 12px; }
-.gap rect { fill: #fafafa; stroke: #bdbdbd; stroke-dasharray: 2 2; }
-.gap text { fill: #616161; font-style: italic; }
-.notice { background: #fff8e1; border-left: 4px solid #f9a825; padding: 6px 10px; }
-table.listed { border-collapse: collapse; font-size: 13px; margin-top: 8px; }
-table.listed td, table.listed th { padding: 2px 8px; text-align: right;
-                                   font-family: ui-monospace, monospace; }
-table.listed td:nth-last-child(-n+3), table.listed th:nth-last-child(-n+3) { text-align: left; }
-table.listed tr:nth-child(even) { background: #f5f5f5; }
-"""
+_BAND_STATES = frozenset(
+    [
+        "CLOSED",
+        "LISTEN",
+        "SYN-SENT",
+        "SYN-RECEIVED",
+        "ESTABLISHED",
+        "FIN-WAIT-1",
+        "FIN-WAIT-2",
+        "CLOSING",
+        "TIME-WAIT",
+        "CLOSE-WAIT",
+        "LAST-ACK",
+    ]
+)
+# The page's files: at most this many (ladder.html, ladder-2.html, …), each within the
+# limits; the conversations beyond the last are listed in the index, not drawn.
+MAX_PAGES = 10
 
 
 def _e(s: object) -> str:
@@ -90,12 +78,57 @@ def _svg_section(sec: Section, n: int) -> str:
     lx, rx, width = _svg_layout(sec)
     height = HEAD_H + ROW_H * (len(sec.rows) + 1)
     p = _svg_head(sec, n, lx, rx, width, height)
+    p.extend(_bands(sec, lx, rx))
+    y = ROW_H * 0.5  # a row's middle, in its own group
+    k = 0  # the segment's place in the section's data
     for i, r in enumerate(sec.rows):
-        y = HEAD_H + ROW_H * i + ROW_H * 0.5  # row middle
-        p.append(f'<text class="time" x="10" y="{y + 4:.1f}">{r.t:.3f}</text>')
+        attrs = f'transform="translate(0,{HEAD_H + ROW_H * i})" data-t="{r.t:.6f}"'
+        if r.seg is not None:
+            marks = " ".join(m.replace(" ", "-") for m in seg_marks(r.seg))
+            attrs += f' data-k="{seg_class(r.seg)}" data-i="{k}"'
+            attrs += f' data-m="{_e(marks)}"' if marks else ""
+            k += 1
+        p.append(f'<g class="r" {attrs}><text class="time" x="10" y="{y + 4:.1f}">{r.t:.3f}</text>')
         p.extend(_svg_row(r, n, lx, rx, y, width))
+        p.append("</g>")
     p.append("</svg>")
     return "\n".join(p)
+
+
+def _band_class(state: str) -> str:
+    name = state.split(" ")[0]
+    return name if name in _BAND_STATES else "other"
+
+
+def _bands(sec: Section, lx: float, rx: float) -> list[str]:
+    """Each side's states as bands along its lifeline: from the row where a state
+    begins to the row where the next one does (``data-a``, ``data-b``: rows)."""
+    out: list[str] = []
+    current: dict[str, tuple[str, int]] = {}
+
+    def close(side: str, end: int) -> None:
+        if side in current:
+            state, a = current.pop(side)
+            x = lx - 7 if side == "left" else rx + 2
+            y0, y1 = HEAD_H + ROW_H * (a + 0.5), HEAD_H + ROW_H * (end + 0.5)
+            out.append(
+                f'<rect class="band b-{_band_class(state)}" x="{x:.1f}" y="{y0:.1f}" '
+                f'width="5" height="{y1 - y0:.1f}" data-a="{a}" data-b="{end}">'
+                f"<title>{_e(state)}</title></rect>"
+            )
+
+    for i, r in enumerate(sec.rows):
+        changes: list[tuple[str, str]] = []
+        if r.kind == "init":
+            changes = [(side, st) for side, st in zip(("left", "right"), r.init, strict=True) if st]
+        elif r.kind == "state" and not r.state.startswith("listener "):
+            changes = [(r.side, r.state)]
+        for side, state in changes:
+            close(side, i)
+            current[side] = (state, i)
+    for side in list(current):
+        close(side, len(sec.rows))
+    return out
 
 
 def _svg_layout(sec: Section) -> tuple[float, float, int]:
@@ -136,8 +169,8 @@ def _svg_head(sec: Section, n: int, lx: float, rx: float, width: int, height: in
     """The SVG's opening, its arrowheads, the header boxes and the lifelines."""
     p: list[str] = []
     p.append(
-        f'<svg width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
-        f'role="img" aria-label="{_e(sec.title)}">'
+        f'<svg class="ladder" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" role="img" aria-label="{_e(sec.title)}">'
     )
     p.append("<defs>")
     for cls, colour in _COLOURS.items():
@@ -264,17 +297,210 @@ def _svg_arrow(v: SegmentView, n: int, lx: float, rx: float, y: float) -> str:
     return "".join(p)
 
 
-def _html_chunks(ladder: Ladder) -> Iterator[str]:
-    """ladder.html, a piece at a time (one section's SVG at most)."""
-    yield _page_head(ladder)
-    for n, sec in enumerate(ladder.sections):
-        head = f"<h2>{_e(sec.title)}</h2>\n"
-        notice = sec.notice(ladder.limits)
-        if notice:
-            head += f'<p class="notice">{_e(notice)}</p>\n'
-        yield head + _svg_section(sec, n) + "\n"
-    if ladder.listed or ladder.unlisted:
-        yield from _listed_chunks(ladder)
+# --- the page ------------------------------------------------------------------------------
+
+_KIND_NAMES = {
+    "syn": "SYN",
+    "data": "data",
+    "ack": "ACK",
+    "fin": "FIN",
+    "rst": "RST",
+    "inject": "injected (dashed)",
+    "drop": "dropped (✗)",
+}
+
+
+def _contents(ladder: Ladder) -> tuple[list[str], list[str], set[str]]:
+    """What the page draws: the kinds of segment (legend order), every mark, and the
+    kinds of row."""
+    kinds: set[str] = set()
+    marks: list[str] = []
+    rows: set[str] = set()
+    for sec in ladder.sections:
+        for r in sec.rows:
+            rows.add(r.kind)
+            if r.seg is not None:
+                kinds.add(seg_class(r.seg))
+                for m in seg_marks(r.seg):
+                    if m not in marks:
+                        marks.append(m)
+    return [k for k in _KIND_NAMES if k in kinds], marks, rows
+
+
+def _legend(kinds: list[str], marks: list[str], rows: set[str]) -> str:
+    """Legend entries for what the page holds, and nothing else."""
+    p = ['<div class="legend">']
+    for cls in kinds:
+        p.append(f'<span><b style="background:{_COLOURS[cls]}"></b>{_e(_KIND_NAMES[cls])}</span>')
+    other = [m for m in marks if m not in ("dropped", "injected", "inject")]
+    if other:
+        p.append(f"<span>[mark]: {_e(', '.join(other))}</span>")
+    if rows & {"state", "init"}:
+        p.append(
+            '<span><i class="b-ESTABLISHED" style="background:#42a5f5"></i>'
+            "a side's state (band along its lifeline)</span>"
+        )
+    if "cc" in rows:
+        p.append("<span>congestion phase (dashed amber box)</span>")
+    if rows & {"pcc", "pev"}:
+        p.append("<span>peer kernel's congestion and events (red box)</span>")
+    if "gap" in rows:
+        p.append("<span>… segments left out (dashed grey box)</span>")
+    p.append("</div>")
+    return "\n".join(p)
+
+
+def _controls(kinds: list[str], marks: list[str]) -> str:
+    """The filters and the rows' spacing; hidden until the script shows them."""
+    boxes = "".join(
+        f'<label><input type="checkbox" data-k="{k}" checked> {_e(_KIND_NAMES[k])}</label>'
+        for k in kinds
+    )
+    options = "".join(f'<option value="{_e(m.replace(" ", "-"))}">{_e(m)}</option>' for m in marks)
+    return (
+        '<div id="controls" hidden><fieldset>Rows: <label><input type="radio" name="mode" '
+        'value="order" checked> by order</label><label><input type="radio" name="mode" '
+        'value="time"> by time</label><button type="button" data-zoom="2">zoom in</button> '
+        '<button type="button" data-zoom="0.5">zoom out</button></fieldset><fieldset>'
+        '<label>Connection <input id="fconn" type="search" placeholder="address, port or #n">'
+        f"</label></fieldset><fieldset>Show: {boxes}</fieldset><fieldset><label>Marked "
+        f'<select id="fmark"><option value="">anything</option>{options}</select></label>'
+        "</fieldset></div>"
+    )
+
+
+def _page_head(ladder: Ladder, nav: str, pages_notice: str) -> str:
+    """The page up to the index: title, legend, how to read it, notices, controls."""
+    page_title = ladder.title or "netemu ladder"
+    if ladder.page > 1:
+        page_title += f" (page {ladder.page})"
+    kinds, marks, rows = _contents(ladder)
+    p = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>{_e(page_title)}</title>",
+        f"<style>{CSS}</style></head><body>",
+        f"<h1>{_e(page_title)}</h1>",
+        nav,
+        _legend(kinds, marks, rows),
+    ]
+    how = (
+        "Sequence and acknowledgment numbers are relative to each side's ISN, as in "
+        "Wireshark. Click an arrow for its fields, options, marks and raw bytes; hover a "
+        "state for its cause. Rows go by order; “by time” spaces them by time instead."
+    )
+    if "cc" in rows:
+        how += (
+            " Congestion phases (lower case, dashed) are our side's slow-start, "
+            "congestion-avoidance, fast-recovery and loss, with cwnd and ssthresh in bytes."
+        )
+    p.append(f"<p>{_e(how)}</p>")
+    for text in (ladder.notice(), pages_notice):
+        if text:
+            p.append(f'<p class="notice">{_e(text)}</p>')
+    if not ladder.sections:
+        p.append("<p>No TCP segments.</p>")
+    p.append(_controls(kinds, marks))
+    return "\n".join(p) + "\n"
+
+
+_INDEX_HEAD = (
+    "#",
+    "conversation",
+    "segments",
+    "bytes →",
+    "bytes ←",
+    "start (s)",
+    "duration (s)",
+    "dropped",
+    "retrans",
+    "left side's states",
+    "right side's states",
+)
+
+
+def _index_chunks(ladder: Ladder, where: dict[int, str] | None) -> Iterator[str]:
+    """The index: every conversation (``where``: the file each drawn one is in, "" for
+    this page) or this page's, with its counts and a link to its section."""
+    if where is None:
+        convs = [s.conv for s in ladder.sections]
+        where = {c.number: "" for c in convs}
+    else:
+        convs = ladder.everything
+    if not convs:
+        return
+    shown = convs[: max(ladder.limits.max_listed, len(ladder.sections))]
+    yield (
+        f'<h2 id="index">Connections ({len(convs):,})</h2>\n<table class="index"><tr>'
+        + "".join(
+            f'<th class="l">{h}</th>'
+            if h in ("conversation", "#") or "states" in h
+            else f"<th>{h}</th>"
+            for h in map(_e, _INDEX_HEAD)
+        )
+        + "</tr>\n"
+    )
+    for i in range(0, len(shown), 500):
+        yield "".join(_index_row(c, ladder.t0, where) for c in shown[i : i + 500])
+    yield "</table>\n"
+    if len(shown) < len(convs):
+        rest = convs[len(shown) :]
+        yield (
+            f"<p>… and {len(rest):,} more ({sum(c.count for c in rest):,} segments), "
+            f"beyond {len(shown):,} lines.</p>\n"
+        )
+
+
+def _index_row(conv: Conversation, t0: float, where: dict[int, str]) -> str:
+    d = index_row(conv, t0)
+    n = conv.number
+    place = where.get(n)
+    link = f'<a href="{_e(place)}#c{n}">#{n}</a>' if place is not None else f"#{n} (not drawn)"
+    cells = (
+        f'<td class="l">{link}</td><td class="l">{_e(d["title"])}</td>'
+        f"<td>{d['segs']:,}</td><td>{d['lr']:,}</td><td>{d['rl']:,}</td>"
+        f"<td>{d['start']:.3f}</td><td>{d['dur']:.3f}</td><td>{d['drop']:,}</td>"
+        f'<td>{d["rtx"]:,}</td><td class="l st">{_e(" → ".join(d["ls"]) or "-")}</td>'
+        f'<td class="l st">{_e(" → ".join(d["rs"]) or "-")}</td>'
+    )
+    return f'<tr data-n="{n}" data-title="{_e(d["title"])}">{cells}</tr>\n'
+
+
+def _section_html(trace: Trace, ladder: Ladder, sec: Section) -> str:
+    """A conversation: its header, ladder, graphs' place, and its data."""
+    n = sec.conv.number
+    head = (
+        f'<section class="conv" id="c{n}" data-n="{n}" data-title="{_e(sec.title)}" '
+        f'data-left="{_e(sec.left_role)}" data-right="{_e(sec.right_role)}">'
+        f"<h2>{_e(sec.title)}</h2>\n"
+    )
+    notice = sec.notice(ladder.limits)
+    if notice:
+        head += f'<p class="notice">{_e(notice)}</p>\n'
+    data = {
+        "segs": section_segments(sec, ladder.t0),
+        "graphs": section_series(trace, sec.conv, ladder.t0),
+    }
+    return (
+        head
+        + _svg_section(sec, n)
+        + '\n<div class="graphs"></div>\n'
+        + f'<script type="application/json" id="d{n}">{page_json(data)}</script>\n</section>\n'
+    )
+
+
+def _html_chunks(
+    trace: Trace,
+    ladder: Ladder,
+    nav: str = "",
+    where: dict[int, str] | None = None,
+    pages_notice: str = "",
+) -> Iterator[str]:
+    """One page of the ladder, a piece at a time (one section at most)."""
+    yield _page_head(ladder, nav, pages_notice)
+    yield from _index_chunks(ladder, where)
+    for sec in ladder.sections:
+        yield _section_html(trace, ladder, sec)
     if ladder.other_frames:
         yield f"<p>{_e(ladder.skipped_text())}.</p>\n"
     yield "<details><summary>Text ladder</summary><pre>"
@@ -282,74 +508,10 @@ def _html_chunks(ladder: Ladder) -> Iterator[str]:
     for line in text_lines(ladder):
         yield sep + _e(line_str(line))
         sep = "\n"
-    yield "</pre></details>\n</body></html>\n"
-
-
-def _page_head(ladder: Ladder) -> str:
-    """The page up to the first section: title, legend, how to read it, the notice."""
-    page_title = ladder.title or "netemu ladder"
-    p = [
-        "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8">',
-        f"<title>{_e(page_title)}</title>",
-        f"<style>{_CSS}</style></head><body>",
-        f"<h1>{_e(page_title)}</h1>",
-        '<div class="legend">',
-    ]
-    for cls, name in (
-        ("syn", "SYN"),
-        ("data", "data"),
-        ("ack", "ACK"),
-        ("fin", "FIN"),
-        ("rst", "RST"),
-        ("inject", "injected (dashed)"),
-        ("drop", "dropped (✗)"),
-    ):
-        p.append(f'<span><b style="background:{_COLOURS[cls]}"></b>{_e(name)}</span>')
-    p.append("</div>")
-    p.append(
-        "<p>Sequence and acknowledgment numbers are relative to each side's ISN, as in "
-        "Wireshark. Hover an arrow for raw numbers and options, a state for its cause. "
-        "Congestion phases (lower case, dashed) are our side's slow-start, "
-        "congestion-avoidance, fast-recovery and loss, with cwnd and ssthresh in bytes."
-        "</p>"
-    )
-    notice = ladder.notice()
-    if notice:
-        p.append(
-            f'<p class="notice">{_e(notice)}'
-            + (
-                ' <a href="#listed">The conversations not drawn.</a>'
-                if ladder.listed or ladder.unlisted
-                else ""
-            )
-            + "</p>"
-        )
-    if not ladder.sections:
-        p.append("<p>No TCP segments.</p>")
-    return "\n".join(p) + "\n"
-
-
-def _listed_chunks(ladder: Ladder) -> Iterator[str]:
-    """The table of the conversations not drawn (500 rows a piece), and how many more."""
-    rest = len(ladder.listed) + ladder.unlisted
     yield (
-        f'<h2 id="listed">{rest:,} more conversation{"s" if rest != 1 else ""}, '
-        'not drawn</h2>\n<table class="listed"><tr>'
-        + "".join(f"<th>{_e(h)}</th>" for h in LISTED_HEAD)
-        + "</tr>\n"
+        '</pre></details>\n<aside id="detail" hidden><button type="button">close</button>'
+        f'<div id="detail-body"></div></aside>\n<script>{JS}</script>\n</body></html>\n'
     )
-    for i in range(0, len(ladder.listed), 500):
-        yield "".join(
-            "<tr>" + "".join(f"<td>{_e(c)}</td>" for c in listed_row(conv, ladder.t0)) + "</tr>\n"
-            for conv in ladder.listed[i : i + 500]
-        )
-    yield "</table>\n"
-    if ladder.unlisted:
-        yield (
-            f"<p>… and {ladder.unlisted:,} more ({ladder.unlisted_segments:,} segments), "
-            f"beyond {ladder.limits.max_listed:,} lines.</p>\n"
-        )
 
 
 def render_ladder_html(
@@ -360,11 +522,32 @@ def render_ladder_html(
     extra_states: Iterable[StateRecord] = (),
     limits: LadderLimits | None = None,
 ) -> str:
-    """A self-contained HTML page: one inline SVG ladder per conversation, hover
-    tooltips with raw numbers and options, and the text ladder at the bottom; within
-    ``limits`` (``DEFAULT_LIMITS``)."""
+    """A self-contained HTML page: one inline SVG ladder per conversation, an index,
+    graphs, a segment's detail on click, and the text ladder at the bottom; one page,
+    within ``limits`` (``DEFAULT_LIMITS``): the conversations beyond are in the
+    index, not drawn."""
     ladder = build_ladder(trace, roles=roles, title=title, extra_states=extra_states, limits=limits)
-    return "".join(_html_chunks(ladder))
+    where = {s.conv.number: "" for s in ladder.sections}
+    return "".join(_html_chunks(trace, ladder, where=where))
+
+
+def page_name(path: Path, page: int) -> str:
+    """The file of a page: ladder.html, ladder-2.html, …"""
+    return path.name if page == 1 else f"{path.stem}-{page}{path.suffix}"
+
+
+def _nav(path: Path, page: int, total: int | None, has_next: bool) -> str:
+    if total == 1:
+        return ""
+    links = []
+    if page > 1:
+        links.append(f'<a href="{_e(page_name(path, 1))}#index">index (page 1)</a>')
+        links.append(f'<a href="{_e(page_name(path, page - 1))}">← page {page - 1}</a>')
+    if total is not None:
+        links += [f'<a href="{_e(page_name(path, k))}">page {k}</a>' for k in range(2, total + 1)]
+    elif has_next:
+        links.append(f'<a href="{_e(page_name(path, page + 1))}">page {page + 1} →</a>')
+    return '<p class="nav">' + " ".join(links) + "</p>"
 
 
 def write_ladder_html(
@@ -375,9 +558,51 @@ def write_ladder_html(
     title: str | None = None,
     extra_states: Iterable[StateRecord] = (),
     limits: LadderLimits | None = None,
-) -> None:
-    """Write ladder.html atomically, a section at a time."""
-    ladder = build_ladder(trace, roles=roles, title=title, extra_states=extra_states, limits=limits)
+    max_pages: int = MAX_PAGES,
+) -> list[Path]:
+    """Write ladder.html atomically, a section at a time; a trace beyond ``limits``
+    goes on over up to ``max_pages`` files (ladder-2.html, …: ``page_name``), the
+    first with the index of every conversation. Returns the files, first first."""
+    path = Path(path)
+    pages = ladder_pages(
+        trace,
+        roles=roles,
+        title=title,
+        extra_states=extra_states,
+        limits=limits,
+        max_pages=max_pages,
+    )
+    first = next(pages)
+    where = {s.conv.number: "" for s in first.sections}
+    written = [path]
+    cur = next(pages, None)
+    while cur is not None:
+        nxt = next(pages, None)
+        name = page_name(path, cur.page)
+        where.update((s.conv.number, name) for s in cur.sections)
+        nav = _nav(path, cur.page, None, nxt is not None)
+        convs = [s.conv.number for s in cur.sections]
+        notice = (
+            f"Page {cur.page} of a large trace's ladder: conversations #{convs[0]} to "
+            f"#{convs[-1]}. The index of every conversation is on page 1."
+        )
+        _write(path.with_name(name), _html_chunks(trace, cur, nav, None, notice))
+        written.append(path.with_name(name))
+        cur = nxt
+    total = len(written)
+    notice = ""
+    if total > 1:
+        notice = (
+            f"This ladder goes on over {total} pages (at most "
+            f"{first.limits.max_conversations:,} conversations and "
+            f"{first.limits.max_total_rows:,} rows a page): the index below links "
+            "every conversation drawn to its page."
+        )
+    _write(path, _html_chunks(trace, first, _nav(path, 1, total, False), where, notice))
+    return written
+
+
+def _write(path: Path, chunks: Iterable[str]) -> None:
     with atomic_open(path) as f:
-        for chunk in _html_chunks(ladder):
+        for chunk in chunks:
             f.write(chunk.encode("utf-8"))

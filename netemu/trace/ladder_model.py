@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 from array import array
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -200,6 +200,9 @@ class Ladder:
     unlisted_segments: int = 0
     segments: int = 0  # in all conversations
     t0: float = 0.0
+    page: int = 1  # of ``ladder_pages``
+    # Every conversation of the trace, on this page or not (``ladder_pages``).
+    everything: list[Conversation] = field(default_factory=list, repr=False)
 
     @property
     def conversations(self) -> int:
@@ -545,43 +548,74 @@ def build_ladder(
     after the first ``max_conversations``, or after ``max_total_rows`` rows, are
     listed (``Ladder.listed``) rather than drawn. Segments are read one conversation
     at a time and only those drawn are kept."""
+    return next(
+        ladder_pages(
+            trace, roles=roles, title=title, extra_states=extra_states, limits=limits, max_pages=1
+        )
+    )
+
+
+def ladder_pages(
+    trace: Trace,
+    *,
+    roles: tuple[str, str] = DEFAULT_ROLES,
+    title: str | None = None,
+    extra_states: Iterable[StateRecord] = (),
+    limits: LadderLimits | None = None,
+    max_pages: int = 1,
+) -> Iterator[Ladder]:
+    """``build_ladder`` over up to ``max_pages`` pages, one at a time: each page draws
+    conversations within ``limits`` as one ladder would, the next page starts where it
+    stopped, and the conversations beyond the last page are listed on it. Every page
+    has ``page`` (1, 2, …) and ``everything`` (all the conversations, for an index)."""
     limits = DEFAULT_LIMITS if limits is None else limits
     convs, other = conversations(trace, extra_states, keep_segments=False, place_notes=False)
     notes = NotePlacement(trace.notes, convs)
     t0 = trace.start
-    ladder = Ladder([], other, title, limits, segments=sum(c.count for c in convs), t0=t0)
+    segments = sum(c.count for c in convs)
+
+    def page(n: int) -> Ladder:
+        return Ladder([], other, title, limits, segments=segments, t0=t0, page=n, everything=convs)
+
+    ladder = page(1)
     used = 0
-    full = False
+    listing = False
     for conv in convs:
-        if not full and ladder.sections and len(ladder.sections) >= limits.max_conversations:
-            full = True
-        if not full:
+        sec: Section | None = None
+        full = bool(ladder.sections) and len(ladder.sections) >= limits.max_conversations
+        if not listing and not full:
             conv.notes = notes.of(conv)
             others = _other_rows(conv, t0)
             whole = conv.count + len(others) + 1
-            if (
-                ladder.sections
-                and whole <= limits.max_rows
-                and used + whole + _SECTION_LINES > limits.max_total_rows
-            ):
-                full = True  # known without reading its segments
-                conv.notes = []
-            else:
+            # known too large without reading its segments
+            full = bool(ladder.sections) and (
+                whole <= limits.max_rows and used + whole + _SECTION_LINES > limits.max_total_rows
+            )
+            if not full:
                 sec = _section(trace, conv, t0, roles, limits, others)
-                cost = len(sec.rows) + _SECTION_LINES
-                if ladder.sections and used + cost > limits.max_total_rows:
-                    full = True
-                    conv.notes = []  # listed: its notes are not drawn
-                else:
-                    used += cost
-                    ladder.sections.append(sec)
-                    continue
+                full = bool(ladder.sections) and (
+                    used + len(sec.rows) + _SECTION_LINES > limits.max_total_rows
+                )
+        if full and not listing:
+            if ladder.page < max_pages:
+                yield ladder
+                ladder, used = page(ladder.page + 1), 0
+                if sec is None:
+                    conv.notes = notes.of(conv)
+                    sec = _section(trace, conv, t0, roles, limits, _other_rows(conv, t0))
+            else:
+                listing = True
+        if not listing and sec is not None:
+            used += len(sec.rows) + _SECTION_LINES
+            ladder.sections.append(sec)
+            continue
+        conv.notes = []  # listed: its notes are not drawn
         if len(ladder.listed) < limits.max_listed:
             ladder.listed.append(conv)
         else:
             ladder.unlisted += 1
             ladder.unlisted_segments += conv.count
-    return ladder
+    yield ladder
 
 
 def seg_annotations(v: SegmentView) -> list[tuple[str, str]]:

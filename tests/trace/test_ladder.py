@@ -131,8 +131,11 @@ def test_html_is_self_contained(full_trace: Trace, tmp_path) -> None:
     assert page.startswith("<!DOCTYPE html>")
     assert "<svg" in page and "</svg>" in page and "<marker" in page
     assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:)?//""", page)
-    assert "http" not in page.lower()
-    assert "<script" not in page.lower() and "@import" not in page
+    assert "http" not in page.lower()  # nothing fetched, not even a namespace named
+    assert "@import" not in page and "fetch(" not in page and "XMLHttpRequest" not in page
+    # one inline script, and each conversation's data as JSON the browser never runs
+    assert page.count("<script>") == 1 and "<script src" not in page
+    assert page.count("<script") == 1 + page.count('<script type="application/json"')
     assert "&lt;b&gt;not markup&lt;/b&gt; &amp; co" in page and "<b>not markup" not in page
     for needle in (
         "198.18.0.1:40000",

@@ -26,6 +26,7 @@ from netemu.trace.ladder import (
     write_ladder_html,
     write_ladder_text,
 )
+from netemu.trace.ladder_html import MAX_PAGES
 from netemu.trace.ladder_model import Row, is_event
 from netemu.trace.record import PeerEventRecord
 from netemu.trace.report import write_report
@@ -71,8 +72,21 @@ def test_300_connections_of_64k_give_bounded_ladders(tmp_path) -> None:
     )
     assert [int(n) for n, _ in listed] == list(range(drawn, 300))
     assert [int(port) for _, port in listed] == list(range(40000 + drawn, 40300))
+    # ladder.html goes on over pages (ladder-2.html, …), each within the limits; the
+    # index on the first links each conversation drawn to its page
+    pages = sorted(tmp_path.glob("ladder*.html"))
+    assert 2 <= len(pages) <= MAX_PAGES
+    assert all(p.stat().st_size < 10 * MB for p in pages), [p.stat().st_size for p in pages]
     html = page.read_text()
-    assert '<table class="listed">' in html and html.count("<tr><td>") == 300 - drawn
+    assert '<h2 id="index">Connections (300)</h2>' in html
+    links = re.findall(r'<a href="(ladder(?:-\d+)?\.html)?#c(\d+)">', html)
+    on_pages = {int(n): f or "ladder.html" for f, n in links}
+    assert sorted(on_pages) == list(range(len(on_pages))) and len(on_pages) > drawn
+    assert {f for f in on_pages.values()} == {p.name for p in pages}
+    assert html.count("(not drawn)") == 300 - len(on_pages)
+    second = (tmp_path / "ladder-2.html").read_text()
+    first_there = min(n for n, f in on_pages.items() if f == "ladder-2.html")
+    assert f'<section class="conv" id="c{first_there}"' in second
 
 
 def test_ladder_memory_is_bounded_by_the_limits() -> None:
@@ -323,8 +337,9 @@ def test_conversations_beyond_the_limit_are_listed() -> None:
     assert len(ladder.sections) == 2  # 7 rows and 5 lines of frame each
     assert len(build_ladder(trace, limits=UNLIMITED).sections) == 8
     page = render_ladder_html(trace, limits=LadderLimits(max_conversations=3))
-    assert '<h2 id="listed">5 more conversations, not drawn</h2>' in page
-    assert page.count("<tr><td>") == 5
+    assert '<h2 id="index">Connections (8)</h2>' in page  # one page: the rest not drawn
+    assert [int(n) for n in re.findall(r'<a href="#c(\d+)">', page)] == [0, 1, 2]
+    assert [int(n) for n in re.findall(r"#(\d+) \(not drawn\)", page)] == [3, 4, 5, 6, 7]
 
 
 def test_a_small_ladder_is_as_it_was() -> None:
