@@ -18,7 +18,6 @@ the kernel refuses) is a skip with the reason, and a failure when ``CI`` is set.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import re
 from collections.abc import Callable, Generator, Iterator
@@ -239,14 +238,14 @@ class NetemuItem(pytest.Item):
 
         from netemu.lab.core import LabError
         from netemu.run.result import EnvironmentProblem
+        from netemu.run.rundir import discard_run_dir
 
         for _ in range(_LATE_TRIES):
             run_dir = self._run_dir()
             try:
                 outcome = asyncio.run(self._start(run_dir))
             except (EnvironmentProblem, LabError) as e:  # (a sysctl the kernel refuses)
-                with contextlib.suppress(OSError):
-                    run_dir.rmdir()  # made for this run, still empty: nothing left behind
+                discard_run_dir(run_dir)  # nothing left behind
                 _skip_or_fail(f"{self.source.name}: {e}")
             if not outcome.report.get("netemu_late"):
                 break

@@ -136,14 +136,14 @@ def _child_run(job: Job, send: Callable[[tuple[Any, ...]], None]) -> int:
 
     from ..lab.core import LabError
     from ..run.result import EnvironmentProblem
+    from ..run.rundir import discard_run_dir
 
     assert job.run_dir is not None
     try:
         outcome = asyncio.run(job.run.start(job.run_dir, lambda r: send(("step", r))))
     except (EnvironmentProblem, LabError) as e:  # as -j 1: exit 3, no empty run directory
         print(f"netemu run: {job.name}: {e}", file=sys.stderr)
-        with contextlib.suppress(OSError):
-            job.run_dir.rmdir()
+        discard_run_dir(job.run_dir)  # nothing left behind
         return 3
     send(("done", outcome.passed, outcome.run_dir, outcome.report, outcome.ladder))
     return 0

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import sys
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
@@ -293,6 +292,7 @@ def _write_reports(args: argparse.Namespace, reports: list[dict[str, Any]]) -> N
 def _run_all(args: argparse.Namespace) -> int:
     from ..lab.core import LabError
     from ..run.result import EnvironmentProblem
+    from ..run.rundir import discard_run_dir
     from .console import make_console
 
     overrides = parse_overrides(args, "netemu run")
@@ -333,8 +333,7 @@ def _run_all(args: argparse.Namespace) -> int:
             outcome = asyncio.run(run.start(run_dir, _step_printer(console)))
         except (EnvironmentProblem, LabError) as e:  # (a sysctl the kernel refuses: LabError)
             print(f"netemu run: {sc.name}: {e}", file=sys.stderr)
-            with contextlib.suppress(OSError):
-                run_dir.rmdir()  # made for this run, still empty: nothing left behind
+            discard_run_dir(run_dir)  # nothing left behind
             return 3
         if outcome.report.get("netemu_late"):
             netemu_late.append(f"{sc.name}: {outcome.report['netemu_late']}")

@@ -373,6 +373,11 @@ class Host(LoopReader, ArpIcmp):
                 if fate.copies == 0:
                     self.trace.frame("out", f, "dropped", fate.why, t=t)
             frames = imp.due(t)
+            if imp.next_deadline() is not None:
+                # Frames held (a delay, the rate): the timer must wake for them, whoever
+                # sent them; an ARP request from resolve() has no _flush after it to arm
+                # it (a 10 ms delay held the first SYN's ARP for the 1 s retry).
+                self._arm_timer()
             if not frames:
                 return
         self._wire_out(frames, mark, note)

@@ -26,6 +26,21 @@ Roles = tuple[str, str]
 Account = Callable[[], tuple[list[dict[str, Any]], str, dict[str, Any]]]
 
 
+OUTPUTS = ("trace.pcap", "ladder.txt", "ladder.html", "report.json")
+
+
+def discard_run_dir(run_dir: Path) -> None:
+    """A run that could not be made (an environment problem: a program not there, a
+    sysctl the kernel refuses) leaves nothing behind: the outputs it had begun (the
+    streamed trace.pcap) removed, then its directory, made for it, if that leaves it
+    empty. Anything else in the directory is kept."""
+    for name in OUTPUTS:
+        with contextlib.suppress(OSError):
+            (run_dir / name).unlink()
+    with contextlib.suppress(OSError):
+        run_dir.rmdir()
+
+
 def default_run_dir(name: str, base: str | Path = "runs") -> Path:
     """A new run directory, created here: two runs started in the same second (two
     processes) each get their own (it was only chosen here and made at the end, so both

@@ -30,6 +30,22 @@ async def test_arp_resolves_both_ways():
     b.close()
 
 
+async def test_arp_through_a_delay_pipeline_waits_the_delay_not_the_retry():
+    # An ARP request sent by resolve() (no flush after it) into a delay pipeline: the
+    # host's timer must wake for it. It did not, and the request waited for the 1 s
+    # retry (every scenario with `network: {delay: ...}` connected a second late).
+    from netemu.run.impair import pipelines
+
+    a, b = await _pair()
+    a.impair_out, a.impair_in = pipelines({"delay": 0.02}, {}, seed=1)
+    t0 = asyncio.get_running_loop().time()
+    assert await a.resolve(B_IP) == B_MAC
+    took = asyncio.get_running_loop().time() - t0
+    assert 0.02 <= took < 0.5, took
+    a.close()
+    b.close()
+
+
 async def test_stream_transfer_byte_exact_and_close_states():
     a, b = await _pair()
     listener = await b.listen(8080)

@@ -130,6 +130,25 @@ def test_a_command_peer_that_is_not_there_is_the_environments_fault(tmp_path: Pa
     )
     assert out.returncode == 3, out.stdout + out.stderr
     assert "peer program not found: /nonexistent/x" in out.stderr
+    # nothing left behind: not even the trace.pcap the run had begun to stream
+    assert not (tmp_path / "r").exists() or list((tmp_path / "r").iterdir()) == []
+    # and the same with -j 2 (two such files at once)
+    (tmp_path / "nocmd2.yaml").write_text(f.read_text().replace("nocmd", "nocmd2"))
+    argv = [
+        "run",
+        "-q",
+        "-j",
+        "2",
+        "-o",
+        str(tmp_path / "r2"),
+        str(f),
+        str(tmp_path / "nocmd2.yaml"),
+    ]
+    out = subprocess.run(
+        [sys.executable, "-m", "netemu", *argv], capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 3, out.stdout + out.stderr
+    assert not (tmp_path / "r2").exists() or list((tmp_path / "r2").iterdir()) == []
 
 
 # --- frames that never reached the other side intact ------------------------------
