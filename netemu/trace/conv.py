@@ -130,6 +130,9 @@ class SegmentView:
     # tcp.analysis.retransmission, roughly.
     retransmission: bool = False
     payload_len: int = -1  # len(tcp.payload), kept when the payload was let go (-1: not)
+    # Wireshark's TCP analysis of it and its SACK blocks (analysis.Analysis), when
+    # analysis.analyze ran over its conversation; None: no mark, no SACK block
+    analysis: Any = None
 
     @property
     def t(self) -> float:
