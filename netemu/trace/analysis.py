@@ -123,17 +123,17 @@ class _Flow:
     """One direction's bookkeeping (Wireshark's tcp_flow_t, the parts analysis reads)."""
 
     __slots__ = (
-        "nextseq",
-        "nextseq_t",
-        "maxseqtobeacked",
+        "dupacks",
+        "fin_acked",
+        "fin_end",
+        "last_marks",
         "lastack",
         "lastack_t",
-        "window",
-        "last_marks",
-        "dupacks",
+        "maxseqtobeacked",
+        "nextseq",
+        "nextseq_t",
         "nondup_frame",
-        "fin_end",
-        "fin_acked",
+        "window",
         "wscale",
     )
 
@@ -168,7 +168,7 @@ class Analyzer:
             f = self.flows[ep] = _Flow()
         return f
 
-    def feed(self, v: SegmentView) -> Analysis | None:  # noqa: C901 - the rules in order
+    def feed(self, v: SegmentView) -> Analysis | None:
         tcp = v.tcp
         fl = tcp.flags
         t = v.frame.t
@@ -209,9 +209,7 @@ class Analyzer:
                 marks.append(WINDOW_FULL)
             if same and window and window == fwd.window and KEEP_ALIVE in rev.last_marks:
                 marks.append(KEEP_ALIVE_ACK)
-            elif (
-                same and window == 0 and fwd.window == 0 and ZERO_WINDOW_PROBE in rev.last_marks
-            ):
+            elif same and window == 0 and fwd.window == 0 and ZERO_WINDOW_PROBE in rev.last_marks:
                 marks.append(ZERO_WINDOW_PROBE_ACK)
             elif same and window and window == fwd.window:
                 fwd.dupacks += 1
@@ -259,10 +257,10 @@ class Analyzer:
             return
         seq, seglen, nextseq = v.tcp.seq, v.length, fwd.nextseq
         behind = nextseq is not None and _lt(seq, nextseq)
-        if behind and rev.dupacks >= 2 and rev.lastack == seq:
-            if t - rev.lastack_t < FAST_RETRANSMISSION_WINDOW:
-                marks += (FAST_RETRANSMISSION, RETRANSMISSION)
-                return
+        recent = t - rev.lastack_t < FAST_RETRANSMISSION_WINDOW
+        if behind and rev.dupacks >= 2 and rev.lastack == seq and recent:
+            marks += (FAST_RETRANSMISSION, RETRANSMISSION)
+            return
         ooo = OUT_OF_ORDER_DEFAULT if not self.first_rtt else self.first_rtt
         if behind and t - fwd.nextseq_t < ooo and nextseq != (seq + seglen) & MASK:
             marks.append(OUT_OF_ORDER)
@@ -282,9 +280,7 @@ def _with_sack(a: Analysis, v: SegmentView, blocks: tuple[tuple[int, int], ...])
     a.sack = tuple(((x - base) & MASK, (y - base) & MASK) for x, y in blocks)
     first = blocks[0]
     a.dsack = _lt(first[0], ack) or (
-        len(blocks) > 1
-        and not _lt(first[0], blocks[1][0])
-        and not _gt(first[1], blocks[1][1])
+        len(blocks) > 1 and not _lt(first[0], blocks[1][0]) and not _gt(first[1], blocks[1][1])
     )
     return a
 

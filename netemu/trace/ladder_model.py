@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ..wire import FIN, RST, SYN
+from .analysis import analyze
 from .conv import (
     Conversation,
     NotePlacement,
@@ -409,12 +410,14 @@ def _other_rows(conv: Conversation, t0: float) -> list[tuple[tuple, Row]]:
 
 def is_event(v: SegmentView) -> bool:
     """A segment a summarised ladder always draws: SYN, FIN or RST; dropped, injected
-    or otherwise marked; a retransmission; with a note or an option of bad length."""
+    or otherwise marked; a retransmission or any other mark of Wireshark's analysis
+    (``analysis``); with a note or an option of bad length."""
     return bool(
         v.tcp.flags & (SYN | FIN | RST)
         or v.frame.mark
         or v.frame.note
         or v.retransmission
+        or (v.analysis is not None and v.analysis.marks)
         or v.tcp.malformed_option is not None
     )
 
@@ -431,7 +434,7 @@ def _section(
     total = conv.count + len(others) + any(init)
     if total <= limits.max_rows:
         keyed = list(others)
-        for v in conv.iter_segments(trace):
+        for v in analyze(conv.iter_segments(trace)):
             v.drop_payload()
             keyed.append(((v.t, 2, v.index), Row(v.t - t0, "seg", seg=v)))
         keyed.sort(key=lambda kr: kr[0])
@@ -456,7 +459,7 @@ def _summarised_rows(
     stretch left out. Two passes over its segments, holding a few bytes a segment and
     the views drawn: which to draw, then those."""
     ts, lr, length, event = array("d"), bytearray(), array("I"), bytearray()
-    for v in conv.iter_segments(trace):
+    for v in analyze(conv.iter_segments(trace)):
         ts.append(v.t)
         lr.append(v.left_to_right)
         length.append(v.length)
@@ -504,7 +507,7 @@ def _summarised_rows(
         if chosen[p] and order[p] >= 0:
             wanted[order[p]] = 1
     views: dict[int, SegmentView] = {}
-    for j, v in enumerate(conv.iter_segments(trace)):
+    for j, v in enumerate(analyze(conv.iter_segments(trace))):
         if wanted[j]:
             v.drop_payload()
             views[j] = v
@@ -585,7 +588,10 @@ def build_ladder(
 
 
 def seg_annotations(v: SegmentView) -> list[tuple[str, str]]:
-    """(text, style) after the arrow: marks and the frame's note."""
+    """(text, style) after the arrow: netemu's marks, Wireshark's analysis marks
+    ("[retrans]", "[dup ack #2 of #14]": style "analysis") and SACK blocks in relative
+    numbers ("[sack 1449-2897]", "[D-SACK 1-1449]": style "sack"), after the frame's
+    note (netemu's own word on it comes first)."""
     out = []
     mark = v.mark
     if mark == "dropped":
@@ -596,6 +602,11 @@ def seg_annotations(v: SegmentView) -> list[tuple[str, str]]:
         out.append((f"[{mark}]", "mark"))
     if v.frame.note:
         out.append((v.frame.note, "fnote"))
+    a = v.analysis
+    if a is not None:
+        for tag in a.tags():
+            sack = tag.startswith(("sack", "D-SACK"))
+            out.append((f"[{tag}]", "sack" if sack else "analysis"))
     return out
 
 
