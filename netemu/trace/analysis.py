@@ -180,6 +180,9 @@ class Analyzer:
             self._syn(fwd, rev, v, t)
         elif fl & ACK and self.syn_t is not None and self.first_rtt is None:
             self.first_rtt = t - self.syn_t
+        if fwd.nextseq is None and not fl & SYN:
+            # its first segment, the SYN not seen: it had sent up to here (as tshark)
+            fwd.nextseq, fwd.nextseq_t = seq, t
         marks: list[str] = []
         dup: tuple[int, int] | None = None
         nextseq = fwd.nextseq
