@@ -271,7 +271,8 @@ def _state_rows(
     last = None
     for n, rec in enumerate(recs):
         if isinstance(rec, StateRecord):
-            state = normalize_state(rec.new)
+            # guessed, not seen (a capture's inference): said so, as a polled peer's is
+            state = normalize_state(rec.new) + (SOURCE_MARK["inferred"] if rec.inferred else "")
             detail = rec.cause
             r = 3 if rec.cause.startswith("recv") else 1
         else:
@@ -434,9 +435,11 @@ def _section(
     total = conv.count + len(others) + any(init)
     if total <= limits.max_rows:
         keyed = list(others)
+        tk = -float("inf")
         for v in analyze(conv.iter_segments(trace)):
             v.drop_payload()
-            keyed.append(((v.t, 2, v.index), Row(v.t - t0, "seg", seg=v)))
+            tk = max(tk, v.t)  # in file order when a capture's clock goes back
+            keyed.append(((tk, 2, v.index), Row(v.t - t0, "seg", seg=v)))
         keyed.sort(key=lambda kr: kr[0])
         rows = [r for _, r in keyed]
     else:
@@ -460,7 +463,7 @@ def _summarised_rows(
     the views drawn: which to draw, then those."""
     ts, lr, length, event = array("d"), bytearray(), array("I"), bytearray()
     for v in analyze(conv.iter_segments(trace)):
-        ts.append(v.t)
+        ts.append(max(v.t, ts[-1]) if ts else v.t)  # file order if the clock goes back
         lr.append(v.left_to_right)
         length.append(v.length)
         event.append(is_event(v))
@@ -468,8 +471,6 @@ def _summarised_rows(
     # Rows in time order: segment j as j, others[k] as -(k + 1); at one instant as
     # build_ladder has them (notes, changes not caused by a segment, segments, the rest).
     seg_order: Iterable[int] = range(n)
-    if any(ts[j] > ts[j + 1] for j in range(n - 1)):
-        seg_order = sorted(range(n), key=ts.__getitem__)  # stable: ties in frame order
     index = conv.frames
     order = array("q")
     k = 0
@@ -537,7 +538,9 @@ def build_ladder(
     extra_states: Iterable[StateRecord] = (),
     limits: LadderLimits | None = None,
 ) -> Ladder:
-    """The row model of the ladder: one section per conversation, rows in time order.
+    """The row model of the ladder: one section per conversation, rows in time order
+    (segments in file order: where a capture's clock goes back, a segment keeps its
+    place and its own time).
     At one instant: notes, then our state changes not caused by a received segment
     (connect() → SYN-SENT comes before the SYN), then segments, then changes caused
     by segments and the peer's observed states. Congestion phase changes

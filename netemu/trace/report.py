@@ -133,6 +133,7 @@ def _trace_part(trace: Trace) -> dict[str, Any]:
                 "old": s.old,
                 "new": s.new,
                 "cause": s.cause,
+                "inferred": s.inferred,
             }
             for s in trace.states
         ],
