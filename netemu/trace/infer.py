@@ -140,9 +140,9 @@ class _Inferrer:
         for v in segs:
             last = max(last, v.t)
             self.mono.append(last)
-        # Keyed by role: a self-connection (one address and port at both ends: a LAND
-        # packet, a socket connected to itself) has one endpoint and two sides, the
-        # client sending every segment and the server receiving it.
+        # Keyed by role. A self-connection (one address and port at both ends: a socket
+        # connected to itself, a LAND packet) is one socket, the client: it receives
+        # every segment it sends (SYN-SENT → SYN-RECEIVED → ESTABLISHED, as Linux's).
         self.client, self.server = _Side(client, "client"), _Side(server, "server")
         self.same = client == server
         self.out = Inference()
@@ -157,6 +157,8 @@ class _Inferrer:
         return self.client if self.same or v.src == self.client.ep else self.server
 
     def _other(self, side: _Side) -> _Side:
+        if self.same:  # one socket, sending to itself: it receives what it sends
+            return self.client
         return self.server if side is self.client else self.client
 
     def run(self) -> Inference:
@@ -209,8 +211,12 @@ class _Inferrer:
         nxt = self.segs[sends[k]] if k < len(sends) else None
         while q:
             h, t0 = q[0]
-            if _seg_len(h) and nxt is not None and nxt.tcp.flags & ACK and not _acks(nxt, h):
-                return
+            if (
+                _seg_len(h)
+                and nxt is not None
+                and (not _acks(nxt, h) if nxt.tcp.flags & ACK else nxt.tcp.flags & SYN)
+            ):
+                return  # r's next segment was sent before h arrived (a SYN acks nothing)
             q.pop(0)
             self._deliver(r, h, max(t0, now))
 
