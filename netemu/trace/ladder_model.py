@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ..wire import FIN, RST, SYN
-from .analysis import analyze
+from .analysis import Analysis, analyze
 from .conv import (
     Conversation,
     NotePlacement,
@@ -462,7 +462,10 @@ def _summarised_rows(
     stretch left out. Two passes over its segments, holding a few bytes a segment and
     the views drawn: which to draw, then those."""
     ts, lr, length, event = array("d"), bytearray(), array("I"), bytearray()
+    analysed: dict[int, Analysis] = {}  # the few segments with a mark or SACK block
     for v in analyze(conv.iter_segments(trace)):
+        if v.analysis is not None:
+            analysed[len(ts)] = v.analysis
         ts.append(max(v.t, ts[-1]) if ts else v.t)  # file order if the clock goes back
         lr.append(v.left_to_right)
         length.append(v.length)
@@ -508,9 +511,10 @@ def _summarised_rows(
         if chosen[p] and order[p] >= 0:
             wanted[order[p]] = 1
     views: dict[int, SegmentView] = {}
-    for j, v in enumerate(analyze(conv.iter_segments(trace))):
+    for j, v in enumerate(conv.iter_segments(trace)):
         if wanted[j]:
             v.drop_payload()
+            v.analysis = analysed.get(j)
             views[j] = v
     rows: list[Row] = []
     gap: Gap | None = None
