@@ -20,7 +20,12 @@ option of bad length, in any state but TIME-WAIT: see tcp.dropped_unread):
 
 A server starts in LISTEN (it is first seen receiving a SYN); a side first seen
 sending anything other than a SYN is taken to be ESTABLISHED (the capture started
-mid-connection). A SYN+ACK or FIN that also acks the other side's FIN moves
+mid-connection; flagged ``inferred``, as the roles are when no SYN says which side
+is the client: ``roles``). An ACK says what its sender received: across a hole in
+the capture, an ACK of a FIN is the FIN's receipt (``inferred``). A SYN+ACK may ack
+a Fast Open SYN's data. A self-connection is one socket that receives what it
+sends. Segments are taken in file order; times that go back are held at the latest
+so far, so a state never comes before the segment that caused it. A SYN+ACK or FIN that also acks the other side's FIN moves
 straight through (FIN-WAIT-1 → TIME-WAIT is one record). TIME-WAIT's 2·MSL
 timer leaves no segment, so TIME-WAIT is the last state a capture can show.
 

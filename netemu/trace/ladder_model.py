@@ -157,6 +157,12 @@ class Row:
     note: NoteRecord | None = None
     init: tuple[str, str] = ("", "")  # initial states (left, right)
 
+    @property
+    def analysis(self) -> Analysis | None:
+        """Wireshark's TCP analysis of its segment (``marks``, ``dup_ack``, ``sack``,
+        ``dsack``; ``tags()`` as the text ladder writes them), None for none."""
+        return self.seg.analysis if self.seg is not None else None
+
 
 @dataclass
 class Section:
@@ -473,11 +479,10 @@ def _summarised_rows(
     n = len(ts)
     # Rows in time order: segment j as j, others[k] as -(k + 1); at one instant as
     # build_ladder has them (notes, changes not caused by a segment, segments, the rest).
-    seg_order: Iterable[int] = range(n)
     index = conv.frames
     order = array("q")
     k = 0
-    for j in seg_order:
+    for j in range(n):  # in file order
         key = (ts[j], 2, index[j])
         while k < len(others) and others[k][0] < key:
             order.append(-(k + 1))

@@ -349,3 +349,17 @@ def test_rst_after_close(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     wrpcap(str(path), c.pkts)
     rep = show_json(path, capsys)
     assert [s["frame"] for s in rep["segments"] if "rst_after_close" in s["analysis"]] == [8, 9]
+
+
+def test_the_ladder_model_gives_marks_per_row(tmp_path: Path) -> None:
+    """What the HTML page draws from: each segment row's analysis, and its annotations."""
+    from netemu.trace.infer import trace_from_pcap
+    from netemu.trace.ladder import render_ladder_html
+    from netemu.trace.ladder_model import build_ladder
+
+    trace = trace_from_pcap(build("fast-retransmit", tmp_path))
+    rows = build_ladder(trace).sections[0].rows
+    marked = {r.seg.index + 1: r.analysis.marks for r in rows if r.seg and r.analysis}
+    assert marked[14] == ("fast_retransmission", "retransmission")
+    assert [f for f, m in marked.items() if "duplicate_ack" in m] == [11, 12, 13]
+    assert "[fast retrans]" in render_ladder_html(trace)
