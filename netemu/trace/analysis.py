@@ -269,7 +269,9 @@ class Analyzer:
             marks += (FAST_RETRANSMISSION, RETRANSMISSION)
             return
         ooo = OUT_OF_ORDER_DEFAULT if not self.first_rtt else self.first_rtt
-        if behind and t - fwd.nextseq_t < ooo and nextseq != (seq + seglen) & MASK:
+        fl = v.tcp.flags
+        end = (seq + seglen + (1 if fl & SYN else 0) + (1 if fl & FIN else 0)) & MASK
+        if behind and t - fwd.nextseq_t < ooo and nextseq != end:  # SYN, FIN counted
             marks.append(OUT_OF_ORDER)
             return
         if seglen and rev.lastack and not _gt((seq + seglen) & MASK, rev.lastack):

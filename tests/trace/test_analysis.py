@@ -187,7 +187,19 @@ def _mid_connection(c: Cap) -> None:
     c.at(0.02, S, "A", 1, 201)
 
 
+def _simultaneous_open(c: Cap) -> None:
+    """The SYN+ACKs resend the SYNs' sequence number soon after: retransmissions (a
+    SYN or FIN counts in where a segment ends, so they are not out of order)."""
+    c.at(0, C, "S", 0, win=64240, opts=SYN_WS)
+    c.at(0.0001, S, "S", 0, win=64240, opts=SYN_WS)
+    c.at(0.001, C, "SA", 0, 1, opts=SYN_WS)
+    c.at(0.0001, S, "SA", 0, 1, opts=SYN_WS)
+    c.at(0.001, C, "FA", 1, 1)
+    c.at(0.001, C, "FA", 1, 1)  # the FIN again, soon
+
+
 CASES: dict[str, Callable[[Cap], None]] = {
+    "simultaneous-open": _simultaneous_open,
     "rto": _rto,
     "fast-retransmit": _fast_retransmit,
     "receiver-side": _receiver_side,
@@ -282,6 +294,7 @@ def build(name: str, tmp: Path) -> Path:
 
 
 EXPECTED = {  # what each capture is built to show (and tshark agrees it does)
+    "simultaneous-open": {"retransmission"},
     "rto": {"retransmission"},
     "fast-retransmit": {"duplicate_ack", "fast_retransmission"},
     "receiver-side": {"lost_segment", "duplicate_ack", "fast_retransmission"},
