@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import bisect
 from array import array
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -130,6 +130,9 @@ class SegmentView:
     # tcp.analysis.retransmission, roughly.
     retransmission: bool = False
     payload_len: int = -1  # len(tcp.payload), kept when the payload was let go (-1: not)
+    # Wireshark's TCP analysis of it and its SACK blocks (analysis.Analysis), when
+    # analysis.analyze ran over its conversation; None: no mark, no SACK block
+    analysis: Any = None
 
     @property
     def t(self) -> float:
@@ -569,7 +572,20 @@ class NotePlacement:
     answered one conversation at a time: with many conversations at once every note
     is in each of them, and a list per conversation would hold them all."""
 
-    def __init__(self, notes: Iterable[NoteRecord], convs: list[Conversation]) -> None:
+    def __init__(self, notes: Sequence[NoteRecord], convs: list[Conversation]) -> None:
+        # A note about one connection (``endpoints``) goes under its heading only: to
+        # the conversation of that 4-tuple whose span holds it, else the nearest one.
+        general: list[NoteRecord] = []
+        self._pinned: dict[int, list[NoteRecord]] = {}
+        by_key = _by_key(convs) if any(n.endpoints for n in notes) else {}
+        for n in notes:
+            cands = by_key.get(frozenset(n.endpoints)) if n.endpoints else None
+            if not cands:
+                general.append(n)
+                continue
+            near = min(cands, key=lambda c: max(c.start - n.t, n.t - c.end, 0.0))
+            self._pinned.setdefault(id(near), []).append(n)
+        notes = general
         self.notes = sorted(notes, key=lambda n: n.t)
         self.ts = ts = [n.t for n in self.notes]
         # A note some conversation holds: one spans it, or it is the last before one
@@ -596,4 +612,6 @@ class NotePlacement:
         if lo > 0:
             picked.add(lo - 1)
         picked.update(self._orphans.get(id(conv), ()))
-        return [self.notes[i] for i in sorted(picked)]
+        out = [self.notes[i] for i in sorted(picked)]
+        pinned = self._pinned.get(id(conv))
+        return sorted([*out, *pinned], key=lambda n: n.t) if pinned else out

@@ -20,7 +20,12 @@ option of bad length, in any state but TIME-WAIT: see tcp.dropped_unread):
 
 A server starts in LISTEN (it is first seen receiving a SYN); a side first seen
 sending anything other than a SYN is taken to be ESTABLISHED (the capture started
-mid-connection). A SYN+ACK or FIN that also acks the other side's FIN moves
+mid-connection; flagged ``inferred``, as the roles are when no SYN says which side
+is the client: ``roles``). An ACK says what its sender received: across a hole in
+the capture, an ACK of a FIN is the FIN's receipt (``inferred``). A SYN+ACK may ack
+a Fast Open SYN's data. A self-connection is one socket that receives what it
+sends. Segments are taken in file order; times that go back are held at the latest
+so far, so a state never comes before the segment that caused it. A SYN+ACK or FIN that also acks the other side's FIN moves
 straight through (FIN-WAIT-1 → TIME-WAIT is one record). TIME-WAIT's 2·MSL
 timer leaves no segment, so TIME-WAIT is the last state a capture can show.
 
@@ -100,6 +105,7 @@ class _Side:
     ooo: list[tuple[int, int]] = field(default_factory=list)  # out-of-order [start, end)
     peer_fin: int | None = None  # sequence number of the other side's FIN
     fin_processed: bool = False
+    syn_end: int | None = None  # after our SYN and any data it carried (Fast Open)
 
 
 @dataclass
@@ -108,20 +114,44 @@ class Inference:
     notes: list[NoteRecord] = field(default_factory=list)
 
 
+def roles(conv: Conversation) -> tuple[Endpoint, Endpoint, str]:
+    """(client, server, how): the sender of the first SYN is the client; without one,
+    the receiver of the first SYN+ACK; without either (the capture starts
+    mid-connection), the side with the lower port (a well-known port is the server's)
+    is taken for the server, and ``how`` says so ("" when a SYN told)."""
+    segs = conv.segments
+    syn = next((v for v in segs if v.tcp.flags & (SYN | ACK) == SYN), None)
+    if syn is not None:
+        return syn.src, syn.dst, ""
+    synack = next((v for v in segs if v.tcp.flags & (SYN | ACK) == SYN | ACK), None)
+    if synack is not None:
+        return synack.dst, synack.src, "no SYN seen: the SYN+ACK's receiver is the client"
+    a, b = (segs[0].src, segs[0].dst) if segs else (conv.left, conv.right)
+    if a[1] < b[1]:
+        a, b = b, a
+    why = "the lower port" if a[1] != b[1] else "the first segment's receiver"
+    return a, b, f"no SYN seen: {ep_str(b)} taken for the server ({why})"
+
+
 class _Inferrer:
     def __init__(self, conv: Conversation) -> None:
         segs = conv.segments
-        first_syn = next((v for v in segs if v.tcp.flags & (SYN | ACK) == SYN), None)
-        client = first_syn.src if first_syn else conv.left
-        server = conv.right if client == conv.left else conv.left
+        client, server, self.roles_how = roles(conv)
         self.segs = segs
-        # Keyed by role: a self-connection (one address and port at both ends: a LAND
-        # packet, a socket connected to itself) has one endpoint and two sides, the
-        # client sending every segment and the server receiving it.
+        # Times in file order, never going back (a capture's clock may): a state is
+        # placed after the segment that caused it.
+        self.mono: list[float] = []
+        last = segs[0].t if segs else 0.0
+        for v in segs:
+            last = max(last, v.t)
+            self.mono.append(last)
+        # Keyed by role. A self-connection (one address and port at both ends: a socket
+        # connected to itself, a LAND packet) is one socket, the client: it receives
+        # every segment it sends (SYN-SENT → SYN-RECEIVED → ESTABLISHED, as Linux's).
         self.client, self.server = _Side(client, "client"), _Side(server, "server")
         self.same = client == server
         self.out = Inference()
-        self._pending: dict[str, tuple[float, str, str, list[str]]] = {}
+        self._pending: dict[str, tuple[float, str, str, list[str], bool]] = {}
         # segments sent, not yet taken as received: (segment, earliest delivery time)
         self.queue: dict[str, list[tuple[SegmentView, float]]] = {"client": [], "server": []}
         self.sends: dict[str, list[int]] = {"client": [], "server": []}
@@ -132,27 +162,49 @@ class _Inferrer:
         return self.client if self.same or v.src == self.client.ep else self.server
 
     def _other(self, side: _Side) -> _Side:
+        if self.same:  # one socket, sending to itself: it receives what it sends
+            return self.client
         return self.server if side is self.client else self.client
 
     def run(self) -> Inference:
+        if self.roles_how and self.segs:
+            self._note(self.mono[0], f"roles inferred: {self.roles_how}")
         for i, v in enumerate(self.segs):
             s = self._sender(v)
             r = self._other(s)
+            tv = self.mono[i]
             # What this segment acks was received before it was sent.
             q = self.queue[s.role]
             while q and (_seg_len(q[0][0]) == 0 or _acks(v, q[0][0])):
                 h, t0 = q.pop(0)
-                self._deliver(s, h, max(t0, h.t))
-            self._sent(s, r, v)
+                self._deliver(s, h, t0)
+            self._trust_ack(s, v, tv)
+            self._sent(s, r, v, tv)
             self._flush()
-            self._settle(s, i, v.t)
+            self._settle(s, i, tv)
             if not v.dropped and (r.state == TIME_WAIT or not dropped_unread(v.tcp)):
-                self.queue[r.role].append((v, v.t))
-                self._settle(r, i, v.t)
+                self.queue[r.role].append((v, tv))
+                self._settle(r, i, tv)
         for side in (self.client, self.server):  # nothing later says otherwise
             for h, t0 in self.queue[side.role]:
-                self._deliver(side, h, max(t0, h.t))
+                self._deliver(side, h, t0)
         return self.out
+
+    def _trust_ack(self, s: _Side, v: SegmentView, t: float) -> None:
+        """An ACK says what its sender received: beyond a hole in the capture (segments
+        not captured), everything up to it, a FIN it acks included."""
+        tcp = v.tcp
+        if not tcp.flags & ACK or tcp.flags & SYN or s.rcv_nxt is None:
+            return
+        if s.state in (None, LISTEN, SYN_SENT, CLOSED) or not seq_gt(tcp.ack, s.rcv_nxt):
+            return
+        s.rcv_nxt = tcp.ack
+        s.ooo = [(a, b) for a, b in s.ooo if seq_gt(b, tcp.ack)]
+        if s.peer_fin is not None and not s.fin_processed and seq_gt(tcp.ack, s.peer_fin):
+            s.fin_processed = True
+            cause = f"send {flag_names(tcp.flags)} acking the FIN (what came before it was not captured)"
+            self._fin_received(s, cause, t, inferred=True)
+            self._flush()
 
     def _settle(self, r: _Side, i: int, now: float) -> None:
         """Deliver r's queued segments unless r's next segment after index i shows (by
@@ -164,10 +216,14 @@ class _Inferrer:
         nxt = self.segs[sends[k]] if k < len(sends) else None
         while q:
             h, t0 = q[0]
-            if _seg_len(h) and nxt is not None and nxt.tcp.flags & ACK and not _acks(nxt, h):
-                return
+            if (
+                _seg_len(h)
+                and nxt is not None
+                and (not _acks(nxt, h) if nxt.tcp.flags & ACK else nxt.tcp.flags & SYN)
+            ):
+                return  # r's next segment was sent before h arrived (a SYN acks nothing)
             q.pop(0)
-            self._deliver(r, h, max(t0, h.t, now))
+            self._deliver(r, h, max(t0, now))
 
     def _deliver(self, r: _Side, v: SegmentView, t: float) -> None:
         s = self._other(r)
@@ -175,7 +231,7 @@ class _Inferrer:
         self._flush()
 
     # -- recording: changes caused by one event merge into one record per side ---------
-    def _set(self, side: _Side, new: str, cause: str, t: float) -> None:
+    def _set(self, side: _Side, new: str, cause: str, t: float, inferred: bool = False) -> None:
         old = side.state
         if old == new:
             return
@@ -183,27 +239,30 @@ class _Inferrer:
         side.assumed_listen = False
         pend = self._pending.get(side.role)
         if pend is None:
-            self._pending[side.role] = (t, old or "", new, [cause])
+            self._pending[side.role] = (t, old or "", new, [cause], inferred)
         else:
             causes = pend[3] if cause in pend[3] else [*pend[3], cause]
-            self._pending[side.role] = (pend[0], pend[1], new, causes)
+            self._pending[side.role] = (pend[0], pend[1], new, causes, pend[4] or inferred)
 
     def _flush(self) -> None:
-        for role, (t, old, new, causes) in self._pending.items():
+        for role, (t, old, new, causes, inferred) in self._pending.items():
             side = self.client if role == "client" else self.server
             other = self._other(side)
             if old != new:
                 self.out.states.append(
-                    StateRecord(t, side.role, side.ep, other.ep, old, new, "; ".join(causes))
+                    StateRecord(
+                        t, side.role, side.ep, other.ep, old, new, "; ".join(causes), inferred
+                    )
                 )
         self._pending.clear()
 
     def _note(self, t: float, text: str) -> None:
-        self.out.notes.append(NoteRecord(t, text, "note"))
+        ends = (self.client.ep, self.server.ep)
+        self.out.notes.append(NoteRecord(t, text, "note", ends))
 
     # -- the rules ---------------------------------------------------------------------
-    def _sent(self, s: _Side, r: _Side, v: SegmentView) -> None:
-        tcp, t = v.tcp, v.t
+    def _sent(self, s: _Side, r: _Side, v: SegmentView, t: float) -> None:
+        tcp = v.tcp
         fl = tcp.flags
         name = flag_names(fl)
         if fl & RST:
@@ -216,6 +275,7 @@ class _Inferrer:
             return
         if fl & SYN:
             s.iss = tcp.seq
+            s.syn_end = (tcp.seq + tcp.seg_len) & MASK  # past a Fast Open SYN's data
             if not fl & ACK:
                 if s.state in (None, CLOSED, LISTEN):
                     if s.state is None:
@@ -227,9 +287,9 @@ class _Inferrer:
                 self._set(s, SYN_RECEIVED, f"send {name}", t)
         elif s.state is None or s.assumed_listen:
             s.state = None
-            self._set(s, ESTABLISHED, "capture starts mid-connection", t)
+            self._set(s, ESTABLISHED, "capture starts mid-connection", t, inferred=True)
             if r.state is None:
-                self._set(r, ESTABLISHED, "capture starts mid-connection", t)
+                self._set(r, ESTABLISHED, "capture starts mid-connection", t, inferred=True)
             if r.rcv_nxt is None:
                 r.rcv_nxt = tcp.seq
         if fl & FIN:
@@ -259,8 +319,13 @@ class _Inferrer:
             if r.state == SYN_SENT:
                 r.rcv_nxt = (tcp.seq + 1) & MASK
                 if fl & ACK:
-                    if r.iss is not None and tcp.ack == (r.iss + 1) & MASK:
-                        self._set(r, ESTABLISHED, f"recv {name}", t)
+                    if self._acks_syn(r, tcp.ack):
+                        fo = (
+                            ""
+                            if tcp.ack == ((r.iss or 0) + 1) & MASK
+                            else " (acks the SYN's data: Fast Open)"
+                        )
+                        self._set(r, ESTABLISHED, f"recv {name}{fo}", t)
                     else:
                         self._note(t, f"{ep_str(r.ep)}: {name} with a wrong ack: ignored (RST)")
                         return
@@ -287,6 +352,17 @@ class _Inferrer:
         elif fl & ACK:
             self._ack(r, tcp.ack, name, t)
         self._data(r, v, name, t)
+
+    @staticmethod
+    def _acks_syn(r: _Side, ack: int) -> bool:
+        """Does ``ack`` ack r's SYN, and no further than r sent (its SYN's data, with
+        Fast Open)?"""
+        if r.iss is None:
+            return False
+        first = (r.iss + 1) & MASK
+        return ack == first or (
+            r.syn_end is not None and seq_gt(ack, first) and seq_le(ack, r.syn_end)
+        )
 
     def _ack(self, r: _Side, ack: int, name: str, t: float) -> None:
         if r.state == SYN_RECEIVED and r.iss is not None and seq_ge(ack, (r.iss + 1) & MASK):
@@ -329,19 +405,22 @@ class _Inferrer:
             return
         r.fin_processed = True
         cause = f"recv {name}" if fl & FIN else f"recv {name} (fills the gap before the FIN)"
+        self._fin_received(r, cause, t)
+
+    def _fin_received(self, r: _Side, cause: str, t: float, inferred: bool = False) -> None:
         if r.state in (ESTABLISHED, SYN_RECEIVED):
-            self._set(r, CLOSE_WAIT, cause, t)
+            self._set(r, CLOSE_WAIT, cause, t, inferred)
         elif r.state == FIN_WAIT_1:
-            self._set(r, CLOSING, cause, t)
+            self._set(r, CLOSING, cause, t, inferred)
         elif r.state == FIN_WAIT_2:
-            self._set(r, TIME_WAIT, cause, t)
+            self._set(r, TIME_WAIT, cause, t, inferred)
 
     def _rst(self, r: _Side, v: SegmentView, name: str, t: float) -> None:
         tcp = v.tcp
         if r.state in (None, LISTEN, CLOSED):
             return
         if r.state == SYN_SENT:
-            if tcp.flags & ACK and r.iss is not None and tcp.ack == (r.iss + 1) & MASK:
+            if tcp.flags & ACK and self._acks_syn(r, tcp.ack):
                 self._set(r, CLOSED, f"recv {name} (connection refused)", t)
             else:
                 self._note(t, f"{ep_str(r.ep)}: {name} not acking our SYN: ignored")
@@ -401,6 +480,7 @@ def trace_from_capture(cap: Capture, *, infer: bool = True) -> Trace:
     trace = Trace(start=0.0, start_wall=t0)
     frames = []
     skipped = trace.skipped
+    latest = t0
     for i, p in enumerate(packets):
         # A netemu run's own trace.pcap says, in packet comments, which frames never
         # crossed the wire (dropped): the states are inferred as the run saw them.
@@ -412,12 +492,15 @@ def trace_from_capture(cap: Capture, *, infer: bool = True) -> Trace:
             data = p.data if p.linktype == LINKTYPE_ETHERNET else b""
         if got.note:
             note = f"{note}; {got.note}" if note else got.note
+        if p.ts < latest:  # drawn in file order all the same
+            back = f"time goes back {latest - p.ts:.6f} s (an earlier frame is later)"
+            note = f"{note}; {back}" if note else back
+        latest = max(latest, p.ts)
         frames.append(FrameRecord(p.ts - t0, "in", data, mark, note))
     trace.frames = frames
     convs, _ = conversations(trace)
     for conv in convs:
-        syn = next((v for v in conv.segments if v.tcp.flags & (SYN | ACK) == SYN), None)
-        client = syn.src if syn else conv.segments[0].src
+        client = roles(conv)[0]
         for v in conv.segments:
             v.frame.direction = "out" if v.src == client else "in"
     if infer:

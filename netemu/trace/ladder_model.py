@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ..wire import FIN, RST, SYN
+from .analysis import Analysis, analyze
 from .conv import (
     Conversation,
     NotePlacement,
@@ -156,6 +157,12 @@ class Row:
     note: NoteRecord | None = None
     init: tuple[str, str] = ("", "")  # initial states (left, right)
 
+    @property
+    def analysis(self) -> Analysis | None:
+        """Wireshark's TCP analysis of its segment (``marks``, ``dup_ack``, ``sack``,
+        ``dsack``; ``tags()`` as the text ladder writes them), None for none."""
+        return self.seg.analysis if self.seg is not None else None
+
 
 @dataclass
 class Section:
@@ -273,7 +280,8 @@ def _state_rows(
     last = None
     for n, rec in enumerate(recs):
         if isinstance(rec, StateRecord):
-            state = normalize_state(rec.new)
+            # guessed, not seen (a capture's inference): said so, as a polled peer's is
+            state = normalize_state(rec.new) + (SOURCE_MARK["inferred"] if rec.inferred else "")
             detail = rec.cause
             r = 3 if rec.cause.startswith("recv") else 1
         else:
@@ -412,12 +420,14 @@ def _other_rows(conv: Conversation, t0: float) -> list[tuple[tuple, Row]]:
 
 def is_event(v: SegmentView) -> bool:
     """A segment a summarised ladder always draws: SYN, FIN or RST; dropped, injected
-    or otherwise marked; a retransmission; with a note or an option of bad length."""
+    or otherwise marked; a retransmission or any other mark of Wireshark's analysis
+    (``analysis``); with a note or an option of bad length."""
     return bool(
         v.tcp.flags & (SYN | FIN | RST)
         or v.frame.mark
         or v.frame.note
         or v.retransmission
+        or (v.analysis is not None and v.analysis.marks)
         or v.tcp.malformed_option is not None
     )
 
@@ -434,9 +444,11 @@ def _section(
     total = conv.count + len(others) + any(init)
     if total <= limits.max_rows:
         keyed = list(others)
-        for v in conv.iter_segments(trace):
+        tk = -float("inf")
+        for v in analyze(conv.iter_segments(trace)):
             v.drop_payload()
-            keyed.append(((v.t, 2, v.index), Row(v.t - t0, "seg", seg=v)))
+            tk = max(tk, v.t)  # in file order when a capture's clock goes back
+            keyed.append(((tk, 2, v.index), Row(v.t - t0, "seg", seg=v)))
         keyed.sort(key=lambda kr: kr[0])
         rows = [r for _, r in keyed]
     else:
@@ -459,21 +471,21 @@ def _summarised_rows(
     stretch left out. Two passes over its segments, holding a few bytes a segment and
     the views drawn: which to draw, then those."""
     ts, lr, length, event = array("d"), bytearray(), array("I"), bytearray()
-    for v in conv.iter_segments(trace):
-        ts.append(v.t)
+    analysed: dict[int, Analysis] = {}  # the few segments with a mark or SACK block
+    for v in analyze(conv.iter_segments(trace)):
+        if v.analysis is not None:
+            analysed[len(ts)] = v.analysis
+        ts.append(max(v.t, ts[-1]) if ts else v.t)  # file order if the clock goes back
         lr.append(v.left_to_right)
         length.append(v.length)
         event.append(is_event(v))
     n = len(ts)
     # Rows in time order: segment j as j, others[k] as -(k + 1); at one instant as
     # build_ladder has them (notes, changes not caused by a segment, segments, the rest).
-    seg_order: Iterable[int] = range(n)
-    if any(ts[j] > ts[j + 1] for j in range(n - 1)):
-        seg_order = sorted(range(n), key=ts.__getitem__)  # stable: ties in frame order
     index = conv.frames
     order = array("q")
     k = 0
-    for j in seg_order:
+    for j in range(n):  # in file order
         key = (ts[j], 2, index[j])
         while k < len(others) and others[k][0] < key:
             order.append(-(k + 1))
@@ -510,6 +522,7 @@ def _summarised_rows(
     for j, v in enumerate(conv.iter_segments(trace)):
         if wanted[j]:
             v.drop_payload()
+            v.analysis = analysed.get(j)
             views[j] = v
     rows: list[Row] = []
     gap: Gap | None = None
@@ -537,7 +550,9 @@ def build_ladder(
     extra_states: Iterable[StateRecord] = (),
     limits: LadderLimits | None = None,
 ) -> Ladder:
-    """The row model of the ladder: one section per conversation, rows in time order.
+    """The row model of the ladder: one section per conversation, rows in time order
+    (segments in file order: where a capture's clock goes back, a segment keeps its
+    place and its own time).
     At one instant: notes, then our state changes not caused by a received segment
     (connect() → SYN-SENT comes before the SYN), then segments, then changes caused
     by segments and the peer's observed states. Congestion phase changes
@@ -619,7 +634,10 @@ def ladder_pages(
 
 
 def seg_annotations(v: SegmentView) -> list[tuple[str, str]]:
-    """(text, style) after the arrow: marks and the frame's note."""
+    """(text, style) after the arrow: netemu's marks, Wireshark's analysis marks
+    ("[retrans]", "[dup ack #2 of #14]": style "analysis") and SACK blocks in relative
+    numbers ("[sack 1449-2897]", "[D-SACK 1-1449]": style "sack"), after the frame's
+    note (netemu's own word on it comes first)."""
     out = []
     mark = v.mark
     if mark == "dropped":
@@ -630,6 +648,11 @@ def seg_annotations(v: SegmentView) -> list[tuple[str, str]]:
         out.append((f"[{mark}]", "mark"))
     if v.frame.note:
         out.append((v.frame.note, "fnote"))
+    a = v.analysis
+    if a is not None:
+        for tag in a.tags():
+            sack = tag.startswith(("sack", "D-SACK"))
+            out.append((f"[{tag}]", "sack" if sack else "analysis"))
     return out
 
 

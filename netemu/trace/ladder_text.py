@@ -43,6 +43,8 @@ _TEXT_STYLES = {
     "drop": "red",
     "inject": "bold dark_orange",
     "mark": "yellow",
+    "analysis": "bold yellow",
+    "sack": "dim cyan",
     "fnote": "italic",
     "step": "bold",
     "pass": "bold green",
@@ -389,7 +391,7 @@ def _segment_line(r: Row, time: Span, wn: int, wl: int, lw: int) -> Line:
         ("│", "life"),
     ]
     for text, style in seg_annotations(v):
-        line.append(("  " if style == "fnote" else " ", ""))
+        line.append(("  " if style == "fnote" or line[-1][1] == "fnote" else " ", ""))
         line.append((text, style))
     return line
 

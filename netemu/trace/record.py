@@ -36,6 +36,9 @@ class StateRecord:
     old: str
     new: str
     cause: str
+    # Guessed rather than seen (``netemu show``): a capture that starts mid-connection,
+    # roles taken from the ports, a FIN taken as received from the ACK that acks it.
+    inferred: bool = False
 
 
 @dataclass(slots=True)
@@ -111,6 +114,9 @@ class NoteRecord:
     t: float
     text: str
     kind: str = "note"  # "step", "pass", "fail", "note"
+    # The connection it is about (its two endpoints), when it is about one: it goes
+    # under that connection's heading only (conv.NotePlacement).
+    endpoints: tuple[tuple[str, int], tuple[str, int]] | None = None
 
 
 @dataclass

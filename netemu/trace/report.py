@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import __version__
+from .analysis import analyze
 from .atomic import atomic_open, atomic_write_bytes
 from .conv import Conversation, conversations, ep_str, normalize_state
 from .record import Trace
@@ -35,7 +36,9 @@ def summarize_segments(trace: Trace) -> list[dict[str, Any]]:
     """One dict per TCP segment, in frame order: frame (pcap frame number), t (s since
     the trace started), direction, conversation, src, dst, flags ("SYN+ACK"), seq and
     ack relative to each side's ISN (ack None without the ACK flag), raw seq/ack,
-    len, win (scaled, as Wireshark's tcp.window_size) and win_raw, mark ("dropped", "injected", …) and note."""
+    len, win (scaled, as Wireshark's tcp.window_size) and win_raw, mark ("dropped",
+    "injected", …), note, and Wireshark's TCP analysis (``analysis``: a list of marks;
+    ``dup_ack``, ``sack`` and ``dsack`` when they apply)."""
     return _segments(trace, conversations(trace, keep_segments=False, place_notes=False)[0])
 
 
@@ -44,27 +47,30 @@ def _segments(trace: Trace, convs: list[Conversation]) -> list[dict[str, Any]]:
     # dicts is kept: a parsed segment holds a copy of its payload).
     out: list[dict[str, Any]] = []
     for conv in convs:
-        for v in conv.iter_segments(trace):
-            out.append(
-                {
-                    "frame": v.index + 1,
-                    "t": _r(v.t - trace.start),
-                    "direction": v.frame.direction,
-                    "conversation": conv.number,
-                    "src": ep_str(v.src),
-                    "dst": ep_str(v.dst),
-                    "flags": v.flags,
-                    "seq": v.rel_seq,
-                    "ack": v.rel_ack,
-                    "len": v.length,
-                    "win": v.window,
-                    "win_raw": v.tcp.window,
-                    "seq_raw": v.tcp.seq,
-                    "ack_raw": v.tcp.ack,
-                    "mark": v.mark,
-                    "note": v.frame.note,
-                }
-            )
+        for v in analyze(conv.iter_segments(trace)):
+            a = v.analysis
+            seg = {
+                "frame": v.index + 1,
+                "t": _r(v.t - trace.start),
+                "direction": v.frame.direction,
+                "conversation": conv.number,
+                "src": ep_str(v.src),
+                "dst": ep_str(v.dst),
+                "flags": v.flags,
+                "seq": v.rel_seq,
+                "ack": v.rel_ack,
+                "len": v.length,
+                "win": v.window,
+                "win_raw": v.tcp.window,
+                "seq_raw": v.tcp.seq,
+                "ack_raw": v.tcp.ack,
+                "mark": v.mark,
+                "note": v.frame.note,
+                "analysis": list(a.marks) if a is not None else [],
+            }
+            if a is not None:
+                seg.update(a.as_json())
+            out.append(seg)
     out.sort(key=lambda d: d["frame"])
     return out
 
@@ -127,6 +133,7 @@ def _trace_part(trace: Trace) -> dict[str, Any]:
                 "old": s.old,
                 "new": s.new,
                 "cause": s.cause,
+                "inferred": s.inferred,
             }
             for s in trace.states
         ],

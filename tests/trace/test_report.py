@@ -49,6 +49,7 @@ def test_report_json(full_trace: Trace, tmp_path) -> None:
         "ack_raw": 0,
         "mark": None,
         "note": None,
+        "analysis": [],
     }
     assert [s["mark"] for s in segs].count("dropped") == 1
     assert [s["mark"] for s in segs].count("injected") == 1
