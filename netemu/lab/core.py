@@ -186,7 +186,8 @@ class Lab:
                 raise ValueError(f"{emu_ip} and {peer_ip} are not in one /{prefixlen}")
         if emu_ip == peer_ip:
             raise ValueError("emu_ip and peer_ip must differ")
-        self.emu_ip6, self.peer_ip6 = lab_ip6(emu_ip6, peer_ip6) if ipv6 else (None, None)
+        ips6: tuple[str | None, str | None] = lab_ip6(emu_ip6, peer_ip6) if ipv6 else (None, None)
+        self.emu_ip6, self.peer_ip6 = ips6
         self.peer_sysctls = dict(peer_sysctls or {})
         self.congestion = congestion
         self.keep = keep
