@@ -225,7 +225,14 @@ class Analyzer:
         if ack != fwd.lastack:
             fwd.nondup_frame = v.index + 1
             fwd.dupacks = 0
-        if fl & ACK and rev.maxseqtobeacked is not None and _gt(ack, rev.maxseqtobeacked):
+        if (
+            fl & ACK
+            and rev.maxseqtobeacked is not None
+            and _gt(ack, rev.maxseqtobeacked)
+            # a repeat of the ack that was marked (a FIN+ACK after the ACK of a FIN the
+            # capture missed) is not marked again: as tshark 4.0 marks them
+            and ack != fwd.lastack
+        ):
             marks.append(ACK_LOST_SEGMENT)
             rev.maxseqtobeacked = rev.nextseq
         if seglen or fl & (SYN | FIN):
