@@ -253,9 +253,10 @@ def _add_validate(sub: argparse._SubParsersAction) -> None:
         "validate",
         help="check scenario files without running them",
         description="Exit 0 when every file is valid; 2 and one "
-        "'file:line:col: message' per error otherwise.",
+        "'file:line:col: message' per error otherwise. A directory stands for its "
+        ".yaml/.yml/.pkt files, as for netemu run.",
     )
-    validate.add_argument("files", nargs="+", metavar="FILE")
+    validate.add_argument("files", nargs="+", metavar="FILE|DIR")
     validate.add_argument(
         "-D",
         "--define",

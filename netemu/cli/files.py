@@ -166,15 +166,19 @@ def validate_main(
     notices: bool = False,
     after_first: Callable[[], None] | None = None,
 ) -> int:
-    """``netemu validate FILE...``: each problem to stderr as ``file:line:col: message``,
+    """``netemu validate FILE|DIR...``: each problem to stderr as ``file:line:col: message``,
     or ``FILE: ok`` to stdout. 0 when every file is valid, 2 otherwise. With ``notices``
     (the command line's), a valid file that will run shell commands, Python snippets or
     command peers also gets one ``notice: ...`` line on stderr (``code_notice``).
     ``after_first`` is called once the first file is checked (the command line resumes
     the garbage collector there: netemu.cli.resume_gc)."""
-    paths = list(paths)
-    if not paths:
+    given = list(paths)
+    if not given:
         print("netemu validate: give one or more scenario files", file=sys.stderr)
+        return 2
+    paths = collect([str(p) for p in given])  # a directory: its files, as netemu run takes them
+    if not paths:
+        print("netemu validate: no scenario files found", file=sys.stderr)
         return 2
     status = 0
     for i, path in enumerate(paths):

@@ -450,11 +450,13 @@ def run_parallel(args: argparse.Namespace, loaded: Loaded) -> int:
             for job in pool.interrupt(sig):
                 display.finished(job)
         return int(code) if isinstance(code, int) else 1
-    if stop:
-        return _first_stop(jobs) or stop  # no summary, no reports: as -j 1
-    for job in jobs:
+    for job in jobs:  # (-j 1 prints a failed file whole as it ends, before any stop)
         if job.outcome is not None and not job.outcome.passed:
             _details(console, job, args.quiet)
+    if stop:
+        # No summary, no reports: as -j 1. Files already running when the stop came
+        # ran to their end (their run directories stay); none was started after it.
+        return _first_stop(jobs) or stop
     outcomes = [j.outcome for j in jobs if j.outcome is not None]
     late = [
         f"{o.scenario.name}: {o.report['netemu_late']}"

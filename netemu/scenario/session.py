@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+from ..run.codecache import decoder_code
 from ..run.impair import Pipelines
 from ..run.result import EnvironmentProblem, OnStep, Outcome
 from ..run.rundir import Progress, pcap_streamed, write_run_dir
@@ -81,6 +82,9 @@ async def _run_in_lab(
     passed = False
     error: str | None = None
     with contextlib.ExitStack() as hold:
+        # The decoders a run meets, compiled on their first frame: their code from
+        # netemu's cache folder when an earlier run compiled it (netemu.run.codecache).
+        hold.enter_context(decoder_code())
         async with endpoint_lab(
             sc,
             run_dir,

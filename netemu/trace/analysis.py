@@ -225,9 +225,8 @@ class Analyzer:
         if ack != fwd.lastack:
             fwd.nondup_frame = v.index + 1
             fwd.dupacks = 0
-        if fl & ACK and rev.maxseqtobeacked is not None and _gt(ack, rev.maxseqtobeacked):
+        if fl & ACK and self._acks_unseen(fwd, rev, ack):
             marks.append(ACK_LOST_SEGMENT)
-            rev.maxseqtobeacked = rev.nextseq
         if seglen or fl & (SYN | FIN):
             self._resent(fwd, rev, v, marks, t)
             end = (seq + seglen + (1 if fl & SYN else 0) + (1 if fl & FIN else 0)) & MASK
@@ -248,6 +247,18 @@ class Analyzer:
         if not marks and not sack:
             return None
         return _with_sack(Analysis(tuple(marks), dup), v, sack)
+
+    @staticmethod
+    def _acks_unseen(fwd: _Flow, rev: _Flow, ack: int) -> bool:
+        """ "ACKed unseen segment": ``ack`` is beyond what the other side was seen to
+        send. Not again for a repeat of the ack that was marked (a FIN+ACK after the
+        ACK of a FIN the capture missed), as tshark 4.0 marks them."""
+        if rev.maxseqtobeacked is None or not _gt(ack, rev.maxseqtobeacked):
+            return False
+        if ack == fwd.lastack:
+            return False
+        rev.maxseqtobeacked = rev.nextseq
+        return True
 
     def _syn(self, fwd: _Flow, rev: _Flow, v: SegmentView, t: float) -> None:
         ws = v.tcp.wscale

@@ -233,7 +233,7 @@ function showDetail(row) {
   var mt = line("marks", s.m.length ? "" : "\u2014");
   s.m.forEach(function (m) { txt(mk(null, "span", { "class": "mk" }, mt), m); });
   if (s.note) line("note", s.note);
-  line("recorded", s.dir === "out" ? "sent (out)" : "received (in)");
+  line("direction", s.dir === "out" ? "left \u2192 right" : "right \u2192 left");
   txt(mk(null, "div", {}, body), "raw frame (" + (s.hex.length / 2 < s.size
     ? "first " + s.hex.length / 2 + " of " + s.size : s.size) + " bytes):");
   txt(mk(null, "pre", {}, body), hexdump(s.hex));

@@ -45,7 +45,7 @@ def page_json(obj: object) -> str:
 def seg_marks(v: SegmentView) -> list[str]:
     """Every mark a segment carries, as words: netemu's own (``dropped``,
     ``injected``, ``bad-checksum``, …), the trace's analysis marks when the segment
-    has any (``analysis``), and ``retransmission`` when it resends sequence space."""
+    has any (``analysis``)."""
     marks: list[str] = []
     mark = v.mark
     if mark:
@@ -56,8 +56,9 @@ def seg_marks(v: SegmentView) -> list[str]:
     for m in analysis or ():
         if str(m) not in marks:
             marks.append(str(m))
-    if v.retransmission and "retransmission" not in marks:
-        marks.append("retransmission")
+    # What is a retransmission is Wireshark's rule (the analysis runs over every row
+    # drawn), not netemu's broader flag (any sequence space sent before, which an
+    # out-of-order segment or a keep-alive also is).
     return marks
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from types import CodeType
 from typing import Any, Protocol, TypeVar, cast
 
 K = TypeVar("K", contravariant=True)
@@ -52,11 +53,21 @@ def record(var: str, cls: type, args: list[str] | tuple[str, ...]) -> list[str]:
     ]
 
 
+# Compiled code of generated sources, by source: what a caller above netemu.wire gave
+# (``CODE``, filled from a cache of its own: netemu.run.codecache) and what ``define``
+# compiled since (``COMPILED``, for that caller to keep). netemu.wire itself opens no
+# file (it once kept the decoders' code beside its bytecode).
+CODE: dict[str, CodeType] = {}
+COMPILED: dict[str, CodeType] = {}
+
+
 def define(src: str, namespace: dict[str, object], name: str) -> object:
-    """Compile and run the generated ``src`` in ``namespace``; return what it binds to
-    ``name``. Compiled in memory when first needed (see ``lazy``): netemu.wire opens no
-    file (it once kept the decoders' code beside its bytecode)."""
-    exec(compile(src, "<netemu generated>", "exec"), namespace)
+    """Run the generated ``src`` in ``namespace``; return what it binds to ``name``.
+    Compiled in memory when first needed (see ``lazy``), unless ``CODE`` has it."""
+    code = CODE.get(src)
+    if code is None:
+        code = COMPILED[src] = compile(src, "<netemu generated>", "exec")
+    exec(code, namespace)
     return namespace[name]
 
 

@@ -167,3 +167,16 @@ def test_run_notes_a_scenarios_command_peer(tmp_path: Path):
     out = netemu("run", "-q", "-o", "r2", "plain.yaml", cwd=tmp_path)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "notice" not in out.stderr, out.stderr
+
+
+def test_validate_takes_a_directory_as_run_does(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    f = files(tmp_path)
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "bad.yaml").write_text("name: bad\nsteps:\n  - conect: 80\n")
+    assert validate_main([tmp_path]) == 2
+    out = capsys.readouterr()
+    assert f"{f['code.pkt']}: ok" in out.out and f"{f['cmd.yaml']}: ok" in out.out
+    assert f"{tmp_path / 'sub' / 'bad.yaml'}:3:5: unknown step 'conect'" in out.err
+    (tmp_path / "empty").mkdir()
+    assert validate_main([tmp_path / "empty"]) == 2
+    assert "no scenario files found" in capsys.readouterr().err

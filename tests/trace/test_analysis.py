@@ -125,6 +125,17 @@ def _ack_unseen(c: Cap) -> None:
     c.at(0.02, S, "A", 1, 301)
 
 
+def _ack_unseen_fin(c: Cap) -> None:
+    """The client's FIN was not captured: the server ACKs it, then sends its own FIN+ACK
+    with the same ack. tshark marks the first ACK of the unseen FIN only."""
+    c.handshake()
+    c.at(0.01, C, "PA", 1, 1, n=50)
+    c.at(0.02, S, "A", 1, 51)
+    c.at(0.02, S, "A", 1, 52)  # acks the FIN (51) the capture missed
+    c.at(0.01, S, "FA", 1, 52)  # the same ack again: not marked a second time
+    c.at(0.02, C, "A", 52, 2)
+
+
 def _keep_alive(c: Cap) -> None:
     c.handshake()
     c.at(0.01, C, "PA", 1, 1, n=100)
@@ -205,6 +216,7 @@ CASES: dict[str, Callable[[Cap], None]] = {
     "receiver-side": _receiver_side,
     "out-of-order": _out_of_order,
     "ack-unseen": _ack_unseen,
+    "ack-unseen-fin": _ack_unseen_fin,
     "keep-alive": _keep_alive,
     "zero-window": _zero_window,
     "window-full": _window_full,
@@ -300,6 +312,7 @@ EXPECTED = {  # what each capture is built to show (and tshark agrees it does)
     "receiver-side": {"lost_segment", "duplicate_ack", "fast_retransmission"},
     "out-of-order": {"out_of_order", "lost_segment", "retransmission"},
     "ack-unseen": {"ack_lost_segment"},
+    "ack-unseen-fin": {"ack_lost_segment"},
     "keep-alive": {"keep_alive", "keep_alive_ack"},
     "zero-window": {"zero_window", "zero_window_probe", "zero_window_probe_ack", "window_update"},
     "window-full": {"window_full"},
