@@ -33,12 +33,13 @@ from ..wire import (
     ICMP_ECHO_REQUEST,
     BadChecksum,
     IPv4Packet,
+    IPv6Packet,
     MalformedPacket,
     TcpSegment,
     parse_frame,
 )
-from ..wire.frame import Frame, FrameHead, build_tcp_frame, parse_tcp_frame
-from .arp_icmp import ZERO_MAC, ArpIcmp
+from ..wire.frame import Frame, FrameHead, FrameHead6, build_tcp_frame, parse_tcp_frame
+from .arp_icmp import ZERO_MAC, ArpIcmp, spoiled
 from .errors import ConnectionRefused, HostError
 from .loop import LoopReader, pipeline_deadlines
 
@@ -59,7 +60,8 @@ class _Listening:
 
 
 class Host(LoopReader, ArpIcmp):
-    """An emulated IPv4 host with its own TCP, on ``link`` (see netemu.link)."""
+    """An emulated host with its own TCP, on ``link`` (see netemu.link): IPv4 address
+    ``ip`` and, with ``ip6``, an IPv6 address too (each connection in its peer's family)."""
 
     def __init__(
         self,
@@ -72,6 +74,7 @@ class Host(LoopReader, ArpIcmp):
         trace: Trace | None = None,
         name: str = "netemu",
         ephemeral: range | None = None,
+        ip6: str | None = None,
     ) -> None:
         """``ephemeral``: the ports ``ephemeral_port`` hands out; by default the link's
         (a lab's link carries its slot's block, so live labs' 4-tuples differ:
@@ -79,6 +82,7 @@ class Host(LoopReader, ArpIcmp):
         super().__init__()
         self.link = link
         self.ip = ip
+        self.ip6 = ip6
         self.mac = mac
         self.name = name
         self.config = config or TcpConfig()
@@ -108,7 +112,7 @@ class Host(LoopReader, ArpIcmp):
         self._deadlines: list[tuple[float, int, Connection]] = []
         self._seq = itertools.count()
         self._ip_id = itertools.count(1)
-        self._heads: dict[str, FrameHead] = {}  # dst_ip -> its frames' Ethernet + IPv4 headers
+        self._heads: dict[str, FrameHead | FrameHead6] = {}  # dst_ip -> its frames' L2+L3 heads
         self.ephemeral: range = ephemeral or getattr(link, "ephemeral", None) or EPHEMERAL
         # Record each frame at the time the kernel took it in (the link's rx_stamps,
         # which this host then pops): a scenario's host. A .pkt runner reads them itself.
@@ -208,7 +212,7 @@ class Host(LoopReader, ArpIcmp):
         trace_frame = self.trace.frame if record else None
         conns = self.conns
         dirty = self._dirty
-        my_ip = self.ip
+        mine = (self.ip, self.ip6)
         closed = State.CLOSED
         for data, csum_not_ready in batch:
             got = parse_tcp_frame(data, not csum_not_ready)
@@ -218,7 +222,7 @@ class Host(LoopReader, ArpIcmp):
             if trace_frame is not None:
                 trace_frame("in", data, None, None, now)
             src, dst, seg = got
-            if dst == my_ip:  # (TCP for another address: _dispatch would ignore it)
+            if dst in mine:  # (TCP for another address: _dispatch would ignore it)
                 conn = conns.get((src, seg.src_port, seg.dst_port))
                 if conn is not None and conn.state is not closed:
                     conn.receive(seg, now)
@@ -252,8 +256,8 @@ class Host(LoopReader, ArpIcmp):
             trace.frame("in", data, t=now)
         for hook in self.on_frame:
             hook("in", data, seg)
-        ip = frame.ip
-        if seg is not None and ip is not None and ip.dst == self.ip:
+        ip = frame.ip or frame.ip6
+        if seg is not None and ip is not None and (ip.dst == self.ip or ip.dst == self.ip6):
             self._on_tcp(ip.src, seg, now)
         else:
             self._dispatch(frame)
@@ -262,6 +266,10 @@ class Host(LoopReader, ArpIcmp):
         """A frame that is not TCP for us: ARP, ICMP echo, or nothing."""
         if frame.arp is not None:
             self._on_arp(frame.arp)
+            return
+        if frame.icmp6 is not None and frame.ip6 is not None and self.ip6 is not None:
+            with contextlib.suppress(MalformedPacket):  # (a bad NDP option, a short target)
+                self._on_icmp6(frame.eth.src, frame.ip6, frame.icmp6)
             return
         ip = frame.ip
         if ip is None or ip.dst != self.ip or frame.tcp is not None:
@@ -283,8 +291,11 @@ class Host(LoopReader, ArpIcmp):
         if lst is not None:
             if lst.pending >= lst.backlog and seg.flags & 0x02:
                 return  # accept queue full: drop the SYN, as Linux does
-            res = lst.listener.on_segment(seg, src_ip, now)
+            res = lst.listener.on_segment(
+                seg, src_ip, now, self._config_for(src_ip, lst.listener.config)
+            )
             if isinstance(res, Connection):
+                res.local_ip = self._local_ip(src_ip)  # (the listener's is IPv4's)
                 self._adopt(res, key, f"{seg.dst_port}<{src_ip}:{seg.src_port}")
                 lst.pending += 1
                 self._dirty.add(res)
@@ -309,8 +320,11 @@ class Host(LoopReader, ArpIcmp):
             return None
         head = self._heads.get(dst_ip)
         if head is None or head.dst_mac != mac:
-            head = self._heads[dst_ip] = FrameHead(self.mac, mac, self.ip, dst_ip)
-        return seg.emit(self.ip, dst_ip, head, next(self._ip_id) & 0xFFFF)
+            src = self._local_ip(dst_ip)
+            head = self._heads[dst_ip] = (FrameHead6 if ":" in dst_ip else FrameHead)(
+                self.mac, mac, src, dst_ip
+            )
+        return seg.emit(self._local_ip(dst_ip), dst_ip, head, next(self._ip_id) & 0xFFFF)
 
     def _send_segment(self, seg: TcpSegment, dst_ip: str, mark: str | None = None) -> bool:
         frame = self._frame_for(seg, dst_ip)
@@ -325,9 +339,8 @@ class Host(LoopReader, ArpIcmp):
 
     # The inject* primitives put on the wire (or into our stack) a segment or frame no
     # connection of ours made: a script's, marked "injected" in the trace. They are the
-    # host's jobs, not the script's: only the host frames a segment as its own (its ARP
-    # cache, its IPv4 ids), owns the link and the trace's record of what it sent, and
-    # takes a frame in through its receive path.
+    # host's jobs: only it frames a segment as its own (its ARP cache, its IPv4 ids),
+    # owns the link and the trace, and takes a frame in through its receive path.
     def inject(self, seg: TcpSegment, dst_ip: str) -> bytes:
         """Send a hand-made segment (a scenario's ``inject``) as one of ours, past the
         impairments and the drop rules; returns its frame."""
@@ -340,7 +353,12 @@ class Host(LoopReader, ArpIcmp):
     def inject_inbound(self, seg: TcpSegment, src_ip: str) -> bytes:
         """Deliver a hand-made segment to our own stack as if ``src_ip`` sent it."""
         mac = self.arp_cache.get(src_ip, ZERO_MAC)
-        ip = IPv4Packet(src_ip, self.ip, 6, identification=next(self._ip_id) & 0xFFFF)
+        me = self._local_ip(src_ip)
+        ip = (
+            IPv6Packet(src_ip, me, 6)
+            if ":" in me
+            else IPv4Packet(src_ip, me, 6, identification=next(self._ip_id) & 0xFFFF)
+        )
         frame = build_tcp_frame(mac, self.mac, ip, seg)
         now = self.now()
         if seg.checksum is not None:  # set by hand (a scenario's bad_checksum): check it
@@ -566,7 +584,12 @@ class Host(LoopReader, ArpIcmp):
         await self.resolve(remote_ip)
         port = local_port or self.ephemeral_port(remote_ip, remote_port)
         conn = Connection(
-            self.ip, port, remote_ip, remote_port, config or self.config, isn_generator=self.isn
+            self._local_ip(remote_ip),
+            port,
+            remote_ip,
+            remote_port,
+            self._config_for(remote_ip, config or self.config),
+            isn_generator=self.isn,
         )
         self._adopt(
             conn, (remote_ip, remote_port, port), name or f"{port}>{remote_ip}:{remote_port}"
@@ -672,15 +695,3 @@ class Host(LoopReader, ArpIcmp):
 
         self.listen_port(port, backlog=backlog, config=config)
         return TcpListener(self, port)
-
-
-def spoiled(frame: bytes) -> str | None:
-    """The trace's note for an injected frame whose checksum is bad (an ``inject``'s
-    ``bad_checksum``, a scapy expression's ``chksum``): its receiver drops it unread."""
-    try:
-        parse_frame(frame, verify=True)
-    except BadChecksum:  # (a MalformedPacket: caught first)
-        return "bad checksum: the receiver drops it"
-    except MalformedPacket:  # not ours to judge: sent as built
-        pass
-    return None

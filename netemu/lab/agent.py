@@ -157,8 +157,10 @@ class Agent:
         except (KeyError, TypeError, ValueError):
             raise AgentError("EBADF", f"no socket {req.get('sock')!r}") from None
 
-    def new_socket(self, opts: Message | None) -> socket.socket:
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    def new_socket(self, opts: Message | None, host: str | None = None) -> socket.socket:
+        """A TCP socket in ``host``'s family (an IPv6 address: AF_INET6)."""
+        family = socket.AF_INET6 if host and ":" in host else socket.AF_INET
+        s = socket.socket(family, socket.SOCK_STREAM)
         try:
             if self.default_cc and not any(k.upper() == "TCP_CONGESTION" for k in opts or {}):
                 set_options(s, {"TCP_CONGESTION": self.default_cc})
@@ -194,9 +196,10 @@ class Agent:
 
     def op_listen(self, req: Message) -> Message:
         opts = {"SO_REUSEADDR": 1, **(req.get("opts") or {})}
-        s = self.new_socket(opts)
+        host = req.get("host", "0.0.0.0")
+        s = self.new_socket(opts, host)
         try:
-            s.bind((req.get("host", "0.0.0.0"), int(req.get("port", 0))))
+            s.bind((host, int(req.get("port", 0))))
             s.listen(int(req.get("backlog", 16)))
         except BaseException:
             s.close()
@@ -220,7 +223,7 @@ class Agent:
         return {"sock": sid, "peer": self.addr(peer), "local": self.addr(c.getsockname())}
 
     def op_connect(self, req: Message) -> Message:
-        s = self.new_socket(req.get("opts"))
+        s = self.new_socket(req.get("opts"), req["host"])
         try:
             if req.get("bind"):
                 host, port = req["bind"]

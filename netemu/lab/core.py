@@ -15,7 +15,8 @@ Per run (``runid``: 6 random hex digits):
     MAC 02:6e:<runid>:02, tx checksum offload off (so a raw reader sees finished
     checksums and MTU-sized frames), the caller's sysctls;
   - IPv6 disabled (all + default) in both, before the veth exists: an idle lab is
-    silent;
+    silent; with ``ipv6=True`` the peer's is on but quiet (netns.QUIET_IPV6), its veth
+    with ``peer_ip6``/64 from 2001:2::/48, and netemu answers for ``emu_ip6``;
   - namespaces held by fd only (no ``ip netns`` name unless ``keep=True``), a lock
     file ``/run/netemu/<runid>.lock`` held for the run's life (see ``registry``).
 
@@ -44,7 +45,17 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 from . import registry
-from .netns import NsThread, bind_name, read_sysctl, write_sysctl
+from .netns import (
+    MLD_SETTLE,
+    PREFIXLEN6,
+    NsThread,
+    bind_name,
+    disable_ipv6,
+    lab_ip6,
+    quiet_ipv6,
+    read_sysctl,
+    write_sysctl,
+)
 from .process import LabProcess, spawn
 
 if TYPE_CHECKING:
@@ -56,6 +67,7 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 LAB_NET = ipaddress.ip_network("198.18.0.0/15")
+IFINDEXES6 = (2, 3)  # the veth ends' indexes in an IPv6 lab (see _setup_emu)
 GO_DEFAULT_PORTS = {"hello": 8080, "echo": 8081}
 
 
@@ -143,14 +155,6 @@ def _mac(runid: str, n: int) -> str:
     return f"02:6e:{runid[0:2]}:{runid[2:4]}:{runid[4:6]}:{n:02x}"
 
 
-def _disable_ipv6() -> None:
-    try:
-        write_sysctl("net.ipv6.conf.all.disable_ipv6", 1)
-        write_sysctl("net.ipv6.conf.default.disable_ipv6", 1)
-    except FileNotFoundError:  # a kernel without IPv6 (ipv6.disable=1): quiet already
-        pass
-
-
 class Lab:
     """One lab: emulator and peer namespaces joined by a veth pair. See the module doc."""
 
@@ -168,7 +172,12 @@ class Lab:
         run_dir: str | None = None,
         peer_ifname: str | None = None,
         peer_tx_offload: bool = False,
+        ipv6: bool = False,
+        emu_ip6: str = "2001:2::1",
+        peer_ip6: str = "2001:2::2",
     ) -> None:
+        """``ipv6``: the peer's veth also has ``peer_ip6``/64 and netemu may answer for
+        ``emu_ip6`` (both in LAB_NET6); the emulator namespace's kernel keeps IPv6 off."""
         net = ipaddress.ip_network(f"{peer_ip}/{prefixlen}", strict=False)
         for ip in (emu_ip, peer_ip):
             if ipaddress.ip_address(ip) not in LAB_NET:
@@ -177,6 +186,8 @@ class Lab:
                 raise ValueError(f"{emu_ip} and {peer_ip} are not in one /{prefixlen}")
         if emu_ip == peer_ip:
             raise ValueError("emu_ip and peer_ip must differ")
+        ips6: tuple[str | None, str | None] = lab_ip6(emu_ip6, peer_ip6) if ipv6 else (None, None)
+        self.emu_ip6, self.peer_ip6 = ips6
         self.peer_sysctls = dict(peer_sysctls or {})
         self.congestion = congestion
         self.keep = keep
@@ -251,8 +262,10 @@ class Lab:
         # its first check, rather than routing it to find it is not for itself (~3 %
         # of netemu's CPU time receiving a bulk transfer). Raw sockets still see it.
         self.emu_if_mac = _mac(rid, 3)
-        self.emu_ns = NsThread(f"{rid}-emu", create=True, setup=_disable_ipv6)
-        self.peer_ns = NsThread(f"{rid}-peer", create=True, setup=_disable_ipv6)
+        self.emu_ns = NsThread(f"{rid}-emu", create=True, setup=disable_ipv6)
+        self.peer_ns = NsThread(
+            f"{rid}-peer", create=True, setup=quiet_ipv6 if self.peer_ip6 else disable_ipv6
+        )
         emu, peer = self.emu_ns.wait_ready(), self.peer_ns.wait_ready()
         self._lock.update(
             netns={
@@ -282,6 +295,11 @@ class Lab:
                 self.peer_mac,
                 self.peer_ns.fd,  # type: ignore[union-attr]
                 mtu=self.mtu,
+                # Not the emulator end's index (both would be 2, each namespace counting
+                # its own): the kernel then takes the peer's carrier change for a
+                # stacked device's, urgent, and handles it at once, not up to 1 s later,
+                # when IPv6 would re-announce the address (MLD) on an idle lab.
+                ifindexes=IFINDEXES6 if self.peer_ip6 else (0, 0),
             )
         return socket.if_nametoindex(self.emu_ifname)
 
@@ -321,6 +339,10 @@ class Lab:
             rt.set_up(1)  # lo
             rt.set_up(idx)
             rt.add_ipv4(idx, self.peer_ip, self.prefixlen)
+            if self.peer_ip6:
+                rt.add_ipv6(idx, self.peer_ip6, PREFIXLEN6)
+        if self.peer_ip6:
+            time.sleep(MLD_SETTLE)  # the address's MLD reports: out before the lab is up
         if not self.peer_tx_offload:
             set_tx_checksum(self.peer_ifname, False)
         return idx
@@ -431,6 +453,8 @@ class Lab:
         }
         if self.congestion:
             env["NETEMU_TCP_CONGESTION"] = self.congestion
+        if self.emu_ip6 and self.peer_ip6:
+            env.update(NETEMU_EMU_IP6=self.emu_ip6, NETEMU_PEER_IP6=self.peer_ip6)
         return env
 
     def describe(self) -> dict[str, Any]:
@@ -440,6 +464,8 @@ class Lab:
             "emu_ip": self.emu_ip,
             "peer_ip": self.peer_ip,
             "prefixlen": self.prefixlen,
+            "emu_ip6": self.emu_ip6,
+            "peer_ip6": self.peer_ip6,
             "emu_mac": self.emu_mac,
             "peer_mac": self.peer_mac,
             "emu_if_mac": self.emu_if_mac,
@@ -655,10 +681,12 @@ class Lab:
 
     # -- the emulator's wire -------------------------------------------------------------------------
     def open_link(self, **kwargs: Any) -> RawLink:
-        """A ``RawLink`` on the emulator's veth, filtered for ``emu_ip``; closed with the lab."""
+        """A ``RawLink`` on the emulator's veth, filtered for ``emu_ip`` (and ``emu_ip6``);
+        closed with the lab."""
         from ..link import RawLink
 
         emu, _ = self._need_live()
+        kwargs.setdefault("ip6", self.emu_ip6)
         link = RawLink.open(emu, self.emu_ifindex, self.emu_ip, **kwargs)
         # A Host on this link hands out its ephemeral ports from the lab's slot block, so
         # no two live labs' sockets share a 4-tuple (registry.Slot, lab/ktrace.py).

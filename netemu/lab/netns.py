@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
+import ipaddress
 import os
 import queue
 import threading
@@ -43,6 +44,56 @@ def read_sysctl(name: str) -> str:
     path = name if name.startswith("/") else "/proc/sys/" + name.replace(".", "/")
     with open(path) as f:
         return f.read().strip()
+
+
+def disable_ipv6() -> None:
+    try:
+        write_sysctl("net.ipv6.conf.all.disable_ipv6", 1)
+        write_sysctl("net.ipv6.conf.default.disable_ipv6", 1)
+    except FileNotFoundError:  # a kernel without IPv6 (ipv6.disable=1): quiet already
+        pass
+
+
+# IPv6 on, and quiet (before any interface but lo exists, so "default" covers the
+# veth): no link-local address (addr_gen_mode 1), so no router solicitation and no
+# MLD report for a link-local's groups; no duplicate address detection. What is left
+# (MLD reports for the address's solicited-node group) goes out as the address
+# arrives, while the lab comes up (docs/lab.md).
+QUIET_IPV6 = {
+    "net.ipv6.conf.default.addr_gen_mode": 1,
+    "net.ipv6.conf.default.accept_dad": 0,
+    "net.ipv6.conf.default.dad_transmits": 0,
+    "net.ipv6.conf.default.router_solicitations": 0,
+    "net.ipv6.conf.default.accept_ra": 0,
+    "net.ipv6.conf.all.accept_ra": 0,
+    # The MLD reports an address's solicited-node group takes (mld_qrv of them, 2) at
+    # once, not spread over a second: the lab waits them out (MLD_SETTLE).
+    "net.ipv6.conf.default.mldv1_unsolicited_report_interval": 0,
+    "net.ipv6.conf.default.mldv2_unsolicited_report_interval": 0,
+}
+MLD_SETTLE = 0.05  # s: the reports are out well within this (measured: 10-25 ms)
+
+
+LAB_NET6 = ipaddress.ip_network("2001:2::/48")  # RFC 5180's benchmarking range
+PREFIXLEN6 = 64
+
+
+def lab_ip6(emu_ip6: str, peer_ip6: str) -> tuple[str, str]:
+    """A lab's two IPv6 addresses, checked (in LAB_NET6, distinct) and in compact
+    text (RFC 5952, as the wire's parser writes them)."""
+    emu, peer = ipaddress.ip_address(emu_ip6), ipaddress.ip_address(peer_ip6)
+    for ip in (emu, peer):
+        if ip not in LAB_NET6:
+            raise ValueError(f"lab IPv6 addresses must be in {LAB_NET6} (got {ip})")
+    if emu == peer:
+        raise ValueError("emu_ip6 and peer_ip6 must differ")
+    return str(emu), str(peer)
+
+
+def quiet_ipv6() -> None:
+    """The peer namespace of an IPv6 lab: IPv6 on, quiet (``QUIET_IPV6``)."""
+    for name, value in QUIET_IPV6.items():
+        write_sysctl(name, value)
 
 
 def bind_name(fd: int, name: str) -> str:

@@ -40,6 +40,7 @@ VETH_INFO_PEER = 1
 IFA_ADDRESS = 1
 IFA_LOCAL = 2
 IFA_BROADCAST = 4
+IFA_F_NODAD = 0x02
 IFF_UP = 0x1
 
 SIOCETHTOOL = 0x8946
@@ -108,14 +109,16 @@ class Rtnl:
         *,
         mtu: int = 1500,
         up: bool = True,
+        ifindexes: tuple[int, int] = (0, 0),
     ) -> None:
         """Create a veth pair: ``name`` here (up if ``up``), ``peer_name`` directly inside
         ``peer_netns_fd`` (no move between namespaces), down: the kernel refuses to open
         the peer end before the pair is joined (ENOTCONN), so bring it up from its own
-        namespace after."""
+        namespace after. ``ifindexes``: the two ends' indexes (0, 0: the kernel's pick;
+        it takes the peer's only with this end's)."""
         flags = IFF_UP if up else 0
         peer = (
-            IFINFOMSG.pack(socket.AF_UNSPEC, 0, 0, 0, 0)
+            IFINFOMSG.pack(socket.AF_UNSPEC, 0, ifindexes[1], 0, 0)
             + _attr(IFLA_IFNAME, _name(peer_name))
             + _attr(IFLA_ADDRESS, bytes.fromhex(peer_mac.replace(":", "")))
             + _attr(IFLA_MTU, struct.pack("=I", mtu))
@@ -125,7 +128,7 @@ class Rtnl:
             IFLA_INFO_DATA, _attr(VETH_INFO_PEER, peer)
         )
         body = (
-            IFINFOMSG.pack(socket.AF_UNSPEC, 0, 0, flags, 0)
+            IFINFOMSG.pack(socket.AF_UNSPEC, 0, ifindexes[0], flags, 0)
             + _attr(IFLA_IFNAME, _name(name))
             + _attr(IFLA_ADDRESS, bytes.fromhex(mac.replace(":", "")))
             + _attr(IFLA_MTU, struct.pack("=I", mtu))
@@ -149,6 +152,15 @@ class Rtnl:
             + _attr(IFA_LOCAL, raw)
             + _attr(IFA_ADDRESS, raw)
             + _attr(IFA_BROADCAST, bcast)
+        )
+        self.request(RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL, body)
+
+    def add_ipv6(self, ifindex: int, ip: str, prefixlen: int) -> None:
+        """``ip/prefixlen`` on ``ifindex``, usable at once (IFA_F_NODAD: no duplicate
+        address detection, so no solicitation goes out and no wait)."""
+        raw = socket.inet_pton(socket.AF_INET6, ip)
+        body = IFADDRMSG.pack(socket.AF_INET6, prefixlen, IFA_F_NODAD, 0, ifindex) + _attr(
+            IFA_ADDRESS, raw
         )
         self.request(RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL, body)
 

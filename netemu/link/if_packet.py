@@ -4,6 +4,7 @@ and ioctls the link uses), shared by ``raw`` (the link) and ``ring`` (its mapped
 ETH_P_ALL = 0x0003
 ETH_P_ARP = 0x0806
 ETH_P_IP = 0x0800
+ETH_P_IPV6 = 0x86DD
 SOL_PACKET = 263
 PACKET_AUXDATA = 8
 PACKET_STATISTICS = 6

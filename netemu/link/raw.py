@@ -52,6 +52,7 @@ from .if_packet import (
     ETH_P_ALL,
     ETH_P_ARP,
     ETH_P_IP,
+    ETH_P_IPV6,
     PACKET_AUXDATA,
     PACKET_IGNORE_OUTGOING,
     PACKET_OUTGOING,
@@ -89,9 +90,10 @@ BPF_RET_K = 0x06
 SNAPLEN = 262144
 
 
-def bpf_program(ip: str | None) -> list[tuple[int, int, int, int]]:
-    """(code, jt, jf, k) instructions: ARP for ``ip`` or to broadcast, IPv4 to ``ip``.
-    ``ip=None``: all ARP and all IPv4."""
+def bpf_program(ip: str | None, ip6: str | None = None) -> list[tuple[int, int, int, int]]:
+    """(code, jt, jf, k) instructions: ARP for ``ip`` or to broadcast, IPv4 to ``ip``,
+    and, with ``ip6``, IPv6 to ``ip6`` or to its solicited-node multicast address
+    (neighbour solicitations, RFC 4861). ``ip=None``: all ARP and all IPv4."""
     accept = (BPF_RET_K, 0, 0, SNAPLEN)
     drop = (BPF_RET_K, 0, 0, 0)
     if ip is None:
@@ -103,7 +105,7 @@ def bpf_program(ip: str | None) -> list[tuple[int, int, int, int]]:
             drop,
         ]
     k = struct.unpack("!I", socket.inet_aton(ip))[0]
-    return [
+    prog = [
         (BPF_LD_H_ABS, 0, 0, 12),  # 0: EtherType
         (BPF_JEQ_K, 0, 6, ETH_P_ARP),  # 1: ARP? else -> 8
         (BPF_LD_W_ABS, 0, 0, 38),  # 2: ARP target protocol address
@@ -112,13 +114,51 @@ def bpf_program(ip: str | None) -> list[tuple[int, int, int, int]]:
         (BPF_JEQ_K, 0, 7, 0xFFFFFFFF),  # 5: else drop (13)
         (BPF_LD_H_ABS, 0, 0, 4),  # 6: destination MAC, last 2 bytes
         (BPF_JEQ_K, 4, 5, 0xFFFF),  # 7: broadcast -> accept (12), else drop (13)
-        (BPF_JEQ_K, 0, 4, ETH_P_IP),  # 8: IPv4? else drop (13)
+        (BPF_JEQ_K, 0, 4, ETH_P_IP),  # 8: IPv4? else drop (13), or IPv6 (14)
         (BPF_LD_W_ABS, 0, 0, 30),  # 9: IPv4 destination
         (BPF_JEQ_K, 0, 2, k),  # 10: ours -> 11, else drop (13)
         (BPF_RET_K, 0, 0, SNAPLEN),  # 11
         accept,  # 12
         drop,  # 13
     ]
+    if ip6 is None:
+        return prog
+    w = struct.unpack("!4I", socket.inet_pton(socket.AF_INET6, ip6))
+    # IPv6: its destination a word at a time, ours or our solicited-node group
+    # ff02::1:ffXX:XXXX; anything else is dropped.
+    v6: list[tuple[int, int | str, int | str, int]] = [
+        (BPF_JEQ_K, 0, "drop", ETH_P_IPV6),  # "v6"
+        (BPF_LD_W_ABS, 0, 0, 38),
+        (BPF_JEQ_K, "u1", 0, w[0]),
+        (BPF_JEQ_K, "m1", "drop", 0xFF020000),
+        (BPF_LD_W_ABS, 0, 0, 42),  # "u1"
+        (BPF_JEQ_K, 0, "drop", w[1]),
+        (BPF_LD_W_ABS, 0, 0, 46),
+        (BPF_JEQ_K, 0, "drop", w[2]),
+        (BPF_LD_W_ABS, 0, 0, 50),
+        (BPF_JEQ_K, "accept", "drop", w[3]),
+        (BPF_LD_W_ABS, 0, 0, 42),  # "m1"
+        (BPF_JEQ_K, 0, "drop", 0),
+        (BPF_LD_W_ABS, 0, 0, 46),
+        (BPF_JEQ_K, 0, "drop", 1),
+        (BPF_LD_W_ABS, 0, 0, 50),
+        (BPF_JEQ_K, "accept", "drop", 0xFF000000 | (w[3] & 0xFFFFFF)),
+        accept,  # "accept"
+        drop,  # "drop"
+    ]
+    base = len(prog)
+    labels = {"u1": base + 4, "m1": base + 10, "accept": base + 16, "drop": base + 17}
+    prog[8] = (BPF_JEQ_K, 0, base - 9, ETH_P_IP)  # 8: IPv4? else -> IPv6's first
+    for i, (code, jt, jf, k) in enumerate(v6, base):
+        prog.append(
+            (
+                code,
+                labels[jt] - i - 1 if isinstance(jt, str) else jt,
+                labels[jf] - i - 1 if isinstance(jf, str) else jf,
+                k,
+            )
+        )
+    return prog
 
 
 def _attach_filter(sock: socket.socket, program: list[tuple[int, int, int, int]]) -> None:
@@ -300,6 +340,7 @@ class RawLink:
         ifindex: int,
         ip: str | None,
         *,
+        ip6: str | None = None,
         filtered: bool = True,
         rcvbuf: int = 8 << 20,
         sndbuf: int = 4 << 20,
@@ -309,7 +350,8 @@ class RawLink:
         rx_ring: int = 4096,
     ) -> RawLink:
         """Open on ``ifindex`` inside ``netns``: an ``NsThread`` (its ``call`` is used) or a
-        namespace fd. ``ip``: our IPv4 address, for the filter (None: all ARP and IPv4).
+        namespace fd. ``ip``: our IPv4 address, for the filter (None: all ARP and IPv4);
+        ``ip6``: our IPv6 address, if any, for the filter too.
         ``filtered=False``: no filter at all, every frame (a capture, a test).
         ``batch``: frames per ``recvmmsg``; ``bufsize``: the longest frame kept whole;
         ``tx_ring``: slots of the transmit ring (0: one ``send()`` per frame);
@@ -317,7 +359,7 @@ class RawLink:
         rx_ring = rx_ring if RX_RING_OK else 0
 
         def make_both() -> tuple[socket.socket, _TxRing | None]:
-            s = _open_socket(ifindex, ip, filtered, rcvbuf, sndbuf, rx_ring)
+            s = _open_socket(ifindex, ip, filtered, rcvbuf, sndbuf, rx_ring, ip6)
             try:
                 return s, _open_tx_ring(ifindex, sndbuf, tx_ring)
             except BaseException:
@@ -498,7 +540,13 @@ class RawLink:
 
 
 def _open_socket(
-    ifindex: int, ip: str | None, filtered: bool, rcvbuf: int, sndbuf: int, rx_ring: int
+    ifindex: int,
+    ip: str | None,
+    filtered: bool,
+    rcvbuf: int,
+    sndbuf: int,
+    rx_ring: int,
+    ip6: str | None = None,
 ) -> socket.socket:
     """The link's socket, in the calling thread's namespace: its filter (unless not
     ``filtered``), options and receive ring (``rx_ring`` slots, if any), then bound to
@@ -506,7 +554,7 @@ def _open_socket(
     s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW | socket.SOCK_CLOEXEC, 0)
     try:
         if filtered:
-            _attach_filter(s, bpf_program(ip))
+            _attach_filter(s, bpf_program(ip, ip6))
         s.setsockopt(SOL_PACKET, PACKET_AUXDATA, 1)
         # before Linux 4.20 this fails, and recv_batch skips them by pkttype
         with contextlib.suppress(OSError):

@@ -48,6 +48,7 @@ from .events import (
 from .isn import IsnGenerator
 from .state import Cause, State
 from .timers import Timer
+from .timestamps import TS_OPTION_LEN
 
 KEEPALIVE_STATES = frozenset({State.ESTABLISHED, State.CLOSE_WAIT, State.FIN_WAIT_2})
 
@@ -184,6 +185,17 @@ class Connection(Arrivals):
         self._abort("abort()")
 
     # ------------------------------------------------------------------ timers
+    def path_mss(self, mss: int) -> None:
+        """The path carries segments of at most ``mss`` bytes after the IP and TCP
+        headers (a Packet Too Big's MTU less what the host's IP header takes: RFC
+        8201, RFC 1191): what we send is cut to it, never below 64. The window
+        stays, in bytes: cwnd is not restarted (Linux's tcp_sync_mss)."""
+        if mss >= self.snd_mss:
+            return
+        self.snd_mss = max(mss, 64)
+        self.smss = max(self.snd_mss - (TS_OPTION_LEN if self.ts_ok else 0), 64)
+        self.cc.mss = self.smss
+
     def handle_timer(self, now: float) -> None:
         self.now = now
         timers = self.timers

@@ -25,9 +25,11 @@ class Listener:
         self.isn_generator = isn_generator or IsnGenerator()
 
     def on_segment(
-        self, seg: TcpSegment, remote_ip: str, now: float
+        self, seg: TcpSegment, remote_ip: str, now: float, config: TcpConfig | None = None
     ) -> Connection | TcpSegment | None:
-        """A new connection in SYN-RECEIVED, a RST to send, or None (dropped)."""
+        """A new connection in SYN-RECEIVED, a RST to send, or None (dropped).
+        ``config``: the new connection's, instead of the listener's (a host's for the
+        peer's address family: IPv6's MSS)."""
         # An option of bad length early enough in the option area: Linux >= 6.7 drops the
         # segment before its listener sees it (see dropped_unread); otherwise the
         # options before it count, as in tcp_parse_options.
@@ -52,7 +54,7 @@ class Listener:
                 self.local_port,
                 remote_ip,
                 seg.src_port,
-                self.config,
+                config or self.config,
                 isn_generator=self.isn_generator,
             )
             conn.accept_syn(seg, now)

@@ -255,11 +255,11 @@ class _FixedIssListener(Listener):
         self._conn = conn
 
     def on_segment(
-        self, seg: TcpSegment, remote_ip: str, now: float
+        self, seg: TcpSegment, remote_ip: str, now: float, config: TcpConfig | None = None
     ) -> Connection | TcpSegment | None:
         from ..wire.tcp import ACK, RST, SYN
 
         if seg.flags & SYN and not seg.flags & (ACK | RST):
             self._conn.accept_syn(seg, now)
             return self._conn
-        return super().on_segment(seg, remote_ip, now)
+        return super().on_segment(seg, remote_ip, now, config)

@@ -21,8 +21,17 @@ from .ethernet import (
     mac_to_bytes,
     mac_to_str,
 )
-from .frame import Frame, build_tcp_frame, parse_frame
+from .frame import Frame, FrameHead6, build_tcp_frame, parse_frame
 from .icmp import ICMP_ECHO_REPLY, ICMP_ECHO_REQUEST, IcmpEcho
+from .icmp6 import (
+    ICMP6_DEST_UNREACHABLE,
+    ICMP6_ECHO_REPLY,
+    ICMP6_ECHO_REQUEST,
+    ICMP6_PACKET_TOO_BIG,
+    ND_NEIGHBOR_ADVERTISEMENT,
+    ND_NEIGHBOR_SOLICITATION,
+    Icmp6,
+)
 from .ipv4 import FLAG_DF, FLAG_MF, PROTO_ICMP, PROTO_TCP, IPv4Packet
 from .ipv6 import IPv6Fragment, IPv6Packet, ipv6_to_str
 from .seq import seq_add, seq_diff, seq_ge, seq_gt, seq_in_window, seq_le, seq_lt, seq_max, seq_min
@@ -68,8 +77,14 @@ __all__ = [
     "FIN",
     "FLAG_DF",
     "FLAG_MF",
+    "ICMP6_DEST_UNREACHABLE",
+    "ICMP6_ECHO_REPLY",
+    "ICMP6_ECHO_REQUEST",
+    "ICMP6_PACKET_TOO_BIG",
     "ICMP_ECHO_REPLY",
     "ICMP_ECHO_REQUEST",
+    "ND_NEIGHBOR_ADVERTISEMENT",
+    "ND_NEIGHBOR_SOLICITATION",
     "NOP",
     "NS",
     "PROTO_ICMP",
@@ -84,9 +99,11 @@ __all__ = [
     "EolOption",
     "EthernetFrame",
     "Frame",
+    "FrameHead6",
     "IPv4Packet",
     "IPv6Fragment",
     "IPv6Packet",
+    "Icmp6",
     "IcmpEcho",
     "MalformedOption",
     "MalformedPacket",

@@ -67,6 +67,31 @@ _IP_INT: _Interned[str, int] = _Interned(
     lambda s: int.from_bytes(socket.inet_aton(s), "big")
 )  # dotted quad -> int
 
+
+def _addr_int(ip: str) -> int:
+    if ":" in ip:
+        return int.from_bytes(socket.inet_pton(socket.AF_INET6, ip), "big")
+    return int.from_bytes(socket.inet_aton(ip), "big")
+
+
+# An address of either family -> its bytes as one integer: congruent (mod 0xFFFF) to
+# the word sum of its 16-bit words, which is all a pseudo-header needs of it (IPv4,
+# RFC 9293 §3.1; IPv6, RFC 8200 §8.1): the checksums of both families add it alike.
+_ADDR_SUM: _Interned[str, int] = _Interned(_addr_int)
+
+
+def _ip6_pair(raw: bytes) -> tuple[str, str, int]:
+    src, dst = raw[:16], raw[16:]
+    return (
+        socket.inet_ntop(socket.AF_INET6, src),
+        socket.inet_ntop(socket.AF_INET6, dst),
+        int.from_bytes(src, "big") + int.from_bytes(dst, "big"),
+    )
+
+
+# The 32 address bytes of an IPv6 header -> (source, destination, their word sum).
+_IP6_PAIR: _Interned[bytes, tuple[str, str, int]] = _Interned(_ip6_pair)
+
 mac_to_str: Callable[[bytes], str] = _MAC_STR.__getitem__
 mac_to_bytes: Callable[[str], bytes] = _MAC_RAW.__getitem__
 ip_from_int: Callable[[int], str] = _IP_STR.__getitem__

@@ -7,7 +7,7 @@ Partial sums of pieces that start on an even offset may simply be added, and
 so may header fields: a 32-bit field is congruent to the sum of its two words.
 """
 
-from .addr import _IP_INT
+from .addr import _ADDR_SUM
 
 _HALF_MASKS: dict[int, int] = {}
 
@@ -92,5 +92,7 @@ def verifies(total: int) -> bool:
 
 
 def pseudo_header_sum(src: str, dst: str, protocol: int, length: int) -> int:
-    """Word sum (mod 0xFFFF) of the IPv4 pseudo-header (RFC 9293 §3.1) for TCP/UDP."""
-    return _IP_INT[src] + _IP_INT[dst] + protocol + length
+    """A word sum (congruent mod 0xFFFF) of the pseudo-header for TCP/UDP/ICMPv6:
+    IPv4's (RFC 9293 §3.1) or, for IPv6 addresses, IPv6's (RFC 8200 §8.1: the same
+    terms, the length a 32-bit field and the next header a 32-bit one)."""
+    return _ADDR_SUM[src] + _ADDR_SUM[dst] + protocol + length

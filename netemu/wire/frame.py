@@ -1,4 +1,5 @@
-"""Whole frames: Ethernet + (ARP | IPv4 + (TCP | ICMP echo | raw payload))."""
+"""Whole frames: Ethernet + (ARP | IPv4 + (TCP | ICMP echo | raw payload) |
+IPv6 + (TCP | ICMPv6 | raw payload))."""
 
 from __future__ import annotations
 
@@ -6,10 +7,10 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import cast
+from typing import ClassVar, Literal, cast
 
 from . import _codegen
-from .addr import _IP_PAIR, _MAC_STR, _Interned, ip_to_bytes, ip_to_int
+from .addr import _ADDR_SUM, _IP6_PAIR, _IP_PAIR, _MAC_STR, _Interned, ip_to_bytes, ip_to_int
 from .arp import ARP_LEN, ArpPacket
 from .checksum import SHORT_SUM_BYTES, word_sum_mod
 from .errors import MalformedPacket
@@ -18,11 +19,14 @@ from .ethernet import (
     ETH_HEADER_LEN,
     ETHERTYPE_ARP,
     ETHERTYPE_IPV4,
+    ETHERTYPE_IPV6,
     EthernetFrame,
     eth_header,
 )
 from .icmp import IcmpEcho
+from .icmp6 import NH_ICMPV6, Icmp6
 from .ipv4 import PROTO_ICMP, PROTO_TCP, IPv4Packet
+from .ipv6 import IPv6Packet, ipv6_to_bytes
 from .tcp import (
     OPTION_LAYOUTS,
     OptionLayout,
@@ -35,10 +39,11 @@ from .tcp import (
 
 @dataclass(slots=True)
 class Frame:
-    """A parsed frame. The decoded layers are set where the frame carries them;
-    ``eth.payload`` holds the network-layer bytes only when no layer below was
-    decoded (another EtherType). ``trailer`` is link padding after the IPv4
-    total length or the ARP packet (Ethernet frames are at least 60 bytes)."""
+    """A parsed frame. The decoded layers are set where the frame carries them
+    (``ip`` for IPv4, ``ip6`` for IPv6; ``tcp`` over either); ``eth.payload`` holds
+    the network-layer bytes only when no layer below was decoded (another
+    EtherType). ``trailer`` is link padding after the IPv4 total length, the IPv6
+    payload length or the ARP packet (Ethernet frames are at least 60 bytes)."""
 
     eth: EthernetFrame
     arp: ArpPacket | None = None
@@ -46,6 +51,19 @@ class Frame:
     tcp: TcpSegment | None = None
     icmp: IcmpEcho | None = None
     trailer: bytes = b""
+    ip6: IPv6Packet | None = None
+    icmp6: Icmp6 | None = None
+
+    @property
+    def src_ip(self) -> str | None:
+        """The source address of either family (None: not an IP frame)."""
+        ip = self.ip if self.ip is not None else self.ip6
+        return None if ip is None else ip.src
+
+    @property
+    def dst_ip(self) -> str | None:
+        ip = self.ip if self.ip is not None else self.ip6
+        return None if ip is None else ip.dst
 
     def emit(self) -> bytes:
         """Exact bytes; decoded layers take precedence over ``eth.payload``."""
@@ -61,6 +79,15 @@ class Frame:
             else:
                 l4 = ip.payload
             return head + ip.header(len(l4)) + l4 + self.trailer
+        if self.ip6 is not None:
+            ip6 = self.ip6
+            if self.tcp is not None:
+                l4 = self.tcp.emit(ip6.src, ip6.dst)
+            elif self.icmp6 is not None:
+                l4 = self.icmp6.emit(ip6.src, ip6.dst)
+            else:
+                l4 = ip6.payload
+            return head + ip6.header(len(l4)) + l4 + self.trailer
         return head + self.eth.payload
 
 
@@ -236,7 +263,7 @@ def _records_code(hlen: str, lean: bool, code: dict[str, str]) -> list[str]:
         *_codegen.record(
             "frame",
             Frame,
-            ["eth", "None", "ip", "tcp", "None", 'buf[end:] if end < n else b""'],
+            ["eth", "None", "ip", "tcp", "None", 'buf[end:] if end < n else b""', "None", "None"],
         ),
     ]
 
@@ -298,7 +325,27 @@ def parse_tcp_frame(buf: bytes, verify: bool = True) -> tuple[str, str, TcpSegme
             got = decode(buf, n, verify)
             if got is not None:
                 return got
+    elif n >= 74 and buf[12] == 0x86 and buf[13] == 0xDD and buf[20] == 6 and buf[14] >> 4 == 6:
+        return _tcp6(buf, n, verify)
     return None
+
+
+def _tcp6(buf: bytes, n: int, verify: bool) -> tuple[str, str, TcpSegment] | None:
+    """``parse_tcp_frame`` for IPv6 with TCP straight after the fixed header."""
+    plen = buf[18] << 8 | buf[19]
+    end = 54 + plen
+    if plen < 20 or end > n:
+        return None
+    src, dst, addrs = _IP6_PAIR[buf[22:54]]
+    # The checksum with the pseudo-header (addresses, TCP length, next header 6), the
+    # segment's word sum read in pieces (word_sum_mod) as the IPv4 decoders read it.
+    if verify and (word_sum_mod(buf, 54, end) + addrs + plen + 6) % 0xFFFF:
+        return None
+    try:
+        seg = TcpSegment.parse(buf[54:end])
+    except MalformedPacket:
+        return None
+    return src, dst, seg
 
 
 def _parse_frame_general(buf: bytes, verify: bool) -> Frame:
@@ -321,6 +368,8 @@ def _parse_frame_general(buf: bytes, verify: bool) -> Frame:
             elif proto == PROTO_ICMP and ip.payload[:1] in (b"\x00", b"\x08"):
                 frame.icmp = IcmpEcho.parse(ip.payload, verify)
         return frame
+    if et == ETHERTYPE_IPV6:
+        return _parse_ipv6(buf, verify)
     if et == ETHERTYPE_ARP:
         arp = ArpPacket.parse(buf[ETH_HEADER_LEN:])
         return Frame(
@@ -329,6 +378,32 @@ def _parse_frame_general(buf: bytes, verify: bool) -> Frame:
             trailer=buf[ETH_HEADER_LEN + ARP_LEN :],
         )
     return Frame(EthernetFrame(_MAC_STR[dst], _MAC_STR[src], et, buf[ETH_HEADER_LEN:]))
+
+
+_ETH_IPV6: _Interned[bytes, EthernetFrame] = _Interned(
+    lambda macs: EthernetFrame(_MAC_STR[macs[:6]], _MAC_STR[macs[6:]], ETHERTYPE_IPV6)
+)
+
+
+def _parse_ipv6(buf: bytes, verify: bool) -> Frame:
+    """An Ethernet + IPv6 frame: the extension headers walked (ipv6.py), then TCP or
+    ICMPv6 decoded unless the packet is a fragment (kept undecoded, as IPv4's are)."""
+    ip6 = IPv6Packet.parse(buf, ETH_HEADER_LEN)
+    frame = Frame(_ETH_IPV6[buf[:12]], ip6=ip6)
+    plen = buf[18] << 8 | buf[19]
+    end = ETH_HEADER_LEN + 40 + plen
+    if plen and len(buf) > end:  # (a zero length: a jumbogram's or a TSO capture's)
+        frame.trailer = buf[end:]
+    if not ip6.is_fragment:
+        nh = ip6.next_header
+        if nh == PROTO_TCP:
+            pseudo = None
+            if verify:
+                pseudo = _ADDR_SUM[ip6.src] + _ADDR_SUM[ip6.dst] + PROTO_TCP + len(ip6.payload)
+            frame.tcp = TcpSegment.parse(ip6.payload, pseudo)
+        elif nh == NH_ICMPV6:
+            frame.icmp6 = Icmp6.parse(ip6.payload, ip6.src, ip6.dst, verify)
+    return frame
 
 
 _FRAME_DECODERS = cast("list[tuple[FrameDecoder, ...]]", _decoder_table())
@@ -356,6 +431,7 @@ class FrameHead:
     ``TcpSegment.emit(src_ip, dst_ip, head, ident)`` packs them with the segment."""
 
     __slots__ = ("addrs", "dst_mac", "pseudo", "start", "word_sum")
+    six: ClassVar[Literal[False]] = False  # (FrameHead6's is True)
 
     def __init__(self, src_mac: str, dst_mac: str, src_ip: str, dst_ip: str) -> None:
         self.dst_mac = dst_mac
@@ -381,7 +457,37 @@ class FrameHead:
         )
 
 
-def build_tcp_frame(src_mac: str, dst_mac: str, ip: IPv4Packet, tcp: TcpSegment) -> bytes:
-    """Ethernet + IPv4 + TCP bytes (``ip.payload`` is ignored; the segment is the payload)."""
+_ETH_IP6 = struct.Struct("!18sH2s32s")  # as FrameHead6.pack fills it
+
+
+class FrameHead6:
+    """``FrameHead`` for IPv6: the Ethernet and IPv6 headers of TCP frames from one
+    address pair to another, as ``build_tcp_frame`` writes them for
+    ``IPv6Packet(src_ip, dst_ip, 6)`` (no extension headers, hop limit 64, traffic
+    class and flow label 0): only the payload length changes from frame to frame."""
+
+    __slots__ = ("addrs", "dst_mac", "pseudo", "start")
+    six: ClassVar[Literal[True]] = True
+
+    def __init__(self, src_mac: str, dst_mac: str, src_ip: str, dst_ip: str) -> None:
+        self.dst_mac = dst_mac
+        # The MACs, EtherType, version, traffic class and flow label: 18 bytes.
+        self.start = eth_header(dst_mac, src_mac, ETHERTYPE_IPV6) + b"\x60\0\0\0"
+        self.addrs = ipv6_to_bytes(src_ip) + ipv6_to_bytes(dst_ip)
+        self.pseudo = _ADDR_SUM[src_ip] + _ADDR_SUM[dst_ip]  # the pseudo-header's addresses
+
+    def pack(self, total: int, ident: int = 0) -> bytes:
+        """The 54 header bytes for what would be an IPv4 total length (the TCP
+        segment's length + 20, as ``TcpSegment.emit`` counts for either head);
+        ``ident`` is IPv4's and ignored."""
+        return _ETH_IP6.pack(self.start, total - 20, b"\x06\x40", self.addrs)
+
+
+def build_tcp_frame(
+    src_mac: str, dst_mac: str, ip: IPv4Packet | IPv6Packet, tcp: TcpSegment
+) -> bytes:
+    """Ethernet + IP + TCP bytes (``ip.payload`` is ignored; the segment is the payload)."""
     seg = tcp.emit(ip.src, ip.dst)
+    if isinstance(ip, IPv6Packet):
+        return eth_header(dst_mac, src_mac, ETHERTYPE_IPV6) + ip.header(len(seg)) + seg
     return eth_header(dst_mac, src_mac, ETHERTYPE_IPV4) + ip.header(len(seg)) + seg

@@ -41,13 +41,16 @@ _JUMBO_OPTION = 0xC2
 _IPV6_STR: _Interned[bytes, str] = _Interned(lambda raw: socket.inet_ntop(socket.AF_INET6, raw))
 
 
+_IPV6_RAW: _Interned[str, bytes] = _Interned(lambda text: socket.inet_pton(socket.AF_INET6, text))
+
+
 def ipv6_to_str(raw: bytes) -> str:
     """16 address bytes in the compact text form (RFC 5952): ``2001:db8::1``."""
     return _IPV6_STR[raw]
 
 
 def ipv6_to_bytes(text: str) -> bytes:
-    return socket.inet_pton(socket.AF_INET6, text)
+    return _IPV6_RAW[text]
 
 
 @dataclass(slots=True, frozen=True)
@@ -116,22 +119,27 @@ class IPv6Packet:
             missing,
         )
 
-    def emit(self) -> bytes:
-        """The header, the extension headers as held, and the payload (the extension
+    def header(self, payload_length: int | None = None) -> bytes:
+        """The fixed header and the extension headers as held, for an upper-layer
+        payload of ``payload_length`` bytes (default: ``payload``'s). The extension
         headers' next-header bytes are written as held, so they must chain to
-        ``next_header``)."""
+        ``next_header``."""
         ext = b"".join(raw for _, raw in self.extensions)
         first = self.extensions[0][0] if self.extensions else self.next_header
         vtf = 6 << 28 | (self.traffic_class & 0xFF) << 20 | (self.flow_label & 0xFFFFF)
         head = IPV6_HEADER.pack(
             vtf,
-            len(ext) + len(self.payload),
+            len(ext) + (len(self.payload) if payload_length is None else payload_length),
             first,
             self.hop_limit,
-            ipv6_to_bytes(self.src),
-            ipv6_to_bytes(self.dst),
+            _IPV6_RAW[self.src],
+            _IPV6_RAW[self.dst],
         )
-        return head + ext + self.payload
+        return head + ext if ext else head
+
+    def emit(self) -> bytes:
+        """The header, the extension headers as held, and the payload."""
+        return self.header() + self.payload
 
 
 def _jumbo_length(buf: bytes, start: int, nh: int, have: int) -> int:

@@ -19,13 +19,13 @@ from functools import partial
 from typing import TYPE_CHECKING, TypeVar, cast
 
 from . import _codegen
-from .addr import _IP_INT, _Interned
+from .addr import _ADDR_SUM, _Interned
 from .checksum import mod_ffff as _mod_ffff
 from .checksum import word_sum_mod as _word_sum_mod
 from .errors import BadChecksum, MalformedPacket
 
 if TYPE_CHECKING:
-    from .frame import FrameHead
+    from .frame import FrameHead, FrameHead6
 
 TCP_HEADER = struct.Struct("!HHIIHHHH")
 _unpack_header = TCP_HEADER.unpack_from
@@ -33,6 +33,8 @@ _pack_header = TCP_HEADER.pack
 _pack_header_ts = struct.Struct("!HHIIHHHHIII").pack  # the header, then NOP NOP TSopt
 # Ethernet + IPv4 headers as a FrameHead packs them (see frame.py), then the above.
 _pack_frame_ts = struct.Struct("!16sHHH2sH8sHHIIHHHHIII").pack
+# Ethernet + IPv6 headers as a FrameHead6 packs them, then the header with NOP NOP TSopt.
+_pack_frame6_ts = struct.Struct("!18sH2s32sHHIIHHHHIII").pack
 TCP_MIN_LEN = 20
 MAX_OPTIONS_LEN = 40
 
@@ -535,12 +537,17 @@ class TcpSegment:
         )
 
     def emit(
-        self, src_ip: str, dst_ip: str, head: FrameHead | None = None, ident: int = 0
+        self,
+        src_ip: str,
+        dst_ip: str,
+        head: FrameHead | FrameHead6 | None = None,
+        ident: int = 0,
     ) -> bytes:
-        """Exact segment bytes; the checksum covers the pseudo-header of src_ip → dst_ip.
-        With ``head`` (a ``frame.FrameHead`` for the same addresses), the whole frame:
-        its Ethernet and IPv4 headers (identification ``ident``) are packed with the
-        segment's, so the payload is copied once."""
+        """Exact segment bytes; the checksum covers the pseudo-header of src_ip → dst_ip
+        (IPv4's or IPv6's, by the addresses: the two sum alike). With ``head`` (a
+        ``frame.FrameHead`` or, for IPv6, ``frame.FrameHead6`` for the same addresses),
+        the whole frame: its Ethernet and IP headers (an IPv4 identification
+        ``ident``) are packed with the segment's, so the payload is copied once."""
         options = self.options
         padding = self.padding
         ts = None
@@ -587,7 +594,7 @@ class TcpSegment:
                 + olen
                 + len(payload)
                 + osum
-                + (_IP_INT[src_ip] + _IP_INT[dst_ip] if head is None else head.pseudo)
+                + (_ADDR_SUM[src_ip] + _ADDR_SUM[dst_ip] if head is None else head.pseudo)
             )
             if payload:  # (26: TCP + header length)
                 s += _word_sum_mod(payload, 0, len(payload))
@@ -602,6 +609,24 @@ class TcpSegment:
         elif head is None:
             hdr = _pack_header_ts(
                 sport, dport, seq, ack, off_flags, win, csum, urg, 0x0101080A, ts.tsval, ts.tsecr
+            )
+        elif head.six:
+            hdr = _pack_frame6_ts(
+                head.start,
+                32 + len(payload),  # the IPv6 payload length: TCP + options + data
+                b"\x06\x40",
+                head.addrs,
+                sport,
+                dport,
+                seq,
+                ack,
+                off_flags,
+                win,
+                csum,
+                urg,
+                0x0101080A,
+                ts.tsval,
+                ts.tsecr,
             )
         else:
             total = 52 + len(payload)  # IPv4 + TCP + options

@@ -64,6 +64,23 @@ def test_idle_lab_is_silent() -> None:
             peer.close()
 
 
+def test_idle_ipv6_lab_is_silent() -> None:
+    """An IPv6 lab (the peer's kernel with an address from 2001:2::/48): no DAD, no
+    router solicitation, no MLD report once it is up: not one frame in 10 s, on either
+    end (unfiltered; issue 20)."""
+    with Lab(ipv6=True) as lab:
+        assert (lab.emu_ip6, lab.peer_ip6) == ("2001:2::1", "2001:2::2")
+        emu = RawLink.open(lab.emu_ns, lab.emu_ifindex, None, filtered=False)
+        peer = RawLink.open(lab.peer_ns, lab.peer_ifindex, None, filtered=False)
+        try:
+            time.sleep(10.0)
+            assert emu.recv_batch() == [] and peer.recv_batch() == []
+            assert emu.stats() == {"packets": 0, "drops": 0}
+        finally:
+            emu.close()
+            peer.close()
+
+
 def test_arp_by_hand_then_kernel_syn_with_valid_checksum(lab: Lab, agent: object) -> None:
     link = lab.open_link()
     assert link.fileno() >= 0 and link.ip == lab.emu_ip

@@ -102,6 +102,37 @@ def test_bpf_filter_without_ip_passes_arp_and_ipv4_only() -> None:
     assert run_bpf(prog, EthernetFrame(MAC_US, MAC_PEER, 0x86DD).header() + bytes(40)) == 0
 
 
+US6, PEER6 = "2001:2::1", "2001:2::2"
+
+
+def ip6_frame(dst: str) -> bytes:
+    from netemu.wire import IPv6Packet
+
+    return build_tcp_frame(
+        MAC_PEER, MAC_US, IPv6Packet(PEER6, dst, 6), TcpSegment(1, 2, 3, 0, SYN, 100)
+    )
+
+
+@pytest.mark.parametrize(
+    ("frame", "passes"),
+    [
+        (ip6_frame(US6), True),
+        (ip6_frame("ff02::1:ff00:1"), True),  # our solicited-node group (NS)
+        (ip6_frame("2001:2::3"), False),
+        (ip6_frame("2001:2::1:1"), False),
+        (ip6_frame("ff02::1:ff00:2"), False),  # the peer's group
+        (ip6_frame("ff02::1"), False),
+        (ip6_frame("ff02::2:ff00:1"), False),
+        (tcp(US), True),
+        (tcp("198.18.0.9"), False),
+        (arp(BROADCAST, ARP_REQUEST, US), True),
+        (arp(MAC_US, ARP_REQUEST, "198.18.0.9"), False),
+    ],
+)
+def test_bpf_filter_with_ipv6(frame: bytes, passes: bool) -> None:
+    assert (run_bpf(bpf_program(US, US6), frame) > 0) == passes
+
+
 def test_run_lock_lifecycle(tmp_path: Path) -> None:
     lock = registry.RunLock(str(tmp_path))
     rid = lock.acquire({"keep": False})
