@@ -451,11 +451,12 @@ def _show(args: argparse.Namespace) -> int:
     from ..trace.pcap import CaptureError
 
     try:
-        shown = show_capture(args.pcap, args.html, text_out=args.text, as_json=args.json)
+        shown = show_capture(
+            args.pcap, args.html, text_out=args.text, as_json=args.json, out=sys.stdout
+        )
     except (CaptureError, OSError) as e:
         print(f"netemu show: {e}", file=sys.stderr)
         return 2
-    sys.stdout.write(shown.text)
     if shown.damage:
         sys.stdout.flush()
         print(
