@@ -72,10 +72,16 @@ _FLAG_NAMES = (
 
 def flag_names(flags: int) -> str:
     """Tutorial-style flag names: "SYN", "SYN+ACK", "PSH+ACK", "FIN+ACK", "RST"."""
-    names = [name for bit, name in _FLAG_NAMES if flags & bit]
-    if flags & 0xE00:
-        names.append("RES")
-    return "+".join(names) or "none"
+    got = _FLAG_TEXT.get(flags)
+    if got is None:
+        names = [name for bit, name in _FLAG_NAMES if flags & bit]
+        if flags & 0xE00:
+            names.append("RES")
+        got = _FLAG_TEXT[flags & 0xFFF] = "+".join(names) or "none"
+    return got
+
+
+_FLAG_TEXT: dict[int, str] = {}  # flags (12 bits) -> their names, as met
 
 
 def ep_str(ep: Endpoint) -> str:

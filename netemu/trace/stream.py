@@ -131,24 +131,24 @@ class StreamInferrer(_Inferrer):
             self.queue[side.role].clear()
 
     def _take(self, ended: bool) -> None:
-        held, order = self.held, self.order
+        held, order, nexts = self.held, self.order, self.nexts
+        same = self.same
         while order:
             s_role = order[0]
             mine = held[s_role]
-            r_role = self._other(self.client if s_role == "client" else self.server).role
             nxt_s = mine[1][0] if len(mine) > 1 else None
-            if r_role == s_role:
-                nxt_r = nxt_s
+            if same:
+                r_role, nxt_r = s_role, nxt_s
             else:
+                r_role = "server" if s_role == "client" else "client"
                 theirs = held[r_role]
                 nxt_r = theirs[0][0] if theirs else None
             if not ended and (nxt_s is None or nxt_r is None):
                 return
             v, t = mine.popleft()
             order.popleft()
-            self.nexts[s_role], self.nexts[r_role] = nxt_s, nxt_r
-            if r_role == s_role:
-                self.nexts[s_role] = nxt_s
+            nexts[s_role] = nxt_s
+            nexts[r_role] = nxt_r
             self._step(v, t)
 
     def _step(self, v: SegmentView, tv: float) -> None:
