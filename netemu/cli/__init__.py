@@ -40,6 +40,11 @@ BENCHES: dict[str, tuple[str, str]] = {
         "100 MiB read through the kernel agent vs the in-memory TCP core (root)",
     ),
     "ladder": ("ladder", "ladder size and memory for 300 connections, limited vs drawn whole"),
+    "show": (
+        "show",
+        "netemu show on a 200 MB capture it writes, time and peak memory vs tshark's "
+        "conv,tcp (tshark)",
+    ),
     "pkt-suite": (
         "pkt_suite",
         "packetdrill's suite (DIR): netemu's verdict per .pkt next to "

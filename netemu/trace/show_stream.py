@@ -382,7 +382,7 @@ def _seg_json(number: int, v: SegmentView) -> str:
 # json.dumps(x, indent=2, …), nested at ``level``, without the pure-Python encoder an
 # indent needs (its closures make a reference cycle per call: with no collections while
 # a capture is read, 600 MB of them on 200k segments). Scalars go through the C encoder.
-_TEXT = json.encoder.encode_basestring  # type: ignore[attr-defined]
+_TEXT = json.encoder.encode_basestring
 _CONST = {None: "null", True: "true", False: "false"}
 
 
