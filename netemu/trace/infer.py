@@ -245,6 +245,8 @@ class _Inferrer:
             self._pending[side.role] = (pend[0], pend[1], new, causes, pend[4] or inferred)
 
     def _flush(self) -> None:
+        if not self._pending:
+            return
         for role, (t, old, new, causes, inferred) in self._pending.items():
             side = self.client if role == "client" else self.server
             other = self._other(side)
