@@ -72,10 +72,16 @@ _FLAG_NAMES = (
 
 def flag_names(flags: int) -> str:
     """Tutorial-style flag names: "SYN", "SYN+ACK", "PSH+ACK", "FIN+ACK", "RST"."""
-    names = [name for bit, name in _FLAG_NAMES if flags & bit]
-    if flags & 0xE00:
-        names.append("RES")
-    return "+".join(names) or "none"
+    got = _FLAG_TEXT.get(flags)
+    if got is None:
+        names = [name for bit, name in _FLAG_NAMES if flags & bit]
+        if flags & 0xE00:
+            names.append("RES")
+        got = _FLAG_TEXT[flags & 0xFFF] = "+".join(names) or "none"
+    return got
+
+
+_FLAG_TEXT: dict[int, str] = {}  # flags (12 bits) -> their names, as met
 
 
 def ep_str(ep: Endpoint) -> str:
@@ -225,6 +231,7 @@ class Conversation:
     payload_bytes: dict = field(default_factory=dict, repr=False)  # src endpoint -> bytes
     dropped: int = 0
     retransmissions: int = 0
+    n_segments: int = 0  # how many it has (``count``), ``frames`` kept or not
     # sequence bookkeeping (internal)
     _base: dict = field(default_factory=dict, repr=False)
     _wscale: dict = field(default_factory=dict, repr=False)  # endpoint -> shift or None
@@ -247,7 +254,7 @@ class Conversation:
     @property
     def count(self) -> int:
         """How many segments it has (``len(segments)`` when they were kept)."""
-        return len(self.frames)
+        return self.n_segments
 
     def iter_segments(self, trace: Trace) -> Iterator[SegmentView]:
         """Its segments in order, as ``segments`` holds them; read again from
@@ -269,13 +276,17 @@ class Conversation:
         name = f" [{self.conn_name}]" if self.conn_name else ""
         return f"TCP {ep_str(self.left)} ⇄ {ep_str(self.right)}{name}"
 
-    def _add(self, v: SegmentView, keep: bool = True) -> None:
+    def _add(self, v: SegmentView, keep: bool = True, index: bool = True) -> None:
+        """Count ``v`` in, set its relative numbers, window and retransmission flag;
+        ``keep``: hold it in ``segments``; ``index``: its frame in ``frames``."""
         tcp = v.tcp
         base = self._base
-        if not self.frames:
+        if not self.n_segments:
             self.first_t = v.t
         self.last_t = v.t
-        self.frames.append(v.index)
+        self.n_segments += 1
+        if index:
+            self.frames.append(v.index)
         if tcp.flags & SYN:
             base[v.src] = tcp.seq
         elif v.src not in base:

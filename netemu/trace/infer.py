@@ -39,7 +39,7 @@ from __future__ import annotations
 import bisect
 import os
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING
 
 from ..tcp.arrivals import dropped_unread
 from ..tcp.state import State
@@ -245,6 +245,8 @@ class _Inferrer:
             self._pending[side.role] = (pend[0], pend[1], new, causes, pend[4] or inferred)
 
     def _flush(self) -> None:
+        if not self._pending:
+            return
         for role, (t, old, new, causes, inferred) in self._pending.items():
             side = self.client if role == "client" else self.server
             other = self._other(side)
@@ -525,10 +527,44 @@ def show_capture(
     *,
     text_out: str | os.PathLike[str] | None = None,
     as_json: bool = False,
+    out: IO[str] | None = None,
 ) -> Shown:
     """``netemu show``: the ladder of any pcap/pcapng file with inferred states, as
     text (or, ``as_json``, the report of its conversations: ``capture_report``); also
-    written as self-contained HTML to ``html_out`` and as text to ``text_out``."""
+    written as self-contained HTML to ``html_out`` and as text to ``text_out``. With
+    ``out``, what is shown is written there (``Shown.text`` is then ""). The text
+    ladder and the report read the file once (``show_stream``: memory bounded by the
+    open conversations and the output); the HTML ladder reads it whole."""
+    import io
+
+    from .show_stream import show_streaming
+    from .stream import Unstreamable
+
+    title = f"{os.fspath(pcap_path)} (states inferred from the segments, RFC 9293)"
+    if html_out is None and text_out is None:
+        # nothing is written to ``into`` unless the capture could be read in one pass
+        into = io.StringIO() if out is None else out
+        try:
+            damage = show_streaming(pcap_path, into, as_json=as_json, title=title)
+        except Unstreamable:
+            pass
+        else:
+            return Shown(into.getvalue() if out is None else "", damage)  # type: ignore[attr-defined]
+    shown = _show_in_memory(pcap_path, html_out, text_out=text_out, as_json=as_json)
+    if out is not None:
+        out.write(shown.text)
+        return Shown("", shown.damage)
+    return shown
+
+
+def _show_in_memory(
+    pcap_path: str | os.PathLike[str],
+    html_out: str | os.PathLike[str] | None = None,
+    *,
+    text_out: str | os.PathLike[str] | None = None,
+    as_json: bool = False,
+) -> Shown:
+    """``show_capture`` from the whole capture in memory (``trace_from_capture``)."""
     from .atomic import atomic_write_text
     from .ladder import render_ladder_text, write_ladder_html
     from .pcap import load_capture

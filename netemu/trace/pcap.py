@@ -6,12 +6,12 @@ pcapng file (LINKTYPE_ETHERNET, microsecond timestamps), atomically. Frames mark
 comment that says so, as the ladder and the report do: "netemu: dropped — drop
 rule". ``write_pcap_frames`` writes classic pcap.
 
-``load_capture`` reads classic pcap (either byte order, µs or ns timestamps) and
-pcapng (what Wireshark and ``tcpdump --pcapng`` write: sections in either byte
-order, each interface its own link type), gzip-compressed or not, up to any damage
-(a corrupt block, a record cut off), which it describes (frame number, byte
-offset) rather than raises. It is plain ``struct``: no scapy import (a second) for
-``netemu show``. ``read_pcap`` gives the frames of netemu's own files as Ethernet
+``load_capture`` and ``open_capture`` (``pcap_read``: a packet at a time) read
+classic pcap (either byte order, µs or ns timestamps) and pcapng (what Wireshark and
+``tcpdump --pcapng`` write: sections in either byte order, each interface its own
+link type), gzip-compressed or not, up to any damage (a corrupt block, a record cut
+off), which they describe (frame number, byte offset) rather than raise. It is plain
+``struct``: no scapy import (a second) for ``netemu show``. ``read_pcap`` gives the frames of netemu's own files as Ethernet
 (``to_ethernet``: Linux cooked headers, raw IP and BSD loopback are given a synthetic
 Ethernet header); ``netemu show`` reads what other link types and tunnels hold with
 ``decap.decode_link``.
@@ -22,7 +22,6 @@ from __future__ import annotations
 import os
 import struct
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any
 
 from .atomic import atomic_open
@@ -38,11 +37,28 @@ from .decap import (
     LINKTYPE_RAW,
     link_payload,
 )
+from .pcap_read import (
+    PCAP_MAGIC_NS,
+    PCAP_MAGIC_US,
+    PCAPNG_SHB,
+    Capture,
+    CapturedPacket,
+    CaptureError,
+    load_capture,
+    open_capture,
+    read_capture,
+)
 from .record import Trace
 
-PCAP_MAGIC_US = 0xA1B2C3D4
-PCAP_MAGIC_NS = 0xA1B23C4D
-PCAPNG_SHB = 0x0A0D0D0A
+__all__ = [
+    "PCAP_MAGIC_NS",
+    "Capture",
+    "CaptureError",
+    "CapturedPacket",
+    "load_capture",
+    "open_capture",
+    "read_capture",
+]
 PCAPNG_BOM = 0x1A2B3C4D
 DEFAULT_SNAPLEN = 262144
 
@@ -180,245 +196,6 @@ class PcapStream:
 
 
 # --- reading -------------------------------------------------------------------------
-
-
-@dataclass(slots=True)
-class CapturedPacket:
-    ts: float  # seconds since the epoch
-    data: bytes  # as captured, in the link type's framing
-    linktype: int
-    orig_len: int
-    comment: str = ""  # pcapng opt_comment (the first), if any
-
-
-class CaptureError(ValueError):
-    """Not a pcap/pcapng file, or a link type netemu cannot reframe as Ethernet."""
-
-
-@dataclass
-class Capture:
-    """A capture file's packets, in file order, and, when the file is damaged (a
-    corrupt block, a record cut off, a bad magic inside), where and how: everything
-    before the damage is in ``packets``."""
-
-    packets: list[CapturedPacket]
-    damage: str | None = None  # "frame 13 at byte offset 4567: bad block length 7"
-    compressed: bool = False  # gzip
-
-
-# A record longer than this is corrupt (Wireshark's limit for most link types).
-_MAX_RECORD = 262144
-_GZIP_MAGIC = b"\x1f\x8b"
-
-
-def load_capture(path: str | os.PathLike[str]) -> Capture:
-    """Every packet of a pcap or pcapng file (gzip-compressed or not) up to any
-    damage, which ``Capture.damage`` describes. CaptureError: not a capture at all;
-    OSError: not readable."""
-    buf, gzip_damage = _file_bytes(path)
-    name = os.fspath(path)
-    if len(buf) < 4:
-        raise CaptureError(f"{name}: too short for a capture file ({len(buf)} bytes)")
-    magic_le = struct.unpack_from("<I", buf)[0]
-    magic_be = struct.unpack_from(">I", buf)[0]
-    if magic_le == PCAPNG_SHB:
-        cap = _read_pcapng(buf, name)
-    else:
-        for endian, magic in (("<", magic_le), (">", magic_be)):
-            if magic in (PCAP_MAGIC_US, PCAP_MAGIC_NS):
-                cap = _read_pcap(buf, endian, magic == PCAP_MAGIC_NS, name)
-                break
-        else:
-            raise CaptureError(f"{name}: not a pcap or pcapng file (magic {buf[:4].hex()})")
-    cap.compressed = gzip_damage is not None
-    if gzip_damage:
-        cap.damage = f"{cap.damage} ({gzip_damage})" if cap.damage else gzip_damage
-    return cap
-
-
-def read_capture(path: str | os.PathLike[str]) -> list[CapturedPacket]:
-    """All packets of a pcap or pcapng file, in file order, in their own framing, up
-    to any damage (a packet cut short at the end of a capture that was killed is left
-    out): ``load_capture``'s packets."""
-    return load_capture(path).packets
-
-
-def _file_bytes(path: str | os.PathLike[str]) -> tuple[bytes, str | None]:
-    """The file's bytes, decompressed when it is gzip (by its magic, 1f 8b), a chunk
-    at a time; the second item is None for a plain file, "" for a whole gzip stream,
-    else what is wrong with the compressed stream (what came before it is kept)."""
-    import zlib
-
-    with open(path, "rb") as f:
-        head = f.read(2)
-        if head != _GZIP_MAGIC:
-            return head + f.read(), None
-        f.seek(0)
-        out: list[bytes] = []
-        d = zlib.decompressobj(16 + zlib.MAX_WBITS)
-        fresh, pos = True, 0  # fresh: the member being read has had no byte yet
-        while chunk := f.read(1 << 20):
-            while chunk:
-                if d.eof:  # another member follows, or trailing bytes gzip ignores too
-                    if chunk[:1] != _GZIP_MAGIC[:1]:
-                        return b"".join(out), ""
-                    d, fresh = zlib.decompressobj(16 + zlib.MAX_WBITS), True
-                try:
-                    out.append(d.decompress(chunk))
-                except zlib.error as e:
-                    return b"".join(out), f"gzip: damaged at compressed byte {pos} ({e})"
-                fresh = False
-                pos += len(chunk) - len(d.unused_data)
-                chunk = d.unused_data
-                if not d.eof:
-                    break
-        out.append(d.flush())
-        if not d.eof and not fresh:
-            return b"".join(out), "gzip: compressed stream cut short"
-        return b"".join(out), ""
-
-
-def _read_pcap(buf: bytes, e: str, nanos: bool, name: str) -> Capture:
-    if len(buf) < 24:
-        raise CaptureError(f"{name}: truncated pcap header")
-    snaplen, linktype = struct.unpack_from(e + "II", buf, 16)
-    linktype &= 0x0FFFFFFF  # upper bits: FCS info
-    limit = max(_MAX_RECORD, snaplen)
-    rec = struct.Struct(e + "IIII")
-    per_sec = 1_000_000_000 if nanos else 1_000_000
-    out: list[CapturedPacket] = []
-    i, n = 24, len(buf)
-    damage = None
-    while i < n:
-        where = f"frame {len(out) + 1} at byte offset {i}"
-        if i + 16 > n:
-            damage = f"{where}: record header cut short ({n - i} of 16 bytes)"
-            break
-        sec, frac, incl, orig = rec.unpack_from(buf, i)
-        if incl > limit:
-            damage = f"{where}: record length {incl} is more than {limit} (corrupt)"
-            break
-        if i + 16 + incl > n:
-            damage = f"{where}: record cut short ({n - i - 16} of {incl} bytes)"
-            break
-        i += 16
-        out.append(CapturedPacket(sec + frac / per_sec, buf[i : i + incl], linktype, orig))
-        i += incl
-    return Capture(out, damage)
-
-
-def _read_pcapng(buf: bytes, name: str) -> Capture:
-    r = _PcapngReader(buf)
-    damage = r.run()
-    if damage and r.at == 0:  # not even its Section Header Block reads
-        raise CaptureError(f"{name}: not a pcapng file ({damage.partition(': ')[2]})")
-    return Capture(r.out, damage)
-
-
-class _PcapngReader:
-    """pcapng's blocks in order: sections (either byte order), interfaces (each its own
-    link type, time resolution and offset), packets (EPB, SPB, the obsolete PB) and
-    their comments; other blocks are skipped. ``run`` stops at the first damage and
-    says where."""
-
-    def __init__(self, buf: bytes) -> None:
-        self.buf = buf
-        self.out: list[CapturedPacket] = []
-        self.e = "<"
-        # per interface: (linktype, ticks per second, offset seconds, snaplen)
-        self.ifaces: list[tuple[int, int, int, int]] = []
-        self.at = 0  # where the block being read starts
-
-    def run(self) -> str | None:
-        buf, i, n = self.buf, 0, len(self.buf)
-        while i < n:
-            self.at = i
-            where = f"frame {len(self.out) + 1} at byte offset {i}"
-            if i + 12 > n:
-                return f"{where}: block header cut short ({n - i} bytes)"
-            btype = struct.unpack_from(self.e + "I", buf, i)[0]
-            if btype == PCAPNG_SHB:
-                bom = buf[i + 8 : i + 12]
-                if bom == b"\x4d\x3c\x2b\x1a":
-                    self.e = "<"
-                elif bom == b"\x1a\x2b\x3c\x4d":
-                    self.e = ">"
-                else:
-                    return f"{where}: bad section byte-order magic {bom.hex()}"
-                self.ifaces = []
-            blen = struct.unpack_from(self.e + "I", buf, i + 4)[0]
-            if blen < 12 or blen % 4:
-                return f"{where}: bad block length {blen}"
-            if i + blen > n:
-                return f"{where}: block cut short ({n - i} of {blen} bytes)"
-            if struct.unpack_from(self.e + "I", buf, i + blen - 4)[0] != blen:
-                return f"{where}: block length {blen} does not match its trailer (corrupt)"
-            problem = self._block(btype, buf[i + 8 : i + blen - 4])
-            if problem:
-                return f"{where}: {problem}"
-            i += blen
-        return None
-
-    def _block(self, btype: int, body: bytes) -> str | None:
-        e = self.e
-        if btype == 1:  # Interface Description Block
-            if len(body) < 8:
-                return "interface description too short"
-            linktype, _, snaplen = struct.unpack_from(e + "HHI", body)
-            per_sec, offset = 1_000_000, 0
-            for code, value in _pcapng_options(body, 8, e):
-                if code == 9 and value:  # if_tsresol
-                    r = value[0]
-                    per_sec = 2 ** (r & 0x7F) if r & 0x80 else 10 ** min(r, 18)
-                elif code == 14 and len(value) == 8:  # if_tsoffset
-                    offset = struct.unpack(e + "q", value)[0]
-            self.ifaces.append((linktype, max(per_sec, 1), offset, snaplen))
-        elif btype in (6, 2):  # Enhanced Packet Block, the obsolete Packet Block
-            if len(body) < 20:
-                return "packet block too short"
-            if btype == 6:
-                iface, hi, lo, cap, orig = struct.unpack_from(e + "IIIII", body)
-            else:
-                iface, _drops, hi, lo, cap, orig = struct.unpack_from(e + "HHIIII", body)
-            if iface >= len(self.ifaces):
-                return f"packet on interface {iface}, which no block described (corrupt)"
-            if 20 + cap > len(body):
-                return f"captured length {cap} overruns its block (corrupt)"
-            linktype, per_sec, offset, _ = self.ifaces[iface]
-            comment = next(
-                (
-                    v.decode("utf-8", "replace")
-                    for code, v in _pcapng_options(body, 20 + cap + (-cap % 4), e)
-                    if code == 1
-                ),
-                "",
-            )
-            ts = offset + _ticks(hi, lo, per_sec)
-            self.out.append(CapturedPacket(ts, body[20 : 20 + cap], linktype, orig, comment))
-        elif btype == 3:  # Simple Packet Block: interface 0, no time
-            if not self.ifaces or len(body) < 4:
-                return "simple packet block without an interface (corrupt)"
-            orig = struct.unpack_from(e + "I", body)[0]
-            linktype, _, _, snaplen = self.ifaces[0]
-            cap = min(orig, snaplen or orig, len(body) - 4)
-            ts = self.out[-1].ts if self.out else 0.0
-            self.out.append(CapturedPacket(ts, body[4 : 4 + cap], linktype, orig))
-        return None
-
-
-def _ticks(hi: int, lo: int, per_sec: int) -> float:
-    sec, frac = divmod((hi << 32) | lo, per_sec)
-    return sec + frac / per_sec
-
-
-def _pcapng_options(body: bytes, start: int, e: str) -> Iterable[tuple[int, bytes]]:
-    i = start
-    while i + 4 <= len(body):
-        code, length = struct.unpack_from(e + "HH", body, i)
-        if code == 0:
-            return
-        yield code, body[i + 4 : i + 4 + length]
-        i += 4 + ((length + 3) & ~3)
 
 
 _ZERO_MAC = b"\x00" * 6

@@ -1,0 +1,296 @@
+"""``netemu show`` in one pass over a capture: each frame is read, decoded, and fed to
+its conversation's state (the split into conversations, relative numbers,
+Wireshark's analysis marks, inferred states) as it comes, and let go. What is kept
+is per open conversation (its bookkeeping, and the segments inference has not
+settled yet: those since the other side last sent) and what the output needs
+(``show_stream`` decides which rows). The results are those of the in-memory path
+(``infer.trace_from_capture`` then the ladder or report builders), checked on every
+test capture; the few captures where one pass cannot know them (a 4-tuple used
+again with times that overlap, roles a later SYN would change) raise
+``Unstreamable``, and ``netemu show`` reads them the old way.
+
+The common frame, Ethernet/IPv4/TCP without options or with only NOP NOP TS, is
+decoded with one ``struct`` call; any other goes through ``decap.as_ethernet`` and
+``conv.parse_tcp`` as before.
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+from collections import deque
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from ..tcp.arrivals import dropped_unread
+from ..wire import ACK, SYN
+from ..wire.tcp import TcpSegment, parse_options
+from .analysis import Analyzer
+from .conv import Conversation, Endpoint, SegmentView, ep_str, parse_tcp
+from .decap import LINKTYPE_ETHERNET, as_ethernet, decode_link
+from .infer import TIME_WAIT, Inference, _acks, _Inferrer, _seg_len, _Side
+from .pcap_read import CapturedPacket
+from .record import FrameRecord, NoteRecord, StateRecord
+
+_HEAD = struct.Struct(">HHIIHHHH").unpack_from
+_NOP_NOP_TS = b"\x01\x01\x08\x0a"
+
+
+class Unstreamable(Exception):
+    """One pass cannot give this capture's results: read it whole."""
+
+
+def decode(p: CapturedPacket, ips: dict[bytes, str]) -> tuple[Any, str | None]:
+    """((src, dst, segment), note) of a captured frame that holds a TCP segment, or
+    (None, the reason it holds none)."""
+    d = p.data
+    if (
+        p.linktype == LINKTYPE_ETHERNET
+        and len(d) >= 54
+        and d[12] == 8
+        and d[13] == 0
+        and d[14] == 0x45
+        and d[23] == 6
+        and not (d[20] & 0x1F or d[21])
+    ):
+        total = d[16] << 8 | d[17]
+        hlen = d[46] >> 4 << 2
+        if 40 <= total <= len(d) - 14 and 20 <= hlen <= total - 20:
+            opts = d[54 : 34 + hlen]
+            if not opts or (hlen == 32 and opts[:4] == _NOP_NOP_TS):
+                sport, dport, seq, ack, off_flags, win, csum, urg = _HEAD(d, 34)
+                options = parse_options(d, 54, 34 + hlen)[0] if opts else ()
+                tcp = TcpSegment(
+                    sport, dport, seq, ack, off_flags & 0x0FFF, win, d[34 + hlen : 14 + total],
+                    options, urg, csum,
+                )  # fmt: skip
+                a, b = d[26:30], d[30:34]
+                src = ips.get(a) or ips.setdefault(a, socket.inet_ntoa(a))
+                dst = ips.get(b) or ips.setdefault(b, socket.inet_ntoa(b))
+                return ((src, sport), (dst, dport), tcp), None
+    got = as_ethernet(p.linktype, d)
+    data = got.packet
+    if data is None:
+        return None, got.reason or "not TCP"
+    parsed = parse_tcp(data)
+    if parsed is None:
+        return None, decode_link(LINKTYPE_ETHERNET, data).reason or "malformed TCP"
+    return parsed, got.note
+
+
+def first_roles(v: SegmentView) -> tuple[Endpoint, Endpoint, str]:
+    """``infer.roles`` from a conversation's first segment (a later SYN or SYN+ACK
+    that would say otherwise makes it ``Unstreamable``)."""
+    fl = v.tcp.flags & (SYN | ACK)
+    if fl == SYN:
+        return v.src, v.dst, ""
+    if fl == SYN | ACK:
+        return v.dst, v.src, "no SYN seen: the SYN+ACK's receiver is the client"
+    a, b = v.src, v.dst
+    if a[1] < b[1]:
+        a, b = b, a
+    why = "the lower port" if a[1] != b[1] else "the first segment's receiver"
+    return a, b, f"no SYN seen: {ep_str(b)} taken for the server ({why})"
+
+
+class StreamInferrer(_Inferrer):
+    """``infer._Inferrer`` a segment at a time: a segment is taken once each side's
+    next segment after it is known (what ``_settle`` looks ahead to), or the
+    conversation has ended. ``drain`` hands over the records made so far."""
+
+    def __init__(self, client: Endpoint, server: Endpoint, how: str) -> None:
+        self.roles_how = how
+        self.client, self.server = _Side(client, "client"), _Side(server, "server")
+        self.same = client == server
+        self.out = Inference()
+        self._pending = {}
+        self.queue = {"client": deque(), "server": deque()}  # type: ignore[dict-item]
+        self.held: dict[str, deque[tuple[SegmentView, float]]] = {
+            "client": deque(),
+            "server": deque(),
+        }
+        self.order: deque[str] = deque()  # the held segments' senders, in file order
+        self.nexts: dict[str, SegmentView | None] = {}
+        self.started = False
+
+    def push(self, v: SegmentView, t: float) -> None:
+        role = self._sender(v).role
+        self.held[role].append((v, t))
+        self.order.append(role)
+        if not self.started:
+            self.started = True
+            if self.roles_how:
+                self._note(t, f"roles inferred: {self.roles_how}")
+        self._take(False)
+
+    def finish(self) -> None:
+        self._take(True)
+        for side in (self.client, self.server):  # nothing later says otherwise
+            for h, t0 in self.queue[side.role]:
+                self._deliver(side, h, t0)
+            self.queue[side.role].clear()
+
+    def _take(self, ended: bool) -> None:
+        held, order, nexts = self.held, self.order, self.nexts
+        same = self.same
+        while order:
+            s_role = order[0]
+            mine = held[s_role]
+            nxt_s = mine[1][0] if len(mine) > 1 else None
+            if same:
+                r_role, nxt_r = s_role, nxt_s
+            else:
+                r_role = "server" if s_role == "client" else "client"
+                theirs = held[r_role]
+                nxt_r = theirs[0][0] if theirs else None
+            if not ended and (nxt_s is None or nxt_r is None):
+                return
+            v, t = mine.popleft()
+            order.popleft()
+            nexts[s_role] = nxt_s
+            nexts[r_role] = nxt_r
+            self._step(v, t)
+
+    def _step(self, v: SegmentView, tv: float) -> None:
+        """``_Inferrer.run``'s loop body for one segment."""
+        s = self._sender(v)
+        r = self._other(s)
+        q = self.queue[s.role]
+        while q and (_seg_len(q[0][0]) == 0 or _acks(v, q[0][0])):
+            h, t0 = q.popleft()  # type: ignore[attr-defined]
+            self._deliver(s, h, t0)
+        self._trust_ack(s, v, tv)
+        self._sent(s, r, v, tv)
+        self._flush()
+        self._settle(s, 0, tv)
+        if not v.dropped and (r.state == TIME_WAIT or not dropped_unread(v.tcp)):
+            self.queue[r.role].append((v, tv))
+            self._settle(r, 0, tv)
+
+    def _settle(self, r: _Side, i: int, now: float) -> None:
+        q = self.queue[r.role]
+        nxt = self.nexts.get(r.role)
+        while q:
+            h, t0 = q[0]
+            if (
+                _seg_len(h)
+                and nxt is not None
+                and (not _acks(nxt, h) if nxt.tcp.flags & ACK else nxt.tcp.flags & SYN)
+            ):
+                return
+            q.popleft()  # type: ignore[attr-defined]
+            self._deliver(r, h, max(t0, now))
+
+    def watermark(self, latest: float) -> float:
+        """No record made from now on is earlier than this."""
+        w = latest
+        for role in ("client", "server"):
+            h = self.held[role]
+            if h:
+                w = min(w, h[0][1])
+            q = self.queue[role]
+            if q:
+                w = min(w, q[0][1])
+        return w
+
+    def drain(self) -> tuple[list[StateRecord], list[NoteRecord]]:
+        out = self.out
+        states, notes = out.states, out.notes
+        if states or notes:
+            out.states, out.notes = [], []
+        return states, notes
+
+
+class Live:
+    """One conversation being read: its bookkeeping (``conv``, without its segments),
+    Wireshark's analysis and the inference of its states. ``sink`` gets each segment
+    (analysed) and ``records`` the states and notes as they are settled."""
+
+    __slots__ = ("an", "conv", "first_fl", "inf", "mono_max", "sink")
+
+    def __init__(self, number: int, first: SegmentView) -> None:
+        client, server, how = first_roles(first)
+        self.conv = Conversation(number, client, server)
+        self.an = Analyzer()
+        self.inf = StreamInferrer(client, server, how)
+        self.first_fl = first.tcp.flags & (SYN | ACK)  # not a SYN: a later one may say otherwise
+        self.mono_max = first.t
+        self.sink: Any = None
+
+    def add(self, v: SegmentView) -> float:
+        """Feed one segment; returns its time in file order (never going back)."""
+        conv = self.conv
+        fl = v.tcp.flags & (SYN | ACK)
+        first = self.first_fl
+        if (
+            conv.n_segments
+            and first != SYN
+            and (fl == SYN or (fl == SYN | ACK and first != SYN | ACK))
+        ):
+            raise Unstreamable("a later SYN or SYN+ACK would set the roles")
+        v.frame.direction = "out" if v.src == conv.left else "in"
+        conv._add(v, keep=False, index=False)
+        v.analysis = self.an.feed(v)
+        if v.t > self.mono_max:
+            self.mono_max = v.t
+        return self.mono_max
+
+
+def walk(
+    packets: Iterator[CapturedPacket],
+    on_new: Callable[[Live], None],
+    on_segment: Callable[[Live, SegmentView, float], None],
+    on_end: Callable[[Live], None],
+    on_skip: Callable[[str], None],
+) -> tuple[int, float]:
+    """Read every packet once, in file order: ``on_new`` for a conversation's first
+    segment, ``on_segment`` for each (analysed, with its time in file order),
+    ``on_end`` when a conversation is over (a new one took its 4-tuple, or the file
+    ended), ``on_skip`` with the reason for a frame that holds no TCP segment.
+    Returns the number of frames and the first one's time; raises Unstreamable."""
+    from .pcap import parse_comment
+
+    current: dict[tuple[Endpoint, Endpoint], Live] = {}
+    numbers = 0
+    ips: dict[bytes, str] = {}
+    t0: float | None = None
+    latest = 0.0
+    count = 0
+    for i, p in enumerate(packets):
+        count += 1
+        ts = p.ts
+        if t0 is None:
+            t0 = latest = ts
+        mark, note = parse_comment(p.comment) if p.comment else (None, None)
+        parsed, why = decode(p, ips)
+        if parsed is None:
+            latest = max(latest, ts)
+            on_skip(why or "not TCP")
+            continue
+        if why:
+            note = f"{note}; {why}" if note else why
+        if ts < latest:  # drawn in file order all the same
+            back = f"time goes back {latest - ts:.6f} s (an earlier frame is later)"
+            note = f"{note}; {back}" if note else back
+        latest = max(latest, ts)
+        src, dst, tcp = parsed
+        v = SegmentView(i, FrameRecord(ts - t0, "in", b"", mark, note), src, dst, tcp)
+        key = (src, dst) if src <= dst else (dst, src)
+        live = current.get(key)
+        if live is not None and tcp.flags & (SYN | ACK) == SYN:
+            isn = live.conv._base.get(src)
+            if isn is not None and isn != tcp.seq:
+                prev = live
+                if prev.mono_max != prev.conv.last_t or v.t <= prev.mono_max:
+                    raise Unstreamable("a 4-tuple used again at overlapping times")
+                on_end(prev)
+                live = None
+        if live is None:
+            live = current[key] = Live(numbers, v)
+            numbers += 1
+            on_new(live)
+        t = live.add(v)
+        on_segment(live, v, t)
+    for live in current.values():
+        on_end(live)
+    return count, t0 or 0.0
