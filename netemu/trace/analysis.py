@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 from ..wire import ACK, FIN, RST, SYN
 from .conv import Endpoint, SegmentView
+from .decap import TCP_CUT
 
 MASK = 0xFFFFFFFF
 _HALF = 0x80000000
@@ -173,6 +174,15 @@ class Analyzer:
         return f
 
     def feed(self, v: SegmentView) -> Analysis | None:
+        """The marks of the next segment in file order (None: none, no SACK block). A
+        segment whose header the snap length cut moves the analysis on (a duplicate ACK
+        is counted) but shows no mark: tshark stops displaying it at the cut."""
+        got = self._marks(v)
+        if v.frame.note is not None and TCP_CUT in v.frame.note:
+            return None
+        return got
+
+    def _marks(self, v: SegmentView) -> Analysis | None:
         tcp = v.tcp
         fl = tcp.flags
         t = v.frame.t

@@ -201,15 +201,30 @@ def _ethernet(data: bytes, off: int, depth: int) -> Decoded:
 
 
 def _tcp_reason(data: bytes, off: int) -> str | None:
-    """Why the TCP header at ``data[off:]`` cannot be read, if it cannot."""
+    """Why the TCP header at ``data[off:]`` cannot be read, if it cannot. Its 20 fixed
+    bytes are enough: options a snap length cut off are taken as zeros (end of option
+    list) with the payload, and the segment is drawn, as tshark draws it."""
     if off + 20 > len(data):
         return "truncated before TCP header"
     doff = data[off + 12] >> 4
     if doff < 5:
         return f"malformed TCP header (data offset {doff})"
-    if off + doff * 4 > len(data):
-        return "truncated before TCP header"
     return None
+
+
+# A frame whose TCP header the snap length cut (its options): drawn, with this note, and
+# given no analysis (netemu.trace.analysis skips it), as tshark stops at the cut.
+TCP_CUT = "truncated: the TCP header is cut short (options unknown; no analysis)"
+
+
+def _cut_options(pkt: bytes, tcp: int, captured: int) -> bytes | None:
+    """``pkt`` with the TCP options at ``pkt[tcp + 20:]`` zeroed (end of option list)
+    when fewer than the header's bytes were captured (``captured``: bytes of ``pkt``
+    that are real); None when the header was whole."""
+    hlen = (pkt[tcp + 12] >> 4) * 4
+    if tcp + hlen <= captured:
+        return None
+    return pkt[: tcp + 20] + bytes(hlen - 20) + pkt[tcp + hlen :]
 
 
 def _ipv4(data: bytes, off: int, depth: int) -> Decoded:
@@ -246,8 +261,12 @@ def _ipv4(data: bytes, off: int, depth: int) -> Decoded:
         if not pkt:
             return _skip("TSO packet over 64 KiB")
     elif len(pkt) < total:
-        note = f"truncated: {len(pkt)} of {total} IP bytes captured (the rest taken as zeros)"
-        pkt += bytes(total - len(pkt))
+        captured = len(pkt)
+        note = f"truncated: {captured} of {total} IP bytes captured (the rest taken as zeros)"
+        pkt += bytes(total - captured)
+        cut = _cut_options(pkt, hlen, captured)
+        if cut is not None:
+            pkt, note = cut, TCP_CUT
     return Decoded(pkt, None, note)
 
 
@@ -274,9 +293,13 @@ def _ipv6(data: bytes, off: int, depth: int) -> Decoded:
         pkt = pkt[:4] + size.to_bytes(2, "big") + pkt[6:]
         note = "IPv6 payload length 0 (TSO): length taken from the captured bytes"
     elif ip.missing:
-        total = len(pkt) + ip.missing
-        note = f"truncated: {len(pkt)} of {total} IP bytes captured (the rest taken as zeros)"
+        captured = len(pkt)
+        total = captured + ip.missing
+        note = f"truncated: {captured} of {total} IP bytes captured (the rest taken as zeros)"
         pkt += bytes(ip.missing)
+        cut = _cut_options(pkt, start - off, captured)
+        if cut is not None:
+            pkt, note = cut, TCP_CUT
     return Decoded(pkt, None, note)
 
 

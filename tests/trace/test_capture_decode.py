@@ -324,6 +324,30 @@ def _snaplen(tmp: Path) -> Case:
     return path, [], UDP_ONLY
 
 
+def _snaplen_options(tmp: Path) -> Case:
+    """Cut at 60 bytes (``tcpdump -s 60``) with timestamps on every segment: the cut
+    falls inside the TCP options. The segments are still TCP, in their stream (as
+    tshark has them); their options unknown, no mark shown."""
+    ts = [("NOP", None), ("NOP", None), ("Timestamp", (1, 2))]
+    frames = []
+    for pkt in flow(payload=b"z" * 1000):
+        if pkt.haslayer(TCP):
+            pkt[TCP].options = ts
+        frames.append(bytes(Ether(**MACS) / pkt))
+    path = tmp / "f.pcap"
+    with open(path, "wb") as f:
+        f.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 60, 1))
+        for i, fr in enumerate(frames):
+            ticks = int((T0 + i * 0.001) * 1e6)
+            f.write(
+                struct.pack(
+                    "<IIII", ticks // 1_000_000, ticks % 1_000_000, min(60, len(fr)), len(fr)
+                )
+            )
+            f.write(fr[:60])
+    return path, [], UDP_ONLY
+
+
 def _tso(tmp: Path) -> Case:
     frames = eth(flow(payload=b"t" * 3000))
     big = bytearray(frames[3])
@@ -398,6 +422,7 @@ CASES: dict[str, Callable[[Path], Case]] = {
     "mpls": _mpls,
     "pppoe": _pppoe,
     "snaplen": _snaplen,
+    "snaplen-options": _snaplen_options,
     "tso-length-0": _tso,
     "self-connection": _self_connection,
     "port-reuse": _reuse,
