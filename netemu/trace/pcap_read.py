@@ -30,6 +30,7 @@ PCAPNG_SHB = 0x0A0D0D0A
 _MAX_RECORD = 262144
 _GZIP_MAGIC = b"\x1f\x8b"
 _CHUNK = 1 << 20
+_GZ_PIECE = 1 << 16  # compressed bytes fed at once (the output of a failing one is lost)
 
 
 @dataclass(slots=True)
@@ -91,7 +92,10 @@ class _Source:
 
     def _gunzip(self, f: BinaryIO) -> Iterator[bytes]:
         """The decompressed bytes, a chunk at a time; ``gzip_damage`` says at the end
-        what is wrong with the compressed stream (what came before it is kept)."""
+        what is wrong with the compressed stream. What came before the damage is kept,
+        to within a few hundred bytes: the stream is fed in pieces, and the piece that
+        fails is fed again, finely, from a copy of the state before it (a bad CRC at
+        the end loses nothing; tshark reads such a file up to the damage too)."""
         d = zlib.decompressobj(16 + zlib.MAX_WBITS)
         fresh, pos = True, 0  # fresh: the member being read has had no byte yet
         while chunk := f.read(_CHUNK):
@@ -100,23 +104,44 @@ class _Source:
                     if chunk[:1] != _GZIP_MAGIC[:1]:
                         return
                     d, fresh = zlib.decompressobj(16 + zlib.MAX_WBITS), True
+                piece = chunk[:_GZ_PIECE]
+                saved = d.copy()
                 try:
-                    out = d.decompress(chunk)
+                    out = d.decompress(piece)
                 except zlib.error as e:
-                    self.gzip_damage = f"gzip: damaged at compressed byte {pos} ({e})"
+                    yield from self._up_to_damage(saved, piece)
+                    self.gzip_damage = f"gzip: damaged near compressed byte {pos} ({e})"
                     return
                 if out:
                     yield out
                 fresh = False
-                pos += len(chunk) - len(d.unused_data)
-                chunk = d.unused_data
-                if not d.eof:
-                    break
+                used = len(piece) - len(d.unused_data)
+                pos += used
+                chunk = d.unused_data + chunk[len(piece) :] if d.eof else chunk[len(piece) :]
         tail = d.flush()
         if tail:
             yield tail
         if not d.eof and not fresh:
             self.gzip_damage = "gzip: compressed stream cut short"
+
+    @classmethod
+    def _up_to_damage(
+        cls, d: zlib._Decompress, piece: bytes, step: int = _GZ_PIECE // 16
+    ) -> Iterator[bytes]:
+        """What ``piece`` decompresses to before the byte where it fails: fed in steps,
+        the failing step again in smaller ones, down to a byte (a bad CRC fails on the
+        trailer's bytes, after every byte of data came out)."""
+        for i in range(0, len(piece), step):
+            part = piece[i : i + step]
+            saved = d.copy()
+            try:
+                out = d.decompress(part)
+            except zlib.error:
+                if step > 1:
+                    yield from cls._up_to_damage(saved, part, max(1, step // 16))
+                return
+            if out:
+                yield out
 
 
 class CaptureStream:
@@ -139,6 +164,8 @@ class CaptureStream:
         src.need(24)
         buf = src.buf
         if len(buf) < 4:
+            if src.gzip_damage:  # nothing came out of it: say why, not "too short"
+                raise CaptureError(f"{name}: {src.gzip_damage}")
             raise CaptureError(f"{name}: too short for a capture file ({len(buf)} bytes)")
         magic_le = struct.unpack_from("<I", buf)[0]
         magic_be = struct.unpack_from(">I", buf)[0]

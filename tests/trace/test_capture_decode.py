@@ -716,3 +716,25 @@ def test_skipped_counts_survive_pickling():
     s = Skipped({"ARP": 3, "not TCP (UDP)": 1})
     t = pickle.loads(pickle.dumps(s, protocol=pickle.HIGHEST_PROTOCOL))
     assert t == 4 and t.reasons == {"ARP": 3, "not TCP (UDP)": 1} and type(t) is Skipped
+
+
+@pytest.mark.parametrize("where", ["crc", "middle"])
+def test_a_damaged_gzip_is_read_up_to_the_damage(
+    where: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # One bad byte in a gzip capture: its CRC (every frame still there), or inside the
+    # compressed data (the frames before it). It once drew nothing, exit 2, "0 bytes".
+    plain = write(tmp_path / "f.pcap", eth(flow() * 40)).read_bytes()
+    z = bytearray(gzip.compress(plain, compresslevel=1))
+    at = len(z) - 6 if where == "crc" else len(z) // 2
+    z[at] ^= 0xFF
+    path = tmp_path / "f.pcap.gz"
+    path.write_bytes(bytes(z))
+    rc, rep, err = show_json(path, capsys)
+    assert rc == EXIT_PARTIAL, err
+    assert err.count("\n") == 1 and "gzip" in err and "0 bytes" not in err
+    frames = len(eth(flow() * 40))
+    if where == "crc":
+        assert rep["frames"] == frames
+    else:
+        assert 0 < rep["frames"] < frames
