@@ -316,7 +316,11 @@ def _add_show(sub: argparse._SubParsersAction) -> None:
         metavar="OUT",
         help="also write a self-contained HTML ladder (a large capture goes on in OUT-2.html, …)",
     )
-    show.add_argument("--text", metavar="OUT", help="also write the text ladder to a file")
+    show.add_argument(
+        "--text",
+        metavar="OUT",
+        help="also write the text ladder to a file, every label whole (as a run's ladder.txt)",
+    )
     show.add_argument(
         "--json",
         action="store_true",

@@ -39,7 +39,7 @@ from __future__ import annotations
 import bisect
 import os
 from dataclasses import dataclass, field
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Any
 
 from ..tcp.arrivals import dropped_unread
 from ..tcp.state import State
@@ -566,19 +566,21 @@ def _show_in_memory(
 ) -> Shown:
     """``show_capture`` from the whole capture in memory (``trace_from_capture``)."""
     from .atomic import atomic_write_text
-    from .ladder import render_ladder_text, write_ladder_html
+    from .ladder import render_ladder_text, render_ladder_texts, write_ladder_html
     from .pcap import load_capture
 
     cap = load_capture(pcap_path)
     trace = trace_from_capture(cap)
     title = f"{os.fspath(pcap_path)} (states inferred from the segments, RFC 9293)"
     text = ""
-    if not as_json or text_out is not None:
-        text = render_ladder_text(trace, roles=("client", "server"), title=title)
+    kw: dict[str, Any] = {"roles": ("client", "server"), "title": title}
+    if text_out is not None:  # as ladder.txt: every label whole, then this terminal's
+        whole, text = render_ladder_texts(trace, **kw)
+        atomic_write_text(text_out, whole)
+    elif not as_json:
+        text = render_ladder_text(trace, **kw)
     if html_out is not None:
-        write_ladder_html(trace, html_out, roles=("client", "server"), title=title)
-    if text_out is not None:
-        atomic_write_text(text_out, text)
+        write_ladder_html(trace, html_out, **kw)
     if as_json:
         import json
 

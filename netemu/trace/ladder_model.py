@@ -258,8 +258,8 @@ class Ladder:
             f"A large trace ({n:,} conversation{'s' if n != 1 else ''}, "
             f"{self.segments:,} segments): "
             + "; ".join(parts)
-            + ". Nothing is left out of the pcap "
-            "(trace.pcap) nor of a run's report.json."
+            + ". Every segment is still in the capture, and in the JSON report "
+            "(a run's report.json; netemu show --json)."
         )
 
 

@@ -59,8 +59,8 @@ def test_300_connections_of_64k_give_bounded_ladders(tmp_path) -> None:
     assert text.startswith("A large trace (300 conversations, 43,500 segments): the first ")
     assert (
         f"the first {drawn} of its 300 conversations are drawn (at most 10,000 rows in "
-        f"all), the other {300 - drawn} listed at the end. Nothing is left out of the "
-        "pcap (trace.pcap) nor of a run's report.json." in flat
+        f"all), the other {300 - drawn} listed at the end. Every segment is still in the "
+        "capture, and in the JSON report (a run's report.json; netemu show --json)." in flat
     )
     (head,) = [line for line in text.splitlines() if "more conversations, not drawn" in line]
     assert head.startswith(f"── {300 - drawn} more conversations, not drawn")
@@ -247,7 +247,7 @@ def test_a_summarised_ladder_says_so_in_text_and_html() -> None:
     flat = " ".join(text.split())
     assert (
         "A large trace (1 conversation, 2,259 segments): 1 conversation of more than "
-        "300 rows is summarised. Nothing is left out of the pcap" in flat
+        "300 rows is summarised. Every segment is still in the capture" in flat
     )
     assert (
         "Summarised: " in flat
