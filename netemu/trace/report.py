@@ -22,8 +22,8 @@ from typing import Any
 from .. import __version__
 from .analysis import analyze
 from .atomic import atomic_open, atomic_write_bytes
-from .conv import Conversation, conversations, ep_str, normalize_state
-from .record import Trace
+from .conv import Conversation, SegmentView, conversations, ep_str, normalize_state
+from .record import StateRecord, Trace
 
 REPORT_FORMAT = 1
 
@@ -42,35 +42,54 @@ def summarize_segments(trace: Trace) -> list[dict[str, Any]]:
     return _segments(trace, conversations(trace, keep_segments=False, place_notes=False)[0])
 
 
+def segment_json(v: SegmentView, number: int, t0: float) -> dict[str, Any]:
+    """One segment as report.json and ``netemu show --json`` write it."""
+    a = v.analysis
+    seg = {
+        "frame": v.index + 1,
+        "t": _r(v.t - t0),
+        "direction": v.frame.direction,
+        "conversation": number,
+        "src": ep_str(v.src),
+        "dst": ep_str(v.dst),
+        "flags": v.flags,
+        "seq": v.rel_seq,
+        "ack": v.rel_ack,
+        "len": v.length,
+        "win": v.window,
+        "win_raw": v.tcp.window,
+        "seq_raw": v.tcp.seq,
+        "ack_raw": v.tcp.ack,
+        "mark": v.mark,
+        "note": v.frame.note,
+        "analysis": list(a.marks) if a is not None else [],
+    }
+    if a is not None:
+        seg.update(a.as_json())
+    return seg
+
+
+def state_json(s: StateRecord, t0: float) -> dict[str, Any]:
+    """One state change as report.json and ``netemu show --json`` write it."""
+    return {
+        "t": _r(s.t - t0),
+        "conn": s.conn,
+        "local": ep_str(s.local),
+        "remote": ep_str(s.remote),
+        "old": s.old,
+        "new": s.new,
+        "cause": s.cause,
+        "inferred": s.inferred,
+    }
+
+
 def _segments(trace: Trace, convs: list[Conversation]) -> list[dict[str, Any]]:
     # Each conversation's segments are read again one at a time (nothing but the
     # dicts is kept: a parsed segment holds a copy of its payload).
     out: list[dict[str, Any]] = []
     for conv in convs:
         for v in analyze(conv.iter_segments(trace)):
-            a = v.analysis
-            seg = {
-                "frame": v.index + 1,
-                "t": _r(v.t - trace.start),
-                "direction": v.frame.direction,
-                "conversation": conv.number,
-                "src": ep_str(v.src),
-                "dst": ep_str(v.dst),
-                "flags": v.flags,
-                "seq": v.rel_seq,
-                "ack": v.rel_ack,
-                "len": v.length,
-                "win": v.window,
-                "win_raw": v.tcp.window,
-                "seq_raw": v.tcp.seq,
-                "ack_raw": v.tcp.ack,
-                "mark": v.mark,
-                "note": v.frame.note,
-                "analysis": list(a.marks) if a is not None else [],
-            }
-            if a is not None:
-                seg.update(a.as_json())
-            out.append(seg)
+            out.append(segment_json(v, conv.number, trace.start))
     out.sort(key=lambda d: d["frame"])
     return out
 
@@ -124,19 +143,7 @@ def _trace_part(trace: Trace) -> dict[str, Any]:
         "segments": _segments(trace, convs),
         "other_frames": other,
         "skipped": other.reasons,
-        "states": [
-            {
-                "t": _r(s.t - t0),
-                "conn": s.conn,
-                "local": ep_str(s.local),
-                "remote": ep_str(s.remote),
-                "old": s.old,
-                "new": s.new,
-                "cause": s.cause,
-                "inferred": s.inferred,
-            }
-            for s in trace.states
-        ],
+        "states": [state_json(s, t0) for s in trace.states],
         "congestion": _congestion(trace, convs),
         "peer_state_source": {
             "source": trace.peer_source or None,

@@ -36,6 +36,7 @@ from .ladder_model import (
     is_event,
 )
 from .record import NoteRecord, StateRecord
+from .report import segment_json, state_json
 from .stream import Live, walk
 
 _ROLES = ("client", "server")
@@ -354,28 +355,7 @@ def _r(x: float) -> float:
 
 def _seg_json(number: int, v: SegmentView) -> str:
     """A segment of ``--json``, as ``report._segments`` has it, indented for its place."""
-    a = v.analysis
-    seg = {
-        "frame": v.index + 1,
-        "t": _r(v.t),
-        "direction": v.frame.direction,
-        "conversation": number,
-        "src": ep_str(v.src),
-        "dst": ep_str(v.dst),
-        "flags": v.flags,
-        "seq": v.rel_seq,
-        "ack": v.rel_ack,
-        "len": v.length,
-        "win": v.window,
-        "win_raw": v.tcp.window,
-        "seq_raw": v.tcp.seq,
-        "ack_raw": v.tcp.ack,
-        "mark": v.mark,
-        "note": v.frame.note,
-        "analysis": list(a.marks) if a is not None else [],
-    }
-    if a is not None:
-        seg.update(a.as_json())
+    seg = segment_json(v, number, 0.0)
     return ",\n    " + _fmt(seg, 2)
 
 
@@ -517,19 +497,7 @@ def _report(
         "segments": [],
         "other_frames": other,
         "skipped": other.reasons,
-        "states": [
-            {
-                "t": _r(s.t),
-                "conn": s.conn,
-                "local": ep_str(s.local),
-                "remote": ep_str(s.remote),
-                "old": s.old,
-                "new": s.new,
-                "cause": s.cause,
-                "inferred": s.inferred,
-            }
-            for s in states
-        ],
+        "states": [state_json(s, 0.0) for s in states],
         "congestion": [],
         "peer_state_source": {"source": None, "note": None, "tracefs_instance": None},
         "peer_states": [],
