@@ -521,6 +521,18 @@ class Shown:
     damage: str | None = None
 
 
+def damaged_title(title: str, damage: str | None) -> str:
+    """The page's title, with what is wrong with the capture when it is damaged: the
+    page says so, not only stderr."""
+    return f"{title} — DAMAGED, drawn up to the damage: {damage}" if damage else title
+
+
+def damage_line(damage: str | None) -> str:
+    """The text ladder's first line when the capture is damaged (stdout can go to a
+    file that never sees stderr's warning), else ""."""
+    return f"DAMAGED capture: {damage}; drawn up to there.\n\n" if damage else ""
+
+
 def show_capture(
     pcap_path: str | os.PathLike[str],
     html_out: str | os.PathLike[str] | None = None,
@@ -574,12 +586,15 @@ def _show_in_memory(
     title = f"{os.fspath(pcap_path)} (states inferred from the segments, RFC 9293)"
     text = ""
     kw: dict[str, Any] = {"roles": ("client", "server"), "title": title}
+    head = damage_line(cap.damage)
     if text_out is not None:  # as ladder.txt: every label whole, then this terminal's
         whole, text = render_ladder_texts(trace, **kw)
-        atomic_write_text(text_out, whole)
+        atomic_write_text(text_out, head + whole)
+        text = head + text
     elif not as_json:
-        text = render_ladder_text(trace, **kw)
+        text = head + render_ladder_text(trace, **kw)
     if html_out is not None:
+        kw["title"] = damaged_title(title, cap.damage)
         write_ladder_html(trace, html_out, **kw)
     if as_json:
         import json

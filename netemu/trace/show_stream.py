@@ -443,12 +443,13 @@ def _show(
     limits: LadderLimits,
     width: int | None,
 ) -> str | None:
+    from .infer import damage_line
     from .ladder_text import _render_text
 
     if not as_json:
         sink = _Sink(limits, None)
         walk(iter(stream), sink.new, sink.segment, sink.end, sink.skip)
-        out.write(_render_text(sink.ladder(title), width))
+        out.write(damage_line(stream.damage) + _render_text(sink.ladder(title), width))
         return stream.damage
     with tempfile.TemporaryFile("w+", encoding="utf-8") as tmp:
         sink = _Sink(limits, tmp)

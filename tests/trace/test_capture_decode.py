@@ -597,6 +597,12 @@ def test_damaged_file_is_drawn_up_to_the_damage(
     assert main(["show", str(path)]) == EXIT_PARTIAL
     out, err2 = capsys.readouterr()
     assert "── TCP " in out and err2 == err
+    # and the output itself says so (stdout may go where stderr's warning never does)
+    assert out.startswith(f"DAMAGED capture: {rep['damage']}; drawn up to there.")
+    html = tmp_path / "l.html"
+    assert main(["show", str(path), "--html", str(html)]) == EXIT_PARTIAL
+    capsys.readouterr()
+    assert "DAMAGED, drawn up to the damage: " in html.read_text()
 
 
 @pytest.mark.parametrize("kind", DAMAGE)
