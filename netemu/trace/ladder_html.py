@@ -413,7 +413,7 @@ _INDEX_HEAD = (
     "start (s)",
     "duration (s)",
     "dropped",
-    "retrans",
+    "resent",
     "left side's states",
     "right side's states",
 )
