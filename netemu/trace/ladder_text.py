@@ -147,12 +147,14 @@ def _text_lines_in(ladder: Ladder, width: int) -> Iterator[Line]:
 
 def listed_row(conv: Conversation, t0: float) -> list[str]:
     """A conversation not drawn, as the table of those lists it: conversation number,
-    segments, payload bytes each way, dropped segments, retransmissions, first and
-    last time, each side's last state, and the conversation."""
+    the conversation (before the counts: a narrow terminal cuts the counts, never which
+    conversation a row is), segments, payload bytes each way, dropped segments, resent
+    segments, first and last time, each side's last state."""
     last_l = normalize_state(new_state(conv.states[-1])) if conv.states else "-"
     right = normalize_state(new_state(conv.peer_states[-1])) if conv.peer_states else "-"
     return [
         str(conv.number),
+        conv.title().removeprefix("TCP "),
         f"{conv.count:,}",
         f"{conv.payload_bytes.get(conv.left, 0):,}",
         f"{conv.payload_bytes.get(conv.right, 0):,}",
@@ -162,22 +164,21 @@ def listed_row(conv: Conversation, t0: float) -> list[str]:
         f"{conv.end - t0:.3f}",
         last_l,
         right,
-        conv.title().removeprefix("TCP "),
     ]
 
 
 LISTED_HEAD = [
     "#",
+    "conversation",
     "segments",
     "bytes →",
     "bytes ←",
     "dropped",
-    "retrans",
+    "resent",
     "first(s)",
     "last(s)",
     "left state",
     "right state",
-    "conversation",
 ]
 
 
@@ -189,9 +190,10 @@ def _listed_lines(ladder: Ladder, width: int) -> Iterator[Line]:
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(LISTED_HEAD)]
 
     def line(cells: list[str], style: str) -> Line:
-        out = [c.rjust(w) for c, w in zip(cells[:8], widths, strict=False)]
-        out += [c.ljust(w) for c, w in zip(cells[8:10], widths[8:10], strict=False)]
-        return [(" " + "  ".join([*out, cells[10]]), style)]
+        out = [cells[0].rjust(widths[0]), cells[1].ljust(widths[1])]
+        out += [c.rjust(w) for c, w in zip(cells[2:9], widths[2:9], strict=True)]
+        out += [c.ljust(w) for c, w in zip(cells[9:], widths[9:], strict=True)]
+        return [(" " + "  ".join(out).rstrip(), style)]
 
     yield line(LISTED_HEAD, "label")
     for r in rows:
