@@ -57,7 +57,7 @@ from pydantic_core import core_schema
 from netemu.tcp.config import TcpConfig
 
 from .checks import Checker, RelayChecker
-from .fields import BOOL, Mode, PositiveDuration, Seed, Strict, Text, fail, parse_name
+from .fields import BOOL, Family, Mode, PositiveDuration, Seed, Strict, Text, fail, parse_name
 from .options import Options, options_to_config
 from .peers import ConnectionSpec, Network, Peer, Sysctls
 from .segments import Drop, ExpectNoSegment, ExpectSegment, Inject, TcpOptionSpec
@@ -290,6 +290,12 @@ class Scenario(Strict):
         "connection; relay: netemu bridges two kernel peers (client, server) "
         "and impairs, drops and records their frames",
     )
+    family: Family = Field(
+        "ipv4",
+        description="ipv4 (198.18.0.1 ⇄ 198.18.0.2) or ipv6 (2001:2::1 ⇄ 2001:2::2): the "
+        "addresses of every connection (a connection's own `family` wins); `netemu run "
+        "--ipv6` runs an endpoint scenario over IPv6",
+    )
     peer: Peer | None = Field(None, description="the peer, when there is one: `peer: kernel`")
     peers: Annotated[dict[str, Peer], BeforeValidator(_name_keys)] = Field(
         default_factory=dict, description="named peers (instead of `peer`)"
@@ -331,6 +337,15 @@ class Scenario(Strict):
         raise fail(
             "; ".join(f"{'.'.join(map(str, p.loc)) or 'scenario'}: {p.message}" for p in problems)
         )
+
+    def family_of(self, conn: str | None) -> str:
+        """The family of connection ``conn``'s addresses: its own, else the scenario's."""
+        spec = self.connections.get(conn or self.default_conn())
+        return spec.family if spec is not None and spec.family else self.family
+
+    def uses_ipv6(self) -> bool:
+        """Does any connection of the run go over IPv6 (its lab needs IPv6)?"""
+        return self.family == "ipv6" or any(c.family == "ipv6" for c in self.connections.values())
 
     def default_conn(self) -> str:
         return next(iter(self.connections)) if len(self.connections) == 1 else "c"

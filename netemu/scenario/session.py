@@ -130,10 +130,15 @@ async def endpoint_lab(
     from ..trace.record import NoteRecord, Trace
 
     async with contextlib.AsyncExitStack() as stack:  # (the pcap as the run goes)
-        with Lab(peer_sysctls=peer_sysctls(sc), congestion=congestion(sc)) as lab:
+        ipv6 = sc.uses_ipv6()
+        with Lab(peer_sysctls=peer_sysctls(sc), congestion=congestion(sc), ipv6=ipv6) as lab:
             if lab.cc_per_socket:
                 _check_congestion(sc)
-            trace = Trace(emulator_ip=lab.emu_ip, peer_ip=lab.peer_ip)
+            v6 = sc.family == "ipv6"  # the trace's (the report's) addresses: the scenario's
+            trace = Trace(
+                emulator_ip=(lab.emu_ip6 if v6 else None) or lab.emu_ip,
+                peer_ip=(lab.peer_ip6 if v6 else None) or lab.peer_ip,
+            )
             if progress is not None:
                 progress.trace = trace
             for note in lab.notes:  # e.g. the congestion control set per socket
@@ -151,6 +156,7 @@ async def endpoint_lab(
                 link,
                 lab.emu_ip,
                 lab.emu_mac,
+                ip6=lab.emu_ip6,
                 config=sc.config_for(None),
                 isn_secret=isn_secret,
                 trace=trace,
