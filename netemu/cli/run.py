@@ -144,7 +144,7 @@ def _load_one(
     if ipv6:
         if sc.mode == "relay":
             raise UsageProblem(f"{f}: --ipv6: relay mode runs over IPv4 only (not bridged yet)")
-        sc = sc.model_copy(update={"family": "ipv6"})
+        sc = sc.as_ipv6()
     loaded.runs.append(Run("yaml", sc, _yaml_start(sc, overrides)))
 
 

@@ -46,6 +46,7 @@ from pydantic import (
     BeforeValidator,
     Discriminator,
     Field,
+    PrivateAttr,
     Tag,
     TypeAdapter,
     ValidationInfo,
@@ -80,6 +81,10 @@ from .steps import (
     Tagged,
 )
 from .units import UnitError, did_you_mean, show
+
+# `netemu run --ipv6`'s link: IPv6's header is 20 bytes longer than IPv4's, so a
+# 1520-byte link gives both ends the MSS a 1500-byte one gives IPv4 (1460).
+IPV6_OVERRIDE_MTU = 1520
 
 # The step models, for the runners (``schema.Connect`` ...), and the top of the format.
 __all__ = [
@@ -312,6 +317,7 @@ class Scenario(Strict):
     timeout: PositiveDuration = Field(3.0, description="default wait for each step")
     seed: Seed | None = Field(None, description="seed for ISNs and impairments")
     steps: Annotated[list[Annotated[Step, _ByAction()]], Field(min_length=1)]
+    _link_mtu: int = PrivateAttr(1500)  # the lab's (as_ipv6: IPV6_OVERRIDE_MTU)
 
     @field_validator("steps", mode="before")
     @classmethod
@@ -342,6 +348,16 @@ class Scenario(Strict):
         """The family of connection ``conn``'s addresses: its own, else the scenario's."""
         spec = self.connections.get(conn or self.default_conn())
         return spec.family if spec is not None and spec.family else self.family
+
+    def as_ipv6(self) -> Self:
+        """This scenario over IPv6 (``netemu run --ipv6``), on a link 20 bytes wider
+        (``IPV6_OVERRIDE_MTU``) so that both ends' MSS stays IPv4's 1460: the segment
+        sizes and sequence numbers the scenario counts with hold. A scenario with an
+        IPv6 connection already is written for IPv6's own MSS: its link stays."""
+        sc = self.model_copy(update={"family": "ipv6"})
+        if not self.uses_ipv6():
+            sc._link_mtu = IPV6_OVERRIDE_MTU
+        return sc
 
     def uses_ipv6(self) -> bool:
         """Does any connection of the run go over IPv6 (its lab needs IPv6)?"""

@@ -130,8 +130,10 @@ async def endpoint_lab(
     from ..trace.record import NoteRecord, Trace
 
     async with contextlib.AsyncExitStack() as stack:  # (the pcap as the run goes)
-        ipv6 = sc.uses_ipv6()
-        with Lab(peer_sysctls=peer_sysctls(sc), congestion=congestion(sc), ipv6=ipv6) as lab:
+        ipv6, mtu = sc.uses_ipv6(), sc._link_mtu
+        with Lab(
+            peer_sysctls=peer_sysctls(sc), congestion=congestion(sc), ipv6=ipv6, mtu=mtu
+        ) as lab:
             if lab.cc_per_socket:
                 _check_congestion(sc)
             v6 = sc.family == "ipv6"  # the trace's (the report's) addresses: the scenario's
@@ -141,7 +143,13 @@ async def endpoint_lab(
             )
             if progress is not None:
                 progress.trace = trace
-            for note in lab.notes:  # e.g. the congestion control set per socket
+            notes = list(lab.notes)  # e.g. the congestion control set per socket
+            if mtu != 1500:  # `netemu run --ipv6` (Scenario.as_ipv6)
+                notes.append(
+                    f"over IPv6 (--ipv6) on a {mtu}-byte link: both ends' MSS is "
+                    f"{mtu - 60}, as on IPv4's 1500-byte one"
+                )
+            for note in notes:
                 trace.notes.append(NoteRecord(time.monotonic(), note, "note"))
             # Plain AF_PACKET sockets, no packet rings: a scenario scripts a handful of
             # segments, and the rings' set-up and teardown (an 8 MiB mapping, RCU grace
