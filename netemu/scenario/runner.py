@@ -81,7 +81,8 @@ class Runner(StepLoop[S.StepBase]):
                 args: list[str] = [] if peer.port is None else ["-addr", f":{peer.port}"]
                 await asyncio.to_thread(lab.start_go, program, *args, name=name)
             elif peer.kind == "command":
-                proc = lab.spawn(list(peer.command or []), env=dict(peer.env), name=name)
+                env = {"NETEMU_FAMILY": self.sc.family, **peer.env}  # (its addresses: lab.env)
+                proc = lab.spawn(list(peer.command or []), env=env, name=name)
                 if peer.port is not None:  # a server: its first connect must find it up
                     await lab.wait_listening_async(peer.port, proc=proc)
         for ctx in self.ctx.values():
