@@ -201,6 +201,12 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--junit", metavar="FILE", help="write a JUnit XML report")
     run.add_argument("--json", metavar="FILE", help="write all reports as one JSON file")
     run.add_argument("-q", "--quiet", action="store_true", help="do not print the ladder")
+    run.add_argument(
+        "--ipv6",
+        action="store_true",
+        help="run each YAML endpoint scenario over IPv6 (its top-level `family: ipv6`; "
+        "2001:2::1 ⇄ 2001:2::2)",
+    )
     _add_jobs(run)
     pkt = run.add_argument_group("packetdrill scripts (.pkt; docs/packetdrill.md)")
     pkt.add_argument(

@@ -117,9 +117,18 @@ def _yaml_start(sc: Scenario, overrides: dict[str, float]) -> Start:
     return start
 
 
+class UsageProblem(Exception):
+    """An option that does not fit a file (exit 2, one line)."""
+
+
 def _load_one(
     f: Path, args: argparse.Namespace, overrides: dict[str, float], loaded: Loaded
 ) -> None:
+    ipv6 = getattr(args, "ipv6", False)
+    if ipv6 and f.suffix == ".pkt":
+        raise UsageProblem(
+            f"{f}: --ipv6 is for YAML scenarios (a .pkt script's is packetdrill's --ip_version)"
+        )
     if f.suffix == ".pkt":  # packetdrill scripts: netemu/pkt (docs/packetdrill.md)
         from ..pkt import load_pkt  # for .pkt files only: ~25 ms of imports
 
@@ -132,6 +141,10 @@ def _load_one(
     from ..scenario.loader import load_scenario  # YAML only: PyYAML and the loader
 
     sc = load_scenario(f)
+    if ipv6:
+        if sc.mode == "relay":
+            raise UsageProblem(f"{f}: --ipv6: relay mode runs over IPv4 only (not bridged yet)")
+        sc = sc.as_ipv6()
     loaded.runs.append(Run("yaml", sc, _yaml_start(sc, overrides)))
 
 
@@ -163,6 +176,9 @@ def load_all(files: list[Path], args: argparse.Namespace, overrides: dict[str, f
             loaded.bad = True
         except OSError as e:
             print(f"{f}: {e.strerror or e}", file=sys.stderr)
+            loaded.bad = True
+        except UsageProblem as e:
+            print(f"netemu run: {e}", file=sys.stderr)
             loaded.bad = True
     return loaded
 

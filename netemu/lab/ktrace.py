@@ -348,11 +348,16 @@ class LabFilter:
         local_ports: Iterable[range],
         remote_ports: Iterable[range],
         confirm: Callable[[KEvent], bool] | None = None,
+        peer_ip6: str | None = None,
     ) -> None:
-        """``confirm``: asked about a listener's event when its thread and process are
+        """``peer_ip6``: the lab's peer's IPv6 address, its too (an IPv6 lab's).
+        ``confirm``: asked about a listener's event when its thread and process are
         gone and no earlier event showed them in the lab (the caller can ask sock_diag
         whether the lab has, or had, that listener)."""
         self.peer_ip = _plain(str(ipaddress.ip_address(peer_ip)))
+        self.peer_ips = {self.peer_ip} | (
+            {str(ipaddress.ip_address(peer_ip6))} if peer_ip6 else set()
+        )
         self.lab_ips = {_plain(str(ipaddress.ip_address(a))) for a in lab_ips}
         self.inode = netns_inode
         self.local_ports = list(local_ports)
@@ -386,7 +391,7 @@ class LabFilter:
     def __call__(self, ev: KEvent) -> bool:
         (lip, lport), (rip, rport) = ev.local, ev.remote
         if lport and rport:
-            if lip != self.peer_ip or rip not in self.lab_ips:
+            if lip not in self.peer_ips or rip not in self.lab_ips:
                 return False
             if (
                 any(lport in r for r in self.local_ports)
@@ -404,7 +409,7 @@ class LabFilter:
             return False
         # A listener (bound to the peer's address or to any), or a connect() whose port
         # is not chosen yet: told by the thread that made the system call.
-        if lip not in (self.peer_ip, "0.0.0.0", "::"):
+        if lip not in self.peer_ips and lip not in ("0.0.0.0", "::"):
             return False
         mine = self._in_lab(ev)
         if mine is None and self.confirm is not None and not rport:

@@ -317,6 +317,10 @@ class RawLink:
         self.ephemeral: range | None = None
         self._sock = sock
         self.ifindex = ifindex
+        try:  # the interface's MTU (a host's IPv6 MSS is this less 60)
+            self.mtu = _ifmtu(sock, ifindex)
+        except OSError:
+            self.mtu = 1500
         self.ip = ip
         self.bufsize = bufsize  # a frame longer than this is truncated (GSO max: 64 KiB)
         # With a receive ring, recvmmsg only fetches the odd frame too long for a slot.

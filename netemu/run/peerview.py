@@ -138,6 +138,7 @@ class PeerView:
             self.trace.peer_trace_instance = self._ktrace.name
             labs = list(self.labs.values())
             lab_ips = {lab.emu_ip for lab in labs} | {lab.peer_ip for lab in labs}
+            lab_ips |= {ip for lab in labs for ip in (lab.emu_ip6, lab.peer_ip6) if ip}
 
             def peer_block(lab: Lab) -> list[range]:
                 ports = lab.slot.peer_ports
@@ -155,6 +156,7 @@ class PeerView:
                     peer_block(lab),
                     emu_blocks + fixed + others,
                     confirm=functools.partial(self._confirm_listener, role),
+                    peer_ip6=lab.peer_ip6,
                 )
         self.trace.peer_source, self.trace.peer_source_note = self.source, self.reason
         self._thread = threading.Thread(target=self._run, name=f"peer-{self.source}", daemon=True)

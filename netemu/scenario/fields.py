@@ -229,11 +229,13 @@ IntPattern = Annotated[
 _DirName = Literal["in", "out"]
 _PeerKindName = Literal["kernel", "go-hello", "go-echo", "command"]
 _ModeName = Literal["endpoint", "relay"]
+_FamilyName = Literal["ipv4", "ipv6"]
 _EventName = Literal["connected", "reset", "refused", "timeout", "eof", "closed"]
 _ShutdownName = Literal["write", "read", "both"]
 Dir = Annotated[_DirName, *choice("direction", _DirName)]
 PeerKind = Annotated[_PeerKindName, *choice("peer kind", _PeerKindName)]
 Mode = Annotated[_ModeName, *choice("mode", _ModeName)]
+Family = Annotated[_FamilyName, *choice("family", _FamilyName)]
 EventName = Annotated[_EventName, *choice("event", _EventName)]
 ShutdownHow = Annotated[_ShutdownName, *choice("shutdown direction", _ShutdownName)]
 

@@ -18,6 +18,7 @@ from .fields import (
     BOOL,
     STR,
     Duration,
+    Family,
     Name,
     PeerKind,
     Percent,
@@ -252,6 +253,7 @@ class ConnectionSpec(Strict):
     peer: Name | None = Field(None, description="which peer (default: the only one)")
     port: Port | None = Field(None, description="the peer's port (raw connections)")
     local_port: Port | None = Field(None, description="netemu's port (default: ephemeral)")
+    family: Family | None = Field(None, description="ipv4 or ipv6 (default: the scenario's)")
     options: Options | None = None
 
     @model_validator(mode="before")

@@ -81,17 +81,25 @@ class Runner(StepLoop[S.StepBase]):
                 args: list[str] = [] if peer.port is None else ["-addr", f":{peer.port}"]
                 await asyncio.to_thread(lab.start_go, program, *args, name=name)
             elif peer.kind == "command":
-                proc = lab.spawn(list(peer.command or []), env=dict(peer.env), name=name)
+                env = {"NETEMU_FAMILY": self.sc.family, **peer.env}  # (its addresses: lab.env)
+                proc = lab.spawn(list(peer.command or []), env=env, name=name)
                 if peer.port is not None:  # a server: its first connect must find it up
                     await lab.wait_listening_async(peer.port, proc=proc)
         for ctx in self.ctx.values():
             if ctx.raw:
+                peer_ip = self._ends(ctx)[1]
                 if ctx.local_port is None:
-                    ctx.local_port = self.host.ephemeral_port(lab.peer_ip, ctx.peer_port or 0)
+                    ctx.local_port = self.host.ephemeral_port(peer_ip, ctx.peer_port or 0)
                 self._hooks().claim(ctx.local_port)
                 ctx.isns.ours = self.rng.getrandbits(32)
-        if any(c.raw for c in self.ctx.values()):
-            await self.host.resolve(lab.peer_ip)
+                await self.host.resolve(peer_ip)
+
+    def _ends(self, ctx: ConnCtx) -> tuple[str, str]:
+        """(netemu's, the peer's) addresses on ``ctx``'s connection, in its family."""
+        if self.sc.family_of(ctx.name) == "ipv6":
+            assert self.host.ip6 is not None and self.lab.peer_ip6 is not None
+            return self.host.ip6, self.lab.peer_ip6
+        return self.host.ip, self.lab.peer_ip
 
     def _hooks(self) -> Hooks:
         if self.hooks is None:
@@ -182,7 +190,7 @@ class Runner(StepLoop[S.StepBase]):
             else (spec.local_port if spec is not None else None)
         )
         conn = await self.host.open(
-            self.lab.peer_ip,
+            self._ends(ctx)[1],
             step.port,
             local_port=local_port,
             config=cfg,
@@ -309,21 +317,22 @@ class Runner(StepLoop[S.StepBase]):
         # the connection's current values, where the step gives no seq or ack
         now = self._current(ctx, step.dir) if step.seq is None or step.ack is None else None
         seg = injected_segment(step, ctx, relative, now)
+        emu, peer = self._ends(ctx)
         if step.bad_checksum:
-            good = int.from_bytes(seg.emit(self.host.ip, self.lab.peer_ip)[16:18], "big")
+            good = int.from_bytes(seg.emit(emu, peer)[16:18], "big")
             seg.checksum = good ^ 0xFFFF
         if step.dir == "out":
-            await self.host.resolve(self.lab.peer_ip)
-            self.host.inject(seg, self.lab.peer_ip)
+            await self.host.resolve(peer)
+            self.host.inject(seg, peer)
         else:
-            self.host.inject_inbound(seg, self.lab.peer_ip)
+            self.host.inject_inbound(seg, peer)
 
     async def _inject_scapy(self, expr: str, direction: str, ctx: ConnCtx) -> None:
         """``inject: {scapy: ...}``: the frames the expression builds, with the
         connection's addresses, ports and next (seq, ack) as its names (trusted code)."""
         from .scapy_inject import Ends, craft, inbound_segment, names
 
-        host, emu, peer = self.host, self.host.ip, self.lab.peer_ip
+        host, (emu, peer) = self.host, self._ends(ctx)
         values = names(
             emu, peer, ctx.local_port or 0, ctx.peer_port or 0, *self._current(ctx, direction)
         )
@@ -369,7 +378,13 @@ class Runner(StepLoop[S.StepBase]):
         timeout = self._timeout(step.timeout)
         ctx = self._ctx(step.conn)
         if (listen := step.listen) is not None:
-            lst = await agent.listen(listen.port, backlog=listen.backlog, opts=listen.setsockopt)
+            # an IPv6 lab's peer listens on both families (a dual-stack socket)
+            lst = await agent.listen(
+                listen.port,
+                host="::" if self.lab.peer_ip6 else "0.0.0.0",
+                backlog=listen.backlog,
+                opts=listen.setsockopt,
+            )
             self.peer_listeners[listen.port] = lst.sock
             return
         if (accept := step.accept) is not None:
@@ -380,9 +395,11 @@ class Runner(StepLoop[S.StepBase]):
                 ctx.peer_port = port
             return
         if (c := step.connect) is not None:
-            bind = ("0.0.0.0", c.local_port) if c.local_port is not None else None
+            emu = self._ends(ctx)[0]
+            any_ip = "::" if ":" in emu else "0.0.0.0"
+            bind = (any_ip, c.local_port) if c.local_port is not None else None
             res = await agent.connect(
-                self.host.ip, c.port, timeout=timeout, wait=c.wait, opts=c.setsockopt, bind=bind
+                emu, c.port, timeout=timeout, wait=c.wait, opts=c.setsockopt, bind=bind
             )
             ctx.peer_sock = res.sock
             if ctx.raw and ctx.peer_port is None and res.local:

@@ -132,6 +132,10 @@ def _frame(pkt: Packet, ends: Ends, mtu: int) -> bytes:
 
 def craft(expr: str, values: Mapping[str, object], ends: Ends, mtu: int) -> list[bytes]:
     """The frames the expression builds, in order (scapy imported on first use)."""
+    if ":" in ends.src_ip:
+        raise StepFailed(
+            "inject: {scapy: …} builds IPv4 frames only, and this connection is IPv6 (family: ipv6)"
+        )
     return [_frame(pkt, ends, mtu) for pkt in _evaluate(expr, values)]
 
 

@@ -46,6 +46,7 @@ from pydantic import (
     BeforeValidator,
     Discriminator,
     Field,
+    PrivateAttr,
     Tag,
     TypeAdapter,
     ValidationInfo,
@@ -57,7 +58,7 @@ from pydantic_core import core_schema
 from netemu.tcp.config import TcpConfig
 
 from .checks import Checker, RelayChecker
-from .fields import BOOL, Mode, PositiveDuration, Seed, Strict, Text, fail, parse_name
+from .fields import BOOL, Family, Mode, PositiveDuration, Seed, Strict, Text, fail, parse_name
 from .options import Options, options_to_config
 from .peers import ConnectionSpec, Network, Peer, Sysctls
 from .segments import Drop, ExpectNoSegment, ExpectSegment, Inject, TcpOptionSpec
@@ -80,6 +81,10 @@ from .steps import (
     Tagged,
 )
 from .units import UnitError, did_you_mean, show
+
+# `netemu run --ipv6`'s link: IPv6's header is 20 bytes longer than IPv4's, so a
+# 1520-byte link gives both ends the MSS a 1500-byte one gives IPv4 (1460).
+IPV6_OVERRIDE_MTU = 1520
 
 # The step models, for the runners (``schema.Connect`` ...), and the top of the format.
 __all__ = [
@@ -290,6 +295,12 @@ class Scenario(Strict):
         "connection; relay: netemu bridges two kernel peers (client, server) "
         "and impairs, drops and records their frames",
     )
+    family: Family = Field(
+        "ipv4",
+        description="ipv4 (198.18.0.1 ⇄ 198.18.0.2) or ipv6 (2001:2::1 ⇄ 2001:2::2): the "
+        "addresses of every connection (a connection's own `family` wins); `netemu run "
+        "--ipv6` runs an endpoint scenario over IPv6",
+    )
     peer: Peer | None = Field(None, description="the peer, when there is one: `peer: kernel`")
     peers: Annotated[dict[str, Peer], BeforeValidator(_name_keys)] = Field(
         default_factory=dict, description="named peers (instead of `peer`)"
@@ -306,6 +317,7 @@ class Scenario(Strict):
     timeout: PositiveDuration = Field(3.0, description="default wait for each step")
     seed: Seed | None = Field(None, description="seed for ISNs and impairments")
     steps: Annotated[list[Annotated[Step, _ByAction()]], Field(min_length=1)]
+    _link_mtu: int = PrivateAttr(1500)  # the lab's (as_ipv6: IPV6_OVERRIDE_MTU)
 
     @field_validator("steps", mode="before")
     @classmethod
@@ -331,6 +343,25 @@ class Scenario(Strict):
         raise fail(
             "; ".join(f"{'.'.join(map(str, p.loc)) or 'scenario'}: {p.message}" for p in problems)
         )
+
+    def family_of(self, conn: str | None) -> str:
+        """The family of connection ``conn``'s addresses: its own, else the scenario's."""
+        spec = self.connections.get(conn or self.default_conn())
+        return spec.family if spec is not None and spec.family else self.family
+
+    def as_ipv6(self) -> Self:
+        """This scenario over IPv6 (``netemu run --ipv6``), on a link 20 bytes wider
+        (``IPV6_OVERRIDE_MTU``) so that both ends' MSS stays IPv4's 1460: the segment
+        sizes and sequence numbers the scenario counts with hold. A scenario with an
+        IPv6 connection already is written for IPv6's own MSS: its link stays."""
+        sc = self.model_copy(update={"family": "ipv6"})
+        if not self.uses_ipv6():
+            sc._link_mtu = IPV6_OVERRIDE_MTU
+        return sc
+
+    def uses_ipv6(self) -> bool:
+        """Does any connection of the run go over IPv6 (its lab needs IPv6)?"""
+        return self.family == "ipv6" or any(c.family == "ipv6" for c in self.connections.values())
 
     def default_conn(self) -> str:
         return next(iter(self.connections)) if len(self.connections) == 1 else "c"

@@ -130,13 +130,26 @@ async def endpoint_lab(
     from ..trace.record import NoteRecord, Trace
 
     async with contextlib.AsyncExitStack() as stack:  # (the pcap as the run goes)
-        with Lab(peer_sysctls=peer_sysctls(sc), congestion=congestion(sc)) as lab:
+        ipv6, mtu = sc.uses_ipv6(), sc._link_mtu
+        with Lab(
+            peer_sysctls=peer_sysctls(sc), congestion=congestion(sc), ipv6=ipv6, mtu=mtu
+        ) as lab:
             if lab.cc_per_socket:
                 _check_congestion(sc)
-            trace = Trace(emulator_ip=lab.emu_ip, peer_ip=lab.peer_ip)
+            v6 = sc.family == "ipv6"  # the trace's (the report's) addresses: the scenario's
+            trace = Trace(
+                emulator_ip=(lab.emu_ip6 if v6 else None) or lab.emu_ip,
+                peer_ip=(lab.peer_ip6 if v6 else None) or lab.peer_ip,
+            )
             if progress is not None:
                 progress.trace = trace
-            for note in lab.notes:  # e.g. the congestion control set per socket
+            notes = list(lab.notes)  # e.g. the congestion control set per socket
+            if mtu != 1500:  # `netemu run --ipv6` (Scenario.as_ipv6)
+                notes.append(
+                    f"over IPv6 (--ipv6) on a {mtu}-byte link: both ends' MSS is "
+                    f"{mtu - 60}, as on IPv4's 1500-byte one"
+                )
+            for note in notes:
                 trace.notes.append(NoteRecord(time.monotonic(), note, "note"))
             # Plain AF_PACKET sockets, no packet rings: a scenario scripts a handful of
             # segments, and the rings' set-up and teardown (an 8 MiB mapping, RCU grace
@@ -151,6 +164,7 @@ async def endpoint_lab(
                 link,
                 lab.emu_ip,
                 lab.emu_mac,
+                ip6=lab.emu_ip6,
                 config=sc.config_for(None),
                 isn_secret=isn_secret,
                 trace=trace,

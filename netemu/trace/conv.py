@@ -400,7 +400,7 @@ def split_conversations(
                 conv = None
         if conv is None:
             out = fr.direction == "out"
-            if trace.emulator_ip and src[0] != dst[0]:
+            if trace.emulator_ip in (src[0], dst[0]) and src[0] != dst[0]:
                 out = src[0] == trace.emulator_ip
             left, right = (src, dst) if out else (dst, src)
             conv = Conversation(len(convs), left, right)

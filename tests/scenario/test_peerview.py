@@ -33,6 +33,7 @@ class FakeTrace:
 class FakeLab:
     def __init__(self, kt: FakeTrace | None) -> None:
         self.emu_ip, self.peer_ip = EMU, PEER
+        self.emu_ip6 = self.peer_ip6 = None  # an IPv4 lab
         self.peer_ns = SimpleNamespace(inode=MY_NS)
         self.slot = SimpleNamespace(peer_ports=(50496, 50751), emu_ports=range(40256, 40512))
         self.kt = kt

@@ -1,0 +1,91 @@
+"""`family: ipv4|ipv6` in the scenario format (top level and per connection), its JSON
+Schema, and `netemu run --ipv6`'s refusals (relay mode, .pkt scripts), which come
+before any lab: no root needed."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from netemu.scenario import ScenarioError
+from netemu.scenario.commands import json_schema
+from netemu.scenario.loader import load_scenario, load_scenario_text
+from netemu.scenario.schema import IPV6_OVERRIDE_MTU
+
+ROOT = Path(__file__).resolve().parents[2]
+
+BASE = """
+name: fam
+peer: kernel
+{extra}
+steps:
+  - connect: 8080
+"""
+
+
+def test_family_defaults_to_ipv4_and_a_connection_may_name_its_own() -> None:
+    sc = load_scenario_text(BASE.format(extra=""))
+    assert sc.family == "ipv4" and not sc.uses_ipv6() and sc.family_of(None) == "ipv4"
+    sc = load_scenario_text(BASE.format(extra="family: ipv6"))
+    assert sc.family == "ipv6" and sc.uses_ipv6() and sc.family_of("c") == "ipv6"
+    sc = load_scenario_text(BASE.format(extra="connections: {c: {}, d: {family: ipv6}}"))
+    assert sc.family == "ipv4" and sc.uses_ipv6()
+    assert (sc.family_of("c"), sc.family_of("d")) == ("ipv4", "ipv6")
+    sc = load_scenario_text(BASE.format(extra="family: ipv6\nconnections: {c: {family: ipv4}}"))
+    assert sc.family_of("c") == "ipv4"
+
+
+def test_a_bad_family_is_one_clear_error() -> None:
+    with pytest.raises(ScenarioError) as info:
+        load_scenario_text(BASE.format(extra="family: ipv5"))
+    assert str(info.value) == "<string>:4:9: family: unknown family 'ipv5' (did you mean 'ipv6'?)"
+
+
+def test_relay_mode_over_ipv6_is_refused() -> None:
+    text = (ROOT / "scenarios" / "relay_lost_fin.yaml").read_text()
+    with pytest.raises(ScenarioError) as info:
+        load_scenario_text(text.replace("mode: relay", "mode: relay\nfamily: ipv6"))
+    assert "relay mode runs over IPv4 only" in str(info.value)
+
+
+def test_as_ipv6_widens_the_link_of_an_ipv4_scenario_only() -> None:
+    v4 = load_scenario(ROOT / "scenarios" / "handshake.yaml")
+    six = v4.as_ipv6()
+    assert (six.family, six._link_mtu) == ("ipv6", IPV6_OVERRIDE_MTU)
+    assert (v4.family, v4._link_mtu) == ("ipv4", 1500)  # the original is untouched
+    native = load_scenario(ROOT / "scenarios" / "ipv6_handshake.yaml").as_ipv6()
+    assert (native.family, native._link_mtu) == ("ipv6", 1500)  # written for MSS 1440
+
+
+def test_the_json_schema_has_family() -> None:
+    schema = json_schema()
+    assert schema["properties"]["family"]["enum"] == ["ipv4", "ipv6"]
+    assert schema["properties"]["family"]["default"] == "ipv4"
+
+
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "netemu", "run", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+    )
+
+
+def test_run_ipv6_refuses_a_relay_scenario_in_one_line(tmp_path: Path) -> None:
+    run = _run("--ipv6", "-o", str(tmp_path / "r"), "scenarios/relay_lost_fin.yaml")
+    assert run.returncode == 2, run.stdout + run.stderr
+    assert run.stderr.strip().count("\n") == 0, run.stderr
+    assert "--ipv6: relay mode runs over IPv4 only" in run.stderr
+    assert not (tmp_path / "r").exists()
+
+
+def test_run_ipv6_refuses_a_pkt_script(tmp_path: Path) -> None:
+    pkt = next((ROOT / "tests" / "pkt" / "scripts").glob("*.pkt"))
+    run = _run("--ipv6", "-o", str(tmp_path / "r"), str(pkt))
+    assert run.returncode == 2, run.stdout + run.stderr
+    assert "--ipv6 is for YAML scenarios" in run.stderr
