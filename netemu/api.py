@@ -52,6 +52,7 @@ __all__ = ["LabSession", "SettingsError", "StepError", "go_program", "open_lab"]
 
 _SETTINGS = (
     "description",
+    "family",
     "peer",
     "peers",
     "options",
@@ -178,11 +179,15 @@ class LabSession:
 
     @property
     def emu_ip(self) -> str:
-        return self.lab.emu_ip
+        """netemu's address in the scenario's family (``family: ipv6``: 2001:2::1)."""
+        six = self.lab.emu_ip6 if self.scenario.family == "ipv6" else None
+        return six or self.lab.emu_ip
 
     @property
     def peer_ip(self) -> str:
-        return self.lab.peer_ip
+        """The peer's address in the scenario's family (``family: ipv6``: 2001:2::2)."""
+        six = self.lab.peer_ip6 if self.scenario.family == "ipv6" else None
+        return six or self.lab.peer_ip
 
     @property
     def trace(self) -> Trace:

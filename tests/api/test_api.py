@@ -182,3 +182,19 @@ async def test_mistakes_are_named_at_the_callers_line():
             await lab.start_server(server, port=7011, timeout=0.5)
         with pytest.raises(FileNotFoundError, match=r"program not found: /nonexistent/srv"):
             await lab.start_server(["/nonexistent/srv"], port=7013)
+
+
+async def test_a_lab_over_ipv6():
+    async with open_lab(peer="kernel", family="ipv6") as lab:
+        assert (lab.emu_ip, lab.peer_ip) == ("2001:2::1", "2001:2::2")
+        await lab.step({"peer": {"listen": 8080}})
+        stream = await lab.connect(8080)
+        await lab.step("peer: accept")
+        await stream.send(b"over six")
+        await lab.step({"peer": {"expect": "over six"}})
+        await stream.aclose()
+        await lab.step("expect_peer_state: CLOSE-WAIT")
+    assert lab.result == "pass"
+    assert lab.peer_states() == ["SYN-RECEIVED", "ESTABLISHED", "CLOSE-WAIT"]
+    tcp6 = [f for f in lab.trace.frames if f.data[12:14] == b"\x86\xdd"]
+    assert tcp6 and all(f.data[12:14] != b"\x08\x00" for f in lab.trace.frames)
