@@ -1,6 +1,8 @@
 """Wire codec benchmark: parse and build rates of one Ethernet + IPv4 + TCP frame
 (MSS, SACK-permitted, timestamps and window scale options, 100 bytes of payload),
-netemu against scapy, measured in the same run with interleaved rounds.
+netemu against scapy, measured in the same run with interleaved rounds; and the same
+segment in an Ethernet + IPv6 frame (``parse_ratio_v6``, ``build_ratio_v6``, issue 20),
+against scapy's IPv6, in the same rounds.
 
 netemu parse = ``parse_frame`` with both checksums verified and every option
 decoded into records; netemu build = ``build_tcp_frame`` from records, both
@@ -19,6 +21,7 @@ BUILD_TARGET = 100.0
 
 SRC_MAC, DST_MAC = "02:00:00:00:00:01", "02:00:00:00:00:02"
 SRC_IP, DST_IP = "198.18.0.1", "198.18.0.2"
+SRC_IP6, DST_IP6 = "2001:2::1", "2001:2::2"
 SPORT, DPORT = 40000, 8080
 SEQ, ACK_NO = 0x12345678, 0x9ABCDEF0
 WINDOW = 64240
@@ -31,13 +34,14 @@ IP_ID = 4242
 Ops = tuple[Callable[[], bytes], Callable[[], object], bytes]
 
 
-def _netemu_ops() -> Ops:
+def _netemu_ops(six: bool = False) -> Ops:
     from netemu.wire import (
         ACK,
         NOP,
         PSH,
         SACK_PERMITTED,
         IPv4Packet,
+        IPv6Packet,
         MssOption,
         TcpSegment,
         TimestampOption,
@@ -47,7 +51,11 @@ def _netemu_ops() -> Ops:
     )
 
     def build() -> bytes:
-        ip = IPv4Packet(SRC_IP, DST_IP, 6, identification=IP_ID)
+        ip = (
+            IPv6Packet(SRC_IP6, DST_IP6, 6)
+            if six
+            else IPv4Packet(SRC_IP, DST_IP, 6, identification=IP_ID)
+        )
         tcp = TcpSegment(
             SPORT,
             DPORT,
@@ -74,9 +82,10 @@ def _netemu_ops() -> Ops:
     return build, parse, frame
 
 
-def _scapy_ops() -> Ops:
+def _scapy_ops(six: bool = False) -> Ops:
     from scapy.compat import raw
     from scapy.layers.inet import IP, TCP
+    from scapy.layers.inet6 import IPv6
     from scapy.layers.l2 import Ether
 
     opts = [
@@ -88,9 +97,14 @@ def _scapy_ops() -> Ops:
     ]
 
     def build() -> bytes:
+        ip = (
+            IPv6(src=SRC_IP6, dst=DST_IP6)
+            if six
+            else IP(src=SRC_IP, dst=DST_IP, id=IP_ID, flags="DF")
+        )
         return raw(
             Ether(src=SRC_MAC, dst=DST_MAC)
-            / IP(src=SRC_IP, dst=DST_IP, id=IP_ID, flags="DF")
+            / ip
             / TCP(
                 sport=SPORT,
                 dport=DPORT,
@@ -134,23 +148,29 @@ def _check(netemu_frame: bytes, scapy_frame: bytes) -> None:
 
 
 def run(quick: bool = False) -> dict:
-    n_build, n_parse, n_frame = _netemu_ops()
-    s_build, s_parse, s_frame = _scapy_ops()
-    _check(n_frame, s_frame)
+    ops: dict[str, Callable[[], object]] = {}
+    for six, tail in ((False, ""), (True, "_v6")):
+        n_build, n_parse, n_frame = _netemu_ops(six)
+        s_build, s_parse, s_frame = _scapy_ops(six)
+        _check(n_frame, s_frame)
+        ops |= {
+            f"scapy_parse_ops{tail}": s_parse,
+            f"parse_ops{tail}": n_parse,
+            f"scapy_build_ops{tail}": s_build,
+            f"build_ops{tail}": n_build,
+        }
     seconds, rounds = (0.05, 5) if quick else (0.08, 20)
-    best = interleaved_best(
-        {
-            "scapy_parse_ops": s_parse,
-            "parse_ops": n_parse,
-            "scapy_build_ops": s_build,
-            "build_ops": n_build,
-        },
-        seconds,
-        rounds,
-    )
+    best = interleaved_best(ops, seconds, rounds)
     parse_ratio = best["parse_ops"] / best["scapy_parse_ops"]
     build_ratio = best["build_ops"] / best["scapy_build_ops"]
+    v6 = {
+        **{f"{k}_v6": round(best[f"{k}_v6"]) for k in ("parse_ops", "build_ops")},
+        **{f"scapy_{k}_v6": round(best[f"scapy_{k}_v6"]) for k in ("parse_ops", "build_ops")},
+        "parse_ratio_v6": round(best["parse_ops_v6"] / best["scapy_parse_ops_v6"], 1),
+        "build_ratio_v6": round(best["build_ops_v6"] / best["scapy_build_ops_v6"], 1),
+    }
     return {
+        **v6,
         "parse_ops": round(best["parse_ops"]),
         "build_ops": round(best["build_ops"]),
         "scapy_parse_ops": round(best["scapy_parse_ops"]),
@@ -181,12 +201,24 @@ def render(result: dict) -> str:
         ),
     ]
     lines = [
-        "wire codec: one Eth+IPv4+TCP frame (MSS, SACK-perm, TS, WS options, 100 B payload);",
+        "wire codec: one Eth+IPv4+TCP frame (MSS, SACK-perm, TS, WS options, 100 B payload),",
+        "and the same segment in an Eth+IPv6 frame (v6);",
         "best of interleaved rounds, netemu and scapy alike",
-        f"{'':6} {'netemu ops/s':>13} {'scapy ops/s':>12} {'ratio':>8} {'target':>7}",
+        f"{'':8} {'netemu ops/s':>13} {'scapy ops/s':>12} {'ratio':>8} {'target':>7}",
     ]
+    if "parse_ratio_v6" in result:
+        rows += [
+            (
+                f"{op} v6",
+                result[f"{op}_ops_v6"],
+                result[f"scapy_{op}_ops_v6"],
+                result[f"{op}_ratio_v6"],
+                result[f"{op}_target"],
+            )
+            for op in ("parse", "build")
+        ]
     for name, ours, theirs, ratio, target in rows:
         mark = "ok" if ratio >= target else "BELOW"
-        lines.append(f"{name:6} {ours:>13,} {theirs:>12,} {ratio:>7.1f}x {target:>6.0f}x  {mark}")
+        lines.append(f"{name:8} {ours:>13,} {theirs:>12,} {ratio:>7.1f}x {target:>6.0f}x  {mark}")
     lines.append("meets targets: " + ("yes" if result["meets_targets"] else "no"))
     return "\n".join(lines)

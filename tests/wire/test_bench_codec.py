@@ -17,6 +17,13 @@ KEYS = {
     "parse_target",
     "build_target",
     "meets_targets",
+    # the same segment over IPv6 (issue 20)
+    "parse_ops_v6",
+    "build_ops_v6",
+    "scapy_parse_ops_v6",
+    "scapy_build_ops_v6",
+    "parse_ratio_v6",
+    "build_ratio_v6",
 }
 
 
@@ -37,5 +44,9 @@ def test_codec_bench_quick() -> None:
     json.dumps(result)
     assert result["parse_ops"] > result["scapy_parse_ops"] > 0
     assert result["build_ops"] > result["scapy_build_ops"] > 0
+    assert result["parse_ops_v6"] > result["scapy_parse_ops_v6"] > 0
+    assert result["build_ops_v6"] > result["scapy_build_ops_v6"] > 0
+    ratio = result["parse_ops_v6"] / result["scapy_parse_ops_v6"]
+    assert abs(result["parse_ratio_v6"] - ratio) <= 0.06  # (rounded to 0.1; ops rounded)
     text = codec.render(result)
-    assert "parse" in text and "build" in text and "scapy" in text
+    assert "parse" in text and "build" in text and "scapy" in text and "parse v6" in text
