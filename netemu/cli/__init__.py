@@ -470,6 +470,12 @@ def _show(args: argparse.Namespace) -> int:
         shown = show_capture(
             args.pcap, args.html, text_out=args.text, as_json=args.json, out=sys.stdout
         )
+    except BrokenPipeError:  # `netemu show F | head`: the reader has what it wanted
+        import os
+
+        # (stdout pointed at nothing, so the interpreter's own flush at exit is quiet)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except (CaptureError, OSError) as e:
         print(f"netemu show: {e}", file=sys.stderr)
         return 2

@@ -91,6 +91,7 @@ class Loaded:
     runs: list[Run] = field(default_factory=list)
     bad: bool = False  # a file that could not be read or loaded: exit 2, nothing runs
     errors: list[dict[str, Any]] = field(default_factory=list)  # .pkt of a suite: rows
+    left_out: int = 0  # files of a directory an option does not fit (NotForThisRun)
 
 
 def _pkt_start(script: PktScript, args: argparse.Namespace) -> Start:
@@ -121,13 +122,19 @@ class UsageProblem(Exception):
     """An option that does not fit a file (exit 2, one line)."""
 
 
+class NotForThisRun(UsageProblem):
+    """An option that does not fit a file found in a directory given: the file is left
+    out, with a note (``netemu run --ipv6 scenarios/`` runs the endpoint scenarios
+    there and leaves out the relay ones); named on its own, it is a UsageProblem."""
+
+
 def _load_one(
     f: Path, args: argparse.Namespace, overrides: dict[str, float], loaded: Loaded
 ) -> None:
     ipv6 = getattr(args, "ipv6", False)
     if ipv6 and f.suffix == ".pkt":
-        raise UsageProblem(
-            f"{f}: --ipv6 is for YAML scenarios (a .pkt script's is packetdrill's --ip_version)"
+        raise NotForThisRun(
+            f"{f}: --ipv6 is for YAML scenarios (packetdrill scripts run over IPv4 only, for now)"
         )
     if f.suffix == ".pkt":  # packetdrill scripts: netemu/pkt (docs/packetdrill.md)
         from ..pkt import load_pkt  # for .pkt files only: ~25 ms of imports
@@ -143,7 +150,7 @@ def _load_one(
     sc = load_scenario(f)
     if ipv6:
         if sc.mode == "relay":
-            raise UsageProblem(f"{f}: --ipv6: relay mode runs over IPv4 only (not bridged yet)")
+            raise NotForThisRun(f"{f}: --ipv6: relay mode runs over IPv4 only (not bridged yet)")
         sc = sc.as_ipv6()
     loaded.runs.append(Run("yaml", sc, _yaml_start(sc, overrides)))
 
@@ -155,9 +162,17 @@ def load_all(files: list[Path], args: argparse.Namespace, overrides: dict[str, f
     from ..source_error import SourceError
 
     loaded = Loaded()
+    named = {Path(p) for p in getattr(args, "paths", ()) if not Path(p).is_dir()}
     for f in files:
         try:
             _load_one(f, args, overrides, loaded)
+        except NotForThisRun as e:
+            if f in named:
+                print(f"netemu run: {e}", file=sys.stderr)
+                loaded.bad = True
+            else:  # found in a directory: left out, said so
+                print(f"netemu run: left out: {e}", file=sys.stderr)
+                loaded.left_out += 1
         except SourceError as e:  # ScenarioError, PktError
             errs = getattr(e, "errors", None) or [e]
             for err in errs:
@@ -320,6 +335,9 @@ def _run_all(args: argparse.Namespace) -> int:
         return 2
     loaded = load_all(files, args, overrides)
     if loaded.bad or (loaded.errors and not loaded.runs):
+        return 2
+    if not loaded.runs and loaded.left_out and not loaded.errors:
+        print("netemu run: nothing to run: every file was left out (above)", file=sys.stderr)
         return 2
     if not loaded.runs:  # --dry_run: every script parsed and checked
         return 0

@@ -134,7 +134,7 @@ def craft(expr: str, values: Mapping[str, object], ends: Ends, mtu: int) -> list
     """The frames the expression builds, in order (scapy imported on first use)."""
     if ":" in ends.src_ip:
         raise StepFailed(
-            "inject: {scapy: …} builds IPv4 frames only, and this connection is IPv6 (family: ipv6)"
+            "{scapy: …} builds IPv4 frames only, and this connection is IPv6 (family: ipv6)"
         )
     return [_frame(pkt, ends, mtu) for pkt in _evaluate(expr, values)]
 

@@ -89,3 +89,34 @@ def test_run_ipv6_refuses_a_pkt_script(tmp_path: Path) -> None:
     run = _run("--ipv6", "-o", str(tmp_path / "r"), str(pkt))
     assert run.returncode == 2, run.stdout + run.stderr
     assert "--ipv6 is for YAML scenarios" in run.stderr
+
+
+def test_run_ipv6_on_a_directory_leaves_its_relay_scenarios_out(tmp_path: Path) -> None:
+    # `netemu run --ipv6 scenarios/` runs the endpoint scenarios there, each relay one
+    # left out with a note (named on its own, a relay scenario is refused: above)
+    d = tmp_path / "d"
+    d.mkdir()
+    (d / "relay.yaml").write_text((ROOT / "scenarios" / "relay_lost_fin.yaml").read_text())
+    (d / "x.pkt").write_text("0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n")
+    run = _run("--ipv6", "-o", str(tmp_path / "r"), str(d))
+    assert "left out: " in run.stderr and "relay mode runs over IPv4 only" in run.stderr
+    assert "x.pkt: --ipv6 is for YAML scenarios" in run.stderr
+    # every file left out: no pass from nothing
+    assert run.returncode == 2, run.stdout + run.stderr
+    assert "nothing to run: every file was left out" in run.stderr
+
+
+def test_a_scapy_inject_on_an_ipv6_connection_is_refused_when_loaded(tmp_path: Path) -> None:
+    # scapy's expression builds IPv4 only: a load error at file:line:col, not a step
+    # that can never pass (and `netemu validate` says so before any run)
+    from netemu.scenario.loader import ScenarioError, load_scenario_text
+
+    text = (
+        "name: s\nfamily: ipv6\npeer: kernel\nsteps:\n  - peer: {listen: 8080}\n"
+        "  - connect: 8080\n  - inject: {scapy: \"IP(dst=peer_ip)/TCP(flags='R')\"}\n"
+    )
+    with pytest.raises(ScenarioError) as info:
+        load_scenario_text(text, "s.yaml")
+    assert str(info.value).startswith("s.yaml:7:")
+    assert "{scapy: …} builds IPv4 frames only, and this connection is IPv6" in str(info.value)
+    assert "inject: inject:" not in str(info.value)
