@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import bisect
 import os
+from collections import deque
 from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Any
 
@@ -153,7 +154,10 @@ class _Inferrer:
         self.out = Inference()
         self._pending: dict[str, tuple[float, str, str, list[str], bool]] = {}
         # segments sent, not yet taken as received: (segment, earliest delivery time)
-        self.queue: dict[str, list[tuple[SegmentView, float]]] = {"client": [], "server": []}
+        self.queue: dict[str, deque[tuple[SegmentView, float]]] = {
+            "client": deque(),
+            "server": deque(),
+        }
         self.sends: dict[str, list[int]] = {"client": [], "server": []}
         for i, v in enumerate(segs):
             self.sends[self._sender(v).role].append(i)
@@ -170,21 +174,7 @@ class _Inferrer:
         if self.roles_how and self.segs:
             self._note(self.mono[0], f"roles inferred: {self.roles_how}")
         for i, v in enumerate(self.segs):
-            s = self._sender(v)
-            r = self._other(s)
-            tv = self.mono[i]
-            # What this segment acks was received before it was sent.
-            q = self.queue[s.role]
-            while q and (_seg_len(q[0][0]) == 0 or _acks(v, q[0][0])):
-                h, t0 = q.pop(0)
-                self._deliver(s, h, t0)
-            self._trust_ack(s, v, tv)
-            self._sent(s, r, v, tv)
-            self._flush()
-            self._settle(s, i, tv)
-            if not v.dropped and (r.state == TIME_WAIT or not dropped_unread(v.tcp)):
-                self.queue[r.role].append((v, tv))
-                self._settle(r, i, tv)
+            self._step(v, i, self.mono[i])
         for side in (self.client, self.server):  # nothing later says otherwise
             for h, t0 in self.queue[side.role]:
                 self._deliver(side, h, t0)
@@ -206,14 +196,36 @@ class _Inferrer:
             self._fin_received(s, cause, t, inferred=True)
             self._flush()
 
+    def _step(self, v: SegmentView, i: int, tv: float) -> None:
+        """Segment ``v`` (index ``i``, at time ``tv`` in file order): its sender sent
+        it, and received what it acks; its receiver gets it once settled."""
+        s = self._sender(v)
+        r = self._other(s)
+        # What this segment acks was received before it was sent.
+        q = self.queue[s.role]
+        while q and (_seg_len(q[0][0]) == 0 or _acks(v, q[0][0])):
+            h, t0 = q.popleft()
+            self._deliver(s, h, t0)
+        self._trust_ack(s, v, tv)
+        self._sent(s, r, v, tv)
+        self._flush()
+        self._settle(s, i, tv)
+        if not v.dropped and (r.state == TIME_WAIT or not dropped_unread(v.tcp)):
+            self.queue[r.role].append((v, tv))
+            self._settle(r, i, tv)
+
+    def _next_send(self, r: _Side, i: int) -> SegmentView | None:
+        """r's next segment after index ``i``, or None."""
+        sends = self.sends[r.role]
+        k = bisect.bisect_right(sends, i)
+        return self.segs[sends[k]] if k < len(sends) else None
+
     def _settle(self, r: _Side, i: int, now: float) -> None:
         """Deliver r's queued segments unless r's next segment after index i shows (by
         its ack) that it had not received them yet (crossing segments: a simultaneous
         close seen from one end)."""
         q = self.queue[r.role]
-        sends = self.sends[r.role]
-        k = bisect.bisect_right(sends, i)
-        nxt = self.segs[sends[k]] if k < len(sends) else None
+        nxt = self._next_send(r, i)
         while q:
             h, t0 = q[0]
             if (
@@ -222,7 +234,7 @@ class _Inferrer:
                 and (not _acks(nxt, h) if nxt.tcp.flags & ACK else nxt.tcp.flags & SYN)
             ):
                 return  # r's next segment was sent before h arrived (a SYN acks nothing)
-            q.pop(0)
+            q.popleft()
             self._deliver(r, h, max(t0, now))
 
     def _deliver(self, r: _Side, v: SegmentView, t: float) -> None:

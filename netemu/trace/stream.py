@@ -22,13 +22,12 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from ..tcp.arrivals import dropped_unread
 from ..wire import ACK, SYN
 from ..wire.tcp import TcpSegment, parse_options
 from .analysis import Analyzer
 from .conv import Conversation, Endpoint, SegmentView, ep_str, parse_tcp
 from .decap import LINKTYPE_ETHERNET, as_ethernet, decode_link
-from .infer import TIME_WAIT, Inference, _acks, _Inferrer, _seg_len, _Side
+from .infer import Inference, _Inferrer, _Side
 from .pcap_read import CapturedPacket
 from .record import FrameRecord, NoteRecord, StateRecord
 
@@ -104,7 +103,7 @@ class StreamInferrer(_Inferrer):
         self.same = client == server
         self.out = Inference()
         self._pending = {}
-        self.queue = {"client": deque(), "server": deque()}  # type: ignore[dict-item]
+        self.queue = {"client": deque(), "server": deque()}
         self.held: dict[str, deque[tuple[SegmentView, float]]] = {
             "client": deque(),
             "server": deque(),
@@ -149,37 +148,11 @@ class StreamInferrer(_Inferrer):
             order.popleft()
             nexts[s_role] = nxt_s
             nexts[r_role] = nxt_r
-            self._step(v, t)
+            self._step(v, 0, t)
 
-    def _step(self, v: SegmentView, tv: float) -> None:
-        """``_Inferrer.run``'s loop body for one segment."""
-        s = self._sender(v)
-        r = self._other(s)
-        q = self.queue[s.role]
-        while q and (_seg_len(q[0][0]) == 0 or _acks(v, q[0][0])):
-            h, t0 = q.popleft()  # type: ignore[attr-defined]
-            self._deliver(s, h, t0)
-        self._trust_ack(s, v, tv)
-        self._sent(s, r, v, tv)
-        self._flush()
-        self._settle(s, 0, tv)
-        if not v.dropped and (r.state == TIME_WAIT or not dropped_unread(v.tcp)):
-            self.queue[r.role].append((v, tv))
-            self._settle(r, 0, tv)
-
-    def _settle(self, r: _Side, i: int, now: float) -> None:
-        q = self.queue[r.role]
-        nxt = self.nexts.get(r.role)
-        while q:
-            h, t0 = q[0]
-            if (
-                _seg_len(h)
-                and nxt is not None
-                and (not _acks(nxt, h) if nxt.tcp.flags & ACK else nxt.tcp.flags & SYN)
-            ):
-                return
-            q.popleft()  # type: ignore[attr-defined]
-            self._deliver(r, h, max(t0, now))
+    def _next_send(self, r: _Side, i: int) -> SegmentView | None:
+        """r's next segment, as ``_take`` found it (no index: read as they come)."""
+        return self.nexts.get(r.role)
 
     def watermark(self, latest: float) -> float:
         """No record made from now on is earlier than this."""
