@@ -90,10 +90,6 @@ class Analysis:
     sack: tuple[tuple[int, int], ...] = ()  # relative to the receiver's ISN, as ack is
     dsack: bool = False  # the first block reports a duplicate (RFC 2883)
 
-    def __iter__(self) -> Iterator[str]:
-        """Its marks (what a reader of ``v.analysis`` as a list of words gets)."""
-        return iter(self.marks)
-
     def tags(self) -> list[str]:
         """Short tags for the arrow: "retrans", "dup ack #2", "sack 1449-2897"."""
         hidden = {_IMPLIED[m] for m in self.marks if m in _IMPLIED}

@@ -50,15 +50,12 @@ def seg_marks(v: SegmentView) -> list[str]:
     mark = v.mark
     if mark:
         marks.extend(m.strip() for m in str(mark).split(",") if m.strip())
-    analysis = getattr(v, "analysis", None) or getattr(v.frame, "analysis", None)
-    if isinstance(analysis, str):
-        analysis = [analysis]
-    for m in analysis or ():
-        if str(m) not in marks:
-            marks.append(str(m))
     # What is a retransmission is Wireshark's rule (the analysis runs over every row
     # drawn), not netemu's broader flag (any sequence space sent before, which an
     # out-of-order segment or a keep-alive also is).
+    for m in v.analysis.marks if v.analysis is not None else ():
+        if m not in marks:
+            marks.append(m)
     return marks
 
 

@@ -28,12 +28,6 @@ def left_behind(runid: str) -> list[str]:
     return left + [line for line in ps.splitlines() if f"netemu-{runid}" in line]
 
 
-@pytest.fixture(autouse=True)
-def _needs_root():
-    if os.geteuid() != 0:
-        pytest.skip("needs root")
-
-
 @pytest.mark.parametrize(
     "settings, message",
     [

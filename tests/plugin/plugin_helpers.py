@@ -38,3 +38,10 @@ def netemu_files(d: Path) -> None:
     shutil.copy(scripts / "common" / "set_sysctls.sh", d / "common" / "set_sysctls.sh")
     (d / "docker-compose.yml").write_text("services:\n  web:\n    image: nginx\n")
     (d / "ci.yaml").write_text("on: push\njobs:\n  test:\n    runs-on: ubuntu-latest\n")
+
+
+def not_root(monkeypatch) -> None:
+    """As if pytest ran without root (netemu's environment check reads geteuid)."""
+    import os
+
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)

@@ -4,14 +4,13 @@ collection error, the skip off root and the failure under CI, and items under xd
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from plugin_helpers import FAILING, PLUGIN, ROOT, netemu_files
+from plugin_helpers import FAILING, PLUGIN, ROOT, netemu_files, not_root
 
 # Imported once here: pytester's in-process runs drop the modules a run imported (about
 # a second of loaders and run layer each time).
@@ -125,13 +124,9 @@ def test_a_load_error_is_a_one_line_collection_error(run, pytester: pytest.Pytes
     assert "Traceback" not in result.stdout.str()
 
 
-def _not_root(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(os, "geteuid", lambda: 1000)
-
-
 def test_off_root_an_item_is_skipped_with_the_reason(run, pytester, monkeypatch):
     netemu_files(pytester.path / "net")
-    _not_root(monkeypatch)
+    not_root(monkeypatch)
     monkeypatch.delenv("CI", raising=False)
     result = run("-rs", "net")
     result.assert_outcomes(skipped=2)
@@ -140,7 +135,7 @@ def test_off_root_an_item_is_skipped_with_the_reason(run, pytester, monkeypatch)
 
 def test_under_ci_an_environment_problem_fails(run, pytester, monkeypatch):
     netemu_files(pytester.path / "net")
-    _not_root(monkeypatch)
+    not_root(monkeypatch)
     monkeypatch.setenv("CI", "true")
     result = run("net/handshake.yaml")
     result.assert_outcomes(failed=1)

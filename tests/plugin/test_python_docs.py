@@ -5,11 +5,10 @@ under CI, and shards that split a suite without overlap."""
 
 from __future__ import annotations
 
-import os
 import re
 
 import pytest
-from plugin_helpers import ROOT
+from plugin_helpers import ROOT, not_root
 
 DOC = ROOT / "docs" / "python.md"
 
@@ -53,13 +52,9 @@ def test_a_failed_step_is_reported_with_the_tests_line_and_the_ladder(run, pytes
     assert re.search(r"^run directory: out/", text, re.M)
 
 
-def _not_root(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(os, "geteuid", lambda: 1000)
-
-
 def test_off_root_the_fixture_skips_and_under_ci_fails(run, pytester, monkeypatch):
     pytester.makepyfile(test_doc=doc_example())
-    _not_root(monkeypatch)
+    not_root(monkeypatch)
     monkeypatch.delenv("CI", raising=False)
     result = run("-rs", "test_doc.py")
     result.assert_outcomes(skipped=1)
