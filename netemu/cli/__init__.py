@@ -205,7 +205,9 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
         "--ipv6",
         action="store_true",
         help="run each YAML endpoint scenario over IPv6 (its top-level `family: ipv6`; "
-        "2001:2::1 ⇄ 2001:2::2)",
+        "2001:2::1 ⇄ 2001:2::2, a 1520-byte link so that MSS stays 1460); relay "
+        "scenarios and .pkt scripts found in a directory are left out with a note, "
+        "named on their own they are refused",
     )
     _add_jobs(run)
     pkt = run.add_argument_group("packetdrill scripts (.pkt; docs/packetdrill.md)")
