@@ -2,12 +2,14 @@
 packetdrill's, script by script.
 
 Every ``*.pkt`` under DIR (recursively, sorted as packetdrill's ``run_all.py`` sorts
-them) that runs over IPv4 is run
+them) that runs over the IP version ``--ip-version`` names (ipv4 by default; ipv6,
+ipv4-mapped-ipv6) is run
 
 - by netemu, in this process, one after another: ``load_pkt(path, argv)`` with
-  ``argv`` the arguments ``run_all.py`` gives packetdrill for IPv4 (``IPV4_ARGS``),
-  then ``run_pkt`` in a fresh lab. A ``PktError`` from the loader makes the script
-  *unsupported* (a verdict of fail, with a short reason: ``classify``);
+  ``argv`` the arguments ``run_all.py`` gives packetdrill for that version
+  (``IPV4_ARGS``, ``IPV6_ARGS``, ``MAPPED_ARGS``), then ``run_pkt`` in a fresh lab. A
+  ``PktError`` from the loader makes the script *unsupported* (a verdict of fail, with
+  a short reason: ``classify``);
 - with ``--packetdrill PATH``, by packetdrill with the same arguments, each in a
   throw-away network namespace (``unshare -n``, ``lo`` up, as ``in_netns.sh`` does),
   cwd the script's folder. packetdrill's scripts assume cubic, which ``defaults.sh``
@@ -15,15 +17,16 @@ them) that runs over IPv4 is run
   bbr"), so an LD_PRELOAD shim (``cubic_shim.c``, compiled with ``cc`` on first use
   into ``$XDG_CACHE_HOME/netemu``) sets it on every new TCP socket instead.
 
-IPv4 set: ``run_all.py`` runs a script over IPv4 unless its name ends in ``v6.pkt``;
-a script whose own options say ``--ip_version=ipv6`` is left out too.
+Which scripts, as run_all.py's CmdsTests: over IPv4 and IPv4-mapped IPv6, all but
+those whose name ends in ``v6.pkt`` (and those whose own options say
+``--ip_version=ipv6``); over IPv6, all but those whose name ends in ``v4.pkt``.
 
 Both sides run on a copy of DIR in a temporary folder (so no script writes into the
 suite): a file that holds nothing but the relative path of another (a symlink checked
 out as text, e.g. ``tcp/common/defaults.sh`` in a snapshot without symlinks) becomes
 that symlink again there, else every init line running it would fail (``pkt_stage``).
 
-``--json`` prints one object: ``scripts``, ``netemu_pass``, ``packetdrill_pass``,
+``--json`` prints one object: ``ip_version``, ``scripts``, ``netemu_pass``, ``packetdrill_pass``,
 ``agree``, ``agree_pct``, ``netemu_only_pass``, ``packetdrill_only_pass``,
 ``unsupported`` (short reason of the first problem -> scripts), ``netemu_wall_s``,
 ``packetdrill_wall_s`` (each side's sum of per-script wall time, process start and
@@ -71,6 +74,40 @@ IPV4_ARGS: tuple[str, ...] = (
     "CMSG_TYPE_RECVERR=IP_RECVERR",
 )
 
+# run_all.py's CmdTestIPv6 and CmdTestIPv4Mappedv6.
+IPV6_ARGS: tuple[str, ...] = (
+    "--send_omit_free",
+    "--ip_version=ipv6",
+    "--mtu=1520",
+    "--local_ip=fd3d:0a0b:17d6::1",
+    "--gateway_ip=fd3d:0a0b:17d6:8888::1",
+    "--remote_ip=fd3d:fa7b:d17d::1",
+    "-D",
+    "TFO_COOKIE=c1d1e9742a47a9bc",
+    "-D",
+    "CMSG_LEVEL_IP=SOL_IPV6",
+    "-D",
+    "CMSG_TYPE_RECVERR=IPV6_RECVERR",
+)
+MAPPED_ARGS: tuple[str, ...] = (
+    "--send_omit_free",
+    "--ip_version=ipv4-mapped-ipv6",
+    "--local_ip=192.168.0.1",
+    "--gateway_ip=192.168.0.1",
+    "--netmask_ip=255.255.0.0",
+    "--remote_ip=192.0.2.1",
+    "-D",
+    "TFO_COOKIE=3021b9d889017eeb",
+    "-D",
+    "CODE=host_unreachable",
+    "-D",
+    "CMSG_LEVEL_IP=SOL_IPV6",
+    "-D",
+    "CMSG_TYPE_RECVERR=IPV6_RECVERR",
+)
+VARIANT_ARGS = {"ipv4": IPV4_ARGS, "ipv6": IPV6_ARGS, "ipv4-mapped-ipv6": MAPPED_ARGS}
+VARIANT_NAMES = {"ipv4": "IPv4", "ipv6": "IPv6", "ipv4-mapped-ipv6": "IPv4-mapped IPv6"}
+
 DEFAULT_TIMEOUT = 60.0
 SHIM_SOURCE = Path(__file__).with_name("cubic_shim.c")
 KEYS = (
@@ -111,6 +148,12 @@ def ipv4_argv() -> list[str]:
     return list(IPV4_ARGS)
 
 
+def variant_argv(version: str) -> list[str]:
+    """packetdrill's command line for a run over ``version`` (ipv4, ipv6,
+    ipv4-mapped-ipv6), as run_all.py builds it (no script)."""
+    return list(VARIANT_ARGS[version])
+
+
 # --- which scripts ---------------------------------------------------------------------
 
 
@@ -140,10 +183,21 @@ def is_ipv6_only(path: Path, text: str | None = None) -> bool:
 
 def select_ipv4(paths: list[Path]) -> tuple[list[Path], list[Path]]:
     """(the scripts that run over IPv4, the IPv6-only ones left out)."""
+    return select(paths, "ipv4")
+
+
+def select(paths: list[Path], version: str) -> tuple[list[Path], list[Path]]:
+    """(the scripts that run over ``version``, those left out), as run_all.py's
+    CmdsTests: a name ending in ``v6.pkt`` (or a script whose own option line says
+    ``--ip_version=ipv6``) runs over IPv6 only, one ending in ``v4.pkt`` over IPv4 and
+    IPv4-mapped IPv6 only."""
     keep: list[Path] = []
     out: list[Path] = []
     for p in paths:
-        (out if is_ipv6_only(p) else keep).append(p)
+        if version == "ipv6":
+            (out if p.name.endswith("v4.pkt") else keep).append(p)
+        else:
+            (out if is_ipv6_only(p) else keep).append(p)
     return keep, out
 
 
@@ -450,10 +504,12 @@ def render(r: dict[str, Any], excluded: int = 0) -> str:
             f"{_short(x['netemu_reason'])}".rstrip()
         )
     n = r["scripts"]
-    left_out = f"; {excluded} IPv6-only left out" if excluded else ""
+    version = r.get("ip_version", "ipv4")
+    only = "IPv4" if version == "ipv6" else "IPv6"
+    left_out = f"; {excluded} {only}-only left out" if excluded else ""
     out.append("")
     out.append(
-        f"{n} scripts (IPv4{left_out}): netemu passes {r['netemu_pass']}, "
+        f"{n} scripts ({VARIANT_NAMES[version]}{left_out}): netemu passes {r['netemu_pass']}, "
         f"{sum(1 for x in rows if x['netemu'] == 'unsupported')} unsupported, "
         f"{r['netemu_wall_s']:.1f} s"
     )
@@ -482,7 +538,8 @@ def render(r: dict[str, Any], excluded: int = 0) -> str:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """pkt-suite's arguments, on `netemu bench`'s parser (--json is bench's own)."""
     g = parser.add_argument_group(
-        "pkt-suite (netemu bench pkt-suite DIR [--packetdrill PATH] [--json] [--filter SUBSTR] "
+        "pkt-suite (netemu bench pkt-suite DIR [--packetdrill PATH] [--json] [--ip-version V] "
+        "[--filter SUBSTR] "
         "[--timeout S] [--keep DIR]; root)"
     )
     g.add_argument(
@@ -496,6 +553,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="PATH",
         help="pkt-suite: also run this packetdrill binary on every script; run: time it on "
         "a trivial .pkt beside `netemu run` (packetdrill_ms, ratio)",
+    )
+    g.add_argument(
+        "--ip-version",
+        choices=tuple(VARIANT_ARGS),
+        default="ipv4",
+        help="pkt-suite: run every script over this IP version, with the arguments "
+        "packetdrill's run_all.py gives it (default ipv4)",
     )
     g.add_argument(
         "--filter",
@@ -537,13 +601,13 @@ def prepare(args: argparse.Namespace) -> tuple[Path, list[Path], list[Path], str
         root = root.parent
     if not scripts:
         raise SuiteError(f"{args.suite_dir}: no .pkt scripts under it", 2)
-    keep, left_out = select_ipv4(scripts)
+    keep, left_out = select(scripts, args.ip_version)
     if args.filter:
         keep = [p for p in keep if args.filter in p.relative_to(root).as_posix()]
         left_out = [p for p in left_out if args.filter in p.relative_to(root).as_posix()]
     if not keep:
         raise SuiteError(
-            f"{args.suite_dir}: no IPv4 .pkt script"
+            f"{args.suite_dir}: no .pkt script that runs over {VARIANT_NAMES[args.ip_version]}"
             + (f" matching {args.filter!r}" if args.filter else ""),
             2,
         )
@@ -578,7 +642,7 @@ def main(args: argparse.Namespace) -> int:
         print(f"netemu bench pkt-suite: {e}", file=sys.stderr)
         return e.status
     keep = Path(args.keep).resolve() if args.keep else None
-    argv = ipv4_argv()
+    argv = variant_argv(args.ip_version)
     names = [p.relative_to(root).as_posix() for p in scripts]
     staging = Path(tempfile.mkdtemp(prefix="netemu-pkt-suite-"))
     try:
@@ -615,7 +679,7 @@ def main(args: argparse.Namespace) -> int:
                 )
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    result = summarize(names, netemu, packetdrill)
+    result = {"ip_version": args.ip_version, **summarize(names, netemu, packetdrill)}
     if keep is not None:
         keep.mkdir(parents=True, exist_ok=True)
         (keep / "suite.json").write_text(json.dumps(result, indent=2) + "\n")

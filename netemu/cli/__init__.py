@@ -99,10 +99,19 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
 # flag, help). Those that change nothing in netemu say so.
 _SAME = "accepted; changes nothing in netemu"
 PKT_OPTIONS: list[tuple[str, str, str]] = [
-    ("ip_version", "V", "ipv4 (ipv6 and ipv4-mapped-ipv6: not supported yet, exit 2)"),
+    (
+        "ip_version",
+        "V",
+        "ipv4 (default), ipv6 (the lab's 2001:2::/64; give --mtu=1520 as packetdrill's "
+        "run_all.py does) or ipv4-mapped-ipv6 (AF_INET6 sockets, IPv4 on the wire)",
+    ),
     ("local_ip", "IP", "the kernel's address as the script names it (mapped onto the lab's)"),
     ("remote_ip", "IP", "the remote address as the script names it (mapped onto netemu's)"),
-    ("gateway_ip", "IP", _SAME + " (the lab has no gateway)"),
+    (
+        "gateway_ip",
+        "IP",
+        "the gateway as the script's shell commands name it (mapped onto netemu's)",
+    ),
     (
         "netmask_ip",
         "IP",
@@ -204,9 +213,10 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     run.add_argument(
         "--ipv6",
         action="store_true",
-        help="run each YAML endpoint scenario over IPv6 (its top-level `family: ipv6`; "
-        "2001:2::1 ⇄ 2001:2::2, a 1520-byte link so that MSS stays 1460); relay "
-        "scenarios and .pkt scripts found in a directory are left out with a note, "
+        help="run each endpoint scenario over IPv6 (its top-level `family: ipv6`; "
+        "2001:2::1 ⇄ 2001:2::2, a 1520-byte link so that MSS stays 1460) and each .pkt "
+        "script too (--ip_version=ipv6 --mtu=1520, as packetdrill's run_all.py); relay "
+        "scenarios and *v4.pkt scripts found in a directory are left out with a note, "
         "named on their own they are refused",
     )
     _add_jobs(run)

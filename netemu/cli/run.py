@@ -132,14 +132,10 @@ def _load_one(
     f: Path, args: argparse.Namespace, overrides: dict[str, float], loaded: Loaded
 ) -> None:
     ipv6 = getattr(args, "ipv6", False)
-    if ipv6 and f.suffix == ".pkt":
-        raise NotForThisRun(
-            f"{f}: --ipv6 is for YAML scenarios (packetdrill scripts run over IPv4 only, for now)"
-        )
     if f.suffix == ".pkt":  # packetdrill scripts: netemu/pkt (docs/packetdrill.md)
         from ..pkt import load_pkt  # for .pkt files only: ~25 ms of imports
 
-        script = load_pkt(f, pkt_argv(args))
+        script = load_pkt(f, pkt_argv(args) + (_pkt_ipv6_argv(f, args) if ipv6 else []))
         if script.dry_run:  # packetdrill's --dry_run: parsed and checked only
             print(f"{f}: ok (--dry_run: not run)")
         else:
@@ -153,6 +149,18 @@ def _load_one(
             raise NotForThisRun(f"{f}: --ipv6: relay mode runs over IPv4 only (not bridged yet)")
         sc = sc.as_ipv6()
     loaded.runs.append(Run("yaml", sc, _yaml_start(sc, overrides)))
+
+
+def _pkt_ipv6_argv(f: Path, args: argparse.Namespace) -> list[str]:
+    """``--ipv6`` on a .pkt script: packetdrill's ``--ip_version=ipv6`` with run_all.py's
+    ``--mtu=1520`` (unless ``--mtu`` is given), so the kernel's MSS stays 1460. A
+    script named ``*v4.pkt`` is IPv4-only (run_all.py's rule)."""
+    given = getattr(args, "pd_ip_version", None)
+    if given not in (None, "ipv6"):
+        raise UsageProblem(f"--ipv6 and --ip_version={given} disagree")
+    if f.name.endswith("v4.pkt"):
+        raise NotForThisRun(f"{f}: --ipv6: an IPv4-only script (its name ends in v4.pkt)")
+    return ["--ip_version=ipv6"] + ([] if getattr(args, "pd_mtu", None) else ["--mtu=1520"])
 
 
 def load_all(files: list[Path], args: argparse.Namespace, overrides: dict[str, float]) -> Loaded:

@@ -37,12 +37,19 @@ class ScriptAddresses(Protocol):
 
     local_ip: str
     remote_ip: str
-    netmask_ip: str
+
+    @property
+    def local_net(self) -> ipaddress.IPv4Network | ipaddress.IPv6Network: ...
 
 
 class LabAddresses(Protocol):
-    peer_ip: str
-    emu_ip: str
+    """The run's addresses on the wire (``addrs.RunAddresses``)."""
+
+    @property
+    def peer(self) -> str: ...
+
+    @property
+    def emu(self) -> str: ...
 
 
 @dataclass
@@ -83,7 +90,12 @@ async def run_command(
     return CommandResult(proc.popen.returncode, (out or b"").decode(errors="replace"))
 
 
-_IPV4 = re.compile(r"(?<![\w.])(\d{1,3}(?:\.\d{1,3}){3})(?![\w.])")
+# An IPv4 address, or an IPv6 one (hex groups and colons, at least two colons; with a
+# dotted tail): candidates, each checked by ``ipaddress``.
+_ADDRESS = re.compile(
+    r"(?<![\w.:])(\d{1,3}(?:\.\d{1,3}){3}"
+    r"|(?=[0-9A-Fa-f:]*:[0-9A-Fa-f]*:)[0-9A-Fa-f:]{2,39}(?:\.\d{1,3}){0,3})(?![\w.:])"
+)
 
 
 def map_addresses(text: str, sc: ScriptAddresses, lab: LabAddresses) -> str:
@@ -92,27 +104,25 @@ def map_addresses(text: str, sc: ScriptAddresses, lab: LabAddresses) -> str:
     local subnet (a gateway: packetdrill routes the remote address through one) are
     netemu's, the lab's only neighbour. ``ip route change 192.0.2.1 via 192.168.0.2 dev
     tun0 advmss 600`` thus changes the lab's route to netemu (a host route the lab adds
-    for .pkt runs, as packetdrill adds one for its remote address)."""
-    local, remote = sc.local_ip, sc.remote_ip
-    try:
-        net = ipaddress.ip_network(f"{local}/{sc.netmask_ip}", strict=False)
-    except ValueError:
-        net = None
+    for .pkt runs, as packetdrill adds one for its remote address); over IPv6 as well
+    (``ip -6 route change 2001:db8::1 via fd3d:fa7b:d17d:8888:: dev tun0``), the
+    addresses compared as addresses, not as text."""
+    local, remote = ipaddress.ip_address(sc.local_ip), ipaddress.ip_address(sc.remote_ip)
+    net = sc.local_net
 
     def one(m: re.Match[str]) -> str:
         a = m.group(1)
-        if a == local:
-            return str(lab.peer_ip)
-        if a == remote:
-            return str(lab.emu_ip)
         try:
-            if net is not None and ipaddress.ip_address(a) in net:
-                return str(lab.emu_ip)
+            ip = ipaddress.ip_address(a)
         except ValueError:
-            pass
+            return a
+        if ip == local:
+            return str(lab.peer)
+        if ip == remote or (ip.version == net.version and ip in net):
+            return str(lab.emu)
         return a
 
-    return _IPV4.sub(one, text)
+    return _ADDRESS.sub(one, text)
 
 
 _CODE_CONSTANTS: dict[str, int] | None = None

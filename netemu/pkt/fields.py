@@ -65,6 +65,27 @@ _ICMP_UNREACH_CODES = {
     "precedence_violation": 14,
     "precedence_cutoff": 15,
 }
+# ICMPv6 (RFC 4443), packetdrill's names (icmp_packet.c, icmpv6_types): a v6 run's ICMP
+# lines use these; each type's codes by its own table.
+_ICMP6_TYPES = {
+    "unreachable": 1,
+    "packet_too_big": 2,
+    "time_exceeded": 3,
+    "parameter_problem": 4,
+    "echo_request": 128,
+    "echo_reply": 129,
+}
+_ICMP6_CODES: dict[str, dict[str, int]] = {
+    "unreachable": {
+        "no_route": 0,
+        "admin_prohibited": 1,
+        "not_neighbour": 2,
+        "address_unreachable": 3,
+        "port_unreachable": 4,
+    },
+    "time_exceeded": {"exceeded_hop_limit": 0, "exceeded_frag_time": 1},
+    "parameter_problem": {"header_field": 0, "unknown_next_header": 1, "unknown_option": 2},
+}
 _OPT_NAMES: dict[type, str] = {
     NopOption: "nop",
     EolOption: "eol",
@@ -82,14 +103,17 @@ def _numbered(word: str, what: str) -> int | None:
     return int(w) if w.isdigit() else None
 
 
-def icmp_type(word: str) -> int | None:
-    """An ICMP type by packetdrill's name or number; None: unknown."""
-    return _ICMP_TYPES.get(word, _numbered(word, "type"))
+def icmp_type(word: str, six: bool = False) -> int | None:
+    """An ICMP type (ICMPv6's with ``six``) by packetdrill's name or number; None:
+    unknown."""
+    return (_ICMP6_TYPES if six else _ICMP_TYPES).get(word, _numbered(word, "type"))
 
 
-def icmp_code(word: str) -> int | None:
-    """An ICMP code (of "unreachable") by packetdrill's name or number; None: unknown."""
-    return _ICMP_UNREACH_CODES.get(word, _numbered(word, "code"))
+def icmp_code(word: str, type_word: str = "", six: bool = False) -> int | None:
+    """An ICMP code by packetdrill's name or number; None: unknown. IPv4: the
+    "unreachable" codes; ICMPv6: the codes of ``type_word``'s own table."""
+    table = _ICMP6_CODES.get(type_word, {}) if six else _ICMP_UNREACH_CODES
+    return table.get(word, _numbered(word, "code"))
 
 
 def script_option(

@@ -28,8 +28,10 @@ from typing import TYPE_CHECKING, Protocol
 
 from ..wire import TcpSegment
 from ..wire.checksum import internet_checksum, mod_ffff, pseudo_header_sum
-from ..wire.ethernet import ETHERTYPE_IPV4, eth_header
+from ..wire.ethernet import ETHERTYPE_IPV4, ETHERTYPE_IPV6, eth_header
+from ..wire.icmp6 import Icmp6
 from ..wire.ipv4 import IPv4Packet
+from ..wire.ipv6 import IPv6Packet
 from ..wire.tcp import (
     ACK,
     EOL,
@@ -50,6 +52,7 @@ from .tfo import CookieMap
 
 if TYPE_CHECKING:
     from ..lab.core import Lab
+    from .addrs import RunAddresses
 
 
 class SendingHost(RawHost, Protocol):
@@ -71,6 +74,7 @@ class Inbound:
     def __init__(
         self,
         lab: Lab,
+        addrs: RunAddresses,
         host: SendingHost,
         conns: ConnTable,
         cookies: CookieMap,
@@ -79,6 +83,8 @@ class Inbound:
         mss: int | None,
     ) -> None:
         self.lab = lab
+        self.addrs = addrs
+        self.ip_len = 40 if addrs.six else 20  # the IP header netemu writes
         self.host = host
         self.conns = conns
         self.cookies = cookies
@@ -102,23 +108,30 @@ class Inbound:
         with any option, IP fields, ICMP quoting the connection's segment, UDP; one
         larger than the link's MTU goes as a GSO frame (second item: its header
         length), as packetdrill's tun takes it."""
-        lab = self.lab
+        lab, addrs = self.lab, self.addrs
         bind_port = self.conns.bind_port
         if pkt.proto == "icmp":
             frame = self._icmp_frame(pkt)
         elif pkt.proto == "udp":
             conn = self.conns.for_inbound()
-            udp = struct.pack(
-                "!HHHH", pkt.src_port or conn.emu_port, pkt.dst_port or bind_port, 8 + pkt.length, 0
+            sport, dport, n = (
+                pkt.src_port or conn.emu_port,
+                pkt.dst_port or bind_port,
+                8 + pkt.length,
             )
+            # The checksum over the pseudo-header: optional in IPv4, required in IPv6
+            # (RFC 8200 §8.1: a zero one is dropped); the payload is zeros.
+            s = mod_ffff(pseudo_header_sum(addrs.emu, addrs.peer, 17, n) + sport + dport + n)
+            csum = (0xFFFF - s) or 0xFFFF
+            udp = struct.pack("!HHHH", sport, dport, n, csum)
             frame = self._ip_frame(pkt, 17, udp + bytes(pkt.length))
         else:
             conn = self.conns.for_inbound()
             seg = self._segment(pkt, conn)
-            tcp = seg.emit(lab.emu_ip, lab.peer_ip)
+            tcp = seg.emit(addrs.emu, addrs.peer)
             frame = self._ip_frame(pkt, 6, tcp)
             if len(frame) - 14 > lab.mtu:
-                return frame, 14 + 20 + (len(tcp) - len(seg.payload))
+                return frame, 14 + self.ip_len + (len(tcp) - len(seg.payload))
         if len(frame) - 14 > lab.mtu:
             raise EventFailed(
                 f"a {len(frame) - 14}-byte {pkt.proto} packet is larger than "
@@ -152,7 +165,9 @@ class Inbound:
         )
 
     def _ip_frame(self, pkt: PacketSpec, proto: int, payload: bytes) -> bytes:
-        tos, ttl = 0, 64
+        """``payload`` in an IP header from netemu to the kernel: the script's TOS (IPv6:
+        traffic class), ECN codepoint, TTL (hop limit) and IPv6 flow label."""
+        tos, ttl, flow = 0, 64, 0
         ip = pkt.ip
         if ip is not None:
             if ip.tos is not None:
@@ -161,65 +176,85 @@ class Inbound:
                 tos = (tos & ~3) | ECN_BITS[ip.ecn]
             if ip.ttl is not None:
                 ttl = ip.ttl
+            flow = ip.flowlabel or 0
+        a = self.addrs
+        mac = eth_header(
+            self.lab.peer_mac, self.host.mac, ETHERTYPE_IPV6 if a.six else ETHERTYPE_IPV4
+        )
+        if a.six:
+            hdr6 = IPv6Packet(
+                a.emu, a.peer, proto, hop_limit=ttl, traffic_class=tos, flow_label=flow
+            )
+            return mac + hdr6.header(len(payload)) + payload
         hdr = IPv4Packet(
-            self.lab.emu_ip,
-            self.lab.peer_ip,
-            proto,
-            tos=tos,
-            ttl=ttl,
-            identification=self.rng.getrandbits(16),
+            a.emu, a.peer, proto, tos=tos, ttl=ttl, identification=self.rng.getrandbits(16)
         ).header(len(payload))
-        return eth_header(self.lab.peer_mac, self.host.mac, ETHERTYPE_IPV4) + hdr + payload
+        return mac + hdr + payload
 
     def _icmp_frame(self, pkt: PacketSpec) -> bytes:
-        """packetdrill's ICMP: the message quotes an IPv4 header and the first 8 bytes
-        of the TCP header of a segment the kernel sent on the connection under test
-        (ports, and the sequence number the script gives, in the kernel's space)."""
+        """packetdrill's ICMP (ICMPv6 over IPv6: icmp_packet.c): the message quotes an IP
+        header and the first 8 bytes of the TCP header of a segment the kernel sent on
+        the connection under test (ports, and the sequence number the script gives, in
+        the kernel's space)."""
         ic = pkt.icmp
         assert ic is not None
-        itype = icmp_type(ic.type)
+        a = self.addrs
+        itype = icmp_type(ic.type, a.six)
         if itype is None:
-            raise EventFailed(f"unknown ICMP type {ic.type!r}")
+            raise EventFailed(f"unknown {'ICMPv6' if a.six else 'ICMP'} type {ic.type!r}")
         code = 0
         if ic.code is not None:
-            named = icmp_code(ic.code)
+            named = icmp_code(ic.code, ic.type, a.six)
             if named is None:
                 raise EventFailed(
-                    f"unknown ICMP code {ic.code!r} (a -D {ic.code}=... define is missing?)"
+                    f"unknown {'ICMPv6' if a.six else 'ICMP'} code {ic.code!r} for "
+                    f"{ic.type!r} (a -D {ic.code}=... define is missing?)"
                 )
             code = named
-        rest = struct.pack("!HH", 0, ic.mtu or 0) if ic.mtu is not None else bytes(4)
+        if a.six:  # packet too big: a 32-bit MTU (RFC 4443 §3.2)
+            rest = struct.pack("!I", ic.mtu or 0)
+        else:  # fragmentation needed: a 16-bit next-hop MTU (RFC 1191)
+            rest = struct.pack("!HH", 0, ic.mtu or 0) if ic.mtu is not None else bytes(4)
         quoted = b""
         if ic.echoed in ("tcp", None):  # nothing bracketed: packetdrill quotes [0:0(0)]
             conn = self.conns.for_inbound()
             seq = ((ic.start or 0) + (conn.kernel_off or 0)) & MASK
-            inner = IPv4Packet(self.lab.peer_ip, self.lab.emu_ip, 6, ttl=0, flags=0)
-            quoted = inner.header(20 + (ic.length or 0)) + struct.pack(
+            quoted = self._quoted_ip(6, 20 + (ic.length or 0)) + struct.pack(
                 "!HHI", conn.kernel_port or self.conns.bind_port, conn.emu_port, seq
             )
         elif ic.echoed == "udp":
-            inner = IPv4Packet(self.lab.peer_ip, self.lab.emu_ip, 17, ttl=0, flags=0)
-            quoted = inner.header(8 + (ic.length or 0)) + bytes(8)
-        body = bytes((itype, code)) + b"\0\0" + rest + quoted
+            quoted = self._quoted_ip(17, 8 + (ic.length or 0)) + bytes(8)
+        body = rest + quoted
         if ic.echoed == "raw":  # packetdrill: no quote, the message padded to N bytes
-            body = body.ljust(ic.length or 0, b"\0")
-        csum = internet_checksum(body)
-        body = body[:2] + struct.pack("!H", csum) + body[4:]
-        return self._ip_frame(pkt, 1, body)
+            body = body.ljust(max(0, (ic.length or 0) - 4), b"\0")
+        if a.six:
+            return self._ip_frame(pkt, 58, Icmp6(itype, code, body).emit(a.emu, a.peer))
+        msg = bytes((itype, code)) + b"\0\0" + body
+        msg = msg[:2] + struct.pack("!H", internet_checksum(msg)) + msg[4:]
+        return self._ip_frame(pkt, 1, msg)
+
+    def _quoted_ip(self, proto: int, length: int) -> bytes:
+        """The IP header an ICMP message quotes: the kernel's packet to netemu, with the
+        zero TTL (hop limit) packetdrill writes."""
+        a = self.addrs
+        if a.six:
+            return IPv6Packet(a.peer, a.emu, proto, hop_limit=0).header(length)
+        return IPv4Packet(a.peer, a.emu, proto, ttl=0, flags=0).header(length)
 
     def _send_gso(self, frame: bytes, hdr_len: int) -> None:
         """One TCP frame longer than the MTU, as a GSO frame (``PACKET_VNET_HDR``): the
         peer's kernel takes it as one large segment, as from packetdrill's tun."""
         if self._gso_sock is None:
             self._gso_sock = self.lab.run_in_emu(_open_gso_socket, self.lab.emu_ifindex)
-        mss = self.mss or (self.lab.mtu - 40)
-        # virtio_net_hdr: flags NEEDS_CSUM, gso_type TCPV4, hdr_len, gso_size,
-        # csum_start (the TCP header), csum_offset (its checksum field).
-        vnet = struct.pack("=BBHHHH", 1, 1, hdr_len, mss, 14 + 20, 16)
+        start = 14 + self.ip_len  # the TCP header
+        mss = self.mss or (self.lab.mtu - self.ip_len - 20)
+        # virtio_net_hdr: flags NEEDS_CSUM, gso_type TCPV4 (1) or TCPV6 (4), hdr_len,
+        # gso_size, csum_start (the TCP header), csum_offset (its checksum field).
+        vnet = struct.pack("=BBHHHH", 1, 4 if self.addrs.six else 1, hdr_len, mss, start, 16)
         # NEEDS_CSUM: the checksum field holds the pseudo-header's sum, not inverted.
-        tcp_len = len(frame) - 34
-        partial = mod_ffff(pseudo_header_sum(self.lab.emu_ip, self.lab.peer_ip, 6, tcp_len))
-        frame = frame[: 34 + 16] + struct.pack("!H", partial) + frame[34 + 18 :]
+        tcp_len = len(frame) - start
+        partial = mod_ffff(pseudo_header_sum(self.addrs.emu, self.addrs.peer, 6, tcp_len))
+        frame = frame[: start + 16] + struct.pack("!H", partial) + frame[start + 18 :]
         self._gso_sock.send(vnet + frame)
         self.host.trace.frame("out", frame, "injected", t=self.host.now())
 

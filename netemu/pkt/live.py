@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import errno as _errno
 import fcntl
+import ipaddress
 import os
 import select
 import socket
@@ -103,6 +104,7 @@ class LiveKernel:
         self,
         *,
         new_socket: Any,
+        family: int = socket.AF_INET,
         local_ip: str,
         remote_ip: str,
         script_local: str = "192.168.0.1",
@@ -113,6 +115,9 @@ class LiveKernel:
         cwd: str = ".",
     ) -> None:
         self.new_socket = new_socket  # (family, type, proto) -> socket in the peer netns
+        # The script's family (``...`` as socket()'s domain); its sockets' addresses
+        # (IPv4-mapped ones for packetdrill's ipv4-mapped-ipv6: pkt.addrs).
+        self.family = family
         self.local_ip = local_ip
         self.remote_ip = remote_ip
         self.script_local = script_local
@@ -152,17 +157,34 @@ class LiveKernel:
         return live
 
     def _map_ip(self, ip: str) -> str:
-        if ip == self.script_local:
-            return self.local_ip
-        if ip == self.script_remote:
-            return self.remote_ip
+        """A script's address as the lab's: its local and remote ones (written as given
+        or IPv4-mapped), others as written."""
+        try:
+            a = ipaddress.ip_address(ip)
+        except ValueError:
+            return ip
+        if isinstance(a, ipaddress.IPv6Address) and a.ipv4_mapped is not None:
+            a = a.ipv4_mapped
+        for script, live in (
+            (self.script_local, self.local_ip),
+            (self.script_remote, self.remote_ip),
+        ):
+            if a == ipaddress.ip_address(script):
+                return live
         return ip
 
-    def sockaddr(self, v: Any, *, local: bool) -> tuple[str, int]:
+    def sockaddr(
+        self, v: Any, *, local: bool, sock: socket.socket | None = None
+    ) -> tuple[str, int]:
+        """A script's sockaddr (``...``: packetdrill's local or remote address and port)
+        for ``sock``: an ``AF_INET`` socket of an IPv4-mapped run takes the plain IPv4
+        address."""
         if v is ... or v is None:
-            return (self.local_ip, self.bind_port) if local else (self.remote_ip, self.connect_port)
-        if isinstance(v, dict):
-            port: Any = v.get("sin_port", v.get("sin6_port", ...))
+            ip, port = (
+                (self.local_ip, self.bind_port) if local else (self.remote_ip, self.connect_port)
+            )
+        elif isinstance(v, dict):
+            p: Any = v.get("sin_port", v.get("sin6_port", ...))
             addr = v.get("sin_addr", v.get("sin6_addr", ...))
             dport = self.bind_port if local else self.connect_port
             ip = (
@@ -170,8 +192,12 @@ class LiveKernel:
                 if addr is ...
                 else self._map_ip(str(addr))
             )
-            return ip, dport if port is ... else int(port)
-        raise ScriptValueError(f"cannot use {v!r} as a socket address")
+            port = dport if p is ... else int(p)
+        else:
+            raise ScriptValueError(f"cannot use {v!r} as a socket address")
+        if sock is not None and sock.family == socket.AF_INET and ip.startswith("::ffff:"):
+            ip = ip.removeprefix("::ffff:")
+        return ip, port
 
     def add(self, script_fd: int, obj: Any, kind: str, *, cloexec: bool = False, **kw: Any) -> Fd:
         """A new live fd for ``script_fd``. Python opens every fd close-on-exec; the
@@ -232,8 +258,8 @@ class LiveKernel:
 
     # ------------------------------------------------------------------ sockets
     def do_socket(self, sc: Syscall, a: list[Any], want: Any, res: Result) -> int:
-        # ``...`` for the domain: the script's address family (IPv4 here).
-        family = socket.AF_INET if a[0] is ... else _i(a[0], "socket() domain")
+        # ``...`` for the domain: the script's address family (--ip_version's).
+        family = self.family if a[0] is ... else _i(a[0], "socket() domain")
         stype, proto = _i(a[1], "socket() type"), _i(a[2], "socket() protocol")
         s = self.new_socket(family, stype, proto)
         if self.congestion and (stype & 0xF) == socket.SOCK_STREAM:
@@ -248,7 +274,7 @@ class LiveKernel:
 
     def do_bind(self, sc: Syscall, a: list[Any], want: Any, res: Result) -> int:
         f = self.fd(a[0])
-        addr = self.sockaddr(a[1], local=True)
+        addr = self.sockaddr(a[1], local=True, sock=self.sock(a[0]))
         self.sock(a[0]).bind(addr)
         f.port = addr[1]
         return 0
@@ -276,7 +302,7 @@ class LiveKernel:
         s = self.sock(a[0])
         if isinstance(a[1], int):  # a bare family: connect(fd, AF_UNSPEC, ...) disconnects
             return libc.connect_family(s.fileno(), a[1])
-        addr = self.sockaddr(a[1], local=False)
+        addr = self.sockaddr(a[1], local=False, sock=s)
         res.peer = addr
         try:
             s.connect(addr)
@@ -359,7 +385,7 @@ class LiveKernel:
         if len(a) > 4 and isinstance(a[4], int):  # a bare family (AF_UNSPEC): as written
             return libc.sendto_family(f.fileno, n, flags, a[4])
         if len(a) > 4 and a[4] is not None:  # `...`: packetdrill's remote address
-            addr = self.sockaddr(a[4], local=False)
+            addr = self.sockaddr(a[4], local=False, sock=s)
             res.peer = addr
             try:
                 return s.sendto(payload_bytes(a[1], n), flags, addr)
@@ -411,7 +437,7 @@ class LiveKernel:
         name = msg.get("msg_name", ...)
         addr = None
         if isinstance(name, dict) or flags & SYMBOLS["MSG_FASTOPEN"]:
-            addr = self.sockaddr(name, local=False)
+            addr = self.sockaddr(name, local=False, sock=s)
         buffers = [bytes(n) for n in lens]
         if addr is not None:
             return s.sendmsg(buffers, anc, flags, addr)

@@ -8,6 +8,7 @@ whose ``errors`` lists every problem as ``file:line:col: message``.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import shlex
 from dataclasses import dataclass, field
@@ -57,7 +58,6 @@ IGNORED_OPTIONS = (
     "debug",
     "send_omit_free",
     "speed",
-    "gateway_ip",
     "is_anyip",
     "tcp_ts_ecr_scaled",
 )
@@ -87,9 +87,15 @@ class PktScript:
     tolerance_percent: float = 12.5
     bind_port: int = 8080
     connect_port: int = 8080
-    local_ip: str = "192.168.0.1"  # packetdrill's addresses, mapped onto the lab's
+    # "ipv4", "ipv6" (the wire and the sockets IPv6) or "ipv4-mapped-ipv6" (AF_INET6
+    # sockets, IPv4 on the wire), as packetdrill's --ip_version.
+    ip_version: str = "ipv4"
+    # packetdrill's addresses, mapped onto the lab's; with --ip_version=ipv6 and none
+    # given, packetdrill's IPv6 defaults (config.c): ``finish_addresses``.
+    local_ip: str = "192.168.0.1"
     remote_ip: str = "192.0.2.1"
     netmask_ip: str = "255.255.0.0"
+    gateway_ip: str | None = None
     mtu: int = 1500
     mss: int | None = None
     tcp_ts_tick_usecs: int = 0
@@ -102,6 +108,20 @@ class PktScript:
     sysctls: dict[str, str] = field(default_factory=dict)  # from shell includes, statically
     congestion: str | None = None  # tcp_congestion_control a shell include sets
     includes: list[str] = field(default_factory=list)  # files the commands name
+    given: set[str] = field(default_factory=set)  # the address options set
+
+    @property
+    def six(self) -> bool:
+        """The wire is IPv6 (``--ip_version=ipv6``)."""
+        return self.ip_version == "ipv6"
+
+    @property
+    def local_net(self) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+        """The script's local subnet: ``--netmask_ip`` for IPv4, packetdrill's /48
+        (DEFAULT_V6_LIVE_PREFIX_LEN) for IPv6."""
+        if self.six:
+            return ipaddress.IPv6Network(f"{self.local_ip}/48", strict=False)
+        return ipaddress.IPv4Network(f"{self.local_ip}/{self.netmask_ip}", strict=False)
 
     @property
     def name(self) -> str:
@@ -197,20 +217,61 @@ def _option(sc: PktScript, name: str, value: str, file: str, line: int, col: int
                 col,
                 f"--ip_version={v}: unknown (packetdrill's are ipv4, ipv6, ipv4-mapped-ipv6)",
             )
-        if v != "ipv4":
-            raise PktError(
-                file, line, col, f"--ip_version={v}: IPv6 is not supported yet (ipv4 only)"
-            )
-    elif name in ("local_ip", "remote_ip"):
-        if ":" in str(v):
-            raise PktError(file, line, col, f"--{name}={v}: IPv6 is not supported yet")
-        setattr(sc, name, str(v))
+        sc.ip_version = str(v)
+    elif name in ("local_ip", "remote_ip", "gateway_ip", "netmask_ip"):
+        try:
+            ip = ipaddress.ip_address(str(v).split("/", 1)[0])
+        except ValueError:
+            raise PktError(file, line, col, f"--{name}={v}: not an IP address") from None
+        if name == "netmask_ip" and ip.version != 4:
+            raise PktError(file, line, col, f"--{name}={v}: an IPv4 netmask (a.b.c.d)")
+        setattr(sc, name, str(ip))
+        sc.given.add(name)
     elif name == "non_fatal":
         sc.non_fatal = tuple(x for x in str(v).split(",") if x)
     elif name == "init_scripts":
         sc.init_scripts = tuple(x for x in str(v).split(",") if x)
     else:
         setattr(sc, name, v)
+
+
+# packetdrill's IPv6 defaults (config.c, set_ipv6_defaults): the local address in a
+# unique local /48 (packetdrill picks a random host in it), the remote one from the
+# documentation prefix, a gateway in the local /48.
+V6_DEFAULTS = {
+    "local_ip": "fd3d:fa7b:d17d::1",
+    "remote_ip": "2001:db8::1",
+    "gateway_ip": "fd3d:fa7b:d17d:8888::",
+}
+
+
+def _finish_addresses(sc: PktScript, final: dict[str, tuple[str, str, int, int]]) -> list[PktError]:
+    """The addresses of the script's IP version: packetdrill's IPv6 defaults for those
+    not given, and every given one of that version (packetdrill: "bad IPv6 address")."""
+    errors = []
+    want = 6 if sc.six else 4
+    for name in ("local_ip", "remote_ip", "gateway_ip"):
+        if name not in sc.given:
+            if sc.six:
+                setattr(sc, name, V6_DEFAULTS[name])
+            continue
+        v = getattr(sc, name)
+        if ipaddress.ip_address(v).version != want:
+            _, where, line, col = final[name]
+            errors.append(
+                PktError(
+                    where,
+                    line,
+                    col,
+                    f"--{name}={v}: not an IPv{want} address (--ip_version={sc.ip_version})",
+                )
+            )
+    if sc.six and sc.mtu < 1280:
+        _, where, line, col = final.get("mtu", ("", "<command line>", 0, 0))
+        errors.append(
+            PktError(where, line, col, f"--mtu={sc.mtu}: IPv6 needs at least 1280 (RFC 8200)")
+        )
+    return errors
 
 
 def split_args(argv: list[str]) -> tuple[list[tuple[str, str]], dict[str, str], list[str]]:
@@ -345,6 +406,7 @@ def check(
             _option(sc, name, v, where, line, col)
         except PktError as e:
             errors.append(e)
+    errors.extend(_finish_addresses(sc, final))
     # packetdrill's cleanup command: a command with no time after the last event, run
     # at the end whether the script passed or failed (run.c, run_cleanup_command).
     last = script.events[-1] if script.events else None

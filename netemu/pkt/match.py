@@ -42,7 +42,9 @@ from .packet_parser import FLAG_BITS
 from .state import MASK, Conn
 from .tfo import CookieMap
 
-IpFields = tuple[int, int]  # (tos, ttl) of the IP header a segment came in
+# (TOS or traffic class, TTL or hop limit, IPv6 flow label or 0) of the IP header a
+# segment came in
+IpFields = tuple[int, int, int]
 _ECN_NAMES = {0: "noecn", 1: "ect1", 2: "ect0", 3: "ce"}
 
 
@@ -97,7 +99,7 @@ def ip_mismatch(pkt: PacketSpec, got: IpFields | None) -> str | None:
     ip = pkt.ip
     if got is None or ip is None:
         return None
-    tos, ttl = got
+    tos, ttl, _flow = got
     if ip.ecn is not None:
         have = tos & 3
         ok = have in (1, 2) if ip.ecn == "ect01" else have == ECN_BITS[ip.ecn]
@@ -109,6 +111,30 @@ def ip_mismatch(pkt: PacketSpec, got: IpFields | None) -> str | None:
         return f"live packet field ip tos: expected: {ip.tos:#x} vs actual: {tos:#x}"
     if ip.ttl is not None and ttl != ip.ttl:
         return f"live packet field ip ttl: expected: {ip.ttl} vs actual: {ttl}"
+    return None
+
+
+def flowlabel_mismatch(pkt: PacketSpec, got: IpFields | None, conn: Conn) -> str | None:
+    """packetdrill's flow label check (run_packet.c, verify_outbound_live_ipv6_flowlabel):
+    the kernel picks its labels, so a script's label names one: the same label in the
+    script, the same live one; a new label in the script, a new live one."""
+    want = pkt.ip.flowlabel if pkt.ip is not None else None
+    if not want or got is None:
+        return None
+    live = got[2]
+    if not live:
+        return "flowlabel unmarked in the live packet"
+    if conn.flowlabels is None:
+        conn.flowlabels = (want, live)
+        return None
+    script0, live0 = conn.flowlabels
+    if want != script0:
+        if live == live0:
+            return "expected a different flowlabel but got the same"
+        conn.flowlabels = (want, live)
+        return None
+    if live != live0:
+        return f"inconsistent flowlabels for this packet: expected: {live0:#x} vs actual: {live:#x}"
     return None
 
 

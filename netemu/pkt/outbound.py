@@ -26,7 +26,7 @@ from ..wire import TcpSegment, parse_frame
 from ..wire.tcp import SYN
 from .clock import ScriptClock, when_text
 from .fields import icmp_code, icmp_type
-from .match import IpFields, Matcher, continues, ip_mismatch, learn_ts
+from .match import IpFields, Matcher, continues, flowlabel_mismatch, ip_mismatch, learn_ts
 from .model import Event, PacketSpec
 from .state import Conn, ConnTable, EventFailed
 
@@ -64,7 +64,7 @@ class Outbound:
         self.strict_segments = strict_segments  # one script packet, one segment
         self.non_fatal = non_fatal  # --non_fatal=packet: a mismatch is a warning
         self.stamps: dict[int, float] | None = None  # the link's kernel receive times
-        self._ip_of: dict[int, IpFields] = {}  # id(segment) -> (tos, ttl)
+        self._ip_of: dict[int, IpFields] = {}  # id(segment) -> (tos, ttl, flow label)
         self._other_cursor = 0  # next trace frame for a > udp / > icmp packet
         self._frame_evt = asyncio.Event()
 
@@ -95,7 +95,16 @@ class Outbound:
             except ValueError:
                 continue
             seg = fr.tcp
-            if seg is None or fr.ip is None or fr.ip.src != self.peer_ip:
+            if seg is None:
+                continue
+            ip, ip6 = fr.ip, fr.ip6
+            if ip is not None:
+                if ip.src != self.peer_ip:
+                    continue
+                fields = (ip.tos, ip.ttl, 0)
+            elif ip6 is not None and ip6.src == self.peer_ip:
+                fields = (ip6.traffic_class, ip6.hop_limit, ip6.flow_label)
+            else:
                 continue
             if seg.dst_port != conn.emu_port:
                 continue
@@ -110,24 +119,26 @@ class Outbound:
             if conn.kernel_port is None:
                 conn.kernel_port = seg.src_port
             conn.cursor = i
-            self._ip_of[id(seg)] = (fr.ip.tos, fr.ip.ttl)
+            self._ip_of[id(seg)] = fields
             return seg, self._frame_time(f)
         conn.cursor = i
         return None
 
     def _take_other(self, proto: int) -> tuple[bytes, float] | None:
+        """The kernel's next frame of ``proto`` (17 UDP, 1 ICMP; over IPv6, 58 ICMPv6):
+        its IP payload and its script time."""
         frames = self.trace.frames
         i = self._other_cursor
         while i < len(frames):
             f = frames[i]
             i += 1
-            if f.direction != "in" or len(f.data) < 34 or f.data[12:14] != b"\x08\x00":
+            if f.direction != "in":
                 continue
-            ihl = (f.data[14] & 0xF) * 4
-            if f.data[23] != proto or socket.inet_ntoa(f.data[26:30]) != self.peer_ip:
+            body = _ip_payload(f.data, proto, self.peer_ip)
+            if body is None:
                 continue
             self._other_cursor = i
-            return f.data[14 + ihl :], self._frame_time(f)
+            return body, self._frame_time(f)
         self._other_cursor = i
         return None
 
@@ -192,7 +203,8 @@ class Outbound:
             conn.kernel_syn = pkt.start if seg.flags & SYN else 0
         segs, why = await self._gather(pkt, conn, seg, deadline)
         if why is None and pkt.ip is not None:
-            why = ip_mismatch(pkt, self._ip_of.get(id(seg)))
+            got_ip = self._ip_of.get(id(seg))
+            why = ip_mismatch(pkt, got_ip) or flowlabel_mismatch(pkt, got_ip, conn)
         learn_ts(pkt, seg, conn)
         for s in segs:
             ts = s.timestamp
@@ -253,7 +265,8 @@ class Outbound:
         """A ``> udp (N)`` or ``> icmp ...`` packet: the next such frame from the kernel
         (its payload length, its ICMP type and code), at its time."""
         deadline = self._deadline(end, tol, checked, 0.05 if self.clock.strict else self.grace)
-        proto = 17 if pkt.proto == "udp" else 1
+        six = ":" in self.peer_ip
+        proto = 17 if pkt.proto == "udp" else 58 if six else 1
         got = await self._wait(lambda: self._take_other(proto), deadline)
         if got is None:
             raise EventFailed(
@@ -273,8 +286,10 @@ class Outbound:
                 )
         else:
             ic = pkt.icmp
-            want_type = icmp_type(ic.type) if ic else None
-            want_code = icmp_code(ic.code) if ic is not None and ic.code is not None else None
+            want_type = icmp_type(ic.type, six) if ic else None
+            want_code = (
+                icmp_code(ic.code, ic.type, six) if ic is not None and ic.code is not None else None
+            )
             if (want_type is not None and body[0] != want_type) or (
                 want_code is not None and body[1] != want_code
             ):
@@ -296,3 +311,20 @@ class Outbound:
             self.trace.notes.append(NoteRecord(time.monotonic(), msg.splitlines()[0], "note"))
             return
         raise EventFailed(text)
+
+
+def _ip_payload(data: bytes, proto: int, src: str) -> bytes | None:
+    """The IP payload of an Ethernet frame from ``src`` carrying ``proto`` (IPv4, or
+    IPv6 with no extension headers: what the kernel sends here), else None."""
+    if len(data) >= 34 and data[12:14] == b"\x08\x00":
+        ihl = (data[14] & 0xF) * 4
+        if data[23] == proto and socket.inet_ntoa(data[26:30]) == src:
+            return data[14 + ihl :]
+    elif (
+        len(data) >= 54
+        and data[12:14] == b"\x86\xdd"
+        and data[20] == proto
+        and socket.inet_ntop(socket.AF_INET6, data[22:38]) == src
+    ):
+        return data[54:]
+    return None

@@ -38,6 +38,7 @@ from ..run.result import StepFailed, StepResult
 from ..run.steps import StepLoop
 from ..trace.record import NoteRecord, Trace
 from ..wire import TcpSegment
+from .addrs import RunAddresses
 from .clock import ScriptClock
 from .commands import run_code_blocks, run_command, tcp_info
 from .inbound import Inbound, SendingHost
@@ -80,6 +81,7 @@ class PktRunner(StepLoop[Event]):
         *,
         lab: Lab,
         host: RunHost,
+        addrs: RunAddresses | None = None,
         kernel: LiveKernel | None = None,
         strict_timing: bool = False,
         tolerance_usecs: int | None = None,
@@ -91,6 +93,8 @@ class PktRunner(StepLoop[Event]):
         self.script = loaded.script
         self.lab = lab
         self.host = host
+        # The wire's addresses (IPv4 unless the script's --ip_version says otherwise).
+        self.addrs = addrs = addrs or RunAddresses.for_lab(lab, loaded.ip_version)
         self.trace: Trace = host.trace
         self.kernel = kernel  # LiveKernel: the script's real system calls
         self.notes: list[str] = []
@@ -106,21 +110,21 @@ class PktRunner(StepLoop[Event]):
         self.conns = ConnTable(
             host,
             Hooks().attach(host),
-            lab.peer_ip,
+            addrs.peer,
             rng,
             bind_port=loaded.bind_port,
             connect_port=loaded.connect_port,
         )
         self.cookies = CookieMap(
             (loaded.remote_ip, loaded.local_ip),
-            (lab.emu_ip, lab.peer_ip),
+            (addrs.emu, addrs.peer),
             self._sysctl_tfo_key,
             self._listener_tfo_key,
         )
-        self.inbound = Inbound(lab, host, self.conns, self.cookies, rng, mss=loaded.mss)
+        self.inbound = Inbound(lab, addrs, host, self.conns, self.cookies, rng, mss=loaded.mss)
         self.outbound = Outbound(
             self.trace,
-            lab.peer_ip,
+            addrs.peer,
             self.conns,
             self.clock,
             Matcher(self.cookies, self.clock, loaded.tcp_ts_tick_usecs),
@@ -362,7 +366,7 @@ class PktRunner(StepLoop[Event]):
     # ------------------------------------------------------------------ shell and code
     async def _command(self, text: str) -> None:
         out = await run_command(
-            self.lab, text, Path(self.script.path).parent, addresses=(self.loaded, self.lab)
+            self.lab, text, Path(self.script.path).parent, addresses=(self.loaded, self.addrs)
         )
         if out.output.strip():
             for line in out.output.strip().splitlines()[-5:]:

@@ -20,6 +20,7 @@ from ..run.result import OnStep, Outcome, StepResult
 from ..run.rundir import Progress, write_run_dir
 from ..trace.record import Trace
 from ..wire.frame import warm_decoders
+from .addrs import RunAddresses
 from .commands import CommandResult, run_command
 from .load import PktScript
 from .model import Command
@@ -92,14 +93,20 @@ class PktRun:
         self.punctuality: dict[str, Any] | None = None
         self.late: str | None = None  # netemu's own lateness failed the run
         self.error: str | None = None
+        self._addrs: RunAddresses | None = None  # once the lab is up
 
     async def run(self, progress: Progress, write: bool) -> Outcome:
         sc = self.sc
         passed = False
         with Lab(
-            congestion=sc.congestion, peer_ifname="tun0", peer_tx_offload=True, mtu=sc.mtu
+            congestion=sc.congestion,
+            peer_ifname="tun0",
+            peer_tx_offload=True,
+            mtu=sc.mtu,
+            ipv6=sc.six,
         ) as lab:
-            trace = Trace(emulator_ip=lab.emu_ip, peer_ip=lab.peer_ip)
+            self._addrs = addrs = RunAddresses.for_lab(lab, sc.ip_version)
+            trace = Trace(emulator_ip=addrs.emu, peer_ip=addrs.peer)
             progress.trace = trace
             passed = await self._in_lab(lab, trace)
             self.notes = [*lab.notes, *self.notes]
@@ -137,6 +144,12 @@ class PktRun:
             extra=self._extra(self.notes, self.timing, self.phases, more),
         )
         return Outcome(sc, passed, self.run_dir, report, ladder)
+
+    @property
+    def addrs(self) -> RunAddresses:
+        """The run's addresses (the lab is up)."""
+        assert self._addrs is not None
+        return self._addrs
 
     def _punctuality(self) -> dict[str, Any]:
         return {} if self.punctuality is None else {"punctuality": self.punctuality}
@@ -178,11 +191,15 @@ class PktRun:
         # Plain sockets, no packet rings: a script moves a handful of segments, and the
         # rings' set-up and teardown cost ~60 ms (as in the YAML runner, docs/lab.md).
         host = await Host(
-            lab.open_link(tx_ring=0, rx_ring=0), lab.emu_ip, lab.emu_mac, trace=trace
+            lab.open_link(tx_ring=0, rx_ring=0),
+            lab.emu_ip,
+            lab.emu_mac,
+            trace=trace,
+            ip6=lab.emu_ip6,
         ).start()
         passed = False
         try:
-            await host.resolve(lab.peer_ip)
+            await host.resolve(self.addrs.peer)
             ok = await self._init(lab)
             if lab.cc_per_socket:
                 trace.notes.append(NoteRecord(time.monotonic(), lab.notes[-1], "note"))
@@ -197,7 +214,7 @@ class PktRun:
     async def _command(self, lab: Lab, res: StepResult, text: str, what: str) -> CommandResult:
         """Run a command step: ``res`` passes or fails with "``what`` exited with status N"
         and the output's last line."""
-        out = await run_command(lab, text, self.cwd, addresses=(self.sc, lab))
+        out = await run_command(lab, text, self.cwd, addresses=(self.sc, self.addrs))
         res.status = "pass" if out.returncode == 0 else "fail"
         if out.returncode != 0:
             res.message = f"{what} exited with status {out.returncode}" + (
@@ -220,7 +237,10 @@ class PktRun:
             if isinstance(ev.action, Command)
         ]
         if any("route" in t for t in texts):
-            await run_command(lab, f"ip -4 route add {lab.emu_ip}/32 dev tun0", self.cwd)
+            six = "-6" if self.addrs.six else "-4"
+            await run_command(
+                lab, f"ip {six} route add {self.addrs.host_prefix} dev tun0", self.cwd
+            )
         inits = [
             *((x, f"--init_scripts {x}", shlex.quote(x), 0) for x in sc.init_scripts),
             *(
@@ -247,8 +267,9 @@ class PktRun:
         sc = self.sc
         kernel = LiveKernel(
             new_socket=lambda f, t, p: _peer_socket(lab, f, t, p),
-            local_ip=lab.peer_ip,
-            remote_ip=lab.emu_ip,
+            family=self.addrs.sock_family,
+            local_ip=self.addrs.sock_local,
+            remote_ip=self.addrs.sock_remote,
             script_local=sc.local_ip,
             script_remote=sc.remote_ip,
             bind_port=sc.bind_port,
@@ -259,6 +280,7 @@ class PktRun:
         runner = self.runner = PktRunner(
             sc,
             lab=lab,
+            addrs=self.addrs,
             host=host,
             kernel=kernel,
             on_step=self.on_step,
@@ -277,7 +299,7 @@ class PktRun:
             runner.flush_reports()
             # sock_diag is not polled during a .pkt run: its socket lock delays the
             # kernel under test
-            infer_peer_states(trace, lab.peer_ip)
+            infer_peer_states(trace, self.addrs.peer)
         cleanup = None
         ev = sc.cleanup
         if ev is not None and isinstance(ev.action, Command):

@@ -58,6 +58,8 @@ class Conn:
     ts_map: dict[int, int] = field(default_factory=dict)  # script TS val -> live TS val
     first_ts: tuple[int, int] | None = None  # (script, live) of the first mapped TS val
     last_live_ts: int | None = None
+    # packetdrill's flow label map (IPv6): (script's, kernel's) of the last one checked.
+    flowlabels: tuple[int, int] | None = None
     syn_off: int | None = None  # our_off for SYNs: live = script seq + syn_off
     passive: bool = False  # opened by netemu's SYN (the kernel listened)
 

@@ -194,6 +194,12 @@ SYMBOLS: dict[str, int] = {
     "IPV6_TCLASS": 67,
     "IPV6_MTU_DISCOVER": 23,
     "IPV6_V6ONLY": 26,
+    "IPV6_MTU": 24,
+    "IPV6_HOPLIMIT": 52,
+    "IPV6_UNICAST_HOPS": 16,
+    "IPV6_FLOWINFO_SEND": 33,
+    "IPV6_FLOWLABEL_MGR": 32,
+    "IPV6_AUTOFLOWLABEL": 70,
     # IPPROTO_TCP options
     "TCP_NODELAY": 1,
     "TCP_MAXSEG": 2,

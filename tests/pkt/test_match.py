@@ -13,7 +13,8 @@ import pytest
 from netemu.pkt.clock import ScriptClock
 from netemu.pkt.commands import map_addresses
 from netemu.pkt.inbound import live_ecr
-from netemu.pkt.match import Matcher, ip_mismatch, learn_ts
+from netemu.pkt.load import load_pkt_text
+from netemu.pkt.match import Matcher, flowlabel_mismatch, ip_mismatch, learn_ts
 from netemu.pkt.model import PacketSpec
 from netemu.pkt.parser import parse_text
 from netemu.pkt.state import Conn, ConnTable, EventFailed
@@ -139,9 +140,28 @@ def test_ts_val_checked_only_with_a_tick():
 
 def test_ip_fields():
     p = pkt("> [ect0] . 1:1(0) ack 1")
-    assert ip_mismatch(p, (2, 64)) is None
-    assert ip_mismatch(p, (1, 64)) == "live packet field ip ecn: expected: ect0 vs actual: ect1"
-    assert ip_mismatch(pkt("> [ect01] . 1:1(0) ack 1"), (1, 64)) is None
+    assert ip_mismatch(p, (2, 64, 0)) is None
+    assert ip_mismatch(p, (1, 64, 0)) == "live packet field ip ecn: expected: ect0 vs actual: ect1"
+    assert ip_mismatch(pkt("> [ect01] . 1:1(0) ack 1"), (1, 64, 0)) is None
+
+
+def test_flowlabels_map_as_packetdrills():
+    """A script's flow label names one of the kernel's: the same script label needs the
+    same live label, a new one a new live one; 0 in the live packet fails."""
+    c = conn()
+    one, two = pkt("> (flowlabel 0x1) . 1:1(0) ack 1"), pkt("> (flowlabel 0x2) . 1:1(0) ack 1")
+    assert flowlabel_mismatch(pkt("> . 1:1(0) ack 1"), (0, 64, 0), c) is None
+    assert flowlabel_mismatch(one, (0, 64, 0), c) == "flowlabel unmarked in the live packet"
+    assert flowlabel_mismatch(one, (0, 64, 0xABCDE), c) is None  # learnt
+    assert flowlabel_mismatch(one, (0, 64, 0xABCDE), c) is None
+    assert flowlabel_mismatch(one, (0, 64, 0x12345), c) == (
+        "inconsistent flowlabels for this packet: expected: 0xabcde vs actual: 0x12345"
+    )
+    assert flowlabel_mismatch(two, (0, 64, 0xABCDE), c) == (
+        "expected a different flowlabel but got the same"
+    )
+    assert flowlabel_mismatch(two, (0, 64, 0x12345), c) is None
+    assert c.flowlabels == (2, 0x12345)
 
 
 def test_fast_open_cookies_follow_the_addresses():
@@ -192,12 +212,33 @@ def test_no_connection_to_expect_on():
     assert table.for_outbound() is c
 
 
+HANDSHAKE_PKT = "0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n+0 close(3) = 0\n"
+
+
 def test_shell_addresses_become_the_labs():
-    sc = SimpleNamespace(local_ip="192.168.0.1", remote_ip="192.0.2.1", netmask_ip="255.255.0.0")
-    lab = SimpleNamespace(peer_ip="10.0.0.2", emu_ip="10.0.0.1")
+    sc = load_pkt_text(HANDSHAKE_PKT, "t.pkt")
+    lab = SimpleNamespace(peer="10.0.0.2", emu="10.0.0.1")
     assert (
         map_addresses(
             "ip route change 192.0.2.1 via 192.168.0.2 dev tun0 src 192.168.0.1 v1.2.3.4", sc, lab
         )
         == "ip route change 10.0.0.1 via 10.0.0.1 dev tun0 src 10.0.0.2 v1.2.3.4"
+    )
+
+
+def test_shell_ipv6_addresses_become_the_labs():
+    """packetdrill's IPv6 defaults (remote 2001:DB8::1, gateway fd3d:fa7b:d17d:8888::0 in
+    the local /48) compared as addresses, however the command spells them; other
+    addresses, other families and words with colons stay as written."""
+    sc = load_pkt_text(HANDSHAKE_PKT, "t.pkt", ["--ip_version=ipv6"])
+    lab = SimpleNamespace(peer="2001:2::2", emu="2001:2::1")
+    assert (
+        map_addresses(
+            "ip -6 route change 2001:DB8::1 via fd3d:fa7b:d17d:8888::0 dev tun0 advmss 600;"
+            " ping -c1 fd3d:fa7b:d17d::1 2001:db9::1 192.0.2.1 a:b 12:30:00",
+            sc,
+            lab,
+        )
+        == "ip -6 route change 2001:2::1 via 2001:2::1 dev tun0 advmss 600;"
+        " ping -c1 2001:2::2 2001:db9::1 192.0.2.1 a:b 12:30:00"
     )

@@ -233,8 +233,24 @@ def test_scheduled_seconds():
         ("--frobnicate=1\n" + HEAD, "1:1", "unknown option --frobnicate (packetdrill's options: "),
         ("--tolerance_usecs=0\n" + HEAD, "1:1", "bad --tolerance_usecs: 0"),
         ("--tolerance_usecs=abc\n" + HEAD, "1:1", "--tolerance_usecs: bad value 'abc'"),
-        ("--ip_version=ipv6\n" + HEAD, "1:1", "--ip_version=ipv6: IPv6 is not supported yet"),
-        ("--local_ip=fd00::1\n" + HEAD, "1:1", "--local_ip=fd00::1: IPv6 is not supported yet"),
+        ("--ip_version=ipv5\n" + HEAD, "1:1", "--ip_version=ipv5: unknown (packetdrill's are"),
+        (
+            "--local_ip=fd00::1\n" + HEAD,
+            "1:1",
+            "--local_ip=fd00::1: not an IPv4 address (--ip_version=ipv4)",
+        ),
+        (
+            "--ip_version=ipv6\n--remote_ip=192.0.2.1\n" + HEAD,
+            "2:1",
+            "--remote_ip=192.0.2.1: not an IPv6 address (--ip_version=ipv6)",
+        ),
+        (
+            "--ip_version=ipv4-mapped-ipv6\n--local_ip=fd00::1\n" + HEAD,
+            "2:1",
+            "--local_ip=fd00::1: not an IPv4 address (--ip_version=ipv4-mapped-ipv6)",
+        ),
+        ("--ip_version=ipv6\n--mtu=1200\n" + HEAD, "2:1", "--mtu=1200: IPv6 needs at least 1280"),
+        ("--gateway_ip=nope\n" + HEAD, "1:1", "--gateway_ip=nope: not an IP address"),
     ],
 )
 def test_errors_point_at_file_line_col(text: str, where: str, message: str):
@@ -246,7 +262,7 @@ def test_errors_point_at_file_line_col(text: str, where: str, message: str):
 def test_all_errors_are_collected():
     with pytest.raises(PktError) as e:
         load_pkt_text(
-            "--ip_version=ipv6\n" + HEAD + "+0 accept4(3, ..., ..., 0) = 4\n"
+            "--ip_version=ipv7\n" + HEAD + "+0 accept4(3, ..., ..., 0) = 4\n"
             "+0 setsockopt(3, SOL_SOCKET, SO_NOPE, [1], 4) = 0\n",
             "t.pkt",
         )
@@ -309,8 +325,30 @@ def test_command_line_options_overwrite_the_scripts():
     )
     assert (sc.tolerance_usecs, sc.bind_port, sc.mtu, sc.mss) == (4000, 8081, 1400, 1000)
     with pytest.raises(PktError) as e:
-        load_pkt_text(HEAD, "t.pkt", ["--ip_version=ipv6"])
-    assert "--ip_version=ipv6: IPv6 is not supported yet" in str(e.value)
+        load_pkt_text(HEAD, "t.pkt", ["--ip_version=ipv6", "--local_ip=10.0.0.1"])
+    assert str(e.value).startswith("<command line>: --local_ip=10.0.0.1: not an IPv6 address")
+
+
+def test_ip_versions_and_packetdrills_ipv6_defaults():
+    """--ip_version as packetdrill's config.c: IPv6 with its defaults (remote
+    2001:DB8::1, local and gateway in fd3d:fa7b:d17d::/48) unless given; the script's own
+    option overwritten by the command line's."""
+    sc = load_pkt_text("--ip_version=ipv6\n" + HEAD, "t.pkt")
+    assert (sc.ip_version, sc.six, sc.remote_ip, sc.gateway_ip) == (
+        "ipv6",
+        True,
+        "2001:db8::1",
+        "fd3d:fa7b:d17d:8888::",
+    )
+    assert str(sc.local_net) == "fd3d:fa7b:d17d::/48"
+    sc = load_pkt_text(
+        "--ip_version=ipv6\n" + HEAD, "t.pkt", ["--remote_ip=FD3D:FA7B:D17D::1", "--mtu=1520"]
+    )
+    assert (sc.remote_ip, sc.local_ip, sc.mtu) == ("fd3d:fa7b:d17d::1", "fd3d:fa7b:d17d::1", 1520)
+    sc = load_pkt_text(HEAD, "t.pkt", ["--ip_version=ipv4-mapped-ipv6"])
+    assert (sc.six, sc.local_ip, sc.remote_ip) == (False, "192.168.0.1", "192.0.2.1")
+    assert str(sc.local_net) == "192.168.0.0/16"
+    assert load_pkt_text("--ip_version=ipv6\n" + HEAD, "t.pkt", ["--ip_version=ipv4"]).six is False
 
 
 def test_defines_from_the_command_line():
@@ -418,12 +456,12 @@ def test_cli_unsupported_exits_2_before_any_lab(tmp_path: Path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.pkt"]  # no runs/
 
 
-def test_cli_ipv6_exits_2_before_any_lab(tmp_path: Path):
+def test_cli_address_of_another_family_exits_2_before_any_lab(tmp_path: Path):
     src = HERE / "scripts" / "passive_handshake.pkt"
-    for opt in ("--ip_version=ipv6", "--ip_version=ipv4-mapped-ipv6", "--local_ip=fd00::1"):
-        out = netemu("run", opt, str(src), cwd=tmp_path)
+    for opts in (["--local_ip=fd00::1"], ["--ip_version=ipv6", "--remote_ip=192.0.2.1"]):
+        out = netemu("run", *opts, str(src), cwd=tmp_path)
         assert out.returncode == 2, out.stdout + out.stderr
-        assert "IPv6 is not supported yet" in out.stderr and opt in out.stderr
+        assert "not an IPv" in out.stderr and opts[-1] in out.stderr
     assert list(tmp_path.iterdir()) == []
 
 

@@ -1,6 +1,6 @@
 """`family: ipv4|ipv6` in the scenario format (top level and per connection), its JSON
-Schema, and `netemu run --ipv6`'s refusals (relay mode, .pkt scripts), which come
-before any lab: no root needed."""
+Schema, and `netemu run --ipv6`'s refusals (relay mode, IPv4-only .pkt scripts), which
+come before any lab: no root needed."""
 
 from __future__ import annotations
 
@@ -84,11 +84,28 @@ def test_run_ipv6_refuses_a_relay_scenario_in_one_line(tmp_path: Path) -> None:
     assert not (tmp_path / "r").exists()
 
 
-def test_run_ipv6_refuses_a_pkt_script(tmp_path: Path) -> None:
+def test_run_ipv6_on_a_pkt_script_is_ip_version_ipv6(tmp_path: Path) -> None:
+    """--ipv6 on a .pkt script is packetdrill's --ip_version=ipv6 with run_all.py's
+    --mtu=1520 (checked by --dry_run, no lab); an IPv4-only name (``*v4.pkt``) and a
+    --ip_version that says otherwise are refused in one line."""
+    from netemu.cli import build_parser
+    from netemu.cli.run import _pkt_ipv6_argv
+
+    args = build_parser().parse_args(["run", "--ipv6", "x.pkt"])
+    assert _pkt_ipv6_argv(Path("x.pkt"), args) == ["--ip_version=ipv6", "--mtu=1520"]
+    args = build_parser().parse_args(["run", "--ipv6", "--mtu=1400", "x.pkt"])
+    assert _pkt_ipv6_argv(Path("x.pkt"), args) == ["--ip_version=ipv6"]
     pkt = next((ROOT / "tests" / "pkt" / "scripts").glob("*.pkt"))
-    run = _run("--ipv6", "-o", str(tmp_path / "r"), str(pkt))
+    run = _run("--ipv6", "--dry_run", "-o", str(tmp_path / "r"), str(pkt))
+    assert run.returncode == 0 and "ok (--dry_run" in run.stdout, run.stdout + run.stderr
+    v4 = tmp_path / "basic-v4.pkt"
+    v4.write_text(pkt.read_text())
+    run = _run("--ipv6", "-o", str(tmp_path / "r"), str(v4))
     assert run.returncode == 2, run.stdout + run.stderr
-    assert "--ipv6 is for YAML scenarios" in run.stderr
+    assert "an IPv4-only script (its name ends in v4.pkt)" in run.stderr
+    run = _run("--ipv6", "--ip_version=ipv4", "-o", str(tmp_path / "r"), str(pkt))
+    assert run.returncode == 2 and "--ipv6 and --ip_version=ipv4 disagree" in run.stderr
+    assert not (tmp_path / "r").exists()
 
 
 def test_run_ipv6_on_a_directory_leaves_its_relay_scenarios_out(tmp_path: Path) -> None:
@@ -97,10 +114,10 @@ def test_run_ipv6_on_a_directory_leaves_its_relay_scenarios_out(tmp_path: Path) 
     d = tmp_path / "d"
     d.mkdir()
     (d / "relay.yaml").write_text((ROOT / "scenarios" / "relay_lost_fin.yaml").read_text())
-    (d / "x.pkt").write_text("0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n")
+    (d / "x-v4.pkt").write_text("0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n")
     run = _run("--ipv6", "-o", str(tmp_path / "r"), str(d))
     assert "left out: " in run.stderr and "relay mode runs over IPv4 only" in run.stderr
-    assert "x.pkt: --ipv6 is for YAML scenarios" in run.stderr
+    assert "x-v4.pkt: --ipv6: an IPv4-only script" in run.stderr
     # every file left out: no pass from nothing
     assert run.returncode == 2, run.stdout + run.stderr
     assert "nothing to run: every file was left out" in run.stderr
