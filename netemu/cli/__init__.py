@@ -213,11 +213,10 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     run.add_argument(
         "--ipv6",
         action="store_true",
-        help="run each endpoint scenario over IPv6 (its top-level `family: ipv6`; "
-        "2001:2::1 ⇄ 2001:2::2, a 1520-byte link so that MSS stays 1460) and each .pkt "
-        "script too (--ip_version=ipv6 --mtu=1520, as packetdrill's run_all.py); relay "
-        "scenarios and *v4.pkt scripts found in a directory are left out with a note, "
-        "named on their own they are refused",
+        help="run each endpoint scenario (`family: ipv6`; 2001:2::1 ⇄ 2001:2::2, a 1520-byte "
+        "link: MSS 1460) and .pkt script (--ip_version=ipv6 --mtu=1520) over IPv6; relay "
+        "scenarios and *v4.pkt scripts in a directory are left out with a note, named "
+        "on their own they are refused",
     )
     _add_jobs(run)
     pkt = run.add_argument_group("packetdrill scripts (.pkt; docs/packetdrill.md)")

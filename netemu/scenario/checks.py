@@ -187,12 +187,6 @@ class Checker:
             conn = getattr(st, "conn", None)
             self.step_peer_and_port(st, at, args, conn)
             self.step_conn(st, at, args, conn)
-            if isinstance(st, Inject) and st.scapy is not None and s.family_of(conn) == "ipv6":
-                self.err(
-                    (*args, "scapy"),
-                    "{scapy: …} builds IPv4 frames only, and this connection is IPv6 "
-                    "(family: ipv6)",
-                )
             if isinstance(st, Inject) and not st.relative:
                 for f in ("seq", "ack"):
                     v = getattr(st, f)

@@ -4,9 +4,10 @@ The expression is the scenario author's Python (checked for syntax at load, in
 ``scenario.segments``), evaluated here when the step runs, in netemu's own process as
 root: trusted code, as a command peer is (``netemu validate`` and ``netemu run`` say
 so). Its names are scapy's layers (``scapy.all``) and the connection's addresses,
-ports and next sequence numbers (``Ends``, ``names``). What it builds must be an IPv4
-packet, or an Ether frame carrying one, that fits the lab's MTU; IP src/dst and the
-Ether addresses it leaves out are the lab's for the step's direction. ``craft`` returns
+ports and next sequence numbers (``Ends``, ``names``). What it builds must be an IP
+packet of the connection's family (``IP(...)`` on IPv4, ``IPv6(...)`` on IPv6), or an
+Ether frame carrying one, that fits the lab's MTU; IP src/dst and the Ether addresses
+it leaves out are the lab's for the step's direction. ``craft`` returns
 the frames; ``inbound_segment`` takes one apart for netemu's endpoint (``dir: in``).
 Every failure is a ``StepFailed`` with a one-line reason.
 
@@ -23,7 +24,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..run.result import StepFailed
 from ..wire import MalformedPacket, TcpSegment
-from ..wire.ethernet import ETHERTYPE_IPV4, eth_header
+from ..wire.ethernet import ETHERTYPE_IPV4, ETHERTYPE_IPV6, eth_header
 from ..wire.frame import parse_frame
 
 if TYPE_CHECKING:
@@ -100,14 +101,18 @@ def _short(value: object) -> str:
 def _frame(pkt: Packet, ends: Ends, mtu: int) -> bytes:
     """``pkt``'s frame: its IP addresses (and Ether's) filled in where it gives none."""
     from scapy.layers.inet import IP
+    from scapy.layers.inet6 import IPv6
     from scapy.layers.l2 import Ether
 
-    top = pkt if isinstance(pkt, IP | Ether) else None
-    ip = pkt.getlayer(IP) if top is not None else None
+    six = ":" in ends.src_ip
+    layer, name = (IPv6, "IPv6") if six else (IP, "IP")
+    top = pkt if isinstance(pkt, IP | IPv6 | Ether) else None
+    ip = pkt.getlayer(layer) if top is not None else None
     if ip is None:
         raise StepFailed(
-            f"the scapy expression built {pkt.summary()}: no IPv4 layer "
-            "(build IP(...)/..., or Ether(...)/IP(...)/...)"
+            f"the scapy expression built {pkt.summary()}: no {'IPv6' if six else 'IPv4'} "
+            f"layer, and this connection is {'IPv6' if six else 'IPv4'} (build {name}(...)/..., "
+            f"or Ether(...)/{name}(...)/...)"
         )
     for field, value in (("src", ends.src_ip), ("dst", ends.dst_ip)):
         if field not in ip.fields:
@@ -127,37 +132,36 @@ def _frame(pkt: Packet, ends: Ends, mtu: int) -> bytes:
         )
     if isinstance(pkt, Ether):
         return data
-    return eth_header(ends.dst_mac, ends.src_mac, ETHERTYPE_IPV4) + data
+    return eth_header(ends.dst_mac, ends.src_mac, ETHERTYPE_IPV6 if six else ETHERTYPE_IPV4) + data
 
 
 def craft(expr: str, values: Mapping[str, object], ends: Ends, mtu: int) -> list[bytes]:
     """The frames the expression builds, in order (scapy imported on first use)."""
-    if ":" in ends.src_ip:
-        raise StepFailed(
-            "{scapy: …} builds IPv4 frames only, and this connection is IPv6 (family: ipv6)"
-        )
     return [_frame(pkt, ends, mtu) for pkt in _evaluate(expr, values)]
 
 
 def inbound_segment(frame: bytes, emu_ip: str) -> tuple[str, TcpSegment]:
     """(source IP, segment) of a crafted frame for netemu's endpoint (``dir: in``): it
-    takes one whole IPv4/TCP segment addressed to it. The segment keeps the checksum
-    the expression built (a bad one is dropped, as one from the wire would be)."""
+    takes one whole TCP segment addressed to it (IPv4, or IPv6 on an IPv6 connection).
+    The segment keeps the checksum the expression built (a bad one is dropped, as one
+    from the wire would be)."""
     try:
         parsed = parse_frame(frame, verify=False)
     except MalformedPacket as e:
         raise StepFailed(f"dir: in: the scapy packet does not parse: {e}") from None
-    ip, seg = parsed.ip, parsed.tcp
-    if ip is None or ip.protocol != 6 or seg is None or ip.is_fragment:
+    ip4, ip6, seg = parsed.ip, parsed.ip6, parsed.tcp
+    ip = ip4 if ip4 is not None else ip6
+    proto = ip4.protocol if ip4 is not None else ip6.next_header if ip6 is not None else None
+    if ip is None or proto != 6 or seg is None or ip.is_fragment:
         what = (
-            "not IPv4"
+            "not IP"
             if ip is None
-            else f"IP protocol {ip.protocol}, not TCP"
-            if ip.protocol != 6
+            else f"IP protocol {proto}, not TCP"
+            if proto != 6
             else "a fragment"
         )
         raise StepFailed(
-            f"dir: in hands one whole IPv4/TCP segment to netemu's endpoint; "
+            f"dir: in hands one whole TCP segment to netemu's endpoint; "
             f"the scapy packet is {what} (send it with dir: out)"
         )
     if ip.dst != emu_ip:

@@ -343,7 +343,7 @@ def test_dir_in_takes_only_tcp(tmp_path: Path) -> None:
     out = run(scenario('inject: {dir: in, scapy: "IP()/ICMP()"}'), tmp_path)
     assert not out.passed
     assert out.report["error"].endswith(
-        "inject: dir: in hands one whole IPv4/TCP segment to netemu's endpoint; the scapy "
+        "inject: dir: in hands one whole TCP segment to netemu's endpoint; the scapy "
         "packet is IP protocol 1, not TCP (send it with dir: out)"
     ), out.report["error"]
 
@@ -402,6 +402,40 @@ steps:
     assert out.passed, out.report["error"]
     ack = [s for s in out.report["segments"] if s["flags"] == "ACK"]
     assert [(s["mark"], s["seq"], s["ack"]) for s in ack] == [("injected", 1, 1)], ack
+
+
+@pytest.mark.root
+@pytest.mark.timeout(60)
+def test_a_raw_connections_handshake_in_scapy_over_ipv6(tmp_path: Path, tshark: str) -> None:
+    # family: ipv6: the expression builds IPv6(...)/TCP(...); its addresses are the
+    # lab's IPv6 ones, and the kernel takes the handshake (a wrong checksum or address
+    # would leave the socket in SYN-RECEIVED: the peer state says it was taken).
+    text = """\
+name: scapy_raw_v6
+family: ipv6
+peer: kernel
+connections:
+  r: {raw: true, port: 8080}
+steps:
+  - peer: {listen: 8080}
+  - inject: {scapy: "IPv6()/TCP(sport=emu_port, dport=peer_port, flags='S', seq=seq)"}
+  - expect_segment: {dir: in, flags: SYN+ACK, ack: 1}
+  - inject: {scapy: "IPv6(hlim=7)/TCP(sport=emu_port, dport=peer_port, flags='A', seq=seq, ack=ack)"}
+  - expect_peer_state: {conn: r, state: ESTABLISHED, within: 1s}
+"""
+    out = run(text, tmp_path)
+    assert out.passed, out.report["error"]
+    rows = tshark_fields(
+        tshark, tmp_path / "run" / "trace.pcap", "tcp.flags.syn==0 && tcp.dstport==8080",
+        "ipv6.src", "ipv6.dst", "ipv6.hlim", "tcp.checksum.status",
+    )  # fmt: skip
+    assert rows == [["2001:2::1", "2001:2::2", "7", "1"]], rows  # 1: good (0 bad)
+    # An IPv4 layer on an IPv6 connection fails its step with the reason.
+    wrong = run(text.replace('"IPv6()/TCP', '"IP()/TCP'), tmp_path / "w")
+    assert not wrong.passed
+    assert "no IPv6 layer, and this connection is IPv6 (build IPv6(...)/..." in (
+        wrong.report["error"] or ""
+    )
 
 
 @pytest.mark.root
