@@ -111,6 +111,7 @@ VARIANT_NAMES = {"ipv4": "IPv4", "ipv6": "IPv6", "ipv4-mapped-ipv6": "IPv4-mappe
 DEFAULT_TIMEOUT = 60.0
 SHIM_SOURCE = Path(__file__).with_name("cubic_shim.c")
 KEYS = (
+    "ip_version",
     "scripts",
     "netemu_pass",
     "packetdrill_pass",
@@ -432,7 +433,10 @@ def run_packetdrill(
 
 
 def summarize(
-    names: list[str], netemu: list[Verdict], packetdrill: list[Verdict] | None
+    names: list[str],
+    netemu: list[Verdict],
+    packetdrill: list[Verdict] | None,
+    ip_version: str = "ipv4",
 ) -> dict[str, Any]:
     """The JSON object (keys: KEYS) from both sides' verdicts, script by script."""
     rows: list[dict[str, Any]] = []
@@ -458,6 +462,7 @@ def summarize(
     have_pd = packetdrill is not None
     agree = sum(1 for r in rows if r["agree"]) if have_pd else None
     return {
+        "ip_version": ip_version,
         "scripts": len(rows),
         "netemu_pass": sum(1 for r in rows if r["netemu"] == "pass"),
         "packetdrill_pass": sum(1 for r in rows if r["packetdrill"] == "pass") if have_pd else None,
@@ -679,7 +684,7 @@ def main(args: argparse.Namespace) -> int:
                 )
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    result = {"ip_version": args.ip_version, **summarize(names, netemu, packetdrill)}
+    result = summarize(names, netemu, packetdrill, args.ip_version)
     if keep is not None:
         keep.mkdir(parents=True, exist_ok=True)
         (keep / "suite.json").write_text(json.dumps(result, indent=2) + "\n")

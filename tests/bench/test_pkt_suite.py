@@ -77,6 +77,49 @@ def test_ipv4_argv_is_run_all_pys():
     assert ps.ipv4_argv()[-1] == "CMSG_TYPE_RECVERR=IP_RECVERR"
 
 
+def test_variant_argv_is_run_all_pys_and_every_variant_loads():
+    """run_all.py's CmdTestIPv6 and CmdTestIPv4Mappedv6 arguments; netemu's loader takes
+    each (the addresses of their family, the defines) for a plain script."""
+    v6 = ps.variant_argv("ipv6")
+    assert v6[:6] == [
+        "--send_omit_free",
+        "--ip_version=ipv6",
+        "--mtu=1520",
+        "--local_ip=fd3d:0a0b:17d6::1",
+        "--gateway_ip=fd3d:0a0b:17d6:8888::1",
+        "--remote_ip=fd3d:fa7b:d17d::1",
+    ]
+    assert "CMSG_LEVEL_IP=SOL_IPV6" in v6 and "TFO_COOKIE=c1d1e9742a47a9bc" in v6
+    mapped = ps.variant_argv("ipv4-mapped-ipv6")
+    assert mapped[1] == "--ip_version=ipv4-mapped-ipv6" and "CODE=host_unreachable" in mapped
+    assert ps.variant_argv("ipv4") == ps.ipv4_argv()
+    from netemu.pkt import load_pkt_text
+
+    for version in ps.VARIANT_ARGS:
+        sc = load_pkt_text(HANDSHAKE, "t.pkt", ps.variant_argv(version))
+        assert sc.ip_version == version
+
+
+def test_ipv6_runs_all_but_the_ipv4_only_names(tmp_path: Path):
+    """run_all.py's CmdsTests: over IPv6 every script but those ending in v4.pkt; over
+    IPv4-mapped IPv6 the IPv4 set."""
+    write(
+        tmp_path,
+        {
+            "plain.pkt": HANDSHAKE,
+            "mtu/basic-v4.pkt": HANDSHAKE,
+            "mtu/basic-v6.pkt": HANDSHAKE,
+            "opt/header.pkt": "--ip_version=ipv6\n--local_ip=fd::1\n" + HANDSHAKE,
+        },
+    )
+    rel = lambda ps_: sorted(p.relative_to(tmp_path).as_posix() for p in ps_)  # noqa: E731
+    keep, out = ps.select(ps.find_scripts(tmp_path), "ipv6")
+    assert rel(keep) == ["mtu/basic-v6.pkt", "opt/header.pkt", "plain.pkt"]
+    assert rel(out) == ["mtu/basic-v4.pkt"]
+    keep, out = ps.select(ps.find_scripts(tmp_path), "ipv4-mapped-ipv6")
+    assert rel(keep) == ["mtu/basic-v4.pkt", "plain.pkt"]
+
+
 def test_packetdrill_command_runs_in_a_fresh_namespace_with_lo_up(tmp_path: Path):
     cmd = ps.packetdrill_command("/opt/packetdrill", tmp_path / "a" / "x.pkt", ps.ipv4_argv())
     assert cmd[:3] == ["unshare", "-n", "--"]
@@ -196,7 +239,9 @@ def test_summary_keys_and_figures():
     pd = verdicts(("pass", None), ("pass", None), ("fail", "script: error"), ("fail", "x"))
     r = ps.summarize(names, ne, pd)
     assert tuple(r) == ps.KEYS
+    assert r["ip_version"] == "ipv4"  # summarize's default
     assert set(r) == {
+        "ip_version",
         "scripts",
         "netemu_pass",
         "packetdrill_pass",
@@ -339,6 +384,7 @@ def args(**kw) -> argparse.Namespace:
         "timeout": 60.0,
         "keep": None,
         "json": True,
+        "ip_version": "ipv4",
     }
     base.update(kw)
     return argparse.Namespace(**base)
