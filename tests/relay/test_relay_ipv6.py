@@ -204,3 +204,27 @@ def test_a_wrong_expectation_fails_over_ipv6(tmp_path: Path, wrong: dict, step: 
     assert not out.passed
     failed = [s for s in out.report["steps"] if s["status"] == "fail"]
     assert [s["index"] for s in failed] == [step], out.report["steps"]
+
+
+@pytest.mark.root
+@pytest.mark.timeout(60)
+def test_netemu_relay_ipv6_names_both_addresses_and_an_idle_bridge_records_nothing(
+    tmp_path: Path,
+):
+    argv = ["relay", "--ipv6", "--seconds", "1", "-o", str(tmp_path / "r")]
+    run = subprocess.run(
+        [sys.executable, "-m", "netemu", *argv],
+        capture_output=True,
+        text=True,
+        timeout=50,
+        cwd=ROOT,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    first = run.stdout.splitlines()[0]
+    assert (
+        f"client 198.18.0.2 and {CLIENT6}" in first and f"server 198.18.0.3 and {SERVER6}" in first
+    )
+    assert f"curl http://[{SERVER6}]:8080/" in run.stdout
+    assert "relay down: 0 frames" in run.stdout  # no DAD, RS or MLD crossed
+    report = json.loads((tmp_path / "r" / "report.json").read_text())
+    assert (report["relay"]["client_ip"], report["relay"]["server_ip"]) == (CLIENT6, SERVER6)
