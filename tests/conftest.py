@@ -59,3 +59,16 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     if IN_CI:
         pytest.fail(f"{why}: CI=true, so this is a failure, not a skip", pytrace=False)
     pytest.skip(why)
+
+
+@pytest.fixture
+def tshark() -> str:
+    """tshark's path (the pcap tests of tests/trace and tests/relay read with it)."""
+    path = shutil.which("tshark")
+    if path is None:
+        if IN_CI:
+            pytest.fail(
+                "tshark is missing: CI=true, so this is a failure, not a skip", pytrace=False
+            )
+        pytest.skip("needs tshark (Debian's tshark)")
+    return path

@@ -213,12 +213,23 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     run.add_argument(
         "--ipv6",
         action="store_true",
-        help="run each endpoint scenario (`family: ipv6`; 2001:2::1 ⇄ 2001:2::2, a 1520-byte "
-        "link: MSS 1460) and .pkt script (--ip_version=ipv6 --mtu=1520) over IPv6; relay "
-        "scenarios and *v4.pkt scripts in a directory are left out with a note, named "
-        "on their own they are refused",
+        help="run each scenario over IPv6 (its top-level `family: ipv6`: 2001:2::1 ⇄ "
+        "2001:2::2, relay mode's peers 2001:2::2 ⇄ 2001:2::3; a 1520-byte link so that MSS "
+        "stays 1460) and each .pkt script too (--ip_version=ipv6 --mtu=1520, as "
+        "packetdrill's run_all.py); *v4.pkt scripts found in a directory are left out "
+        "with a note, named on their own they are refused",
     )
     _add_jobs(run)
+    _add_run_pkt(run)
+    imp = run.add_argument_group(
+        "impairments (both directions; override the scenario's network: block, netem's names)"
+    )
+    _add_impairments(imp)
+    run.set_defaults(func=_run)
+
+
+def _add_run_pkt(run: argparse.ArgumentParser) -> None:
+    """`netemu run`'s options for .pkt scripts: netemu's, then packetdrill's own."""
     pkt = run.add_argument_group("packetdrill scripts (.pkt; docs/packetdrill.md)")
     pkt.add_argument(
         "--lenient-timing",
@@ -263,11 +274,6 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
         dest="pd_verbose",
         help="accepted; netemu's ladder and report are always written",
     )
-    imp = run.add_argument_group(
-        "impairments (both directions; override the scenario's network: block, netem's names)"
-    )
-    _add_impairments(imp)
-    run.set_defaults(func=_run)
 
 
 def _add_validate(sub: argparse._SubParsersAction) -> None:
@@ -369,6 +375,13 @@ def _add_relay(sub: argparse._SubParsersAction) -> None:
         "-o", "--output", metavar="DIR", help="run directory (default: runs/<time>-relay/)"
     )
     relay.add_argument("--seed", type=int, default=0, help="seed of the impairments")
+    relay.add_argument(
+        "--ipv6",
+        action="store_true",
+        help="IPv6 labs: the client is 2001:2::2 and the server 2001:2::3 too (each keeps "
+        "its IPv4 address; neighbour discovery crosses netemu as ARP does); the link stays "
+        "1500 bytes (IPv6's MSS: 1440)",
+    )
     rimp = relay.add_argument_group("impairments (each direction, netem's names)")
     _add_impairments(rimp)
     relay.set_defaults(func=_relay)

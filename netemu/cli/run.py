@@ -124,8 +124,9 @@ class UsageProblem(Exception):
 
 class NotForThisRun(UsageProblem):
     """An option that does not fit a file found in a directory given: the file is left
-    out, with a note (``netemu run --ipv6 scenarios/`` runs the endpoint scenarios
-    there and leaves out the relay ones); named on its own, it is a UsageProblem."""
+    out, with a note (``netemu run --ipv6 scenarios/`` runs the scenarios and .pkt
+    scripts there and leaves out the ``*v4.pkt`` ones); named on its own, it is a
+    UsageProblem."""
 
 
 def _load_one(
@@ -145,8 +146,6 @@ def _load_one(
 
     sc = load_scenario(f)
     if ipv6:
-        if sc.mode == "relay":
-            raise NotForThisRun(f"{f}: --ipv6: relay mode runs over IPv4 only (not bridged yet)")
         sc = sc.as_ipv6()
     loaded.runs.append(Run("yaml", sc, _yaml_start(sc, overrides)))
 
@@ -422,6 +421,6 @@ def relay_main(args: argparse.Namespace) -> int:
         return 3
     run_dir = Path(args.output) if args.output else default_run_dir("relay")
     try:
-        return asyncio.run(hold_relay(overrides, args.seconds, run_dir, args.seed))
+        return asyncio.run(hold_relay(overrides, args.seconds, run_dir, args.seed, ipv6=args.ipv6))
     except KeyboardInterrupt:
         return 130

@@ -3,8 +3,8 @@
 Two labs each give a kernel peer a veth whose other end is in an emulator
 namespace; a ``Relay`` holds an unfiltered ``RawLink`` on each emulator end and
 bridges them: every frame read from ``client_link`` is sent on ``server_link``
-and vice versa (ARP included, so the peers resolve each other through the
-bridge). On the way, each direction has
+and vice versa (ARP, and in IPv6 labs neighbour discovery, included, so the peers
+resolve each other through the bridge). On the way, each direction has
 
   1. scripted faults: the drop rules of the script on it (``script``, the
      ``ScriptHooks`` of netemu.host.script, as on ``Host``), applied first;
@@ -38,8 +38,11 @@ from .script import Direction, ScriptHooks
 OUT: Direction = "out"
 IN: Direction = "in"
 # The addresses of relay mode's labs: the client peer, the server peer, and netemu's
-# (each lab's emulator side; the bridge itself has no address).
+# (each lab's emulator side; the bridge itself has no address); and in IPv6 labs the
+# peers' IPv6 ones too (the lab's range, netemu.lab.netns.LAB_NET6: the client has an
+# endpoint lab's peer address, the server the next one).
 CLIENT_IP, SERVER_IP, EMU_IP = "198.18.0.2", "198.18.0.3", "198.18.0.1"
+CLIENT_IP6, SERVER_IP6 = "2001:2::2", "2001:2::3"
 
 
 class _Side:

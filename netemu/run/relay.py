@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..host.relay import CLIENT_IP, EMU_IP, SERVER_IP, Relay
+from ..host.relay import CLIENT_IP, CLIENT_IP6, EMU_IP, SERVER_IP, SERVER_IP6, Relay
 from ..lab.core import Lab
 from ..trace.record import Trace
 from ..wire import parse_frame
@@ -36,21 +36,37 @@ class RelayLabs:
 
 @contextlib.asynccontextmanager
 async def relay_labs(
-    client: dict[str, Any], server: dict[str, Any], pipes: Pipelines
+    client: dict[str, Any],
+    server: dict[str, Any],
+    pipes: Pipelines,
+    *,
+    ipv6: bool = False,
+    mtu: int = 1500,
 ) -> AsyncIterator[RelayLabs]:
     """Both labs up (``client``, ``server``: more of each ``Lab``'s arguments), the relay
-    bridging them with ``pipes`` (out: client → server); all down at the end."""
+    bridging them with ``pipes`` (out: client → server); all down at the end. With
+    ``ipv6`` both labs are IPv6 ones too (the peers CLIENT_IP6 and SERVER_IP6, each
+    still with its IPv4 address) and the trace and the relay name the peers by their
+    IPv6 addresses; ``mtu``: both links' (the bridge joins them: one MTU)."""
     with (
-        Lab(peer_ip=CLIENT_IP, emu_ip=EMU_IP, **client) as lab_a,
-        Lab(peer_ip=SERVER_IP, emu_ip=EMU_IP, **server) as lab_b,
+        Lab(
+            peer_ip=CLIENT_IP, emu_ip=EMU_IP, ipv6=ipv6, peer_ip6=CLIENT_IP6, mtu=mtu, **client
+        ) as lab_a,
+        Lab(
+            peer_ip=SERVER_IP, emu_ip=EMU_IP, ipv6=ipv6, peer_ip6=SERVER_IP6, mtu=mtu, **server
+        ) as lab_b,
     ):
-        trace = Trace(emulator_ip=lab_a.peer_ip, peer_ip=lab_b.peer_ip)
+        client_ip, server_ip = (
+            (lab_a.peer_ip6, lab_b.peer_ip6) if ipv6 else (lab_a.peer_ip, lab_b.peer_ip)
+        )
+        assert client_ip is not None and server_ip is not None
+        trace = Trace(emulator_ip=client_ip, peer_ip=server_ip)
         relay = await Relay(
             lab_a.open_link(filtered=False),
             lab_b.open_link(filtered=False),
             trace=trace,
-            client_ip=lab_a.peer_ip,
-            server_ip=lab_b.peer_ip,
+            client_ip=client_ip,
+            server_ip=server_ip,
             impair_out=pipes[0],
             impair_in=pipes[1],
         ).start()
@@ -60,23 +76,30 @@ async def relay_labs(
             relay.close()
 
 
+def _addresses(lab: Lab) -> str:
+    """A relay peer's addresses: its IPv4 one, and its IPv6 one in an IPv6 lab."""
+    return f"{lab.peer_ip} and {lab.peer_ip6}" if lab.peer_ip6 else lab.peer_ip
+
+
 def _announce(
     labs: dict[str, Lab], overrides: dict[str, float], seconds: float | None, run_dir: Path
 ) -> None:
     lab_a, lab_b = labs["client"], labs["server"]
     imp = ", ".join(f"{k} {v:g}" for k, v in overrides.items()) or "none"
     print(
-        f"relay up: client {lab_a.peer_ip} (lab {lab_a.runid}) ⇄ netemu ⇄ server "
-        f"{lab_b.peer_ip} (lab {lab_b.runid}); impairments (each way): {imp}"
+        f"relay up: client {_addresses(lab_a)} (lab {lab_a.runid}) ⇄ netemu ⇄ server "
+        f"{_addresses(lab_b)} (lab {lab_b.runid}); impairments (each way): {imp}"
     )
     for role, lab in labs.items():
         enter = lab.describe()["enter"].get("peer", "")
-        print(f"  {role} {lab.peer_ip}: {enter} PROGRAM …")
+        print(f"  {role} {_addresses(lab)}: {enter} PROGRAM …")
     enter_a = lab_a.describe()["enter"].get("peer", "")
     enter_b = lab_b.describe()["enter"].get("peer", "")
+    # (over IPv6: the server on ::, both families; the URL's address in brackets)
+    bind, host = ("--bind :: ", f"[{lab_b.peer_ip6}]") if lab_b.peer_ip6 else ("", lab_b.peer_ip)
     print(
-        f"  e.g. {enter_b} python3 -m http.server 8080\n"
-        f"       {enter_a} curl http://{lab_b.peer_ip}:8080/"
+        f"  e.g. {enter_b} python3 -m http.server {bind}8080\n"
+        f"       {enter_a} curl http://{host}:8080/"
     )
     print(
         "  (`netemu lab list` shows both labs.) "
@@ -117,13 +140,19 @@ def relay_account(relay: Relay, hooks: Hooks | None) -> dict[str, Any]:
 
 
 async def hold_relay(
-    overrides: dict[str, float], seconds: float | None, run_dir: Path, seed: int
+    overrides: dict[str, float],
+    seconds: float | None,
+    run_dir: Path,
+    seed: int,
+    *,
+    ipv6: bool = False,
 ) -> int:
     """``netemu relay``: bridge two fresh kernel peers until a signal (or ``seconds``),
-    then write the run directory. Returns the exit code (0)."""
+    then write the run directory. Returns the exit code (0). ``ipv6``: IPv6 labs (the
+    peers keep their IPv4 addresses too) on the 1500-byte link, IPv6's own MSS."""
     t0 = time.monotonic()
     each = given({}, overrides)
-    async with relay_labs({}, {}, pipelines(each, each, seed)) as up:
+    async with relay_labs({}, {}, pipelines(each, each, seed), ipv6=ipv6) as up:
         poller = PeerView(up.labs, up.trace, relay_record(up.trace)).start()
         _announce(up.labs, overrides, seconds, run_dir)
         try:

@@ -514,12 +514,6 @@ class RelayChecker(Checker):
                 "connect to each other (peer: {peer: client, connect: …})",
                 key=True,
             )
-        if s.family == "ipv6":
-            self.err(
-                ("family",),
-                "relay mode runs over IPv4 only (IPv6 is not bridged yet)",
-                key=True,
-            )
         if s.options.model_fields_set:
             self.err(
                 ("options",),

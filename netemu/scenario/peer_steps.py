@@ -1,6 +1,7 @@
-"""Step actions both scenario runners share: what a ``peer`` step does on a socket
-the kernel agent already has (``sock_step``: send, read, expect, shutdown, close,
-abort, setsockopt), and the segment an ``inject`` step puts on the wire
+"""Step actions both scenario runners share: a peer ``listen`` and ``connect`` in
+either family (``peer_listen``, ``peer_connect``), what a ``peer`` step does on a
+socket the kernel agent already has (``sock_step``: send, read, expect, shutdown,
+close, abort, setsockopt), and the segment an ``inject`` step puts on the wire
 (``injected_segment``). Layer: netemu.scenario."""
 
 from __future__ import annotations
@@ -24,10 +25,34 @@ from . import schema as S
 from .conns import ConnCtx
 
 if TYPE_CHECKING:
-    from ..lab.kernel import AsyncKernelAgent
+    from ..lab.kernel import AsyncKernelAgent, Connected, Listening
+    from .steps import PeerConnect, PeerListen
 
 MASK = 0xFFFFFFFF
 _SHUTDOWN = {"write": "wr", "read": "rd", "both": "rdwr"}
+
+
+async def peer_listen(agent: AsyncKernelAgent, listen: PeerListen, ipv6_lab: bool) -> Listening:
+    """A peer ``listen``: in an IPv6 lab on ``::``, dual-stack (one listener takes both
+    families' connections), else on 0.0.0.0."""
+    return await agent.listen(
+        listen.port,
+        host="::" if ipv6_lab else "0.0.0.0",
+        backlog=listen.backlog,
+        opts=listen.setsockopt,
+    )
+
+
+async def peer_connect(
+    agent: AsyncKernelAgent, ip: str, c: PeerConnect, timeout: float
+) -> Connected:
+    """A peer ``connect`` to ``ip`` (its family's socket; ``local_port`` bound on that
+    family's wildcard address)."""
+    any_ip = "::" if ":" in ip else "0.0.0.0"
+    bind = (any_ip, c.local_port) if c.local_port is not None else None
+    return await agent.connect(
+        ip, c.port, timeout=timeout, wait=c.wait, opts=c.setsockopt, bind=bind
+    )
 
 
 async def sock_step(

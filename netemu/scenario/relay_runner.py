@@ -28,13 +28,13 @@ from ..run.peerview import PeerView, relay_record
 from ..run.relay import ROLES, relay_account, relay_labs
 from ..run.result import OnStep, Outcome, StepFailed
 from ..run.rundir import Progress, pcap_streamed, write_run_dir
-from ..trace.record import Trace
+from ..trace.record import NoteRecord, Trace
 from . import schema as S
 from .agents import Agents
 from .conns import ConnCtx, segment_of
-from .peer_steps import sock_step
+from .peer_steps import peer_connect, peer_listen, sock_step
 from .runner import Runner
-from .settings import impairments, interrupted_account, lab_args
+from .settings import impairments, interrupted_account, lab_args, link_notes
 
 
 class RelayConn(ConnCtx):
@@ -96,7 +96,7 @@ class RelayRunner(Runner):
         agent = (await self.agents.get(peer)).aio
         timeout = self._timeout(step.timeout)
         if (listen := step.listen) is not None:
-            lst = await agent.listen(listen.port, backlog=listen.backlog, opts=listen.setsockopt)
+            lst = await peer_listen(agent, listen, bool(self.labs[peer].peer_ip6))
             self.listening[peer][listen.port] = lst.sock
             return
         ctx = self._ctx(step.conn)
@@ -111,16 +111,10 @@ class RelayRunner(Runner):
             ctx.learn_isns(self.trace)
             return
         if (c := step.connect) is not None:
-            other = "server" if peer == "client" else "client"
-            bind = ("0.0.0.0", c.local_port) if c.local_port is not None else None
-            res = await agent.connect(
-                self.labs[other].peer_ip,
-                c.port,
-                timeout=timeout,
-                wait=c.wait,
-                opts=c.setsockopt,
-                bind=bind,
-            )
+            other = self.labs["server" if peer == "client" else "client"]
+            ip = other.peer_ip6 if self.sc.family_of(ctx.name) == "ipv6" else other.peer_ip
+            assert ip is not None  # (an IPv6 scenario's labs are IPv6 ones)
+            res = await peer_connect(agent, ip, c, timeout)
             self.socks[(peer, ctx.name)] = res.sock
             self._ports(ctx, peer, res.local[1] if res.local else None, c.port)
             ctx.learn_isns(self.trace)
@@ -183,9 +177,15 @@ async def _run_relay(
     # labs' teardown and the report killed the process with only the pcap written).
     with contextlib.ExitStack() as hold:
         async with relay_labs(
-            lab_args(sc, "client"), lab_args(sc, "server"), impairments(sc, overrides)
+            lab_args(sc, "client"),
+            lab_args(sc, "server"),
+            impairments(sc, overrides),
+            ipv6=sc.uses_ipv6(),
+            mtu=sc._link_mtu,
         ) as up:
             progress.trace = up.trace
+            for note in link_notes(sc):
+                up.trace.notes.append(NoteRecord(time.monotonic(), note, "note"))
             runner = RelayRunner(sc, labs=up.labs, relay=up.relay, on_step=on_step)
             progress.account = interrupted_account(sc, runner, {"mode": "relay"})
             try:

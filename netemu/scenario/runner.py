@@ -28,7 +28,7 @@ from . import schema as S
 from .agents import Agents
 from .conns import ConnCtx, checksums_good, segment_of, step_text
 from .match import Isns, describe, mismatch
-from .peer_steps import injected_segment, sock_step
+from .peer_steps import injected_segment, peer_connect, peer_listen, sock_step
 
 if TYPE_CHECKING:
     from ..lab.core import Lab
@@ -378,13 +378,7 @@ class Runner(StepLoop[S.StepBase]):
         timeout = self._timeout(step.timeout)
         ctx = self._ctx(step.conn)
         if (listen := step.listen) is not None:
-            # an IPv6 lab's peer listens on both families (a dual-stack socket)
-            lst = await agent.listen(
-                listen.port,
-                host="::" if self.lab.peer_ip6 else "0.0.0.0",
-                backlog=listen.backlog,
-                opts=listen.setsockopt,
-            )
+            lst = await peer_listen(agent, listen, bool(self.lab.peer_ip6))
             self.peer_listeners[listen.port] = lst.sock
             return
         if (accept := step.accept) is not None:
@@ -395,12 +389,7 @@ class Runner(StepLoop[S.StepBase]):
                 ctx.peer_port = port
             return
         if (c := step.connect) is not None:
-            emu = self._ends(ctx)[0]
-            any_ip = "::" if ":" in emu else "0.0.0.0"
-            bind = (any_ip, c.local_port) if c.local_port is not None else None
-            res = await agent.connect(
-                emu, c.port, timeout=timeout, wait=c.wait, opts=c.setsockopt, bind=bind
-            )
+            res = await peer_connect(agent, self._ends(ctx)[0], c, timeout)
             ctx.peer_sock = res.sock
             if ctx.raw and ctx.peer_port is None and res.local:
                 ctx.peer_port = res.local[1]  # a raw connection injects to the peer's port

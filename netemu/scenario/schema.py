@@ -297,9 +297,10 @@ class Scenario(Strict):
     )
     family: Family = Field(
         "ipv4",
-        description="ipv4 (198.18.0.1 ⇄ 198.18.0.2) or ipv6 (2001:2::1 ⇄ 2001:2::2): the "
+        description="ipv4 (198.18.0.1 ⇄ 198.18.0.2; relay mode's peers 198.18.0.2 ⇄ "
+        "198.18.0.3) or ipv6 (2001:2::1 ⇄ 2001:2::2; relay: 2001:2::2 ⇄ 2001:2::3): the "
         "addresses of every connection (a connection's own `family` wins); `netemu run "
-        "--ipv6` runs an endpoint scenario over IPv6",
+        "--ipv6` runs a scenario over IPv6",
     )
     peer: Peer | None = Field(None, description="the peer, when there is one: `peer: kernel`")
     peers: Annotated[dict[str, Peer], BeforeValidator(_name_keys)] = Field(

@@ -18,7 +18,14 @@ from ..run.result import EnvironmentProblem, OnStep, Outcome
 from ..run.rundir import Progress, pcap_streamed, write_run_dir
 from . import schema as S
 from .runner import Runner
-from .settings import congestion, impairments, interrupted_account, network_seed, peer_sysctls
+from .settings import (
+    congestion,
+    impairments,
+    interrupted_account,
+    link_notes,
+    network_seed,
+    peer_sysctls,
+)
 
 
 async def run_scenario(
@@ -143,13 +150,8 @@ async def endpoint_lab(
             )
             if progress is not None:
                 progress.trace = trace
-            notes = list(lab.notes)  # e.g. the congestion control set per socket
-            if mtu != 1500:  # `netemu run --ipv6` (Scenario.as_ipv6)
-                notes.append(
-                    f"over IPv6 (--ipv6) on a {mtu}-byte link: both ends' MSS is "
-                    f"{mtu - 60}, as on IPv4's 1500-byte one"
-                )
-            for note in notes:
+            # e.g. the congestion control set per socket; the link `netemu run --ipv6` widened
+            for note in lab.notes + link_notes(sc):
                 trace.notes.append(NoteRecord(time.monotonic(), note, "note"))
             # Plain AF_PACKET sockets, no packet rings: a scenario scripts a handful of
             # segments, and the rings' set-up and teardown (an 8 MiB mapping, RCU grace

@@ -38,6 +38,18 @@ def lab_args(sc: S.Scenario, role: str) -> dict[str, Any]:
     }
 
 
+def link_notes(sc: S.Scenario) -> list[str]:
+    """The ladder's note on a lab link ``netemu run --ipv6`` widened (Scenario.as_ipv6),
+    or none."""
+    mtu = sc._link_mtu
+    if mtu == 1500:
+        return []
+    return [
+        f"over IPv6 (--ipv6) on a {mtu}-byte link: both ends' MSS is {mtu - 60}, "
+        "as on IPv4's 1500-byte one"
+    ]
+
+
 def network_seed(sc: S.Scenario) -> int:
     """The seed of the scenario's impairment pipelines: network.seed, else the
     scenario's, else 0."""

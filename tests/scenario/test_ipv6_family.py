@@ -1,6 +1,6 @@
-"""`family: ipv4|ipv6` in the scenario format (top level and per connection), its JSON
-Schema, and `netemu run --ipv6`'s refusals (relay mode, IPv4-only .pkt scripts), which
-come before any lab: no root needed."""
+"""`family: ipv4|ipv6` in the scenario format (top level and per connection, relay mode
+too), its JSON Schema, and `netemu run --ipv6`'s refusals (IPv4-only .pkt scripts),
+which come before any lab: no root needed. Relay runs over IPv6: tests/relay."""
 
 from __future__ import annotations
 
@@ -44,11 +44,10 @@ def test_a_bad_family_is_one_clear_error() -> None:
     assert str(info.value) == "<string>:4:9: family: unknown family 'ipv5' (did you mean 'ipv6'?)"
 
 
-def test_relay_mode_over_ipv6_is_refused() -> None:
+def test_relay_mode_over_ipv6_loads() -> None:
     text = (ROOT / "scenarios" / "relay_lost_fin.yaml").read_text()
-    with pytest.raises(ScenarioError) as info:
-        load_scenario_text(text.replace("mode: relay", "mode: relay\nfamily: ipv6"))
-    assert "relay mode runs over IPv4 only" in str(info.value)
+    sc = load_scenario_text(text.replace("mode: relay", "mode: relay\nfamily: ipv6"))
+    assert (sc.mode, sc.family, sc.uses_ipv6(), sc._link_mtu) == ("relay", "ipv6", True, 1500)
 
 
 def test_as_ipv6_widens_the_link_of_an_ipv4_scenario_only() -> None:
@@ -58,6 +57,9 @@ def test_as_ipv6_widens_the_link_of_an_ipv4_scenario_only() -> None:
     assert (v4.family, v4._link_mtu) == ("ipv4", 1500)  # the original is untouched
     native = load_scenario(ROOT / "scenarios" / "ipv6_handshake.yaml").as_ipv6()
     assert (native.family, native._link_mtu) == ("ipv6", 1500)  # written for MSS 1440
+    # relay mode: both labs' links (the bridge joins them), so both kernels' MSS is 1460
+    relay = load_scenario(ROOT / "scenarios" / "relay_lost_fin.yaml").as_ipv6()
+    assert (relay.mode, relay.family, relay._link_mtu) == ("relay", "ipv6", IPV6_OVERRIDE_MTU)
 
 
 def test_the_json_schema_has_family() -> None:
@@ -74,14 +76,6 @@ def _run(*args: str) -> subprocess.CompletedProcess[str]:
         cwd=ROOT,
         timeout=60,
     )
-
-
-def test_run_ipv6_refuses_a_relay_scenario_in_one_line(tmp_path: Path) -> None:
-    run = _run("--ipv6", "-o", str(tmp_path / "r"), "scenarios/relay_lost_fin.yaml")
-    assert run.returncode == 2, run.stdout + run.stderr
-    assert run.stderr.strip().count("\n") == 0, run.stderr
-    assert "--ipv6: relay mode runs over IPv4 only" in run.stderr
-    assert not (tmp_path / "r").exists()
 
 
 def test_run_ipv6_on_a_pkt_script_is_ip_version_ipv6(tmp_path: Path) -> None:
@@ -108,16 +102,14 @@ def test_run_ipv6_on_a_pkt_script_is_ip_version_ipv6(tmp_path: Path) -> None:
     assert not (tmp_path / "r").exists()
 
 
-def test_run_ipv6_on_a_directory_leaves_its_relay_scenarios_out(tmp_path: Path) -> None:
-    # `netemu run --ipv6 scenarios/` runs the endpoint scenarios there, each relay one
-    # left out with a note (named on its own, a relay scenario is refused: above)
+def test_run_ipv6_on_a_directory_leaves_its_ipv4_only_scripts_out(tmp_path: Path) -> None:
+    # `netemu run --ipv6 scenarios/` runs the scenarios there (relay ones too), each
+    # *v4.pkt script left out with a note (named on its own, it is refused: above)
     d = tmp_path / "d"
     d.mkdir()
-    (d / "relay.yaml").write_text((ROOT / "scenarios" / "relay_lost_fin.yaml").read_text())
     (d / "x-v4.pkt").write_text("0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n")
     run = _run("--ipv6", "-o", str(tmp_path / "r"), str(d))
-    assert "left out: " in run.stderr and "relay mode runs over IPv4 only" in run.stderr
-    assert "x-v4.pkt: --ipv6: an IPv4-only script" in run.stderr
+    assert "left out: " in run.stderr and "x-v4.pkt: --ipv6: an IPv4-only script" in run.stderr
     # every file left out: no pass from nothing
     assert run.returncode == 2, run.stdout + run.stderr
     assert "nothing to run: every file was left out" in run.stderr

@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-
 import pytest
 
 from netemu.trace import FrameRecord, NoteRecord, PeerStateRecord, StateRecord, Trace
 from netemu.wire import ArpPacket, IPv4Packet, TcpSegment, build_tcp_frame
 from netemu.wire.ethernet import ETHERTYPE_ARP, EthernetFrame
 from netemu.wire.tcp import MssOption, NopOption, SackPermittedOption, WindowScaleOption
-
-# as tests/conftest.py has it (a conftest is not importable as a package module here)
-IN_CI = os.environ.get("CI", "").lower() not in ("", "0", "false", "no")
 
 EMU = ("198.18.0.1", 40000)
 PEER = ("198.18.0.2", 8080)
@@ -151,15 +145,3 @@ def builder() -> type[Builder]:
 @pytest.fixture
 def full_trace() -> Trace:
     return full_conversation().trace
-
-
-@pytest.fixture
-def tshark() -> str:
-    path = shutil.which("tshark")
-    if path is None:
-        if IN_CI:
-            pytest.fail(
-                "tshark is missing: CI=true, so this is a failure, not a skip", pytrace=False
-            )
-        pytest.skip("needs tshark (Debian's tshark)")
-    return path
