@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -23,7 +21,6 @@ from netemu.cli.files import run_notices
 from netemu.scenario.loader import load_scenario_text, validate_text
 
 # as tests/conftest.py has it (a conftest is not importable as a package module here)
-IN_CI = os.environ.get("CI", "").lower() not in ("", "0", "false", "no")
 ROOT = Path(__file__).resolve().parents[2]
 OWN = "as root in netemu's own process (trusted code)"
 HEAD = """\
@@ -179,18 +176,6 @@ def test_validation_does_not_import_scapy(tmp_path: Path) -> None:
 
 
 # --- at run time (root, against the kernel peer) -----------------------------------------
-
-
-@pytest.fixture
-def tshark() -> str:
-    path = shutil.which("tshark")
-    if path is None:
-        if IN_CI:
-            pytest.fail(
-                "tshark is missing: CI=true, so this is a failure, not a skip", pytrace=False
-            )
-        pytest.skip("needs tshark (Debian's tshark)")
-    return path
 
 
 def run(text: str, tmp_path: Path):
