@@ -1,6 +1,8 @@
 """System calls ``socket`` cannot make as a script writes them, through libc: a NULL
-buffer (the kernel answers EFAULT, or 0 for a length of 0), and ``connect`` or
-``sendto`` to a sockaddr that is only a family (``AF_UNSPEC``).
+buffer (the kernel answers EFAULT, or 0 for a length of 0), ``connect`` or
+``sendto`` to a sockaddr that is only a family (``AF_UNSPEC``), and ``connect`` or
+``bind`` with a sockaddr of another family than the socket's (an IPv4 one on an
+``AF_INET6`` socket: Python refuses it before the kernel sees it).
 
 Layer rule: the standard library only (ctypes, loaded on first use).
 """
@@ -79,3 +81,23 @@ def sendto_family(fd: int, n: int, flags: int, family: int) -> int:
             ctypes.c_uint(len(addr)),
         )
     )
+
+
+def sockaddr_in(ip: str, port: int) -> bytes:
+    """A ``struct sockaddr_in`` (IPv4) or ``sockaddr_in6`` (an address with colons)."""
+    import socket
+
+    if ":" in ip:
+        return struct.pack("=H", socket.AF_INET6) + struct.pack(
+            "!HI16sI", port, 0, socket.inet_pton(socket.AF_INET6, ip), 0
+        )
+    return struct.pack("=H", socket.AF_INET) + struct.pack("!H4s8x", port, socket.inet_aton(ip))
+
+
+def addr_call(name: str, fd: int, addr: bytes) -> int:
+    """``connect`` or ``bind`` (``name``) with the sockaddr bytes as written: the kernel
+    judges a family that is not the socket's (EINVAL, EAFNOSUPPORT)."""
+    import ctypes
+
+    fn = getattr(_libc(), name)
+    return _result(fn(ctypes.c_int(fd), ctypes.c_char_p(addr), ctypes.c_uint(len(addr))))

@@ -95,6 +95,14 @@ def _i(v: Any, what: str, e: Expr | None = None) -> int:
     return v
 
 
+def _other_family(s: socket.socket, ip: str) -> bool:
+    """A sockaddr of the other IP family than the socket's (a script's explicit
+    ``sa_family=AF_INET`` address on an ``AF_INET6`` socket, or the reverse)."""
+    if s.family not in (socket.AF_INET, socket.AF_INET6):
+        return False
+    return (":" in ip) != (s.family == socket.AF_INET6)
+
+
 class LiveKernel:
     """The script's file descriptors and its system calls on them. Not thread-safe by
     design beyond what the runner needs: one call at a time, plus at most one blocking
@@ -184,6 +192,7 @@ class LiveKernel:
                 (self.local_ip, self.bind_port) if local else (self.remote_ip, self.connect_port)
             )
         elif isinstance(v, dict):
+            fam = v.get("sa_family", v.get("sin6_family", ...))
             p: Any = v.get("sin_port", v.get("sin6_port", ...))
             addr = v.get("sin_addr", v.get("sin6_addr", ...))
             dport = self.bind_port if local else self.connect_port
@@ -193,6 +202,10 @@ class LiveKernel:
                 else self._map_ip(str(addr))
             )
             port = dport if p is ... else int(p)
+            if fam == socket.AF_INET:  # written as IPv4: a sockaddr_in, whatever the socket
+                return ip.removeprefix("::ffff:"), port
+            if fam == socket.AF_INET6 and ":" not in ip:
+                return "::ffff:" + ip, port
         else:
             raise ScriptValueError(f"cannot use {v!r} as a socket address")
         if sock is not None and sock.family == socket.AF_INET and ip.startswith("::ffff:"):
@@ -274,8 +287,12 @@ class LiveKernel:
 
     def do_bind(self, sc: Syscall, a: list[Any], want: Any, res: Result) -> int:
         f = self.fd(a[0])
-        addr = self.sockaddr(a[1], local=True, sock=self.sock(a[0]))
-        self.sock(a[0]).bind(addr)
+        s = self.sock(a[0])
+        addr = self.sockaddr(a[1], local=True, sock=s)
+        if _other_family(s, addr[0]):
+            libc.addr_call("bind", s.fileno(), libc.sockaddr_in(*addr))
+        else:
+            s.bind(addr)
         f.port = addr[1]
         return 0
 
@@ -304,6 +321,8 @@ class LiveKernel:
             return libc.connect_family(s.fileno(), a[1])
         addr = self.sockaddr(a[1], local=False, sock=s)
         res.peer = addr
+        if _other_family(s, addr[0]):  # the kernel's answer, not Python's refusal
+            return libc.addr_call("connect", s.fileno(), libc.sockaddr_in(*addr))
         try:
             s.connect(addr)
         finally:

@@ -255,9 +255,8 @@ def _finish_addresses(sc: PktScript, final: dict[str, tuple[str, str, int, int]]
             if sc.six:
                 setattr(sc, name, V6_DEFAULTS[name])
             continue
-        v = getattr(sc, name)
-        if ipaddress.ip_address(v).version != want:
-            _, where, line, col = final[name]
+        if ipaddress.ip_address(getattr(sc, name)).version != want:
+            v, where, line, col = final[name]  # (as typed)
             errors.append(
                 PktError(
                     where,
@@ -429,7 +428,7 @@ def check(
             )
         )
     for ev in script.events:
-        why = _semantic(ev)
+        why = _semantic(ev) or _icmp_names(ev, sc.six)
         if why:
             errors.append(PktError(file, ev.line, ev.col, why))
         if isinstance(ev.action, Syscall):
@@ -504,6 +503,29 @@ def _semantic(ev: Event) -> str | None:
                     f"TCP options are not padded correctly: {n} bytes, not a multiple "
                     "of 4 (add nop or eol)"
                 )
+    return None
+
+
+def _icmp_names(ev: Event, six: bool) -> str | None:
+    """An ICMP line's type and code must be names of the script's IP version's ICMP
+    (packetdrill's parse_icmp_type_and_code: "bad ICMP type/code", before anything
+    runs); IPv4's ``frag_needed`` is not ICMPv6's, whose ``packet_too_big`` is."""
+    from .fields import icmp_code, icmp_type
+    from .model import PacketSpec
+
+    a = ev.action
+    if not isinstance(a, PacketSpec) or a.icmp is None:
+        return None
+    ic, v = a.icmp, "ICMPv6" if six else "ICMP"
+    if icmp_type(ic.type, six) is None:
+        return f"bad {v} type {ic.type} (packetdrill: semantic error)"
+    if ic.code is not None and icmp_code(ic.code, ic.type, six) is None:
+        hint = ""
+        if six and icmp_code(ic.code) is not None:
+            hint = " (an IPv4 code: over IPv6, 'packet_too_big mtu N' says the path MTU)"
+        elif not six and icmp_code(ic.code, ic.type, True) is not None:
+            hint = " (an ICMPv6 code: run with --ip_version=ipv6?)"
+        return f"bad {v} code {ic.code} for {ic.type}{hint} (packetdrill: semantic error)"
     return None
 
 

@@ -204,7 +204,9 @@ class Outbound:
         segs, why = await self._gather(pkt, conn, seg, deadline)
         if why is None and pkt.ip is not None:
             got_ip = self._ip_of.get(id(seg))
-            why = ip_mismatch(pkt, got_ip) or flowlabel_mismatch(pkt, got_ip, conn)
+            why = ip_mismatch(pkt, got_ip)
+            if why is None and ":" in self.peer_ip:  # (an IPv4 header has no flow label)
+                why = flowlabel_mismatch(pkt, got_ip, conn)
         learn_ts(pkt, seg, conn)
         for s in segs:
             ts = s.timestamp

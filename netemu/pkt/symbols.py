@@ -196,10 +196,6 @@ SYMBOLS: dict[str, int] = {
     "IPV6_V6ONLY": 26,
     "IPV6_MTU": 24,
     "IPV6_HOPLIMIT": 52,
-    "IPV6_UNICAST_HOPS": 16,
-    "IPV6_FLOWINFO_SEND": 33,
-    "IPV6_FLOWLABEL_MGR": 32,
-    "IPV6_AUTOFLOWLABEL": 70,
     # IPPROTO_TCP options
     "TCP_NODELAY": 1,
     "TCP_MAXSEG": 2,

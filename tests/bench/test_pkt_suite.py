@@ -243,6 +243,7 @@ def test_summary_keys_and_figures():
     assert set(r) == {
         "ip_version",
         "scripts",
+        "left_out",
         "netemu_pass",
         "packetdrill_pass",
         "agree",
@@ -250,6 +251,7 @@ def test_summary_keys_and_figures():
         "netemu_only_pass",
         "packetdrill_only_pass",
         "unsupported",
+        "netemu_late_runs",
         "netemu_wall_s",
         "packetdrill_wall_s",
         "rows",
@@ -280,6 +282,12 @@ def test_summary_keys_and_figures():
 
 
 def test_summary_without_packetdrill_has_nulls():
+    late = ps.Verdict("late", "netemu was late by 30.0 ms at line 8", 1.0, late_runs=3)
+    r = ps.summarize(["a.pkt", "b.pkt"], [late, ps.Verdict("fail", "x", 1.0, late_runs=1)],
+                     verdicts(("fail", "y"), ("fail", "z")))  # fmt: skip
+    # a run netemu was late in every time has no verdict: it agrees with no failure
+    assert [row["agree"] for row in r["rows"]] == [False, True]
+    assert r["netemu_late_runs"] == 4 and r["agree"] == 1
     r = ps.summarize(["a.pkt"], verdicts(("fail", "timeout after 60 s")), None)
     assert tuple(r) == ps.KEYS
     for key in (
@@ -503,6 +511,10 @@ def test_suite_on_tiny_scripts_json(tmp_path: Path):
     r = json.loads(out.stdout)
     assert tuple(r) == ps.KEYS
     assert r["scripts"] == 3  # the -v6 one is IPv6-only
+    assert r["left_out"] == ["open/handshake-v6.pkt"] and r["ip_version"] == "ipv4"
+    assert "left out over IPv4: 1 IPv6-only script(s), as run_all.py: handshake-v6.pkt" in (
+        out.stderr
+    )
     rows = {row["script"]: row for row in r["rows"]}
     assert list(rows) == ["garbage.pkt", "open/handshake.pkt", "open/wrong-ack.pkt"]
     assert rows["open/handshake.pkt"]["netemu"] == "pass", rows["open/handshake.pkt"]
@@ -529,3 +541,29 @@ def test_suite_on_tiny_scripts_json(tmp_path: Path):
     assert out.returncode == 0, out.stderr
     assert "open/handshake.pkt" in out.stdout and "wrong-ack" not in out.stdout
     assert "netemu passes 1" in out.stdout
+
+
+@pytest.mark.parametrize(
+    "late_times, verdict, late_runs", [(0, "pass", 0), (2, "pass", 2), (3, "late", 3)]
+)
+def test_a_run_netemu_was_late_in_is_run_again(
+    tmp_path: Path, monkeypatch, late_times: int, verdict: str, late_runs: int
+):
+    """netemu's own lateness is no verdict on the kernel: the script runs again, twice at
+    most; late all three times, it is "late" (not a pass, and agreeing with nothing)."""
+    import netemu.pkt.session as session
+    from netemu.run.result import Outcome
+
+    calls = []
+
+    async def fake_run_pkt(sc, run_dir, write=True, **kw):
+        calls.append(1)
+        late = "netemu was late by 30.0 ms at line 3" if len(calls) <= late_times else None
+        return Outcome(sc, late is None, run_dir, {"netemu_late": late, "error": late}, "")
+
+    monkeypatch.setattr(session, "run_pkt", fake_run_pkt)
+    (tmp_path / "a.pkt").write_text(HANDSHAKE)
+    v = ps.run_netemu(tmp_path / "a.pkt", ps.ipv4_argv(), 10.0)
+    assert (v.verdict, v.late_runs, len(calls)) == (verdict, late_runs, min(late_times + 1, 3))
+    if verdict == "late":
+        assert v.reason == "netemu was late by 30.0 ms at line 3"
