@@ -26,7 +26,6 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..tcp.arrivals import dropped_unread
 from ..wire import (
     ACK,
     CWR,
@@ -196,6 +195,8 @@ class SegmentView:
             parts.append("sack " + " ".join(f"{a}-{b}" for a, b in t.sack_blocks))
         bad = t.malformed_option
         if bad is not None:
+            from ..tcp.arrivals import dropped_unread  # the endpoint's: only when needed
+
             parts.append(
                 f"{bad.reason}: options stop here"
                 + (", dropped unread by Linux >= 6.7" if dropped_unread(t) else "")
