@@ -22,6 +22,8 @@ import tempfile
 from collections import deque
 from typing import IO, Any
 
+from ..wire import FIN, RST, SYN
+from ..wire.tcp import MalformedOption
 from .conv import Conversation, SegmentView, Skipped, ep_str
 from .ladder_model import (
     _MIN_GAP,
@@ -40,6 +42,20 @@ from .report import segment_json, state_json
 from .stream import Live, walk
 
 _ROLES = ("client", "server")
+
+
+def _is_event(v: SegmentView) -> bool:
+    """``ladder_model.is_event``, for a segment whose payload was let go."""
+    opts = v.tcp.options
+    a = v.analysis
+    return bool(
+        v.tcp.flags & (SYN | FIN | RST)
+        or v.frame.mark
+        or v.frame.note
+        or v.retransmission
+        or (a is not None and a.marks)
+        or (opts and opts[-1].__class__ is MalformedOption)
+    )
 
 
 def _row(x: Row | SegmentView) -> Row:
@@ -61,30 +77,40 @@ class _Summary:
 
     def add(self, e: list[Any]) -> None:
         p = self.p
-        self.p += 1
-        chosen = p < self.keep or p <= self.force
+        self.p = p + 1
+        w = self.window
         if e[1]:
-            chosen = True
             self.force = p + self.c
-            w = self.window
             for k in range(1, min(self.c, len(w)) + 1):
                 w[-k][5] = True
-        e.append(chosen)
-        self.window.append(e)
-        if len(self.window) > self.keep + self.c:
-            self._commit(self.window.popleft())
+            e.append(True)
+        else:
+            e.append(p < self.keep or p <= self.force)
+        w.append(e)
+        if len(w) > self.keep + self.c:
+            e = w.popleft()
+            if e[5]:
+                self._commit(e)
+                return
+            # left out (_commit's other half, in place: most rows of a long one come here)
+            run = self.run
+            if len(run) < _MIN_GAP:  # only its first rows are drawn, if any
+                run.append(e)
+            gap = self.gap
+            if gap is None:
+                gap = self.gap = Gap(e[2], e[2])
+            gap.add(e[2], e[3], e[4])
 
     def _commit(self, e: list[Any]) -> None:
         if e[5]:
             self._close()
             self.out.append(_row(e[0]))
             return
-        self.run.append(e)
+        if len(self.run) < _MIN_GAP:  # only its first rows are drawn, if any
+            self.run.append(e)
         if self.gap is None:
             self.gap = Gap(e[2], e[2])
         self.gap.add(e[2], e[3], e[4])
-        if len(self.run) >= _MIN_GAP:
-            self.run = self.run[:_MIN_GAP]
 
     def _close(self) -> None:
         if self.gap is None:
@@ -125,16 +151,13 @@ class _Rows:
         self.n = 0  # rows so far
         self.others = 0  # of them not segments
 
-    def segment(self, v: SegmentView, t: float) -> None:
-        self.segs.append((t, v))
-
     def release(self, upto: float) -> None:
         """Take every row earlier than ``upto`` (nothing settled later comes before it)."""
         recs, segs = self.recs, self.segs
         if not recs:  # segments only: in order already
             while segs and segs[0][0] < upto:
                 t, v = segs.popleft()
-                self._add([v, is_event(v), t, v.left_to_right, v.length], False)
+                self._add([v, _is_event(v), t, v.left_to_right, v.payload_len], False)
             return
         ready = [x for x in recs if x[0] < upto]
         if ready:
@@ -170,7 +193,8 @@ class _Rows:
 
     def _add(self, e: list[Any], other: bool) -> None:
         self.n += 1
-        self.others += other
+        if other:
+            self.others += 1
         if self.summary is not None:
             self.summary.add(e)
             return
@@ -257,16 +281,20 @@ class _Sink:
 
     def segment(self, live: Live, v: SegmentView, t: float) -> None:
         self.segments += 1
-        v.drop_payload()
+        if v.payload_len < 0:  # v.drop_payload(): the rows and inference need its length only
+            tcp = v.tcp
+            v.payload_len = len(tcp.payload)
+            tcp.payload = b""
         c: _Conv = live.sink
         rows = c.rows
         if rows is not None:
-            rows.segment(v, t)
+            rows.segs.append((t, v))
         elif self.seg_out is not None:
             self.seg_out.write(_seg_json(live.conv.number, v))
         inf = live.inf
         inf.push(v, t)
-        if inf.out.states or inf.out.notes:
+        out = inf.out
+        if out.states or out.notes:
             self._records(c)
         if rows is not None:
             rows.release(inf.watermark(t))
