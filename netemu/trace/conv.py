@@ -314,7 +314,9 @@ class Conversation:
             v.window = tcp.window << min(own, 14) if scaled else tcp.window
         else:  # no SYN seen: nothing scaled
             v.window = tcp.window
-        n = len(tcp.payload)
+        n = v.payload_len
+        if n < 0:  # (>= 0: the payload was let go, or never copied)
+            n = len(tcp.payload)
         occupied = n + (fl & SYN and 1) + (fl & FIN and 1)
         if occupied:
             high = self._high.get(src)

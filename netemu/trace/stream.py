@@ -43,8 +43,10 @@ class Unstreamable(Exception):
 
 
 def decode(p: CapturedPacket, ips: dict[bytes, str]) -> tuple[Any, str | None]:
-    """((src, dst, segment), note) of a captured frame that holds a TCP segment, or
-    (None, the reason it holds none)."""
+    """((src, dst, segment, n), note) of a captured frame that holds a TCP segment, or
+    (None, the reason it holds none). ``n`` >= 0: the length of its payload, which is
+    not copied (the segment's ``payload`` is empty: nothing ``netemu show`` shows reads
+    it); -1: the payload is there."""
     d = p.data
     if p.linktype == LINKTYPE_ETHERNET and len(d) >= 54:
         etype, vhl, total, frag, proto, a, b, sport, dport, seq, ack, off_flags, win, csum, urg = (
@@ -68,12 +70,11 @@ def decode(p: CapturedPacket, ips: dict[bytes, str]) -> tuple[Any, str | None]:
                     options = (NOP, NOP, TimestampOption(tsval, tsecr))
             if options is not None:
                 tcp = TcpSegment(
-                    sport, dport, seq, ack, off_flags & 0x0FFF, win, d[34 + hlen : 14 + total],
-                    options, urg, csum,
-                )  # fmt: skip
+                    sport, dport, seq, ack, off_flags & 0x0FFF, win, b"", options, urg, csum
+                )
                 src = ips.get(a) or ips.setdefault(a, socket.inet_ntoa(a))
                 dst = ips.get(b) or ips.setdefault(b, socket.inet_ntoa(b))
-                return ((src, sport), (dst, dport), tcp), None
+                return ((src, sport), (dst, dport), tcp, total - 20 - hlen), None
     got = as_ethernet(p.linktype, d)
     data = got.packet
     if data is None:
@@ -81,7 +82,7 @@ def decode(p: CapturedPacket, ips: dict[bytes, str]) -> tuple[Any, str | None]:
     parsed = parse_tcp(data)
     if parsed is None:
         return None, decode_link(LINKTYPE_ETHERNET, data).reason or "malformed TCP"
-    return parsed, got.note
+    return (*parsed, -1), got.note
 
 
 def first_roles(v: SegmentView) -> tuple[Endpoint, Endpoint, str]:
@@ -257,8 +258,10 @@ def walk(
             note = f"{note}; {back}" if note else back
         if ts > latest:
             latest = ts
-        src, dst, tcp = parsed
-        v = SegmentView(i, FrameRecord(ts - t0, "in", b"", mark, note), src, dst, tcp)
+        src, dst, tcp, n = parsed
+        v = SegmentView(
+            i, FrameRecord(ts - t0, "in", b"", mark, note), src, dst, tcp, payload_len=n
+        )
         key = (src, dst) if src <= dst else (dst, src)
         live = current.get(key)
         if live is not None and tcp.flags & (SYN | ACK) == SYN:
