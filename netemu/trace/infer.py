@@ -232,8 +232,12 @@ class _Inferrer:
         if q:
             self._settle(s, i, tv)
         if v.frame.mark != "dropped" and (r.state == TIME_WAIT or not _unread(tcp)):
-            queue[r.role].append((v, tv))
-            self._settle(r, i, tv)
+            q = queue[r.role]
+            if q or tcp.payload or fl & (SYN | FIN):
+                q.append((v, tv))
+                self._settle(r, i, tv)
+            else:  # what _settle does with it: nothing to wait for
+                self._deliver(r, v, tv)
 
     def _next_send(self, r: _Side, i: int) -> SegmentView | None:
         """r's next segment after index ``i``, or None."""
@@ -391,7 +395,10 @@ class _Inferrer:
                 return
         elif fl & ACK and (r.fin_seq is not None or r.state == SYN_RECEIVED):
             self._ack(r, tcp.ack, flag_names(fl), t)
-        self._data(r, v, t)
+        if fl & (SYN | FIN) or tcp.payload or (r.peer_fin is not None and not r.fin_processed):
+            self._data(r, v, t)
+        elif r.rcv_nxt is None:  # what _data does with an empty segment
+            r.rcv_nxt = tcp.seq
 
     @staticmethod
     def _acks_syn(r: _Side, ack: int) -> bool:
