@@ -174,13 +174,7 @@ class Analyzer:
         """The marks of the next segment in file order (None: none, no SACK block). A
         segment whose header the snap length cut moves the analysis on (a duplicate ACK
         is counted) but shows no mark: tshark stops displaying it at the cut."""
-        got = self._marks(v)
-        if v.frame.note is not None and TCP_CUT in v.frame.note:
-            return None
-        return got
-
-    def _marks(self, v: SegmentView) -> Analysis | None:
-        # (every segment of ``netemu show`` comes here: _flow, _gt, _lt inlined, the
+        # (every segment of ``netemu show`` comes here: _flow, _gt inlined, the
         # duplicate-ACK family of marks only for a segment that can be one)
         tcp = v.tcp
         fl = tcp.flags
@@ -193,9 +187,7 @@ class Analyzer:
         if rev is None:
             rev = flows[v.dst] = _Flow()
         seq, ack, window = tcp.seq, tcp.ack if fl & ACK else 0, v.window
-        seglen = v.payload_len
-        if seglen < 0:
-            seglen = len(tcp.payload)
+        seglen = v.payload_len if v.payload_len >= 0 else len(tcp.payload)
         if fl & SYN:
             self._syn(fwd, rev, v, t)
         elif fl & ACK and self.syn_t is not None and self.first_rtt is None:
@@ -253,10 +245,9 @@ class Analyzer:
                 if o.__class__ is SackOption:
                     sack = o.blocks
                     break
-        if not marks:
-            fwd.last_marks = ()
-            return _with_sack(Analysis((), dup), v, sack) if sack else None
-        fwd.last_marks = got = tuple(marks)
+        fwd.last_marks = got = tuple(marks) if marks else ()
+        if not (marks or sack) or (v.frame.note is not None and TCP_CUT in v.frame.note):
+            return None
         return _with_sack(Analysis(got, dup), v, sack)
 
     @staticmethod

@@ -231,7 +231,13 @@ class _Inferrer:
             self._flush()
         if q:
             self._settle(s, i, tv)
-        if v.frame.mark != "dropped" and (r.state == TIME_WAIT or not _unread(tcp)):
+        opts = tcp.options
+        if v.frame.mark != "dropped" and (
+            not opts
+            or opts[-1].__class__ is not MalformedOption
+            or r.state == TIME_WAIT
+            or not _unread(tcp)
+        ):
             q = queue[r.role]
             if q or tcp.payload or fl & (SYN | FIN):
                 q.append((v, tv))

@@ -155,9 +155,16 @@ class _Rows:
         """Take every row earlier than ``upto`` (nothing settled later comes before it)."""
         recs, segs = self.recs, self.segs
         if not recs:  # segments only: in order already
+            summary = self.summary
             while segs and segs[0][0] < upto:
                 t, v = segs.popleft()
-                self._add([v, _is_event(v), t, v.left_to_right, v.payload_len], False)
+                e = [v, _is_event(v), t, v.left_to_right, v.payload_len]
+                if summary is None:
+                    self._add(e, False)
+                    summary = self.summary
+                else:  # _add's work for a summarised one's segment
+                    self.n += 1
+                    summary.add(e)
             return
         ready = [x for x in recs if x[0] < upto]
         if ready:
