@@ -44,7 +44,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from ..tcp.state import State
 from ..wire import ACK, FIN, RST, SYN
-from ..wire.seq import seq_ge, seq_gt, seq_le
+from ..wire.seq import HALF, seq_ge, seq_gt, seq_le
 from ..wire.tcp import MalformedOption, TcpSegment
 from .conv import Conversation, Endpoint, SegmentView, conversations, ep_str, flag_names
 from .record import FrameRecord, NoteRecord, StateRecord, Trace
@@ -223,7 +223,12 @@ class _Inferrer:
                 break
             hv, t0 = q.popleft()
             self._deliver(s, hv, t0)
-        if fl & ACK and not fl & SYN and s.rcv_nxt is not None:
+        if (
+            fl & ACK
+            and not fl & SYN
+            and s.rcv_nxt is not None
+            and ((s.rcv_nxt - tcp.ack) & MASK) >= HALF  # seq_gt(ack, rcv_nxt)
+        ):
             self._trust_ack(s, v, tv)
         if fl & (SYN | FIN | RST) or s.state is None or s.assumed_listen:
             self._sent(s, r, v, tv)
@@ -242,8 +247,16 @@ class _Inferrer:
             if q or tcp.payload or fl & (SYN | FIN):
                 q.append((v, tv))
                 self._settle(r, i, tv)
-            else:  # what _settle does with it: nothing to wait for
+            elif (
+                fl & RST
+                or r.state is None
+                or r.state == SYN_RECEIVED
+                or r.fin_seq is not None
+                or r.peer_fin is not None
+            ):  # what _settle does with it: nothing to wait for
                 self._deliver(r, v, tv)
+            elif r.rcv_nxt is None:  # all _deliver does with it (see _received)
+                r.rcv_nxt = tcp.seq
 
     def _next_send(self, r: _Side, i: int) -> SegmentView | None:
         """r's next segment after index ``i``, or None."""
