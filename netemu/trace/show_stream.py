@@ -44,20 +44,6 @@ from .stream import Live, walk
 _ROLES = ("client", "server")
 
 
-def _is_event(v: SegmentView) -> bool:
-    """``ladder_model.is_event``, for a segment whose payload was let go."""
-    opts = v.tcp.options
-    a = v.analysis
-    return bool(
-        v.tcp.flags & (SYN | FIN | RST)
-        or v.frame.mark
-        or v.frame.note
-        or v.retransmission
-        or (a is not None and a.marks)
-        or (opts and opts[-1].__class__ is MalformedOption)
-    )
-
-
 def _row(x: Row | SegmentView) -> Row:
     """A row kept, made when it is drawn (a segment's, from its view)."""
     return x if type(x) is Row else Row(x.t, "seg", seg=x)  # type: ignore[arg-type]
@@ -158,7 +144,18 @@ class _Rows:
             summary = self.summary
             while segs and segs[0][0] < upto:
                 t, v = segs.popleft()
-                e = [v, _is_event(v), t, v.left_to_right, v.payload_len]
+                # ladder_model.is_event, for a segment whose payload was let go
+                tcp, frame, a = v.tcp, v.frame, v.analysis
+                opts = tcp.options
+                event = bool(
+                    tcp.flags & (SYN | FIN | RST)
+                    or frame.mark
+                    or frame.note
+                    or v.retransmission
+                    or (a is not None and a.marks)
+                    or (opts and opts[-1].__class__ is MalformedOption)
+                )
+                e = [v, event, t, v.left_to_right, v.payload_len]
                 if summary is None:
                     self._add(e, False)
                     summary = self.summary
@@ -304,7 +301,14 @@ class _Sink:
         if out.states or out.notes:
             self._records(c)
         if rows is not None:
-            rows.release(inf.watermark(t))
+            # no record made from now on is earlier than the oldest segment inference
+            # holds or has queued (or this one)
+            w = t
+            held, queue = inf.held, inf.queue
+            for d in (held["client"], queue["client"], held["server"], queue["server"]):
+                if d and d[0][1] < w:
+                    w = d[0][1]
+            rows.release(w)
 
     def _records(self, c: _Conv) -> None:
         states, notes = c.live.inf.drain()
