@@ -33,7 +33,7 @@ from .record import FrameRecord, NoteRecord, StateRecord
 
 # From the Ethernet type on: type, IPv4 version+IHL, total length, flags+fragment
 # offset, protocol, addresses, then the TCP header.
-_HEAD = struct.Struct(">HBxH2xHxB2x4s4sHHIIHHHH").unpack_from
+_HEAD = struct.Struct(">HBxH2xHxB2xIIHHIIHHHH").unpack_from
 _TS = struct.Struct(">III").unpack_from  # NOP NOP TS kind+length, TSval, TSecr
 _NOP_NOP_TS = 0x0101080A
 
@@ -42,7 +42,7 @@ class Unstreamable(Exception):
     """One pass cannot give this capture's results: read it whole."""
 
 
-def decode(p: CapturedPacket, ips: dict[bytes, str]) -> tuple[Any, str | None]:
+def decode(p: CapturedPacket, eps: dict[int, Endpoint]) -> tuple[Any, str | None]:
     """((src, dst, segment, n), note) of a captured frame that holds a TCP segment, or
     (None, the reason it holds none). ``n`` >= 0: the length of its payload, which is
     not copied (the segment's ``payload`` is empty: nothing ``netemu show`` shows reads
@@ -72,9 +72,12 @@ def decode(p: CapturedPacket, ips: dict[bytes, str]) -> tuple[Any, str | None]:
                 tcp = TcpSegment(
                     sport, dport, seq, ack, off_flags & 0x0FFF, win, b"", options, urg, csum
                 )
-                src = ips.get(a) or ips.setdefault(a, socket.inet_ntoa(a))
-                dst = ips.get(b) or ips.setdefault(b, socket.inet_ntoa(b))
-                return ((src, sport), (dst, dport), tcp, total - 20 - hlen), None
+                # one tuple per endpoint (``eps``, by address and port): no new one per
+                # frame, and the dictionaries keyed by them find them by identity
+                ka, kb = a << 16 | sport, b << 16 | dport
+                src = eps.get(ka) or _endpoint(eps, ka)
+                dst = eps.get(kb) or _endpoint(eps, kb)
+                return (src, dst, tcp, total - 20 - hlen), None
     got = as_ethernet(p.linktype, d)
     data = got.packet
     if data is None:
@@ -83,6 +86,11 @@ def decode(p: CapturedPacket, ips: dict[bytes, str]) -> tuple[Any, str | None]:
     if parsed is None:
         return None, decode_link(LINKTYPE_ETHERNET, data).reason or "malformed TCP"
     return (*parsed, -1), got.note
+
+
+def _endpoint(eps: dict[int, Endpoint], k: int) -> Endpoint:
+    ep = eps[k] = (socket.inet_ntoa((k >> 16).to_bytes(4, "big")), k & 0xFFFF)
+    return ep
 
 
 def first_roles(v: SegmentView) -> tuple[Endpoint, Endpoint, str]:
@@ -162,17 +170,6 @@ class StreamInferrer(_Inferrer):
         """r's next segment, as ``_take`` found it (no index: read as they come)."""
         return self.nexts.get(r.role)
 
-    def watermark(self, latest: float) -> float:
-        """No record made from now on is earlier than this."""
-        w = latest
-        held, queue = self.held, self.queue
-        for d in (held["client"], queue["client"], held["server"], queue["server"]):
-            if d:
-                t = d[0][1]
-                if t < w:
-                    w = t
-        return w
-
     def drain(self) -> tuple[list[StateRecord], list[NoteRecord]]:
         out = self.out
         states, notes = out.states, out.notes
@@ -235,7 +232,7 @@ def walk(
 
     current: dict[tuple[Endpoint, Endpoint], Live] = {}
     numbers = 0
-    ips: dict[bytes, str] = {}
+    eps: dict[int, Endpoint] = {}
     t0: float | None = None
     latest = 0.0
     count = 0
@@ -245,7 +242,7 @@ def walk(
         if t0 is None:
             t0 = latest = ts
         mark, note = parse_comment(p.comment) if p.comment else (None, None)
-        parsed, why = decode(p, ips)
+        parsed, why = decode(p, eps)
         if parsed is None:
             if ts > latest:
                 latest = ts
