@@ -9,9 +9,10 @@ test capture; the few captures where one pass cannot know them (a 4-tuple used
 again with times that overlap, roles a later SYN would change) raise
 ``Unstreamable``, and ``netemu show`` reads them the old way.
 
-The common frame, Ethernet/IPv4/TCP without options or with only NOP NOP TS, is
-decoded with one ``struct`` call; any other goes through ``decap.as_ethernet`` and
-``conv.parse_tcp`` as before.
+The common frame, Ethernet/IPv4/TCP (no IP options, not a fragment, not cut short),
+is decoded with one ``struct`` call (NOP NOP TS, the options of nearly every segment,
+made in place; any others by ``wire.tcp.parse_options``), its payload not copied; any
+other goes through ``decap.as_ethernet`` and ``conv.parse_tcp`` as before.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from ..wire import ACK, SYN
-from ..wire.tcp import NOP, TcpSegment, TimestampOption
+from ..wire.tcp import NOP, TcpSegment, TimestampOption, parse_options
 from .analysis import Analyzer
 from .conv import Conversation, Endpoint, SegmentView, ep_str, parse_tcp
 from .decap import LINKTYPE_ETHERNET, as_ethernet, decode_link
@@ -62,22 +63,24 @@ def decode(p: CapturedPacket, eps: dict[int, Endpoint]) -> tuple[Any, str | None
             and 20 <= hlen <= total - 20
         ):
             options: Any = None
+            padding = b""
             if hlen == 20:
                 options = ()
             elif hlen == 32:
                 kl, tsval, tsecr = _TS(d, 54)
                 if kl == _NOP_NOP_TS:
                     options = (NOP, NOP, TimestampOption(tsval, tsecr))
-            if options is not None:
-                tcp = TcpSegment(
-                    sport, dport, seq, ack, off_flags & 0x0FFF, win, b"", options, urg, csum
-                )
-                # one tuple per endpoint (``eps``, by address and port): no new one per
-                # frame, and the dictionaries keyed by them find them by identity
-                ka, kb = a << 16 | sport, b << 16 | dport
-                src = eps.get(ka) or _endpoint(eps, ka)
-                dst = eps.get(kb) or _endpoint(eps, kb)
-                return (src, dst, tcp, total - 20 - hlen), None
+            if options is None:  # any other option area (a SYN's, SACK blocks)
+                options, padding = parse_options(d, 54, 34 + hlen)
+            tcp = TcpSegment(
+                sport, dport, seq, ack, off_flags & 0x0FFF, win, b"", options, urg, csum, padding
+            )
+            # one tuple per endpoint (``eps``, by address and port): no new one per
+            # frame, and the dictionaries keyed by them find them by identity
+            ka, kb = a << 16 | sport, b << 16 | dport
+            src = eps.get(ka) or _endpoint(eps, ka)
+            dst = eps.get(kb) or _endpoint(eps, kb)
+            return (src, dst, tcp, total - 20 - hlen), None
     got = as_ethernet(p.linktype, d)
     data = got.packet
     if data is None:
