@@ -273,7 +273,8 @@ class Analyzer:
         """ "ACKed unseen segment": ``ack`` is beyond what the other side was seen to
         send. Not again for a repeat of the ack that was marked (a FIN+ACK after the
         ACK of a FIN the capture missed), as tshark 4.0 marks them."""
-        if rev.maxseqtobeacked is None or not _gt(ack, rev.maxseqtobeacked):
+        high = rev.maxseqtobeacked
+        if high is None or not 0 < ((ack - high) & MASK) < _HALF:  # _gt(ack, high)
             return False
         if ack == fwd.lastack:
             return False
@@ -296,7 +297,7 @@ class Analyzer:
         if KEEP_ALIVE in marks:
             return
         seq, nextseq = v.tcp.seq, fwd.nextseq
-        behind = nextseq is not None and _lt(seq, nextseq)
+        behind = nextseq is not None and 0 < ((nextseq - seq) & MASK) < _HALF  # _lt(seq, nextseq)
         recent = t - rev.lastack_t < FAST_RETRANSMISSION_WINDOW
         if behind and rev.dupacks >= 2 and rev.lastack == seq and recent:
             marks += (FAST_RETRANSMISSION, RETRANSMISSION)
@@ -307,7 +308,7 @@ class Analyzer:
         if behind and t - fwd.nextseq_t < ooo and nextseq != end:  # SYN, FIN counted
             marks.append(OUT_OF_ORDER)
             return
-        if seglen and rev.lastack and not _gt((seq + seglen) & MASK, rev.lastack):
+        if seglen and rev.lastack and not 0 < ((seq + seglen - rev.lastack) & MASK) < _HALF:
             marks += (SPURIOUS_RETRANSMISSION, RETRANSMISSION)
             return
         if behind:
