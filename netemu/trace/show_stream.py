@@ -418,18 +418,31 @@ def _SCALAR(x: Any) -> str:
     return json.dumps(x, default=str, ensure_ascii=False)
 
 
+# "\n" and the indent of each level
+_PAD = tuple("\n" + "  " * i for i in range(64))
+
+
 def _fmt(x: Any, level: int) -> str:
+    t = type(x)  # the scalars first, as _SCALAR has them (what a segment holds most)
+    if t is str:
+        return _TEXT(x)
+    if t is int:
+        return int.__repr__(x)
+    if t is float:
+        return float.__repr__(x)
+    if x is None or t is bool:
+        return _CONST[x]
     if isinstance(x, dict):
         if not x:
             return "{}"
-        pad = "\n" + "  " * (level + 1)
-        items = ",".join(pad + _SCALAR(k) + ": " + _fmt(v, level + 1) for k, v in x.items())
-        return "{" + items + "\n" + "  " * level + "}"
+        pad = _PAD[level + 1] if level < 63 else "\n" + "  " * (level + 1)
+        items = ",".join([pad + _SCALAR(k) + ": " + _fmt(v, level + 1) for k, v in x.items()])
+        return "{" + items + pad[: 1 + 2 * level] + "}"
     if isinstance(x, list | tuple):
         if not x:
             return "[]"
-        pad = "\n" + "  " * (level + 1)
-        return "[" + ",".join(pad + _fmt(v, level + 1) for v in x) + "\n" + "  " * level + "]"
+        pad = _PAD[level + 1] if level < 63 else "\n" + "  " * (level + 1)
+        return "[" + ",".join([pad + _fmt(v, level + 1) for v in x]) + pad[: 1 + 2 * level] + "]"
     return _SCALAR(x)
 
 
