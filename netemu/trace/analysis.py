@@ -23,6 +23,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from ..wire import ACK, FIN, RST, SYN
+from ..wire.tcp import SackOption
 from .conv import Endpoint, SegmentView
 from .decap import TCP_CUT
 
@@ -173,19 +174,20 @@ class Analyzer:
         """The marks of the next segment in file order (None: none, no SACK block). A
         segment whose header the snap length cut moves the analysis on (a duplicate ACK
         is counted) but shows no mark: tshark stops displaying it at the cut."""
-        got = self._marks(v)
-        if v.frame.note is not None and TCP_CUT in v.frame.note:
-            return None
-        return got
-
-    def _marks(self, v: SegmentView) -> Analysis | None:
+        # (every segment of ``netemu show`` comes here: _flow, _gt inlined, the
+        # duplicate-ACK family of marks only for a segment that can be one)
         tcp = v.tcp
         fl = tcp.flags
         t = v.frame.t
-        fwd, rev = self._flow(v.src), self._flow(v.dst)
-        seq, ack, seglen, window = tcp.seq, tcp.ack, v.length, v.window
-        if not fl & ACK:
-            ack = 0
+        flows = self.flows
+        fwd = flows.get(v.src)
+        if fwd is None:
+            fwd = flows[v.src] = _Flow()
+        rev = flows.get(v.dst)
+        if rev is None:
+            rev = flows[v.dst] = _Flow()
+        seq, ack, window = tcp.seq, tcp.ack if fl & ACK else 0, v.window
+        seglen = v.payload_len if v.payload_len >= 0 else len(tcp.payload)
         if fl & SYN:
             self._syn(fwd, rev, v, t)
         elif fl & ACK and self.syn_t is not None and self.first_rtt is None:
@@ -197,47 +199,36 @@ class Analyzer:
         dup: tuple[int, int] | None = None
         nextseq = fwd.nextseq
         plain = not fl & (SYN | FIN | RST)
-        skip = False  # Wireshark's "goto finished_fwd"
         if seglen == 1 and seq == nextseq and rev.window == 0:
-            marks.append(ZERO_WINDOW_PROBE)
-            skip = True
-        if not skip:
+            marks.append(ZERO_WINDOW_PROBE)  # and nothing else: Wireshark's "goto finished_fwd"
+        else:
             if window == 0 and plain:
                 marks.append(ZERO_WINDOW)
-            if nextseq is not None and _gt(seq, nextseq) and not fl & RST:
+            if nextseq is not None and 0 < ((seq - nextseq) & MASK) < _HALF and not fl & RST:
                 marks.append(LOST_SEGMENT)
             if seglen <= 1 and plain and nextseq is not None and seq == (nextseq - 1) & MASK:
                 marks.append(KEEP_ALIVE)
-            same = seglen == 0 and plain and seq == nextseq and ack == fwd.lastack
-            if same and window and window != fwd.window:
-                marks.append(WINDOW_UPDATE)
-            if (
-                seglen
-                and plain
-                and rev.wscale != -1
-                and rev.lastack is not None
-                and rev.window is not None
-                and (seq + seglen) & MASK == (rev.lastack + rev.window) & MASK
-            ):
-                marks.append(WINDOW_FULL)
-            if same and window and window == fwd.window and KEEP_ALIVE in rev.last_marks:
-                marks.append(KEEP_ALIVE_ACK)
-            elif same and window == 0 and fwd.window == 0 and ZERO_WINDOW_PROBE in rev.last_marks:
-                marks.append(ZERO_WINDOW_PROBE_ACK)
-            elif same and window and window == fwd.window:
-                fwd.dupacks += 1
-                marks.append(DUPLICATE_ACK)
-                dup = (fwd.dupacks, fwd.nondup_frame)
+            if seglen:
+                if (
+                    plain
+                    and rev.wscale != -1
+                    and rev.lastack is not None
+                    and rev.window is not None
+                    and (seq + seglen) & MASK == (rev.lastack + rev.window) & MASK
+                ):
+                    marks.append(WINDOW_FULL)
+            elif plain and seq == nextseq and ack == fwd.lastack:
+                dup = self._same_ack(fwd, rev, window, marks)
         if ack != fwd.lastack:
             fwd.nondup_frame = v.index + 1
             fwd.dupacks = 0
         if fl & ACK and self._acks_unseen(fwd, rev, ack):
             marks.append(ACK_LOST_SEGMENT)
         if seglen or fl & (SYN | FIN):
-            self._resent(fwd, rev, v, marks, t)
+            self._resent(fwd, rev, v, marks, t, seglen)
             end = (seq + seglen + (1 if fl & SYN else 0) + (1 if fl & FIN else 0)) & MASK
             if ZERO_WINDOW_PROBE not in marks:
-                if nextseq is None or _gt(end, nextseq):
+                if nextseq is None or 0 < ((end - nextseq) & MASK) < _HALF:
                     fwd.nextseq, fwd.nextseq_t = end, t
                 if fwd.maxseqtobeacked is None or seq == fwd.maxseqtobeacked:
                     fwd.maxseqtobeacked = fwd.nextseq
@@ -248,18 +239,42 @@ class Analyzer:
         if fl & ACK and rev.fin_end is not None and not _lt(ack, rev.fin_end):
             rev.fin_acked = True
         fwd.window, fwd.lastack, fwd.lastack_t = window, ack, t
-        fwd.last_marks = tuple(marks)
-        sack = tcp.sack_blocks if fl & ACK and tcp.options else ()
-        if not marks and not sack:
+        sack: tuple[tuple[int, int], ...] = ()
+        if fl & ACK:
+            for o in tcp.options:
+                if o.__class__ is SackOption:
+                    sack = o.blocks
+                    break
+        fwd.last_marks = got = tuple(marks) if marks else ()
+        if not (marks or sack) or (v.frame.note is not None and TCP_CUT in v.frame.note):
             return None
-        return _with_sack(Analysis(tuple(marks), dup), v, sack)
+        return _with_sack(Analysis(got, dup), v, sack)
+
+    @staticmethod
+    def _same_ack(fwd: _Flow, rev: _Flow, window: int, marks: list[str]) -> tuple[int, int] | None:
+        """The marks of an ACK without data that repeats its side's last ack: a window
+        update, a keep-alive's or a zero-window probe's ACK, or a duplicate ACK (its
+        number and the frame it repeats, returned)."""
+        if not window:
+            if fwd.window == 0 and ZERO_WINDOW_PROBE in rev.last_marks:
+                marks.append(ZERO_WINDOW_PROBE_ACK)
+        elif window != fwd.window:
+            marks.append(WINDOW_UPDATE)
+        elif KEEP_ALIVE in rev.last_marks:
+            marks.append(KEEP_ALIVE_ACK)
+        else:
+            fwd.dupacks += 1
+            marks.append(DUPLICATE_ACK)
+            return (fwd.dupacks, fwd.nondup_frame)
+        return None
 
     @staticmethod
     def _acks_unseen(fwd: _Flow, rev: _Flow, ack: int) -> bool:
         """ "ACKed unseen segment": ``ack`` is beyond what the other side was seen to
         send. Not again for a repeat of the ack that was marked (a FIN+ACK after the
         ACK of a FIN the capture missed), as tshark 4.0 marks them."""
-        if rev.maxseqtobeacked is None or not _gt(ack, rev.maxseqtobeacked):
+        high = rev.maxseqtobeacked
+        if high is None or not 0 < ((ack - high) & MASK) < _HALF:  # _gt(ack, high)
             return False
         if ack == fwd.lastack:
             return False
@@ -274,13 +289,15 @@ class Analyzer:
         if not v.tcp.flags & ACK:
             self.syn_t = t
 
-    def _resent(self, fwd: _Flow, rev: _Flow, v: SegmentView, marks: list[str], t: float) -> None:
+    def _resent(
+        self, fwd: _Flow, rev: _Flow, v: SegmentView, marks: list[str], t: float, seglen: int
+    ) -> None:
         """Retransmission, fast retransmission, out-of-order or spurious retransmission,
-        for a segment that occupies sequence space."""
+        for a segment that occupies sequence space (``seglen``: its data's)."""
         if KEEP_ALIVE in marks:
             return
-        seq, seglen, nextseq = v.tcp.seq, v.length, fwd.nextseq
-        behind = nextseq is not None and _lt(seq, nextseq)
+        seq, nextseq = v.tcp.seq, fwd.nextseq
+        behind = nextseq is not None and 0 < ((nextseq - seq) & MASK) < _HALF  # _lt(seq, nextseq)
         recent = t - rev.lastack_t < FAST_RETRANSMISSION_WINDOW
         if behind and rev.dupacks >= 2 and rev.lastack == seq and recent:
             marks += (FAST_RETRANSMISSION, RETRANSMISSION)
@@ -291,7 +308,7 @@ class Analyzer:
         if behind and t - fwd.nextseq_t < ooo and nextseq != end:  # SYN, FIN counted
             marks.append(OUT_OF_ORDER)
             return
-        if seglen and rev.lastack and not _gt((seq + seglen) & MASK, rev.lastack):
+        if seglen and rev.lastack and not 0 < ((seq + seglen - rev.lastack) & MASK) < _HALF:
             marks += (SPURIOUS_RETRANSMISSION, RETRANSMISSION)
             return
         if behind:

@@ -26,7 +26,6 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..tcp.arrivals import dropped_unread
 from ..wire import (
     ACK,
     CWR,
@@ -196,6 +195,8 @@ class SegmentView:
             parts.append("sack " + " ".join(f"{a}-{b}" for a, b in t.sack_blocks))
         bad = t.malformed_option
         if bad is not None:
+            from ..tcp.arrivals import dropped_unread  # the endpoint's: only when needed
+
             parts.append(
                 f"{bad.reason}: options stop here"
                 + (", dropped unread by Linux >= 6.7" if dropped_unread(t) else "")
@@ -280,40 +281,53 @@ class Conversation:
         """Count ``v`` in, set its relative numbers, window and retransmission flag;
         ``keep``: hold it in ``segments``; ``index``: its frame in ``frames``."""
         tcp = v.tcp
+        fl = tcp.flags
+        src, dst = v.src, v.dst
+        t = v.frame.t
         base = self._base
         if not self.n_segments:
-            self.first_t = v.t
-        self.last_t = v.t
+            self.first_t = t
+        self.last_t = t
         self.n_segments += 1
         if index:
             self.frames.append(v.index)
-        if tcp.flags & SYN:
-            base[v.src] = tcp.seq
-        elif v.src not in base:
-            base[v.src] = (tcp.seq - 1) & 0xFFFFFFFF
-        if tcp.flags & ACK and v.dst not in base:
-            base[v.dst] = (tcp.ack - 1) & 0xFFFFFFFF
-        v.rel_seq = (tcp.seq - base[v.src]) & 0xFFFFFFFF
-        v.rel_ack = (tcp.ack - base[v.dst]) & 0xFFFFFFFF if tcp.flags & ACK else None
-        v.left_to_right = v.src == self.left
-        if tcp.flags & SYN:
-            self._wscale[v.src] = tcp.wscale
-            v.window = tcp.window  # "The window field in a SYN segment itself is never scaled"
+        seq = tcp.seq
+        if fl & SYN:
+            base[src] = seq
+        elif src not in base:
+            base[src] = (seq - 1) & 0xFFFFFFFF
+        if fl & ACK:
+            if dst not in base:
+                base[dst] = (tcp.ack - 1) & 0xFFFFFFFF
+            v.rel_ack = (tcp.ack - base[dst]) & 0xFFFFFFFF
         else:
-            own, other = self._wscale.get(v.src, -1), self._wscale.get(v.dst, -1)
+            v.rel_ack = None
+        v.rel_seq = (seq - base[src]) & 0xFFFFFFFF
+        v.left_to_right = src == self.left
+        wscale = self._wscale
+        if fl & SYN:
+            wscale[src] = tcp.wscale
+            v.window = tcp.window  # "The window field in a SYN segment itself is never scaled"
+        elif wscale:
+            own, other = wscale.get(src, -1), wscale.get(dst, -1)
             scaled = own is not None and other is not None and own != -1 and other != -1
             v.window = tcp.window << min(own, 14) if scaled else tcp.window
-        n = len(tcp.payload)
-        occupied = n + (tcp.flags & SYN and 1) + (tcp.flags & FIN and 1)
+        else:  # no SYN seen: nothing scaled
+            v.window = tcp.window
+        n = v.payload_len
+        if n < 0:  # (>= 0: the payload was let go, or never copied)
+            n = len(tcp.payload)
+        occupied = n + (fl & SYN and 1) + (fl & FIN and 1)
         if occupied:
-            seq, high = tcp.seq, self._high.get(v.src)
-            if high is None or 0 < ((tcp.seq + occupied - high) & 0xFFFFFFFF) < 0x80000000:
-                self._high[v.src] = (tcp.seq + occupied) & 0xFFFFFFFF
+            high = self._high.get(src)
+            if high is None or 0 < ((seq + occupied - high) & 0xFFFFFFFF) < 0x80000000:
+                self._high[src] = (seq + occupied) & 0xFFFFFFFF
             if high is not None and 0 < ((high - seq) & 0xFFFFFFFF) < 0x80000000:
                 v.retransmission = True
                 self.retransmissions += 1
         if n:
-            self.payload_bytes[v.src] = self.payload_bytes.get(v.src, 0) + n
+            pb = self.payload_bytes
+            pb[src] = pb.get(src, 0) + n
         if v.frame.mark == "dropped":
             self.dropped += 1
         if keep:

@@ -42,10 +42,10 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Any
 
-from ..tcp.arrivals import dropped_unread
 from ..tcp.state import State
 from ..wire import ACK, FIN, RST, SYN
-from ..wire.seq import seq_ge, seq_gt, seq_le
+from ..wire.seq import HALF, seq_ge, seq_gt, seq_le
+from ..wire.tcp import MalformedOption, TcpSegment
 from .conv import Conversation, Endpoint, SegmentView, conversations, ep_str, flag_names
 from .record import FrameRecord, NoteRecord, StateRecord, Trace
 
@@ -85,16 +85,18 @@ if TYPE_CHECKING:
 MASK = 0xFFFFFFFF
 
 
-def _seg_len(v: SegmentView) -> int:
-    return v.tcp.seg_len
+def _unread(tcp: TcpSegment) -> bool:
+    """``tcp.arrivals.dropped_unread`` (imported only for a segment with an option of
+    bad length: the endpoint's modules are not needed to show a capture)."""
+    opts = tcp.options
+    if not opts or opts[-1].__class__ is not MalformedOption:
+        return False
+    from ..tcp.arrivals import dropped_unread
+
+    return dropped_unread(tcp)
 
 
-def _acks(by: SegmentView, v: SegmentView) -> bool:
-    """Does ``by`` acknowledge all of ``v`` (its data, SYN and FIN)?"""
-    return bool(by.tcp.flags & ACK) and seq_ge(by.tcp.ack, (v.tcp.seq + v.tcp.seg_len) & MASK)
-
-
-@dataclass
+@dataclass(slots=True)
 class _Side:
     ep: Endpoint
     role: str
@@ -189,7 +191,8 @@ class _Inferrer:
         if s.state in (None, LISTEN, SYN_SENT, CLOSED) or not seq_gt(tcp.ack, s.rcv_nxt):
             return
         s.rcv_nxt = tcp.ack
-        s.ooo = [(a, b) for a, b in s.ooo if seq_gt(b, tcp.ack)]
+        if s.ooo:
+            s.ooo = [(a, b) for a, b in s.ooo if seq_gt(b, tcp.ack)]
         if s.peer_fin is not None and not s.fin_processed and seq_gt(tcp.ack, s.peer_fin):
             s.fin_processed = True
             cause = f"send {flag_names(tcp.flags)} acking the FIN (what came before it was not captured)"
@@ -199,20 +202,61 @@ class _Inferrer:
     def _step(self, v: SegmentView, i: int, tv: float) -> None:
         """Segment ``v`` (index ``i``, at time ``tv`` in file order): its sender sent
         it, and received what it acks; its receiver gets it once settled."""
-        s = self._sender(v)
-        r = self._other(s)
+        # (the hot path of ``netemu show``: _sender, _other, _acks inlined, and the calls
+        # that would do nothing skipped)
+        tcp = v.tcp
+        fl = tcp.flags
+        s = self.client
+        if self.same:
+            r = s
+        elif v.src == s.ep:
+            r = self.server
+        else:
+            s, r = self.server, s
+        queue = self.queue
         # What this segment acks was received before it was sent.
-        q = self.queue[s.role]
-        while q and (_seg_len(q[0][0]) == 0 or _acks(v, q[0][0])):
-            h, t0 = q.popleft()
-            self._deliver(s, h, t0)
-        self._trust_ack(s, v, tv)
-        self._sent(s, r, v, tv)
-        self._flush()
-        self._settle(s, i, tv)
-        if not v.dropped and (r.state == TIME_WAIT or not dropped_unread(v.tcp)):
-            self.queue[r.role].append((v, tv))
-            self._settle(r, i, tv)
+        q = queue[s.role]
+        while q:
+            h = q[0][0].tcp
+            n = len(h.payload) + (h.flags & SYN and 1) + (h.flags & FIN and 1)
+            if n and not (fl & ACK and seq_ge(tcp.ack, (h.seq + n) & MASK)):
+                break
+            hv, t0 = q.popleft()
+            self._deliver(s, hv, t0)
+        if (
+            fl & ACK
+            and not fl & SYN
+            and s.rcv_nxt is not None
+            and ((s.rcv_nxt - tcp.ack) & MASK) >= HALF  # seq_gt(ack, rcv_nxt)
+        ):
+            self._trust_ack(s, v, tv)
+        if fl & (SYN | FIN | RST) or s.state is None or s.assumed_listen:
+            self._sent(s, r, v, tv)
+        if self._pending:
+            self._flush()
+        if q:
+            self._settle(s, i, tv)
+        opts = tcp.options
+        if v.frame.mark != "dropped" and (
+            not opts
+            or opts[-1].__class__ is not MalformedOption
+            or r.state == TIME_WAIT
+            or not _unread(tcp)
+        ):
+            q = queue[r.role]
+            if q or tcp.payload or fl & (SYN | FIN):
+                q.append((v, tv))
+                self._settle(r, i, tv)
+            elif (
+                fl & RST
+                or r.state is None
+                or r.state == SYN_RECEIVED
+                or r.fin_seq is not None
+                or r.peer_fin is not None
+            ):  # what _settle does with it: nothing to wait for
+                self._deliver(r, v, tv)
+            elif r.rcv_nxt is None:  # all _deliver does with it (see _received)
+                r.rcv_nxt = tcp.seq
 
     def _next_send(self, r: _Side, i: int) -> SegmentView | None:
         """r's next segment after index ``i``, or None."""
@@ -226,21 +270,26 @@ class _Inferrer:
         close seen from one end)."""
         q = self.queue[r.role]
         nxt = self._next_send(r, i)
+        nfl = nxt.tcp.flags if nxt is not None else 0
         while q:
             h, t0 = q[0]
-            if (
-                _seg_len(h)
-                and nxt is not None
-                and (not _acks(nxt, h) if nxt.tcp.flags & ACK else nxt.tcp.flags & SYN)
-            ):
-                return  # r's next segment was sent before h arrived (a SYN acks nothing)
+            if nfl & (ACK | SYN):
+                ht = h.tcp
+                n = len(ht.payload) + (ht.flags & SYN and 1) + (ht.flags & FIN and 1)
+                if n and (
+                    not seq_ge(nxt.tcp.ack, (ht.seq + n) & MASK)  # type: ignore[union-attr]
+                    if nfl & ACK
+                    else True
+                ):
+                    return  # r's next segment was sent before h arrived (a SYN acks nothing)
             q.popleft()
-            self._deliver(r, h, max(t0, now))
+            self._deliver(r, h, now if now > t0 else t0)
 
     def _deliver(self, r: _Side, v: SegmentView, t: float) -> None:
-        s = self._other(r)
+        s = self.client if self.same else self.server if r is self.client else self.client
         self._received(r, s, v, t)
-        self._flush()
+        if self._pending:
+            self._flush()
 
     # -- recording: changes caused by one event merge into one record per side ---------
     def _set(self, side: _Side, new: str, cause: str, t: float, inferred: bool = False) -> None:
@@ -278,7 +327,7 @@ class _Inferrer:
     def _sent(self, s: _Side, r: _Side, v: SegmentView, t: float) -> None:
         tcp = v.tcp
         fl = tcp.flags
-        name = flag_names(fl)
+        name = flag_names(fl) if fl & (RST | SYN | FIN) else ""
         if fl & RST:
             if s.state is None or s.assumed_listen:
                 # a RST answering a SYN: nobody was listening
@@ -316,9 +365,8 @@ class _Inferrer:
     def _received(self, r: _Side, s: _Side, v: SegmentView, t: float) -> None:
         tcp = v.tcp
         fl = tcp.flags
-        name = flag_names(fl)
         if fl & RST:
-            self._rst(r, v, name, t)
+            self._rst(r, v, flag_names(fl), t)
             return
         if r.state is None:
             if fl & (SYN | ACK) == SYN:
@@ -330,6 +378,7 @@ class _Inferrer:
             else:
                 return  # handled as mid-connection by _sent
         if fl & SYN:
+            name = flag_names(fl)
             if r.state == SYN_SENT:
                 r.rcv_nxt = (tcp.seq + 1) & MASK
                 if fl & ACK:
@@ -363,9 +412,12 @@ class _Inferrer:
                     t, f"{ep_str(r.ep)}: {name} in {r.state}: ignored (RFC 5961 §4: challenge ACK)"
                 )
                 return
-        elif fl & ACK:
-            self._ack(r, tcp.ack, name, t)
-        self._data(r, v, name, t)
+        elif fl & ACK and (r.fin_seq is not None or r.state == SYN_RECEIVED):
+            self._ack(r, tcp.ack, flag_names(fl), t)
+        if fl & (SYN | FIN) or tcp.payload or (r.peer_fin is not None and not r.fin_processed):
+            self._data(r, v, t)
+        elif r.rcv_nxt is None:  # what _data does with an empty segment
+            r.rcv_nxt = tcp.seq
 
     @staticmethod
     def _acks_syn(r: _Side, ack: int) -> bool:
@@ -391,7 +443,7 @@ class _Inferrer:
         elif r.state == LAST_ACK:
             self._set(r, CLOSED, f"recv {name} (acks our FIN)", t)
 
-    def _data(self, r: _Side, v: SegmentView, name: str, t: float) -> None:
+    def _data(self, r: _Side, v: SegmentView, t: float) -> None:
         tcp = v.tcp
         fl = tcp.flags
         start = (tcp.seq + (1 if fl & SYN else 0)) & MASK
@@ -418,6 +470,7 @@ class _Inferrer:
         if r.peer_fin is None or r.fin_processed or not seq_gt(r.rcv_nxt, r.peer_fin):
             return
         r.fin_processed = True
+        name = flag_names(fl)
         cause = f"recv {name}" if fl & FIN else f"recv {name} (fills the gap before the FIN)"
         self._fin_received(r, cause, t)
 

@@ -80,7 +80,7 @@ def ladder_width() -> int:
 
 def _fit(line: Line, width: int) -> Line:
     """``line`` cut to ``width`` characters, its end "…" where it was cut."""
-    if sum(len(t) for t, _ in line) <= width:
+    if sum([len(t) for t, _ in line]) <= width:
         return line
     out: Line = []
     room = width
@@ -114,7 +114,7 @@ def text_lines(ladder: Ladder, width: int | None = None) -> Iterator[Line]:
 
 
 def line_str(line: Line) -> str:
-    return "".join(t for t, _ in line).rstrip()
+    return "".join([t for t, _ in line]).rstrip()
 
 
 def _text_lines_in(ladder: Ladder, width: int) -> Iterator[Line]:
@@ -217,12 +217,15 @@ def _section_lines(
     lifeline for the peer's state (" ESTABLISHED …"); what still does not fit, ``_fit``
     cuts."""
     rows = sec.rows
-    labels = [r.seg.label() for r in rows if r.seg is not None]
+    segs = [r.seg for r in rows if r.seg is not None]
+    labels = [v.label() for v in segs]
     cc_texts = [r.detail for r in rows if r.kind == "cc"]
     lw = max([40, *(len(s) + 8 for s in labels), *(len(s) + 3 for s in cc_texts)])
-    snug = max(
-        [24, *(len(r.seg.label()) + (7 if r.seg.dropped else 5) for r in rows if r.seg is not None)]
-    )
+    snug = max([24, *(len(s) + (7 if v.dropped else 5) for v, s in zip(segs, labels, strict=True))])
+    # what a segment's line shows besides its lane, made once for every drawing of it
+    drawn = {
+        id(v): (s, seg_class(v), seg_annotations(v)) for v, s in zip(segs, labels, strict=True)
+    }
     left_states = [r.state for r in rows if r.kind in ("state", "cc") and r.side == "left"]
     left_states += [r.init[0] for r in rows if r.kind == "init"]
     head_l = f"{sec.left_label} ({sec.left_role})"
@@ -231,13 +234,13 @@ def _section_lines(
     right = 14  # " ESTABLISHED …"
     wl = min(wl, max(12, width - prefix_w - 2 - 24 - right))  # a long left state gives way
     floor = max(24, width - (prefix_w + wl + 1) - 1 - right)
-    lines = _section_drawn(sec, wn, width, wl, lw)
+    lines = _section_drawn(sec, wn, width, wl, lw, drawn)
     for narrowest in (snug, floor):  # labels whole; then only to leave the 14 columns
         over = max((sum(len(t) for t, _ in line) for line in lines[1:]), default=0) - width
         if over <= 0 or lw <= narrowest:
             continue
         lw = max(narrowest, lw - over)
-        lines = _section_drawn(sec, wn, width, wl, lw)
+        lines = _section_drawn(sec, wn, width, wl, lw, drawn)
     notice = sec.notice(limits)
     if notice:  # under the title and the endpoints
         lines[2:2] = [
@@ -247,8 +250,11 @@ def _section_lines(
     return lines
 
 
-def _section_drawn(sec: Section, wn: int, width: int, wl: int, lw: int) -> list[Line]:
-    """One section's lines with the left column ``wl`` wide and the lane ``lw``."""
+def _section_drawn(
+    sec: Section, wn: int, width: int, wl: int, lw: int, drawn: dict[int, tuple[str, str, Any]]
+) -> list[Line]:
+    """One section's lines with the left column ``wl`` wide and the lane ``lw``; ``drawn``:
+    each segment's label, style and annotations, by its id."""
     prefix_w = 8 + 1 + wn + 1
     pad = " " * prefix_w
     lcol = prefix_w + wl + 1  # column of the left lifeline
@@ -267,7 +273,7 @@ def _section_drawn(sec: Section, wn: int, width: int, wl: int, lw: int) -> list[
         elif r.kind == "gap":
             out.extend(_gap_lines(r, time, blank, width, wl, lw, lcol))
         else:
-            out.append(_segment_line(r, time, wn, wl, lw))
+            out.append(_segment_line(r, time, wn, wl, lw, drawn[id(r.seg)]))
     out.append(life)
     return out
 
@@ -379,20 +385,24 @@ def _gap_lines(
     return lines
 
 
-def _segment_line(r: Row, time: Span, wn: int, wl: int, lw: int) -> Line:
-    """A segment: its number, its arrow across the lane, its annotations on the right."""
+def _segment_line(
+    r: Row, time: Span, wn: int, wl: int, lw: int, drawn: tuple[str, str, Any]
+) -> Line:
+    """A segment: its number, its arrow across the lane, its annotations on the right
+    (``drawn``: its label, style and annotations)."""
     v = r.seg
     assert v is not None
+    label, style, notes = drawn
     num = f"#{v.index + 1}".rjust(wn)
     line: Line = [
         time,
         (num + " ", "num"),
         (" " * wl + " ", ""),
         ("│", "life"),
-        (_arrow(v, lw), seg_class(v)),
+        (_arrow(v, lw, label), style),
         ("│", "life"),
     ]
-    for text, style in seg_annotations(v):
+    for text, style in notes:
         line.append(("  " if style == "fnote" or line[-1][1] == "fnote" else " ", ""))
         line.append((text, style))
     return line
@@ -418,10 +428,11 @@ def _wrap_parts(text: str, width: int) -> list[str]:
     return lines
 
 
-def _arrow(v: SegmentView, lw: int) -> str:
+def _arrow(v: SegmentView, lw: int, label: str) -> str:
+    """``v``'s arrow, ``lw`` wide, with its ``label``."""
     body_char = "═" if v.injected else "─"
     body_w = lw - 1 - (2 if v.dropped else 0)
-    label = f" {_cut(v.label(), body_w - 4)} "  # a body character each side, at least
+    label = f" {_cut(label, body_w - 4)} "  # a body character each side, at least
     a = max(1, (body_w - len(label)) // 2)
     b = max(1, body_w - len(label) - a)
     body = body_char * a + label + body_char * b

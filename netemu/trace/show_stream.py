@@ -22,6 +22,8 @@ import tempfile
 from collections import deque
 from typing import IO, Any
 
+from ..wire import FIN, RST, SYN
+from ..wire.tcp import MalformedOption
 from .conv import Conversation, SegmentView, Skipped, ep_str
 from .ladder_model import (
     _MIN_GAP,
@@ -61,30 +63,40 @@ class _Summary:
 
     def add(self, e: list[Any]) -> None:
         p = self.p
-        self.p += 1
-        chosen = p < self.keep or p <= self.force
+        self.p = p + 1
+        w = self.window
         if e[1]:
-            chosen = True
             self.force = p + self.c
-            w = self.window
             for k in range(1, min(self.c, len(w)) + 1):
                 w[-k][5] = True
-        e.append(chosen)
-        self.window.append(e)
-        if len(self.window) > self.keep + self.c:
-            self._commit(self.window.popleft())
+            e.append(True)
+        else:
+            e.append(p < self.keep or p <= self.force)
+        w.append(e)
+        if len(w) > self.keep + self.c:
+            e = w.popleft()
+            if e[5]:
+                self._commit(e)
+                return
+            # left out (_commit's other half, in place: most rows of a long one come here)
+            run = self.run
+            if len(run) < _MIN_GAP:  # only its first rows are drawn, if any
+                run.append(e)
+            gap = self.gap
+            if gap is None:
+                gap = self.gap = Gap(e[2], e[2])
+            gap.add(e[2], e[3], e[4])
 
     def _commit(self, e: list[Any]) -> None:
         if e[5]:
             self._close()
             self.out.append(_row(e[0]))
             return
-        self.run.append(e)
+        if len(self.run) < _MIN_GAP:  # only its first rows are drawn, if any
+            self.run.append(e)
         if self.gap is None:
             self.gap = Gap(e[2], e[2])
         self.gap.add(e[2], e[3], e[4])
-        if len(self.run) >= _MIN_GAP:
-            self.run = self.run[:_MIN_GAP]
 
     def _close(self) -> None:
         if self.gap is None:
@@ -125,16 +137,31 @@ class _Rows:
         self.n = 0  # rows so far
         self.others = 0  # of them not segments
 
-    def segment(self, v: SegmentView, t: float) -> None:
-        self.segs.append((t, v))
-
     def release(self, upto: float) -> None:
         """Take every row earlier than ``upto`` (nothing settled later comes before it)."""
         recs, segs = self.recs, self.segs
         if not recs:  # segments only: in order already
+            summary = self.summary
             while segs and segs[0][0] < upto:
                 t, v = segs.popleft()
-                self._add([v, is_event(v), t, v.left_to_right, v.length], False)
+                # ladder_model.is_event, for a segment whose payload was let go
+                tcp, frame, a = v.tcp, v.frame, v.analysis
+                opts = tcp.options
+                event = bool(
+                    tcp.flags & (SYN | FIN | RST)
+                    or frame.mark
+                    or frame.note
+                    or v.retransmission
+                    or (a is not None and a.marks)
+                    or (opts and opts[-1].__class__ is MalformedOption)
+                )
+                e = [v, event, t, v.left_to_right, v.payload_len]
+                if summary is None:
+                    self._add(e, False)
+                    summary = self.summary
+                else:  # _add's work for a summarised one's segment
+                    self.n += 1
+                    summary.add(e)
             return
         ready = [x for x in recs if x[0] < upto]
         if ready:
@@ -170,7 +197,8 @@ class _Rows:
 
     def _add(self, e: list[Any], other: bool) -> None:
         self.n += 1
-        self.others += other
+        if other:
+            self.others += 1
         if self.summary is not None:
             self.summary.add(e)
             return
@@ -257,19 +285,30 @@ class _Sink:
 
     def segment(self, live: Live, v: SegmentView, t: float) -> None:
         self.segments += 1
-        v.drop_payload()
+        if v.payload_len < 0:  # v.drop_payload(): the rows and inference need its length only
+            tcp = v.tcp
+            v.payload_len = len(tcp.payload)
+            tcp.payload = b""
         c: _Conv = live.sink
         rows = c.rows
         if rows is not None:
-            rows.segment(v, t)
+            rows.segs.append((t, v))
         elif self.seg_out is not None:
             self.seg_out.write(_seg_json(live.conv.number, v))
         inf = live.inf
         inf.push(v, t)
-        if inf.out.states or inf.out.notes:
+        out = inf.out
+        if out.states or out.notes:
             self._records(c)
         if rows is not None:
-            rows.release(inf.watermark(t))
+            # no record made from now on is earlier than the oldest segment inference
+            # holds or has queued (or this one)
+            w = t
+            held, queue = inf.held, inf.queue
+            for d in (held["client"], queue["client"], held["server"], queue["server"]):
+                if d and d[0][1] < w:
+                    w = d[0][1]
+            rows.release(w)
 
     def _records(self, c: _Conv) -> None:
         states, notes = c.live.inf.drain()
@@ -379,18 +418,31 @@ def _SCALAR(x: Any) -> str:
     return json.dumps(x, default=str, ensure_ascii=False)
 
 
+# "\n" and the indent of each level
+_PAD = tuple("\n" + "  " * i for i in range(64))
+
+
 def _fmt(x: Any, level: int) -> str:
+    t = type(x)  # the scalars first, as _SCALAR has them (what a segment holds most)
+    if t is str:
+        return _TEXT(x)
+    if t is int:
+        return int.__repr__(x)
+    if t is float:
+        return float.__repr__(x)
+    if x is None or t is bool:
+        return _CONST[x]
     if isinstance(x, dict):
         if not x:
             return "{}"
-        pad = "\n" + "  " * (level + 1)
-        items = ",".join(pad + _SCALAR(k) + ": " + _fmt(v, level + 1) for k, v in x.items())
-        return "{" + items + "\n" + "  " * level + "}"
+        pad = _PAD[level + 1] if level < 63 else "\n" + "  " * (level + 1)
+        items = ",".join([pad + _SCALAR(k) + ": " + _fmt(v, level + 1) for k, v in x.items()])
+        return "{" + items + pad[: 1 + 2 * level] + "}"
     if isinstance(x, list | tuple):
         if not x:
             return "[]"
-        pad = "\n" + "  " * (level + 1)
-        return "[" + ",".join(pad + _fmt(v, level + 1) for v in x) + "\n" + "  " * level + "]"
+        pad = _PAD[level + 1] if level < 63 else "\n" + "  " * (level + 1)
+        return "[" + ",".join([pad + _fmt(v, level + 1) for v in x]) + pad[: 1 + 2 * level] + "]"
     return _SCALAR(x)
 
 

@@ -9,9 +9,10 @@ test capture; the few captures where one pass cannot know them (a 4-tuple used
 again with times that overlap, roles a later SYN would change) raise
 ``Unstreamable``, and ``netemu show`` reads them the old way.
 
-The common frame, Ethernet/IPv4/TCP without options or with only NOP NOP TS, is
-decoded with one ``struct`` call; any other goes through ``decap.as_ethernet`` and
-``conv.parse_tcp`` as before.
+The common frame, Ethernet/IPv4/TCP (no IP options, not a fragment, not cut short),
+is decoded with one ``struct`` call (NOP NOP TS, the options of nearly every segment,
+made in place; any others by ``wire.tcp.parse_options``), its payload not copied; any
+other goes through ``decap.as_ethernet`` and ``conv.parse_tcp`` as before.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from ..wire import ACK, SYN
-from ..wire.tcp import TcpSegment, parse_options
+from ..wire.tcp import NOP, TcpSegment, TimestampOption, parse_options
 from .analysis import Analyzer
 from .conv import Conversation, Endpoint, SegmentView, ep_str, parse_tcp
 from .decap import LINKTYPE_ETHERNET, as_ethernet, decode_link
@@ -31,42 +32,55 @@ from .infer import Inference, _Inferrer, _Side
 from .pcap_read import CapturedPacket
 from .record import FrameRecord, NoteRecord, StateRecord
 
-_HEAD = struct.Struct(">HHIIHHHH").unpack_from
-_NOP_NOP_TS = b"\x01\x01\x08\x0a"
+# From the Ethernet type on: type, IPv4 version+IHL, total length, flags+fragment
+# offset, protocol, addresses, then the TCP header.
+_HEAD = struct.Struct(">HBxH2xHxB2xIIHHIIHHHH").unpack_from
+_TS = struct.Struct(">III").unpack_from  # NOP NOP TS kind+length, TSval, TSecr
+_NOP_NOP_TS = 0x0101080A
 
 
 class Unstreamable(Exception):
     """One pass cannot give this capture's results: read it whole."""
 
 
-def decode(p: CapturedPacket, ips: dict[bytes, str]) -> tuple[Any, str | None]:
-    """((src, dst, segment), note) of a captured frame that holds a TCP segment, or
-    (None, the reason it holds none)."""
+def decode(p: CapturedPacket, eps: dict[int, Endpoint]) -> tuple[Any, str | None]:
+    """((src, dst, segment, n), note) of a captured frame that holds a TCP segment, or
+    (None, the reason it holds none). ``n`` >= 0: the length of its payload, which is
+    not copied (the segment's ``payload`` is empty: nothing ``netemu show`` shows reads
+    it); -1: the payload is there."""
     d = p.data
-    if (
-        p.linktype == LINKTYPE_ETHERNET
-        and len(d) >= 54
-        and d[12] == 8
-        and d[13] == 0
-        and d[14] == 0x45
-        and d[23] == 6
-        and not (d[20] & 0x1F or d[21])
-    ):
-        total = d[16] << 8 | d[17]
-        hlen = d[46] >> 4 << 2
-        if 40 <= total <= len(d) - 14 and 20 <= hlen <= total - 20:
-            opts = d[54 : 34 + hlen]
-            if not opts or (hlen == 32 and opts[:4] == _NOP_NOP_TS):
-                sport, dport, seq, ack, off_flags, win, csum, urg = _HEAD(d, 34)
-                options = parse_options(d, 54, 34 + hlen)[0] if opts else ()
-                tcp = TcpSegment(
-                    sport, dport, seq, ack, off_flags & 0x0FFF, win, d[34 + hlen : 14 + total],
-                    options, urg, csum,
-                )  # fmt: skip
-                a, b = d[26:30], d[30:34]
-                src = ips.get(a) or ips.setdefault(a, socket.inet_ntoa(a))
-                dst = ips.get(b) or ips.setdefault(b, socket.inet_ntoa(b))
-                return ((src, sport), (dst, dport), tcp), None
+    if p.linktype == LINKTYPE_ETHERNET and len(d) >= 54:
+        etype, vhl, total, frag, proto, a, b, sport, dport, seq, ack, off_flags, win, csum, urg = (
+            _HEAD(d, 12)
+        )
+        hlen = off_flags >> 12 << 2
+        if (
+            etype == 0x0800
+            and vhl == 0x45
+            and proto == 6
+            and not frag & 0x1FFF
+            and 40 <= total <= len(d) - 14
+            and 20 <= hlen <= total - 20
+        ):
+            options: Any = None
+            padding = b""
+            if hlen == 20:
+                options = ()
+            elif hlen == 32:
+                kl, tsval, tsecr = _TS(d, 54)
+                if kl == _NOP_NOP_TS:
+                    options = (NOP, NOP, TimestampOption(tsval, tsecr))
+            if options is None:  # any other option area (a SYN's, SACK blocks)
+                options, padding = parse_options(d, 54, 34 + hlen)
+            tcp = TcpSegment(
+                sport, dport, seq, ack, off_flags & 0x0FFF, win, b"", options, urg, csum, padding
+            )
+            # one tuple per endpoint (``eps``, by address and port): no new one per
+            # frame, and the dictionaries keyed by them find them by identity
+            ka, kb = a << 16 | sport, b << 16 | dport
+            src = eps.get(ka) or _endpoint(eps, ka)
+            dst = eps.get(kb) or _endpoint(eps, kb)
+            return (src, dst, tcp, total - 20 - hlen), None
     got = as_ethernet(p.linktype, d)
     data = got.packet
     if data is None:
@@ -74,7 +88,12 @@ def decode(p: CapturedPacket, ips: dict[bytes, str]) -> tuple[Any, str | None]:
     parsed = parse_tcp(data)
     if parsed is None:
         return None, decode_link(LINKTYPE_ETHERNET, data).reason or "malformed TCP"
-    return parsed, got.note
+    return (*parsed, -1), got.note
+
+
+def _endpoint(eps: dict[int, Endpoint], k: int) -> Endpoint:
+    ep = eps[k] = (socket.inet_ntoa((k >> 16).to_bytes(4, "big")), k & 0xFFFF)
+    return ep
 
 
 def first_roles(v: SegmentView) -> tuple[Endpoint, Endpoint, str]:
@@ -113,7 +132,7 @@ class StreamInferrer(_Inferrer):
         self.started = False
 
     def push(self, v: SegmentView, t: float) -> None:
-        role = self._sender(v).role
+        role = "client" if self.same or v.src == self.client.ep else "server"
         self.held[role].append((v, t))
         self.order.append(role)
         if not self.started:
@@ -154,18 +173,6 @@ class StreamInferrer(_Inferrer):
         """r's next segment, as ``_take`` found it (no index: read as they come)."""
         return self.nexts.get(r.role)
 
-    def watermark(self, latest: float) -> float:
-        """No record made from now on is earlier than this."""
-        w = latest
-        for role in ("client", "server"):
-            h = self.held[role]
-            if h:
-                w = min(w, h[0][1])
-            q = self.queue[role]
-            if q:
-                w = min(w, q[0][1])
-        return w
-
     def drain(self) -> tuple[list[StateRecord], list[NoteRecord]]:
         out = self.out
         states, notes = out.states, out.notes
@@ -194,18 +201,21 @@ class Live:
         """Feed one segment; returns its time in file order (never going back)."""
         conv = self.conv
         fl = v.tcp.flags & (SYN | ACK)
-        first = self.first_fl
-        if (
-            conv.n_segments
-            and first != SYN
-            and (fl == SYN or (fl == SYN | ACK and first != SYN | ACK))
-        ):
-            raise Unstreamable("a later SYN or SYN+ACK would set the roles")
-        v.frame.direction = "out" if v.src == conv.left else "in"
+        if fl & SYN:
+            first = self.first_fl
+            if (
+                conv.n_segments
+                and first != SYN
+                and (fl == SYN or (fl == SYN | ACK and first != SYN | ACK))
+            ):
+                raise Unstreamable("a later SYN or SYN+ACK would set the roles")
+        frame = v.frame
+        frame.direction = "out" if v.src == conv.left else "in"
         conv._add(v, keep=False, index=False)
         v.analysis = self.an.feed(v)
-        if v.t > self.mono_max:
-            self.mono_max = v.t
+        t = frame.t
+        if t > self.mono_max:
+            self.mono_max = t
         return self.mono_max
 
 
@@ -225,7 +235,7 @@ def walk(
 
     current: dict[tuple[Endpoint, Endpoint], Live] = {}
     numbers = 0
-    ips: dict[bytes, str] = {}
+    eps: dict[int, Endpoint] = {}
     t0: float | None = None
     latest = 0.0
     count = 0
@@ -235,9 +245,10 @@ def walk(
         if t0 is None:
             t0 = latest = ts
         mark, note = parse_comment(p.comment) if p.comment else (None, None)
-        parsed, why = decode(p, ips)
+        parsed, why = decode(p, eps)
         if parsed is None:
-            latest = max(latest, ts)
+            if ts > latest:
+                latest = ts
             on_skip(why or "not TCP")
             continue
         if why:
@@ -245,9 +256,12 @@ def walk(
         if ts < latest:  # drawn in file order all the same
             back = f"time goes back {latest - ts:.6f} s (an earlier frame is later)"
             note = f"{note}; {back}" if note else back
-        latest = max(latest, ts)
-        src, dst, tcp = parsed
-        v = SegmentView(i, FrameRecord(ts - t0, "in", b"", mark, note), src, dst, tcp)
+        if ts > latest:
+            latest = ts
+        src, dst, tcp, n = parsed
+        v = SegmentView(
+            i, FrameRecord(ts - t0, "in", b"", mark, note), src, dst, tcp, payload_len=n
+        )
         key = (src, dst) if src <= dst else (dst, src)
         live = current.get(key)
         if live is not None and tcp.flags & (SYN | ACK) == SYN:
