@@ -85,6 +85,13 @@ if TYPE_CHECKING:
 MASK = 0xFFFFFFFF
 
 
+def _plen(v: SegmentView) -> int:
+    """The segment's payload length: ``netemu show``'s stream lets the bytes go before
+    inference (``payload_len`` keeps the length), the whole-capture path keeps them."""
+    n = v.payload_len
+    return n if n >= 0 else len(v.tcp.payload)
+
+
 def _unread(tcp: TcpSegment) -> bool:
     """``tcp.arrivals.dropped_unread`` (imported only for a segment with an option of
     bad length: the endpoint's modules are not needed to show a capture)."""
@@ -217,8 +224,9 @@ class _Inferrer:
         # What this segment acks was received before it was sent.
         q = queue[s.role]
         while q:
-            h = q[0][0].tcp
-            n = len(h.payload) + (h.flags & SYN and 1) + (h.flags & FIN and 1)
+            hv = q[0][0]
+            h = hv.tcp
+            n = _plen(hv) + (h.flags & SYN and 1) + (h.flags & FIN and 1)
             if n and not (fl & ACK and seq_ge(tcp.ack, (h.seq + n) & MASK)):
                 break
             hv, t0 = q.popleft()
@@ -244,7 +252,7 @@ class _Inferrer:
             or not _unread(tcp)
         ):
             q = queue[r.role]
-            if q or tcp.payload or fl & (SYN | FIN):
+            if q or _plen(v) or fl & (SYN | FIN):
                 q.append((v, tv))
                 self._settle(r, i, tv)
             elif (
@@ -275,7 +283,7 @@ class _Inferrer:
             h, t0 = q[0]
             if nfl & (ACK | SYN):
                 ht = h.tcp
-                n = len(ht.payload) + (ht.flags & SYN and 1) + (ht.flags & FIN and 1)
+                n = _plen(h) + (ht.flags & SYN and 1) + (ht.flags & FIN and 1)
                 if n and (
                     not seq_ge(nxt.tcp.ack, (ht.seq + n) & MASK)  # type: ignore[union-attr]
                     if nfl & ACK
@@ -338,7 +346,7 @@ class _Inferrer:
             return
         if fl & SYN:
             s.iss = tcp.seq
-            s.syn_end = (tcp.seq + tcp.seg_len) & MASK  # past a Fast Open SYN's data
+            s.syn_end = (tcp.seq + 1 + _plen(v) + (fl & FIN and 1)) & MASK  # past its data
             if not fl & ACK:
                 if s.state in (None, CLOSED, LISTEN):
                     if s.state is None:
@@ -356,7 +364,7 @@ class _Inferrer:
             if r.rcv_nxt is None:
                 r.rcv_nxt = tcp.seq
         if fl & FIN:
-            s.fin_seq = (tcp.seq + (1 if fl & SYN else 0) + len(tcp.payload)) & MASK
+            s.fin_seq = (tcp.seq + (1 if fl & SYN else 0) + _plen(v)) & MASK
             if s.state in (ESTABLISHED, SYN_RECEIVED):
                 self._set(s, FIN_WAIT_1, f"send {name}", t)
             elif s.state == CLOSE_WAIT:
@@ -414,7 +422,7 @@ class _Inferrer:
                 return
         elif fl & ACK and (r.fin_seq is not None or r.state == SYN_RECEIVED):
             self._ack(r, tcp.ack, flag_names(fl), t)
-        if fl & (SYN | FIN) or tcp.payload or (r.peer_fin is not None and not r.fin_processed):
+        if fl & (SYN | FIN) or _plen(v) or (r.peer_fin is not None and not r.fin_processed):
             self._data(r, v, t)
         elif r.rcv_nxt is None:  # what _data does with an empty segment
             r.rcv_nxt = tcp.seq
@@ -447,7 +455,7 @@ class _Inferrer:
         tcp = v.tcp
         fl = tcp.flags
         start = (tcp.seq + (1 if fl & SYN else 0)) & MASK
-        end = (start + len(tcp.payload) + (1 if fl & FIN else 0)) & MASK
+        end = (start + _plen(v) + (1 if fl & FIN else 0)) & MASK
         if fl & FIN:
             r.peer_fin = (end - 1) & MASK
         if r.rcv_nxt is None:
