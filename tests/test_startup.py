@@ -109,12 +109,13 @@ def test_a_pkt_run_imports_no_yaml_format_rich_or_anyio(tmp_path: Path) -> None:
     """A trivial .pkt through `netemu run` (its fixed cost is bench run's pkt_run_ms):
     no pydantic, PyYAML or scenario format, no rich in a pipe, no anyio (no stream is
     opened), no impairment code. The same run as on a terminal (FORCE_COLOR, as rich
-    decides) imports rich: the check sees what a run imports."""
+    decides) imports rich: the check sees what a run imports. Nor platform (~1.5 ms: the
+    link's ring check reads os.uname())."""
     script = tmp_path / "trivial.pkt"
     script.write_text(PKT)
     mods = _cli_modules("run", "-q", str(script), "-o", str(tmp_path / "run"))
     assert json.loads((tmp_path / "run" / "report.json").read_text())["result"] == "pass"
-    leaked = _leaked(mods, _NEVER + _YAML + ("anyio", "netemu.impair"))
+    leaked = _leaked(mods, _NEVER + _YAML + ("anyio", "netemu.impair", "platform"))
     assert not leaked, f"netemu run FILE.pkt imported: {leaked}"
     assert {"asyncio", "netemu.pkt.session", "netemu.lab.core"} <= mods
     on_a_terminal = _cli_modules(
