@@ -109,13 +109,15 @@ def test_a_pkt_run_imports_no_yaml_format_rich_or_anyio(tmp_path: Path) -> None:
     """A trivial .pkt through `netemu run` (its fixed cost is bench run's pkt_run_ms):
     no pydantic, PyYAML or scenario format, no rich in a pipe, no anyio (no stream is
     opened), no impairment code. The same run as on a terminal (FORCE_COLOR, as rich
-    decides) imports rich: the check sees what a run imports. Nor platform (~1.5 ms: the
-    link's ring check reads os.uname())."""
+    decides) imports rich: the check sees what a run imports. Nor platform (the link's
+    ring check reads os.uname()), hashlib (ISNs, Go builds: on first use), html (the
+    ladder escapes its text itself) or the kernel trace reader: ~1 ms each."""
     script = tmp_path / "trivial.pkt"
     script.write_text(PKT)
     mods = _cli_modules("run", "-q", str(script), "-o", str(tmp_path / "run"))
     assert json.loads((tmp_path / "run" / "report.json").read_text())["result"] == "pass"
-    leaked = _leaked(mods, _NEVER + _YAML + ("anyio", "netemu.impair", "platform"))
+    unused = ("anyio", "netemu.impair", "platform", "hashlib", "html", "netemu.lab.ktrace")
+    leaked = _leaked(mods, _NEVER + _YAML + unused)
     assert not leaked, f"netemu run FILE.pkt imported: {leaked}"
     assert {"asyncio", "netemu.pkt.session", "netemu.lab.core"} <= mods
     on_a_terminal = _cli_modules(
