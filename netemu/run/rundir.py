@@ -112,13 +112,14 @@ def _trace_files(trace: Trace, run_dir: Path, name: str, roles: Roles | None) ->
 class TraceFiles(threading.Thread):
     """A finished trace's files (trace.pcap, ladder.txt, ladder.html) written on a thread
     of their own while the run's lab goes down, which is mostly waiting on the kernel
-    (closing the AF_PACKET socket waits out an RCU grace period; the peer's sockets are
-    destroyed through sock_diag): a .pkt run ends ~10 ms sooner. The trace must not
+    (closing the AF_PACKET socket waits out an RCU grace period): a trivial .pkt run ends
+    ~1-4 ms sooner, more when the disk is busy (each file is fsynced). The trace must not
     change once it started; ``write_run_dir(drawn=...)`` waits for it and writes
-    report.json."""
+    report.json. Not a daemon: the interpreter's exit waits for it too, so no file is
+    left half-written."""
 
     def __init__(self, trace: Trace, run_dir: Path, name: str) -> None:
-        super().__init__(name="netemu-run-dir", daemon=True)
+        super().__init__(name="netemu-run-dir")
         self.trace, self.run_dir, self.title = trace, run_dir, name
         self._ladder = ""
         self._error: BaseException | None = None
