@@ -109,15 +109,67 @@ def test_a_pkt_run_imports_no_yaml_format_rich_or_anyio(tmp_path: Path) -> None:
     """A trivial .pkt through `netemu run` (its fixed cost is bench run's pkt_run_ms):
     no pydantic, PyYAML or scenario format, no rich in a pipe, no anyio (no stream is
     opened), no impairment code. The same run as on a terminal (FORCE_COLOR, as rich
-    decides) imports rich: the check sees what a run imports."""
+    decides) imports rich: the check sees what a run imports. Nor platform (the link's
+    ring check reads os.uname()), hashlib (ISNs, Go builds: on first use), html (the
+    ladder escapes its text itself) or the kernel trace reader: ~1 ms each."""
     script = tmp_path / "trivial.pkt"
     script.write_text(PKT)
     mods = _cli_modules("run", "-q", str(script), "-o", str(tmp_path / "run"))
     assert json.loads((tmp_path / "run" / "report.json").read_text())["result"] == "pass"
-    leaked = _leaked(mods, _NEVER + _YAML + ("anyio", "netemu.impair"))
+    unused = ("anyio", "netemu.impair", "platform", "hashlib", "html", "netemu.lab.ktrace")
+    leaked = _leaked(mods, _NEVER + _YAML + unused)
     assert not leaked, f"netemu run FILE.pkt imported: {leaked}"
     assert {"asyncio", "netemu.pkt.session", "netemu.lab.core"} <= mods
     on_a_terminal = _cli_modules(
         "run", "-q", str(script), "-o", str(tmp_path / "run-tty"), env={"FORCE_COLOR": "1"}
     )
     assert "rich" in on_a_terminal
+
+
+# The command line as a program, ended by console_main: a late exit handler (registered
+# while main() runs) still runs, main()'s status is the process's, the output is whole,
+# and the interpreter's teardown is skipped (an object's __del__ at module teardown
+# says whether it ran).
+_PROGRAM = """
+import atexit, sys
+from netemu import cli
+class Teardown:
+    def __del__(self):
+        print("teardown ran", flush=True)
+cli._witness = Teardown()
+real = cli.main
+def main(argv=None):
+    atexit.register(lambda: print("late handler ran"))
+    return real(argv)
+cli.main = main
+sys.argv = ["netemu", "validate", *{files!r}]
+sys.exit(cli.console_main())
+"""
+
+
+def test_the_program_ends_without_the_interpreter_teardown(tmp_path: Path) -> None:
+    """console_main: ``os._exit`` with main()'s status once every other exit handler ran
+    (bench run's pkt_run_ms: ~6 ms of a trivial run), only when its own exit handler is
+    the first one registered: nothing netemu.cli imports may register one first."""
+    first = subprocess.run(
+        [sys.executable, "-c", "import atexit, netemu.cli; print(atexit._ncallbacks())"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert first.stdout.strip() == "0", first.stdout + first.stderr
+    good, bad = tmp_path / "good.pkt", tmp_path / "bad.pkt"
+    good.write_text(PKT)
+    bad.write_text("x\n")
+    for files, status in (([good], 0), ([good, bad], 2)):
+        out = subprocess.run(
+            [sys.executable, "-c", _PROGRAM.format(files=[str(f) for f in files])],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert out.returncode == status, out.stderr
+        assert out.stdout.splitlines() == [f"{good}: ok", "late handler ran"]
+        assert ("bad.pkt:1:1:" in out.stderr) == (status == 2)

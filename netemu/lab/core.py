@@ -51,12 +51,13 @@ from .netns import (
     NsThread,
     bind_name,
     disable_ipv6,
+    in_background,
     lab_ip6,
     quiet_ipv6,
     read_sysctl,
     write_sysctl,
 )
-from .process import LabProcess, spawn
+from .process import LabProcess, spawn, stop_all
 
 if TYPE_CHECKING:
     from ..link import RawLink
@@ -376,8 +377,9 @@ class Lab:
             except Exception as e:
                 errors.append(e)
 
-        for link in self._links:
-            attempt(link.close)
+        # The links on a thread: closing an AF_PACKET socket waits out an RCU grace period
+        # (synchronize_net, ~10 ms here), which the rest of the teardown need not wait for.
+        closer = in_background(attempt, [link.close for link in self._links])
         self._links.clear()
         attempt(self._stop_processes)
         if self.peer_ns is not None and not self.keep:
@@ -392,23 +394,14 @@ class Lab:
         for ns in (self.peer_ns, self.emu_ns):
             if ns is not None:
                 attempt(ns.stop)
+        closer()
         # With ``keep`` the names (and an unheld lock file for ``lab clean``) stay.
         attempt(lambda: self._lock.release(remove=not self.keep))
         if errors:
             raise errors[0]
 
     def _stop_processes(self) -> None:
-        procs = [p for p in self._procs if p.popen.returncode is None]
-        if procs:
-            for p in procs:
-                if p.stop_signal != signal.SIGKILL and p.stop_timeout > 0:
-                    p.signal_group(p.stop_signal)
-            deadline = time.monotonic() + max(p.stop_timeout for p in procs)
-            for p in procs:
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    p.popen.wait(max(0.0, deadline - time.monotonic()))
-            for p in procs:
-                p.stop(timeout=0)
+        stop_all(self._procs)
         if self._procs:
             # Anything that escaped its process group but carries our tag.
             registry.kill_processes(registry.tagged_processes([self.runid]))

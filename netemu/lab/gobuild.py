@@ -11,7 +11,6 @@ of its source and toolchain, so editing ``main.go`` rebuilds it; concurrent buil
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import os
 import shutil
 import subprocess
@@ -77,6 +76,8 @@ def binary(name: str) -> Path:
     src = GO_SOURCES / name / "main.go"
     if not src.is_file():
         raise GoBuildError(f"no Go program {name!r} (have: {', '.join(programs())})")
+    import hashlib  # (here: a .pkt run imports this module for cache_dir() only)
+
     go = go_tool()
     st = os.stat(os.path.realpath(go))
     digest = hashlib.sha256(

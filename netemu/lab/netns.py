@@ -211,3 +211,24 @@ class NsThread:
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1
+
+
+def in_background(
+    run: Callable[[Callable[[], object]], None], fns: list[Callable[[], object]]
+) -> Callable[[], None]:
+    """``run(fn)`` for each of ``fns``, in order, on a thread of its own (what can go on
+    while the caller does something else: Lab's teardown closes its links so); returns
+    what waits for it. All run here, at once, when no thread can be started
+    (interpreter shutdown, Python 3.12 and later)."""
+
+    def each() -> None:
+        for fn in fns:
+            run(fn)
+
+    thread = threading.Thread(target=each, name="netemu-lab-down", daemon=True)
+    try:
+        thread.start()
+    except RuntimeError:
+        each()
+        return lambda: None
+    return thread.join

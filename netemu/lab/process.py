@@ -133,3 +133,20 @@ def spawn(
     return LabProcess(
         popen, name or os.path.basename(argv[0]), stop_signal=stop_signal, stop_timeout=stop_timeout
     )
+
+
+def stop_all(procs: Sequence[LabProcess]) -> None:
+    """Stop the processes still running, at once: each gets its ``stop_signal``, then
+    up to the longest ``stop_timeout`` to exit, then SIGKILL."""
+    procs = [p for p in procs if p.popen.returncode is None]
+    if not procs:
+        return
+    for p in procs:
+        if p.stop_signal != signal.SIGKILL and p.stop_timeout > 0:
+            p.signal_group(p.stop_signal)
+    deadline = time.monotonic() + max(p.stop_timeout for p in procs)
+    for p in procs:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            p.popen.wait(max(0.0, deadline - time.monotonic()))
+    for p in procs:
+        p.stop(timeout=0)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import mmap
-import platform
+import os
 import socket
 import struct
 from collections.abc import Callable, Sequence
@@ -35,7 +35,9 @@ _RX_PKTTYPE = 42  # TPACKET_ALIGN(sizeof(tpacket2_hdr)) + offsetof(sockaddr_ll, 
 _ZERO4 = bytes(4)
 # The kernel fills a slot, then sets its status: reading the status and then the frame
 # needs loads kept in order, which x86 guarantees (Python has no barrier to offer).
-RX_RING_OK = platform.machine() in ("x86_64", "AMD64") and struct.calcsize("P") == 8
+# (os.uname: what platform.machine() reads on Linux, without importing platform, ~1.5 ms
+# of every run's start.)
+RX_RING_OK = os.uname().machine == "x86_64" and struct.calcsize("P") == 8
 
 
 def _ring_req(slot: int, frames: int) -> tuple[int, bytes]:

@@ -17,7 +17,7 @@ from ..lab.core import Lab
 from ..run.codecache import decoder_code
 from ..run.peerview import infer_peer_states
 from ..run.result import OnStep, Outcome, StepResult
-from ..run.rundir import Progress, write_run_dir
+from ..run.rundir import Progress, TraceFiles, write_run_dir
 from ..trace.record import Trace
 from ..wire.frame import warm_decoders
 from .addrs import RunAddresses
@@ -98,18 +98,27 @@ class PktRun:
     async def run(self, progress: Progress, write: bool) -> Outcome:
         sc = self.sc
         passed = False
-        with Lab(
-            congestion=sc.congestion,
-            peer_ifname="tun0",
-            peer_tx_offload=True,
-            mtu=sc.mtu,
-            ipv6=sc.six,
-        ) as lab:
-            self._addrs = addrs = RunAddresses.for_lab(lab, sc.ip_version)
-            trace = Trace(emulator_ip=addrs.emu, peer_ip=addrs.peer)
-            progress.trace = trace
-            passed = await self._in_lab(lab, trace)
-            self.notes = [*lab.notes, *self.notes]
+        drawn: TraceFiles | None = None
+        try:
+            with Lab(
+                congestion=sc.congestion,
+                peer_ifname="tun0",
+                peer_tx_offload=True,
+                mtu=sc.mtu,
+                ipv6=sc.six,
+            ) as lab:
+                self._addrs = addrs = RunAddresses.for_lab(lab, sc.ip_version)
+                trace = Trace(emulator_ip=addrs.emu, peer_ip=addrs.peer)
+                progress.trace = trace
+                passed = await self._in_lab(lab, trace)
+                self.notes = [*lab.notes, *self.notes]
+                if write:  # the trace is whole (the host is closed): its files, meanwhile
+                    drawn = TraceFiles(trace, self.run_dir, sc.name)
+                    drawn.start()
+        except BaseException:
+            if drawn is not None:
+                drawn.join()  # (before an interrupted run's outputs are written)
+            raise
         duration = time.monotonic() - self.t0
         if "script" in self.phases:
             self.phases["teardown"] = duration - self.phases["setup"] - self.phases["script"]
@@ -142,6 +151,7 @@ class PktRun:
             duration=duration,
             error=error,
             extra=self._extra(self.notes, self.timing, self.phases, more),
+            drawn=drawn,
         )
         return Outcome(sc, passed, self.run_dir, report, ladder)
 

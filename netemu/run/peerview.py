@@ -32,8 +32,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..lab.ktrace import STATES
-
 if TYPE_CHECKING:
     from ..lab.core import Lab
 from ..trace.record import (
@@ -340,6 +338,8 @@ class PeerView:
             elif kind == "send_reset":
                 detail = ev.fields.get("reason", "")
             else:  # the socket's state, as the kernel names it (retransmit)
+                from ..lab.ktrace import STATES  # (not at import: a .pkt run reads no trace)
+
                 st = ev.fields.get("state", "")
                 detail = STATES.get(st, st)
             self.trace.peer_events.append(

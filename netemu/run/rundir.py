@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import re
 import sys
+import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -70,23 +71,14 @@ def write_run_dir(
     error: str | None,
     extra: dict[str, Any],
     roles: Roles | None = None,
+    drawn: TraceFiles | None = None,
 ) -> tuple[dict[str, Any], str]:
     """trace.pcap, ladder.txt, ladder.html (``roles``: its two columns, relay mode's
     client and server) and report.json; returns (the report, the ladder for this
-    terminal)."""
-    from ..trace.atomic import atomic_write_text
-    from ..trace.ladder import render_ladder_texts, write_ladder_html
-    from ..trace.pcap import write_pcap
+    terminal). ``drawn``: the first three, already being written (``TraceFiles``)."""
     from ..trace.report import write_report
 
-    kw: dict[str, Any] = {"title": name}
-    if roles is not None:
-        kw["roles"] = roles
-    run_dir.mkdir(parents=True, exist_ok=True)
-    write_pcap(trace, run_dir / "trace.pcap")
-    whole, ladder = render_ladder_texts(trace, **kw)
-    atomic_write_text(run_dir / "ladder.txt", whole)
-    write_ladder_html(trace, run_dir / "ladder.html", **kw)
+    ladder = drawn.result() if drawn is not None else _trace_files(trace, run_dir, name, roles)
     report = write_report(
         run_dir / "report.json",
         scenario=name,
@@ -98,6 +90,52 @@ def write_run_dir(
         extra=extra,
     )
     return report, ladder
+
+
+def _trace_files(trace: Trace, run_dir: Path, name: str, roles: Roles | None) -> str:
+    """trace.pcap, ladder.txt and ladder.html; the ladder for this terminal."""
+    from ..trace.atomic import atomic_write_text
+    from ..trace.ladder import render_ladder_texts, write_ladder_html
+    from ..trace.pcap import write_pcap
+
+    kw: dict[str, Any] = {"title": name}
+    if roles is not None:
+        kw["roles"] = roles
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_pcap(trace, run_dir / "trace.pcap")
+    whole, ladder = render_ladder_texts(trace, **kw)
+    atomic_write_text(run_dir / "ladder.txt", whole)
+    write_ladder_html(trace, run_dir / "ladder.html", **kw)
+    return ladder
+
+
+class TraceFiles(threading.Thread):
+    """A finished trace's files (trace.pcap, ladder.txt, ladder.html) written on a thread
+    of their own while the run's lab goes down, which is mostly waiting on the kernel
+    (closing the AF_PACKET socket waits out an RCU grace period): a trivial .pkt run ends
+    ~1-4 ms sooner, more when the disk is busy (each file is fsynced). The trace must not
+    change once it started; ``write_run_dir(drawn=...)`` waits for it and writes
+    report.json. Not a daemon: the interpreter's exit waits for it too, so no file is
+    left half-written."""
+
+    def __init__(self, trace: Trace, run_dir: Path, name: str) -> None:
+        super().__init__(name="netemu-run-dir")
+        self.trace, self.run_dir, self.title = trace, run_dir, name
+        self._ladder = ""
+        self._error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            self._ladder = _trace_files(self.trace, self.run_dir, self.title, None)
+        except BaseException as e:  # handed to the caller by result()
+            self._error = e
+
+    def result(self) -> str:
+        """The ladder for this terminal, once the files are written (their error, raised)."""
+        self.join()
+        if self._error is not None:
+            raise self._error
+        return self._ladder
 
 
 @contextlib.asynccontextmanager

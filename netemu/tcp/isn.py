@@ -9,7 +9,6 @@ reproduces its ISNs.
 
 from __future__ import annotations
 
-import hashlib
 import os
 
 
@@ -20,6 +19,8 @@ class IsnGenerator:
     def isn(
         self, local_ip: str, local_port: int, remote_ip: str, remote_port: int, now: float
     ) -> int:
+        import hashlib  # (on first use: ~1 ms of a start that makes no connection)
+
         conn_id = f"{local_ip}:{local_port}>{remote_ip}:{remote_port}".encode()
         f = hashlib.blake2s(conn_id, key=self.secret[:32], digest_size=4).digest()
         m = int(now * 250_000)  # the 4 µs timer
@@ -33,5 +34,7 @@ def ts_offset(
     random offset ... for each connection"; Linux: a keyed hash of the
     addresses, secure_tcp_ts_off). Keyed by the ISN secret, so a seeded run
     reproduces its timestamps."""
+    import hashlib
+
     conn_id = f"ts {local_ip}:{local_port}>{remote_ip}:{remote_port}".encode()
     return int.from_bytes(hashlib.blake2s(conn_id, key=secret[:32], digest_size=4).digest(), "big")

@@ -200,3 +200,13 @@ def test_dual_stack_peer_states_find_their_conversation(builder) -> None:
     text = render_ladder_text(t)
     assert re.search(r"│ listener :8080 LISTEN \(polled\)$", text, re.M)
     assert re.search(r"│ SYN-RECEIVED \(polled\)$", text, re.M)
+
+
+def test_the_html_ladder_escapes_as_html_escape_does() -> None:
+    """ladder_html._e is html.escape(str(s), quote=True) without importing html."""
+    import html
+
+    from netemu.trace.ladder_html import _e
+
+    for s in ("", "a<b>&c", "\"quoted\" & 'single'", "&amp; <!-- -->", "ü → ✓", 42, None):
+        assert _e(s) == html.escape(str(s), quote=True)
