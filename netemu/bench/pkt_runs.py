@@ -8,6 +8,7 @@ pkt_suite.py.
 from __future__ import annotations
 
 import contextlib
+import gc
 import hashlib
 import os
 import re
@@ -184,6 +185,11 @@ def run_netemu(path: Path, argv: list[str], timeout: float, keep: Path | None = 
                 run_dir = keep if keep is not None else Path(tmp) / "run"
                 return await asyncio.wait_for(run_pkt(sc, run_dir, write=keep is not None), timeout)
 
+        # As `netemu run` before its first script (cli.resume_gc): what this process
+        # holds (earlier scripts' traces, the loader's objects) moves out of the
+        # collector's sight, so no collection walks it in the middle of the script.
+        gc.collect()
+        gc.freeze()
         late: list[str] = []
         for _ in range(1 + LATE_RETRIES):
             try:
