@@ -494,11 +494,10 @@ def _show(args: argparse.Namespace) -> int:
         shown = show_capture(
             args.pcap, args.html, text_out=args.text, as_json=args.json, out=sys.stdout
         )
-    except BrokenPipeError:  # `netemu show F | head`: the reader has what it wanted
-        import os
+    except BrokenPipeError as e:  # `netemu show F | head`: the reader has what it wanted
+        from .console import stdout_gone
 
-        # (stdout pointed at nothing, so the interpreter's own flush at exit is quiet)
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        stdout_gone(e)  # (stdout pointed at nothing: the flush at exit is quiet)
         return 0
     except (CaptureError, OSError) as e:
         print(f"netemu show: {e}", file=sys.stderr)
@@ -535,6 +534,7 @@ def main(argv: list[str] | None = None) -> int:
             gc.enable()
         return args.func(args)
     except KeyboardInterrupt:
+        print("netemu: interrupted (Ctrl-C)", file=sys.stderr)
         return 130
     finally:
         if enabled:

@@ -44,15 +44,18 @@ class PlainConsole:
             return
         try:
             self._print(objects, markup)
-        except BrokenPipeError:
-            # The run goes on to its verdict (and exit status) quietly: nothing more to
-            # write, and no traceback at interpreter exit either.
-            import os
-
+        except OSError as e:
+            # The run goes on to its verdict (and exit status): nothing more to write,
+            # and no traceback at interpreter exit either.
             self.closed = True
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            stdout_gone(e)
 
     def _print(self, objects: tuple[Any, ...], markup: bool | None) -> None:
+        if sys.stdout is None:  # (started with stdout closed: `>&-`)
+            raise OSError(9, "standard output is closed")
+        self._write(objects, markup)
+
+    def _write(self, objects: tuple[Any, ...], markup: bool | None) -> None:
         if not all(isinstance(o, str) for o in objects):  # a table: rich draws it
             from rich.console import Console
 
@@ -63,6 +66,31 @@ class PlainConsole:
             text = _TAGS.sub("", text)
         sys.stdout.write(text.translate(_CONTROL).expandtabs(8) + "\n")
         sys.stdout.flush()  # as rich does: progress shows step by step in a pipe too
+
+
+def stdout_gone(e: OSError) -> None:
+    """Standard output cannot take more (its reader is gone, `| head`; a full disk;
+    closed): later writes go nowhere, quietly, and the command goes on to its exit
+    status. A reader gone is normal; any other failure is said once on stderr."""
+    if not isinstance(e, BrokenPipeError):
+        print(f"netemu: cannot write to standard output: {e.strerror or e}", file=sys.stderr)
+    try:
+        if sys.stdout is None:
+            raise ValueError("closed")
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError):
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (for the rest of the process)
+
+
+def say(line: str) -> None:
+    """``print(line)`` for a command whose reader may be gone (``netemu validate … |
+    head``): see ``stdout_gone``."""
+    try:
+        if sys.stdout is None:
+            raise OSError(9, "standard output is closed")
+        print(line, flush=True)
+    except OSError as e:
+        stdout_gone(e)
 
 
 def make_console() -> Any:

@@ -14,6 +14,8 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from .console import say
+
 SUFFIXES = (".yaml", ".yml", ".pkt")
 _PEER_NS = "as root in the lab's peer namespace"
 _OWN = "as root in netemu's own process"
@@ -190,9 +192,8 @@ def validate_main(
             for e in errors:
                 print(e, file=sys.stderr)
         else:
-            print(f"{path}: ok")
+            say(f"{path}: ok")  # (flushed: after it, its notice on a shared terminal)
             notice = code_notice(path, code) if notices else None
             if notice:
-                sys.stdout.flush()  # after its file's "ok" on a shared terminal or pipe
                 print(notice, file=sys.stderr)
     return status

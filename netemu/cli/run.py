@@ -324,7 +324,10 @@ def _write_reports(args: argparse.Namespace, reports: list[dict[str, Any]]) -> N
     if args.json:
         import json
 
-        Path(args.json).write_text(json.dumps(reports, indent=2))
+        from ..trace.atomic import atomic_write_text
+
+        # (whole or not at all: a Ctrl-C while it is written leaves no empty file)
+        atomic_write_text(args.json, json.dumps(reports, indent=2))
 
 
 def _run_all(args: argparse.Namespace) -> int:
@@ -379,8 +382,25 @@ def _run_all(args: argparse.Namespace) -> int:
         if outcome.report.get("netemu_late"):
             netemu_late.append(f"{sc.name}: {outcome.report['netemu_late']}")
         outcomes.append(outcome)
-        _verdict(console, sc, outcome, args.quiet)
-    return finish(console, args, outcomes, loaded, netemu_late)
+        try:
+            _verdict(console, sc, outcome, args.quiet)
+        except KeyboardInterrupt:  # the run had ended: its directory holds its verdict
+            verdict = "passed" if outcome.passed else "failed"
+            print(
+                f"netemu run: {sc.name}: interrupted (Ctrl-C) after the run ended ({verdict}); "
+                f"its run directory is whole: {outcome.run_dir}",
+                file=sys.stderr,
+            )
+            raise
+    try:
+        return finish(console, args, outcomes, loaded, netemu_late)
+    except KeyboardInterrupt:
+        print(
+            "netemu run: interrupted (Ctrl-C) after the last run ended, before the summary "
+            "and the --json/--junit reports",
+            file=sys.stderr,
+        )
+        raise
 
 
 def finish(
