@@ -346,6 +346,13 @@ class _Parser(PacketParser):
         ret = self.expr()
         call = Syscall(name_tok.text, args, ret, line=name_tok.line, col=name_tok.col)
         t = self.tok
+        after_result = self.toks[self.i - 1].line  # (the result's last token)
+        if t.kind == "word" and t.line > after_result and self.is_punct("(", self.peek(1)):
+            # (packetdrill: "parse error: syntax error")
+            raise self.error(
+                f"expected a time ('0', '+.1', '0.1~0.2' or '*') at the start of an event, "
+                f"found {t.text}(...): a system call needs its time ('+0 {t.text}(...)')"
+            )
         if t.kind == "word":  # no event starts with a word: this is the errno
             self.next()
             call.errno = t.text

@@ -493,3 +493,15 @@ def test_option_values_the_lab_cannot_carry_out_are_refused(arg: str, message: s
 
     with pytest.raises(PktError, match=message.replace("(", r"\(").replace(")", r"\)")):
         load_pkt_text("0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n", "x.pkt", [arg])
+
+
+def test_a_call_without_its_time_says_so():
+    """A trial's script: a line without a time read as the previous call's errno ("an
+    errno (bind) goes with a result of -1"). packetdrill: a syntax error there."""
+    text = "0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\nbind(3, ..., ...) = 0\n"
+    with pytest.raises(PktError) as e:
+        load_pkt_text(text, "t.pkt")
+    assert str(e.value).startswith("t.pkt:2:1: expected a time ('0', '+.1'")
+    assert "a system call needs its time ('+0 bind(...)')" in str(e.value)
+    # an errno on the call's own line is still an errno
+    load_pkt_text("0 socket(..., SOCK_STREAM, IPPROTO_TCP) = -1 EAGAIN (x)\n", "t.pkt")
