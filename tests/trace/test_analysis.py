@@ -14,53 +14,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from scapy.all import IP, TCP, Ether, Packet, Raw, wrpcap
 
 from netemu.cli import main
 from netemu.trace.analysis import Analysis
 
-C, S = ("10.0.0.1", 40000), ("10.0.0.2", 80)
-ISN_C, ISN_S = 1000, 5000
+from . import scapy_caps
+from .scapy_caps import C, S
+
 SYN_WS = [("MSS", 1460), ("NOP", None), ("WScale", 7), ("SAckOK", b"")]
 SYN_NO_WS = [("MSS", 1460), ("SAckOK", b"")]
 
 
-class Cap:
-    """Packets with times: ``c.at(dt, C, "PA", seq, ack, n=100)`` sends n bytes from C,
-    ``dt`` seconds after the previous packet; seq and ack are relative (the ISN is 0)."""
-
-    def __init__(self) -> None:
-        self.t = 1_700_000_000.0
-        self.pkts: list[Packet] = []
-
-    def at(
-        self,
-        dt: float,
-        src: tuple[str, int],
-        flags: str,
-        seq: int,
-        ack: int = 0,
-        n: int = 0,
-        win: int = 502,
-        opts: list[Any] | None = None,
-    ) -> None:
-        dst = S if src == C else C
-        base_s, base_d = (ISN_C, ISN_S) if src == C else (ISN_S, ISN_C)
-        p = Ether() / IP(src=src[0], dst=dst[0])
-        p = p / TCP(
-            sport=src[1],
-            dport=dst[1],
-            flags=flags,
-            seq=base_s + seq,
-            ack=base_d + ack if "A" in flags else 0,
-            window=win,
-            options=opts or [],
-        )
-        if n:
-            p = p / Raw(b"x" * n)
-        self.t += dt
-        p.time = self.t
-        self.pkts.append(p)
+class Cap(scapy_caps.Cap):
+    """scapy_caps.Cap, with this file's handshake (window scaling, or not) and SACK
+    blocks."""
 
     def handshake(self, rtt: float = 0.02, opts: list[Any] | None = None) -> None:
         opts = SYN_WS if opts is None else opts
@@ -69,7 +36,8 @@ class Cap:
         self.at(rtt / 2, C, "A", 1, 1)
 
     def sack(self, *blocks: tuple[int, int]) -> list[Any]:
-        return [("NOP", None), ("NOP", None), ("SAck", tuple(ISN_C + x for b in blocks for x in b))]
+        isn = self.isn[C]
+        return [("NOP", None), ("NOP", None), ("SAck", tuple(isn + x for b in blocks for x in b))]
 
 
 def _rto(c: Cap) -> None:
@@ -300,9 +268,7 @@ def show_json(path: Path, capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
 def build(name: str, tmp: Path) -> Path:
     c = Cap()
     CASES[name](c)
-    path = tmp / f"{name}.pcap"
-    wrpcap(str(path), c.pkts)
-    return path
+    return c.write(tmp, f"{name}.pcap")
 
 
 EXPECTED = {  # what each capture is built to show (and tshark agrees it does)
@@ -371,9 +337,7 @@ def test_rst_after_close(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     c.at(0.01, S, "PA", 2, 2, n=10)  # data after its FIN: the other side resets
     c.at(0.01, C, "R", 2)
     c.at(0.01, S, "R", 12)  # its FIN was acked too
-    path = tmp_path / "rst.pcap"
-    wrpcap(str(path), c.pkts)
-    rep = show_json(path, capsys)
+    rep = show_json(c.write(tmp_path, "rst.pcap"), capsys)
     assert [s["frame"] for s in rep["segments"] if "rst_after_close" in s["analysis"]] == [8, 9]
 
 

@@ -9,58 +9,22 @@ import json
 from pathlib import Path
 
 import pytest
-from scapy.all import IP, TCP, Ether, Packet, Raw, wrpcap
 
 from netemu.cli import main
 from netemu.trace.infer import trace_from_pcap
 from netemu.trace.ladder import render_ladder_text
 
-C, S = ("10.0.0.1", 40000), ("10.0.0.2", 80)
-ISN = {C: 1000, S: 5000}
+from . import scapy_caps
+from .scapy_caps import C, S
 
 
-class Cap:
-    """``c.at(dt, C, "PA", seq, ack, n=10)``: seq and ack relative to each side's ISN."""
-
-    def __init__(self) -> None:
-        self.t = 1_700_000_000.0
-        self.pkts: list[Packet] = []
-
-    def at(
-        self,
-        dt: float,
-        src: tuple[str, int],
-        flags: str,
-        seq: int,
-        ack: int = 0,
-        n: int = 0,
-        dst: tuple[str, int] | None = None,
-    ) -> None:
-        dst = dst or (S if src == C else C)
-        tcp = TCP(
-            sport=src[1],
-            dport=dst[1],
-            flags=flags,
-            seq=ISN[src] + seq,
-            ack=ISN[dst] + ack if "A" in flags else 0,
-            window=502,
-        )
-        p = Ether() / IP(src=src[0], dst=dst[0]) / tcp
-        if n:
-            p = p / Raw(b"x" * n)
-        self.t += dt
-        p.time = self.t
-        self.pkts.append(p)
+class Cap(scapy_caps.Cap):
+    """scapy_caps.Cap with a plain handshake (no options)."""
 
     def handshake(self) -> None:
         self.at(0, C, "S", 0)
         self.at(0.01, S, "SA", 0, 1)
         self.at(0.01, C, "A", 1, 1)
-
-    def write(self, tmp: Path) -> Path:
-        path = tmp / "cap.pcap"
-        wrpcap(str(path), self.pkts)
-        return path
 
 
 def states(path: Path, side: tuple[str, int]) -> list[tuple[str, bool]]:
@@ -184,17 +148,14 @@ def test_notes_go_under_their_own_connection(tmp_path: Path) -> None:
     c = Cap()
     c.handshake()
     c2 = ("10.0.0.1", 40001)
-    ISN[c2] = 7000
-    try:
-        c.at(0.001, c2, "S", 0, dst=S)
-        c.at(0.001, S, "SA", 0, 1, dst=c2)
-        c.at(0.001, c2, "A", 1, 1, dst=S)
-        c.at(0.001, C, "PA", 1, 1, n=10)
-        c.at(0.001, S, "R", 500, dst=c2)  # not at RCV.NXT: ignored, with a note
-        c.at(0.001, S, "A", 1, 11)
-        path = c.write(tmp_path)
-    finally:
-        del ISN[c2]
+    c.isn[c2] = 7000
+    c.at(0.001, c2, "S", 0, dst=S)
+    c.at(0.001, S, "SA", 0, 1, dst=c2)
+    c.at(0.001, c2, "A", 1, 1, dst=S)
+    c.at(0.001, C, "PA", 1, 1, n=10)
+    c.at(0.001, S, "R", 500, dst=c2)  # not at RCV.NXT: ignored, with a note
+    c.at(0.001, S, "A", 1, 11)
+    path = c.write(tmp_path)
     text = render_ladder_text(trace_from_pcap(path), roles=("client", "server"), width=200)
     second = text.index("⇄ 10.0.0.2:80", text.index("10.0.0.1:40001 ⇄"))
     note = text.index("RST seq is not RCV.NXT")
