@@ -37,6 +37,7 @@ class ScriptAddresses(Protocol):
 
     local_ip: str
     remote_ip: str
+    gateway_ip: str | None
 
     @property
     def local_net(self) -> ipaddress.IPv4Network | ipaddress.IPv6Network: ...
@@ -100,14 +101,16 @@ _ADDRESS = re.compile(
 
 def map_addresses(text: str, sc: ScriptAddresses, lab: LabAddresses) -> str:
     """packetdrill's addresses in a shell command, as the lab has them: the script's
-    local address is the peer's, its remote address and any other address of the
-    local subnet (a gateway: packetdrill routes the remote address through one) are
+    local address is the peer's, its remote address, its gateway (packetdrill routes
+    the remote address through it) and any other address of the local subnet are
     netemu's, the lab's only neighbour. ``ip route change 192.0.2.1 via 192.168.0.2 dev
     tun0 advmss 600`` thus changes the lab's route to netemu (a host route the lab adds
     for .pkt runs, as packetdrill adds one for its remote address); over IPv6 as well
     (``ip -6 route change 2001:db8::1 via fd3d:fa7b:d17d:8888:: dev tun0``), the
     addresses compared as addresses, not as text."""
-    local, remote = ipaddress.ip_address(sc.local_ip), ipaddress.ip_address(sc.remote_ip)
+    local = ipaddress.ip_address(sc.local_ip)
+    # netemu's: the remote address and the gateway, however the command spells them
+    neighbour = {ipaddress.ip_address(a) for a in (sc.remote_ip, sc.gateway_ip) if a}
     net = sc.local_net
 
     def one(m: re.Match[str]) -> str:
@@ -118,7 +121,7 @@ def map_addresses(text: str, sc: ScriptAddresses, lab: LabAddresses) -> str:
             return a
         if ip == local:
             return str(lab.peer)
-        if ip == remote or (ip.version == net.version and ip in net):
+        if ip in neighbour or (ip.version == net.version and ip in net):
             return str(lab.emu)
         return a
 

@@ -57,6 +57,7 @@ class Outbound:
     ) -> None:
         self.trace = trace
         self.peer_ip = peer_ip
+        self.six = ":" in peer_ip  # IPv6 on the wire: ICMPv6, flow labels
         self.conns = conns
         self.clock = clock
         self.matcher = matcher
@@ -205,7 +206,7 @@ class Outbound:
         if why is None and pkt.ip is not None:
             got_ip = self._ip_of.get(id(seg))
             why = ip_mismatch(pkt, got_ip)
-            if why is None and ":" in self.peer_ip:  # (an IPv4 header has no flow label)
+            if why is None and self.six:  # (an IPv4 header has no flow label)
                 why = flowlabel_mismatch(pkt, got_ip, conn)
         learn_ts(pkt, seg, conn)
         for s in segs:
@@ -267,7 +268,7 @@ class Outbound:
         """A ``> udp (N)`` or ``> icmp ...`` packet: the next such frame from the kernel
         (its payload length, its ICMP type and code), at its time."""
         deadline = self._deadline(end, tol, checked, 0.05 if self.clock.strict else self.grace)
-        six = ":" in self.peer_ip
+        six = self.six
         proto = 17 if pkt.proto == "udp" else 58 if six else 1
         got = await self._wait(lambda: self._take_other(proto), deadline)
         if got is None:

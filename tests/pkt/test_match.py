@@ -242,3 +242,14 @@ def test_shell_ipv6_addresses_become_the_labs():
         == "ip -6 route change 2001:2::1 via 2001:2::1 dev tun0 advmss 600;"
         " ping -c1 2001:2::2 2001:db9::1 192.0.2.1 a:b 12:30:00"
     )
+
+
+def test_a_gateway_outside_the_local_subnet_is_netemus_too():
+    """--gateway_ip (`netemu run --help`: "mapped onto netemu's") even where it is not
+    in the local subnet; before, only the subnet's addresses were mapped."""
+    argv = ["--ip_version=ipv6", "--local_ip=fd00::1", "--gateway_ip=fe80::99"]
+    sc = load_pkt_text(HANDSHAKE_PKT, "t.pkt", argv)
+    lab = SimpleNamespace(peer="2001:2::2", emu="2001:2::1")
+    assert map_addresses("ip -6 route add fe80::99 dev tun0 via FE80::99", sc, lab) == (
+        "ip -6 route add 2001:2::1 dev tun0 via 2001:2::1"
+    )
