@@ -533,8 +533,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.func not in (_run, _validate) and enabled:
             gc.enable()
         return args.func(args)
-    except KeyboardInterrupt:
-        print("netemu: interrupted (Ctrl-C)", file=sys.stderr)
+    except KeyboardInterrupt as e:
+        if not getattr(e, "said", False):  # (where a run was, netemu run has said)
+            print("netemu: interrupted (Ctrl-C)", file=sys.stderr)
         return 130
     finally:
         if enabled:

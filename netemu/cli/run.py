@@ -379,27 +379,32 @@ def _run_all(args: argparse.Namespace) -> int:
             print(f"netemu run: {sc.name}: {e}", file=sys.stderr)
             discard_run_dir(run_dir)  # nothing left behind
             return 3
+        except KeyboardInterrupt as e:  # the run layer said where it was interrupted
+            e.said = True  # type: ignore[attr-defined]
+            raise
         if outcome.report.get("netemu_late"):
             netemu_late.append(f"{sc.name}: {outcome.report['netemu_late']}")
         outcomes.append(outcome)
         try:
             _verdict(console, sc, outcome, args.quiet)
-        except KeyboardInterrupt:  # the run had ended: its directory holds its verdict
+        except KeyboardInterrupt as e:  # the run had ended: its directory holds its verdict
             verdict = "passed" if outcome.passed else "failed"
             print(
                 f"netemu run: {sc.name}: interrupted (Ctrl-C) after the run ended ({verdict}); "
                 f"its run directory is whole: {outcome.run_dir}",
                 file=sys.stderr,
             )
+            e.said = True  # type: ignore[attr-defined]
             raise
     try:
         return finish(console, args, outcomes, loaded, netemu_late)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
         print(
             "netemu run: interrupted (Ctrl-C) after the last run ended, before the summary "
             "and the --json/--junit reports",
             file=sys.stderr,
         )
+        e.said = True  # type: ignore[attr-defined]
         raise
 
 
