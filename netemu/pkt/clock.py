@@ -78,8 +78,11 @@ class ScriptClock:
     netemu_late: str | None = None  # netemu's own lateness failed the run
     last_sched: float | None = None  # the previous event's scheduled time
     last_event: Event | None = None
-    anchor: float | None = None  # when the last non-blocking system call returned
+    # When netemu's last own action took effect: a non-blocking system call returned,
+    # an inbound packet left. A packet the kernel sends in answer counts from it.
+    anchor: float | None = None
     call_end: float | None = None  # when this event's system call returned
+    sent_at: float | None = None  # when this event's inbound packet left
     packet_end: float | None = None  # the last matched packet's time
 
     def now(self) -> float:
@@ -104,8 +107,11 @@ class ScriptClock:
         ):
             base = self.last_sched
         elif self.anchor is not None and ev.kind == "expect":
-            # A packet the kernel sends because of a system call: from the moment the
-            # call returned, as packetdrill's clock reads right after it.
+            # A packet the kernel sends because of a system call or an inbound packet:
+            # from the moment the call returned or the packet left, as packetdrill's
+            # clock reads right after it (not later, when netemu got round to this
+            # event: a delay of netemu's own moved the window, and an answer on time
+            # failed as early).
             base = self.anchor
         elif last is not None and last.kind == "expect" and self.packet_end is not None:
             # After a sniffed packet packetdrill's clock reads microseconds after the
@@ -122,8 +128,11 @@ class ScriptClock:
         it."""
         self.last_event = ev
         self.last_sched = start if ev.time.kind != "any" else self.now()
-        self.anchor = self.call_end if ev.kind == "syscall" and not deferred else None
-        self.call_end = None
+        if ev.kind == "syscall":
+            self.anchor = None if deferred else self.call_end
+        else:
+            self.anchor = self.sent_at if ev.kind == "inject" else None
+        self.call_end = self.sent_at = None
 
     def tolerance(self, start: float) -> float:
         """The tolerance of an event due at ``start``: grows with the gap since the

@@ -315,6 +315,7 @@ class PktRunner(StepLoop[Event]):
             self._step_note(ev)
             if built is not None:
                 self.inbound.send(built)
+                clock.sent_at = res.t
             if timed:
                 self._left(ev, res.t, start, end, tol)
             if isinstance(a, Syscall):

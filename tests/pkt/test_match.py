@@ -201,6 +201,25 @@ def test_the_clock_anchors_relative_times_and_checks_them():
     assert [t.ok for t in clock.timing] == [True, False]
 
 
+def test_a_packet_answering_an_inbound_one_counts_from_when_it_left():
+    """`+0 < S …` then `+0 > S. …`: the kernel's answer is due when netemu's SYN left
+    (packetdrill's clock reads right after its write), not when netemu got round to the
+    next event: a make test run saw netemu held off 4 ms after its SYN, and the kernel's
+    SYN-ACK, on time, fail as 4 ms early."""
+    clock = ScriptClock(Trace(), 0.004, 12.5, True, [])
+    ev = parse_text(
+        "0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n+0 < S 0:0(0) win 1000\n"
+        "+0 > S. 0:0(0) ack 1\n+.1 `true`\n",
+        "c.pkt",
+    ).events
+    clock.t0 = time.monotonic() - 0.005  # script time now: 5 ms
+    clock.sent_at = 0.0008  # the SYN left at 0.8 ms
+    clock.done(ev[1], 0.0007, deferred=False)
+    assert clock.schedule(ev[2])[:2] == (0.0008, 0.0008)
+    clock.done(ev[2], 0.0008, deferred=False)  # (an expect leaves no anchor)
+    assert clock.schedule(ev[3])[0] == pytest.approx(0.105, abs=0.002)  # from now
+
+
 def test_no_connection_to_expect_on():
     host = SimpleNamespace(trace=Trace(), ephemeral_port=lambda ip, p: 40000)
     hooks = Hooks()
